@@ -1,0 +1,52 @@
+/*
+ * shoal/pipe.h — duplex 1:1 channels between two processes.
+ *
+ * A pipe has two ends, 0 and 1; what one end sends the other receives. The ends may
+ * be opened in one process (shoal_pipe_pair, then hand one to a child) or each by its
+ * own process by name. Messages are fixed-size of a type or variable-size bytes, as
+ * for queues. When the other end is closed or its process has died, the survivor
+ * first receives whatever was already sent, then SHOAL_EEOF (closed) or
+ * SHOAL_EPEERDEAD (died) — never a hang.
+ */
+#ifndef SHOAL_PIPE_H
+#define SHOAL_PIPE_H
+
+#include "common.h"
+#include "queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shoal_pipe shoal_pipe;
+
+/*
+ * Opens end `end` (0 or 1) of the pipe `name`, creating the pipe if `mode` allows;
+ * cfg as for queues (capacity per direction). Returns 0, SHOAL_EBUSY if that end is
+ * held by another live process, and the errors of shoal_queue_open.
+ */
+SHOAL_API int shoal_pipe_open(shoal_pipe **out, const char *name, int end, int mode,
+                              const shoal_queue_config *cfg, const shoal_attr *attr);
+/* Creates a pipe (name NULL: anonymous) and opens both ends in this process. */
+SHOAL_API int shoal_pipe_pair(shoal_pipe **end0, shoal_pipe **end1, const char *name,
+                              const shoal_queue_config *cfg, const shoal_attr *attr);
+/* Closes this end: the peer drains, then gets SHOAL_EEOF. */
+SHOAL_API int shoal_pipe_close(shoal_pipe *p);
+SHOAL_API const char *shoal_pipe_name(const shoal_pipe *p);
+
+/* Returns 0, SHOAL_ETIMEDOUT, SHOAL_EAGAIN, SHOAL_EMSGSIZE, SHOAL_EEOF (peer closed),
+ * SHOAL_EPEERDEAD (peer died). */
+SHOAL_API int shoal_pipe_send(shoal_pipe *p, const void *msg, size_t len,
+                              shoal_duration timeout);
+/* Returns 0, SHOAL_ETIMEDOUT, SHOAL_EAGAIN, SHOAL_EMSGSIZE (cap too small; the
+ * message stays), SHOAL_EEOF, SHOAL_EPEERDEAD. */
+SHOAL_API int shoal_pipe_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len,
+                              shoal_duration timeout);
+/* 1 if a message (or end-of-stream / peer death) is ready to receive, 0 if the
+ * timeout expired first, or a negative error. */
+SHOAL_API int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,168 @@
+/*
+ * shoal/sync.h — process-shared synchronisation primitives.
+ *
+ * Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event and Barrier, with the
+ * semantics of Python's multiprocessing/threading classes of the same names, usable
+ * between any processes. Each exists in two forms:
+ *
+ *  - embedded: a fixed-size struct placed anywhere in shared memory (inside a
+ *    SharedMemory block, a Value's struct, ...) and set up once with *_init();
+ *  - named: its own segment, opened by name with *_open() and released with
+ *    *_close(). The pointer *_open() returns is used with the same functions.
+ *
+ * All waits spin for the process's spin budget (shoal_set_spin_ns) and then sleep on
+ * a futex until woken or until the timeout expires (SHOAL_ETIMEDOUT). The try forms
+ * never sleep and return SHOAL_EAGAIN instead.
+ *
+ * Locks are robust: if a process dies holding one, the next acquirer gets it together
+ * with SHOAL_EOWNERDEAD — the lock is held and usable; the result only says that the
+ * data it protects may be half updated. A Semaphore, Condition, Event or Barrier with a
+ * dead participant never blocks the live ones beyond their timeouts.
+ *
+ * Structs are opaque byte blocks of fixed, documented sizes so that every language
+ * lays them out alike; they hold no pointers and work at any mapping address.
+ */
+#ifndef SHOAL_SYNC_H
+#define SHOAL_SYNC_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Lock and RLock: 64 bytes. An RLock is a Lock initialised as recursive. */
+typedef struct shoal_lock {
+    _Alignas(8) unsigned char opaque[64];
+} shoal_lock;
+
+/* Semaphore and BoundedSemaphore: 16 bytes. */
+typedef struct shoal_sem {
+    _Alignas(8) unsigned char opaque[16];
+} shoal_sem;
+
+/* Condition: 16 bytes; used with a shoal_lock. */
+typedef struct shoal_cond {
+    _Alignas(8) unsigned char opaque[16];
+} shoal_cond;
+
+/* Event: 8 bytes. */
+typedef struct shoal_event {
+    _Alignas(8) unsigned char opaque[8];
+} shoal_event;
+
+/* Barrier: 32 bytes. */
+typedef struct shoal_barrier {
+    _Alignas(8) unsigned char opaque[32];
+} shoal_barrier;
+
+/* ---- Lock / RLock ---------------------------------------------------------------- */
+
+/* Initialises an embedded lock (recursive != 0: an RLock). Returns 0 or SHOAL_ESYS. */
+SHOAL_API int shoal_lock_init(shoal_lock *lock, int recursive);
+
+/* Opens or creates a named Lock (shoal_lock_open) or RLock (shoal_rlock_open).
+ * Errors: as shoal_shm_open, and SHOAL_EKIND when the name holds something else. */
+SHOAL_API int shoal_lock_open(shoal_lock **out, const char *name, int mode,
+                              const shoal_attr *attr);
+SHOAL_API int shoal_rlock_open(shoal_lock **out, const char *name, int mode,
+                               const shoal_attr *attr);
+/* Releases a named lock's mapping (not the lock itself). Returns 0 or SHOAL_EINVAL. */
+SHOAL_API int shoal_lock_close(shoal_lock *lock);
+
+/*
+ * Acquires the lock, waiting at most `timeout`. An RLock already held by the calling
+ * thread is re-entered (its count goes up).
+ * Returns 0; SHOAL_EOWNERDEAD (acquired; the previous holder died holding it);
+ * SHOAL_ETIMEDOUT; SHOAL_EAGAIN (timeout SHOAL_NOWAIT and held elsewhere);
+ * SHOAL_EDEADLK (a plain Lock already held by the calling thread).
+ */
+SHOAL_API int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout);
+/* shoal_lock_acquire(lock, SHOAL_NOWAIT). */
+SHOAL_API int shoal_lock_try(shoal_lock *lock);
+/* Releases one level of ownership. Returns 0, or SHOAL_EPERM if the calling thread
+ * does not hold it. */
+SHOAL_API int shoal_lock_release(shoal_lock *lock);
+/* Whether the lock is held (by anyone) at this instant: 1 or 0. */
+SHOAL_API int shoal_lock_locked(shoal_lock *lock);
+/* Describes the lock: whether recursive, holder's thread id (0: free), depth. */
+SHOAL_API void shoal_lock_state(shoal_lock *lock, int *recursive, int32_t *owner_tid,
+                                uint32_t *depth);
+
+/* ---- Semaphore / BoundedSemaphore -------------------------------------------------- */
+
+/* Initialises an embedded semaphore with `value` (bounded != 0: releases may not
+ * raise it above that value). Returns 0 or SHOAL_EINVAL (value > INT32_MAX). */
+SHOAL_API int shoal_sem_init(shoal_sem *sem, uint32_t value, int bounded);
+/* Opens or creates a named (bounded) semaphore; value is used only when creating. */
+SHOAL_API int shoal_sem_open(shoal_sem **out, const char *name, int mode, uint32_t value,
+                             const shoal_attr *attr);
+SHOAL_API int shoal_bsem_open(shoal_sem **out, const char *name, int mode,
+                              uint32_t value, const shoal_attr *attr);
+SHOAL_API int shoal_sem_close(shoal_sem *sem);
+/* Decrements, waiting while the value is 0. Returns 0, SHOAL_ETIMEDOUT, SHOAL_EAGAIN. */
+SHOAL_API int shoal_sem_acquire(shoal_sem *sem, shoal_duration timeout);
+SHOAL_API int shoal_sem_try(shoal_sem *sem);
+/* Increments and wakes a waiter. Returns 0, or SHOAL_EOVERFLOW for a bounded
+ * semaphore already at its initial value. */
+SHOAL_API int shoal_sem_release(shoal_sem *sem);
+/* The current value. */
+SHOAL_API uint32_t shoal_sem_value(shoal_sem *sem);
+
+/* ---- Condition -------------------------------------------------------------------- */
+
+SHOAL_API int shoal_cond_init(shoal_cond *cond);
+SHOAL_API int shoal_cond_open(shoal_cond **out, const char *name, int mode,
+                              const shoal_attr *attr);
+SHOAL_API int shoal_cond_close(shoal_cond *cond);
+/*
+ * Releases `lock` (which the caller must hold, once), waits for a notify or the
+ * timeout, and re-acquires `lock` (always, even on timeout). Wake-ups may be spurious:
+ * re-check the predicate. Returns 0, SHOAL_ETIMEDOUT, SHOAL_EPERM (lock not held), or
+ * SHOAL_EOWNERDEAD (woken, and re-acquiring found the lock's holder dead).
+ */
+SHOAL_API int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout);
+/* Wakes up to n waiters (notify) or all of them (notify_all). Returns 0. */
+SHOAL_API int shoal_cond_notify(shoal_cond *cond, uint32_t n);
+SHOAL_API int shoal_cond_notify_all(shoal_cond *cond);
+
+/* ---- Event ------------------------------------------------------------------------ */
+
+SHOAL_API int shoal_event_init(shoal_event *ev);
+SHOAL_API int shoal_event_open(shoal_event **out, const char *name, int mode,
+                               const shoal_attr *attr);
+SHOAL_API int shoal_event_close(shoal_event *ev);
+SHOAL_API int shoal_event_set(shoal_event *ev);
+SHOAL_API int shoal_event_clear(shoal_event *ev);
+/* 1 if set, else 0. */
+SHOAL_API int shoal_event_is_set(shoal_event *ev);
+/* Waits until set. Returns 0, SHOAL_ETIMEDOUT or SHOAL_EAGAIN. */
+SHOAL_API int shoal_event_wait(shoal_event *ev, shoal_duration timeout);
+
+/* ---- Barrier ---------------------------------------------------------------------- */
+
+/* Initialises a barrier for `parties` (>= 1) processes or threads. */
+SHOAL_API int shoal_barrier_init(shoal_barrier *b, uint32_t parties);
+/* parties is used only when creating. */
+SHOAL_API int shoal_barrier_open(shoal_barrier **out, const char *name, int mode,
+                                 uint32_t parties, const shoal_attr *attr);
+SHOAL_API int shoal_barrier_close(shoal_barrier *b);
+/*
+ * Waits until `parties` callers have arrived. On success returns an arrival index
+ * in [0, parties) (>= 0). A timeout breaks the barrier: the caller gets
+ * SHOAL_ETIMEDOUT and every other waiter, and later caller, SHOAL_EBROKEN until
+ * shoal_barrier_reset().
+ */
+SHOAL_API int shoal_barrier_wait(shoal_barrier *b, shoal_duration timeout);
+/* Breaks the barrier: waiters get SHOAL_EBROKEN. */
+SHOAL_API int shoal_barrier_abort(shoal_barrier *b);
+/* Returns the barrier to its initial state (waiters in progress get SHOAL_EBROKEN). */
+SHOAL_API int shoal_barrier_reset(shoal_barrier *b);
+/* Number of parties, number currently waiting, and whether broken. */
+SHOAL_API void shoal_barrier_state(shoal_barrier *b, uint32_t *parties, uint32_t *waiting,
+                                   int *broken);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,194 @@
+/*
+ * internal.h — what the runtime's source files share and the public API does not
+ * show. Internal names use the shoal__ prefix.
+ */
+#ifndef SHOAL_INTERNAL_H
+#define SHOAL_INTERNAL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shoal.h"
+
+#define SHOAL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SHOAL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- errors (error.c) -------------------------------------------------------------- */
+
+/* Records a detail message for the calling thread and returns rc. */
+int shoal__err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Clears the calling thread's detail message. */
+void shoal__err_clear(void);
+/* Maps an errno value from a failed system call to a SHOAL_E* code. */
+int shoal__errno_to_rc(int err);
+
+/* ---- time, futexes and spinning (futex.c) ------------------------------------------ */
+
+/* CLOCK_MONOTONIC now, in nanoseconds. */
+int64_t shoal__now_ns(void);
+
+/* An absolute deadline made from a shoal_duration (negative: none). */
+typedef struct shoal__deadline {
+    int64_t at_ns; /* CLOCK_MONOTONIC; INT64_MAX: forever */
+} shoal__deadline;
+shoal__deadline shoal__deadline_from(shoal_duration timeout);
+bool shoal__deadline_passed(const shoal__deadline *d);
+
+/*
+ * Sleeps while *addr == expected, until woken or the deadline passes. The word must be
+ * in shared memory (shared futex). Returns 0 (woken, or the value already differed,
+ * or a signal: callers re-check) or SHOAL_ETIMEDOUT.
+ */
+int shoal__futex_wait(_Atomic uint32_t *addr, uint32_t expected, const shoal__deadline *d);
+/* Wakes up to n sleepers on addr (INT_MAX: all). Returns the number woken. */
+int shoal__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* The per-process spin budget in nanoseconds (see shoal_set_spin_ns). */
+int64_t shoal__spin_budget(void);
+
+static inline void shoal__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- processes (proc.c) ------------------------------------------------------------ */
+
+/* The calling thread's kernel thread id (cached per thread; right after fork too). */
+int32_t shoal__tid(void);
+/* A process's start time (clock ticks since boot, from /proc), 0 if it is gone. */
+uint64_t shoal__proc_start(int32_t pid);
+/* The calling process's start time (cached, refreshed after fork). */
+uint64_t shoal__self_start(void);
+/* Whether the process pid that started at `start` still runs (start 0: any start). */
+bool shoal__proc_alive(int32_t pid, uint64_t start);
+/* Whether the thread tid exists (in any process of this pid namespace). */
+bool shoal__tid_alive(int32_t tid);
+
+/*
+ * Test-only pause points: when $SHOAL_TEST_PAUSE names this point, the process stops
+ * itself with SIGSTOP there, so a test can SIGKILL it at an exact instant.
+ */
+extern int shoal__test_points_on;
+void shoal__test_point_slow(const char *point);
+static inline void shoal__test_point(const char *point)
+{
+    if (SHOAL_UNLIKELY(shoal__test_points_on))
+        shoal__test_point_slow(point);
+}
+
+/* ---- segments (segment.c) ---------------------------------------------------------- */
+
+#define SHOAL_MAGIC 0x47455324414f4853ULL /* "SHOA$SEG" little-endian */
+#define SHOAL_FORMAT_VERSION 1
+#define SHOAL_HEADER_SIZE 4096
+#define SHOAL_MAX_USERS 64
+#define SHOAL_STATE_READY 0x52454459u /* "READY" */
+#define SHOAL_SEG_ANON 1u             /* created without a name */
+
+struct shoal__user {
+    _Atomic int32_t pid;
+    uint32_t pad;
+    _Atomic uint64_t start;
+};
+
+/* The first page of every segment. Immutable after creation up to `checksum`. */
+struct shoal__header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t state;
+    uint32_t kind;
+    uint32_t flags;
+    uint64_t layout_hash;
+    char type_name[64];
+    uint64_t elem_size;
+    uint32_t elem_align;
+    uint32_t header_size;
+    uint64_t count;
+    uint64_t payload_size;
+    uint64_t file_size;
+    int32_t creator_pid;
+    uint32_t creator_uid;
+    uint64_t creator_start;
+    uint64_t created_ns; /* CLOCK_REALTIME */
+    uint64_t aux[4];     /* kind-specific parameters (see each kind's source) */
+    char aux_name[SHOAL_NAME_MAX + 1 + 3];
+    uint64_t checksum; /* FNV-1a-64 of the bytes before it */
+    /* mutable from here on */
+    _Atomic uint32_t owner_died; /* times a lock in it was found with a dead holder */
+    uint32_t pad;
+    struct shoal__user users[SHOAL_MAX_USERS];
+    uint32_t desc_size; /* bytes of layout descriptor in desc (0: none) */
+    uint32_t desc_pad;
+    unsigned char desc[]; /* to the end of the header page */
+};
+#define SHOAL_DESC_MAX (SHOAL_HEADER_SIZE - sizeof(struct shoal__header))
+
+/* An open segment in this process. */
+typedef struct shoal__seg {
+    struct shoal__header *hdr;
+    unsigned char *payload; /* hdr + header_size */
+    size_t map_size;
+    int fd;        /* kept open: holds a shared flock that marks us as a user */
+    int user_slot; /* index in hdr->users, or -1 */
+    char name[SHOAL_NAME_MAX + 1];
+    char path[PATH_MAX];
+} shoal__seg;
+
+/* What to create, or what to expect when opening. */
+typedef struct shoal__seg_spec {
+    uint32_t kind;
+    const char *what;        /* noun for messages: "value", "queue", ... */
+    const shoal_type *type;  /* element type (NULL: none / accept any on open) */
+    uint64_t count;          /* elements or capacity */
+    bool check_count;        /* open fails with SHOAL_ELAYOUT if count differs */
+    uint64_t payload_size;   /* bytes after the header */
+    uint64_t aux[4];
+    const char *aux_name;
+    /* Initialises the payload of a new segment (zero-filled before). May be NULL. */
+    int (*init)(struct shoal__seg *seg, void *arg);
+    void *arg;
+} shoal__seg_spec;
+
+/*
+ * Opens, creates or opens-or-creates the segment `name` (NULL: a new anonymous one)
+ * as `spec` describes, registering this process as a user. Returns 0 or SHOAL_E*.
+ */
+int shoal__seg_open(shoal__seg **out, const char *name, int mode,
+                    const shoal__seg_spec *spec, const shoal_attr *attr);
+/* Unregisters, unmaps and frees; removes an anonymous segment no one else uses. */
+void shoal__seg_close(shoal__seg *seg);
+/* Resolves root/domain for attr into buf. Returns 0 or SHOAL_ENAME. */
+int shoal__domain_dir(const shoal_attr *attr, char *buf, size_t cap);
+
+/* Records that a lock in seg was found with a dead holder (shown by inspect). */
+void shoal__seg_note_owner_died(shoal__seg *seg);
+
+/*
+ * Registry of named objects whose handle is a pointer into their mapping (locks,
+ * semaphores, ...): maps that pointer back to its segment for *_close().
+ */
+int shoal__registry_put(const void *obj, shoal__seg *seg);
+shoal__seg *shoal__registry_take(const void *obj);
+shoal__seg *shoal__registry_find(const void *obj);
+
+/* Opens a named primitive whose whole payload is one struct of `size` bytes. */
+int shoal__prim_open(void **out, uint32_t kind, const char *what, size_t size,
+                     const char *name, int mode, int (*init)(shoal__seg *, void *),
+                     void *arg, const shoal_attr *attr);
+/* Closes a primitive opened by shoal__prim_open. */
+int shoal__prim_close(const void *obj);
+
+/* ---- layout descriptors (layout.c) ------------------------------------------------- */
+
+/* Serialises type's field list into buf (at most cap bytes) for the segment header.
+ * Returns the bytes written, or 0 when the type has no fields or it does not fit. */
+size_t shoal__layout_encode(const shoal_type *type, unsigned char *buf, size_t cap);
+
+#endif

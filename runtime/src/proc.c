@@ -1,0 +1,108 @@
+/* proc.c — process and thread identity, liveness, and test pause points. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static _Thread_local int32_t cached_tid;
+static _Thread_local pid_t cached_tid_pid;
+
+int32_t shoal__tid(void)
+{
+    /* A forked child's thread has a new tid: re-read when the pid changed. */
+    pid_t pid = getpid();
+    if (SHOAL_UNLIKELY(cached_tid == 0 || cached_tid_pid != pid)) {
+        cached_tid = (int32_t)syscall(SYS_gettid);
+        cached_tid_pid = pid;
+    }
+    return cached_tid;
+}
+
+uint64_t shoal__proc_start(int32_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: fields start after the last
+     * ')'. starttime is field 22; after ')' come fields 3, 4, ... */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return 0;
+    /* A zombie has exited: treat it as dead. */
+    char *state = strrchr(buf, ')') + 2;
+    if (*state == 'Z' || *state == 'X')
+        return 0;
+    return strtoull(p + 1, NULL, 10);
+}
+
+static uint64_t self_start;
+static pid_t self_start_pid;
+
+uint64_t shoal__self_start(void)
+{
+    pid_t pid = getpid();
+    if (self_start_pid != pid) {
+        self_start = shoal__proc_start(pid);
+        self_start_pid = pid;
+    }
+    return self_start;
+}
+
+bool shoal__proc_alive(int32_t pid, uint64_t start)
+{
+    if (pid <= 0)
+        return false;
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return false;
+    uint64_t now = shoal__proc_start(pid);
+    if (now == 0)
+        return false;
+    return start == 0 || now == start;
+}
+
+bool shoal__tid_alive(int32_t tid)
+{
+    /* /proc/<tid> resolves for any thread id of the namespace, not only leaders. */
+    return tid > 0 && shoal__proc_start(tid) != 0;
+}
+
+int shoal__test_points_on;
+static const char *test_point_name;
+
+__attribute__((constructor)) static void test_points_init(void)
+{
+    test_point_name = getenv("SHOAL_TEST_PAUSE");
+    shoal__test_points_on = test_point_name && *test_point_name;
+}
+
+void shoal__test_point_slow(const char *point)
+{
+    const char *want = getenv("SHOAL_TEST_PAUSE");
+    if (want && strcmp(want, point) == 0)
+        raise(SIGSTOP);
+}
+
+/* For tests that fork: arm a pause point in the child without re-exec. */
+SHOAL_API void shoal__test_pause_at(const char *point)
+{
+    if (point)
+        setenv("SHOAL_TEST_PAUSE", point, 1);
+    else
+        unsetenv("SHOAL_TEST_PAUSE");
+    test_points_init();
+}

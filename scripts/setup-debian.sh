@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every Debian package shoal needs to build, test and benchmark.
+# Non-interactive and idempotent: when everything is present it only checks and exits.
+set -euo pipefail
+
+packages=(
+    build-essential cmake pkg-config clang-format
+    libcmocka-dev
+    protobuf-compiler libprotobuf-dev libprotoc-dev
+    libprotobuf-c-dev protobuf-c-compiler
+    libnng-dev liburing-dev
+    python3
+    # peers measured side by side in bench/
+    libzmq3-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+        missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

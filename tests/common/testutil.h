@@ -1,0 +1,155 @@
+/*
+ * testutil.h — helpers shared by the tests: a private root directory per test
+ * program, child processes (forked or exec'd), and pause points for crash tests.
+ */
+#ifndef SHOAL_TESTUTIL_H
+#define SHOAL_TESTUTIL_H
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shoal.h"
+
+/* From proc.c: arm a SIGSTOP pause point in this (forked) process. */
+void shoal__test_pause_at(const char *point);
+
+static char t_root[256];
+
+/* Removes a directory tree (the test root). */
+static inline void t_rmtree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+static inline void t_root_cleanup(void)
+{
+    if (t_root[0] && getenv("SHOAL_TEST_OWNER_PID") &&
+        atoi(getenv("SHOAL_TEST_OWNER_PID")) == (int)getpid())
+        t_rmtree(t_root);
+}
+
+/*
+ * Gives this test program its own root directory under /dev/shm (inherited by
+ * children through $SHOAL_ROOT) and removes it at exit. Call first in main().
+ */
+static inline const char *t_setup_root(void)
+{
+    const char *have = getenv("SHOAL_ROOT");
+    if (have && getenv("SHOAL_TEST_OWNER_PID")) { /* an exec'd child: reuse */
+        snprintf(t_root, sizeof(t_root), "%s", have);
+        return t_root;
+    }
+    snprintf(t_root, sizeof(t_root), "/dev/shm/shoal-test-%d-XXXXXX", (int)getpid());
+    if (!mkdtemp(t_root)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    setenv("SHOAL_ROOT", t_root, 1);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    setenv("SHOAL_TEST_OWNER_PID", pid, 1);
+    atexit(t_root_cleanup);
+    return t_root;
+}
+
+/* Forks a child that runs fn(arg) and exits with its return value. */
+static inline pid_t t_fork(int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+}
+
+/* Forks a child that stops itself with SIGSTOP at pause point `point` while running
+ * fn(arg); returns once it has stopped there (or exited: then returns -1). */
+static inline pid_t t_fork_paused(const char *point, int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        shoal__test_pause_at(point);
+        _exit(fn(arg));
+    }
+    int st;
+    if (waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st))
+        return -1;
+    return pid;
+}
+
+/* SIGKILLs and reaps a process. */
+static inline void t_kill(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Waits for a child and returns its exit code (or 128+signal). */
+static inline int t_wait(pid_t pid)
+{
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Starts this same program anew (fork + exec of /proc/self/exe) with argv[1..] =
+ * the given arguments (NULL-terminated): a process that shares nothing with the
+ * parent but what it opens by name. */
+static inline pid_t t_spawn_self(const char *arg0, ...)
+{
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = "self";
+    va_list ap;
+    va_start(ap, arg0);
+    for (const char *a = arg0; a && n < 15; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv("/proc/self/exe", (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Runs a shell command line; returns its exit status. */
+static inline int t_system(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+#define T_OK(expr)                                                                     \
+    do {                                                                               \
+        int t_rc_ = (expr);                                                            \
+        if (t_rc_ != 0)                                                                \
+            fail_msg("%s = %d (%s): %s", #expr, t_rc_, shoal_strerror(t_rc_),          \
+                     shoal_errdetail());                                               \
+    } while (0)
+
+#endif
