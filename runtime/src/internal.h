@@ -192,3 +192,39 @@ int shoal__prim_close(const void *obj);
 size_t shoal__layout_encode(const shoal_type *type, unsigned char *buf, size_t cap);
 
 #endif
+
+/* ---- the lock of a Value or Array (objlock.c) --------------------------------------- */
+
+/* Control block at the start of a Value's or Array's payload. */
+struct shoal__objctl {
+    shoal_lock lock;      /* used with SHOAL_LOCK_RLOCK */
+    _Atomic uint64_t seq; /* Value structs: seqlock; low 32 bits count, high 32 the
+                           * writing thread's tid while the count is odd */
+    unsigned char pad[56];
+};
+_Static_assert(sizeof(struct shoal__objctl) == 128, "objctl is two cache lines");
+
+/* Fills spec->aux[0..1] / aux_name from attr's lock choice, for creation. */
+int shoal__objlock_spec(shoal__seg_spec *spec, const shoal_attr *attr);
+/* Initialises the control block of a new segment (spec->aux[0] says the lock mode). */
+int shoal__objlock_init(shoal__seg *seg);
+/* Resolves the lock of an open segment: NULL, the embedded one, or the caller's named
+ * lock (opened; *owned set so the caller closes it). */
+int shoal__objlock_resolve(shoal__seg *seg, const shoal_attr *attr, shoal_lock **lock,
+                           bool *owned);
+/* Takes the object's lock, if it has one. A dead previous holder is counted in the
+ * header and otherwise ignored: the caller repairs its own data. Returns whether a
+ * level was taken that shoal__objlock_release must drop (false when there is no lock,
+ * or when a plain Lock is already held by this thread, as under get_lock()). */
+bool shoal__objlock_acquire(shoal__seg *seg, shoal_lock *lock);
+void shoal__objlock_release(shoal_lock *lock, bool taken);
+/* Releases the handle on a caller lock opened by shoal__objlock_resolve. */
+void shoal__objlock_close(shoal_lock *lock, bool owned);
+
+/* ---- integer helpers shared by Value and Array (value.c) ----------------------------- */
+
+/* Sign- or zero-extends the raw bits of an element of typecode c to 64 bits. */
+int64_t shoal__extend(char c, uint64_t raw);
+/* Atomic fetch-add (op 0) or exchange (op 1) on an integer of size bytes at p;
+ * returns the previous raw bits. */
+uint64_t shoal__atomic_rmw(void *p, uint32_t size, int op, uint64_t arg);

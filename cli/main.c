@@ -1,0 +1,3 @@
+/* main.c — the `shoal` command. */
+#include <stdio.h>
+int main(void) { return 0; }
