@@ -300,7 +300,11 @@ int shoal_value_write(shoal_value *v, const void *in)
         scalar_store(v, in);
     } else {
         uint64_t s = claim_writer(v);
-        memcpy(inactive_slot(v, s), in, v->type.size);
+        unsigned char *dst = inactive_slot(v, s);
+        size_t half = v->type.size / 2;
+        memcpy(dst, in, half);
+        shoal__test_point("value.write"); /* a test kills the writer here */
+        memcpy(dst + half, (const unsigned char *)in + half, v->type.size - half);
         publish(v, s);
     }
     shoal__objlock_release(v->lock, taken);
