@@ -47,13 +47,15 @@ int shoal_array_open(shoal_array **out, const char *name, int mode, const shoal_
     if (!out)
         return shoal__err(SHOAL_EINVAL, "array: NULL output pointer");
     *out = NULL;
-    if (!type || !type->name || type->size == 0 || type->align == 0 ||
-        (type->align & (type->align - 1)) || type->align > 64)
+    /* Without a type, an existing array is opened as whatever type it holds. */
+    if ((type || mode != SHOAL_OPEN) &&
+        (!type || !type->name || type->size == 0 || type->align == 0 ||
+         (type->align & (type->align - 1)) || type->align > 64))
         return shoal__err(SHOAL_EINVAL, "array: element type must have a name, a size and "
                                         "a power-of-two alignment <= 64");
     if (count == 0 && mode != SHOAL_OPEN)
         return shoal__err(SHOAL_EINVAL, "array: cannot create with 0 elements");
-    if (count > (UINT64_MAX / 2) / type->size)
+    if (type && count > (UINT64_MAX / 2) / type->size)
         return shoal__err(SHOAL_ENOSPC, "array: %zu elements of %u bytes is too large",
                           count, type->size);
     shoal_array *a = calloc(1, sizeof(*a));
@@ -66,7 +68,7 @@ int shoal_array_open(shoal_array **out, const char *name, int mode, const shoal_
         .type = type,
         .count = count,
         .check_count = count != 0,
-        .payload_size = elems_offset(type) + count * type->size,
+        .payload_size = type ? elems_offset(type) + count * type->size : 0,
         .init = array_init_cb,
         .arg = &ai,
     };
@@ -76,10 +78,13 @@ int shoal_array_open(shoal_array **out, const char *name, int mode, const shoal_
         free(a);
         return rc;
     }
-    a->type = *type;
+    if (type)
+        a->type = *type;
+    else
+        shoal__type_from_header(&a->type, a->seg->hdr);
     a->count = a->seg->hdr->count;
-    a->elems = a->seg->payload + elems_offset(type);
-    if (a->seg->hdr->payload_size < elems_offset(type) + a->count * type->size) {
+    a->elems = a->seg->payload + elems_offset(&a->type);
+    if (a->seg->hdr->payload_size < elems_offset(&a->type) + a->count * a->type.size) {
         rc = shoal__err(SHOAL_ECORRUPT, "array \"%s\": payload too small", a->seg->name);
         goto fail;
     }

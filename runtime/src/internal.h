@@ -6,6 +6,7 @@
 #define SHOAL_INTERNAL_H
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -178,6 +179,11 @@ int shoal__registry_put(const void *obj, shoal__seg *seg);
 shoal__seg *shoal__registry_take(const void *obj);
 shoal__seg *shoal__registry_find(const void *obj);
 
+/* The element type a segment records (a scalar typecode's when the name is one), for
+ * opening an object without knowing its type (tools, dynamic bindings). The name
+ * points into the header. */
+void shoal__type_from_header(shoal_type *t, const struct shoal__header *h);
+
 /* Opens a named primitive whose whole payload is one struct of `size` bytes. */
 int shoal__prim_open(void **out, uint32_t kind, const char *what, size_t size,
                      const char *name, int mode, int (*init)(shoal__seg *, void *),
@@ -190,6 +196,9 @@ int shoal__prim_close(const void *obj);
 /* Serialises type's field list into buf (at most cap bytes) for the segment header.
  * Returns the bytes written, or 0 when the type has no fields or it does not fit. */
 size_t shoal__layout_encode(const shoal_type *type, unsigned char *buf, size_t cap);
+/* Prints the element at data field by field, decoded through a descriptor made by
+ * shoal__layout_encode. Returns 0, or -1 if the descriptor cannot be read. */
+int shoal__layout_print(const unsigned char *desc, size_t n, const void *data, FILE *out);
 
 #endif
 

@@ -58,3 +58,16 @@ const char *shoal_kind_name(int kind)
         return "unknown";
     return names[kind];
 }
+
+void shoal__type_from_header(shoal_type *t, const struct shoal__header *h)
+{
+    for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
+        if (!strcmp(scalars[i].name, h->type_name)) {
+            *t = scalars[i];
+            return;
+        }
+    *t = (shoal_type){.name = h->type_name,
+                      .layout_hash = h->layout_hash,
+                      .size = (uint32_t)h->elem_size,
+                      .align = h->elem_align};
+}

@@ -73,23 +73,6 @@ static int value_init_cb(shoal__seg *seg, void *arg)
     return 0;
 }
 
-/* Adopts the segment's own type, for opening without one (tools, dynamic bindings). */
-static void type_from_header(shoal_type *t, const struct shoal__header *h)
-{
-    const shoal_type *scalar = NULL;
-    for (const char *c = "bBhHiIlLfdc"; *c && !scalar; c++)
-        if (!strcmp(shoal_typecode(*c)->name, h->type_name))
-            scalar = shoal_typecode(*c);
-    if (scalar) {
-        *t = *scalar;
-        return;
-    }
-    *t = (shoal_type){.name = h->type_name,
-                      .layout_hash = h->layout_hash,
-                      .size = (uint32_t)h->elem_size,
-                      .align = h->elem_align};
-}
-
 int shoal_value_open(shoal_value **out, const char *name, int mode, const shoal_type *type,
                      const void *init, const shoal_attr *attr)
 {
@@ -120,7 +103,7 @@ int shoal_value_open(shoal_value **out, const char *name, int mode, const shoal_
     if (type)
         v->type = *type;
     else
-        type_from_header(&v->type, v->seg->hdr);
+        shoal__type_from_header(&v->type, v->seg->hdr);
     v->scalar = v->type.typecode != 0;
     if (v->seg->hdr->payload_size < value_payload(&v->type, v->scalar)) {
         rc = shoal__err(SHOAL_ECORRUPT, "value \"%s\": payload too small", v->seg->name);

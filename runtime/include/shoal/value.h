@@ -35,7 +35,8 @@ typedef struct shoal_array shoal_array;
 /*
  * Opens or creates the Value `name` (NULL: a new anonymous one) of element `type`
  * (e.g. shoal_typecode('d')). `init` (may be NULL: zeros) is the initial value,
- * type->size bytes, used only when creating.
+ * type->size bytes, used only when creating. With SHOAL_OPEN, type may be NULL to
+ * open the value as whatever type it holds (see shoal_value_type()).
  * Returns 0 and sets *out, or SHOAL_EINVAL, SHOAL_ENAME, SHOAL_ENOENT, SHOAL_EEXIST,
  * SHOAL_EKIND, SHOAL_ELAYOUT (the object holds another type), SHOAL_ECORRUPT,
  * SHOAL_ETRUNCATED, SHOAL_EFOREIGN, SHOAL_EVERSION, SHOAL_ENOSPC, SHOAL_EACCES,
@@ -93,8 +94,8 @@ SHOAL_API int shoal_value_store(shoal_value *v, int64_t in);
 /*
  * Opens or creates the Array `name` (NULL: anonymous) of `count` elements of `type`.
  * `init` (may be NULL: zeros) holds count elements, used only when creating. With
- * SHOAL_OPEN, count 0 accepts any length. Errors as shoal_value_open, and
- * SHOAL_ELAYOUT when the length differs.
+ * SHOAL_OPEN, count 0 accepts any length and a NULL type any element type. Errors as
+ * shoal_value_open, and SHOAL_ELAYOUT when the length differs.
  */
 SHOAL_API int shoal_array_open(shoal_array **out, const char *name, int mode,
                                const shoal_type *type, size_t count, const void *init,

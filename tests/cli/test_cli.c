@@ -1,0 +1,149 @@
+/* test_cli.c — the `shoal` command: ls, inspect, rm, gc, --help and exit codes. */
+#include "testutil.h"
+
+static char out[16384];
+
+/* Runs `shoal <args>`, capturing stdout+stderr into out; returns the exit code. */
+static int run_cli(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", SHOAL_CLI_PATH, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+#define ASSERT_OUT_HAS(s)                                                              \
+    do {                                                                               \
+        if (!strstr(out, (s)))                                                         \
+            fail_msg("output lacks \"%s\":\n%s", (s), out);                            \
+    } while (0)
+
+static int hold_lock_and_die(void *arg)
+{
+    shoal_lock *lk;
+    if (shoal_rlock_open(&lk, arg, SHOAL_OPEN, NULL))
+        return 1;
+    shoal_lock_acquire(lk, SHOAL_FOREVER);
+    shoal_lock_acquire(lk, SHOAL_FOREVER);
+    raise(SIGSTOP);
+    return 0;
+}
+
+static void test_help_and_usage(void **state)
+{
+    (void)state;
+    assert_int_equal(run_cli("--help"), 0);
+    ASSERT_OUT_HAS("inspect");
+    ASSERT_OUT_HAS("Exit codes");
+    const char *cmds[] = {"ls", "inspect", "rm", "gc"};
+    for (int i = 0; i < 4; i++) {
+        char args[64];
+        snprintf(args, sizeof(args), "%s --help", cmds[i]);
+        assert_int_equal(run_cli(args), 0);
+        ASSERT_OUT_HAS("usage: shoal");
+    }
+    assert_int_equal(run_cli("frobnicate"), 2);
+    assert_int_equal(run_cli(""), 2);
+    assert_int_equal(run_cli("inspect"), 2);
+    assert_int_equal(run_cli("rm"), 2);
+    assert_int_equal(run_cli("ls --domain"), 2);
+    assert_int_equal(run_cli("inspect a/b"), 2); /* a bad name is a usage error */
+}
+
+static void test_ls_inspect_rm_gc(void **state)
+{
+    (void)state;
+    shoal_value *v;
+    int32_t x = 450;
+    T_OK(shoal_value_open(&v, "counter", SHOAL_CREATE, shoal_typecode('i'), &x, NULL));
+    shoal_array *a;
+    double d[4] = {1, 4, 9, 16.5};
+    T_OK(shoal_array_open(&a, "squares", SHOAL_CREATE, shoal_typecode('d'), 4, d, NULL));
+    shoal_lock *lk;
+    T_OK(shoal_rlock_open(&lk, "guard", SHOAL_CREATE, NULL));
+    shoal_sem *sem;
+    T_OK(shoal_sem_open(&sem, "slots", SHOAL_CREATE, 3, NULL));
+
+    assert_int_equal(run_cli("ls"), 0);
+    ASSERT_OUT_HAS("counter");
+    ASSERT_OUT_HAS("squares");
+    ASSERT_OUT_HAS("float64");
+    ASSERT_OUT_HAS("rlock");
+    assert_int_equal(run_cli("ls -q"), 0);
+    assert_string_equal(out, "counter\nguard\nslots\nsquares\n");
+
+    assert_int_equal(run_cli("inspect counter"), 0);
+    ASSERT_OUT_HAS("kind          value");
+    ASSERT_OUT_HAS("int32");
+    ASSERT_OUT_HAS("value         450");
+    ASSERT_OUT_HAS("rlock, free");
+    char mypid[32];
+    snprintf(mypid, sizeof(mypid), " %d", (int)getpid());
+    ASSERT_OUT_HAS(mypid); /* this process is a user */
+    assert_int_equal(run_cli("inspect squares"), 0);
+    ASSERT_OUT_HAS("[1, 4, 9, 16.5]");
+    assert_int_equal(run_cli("inspect slots"), 0);
+    ASSERT_OUT_HAS("value         3");
+
+    /* A lock held twice by a process that then dies. */
+    pid_t pid = t_fork(hold_lock_and_die, "guard");
+    int st;
+    assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+    assert_int_equal(run_cli("inspect guard"), 0);
+    ASSERT_OUT_HAS("depth 2");
+    ASSERT_OUT_HAS("alive");
+    t_kill(pid);
+    assert_int_equal(run_cli("inspect guard"), 0);
+    ASSERT_OUT_HAS("dead");
+
+    assert_int_equal(run_cli("inspect nothing-here"), 1);
+    ASSERT_OUT_HAS("no such object");
+    assert_int_equal(run_cli("rm nothing-here"), 1);
+    assert_int_equal(run_cli("rm -f nothing-here"), 0);
+    assert_int_equal(run_cli("--domain elsewhere ls"), 2); /* options follow the command */
+    assert_int_equal(run_cli("ls --domain elsewhere"), 0);
+
+    /* gc keeps what we still use and removes the rest. */
+    shoal_value_close(v);
+    assert_int_equal(run_cli("gc"), 0);
+    ASSERT_OUT_HAS("removed 1");
+    assert_int_equal(run_cli("ls -q"), 0);
+    assert_string_equal(out, "guard\nslots\nsquares\n");
+    assert_int_equal(run_cli("rm guard slots"), 0);
+    assert_int_equal(run_cli("ls -q"), 0);
+    assert_string_equal(out, "squares\n");
+    shoal_array_close(a);
+    shoal_lock_close(lk);
+    shoal_sem_close(sem);
+}
+
+static void test_inspect_bad_file(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/default/junk", t_root);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("definitely not a segment, just some text that is long enough", f);
+    fclose(f);
+    assert_int_equal(run_cli("inspect junk"), 1);
+    ASSERT_OUT_HAS("not a shoal segment");
+    assert_int_equal(run_cli("ls"), 0);
+    ASSERT_OUT_HAS("not a shoal segment");
+    assert_int_equal(run_cli("rm junk"), 0);
+}
+
+int main(void)
+{
+    t_setup_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_and_usage),
+        cmocka_unit_test(test_ls_inspect_rm_gc),
+        cmocka_unit_test(test_inspect_bad_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
