@@ -6,10 +6,10 @@
 
 /* Exit codes, the same for every sub-command. */
 enum {
-    CLI_OK = 0,        /* success */
-    CLI_FAIL = 1,      /* an object was missing, invalid or in an unexpected state */
-    CLI_USAGE = 2,     /* bad command line */
-    CLI_SYSTEM = 3     /* an operating-system error */
+    CLI_OK = 0,    /* success */
+    CLI_FAIL = 1,  /* an object was missing, invalid or in an unexpected state */
+    CLI_USAGE = 2, /* bad command line */
+    CLI_SYSTEM = 3 /* an operating-system error */
 };
 
 /* Parses the global --root/--domain options at argv[*i]; returns 1 if it consumed

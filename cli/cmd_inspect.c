@@ -68,18 +68,21 @@ static void print_hex(const unsigned char *p, size_t n)
 {
     size_t shown = n < 64 ? n : 64;
     for (size_t i = 0; i < shown; i++)
-        printf("%02x%s", p[i], (i + 1) % 16 == 0 && i + 1 < shown ? "\n              " : " ");
+        printf("%02x%s", p[i],
+               (i + 1) % 16 == 0 && i + 1 < shown ? "\n              " : " ");
     if (shown < n)
         printf("... (%zu bytes)", n);
 }
 
 /* One element: a scalar, a struct decoded through the header's layout descriptor, or
  * raw bytes when there is none. */
-static void print_element(const struct shoal__header *h, const shoal_type *t, const void *p)
+static void print_element(const struct shoal__header *h, const shoal_type *t,
+                          const void *p)
 {
     if (t->typecode)
         print_scalar(t->typecode, p);
-    else if (h->desc_size == 0 || shoal__layout_print(h->desc, h->desc_size, p, stdout) != 0)
+    else if (h->desc_size == 0 ||
+             shoal__layout_print(h->desc, h->desc_size, p, stdout) != 0)
         print_hex(p, t->size);
 }
 
@@ -103,8 +106,8 @@ static void print_header(const shoal__seg *seg)
         printf("type          %s  (layout %016" PRIx64 ", %" PRIu64 " bytes, align %u)\n",
                h->type_name, h->layout_hash, h->elem_size, h->elem_align);
     printf("count         %" PRIu64 "\n", h->count);
-    printf("file          %s  (%" PRIu64 " bytes: header %u + payload %" PRIu64, seg->path,
-           h->file_size, h->header_size, h->payload_size);
+    printf("file          %s  (%" PRIu64 " bytes: header %u + payload %" PRIu64,
+           seg->path, h->file_size, h->header_size, h->payload_size);
     if (fstat(seg->fd, &st) == 0)
         printf(", mode %04o", (unsigned)st.st_mode & 07777);
     printf(")\n");
@@ -152,7 +155,8 @@ static void print_object_lock(const shoal__seg *seg)
     if (h->aux[0] == SHOAL_LOCK_NONE)
         printf("lock          none\n");
     else if (h->aux[0] == SHOAL_LOCK_CALLER)
-        printf("lock          the %s \"%s\"\n", shoal_kind_name((int)h->aux[1]), h->aux_name);
+        printf("lock          the %s \"%s\"\n", shoal_kind_name((int)h->aux[1]),
+               h->aux_name);
     else
         print_lock("lock", &((struct shoal__objctl *)seg->payload)->lock);
 }

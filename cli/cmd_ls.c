@@ -22,8 +22,8 @@ static int print_row(const shoal_object_info *info, void *arg)
     }
     printf("%-24s %-10s %-16s %10llu %10llu %5d %8d%s\n", info->name,
            shoal_kind_name(info->kind), info->type_name[0] ? info->type_name : "-",
-           (unsigned long long)info->count, (unsigned long long)info->file_size, info->users,
-           info->creator_pid, info->anonymous ? "  anonymous" : "");
+           (unsigned long long)info->count, (unsigned long long)info->file_size,
+           info->users, info->creator_pid, info->anonymous ? "  anonymous" : "");
     return 0;
 }
 

@@ -24,12 +24,11 @@ static void usage(FILE *out)
     fprintf(out, "usage: shoal <command> [options] [args]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out,
-            "\nCommon options: --root DIR (default $SHOAL_ROOT or /dev/shm/shoal),\n"
-            "                --domain NAME (default $SHOAL_DOMAIN or \"default\").\n"
-            "'shoal <command> --help' describes a command.\n\n"
-            "Exit codes: 0 success, 1 object missing or invalid, 2 usage error,\n"
-            "            3 system error.\n");
+    fprintf(out, "\nCommon options: --root DIR (default $SHOAL_ROOT or /dev/shm/shoal),\n"
+                 "                --domain NAME (default $SHOAL_DOMAIN or \"default\").\n"
+                 "'shoal <command> --help' describes a command.\n\n"
+                 "Exit codes: 0 success, 1 object missing or invalid, 2 usage error,\n"
+                 "            3 system error.\n");
 }
 
 int main(int argc, char **argv)
@@ -38,7 +37,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
         usage(stdout);
         return CLI_OK;
     }

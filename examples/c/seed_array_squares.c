@@ -11,7 +11,8 @@
 
 #include <shoal.h>
 
-static void square_list(const int *mylist, int n, shoal_array *result, shoal_value *square_sum)
+static void square_list(const int *mylist, int n, shoal_array *result,
+                        shoal_value *square_sum)
 {
     int32_t sum = 0;
     for (int i = 0; i < n; i++) {
@@ -27,10 +28,13 @@ int main(void)
     const int mylist[] = {1, 2, 3, 4};
     shoal_array *result;
     shoal_value *square_sum;
-    /* No names: like multiprocessing, the objects are anonymous and removed at the end. */
-    int rc = shoal_array_open(&result, NULL, SHOAL_CREATE, shoal_typecode('i'), 4, NULL, NULL);
+    /* No names: like multiprocessing, the objects are anonymous and removed at the end.
+     */
+    int rc =
+        shoal_array_open(&result, NULL, SHOAL_CREATE, shoal_typecode('i'), 4, NULL, NULL);
     if (!rc)
-        rc = shoal_value_open(&square_sum, NULL, SHOAL_CREATE, shoal_typecode('i'), NULL, NULL);
+        rc = shoal_value_open(&square_sum, NULL, SHOAL_CREATE, shoal_typecode('i'), NULL,
+                              NULL);
     if (rc) {
         fprintf(stderr, "shoal: %s: %s\n", shoal_strerror(rc), shoal_errdetail());
         return 1;

@@ -32,7 +32,8 @@ int main(void)
 {
     struct shared s;
     uint32_t one = 1;
-    int rc = shoal_value_open(&s.var, NULL, SHOAL_CREATE, shoal_typecode('I'), &one, NULL);
+    int rc =
+        shoal_value_open(&s.var, NULL, SHOAL_CREATE, shoal_typecode('I'), &one, NULL);
     if (!rc)
         rc = shoal_sem_open(&s.to_child, NULL, SHOAL_CREATE, 0, NULL);
     if (!rc)

@@ -11,7 +11,7 @@
 #include <shoal.h>
 
 #define PROCESSES 9
-#define ADDS 50
+#define ADDS      50
 
 static void add_under_lock(shoal_value *v)
 {

@@ -34,7 +34,8 @@ int main(void)
     shoal_array *arr;
     int rc = shoal_value_open(&num, NULL, SHOAL_CREATE, shoal_typecode('d'), &zero, NULL);
     if (!rc)
-        rc = shoal_array_open(&arr, NULL, SHOAL_CREATE, shoal_typecode('i'), 10, range, NULL);
+        rc = shoal_array_open(&arr, NULL, SHOAL_CREATE, shoal_typecode('i'), 10, range,
+                              NULL);
     if (rc) {
         fprintf(stderr, "shoal: %s: %s\n", shoal_strerror(rc), shoal_errdetail());
         return 1;

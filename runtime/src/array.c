@@ -37,12 +37,14 @@ static int array_init_cb(shoal__seg *seg, void *arg)
     struct array_init *ai = arg;
     int rc = shoal__objlock_init(seg);
     if (!rc && ai->init)
-        memcpy(seg->payload + elems_offset(ai->type), ai->init, ai->count * ai->type->size);
+        memcpy(seg->payload + elems_offset(ai->type), ai->init,
+               ai->count * ai->type->size);
     return rc;
 }
 
-int shoal_array_open(shoal_array **out, const char *name, int mode, const shoal_type *type,
-                     size_t count, const void *init, const shoal_attr *attr)
+int shoal_array_open(shoal_array **out, const char *name, int mode,
+                     const shoal_type *type, size_t count, const void *init,
+                     const shoal_attr *attr)
 {
     if (!out)
         return shoal__err(SHOAL_EINVAL, "array: NULL output pointer");
@@ -51,8 +53,9 @@ int shoal_array_open(shoal_array **out, const char *name, int mode, const shoal_
     if ((type || mode != SHOAL_OPEN) &&
         (!type || !type->name || type->size == 0 || type->align == 0 ||
          (type->align & (type->align - 1)) || type->align > 64))
-        return shoal__err(SHOAL_EINVAL, "array: element type must have a name, a size and "
-                                        "a power-of-two alignment <= 64");
+        return shoal__err(SHOAL_EINVAL,
+                          "array: element type must have a name, a size and "
+                          "a power-of-two alignment <= 64");
     if (count == 0 && mode != SHOAL_OPEN)
         return shoal__err(SHOAL_EINVAL, "array: cannot create with 0 elements");
     if (type && count > (UINT64_MAX / 2) / type->size)
@@ -136,7 +139,8 @@ shoal_lock *shoal_array_get_lock(shoal_array *a)
 static int check_range(const shoal_array *a, size_t start, size_t n)
 {
     if (start > a->count || n > a->count - start)
-        return shoal__err(SHOAL_ERANGE, "array \"%s\": elements [%zu, %zu) outside [0, %zu)",
+        return shoal__err(SHOAL_ERANGE,
+                          "array \"%s\": elements [%zu, %zu) outside [0, %zu)",
                           a->seg->name, start, start + n, a->count);
     return 0;
 }
@@ -177,13 +181,15 @@ int shoal_array_add(shoal_array *a, size_t index, int64_t delta, int64_t *old)
 {
     char c = a->type.typecode;
     if (!c || c == 'f' || c == 'd')
-        return shoal__err(SHOAL_ETYPE, "array \"%s\": atomic add needs an integer typecode, "
-                          "the array holds %s", a->seg->name, a->type.name);
+        return shoal__err(SHOAL_ETYPE,
+                          "array \"%s\": atomic add needs an integer typecode, "
+                          "the array holds %s",
+                          a->seg->name, a->type.name);
     int rc = check_range(a, index, 1);
     if (rc)
         return rc;
-    uint64_t prev =
-        shoal__atomic_rmw(a->elems + index * a->type.size, a->type.size, 0, (uint64_t)delta);
+    uint64_t prev = shoal__atomic_rmw(a->elems + index * a->type.size, a->type.size, 0,
+                                      (uint64_t)delta);
     if (old)
         *old = shoal__extend(c, prev);
     return 0;

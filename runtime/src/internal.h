@@ -14,7 +14,7 @@
 
 #include "shoal.h"
 
-#define SHOAL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SHOAL_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define SHOAL_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- errors (error.c) -------------------------------------------------------------- */
@@ -43,7 +43,8 @@ bool shoal__deadline_passed(const shoal__deadline *d);
  * in shared memory (shared futex). Returns 0 (woken, or the value already differed,
  * or a signal: callers re-check) or SHOAL_ETIMEDOUT.
  */
-int shoal__futex_wait(_Atomic uint32_t *addr, uint32_t expected, const shoal__deadline *d);
+int shoal__futex_wait(_Atomic uint32_t *addr, uint32_t expected,
+                      const shoal__deadline *d);
 /* Wakes up to n sleepers on addr (INT_MAX: all). Returns the number woken. */
 int shoal__futex_wake(_Atomic uint32_t *addr, int n);
 
@@ -86,12 +87,12 @@ static inline void shoal__test_point(const char *point)
 
 /* ---- segments (segment.c) ---------------------------------------------------------- */
 
-#define SHOAL_MAGIC 0x47455324414f4853ULL /* "SHOA$SEG" little-endian */
+#define SHOAL_MAGIC          0x47455324414f4853ULL /* "SHOA$SEG" little-endian */
 #define SHOAL_FORMAT_VERSION 1
-#define SHOAL_HEADER_SIZE 4096
-#define SHOAL_MAX_USERS 64
-#define SHOAL_STATE_READY 0x52454459u /* "READY" */
-#define SHOAL_SEG_ANON 1u             /* created without a name */
+#define SHOAL_HEADER_SIZE    4096
+#define SHOAL_MAX_USERS      64
+#define SHOAL_STATE_READY    0x52454459u /* "READY" */
+#define SHOAL_SEG_ANON       1u          /* created without a name */
 
 struct shoal__user {
     _Atomic int32_t pid;
@@ -145,11 +146,11 @@ typedef struct shoal__seg {
 /* What to create, or what to expect when opening. */
 typedef struct shoal__seg_spec {
     uint32_t kind;
-    const char *what;        /* noun for messages: "value", "queue", ... */
-    const shoal_type *type;  /* element type (NULL: none / accept any on open) */
-    uint64_t count;          /* elements or capacity */
-    bool check_count;        /* open fails with SHOAL_ELAYOUT if count differs */
-    uint64_t payload_size;   /* bytes after the header */
+    const char *what;       /* noun for messages: "value", "queue", ... */
+    const shoal_type *type; /* element type (NULL: none / accept any on open) */
+    uint64_t count;         /* elements or capacity */
+    bool check_count;       /* open fails with SHOAL_ELAYOUT if count differs */
+    uint64_t payload_size;  /* bytes after the header */
     uint64_t aux[4];
     const char *aux_name;
     /* Initialises the payload of a new segment (zero-filled before). May be NULL. */
@@ -202,7 +203,8 @@ int shoal__layout_print(const unsigned char *desc, size_t n, const void *data, F
 
 #endif
 
-/* ---- the lock of a Value or Array (objlock.c) --------------------------------------- */
+/* ---- the lock of a Value or Array (objlock.c) ---------------------------------------
+ */
 
 /* Control block at the start of a Value's or Array's payload. */
 struct shoal__objctl {
@@ -230,7 +232,8 @@ void shoal__objlock_release(shoal_lock *lock, bool taken);
 /* Releases the handle on a caller lock opened by shoal__objlock_resolve. */
 void shoal__objlock_close(shoal_lock *lock, bool owned);
 
-/* ---- integer helpers shared by Value and Array (value.c) ----------------------------- */
+/* ---- integer helpers shared by Value and Array (value.c) -----------------------------
+ */
 
 /* Sign- or zero-extends the raw bits of an element of typecode c to 64 bits. */
 int64_t shoal__extend(char c, uint64_t raw);

@@ -27,7 +27,7 @@
 _Static_assert(sizeof(struct shoal__header) <= SHOAL_HEADER_SIZE - 1024,
                "the header must leave room for a layout descriptor");
 
-#define DEFAULT_ROOT "/dev/shm/shoal"
+#define DEFAULT_ROOT   "/dev/shm/shoal"
 #define DEFAULT_DOMAIN "default"
 
 static bool name_char_ok(char c)
@@ -185,8 +185,7 @@ static int validate_header(const struct shoal__header *h, uint64_t st_size,
                            const char *name, const shoal__seg_spec *spec)
 {
     const char *what = spec && spec->what ? spec->what : "object";
-    if (st_size < sizeof(h->magic) ||
-        (st_size < sizeof(*h) && h->magic == SHOAL_MAGIC))
+    if (st_size < sizeof(h->magic) || (st_size < sizeof(*h) && h->magic == SHOAL_MAGIC))
         return shoal__err(SHOAL_ETRUNCATED,
                           "%s \"%s\": file is truncated (%llu bytes, header needs %zu)",
                           what, name, (unsigned long long)st_size, sizeof(*h));
@@ -194,8 +193,9 @@ static int validate_header(const struct shoal__header *h, uint64_t st_size,
         return shoal__err(SHOAL_EFOREIGN, "%s \"%s\": not a shoal segment (bad magic)",
                           what, name);
     if (h->version != SHOAL_FORMAT_VERSION)
-        return shoal__err(SHOAL_EVERSION, "%s \"%s\": format version %u, this library reads %u",
-                          what, name, h->version, SHOAL_FORMAT_VERSION);
+        return shoal__err(SHOAL_EVERSION,
+                          "%s \"%s\": format version %u, this library reads %u", what,
+                          name, h->version, SHOAL_FORMAT_VERSION);
     if (h->checksum != header_checksum(h) || h->state != SHOAL_STATE_READY ||
         h->header_size != SHOAL_HEADER_SIZE ||
         h->file_size != (uint64_t)h->header_size + h->payload_size ||
@@ -209,29 +209,31 @@ static int validate_header(const struct shoal__header *h, uint64_t st_size,
                           what, name, (unsigned long long)st_size,
                           (unsigned long long)h->file_size);
     if (st_size > h->file_size)
-        return shoal__err(SHOAL_ECORRUPT, "%s \"%s\": file is larger than its header says",
-                          what, name);
+        return shoal__err(SHOAL_ECORRUPT,
+                          "%s \"%s\": file is larger than its header says", what, name);
     if (!spec)
         return 0;
     if (h->kind != spec->kind)
         return shoal__err(SHOAL_EKIND, "\"%s\" is a %s, not a %s", name,
-                          shoal_kind_name((int)h->kind), shoal_kind_name((int)spec->kind));
+                          shoal_kind_name((int)h->kind),
+                          shoal_kind_name((int)spec->kind));
     if (spec->type &&
         (h->layout_hash != spec->type->layout_hash || h->elem_size != spec->type->size ||
          strcmp(h->type_name, spec->type->name) != 0)) {
         char a[96], b[96];
-        return shoal__err(SHOAL_ELAYOUT,
-                          "%s \"%s\": layout mismatch: segment holds %s (%llu bytes), "
-                          "caller expects %s (%u bytes)",
-                          what, name, type_label(a, sizeof(a), h->type_name, h->layout_hash),
-                          (unsigned long long)h->elem_size,
-                          type_label(b, sizeof(b), spec->type->name, spec->type->layout_hash),
-                          spec->type->size);
+        return shoal__err(
+            SHOAL_ELAYOUT,
+            "%s \"%s\": layout mismatch: segment holds %s (%llu bytes), "
+            "caller expects %s (%u bytes)",
+            what, name, type_label(a, sizeof(a), h->type_name, h->layout_hash),
+            (unsigned long long)h->elem_size,
+            type_label(b, sizeof(b), spec->type->name, spec->type->layout_hash),
+            spec->type->size);
     }
     if (spec->check_count && h->count != spec->count)
-        return shoal__err(SHOAL_ELAYOUT, "%s \"%s\": holds %llu elements, caller expects %llu",
-                          what, name, (unsigned long long)h->count,
-                          (unsigned long long)spec->count);
+        return shoal__err(
+            SHOAL_ELAYOUT, "%s \"%s\": holds %llu elements, caller expects %llu", what,
+            name, (unsigned long long)h->count, (unsigned long long)spec->count);
     return 0;
 }
 
@@ -285,8 +287,10 @@ static int open_existing(shoal__seg *seg, const shoal__seg_spec *spec)
         /* Take the user lock, then make sure gc did not unlink the file meanwhile. */
         struct stat st, now;
         if (flock(seg->fd, LOCK_SH) != 0 || fstat(seg->fd, &st) != 0)
-            return shoal__err(SHOAL_ESYS, "%s \"%s\": %s", what, seg->name, strerror(errno));
-        if (stat(seg->path, &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+            return shoal__err(SHOAL_ESYS, "%s \"%s\": %s", what, seg->name,
+                              strerror(errno));
+        if (stat(seg->path, &now) != 0 || now.st_ino != st.st_ino ||
+            now.st_dev != st.st_dev) {
             close(seg->fd);
             seg->fd = -1;
             continue;
@@ -340,7 +344,8 @@ static void fill_header(struct shoal__header *h, const shoal__seg_spec *spec, bo
     h->state = SHOAL_STATE_READY;
     h->checksum = header_checksum(h);
     if (spec->type)
-        h->desc_size = (uint32_t)shoal__layout_encode(spec->type, h->desc, SHOAL_DESC_MAX);
+        h->desc_size =
+            (uint32_t)shoal__layout_encode(spec->type, h->desc, SHOAL_DESC_MAX);
 }
 
 /* Builds the segment in a hidden file and links it under seg->path.
@@ -381,9 +386,10 @@ static int create_new(shoal__seg *seg, const char *dir, const shoal__seg_spec *s
     seg->user_slot = user_register(seg->hdr);
     shoal__test_point("segment.init");
     if (link(tmp, seg->path) != 0) {
-        rc = errno == EEXIST ? SHOAL_EEXIST
-                             : shoal__err(shoal__errno_to_rc(errno), "%s \"%s\": link: %s",
-                                          what, seg->name, strerror(errno));
+        rc = errno == EEXIST
+                 ? SHOAL_EEXIST
+                 : shoal__err(shoal__errno_to_rc(errno), "%s \"%s\": link: %s", what,
+                              seg->name, strerror(errno));
         goto fail;
     }
     unlink(tmp);
@@ -416,8 +422,10 @@ int shoal__seg_open(shoal__seg **out, const char *name, int mode,
     *out = NULL;
     shoal__err_clear();
     if (mode != SHOAL_OPEN && mode != SHOAL_CREATE && mode != SHOAL_OPEN_OR_CREATE)
-        return shoal__err(SHOAL_EINVAL, "open mode %d is not SHOAL_OPEN, SHOAL_CREATE or "
-                                        "SHOAL_OPEN_OR_CREATE", mode);
+        return shoal__err(SHOAL_EINVAL,
+                          "open mode %d is not SHOAL_OPEN, SHOAL_CREATE or "
+                          "SHOAL_OPEN_OR_CREATE",
+                          mode);
     bool anon = name == NULL;
     if (anon) {
         if (mode == SHOAL_OPEN)

@@ -13,13 +13,16 @@ uint64_t shoal_fnv1a(uint64_t h, const void *data, size_t len)
     return h;
 }
 
-#define SCALAR(code, tname, sz) {tname, 0, sz, sz, code, 0, NULL}
+#define SCALAR(code, tname, sz)                                                          \
+    {                                                                                    \
+        tname, 0, sz, sz, code, 0, NULL                                                  \
+    }
 
 static shoal_type scalars[] = {
-    SCALAR('b', "int8", 1),    SCALAR('B', "uint8", 1),   SCALAR('h', "int16", 2),
-    SCALAR('H', "uint16", 2),  SCALAR('i', "int32", 4),   SCALAR('I', "uint32", 4),
-    SCALAR('l', "int64", 8),   SCALAR('L', "uint64", 8),  SCALAR('q', "int64", 8),
-    SCALAR('Q', "uint64", 8),  SCALAR('f', "float32", 4), SCALAR('d', "float64", 8),
+    SCALAR('b', "int8", 1),   SCALAR('B', "uint8", 1),   SCALAR('h', "int16", 2),
+    SCALAR('H', "uint16", 2), SCALAR('i', "int32", 4),   SCALAR('I', "uint32", 4),
+    SCALAR('l', "int64", 8),  SCALAR('L', "uint64", 8),  SCALAR('q', "int64", 8),
+    SCALAR('Q', "uint64", 8), SCALAR('f', "float32", 4), SCALAR('d', "float64", 8),
     SCALAR('c', "char", 1),
 };
 

@@ -73,8 +73,8 @@ static int value_init_cb(shoal__seg *seg, void *arg)
     return 0;
 }
 
-int shoal_value_open(shoal_value **out, const char *name, int mode, const shoal_type *type,
-                     const void *init, const shoal_attr *attr)
+int shoal_value_open(shoal_value **out, const char *name, int mode,
+                     const shoal_type *type, const void *init, const shoal_attr *attr)
 {
     if (!out)
         return shoal__err(SHOAL_EINVAL, "value: NULL output pointer");
@@ -147,7 +147,8 @@ shoal_lock *shoal_value_get_lock(shoal_value *v)
     return v->lock;
 }
 
-/* ---- scalars: single atomic loads and stores ---------------------------------------- */
+/* ---- scalars: single atomic loads and stores ----------------------------------------
+ */
 
 static void scalar_load(const shoal_value *v, void *out)
 {
@@ -195,10 +196,11 @@ static void scalar_store(shoal_value *v, const void *in)
     }
 }
 
-/* ---- structs: the two-slot seqlock -------------------------------------------------- */
+/* ---- structs: the two-slot seqlock --------------------------------------------------
+ */
 
 #define SEQ_COUNT(s) ((uint32_t)(s))
-#define SEQ_TID(s) ((int32_t)((s) >> 32))
+#define SEQ_TID(s)   ((int32_t)((s) >> 32))
 
 /* Claims the writer role: returns the (even) sequence word it started from. A write
  * left unfinished by a dead thread is rolled back: its slot was never published. */
@@ -210,9 +212,8 @@ static uint64_t claim_writer(shoal_value *v)
         uint64_t s = atomic_load_explicit(&v->ctl->seq, memory_order_relaxed);
         if (!(SEQ_COUNT(s) & 1)) {
             uint64_t mine = (tid << 32) | (uint32_t)(SEQ_COUNT(s) + 1);
-            if (atomic_compare_exchange_weak_explicit(&v->ctl->seq, &s, mine,
-                                                      memory_order_acquire,
-                                                      memory_order_relaxed))
+            if (atomic_compare_exchange_weak_explicit(
+                    &v->ctl->seq, &s, mine, memory_order_acquire, memory_order_relaxed))
                 return s;
             continue;
         }
@@ -257,7 +258,8 @@ static void struct_snapshot(shoal_value *v, void *out)
     }
 }
 
-/* ---- operations --------------------------------------------------------------------- */
+/* ---- operations ---------------------------------------------------------------------
+ */
 
 int shoal_value_snapshot(shoal_value *v, void *out)
 {
@@ -310,7 +312,8 @@ int shoal_value_commit(shoal_value *v)
     if (v->scalar)
         return 0;
     if (!v->claimed)
-        return shoal__err(SHOAL_EINVAL, "value \"%s\": commit without modify", v->seg->name);
+        return shoal__err(SHOAL_EINVAL, "value \"%s\": commit without modify",
+                          v->seg->name);
     publish(v, v->claimed & ~(1ULL << 63));
     v->claimed = 0;
     return 0;
@@ -324,14 +327,17 @@ void *shoal_value_data(shoal_value *v)
     return v->slot[(SEQ_COUNT(s) >> 1) & 1];
 }
 
-/* ---- integer atomics ---------------------------------------------------------------- */
+/* ---- integer atomics ----------------------------------------------------------------
+ */
 
 static int need_integer(const shoal_value *v)
 {
     char c = v->type.typecode;
     if (!c || c == 'f' || c == 'd')
-        return shoal__err(SHOAL_ETYPE, "value \"%s\": atomic operations need an integer "
-                          "typecode, the value holds %s", v->seg->name, v->type.name);
+        return shoal__err(SHOAL_ETYPE,
+                          "value \"%s\": atomic operations need an integer "
+                          "typecode, the value holds %s",
+                          v->seg->name, v->type.name);
     return 0;
 }
 
@@ -364,8 +370,9 @@ uint64_t shoal__atomic_rmw(void *p, uint32_t size, int op, uint64_t arg)
 {
     switch (size) {
     case 1:
-        return op == OP_ADD ? __atomic_fetch_add((uint8_t *)p, (uint8_t)arg, __ATOMIC_SEQ_CST)
-                            : __atomic_exchange_n((uint8_t *)p, (uint8_t)arg, __ATOMIC_SEQ_CST);
+        return op == OP_ADD
+                   ? __atomic_fetch_add((uint8_t *)p, (uint8_t)arg, __ATOMIC_SEQ_CST)
+                   : __atomic_exchange_n((uint8_t *)p, (uint8_t)arg, __ATOMIC_SEQ_CST);
     case 2:
         return op == OP_ADD
                    ? __atomic_fetch_add((uint16_t *)p, (uint16_t)arg, __ATOMIC_SEQ_CST)
@@ -426,7 +433,8 @@ int shoal_value_exchange(shoal_value *v, int64_t desired, int64_t *old)
     int rc = need_integer(v);
     if (rc)
         return rc;
-    uint64_t prev = shoal__atomic_rmw(v->slot[0], v->type.size, OP_XCHG, (uint64_t)desired);
+    uint64_t prev =
+        shoal__atomic_rmw(v->slot[0], v->type.size, OP_XCHG, (uint64_t)desired);
     if (old)
         *old = shoal__extend(v->type.typecode, prev);
     return 0;

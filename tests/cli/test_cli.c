@@ -16,10 +16,10 @@ static int run_cli(const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-#define ASSERT_OUT_HAS(s)                                                              \
-    do {                                                                               \
-        if (!strstr(out, (s)))                                                         \
-            fail_msg("output lacks \"%s\":\n%s", (s), out);                            \
+#define ASSERT_OUT_HAS(s)                                                                \
+    do {                                                                                 \
+        if (!strstr(out, (s)))                                                           \
+            fail_msg("output lacks \"%s\":\n%s", (s), out);                              \
     } while (0)
 
 static int hold_lock_and_die(void *arg)
@@ -104,7 +104,8 @@ static void test_ls_inspect_rm_gc(void **state)
     ASSERT_OUT_HAS("no such object");
     assert_int_equal(run_cli("rm nothing-here"), 1);
     assert_int_equal(run_cli("rm -f nothing-here"), 0);
-    assert_int_equal(run_cli("--domain elsewhere ls"), 2); /* options follow the command */
+    assert_int_equal(run_cli("--domain elsewhere ls"),
+                     2); /* options follow the command */
     assert_int_equal(run_cli("ls --domain elsewhere"), 0);
 
     /* gc keeps what we still use and removes the rest. */

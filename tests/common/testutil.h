@@ -144,12 +144,12 @@ static inline int t_system(const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-#define T_OK(expr)                                                                     \
-    do {                                                                               \
-        int t_rc_ = (expr);                                                            \
-        if (t_rc_ != 0)                                                                \
-            fail_msg("%s = %d (%s): %s", #expr, t_rc_, shoal_strerror(t_rc_),          \
-                     shoal_errdetail());                                               \
+#define T_OK(expr)                                                                       \
+    do {                                                                                 \
+        int t_rc_ = (expr);                                                              \
+        if (t_rc_ != 0)                                                                  \
+            fail_msg("%s = %d (%s): %s", #expr, t_rc_, shoal_strerror(t_rc_),            \
+                     shoal_errdetail());                                                 \
     } while (0)
 
 #endif

@@ -57,7 +57,8 @@ static void test_bad_names(void **state)
     char longname[SHOAL_NAME_MAX + 2];
     memset(longname, 'x', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-    const char *bad[] = {"", "a/b", "../etc", ".hidden", "sp ace", "tab\t", "é", longname};
+    const char *bad[] = {"",       "a/b",   "../etc", ".hidden",
+                         "sp ace", "tab\t", "é",      longname};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(shoal_shm_open(&s, bad[i], SHOAL_OPEN_OR_CREATE, 8, NULL),
                          SHOAL_ENAME);
@@ -69,7 +70,8 @@ static void test_bad_names(void **state)
     T_OK(shoal_unlink(longname, NULL));
     shoal_attr attr = {0};
     attr.domain = "no/slash";
-    assert_int_equal(shoal_shm_open(&s, "x", SHOAL_OPEN_OR_CREATE, 8, &attr), SHOAL_ENAME);
+    assert_int_equal(shoal_shm_open(&s, "x", SHOAL_OPEN_OR_CREATE, 8, &attr),
+                     SHOAL_ENAME);
 }
 
 static void test_domains_and_roots(void **state)
@@ -160,13 +162,15 @@ static void test_bad_files(void **state)
     memcpy(bad, page, sizeof(page));
     struct shoal__header *h = (struct shoal__header *)bad;
     h->version = 99;
-    h->checksum = shoal_fnv1a(SHOAL_FNV_OFFSET, h, offsetof(struct shoal__header, checksum));
+    h->checksum =
+        shoal_fnv1a(SHOAL_FNV_OFFSET, h, offsetof(struct shoal__header, checksum));
     write_file("future", bad, sizeof(bad));
     assert_int_equal(shoal_shm_open(&s, "future", SHOAL_OPEN, 0, NULL), SHOAL_EVERSION);
     /* Wrong kind. */
     shoal_value *v;
-    assert_int_equal(shoal_value_open(&v, "good", SHOAL_OPEN, shoal_typecode('i'), NULL, NULL),
-                     SHOAL_EKIND);
+    assert_int_equal(
+        shoal_value_open(&v, "good", SHOAL_OPEN, shoal_typecode('i'), NULL, NULL),
+        SHOAL_EKIND);
     assert_non_null(strstr(shoal_errdetail(), "is a shm, not a value"));
     /* ls reports each bad file with its own status instead of failing. */
     shoal_object_info info;
@@ -175,7 +179,8 @@ static void test_bad_files(void **state)
     T_OK(shoal_stat("good", NULL, &info));
     assert_int_equal(info.kind, SHOAL_KIND_SHM);
     assert_int_equal(info.count, 100);
-    const char *names[] = {"foreign", "empty", "short", "cut", "corrupt", "future", "good"};
+    const char *names[] = {"foreign", "empty",  "short", "cut",
+                           "corrupt", "future", "good"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         T_OK(shoal_unlink(names[i], NULL));
 }
@@ -241,7 +246,8 @@ static int create_then_die(void *arg)
     shoal_value *v;
     int init = 7;
     /* Stops at the "segment.init" pause point, before the object is published. */
-    return shoal_value_open(&v, arg, SHOAL_CREATE, shoal_typecode('i'), &init, NULL) ? 1 : 0;
+    return shoal_value_open(&v, arg, SHOAL_CREATE, shoal_typecode('i'), &init, NULL) ? 1
+                                                                                     : 0;
 }
 
 static void test_creator_dies_during_init(void **state)
@@ -252,11 +258,13 @@ static void test_creator_dies_during_init(void **state)
     t_kill(pid);
     shoal_value *v;
     /* The half-made object never became visible ... */
-    assert_int_equal(shoal_value_open(&v, "half", SHOAL_OPEN, shoal_typecode('i'), NULL, NULL),
-                     SHOAL_ENOENT);
+    assert_int_equal(
+        shoal_value_open(&v, "half", SHOAL_OPEN, shoal_typecode('i'), NULL, NULL),
+        SHOAL_ENOENT);
     /* ... so the next opener simply creates it, ... */
     int init = 5, got = 0;
-    T_OK(shoal_value_open(&v, "half", SHOAL_OPEN_OR_CREATE, shoal_typecode('i'), &init, NULL));
+    T_OK(shoal_value_open(&v, "half", SHOAL_OPEN_OR_CREATE, shoal_typecode('i'), &init,
+                          NULL));
     T_OK(shoal_value_read(v, &got));
     assert_int_equal(got, 5);
     shoal_value_close(v);
@@ -273,10 +281,12 @@ static int racer(void *arg)
     (void)arg;
     shoal_value *v;
     int32_t mine = getpid();
-    if (shoal_value_open(&v, "race", SHOAL_OPEN_OR_CREATE, shoal_typecode('i'), &mine, NULL))
+    if (shoal_value_open(&v, "race", SHOAL_OPEN_OR_CREATE, shoal_typecode('i'), &mine,
+                         NULL))
         return 1;
     shoal_array *hits;
-    if (shoal_array_open(&hits, "race-hits", SHOAL_OPEN, shoal_typecode('i'), 1, NULL, NULL))
+    if (shoal_array_open(&hits, "race-hits", SHOAL_OPEN, shoal_typecode('i'), 1, NULL,
+                         NULL))
         return 2;
     shoal_array_add(hits, 0, 1, NULL);
     shoal_array_close(hits);
@@ -289,8 +299,8 @@ static void test_open_or_create_race(void **state)
     (void)state;
     for (int round = 0; round < 5; round++) {
         shoal_array *hits;
-        T_OK(shoal_array_open(&hits, "race-hits", SHOAL_CREATE, shoal_typecode('i'), 1, NULL,
-                              NULL));
+        T_OK(shoal_array_open(&hits, "race-hits", SHOAL_CREATE, shoal_typecode('i'), 1,
+                              NULL, NULL));
         pid_t pids[8];
         for (int i = 0; i < 8; i++)
             pids[i] = t_fork(racer, NULL);

@@ -10,10 +10,10 @@ static void test_typecodes(void **state)
         char code;
         const char *name;
         uint32_t size;
-    } want[] = {{'b', "int8", 1},    {'B', "uint8", 1},   {'h', "int16", 2},
-                {'H', "uint16", 2},  {'i', "int32", 4},   {'I', "uint32", 4},
-                {'l', "int64", 8},   {'L', "uint64", 8},  {'q', "int64", 8},
-                {'Q', "uint64", 8},  {'f', "float32", 4}, {'d', "float64", 8},
+    } want[] = {{'b', "int8", 1},   {'B', "uint8", 1},   {'h', "int16", 2},
+                {'H', "uint16", 2}, {'i', "int32", 4},   {'I', "uint32", 4},
+                {'l', "int64", 8},  {'L', "uint64", 8},  {'q', "int64", 8},
+                {'Q', "uint64", 8}, {'f', "float32", 4}, {'d', "float64", 8},
                 {'c', "char", 1}};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         const shoal_type *t = shoal_typecode(want[i].code);
@@ -46,8 +46,9 @@ static void test_read_write_and_layout(void **state)
     T_OK(shoal_value_snapshot(v, &pi));
     assert_true(pi == 11.24);
     /* Wrong type on open: a clear layout error naming both types. */
-    assert_int_equal(shoal_value_open(&w, "pi", SHOAL_OPEN, shoal_typecode('i'), NULL, NULL),
-                     SHOAL_ELAYOUT);
+    assert_int_equal(
+        shoal_value_open(&w, "pi", SHOAL_OPEN, shoal_typecode('i'), NULL, NULL),
+        SHOAL_ELAYOUT);
     assert_non_null(strstr(shoal_errdetail(), "float64"));
     assert_non_null(strstr(shoal_errdetail(), "int32"));
     /* Opening without a type adopts the segment's. */
@@ -56,7 +57,8 @@ static void test_read_write_and_layout(void **state)
     shoal_value_close(w);
     /* Atomics need an integer. */
     assert_int_equal(shoal_value_add(v, 1, NULL), SHOAL_ETYPE);
-    assert_int_equal(shoal_value_open(&w, "x", SHOAL_CREATE, NULL, NULL, NULL), SHOAL_EINVAL);
+    assert_int_equal(shoal_value_open(&w, "x", SHOAL_CREATE, NULL, NULL, NULL),
+                     SHOAL_EINVAL);
     shoal_value_close(v);
 }
 
@@ -124,7 +126,8 @@ static void test_lock_modes(void **state)
     T_OK(shoal_value_open(&v, "callerlocked", SHOAL_CREATE, shoal_typecode('i'), NULL,
                           &caller));
     shoal_value *v2;
-    T_OK(shoal_value_open(&v2, "callerlocked", SHOAL_OPEN, shoal_typecode('i'), NULL, NULL));
+    T_OK(shoal_value_open(&v2, "callerlocked", SHOAL_OPEN, shoal_typecode('i'), NULL,
+                          NULL));
     T_OK(shoal_lock_acquire(mine, SHOAL_SEC(1)));
     /* v2's lock is the same lock, held by this thread. */
     assert_int_equal(shoal_lock_try(shoal_value_get_lock(v2)), SHOAL_EDEADLK);
@@ -138,9 +141,9 @@ static void test_lock_modes(void **state)
     shoal_lock embedded;
     T_OK(shoal_lock_init(&embedded, 0));
     caller.caller_lock = &embedded;
-    assert_int_equal(shoal_value_open(&v, "bad", SHOAL_CREATE, shoal_typecode('i'), NULL,
-                                      &caller),
-                     SHOAL_EINVAL);
+    assert_int_equal(
+        shoal_value_open(&v, "bad", SHOAL_CREATE, shoal_typecode('i'), NULL, &caller),
+        SHOAL_EINVAL);
     shoal_lock_close(mine);
 }
 
@@ -149,8 +152,8 @@ typedef struct {
     uint64_t a[16];
 } pattern;
 
-static const shoal_type pattern_type = {"test.Pattern", 0x1234abcd, sizeof(pattern), 8, 0, 0,
-                                        NULL};
+static const shoal_type pattern_type = {
+    "test.Pattern", 0x1234abcd, sizeof(pattern), 8, 0, 0, NULL};
 
 static int pattern_writer(void *arg)
 {
@@ -275,10 +278,12 @@ static void test_array(void **state)
     assert_int_equal(shoal_array_add(a, 9, 1, NULL), SHOAL_ERANGE);
     /* Length and type are checked on open. */
     shoal_array *c;
-    assert_int_equal(shoal_array_open(&c, "arr", SHOAL_OPEN, shoal_typecode('i'), 6, NULL, NULL),
-                     SHOAL_ELAYOUT);
-    assert_int_equal(shoal_array_open(&c, "arr", SHOAL_OPEN, shoal_typecode('d'), 5, NULL, NULL),
-                     SHOAL_ELAYOUT);
+    assert_int_equal(
+        shoal_array_open(&c, "arr", SHOAL_OPEN, shoal_typecode('i'), 6, NULL, NULL),
+        SHOAL_ELAYOUT);
+    assert_int_equal(
+        shoal_array_open(&c, "arr", SHOAL_OPEN, shoal_typecode('d'), 5, NULL, NULL),
+        SHOAL_ELAYOUT);
     shoal_array *d;
     T_OK(shoal_array_open(&d, "arrd", SHOAL_CREATE, shoal_typecode('d'), 3, NULL, NULL));
     assert_int_equal(shoal_array_add(d, 0, 1, NULL), SHOAL_ETYPE);

@@ -29,34 +29,35 @@ extern "C" {
 /* Error codes. Stable numbers: bindings mirror them. */
 enum shoal_error {
     SHOAL_OK = 0,
-    SHOAL_EINVAL = -1,        /* an argument is invalid (NULL, zero size, bad flag) */
-    SHOAL_ENOMEM = -2,        /* out of process memory */
-    SHOAL_ENOENT = -3,        /* no object of that name (or the root does not exist) */
-    SHOAL_EEXIST = -4,        /* create (exclusive): the name is taken */
-    SHOAL_ENAME = -5,         /* the name is empty, too long or has a bad character */
-    SHOAL_EKIND = -6,         /* the object is of another kind (a queue, not a value) */
-    SHOAL_ELAYOUT = -7,       /* element type, size or layout hash differs */
-    SHOAL_ECORRUPT = -8,      /* header fails validation: the segment is damaged */
-    SHOAL_ETRUNCATED = -9,    /* the file is smaller than its header says */
-    SHOAL_EFOREIGN = -10,     /* the file is not a shoal segment (bad magic) */
-    SHOAL_EVERSION = -11,     /* made by an incompatible format version */
-    SHOAL_ENOSPC = -12,       /* no room under the root directory (e.g. /dev/shm full) */
-    SHOAL_ETIMEDOUT = -13,    /* the timeout expired before the wait was satisfied */
-    SHOAL_EAGAIN = -14,       /* a try form found it would have to wait */
-    SHOAL_EOWNERDEAD = -15,   /* lock acquired, but its previous holder died holding it */
-    SHOAL_EPERM = -16,        /* not the owner (release of a lock held by another) */
-    SHOAL_ERANGE = -17,       /* an index is out of range */
-    SHOAL_EOVERFLOW = -18,    /* a bounded semaphore released above its initial value */
-    SHOAL_EMSGSIZE = -19,     /* a message is larger than the object allows */
-    SHOAL_ECLOSED = -20,      /* the queue or pipe end was closed: no more puts/sends */
-    SHOAL_EEOF = -21,         /* closed and drained: nothing more will ever arrive */
-    SHOAL_EPEERDEAD = -22,    /* the other end's process died */
-    SHOAL_EBROKEN = -23,      /* the barrier is broken (timeout, abort, dead party) */
-    SHOAL_EDEADLK = -24,      /* a non-recursive lock acquired twice by its holder */
-    SHOAL_ETYPE = -25,        /* operation needs another element type (e.g. atomics on a double) */
-    SHOAL_EACCES = -26,       /* permission denied by the file system */
-    SHOAL_EBUSY = -27,        /* in use (e.g. a pipe end already open in a live process) */
-    SHOAL_ESYS = -28,         /* another operating-system error; see shoal_errdetail() */
+    SHOAL_EINVAL = -1,      /* an argument is invalid (NULL, zero size, bad flag) */
+    SHOAL_ENOMEM = -2,      /* out of process memory */
+    SHOAL_ENOENT = -3,      /* no object of that name (or the root does not exist) */
+    SHOAL_EEXIST = -4,      /* create (exclusive): the name is taken */
+    SHOAL_ENAME = -5,       /* the name is empty, too long or has a bad character */
+    SHOAL_EKIND = -6,       /* the object is of another kind (a queue, not a value) */
+    SHOAL_ELAYOUT = -7,     /* element type, size or layout hash differs */
+    SHOAL_ECORRUPT = -8,    /* header fails validation: the segment is damaged */
+    SHOAL_ETRUNCATED = -9,  /* the file is smaller than its header says */
+    SHOAL_EFOREIGN = -10,   /* the file is not a shoal segment (bad magic) */
+    SHOAL_EVERSION = -11,   /* made by an incompatible format version */
+    SHOAL_ENOSPC = -12,     /* no room under the root directory (e.g. /dev/shm full) */
+    SHOAL_ETIMEDOUT = -13,  /* the timeout expired before the wait was satisfied */
+    SHOAL_EAGAIN = -14,     /* a try form found it would have to wait */
+    SHOAL_EOWNERDEAD = -15, /* lock acquired, but its previous holder died holding it */
+    SHOAL_EPERM = -16,      /* not the owner (release of a lock held by another) */
+    SHOAL_ERANGE = -17,     /* an index is out of range */
+    SHOAL_EOVERFLOW = -18,  /* a bounded semaphore released above its initial value */
+    SHOAL_EMSGSIZE = -19,   /* a message is larger than the object allows */
+    SHOAL_ECLOSED = -20,    /* the queue or pipe end was closed: no more puts/sends */
+    SHOAL_EEOF = -21,       /* closed and drained: nothing more will ever arrive */
+    SHOAL_EPEERDEAD = -22,  /* the other end's process died */
+    SHOAL_EBROKEN = -23,    /* the barrier is broken (timeout, abort, dead party) */
+    SHOAL_EDEADLK = -24,    /* a non-recursive lock acquired twice by its holder */
+    SHOAL_ETYPE =
+        -25, /* operation needs another element type (e.g. atomics on a double) */
+    SHOAL_EACCES = -26, /* permission denied by the file system */
+    SHOAL_EBUSY = -27,  /* in use (e.g. a pipe end already open in a live process) */
+    SHOAL_ESYS = -28,   /* another operating-system error; see shoal_errdetail() */
     SHOAL_EINVALID_DATA = -29 /* a message fails validation (string over max_len, ...) */
 };
 
@@ -69,9 +70,9 @@ SHOAL_API const char *shoal_errdetail(void);
 
 typedef int64_t shoal_duration; /* nanoseconds */
 #define SHOAL_FOREVER ((shoal_duration)-1)
-#define SHOAL_NOWAIT ((shoal_duration)0)
-#define SHOAL_MS(ms) ((shoal_duration)(ms) * 1000000)
-#define SHOAL_SEC(s) ((shoal_duration)(s) * 1000000000)
+#define SHOAL_NOWAIT  ((shoal_duration)0)
+#define SHOAL_MS(ms)  ((shoal_duration)(ms)*1000000)
+#define SHOAL_SEC(s)  ((shoal_duration)(s)*1000000000)
 
 /* Longest object name, in bytes, excluding the terminating NUL. Names consist of
  * ASCII letters, digits and "._-:" and must not start with '.'. */
@@ -88,9 +89,9 @@ enum shoal_open_mode {
 
 /* How a Value or Array is locked (shoal_attr.lock). */
 enum shoal_lock_mode {
-    SHOAL_LOCK_RLOCK = 0,  /* default: a robust recursive lock inside the object */
-    SHOAL_LOCK_NONE = 1,   /* no lock: raw access (atomics and snapshots still work) */
-    SHOAL_LOCK_CALLER = 2  /* the named Lock/RLock in shoal_attr.caller_lock */
+    SHOAL_LOCK_RLOCK = 0, /* default: a robust recursive lock inside the object */
+    SHOAL_LOCK_NONE = 1,  /* no lock: raw access (atomics and snapshots still work) */
+    SHOAL_LOCK_CALLER = 2 /* the named Lock/RLock in shoal_attr.caller_lock */
 };
 
 struct shoal_lock;

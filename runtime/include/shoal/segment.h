@@ -55,16 +55,16 @@ SHOAL_API int shoal_name_check(const char *name);
 /* What shoal_list() reports of one object. */
 typedef struct shoal_object_info {
     char name[SHOAL_NAME_MAX + 1];
-    int kind;            /* enum shoal_kind, or 0 when status != 0 */
-    int status;          /* 0, or the error opening it would give (SHOAL_ECORRUPT, ...) */
-    char type_name[64];  /* element type */
+    int kind;           /* enum shoal_kind, or 0 when status != 0 */
+    int status;         /* 0, or the error opening it would give (SHOAL_ECORRUPT, ...) */
+    char type_name[64]; /* element type */
     uint64_t layout_hash;
-    uint64_t elem_size;  /* bytes per element */
-    uint64_t count;      /* elements, or capacity for queues */
-    uint64_t file_size;  /* bytes on disk, header included */
+    uint64_t elem_size; /* bytes per element */
+    uint64_t count;     /* elements, or capacity for queues */
+    uint64_t file_size; /* bytes on disk, header included */
     int32_t creator_pid;
-    int users;           /* live processes that have it open */
-    int anonymous;       /* created without a name: removed when unused */
+    int users;     /* live processes that have it open */
+    int anonymous; /* created without a name: removed when unused */
 } shoal_object_info;
 
 /*
@@ -75,7 +75,8 @@ SHOAL_API int shoal_list(const shoal_attr *attr,
                          int (*fn)(const shoal_object_info *info, void *arg), void *arg);
 
 /* Fills *info for one object. Returns 0 or the error opening it would give. */
-SHOAL_API int shoal_stat(const char *name, const shoal_attr *attr, shoal_object_info *info);
+SHOAL_API int shoal_stat(const char *name, const shoal_attr *attr,
+                         shoal_object_info *info);
 
 /*
  * Garbage collection: removes the domain's segments that no live process has open

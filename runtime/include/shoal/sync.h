@@ -97,8 +97,8 @@ SHOAL_API int shoal_sem_init(shoal_sem *sem, uint32_t value, int bounded);
 /* Opens or creates a named (bounded) semaphore; value is used only when creating. */
 SHOAL_API int shoal_sem_open(shoal_sem **out, const char *name, int mode, uint32_t value,
                              const shoal_attr *attr);
-SHOAL_API int shoal_bsem_open(shoal_sem **out, const char *name, int mode,
-                              uint32_t value, const shoal_attr *attr);
+SHOAL_API int shoal_bsem_open(shoal_sem **out, const char *name, int mode, uint32_t value,
+                              const shoal_attr *attr);
 SHOAL_API int shoal_sem_close(shoal_sem *sem);
 /* Decrements, waiting while the value is 0. Returns 0, SHOAL_ETIMEDOUT, SHOAL_EAGAIN. */
 SHOAL_API int shoal_sem_acquire(shoal_sem *sem, shoal_duration timeout);

@@ -59,13 +59,13 @@ struct shoal_type;
 /* One field of a described struct. */
 typedef struct shoal_field {
     const char *name;
-    uint32_t number;                /* the schema field number (0 if none) */
-    uint32_t kind;                  /* enum shoal_field_kind */
-    uint32_t offset;                /* byte offset of the field in the struct */
-    uint32_t size;                  /* bytes the field occupies, all elements included */
-    uint32_t max_count;             /* repeated: capacity (a uint32 count precedes); else 0 */
-    uint32_t max_len;               /* string/bytes: capacity in bytes; else 0 */
-    const struct shoal_type *type;  /* SHOAL_FIELD_MESSAGE: the nested type; else NULL */
+    uint32_t number;    /* the schema field number (0 if none) */
+    uint32_t kind;      /* enum shoal_field_kind */
+    uint32_t offset;    /* byte offset of the field in the struct */
+    uint32_t size;      /* bytes the field occupies, all elements included */
+    uint32_t max_count; /* repeated: capacity (a uint32 count precedes); else 0 */
+    uint32_t max_len;   /* string/bytes: capacity in bytes; else 0 */
+    const struct shoal_type *type; /* SHOAL_FIELD_MESSAGE: the nested type; else NULL */
 } shoal_field;
 
 /* An element type. */
