@@ -405,6 +405,41 @@ fail:
     return rc;
 }
 
+static bool remove_if_unused(const char *path);
+static int read_names(const char *dir, bool hidden, char ***names, size_t *n);
+static void free_names(char **names, size_t n);
+
+static bool is_anonymous(const char *path)
+{
+    struct shoal__header h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return false;
+    bool anon = pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+                h.magic == SHOAL_MAGIC && (h.flags & SHOAL_SEG_ANON);
+    close(fd);
+    return anon;
+}
+
+/* Anonymous objects whose users all died without closing them are removed by the
+ * next process that makes an anonymous object in the domain (once per process), so
+ * crashed programs do not leak them until someone runs gc. */
+static void sweep_dead_anonymous(const char *dir)
+{
+    static _Atomic int swept;
+    if (atomic_exchange(&swept, 1))
+        return;
+    char **names, path[PATH_MAX];
+    size_t n;
+    if (read_names(dir, false, &names, &n))
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (!strncmp(names[i], "anon-", 5) &&
+            path_join(path, sizeof(path), dir, names[i]) && is_anonymous(path))
+            remove_if_unused(path);
+    free_names(names, n);
+}
+
 static void anon_name(char *buf, size_t cap)
 {
     static _Atomic unsigned counter;
@@ -447,6 +482,8 @@ int shoal__seg_open(shoal__seg **out, const char *name, int mode,
         }
         if ((rc = ensure_domain_dir(attr, dir, attr ? attr->mode : 0)))
             break;
+        if (anon)
+            sweep_dead_anonymous(dir);
         rc = create_new(seg, dir, spec, attr, anon);
         if (rc == SHOAL_EEXIST && mode == SHOAL_CREATE)
             rc = shoal__err(SHOAL_EEXIST, "%s \"%s\" already exists",

@@ -241,6 +241,50 @@ static void test_anonymous(void **state)
     assert_int_equal(shoal_stat(copy, NULL, &info), SHOAL_ENOENT); /* last user gone */
 }
 
+static int anon_then_stop(void *arg)
+{
+    int *fds = arg;
+    shoal_shm *s;
+    if (shoal_shm_open(&s, NULL, SHOAL_CREATE, 32, NULL))
+        return 1;
+    const char *name = shoal_shm_name(s);
+    if (write(fds[1], name, strlen(name) + 1) < 0)
+        return 2;
+    raise(SIGSTOP);
+    return 0;
+}
+
+static int make_anon_main(void)
+{
+    shoal_shm *s;
+    if (shoal_shm_open(&s, NULL, SHOAL_CREATE, 32, NULL))
+        return 1;
+    shoal_shm_close(s);
+    return 0;
+}
+
+/* An anonymous object whose only user was killed is swept by the next process that
+ * makes an anonymous object, without waiting for gc. */
+static void test_anonymous_after_crash(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = t_fork(anon_then_stop, fds);
+    char name[SHOAL_NAME_MAX + 1] = {0};
+    assert_true(read(fds[0], name, sizeof(name)) > 5);
+    int st;
+    assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+    t_kill(pid);
+    shoal_object_info info;
+    T_OK(shoal_stat(name, NULL, &info));
+    assert_int_equal(info.users, 0);
+    assert_int_equal(t_wait(t_spawn_self("make-anon", NULL)), 0);
+    assert_int_equal(shoal_stat(name, NULL, &info), SHOAL_ENOENT);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static int create_then_die(void *arg)
 {
     shoal_value *v;
@@ -358,6 +402,8 @@ int main(int argc, char **argv)
     t_setup_root();
     if (argc > 1 && !strcmp(argv[1], "exec-child"))
         return exec_child_main();
+    if (argc > 1 && !strcmp(argv[1], "make-anon"))
+        return make_anon_main();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_modes),
         cmocka_unit_test(test_bad_names),
@@ -366,6 +412,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_users_and_gc),
         cmocka_unit_test(test_anonymous),
+        cmocka_unit_test(test_anonymous_after_crash),
         cmocka_unit_test(test_creator_dies_during_init),
         cmocka_unit_test(test_open_or_create_race),
         cmocka_unit_test(test_exec_open),
