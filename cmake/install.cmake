@@ -27,5 +27,7 @@ if(SHOAL_CMAKE_MODULES)
   install(FILES ${SHOAL_CMAKE_MODULES} DESTINATION ${SHOAL_CMAKE_DIR})
 endif()
 
+# shoal.pc finds its prefix relative to itself, so an installed tree can be moved.
+file(RELATIVE_PATH SHOAL_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/shoal.pc.in ${PROJECT_BINARY_DIR}/shoal.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/shoal.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
