@@ -612,7 +612,8 @@ static int read_names(const char *dir, bool hidden, char ***names, size_t *n)
         (*names)[(*n)++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(*names, *n, sizeof(char *), cmp_names);
+    if (*n)
+        qsort(*names, *n, sizeof(char *), cmp_names);
     return 0;
 }
 

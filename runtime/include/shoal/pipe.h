@@ -7,6 +7,18 @@
  * for queues. When the other end is closed or its process has died, the survivor
  * first receives whatever was already sent, then SHOAL_EEOF (closed) or
  * SHOAL_EPEERDEAD (died) — never a hang.
+ *
+ * Holding an end: each end belongs to one process at a time. shoal_pipe_open() takes
+ * it (SHOAL_EBUSY while another live process holds it; the end of a process that died
+ * or closed it is taken over). A handle inherited through fork() passes to the first
+ * process that sends, receives or polls with it, so the usual pattern works:
+ *   shoal_pipe_pair(&a, &b, ...); fork(); parent uses a, child uses b.
+ * shoal_pipe_close() ends the stream for the peer only when this process holds the
+ * end and has not forked since it last used it; otherwise (the parent closing the end
+ * it handed to its child) it just releases the handle. A process that exits without
+ * closing its end is reported to the peer as SHOAL_EPEERDEAD, like one that crashed.
+ * A send to a dead peer succeeds while there is room; it fails once it would wait, or
+ * on a periodic check.
  */
 #ifndef SHOAL_PIPE_H
 #define SHOAL_PIPE_H

@@ -10,6 +10,21 @@
  * SHOAL_ECLOSED, consumers drain what was committed and then get SHOAL_EEOF.
  * A producer or consumer killed at any instant neither wedges the queue nor loses or
  * duplicates a committed message.
+ *
+ * Delivery: a message is consumed by exactly one get — a consumer killed inside get,
+ * even after copying the message out, leaves it to another consumer. With peek/release
+ * the release is the consuming step: a consumer that dies between the two has its
+ * message delivered again (at least once). A producer killed between loan (or the
+ * inside of put) and commit leaves nothing behind. In an MPMC queue a stuck or dead
+ * producer's reservation delays the messages behind it until it commits or its death
+ * is noticed (within tens of milliseconds).
+ *
+ * Single-producer single-consumer queues (cfg.spsc) skip the per-slot bookkeeping:
+ * at most one process (or thread) may put and one may get at a time; they allow one
+ * outstanding loan and one outstanding peek.
+ *
+ * Handles may be shared by the threads of a process (MPMC) and are inherited across
+ * fork().
  */
 #ifndef SHOAL_QUEUE_H
 #define SHOAL_QUEUE_H

@@ -1,0 +1,119 @@
+/*
+ * queue_internal.h — the ring buffer under Queue and Pipe.
+ *
+ * A ring is a self-describing block of shared memory: a header of a few cache lines
+ * (geometry, producer and consumer indexes, futex words, counters) followed by
+ * `capacity` slots. A queue segment holds one ring; a pipe segment holds two, one per
+ * direction. Two algorithms share the layout of the header:
+ *
+ *  - multi-producer multi-consumer (MPMC): a bounded queue with a state word per slot
+ *    (see queue.c) that records which process reserved or claimed it, so a process
+ *    killed between reserving and committing, or between claiming and releasing, is
+ *    detected and its slot recycled or its message delivered to someone else;
+ *  - single-producer single-consumer (SPSC): a bare ring with head and tail indexes on
+ *    separate cache lines and no per-slot atomics.
+ */
+#ifndef SHOAL_QUEUE_INTERNAL_H
+#define SHOAL_QUEUE_INTERNAL_H
+
+#include "internal.h"
+
+#define SHOAL__RING_SPSC 1u /* single producer, single consumer */
+#define SHOAL__RING_VAR  2u /* variable-size messages (a length precedes each) */
+
+/* Where a ring's slots are and how big they are; kept in the segment header's aux[]
+ * and in the ring header, and checked against each other on open. */
+typedef struct shoal__ring_geom {
+    uint32_t flags;     /* SHOAL__RING_* */
+    uint32_t capacity;  /* slots */
+    uint32_t max_msg;   /* bytes a message may have (typed: the element size) */
+    uint32_t data_off;  /* offset of the message bytes in a slot */
+    uint32_t stride;    /* bytes from one slot to the next */
+    uint32_t elem_size; /* typed: the element size; variable-size: 0 */
+} shoal__ring_geom;
+
+struct shoal__ringhdr; /* in shared memory; see queue.c */
+
+/* A process's view of a ring (plus the SPSC side's cached copies of the other
+ * side's index: hints only, always <= the real value). */
+typedef struct shoal__ring {
+    struct shoal__ringhdr *h;
+    unsigned char *slots;
+    shoal__ring_geom g;
+    uint64_t mask;    /* capacity - 1 when a power of two, else 0 */
+    const char *what; /* "queue", "pipe" — for error messages */
+    const char *name;
+    uint64_t head_cache, tail_cache; /* SPSC */
+    unsigned char *loan, *peek;      /* SPSC: the outstanding loan / peeked slot */
+    _Atomic int64_t next_scan_ns;    /* MPMC: next look for dead owners */
+} shoal__ring;
+
+/*
+ * A channel-specific check run while a call waits (before each sleep): returns 0 to
+ * keep waiting or a terminal code (SHOAL_EEOF, SHOAL_EPEERDEAD, ...). The ring then
+ * makes one more attempt, so what was already sent is still delivered first.
+ */
+typedef struct shoal__ring_hook {
+    int (*check)(void *arg, bool producer);
+    void *arg;
+} shoal__ring_hook;
+
+/* Validates cfg (what/name for messages) and computes the geometry. */
+int shoal__ring_geom_make(const shoal_queue_config *cfg, const char *what,
+                          const char *name, shoal__ring_geom *g);
+/* Bytes a ring of this geometry occupies (a multiple of 64). */
+size_t shoal__ring_bytes(const shoal__ring_geom *g);
+/* Formats a ring on zero-filled memory. */
+void shoal__ring_format(void *mem, const shoal__ring_geom *g);
+/* Attaches to the ring at mem (avail bytes), checking it has geometry g. */
+int shoal__ring_attach(shoal__ring *r, void *mem, size_t avail, const shoal__ring_geom *g,
+                       const char *what, const char *name);
+
+/* The message operations; semantics as shoal_queue_*. hook may be NULL. */
+int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
+                    const shoal__ring_hook *hook);
+int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
+                    shoal_duration timeout, const shoal__ring_hook *hook);
+int shoal__ring_put_batch(shoal__ring *r, const void *elems, size_t n, size_t *done,
+                          shoal_duration timeout, const shoal__ring_hook *hook);
+int shoal__ring_get_batch(shoal__ring *r, void *elems, size_t max, size_t *done,
+                          shoal_duration timeout, const shoal__ring_hook *hook);
+int shoal__ring_loan(shoal__ring *r, void **slot, size_t *cap, shoal_duration timeout,
+                     const shoal__ring_hook *hook);
+int shoal__ring_commit(shoal__ring *r, void *slot, size_t len);
+int shoal__ring_peek(shoal__ring *r, const void **msg, size_t *len,
+                     shoal_duration timeout, const shoal__ring_hook *hook);
+int shoal__ring_release(shoal__ring *r, const void *msg);
+/* 1 when a message is ready, 0 on timeout, or a terminal code from the hook. */
+int shoal__ring_poll(shoal__ring *r, shoal_duration timeout,
+                     const shoal__ring_hook *hook);
+/* Ends the stream: producers get SHOAL_ECLOSED, consumers SHOAL_EEOF once drained. */
+void shoal__ring_shutdown(shoal__ring *r);
+/* Wakes every sleeper on both sides (they re-check their hooks). */
+void shoal__ring_wake_all(shoal__ring *r);
+void shoal__ring_stats(const shoal__ring *r, shoal_queue_stats *st);
+/* Messages committed and not yet taken. */
+uint64_t shoal__ring_depth(const shoal__ring *r);
+
+/* Segment glue: the element type recorded for variable-size channels, the header
+ * fields (count, aux[]) describing geometry g, the geometry recorded in an open
+ * segment (validated), and the check of an existing channel against cfg. */
+void shoal__ring_bytes_type(shoal_type *t, uint32_t max_msg);
+void shoal__ring_spec(shoal__seg_spec *spec, const shoal__ring_geom *g, const char *what);
+int shoal__ring_geom_of(const shoal__seg *seg, const char *what, shoal__ring_geom *g);
+int shoal__ring_check_cfg(const shoal__ring_geom *g, const shoal_queue_config *cfg,
+                          const char *what, const char *name);
+
+/* ---- process identity shared by queue.c and pipe.c ------------------------------- */
+
+/* This process's pid and start time, refreshed after fork without a system call on
+ * the fast path. */
+int32_t shoal__q_pid(void);
+uint64_t shoal__q_start(void);
+/* Counts forks made by this process (incremented just before each fork). */
+unsigned shoal__q_fork_gen(void);
+/* Whether the process pid whose start time is `start` (0: any) still runs, cheaply
+ * when it does not exist at all. */
+bool shoal__q_alive(int32_t pid, uint64_t start);
+
+#endif
