@@ -24,8 +24,7 @@ int cli_ls(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_rm(int argc, char **argv);
 int cli_gc(int argc, char **argv);
-/* shoal gen: runs protoc with protoc-gen-shoal (cmd_gen.c; absent, so NULL, in builds
- * without the schema compiler). */
-int shoal_cmd_gen(int argc, char **argv) __attribute__((weak));
+/* shoal gen: runs protoc with protoc-gen-shoal (cmd_gen.c). */
+int shoal_cmd_gen(int argc, char **argv);
 
 #endif

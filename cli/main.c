@@ -42,15 +42,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return CLI_OK;
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(argv[1], commands[i].name) != 0)
-            continue;
-        if (!commands[i].run) {
-            fprintf(stderr, "shoal: \"%s\" is not part of this build\n", argv[1]);
-            return CLI_USAGE;
-        }
-        return commands[i].run(argc - 1, argv + 1);
-    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "shoal: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;

@@ -197,8 +197,19 @@ int shoal__prim_close(const void *obj);
 /* Serialises type's field list into buf (at most cap bytes) for the segment header.
  * Returns the bytes written, or 0 when the type has no fields or it does not fit. */
 size_t shoal__layout_encode(const shoal_type *type, unsigned char *buf, size_t cap);
+/* Decodes a descriptor written by shoal__layout_encode (from a header that may be
+ * damaged: everything is checked) into one malloc'ed block holding the type tree;
+ * release it with free(*out). Returns 0, SHOAL_ECORRUPT or SHOAL_ENOMEM. */
+int shoal__layout_decode(const unsigned char *desc, size_t n, shoal_type **out);
+/* Prints the element at data (size bytes) of a described type field by field, on one
+ * line: {id: 42, symbol: "AAPL", fills: [1, 2], leg: {venue: "X"}, limit: 5} (a
+ * oneof shows its set member). Values that break the layout (a length over max_len,
+ * ...) are shown as <...> instead. No newline. Returns 0 or SHOAL_EINVAL. */
+int shoal__type_print(const shoal_type *type, const void *data, size_t size, FILE *out);
 /* Prints the element at data field by field, decoded through a descriptor made by
- * shoal__layout_encode. Returns 0, or -1 if the descriptor cannot be read. */
+ * shoal__layout_encode (shoal__layout_decode + shoal__type_print; the element is the
+ * descriptor's type's size). Returns 0, or a negative SHOAL_E* code (SHOAL_ECORRUPT)
+ * if the descriptor cannot be read. */
 int shoal__layout_print(const unsigned char *desc, size_t n, const void *data, FILE *out);
 
 #endif

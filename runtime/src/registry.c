@@ -100,3 +100,9 @@ int shoal__prim_close(const void *obj)
     shoal__seg_close(seg);
     return 0;
 }
+
+const char *shoal_sync_name(const void *prim)
+{
+    shoal__seg *seg = prim ? shoal__registry_find(prim) : NULL;
+    return seg ? seg->name : NULL;
+}

@@ -20,6 +20,13 @@
 extern "C" {
 #endif
 
+/* _Alignas in C, alignas in C++: the public headers compile as both. */
+#ifdef __cplusplus
+#define SHOAL_ALIGNAS(n) alignas(n)
+#else
+#define SHOAL_ALIGNAS(n) _Alignas(n)
+#endif
+
 #if defined(SHOAL_BUILDING)
 #define SHOAL_API __attribute__((visibility("default")))
 #else

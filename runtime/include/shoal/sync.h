@@ -33,28 +33,33 @@ extern "C" {
 
 /* Lock and RLock: 64 bytes. An RLock is a Lock initialised as recursive. */
 typedef struct shoal_lock {
-    _Alignas(8) unsigned char opaque[64];
+    SHOAL_ALIGNAS(8) unsigned char opaque[64];
 } shoal_lock;
 
 /* Semaphore and BoundedSemaphore: 16 bytes. */
 typedef struct shoal_sem {
-    _Alignas(8) unsigned char opaque[16];
+    SHOAL_ALIGNAS(8) unsigned char opaque[16];
 } shoal_sem;
 
 /* Condition: 16 bytes; used with a shoal_lock. */
 typedef struct shoal_cond {
-    _Alignas(8) unsigned char opaque[16];
+    SHOAL_ALIGNAS(8) unsigned char opaque[16];
 } shoal_cond;
 
 /* Event: 8 bytes. */
 typedef struct shoal_event {
-    _Alignas(8) unsigned char opaque[8];
+    SHOAL_ALIGNAS(8) unsigned char opaque[8];
 } shoal_event;
 
 /* Barrier: 32 bytes. */
 typedef struct shoal_barrier {
-    _Alignas(8) unsigned char opaque[32];
+    SHOAL_ALIGNAS(8) unsigned char opaque[32];
 } shoal_barrier;
+
+/* The name of a named primitive (any of the *_open() handles below; generated when it
+ * was created without a name), or NULL for an embedded one. Bindings use it to pass
+ * primitives to other processes by name. */
+SHOAL_API const char *shoal_sync_name(const void *prim);
 
 /* ---- Lock / RLock ---------------------------------------------------------------- */
 

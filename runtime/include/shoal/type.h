@@ -86,6 +86,13 @@ SHOAL_API const shoal_type *shoal_typecode(char code);
 #define SHOAL_FNV_OFFSET 0xcbf29ce484222325ULL
 SHOAL_API uint64_t shoal_fnv1a(uint64_t h, const void *data, size_t len);
 
+/*
+ * Records a validation failure as the calling thread's detail message (see
+ * shoal_errdetail) and returns SHOAL_EINVALID_DATA. Generated validation functions
+ * call it, e.g. shoal_invalid("orders.Order.symbol: length %u over max_len 8", n).
+ */
+SHOAL_API int shoal_invalid(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,44 @@
+/*
+ * emit.h — what the driver (main.c) and the emitters share: the generator
+ * parameters and the list of output files. One emitter per language (emit_c.c, ...)
+ * turns the model into files; pbc.c adds protoc-c's code for encoded messages.
+ */
+#ifndef SHOAL_CODEGEN_EMIT_H
+#define SHOAL_CODEGEN_EMIT_H
+
+#include "model.h"
+
+/* Parameters from --shoal_out=k=v,k=v:outdir (or --shoal_opt). */
+typedef struct sg_params {
+    const char *lang;         /* "c" (default) */
+    const char *protoc_gen_c; /* protobuf-c's plugin; NULL: found on PATH */
+    bool verbose;             /* print each message's layout decision on stderr */
+} sg_params;
+
+typedef struct sg_output {
+    const char *name; /* relative to the output directory */
+    sg_buf content;
+} sg_output;
+
+typedef struct sg_outputs {
+    sg_output *files;
+    size_t n, cap;
+} sg_outputs;
+
+/* Adds an output file, taking over content. */
+void sg_output_add(sg_outputs *o, const char *name, sg_buf *content);
+
+/* The C emitter: <base>.shoal.h and <base>.shoal.c for every file to generate.
+ * Returns 0, or -1 after recording errors in the model. */
+int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out);
+
+/*
+ * Runs protobuf-c's code generator (protoc-gen-c) on the files whose encoded
+ * messages need it, and adds its headers (and, for files being generated, its
+ * sources) to the outputs. Returns 0, or -1 after recording an error in the model.
+ */
+int sg_run_protoc_gen_c(sg_model *m,
+                        const Google__Protobuf__Compiler__CodeGeneratorRequest *req,
+                        const sg_params *p, sg_outputs *out);
+
+#endif

@@ -1,0 +1,1590 @@
+/*
+ * emit_c.c — the C emitter: <base>.shoal.h and <base>.shoal.c per schema file.
+ *
+ * A fixed message becomes a struct laid out exactly as the model says (checked by
+ * static assertions), an init macro, a validation function, a layout descriptor
+ * (shoal_type) and typed wrappers over Value, Array, Queue and Pipe, inline in the
+ * header. An encoded message is protoc-c's struct under the shoal name, with a
+ * validation function and Queue/Pipe wrappers that pack and unpack it with protobuf-c
+ * (in the .c, which includes protoc-c's .pb-c.c). The output is deterministic: the
+ * same schema always gives the same bytes.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit.h"
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+/* Appends template t with @T (the C name), @N (the full name), and protoc-c's names
+ * @P (type), @D (lower case) and @U (upper case) replaced. */
+static void msg_tpl(sg_buf *b, const char *t, const sg_message *msg)
+{
+    for (const char *p = t; *p; p++) {
+        const char *v = NULL;
+        if (*p == '@') {
+            switch (p[1]) {
+            case 'T':
+                v = msg->c_name;
+                break;
+            case 'N':
+                v = msg->full_name;
+                break;
+            case 'P':
+                v = msg->pbc_type;
+                break;
+            case 'D':
+                v = msg->pbc_lower;
+                break;
+            case 'U':
+                v = msg->pbc_upper;
+                break;
+            }
+        }
+        if (v) {
+            sg_buf_puts(b, v);
+            p++;
+        } else {
+            sg_buf_add(b, p, 1);
+        }
+    }
+}
+
+static void indent(sg_buf *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        sg_buf_puts(b, "    ");
+}
+
+static const char *c_scalar(enum sg_kind k)
+{
+    switch (k) {
+    case SG_INT8:
+        return "int8_t";
+    case SG_UINT8:
+        return "uint8_t";
+    case SG_INT16:
+        return "int16_t";
+    case SG_UINT16:
+        return "uint16_t";
+    case SG_INT32:
+        return "int32_t";
+    case SG_UINT32:
+        return "uint32_t";
+    case SG_INT64:
+        return "int64_t";
+    case SG_UINT64:
+        return "uint64_t";
+    case SG_FLOAT:
+        return "float";
+    case SG_DOUBLE:
+        return "double";
+    case SG_BOOL:
+        return "bool";
+    case SG_CHAR:
+        return "char";
+    case SG_ENUM:
+        return "int32_t";
+    default:
+        return "?";
+    }
+}
+
+static const char *kind_const(enum sg_kind k)
+{
+    switch (k) {
+    case SG_INT8:
+        return "SHOAL_FIELD_INT8";
+    case SG_UINT8:
+        return "SHOAL_FIELD_UINT8";
+    case SG_INT16:
+        return "SHOAL_FIELD_INT16";
+    case SG_UINT16:
+        return "SHOAL_FIELD_UINT16";
+    case SG_INT32:
+        return "SHOAL_FIELD_INT32";
+    case SG_UINT32:
+        return "SHOAL_FIELD_UINT32";
+    case SG_INT64:
+        return "SHOAL_FIELD_INT64";
+    case SG_UINT64:
+        return "SHOAL_FIELD_UINT64";
+    case SG_FLOAT:
+        return "SHOAL_FIELD_FLOAT";
+    case SG_DOUBLE:
+        return "SHOAL_FIELD_DOUBLE";
+    case SG_BOOL:
+        return "SHOAL_FIELD_BOOL";
+    case SG_CHAR:
+        return "SHOAL_FIELD_CHAR";
+    case SG_ENUM:
+        return "SHOAL_FIELD_ENUM";
+    case SG_STRING:
+        return "SHOAL_FIELD_STRING";
+    case SG_BYTES:
+        return "SHOAL_FIELD_BYTES";
+    case SG_MESSAGE:
+        return "SHOAL_FIELD_MESSAGE";
+    case SG_UNION:
+        return "SHOAL_FIELD_UNION";
+    }
+    return "0";
+}
+
+static const char *guard_name(const sg_file *f)
+{
+    char *g = sg_printf("SHOAL_GEN_%s_SHOAL_H", f->base);
+    for (char *p = g; *p; p++)
+        *p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    return g;
+}
+
+/* Messages of a file that get C code (map entries are protoc-c's business). */
+static bool emitted(const sg_message *msg)
+{
+    return !msg->is_map_entry && !msg->failed;
+}
+
+/* ---- struct members --------------------------------------------------------------- */
+
+/* Declares one element of f under the declarator `decl` ("symbol", "items[4]"). */
+static void elem_decl(sg_buf *b, const sg_field *f, const char *decl, int ind)
+{
+    indent(b, ind);
+    if (f->kind == SG_STRING || f->kind == SG_BYTES) {
+        sg_buf_puts(b, "struct {\n");
+        indent(b, ind + 1);
+        sg_buf_puts(b, "uint32_t len;\n");
+        indent(b, ind + 1);
+        sg_buf_printf(b, "%s data[%u];\n", f->kind == SG_STRING ? "char" : "uint8_t",
+                      f->max_len);
+        indent(b, ind);
+        sg_buf_printf(b, "} %s;", decl);
+    } else if (f->kind == SG_MESSAGE) {
+        sg_buf_printf(b, "%s %s;", f->msg->c_name, decl);
+    } else {
+        sg_buf_printf(b, "%s %s;", c_scalar(f->kind), decl);
+    }
+    if (f->kind == SG_ENUM)
+        sg_buf_printf(b, " /* %s */", f->enm->full_name);
+    sg_buf_puts(b, "\n");
+}
+
+static void member_decl(sg_buf *b, const sg_field *f, int ind)
+{
+    if (!f->repeated) {
+        elem_decl(b, f, f->c_name, ind);
+        return;
+    }
+    indent(b, ind);
+    sg_buf_puts(b, "struct {\n");
+    indent(b, ind + 1);
+    sg_buf_puts(b, "uint32_t count;\n");
+    elem_decl(b, f, sg_printf("items[%u]", f->max_count), ind + 1);
+    indent(b, ind);
+    sg_buf_printf(b, "} %s;\n", f->c_name);
+}
+
+static void oneof_decl(sg_buf *b, const sg_message *msg, const sg_oneof *o)
+{
+    sg_buf_printf(b, "    uint32_t %s_case; /* %s_NOT_SET (0) or a member's number */\n",
+                  o->name, sg_printf("%s_%s", msg->c_name, o->name));
+    sg_buf_puts(b, "    union {\n");
+    for (size_t i = o->first; i < o->first + o->count; i++)
+        member_decl(b, &msg->fields[i], 2);
+    sg_buf_printf(b, "    } %s;\n", o->c_name);
+}
+
+/* ---- initialisers --------------------------------------------------------------- */
+
+static int hexval(char c)
+{
+    return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
+}
+
+/* Undoes protoc's C escaping of a bytes default. */
+static sg_buf unescape(const char *s)
+{
+    sg_buf b = {0};
+    while (*s) {
+        char c = *s++;
+        if (c == '\\' && *s) {
+            char e = *s++;
+            if (e >= '0' && e <= '7') {
+                int v = e - '0';
+                for (int k = 0; k < 2 && *s >= '0' && *s <= '7'; k++)
+                    v = v * 8 + (*s++ - '0');
+                c = (char)v;
+            } else if (e == 'x' && isxdigit((unsigned char)*s)) {
+                int v = 0;
+                for (int k = 0; k < 2 && isxdigit((unsigned char)*s); k++)
+                    v = v * 16 + hexval(*s++);
+                c = (char)v;
+            } else {
+                c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+            }
+        }
+        sg_buf_add(&b, &c, 1);
+    }
+    return b;
+}
+
+static const char *int_literal(const sg_field *f, const char *v)
+{
+    switch (f->kind) {
+    case SG_INT32:
+        return !strcmp(v, "-2147483648") ? "INT32_MIN" : v;
+    case SG_UINT32:
+        return sg_printf("%su", v);
+    case SG_INT64:
+        return !strcmp(v, "-9223372036854775808") ? "INT64_MIN"
+                                                  : sg_printf("INT64_C(%s)", v);
+    case SG_UINT64:
+        return sg_printf("UINT64_C(%s)", v);
+    default:
+        return v;
+    }
+}
+
+static const char *float_literal(const char *v)
+{
+    if (!strcmp(v, "inf"))
+        return "INFINITY";
+    if (!strcmp(v, "-inf"))
+        return "-INFINITY";
+    if (!strcmp(v, "nan"))
+        return "NAN";
+    return strpbrk(v, ".eE") ? v : sg_printf("%s.0", v);
+}
+
+static const char *text_init(sg_model *m, const sg_message *msg, const sg_field *f)
+{
+    sg_buf raw = {0};
+    if (f->kind == SG_BYTES)
+        raw = unescape(f->default_value);
+    else
+        sg_buf_puts(&raw, f->default_value);
+    if (raw.len > f->max_len)
+        sg_error(m,
+                 "%s: message %s, field %s: the default value (%zu bytes) is longer than "
+                 "(shoal.max_len) %u",
+                 msg->file->name, msg->full_name, f->name, raw.len, f->max_len);
+    sg_buf b = {0};
+    sg_buf_printf(&b, "{%zu, {", raw.len);
+    for (size_t i = 0; i < raw.len; i++)
+        sg_buf_printf(&b, f->kind == SG_STRING ? "%s'\\x%02x'" : "%s0x%02x",
+                      i ? ", " : "", (unsigned char)raw.data[i]);
+    sg_buf_puts(&b, raw.len ? "}}" : "0}}");
+    const char *s = sg_strdup(b.data);
+    sg_buf_free(&b);
+    sg_buf_free(&raw);
+    return s;
+}
+
+static int32_t enum_default(const sg_field *f)
+{
+    if (f->default_value)
+        for (size_t i = 0; i < f->enm->nvalues; i++)
+            if (!strcmp(f->enm->values[i].name, f->default_value))
+                return f->enm->values[i].number;
+    /* proto2: the first value; proto3's first value is 0 */
+    return f->enm->nvalues ? f->enm->values[0].number : 0;
+}
+
+/* The initialiser of one element; `dflt`: honour the schema's default. */
+static const char *elem_init(sg_model *m, const sg_message *msg, const sg_field *f,
+                             bool dflt)
+{
+    const char *d = dflt ? f->default_value : NULL;
+    switch (f->kind) {
+    case SG_STRING:
+    case SG_BYTES:
+        return d ? text_init(m, msg, f) : "{0, {0}}";
+    case SG_MESSAGE:
+        return sg_printf("%s_INIT", f->msg->c_name);
+    case SG_ENUM:
+        return sg_printf("%d", dflt ? enum_default(f) : 0);
+    case SG_BOOL:
+        return d && !strcmp(d, "true") ? "true" : "false";
+    case SG_FLOAT:
+    case SG_DOUBLE:
+        return d ? float_literal(d) : "0";
+    default:
+        return d ? int_literal(f, d) : "0";
+    }
+}
+
+static const char *member_init(sg_model *m, const sg_message *msg, const sg_field *f)
+{
+    if (f->repeated)
+        return sg_printf("{0, {%s}}", elem_init(m, msg, f, false));
+    return elem_init(m, msg, f, true);
+}
+
+static const char *message_init(sg_model *m, const sg_message *msg)
+{
+    sg_buf b = {0};
+    sg_buf_puts(&b, "{");
+    size_t k = 0;
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (k++)
+            sg_buf_puts(&b, ", ");
+        if (f->oneof >= 0) {
+            const sg_oneof *o = &msg->oneofs[f->oneof];
+            sg_buf_printf(&b, "0, {%s}", elem_init(m, msg, f, false));
+            i = o->first + o->count - 1;
+        } else {
+            sg_buf_puts(&b, member_init(m, msg, f));
+        }
+    }
+    if (!k)
+        sg_buf_puts(&b, "0");
+    sg_buf_puts(&b, "}");
+    const char *s = sg_strdup(b.data);
+    sg_buf_free(&b);
+    return s;
+}
+
+static bool needs_math(const sg_file *file)
+{
+    for (size_t i = 0; i < file->nmessages; i++) {
+        const sg_message *msg = file->messages[i];
+        if (!emitted(msg) || msg->encoded)
+            continue;
+        for (size_t j = 0; j < msg->nfields; j++) {
+            const sg_field *f = &msg->fields[j];
+            if ((f->kind == SG_FLOAT || f->kind == SG_DOUBLE) && f->default_value &&
+                strpbrk(f->default_value, "in"))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* ---- header: enums ----------------------------------------------------------------- */
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void emit_enum(sg_buf *b, const sg_enum *e)
+{
+    sg_buf_printf(b, "/* ---- enum %s ---- */\n\n", e->full_name);
+    sg_buf_printf(b, "typedef enum %s {\n", e->c_name);
+    for (size_t i = 0; i < e->nvalues; i++)
+        sg_buf_printf(b, "    %s_%s = %d,\n", e->c_name, e->values[i].name,
+                      e->values[i].number);
+    sg_buf_printf(b, "} %s;\n\n", e->c_name);
+    int32_t *v = sg_alloc(sizeof(*v) * (e->nvalues + 1));
+    for (size_t i = 0; i < e->nvalues; i++)
+        v[i] = e->values[i].number;
+    qsort(v, e->nvalues, sizeof(*v), cmp_i32);
+    sg_buf_printf(b, "/* Whether v is a value of %s. */\n", e->full_name);
+    sg_buf_printf(b, "static inline bool %s_is_valid(int32_t v)\n{\n", e->c_name);
+    sg_buf_puts(b, "    switch (v) {\n");
+    for (size_t i = 0; i < e->nvalues; i++)
+        if (i == 0 || v[i] != v[i - 1])
+            sg_buf_printf(b, "    case %d:\n", v[i]);
+    sg_buf_puts(
+        b, "        return true;\n    default:\n        return false;\n    }\n}\n\n");
+    sg_buf_printf(b, "/* The name of value v of %s, or NULL. */\n", e->full_name);
+    sg_buf_printf(b, "const char *%s_name(int32_t v);\n\n", e->c_name);
+}
+
+/* ---- header: fixed messages ----------------------------------------------------- */
+
+/* clang-format off */
+static const char *value_tpl =
+    "/* An @N in a Value (shoal/value.h). Writes are validated first; reads check what\n"
+    " * they read, since any process may have written it. */\n"
+    "typedef struct @T_value @T_value;\n"
+    "\n"
+    "/* Opens or creates the Value `name` (NULL: anonymous); `init` (NULL: zeros) is the\n"
+    " * value when creating. Errors as shoal_value_open, or SHOAL_EINVALID_DATA. */\n"
+    "static inline int @T_value_open(@T_value **out, const char *name, int mode,\n"
+    "        const @T *init, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_value *v = NULL;\n"
+    "    int rc = init ? @T_validate(init) : 0;\n"
+    "    if (rc == 0)\n"
+    "        rc = shoal_value_open(&v, name, mode, &@T_type, init, attr);\n"
+    "    *out = (@T_value *)v;\n"
+    "    return rc;\n"
+    "}\n"
+    "static inline int @T_value_close(@T_value *v)\n"
+    "{\n"
+    "    return shoal_value_close((shoal_value *)v);\n"
+    "}\n"
+    "static inline const char *@T_value_name(const @T_value *v)\n"
+    "{\n"
+    "    return shoal_value_name((const shoal_value *)v);\n"
+    "}\n"
+    "/* Copies the value out under its lock. Returns 0 or SHOAL_EINVALID_DATA. */\n"
+    "static inline int @T_value_read(@T_value *v, @T *out)\n"
+    "{\n"
+    "    int rc = shoal_value_read((shoal_value *)v, out);\n"
+    "    return rc ? rc : @T_validate(out);\n"
+    "}\n"
+    "/* Validates `in`, then stores it under the lock. Returns 0 or SHOAL_EINVALID_DATA. */\n"
+    "static inline int @T_value_write(@T_value *v, const @T *in)\n"
+    "{\n"
+    "    int rc = @T_validate(in);\n"
+    "    return rc ? rc : shoal_value_write((shoal_value *)v, in);\n"
+    "}\n"
+    "/* A consistent copy without locking and without blocking writers. */\n"
+    "static inline int @T_value_snapshot(@T_value *v, @T *out)\n"
+    "{\n"
+    "    int rc = shoal_value_snapshot((shoal_value *)v, out);\n"
+    "    return rc ? rc : @T_validate(out);\n"
+    "}\n"
+    "/* A private copy of the value to change in place; publish it with\n"
+    " * @T_value_commit (see shoal_value_modify for the locking rules). */\n"
+    "static inline @T *@T_value_modify(@T_value *v)\n"
+    "{\n"
+    "    return (@T *)shoal_value_modify((shoal_value *)v);\n"
+    "}\n"
+    "/* Validates the copy `m` returned by @T_value_modify and publishes it. On\n"
+    " * SHOAL_EINVALID_DATA nothing is published and the copy stays claimed: fix it and\n"
+    " * commit again. */\n"
+    "static inline int @T_value_commit(@T_value *v, const @T *m)\n"
+    "{\n"
+    "    int rc = @T_validate(m);\n"
+    "    return rc ? rc : shoal_value_commit((shoal_value *)v);\n"
+    "}\n"
+    "/* The value in place, for reading under its lock. */\n"
+    "static inline const @T *@T_value_data(@T_value *v)\n"
+    "{\n"
+    "    return (const @T *)shoal_value_data((shoal_value *)v);\n"
+    "}\n"
+    "static inline shoal_lock *@T_value_get_lock(@T_value *v)\n"
+    "{\n"
+    "    return shoal_value_get_lock((shoal_value *)v);\n"
+    "}\n\n";
+/* clang-format on */
+
+/* clang-format off */
+static const char *array_tpl =
+    "/* An array of @N in shared memory (shoal/value.h), validated like a Value. */\n"
+    "typedef struct @T_array @T_array;\n"
+    "\n"
+    "static inline int @T_array_validate_n_(const @T *m, size_t n)\n"
+    "{\n"
+    "    for (size_t i = 0; i < n; i++) {\n"
+    "        int rc = @T_validate(&m[i]);\n"
+    "        if (rc)\n"
+    "            return rc;\n"
+    "    }\n"
+    "    return 0;\n"
+    "}\n"
+    "/* Opens or creates the Array `name` of `count` elements; `init` (NULL: zeros) holds\n"
+    " * count elements. Errors as shoal_array_open, or SHOAL_EINVALID_DATA. */\n"
+    "static inline int @T_array_open(@T_array **out, const char *name, int mode,\n"
+    "        size_t count, const @T *init, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_array *a = NULL;\n"
+    "    int rc = init ? @T_array_validate_n_(init, count) : 0;\n"
+    "    if (rc == 0)\n"
+    "        rc = shoal_array_open(&a, name, mode, &@T_type, count, init, attr);\n"
+    "    *out = (@T_array *)a;\n"
+    "    return rc;\n"
+    "}\n"
+    "static inline int @T_array_close(@T_array *a)\n"
+    "{\n"
+    "    return shoal_array_close((shoal_array *)a);\n"
+    "}\n"
+    "static inline const char *@T_array_name(const @T_array *a)\n"
+    "{\n"
+    "    return shoal_array_name((const shoal_array *)a);\n"
+    "}\n"
+    "static inline size_t @T_array_len(const @T_array *a)\n"
+    "{\n"
+    "    return shoal_array_len((const shoal_array *)a);\n"
+    "}\n"
+    "static inline int @T_array_get(@T_array *a, size_t index, @T *out)\n"
+    "{\n"
+    "    int rc = shoal_array_get((shoal_array *)a, index, out);\n"
+    "    return rc ? rc : @T_validate(out);\n"
+    "}\n"
+    "static inline int @T_array_set(@T_array *a, size_t index, const @T *in)\n"
+    "{\n"
+    "    int rc = @T_validate(in);\n"
+    "    return rc ? rc : shoal_array_set((shoal_array *)a, index, in);\n"
+    "}\n"
+    "static inline int @T_array_read(@T_array *a, size_t start, size_t n, @T *out)\n"
+    "{\n"
+    "    int rc = shoal_array_read((shoal_array *)a, start, n, out);\n"
+    "    return rc ? rc : @T_array_validate_n_(out, n);\n"
+    "}\n"
+    "static inline int @T_array_write(@T_array *a, size_t start, size_t n, const @T *in)\n"
+    "{\n"
+    "    int rc = @T_array_validate_n_(in, n);\n"
+    "    return rc ? rc : shoal_array_write((shoal_array *)a, start, n, in);\n"
+    "}\n"
+    "/* The elements in place, for access under the array's lock. */\n"
+    "static inline @T *@T_array_data(@T_array *a)\n"
+    "{\n"
+    "    return (@T *)shoal_array_data((shoal_array *)a);\n"
+    "}\n"
+    "static inline shoal_lock *@T_array_get_lock(@T_array *a)\n"
+    "{\n"
+    "    return shoal_array_get_lock((shoal_array *)a);\n"
+    "}\n\n";
+/* clang-format on */
+
+/* clang-format off */
+static const char *queue_tpl =
+    "/* A queue of @N in fixed-size slots (shoal/queue.h). Puts validate the message;\n"
+    " * gets check it (SHOAL_EINVALID_DATA: the message was consumed and is rejected). */\n"
+    "typedef struct @T_queue @T_queue;\n"
+    "\n"
+    "/* Opens or creates the queue `name` (NULL: anonymous). cfg (may be NULL) gives the\n"
+    " * capacity and spsc; its type is set to @N. A queue of another layout fails with\n"
+    " * SHOAL_ELAYOUT naming both types. */\n"
+    "static inline int @T_queue_open(@T_queue **out, const char *name, int mode,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_queue_config c;\n"
+    "    shoal_queue *q = NULL;\n"
+    "    memset(&c, 0, sizeof(c));\n"
+    "    if (cfg)\n"
+    "        c = *cfg;\n"
+    "    c.type = &@T_type;\n"
+    "    int rc = shoal_queue_open(&q, name, mode, &c, attr);\n"
+    "    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {\n"
+    "        c.spsc = 1; /* no cfg: open a single-producer queue as well */\n"
+    "        rc = shoal_queue_open(&q, name, mode, &c, attr);\n"
+    "    }\n"
+    "    *out = (@T_queue *)q;\n"
+    "    return rc;\n"
+    "}\n"
+    "static inline int @T_queue_close(@T_queue *q)\n"
+    "{\n"
+    "    return shoal_queue_close((shoal_queue *)q);\n"
+    "}\n"
+    "static inline const char *@T_queue_name(const @T_queue *q)\n"
+    "{\n"
+    "    return shoal_queue_name((const shoal_queue *)q);\n"
+    "}\n"
+    "static inline int @T_queue_put(@T_queue *q, const @T *m, shoal_duration timeout)\n"
+    "{\n"
+    "    int rc = @T_validate(m);\n"
+    "    return rc ? rc : shoal_queue_put((shoal_queue *)q, m, sizeof(*m), timeout);\n"
+    "}\n"
+    "static inline int @T_queue_try_put(@T_queue *q, const @T *m)\n"
+    "{\n"
+    "    return @T_queue_put(q, m, SHOAL_NOWAIT);\n"
+    "}\n"
+    "static inline int @T_queue_get(@T_queue *q, @T *out, shoal_duration timeout)\n"
+    "{\n"
+    "    size_t len = 0;\n"
+    "    int rc = shoal_queue_get((shoal_queue *)q, out, sizeof(*out), &len, timeout);\n"
+    "    return rc ? rc : @T_validate(out);\n"
+    "}\n"
+    "static inline int @T_queue_try_get(@T_queue *q, @T *out)\n"
+    "{\n"
+    "    return @T_queue_get(q, out, SHOAL_NOWAIT);\n"
+    "}\n"
+    "/* Puts n messages (all validated first); *done receives how many went in. */\n"
+    "static inline int @T_queue_put_batch(@T_queue *q, const @T *m, size_t n, size_t *done,\n"
+    "        shoal_duration timeout)\n"
+    "{\n"
+    "    for (size_t i = 0; i < n; i++) {\n"
+    "        int rc = @T_validate(&m[i]);\n"
+    "        if (rc) {\n"
+    "            *done = 0;\n"
+    "            return rc;\n"
+    "        }\n"
+    "    }\n"
+    "    return shoal_queue_put_batch((shoal_queue *)q, m, n, done, timeout);\n"
+    "}\n"
+    "/* Gets up to max messages; *done receives how many came out. */\n"
+    "static inline int @T_queue_get_batch(@T_queue *q, @T *m, size_t max, size_t *done,\n"
+    "        shoal_duration timeout)\n"
+    "{\n"
+    "    int rc = shoal_queue_get_batch((shoal_queue *)q, m, max, done, timeout);\n"
+    "    for (size_t i = 0; rc == 0 && i < *done; i++)\n"
+    "        rc = @T_validate(&m[i]);\n"
+    "    return rc;\n"
+    "}\n"
+    "/* Reserves a slot to build a message in place (it holds stale bytes: set every\n"
+    " * field); publish it with @T_queue_commit. */\n"
+    "static inline int @T_queue_loan(@T_queue *q, @T **slot, shoal_duration timeout)\n"
+    "{\n"
+    "    void *p = NULL;\n"
+    "    size_t cap = 0;\n"
+    "    int rc = shoal_queue_loan((shoal_queue *)q, &p, &cap, timeout);\n"
+    "    *slot = rc ? NULL : (@T *)p;\n"
+    "    return rc;\n"
+    "}\n"
+    "/* Validates and publishes a loaned slot. On SHOAL_EINVALID_DATA the slot stays\n"
+    " * loaned: fix the message and commit again. */\n"
+    "static inline int @T_queue_commit(@T_queue *q, @T *slot)\n"
+    "{\n"
+    "    int rc = @T_validate(slot);\n"
+    "    return rc ? rc : shoal_queue_commit((shoal_queue *)q, slot, sizeof(*slot));\n"
+    "}\n"
+    "/* The next message in place (zero-copy); free its slot with @T_queue_release. */\n"
+    "static inline int @T_queue_peek(@T_queue *q, const @T **m, shoal_duration timeout)\n"
+    "{\n"
+    "    const void *p = NULL;\n"
+    "    size_t len = 0;\n"
+    "    int rc = shoal_queue_peek((shoal_queue *)q, &p, &len, timeout);\n"
+    "    *m = NULL;\n"
+    "    if (rc)\n"
+    "        return rc;\n"
+    "    rc = @T_validate((const @T *)p);\n"
+    "    if (rc)\n"
+    "        shoal_queue_release((shoal_queue *)q, p);\n"
+    "    else\n"
+    "        *m = (const @T *)p;\n"
+    "    return rc;\n"
+    "}\n"
+    "static inline int @T_queue_release(@T_queue *q, const @T *m)\n"
+    "{\n"
+    "    return shoal_queue_release((shoal_queue *)q, m);\n"
+    "}\n"
+    "static inline int @T_queue_shutdown(@T_queue *q)\n"
+    "{\n"
+    "    return shoal_queue_shutdown((shoal_queue *)q);\n"
+    "}\n"
+    "static inline int @T_queue_stats(@T_queue *q, shoal_queue_stats *st)\n"
+    "{\n"
+    "    return shoal_queue_stats_get((shoal_queue *)q, st);\n"
+    "}\n\n";
+/* clang-format on */
+
+/* clang-format off */
+static const char *pipe_tpl =
+    "/* A duplex pipe carrying @N (shoal/pipe.h), validated like the queue. */\n"
+    "typedef struct @T_pipe @T_pipe;\n"
+    "\n"
+    "static inline int @T_pipe_open(@T_pipe **out, const char *name, int end, int mode,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_queue_config c;\n"
+    "    shoal_pipe *p = NULL;\n"
+    "    memset(&c, 0, sizeof(c));\n"
+    "    if (cfg)\n"
+    "        c = *cfg;\n"
+    "    c.type = &@T_type;\n"
+    "    int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);\n"
+    "    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {\n"
+    "        c.spsc = 1; /* no cfg: open a single-producer pipe as well */\n"
+    "        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);\n"
+    "    }\n"
+    "    *out = (@T_pipe *)p;\n"
+    "    return rc;\n"
+    "}\n"
+    "static inline int @T_pipe_pair(@T_pipe **end0, @T_pipe **end1, const char *name,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_queue_config c;\n"
+    "    shoal_pipe *p0 = NULL, *p1 = NULL;\n"
+    "    memset(&c, 0, sizeof(c));\n"
+    "    if (cfg)\n"
+    "        c = *cfg;\n"
+    "    c.type = &@T_type;\n"
+    "    int rc = shoal_pipe_pair(&p0, &p1, name, &c, attr);\n"
+    "    *end0 = (@T_pipe *)p0;\n"
+    "    *end1 = (@T_pipe *)p1;\n"
+    "    return rc;\n"
+    "}\n"
+    "static inline int @T_pipe_close(@T_pipe *p)\n"
+    "{\n"
+    "    return shoal_pipe_close((shoal_pipe *)p);\n"
+    "}\n"
+    "static inline const char *@T_pipe_name(const @T_pipe *p)\n"
+    "{\n"
+    "    return shoal_pipe_name((const shoal_pipe *)p);\n"
+    "}\n"
+    "static inline int @T_pipe_send(@T_pipe *p, const @T *m, shoal_duration timeout)\n"
+    "{\n"
+    "    int rc = @T_validate(m);\n"
+    "    return rc ? rc : shoal_pipe_send((shoal_pipe *)p, m, sizeof(*m), timeout);\n"
+    "}\n"
+    "static inline int @T_pipe_try_send(@T_pipe *p, const @T *m)\n"
+    "{\n"
+    "    return @T_pipe_send(p, m, SHOAL_NOWAIT);\n"
+    "}\n"
+    "static inline int @T_pipe_recv(@T_pipe *p, @T *out, shoal_duration timeout)\n"
+    "{\n"
+    "    size_t len = 0;\n"
+    "    int rc = shoal_pipe_recv((shoal_pipe *)p, out, sizeof(*out), &len, timeout);\n"
+    "    return rc ? rc : @T_validate(out);\n"
+    "}\n"
+    "static inline int @T_pipe_try_recv(@T_pipe *p, @T *out)\n"
+    "{\n"
+    "    return @T_pipe_recv(p, out, SHOAL_NOWAIT);\n"
+    "}\n"
+    "static inline int @T_pipe_poll(@T_pipe *p, shoal_duration timeout)\n"
+    "{\n"
+    "    return shoal_pipe_poll((shoal_pipe *)p, timeout);\n"
+    "}\n\n";
+/* clang-format on */
+
+/* Setters for bounded strings and bytes that check max_len. */
+static void emit_setters(sg_buf *b, const sg_message *msg)
+{
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if ((f->kind != SG_STRING && f->kind != SG_BYTES) || f->repeated || f->oneof >= 0)
+            continue;
+        bool str = f->kind == SG_STRING;
+        const char *T = msg->c_name;
+        const char *has =
+            i > 0 && msg->fields[i - 1].is_has_flag
+                ? sg_printf("    m->%s = true;\n", msg->fields[i - 1].c_name)
+                : "";
+        sg_buf_printf(
+            b,
+            "/* Sets %s to the n bytes at p. Returns 0, or SHOAL_EINVALID_DATA if\n"
+            " * n is over %u. */\n"
+            "static inline int %s_set_%s%s(%s *m, const %s *p, size_t n)\n{\n"
+            "    if (n > sizeof(m->%s.data))\n"
+            "        return shoal_invalid(\"%s.%s: %%zu bytes over max_len %u\", n);\n"
+            "    if (n)\n"
+            "        memcpy(m->%s.data, p, n);\n"
+            "    m->%s.len = (uint32_t)n;\n%s    return 0;\n}\n",
+            f->name, f->max_len, T, f->name, str ? "_n" : "", T, str ? "char" : "void",
+            f->c_name, msg->full_name, f->name, f->max_len, f->c_name, f->c_name, has);
+        if (str)
+            sg_buf_printf(b,
+                          "/* Sets %s to the NUL-terminated s. */\n"
+                          "static inline int %s_set_%s(%s *m, const char *s)\n{\n"
+                          "    return %s_set_%s_n(m, s, strlen(s));\n}\n",
+                          f->name, T, f->name, T, T, f->name);
+    }
+    sg_buf_puts(b, "\n");
+}
+
+static void emit_asserts(sg_buf *b, const sg_message *msg)
+{
+    const char *T = msg->c_name;
+    sg_buf_printf(b, "SHOAL_GEN_ASSERT(sizeof(%s) == %u, \"%s: size\");\n", T, msg->size,
+                  msg->full_name);
+    sg_buf_printf(b,
+                  "SHOAL_GEN_ASSERT(SHOAL_GEN_ALIGNOF(%s) == %u, \"%s: alignment\");\n",
+                  T, msg->align, msg->full_name);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->oneof >= 0) {
+            const sg_oneof *o = &msg->oneofs[f->oneof];
+            sg_buf_printf(
+                b,
+                "SHOAL_GEN_ASSERT(offsetof(%s, %s_case) == %u, \"%s.%s: offset\");\n"
+                "SHOAL_GEN_ASSERT(offsetof(%s, %s) == %u, \"%s.%s: offset\");\n"
+                "SHOAL_GEN_ASSERT(sizeof(((%s *)0)->%s) == %u, \"%s.%s: size\");\n",
+                T, o->name, o->case_offset, msg->full_name, o->name, T, o->c_name,
+                o->union_offset, msg->full_name, o->name, T, o->c_name, o->union_size,
+                msg->full_name, o->name);
+            i = o->first + o->count - 1;
+            continue;
+        }
+        sg_buf_printf(b,
+                      "SHOAL_GEN_ASSERT(offsetof(%s, %s) == %u, \"%s.%s: offset\");\n"
+                      "SHOAL_GEN_ASSERT(sizeof(((%s *)0)->%s) == %u, \"%s.%s: size\");\n",
+                      T, f->c_name, f->offset, msg->full_name, f->name, T, f->c_name,
+                      f->size, msg->full_name, f->name);
+    }
+    sg_buf_puts(b, "\n");
+}
+
+static void emit_fixed_header(sg_model *m, sg_buf *b, const sg_message *msg)
+{
+    sg_buf_printf(b,
+                  "/* ---- message %s: fixed layout, %u bytes, align %u ---- */\n\n"
+                  "typedef struct %s {\n",
+                  msg->full_name, msg->size, msg->align, msg->c_name);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->oneof >= 0) {
+            const sg_oneof *o = &msg->oneofs[f->oneof];
+            oneof_decl(b, msg, o);
+            i = o->first + o->count - 1;
+        } else {
+            member_decl(b, f, 1);
+        }
+    }
+    if (!msg->nfields)
+        sg_buf_puts(b, "    uint8_t shoal_empty_; /* C has no empty structs */\n");
+    sg_buf_printf(b, "} %s;\n\n", msg->c_name);
+    for (size_t i = 0; i < msg->noneofs; i++) {
+        const sg_oneof *o = &msg->oneofs[i];
+        sg_buf_printf(b, "/* Values of %s.%s_case. */\nenum {\n    %s_%s_NOT_SET = 0,\n",
+                      msg->c_name, o->name, msg->c_name, o->name);
+        for (size_t j = o->first; j < o->first + o->count; j++)
+            sg_buf_printf(b, "    %s_%s_%s = %u,\n", msg->c_name, o->name,
+                          msg->fields[j].name, msg->fields[j].number);
+        sg_buf_puts(b, "};\n\n");
+    }
+    sg_buf_printf(b,
+                  "/* Every field at its default (zero unless the schema says). */\n"
+                  "#define %s_INIT %s\n",
+                  msg->c_name, message_init(m, msg));
+    sg_buf_printf(b, "#define %s_LAYOUT_HASH UINT64_C(0x%016llx)\n\n", msg->c_name,
+                  (unsigned long long)msg->hash);
+    emit_asserts(b, msg);
+    msg_tpl(
+        b,
+        "/* The layout descriptor of @N: pass it where shoal asks for a shoal_type. */\n"
+        "extern const shoal_type @T_type;\n"
+        "\n"
+        "/* Checks lengths and counts against their bounds, enum values and oneof "
+        "cases.\n"
+        " * Returns 0, or SHOAL_EINVALID_DATA with shoal_errdetail() naming the field. "
+        "*/\n"
+        "int @T_validate(const @T *m);\n\n",
+        msg);
+    emit_setters(b, msg);
+    msg_tpl(b, value_tpl, msg);
+    msg_tpl(b, array_tpl, msg);
+    msg_tpl(b, queue_tpl, msg);
+    msg_tpl(b, pipe_tpl, msg);
+}
+
+/* ---- header: encoded messages ---------------------------------------------------- */
+
+/* clang-format off */
+static const char *encoded_decl_tpl =
+    "/* The message is protoc-c's struct @P (see the .pb-c.h). */\n"
+    "typedef @P @T;\n"
+    "#define @T_INIT @U__INIT\n"
+    "\n"
+    "/* Checks the bounds the schema sets ((shoal.max_len), (shoal.max_count)) and enum\n"
+    " * values, in nested messages too. Returns 0 or SHOAL_EINVALID_DATA. */\n"
+    "int @T_validate(const @T *m);\n"
+    "/* Frees a message that @T_queue_get or @T_pipe_recv returned. */\n"
+    "void @T_free(@T *m);\n"
+    "\n"
+    "/* A queue of @N in variable-size slots: messages travel packed. */\n"
+    "typedef struct @T_queue @T_queue;\n"
+    "/* Opens or creates the queue; cfg->max_msg bounds a packed message (default\n"
+    " * SHOAL_GEN_MAX_MSG). With SHOAL_OPEN and no cfg, any variable-size queue opens. */\n"
+    "int @T_queue_open(@T_queue **out, const char *name, int mode,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr);\n"
+    "int @T_queue_close(@T_queue *q);\n"
+    "const char *@T_queue_name(const @T_queue *q);\n"
+    "/* Validates and packs m, then puts it. SHOAL_EMSGSIZE if it packs larger than\n"
+    " * max_msg. */\n"
+    "int @T_queue_put(@T_queue *q, const @T *m, shoal_duration timeout);\n"
+    "int @T_queue_try_put(@T_queue *q, const @T *m);\n"
+    "/* Gets and unpacks the next message into *out (free it with @T_free).\n"
+    " * SHOAL_EINVALID_DATA if it does not decode or validate (it is consumed). */\n"
+    "int @T_queue_get(@T_queue *q, @T **out, shoal_duration timeout);\n"
+    "int @T_queue_try_get(@T_queue *q, @T **out);\n"
+    "int @T_queue_shutdown(@T_queue *q);\n"
+    "int @T_queue_stats(@T_queue *q, shoal_queue_stats *st);\n"
+    "\n"
+    "/* A duplex pipe carrying @N, packed. */\n"
+    "typedef struct @T_pipe @T_pipe;\n"
+    "int @T_pipe_open(@T_pipe **out, const char *name, int end, int mode,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr);\n"
+    "int @T_pipe_pair(@T_pipe **end0, @T_pipe **end1, const char *name,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr);\n"
+    "int @T_pipe_close(@T_pipe *p);\n"
+    "const char *@T_pipe_name(const @T_pipe *p);\n"
+    "int @T_pipe_send(@T_pipe *p, const @T *m, shoal_duration timeout);\n"
+    "int @T_pipe_try_send(@T_pipe *p, const @T *m);\n"
+    "int @T_pipe_recv(@T_pipe *p, @T **out, shoal_duration timeout);\n"
+    "int @T_pipe_try_recv(@T_pipe *p, @T **out);\n"
+    "int @T_pipe_poll(@T_pipe *p, shoal_duration timeout);\n\n";
+/* clang-format on */
+
+static void emit_encoded_header(sg_buf *b, const sg_message *msg)
+{
+    sg_buf_printf(b, "/* ---- message %s: encoded (%s) ---- */\n\n", msg->full_name,
+                  msg->reason);
+    msg_tpl(b, encoded_decl_tpl, msg);
+}
+
+/* ---- header ------------------------------------------------------------------------ */
+
+/* Fixed messages of the file, each after the ones of the file it contains. */
+static void order_visit(const sg_message *msg, const sg_message **out, size_t *n,
+                        bool *done, const sg_file *file)
+{
+    size_t idx = 0;
+    while (file->messages[idx] != msg)
+        idx++;
+    if (done[idx])
+        return;
+    done[idx] = true;
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_message *c = msg->fields[i].msg;
+        if (c && c->file == file && !c->encoded)
+            order_visit(c, out, n, done, file);
+    }
+    out[(*n)++] = msg;
+}
+
+static const sg_message **ordered(const sg_file *file, size_t *n)
+{
+    const sg_message **out = sg_alloc(sizeof(*out) * (file->nmessages + 1));
+    bool *done = sg_alloc(file->nmessages + 1);
+    *n = 0;
+    for (size_t i = 0; i < file->nmessages; i++)
+        order_visit(file->messages[i], out, n, done, file);
+    return out;
+}
+
+/* The generated headers this file's messages need: every other file whose message or
+ * enum one of its fields uses. */
+static void emit_includes(sg_model *m, sg_buf *b, const sg_file *file)
+{
+    for (size_t d = 0; d < file->ndeps; d++) {
+        const sg_file *dep = file->deps[d];
+        bool used = false;
+        for (size_t i = 0; i < file->nmessages && !used; i++) {
+            const sg_message *msg = file->messages[i];
+            for (size_t j = 0; j < msg->nfields; j++) {
+                const sg_field *f = &msg->fields[j];
+                if ((f->msg && f->msg->file == dep) || (f->enm && f->enm->file == dep))
+                    used = true;
+            }
+        }
+        if (!used)
+            continue;
+        if (!dep->generate)
+            sg_error(m,
+                     "%s: it uses types of %s, which is not being generated: list %s "
+                     "among the files to compile",
+                     file->name, dep->name, dep->name);
+        sg_buf_printf(b, "#include \"%s.shoal.h\"\n", dep->base);
+    }
+    if (file->has_encoded)
+        sg_buf_printf(b, "#include \"%s.pb-c.h\"\n", file->base);
+}
+
+/* clang-format off */
+static const char *common_defs =
+    "#ifndef SHOAL_GEN_ASSERT\n"
+    "#ifdef __cplusplus\n"
+    "#define SHOAL_GEN_ASSERT(cond, what) static_assert(cond, what)\n"
+    "#define SHOAL_GEN_ALIGNOF(type) alignof(type)\n"
+    "#else\n"
+    "#define SHOAL_GEN_ASSERT(cond, what) _Static_assert(cond, what)\n"
+    "#define SHOAL_GEN_ALIGNOF(type) _Alignof(type)\n"
+    "#endif\n"
+    "#endif\n"
+    "\n";
+/* clang-format on */
+
+/* clang-format off */
+static const char *encoded_defs =
+    "#ifndef SHOAL_GEN_MAX_MSG\n"
+    "/* Default largest packed message of an encoded queue or pipe, in bytes. */\n"
+    "#define SHOAL_GEN_MAX_MSG 4096\n"
+    "#endif\n"
+    "\n";
+/* clang-format on */
+
+static void emit_header(sg_model *m, const sg_file *file, sg_outputs *out)
+{
+    sg_buf b = {0};
+    const char *guard = guard_name(file);
+    sg_buf_printf(&b, "/* Generated by protoc-gen-shoal from %s. Do not edit. */\n",
+                  file->name);
+    sg_buf_printf(&b, "#ifndef %s\n#define %s\n\n", guard, guard);
+    sg_buf_puts(&b, "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n"
+                    "#include <string.h>\n");
+    if (needs_math(file))
+        sg_buf_puts(&b, "#include <math.h>\n");
+    sg_buf_puts(&b, "\n#include <shoal.h>\n\n");
+    emit_includes(m, &b, file);
+    sg_buf_puts(&b, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    sg_buf_puts(&b, common_defs);
+    if (file->has_encoded)
+        sg_buf_puts(&b, encoded_defs);
+    for (size_t i = 0; i < file->nenums; i++)
+        emit_enum(&b, file->enums[i]);
+    size_t n;
+    const sg_message **order = ordered(file, &n);
+    for (size_t i = 0; i < n; i++) {
+        const sg_message *msg = order[i];
+        if (!emitted(msg))
+            continue;
+        if (msg->encoded)
+            emit_encoded_header(&b, msg);
+        else
+            emit_fixed_header(m, &b, msg);
+    }
+    sg_buf_printf(&b, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+    sg_output_add(out, sg_printf("%s.shoal.h", file->base), &b);
+}
+
+/* ---- source: enums and descriptors ---------------------------------------------------
+ */
+
+static void emit_enum_names(sg_buf *b, const sg_enum *e)
+{
+    sg_buf_printf(b, "const char *%s_name(int32_t v)\n{\n    switch (v) {\n", e->c_name);
+    for (size_t i = 0; i < e->nvalues; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < i; j++)
+            dup |= e->values[j].number == e->values[i].number;
+        if (!dup)
+            sg_buf_printf(b, "    case %d:\n        return \"%s\";\n",
+                          e->values[i].number, e->values[i].name);
+    }
+    sg_buf_puts(b, "    default:\n        return NULL;\n    }\n}\n\n");
+}
+
+static void field_entry(sg_buf *b, const sg_field *f, uint32_t offset)
+{
+    sg_buf_printf(b, "    {\"%s\", %u, %s, %u, %u, %u, %u, %s},\n", f->name, f->number,
+                  kind_const(f->kind), offset, f->size, f->repeated ? f->max_count : 0,
+                  f->max_len, f->msg ? sg_printf("&%s_type", f->msg->c_name) : "NULL");
+}
+
+static void emit_descriptor(sg_buf *b, const sg_message *msg)
+{
+    for (size_t i = 0; i < msg->noneofs; i++) {
+        const sg_oneof *o = &msg->oneofs[i];
+        sg_buf_printf(b, "static const shoal_field %s_%s_members[] = {\n", msg->c_name,
+                      o->name);
+        for (size_t j = o->first; j < o->first + o->count; j++)
+            field_entry(b, &msg->fields[j], o->union_offset - o->case_offset);
+        sg_buf_printf(b, "};\n");
+        sg_buf_printf(b,
+                      "static const shoal_type %s_%s_union = {\"%s\", "
+                      "UINT64_C(0x%016llx), %u, %u, 0, %zu, %s_%s_members};\n\n",
+                      msg->c_name, o->name, o->name, (unsigned long long)o->hash, o->size,
+                      o->union_align > 4 ? o->union_align : 4, o->count, msg->c_name,
+                      o->name);
+    }
+    size_t n = 0;
+    if (msg->nfields) {
+        sg_buf_printf(b, "static const shoal_field %s_fields[] = {\n", msg->c_name);
+        for (size_t i = 0; i < msg->nfields; i++) {
+            const sg_field *f = &msg->fields[i];
+            n++;
+            if (f->oneof < 0) {
+                field_entry(b, f, f->offset);
+                continue;
+            }
+            const sg_oneof *o = &msg->oneofs[f->oneof];
+            sg_buf_printf(
+                b, "    {\"%s\", 0, SHOAL_FIELD_UNION, %u, %u, 0, 0, &%s_%s_union},\n",
+                o->name, o->case_offset, o->size, msg->c_name, o->name);
+            i = o->first + o->count - 1;
+        }
+        sg_buf_puts(b, "};\n");
+    }
+    sg_buf_printf(b,
+                  "const shoal_type %s_type = {\"%s\", UINT64_C(0x%016llx), %u, %u, 0, "
+                  "%zu, %s};\n\n",
+                  msg->c_name, msg->full_name, (unsigned long long)msg->hash, msg->size,
+                  msg->align, n, n ? sg_printf("%s_fields", msg->c_name) : "NULL");
+}
+
+/* ---- source: validation of fixed messages ---------------------------------------- */
+
+static bool elem_needs_check(const sg_field *f)
+{
+    return f->kind == SG_STRING || f->kind == SG_BYTES || f->kind == SG_ENUM ||
+           f->kind == SG_BOOL || f->kind == SG_MESSAGE;
+}
+
+/* Checks one element, reachable as the C expression `x`. */
+static void check_elem(sg_buf *b, const sg_message *msg, const sg_field *f, const char *x,
+                       int ind)
+{
+    const char *N = msg->full_name;
+    indent(b, ind);
+    switch (f->kind) {
+    case SG_STRING:
+    case SG_BYTES:
+        sg_buf_printf(b, "if (%s.len > %u)\n", x, f->max_len);
+        indent(b, ind + 1);
+        sg_buf_printf(b,
+                      "return shoal_invalid(\"%s.%s: length %%u over max_len %u\", "
+                      "(unsigned)%s.len);\n",
+                      N, f->name, f->max_len, x);
+        break;
+    case SG_ENUM:
+        sg_buf_printf(b, "if (!%s_is_valid(%s))\n", f->enm->c_name, x);
+        indent(b, ind + 1);
+        sg_buf_printf(
+            b, "return shoal_invalid(\"%s.%s: %%d is not a value of %s\", (int)%s);\n", N,
+            f->name, f->enm->full_name, x);
+        break;
+    case SG_BOOL:
+        sg_buf_printf(b, "if (shoal_gen_bad_bool_(&%s))\n", x);
+        indent(b, ind + 1);
+        sg_buf_printf(b,
+                      "return shoal_invalid(\"%s.%s: a bool holds neither 0 nor 1\");\n",
+                      N, f->name);
+        break;
+    case SG_MESSAGE:
+        sg_buf_printf(b, "if ((rc = %s_validate(&%s)) != 0)\n", f->msg->c_name, x);
+        indent(b, ind + 1);
+        sg_buf_puts(b, "return rc;\n");
+        break;
+    default:
+        break;
+    }
+}
+
+static void check_member(sg_buf *b, const sg_message *msg, const sg_field *f,
+                         const char *x, int ind)
+{
+    if (!f->repeated) {
+        if (elem_needs_check(f))
+            check_elem(b, msg, f, x, ind);
+        return;
+    }
+    indent(b, ind);
+    sg_buf_printf(b, "if (%s.count > %u)\n", x, f->max_count);
+    indent(b, ind + 1);
+    sg_buf_printf(b,
+                  "return shoal_invalid(\"%s.%s: count %%u over max_count %u\", "
+                  "(unsigned)%s.count);\n",
+                  msg->full_name, f->name, f->max_count, x);
+    if (!elem_needs_check(f))
+        return;
+    indent(b, ind);
+    sg_buf_printf(b, "for (uint32_t i = 0; i < %s.count; i++) {\n", x);
+    check_elem(b, msg, f, sg_printf("%s.items[i]", x), ind + 1);
+    indent(b, ind);
+    sg_buf_puts(b, "}\n");
+}
+
+static bool uses_rc(const sg_message *msg)
+{
+    for (size_t i = 0; i < msg->nfields; i++)
+        if (msg->fields[i].kind == SG_MESSAGE)
+            return true;
+    return false;
+}
+
+static void emit_validate(sg_buf *b, const sg_message *msg)
+{
+    sg_buf_printf(b, "int %s_validate(const %s *m)\n{\n", msg->c_name, msg->c_name);
+    if (uses_rc(msg))
+        sg_buf_puts(b, "    int rc;\n");
+    sg_buf_puts(b, "    (void)m;\n");
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->oneof < 0) {
+            check_member(b, msg, f, sg_printf("m->%s", f->c_name), 1);
+            continue;
+        }
+        const sg_oneof *o = &msg->oneofs[f->oneof];
+        sg_buf_printf(b, "    switch (m->%s_case) {\n    case 0:\n        break;\n",
+                      o->name);
+        for (size_t j = o->first; j < o->first + o->count; j++) {
+            const sg_field *mf = &msg->fields[j];
+            sg_buf_printf(b, "    case %u:\n", mf->number);
+            check_member(b, msg, mf, sg_printf("m->%s.%s", o->c_name, mf->c_name), 2);
+            sg_buf_puts(b, "        break;\n");
+        }
+        sg_buf_printf(b,
+                      "    default:\n        return shoal_invalid(\"%s.%s: unknown case "
+                      "%%u\", (unsigned)m->%s_case);\n    }\n",
+                      msg->full_name, o->name, o->name);
+        i = o->first + o->count - 1;
+    }
+    sg_buf_puts(b, "    return 0;\n}\n\n");
+}
+
+/* ---- source: encoded messages --------------------------------------------------------
+ */
+
+/* Static helpers every .shoal.c with encoded messages carries: packing into a queue or
+ * pipe, unpacking out of it, and checking the schema's bounds on protoc-c's structs
+ * generically through their descriptors. */
+/* clang-format off */
+static const char *bound_type =
+    "/* (shoal.max_len) and (shoal.max_count) of protoc-c's message fields. */\n"
+    "typedef struct shoal_gen_bound_ {\n"
+    "    const ProtobufCMessageDescriptor *desc;\n"
+    "    uint32_t number, max_len, max_count;\n"
+    "} shoal_gen_bound_;\n"
+    "\n";
+/* clang-format on */
+
+/* clang-format off */
+static const char *encoded_helpers =
+    "static int shoal_gen_bound_find_(const ProtobufCMessageDescriptor *d, uint32_t number,\n"
+    "                                 const shoal_gen_bound_ **out)\n"
+    "{\n"
+    "    size_t n = sizeof(shoal_gen_bounds_) / sizeof(shoal_gen_bounds_[0]);\n"
+    "    *out = NULL;\n"
+    "    for (size_t i = 0; i < n; i++)\n"
+    "        if (shoal_gen_bounds_[i].desc == d && shoal_gen_bounds_[i].number == number)\n"
+    "            *out = &shoal_gen_bounds_[i];\n"
+    "    return *out != NULL;\n"
+    "}\n"
+    "\n"
+    "/* Whether field f of m is present (repeated fields: *n elements at *elems). */\n"
+    "static int shoal_gen_present_(const ProtobufCMessage *m,\n"
+    "                              const ProtobufCFieldDescriptor *f, size_t *n,\n"
+    "                              const void **elems)\n"
+    "{\n"
+    "    const char *base = (const char *)m;\n"
+    "    if (f->label == PROTOBUF_C_LABEL_REPEATED) {\n"
+    "        memcpy(n, base + f->quantifier_offset, sizeof(*n));\n"
+    "        memcpy((void *)elems, base + f->offset, sizeof(*elems));\n"
+    "        return *n > 0;\n"
+    "    }\n"
+    "    *n = 1;\n"
+    "    *elems = base + f->offset;\n"
+    "    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {\n"
+    "        uint32_t which;\n"
+    "        memcpy(&which, base + f->quantifier_offset, sizeof(which));\n"
+    "        return which == f->id;\n"
+    "    }\n"
+    "    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset) {\n"
+    "        protobuf_c_boolean has;\n"
+    "        memcpy(&has, base + f->quantifier_offset, sizeof(has));\n"
+    "        return has != 0;\n"
+    "    }\n"
+    "    return 1;\n"
+    "}\n"
+    "\n"
+    "static int shoal_gen_check_(const ProtobufCMessage *m, int depth);\n"
+    "\n"
+    "static int shoal_gen_check_len_(const ProtobufCMessageDescriptor *d,\n"
+    "                                const ProtobufCFieldDescriptor *f,\n"
+    "                                const shoal_gen_bound_ *bd, size_t n)\n"
+    "{\n"
+    "    if (bd && bd->max_len && n > bd->max_len)\n"
+    "        return shoal_invalid(\"%s.%s: length %zu over max_len %u\", d->name, f->name, n,\n"
+    "                             (unsigned)bd->max_len);\n"
+    "    return 0;\n"
+    "}\n"
+    "\n"
+    "static int shoal_gen_check_elem_(const ProtobufCMessageDescriptor *d,\n"
+    "                                 const ProtobufCFieldDescriptor *f,\n"
+    "                                 const shoal_gen_bound_ *bd, const void *elems,\n"
+    "                                 size_t i, int depth)\n"
+    "{\n"
+    "    const ProtobufCEnumDescriptor *ed;\n"
+    "    const char *s;\n"
+    "    const ProtobufCMessage *sub;\n"
+    "    switch (f->type) {\n"
+    "    case PROTOBUF_C_TYPE_ENUM:\n"
+    "        ed = (const ProtobufCEnumDescriptor *)f->descriptor;\n"
+    "        if (!protobuf_c_enum_descriptor_get_value(ed, ((const int *)elems)[i]))\n"
+    "            return shoal_invalid(\"%s.%s: %d is not a value of %s\", d->name, f->name,\n"
+    "                                 ((const int *)elems)[i], ed->name);\n"
+    "        return 0;\n"
+    "    case PROTOBUF_C_TYPE_STRING:\n"
+    "        s = ((char *const *)elems)[i];\n"
+    "        return shoal_gen_check_len_(d, f, bd, s ? strlen(s) : 0);\n"
+    "    case PROTOBUF_C_TYPE_BYTES:\n"
+    "        return shoal_gen_check_len_(d, f, bd, ((const ProtobufCBinaryData *)elems)[i].len);\n"
+    "    case PROTOBUF_C_TYPE_MESSAGE:\n"
+    "        sub = ((ProtobufCMessage *const *)elems)[i];\n"
+    "        return sub ? shoal_gen_check_(sub, depth + 1) : 0;\n"
+    "    default:\n"
+    "        return 0;\n"
+    "    }\n"
+    "}\n"
+    "\n"
+    "static int shoal_gen_check_(const ProtobufCMessage *m, int depth)\n"
+    "{\n"
+    "    const ProtobufCMessageDescriptor *d = m->descriptor;\n"
+    "    if (depth > 100)\n"
+    "        return shoal_invalid(\"%s: nested more than 100 deep\", d->name);\n"
+    "    for (unsigned k = 0; k < d->n_fields; k++) {\n"
+    "        const ProtobufCFieldDescriptor *f = &d->fields[k];\n"
+    "        const shoal_gen_bound_ *bd;\n"
+    "        size_t n = 0;\n"
+    "        const void *elems = NULL;\n"
+    "        shoal_gen_bound_find_(d, f->id, &bd);\n"
+    "        if (!shoal_gen_present_(m, f, &n, &elems))\n"
+    "            continue;\n"
+    "        if (bd && bd->max_count && n > bd->max_count)\n"
+    "            return shoal_invalid(\"%s.%s: count %zu over max_count %u\", d->name, f->name,\n"
+    "                                 n, (unsigned)bd->max_count);\n"
+    "        for (size_t i = 0; i < n; i++) {\n"
+    "            int rc = shoal_gen_check_elem_(d, f, bd, elems, i, depth);\n"
+    "            if (rc)\n"
+    "                return rc;\n"
+    "        }\n"
+    "    }\n"
+    "    return 0;\n"
+    "}\n"
+    "\n"
+    "static int shoal_gen_send_(shoal_queue *q, shoal_pipe *p, const ProtobufCMessage *m,\n"
+    "                           shoal_duration timeout)\n"
+    "{\n"
+    "    unsigned char stack[1024];\n"
+    "    int rc = shoal_gen_check_(m, 0);\n"
+    "    if (rc)\n"
+    "        return rc;\n"
+    "    size_t n = protobuf_c_message_get_packed_size(m);\n"
+    "    unsigned char *buf = n <= sizeof(stack) ? stack : (unsigned char *)malloc(n);\n"
+    "    if (!buf)\n"
+    "        return SHOAL_ENOMEM;\n"
+    "    protobuf_c_message_pack(m, buf);\n"
+    "    if (q)\n"
+    "        rc = shoal_queue_put(q, buf, n, timeout);\n"
+    "    else\n"
+    "        rc = shoal_pipe_send(p, buf, n, timeout);\n"
+    "    if (buf != stack)\n"
+    "        free(buf);\n"
+    "    return rc;\n"
+    "}\n"
+    "\n"
+    "static int shoal_gen_unpack_(const ProtobufCMessageDescriptor *d, const void *data,\n"
+    "                             size_t len, ProtobufCMessage **out)\n"
+    "{\n"
+    "    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)data);\n"
+    "    if (!m)\n"
+    "        return shoal_invalid(\"%s: a message of %zu bytes does not decode\", d->name, len);\n"
+    "    int rc = shoal_gen_check_(m, 0);\n"
+    "    if (rc) {\n"
+    "        protobuf_c_message_free_unpacked(m, NULL);\n"
+    "        return rc;\n"
+    "    }\n"
+    "    *out = m;\n"
+    "    return 0;\n"
+    "}\n"
+    "\n"
+    "static int shoal_gen_queue_get_(shoal_queue *q, const ProtobufCMessageDescriptor *d,\n"
+    "                                ProtobufCMessage **out, shoal_duration timeout)\n"
+    "{\n"
+    "    const void *data = NULL;\n"
+    "    size_t len = 0;\n"
+    "    *out = NULL;\n"
+    "    int rc = shoal_queue_peek(q, &data, &len, timeout);\n"
+    "    if (rc)\n"
+    "        return rc;\n"
+    "    rc = shoal_gen_unpack_(d, data, len, out);\n"
+    "    shoal_queue_release(q, data);\n"
+    "    return rc;\n"
+    "}\n"
+    "\n"
+    "static int shoal_gen_pipe_recv_(shoal_pipe *p, const ProtobufCMessageDescriptor *d,\n"
+    "                                ProtobufCMessage **out, shoal_duration timeout)\n"
+    "{\n"
+    "    unsigned char stack[1024], *buf = stack;\n"
+    "    size_t len = 0;\n"
+    "    *out = NULL;\n"
+    "    int rc = shoal_pipe_recv(p, stack, sizeof(stack), &len, timeout);\n"
+    "    if (rc == SHOAL_EMSGSIZE && len > sizeof(stack)) {\n"
+    "        if (!(buf = (unsigned char *)malloc(len)))\n"
+    "            return SHOAL_ENOMEM;\n"
+    "        rc = shoal_pipe_recv(p, buf, len, &len, SHOAL_NOWAIT);\n"
+    "    }\n"
+    "    if (rc == 0)\n"
+    "        rc = shoal_gen_unpack_(d, buf, len, out);\n"
+    "    if (buf != stack)\n"
+    "        free(buf);\n"
+    "    return rc;\n"
+    "}\n"
+    "\n"
+    "/* A variable-size channel; when creating, max_msg defaults to SHOAL_GEN_MAX_MSG. */\n"
+    "static shoal_queue_config shoal_gen_config_(const shoal_queue_config *cfg, int mode)\n"
+    "{\n"
+    "    shoal_queue_config c;\n"
+    "    memset(&c, 0, sizeof(c));\n"
+    "    if (cfg)\n"
+    "        c = *cfg;\n"
+    "    c.type = NULL;\n"
+    "    if (!c.max_msg && mode != SHOAL_OPEN)\n"
+    "        c.max_msg = SHOAL_GEN_MAX_MSG;\n"
+    "    return c;\n"
+    "}\n"
+    "\n";
+/* clang-format on */
+
+/* clang-format off */
+static const char *encoded_def_tpl =
+    "/* ---- @N (encoded) ---- */\n"
+    "\n"
+    "int @T_validate(const @T *m)\n"
+    "{\n"
+    "    return shoal_gen_check_(&m->base, 0);\n"
+    "}\n"
+    "void @T_free(@T *m)\n"
+    "{\n"
+    "    if (m)\n"
+    "        protobuf_c_message_free_unpacked(&m->base, NULL);\n"
+    "}\n"
+    "int @T_queue_open(@T_queue **out, const char *name, int mode,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_queue_config c = shoal_gen_config_(cfg, mode);\n"
+    "    shoal_queue *q = NULL;\n"
+    "    int rc = shoal_queue_open(&q, name, mode, cfg || mode != SHOAL_OPEN ? &c : NULL, attr);\n"
+    "    *out = (@T_queue *)q;\n"
+    "    return rc;\n"
+    "}\n"
+    "int @T_queue_close(@T_queue *q)\n"
+    "{\n"
+    "    return shoal_queue_close((shoal_queue *)q);\n"
+    "}\n"
+    "const char *@T_queue_name(const @T_queue *q)\n"
+    "{\n"
+    "    return shoal_queue_name((const shoal_queue *)q);\n"
+    "}\n"
+    "int @T_queue_put(@T_queue *q, const @T *m, shoal_duration timeout)\n"
+    "{\n"
+    "    return shoal_gen_send_((shoal_queue *)q, NULL, &m->base, timeout);\n"
+    "}\n"
+    "int @T_queue_try_put(@T_queue *q, const @T *m)\n"
+    "{\n"
+    "    return @T_queue_put(q, m, SHOAL_NOWAIT);\n"
+    "}\n"
+    "int @T_queue_get(@T_queue *q, @T **out, shoal_duration timeout)\n"
+    "{\n"
+    "    ProtobufCMessage *m = NULL;\n"
+    "    int rc = shoal_gen_queue_get_((shoal_queue *)q, &@D__descriptor, &m, timeout);\n"
+    "    *out = (@T *)m;\n"
+    "    return rc;\n"
+    "}\n"
+    "int @T_queue_try_get(@T_queue *q, @T **out)\n"
+    "{\n"
+    "    return @T_queue_get(q, out, SHOAL_NOWAIT);\n"
+    "}\n"
+    "int @T_queue_shutdown(@T_queue *q)\n"
+    "{\n"
+    "    return shoal_queue_shutdown((shoal_queue *)q);\n"
+    "}\n"
+    "int @T_queue_stats(@T_queue *q, shoal_queue_stats *st)\n"
+    "{\n"
+    "    return shoal_queue_stats_get((shoal_queue *)q, st);\n"
+    "}\n"
+    "int @T_pipe_open(@T_pipe **out, const char *name, int end, int mode,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_queue_config c = shoal_gen_config_(cfg, mode);\n"
+    "    shoal_pipe *p = NULL;\n"
+    "    int rc = shoal_pipe_open(&p, name, end, mode, cfg || mode != SHOAL_OPEN ? &c : NULL,\n"
+    "        attr);\n"
+    "    *out = (@T_pipe *)p;\n"
+    "    return rc;\n"
+    "}\n"
+    "int @T_pipe_pair(@T_pipe **end0, @T_pipe **end1, const char *name,\n"
+    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
+    "{\n"
+    "    shoal_queue_config c = shoal_gen_config_(cfg, SHOAL_CREATE);\n"
+    "    shoal_pipe *p0 = NULL, *p1 = NULL;\n"
+    "    int rc = shoal_pipe_pair(&p0, &p1, name, &c, attr);\n"
+    "    *end0 = (@T_pipe *)p0;\n"
+    "    *end1 = (@T_pipe *)p1;\n"
+    "    return rc;\n"
+    "}\n"
+    "int @T_pipe_close(@T_pipe *p)\n"
+    "{\n"
+    "    return shoal_pipe_close((shoal_pipe *)p);\n"
+    "}\n"
+    "const char *@T_pipe_name(const @T_pipe *p)\n"
+    "{\n"
+    "    return shoal_pipe_name((const shoal_pipe *)p);\n"
+    "}\n"
+    "int @T_pipe_send(@T_pipe *p, const @T *m, shoal_duration timeout)\n"
+    "{\n"
+    "    return shoal_gen_send_(NULL, (shoal_pipe *)p, &m->base, timeout);\n"
+    "}\n"
+    "int @T_pipe_try_send(@T_pipe *p, const @T *m)\n"
+    "{\n"
+    "    return @T_pipe_send(p, m, SHOAL_NOWAIT);\n"
+    "}\n"
+    "int @T_pipe_recv(@T_pipe *p, @T **out, shoal_duration timeout)\n"
+    "{\n"
+    "    ProtobufCMessage *m = NULL;\n"
+    "    int rc = shoal_gen_pipe_recv_((shoal_pipe *)p, &@D__descriptor, &m, timeout);\n"
+    "    *out = (@T *)m;\n"
+    "    return rc;\n"
+    "}\n"
+    "int @T_pipe_try_recv(@T_pipe *p, @T **out)\n"
+    "{\n"
+    "    return @T_pipe_recv(p, out, SHOAL_NOWAIT);\n"
+    "}\n"
+    "int @T_pipe_poll(@T_pipe *p, shoal_duration timeout)\n"
+    "{\n"
+    "    return shoal_pipe_poll((shoal_pipe *)p, timeout);\n"
+    "}\n\n";
+/* clang-format on */
+
+/* The bounds of every message protoc-c's code of this file can reach. */
+static void emit_bounds(sg_buf *b, const sg_model *m)
+{
+    size_t n = 0;
+    sg_buf_puts(b, "static const shoal_gen_bound_ shoal_gen_bounds_[] = {\n");
+    for (size_t i = 0; i < m->nmessages; i++) {
+        const sg_message *msg = m->messages[i];
+        if (!msg->needs_pbc)
+            continue;
+        for (size_t j = 0; j < msg->nfields; j++) {
+            const sg_field *f = &msg->fields[j];
+            if (!f->max_len && !f->max_count)
+                continue;
+            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u},\n", msg->pbc_lower,
+                          f->number, f->max_len, f->max_count);
+            n++;
+        }
+    }
+    if (!n) /* keep the array non-empty for C */
+        sg_buf_puts(b, "    {NULL, 0, 0, 0},\n");
+    sg_buf_puts(b, "};\n\n");
+}
+
+static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
+{
+    sg_buf b = {0};
+    sg_buf_printf(&b, "/* Generated by protoc-gen-shoal from %s. Do not edit. */\n",
+                  file->name);
+    if (file->needs_pbc)
+        sg_buf_puts(&b, "#include <stdlib.h>\n\n");
+    sg_buf_printf(&b, "#include \"%s.shoal.h\"\n", file->base);
+    if (file->needs_pbc)
+        sg_buf_printf(&b,
+                      "\n/* protoc-c's code for the encoded messages. */\n"
+                      "#include \"%s.pb-c.c\"\n",
+                      file->base);
+    sg_buf_puts(&b, "\n");
+    for (size_t i = 0; i < file->nenums; i++)
+        emit_enum_names(&b, file->enums[i]);
+    bool bools = false;
+    for (size_t i = 0; i < file->nmessages; i++) {
+        const sg_message *msg = file->messages[i];
+        for (size_t j = 0; emitted(msg) && !msg->encoded && j < msg->nfields; j++)
+            bools |= msg->fields[j].kind == SG_BOOL;
+    }
+    if (bools)
+        sg_buf_puts(
+            &b, "/* A bool written by another language may hold any byte. */\n"
+                "static int shoal_gen_bad_bool_(const bool *p)\n{\n"
+                "    unsigned char c;\n    memcpy(&c, p, 1);\n    return c > 1;\n}\n\n");
+    if (file->has_encoded) {
+        sg_buf_puts(&b, bound_type);
+        emit_bounds(&b, m);
+        sg_buf_puts(&b, encoded_helpers);
+    }
+    for (size_t i = 0; i < file->nmessages; i++) {
+        const sg_message *msg = file->messages[i];
+        if (!emitted(msg))
+            continue;
+        if (msg->encoded) {
+            msg_tpl(&b, encoded_def_tpl, msg);
+        } else {
+            sg_buf_printf(&b, "/* ---- %s: %s ---- */\n\n", msg->full_name, msg->canon);
+            emit_descriptor(&b, msg);
+            emit_validate(&b, msg);
+        }
+    }
+    sg_output_add(out, sg_printf("%s.shoal.c", file->base), &b);
+}
+
+int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out)
+{
+    (void)p;
+    for (size_t i = 0; i < m->nfiles; i++) {
+        const sg_file *f = m->files[i];
+        if (!f->generate)
+            continue;
+        emit_header(m, f, out);
+        emit_source(m, f, out);
+    }
+    return m->nerrors ? -1 : 0;
+}

@@ -1,0 +1,342 @@
+/* util.c — arena, text buffers, hashing and naming helpers. */
+#include "util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each arena block starts with a link to the previous one. */
+struct sg_block {
+    struct sg_block *prev;
+    max_align_t data[];
+};
+static struct sg_block *arena;
+
+static void out_of_memory(void)
+{
+    fputs("protoc-gen-shoal: out of memory\n", stderr);
+    exit(1);
+}
+
+void *sg_alloc(size_t n)
+{
+    struct sg_block *b = calloc(1, sizeof(*b) + n);
+    if (!b)
+        out_of_memory();
+    b->prev = arena;
+    arena = b;
+    return b->data;
+}
+
+void *sg_grow(void *arr, size_t size, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *n = sg_alloc(size * ncap);
+    if (arr)
+        memcpy(n, arr, size * *cap);
+    *cap = ncap;
+    return n;
+}
+
+char *sg_strndup(const char *s, size_t n)
+{
+    char *d = sg_alloc(n + 1);
+    memcpy(d, s, n);
+    return d;
+}
+
+char *sg_strdup(const char *s)
+{
+    return sg_strndup(s, strlen(s));
+}
+
+char *sg_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = sg_alloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+void sg_free_all(void)
+{
+    while (arena) {
+        struct sg_block *prev = arena->prev;
+        free(arena);
+        arena = prev;
+    }
+}
+
+void sg_buf_add(sg_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 1024;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        char *d = realloc(b->data, ncap);
+        if (!d)
+            out_of_memory();
+        b->data = d;
+        b->cap = ncap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void sg_buf_puts(sg_buf *b, const char *s)
+{
+    sg_buf_add(b, s, strlen(s));
+}
+
+void sg_buf_vprintf(sg_buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    char small[256];
+    if (n < (int)sizeof(small)) {
+        vsnprintf(small, sizeof(small), fmt, ap);
+        sg_buf_add(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        out_of_memory();
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    sg_buf_add(b, big, (size_t)n);
+    free(big);
+}
+
+void sg_buf_printf(sg_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sg_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+void sg_buf_free(sg_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+uint64_t sg_fnv1a(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Applies `piece` to each dot-separated component, joining them with "__". */
+static char *pbc_join(const char *full_name,
+                      void (*piece)(sg_buf *, const char *, size_t))
+{
+    sg_buf b = {0};
+    const char *p = full_name;
+    while (*p) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (n) {
+            if (b.len)
+                sg_buf_puts(&b, "__");
+            piece(&b, p, n);
+        }
+        p += n + (dot ? 1 : 0);
+    }
+    char *s = sg_strdup(b.data ? b.data : "");
+    sg_buf_free(&b);
+    return s;
+}
+
+/* protoc-c's ToCamel: "foo_bar" -> "FooBar". */
+static void to_camel(sg_buf *b, const char *s, size_t n)
+{
+    int upper = 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '_') {
+            upper = 1;
+        } else {
+            c = upper ? (char)toupper((unsigned char)c) : c;
+            sg_buf_add(b, &c, 1);
+            upper = 0;
+        }
+    }
+}
+
+/* protoc-c's CamelToLower: "OrderItem" -> "order_item", "MEntry" -> "mentry". */
+static void camel_to_lower(sg_buf *b, const char *s, size_t n)
+{
+    int was_upper = 1;
+    for (size_t i = 0; i < n; i++) {
+        int is_upper = isupper((unsigned char)s[i]) != 0;
+        char c = (char)tolower((unsigned char)s[i]);
+        if (is_upper && !was_upper)
+            sg_buf_add(b, "_", 1);
+        sg_buf_add(b, &c, 1);
+        was_upper = is_upper;
+    }
+}
+
+/* protoc-c's CamelToUpper: "OrderItem" -> "ORDER_ITEM". */
+static void camel_to_upper(sg_buf *b, const char *s, size_t n)
+{
+    int was_upper = 1;
+    for (size_t i = 0; i < n; i++) {
+        int is_upper = isupper((unsigned char)s[i]) != 0;
+        char c = (char)toupper((unsigned char)s[i]);
+        if (is_upper && !was_upper)
+            sg_buf_add(b, "_", 1);
+        sg_buf_add(b, &c, 1);
+        was_upper = is_upper;
+    }
+}
+
+char *sg_pbc_upper(const char *full_name)
+{
+    return pbc_join(full_name, camel_to_upper);
+}
+
+char *sg_pbc_type(const char *full_name)
+{
+    return pbc_join(full_name, to_camel);
+}
+
+char *sg_pbc_lower(const char *full_name)
+{
+    return pbc_join(full_name, camel_to_lower);
+}
+
+int sg_is_keyword(const char *s)
+{
+    static const char *const kw[] = {
+        "alignas",
+        "alignof",
+        "and",
+        "and_eq",
+        "asm",
+        "auto",
+        "bitand",
+        "bitor",
+        "bool",
+        "break",
+        "case",
+        "catch",
+        "char",
+        "char16_t",
+        "char32_t",
+        "char8_t",
+        "class",
+        "co_await",
+        "co_return",
+        "co_yield",
+        "compl",
+        "concept",
+        "const",
+        "const_cast",
+        "consteval",
+        "constexpr",
+        "constinit",
+        "continue",
+        "decltype",
+        "default",
+        "delete",
+        "do",
+        "double",
+        "dynamic_cast",
+        "else",
+        "enum",
+        "explicit",
+        "export",
+        "extern",
+        "false",
+        "float",
+        "for",
+        "friend",
+        "goto",
+        "if",
+        "inline",
+        "int",
+        "long",
+        "mutable",
+        "namespace",
+        "new",
+        "noexcept",
+        "not",
+        "not_eq",
+        "nullptr",
+        "operator",
+        "or",
+        "or_eq",
+        "private",
+        "protected",
+        "public",
+        "register",
+        "reinterpret_cast",
+        "requires",
+        "restrict",
+        "return",
+        "short",
+        "signed",
+        "sizeof",
+        "static",
+        "static_assert",
+        "static_cast",
+        "struct",
+        "switch",
+        "template",
+        "this",
+        "thread_local",
+        "throw",
+        "true",
+        "try",
+        "typedef",
+        "typeid",
+        "typename",
+        "union",
+        "unsigned",
+        "using",
+        "virtual",
+        "void",
+        "volatile",
+        "wchar_t",
+        "while",
+        "xor",
+        "xor_eq",
+        "_Alignas",
+        "_Alignof",
+        "_Atomic",
+        "_Bool",
+        "_Complex",
+        "_Generic",
+        "_Imaginary",
+        "_Noreturn",
+        "_Static_assert",
+        "_Thread_local",
+        "errno",
+        "NULL",
+        "EOF",
+    };
+    for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+        if (!strcmp(kw[i], s))
+            return 1;
+    return 0;
+}

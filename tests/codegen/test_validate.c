@@ -1,0 +1,246 @@
+/*
+ * test_validate.c — generated validation: a string over its max_len, a count over its
+ * max_count, an unknown enum value, a bad bool or oneof case are each rejected with
+ * SHOAL_EINVALID_DATA and a detail naming the field, whether the caller tries to put
+ * it or another process already wrote it into shared memory.
+ */
+#include "features.shoal.h"
+#include "testutil.h"
+
+#define WAIT SHOAL_SEC(10)
+
+static void expect_invalid(int rc, const char *detail)
+{
+    assert_int_equal(rc, SHOAL_EINVALID_DATA);
+    if (!strstr(shoal_errdetail(), detail))
+        fail_msg("detail \"%s\" lacks \"%s\"", shoal_errdetail(), detail);
+}
+
+static void valid_everything(Everything *e)
+{
+    *e = (Everything)Everything_INIT;
+    e->r_point.count = 2;
+    T_OK(Everything_validate(e));
+}
+
+static void test_string_over_max_len(void **state)
+{
+    (void)state;
+    Everything e;
+    valid_everything(&e);
+    e.scalars.f_string.len = 11;
+    expect_invalid(Everything_validate(&e),
+                   "feat.Scalars.f_string: length 11 over max_len 10");
+    Scalars s = Scalars_INIT;
+    expect_invalid(Scalars_set_f_string(&s, "eleven char"),
+                   "feat.Scalars.f_string: 11 bytes over max_len 10");
+    assert_int_equal(s.f_string.len, 0); /* unchanged */
+    T_OK(Scalars_set_f_string(&s, "ten chars!"));
+    assert_int_equal(s.f_string.len, 10);
+    expect_invalid(Scalars_set_f_bytes(&s, "12345678", 8),
+                   "f_bytes: 8 bytes over max_len 7");
+}
+
+static void test_count_over_max_count(void **state)
+{
+    (void)state;
+    Everything e;
+    valid_everything(&e);
+    e.r_int32.count = 4;
+    expect_invalid(Everything_validate(&e),
+                   "feat.Everything.r_int32: count 4 over max_count 3");
+    valid_everything(&e);
+    e.r_string.count = 3;
+    e.r_string.items[2].len = 5; /* an element over its max_len */
+    expect_invalid(Everything_validate(&e),
+                   "feat.Everything.r_string: length 5 over max_len 4");
+    valid_everything(&e);
+    e.r_point.items[1].label.len = 7; /* inside a repeated imported message */
+    expect_invalid(Everything_validate(&e),
+                   "feat.common.Point.label: length 7 over max_len 6");
+    valid_everything(&e);
+    e.r_point.count = 3;
+    expect_invalid(Everything_validate(&e), "r_point: count 3 over max_count 2");
+}
+
+static void test_unknown_enum(void **state)
+{
+    (void)state;
+    Everything e;
+    valid_everything(&e);
+    e.scalars.f_enum = 7;
+    expect_invalid(Everything_validate(&e),
+                   "feat.Scalars.f_enum: 7 is not a value of feat.Level");
+    valid_everything(&e);
+    e.color = Color_BLUE; /* negative, but known */
+    T_OK(Everything_validate(&e));
+    e.color = -1;
+    expect_invalid(Everything_validate(&e), "feat.Everything.color: -1 is not a value of "
+                                            "feat.common.Color");
+    valid_everything(&e);
+    e.r_level.count = 2;
+    e.r_level.items[1] = 3;
+    expect_invalid(Everything_validate(&e), "r_level: 3 is not a value of feat.Level");
+    assert_true(Level_is_valid(Level_TOP));
+    assert_string_equal(Level_name(2), "HIGH");
+    assert_null(Level_name(3));
+}
+
+static void test_bool_and_oneof(void **state)
+{
+    (void)state;
+    Everything e;
+    valid_everything(&e);
+    memset(&e.scalars.f_bool, 2, 1); /* what a foreign writer could leave */
+    expect_invalid(Everything_validate(&e),
+                   "feat.Scalars.f_bool: a bool holds neither 0 nor 1");
+    valid_everything(&e);
+    e.choice_case = 99;
+    expect_invalid(Everything_validate(&e), "feat.Everything.choice: unknown case 99");
+    valid_everything(&e);
+    e.choice_case = Everything_choice_c_text;
+    e.choice.c_text.len = 10;
+    expect_invalid(Everything_validate(&e), "c_text: length 10 over max_len 9");
+    valid_everything(&e);
+    e.choice_case = Everything_choice_c_inner;
+    e.choice.c_inner.mode = 5;
+    expect_invalid(Everything_validate(&e),
+                   "feat.Everything.Inner.mode: 5 is not a value");
+}
+
+/* Invalid messages never enter a channel or a Value; the old contents stay. */
+static void test_puts_and_writes_reject(void **state)
+{
+    (void)state;
+    Everything good, bad, out;
+    valid_everything(&good);
+    bad = good;
+    bad.r_int32.count = 9;
+
+    Everything_queue *q;
+    T_OK(Everything_queue_open(&q, NULL, SHOAL_CREATE, NULL, NULL));
+    expect_invalid(Everything_queue_put(q, &bad, WAIT), "count 9 over max_count 3");
+    size_t done = 7;
+    Everything two[2] = {good, bad};
+    expect_invalid(Everything_queue_put_batch(q, two, 2, &done, WAIT), "r_int32");
+    assert_int_equal(done, 0);
+    shoal_queue_stats st;
+    T_OK(Everything_queue_stats(q, &st));
+    assert_int_equal(st.depth, 0);
+
+    /* a loaned slot with bad contents is not published; fixed, it is */
+    Everything *slot;
+    T_OK(Everything_queue_loan(q, &slot, WAIT));
+    *slot = bad;
+    expect_invalid(Everything_queue_commit(q, slot), "r_int32");
+    slot->r_int32.count = 1;
+    T_OK(Everything_queue_commit(q, slot));
+    T_OK(Everything_queue_get(q, &out, WAIT));
+    assert_int_equal(out.r_int32.count, 1);
+    Everything_queue_close(q);
+
+    Everything_value *v;
+    expect_invalid(Everything_value_open(&v, "bad-init", SHOAL_CREATE, &bad, NULL),
+                   "r_int32");
+    T_OK(Everything_value_open(&v, NULL, SHOAL_CREATE, &good, NULL));
+    expect_invalid(Everything_value_write(v, &bad), "r_int32");
+    T_OK(Everything_value_read(v, &out));
+    assert_int_equal(out.r_int32.count, 0);
+    Everything_value_close(v);
+}
+
+/* Bytes another process wrote behind the typed API are checked when read. */
+static void test_reads_check_foreign_data(void **state)
+{
+    (void)state;
+    Everything bad;
+    valid_everything(&bad);
+    bad.scalars.f_string.len = 1000; /* would overflow a reader trusting it */
+
+    shoal_value *raw;
+    T_OK(shoal_value_open(&raw, "foreign", SHOAL_CREATE, &Everything_type, NULL, NULL));
+    T_OK(shoal_value_write(raw, &bad));
+    Everything_value *v;
+    Everything out;
+    T_OK(Everything_value_open(&v, "foreign", SHOAL_OPEN, NULL, NULL));
+    expect_invalid(Everything_value_read(v, &out), "length 1000 over max_len 10");
+    expect_invalid(Everything_value_snapshot(v, &out), "length 1000 over max_len 10");
+    Everything_value_close(v);
+    shoal_value_close(raw);
+
+    shoal_queue *rq;
+    shoal_queue_config cfg = {.type = &Everything_type};
+    T_OK(shoal_queue_open(&rq, "foreign-q", SHOAL_CREATE, &cfg, NULL));
+    T_OK(shoal_queue_put(rq, &bad, sizeof(bad), WAIT));
+    Everything_queue *q;
+    T_OK(Everything_queue_open(&q, "foreign-q", SHOAL_OPEN, NULL, NULL));
+    expect_invalid(Everything_queue_get(q, &out, WAIT), "length 1000 over max_len 10");
+    Everything_queue_close(q);
+    shoal_queue_close(rq);
+}
+
+/* Encoded messages: the schema's bounds and enums are checked on protoc-c's structs,
+ * nested ones included, and bytes that do not decode are rejected. */
+static void test_encoded_validation(void **state)
+{
+    (void)state;
+    Journal_queue *q;
+    T_OK(Journal_queue_open(&q, "jv", SHOAL_CREATE, NULL, NULL));
+    Journal j = Journal_INIT;
+    char *tags[1] = {(char *)"nine char"};
+    j.n_tags = 1;
+    j.tags = tags;
+    expect_invalid(Journal_queue_put(q, &j, WAIT),
+                   "feat.Journal.tags: length 9 over max_len 8");
+    j.n_tags = 0;
+    int64_t ids[5] = {1, 2, 3, 4, 5};
+    j.n_ids = 5;
+    j.ids = ids;
+    expect_invalid(Journal_queue_put(q, &j, WAIT),
+                   "feat.Journal.ids: count 5 over max_count 4");
+    j.n_ids = 0;
+    j.level = (Feat__Level)9;
+    expect_invalid(Journal_queue_put(q, &j, WAIT),
+                   "feat.Journal.level: 9 is not a value of "
+                   "feat.Level");
+    j.level = FEAT__LEVEL__LOW;
+    Feat__Everything every = FEAT__EVERYTHING__INIT;
+    Feat__Scalars sc = FEAT__SCALARS__INIT;
+    sc.f_string = (char *)"way over ten";
+    every.scalars = &sc;
+    j.everything = &every;
+    expect_invalid(Journal_queue_put(q, &j, WAIT),
+                   "feat.Scalars.f_string: length 12 over");
+    sc.f_string = (char *)"fine";
+    T_OK(Journal_queue_put(q, &j, WAIT));
+    Journal *out;
+    T_OK(Journal_queue_get(q, &out, WAIT));
+    assert_string_equal(out->everything->scalars->f_string, "fine");
+    Journal_free(out);
+
+    /* garbage put behind the typed API */
+    shoal_queue *raw;
+    T_OK(shoal_queue_open(&raw, "jv", SHOAL_OPEN, NULL, NULL));
+    T_OK(shoal_queue_put(raw, "\xff\xff\xff", 3, WAIT));
+    expect_invalid(Journal_queue_get(q, &out, WAIT),
+                   "feat.Journal: a message of 3 bytes does "
+                   "not decode");
+    assert_null(out);
+    shoal_queue_close(raw);
+    Journal_queue_close(q);
+}
+
+int main(void)
+{
+    t_setup_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_string_over_max_len),
+        cmocka_unit_test(test_count_over_max_count),
+        cmocka_unit_test(test_unknown_enum),
+        cmocka_unit_test(test_bool_and_oneof),
+        cmocka_unit_test(test_puts_and_writes_reject),
+        cmocka_unit_test(test_reads_check_foreign_data),
+        cmocka_unit_test(test_encoded_validation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
