@@ -1,0 +1,187 @@
+/*
+ * condition.c — Condition, a sequence-number condition variable.
+ *
+ * A waiter reads the sequence word while it still holds the lock, releases the lock
+ * and sleeps on the word until it changes; a notify bumps the word and wakes n
+ * sleepers. A notify that lands between the waiter's read and its sleep changes the
+ * word, so the kernel's compare in FUTEX_WAIT refuses to sleep: no lost wake-ups.
+ *
+ * There is no state tied to an individual waiter: a waiter killed while asleep simply
+ * leaves the kernel's futex queue, and later notifies and waits work as before. The
+ * waiters counter only lets notify skip the system call when nobody waits; a dead
+ * waiter leaves it one too high, which costs a wasted wake call and nothing else.
+ *
+ * The lock is used through its public API only, so a Condition works with any Lock or
+ * RLock, embedded or named.
+ */
+#include <limits.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+#define COND_MAGIC 0x444e4f43u /* "COND" */
+
+struct cond_impl {
+    _Atomic uint32_t seq;
+    _Atomic uint32_t waiters;
+    uint32_t magic;
+    uint32_t pad;
+};
+
+_Static_assert(sizeof(struct cond_impl) <= sizeof(shoal_cond), "cond_impl must fit");
+
+static inline struct cond_impl *impl(shoal_cond *cond)
+{
+    return (struct cond_impl *)(void *)cond;
+}
+
+/* "condition", or 'condition "name"' for a named one, for error messages. */
+static const char *noun(shoal_cond *cond)
+{
+    static _Thread_local char buf[SHOAL_NAME_MAX + 16];
+    shoal__seg *seg = shoal__registry_find(cond);
+    if (!seg)
+        return "condition";
+    snprintf(buf, sizeof(buf), "condition \"%s\"", seg->name);
+    return buf;
+}
+
+static int check(shoal_cond *cond, const char *op)
+{
+    if (!cond)
+        return shoal__err(SHOAL_EINVAL, "condition %s: condition is NULL", op);
+    if (impl(cond)->magic != COND_MAGIC)
+        return shoal__err(SHOAL_EINVAL, "condition %s: %p is not initialised", op,
+                          (void *)cond);
+    return 0;
+}
+
+int shoal_cond_init(shoal_cond *cond)
+{
+    if (!cond)
+        return shoal__err(SHOAL_EINVAL, "condition init: condition is NULL");
+    struct cond_impl *c = impl(cond);
+    atomic_store(&c->seq, 0);
+    atomic_store(&c->waiters, 0);
+    c->pad = 0;
+    atomic_thread_fence(memory_order_release);
+    c->magic = COND_MAGIC;
+    return 0;
+}
+
+/* Waits (spin, then sleep) until seq moves from `seen` or the deadline passes. */
+static int await_change(struct cond_impl *c, uint32_t seen, const shoal__deadline *d)
+{
+    int64_t budget = shoal__spin_budget();
+    if (budget > 0) {
+        int64_t until = shoal__now_ns() + budget;
+        if (until > d->at_ns)
+            until = d->at_ns;
+        for (unsigned i = 1;; i++) {
+            if (atomic_load_explicit(&c->seq, memory_order_acquire) != seen)
+                return 0;
+            shoal__cpu_relax();
+            if ((i & 31) == 0 && shoal__now_ns() >= until)
+                break;
+        }
+    }
+    while (atomic_load(&c->seq) == seen)
+        if (shoal__futex_wait(&c->seq, seen, d) == SHOAL_ETIMEDOUT)
+            return atomic_load(&c->seq) == seen ? SHOAL_ETIMEDOUT : 0;
+    return 0;
+}
+
+/* Takes the lock back at the depth the caller held it; EOWNERDEAD wins. */
+static int reacquire(shoal_lock *lock, uint32_t depth)
+{
+    int rc = shoal_lock_acquire(lock, SHOAL_FOREVER);
+    if (rc != 0 && rc != SHOAL_EOWNERDEAD)
+        return rc;
+    for (uint32_t i = 1; i < depth; i++) {
+        int r = shoal_lock_acquire(lock, SHOAL_FOREVER); /* re-entry: never blocks */
+        if (r)
+            return r;
+    }
+    return rc;
+}
+
+int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout)
+{
+    int rc = check(cond, "wait");
+    if (rc)
+        return rc;
+    if (!lock)
+        return shoal__err(SHOAL_EINVAL, "condition wait: lock is NULL");
+    int32_t owner;
+    uint32_t depth;
+    shoal_lock_state(lock, NULL, &owner, &depth);
+    if (owner != shoal__tid())
+        return shoal__err(SHOAL_EPERM, "%s wait: lock not held by caller %d", noun(cond),
+                          (int)shoal__tid());
+    struct cond_impl *c = impl(cond);
+    shoal__deadline d = shoal__deadline_from(timeout);
+    uint32_t seen = atomic_load(&c->seq);
+    atomic_fetch_add(&c->waiters, 1);
+    /* An RLock held several times is released fully, as Python's Condition does. */
+    uint32_t released = 0;
+    while (released < depth && (rc = shoal_lock_release(lock)) == 0)
+        released++;
+    if (rc == 0) {
+        shoal__test_point("cond.waiting");
+        rc = timeout == SHOAL_NOWAIT ? SHOAL_ETIMEDOUT : await_change(c, seen, &d);
+    }
+    atomic_fetch_sub(&c->waiters, 1);
+    int r = released ? reacquire(lock, released) : 0;
+    if (r)
+        return r; /* SHOAL_EOWNERDEAD (lock held), or a broken lock */
+    if (rc == SHOAL_ETIMEDOUT)
+        return shoal__err(SHOAL_ETIMEDOUT, "%s wait: timed out", noun(cond));
+    return rc;
+}
+
+int shoal_cond_notify(shoal_cond *cond, uint32_t n)
+{
+    int rc = check(cond, "notify");
+    if (rc)
+        return rc;
+    if (n == 0)
+        return 0;
+    struct cond_impl *c = impl(cond);
+    atomic_fetch_add(&c->seq, 1);
+    if (atomic_load(&c->waiters) > 0)
+        shoal__futex_wake(&c->seq, n > INT_MAX ? INT_MAX : (int)n);
+    return 0;
+}
+
+int shoal_cond_notify_all(shoal_cond *cond)
+{
+    return shoal_cond_notify(cond, UINT32_MAX);
+}
+
+/* ---- named forms ----------------------------------------------------------------- */
+
+static int init_named(shoal__seg *seg, void *arg)
+{
+    (void)arg;
+    return shoal_cond_init((shoal_cond *)(void *)seg->payload);
+}
+
+int shoal_cond_open(shoal_cond **out, const char *name, int mode, const shoal_attr *attr)
+{
+    if (!out)
+        return shoal__err(SHOAL_EINVAL, "condition open: out is NULL");
+    void *p = NULL;
+    int rc = shoal__prim_open(&p, SHOAL_KIND_CONDITION, "condition", sizeof(shoal_cond),
+                              name, mode, init_named, NULL, attr);
+    if (rc == 0)
+        *out = p;
+    return rc;
+}
+
+int shoal_cond_close(shoal_cond *cond)
+{
+    int rc = check(cond, "close");
+    if (rc)
+        return rc;
+    return shoal__prim_close(cond);
+}

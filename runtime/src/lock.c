@@ -1,0 +1,302 @@
+/*
+ * lock.c — Lock and RLock: robust, process-shared mutexes.
+ *
+ * The lock is a glibc pthread mutex initialised PTHREAD_PROCESS_SHARED and
+ * PTHREAD_MUTEX_ROBUST. glibc's robust mutex is a futex whose word holds the holder's
+ * thread id, and every held robust mutex sits on its holder's kernel "robust list":
+ * when the holder dies, the kernel marks the word FUTEX_OWNER_DIED and wakes a waiter,
+ * so the next acquirer learns of the death at once (EOWNERDEAD) instead of hanging.
+ *
+ * Beside the mutex we keep the holder's tid, the recursion depth and whether the lock
+ * is recursive. Only the holder writes them. The futex word itself is the authority on
+ * who holds the lock: the kernel clears the tid in it when the holder dies, so a stale
+ * tid in our own field (or a recycled tid) is never mistaken for ownership.
+ *
+ * Acquiring spins on the futex word for the spin budget, trying the mutex whenever
+ * it looks free, before sleeping in pthread_mutex_clocklock.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define LOCK_MAGIC 0x4b434f4cu /* "LOCK" */
+
+struct lock_impl {
+    pthread_mutex_t m;
+    _Atomic int32_t owner;  /* holder's tid, 0 when free (informational) */
+    _Atomic uint32_t depth; /* recursion depth while held */
+    uint32_t recursive;
+    uint32_t magic;
+};
+
+_Static_assert(sizeof(struct lock_impl) <= sizeof(shoal_lock),
+               "struct lock_impl must fit in shoal_lock (64 bytes)");
+_Static_assert(_Alignof(struct lock_impl) <= _Alignof(shoal_lock),
+               "struct lock_impl alignment");
+
+static inline struct lock_impl *impl(shoal_lock *lock)
+{
+    return (struct lock_impl *)(void *)lock;
+}
+
+/* The thread id held in the mutex's futex word (0: free, or its holder died). */
+static inline int32_t word_tid(struct lock_impl *lk)
+{
+    return __atomic_load_n(&lk->m.__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK;
+}
+
+static int check(shoal_lock *lock, const char *op)
+{
+    if (!lock)
+        return shoal__err(SHOAL_EINVAL, "%s: lock is NULL", op);
+    if (impl(lock)->magic != LOCK_MAGIC)
+        return shoal__err(SHOAL_EINVAL, "%s: lock at %p is not initialised", op,
+                          (void *)lock);
+    return 0;
+}
+
+static const char *kind(struct lock_impl *lk)
+{
+    return lk->recursive ? "rlock" : "lock";
+}
+
+/* "lock", or 'lock "name"' for a named one, for error messages. */
+static const char *noun(shoal_lock *lock)
+{
+    static _Thread_local char buf[SHOAL_NAME_MAX + 16];
+    shoal__seg *seg = shoal__registry_find(lock);
+    if (!seg)
+        return kind(impl(lock));
+    snprintf(buf, sizeof(buf), "%s \"%s\"", kind(impl(lock)), seg->name);
+    return buf;
+}
+
+int shoal_lock_init(shoal_lock *lock, int recursive)
+{
+    if (!lock)
+        return shoal__err(SHOAL_EINVAL, "lock init: lock is NULL");
+    struct lock_impl *lk = impl(lock);
+    memset(lock, 0, sizeof(*lock));
+    pthread_mutexattr_t a;
+    int e = pthread_mutexattr_init(&a);
+    if (!e)
+        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!e)
+        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!e)
+        e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL);
+    if (!e)
+        e = pthread_mutex_init(&lk->m, &a);
+    pthread_mutexattr_destroy(&a);
+    if (e)
+        return shoal__err(SHOAL_ESYS, "lock init: pthread mutex: %s", strerror(e));
+    lk->recursive = recursive != 0;
+    atomic_thread_fence(memory_order_release);
+    lk->magic = LOCK_MAGIC;
+    return 0;
+}
+
+/* Records ownership after the mutex was taken; turns EOWNERDEAD into a usable lock. */
+static int took(shoal_lock *lock, int e)
+{
+    struct lock_impl *lk = impl(lock);
+    int rc = 0;
+    if (e == EOWNERDEAD) {
+        /* The holder died: the data may be half updated, but the lock is fine. */
+        pthread_mutex_consistent(&lk->m);
+        shoal__seg *seg = shoal__registry_find(lock);
+        if (seg)
+            shoal__seg_note_owner_died(seg);
+        rc = shoal__err(SHOAL_EOWNERDEAD, "%s: previous holder died holding it",
+                        noun(lock));
+    } else if (e) {
+        return shoal__err(SHOAL_ESYS, "%s acquire: %s", noun(lock), strerror(e));
+    }
+    atomic_store_explicit(&lk->depth, 1, memory_order_relaxed);
+    atomic_store_explicit(&lk->owner, shoal__tid(), memory_order_relaxed);
+    shoal__test_point("lock.held");
+    return rc;
+}
+
+/* Spins until `until` (monotonic ns), trying the mutex whenever its word looks free.
+ * Returns the pthread result of the last try (EBUSY when the budget ran out). */
+static int spin(struct lock_impl *lk, int64_t until)
+{
+    for (unsigned i = 1;; i++) {
+        if (word_tid(lk) == 0) {
+            int e = pthread_mutex_trylock(&lk->m);
+            if (e != EBUSY)
+                return e;
+        }
+        shoal__cpu_relax();
+        if ((i & 31) == 0 && shoal__now_ns() >= until)
+            return EBUSY;
+    }
+}
+
+static int sleep_lock(struct lock_impl *lk, const shoal__deadline *d)
+{
+    if (d->at_ns == INT64_MAX)
+        return pthread_mutex_lock(&lk->m);
+    struct timespec ts = {d->at_ns / 1000000000, d->at_ns % 1000000000};
+    return pthread_mutex_clocklock(&lk->m, CLOCK_MONOTONIC, &ts);
+}
+
+int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout)
+{
+    int rc = check(lock, "lock acquire");
+    if (rc)
+        return rc;
+    struct lock_impl *lk = impl(lock);
+    int32_t self = shoal__tid();
+    if (word_tid(lk) == self) {
+        if (!lk->recursive)
+            return shoal__err(SHOAL_EDEADLK, "lock: already held by this thread (%d)",
+                              (int)self);
+        uint32_t depth = atomic_load_explicit(&lk->depth, memory_order_relaxed);
+        if (depth == UINT32_MAX)
+            return shoal__err(SHOAL_EOVERFLOW, "rlock: recursion depth overflow");
+        atomic_store_explicit(&lk->depth, depth + 1, memory_order_relaxed);
+        return 0;
+    }
+    int e = pthread_mutex_trylock(&lk->m);
+    if (e != EBUSY)
+        return took(lock, e);
+    if (timeout == SHOAL_NOWAIT)
+        return shoal__err(SHOAL_EAGAIN, "%s: held by thread %d", kind(lk),
+                          (int)word_tid(lk));
+    shoal__deadline d = shoal__deadline_from(timeout);
+    int64_t budget = shoal__spin_budget();
+    if (budget > 0) {
+        int64_t until = shoal__now_ns() + budget;
+        e = spin(lk, until < d.at_ns ? until : d.at_ns);
+        if (e != EBUSY)
+            return took(lock, e);
+    }
+    e = sleep_lock(lk, &d);
+    if (e == ETIMEDOUT)
+        return shoal__err(SHOAL_ETIMEDOUT, "%s: timed out; held by thread %d", noun(lock),
+                          (int)word_tid(lk));
+    return took(lock, e);
+}
+
+int shoal_lock_try(shoal_lock *lock)
+{
+    return shoal_lock_acquire(lock, SHOAL_NOWAIT);
+}
+
+int shoal_lock_release(shoal_lock *lock)
+{
+    int rc = check(lock, "lock release");
+    if (rc)
+        return rc;
+    struct lock_impl *lk = impl(lock);
+    int32_t self = shoal__tid(), holder = word_tid(lk);
+    if (holder != self)
+        return holder ? shoal__err(SHOAL_EPERM,
+                                   "%s release: held by thread %d, not by caller %d",
+                                   noun(lock), (int)holder, (int)self)
+                      : shoal__err(SHOAL_EPERM, "%s release: not held", noun(lock));
+    uint32_t depth = atomic_load_explicit(&lk->depth, memory_order_relaxed);
+    if (depth > 1) {
+        atomic_store_explicit(&lk->depth, depth - 1, memory_order_relaxed);
+        return 0;
+    }
+    atomic_store_explicit(&lk->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&lk->depth, 0, memory_order_relaxed);
+    int e = pthread_mutex_unlock(&lk->m);
+    if (e)
+        return shoal__err(SHOAL_ESYS, "%s release: %s", noun(lock), strerror(e));
+    return 0;
+}
+
+int shoal_lock_locked(shoal_lock *lock)
+{
+    if (check(lock, "lock locked"))
+        return 0;
+    return word_tid(impl(lock)) != 0;
+}
+
+void shoal_lock_state(shoal_lock *lock, int *recursive, int32_t *owner_tid,
+                      uint32_t *depth)
+{
+    int rec = 0;
+    int32_t owner = 0;
+    uint32_t dep = 0;
+    if (check(lock, "lock state") == 0) {
+        struct lock_impl *lk = impl(lock);
+        rec = (int)lk->recursive;
+        owner = word_tid(lk);
+        /* The depth is only meaningful to, and only exact for, the holder. */
+        if (owner)
+            dep = atomic_load_explicit(&lk->depth, memory_order_relaxed);
+        if (owner && dep == 0)
+            dep = 1; /* taken, depth not yet recorded */
+    }
+    if (recursive)
+        *recursive = rec;
+    if (owner_tid)
+        *owner_tid = owner;
+    if (depth)
+        *depth = dep;
+}
+
+/* ---- named forms ----------------------------------------------------------------- */
+
+static int init_named(shoal__seg *seg, void *arg)
+{
+    return shoal_lock_init((shoal_lock *)(void *)seg->payload, *(int *)arg);
+}
+
+static int open_named(shoal_lock **out, const char *name, int mode,
+                      const shoal_attr *attr, int recursive)
+{
+    if (!out)
+        return shoal__err(SHOAL_EINVAL, "%s open: out is NULL",
+                          recursive ? "rlock" : "lock");
+    void *p = NULL;
+    int rc = shoal__prim_open(&p, recursive ? SHOAL_KIND_RLOCK : SHOAL_KIND_LOCK,
+                              recursive ? "rlock" : "lock", sizeof(shoal_lock), name,
+                              mode, init_named, &recursive, attr);
+    if (rc == 0)
+        *out = p;
+    return rc;
+}
+
+int shoal_lock_open(shoal_lock **out, const char *name, int mode, const shoal_attr *attr)
+{
+    return open_named(out, name, mode, attr, 0);
+}
+
+int shoal_rlock_open(shoal_lock **out, const char *name, int mode, const shoal_attr *attr)
+{
+    return open_named(out, name, mode, attr, 1);
+}
+
+/* Whether thread tid belongs to the calling process. */
+static bool own_thread(int32_t tid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+    return access(path, F_OK) == 0;
+}
+
+int shoal_lock_close(shoal_lock *lock)
+{
+    int rc = check(lock, "lock close");
+    if (rc)
+        return rc;
+    /* A held robust mutex is linked into its holder's robust list by address:
+     * unmapping it would leave that list pointing at nothing. */
+    int32_t holder = word_tid(impl(lock));
+    if (holder && own_thread(holder))
+        return shoal__err(SHOAL_EBUSY, "%s close: held by thread %d of this process",
+                          noun(lock), (int)holder);
+    return shoal__prim_close(lock);
+}
