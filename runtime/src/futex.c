@@ -22,7 +22,9 @@ int64_t shoal__now_ns(void)
 shoal__deadline shoal__deadline_from(shoal_duration timeout)
 {
     shoal__deadline d = {INT64_MAX};
-    if (timeout >= 0) {
+    if (timeout < 0 && timeout != SHOAL_FOREVER)
+        timeout = 0; /* a negative leftover of some longer wait: already expired */
+    if (timeout != SHOAL_FOREVER) {
         int64_t now = shoal__now_ns();
         d.at_ns = timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
     }

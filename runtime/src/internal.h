@@ -62,7 +62,8 @@ static inline void shoal__cpu_relax(void)
 
 /* ---- processes (proc.c) ------------------------------------------------------------ */
 
-/* The calling thread's kernel thread id (cached per thread; right after fork too). */
+/* The calling thread's kernel thread id (cached per thread, without a system call;
+ * right in a fork child too). */
 int32_t shoal__tid(void);
 /* A process's start time (clock ticks since boot, from /proc), 0 if it is gone. */
 uint64_t shoal__proc_start(int32_t pid);

@@ -119,7 +119,7 @@ static int took(shoal_lock *lock, int e)
         return shoal__err(SHOAL_ESYS, "%s acquire: %s", noun(lock), strerror(e));
     }
     atomic_store_explicit(&lk->depth, 1, memory_order_relaxed);
-    atomic_store_explicit(&lk->owner, shoal__tid(), memory_order_relaxed);
+    atomic_store_explicit(&lk->owner, word_tid(lk), memory_order_relaxed);
     shoal__test_point("lock.held");
     return rc;
 }
@@ -157,8 +157,8 @@ int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout)
     int32_t self = shoal__tid();
     if (word_tid(lk) == self) {
         if (!lk->recursive)
-            return shoal__err(SHOAL_EDEADLK, "lock: already held by this thread (%d)",
-                              (int)self);
+            return shoal__err(SHOAL_EDEADLK, "%s: already held by this thread (%d)",
+                              noun(lock), (int)self);
         uint32_t depth = atomic_load_explicit(&lk->depth, memory_order_relaxed);
         if (depth == UINT32_MAX)
             return shoal__err(SHOAL_EOVERFLOW, "rlock: recursion depth overflow");

@@ -1,5 +1,6 @@
 /* proc.c — process and thread identity, liveness, and test pause points. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,16 +10,29 @@
 
 #include "internal.h"
 
+/*
+ * The thread id is cached per thread: gettid() and getpid() are system calls, and the
+ * lock's hot path needs the id. A fork child's only thread has a new id, so the cache
+ * is forgotten in the child.
+ */
 static _Thread_local int32_t cached_tid;
-static _Thread_local pid_t cached_tid_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_tid(void)
+{
+    cached_tid = 0;
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_tid);
+}
 
 int32_t shoal__tid(void)
 {
-    /* A forked child's thread has a new tid: re-read when the pid changed. */
-    pid_t pid = getpid();
-    if (SHOAL_UNLIKELY(cached_tid == 0 || cached_tid_pid != pid)) {
+    if (SHOAL_UNLIKELY(cached_tid == 0)) {
+        pthread_once(&atfork_once, register_atfork);
         cached_tid = (int32_t)syscall(SYS_gettid);
-        cached_tid_pid = pid;
     }
     return cached_tid;
 }

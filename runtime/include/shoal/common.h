@@ -8,7 +8,8 @@
  *   value "prices": layout mismatch: segment holds Order#3f2a..., caller expects ...
  *
  * Durations: every blocking call takes a shoal_duration in nanoseconds.
- * SHOAL_FOREVER waits without limit; SHOAL_NOWAIT (0) never sleeps (the "try" form).
+ * SHOAL_FOREVER waits without limit; SHOAL_NOWAIT (0) never sleeps (the "try" form);
+ * any other negative duration counts as already expired.
  */
 #ifndef SHOAL_COMMON_H
 #define SHOAL_COMMON_H

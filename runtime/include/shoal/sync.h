@@ -72,7 +72,8 @@ SHOAL_API int shoal_lock_open(shoal_lock **out, const char *name, int mode,
                               const shoal_attr *attr);
 SHOAL_API int shoal_rlock_open(shoal_lock **out, const char *name, int mode,
                                const shoal_attr *attr);
-/* Releases a named lock's mapping (not the lock itself). Returns 0 or SHOAL_EINVAL. */
+/* Releases a named lock's mapping (not the lock itself). Returns 0, SHOAL_EINVAL, or
+ * SHOAL_EBUSY while a thread of this process holds it (release it first). */
 SHOAL_API int shoal_lock_close(shoal_lock *lock);
 
 /*
@@ -99,32 +100,41 @@ SHOAL_API void shoal_lock_state(shoal_lock *lock, int *recursive, int32_t *owner
 /* Initialises an embedded semaphore with `value` (bounded != 0: releases may not
  * raise it above that value). Returns 0 or SHOAL_EINVAL (value > INT32_MAX). */
 SHOAL_API int shoal_sem_init(shoal_sem *sem, uint32_t value, int bounded);
-/* Opens or creates a named (bounded) semaphore; value is used only when creating. */
+/* Opens or creates a named Semaphore (shoal_sem_open) or BoundedSemaphore
+ * (shoal_bsem_open); value is used only when creating. Errors: as shoal_shm_open,
+ * SHOAL_EINVAL (value > INT32_MAX), SHOAL_EKIND when the name holds something else. */
 SHOAL_API int shoal_sem_open(shoal_sem **out, const char *name, int mode, uint32_t value,
                              const shoal_attr *attr);
 SHOAL_API int shoal_bsem_open(shoal_sem **out, const char *name, int mode, uint32_t value,
                               const shoal_attr *attr);
+/* Releases a named semaphore's mapping. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_sem_close(shoal_sem *sem);
 /* Decrements, waiting while the value is 0. Returns 0, SHOAL_ETIMEDOUT, SHOAL_EAGAIN. */
 SHOAL_API int shoal_sem_acquire(shoal_sem *sem, shoal_duration timeout);
+/* shoal_sem_acquire(sem, SHOAL_NOWAIT). */
 SHOAL_API int shoal_sem_try(shoal_sem *sem);
 /* Increments and wakes a waiter. Returns 0, or SHOAL_EOVERFLOW for a bounded
- * semaphore already at its initial value. */
+ * semaphore already at its initial value (or any semaphore at INT32_MAX). */
 SHOAL_API int shoal_sem_release(shoal_sem *sem);
 /* The current value. */
 SHOAL_API uint32_t shoal_sem_value(shoal_sem *sem);
 
 /* ---- Condition -------------------------------------------------------------------- */
 
+/* Initialises an embedded condition. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_cond_init(shoal_cond *cond);
+/* Opens or creates a named condition. Errors: as shoal_shm_open, and SHOAL_EKIND. */
 SHOAL_API int shoal_cond_open(shoal_cond **out, const char *name, int mode,
                               const shoal_attr *attr);
+/* Releases a named condition's mapping. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_cond_close(shoal_cond *cond);
 /*
  * Releases `lock` (which the caller must hold, once), waits for a notify or the
  * timeout, and re-acquires `lock` (always, even on timeout). Wake-ups may be spurious:
  * re-check the predicate. Returns 0, SHOAL_ETIMEDOUT, SHOAL_EPERM (lock not held), or
  * SHOAL_EOWNERDEAD (woken, and re-acquiring found the lock's holder dead).
+ * An RLock held several times is released fully and re-taken to the same depth, as
+ * Python's Condition does. Timeout SHOAL_NOWAIT gives SHOAL_ETIMEDOUT at once.
  */
 SHOAL_API int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout);
 /* Wakes up to n waiters (notify) or all of them (notify_all). Returns 0. */
@@ -133,30 +143,39 @@ SHOAL_API int shoal_cond_notify_all(shoal_cond *cond);
 
 /* ---- Event ------------------------------------------------------------------------ */
 
+/* Initialises an embedded event, clear. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_event_init(shoal_event *ev);
+/* Opens or creates a named event. Errors: as shoal_shm_open, and SHOAL_EKIND. */
 SHOAL_API int shoal_event_open(shoal_event **out, const char *name, int mode,
                                const shoal_attr *attr);
+/* Releases a named event's mapping. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_event_close(shoal_event *ev);
+/* Sets the flag and wakes every waiter. Returns 0 (or SHOAL_EINVAL). */
 SHOAL_API int shoal_event_set(shoal_event *ev);
+/* Clears the flag. Returns 0 (or SHOAL_EINVAL). */
 SHOAL_API int shoal_event_clear(shoal_event *ev);
 /* 1 if set, else 0. */
 SHOAL_API int shoal_event_is_set(shoal_event *ev);
-/* Waits until set. Returns 0, SHOAL_ETIMEDOUT or SHOAL_EAGAIN. */
+/* Waits until set. Returns 0, SHOAL_ETIMEDOUT or SHOAL_EAGAIN. A waiter asleep when
+ * the event is set returns 0 even if it was cleared again before it woke. */
 SHOAL_API int shoal_event_wait(shoal_event *ev, shoal_duration timeout);
 
 /* ---- Barrier ---------------------------------------------------------------------- */
 
-/* Initialises a barrier for `parties` (>= 1) processes or threads. */
+/* Initialises a barrier for `parties` (1..65535) processes or threads.
+ * Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_barrier_init(shoal_barrier *b, uint32_t parties);
-/* parties is used only when creating. */
+/* Opens or creates a named barrier; parties is used only when creating. Errors: as
+ * shoal_shm_open, SHOAL_EINVAL (parties out of range), SHOAL_EKIND. */
 SHOAL_API int shoal_barrier_open(shoal_barrier **out, const char *name, int mode,
                                  uint32_t parties, const shoal_attr *attr);
+/* Releases a named barrier's mapping. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_barrier_close(shoal_barrier *b);
 /*
  * Waits until `parties` callers have arrived. On success returns an arrival index
  * in [0, parties) (>= 0). A timeout breaks the barrier: the caller gets
  * SHOAL_ETIMEDOUT and every other waiter, and later caller, SHOAL_EBROKEN until
- * shoal_barrier_reset().
+ * shoal_barrier_reset(). A caller killed after arriving still counts as arrived.
  */
 SHOAL_API int shoal_barrier_wait(shoal_barrier *b, shoal_duration timeout);
 /* Breaks the barrier: waiters get SHOAL_EBROKEN. */
