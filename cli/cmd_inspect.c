@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "internal.h"
+#include "queue_internal.h"
 
 static const char inspect_help[] =
     "usage: shoal inspect [--root DIR] [--domain NAME] NAME\n"
@@ -201,8 +202,28 @@ static int show_array(const shoal__seg *seg, const shoal_attr *attr)
     return 0;
 }
 
-static int show_queue(const char *name, const shoal_attr *attr)
+#define MAX_QUEUED 8
+
+struct queued_print {
+    const struct shoal__header *h;
+    shoal_type type;
+    int n;
+};
+
+static void print_queued(void *arg, const void *msg, size_t len)
 {
+    struct queued_print *qp = arg;
+    printf("  [%d]         ", qp->n++);
+    if (len == qp->type.size && (qp->type.typecode || qp->h->desc_size))
+        print_element(qp->h, &qp->type, msg);
+    else
+        print_hex(msg, len);
+    printf("\n");
+}
+
+static int show_queue(const shoal__seg *seg, const shoal_attr *attr)
+{
+    const char *name = seg->name;
     shoal_queue *q;
     int rc = shoal_queue_open(&q, name, SHOAL_OPEN, NULL, attr);
     if (rc)
@@ -217,6 +238,12 @@ static int show_queue(const char *name, const shoal_attr *attr)
     printf("counters      puts %" PRIu64 ", gets %" PRIu64 ", full waits %" PRIu64
            ", empty waits %" PRIu64 "\n",
            st.puts, st.gets, st.full_waits, st.empty_waits);
+    if (st.depth) {
+        struct queued_print qp = {seg->hdr, {0}, 0};
+        shoal__type_from_header(&qp.type, seg->hdr);
+        printf("oldest%s\n", st.depth > MAX_QUEUED ? " (first 8)" : "");
+        shoal__queue_inspect(q, MAX_QUEUED, print_queued, &qp);
+    }
     shoal_queue_close(q);
     return 0;
 }
@@ -250,7 +277,7 @@ static int show_contents(const shoal__seg *seg, const shoal_attr *attr)
                broken ? ", broken" : "");
         return 0;
     case SHOAL_KIND_QUEUE:
-        return show_queue(seg->name, attr);
+        return show_queue(seg, attr);
     case SHOAL_KIND_SHM:
         printf("bytes         ");
         print_hex(p, seg->hdr->payload_size);

@@ -213,10 +213,7 @@ int shoal__type_print(const shoal_type *type, const void *data, size_t size, FIL
  * if the descriptor cannot be read. */
 int shoal__layout_print(const unsigned char *desc, size_t n, const void *data, FILE *out);
 
-#endif
-
-/* ---- the lock of a Value or Array (objlock.c) ---------------------------------------
- */
+/* ---- the lock of a Value or Array (objlock.c) ------------------------------------- */
 
 /* Control block at the start of a Value's or Array's payload. */
 struct shoal__objctl {
@@ -252,3 +249,5 @@ int64_t shoal__extend(char c, uint64_t raw);
 /* Atomic fetch-add (op 0) or exchange (op 1) on an integer of size bytes at p;
  * returns the previous raw bits. */
 uint64_t shoal__atomic_rmw(void *p, uint32_t size, int op, uint64_t arg);
+
+#endif

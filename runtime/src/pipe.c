@@ -190,14 +190,15 @@ fail:
     return rc;
 }
 
-/* Takes the handle's end for this process: SHOAL_EBUSY if a live process holds it. */
-static int pipe_claim(shoal_pipe *p)
+/* Takes the handle's end for this process: SHOAL_EBUSY if a live process holds it
+ * (unless `takeover`). */
+static int pipe_claim(shoal_pipe *p, bool takeover)
 {
     struct pipe_end *e = &p->ctl->end[p->end];
     uint64_t me = owner_self();
     for (;;) {
         uint64_t o = atomic_load(&e->owner);
-        if (o && o != me && !atomic_load(&e->closed) && owner_live(o))
+        if (o && o != me && !takeover && !atomic_load(&e->closed) && owner_live(o))
             return shoal__err(SHOAL_EBUSY, "pipe \"%s\": end %d is held by process %d",
                               p->seg->name, p->end, (int)OWNER_PID(o));
         if (atomic_compare_exchange_strong(&e->owner, &o, me))
@@ -216,11 +217,13 @@ int shoal_pipe_open(shoal_pipe **out, const char *name, int end, int mode,
     if (!out)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL output pointer");
     *out = NULL;
+    bool takeover = (end & SHOAL_PIPE_TAKEOVER) != 0;
+    end &= ~SHOAL_PIPE_TAKEOVER;
     shoal_pipe *p;
     int rc = pipe_attach(&p, name, end, mode, cfg, attr);
     if (rc)
         return rc;
-    if ((rc = pipe_claim(p))) {
+    if ((rc = pipe_claim(p, takeover))) {
         shoal__seg_close(p->seg);
         free(p);
         return rc;
@@ -244,8 +247,8 @@ int shoal_pipe_pair(shoal_pipe **end0, shoal_pipe **end1, const char *name,
         free(a);
         return rc;
     }
-    pipe_claim(a); /* new: cannot be busy */
-    pipe_claim(b);
+    pipe_claim(a, false); /* new: cannot be busy */
+    pipe_claim(b, false);
     *end0 = a;
     *end1 = b;
     return 0;

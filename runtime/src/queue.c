@@ -1176,6 +1176,49 @@ uint64_t shoal__ring_depth(const shoal__ring *r)
     return t > hd ? t - hd : 0;
 }
 
+/* The message in an MPMC slot at position pos if it is committed and unclaimed:
+ * copied to buf (max_msg bytes), or -1. */
+static long mc_copy_committed(const shoal__ring *r, uint64_t pos, unsigned char *buf)
+{
+    struct mslot *s = (struct mslot *)slot_at(r, pos);
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+    if (w_seq(w) != (uint32_t)(pos + 1) || (w & (W_CLAIM | W_SKIP)) || !(w & W_FULL))
+        return -1;
+    size_t len = atomic_load_explicit(&s->len, memory_order_relaxed);
+    if (len > r->g.max_msg)
+        return -1;
+    memcpy(buf, (unsigned char *)s + r->g.data_off, len);
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&s->word, memory_order_relaxed) == w ? (long)len : -1;
+}
+
+int shoal__ring_inspect(const shoal__ring *r, size_t max,
+                        void (*fn)(void *arg, const void *msg, size_t len), void *arg)
+{
+    unsigned char *buf = malloc(r->g.max_msg ? r->g.max_msg : 1);
+    if (!buf)
+        return SHOAL_ENOMEM;
+    uint64_t hd = atomic_load(&r->h->head);
+    uint64_t t = atomic_load(&r->h->tail) & ~TAIL_SEAL;
+    size_t shown = 0;
+    for (uint64_t pos = hd; pos < t && shown < max; pos++) {
+        long len;
+        if (is_spsc(r)) {
+            const unsigned char *slot = slot_at(r, pos);
+            len = (long)sp_len(r, slot);
+            memcpy(buf, slot + r->g.data_off, (size_t)len);
+        } else {
+            len = mc_copy_committed(r, pos, buf);
+        }
+        if (len >= 0) {
+            fn(arg, buf, (size_t)len);
+            shown++;
+        }
+    }
+    free(buf);
+    return 0;
+}
+
 void shoal__ring_stats(const shoal__ring *r, shoal_queue_stats *st)
 {
     struct shoal__ringhdr *h = r->h;
@@ -1266,6 +1309,12 @@ struct shoal_queue {
     shoal__seg *seg;
     shoal__ring ring;
 };
+
+int shoal__queue_inspect(shoal_queue *q, size_t max,
+                         void (*fn)(void *arg, const void *msg, size_t len), void *arg)
+{
+    return shoal__ring_inspect(&q->ring, max, fn, arg);
+}
 
 static int queue_init_cb(shoal__seg *seg, void *arg)
 {

@@ -122,6 +122,35 @@ static void test_ls_inspect_rm_gc(void **state)
     shoal_sem_close(sem);
 }
 
+static void test_inspect_queue(void **state)
+{
+    (void)state;
+    shoal_queue *q, *vq;
+    shoal_queue_config cfg = {.type = shoal_typecode('q'), .capacity = 16};
+    T_OK(shoal_queue_open(&q, "jobs", SHOAL_CREATE, &cfg, NULL));
+    for (int64_t i = 1; i <= 10; i++)
+        T_OK(shoal_queue_put(q, &i, sizeof(i), SHOAL_NOWAIT));
+    int64_t x;
+    size_t len;
+    T_OK(shoal_queue_get(q, &x, sizeof(x), &len, SHOAL_NOWAIT));
+    assert_int_equal(run_cli("inspect jobs"), 0);
+    ASSERT_OUT_HAS("depth 9 of 16");
+    ASSERT_OUT_HAS("puts 10, gets 1");
+    ASSERT_OUT_HAS("[0]         2\n");
+    ASSERT_OUT_HAS("[7]         9\n");
+    assert_null(strstr(out, "[8]"));
+    shoal_queue_config vcfg = {.max_msg = 100, .capacity = 4, .spsc = 1};
+    T_OK(shoal_queue_open(&vq, "bytes", SHOAL_CREATE, &vcfg, NULL));
+    T_OK(shoal_queue_put(vq, "hi", 2, SHOAL_NOWAIT));
+    T_OK(shoal_queue_shutdown(vq));
+    assert_int_equal(run_cli("inspect bytes"), 0);
+    ASSERT_OUT_HAS("single-producer single-consumer, shut down, depth 1 of 4");
+    ASSERT_OUT_HAS("max message   100 bytes");
+    ASSERT_OUT_HAS("68 69");
+    shoal_queue_close(q);
+    shoal_queue_close(vq);
+}
+
 static void test_inspect_bad_file(void **state)
 {
     (void)state;
@@ -144,6 +173,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_usage),
         cmocka_unit_test(test_ls_inspect_rm_gc),
+        cmocka_unit_test(test_inspect_queue),
         cmocka_unit_test(test_inspect_bad_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

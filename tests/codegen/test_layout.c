@@ -241,6 +241,20 @@ static void test_segment_header_and_inspect(void **state)
     assert_int_equal(rc, 0);
     expect_contains(text, "{x: 0, y: 0, label: \"\"}, {x: 5, y: 0, label: \"second\"}");
     Point_array_close(a);
+
+    /* a queue: the oldest waiting elements decoded */
+    Point_queue *q;
+    T_OK(Point_queue_open(&q, "point-queue", SHOAL_CREATE, NULL, NULL));
+    T_OK(Point_queue_put(q, &pts[1], SHOAL_NOWAIT));
+    rc = t_system("'%s' inspect point-queue >'%s' 2>&1", SHOAL_CLI_PATH, out);
+    f = fopen(out, "r");
+    assert_non_null(f);
+    len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    assert_int_equal(rc, 0);
+    expect_contains(text, "[0]         {x: 5, y: 0, label: \"second\"}");
+    Point_queue_close(q);
 }
 
 int main(void)
