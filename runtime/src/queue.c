@@ -1280,7 +1280,8 @@ int shoal__ring_geom_of(const shoal__seg *seg, const char *what, shoal__ring_geo
 }
 
 /* Checks an existing channel against what the caller asked for (type and max_msg were
- * checked by the segment layer when given). */
+ * checked by the segment layer when given). The ring's mode (spsc) and capacity are
+ * creation parameters: an opener takes the channel as it was made. */
 int shoal__ring_check_cfg(const shoal__ring_geom *g, const shoal_queue_config *cfg,
                           const char *what, const char *name)
 {
@@ -1293,13 +1294,6 @@ int shoal__ring_check_cfg(const shoal__ring_geom *g, const shoal_queue_config *c
             "%s \"%s\": layout mismatch: it holds fixed-size elements of %u "
             "bytes, caller expects variable-size messages",
             what, name, g->elem_size);
-    if (!cfg->spsc != !(g->flags & SHOAL__RING_SPSC))
-        return shoal__err(SHOAL_ELAYOUT,
-                          "%s \"%s\": it was created %s, caller expects %s", what, name,
-                          cfg->spsc ? "multi-producer multi-consumer"
-                                    : "single-producer single-consumer",
-                          cfg->spsc ? "single-producer single-consumer"
-                                    : "multi-producer multi-consumer");
     return 0;
 }
 

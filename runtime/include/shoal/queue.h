@@ -38,7 +38,8 @@ extern "C" {
 
 typedef struct shoal_queue shoal_queue;
 
-/* How a queue is made (used only when creating; checked when opening). */
+/* How a queue is made. Opening an existing queue checks type (or max_msg) and takes
+ * capacity and spsc as the creator chose them. */
 typedef struct shoal_queue_config {
     const shoal_type *type; /* fixed-size slots of this type; NULL: variable-size */
     size_t max_msg;         /* variable-size: largest message in bytes */

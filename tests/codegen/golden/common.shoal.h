@@ -247,10 +247,6 @@ static inline int Point_queue_open(Point_queue **out, const char *name, int mode
         c = *cfg;
     c.type = &Point_type;
     int rc = shoal_queue_open(&q, name, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer queue as well */
-        rc = shoal_queue_open(&q, name, mode, &c, attr);
-    }
     *out = (Point_queue *)q;
     return rc;
 }
@@ -362,10 +358,6 @@ static inline int Point_pipe_open(Point_pipe **out, const char *name, int end, i
         c = *cfg;
     c.type = &Point_type;
     int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer pipe as well */
-        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    }
     *out = (Point_pipe *)p;
     return rc;
 }

@@ -328,10 +328,6 @@ static inline int Scalars_queue_open(Scalars_queue **out, const char *name, int 
         c = *cfg;
     c.type = &Scalars_type;
     int rc = shoal_queue_open(&q, name, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer queue as well */
-        rc = shoal_queue_open(&q, name, mode, &c, attr);
-    }
     *out = (Scalars_queue *)q;
     return rc;
 }
@@ -443,10 +439,6 @@ static inline int Scalars_pipe_open(Scalars_pipe **out, const char *name, int en
         c = *cfg;
     c.type = &Scalars_type;
     int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer pipe as well */
-        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    }
     *out = (Scalars_pipe *)p;
     return rc;
 }
@@ -685,10 +677,6 @@ static inline int Everything_Inner_queue_open(Everything_Inner_queue **out, cons
         c = *cfg;
     c.type = &Everything_Inner_type;
     int rc = shoal_queue_open(&q, name, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer queue as well */
-        rc = shoal_queue_open(&q, name, mode, &c, attr);
-    }
     *out = (Everything_Inner_queue *)q;
     return rc;
 }
@@ -800,10 +788,6 @@ static inline int Everything_Inner_pipe_open(Everything_Inner_pipe **out, const 
         c = *cfg;
     c.type = &Everything_Inner_type;
     int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer pipe as well */
-        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    }
     *out = (Everything_Inner_pipe *)p;
     return rc;
 }
@@ -1025,10 +1009,6 @@ static inline int int8ish_queue_open(int8ish_queue **out, const char *name, int 
         c = *cfg;
     c.type = &int8ish_type;
     int rc = shoal_queue_open(&q, name, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer queue as well */
-        rc = shoal_queue_open(&q, name, mode, &c, attr);
-    }
     *out = (int8ish_queue *)q;
     return rc;
 }
@@ -1140,10 +1120,6 @@ static inline int int8ish_pipe_open(int8ish_pipe **out, const char *name, int en
         c = *cfg;
     c.type = &int8ish_type;
     int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer pipe as well */
-        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    }
     *out = (int8ish_pipe *)p;
     return rc;
 }
@@ -1482,10 +1458,6 @@ static inline int Everything_queue_open(Everything_queue **out, const char *name
         c = *cfg;
     c.type = &Everything_type;
     int rc = shoal_queue_open(&q, name, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer queue as well */
-        rc = shoal_queue_open(&q, name, mode, &c, attr);
-    }
     *out = (Everything_queue *)q;
     return rc;
 }
@@ -1597,10 +1569,6 @@ static inline int Everything_pipe_open(Everything_pipe **out, const char *name, 
         c = *cfg;
     c.type = &Everything_type;
     int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer pipe as well */
-        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    }
     *out = (Everything_pipe *)p;
     return rc;
 }
@@ -1820,10 +1788,6 @@ static inline int Empty_queue_open(Empty_queue **out, const char *name, int mode
         c = *cfg;
     c.type = &Empty_type;
     int rc = shoal_queue_open(&q, name, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer queue as well */
-        rc = shoal_queue_open(&q, name, mode, &c, attr);
-    }
     *out = (Empty_queue *)q;
     return rc;
 }
@@ -1935,10 +1899,6 @@ static inline int Empty_pipe_open(Empty_pipe **out, const char *name, int end, i
         c = *cfg;
     c.type = &Empty_type;
     int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer pipe as well */
-        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    }
     *out = (Empty_pipe *)p;
     return rc;
 }

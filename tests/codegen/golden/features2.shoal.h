@@ -338,10 +338,6 @@ static inline int Defaults_queue_open(Defaults_queue **out, const char *name, in
         c = *cfg;
     c.type = &Defaults_type;
     int rc = shoal_queue_open(&q, name, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer queue as well */
-        rc = shoal_queue_open(&q, name, mode, &c, attr);
-    }
     *out = (Defaults_queue *)q;
     return rc;
 }
@@ -453,10 +449,6 @@ static inline int Defaults_pipe_open(Defaults_pipe **out, const char *name, int 
         c = *cfg;
     c.type = &Defaults_type;
     int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    if (rc == SHOAL_ELAYOUT && mode == SHOAL_OPEN && !cfg) {
-        c.spsc = 1; /* no cfg: open a single-producer pipe as well */
-        rc = shoal_pipe_open(&p, name, end, mode, &c, attr);
-    }
     *out = (Defaults_pipe *)p;
     return rc;
 }
