@@ -1,0 +1,245 @@
+/*
+ * bench_bare.c — the physical limits every other row is compared with, written here
+ * with nothing between the processes but shared memory and the kernel's futex:
+ *
+ *   ring   a single-producer single-consumer ring of fixed slots (BENCH_CAPACITY),
+ *          busy-polling, with each side caching the other's index: throughput. This
+ *          is the textbook ring, the reference of the SPSC target.
+ *   ring_hyst  the same ring whose producer, finding it full, waits until an eighth
+ *          of it is free before writing again. The two sides then stop trading cache
+ *          lines on every message once the ring is full: a higher ceiling, shown
+ *          beside the textbook ring.
+ *   spin   one cache line, two processes polling it in turn: round trip.
+ *   futex  one word, each side sleeping in FUTEX_WAIT at once (no spinning) until
+ *          the other writes it and calls FUTEX_WAKE: round trip with the receiver
+ *          asleep.
+ *   clock  the cost of one clock_gettime(CLOCK_MONOTONIC), included in every
+ *          round-trip sample of every row.
+ */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+#include "common.h"
+
+/* ---- ring ----------------------------------------------------------------------------
+ */
+
+struct ring {
+    _Alignas(64) _Atomic uint64_t head; /* next slot the consumer reads */
+    _Alignas(64) _Atomic uint64_t tail; /* next slot the producer writes */
+    _Alignas(64) unsigned char slots[];
+};
+
+struct ring_arg {
+    struct ring *r;
+    size_t size, stride;
+    uint64_t warm, count;
+    uint64_t hyst; /* free slots the producer waits for once the ring is full */
+};
+
+static int ring_producer(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct ring_arg *a = p;
+    struct ring *r = a->r;
+    unsigned char msg[65536];
+    memset(msg, 0xab, a->size);
+    uint64_t total = a->warm + a->count, tail = 0, head = 0;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        if (tail - head == BENCH_CAPACITY) {
+            do {
+                head = atomic_load_explicit(&r->head, memory_order_acquire);
+                if (tail - head > BENCH_CAPACITY - a->hyst)
+                    cpu_relax();
+            } while (tail - head > BENCH_CAPACITY - a->hyst);
+        }
+        msg_stamp(msg, i);
+        memcpy(r->slots + (tail % BENCH_CAPACITY) * a->stride, msg, a->size);
+        atomic_store_explicit(&r->tail, ++tail, memory_order_release);
+    }
+    return 0;
+}
+
+static int ring_consumer(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct ring_arg *a = p;
+    struct ring *r = a->r;
+    unsigned char buf[65536];
+    uint64_t total = a->warm + a->count, head = 0, tail = 0;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        if (i == a->warm)
+            ctl->t0 = now_ns();
+        while (head == tail) {
+            tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+            if (head == tail)
+                cpu_relax();
+        }
+        memcpy(buf, r->slots + (head % BENCH_CAPACITY) * a->stride, a->size);
+        atomic_store_explicit(&r->head, ++head, memory_order_release);
+        msg_check("ring", buf, i);
+    }
+    ctl->t1 = now_ns();
+    return 0;
+}
+
+static int run_ring(struct bargs a, uint64_t hyst)
+{
+    struct ring_arg ra = {0};
+    ra.hyst = hyst;
+    ra.size = a.size;
+    ra.stride = (a.size + 7) & ~(size_t)7;
+    ra.r = shared_alloc(sizeof(struct ring) + ra.stride * BENCH_CAPACITY);
+    ra.count = a.count;
+    ra.warm = BENCH_WARM(a.count);
+    struct bctl *ctl = ctl_new();
+    if (run_pair(ctl, ring_producer, &ra, ring_consumer, &ra))
+        return 1;
+    report_tput(a.name, a.size, a.count, ctl);
+    return 0;
+}
+
+/* ---- spin ping-pong ------------------------------------------------------------------
+ */
+
+struct pp_arg {
+    _Atomic uint32_t *word;
+    uint64_t warm, count;
+};
+
+static int spin_ping(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    int64_t *lat = lat_alloc(a->count);
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t want = (uint32_t)(2 * i + 2);
+        int64_t t = now_ns();
+        atomic_store_explicit(a->word, want - 1, memory_order_release);
+        while (atomic_load_explicit(a->word, memory_order_acquire) != want)
+            cpu_relax();
+        if (i >= a->warm)
+            lat[i - a->warm] = now_ns() - t;
+    }
+    lat_summarise(ctl, lat, a->count);
+    return 0;
+}
+
+static int spin_pong(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t want = (uint32_t)(2 * i + 1);
+        while (atomic_load_explicit(a->word, memory_order_acquire) != want)
+            cpu_relax();
+        atomic_store_explicit(a->word, want + 1, memory_order_release);
+    }
+    return 0;
+}
+
+/* ---- futex ping-pong -----------------------------------------------------------------
+ */
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val)
+{
+    syscall(SYS_futex, w, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Sleeps until *w == want; never spins, so the waiter is always asleep when woken. */
+static void futex_await(_Atomic uint32_t *w, uint32_t want)
+{
+    uint32_t v;
+    while ((v = atomic_load_explicit(w, memory_order_acquire)) != want)
+        futex_wait(w, v);
+}
+
+static int futex_ping(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    int64_t *lat = lat_alloc(a->count);
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t want = (uint32_t)(2 * i + 2);
+        int64_t t = now_ns();
+        atomic_store_explicit(a->word, want - 1, memory_order_release);
+        futex_wake(a->word);
+        futex_await(a->word, want);
+        if (i >= a->warm)
+            lat[i - a->warm] = now_ns() - t;
+    }
+    lat_summarise(ctl, lat, a->count);
+    return 0;
+}
+
+static int futex_pong(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t want = (uint32_t)(2 * i + 1);
+        futex_await(a->word, want);
+        atomic_store_explicit(a->word, want + 1, memory_order_release);
+        futex_wake(a->word);
+    }
+    return 0;
+}
+
+static int run_pingpong(struct bargs a, role_fn ping, role_fn pong)
+{
+    struct pp_arg pa = {0};
+    pa.word = shared_alloc(4096);
+    pa.count = a.count;
+    pa.warm = BENCH_WARM(a.count);
+    struct bctl *ctl = ctl_new();
+    if (run_pair(ctl, ping, &pa, pong, &pa))
+        return 1;
+    report_rtt(a.name, a.size, a.count, ctl);
+    return 0;
+}
+
+/* ---- clock ---------------------------------------------------------------------------
+ */
+
+static int run_clock(struct bargs a)
+{
+    volatile int64_t sink = 0;
+    int64_t t0 = now_ns();
+    for (uint64_t i = 0; i < a.count; i++)
+        sink += now_ns();
+    report_op(a.name, a.count, now_ns() - t0);
+    (void)sink;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct bargs a = parse_args(argc, argv, "ring ring_hyst spin futex clock");
+    if (!strcmp(a.name, "ring"))
+        return run_ring(a, 1);
+    if (!strcmp(a.name, "ring_hyst"))
+        return run_ring(a, BENCH_CAPACITY / 8);
+    if (!strcmp(a.name, "spin"))
+        return run_pingpong(a, spin_ping, spin_pong);
+    if (!strcmp(a.name, "futex"))
+        return run_pingpong(a, futex_ping, futex_pong);
+    if (!strcmp(a.name, "clock"))
+        return run_clock(a);
+    fprintf(stderr, "bench_bare: unknown case %s\n", a.name);
+    return 2;
+}
