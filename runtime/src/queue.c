@@ -52,6 +52,7 @@
 #define MAX_MSG          (1u << 30)
 #define MAX_RING_BYTES   (1ull << 40)
 #define SCAN_NS          (20 * 1000000LL) /* a consumer looks for dead owners this often */
+#define SPIN_GAP_MAX     16 /* most pauses between two polls while spinning */
 #define SLICE_NS         (50 * 1000000LL) /* longest single sleep */
 #define TAIL_SEAL        (1ull << 63)     /* SPSC: the tail is sealed by shutdown */
 #define BYTES_TYPE       "shoal.bytes" /* element type name of variable-size channels */
@@ -797,13 +798,24 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
     shoal__deadline dl = shoal__deadline_from(timeout);
     int64_t spin = shoal__spin_budget();
     if (spin > 0) {
+        /* The first polls follow each other closely, for the answer of a peer that
+         * is one cache-line transfer away; then the gaps grow, so a poller does not
+         * keep stealing the line from a producer that is still writing. The clock is
+         * read every 64 polls. */
         int64_t until = shoal__now_ns() + spin;
-        do {
-            for (int i = 0; i < 16; i++)
+        if (until > dl.at_ns)
+            until = dl.at_ns;
+        unsigned gap = 1;
+        for (unsigned i = 1;; i++) {
+            for (unsigned k = 0; k < gap; k++)
                 shoal__cpu_relax();
             if ((rc = fn(r, arg)) != SHOAL_EAGAIN)
                 return rc;
-        } while (shoal__now_ns() < until && !shoal__deadline_passed(&dl));
+            if (gap < SPIN_GAP_MAX && (i & 7) == 0)
+                gap *= 2;
+            if ((i & 63) == 0 && shoal__now_ns() >= until)
+                break;
+        }
     }
     _Atomic uint32_t *seq = producer ? &h->nf_seq : &h->ne_seq;
     _Atomic uint32_t *sleepers = producer ? &h->nf_sleepers : &h->ne_sleepers;
