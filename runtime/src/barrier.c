@@ -81,22 +81,12 @@ static inline struct barrier_impl *impl(shoal_barrier *b)
 /* "barrier", or 'barrier "name"' for a named one, for error messages. */
 static const char *noun(shoal_barrier *b)
 {
-    static _Thread_local char buf[SHOAL_NAME_MAX + 16];
-    shoal__seg *seg = shoal__registry_find(b);
-    if (!seg)
-        return "barrier";
-    snprintf(buf, sizeof(buf), "barrier \"%s\"", seg->name);
-    return buf;
+    return shoal__prim_noun(b, "barrier");
 }
 
 static int check(shoal_barrier *b, const char *op)
 {
-    if (!b)
-        return shoal__err(SHOAL_EINVAL, "barrier %s: barrier is NULL", op);
-    if (impl(b)->magic != BARRIER_MAGIC)
-        return shoal__err(SHOAL_EINVAL, "barrier %s: %p is not initialised", op,
-                          (void *)b);
-    return 0;
+    return shoal__prim_check(b, b && impl(b)->magic == BARRIER_MAGIC, "barrier", op);
 }
 
 int shoal_barrier_init(shoal_barrier *b, uint32_t parties)

@@ -38,22 +38,13 @@ static inline struct cond_impl *impl(shoal_cond *cond)
 /* "condition", or 'condition "name"' for a named one, for error messages. */
 static const char *noun(shoal_cond *cond)
 {
-    static _Thread_local char buf[SHOAL_NAME_MAX + 16];
-    shoal__seg *seg = shoal__registry_find(cond);
-    if (!seg)
-        return "condition";
-    snprintf(buf, sizeof(buf), "condition \"%s\"", seg->name);
-    return buf;
+    return shoal__prim_noun(cond, "condition");
 }
 
 static int check(shoal_cond *cond, const char *op)
 {
-    if (!cond)
-        return shoal__err(SHOAL_EINVAL, "condition %s: condition is NULL", op);
-    if (impl(cond)->magic != COND_MAGIC)
-        return shoal__err(SHOAL_EINVAL, "condition %s: %p is not initialised", op,
-                          (void *)cond);
-    return 0;
+    return shoal__prim_check(cond, cond && impl(cond)->magic == COND_MAGIC, "condition",
+                             op);
 }
 
 int shoal_cond_init(shoal_cond *cond)

@@ -34,22 +34,12 @@ static inline struct event_impl *impl(shoal_event *ev)
 /* "event", or 'event "name"' for a named one, for error messages. */
 static const char *noun(shoal_event *ev)
 {
-    static _Thread_local char buf[SHOAL_NAME_MAX + 16];
-    shoal__seg *seg = shoal__registry_find(ev);
-    if (!seg)
-        return "event";
-    snprintf(buf, sizeof(buf), "event \"%s\"", seg->name);
-    return buf;
+    return shoal__prim_noun(ev, "event");
 }
 
 static int check(shoal_event *ev, const char *op)
 {
-    if (!ev)
-        return shoal__err(SHOAL_EINVAL, "event %s: event is NULL", op);
-    if (impl(ev)->magic != EVENT_MAGIC)
-        return shoal__err(SHOAL_EINVAL, "event %s: %p is not initialised", op,
-                          (void *)ev);
-    return 0;
+    return shoal__prim_check(ev, ev && impl(ev)->magic == EVENT_MAGIC, "event", op);
 }
 
 int shoal_event_init(shoal_event *ev)

@@ -190,6 +190,13 @@ void shoal__type_from_header(shoal_type *t, const struct shoal__header *h);
 int shoal__prim_open(void **out, uint32_t kind, const char *what, size_t size,
                      const char *name, int mode, int (*init)(shoal__seg *, void *),
                      void *arg, const shoal_attr *attr);
+/* 'kind' for an embedded primitive, 'kind "name"' for a named one: the noun error
+ * messages use. The text lives in thread-local storage until the next call. */
+const char *shoal__prim_noun(const void *prim, const char *kind);
+/* Checks a primitive argument before an operation `op`: SHOAL_EINVAL naming it when
+ * prim is NULL or not initialised (`initialised` says whether its magic matched). */
+int shoal__prim_check(const void *prim, bool initialised, const char *kind,
+                      const char *op);
 /* Closes a primitive opened by shoal__prim_open. */
 int shoal__prim_close(const void *obj);
 

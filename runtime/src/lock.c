@@ -69,12 +69,7 @@ static const char *kind(struct lock_impl *lk)
 /* "lock", or 'lock "name"' for a named one, for error messages. */
 static const char *noun(shoal_lock *lock)
 {
-    static _Thread_local char buf[SHOAL_NAME_MAX + 16];
-    shoal__seg *seg = shoal__registry_find(lock);
-    if (!seg)
-        return kind(impl(lock));
-    snprintf(buf, sizeof(buf), "%s \"%s\"", kind(impl(lock)), seg->name);
-    return buf;
+    return shoal__prim_noun(lock, kind(impl(lock)));
 }
 
 int shoal_lock_init(shoal_lock *lock, int recursive)

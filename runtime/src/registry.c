@@ -6,6 +6,7 @@
  * pointer back to its segment when the handle is closed.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -89,6 +90,26 @@ int shoal__prim_open(void **out, uint32_t kind, const char *what, size_t size,
         return rc;
     }
     *out = seg->payload;
+    return 0;
+}
+
+const char *shoal__prim_noun(const void *prim, const char *kind)
+{
+    static _Thread_local char buf[SHOAL_NAME_MAX + 32];
+    shoal__seg *seg = prim ? shoal__registry_find(prim) : NULL;
+    if (!seg)
+        return kind;
+    snprintf(buf, sizeof(buf), "%s \"%s\"", kind, seg->name);
+    return buf;
+}
+
+int shoal__prim_check(const void *prim, bool initialised, const char *kind,
+                      const char *op)
+{
+    if (!prim)
+        return shoal__err(SHOAL_EINVAL, "%s %s: %s is NULL", kind, op, kind);
+    if (!initialised)
+        return shoal__err(SHOAL_EINVAL, "%s %s: %p is not initialised", kind, op, prim);
     return 0;
 }
 

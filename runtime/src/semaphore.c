@@ -41,22 +41,13 @@ static const char *kind(struct sem_impl *s)
 /* "semaphore", or 'semaphore "name"' for a named one, for error messages. */
 static const char *noun(shoal_sem *sem)
 {
-    static _Thread_local char buf[SHOAL_NAME_MAX + 32];
-    shoal__seg *seg = shoal__registry_find(sem);
-    if (!seg)
-        return kind(impl(sem));
-    snprintf(buf, sizeof(buf), "%s \"%s\"", kind(impl(sem)), seg->name);
-    return buf;
+    return shoal__prim_noun(sem, kind(impl(sem)));
 }
 
 static int check(shoal_sem *sem, const char *op)
 {
-    if (!sem)
-        return shoal__err(SHOAL_EINVAL, "semaphore %s: semaphore is NULL", op);
-    if ((impl(sem)->magic & ~0xffu) != SEM_MAGIC)
-        return shoal__err(SHOAL_EINVAL, "semaphore %s: %p is not initialised", op,
-                          (void *)sem);
-    return 0;
+    return shoal__prim_check(sem, sem && (impl(sem)->magic & ~0xffu) == SEM_MAGIC,
+                             "semaphore", op);
 }
 
 int shoal_sem_init(shoal_sem *sem, uint32_t value, int bounded)
