@@ -12,9 +12,22 @@ enum {
     CLI_SYSTEM = 3 /* an operating-system error */
 };
 
-/* Parses the global --root/--domain options at argv[*i]; returns 1 if it consumed
- * one (advancing *i), 0 if argv[*i] is not one, -1 on a missing argument. */
-int cli_common_option(int argc, char **argv, int *i, shoal_attr *attr);
+/* A sub-command's command line, parsed. */
+typedef struct cli_args {
+    shoal_attr attr; /* --root DIR, --domain NAME */
+    int flag;        /* the command's one-letter flag (-q, -f) was given */
+    char **names;    /* the other arguments, in order (points into argv) */
+    int nnames;
+} cli_args;
+
+/*
+ * Parses argv[1..] of sub-command `cmd`: --root, --domain, --help/-h (prints `help`),
+ * `flag` (e.g. "-q", or NULL for none) and names, of which there must be between
+ * min_names and max_names. Returns -1 to go on, or the exit code to return now
+ * (CLI_OK after --help, CLI_USAGE after a usage error, with the help on stderr).
+ */
+int cli_parse(int argc, char **argv, const char *cmd, const char *help, const char *flag,
+              int min_names, int max_names, cli_args *out);
 /* Maps a SHOAL_E* code to an exit code. */
 int cli_exit_code(int rc);
 /* Prints "shoal <cmd>: <error>: <detail>" to stderr and returns the exit code. */

@@ -11,23 +11,13 @@ static const char gc_help[] =
 
 int cli_gc(int argc, char **argv)
 {
-    shoal_attr attr = {0};
-    for (int i = 1; i < argc; i++) {
-        int used = cli_common_option(argc, argv, &i, &attr);
-        if (used < 0)
-            return CLI_USAGE;
-        if (used)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(gc_help, stdout);
-            return CLI_OK;
-        }
-        fprintf(stderr, "shoal gc: unexpected argument \"%s\"\n%s", argv[i], gc_help);
-        return CLI_USAGE;
-    }
-    int n = shoal_gc(&attr);
+    cli_args args;
+    int status = cli_parse(argc, argv, "gc", gc_help, NULL, 0, 0, &args);
+    if (status >= 0)
+        return status;
+    int n = shoal_gc(&args.attr);
     if (n == SHOAL_ENOENT)
-        n = 0;
+        n = 0; /* a domain nobody used yet */
     if (n < 0)
         return cli_fail("gc", n);
     printf("removed %d\n", n);

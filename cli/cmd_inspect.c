@@ -290,34 +290,16 @@ static int show_contents(const shoal__seg *seg, const shoal_attr *attr)
 
 int cli_inspect(int argc, char **argv)
 {
-    shoal_attr attr = {0};
-    const char *name = NULL;
-    for (int i = 1; i < argc; i++) {
-        int used = cli_common_option(argc, argv, &i, &attr);
-        if (used < 0)
-            return CLI_USAGE;
-        if (used)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(inspect_help, stdout);
-            return CLI_OK;
-        }
-        if (name) {
-            fprintf(stderr, "shoal inspect: one name at a time\n%s", inspect_help);
-            return CLI_USAGE;
-        }
-        name = argv[i];
-    }
-    if (!name) {
-        fprintf(stderr, "shoal inspect: no name given\n%s", inspect_help);
-        return CLI_USAGE;
-    }
+    cli_args args;
+    int status = cli_parse(argc, argv, "inspect", inspect_help, NULL, 1, 1, &args);
+    if (status >= 0)
+        return status;
     shoal__seg *seg;
-    int rc = shoal__seg_open(&seg, name, SHOAL_OPEN, NULL, &attr);
+    int rc = shoal__seg_open(&seg, args.names[0], SHOAL_OPEN, NULL, &args.attr);
     if (rc)
         return cli_fail("inspect", rc);
     print_header(seg);
-    rc = show_contents(seg, &attr);
+    rc = show_contents(seg, &args.attr);
     shoal__seg_close(seg);
     return rc ? cli_fail("inspect", rc) : CLI_OK;
 }

@@ -29,29 +29,14 @@ static int print_row(const shoal_object_info *info, void *arg)
 
 int cli_ls(int argc, char **argv)
 {
-    shoal_attr attr = {0};
-    int quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        int used = cli_common_option(argc, argv, &i, &attr);
-        if (used < 0)
-            return CLI_USAGE;
-        if (used)
-            continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(ls_help, stdout);
-            return CLI_OK;
-        }
-        if (!strcmp(argv[i], "-q")) {
-            quiet = 1;
-            continue;
-        }
-        fprintf(stderr, "shoal ls: unexpected argument \"%s\"\n%s", argv[i], ls_help);
-        return CLI_USAGE;
-    }
-    if (!quiet)
+    cli_args args;
+    int status = cli_parse(argc, argv, "ls", ls_help, "-q", 0, 0, &args);
+    if (status >= 0)
+        return status;
+    if (!args.flag)
         printf("%-24s %-10s %-16s %10s %10s %5s %8s\n", "NAME", "KIND", "TYPE", "COUNT",
                "BYTES", "USERS", "CREATOR");
-    int rc = shoal_list(&attr, print_row, &quiet);
+    int rc = shoal_list(&args.attr, print_row, &args.flag);
     if (rc == SHOAL_ENOENT)
         return CLI_OK; /* a domain nobody used yet is empty */
     return rc ? cli_fail("ls", rc) : CLI_OK;

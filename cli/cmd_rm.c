@@ -11,37 +11,17 @@ static const char rm_help[] =
 
 int cli_rm(int argc, char **argv)
 {
-    shoal_attr attr = {0};
-    int force = 0, names = 0, status = CLI_OK;
-    for (int pass = 0; pass < 2; pass++) { /* options first, then names */
-        for (int i = 1; i < argc; i++) {
-            int used = cli_common_option(argc, argv, &i, &attr);
-            if (used < 0)
-                return CLI_USAGE;
-            if (used)
-                continue;
-            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-                fputs(rm_help, stdout);
-                return CLI_OK;
-            }
-            if (!strcmp(argv[i], "-f")) {
-                force = 1;
-                continue;
-            }
-            if (pass == 0) {
-                names++;
-                continue;
-            }
-            int rc = shoal_unlink(argv[i], &attr);
-            if (rc && !(force && rc == SHOAL_ENOENT)) {
-                int code = cli_fail("rm", rc);
-                if (code > status)
-                    status = code;
-            }
-        }
-        if (pass == 0 && names == 0) {
-            fprintf(stderr, "shoal rm: no name given\n%s", rm_help);
-            return CLI_USAGE;
+    cli_args args;
+    int status = cli_parse(argc, argv, "rm", rm_help, "-f", 1, argc, &args);
+    if (status >= 0)
+        return status;
+    status = CLI_OK;
+    for (int i = 0; i < args.nnames; i++) {
+        int rc = shoal_unlink(args.names[i], &args.attr);
+        if (rc && !(args.flag && rc == SHOAL_ENOENT)) {
+            int code = cli_fail("rm", rc);
+            if (code > status)
+                status = code;
         }
     }
     return status;

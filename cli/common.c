@@ -4,20 +4,42 @@
 
 #include "cli.h"
 
-int cli_common_option(int argc, char **argv, int *i, shoal_attr *attr)
+static int usage_error(const char *cmd, const char *help, const char *what,
+                       const char *arg)
 {
-    const char *opt = argv[*i];
-    const char **slot = !strcmp(opt, "--root")     ? &attr->root
-                        : !strcmp(opt, "--domain") ? &attr->domain
-                                                   : NULL;
-    if (!slot)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "shoal: %s needs an argument\n", opt);
-        return -1;
+    fprintf(stderr, "shoal %s: %s%s%s%s\n%s", cmd, what, arg ? " \"" : "", arg ? arg : "",
+            arg ? "\"" : "", help);
+    return CLI_USAGE;
+}
+
+int cli_parse(int argc, char **argv, const char *cmd, const char *help, const char *flag,
+              int min_names, int max_names, cli_args *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->names = argv; /* names are moved to the front of argv: never past i */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            return CLI_OK;
+        }
+        if (!strcmp(a, "--root") || !strcmp(a, "--domain")) {
+            if (i + 1 >= argc)
+                return usage_error(cmd, help, "missing the argument of", a);
+            *(a[2] == 'r' ? &out->attr.root : &out->attr.domain) = argv[++i];
+        } else if (flag && !strcmp(a, flag)) {
+            out->flag = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error(cmd, help, "unknown option", a);
+        } else if (out->nnames == max_names) {
+            return usage_error(cmd, help, "unexpected argument", a);
+        } else {
+            argv[out->nnames++] = argv[i];
+        }
     }
-    *slot = argv[++*i];
-    return 1;
+    if (out->nnames < min_names)
+        return usage_error(cmd, help, "no name given", NULL);
+    return -1;
 }
 
 int cli_exit_code(int rc)
