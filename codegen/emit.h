@@ -32,6 +32,10 @@ void sg_output_add(sg_outputs *o, const char *name, sg_buf *content);
  * Returns 0, or -1 after recording errors in the model. */
 int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out);
 
+/* The Python emitter: <base>_shoal.py (ctypes structures, enums, validation, layout
+ * descriptors) for every file to generate. Returns 0, or -1 after recording errors. */
+int sg_emit_python(sg_model *m, const sg_params *p, sg_outputs *out);
+
 /*
  * Runs protobuf-c's code generator (protoc-gen-c) on the files whose encoded
  * messages need it, and adds its headers (and, for files being generated, its

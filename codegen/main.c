@@ -98,6 +98,7 @@ static const struct {
     bool uses_protoc_c; /* its encoded messages use protoc-c's code */
 } emitters[] = {
     {"c", sg_emit_c, true},
+    {"python", sg_emit_python, false},
 };
 
 static int generate(const request *req, sg_model *m, sg_outputs *out)
@@ -116,7 +117,8 @@ static int generate(const request *req, sg_model *m, sg_outputs *out)
             return -1;
         return emitters[i].uses_protoc_c ? sg_run_protoc_gen_c(m, req, &p, out) : 0;
     }
-    sg_error(m, "protoc-gen-shoal: language \"%s\" is not supported (known: c)", p.lang);
+    sg_error(m, "protoc-gen-shoal: language \"%s\" is not supported (known: c, python)",
+             p.lang);
     return -1;
 }
 

@@ -9,7 +9,7 @@ packages=(
     protobuf-compiler libprotobuf-dev libprotoc-dev
     libprotobuf-c-dev protobuf-c-compiler
     libnng-dev liburing-dev
-    python3
+    python3 python3-pip python3-setuptools python3-wheel
     # peers measured side by side in bench/
     libzmq3-dev
 )

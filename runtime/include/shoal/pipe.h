@@ -32,6 +32,13 @@ extern "C" {
 
 typedef struct shoal_pipe shoal_pipe;
 
+/* Or'ed into `end` of shoal_pipe_open(): take the end even while a live process holds
+ * it, as a handle inherited through fork() does on first use. For an end handed to a
+ * process that opens it by name (e.g. passed to it by pickling) while the previous
+ * holder keeps a handle it will not use; if that holder uses its handle again, it
+ * takes the end back. */
+#define SHOAL_PIPE_TAKEOVER 0x100
+
 /*
  * Opens end `end` (0 or 1) of the pipe `name`, creating the pipe if `mode` allows;
  * cfg as for queues (capacity per direction). Returns 0, SHOAL_EBUSY if that end is

@@ -1,0 +1,286 @@
+"""Pipe and Connection: a duplex 1:1 channel with multiprocessing's API.
+
+``Pipe(duplex=True, *, name=None, max_msg=None, capacity=None, root=None,
+domain=None)`` returns two Connections, ends 0 and 1 of one shoal pipe (with
+``duplex=False``: a receive-only end 0 and a send-only end 1, as multiprocessing
+returns (reader, writer)). ``Connection.open(name, end)`` opens one end of a named
+pipe from any process.
+
+- ``recv()`` raises EOFError once the other end is closed (shoal.EndOfStream) or
+  its process died (shoal.PeerDied, a subclass), after everything it sent has been
+  received — never a hang;
+- ``send()`` raises shoal.BrokenPipe (a BrokenPipeError) when the other end is
+  closed or dead, and shoal.MessageTooLarge for a pickle over ``max_msg`` bytes
+  (default DEFAULT_MAX_MSG, 16 KiB);
+- ``poll(timeout)`` says whether recv() would return at once (a message, or the
+  end of the stream);
+- an end belongs to one process: a Connection inherited across fork() is taken by
+  the first process that uses it; one passed by pickling (e.g. to a spawned process)
+  is opened there by name and taken from its previous holder.
+
+There is no file descriptor: ``fileno()`` raises OSError, and
+multiprocessing.connection.wait() does not accept shoal Connections.
+"""
+
+import atexit
+import pickle
+import weakref
+from ctypes import byref, c_size_t, c_void_p
+
+from . import errors
+from ._lib import (
+    C, F, NOWAIT_C, Place, _sizes, check, encode_name, error, open_mode, proc,
+    recv_state, shoal_queue_config, size_c, wait_loop,
+)
+from ._object import SharedObject, _release, decode
+
+__all__ = ["Pipe", "Connection", "DEFAULT_MAX_MSG", "DEFAULT_CAPACITY"]
+
+DEFAULT_MAX_MSG = 16 * 1024
+DEFAULT_CAPACITY = 128  # messages per direction
+
+_ETIMEDOUT, _EAGAIN, _EMSGSIZE = errors.ETIMEDOUT, errors.EAGAIN, errors.EMSGSIZE
+_EEOF, _EPEERDEAD = errors.EEOF, errors.EPEERDEAD
+_dumps, _loads, _PROTO = pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL
+
+_TAKEOVER = 0x100  # SHOAL_PIPE_TAKEOVER (shoal/pipe.h)
+
+
+def _config(max_msg, capacity):
+    return shoal_queue_config(None, max_msg or DEFAULT_MAX_MSG,
+                              capacity or DEFAULT_CAPACITY, 0)
+
+
+def Pipe(duplex=True, *, name=None, max_msg=None, capacity=None, root=None,
+         domain=None):
+    """Creates a pipe (name None: a generated one); returns its two Connections."""
+    place = Place(root, domain)
+    a, b = c_void_p(), c_void_p()
+    cfg = _config(max_msg, capacity)
+    check(C.pipe_pair(byref(a), byref(b), encode_name(name), byref(cfg), place.attr()),
+          "pipe %r" % name)
+    c0 = Connection._adopt(a.value, 0, place, readable=True, writable=duplex)
+    c1 = Connection._adopt(b.value, 1, place, readable=duplex, writable=True)
+    return c0, c1
+
+
+class Connection(SharedObject):
+    """One end of a shoal pipe (multiprocessing.connection.Connection)."""
+
+    _what = "pipe"
+    _closer = C.pipe_close
+
+    @classmethod
+    def open(cls, name, end, *, create=None, max_msg=None, capacity=None, root=None,
+             domain=None, readable=True, writable=True, takeover=False):
+        """Opens end `end` (0 or 1) of the pipe `name`, creating the pipe if create
+        allows. Raises shoal.Busy when a live process holds that end (unless
+        takeover=True)."""
+        place = Place(root, domain)
+        cfg = _config(max_msg, capacity) if create is not False else None
+        h = _open_end(name, end, open_mode(create), cfg, place, takeover)
+        return cls._adopt(h, end, place, readable, writable)
+
+    @classmethod
+    def _adopt(cls, h, end, place, readable=True, writable=True):
+        c = cls.__new__(cls)
+        c._attach(h, place)
+        c._name = decode(C.pipe_name(h))
+        c._end = end
+        c._readable, c._writable = readable, writable
+        c._max_msg = None
+        return c
+
+    def _slow_handle(self):
+        # A Connection inherited across fork(): the child uses (and so takes) the
+        # inherited handle itself and may close it; see pipe.h.
+        if self._h is None:
+            raise OSError("handle is closed")
+        self._pid = proc.pid
+        self._finalizer = weakref.finalize(self, _release, C.pipe_close, self._h,
+                                           proc.pid)
+        return self._h
+
+    def __reduce__(self):
+        # Pickled to be sent to another process, which takes the end over when it
+        # unpickles it. Closing our handle now would tell the peer "closed" before the
+        # receiver has taken the end (see close()).
+        self._handed_off = True
+        return (_reopen_end, (self._name, self._end, self._place, self._readable,
+                              self._writable))
+
+    _handed_off = False
+
+    def close(self):
+        """Closes this end: the peer receives what was sent, then EOFError. (A
+        Connection that was pickled for another process only releases its handle at
+        exit: the end belongs to the receiver now.)"""
+        if self._handed_off and self._h is not None and self._finalizer is not None:
+            info = self._finalizer.detach()
+            if info is not None:
+                _deferred.append(info[1:])
+            self._h = self._hp = None
+            return
+        super().close()
+
+    @property
+    def end(self):
+        return self._end
+
+    @property
+    def readable(self):
+        return self._readable
+
+    @property
+    def writable(self):
+        return self._writable
+
+    def fileno(self):
+        raise OSError("a shoal Connection has no file descriptor")
+
+    def _cap(self):
+        if self._max_msg is None:
+            from ._object import stat
+            self._max_msg = stat(self._name, self._place.root,
+                                 self._place.domain)["elem_size"]
+            self._capc = c_size_t(self._max_msg)
+        return self._max_msg
+
+    # -- sending --
+
+    def send(self, obj):
+        """Sends a picklable object."""
+        if not self._writable:
+            raise OSError("connection is read-only")
+        data = _dumps(obj, _PROTO)
+        hp = self._hp
+        if hp is None or self._pid != proc.pid:
+            hp = self._fast()
+        n = len(data)
+        rc = F.pipe_send(hp, data, _sizes.get(n) or size_c(n), NOWAIT_C)
+        if rc:
+            if rc == _EAGAIN:
+                rc = wait_loop(C.pipe_send, (self._h, data, n), None)
+            if rc:
+                self._raise_send(rc, n)
+
+    def send_bytes(self, buf, offset=0, size=None):
+        """Sends bytes (a bytes-like object, or a slice of one)."""
+        if not self._writable:
+            raise OSError("connection is read-only")
+        mv = memoryview(buf).cast("B")
+        if offset < 0 or offset > len(mv):
+            raise ValueError("offset is negative or too large")
+        if size is None:
+            size = len(mv) - offset
+        elif size < 0 or offset + size > len(mv):
+            raise ValueError("size is negative or too large")
+        data = bytes(mv[offset:offset + size])
+        hp = self._fast()
+        rc = F.pipe_send(hp, data, c_size_t(size), NOWAIT_C)
+        if rc == _EAGAIN:
+            rc = wait_loop(C.pipe_send, (self._h, data, size), None)
+        if rc:
+            self._raise_send(rc, size)
+
+    def _raise_send(self, rc, n):
+        if rc == _EEOF or rc == _EPEERDEAD:
+            e = error(rc, "pipe %r" % self._name)
+            raise errors.BrokenPipe(e.detail, rc)
+        if rc == _EMSGSIZE:
+            raise errors.MessageTooLarge(
+                "pipe %r: message of %d bytes; the pipe's max_msg is %d"
+                % (self._name, n, self._cap()), rc)
+        raise error(rc, "pipe %r" % self._name)
+
+    # -- receiving --
+
+    def _recv_into_scratch(self):
+        """Receives one message into this thread's scratch buffer; returns
+        (buffer, length)."""
+        if not self._readable:
+            raise OSError("connection is write-only")
+        hp = self._hp
+        if hp is None or self._pid != proc.pid:
+            hp = self._fast()
+        cap = self._max_msg or self._cap()
+        buf, have, n, nref = recv_state(cap)
+        rc = F.pipe_recv(hp, buf, self._capc, nref, NOWAIT_C)
+        if rc:
+            if rc == _EAGAIN:
+                rc = wait_loop(C.pipe_recv, (self._h, buf, cap, nref), None)
+            if rc:
+                raise error(rc, "pipe %r" % self._name)
+        return buf, n.value
+
+    def _recv_raw(self):
+        buf, n = self._recv_into_scratch()
+        return memoryview(buf).cast("B")[:n]
+
+    def recv(self):
+        """Receives an object; EOFError when nothing more will come."""
+        buf, n = self._recv_into_scratch()
+        return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
+
+    def recv_bytes(self, maxlength=None):
+        """Receives one message as bytes."""
+        data = bytes(self._recv_raw())
+        if maxlength is not None and len(data) > maxlength:
+            raise OSError("bad message length")
+        return data
+
+    def recv_bytes_into(self, buf, offset=0):
+        """Receives one message into a writable buffer; returns its length."""
+        data = self._recv_raw()
+        mv = memoryview(buf).cast("B")
+        if offset < 0 or offset > len(mv):
+            raise ValueError("offset is negative or too large")
+        if len(data) > len(mv) - offset:
+            raise errors.MessageTooLarge("buffer too small for a message of %d bytes"
+                                         % len(data), _EMSGSIZE)
+        mv[offset:offset + len(data)] = data
+        return len(data)
+
+    def poll(self, timeout=0.0):
+        """Whether there is anything to receive (a message, or the end of the
+        stream), waiting up to timeout seconds (None: forever)."""
+        if not self._readable:
+            raise OSError("connection is write-only")
+        rc = F.pipe_poll(self._fast(), NOWAIT_C)
+        if rc == 0 and (timeout is None or timeout > 0):
+            rc = wait_loop(C.pipe_poll, (self._h,), timeout, 0)
+        if rc == 1:
+            return True
+        if rc == 0 or rc == _ETIMEDOUT or rc == _EAGAIN:
+            return False
+        if rc == _EEOF or rc == _EPEERDEAD:
+            return True  # recv() will raise at once
+        raise error(rc, "pipe %r" % self._name)
+
+    def __repr__(self):
+        state = " closed" if self._h is None else ""
+        return "<shoal.Connection %r end %d%s>" % (self._name, self._end, state)
+
+
+_deferred = []  # (release, args, kwargs) of handed-off ends, run at exit
+
+
+@atexit.register
+def _release_deferred():
+    for fn, args, kwargs in _deferred:
+        fn(*args, **kwargs)
+
+
+def _open_end(name, end, mode, cfg, place, takeover):
+    out = c_void_p()
+    flag = _TAKEOVER if takeover else 0
+    check(C.pipe_open(byref(out), encode_name(name), end | flag, mode,
+                      byref(cfg) if cfg is not None else None, place.attr()),
+          "pipe %r end %d" % (name, end))
+    return out.value
+
+
+def _reopen_end(name, end, place, readable, writable):
+    # Unpickled in another process: that process is meant to use the end now.
+    h = _open_end(name, end, 1, None, place, True)
+    return Connection._adopt(h, end, place, readable, writable)

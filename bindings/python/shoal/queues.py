@@ -1,0 +1,493 @@
+"""Queues: of Python objects (pickled, in a variable-size queue) and of typed
+elements (generated schema structs or typecodes, in fixed-size slots).
+
+``Queue(maxsize=0, *, name=None, create=None, max_msg=None, spsc=False, root=None,
+domain=None)`` has multiprocessing.Queue's methods. Differences, because a shoal
+queue is a bounded ring in shared memory that any process may open by name:
+
+- ``maxsize`` <= 0 means the default capacity, DEFAULT_CAPACITY (1024) messages;
+- a pickled object may be at most ``max_msg`` bytes (default DEFAULT_MAX_MSG,
+  16 KiB); a bigger one raises shoal.MessageTooLarge (a ValueError) naming both
+  sizes. The queue reserves capacity * max_msg bytes of shared memory;
+- ``put`` is synchronous: when it returns, the object is in the queue (no feeder
+  thread, so no join_thread() / cancel_join_thread() subtleties: they do nothing);
+- ``close()`` releases this process's handle, as in multiprocessing;
+  ``shutdown()`` ends the stream for every process: later puts raise shoal.Closed,
+  and getters receive what was already queued, then shoal.EndOfStream (an EOFError,
+  and queue.ShutDown on Python >= 3.13) — no sentinel values needed;
+- ``qsize()``, ``empty()`` and ``full()`` are exact at the instant they look.
+
+Opening with ``create=False`` (or with ``create=None`` and no explicit maxsize /
+max_msg) accepts the existing queue's configuration.
+
+``TypedQueue(type, maxsize=0, *, ...)`` carries fixed-size elements: instances of
+a generated struct class (or a ctypes.Structure, or a typecode's values). A C process
+opening the same name with its generated type exchanges the same bytes; a different
+layout raises shoal.LayoutMismatch. ``put``/``get`` copy one element; ``loan()`` and
+``peek()`` give zero-copy views of a slot; ``put_many``/``get_many`` move batches.
+"""
+
+import ctypes
+import pickle
+import queue as _queue
+import threading
+from contextlib import contextmanager
+from ctypes import byref, c_size_t, c_void_p
+
+from . import errors
+from ._lib import (
+    C, F, NOWAIT, Place, _sizes, check, encode_name, error, open_mode,
+    recv_state, size_c,
+    proc as _proc,
+    shoal_queue_config, shoal_queue_stats, shoal_type, wait_loop,
+)
+from ._object import SharedObject, decode
+from .types import elem_type
+
+__all__ = ["Queue", "SimpleQueue", "JoinableQueue", "TypedQueue", "DEFAULT_CAPACITY",
+           "DEFAULT_MAX_MSG"]
+
+DEFAULT_CAPACITY = 1024
+DEFAULT_MAX_MSG = 16 * 1024
+
+_ETIMEDOUT, _EAGAIN = errors.ETIMEDOUT, errors.EAGAIN
+_EEOF, _ECLOSED, _EMSGSIZE = errors.EEOF, errors.ECLOSED, errors.EMSGSIZE
+_dumps, _loads, _PROTO = pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL
+# The try forms hold the GIL (they never wait); waits go through C (GIL released).
+_try_put, _try_get = F.queue_try_put, F.queue_try_get
+_rx = threading.local()
+
+
+def _rx_state(size):
+    """This thread's receive buffer, at least size bytes: (buffer, its size as a
+    c_size_t, pointer to the received length)."""
+    size = max(size, 65536)
+    st = _rx.state = (ctypes.create_string_buffer(size), c_size_t(size),
+                      byref(c_size_t()))
+    return st
+
+
+# Variable-size queues record this element type name ("shoal.bytes") and a hash
+# that depends on max_msg; only the name is checked.
+_BYTES_TYPE = shoal_type(b"shoal.bytes", 0, 0, 0, b"\0", 0, None)
+
+
+def _open_queue(name, mode, cfg, place):
+    out = c_void_p()
+    check(C.queue_open(byref(out), encode_name(name), mode,
+                       byref(cfg) if cfg is not None else None, place.attr()),
+          "queue %r" % name)
+    return out.value
+
+
+class _QueueBase(SharedObject):
+    _what = "queue"
+    _closer = C.queue_close
+
+    def _open(self, name, create, place, cfg, explicit):
+        """Opens per the create rules in the module doc; cfg describes a new queue."""
+        if create is False or (create is None and not explicit and name is not None):
+            try:
+                h = _open_queue(name, 1, None, place)  # any configuration
+            except errors.NotFound:
+                if create is False:
+                    raise
+                h = _open_queue(name, open_mode(None), cfg, place)
+            else:
+                try:
+                    self._verify(h, name, place)
+                except Exception:
+                    C.queue_close(h)
+                    raise
+        else:
+            h = _open_queue(name, open_mode(create), cfg, place)
+        self._attach(h, place)
+        self._name = decode(C.queue_name(h))
+        st = self._stats(h)
+        self._capacity = st.capacity
+        self._max_msg = st.max_msg
+        self._capc = c_size_t(st.max_msg)
+        self._spsc = bool(st.spsc)
+
+    def _verify(self, h, name, place):
+        """Checks the element type of a queue opened without a configuration."""
+        from ._object import stat
+        info = stat(decode(C.queue_name(h)), place.root, place.domain)
+        want = self._want_type()
+        if info["type"] != want.name.decode() or (
+                want.layout_hash and info["layout_hash"] != want.layout_hash):
+            raise errors.LayoutMismatch(
+                "queue %r: layout mismatch: it holds %s#%016x, caller expects %s"
+                % (name, info["type"], info["layout_hash"], want.name.decode()),
+                errors.ELAYOUT)
+
+    def _stats(self, h=None):
+        st = shoal_queue_stats()
+        check(C.queue_stats_get(h or self._handle(), byref(st)), self._what)
+        return st
+
+    def _reopen(self):
+        return _open_queue(self._name, 1, None, self._place)
+
+    # -- multiprocessing.Queue's inspection methods --
+
+    def qsize(self):
+        """Messages in the queue now."""
+        return self._stats().depth
+
+    def empty(self):
+        return self._stats().depth == 0
+
+    def full(self):
+        return self._stats().depth >= self._capacity
+
+    @property
+    def maxsize(self):
+        return self._capacity
+
+    @property
+    def max_msg(self):
+        return self._max_msg
+
+    def stats(self):
+        """Depth, capacity and counters, as a dict."""
+        st = self._stats()
+        return {f: getattr(st, f) for f, _ in st._fields_}
+
+    def shutdown(self):
+        """Ends the stream for every process (see the module doc)."""
+        check(C.queue_shutdown(self._handle()), self._what)
+
+    def join_thread(self):
+        """Nothing to wait for: put() is synchronous."""
+
+    def cancel_join_thread(self):
+        """Nothing to cancel: put() is synchronous."""
+
+    def _raise_put(self, rc, size):
+        if rc == _ETIMEDOUT or rc == _EAGAIN:
+            raise _queue.Full
+        if rc == _EMSGSIZE:
+            raise errors.MessageTooLarge(
+                "queue %r: message of %d bytes; the queue's max_msg is %d (create it "
+                "with a larger max_msg)" % (self._name, size, self._max_msg), rc)
+        raise error(rc, "queue %r" % self._name)
+
+    def _raise_get(self, rc):
+        if rc == _ETIMEDOUT or rc == _EAGAIN:
+            raise _queue.Empty
+        raise error(rc, "queue %r" % self._name)
+
+
+class Queue(_QueueBase):
+    """A process-shared FIFO of Python objects (multiprocessing.Queue)."""
+
+    def __init__(self, maxsize=0, *, name=None, create=None, max_msg=None, spsc=False,
+                 root=None, domain=None):
+        explicit = maxsize > 0 or max_msg is not None
+        cfg = shoal_queue_config(None, max_msg or DEFAULT_MAX_MSG,
+                                 maxsize if maxsize > 0 else DEFAULT_CAPACITY, int(spsc))
+        self._open(name, create, Place(root, domain), cfg, explicit)
+
+    @staticmethod
+    def _want_type():
+        return _BYTES_TYPE
+
+    def __reduce__(self):
+        return (_reopen_queue, (type(self), self._name, self._place))
+
+    def put(self, obj, block=True, timeout=None):
+        """Puts obj (pickled). Raises queue.Full when the queue stays full for the
+        timeout (at once with block=False), shoal.Closed after shutdown()."""
+        data = _dumps(obj, _PROTO)
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        n = len(data)
+        rc = _try_put(hp, data, _sizes.get(n) or size_c(n))
+        if rc:
+            self._put_slow(rc, data, n, block, timeout)
+
+    def _put_slow(self, rc, data, n, block, timeout):
+        if rc == _EAGAIN and block:
+            rc = wait_loop(C.queue_put, (self._h, data, n), timeout)  # GIL released
+        if rc:
+            self._raise_put(rc, n)
+
+    def put_bytes(self, data, block=True, timeout=None):
+        """Puts a bytes-like message as it is (a C consumer sees these bytes)."""
+        data = bytes(data)
+        hp = self._fast()
+        n = len(data)
+        if n > self._max_msg:
+            self._raise_put(_EMSGSIZE, n)
+        rc = _try_put(hp, data, c_size_t(n))
+        if rc == _EAGAIN and block:
+            rc = wait_loop(C.queue_put, (self._h, data, n), timeout)
+        if rc:
+            self._raise_put(rc, n)
+
+    def put_nowait(self, obj):
+        self.put(obj, False)
+
+    def get(self, block=True, timeout=None):
+        """Removes and returns the oldest object. Raises queue.Empty when none
+        arrives within the timeout (at once with block=False), shoal.EndOfStream
+        after shutdown() once drained."""
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        try:
+            buf, cap, nref = _rx.state  # this thread's receive buffer
+        except AttributeError:
+            buf, cap, nref = _rx_state(self._max_msg)
+        rc = _try_get(hp, buf, cap, nref)
+        if rc:
+            buf = self._get_slow(rc, block, timeout)
+        return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
+
+    def _get_slow(self, rc, block, timeout):
+        """After a try that did not get a message: grows this thread's buffer if the
+        message did not fit, waits (GIL released) if allowed. Returns the buffer
+        holding the message."""
+        buf, cap, nref = _rx.state
+        if rc == _EMSGSIZE and cap.value < self._max_msg:
+            buf, cap, nref = _rx_state(self._max_msg)
+            rc = _try_get(self._hp, buf, cap, nref)
+        if rc == _EAGAIN and block:
+            rc = wait_loop(C.queue_get, (self._h, buf, cap, nref), timeout)
+        if rc:
+            self._raise_get(rc)
+        return buf
+
+    def get_bytes(self, block=True, timeout=None):
+        """Removes and returns the oldest message's bytes."""
+        hp = self._fast()
+        cap = self._max_msg
+        buf, have, n, nref = recv_state(cap)
+        rc = _try_get(hp, buf, c_size_t(cap), nref)
+        if rc == _EAGAIN and block:
+            rc = wait_loop(C.queue_get, (self._h, buf, cap, nref), timeout)
+        if rc:
+            self._raise_get(rc)
+        return buf.raw[:n.value] if n.value > 256 else ctypes.string_at(buf, n.value)
+
+    def get_nowait(self):
+        return self.get(False)
+
+
+class SimpleQueue(Queue):
+    """multiprocessing.SimpleQueue: get, put, empty, close."""
+
+
+def _reopen_queue(cls, name, place):
+    obj = cls.__new__(cls)
+    obj._open(name, False, place, None, False)
+    return obj
+
+
+class JoinableQueue(Queue):
+    """multiprocessing.JoinableQueue: a Queue with task_done() and join(). The count
+    of unfinished tasks and its condition are shared objects too: named after the
+    queue (``<name>.unfinished``, ``<name>.cond``) when the queue has a name, so that
+    every process opening it by name sees the same, and anonymous otherwise."""
+
+    def __init__(self, maxsize=0, **kwargs):
+        super().__init__(maxsize, **kwargs)
+        self._companions(kwargs.get("name"), kwargs.get("create"))
+
+    def _companions(self, name, create):
+        from .sync import Condition, Semaphore
+        p = self._place
+        self._unfinished = Semaphore(0, name=name and name + ".unfinished",
+                                     create=create, root=p.root, domain=p.domain)
+        self._cond = Condition(name=name and name + ".cond", create=create,
+                               root=p.root, domain=p.domain)
+
+    def __reduce__(self):
+        return (_reopen_joinable, (self._name, self._place, self._unfinished,
+                                   self._cond))
+
+    def put(self, obj, block=True, timeout=None):
+        with self._cond:
+            super().put(obj, block, timeout)
+            self._unfinished.release()
+
+    def task_done(self):
+        with self._cond:
+            if not self._unfinished.acquire(False):
+                raise ValueError("task_done() called too many times")
+            if self._unfinished.get_value() == 0:
+                self._cond.notify_all()
+
+    def join(self):
+        with self._cond:
+            while self._unfinished.get_value() != 0:
+                self._cond.wait()
+
+
+def _reopen_joinable(name, place, unfinished, cond):
+    obj = JoinableQueue.__new__(JoinableQueue)
+    obj._open(name, False, place, None, False)
+    obj._unfinished, obj._cond = unfinished, cond
+    return obj
+
+
+class TypedQueue(_QueueBase):
+    """A queue of fixed-size elements of one type (see the module doc)."""
+
+    def __init__(self, type, maxsize=0, *, name=None, create=None, spsc=False, root=None,
+                 domain=None):
+        self._setup(type)
+        explicit = maxsize > 0 or spsc
+        cfg = shoal_queue_config(self._et.ptr, 0,
+                                 maxsize if maxsize > 0 else DEFAULT_CAPACITY, int(spsc))
+        self._open(name, create, Place(root, domain), cfg, explicit)
+
+    def _setup(self, type):
+        self._n = c_size_t()  # received length (always the element size)
+        self._nref = byref(self._n)
+        self._et = elem_type(type)
+        self._ct = self._et.ctype
+        self._size = self._et.size
+        self._sizec = c_size_t(self._size)
+
+    def _want_type(self):
+        return self._et.ptr.contents
+
+    def __reduce__(self):
+        return (_reopen_typed, (self._name, self._place, self._et.key))
+
+    def _coerce(self, obj):
+        if isinstance(obj, self._ct):
+            return obj
+        if isinstance(obj, tuple):
+            return self._ct(*obj)
+        if isinstance(obj, dict):
+            return self._ct(**obj)
+        return self._ct(obj)
+
+    def put(self, obj, block=True, timeout=None):
+        """Puts one element (an instance of the type; a tuple or dict of its fields,
+        or a scalar for a typecode, is converted). Validated when the type has
+        validate()."""
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        x = obj if type(obj) is self._ct else self._coerce(obj)
+        v = getattr(x, "validate", None)
+        if v is not None:
+            v()
+        p = byref(x)
+        rc = _try_put(hp, p, self._sizec)
+        if rc:
+            if rc == _EAGAIN and block:
+                rc = wait_loop(C.queue_put, (self._h, p, self._size), timeout)
+            if rc:
+                self._raise_put(rc, self._size)
+
+    def put_nowait(self, obj):
+        self.put(obj, False)
+
+    def get(self, block=True, timeout=None):
+        """Removes the oldest element and returns a copy (for a typecode: its value)."""
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        ct = self._ct
+        out = ct.__new__(ct)  # zeroed, without running a generated __init__
+        p = byref(out)
+        nref = self._nref
+        rc = _try_get(hp, p, self._sizec, nref)
+        if rc:
+            if rc == _EAGAIN and block:
+                rc = wait_loop(C.queue_get, (self._h, p, self._size, nref), timeout)
+            if rc:
+                self._raise_get(rc)
+        return out if self._et.is_struct else out.value
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def put_many(self, items, timeout=None):
+        """Puts a sequence of elements, waiting (up to timeout) while the queue is
+        full. Returns the number put (all of them unless the timeout expired)."""
+        arr = (self._ct * len(items))(*[self._coerce(x) for x in items])
+        for x in arr:
+            v = getattr(x, "validate", None)
+            if v is not None:
+                v()
+        h = self._handle()
+        done_total = 0
+        done = c_size_t()
+        while done_total < len(arr):
+            rest = len(arr) - done_total
+            ptr = ctypes.byref(arr, done_total * self._size)
+            rc = wait_loop(C.queue_put_batch, (h, ptr, rest, byref(done)), timeout)
+            if rc == _ETIMEDOUT or rc == _EAGAIN:
+                break
+            if rc:
+                self._raise_put(rc, self._size)
+            done_total += done.value
+        return done_total
+
+    def get_many(self, max_items, block=True, timeout=None):
+        """Removes up to max_items elements (waiting only for the first); returns a
+        list (empty on timeout)."""
+        arr = (self._ct * max_items)()
+        done = c_size_t()
+        h = self._handle()
+        if block:
+            rc = wait_loop(C.queue_get_batch, (h, arr, max_items, byref(done)), timeout)
+        else:
+            rc = C.queue_get_batch(h, arr, max_items, byref(done), NOWAIT)
+        if rc == _ETIMEDOUT or rc == _EAGAIN:
+            return []
+        if rc:
+            self._raise_get(rc)
+        items = arr[:done.value]
+        return items
+
+    @contextmanager
+    def loan(self, timeout=None):
+        """Zero-copy put: ``with q.loan() as m: m.x = 1`` writes the element in
+        place in a reserved slot and publishes it when the block ends. The slot starts
+        with unspecified contents: set every field. (It is published even if the
+        block raises; a reservation is only withdrawn when its process dies.)"""
+        h = self._handle()
+        slot, cap = c_void_p(), c_size_t()
+        rc = wait_loop(C.queue_loan, (h, byref(slot), byref(cap)), timeout)
+        if rc:
+            self._raise_put(rc, self._size)
+        view = self._ct.from_address(slot.value)
+        try:
+            yield view
+        finally:
+            check(C.queue_commit(h, slot.value, self._size), self._what)
+
+    @contextmanager
+    def peek(self, timeout=None):
+        """Zero-copy get: ``with q.peek() as m: ...`` reads the oldest element in
+        place; its slot is released when the block ends. Do not keep the view."""
+        h = self._handle()
+        msg, n = c_void_p(), c_size_t()
+        rc = wait_loop(C.queue_peek, (h, byref(msg), byref(n)), timeout)
+        if rc:
+            self._raise_get(rc)
+        view = self._ct.from_address(msg.value)
+        try:
+            yield view
+        finally:
+            check(C.queue_release(h, msg.value), self._what)
+
+    @property
+    def type(self):
+        return self._ct
+
+
+def _reopen_typed(name, place, key):
+    obj = TypedQueue.__new__(TypedQueue)
+    obj._setup(key)
+    obj._open(name, False, place, None, False)
+    return obj
+

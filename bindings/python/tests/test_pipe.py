@@ -1,0 +1,169 @@
+"""Pipe and Connection."""
+
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import time
+import unittest
+
+import _util
+
+_util.setup_root()
+
+import shoal  # noqa: E402
+
+fork = mp.get_context("fork")
+spawn = mp.get_context("spawn")
+
+
+def _echo(conn):
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            break
+        conn.send(("echo", msg))
+    conn.close()
+
+
+def _send_then_die(conn, ready):
+    conn.send("last words")
+    ready.set()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _send_and_exit(conn):
+    for m in ["hello", "hey", "hru?", "END"]:
+        conn.send(m)
+    conn.close()
+
+
+class PipeTest(unittest.TestCase):
+    def test_duplex_in_one_process(self):
+        a, b = shoal.Pipe()
+        a.send({"x": 1})
+        b.send([1, 2])
+        self.assertTrue(b.poll())
+        self.assertEqual(b.recv(), {"x": 1})
+        self.assertEqual(a.recv(), [1, 2])
+        self.assertFalse(a.poll())
+        t0 = time.monotonic()
+        self.assertFalse(a.poll(0.1))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.09)
+        self.assertEqual((a.end, b.end), (0, 1))
+
+    def test_bytes(self):
+        a, b = shoal.Pipe()
+        a.send_bytes(b"abcdef", 1, 3)
+        self.assertEqual(b.recv_bytes(), b"bcd")
+        a.send_bytes(bytearray(b"xyz"))
+        buf = bytearray(10)
+        self.assertEqual(b.recv_bytes_into(buf, 2), 3)
+        self.assertEqual(bytes(buf[2:5]), b"xyz")
+        a.send_bytes(b"too long")
+        with self.assertRaises(OSError):
+            b.recv_bytes(maxlength=3)
+        with self.assertRaises(ValueError):
+            a.send_bytes(b"abc", 2, 5)
+
+    def test_one_way(self):
+        r, w = shoal.Pipe(duplex=False)
+        w.send(1)
+        self.assertEqual(r.recv(), 1)
+        with self.assertRaises(OSError):
+            r.send(2)
+        with self.assertRaises(OSError):
+            w.recv()
+        with self.assertRaises(OSError):
+            r.fileno()
+
+    def test_round_trips_with_a_forked_child(self):
+        parent, child = shoal.Pipe()
+        p = fork.Process(target=_echo, args=(child,))
+        p.start()
+        for i in range(200):
+            parent.send(i)
+            self.assertEqual(parent.recv(), ("echo", i))
+        parent.close()  # the child then gets EOFError and exits
+        p.join(30)
+        self.assertEqual(p.exitcode, 0)
+
+    def test_eof_after_draining(self):
+        a, b = shoal.Pipe()
+        p = fork.Process(target=_send_and_exit, args=(b,))
+        p.start()
+        p.join(30)
+        got = []
+        while True:
+            try:
+                got.append(a.recv())
+            except EOFError as e:
+                self.assertIsInstance(e, shoal.EndOfStream)
+                self.assertNotIsInstance(e, shoal.PeerDied)
+                break
+        self.assertEqual(got, ["hello", "hey", "hru?", "END"])
+        self.assertTrue(a.poll())  # recv would not block: it raises at once
+        with self.assertRaises(BrokenPipeError):
+            a.send("anyone?")
+
+    def test_peer_died(self):
+        a, b = shoal.Pipe()
+        ready = shoal.Event()
+        p = fork.Process(target=_send_then_die, args=(b, ready))
+        p.start()
+        p.join(30)
+        self.assertEqual(p.exitcode, -signal.SIGKILL)
+        self.assertEqual(a.recv(), "last words")
+        t0 = time.monotonic()
+        with self.assertRaises(shoal.PeerDied) as cm:
+            a.recv()
+        self.assertIsInstance(cm.exception, EOFError)
+        self.assertLess(time.monotonic() - t0, 10)
+
+    def test_spawned_child_takes_its_end(self):
+        parent, child = shoal.Pipe()
+        p = spawn.Process(target=_echo, args=(child,))
+        p.start()
+        child.close()  # handed off: only released at exit, the child owns the end
+        parent.send("over spawn")
+        self.assertEqual(parent.recv(), ("echo", "over spawn"))
+        parent.close()
+        p.join(60)
+        self.assertEqual(p.exitcode, 0)
+
+    def test_named_ends_opened_by_unrelated_processes(self):
+        a = shoal.Connection.open("named-pipe", 0)
+        child = _util.start_py("""
+            import shoal
+            try:
+                shoal.Connection.open('named-pipe', 0, create=False)
+            except shoal.Busy as e:
+                print('busy:', e, flush=True)
+            c = shoal.Connection.open('named-pipe', 1, create=False)
+            c.send(c.recv() * 2)
+            c.close()
+        """)
+        a.send(21)
+        self.assertEqual(a.recv(), 42)
+        with self.assertRaises(EOFError):
+            a.recv()
+        out, err = child.communicate(timeout=30)
+        self.assertEqual(child.returncode, 0, err)
+        self.assertIn('busy: pipe "named-pipe": end 0 is held by process %d'
+                      % os.getpid(), out)
+
+    def test_message_too_large(self):
+        a, b = shoal.Pipe(max_msg=64)
+        with self.assertRaises(shoal.MessageTooLarge):
+            a.send("x" * 100)
+
+    def test_pickled_connection_reopens_by_name(self):
+        a, b = shoal.Pipe()
+        twin = pickle.loads(pickle.dumps(b))
+        a.send("to twin")
+        self.assertEqual(twin.recv(), "to twin")
+
+
+if __name__ == "__main__":
+    unittest.main()

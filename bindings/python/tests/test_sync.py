@@ -1,0 +1,304 @@
+"""Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier."""
+
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import threading
+import time
+import unittest
+
+import _util
+
+_util.setup_root()
+
+import shoal  # noqa: E402
+
+fork = mp.get_context("fork")
+spawn = mp.get_context("spawn")
+
+
+def _hold_and_die(lock, held):
+    lock.acquire()
+    held.set()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hold_for(lock, held, seconds):
+    with lock:
+        held.set()
+        time.sleep(seconds)
+
+
+def _try_release(lock, out):
+    try:
+        lock.release()
+        out.value = 1
+    except shoal.NotOwner:
+        out.value = 2
+
+
+def _consumer(cond, box, out):
+    with cond:
+        ok = cond.wait_for(lambda: box.value != 0, timeout=20)
+        out.value = box.value if ok else -1
+
+
+def _waiter(ev, out):
+    out.value = 1 if ev.wait(20) else 2
+
+
+def _barrier_party(b, out, i):
+    out[i] = b.wait(20)
+
+
+class LockTest(unittest.TestCase):
+    def test_basic(self):
+        lock = shoal.Lock()
+        self.assertTrue(lock.acquire())
+        self.assertTrue(lock.locked())
+        self.assertFalse(lock.owner_died)
+        with self.assertRaises(shoal.Deadlock):
+            lock.acquire()  # a plain Lock held by this thread: an error, not a hang
+        lock.release()
+        self.assertFalse(lock.locked())
+        with self.assertRaises(shoal.NotOwner) as cm:
+            lock.release()
+        self.assertIsInstance(cm.exception, RuntimeError)
+        self.assertIsInstance(cm.exception, ValueError)
+        with lock:
+            self.assertTrue(lock.locked())
+        self.assertFalse(lock.locked())
+
+    def test_held_by_another_process(self):
+        lock = shoal.Lock()
+        held = shoal.Event()
+        p = fork.Process(target=_hold_for, args=(lock, held, 1.0))
+        p.start()
+        self.assertTrue(held.wait(20))
+        self.assertFalse(lock.acquire(False))
+        t0 = time.monotonic()
+        self.assertFalse(lock.acquire(timeout=0.2))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.19)
+        self.assertTrue(lock.acquire(timeout=20))  # released when the child is done
+        lock.release()
+        p.join(20)
+
+    def test_other_thread_cannot_release(self):
+        lock = shoal.Lock()
+        lock.acquire()
+        out = shoal.Value("i")
+        t = threading.Thread(target=_try_release, args=(lock, out))
+        t.start()
+        t.join(10)
+        self.assertEqual(out.value, 2)
+        lock.release()
+
+    def test_owner_died(self):
+        lock = shoal.Lock(name="dies-holding")
+        held = shoal.Event()
+        p = fork.Process(target=_hold_and_die, args=(lock, held))
+        p.start()
+        p.join(20)
+        self.assertEqual(p.exitcode, -signal.SIGKILL)
+        self.assertTrue(held.is_set())
+        self.assertTrue(lock.acquire(timeout=10))  # no hang: Python's Lock would
+        self.assertTrue(lock.owner_died)
+        lock.release()
+        self.assertTrue(lock.acquire(timeout=10))
+        self.assertFalse(lock.owner_died)  # only the first acquirer is told
+        lock.release()
+
+    def test_owner_died_raises_when_asked(self):
+        lock = shoal.RLock()
+        held = shoal.Event()
+        p = fork.Process(target=_hold_and_die, args=(lock, held))
+        p.start()
+        p.join(20)
+        with self.assertRaises(shoal.OwnerDied):
+            lock.acquire(timeout=10, raise_owner_died=True)
+        self.assertTrue(lock.locked())  # ... and the lock is held by us
+        lock.release()
+
+    def test_named_and_pickled(self):
+        lock = shoal.Lock(name="named-lock")
+        self.assertEqual(lock.name, "named-lock")
+        with lock:
+            cp = _util.run_py("""
+                import shoal
+                l = shoal.Lock(name='named-lock', create=False)
+                print(l.acquire(timeout=0.1))
+            """)
+            self.assertEqual(cp.stdout.strip(), "False")
+        twin = pickle.loads(pickle.dumps(lock))
+        self.assertEqual(twin.name, "named-lock")
+        with self.assertRaises(shoal.WrongKind):
+            shoal.Semaphore(name="named-lock", create=False)
+
+    def test_interruptible_wait(self):
+        lock = shoal.Lock(name="ctrl-c")
+        lock.acquire()
+        child = _util.start_py("""
+            import shoal, sys
+            l = shoal.Lock(name='ctrl-c', create=False)
+            print('waiting', flush=True)
+            try:
+                l.acquire()
+            except KeyboardInterrupt:
+                print('interrupted', flush=True)
+        """)
+        self.assertEqual(child.stdout.readline().strip(), "waiting")
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=10)
+        self.assertEqual(out.strip(), "interrupted")
+        lock.release()
+
+
+class RLockTest(unittest.TestCase):
+    def test_recursion_and_ownership(self):
+        r = shoal.RLock()
+        with r:
+            with r:
+                self.assertTrue(r.locked())
+            self.assertTrue(r.locked())
+            out = shoal.Value("i")
+            p = fork.Process(target=_try_release, args=(r, out))
+            p.start()
+            p.join(20)
+            self.assertEqual(out.value, 2)  # another process cannot release it
+        self.assertFalse(r.locked())
+        self.assertIn("unlocked", repr(r))
+
+
+class SemaphoreTest(unittest.TestCase):
+    def test_counting(self):
+        s = shoal.Semaphore(2)
+        self.assertTrue(s.acquire())
+        self.assertTrue(s.acquire(False))
+        self.assertFalse(s.acquire(False))
+        self.assertFalse(s.acquire(timeout=0.05))
+        self.assertEqual(s.get_value(), 0)
+        s.release(2)
+        self.assertEqual(s.get_value(), 2)
+        with s:
+            self.assertEqual(s.get_value(), 1)
+        with self.assertRaises(ValueError):
+            shoal.Semaphore(-1)
+
+    def test_bounded(self):
+        b = shoal.BoundedSemaphore(1)
+        b.acquire()
+        b.release()
+        with self.assertRaises(shoal.ReleasedTooManyTimes) as cm:
+            b.release()
+        self.assertIsInstance(cm.exception, ValueError)
+
+    def test_handoff_between_unrelated_processes(self):
+        s = shoal.Semaphore(0, name="handoff")
+        child = _util.start_py("""
+            import shoal
+            s = shoal.Semaphore(name='handoff', create=False)
+            print(s.acquire(timeout=20), flush=True)
+        """)
+        time.sleep(0.1)
+        s.release()
+        out, _ = child.communicate(timeout=30)
+        self.assertEqual(out.strip(), "True")
+
+
+class ConditionTest(unittest.TestCase):
+    def test_notify_across_processes(self):
+        cond = shoal.Condition()
+        box, out = shoal.Value("i", 0), shoal.Value("i", 0)
+        p = spawn.Process(target=_consumer, args=(cond, box, out))
+        p.start()
+        time.sleep(0.2)
+        with cond:
+            box.value = 42
+            cond.notify_all()
+        p.join(60)
+        self.assertEqual(p.exitcode, 0)
+        self.assertEqual(out.value, 42)
+
+    def test_wait_timeout_and_rules(self):
+        cond = shoal.Condition(shoal.Lock())
+        with cond:
+            t0 = time.monotonic()
+            self.assertFalse(cond.wait(0.05))
+            self.assertGreaterEqual(time.monotonic() - t0, 0.04)
+            self.assertFalse(cond.wait_for(lambda: False, timeout=0.05))
+        with self.assertRaises(shoal.NotOwner):
+            cond.wait(0.01)  # the lock must be held
+        with self.assertRaises(TypeError):
+            shoal.Condition(threading.Lock())
+
+    def test_rlock_held_twice(self):
+        cond = shoal.Condition()
+        with cond:
+            with cond:
+                self.assertFalse(cond.wait(0.01))
+                self.assertTrue(cond._lock.locked())
+        self.assertFalse(cond._lock.locked())
+
+    def test_named_condition_shares_its_lock(self):
+        c1 = shoal.Condition(name="cv")
+        c2 = shoal.Condition(name="cv", create=False)
+        with c1:
+            self.assertTrue(c2._lock.locked())
+            self.assertEqual(c2._lock.name, "cv.lock")
+
+
+class EventTest(unittest.TestCase):
+    def test_event(self):
+        ev = shoal.Event()
+        self.assertFalse(ev.is_set())
+        self.assertFalse(ev.wait(0.01))
+        out = shoal.Value("i")
+        p = fork.Process(target=_waiter, args=(ev, out))
+        p.start()
+        time.sleep(0.1)
+        ev.set()
+        p.join(20)
+        self.assertEqual(out.value, 1)
+        self.assertTrue(ev.is_set())
+        ev.clear()
+        self.assertFalse(ev.is_set())
+
+
+class BarrierTest(unittest.TestCase):
+    def test_three_parties(self):
+        b = shoal.Barrier(3)
+        out = shoal.Array("i", [-1, -1, -1])
+        procs = [fork.Process(target=_barrier_party, args=(b, out, i)) for i in range(2)]
+        for p in procs:
+            p.start()
+        out[2] = b.wait(20)
+        for p in procs:
+            p.join(20)
+        self.assertEqual(sorted(out[:]), [0, 1, 2])
+        self.assertEqual(b.parties, 3)
+
+    def test_timeout_breaks(self):
+        b = shoal.Barrier(2)
+        with self.assertRaises(threading.BrokenBarrierError):
+            b.wait(0.05)
+        self.assertTrue(b.broken)
+        with self.assertRaises(shoal.BrokenBarrier):
+            b.wait(0.05)
+        b.reset()
+        self.assertFalse(b.broken)
+        b.abort()
+        self.assertTrue(b.broken)
+        with self.assertRaises(ValueError):
+            shoal.Barrier(0)
+
+    def test_action_runs_once(self):
+        ran = []
+        b = shoal.Barrier(1, action=lambda: ran.append(1))
+        self.assertEqual(b.wait(), 0)
+        self.assertEqual(ran, [1])
+
+
+if __name__ == "__main__":
+    unittest.main()
