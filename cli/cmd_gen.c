@@ -1,7 +1,7 @@
 /*
  * cmd_gen.c — `shoal gen`: the schema compiler for users without CMake.
  *
- *   shoal gen [--lang c] [-I DIR]... [-o OUTDIR] [-v] FILE.proto...
+ *   shoal gen [--lang c|python] [-I DIR]... [-o OUTDIR] [-v] FILE.proto...
  *
  * It runs protoc with protoc-gen-shoal as a plugin. protoc comes from --protoc,
  * $SHOAL_PROTOC or PATH; the plugin from --plugin, $SHOAL_PLUGIN, beside this program,
@@ -26,12 +26,14 @@ static void gen_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: shoal gen [--lang c] [-I DIR]... [-o OUTDIR] [-v] FILE.proto...\n\n"
+        "usage: shoal gen [--lang c|python] [-I DIR]... [-o OUTDIR] [-v] "
+        "FILE.proto...\n\n"
         "Compiles .proto schemas with protoc-gen-shoal: for each a/b.proto, writes\n"
         "OUTDIR/a/b.shoal.h and a/b.shoal.c (plus protoc-c's a/b.pb-c.* when a message\n"
         "is encoded). Compile the .c files with your program and link -lshoal\n"
-        "(and -lprotobuf-c when there are encoded messages).\n\n"
-        "  --lang LANG     language to generate (only c so far)\n"
+        "(and -lprotobuf-c when there are encoded messages). With --lang python it\n"
+        "writes OUTDIR/a/b_shoal.py (ctypes structures for the shoal package).\n\n"
+        "  --lang LANG     language to generate: c (default) or python\n"
         "  -I, --proto_path DIR\n"
         "                  where imports are looked up (default: .); the directory\n"
         "                  of shoal/options.proto is added for you\n"
@@ -203,8 +205,9 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         fprintf(stderr, "shoal gen: no .proto files given\n");
         return -1;
     }
-    if (strcmp(o->lang, "c") != 0) {
-        fprintf(stderr, "shoal gen: language \"%s\" is not supported (known: c)\n",
+    if (strcmp(o->lang, "c") != 0 && strcmp(o->lang, "python") != 0) {
+        fprintf(stderr,
+                "shoal gen: language \"%s\" is not supported (known: c, python)\n",
                 o->lang);
         return -1;
     }
