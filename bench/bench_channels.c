@@ -17,31 +17,10 @@
  *
  * Each process opens the objects by name (open-or-create) in a private SHOAL_ROOT;
  * throughput cases keep the default spin budget. Queues hold BENCH_CAPACITY messages.
- *
- * The runtime's functions are referenced weakly, so this program builds before every
- * part of libshoal exists; a case whose functions are missing reports SKIP.
  */
 #include "shoal.h"
 
 #include "common.h"
-
-#pragma weak shoal_queue_open
-#pragma weak shoal_queue_close
-#pragma weak shoal_queue_put
-#pragma weak shoal_queue_get
-#pragma weak shoal_queue_put_batch
-#pragma weak shoal_queue_get_batch
-#pragma weak shoal_queue_loan
-#pragma weak shoal_queue_commit
-#pragma weak shoal_queue_peek
-#pragma weak shoal_queue_release
-#pragma weak shoal_queue_shutdown
-#pragma weak shoal_pipe_open
-#pragma weak shoal_pipe_close
-#pragma weak shoal_pipe_send
-#pragma weak shoal_pipe_recv
-#pragma weak shoal_unlink
-#pragma weak shoal_set_spin_ns
 
 /* No deadline on the hot path; a hang is ended by the children's alarm() and the
  * driver's timeout. */
@@ -422,20 +401,6 @@ static int pong(struct bctl *ctl, int idx, void *p)
 /* ---- cases ---------------------------------------------------------------------------
  */
 
-/* Whether every listed (weak) function is present in the loaded libshoal. */
-#define FN(f) ((void (*)(void))(f))
-#define HAVE(...)                                                                        \
-    have_all((void (*[])(void)){__VA_ARGS__},                                            \
-             sizeof((void (*[])(void)){__VA_ARGS__}) / sizeof(void (*)(void)))
-
-static int have_all(void (**fns)(void), size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!fns[i])
-            return 0;
-    return 1;
-}
-
 static void unlink_all(void)
 {
     char n[80];
@@ -457,9 +422,6 @@ int main(int argc, char **argv)
     bench_root();
     make_type(a.size);
     snprintf(obj_name, sizeof(obj_name), "bench-%d", (int)getpid());
-    if (!HAVE(FN(shoal_queue_open), FN(shoal_queue_close), FN(shoal_unlink),
-              FN(shoal_set_spin_ns)))
-        return bskip(c, "shoal_queue_not_built");
 
     struct ch_arg ch = {0};
     ch.size = a.size;
@@ -471,25 +433,16 @@ int main(int argc, char **argv)
     int rc, rtt = 0;
 
     if (!strcmp(c, "shoal_spsc") || !strcmp(c, "shoal_mpmc")) {
-        if (!HAVE(FN(shoal_queue_put), FN(shoal_queue_get)))
-            return bskip(c, "shoal_queue_put/get_not_built");
         ch.spsc = !strcmp(c, "shoal_spsc");
         rc = run_pair(ctl, q_producer, &ch, q_consumer, &ch);
     } else if (!strcmp(c, "shoal_spsc_batch")) {
-        if (!HAVE(FN(shoal_queue_put_batch), FN(shoal_queue_get_batch)))
-            return bskip(c, "shoal_queue_batch_not_built");
         ch.spsc = 1;
         rc = run_pair(ctl, b_producer, &ch, b_consumer, &ch);
         a.count = ctl->done;
     } else if (!strcmp(c, "shoal_loan")) {
-        if (!HAVE(FN(shoal_queue_loan), FN(shoal_queue_commit), FN(shoal_queue_peek),
-                  FN(shoal_queue_release)))
-            return bskip(c, "shoal_queue_loan/peek_not_built");
         ch.spsc = 1;
         rc = run_pair(ctl, l_producer, &ch, l_consumer, &ch);
     } else if (!strcmp(c, "shoal_mpmc_2p2c")) {
-        if (!HAVE(FN(shoal_queue_put), FN(shoal_queue_get), FN(shoal_queue_shutdown)))
-            return bskip(c, "shoal_queue_put/get/shutdown_not_built");
         ch.producers = ch.consumers = 2;
         ch.warm = 0; /* timed from the first get to the last */
         ch.count -= ch.count % 2;
@@ -509,11 +462,6 @@ int main(int argc, char **argv)
         int poll = strstr(c, "_poll_") != NULL;
         if (!poll && !strstr(c, "_sleep_"))
             goto unknown;
-        if (r.use_pipe ? !HAVE(FN(shoal_pipe_open), FN(shoal_pipe_close),
-                               FN(shoal_pipe_send), FN(shoal_pipe_recv))
-                       : !HAVE(FN(shoal_queue_put), FN(shoal_queue_get)))
-            return bskip(c,
-                         r.use_pipe ? "shoal_pipe_not_built" : "shoal_queue_not_built");
         r.ch.spsc = 1;
         r.ch.spin_ns = poll ? SHOAL_SEC(10) : 0;
         rtt = 1;

@@ -16,28 +16,13 @@
  *   bare_value_write, shoal_value_write   the same, writing
  *   shoal_value_snapshot              lock-free consistent read of the same Value
  *
- * Each process is pinned to its own core. The runtime's functions are referenced
- * weakly; a case whose functions are missing reports SKIP.
+ * Each process is pinned to its own core.
  */
 #include <pthread.h>
 
 #include "shoal.h"
 
 #include "common.h"
-
-#pragma weak shoal_lock_open
-#pragma weak shoal_rlock_open
-#pragma weak shoal_lock_close
-#pragma weak shoal_lock_acquire
-#pragma weak shoal_lock_release
-#pragma weak shoal_value_open
-#pragma weak shoal_value_close
-#pragma weak shoal_value_read
-#pragma weak shoal_value_write
-#pragma weak shoal_value_snapshot
-#pragma weak shoal_value_add
-#pragma weak shoal_value_load
-#pragma weak shoal_unlink
 
 /* No deadline on the hot path; a hang is ended by the children's alarm() and the
  * driver's timeout. */
@@ -217,10 +202,13 @@ static int worker(struct bctl *ctl, int idx, void *p)
     if (v) {
         /* The last process to finish reads the total for main to check. */
         int64_t total = 0;
-        if (a->op == OP_VALUE_ADD && shoal_value_load &&
-            atomic_fetch_add(&ctl->finished, 1) + 1 == a->procs &&
-            !shoal_value_load(v, &total))
+        if (a->op == OP_VALUE_ADD &&
+            atomic_fetch_add(&ctl->finished, 1) + 1 == a->procs) {
+            int rc = shoal_value_load(v, &total);
+            if (rc)
+                sfail("shoal_value_load", rc);
             ctl->extra = (double)total;
+        }
         shoal_value_close(v);
     }
     return 0;
@@ -248,27 +236,6 @@ static const struct case_def cases[] = {
     {"shoal_value_write", OP_VALUE_WRITE, 1},
     {"shoal_value_snapshot", OP_VALUE_SNAPSHOT, 1},
 };
-
-static int available(enum op op)
-{
-    switch (op) {
-    case OP_LOCK:
-    case OP_RLOCK:
-        return shoal_lock_open && shoal_rlock_open && shoal_lock_close &&
-               shoal_lock_acquire && shoal_lock_release && shoal_unlink;
-    case OP_VALUE_ADD:
-        return shoal_value_open && shoal_value_close && shoal_value_add && shoal_unlink;
-    case OP_VALUE_READ:
-        return shoal_value_open && shoal_value_close && shoal_value_read && shoal_unlink;
-    case OP_VALUE_WRITE:
-        return shoal_value_open && shoal_value_close && shoal_value_write && shoal_unlink;
-    case OP_VALUE_SNAPSHOT:
-        return shoal_value_open && shoal_value_close && shoal_value_snapshot &&
-               shoal_unlink;
-    default:
-        return 1;
-    }
-}
 
 static void init_mutex(pthread_mutex_t *m)
 {
@@ -298,8 +265,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_sync: unknown case %s\ncases: %s\n", b.name, names);
         return 2;
     }
-    if (!available(cd->op))
-        return bskip(cd->name, "shoal_functions_not_built");
     bench_root();
 
     struct sync_arg a = {0};
@@ -333,7 +298,7 @@ int main(int argc, char **argv)
     if (cd->op == OP_BARE_ADD && (uint64_t)atomic_load(&a.sh->word) != ops)
         bfail("%s: word is %lld after %llu adds", cd->name,
               (long long)atomic_load(&a.sh->word), (unsigned long long)ops);
-    if (cd->op == OP_VALUE_ADD && ctl->extra >= 0 && ctl->extra != (double)ops)
+    if (cd->op == OP_VALUE_ADD && ctl->extra != (double)ops)
         bfail("%s: value is %.0f after %llu adds", cd->name, ctl->extra,
               (unsigned long long)ops);
     report_op(cd->name, ops, ctl->t1 - ctl->t0);

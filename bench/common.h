@@ -5,7 +5,7 @@
  *
  * Every program is run as `prog CASE SIZE COUNT` and prints exactly one line,
  *   RESULT case=CASE size=SIZE count=COUNT key=value ...
- * or, when the case cannot run here (a missing peer, a runtime feature not built yet),
+ * or, when the case cannot run here (a missing peer, a limit of the system),
  *   SKIP case=CASE reason=...
  * and exits 0. Anything else (a crash, a wrong message, a non-zero exit) is a failure.
  */
