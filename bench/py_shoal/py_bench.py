@@ -31,6 +31,7 @@ compiler found by --plugin / $SHOAL_PLUGIN / <lib dir>/../codegen/protoc-gen-sho
 else a hand-written ctypes.Structure of the same layout.
 """
 import argparse
+import atexit
 import ctypes
 import itertools
 import multiprocessing as mp
@@ -66,6 +67,7 @@ def order_type(shoal, plugin):
     protoc = shutil.which("protoc")
     if protoc and os.path.exists(plugin):
         out = tempfile.mkdtemp(prefix="shoal-bench-gen-")
+        atexit.register(shutil.rmtree, out, True)  # forked workers leave by os._exit
         cp = subprocess.run([protoc, "--plugin=protoc-gen-shoal=" + plugin,
                              "--shoal_out=lang=python:" + out,
                              "-I" + os.path.join(REPO, "examples", "orders"),
