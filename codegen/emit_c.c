@@ -199,38 +199,6 @@ static void oneof_decl(sg_buf *b, const sg_message *msg, const sg_oneof *o)
 
 /* ---- initialisers --------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
-}
-
-/* Undoes protoc's C escaping of a bytes default. */
-static sg_buf unescape(const char *s)
-{
-    sg_buf b = {0};
-    while (*s) {
-        char c = *s++;
-        if (c == '\\' && *s) {
-            char e = *s++;
-            if (e >= '0' && e <= '7') {
-                int v = e - '0';
-                for (int k = 0; k < 2 && *s >= '0' && *s <= '7'; k++)
-                    v = v * 8 + (*s++ - '0');
-                c = (char)v;
-            } else if (e == 'x' && isxdigit((unsigned char)*s)) {
-                int v = 0;
-                for (int k = 0; k < 2 && isxdigit((unsigned char)*s); k++)
-                    v = v * 16 + hexval(*s++);
-                c = (char)v;
-            } else {
-                c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
-            }
-        }
-        sg_buf_add(&b, &c, 1);
-    }
-    return b;
-}
-
 static const char *int_literal(const sg_field *f, const char *v)
 {
     switch (f->kind) {
@@ -263,7 +231,7 @@ static const char *text_init(sg_model *m, const sg_message *msg, const sg_field 
 {
     sg_buf raw = {0};
     if (f->kind == SG_BYTES)
-        raw = unescape(f->default_value);
+        raw = sg_unescape(f->default_value);
     else
         sg_buf_puts(&raw, f->default_value);
     if (raw.len > f->max_len)

@@ -222,38 +222,6 @@ static const char *member_conv(const sg_file *file, const sg_message *msg,
 
 /* ---- literals ------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
-}
-
-/* Undoes protoc's C escaping of a bytes default. */
-static sg_buf unescape(const char *s)
-{
-    sg_buf b = {0};
-    while (*s) {
-        char c = *s++;
-        if (c == '\\' && *s) {
-            char e = *s++;
-            if (e >= '0' && e <= '7') {
-                int v = e - '0';
-                for (int k = 0; k < 2 && *s >= '0' && *s <= '7'; k++)
-                    v = v * 8 + (*s++ - '0');
-                c = (char)v;
-            } else if (e == 'x' && isxdigit((unsigned char)*s)) {
-                int v = 0;
-                for (int k = 0; k < 2 && isxdigit((unsigned char)*s); k++)
-                    v = v * 16 + hexval(*s++);
-                c = (char)v;
-            } else {
-                c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
-            }
-        }
-        sg_buf_add(&b, &c, 1);
-    }
-    return b;
-}
-
 static const char *bytes_literal(const char *p, size_t n)
 {
     sg_buf b = {0};
@@ -286,7 +254,7 @@ static const char *default_literal(const sg_field *f)
     case SG_STRING:
         return sg_printf("%s.decode(\"utf-8\")", bytes_literal(d, strlen(d)));
     case SG_BYTES: {
-        sg_buf raw = unescape(d);
+        sg_buf raw = sg_unescape(d);
         const char *s = bytes_literal(raw.data ? raw.data : "", raw.len);
         sg_buf_free(&raw);
         return s;

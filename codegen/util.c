@@ -340,3 +340,34 @@ int sg_is_keyword(const char *s)
             return 1;
     return 0;
 }
+
+static int hexval(char c)
+{
+    return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
+}
+
+sg_buf sg_unescape(const char *s)
+{
+    sg_buf b = {0};
+    while (*s) {
+        char c = *s++;
+        if (c == '\\' && *s) {
+            char e = *s++;
+            if (e >= '0' && e <= '7') {
+                int v = e - '0';
+                for (int k = 0; k < 2 && *s >= '0' && *s <= '7'; k++)
+                    v = v * 8 + (*s++ - '0');
+                c = (char)v;
+            } else if (e == 'x' && isxdigit((unsigned char)*s)) {
+                int v = 0;
+                for (int k = 0; k < 2 && isxdigit((unsigned char)*s); k++)
+                    v = v * 16 + hexval(*s++);
+                c = (char)v;
+            } else {
+                c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+            }
+        }
+        sg_buf_add(&b, &c, 1);
+    }
+    return b;
+}

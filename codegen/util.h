@@ -47,4 +47,7 @@ char *sg_pbc_upper(const char *full_name); /* "ORDERS__ORDER_ITEM" */
 /* Whether s is a keyword of C or C++ (a field with that name gets a '_' appended). */
 int sg_is_keyword(const char *s);
 
+/* Undoes protoc's C escaping of a bytes default ("\\001", "\\x7f", "\\n", ...). */
+sg_buf sg_unescape(const char *s);
+
 #endif
