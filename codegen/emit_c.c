@@ -864,34 +864,6 @@ static void emit_encoded_header(sg_buf *b, const sg_message *msg)
 
 /* ---- header ------------------------------------------------------------------------ */
 
-/* Fixed messages of the file, each after the ones of the file it contains. */
-static void order_visit(const sg_message *msg, const sg_message **out, size_t *n,
-                        bool *done, const sg_file *file)
-{
-    size_t idx = 0;
-    while (file->messages[idx] != msg)
-        idx++;
-    if (done[idx])
-        return;
-    done[idx] = true;
-    for (size_t i = 0; i < msg->nfields; i++) {
-        const sg_message *c = msg->fields[i].msg;
-        if (c && c->file == file && !c->encoded)
-            order_visit(c, out, n, done, file);
-    }
-    out[(*n)++] = msg;
-}
-
-static const sg_message **ordered(const sg_file *file, size_t *n)
-{
-    const sg_message **out = sg_alloc(sizeof(*out) * (file->nmessages + 1));
-    bool *done = sg_alloc(file->nmessages + 1);
-    *n = 0;
-    for (size_t i = 0; i < file->nmessages; i++)
-        order_visit(file->messages[i], out, n, done, file);
-    return out;
-}
-
 /* The generated headers this file's messages need: every other file whose message or
  * enum one of its fields uses. */
 static void emit_includes(sg_model *m, sg_buf *b, const sg_file *file)
@@ -963,7 +935,7 @@ static void emit_header(sg_model *m, const sg_file *file, sg_outputs *out)
     for (size_t i = 0; i < file->nenums; i++)
         emit_enum(&b, file->enums[i]);
     size_t n;
-    const sg_message **order = ordered(file, &n);
+    const sg_message **order = sg_file_messages_ordered(file, &n);
     for (size_t i = 0; i < n; i++) {
         const sg_message *msg = order[i];
         if (!emitted(msg))

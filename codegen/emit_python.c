@@ -553,24 +553,6 @@ static void emit_message(sg_buf *b, const sg_file *file, const sg_message *msg)
 
 /* ---- files ---------------------------------------------------------------------- */
 
-/* Fixed messages of the file, each after the ones of the file it contains. */
-static void order_visit(const sg_message *msg, const sg_message **out, size_t *n,
-                        bool *done, const sg_file *file)
-{
-    size_t idx = 0;
-    while (file->messages[idx] != msg)
-        idx++;
-    if (done[idx])
-        return;
-    done[idx] = true;
-    for (size_t i = 0; i < msg->nfields; i++) {
-        const sg_message *c = msg->fields[i].msg;
-        if (c && c->file == file && !c->encoded)
-            order_visit(c, out, n, done, file);
-    }
-    out[(*n)++] = msg;
-}
-
 static void emit_imports(sg_model *m, sg_buf *b, const sg_file *file)
 {
     for (size_t d = 0; d < file->ndeps; d++) {
@@ -618,11 +600,8 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
     sg_buf_puts(&b, "\n\n");
     for (size_t i = 0; i < file->nenums; i++)
         emit_enum(&b, file->enums[i]);
-    const sg_message **order = sg_alloc(sizeof(*order) * (file->nmessages + 1));
-    bool *done = sg_alloc(file->nmessages + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < file->nmessages; i++)
-        order_visit(file->messages[i], order, &n, done, file);
+    size_t n;
+    const sg_message **order = sg_file_messages_ordered(file, &n);
     sg_buf encoded = {0};
     for (size_t i = 0; i < n; i++) {
         const sg_message *msg = order[i];

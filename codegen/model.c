@@ -918,3 +918,31 @@ void sg_model_free(sg_model *m)
 {
     sg_buf_free(&m->errors);
 }
+
+/* Puts msg into out after the fixed messages of the same file that it contains. */
+static void order_visit(const sg_message *msg, const sg_message **out, size_t *n,
+                        bool *done, const sg_file *file)
+{
+    size_t idx = 0;
+    while (file->messages[idx] != msg)
+        idx++;
+    if (done[idx])
+        return;
+    done[idx] = true;
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_message *c = msg->fields[i].msg;
+        if (c && c->file == file && !c->encoded)
+            order_visit(c, out, n, done, file);
+    }
+    out[(*n)++] = msg;
+}
+
+const sg_message **sg_file_messages_ordered(const sg_file *file, size_t *n)
+{
+    const sg_message **out = sg_alloc(sizeof(*out) * (file->nmessages + 1));
+    bool *done = sg_alloc(file->nmessages + 1);
+    *n = 0;
+    for (size_t i = 0; i < file->nmessages; i++)
+        order_visit(file->messages[i], out, n, done, file);
+    return out;
+}

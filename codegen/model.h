@@ -188,6 +188,10 @@ const char *sg_elem_token(const sg_field *f);
 /* The shoal type name of a scalar kind ("int32", "float64", "bool", ...). */
 const char *sg_kind_name(enum sg_kind k);
 
+/* The file's messages (arena array, *n of them), each after the fixed messages of the
+ * same file that it contains, so that languages declaring types in order can. */
+const sg_message **sg_file_messages_ordered(const sg_file *file, size_t *n);
+
 /* ---- options.c ----------------------------------------------------------------------
  */
 
