@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,6 +133,31 @@ static inline pid_t t_spawn_self(const char *arg0, ...)
         _exit(127);
     }
     return pid;
+}
+
+/* Zero-filled memory shared with forked children (anonymous, MAP_SHARED), for tests
+ * of embedded primitives. Fails the test if it cannot be mapped. */
+static inline void *t_shared_alloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    return p;
+}
+
+/* Polls until *p >= v (how parent and children hand over stages), for at most
+ * timeout. Returns whether it got there. */
+static inline bool t_wait_atleast(_Atomic int *p, int v, shoal_duration timeout)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t end = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout;
+    while (atomic_load(p) < v) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec > end)
+            return false;
+        usleep(200);
+    }
+    return true;
 }
 
 /* Runs a shell command line; returns its exit status. */

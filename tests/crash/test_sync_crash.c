@@ -28,9 +28,8 @@ static struct shared *sh;
 static int setup(void **state)
 {
     (void)state;
-    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-              0);
-    return sh == MAP_FAILED ? -1 : 0;
+    sh = t_shared_alloc(sizeof(*sh));
+    return 0;
 }
 
 static int teardown(void **state)
@@ -48,17 +47,6 @@ static int reset_shared(void **state)
         shoal_cond_init(&sh->cond) || shoal_event_init(&sh->ev))
         return -1;
     return 0;
-}
-
-static bool wait_count(_Atomic int *p, int v)
-{
-    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
-    while (atomic_load(p) < v)
-        if (shoal__now_ns() > end)
-            return false;
-        else
-            usleep(200);
-    return true;
 }
 
 /* Forks fn and returns once the child has stopped itself (SIGSTOP) at `point`. */
@@ -149,7 +137,7 @@ static void test_sleeping_waiter_learns_of_death(void **state)
     (void)state;
     pid_t holder = fork_stopped_at("lock.held", take_lock, &sh->lock);
     pid_t waiter = t_fork(wait_for_lock, &sh->lock);
-    assert_true(wait_count(&sh->waiting, 1));
+    assert_true(t_wait_atleast(&sh->waiting, 1, SHOAL_SEC(10)));
     wait_asleep(waiter);
     int64_t killed = shoal__now_ns();
     t_kill(holder);
@@ -197,7 +185,7 @@ static void test_waiter_killed_in_acquire(void **state)
     /* A process that dies while queued for the lock leaves no trace on it. */
     T_OK(shoal_lock_acquire(&sh->lock, SHOAL_FOREVER));
     pid_t waiter = t_fork(wait_for_lock, &sh->lock);
-    assert_true(wait_count(&sh->waiting, 1));
+    assert_true(t_wait_atleast(&sh->waiting, 1, SHOAL_SEC(10)));
     wait_asleep(waiter);
     t_kill(waiter);
     T_OK(shoal_lock_release(&sh->lock));
@@ -271,7 +259,7 @@ static void test_cond_waiter_killed(void **state)
     /* One waiter killed between releasing the lock and sleeping, one in its sleep. */
     pid_t paused = fork_stopped_at("cond.waiting", ticket_waiter, NULL);
     pid_t asleep = t_fork(ticket_waiter, NULL);
-    assert_true(wait_count(&sh->waiting, 2));
+    assert_true(t_wait_atleast(&sh->waiting, 2, SHOAL_SEC(10)));
     wait_asleep(asleep);
     t_kill(paused);
     t_kill(asleep);
@@ -280,7 +268,7 @@ static void test_cond_waiter_killed(void **state)
     T_OK(shoal_lock_release(&sh->lock));
     /* A live waiter is still woken by a single notify. */
     pid_t live = t_fork(ticket_waiter, NULL);
-    assert_true(wait_count(&sh->waiting, 3));
+    assert_true(t_wait_atleast(&sh->waiting, 3, SHOAL_SEC(10)));
     wait_asleep(live);
     T_OK(shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)));
     sh->tickets = 1;
@@ -330,7 +318,7 @@ static void test_cond_reacquire_finds_owner_dead(void **state)
 {
     (void)state;
     pid_t waiter = t_fork(wait_expect_owner_dead, NULL);
-    assert_true(wait_count(&sh->waiting, 1));
+    assert_true(t_wait_atleast(&sh->waiting, 1, SHOAL_SEC(10)));
     wait_asleep(waiter);
     pid_t notifier = fork_stopped_at(NULL, notify_and_die, NULL);
     int64_t killed = shoal__now_ns();
@@ -375,7 +363,7 @@ static void test_sem_waiter_killed(void **state)
     T_OK(shoal_sem_init(&sh->sem, 0, 0));
     pid_t dead = t_fork(take_sem, NULL);
     pid_t live = t_fork(take_sem, NULL);
-    assert_true(wait_count(&sh->waiting, 2));
+    assert_true(t_wait_atleast(&sh->waiting, 2, SHOAL_SEC(10)));
     wait_asleep(dead);
     wait_asleep(live);
     t_kill(dead);
@@ -408,7 +396,7 @@ static void test_barrier_party_never_arrives(void **state)
     /* The third party was killed before it arrived. */
     shoal_duration long_wait = SHOAL_SEC(10);
     pid_t other = t_fork(barrier_party, &long_wait);
-    assert_true(wait_count(&sh->waiting, 1));
+    assert_true(t_wait_atleast(&sh->waiting, 1, SHOAL_SEC(10)));
     wait_asleep(other);
     int64_t t0 = shoal__now_ns();
     assert_int_equal(shoal_barrier_wait(&sh->barrier, SHOAL_MS(100)), SHOAL_ETIMEDOUT);
@@ -429,7 +417,7 @@ static void test_barrier_party_killed_while_waiting(void **state)
     t_kill(dead);
     /* Python's semantics: an arrival counts even if its process died afterwards. */
     pid_t other = t_fork(barrier_party, &long_wait);
-    assert_true(wait_count(&sh->waiting, 2));
+    assert_true(t_wait_atleast(&sh->waiting, 2, SHOAL_SEC(10)));
     wait_asleep(other);
     int idx = shoal_barrier_wait(&sh->barrier, SHOAL_SEC(10));
     assert_int_equal(idx, 2);
@@ -437,7 +425,7 @@ static void test_barrier_party_killed_while_waiting(void **state)
     assert_int_equal(sh->rc, 1);
     /* The next round, with the dead party missing, times out rather than hangs. */
     pid_t again = t_fork(barrier_party, &long_wait);
-    assert_true(wait_count(&sh->waiting, 3));
+    assert_true(t_wait_atleast(&sh->waiting, 3, SHOAL_SEC(10)));
     wait_asleep(again);
     assert_int_equal(shoal_barrier_wait(&sh->barrier, SHOAL_MS(50)), SHOAL_ETIMEDOUT);
     assert_int_equal(t_wait(again), 10);
@@ -460,7 +448,7 @@ static void test_event_waiter_killed(void **state)
     (void)state;
     pid_t dead = t_fork(event_waiter, NULL);
     pid_t live = t_fork(event_waiter, NULL);
-    assert_true(wait_count(&sh->waiting, 2));
+    assert_true(t_wait_atleast(&sh->waiting, 2, SHOAL_SEC(10)));
     wait_asleep(dead);
     wait_asleep(live);
     t_kill(dead);

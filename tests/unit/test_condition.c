@@ -22,10 +22,7 @@ static struct shared *sh;
 static int setup(void **state)
 {
     (void)state;
-    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-              0);
-    if (sh == MAP_FAILED)
-        return -1;
+    sh = t_shared_alloc(sizeof(*sh));
     if (shoal_lock_init(&sh->lock, 0) || shoal_lock_init(&sh->rlock, 1) ||
         shoal_cond_init(&sh->cond))
         return -1;
@@ -37,17 +34,6 @@ static int teardown(void **state)
     (void)state;
     munmap(sh, sizeof(*sh));
     return 0;
-}
-
-static bool wait_count(_Atomic int *p, int v, int64_t timeout)
-{
-    int64_t end = shoal__now_ns() + timeout;
-    while (atomic_load(p) < v)
-        if (shoal__now_ns() > end)
-            return false;
-        else
-            usleep(200);
-    return true;
 }
 
 static void reset_counts(void)
@@ -121,14 +107,14 @@ static void test_notify_one_then_all(void **state)
     pid_t pids[N];
     for (int i = 0; i < N; i++)
         pids[i] = t_fork(ticket_waiter, NULL);
-    assert_true(wait_count(&sh->waiting, N, SHOAL_SEC(10)));
+    assert_true(t_wait_atleast(&sh->waiting, N, SHOAL_SEC(10)));
     usleep(30000); /* all asleep in the kernel */
     hand_out(1, false);
-    assert_true(wait_count(&sh->woken, 1, SHOAL_SEC(5)));
+    assert_true(t_wait_atleast(&sh->woken, 1, SHOAL_SEC(5)));
     usleep(30000);
     assert_int_equal(atomic_load(&sh->woken), 1); /* one ticket, one taker */
     hand_out(1, false);
-    assert_true(wait_count(&sh->woken, 2, SHOAL_SEC(5)));
+    assert_true(t_wait_atleast(&sh->woken, 2, SHOAL_SEC(5)));
     hand_out(N - 2, true);
     for (int i = 0; i < N; i++)
         assert_int_equal(t_wait(pids[i]), 0);
@@ -190,7 +176,7 @@ static void test_producer_consumers(void **state)
 static int rlock_taker(void *arg)
 {
     (void)arg;
-    if (!wait_count(&sh->waiting, 1, SHOAL_SEC(10)))
+    if (!t_wait_atleast(&sh->waiting, 1, SHOAL_SEC(10)))
         return 10;
     /* The parent held it twice and is now waiting: it must be fully released. */
     if (shoal_lock_acquire(&sh->rlock, SHOAL_SEC(5)))
@@ -229,7 +215,7 @@ static int hold_lock(void *arg)
     if (shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)))
         return 10;
     atomic_store(&sh->waiting, 1);
-    if (!wait_count(&sh->woken, 1, SHOAL_SEC(10)))
+    if (!t_wait_atleast(&sh->woken, 1, SHOAL_SEC(10)))
         return 11;
     return shoal_lock_release(&sh->lock) ? 12 : 0;
 }
@@ -242,7 +228,7 @@ static void test_wait_needs_the_lock(void **state)
     /* Held by another process is no better. */
     reset_counts();
     pid_t pid = t_fork(hold_lock, NULL);
-    assert_true(wait_count(&sh->waiting, 1, SHOAL_SEC(10)));
+    assert_true(t_wait_atleast(&sh->waiting, 1, SHOAL_SEC(10)));
     assert_int_equal(shoal_cond_wait(&sh->cond, &sh->lock, SHOAL_MS(10)), SHOAL_EPERM);
     atomic_store(&sh->woken, 1);
     assert_int_equal(t_wait(pid), 0);

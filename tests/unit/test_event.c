@@ -17,9 +17,8 @@ static struct shared *sh;
 static int setup(void **state)
 {
     (void)state;
-    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-              0);
-    return sh == MAP_FAILED ? -1 : 0;
+    sh = t_shared_alloc(sizeof(*sh));
+    return 0;
 }
 
 static int teardown(void **state)
@@ -27,17 +26,6 @@ static int teardown(void **state)
     (void)state;
     munmap(sh, sizeof(*sh));
     return 0;
-}
-
-static bool wait_count(_Atomic int *p, int v)
-{
-    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
-    while (atomic_load(p) < v)
-        if (shoal__now_ns() > end)
-            return false;
-        else
-            usleep(200);
-    return true;
 }
 
 static void test_basic(void **state)
@@ -82,7 +70,7 @@ static void run_waiters(int n, bool pulse)
         idx[i] = i;
         pids[i] = t_fork(waiter, &idx[i]);
     }
-    assert_true(wait_count(&sh->waiting, n));
+    assert_true(t_wait_atleast(&sh->waiting, n, SHOAL_SEC(10)));
     usleep(50000); /* all asleep in the kernel */
     if (pulse) {
         /* Freeze the sleepers so that the clear surely comes before they look. */

@@ -19,17 +19,10 @@ struct shared {
 
 static struct shared *sh;
 
-static void *map_shared(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(p != MAP_FAILED);
-    return p;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    sh = map_shared(sizeof(*sh));
+    sh = t_shared_alloc(sizeof(*sh));
     if (shoal_lock_init(&sh->lock, 0) || shoal_lock_init(&sh->rlock, 1))
         return -1;
     return 0;
@@ -40,18 +33,6 @@ static int teardown(void **state)
     (void)state;
     munmap(sh, sizeof(*sh));
     return 0;
-}
-
-/* Polls until *p >= v (children and parent hand over stages this way), at most 10 s. */
-static bool wait_stage(_Atomic int *p, int v)
-{
-    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
-    while (atomic_load(p) < v)
-        if (shoal__now_ns() > end)
-            return false;
-        else
-            usleep(200);
-    return true;
 }
 
 static void test_basic(void **state)
@@ -128,7 +109,7 @@ static void test_cross_process_try_timeout_and_handoff(void **state)
     atomic_store(&sh->stage, 0);
     T_OK(shoal_lock_acquire(&sh->lock, SHOAL_FOREVER));
     pid_t pid = t_fork(child_contender, NULL);
-    assert_true(wait_stage(&sh->stage, 1));
+    assert_true(t_wait_atleast(&sh->stage, 1, SHOAL_SEC(10)));
     usleep(50000); /* let the child go to sleep in the kernel */
     int64_t released = shoal__now_ns();
     T_OK(shoal_lock_release(&sh->lock));
@@ -190,7 +171,7 @@ static void test_rlock(void **state)
     assert_int_equal(owner, shoal__tid());
     assert_int_equal(depth, 3);
     pid_t pid = t_fork(child_rlock, NULL);
-    assert_true(wait_stage(&sh->stage, 1));
+    assert_true(t_wait_atleast(&sh->stage, 1, SHOAL_SEC(10)));
     T_OK(shoal_lock_release(&sh->rlock));
     T_OK(shoal_lock_release(&sh->rlock));
     /* Still held once: the child must still be waiting. */
@@ -222,7 +203,7 @@ static int worker(void *arg)
         shoal_set_spin_ns(w->spin_ns);
     /* Start together, so that the workers really contend. */
     atomic_fetch_add(&sh->stage, 1);
-    if (!wait_stage(&sh->stage, WORKERS))
+    if (!t_wait_atleast(&sh->stage, WORKERS, SHOAL_SEC(10)))
         return 12;
     for (int i = 0; i < ROUNDS; i++) {
         for (int d = 0; d < w->depth; d++)

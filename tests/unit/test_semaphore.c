@@ -20,9 +20,8 @@ static struct shared *sh;
 static int setup(void **state)
 {
     (void)state;
-    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-              0);
-    return sh == MAP_FAILED ? -1 : 0;
+    sh = t_shared_alloc(sizeof(*sh));
+    return 0;
 }
 
 static int teardown(void **state)
@@ -30,17 +29,6 @@ static int teardown(void **state)
     (void)state;
     munmap(sh, sizeof(*sh));
     return 0;
-}
-
-static bool wait_stage(_Atomic int *p, int v)
-{
-    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
-    while (atomic_load(p) < v)
-        if (shoal__now_ns() > end)
-            return false;
-        else
-            usleep(200);
-    return true;
 }
 
 static void test_counting(void **state)
@@ -112,7 +100,7 @@ static void run_takers(int64_t spin_ns)
     pid_t pids[N];
     for (int i = 0; i < N; i++)
         pids[i] = t_fork(taker, &per);
-    assert_true(wait_stage(&sh->stage, N));
+    assert_true(t_wait_atleast(&sh->stage, N, SHOAL_SEC(10)));
     usleep(20000); /* all asleep, value 0 */
     assert_int_equal(atomic_load(&sh->done), 0);
     for (int i = 0; i < N * PER; i++) {
@@ -150,7 +138,7 @@ static void test_sleeper_woken(void **state)
     T_OK(shoal_sem_init(&sh->sem, 0, 0));
     atomic_store(&sh->stage, 0);
     pid_t pid = t_fork(wake_one, NULL);
-    assert_true(wait_stage(&sh->stage, 1));
+    assert_true(t_wait_atleast(&sh->stage, 1, SHOAL_SEC(10)));
     usleep(50000);
     T_OK(shoal_sem_release(&sh->sem));
     assert_int_equal(t_wait(pid), 0);
