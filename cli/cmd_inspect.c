@@ -142,12 +142,14 @@ static void print_lock(const char *label, shoal_lock *lock)
     uint32_t depth;
     shoal_lock_state(lock, &recursive, &owner, &depth);
     printf("%-13s %s, ", label, recursive ? "rlock" : "lock");
-    if (!owner)
-        printf("free\n");
-    else
+    if (owner)
         printf("held by tid %d (%s), depth %u\n", owner,
-               shoal__tid_alive(owner) ? "alive" : "dead: next acquirer gets owner-died",
-               depth);
+               shoal__tid_alive(owner) ? "alive" : "gone", depth);
+    else if (shoal_lock_holder_died(lock))
+        printf("free; its last holder died holding it: the next acquirer gets "
+               "owner-died\n");
+    else
+        printf("free\n");
 }
 
 static void print_object_lock(const shoal__seg *seg)

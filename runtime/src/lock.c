@@ -29,7 +29,6 @@
 
 struct lock_impl {
     pthread_mutex_t m;
-    _Atomic int32_t owner;  /* holder's tid, 0 when free (informational) */
     _Atomic uint32_t depth; /* recursion depth while held */
     uint32_t recursive;
     uint32_t magic;
@@ -114,7 +113,6 @@ static int took(shoal_lock *lock, int e)
         return shoal__err(SHOAL_ESYS, "%s acquire: %s", noun(lock), strerror(e));
     }
     atomic_store_explicit(&lk->depth, 1, memory_order_relaxed);
-    atomic_store_explicit(&lk->owner, word_tid(lk), memory_order_relaxed);
     shoal__test_point("lock.held");
     return rc;
 }
@@ -203,7 +201,6 @@ int shoal_lock_release(shoal_lock *lock)
         atomic_store_explicit(&lk->depth, depth - 1, memory_order_relaxed);
         return 0;
     }
-    atomic_store_explicit(&lk->owner, 0, memory_order_relaxed);
     atomic_store_explicit(&lk->depth, 0, memory_order_relaxed);
     int e = pthread_mutex_unlock(&lk->m);
     if (e)
@@ -240,6 +237,16 @@ void shoal_lock_state(shoal_lock *lock, int *recursive, int32_t *owner_tid,
         *owner_tid = owner;
     if (depth)
         *depth = dep;
+}
+
+int shoal_lock_holder_died(shoal_lock *lock)
+{
+    if (check(lock, "lock state"))
+        return 0;
+    /* The kernel sets FUTEX_OWNER_DIED (and clears the tid) when a holder dies; the next
+     * acquirer's pthread_mutex_consistent clears it. */
+    int word = __atomic_load_n(&impl(lock)->m.__data.__lock, __ATOMIC_RELAXED);
+    return (word & FUTEX_OWNER_DIED) != 0 && (word & FUTEX_TID_MASK) == 0;
 }
 
 /* ---- named forms ----------------------------------------------------------------- */

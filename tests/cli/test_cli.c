@@ -98,7 +98,12 @@ static void test_ls_inspect_rm_gc(void **state)
     ASSERT_OUT_HAS("alive");
     t_kill(pid);
     assert_int_equal(run_cli("inspect guard"), 0);
-    ASSERT_OUT_HAS("dead");
+    ASSERT_OUT_HAS("free; its last holder died holding it");
+    /* Taking it over clears that. */
+    assert_int_equal(shoal_lock_acquire(lk, SHOAL_SEC(1)), SHOAL_EOWNERDEAD);
+    T_OK(shoal_lock_release(lk));
+    assert_int_equal(run_cli("inspect guard"), 0);
+    ASSERT_OUT_HAS("rlock, free\n");
 
     assert_int_equal(run_cli("inspect nothing-here"), 1);
     ASSERT_OUT_HAS("no such object");

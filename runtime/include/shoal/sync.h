@@ -94,6 +94,9 @@ SHOAL_API int shoal_lock_locked(shoal_lock *lock);
 /* Describes the lock: whether recursive, holder's thread id (0: free), depth. */
 SHOAL_API void shoal_lock_state(shoal_lock *lock, int *recursive, int32_t *owner_tid,
                                 uint32_t *depth);
+/* 1 if the lock is free because its last holder died holding it (the next acquirer
+ * will get SHOAL_EOWNERDEAD), else 0. */
+SHOAL_API int shoal_lock_holder_died(shoal_lock *lock);
 
 /* ---- Semaphore / BoundedSemaphore -------------------------------------------------- */
 
