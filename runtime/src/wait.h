@@ -1,0 +1,64 @@
+/*
+ * wait.h — the one way anything in shoal waits.
+ *
+ * Every object a caller can wait on — a ring's readable or writable side, a lock, a
+ * semaphore, a condition, an event, a barrier, a Value's writer slot — describes that
+ * wait as a shoal__waitable: a 32-bit futex word in shared memory and a ready
+ * predicate. The object's other side changes the word whenever the predicate may have
+ * become true, and makes the futex-wake system call only when a sleeper has announced
+ * itself (arm), so that a put, release or set with nobody asleep costs no system call.
+ *
+ * A waiter follows one protocol, whether it is a blocking call (shoal__wait) or the
+ * event loop waiting on many objects at once:
+ *
+ *   1. ready() > 0: done; ready() < 0: a terminal result (closed, peer dead).
+ *   2. Spin for the spin budget, re-checking ready().
+ *   3. v = load(word); arm(); if ready() != 0: disarm() and go to 1.
+ *   4. Sleep while word == v (futex wait, at most one slice so that check() runs
+ *      regularly and finds dead peers); disarm(); go to 1.
+ *
+ * The arm / re-check / sleep order is what makes wake-ups impossible to lose: a waker
+ * that changed the state before arm() is seen by the re-check in step 3; one that
+ * changed it after sees the announced sleeper and wakes the word.
+ */
+#ifndef SHOAL_WAIT_H
+#define SHOAL_WAIT_H
+
+#include "internal.h"
+
+typedef struct shoal__waitable {
+    _Atomic uint32_t *word; /* the futex word to sleep on (in shared memory) */
+    /* 1: ready, 0: not yet, < 0: a terminal SHOAL_E* code for this wait. */
+    int (*ready)(void *obj);
+    /* Announce / withdraw a sleeper on word. NULL when the waker always wakes. */
+    void (*arm)(void *obj);
+    void (*disarm)(void *obj);
+    /* Run once per sleep slice: 0 to keep waiting or a terminal SHOAL_E* code (a dead
+     * peer found, ...). NULL: none. */
+    int (*check)(void *obj);
+    void *obj;
+} shoal__waitable;
+
+/*
+ * Waits until w is ready or the deadline passes, spinning for the spin budget before
+ * sleeping. Returns 1 when ready, a terminal code from ready() or check(), or
+ * SHOAL_ETIMEDOUT. Never waits past the deadline it is given.
+ */
+int shoal__wait(const shoal__waitable *w, const shoal__deadline *d);
+
+/*
+ * What the event loop waits on. Each fills *out for the handle's readable
+ * (writable = false) or writable (writable = true) side and returns 0, or
+ * SHOAL_EINVAL when the object has no such side (an Event is never "writable").
+ * The waitable stays valid while the handle is open.
+ *   queue:  readable = a message or end-of-stream is there; writable = room.
+ *   pipe:   the same for the end's incoming and outgoing directions.
+ *   event:  readable = set.
+ *   sem:    readable = a unit is available (the callback then tries to take it).
+ */
+int shoal__queue_waitable(shoal_queue *q, bool writable, shoal__waitable *out);
+int shoal__pipe_waitable(shoal_pipe *p, bool writable, shoal__waitable *out);
+int shoal__event_waitable(shoal_event *e, bool writable, shoal__waitable *out);
+int shoal__sem_waitable(shoal_sem *s, bool writable, shoal__waitable *out);
+
+#endif
