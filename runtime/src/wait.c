@@ -49,8 +49,9 @@ static int sleep_once(const shoal__waitable *w, const shoal__deadline *d)
     int rc = w->ready(w->obj);
     if (rc == 0) {
         int64_t now = shoal__now_ns();
-        shoal__deadline slice = {d->at_ns - now > SLICE_NS ? now + SLICE_NS : d->at_ns};
-        shoal__futex_wait(w->word, v, &slice);
+        if (shoal__futex_wait_until(
+                w->word, v, d->at_ns - now > SLICE_NS ? now + SLICE_NS : d->at_ns) == 0)
+            shoal__test_point("wait.woken"); /* a test kills a woken sleeper here */
     }
     if (w->disarm)
         w->disarm(w->obj);
