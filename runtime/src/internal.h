@@ -169,6 +169,16 @@ shoal__seg *shoal__registry_find(const void *obj);
  * points into the header. */
 void shoal__type_from_header(shoal_type *t, const struct shoal__header *h);
 
+/* Checks an element type given by a caller: SHOAL_EINVAL naming `what "name"` unless
+ * it has a name (< 64 bytes), a size of 1..max_size bytes that is a multiple of its
+ * alignment, and a power-of-two alignment <= 64. The one check of every kind. */
+int shoal__type_check(const shoal_type *t, const char *what, const char *name,
+                      uint32_t max_size);
+/* The element type an open segment records (shoal__type_from_header), checked as
+ * shoal__type_check does: SHOAL_ECORRUPT for a header that names an impossible one
+ * (element size 0, ...). */
+int shoal__seg_type(const shoal__seg *seg, const char *what, shoal_type *t);
+
 /* Opens a named primitive whose whole payload is one struct of `size` bytes. */
 int shoal__prim_open(void **out, uint32_t kind, const char *what, size_t size,
                      const char *name, int mode, int (*init)(shoal__seg *, void *),
