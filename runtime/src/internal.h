@@ -58,9 +58,12 @@ bool shoal__proc_alive(int32_t pid, uint64_t start);
 bool shoal__tid_alive(int32_t tid);
 
 /*
- * Test-only pause points: when $SHOAL_TEST_PAUSE names this point, the process stops
- * itself with SIGSTOP there, so a test can SIGKILL it at an exact instant.
+ * Test-only pause points: in the tests' build of the library (SHOAL_TEST_POINTS), a
+ * process armed with shoal__test_pause_at(point) (or $SHOAL_TEST_PAUSE at start-up)
+ * stops itself with SIGSTOP there, so a test can SIGKILL it at an exact instant. In
+ * every other build they compile to nothing.
  */
+#ifdef SHOAL_TEST_POINTS
 extern int shoal__test_points_on;
 void shoal__test_point_slow(const char *point);
 static inline void shoal__test_point(const char *point)
@@ -68,6 +71,12 @@ static inline void shoal__test_point(const char *point)
     if (SHOAL_UNLIKELY(shoal__test_points_on))
         shoal__test_point_slow(point);
 }
+#else
+static inline void shoal__test_point(const char *point)
+{
+    (void)point;
+}
+#endif
 
 /* ---- segments (segment.c) ---------------------------------------------------------- */
 
