@@ -50,8 +50,12 @@ static inline void shoal__cpu_relax(void)
 
 /* ---- processes (proc.c) ------------------------------------------------------------ */
 
-/* The calling process's start time (cached, refreshed after fork). */
+/* The calling process's pid and start time (cached; refreshed after fork without a
+ * system call on the fast path). */
+int32_t shoal__self_pid(void);
 uint64_t shoal__self_start(void);
+/* Forgets the cached identity (run first in a fork child). */
+void shoal__self_forked(void);
 /* Whether the process pid that started at `start` still runs (start 0: any start). */
 bool shoal__proc_alive(int32_t pid, uint64_t start);
 /* Whether the thread tid exists (in any process of this pid namespace). */
@@ -87,11 +91,18 @@ static inline void shoal__test_point(const char *point)
 #define SHOAL_STATE_READY    0x52454459u /* "READY" */
 #define SHOAL_SEG_ANON       1u          /* created without a name */
 
+/* A user table entry (see owner.c). */
 struct shoal__user {
-    _Atomic int32_t pid;
-    uint32_t pad;
-    _Atomic uint64_t start;
+    union {
+        _Atomic uint64_t id; /* pid (low half) | registration generation << 32 */
+        struct {
+            _Atomic int32_t pid; /* 0: free */
+            _Atomic uint32_t gen;
+        };
+    };
+    _Atomic uint64_t start; /* the user's start time (clock ticks since boot) */
 };
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "pid is the id's low half");
 
 /* The first page of every segment. Immutable after creation up to `checksum`. */
 struct shoal__header {
@@ -130,8 +141,16 @@ typedef struct shoal__seg {
     struct shoal__header *hdr;
     unsigned char *payload; /* hdr + header_size */
     size_t map_size;
-    int fd;        /* kept open: holds a shared flock that marks us as a user */
-    int user_slot; /* index in hdr->users, or -1 */
+    int fd;            /* kept open: holds a shared flock that marks us as a user */
+    int user_slot;     /* index in hdr->users, or -1 */
+    uint32_t owner;    /* this process's owner id in the segment (0: none) */
+    int32_t owner_pid; /* the process that registered it */
+    /* Run before fork with the owner id and user slot the child will have (owner.c). */
+    void (*on_fork)(struct shoal__seg *seg, uint32_t child_owner, int child_slot);
+    void *on_fork_arg;
+    int fork_fd, fork_slot; /* prepared for a child during fork */
+    uint32_t fork_owner;
+    struct shoal__seg *next, *prev; /* segments open in this process */
     char name[SHOAL_NAME_MAX + 1];
     char path[PATH_MAX];
 } shoal__seg;
@@ -161,6 +180,36 @@ int shoal__seg_open(shoal__seg **out, const char *name, int mode,
 void shoal__seg_close(shoal__seg *seg);
 /* Resolves root/domain for attr into buf. Returns 0 or SHOAL_ENAME. */
 int shoal__domain_dir(const shoal_attr *attr, char *buf, size_t cap);
+
+/* ---- users and owners (owner.c) ---------------------------------------------------- */
+
+/* Takes a user slot for this process (sets user_slot, owner, owner_pid). Returns the
+ * slot, or -1 when the table is full (the process then owns nothing in it). */
+int shoal__user_register(shoal__seg *seg);
+/* Gives the slot back (only the process that registered it). */
+void shoal__user_unregister(shoal__seg *seg);
+/* Users of the segment whose user lock is held, fd's own excepted. */
+int shoal__users_live(const struct shoal__header *h, int fd);
+/* This process's owner id in seg (registers a fork child that has none yet); 0 when
+ * the user table is full. */
+uint32_t shoal__owner_refresh(shoal__seg *seg);
+static inline uint32_t shoal__seg_owner(shoal__seg *seg)
+{
+    return SHOAL_LIKELY(seg->owner_pid == shoal__self_pid()) ? seg->owner
+                                                             : shoal__owner_refresh(seg);
+}
+/* Whether the process that owner names still has the segment open (never "dead" for
+ * a live one; never "alive" for one whose pid was reused). */
+bool shoal__owner_alive(const shoal__seg *seg, uint32_t owner);
+/* Whether owner names this process (through any of its handles). */
+bool shoal__owner_is_self(const shoal__seg *seg, uint32_t owner);
+/* The user slot an owner id names (-1: none). */
+int shoal__owner_slot(uint32_t owner);
+/* The pid of owner's process while its slot is still its own, else 0 (messages). */
+int32_t shoal__owner_pid(const shoal__seg *seg, uint32_t owner);
+/* Adds / removes seg in the list of segments a fork child adopts. */
+void shoal__seg_track(shoal__seg *seg);
+void shoal__seg_untrack(shoal__seg *seg);
 
 /* Records that a lock in seg was found with a dead holder (shown by inspect). */
 void shoal__seg_note_owner_died(shoal__seg *seg);
@@ -228,7 +277,7 @@ int shoal__layout_print(const unsigned char *desc, size_t n, const void *data, F
 struct shoal__objctl {
     shoal_lock lock;      /* used with SHOAL_LOCK_RLOCK */
     _Atomic uint64_t seq; /* Value structs: seqlock; low 32 bits count, high 32 the
-                           * writing thread's tid while the count is odd */
+                           * writer's owner id (owner.c) while the count is odd */
     _Atomic uint32_t writer_sleepers; /* writers asleep waiting for the writer role */
     unsigned char pad[52];
 };

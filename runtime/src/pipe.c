@@ -1,38 +1,51 @@
 /*
- * pipe.c — Pipe: a duplex 1:1 channel, two rings in one segment.
+ * pipe.c — Pipe: a duplex channel, two rings in one segment.
  *
- * Payload: a control block with one line per end (its owner and a closed flag), then
- * ring 0 (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings are
- * those of queue.c, so a process killed in the middle of a send or receive leaves the
- * ring usable, and the MPMC rings (the default) even let several threads, or a parent
- * and its child, use one end at once without corrupting it.
+ * Payload: a control block with one line per end (its holders and a closed flag),
+ * then ring 0 (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings
+ * are those of queue.c, so a process killed in the middle of a send or receive leaves
+ * the ring usable, and the MPMC rings (the default) let several processes use one end
+ * at once.
  *
- * Ownership of an end: it belongs to one process, recorded as pid | start time << 22
- * in one word so it is read whole. Opening an end by name takes it, unless a live
- * process holds it (SHOAL_EBUSY); an end whose holder died or closed it is taken over.
- * A handle that crosses fork() is claimed by the first process that uses it (send,
- * recv or poll) — the usual "parent keeps end 0, child uses end 1" pattern.
- * shoal_pipe_close() marks the end closed only when this process is its holder and has
- * not forked since it last used it; otherwise (e.g. the parent closing the end it
- * handed to a child) it only releases the handle.
+ * Holding an end: an end may be held by several processes at once, as a file
+ * descriptor may. Each end has one holder entry per user slot of the segment (owner
+ * ids, owner.c): a process holds the end of a handle it opened, and a fork child
+ * holds the ends of the handles it inherits from its first instant (the fork handler
+ * writes its entries before fork() returns), so a child that dies before it ever
+ * touches its end is a holder that died. An entry is one of:
  *
- * The peer's state is checked when a call would wait (and every 64 sends): closed ->
- * SHOAL_EEOF, holder dead -> SHOAL_EPEERDEAD, in both cases after the receiver has
- * drained what was sent. Sleeps are sliced (see queue.c), so a death is noticed within
- * a few tens of milliseconds even by a receiver asleep without a timeout.
+ *   plain      the holder uses the end;
+ *   HANDED     the holder forked since it last used the end: it has handed the end to
+ *              its children until it sends, receives or polls with it again;
+ *   TENTATIVE  a fork child that has not used the end yet (the parent's owner id in
+ *              the high half): it holds the end only while the parent's entry is
+ *              HANDED — a child does not keep open the end its parent goes on using.
+ *
+ * The holders that count are the plain ones and the tentative ones whose parent
+ * handed the end. Closing a handle removes a plain entry and marks the end closed; a
+ * handed entry stays (the children hold the end). Opening an end by name is refused
+ * with SHOAL_EBUSY while another process's holder counts and is alive, unless the
+ * opener asks to join the holders (SHOAL_PIPE_TAKEOVER); it forgets dead holders.
+ *
+ * The peer's state, decided from its end's entries when a call would wait (once per
+ * sleep slice), every 64 sends and after a close: while a counting holder is alive
+ * the stream goes on; when none is left, SHOAL_EPEERDEAD if one of them died without
+ * closing, else SHOAL_EEOF if one closed. The receiver always drains what was sent
+ * first.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "queue_internal.h"
 
-#define PIPE_MAGIC    0x45504950u      /* "PIPE" */
-#define LIVE_CHECK_NS (10 * 1000000LL) /* liveness of the peer at most this often */
-#define OWNER_PID(o)  ((int32_t)((o)&0x3fffffu))
+#define PIPE_MAGIC 0x45504950u /* "PIPE" */
+#define OWNER_BITS 0x1fffffffu
+#define TENTATIVE  (1u << 30)
+#define HANDED     (1u << 31)
 
 struct pipe_end {
-    _Alignas(64) _Atomic uint64_t owner; /* pid | start << 22; 0: never opened */
-    _Atomic uint32_t closed;
+    _Atomic uint64_t holder[SHOAL_MAX_USERS]; /* per user slot; 0: none */
+    _Atomic uint32_t closed;                  /* a holder closed it */
 };
 
 struct pipe_ctl {
@@ -48,75 +61,138 @@ struct shoal_pipe {
     struct pipe_ctl *ctl;
     int end;
     shoal__ring tx, rx;
-    int32_t used_pid; /* the process that last used this handle */
-    uint64_t me;      /* its owner value */
-    unsigned use_gen; /* fork generation at that use */
     unsigned sends;
-    int64_t next_live_ns;
     shoal__ring_hook hook;
 };
 
-static uint64_t owner_self(void)
+/* ---- holders ----------------------------------------------------------------------- */
+
+static inline uint32_t entry_owner(uint64_t v)
 {
-    return (uint64_t)shoal__q_pid() | shoal__q_start() << 22;
+    return (uint32_t)v & OWNER_BITS;
 }
 
-static bool owner_live(uint64_t o)
+/* This process's entry for the handle's end (NULL when it has no user slot). */
+static inline _Atomic uint64_t *my_entry(shoal_pipe *p)
 {
-    return shoal__q_alive(OWNER_PID(o), o >> 22);
+    int slot = p->seg->user_slot;
+    return slot >= 0 && p->seg->owner_pid == shoal__self_pid()
+               ? &p->ctl->end[p->end].holder[slot]
+               : NULL;
+}
+
+/* Records this process as a user of the handle's end (plain entry). */
+static inline void hold(shoal_pipe *p)
+{
+    uint32_t me = shoal__seg_owner(p->seg);
+    _Atomic uint64_t *e = my_entry(p);
+    if (SHOAL_LIKELY(e && me) &&
+        SHOAL_UNLIKELY(atomic_load_explicit(e, memory_order_relaxed) != me))
+        atomic_store(e, me);
+}
+
+/* Before fork: the child holds the end tentatively; this process hands it over. */
+static void hold_after_fork(shoal__seg *seg, uint32_t child_owner, int child_slot)
+{
+    shoal_pipe *p = seg->on_fork_arg;
+    _Atomic uint64_t *mine = my_entry(p);
+    atomic_store(&p->ctl->end[p->end].holder[child_slot],
+                 (uint64_t)seg->owner << 32 | TENTATIVE | child_owner);
+    uint64_t v = mine ? atomic_load(mine) : 0;
+    if (v && entry_owner(v) == seg->owner)
+        atomic_compare_exchange_strong(mine, &v, v | HANDED);
+}
+
+/* Whether entry v of end e counts as a holder (see the top of the file). */
+static bool counts(const struct pipe_end *e, uint64_t v)
+{
+    if (!v || (v & HANDED))
+        return false;
+    if (!(v & TENTATIVE))
+        return true;
+    uint32_t parent = (uint32_t)(v >> 32);
+    int slot = shoal__owner_slot(parent);
+    if (slot < 0)
+        return false;
+    uint64_t pv = atomic_load(&e->holder[slot]);
+    return entry_owner(pv) == parent && (pv & HANDED);
+}
+
+/* Scans end `end`: 1 when a counting holder (outside this process, if `others`) is
+ * alive (*pid: one of them); else 0, with *dead the pid of a counting holder that
+ * died (-1: unknown) or 0. */
+static int holders(shoal_pipe *p, int end, bool others, int32_t *pid, int32_t *dead)
+{
+    const struct pipe_end *e = &p->ctl->end[end];
+    *dead = 0;
+    for (int i = 0; i < SHOAL_MAX_USERS; i++) {
+        uint64_t v = atomic_load(&e->holder[i]);
+        if (!counts(e, v))
+            continue;
+        uint32_t o = entry_owner(v);
+        if (others && shoal__owner_is_self(p->seg, o))
+            continue;
+        int32_t who = shoal__owner_pid(p->seg, o);
+        if (shoal__owner_alive(p->seg, o)) {
+            *pid = who;
+            return 1;
+        }
+        *dead = who ? who : -1;
+    }
+    return 0;
+}
+
+/* Forgets the holders of the handle's end that are gone without closing it. */
+static void forget_dead(shoal_pipe *p)
+{
+    struct pipe_end *e = &p->ctl->end[p->end];
+    for (int i = 0; i < SHOAL_MAX_USERS; i++) {
+        uint64_t v = atomic_load(&e->holder[i]);
+        if (v && !shoal__owner_alive(p->seg, entry_owner(v)))
+            atomic_compare_exchange_strong(&e->holder[i], &v, 0);
+    }
+}
+
+/* Closing the handle: removes a plain entry and marks the end closed; a handed one
+ * stays with the children. */
+static void let_go(shoal_pipe *p)
+{
+    struct pipe_end *e = &p->ctl->end[p->end];
+    _Atomic uint64_t *mine = my_entry(p);
+    uint64_t v = mine ? atomic_load(mine) : 0;
+    if (v && entry_owner(v) == p->seg->owner) {
+        if (v & HANDED)
+            return;
+        atomic_compare_exchange_strong(mine, &v, 0);
+    }
+    atomic_store(&e->closed, 1);
+    shoal__ring_wake_all(&p->tx);
+    shoal__ring_wake_all(&p->rx);
 }
 
 /* ---- the peer ---------------------------------------------------------------------- */
 
-static int peer_closed(const shoal_pipe *p)
-{
-    return shoal__err(SHOAL_EEOF, "pipe \"%s\": end %d was closed", p->seg->name,
-                      1 - p->end);
-}
-
 /* 0 while the peer may still send or receive; SHOAL_EEOF / SHOAL_EPEERDEAD when it
- * will not. Liveness (a /proc look-up) at most every LIVE_CHECK_NS. */
+ * will not. */
 static int peer_state(shoal_pipe *p)
 {
-    struct pipe_end *peer = &p->ctl->end[1 - p->end];
-    if (atomic_load(&peer->closed))
-        return peer_closed(p);
-    uint64_t o = atomic_load(&peer->owner);
-    if (o == 0 || o == p->me)
+    int32_t pid, dead;
+    if (holders(p, 1 - p->end, false, &pid, &dead))
         return 0;
-    int64_t now = shoal__now_ns();
-    if (now < p->next_live_ns)
-        return 0;
-    p->next_live_ns = now + LIVE_CHECK_NS;
-    if (owner_live(o) || atomic_load(&peer->owner) != o)
-        return 0;
-    if (atomic_load(&peer->closed)) /* it closed, then exited */
-        return peer_closed(p);
-    return shoal__err(SHOAL_EPEERDEAD, "pipe \"%s\": process %d, holding end %d, died",
-                      p->seg->name, (int)OWNER_PID(o), 1 - p->end);
+    if (dead)
+        return shoal__err(SHOAL_EPEERDEAD,
+                          "pipe \"%s\": the last process holding end %d (%d) died",
+                          p->seg->name, 1 - p->end, (int)dead);
+    if (atomic_load(&p->ctl->end[1 - p->end].closed))
+        return shoal__err(SHOAL_EEOF, "pipe \"%s\": end %d was closed", p->seg->name,
+                          1 - p->end);
+    return 0;
 }
 
 static int peer_hook(void *arg, bool producer)
 {
     (void)producer;
     return peer_state(arg);
-}
-
-/* Marks this process as the user of the handle's end (after fork: claims it). */
-static inline void pipe_enter(shoal_pipe *p)
-{
-    int32_t pid = shoal__q_pid();
-    struct pipe_end *e = &p->ctl->end[p->end];
-    if (SHOAL_UNLIKELY(pid != p->used_pid)) {
-        p->used_pid = pid;
-        p->me = owner_self();
-        p->next_live_ns = 0;
-    }
-    if (SHOAL_UNLIKELY(atomic_load_explicit(&e->owner, memory_order_relaxed) != p->me)) {
-        atomic_store(&e->owner, p->me);
-        atomic_store(&e->closed, 0);
-    }
-    p->use_gen = shoal__q_fork_gen();
 }
 
 /* ---- open -------------------------------------------------------------------------- */
@@ -179,9 +255,11 @@ static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
     }
     unsigned char *ring[2] = {p->seg->payload + CTL_BYTES,
                               p->seg->payload + CTL_BYTES + rb};
-    if ((rc = shoal__ring_attach(&p->tx, ring[end], rb, &g, "pipe", pn)) ||
-        (rc = shoal__ring_attach(&p->rx, ring[1 - end], rb, &g, "pipe", pn)))
+    if ((rc = shoal__ring_attach(&p->tx, p->seg, ring[end], rb, &g, "pipe", pn)) ||
+        (rc = shoal__ring_attach(&p->rx, p->seg, ring[1 - end], rb, &g, "pipe", pn)))
         goto fail;
+    p->seg->on_fork = hold_after_fork;
+    p->seg->on_fork_arg = p;
     shoal__ring_set_hook(&p->tx, &p->hook);
     shoal__ring_set_hook(&p->rx, &p->hook);
     *out = p;
@@ -192,44 +270,29 @@ fail:
     return rc;
 }
 
-/* Takes the handle's end for this process: SHOAL_EBUSY if a live process holds it
- * (unless `takeover`). */
-static int pipe_claim(shoal_pipe *p, bool takeover)
-{
-    struct pipe_end *e = &p->ctl->end[p->end];
-    uint64_t me = owner_self();
-    for (;;) {
-        uint64_t o = atomic_load(&e->owner);
-        if (o && o != me && !takeover && !atomic_load(&e->closed) && owner_live(o))
-            return shoal__err(SHOAL_EBUSY, "pipe \"%s\": end %d is held by process %d",
-                              p->seg->name, p->end, (int)OWNER_PID(o));
-        if (atomic_compare_exchange_strong(&e->owner, &o, me))
-            break;
-    }
-    atomic_store(&e->closed, 0);
-    p->used_pid = shoal__q_pid();
-    p->me = me;
-    p->use_gen = shoal__q_fork_gen();
-    return 0;
-}
-
 int shoal_pipe_open(shoal_pipe **out, const char *name, int end, int mode,
                     const shoal_queue_config *cfg, const shoal_attr *attr)
 {
     if (!out)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL output pointer");
     *out = NULL;
-    bool takeover = (end & SHOAL_PIPE_TAKEOVER) != 0;
+    bool join = (end & SHOAL_PIPE_TAKEOVER) != 0;
     end &= ~SHOAL_PIPE_TAKEOVER;
     shoal_pipe *p;
     int rc = pipe_attach(&p, name, end, mode, cfg, attr);
     if (rc)
         return rc;
-    if ((rc = pipe_claim(p, takeover))) {
+    int32_t pid, dead;
+    if (!join && holders(p, end, true, &pid, &dead)) {
+        rc = shoal__err(SHOAL_EBUSY, "pipe \"%s\": end %d is held by process %d",
+                        p->seg->name, end, (int)pid);
         shoal__seg_close(p->seg);
         free(p);
         return rc;
     }
+    forget_dead(p);
+    atomic_store(&p->ctl->end[end].closed, 0);
+    hold(p);
     *out = p;
     return 0;
 }
@@ -249,8 +312,8 @@ int shoal_pipe_pair(shoal_pipe **end0, shoal_pipe **end1, const char *name,
         free(a);
         return rc;
     }
-    pipe_claim(a, false); /* new: cannot be busy */
-    pipe_claim(b, false);
+    hold(a);
+    hold(b);
     *end0 = a;
     *end1 = b;
     return 0;
@@ -260,13 +323,7 @@ int shoal_pipe_close(shoal_pipe *p)
 {
     if (!p)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
-    struct pipe_end *e = &p->ctl->end[p->end];
-    if (p->used_pid == shoal__q_pid() && p->use_gen == shoal__q_fork_gen() &&
-        atomic_load(&e->owner) == p->me) {
-        atomic_store(&e->closed, 1);
-        shoal__ring_wake_all(&p->tx);
-        shoal__ring_wake_all(&p->rx);
-    }
+    let_go(p);
     shoal__seg_close(p->seg);
     free(p);
     return 0;
@@ -283,13 +340,13 @@ int shoal_pipe_send(shoal_pipe *p, const void *msg, size_t len, shoal_duration t
 {
     if (SHOAL_UNLIKELY(!p))
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
-    pipe_enter(p);
+    hold(p);
     int rc;
-    if (SHOAL_UNLIKELY((++p->sends & 63) == 0) && (rc = peer_state(p)))
+    if (SHOAL_UNLIKELY((++p->sends & 63) == 0 ||
+                       atomic_load_explicit(&p->ctl->end[1 - p->end].closed,
+                                            memory_order_relaxed)) &&
+        (rc = peer_state(p)))
         return rc;
-    if (SHOAL_UNLIKELY(
-            atomic_load_explicit(&p->ctl->end[1 - p->end].closed, memory_order_relaxed)))
-        return peer_closed(p);
     return shoal__ring_put(&p->tx, msg, len, timeout, &p->hook);
 }
 
@@ -298,7 +355,7 @@ int shoal_pipe_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len,
 {
     if (SHOAL_UNLIKELY(!p))
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
-    pipe_enter(p);
+    hold(p);
     return shoal__ring_get(&p->rx, buf, cap, len, timeout, &p->hook);
 }
 
@@ -306,7 +363,7 @@ int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout)
 {
     if (!p)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
-    pipe_enter(p);
+    hold(p);
     return shoal__ring_poll(&p->rx, timeout, &p->hook);
 }
 

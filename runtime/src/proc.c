@@ -1,4 +1,5 @@
-/* proc.c — process and thread identity, liveness, and test pause points. */
+/* proc.c — this process's identity (pid and start time), liveness of a process, and
+ * the test pause points. Who owns what in a segment: owner.c. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,17 +11,40 @@
 
 #include "internal.h"
 
-static uint64_t self_start;
-static pid_t self_start_pid;
+static _Atomic int32_t self_pid;    /* 0: not known yet, or just forked */
+static _Atomic uint64_t self_start; /* 0: not known yet */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+void shoal__self_forked(void)
+{
+    atomic_store(&self_pid, 0);
+    atomic_store(&self_start, 0);
+}
+
+static void atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, shoal__self_forked);
+}
+
+int32_t shoal__self_pid(void)
+{
+    int32_t pid = atomic_load_explicit(&self_pid, memory_order_relaxed);
+    if (SHOAL_LIKELY(pid))
+        return pid;
+    pthread_once(&atfork_once, atfork_register);
+    pid = (int32_t)getpid();
+    atomic_store_explicit(&self_pid, pid, memory_order_relaxed);
+    return pid;
+}
 
 uint64_t shoal__self_start(void)
 {
-    pid_t pid = getpid();
-    if (self_start_pid != pid) {
-        self_start = shoal__proc_start(pid);
-        self_start_pid = pid;
+    uint64_t start = atomic_load_explicit(&self_start, memory_order_relaxed);
+    if (SHOAL_UNLIKELY(start == 0)) {
+        start = shoal__proc_start(shoal__self_pid());
+        atomic_store_explicit(&self_start, start, memory_order_relaxed);
     }
-    return self_start;
+    return start;
 }
 
 bool shoal__proc_alive(int32_t pid, uint64_t start)

@@ -9,7 +9,7 @@
  *
  * MPMC slots carry a 64-bit state word:
  *   bits  0..31  sequence (the position the slot is at, modulo 2^32)
- *   bits 32..60  owner: pid (22 bits) and the low 7 bits of its start time
+ *   bits 32..60  owner: the process's owner id in the segment (owner.c)
  *   bit  61      FULL: committed (tells a message from the next lap's free slot)
  *   bit  62      SKIP: the slot holds no message (a dead producer's reservation)
  *   bit  63      CLAIM: a consumer owns the message
@@ -18,7 +18,7 @@
  * Every step is
  * one compare-and-swap on that word, so the owner of a reservation or claim is
  * recorded atomically with it: a consumer that finds a reservation or a claim whose
- * owner died (pid gone, or reused by a process with another start time) recycles the
+ * owner is gone (owner.c: from a lock the kernel drops, not from a pid) recycles the
  * reservation as SKIP or takes the claim over and delivers the message itself. The
  * release of a claim is the single step that consumes a message, so a consumer killed
  * before it — even after copying the message out — loses nothing, and one killed after
@@ -40,9 +40,6 @@
  * same words and predicates ("a message or the end is there", "there is room") are
  * what the event loop waits on (shoal__ring_waitable).
  */
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,7 +84,6 @@ struct mslot {
 #define W_SKIP       (1ull << 62)
 #define W_FULL       (1ull << 61)
 #define W_OWNER_MASK 0x1fffffffu
-#define PID_MASK     0x3fffffu
 
 static inline uint32_t w_seq(uint64_t w)
 {
@@ -104,84 +100,20 @@ static inline uint64_t w_make(uint64_t seq, uint32_t owner, uint64_t flags)
     return (uint32_t)seq | (uint64_t)owner << 32 | flags;
 }
 
-/* ---- process identity -------------------------------------------------------------- */
+/* ---- owners ------------------------------------------------------------------------ */
 
-static _Atomic int32_t self_pid; /* 0: not known yet, or just forked */
-static _Atomic uint64_t self_start;
-static _Atomic uint32_t self_owner; /* slot owner value of this process */
-static _Atomic unsigned fork_gen;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void on_fork_prepare(void)
+/* This process's owner id in the ring's segment (owner.c); 0 when it has none. */
+static inline uint32_t ring_me(shoal__ring *r)
 {
-    atomic_fetch_add(&fork_gen, 1);
+    return shoal__seg_owner(r->seg);
 }
 
-static void on_fork_child(void)
+static int err_no_owner(const shoal__ring *r)
 {
-    atomic_store(&self_pid, 0);
-}
-
-static void atfork_register(void)
-{
-    pthread_atfork(on_fork_prepare, NULL, on_fork_child);
-}
-
-static int32_t self_refresh(void)
-{
-    pthread_once(&atfork_once, atfork_register);
-    int32_t pid = (int32_t)getpid();
-    uint64_t start = shoal__self_start();
-    atomic_store_explicit(&self_start, start, memory_order_relaxed);
-    atomic_store_explicit(&self_owner, (uint32_t)pid | (uint32_t)(start & 0x7f) << 22,
-                          memory_order_relaxed);
-    atomic_store_explicit(&self_pid, pid, memory_order_release);
-    return pid;
-}
-
-int32_t shoal__q_pid(void)
-{
-    int32_t pid = atomic_load_explicit(&self_pid, memory_order_acquire);
-    return SHOAL_LIKELY(pid) ? pid : self_refresh();
-}
-
-uint64_t shoal__q_start(void)
-{
-    shoal__q_pid();
-    return atomic_load_explicit(&self_start, memory_order_relaxed);
-}
-
-static inline uint32_t self_owner_get(void)
-{
-    shoal__q_pid();
-    return atomic_load_explicit(&self_owner, memory_order_relaxed);
-}
-
-unsigned shoal__q_fork_gen(void)
-{
-    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
-}
-
-bool shoal__q_alive(int32_t pid, uint64_t start)
-{
-    if (pid <= 0)
-        return false;
-    if (kill(pid, 0) != 0 && errno == ESRCH)
-        return false;
-    return shoal__proc_alive(pid, start);
-}
-
-/* Whether the process recorded as a slot owner still runs. Never says "dead" of a
- * live owner: the tag comes from the owner's own start time. */
-static bool owner_alive(uint32_t owner)
-{
-    if (owner == self_owner_get())
-        return true;
-    int32_t pid = (int32_t)(owner & PID_MASK);
-    if (kill(pid, 0) != 0 && errno == ESRCH)
-        return false;
-    uint64_t start = shoal__proc_start(pid);
-    return start != 0 && (uint32_t)(start & 0x7f) == owner >> 22;
+    return shoal__err(SHOAL_EBUSY,
+                      "%s \"%s\": its table of %d user processes is full; this process "
+                      "cannot take messages in it",
+                      r->what, r->name, SHOAL_MAX_USERS);
 }
 
 /* ---- geometry ---------------------------------------------------------------------- */
@@ -273,8 +205,8 @@ void shoal__ring_format(void *mem, const shoal__ring_geom *g)
     }
 }
 
-int shoal__ring_attach(shoal__ring *r, void *mem, size_t avail, const shoal__ring_geom *g,
-                       const char *what, const char *name)
+int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
+                       const shoal__ring_geom *g, const char *what, const char *name)
 {
     struct shoal__ringhdr *h = mem;
     memset(r, 0, sizeof(*r));
@@ -291,6 +223,7 @@ int shoal__ring_attach(shoal__ring *r, void *mem, size_t avail, const shoal__rin
     r->mask = g->capacity > 1 && !(g->capacity & (g->capacity - 1)) ? g->capacity - 1 : 0;
     r->what = what;
     r->name = name;
+    r->seg = seg;
     return 0;
 }
 
@@ -523,12 +456,12 @@ struct verdicts {
     int n;
 };
 
-static bool owner_alive_memo(struct verdicts *v, uint32_t owner)
+static bool owner_alive_memo(const shoal__ring *r, struct verdicts *v, uint32_t owner)
 {
     for (int i = 0; i < v->n; i++)
         if (v->owner[i] == owner)
             return v->alive[i];
-    bool alive = owner_alive(owner);
+    bool alive = shoal__owner_alive(r->seg, owner);
     if (v->n < 8) {
         v->owner[v->n] = owner;
         v->alive[v->n++] = alive;
@@ -551,7 +484,7 @@ static int mc_scan(shoal__ring *r, uint32_t me, bool take, size_t cap, struct ms
         struct mslot *s = (struct mslot *)(r->slots + (size_t)i * r->g.stride);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
         uint32_t owner = w_owner(w);
-        if (owner == 0 || owner == me || owner_alive_memo(&v, owner))
+        if (owner == 0 || owner == me || owner_alive_memo(r, &v, owner))
             continue;
         if (!(w & W_CLAIM)) { /* a dead producer's reservation */
             if (atomic_compare_exchange_strong(
@@ -602,7 +535,9 @@ static int mc_scan(shoal__ring *r, uint32_t me, bool take, size_t cap, struct ms
  */
 static int mc_take(shoal__ring *r, size_t cap, struct mslot **out, size_t *len)
 {
-    uint32_t me = self_owner_get(), pending = 0;
+    uint32_t me = ring_me(r), pending = 0;
+    if (SHOAL_UNLIKELY(!me))
+        return err_no_owner(r);
     int rc = mc_claim(r, me, cap, out, len, &pending);
     if (rc != SHOAL_EAGAIN)
         return rc;
@@ -623,7 +558,7 @@ static int mc_take(shoal__ring *r, size_t cap, struct mslot **out, size_t *len)
 
 static int mc_release(shoal__ring *r, const void *msg)
 {
-    uint32_t me = self_owner_get();
+    uint32_t me = ring_me(r);
     size_t off = (size_t)((const unsigned char *)msg - r->slots);
     if ((const unsigned char *)msg < r->slots || off % r->g.stride != r->g.data_off ||
         off / r->g.stride >= r->g.capacity)
@@ -719,7 +654,9 @@ static int try_put(shoal__ring *r, void *arg)
         shoal__test_point("queue.reserved");
         return sp_publish(r, t, 1);
     }
-    uint32_t me = self_owner_get();
+    uint32_t me = ring_me(r);
+    if (SHOAL_UNLIKELY(!me))
+        return err_no_owner(r);
     if (SHOAL_UNLIKELY(atomic_load_explicit(&r->h->closed, memory_order_relaxed)))
         return err_closed(r);
     struct mslot *s;
@@ -1019,7 +956,9 @@ static int try_loan(shoal__ring *r, void *arg)
         slot = slot_at(r, t);
         r->loan = slot;
     } else {
-        uint32_t me = self_owner_get();
+        uint32_t me = ring_me(r);
+        if (SHOAL_UNLIKELY(!me))
+            return err_no_owner(r);
         if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
             return err_closed(r);
         struct mslot *s;
@@ -1073,7 +1012,7 @@ int shoal__ring_commit(shoal__ring *r, void *slot, size_t len)
     if (base < r->slots || off % r->g.stride || off / r->g.stride >= r->g.capacity)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": not a slot of this %s", r->what,
                           r->name, r->what);
-    return mp_commit(r, (struct mslot *)base, self_owner_get(), len);
+    return mp_commit(r, (struct mslot *)base, ring_me(r), len);
 }
 
 struct peek_args {
@@ -1171,7 +1110,7 @@ static int try_ready(shoal__ring *r, void *arg)
             return 0;
         return sealed ? err_eof(r) : SHOAL_EAGAIN;
     }
-    uint32_t me = self_owner_get();
+    uint32_t me = ring_me(r);
     if (mc_head_state(r, me) == 0)
         return 0;
     int64_t now = shoal__now_ns();
@@ -1442,8 +1381,8 @@ int shoal_queue_open(shoal_queue **out, const char *name, int mode,
     const char *qn = q->seg->name;
     if ((rc = shoal__ring_geom_of(q->seg, "queue", &g)) ||
         (rc = shoal__ring_check_cfg(&g, cfg, "queue", qn)) ||
-        (rc = shoal__ring_attach(&q->ring, q->seg->payload, q->seg->hdr->payload_size, &g,
-                                 "queue", qn))) {
+        (rc = shoal__ring_attach(&q->ring, q->seg, q->seg->payload,
+                                 q->seg->hdr->payload_size, &g, "queue", qn))) {
         shoal__seg_close(q->seg);
         free(q);
         return rc;

@@ -56,6 +56,7 @@ typedef struct shoal__ring {
     unsigned char *slots;
     shoal__ring_geom g;
     uint64_t mask;    /* capacity - 1 when a power of two, else 0 */
+    shoal__seg *seg;  /* the segment (owner ids of slots are its users') */
     const char *what; /* "queue", "pipe" — for error messages */
     const char *name;
     uint64_t head_cache, tail_cache;   /* SPSC */
@@ -81,9 +82,10 @@ int shoal__ring_geom_make(const shoal_queue_config *cfg, const char *what,
 size_t shoal__ring_bytes(const shoal__ring_geom *g);
 /* Formats a ring on zero-filled memory. */
 void shoal__ring_format(void *mem, const shoal__ring_geom *g);
-/* Attaches to the ring at mem (avail bytes), checking it has geometry g. */
-int shoal__ring_attach(shoal__ring *r, void *mem, size_t avail, const shoal__ring_geom *g,
-                       const char *what, const char *name);
+/* Attaches to the ring at mem (avail bytes) of segment seg, checking it has geometry
+ * g. */
+int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
+                       const shoal__ring_geom *g, const char *what, const char *name);
 
 /* The message operations; semantics as shoal_queue_*. hook may be NULL. */
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
@@ -133,17 +135,5 @@ void shoal__ring_spec(shoal__seg_spec *spec, const shoal__ring_geom *g, const ch
 int shoal__ring_geom_of(const shoal__seg *seg, const char *what, shoal__ring_geom *g);
 int shoal__ring_check_cfg(const shoal__ring_geom *g, const shoal_queue_config *cfg,
                           const char *what, const char *name);
-
-/* ---- process identity shared by queue.c and pipe.c ------------------------------- */
-
-/* This process's pid and start time, refreshed after fork without a system call on
- * the fast path. */
-int32_t shoal__q_pid(void);
-uint64_t shoal__q_start(void);
-/* Counts forks made by this process (incremented just before each fork). */
-unsigned shoal__q_fork_gen(void);
-/* Whether the process pid whose start time is `start` (0: any) still runs, cheaply
- * when it does not exist at all. */
-bool shoal__q_alive(int32_t pid, uint64_t start);
 
 #endif

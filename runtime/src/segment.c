@@ -6,9 +6,10 @@
  * either succeeds atomically or fails with EEXIST when another process won the race.
  * A creator that dies before the link leaves only the hidden file, which gc removes.
  *
- * Liveness of users has two records: a shared flock() on the file held through the
- * segment's file descriptor (the kernel drops it when the process dies, so gc can
- * trust it), and a table of (pid, start time) in the header for ls/inspect.
+ * Liveness of users has two records, both held through the segment's file descriptor
+ * and dropped by the kernel when the process dies: a shared flock() on the file (gc
+ * removes a file nobody holds), and a user slot in the header with a byte lock (see
+ * owner.c), which also names who owns what inside the segment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -147,49 +148,6 @@ static uint64_t total_size(const shoal__seg_spec *spec)
     return SHOAL_HEADER_SIZE + spec->payload_size;
 }
 
-/* ---- users ------------------------------------------------------------------------- */
-
-static int user_register(struct shoal__header *h)
-{
-    int32_t me = getpid();
-    uint64_t start = shoal__self_start();
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < SHOAL_MAX_USERS; i++) {
-            struct shoal__user *u = &h->users[i];
-            int32_t pid = atomic_load(&u->pid);
-            /* Pass 0 takes free slots; pass 1 also reclaims slots of dead users. */
-            if (pid != 0 && (pass == 0 || shoal__proc_alive(pid, atomic_load(&u->start))))
-                continue;
-            if (atomic_compare_exchange_strong(&u->pid, &pid, me)) {
-                atomic_store(&u->start, start);
-                return i;
-            }
-        }
-    }
-    return -1; /* table full: still a user through the flock, just not listed */
-}
-
-static void user_unregister(struct shoal__header *h, int slot)
-{
-    if (slot < 0)
-        return;
-    int32_t me = getpid();
-    /* A forked child closing an inherited handle must not clear its parent's slot. */
-    atomic_compare_exchange_strong(&h->users[slot].pid, &me, 0);
-}
-
-static int live_users(const struct shoal__header *h, int32_t except)
-{
-    int n = 0;
-    for (int i = 0; i < SHOAL_MAX_USERS; i++) {
-        struct shoal__user *u = (struct shoal__user *)&h->users[i];
-        int32_t pid = atomic_load(&u->pid);
-        if (pid && pid != except && shoal__proc_alive(pid, atomic_load(&u->start)))
-            n++;
-    }
-    return n;
-}
-
 /* ---- validation -------------------------------------------------------------------- */
 
 static const char *type_label(char *buf, size_t cap, const char *name, uint64_t hash)
@@ -284,6 +242,7 @@ static shoal__seg *seg_new(const char *dir, const char *name)
     if (!seg)
         return NULL;
     seg->fd = -1;
+    seg->fork_fd = -1;
     seg->user_slot = -1;
     snprintf(seg->name, sizeof(seg->name), "%s", name);
     if (!path_join(seg->path, sizeof(seg->path), dir, name)) {
@@ -367,7 +326,7 @@ static int open_existing(shoal__seg *seg, const shoal__seg_spec *spec)
             return rc;
         if ((rc = map_segment(seg, page.h.file_size)))
             return rc;
-        seg->user_slot = user_register(seg->hdr);
+        shoal__user_register(seg);
         return 0;
     }
     return shoal__err(SHOAL_EBUSY, "%s \"%s\": keeps being replaced", what, seg->name);
@@ -444,7 +403,7 @@ static int create_new(shoal__seg *seg, const char *dir, const shoal__seg_spec *s
     fill_header(seg->hdr, spec, anon);
     if (spec->init && (rc = spec->init(seg, spec->arg)))
         goto fail;
-    seg->user_slot = user_register(seg->hdr);
+    shoal__user_register(seg);
     shoal__test_point("segment.init");
     if (link(tmp, seg->path) != 0) {
         rc = errno == EEXIST
@@ -556,6 +515,7 @@ int shoal__seg_open(shoal__seg **out, const char *name, int mode,
         seg_free(seg);
         return rc;
     }
+    shoal__seg_track(seg);
     *out = seg;
     return 0;
 }
@@ -565,8 +525,9 @@ void shoal__seg_close(shoal__seg *seg)
     if (!seg)
         return;
     struct shoal__header *h = seg->hdr;
-    user_unregister(h, seg->user_slot);
-    if ((h->flags & SHOAL_SEG_ANON) && live_users(h, getpid()) == 0 &&
+    shoal__seg_untrack(seg);
+    shoal__user_unregister(seg);
+    if ((h->flags & SHOAL_SEG_ANON) && shoal__users_live(h, seg->fd) == 0 &&
         flock(seg->fd, LOCK_EX | LOCK_NB) == 0) {
         /* Last user of an anonymous object: remove it, unless gc already did and the
          * name now belongs to another file. */
@@ -626,7 +587,7 @@ static int stat_path(const char *path, const char *name, shoal_object_info *info
         info->count = hp->count;
         info->creator_pid = hp->creator_pid;
         info->anonymous = (hp->flags & SHOAL_SEG_ANON) != 0;
-        info->users = live_users(hp, 0);
+        info->users = shoal__users_live(hp, fd);
     }
     close(fd);
     return info->status = rc;

@@ -8,8 +8,9 @@
  * a writer that dies half way leaves the published value intact.
  *
  * Sequence word: low 32 bits count writes (odd: a write is in progress; the active
- * slot is (count >> 1) & 1), high 32 bits hold the writer's tid during a write so a
- * dead writer can be detected and its write rolled back.
+ * slot is (count >> 1) & 1), high 32 bits hold the writer's owner id (owner.c, the
+ * encoding queue slots and pipe ends use) during a write, so a writer whose process
+ * is gone is detected and its write rolled back.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -191,7 +192,7 @@ static void scalar_store(shoal_value *v, const void *in)
  */
 
 #define SEQ_COUNT(s) ((uint32_t)(s))
-#define SEQ_TID(s)   ((int32_t)((s) >> 32))
+#define SEQ_OWNER(s) ((uint32_t)((s) >> 32))
 
 /* The seqlock's count half, the futex word a writer waiting for another sleeps on. */
 static inline _Atomic uint32_t *seq_word(shoal_value *v)
@@ -209,10 +210,10 @@ struct writer_wait {
 static int writer_claim(void *obj)
 {
     struct writer_wait *w = obj;
-    uint64_t tid = (uint32_t)shoal__tid();
+    uint64_t me = shoal__seg_owner(w->v->seg);
     uint64_t s = atomic_load_explicit(&w->v->ctl->seq, memory_order_relaxed);
     while (!(SEQ_COUNT(s) & 1)) {
-        uint64_t mine = (tid << 32) | (uint32_t)(SEQ_COUNT(s) + 1);
+        uint64_t mine = (me << 32) | (uint32_t)(SEQ_COUNT(s) + 1);
         if (atomic_compare_exchange_weak_explicit(
                 &w->v->ctl->seq, &s, mine, memory_order_acquire, memory_order_relaxed)) {
             w->from = s;
@@ -232,13 +233,13 @@ static void writer_disarm(void *obj)
     atomic_fetch_sub(&((struct writer_wait *)obj)->v->ctl->writer_sleepers, 1);
 }
 
-/* A write left unfinished by a thread that no longer exists is rolled back: its slot
- * was never published. */
+/* A write left unfinished by a process that is gone is rolled back: its slot was
+ * never published. */
 static int writer_check(void *obj)
 {
     struct writer_wait *w = obj;
     uint64_t s = atomic_load(&w->v->ctl->seq);
-    if ((SEQ_COUNT(s) & 1) && !shoal__tid_alive(SEQ_TID(s)) &&
+    if ((SEQ_COUNT(s) & 1) && !shoal__owner_alive(w->v->seg, SEQ_OWNER(s)) &&
         atomic_compare_exchange_strong(&w->v->ctl->seq, &s, (uint32_t)(SEQ_COUNT(s) - 1)))
         shoal__seg_note_owner_died(w->v->seg);
     return writer_claim(obj);

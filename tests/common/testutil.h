@@ -99,6 +99,8 @@ static inline pid_t t_fork_paused(const char *point, int (*fn)(void *), void *ar
 /* SIGKILLs and reaps a process. */
 static inline void t_kill(pid_t pid)
 {
+    if (pid <= 0) /* kill(-1) or kill(0) would hit far more than one child */
+        fail_msg("t_kill: no such child (%d)", (int)pid);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 }
