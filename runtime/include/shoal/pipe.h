@@ -8,17 +8,22 @@
  * first receives whatever was already sent, then SHOAL_EEOF (closed) or
  * SHOAL_EPEERDEAD (died) — never a hang.
  *
- * Holding an end: each end belongs to one process at a time. shoal_pipe_open() takes
- * it (SHOAL_EBUSY while another live process holds it; the end of a process that died
- * or closed it is taken over). A handle inherited through fork() passes to the first
- * process that sends, receives or polls with it, so the usual pattern works:
- *   shoal_pipe_pair(&a, &b, ...); fork(); parent uses a, child uses b.
- * shoal_pipe_close() ends the stream for the peer only when this process holds the
- * end and has not forked since it last used it; otherwise (the parent closing the end
- * it handed to its child) it just releases the handle. A process that exits without
- * closing its end is reported to the peer as SHOAL_EPEERDEAD, like one that crashed.
- * A send to a dead peer succeeds while there is room; it fails once it would wait, or
- * on a periodic check.
+ * Holding an end: an end may be held by several processes at once, as a file
+ * descriptor may — a fork child holds the ends of the handles it inherits from its
+ * first instant, and an opener that asks to (SHOAL_PIPE_TAKEOVER) joins the holders.
+ * The peer sees SHOAL_EEOF or SHOAL_EPEERDEAD only when the last holder of the end has
+ * closed it or died (EPEERDEAD when one of the last ones died without closing). A
+ * process that forks has handed its ends to its children until it sends, receives or
+ * polls with them again, so the usual pattern works:
+ *   shoal_pipe_pair(&a, &b, ...); fork(); parent uses a, child uses b
+ * and the parent learns of the child's end even when the child died before touching
+ * it, whether or not the parent closed its copy of b. A child does not keep open an
+ * end its parent goes on using. shoal_pipe_close() of a handle handed to children
+ * only releases the handle. A process that exits without closing its end is reported
+ * as SHOAL_EPEERDEAD, like one that crashed; liveness comes from locks the kernel
+ * drops when a process dies, so a reused pid is never mistaken for the holder. A send
+ * to a dead peer succeeds while there is room; it fails once it would wait, or on a
+ * periodic check.
  */
 #ifndef SHOAL_PIPE_H
 #define SHOAL_PIPE_H
@@ -32,17 +37,16 @@ extern "C" {
 
 typedef struct shoal_pipe shoal_pipe;
 
-/* Or'ed into `end` of shoal_pipe_open(): take the end even while a live process holds
- * it, as a handle inherited through fork() does on first use. For an end handed to a
- * process that opens it by name (e.g. passed to it by pickling) while the previous
- * holder keeps a handle it will not use; if that holder uses its handle again, it
- * takes the end back. */
+/* Or'ed into `end` of shoal_pipe_open(): join the holders of the end even while other
+ * live processes hold it (without it: SHOAL_EBUSY). For an end handed to a process
+ * that opens it by name (e.g. passed to it by pickling). */
 #define SHOAL_PIPE_TAKEOVER 0x100
 
 /*
  * Opens end `end` (0 or 1) of the pipe `name`, creating the pipe if `mode` allows;
  * cfg as for queues (capacity per direction). Returns 0, SHOAL_EBUSY if that end is
- * held by another live process, and the errors of shoal_queue_open.
+ * held by another live process (unless SHOAL_PIPE_TAKEOVER), and the errors of
+ * shoal_queue_open.
  */
 SHOAL_API int shoal_pipe_open(shoal_pipe **out, const char *name, int end, int mode,
                               const shoal_queue_config *cfg, const shoal_attr *attr);

@@ -61,7 +61,9 @@ SHOAL_API const char *shoal_queue_name(const shoal_queue *q);
 /*
  * Puts one message of len bytes (for a typed queue len must equal the type's size).
  * Returns 0, SHOAL_ETIMEDOUT, SHOAL_EAGAIN (try form, full), SHOAL_EMSGSIZE (len wrong
- * for a typed queue or over max_msg), SHOAL_ECLOSED.
+ * for a typed queue or over max_msg), SHOAL_ECLOSED, SHOAL_EBUSY (more processes use
+ * the queue than its table of users holds). The try form never waits, whatever state
+ * a damaged segment's slots are in.
  */
 SHOAL_API int shoal_queue_put(shoal_queue *q, const void *msg, size_t len,
                               shoal_duration timeout);
@@ -70,7 +72,9 @@ SHOAL_API int shoal_queue_try_put(shoal_queue *q, const void *msg, size_t len);
 /*
  * Gets the oldest message into buf (cap bytes); *len receives its size.
  * Returns 0, SHOAL_ETIMEDOUT, SHOAL_EAGAIN (try form, empty), SHOAL_EEOF (shut down and
- * drained), SHOAL_EMSGSIZE (cap too small: the message stays queued, *len says how big).
+ * drained), SHOAL_EMSGSIZE (cap too small: the message stays queued, *len says how big),
+ * SHOAL_ECORRUPT (the next message records more bytes than the queue's max_msg: the
+ * segment was damaged; nothing is copied and the message stays), SHOAL_EBUSY (as put).
  */
 SHOAL_API int shoal_queue_get(shoal_queue *q, void *buf, size_t cap, size_t *len,
                               shoal_duration timeout);
@@ -99,7 +103,8 @@ SHOAL_API int shoal_queue_commit(shoal_queue *q, void *slot, size_t len);
 /*
  * Zero-copy consumer side: shoal_queue_peek() returns the next message in place;
  * shoal_queue_release() frees its slot. Until released, the message belongs to this
- * consumer; if it dies, the message is delivered to another consumer.
+ * consumer; if it dies, the message is delivered to another consumer. peek returns
+ * as get does (SHOAL_ECORRUPT included), without SHOAL_EMSGSIZE.
  */
 SHOAL_API int shoal_queue_peek(shoal_queue *q, const void **msg, size_t *len,
                                shoal_duration timeout);
