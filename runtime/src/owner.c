@@ -124,12 +124,13 @@ void shoal__user_unregister(shoal__seg *seg)
 {
     if (seg->user_slot < 0 || seg->owner_pid != shoal__self_pid())
         return; /* not registered by this process (an inherited, unused handle) */
+    /* Unlock first: a slot that looks free must be lockable by its next user. */
+    byte_lock(seg->fd, seg->user_slot, F_UNLCK);
     _Atomic uint64_t *id = &seg->hdr->users[seg->user_slot].id;
     uint64_t cur = atomic_load(id);
     if (id_pid(cur) == seg->owner_pid &&
         (id_gen(cur) & GEN_MASK) == seg->owner >> SLOT_BITS)
         atomic_compare_exchange_strong(id, &cur, cur & ~(uint64_t)UINT32_MAX);
-    byte_lock(seg->fd, seg->user_slot, F_UNLCK);
     seg->user_slot = -1;
     seg->owner = 0;
 }

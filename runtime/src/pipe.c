@@ -3,7 +3,7 @@
  *
  * Payload: a control block with one line per end (its holders and a closed flag),
  * then ring 0 (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings
- * are those of queue.c, so a process killed in the middle of a send or receive leaves
+ * are those of ring.c, so a process killed in the middle of a send or receive leaves
  * the ring usable, and the MPMC rings (the default) let several processes use one end
  * at once.
  *
@@ -23,9 +23,11 @@
  *
  * The holders that count are the plain ones and the tentative ones whose parent
  * handed the end. Closing a handle removes a plain entry and marks the end closed; a
- * handed entry stays (the children hold the end). Opening an end by name is refused
- * with SHOAL_EBUSY while another process's holder counts and is alive, unless the
- * opener asks to join the holders (SHOAL_PIPE_TAKEOVER); it forgets dead holders.
+ * handed entry stays (the children hold the end); a tentative one goes without
+ * marking anything (a child letting go of a handle it inherited and never used). Opening
+ * an end by name is refused with SHOAL_EBUSY while another process's holder counts and is
+ * alive, unless the opener asks to join the holders (SHOAL_PIPE_TAKEOVER); it forgets
+ * dead holders.
  *
  * The peer's state, decided from its end's entries when a call would wait (once per
  * sleep slice), every 64 sends and after a close: while a counting holder is alive
@@ -164,6 +166,8 @@ static void let_go(shoal_pipe *p)
         if (v & HANDED)
             return;
         atomic_compare_exchange_strong(mine, &v, 0);
+        if (v & TENTATIVE)
+            return; /* an inherited handle never used here: only the handle goes */
     }
     atomic_store(&e->closed, 1);
     shoal__ring_wake_all(&p->tx);

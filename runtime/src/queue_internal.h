@@ -7,7 +7,7 @@
  * direction. Two algorithms share the layout of the header:
  *
  *  - multi-producer multi-consumer (MPMC): a bounded queue with a state word per slot
- *    (see queue.c) that records which process reserved or claimed it, so a process
+ *    (see ring.c) that records which process reserved or claimed it, so a process
  *    killed between reserving and committing, or between claiming and releasing, is
  *    detected and its slot recycled or its message delivered to someone else;
  *  - single-producer single-consumer (SPSC): a bare ring with head and tail indexes on
@@ -33,7 +33,7 @@ typedef struct shoal__ring_geom {
     uint32_t elem_size; /* typed: the element size; variable-size: 0 */
 } shoal__ring_geom;
 
-struct shoal__ringhdr; /* in shared memory; see queue.c */
+struct shoal__ringhdr; /* in shared memory; see ring.c */
 struct shoal__ring;
 struct shoal__ring_hook;
 
