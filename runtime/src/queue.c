@@ -1213,11 +1213,14 @@ int shoal__ring_inspect(const shoal__ring *r, size_t max,
     uint64_t hd = atomic_load(&r->h->head);
     uint64_t t = atomic_load(&r->h->tail) & ~TAIL_SEAL;
     size_t shown = 0;
-    for (uint64_t pos = hd; pos < t && shown < max; pos++) {
+    /* At most one lap: garbage indexes must not make this loop or repeat messages. */
+    for (uint64_t pos = hd; pos < t && pos - hd < r->g.capacity && shown < max; pos++) {
         long len;
         if (is_spsc(r)) {
             const unsigned char *slot = slot_at(r, pos);
             len = (long)sp_len(r, slot);
+            if ((size_t)len > r->g.max_msg)
+                continue; /* a damaged length */
             memcpy(buf, slot + r->g.data_off, (size_t)len);
         } else {
             len = mc_copy_committed(r, pos, buf);

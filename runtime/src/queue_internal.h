@@ -123,4 +123,16 @@ unsigned shoal__q_fork_gen(void);
  * when it does not exist at all. */
 bool shoal__q_alive(int32_t pid, uint64_t start);
 
+/* ---- inspection of a pipe (pipe.c) ---------------------------------------------- */
+
+/* One end of a pipe as an inspector sees it. */
+typedef struct shoal__pipe_end_view {
+    bool opened, alive, closed;
+    int32_t pid;
+} shoal__pipe_end_view;
+/* Validates an open pipe segment and attaches its rings (ring[i] carries what end i
+ * sends) without taking an end; describes both ends. Returns 0 or SHOAL_ECORRUPT. */
+int shoal__pipe_view(const shoal__seg *seg, shoal__ring ring[2],
+                     shoal__pipe_end_view end[2]);
+
 #endif
