@@ -37,10 +37,11 @@
 struct shoal_inspect {
     shoal__seg *seg;
     char *root, *domain; /* copies of the caller's attr, for opening elements */
-    int type_rc;         /* 1: not decoded yet */
+    bool type_ok;        /* type holds the validated element type */
     shoal_type *decoded; /* the descriptor's type tree (malloc'ed), or NULL */
     shoal_type type;     /* the element type shown by shoal_inspect_type */
-    int rings_rc;        /* 1: not attached yet */
+    bool rings_ok;       /* ring[] are attached (a failure is retried, so that each
+                          * call reports its own detail message) */
     int nrings;
     shoal__ring ring[2];
     shoal__pipe_end_view end[2];
@@ -97,7 +98,6 @@ int shoal_inspect_open(shoal_inspect **out, const char *name, const shoal_attr *
     bool failed = false;
     in->root = dup_or_null(attr ? attr->root : NULL, &failed);
     in->domain = dup_or_null(attr ? attr->domain : NULL, &failed);
-    in->type_rc = in->rings_rc = 1;
     shoal_attr a = {.root = in->root, .domain = in->domain};
     int rc = failed ? shoal__err(SHOAL_ENOMEM, "inspect: out of memory")
                     : shoal__seg_open(&in->seg, name, SHOAL_OPEN, NULL, &a);
@@ -287,11 +287,11 @@ int shoal_inspect_sync_get(shoal_inspect *in, shoal_inspect_sync *out)
 
 /* ---- channels ---------------------------------------------------------------------- */
 
-/* Attaches the rings once; 0 or the error (remembered). */
+/* Attaches the rings (once they are, for good). Returns 0 or the error. */
 static int rings_attach(shoal_inspect *in)
 {
-    if (in->rings_rc != 1)
-        return in->rings_rc;
+    if (in->rings_ok)
+        return 0;
     shoal__seg *seg = in->seg;
     shoal__ring_geom g;
     int rc;
@@ -306,7 +306,8 @@ static int rings_attach(shoal_inspect *in)
     } else {
         return wrong_kind(in, "messages");
     }
-    return in->rings_rc = rc;
+    in->rings_ok = rc == 0;
+    return rc;
 }
 
 int shoal_inspect_rings(shoal_inspect *in)
@@ -444,10 +445,14 @@ int shoal_inspect_type(shoal_inspect *in, const shoal_type **out)
 {
     CHECK_HANDLE(in, out);
     *out = NULL;
-    if (in->type_rc == 1)
-        in->type_rc = type_decode(in);
-    if (in->type_rc)
-        return in->type_rc;
+    if (!in->type_ok) {
+        free(in->decoded);
+        in->decoded = NULL;
+        int rc = type_decode(in);
+        if (rc)
+            return rc;
+        in->type_ok = true;
+    }
     *out = &in->type;
     return 0;
 }
