@@ -3,6 +3,7 @@
  * collected first so that each column is as wide as its widest entry: generated
  * (anonymous) names and long kinds such as "bounded-semaphore" keep the table aligned.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +65,26 @@ static const char *name_col(const shoal_object_info *info)
     return info->name;
 }
 
+/* Width of the widest number among the rows' counts (bytes: file sizes). */
+static int widest_number(const struct rows *r, int min, bool bytes)
+{
+    int w = min;
+    for (size_t i = 0; i < r->n; i++) {
+        const shoal_object_info *info = &r->v[i];
+        int k = snprintf(NULL, 0, "%llu",
+                         (unsigned long long)(bytes ? info->file_size : info->count));
+        w = k > w ? k : w;
+    }
+    return w;
+}
+
 static void print_table(const struct rows *r)
 {
     int wn = widest(r, "NAME", name_col), wk = widest(r, "KIND", kind_col),
-        wt = widest(r, "TYPE", type_col);
-    printf("%-*s  %-*s  %-*s  %10s  %10s  %5s  %8s\n", wn, "NAME", wk, "KIND", wt, "TYPE",
-           "COUNT", "BYTES", "USERS", "CREATOR");
+        wt = widest(r, "TYPE", type_col), wc = widest_number(r, 5, false),
+        wb = widest_number(r, 8, true);
+    printf("%-*s  %-*s  %-*s  %*s  %*s  %5s  %8s\n", wn, "NAME", wk, "KIND", wt, "TYPE",
+           wc, "COUNT", wb, "BYTES", "USERS", "CREATOR");
     for (size_t i = 0; i < r->n; i++) {
         const shoal_object_info *info = &r->v[i];
         if (info->status) {
@@ -77,9 +92,9 @@ static void print_table(const struct rows *r)
                    shoal_strerror(info->status));
             continue;
         }
-        printf("%-*s  %-*s  %-*s  %10llu  %10llu  %5d  %8d%s\n", wn, info->name, wk,
-               kind_col(info), wt, type_col(info), (unsigned long long)info->count,
-               (unsigned long long)info->file_size, info->users, info->creator_pid,
+        printf("%-*s  %-*s  %-*s  %*llu  %*llu  %5d  %8d%s\n", wn, info->name, wk,
+               kind_col(info), wt, type_col(info), wc, (unsigned long long)info->count,
+               wb, (unsigned long long)info->file_size, info->users, info->creator_pid,
                info->anonymous ? "  anonymous" : "");
     }
 }
