@@ -12,7 +12,9 @@
  *
  * The checked-in corpus (corpus/, made by make_corpus) holds a small valid segment of
  * each kind and damaged ones, so the fuzzer starts from files that pass the header
- * checks and mutates their payloads.
+ * checks and mutates their payloads. A longer run, keeping its finds out of the tree:
+ *
+ *   sh tests/fuzz/run.sh build/tests/fuzz/fuzz_segment tests/fuzz/corpus 600 WORKDIR
  */
 #include <fcntl.h>
 #include <stdint.h>
