@@ -11,8 +11,12 @@
  * nothing may crash, read or write out of bounds, or wait.
  *
  * The checked-in corpus (corpus/, made by make_corpus) holds a small valid segment of
- * each kind and damaged ones, so the fuzzer starts from files that pass the header
- * checks and mutates their payloads. A longer run, keeping its finds out of the tree:
+ * each kind and damaged ones. A mutated header fails its checksum, so most header
+ * mutations would only test the checksum: an input whose header has bit 0 of the
+ * unused word after owner_died set (as every seed has) gets its checksum recomputed
+ * first, as a hostile writer would, so that mutated header fields reach the checks
+ * behind the checksum; inputs without the bit test the checksum itself. A longer run,
+ * keeping its finds out of the tree:
  *
  *   sh tests/fuzz/run.sh build/tests/fuzz/fuzz_segment tests/fuzz/corpus 600 WORKDIR
  */
@@ -24,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal.h" /* the header's layout, to recompute its checksum */
 #include "shoal.h"
 
 #define NAME  "f"
@@ -57,6 +62,20 @@ static void setup(void)
     unsetenv("SHOAL_DOMAIN");
     shoal_set_spin_ns(0);
     atexit(remove_root);
+}
+
+/* The input, its header checksum recomputed when it asks for it. */
+static const uint8_t *as_written(const uint8_t *data, size_t size)
+{
+    static _Alignas(8) uint8_t copy[1 << 20];
+    struct shoal__header *h = (struct shoal__header *)copy;
+    if (size < sizeof(*h) || size > sizeof(copy))
+        return data;
+    memcpy(copy, data, size);
+    if (h->pad & 1)
+        h->checksum =
+            shoal_fnv1a(SHOAL_FNV_OFFSET, h, offsetof(struct shoal__header, checksum));
+    return copy;
 }
 
 static void write_file(const uint8_t *data, size_t size)
@@ -313,6 +332,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Each kind starts from the input as given (an operation may change the file, and
      * the last user's close of an anonymous object removes it). */
     shoal_queue_config typed = {.type = shoal_typecode('q')}, bytes = {.max_msg = 40};
+    data = as_written(data, size);
     write_file(data, size);
     fuzz_value();
     write_file(data, size);

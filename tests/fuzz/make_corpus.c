@@ -33,9 +33,15 @@ static void die(const char *what, int rc)
             die(#expr, rc_);                                                             \
     } while (0)
 
-/* Copies the segment `name` to OUTDIR/<as>. */
+/* Copies the segment `name` to OUTDIR/<as>, with bit 0 of the header's unused word
+ * after owner_died set: the fuzz target then recomputes the checksum of mutated
+ * headers (see fuzz_segment.c). */
 static void save(const char *name, const char *as)
 {
+    sf_page p;
+    sf_read_page(name, &p);
+    p.h.pad |= 1;
+    sf_write(name, 0, &p, sizeof(p));
     char from[512], to[512];
     sf_path(from, sizeof(from), name);
     snprintf(to, sizeof(to), "%s/%s", outdir, as);

@@ -311,7 +311,7 @@ static void test_damaged_descriptor(void **state)
     const shoal_type *ty;
     assert_int_equal(shoal_inspect_type(in, &ty), SHOAL_ECORRUPT);
     assert_non_null(strstr(shoal_errdetail(), "value \"dtick\": layout descriptor"));
-    struct tick got;
+    struct tick got = t;
     assert_int_equal(shoal_inspect_elements(in, 0, &got, 1), SHOAL_ECORRUPT);
     char text[64];
     T_OK(shoal_inspect_format(in, &got, sizeof(got), text, sizeof(text)));
