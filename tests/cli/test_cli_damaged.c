@@ -21,49 +21,18 @@ static void inspect_exits(const char *name, int want)
 static void test_empty_payload_every_kind(void **state)
 {
     (void)state;
-    shoal_lock *lk;
-    shoal_sem *sem;
-    shoal_barrier *b;
-    shoal_event *ev;
-    shoal_cond *c;
-    shoal_value *v;
-    shoal_array *a;
-    shoal_queue *q;
-    shoal_pipe *p0, *p1;
     shoal_queue_config cfg = {.max_msg = 32, .capacity = 4};
-    T_OK(shoal_lock_open(&lk, "e-lock", SHOAL_CREATE, NULL));
-    T_OK(shoal_sem_open(&sem, "e-sem", SHOAL_CREATE, 1, NULL));
-    T_OK(shoal_barrier_open(&b, "e-barrier", SHOAL_CREATE, 2, NULL));
-    T_OK(shoal_event_open(&ev, "e-event", SHOAL_CREATE, NULL));
-    T_OK(shoal_cond_open(&c, "e-cond", SHOAL_CREATE, NULL));
-    T_OK(shoal_value_open(&v, "e-value", SHOAL_CREATE, shoal_typecode('i'), NULL, NULL));
-    T_OK(shoal_array_open(&a, "e-array", SHOAL_CREATE, shoal_typecode('d'), 3, NULL,
-                          NULL));
-    T_OK(shoal_queue_open(&q, "e-queue", SHOAL_CREATE, &cfg, NULL));
-    T_OK(shoal_pipe_pair(&p0, &p1, "e-pipe", &cfg, NULL));
-    /* Closed before the files are cut: a mapping past a file's end faults. */
-    shoal_lock_close(lk);
-    shoal_sem_close(sem);
-    shoal_barrier_close(b);
-    shoal_event_close(ev);
-    shoal_cond_close(c);
-    shoal_value_close(v);
-    shoal_array_close(a);
-    shoal_queue_close(q);
-    shoal_pipe_close(p0);
-    shoal_pipe_close(p1);
-    const char *names[] = {"e-lock",  "e-sem",   "e-barrier", "e-event", "e-cond",
-                           "e-value", "e-array", "e-queue",   "e-pipe"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        sf_make_empty(names[i]);
-        inspect_exits(names[i], 1);
+    T_OK(sf_make_each_kind(&cfg));
+    for (size_t i = 0; i < SF_EACH_KIND; i++) {
+        sf_make_empty(sf_each_kind[i]);
+        inspect_exits(sf_each_kind[i], 1);
         ASSERT_OUT_HAS("(corrupt)");
         ASSERT_OUT_HAS("kind  "); /* the header is still shown */
     }
     assert_int_equal(run_cli("ls"), 0);
     ASSERT_OUT_HAS("e-array");
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        T_OK(shoal_unlink(names[i], NULL));
+    for (size_t i = 0; i < SF_EACH_KIND; i++)
+        T_OK(shoal_unlink(sf_each_kind[i], NULL));
 }
 
 /* Defect 1: elem_size 0 (checksum valid) and a damaged layout descriptor. */

@@ -119,4 +119,58 @@ static inline long sf_find_change(const char *name, const unsigned char *before,
     return at;
 }
 
+/* The objects sf_make_each_kind makes: one of each kind that has a payload. */
+__attribute__((unused)) static const char *const sf_each_kind[] = {
+    "e-lock",  "e-sem",   "e-barrier", "e-event", "e-cond",
+    "e-value", "e-array", "e-queue",   "e-pipe"};
+#define SF_EACH_KIND (sizeof(sf_each_kind) / sizeof(sf_each_kind[0]))
+
+/* Creates the objects named in sf_each_kind (queue and pipe with cfg) and closes
+ * them, so their files can be cut: an access to a mapping past the end of its file
+ * faults. Returns 0 or the first error. */
+static inline int sf_make_each_kind(const shoal_queue_config *cfg)
+{
+    shoal_lock *lk;
+    shoal_sem *sem;
+    shoal_barrier *b;
+    shoal_event *ev;
+    shoal_cond *c;
+    shoal_value *v;
+    shoal_array *a;
+    shoal_queue *q;
+    shoal_pipe *p0, *p1;
+    int rc;
+    if ((rc = shoal_rlock_open(&lk, "e-lock", SHOAL_CREATE, NULL)))
+        return rc;
+    shoal_lock_close(lk);
+    if ((rc = shoal_sem_open(&sem, "e-sem", SHOAL_CREATE, 1, NULL)))
+        return rc;
+    shoal_sem_close(sem);
+    if ((rc = shoal_barrier_open(&b, "e-barrier", SHOAL_CREATE, 2, NULL)))
+        return rc;
+    shoal_barrier_close(b);
+    if ((rc = shoal_event_open(&ev, "e-event", SHOAL_CREATE, NULL)))
+        return rc;
+    shoal_event_close(ev);
+    if ((rc = shoal_cond_open(&c, "e-cond", SHOAL_CREATE, NULL)))
+        return rc;
+    shoal_cond_close(c);
+    if ((rc = shoal_value_open(&v, "e-value", SHOAL_CREATE, shoal_typecode('i'), NULL,
+                               NULL)))
+        return rc;
+    shoal_value_close(v);
+    if ((rc = shoal_array_open(&a, "e-array", SHOAL_CREATE, shoal_typecode('d'), 3, NULL,
+                               NULL)))
+        return rc;
+    shoal_array_close(a);
+    if ((rc = shoal_queue_open(&q, "e-queue", SHOAL_CREATE, cfg, NULL)))
+        return rc;
+    shoal_queue_close(q);
+    if ((rc = shoal_pipe_pair(&p0, &p1, "e-pipe", cfg, NULL)))
+        return rc;
+    shoal_pipe_close(p0);
+    shoal_pipe_close(p1);
+    return 0;
+}
+
 #endif

@@ -382,41 +382,12 @@ static void test_descriptor_bomb(void **state)
 static void test_empty_payload(void **state)
 {
     (void)state;
-    shoal_lock *lk;
-    shoal_sem *sem;
-    shoal_barrier *b;
-    shoal_event *ev;
-    shoal_cond *c;
-    shoal_value *v;
-    shoal_array *a;
-    shoal_queue *q;
-    shoal_pipe *p0, *p1;
     shoal_queue_config cfg = {.type = shoal_typecode('q'), .capacity = 4};
-    T_OK(shoal_rlock_open(&lk, "e-lock", SHOAL_CREATE, NULL));
-    T_OK(shoal_sem_open(&sem, "e-sem", SHOAL_CREATE, 1, NULL));
-    T_OK(shoal_barrier_open(&b, "e-barrier", SHOAL_CREATE, 2, NULL));
-    T_OK(shoal_event_open(&ev, "e-event", SHOAL_CREATE, NULL));
-    T_OK(shoal_cond_open(&c, "e-cond", SHOAL_CREATE, NULL));
-    T_OK(shoal_value_open(&v, "e-value", SHOAL_CREATE, shoal_typecode('i'), NULL, NULL));
-    T_OK(shoal_array_open(&a, "e-array", SHOAL_CREATE, shoal_typecode('d'), 3, NULL,
-                          NULL));
-    T_OK(shoal_queue_open(&q, "e-queue", SHOAL_CREATE, &cfg, NULL));
-    T_OK(shoal_pipe_pair(&p0, &p1, "e-pipe", &cfg, NULL));
-    shoal_lock_close(lk);
-    shoal_sem_close(sem);
-    shoal_barrier_close(b);
-    shoal_event_close(ev);
-    shoal_cond_close(c);
-    shoal_value_close(v);
-    shoal_array_close(a);
-    shoal_queue_close(q);
-    shoal_pipe_close(p0);
-    shoal_pipe_close(p1);
-    const char *names[] = {"e-lock",  "e-sem",   "e-barrier", "e-event", "e-cond",
-                           "e-value", "e-array", "e-queue",   "e-pipe"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        sf_make_empty(names[i]);
-        shoal_inspect *in = open_in(names[i]);
+    T_OK(sf_make_each_kind(&cfg));
+    for (size_t i = 0; i < SF_EACH_KIND; i++) {
+        const char *name = sf_each_kind[i];
+        sf_make_empty(name);
+        shoal_inspect *in = open_in(name);
         shoal_inspect_lock l;
         shoal_inspect_sync s;
         shoal_queue_stats st;
@@ -435,9 +406,9 @@ static void test_empty_payload(void **state)
                              shoal_inspect_ring_stats(in, 0, &st) == SHOAL_ECORRUPT ||
                              shoal_inspect_elements(in, 0, buf, 1) == SHOAL_ECORRUPT,
                          1);
-        assert_non_null(strstr(shoal_errdetail(), names[i]));
+        assert_non_null(strstr(shoal_errdetail(), name));
         shoal_inspect_close(in);
-        T_OK(shoal_unlink(names[i], NULL));
+        T_OK(shoal_unlink(name, NULL));
     }
 }
 
