@@ -150,6 +150,35 @@ static void test_inspect_bad_file(void **state)
     assert_int_equal(run_cli("rm junk"), 0);
 }
 
+static void test_inspect_pipe_and_condition(void **state)
+{
+    (void)state;
+    shoal_pipe *p0, *p1;
+    shoal_queue_config cfg = {.type = shoal_typecode('i'), .capacity = 4};
+    T_OK(shoal_pipe_pair(&p0, &p1, "duplex", &cfg, NULL));
+    int32_t x = 7;
+    T_OK(shoal_pipe_send(p0, &x, sizeof(x), SHOAL_NOWAIT));
+    T_OK(shoal_pipe_close(p1));
+    shoal_cond *c;
+    T_OK(shoal_cond_open(&c, "cv", SHOAL_CREATE, NULL));
+    assert_int_equal(run_cli("inspect duplex"), 0);
+    char line[128];
+    snprintf(line, sizeof(line), "end 0         held by pid %d (alive)\n", (int)getpid());
+    ASSERT_OUT_HAS(line);
+    snprintf(line, sizeof(line), "end 1         closed, last held by pid %d (alive)\n",
+             (int)getpid());
+    ASSERT_OUT_HAS(line);
+    ASSERT_OUT_HAS("end 0 -> 1    multi-producer multi-consumer, open, depth 1 of 4\n");
+    ASSERT_OUT_HAS("  [0]         7\n");
+    ASSERT_OUT_HAS("end 1 -> 0    multi-producer multi-consumer, open, depth 0 of 4\n");
+    assert_int_equal(run_cli("inspect cv"), 0);
+    ASSERT_OUT_HAS("kind          condition\n");
+    ASSERT_OUT_HAS("waiters       0\n");
+    shoal_pipe_close(p0);
+    shoal_cond_close(c);
+    assert_int_equal(run_cli("rm duplex cv"), 0);
+}
+
 /* The column where `word` starts in `line`, or -1. */
 static int column_of(const char *line, size_t len, const char *word)
 {
@@ -213,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_ls_inspect_rm_gc),
         cmocka_unit_test(test_inspect_queue),
         cmocka_unit_test(test_inspect_bad_file),
+        cmocka_unit_test(test_inspect_pipe_and_condition),
         cmocka_unit_test(test_ls_columns_aligned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
