@@ -20,7 +20,7 @@
  * can still be inspected: a queue whose ring indexes are garbage still has a header
  * and users.
  *
- * A typical session:
+ * Typical use:
  *
  *   shoal_inspect *in;
  *   shoal_inspect_header h;
