@@ -20,7 +20,10 @@
  *
  *   sh tests/fuzz/run.sh build/tests/fuzz/fuzz_segment tests/fuzz/corpus 600 WORKDIR
  */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,17 +40,48 @@
 static char root[64], path[128];
 static unsigned char buf[BUFSZ], buf2[BUFSZ];
 
+/* Removes a root made by setup(): <top>/default/<files>, then the directories. */
+static void remove_tree(const char *top)
+{
+    char dir[512], file[1024];
+    snprintf(dir, sizeof(dir), "%s/default", top);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(file, sizeof(file), "%s/%s", dir, e->d_name);
+            unlink(file);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+    rmdir(top);
+}
+
 static void remove_root(void)
 {
-    unlink(path);
-    char dir[96];
-    snprintf(dir, sizeof(dir), "%s/default", root);
-    rmdir(dir);
-    rmdir(root);
+    remove_tree(root);
+}
+
+/* libFuzzer may end the process without running atexit handlers (timeouts, crashes,
+ * some exits): the roots of fuzzing processes that are gone are removed here. */
+static void remove_stale_roots(void)
+{
+    DIR *d = opendir("/dev/shm");
+    char top[512];
+    int pid;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (sscanf(e->d_name, "shoal-fuzz-%d-", &pid) == 1 && pid > 0 &&
+            kill(pid, 0) != 0 && errno == ESRCH) {
+            snprintf(top, sizeof(top), "/dev/shm/%s", e->d_name);
+            remove_tree(top);
+        }
+    if (d)
+        closedir(d);
 }
 
 static void setup(void)
 {
+    remove_stale_roots();
     snprintf(root, sizeof(root), "/dev/shm/shoal-fuzz-%d-XXXXXX", (int)getpid());
     if (!mkdtemp(root)) {
         perror("mkdtemp");
