@@ -9,6 +9,8 @@ packages=(
     protobuf-compiler libprotobuf-dev libprotoc-dev
     libprotobuf-c-dev protobuf-c-compiler
     libnng-dev liburing-dev
+    # the fuzz target (tests/fuzz): clang with libFuzzer and the sanitizers
+    clang libclang-rt-14-dev
     python3 python3-pip python3-setuptools python3-wheel
     # peers measured side by side in bench/
     libzmq3-dev

@@ -11,5 +11,7 @@
 #include "shoal/value.h"
 #include "shoal/queue.h"
 #include "shoal/pipe.h"
+#include "shoal/inspect.h"
+#include "shoal/version.h"
 
 #endif

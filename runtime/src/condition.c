@@ -195,3 +195,8 @@ int shoal_cond_close(shoal_cond *cond)
         return rc;
     return shoal__prim_close(cond);
 }
+
+uint32_t shoal__cond_waiters(shoal_cond *cond)
+{
+    return check(cond, "state") ? 0 : atomic_load(&impl(cond)->waiters);
+}

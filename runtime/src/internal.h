@@ -309,4 +309,10 @@ int64_t shoal__extend(char c, uint64_t raw);
  * returns the previous raw bits. */
 uint64_t shoal__atomic_rmw(void *p, uint32_t size, int op, uint64_t arg);
 
+/* ---- what inspect.c reads of the primitives ---------------------------------------- */
+
+/* Processes that announced a wait on the condition (0 if it is not initialised: then
+ * the detail message says so). */
+uint32_t shoal__cond_waiters(shoal_cond *cond);
+
 #endif

@@ -15,8 +15,12 @@
  *                 u32(max_count) u32(max_len) [type, when kind is MESSAGE or UNION]
  *
  * Types used several times are written once and referred to by index. The decoder
- * trusts nothing: every length, offset and reference is checked, because the header
- * may be damaged.
+ * trusts nothing, because the header may be damaged or written by a hostile process:
+ * every length and reference is checked, a type must have a size and a power-of-two
+ * alignment of at most 64, each field must lie inside its struct, and the whole tree,
+ * expanded (a type referred to twice counts twice, a repeated struct field max_count
+ * times), must have at most MAX_WEIGHT fields, so that printing a value through it is
+ * bounded even when references make it exponentially large.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -29,6 +33,7 @@
 #define DESC_VERSION 1
 #define MAX_TYPES    256
 #define MAX_DEPTH    32
+#define MAX_WEIGHT   (1u << 20) /* fields of the expanded tree */
 
 int shoal_invalid(const char *fmt, ...)
 {
@@ -161,6 +166,7 @@ struct dec {
     char *names;
     size_t ntypes, nfields, nnames;
     bool done[MAX_TYPES];
+    uint64_t weight[MAX_TYPES]; /* fields of each type's expanded tree */
 };
 
 static bool take(struct dec *d, void *out, size_t k)
@@ -205,9 +211,11 @@ static const char *take_name(struct dec *d)
     return out;
 }
 
-static const shoal_type *take_type(struct dec *d, int depth);
+static const shoal_type *take_type(struct dec *d, int depth, uint64_t *weight);
 
-static void take_field(struct dec *d, shoal_field *f, int depth)
+/* Reads one field of a struct of `struct_size` bytes; adds its expanded weight. */
+static void take_field(struct dec *d, shoal_field *f, uint32_t struct_size, int depth,
+                       uint64_t *weight)
 {
     f->name = take_name(d);
     f->number = (uint32_t)take_le(d, 4);
@@ -217,15 +225,22 @@ static void take_field(struct dec *d, shoal_field *f, int depth)
     f->max_count = (uint32_t)take_le(d, 4);
     f->max_len = (uint32_t)take_le(d, 4);
     f->type = NULL;
-    if (f->kind < SHOAL_FIELD_INT8 || f->kind > SHOAL_FIELD_UNION)
+    if (f->kind < SHOAL_FIELD_INT8 || f->kind > SHOAL_FIELD_UNION ||
+        (uint64_t)f->offset + f->size > struct_size)
         d->bad = true;
-    if (f->kind == SHOAL_FIELD_MESSAGE || f->kind == SHOAL_FIELD_UNION)
-        f->type = take_type(d, depth + 1);
+    uint64_t w = 1;
+    if (f->kind == SHOAL_FIELD_MESSAGE || f->kind == SHOAL_FIELD_UNION) {
+        f->type = take_type(d, depth + 1, &w);
+        w *= f->max_count ? f->max_count : 1; /* at most 2^20 * 2^32: no overflow */
+    }
+    *weight += w < MAX_WEIGHT ? w : MAX_WEIGHT;
 }
 
-static const shoal_type *take_type(struct dec *d, int depth)
+/* Reads a type (or a reference to one); sets *weight to its expanded field count. */
+static const shoal_type *take_type(struct dec *d, int depth, uint64_t *weight)
 {
     unsigned tag = (unsigned)take_le(d, 1);
+    *weight = 1;
     if (d->bad || depth > MAX_DEPTH) {
         d->bad = true;
         return NULL;
@@ -238,6 +253,7 @@ static const shoal_type *take_type(struct dec *d, int depth)
             d->bad = true;
             return NULL;
         }
+        *weight = d->weight[idx];
         return d->types ? &d->types[idx] : NULL;
     }
     if (tag != 0 || d->ntypes == MAX_TYPES) {
@@ -252,13 +268,19 @@ static const shoal_type *take_type(struct dec *d, int depth)
     t->align = (uint32_t)take_le(d, 4);
     t->nfields = (uint32_t)take_le(d, 2);
     t->typecode = 0;
+    if (t->size == 0 || t->align == 0 || t->align > 64 || (t->align & (t->align - 1)))
+        d->bad = true;
     shoal_field *fields = d->fields ? d->fields + d->nfields : NULL;
     t->fields = fields;
     d->nfields += t->nfields;
+    uint64_t w = 1;
     for (uint32_t i = 0; i < t->nfields && !d->bad; i++) {
         shoal_field scratch_f;
-        take_field(d, fields ? &fields[i] : &scratch_f, depth);
+        take_field(d, fields ? &fields[i] : &scratch_f, t->size, depth, &w);
     }
+    if (w > MAX_WEIGHT)
+        d->bad = true;
+    d->weight[idx] = *weight = w;
     d->done[idx] = true;
     return d->types ? &d->types[idx] : NULL;
 }
@@ -272,7 +294,8 @@ int shoal__layout_decode(const unsigned char *desc, size_t n, shoal_type **out)
         take_le(&d, 1) != DESC_VERSION)
         return shoal__err(SHOAL_ECORRUPT, "layout descriptor: bad magic or version");
     size_t start = d.pos;
-    take_type(&d, 0);
+    uint64_t weight;
+    take_type(&d, 0, &weight);
     if (d.bad || d.ntypes == 0)
         return shoal__err(SHOAL_ECORRUPT, "layout descriptor: does not decode");
     size_t bytes =
@@ -284,7 +307,7 @@ int shoal__layout_decode(const unsigned char *desc, size_t n, shoal_type **out)
     f.types = (shoal_type *)block;
     f.fields = (shoal_field *)(block + d.ntypes * sizeof(shoal_type));
     f.names = (char *)(f.fields + d.nfields);
-    take_type(&f, 0);
+    take_type(&f, 0, &weight);
     *out = f.types;
     return 0;
 }

@@ -54,6 +54,38 @@ static inline int32_t word_tid(struct lock_impl *lk)
         atomic_load_explicit(shoal__mutex_word(&lk->m), memory_order_relaxed));
 }
 
+/* Initialises m robust, process-shared and of the normal type. Returns 0 or errno. */
+static int mutex_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int e = pthread_mutexattr_init(&a);
+    if (!e)
+        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!e)
+        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!e)
+        e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL);
+    if (!e)
+        e = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return e;
+}
+
+/* The kind glibc records for such a mutex. A lock whose bytes say another kind (a
+ * damaged segment, a hostile writer) is refused: glibc would treat it as a private or
+ * non-robust mutex, which its own holder can wait on forever. */
+static int mutex_kind(void)
+{
+    static _Atomic int kind = -1;
+    int k = atomic_load_explicit(&kind, memory_order_relaxed);
+    if (k < 0) {
+        pthread_mutex_t m;
+        k = mutex_init(&m) == 0 ? m.__data.__kind : 0;
+        atomic_store_explicit(&kind, k, memory_order_relaxed);
+    }
+    return k;
+}
+
 static int check(shoal_lock *lock, const char *op)
 {
     if (!lock)
@@ -61,6 +93,9 @@ static int check(shoal_lock *lock, const char *op)
     if (impl(lock)->magic != LOCK_MAGIC)
         return shoal__err(SHOAL_EINVAL, "%s: lock at %p is not initialised", op,
                           (void *)lock);
+    if (SHOAL_UNLIKELY(impl(lock)->m.__data.__kind != mutex_kind()))
+        return shoal__err(SHOAL_ECORRUPT, "%s: lock at %p is damaged (mutex kind %d)", op,
+                          (void *)lock, impl(lock)->m.__data.__kind);
     return 0;
 }
 
@@ -81,17 +116,7 @@ int shoal_lock_init(shoal_lock *lock, int recursive)
         return shoal__err(SHOAL_EINVAL, "lock init: lock is NULL");
     struct lock_impl *lk = impl(lock);
     memset(lock, 0, sizeof(*lock));
-    pthread_mutexattr_t a;
-    int e = pthread_mutexattr_init(&a);
-    if (!e)
-        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (!e)
-        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (!e)
-        e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL);
-    if (!e)
-        e = pthread_mutex_init(&lk->m, &a);
-    pthread_mutexattr_destroy(&a);
+    int e = mutex_init(&lk->m);
     if (e)
         return shoal__err(SHOAL_ESYS, "lock init: pthread mutex: %s", strerror(e));
     lk->recursive = recursive != 0;

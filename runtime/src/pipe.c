@@ -211,6 +211,44 @@ static int pipe_init_cb(shoal__seg *seg, void *arg)
     return 0;
 }
 
+/* Checks the payload of an open pipe segment of geometry g and attaches its two
+ * rings (ring[i] carries what end i sends). */
+static int pipe_rings(shoal__seg *seg, const shoal__ring_geom *g, shoal__ring ring[2])
+{
+    const struct pipe_ctl *ctl = (const struct pipe_ctl *)seg->payload;
+    size_t rb = shoal__ring_bytes(g);
+    if (seg->hdr->payload_size < CTL_BYTES + 2 * rb || ctl->magic != PIPE_MAGIC)
+        return shoal__err(SHOAL_ECORRUPT,
+                          "pipe \"%s\": payload fails validation (corrupt)", seg->name);
+    int rc;
+    for (int i = 0; i < 2; i++)
+        if ((rc = shoal__ring_attach(&ring[i], seg, seg->payload + CTL_BYTES + i * rb, rb,
+                                     g, "pipe", seg->name)))
+            return rc;
+    return 0;
+}
+
+int shoal__pipe_view(shoal__seg *seg, shoal__ring ring[2], shoal__pipe_end_view end[2])
+{
+    shoal__ring_geom g;
+    int rc;
+    if ((rc = shoal__ring_geom_of(seg, "pipe", &g)) || (rc = pipe_rings(seg, &g, ring)))
+        return rc;
+    /* A handle-less view: holders() reads only the segment and the control block. */
+    shoal_pipe view = {.seg = seg, .ctl = (struct pipe_ctl *)seg->payload};
+    for (int i = 0; i < 2; i++) {
+        const struct pipe_end *e = &view.ctl->end[i];
+        int32_t pid = 0, dead = 0;
+        end[i].opened = false;
+        for (int k = 0; k < SHOAL_MAX_USERS && !end[i].opened; k++)
+            end[i].opened = counts(e, atomic_load(&e->holder[k]));
+        end[i].alive = holders(&view, i, false, &pid, &dead) == 1;
+        end[i].pid = end[i].alive ? pid : dead > 0 ? dead : 0;
+        end[i].closed = atomic_load(&e->closed) != 0;
+    }
+    return 0;
+}
+
 /* Opens the segment and attaches the rings, without taking the end. */
 static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
                        const shoal_queue_config *cfg, const shoal_attr *attr)
@@ -243,25 +281,16 @@ static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
         free(p);
         return rc;
     }
-    const char *pn = p->seg->name;
-    size_t payload = p->seg->hdr->payload_size;
     p->ctl = (struct pipe_ctl *)p->seg->payload;
     p->end = end;
     p->hook = (shoal__ring_hook){peer_hook, p};
+    shoal__ring ring[2];
     if ((rc = shoal__ring_geom_of(p->seg, "pipe", &g)) ||
-        (rc = shoal__ring_check_cfg(&g, cfg, "pipe", pn)))
+        (rc = shoal__ring_check_cfg(&g, cfg, "pipe", p->seg->name)) ||
+        (rc = pipe_rings(p->seg, &g, ring)))
         goto fail;
-    size_t rb = shoal__ring_bytes(&g);
-    if (payload < CTL_BYTES + 2 * rb || p->ctl->magic != PIPE_MAGIC) {
-        rc = shoal__err(SHOAL_ECORRUPT, "pipe \"%s\": payload fails validation (corrupt)",
-                        pn);
-        goto fail;
-    }
-    unsigned char *ring[2] = {p->seg->payload + CTL_BYTES,
-                              p->seg->payload + CTL_BYTES + rb};
-    if ((rc = shoal__ring_attach(&p->tx, p->seg, ring[end], rb, &g, "pipe", pn)) ||
-        (rc = shoal__ring_attach(&p->rx, p->seg, ring[1 - end], rb, &g, "pipe", pn)))
-        goto fail;
+    p->tx = ring[end];
+    p->rx = ring[1 - end];
     p->seg->on_fork = hold_after_fork;
     p->seg->on_fork_arg = p;
     shoal__ring_set_hook(&p->tx, &p->hook);

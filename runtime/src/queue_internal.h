@@ -136,4 +136,15 @@ int shoal__ring_geom_of(const shoal__seg *seg, const char *what, shoal__ring_geo
 int shoal__ring_check_cfg(const shoal__ring_geom *g, const shoal_queue_config *cfg,
                           const char *what, const char *name);
 
+/* ---- inspection of a pipe (pipe.c) ---------------------------------------------- */
+
+/* One end of a pipe as an inspector sees it. */
+typedef struct shoal__pipe_end_view {
+    bool opened, alive, closed;
+    int32_t pid;
+} shoal__pipe_end_view;
+/* Validates an open pipe segment and attaches its rings (ring[i] carries what end i
+ * sends) without taking an end; describes both ends. Returns 0 or SHOAL_ECORRUPT. */
+int shoal__pipe_view(shoal__seg *seg, shoal__ring ring[2], shoal__pipe_end_view end[2]);
+
 #endif

@@ -1,26 +1,5 @@
 /* test_cli.c — the `shoal` command: ls, inspect, rm, gc, --help and exit codes. */
-#include "testutil.h"
-
-static char out[16384];
-
-/* Runs `shoal <args>`, capturing stdout+stderr into out; returns the exit code. */
-static int run_cli(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", SHOAL_CLI_PATH, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-#define ASSERT_OUT_HAS(s)                                                                \
-    do {                                                                                 \
-        if (!strstr(out, (s)))                                                           \
-            fail_msg("output lacks \"%s\":\n%s", (s), out);                              \
-    } while (0)
+#include "clirun.h"
 
 static int hold_lock_and_die(void *arg)
 {
@@ -171,6 +150,90 @@ static void test_inspect_bad_file(void **state)
     assert_int_equal(run_cli("rm junk"), 0);
 }
 
+static void test_inspect_pipe_and_condition(void **state)
+{
+    (void)state;
+    shoal_pipe *p0, *p1;
+    shoal_queue_config cfg = {.type = shoal_typecode('i'), .capacity = 4};
+    T_OK(shoal_pipe_pair(&p0, &p1, "duplex", &cfg, NULL));
+    int32_t x = 7;
+    T_OK(shoal_pipe_send(p0, &x, sizeof(x), SHOAL_NOWAIT));
+    T_OK(shoal_pipe_close(p1));
+    shoal_cond *c;
+    T_OK(shoal_cond_open(&c, "cv", SHOAL_CREATE, NULL));
+    assert_int_equal(run_cli("inspect duplex"), 0);
+    char line[128];
+    snprintf(line, sizeof(line), "end 0         held by pid %d (alive)\n", (int)getpid());
+    ASSERT_OUT_HAS(line);
+    snprintf(line, sizeof(line), "end 1         closed, last held by pid %d (alive)\n",
+             (int)getpid());
+    ASSERT_OUT_HAS(line);
+    ASSERT_OUT_HAS("end 0 -> 1    multi-producer multi-consumer, open, depth 1 of 4\n");
+    ASSERT_OUT_HAS("  [0]         7\n");
+    ASSERT_OUT_HAS("end 1 -> 0    multi-producer multi-consumer, open, depth 0 of 4\n");
+    assert_int_equal(run_cli("inspect cv"), 0);
+    ASSERT_OUT_HAS("kind          condition\n");
+    ASSERT_OUT_HAS("waiters       0\n");
+    shoal_pipe_close(p0);
+    shoal_cond_close(c);
+    assert_int_equal(run_cli("rm duplex cv"), 0);
+}
+
+/* The column where `word` starts in `line`, or -1. */
+static int column_of(const char *line, size_t len, const char *word)
+{
+    for (size_t i = 0; i + strlen(word) <= len; i++)
+        if (!strncmp(line + i, word, strlen(word)) && (i == 0 || line[i - 1] == ' '))
+            return (int)i;
+    return -1;
+}
+
+/* Defect: columns broke for long kinds and names (every anonymous name is long). */
+static void test_ls_columns_aligned(void **state)
+{
+    (void)state;
+    shoal_sem *bs;
+    shoal_event *ev;
+    shoal_value *anon, *c;
+    shoal_attr a = {.domain = "columns"};
+    T_OK(shoal_bsem_open(&bs, "a-rather-long-object-name-for-the-ls-table", SHOAL_CREATE,
+                         1, &a));
+    T_OK(shoal_event_open(&ev, "ev", SHOAL_CREATE, &a));
+    T_OK(shoal_value_open(&anon, NULL, SHOAL_CREATE, shoal_typecode('d'), NULL, &a));
+    char ch = 'a';
+    T_OK(shoal_value_open(&c, "letter", SHOAL_CREATE, shoal_typecode('c'), &ch, &a));
+    assert_int_equal(run_cli("ls --domain columns"), 0);
+    /* Every row's kind and type start in the header's KIND and TYPE columns. */
+    const char *line = out, *nl = strchr(line, '\n');
+    assert_non_null(nl);
+    int kind_col = column_of(line, (size_t)(nl - line), "KIND");
+    int type_col = column_of(line, (size_t)(nl - line), "TYPE");
+    assert_true(kind_col > 0 && type_col > kind_col);
+    int rows = 0;
+    const char *kinds[] = {"bounded-semaphore", "event", "value"};
+    for (line = nl + 1; (nl = strchr(line, '\n')); line = nl + 1, rows++) {
+        int k = -1;
+        for (int i = 0; i < 3 && k < 0; i++)
+            k = column_of(line, (size_t)(nl - line), kinds[i]);
+        if (k != kind_col)
+            fail_msg("kind not in its column (%d, header %d):\n%s", k, kind_col, out);
+        if (line[type_col - 1] != ' ' || line[type_col] == ' ')
+            fail_msg("type not in its column %d:\n%s", type_col, out);
+    }
+    assert_int_equal(rows, 4);
+    /* inspect prints values with the library's printer: a char as the library does. */
+    assert_int_equal(run_cli("inspect --domain columns letter"), 0);
+    ASSERT_OUT_HAS("value         \"a\"\n");
+    shoal_value_close(c);
+    shoal_value_close(anon);
+    shoal_event_close(ev);
+    shoal_sem_close(bs);
+    assert_int_equal(
+        run_cli(
+            "rm --domain columns a-rather-long-object-name-for-the-ls-table ev letter"),
+        0);
+}
+
 int main(void)
 {
     t_setup_root();
@@ -179,6 +242,8 @@ int main(void)
         cmocka_unit_test(test_ls_inspect_rm_gc),
         cmocka_unit_test(test_inspect_queue),
         cmocka_unit_test(test_inspect_bad_file),
+        cmocka_unit_test(test_inspect_pipe_and_condition),
+        cmocka_unit_test(test_ls_columns_aligned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
