@@ -11,5 +11,6 @@
 #include "shoal/value.h"
 #include "shoal/queue.h"
 #include "shoal/pipe.h"
+#include "shoal/loop.h"
 
 #endif

@@ -1,0 +1,748 @@
+/*
+ * loop_suite.c — the event loop, on the engine $SHOAL_LOOP_ENGINE names (CTest runs
+ * this program once per engine): shared-memory sources woken by other processes,
+ * timers, descriptors, posted callbacks, stopping, removal from callbacks, dead peers,
+ * and the fallback to epoll when a seccomp filter refuses io_uring.
+ *
+ * The shared-memory sources here are raw futex words ("chan"): a counter of messages
+ * sent, a futex word and a sleeper count, in memory shared with forked producers —
+ * the waitable contract of wait.h without any shoal object around it.
+ */
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "testutil.h"
+
+#include "loop_internal.h"
+
+/* ---- a raw futex channel ------------------------------------------------------------
+ */
+
+struct chan {
+    _Atomic uint32_t word;     /* bumped at every send */
+    _Atomic uint32_t sleepers; /* loops that armed it */
+    _Atomic uint64_t sent;
+    _Atomic uint64_t got; /* taken by the consumer */
+    _Atomic int dead;     /* the producer "died": check() says so */
+    _Atomic int calls;    /* callbacks run */
+};
+
+static int chan_ready(void *o)
+{
+    struct chan *c = o;
+    return atomic_load(&c->sent) > atomic_load(&c->got);
+}
+
+static void chan_arm(void *o)
+{
+    atomic_fetch_add(&((struct chan *)o)->sleepers, 1);
+}
+
+static void chan_disarm(void *o)
+{
+    atomic_fetch_sub(&((struct chan *)o)->sleepers, 1);
+}
+
+static int chan_check(void *o)
+{
+    return atomic_load(&((struct chan *)o)->dead) ? SHOAL_EPEERDEAD : 0;
+}
+
+static void chan_send(struct chan *c)
+{
+    atomic_fetch_add(&c->sent, 1);
+    atomic_fetch_add(&c->word, 1);
+    if (atomic_load(&c->sleepers))
+        shoal__futex_wake(&c->word, INT_MAX);
+}
+
+static shoal__waitable chan_waitable(struct chan *c, bool with_check)
+{
+    shoal__waitable w = {.word = &c->word,
+                         .ready = chan_ready,
+                         .arm = chan_arm,
+                         .disarm = chan_disarm,
+                         .check = with_check ? chan_check : NULL,
+                         .obj = c};
+    return w;
+}
+
+/* A callback that takes every message there is. */
+static void take_all(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s;
+    struct chan *c = arg;
+    assert_int_equal(ev, SHOAL_LOOP_READABLE);
+    atomic_store(&c->got, atomic_load(&c->sent));
+    atomic_fetch_add(&c->calls, 1);
+}
+
+static shoal_loop *new_loop(void)
+{
+    shoal_loop *l = NULL;
+    T_OK(shoal_loop_create(&l));
+    const char *want = getenv("SHOAL_LOOP_ENGINE");
+    if (want && *want)
+        assert_string_equal(shoal_loop_engine(l), want);
+    return l;
+}
+
+/* Runs the loop until *done(arg) or the time limit; fails the test on the limit. */
+static void run_until(shoal_loop *l, bool (*done)(void *), void *arg, int64_t limit_ms)
+{
+    int64_t end = shoal__now_ns() + limit_ms * 1000000;
+    while (!done(arg)) {
+        assert_true(shoal__now_ns() < end);
+        int r = shoal_loop_run_once(l, SHOAL_MS(100));
+        assert_true(r >= 0);
+    }
+}
+
+/* ---- processes feeding channels -----------------------------------------------------
+ */
+
+struct feed {
+    struct chan *chans;
+    int nchans;
+    int first, step; /* the channels this producer feeds: first, first+step, ... */
+    int per_chan;    /* messages per channel */
+    int pause_us;    /* between messages, to make the loop fall asleep */
+};
+
+static int feeder(void *arg)
+{
+    struct feed *f = arg;
+    for (int k = 0; k < f->per_chan; k++)
+        for (int i = f->first; i < f->nchans; i += f->step) {
+            chan_send(&f->chans[i]);
+            if (f->pause_us)
+                usleep((useconds_t)f->pause_us);
+        }
+    return 0;
+}
+
+struct all_got {
+    struct chan *chans;
+    int n;
+    uint64_t want;
+};
+
+static bool all_got(void *arg)
+{
+    struct all_got *a = arg;
+    for (int i = 0; i < a->n; i++)
+        if (atomic_load(&a->chans[i].got) < a->want)
+            return false;
+    return true;
+}
+
+/* Several processes send on one channel; the loop sleeps between bursts (spin budget
+ * 0): every message is seen, no wake-up is lost. */
+static void test_wait_cross_process(void **state)
+{
+    (void)state;
+    shoal_set_spin_ns(0);
+    struct chan *c = t_shared_alloc(sizeof(*c));
+    shoal_loop *l = new_loop();
+    shoal__waitable w = chan_waitable(c, false);
+    T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, c, NULL));
+
+    enum { PRODUCERS = 4, EACH = 3000 };
+    struct feed f = {.chans = c, .nchans = 1, .first = 0, .step = 1, .per_chan = EACH};
+    pid_t pids[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++)
+        pids[i] = t_fork(feeder, &f);
+    struct all_got a = {c, 1, PRODUCERS * EACH};
+    run_until(l, all_got, &a, 30000);
+    for (int i = 0; i < PRODUCERS; i++)
+        assert_int_equal(t_wait(pids[i]), 0);
+    assert_int_equal(atomic_load(&c->sent), PRODUCERS * EACH);
+    assert_int_equal(atomic_load(&c->sleepers), 0); /* every arm was undone */
+    shoal_loop_destroy(l);
+    munmap(c, sizeof(*c));
+    shoal_set_spin_ns(20000);
+}
+
+/* Many sources, producers in several processes, some SIGKILLed while they send:
+ * the loop sees everything that was sent and never hangs. */
+static void test_many_sources_killed_producers(void **state)
+{
+    (void)state;
+    enum { N = 1000, PRODUCERS = 6 };
+    struct chan *c = t_shared_alloc(N * sizeof(*c));
+    shoal_loop *l = new_loop();
+    for (int i = 0; i < N; i++) {
+        shoal__waitable w = chan_waitable(&c[i], false);
+        T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, &c[i], NULL));
+    }
+    struct feed f[PRODUCERS];
+    pid_t pids[PRODUCERS];
+    for (int p = 0; p < PRODUCERS; p++) {
+        f[p] = (struct feed){.chans = c,
+                             .nchans = N,
+                             .first = p,
+                             .step = PRODUCERS,
+                             .per_chan = p % 2 ? 1000000 : 20,
+                             .pause_us = p % 2 ? 50 : 0};
+        pids[p] = t_fork(feeder, &f[p]);
+    }
+    /* Serve for a while, kill the endless (odd) producers mid-stream, then drain. */
+    int64_t until = shoal__now_ns() + SHOAL_MS(300);
+    while (shoal__now_ns() < until)
+        assert_true(shoal_loop_run_once(l, SHOAL_MS(50)) >= 0);
+    for (int p = 1; p < PRODUCERS; p += 2)
+        t_kill(pids[p]);
+    for (int p = 0; p < PRODUCERS; p += 2)
+        assert_int_equal(t_wait(pids[p]), 0);
+    /* A producer killed between counting a message and bumping the word leaves a
+     * message no wake-up announces; real objects recover that in their dead-peer
+     * check. Here the survivor does it: bump and wake every word. */
+    for (int i = 0; i < N; i++) {
+        atomic_fetch_add(&c[i].word, 1);
+        shoal__futex_wake(&c[i].word, INT_MAX);
+    }
+    /* Everything sent is taken: run until got == sent on every channel. */
+    int64_t end = shoal__now_ns() + SHOAL_SEC(30);
+    for (int i = 0; i < N; i++)
+        while (atomic_load(&c[i].got) != atomic_load(&c[i].sent)) {
+            assert_true(shoal__now_ns() < end);
+            assert_true(shoal_loop_run_once(l, SHOAL_MS(100)) >= 0);
+        }
+    for (int i = 0; i < N; i += PRODUCERS) /* even producers finished their 20 each */
+        assert_true(atomic_load(&c[i].sent) >= 20);
+    /* Idle now: a send on one channel is reported to that channel's callback alone. */
+    while (shoal_loop_run_once(l, SHOAL_NOWAIT) > 0)
+        ;
+    for (int i = 0; i < N; i++)
+        atomic_store(&c[i].calls, 0);
+    chan_send(&c[777]);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(10)), 1);
+    assert_int_equal(atomic_load(&c[777].calls), 1);
+    shoal_loop_destroy(l);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(atomic_load(&c[i].sleepers), 0);
+    munmap(c, N * sizeof(*c));
+}
+
+/* Level-triggered: a callback that leaves a message is run again. */
+static void take_one(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s, (void)ev;
+    struct chan *c = arg;
+    atomic_fetch_add(&c->got, 1);
+    atomic_fetch_add(&c->calls, 1);
+}
+
+static void test_level_triggered(void **state)
+{
+    (void)state;
+    struct chan *c = t_shared_alloc(sizeof(*c));
+    shoal_loop *l = new_loop();
+    shoal__waitable w = chan_waitable(c, false);
+    T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_one, c, NULL));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_NOWAIT), 0);
+    for (int i = 0; i < 3; i++)
+        chan_send(c);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    assert_int_equal(atomic_load(&c->calls), 3);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(20)), 0);
+    shoal_loop_destroy(l);
+    munmap(c, sizeof(*c));
+}
+
+/* A peer found dead by check() is reported once, with the code. */
+struct dead_seen {
+    int code, calls;
+};
+
+static void on_dead(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s;
+    struct dead_seen *d = arg;
+    d->code = ev;
+    d->calls++;
+}
+
+static void test_dead_peer(void **state)
+{
+    (void)state;
+    struct chan *c = t_shared_alloc(sizeof(*c));
+    shoal_loop *l = new_loop();
+    struct dead_seen d = {0, 0};
+    shoal__waitable w = chan_waitable(c, true);
+    shoal_loop_source *src;
+    T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, on_dead, &d, &src));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(30)), 0); /* now asleep on it */
+    atomic_store(&c->dead, 1);
+    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
+    while (d.calls == 0 && shoal__now_ns() < end)
+        assert_true(shoal_loop_run_once(l, SHOAL_MS(500)) >= 0);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.code, SHOAL_EPEERDEAD);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(120)), 0); /* not again */
+    assert_int_equal(d.calls, 1);
+    T_OK(shoal_loop_remove(l, src));
+    assert_int_equal(atomic_load(&c->sleepers), 0);
+    shoal_loop_destroy(l);
+    munmap(c, sizeof(*c));
+}
+
+/* ---- timers -------------------------------------------------------------------------
+ */
+
+struct tick {
+    int order[16];
+    int64_t late_ns[16];
+    int n;
+    int64_t start;
+};
+
+struct tmr {
+    struct tick *t;
+    int id;
+    int64_t due;
+};
+
+static void on_timer(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s;
+    assert_int_equal(ev, SHOAL_LOOP_TIMER);
+    struct tmr *m = arg;
+    m->t->late_ns[m->t->n] = shoal__now_ns() - m->due;
+    m->t->order[m->t->n++] = m->id;
+}
+
+static bool ticks_at_least(void *arg)
+{
+    return ((struct tick *)arg)->n >= 5;
+}
+
+/* One-shot timers fire in the order of their due times, not of their creation, never
+ * early and within a (generous: loaded machine) bound. */
+static void test_timers_in_order(void **state)
+{
+    (void)state;
+    shoal_loop *l = new_loop();
+    struct tick t = {.n = 0};
+    static const int ms[5] = {40, 10, 30, 0, 20};
+    struct tmr m[5];
+    int64_t now = shoal__now_ns();
+    for (int i = 0; i < 5; i++) {
+        m[i] = (struct tmr){&t, i, now + SHOAL_MS(ms[i])};
+        T_OK(shoal_loop_add_timer(l, SHOAL_MS(ms[i]), 0, on_timer, &m[i], NULL));
+    }
+    run_until(l, ticks_at_least, &t, 10000);
+    static const int want[5] = {3, 1, 4, 2, 0};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(t.order[i], want[i]);
+        assert_true(t.late_ns[i] >= 0);
+        assert_true(t.late_ns[i] < SHOAL_MS(500));
+    }
+    /* Fired one-shot timers are inactive: nothing more happens. */
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(60)), 0);
+    shoal_loop_destroy(l);
+}
+
+struct periodic {
+    int n;
+    int64_t t0, first, last;
+    bool early; /* a tick before its due time t0 + 5 ms + n * 10 ms */
+    shoal_loop_source *src;
+};
+
+static void on_periodic(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)ev;
+    struct periodic *p = arg;
+    int64_t now = shoal__now_ns();
+    if (now < p->t0 + SHOAL_MS(5) + p->n * SHOAL_MS(10))
+        p->early = true;
+    if (p->n++ == 0)
+        p->first = now;
+    p->last = now;
+    if (p->n == 5)
+        T_OK(shoal_loop_remove(l, s)); /* a callback removing its own source */
+}
+
+static bool periodic_done(void *arg)
+{
+    return ((struct periodic *)arg)->n >= 5;
+}
+
+static void test_timer_periodic_and_reset(void **state)
+{
+    (void)state;
+    shoal_loop *l = new_loop();
+    struct periodic p = {.t0 = shoal__now_ns()};
+    T_OK(shoal_loop_add_timer(l, SHOAL_MS(5), SHOAL_MS(10), on_periodic, &p, &p.src));
+    run_until(l, periodic_done, &p, 10000);
+    assert_false(p.early); /* ticks keep the phase: t0 + 5 ms + k * 10 ms */
+    assert_true(p.last - p.first < SHOAL_SEC(2));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(40)), 0); /* removed: no more */
+    assert_int_equal(p.n, 5);
+
+    /* A one-shot timer set again after it fired, and one disarmed before. */
+    struct tick t = {.n = 0};
+    struct tmr a = {&t, 1, 0}, b = {&t, 2, 0};
+    shoal_loop_source *sa, *sb;
+    a.due = shoal__now_ns();
+    T_OK(shoal_loop_add_timer(l, 0, 0, on_timer, &a, &sa));
+    T_OK(shoal_loop_add_timer(l, SHOAL_MS(10), 0, on_timer, &b, &sb));
+    T_OK(shoal_loop_timer_set(l, sb, -1, 0));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    a.due = shoal__now_ns() + SHOAL_MS(15);
+    T_OK(shoal_loop_timer_set(l, sa, SHOAL_MS(15), 0));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    assert_int_equal(t.n, 2);
+    assert_int_equal(t.order[1], 1);
+    assert_true(t.late_ns[1] >= 0);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(30)), 0); /* b stays disarmed */
+    assert_int_equal(shoal_loop_timer_set(l, sa, 0, -1), SHOAL_EINVAL);
+    assert_int_equal(shoal_loop_add_timer(l, -1, 0, on_timer, &a, NULL), SHOAL_EINVAL);
+    shoal_loop_destroy(l);
+}
+
+/* ---- descriptors ---------------------------------------------------------------------
+ */
+
+struct fdsrc {
+    int fd;
+    int calls;
+    int last;
+    int per_call; /* bytes read per callback */
+};
+
+static void on_fd(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s;
+    struct fdsrc *f = arg;
+    f->calls++;
+    f->last = ev;
+    if ((ev & SHOAL_LOOP_READABLE) && f->per_call) {
+        char buf[64];
+        ssize_t r = read(f->fd, buf, (size_t)f->per_call);
+        (void)r;
+    }
+}
+
+static void test_fd_level_and_hup(void **state)
+{
+    (void)state;
+    shoal_loop *l = new_loop();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct fdsrc r = {.fd = p[0], .per_call = 1};
+    shoal_loop_source *src;
+    T_OK(shoal_loop_add_fd(l, p[0], SHOAL_LOOP_READABLE, on_fd, &r, &src));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(20)), 0);
+    assert_int_equal(write(p[1], "abc", 3), 3);
+    /* One byte per callback: three callbacks, level-triggered. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(r.last, SHOAL_LOOP_READABLE);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(20)), 0);
+    /* The writer goes: HUP. */
+    close(p[1]);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    assert_true(r.last & SHOAL_LOOP_HUP);
+    T_OK(shoal_loop_remove(l, src));
+    close(p[0]);
+
+    /* Writable, and the same descriptor twice is refused on both engines alike. */
+    assert_int_equal(pipe(p), 0);
+    struct fdsrc w = {.fd = p[1]};
+    T_OK(shoal_loop_add_fd(l, p[1], SHOAL_LOOP_WRITABLE, on_fd, &w, &src));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    assert_int_equal(w.last, SHOAL_LOOP_WRITABLE);
+    T_OK(shoal_loop_remove(l, src));
+    assert_int_equal(shoal_loop_add_fd(l, -1, SHOAL_LOOP_READABLE, on_fd, &w, NULL),
+                     SHOAL_EINVAL);
+    assert_int_equal(shoal_loop_add_fd(l, p[0], 0, on_fd, &w, NULL), SHOAL_EINVAL);
+    close(p[0]);
+    close(p[1]);
+    shoal_loop_destroy(l);
+}
+
+/* ---- posts, wake, stop
+ * ----------------------------------------------------------------- */
+
+enum { POSTERS = 4, POSTS = 2000 };
+
+struct posts {
+    shoal_loop *l;
+    int last[POSTERS]; /* the last sequence number seen per thread */
+    int total;
+    bool in_order;
+};
+
+struct post_arg {
+    struct posts *p;
+    int thread, seq;
+};
+
+static struct post_arg post_args[POSTERS][POSTS];
+
+static void on_post(shoal_loop *l, void *arg)
+{
+    (void)l;
+    struct post_arg *a = arg;
+    if (a->seq != a->p->last[a->thread] + 1)
+        a->p->in_order = false;
+    a->p->last[a->thread] = a->seq;
+    if (++a->p->total == POSTERS * POSTS)
+        shoal_loop_stop(l);
+}
+
+static void *poster(void *arg)
+{
+    struct post_arg *row = arg;
+    for (int i = 0; i < POSTS; i++) {
+        T_OK(shoal_loop_post(row[i].p->l, on_post, &row[i]));
+        if (i % 64 == 0)
+            usleep(100); /* let the loop fall asleep now and then */
+    }
+    return NULL;
+}
+
+/* Callbacks posted from several threads all run, in order per thread, on the loop's
+ * thread; the last one stops shoal_loop_run. */
+static void test_posts_from_threads(void **state)
+{
+    (void)state;
+    struct posts p = {.l = new_loop(), .in_order = true};
+    for (int t = 0; t < POSTERS; t++) {
+        p.last[t] = -1;
+        for (int i = 0; i < POSTS; i++)
+            post_args[t][i] = (struct post_arg){&p, t, i};
+    }
+    pthread_t th[POSTERS];
+    for (int t = 0; t < POSTERS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, poster, post_args[t]), 0);
+    T_OK(shoal_loop_run(p.l));
+    for (int t = 0; t < POSTERS; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(p.total, POSTERS * POSTS);
+    assert_true(p.in_order);
+    /* A post nobody runs is freed with the loop. */
+    T_OK(shoal_loop_post(p.l, on_post, &post_args[0][0]));
+    shoal_loop_destroy(p.l);
+}
+
+static void *waker(void *arg)
+{
+    usleep(30000);
+    shoal_loop_wake(arg);
+    return NULL;
+}
+
+static void *stopper(void *arg)
+{
+    usleep(30000);
+    shoal_loop_stop(arg);
+    return NULL;
+}
+
+/* A wake-up from another thread ends a wait without limit; so does a stop. */
+static void test_wake_and_stop_from_thread(void **state)
+{
+    (void)state;
+    shoal_loop *l = new_loop();
+    struct chan *c = t_shared_alloc(sizeof(*c)); /* something to sleep on */
+    shoal__waitable w = chan_waitable(c, false);
+    T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, c, NULL));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, waker, l), 0);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_FOREVER), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(pthread_create(&th, NULL, stopper, l), 0);
+    T_OK(shoal_loop_run(l));
+    pthread_join(th, NULL);
+    /* A stop while not running: the next run returns at once. */
+    shoal_loop_stop(l);
+    T_OK(shoal_loop_run(l));
+    shoal_loop_destroy(l);
+    munmap(c, sizeof(*c));
+}
+
+/* ---- callbacks that change the sources ------------------------------------------------
+ */
+
+struct remover {
+    struct chan *c;
+    shoal_loop_source *victim; /* removed by the first callback that runs */
+    shoal_loop_source **added; /* a source added from the callback */
+    int calls;
+};
+
+static struct remover rm_a, rm_b;
+
+static void on_remover(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)ev;
+    struct remover *r = arg;
+    r->calls++;
+    atomic_store(&r->c->got, atomic_load(&r->c->sent));
+    if (r->victim) {
+        T_OK(shoal_loop_remove(l, r->victim));
+        struct remover *other = r == &rm_a ? &rm_b : &rm_a;
+        other->victim = NULL;
+        r->victim = NULL;
+        T_OK(shoal_loop_remove(l, s)); /* and itself */
+        shoal__waitable w = chan_waitable(r->c, false);
+        T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, r->c,
+                                      r->added));
+    }
+}
+
+static void test_callbacks_remove_and_add(void **state)
+{
+    (void)state;
+    shoal_set_spin_ns(0);
+    struct chan *c = t_shared_alloc(2 * sizeof(*c));
+    shoal_loop *l = new_loop();
+    shoal_loop_source *sa, *sb, *added = NULL;
+    rm_a = (struct remover){.c = &c[0], .added = &added};
+    rm_b = (struct remover){.c = &c[1], .added = &added};
+    shoal__waitable wa = chan_waitable(&c[0], false), wb = chan_waitable(&c[1], false);
+    T_OK(shoal__loop_add_waitable(l, &wa, SHOAL_LOOP_READABLE, on_remover, &rm_a, &sa));
+    T_OK(shoal__loop_add_waitable(l, &wb, SHOAL_LOOP_READABLE, on_remover, &rm_b, &sb));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(20)), 0); /* both asleep */
+    rm_a.victim = sb;
+    rm_b.victim = sa;
+    chan_send(&c[0]);
+    chan_send(&c[1]);
+    /* Both are ready in the same pass: whichever runs first removes the other. */
+    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
+    while (rm_a.calls + rm_b.calls == 0 && shoal__now_ns() < end)
+        assert_true(shoal_loop_run_once(l, SHOAL_SEC(1)) >= 0);
+    assert_int_equal(rm_a.calls + rm_b.calls, 1);
+    assert_non_null(added);
+    struct chan *kept = rm_a.calls ? &c[0] : &c[1];
+    /* The source added from the callback works; the removed ones are gone. */
+    chan_send(&c[0]);
+    chan_send(&c[1]);
+    end = shoal__now_ns() + SHOAL_SEC(10);
+    while (atomic_load(&kept->calls) == 0 && shoal__now_ns() < end)
+        assert_true(shoal_loop_run_once(l, SHOAL_SEC(1)) >= 0);
+    assert_int_equal(atomic_load(&kept->calls), 1);
+    assert_int_equal(rm_a.calls + rm_b.calls, 1);
+    assert_int_equal(shoal_loop_remove(l, NULL), SHOAL_EINVAL);
+    shoal_loop_destroy(l);
+    assert_int_equal(atomic_load(&c[0].sleepers) + atomic_load(&c[1].sleepers), 0);
+    munmap(c, 2 * sizeof(*c));
+    shoal_set_spin_ns(20000);
+}
+
+/* ---- the fallback when io_uring is refused
+ * --------------------------------------------- */
+
+/* Installs a seccomp filter that fails io_uring_setup with `err`. */
+static void deny_io_uring(int err)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        _exit(90);
+}
+
+static int fallback_child(void *arg)
+{
+    deny_io_uring(*(int *)arg);
+    /* Left alone, the loop takes epoll — and works there. */
+    unsetenv("SHOAL_LOOP_ENGINE");
+    shoal_loop *l;
+    if (shoal_loop_create(&l) != 0)
+        return 1;
+    if (strcmp(shoal_loop_engine(l), "epoll") != 0)
+        return 2;
+    struct chan c = {0};
+    shoal__waitable w = chan_waitable(&c, false);
+    if (shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, &c, NULL) != 0)
+        return 3;
+    chan_send(&c);
+    if (shoal_loop_run_once(l, SHOAL_SEC(5)) != 1)
+        return 4;
+    shoal_loop_destroy(l);
+    shoal_loop_support sup;
+    if (shoal_loop_probe(&sup) != 0 || sup.uring || sup.uring_errno != *(int *)arg ||
+        strcmp(sup.engine, "epoll") != 0 || strcmp(shoal_loop_engine(NULL), "epoll"))
+        return 5;
+    /* Forcing io_uring now fails, and says why. */
+    setenv("SHOAL_LOOP_ENGINE", "uring", 1);
+    int rc = shoal_loop_create(&l);
+    if (rc != SHOAL_ESYS || !strstr(shoal_errdetail(), "io_uring"))
+        return 6;
+    return 0;
+}
+
+static void test_seccomp_fallback(void **state)
+{
+    (void)state;
+    static int errs[2] = {ENOSYS, EPERM};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(t_wait(t_fork(fallback_child, &errs[i])), 0);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    assert_int_equal(shoal_loop_create(NULL), SHOAL_EINVAL);
+    assert_int_equal(shoal_loop_run_once(NULL, 0), SHOAL_EINVAL);
+    assert_int_equal(shoal_loop_post(NULL, NULL, NULL), SHOAL_EINVAL);
+    shoal_loop *l = new_loop();
+    assert_int_equal(shoal_loop_add_timer(l, 0, 0, NULL, NULL, NULL), SHOAL_EINVAL);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_NOWAIT), 0);
+    shoal_loop_destroy(l);
+    shoal_loop_destroy(NULL);
+    char *was = getenv("SHOAL_LOOP_ENGINE") ? strdup(getenv("SHOAL_LOOP_ENGINE")) : NULL;
+    setenv("SHOAL_LOOP_ENGINE", "kqueue", 1);
+    assert_int_equal(shoal_loop_create(&l), SHOAL_EINVAL);
+    assert_non_null(strstr(shoal_errdetail(), "kqueue"));
+    if (was)
+        setenv("SHOAL_LOOP_ENGINE", was, 1);
+    else
+        unsetenv("SHOAL_LOOP_ENGINE");
+    free(was);
+}
+
+int main(void)
+{
+    t_setup_root();
+    const char *want = getenv("SHOAL_LOOP_ENGINE");
+    shoal_loop_support sup;
+    shoal_loop_probe(&sup);
+    if (want && !strcmp(want, "uring") && (!sup.engine || strcmp(sup.engine, "uring"))) {
+        printf("skipped: io_uring with futex operations is not available here\n");
+        return 0;
+    }
+    printf("engine: %s\n", sup.engine ? sup.engine : "(none)");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_level_triggered),
+        cmocka_unit_test(test_wait_cross_process),
+        cmocka_unit_test(test_many_sources_killed_producers),
+        cmocka_unit_test(test_dead_peer),
+        cmocka_unit_test(test_timers_in_order),
+        cmocka_unit_test(test_timer_periodic_and_reset),
+        cmocka_unit_test(test_fd_level_and_hup),
+        cmocka_unit_test(test_posts_from_threads),
+        cmocka_unit_test(test_wake_and_stop_from_thread),
+        cmocka_unit_test(test_callbacks_remove_and_add),
+        cmocka_unit_test(test_seccomp_fallback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
