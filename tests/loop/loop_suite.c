@@ -697,6 +697,55 @@ static void test_seccomp_fallback(void **state)
         assert_int_equal(t_wait(t_fork(fallback_child, &errs[i])), 0);
 }
 
+/* Runs `shoal doctor ARGS` (through the shell, in this process's environment),
+ * capturing its output; returns the exit code. */
+static int doctor(char *out, size_t cap, const char *args)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s doctor %s 2>&1", SHOAL_CLI_PATH, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int doctor_child(void *arg)
+{
+    (void)arg;
+    deny_io_uring(EPERM);
+    unsetenv("SHOAL_LOOP_ENGINE");
+    static char out[4096];
+    if (doctor(out, sizeof(out), "") != 0)
+        return 1;
+    if (!strstr(out, "io_uring_setup: Operation not permitted") ||
+        !strstr(out, "loop engine        epoll\n") ||
+        !strstr(out, "verdict            usable"))
+        return 2;
+    return 0;
+}
+
+/* shoal doctor: usable here, names the engine and a forced one, refuses a missing
+ * root, and in a "container" that refuses io_uring says so and picks epoll. */
+static void test_doctor(void **state)
+{
+    (void)state;
+    char out[4096];
+    assert_int_equal(doctor(out, sizeof(out), ""), 0);
+    assert_non_null(strstr(out, "robust futexes     yes"));
+    assert_non_null(strstr(out, "verdict            usable"));
+    const char *want = getenv("SHOAL_LOOP_ENGINE");
+    char line[64];
+    snprintf(line, sizeof(line), "loop engine        %s (forced", want ? want : "");
+    if (want)
+        assert_non_null(strstr(out, line));
+    assert_int_equal(doctor(out, sizeof(out), "--root /nonexistent-shoal-root"), 1);
+    assert_non_null(strstr(out, "NOT usable"));
+    assert_int_equal(doctor(out, sizeof(out), "--bogus"), 2);
+    assert_int_equal(t_wait(t_fork(doctor_child, NULL)), 0);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -743,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_wake_and_stop_from_thread),
         cmocka_unit_test(test_callbacks_remove_and_add),
         cmocka_unit_test(test_seccomp_fallback),
+        cmocka_unit_test(test_doctor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
