@@ -21,7 +21,7 @@
 #include <limits.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "wait.h"
 
 #define BARRIER_MAGIC 0x52524142u /* "BARR" */
 #define PARTIES_MAX   0xffffu
@@ -130,27 +130,25 @@ static bool break_gen(struct barrier_impl *bi, uint32_t g, uint64_t *s)
     return false;
 }
 
-/* Waits for generation g to end (spin, then sleep). Returns 0 or SHOAL_ETIMEDOUT. */
+/* A wait for generation g to end, as a shoal__waitable. */
+struct gen_wait {
+    struct barrier_impl *bi;
+    uint32_t g;
+};
+
+static int gen_ended(void *obj)
+{
+    struct gen_wait *w = obj;
+    return (uint32_t)atomic_load_explicit(&w->bi->st.all, memory_order_acquire) != w->g;
+}
+
+/* Waits for generation g to end. Returns 1 or SHOAL_ETIMEDOUT. Trips, breaks and
+ * resets always wake, so there is nothing to arm. */
 static int await_gen(struct barrier_impl *bi, uint32_t g, const shoal__deadline *d)
 {
-    _Atomic uint32_t *epoch = &bi->st.half[EPOCH_HALF];
-    int64_t budget = shoal__spin_budget();
-    if (budget > 0) {
-        int64_t until = shoal__now_ns() + budget;
-        if (until > d->at_ns)
-            until = d->at_ns;
-        for (unsigned i = 1;; i++) {
-            if ((uint32_t)atomic_load_explicit(&bi->st.all, memory_order_acquire) != g)
-                return 0;
-            shoal__cpu_relax();
-            if ((i & 31) == 0 && shoal__now_ns() >= until)
-                break;
-        }
-    }
-    while ((uint32_t)atomic_load(&bi->st.all) == g)
-        if (shoal__futex_wait(epoch, g, d) == SHOAL_ETIMEDOUT)
-            return (uint32_t)atomic_load(&bi->st.all) == g ? SHOAL_ETIMEDOUT : 0;
-    return 0;
+    struct gen_wait w = {bi, g};
+    shoal__waitable wt = {&bi->st.half[EPOCH_HALF], gen_ended, NULL, NULL, NULL, &w};
+    return shoal__wait(&wt, d);
 }
 
 /* Arrives: trips the barrier if last. Returns the index (and *tripped), or -1 when

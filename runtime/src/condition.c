@@ -6,10 +6,17 @@
  * sleepers. A notify that lands between the waiter's read and its sleep changes the
  * word, so the kernel's compare in FUTEX_WAIT refuses to sleep: no lost wake-ups.
  *
+ * What a notify hands out is counted in `tokens` (at most one per waiter): a waiter
+ * returns when the word moved since it started waiting and it took a token. The
+ * kernel's wake only makes a sleeper look sooner; a sleeper woken and killed before
+ * taking its token leaves the token for another, which finds it within a sleep slice
+ * (shoal__wait): a notification given to a dead process passes to a live one.
+ *
  * There is no state tied to an individual waiter: a waiter killed while asleep simply
- * leaves the kernel's futex queue, and later notifies and waits work as before. The
- * waiters counter only lets notify skip the system call when nobody waits; a dead
- * waiter leaves it one too high, which costs a wasted wake call and nothing else.
+ * leaves the kernel's futex queue, and later notifies and waits work as before. A dead
+ * waiter leaves the waiters counter one too high, which costs a wasted wake call and
+ * may let a later notify hand out one token too many (a spurious wake-up, which
+ * callers of a condition tolerate anyway).
  *
  * The lock is used through its public API only, so a Condition works with any Lock or
  * RLock, embedded or named.
@@ -17,7 +24,7 @@
 #include <limits.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "wait.h"
 
 #define COND_MAGIC 0x444e4f43u /* "COND" */
 
@@ -25,7 +32,7 @@ struct cond_impl {
     _Atomic uint32_t seq;
     _Atomic uint32_t waiters;
     uint32_t magic;
-    uint32_t pad;
+    _Atomic uint32_t tokens; /* wake-ups handed out and not yet taken */
 };
 
 _Static_assert(sizeof(struct cond_impl) <= sizeof(shoal_cond), "cond_impl must fit");
@@ -54,32 +61,37 @@ int shoal_cond_init(shoal_cond *cond)
     struct cond_impl *c = impl(cond);
     atomic_store(&c->seq, 0);
     atomic_store(&c->waiters, 0);
-    c->pad = 0;
+    atomic_store(&c->tokens, 0);
     atomic_thread_fence(memory_order_release);
     c->magic = COND_MAGIC;
     return 0;
 }
 
-/* Waits (spin, then sleep) until seq moves from `seen` or the deadline passes. */
-static int await_change(struct cond_impl *c, uint32_t seen, const shoal__deadline *d)
+/* One waiter, as a shoal__waitable. */
+struct cond_wait {
+    struct cond_impl *c;
+    uint32_t seen;
+};
+
+/* Notified: the word moved since `seen` and a token was left to take. */
+static int notified(void *obj)
 {
-    int64_t budget = shoal__spin_budget();
-    if (budget > 0) {
-        int64_t until = shoal__now_ns() + budget;
-        if (until > d->at_ns)
-            until = d->at_ns;
-        for (unsigned i = 1;; i++) {
-            if (atomic_load_explicit(&c->seq, memory_order_acquire) != seen)
-                return 0;
-            shoal__cpu_relax();
-            if ((i & 31) == 0 && shoal__now_ns() >= until)
-                break;
-        }
-    }
-    while (atomic_load(&c->seq) == seen)
-        if (shoal__futex_wait(&c->seq, seen, d) == SHOAL_ETIMEDOUT)
-            return atomic_load(&c->seq) == seen ? SHOAL_ETIMEDOUT : 0;
+    struct cond_wait *w = obj;
+    if (atomic_load_explicit(&w->c->seq, memory_order_acquire) == w->seen)
+        return 0;
+    uint32_t t = atomic_load(&w->c->tokens);
+    while (t > 0)
+        if (atomic_compare_exchange_weak(&w->c->tokens, &t, t - 1))
+            return 1;
     return 0;
+}
+
+/* Waits until notified or the deadline passes: 1 or SHOAL_ETIMEDOUT. */
+static int await_notify(struct cond_impl *c, uint32_t seen, const shoal__deadline *d)
+{
+    struct cond_wait w = {c, seen};
+    shoal__waitable wt = {&c->seq, notified, NULL, NULL, NULL, &w};
+    return shoal__wait(&wt, d);
 }
 
 /* Takes the lock back at the depth the caller held it; EOWNERDEAD wins. */
@@ -119,7 +131,8 @@ int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout)
         released++;
     if (rc == 0) {
         shoal__test_point("cond.waiting");
-        rc = timeout == SHOAL_NOWAIT ? SHOAL_ETIMEDOUT : await_change(c, seen, &d);
+        rc = timeout == SHOAL_NOWAIT ? SHOAL_ETIMEDOUT : await_notify(c, seen, &d);
+        rc = rc == 1 ? 0 : rc;
     }
     atomic_fetch_sub(&c->waiters, 1);
     int r = released ? reacquire(lock, released) : 0;
@@ -138,6 +151,12 @@ int shoal_cond_notify(shoal_cond *cond, uint32_t n)
     if (n == 0)
         return 0;
     struct cond_impl *c = impl(cond);
+    /* Hand out n tokens, never more than there are waiters, then move the word. */
+    uint32_t t = atomic_load(&c->tokens), nt;
+    do {
+        uint32_t w = atomic_load(&c->waiters);
+        nt = t >= w ? t : (w - t > n ? t + n : w);
+    } while (nt != t && !atomic_compare_exchange_weak(&c->tokens, &t, nt));
     atomic_fetch_add(&c->seq, 1);
     if (atomic_load(&c->waiters) > 0)
         shoal__futex_wake(&c->seq, n > INT_MAX ? INT_MAX : (int)n);

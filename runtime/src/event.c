@@ -12,7 +12,7 @@
 #include <limits.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "wait.h"
 
 #define EVENT_MAGIC 0x544e5645u /* "EVNT" */
 #define EV_SET      1u
@@ -91,29 +91,51 @@ static inline bool fired(uint32_t v, uint32_t seen)
     return (v & EV_SET) || (v >> 2) != (seen >> 2);
 }
 
-static bool spin_wait(struct event_impl *e, uint32_t seen, int64_t until)
+/* Announces a sleeper: set() then makes the wake-all system call. */
+static void arm_impl(struct event_impl *e)
 {
-    for (unsigned i = 1;; i++) {
-        if (fired(atomic_load_explicit(&e->word, memory_order_acquire), seen))
-            return true;
-        shoal__cpu_relax();
-        if ((i & 31) == 0 && shoal__now_ns() >= until)
-            return false;
-    }
+    if (!(atomic_load(&e->word) & EV_SLEEPERS))
+        atomic_fetch_or(&e->word, EV_SLEEPERS);
 }
 
-static int sleep_wait(struct event_impl *e, uint32_t seen, const shoal__deadline *d)
+/* A blocking wait: fired since the word the waiter first saw. */
+struct ev_wait {
+    struct event_impl *e;
+    uint32_t seen;
+};
+
+static int wait_ready(void *obj)
 {
-    for (;;) {
-        uint32_t v = atomic_load(&e->word);
-        if (fired(v, seen))
-            return 0;
-        if (!(v & EV_SLEEPERS) &&
-            !atomic_compare_exchange_strong(&e->word, &v, v | EV_SLEEPERS))
-            continue;
-        if (shoal__futex_wait(&e->word, v | EV_SLEEPERS, d) == SHOAL_ETIMEDOUT)
-            return fired(atomic_load(&e->word), seen) ? 0 : SHOAL_ETIMEDOUT;
-    }
+    struct ev_wait *w = obj;
+    return fired(atomic_load_explicit(&w->e->word, memory_order_acquire), w->seen);
+}
+
+static void wait_arm(void *obj)
+{
+    arm_impl(((struct ev_wait *)obj)->e);
+}
+
+/* The event loop's: set. */
+static int set_ready(void *obj)
+{
+    return (atomic_load(&((struct event_impl *)obj)->word) & EV_SET) != 0;
+}
+
+static void set_arm(void *obj)
+{
+    arm_impl(obj);
+}
+
+int shoal__event_waitable(shoal_event *ev, bool writable, shoal__waitable *out)
+{
+    int rc = check(ev, "wait");
+    if (rc)
+        return rc;
+    if (writable || !out)
+        return shoal__err(SHOAL_EINVAL, "%s: only the readable side can be waited on",
+                          noun(ev));
+    *out = (shoal__waitable){&impl(ev)->word, set_ready, set_arm, NULL, NULL, impl(ev)};
+    return 0;
 }
 
 int shoal_event_wait(shoal_event *ev, shoal_duration timeout)
@@ -128,13 +150,9 @@ int shoal_event_wait(shoal_event *ev, shoal_duration timeout)
     if (timeout == SHOAL_NOWAIT)
         return shoal__err(SHOAL_EAGAIN, "event: not set");
     shoal__deadline d = shoal__deadline_from(timeout);
-    int64_t budget = shoal__spin_budget();
-    if (budget > 0) {
-        int64_t until = shoal__now_ns() + budget;
-        if (spin_wait(e, seen, until < d.at_ns ? until : d.at_ns))
-            return 0;
-    }
-    if (sleep_wait(e, seen, &d) == SHOAL_ETIMEDOUT)
+    struct ev_wait w = {e, seen};
+    shoal__waitable wt = {&e->word, wait_ready, wait_arm, NULL, NULL, &w};
+    if (shoal__wait(&wt, &d) == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s: timed out waiting to be set", noun(ev));
     return 0;
 }

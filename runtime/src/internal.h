@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "platform.h"
 #include "shoal.h"
 
 #define SHOAL_LIKELY(x)   __builtin_expect(!!(x), 1)
@@ -26,10 +27,7 @@ void shoal__err_clear(void);
 /* Maps an errno value from a failed system call to a SHOAL_E* code. */
 int shoal__errno_to_rc(int err);
 
-/* ---- time, futexes and spinning (futex.c) ------------------------------------------ */
-
-/* CLOCK_MONOTONIC now, in nanoseconds. */
-int64_t shoal__now_ns(void);
+/* ---- deadlines and spinning (deadline.c; clock and futexes: platform.h) ------------ */
 
 /* An absolute deadline made from a shoal_duration (negative: none). */
 typedef struct shoal__deadline {
@@ -37,16 +35,6 @@ typedef struct shoal__deadline {
 } shoal__deadline;
 shoal__deadline shoal__deadline_from(shoal_duration timeout);
 bool shoal__deadline_passed(const shoal__deadline *d);
-
-/*
- * Sleeps while *addr == expected, until woken or the deadline passes. The word must be
- * in shared memory (shared futex). Returns 0 (woken, or the value already differed,
- * or a signal: callers re-check) or SHOAL_ETIMEDOUT.
- */
-int shoal__futex_wait(_Atomic uint32_t *addr, uint32_t expected,
-                      const shoal__deadline *d);
-/* Wakes up to n sleepers on addr (INT_MAX: all). Returns the number woken. */
-int shoal__futex_wake(_Atomic uint32_t *addr, int n);
 
 /* The per-process spin budget in nanoseconds (see shoal_set_spin_ns). */
 int64_t shoal__spin_budget(void);
@@ -62,11 +50,6 @@ static inline void shoal__cpu_relax(void)
 
 /* ---- processes (proc.c) ------------------------------------------------------------ */
 
-/* The calling thread's kernel thread id (cached per thread, without a system call;
- * right in a fork child too). */
-int32_t shoal__tid(void);
-/* A process's start time (clock ticks since boot, from /proc), 0 if it is gone. */
-uint64_t shoal__proc_start(int32_t pid);
 /* The calling process's start time (cached, refreshed after fork). */
 uint64_t shoal__self_start(void);
 /* Whether the process pid that started at `start` still runs (start 0: any start). */
@@ -227,7 +210,8 @@ struct shoal__objctl {
     shoal_lock lock;      /* used with SHOAL_LOCK_RLOCK */
     _Atomic uint64_t seq; /* Value structs: seqlock; low 32 bits count, high 32 the
                            * writing thread's tid while the count is odd */
-    unsigned char pad[56];
+    _Atomic uint32_t writer_sleepers; /* writers asleep waiting for the writer role */
+    unsigned char pad[52];
 };
 _Static_assert(sizeof(struct shoal__objctl) == 128, "objctl is two cache lines");
 

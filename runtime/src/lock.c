@@ -12,18 +12,21 @@
  * who holds the lock: the kernel clears the tid in it when the holder dies, so a stale
  * tid in our own field (or a recycled tid) is never mistaken for ownership.
  *
- * Acquiring spins on the futex word for the spin budget, trying the mutex whenever
- * it looks free, before sleeping in pthread_mutex_clocklock.
+ * Acquiring waits through shoal__wait on the mutex's futex word (platform.h): ready()
+ * tries the mutex whenever the word looks free; a sleeper sets FUTEX_WAITERS, as
+ * glibc's own lock does, so the unlock wakes it. Once per sleep slice the holder named
+ * in the word is looked up: a thread that no longer exists yet holds the lock (the
+ * word came from a copied segment file, or from a process whose robust list the
+ * kernel never saw) is declared dead as the kernel would have done, so the waiter gets
+ * SHOAL_EOWNERDEAD within its timeout instead of timing out.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wait.h"
 
 #define LOCK_MAGIC 0x4b434f4cu /* "LOCK" */
 
@@ -47,7 +50,8 @@ static inline struct lock_impl *impl(shoal_lock *lock)
 /* The thread id held in the mutex's futex word (0: free, or its holder died). */
 static inline int32_t word_tid(struct lock_impl *lk)
 {
-    return __atomic_load_n(&lk->m.__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK;
+    return shoal__mutex_holder(
+        atomic_load_explicit(shoal__mutex_word(&lk->m), memory_order_relaxed));
 }
 
 static int check(shoal_lock *lock, const char *op)
@@ -117,28 +121,46 @@ static int took(shoal_lock *lock, int e)
     return rc;
 }
 
-/* Spins until `until` (monotonic ns), trying the mutex whenever its word looks free.
- * Returns the pthread result of the last try (EBUSY when the budget ran out). */
-static int spin(struct lock_impl *lk, int64_t until)
+/* One acquisition as a shoal__waitable. */
+struct lock_wait {
+    struct lock_impl *lk;
+    int e;      /* pthread result once ready */
+    bool armed; /* has announced itself as a sleeper */
+};
+
+/* Tries the mutex when its word looks free (or its holder died). */
+static int lw_ready(void *obj)
 {
-    for (unsigned i = 1;; i++) {
-        if (word_tid(lk) == 0) {
-            int e = pthread_mutex_trylock(&lk->m);
-            if (e != EBUSY)
-                return e;
-        }
-        shoal__cpu_relax();
-        if ((i & 31) == 0 && shoal__now_ns() >= until)
-            return EBUSY;
-    }
+    struct lock_wait *w = obj;
+    uint32_t v = atomic_load_explicit(shoal__mutex_word(&w->lk->m), memory_order_relaxed);
+    if (shoal__mutex_holder(v))
+        return 0;
+    int e = pthread_mutex_trylock(&w->lk->m);
+    if (e == EBUSY)
+        return 0;
+    w->e = e;
+    /* Having slept, we may not be the last sleeper: make our unlock wake the next. */
+    if (w->armed && (e == 0 || e == EOWNERDEAD))
+        atomic_fetch_or(shoal__mutex_word(&w->lk->m), SHOAL__MUTEX_WAITERS);
+    return 1;
 }
 
-static int sleep_lock(struct lock_impl *lk, const shoal__deadline *d)
+static void lw_arm(void *obj)
 {
-    if (d->at_ns == INT64_MAX)
-        return pthread_mutex_lock(&lk->m);
-    struct timespec ts = {d->at_ns / 1000000000, d->at_ns % 1000000000};
-    return pthread_mutex_clocklock(&lk->m, CLOCK_MONOTONIC, &ts);
+    struct lock_wait *w = obj;
+    w->armed = true;
+    shoal__mutex_arm(&w->lk->m);
+}
+
+/* A holder that no longer exists is declared dead. */
+static int lw_check(void *obj)
+{
+    struct lock_wait *w = obj;
+    uint32_t v = atomic_load(shoal__mutex_word(&w->lk->m));
+    int32_t holder = shoal__mutex_holder(v);
+    if (holder && !shoal__tid_alive(holder) && shoal__mutex_mark_dead(&w->lk->m, v))
+        return lw_ready(obj);
+    return 0;
 }
 
 int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout)
@@ -165,18 +187,13 @@ int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout)
         return shoal__err(SHOAL_EAGAIN, "%s: held by thread %d", kind(lk),
                           (int)word_tid(lk));
     shoal__deadline d = shoal__deadline_from(timeout);
-    int64_t budget = shoal__spin_budget();
-    if (budget > 0) {
-        int64_t until = shoal__now_ns() + budget;
-        e = spin(lk, until < d.at_ns ? until : d.at_ns);
-        if (e != EBUSY)
-            return took(lock, e);
-    }
-    e = sleep_lock(lk, &d);
-    if (e == ETIMEDOUT)
+    struct lock_wait w = {lk, 0, false};
+    shoal__waitable wt = {
+        shoal__mutex_word(&lk->m), lw_ready, lw_arm, NULL, lw_check, &w};
+    if (shoal__wait(&wt, &d) == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s: timed out; held by thread %d", noun(lock),
                           (int)word_tid(lk));
-    return took(lock, e);
+    return took(lock, w.e);
 }
 
 int shoal_lock_try(shoal_lock *lock)
@@ -244,9 +261,8 @@ int shoal_lock_holder_died(shoal_lock *lock)
     if (check(lock, "lock state"))
         return 0;
     /* The kernel sets FUTEX_OWNER_DIED (and clears the tid) when a holder dies; the next
-     * acquirer's pthread_mutex_consistent clears it. */
-    int word = __atomic_load_n(&impl(lock)->m.__data.__lock, __ATOMIC_RELAXED);
-    return (word & FUTEX_OWNER_DIED) != 0 && (word & FUTEX_TID_MASK) == 0;
+     * acquirer takes it over. */
+    return shoal__mutex_died(atomic_load(shoal__mutex_word(&impl(lock)->m)));
 }
 
 /* ---- named forms ----------------------------------------------------------------- */

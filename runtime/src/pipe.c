@@ -182,6 +182,8 @@ static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
     if ((rc = shoal__ring_attach(&p->tx, ring[end], rb, &g, "pipe", pn)) ||
         (rc = shoal__ring_attach(&p->rx, ring[1 - end], rb, &g, "pipe", pn)))
         goto fail;
+    shoal__ring_set_hook(&p->tx, &p->hook);
+    shoal__ring_set_hook(&p->rx, &p->hook);
     *out = p;
     return 0;
 fail:
@@ -306,4 +308,12 @@ int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
     pipe_enter(p);
     return shoal__ring_poll(&p->rx, timeout, &p->hook);
+}
+
+int shoal__pipe_waitable(shoal_pipe *p, bool writable, shoal__waitable *out)
+{
+    if (!p || !out)
+        return shoal__err(SHOAL_EINVAL, "pipe: NULL argument");
+    shoal__ring_waitable(writable ? &p->tx : &p->rx, writable, out);
+    return 0;
 }

@@ -33,10 +33,12 @@
  * producer killed before publishing leaves nothing; a consumer killed before
  * publishing leaves the message for the next consumer.
  *
- * Waiting: try, spin for the spin budget, then sleep on a futex sequence word after
- * announcing itself in a sleeper count; the other side bumps the word and wakes only
- * when the count is non-zero, so the fast path makes no system call. Sleeps last at
- * most SLICE_NS so that a waiter re-checks for dead processes.
+ * Waiting is shoal__wait (wait.c) with the try form as the ready predicate: the futex
+ * word is a sequence word per side, armed by a sleeper count; the other side bumps the
+ * word and wakes only when the count is non-zero, so the fast path makes no system
+ * call. Sleeps are sliced, so a waiter regularly re-checks for dead processes. The
+ * same words and predicates ("a message or the end is there", "there is room") are
+ * what the event loop waits on (shoal__ring_waitable).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -45,6 +47,7 @@
 #include <string.h>
 
 #include "queue_internal.h"
+#include "wait.h"
 
 #define RING_MAGIC       0x474e4952u /* "RING" */
 #define DEFAULT_CAPACITY 1024
@@ -52,8 +55,6 @@
 #define MAX_MSG          (1u << 30)
 #define MAX_RING_BYTES   (1ull << 40)
 #define SCAN_NS          (20 * 1000000LL) /* a consumer looks for dead owners this often */
-#define SPIN_GAP_MAX     16 /* most pauses between two polls while spinning */
-#define SLICE_NS         (50 * 1000000LL) /* longest single sleep */
 #define TAIL_SEAL        (1ull << 63)     /* SPSC: the tail is sealed by shutdown */
 #define BYTES_TYPE       "shoal.bytes" /* element type name of variable-size channels */
 
@@ -764,7 +765,7 @@ static int try_get(shoal__ring *r, void *arg)
 
 /* ---- waiting ----------------------------------------------------------------------- */
 
-typedef int (*try_fn)(shoal__ring *r, void *arg);
+typedef shoal__ring_try_fn try_fn;
 
 static int err_timeout(const shoal__ring *r, bool producer)
 {
@@ -781,6 +782,54 @@ static int hook_end(shoal__ring *r, bool producer, try_fn fn, void *arg, int why
     return rc == SHOAL_EAGAIN ? why : rc;
 }
 
+/* A blocking ring call as a shoal__waitable: ready() is the try form itself. */
+#define ring_waiter shoal__ring_waiter
+
+/* 1 when fn succeeded, 0 when it would wait, else its error. */
+static int waiter_ready(void *obj)
+{
+    struct ring_waiter *w = obj;
+    int rc = w->fn(w->r, w->arg);
+    return rc == 0 ? 1 : rc == SHOAL_EAGAIN ? 0 : rc;
+}
+
+static void ring_arm(shoal__ring *r, bool producer)
+{
+    atomic_fetch_add(producer ? &r->h->nf_sleepers : &r->h->ne_sleepers, 1);
+}
+
+static void ring_disarm(shoal__ring *r, bool producer)
+{
+    atomic_fetch_sub(producer ? &r->h->nf_sleepers : &r->h->ne_sleepers, 1);
+}
+
+static void waiter_arm(void *obj)
+{
+    struct ring_waiter *w = obj;
+    ring_arm(w->r, w->producer);
+}
+
+static void waiter_disarm(void *obj)
+{
+    struct ring_waiter *w = obj;
+    ring_disarm(w->r, w->producer);
+}
+
+static int waiter_check(void *obj)
+{
+    struct ring_waiter *w = obj;
+    int why = w->hook->check(w->hook->arg, w->producer);
+    if (!why)
+        return 0;
+    int rc = hook_end(w->r, w->producer, w->fn, w->arg, why);
+    return rc == 0 ? 1 : rc;
+}
+
+static _Atomic uint32_t *ring_word(shoal__ring *r, bool producer)
+{
+    return producer ? &r->h->nf_seq : &r->h->ne_seq;
+}
+
 static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
                      shoal_duration timeout, const shoal__ring_hook *hook)
 {
@@ -792,54 +841,20 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
         return hook_end(r, producer, fn, arg, why);
     if (timeout == 0)
         return SHOAL_EAGAIN;
-    struct shoal__ringhdr *h = r->h;
-    atomic_fetch_add_explicit(producer ? &h->full_waits : &h->empty_waits, 1,
+    atomic_fetch_add_explicit(producer ? &r->h->full_waits : &r->h->empty_waits, 1,
                               memory_order_relaxed);
     shoal__deadline dl = shoal__deadline_from(timeout);
-    int64_t spin = shoal__spin_budget();
-    if (spin > 0) {
-        /* The first polls follow each other closely, for the answer of a peer that
-         * is one cache-line transfer away; then the gaps grow, so a poller does not
-         * keep stealing the line from a producer that is still writing. The clock is
-         * read every 64 polls. */
-        int64_t until = shoal__now_ns() + spin;
-        if (until > dl.at_ns)
-            until = dl.at_ns;
-        unsigned gap = 1;
-        for (unsigned i = 1;; i++) {
-            for (unsigned k = 0; k < gap; k++)
-                shoal__cpu_relax();
-            if ((rc = fn(r, arg)) != SHOAL_EAGAIN)
-                return rc;
-            if (gap < SPIN_GAP_MAX && (i & 7) == 0)
-                gap *= 2;
-            if ((i & 63) == 0 && shoal__now_ns() >= until)
-                break;
-        }
-    }
-    _Atomic uint32_t *seq = producer ? &h->nf_seq : &h->ne_seq;
-    _Atomic uint32_t *sleepers = producer ? &h->nf_sleepers : &h->ne_sleepers;
-    for (;;) {
-        if (hook && (why = hook->check(hook->arg, producer)))
-            return hook_end(r, producer, fn, arg, why);
-        if (shoal__deadline_passed(&dl))
-            return err_timeout(r, producer);
-        atomic_fetch_add(sleepers, 1);
-        uint32_t s = atomic_load(seq);
-        atomic_thread_fence(memory_order_seq_cst);
-        rc = fn(r, arg);
-        if (rc == SHOAL_EAGAIN) {
-            int64_t now = shoal__now_ns();
-            shoal__deadline slice = {dl.at_ns - now > SLICE_NS ? now + SLICE_NS
-                                                               : dl.at_ns};
-            shoal__futex_wait(seq, s, &slice);
-        }
-        atomic_fetch_sub(sleepers, 1);
-        if (rc != SHOAL_EAGAIN)
-            return rc;
-        if ((rc = fn(r, arg)) != SHOAL_EAGAIN)
-            return rc;
-    }
+    struct ring_waiter w = {r, producer, fn, arg, hook};
+    shoal__waitable wt = {ring_word(r, producer),
+                          waiter_ready,
+                          waiter_arm,
+                          waiter_disarm,
+                          hook ? waiter_check : NULL,
+                          &w};
+    rc = shoal__wait(&wt, &dl);
+    if (rc == 1)
+        return 0;
+    return rc == SHOAL_ETIMEDOUT ? err_timeout(r, producer) : rc;
 }
 
 /* ---- ring operations --------------------------------------------------------------- */
@@ -1173,19 +1188,49 @@ int shoal__ring_poll(shoal__ring *r, shoal_duration timeout, const shoal__ring_h
     return rc;
 }
 
+/* Writable: a free slot at the tail (a reservation racing there also counts: the
+ * caller's try form settles it), or SHOAL_ECLOSED. */
+static int try_room(shoal__ring *r, void *arg)
+{
+    (void)arg;
+    if (is_spsc(r)) {
+        uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+        if (t & TAIL_SEAL)
+            return err_closed(r);
+        return sp_room(r, t, 1) ? 0 : SHOAL_EAGAIN;
+    }
+    if (atomic_load(&r->h->closed))
+        return err_closed(r);
+    uint64_t pos = atomic_load(&r->h->tail);
+    uint64_t w = atomic_load(&((struct mslot *)slot_at(r, pos))->word);
+    int32_t d = (int32_t)(w_seq(w) - (uint32_t)pos);
+    return d < 0 || (d == 0 && (w & W_FULL)) ? SHOAL_EAGAIN : 0;
+}
+
+void shoal__ring_set_hook(shoal__ring *r, const shoal__ring_hook *hook)
+{
+    r->side[0].hook = r->side[1].hook = hook;
+}
+
+void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out)
+{
+    struct shoal__ring_waiter *w = &r->side[writable];
+    *w = (struct shoal__ring_waiter){r, writable, writable ? try_room : try_ready, NULL,
+                                     w->hook};
+    *out = (shoal__waitable){ring_word(r, writable),
+                             waiter_ready,
+                             waiter_arm,
+                             waiter_disarm,
+                             w->hook ? waiter_check : NULL,
+                             w};
+}
+
 void shoal__ring_shutdown(shoal__ring *r)
 {
     atomic_store(&r->h->closed, 1);
     if (is_spsc(r))
         atomic_fetch_or(&r->h->tail, TAIL_SEAL);
     shoal__ring_wake_all(r);
-}
-
-uint64_t shoal__ring_depth(const shoal__ring *r)
-{
-    uint64_t hd = atomic_load(&r->h->head);
-    uint64_t t = atomic_load(&r->h->tail) & ~TAIL_SEAL;
-    return t > hd ? t - hd : 0;
 }
 
 /* The message in an MPMC slot at position pos if it is committed and unclaimed:
@@ -1315,6 +1360,14 @@ struct shoal_queue {
     shoal__seg *seg;
     shoal__ring ring;
 };
+
+int shoal__queue_waitable(shoal_queue *q, bool writable, shoal__waitable *out)
+{
+    if (!q || !out)
+        return shoal__err(SHOAL_EINVAL, "queue: NULL argument");
+    shoal__ring_waitable(&q->ring, writable, out);
+    return 0;
+}
 
 int shoal__queue_inspect(shoal_queue *q, size_t max,
                          void (*fn)(void *arg, const void *msg, size_t len), void *arg)

@@ -17,6 +17,7 @@
 #define SHOAL_QUEUE_INTERNAL_H
 
 #include "internal.h"
+#include "wait.h"
 
 #define SHOAL__RING_SPSC 1u /* single producer, single consumer */
 #define SHOAL__RING_VAR  2u /* variable-size messages (a length precedes each) */
@@ -33,6 +34,20 @@ typedef struct shoal__ring_geom {
 } shoal__ring_geom;
 
 struct shoal__ringhdr; /* in shared memory; see queue.c */
+struct shoal__ring;
+struct shoal__ring_hook;
+
+/* A try form: 0 done, SHOAL_EAGAIN would wait, or an error. */
+typedef int (*shoal__ring_try_fn)(struct shoal__ring *r, void *arg);
+
+/* One side of a ring (or one blocking call) as the object of a shoal__waitable. */
+struct shoal__ring_waiter {
+    struct shoal__ring *r;
+    bool producer;
+    shoal__ring_try_fn fn;
+    void *arg;
+    const struct shoal__ring_hook *hook;
+};
 
 /* A process's view of a ring (plus the SPSC side's cached copies of the other
  * side's index: hints only, always <= the real value). */
@@ -43,9 +58,10 @@ typedef struct shoal__ring {
     uint64_t mask;    /* capacity - 1 when a power of two, else 0 */
     const char *what; /* "queue", "pipe" — for error messages */
     const char *name;
-    uint64_t head_cache, tail_cache; /* SPSC */
-    unsigned char *loan, *peek;      /* SPSC: the outstanding loan / peeked slot */
-    _Atomic int64_t next_scan_ns;    /* MPMC: next look for dead owners */
+    uint64_t head_cache, tail_cache;   /* SPSC */
+    unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
+    _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
+    struct shoal__ring_waiter side[2]; /* readable, writable (shoal__ring_waitable) */
 } shoal__ring;
 
 /*
@@ -99,8 +115,13 @@ int shoal__ring_inspect(const shoal__ring *r, size_t max,
                         void (*fn)(void *arg, const void *msg, size_t len), void *arg);
 int shoal__queue_inspect(shoal_queue *q, size_t max,
                          void (*fn)(void *arg, const void *msg, size_t len), void *arg);
-/* Messages committed and not yet taken. */
-uint64_t shoal__ring_depth(const shoal__ring *r);
+/* The channel check run by waits on this ring that have no hook of their own (the
+ * event loop's): the pipe's peer check. NULL: none. */
+void shoal__ring_set_hook(shoal__ring *r, const shoal__ring_hook *hook);
+/* Fills *out for the ring's readable (a message, or the end of the stream: ready()
+ * returns SHOAL_EEOF / the hook's code) or writable (room; SHOAL_ECLOSED once shut
+ * down) side. Valid while the ring stays attached. */
+void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out);
 
 /* Segment glue: the element type recorded for variable-size channels, the header
  * fields (count, aux[]) describing geometry g, the geometry recorded in an open

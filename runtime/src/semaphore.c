@@ -9,12 +9,14 @@
  * compare in FUTEX_WAIT closes the rest of the gap).
  *
  * A waiter killed while asleep leaves the waiters counter one too high for good; that
- * only costs later releases a futex_wake system call that wakes no one.
+ * only costs later releases a futex_wake system call that wakes no one. A waiter
+ * woken by a release and killed before taking the unit leaves the unit in the count:
+ * sleeps are sliced (shoal__wait), so another sleeper finds it within a slice.
  */
 #include <limits.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "wait.h"
 
 #define SEM_MAGIC   0x53454d00u /* "\0MES", low byte: flags */
 #define SEM_BOUNDED 1u
@@ -76,34 +78,40 @@ static bool take(struct sem_impl *s)
     return false;
 }
 
-/* Spins until `until` waiting for a unit. */
-static bool spin_take(struct sem_impl *s, int64_t until)
+/* The waitable's callbacks: a blocking acquire's ready() takes the unit; the event
+ * loop's only looks for one. Sleepers announce themselves in `waiters`. */
+static int ready_take(void *obj)
 {
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&s->value, memory_order_relaxed) > 0 && take(s))
-            return true;
-        shoal__cpu_relax();
-        if ((i & 31) == 0 && shoal__now_ns() >= until)
-            return false;
-    }
+    return take(obj);
 }
 
-/* Sleeps until a unit is taken or the deadline passes. */
-static int sleep_take(struct sem_impl *s, const shoal__deadline *d)
+static int ready_avail(void *obj)
 {
-    atomic_fetch_add(&s->waiters, 1);
-    int rc = 0;
-    while (!take(s)) {
-        if (shoal__futex_wait(&s->value, 0, d) == SHOAL_ETIMEDOUT) {
-            rc = take(s) ? 0 : SHOAL_ETIMEDOUT; /* a last look: a unit may have come */
-            break;
-        }
-    }
-    atomic_fetch_sub(&s->waiters, 1);
-    /* Units left and others asleep (several releases, one wake each): pass it on. */
-    if (rc == 0 && atomic_load(&s->value) > 0 && atomic_load(&s->waiters) > 0)
-        shoal__futex_wake(&s->value, 1);
-    return rc;
+    struct sem_impl *s = obj;
+    return atomic_load(&s->value) > 0;
+}
+
+static void arm(void *obj)
+{
+    atomic_fetch_add(&((struct sem_impl *)obj)->waiters, 1);
+}
+
+static void disarm(void *obj)
+{
+    atomic_fetch_sub(&((struct sem_impl *)obj)->waiters, 1);
+}
+
+int shoal__sem_waitable(shoal_sem *sem, bool writable, shoal__waitable *out)
+{
+    int rc = check(sem, "wait");
+    if (rc)
+        return rc;
+    if (writable || !out)
+        return shoal__err(SHOAL_EINVAL, "%s: only the readable side can be waited on",
+                          noun(sem));
+    *out =
+        (shoal__waitable){&impl(sem)->value, ready_avail, arm, disarm, NULL, impl(sem)};
+    return 0;
 }
 
 int shoal_sem_acquire(shoal_sem *sem, shoal_duration timeout)
@@ -119,15 +127,13 @@ int shoal_sem_acquire(shoal_sem *sem, shoal_duration timeout)
     if (timeout == SHOAL_NOWAIT)
         return shoal__err(SHOAL_EAGAIN, "%s: value is 0", kind(s));
     shoal__deadline d = shoal__deadline_from(timeout);
-    int64_t budget = shoal__spin_budget();
-    bool got = false;
-    if (budget > 0) {
-        int64_t until = shoal__now_ns() + budget;
-        got = spin_take(s, until < d.at_ns ? until : d.at_ns);
-    }
-    if (!got && sleep_take(s, &d) == SHOAL_ETIMEDOUT)
+    shoal__waitable w = {&s->value, ready_take, arm, disarm, NULL, s};
+    if (shoal__wait(&w, &d) == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s: timed out waiting for a release",
                           noun(sem));
+    /* Units left and others asleep (several releases, one wake each): pass it on. */
+    if (atomic_load(&s->value) > 0 && atomic_load(&s->waiters) > 0)
+        shoal__futex_wake(&s->value, 1);
     shoal__test_point("sem.acquired");
     return 0;
 }

@@ -11,11 +11,10 @@
  * slot is (count >> 1) & 1), high 32 bits hold the writer's tid during a write so a
  * dead writer can be detected and its write rolled back.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "wait.h"
 
 struct shoal_value {
     shoal__seg *seg;
@@ -202,33 +201,69 @@ static void scalar_store(shoal_value *v, const void *in)
 #define SEQ_COUNT(s) ((uint32_t)(s))
 #define SEQ_TID(s)   ((int32_t)((s) >> 32))
 
-/* Claims the writer role: returns the (even) sequence word it started from. A write
- * left unfinished by a dead thread is rolled back: its slot was never published. */
+/* The seqlock's count half, the futex word a writer waiting for another sleeps on. */
+static inline _Atomic uint32_t *seq_word(shoal_value *v)
+{
+    _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "count is the low half");
+    return (_Atomic uint32_t *)(void *)&v->ctl->seq;
+}
+
+/* A writer waiting for the writer role, as a shoal__waitable. */
+struct writer_wait {
+    shoal_value *v;
+    uint64_t from; /* the even word the claim started from */
+};
+
+static int writer_claim(void *obj)
+{
+    struct writer_wait *w = obj;
+    uint64_t tid = (uint32_t)shoal__tid();
+    uint64_t s = atomic_load_explicit(&w->v->ctl->seq, memory_order_relaxed);
+    while (!(SEQ_COUNT(s) & 1)) {
+        uint64_t mine = (tid << 32) | (uint32_t)(SEQ_COUNT(s) + 1);
+        if (atomic_compare_exchange_weak_explicit(
+                &w->v->ctl->seq, &s, mine, memory_order_acquire, memory_order_relaxed)) {
+            w->from = s;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void writer_arm(void *obj)
+{
+    atomic_fetch_add(&((struct writer_wait *)obj)->v->ctl->writer_sleepers, 1);
+}
+
+static void writer_disarm(void *obj)
+{
+    atomic_fetch_sub(&((struct writer_wait *)obj)->v->ctl->writer_sleepers, 1);
+}
+
+/* A write left unfinished by a thread that no longer exists is rolled back: its slot
+ * was never published. */
+static int writer_check(void *obj)
+{
+    struct writer_wait *w = obj;
+    uint64_t s = atomic_load(&w->v->ctl->seq);
+    if ((SEQ_COUNT(s) & 1) && !shoal__tid_alive(SEQ_TID(s)) &&
+        atomic_compare_exchange_strong(&w->v->ctl->seq, &s, (uint32_t)(SEQ_COUNT(s) - 1)))
+        shoal__seg_note_owner_died(w->v->seg);
+    return writer_claim(obj);
+}
+
+/* Claims the writer role: returns the (even) sequence word it started from. Waits
+ * while another live thread writes (a write is short and never blocks). */
 static uint64_t claim_writer(shoal_value *v)
 {
-    uint64_t tid = (uint32_t)shoal__tid();
-    int64_t spin_until = shoal__now_ns() + shoal__spin_budget();
-    for (;;) {
-        uint64_t s = atomic_load_explicit(&v->ctl->seq, memory_order_relaxed);
-        if (!(SEQ_COUNT(s) & 1)) {
-            uint64_t mine = (tid << 32) | (uint32_t)(SEQ_COUNT(s) + 1);
-            if (atomic_compare_exchange_weak_explicit(
-                    &v->ctl->seq, &s, mine, memory_order_acquire, memory_order_relaxed))
-                return s;
-            continue;
-        }
-        if (shoal__now_ns() < spin_until) {
-            shoal__cpu_relax();
-            continue;
-        }
-        if (!shoal__tid_alive(SEQ_TID(s))) {
-            uint64_t back = (uint32_t)(SEQ_COUNT(s) - 1);
-            if (atomic_compare_exchange_strong(&v->ctl->seq, &s, back))
-                shoal__seg_note_owner_died(v->seg);
-            continue;
-        }
-        sched_yield();
-    }
+    struct writer_wait w = {v, 0};
+    if (SHOAL_LIKELY(writer_claim(&w)))
+        return w.from;
+    shoal__waitable wt = {seq_word(v),   writer_claim, writer_arm,
+                          writer_disarm, writer_check, &w};
+    shoal__deadline forever = shoal__deadline_from(SHOAL_FOREVER);
+    shoal__wait(&wt, &forever);
+    return w.from;
 }
 
 static unsigned char *inactive_slot(const shoal_value *v, uint64_t claimed_from)
@@ -240,6 +275,8 @@ static void publish(shoal_value *v, uint64_t claimed_from)
 {
     atomic_store_explicit(&v->ctl->seq, (uint32_t)(SEQ_COUNT(claimed_from) + 2),
                           memory_order_release);
+    if (SHOAL_UNLIKELY(atomic_load(&v->ctl->writer_sleepers)))
+        shoal__futex_wake(seq_word(v), INT_MAX);
 }
 
 static void struct_snapshot(shoal_value *v, void *out)

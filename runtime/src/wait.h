@@ -33,8 +33,8 @@ typedef struct shoal__waitable {
     /* Announce / withdraw a sleeper on word. NULL when the waker always wakes. */
     void (*arm)(void *obj);
     void (*disarm)(void *obj);
-    /* Run once per sleep slice: 0 to keep waiting or a terminal SHOAL_E* code (a dead
-     * peer found, ...). NULL: none. */
+    /* Run once per sleep slice: 0 to keep waiting, a terminal SHOAL_E* code (a dead
+     * peer found, ...), or 1 when it found the object ready after all. NULL: none. */
     int (*check)(void *obj);
     void *obj;
 } shoal__waitable;

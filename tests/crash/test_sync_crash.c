@@ -1,6 +1,7 @@
 /* test_sync_crash.c — processes SIGKILLed while holding or waiting on a Lock, RLock,
  * Condition, Semaphore, Barrier or Event: the survivors get the lock with
  * SHOAL_EOWNERDEAD promptly, and nothing hangs beyond its timeout. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 
@@ -458,6 +459,167 @@ static void test_event_waiter_killed(void **state)
     assert_true(sh->t_ns - t0 < PROMPT);
 }
 
+/* ---- wake-ups given to a process that dies before using them ----------------------- */
+
+/*
+ * One of pids[n], all asleep, has been woken and stopped itself at "wait.woken"
+ * (before acting on the wake-up): kills it, then expects exactly one of the others to
+ * finish with exit code 0 within PROMPT — the wake-up passed to a live sleeper. Others
+ * that stop at the pause point are let go on; the rest are killed at the end.
+ */
+static void kill_woken_expect_one(pid_t *pids, int n)
+{
+    int st, victim = -1;
+    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
+    while (victim < 0) {
+        for (int i = 0; i < n && victim < 0; i++)
+            if (waitpid(pids[i], &st, WNOHANG | WUNTRACED) == pids[i]) {
+                assert_true(WIFSTOPPED(st));
+                victim = i;
+            }
+        assert_true(shoal__now_ns() < end);
+        usleep(500);
+    }
+    t_kill(pids[victim]);
+    pids[victim] = 0;
+    int done = 0;
+    int64_t t0 = shoal__now_ns();
+    while (done == 0 && shoal__now_ns() - t0 < PROMPT) {
+        for (int i = 0; i < n; i++) {
+            if (!pids[i] || waitpid(pids[i], &st, WNOHANG | WUNTRACED) != pids[i])
+                continue;
+            if (WIFSTOPPED(st)) {
+                kill(pids[i], SIGCONT);
+                continue;
+            }
+            assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+            pids[i] = 0;
+            done++;
+        }
+        usleep(500);
+    }
+    assert_int_equal(done, 1);
+    for (int i = 0; i < n; i++)
+        if (pids[i])
+            t_kill(pids[i]);
+}
+
+static int take_sem_armed(void *arg)
+{
+    shoal__test_pause_at("wait.woken");
+    return take_sem(arg);
+}
+
+static void test_sem_woken_waiter_killed(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    T_OK(shoal_sem_init(&sh->sem, 0, 0));
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = t_fork(take_sem_armed, NULL);
+    assert_true(t_wait_atleast(&sh->waiting, N, SHOAL_SEC(10)));
+    for (int i = 0; i < N; i++)
+        wait_asleep(pids[i]);
+    T_OK(shoal_sem_release(&sh->sem));
+    kill_woken_expect_one(pids, N);
+    assert_int_equal(shoal_sem_value(&sh->sem), 0);
+}
+
+/* ticket_waiter, stopping at "wait.woken" once it holds the lock. */
+static int ticket_waiter_armed(void *arg)
+{
+    if (shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)))
+        return 10;
+    shoal__test_pause_at("wait.woken");
+    T_OK(shoal_lock_release(&sh->lock));
+    return ticket_waiter(arg);
+}
+
+static void test_cond_notified_waiter_killed(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = t_fork(ticket_waiter_armed, NULL);
+    assert_true(t_wait_atleast(&sh->waiting, N, SHOAL_SEC(10)));
+    for (int i = 0; i < N; i++)
+        wait_asleep(pids[i]);
+    T_OK(shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)));
+    sh->tickets = 1;
+    T_OK(shoal_cond_notify(&sh->cond, 1));
+    T_OK(shoal_lock_release(&sh->lock));
+    kill_woken_expect_one(pids, N);
+    assert_int_equal(sh->tickets, 0);
+}
+
+/* ---- a lock word naming a thread that no longer exists ------------------------------
+ */
+
+static unsigned char lock_copy[sizeof(shoal_lock)];
+
+/* Thread: takes the lock, copies its bytes while held (as a copy of the segment file
+ * would), releases it and exits. */
+static void *hold_and_copy(void *arg)
+{
+    if (shoal_lock_acquire(arg, SHOAL_SEC(10)) == 0) {
+        memcpy(lock_copy, arg, sizeof(lock_copy));
+        shoal_lock_release(arg);
+    }
+    return NULL;
+}
+
+/* Leaves `l` as if restored from a copy taken while a now-gone thread held it. */
+static void restore_held_copy(shoal_lock *l)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hold_and_copy, l), 0);
+    pthread_join(th, NULL);
+    memcpy(l, lock_copy, sizeof(lock_copy));
+    assert_int_equal(shoal_lock_locked(l), 1);
+}
+
+static void test_lock_word_names_gone_thread(void **state)
+{
+    (void)state;
+    restore_held_copy(&sh->lock);
+    int64_t t0 = shoal__now_ns();
+    assert_int_equal(shoal_lock_acquire(&sh->lock, SHOAL_SEC(2)), SHOAL_EOWNERDEAD);
+    assert_true(shoal__now_ns() - t0 < PROMPT);
+    T_OK(shoal_lock_release(&sh->lock));
+    T_OK(shoal_lock_acquire(&sh->lock, SHOAL_MS(100)));
+    T_OK(shoal_lock_release(&sh->lock));
+}
+
+static int read_value(void *arg)
+{
+    int32_t x;
+    return shoal_value_read(arg, &x) == 0 && x == 7 ? 0 : 10;
+}
+
+static void test_value_read_lock_names_gone_thread(void **state)
+{
+    (void)state;
+    shoal_value *v;
+    T_OK(shoal_value_open(&v, NULL, SHOAL_CREATE, shoal_typecode('i'), NULL, NULL));
+    int32_t x = 7;
+    T_OK(shoal_value_write(v, &x));
+    restore_held_copy(shoal_value_get_lock(v));
+    pid_t pid = t_fork(read_value, v);
+    int st;
+    int64_t end = shoal__now_ns() + SHOAL_SEC(5);
+    while (waitpid(pid, &st, WNOHANG) != pid) {
+        if (shoal__now_ns() > end) {
+            t_kill(pid);
+            fail_msg("shoal_value_read still blocked after 5 s");
+        }
+        usleep(1000);
+    }
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    T_OK(shoal_value_close(v));
+}
+
 int main(int argc, char **argv)
 {
     t_setup_root();
@@ -477,6 +639,10 @@ int main(int argc, char **argv)
         T(test_barrier_party_never_arrives),
         T(test_barrier_party_killed_while_waiting),
         T(test_event_waiter_killed),
+        T(test_sem_woken_waiter_killed),
+        T(test_cond_notified_waiter_killed),
+        T(test_lock_word_names_gone_thread),
+        T(test_value_read_lock_names_gone_thread),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,7 +16,9 @@
  *
  * Locks are robust: if a process dies holding one, the next acquirer gets it together
  * with SHOAL_EOWNERDEAD — the lock is held and usable; the result only says that the
- * data it protects may be half updated. A Semaphore, Condition, Event or Barrier with a
+ * data it protects may be half updated. The same holds for a lock whose recorded
+ * holder thread no longer exists for any other reason (a segment restored from a
+ * copy): a waiter finds that out within a few tens of milliseconds. A Semaphore, Condition, Event or Barrier with a
  * dead participant never blocks the live ones beyond their timeouts.
  *
  * Structs are opaque byte blocks of fixed, documented sizes so that every language
@@ -31,7 +33,12 @@
 extern "C" {
 #endif
 
-/* Lock and RLock: 64 bytes. An RLock is a Lock initialised as recursive. */
+/* Lock and RLock: 64 bytes. An RLock is a Lock initialised as recursive. The bytes
+ * are a glibc process-shared robust pthread_mutex_t (40 bytes on 64-bit Linux) whose
+ * first 32-bit word is the kernel's robust futex word (holder thread id, waiters and
+ * owner-died bits, as linux/futex.h defines them), then the recursion depth, the
+ * recursive flag and a magic number. A process that maps a Lock must be linked
+ * against glibc; other languages use it only through this API. */
 typedef struct shoal_lock {
     SHOAL_ALIGNAS(8) unsigned char opaque[64];
 } shoal_lock;

@@ -1,23 +1,11 @@
-/* futex.c — deadlines, futex sleeps and the spin budget. */
-#include <errno.h>
-#include <linux/futex.h>
+/* deadline.c — deadlines made from timeouts, and the spin budget. */
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
 
 #define DEFAULT_SPIN_NS 20000
 
 static _Atomic int64_t spin_ns = -1;
-
-int64_t shoal__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 shoal__deadline shoal__deadline_from(shoal_duration timeout)
 {
@@ -34,31 +22,6 @@ shoal__deadline shoal__deadline_from(shoal_duration timeout)
 bool shoal__deadline_passed(const shoal__deadline *d)
 {
     return d->at_ns != INT64_MAX && shoal__now_ns() >= d->at_ns;
-}
-
-int shoal__futex_wait(_Atomic uint32_t *addr, uint32_t expected, const shoal__deadline *d)
-{
-    struct timespec ts, *tsp = NULL;
-    if (d && d->at_ns != INT64_MAX) {
-        if (shoal__now_ns() >= d->at_ns)
-            return SHOAL_ETIMEDOUT;
-        ts.tv_sec = d->at_ns / 1000000000;
-        ts.tv_nsec = d->at_ns % 1000000000;
-        tsp = &ts;
-    }
-    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so retries after
-     * a signal do not stretch the timeout. */
-    long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, tsp, NULL,
-                     FUTEX_BITSET_MATCH_ANY);
-    if (r == -1 && errno == ETIMEDOUT)
-        return SHOAL_ETIMEDOUT;
-    return 0;
-}
-
-int shoal__futex_wake(_Atomic uint32_t *addr, int n)
-{
-    long r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
-    return r < 0 ? 0 : (int)r;
 }
 
 int64_t shoal__spin_budget(void)
