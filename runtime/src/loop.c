@@ -615,6 +615,67 @@ int shoal__loop_add_waitable(shoal_loop *l, const shoal__waitable *w, int events
     return 0;
 }
 
+/* The queue, pipe, Event and Semaphore sources: the object's waitable, then the
+ * generic source. */
+enum obj_kind { OBJ_QUEUE, OBJ_PIPE, OBJ_EVENT, OBJ_SEM };
+
+static int add_object(shoal_loop *l, enum obj_kind kind, void *obj, int events,
+                      shoal_loop_cb cb, void *arg, shoal_loop_source **out)
+{
+    static const char *const what[] = {"a queue", "a pipe end", "an event",
+                                       "a semaphore"};
+    int rc = check_add(l, cb, what[kind]);
+    if (rc < 0)
+        return rc;
+    if (!obj || (events != SHOAL_LOOP_READABLE && events != SHOAL_LOOP_WRITABLE))
+        return shoal__err(SHOAL_EINVAL, "loop: adding %s: %s", what[kind],
+                          obj ? "events must be SHOAL_LOOP_READABLE or _WRITABLE"
+                              : "NULL handle");
+    bool wr = events == SHOAL_LOOP_WRITABLE;
+    shoal__waitable w;
+    switch (kind) {
+    case OBJ_QUEUE:
+        rc = shoal__queue_waitable(obj, wr, &w);
+        break;
+    case OBJ_PIPE:
+        rc = shoal__pipe_waitable(obj, wr, &w);
+        break;
+    case OBJ_EVENT:
+        rc = shoal__event_waitable(obj, wr, &w);
+        break;
+    case OBJ_SEM:
+        rc = shoal__sem_waitable(obj, wr, &w);
+        break;
+    }
+    if (rc < 0)
+        return rc;
+    return shoal__loop_add_waitable(l, &w, events, cb, arg, out);
+}
+
+int shoal_loop_add_queue(shoal_loop *l, shoal_queue *q, int events, shoal_loop_cb cb,
+                         void *arg, shoal_loop_source **out)
+{
+    return add_object(l, OBJ_QUEUE, q, events, cb, arg, out);
+}
+
+int shoal_loop_add_pipe(shoal_loop *l, shoal_pipe *p, int events, shoal_loop_cb cb,
+                        void *arg, shoal_loop_source **out)
+{
+    return add_object(l, OBJ_PIPE, p, events, cb, arg, out);
+}
+
+int shoal_loop_add_event(shoal_loop *l, shoal_event *e, shoal_loop_cb cb, void *arg,
+                         shoal_loop_source **out)
+{
+    return add_object(l, OBJ_EVENT, e, SHOAL_LOOP_READABLE, cb, arg, out);
+}
+
+int shoal_loop_add_sem(shoal_loop *l, shoal_sem *s, shoal_loop_cb cb, void *arg,
+                       shoal_loop_source **out)
+{
+    return add_object(l, OBJ_SEM, s, SHOAL_LOOP_READABLE, cb, arg, out);
+}
+
 int shoal_loop_add_fd(shoal_loop *l, int fd, int events, shoal_loop_cb cb, void *arg,
                       shoal_loop_source **out)
 {

@@ -641,6 +641,247 @@ static void test_callbacks_remove_and_add(void **state)
     shoal_set_spin_ns(20000);
 }
 
+/* ---- shoal objects: queues, pipes, events, semaphores
+ * ---------------------------------- */
+
+enum { NQ = 1000, QPRODUCERS = 5 };
+
+struct qshared {
+    _Atomic int64_t committed[NQ]; /* messages whose put returned 0, per queue */
+    _Atomic int started[QPRODUCERS];
+};
+
+struct qstate {
+    shoal_queue *q[NQ];
+    int64_t next[NQ]; /* the next sequence number expected */
+    int eof[NQ];
+    int eofs;
+    bool bad; /* a message out of order: lost or duplicated */
+};
+
+static struct qshared *qsh;
+static struct qstate qst;
+
+/* Producer p: sequence numbers 0, 1, ... on every queue i with i % QPRODUCERS == p,
+ * round after round, `rounds` times (then shuts its queues down), recording each
+ * put that returned. */
+static int queue_producer(void *arg)
+{
+    int p = (int)(intptr_t)arg & 0xff, rounds = (int)((intptr_t)arg >> 8);
+    atomic_store(&qsh->started[p], 1);
+    for (int64_t k = 0; k < rounds; k++)
+        for (int i = p; i < NQ; i += QPRODUCERS) {
+            if (shoal_queue_put(qst.q[i], &k, sizeof(k), SHOAL_SEC(20)) != 0)
+                return 10;
+            atomic_store(&qsh->committed[i], k + 1);
+        }
+    for (int i = p; i < NQ; i += QPRODUCERS)
+        shoal_queue_shutdown(qst.q[i]);
+    return 0;
+}
+
+static void on_queue(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s;
+    int i = (int)(intptr_t)arg;
+    if (ev < 0) { /* drained and shut down */
+        if (ev != SHOAL_EEOF || qst.eof[i]++)
+            qst.bad = true;
+        qst.eofs++;
+        return;
+    }
+    int64_t v;
+    size_t len;
+    /* Take a few, not all: the rest is reported again (level-triggered). */
+    for (int n = 0; n < 4 && shoal_queue_try_get(qst.q[i], &v, sizeof(v), &len) == 0; n++)
+        if (v != qst.next[i]++)
+            qst.bad = true;
+}
+
+/* One loop serves 1,000 queues fed by producers in several processes, two of them
+ * SIGKILLed while they put: every message whose put returned is delivered once and
+ * in order, every queue reaches end-of-stream, nothing hangs. */
+static void test_queues_killed_producers(void **state)
+{
+    (void)state;
+    qsh = t_shared_alloc(sizeof(*qsh));
+    memset(&qst, 0, sizeof(qst));
+    shoal_loop *l = new_loop();
+    shoal_queue_config cfg = {.type = shoal_typecode('q'), .capacity = 8};
+    for (int i = 0; i < NQ; i++) {
+        T_OK(shoal_queue_open(&qst.q[i], NULL, SHOAL_CREATE, &cfg, NULL));
+        T_OK(shoal_loop_add_queue(l, qst.q[i], SHOAL_LOOP_READABLE, on_queue,
+                                  (void *)(intptr_t)i, NULL));
+    }
+    pid_t pids[QPRODUCERS];
+    for (int p = 0; p < QPRODUCERS; p++) /* 0 and 1 run "forever": they are killed */
+        pids[p] =
+            t_fork(queue_producer, (void *)(intptr_t)(p | (p < 2 ? 1 << 20 : 40) << 8));
+    int64_t end = shoal__now_ns() + SHOAL_SEC(60);
+    int64_t kill_at = shoal__now_ns() + SHOAL_MS(400);
+    bool killed = false;
+    while (qst.eofs < NQ) {
+        assert_true(shoal__now_ns() < end);
+        assert_true(shoal_loop_run_once(l, SHOAL_MS(100)) >= 0);
+        if (!killed && shoal__now_ns() >= kill_at) {
+            t_kill(pids[0]);
+            t_kill(pids[1]);
+            for (int i = 0; i < NQ; i++) /* the survivor ends their streams */
+                if (i % QPRODUCERS < 2)
+                    T_OK(shoal_queue_shutdown(qst.q[i]));
+            killed = true;
+        }
+    }
+    for (int p = 2; p < QPRODUCERS; p++)
+        assert_int_equal(t_wait(pids[p]), 0);
+    assert_false(qst.bad);
+    for (int i = 0; i < NQ; i++) {
+        int64_t c = atomic_load(&qsh->committed[i]);
+        /* All that was committed, plus at most the put a kill interrupted after it
+         * committed but before it was recorded. */
+        assert_true(qst.next[i] >= c && qst.next[i] <= c + 1);
+        if (i % QPRODUCERS >= 2)
+            assert_int_equal(qst.next[i], 40);
+        else
+            assert_true(c > 0); /* the killed ones were killed mid-stream */
+    }
+    shoal_loop_destroy(l);
+    for (int i = 0; i < NQ; i++)
+        T_OK(shoal_queue_close(qst.q[i]));
+    munmap(qsh, sizeof(*qsh));
+}
+
+struct objs {
+    int event, sem, pipe_in, room;
+    int pipe_code;
+    shoal_sem *s;
+    shoal_pipe *p;
+    shoal_event *e;
+};
+
+static void on_obj(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s, (void)arg;
+    assert_true(ev == SHOAL_LOOP_READABLE || ev == SHOAL_LOOP_WRITABLE || ev < 0);
+}
+
+static void on_event(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    struct objs *o = arg;
+    on_obj(l, s, ev, arg);
+    o->event++;
+    T_OK(shoal_event_clear(o->e));
+}
+
+static void on_sem(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    struct objs *o = arg;
+    on_obj(l, s, ev, arg);
+    if (shoal_sem_try(o->s) == 0)
+        o->sem++;
+}
+
+static void on_pipe(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    struct objs *o = arg;
+    on_obj(l, s, ev, arg);
+    if (ev < 0) {
+        o->pipe_code = ev;
+        return;
+    }
+    char buf[16];
+    size_t len;
+    int rc = shoal_pipe_recv(o->p, buf, sizeof(buf), &len, SHOAL_NOWAIT);
+    if (rc == 0)
+        o->pipe_in++;
+    else if (rc != SHOAL_EAGAIN)
+        o->pipe_code = rc;
+}
+
+static void on_room(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    struct objs *o = arg;
+    on_obj(l, s, ev, arg);
+    o->room++;
+    T_OK(shoal_loop_remove(l, s));
+}
+
+struct obj_child {
+    shoal_event *e;
+    shoal_sem *s;
+    shoal_pipe *p;
+    shoal_queue *q;
+};
+
+/* The other process: sets the event, releases the semaphore twice, sends on the pipe
+ * three times, takes one message from the full queue, then dies without closing. */
+static int obj_child(void *arg)
+{
+    struct obj_child *c = arg;
+    usleep(20000);
+    if (shoal_event_set(c->e) || shoal_sem_release(c->s) || shoal_sem_release(c->s))
+        return 1;
+    for (int i = 0; i < 3; i++)
+        if (shoal_pipe_send(c->p, "hi", 2, SHOAL_SEC(5)))
+            return 2;
+    int64_t v;
+    size_t len;
+    if (shoal_queue_get(c->q, &v, sizeof(v), &len, SHOAL_SEC(5)))
+        return 3;
+    usleep(20000);
+    kill(getpid(), SIGKILL);
+    return 4;
+}
+
+static bool objs_done(void *arg)
+{
+    struct objs *o = arg;
+    return o->event >= 1 && o->sem >= 2 && o->pipe_in >= 3 && o->room >= 1 &&
+           o->pipe_code != 0;
+}
+
+/* An Event, a Semaphore, a pipe end and a queue's writable side, driven by another
+ * process that then dies: each callback runs, and the pipe reports the dead peer. */
+static void test_event_sem_pipe_room(void **state)
+{
+    (void)state;
+    shoal_loop *l = new_loop();
+    struct objs o = {0};
+    struct obj_child c;
+    T_OK(shoal_event_open(&o.e, NULL, SHOAL_CREATE, NULL));
+    T_OK(shoal_sem_open(&o.s, NULL, SHOAL_CREATE, 0, NULL));
+    shoal_queue_config pcfg = {.max_msg = 16, .capacity = 4};
+    T_OK(shoal_pipe_pair(&o.p, &c.p, NULL, &pcfg, NULL));
+    shoal_queue_config qcfg = {.type = shoal_typecode('q'), .capacity = 2};
+    T_OK(shoal_queue_open(&c.q, NULL, SHOAL_CREATE, &qcfg, NULL));
+    int64_t v = 7;
+    T_OK(shoal_queue_put(c.q, &v, sizeof(v), 0));
+    T_OK(shoal_queue_put(c.q, &v, sizeof(v), 0));
+    c.e = o.e;
+    c.s = o.s;
+    assert_int_equal(shoal_pipe_poll(o.p, SHOAL_NOWAIT), 0); /* this end is ours */
+    T_OK(shoal_loop_add_event(l, o.e, on_event, &o, NULL));
+    T_OK(shoal_loop_add_sem(l, o.s, on_sem, &o, NULL));
+    T_OK(shoal_loop_add_pipe(l, o.p, SHOAL_LOOP_READABLE, on_pipe, &o, NULL));
+    T_OK(shoal_loop_add_queue(l, c.q, SHOAL_LOOP_WRITABLE, on_room, &o, NULL));
+    assert_int_equal(shoal_loop_add_event(l, NULL, on_event, &o, NULL), SHOAL_EINVAL);
+    assert_int_equal(shoal_loop_add_queue(l, c.q, 3, on_room, &o, NULL), SHOAL_EINVAL);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(10)), 0);
+    pid_t pid = t_fork(obj_child, &c);
+    run_until(l, objs_done, &o, 20000);
+    assert_int_equal(t_wait(pid), 128 + SIGKILL);
+    assert_int_equal(o.event, 1); /* cleared by its callback: not again */
+    assert_int_equal(o.sem, 2);
+    assert_int_equal(o.pipe_in, 3);
+    assert_int_equal(o.pipe_code, SHOAL_EPEERDEAD);
+    shoal_loop_destroy(l);
+    T_OK(shoal_queue_close(c.q));
+    T_OK(shoal_pipe_close(o.p));
+    T_OK(shoal_pipe_close(c.p));
+    T_OK(shoal_sem_close(o.s));
+    T_OK(shoal_event_close(o.e));
+}
+
 /* ---- the fallback when io_uring is refused
  * --------------------------------------------- */
 
@@ -791,6 +1032,8 @@ int main(void)
         cmocka_unit_test(test_posts_from_threads),
         cmocka_unit_test(test_wake_and_stop_from_thread),
         cmocka_unit_test(test_callbacks_remove_and_add),
+        cmocka_unit_test(test_queues_killed_producers),
+        cmocka_unit_test(test_event_sem_pipe_room),
         cmocka_unit_test(test_seccomp_fallback),
         cmocka_unit_test(test_doctor),
     };
