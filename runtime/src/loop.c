@@ -54,6 +54,7 @@
 #include "loop_internal.h"
 
 #define SLICE_NS (50 * 1000000LL) /* the dead-peer sweep's period */
+#define KEEP_NS  (1000 * 1000LL)  /* a source idle this long is not spun on */
 
 struct shoal__post {
     struct shoal__post *next;
@@ -339,6 +340,7 @@ static int run_hot(shoal_loop *l)
         } else {
             hot_push(l, s); /* level-triggered: look again next pass */
         }
+        s->last_ns = l->pass_ns;
         shoal__loop_ref(s);
         call(l, s, ev);
         if (s->kind == SRC_FD && !s->removed && l->eng->fd_edge) {
@@ -368,48 +370,55 @@ static bool hot_ready(shoal_loop *l)
 }
 
 /*
- * Hands every hot shared-memory source to the engine (HOT -> WATCHED, see the top of
- * the file). Returns the number that turned out ready and stay hot, or SHOAL_E*.
+ * Hands hot source s to the engine (HOT -> WATCHED, see the top of the file). Returns
+ * 1 when it turned out ready and stays hot, 0 when the engine watches it, or SHOAL_E*.
  */
-static int arm_hot(shoal_loop *l)
+static int arm_one(shoal_loop *l, shoal_loop_source *s)
+{
+    if (s->kind == SRC_FD || s->disabled) {
+        if (s->kind == SRC_FD && s->revents)
+            return 1;
+        hot_del(s); /* descriptors: the engine polls them all along */
+        return 0;
+    }
+    uint32_t v = atomic_load(s->w.word);
+    if (s->w.arm)
+        s->w.arm(s->w.obj);
+    if (s->pending || s->w.ready(s->w.obj) != 0) {
+        if (s->w.disarm)
+            s->w.disarm(s->w.obj);
+        return 1;
+    }
+    hot_del(s);
+    s->expect = v;
+    s->watched = true;
+    shoal__loop_ref(s);
+    int rc = l->eng->watch(l, s);
+    if (rc < 0) {
+        s->watched = false;
+        if (s->w.disarm)
+            s->w.disarm(s->w.obj);
+        hot_push(l, s);
+        shoal__loop_unref(s);
+    }
+    return rc;
+}
+
+/* Hands the hot sources to the engine — all of them, or (idle_only) those whose
+ * callback has not run for KEEP_NS. Returns how many stay hot because they are ready,
+ * or SHOAL_E*. */
+static int arm_hot(shoal_loop *l, bool idle_only)
 {
     int ready = 0;
     shoal_loop_source *next;
     for (shoal_loop_source *s = l->hot.next; s != &l->hot; s = next) {
         next = s->next;
-        if (s->kind == SRC_FD) {
-            if (s->revents)
-                ready++;
-            else
-                hot_del(s);
+        if (idle_only && l->pass_ns - s->last_ns < KEEP_NS)
             continue;
-        }
-        if (s->disabled) {
-            hot_del(s);
-            continue;
-        }
-        uint32_t v = atomic_load(s->w.word);
-        if (s->w.arm)
-            s->w.arm(s->w.obj);
-        if (s->pending || s->w.ready(s->w.obj) != 0) {
-            if (s->w.disarm)
-                s->w.disarm(s->w.obj);
-            ready++;
-            continue;
-        }
-        hot_del(s);
-        s->expect = v;
-        s->watched = true;
-        shoal__loop_ref(s);
-        int rc = l->eng->watch(l, s);
-        if (rc < 0) {
-            s->watched = false;
-            if (s->w.disarm)
-                s->w.disarm(s->w.obj);
-            hot_push(l, s);
-            shoal__loop_unref(s);
-            return rc;
-        }
+        int r = arm_one(l, s);
+        if (r < 0)
+            return r;
+        ready += r;
     }
     return ready;
 }
@@ -464,6 +473,7 @@ static void sweep_checks(shoal_loop *l)
 static int pass(shoal_loop *l, bool *woken)
 {
     int n = 0;
+    l->pass_ns = shoal__now_ns();
     if (atomic_exchange(&l->notified, 0)) {
         *woken = true;
         n += run_posts(l);
@@ -485,13 +495,23 @@ static int64_t next_wake(shoal_loop *l, const shoal__deadline *d)
     return t;
 }
 
-/* Polls the hot list, the notification flag and the timers for the spin budget.
- * Returns whether something is there to run. */
-static bool spin(shoal_loop *l, const shoal__deadline *d)
+enum { SPIN_NOTHING, SPIN_HOT, SPIN_ENGINE };
+
+/*
+ * Polls for the spin budget: the hot list, the notification flag, the timers and the
+ * engine. Hot sources idle for KEEP_NS are handed to the engine first, so that the
+ * spin looks at the busy sources and the engine's completions, not at every source.
+ * Returns what it found: SPIN_HOT (run a pass), SPIN_ENGINE (collect the engine's
+ * reports) or SPIN_NOTHING (the budget ran out).
+ */
+static int spin(shoal_loop *l, const shoal__deadline *d)
 {
     int64_t budget = shoal__spin_budget();
-    if (budget <= 0 || l->hot.next == &l->hot)
-        return false;
+    if (budget <= 0)
+        return SPIN_NOTHING;
+    int r = arm_hot(l, true);
+    if (r != 0)
+        return r > 0 ? SPIN_HOT : SPIN_NOTHING;
     int64_t now = shoal__now_ns();
     int64_t end = next_wake(l, d);
     if (now + budget < end)
@@ -499,12 +519,14 @@ static bool spin(shoal_loop *l, const shoal__deadline *d)
     while (now < end) {
         for (int i = 0; i < 16; i++) {
             if (atomic_load_explicit(&l->notified, memory_order_relaxed) || hot_ready(l))
-                return true;
+                return SPIN_HOT;
             shoal__cpu_relax();
         }
+        if (l->eng->pending(l))
+            return SPIN_ENGINE;
         now = shoal__now_ns();
     }
-    return l->nheap && l->heap[0]->due <= now;
+    return l->nheap && l->heap[0]->due <= now ? SPIN_HOT : SPIN_NOTHING;
 }
 
 int shoal_loop_run_once(shoal_loop *l, shoal_duration timeout)
@@ -520,14 +542,17 @@ int shoal_loop_run_once(shoal_loop *l, shoal_duration timeout)
             return l->dispatched;
         if (waited && shoal__deadline_passed(&d))
             return 0;
-        if (spin(l, &d))
+        int found = spin(l, &d), r;
+        if (found == SPIN_HOT)
             continue;
-        int r = arm_hot(l);
-        if (r < 0)
-            return r;
-        if (r > 0)
-            continue;
-        r = l->eng->wait(l, next_wake(l, &d));
+        if (found == SPIN_NOTHING) {
+            r = arm_hot(l, false);
+            if (r < 0)
+                return r;
+            if (r > 0)
+                continue;
+        }
+        r = l->eng->wait(l, found == SPIN_ENGINE ? 0 : next_wake(l, &d));
         if (r < 0)
             return r;
         waited = true;

@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -71,6 +72,8 @@ struct ep {
     struct helper **h;
     int nh, hcap;
     int room;                 /* a helper that had room last time */
+    bool any_dirty;           /* some helper is dirty (loop thread only) */
+    int nfds;                 /* descriptor sources */
     shoal_loop_source *fired; /* reported by helpers, not yet by the loop */
     _Atomic int signalled;
 };
@@ -227,6 +230,7 @@ static int ep_watch(shoal_loop *l, shoal_loop_source *s)
         h->set[h->n++] = s;
         atomic_fetch_add(&h->ctl, 1);
         h->dirty = true;
+        e->any_dirty = true;
     }
     pthread_mutex_unlock(&e->mu);
     return rc;
@@ -258,6 +262,7 @@ static int ep_fd_add(shoal_loop *l, shoal_loop_source *s)
                           errno == EEXIST ? "already watched by this loop (one source "
                                             "can ask for both directions)"
                                           : strerror(errno));
+    e->nfds++;
     return 0;
 }
 
@@ -265,6 +270,7 @@ static void ep_fd_remove(shoal_loop *l, shoal_loop_source *s)
 {
     struct ep *e = l->eng_state;
     epoll_ctl(e->epfd, EPOLL_CTL_DEL, s->fd, NULL); /* EBADF: closed, gone already */
+    e->nfds--;
     shoal__loop_unref(s);
 }
 
@@ -300,6 +306,9 @@ static int drain(shoal_loop *l, struct ep *e)
 /* Wakes the helpers whose sets changed since the last wait. */
 static void wake_dirty(struct ep *e)
 {
+    if (!e->any_dirty)
+        return;
+    e->any_dirty = false;
     pthread_mutex_lock(&e->mu);
     for (int i = 0; i < e->nh; i++)
         if (e->h[i]->dirty) {
@@ -307,6 +316,18 @@ static void wake_dirty(struct ep *e)
             shoal__futex_wake(&e->h[i]->ctl, 1);
         }
     pthread_mutex_unlock(&e->mu);
+}
+
+static bool ep_pending(shoal_loop *l)
+{
+    struct ep *e = l->eng_state;
+    wake_dirty(e); /* sources handed over while spinning */
+    if (atomic_load_explicit(&e->signalled, memory_order_acquire))
+        return true;
+    if (!e->nfds)
+        return false;
+    struct pollfd p = {.fd = e->epfd, .events = POLLIN}; /* epoll's ready list */
+    return poll(&p, 1, 0) == 1;
 }
 
 static int ep_wait(shoal_loop *l, int64_t deadline_ns)
@@ -402,6 +423,7 @@ const shoal__loop_engine shoal__loop_epoll = {
     .unwatch = ep_unwatch,
     .fd_add = ep_fd_add,
     .fd_remove = ep_fd_remove,
+    .pending = ep_pending,
     .notify = ep_notify,
     .wait = ep_wait,
     .fd_edge = false,

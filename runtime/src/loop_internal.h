@@ -26,6 +26,7 @@ struct shoal_loop_source {
     /* The hot list: sources to look at on the next pass (see loop.c). */
     struct shoal_loop_source *prev, *next;
     bool hot;
+    int64_t last_ns; /* when its callback last ran (the pass's time) */
     /* Every source of the loop (destroy, the dead-peer sweep). */
     struct shoal_loop_source *all_prev, *all_next;
 
@@ -64,6 +65,9 @@ typedef struct shoal__loop_engine {
      * after fd_remove the engine drops it (shoal__loop_unref), possibly later. */
     int (*fd_add)(shoal_loop *loop, shoal_loop_source *s);
     void (*fd_remove)(shoal_loop *loop, shoal_loop_source *s);
+    /* Whether reports are waiting to be collected, without blocking (the spin calls
+     * it every few polls of the hot list). */
+    bool (*pending)(shoal_loop *loop);
     /* Makes a wait of the loop return. Any thread. */
     void (*notify)(shoal_loop *loop);
     /* Waits until something is reported or deadline_ns (CLOCK_MONOTONIC; INT64_MAX:
@@ -98,6 +102,7 @@ struct shoal_loop {
     int nwait_checks;      /* sources whose waitable has a check() */
     int64_t next_check_ns; /* when the dead-peer sweep runs next */
     int dispatched;        /* callbacks run in the current run_once */
+    int64_t pass_ns;       /* when the current pass started */
 };
 
 /* Engine -> core reports (loop thread). */

@@ -131,6 +131,17 @@ static void ur_notify(shoal_loop *l)
     shoal__futex_wake(&u->doorbell, 1);
 }
 
+static bool ur_pending(shoal_loop *l)
+{
+    struct ur *u = l->eng_state;
+    if (io_uring_sq_ready(&u->ring))
+        io_uring_submit(&u->ring); /* waits handed over while spinning */
+    /* No system call otherwise: a completion for this thread (a futex wake-up) is
+     * queued as task work with a signal-like notification, which interrupts the
+     * spinning thread and posts the completion on its way back to user space. */
+    return io_uring_cq_ready(&u->ring) > 0;
+}
+
 static void on_poll(shoal_loop *l, struct ur *u, shoal_loop_source *s,
                     const struct io_uring_cqe *cqe)
 {
@@ -272,6 +283,7 @@ const shoal__loop_engine shoal__loop_uring = {
     .unwatch = ur_unwatch,
     .fd_add = ur_fd_add,
     .fd_remove = ur_fd_remove,
+    .pending = ur_pending,
     .notify = ur_notify,
     .wait = ur_wait,
     .fd_edge = true,
