@@ -33,8 +33,13 @@
  * ready recently for the process's spin budget (shoal_set_spin_ns), so that a busy
  * channel is served without system calls on either side, as a blocking get would be.
  *
+ * End of stream: a queue or pipe end that is shut down and drained reports
+ * SHOAL_EEOF (a dead peer SHOAL_EPEERDEAD, a closed queue's writable side
+ * SHOAL_ECLOSED) to its callback once, as a negative `events`.
+ *
  * A source must be removed before the object it watches is closed. The loop holds no
- * reference to queues, pipes, events, semaphores or descriptors.
+ * reference to queues, pipes, events, semaphores or descriptors. A loop belongs to the
+ * process that created it: a child made by fork() creates its own.
  */
 #ifndef SHOAL_LOOP_H
 #define SHOAL_LOOP_H
@@ -111,7 +116,7 @@ SHOAL_API int shoal_loop_add_pipe(shoal_loop *loop, shoal_pipe *p, int events,
 SHOAL_API int shoal_loop_add_event(shoal_loop *loop, shoal_event *e, shoal_loop_cb cb,
                                    void *arg, shoal_loop_source **out);
 /* A Semaphore: READABLE while a unit is available (the callback then tries to take it
- * with shoal_sem_try_acquire; another process may have been faster). */
+ * with shoal_sem_try; another process may have been faster). */
 SHOAL_API int shoal_loop_add_sem(shoal_loop *loop, shoal_sem *s, shoal_loop_cb cb,
                                  void *arg, shoal_loop_source **out);
 
