@@ -885,12 +885,15 @@ static void test_event_sem_pipe_room(void **state)
 /* ---- the fallback when io_uring is refused
  * --------------------------------------------- */
 
-/* Installs a seccomp filter that fails io_uring_setup with `err`. */
-static void deny_io_uring(int err)
+/* Installs a seccomp filter that fails io_uring_setup — and futex_waitv too when
+ * `waitv` — with `err`, as a container's profile may. */
+static void deny_syscalls(int err, bool waitv)
 {
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+                 waitv ? __NR_futex_waitv : __NR_io_uring_setup, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
@@ -898,6 +901,11 @@ static void deny_io_uring(int err)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
         _exit(90);
+}
+
+static void deny_io_uring(int err)
+{
+    deny_syscalls(err, false);
 }
 
 static int fallback_child(void *arg)
@@ -987,6 +995,60 @@ static void test_doctor(void **state)
     assert_int_equal(t_wait(t_fork(doctor_child, NULL)), 0);
 }
 
+/* Without futex_waitv either, the epoll engine waits with one helper per source in
+ * FUTEX_WAIT: several processes' messages all arrive, and removing a watched source
+ * releases its helper. */
+static int no_waitv_child(void *arg)
+{
+    (void)arg;
+    deny_syscalls(ENOSYS, true);
+    unsetenv("SHOAL_LOOP_ENGINE");
+    shoal_loop_support sup;
+    shoal_loop_probe(&sup);
+    if (sup.futex_waitv || sup.futex_waitv_errno != ENOSYS || strcmp(sup.engine, "epoll"))
+        return 1;
+    shoal_set_spin_ns(0);
+    enum { N = 3, EACH = 1500 };
+    struct chan *c = mmap(NULL, (N + 1) * sizeof(*c), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shoal_loop *l;
+    if (c == MAP_FAILED || shoal_loop_create(&l))
+        return 2;
+    shoal_loop_source *extra;
+    for (int i = 0; i <= N; i++) {
+        shoal__waitable w = chan_waitable(&c[i], false);
+        if (shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, &c[i],
+                                     i == N ? &extra : NULL))
+            return 3;
+    }
+    struct feed f = {
+        .chans = c, .nchans = N, .first = 0, .step = 1, .per_chan = EACH, .pause_us = 0};
+    pid_t pids[2] = {t_fork(feeder, &f), t_fork(feeder, &f)};
+    if (shoal_loop_run_once(l, SHOAL_MS(5)) < 0 || shoal_loop_remove(l, extra))
+        return 4;
+    if (atomic_load(&c[N].sleepers) != 0)
+        return 5;
+    int64_t end = shoal__now_ns() + SHOAL_SEC(30);
+    for (int i = 0; i < N; i++)
+        while (atomic_load(&c[i].got) < 2 * EACH) {
+            if (shoal__now_ns() > end || shoal_loop_run_once(l, SHOAL_MS(100)) < 0)
+                return 6;
+        }
+    if (t_wait(pids[0]) || t_wait(pids[1]))
+        return 7;
+    shoal_loop_destroy(l);
+    for (int i = 0; i < N; i++)
+        if (atomic_load(&c[i].sleepers))
+            return 8;
+    return 0;
+}
+
+static void test_no_futex_waitv(void **state)
+{
+    (void)state;
+    assert_int_equal(t_wait(t_fork(no_waitv_child, NULL)), 0);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -1035,6 +1097,7 @@ int main(void)
         cmocka_unit_test(test_queues_killed_producers),
         cmocka_unit_test(test_event_sem_pipe_room),
         cmocka_unit_test(test_seccomp_fallback),
+        cmocka_unit_test(test_no_futex_waitv),
         cmocka_unit_test(test_doctor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
