@@ -12,20 +12,27 @@
  *            (shoal__loop_fired) once the word may have changed; the core then
  *            disarms it and makes it hot again.
  *
- * HOT -> WATCHED happens only when the loop is about to sleep, following wait.h's
- * protocol for each hot source: v = load(word); arm(); if ready() != 0 the source stays
- * hot (disarmed) and the loop does not sleep; otherwise the engine waits on (word, v).
- * A waker that changed the state before arm() is seen by that ready(); one that changed
- * it after sees the armed sleeper, bumps the word and wakes it, and a futex wait on
- * (word, v) either fails at once (the value differs) or is woken. No wake-up is lost,
- * whatever the number of wakers.
+ * HOT -> WATCHED follows wait.h's protocol for each source: arm(); v = load(word); if
+ * ready() != 0 the source stays hot (disarmed) and the loop does not sleep; otherwise
+ * the engine waits on (word, v). A waker that changed the state before that ready() is
+ * seen by it; one that changed it after sees the armed sleeper and bumps the word after
+ * v was read, so a futex wait on (word, v) either fails at once (the value differs) or
+ * is woken. No wake-up is lost, whatever the number of wakers. (v is read after arm(),
+ * not before as a blocking wait does: equally safe, since ready() still follows the
+ * read, and an arm() that marks the word itself — an Event's — then costs no futile
+ * round through the engine.)
  *
  * Cost: a pass looks only at the hot list — sources that were reported or ready
  * recently — and the engines report exactly the sources whose words were woken, so the
  * cost of one wake-up does not grow with the number of sources. A source stays hot
- * after its callback (level-triggering: it is looked at again on the next pass), and
- * before sleeping the loop spins over the hot list for the spin budget, so a busy
- * channel is served as a blocking get would serve it: no system call on either side.
+ * after its callback (level-triggering: it is looked at again on the next pass).
+ *
+ * Spinning: with nothing to run, the loop first hands the hot sources whose callback
+ * has not run for KEEP_NS to the engine, then, for the spin budget, polls the rest of
+ * the hot list — unarmed, so a busy channel is served as a blocking get would serve
+ * it, with no system call on either side — and peeks at the engine's reports for the
+ * idle ones. When the budget runs out every hot source goes to the engine and the
+ * loop sleeps in it.
  *
  * Descriptors are polled by the engine (multishot poll, or epoll level-triggered) and
  * reported with their events; the source is hot until its callback ran. An engine that
@@ -381,9 +388,9 @@ static int arm_one(shoal_loop *l, shoal_loop_source *s)
         hot_del(s); /* descriptors: the engine polls them all along */
         return 0;
     }
-    uint32_t v = atomic_load(s->w.word);
     if (s->w.arm)
         s->w.arm(s->w.obj);
+    uint32_t v = atomic_load(s->w.word); /* after arm(): it may mark the word itself */
     if (s->pending || s->w.ready(s->w.obj) != 0) {
         if (s->w.disarm)
             s->w.disarm(s->w.obj);
