@@ -28,8 +28,10 @@
  * which engine waits.
  *
  * Where futex_waitv itself is refused (kernels before 5.16, strict seccomp profiles)
- * each helper watches one source with FUTEX_WAIT; taking a source from it also wakes
- * that source's word (a spurious wake-up, harmless to any other sleeper there).
+ * each helper watches one source with FUTEX_WAIT. Taking a source from it also wakes
+ * that source's word (a spurious wake-up, harmless to any other sleeper there), but
+ * the helper may not be asleep yet, so it sleeps in slices of STALE_SLICE_NS and gets
+ * no new source until it has woken up (`stale`).
  *
  * Cross-thread notification writes the same eventfd.
  */
@@ -49,9 +51,10 @@
 
 #include "loop_internal.h"
 
-#define GROUP        32 /* futex words per helper: its control word and 31 sources */
-#define HELPER_STACK (256 * 1024)
-#define MAX_EVENTS   64
+#define GROUP          32 /* futex words per helper: its control word and 31 sources */
+#define HELPER_STACK   (256 * 1024)
+#define MAX_EVENTS     64
+#define STALE_SLICE_NS (100 * 1000000L) /* without futex_waitv: longest sleep */
 
 struct helper {
     struct ep *ep;
@@ -60,6 +63,9 @@ struct helper {
     int idx;              /* in ep->h */
     int n;
     bool dirty; /* changed since the loop last woke it */
+    /* Without futex_waitv: its source was taken while it slept on that source's word;
+     * no new source until it has woken up (it would not watch it before then). */
+    bool stale;
     shoal_loop_source *set[GROUP - 1];
 };
 
@@ -122,9 +128,13 @@ static long helper_sleep(struct ep *e, struct futex_waitv *v, int n)
     if (e->waitv) {
         r = futex_waitv(v, (unsigned)n + 1);
     } else {
+        /* One word only: the control word is not watched while a source's is, so the
+         * sleep is sliced and a helper whose source was taken away ends (fini) or
+         * returns to service (see `stale`) within a slice. */
         struct futex_waitv *w = n ? &v[1] : &v[0];
+        struct timespec slice = {0, STALE_SLICE_NS};
         r = syscall(SYS_futex, (void *)(uintptr_t)w->uaddr, FUTEX_WAIT, (uint32_t)w->val,
-                    NULL, NULL, 0);
+                    n ? &slice : NULL, NULL, 0);
         if (r == 0)
             r = n ? 1 : 0;
     }
@@ -138,6 +148,7 @@ static void *helper_main(void *arg)
     struct futex_waitv v[GROUP];
     pthread_mutex_lock(&e->mu);
     while (!e->quit) {
+        h->stale = false;
         uint32_t c = atomic_load(&h->ctl);
         int n = h->n;
         v[0] = (struct futex_waitv){
@@ -204,12 +215,12 @@ static int helper_start(struct ep *e, struct helper **out)
 /* A helper with room (under mu), started when all are full. */
 static int helper_with_room(struct ep *e, struct helper **out)
 {
-    if (e->room < e->nh && e->h[e->room]->n < e->per) {
+    if (e->room < e->nh && e->h[e->room]->n < e->per && !e->h[e->room]->stale) {
         *out = e->h[e->room];
         return 0;
     }
     for (int i = 0; i < e->nh; i++)
-        if (e->h[i]->n < e->per) {
+        if (e->h[i]->n < e->per && !e->h[i]->stale) {
             e->room = i;
             *out = e->h[i];
             return 0;
@@ -241,8 +252,10 @@ static void ep_unwatch(shoal_loop *l, shoal_loop_source *s)
     struct ep *e = l->eng_state;
     pthread_mutex_lock(&e->mu);
     struct helper *h = s->eng_ptr;
-    if (h)
+    if (h) {
         set_del(h, s->eng_idx);
+        h->stale = !e->waitv;
+    }
     pthread_mutex_unlock(&e->mu);
     if (!h)
         return; /* on `fired`: the drain reports it */
