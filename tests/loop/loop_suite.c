@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "testutil.h"
@@ -468,6 +469,53 @@ static void test_fd_level_and_hup(void **state)
     assert_int_equal(shoal_loop_add_fd(l, p[0], 0, on_fd, &w, NULL), SHOAL_EINVAL);
     close(p[0]);
     close(p[1]);
+
+    /* Both directions on one source: a socket is writable at once, readable too once
+     * the peer wrote. */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct fdsrc b = {.fd = sv[0], .per_call = 8};
+    T_OK(shoal_loop_add_fd(l, sv[0], SHOAL_LOOP_READABLE | SHOAL_LOOP_WRITABLE, on_fd, &b,
+                           &src));
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    assert_int_equal(b.last, SHOAL_LOOP_WRITABLE);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    int64_t end = shoal__now_ns() + SHOAL_SEC(5);
+    while (b.last != (SHOAL_LOOP_READABLE | SHOAL_LOOP_WRITABLE) && shoal__now_ns() < end)
+        assert_true(shoal_loop_run_once(l, SHOAL_SEC(1)) >= 0);
+    assert_int_equal(b.last, SHOAL_LOOP_READABLE | SHOAL_LOOP_WRITABLE);
+    T_OK(shoal_loop_remove(l, src));
+    close(sv[0]);
+    close(sv[1]);
+    shoal_loop_destroy(l);
+}
+
+/* A timer's callback removes another timer due in the same pass: it never fires. */
+static shoal_loop_source *victim_timer;
+
+static void on_killer_timer(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)s, (void)ev;
+    (*(int *)arg)++;
+    if (victim_timer) {
+        T_OK(shoal_loop_remove(l, victim_timer));
+        victim_timer = NULL;
+    }
+}
+
+static void test_timer_removed_by_timer(void **state)
+{
+    (void)state;
+    shoal_loop *l = new_loop();
+    int killer = 0, victim = 0;
+    T_OK(shoal_loop_add_timer(l, SHOAL_MS(5), 0, on_killer_timer, &killer, NULL));
+    T_OK(
+        shoal_loop_add_timer(l, SHOAL_MS(5), 0, on_killer_timer, &victim, &victim_timer));
+    usleep(10000); /* both due before the next pass */
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_SEC(5)), 1);
+    assert_int_equal(shoal_loop_run_once(l, SHOAL_MS(20)), 0);
+    assert_int_equal(killer, 1);
+    assert_int_equal(victim, 0);
     shoal_loop_destroy(l);
 }
 
@@ -1093,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_timers_in_order),
         cmocka_unit_test(test_timer_periodic_and_reset),
         cmocka_unit_test(test_fd_level_and_hup),
+        cmocka_unit_test(test_timer_removed_by_timer),
         cmocka_unit_test(test_posts_from_threads),
         cmocka_unit_test(test_wake_and_stop_from_thread),
         cmocka_unit_test(test_callbacks_remove_and_add),
