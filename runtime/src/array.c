@@ -50,12 +50,10 @@ int shoal_array_open(shoal_array **out, const char *name, int mode,
         return shoal__err(SHOAL_EINVAL, "array: NULL output pointer");
     *out = NULL;
     /* Without a type, an existing array is opened as whatever type it holds. */
+    int rc;
     if ((type || mode != SHOAL_OPEN) &&
-        (!type || !type->name || type->size == 0 || type->align == 0 ||
-         (type->align & (type->align - 1)) || type->align > 64))
-        return shoal__err(SHOAL_EINVAL,
-                          "array: element type must have a name, a size and "
-                          "a power-of-two alignment <= 64");
+        (rc = shoal__type_check(type, "array", name, UINT32_MAX)))
+        return rc;
     if (count == 0 && mode != SHOAL_OPEN)
         return shoal__err(SHOAL_EINVAL, "array: cannot create with 0 elements");
     if (type && count > (UINT64_MAX / 2) / type->size)
@@ -75,22 +73,30 @@ int shoal_array_open(shoal_array **out, const char *name, int mode,
         .init = array_init_cb,
         .arg = &ai,
     };
-    int rc;
     if ((rc = shoal__objlock_spec(&spec, attr)) ||
         (rc = shoal__seg_open(&a->seg, name, mode, &spec, attr))) {
         free(a);
         return rc;
     }
+    if (!type && (rc = shoal__seg_type(a->seg, "array", &a->type)))
+        goto fail;
     if (type)
         a->type = *type;
-    else
-        shoal__type_from_header(&a->type, a->seg->hdr);
-    a->count = a->seg->hdr->count;
-    a->elems = a->seg->payload + elems_offset(&a->type);
-    if (a->seg->hdr->payload_size < elems_offset(&a->type) + a->count * a->type.size) {
-        rc = shoal__err(SHOAL_ECORRUPT, "array \"%s\": payload too small", a->seg->name);
+    /* count x size must fit the payload without overflowing anything on the way. */
+    uint64_t bytes, need, count_h = a->seg->hdr->count;
+    if (count_h == 0 || count_h > SIZE_MAX ||
+        __builtin_mul_overflow(count_h, (uint64_t)a->type.size, &bytes) ||
+        __builtin_add_overflow(bytes, (uint64_t)elems_offset(&a->type), &need) ||
+        a->seg->hdr->payload_size < need) {
+        rc = shoal__err(SHOAL_ECORRUPT,
+                        "array \"%s\": header says %llu elements of %u bytes, which do "
+                        "not fit its %llu-byte payload (corrupt)",
+                        a->seg->name, (unsigned long long)count_h, a->type.size,
+                        (unsigned long long)a->seg->hdr->payload_size);
         goto fail;
     }
+    a->count = (size_t)count_h;
+    a->elems = a->seg->payload + elems_offset(&a->type);
     if ((rc = shoal__objlock_resolve(a->seg, attr, &a->lock, &a->own_lock)))
         goto fail;
     *out = a;

@@ -70,6 +70,7 @@ int shoal__errno_to_rc(int err)
 {
     switch (err) {
     case ENOENT:
+    case ENOTDIR:
         return SHOAL_ENOENT;
     case EEXIST:
         return SHOAL_EEXIST;

@@ -58,9 +58,12 @@ bool shoal__proc_alive(int32_t pid, uint64_t start);
 bool shoal__tid_alive(int32_t tid);
 
 /*
- * Test-only pause points: when $SHOAL_TEST_PAUSE names this point, the process stops
- * itself with SIGSTOP there, so a test can SIGKILL it at an exact instant.
+ * Test-only pause points: in the tests' build of the library (SHOAL_TEST_POINTS), a
+ * process armed with shoal__test_pause_at(point) (or $SHOAL_TEST_PAUSE at start-up)
+ * stops itself with SIGSTOP there, so a test can SIGKILL it at an exact instant. In
+ * every other build they compile to nothing.
  */
+#ifdef SHOAL_TEST_POINTS
 extern int shoal__test_points_on;
 void shoal__test_point_slow(const char *point);
 static inline void shoal__test_point(const char *point)
@@ -68,6 +71,12 @@ static inline void shoal__test_point(const char *point)
     if (SHOAL_UNLIKELY(shoal__test_points_on))
         shoal__test_point_slow(point);
 }
+#else
+static inline void shoal__test_point(const char *point)
+{
+    (void)point;
+}
+#endif
 
 /* ---- segments (segment.c) ---------------------------------------------------------- */
 
@@ -168,6 +177,16 @@ shoal__seg *shoal__registry_find(const void *obj);
  * opening an object without knowing its type (tools, dynamic bindings). The name
  * points into the header. */
 void shoal__type_from_header(shoal_type *t, const struct shoal__header *h);
+
+/* Checks an element type given by a caller: SHOAL_EINVAL naming `what "name"` unless
+ * it has a name (< 64 bytes), a size of 1..max_size bytes that is a multiple of its
+ * alignment, and a power-of-two alignment <= 64. The one check of every kind. */
+int shoal__type_check(const shoal_type *t, const char *what, const char *name,
+                      uint32_t max_size);
+/* The element type an open segment records (shoal__type_from_header), checked as
+ * shoal__type_check does: SHOAL_ECORRUPT for a header that names an impossible one
+ * (element size 0, ...). */
+int shoal__seg_type(const shoal__seg *seg, const char *what, shoal_type *t);
 
 /* Opens a named primitive whose whole payload is one struct of `size` bytes. */
 int shoal__prim_open(void **out, uint32_t kind, const char *what, size_t size,

@@ -40,6 +40,7 @@ bool shoal__tid_alive(int32_t tid)
     return shoal__proc_start(tid) != 0;
 }
 
+#ifdef SHOAL_TEST_POINTS
 int shoal__test_points_on;
 static const char *test_point_name;
 
@@ -65,3 +66,4 @@ SHOAL_API void shoal__test_pause_at(const char *point)
         unsetenv("SHOAL_TEST_PAUSE");
     test_points_init();
 }
+#endif

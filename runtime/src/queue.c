@@ -214,17 +214,6 @@ static void geom_compute(shoal__ring_geom *g, uint32_t flags, uint32_t capacity,
     }
 }
 
-static int check_type(const shoal_type *t, const char *what, const char *name)
-{
-    if (!t->name || t->size == 0 || t->align == 0 || (t->align & (t->align - 1)) ||
-        t->align > 64 || strlen(t->name) >= 64 || t->size > MAX_MSG)
-        return shoal__err(SHOAL_EINVAL,
-                          "%s \"%s\": element type must have a name (< 64 bytes), a size "
-                          "(<= %u) and a power-of-two alignment <= 64",
-                          what, name, MAX_MSG);
-    return 0;
-}
-
 int shoal__ring_geom_make(const shoal_queue_config *cfg, const char *what,
                           const char *name, shoal__ring_geom *g)
 {
@@ -240,7 +229,7 @@ int shoal__ring_geom_make(const shoal_queue_config *cfg, const char *what,
     uint32_t flags = cfg->spsc ? SHOAL__RING_SPSC : 0;
     int rc;
     if (cfg->type) {
-        if ((rc = check_type(cfg->type, what, name)))
+        if ((rc = shoal__type_check(cfg->type, what, name, MAX_MSG)))
             return rc;
         geom_compute(g, flags, (uint32_t)cap, cfg->type->size, cfg->type->align,
                      cfg->type->size);
@@ -375,6 +364,16 @@ static int err_eof(const shoal__ring *r)
     return shoal__err(SHOAL_EEOF, "%s \"%s\" is shut down and drained", r->what, r->name);
 }
 
+/* A slot records a length no message of this ring can have. */
+static int err_bad_len(const shoal__ring *r, size_t len)
+{
+    return shoal__err(
+        SHOAL_ECORRUPT,
+        "%s \"%s\": a queued message records %zu bytes, over the maximum of "
+        "%u (corrupt)",
+        r->what, r->name, len, r->g.max_msg);
+}
+
 static int err_small(const shoal__ring *r, size_t len, size_t cap)
 {
     return shoal__err(SHOAL_EMSGSIZE,
@@ -389,7 +388,7 @@ static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out)
 {
     struct shoal__ringhdr *h = r->h;
     uint64_t pos = atomic_load_explicit(&h->tail, memory_order_relaxed);
-    for (;;) {
+    for (uint32_t steps = 0;;) {
         struct mslot *s = (struct mslot *)slot_at(r, pos);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
         int32_t d = (int32_t)(w_seq(w) - (uint32_t)pos);
@@ -403,7 +402,10 @@ static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out)
         } else if (d < 0 || (d == 0 && (w & W_FULL))) { /* the last lap's: full */
             return atomic_load(&h->closed) ? err_closed(r) : SHOAL_EAGAIN;
         } else {
-            /* Reserved by another producer, or we are behind: move the tail on. */
+            /* Reserved by another producer, or we are behind: move the tail on. More
+             * than a lap of that means sequence words no ring could have made. */
+            if (SHOAL_UNLIKELY(++steps > r->g.capacity))
+                return SHOAL_EAGAIN;
             uint64_t t = pos;
             atomic_compare_exchange_strong(&h->tail, &t, pos + 1);
         }
@@ -466,24 +468,25 @@ static bool mc_len(struct mslot *s, uint64_t w, size_t *len)
 
 /*
  * Claims the message at the head. Returns 0 (*out, *len), SHOAL_EAGAIN (nothing
- * committed at the head; *pending = owner of a reservation there, or 0 if empty) or
- * SHOAL_EMSGSIZE (*len: the message is larger than cap; it stays).
+ * committed at the head; *pending = owner of a reservation there, or 0 if empty),
+ * SHOAL_EMSGSIZE (*len: the message is larger than cap; it stays) or SHOAL_ECORRUPT
+ * (*len: the slot records more than max_msg bytes; it stays).
  */
 static int mc_claim(shoal__ring *r, uint32_t me, size_t cap, struct mslot **out,
                     size_t *len, uint32_t *pending)
 {
     struct shoal__ringhdr *h = r->h;
     uint64_t pos = atomic_load_explicit(&h->head, memory_order_relaxed);
-    for (;;) {
+    for (uint32_t steps = 0;;) {
         struct mslot *s = (struct mslot *)slot_at(r, pos);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
         int32_t d = (int32_t)(w_seq(w) - (uint32_t)(pos + 1));
         if (d == 0 && (w & W_FULL) && !(w & W_CLAIM)) {
             size_t l = atomic_load_explicit(&s->len, memory_order_relaxed);
-            if (!(w & W_SKIP) && l > cap) {
+            if (!(w & W_SKIP) && (l > cap || SHOAL_UNLIKELY(l > r->g.max_msg))) {
                 if (mc_len(s, w, &l)) {
                     *len = l;
-                    return SHOAL_EMSGSIZE;
+                    return l > r->g.max_msg ? SHOAL_ECORRUPT : SHOAL_EMSGSIZE;
                 }
             } else if (atomic_compare_exchange_strong(&s->word, &w,
                                                       w | W_CLAIM | (uint64_t)me << 32)) {
@@ -500,7 +503,12 @@ static int mc_claim(shoal__ring *r, uint32_t me, size_t cap, struct mslot **out,
             *pending = (d == -1 && !(w & W_CLAIM)) ? w_owner(w) : 0;
             return SHOAL_EAGAIN;
         } else {
-            /* Claimed by another consumer, or we are behind: move the head on. */
+            /* Claimed by another consumer, or we are behind: move the head on (for at
+             * most a lap: more means corrupt sequence words). */
+            if (SHOAL_UNLIKELY(++steps > r->g.capacity)) {
+                *pending = 0;
+                return SHOAL_EAGAIN;
+            }
             uint64_t hp = pos;
             atomic_compare_exchange_strong(&h->head, &hp, pos + 1);
         }
@@ -571,9 +579,9 @@ static int mc_scan(shoal__ring *r, uint32_t me, bool take, size_t cap, struct ms
         size_t l;
         if (!mc_len(s, w, &l))
             continue;
-        if (l > cap) {
+        if (l > cap || l > r->g.max_msg) {
             *len = l;
-            return SHOAL_EMSGSIZE;
+            return l > r->g.max_msg ? SHOAL_ECORRUPT : SHOAL_EMSGSIZE;
         }
         uint64_t mine = w_make(w_seq(w), me, W_FULL | W_CLAIM);
         if (atomic_compare_exchange_strong(&s->word, &w, mine)) {
@@ -739,6 +747,8 @@ static int try_get(shoal__ring *r, void *arg)
             return sealed ? err_eof(r) : SHOAL_EAGAIN;
         unsigned char *slot = slot_at(r, hd);
         size_t len = sp_len(r, slot);
+        if (SHOAL_UNLIKELY(len > r->g.max_msg))
+            return err_bad_len(r, len);
         *a->len = len;
         if (len > a->cap)
             return err_small(r, len, a->cap);
@@ -754,6 +764,8 @@ static int try_get(shoal__ring *r, void *arg)
         *a->len = len;
         return err_small(r, len, a->cap);
     }
+    if (rc == SHOAL_ECORRUPT)
+        return err_bad_len(r, len);
     if (rc)
         return rc;
     *a->len = len;
@@ -1078,14 +1090,19 @@ static int try_peek(shoal__ring *r, void *arg)
         if (sp_avail(r, hd, 1, &sealed) == 0)
             return sealed ? err_eof(r) : SHOAL_EAGAIN;
         unsigned char *slot = slot_at(r, hd);
+        size_t len = sp_len(r, slot);
+        if (SHOAL_UNLIKELY(len > r->g.max_msg))
+            return err_bad_len(r, len);
         r->peek = slot;
         *a->msg = slot + r->g.data_off;
-        *a->len = sp_len(r, slot);
+        *a->len = len;
         shoal__test_point("queue.claimed");
         return 0;
     }
     struct mslot *s;
     int rc = mc_take(r, SIZE_MAX, &s, a->len);
+    if (rc == SHOAL_ECORRUPT)
+        return err_bad_len(r, *a->len);
     if (rc)
         return rc;
     *a->msg = (unsigned char *)s + r->g.data_off;
@@ -1122,7 +1139,7 @@ int shoal__ring_release(shoal__ring *r, const void *msg)
 static int mc_head_state(shoal__ring *r, uint32_t me)
 {
     struct shoal__ringhdr *h = r->h;
-    for (;;) {
+    for (uint32_t steps = 0; steps <= r->g.capacity; steps++) {
         uint64_t pos = atomic_load(&h->head);
         struct mslot *s = (struct mslot *)slot_at(r, pos);
         uint64_t w = atomic_load(&s->word);
@@ -1140,6 +1157,7 @@ static int mc_head_state(shoal__ring *r, uint32_t me)
         uint64_t hp = pos;
         atomic_compare_exchange_strong(&h->head, &hp, pos + 1);
     }
+    return 2; /* more than a lap of that: corrupt sequence words, nothing to take */
 }
 
 /* Ready: a message is at the head, or a dead consumer's claim can be taken over. */
@@ -1258,12 +1276,20 @@ int shoal__ring_inspect(const shoal__ring *r, size_t max,
     uint64_t hd = atomic_load(&r->h->head);
     uint64_t t = atomic_load(&r->h->tail) & ~TAIL_SEAL;
     size_t shown = 0;
-    for (uint64_t pos = hd; pos < t && shown < max; pos++) {
-        long len;
+    /* The indexes may be garbage: never more than one lap, whatever they say. */
+    uint64_t n = t > hd ? t - hd : 0;
+    if (n > r->g.capacity)
+        n = r->g.capacity;
+    for (uint64_t i = 0; i < n && shown < max; i++) {
+        uint64_t pos = hd + i;
+        long len = -1;
         if (is_spsc(r)) {
             const unsigned char *slot = slot_at(r, pos);
-            len = (long)sp_len(r, slot);
-            memcpy(buf, slot + r->g.data_off, (size_t)len);
+            size_t l = sp_len(r, slot);
+            if (l <= r->g.max_msg) {
+                memcpy(buf, slot + r->g.data_off, l);
+                len = (long)l;
+            }
         } else {
             len = mc_copy_committed(r, pos, buf);
         }

@@ -110,7 +110,9 @@ void shoal__ring_wake_all(shoal__ring *r);
 void shoal__ring_stats(const shoal__ring *r, shoal_queue_stats *st);
 /* Calls fn on copies of up to max of the oldest committed messages, without taking
  * them (for `shoal inspect`: racy by nature, a message taken meanwhile may be left
- * out). Returns 0 or SHOAL_ENOMEM. */
+ * out). Safe on a damaged ring: it looks at no more than capacity slots whatever the
+ * indexes say, and leaves out slots whose recorded length exceeds max_msg. Returns 0
+ * or SHOAL_ENOMEM. */
 int shoal__ring_inspect(const shoal__ring *r, size_t max,
                         void (*fn)(void *arg, const void *msg, size_t len), void *arg);
 int shoal__queue_inspect(shoal_queue *q, size_t max,

@@ -87,6 +87,19 @@ int shoal__domain_dir(const shoal_attr *attr, char *buf, size_t cap)
     return 0;
 }
 
+/* The error for a failed look-up of dir's entry `name` (or of dir itself, name NULL):
+ * a root or domain that is not a directory is named as such, not left to strerror. */
+static int lookup_err(int err, const char *what, const char *name, const char *dir)
+{
+    if (err == ENOTDIR)
+        return shoal__err(SHOAL_ENOENT,
+                          "%s \"%s\": \"%s\" or a directory above it is not a directory "
+                          "(check the root: SHOAL_ROOT or shoal_attr.root)",
+                          what, name ? name : dir, dir);
+    return shoal__err(shoal__errno_to_rc(err), "%s \"%s\": %s", what, name ? name : dir,
+                      err == ENOENT ? "no such object" : strerror(err));
+}
+
 /* Makes sure <root>/<domain> exists. A root the caller named must already exist; the
  * default root is made on first use, sticky and world-writable like /dev/shm. */
 static int ensure_domain_dir(const shoal_attr *attr, const char *dir, unsigned mode)
@@ -95,6 +108,8 @@ static int ensure_domain_dir(const shoal_attr *attr, const char *dir, unsigned m
     const char *root = root_of(attr, &dflt);
     struct stat st;
     if (stat(root, &st) != 0) {
+        if (errno == ENOTDIR)
+            return lookup_err(errno, "root", NULL, root);
         if (!dflt)
             return shoal__err(SHOAL_ENOENT, "root directory \"%s\" does not exist", root);
         if (mkdir(root, 01777) != 0 && errno != EEXIST)
@@ -102,7 +117,10 @@ static int ensure_domain_dir(const shoal_attr *attr, const char *dir, unsigned m
                               strerror(errno));
         chmod(root, 01777);
     } else if (!S_ISDIR(st.st_mode)) {
-        return shoal__err(SHOAL_ENOENT, "root \"%s\" is not a directory", root);
+        return shoal__err(SHOAL_ENOENT,
+                          "root \"%s\" is not a directory (check SHOAL_ROOT or "
+                          "shoal_attr.root)",
+                          root);
     }
     /* The domain directory is searchable by whoever the objects are shared with. */
     unsigned dmode = 0700 | ((mode & 0060) ? 0050 : 0) | ((mode & 0006) ? 0005 : 0);
@@ -180,7 +198,23 @@ static const char *type_label(char *buf, size_t cap, const char *name, uint64_t 
     return buf;
 }
 
-/* Validates a header read from a file of st_size bytes against spec. */
+/* The layout descriptor after the checksum must decode, and describe the element the
+ * checksummed fields name (a changed descriptor must not decide how many bytes a tool
+ * reads). */
+static int check_desc(const struct shoal__header *h)
+{
+    shoal_type *t;
+    int rc = shoal__layout_decode(h->desc, h->desc_size, &t);
+    if (rc)
+        return rc;
+    bool same = t->size == h->elem_size && t->align == h->elem_align &&
+                t->layout_hash == h->layout_hash && !strcmp(t->name, h->type_name);
+    free(t);
+    return same ? 0 : SHOAL_ECORRUPT;
+}
+
+/* Validates a header page read from a file of st_size bytes against spec (the
+ * descriptor is only looked at when the file holds the whole page). */
 static int validate_header(const struct shoal__header *h, uint64_t st_size,
                            const char *name, const shoal__seg_spec *spec)
 {
@@ -211,6 +245,11 @@ static int validate_header(const struct shoal__header *h, uint64_t st_size,
     if (st_size > h->file_size)
         return shoal__err(SHOAL_ECORRUPT,
                           "%s \"%s\": file is larger than its header says", what, name);
+    if (h->desc_size > SHOAL_DESC_MAX ||
+        (h->desc_size && st_size >= SHOAL_HEADER_SIZE && check_desc(h) != 0))
+        return shoal__err(SHOAL_ECORRUPT,
+                          "%s \"%s\": layout descriptor fails validation (corrupt)", what,
+                          name);
     if (!spec)
         return 0;
     if (h->kind != spec->kind)
@@ -275,19 +314,46 @@ static int map_segment(shoal__seg *seg, size_t size)
     return 0;
 }
 
+/* The directory part of seg->path, in buf. */
+static const char *dir_of(const shoal__seg *seg, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", seg->path);
+    char *slash = strrchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    return buf;
+}
+
+/* A header page read from a file. */
+union header_page {
+    struct shoal__header h;
+    unsigned char bytes[SHOAL_HEADER_SIZE];
+};
+
+/* Reads the header page of fd (zero-filled past the end of a short file). */
+static int read_header(int fd, union header_page *page, const char *name,
+                       const char *what)
+{
+    memset(page, 0, sizeof(*page));
+    if (pread(fd, page, sizeof(*page), 0) < 0)
+        return shoal__err(shoal__errno_to_rc(errno), "%s \"%s\": read: %s", what, name,
+                          strerror(errno));
+    return 0;
+}
+
 /* Opens the existing segment seg->path. Returns 0, SHOAL_ENOENT or a validation error. */
 static int open_existing(shoal__seg *seg, const shoal__seg_spec *spec)
 {
     const char *what = spec && spec->what ? spec->what : "object";
+    char dir[PATH_MAX];
     for (int attempt = 0; attempt < 8; attempt++) {
         seg->fd = open(seg->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (seg->fd < 0)
-            return shoal__err(shoal__errno_to_rc(errno), "%s \"%s\": %s", what, seg->name,
-                              errno == ENOENT ? "no such object" : strerror(errno));
+            return lookup_err(errno, what, seg->name, dir_of(seg, dir, sizeof(dir)));
         /* Take the user lock, then make sure gc did not unlink the file meanwhile. */
         struct stat st, now;
         if (flock(seg->fd, LOCK_SH) != 0 || fstat(seg->fd, &st) != 0)
-            return shoal__err(SHOAL_ESYS, "%s \"%s\": %s", what, seg->name,
+            return shoal__err(shoal__errno_to_rc(errno), "%s \"%s\": %s", what, seg->name,
                               strerror(errno));
         if (stat(seg->path, &now) != 0 || now.st_ino != st.st_ino ||
             now.st_dev != st.st_dev) {
@@ -295,16 +361,11 @@ static int open_existing(shoal__seg *seg, const shoal__seg_spec *spec)
             seg->fd = -1;
             continue;
         }
-        struct shoal__header h;
-        memset(&h, 0, sizeof(h));
-        ssize_t n = pread(seg->fd, &h, sizeof(h), 0);
-        if (n < 0)
-            return shoal__err(SHOAL_ESYS, "%s \"%s\": read: %s", what, seg->name,
-                              strerror(errno));
-        int rc = validate_header(&h, (uint64_t)st.st_size, seg->name, spec);
-        if (rc)
+        union header_page page;
+        int rc = read_header(seg->fd, &page, seg->name, what);
+        if (rc || (rc = validate_header(&page.h, (uint64_t)st.st_size, seg->name, spec)))
             return rc;
-        if ((rc = map_segment(seg, h.file_size)))
+        if ((rc = map_segment(seg, page.h.file_size)))
             return rc;
         seg->user_slot = user_register(seg->hdr);
         return 0;
@@ -547,23 +608,25 @@ static int stat_path(const char *path, const char *name, shoal_object_info *info
         return info->status = shoal__err(shoal__errno_to_rc(errno), "\"%s\": %s", name,
                                          strerror(errno));
     struct stat st;
-    struct shoal__header h;
-    memset(&h, 0, sizeof(h));
+    union header_page page;
+    const struct shoal__header *hp = &page.h;
     int rc = 0;
-    if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof(h), 0) < 0)
-        rc = shoal__err(SHOAL_ESYS, "\"%s\": %s", name, strerror(errno));
-    info->file_size = (uint64_t)st.st_size;
-    if (!rc)
-        rc = validate_header(&h, (uint64_t)st.st_size, name, NULL);
+    if (fstat(fd, &st) != 0)
+        rc = shoal__err(shoal__errno_to_rc(errno), "\"%s\": fstat: %s", name,
+                        strerror(errno));
+    if (!rc && !(rc = read_header(fd, &page, name, "object"))) {
+        info->file_size = (uint64_t)st.st_size;
+        rc = validate_header(hp, (uint64_t)st.st_size, name, NULL);
+    }
     if (!rc) {
-        info->kind = (int)h.kind;
-        snprintf(info->type_name, sizeof(info->type_name), "%s", h.type_name);
-        info->layout_hash = h.layout_hash;
-        info->elem_size = h.elem_size;
-        info->count = h.count;
-        info->creator_pid = h.creator_pid;
-        info->anonymous = (h.flags & SHOAL_SEG_ANON) != 0;
-        info->users = live_users(&h, 0);
+        info->kind = (int)hp->kind;
+        snprintf(info->type_name, sizeof(info->type_name), "%s", hp->type_name);
+        info->layout_hash = hp->layout_hash;
+        info->elem_size = hp->elem_size;
+        info->count = hp->count;
+        info->creator_pid = hp->creator_pid;
+        info->anonymous = (hp->flags & SHOAL_SEG_ANON) != 0;
+        info->users = live_users(hp, 0);
     }
     close(fd);
     return info->status = rc;
@@ -589,27 +652,34 @@ static int cmp_names(const void *a, const void *b)
 /* Collects the names in the domain directory (hidden ones too when `hidden`). */
 static int read_names(const char *dir, bool hidden, char ***names, size_t *n)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return shoal__err(shoal__errno_to_rc(errno), "domain \"%s\": %s", dir,
-                          strerror(errno));
-    size_t cap = 0;
     *names = NULL;
     *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return lookup_err(errno, "domain", NULL, dir);
+    size_t cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
         if (e->d_name[0] == '.' && !hidden)
             continue;
+        char *copy = NULL, **grown = *names;
         if (*n == cap) {
             cap = cap ? cap * 2 : 32;
-            char **grown = realloc(*names, cap * sizeof(char *));
-            if (!grown)
-                break;
-            *names = grown;
+            grown = realloc(*names, cap * sizeof(char *));
         }
-        (*names)[(*n)++] = strdup(e->d_name);
+        if (grown)
+            *names = grown;
+        if (!grown || !(copy = strdup(e->d_name))) {
+            closedir(d);
+            free_names(*names, *n);
+            *names = NULL;
+            *n = 0;
+            return shoal__err(SHOAL_ENOMEM, "domain \"%s\": out of memory listing it",
+                              dir);
+        }
+        (*names)[(*n)++] = copy;
     }
     closedir(d);
     if (*n)

@@ -74,3 +74,34 @@ void shoal__type_from_header(shoal_type *t, const struct shoal__header *h)
                       .size = (uint32_t)h->elem_size,
                       .align = h->elem_align};
 }
+
+int shoal__type_check(const shoal_type *t, const char *what, const char *name,
+                      uint32_t max_size)
+{
+    if (!t || !t->name || !t->name[0] || strlen(t->name) >= 64 || t->size == 0 ||
+        t->size > max_size || t->align == 0 || (t->align & (t->align - 1)) ||
+        t->align > 64 || t->size % t->align)
+        return shoal__err(
+            SHOAL_EINVAL,
+            "%s \"%s\": element type must have a name (< 64 bytes), a size "
+            "(1 to %u bytes, a multiple of its alignment) and a power-of-two "
+            "alignment <= 64",
+            what, name ? name : "(anonymous)", max_size);
+    return 0;
+}
+
+int shoal__seg_type(const shoal__seg *seg, const char *what, shoal_type *t)
+{
+    const struct shoal__header *h = seg->hdr;
+    shoal__type_from_header(t, h);
+    bool scalar = t->typecode != 0;
+    if (h->elem_size == 0 || h->elem_size > UINT32_MAX ||
+        (scalar && (h->elem_size != t->size || h->elem_align != t->align)) ||
+        shoal__type_check(t, what, seg->name, UINT32_MAX) != 0)
+        return shoal__err(
+            SHOAL_ECORRUPT,
+            "%s \"%s\": header names an impossible element type (%llu bytes, "
+            "alignment %u; corrupt)",
+            what, seg->name, (unsigned long long)h->elem_size, h->elem_align);
+    return 0;
+}

@@ -16,6 +16,8 @@
 
 #include "wait.h"
 
+#define VALUE_MAX (1u << 30) /* largest element, bytes */
+
 struct shoal_value {
     shoal__seg *seg;
     struct shoal__objctl *ctl;
@@ -43,17 +45,6 @@ static size_t value_payload(const shoal_type *t, bool scalar)
     return first + slot_stride(t) * (scalar ? 1 : 2);
 }
 
-static int check_type(const shoal_type *t, const char *what)
-{
-    if (!t || !t->name || t->size == 0 || t->align == 0 || (t->align & (t->align - 1)) ||
-        t->align > 64 || strlen(t->name) >= 64)
-        return shoal__err(SHOAL_EINVAL,
-                          "%s: element type must have a name (< 64 bytes), a size and a "
-                          "power-of-two alignment <= 64",
-                          what);
-    return 0;
-}
-
 struct value_init {
     const shoal_type *type;
     const void *init;
@@ -79,7 +70,8 @@ int shoal_value_open(shoal_value **out, const char *name, int mode,
         return shoal__err(SHOAL_EINVAL, "value: NULL output pointer");
     *out = NULL;
     int rc;
-    if ((type || mode != SHOAL_OPEN) && (rc = check_type(type, "value")))
+    if ((type || mode != SHOAL_OPEN) &&
+        (rc = shoal__type_check(type, "value", name, VALUE_MAX)))
         return rc;
     shoal_value *v = calloc(1, sizeof(*v));
     if (!v)
@@ -101,8 +93,8 @@ int shoal_value_open(shoal_value **out, const char *name, int mode,
     }
     if (type)
         v->type = *type;
-    else
-        shoal__type_from_header(&v->type, v->seg->hdr);
+    else if ((rc = shoal__seg_type(v->seg, "value", &v->type)))
+        goto fail;
     v->scalar = v->type.typecode != 0;
     if (v->seg->hdr->payload_size < value_payload(&v->type, v->scalar)) {
         rc = shoal__err(SHOAL_ECORRUPT, "value \"%s\": payload too small", v->seg->name);
