@@ -808,6 +808,76 @@ static void test_queues_killed_producers(void **state)
     munmap(qsh, sizeof(*qsh));
 }
 
+/* Many producers on one MPMC queue, the loop asleep between messages (spin budget
+ * 0) and taking one message per callback: every message arrives once, in each
+ * producer's order — no wake-up is lost however many producers there are. */
+enum { MP_PRODUCERS = 4, MP_EACH = 4000 };
+
+struct mp_state {
+    shoal_queue *q;
+    int64_t next[MP_PRODUCERS];
+    int got;
+    bool bad;
+};
+
+static int mp_producer(void *arg)
+{
+    struct mp_state *m = arg;
+    int p = (int)(m->next[0] >> 32);
+    for (int64_t k = 0; k < MP_EACH; k++) {
+        int64_t v = (int64_t)p << 32 | k;
+        if (shoal_queue_put(m->q, &v, sizeof(v), SHOAL_SEC(20)))
+            return 1;
+        if (k % 512 == 0)
+            usleep(200);
+    }
+    return 0;
+}
+
+static void on_mp(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
+{
+    (void)l, (void)s, (void)ev;
+    struct mp_state *m = arg;
+    int64_t v;
+    size_t len;
+    if (shoal_queue_try_get(m->q, &v, sizeof(v), &len) != 0)
+        return; /* a readiness hint only */
+    int p = (int)(v >> 32);
+    if (p < 0 || p >= MP_PRODUCERS || (v & 0xffffffff) != m->next[p]++)
+        m->bad = true;
+    m->got++;
+}
+
+static bool mp_done(void *arg)
+{
+    return ((struct mp_state *)arg)->got == MP_PRODUCERS * MP_EACH;
+}
+
+static void test_queue_many_producers(void **state)
+{
+    (void)state;
+    shoal_set_spin_ns(0);
+    static struct mp_state m;
+    memset(&m, 0, sizeof(m));
+    shoal_queue_config cfg = {.type = shoal_typecode('q'), .capacity = 16};
+    T_OK(shoal_queue_open(&m.q, NULL, SHOAL_CREATE, &cfg, NULL));
+    shoal_loop *l = new_loop();
+    T_OK(shoal_loop_add_queue(l, m.q, SHOAL_LOOP_READABLE, on_mp, &m, NULL));
+    pid_t pids[MP_PRODUCERS];
+    for (int p = 0; p < MP_PRODUCERS; p++) {
+        m.next[0] = (int64_t)p << 32; /* the child's id, read right after fork */
+        pids[p] = t_fork(mp_producer, &m);
+    }
+    m.next[0] = 0;
+    run_until(l, mp_done, &m, 30000);
+    for (int p = 0; p < MP_PRODUCERS; p++)
+        assert_int_equal(t_wait(pids[p]), 0);
+    assert_false(m.bad);
+    shoal_loop_destroy(l);
+    T_OK(shoal_queue_close(m.q));
+    shoal_set_spin_ns(20000);
+}
+
 struct objs {
     int event, sem, pipe_in, room;
     int pipe_code;
@@ -1155,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_wake_and_stop_from_thread),
         cmocka_unit_test(test_callbacks_remove_and_add),
         cmocka_unit_test(test_queues_killed_producers),
+        cmocka_unit_test(test_queue_many_producers),
         cmocka_unit_test(test_event_sem_pipe_room),
         cmocka_unit_test(test_seccomp_fallback),
         cmocka_unit_test(test_no_futex_waitv),
