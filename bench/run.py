@@ -89,6 +89,22 @@ RTT = [
     ("mp_queue", "Python multiprocessing.Queue (two)", "py", "mp_queue_rtt"),
 ]
 
+# The event loop (bench_loop): message-to-callback round trips with N sources watched
+# and one of them used, against a direct blocking get and epoll. (key, label, case).
+LOOP_SOURCES = (1, 16, 1000)
+LOOP = [("direct_poll", "shoal queue, direct blocking get, polling", "direct_poll_rtt"),
+        ("direct_sleep", "shoal queue, direct blocking get, asleep", "direct_sleep_rtt")]
+for _mode, _how in (("poll", "polling"), ("sleep", "asleep")):
+    for _n in LOOP_SOURCES:
+        for _eng in ("uring", "epoll"):
+            LOOP.append((f"loop_{_eng}_{_mode}_{_n}",
+                         f"**shoal_loop** ({_eng}), {_how}, {_n} source(s)",
+                         f"loop_{_eng}_{_mode}_{_n}_rtt"))
+        for _fd in ("eventfd", "pipe"):
+            LOOP.append((f"epoll_{_fd}_{_mode}_{_n}",
+                         f"epoll_wait on {_n} {_fd}(s), {_how}",
+                         f"epoll_{_fd}_{_mode}_{_n}_rtt"))
+
 # Every single operation measured, as (case, program)...
 OPS = [
     ("bare_add", "bench_sync"),
@@ -175,6 +191,8 @@ def all_cases():
             cases.append(Case("tput", key, label, prog, case, size))
     for key, label, prog, case in RTT:
         cases.append(Case("rtt", key, label, prog, case, RTT_SIZE))
+    for key, label, case in LOOP:
+        cases.append(Case("rtt", key, label, "bench_loop", case, RTT_SIZE))
     for case, prog in OPS:
         cases.append(Case("op", case, case, prog, case, 8))
     seen = set()
@@ -590,6 +608,27 @@ def python_table(args, cases):
     return L
 
 
+def loop_ratio(cases, key):
+    """A loop or epoll row's median ÷ the direct blocking get in the same mode."""
+    direct = "direct_poll" if "_poll" in key else "direct_sleep"
+    return ratio(val(find(cases, "rtt", key)), val(find(cases, "rtt", direct)))
+
+
+def loop_table(cases):
+    L = [f"**Event loop**, {RTT_SIZE}-byte round trip: the server watches N sources and "
+         "the client uses one of them; the reply comes back on one SPSC queue. "
+         "÷ direct = the row ÷ a direct blocking get in the same mode.", ""]
+    rows = []
+    for key, label, _ in LOOP:
+        c = find(cases, "rtt", key)
+        rows.append([label, cell(c, fmt_ns),
+                     fmt_ns(val(c, "p99_ns")) if c and c.results else cell(c, fmt_ns),
+                     fmt_ratio(loop_ratio(cases, key))])
+    L += table(["server", "median", "p99", "÷ direct"], rows, "lrrr")
+    L.append("")
+    return L
+
+
 def render(args, cases, info, cmdline, elapsed):
     L = []
     reps = "1 run" if args.repeats == 1 else f"median of {args.repeats} runs"
@@ -634,6 +673,8 @@ def render(args, cases, info, cmdline, elapsed):
     L += table(["channel", "median", "p99", "÷ bare spin", "÷ bare futex"], rows, "lrrrr")
     L.append("")
 
+    L += loop_table(cases)
+
     L.append("**Synchronisation**, nanoseconds per operation (two-process rows: wall "
              "time ÷ the operations of both). Bare: a C11 atomic on shared memory, a "
              "glibc robust process-shared pthread mutex. Python: `Lock`, `Value('q')."
@@ -671,6 +712,13 @@ def render(args, cases, info, cmdline, elapsed):
          ratio(spsc[64], val(find(cases, "tput", "mq", 64))), lambda x: x >= 10),
         ("SPSC queue 64 B ÷ best nng pair1 64 B", ">= 50", ratio(spsc[64], nng64),
          lambda x: x >= 50),
+    ] + [
+        (f"Loop ({eng}) round trip, {how}, {n} source(s) ÷ direct blocking get", "<= 1.2",
+         loop_ratio(cases, f"loop_{eng}_{mode}_{n}"), lambda x: x <= 1.2)
+        for eng in ("uring", "epoll") for mode, how in (("poll", "polling"),
+                                                         ("sleep", "asleep"))
+        for n in (1, 1000)
+    ] + [
         (py_target_label(cases), ">= 5",
          py_speedup(cases, *PY_ROWS[0][1:]), lambda x: x >= 5),
     ]

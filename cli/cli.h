@@ -37,6 +37,8 @@ int cli_ls(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_rm(int argc, char **argv);
 int cli_gc(int argc, char **argv);
+/* shoal doctor: what this machine supports (cmd_doctor.c). */
+int cli_doctor(int argc, char **argv);
 /* shoal gen: runs protoc with protoc-gen-shoal (cmd_gen.c). */
 int shoal_cmd_gen(int argc, char **argv);
 

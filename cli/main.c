@@ -17,6 +17,7 @@ static const struct command {
     {"rm", cli_rm, "remove objects by name"},
     {"gc", cli_gc, "remove segments no live process uses"},
     {"gen", shoal_cmd_gen, "generate code from .proto files (runs protoc)"},
+    {"doctor", cli_doctor, "what this machine supports and what shoal will use"},
 };
 
 static void usage(FILE *out)

@@ -13,5 +13,6 @@
 #include "shoal/pipe.h"
 #include "shoal/inspect.h"
 #include "shoal/version.h"
+#include "shoal/loop.h"
 
 #endif

@@ -1,0 +1,443 @@
+/*
+ * loop_epoll.c — the event loop's epoll engine, for where io_uring is refused.
+ *
+ * Descriptors go into epoll, level-triggered, with the source as epoll data.
+ *
+ * epoll cannot wait on a futex word, so helper threads do: each one waits in
+ * futex_waitv(2) on its control word and up to GROUP - 1 watched sources' words, each
+ * with the value the loop read before arming the source. The loop thread and the
+ * helpers share one mutex that guards every helper's set and the `fired` list:
+ *
+ *   watch    (loop) put s in a helper's set (starting a helper when all are full) and
+ *            bump its control word; the helper is woken before the loop sleeps
+ *            (`dirty`), so a pass that re-arms many sources costs one wake per helper.
+ *   helper   copy its set under the mutex, wait outside it. Back under the mutex,
+ *            every source whose word differs from the value it was handed — or that
+ *            futex_waitv named as woken, when the set did not change meanwhile — moves
+ *            to `fired`; then the helper writes the eventfd (once until the loop has
+ *            drained it).
+ *   loop     epoll reports the eventfd: read it, clear `signalled`, take `fired` and
+ *            report each source to the core.
+ *   unwatch  (loop) take s out of its helper's set and report it at once; a source
+ *            already on `fired` is reported by the drain.
+ *
+ * No wake-up is lost: a waker that changed the word after the loop read it makes
+ * futex_waitv fail at once (EAGAIN) or wakes it, and the helper finds the changed word
+ * in its scan. A helper's work per wake-up is bounded by GROUP whatever the number of
+ * sources. The futex_waitv wake mask matches FUTEX_WAKE, so wakers need not know
+ * which engine waits.
+ *
+ * Where futex_waitv itself is refused (kernels before 5.16, strict seccomp profiles)
+ * each helper watches one source with FUTEX_WAIT. Taking a source from it also wakes
+ * that source's word (a spurious wake-up, harmless to any other sleeper there), but
+ * the helper may not be asleep yet, so it sleeps in slices of STALE_SLICE_NS and gets
+ * no new source until it has woken up (`stale`).
+ *
+ * Cross-thread notification writes the same eventfd.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop_internal.h"
+
+#define GROUP          32 /* futex words per helper: its control word and 31 sources */
+#define HELPER_STACK   (256 * 1024)
+#define MAX_EVENTS     64
+#define STALE_SLICE_NS (100 * 1000000L) /* without futex_waitv: longest sleep */
+
+struct helper {
+    struct ep *ep;
+    pthread_t th;
+    _Atomic uint32_t ctl; /* bumped at every change of set */
+    int idx;              /* in ep->h */
+    int n;
+    bool dirty; /* changed since the loop last woke it */
+    /* Without futex_waitv: its source was taken while it slept on that source's word;
+     * no new source until it has woken up (it would not watch it before then). */
+    bool stale;
+    shoal_loop_source *set[GROUP - 1];
+};
+
+struct ep {
+    int epfd, efd;
+    pthread_mutex_t mu;
+    bool quit;
+    bool waitv; /* futex_waitv works here; else one source per helper */
+    int per;    /* sources per helper */
+    struct helper **h;
+    int nh, hcap;
+    int room;                 /* a helper that had room last time */
+    bool any_dirty;           /* some helper is dirty (loop thread only) */
+    int nfds;                 /* descriptor sources */
+    shoal_loop_source *fired; /* reported by helpers, not yet by the loop */
+    _Atomic int signalled;
+};
+
+static long futex_waitv(struct futex_waitv *v, unsigned n)
+{
+    return syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+}
+
+int shoal__futex_waitv_probe(void)
+{
+    uint32_t word = 1;
+    struct futex_waitv v = {.val = 0, .uaddr = (uintptr_t)&word, .flags = FUTEX_32};
+    if (futex_waitv(&v, 1) < 0 && errno != EAGAIN)
+        return errno;
+    return 0;
+}
+
+static void signal_loop(struct ep *e)
+{
+    if (!atomic_exchange(&e->signalled, 1)) {
+        uint64_t one = 1;
+        ssize_t r = write(e->efd, &one, sizeof(one));
+        (void)r; /* EAGAIN: the counter is full, so it is readable anyway */
+    }
+}
+
+/* Takes set[i] out of h (under mu). */
+static shoal_loop_source *set_del(struct helper *h, int i)
+{
+    shoal_loop_source *s = h->set[i];
+    shoal_loop_source *last = h->set[--h->n];
+    h->set[i] = last;
+    last->eng_idx = i;
+    s->eng_ptr = NULL;
+    atomic_fetch_add(&h->ctl, 1);
+    h->ep->room = h->idx;
+    return s;
+}
+
+/* Waits on the copy of the set in v[0..n] (v[0]: the control word). Returns the
+ * index woken, -1 for "look at every word" (EAGAIN, a signal, a fault). */
+static long helper_sleep(struct ep *e, struct futex_waitv *v, int n)
+{
+    long r;
+    if (e->waitv) {
+        r = futex_waitv(v, (unsigned)n + 1);
+    } else {
+        /* One word only: the control word is not watched while a source's is, so the
+         * sleep is sliced and a helper whose source was taken away ends (fini) or
+         * returns to service (see `stale`) within a slice. */
+        struct futex_waitv *w = n ? &v[1] : &v[0];
+        struct timespec slice = {0, STALE_SLICE_NS};
+        r = syscall(SYS_futex, (void *)(uintptr_t)w->uaddr, FUTEX_WAIT, (uint32_t)w->val,
+                    n ? &slice : NULL, NULL, 0);
+        if (r == 0)
+            r = n ? 1 : 0;
+    }
+    return r < 0 ? -1 : r;
+}
+
+static void *helper_main(void *arg)
+{
+    struct helper *h = arg;
+    struct ep *e = h->ep;
+    struct futex_waitv v[GROUP];
+    pthread_mutex_lock(&e->mu);
+    while (!e->quit) {
+        h->stale = false;
+        uint32_t c = atomic_load(&h->ctl);
+        int n = h->n;
+        v[0] = (struct futex_waitv){
+            .val = c, .uaddr = (uintptr_t)&h->ctl, .flags = FUTEX_32};
+        for (int i = 0; i < n; i++)
+            v[i + 1] = (struct futex_waitv){.val = h->set[i]->expect,
+                                            .uaddr = (uintptr_t)h->set[i]->w.word,
+                                            .flags = FUTEX_32};
+        pthread_mutex_unlock(&e->mu);
+        long woke = helper_sleep(e, v, n);
+        pthread_mutex_lock(&e->mu);
+        bool same = atomic_load(&h->ctl) == c; /* set[i] is still v[i + 1] */
+        bool any = false;
+        for (int i = h->n - 1; i >= 0; i--) {
+            shoal_loop_source *s = h->set[i];
+            if (atomic_load(s->w.word) == s->expect && !(same && woke == i + 1))
+                continue;
+            set_del(h, i);
+            s->eng_next = e->fired;
+            e->fired = s;
+            any = true;
+        }
+        if (any)
+            signal_loop(e);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+static int helper_start(struct ep *e, struct helper **out)
+{
+    if (e->nh == e->hcap) {
+        int cap = e->hcap ? 2 * e->hcap : 8;
+        struct helper **h = realloc(e->h, (size_t)cap * sizeof(*h));
+        if (!h)
+            return shoal__err(SHOAL_ENOMEM, "loop (epoll): out of memory");
+        e->h = h;
+        e->hcap = cap;
+    }
+    struct helper *h = calloc(1, sizeof(*h));
+    if (!h)
+        return shoal__err(SHOAL_ENOMEM, "loop (epoll): out of memory");
+    h->ep = e;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, HELPER_STACK);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* helpers take no signals */
+    int rc = pthread_create(&h->th, &attr, helper_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(h);
+        return shoal__err(SHOAL_ESYS, "loop (epoll): cannot start a futex helper: %s",
+                          strerror(rc));
+    }
+    h->idx = e->nh;
+    e->h[e->nh++] = h;
+    *out = h;
+    return 0;
+}
+
+/* A helper with room (under mu), started when all are full. */
+static int helper_with_room(struct ep *e, struct helper **out)
+{
+    if (e->room < e->nh && e->h[e->room]->n < e->per && !e->h[e->room]->stale) {
+        *out = e->h[e->room];
+        return 0;
+    }
+    for (int i = 0; i < e->nh; i++)
+        if (e->h[i]->n < e->per && !e->h[i]->stale) {
+            e->room = i;
+            *out = e->h[i];
+            return 0;
+        }
+    e->room = e->nh;
+    return helper_start(e, out);
+}
+
+static int ep_watch(shoal_loop *l, shoal_loop_source *s)
+{
+    struct ep *e = l->eng_state;
+    struct helper *h;
+    pthread_mutex_lock(&e->mu);
+    int rc = helper_with_room(e, &h);
+    if (rc == 0) {
+        s->eng_ptr = h;
+        s->eng_idx = h->n;
+        h->set[h->n++] = s;
+        atomic_fetch_add(&h->ctl, 1);
+        h->dirty = true;
+        e->any_dirty = true;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+static void ep_unwatch(shoal_loop *l, shoal_loop_source *s)
+{
+    struct ep *e = l->eng_state;
+    pthread_mutex_lock(&e->mu);
+    struct helper *h = s->eng_ptr;
+    if (h) {
+        set_del(h, s->eng_idx);
+        h->stale = !e->waitv;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (!h)
+        return; /* on `fired`: the drain reports it */
+    shoal__futex_wake(&h->ctl, 1);
+    if (!e->waitv)
+        shoal__futex_wake(s->w.word, INT_MAX);
+    shoal__loop_fired(l, s);
+}
+
+static int ep_fd_add(shoal_loop *l, shoal_loop_source *s)
+{
+    struct ep *e = l->eng_state;
+    struct epoll_event ev = {.events = shoal__loop_to_poll(s->events), .data.ptr = s};
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
+        return shoal__err(errno == EEXIST ? SHOAL_EINVAL : SHOAL_ESYS,
+                          "loop (epoll): descriptor %d: %s", s->fd,
+                          errno == EEXIST ? "already watched by this loop (one source "
+                                            "can ask for both directions)"
+                                          : strerror(errno));
+    e->nfds++;
+    return 0;
+}
+
+static void ep_fd_remove(shoal_loop *l, shoal_loop_source *s)
+{
+    struct ep *e = l->eng_state;
+    epoll_ctl(e->epfd, EPOLL_CTL_DEL, s->fd, NULL); /* EBADF: closed, gone already */
+    e->nfds--;
+    shoal__loop_unref(s);
+}
+
+static void ep_notify(shoal_loop *l)
+{
+    struct ep *e = l->eng_state;
+    uint64_t one = 1;
+    ssize_t r = write(e->efd, &one, sizeof(one));
+    (void)r;
+}
+
+/* The eventfd was readable: report the sources the helpers found woken. */
+static int drain(shoal_loop *l, struct ep *e)
+{
+    uint64_t cnt;
+    ssize_t r = read(e->efd, &cnt, sizeof(cnt));
+    (void)r;
+    atomic_store(&e->signalled, 0);
+    pthread_mutex_lock(&e->mu);
+    shoal_loop_source *s = e->fired;
+    e->fired = NULL;
+    pthread_mutex_unlock(&e->mu);
+    int n = 0;
+    while (s) {
+        shoal_loop_source *next = s->eng_next;
+        shoal__loop_fired(l, s);
+        s = next;
+        n++;
+    }
+    return n;
+}
+
+/* Wakes the helpers whose sets changed since the last wait. */
+static void wake_dirty(struct ep *e)
+{
+    if (!e->any_dirty)
+        return;
+    e->any_dirty = false;
+    pthread_mutex_lock(&e->mu);
+    for (int i = 0; i < e->nh; i++)
+        if (e->h[i]->dirty) {
+            e->h[i]->dirty = false;
+            shoal__futex_wake(&e->h[i]->ctl, 1);
+        }
+    pthread_mutex_unlock(&e->mu);
+}
+
+static bool ep_pending(shoal_loop *l)
+{
+    struct ep *e = l->eng_state;
+    wake_dirty(e); /* sources handed over while spinning */
+    if (atomic_load_explicit(&e->signalled, memory_order_acquire))
+        return true;
+    if (!e->nfds)
+        return false;
+    struct pollfd p = {.fd = e->epfd, .events = POLLIN}; /* epoll's ready list */
+    return poll(&p, 1, 0) == 1;
+}
+
+static int ep_wait(shoal_loop *l, int64_t deadline_ns)
+{
+    struct ep *e = l->eng_state;
+    wake_dirty(e);
+    struct epoll_event ev[MAX_EVENTS];
+    struct timespec ts, *tsp = NULL;
+    if (deadline_ns != INT64_MAX) {
+        int64_t ns = deadline_ns - shoal__now_ns();
+        if (ns < 0)
+            ns = 0;
+        ts.tv_sec = ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        tsp = &ts;
+    }
+    int n = epoll_pwait2(e->epfd, ev, MAX_EVENTS, tsp, NULL);
+    if (n < 0 && errno == ENOSYS) { /* before Linux 5.11: milliseconds, rounded up */
+        int ms = !tsp ? -1
+                 : ts.tv_sec > INT_MAX / 1000 - 1
+                     ? INT_MAX
+                     : (int)(ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
+        n = epoll_wait(e->epfd, ev, MAX_EVENTS, ms);
+    }
+    if (n < 0)
+        return errno == EINTR ? 0
+                              : shoal__err(SHOAL_ESYS, "loop (epoll): epoll_wait: %s",
+                                           strerror(errno));
+    int reports = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ev[i].data.ptr) {
+            reports += drain(l, e);
+            continue;
+        }
+        shoal__loop_fd_ready(l, ev[i].data.ptr, shoal__loop_from_poll(ev[i].events));
+        reports++;
+    }
+    return reports;
+}
+
+static void ep_fini(shoal_loop *l)
+{
+    struct ep *e = l->eng_state;
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->quit = true;
+    for (int i = 0; i < e->nh; i++)
+        atomic_fetch_add(&e->h[i]->ctl, 1);
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < e->nh; i++) {
+        shoal__futex_wake(&e->h[i]->ctl, INT_MAX);
+        pthread_join(e->h[i]->th, NULL);
+        free(e->h[i]);
+    }
+    free(e->h);
+    pthread_mutex_destroy(&e->mu);
+    close(e->epfd);
+    close(e->efd);
+    free(e);
+    l->eng_state = NULL;
+}
+
+static int ep_init(shoal_loop *l)
+{
+    struct ep *e = calloc(1, sizeof(*e));
+    if (!e)
+        return shoal__err(SHOAL_ENOMEM, "loop: out of memory");
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    e->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (e->epfd < 0 || e->efd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->efd, &ev) < 0) {
+        int err = errno;
+        if (e->epfd >= 0)
+            close(e->epfd);
+        if (e->efd >= 0)
+            close(e->efd);
+        free(e);
+        return shoal__err(SHOAL_ESYS, "loop (epoll): %s", strerror(err));
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    e->waitv = shoal__futex_waitv_probe() == 0;
+    e->per = e->waitv ? GROUP - 1 : 1;
+    l->eng_state = e;
+    return 0;
+}
+
+const shoal__loop_engine shoal__loop_epoll = {
+    .name = "epoll",
+    .init = ep_init,
+    .fini = ep_fini,
+    .watch = ep_watch,
+    .unwatch = ep_unwatch,
+    .fd_add = ep_fd_add,
+    .fd_remove = ep_fd_remove,
+    .pending = ep_pending,
+    .notify = ep_notify,
+    .wait = ep_wait,
+    .fd_edge = false,
+};
