@@ -147,6 +147,224 @@ static bool emitted(const sg_message *msg)
     return !msg->is_map_entry && !msg->failed;
 }
 
+/* ---- C names --------------------------------------------------------------------- */
+
+/* The names generated for each message besides its own (the typed wrappers of
+ * shoal/typed.h and the declarations of the header). */
+static const char *const fixed_suffixes[] = {
+    "_INIT",
+    "_LAYOUT_HASH",
+    "_type",
+    "_validate",
+    "_fields",
+    "_value",
+    "_value_open",
+    "_value_close",
+    "_value_name",
+    "_value_read",
+    "_value_write",
+    "_value_snapshot",
+    "_value_modify",
+    "_value_commit",
+    "_value_data",
+    "_value_get_lock",
+    "_array",
+    "_array_open",
+    "_array_close",
+    "_array_name",
+    "_array_len",
+    "_array_get",
+    "_array_set",
+    "_array_read",
+    "_array_write",
+    "_array_data",
+    "_array_get_lock",
+    "_queue",
+    "_queue_open",
+    "_queue_close",
+    "_queue_name",
+    "_queue_put",
+    "_queue_try_put",
+    "_queue_get",
+    "_queue_try_get",
+    "_queue_put_batch",
+    "_queue_get_batch",
+    "_queue_loan",
+    "_queue_commit",
+    "_queue_peek",
+    "_queue_release",
+    "_queue_shutdown",
+    "_queue_stats",
+    "_pipe",
+    "_pipe_open",
+    "_pipe_pair",
+    "_pipe_close",
+    "_pipe_name",
+    "_pipe_send",
+    "_pipe_try_send",
+    "_pipe_recv",
+    "_pipe_try_recv",
+    "_pipe_poll",
+};
+static const char *const encoded_suffixes[] = {
+    "_INIT",          "_validate",      "_free",          "_queue",
+    "_queue_open",    "_queue_close",   "_queue_name",    "_queue_put",
+    "_queue_try_put", "_queue_get",     "_queue_try_get", "_queue_shutdown",
+    "_queue_stats",   "_pipe",          "_pipe_open",     "_pipe_pair",
+    "_pipe_close",    "_pipe_name",     "_pipe_send",     "_pipe_try_send",
+    "_pipe_recv",     "_pipe_try_recv", "_pipe_poll",
+};
+
+typedef struct c_ident {
+    const char *name;
+    const char *owner; /* "message a.B" */
+    const char *where; /* "a.proto" */
+} c_ident;
+
+typedef struct c_idents {
+    c_ident *v;
+    size_t n, cap;
+} c_idents;
+
+static void ident(c_idents *t, const char *where, const char *owner, const char *name)
+{
+    t->v = sg_grow(t->v, sizeof(*t->v), &t->cap, t->n + 1);
+    t->v[t->n++] = (c_ident){name, owner, where};
+}
+
+static void message_idents(c_idents *t, const sg_message *msg)
+{
+    const char *T = msg->c_name, *F = msg->file->name;
+    const char *own = sg_printf("message %s", msg->full_name);
+    ident(t, F, own, T);
+    size_t n = msg->encoded ? sizeof(encoded_suffixes) / sizeof(encoded_suffixes[0])
+                            : sizeof(fixed_suffixes) / sizeof(fixed_suffixes[0]);
+    for (size_t i = 0; i < n; i++)
+        ident(
+            t, F, own,
+            sg_printf("%s%s", T, msg->encoded ? encoded_suffixes[i] : fixed_suffixes[i]));
+    if (msg->encoded)
+        return;
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if ((f->kind == SG_STRING || f->kind == SG_BYTES) && !f->repeated &&
+            f->oneof < 0) {
+            ident(t, F, own, sg_printf("%s_set_%s", T, f->name));
+            if (f->kind == SG_STRING)
+                ident(t, F, own, sg_printf("%s_set_%s_n", T, f->name));
+        }
+    }
+    for (size_t k = 0; k < msg->noneofs; k++) {
+        const sg_oneof *o = &msg->oneofs[k];
+        ident(t, F, own, sg_printf("%s_%s_NOT_SET", T, o->name));
+        ident(t, F, own, sg_printf("%s_%s_members", T, o->name));
+        ident(t, F, own, sg_printf("%s_%s_union", T, o->name));
+        for (size_t j = o->first; j < o->first + o->count; j++)
+            ident(t, F, own, sg_printf("%s_%s_%s", T, o->name, msg->fields[j].name));
+    }
+}
+
+static void enum_idents(c_idents *t, const sg_enum *e)
+{
+    const char *own = sg_printf("enum %s", e->full_name), *F = e->file->name;
+    ident(t, F, own, e->c_name);
+    ident(t, F, own, sg_printf("%s_is_valid", e->c_name));
+    ident(t, F, own, sg_printf("%s_name", e->c_name));
+    for (size_t i = 0; i < e->nvalues; i++)
+        ident(t, F, own, sg_printf("%s_%s", e->c_name, e->values[i].name));
+}
+
+static int cmp_ident(const void *a, const void *b)
+{
+    const c_ident *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->owner, y->owner);
+}
+
+/* A message or enum named like a C keyword or standard type cannot be declared. */
+static void check_reserved(sg_model *m, const char *where, const char *owner,
+                           const char *c_name)
+{
+    if (sg_is_keyword(c_name))
+        sg_error(m,
+                 "%s: %s: its C name %s is a C or C++ keyword or a name the standard "
+                 "headers define; rename it or set (shoal.c_prefix)",
+                 where, owner, c_name);
+}
+
+/* Every C name the generated files declare must be unique, and must not be a
+ * keyword or protoc-c's name for a type in the same translation unit (which happens
+ * without a package). */
+static void check_c_names(sg_model *m)
+{
+    c_idents t = {0};
+    for (size_t i = 0; i < m->nmessages; i++) {
+        const sg_message *msg = m->messages[i];
+        if (!msg->file->generate || !emitted(msg))
+            continue;
+        message_idents(&t, msg);
+        check_reserved(m, msg->file->name, sg_printf("message %s", msg->full_name),
+                       msg->c_name);
+        if (msg->file->needs_pbc && !msg->encoded && !strcmp(msg->c_name, msg->pbc_type))
+            sg_error(m,
+                     "%s: message %s: its C name %s is also protoc-c's name for it; give "
+                     "the file a package or set (shoal.c_prefix)",
+                     msg->file->name, msg->full_name, msg->c_name);
+    }
+    for (size_t i = 0; i < m->nenums; i++) {
+        const sg_enum *e = m->enums[i];
+        if (!e->file->generate)
+            continue;
+        enum_idents(&t, e);
+        check_reserved(m, e->file->name, sg_printf("enum %s", e->full_name), e->c_name);
+        if (e->file->needs_pbc && !strcmp(e->c_name, e->pbc_type))
+            sg_error(m,
+                     "%s: enum %s: its C name %s is also protoc-c's name for it; give "
+                     "the file a package or set (shoal.c_prefix)",
+                     e->file->name, e->full_name, e->c_name);
+    }
+    if (t.n)
+        qsort(t.v, t.n, sizeof(*t.v), cmp_ident);
+    const char **done = sg_alloc(sizeof(*done) * (t.n + 1)); /* owner pairs told */
+    size_t ndone = 0;
+    for (size_t i = 1; i < t.n; i++) {
+        const c_ident *a = &t.v[i - 1], *b = &t.v[i];
+        if (strcmp(a->name, b->name) != 0)
+            continue;
+        const char *pair = sg_printf("%s|%s", a->owner, b->owner);
+        bool told = false;
+        for (size_t k = 0; k < ndone && !told; k++)
+            told = !strcmp(done[k], pair);
+        if (told)
+            continue;
+        done[ndone++] = pair;
+        if (!strcmp(a->owner, b->owner))
+            sg_error(m,
+                     "%s: %s: the C name %s is generated twice for it; rename a field, "
+                     "oneof or value",
+                     a->where, a->owner, a->name);
+        else
+            sg_error(m,
+                     "%s: %s: the C name %s is also generated for %s (%s); rename one or "
+                     "set (shoal.c_prefix)",
+                     a->where, a->owner, a->name, b->owner, b->where);
+    }
+}
+
+/* protoc-c's code of every file it is needed for is compiled in with the files being
+ * generated: they must all be in this run. */
+static void check_pbc_files(sg_model *m)
+{
+    for (size_t i = 0; i < m->nmessages; i++) {
+        const sg_message *msg = m->messages[i];
+        if (msg->needs_pbc && !msg->file->generate)
+            sg_error(m,
+                     "%s: message %s is used by an encoded message, so protoc-c's code "
+                     "for %s must be compiled too: list %s among the files to generate",
+                     msg->file->name, msg->full_name, msg->file->name, msg->file->name);
+    }
+}
+
 /* ---- struct members --------------------------------------------------------------- */
 
 /* Declares one element of f under the declarator `decl` ("symbol", "items[4]"). */
@@ -1102,6 +1320,14 @@ static void emit_validate(sg_buf *b, const sg_message *msg)
     sg_buf_puts(b, "    (void)m;\n");
     for (size_t i = 0; i < msg->nfields; i++) {
         const sg_field *f = &msg->fields[i];
+        if (f->oneof < 0 && i > 0 && msg->fields[i - 1].is_has_flag &&
+            f->kind == SG_ENUM) {
+            /* an absent enum may hold anything: zeros are no value of some enums */
+            sg_buf_printf(b, "    if (m->%s) {\n", msg->fields[i - 1].c_name);
+            check_member(b, msg, f, sg_printf("m->%s", f->c_name), 2);
+            sg_buf_puts(b, "    }\n");
+            continue;
+        }
         if (f->oneof < 0) {
             check_member(b, msg, f, sg_printf("m->%s", f->c_name), 1);
             continue;
@@ -1467,7 +1693,12 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
     sg_buf_printf(&b, "/* Generated by protoc-gen-shoal from %s. Do not edit. */\n",
                   file->name);
     if (file->needs_pbc)
-        sg_buf_puts(&b, "#include <stdlib.h>\n\n");
+        sg_buf_puts(&b,
+                    "/* protoc-c's code below names deprecated fields: it must see no\n"
+                    " * deprecation attributes, even through the header. */\n"
+                    "#ifndef PROTOBUF_C__NO_DEPRECATED\n"
+                    "#define PROTOBUF_C__NO_DEPRECATED\n#endif\n"
+                    "#include <stdlib.h>\n\n");
     sg_buf_printf(&b, "#include \"%s.shoal.h\"\n", file->base);
     if (file->needs_pbc)
         sg_buf_printf(&b,
@@ -1511,6 +1742,10 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
 int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out)
 {
     (void)p;
+    check_pbc_files(m);
+    check_c_names(m);
+    if (m->nerrors)
+        return -1;
     for (size_t i = 0; i < m->nfiles; i++) {
         const sg_file *f = m->files[i];
         if (!f->generate)

@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,41 @@ char *sg_pbc_lower(const char *full_name)
     return pbc_join(full_name, camel_to_lower);
 }
 
+/* The names <stdint.h> and <limits.h> define: int8_t, uint_least16_t, INT32_MAX,
+ * UINT64_C, INT_MAX, ... */
+static int std_int_name(const char *s)
+{
+    static const char *const lim[] = {
+        "SCHAR_MIN",   "SCHAR_MAX",   "UCHAR_MAX", "CHAR_MIN",  "CHAR_MAX",   "SHRT_MIN",
+        "SHRT_MAX",    "USHRT_MAX",   "INT_MIN",   "INT_MAX",   "UINT_MAX",   "LONG_MIN",
+        "LONG_MAX",    "ULONG_MAX",   "LLONG_MIN", "LLONG_MAX", "ULLONG_MAX", "SIZE_MAX",
+        "PTRDIFF_MIN", "PTRDIFF_MAX", "MB_LEN_MAX"};
+    for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++)
+        if (!strcmp(lim[i], s))
+            return 1;
+    const char *p = s;
+    if (*p == 'u' || *p == 'U')
+        p++;
+    bool upper = *p == 'I';
+    if (strncmp(p, upper ? "INT" : "int", 3) != 0)
+        return 0;
+    p += 3;
+    static const char *const mid[] = {"_LEAST", "_least", "_FAST", "_fast"};
+    for (size_t i = 0; i < 4; i++)
+        if (!strncmp(p, mid[i], strlen(mid[i])) && (i % 2 == 0) == upper)
+            p += strlen(mid[i]);
+    if (!strncmp(p, upper ? "MAX" : "max", 3))
+        p += 3;
+    else if (!strncmp(p, upper ? "PTR" : "ptr", 3))
+        p += 3;
+    else
+        while (isdigit((unsigned char)*p))
+            p++;
+    if (!upper)
+        return !strcmp(p, "_t");
+    return !strcmp(p, "_MAX") || !strcmp(p, "_MIN") || !strcmp(p, "_C");
+}
+
 int sg_is_keyword(const char *s)
 {
     static const char *const kw[] = {
@@ -334,11 +370,43 @@ int sg_is_keyword(const char *s)
         "errno",
         "NULL",
         "EOF",
+        /* predefined by gcc and clang in their default GNU modes */
+        "unix",
+        "linux",
+        "i386",
+        /* macros and types of the headers generated code includes */
+        "assert",
+        "offsetof",
+        "INFINITY",
+        "NAN",
+        "HUGE_VAL",
+        "HUGE_VALF",
+        "HUGE_VALL",
+        "EXIT_SUCCESS",
+        "EXIT_FAILURE",
+        "RAND_MAX",
+        "MB_CUR_MAX",
+        "CHAR_BIT",
+        "size_t",
+        "ssize_t",
+        "ptrdiff_t",
+        "max_align_t",
+        "intptr_t",
+        "uintptr_t",
+        "intmax_t",
+        "uintmax_t",
+        "FILE",
+        "div_t",
+        "ldiv_t",
+        "lldiv_t",
+        "float_t",
+        "double_t",
+        "nullptr_t",
     };
     for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
         if (!strcmp(kw[i], s))
             return 1;
-    return 0;
+    return std_int_name(s);
 }
 
 static int hexval(char c)

@@ -44,7 +44,10 @@ char *sg_pbc_type(const char *full_name);
 char *sg_pbc_lower(const char *full_name);
 char *sg_pbc_upper(const char *full_name); /* "ORDERS__ORDER_ITEM" */
 
-/* Whether s is a keyword of C or C++ (a field with that name gets a '_' appended). */
+/* Whether s is a keyword of C or C++, a macro compilers predefine (unix, linux) or a
+ * name the standard headers that generated code includes define (size_t, FILE,
+ * int32_t, INT_MAX, ...). A field with that name gets a '_' appended; a message or
+ * enum with that C name is a schema error. */
 int sg_is_keyword(const char *s);
 
 /* Undoes protoc's C escaping of a bytes default ("\\001", "\\x7f", "\\n", ...). */

@@ -86,12 +86,16 @@ int Defaults_validate(const Defaults *m)
         return shoal_invalid("feat2.Defaults.magic: length %u over max_len 4", (unsigned)m->magic.len);
     if (shoal_gen_bad_bool_(&m->has_kind))
         return shoal_invalid("feat2.Defaults.has_kind: a bool holds neither 0 nor 1");
-    if (!Kind_is_valid(m->kind))
-        return shoal_invalid("feat2.Defaults.kind: %d is not a value of feat2.Kind", (int)m->kind);
+    if (m->has_kind) {
+        if (!Kind_is_valid(m->kind))
+            return shoal_invalid("feat2.Defaults.kind: %d is not a value of feat2.Kind", (int)m->kind);
+    }
     if (shoal_gen_bad_bool_(&m->has_second))
         return shoal_invalid("feat2.Defaults.has_second: a bool holds neither 0 nor 1");
-    if (!Kind_is_valid(m->second))
-        return shoal_invalid("feat2.Defaults.second: %d is not a value of feat2.Kind", (int)m->second);
+    if (m->has_second) {
+        if (!Kind_is_valid(m->second))
+            return shoal_invalid("feat2.Defaults.second: %d is not a value of feat2.Kind", (int)m->second);
+    }
     if (m->list.count > 3)
         return shoal_invalid("feat2.Defaults.list: count %u over max_count 3", (unsigned)m->list.count);
     if (shoal_gen_bad_bool_(&m->has_plain))
