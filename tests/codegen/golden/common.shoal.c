@@ -4,43 +4,33 @@
 #ifndef PROTOBUF_C__NO_DEPRECATED
 #define PROTOBUF_C__NO_DEPRECATED
 #endif
-#include <stdlib.h>
-
 #include "common.shoal.h"
-
-/* protoc-c's code for the encoded messages. */
-#include "common.pb-c.c"
+#include "common.pb-c.c" /* protoc-c's code */
 
 const char *Color_name(int32_t v)
 {
     switch (v) {
-    case 0:
-        return "COLOR_UNSET";
-    case 1:
-        return "RED";
-    case 2:
-        return "GREEN";
-    case -3:
-        return "BLUE";
-    default:
-        return NULL;
+    case 0: return "COLOR_UNSET";
+    case 1: return "RED";
+    case 2: return "GREEN";
+    case -3: return "BLUE";
+    default: return NULL;
     }
 }
-
-/* ---- feat.common.Point: feat.common.Point{1:x:int32@0+4;2:y:int32@4+4;3:label:string[6]@8+12;}size=20,align=4 ---- */
-
+/* feat.common.Point{1:x:int32@0+4;2:y:int32@4+4;3:label:string[6]@8+12;}size=20,align=4 */
 static const shoal_field Point_fields[] = {
     {"x", 1, SHOAL_FIELD_INT32, 0, 4, 0, 0, NULL},
     {"y", 2, SHOAL_FIELD_INT32, 4, 4, 0, 0, NULL},
     {"label", 3, SHOAL_FIELD_STRING, 8, 12, 0, 6, NULL},
 };
 const shoal_type Point_type = {"feat.common.Point", UINT64_C(0x9073fdb603fcd9c1), 20, 4, 0, 3, Point_fields};
-
 int Point_validate(const Point *m)
 {
     (void)m;
     if (m->label.len > 6)
         return shoal_invalid("feat.common.Point.label: length %u over max_len 6", (unsigned)m->label.len);
+    if (!shoal_utf8_valid(m->label.data, m->label.len))
+        return shoal_invalid("feat.common.Point.label: the string is not UTF-8");
     return 0;
 }
 

@@ -4,54 +4,27 @@
 #ifndef PROTOBUF_C__NO_DEPRECATED
 #define PROTOBUF_C__NO_DEPRECATED
 #endif
-#include <stdlib.h>
-
 #include "features.shoal.h"
-
-/* protoc-c's code for the encoded messages. */
-#include "features.pb-c.c"
+#include "features.pb-c.c" /* protoc-c's code */
 
 const char *Level_name(int32_t v)
 {
     switch (v) {
-    case 0:
-        return "LEVEL_UNSET";
-    case 1:
-        return "LOW";
-    case 2:
-        return "HIGH";
-    default:
-        return NULL;
+    case 0: return "LEVEL_UNSET";
+    case 1: return "LOW";
+    case 2: return "HIGH";
+    default: return NULL;
     }
 }
-
 const char *Everything_Inner_Mode_name(int32_t v)
 {
     switch (v) {
-    case 0:
-        return "MODE_UNSET";
-    case 1:
-        return "FAST";
-    default:
-        return NULL;
+    case 0: return "MODE_UNSET";
+    case 1: return "FAST";
+    default: return NULL;
     }
 }
-
-/* A bool written by another language may hold any byte. */
-static int shoal_gen_bad_bool_(const bool *p)
-{
-    unsigned char c;
-    memcpy(&c, p, 1);
-    return c > 1;
-}
-
-/* (shoal.max_len) and (shoal.max_count) of protoc-c's message fields. */
-typedef struct shoal_gen_bound_ {
-    const ProtobufCMessageDescriptor *desc;
-    uint32_t number, max_len, max_count;
-} shoal_gen_bound_;
-
-static const shoal_gen_bound_ shoal_gen_bounds_[] = {
+static const shoal_pb_bound shoal_gen_bound_v_[] = {
     {&feat__common__point__descriptor, 3, 6, 0},
     {&feat__scalars__descriptor, 14, 10, 0},
     {&feat__scalars__descriptor, 15, 7, 0},
@@ -68,193 +41,9 @@ static const shoal_gen_bound_ shoal_gen_bounds_[] = {
     {&feat__journal__descriptor, 2, 8, 0},
     {&feat__journal__descriptor, 6, 0, 4},
 };
+static const shoal_pb_bounds shoal_gen_bounds_ = {shoal_gen_bound_v_, 15};
 
-static int shoal_gen_bound_find_(const ProtobufCMessageDescriptor *d, uint32_t number,
-                                 const shoal_gen_bound_ **out)
-{
-    size_t n = sizeof(shoal_gen_bounds_) / sizeof(shoal_gen_bounds_[0]);
-    *out = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (shoal_gen_bounds_[i].desc == d && shoal_gen_bounds_[i].number == number)
-            *out = &shoal_gen_bounds_[i];
-    return *out != NULL;
-}
-
-/* Whether field f of m is present (repeated fields: *n elements at *elems). */
-static int shoal_gen_present_(const ProtobufCMessage *m,
-                              const ProtobufCFieldDescriptor *f, size_t *n,
-                              const void **elems)
-{
-    const char *base = (const char *)m;
-    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        memcpy(n, base + f->quantifier_offset, sizeof(*n));
-        memcpy((void *)elems, base + f->offset, sizeof(*elems));
-        return *n > 0;
-    }
-    *n = 1;
-    *elems = base + f->offset;
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-        uint32_t which;
-        memcpy(&which, base + f->quantifier_offset, sizeof(which));
-        return which == f->id;
-    }
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset) {
-        protobuf_c_boolean has;
-        memcpy(&has, base + f->quantifier_offset, sizeof(has));
-        return has != 0;
-    }
-    return 1;
-}
-
-static int shoal_gen_check_(const ProtobufCMessage *m, int depth);
-
-static int shoal_gen_check_len_(const ProtobufCMessageDescriptor *d,
-                                const ProtobufCFieldDescriptor *f,
-                                const shoal_gen_bound_ *bd, size_t n)
-{
-    if (bd && bd->max_len && n > bd->max_len)
-        return shoal_invalid("%s.%s: length %zu over max_len %u", d->name, f->name, n,
-                             (unsigned)bd->max_len);
-    return 0;
-}
-
-static int shoal_gen_check_elem_(const ProtobufCMessageDescriptor *d,
-                                 const ProtobufCFieldDescriptor *f,
-                                 const shoal_gen_bound_ *bd, const void *elems,
-                                 size_t i, int depth)
-{
-    const ProtobufCEnumDescriptor *ed;
-    const char *s;
-    const ProtobufCMessage *sub;
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_ENUM:
-        ed = (const ProtobufCEnumDescriptor *)f->descriptor;
-        if (!protobuf_c_enum_descriptor_get_value(ed, ((const int *)elems)[i]))
-            return shoal_invalid("%s.%s: %d is not a value of %s", d->name, f->name,
-                                 ((const int *)elems)[i], ed->name);
-        return 0;
-    case PROTOBUF_C_TYPE_STRING:
-        s = ((char *const *)elems)[i];
-        return shoal_gen_check_len_(d, f, bd, s ? strlen(s) : 0);
-    case PROTOBUF_C_TYPE_BYTES:
-        return shoal_gen_check_len_(d, f, bd, ((const ProtobufCBinaryData *)elems)[i].len);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        sub = ((ProtobufCMessage *const *)elems)[i];
-        return sub ? shoal_gen_check_(sub, depth + 1) : 0;
-    default:
-        return 0;
-    }
-}
-
-static int shoal_gen_check_(const ProtobufCMessage *m, int depth)
-{
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (depth > 100)
-        return shoal_invalid("%s: nested more than 100 deep", d->name);
-    for (unsigned k = 0; k < d->n_fields; k++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[k];
-        const shoal_gen_bound_ *bd;
-        size_t n = 0;
-        const void *elems = NULL;
-        shoal_gen_bound_find_(d, f->id, &bd);
-        if (!shoal_gen_present_(m, f, &n, &elems))
-            continue;
-        if (bd && bd->max_count && n > bd->max_count)
-            return shoal_invalid("%s.%s: count %zu over max_count %u", d->name, f->name,
-                                 n, (unsigned)bd->max_count);
-        for (size_t i = 0; i < n; i++) {
-            int rc = shoal_gen_check_elem_(d, f, bd, elems, i, depth);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-static int shoal_gen_send_(shoal_queue *q, shoal_pipe *p, const ProtobufCMessage *m,
-                           shoal_duration timeout)
-{
-    unsigned char stack[1024];
-    int rc = shoal_gen_check_(m, 0);
-    if (rc)
-        return rc;
-    size_t n = protobuf_c_message_get_packed_size(m);
-    unsigned char *buf = n <= sizeof(stack) ? stack : (unsigned char *)malloc(n);
-    if (!buf)
-        return SHOAL_ENOMEM;
-    protobuf_c_message_pack(m, buf);
-    if (q)
-        rc = shoal_queue_put(q, buf, n, timeout);
-    else
-        rc = shoal_pipe_send(p, buf, n, timeout);
-    if (buf != stack)
-        free(buf);
-    return rc;
-}
-
-static int shoal_gen_unpack_(const ProtobufCMessageDescriptor *d, const void *data,
-                             size_t len, ProtobufCMessage **out)
-{
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)data);
-    if (!m)
-        return shoal_invalid("%s: a message of %zu bytes does not decode", d->name, len);
-    int rc = shoal_gen_check_(m, 0);
-    if (rc) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        return rc;
-    }
-    *out = m;
-    return 0;
-}
-
-static int shoal_gen_queue_get_(shoal_queue *q, const ProtobufCMessageDescriptor *d,
-                                ProtobufCMessage **out, shoal_duration timeout)
-{
-    const void *data = NULL;
-    size_t len = 0;
-    *out = NULL;
-    int rc = shoal_queue_peek(q, &data, &len, timeout);
-    if (rc)
-        return rc;
-    rc = shoal_gen_unpack_(d, data, len, out);
-    shoal_queue_release(q, data);
-    return rc;
-}
-
-static int shoal_gen_pipe_recv_(shoal_pipe *p, const ProtobufCMessageDescriptor *d,
-                                ProtobufCMessage **out, shoal_duration timeout)
-{
-    unsigned char stack[1024], *buf = stack;
-    size_t len = 0;
-    *out = NULL;
-    int rc = shoal_pipe_recv(p, stack, sizeof(stack), &len, timeout);
-    if (rc == SHOAL_EMSGSIZE && len > sizeof(stack)) {
-        if (!(buf = (unsigned char *)malloc(len)))
-            return SHOAL_ENOMEM;
-        rc = shoal_pipe_recv(p, buf, len, &len, SHOAL_NOWAIT);
-    }
-    if (rc == 0)
-        rc = shoal_gen_unpack_(d, buf, len, out);
-    if (buf != stack)
-        free(buf);
-    return rc;
-}
-
-/* A variable-size channel; when creating, max_msg defaults to SHOAL_GEN_MAX_MSG. */
-static shoal_queue_config shoal_gen_config_(const shoal_queue_config *cfg, int mode)
-{
-    shoal_queue_config c;
-    memset(&c, 0, sizeof(c));
-    if (cfg)
-        c = *cfg;
-    c.type = NULL;
-    if (!c.max_msg && mode != SHOAL_OPEN)
-        c.max_msg = SHOAL_GEN_MAX_MSG;
-    return c;
-}
-
-/* ---- feat.Scalars: feat.Scalars{1:f_double:float64@0+8;2:f_float:float32@8+4;3:f_int32:int32@12+4;4:f_int64:int64@16+8;5:f_uint32:uint32@24+4;6:f_uint64:uint64@32+8;7:f_sint32:int32@40+4;8:f_sint64:int64@48+8;9:f_fixed32:uint32@56+4;10:f_fixed64:uint64@64+8;11:f_sfixed32:int32@72+4;12:f_sfixed64:int64@80+8;13:f_bool:bool@88+1;14:f_string:string[10]@92+16;15:f_bytes:bytes[7]@108+12;16:f_enum:enum(feat.Level)@120+4;}size=128,align=8 ---- */
-
+/* feat.Scalars{1:f_double:float64@0+8;2:f_float:float32@8+4;3:f_int32:int32@12+4;4:f_int64:int64@16+8;5:f_uint32:uint32@24+4;6:f_uint64:uint64@32+8;7:f_sint32:int32@40+4;8:f_sint64:int64@48+8;9:f_fixed32:uint32@56+4;10:f_fixed64:uint64@64+8;11:f_sfixed32:int32@72+4;12:f_sfixed64:int64@80+8;13:f_bool:bool@88+1;14:f_string:string[10]@92+16;15:f_bytes:bytes[7]@108+12;16:f_enum:enum(feat.Level)@120+4;}size=128,align=8 */
 static const shoal_field Scalars_fields[] = {
     {"f_double", 1, SHOAL_FIELD_DOUBLE, 0, 8, 0, 0, NULL},
     {"f_float", 2, SHOAL_FIELD_FLOAT, 8, 4, 0, 0, NULL},
@@ -274,14 +63,15 @@ static const shoal_field Scalars_fields[] = {
     {"f_enum", 16, SHOAL_FIELD_ENUM, 120, 4, 0, 0, NULL},
 };
 const shoal_type Scalars_type = {"feat.Scalars", UINT64_C(0x09fe3186d20845b0), 128, 8, 0, 16, Scalars_fields};
-
 int Scalars_validate(const Scalars *m)
 {
     (void)m;
-    if (shoal_gen_bad_bool_(&m->f_bool))
+    if (shoal_gen_bad_bool(&m->f_bool))
         return shoal_invalid("feat.Scalars.f_bool: a bool holds neither 0 nor 1");
     if (m->f_string.len > 10)
         return shoal_invalid("feat.Scalars.f_string: length %u over max_len 10", (unsigned)m->f_string.len);
+    if (!shoal_utf8_valid(m->f_string.data, m->f_string.len))
+        return shoal_invalid("feat.Scalars.f_string: the string is not UTF-8");
     if (m->f_bytes.len > 7)
         return shoal_invalid("feat.Scalars.f_bytes: length %u over max_len 7", (unsigned)m->f_bytes.len);
     if (!Level_is_valid(m->f_enum))
@@ -289,8 +79,7 @@ int Scalars_validate(const Scalars *m)
     return 0;
 }
 
-/* ---- feat.Everything: feat.Everything{1:scalars:feat.Scalars#09fe3186d20845b0@0+128;2:inner:feat.Everything.Inner#75af5adbb494db77@128+12;3:origin:feat.common.Point#9073fdb603fcd9c1@140+20;4:color:enum(feat.common.Color)@160+4;5:r_int32:int32*3@164+16;6:r_double:float64*2@184+24;7:r_bool:bool*5@208+12;8:r_string:string[4]*3@220+28;9:r_bytes:bytes[2]*2@248+20;10:r_point:feat.common.Point#9073fdb603fcd9c1*2@268+44;11:r_level:enum(feat.Level)*2@312+12;0:choice:oneof(12:c_int:int64@4+8;13:c_text:string[9]@4+16;14:c_inner:feat.Everything.Inner#75af5adbb494db77@4+12;15:c_double:float64@4+8;)@324+20;0:has_maybe:bool@344+1;16:maybe:int32@348+4;0:has_maybe_text:bool@352+1;17:maybe_text:string[5]@356+12;18:default:uint32@368+4;19:small:feat.int8ish#089632439276e13c@372+1;}size=376,align=8 ---- */
-
+/* feat.Everything{1:scalars:feat.Scalars#09fe3186d20845b0@0+128;2:inner:feat.Everything.Inner#75af5adbb494db77@128+12;3:origin:feat.common.Point#9073fdb603fcd9c1@140+20;4:color:enum(feat.common.Color)@160+4;5:r_int32:int32*3@164+16;6:r_double:float64*2@184+24;7:r_bool:bool*5@208+12;8:r_string:string[4]*3@220+28;9:r_bytes:bytes[2]*2@248+20;10:r_point:feat.common.Point#9073fdb603fcd9c1*2@268+44;11:r_level:enum(feat.Level)*2@312+12;0:choice:oneof(12:c_int:int64@4+8;13:c_text:string[9]@4+16;14:c_inner:feat.Everything.Inner#75af5adbb494db77@4+12;15:c_double:float64@4+8;)@324+20;0:has_maybe:bool@344+1;16:maybe:int32@348+4;0:has_maybe_text:bool@352+1;17:maybe_text:string[5]@356+12;18:default:uint32@368+4;19:small:feat.int8ish#089632439276e13c@372+1;}size=376,align=8 */
 static const shoal_field Everything_choice_members[] = {
     {"c_int", 12, SHOAL_FIELD_INT64, 4, 8, 0, 0, NULL},
     {"c_text", 13, SHOAL_FIELD_STRING, 4, 16, 0, 9, NULL},
@@ -298,7 +87,6 @@ static const shoal_field Everything_choice_members[] = {
     {"c_double", 15, SHOAL_FIELD_DOUBLE, 4, 8, 0, 0, NULL},
 };
 static const shoal_type Everything_choice_union = {"choice", UINT64_C(0x31ac93b477d93231), 20, 8, 0, 4, Everything_choice_members};
-
 static const shoal_field Everything_fields[] = {
     {"scalars", 1, SHOAL_FIELD_MESSAGE, 0, 128, 0, 0, &Scalars_type},
     {"inner", 2, SHOAL_FIELD_MESSAGE, 128, 12, 0, 0, &Everything_Inner_type},
@@ -320,7 +108,6 @@ static const shoal_field Everything_fields[] = {
     {"small", 19, SHOAL_FIELD_MESSAGE, 372, 1, 0, 0, &int8ish_type},
 };
 const shoal_type Everything_type = {"feat.Everything", UINT64_C(0xf64368982df8cd61), 376, 8, 0, 18, Everything_fields};
-
 int Everything_validate(const Everything *m)
 {
     int rc;
@@ -340,7 +127,7 @@ int Everything_validate(const Everything *m)
     if (m->r_bool.count > 5)
         return shoal_invalid("feat.Everything.r_bool: count %u over max_count 5", (unsigned)m->r_bool.count);
     for (uint32_t i = 0; i < m->r_bool.count; i++) {
-        if (shoal_gen_bad_bool_(&m->r_bool.items[i]))
+        if (shoal_gen_bad_bool(&m->r_bool.items[i]))
             return shoal_invalid("feat.Everything.r_bool: a bool holds neither 0 nor 1");
     }
     if (m->r_string.count > 3)
@@ -348,6 +135,8 @@ int Everything_validate(const Everything *m)
     for (uint32_t i = 0; i < m->r_string.count; i++) {
         if (m->r_string.items[i].len > 4)
             return shoal_invalid("feat.Everything.r_string: length %u over max_len 4", (unsigned)m->r_string.items[i].len);
+        if (!shoal_utf8_valid(m->r_string.items[i].data, m->r_string.items[i].len))
+            return shoal_invalid("feat.Everything.r_string: the string is not UTF-8");
     }
     if (m->r_bytes.count > 2)
         return shoal_invalid("feat.Everything.r_bytes: count %u over max_count 2", (unsigned)m->r_bytes.count);
@@ -375,6 +164,8 @@ int Everything_validate(const Everything *m)
     case 13:
         if (m->choice.c_text.len > 9)
             return shoal_invalid("feat.Everything.c_text: length %u over max_len 9", (unsigned)m->choice.c_text.len);
+        if (!shoal_utf8_valid(m->choice.c_text.data, m->choice.c_text.len))
+            return shoal_invalid("feat.Everything.c_text: the string is not UTF-8");
         break;
     case 14:
         if ((rc = Everything_Inner_validate(&m->choice.c_inner)) != 0)
@@ -385,25 +176,25 @@ int Everything_validate(const Everything *m)
     default:
         return shoal_invalid("feat.Everything.choice: unknown case %u", (unsigned)m->choice_case);
     }
-    if (shoal_gen_bad_bool_(&m->has_maybe))
+    if (shoal_gen_bad_bool(&m->has_maybe))
         return shoal_invalid("feat.Everything.has_maybe: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_maybe_text))
+    if (shoal_gen_bad_bool(&m->has_maybe_text))
         return shoal_invalid("feat.Everything.has_maybe_text: a bool holds neither 0 nor 1");
     if (m->maybe_text.len > 5)
         return shoal_invalid("feat.Everything.maybe_text: length %u over max_len 5", (unsigned)m->maybe_text.len);
+    if (!shoal_utf8_valid(m->maybe_text.data, m->maybe_text.len))
+        return shoal_invalid("feat.Everything.maybe_text: the string is not UTF-8");
     if ((rc = int8ish_validate(&m->small)) != 0)
         return rc;
     return 0;
 }
 
-/* ---- feat.Everything.Inner: feat.Everything.Inner{1:mode:enum(feat.Everything.Inner.Mode)@0+4;2:tag:bytes[3]@4+8;}size=12,align=4 ---- */
-
+/* feat.Everything.Inner{1:mode:enum(feat.Everything.Inner.Mode)@0+4;2:tag:bytes[3]@4+8;}size=12,align=4 */
 static const shoal_field Everything_Inner_fields[] = {
     {"mode", 1, SHOAL_FIELD_ENUM, 0, 4, 0, 0, NULL},
     {"tag", 2, SHOAL_FIELD_BYTES, 4, 8, 0, 3, NULL},
 };
 const shoal_type Everything_Inner_type = {"feat.Everything.Inner", UINT64_C(0x75af5adbb494db77), 12, 4, 0, 2, Everything_Inner_fields};
-
 int Everything_Inner_validate(const Everything_Inner *m)
 {
     (void)m;
@@ -414,242 +205,26 @@ int Everything_Inner_validate(const Everything_Inner *m)
     return 0;
 }
 
-/* ---- feat.int8ish: feat.int8ish{1:flag:bool@0+1;}size=1,align=1 ---- */
-
+/* feat.int8ish{1:flag:bool@0+1;}size=1,align=1 */
 static const shoal_field int8ish_fields[] = {
     {"flag", 1, SHOAL_FIELD_BOOL, 0, 1, 0, 0, NULL},
 };
 const shoal_type int8ish_type = {"feat.int8ish", UINT64_C(0x089632439276e13c), 1, 1, 0, 1, int8ish_fields};
-
 int int8ish_validate(const int8ish *m)
 {
     (void)m;
-    if (shoal_gen_bad_bool_(&m->flag))
+    if (shoal_gen_bad_bool(&m->flag))
         return shoal_invalid("feat.int8ish.flag: a bool holds neither 0 nor 1");
     return 0;
 }
 
-/* ---- feat.Empty: feat.Empty{}size=1,align=1 ---- */
-
+/* feat.Empty{}size=1,align=1 */
 const shoal_type Empty_type = {"feat.Empty", UINT64_C(0x3886a67fdd8a06e2), 1, 1, 0, 0, NULL};
-
 int Empty_validate(const Empty *m)
 {
     (void)m;
     return 0;
 }
 
-/* ---- feat.Journal (encoded) ---- */
-
-int Journal_validate(const Journal *m)
-{
-    return shoal_gen_check_(&m->base, 0);
-}
-void Journal_free(Journal *m)
-{
-    if (m)
-        protobuf_c_message_free_unpacked(&m->base, NULL);
-}
-int Journal_queue_open(Journal_queue **out, const char *name, int mode,
-        const shoal_queue_config *cfg, const shoal_attr *attr)
-{
-    shoal_queue_config c = shoal_gen_config_(cfg, mode);
-    shoal_queue *q = NULL;
-    int rc = shoal_queue_open(&q, name, mode, cfg || mode != SHOAL_OPEN ? &c : NULL, attr);
-    *out = (Journal_queue *)q;
-    return rc;
-}
-int Journal_queue_close(Journal_queue *q)
-{
-    return shoal_queue_close((shoal_queue *)q);
-}
-const char *Journal_queue_name(const Journal_queue *q)
-{
-    return shoal_queue_name((const shoal_queue *)q);
-}
-int Journal_queue_put(Journal_queue *q, const Journal *m, shoal_duration timeout)
-{
-    return shoal_gen_send_((shoal_queue *)q, NULL, &m->base, timeout);
-}
-int Journal_queue_try_put(Journal_queue *q, const Journal *m)
-{
-    return Journal_queue_put(q, m, SHOAL_NOWAIT);
-}
-int Journal_queue_get(Journal_queue *q, Journal **out, shoal_duration timeout)
-{
-    ProtobufCMessage *m = NULL;
-    int rc = shoal_gen_queue_get_((shoal_queue *)q, &feat__journal__descriptor, &m, timeout);
-    *out = (Journal *)m;
-    return rc;
-}
-int Journal_queue_try_get(Journal_queue *q, Journal **out)
-{
-    return Journal_queue_get(q, out, SHOAL_NOWAIT);
-}
-int Journal_queue_shutdown(Journal_queue *q)
-{
-    return shoal_queue_shutdown((shoal_queue *)q);
-}
-int Journal_queue_stats(Journal_queue *q, shoal_queue_stats *st)
-{
-    return shoal_queue_stats_get((shoal_queue *)q, st);
-}
-int Journal_pipe_open(Journal_pipe **out, const char *name, int end, int mode,
-        const shoal_queue_config *cfg, const shoal_attr *attr)
-{
-    shoal_queue_config c = shoal_gen_config_(cfg, mode);
-    shoal_pipe *p = NULL;
-    int rc = shoal_pipe_open(&p, name, end, mode, cfg || mode != SHOAL_OPEN ? &c : NULL,
-        attr);
-    *out = (Journal_pipe *)p;
-    return rc;
-}
-int Journal_pipe_pair(Journal_pipe **end0, Journal_pipe **end1, const char *name,
-        const shoal_queue_config *cfg, const shoal_attr *attr)
-{
-    shoal_queue_config c = shoal_gen_config_(cfg, SHOAL_CREATE);
-    shoal_pipe *p0 = NULL, *p1 = NULL;
-    int rc = shoal_pipe_pair(&p0, &p1, name, &c, attr);
-    *end0 = (Journal_pipe *)p0;
-    *end1 = (Journal_pipe *)p1;
-    return rc;
-}
-int Journal_pipe_close(Journal_pipe *p)
-{
-    return shoal_pipe_close((shoal_pipe *)p);
-}
-const char *Journal_pipe_name(const Journal_pipe *p)
-{
-    return shoal_pipe_name((const shoal_pipe *)p);
-}
-int Journal_pipe_send(Journal_pipe *p, const Journal *m, shoal_duration timeout)
-{
-    return shoal_gen_send_(NULL, (shoal_pipe *)p, &m->base, timeout);
-}
-int Journal_pipe_try_send(Journal_pipe *p, const Journal *m)
-{
-    return Journal_pipe_send(p, m, SHOAL_NOWAIT);
-}
-int Journal_pipe_recv(Journal_pipe *p, Journal **out, shoal_duration timeout)
-{
-    ProtobufCMessage *m = NULL;
-    int rc = shoal_gen_pipe_recv_((shoal_pipe *)p, &feat__journal__descriptor, &m, timeout);
-    *out = (Journal *)m;
-    return rc;
-}
-int Journal_pipe_try_recv(Journal_pipe *p, Journal **out)
-{
-    return Journal_pipe_recv(p, out, SHOAL_NOWAIT);
-}
-int Journal_pipe_poll(Journal_pipe *p, shoal_duration timeout)
-{
-    return shoal_pipe_poll((shoal_pipe *)p, timeout);
-}
-
-/* ---- feat.Tiny (encoded) ---- */
-
-int Tiny_validate(const Tiny *m)
-{
-    return shoal_gen_check_(&m->base, 0);
-}
-void Tiny_free(Tiny *m)
-{
-    if (m)
-        protobuf_c_message_free_unpacked(&m->base, NULL);
-}
-int Tiny_queue_open(Tiny_queue **out, const char *name, int mode,
-        const shoal_queue_config *cfg, const shoal_attr *attr)
-{
-    shoal_queue_config c = shoal_gen_config_(cfg, mode);
-    shoal_queue *q = NULL;
-    int rc = shoal_queue_open(&q, name, mode, cfg || mode != SHOAL_OPEN ? &c : NULL, attr);
-    *out = (Tiny_queue *)q;
-    return rc;
-}
-int Tiny_queue_close(Tiny_queue *q)
-{
-    return shoal_queue_close((shoal_queue *)q);
-}
-const char *Tiny_queue_name(const Tiny_queue *q)
-{
-    return shoal_queue_name((const shoal_queue *)q);
-}
-int Tiny_queue_put(Tiny_queue *q, const Tiny *m, shoal_duration timeout)
-{
-    return shoal_gen_send_((shoal_queue *)q, NULL, &m->base, timeout);
-}
-int Tiny_queue_try_put(Tiny_queue *q, const Tiny *m)
-{
-    return Tiny_queue_put(q, m, SHOAL_NOWAIT);
-}
-int Tiny_queue_get(Tiny_queue *q, Tiny **out, shoal_duration timeout)
-{
-    ProtobufCMessage *m = NULL;
-    int rc = shoal_gen_queue_get_((shoal_queue *)q, &feat__tiny__descriptor, &m, timeout);
-    *out = (Tiny *)m;
-    return rc;
-}
-int Tiny_queue_try_get(Tiny_queue *q, Tiny **out)
-{
-    return Tiny_queue_get(q, out, SHOAL_NOWAIT);
-}
-int Tiny_queue_shutdown(Tiny_queue *q)
-{
-    return shoal_queue_shutdown((shoal_queue *)q);
-}
-int Tiny_queue_stats(Tiny_queue *q, shoal_queue_stats *st)
-{
-    return shoal_queue_stats_get((shoal_queue *)q, st);
-}
-int Tiny_pipe_open(Tiny_pipe **out, const char *name, int end, int mode,
-        const shoal_queue_config *cfg, const shoal_attr *attr)
-{
-    shoal_queue_config c = shoal_gen_config_(cfg, mode);
-    shoal_pipe *p = NULL;
-    int rc = shoal_pipe_open(&p, name, end, mode, cfg || mode != SHOAL_OPEN ? &c : NULL,
-        attr);
-    *out = (Tiny_pipe *)p;
-    return rc;
-}
-int Tiny_pipe_pair(Tiny_pipe **end0, Tiny_pipe **end1, const char *name,
-        const shoal_queue_config *cfg, const shoal_attr *attr)
-{
-    shoal_queue_config c = shoal_gen_config_(cfg, SHOAL_CREATE);
-    shoal_pipe *p0 = NULL, *p1 = NULL;
-    int rc = shoal_pipe_pair(&p0, &p1, name, &c, attr);
-    *end0 = (Tiny_pipe *)p0;
-    *end1 = (Tiny_pipe *)p1;
-    return rc;
-}
-int Tiny_pipe_close(Tiny_pipe *p)
-{
-    return shoal_pipe_close((shoal_pipe *)p);
-}
-const char *Tiny_pipe_name(const Tiny_pipe *p)
-{
-    return shoal_pipe_name((const shoal_pipe *)p);
-}
-int Tiny_pipe_send(Tiny_pipe *p, const Tiny *m, shoal_duration timeout)
-{
-    return shoal_gen_send_(NULL, (shoal_pipe *)p, &m->base, timeout);
-}
-int Tiny_pipe_try_send(Tiny_pipe *p, const Tiny *m)
-{
-    return Tiny_pipe_send(p, m, SHOAL_NOWAIT);
-}
-int Tiny_pipe_recv(Tiny_pipe *p, Tiny **out, shoal_duration timeout)
-{
-    ProtobufCMessage *m = NULL;
-    int rc = shoal_gen_pipe_recv_((shoal_pipe *)p, &feat__tiny__descriptor, &m, timeout);
-    *out = (Tiny *)m;
-    return rc;
-}
-int Tiny_pipe_try_recv(Tiny_pipe *p, Tiny **out)
-{
-    return Tiny_pipe_recv(p, out, SHOAL_NOWAIT);
-}
-int Tiny_pipe_poll(Tiny_pipe *p, shoal_duration timeout)
-{
-    return shoal_pipe_poll((shoal_pipe *)p, timeout);
-}
-
+SHOAL_GEN_ENCODED_DEFINE(Journal, feat__journal__descriptor, shoal_gen_bounds_)
+SHOAL_GEN_ENCODED_DEFINE(Tiny, feat__tiny__descriptor, shoal_gen_bounds_)
