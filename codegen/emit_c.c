@@ -352,6 +352,116 @@ static void check_c_names(sg_model *m)
     }
 }
 
+/* The names protoc-c escapes (with a trailing '_') in its structs: C++98's keywords. */
+static bool pbc_escapes(const char *s)
+{
+    static const char *const kw[] = {
+        "and",
+        "and_eq",
+        "asm",
+        "auto",
+        "bitand",
+        "bitor",
+        "bool",
+        "break",
+        "case",
+        "catch",
+        "char",
+        "class",
+        "compl",
+        "const",
+        "const_cast",
+        "continue",
+        "default",
+        "delete",
+        "do",
+        "double",
+        "dynamic_cast",
+        "else",
+        "enum",
+        "explicit",
+        "extern",
+        "false",
+        "float",
+        "for",
+        "friend",
+        "goto",
+        "if",
+        "inline",
+        "int",
+        "long",
+        "mutable",
+        "namespace",
+        "new",
+        "not",
+        "not_eq",
+        "operator",
+        "or",
+        "or_eq",
+        "private",
+        "protected",
+        "public",
+        "register",
+        "reinterpret_cast",
+        "return",
+        "short",
+        "signed",
+        "sizeof",
+        "static",
+        "static_cast",
+        "struct",
+        "switch",
+        "template",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typedef",
+        "typeid",
+        "typename",
+        "union",
+        "unsigned",
+        "using",
+        "virtual",
+        "void",
+        "volatile",
+        "wchar_t",
+        "while",
+        "xor",
+        "xor_eq",
+    };
+    for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+        if (!strcmp(kw[i], s))
+            return true;
+    return false;
+}
+
+/* protoc-c names its struct members after the fields, lower-cased, escaping only
+ * C++98's keywords: in a file whose protoc-c header is included, a field protoc-c
+ * would name `export`, `restrict`, `unix` or `size_t` cannot compile. */
+static void check_pbc_members(sg_model *m)
+{
+    for (size_t i = 0; i < m->nmessages; i++) {
+        const sg_message *msg = m->messages[i];
+        if (!msg->file->generate || !msg->file->needs_pbc_header || msg->is_map_entry)
+            continue;
+        for (size_t j = 0; j < msg->nfields; j++) {
+            const sg_field *f = &msg->fields[j];
+            if (f->is_has_flag)
+                continue;
+            char *low = sg_strdup(f->name);
+            for (char *p = low; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            if (sg_is_keyword(low) && !pbc_escapes(low))
+                sg_error(m,
+                         "%s: message %s, field %s: protoc-c's code (which the file's "
+                         "encoded messages need) names its member %s, which is reserved "
+                         "in C or C++; rename the field",
+                         msg->file->name, msg->full_name, f->name, low);
+        }
+    }
+}
+
 /* protoc-c's code of every file it is needed for is compiled in with the files being
  * generated: they must all be in this run. */
 static void check_pbc_files(sg_model *m)
@@ -1016,6 +1126,7 @@ int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out)
 {
     (void)p;
     check_pbc_files(m);
+    check_pbc_members(m);
     check_c_names(m);
     if (m->nerrors)
         return -1;

@@ -8,6 +8,8 @@ packages=(
     libcmocka-dev
     protobuf-compiler libprotobuf-dev libprotoc-dev
     libprotobuf-c-dev protobuf-c-compiler
+    # gRPC's .proto files: real-world schemas for the compiler's corpus test
+    grpc-proto
     libnng-dev liburing-dev
     python3 python3-pip python3-setuptools python3-wheel
     # peers measured side by side in bench/
