@@ -356,6 +356,27 @@ static void test_python_skips_c_rules(void **state)
                      0);
 }
 
+/* protoc-c escapes only C++98's keywords in its structs: a file whose encoded
+ * messages need protoc-c's code refuses the field names it would leave as they are;
+ * without encoded messages the same names are escaped by shoal and compile. */
+static void test_protoc_c_member_names(void **state)
+{
+    (void)state;
+    expect_error("proto3",
+                 "message E { string text = 1; int32 export = 2; int32 restrict = 3;\n"
+                 "  int32 unix = 4; int32 size_t = 5; int32 class = 6; }",
+                 "bad.proto: message bad.E, field export: protoc-c's code (which the "
+                 "file's encoded messages need) names its member export",
+                 "field restrict: protoc-c", "field unix: protoc-c",
+                 "field size_t: protoc-c", NULL);
+    char err[8192];
+    assert_int_equal(compile("proto3",
+                             "message F { int32 export = 2; int32 restrict = 3; "
+                             "int32 unix = 4; int32 size_t = 5; int32 class = 6; }",
+                             "", err, sizeof(err)),
+                     0);
+}
+
 int main(void)
 {
     t_setup_root();
@@ -382,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_python_name_clashes),
         cmocka_unit_test(test_fixed_reports_every_field),
         cmocka_unit_test(test_python_skips_c_rules),
+        cmocka_unit_test(test_protoc_c_member_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
