@@ -928,6 +928,56 @@ static void emit_descriptor(sg_buf *b, const sg_message *msg)
                   msg->align, n, n ? sg_printf("%s_fields", msg->c_name) : "NULL");
 }
 
+/* ---- source: the protobuf form of fixed messages ------------------------------------
+ */
+
+/* Whether protoc's code writes repeated field f packed: scalars are by default in
+ * proto3, on request ([packed = true]) in proto2. */
+static bool packed(const sg_field *f, bool proto3)
+{
+    if (!f->repeated || f->kind == SG_STRING || f->kind == SG_BYTES ||
+        f->kind == SG_MESSAGE)
+        return false;
+    const Google__Protobuf__FieldOptions *o = f->proto->options;
+    return o && o->has_packed ? o->packed : proto3;
+}
+
+/* The table shoal_pb_encode and shoal_pb_decode read (shoal/typed.h). */
+static void emit_pb_table(sg_buf *b, const sg_message *msg)
+{
+    const char *T = msg->c_name;
+    size_t n = 0;
+    sg_buf_printf(b, "static const %s %s_pb_init = %s_INIT;\n", T, T, T);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        if (!n++)
+            sg_buf_printf(b, "static const shoal_pb_field %s_pb_fields[] = {\n", T);
+        uint32_t has_offset = 0;
+        const char *flags = f->repeated ? (packed(f, msg->file->proto3)
+                                               ? "SHOAL_PB_REPEATED | SHOAL_PB_PACKED"
+                                               : "SHOAL_PB_REPEATED")
+                                        : "0";
+        if (f->oneof >= 0) {
+            flags = "SHOAL_PB_ONEOF";
+            has_offset = msg->oneofs[f->oneof].case_offset;
+        } else if (i > 0 && msg->fields[i - 1].is_has_flag) {
+            flags = "SHOAL_PB_HAS";
+            has_offset = msg->fields[i - 1].offset;
+        }
+        sg_buf_printf(b, "    {%u, %d, %s, %u, %u, %u, %u, %u, %u, %s},\n", f->number,
+                      f->proto_type, flags, f->offset, has_offset, f->elem_size,
+                      f->items_offset, f->max_len, f->repeated ? f->max_count : 0,
+                      f->msg ? sg_printf("&%s_pb", f->msg->c_name) : "NULL");
+    }
+    if (n)
+        sg_buf_puts(b, "};\n");
+    sg_buf_printf(
+        b, "const shoal_pb_message %s_pb = {\"%s\", %u, &%s_pb_init, %zu, %s};\n", T,
+        msg->full_name, msg->size, T, n, n ? sg_printf("%s_pb_fields", T) : "NULL");
+}
+
 /* ---- source: validation of fixed messages ---------------------------------------- */
 
 static bool elem_needs_check(const sg_field *f)
@@ -1116,6 +1166,7 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
         } else {
             sg_buf_printf(&b, "/* %s */\n", msg->canon);
             emit_descriptor(&b, msg);
+            emit_pb_table(&b, msg);
             emit_validate(&b, msg);
         }
     }

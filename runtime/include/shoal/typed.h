@@ -137,7 +137,8 @@ static inline bool shoal_gen_bad_bool(const void *p)
     SHOAL_GEN_VALUE_(T)                                                                  \
     SHOAL_GEN_ARRAY_(T)                                                                  \
     SHOAL_GEN_QUEUE_(T)                                                                  \
-    SHOAL_GEN_PIPE_(T)
+    SHOAL_GEN_PIPE_(T)                                                                   \
+    SHOAL_GEN_PB(T)
 
 #define SHOAL_GEN_VALUE_(T)                                                              \
     typedef struct T##_value T##_value;                                                  \
@@ -412,6 +413,74 @@ static inline shoal_queue_config shoal_gen_typed_config(const shoal_queue_config
     static inline int T##_pipe_poll(T##_pipe *p, shoal_duration timeout)                 \
     {                                                                                    \
         return shoal_pipe_poll((shoal_pipe *)p, timeout);                                \
+    }
+
+/* ---- the protobuf form of fixed messages ------------------------------------------- */
+
+/* How a fixed message's fields travel in protobuf's encoding (generated per message,
+ * read by shoal_pb_encode and shoal_pb_decode). */
+enum {
+    SHOAL_PB_REPEATED = 1, /* count word, then max_count elements */
+    SHOAL_PB_PACKED = 2,   /* repeated scalars written packed */
+    SHOAL_PB_HAS = 4,      /* present when the bool at has_offset is set */
+    SHOAL_PB_ONEOF = 8     /* present when the uint32 at has_offset equals number */
+};
+
+struct shoal_pb_message;
+
+typedef struct shoal_pb_field {
+    uint32_t number; /* the field number */
+    uint8_t type;    /* protobuf's FieldDescriptorProto.Type: 1 double ... 18 sint64 */
+    uint8_t flags;   /* SHOAL_PB_* */
+    uint32_t offset; /* of the member (a oneof member: of the union) */
+    uint32_t has_offset;   /* of its has_ flag or oneof case word */
+    uint32_t elem_size;    /* one element (strings and bytes: with their len word) */
+    uint32_t items_offset; /* repeated: of the first element within the member */
+    uint32_t max_len, max_count;
+    const struct shoal_pb_message *msg; /* a nested message's description */
+} shoal_pb_field;
+
+typedef struct shoal_pb_message {
+    const char *name; /* full name, for errors */
+    uint32_t size;    /* of the struct */
+    const void *init; /* an instance with every field at its default */
+    uint32_t nfields;
+    const shoal_pb_field *fields;
+} shoal_pb_message;
+
+/*
+ * Writes fixed message m (described by d) in protobuf's encoding into buf (cap bytes),
+ * as protoc's generated code would: *len receives the size. Returns 0, or
+ * SHOAL_EMSGSIZE when cap is too small (*len then says how much is needed). m should
+ * be valid (Foo_to_pb validates first).
+ */
+SHOAL_API int shoal_pb_encode(const shoal_pb_message *d, const void *m, void *buf,
+                              size_t cap, size_t *len);
+/*
+ * Reads protobuf bytes into *m (merged over its current contents, as protobuf merges;
+ * start from the defaults to parse). Unknown fields are skipped. Returns 0, or
+ * SHOAL_EINVALID_DATA naming the message and field when the bytes do not decode or a
+ * value does not fit its bounds (a string over max_len, more elements than max_count):
+ * never truncation.
+ */
+SHOAL_API int shoal_pb_decode(const shoal_pb_message *d, void *m, const void *buf,
+                              size_t len);
+
+/* Foo_to_pb(m, buf, cap, &len) validates and encodes; Foo_from_pb(m, buf, len) sets
+ * *m to the defaults, decodes and validates (SHOAL_EINVALID_DATA on failure). */
+#define SHOAL_GEN_PB(T)                                                                  \
+    extern const shoal_pb_message T##_pb;                                                \
+    static inline int T##_to_pb(const T *m, void *buf, size_t cap, size_t *len)          \
+    {                                                                                    \
+        int rc = T##_validate(m);                                                        \
+        return rc ? rc : shoal_pb_encode(&T##_pb, m, buf, cap, len);                     \
+    }                                                                                    \
+    static inline int T##_from_pb(T *m, const void *buf, size_t len)                     \
+    {                                                                                    \
+        int rc;                                                                          \
+        memcpy(m, T##_pb.init, sizeof(*m));                                              \
+        rc = shoal_pb_decode(&T##_pb, m, buf, len);                                      \
+        return rc ? rc : T##_validate(m);                                                \
     }
 
 /* ---- encoded messages (protoc-c's structs, packed) --------------------------------- */

@@ -63,6 +63,26 @@ static const shoal_field Scalars_fields[] = {
     {"f_enum", 16, SHOAL_FIELD_ENUM, 120, 4, 0, 0, NULL},
 };
 const shoal_type Scalars_type = {"feat.Scalars", UINT64_C(0x09fe3186d20845b0), 128, 8, 0, 16, Scalars_fields};
+static const Scalars Scalars_pb_init = Scalars_INIT;
+static const shoal_pb_field Scalars_pb_fields[] = {
+    {1, 1, 0, 0, 0, 8, 0, 0, 0, NULL},
+    {2, 2, 0, 8, 0, 4, 0, 0, 0, NULL},
+    {3, 5, 0, 12, 0, 4, 0, 0, 0, NULL},
+    {4, 3, 0, 16, 0, 8, 0, 0, 0, NULL},
+    {5, 13, 0, 24, 0, 4, 0, 0, 0, NULL},
+    {6, 4, 0, 32, 0, 8, 0, 0, 0, NULL},
+    {7, 17, 0, 40, 0, 4, 0, 0, 0, NULL},
+    {8, 18, 0, 48, 0, 8, 0, 0, 0, NULL},
+    {9, 7, 0, 56, 0, 4, 0, 0, 0, NULL},
+    {10, 6, 0, 64, 0, 8, 0, 0, 0, NULL},
+    {11, 15, 0, 72, 0, 4, 0, 0, 0, NULL},
+    {12, 16, 0, 80, 0, 8, 0, 0, 0, NULL},
+    {13, 8, 0, 88, 0, 1, 0, 0, 0, NULL},
+    {14, 9, 0, 92, 0, 16, 0, 10, 0, NULL},
+    {15, 12, 0, 108, 0, 12, 0, 7, 0, NULL},
+    {16, 14, 0, 120, 0, 4, 0, 0, 0, NULL},
+};
+const shoal_pb_message Scalars_pb = {"feat.Scalars", 128, &Scalars_pb_init, 16, Scalars_pb_fields};
 int Scalars_validate(const Scalars *m)
 {
     (void)m;
@@ -108,6 +128,29 @@ static const shoal_field Everything_fields[] = {
     {"small", 19, SHOAL_FIELD_MESSAGE, 372, 1, 0, 0, &int8ish_type},
 };
 const shoal_type Everything_type = {"feat.Everything", UINT64_C(0xf64368982df8cd61), 376, 8, 0, 18, Everything_fields};
+static const Everything Everything_pb_init = Everything_INIT;
+static const shoal_pb_field Everything_pb_fields[] = {
+    {1, 11, 0, 0, 0, 128, 0, 0, 0, &Scalars_pb},
+    {2, 11, 0, 128, 0, 12, 0, 0, 0, &Everything_Inner_pb},
+    {3, 11, 0, 140, 0, 20, 0, 0, 0, &Point_pb},
+    {4, 14, 0, 160, 0, 4, 0, 0, 0, NULL},
+    {5, 5, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 164, 0, 4, 4, 0, 3, NULL},
+    {6, 1, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 184, 0, 8, 8, 0, 2, NULL},
+    {7, 8, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 208, 0, 1, 4, 0, 5, NULL},
+    {8, 9, SHOAL_PB_REPEATED, 220, 0, 8, 4, 4, 3, NULL},
+    {9, 12, SHOAL_PB_REPEATED, 248, 0, 8, 4, 2, 2, NULL},
+    {10, 11, SHOAL_PB_REPEATED, 268, 0, 20, 4, 0, 2, &Point_pb},
+    {11, 14, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 312, 0, 4, 4, 0, 2, NULL},
+    {12, 3, SHOAL_PB_ONEOF, 328, 324, 8, 0, 0, 0, NULL},
+    {13, 9, SHOAL_PB_ONEOF, 328, 324, 16, 0, 9, 0, NULL},
+    {14, 11, SHOAL_PB_ONEOF, 328, 324, 12, 0, 0, 0, &Everything_Inner_pb},
+    {15, 1, SHOAL_PB_ONEOF, 328, 324, 8, 0, 0, 0, NULL},
+    {16, 5, SHOAL_PB_HAS, 348, 344, 4, 0, 0, 0, NULL},
+    {17, 9, SHOAL_PB_HAS, 356, 352, 12, 0, 5, 0, NULL},
+    {18, 13, 0, 368, 0, 4, 0, 0, 0, NULL},
+    {19, 11, 0, 372, 0, 1, 0, 0, 0, &int8ish_pb},
+};
+const shoal_pb_message Everything_pb = {"feat.Everything", 376, &Everything_pb_init, 19, Everything_pb_fields};
 int Everything_validate(const Everything *m)
 {
     int rc;
@@ -195,6 +238,12 @@ static const shoal_field Everything_Inner_fields[] = {
     {"tag", 2, SHOAL_FIELD_BYTES, 4, 8, 0, 3, NULL},
 };
 const shoal_type Everything_Inner_type = {"feat.Everything.Inner", UINT64_C(0x75af5adbb494db77), 12, 4, 0, 2, Everything_Inner_fields};
+static const Everything_Inner Everything_Inner_pb_init = Everything_Inner_INIT;
+static const shoal_pb_field Everything_Inner_pb_fields[] = {
+    {1, 14, 0, 0, 0, 4, 0, 0, 0, NULL},
+    {2, 12, 0, 4, 0, 8, 0, 3, 0, NULL},
+};
+const shoal_pb_message Everything_Inner_pb = {"feat.Everything.Inner", 12, &Everything_Inner_pb_init, 2, Everything_Inner_pb_fields};
 int Everything_Inner_validate(const Everything_Inner *m)
 {
     (void)m;
@@ -210,6 +259,11 @@ static const shoal_field int8ish_fields[] = {
     {"flag", 1, SHOAL_FIELD_BOOL, 0, 1, 0, 0, NULL},
 };
 const shoal_type int8ish_type = {"feat.int8ish", UINT64_C(0x089632439276e13c), 1, 1, 0, 1, int8ish_fields};
+static const int8ish int8ish_pb_init = int8ish_INIT;
+static const shoal_pb_field int8ish_pb_fields[] = {
+    {1, 8, 0, 0, 0, 1, 0, 0, 0, NULL},
+};
+const shoal_pb_message int8ish_pb = {"feat.int8ish", 1, &int8ish_pb_init, 1, int8ish_pb_fields};
 int int8ish_validate(const int8ish *m)
 {
     (void)m;
@@ -220,6 +274,8 @@ int int8ish_validate(const int8ish *m)
 
 /* feat.Empty{}size=1,align=1 */
 const shoal_type Empty_type = {"feat.Empty", UINT64_C(0x3886a67fdd8a06e2), 1, 1, 0, 0, NULL};
+static const Empty Empty_pb_init = Empty_INIT;
+const shoal_pb_message Empty_pb = {"feat.Empty", 1, &Empty_pb_init, 0, NULL};
 int Empty_validate(const Empty *m)
 {
     (void)m;
