@@ -435,6 +435,8 @@ static void check_elem(sg_buf *b, const sg_file *file, const sg_message *msg,
         line(b, ind, "if %s.len > %u:", x, f->max_len);
         line(b, ind + 1, "_g.invalid(\"%s.%s: length %%d over max_len %u\", %s.len)", N,
              f->name, f->max_len, x);
+        if (f->kind == SG_STRING) /* as the C validator, and protobuf */
+            line(b, ind, "_g.check_utf8(%s, \"%s.%s\")", x, N, f->name);
         break;
     case SG_ENUM: {
         const char *set =

@@ -37,6 +37,15 @@ def invalid(fmt, *args):
     raise errors.InvalidData(fmt % args if args else fmt, errors.EINVALID_DATA)
 
 
+def check_utf8(s, where):
+    """Raises InvalidData unless the bounded string s (its len bytes) is UTF-8, as
+    protobuf requires of strings (another language may have written it)."""
+    try:
+        ctypes.string_at(ctypes.addressof(s) + _DATA, s.len).decode("utf-8")
+    except UnicodeDecodeError:
+        invalid("%s: the string is not UTF-8", where)
+
+
 _strings = {}
 _DATA = 4  # offset of the bytes after the uint32 length
 
@@ -123,7 +132,12 @@ class Text(Scalar):
         if n > self.max_len:
             invalid("%s: length %d over max_len %d", self.where, n, self.max_len)
         data = ctypes.string_at(ctypes.addressof(s) + _DATA, n)
-        return data.decode("utf-8") if self.is_str else data
+        if not self.is_str:
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            invalid("%s: the string is not UTF-8", self.where)
 
     def put(self, holder, key, value):
         if self.is_str and isinstance(value, str):

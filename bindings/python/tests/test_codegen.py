@@ -233,6 +233,44 @@ class GeneratedTypesTest(unittest.TestCase):
         a[1] = o.Order(id=2)
         self.assertEqual(a[1].id, 2)
 
+    def test_received_messages_are_validated(self):
+        # Writes in place bypass put()'s validation, as another process's could:
+        # get() checks what it receives and raises InvalidData naming the field.
+        f = importlib.import_module("features_shoal")
+        o = importlib.import_module("orders_shoal")
+        q = f.Everything.Queue(8)
+        bad = [("choice_case", 77, "feat.Everything.choice: unknown case 77"),
+               ("color", 5, "feat.Everything.color: 5 is not a value"),
+               ("bool", 2, "feat.Scalars.f_bool: a bool holds neither 0 nor 1")]
+        for what, value, detail in bad:
+            with q.loan() as slot:
+                ctypes.memset(ctypes.addressof(slot), 0, ctypes.sizeof(slot))
+                if what == "bool":
+                    slot.scalars._r_f_bool = value
+                elif what == "color":
+                    slot._r_color = value
+                else:
+                    setattr(slot, what, value)
+            with self.assertRaises(shoal.InvalidData) as cm:
+                q.get(timeout=10)
+            self.assertIn(detail, str(cm.exception))
+        oq = o.Order.Queue(4)
+        with oq.loan() as slot:
+            ctypes.memset(ctypes.addressof(slot), 0, ctypes.sizeof(slot))
+            ctypes.memmove(ctypes.addressof(slot._r_symbol) + 4, b"\xff\xfe", 2)
+            slot._r_symbol.len = 2
+        with self.assertRaises(shoal.InvalidData) as cm:
+            oq.get(timeout=10)
+        self.assertEqual(str(cm.exception), "orders.Order.symbol: the string is not UTF-8")
+        # reading such a string raises InvalidData too, never UnicodeDecodeError
+        order = o.Order()
+        ctypes.memmove(ctypes.addressof(order._r_symbol) + 4, b"\xc0\xaf", 2)
+        order._r_symbol.len = 2
+        with self.assertRaises(shoal.InvalidData):
+            order.symbol
+        with self.assertRaises(shoal.InvalidData):
+            oq.put(order)
+
 
 if __name__ == "__main__":
     unittest.main()
