@@ -931,17 +931,6 @@ static void emit_descriptor(sg_buf *b, const sg_message *msg)
 /* ---- source: the protobuf form of fixed messages ------------------------------------
  */
 
-/* Whether protoc's code writes repeated field f packed: scalars are by default in
- * proto3, on request ([packed = true]) in proto2. */
-static bool packed(const sg_field *f, bool proto3)
-{
-    if (!f->repeated || f->kind == SG_STRING || f->kind == SG_BYTES ||
-        f->kind == SG_MESSAGE)
-        return false;
-    const Google__Protobuf__FieldOptions *o = f->proto->options;
-    return o && o->has_packed ? o->packed : proto3;
-}
-
 /* The table shoal_pb_encode and shoal_pb_decode read (shoal/typed.h). */
 static void emit_pb_table(sg_buf *b, const sg_message *msg)
 {
@@ -954,20 +943,14 @@ static void emit_pb_table(sg_buf *b, const sg_message *msg)
             continue;
         if (!n++)
             sg_buf_printf(b, "static const shoal_pb_field %s_pb_fields[] = {\n", T);
-        uint32_t has_offset = 0;
-        const char *flags = f->repeated ? (packed(f, msg->file->proto3)
-                                               ? "SHOAL_PB_REPEATED | SHOAL_PB_PACKED"
-                                               : "SHOAL_PB_REPEATED")
-                                        : "0";
-        if (f->oneof >= 0) {
-            flags = "SHOAL_PB_ONEOF";
-            has_offset = msg->oneofs[f->oneof].case_offset;
-        } else if (i > 0 && msg->fields[i - 1].is_has_flag) {
-            flags = "SHOAL_PB_HAS";
-            has_offset = msg->fields[i - 1].offset;
-        }
+        sg_pb_info pi = sg_pb_info_of(msg, i);
+        const char *flags = pi.oneof      ? "SHOAL_PB_ONEOF"
+                            : pi.has      ? "SHOAL_PB_HAS"
+                            : pi.packed   ? "SHOAL_PB_REPEATED | SHOAL_PB_PACKED"
+                            : pi.repeated ? "SHOAL_PB_REPEATED"
+                                          : "0";
         sg_buf_printf(b, "    {%u, %d, %s, %u, %u, %u, %u, %u, %u, %s},\n", f->number,
-                      f->proto_type, flags, f->offset, has_offset, f->elem_size,
+                      f->proto_type, flags, f->offset, pi.has_offset, f->elem_size,
                       f->items_offset, f->max_len, f->repeated ? f->max_count : 0,
                       f->msg ? sg_printf("&%s_pb", f->msg->c_name) : "NULL");
     }

@@ -556,6 +556,28 @@ static void emit_finish(sg_buf *b, const sg_file *file, const sg_message *msg)
     sg_buf_puts(b, "))\n\n\n");
 }
 
+/* The protobuf form's table (shoal._gen.pb; the C emitter writes the same one). */
+static void emit_pb_table(sg_buf *b, const sg_file *file, const sg_message *msg)
+{
+    sg_buf_printf(b, "_g.pb(%s, (\n", msg->c_name);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        sg_pb_info pi = sg_pb_info_of(msg, i);
+        const char *flags = pi.oneof      ? "_g.PB_ONEOF"
+                            : pi.has      ? "_g.PB_HAS"
+                            : pi.packed   ? "_g.PB_REPEATED | _g.PB_PACKED"
+                            : pi.repeated ? "_g.PB_REPEATED"
+                                          : "0";
+        sg_buf_printf(b, "    (%u, %d, %s, %u, %u, %u, %u, %u, %u, %s),\n", f->number,
+                      f->proto_type, flags, f->offset, pi.has_offset, f->elem_size,
+                      f->items_offset, f->max_len, f->repeated ? f->max_count : 0,
+                      f->msg ? msg_ref(file, f->msg) : "None");
+    }
+    sg_buf_puts(b, "))\n\n\n");
+}
+
 static void emit_message(sg_buf *b, const sg_file *file, const sg_message *msg)
 {
     for (size_t i = 0; i < msg->noneofs; i++)
@@ -570,6 +592,7 @@ static void emit_message(sg_buf *b, const sg_file *file, const sg_message *msg)
     emit_validate(b, file, msg);
     sg_buf_puts(b, "\n\n");
     emit_finish(b, file, msg);
+    emit_pb_table(b, file, msg);
 }
 
 /* ---- names ---------------------------------------------------------------------- */
@@ -687,7 +710,7 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
                   "C structs.\"\"\"\n\n"
                   "import ctypes as _c\nimport enum as _enum\n\n"
                   "from shoal import _gen as _g\nfrom shoal import types as _t\n\n"
-                  "_g.require(1)\n",
+                  "_g.require(2)\n",
                   file->name, file->name);
     sg_buf imports = {0};
     emit_imports(m, &imports, file);

@@ -895,6 +895,26 @@ void sg_model_free(sg_model *m)
     sg_buf_free(&m->errors);
 }
 
+sg_pb_info sg_pb_info_of(const sg_message *msg, size_t i)
+{
+    const sg_field *f = &msg->fields[i];
+    sg_pb_info r = {0};
+    r.repeated = f->repeated;
+    if (f->repeated && f->kind != SG_STRING && f->kind != SG_BYTES &&
+        f->kind != SG_MESSAGE) { /* by default in proto3, on request in proto2 */
+        const Google__Protobuf__FieldOptions *o = f->proto->options;
+        r.packed = o && o->has_packed ? o->packed : msg->file->proto3;
+    }
+    if (f->oneof >= 0) {
+        r.oneof = true;
+        r.has_offset = msg->oneofs[f->oneof].case_offset;
+    } else if (i > 0 && msg->fields[i - 1].is_has_flag) {
+        r.has = true;
+        r.has_offset = msg->fields[i - 1].offset;
+    }
+    return r;
+}
+
 /* Puts msg into out after the fixed messages of the same file that it contains. */
 static void order_visit(const sg_message *msg, const sg_message **out, size_t *n,
                         bool *done, const sg_file *file)

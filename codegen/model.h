@@ -188,6 +188,16 @@ const char *sg_elem_token(const sg_field *f);
 /* The shoal type name of a scalar kind ("int32", "float64", "bool", ...). */
 const char *sg_kind_name(enum sg_kind k);
 
+/* How field i (not a has_ flag) of a fixed message travels in protobuf's encoding,
+ * for the emitters' tables (shoal/typed.h's shoal_pb_field). */
+typedef struct sg_pb_info {
+    bool repeated, packed; /* packed: repeated scalars written packed, as protoc does */
+    bool has;              /* present when its has_ flag (at has_offset) is set */
+    bool oneof;            /* present when the case word at has_offset holds its number */
+    uint32_t has_offset;
+} sg_pb_info;
+sg_pb_info sg_pb_info_of(const sg_message *msg, size_t i);
+
 /* The file's messages (arena array, *n of them), each after the fixed messages of the
  * same file that it contains, so that languages declaring types in order can. */
 const sg_message **sg_file_messages_ordered(const sg_file *file, size_t *n);
