@@ -9,6 +9,7 @@
  * free, as a reader of protoc-c messages must). Each prints ns_per_op.
  */
 #include "common.h"
+#include "orders.shoal.h"
 #include "pb_bench.shoal.h"
 
 static void make_order(Order *o)
@@ -32,14 +33,14 @@ static int64_t run(const char *c, uint64_t count, const Order *o, const uint8_t 
     uint8_t buf[256];
     size_t len = 0;
     Order out;
-    Pbbench__Order pc = PBBENCH__ORDER__INIT;
+    Orders__Order pc = ORDERS__ORDER__INIT;
     uint32_t fills[4] = {100, 100, 100};
     char sym[] = "NVDA";
     pc.id = o->id;
     pc.symbol = sym;
     pc.price = o->price;
     pc.quantity = o->quantity;
-    pc.side = PBBENCH__SIDE__BUY;
+    pc.side = ORDERS__SIDE__BUY;
     pc.n_fills = 3;
     pc.fills = fills;
     uint64_t warm = BENCH_WARM(count);
@@ -55,13 +56,13 @@ static int64_t run(const char *c, uint64_t count, const Order *o, const uint8_t 
                 bfail("%s: %s", c, shoal_errdetail());
             len = out.fills.count;
         } else if (!strcmp(c, "protobuf_c_pack")) {
-            len = pbbench__order__pack(&pc, buf);
+            len = orders__order__pack(&pc, buf);
         } else {
-            Pbbench__Order *u = pbbench__order__unpack(NULL, n, bytes);
+            Orders__Order *u = orders__order__unpack(NULL, n, bytes);
             if (!u)
                 bfail("%s: unpack failed", c);
             len = u->n_fills;
-            pbbench__order__free_unpacked(u, NULL);
+            orders__order__free_unpacked(u, NULL);
         }
         sink = len;
     }

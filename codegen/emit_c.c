@@ -352,90 +352,6 @@ static void check_c_names(sg_model *m)
     }
 }
 
-/* The names protoc-c escapes (with a trailing '_') in its structs: C++98's keywords. */
-static bool pbc_escapes(const char *s)
-{
-    static const char *const kw[] = {
-        "and",
-        "and_eq",
-        "asm",
-        "auto",
-        "bitand",
-        "bitor",
-        "bool",
-        "break",
-        "case",
-        "catch",
-        "char",
-        "class",
-        "compl",
-        "const",
-        "const_cast",
-        "continue",
-        "default",
-        "delete",
-        "do",
-        "double",
-        "dynamic_cast",
-        "else",
-        "enum",
-        "explicit",
-        "extern",
-        "false",
-        "float",
-        "for",
-        "friend",
-        "goto",
-        "if",
-        "inline",
-        "int",
-        "long",
-        "mutable",
-        "namespace",
-        "new",
-        "not",
-        "not_eq",
-        "operator",
-        "or",
-        "or_eq",
-        "private",
-        "protected",
-        "public",
-        "register",
-        "reinterpret_cast",
-        "return",
-        "short",
-        "signed",
-        "sizeof",
-        "static",
-        "static_cast",
-        "struct",
-        "switch",
-        "template",
-        "this",
-        "throw",
-        "true",
-        "try",
-        "typedef",
-        "typeid",
-        "typename",
-        "union",
-        "unsigned",
-        "using",
-        "virtual",
-        "void",
-        "volatile",
-        "wchar_t",
-        "while",
-        "xor",
-        "xor_eq",
-    };
-    for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
-        if (!strcmp(kw[i], s))
-            return true;
-    return false;
-}
-
 /* protoc-c names its struct members after the fields, lower-cased, escaping only
  * C++98's keywords: in a file whose protoc-c header is included, a field protoc-c
  * would name `export`, `restrict`, `unix` or `size_t` cannot compile. */
@@ -452,7 +368,7 @@ static void check_pbc_members(sg_model *m)
             char *low = sg_strdup(f->name);
             for (char *p = low; *p; p++)
                 *p = (char)tolower((unsigned char)*p);
-            if (sg_is_keyword(low) && !pbc_escapes(low))
+            if (sg_is_keyword(low) && !sg_is_cxx98_keyword(low))
                 sg_error(m,
                          "%s: message %s, field %s: protoc-c's code (which the file's "
                          "encoded messages need) names its member %s, which is reserved "

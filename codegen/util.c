@@ -261,11 +261,17 @@ static int std_int_name(const char *s)
     return !strcmp(p, "_MAX") || !strcmp(p, "_MIN") || !strcmp(p, "_C");
 }
 
-int sg_is_keyword(const char *s)
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], s))
+            return true;
+    return false;
+}
+
+int sg_is_cxx98_keyword(const char *s)
 {
     static const char *const kw[] = {
-        "alignas",
-        "alignof",
         "and",
         "and_eq",
         "asm",
@@ -277,22 +283,11 @@ int sg_is_keyword(const char *s)
         "case",
         "catch",
         "char",
-        "char16_t",
-        "char32_t",
-        "char8_t",
         "class",
-        "co_await",
-        "co_return",
-        "co_yield",
         "compl",
-        "concept",
         "const",
         "const_cast",
-        "consteval",
-        "constexpr",
-        "constinit",
         "continue",
-        "decltype",
         "default",
         "delete",
         "do",
@@ -301,7 +296,6 @@ int sg_is_keyword(const char *s)
         "else",
         "enum",
         "explicit",
-        "export",
         "extern",
         "false",
         "float",
@@ -315,10 +309,8 @@ int sg_is_keyword(const char *s)
         "mutable",
         "namespace",
         "new",
-        "noexcept",
         "not",
         "not_eq",
-        "nullptr",
         "operator",
         "or",
         "or_eq",
@@ -327,20 +319,16 @@ int sg_is_keyword(const char *s)
         "public",
         "register",
         "reinterpret_cast",
-        "requires",
-        "restrict",
         "return",
         "short",
         "signed",
         "sizeof",
         "static",
-        "static_assert",
         "static_cast",
         "struct",
         "switch",
         "template",
         "this",
-        "thread_local",
         "throw",
         "true",
         "try",
@@ -357,56 +345,30 @@ int sg_is_keyword(const char *s)
         "while",
         "xor",
         "xor_eq",
-        "_Alignas",
-        "_Alignof",
-        "_Atomic",
-        "_Bool",
-        "_Complex",
-        "_Generic",
-        "_Imaginary",
-        "_Noreturn",
-        "_Static_assert",
-        "_Thread_local",
-        "errno",
-        "NULL",
-        "EOF",
-        /* predefined by gcc and clang in their default GNU modes */
-        "unix",
-        "linux",
-        "i386",
-        /* macros and types of the headers generated code includes */
-        "assert",
-        "offsetof",
-        "INFINITY",
-        "NAN",
-        "HUGE_VAL",
-        "HUGE_VALF",
-        "HUGE_VALL",
-        "EXIT_SUCCESS",
-        "EXIT_FAILURE",
-        "RAND_MAX",
-        "MB_CUR_MAX",
-        "CHAR_BIT",
-        "size_t",
-        "ssize_t",
-        "ptrdiff_t",
-        "max_align_t",
-        "intptr_t",
-        "uintptr_t",
-        "intmax_t",
-        "uintmax_t",
-        "FILE",
-        "div_t",
-        "ldiv_t",
-        "lldiv_t",
-        "float_t",
-        "double_t",
-        "nullptr_t",
     };
-    for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
-        if (!strcmp(kw[i], s))
-            return 1;
-    return std_int_name(s);
+    return in_list(s, kw, sizeof(kw) / sizeof(kw[0]));
+}
+
+int sg_is_keyword(const char *s)
+{
+    static const char *const kw[] = {
+        /* besides C++98's */
+        "alignas",   "alignof",     "char16_t",  "char32_t",       "char8_t",
+        "co_await",  "co_return",   "co_yield",  "concept",        "consteval",
+        "constexpr", "constinit",   "decltype",  "export",         "noexcept",
+        "nullptr",   "requires",    "restrict",  "static_assert",  "thread_local",
+        "_Alignas",  "_Alignof",    "_Atomic",   "_Bool",          "_Complex",
+        "_Generic",  "_Imaginary",  "_Noreturn", "_Static_assert", "_Thread_local",
+        "errno",     "NULL",        "EOF",       "unix",           "linux",
+        "i386",      "assert",      "offsetof",  "INFINITY",       "NAN",
+        "HUGE_VAL",  "HUGE_VALF",   "HUGE_VALL", "EXIT_SUCCESS",   "EXIT_FAILURE",
+        "RAND_MAX",  "MB_CUR_MAX",  "CHAR_BIT",  "size_t",         "ssize_t",
+        "ptrdiff_t", "max_align_t", "intptr_t",  "uintptr_t",      "intmax_t",
+        "uintmax_t", "FILE",        "div_t",     "ldiv_t",         "lldiv_t",
+        "float_t",   "double_t",    "nullptr_t",
+    };
+    return sg_is_cxx98_keyword(s) || in_list(s, kw, sizeof(kw) / sizeof(kw[0])) ||
+           std_int_name(s);
 }
 
 static int hexval(char c)

@@ -49,6 +49,8 @@ char *sg_pbc_upper(const char *full_name); /* "ORDERS__ORDER_ITEM" */
  * int32_t, INT_MAX, ...). A field with that name gets a '_' appended; a message or
  * enum with that C name is a schema error. */
 int sg_is_keyword(const char *s);
+/* Whether s is one of C++98's keywords (the only names protoc-c escapes). */
+int sg_is_cxx98_keyword(const char *s);
 
 /* Undoes protoc's C escaping of a bytes default ("\\001", "\\x7f", "\\n", ...). */
 sg_buf sg_unescape(const char *s);
