@@ -33,13 +33,13 @@ static void msg_tpl(sg_buf *b, const char *t, const sg_message *msg)
                 v = msg->full_name;
                 break;
             case 'P':
-                v = msg->pbc_type;
+                v = sg_pbc_type(msg->full_name);
                 break;
             case 'D':
-                v = msg->pbc_lower;
+                v = sg_pbc_lower(msg->full_name);
                 break;
             case 'U':
-                v = msg->pbc_upper;
+                v = sg_pbc_upper(msg->full_name);
                 break;
             }
         }
@@ -306,7 +306,8 @@ static void check_c_names(sg_model *m)
         message_idents(&t, msg);
         check_reserved(m, msg->file->name, sg_printf("message %s", msg->full_name),
                        msg->c_name);
-        if (msg->file->needs_pbc && !msg->encoded && !strcmp(msg->c_name, msg->pbc_type))
+        if (msg->file->needs_pbc && !msg->encoded &&
+            !strcmp(msg->c_name, sg_pbc_type(msg->full_name)))
             sg_error(m,
                      "%s: message %s: its C name %s is also protoc-c's name for it; give "
                      "the file a package or set (shoal.c_prefix)",
@@ -318,7 +319,7 @@ static void check_c_names(sg_model *m)
             continue;
         enum_idents(&t, e);
         check_reserved(m, e->file->name, sg_printf("enum %s", e->full_name), e->c_name);
-        if (e->file->needs_pbc && !strcmp(e->c_name, e->pbc_type))
+        if (e->file->needs_pbc && !strcmp(e->c_name, sg_pbc_type(e->full_name)))
             sg_error(m,
                      "%s: enum %s: its C name %s is also protoc-c's name for it; give "
                      "the file a package or set (shoal.c_prefix)",
@@ -865,10 +866,11 @@ static void emit_pb_table(sg_buf *b, const sg_message *msg)
                             : pi.packed   ? "SHOAL_PB_REPEATED | SHOAL_PB_PACKED"
                             : pi.repeated ? "SHOAL_PB_REPEATED"
                                           : "0";
-        sg_buf_printf(b, "    {%u, %d, %s, %u, %u, %u, %u, %u, %u, %s},\n", f->number,
-                      f->proto_type, flags, f->offset, pi.has_offset, f->elem_size,
-                      f->items_offset, f->max_len, f->repeated ? f->max_count : 0,
-                      f->msg ? sg_printf("&%s_pb", f->msg->c_name) : "NULL");
+        sg_buf_printf(b, "    {%u, %d, %s, %u, %u, %u, %u, %u, %u, %s, \"%s\"},\n",
+                      f->number, f->proto_type, flags, f->offset, pi.has_offset,
+                      f->elem_size, f->items_offset, f->max_len,
+                      f->repeated ? f->max_count : 0,
+                      f->msg ? sg_printf("&%s_pb", f->msg->c_name) : "NULL", f->name);
     }
     if (n)
         sg_buf_puts(b, "};\n");
@@ -1021,8 +1023,9 @@ static void emit_bounds(sg_buf *b, const sg_model *m)
             const sg_field *f = &msg->fields[j];
             if (!f->max_len && !f->max_count)
                 continue;
-            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u},\n", msg->pbc_lower,
-                          f->number, f->max_len, f->max_count);
+            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u},\n",
+                          sg_pbc_lower(msg->full_name), f->number, f->max_len,
+                          f->max_count);
             n++;
         }
     }
@@ -1061,7 +1064,7 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
             sg_buf_printf(&b,
                           "SHOAL_GEN_ENCODED_DEFINE(%s, %s__descriptor, "
                           "shoal_gen_bounds_)\n",
-                          msg->c_name, msg->pbc_lower);
+                          msg->c_name, sg_pbc_lower(msg->full_name));
         } else {
             sg_buf_printf(&b, "/* %s */\n", msg->canon);
             emit_descriptor(&b, msg);

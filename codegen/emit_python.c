@@ -570,10 +570,11 @@ static void emit_pb_table(sg_buf *b, const sg_file *file, const sg_message *msg)
                             : pi.packed   ? "_g.PB_REPEATED | _g.PB_PACKED"
                             : pi.repeated ? "_g.PB_REPEATED"
                                           : "0";
-        sg_buf_printf(b, "    (%u, %d, %s, %u, %u, %u, %u, %u, %u, %s),\n", f->number,
-                      f->proto_type, flags, f->offset, pi.has_offset, f->elem_size,
-                      f->items_offset, f->max_len, f->repeated ? f->max_count : 0,
-                      f->msg ? msg_ref(file, f->msg) : "None");
+        sg_buf_printf(b, "    (%u, %d, %s, %u, %u, %u, %u, %u, %u, %s, \"%s\"),\n",
+                      f->number, f->proto_type, flags, f->offset, pi.has_offset,
+                      f->elem_size, f->items_offset, f->max_len,
+                      f->repeated ? f->max_count : 0,
+                      f->msg ? msg_ref(file, f->msg) : "None", f->name);
     }
     sg_buf_puts(b, "))\n\n\n");
 }

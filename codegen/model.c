@@ -153,7 +153,6 @@ static void add_enum(sg_model *m, sg_file *file, const sg_enum_proto *ep,
     sg_enum *e = sg_alloc(sizeof(*e));
     e->full_name = *scope ? sg_printf("%s.%s", scope, ep->name) : sg_strdup(ep->name);
     e->c_name = sg_printf("%s%s", c_scope, ep->name);
-    e->pbc_type = sg_pbc_type(e->full_name);
     e->file = file;
     e->nvalues = ep->n_value;
     e->values = sg_alloc(sizeof(*e->values) * (ep->n_value ? ep->n_value : 1));
@@ -176,9 +175,6 @@ static void add_message(sg_model *m, sg_file *file, const sg_message_proto *mp,
     msg->full_name = *scope ? sg_printf("%s.%s", scope, mp->name) : sg_strdup(mp->name);
     msg->name = mp->name;
     msg->c_name = sg_printf("%s%s", c_scope, mp->name);
-    msg->pbc_type = sg_pbc_type(msg->full_name);
-    msg->pbc_lower = sg_pbc_lower(msg->full_name);
-    msg->pbc_upper = sg_pbc_upper(msg->full_name);
     msg->file = file;
     msg->parent = parent;
     msg->proto = mp;

@@ -58,7 +58,6 @@ typedef struct sg_enum_value {
 struct sg_enum {
     const char *full_name; /* "orders.Side" */
     const char *c_name;    /* "Side", "Order_Side" (c_prefix + nested path) */
-    const char *pbc_type;  /* protoc-c's name, "Orders__Side" */
     sg_file *file;
     sg_enum_value *values;
     size_t nvalues;
@@ -104,9 +103,6 @@ struct sg_message {
     const char *full_name; /* "orders.Order" */
     const char *name;      /* "Order" */
     const char *c_name;    /* "Order", "Order_Leg", with the file's c_prefix */
-    const char *pbc_type;  /* protoc-c: "Orders__Order" */
-    const char *pbc_lower; /* protoc-c: "orders__order" */
-    const char *pbc_upper; /* protoc-c: "ORDERS__ORDER" */
     sg_file *file;
     sg_message *parent;
     sg_field *fields; /* schema order, has_ flags inserted before their field */

@@ -580,7 +580,7 @@ static bool skip_field(pb_in *in, int wt)
 static int bad(const shoal_pb_message *d, const shoal_pb_field *f, const char *what)
 {
     if (f)
-        return shoal_invalid("%s: field %u: %s", d->name, (unsigned)f->number, what);
+        return shoal_invalid("%s.%s: %s", d->name, f->name, what);
     return shoal_invalid("%s: %s", d->name, what);
 }
 
@@ -644,9 +644,8 @@ static int decode_elem(const shoal_pb_message *d, const shoal_pb_field *f, uint8
         if (f->type == PT_MESSAGE)
             return decode(f->msg, e, &sub, depth + 1);
         if (v > f->max_len)
-            return shoal_invalid("%s: field %u: %llu bytes over max_len %u", d->name,
-                                 (unsigned)f->number, (unsigned long long)v,
-                                 (unsigned)f->max_len);
+            return shoal_invalid("%s.%s: %llu bytes over max_len %u", d->name, f->name,
+                                 (unsigned long long)v, (unsigned)f->max_len);
         uint32_t n = (uint32_t)v;
         memcpy(e, &n, 4);
         if (n)
@@ -678,8 +677,8 @@ static uint8_t *append(const shoal_pb_field *f, uint8_t *member)
 
 static int too_many(const shoal_pb_message *d, const shoal_pb_field *f)
 {
-    return shoal_invalid("%s: field %u: more than max_count %u elements", d->name,
-                         (unsigned)f->number, (unsigned)f->max_count);
+    return shoal_invalid("%s.%s: more than max_count %u elements", d->name, f->name,
+                         (unsigned)f->max_count);
 }
 
 static int decode_packed(const shoal_pb_message *d, const shoal_pb_field *f,

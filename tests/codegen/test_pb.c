@@ -157,7 +157,7 @@ static void test_bounds_and_garbage(void **state)
     uint8_t buf[256];
     size_t n = feat__scalars__pack(&s, buf);
     Scalars out;
-    expect_invalid(Scalars_from_pb(&out, buf, n), "feat.Scalars: field 14: 11 bytes over "
+    expect_invalid(Scalars_from_pb(&out, buf, n), "feat.Scalars.f_string: 11 bytes over "
                                                   "max_len 10");
     Feat__Everything e = FEAT__EVERYTHING__INIT;
     int32_t four[4] = {1, 2, 3, 4};
@@ -166,19 +166,19 @@ static void test_bounds_and_garbage(void **state)
     n = feat__everything__pack(&e, buf);
     Everything ev;
     expect_invalid(Everything_from_pb(&ev, buf, n),
-                   "feat.Everything: field 5: more than max_count 3 elements");
+                   "feat.Everything.r_int32: more than max_count 3 elements");
     /* an enum value the schema does not know: decoded, then refused by validation */
     static const uint8_t level9[] = {0x80, 0x01, 0x09};
     expect_invalid(Scalars_from_pb(&out, level9, sizeof(level9)),
                    "feat.Scalars.f_enum: 9 is not a value");
     /* cut short, a bad length, the wrong wire type, a group */
     static const uint8_t cut[] = {0x08};
-    expect_invalid(Scalars_from_pb(&out, cut, 1), "feat.Scalars: field 1:");
+    expect_invalid(Scalars_from_pb(&out, cut, 1), "feat.Scalars.f_double:");
     static const uint8_t longlen[] = {0x72, 0x50, 'a'};
     expect_invalid(Scalars_from_pb(&out, longlen, 3), "a length runs past the end");
     static const uint8_t wrongwt[] = {0x18, 0x01, 0x1d, 0, 0, 0, 0};
     expect_invalid(Scalars_from_pb(&out, wrongwt, sizeof(wrongwt)),
-                   "field 3: the wire type does not match");
+                   "feat.Scalars.f_int32: the wire type does not match");
     static const uint8_t group[] = {0xfb, 0x07};
     expect_invalid(Scalars_from_pb(&out, group, 2), "an unknown field does not decode");
     /* unknown fields of every wire type are skipped */

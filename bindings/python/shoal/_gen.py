@@ -352,7 +352,8 @@ class _PbField(ctypes.Structure):
                 ("flags", ctypes.c_uint8), ("offset", ctypes.c_uint32),
                 ("has_offset", ctypes.c_uint32), ("elem_size", ctypes.c_uint32),
                 ("items_offset", ctypes.c_uint32), ("max_len", ctypes.c_uint32),
-                ("max_count", ctypes.c_uint32), ("msg", ctypes.c_void_p)]
+                ("max_count", ctypes.c_uint32), ("msg", ctypes.c_void_p),
+                ("name", ctypes.c_char_p)]
 
 
 class _PbMessage(ctypes.Structure):
@@ -364,7 +365,7 @@ class _PbMessage(ctypes.Structure):
 def pb(cls, fields):
     """Records a generated class's protobuf table: (number, protobuf type, PB_* flags,
     offset, has_ or case offset, element size, items offset, max_len, max_count,
-    nested class or None) per field."""
+    nested class or None, name) per field."""
     cls._shoal_pb_fields_ = fields
     cls._shoal_pb_ = None  # built on first use
 
@@ -377,13 +378,16 @@ def _pb_table(cls):
     arr = (_PbField * max(len(rows), 1))()
     keep = [arr]
     for i, (number, ptype, flags, off, has_off, esize, ioff, max_len, max_count,
-            nested) in enumerate(rows):
+            nested, fname) in enumerate(rows):
         sub = None
         if nested is not None:
             sub = _pb_table(nested)
             keep.append(sub)
+        fname = fname.encode()
+        keep.append(fname)
         arr[i] = _PbField(number, ptype, flags, off, has_off, esize, ioff, max_len,
-                          max_count, ctypes.addressof(sub) if sub is not None else None)
+                          max_count, ctypes.addressof(sub) if sub is not None else None,
+                          fname)
     init = cls()  # every field at its default
     name = cls._shoal_name_.encode()
     d = _PbMessage(name, ctypes.sizeof(cls), ctypes.addressof(init), len(rows), arr)

@@ -302,7 +302,7 @@ class GeneratedTypesTest(unittest.TestCase):
         self.assertEqual(f.Everything.from_bytes(cp.stdout).to_bytes(), data)
         with self.assertRaises(shoal.InvalidData) as cm:  # 11 bytes, max_len 10
             f.Scalars.from_bytes(b"\x72\x0b" + b"x" * 11)
-        self.assertIn("feat.Scalars: field 14: 11 bytes over max_len 10", str(cm.exception))
+        self.assertIn("feat.Scalars.f_string: 11 bytes over max_len 10", str(cm.exception))
         with self.assertRaises(shoal.InvalidData):  # 4 elements, max_count 3
             f.Everything.from_bytes(b"\x2a\x04\x01\x02\x03\x04")
         with self.assertRaises(shoal.InvalidData):  # cut short

@@ -438,6 +438,7 @@ typedef struct shoal_pb_field {
     uint32_t items_offset; /* repeated: of the first element within the member */
     uint32_t max_len, max_count;
     const struct shoal_pb_message *msg; /* a nested message's description */
+    const char *name;                   /* the field's name, for errors */
 } shoal_pb_field;
 
 typedef struct shoal_pb_message {

@@ -26,9 +26,9 @@ static const shoal_field Point_fields[] = {
 const shoal_type Point_type = {"feat.common.Point", UINT64_C(0x9073fdb603fcd9c1), 20, 4, 0, 3, Point_fields};
 static const Point Point_pb_init = Point_INIT;
 static const shoal_pb_field Point_pb_fields[] = {
-    {1, 5, 0, 0, 0, 4, 0, 0, 0, NULL},
-    {2, 5, 0, 4, 0, 4, 0, 0, 0, NULL},
-    {3, 9, 0, 8, 0, 12, 0, 6, 0, NULL},
+    {1, 5, 0, 0, 0, 4, 0, 0, 0, NULL, "x"},
+    {2, 5, 0, 4, 0, 4, 0, 0, 0, NULL, "y"},
+    {3, 9, 0, 8, 0, 12, 0, 6, 0, NULL, "label"},
 };
 const shoal_pb_message Point_pb = {"feat.common.Point", 20, &Point_pb_init, 3, Point_pb_fields};
 int Point_validate(const Point *m)

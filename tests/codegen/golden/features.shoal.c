@@ -65,22 +65,22 @@ static const shoal_field Scalars_fields[] = {
 const shoal_type Scalars_type = {"feat.Scalars", UINT64_C(0x09fe3186d20845b0), 128, 8, 0, 16, Scalars_fields};
 static const Scalars Scalars_pb_init = Scalars_INIT;
 static const shoal_pb_field Scalars_pb_fields[] = {
-    {1, 1, 0, 0, 0, 8, 0, 0, 0, NULL},
-    {2, 2, 0, 8, 0, 4, 0, 0, 0, NULL},
-    {3, 5, 0, 12, 0, 4, 0, 0, 0, NULL},
-    {4, 3, 0, 16, 0, 8, 0, 0, 0, NULL},
-    {5, 13, 0, 24, 0, 4, 0, 0, 0, NULL},
-    {6, 4, 0, 32, 0, 8, 0, 0, 0, NULL},
-    {7, 17, 0, 40, 0, 4, 0, 0, 0, NULL},
-    {8, 18, 0, 48, 0, 8, 0, 0, 0, NULL},
-    {9, 7, 0, 56, 0, 4, 0, 0, 0, NULL},
-    {10, 6, 0, 64, 0, 8, 0, 0, 0, NULL},
-    {11, 15, 0, 72, 0, 4, 0, 0, 0, NULL},
-    {12, 16, 0, 80, 0, 8, 0, 0, 0, NULL},
-    {13, 8, 0, 88, 0, 1, 0, 0, 0, NULL},
-    {14, 9, 0, 92, 0, 16, 0, 10, 0, NULL},
-    {15, 12, 0, 108, 0, 12, 0, 7, 0, NULL},
-    {16, 14, 0, 120, 0, 4, 0, 0, 0, NULL},
+    {1, 1, 0, 0, 0, 8, 0, 0, 0, NULL, "f_double"},
+    {2, 2, 0, 8, 0, 4, 0, 0, 0, NULL, "f_float"},
+    {3, 5, 0, 12, 0, 4, 0, 0, 0, NULL, "f_int32"},
+    {4, 3, 0, 16, 0, 8, 0, 0, 0, NULL, "f_int64"},
+    {5, 13, 0, 24, 0, 4, 0, 0, 0, NULL, "f_uint32"},
+    {6, 4, 0, 32, 0, 8, 0, 0, 0, NULL, "f_uint64"},
+    {7, 17, 0, 40, 0, 4, 0, 0, 0, NULL, "f_sint32"},
+    {8, 18, 0, 48, 0, 8, 0, 0, 0, NULL, "f_sint64"},
+    {9, 7, 0, 56, 0, 4, 0, 0, 0, NULL, "f_fixed32"},
+    {10, 6, 0, 64, 0, 8, 0, 0, 0, NULL, "f_fixed64"},
+    {11, 15, 0, 72, 0, 4, 0, 0, 0, NULL, "f_sfixed32"},
+    {12, 16, 0, 80, 0, 8, 0, 0, 0, NULL, "f_sfixed64"},
+    {13, 8, 0, 88, 0, 1, 0, 0, 0, NULL, "f_bool"},
+    {14, 9, 0, 92, 0, 16, 0, 10, 0, NULL, "f_string"},
+    {15, 12, 0, 108, 0, 12, 0, 7, 0, NULL, "f_bytes"},
+    {16, 14, 0, 120, 0, 4, 0, 0, 0, NULL, "f_enum"},
 };
 const shoal_pb_message Scalars_pb = {"feat.Scalars", 128, &Scalars_pb_init, 16, Scalars_pb_fields};
 int Scalars_validate(const Scalars *m)
@@ -130,25 +130,25 @@ static const shoal_field Everything_fields[] = {
 const shoal_type Everything_type = {"feat.Everything", UINT64_C(0xf64368982df8cd61), 376, 8, 0, 18, Everything_fields};
 static const Everything Everything_pb_init = Everything_INIT;
 static const shoal_pb_field Everything_pb_fields[] = {
-    {1, 11, 0, 0, 0, 128, 0, 0, 0, &Scalars_pb},
-    {2, 11, 0, 128, 0, 12, 0, 0, 0, &Everything_Inner_pb},
-    {3, 11, 0, 140, 0, 20, 0, 0, 0, &Point_pb},
-    {4, 14, 0, 160, 0, 4, 0, 0, 0, NULL},
-    {5, 5, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 164, 0, 4, 4, 0, 3, NULL},
-    {6, 1, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 184, 0, 8, 8, 0, 2, NULL},
-    {7, 8, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 208, 0, 1, 4, 0, 5, NULL},
-    {8, 9, SHOAL_PB_REPEATED, 220, 0, 8, 4, 4, 3, NULL},
-    {9, 12, SHOAL_PB_REPEATED, 248, 0, 8, 4, 2, 2, NULL},
-    {10, 11, SHOAL_PB_REPEATED, 268, 0, 20, 4, 0, 2, &Point_pb},
-    {11, 14, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 312, 0, 4, 4, 0, 2, NULL},
-    {12, 3, SHOAL_PB_ONEOF, 328, 324, 8, 0, 0, 0, NULL},
-    {13, 9, SHOAL_PB_ONEOF, 328, 324, 16, 0, 9, 0, NULL},
-    {14, 11, SHOAL_PB_ONEOF, 328, 324, 12, 0, 0, 0, &Everything_Inner_pb},
-    {15, 1, SHOAL_PB_ONEOF, 328, 324, 8, 0, 0, 0, NULL},
-    {16, 5, SHOAL_PB_HAS, 348, 344, 4, 0, 0, 0, NULL},
-    {17, 9, SHOAL_PB_HAS, 356, 352, 12, 0, 5, 0, NULL},
-    {18, 13, 0, 368, 0, 4, 0, 0, 0, NULL},
-    {19, 11, 0, 372, 0, 1, 0, 0, 0, &int8ish_pb},
+    {1, 11, 0, 0, 0, 128, 0, 0, 0, &Scalars_pb, "scalars"},
+    {2, 11, 0, 128, 0, 12, 0, 0, 0, &Everything_Inner_pb, "inner"},
+    {3, 11, 0, 140, 0, 20, 0, 0, 0, &Point_pb, "origin"},
+    {4, 14, 0, 160, 0, 4, 0, 0, 0, NULL, "color"},
+    {5, 5, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 164, 0, 4, 4, 0, 3, NULL, "r_int32"},
+    {6, 1, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 184, 0, 8, 8, 0, 2, NULL, "r_double"},
+    {7, 8, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 208, 0, 1, 4, 0, 5, NULL, "r_bool"},
+    {8, 9, SHOAL_PB_REPEATED, 220, 0, 8, 4, 4, 3, NULL, "r_string"},
+    {9, 12, SHOAL_PB_REPEATED, 248, 0, 8, 4, 2, 2, NULL, "r_bytes"},
+    {10, 11, SHOAL_PB_REPEATED, 268, 0, 20, 4, 0, 2, &Point_pb, "r_point"},
+    {11, 14, SHOAL_PB_REPEATED | SHOAL_PB_PACKED, 312, 0, 4, 4, 0, 2, NULL, "r_level"},
+    {12, 3, SHOAL_PB_ONEOF, 328, 324, 8, 0, 0, 0, NULL, "c_int"},
+    {13, 9, SHOAL_PB_ONEOF, 328, 324, 16, 0, 9, 0, NULL, "c_text"},
+    {14, 11, SHOAL_PB_ONEOF, 328, 324, 12, 0, 0, 0, &Everything_Inner_pb, "c_inner"},
+    {15, 1, SHOAL_PB_ONEOF, 328, 324, 8, 0, 0, 0, NULL, "c_double"},
+    {16, 5, SHOAL_PB_HAS, 348, 344, 4, 0, 0, 0, NULL, "maybe"},
+    {17, 9, SHOAL_PB_HAS, 356, 352, 12, 0, 5, 0, NULL, "maybe_text"},
+    {18, 13, 0, 368, 0, 4, 0, 0, 0, NULL, "default"},
+    {19, 11, 0, 372, 0, 1, 0, 0, 0, &int8ish_pb, "small"},
 };
 const shoal_pb_message Everything_pb = {"feat.Everything", 376, &Everything_pb_init, 19, Everything_pb_fields};
 int Everything_validate(const Everything *m)
@@ -240,8 +240,8 @@ static const shoal_field Everything_Inner_fields[] = {
 const shoal_type Everything_Inner_type = {"feat.Everything.Inner", UINT64_C(0x75af5adbb494db77), 12, 4, 0, 2, Everything_Inner_fields};
 static const Everything_Inner Everything_Inner_pb_init = Everything_Inner_INIT;
 static const shoal_pb_field Everything_Inner_pb_fields[] = {
-    {1, 14, 0, 0, 0, 4, 0, 0, 0, NULL},
-    {2, 12, 0, 4, 0, 8, 0, 3, 0, NULL},
+    {1, 14, 0, 0, 0, 4, 0, 0, 0, NULL, "mode"},
+    {2, 12, 0, 4, 0, 8, 0, 3, 0, NULL, "tag"},
 };
 const shoal_pb_message Everything_Inner_pb = {"feat.Everything.Inner", 12, &Everything_Inner_pb_init, 2, Everything_Inner_pb_fields};
 int Everything_Inner_validate(const Everything_Inner *m)
@@ -261,7 +261,7 @@ static const shoal_field int8ish_fields[] = {
 const shoal_type int8ish_type = {"feat.int8ish", UINT64_C(0x089632439276e13c), 1, 1, 0, 1, int8ish_fields};
 static const int8ish int8ish_pb_init = int8ish_INIT;
 static const shoal_pb_field int8ish_pb_fields[] = {
-    {1, 8, 0, 0, 0, 1, 0, 0, 0, NULL},
+    {1, 8, 0, 0, 0, 1, 0, 0, 0, NULL, "flag"},
 };
 const shoal_pb_message int8ish_pb = {"feat.int8ish", 1, &int8ish_pb_init, 1, int8ish_pb_fields};
 int int8ish_validate(const int8ish *m)

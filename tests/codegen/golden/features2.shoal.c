@@ -43,21 +43,21 @@ static const shoal_field Defaults_fields[] = {
 const shoal_type Defaults_type = {"feat2.Defaults", UINT64_C(0xb4e05d3a56913cd9), 168, 8, 0, 28, Defaults_fields};
 static const Defaults Defaults_pb_init = Defaults_INIT;
 static const shoal_pb_field Defaults_pb_fields[] = {
-    {1, 5, 0, 0, 0, 4, 0, 0, 0, NULL},
-    {2, 5, SHOAL_PB_HAS, 8, 4, 4, 0, 0, 0, NULL},
-    {3, 3, SHOAL_PB_HAS, 16, 12, 8, 0, 0, 0, NULL},
-    {4, 4, SHOAL_PB_HAS, 32, 24, 8, 0, 0, 0, NULL},
-    {5, 2, SHOAL_PB_HAS, 44, 40, 4, 0, 0, 0, NULL},
-    {6, 1, SHOAL_PB_HAS, 56, 48, 8, 0, 0, 0, NULL},
-    {7, 1, SHOAL_PB_HAS, 72, 64, 8, 0, 0, 0, NULL},
-    {8, 1, SHOAL_PB_HAS, 88, 80, 8, 0, 0, 0, NULL},
-    {9, 8, SHOAL_PB_HAS, 97, 96, 1, 0, 0, 0, NULL},
-    {10, 9, SHOAL_PB_HAS, 100, 98, 12, 0, 8, 0, NULL},
-    {11, 12, SHOAL_PB_HAS, 116, 112, 8, 0, 4, 0, NULL},
-    {12, 14, SHOAL_PB_HAS, 128, 124, 4, 0, 0, 0, NULL},
-    {13, 14, SHOAL_PB_HAS, 136, 132, 4, 0, 0, 0, NULL},
-    {14, 13, SHOAL_PB_REPEATED, 140, 0, 4, 4, 0, 3, NULL},
-    {15, 13, SHOAL_PB_HAS, 160, 156, 4, 0, 0, 0, NULL},
+    {1, 5, 0, 0, 0, 4, 0, 0, 0, NULL, "id"},
+    {2, 5, SHOAL_PB_HAS, 8, 4, 4, 0, 0, 0, NULL, "answer"},
+    {3, 3, SHOAL_PB_HAS, 16, 12, 8, 0, 0, 0, NULL, "big"},
+    {4, 4, SHOAL_PB_HAS, 32, 24, 8, 0, 0, 0, NULL, "ubig"},
+    {5, 2, SHOAL_PB_HAS, 44, 40, 4, 0, 0, 0, NULL, "ratio"},
+    {6, 1, SHOAL_PB_HAS, 56, 48, 8, 0, 0, 0, NULL, "top"},
+    {7, 1, SHOAL_PB_HAS, 72, 64, 8, 0, 0, 0, NULL, "bottom"},
+    {8, 1, SHOAL_PB_HAS, 88, 80, 8, 0, 0, 0, NULL, "missing"},
+    {9, 8, SHOAL_PB_HAS, 97, 96, 1, 0, 0, 0, NULL, "on"},
+    {10, 9, SHOAL_PB_HAS, 100, 98, 12, 0, 8, 0, NULL, "name"},
+    {11, 12, SHOAL_PB_HAS, 116, 112, 8, 0, 4, 0, NULL, "magic"},
+    {12, 14, SHOAL_PB_HAS, 128, 124, 4, 0, 0, 0, NULL, "kind"},
+    {13, 14, SHOAL_PB_HAS, 136, 132, 4, 0, 0, 0, NULL, "second"},
+    {14, 13, SHOAL_PB_REPEATED, 140, 0, 4, 4, 0, 3, NULL, "list"},
+    {15, 13, SHOAL_PB_HAS, 160, 156, 4, 0, 0, 0, NULL, "plain"},
 };
 const shoal_pb_message Defaults_pb = {"feat2.Defaults", 168, &Defaults_pb_init, 15, Defaults_pb_fields};
 int Defaults_validate(const Defaults *m)
