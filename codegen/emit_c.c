@@ -1,13 +1,21 @@
 /*
  * emit_c.c — the C emitter: <base>.shoal.h and <base>.shoal.c per schema file.
  *
- * A fixed message becomes a struct laid out exactly as the model says (checked by
- * static assertions), an init macro, a validation function, a layout descriptor
- * (shoal_type) and typed wrappers over Value, Array, Queue and Pipe, inline in the
- * header. An encoded message is protoc-c's struct under the shoal name, with a
- * validation function and Queue/Pipe wrappers that pack and unpack it with protobuf-c
- * (in the .c, which includes protoc-c's .pb-c.c). The output is deterministic: the
- * same schema always gives the same bytes.
+ * Generated files hold only what the schema decides; the generic code is written once
+ * in shoal/typed.h (macros) and libshoal (typed.c), nanopb's way. A fixed message
+ * becomes a struct laid out exactly as the model says (checked by static assertions),
+ * an init macro, and one SHOAL_GEN_FIXED line that expands to its typed wrappers over
+ * Value, Array, Queue and Pipe and its protobuf form; the .c holds what those need: the
+ * layout descriptor (shoal_type), the protobuf table (shoal_pb_message) and the
+ * validation function. An encoded message is protoc-c's struct under the shoal name,
+ * declared and defined by SHOAL_GEN_ENCODED_* over libshoal's protobuf-c helpers, with
+ * the file's table of schema bounds; the .c includes protoc-c's .pb-c.c. Every
+ * generated header checks SHOAL_GEN_ABI against the SG_GEN_ABI it was made for.
+ *
+ * Before emitting, the C-only rules run (C names unique and not reserved, protoc-c's
+ * share compiled in this run, protoc-c's member names compilable): other languages
+ * are not refused by them. The output is deterministic: the same schema always gives
+ * the same bytes.
  */
 #include <ctype.h>
 #include <stdio.h>
