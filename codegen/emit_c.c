@@ -1,13 +1,21 @@
 /*
  * emit_c.c — the C emitter: <base>.shoal.h and <base>.shoal.c per schema file.
  *
- * A fixed message becomes a struct laid out exactly as the model says (checked by
- * static assertions), an init macro, a validation function, a layout descriptor
- * (shoal_type) and typed wrappers over Value, Array, Queue and Pipe, inline in the
- * header. An encoded message is protoc-c's struct under the shoal name, with a
- * validation function and Queue/Pipe wrappers that pack and unpack it with protobuf-c
- * (in the .c, which includes protoc-c's .pb-c.c). The output is deterministic: the
- * same schema always gives the same bytes.
+ * Generated files hold only what the schema decides; the generic code is written once
+ * in shoal/typed.h (macros) and libshoal (typed.c), nanopb's way. A fixed message
+ * becomes a struct laid out exactly as the model says (checked by static assertions),
+ * an init macro, and one SHOAL_GEN_FIXED line that expands to its typed wrappers over
+ * Value, Array, Queue and Pipe and its protobuf form; the .c holds what those need: the
+ * layout descriptor (shoal_type), the protobuf table (shoal_pb_message) and the
+ * validation function. An encoded message is protoc-c's struct under the shoal name,
+ * declared and defined by SHOAL_GEN_ENCODED_* over libshoal's protobuf-c helpers, with
+ * the file's table of schema bounds; the .c includes protoc-c's .pb-c.c. Every
+ * generated header checks SHOAL_GEN_ABI against the SG_GEN_ABI it was made for.
+ *
+ * Before emitting, the C-only rules run (C names unique and not reserved, protoc-c's
+ * share compiled in this run, protoc-c's member names compilable): other languages
+ * are not refused by them. The output is deterministic: the same schema always gives
+ * the same bytes.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -33,13 +41,13 @@ static void msg_tpl(sg_buf *b, const char *t, const sg_message *msg)
                 v = msg->full_name;
                 break;
             case 'P':
-                v = msg->pbc_type;
+                v = sg_pbc_type(msg->full_name);
                 break;
             case 'D':
-                v = msg->pbc_lower;
+                v = sg_pbc_lower(msg->full_name);
                 break;
             case 'U':
-                v = msg->pbc_upper;
+                v = sg_pbc_upper(msg->full_name);
                 break;
             }
         }
@@ -145,6 +153,252 @@ static const char *guard_name(const sg_file *f)
 static bool emitted(const sg_message *msg)
 {
     return !msg->is_map_entry && !msg->failed;
+}
+
+/* ---- C names --------------------------------------------------------------------- */
+
+/* The names generated for each message besides its own (the typed wrappers of
+ * shoal/typed.h and the declarations of the header). */
+static const char *const fixed_suffixes[] = {
+    "_INIT",
+    "_LAYOUT_HASH",
+    "_type",
+    "_validate",
+    "_fields",
+    "_value",
+    "_value_open",
+    "_value_close",
+    "_value_name",
+    "_value_read",
+    "_value_write",
+    "_value_snapshot",
+    "_value_modify",
+    "_value_commit",
+    "_value_data",
+    "_value_get_lock",
+    "_array",
+    "_array_open",
+    "_array_close",
+    "_array_name",
+    "_array_len",
+    "_array_check_",
+    "_array_get",
+    "_array_set",
+    "_array_read",
+    "_array_write",
+    "_array_data",
+    "_array_get_lock",
+    "_queue",
+    "_queue_open",
+    "_queue_close",
+    "_queue_name",
+    "_queue_put",
+    "_queue_try_put",
+    "_queue_get",
+    "_queue_try_get",
+    "_queue_put_batch",
+    "_queue_get_batch",
+    "_queue_loan",
+    "_queue_commit",
+    "_queue_peek",
+    "_queue_release",
+    "_queue_shutdown",
+    "_queue_stats",
+    "_pipe",
+    "_pipe_open",
+    "_pipe_pair",
+    "_pipe_close",
+    "_pipe_name",
+    "_pipe_send",
+    "_pipe_try_send",
+    "_pipe_recv",
+    "_pipe_try_recv",
+    "_pipe_poll",
+};
+static const char *const encoded_suffixes[] = {
+    "_INIT",          "_validate",      "_free",          "_queue",
+    "_queue_open",    "_queue_close",   "_queue_name",    "_queue_put",
+    "_queue_try_put", "_queue_get",     "_queue_try_get", "_queue_shutdown",
+    "_queue_stats",   "_pipe",          "_pipe_open",     "_pipe_pair",
+    "_pipe_close",    "_pipe_name",     "_pipe_send",     "_pipe_try_send",
+    "_pipe_recv",     "_pipe_try_recv", "_pipe_poll",
+};
+
+typedef struct c_ident {
+    const char *name;
+    const char *owner; /* "message a.B" */
+    const char *where; /* "a.proto" */
+} c_ident;
+
+typedef struct c_idents {
+    c_ident *v;
+    size_t n, cap;
+} c_idents;
+
+static void ident(c_idents *t, const char *where, const char *owner, const char *name)
+{
+    t->v = sg_grow(t->v, sizeof(*t->v), &t->cap, t->n + 1);
+    t->v[t->n++] = (c_ident){name, owner, where};
+}
+
+static void message_idents(c_idents *t, const sg_message *msg)
+{
+    const char *T = msg->c_name, *F = msg->file->name;
+    const char *own = sg_printf("message %s", msg->full_name);
+    ident(t, F, own, T);
+    size_t n = msg->encoded ? sizeof(encoded_suffixes) / sizeof(encoded_suffixes[0])
+                            : sizeof(fixed_suffixes) / sizeof(fixed_suffixes[0]);
+    for (size_t i = 0; i < n; i++)
+        ident(
+            t, F, own,
+            sg_printf("%s%s", T, msg->encoded ? encoded_suffixes[i] : fixed_suffixes[i]));
+    if (msg->encoded)
+        return;
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if ((f->kind == SG_STRING || f->kind == SG_BYTES) && !f->repeated &&
+            f->oneof < 0) {
+            ident(t, F, own, sg_printf("%s_set_%s", T, f->name));
+            if (f->kind == SG_STRING)
+                ident(t, F, own, sg_printf("%s_set_%s_n", T, f->name));
+        }
+    }
+    for (size_t k = 0; k < msg->noneofs; k++) {
+        const sg_oneof *o = &msg->oneofs[k];
+        ident(t, F, own, sg_printf("%s_%s_NOT_SET", T, o->name));
+        ident(t, F, own, sg_printf("%s_%s_members", T, o->name));
+        ident(t, F, own, sg_printf("%s_%s_union", T, o->name));
+        for (size_t j = o->first; j < o->first + o->count; j++)
+            ident(t, F, own, sg_printf("%s_%s_%s", T, o->name, msg->fields[j].name));
+    }
+}
+
+static void enum_idents(c_idents *t, const sg_enum *e)
+{
+    const char *own = sg_printf("enum %s", e->full_name), *F = e->file->name;
+    ident(t, F, own, e->c_name);
+    ident(t, F, own, sg_printf("%s_is_valid", e->c_name));
+    ident(t, F, own, sg_printf("%s_name", e->c_name));
+    for (size_t i = 0; i < e->nvalues; i++)
+        ident(t, F, own, sg_printf("%s_%s", e->c_name, e->values[i].name));
+}
+
+static int cmp_ident(const void *a, const void *b)
+{
+    const c_ident *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->owner, y->owner);
+}
+
+/* A message or enum named like a C keyword or standard type cannot be declared. */
+static void check_reserved(sg_model *m, const char *where, const char *owner,
+                           const char *c_name)
+{
+    if (sg_is_keyword(c_name))
+        sg_error(m,
+                 "%s: %s: its C name %s is a C or C++ keyword or a name the standard "
+                 "headers define; rename it or set (shoal.c_prefix)",
+                 where, owner, c_name);
+}
+
+/* Every C name the generated files declare must be unique, and must not be a
+ * keyword or protoc-c's name for a type in the same translation unit (which happens
+ * without a package). */
+static void check_c_names(sg_model *m)
+{
+    c_idents t = {0};
+    for (size_t i = 0; i < m->nmessages; i++) {
+        const sg_message *msg = m->messages[i];
+        if (!msg->file->generate || !emitted(msg))
+            continue;
+        message_idents(&t, msg);
+        check_reserved(m, msg->file->name, sg_printf("message %s", msg->full_name),
+                       msg->c_name);
+        if (msg->file->needs_pbc && !msg->encoded &&
+            !strcmp(msg->c_name, sg_pbc_type(msg->full_name)))
+            sg_error(m,
+                     "%s: message %s: its C name %s is also protoc-c's name for it; give "
+                     "the file a package or set (shoal.c_prefix)",
+                     msg->file->name, msg->full_name, msg->c_name);
+    }
+    for (size_t i = 0; i < m->nenums; i++) {
+        const sg_enum *e = m->enums[i];
+        if (!e->file->generate)
+            continue;
+        enum_idents(&t, e);
+        check_reserved(m, e->file->name, sg_printf("enum %s", e->full_name), e->c_name);
+        if (e->file->needs_pbc && !strcmp(e->c_name, sg_pbc_type(e->full_name)))
+            sg_error(m,
+                     "%s: enum %s: its C name %s is also protoc-c's name for it; give "
+                     "the file a package or set (shoal.c_prefix)",
+                     e->file->name, e->full_name, e->c_name);
+    }
+    if (t.n)
+        qsort(t.v, t.n, sizeof(*t.v), cmp_ident);
+    const char **done = sg_alloc(sizeof(*done) * (t.n + 1)); /* owner pairs told */
+    size_t ndone = 0;
+    for (size_t i = 1; i < t.n; i++) {
+        const c_ident *a = &t.v[i - 1], *b = &t.v[i];
+        if (strcmp(a->name, b->name) != 0)
+            continue;
+        const char *pair = sg_printf("%s|%s", a->owner, b->owner);
+        bool told = false;
+        for (size_t k = 0; k < ndone && !told; k++)
+            told = !strcmp(done[k], pair);
+        if (told)
+            continue;
+        done[ndone++] = pair;
+        if (!strcmp(a->owner, b->owner))
+            sg_error(m,
+                     "%s: %s: the C name %s is generated twice for it; rename a field, "
+                     "oneof or value",
+                     a->where, a->owner, a->name);
+        else
+            sg_error(m,
+                     "%s: %s: the C name %s is also generated for %s (%s); rename one or "
+                     "set (shoal.c_prefix)",
+                     a->where, a->owner, a->name, b->owner, b->where);
+    }
+}
+
+/* protoc-c names its struct members after the fields, lower-cased, escaping only
+ * C++98's keywords: in a file whose protoc-c header is included, a field protoc-c
+ * would name `export`, `restrict`, `unix` or `size_t` cannot compile. */
+static void check_pbc_members(sg_model *m)
+{
+    for (size_t i = 0; i < m->nmessages; i++) {
+        const sg_message *msg = m->messages[i];
+        if (!msg->file->generate || !msg->file->needs_pbc_header || msg->is_map_entry)
+            continue;
+        for (size_t j = 0; j < msg->nfields; j++) {
+            const sg_field *f = &msg->fields[j];
+            if (f->is_has_flag)
+                continue;
+            char *low = sg_strdup(f->name);
+            for (char *p = low; *p; p++)
+                *p = (char)tolower((unsigned char)*p);
+            if (sg_is_keyword(low) && !sg_is_cxx98_keyword(low))
+                sg_error(m,
+                         "%s: message %s, field %s: protoc-c's code (which the file's "
+                         "encoded messages need) names its member %s, which is reserved "
+                         "in C or C++; rename the field",
+                         msg->file->name, msg->full_name, f->name, low);
+        }
+    }
+}
+
+/* protoc-c's code of every file it is needed for is compiled in with the files being
+ * generated: they must all be in this run. */
+static void check_pbc_files(sg_model *m)
+{
+    for (size_t i = 0; i < m->nmessages; i++) {
+        const sg_message *msg = m->messages[i];
+        if (msg->needs_pbc && !msg->file->generate)
+            sg_error(m,
+                     "%s: message %s is used by an encoded message, so protoc-c's code "
+                     "for %s must be compiled too: list %s among the files to generate",
+                     msg->file->name, msg->full_name, msg->file->name, msg->file->name);
+    }
 }
 
 /* ---- struct members --------------------------------------------------------------- */
@@ -342,422 +596,87 @@ static int cmp_i32(const void *a, const void *b)
 
 static void emit_enum(sg_buf *b, const sg_enum *e)
 {
-    sg_buf_printf(b, "/* ---- enum %s ---- */\n\n", e->full_name);
+    sg_buf_printf(b, "/* ---- enum %s ---- */\n", e->full_name);
     sg_buf_printf(b, "typedef enum %s {\n", e->c_name);
     for (size_t i = 0; i < e->nvalues; i++)
         sg_buf_printf(b, "    %s_%s = %d,\n", e->c_name, e->values[i].name,
                       e->values[i].number);
-    sg_buf_printf(b, "} %s;\n\n", e->c_name);
+    sg_buf_printf(b, "} %s;\n", e->c_name);
     int32_t *v = sg_alloc(sizeof(*v) * (e->nvalues + 1));
     for (size_t i = 0; i < e->nvalues; i++)
         v[i] = e->values[i].number;
     qsort(v, e->nvalues, sizeof(*v), cmp_i32);
-    sg_buf_printf(b, "/* Whether v is a value of %s. */\n", e->full_name);
-    sg_buf_printf(b, "static inline bool %s_is_valid(int32_t v)\n{\n", e->c_name);
-    sg_buf_puts(b, "    switch (v) {\n");
+    size_t n = 0; /* distinct values */
     for (size_t i = 0; i < e->nvalues; i++)
         if (i == 0 || v[i] != v[i - 1])
-            sg_buf_printf(b, "    case %d:\n", v[i]);
-    sg_buf_puts(
-        b, "        return true;\n    default:\n        return false;\n    }\n}\n\n");
-    sg_buf_printf(b, "/* The name of value v of %s, or NULL. */\n", e->full_name);
-    sg_buf_printf(b, "const char *%s_name(int32_t v);\n\n", e->c_name);
+            v[n++] = v[i];
+    sg_buf_printf(b, "static inline bool %s_is_valid(int32_t v)\n{\n", e->c_name);
+    if (n && (int64_t)v[n - 1] - v[0] + 1 == (int64_t)n) { /* one range */
+        sg_buf_printf(b, "    return v >= %d && v <= %d;\n}\n", v[0], v[n - 1]);
+    } else {
+        sg_buf_puts(b, "    switch (v) {\n   ");
+        for (size_t i = 0; i < n; i++)
+            sg_buf_printf(b, " case %d:", v[i]);
+        sg_buf_puts(b, "\n        return true;\n    default:\n        return false;\n"
+                       "    }\n}\n");
+    }
+    sg_buf_printf(b, "const char *%s_name(int32_t v); /* NULL if unknown */\n\n",
+                  e->c_name);
 }
 
 /* ---- header: fixed messages ----------------------------------------------------- */
 
-/* clang-format off */
-static const char *value_tpl =
-    "/* An @N in a Value (shoal/value.h). Writes are validated first; reads check what\n"
-    " * they read, since any process may have written it. */\n"
-    "typedef struct @T_value @T_value;\n"
-    "\n"
-    "/* Opens or creates the Value `name` (NULL: anonymous); `init` (NULL: zeros) is the\n"
-    " * value when creating. Errors as shoal_value_open, or SHOAL_EINVALID_DATA. */\n"
-    "static inline int @T_value_open(@T_value **out, const char *name, int mode,\n"
-    "        const @T *init, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_value *v = NULL;\n"
-    "    int rc = init ? @T_validate(init) : 0;\n"
-    "    if (rc == 0)\n"
-    "        rc = shoal_value_open(&v, name, mode, &@T_type, init, attr);\n"
-    "    *out = (@T_value *)v;\n"
-    "    return rc;\n"
-    "}\n"
-    "static inline int @T_value_close(@T_value *v)\n"
-    "{\n"
-    "    return shoal_value_close((shoal_value *)v);\n"
-    "}\n"
-    "static inline const char *@T_value_name(const @T_value *v)\n"
-    "{\n"
-    "    return shoal_value_name((const shoal_value *)v);\n"
-    "}\n"
-    "/* Copies the value out under its lock. Returns 0 or SHOAL_EINVALID_DATA. */\n"
-    "static inline int @T_value_read(@T_value *v, @T *out)\n"
-    "{\n"
-    "    int rc = shoal_value_read((shoal_value *)v, out);\n"
-    "    return rc ? rc : @T_validate(out);\n"
-    "}\n"
-    "/* Validates `in`, then stores it under the lock. Returns 0 or SHOAL_EINVALID_DATA. */\n"
-    "static inline int @T_value_write(@T_value *v, const @T *in)\n"
-    "{\n"
-    "    int rc = @T_validate(in);\n"
-    "    return rc ? rc : shoal_value_write((shoal_value *)v, in);\n"
-    "}\n"
-    "/* A consistent copy without locking and without blocking writers. */\n"
-    "static inline int @T_value_snapshot(@T_value *v, @T *out)\n"
-    "{\n"
-    "    int rc = shoal_value_snapshot((shoal_value *)v, out);\n"
-    "    return rc ? rc : @T_validate(out);\n"
-    "}\n"
-    "/* A private copy of the value to change in place; publish it with\n"
-    " * @T_value_commit (see shoal_value_modify for the locking rules). */\n"
-    "static inline @T *@T_value_modify(@T_value *v)\n"
-    "{\n"
-    "    return (@T *)shoal_value_modify((shoal_value *)v);\n"
-    "}\n"
-    "/* Validates the copy `m` returned by @T_value_modify and publishes it. On\n"
-    " * SHOAL_EINVALID_DATA nothing is published and the copy stays claimed: fix it and\n"
-    " * commit again. */\n"
-    "static inline int @T_value_commit(@T_value *v, const @T *m)\n"
-    "{\n"
-    "    int rc = @T_validate(m);\n"
-    "    return rc ? rc : shoal_value_commit((shoal_value *)v);\n"
-    "}\n"
-    "/* The value in place, for reading under its lock. */\n"
-    "static inline const @T *@T_value_data(@T_value *v)\n"
-    "{\n"
-    "    return (const @T *)shoal_value_data((shoal_value *)v);\n"
-    "}\n"
-    "static inline shoal_lock *@T_value_get_lock(@T_value *v)\n"
-    "{\n"
-    "    return shoal_value_get_lock((shoal_value *)v);\n"
-    "}\n\n";
-/* clang-format on */
-
-/* clang-format off */
-static const char *array_tpl =
-    "/* An array of @N in shared memory (shoal/value.h), validated like a Value. */\n"
-    "typedef struct @T_array @T_array;\n"
-    "\n"
-    "static inline int @T_array_validate_n_(const @T *m, size_t n)\n"
-    "{\n"
-    "    for (size_t i = 0; i < n; i++) {\n"
-    "        int rc = @T_validate(&m[i]);\n"
-    "        if (rc)\n"
-    "            return rc;\n"
-    "    }\n"
-    "    return 0;\n"
-    "}\n"
-    "/* Opens or creates the Array `name` of `count` elements; `init` (NULL: zeros) holds\n"
-    " * count elements. Errors as shoal_array_open, or SHOAL_EINVALID_DATA. */\n"
-    "static inline int @T_array_open(@T_array **out, const char *name, int mode,\n"
-    "        size_t count, const @T *init, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_array *a = NULL;\n"
-    "    int rc = init ? @T_array_validate_n_(init, count) : 0;\n"
-    "    if (rc == 0)\n"
-    "        rc = shoal_array_open(&a, name, mode, &@T_type, count, init, attr);\n"
-    "    *out = (@T_array *)a;\n"
-    "    return rc;\n"
-    "}\n"
-    "static inline int @T_array_close(@T_array *a)\n"
-    "{\n"
-    "    return shoal_array_close((shoal_array *)a);\n"
-    "}\n"
-    "static inline const char *@T_array_name(const @T_array *a)\n"
-    "{\n"
-    "    return shoal_array_name((const shoal_array *)a);\n"
-    "}\n"
-    "static inline size_t @T_array_len(const @T_array *a)\n"
-    "{\n"
-    "    return shoal_array_len((const shoal_array *)a);\n"
-    "}\n"
-    "static inline int @T_array_get(@T_array *a, size_t index, @T *out)\n"
-    "{\n"
-    "    int rc = shoal_array_get((shoal_array *)a, index, out);\n"
-    "    return rc ? rc : @T_validate(out);\n"
-    "}\n"
-    "static inline int @T_array_set(@T_array *a, size_t index, const @T *in)\n"
-    "{\n"
-    "    int rc = @T_validate(in);\n"
-    "    return rc ? rc : shoal_array_set((shoal_array *)a, index, in);\n"
-    "}\n"
-    "static inline int @T_array_read(@T_array *a, size_t start, size_t n, @T *out)\n"
-    "{\n"
-    "    int rc = shoal_array_read((shoal_array *)a, start, n, out);\n"
-    "    return rc ? rc : @T_array_validate_n_(out, n);\n"
-    "}\n"
-    "static inline int @T_array_write(@T_array *a, size_t start, size_t n, const @T *in)\n"
-    "{\n"
-    "    int rc = @T_array_validate_n_(in, n);\n"
-    "    return rc ? rc : shoal_array_write((shoal_array *)a, start, n, in);\n"
-    "}\n"
-    "/* The elements in place, for access under the array's lock. */\n"
-    "static inline @T *@T_array_data(@T_array *a)\n"
-    "{\n"
-    "    return (@T *)shoal_array_data((shoal_array *)a);\n"
-    "}\n"
-    "static inline shoal_lock *@T_array_get_lock(@T_array *a)\n"
-    "{\n"
-    "    return shoal_array_get_lock((shoal_array *)a);\n"
-    "}\n\n";
-/* clang-format on */
-
-/* clang-format off */
-static const char *queue_tpl =
-    "/* A queue of @N in fixed-size slots (shoal/queue.h). Puts validate the message;\n"
-    " * gets check it (SHOAL_EINVALID_DATA: the message was consumed and is rejected). */\n"
-    "typedef struct @T_queue @T_queue;\n"
-    "\n"
-    "/* Opens or creates the queue `name` (NULL: anonymous). cfg (may be NULL) gives the\n"
-    " * capacity and spsc; its type is set to @N. A queue of another layout fails with\n"
-    " * SHOAL_ELAYOUT naming both types. */\n"
-    "static inline int @T_queue_open(@T_queue **out, const char *name, int mode,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_queue_config c;\n"
-    "    shoal_queue *q = NULL;\n"
-    "    memset(&c, 0, sizeof(c));\n"
-    "    if (cfg)\n"
-    "        c = *cfg;\n"
-    "    c.type = &@T_type;\n"
-    "    int rc = shoal_queue_open(&q, name, mode, &c, attr);\n"
-    "    *out = (@T_queue *)q;\n"
-    "    return rc;\n"
-    "}\n"
-    "static inline int @T_queue_close(@T_queue *q)\n"
-    "{\n"
-    "    return shoal_queue_close((shoal_queue *)q);\n"
-    "}\n"
-    "static inline const char *@T_queue_name(const @T_queue *q)\n"
-    "{\n"
-    "    return shoal_queue_name((const shoal_queue *)q);\n"
-    "}\n"
-    "static inline int @T_queue_put(@T_queue *q, const @T *m, shoal_duration timeout)\n"
-    "{\n"
-    "    int rc = @T_validate(m);\n"
-    "    return rc ? rc : shoal_queue_put((shoal_queue *)q, m, sizeof(*m), timeout);\n"
-    "}\n"
-    "static inline int @T_queue_try_put(@T_queue *q, const @T *m)\n"
-    "{\n"
-    "    return @T_queue_put(q, m, SHOAL_NOWAIT);\n"
-    "}\n"
-    "static inline int @T_queue_get(@T_queue *q, @T *out, shoal_duration timeout)\n"
-    "{\n"
-    "    size_t len = 0;\n"
-    "    int rc = shoal_queue_get((shoal_queue *)q, out, sizeof(*out), &len, timeout);\n"
-    "    return rc ? rc : @T_validate(out);\n"
-    "}\n"
-    "static inline int @T_queue_try_get(@T_queue *q, @T *out)\n"
-    "{\n"
-    "    return @T_queue_get(q, out, SHOAL_NOWAIT);\n"
-    "}\n"
-    "/* Puts n messages (all validated first); *done receives how many went in. */\n"
-    "static inline int @T_queue_put_batch(@T_queue *q, const @T *m, size_t n, size_t *done,\n"
-    "        shoal_duration timeout)\n"
-    "{\n"
-    "    for (size_t i = 0; i < n; i++) {\n"
-    "        int rc = @T_validate(&m[i]);\n"
-    "        if (rc) {\n"
-    "            *done = 0;\n"
-    "            return rc;\n"
-    "        }\n"
-    "    }\n"
-    "    return shoal_queue_put_batch((shoal_queue *)q, m, n, done, timeout);\n"
-    "}\n"
-    "/* Gets up to max messages; *done receives how many came out. */\n"
-    "static inline int @T_queue_get_batch(@T_queue *q, @T *m, size_t max, size_t *done,\n"
-    "        shoal_duration timeout)\n"
-    "{\n"
-    "    int rc = shoal_queue_get_batch((shoal_queue *)q, m, max, done, timeout);\n"
-    "    for (size_t i = 0; rc == 0 && i < *done; i++)\n"
-    "        rc = @T_validate(&m[i]);\n"
-    "    return rc;\n"
-    "}\n"
-    "/* Reserves a slot to build a message in place (it holds stale bytes: set every\n"
-    " * field); publish it with @T_queue_commit. */\n"
-    "static inline int @T_queue_loan(@T_queue *q, @T **slot, shoal_duration timeout)\n"
-    "{\n"
-    "    void *p = NULL;\n"
-    "    size_t cap = 0;\n"
-    "    int rc = shoal_queue_loan((shoal_queue *)q, &p, &cap, timeout);\n"
-    "    *slot = rc ? NULL : (@T *)p;\n"
-    "    return rc;\n"
-    "}\n"
-    "/* Validates and publishes a loaned slot. On SHOAL_EINVALID_DATA the slot stays\n"
-    " * loaned: fix the message and commit again. */\n"
-    "static inline int @T_queue_commit(@T_queue *q, @T *slot)\n"
-    "{\n"
-    "    int rc = @T_validate(slot);\n"
-    "    return rc ? rc : shoal_queue_commit((shoal_queue *)q, slot, sizeof(*slot));\n"
-    "}\n"
-    "/* The next message in place (zero-copy); free its slot with @T_queue_release. */\n"
-    "static inline int @T_queue_peek(@T_queue *q, const @T **m, shoal_duration timeout)\n"
-    "{\n"
-    "    const void *p = NULL;\n"
-    "    size_t len = 0;\n"
-    "    int rc = shoal_queue_peek((shoal_queue *)q, &p, &len, timeout);\n"
-    "    *m = NULL;\n"
-    "    if (rc)\n"
-    "        return rc;\n"
-    "    rc = @T_validate((const @T *)p);\n"
-    "    if (rc)\n"
-    "        shoal_queue_release((shoal_queue *)q, p);\n"
-    "    else\n"
-    "        *m = (const @T *)p;\n"
-    "    return rc;\n"
-    "}\n"
-    "static inline int @T_queue_release(@T_queue *q, const @T *m)\n"
-    "{\n"
-    "    return shoal_queue_release((shoal_queue *)q, m);\n"
-    "}\n"
-    "static inline int @T_queue_shutdown(@T_queue *q)\n"
-    "{\n"
-    "    return shoal_queue_shutdown((shoal_queue *)q);\n"
-    "}\n"
-    "static inline int @T_queue_stats(@T_queue *q, shoal_queue_stats *st)\n"
-    "{\n"
-    "    return shoal_queue_stats_get((shoal_queue *)q, st);\n"
-    "}\n\n";
-/* clang-format on */
-
-/* clang-format off */
-static const char *pipe_tpl =
-    "/* A duplex pipe carrying @N (shoal/pipe.h), validated like the queue. */\n"
-    "typedef struct @T_pipe @T_pipe;\n"
-    "\n"
-    "static inline int @T_pipe_open(@T_pipe **out, const char *name, int end, int mode,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_queue_config c;\n"
-    "    shoal_pipe *p = NULL;\n"
-    "    memset(&c, 0, sizeof(c));\n"
-    "    if (cfg)\n"
-    "        c = *cfg;\n"
-    "    c.type = &@T_type;\n"
-    "    int rc = shoal_pipe_open(&p, name, end, mode, &c, attr);\n"
-    "    *out = (@T_pipe *)p;\n"
-    "    return rc;\n"
-    "}\n"
-    "static inline int @T_pipe_pair(@T_pipe **end0, @T_pipe **end1, const char *name,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_queue_config c;\n"
-    "    shoal_pipe *p0 = NULL, *p1 = NULL;\n"
-    "    memset(&c, 0, sizeof(c));\n"
-    "    if (cfg)\n"
-    "        c = *cfg;\n"
-    "    c.type = &@T_type;\n"
-    "    int rc = shoal_pipe_pair(&p0, &p1, name, &c, attr);\n"
-    "    *end0 = (@T_pipe *)p0;\n"
-    "    *end1 = (@T_pipe *)p1;\n"
-    "    return rc;\n"
-    "}\n"
-    "static inline int @T_pipe_close(@T_pipe *p)\n"
-    "{\n"
-    "    return shoal_pipe_close((shoal_pipe *)p);\n"
-    "}\n"
-    "static inline const char *@T_pipe_name(const @T_pipe *p)\n"
-    "{\n"
-    "    return shoal_pipe_name((const shoal_pipe *)p);\n"
-    "}\n"
-    "static inline int @T_pipe_send(@T_pipe *p, const @T *m, shoal_duration timeout)\n"
-    "{\n"
-    "    int rc = @T_validate(m);\n"
-    "    return rc ? rc : shoal_pipe_send((shoal_pipe *)p, m, sizeof(*m), timeout);\n"
-    "}\n"
-    "static inline int @T_pipe_try_send(@T_pipe *p, const @T *m)\n"
-    "{\n"
-    "    return @T_pipe_send(p, m, SHOAL_NOWAIT);\n"
-    "}\n"
-    "static inline int @T_pipe_recv(@T_pipe *p, @T *out, shoal_duration timeout)\n"
-    "{\n"
-    "    size_t len = 0;\n"
-    "    int rc = shoal_pipe_recv((shoal_pipe *)p, out, sizeof(*out), &len, timeout);\n"
-    "    return rc ? rc : @T_validate(out);\n"
-    "}\n"
-    "static inline int @T_pipe_try_recv(@T_pipe *p, @T *out)\n"
-    "{\n"
-    "    return @T_pipe_recv(p, out, SHOAL_NOWAIT);\n"
-    "}\n"
-    "static inline int @T_pipe_poll(@T_pipe *p, shoal_duration timeout)\n"
-    "{\n"
-    "    return shoal_pipe_poll((shoal_pipe *)p, timeout);\n"
-    "}\n\n";
-/* clang-format on */
-
-/* Setters for bounded strings and bytes that check max_len. */
+/* Setters for bounded strings and bytes (shoal/typed.h's SHOAL_GEN_SET_*). */
 static void emit_setters(sg_buf *b, const sg_message *msg)
 {
     for (size_t i = 0; i < msg->nfields; i++) {
         const sg_field *f = &msg->fields[i];
         if ((f->kind != SG_STRING && f->kind != SG_BYTES) || f->repeated || f->oneof >= 0)
             continue;
-        bool str = f->kind == SG_STRING;
-        const char *T = msg->c_name;
-        const char *has =
-            i > 0 && msg->fields[i - 1].is_has_flag
-                ? sg_printf("    m->%s = true;\n", msg->fields[i - 1].c_name)
-                : "";
-        sg_buf_printf(
-            b,
-            "/* Sets %s to the n bytes at p. Returns 0, or SHOAL_EINVALID_DATA if\n"
-            " * n is over %u. */\n"
-            "static inline int %s_set_%s%s(%s *m, const %s *p, size_t n)\n{\n"
-            "    if (n > sizeof(m->%s.data))\n"
-            "        return shoal_invalid(\"%s.%s: %%zu bytes over max_len %u\", n);\n"
-            "    if (n)\n"
-            "        memcpy(m->%s.data, p, n);\n"
-            "    m->%s.len = (uint32_t)n;\n%s    return 0;\n}\n",
-            f->name, f->max_len, T, f->name, str ? "_n" : "", T, str ? "char" : "void",
-            f->c_name, msg->full_name, f->name, f->max_len, f->c_name, f->c_name, has);
-        if (str)
-            sg_buf_printf(b,
-                          "/* Sets %s to the NUL-terminated s. */\n"
-                          "static inline int %s_set_%s(%s *m, const char *s)\n{\n"
-                          "    return %s_set_%s_n(m, s, strlen(s));\n}\n",
-                          f->name, T, f->name, T, T, f->name);
+        const char *has = i > 0 && msg->fields[i - 1].is_has_flag
+                              ? sg_printf("&m->%s", msg->fields[i - 1].c_name)
+                              : "NULL";
+        sg_buf_printf(b, "SHOAL_GEN_SET_%s(%s, %s, %s, \"%s.%s\", %s)\n",
+                      f->kind == SG_STRING ? "STRING" : "BYTES", msg->c_name, f->name,
+                      f->c_name, msg->full_name, f->name, has);
     }
-    sg_buf_puts(b, "\n");
+}
+
+static void emit_assert(sg_buf *b, const sg_message *msg, const char *member,
+                        const char *name, uint32_t offset, uint32_t size)
+{
+    sg_buf_printf(
+        b,
+        "SHOAL_GEN_ASSERT(offsetof(%s, %s) == %u && sizeof(((%s *)0)->%s) == %u, "
+        "\"%s.%s\");\n",
+        msg->c_name, member, offset, msg->c_name, member, size, msg->full_name, name);
 }
 
 static void emit_asserts(sg_buf *b, const sg_message *msg)
 {
     const char *T = msg->c_name;
-    sg_buf_printf(b, "SHOAL_GEN_ASSERT(sizeof(%s) == %u, \"%s: size\");\n", T, msg->size,
-                  msg->full_name);
     sg_buf_printf(b,
-                  "SHOAL_GEN_ASSERT(SHOAL_GEN_ALIGNOF(%s) == %u, \"%s: alignment\");\n",
-                  T, msg->align, msg->full_name);
+                  "SHOAL_GEN_ASSERT(sizeof(%s) == %u && SHOAL_GEN_ALIGNOF(%s) == %u, "
+                  "\"%s\");\n",
+                  T, msg->size, T, msg->align, msg->full_name);
     for (size_t i = 0; i < msg->nfields; i++) {
         const sg_field *f = &msg->fields[i];
         if (f->oneof >= 0) {
             const sg_oneof *o = &msg->oneofs[f->oneof];
-            sg_buf_printf(
-                b,
-                "SHOAL_GEN_ASSERT(offsetof(%s, %s_case) == %u, \"%s.%s: offset\");\n"
-                "SHOAL_GEN_ASSERT(offsetof(%s, %s) == %u, \"%s.%s: offset\");\n"
-                "SHOAL_GEN_ASSERT(sizeof(((%s *)0)->%s) == %u, \"%s.%s: size\");\n",
-                T, o->name, o->case_offset, msg->full_name, o->name, T, o->c_name,
-                o->union_offset, msg->full_name, o->name, T, o->c_name, o->union_size,
-                msg->full_name, o->name);
+            emit_assert(b, msg, sg_printf("%s_case", o->name), o->name, o->case_offset,
+                        4);
+            emit_assert(b, msg, o->c_name, o->name, o->union_offset, o->union_size);
             i = o->first + o->count - 1;
             continue;
         }
-        sg_buf_printf(b,
-                      "SHOAL_GEN_ASSERT(offsetof(%s, %s) == %u, \"%s.%s: offset\");\n"
-                      "SHOAL_GEN_ASSERT(sizeof(((%s *)0)->%s) == %u, \"%s.%s: size\");\n",
-                      T, f->c_name, f->offset, msg->full_name, f->name, T, f->c_name,
-                      f->size, msg->full_name, f->name);
+        emit_assert(b, msg, f->c_name, f->name, f->offset, f->size);
     }
-    sg_buf_puts(b, "\n");
 }
 
 static void emit_fixed_header(sg_model *m, sg_buf *b, const sg_message *msg)
 {
     sg_buf_printf(b,
-                  "/* ---- message %s: fixed layout, %u bytes, align %u ---- */\n\n"
+                  "/* ---- message %s: fixed layout, %u bytes, align %u ---- */\n"
                   "typedef struct %s {\n",
                   msg->full_name, msg->size, msg->align, msg->c_name);
     for (size_t i = 0; i < msg->nfields; i++) {
@@ -772,94 +691,35 @@ static void emit_fixed_header(sg_model *m, sg_buf *b, const sg_message *msg)
     }
     if (!msg->nfields)
         sg_buf_puts(b, "    uint8_t shoal_empty_; /* C has no empty structs */\n");
-    sg_buf_printf(b, "} %s;\n\n", msg->c_name);
+    sg_buf_printf(b, "} %s;\n", msg->c_name);
     for (size_t i = 0; i < msg->noneofs; i++) {
         const sg_oneof *o = &msg->oneofs[i];
-        sg_buf_printf(b, "/* Values of %s.%s_case. */\nenum {\n    %s_%s_NOT_SET = 0,\n",
-                      msg->c_name, o->name, msg->c_name, o->name);
+        sg_buf_printf(b, "enum { %s_%s_NOT_SET = 0", msg->c_name, o->name);
         for (size_t j = o->first; j < o->first + o->count; j++)
-            sg_buf_printf(b, "    %s_%s_%s = %u,\n", msg->c_name, o->name,
-                          msg->fields[j].name, msg->fields[j].number);
-        sg_buf_puts(b, "};\n\n");
+            sg_buf_printf(b, ", %s_%s_%s = %u", msg->c_name, o->name, msg->fields[j].name,
+                          msg->fields[j].number);
+        sg_buf_printf(b, " }; /* %s_case */\n", o->name);
     }
-    sg_buf_printf(b,
-                  "/* Every field at its default (zero unless the schema says). */\n"
-                  "#define %s_INIT %s\n",
-                  msg->c_name, message_init(m, msg));
-    sg_buf_printf(b, "#define %s_LAYOUT_HASH UINT64_C(0x%016llx)\n\n", msg->c_name,
+    sg_buf_printf(b, "#define %s_INIT %s\n", msg->c_name, message_init(m, msg));
+    sg_buf_printf(b, "#define %s_LAYOUT_HASH UINT64_C(0x%016llx)\n", msg->c_name,
                   (unsigned long long)msg->hash);
     emit_asserts(b, msg);
-    msg_tpl(
-        b,
-        "/* The layout descriptor of @N: pass it where shoal asks for a shoal_type. */\n"
-        "extern const shoal_type @T_type;\n"
-        "\n"
-        "/* Checks lengths and counts against their bounds, enum values and oneof "
-        "cases.\n"
-        " * Returns 0, or SHOAL_EINVALID_DATA with shoal_errdetail() naming the field. "
-        "*/\n"
-        "int @T_validate(const @T *m);\n\n",
-        msg);
+    sg_buf_printf(b, "SHOAL_GEN_FIXED(%s)\n", msg->c_name);
     emit_setters(b, msg);
-    msg_tpl(b, value_tpl, msg);
-    msg_tpl(b, array_tpl, msg);
-    msg_tpl(b, queue_tpl, msg);
-    msg_tpl(b, pipe_tpl, msg);
+    sg_buf_puts(b, "\n");
 }
 
 /* ---- header: encoded messages ---------------------------------------------------- */
 
-/* clang-format off */
-static const char *encoded_decl_tpl =
-    "/* The message is protoc-c's struct @P (see the .pb-c.h). */\n"
-    "typedef @P @T;\n"
-    "#define @T_INIT @U__INIT\n"
-    "\n"
-    "/* Checks the bounds the schema sets ((shoal.max_len), (shoal.max_count)) and enum\n"
-    " * values, in nested messages too. Returns 0 or SHOAL_EINVALID_DATA. */\n"
-    "int @T_validate(const @T *m);\n"
-    "/* Frees a message that @T_queue_get or @T_pipe_recv returned. */\n"
-    "void @T_free(@T *m);\n"
-    "\n"
-    "/* A queue of @N in variable-size slots: messages travel packed. */\n"
-    "typedef struct @T_queue @T_queue;\n"
-    "/* Opens or creates the queue; cfg->max_msg bounds a packed message (default\n"
-    " * SHOAL_GEN_MAX_MSG). With SHOAL_OPEN and no cfg, any variable-size queue opens. */\n"
-    "int @T_queue_open(@T_queue **out, const char *name, int mode,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr);\n"
-    "int @T_queue_close(@T_queue *q);\n"
-    "const char *@T_queue_name(const @T_queue *q);\n"
-    "/* Validates and packs m, then puts it. SHOAL_EMSGSIZE if it packs larger than\n"
-    " * max_msg. */\n"
-    "int @T_queue_put(@T_queue *q, const @T *m, shoal_duration timeout);\n"
-    "int @T_queue_try_put(@T_queue *q, const @T *m);\n"
-    "/* Gets and unpacks the next message into *out (free it with @T_free).\n"
-    " * SHOAL_EINVALID_DATA if it does not decode or validate (it is consumed). */\n"
-    "int @T_queue_get(@T_queue *q, @T **out, shoal_duration timeout);\n"
-    "int @T_queue_try_get(@T_queue *q, @T **out);\n"
-    "int @T_queue_shutdown(@T_queue *q);\n"
-    "int @T_queue_stats(@T_queue *q, shoal_queue_stats *st);\n"
-    "\n"
-    "/* A duplex pipe carrying @N, packed. */\n"
-    "typedef struct @T_pipe @T_pipe;\n"
-    "int @T_pipe_open(@T_pipe **out, const char *name, int end, int mode,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr);\n"
-    "int @T_pipe_pair(@T_pipe **end0, @T_pipe **end1, const char *name,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr);\n"
-    "int @T_pipe_close(@T_pipe *p);\n"
-    "const char *@T_pipe_name(const @T_pipe *p);\n"
-    "int @T_pipe_send(@T_pipe *p, const @T *m, shoal_duration timeout);\n"
-    "int @T_pipe_try_send(@T_pipe *p, const @T *m);\n"
-    "int @T_pipe_recv(@T_pipe *p, @T **out, shoal_duration timeout);\n"
-    "int @T_pipe_try_recv(@T_pipe *p, @T **out);\n"
-    "int @T_pipe_poll(@T_pipe *p, shoal_duration timeout);\n\n";
-/* clang-format on */
-
 static void emit_encoded_header(sg_buf *b, const sg_message *msg)
 {
-    sg_buf_printf(b, "/* ---- message %s: encoded (%s) ---- */\n\n", msg->full_name,
+    sg_buf_printf(b, "/* ---- message %s: encoded (%s) ---- */\n", msg->full_name,
                   msg->reason);
-    msg_tpl(b, encoded_decl_tpl, msg);
+    msg_tpl(b,
+            "typedef @P @T; /* protoc-c's struct */\n"
+            "#define @T_INIT @U__INIT\n"
+            "SHOAL_GEN_ENCODED_DECLARE(@T)\n\n",
+            msg);
 }
 
 /* ---- header ------------------------------------------------------------------------ */
@@ -892,46 +752,25 @@ static void emit_includes(sg_model *m, sg_buf *b, const sg_file *file)
         sg_buf_printf(b, "#include \"%s.pb-c.h\"\n", file->base);
 }
 
-/* clang-format off */
-static const char *common_defs =
-    "#ifndef SHOAL_GEN_ASSERT\n"
-    "#ifdef __cplusplus\n"
-    "#define SHOAL_GEN_ASSERT(cond, what) static_assert(cond, what)\n"
-    "#define SHOAL_GEN_ALIGNOF(type) alignof(type)\n"
-    "#else\n"
-    "#define SHOAL_GEN_ASSERT(cond, what) _Static_assert(cond, what)\n"
-    "#define SHOAL_GEN_ALIGNOF(type) _Alignof(type)\n"
-    "#endif\n"
-    "#endif\n"
-    "\n";
-/* clang-format on */
-
-/* clang-format off */
-static const char *encoded_defs =
-    "#ifndef SHOAL_GEN_MAX_MSG\n"
-    "/* Default largest packed message of an encoded queue or pipe, in bytes. */\n"
-    "#define SHOAL_GEN_MAX_MSG 4096\n"
-    "#endif\n"
-    "\n";
-/* clang-format on */
-
 static void emit_header(sg_model *m, const sg_file *file, sg_outputs *out)
 {
     sg_buf b = {0};
     const char *guard = guard_name(file);
-    sg_buf_printf(&b, "/* Generated by protoc-gen-shoal from %s. Do not edit. */\n",
+    sg_buf_printf(&b,
+                  "/* Generated by protoc-gen-shoal from %s. Do not edit.\n"
+                  " * The API of each message: shoal/typed.h. */\n",
                   file->name);
     sg_buf_printf(&b, "#ifndef %s\n#define %s\n\n", guard, guard);
-    sg_buf_puts(&b, "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n"
-                    "#include <string.h>\n");
     if (needs_math(file))
         sg_buf_puts(&b, "#include <math.h>\n");
-    sg_buf_puts(&b, "\n#include <shoal.h>\n\n");
+    sg_buf_puts(&b, "#include <shoal.h>\n#include <shoal/typed.h>\n");
     emit_includes(m, &b, file);
+    sg_buf_printf(&b,
+                  "\n#if SHOAL_GEN_ABI != %d\n"
+                  "#error \"%s.shoal.h was generated for another version of shoal: "
+                  "regenerate it\"\n#endif\n",
+                  SG_GEN_ABI, file->base);
     sg_buf_puts(&b, "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
-    sg_buf_puts(&b, common_defs);
-    if (file->has_encoded)
-        sg_buf_puts(&b, encoded_defs);
     for (size_t i = 0; i < file->nenums; i++)
         emit_enum(&b, file->enums[i]);
     size_t n;
@@ -960,10 +799,10 @@ static void emit_enum_names(sg_buf *b, const sg_enum *e)
         for (size_t j = 0; j < i; j++)
             dup |= e->values[j].number == e->values[i].number;
         if (!dup)
-            sg_buf_printf(b, "    case %d:\n        return \"%s\";\n",
-                          e->values[i].number, e->values[i].name);
+            sg_buf_printf(b, "    case %d: return \"%s\";\n", e->values[i].number,
+                          e->values[i].name);
     }
-    sg_buf_puts(b, "    default:\n        return NULL;\n    }\n}\n\n");
+    sg_buf_puts(b, "    default: return NULL;\n    }\n}\n");
 }
 
 static void field_entry(sg_buf *b, const sg_field *f, uint32_t offset)
@@ -984,7 +823,7 @@ static void emit_descriptor(sg_buf *b, const sg_message *msg)
         sg_buf_printf(b, "};\n");
         sg_buf_printf(b,
                       "static const shoal_type %s_%s_union = {\"%s\", "
-                      "UINT64_C(0x%016llx), %u, %u, 0, %zu, %s_%s_members};\n\n",
+                      "UINT64_C(0x%016llx), %u, %u, 0, %zu, %s_%s_members};\n",
                       msg->c_name, o->name, o->name, (unsigned long long)o->hash, o->size,
                       o->union_align > 4 ? o->union_align : 4, o->count, msg->c_name,
                       o->name);
@@ -1009,9 +848,43 @@ static void emit_descriptor(sg_buf *b, const sg_message *msg)
     }
     sg_buf_printf(b,
                   "const shoal_type %s_type = {\"%s\", UINT64_C(0x%016llx), %u, %u, 0, "
-                  "%zu, %s};\n\n",
+                  "%zu, %s};\n",
                   msg->c_name, msg->full_name, (unsigned long long)msg->hash, msg->size,
                   msg->align, n, n ? sg_printf("%s_fields", msg->c_name) : "NULL");
+}
+
+/* ---- source: the protobuf form of fixed messages ------------------------------------
+ */
+
+/* The table shoal_pb_encode and shoal_pb_decode read (shoal/typed.h). */
+static void emit_pb_table(sg_buf *b, const sg_message *msg)
+{
+    const char *T = msg->c_name;
+    size_t n = 0;
+    sg_buf_printf(b, "static const %s %s_pb_init = %s_INIT;\n", T, T, T);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        if (!n++)
+            sg_buf_printf(b, "static const shoal_pb_field %s_pb_fields[] = {\n", T);
+        sg_pb_info pi = sg_pb_info_of(msg, i);
+        const char *flags = pi.oneof      ? "SHOAL_PB_ONEOF"
+                            : pi.has      ? "SHOAL_PB_HAS"
+                            : pi.packed   ? "SHOAL_PB_REPEATED | SHOAL_PB_PACKED"
+                            : pi.repeated ? "SHOAL_PB_REPEATED"
+                                          : "0";
+        sg_buf_printf(b, "    {%u, %d, %s, %u, %u, %u, %u, %u, %u, %s, \"%s\"},\n",
+                      f->number, f->proto_type, flags, f->offset, pi.has_offset,
+                      f->elem_size, f->items_offset, f->max_len,
+                      f->repeated ? f->max_count : 0,
+                      f->msg ? sg_printf("&%s_pb", f->msg->c_name) : "NULL", f->name);
+    }
+    if (n)
+        sg_buf_puts(b, "};\n");
+    sg_buf_printf(
+        b, "const shoal_pb_message %s_pb = {\"%s\", %u, &%s_pb_init, %zu, %s};\n", T,
+        msg->full_name, msg->size, T, n, n ? sg_printf("%s_pb_fields", T) : "NULL");
 }
 
 /* ---- source: validation of fixed messages ---------------------------------------- */
@@ -1037,6 +910,13 @@ static void check_elem(sg_buf *b, const sg_message *msg, const sg_field *f, cons
                       "return shoal_invalid(\"%s.%s: length %%u over max_len %u\", "
                       "(unsigned)%s.len);\n",
                       N, f->name, f->max_len, x);
+        if (f->kind == SG_BYTES)
+            break;
+        indent(b, ind); /* protobuf's strings are UTF-8 */
+        sg_buf_printf(b, "if (!shoal_utf8_valid(%s.data, %s.len))\n", x, x);
+        indent(b, ind + 1);
+        sg_buf_printf(b, "return shoal_invalid(\"%s.%s: the string is not UTF-8\");\n", N,
+                      f->name);
         break;
     case SG_ENUM:
         sg_buf_printf(b, "if (!%s_is_valid(%s))\n", f->enm->c_name, x);
@@ -1046,7 +926,7 @@ static void check_elem(sg_buf *b, const sg_message *msg, const sg_field *f, cons
             f->name, f->enm->full_name, x);
         break;
     case SG_BOOL:
-        sg_buf_printf(b, "if (shoal_gen_bad_bool_(&%s))\n", x);
+        sg_buf_printf(b, "if (shoal_gen_bad_bool(&%s))\n", x);
         indent(b, ind + 1);
         sg_buf_printf(b,
                       "return shoal_invalid(\"%s.%s: a bool holds neither 0 nor 1\");\n",
@@ -1102,6 +982,14 @@ static void emit_validate(sg_buf *b, const sg_message *msg)
     sg_buf_puts(b, "    (void)m;\n");
     for (size_t i = 0; i < msg->nfields; i++) {
         const sg_field *f = &msg->fields[i];
+        if (f->oneof < 0 && i > 0 && msg->fields[i - 1].is_has_flag &&
+            f->kind == SG_ENUM) {
+            /* an absent enum may hold anything: zeros are no value of some enums */
+            sg_buf_printf(b, "    if (m->%s) {\n", msg->fields[i - 1].c_name);
+            check_member(b, msg, f, sg_printf("m->%s", f->c_name), 2);
+            sg_buf_puts(b, "    }\n");
+            continue;
+        }
         if (f->oneof < 0) {
             check_member(b, msg, f, sg_printf("m->%s", f->c_name), 1);
             continue;
@@ -1130,319 +1018,11 @@ static void emit_validate(sg_buf *b, const sg_message *msg)
 /* Static helpers every .shoal.c with encoded messages carries: packing into a queue or
  * pipe, unpacking out of it, and checking the schema's bounds on protoc-c's structs
  * generically through their descriptors. */
-/* clang-format off */
-static const char *bound_type =
-    "/* (shoal.max_len) and (shoal.max_count) of protoc-c's message fields. */\n"
-    "typedef struct shoal_gen_bound_ {\n"
-    "    const ProtobufCMessageDescriptor *desc;\n"
-    "    uint32_t number, max_len, max_count;\n"
-    "} shoal_gen_bound_;\n"
-    "\n";
-/* clang-format on */
-
-/* clang-format off */
-static const char *encoded_helpers =
-    "static int shoal_gen_bound_find_(const ProtobufCMessageDescriptor *d, uint32_t number,\n"
-    "                                 const shoal_gen_bound_ **out)\n"
-    "{\n"
-    "    size_t n = sizeof(shoal_gen_bounds_) / sizeof(shoal_gen_bounds_[0]);\n"
-    "    *out = NULL;\n"
-    "    for (size_t i = 0; i < n; i++)\n"
-    "        if (shoal_gen_bounds_[i].desc == d && shoal_gen_bounds_[i].number == number)\n"
-    "            *out = &shoal_gen_bounds_[i];\n"
-    "    return *out != NULL;\n"
-    "}\n"
-    "\n"
-    "/* Whether field f of m is present (repeated fields: *n elements at *elems). */\n"
-    "static int shoal_gen_present_(const ProtobufCMessage *m,\n"
-    "                              const ProtobufCFieldDescriptor *f, size_t *n,\n"
-    "                              const void **elems)\n"
-    "{\n"
-    "    const char *base = (const char *)m;\n"
-    "    if (f->label == PROTOBUF_C_LABEL_REPEATED) {\n"
-    "        memcpy(n, base + f->quantifier_offset, sizeof(*n));\n"
-    "        memcpy((void *)elems, base + f->offset, sizeof(*elems));\n"
-    "        return *n > 0;\n"
-    "    }\n"
-    "    *n = 1;\n"
-    "    *elems = base + f->offset;\n"
-    "    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {\n"
-    "        uint32_t which;\n"
-    "        memcpy(&which, base + f->quantifier_offset, sizeof(which));\n"
-    "        return which == f->id;\n"
-    "    }\n"
-    "    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset) {\n"
-    "        protobuf_c_boolean has;\n"
-    "        memcpy(&has, base + f->quantifier_offset, sizeof(has));\n"
-    "        return has != 0;\n"
-    "    }\n"
-    "    return 1;\n"
-    "}\n"
-    "\n"
-    "static int shoal_gen_check_(const ProtobufCMessage *m, int depth);\n"
-    "\n"
-    "static int shoal_gen_check_len_(const ProtobufCMessageDescriptor *d,\n"
-    "                                const ProtobufCFieldDescriptor *f,\n"
-    "                                const shoal_gen_bound_ *bd, size_t n)\n"
-    "{\n"
-    "    if (bd && bd->max_len && n > bd->max_len)\n"
-    "        return shoal_invalid(\"%s.%s: length %zu over max_len %u\", d->name, f->name, n,\n"
-    "                             (unsigned)bd->max_len);\n"
-    "    return 0;\n"
-    "}\n"
-    "\n"
-    "static int shoal_gen_check_elem_(const ProtobufCMessageDescriptor *d,\n"
-    "                                 const ProtobufCFieldDescriptor *f,\n"
-    "                                 const shoal_gen_bound_ *bd, const void *elems,\n"
-    "                                 size_t i, int depth)\n"
-    "{\n"
-    "    const ProtobufCEnumDescriptor *ed;\n"
-    "    const char *s;\n"
-    "    const ProtobufCMessage *sub;\n"
-    "    switch (f->type) {\n"
-    "    case PROTOBUF_C_TYPE_ENUM:\n"
-    "        ed = (const ProtobufCEnumDescriptor *)f->descriptor;\n"
-    "        if (!protobuf_c_enum_descriptor_get_value(ed, ((const int *)elems)[i]))\n"
-    "            return shoal_invalid(\"%s.%s: %d is not a value of %s\", d->name, f->name,\n"
-    "                                 ((const int *)elems)[i], ed->name);\n"
-    "        return 0;\n"
-    "    case PROTOBUF_C_TYPE_STRING:\n"
-    "        s = ((char *const *)elems)[i];\n"
-    "        return shoal_gen_check_len_(d, f, bd, s ? strlen(s) : 0);\n"
-    "    case PROTOBUF_C_TYPE_BYTES:\n"
-    "        return shoal_gen_check_len_(d, f, bd, ((const ProtobufCBinaryData *)elems)[i].len);\n"
-    "    case PROTOBUF_C_TYPE_MESSAGE:\n"
-    "        sub = ((ProtobufCMessage *const *)elems)[i];\n"
-    "        return sub ? shoal_gen_check_(sub, depth + 1) : 0;\n"
-    "    default:\n"
-    "        return 0;\n"
-    "    }\n"
-    "}\n"
-    "\n"
-    "static int shoal_gen_check_(const ProtobufCMessage *m, int depth)\n"
-    "{\n"
-    "    const ProtobufCMessageDescriptor *d = m->descriptor;\n"
-    "    if (depth > 100)\n"
-    "        return shoal_invalid(\"%s: nested more than 100 deep\", d->name);\n"
-    "    for (unsigned k = 0; k < d->n_fields; k++) {\n"
-    "        const ProtobufCFieldDescriptor *f = &d->fields[k];\n"
-    "        const shoal_gen_bound_ *bd;\n"
-    "        size_t n = 0;\n"
-    "        const void *elems = NULL;\n"
-    "        shoal_gen_bound_find_(d, f->id, &bd);\n"
-    "        if (!shoal_gen_present_(m, f, &n, &elems))\n"
-    "            continue;\n"
-    "        if (bd && bd->max_count && n > bd->max_count)\n"
-    "            return shoal_invalid(\"%s.%s: count %zu over max_count %u\", d->name, f->name,\n"
-    "                                 n, (unsigned)bd->max_count);\n"
-    "        for (size_t i = 0; i < n; i++) {\n"
-    "            int rc = shoal_gen_check_elem_(d, f, bd, elems, i, depth);\n"
-    "            if (rc)\n"
-    "                return rc;\n"
-    "        }\n"
-    "    }\n"
-    "    return 0;\n"
-    "}\n"
-    "\n"
-    "static int shoal_gen_send_(shoal_queue *q, shoal_pipe *p, const ProtobufCMessage *m,\n"
-    "                           shoal_duration timeout)\n"
-    "{\n"
-    "    unsigned char stack[1024];\n"
-    "    int rc = shoal_gen_check_(m, 0);\n"
-    "    if (rc)\n"
-    "        return rc;\n"
-    "    size_t n = protobuf_c_message_get_packed_size(m);\n"
-    "    unsigned char *buf = n <= sizeof(stack) ? stack : (unsigned char *)malloc(n);\n"
-    "    if (!buf)\n"
-    "        return SHOAL_ENOMEM;\n"
-    "    protobuf_c_message_pack(m, buf);\n"
-    "    if (q)\n"
-    "        rc = shoal_queue_put(q, buf, n, timeout);\n"
-    "    else\n"
-    "        rc = shoal_pipe_send(p, buf, n, timeout);\n"
-    "    if (buf != stack)\n"
-    "        free(buf);\n"
-    "    return rc;\n"
-    "}\n"
-    "\n"
-    "static int shoal_gen_unpack_(const ProtobufCMessageDescriptor *d, const void *data,\n"
-    "                             size_t len, ProtobufCMessage **out)\n"
-    "{\n"
-    "    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, (const uint8_t *)data);\n"
-    "    if (!m)\n"
-    "        return shoal_invalid(\"%s: a message of %zu bytes does not decode\", d->name, len);\n"
-    "    int rc = shoal_gen_check_(m, 0);\n"
-    "    if (rc) {\n"
-    "        protobuf_c_message_free_unpacked(m, NULL);\n"
-    "        return rc;\n"
-    "    }\n"
-    "    *out = m;\n"
-    "    return 0;\n"
-    "}\n"
-    "\n"
-    "static int shoal_gen_queue_get_(shoal_queue *q, const ProtobufCMessageDescriptor *d,\n"
-    "                                ProtobufCMessage **out, shoal_duration timeout)\n"
-    "{\n"
-    "    const void *data = NULL;\n"
-    "    size_t len = 0;\n"
-    "    *out = NULL;\n"
-    "    int rc = shoal_queue_peek(q, &data, &len, timeout);\n"
-    "    if (rc)\n"
-    "        return rc;\n"
-    "    rc = shoal_gen_unpack_(d, data, len, out);\n"
-    "    shoal_queue_release(q, data);\n"
-    "    return rc;\n"
-    "}\n"
-    "\n"
-    "static int shoal_gen_pipe_recv_(shoal_pipe *p, const ProtobufCMessageDescriptor *d,\n"
-    "                                ProtobufCMessage **out, shoal_duration timeout)\n"
-    "{\n"
-    "    unsigned char stack[1024], *buf = stack;\n"
-    "    size_t len = 0;\n"
-    "    *out = NULL;\n"
-    "    int rc = shoal_pipe_recv(p, stack, sizeof(stack), &len, timeout);\n"
-    "    if (rc == SHOAL_EMSGSIZE && len > sizeof(stack)) {\n"
-    "        if (!(buf = (unsigned char *)malloc(len)))\n"
-    "            return SHOAL_ENOMEM;\n"
-    "        rc = shoal_pipe_recv(p, buf, len, &len, SHOAL_NOWAIT);\n"
-    "    }\n"
-    "    if (rc == 0)\n"
-    "        rc = shoal_gen_unpack_(d, buf, len, out);\n"
-    "    if (buf != stack)\n"
-    "        free(buf);\n"
-    "    return rc;\n"
-    "}\n"
-    "\n"
-    "/* A variable-size channel; when creating, max_msg defaults to SHOAL_GEN_MAX_MSG. */\n"
-    "static shoal_queue_config shoal_gen_config_(const shoal_queue_config *cfg, int mode)\n"
-    "{\n"
-    "    shoal_queue_config c;\n"
-    "    memset(&c, 0, sizeof(c));\n"
-    "    if (cfg)\n"
-    "        c = *cfg;\n"
-    "    c.type = NULL;\n"
-    "    if (!c.max_msg && mode != SHOAL_OPEN)\n"
-    "        c.max_msg = SHOAL_GEN_MAX_MSG;\n"
-    "    return c;\n"
-    "}\n"
-    "\n";
-/* clang-format on */
-
-/* clang-format off */
-static const char *encoded_def_tpl =
-    "/* ---- @N (encoded) ---- */\n"
-    "\n"
-    "int @T_validate(const @T *m)\n"
-    "{\n"
-    "    return shoal_gen_check_(&m->base, 0);\n"
-    "}\n"
-    "void @T_free(@T *m)\n"
-    "{\n"
-    "    if (m)\n"
-    "        protobuf_c_message_free_unpacked(&m->base, NULL);\n"
-    "}\n"
-    "int @T_queue_open(@T_queue **out, const char *name, int mode,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_queue_config c = shoal_gen_config_(cfg, mode);\n"
-    "    shoal_queue *q = NULL;\n"
-    "    int rc = shoal_queue_open(&q, name, mode, cfg || mode != SHOAL_OPEN ? &c : NULL, attr);\n"
-    "    *out = (@T_queue *)q;\n"
-    "    return rc;\n"
-    "}\n"
-    "int @T_queue_close(@T_queue *q)\n"
-    "{\n"
-    "    return shoal_queue_close((shoal_queue *)q);\n"
-    "}\n"
-    "const char *@T_queue_name(const @T_queue *q)\n"
-    "{\n"
-    "    return shoal_queue_name((const shoal_queue *)q);\n"
-    "}\n"
-    "int @T_queue_put(@T_queue *q, const @T *m, shoal_duration timeout)\n"
-    "{\n"
-    "    return shoal_gen_send_((shoal_queue *)q, NULL, &m->base, timeout);\n"
-    "}\n"
-    "int @T_queue_try_put(@T_queue *q, const @T *m)\n"
-    "{\n"
-    "    return @T_queue_put(q, m, SHOAL_NOWAIT);\n"
-    "}\n"
-    "int @T_queue_get(@T_queue *q, @T **out, shoal_duration timeout)\n"
-    "{\n"
-    "    ProtobufCMessage *m = NULL;\n"
-    "    int rc = shoal_gen_queue_get_((shoal_queue *)q, &@D__descriptor, &m, timeout);\n"
-    "    *out = (@T *)m;\n"
-    "    return rc;\n"
-    "}\n"
-    "int @T_queue_try_get(@T_queue *q, @T **out)\n"
-    "{\n"
-    "    return @T_queue_get(q, out, SHOAL_NOWAIT);\n"
-    "}\n"
-    "int @T_queue_shutdown(@T_queue *q)\n"
-    "{\n"
-    "    return shoal_queue_shutdown((shoal_queue *)q);\n"
-    "}\n"
-    "int @T_queue_stats(@T_queue *q, shoal_queue_stats *st)\n"
-    "{\n"
-    "    return shoal_queue_stats_get((shoal_queue *)q, st);\n"
-    "}\n"
-    "int @T_pipe_open(@T_pipe **out, const char *name, int end, int mode,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_queue_config c = shoal_gen_config_(cfg, mode);\n"
-    "    shoal_pipe *p = NULL;\n"
-    "    int rc = shoal_pipe_open(&p, name, end, mode, cfg || mode != SHOAL_OPEN ? &c : NULL,\n"
-    "        attr);\n"
-    "    *out = (@T_pipe *)p;\n"
-    "    return rc;\n"
-    "}\n"
-    "int @T_pipe_pair(@T_pipe **end0, @T_pipe **end1, const char *name,\n"
-    "        const shoal_queue_config *cfg, const shoal_attr *attr)\n"
-    "{\n"
-    "    shoal_queue_config c = shoal_gen_config_(cfg, SHOAL_CREATE);\n"
-    "    shoal_pipe *p0 = NULL, *p1 = NULL;\n"
-    "    int rc = shoal_pipe_pair(&p0, &p1, name, &c, attr);\n"
-    "    *end0 = (@T_pipe *)p0;\n"
-    "    *end1 = (@T_pipe *)p1;\n"
-    "    return rc;\n"
-    "}\n"
-    "int @T_pipe_close(@T_pipe *p)\n"
-    "{\n"
-    "    return shoal_pipe_close((shoal_pipe *)p);\n"
-    "}\n"
-    "const char *@T_pipe_name(const @T_pipe *p)\n"
-    "{\n"
-    "    return shoal_pipe_name((const shoal_pipe *)p);\n"
-    "}\n"
-    "int @T_pipe_send(@T_pipe *p, const @T *m, shoal_duration timeout)\n"
-    "{\n"
-    "    return shoal_gen_send_(NULL, (shoal_pipe *)p, &m->base, timeout);\n"
-    "}\n"
-    "int @T_pipe_try_send(@T_pipe *p, const @T *m)\n"
-    "{\n"
-    "    return @T_pipe_send(p, m, SHOAL_NOWAIT);\n"
-    "}\n"
-    "int @T_pipe_recv(@T_pipe *p, @T **out, shoal_duration timeout)\n"
-    "{\n"
-    "    ProtobufCMessage *m = NULL;\n"
-    "    int rc = shoal_gen_pipe_recv_((shoal_pipe *)p, &@D__descriptor, &m, timeout);\n"
-    "    *out = (@T *)m;\n"
-    "    return rc;\n"
-    "}\n"
-    "int @T_pipe_try_recv(@T_pipe *p, @T **out)\n"
-    "{\n"
-    "    return @T_pipe_recv(p, out, SHOAL_NOWAIT);\n"
-    "}\n"
-    "int @T_pipe_poll(@T_pipe *p, shoal_duration timeout)\n"
-    "{\n"
-    "    return shoal_pipe_poll((shoal_pipe *)p, timeout);\n"
-    "}\n\n";
-/* clang-format on */
-
 /* The bounds of every message protoc-c's code of this file can reach. */
 static void emit_bounds(sg_buf *b, const sg_model *m)
 {
     size_t n = 0;
-    sg_buf_puts(b, "static const shoal_gen_bound_ shoal_gen_bounds_[] = {\n");
+    sg_buf_puts(b, "static const shoal_pb_bound shoal_gen_bound_v_[] = {\n");
     for (size_t i = 0; i < m->nmessages; i++) {
         const sg_message *msg = m->messages[i];
         if (!msg->needs_pbc)
@@ -1451,14 +1031,18 @@ static void emit_bounds(sg_buf *b, const sg_model *m)
             const sg_field *f = &msg->fields[j];
             if (!f->max_len && !f->max_count)
                 continue;
-            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u},\n", msg->pbc_lower,
-                          f->number, f->max_len, f->max_count);
+            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u},\n",
+                          sg_pbc_lower(msg->full_name), f->number, f->max_len,
+                          f->max_count);
             n++;
         }
     }
     if (!n) /* keep the array non-empty for C */
         sg_buf_puts(b, "    {NULL, 0, 0, 0},\n");
-    sg_buf_puts(b, "};\n\n");
+    sg_buf_printf(b,
+                  "};\nstatic const shoal_pb_bounds shoal_gen_bounds_ = "
+                  "{shoal_gen_bound_v_, %zu};\n\n",
+                  n);
 }
 
 static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
@@ -1467,41 +1051,32 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
     sg_buf_printf(&b, "/* Generated by protoc-gen-shoal from %s. Do not edit. */\n",
                   file->name);
     if (file->needs_pbc)
-        sg_buf_puts(&b, "#include <stdlib.h>\n\n");
+        sg_buf_puts(&b,
+                    "/* protoc-c's code below names deprecated fields: it must see no\n"
+                    " * deprecation attributes, even through the header. */\n"
+                    "#ifndef PROTOBUF_C__NO_DEPRECATED\n"
+                    "#define PROTOBUF_C__NO_DEPRECATED\n#endif\n");
     sg_buf_printf(&b, "#include \"%s.shoal.h\"\n", file->base);
     if (file->needs_pbc)
-        sg_buf_printf(&b,
-                      "\n/* protoc-c's code for the encoded messages. */\n"
-                      "#include \"%s.pb-c.c\"\n",
-                      file->base);
+        sg_buf_printf(&b, "#include \"%s.pb-c.c\" /* protoc-c's code */\n", file->base);
     sg_buf_puts(&b, "\n");
     for (size_t i = 0; i < file->nenums; i++)
         emit_enum_names(&b, file->enums[i]);
-    bool bools = false;
-    for (size_t i = 0; i < file->nmessages; i++) {
-        const sg_message *msg = file->messages[i];
-        for (size_t j = 0; emitted(msg) && !msg->encoded && j < msg->nfields; j++)
-            bools |= msg->fields[j].kind == SG_BOOL;
-    }
-    if (bools)
-        sg_buf_puts(
-            &b, "/* A bool written by another language may hold any byte. */\n"
-                "static int shoal_gen_bad_bool_(const bool *p)\n{\n"
-                "    unsigned char c;\n    memcpy(&c, p, 1);\n    return c > 1;\n}\n\n");
-    if (file->has_encoded) {
-        sg_buf_puts(&b, bound_type);
+    if (file->has_encoded)
         emit_bounds(&b, m);
-        sg_buf_puts(&b, encoded_helpers);
-    }
     for (size_t i = 0; i < file->nmessages; i++) {
         const sg_message *msg = file->messages[i];
         if (!emitted(msg))
             continue;
         if (msg->encoded) {
-            msg_tpl(&b, encoded_def_tpl, msg);
+            sg_buf_printf(&b,
+                          "SHOAL_GEN_ENCODED_DEFINE(%s, %s__descriptor, "
+                          "shoal_gen_bounds_)\n",
+                          msg->c_name, sg_pbc_lower(msg->full_name));
         } else {
-            sg_buf_printf(&b, "/* ---- %s: %s ---- */\n\n", msg->full_name, msg->canon);
+            sg_buf_printf(&b, "/* %s */\n", msg->canon);
             emit_descriptor(&b, msg);
+            emit_pb_table(&b, msg);
             emit_validate(&b, msg);
         }
     }
@@ -1511,6 +1086,11 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
 int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out)
 {
     (void)p;
+    check_pbc_files(m);
+    check_pbc_members(m);
+    check_c_names(m);
+    if (m->nerrors)
+        return -1;
     for (size_t i = 0; i < m->nfiles; i++) {
         const sg_file *f = m->files[i];
         if (!f->generate)

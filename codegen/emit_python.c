@@ -67,11 +67,23 @@ static bool py_reserved(const char *s)
         "Queue",
         "Value",
         "Array",
+        /* attributes ctypes gives a meaning */
+        "_fields_",
+        "_pack_",
+        "_align_",
+        "_anonymous_",
+        "_layout_",
+        "_swappedbytes_",
+        "_objects",
+        "_b_base_",
+        "_b_needsfree_",
+        "_type_",
+        "_length_",
     };
     for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
         if (!strcmp(s, kw[i]))
             return true;
-    return false;
+    return !strncmp(s, "_shoal_", 7) || !strncmp(s, "__", 2); /* the base class's */
 }
 
 /* The attribute name of a field (a keyword gets a '_' appended). */
@@ -423,6 +435,8 @@ static void check_elem(sg_buf *b, const sg_file *file, const sg_message *msg,
         line(b, ind, "if %s.len > %u:", x, f->max_len);
         line(b, ind + 1, "_g.invalid(\"%s.%s: length %%d over max_len %u\", %s.len)", N,
              f->name, f->max_len, x);
+        if (f->kind == SG_STRING) /* as the C validator, and protobuf */
+            line(b, ind, "_g.check_utf8(%s, \"%s.%s\")", x, N, f->name);
         break;
     case SG_ENUM: {
         const char *set =
@@ -475,6 +489,13 @@ static void emit_validate(sg_buf *b, const sg_file *file, const sg_message *msg)
     sg_buf body = {0};
     for (size_t i = 0; i < msg->nfields; i++) {
         const sg_field *f = &msg->fields[i];
+        if (f->oneof < 0 && i > 0 && msg->fields[i - 1].is_has_flag &&
+            f->kind == SG_ENUM) {
+            /* an absent enum may hold anything: zeros are no value of some enums */
+            line(&body, 2, "if self.%s:", raw_name(msg, i - 1));
+            check_member(&body, file, msg, f, sg_printf("self.%s", raw_name(msg, i)), 3);
+            continue;
+        }
         if (f->oneof < 0) {
             check_member(&body, file, msg, f, sg_printf("self.%s", raw_name(msg, i)), 2);
             continue;
@@ -535,6 +556,29 @@ static void emit_finish(sg_buf *b, const sg_file *file, const sg_message *msg)
     sg_buf_puts(b, "))\n\n\n");
 }
 
+/* The protobuf form's table (shoal._gen.pb; the C emitter writes the same one). */
+static void emit_pb_table(sg_buf *b, const sg_file *file, const sg_message *msg)
+{
+    sg_buf_printf(b, "_g.pb(%s, (\n", msg->c_name);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        sg_pb_info pi = sg_pb_info_of(msg, i);
+        const char *flags = pi.oneof      ? "_g.PB_ONEOF"
+                            : pi.has      ? "_g.PB_HAS"
+                            : pi.packed   ? "_g.PB_REPEATED | _g.PB_PACKED"
+                            : pi.repeated ? "_g.PB_REPEATED"
+                                          : "0";
+        sg_buf_printf(b, "    (%u, %d, %s, %u, %u, %u, %u, %u, %u, %s, \"%s\"),\n",
+                      f->number, f->proto_type, flags, f->offset, pi.has_offset,
+                      f->elem_size, f->items_offset, f->max_len,
+                      f->repeated ? f->max_count : 0,
+                      f->msg ? msg_ref(file, f->msg) : "None", f->name);
+    }
+    sg_buf_puts(b, "))\n\n\n");
+}
+
 static void emit_message(sg_buf *b, const sg_file *file, const sg_message *msg)
 {
     for (size_t i = 0; i < msg->noneofs; i++)
@@ -549,6 +593,85 @@ static void emit_message(sg_buf *b, const sg_file *file, const sg_message *msg)
     emit_validate(b, file, msg);
     sg_buf_puts(b, "\n\n");
     emit_finish(b, file, msg);
+    emit_pb_table(b, file, msg);
+}
+
+/* ---- names ---------------------------------------------------------------------- */
+
+typedef struct py_name_use {
+    const char *name;
+    const char *what; /* "field x", "oneof o" */
+} py_name_use;
+
+static void use(py_name_use *u, size_t *n, const char *name, const char *what)
+{
+    u[(*n)++] = (py_name_use){name, what};
+}
+
+/* Reports two uses of one name in one namespace; `ctx` names the namespace. */
+static void report_clashes(sg_model *m, const char *ctx, const py_name_use *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(u[i].name, u[j].name)) {
+                sg_error(m, "%s, %s: its Python attribute %s is also that of %s", ctx,
+                         u[i].what, u[i].name, u[j].what);
+                break;
+            }
+}
+
+/* The attributes of a message's class (members and properties) are distinct. */
+static void check_attributes(sg_model *m, const sg_message *msg)
+{
+    py_name_use *u = sg_alloc(sizeof(*u) * (2 * msg->nfields + 2 * msg->noneofs + 1));
+    size_t n = 0;
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        const char *what = sg_printf("field %s", f->name);
+        if (f->oneof >= 0) {
+            const sg_oneof *o = &msg->oneofs[f->oneof];
+            if (i == o->first) {
+                const char *ow = sg_printf("oneof %s", o->name);
+                use(u, &n, sg_printf("%s_case", o->name), ow);
+                use(u, &n, sg_printf("_r_%s", o->name), ow);
+            }
+            use(u, &n, py_name(f->name), what);
+            continue;
+        }
+        use(u, &n, raw_name(msg, i), what);
+        if (converted(msg, i))
+            use(u, &n, py_name(f->name), what);
+    }
+    report_clashes(m, sg_printf("%s: message %s", msg->file->name, msg->full_name), u, n);
+}
+
+/* The module's names (classes and their helpers) are distinct. */
+static void check_py_names(sg_model *m, const sg_file *file)
+{
+    size_t cap = 2 * file->nenums + 1;
+    for (size_t i = 0; i < file->nmessages; i++)
+        cap += 1 + 2 * file->messages[i]->noneofs;
+    py_name_use *u = sg_alloc(sizeof(*u) * cap);
+    size_t n = 0;
+    for (size_t i = 0; i < file->nenums; i++) {
+        const sg_enum *e = file->enums[i];
+        const char *what = sg_printf("enum %s", e->full_name);
+        use(u, &n, e->c_name, what);
+        use(u, &n, sg_printf("_V_%s", e->c_name), what);
+    }
+    for (size_t i = 0; i < file->nmessages; i++) {
+        const sg_message *msg = file->messages[i];
+        if (msg->encoded || msg->is_map_entry || msg->failed)
+            continue;
+        const char *what = sg_printf("message %s", msg->full_name);
+        use(u, &n, msg->c_name, what);
+        for (size_t k = 0; k < msg->noneofs; k++) {
+            use(u, &n, sg_printf("_%s_%s", msg->c_name, msg->oneofs[k].name), what);
+            use(u, &n, sg_printf("_U_%s_%s", msg->c_name, msg->oneofs[k].name), what);
+        }
+        check_attributes(m, msg);
+    }
+    report_clashes(m, sg_printf("%s: module %s", file->name, module_of(file)), u, n);
 }
 
 /* ---- files ---------------------------------------------------------------------- */
@@ -588,7 +711,7 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
                   "C structs.\"\"\"\n\n"
                   "import ctypes as _c\nimport enum as _enum\n\n"
                   "from shoal import _gen as _g\nfrom shoal import types as _t\n\n"
-                  "_g.require(1)\n",
+                  "_g.require(2)\n",
                   file->name, file->name);
     sg_buf imports = {0};
     emit_imports(m, &imports, file);
@@ -627,6 +750,11 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
 int sg_emit_python(sg_model *m, const sg_params *p, sg_outputs *out)
 {
     (void)p;
+    for (size_t i = 0; i < m->nfiles; i++)
+        if (m->files[i]->generate)
+            check_py_names(m, m->files[i]);
+    if (m->nerrors)
+        return -1;
     for (size_t i = 0; i < m->nfiles; i++)
         if (m->files[i]->generate)
             emit_file(m, m->files[i], out);

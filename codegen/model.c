@@ -138,7 +138,9 @@ static enum sg_kind kind_of(int type)
     }
 }
 
-static uint32_t round_up(uint32_t n, uint32_t a)
+/* In 64 bits: a bound near UINT32_MAX must not wrap (the result is checked against
+ * SG_MAX_SIZE before it is stored in 32 bits). */
+static uint64_t round_up(uint64_t n, uint64_t a)
 {
     return (n + a - 1) / a * a;
 }
@@ -151,7 +153,6 @@ static void add_enum(sg_model *m, sg_file *file, const sg_enum_proto *ep,
     sg_enum *e = sg_alloc(sizeof(*e));
     e->full_name = *scope ? sg_printf("%s.%s", scope, ep->name) : sg_strdup(ep->name);
     e->c_name = sg_printf("%s%s", c_scope, ep->name);
-    e->pbc_type = sg_pbc_type(e->full_name);
     e->file = file;
     e->nvalues = ep->n_value;
     e->values = sg_alloc(sizeof(*e->values) * (ep->n_value ? ep->n_value : 1));
@@ -174,9 +175,6 @@ static void add_message(sg_model *m, sg_file *file, const sg_message_proto *mp,
     msg->full_name = *scope ? sg_printf("%s.%s", scope, mp->name) : sg_strdup(mp->name);
     msg->name = mp->name;
     msg->c_name = sg_printf("%s%s", c_scope, mp->name);
-    msg->pbc_type = sg_pbc_type(msg->full_name);
-    msg->pbc_lower = sg_pbc_lower(msg->full_name);
-    msg->pbc_upper = sg_pbc_upper(msg->full_name);
     msg->file = file;
     msg->parent = parent;
     msg->proto = mp;
@@ -479,13 +477,14 @@ static const char *own_reason(sg_model *m, sg_message *msg)
 }
 
 /* Spreads "encoded" to every message holding an encoded one. Returns whether anything
- * changed. */
+ * changed. Messages with (shoal.fixed) never become encoded: check_fixed reports
+ * their fields once the spreading is done. */
 static bool propagate(sg_model *m, const bool *relevant)
 {
     bool changed = false;
     for (size_t i = 0; i < m->nmessages; i++) {
         sg_message *msg = m->messages[i];
-        if (!relevant[i] || msg->encoded || msg->failed)
+        if (!relevant[i] || msg->encoded || msg->failed || msg->mode == SG_FIXED)
             continue;
         for (size_t j = 0; j < msg->nfields; j++) {
             sg_field *f = &msg->fields[j];
@@ -493,12 +492,6 @@ static bool propagate(sg_model *m, const bool *relevant)
                 continue;
             if (f->msg->failed) {
                 msg->failed = true; /* already reported where it happened */
-            } else if (msg->mode == SG_FIXED) {
-                sg_error(m,
-                         "%smessage %s is encoded (%s), so it cannot be part of the "
-                         "fixed layout (shoal.fixed) requires",
-                         field_ctx(msg, f), f->msg->full_name, f->msg->reason);
-                msg->failed = true;
             } else {
                 msg->encoded = true;
                 msg->reason = sg_printf("field %s holds the encoded message %s", f->name,
@@ -509,6 +502,28 @@ static bool propagate(sg_model *m, const bool *relevant)
         }
     }
     return changed;
+}
+
+/* Reports every field of a (shoal.fixed) message that holds an encoded message (all
+ * of them, beside the errors own_reason found). */
+static void check_fixed(sg_model *m, const bool *relevant)
+{
+    for (size_t i = 0; i < m->nmessages; i++) {
+        sg_message *msg = m->messages[i];
+        if (!relevant[i] || msg->mode != SG_FIXED)
+            continue;
+        for (size_t j = 0; j < msg->nfields; j++) {
+            sg_field *f = &msg->fields[j];
+            if (!f->msg || f->is_map || (f->repeated && !f->max_count) ||
+                !f->msg->encoded)
+                continue; /* own_reason reported a map or an unbounded field */
+            sg_error(m,
+                     "%smessage %s is encoded (%s), so it cannot be part of the "
+                     "fixed layout (shoal.fixed) requires",
+                     field_ctx(msg, f), f->msg->full_name, f->msg->reason);
+            msg->failed = true;
+        }
+    }
 }
 
 /* ---- layout ----------------------------------------------------------------------- */
@@ -565,7 +580,7 @@ static bool member_layout(sg_field *f)
 {
     uint64_t elem;
     if (f->kind == SG_STRING || f->kind == SG_BYTES) {
-        elem = round_up(4 + f->max_len, 4);
+        elem = round_up(4 + (uint64_t)f->max_len, 4);
         f->elem_align = 4;
     } else if (f->kind == SG_MESSAGE) {
         elem = f->msg->size;
@@ -583,11 +598,12 @@ static bool member_layout(sg_field *f)
         return true;
     }
     f->align = f->elem_align > 4 ? f->elem_align : 4;
-    f->items_offset = round_up(4, f->elem_align);
-    uint64_t total = f->items_offset + (uint64_t)f->max_count * f->elem_size;
+    f->items_offset = (uint32_t)round_up(4, f->elem_align);
+    uint64_t total =
+        round_up(f->items_offset + (uint64_t)f->max_count * f->elem_size, f->align);
     if (total > SG_MAX_SIZE)
         return false;
-    f->size = round_up((uint32_t)total, f->align);
+    f->size = (uint32_t)total;
     return true;
 }
 
@@ -695,17 +711,19 @@ static bool place_members(sg_model *m, sg_message *msg)
             sg_oneof *o = &msg->oneofs[f->oneof];
             layout_oneof(msg, o, &off, &align, &canon);
             i = o->first + o->count - 1;
-            continue;
+        } else {
+            off = (uint32_t)round_up(off, f->align);
+            f->offset = off;
+            off += f->size;
+            if (f->align > align)
+                align = f->align;
+            sg_buf_printf(&canon, "%u:%s:%s@%u+%u;", f->number, f->name, member_token(f),
+                          f->offset, f->size);
         }
-        off = round_up(off, f->align);
-        f->offset = off;
-        off += f->size;
-        if (f->align > align)
-            align = f->align;
-        sg_buf_printf(&canon, "%u:%s:%s@%u+%u;", f->number, f->name, member_token(f),
-                      f->offset, f->size);
         if (off > SG_MAX_SIZE) {
-            sg_error(m, "%stoo large for a fixed layout", msg_ctx(msg));
+            sg_error(m,
+                     "%sfield %s makes it too large for a fixed layout (over %u bytes)",
+                     msg_ctx(msg), f->name, SG_MAX_SIZE);
             sg_buf_free(&canon);
             return false;
         }
@@ -780,67 +798,21 @@ static void plan_pbc(sg_model *m)
             mark_pbc(msg);
         }
     }
+    /* protoc-c's code for a file describes all of its messages, fixed ones too: the
+     * messages and enums they use need their protoc-c code as well. */
+    for (bool more = true; more;) {
+        more = false;
+        for (size_t i = 0; i < m->nmessages; i++) {
+            sg_message *msg = m->messages[i];
+            if (msg->file->needs_pbc && !msg->needs_pbc && !msg->is_map_entry) {
+                mark_pbc(msg);
+                more = true;
+            }
+        }
+    }
     for (size_t i = 0; i < m->nfiles; i++)
         if (m->files[i]->needs_pbc)
             mark_pbc_header(m->files[i]);
-    for (size_t i = 0; i < m->nmessages; i++) {
-        sg_message *msg = m->messages[i];
-        if (msg->needs_pbc && !msg->file->generate)
-            sg_error(m,
-                     "%s: message %s is used by an encoded message, so protoc-c's code "
-                     "for %s must be compiled too: list %s among the files to generate",
-                     msg->file->name, msg->full_name, msg->file->name, msg->file->name);
-    }
-}
-
-/* ---- names ------------------------------------------------------------------------- */
-
-/* C names of generated files must be unique, and must not be protoc-c's names for
- * types in the same translation unit (which happens without a package). */
-static void check_c_names(sg_model *m)
-{
-    size_t n = 0;
-    const char **names = sg_alloc(sizeof(*names) * (m->nmessages + m->nenums + 1));
-    const char **what = sg_alloc(sizeof(*what) * (m->nmessages + m->nenums + 1));
-    for (size_t i = 0; i < m->nmessages; i++) {
-        sg_message *msg = m->messages[i];
-        if (msg->file->generate && !msg->is_map_entry) {
-            what[n] = sg_printf("%s: message %s", msg->file->name, msg->full_name);
-            names[n++] = msg->c_name;
-        }
-    }
-    for (size_t i = 0; i < m->nenums; i++) {
-        sg_enum *e = m->enums[i];
-        if (e->file->generate) {
-            what[n] = sg_printf("%s: enum %s", e->file->name, e->full_name);
-            names[n++] = e->c_name;
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (!strcmp(names[i], names[j]))
-                sg_error(m,
-                         "%s: its C name %s is also the C name of %s; rename one or "
-                         "set (shoal.c_prefix)",
-                         what[i], names[i], what[j]);
-    for (size_t i = 0; i < m->nmessages; i++) {
-        sg_message *msg = m->messages[i];
-        if (msg->file->generate && msg->file->needs_pbc && !msg->encoded &&
-            !strcmp(msg->c_name, msg->pbc_type))
-            sg_error(m,
-                     "%s: message %s: its C name %s is also protoc-c's name for it; give "
-                     "the file a package or set (shoal.c_prefix)",
-                     msg->file->name, msg->full_name, msg->c_name);
-    }
-    for (size_t i = 0; i < m->nenums; i++) {
-        sg_enum *e = m->enums[i];
-        if (e->file->generate && e->file->needs_pbc && !strcmp(e->c_name, e->pbc_type))
-            sg_error(
-                m,
-                "%s: enum %s: its C name %s is also protoc-c's name for it; give the "
-                "file a package or set (shoal.c_prefix)",
-                e->file->name, e->full_name, e->c_name);
-    }
 }
 
 /* ---- services ---------------------------------------------------------------------- */
@@ -904,19 +876,39 @@ int sg_model_build(sg_model *m,
     }
     while (propagate(m, relevant))
         ;
+    check_fixed(m, relevant);
     for (size_t i = 0; i < m->nmessages; i++) {
         struct cycle path = {.n = 0};
         if (relevant[i])
             layout_message(m, m->messages[i], &path);
     }
     plan_pbc(m);
-    check_c_names(m);
     return m->nerrors ? -1 : 0;
 }
 
 void sg_model_free(sg_model *m)
 {
     sg_buf_free(&m->errors);
+}
+
+sg_pb_info sg_pb_info_of(const sg_message *msg, size_t i)
+{
+    const sg_field *f = &msg->fields[i];
+    sg_pb_info r = {0};
+    r.repeated = f->repeated;
+    if (f->repeated && f->kind != SG_STRING && f->kind != SG_BYTES &&
+        f->kind != SG_MESSAGE) { /* by default in proto3, on request in proto2 */
+        const Google__Protobuf__FieldOptions *o = f->proto->options;
+        r.packed = o && o->has_packed ? o->packed : msg->file->proto3;
+    }
+    if (f->oneof >= 0) {
+        r.oneof = true;
+        r.has_offset = msg->oneofs[f->oneof].case_offset;
+    } else if (i > 0 && msg->fields[i - 1].is_has_flag) {
+        r.has = true;
+        r.has_offset = msg->fields[i - 1].offset;
+    }
+    return r;
 }
 
 /* Puts msg into out after the fixed messages of the same file that it contains. */

@@ -58,7 +58,6 @@ typedef struct sg_enum_value {
 struct sg_enum {
     const char *full_name; /* "orders.Side" */
     const char *c_name;    /* "Side", "Order_Side" (c_prefix + nested path) */
-    const char *pbc_type;  /* protoc-c's name, "Orders__Side" */
     sg_file *file;
     sg_enum_value *values;
     size_t nvalues;
@@ -104,9 +103,6 @@ struct sg_message {
     const char *full_name; /* "orders.Order" */
     const char *name;      /* "Order" */
     const char *c_name;    /* "Order", "Order_Leg", with the file's c_prefix */
-    const char *pbc_type;  /* protoc-c: "Orders__Order" */
-    const char *pbc_lower; /* protoc-c: "orders__order" */
-    const char *pbc_upper; /* protoc-c: "ORDERS__ORDER" */
     sg_file *file;
     sg_message *parent;
     sg_field *fields; /* schema order, has_ flags inserted before their field */
@@ -187,6 +183,16 @@ void sg_error(sg_model *m, const char *fmt, ...) __attribute__((format(printf, 2
 const char *sg_elem_token(const sg_field *f);
 /* The shoal type name of a scalar kind ("int32", "float64", "bool", ...). */
 const char *sg_kind_name(enum sg_kind k);
+
+/* How field i (not a has_ flag) of a fixed message travels in protobuf's encoding,
+ * for the emitters' tables (shoal/typed.h's shoal_pb_field). */
+typedef struct sg_pb_info {
+    bool repeated, packed; /* packed: repeated scalars written packed, as protoc does */
+    bool has;              /* present when its has_ flag (at has_offset) is set */
+    bool oneof;            /* present when the case word at has_offset holds its number */
+    uint32_t has_offset;
+} sg_pb_info;
+sg_pb_info sg_pb_info_of(const sg_message *msg, size_t i);
 
 /* The file's messages (arena array, *n of them), each after the fixed messages of the
  * same file that it contains, so that languages declaring types in order can. */

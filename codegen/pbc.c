@@ -7,7 +7,9 @@
  * protoc plugin too — on exactly the files that need it, and returns its files with
  * its own: the .pb-c.h of every such file and of everything they import (their
  * headers include one another), and the .pb-c.c of the files being generated, which
- * their .shoal.c includes.
+ * their .shoal.c includes. protoc-gen-c sees the files without their services: shoal
+ * has its own, and protoc-c's service code does not compile as C++ for some method
+ * names.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -154,6 +156,17 @@ int sg_run_protoc_gen_c(sg_model *m, const request *req, const sg_params *p,
     sub.base.unknown_fields = NULL;
     sub.parameter = NULL;
     sub.n_file_to_generate = 0;
+    /* shoal does not use protoc-c's RPC code, whose members are named after the
+     * methods (a method Export gives a member `export`, a C++ keyword): protoc-gen-c
+     * sees the files without their services. */
+    sub.proto_file = sg_alloc(sizeof(*sub.proto_file) * (req->n_proto_file + 1));
+    for (size_t i = 0; i < req->n_proto_file; i++) {
+        Google__Protobuf__FileDescriptorProto *fp = sg_alloc(sizeof(*fp));
+        *fp = *req->proto_file[i];
+        fp->n_service = 0;
+        fp->service = NULL;
+        sub.proto_file[i] = fp;
+    }
     sub.file_to_generate = sg_alloc(sizeof(char *) * n);
     for (size_t i = 0; i < m->nfiles; i++)
         if (m->files[i]->needs_pbc_header)

@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,11 +226,52 @@ char *sg_pbc_lower(const char *full_name)
     return pbc_join(full_name, camel_to_lower);
 }
 
-int sg_is_keyword(const char *s)
+/* The names <stdint.h> and <limits.h> define: int8_t, uint_least16_t, INT32_MAX,
+ * UINT64_C, INT_MAX, ... */
+static int std_int_name(const char *s)
+{
+    static const char *const lim[] = {
+        "SCHAR_MIN",   "SCHAR_MAX",   "UCHAR_MAX", "CHAR_MIN",  "CHAR_MAX",   "SHRT_MIN",
+        "SHRT_MAX",    "USHRT_MAX",   "INT_MIN",   "INT_MAX",   "UINT_MAX",   "LONG_MIN",
+        "LONG_MAX",    "ULONG_MAX",   "LLONG_MIN", "LLONG_MAX", "ULLONG_MAX", "SIZE_MAX",
+        "PTRDIFF_MIN", "PTRDIFF_MAX", "MB_LEN_MAX"};
+    for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++)
+        if (!strcmp(lim[i], s))
+            return 1;
+    const char *p = s;
+    if (*p == 'u' || *p == 'U')
+        p++;
+    bool upper = *p == 'I';
+    if (strncmp(p, upper ? "INT" : "int", 3) != 0)
+        return 0;
+    p += 3;
+    static const char *const mid[] = {"_LEAST", "_least", "_FAST", "_fast"};
+    for (size_t i = 0; i < 4; i++)
+        if (!strncmp(p, mid[i], strlen(mid[i])) && (i % 2 == 0) == upper)
+            p += strlen(mid[i]);
+    if (!strncmp(p, upper ? "MAX" : "max", 3))
+        p += 3;
+    else if (!strncmp(p, upper ? "PTR" : "ptr", 3))
+        p += 3;
+    else
+        while (isdigit((unsigned char)*p))
+            p++;
+    if (!upper)
+        return !strcmp(p, "_t");
+    return !strcmp(p, "_MAX") || !strcmp(p, "_MIN") || !strcmp(p, "_C");
+}
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], s))
+            return true;
+    return false;
+}
+
+int sg_is_cxx98_keyword(const char *s)
 {
     static const char *const kw[] = {
-        "alignas",
-        "alignof",
         "and",
         "and_eq",
         "asm",
@@ -241,22 +283,11 @@ int sg_is_keyword(const char *s)
         "case",
         "catch",
         "char",
-        "char16_t",
-        "char32_t",
-        "char8_t",
         "class",
-        "co_await",
-        "co_return",
-        "co_yield",
         "compl",
-        "concept",
         "const",
         "const_cast",
-        "consteval",
-        "constexpr",
-        "constinit",
         "continue",
-        "decltype",
         "default",
         "delete",
         "do",
@@ -265,7 +296,6 @@ int sg_is_keyword(const char *s)
         "else",
         "enum",
         "explicit",
-        "export",
         "extern",
         "false",
         "float",
@@ -279,10 +309,8 @@ int sg_is_keyword(const char *s)
         "mutable",
         "namespace",
         "new",
-        "noexcept",
         "not",
         "not_eq",
-        "nullptr",
         "operator",
         "or",
         "or_eq",
@@ -291,20 +319,16 @@ int sg_is_keyword(const char *s)
         "public",
         "register",
         "reinterpret_cast",
-        "requires",
-        "restrict",
         "return",
         "short",
         "signed",
         "sizeof",
         "static",
-        "static_assert",
         "static_cast",
         "struct",
         "switch",
         "template",
         "this",
-        "thread_local",
         "throw",
         "true",
         "try",
@@ -321,24 +345,30 @@ int sg_is_keyword(const char *s)
         "while",
         "xor",
         "xor_eq",
-        "_Alignas",
-        "_Alignof",
-        "_Atomic",
-        "_Bool",
-        "_Complex",
-        "_Generic",
-        "_Imaginary",
-        "_Noreturn",
-        "_Static_assert",
-        "_Thread_local",
-        "errno",
-        "NULL",
-        "EOF",
     };
-    for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
-        if (!strcmp(kw[i], s))
-            return 1;
-    return 0;
+    return in_list(s, kw, sizeof(kw) / sizeof(kw[0]));
+}
+
+int sg_is_keyword(const char *s)
+{
+    static const char *const kw[] = {
+        /* besides C++98's */
+        "alignas",   "alignof",     "char16_t",  "char32_t",       "char8_t",
+        "co_await",  "co_return",   "co_yield",  "concept",        "consteval",
+        "constexpr", "constinit",   "decltype",  "export",         "noexcept",
+        "nullptr",   "requires",    "restrict",  "static_assert",  "thread_local",
+        "_Alignas",  "_Alignof",    "_Atomic",   "_Bool",          "_Complex",
+        "_Generic",  "_Imaginary",  "_Noreturn", "_Static_assert", "_Thread_local",
+        "errno",     "NULL",        "EOF",       "unix",           "linux",
+        "i386",      "assert",      "offsetof",  "INFINITY",       "NAN",
+        "HUGE_VAL",  "HUGE_VALF",   "HUGE_VALL", "EXIT_SUCCESS",   "EXIT_FAILURE",
+        "RAND_MAX",  "MB_CUR_MAX",  "CHAR_BIT",  "size_t",         "ssize_t",
+        "ptrdiff_t", "max_align_t", "intptr_t",  "uintptr_t",      "intmax_t",
+        "uintmax_t", "FILE",        "div_t",     "ldiv_t",         "lldiv_t",
+        "float_t",   "double_t",    "nullptr_t",
+    };
+    return sg_is_cxx98_keyword(s) || in_list(s, kw, sizeof(kw) / sizeof(kw[0])) ||
+           std_int_name(s);
 }
 
 static int hexval(char c)

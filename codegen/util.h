@@ -44,8 +44,13 @@ char *sg_pbc_type(const char *full_name);
 char *sg_pbc_lower(const char *full_name);
 char *sg_pbc_upper(const char *full_name); /* "ORDERS__ORDER_ITEM" */
 
-/* Whether s is a keyword of C or C++ (a field with that name gets a '_' appended). */
+/* Whether s is a keyword of C or C++, a macro compilers predefine (unix, linux) or a
+ * name the standard headers that generated code includes define (size_t, FILE,
+ * int32_t, INT_MAX, ...). A field with that name gets a '_' appended; a message or
+ * enum with that C name is a schema error. */
 int sg_is_keyword(const char *s);
+/* Whether s is one of C++98's keywords (the only names protoc-c escapes). */
+int sg_is_cxx98_keyword(const char *s);
 
 /* Undoes protoc's C escaping of a bytes default ("\\001", "\\x7f", "\\n", ...). */
 sg_buf sg_unescape(const char *s);

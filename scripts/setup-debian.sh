@@ -8,6 +8,8 @@ packages=(
     libcmocka-dev
     protobuf-compiler libprotobuf-dev libprotoc-dev
     libprotobuf-c-dev protobuf-c-compiler
+    # gRPC's .proto files: real-world schemas for the compiler's corpus test
+    grpc-proto
     libnng-dev liburing-dev
     # the fuzz target (tests/fuzz): clang with libFuzzer and the sanitizers
     clang libclang-rt-14-dev

@@ -5,6 +5,7 @@
  * it or another process already wrote it into shared memory.
  */
 #include "features.shoal.h"
+#include "features2.shoal.h"
 #include "testutil.h"
 
 #define WAIT SHOAL_SEC(10)
@@ -230,6 +231,89 @@ static void test_encoded_validation(void **state)
     Journal_queue_close(q);
 }
 
+/* Strings are UTF-8, as protobuf requires: checked when set, validated when read. */
+static void test_utf8_strings(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\xff",             /* never in UTF-8 */
+        "a\x80",            /* a lone continuation byte */
+        "\xc3",             /* cut short */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xed\xa0\x80",     /* a UTF-16 surrogate */
+        "\xf4\x90\x80\x80", /* above U+10FFFF */
+    };
+    Scalars s = Scalars_INIT;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_invalid(Scalars_set_f_string(&s, bad[i]),
+                       "feat.Scalars.f_string: the string is not UTF-8");
+        assert_int_equal(s.f_string.len, 0); /* unchanged */
+        Everything e;
+        valid_everything(&e);
+        memcpy(e.scalars.f_string.data, bad[i], strlen(bad[i]));
+        e.scalars.f_string.len = (uint32_t)strlen(bad[i]);
+        expect_invalid(Everything_validate(&e),
+                       "feat.Scalars.f_string: the string is not UTF-8");
+    }
+    T_OK(Scalars_set_f_string(&s, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80")); /* é€😀 */
+    assert_int_equal(s.f_string.len, 9);
+    /* bytes fields hold anything */
+    T_OK(Scalars_set_f_bytes(&s, "\xff\x00\x80", 3));
+
+    /* another process wrote a string that is not UTF-8: the typed get refuses it */
+    Everything e;
+    valid_everything(&e);
+    memcpy(e.scalars.f_string.data, "\xff\xfe", 2);
+    e.scalars.f_string.len = 2;
+    shoal_queue_config cfg = {.type = &Everything_type, .capacity = 4};
+    shoal_queue *raw;
+    T_OK(shoal_queue_open(&raw, "utf8-q", SHOAL_CREATE, &cfg, NULL));
+    T_OK(shoal_queue_put(raw, &e, sizeof(e), WAIT));
+    Everything_queue *q;
+    T_OK(Everything_queue_open(&q, "utf8-q", SHOAL_OPEN, NULL, NULL));
+    Everything out;
+    expect_invalid(Everything_queue_get(q, &out, WAIT), "the string is not UTF-8");
+    Everything_queue_close(q);
+    shoal_queue_close(raw);
+
+    /* encoded messages too, on the way in and out */
+    Journal_queue *jq;
+    T_OK(Journal_queue_open(&jq, NULL, SHOAL_CREATE, NULL, NULL));
+    Journal j = Journal_INIT;
+    j.text = (char *)"caf\xe9";
+    expect_invalid(Journal_queue_put(jq, &j, WAIT),
+                   "feat.Journal.text: the string is not UTF-8");
+    j.text = (char *)"caf\xc3\xa9";
+    T_OK(Journal_queue_put(jq, &j, WAIT));
+    Journal *jo;
+    T_OK(Journal_queue_get(jq, &jo, WAIT));
+    assert_string_equal(jo->text, "caf\xc3\xa9");
+    Journal_free(jo);
+    Journal_queue_close(jq);
+}
+
+/* A proto2 enum without a 0 value: an absent field's zeros are not checked, and a
+ * Value made without an initial value starts at the defaults (as in Python). */
+static void test_enum_without_zero(void **state)
+{
+    (void)state;
+    Defaults d;
+    memset(&d, 0, sizeof(d));
+    T_OK(Defaults_validate(&d)); /* kind 0, but has_kind is false */
+    d.has_kind = true;
+    expect_invalid(Defaults_validate(&d), "feat2.Defaults.kind: 0 is not a value");
+    Defaults_value *v;
+    T_OK(Defaults_value_open(&v, NULL, SHOAL_CREATE, NULL, NULL));
+    Defaults out, want = Defaults_INIT;
+    T_OK(Defaults_value_read(v, &out));
+    assert_int_equal(out.kind, Kind_FIRST);
+    assert_int_equal(out.second, Kind_SECOND);
+    assert_int_equal(out.answer, 42);
+    assert_int_equal(out.name.len, 5);
+    assert_int_equal(out.kind, want.kind);
+    Defaults_value_close(v);
+}
+
 int main(void)
 {
     t_setup_root();
@@ -241,6 +325,8 @@ int main(void)
         cmocka_unit_test(test_puts_and_writes_reject),
         cmocka_unit_test(test_reads_check_foreign_data),
         cmocka_unit_test(test_encoded_validation),
+        cmocka_unit_test(test_utf8_strings),
+        cmocka_unit_test(test_enum_without_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

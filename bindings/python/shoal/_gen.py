@@ -23,7 +23,7 @@ from . import errors
 from .types import Struct, TypeDesc
 
 # Bumped when generated code needs something new from this module.
-ABI = 1
+ABI = 2
 
 
 def require(abi):
@@ -35,6 +35,15 @@ def require(abi):
 
 def invalid(fmt, *args):
     raise errors.InvalidData(fmt % args if args else fmt, errors.EINVALID_DATA)
+
+
+def check_utf8(s, where):
+    """Raises InvalidData unless the bounded string s (its len bytes) is UTF-8, as
+    protobuf requires of strings (another language may have written it)."""
+    try:
+        ctypes.string_at(ctypes.addressof(s) + _DATA, s.len).decode("utf-8")
+    except UnicodeDecodeError:
+        invalid("%s: the string is not UTF-8", where)
 
 
 _strings = {}
@@ -123,7 +132,12 @@ class Text(Scalar):
         if n > self.max_len:
             invalid("%s: length %d over max_len %d", self.where, n, self.max_len)
         data = ctypes.string_at(ctypes.addressof(s) + _DATA, n)
-        return data.decode("utf-8") if self.is_str else data
+        if not self.is_str:
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            invalid("%s: the string is not UTF-8", self.where)
 
     def put(self, holder, key, value):
         if self.is_str and isinstance(value, str):
@@ -264,6 +278,23 @@ class Message(Struct):
     def _shoal_values(self):
         return self.to_dict()
 
+    def to_bytes(self):
+        """The message in protobuf's standard encoding (what protoc's code of the same
+        schema writes), after validate(): a peer needs no knowledge of shoal."""
+        self.validate()
+        return _pb_encode(self)
+
+    @classmethod
+    def from_bytes(cls, data):
+        """A new message parsed from protobuf bytes (absent fields at their defaults,
+        unknown fields skipped), validated. InvalidData names what does not decode or
+        does not fit the layout (a string over max_len, more than max_count items):
+        never truncation."""
+        m = cls()
+        _pb_decode(m, data)
+        m.validate()
+        return m
+
     def __eq__(self, other):
         if type(other) is not type(self):
             return NotImplemented
@@ -304,3 +335,100 @@ def finish(cls, name, layout_hash, size, align, fields, members):
 def union(name, layout_hash, size, align, fields):
     """The descriptor of a oneof (a case word, then the union), for layout descriptors."""
     return TypeDesc(name, layout_hash, size, align, fields)
+
+
+# ---- the protobuf form of fixed messages ----------------------------------------------
+#
+# libshoal's table-driven encoder and decoder (shoal_pb_encode / shoal_pb_decode, the
+# ones generated C code uses) work on the struct's bytes, which a generated class shares
+# with C: each class gets the same table as its C counterpart, built into the C
+# structures of shoal/typed.h on first use.
+
+PB_REPEATED, PB_PACKED, PB_HAS, PB_ONEOF = 1, 2, 4, 8
+
+
+class _PbField(ctypes.Structure):
+    _fields_ = [("number", ctypes.c_uint32), ("type", ctypes.c_uint8),
+                ("flags", ctypes.c_uint8), ("offset", ctypes.c_uint32),
+                ("has_offset", ctypes.c_uint32), ("elem_size", ctypes.c_uint32),
+                ("items_offset", ctypes.c_uint32), ("max_len", ctypes.c_uint32),
+                ("max_count", ctypes.c_uint32), ("msg", ctypes.c_void_p),
+                ("name", ctypes.c_char_p)]
+
+
+class _PbMessage(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("size", ctypes.c_uint32),
+                ("init", ctypes.c_void_p), ("nfields", ctypes.c_uint32),
+                ("fields", ctypes.POINTER(_PbField))]
+
+
+def pb(cls, fields):
+    """Records a generated class's protobuf table: (number, protobuf type, PB_* flags,
+    offset, has_ or case offset, element size, items offset, max_len, max_count,
+    nested class or None, name) per field."""
+    cls._shoal_pb_fields_ = fields
+    cls._shoal_pb_ = None  # built on first use
+
+
+def _pb_table(cls):
+    d = cls.__dict__.get("_shoal_pb_")
+    if d is not None:
+        return d
+    rows = cls._shoal_pb_fields_
+    arr = (_PbField * max(len(rows), 1))()
+    keep = [arr]
+    for i, (number, ptype, flags, off, has_off, esize, ioff, max_len, max_count,
+            nested, fname) in enumerate(rows):
+        sub = None
+        if nested is not None:
+            sub = _pb_table(nested)
+            keep.append(sub)
+        fname = fname.encode()
+        keep.append(fname)
+        arr[i] = _PbField(number, ptype, flags, off, has_off, esize, ioff, max_len,
+                          max_count, ctypes.addressof(sub) if sub is not None else None,
+                          fname)
+    init = cls()  # every field at its default
+    name = cls._shoal_name_.encode()
+    d = _PbMessage(name, ctypes.sizeof(cls), ctypes.addressof(init), len(rows), arr)
+    d._keep = (keep, init, name)
+    cls._shoal_pb_ = d
+    return d
+
+
+_pb_c = []  # libshoal's shoal_pb_encode and shoal_pb_decode, typed on first use
+
+
+def _pb_funcs():
+    if not _pb_c:
+        from ._lib import lib
+        enc, dec = lib.shoal_pb_encode, lib.shoal_pb_decode
+        enc.restype = dec.restype = ctypes.c_int
+        enc.argtypes = [ctypes.POINTER(_PbMessage), ctypes.c_void_p, ctypes.c_void_p,
+                        ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+        dec.argtypes = [ctypes.POINTER(_PbMessage), ctypes.c_void_p, ctypes.c_char_p,
+                        ctypes.c_size_t]
+        _pb_c.extend((enc, dec))
+    return _pb_c
+
+
+def _pb_encode(m):
+    from ._lib import check
+    enc = _pb_funcs()[0]
+    d = _pb_table(type(m))
+    n = ctypes.c_size_t()
+    buf = ctypes.create_string_buffer(256)
+    rc = enc(ctypes.byref(d), ctypes.addressof(m), buf, 256, ctypes.byref(n))
+    if rc == errors.EMSGSIZE:
+        buf = ctypes.create_string_buffer(n.value)
+        rc = enc(ctypes.byref(d), ctypes.addressof(m), buf, n.value, ctypes.byref(n))
+    check(rc, type(m)._shoal_name_)
+    return buf.raw[:n.value]
+
+
+def _pb_decode(m, data):
+    from ._lib import check
+    dec = _pb_funcs()[1]
+    data = bytes(data)
+    check(dec(ctypes.byref(_pb_table(type(m))), ctypes.addressof(m), data, len(data)),
+          type(m)._shoal_name_)

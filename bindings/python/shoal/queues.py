@@ -404,6 +404,10 @@ class TypedQueue(_QueueBase):
                 rc = wait_loop(C.queue_get, (self._h, p, self._size, nref), timeout)
             if rc:
                 self._raise_get(rc)
+        if self._et.is_struct:  # any process may have written it: InvalidData if bad
+            v = getattr(out, "validate", None)
+            if v is not None:
+                v()
         return out if self._et.is_struct else out.value
 
     def get_nowait(self):
@@ -446,6 +450,10 @@ class TypedQueue(_QueueBase):
         if rc:
             self._raise_get(rc)
         items = arr[:done.value]
+        for x in items:  # checked on receipt, as get() does
+            v = getattr(x, "validate", None)
+            if v is not None:
+                v()
         return items
 
     @contextmanager

@@ -233,6 +233,82 @@ class GeneratedTypesTest(unittest.TestCase):
         a[1] = o.Order(id=2)
         self.assertEqual(a[1].id, 2)
 
+    def test_received_messages_are_validated(self):
+        # Writes in place bypass put()'s validation, as another process's could:
+        # get() checks what it receives and raises InvalidData naming the field.
+        f = importlib.import_module("features_shoal")
+        o = importlib.import_module("orders_shoal")
+        q = f.Everything.Queue(8)
+        bad = [("choice_case", 77, "feat.Everything.choice: unknown case 77"),
+               ("color", 5, "feat.Everything.color: 5 is not a value"),
+               ("bool", 2, "feat.Scalars.f_bool: a bool holds neither 0 nor 1")]
+        for what, value, detail in bad:
+            with q.loan() as slot:
+                ctypes.memset(ctypes.addressof(slot), 0, ctypes.sizeof(slot))
+                if what == "bool":
+                    slot.scalars._r_f_bool = value
+                elif what == "color":
+                    slot._r_color = value
+                else:
+                    setattr(slot, what, value)
+            with self.assertRaises(shoal.InvalidData) as cm:
+                q.get(timeout=10)
+            self.assertIn(detail, str(cm.exception))
+        oq = o.Order.Queue(4)
+        with oq.loan() as slot:
+            ctypes.memset(ctypes.addressof(slot), 0, ctypes.sizeof(slot))
+            ctypes.memmove(ctypes.addressof(slot._r_symbol) + 4, b"\xff\xfe", 2)
+            slot._r_symbol.len = 2
+        with self.assertRaises(shoal.InvalidData) as cm:
+            oq.get(timeout=10)
+        self.assertEqual(str(cm.exception), "orders.Order.symbol: the string is not UTF-8")
+        # reading such a string raises InvalidData too, never UnicodeDecodeError
+        order = o.Order()
+        ctypes.memmove(ctypes.addressof(order._r_symbol) + 4, b"\xc0\xaf", 2)
+        order._r_symbol.len = 2
+        with self.assertRaises(shoal.InvalidData):
+            order.symbol
+        with self.assertRaises(shoal.InvalidData):
+            oq.put(order)
+
+    def test_protobuf_form(self):
+        # to_bytes() writes protobuf's standard encoding (protoc reads it), and
+        # from_bytes() reads protoc's; what does not fit is refused by name.
+        f = importlib.import_module("features_shoal")
+        c = importlib.import_module("common_shoal")
+        e = f.Everything(scalars=f.Scalars(f_int64=-2**63, f_sint32=-3, f_string="h\u00e9",
+                                           f_bytes=b"\x00\xff", f_enum=f.Level.HIGH),
+                         color=c.Color.BLUE, r_int32=[-1, 300], r_string=["a"],
+                         r_point=[c.Point(1, -2, "p")])
+        e.c_text = "choice"
+        e.maybe = 0
+        data = e.to_bytes()
+        back = f.Everything.from_bytes(data)
+        self.assertEqual(back, e)
+        self.assertTrue(back.has_maybe)
+        protoc = _util.codegen_tools()[0]
+        inc = ["-I" + SCHEMAS[0][0], "-I" + os.path.join(SRC, "schemas")]
+        cp = subprocess.run([protoc, "--decode=feat.Everything"] + inc + ["features.proto"],
+                            input=data, capture_output=True, timeout=60)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        text = cp.stdout.decode()
+        for want in ("f_int64: -9223372036854775808", "f_sint32: -3", "f_enum: HIGH",
+                     "color: BLUE", "r_int32: 300", 'c_text: "choice"', "maybe: 0"):
+            self.assertIn(want, text)
+        cp = subprocess.run([protoc, "--encode=feat.Everything"] + inc + ["features.proto"],
+                            input=cp.stdout, capture_output=True, timeout=60)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(f.Everything.from_bytes(cp.stdout), e)
+        self.assertEqual(f.Everything.from_bytes(cp.stdout).to_bytes(), data)
+        with self.assertRaises(shoal.InvalidData) as cm:  # 11 bytes, max_len 10
+            f.Scalars.from_bytes(b"\x72\x0b" + b"x" * 11)
+        self.assertIn("feat.Scalars.f_string: 11 bytes over max_len 10", str(cm.exception))
+        with self.assertRaises(shoal.InvalidData):  # 4 elements, max_count 3
+            f.Everything.from_bytes(b"\x2a\x04\x01\x02\x03\x04")
+        with self.assertRaises(shoal.InvalidData):  # cut short
+            f.Scalars.from_bytes(b"\x08")
+        self.assertEqual(f.Scalars.from_bytes(b"").to_bytes(), b"")
+
 
 if __name__ == "__main__":
     unittest.main()

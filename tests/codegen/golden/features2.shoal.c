@@ -4,25 +4,12 @@
 const char *Kind_name(int32_t v)
 {
     switch (v) {
-    case 5:
-        return "FIRST";
-    case 6:
-        return "SECOND";
-    default:
-        return NULL;
+    case 5: return "FIRST";
+    case 6: return "SECOND";
+    default: return NULL;
     }
 }
-
-/* A bool written by another language may hold any byte. */
-static int shoal_gen_bad_bool_(const bool *p)
-{
-    unsigned char c;
-    memcpy(&c, p, 1);
-    return c > 1;
-}
-
-/* ---- feat2.Defaults: feat2.Defaults{1:id:int32@0+4;0:has_answer:bool@4+1;2:answer:int32@8+4;0:has_big:bool@12+1;3:big:int64@16+8;0:has_ubig:bool@24+1;4:ubig:uint64@32+8;0:has_ratio:bool@40+1;5:ratio:float32@44+4;0:has_top:bool@48+1;6:top:float64@56+8;0:has_bottom:bool@64+1;7:bottom:float64@72+8;0:has_missing:bool@80+1;8:missing:float64@88+8;0:has_on:bool@96+1;9:on:bool@97+1;0:has_name:bool@98+1;10:name:string[8]@100+12;0:has_magic:bool@112+1;11:magic:bytes[4]@116+8;0:has_kind:bool@124+1;12:kind:enum(feat2.Kind)@128+4;0:has_second:bool@132+1;13:second:enum(feat2.Kind)@136+4;14:list:uint32*3@140+16;0:has_plain:bool@156+1;15:plain:uint32@160+4;}size=168,align=8 ---- */
-
+/* feat2.Defaults{1:id:int32@0+4;0:has_answer:bool@4+1;2:answer:int32@8+4;0:has_big:bool@12+1;3:big:int64@16+8;0:has_ubig:bool@24+1;4:ubig:uint64@32+8;0:has_ratio:bool@40+1;5:ratio:float32@44+4;0:has_top:bool@48+1;6:top:float64@56+8;0:has_bottom:bool@64+1;7:bottom:float64@72+8;0:has_missing:bool@80+1;8:missing:float64@88+8;0:has_on:bool@96+1;9:on:bool@97+1;0:has_name:bool@98+1;10:name:string[8]@100+12;0:has_magic:bool@112+1;11:magic:bytes[4]@116+8;0:has_kind:bool@124+1;12:kind:enum(feat2.Kind)@128+4;0:has_second:bool@132+1;13:second:enum(feat2.Kind)@136+4;14:list:uint32*3@140+16;0:has_plain:bool@156+1;15:plain:uint32@160+4;}size=168,align=8 */
 static const shoal_field Defaults_fields[] = {
     {"id", 1, SHOAL_FIELD_INT32, 0, 4, 0, 0, NULL},
     {"has_answer", 0, SHOAL_FIELD_BOOL, 4, 1, 0, 0, NULL},
@@ -54,47 +41,71 @@ static const shoal_field Defaults_fields[] = {
     {"plain", 15, SHOAL_FIELD_UINT32, 160, 4, 0, 0, NULL},
 };
 const shoal_type Defaults_type = {"feat2.Defaults", UINT64_C(0xb4e05d3a56913cd9), 168, 8, 0, 28, Defaults_fields};
-
+static const Defaults Defaults_pb_init = Defaults_INIT;
+static const shoal_pb_field Defaults_pb_fields[] = {
+    {1, 5, 0, 0, 0, 4, 0, 0, 0, NULL, "id"},
+    {2, 5, SHOAL_PB_HAS, 8, 4, 4, 0, 0, 0, NULL, "answer"},
+    {3, 3, SHOAL_PB_HAS, 16, 12, 8, 0, 0, 0, NULL, "big"},
+    {4, 4, SHOAL_PB_HAS, 32, 24, 8, 0, 0, 0, NULL, "ubig"},
+    {5, 2, SHOAL_PB_HAS, 44, 40, 4, 0, 0, 0, NULL, "ratio"},
+    {6, 1, SHOAL_PB_HAS, 56, 48, 8, 0, 0, 0, NULL, "top"},
+    {7, 1, SHOAL_PB_HAS, 72, 64, 8, 0, 0, 0, NULL, "bottom"},
+    {8, 1, SHOAL_PB_HAS, 88, 80, 8, 0, 0, 0, NULL, "missing"},
+    {9, 8, SHOAL_PB_HAS, 97, 96, 1, 0, 0, 0, NULL, "on"},
+    {10, 9, SHOAL_PB_HAS, 100, 98, 12, 0, 8, 0, NULL, "name"},
+    {11, 12, SHOAL_PB_HAS, 116, 112, 8, 0, 4, 0, NULL, "magic"},
+    {12, 14, SHOAL_PB_HAS, 128, 124, 4, 0, 0, 0, NULL, "kind"},
+    {13, 14, SHOAL_PB_HAS, 136, 132, 4, 0, 0, 0, NULL, "second"},
+    {14, 13, SHOAL_PB_REPEATED, 140, 0, 4, 4, 0, 3, NULL, "list"},
+    {15, 13, SHOAL_PB_HAS, 160, 156, 4, 0, 0, 0, NULL, "plain"},
+};
+const shoal_pb_message Defaults_pb = {"feat2.Defaults", 168, &Defaults_pb_init, 15, Defaults_pb_fields};
 int Defaults_validate(const Defaults *m)
 {
     (void)m;
-    if (shoal_gen_bad_bool_(&m->has_answer))
+    if (shoal_gen_bad_bool(&m->has_answer))
         return shoal_invalid("feat2.Defaults.has_answer: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_big))
+    if (shoal_gen_bad_bool(&m->has_big))
         return shoal_invalid("feat2.Defaults.has_big: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_ubig))
+    if (shoal_gen_bad_bool(&m->has_ubig))
         return shoal_invalid("feat2.Defaults.has_ubig: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_ratio))
+    if (shoal_gen_bad_bool(&m->has_ratio))
         return shoal_invalid("feat2.Defaults.has_ratio: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_top))
+    if (shoal_gen_bad_bool(&m->has_top))
         return shoal_invalid("feat2.Defaults.has_top: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_bottom))
+    if (shoal_gen_bad_bool(&m->has_bottom))
         return shoal_invalid("feat2.Defaults.has_bottom: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_missing))
+    if (shoal_gen_bad_bool(&m->has_missing))
         return shoal_invalid("feat2.Defaults.has_missing: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_on))
+    if (shoal_gen_bad_bool(&m->has_on))
         return shoal_invalid("feat2.Defaults.has_on: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->on))
+    if (shoal_gen_bad_bool(&m->on))
         return shoal_invalid("feat2.Defaults.on: a bool holds neither 0 nor 1");
-    if (shoal_gen_bad_bool_(&m->has_name))
+    if (shoal_gen_bad_bool(&m->has_name))
         return shoal_invalid("feat2.Defaults.has_name: a bool holds neither 0 nor 1");
     if (m->name.len > 8)
         return shoal_invalid("feat2.Defaults.name: length %u over max_len 8", (unsigned)m->name.len);
-    if (shoal_gen_bad_bool_(&m->has_magic))
+    if (!shoal_utf8_valid(m->name.data, m->name.len))
+        return shoal_invalid("feat2.Defaults.name: the string is not UTF-8");
+    if (shoal_gen_bad_bool(&m->has_magic))
         return shoal_invalid("feat2.Defaults.has_magic: a bool holds neither 0 nor 1");
     if (m->magic.len > 4)
         return shoal_invalid("feat2.Defaults.magic: length %u over max_len 4", (unsigned)m->magic.len);
-    if (shoal_gen_bad_bool_(&m->has_kind))
+    if (shoal_gen_bad_bool(&m->has_kind))
         return shoal_invalid("feat2.Defaults.has_kind: a bool holds neither 0 nor 1");
-    if (!Kind_is_valid(m->kind))
-        return shoal_invalid("feat2.Defaults.kind: %d is not a value of feat2.Kind", (int)m->kind);
-    if (shoal_gen_bad_bool_(&m->has_second))
+    if (m->has_kind) {
+        if (!Kind_is_valid(m->kind))
+            return shoal_invalid("feat2.Defaults.kind: %d is not a value of feat2.Kind", (int)m->kind);
+    }
+    if (shoal_gen_bad_bool(&m->has_second))
         return shoal_invalid("feat2.Defaults.has_second: a bool holds neither 0 nor 1");
-    if (!Kind_is_valid(m->second))
-        return shoal_invalid("feat2.Defaults.second: %d is not a value of feat2.Kind", (int)m->second);
+    if (m->has_second) {
+        if (!Kind_is_valid(m->second))
+            return shoal_invalid("feat2.Defaults.second: %d is not a value of feat2.Kind", (int)m->second);
+    }
     if (m->list.count > 3)
         return shoal_invalid("feat2.Defaults.list: count %u over max_count 3", (unsigned)m->list.count);
-    if (shoal_gen_bad_bool_(&m->has_plain))
+    if (shoal_gen_bad_bool(&m->has_plain))
         return shoal_invalid("feat2.Defaults.has_plain: a bool holds neither 0 nor 1");
     return 0;
 }
