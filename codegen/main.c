@@ -99,6 +99,7 @@ static const struct {
 } emitters[] = {
     {"c", sg_emit_c, true},
     {"python", sg_emit_python, false},
+    {"rust", sg_emit_rust, false},
 };
 
 static int generate(const request *req, sg_model *m, sg_outputs *out)
@@ -117,8 +118,9 @@ static int generate(const request *req, sg_model *m, sg_outputs *out)
             return -1;
         return emitters[i].uses_protoc_c ? sg_run_protoc_gen_c(m, req, &p, out) : 0;
     }
-    sg_error(m, "protoc-gen-shoal: language \"%s\" is not supported (known: c, python)",
-             p.lang);
+    sg_error(
+        m, "protoc-gen-shoal: language \"%s\" is not supported (known: c, python, rust)",
+        p.lang);
     return -1;
 }
 
