@@ -100,6 +100,7 @@ static const struct {
     {"c", sg_emit_c, true},
     {"python", sg_emit_python, false},
     {"rust", sg_emit_rust, false},
+    {"node", sg_emit_node, false},
 };
 
 static int generate(const request *req, sg_model *m, sg_outputs *out)
@@ -118,9 +119,10 @@ static int generate(const request *req, sg_model *m, sg_outputs *out)
             return -1;
         return emitters[i].uses_protoc_c ? sg_run_protoc_gen_c(m, req, &p, out) : 0;
     }
-    sg_error(
-        m, "protoc-gen-shoal: language \"%s\" is not supported (known: c, python, rust)",
-        p.lang);
+    sg_error(m,
+             "protoc-gen-shoal: language \"%s\" is not supported (known: c, python, "
+             "rust, node)",
+             p.lang);
     return -1;
 }
 

@@ -100,6 +100,7 @@ function text(max, isString) {
 function message(cls) {
   return {
     size: cls.SIZE,
+    cls,
     get: (m, off) => new cls(m.bytes.subarray(off, off + cls.SIZE)),
     set: (m, off, v, where) => {
       if (!(v instanceof cls)) throw error('EINVAL', `${where}: a ${cls.FULL_NAME} is needed`);
