@@ -9,7 +9,13 @@ use std::process::Command;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(shoal_no_gen)");
-    for v in ["SHOAL_CLI", "SHOAL_SOURCE_DIR", "SHOAL_PLUGIN", "SHOAL_PROTOC"] {
+    // The programs find the libshoal they were linked with without LD_LIBRARY_PATH.
+    if let Ok(dir) = env::var("SHOAL_LIB_DIR") {
+        if !dir.is_empty() {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        }
+    }
+    for v in ["SHOAL_LIB_DIR", "SHOAL_CLI", "SHOAL_SOURCE_DIR", "SHOAL_PLUGIN", "SHOAL_PROTOC"] {
         println!("cargo:rerun-if-env-changed={v}");
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
