@@ -19,11 +19,10 @@
  * path). Encoded messages are listed in a comment: the Node binding moves fixed layouts
  * only. The output is deterministic.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "emit.h"
+#include "emit_lang.h"
 
 /* ---- names ---------------------------------------------------------------------- */
 
@@ -69,18 +68,8 @@ static const char *type_ref(const sg_file *from, const sg_file *def, const char 
     return from == def ? name : sg_printf("_d%d.%s", dep_index(from, def), name);
 }
 
-static void line(sg_buf *b, int ind, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void line(sg_buf *b, int ind, const char *fmt, ...)
-{
-    for (int i = 0; i < ind; i++)
-        sg_buf_puts(b, "  ");
-    va_list ap;
-    va_start(ap, fmt);
-    sg_buf_vprintf(b, fmt, ap);
-    va_end(ap);
-    sg_buf_puts(b, "\n");
-}
+/* JavaScript is indented by two spaces. */
+#define line(b, ind, ...) sg_line(b, 2, ind, __VA_ARGS__)
 
 /* ---- element codecs ------------------------------------------------------------- */
 
@@ -254,11 +243,8 @@ static const char *default_literal(const sg_field *f)
     const char *d = f->default_value;
     if (f->repeated || f->oneof >= 0 || f->is_has_flag)
         return NULL;
-    if (f->kind == SG_ENUM && f->enm->nvalues) {
-        int32_t v = f->enm->values[0].number;
-        for (size_t i = 0; d && i < f->enm->nvalues; i++)
-            if (!strcmp(f->enm->values[i].name, d))
-                v = f->enm->values[i].number;
+    if (f->kind == SG_ENUM) {
+        int32_t v = sg_enum_default(f);
         return v ? sg_printf("%d", v) : NULL;
     }
     if (!d)
@@ -336,12 +322,6 @@ static void declare_default_setters(sg_buf *b, const sg_message *msg)
 
 /* ---- validation ----------------------------------------------------------------- */
 
-static bool elem_needs_check(const sg_field *f)
-{
-    return f->kind == SG_STRING || f->kind == SG_BYTES || f->kind == SG_ENUM ||
-           f->kind == SG_BOOL || f->kind == SG_MESSAGE;
-}
-
 /* Checks the element at the JS offset expression `off` (the C emitter's messages). */
 static void check_elem(sg_buf *b, const sg_file *file, const sg_message *msg,
                        const sg_field *f, const char *off, int ind)
@@ -379,7 +359,7 @@ static void check_member(sg_buf *b, const sg_file *file, const sg_message *msg,
                          const sg_field *f, uint32_t off, int ind)
 {
     if (!f->repeated) {
-        if (elem_needs_check(f))
+        if (sg_elem_needs_check(f))
             check_elem(b, file, msg, f, sg_printf("%u", off), ind);
         return;
     }
@@ -387,7 +367,7 @@ static void check_member(sg_buf *b, const sg_file *file, const sg_message *msg,
     line(b, ind + 1,
          "_g.invalid(`%s.%s: count ${_g.u32.get(this, %u)} over max_count %u`);",
          msg->full_name, f->name, off, f->max_count);
-    if (!elem_needs_check(f))
+    if (!sg_elem_needs_check(f))
         return;
     line(b, ind, "for (let i = 0, n = Math.min(_g.u32.get(this, %u), %u); i < n; i++) {",
          off, f->max_count);
@@ -534,32 +514,12 @@ static void emit_message(sg_buf *js, sg_buf *ts, const sg_file *file,
 
 /* ---- files ---------------------------------------------------------------------- */
 
-static bool uses_dep(const sg_file *file, const sg_file *dep)
-{
-    for (size_t i = 0; i < file->nmessages; i++) {
-        const sg_message *msg = file->messages[i];
-        if (msg->encoded || msg->is_map_entry || msg->failed)
-            continue;
-        for (size_t j = 0; j < msg->nfields; j++) {
-            const sg_field *f = &msg->fields[j];
-            if ((f->msg && f->msg->file == dep) || (f->enm && f->enm->file == dep))
-                return true;
-        }
-    }
-    return false;
-}
-
 static void emit_imports(sg_model *m, sg_buf *js, sg_buf *ts, const sg_file *file)
 {
     for (size_t d = 0; d < file->ndeps; d++) {
         const sg_file *dep = file->deps[d];
-        if (!uses_dep(file, dep))
+        if (!sg_check_import(m, file, dep))
             continue;
-        if (!dep->generate)
-            sg_error(m,
-                     "%s: it uses types of %s, which is not being generated: list %s "
-                     "among the files to compile",
-                     file->name, dep->name, dep->name);
         line(js, 0, "const _d%zu = require('%s.js');", d, module_path(file, dep));
         line(ts, 0, "import * as _d%zu from '%s';", d, module_path(file, dep));
     }
