@@ -16,13 +16,13 @@ async function main(role, arg) {
     case 'producer': {
       const [name, id] = arg.split(',');
       const q = new shoal.Queue('q', opts({ name, mode: 'open' }));
-      for (let i = 0; i < 3000; i++) await q.put(BigInt(id) * 1000000n + BigInt(i), 10000);
+      for (let i = 0; i < 3000; i++) await q.put(BigInt(id) * 1000000n + BigInt(i), 120000);
       break;
     }
     case 'echo': {
       const p = shoal.Pipe.open(arg, 1, opts({ mode: 'open', maxMsg: 256 }));
       for (;;) {
-        const m = await p.recv(10000);
+        const m = await p.recv(120000);
         if (m.toString() === 'crash') process.kill(process.pid, 'SIGKILL');
         if (m.toString() === 'bye') break;
         await p.send(m);

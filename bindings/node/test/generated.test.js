@@ -6,7 +6,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const path = require('path');
 const shoal = require('..');
-const { opts } = require('./util');
+const { opts, fresh } = require('./util');
 const { generate } = require('./gen');
 
 const dir = generate();
@@ -120,7 +120,7 @@ test('typed objects validate and refuse another layout', async () => {
   const o = new Order();
   o.id = 7n;
   o.symbol = 'XYZ';
-  const v = new shoal.Value(Order, o, opts({ name: 'gen.order', mode: 'create' }));
+  const v = new shoal.Value(Order, o, fresh('gen.order'));
   assert.strictEqual(v.value.id, 7n);
   const bad = o.clone();
   bad.side = 9;

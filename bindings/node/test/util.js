@@ -10,6 +10,16 @@ const root = process.env.SHOAL_TEST_ROOT || path.join(os.tmpdir(), 'shoal-node-t
 fs.mkdirSync(root, { recursive: true });
 const opts = (more = {}) => ({ root, domain: 'node', ...more });
 
+/** Options to create `name`, removing what an interrupted earlier run left behind. */
+function fresh(name, more = {}) {
+  try {
+    require('..').unlink(name, opts());
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+  }
+  return opts({ name, mode: 'create', ...more });
+}
+
 /** Runs test/child.js ROLE ARG...; resolves with {code, signal, stdout}. */
 function child(role, ...args) {
   return new Promise((resolve, reject) => {
@@ -24,4 +34,4 @@ function child(role, ...args) {
   });
 }
 
-module.exports = { root, opts, child };
+module.exports = { root, opts, fresh, child };

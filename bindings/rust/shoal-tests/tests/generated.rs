@@ -117,6 +117,7 @@ fn typed_objects_validate_and_refuse_other_layouts() {
     let mut ord = Order::default();
     ord.id = 7;
     ord.set_symbol("XYZ").unwrap();
+    let _ = shoal::unlink("gen.order", &o); // left by an interrupted run
     let v: Value<Order> = Value::open(Some("gen.order"), OpenMode::Create, Some(&ord), &o).unwrap();
     assert_eq!(v.get().unwrap().id, 7);
     let mut bad = ord;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use shoal::*;
 
-const SEC: Duration = Duration::from_secs(10);
+// Generous: children start slowly on a loaded machine or under a sanitizer.
+const SEC: Duration = Duration::from_secs(60);
 
 fn root() -> String {
     env::var("SHOAL_TEST_ROOT").unwrap_or_else(|_| {
@@ -21,6 +22,13 @@ fn root() -> String {
 
 fn opts() -> Options {
     Options::new().root(&root()).domain("rust")
+}
+
+/// Removes what an interrupted earlier run may have left under `names`.
+fn fresh(names: &[&str]) {
+    for n in names {
+        let _ = unlink(n, &opts());
+    }
 }
 
 /// Runs this binary again as a child doing `role` with `arg`.
@@ -69,11 +77,9 @@ fn child_entry() {
             loop {
                 match p.recv(SEC) {
                     Ok(m) if m == b"crash" => std::process::abort(),
+                    Ok(m) if m == b"bye" => break, // close (drop): the peer sees Eof
                     Ok(m) => p.send(&m, SEC).unwrap(),
                     Err(e) => panic!("echo: {e}"),
-                }
-                if !p.poll(Duration::from_millis(500)).unwrap() {
-                    break; // nothing more: close (drop) and let the peer see Eof
                 }
             }
         }
@@ -109,6 +115,7 @@ fn errors_name_the_object() {
     let e = Value::<i32>::open(Some("nul\0byte"), OpenMode::OpenOrCreate, None, &o).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Name);
 
+    fresh(&["err.int"]);
     let _v = Value::<i32>::open(Some("err.int"), OpenMode::Create, Some(&5), &o).unwrap();
     let e = Value::<i32>::open(Some("err.int"), OpenMode::Create, None, &o).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Exist);
@@ -127,6 +134,7 @@ fn errors_name_the_object() {
 #[test]
 fn value_and_array_across_processes() {
     let o = opts();
+    fresh(&["val.total", "val.total.arr"]);
     let v: Value<i64> = Value::open(Some("val.total"), OpenMode::Create, Some(&0), &o).unwrap();
     let a: Array<i32> =
         Array::open(Some("val.total.arr"), OpenMode::Create, 3, Some(&[10, 20, 30]), &o).unwrap();
@@ -167,6 +175,7 @@ fn value_and_array_across_processes() {
 #[test]
 fn queue_delivers_each_message_once() {
     let o = opts();
+    fresh(&["q.mpmc"]);
     let q: Queue<i64> = Queue::open(Some("q.mpmc"), OpenMode::Create, 64, false, &o).unwrap();
     assert_eq!(q.try_get().unwrap_err().kind(), ErrorKind::Again);
     assert_eq!(q.get(Duration::from_millis(5)).unwrap_err().kind(), ErrorKind::TimedOut);
@@ -215,15 +224,14 @@ fn queue_between_threads() {
 fn pipe_echo_eof_and_dead_peer() {
     let o = opts();
     for (name, crash) in [("pipe.echo", false), ("pipe.crash", true)] {
+        fresh(&[name]);
         let p = Pipe::open(name, 0, OpenMode::Create, 256, 16, &o).unwrap();
         let child = spawn("echo", name);
         for i in 0..100u32 {
             p.send(&i.to_le_bytes(), SEC).unwrap();
             assert_eq!(p.recv(SEC).unwrap(), i.to_le_bytes());
         }
-        if crash {
-            p.send(b"crash", SEC).unwrap();
-        }
+        p.send(if crash { b"crash" } else { b"bye" }, SEC).unwrap();
         let e = p.recv(SEC).unwrap_err();
         assert_eq!(e.kind(), if crash { ErrorKind::PeerDead } else { ErrorKind::Eof }, "{e}");
         let st = { child }.wait().unwrap();
@@ -243,6 +251,7 @@ fn pipe_echo_eof_and_dead_peer() {
 #[test]
 fn lock_owner_died_hands_over_the_guard() {
     let o = opts();
+    fresh(&["lock.dead", "lock.dead.ev"]);
     let l = Lock::open(Some("lock.dead"), OpenMode::Create, &o).unwrap();
     let ev = Event::open(Some("lock.dead.ev"), OpenMode::Create, &o).unwrap();
     let child = spawn("die_holding", "lock.dead");
@@ -323,6 +332,7 @@ fn semaphore_condition_event_barrier() {
 #[test]
 fn shared_memory_is_shared() {
     let o = opts();
+    fresh(&["shm.block"]);
     let m = SharedMemory::open(Some("shm.block"), OpenMode::Create, 4096, &o).unwrap();
     assert_eq!(m.len(), 4096);
     m.write(0, b"hello").unwrap();
