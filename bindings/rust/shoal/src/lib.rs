@@ -2,7 +2,7 @@
 //!
 //! The same named objects as libshoal's C API and every other binding: [`Value`],
 //! [`Array`] and [`Queue`] of scalars or of structs generated from `.proto` schemas
-//! (`shoal gen --lang rust`), byte [`Pipe`]s, raw [`SharedMemory`], and the robust
+//! (`shoal gen --lang rust`), [`ByteQueue`]s and [`Pipe`]s of byte messages, raw [`SharedMemory`], and the robust
 //! primitives [`Lock`] (and RLock), [`Semaphore`], [`Condition`], [`Event`],
 //! [`Barrier`]. Any process opens an object by name; a process that dies holding a
 //! lock wedges nobody (the next holder gets [`LockError::OwnerDied`] with the guard).
@@ -40,7 +40,7 @@ pub use element::{type_info, Element, Integer};
 pub use error::{strerror, Error, ErrorKind, Result};
 pub use options::{LockMode, OpenMode, Options, FOREVER};
 pub use pipe::Pipe;
-pub use queue::{Queue, QueueStats};
+pub use queue::{ByteQueue, Queue, QueueStats};
 pub use shm::{unlink, SharedMemory};
 pub use sync::{Barrier, Condition, Event, Lock, LockError, LockGuard, LockResult, Semaphore};
 pub use value::{Array, Value};

@@ -221,6 +221,21 @@ fn queue_between_threads() {
 }
 
 #[test]
+fn byte_queue() {
+    let q = ByteQueue::open(None, OpenMode::Create, 16, 4, false, &opts()).unwrap();
+    q.put(b"hello", SEC).unwrap();
+    q.try_put(b"").unwrap();
+    assert_eq!(q.put(&[0; 17], SEC).unwrap_err().kind(), ErrorKind::MsgSize);
+    assert_eq!(q.get(SEC).unwrap(), b"hello");
+    assert_eq!(q.try_get().unwrap(), b"");
+    assert_eq!(q.try_get().unwrap_err().kind(), ErrorKind::Again);
+    q.put(b"last", SEC).unwrap();
+    q.shutdown();
+    assert_eq!(q.iter().map(|m| m.unwrap()).collect::<Vec<_>>(), vec![b"last".to_vec()]);
+    assert_eq!(q.stats().max_msg, 16);
+}
+
+#[test]
 fn pipe_echo_eof_and_dead_peer() {
     let o = opts();
     for (name, crash) in [("pipe.echo", false), ("pipe.crash", true)] {
@@ -352,6 +367,7 @@ fn send_and_sync_where_true() {
     send_sync::<Value<i32>>();
     send_sync::<Array<f64>>();
     send_sync::<Queue<u8>>();
+    send_sync::<ByteQueue>();
     send_sync::<Lock>();
     send_sync::<SharedMemory>();
     send_sync::<Semaphore>();
