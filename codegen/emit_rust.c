@@ -6,15 +6,15 @@
  * the same order and of the same sizes and alignments, so Rust's C layout reproduces
  * the model's offsets; a `const` block asserts the size, the alignment, every member's
  * offset and every member type's size against the model's numbers at compile time, as
- * the C header's static assertions do. Bounded strings and bytes are shoal::gen::Str<N>,
- * repeated fields shoal::gen::Repeated<T, K>, bools shoal::gen::Bool, enums a
- * #[repr(transparent)] i32 newtype with associated constants, oneofs a u32 case word and
- * a #[repr(C)] union: each accepts every bit pattern, since another process may have
- * written it, and validation (mirroring the C one, with the same messages) decides.
- * The struct implements shoal::Element with a static layout descriptor (name, layout
- * hash, size, alignment, fields) so Values, Arrays and Queues of it are checked against
- * every other language's build of the schema. Accessors read and set bounded strings
- * and repeated fields, refusing what does not fit.
+ * the C header's static assertions do. Bounded strings and bytes are
+ * shoal::schema::Str<N>, repeated fields shoal::schema::Repeated<T, K>, bools
+ * shoal::schema::Bool, enums a #[repr(transparent)] i32 newtype with associated
+ * constants, oneofs a u32 case word and a #[repr(C)] union: each accepts every bit
+ * pattern, since another process may have written it, and validation (mirroring the C
+ * one, with the same messages) decides. The struct implements shoal::Element with a
+ * static layout descriptor (name, layout hash, size, alignment, fields) so Values, Arrays
+ * and Queues of it are checked against every other language's build of the schema.
+ * Accessors read and set bounded strings and repeated fields, refusing what does not fit.
  *
  * The file holds only items (no inner attributes), for `include!` inside a module;
  * types of an imported file are reached as super::<its module>, its module being named
@@ -94,7 +94,7 @@ static const char *scalar_type(enum sg_kind k)
     case SG_DOUBLE:
         return "f64";
     case SG_BOOL:
-        return "::shoal::gen::Bool";
+        return "::shoal::schema::Bool";
     default:
         return "?";
     }
@@ -105,7 +105,7 @@ static const char *elem_type(const sg_file *file, const sg_field *f)
     switch (f->kind) {
     case SG_STRING:
     case SG_BYTES:
-        return sg_printf("::shoal::gen::Str<%u>", f->max_len);
+        return sg_printf("::shoal::schema::Str<%u>", f->max_len);
     case SG_MESSAGE:
         return type_ref(file, f->msg->file, f->msg->c_name);
     case SG_ENUM:
@@ -118,7 +118,7 @@ static const char *elem_type(const sg_file *file, const sg_field *f)
 static const char *member_type(const sg_file *file, const sg_field *f)
 {
     if (f->repeated)
-        return sg_printf("::shoal::gen::Repeated<%s, %u>", elem_type(file, f),
+        return sg_printf("::shoal::schema::Repeated<%s, %u>", elem_type(file, f),
                          f->max_count);
     return elem_type(file, f);
 }
@@ -267,7 +267,7 @@ static const char *nested_ref(const sg_file *file, const sg_field *f)
 static void field_entry(sg_buf *b, const sg_file *file, const sg_field *f,
                         uint32_t offset)
 {
-    line(b, 1, "::shoal::gen::field(c\"%s\", %u, %u, %u, %u, %u, %u, %s),", f->name,
+    line(b, 1, "::shoal::schema::field(c\"%s\", %u, %u, %u, %u, %u, %u, %s),", f->name,
          f->number, (unsigned)f->kind, offset, f->size, f->repeated ? f->max_count : 0,
          f->max_len, nested_ref(file, f));
 }
@@ -289,22 +289,25 @@ static void emit_descriptor(sg_buf *b, const sg_file *file, const sg_message *ms
         const sg_oneof *o = &msg->oneofs[k];
         line(b, 0, "#[allow(non_upper_case_globals)]");
         line(b, 0,
-             "static %s_%s_MEMBERS: ::shoal::gen::Fields<%zu> = ::shoal::gen::Fields([",
+             "static %s_%s_MEMBERS: ::shoal::schema::Fields<%zu> = "
+             "::shoal::schema::Fields([",
              T, o->name, o->count);
         for (size_t j = o->first; j < o->first + o->count; j++)
             field_entry(b, file, &msg->fields[j], o->union_offset - o->case_offset);
         line(b, 0, "]);");
         line(b, 0, "#[allow(non_upper_case_globals)]");
-        line(b, 0,
-             "static %s_%s_UNION: ::shoal::gen::TypeDesc = "
-             "::shoal::gen::TypeDesc(::shoal::gen::desc(c\"%s\", 0x%016llx, %u, %u, "
-             "%s_%s_MEMBERS.0.as_ptr(), %zu));",
-             T, o->name, o->name, (unsigned long long)o->hash, o->size,
-             o->union_align > 4 ? o->union_align : 4, T, o->name, o->count);
+        line(
+            b, 0,
+            "static %s_%s_UNION: ::shoal::schema::TypeDesc = "
+            "::shoal::schema::TypeDesc(::shoal::schema::desc(c\"%s\", 0x%016llx, %u, %u, "
+            "%s_%s_MEMBERS.0.as_ptr(), %zu));",
+            T, o->name, o->name, (unsigned long long)o->hash, o->size,
+            o->union_align > 4 ? o->union_align : 4, T, o->name, o->count);
     }
     size_t n = top_entries(msg);
     line(b, 0, "#[allow(non_upper_case_globals)]");
-    line(b, 0, "static %s_FIELDS: ::shoal::gen::Fields<%zu> = ::shoal::gen::Fields([", T,
+    line(b, 0,
+         "static %s_FIELDS: ::shoal::schema::Fields<%zu> = ::shoal::schema::Fields([", T,
          n);
     for (size_t i = 0; i < msg->nfields; i++) {
         const sg_field *f = &msg->fields[i];
@@ -313,7 +316,8 @@ static void emit_descriptor(sg_buf *b, const sg_file *file, const sg_message *ms
             continue;
         }
         const sg_oneof *o = &msg->oneofs[f->oneof];
-        line(b, 1, "::shoal::gen::field(c\"%s\", 0, %u, %u, %u, 0, 0, &%s_%s_UNION.0),",
+        line(b, 1,
+             "::shoal::schema::field(c\"%s\", 0, %u, %u, %u, 0, 0, &%s_%s_UNION.0),",
              o->name, (unsigned)SG_UNION, o->case_offset, o->size, T, o->name);
         i = o->first + o->count - 1;
     }
@@ -321,8 +325,8 @@ static void emit_descriptor(sg_buf *b, const sg_file *file, const sg_message *ms
     line(b, 0, "/// The layout descriptor of %s.", msg->full_name);
     line(b, 0, "#[allow(non_upper_case_globals)]");
     line(b, 0,
-         "pub static %s_TYPE: ::shoal::gen::TypeDesc = "
-         "::shoal::gen::TypeDesc(::shoal::gen::desc(c\"%s\", 0x%016llx, %u, %u, "
+         "pub static %s_TYPE: ::shoal::schema::TypeDesc = "
+         "::shoal::schema::TypeDesc(::shoal::schema::desc(c\"%s\", 0x%016llx, %u, %u, "
          "%s_FIELDS.0.as_ptr(), %zu));\n",
          T, msg->full_name, (unsigned long long)msg->hash, msg->size, msg->align, T, n);
 }
@@ -338,16 +342,17 @@ static void check_elem(sg_buf *b, const sg_message *msg, const sg_field *f, cons
     case SG_STRING:
     case SG_BYTES:
         line(b, ind, "if %s.len > %u {", x, f->max_len);
-        line(b, ind + 1,
-             "return Err(::shoal::gen::invalid(format!(\"%s.%s: length {} over max_len "
-             "%u\", %s.len)));",
-             N, f->name, f->max_len, x);
+        line(
+            b, ind + 1,
+            "return Err(::shoal::schema::invalid(format!(\"%s.%s: length {} over max_len "
+            "%u\", %s.len)));",
+            N, f->name, f->max_len, x);
         line(b, ind, "}");
         break;
     case SG_ENUM:
         line(b, ind, "if !%s.is_valid() {", x);
         line(b, ind + 1,
-             "return Err(::shoal::gen::invalid(format!(\"%s.%s: {} is not a value of "
+             "return Err(::shoal::schema::invalid(format!(\"%s.%s: {} is not a value of "
              "%s\", %s.0)));",
              N, f->name, f->enm->full_name, x);
         line(b, ind, "}");
@@ -355,7 +360,7 @@ static void check_elem(sg_buf *b, const sg_message *msg, const sg_field *f, cons
     case SG_BOOL:
         line(b, ind, "if %s.0 > 1 {", x);
         line(b, ind + 1,
-             "return Err(::shoal::gen::invalid(\"%s.%s: a bool holds neither 0 nor "
+             "return Err(::shoal::schema::invalid(\"%s.%s: a bool holds neither 0 nor "
              "1\".to_string()));",
              N, f->name);
         line(b, ind, "}");
@@ -378,7 +383,7 @@ static void check_member(sg_buf *b, const sg_message *msg, const sg_field *f,
     }
     line(b, ind, "if %s.count > %u {", x, f->max_count);
     line(b, ind + 1,
-         "return Err(::shoal::gen::invalid(format!(\"%s.%s: count {} over max_count "
+         "return Err(::shoal::schema::invalid(format!(\"%s.%s: count {} over max_count "
          "%u\", %s.count)));",
          msg->full_name, f->name, f->max_count, x);
     line(b, ind, "}");
@@ -412,7 +417,8 @@ static void emit_validate(sg_buf *b, const sg_message *msg)
             line(b, 3, "}");
         }
         line(b, 3,
-             "c => return Err(::shoal::gen::invalid(format!(\"%s.%s: unknown case {}\", "
+             "c => return Err(::shoal::schema::invalid(format!(\"%s.%s: unknown case "
+             "{}\", "
              "c))),",
              msg->full_name, o->name);
         line(b, 2, "}");
@@ -464,7 +470,8 @@ static const char *default_stmt(const sg_message *msg, const sg_field *f)
         return s;
     }
     case SG_BOOL:
-        return !strcmp(d, "true") ? sg_printf("m.%s = ::shoal::gen::Bool(1);", n) : NULL;
+        return !strcmp(d, "true") ? sg_printf("m.%s = ::shoal::schema::Bool(1);", n)
+                                  : NULL;
     case SG_FLOAT:
     case SG_DOUBLE: {
         const char *t = f->kind == SG_FLOAT ? "f32" : "f64";
@@ -489,7 +496,7 @@ static void emit_default(sg_buf *b, const sg_message *msg)
     line(b, 1, "/// Every field at its default: zero, or the proto2 `[default = ...]`.");
     line(b, 1, "fn default() -> Self {");
     line(b, 2, "#[allow(unused_mut)]");
-    line(b, 2, "let mut m: Self = ::shoal::gen::zeroed();");
+    line(b, 2, "let mut m: Self = ::shoal::schema::zeroed();");
     for (size_t i = 0; i < msg->nfields; i++) {
         const sg_field *f = &msg->fields[i];
         if (f->kind == SG_MESSAGE && !f->repeated && f->oneof < 0)
@@ -516,7 +523,7 @@ static void emit_accessors(sg_buf *b, const sg_file *file, const sg_message *msg
         const char *n = rs_name(f->name);
         const char *what = sg_printf("\"%s.%s\"", msg->full_name, f->name);
         const char *has = i > 0 && msg->fields[i - 1].is_has_flag
-                              ? sg_printf(" self.%s = ::shoal::gen::Bool(1);",
+                              ? sg_printf(" self.%s = ::shoal::schema::Bool(1);",
                                           rs_name(msg->fields[i - 1].name))
                               : "";
         if (f->repeated) {

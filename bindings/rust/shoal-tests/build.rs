@@ -53,7 +53,9 @@ fn main() {
             Ok(s) if s.success() => {}
             Ok(s) => panic!("{cli} gen --lang rust failed ({s}) on {files:?}"),
             Err(e) => {
-                println!("cargo:warning=shoal-tests: cannot run {cli} ({e}): set SHOAL_CLI; generated-code tests skipped");
+                println!(
+                    "cargo:warning=shoal-tests: cannot run {cli} ({e}): set SHOAL_CLI; generated-code tests skipped"
+                );
                 println!("cargo:rustc-cfg=shoal_no_gen");
                 return;
             }

@@ -8,8 +8,8 @@ use std::ffi::CStr;
 use std::time::Duration;
 
 use shoal::{Element, ErrorKind, OpenMode, Options, Queue, Value};
-use shoal_tests::features2_shoal::{Defaults, Kind};
 use shoal_tests::features_shoal::{Everything, Level, Scalars};
+use shoal_tests::features2_shoal::{Defaults, Kind};
 use shoal_tests::orders_shoal::{Order, Order_TYPE, Side};
 use shoal_tests::orders_v2_shoal::v2_Order;
 
@@ -88,7 +88,7 @@ fn accessors_and_validation() {
     assert_eq!(bad.symbol.as_bytes().len(), 8, "reads never run past the capacity");
 
     let mut s = Scalars::default();
-    s.f_bool = shoal::gen::Bool(2);
+    s.f_bool = shoal::schema::Bool(2);
     assert_eq!(s.validate().unwrap_err().detail(), "feat.Scalars.f_bool: a bool holds neither 0 nor 1");
     s.f_bool = true.into();
     s.f_enum = Level::TOP;

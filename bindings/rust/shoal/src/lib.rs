@@ -26,10 +26,10 @@
 
 pub mod element;
 pub mod error;
-pub mod gen;
 mod options;
 pub mod pipe;
 pub mod queue;
+pub mod schema;
 pub mod shm;
 pub mod sync;
 pub mod value;

@@ -14,10 +14,10 @@
 //! distinct CPUs, as the C programs' are. Objects live in a private domain of
 //! $SHOAL_ROOT (or the default root).
 use std::env;
-use std::process::{exit, Child, Command};
+use std::process::{Child, Command, exit};
 use std::time::{Duration, Instant};
 
-use shoal::{Lock, OpenMode, Options, Pipe, Queue, Value, FOREVER};
+use shoal::{FOREVER, Lock, OpenMode, Options, Pipe, Queue, Value};
 use shoal_tests::orders_shoal::Order;
 
 fn opts() -> Options {
@@ -27,7 +27,7 @@ fn opts() -> Options {
     ))
 }
 
-extern "C" {
+unsafe extern "C" {
     fn sched_getaffinity(pid: i32, size: usize, mask: *mut u64) -> i32;
     fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
 }
@@ -118,7 +118,9 @@ fn pipe_rtt(size: usize, count: u64) {
     let med = samples[samples.len() / 2];
     let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;
-    println!("RESULT case=rust_pipe_rtt size={size} count={count} median_ns={med:.1} p99_ns={p99:.1} mean_ns={mean:.1}");
+    println!(
+        "RESULT case=rust_pipe_rtt size={size} count={count} median_ns={med:.1} p99_ns={p99:.1} mean_ns={mean:.1}"
+    );
 }
 
 fn echo(size: usize) {
