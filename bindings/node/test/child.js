@@ -19,6 +19,12 @@ async function main(role, arg) {
       for (let i = 0; i < 3000; i++) await q.put(BigInt(id) * 1000000n + BigInt(i), 120000);
       break;
     }
+    case 'put_one': // stops at queue.reserved and is killed there
+      await new shoal.Queue('q', o).put(2n, 120000);
+      break;
+    case 'get_one': // stops at queue.claimed and is killed there
+      await new shoal.Queue('q', o).get(120000);
+      break;
     case 'echo': {
       const p = shoal.Pipe.open(arg, 1, opts({ mode: 'open', maxMsg: 256 }));
       for (;;) {

@@ -4,7 +4,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const shoal = require('..');
-const { opts, fresh, child } = require('./util');
+const { opts, fresh, child, childAt, killWhenStopped } = require('./util');
 
 const code = (c) => (e) => e instanceof shoal.ShoalError && e.code === c;
 // Generous: child processes start slowly on a loaded machine or under a sanitizer.
@@ -81,6 +81,21 @@ test('Queue: each message once, async iteration, end of stream', async () => {
   await assert.rejects(q.get(), code('EEOF'));
   q.close();
   shoal.unlink('q.mpmc', opts());
+});
+
+test('a process killed inside put or get loses and duplicates nothing', async () => {
+  const q = new shoal.Queue('q', fresh('q.crash', { capacity: 16 }));
+  await q.put(1n);
+  // A producer killed with its message written into a reserved slot, not committed.
+  assert.strictEqual((await killWhenStopped(childAt('queue.reserved', 'put_one', 'q.crash'))).signal, 'SIGKILL');
+  // A consumer killed after copying message 1 out, before freeing its slot.
+  assert.strictEqual((await killWhenStopped(childAt('queue.claimed', 'get_one', 'q.crash'))).signal, 'SIGKILL');
+  await q.put(3n);
+  assert.strictEqual(await q.get(LONG), 1n, "the dead consumer's message is delivered again");
+  assert.strictEqual(await q.get(LONG), 3n, "the dead producer's message never appears");
+  await assert.rejects(q.get(200), code('ETIMEDOUT'));
+  q.close();
+  shoal.unlink('q.crash', opts());
 });
 
 test('Queue of bytes; a waiting get does not block the event loop', async () => {

@@ -33,13 +33,36 @@ fn fresh(names: &[&str]) {
 
 /// Runs this binary again as a child doing `role` with `arg`.
 fn spawn(role: &str, arg: &str) -> Child {
+    spawn_paused(role, arg, "")
+}
+
+/// The same, stopping itself (SIGSTOP) at libshoal's test pause point `point`.
+fn spawn_paused(role: &str, arg: &str, point: &str) -> Child {
     Command::new(env::current_exe().unwrap())
+        .env("SHOAL_TEST_PAUSE", point)
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1", "-q"])
         .env("SHOAL_TEST_ROLE", role)
         .env("SHOAL_TEST_ARG", arg)
         .env("SHOAL_TEST_ROOT", root())
         .spawn()
         .expect("spawn child")
+}
+
+/// Waits until the child has stopped itself at its pause point, then SIGKILLs it.
+fn kill_when_stopped(mut c: Child) {
+    let stat = format!("/proc/{}/stat", c.id());
+    for _ in 0..60_000 {
+        let s = std::fs::read_to_string(&stat).unwrap_or_default();
+        // pid (comm) STATE ...: the comm may hold spaces, the state follows the last ')'
+        if s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')).unwrap_or(false) {
+            c.kill().unwrap();
+            c.wait().unwrap();
+            return;
+        }
+        assert!(c.try_wait().unwrap().is_none(), "the child ended before its pause point");
+        thread::sleep(Duration::from_millis(2));
+    }
+    panic!("the child never reached its pause point");
 }
 
 fn wait_ok(mut c: Child) {
@@ -90,6 +113,14 @@ fn child_entry() {
             ev.set();
             std::mem::forget(g);
             std::process::abort();
+        }
+        "put_one" => {
+            let q: Queue<i64> = Queue::open(Some(&arg), OpenMode::Open, 0, false, &o).unwrap();
+            q.put(&2, SEC).unwrap(); // stops at queue.reserved and is killed there
+        }
+        "get_one" => {
+            let q: Queue<i64> = Queue::open(Some(&arg), OpenMode::Open, 0, false, &o).unwrap();
+            q.get(SEC).unwrap(); // stops at queue.claimed and is killed there
         }
         "shm" => {
             let m = SharedMemory::open(Some(&arg), OpenMode::Open, 0, &o).unwrap();
@@ -202,6 +233,23 @@ fn queue_delivers_each_message_once() {
     let e = Queue::<i32>::open(Some("q.mpmc"), OpenMode::Open, 0, false, &o).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Layout);
     unlink("q.mpmc", &o).unwrap();
+}
+
+#[test]
+fn killed_inside_put_or_get_loses_and_duplicates_nothing() {
+    let o = opts();
+    fresh(&["q.crash"]);
+    let q: Queue<i64> = Queue::open(Some("q.crash"), OpenMode::Create, 16, false, &o).unwrap();
+    q.put(&1, SEC).unwrap();
+    // A producer killed with its message written into a reserved slot, not committed.
+    kill_when_stopped(spawn_paused("put_one", "q.crash", "queue.reserved"));
+    // A consumer killed after copying message 1 out, before freeing its slot.
+    kill_when_stopped(spawn_paused("get_one", "q.crash", "queue.claimed"));
+    q.put(&3, SEC).unwrap();
+    assert_eq!(q.get(SEC).unwrap(), 1, "the dead consumer's message is delivered again");
+    assert_eq!(q.get(SEC).unwrap(), 3, "the dead producer's message never appears");
+    assert_eq!(q.get(Duration::from_millis(200)).unwrap_err().kind(), ErrorKind::TimedOut);
+    unlink("q.crash", &o).unwrap();
 }
 
 #[test]
