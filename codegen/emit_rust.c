@@ -154,7 +154,7 @@ static void emit_enum(sg_buf *b, const sg_enum *e)
     line(b, 0, "#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]");
     line(b, 0, "#[allow(non_camel_case_types)]");
     line(b, 0, "pub struct %s(pub i32);\n", e->c_name);
-    line(b, 0, "#[allow(non_upper_case_globals, unreachable_patterns, dead_code)]");
+    line(b, 0, "#[allow(non_upper_case_globals, dead_code)]");
     line(b, 0, "impl %s {", e->c_name);
     for (size_t i = 0; i < e->nvalues; i++)
         line(b, 1, "pub const %s: %s = %s(%d);", rs_name(e->values[i].name), e->c_name,
@@ -162,8 +162,13 @@ static void emit_enum(sg_buf *b, const sg_enum *e)
     line(b, 1, "/// The value's name, or None for a number the schema does not know.");
     line(b, 1, "pub fn name(self) -> Option<&'static str> {");
     line(b, 2, "match self.0 {");
-    for (size_t i = 0; i < e->nvalues; i++)
-        line(b, 3, "%d => Some(\"%s\"),", e->values[i].number, e->values[i].name);
+    for (size_t i = 0; i < e->nvalues; i++) {
+        bool alias = false; /* allow_alias: the first name of a number names it */
+        for (size_t j = 0; j < i && !alias; j++)
+            alias = e->values[j].number == e->values[i].number;
+        if (!alias)
+            line(b, 3, "%d => Some(\"%s\"),", e->values[i].number, e->values[i].name);
+    }
     line(b, 3, "_ => None,");
     line(b, 2, "}");
     line(b, 1, "}");
@@ -481,7 +486,7 @@ static const char *default_stmt(const sg_message *msg, const sg_field *f)
             return sg_printf("m.%s = %s::NEG_INFINITY;", n, t);
         if (!strcmp(d, "nan"))
             return sg_printf("m.%s = %s::NAN;", n, t);
-        return sg_printf("m.%s = %s as %s;", n, d, t);
+        return sg_printf("m.%s = %s_%s;", n, d, t);
     }
     case SG_MESSAGE:
         return NULL;

@@ -87,8 +87,7 @@ fn accessors_and_validation() {
     assert_eq!(bad.validate().unwrap_err().detail(), "orders.Order.symbol: length 200 over max_len 8");
     assert_eq!(bad.symbol.as_bytes().len(), 8, "reads never run past the capacity");
 
-    let mut s = Scalars::default();
-    s.f_bool = shoal::schema::Bool(2);
+    let mut s = Scalars { f_bool: shoal::schema::Bool(2), ..Default::default() };
     assert_eq!(s.validate().unwrap_err().detail(), "feat.Scalars.f_bool: a bool holds neither 0 nor 1");
     s.f_bool = true.into();
     s.f_enum = Level::TOP;
@@ -114,8 +113,7 @@ fn accessors_and_validation() {
 #[test]
 fn typed_objects_validate_and_refuse_other_layouts() {
     let o = opts();
-    let mut ord = Order::default();
-    ord.id = 7;
+    let mut ord = Order { id: 7, ..Default::default() };
     ord.set_symbol("XYZ").unwrap();
     let _ = shoal::unlink("gen.order", &o); // left by an interrupted run
     let v: Value<Order> = Value::open(Some("gen.order"), OpenMode::Create, Some(&ord), &o).unwrap();

@@ -38,12 +38,14 @@ fn writer(lang: usize, n: i64) {
     let (q, v) = open();
     let lock = v.lock().unwrap_or_else(|| fail("the tally has no lock".into()));
     for i in 0..n {
-        let mut o = Order::default();
-        o.id = lang as i64 * 1_000_000 + i;
+        let mut o = Order {
+            id: lang as i64 * 1_000_000 + i,
+            price: i as f64 * 0.5,
+            quantity: i as u32,
+            side: if i % 2 == 0 { Side::BUY } else { Side::SELL },
+            ..Default::default()
+        };
         o.set_symbol(LANGS[lang - 1]).unwrap();
-        o.price = i as f64 * 0.5;
-        o.quantity = i as u32;
-        o.side = if i % 2 == 0 { Side::BUY } else { Side::SELL };
         o.push_fills(lang as u32).unwrap();
         q.put(&o, TIMEOUT).unwrap_or_else(|e| fail(format!("put: {e}")));
         let _g = lock.acquire(TIMEOUT).unwrap_or_else(|e| fail(format!("lock: {e}")));
