@@ -1,7 +1,7 @@
 'use strict';
 // Generates the Node code of the test schemas with the shoal command
-// ($SHOAL_CLI, else `shoal` on the PATH) into $SHOAL_NODE_GEN_DIR (default: a
-// temporary directory), with node_modules/shoal pointing at this package so the
+// ($SHOAL_CLI, else `shoal` on the PATH) into $SHOAL_NODE_GEN_DIR/<sub> (default: a
+// temporary directory; each test file its own `sub`, as they may run at once), with node_modules/shoal pointing at this package so the
 // generated modules' require('shoal') finds it. Returns the directory; a temporary
 // one is removed when the process exits.
 const { execFileSync } = require('child_process');
@@ -9,9 +9,9 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-function generate() {
+function generate(sub) {
   const src = process.env.SHOAL_SOURCE_DIR || path.join(__dirname, '..', '..', '..');
-  let out = process.env.SHOAL_NODE_GEN_DIR;
+  let out = process.env.SHOAL_NODE_GEN_DIR && path.join(process.env.SHOAL_NODE_GEN_DIR, sub);
   if (!out) {
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-node-gen-'));
     process.on('exit', () => fs.rmSync(out, { recursive: true, force: true }));
@@ -26,6 +26,7 @@ function generate() {
     execFileSync(cli, ['gen', '--lang', 'node', '-I', dir, '-o', out, ...files.map((f) => path.join(dir, f))], {
       stdio: 'inherit',
     });
+  fs.mkdirSync(out, { recursive: true });
   const mods = path.join(out, 'node_modules');
   fs.mkdirSync(mods, { recursive: true });
   const link = path.join(mods, 'shoal');

@@ -9,7 +9,7 @@ const shoal = require('..');
 const { opts, fresh } = require('./util');
 const { generate } = require('./gen');
 
-const dir = generate();
+const dir = generate('generated');
 const { Order, Side } = require(path.join(dir, 'orders_shoal.js'));
 const { v2_Order } = require(path.join(dir, 'orders_v2_shoal.js'));
 const { Everything, Scalars, Level } = require(path.join(dir, 'features_shoal.js'));

@@ -14,7 +14,7 @@ const pkg = path.join(__dirname, '..');
 const tsc = process.env.SHOAL_NODE_TSC || path.join(pkg, 'node_modules', '.bin', 'tsc');
 
 test('declarations type-check', { skip: !fs.existsSync(tsc) && `no TypeScript compiler at ${tsc}` }, () => {
-  const dir = generate();
+  const dir = generate('typescript');
   fs.copyFileSync(path.join(__dirname, 'types', 'check.ts'), path.join(dir, 'check.ts'));
   fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
