@@ -157,6 +157,22 @@ PY_ROWS = [
      "op", "shoal_py_value_atomic", "mp_py_value_lock", 8),
 ]
 
+# The Rust and Node bindings next to C and Python, on the same operations: (label, kind,
+# size, C (kind, key) of the rows above, Python case of py_bench.py, Rust case of
+# shoal-bench (bindings/rust/shoal-tests, built by CMake in release mode under
+# <build>/bindings/rust/target), Node case of bindings/node/bench/bench.js).
+NODE_BENCH = os.path.join(HERE, "..", "bindings", "node", "bench", "bench.js")
+LANG_ROWS = [
+    ("Queue of generated `Order` structs (64 B), msgs/s", "tput", 64, ("tput", "spsc"),
+     "shoal_py_queue_struct", "rust_queue_struct", "node_queue_struct"),
+    ("Pipe round trip, 8 B, median", "rtt", 8, ("rtt", "pipe_poll"), "shoal_py_pipe_rtt",
+     "rust_pipe_rtt", "node_pipe_rtt"),
+    ("Value atomic add", "op", 8, ("op", "shoal_value_add"), "shoal_py_value_atomic",
+     "rust_value_add", "node_value_add"),
+    ("Lock acquire + release, uncontended", "op", 8, ("op", "shoal_lock"), None,
+     "rust_lock", "node_lock"),
+]
+
 
 class Case:
     """One program invocation repeated: a row cell of a table."""
@@ -201,6 +217,9 @@ def all_cases():
             if (case, size) not in seen:
                 seen.add((case, size))
                 cases.append(Case(kind, case, case, "py_shoal", case, size))
+    for _, kind, size, _, _, rust, node in LANG_ROWS:
+        cases.append(Case(kind, rust, rust, "rust", rust, size))
+        cases.append(Case(kind, node, node, "node", node, size))
     return cases
 
 
@@ -214,6 +233,11 @@ def command(args, c, count):
     if c.python:
         script = PY_BENCH if c.prog == "py_shoal" else MP_BENCH
         return [sys.executable, script, c.case, str(c.size), str(count)]
+    if c.prog == "rust":
+        return [os.path.join(args.bin_dir, "..", "bindings", "rust", "target", "release",
+                             "shoal-bench"), c.case, str(c.size), str(count)]
+    if c.prog == "node":
+        return [shutil.which("node") or "node", NODE_BENCH, c.case, str(c.size), str(count)]
     return [os.path.join(args.bin_dir, c.prog), c.case, str(c.size), str(count)]
 
 
@@ -261,6 +285,20 @@ def py_shoal_env(args, env):
         env["ASAN_OPTIONS"] = (opts + ":" if opts else "abort_on_error=1:") + \
             "detect_leaks=0"
     return env, None
+
+
+def lang_env(args, env):
+    """The environment of the Rust and Node programs: the libshoal, Node addon and shoal
+    command built next to --bin-dir (and the ASan runtime preloaded for a sanitizer
+    build). Returns (env, None) or (None, the reason the rows cannot run)."""
+    build = os.path.abspath(os.path.join(args.bin_dir, ".."))
+    env = dict(env, LD_LIBRARY_PATH=os.path.join(build, "runtime"), TMPDIR=args.tmp,
+               SHOAL_NODE_ADDON=os.path.join(build, "bindings", "node", "shoal.node"),
+               SHOAL_CLI=os.path.join(build, "cli", "shoal"))
+    if args.py_env and "LD_PRELOAD" in args.py_env:
+        env["LD_PRELOAD"] = args.py_env["LD_PRELOAD"]
+        env["ASAN_OPTIONS"] = args.py_env["ASAN_OPTIONS"]
+    return env, None if os.path.exists(env["SHOAL_NODE_ADDON"]) else "shoal.node not built"
 
 
 def cpu_busy():
@@ -326,6 +364,11 @@ def run_once(args, c, count, env):
             c.skip = args.py_skip
             return None
         env = args.py_env
+    if c.prog in ("rust", "node"):
+        env, skip = args.lang_env
+        if c.prog == "node" and skip:
+            c.skip = skip
+            return None
     busy0, own0, wall0 = cpu_busy(), own_cpu(), time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, start_new_session=True, text=True)
@@ -629,6 +672,30 @@ def loop_table(cases):
     return L
 
 
+def lang_table(cases):
+    L = ["**Every binding on the same operations**: C calls libshoal directly; Python "
+         "(ctypes), Rust (the shoal crate) and Node (an N-API addon, waits off the main "
+         "thread) go through their bindings. Throughput in messages per second between "
+         "two processes pinned to distinct cores (Node's not pinned), "
+         "times per operation. ÷ C = the binding's cost in units of C's (above 1: "
+         "slower than C).", ""]
+    rows = []
+    for label, kind, size, (ckind, ckey), py, rust, node in LANG_ROWS:
+        fmt = fmt_rate if kind == "tput" else fmt_ns
+        c = find(cases, ckind, ckey, size if ckind == "tput" else None)
+        r = [label, cell(c, fmt)]
+        for case in (py, rust, node):
+            b = find(cases, kind, case, size) if case else None
+            rel = (ratio(val(c), val(b)) if kind == "tput" else ratio(val(b), val(c))) \
+                if b is not None else None
+            r += [cell(b, fmt) if b is not None else "n/a", fmt_ratio(rel)]
+        rows.append(r)
+    L += table(["operation", "C", "Python", "÷ C", "Rust", "÷ C", "Node", "÷ C"], rows,
+               "lrrrrrrr")
+    L.append("")
+    return L
+
+
 def render(args, cases, info, cmdline, elapsed):
     L = []
     reps = "1 run" if args.repeats == 1 else f"median of {args.repeats} runs"
@@ -692,6 +759,7 @@ def render(args, cases, info, cmdline, elapsed):
     L.append("")
 
     L += python_table(args, cases)
+    L += lang_table(cases)
 
     L.append("**Targets** (specification, section 8), as ratios measured in this run.")
     L.append("")
@@ -811,6 +879,7 @@ def main():
     env = dict(os.environ, SHOAL_ROOT=root, SHOAL_DOMAIN="bench")
     args.py_order = "none (the rows did not run)"
     args.py_env, args.py_skip = py_shoal_env(args, env)
+    args.lang_env = lang_env(args, env)
     started = time.monotonic()
     try:
         run_all(args, cases, env)

@@ -1,7 +1,7 @@
 /*
  * cmd_gen.c — `shoal gen`: the schema compiler for users without CMake.
  *
- *   shoal gen [--lang c|python] [-I DIR]... [-o OUTDIR] [-v] FILE.proto...
+ *   shoal gen [--lang c|python|rust|node] [-I DIR]... [-o OUTDIR] [-v] FILE.proto...
  *
  * It runs protoc with protoc-gen-shoal as a plugin. protoc comes from --protoc,
  * $SHOAL_PROTOC or PATH; the plugin from --plugin, $SHOAL_PLUGIN, beside this program,
@@ -26,14 +26,18 @@ static void gen_usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: shoal gen [--lang c|python] [-I DIR]... [-o OUTDIR] [-v] "
+        "usage: shoal gen [--lang c|python|rust|node] [-I DIR]... [-o OUTDIR] [-v] "
         "FILE.proto...\n\n"
         "Compiles .proto schemas with protoc-gen-shoal: for each a/b.proto, writes\n"
         "OUTDIR/a/b.shoal.h and a/b.shoal.c (plus protoc-c's a/b.pb-c.* when a message\n"
         "is encoded). Compile the .c files with your program and link -lshoal\n"
         "(and -lprotobuf-c when there are encoded messages). With --lang python it\n"
-        "writes OUTDIR/a/b_shoal.py (ctypes structures for the shoal package).\n\n"
-        "  --lang LANG     language to generate: c (default) or python\n"
+        "writes OUTDIR/a/b_shoal.py (ctypes structures for the shoal package); with\n"
+        "--lang rust, OUTDIR/a/b_shoal.rs (#[repr(C)] structs for the shoal crate);\n"
+        "with --lang node, OUTDIR/a/b_shoal.js and .d.ts (classes for the shoal\n"
+        "npm package).\n\n"
+        "  --lang LANG     language to generate: c (default), python, rust or\n"
+        "                  node\n"
         "  -I, --proto_path DIR\n"
         "                  where imports are looked up (default: .); the directory\n"
         "                  of shoal/options.proto is added for you\n"
@@ -205,9 +209,14 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         fprintf(stderr, "shoal gen: no .proto files given\n");
         return -1;
     }
-    if (strcmp(o->lang, "c") != 0 && strcmp(o->lang, "python") != 0) {
+    static const char *const langs[] = {"c", "python", "rust", "node"};
+    size_t l = 0;
+    while (l < sizeof(langs) / sizeof(langs[0]) && strcmp(o->lang, langs[l]) != 0)
+        l++;
+    if (l == sizeof(langs) / sizeof(langs[0])) {
         fprintf(stderr,
-                "shoal gen: language \"%s\" is not supported (known: c, python)\n",
+                "shoal gen: language \"%s\" is not supported (known: c, python, rust, "
+                "node)\n",
                 o->lang);
         return -1;
     }

@@ -41,6 +41,14 @@ int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out);
  * descriptors) for every file to generate. Returns 0, or -1 after recording errors. */
 int sg_emit_python(sg_model *m, const sg_params *p, sg_outputs *out);
 
+/* The Rust emitter: <base>_shoal.rs (#[repr(C)] structs for the shoal crate, with
+ * compile-time layout assertions, descriptors and validation). Returns 0 or -1. */
+int sg_emit_rust(sg_model *m, const sg_params *p, sg_outputs *out);
+
+/* The Node.js emitter: <base>_shoal.js and <base>_shoal.d.ts (a class per fixed message
+ * over a DataView of its bytes, for the shoal npm package). Returns 0 or -1. */
+int sg_emit_node(sg_model *m, const sg_params *p, sg_outputs *out);
+
 /*
  * Runs protobuf-c's code generator (protoc-gen-c) on the files whose encoded
  * messages need it, and adds its headers (and, for files being generated, its

@@ -99,6 +99,8 @@ static const struct {
 } emitters[] = {
     {"c", sg_emit_c, true},
     {"python", sg_emit_python, false},
+    {"rust", sg_emit_rust, false},
+    {"node", sg_emit_node, false},
 };
 
 static int generate(const request *req, sg_model *m, sg_outputs *out)
@@ -117,7 +119,9 @@ static int generate(const request *req, sg_model *m, sg_outputs *out)
             return -1;
         return emitters[i].uses_protoc_c ? sg_run_protoc_gen_c(m, req, &p, out) : 0;
     }
-    sg_error(m, "protoc-gen-shoal: language \"%s\" is not supported (known: c, python)",
+    sg_error(m,
+             "protoc-gen-shoal: language \"%s\" is not supported (known: c, python, "
+             "rust, node)",
              p.lang);
     return -1;
 }

@@ -16,7 +16,15 @@ packages=(
     python3 python3-pip python3-setuptools python3-wheel
     # peers measured side by side in bench/
     libzmq3-dev
+    # the Node.js binding (bindings/node): node, and the headers its addon builds against
+    nodejs
 )
+# Debian ships the Node headers (node_api.h) in libnode-dev; NodeSource's nodejs has them.
+[ -e /usr/include/node/node_api.h ] || packages+=(libnode-dev)
+# The Rust binding (bindings/rust) needs cargo and rustc >= 1.77 (rustup.rs); without
+# them CMake skips its tests with a warning. Debian 12's own cargo is too old for it.
+command -v cargo >/dev/null ||
+    echo "setup: cargo not found: the Rust binding will not be tested (install Rust >= 1.77)" >&2
 
 missing=()
 for p in "${packages[@]}"; do

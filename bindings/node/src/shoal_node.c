@@ -1,0 +1,1107 @@
+/*
+ * shoal_node.c — the native part of the Node.js binding: a plain N-API addon over
+ * libshoal, built against the Node headers Debian ships (no npm dependency).
+ *
+ * It is deliberately thin: the JavaScript in lib/ holds the API (classes, Promises,
+ * iterators) and calls the functions exported here, which map one for one onto libshoal's
+ * C API:
+ *
+ *  - Handles are napi externals holding the C pointer; the JS objects own them and
+ *    close them explicitly (no finalizer closes an object behind a pending wait).
+ *  - Element types come from JS either as a typecode ("i", "d", ...) or as a generated
+ *    message class's descriptor object {name, hash, size, align, fields}; descriptors
+ *    are converted once into C shoal_type structures and interned for the life of the
+ *    process (segments reference them while open).
+ *  - Failures throw (or reject with) an instance of the JS class registered with
+ *    setErrorClass(), built with (message, errno, code name, detail): the detail is
+ *    shoal_errdetail() of the thread that failed.
+ *  - Blocking operations never run on the main thread: startAsync() runs one of them
+ *    (queue put/get, pipe send/recv/poll, semaphore acquire, event wait, barrier wait)
+ *    as napi async work on libuv's thread pool and returns a Promise. The JS layer
+ *    tries the non-blocking form first, so a busy channel costs no thread hop at all.
+ *    Locks are the exception: libshoal records the holding thread, so they are
+ *    acquired on the main thread (try, then poll from JS, or acquireSync).
+ *  - Message bytes move between libshoal and JS Buffers/TypedArrays directly; a
+ *    SharedMemory block is exposed as an external ArrayBuffer over the mapping itself.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <shoal.h>
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+static napi_ref error_class;
+
+static const char *const code_names[] = {
+    "OK",        "EINVAL",    "ENOMEM",   "ENOENT",     "EEXIST",    "ENAME",
+    "EKIND",     "ELAYOUT",   "ECORRUPT", "ETRUNCATED", "EFOREIGN",  "EVERSION",
+    "ENOSPC",    "ETIMEDOUT", "EAGAIN",   "EOWNERDEAD", "EPERM",     "ERANGE",
+    "EOVERFLOW", "EMSGSIZE",  "ECLOSED",  "EEOF",       "EPEERDEAD", "EBROKEN",
+    "EDEADLK",   "ETYPE",     "EACCES",   "EBUSY",      "ESYS",      "EINVALID_DATA",
+};
+
+static const char *code_name(int rc)
+{
+    return rc <= 0 && -rc < (int)(sizeof(code_names) / sizeof(code_names[0]))
+               ? code_names[-rc]
+               : "EUNKNOWN";
+}
+
+/* The JS error for rc with a detail message (made by the registered class). */
+static napi_value make_error(napi_env env, int rc, const char *detail)
+{
+    char msg[1200];
+    snprintf(msg, sizeof(msg), "%s%s%s", shoal_strerror(rc), *detail ? ": " : "", detail);
+    napi_value args[4], ctor, err;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &args[0]);
+    napi_create_int32(env, rc, &args[1]);
+    napi_create_string_utf8(env, code_name(rc), NAPI_AUTO_LENGTH, &args[2]);
+    napi_create_string_utf8(env, detail, NAPI_AUTO_LENGTH, &args[3]);
+    if (error_class && napi_get_reference_value(env, error_class, &ctor) == napi_ok &&
+        napi_new_instance(env, ctor, 4, args, &err) == napi_ok)
+        return err;
+    napi_create_error(env, args[2], args[0], &err);
+    return err;
+}
+
+/* Throws rc with the calling thread's detail; returns NULL for the caller to return. */
+static napi_value throw_rc(napi_env env, int rc)
+{
+    napi_throw(env, make_error(env, rc, shoal_errdetail()));
+    return NULL;
+}
+
+static napi_value throw_arg(napi_env env, const char *what)
+{
+    napi_throw(env, make_error(env, SHOAL_EINVAL, what));
+    return NULL;
+}
+
+/* ---- argument helpers ----------------------------------------------------------------
+ */
+
+#define ARGS(n)                                                                          \
+    size_t argc = (n);                                                                   \
+    napi_value argv[(n) > 0 ? (n) : 1];                                                  \
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL)
+
+static bool is_nullish(napi_env env, napi_value v)
+{
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    return t == napi_null || t == napi_undefined;
+}
+
+/* The pointer of a handle (an external), or NULL for null/undefined/other. */
+static void *ptr_of(napi_env env, napi_value v)
+{
+    void *p = NULL;
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    if (t == napi_external)
+        napi_get_value_external(env, v, &p);
+    return p;
+}
+
+static napi_value handle(napi_env env, void *p)
+{
+    napi_value r;
+    napi_create_external(env, p, NULL, NULL, &r);
+    return r;
+}
+
+/* A number or a BigInt as int64. */
+static int64_t i64_of(napi_env env, napi_value v)
+{
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    int64_t x = 0;
+    bool lossless;
+    if (t == napi_bigint)
+        napi_get_value_bigint_int64(env, v, &x, &lossless);
+    else
+        napi_get_value_int64(env, v, &x);
+    return x;
+}
+
+static uint64_t u64_of(napi_env env, napi_value v)
+{
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    uint64_t x = 0;
+    bool lossless;
+    if (t == napi_bigint)
+        napi_get_value_bigint_uint64(env, v, &x, &lossless);
+    else
+        x = (uint64_t)i64_of(env, v);
+    return x;
+}
+
+/* An int64 result: a Number when exact, else a BigInt. */
+static napi_value num(napi_env env, int64_t x)
+{
+    napi_value r;
+    if (x > -(INT64_C(1) << 53) && x < (INT64_C(1) << 53))
+        napi_create_int64(env, x, &r);
+    else
+        napi_create_bigint_int64(env, x, &r);
+    return r;
+}
+
+static napi_value str(napi_env env, const char *s)
+{
+    napi_value r;
+    if (!s)
+        napi_get_null(env, &r);
+    else
+        napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &r);
+    return r;
+}
+
+static napi_value boolean(napi_env env, bool b)
+{
+    napi_value r;
+    napi_get_boolean(env, b, &r);
+    return r;
+}
+
+static napi_value undef(napi_env env)
+{
+    napi_value r;
+    napi_get_undefined(env, &r);
+    return r;
+}
+
+/* A string argument into buf (NULL for null/undefined). */
+static const char *str_of(napi_env env, napi_value v, char *buf, size_t cap)
+{
+    if (is_nullish(env, v))
+        return NULL;
+    size_t n = 0;
+    if (napi_get_value_string_utf8(env, v, buf, cap, &n) != napi_ok)
+        return NULL;
+    return buf;
+}
+
+/* The bytes of a Buffer / TypedArray / DataView argument. */
+static bool bytes_of(napi_env env, napi_value v, void **data, size_t *len)
+{
+    bool is;
+    if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+        napi_typedarray_type t;
+        size_t n, off;
+        napi_value ab;
+        if (napi_get_typedarray_info(env, v, &t, &n, data, &ab, &off) != napi_ok)
+            return false;
+        size_t esize = 1;
+        switch (t) {
+        case napi_int16_array:
+        case napi_uint16_array:
+            esize = 2;
+            break;
+        case napi_int32_array:
+        case napi_uint32_array:
+        case napi_float32_array:
+            esize = 4;
+            break;
+        case napi_float64_array:
+        case napi_bigint64_array:
+        case napi_biguint64_array:
+            esize = 8;
+            break;
+        default:
+            break;
+        }
+        *len = n * esize;
+        return true;
+    }
+    if (napi_is_dataview(env, v, &is) == napi_ok && is) {
+        napi_value ab;
+        size_t off;
+        return napi_get_dataview_info(env, v, len, data, &ab, &off) == napi_ok;
+    }
+    return false;
+}
+
+/* Attributes {root, domain, mode, lock} (any may be missing). */
+typedef struct attr_buf {
+    shoal_attr attr;
+    char root[4096], domain[SHOAL_DOMAIN_MAX + 1];
+} attr_buf;
+
+static const shoal_attr *attr_of(napi_env env, napi_value v, attr_buf *a)
+{
+    memset(&a->attr, 0, sizeof(a->attr));
+    if (is_nullish(env, v))
+        return NULL;
+    napi_value x;
+    if (napi_get_named_property(env, v, "root", &x) == napi_ok)
+        a->attr.root = str_of(env, x, a->root, sizeof(a->root));
+    if (napi_get_named_property(env, v, "domain", &x) == napi_ok)
+        a->attr.domain = str_of(env, x, a->domain, sizeof(a->domain));
+    if (napi_get_named_property(env, v, "mode", &x) == napi_ok && !is_nullish(env, x))
+        a->attr.mode = (unsigned)i64_of(env, x);
+    if (napi_get_named_property(env, v, "lock", &x) == napi_ok && !is_nullish(env, x))
+        a->attr.lock = (int)i64_of(env, x);
+    return &a->attr;
+}
+
+/* ---- element types ------------------------------------------------------------------
+ */
+
+/* Interned descriptors made from JS objects; they live as long as the process. */
+typedef struct interned {
+    struct interned *next;
+    shoal_type type;
+} interned;
+static interned *types;
+
+static char *dup_prop(napi_env env, napi_value obj, const char *key)
+{
+    napi_value v;
+    size_t n = 0;
+    if (napi_get_named_property(env, obj, key, &v) != napi_ok ||
+        napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok)
+        return NULL;
+    char *s = malloc(n + 1);
+    if (s)
+        napi_get_value_string_utf8(env, v, s, n + 1, &n);
+    return s;
+}
+
+static uint32_t u32_prop(napi_env env, napi_value obj, const char *key)
+{
+    napi_value v;
+    if (napi_get_named_property(env, obj, key, &v) != napi_ok)
+        return 0;
+    return (uint32_t)i64_of(env, v);
+}
+
+static const shoal_type *type_of(napi_env env, napi_value v);
+
+/* One field entry: [name, number, kind, offset, size, max_count, max_len, nested]. */
+static bool field_of(napi_env env, napi_value arr, shoal_field *f)
+{
+    napi_value e[8];
+    for (uint32_t i = 0; i < 8; i++)
+        if (napi_get_element(env, arr, i, &e[i]) != napi_ok)
+            return false;
+    size_t n = 0;
+    napi_get_value_string_utf8(env, e[0], NULL, 0, &n);
+    char *name = malloc(n + 1);
+    if (!name)
+        return false;
+    napi_get_value_string_utf8(env, e[0], name, n + 1, &n);
+    f->name = name;
+    f->number = (uint32_t)i64_of(env, e[1]);
+    f->kind = (uint32_t)i64_of(env, e[2]);
+    f->offset = (uint32_t)i64_of(env, e[3]);
+    f->size = (uint32_t)i64_of(env, e[4]);
+    f->max_count = (uint32_t)i64_of(env, e[5]);
+    f->max_len = (uint32_t)i64_of(env, e[6]);
+    f->type = is_nullish(env, e[7]) ? NULL : type_of(env, e[7]);
+    return true;
+}
+
+/* A descriptor {name, hash, size, align, fields} as an interned shoal_type. */
+static const shoal_type *descriptor_of(napi_env env, napi_value obj)
+{
+    char *name = dup_prop(env, obj, "name");
+    napi_value h;
+    uint64_t hash = 0;
+    if (napi_get_named_property(env, obj, "hash", &h) == napi_ok)
+        hash = u64_of(env, h);
+    uint32_t size = u32_prop(env, obj, "size"), align = u32_prop(env, obj, "align");
+    if (!name)
+        return NULL;
+    for (interned *t = types; t; t = t->next)
+        if (t->type.layout_hash == hash && t->type.size == size &&
+            !strcmp(t->type.name, name)) {
+            free(name);
+            return &t->type;
+        }
+    interned *t = calloc(1, sizeof(*t));
+    napi_value fields;
+    uint32_t nf = 0;
+    if (!t || napi_get_named_property(env, obj, "fields", &fields) != napi_ok) {
+        free(t);
+        free(name);
+        return NULL;
+    }
+    napi_get_array_length(env, fields, &nf);
+    shoal_field *fs = nf ? calloc(nf, sizeof(*fs)) : NULL;
+    for (uint32_t i = 0; i < nf; i++) {
+        napi_value e;
+        napi_get_element(env, fields, i, &e);
+        if (!fs || !field_of(env, e, &fs[i]))
+            nf = 0; /* a damaged list: keep the type opaque */
+    }
+    t->type = (shoal_type){name, hash, size, align, 0, nf, fs};
+    t->next = types;
+    types = t;
+    return &t->type;
+}
+
+/* A typecode string or a descriptor object; NULL for null/undefined or bad input. */
+static const shoal_type *type_of(napi_env env, napi_value v)
+{
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    if (t == napi_string) {
+        char code[4] = {0};
+        size_t n;
+        napi_get_value_string_utf8(env, v, code, sizeof(code), &n);
+        return n == 1 ? shoal_typecode(code[0]) : NULL;
+    }
+    if (t == napi_object || t == napi_function)
+        return descriptor_of(env, v);
+    return NULL;
+}
+
+/* A type argument that must be valid (or null when `optional`). */
+#define TYPE_ARG(var, v, optional)                                                       \
+    const shoal_type *var = type_of(env, v);                                             \
+    if (!var && !((optional) && is_nullish(env, v)))                                     \
+        return throw_arg(env, "element type: a typecode (\"i\", \"d\", ...) or a "       \
+                              "generated message class");
+
+/* ---- SharedMemory, unlink --------------------------------------------------------- */
+
+/* shmOpen(name, mode, size, attr) -> [handle, ArrayBuffer, name] */
+static napi_value shm_open(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    shoal_shm *shm;
+    int rc = shoal_shm_open(&shm, str_of(env, argv[0], name, sizeof(name)),
+                            (int)i64_of(env, argv[1]), (size_t)i64_of(env, argv[2]),
+                            attr_of(env, argv[3], &a));
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r, ab;
+    size_t size = shoal_shm_size(shm);
+    if (napi_create_external_arraybuffer(env, shoal_shm_data(shm), size, NULL, NULL,
+                                         &ab) != napi_ok) {
+        shoal_shm_close(shm);
+        return throw_arg(env, "this Node.js cannot make an ArrayBuffer over external "
+                              "memory");
+    }
+    napi_create_array_with_length(env, 3, &r);
+    napi_set_element(env, r, 0, handle(env, shm));
+    napi_set_element(env, r, 1, ab);
+    napi_set_element(env, r, 2, str(env, shoal_shm_name(shm)));
+    return r;
+}
+
+static napi_value unlink_name(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    int rc =
+        shoal_unlink(str_of(env, argv[0], name, sizeof(name)), attr_of(env, argv[1], &a));
+    return rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+/* close(kind, handle): kind as enum shoal_kind. */
+static napi_value close_handle(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    void *p = ptr_of(env, argv[1]);
+    if (!p)
+        return undef(env);
+    int rc = 0;
+    switch (i64_of(env, argv[0])) {
+    case SHOAL_KIND_SHM:
+        rc = shoal_shm_close(p);
+        break;
+    case SHOAL_KIND_VALUE:
+        rc = shoal_value_close(p);
+        break;
+    case SHOAL_KIND_ARRAY:
+        rc = shoal_array_close(p);
+        break;
+    case SHOAL_KIND_LOCK:
+    case SHOAL_KIND_RLOCK:
+        rc = shoal_lock_close(p);
+        break;
+    case SHOAL_KIND_SEMAPHORE:
+    case SHOAL_KIND_BOUNDED_SEMAPHORE:
+        rc = shoal_sem_close(p);
+        break;
+    case SHOAL_KIND_CONDITION:
+        rc = shoal_cond_close(p);
+        break;
+    case SHOAL_KIND_EVENT:
+        rc = shoal_event_close(p);
+        break;
+    case SHOAL_KIND_BARRIER:
+        rc = shoal_barrier_close(p);
+        break;
+    case SHOAL_KIND_QUEUE:
+        rc = shoal_queue_close(p);
+        break;
+    case SHOAL_KIND_PIPE:
+        rc = shoal_pipe_close(p);
+        break;
+    default:
+        return throw_arg(env, "close: unknown kind");
+    }
+    return rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+/* ---- Value and Array --------------------------------------------------------------- */
+
+/* valueOpen(name, mode, type, init, attr) -> [handle, name, lock handle | null, size] */
+static napi_value value_open(napi_env env, napi_callback_info info)
+{
+    ARGS(5);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    TYPE_ARG(type, argv[2], false);
+    void *init = NULL;
+    size_t len = 0;
+    if (!is_nullish(env, argv[3]) &&
+        (!bytes_of(env, argv[3], &init, &len) || len != type->size))
+        return throw_arg(env, "initial value: bytes of the element's size");
+    shoal_value *v;
+    int rc = shoal_value_open(&v, str_of(env, argv[0], name, sizeof(name)),
+                              (int)i64_of(env, argv[1]), type, init,
+                              attr_of(env, argv[4], &a));
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r, lock;
+    shoal_lock *l = shoal_value_get_lock(v);
+    if (l)
+        lock = handle(env, l);
+    else
+        napi_get_null(env, &lock);
+    napi_create_array_with_length(env, 3, &r);
+    napi_set_element(env, r, 0, handle(env, v));
+    napi_set_element(env, r, 1, str(env, shoal_value_name(v)));
+    napi_set_element(env, r, 2, lock);
+    return r;
+}
+
+/* Copies between a value and a JS buffer of the element's size. */
+static napi_value value_copy(napi_env env, napi_callback_info info,
+                             int (*op)(shoal_value *, void *))
+{
+    ARGS(2);
+    shoal_value *v = ptr_of(env, argv[0]);
+    void *data;
+    size_t len;
+    if (!v || !bytes_of(env, argv[1], &data, &len) || len < shoal_value_type(v)->size)
+        return throw_arg(env, "value: a buffer of the element's size");
+    int rc = op(v, data);
+    return rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+static int value_write_op(shoal_value *v, void *d)
+{
+    return shoal_value_write(v, d);
+}
+
+static napi_value value_read(napi_env env, napi_callback_info info)
+{
+    return value_copy(env, info, shoal_value_read);
+}
+static napi_value value_write(napi_env env, napi_callback_info info)
+{
+    return value_copy(env, info, value_write_op);
+}
+static napi_value value_snapshot(napi_env env, napi_callback_info info)
+{
+    return value_copy(env, info, shoal_value_snapshot);
+}
+
+/* valueAtomic(handle, op, a, b): op 0 add(a), 1 exchange(a), 2 cas(a expected, b
+ * desired) -> [ok, current], 3 load, 4 store(a). Returns the old/current value. */
+static napi_value value_atomic(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    shoal_value *v = ptr_of(env, argv[0]);
+    if (!v)
+        return throw_arg(env, "value: closed");
+    int64_t x = 0, a = argc > 2 ? i64_of(env, argv[2]) : 0;
+    int rc;
+    switch (i64_of(env, argv[1])) {
+    case 0:
+        rc = shoal_value_add(v, a, &x);
+        break;
+    case 1:
+        rc = shoal_value_exchange(v, a, &x);
+        break;
+    case 2: {
+        x = a;
+        rc = shoal_value_cas(v, &x, i64_of(env, argv[3]));
+        if (rc == 0 || rc == SHOAL_EAGAIN) {
+            napi_value r;
+            napi_create_array_with_length(env, 2, &r);
+            napi_set_element(env, r, 0, boolean(env, rc == 0));
+            napi_set_element(env, r, 1, num(env, x));
+            return r;
+        }
+        break;
+    }
+    case 3:
+        rc = shoal_value_load(v, &x);
+        break;
+    default:
+        rc = shoal_value_store(v, a);
+        break;
+    }
+    return rc < 0 ? throw_rc(env, rc) : num(env, x);
+}
+
+/* arrayOpen(name, mode, type, count, init, attr) -> [handle, name, lock, length] */
+static napi_value array_open(napi_env env, napi_callback_info info)
+{
+    ARGS(6);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    TYPE_ARG(type, argv[2], false);
+    size_t count = (size_t)i64_of(env, argv[3]);
+    void *init = NULL;
+    size_t len = 0;
+    if (!is_nullish(env, argv[4]) &&
+        (!bytes_of(env, argv[4], &init, &len) || len != count * type->size))
+        return throw_arg(env, "initial elements: bytes of count elements");
+    shoal_array *arr;
+    int rc = shoal_array_open(&arr, str_of(env, argv[0], name, sizeof(name)),
+                              (int)i64_of(env, argv[1]), type, count, init,
+                              attr_of(env, argv[5], &a));
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r, lock;
+    shoal_lock *l = shoal_array_get_lock(arr);
+    if (l)
+        lock = handle(env, l);
+    else
+        napi_get_null(env, &lock);
+    napi_create_array_with_length(env, 4, &r);
+    napi_set_element(env, r, 0, handle(env, arr));
+    napi_set_element(env, r, 1, str(env, shoal_array_name(arr)));
+    napi_set_element(env, r, 2, lock);
+    napi_set_element(env, r, 3, num(env, (int64_t)shoal_array_len(arr)));
+    return r;
+}
+
+/* arrayCopy(handle, write, start, n, buffer): reads or writes n elements. */
+static napi_value array_copy(napi_env env, napi_callback_info info)
+{
+    ARGS(5);
+    shoal_array *arr = ptr_of(env, argv[0]);
+    bool write = false;
+    napi_get_value_bool(env, argv[1], &write);
+    size_t start = (size_t)i64_of(env, argv[2]), n = (size_t)i64_of(env, argv[3]);
+    void *data;
+    size_t len;
+    if (!arr || !bytes_of(env, argv[4], &data, &len) ||
+        len / shoal_array_type(arr)->size < n)
+        return throw_arg(env, "array: a buffer of n elements");
+    int rc = write ? shoal_array_write(arr, start, n, data)
+                   : shoal_array_read(arr, start, n, data);
+    return rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+static napi_value array_add(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    shoal_array *arr = ptr_of(env, argv[0]);
+    int64_t old = 0;
+    if (!arr)
+        return throw_arg(env, "array: closed");
+    int rc =
+        shoal_array_add(arr, (size_t)i64_of(env, argv[1]), i64_of(env, argv[2]), &old);
+    return rc < 0 ? throw_rc(env, rc) : num(env, old);
+}
+
+/* ---- Queue and Pipe ---------------------------------------------------------------- */
+
+static void queue_config(napi_env env, napi_value *argv, shoal_queue_config *cfg,
+                         const shoal_type *type)
+{
+    cfg->type = type;
+    cfg->max_msg = (size_t)i64_of(env, argv[0]);
+    cfg->capacity = (size_t)i64_of(env, argv[1]);
+    bool spsc = false;
+    napi_get_value_bool(env, argv[2], &spsc);
+    cfg->spsc = spsc;
+}
+
+/* queueOpen(name, mode, type|null, maxMsg, capacity, spsc, attr) -> [handle, name, stats]
+ */
+static napi_value queue_open(napi_env env, napi_callback_info info)
+{
+    ARGS(7);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    TYPE_ARG(type, argv[2], true);
+    shoal_queue_config cfg;
+    queue_config(env, argv + 3, &cfg, type);
+    shoal_queue *q;
+    int rc = shoal_queue_open(&q, str_of(env, argv[0], name, sizeof(name)),
+                              (int)i64_of(env, argv[1]), &cfg, attr_of(env, argv[6], &a));
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r;
+    napi_create_array_with_length(env, 2, &r);
+    napi_set_element(env, r, 0, handle(env, q));
+    napi_set_element(env, r, 1, str(env, shoal_queue_name(q)));
+    return r;
+}
+
+/* queueStats(handle) -> {capacity, depth, maxMsg, puts, gets, closed, spsc, ...} */
+static napi_value queue_stats(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_queue *q = ptr_of(env, argv[0]);
+    shoal_queue_stats st;
+    if (!q)
+        return throw_arg(env, "queue: closed");
+    int rc = shoal_queue_stats_get(q, &st);
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r;
+    napi_create_object(env, &r);
+    const struct {
+        const char *k;
+        uint64_t v;
+    } kv[] = {{"capacity", st.capacity},
+              {"depth", st.depth},
+              {"maxMsg", st.max_msg},
+              {"puts", st.puts},
+              {"gets", st.gets},
+              {"fullWaits", st.full_waits},
+              {"emptyWaits", st.empty_waits}};
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        napi_set_named_property(env, r, kv[i].k, num(env, (int64_t)kv[i].v));
+    napi_set_named_property(env, r, "closed", boolean(env, st.closed));
+    napi_set_named_property(env, r, "spsc", boolean(env, st.spsc));
+    return r;
+}
+
+static napi_value queue_shutdown(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_queue *q = ptr_of(env, argv[0]);
+    if (!q)
+        return throw_arg(env, "queue: closed");
+    shoal_queue_shutdown(q);
+    return undef(env);
+}
+
+/* pipeOpen(name, end, mode, maxMsg, capacity, attr) -> [handle, name] */
+static napi_value pipe_open(napi_env env, napi_callback_info info)
+{
+    ARGS(6);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    shoal_queue_config cfg = {NULL, (size_t)i64_of(env, argv[3]),
+                              (size_t)i64_of(env, argv[4]), 0};
+    shoal_pipe *p;
+    int rc = shoal_pipe_open(&p, str_of(env, argv[0], name, sizeof(name)),
+                             (int)i64_of(env, argv[1]), (int)i64_of(env, argv[2]), &cfg,
+                             attr_of(env, argv[5], &a));
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r;
+    napi_create_array_with_length(env, 2, &r);
+    napi_set_element(env, r, 0, handle(env, p));
+    napi_set_element(env, r, 1, str(env, shoal_pipe_name(p)));
+    return r;
+}
+
+/* pipePair(name, maxMsg, capacity, attr) -> [end0, end1, name] */
+static napi_value pipe_pair(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    shoal_queue_config cfg = {NULL, (size_t)i64_of(env, argv[1]),
+                              (size_t)i64_of(env, argv[2]), 0};
+    shoal_pipe *p0, *p1;
+    int rc = shoal_pipe_pair(&p0, &p1, str_of(env, argv[0], name, sizeof(name)), &cfg,
+                             attr_of(env, argv[3], &a));
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r;
+    napi_create_array_with_length(env, 3, &r);
+    napi_set_element(env, r, 0, handle(env, p0));
+    napi_set_element(env, r, 1, handle(env, p1));
+    napi_set_element(env, r, 2, str(env, shoal_pipe_name(p0)));
+    return r;
+}
+
+/* ---- operations with a try form and a blocking form ---------------------------------
+ */
+
+/* What startAsync() and tryOp() can run. */
+enum op {
+    OP_QUEUE_PUT,
+    OP_QUEUE_GET,
+    OP_PIPE_SEND,
+    OP_PIPE_RECV,
+    OP_PIPE_POLL,
+    OP_SEM_ACQUIRE,
+    OP_EVENT_WAIT,
+    OP_BARRIER_WAIT,
+};
+
+typedef struct job {
+    enum op op;
+    void *h;
+    void *buf;
+    size_t cap, len;
+    int64_t timeout;
+    int rc;
+    char detail[1024];
+    napi_ref buf_ref;
+    napi_deferred deferred;
+    napi_async_work work;
+} job;
+
+/* Runs an operation (timeout SHOAL_NOWAIT: its try form). Returns rc; *len gets the
+ * received length or moved count. */
+static int run_op(enum op op, void *h, void *buf, size_t cap, size_t *len,
+                  int64_t timeout)
+{
+    switch (op) {
+    case OP_QUEUE_PUT:
+        return shoal_queue_put(h, buf, cap, timeout);
+    case OP_QUEUE_GET:
+        return shoal_queue_get(h, buf, cap, len, timeout);
+    case OP_PIPE_SEND:
+        return shoal_pipe_send(h, buf, cap, timeout);
+    case OP_PIPE_RECV:
+        return shoal_pipe_recv(h, buf, cap, len, timeout);
+    case OP_PIPE_POLL: {
+        int rc = shoal_pipe_poll(h, timeout);
+        return rc == 0 ? SHOAL_ETIMEDOUT : rc; /* 0: nothing ready in time */
+    }
+    case OP_SEM_ACQUIRE:
+        return shoal_sem_acquire(h, timeout);
+    case OP_EVENT_WAIT:
+        return shoal_event_wait(h, timeout);
+    case OP_BARRIER_WAIT:
+        return shoal_barrier_wait(h, timeout);
+    }
+    return SHOAL_EINVAL;
+}
+
+/* The JS result of a successful operation: the length, count or index. */
+static napi_value op_result(napi_env env, enum op op, int rc, size_t len)
+{
+    if (op == OP_QUEUE_GET || op == OP_PIPE_RECV)
+        return num(env, (int64_t)len);
+    return num(env, rc);
+}
+
+/* Arguments shared by tryOp and startAsync: (op, handle, buffer|null, timeoutNs). */
+static bool op_args(napi_env env, napi_value *argv, enum op *op, void **h, void **buf,
+                    size_t *cap)
+{
+    *op = (enum op)i64_of(env, argv[0]);
+    *h = ptr_of(env, argv[1]);
+    *buf = NULL;
+    *cap = 0;
+    if (!is_nullish(env, argv[2]) && !bytes_of(env, argv[2], buf, cap))
+        return false;
+    return *h != NULL && *op <= OP_BARRIER_WAIT;
+}
+
+/* tryOp(op, handle, buffer) -> result, or the code (< 0) for EAGAIN / ETIMEDOUT /
+ * EEOF; throws any other error. */
+static napi_value try_op(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    enum op op;
+    void *h, *buf;
+    size_t cap, len = 0;
+    if (!op_args(env, argv, &op, &h, &buf, &cap))
+        return throw_arg(env, "tryOp: bad arguments (closed object?)");
+    int rc = run_op(op, h, buf, cap, &len, SHOAL_NOWAIT);
+    if (rc == SHOAL_EAGAIN || rc == SHOAL_ETIMEDOUT)
+        return num(env, rc);
+    return rc < 0 ? throw_rc(env, rc) : op_result(env, op, rc, len);
+}
+
+static void job_execute(napi_env env, void *data)
+{
+    (void)env;
+    job *j = data;
+    j->rc = run_op(j->op, j->h, j->buf, j->cap, &j->len, j->timeout);
+    if (j->rc < 0)
+        snprintf(j->detail, sizeof(j->detail), "%s", shoal_errdetail());
+}
+
+static void job_complete(napi_env env, napi_status status, void *data)
+{
+    job *j = data;
+    if (status != napi_ok)
+        napi_reject_deferred(env, j->deferred, make_error(env, SHOAL_ESYS, "cancelled"));
+    else if (j->rc < 0)
+        napi_reject_deferred(env, j->deferred, make_error(env, j->rc, j->detail));
+    else
+        napi_resolve_deferred(env, j->deferred, op_result(env, j->op, j->rc, j->len));
+    if (j->buf_ref)
+        napi_delete_reference(env, j->buf_ref);
+    napi_delete_async_work(env, j->work);
+    free(j);
+}
+
+/* startAsync(op, handle, buffer|null, timeoutNs) -> Promise of the result; the buffer
+ * is kept alive until the operation ends. */
+static napi_value start_async(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return throw_rc(env, SHOAL_ENOMEM);
+    if (!op_args(env, argv, &j->op, &j->h, &j->buf, &j->cap)) {
+        free(j);
+        return throw_arg(env, "startAsync: bad arguments (closed object?)");
+    }
+    j->timeout = i64_of(env, argv[3]);
+    if (j->buf)
+        napi_create_reference(env, argv[2], 1, &j->buf_ref);
+    napi_value promise, name;
+    napi_create_promise(env, &j->deferred, &promise);
+    napi_create_string_utf8(env, "shoal", NAPI_AUTO_LENGTH, &name);
+    napi_create_async_work(env, NULL, name, job_execute, job_complete, j, &j->work);
+    napi_queue_async_work(env, j->work);
+    return promise;
+}
+
+/* ---- primitives -------------------------------------------------------------------- */
+
+/* syncOpen(kind, name, mode, value, attr) -> [handle, name]: value is a semaphore's
+ * initial value or a barrier's parties. */
+static napi_value sync_open(napi_env env, napi_callback_info info)
+{
+    ARGS(5);
+    char name[SHOAL_NAME_MAX + 2];
+    attr_buf a;
+    const char *n = str_of(env, argv[1], name, sizeof(name));
+    int mode = (int)i64_of(env, argv[2]);
+    uint32_t value = (uint32_t)i64_of(env, argv[3]);
+    const shoal_attr *at = attr_of(env, argv[4], &a);
+    void *p = NULL;
+    int rc;
+    switch (i64_of(env, argv[0])) {
+    case SHOAL_KIND_LOCK:
+        rc = shoal_lock_open((shoal_lock **)&p, n, mode, at);
+        break;
+    case SHOAL_KIND_RLOCK:
+        rc = shoal_rlock_open((shoal_lock **)&p, n, mode, at);
+        break;
+    case SHOAL_KIND_SEMAPHORE:
+        rc = shoal_sem_open((shoal_sem **)&p, n, mode, value, at);
+        break;
+    case SHOAL_KIND_BOUNDED_SEMAPHORE:
+        rc = shoal_bsem_open((shoal_sem **)&p, n, mode, value, at);
+        break;
+    case SHOAL_KIND_CONDITION:
+        rc = shoal_cond_open((shoal_cond **)&p, n, mode, at);
+        break;
+    case SHOAL_KIND_EVENT:
+        rc = shoal_event_open((shoal_event **)&p, n, mode, at);
+        break;
+    case SHOAL_KIND_BARRIER:
+        rc = shoal_barrier_open((shoal_barrier **)&p, n, mode, value, at);
+        break;
+    default:
+        return throw_arg(env, "syncOpen: unknown kind");
+    }
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r;
+    napi_create_array_with_length(env, 2, &r);
+    napi_set_element(env, r, 0, handle(env, p));
+    napi_set_element(env, r, 1, str(env, shoal_sync_name(p)));
+    return r;
+}
+
+/* lockAcquire(handle, timeoutNs) -> 0 or SHOAL_EOWNERDEAD (held), or SHOAL_EAGAIN /
+ * SHOAL_ETIMEDOUT (not held); other errors throw. Runs on the calling (main) thread. */
+static napi_value lock_acquire(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    shoal_lock *l = ptr_of(env, argv[0]);
+    if (!l)
+        return throw_arg(env, "lock: closed");
+    int rc = shoal_lock_acquire(l, i64_of(env, argv[1]));
+    if (rc == 0 || rc == SHOAL_EOWNERDEAD || rc == SHOAL_EAGAIN || rc == SHOAL_ETIMEDOUT)
+        return num(env, rc);
+    return throw_rc(env, rc);
+}
+
+/* Small calls on a primitive: syncCall(what, handle[, arg]) -> number. */
+enum sync_call {
+    LOCK_RELEASE,
+    LOCK_LOCKED,
+    LOCK_HOLDER_DIED,
+    SEM_RELEASE,
+    SEM_VALUE,
+    COND_NOTIFY,
+    COND_NOTIFY_ALL,
+    EVENT_SET,
+    EVENT_CLEAR,
+    EVENT_IS_SET,
+    BARRIER_ABORT,
+    BARRIER_RESET,
+    BARRIER_PARTIES,
+    BARRIER_WAITING,
+    BARRIER_BROKEN,
+};
+
+static napi_value sync_call(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    void *p = ptr_of(env, argv[1]);
+    if (!p)
+        return throw_arg(env, "closed object");
+    uint32_t parties = 0, waiting = 0;
+    int broken = 0, rc;
+    switch (i64_of(env, argv[0])) {
+    case LOCK_RELEASE:
+        rc = shoal_lock_release(p);
+        break;
+    case LOCK_LOCKED:
+        rc = shoal_lock_locked(p);
+        break;
+    case LOCK_HOLDER_DIED:
+        rc = shoal_lock_holder_died(p);
+        break;
+    case SEM_RELEASE:
+        rc = shoal_sem_release(p);
+        break;
+    case SEM_VALUE:
+        rc = (int)shoal_sem_value(p);
+        break;
+    case COND_NOTIFY:
+        rc = shoal_cond_notify(p, (uint32_t)i64_of(env, argv[2]));
+        break;
+    case COND_NOTIFY_ALL:
+        rc = shoal_cond_notify_all(p);
+        break;
+    case EVENT_SET:
+        rc = shoal_event_set(p);
+        break;
+    case EVENT_CLEAR:
+        rc = shoal_event_clear(p);
+        break;
+    case EVENT_IS_SET:
+        rc = shoal_event_is_set(p);
+        break;
+    case BARRIER_ABORT:
+        rc = shoal_barrier_abort(p);
+        break;
+    case BARRIER_RESET:
+        rc = shoal_barrier_reset(p);
+        break;
+    default:
+        shoal_barrier_state(p, &parties, &waiting, &broken);
+        rc = i64_of(env, argv[0]) == BARRIER_PARTIES   ? (int)parties
+             : i64_of(env, argv[0]) == BARRIER_WAITING ? (int)waiting
+                                                       : broken;
+        break;
+    }
+    return rc < 0 ? throw_rc(env, rc) : num(env, rc);
+}
+
+/* condWait(cond, lock, timeoutNs) -> 0 or SHOAL_ETIMEDOUT / SHOAL_EOWNERDEAD; blocks
+ * the calling thread (the lock's holder). */
+static napi_value cond_wait(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    shoal_cond *c = ptr_of(env, argv[0]);
+    shoal_lock *l = ptr_of(env, argv[1]);
+    if (!c || !l)
+        return throw_arg(env, "condition: closed");
+    int rc = shoal_cond_wait(c, l, i64_of(env, argv[2]));
+    if (rc == 0 || rc == SHOAL_ETIMEDOUT || rc == SHOAL_EOWNERDEAD)
+        return num(env, rc);
+    return throw_rc(env, rc);
+}
+
+/* ---- misc -------------------------------------------------------------------------- */
+
+static napi_value set_error_class(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    if (error_class)
+        napi_delete_reference(env, error_class);
+    napi_create_reference(env, argv[0], 1, &error_class);
+    return undef(env);
+}
+
+static napi_value set_spin_ns(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_set_spin_ns(i64_of(env, argv[0]));
+    return undef(env);
+}
+
+/* typeInfo(type) -> {name, size, hash} as libshoal sees it (checks descriptors). */
+static napi_value type_info(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    TYPE_ARG(t, argv[0], false);
+    napi_value r, h;
+    napi_create_object(env, &r);
+    napi_set_named_property(env, r, "name", str(env, t->name));
+    napi_set_named_property(env, r, "size", num(env, t->size));
+    napi_set_named_property(env, r, "align", num(env, t->align));
+    napi_create_bigint_uint64(env, t->layout_hash, &h);
+    napi_set_named_property(env, r, "hash", h);
+    return r;
+}
+
+#define FN(name, fn)                                                                     \
+    {                                                                                    \
+        name, NULL, fn, NULL, NULL, NULL, napi_default, NULL                             \
+    }
+
+static napi_value init(napi_env env, napi_value exports)
+{
+    napi_property_descriptor fns[] = {
+        FN("setErrorClass", set_error_class),
+        FN("setSpinNs", set_spin_ns),
+        FN("typeInfo", type_info),
+        FN("close", close_handle),
+        FN("unlink", unlink_name),
+        FN("shmOpen", shm_open),
+        FN("valueOpen", value_open),
+        FN("valueRead", value_read),
+        FN("valueWrite", value_write),
+        FN("valueSnapshot", value_snapshot),
+        FN("valueAtomic", value_atomic),
+        FN("arrayOpen", array_open),
+        FN("arrayCopy", array_copy),
+        FN("arrayAdd", array_add),
+        FN("queueOpen", queue_open),
+        FN("queueStats", queue_stats),
+        FN("queueShutdown", queue_shutdown),
+        FN("pipeOpen", pipe_open),
+        FN("pipePair", pipe_pair),
+        FN("tryOp", try_op),
+        FN("startAsync", start_async),
+        FN("syncOpen", sync_open),
+        FN("syncCall", sync_call),
+        FN("lockAcquire", lock_acquire),
+        FN("condWait", cond_wait),
+    };
+    napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
+    return exports;
+}
+
+NAPI_MODULE(shoal, init)

@@ -1,0 +1,50 @@
+// Type-checked (never run) by typescript.test.js against lib/index.d.ts and the .d.ts
+// files `shoal gen --lang node` writes: the declarations must describe the API.
+import * as shoal from 'shoal';
+import { Order, Side } from './orders_shoal';
+import { Everything } from './features_shoal';
+import { Defaults, Kind } from './features2_shoal';
+
+async function use(): Promise<void> {
+  const o = new Order();
+  o.id = 5n;
+  o.symbol = 'ACME';
+  o.price = 1.5;
+  o.side = Side.BUY;
+  o.fills = [1, 2];
+  o.validate();
+  const size: 64 = Order.SIZE;
+  const hash: bigint = Order.LAYOUT_HASH;
+
+  const e = new Everything(new Uint8Array(Everything.SIZE));
+  e.inner.tag = Uint8Array.of(1);
+  e.r_string = ['a'];
+  e.origin.label = 'x';
+  const n: bigint | undefined = e.c_int;
+  const d = new Defaults();
+  const k: number = d.kind === Kind.FIRST ? 1 : 0;
+
+  const q = new shoal.Queue<Order>(Order, { name: 'orders', capacity: 16 });
+  await q.put(o, 1000);
+  const got: Order = await q.get();
+  for await (const m of q) m.validate();
+  const v = new shoal.Value<bigint>('q', 0n, { name: 'hits' });
+  v.add(1);
+  const lock = v.getLock();
+  if (lock && (await lock.acquire(100))) lock.release();
+  const bytes = new shoal.Queue(null, { maxMsg: 64 });
+  const b: Uint8Array = await bytes.get();
+  const [a, z] = shoal.Pipe.pair({ maxMsg: 8 });
+  await a.send('hi');
+  const r: Uint8Array = await z.recv();
+  const m = new shoal.SharedMemory({ size: 16 });
+  const ab: ArrayBuffer = m.buffer;
+  try {
+    new shoal.Event().set();
+  } catch (err) {
+    if (err instanceof shoal.ShoalError && err.code === 'ELAYOUT') console.log(err.detail);
+  }
+  void [size, hash, n, k, got, b, r, ab];
+}
+void use;
+declare const console: { log(...a: unknown[]): void };

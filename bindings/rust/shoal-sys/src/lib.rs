@@ -1,0 +1,493 @@
+//! Raw declarations of libshoal's C API (`shoal.h`), one for one.
+//!
+//! Everything here is `unsafe` and mirrors the public headers in
+//! runtime/include/shoal/: the same names, the same types, the same numbers. The
+//! documentation of each function is in its header; the safe binding is the `shoal`
+//! crate. Functions return 0 or a negative `SHOAL_E*` code; `shoal_errdetail()` gives
+//! the calling thread's detail message for its last failure.
+#![allow(non_camel_case_types)]
+#![no_std]
+
+use core::ffi::{c_char, c_int, c_uint, c_void};
+
+// ---- common.h ------------------------------------------------------------------------
+
+pub const SHOAL_OK: c_int = 0;
+pub const SHOAL_EINVAL: c_int = -1;
+pub const SHOAL_ENOMEM: c_int = -2;
+pub const SHOAL_ENOENT: c_int = -3;
+pub const SHOAL_EEXIST: c_int = -4;
+pub const SHOAL_ENAME: c_int = -5;
+pub const SHOAL_EKIND: c_int = -6;
+pub const SHOAL_ELAYOUT: c_int = -7;
+pub const SHOAL_ECORRUPT: c_int = -8;
+pub const SHOAL_ETRUNCATED: c_int = -9;
+pub const SHOAL_EFOREIGN: c_int = -10;
+pub const SHOAL_EVERSION: c_int = -11;
+pub const SHOAL_ENOSPC: c_int = -12;
+pub const SHOAL_ETIMEDOUT: c_int = -13;
+pub const SHOAL_EAGAIN: c_int = -14;
+pub const SHOAL_EOWNERDEAD: c_int = -15;
+pub const SHOAL_EPERM: c_int = -16;
+pub const SHOAL_ERANGE: c_int = -17;
+pub const SHOAL_EOVERFLOW: c_int = -18;
+pub const SHOAL_EMSGSIZE: c_int = -19;
+pub const SHOAL_ECLOSED: c_int = -20;
+pub const SHOAL_EEOF: c_int = -21;
+pub const SHOAL_EPEERDEAD: c_int = -22;
+pub const SHOAL_EBROKEN: c_int = -23;
+pub const SHOAL_EDEADLK: c_int = -24;
+pub const SHOAL_ETYPE: c_int = -25;
+pub const SHOAL_EACCES: c_int = -26;
+pub const SHOAL_EBUSY: c_int = -27;
+pub const SHOAL_ESYS: c_int = -28;
+pub const SHOAL_EINVALID_DATA: c_int = -29;
+
+pub type shoal_duration = i64;
+pub const SHOAL_FOREVER: shoal_duration = -1;
+pub const SHOAL_NOWAIT: shoal_duration = 0;
+
+pub const SHOAL_NAME_MAX: usize = 100;
+pub const SHOAL_DOMAIN_MAX: usize = 64;
+
+pub const SHOAL_OPEN: c_int = 1;
+pub const SHOAL_CREATE: c_int = 2;
+pub const SHOAL_OPEN_OR_CREATE: c_int = 3;
+
+pub const SHOAL_LOCK_RLOCK: c_int = 0;
+pub const SHOAL_LOCK_NONE: c_int = 1;
+pub const SHOAL_LOCK_CALLER: c_int = 2;
+
+pub const SHOAL_KIND_SHM: c_int = 1;
+pub const SHOAL_KIND_VALUE: c_int = 2;
+pub const SHOAL_KIND_ARRAY: c_int = 3;
+pub const SHOAL_KIND_LOCK: c_int = 4;
+pub const SHOAL_KIND_RLOCK: c_int = 5;
+pub const SHOAL_KIND_SEMAPHORE: c_int = 6;
+pub const SHOAL_KIND_BOUNDED_SEMAPHORE: c_int = 7;
+pub const SHOAL_KIND_CONDITION: c_int = 8;
+pub const SHOAL_KIND_EVENT: c_int = 9;
+pub const SHOAL_KIND_BARRIER: c_int = 10;
+pub const SHOAL_KIND_QUEUE: c_int = 11;
+pub const SHOAL_KIND_PIPE: c_int = 12;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_attr {
+    pub root: *const c_char,
+    pub domain: *const c_char,
+    pub mode: c_uint,
+    pub lock: c_int,
+    pub caller_lock: *mut shoal_lock,
+}
+
+// ---- type.h --------------------------------------------------------------------------
+
+pub const SHOAL_FIELD_INT8: u32 = 1;
+pub const SHOAL_FIELD_UINT8: u32 = 2;
+pub const SHOAL_FIELD_INT16: u32 = 3;
+pub const SHOAL_FIELD_UINT16: u32 = 4;
+pub const SHOAL_FIELD_INT32: u32 = 5;
+pub const SHOAL_FIELD_UINT32: u32 = 6;
+pub const SHOAL_FIELD_INT64: u32 = 7;
+pub const SHOAL_FIELD_UINT64: u32 = 8;
+pub const SHOAL_FIELD_FLOAT: u32 = 9;
+pub const SHOAL_FIELD_DOUBLE: u32 = 10;
+pub const SHOAL_FIELD_BOOL: u32 = 11;
+pub const SHOAL_FIELD_CHAR: u32 = 12;
+pub const SHOAL_FIELD_ENUM: u32 = 13;
+pub const SHOAL_FIELD_STRING: u32 = 14;
+pub const SHOAL_FIELD_BYTES: u32 = 15;
+pub const SHOAL_FIELD_MESSAGE: u32 = 16;
+pub const SHOAL_FIELD_UNION: u32 = 17;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_field {
+    pub name: *const c_char,
+    pub number: u32,
+    pub kind: u32,
+    pub offset: u32,
+    pub size: u32,
+    pub max_count: u32,
+    pub max_len: u32,
+    pub type_: *const shoal_type,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_type {
+    pub name: *const c_char,
+    pub layout_hash: u64,
+    pub size: u32,
+    pub align: u32,
+    pub typecode: c_char,
+    pub nfields: u32,
+    pub fields: *const shoal_field,
+}
+
+pub const SHOAL_FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+// ---- sync.h --------------------------------------------------------------------------
+
+#[repr(C, align(8))]
+pub struct shoal_lock {
+    pub opaque: [u8; 64],
+}
+#[repr(C, align(8))]
+pub struct shoal_sem {
+    pub opaque: [u8; 16],
+}
+#[repr(C, align(8))]
+pub struct shoal_cond {
+    pub opaque: [u8; 16],
+}
+#[repr(C, align(8))]
+pub struct shoal_event {
+    pub opaque: [u8; 8],
+}
+#[repr(C, align(8))]
+pub struct shoal_barrier {
+    pub opaque: [u8; 32],
+}
+
+// ---- opaque handles ------------------------------------------------------------------
+
+#[repr(C)]
+pub struct shoal_shm {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct shoal_value {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct shoal_array {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct shoal_queue {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct shoal_pipe {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_queue_config {
+    pub type_: *const shoal_type,
+    pub max_msg: usize,
+    pub capacity: usize,
+    pub spsc: c_int,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct shoal_queue_stats {
+    pub capacity: u64,
+    pub depth: u64,
+    pub max_msg: u64,
+    pub puts: u64,
+    pub gets: u64,
+    pub full_waits: u64,
+    pub empty_waits: u64,
+    pub closed: c_int,
+    pub spsc: c_int,
+}
+
+pub const SHOAL_PIPE_TAKEOVER: c_int = 0x100;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct shoal_object_info {
+    pub name: [c_char; SHOAL_NAME_MAX + 1],
+    pub kind: c_int,
+    pub status: c_int,
+    pub type_name: [c_char; 64],
+    pub layout_hash: u64,
+    pub elem_size: u64,
+    pub count: u64,
+    pub file_size: u64,
+    pub creator_pid: i32,
+    pub users: c_int,
+    pub anonymous: c_int,
+}
+
+extern "C" {
+    // common.h
+    pub fn shoal_strerror(rc: c_int) -> *const c_char;
+    pub fn shoal_errdetail() -> *const c_char;
+    pub fn shoal_kind_name(kind: c_int) -> *const c_char;
+    pub fn shoal_set_spin_ns(ns: i64);
+    pub fn shoal_spin_ns() -> i64;
+
+    // type.h
+    pub fn shoal_typecode(code: c_char) -> *const shoal_type;
+    pub fn shoal_fnv1a(h: u64, data: *const c_void, len: usize) -> u64;
+    pub fn shoal_invalid(fmt: *const c_char, ...) -> c_int;
+
+    // segment.h
+    pub fn shoal_shm_open(
+        out: *mut *mut shoal_shm,
+        name: *const c_char,
+        mode: c_int,
+        size: usize,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_shm_data(shm: *mut shoal_shm) -> *mut c_void;
+    pub fn shoal_shm_size(shm: *const shoal_shm) -> usize;
+    pub fn shoal_shm_name(shm: *const shoal_shm) -> *const c_char;
+    pub fn shoal_shm_close(shm: *mut shoal_shm) -> c_int;
+    pub fn shoal_unlink(name: *const c_char, attr: *const shoal_attr) -> c_int;
+    pub fn shoal_name_check(name: *const c_char) -> c_int;
+    pub fn shoal_list(
+        attr: *const shoal_attr,
+        f: Option<unsafe extern "C" fn(*const shoal_object_info, *mut c_void) -> c_int>,
+        arg: *mut c_void,
+    ) -> c_int;
+    pub fn shoal_stat(name: *const c_char, attr: *const shoal_attr, info: *mut shoal_object_info) -> c_int;
+    pub fn shoal_gc(attr: *const shoal_attr) -> c_int;
+
+    // sync.h
+    pub fn shoal_sync_name(prim: *const c_void) -> *const c_char;
+    pub fn shoal_lock_init(lock: *mut shoal_lock, recursive: c_int) -> c_int;
+    pub fn shoal_lock_open(
+        out: *mut *mut shoal_lock,
+        name: *const c_char,
+        mode: c_int,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_rlock_open(
+        out: *mut *mut shoal_lock,
+        name: *const c_char,
+        mode: c_int,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_lock_close(lock: *mut shoal_lock) -> c_int;
+    pub fn shoal_lock_acquire(lock: *mut shoal_lock, timeout: shoal_duration) -> c_int;
+    pub fn shoal_lock_try(lock: *mut shoal_lock) -> c_int;
+    pub fn shoal_lock_release(lock: *mut shoal_lock) -> c_int;
+    pub fn shoal_lock_locked(lock: *mut shoal_lock) -> c_int;
+    pub fn shoal_lock_state(
+        lock: *mut shoal_lock,
+        recursive: *mut c_int,
+        owner_tid: *mut i32,
+        depth: *mut u32,
+    );
+    pub fn shoal_lock_holder_died(lock: *mut shoal_lock) -> c_int;
+
+    pub fn shoal_sem_init(sem: *mut shoal_sem, value: u32, bounded: c_int) -> c_int;
+    pub fn shoal_sem_open(
+        out: *mut *mut shoal_sem,
+        name: *const c_char,
+        mode: c_int,
+        value: u32,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_bsem_open(
+        out: *mut *mut shoal_sem,
+        name: *const c_char,
+        mode: c_int,
+        value: u32,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_sem_close(sem: *mut shoal_sem) -> c_int;
+    pub fn shoal_sem_acquire(sem: *mut shoal_sem, timeout: shoal_duration) -> c_int;
+    pub fn shoal_sem_try(sem: *mut shoal_sem) -> c_int;
+    pub fn shoal_sem_release(sem: *mut shoal_sem) -> c_int;
+    pub fn shoal_sem_value(sem: *mut shoal_sem) -> u32;
+
+    pub fn shoal_cond_init(cond: *mut shoal_cond) -> c_int;
+    pub fn shoal_cond_open(
+        out: *mut *mut shoal_cond,
+        name: *const c_char,
+        mode: c_int,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_cond_close(cond: *mut shoal_cond) -> c_int;
+    pub fn shoal_cond_wait(cond: *mut shoal_cond, lock: *mut shoal_lock, timeout: shoal_duration) -> c_int;
+    pub fn shoal_cond_notify(cond: *mut shoal_cond, n: u32) -> c_int;
+    pub fn shoal_cond_notify_all(cond: *mut shoal_cond) -> c_int;
+
+    pub fn shoal_event_init(ev: *mut shoal_event) -> c_int;
+    pub fn shoal_event_open(
+        out: *mut *mut shoal_event,
+        name: *const c_char,
+        mode: c_int,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_event_close(ev: *mut shoal_event) -> c_int;
+    pub fn shoal_event_set(ev: *mut shoal_event) -> c_int;
+    pub fn shoal_event_clear(ev: *mut shoal_event) -> c_int;
+    pub fn shoal_event_is_set(ev: *mut shoal_event) -> c_int;
+    pub fn shoal_event_wait(ev: *mut shoal_event, timeout: shoal_duration) -> c_int;
+
+    pub fn shoal_barrier_init(b: *mut shoal_barrier, parties: u32) -> c_int;
+    pub fn shoal_barrier_open(
+        out: *mut *mut shoal_barrier,
+        name: *const c_char,
+        mode: c_int,
+        parties: u32,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_barrier_close(b: *mut shoal_barrier) -> c_int;
+    pub fn shoal_barrier_wait(b: *mut shoal_barrier, timeout: shoal_duration) -> c_int;
+    pub fn shoal_barrier_abort(b: *mut shoal_barrier) -> c_int;
+    pub fn shoal_barrier_reset(b: *mut shoal_barrier) -> c_int;
+    pub fn shoal_barrier_state(
+        b: *mut shoal_barrier,
+        parties: *mut u32,
+        waiting: *mut u32,
+        broken: *mut c_int,
+    );
+
+    // value.h
+    pub fn shoal_value_open(
+        out: *mut *mut shoal_value,
+        name: *const c_char,
+        mode: c_int,
+        type_: *const shoal_type,
+        init: *const c_void,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_value_close(v: *mut shoal_value) -> c_int;
+    pub fn shoal_value_name(v: *const shoal_value) -> *const c_char;
+    pub fn shoal_value_type(v: *const shoal_value) -> *const shoal_type;
+    pub fn shoal_value_read(v: *mut shoal_value, out: *mut c_void) -> c_int;
+    pub fn shoal_value_write(v: *mut shoal_value, in_: *const c_void) -> c_int;
+    pub fn shoal_value_snapshot(v: *mut shoal_value, out: *mut c_void) -> c_int;
+    pub fn shoal_value_modify(v: *mut shoal_value) -> *mut c_void;
+    pub fn shoal_value_commit(v: *mut shoal_value) -> c_int;
+    pub fn shoal_value_data(v: *mut shoal_value) -> *mut c_void;
+    pub fn shoal_value_get_lock(v: *mut shoal_value) -> *mut shoal_lock;
+    pub fn shoal_value_add(v: *mut shoal_value, delta: i64, old: *mut i64) -> c_int;
+    pub fn shoal_value_exchange(v: *mut shoal_value, desired: i64, old: *mut i64) -> c_int;
+    pub fn shoal_value_cas(v: *mut shoal_value, expected: *mut i64, desired: i64) -> c_int;
+    pub fn shoal_value_load(v: *mut shoal_value, out: *mut i64) -> c_int;
+    pub fn shoal_value_store(v: *mut shoal_value, in_: i64) -> c_int;
+
+    pub fn shoal_array_open(
+        out: *mut *mut shoal_array,
+        name: *const c_char,
+        mode: c_int,
+        type_: *const shoal_type,
+        count: usize,
+        init: *const c_void,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_array_close(a: *mut shoal_array) -> c_int;
+    pub fn shoal_array_name(a: *const shoal_array) -> *const c_char;
+    pub fn shoal_array_type(a: *const shoal_array) -> *const shoal_type;
+    pub fn shoal_array_len(a: *const shoal_array) -> usize;
+    pub fn shoal_array_get(a: *mut shoal_array, index: usize, out: *mut c_void) -> c_int;
+    pub fn shoal_array_set(a: *mut shoal_array, index: usize, in_: *const c_void) -> c_int;
+    pub fn shoal_array_read(a: *mut shoal_array, start: usize, n: usize, out: *mut c_void) -> c_int;
+    pub fn shoal_array_write(a: *mut shoal_array, start: usize, n: usize, in_: *const c_void) -> c_int;
+    pub fn shoal_array_add(a: *mut shoal_array, index: usize, delta: i64, old: *mut i64) -> c_int;
+    pub fn shoal_array_data(a: *mut shoal_array) -> *mut c_void;
+    pub fn shoal_array_get_lock(a: *mut shoal_array) -> *mut shoal_lock;
+
+    // queue.h
+    pub fn shoal_queue_open(
+        out: *mut *mut shoal_queue,
+        name: *const c_char,
+        mode: c_int,
+        cfg: *const shoal_queue_config,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_queue_close(q: *mut shoal_queue) -> c_int;
+    pub fn shoal_queue_name(q: *const shoal_queue) -> *const c_char;
+    pub fn shoal_queue_put(
+        q: *mut shoal_queue,
+        msg: *const c_void,
+        len: usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_queue_try_put(q: *mut shoal_queue, msg: *const c_void, len: usize) -> c_int;
+    pub fn shoal_queue_get(
+        q: *mut shoal_queue,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_queue_try_get(q: *mut shoal_queue, buf: *mut c_void, cap: usize, len: *mut usize) -> c_int;
+    pub fn shoal_queue_put_batch(
+        q: *mut shoal_queue,
+        elems: *const c_void,
+        n: usize,
+        done: *mut usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_queue_get_batch(
+        q: *mut shoal_queue,
+        elems: *mut c_void,
+        max: usize,
+        done: *mut usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_queue_loan(
+        q: *mut shoal_queue,
+        slot: *mut *mut c_void,
+        cap: *mut usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_queue_commit(q: *mut shoal_queue, slot: *mut c_void, len: usize) -> c_int;
+    pub fn shoal_queue_peek(
+        q: *mut shoal_queue,
+        msg: *mut *const c_void,
+        len: *mut usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_queue_release(q: *mut shoal_queue, msg: *const c_void) -> c_int;
+    pub fn shoal_queue_shutdown(q: *mut shoal_queue) -> c_int;
+    pub fn shoal_queue_stats_get(q: *mut shoal_queue, st: *mut shoal_queue_stats) -> c_int;
+
+    // pipe.h
+    pub fn shoal_pipe_open(
+        out: *mut *mut shoal_pipe,
+        name: *const c_char,
+        end: c_int,
+        mode: c_int,
+        cfg: *const shoal_queue_config,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_pipe_pair(
+        end0: *mut *mut shoal_pipe,
+        end1: *mut *mut shoal_pipe,
+        name: *const c_char,
+        cfg: *const shoal_queue_config,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_pipe_close(p: *mut shoal_pipe) -> c_int;
+    pub fn shoal_pipe_name(p: *const shoal_pipe) -> *const c_char;
+    pub fn shoal_pipe_send(
+        p: *mut shoal_pipe,
+        msg: *const c_void,
+        len: usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_pipe_recv(
+        p: *mut shoal_pipe,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+        timeout: shoal_duration,
+    ) -> c_int;
+    pub fn shoal_pipe_poll(p: *mut shoal_pipe, timeout: shoal_duration) -> c_int;
+}
+
+/// Layout checks of the structs shared with C (the sizes the headers document).
+const _: () = {
+    assert!(core::mem::size_of::<shoal_lock>() == 64);
+    assert!(core::mem::size_of::<shoal_sem>() == 16);
+    assert!(core::mem::size_of::<shoal_cond>() == 16);
+    assert!(core::mem::size_of::<shoal_event>() == 8);
+    assert!(core::mem::size_of::<shoal_barrier>() == 32);
+    assert!(core::mem::size_of::<shoal_attr>() == 32);
+    assert!(core::mem::size_of::<shoal_field>() == 40);
+    assert!(core::mem::size_of::<shoal_type>() == 40);
+    assert!(core::mem::size_of::<shoal_queue_config>() == 32);
+};

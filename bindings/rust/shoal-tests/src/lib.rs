@@ -1,0 +1,22 @@
+//! The Rust code generated from the test schemas (see build.rs), one module per
+//! schema file, as a user crate would include it.
+#![cfg(not(shoal_no_gen))]
+
+pub mod orders_shoal {
+    include!(concat!(env!("OUT_DIR"), "/orders_shoal.rs"));
+}
+pub mod common_shoal {
+    include!(concat!(env!("OUT_DIR"), "/common_shoal.rs"));
+}
+pub mod features_shoal {
+    include!(concat!(env!("OUT_DIR"), "/features_shoal.rs"));
+}
+pub mod features2_shoal {
+    include!(concat!(env!("OUT_DIR"), "/features2_shoal.rs"));
+}
+pub mod orders_v2_shoal {
+    include!(concat!(env!("OUT_DIR"), "/orders_v2_shoal.rs"));
+}
+pub mod tally_shoal {
+    include!(concat!(env!("OUT_DIR"), "/tally_shoal.rs"));
+}
