@@ -12,6 +12,8 @@
  * an event loop runs on some engine), 1 otherwise.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <linux/membarrier.h>
 #include <stdio.h>
@@ -23,7 +25,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "internal.h"
 
 static const char doctor_help[] =
     "usage: shoal doctor [--root DIR] [--domain NAME]\n"
@@ -91,7 +92,7 @@ static bool report_robust(void)
 static bool report_root(const shoal_attr *attr)
 {
     char dir[PATH_MAX];
-    int rc = shoal__domain_dir(attr, dir, sizeof(dir));
+    int rc = shoal_domain_dir(attr, dir, sizeof(dir));
     if (rc < 0) {
         line("root", false, "%s", shoal_errdetail());
         return false;

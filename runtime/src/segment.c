@@ -88,6 +88,13 @@ int shoal__domain_dir(const shoal_attr *attr, char *buf, size_t cap)
     return 0;
 }
 
+int shoal_domain_dir(const shoal_attr *attr, char *buf, size_t cap)
+{
+    if (!buf || cap == 0)
+        return shoal__err(SHOAL_EINVAL, "domain directory: no buffer");
+    return shoal__domain_dir(attr, buf, cap);
+}
+
 /* The error for a failed look-up of dir's entry `name` (or of dir itself, name NULL):
  * a root or domain that is not a directory is named as such, not left to strerror. */
 static int lookup_err(int err, const char *what, const char *name, const char *dir)

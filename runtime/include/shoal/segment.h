@@ -52,6 +52,14 @@ SHOAL_API int shoal_unlink(const char *name, const shoal_attr *attr);
 /* Validates a name: 0 or SHOAL_ENAME (with a detail message saying why). */
 SHOAL_API int shoal_name_check(const char *name);
 
+/*
+ * Writes the directory holding the objects of attr's domain (root and domain resolved
+ * as for every open: attr, then $SHOAL_ROOT / $SHOAL_DOMAIN, then the defaults) into
+ * buf, cap bytes. The directory need not exist. Returns 0, SHOAL_EINVAL (buf NULL) or
+ * SHOAL_ENAME (a domain name that is not valid, or a path longer than cap).
+ */
+SHOAL_API int shoal_domain_dir(const shoal_attr *attr, char *buf, size_t cap);
+
 /* What shoal_list() reports of one object. */
 typedef struct shoal_object_info {
     char name[SHOAL_NAME_MAX + 1];
