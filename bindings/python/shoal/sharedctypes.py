@@ -21,9 +21,18 @@ Beyond multiprocessing: integer Values and Arrays have lock-free atomics
 ``v.value += 1`` is not atomic even with the lock (the read and the write take it
 separately); a struct Value reads consistently without the lock (``snapshot()``) and
 is updated in place with ``with v.modify() as s: ...``.
+
+As in multiprocessing, ``lock=False`` (and RawValue / RawArray) returns the plain
+ctypes object, in place in shared memory (no get_lock / get_obj); it still pickles by
+name through multiprocessing's reduction (Process arguments, shoal queues and pipes),
+and ``owner_of(obj)`` gives the shoal object behind it (its name, close()). A Value of
+a ctypes Structure exposes the fields (``Value(Point, 1, 2).x``), each read or
+written under the lock. ``copy(obj)`` and ``synchronized(obj, lock=None)`` are
+multiprocessing.sharedctypes' functions.
 """
 
 import ctypes
+import pickle
 import threading
 from contextlib import contextmanager
 from ctypes import byref, c_int64, c_size_t, c_void_p
@@ -37,7 +46,7 @@ from ._object import SharedObject, decode
 from .sync import Lock
 from .types import elem_type, from_handle_type
 
-__all__ = ["Value", "Array", "RawValue", "RawArray"]
+__all__ = ["Value", "Array", "RawValue", "RawArray", "copy", "synchronized", "owner_of"]
 
 _try_acquire = F.lock_try  # never waits: it holds the GIL
 _lock_release = F.lock_release
@@ -47,19 +56,152 @@ _get_ident = threading.get_ident
 
 
 def _lock_attr(place, lock):
-    """The shoal_attr for multiprocessing's lock argument."""
-    if lock is True:
+    """The shoal_attr for multiprocessing's lock argument (None: a new RLock, as
+    True)."""
+    if lock is True or lock is None:
         return place.attr(LOCK_RLOCK)
-    if lock is False or lock is None:
+    if lock is False:
         return place.attr(LOCK_NONE)
     if isinstance(lock, Lock):
         if lock._owner is not None or lock.name is None:
             raise TypeError("lock must be a named shoal Lock or RLock, not the lock of "
                             "another object")
         return place.attr(LOCK_CALLER, lock._handle())
-    raise TypeError("lock must be True, False or a shoal Lock/RLock, not %s "
-                    "(multiprocessing locks cannot guard shoal objects)"
-                    % type(lock).__name__)
+    if hasattr(lock, "acquire"):
+        raise TypeError("lock must be True, False, None or a shoal Lock/RLock, not %s "
+                        "(multiprocessing locks cannot guard shoal objects)"
+                        % type(lock).__name__)
+    # multiprocessing fails looking up lock.acquire: an AttributeError.
+    raise AttributeError("lock must be True, False, None or a shoal Lock/RLock, not %r "
+                         "(multiprocessing locks cannot guard shoal objects)" % (lock,))
+
+
+# ---- raw objects: plain ctypes objects in shared memory ------------------------------
+
+
+def owner_of(obj):
+    """The shoal Value or Array behind a raw ctypes object (lock=False, RawValue,
+    RawArray, get_obj()), or None."""
+    return getattr(obj, "_shoal_owner", None)
+
+
+def _raw_view(owner):
+    """The ctypes object, in place, of a Value or Array without a lock."""
+    if isinstance(owner, Array):
+        view = (owner._ct * owner._len).from_address(C.array_data(owner._handle()))
+    else:
+        view = owner._ct.from_address(C.value_data(owner._handle()))
+    view._shoal_owner = owner  # keeps the mapping alive as long as the view
+    _register_raw(type(view))
+    return view
+
+
+def _rebuild_raw(owner):
+    return _raw_view(owner)
+
+
+_registered = set()
+
+
+def _register_raw(ctype):
+    """Makes multiprocessing's reduction pickle raw objects of ctype by name (the
+    receiver maps the same memory); other objects of that type keep their own
+    reduction (multiprocessing's shared ctypes, or a copy)."""
+    if ctype in _registered:
+        return
+    from multiprocessing.reduction import ForkingPickler
+    previous = ForkingPickler._extra_reducers.get(ctype)
+
+    def reduce(obj):
+        owner = getattr(obj, "_shoal_owner", None)
+        if owner is not None:
+            return (_rebuild_raw, (owner,))
+        if previous is not None:
+            return previous(obj)
+        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+
+    ForkingPickler.register(ctype, reduce)
+    _registered.add(ctype)
+
+
+def copy(obj):
+    """A new raw object in shared memory holding a copy of ctypes object obj
+    (multiprocessing.sharedctypes.copy)."""
+    if isinstance(obj, _Locked):
+        obj = obj.get_obj()
+    ct = type(obj)
+    if issubclass(ct, ctypes.Array):
+        new = RawArray(ct._type_, len(obj))
+    else:
+        new = RawValue(ct)
+    ctypes.memmove(ctypes.addressof(new), ctypes.addressof(obj), ctypes.sizeof(obj))
+    return new
+
+
+def synchronized(obj, lock=None, ctx=None):
+    """A raw object (or a ctypes object made by shoal) guarded by a lock, as
+    multiprocessing.sharedctypes.synchronized: .value, indexing and the fields are
+    read and written under it; get_lock(), get_obj(), acquire(), release(), with."""
+    if isinstance(obj, _Locked):
+        return obj
+    if owner_of(obj) is None:
+        raise TypeError("synchronized() needs a shoal raw object (RawValue, RawArray, "
+                        "lock=False), not %s" % type(obj).__name__)
+    from .sync import RLock
+    return Synchronized(obj, lock if lock is not None else RLock())
+
+
+class Synchronized:
+    """What synchronized() returns (see there). Pickles by name."""
+
+    def __init__(self, obj, lock):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_lock", lock)
+
+    def __reduce__(self):
+        return (synchronized, (self._obj, self._lock))
+
+    def get_obj(self):
+        return self._obj
+
+    def get_lock(self):
+        return self._lock
+
+    def acquire(self, *args, **kwargs):
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        with self._lock:
+            return getattr(self._obj, name)
+
+    def __setattr__(self, name, x):
+        with self._lock:
+            setattr(self._obj, name, x)
+
+    def __len__(self):
+        return len(self._obj)
+
+    def __getitem__(self, i):
+        with self._lock:
+            return self._obj[i]
+
+    def __setitem__(self, i, x):
+        with self._lock:
+            self._obj[i] = x
+
+    def __repr__(self):
+        return "<shoal.Synchronized wrapper for %r>" % (self._obj,)
 
 
 class _Locked(SharedObject):
@@ -111,6 +253,16 @@ class Value(_Locked):
     _what = "value"
     _closer = C.value_close
     _get_lock_fn = C.value_get_lock
+
+    def __new__(cls, typecode_or_type=None, *args, lock=True, **kwargs):
+        if cls is Value and isinstance(typecode_or_type, type) and issubclass(
+                typecode_or_type, ctypes.Structure):
+            cls = _struct_value_class(typecode_or_type)
+        obj = super().__new__(cls)
+        if lock is False:  # multiprocessing: the plain ctypes object
+            obj.__init__(typecode_or_type, *args, lock=False, **kwargs)
+            return _raw_view(obj)
+        return obj
 
     def __init__(self, typecode_or_type, *args, lock=True, name=None, create=None,
                  root=None, domain=None):
@@ -164,7 +316,8 @@ class Value(_Locked):
         return out.value
 
     def __reduce__(self):
-        return (_reopen_value, (type(self), self._name, self._place, self._et.key))
+        cls = Value if type(self) in _struct_classes.values() else type(self)
+        return (_reopen_value, (cls, self._name, self._place, self._et.key))
 
     # -- access --
     #
@@ -326,8 +479,36 @@ class Value(_Locked):
         return "<shoal.Value %r %s %r>" % (self._name, self._et.name, self.value)
 
 
+_struct_classes = {}
+
+
+def _struct_value_class(ct):
+    """The Value subclass for struct type ct: one property per field, read and
+    written under the lock (multiprocessing's synchronized struct)."""
+    cls = _struct_classes.get(ct)
+    if cls is None:
+        body = {}
+        for f in ct._fields_:
+            if not hasattr(Value, f[0]):  # a field named like a method stays hidden
+                body[f[0]] = _field_property(f[0])
+        cls = _struct_classes[ct] = type("Value", (Value,), body)
+        cls.__qualname__ = "Value"
+    return cls
+
+
+def _field_property(field):
+    def get(self):
+        return getattr(self.value, field)
+
+    def set(self, x):
+        with self.modify() as s:
+            setattr(s, field, x)
+    return property(get, set, doc="field %s, under the lock" % field)
+
+
 def _reopen_value(cls, name, place, key):
-    obj = cls.__new__(cls)
+    et = elem_type(key)
+    obj = cls.__new__(cls, et.ctype if et.is_struct else None)
     obj._open(elem_type(key), name, False, place, place.attr(), None)
     return obj
 
@@ -348,20 +529,30 @@ class Array(_Locked):
     _closer = C.array_close
     _get_lock_fn = C.array_get_lock
 
-    def __init__(self, typecode_or_type, size_or_initializer=0, *, lock=True, name=None,
-                 create=None, root=None, domain=None):
+    def __new__(cls, typecode_or_type=None, size_or_initializer=None, *, lock=True,
+                **kwargs):
+        obj = super().__new__(cls)
+        if lock is False:  # multiprocessing: the plain ctypes array
+            obj.__init__(typecode_or_type, size_or_initializer, lock=False, **kwargs)
+            return _raw_view(obj)
+        return obj
+
+    def __init__(self, typecode_or_type, size_or_initializer=None, *, lock=True,
+                 name=None, create=None, root=None, domain=None):
         place = Place(root, domain)
         attr = _lock_attr(place, lock)
         if typecode_or_type is None:
             if create is not False:
                 raise TypeError("a type is needed to create an Array")
-            self._open(None, name, create, place, attr, 0, None)
+            self._open(None, name, create, place, attr, None, None)
             return
         et = elem_type(typecode_or_type)
         if isinstance(lock, Lock):
             self._lock_obj = lock
         init = None
-        if isinstance(size_or_initializer, int):
+        if size_or_initializer is None:  # open: any length
+            count = None
+        elif isinstance(size_or_initializer, int):
             count = size_or_initializer
         else:
             items = size_or_initializer
@@ -371,14 +562,17 @@ class Array(_Locked):
                 items = list(items)
             count = len(items)
             init = (et.ctype * count)(*items)
-        if count <= 0 and create is not False:
-            raise ValueError("an Array needs at least one element")
+        if count is not None and count < 0:
+            raise ValueError("an Array cannot have a negative length")
         self._open(et, name, create, place, attr, count, init)
 
+    # An empty Array (multiprocessing allows one) is kept in a segment of one element
+    # that its Python users see as empty; C sees that element.
     def _open(self, et, name, create, place, attr, count, init):
         out = c_void_p()
         rc = C.array_open(byref(out), encode_name(name), open_mode(create),
-                          et.ptr if et else None, count, init, attr)
+                          et.ptr if et else None, 0 if count is None else max(count, 1),
+                          init, attr)
         check(rc, "array %r" % name)
         self._attach(out.value, place)
         self._name = decode(C.array_name(out.value))
@@ -386,14 +580,15 @@ class Array(_Locked):
             et = from_handle_type(C.array_type(out.value))
         self._et = et
         self._ct = et.ctype
-        self._len = C.array_len(out.value)
+        self._len = 0 if count == 0 else C.array_len(out.value)
         self._raw = not self._lock_handle()
         self._fast_at = None  # (pid, handle, view, lock) of this process
 
     def _reopen(self):
         out = c_void_p()
         check(C.array_open(byref(out), encode_name(self._name), open_mode(False),
-                           self._et.ptr, self._len, None, self._place.attr()), self._what)
+                           self._et.ptr, max(self._len, 1), None, self._place.attr()),
+              self._what)
         return out.value
 
     def __reduce__(self):
@@ -592,7 +787,7 @@ class Array(_Locked):
 
 
 def _reopen_array(cls, name, place, key, count):
-    obj = cls.__new__(cls)
+    obj = cls.__new__(cls)  # an empty one stays empty (count 0)
     obj._open(elem_type(key), name, False, place, place.attr(), count, None)
     return obj
 

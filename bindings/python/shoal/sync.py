@@ -15,16 +15,21 @@ acquisition), so code that cares can repair the data the lock protects; with
 while holding the lock.
 
 Differences from multiprocessing, all deliberate:
-- a Lock held by the calling thread and acquired again raises shoal.Deadlock
-  instead of hanging; releasing a lock the caller does not hold raises
+- a Lock held by the calling thread and acquired again, blocking without a
+  timeout, raises shoal.Deadlock instead of hanging forever (with block=False it
+  returns False, with a timeout False once the timeout has passed, as
+  multiprocessing); releasing a lock the caller does not hold raises
   shoal.NotOwner (a RuntimeError and a ValueError);
 - Condition.wait() needs its lock held; an RLock held several times is released
-  completely for the wait and re-taken to the same depth, as threading does;
-- Barrier's ``action`` runs in the one caller that gets index 0, after the barrier
-  opened (multiprocessing runs it before releasing the others).
+  completely for the wait and re-taken to the same depth, as threading does.
+
+Barrier's ``action`` runs in the caller that gets index 0 while the other parties
+are still held: the barrier is passed twice, the second time once the action has
+returned (if it raises, the barrier breaks: the others get BrokenBarrierError).
 """
 
 import threading
+import time
 from ctypes import byref, c_int, c_int32, c_uint32, c_void_p
 
 from . import errors
@@ -40,6 +45,7 @@ _lock_release = F.lock_release
 _ETIMEDOUT = errors.ETIMEDOUT
 _EAGAIN = errors.EAGAIN
 _EOWNERDEAD = errors.EOWNERDEAD
+_EDEADLK = errors.EDEADLK
 
 
 def _open(fn, what, name, create, place, *extra):
@@ -150,6 +156,11 @@ class Lock(_Named):
                 raise error(rc)
             return True
         if rc == _ETIMEDOUT or rc == _EAGAIN:
+            return False
+        if rc == _EDEADLK and (not block or timeout is not None):
+            # Held by this very thread: nothing can free it within the wait.
+            if block and timeout > 0:
+                time.sleep(timeout)
             return False
         raise error(rc, self._what)
 
@@ -396,6 +407,20 @@ class Condition(_Named):
         super().close()
 
 
+class _NoCount:
+    """multiprocessing's Condition keeps three semaphores (_sleeping_count,
+    _woken_count, _wait_semaphore) that CPython's tests read where sem_getvalue
+    exists, accepting NotImplementedError (as on macOS). A shoal condition has no
+    such semaphores: it counts its waiters in its futex word."""
+
+    def get_value(self):
+        raise NotImplementedError("a shoal Condition has no waiter semaphores")
+
+
+Condition._sleeping_count = Condition._woken_count = Condition._wait_semaphore = \
+    _NoCount()
+
+
 def _reopen_condition(name, place, lock):
     return Condition(lock, name=name, create=False, root=place.root, domain=place.domain)
 
@@ -463,11 +488,23 @@ class Barrier(_Named):
         [0, parties)."""
         if timeout is None:
             timeout = self._timeout
+        rc = self._pass(timeout)
+        if self._action is not None:  # the second passage (see the module doc)
+            if rc == 0:
+                try:
+                    self._action()
+                except BaseException:
+                    self.abort()
+                    raise
+            self._pass(timeout)
+        return rc
+
+    def _pass(self, timeout):
+        # One call: a barrier wait that times out breaks the barrier, so it cannot
+        # be cut into slices.
         rc = C.barrier_wait(self._handle(), to_ns(timeout) if timeout is not None
                             else -1)
         if rc >= 0:
-            if rc == 0 and self._action is not None:
-                self._action()
             return rc
         if rc == _ETIMEDOUT:
             raise errors.BrokenBarrier("barrier %r: timed out (now broken)" % self._name,
