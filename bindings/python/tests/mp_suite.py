@@ -70,10 +70,6 @@ EXCLUDED = {
     "_TestConnection.test_large_fd_transfer": "send_handle needs a socket Connection",
     "_TestConnection.test_missing_fd_transfer": "send_handle needs a socket Connection",
     # Mock multiprocessing.shared_memory's private file-name generator.
-    "_TestSharedMemory.test_shared_memory_recreate":
-        "mocks multiprocessing.shared_memory._make_filename",
-    "_TestSharedMemory.test_invalid_shared_memory_cration":
-        "checks the OSError of multiprocessing's own constructor argument order",
     "_TestSharedMemory.test_shared_memory_cleaned_after_process_termination":
         "counts on multiprocessing's resource tracker and its warning text",
     "_TestSharedMemory.test_shared_memory_untracking":
