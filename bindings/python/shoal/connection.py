@@ -35,7 +35,7 @@ from multiprocessing import BufferTooShort
 from . import _bulk, errors
 from ._lib import (
     C, F, NOWAIT_C, Place, _sizes, check, encode_name, error, open_mode, proc,
-    recv_state, shoal_queue_config, size_c, wait_loop,
+    recv_state, shoal_queue_config, size_c, speedups as _speedups, wait_loop,
 )
 from ._object import SharedObject, _release, decode
 
@@ -49,6 +49,8 @@ _EEOF, _EPEERDEAD = errors.EEOF, errors.EPEERDEAD
 _dumps, _loads = _bulk.dumps, pickle.loads
 
 _TAKEOVER = 0x100  # SHOAL_PIPE_TAKEOVER (shoal/pipe.h)
+if _speedups:  # the non-blocking byte transfers without ctypes (shoal._speedups)
+    _sp_send, _sp_recv = _speedups.pipe_send, _speedups.pipe_recv
 
 
 def _config(max_msg, capacity):
@@ -158,14 +160,20 @@ class Connection(SharedObject):
         if not self._writable:
             raise OSError("connection is read-only")
         data = _dumps(obj)
-        hp = self._hp
-        if hp is None or self._pid != proc.pid:
-            hp = self._fast()
         n = len(data)
         if n > (self._max_msg or self._cap()):
             data = _bulk.to_segment(data, self._place)
             n = len(data)
-        rc = F.pipe_send(hp, data, _sizes.get(n) or size_c(n), NOWAIT_C)
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != proc.pid:
+                h = self._handle()
+            rc = _sp_send(h, data)
+        else:
+            hp = self._hp
+            if hp is None or self._pid != proc.pid:
+                hp = self._fast()
+            rc = F.pipe_send(hp, data, _sizes.get(n) or size_c(n), NOWAIT_C)
         if rc:
             self._send_slow(rc, data, n)
 
@@ -214,12 +222,20 @@ class Connection(SharedObject):
         (buffer, length)."""
         if not self._readable:
             raise OSError("connection is write-only")
-        hp = self._hp
-        if hp is None or self._pid != proc.pid:
-            hp = self._fast()
         cap = self._max_msg or self._cap()
         buf, have, n, nref = recv_state(cap)
-        rc = F.pipe_recv(hp, buf, self._capc, nref, NOWAIT_C)
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != proc.pid:
+                h = self._handle()
+            rc, got = _sp_recv(h, buf)
+            if rc == 0:
+                return buf, got
+        else:
+            hp = self._hp
+            if hp is None or self._pid != proc.pid:
+                hp = self._fast()
+            rc = F.pipe_recv(hp, buf, self._capc, nref, NOWAIT_C)
         if rc:
             if rc == _EAGAIN:
                 rc = wait_loop(C.pipe_recv, (self._h, buf, cap, nref), None)

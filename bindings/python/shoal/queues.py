@@ -53,7 +53,7 @@ from . import _bulk, errors
 from ._lib import (
     C, F, NOWAIT, Place, _sizes, check, encode_name, error, open_mode,
     recv_state, size_c,
-    proc as _proc,
+    proc as _proc, speedups as _speedups,
     shoal_queue_config, shoal_queue_stats, shoal_type, wait_loop,
 )
 from ._object import SharedObject, decode, unlink
@@ -69,7 +69,10 @@ _ETIMEDOUT, _EAGAIN = errors.ETIMEDOUT, errors.EAGAIN
 _EEOF, _ECLOSED, _EMSGSIZE = errors.EEOF, errors.ECLOSED, errors.EMSGSIZE
 _dumps, _loads = _bulk.dumps, pickle.loads
 # The try forms hold the GIL (they never wait); waits go through C (GIL released).
+# With the extension, the byte transfers of Queue skip ctypes (shoal._speedups).
 _try_put, _try_get = F.queue_try_put, F.queue_try_get
+if _speedups:
+    _sp_put, _sp_get = _speedups.queue_try_put, _speedups.queue_try_get
 _rx = threading.local()
 
 
@@ -226,14 +229,20 @@ class Queue(_QueueBase):
         except Exception:
             _bulk.report_unpicklable(obj)
             return
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
         n = len(data)
         if n > self._max_msg:
             data = _bulk.to_segment(data, self._place)
             n = len(data)
-        rc = _try_put(hp, data, _sizes.get(n) or size_c(n))
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != _proc.pid:
+                h = self._handle()
+            rc = _sp_put(h, data)
+        else:
+            hp = self._hp
+            if hp is None or self._pid != _proc.pid:
+                hp = self._fast()
+            rc = _try_put(hp, data, _sizes.get(n) or size_c(n))
         if rc:
             self._put_slow(rc, data, n, block, timeout)
 
@@ -266,20 +275,29 @@ class Queue(_QueueBase):
         """Removes and returns the oldest object. Raises queue.Empty when none
         arrives within the timeout (at once with block=False), shoal.EndOfStream
         after shutdown() once drained."""
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
         try:
             buf, cap, nref = _rx.state  # this thread's receive buffer
         except AttributeError:
             buf, cap, nref = _rx_state(self._max_msg)
-        rc = _try_get(hp, buf, cap, nref)
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != _proc.pid:
+                h = self._handle()
+            rc, n = _sp_get(h, buf)
+        else:
+            hp = self._hp
+            if hp is None or self._pid != _proc.pid:
+                hp = self._fast()
+            rc = _try_get(hp, buf, cap, nref)
+            n = -1
         if rc:
             buf = self._get_slow(rc, block, timeout)
+            n = -1
         try:
             return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
         except pickle.UnpicklingError:
-            n = _rx.state[2]._obj.value
+            if n < 0:
+                n = _rx.state[2]._obj.value
             if not _bulk.is_ref(buf, n):
                 raise
         return _bulk.from_segment(buf.raw[:n], self._place, True)

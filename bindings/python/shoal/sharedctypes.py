@@ -40,7 +40,7 @@ from ctypes import byref, c_int64, c_size_t, c_void_p
 from . import errors
 from ._lib import (
     C, F, LOCK_CALLER, LOCK_NONE, LOCK_RLOCK, Place, check, encode_name, error,
-    open_mode, proc as _proc,
+    open_mode, proc as _proc, speedups as _speedups,
 )
 from ._object import SharedObject, decode
 from .sync import Lock
@@ -204,10 +204,44 @@ class Synchronized:
         return "<shoal.Synchronized wrapper for %r>" % (self._obj,)
 
 
+class _PyValueBase:
+    """Value's access in Python: the fallback of shoal._speedups.ValueBase, whose
+    `value` does the scalar fast path in C and calls the same methods otherwise."""
+
+    _lock_obj = None
+    value = property(lambda self: self._value_slow(),
+                     lambda self, x: self._value_slow_set(x),
+                     doc="The value (under the lock, if the object has one). Structs: "
+                         "a copy.")
+
+
+class _PyArrayBase:
+    """Array's indexing in Python: the fallback of shoal._speedups.ArrayBase."""
+
+    _lock_obj = None
+
+    def __getitem__(self, i):
+        return self._getitem_slow(i)
+
+    def __setitem__(self, i, x):
+        self._setitem_slow(i, x)
+
+
+_ValueBase = _speedups.ValueBase if _speedups else _PyValueBase
+_ArrayBase = _speedups.ArrayBase if _speedups else _PyArrayBase
+
+
+def _set_fast(obj, pid, address, lock, code, n=1):
+    """Hands the C fast path where obj's scalars are (and their lock, None: none)."""
+    if _speedups:
+        obj._cdata, obj._clock, obj._cpid = address, lock.value if lock else 0, pid
+        obj._ccode = ord(code) if code and _speedups.fast_code(code) else 0
+        obj._clen = n
+
+
 class _Locked(SharedObject):
     """What Value and Array share: the lock."""
 
-    _lock_obj = None
     _get_lock_fn = None
 
     def _lock_handle(self):
@@ -242,12 +276,15 @@ class _Locked(SharedObject):
 
     def _before_close(self):
         self._lock_obj = None
+        self._fast_at = None
+        if _speedups:
+            self._cdata = 0
 
 
 # ---- Value -------------------------------------------------------------------------
 
 
-class Value(_Locked):
+class Value(_ValueBase, _Locked):
     """A typed scalar or struct in shared memory (multiprocessing.Value)."""
 
     _what = "value"
@@ -304,9 +341,11 @@ class Value(_Locked):
         """For a scalar: the value in place as a ctypes object, and its lock's handle
         (None without a lock), valid in this process."""
         h = self._handle()
-        view = self._ct.from_address(C.value_data(h))
+        addr = C.value_data(h)
+        view = self._ct.from_address(addr)
         lk = C.value_get_lock(h)
         st = self._fast_at = (_proc.pid, h, view, c_void_p(lk) if lk else None)
+        _set_fast(self, _proc.pid, addr, st[3], self._et.code)
         return st
 
     def _reopen(self):
@@ -326,8 +365,7 @@ class Value(_Locked):
     # the lock is held elsewhere, libshoal waits for it with the GIL released. A plain
     # caller Lock already held by this thread is not taken again (as libshoal does).
 
-    @property
-    def value(self):
+    def _value_slow(self):
         """The value (under the lock, if the object has one). Structs: a copy."""
         st = self._fast_at
         if st is None or st[0] != _proc.pid or st[1] != self._h:
@@ -353,8 +391,7 @@ class Value(_Locked):
         C.value_read(self._h, byref(tmp))
         return tmp.value
 
-    @value.setter
-    def value(self, x):
+    def _value_slow_set(self, x):
         st = self._fast_at
         if st is None or st[0] != _proc.pid or st[1] != self._h:
             if self._et.is_struct:
@@ -522,7 +559,7 @@ def RawValue(typecode_or_type, *args, **kwargs):
 # ---- Array -------------------------------------------------------------------------
 
 
-class Array(_Locked):
+class Array(_ArrayBase, _Locked):
     """A fixed-length typed array in shared memory (multiprocessing.Array)."""
 
     _what = "array"
@@ -601,10 +638,12 @@ class Array(_Locked):
         st = self._fast_at
         if st is None or st[0] != _proc.pid or st[1] != self._h:
             h = self._handle()
-            view = (self._ct * self._len).from_address(C.array_data(h))
+            addr = C.array_data(h)
+            view = (self._ct * self._len).from_address(addr)
             view._shoal_owner = self  # the mapping lives as long as the view
             lk = C.array_get_lock(h)
             st = self._fast_at = (_proc.pid, h, view, c_void_p(lk) if lk else None)
+            _set_fast(self, _proc.pid, addr, st[3], self._et.code, self._len)
         return st
 
     def _view(self):
@@ -628,7 +667,7 @@ class Array(_Locked):
     # releasing the GIL when it is free (see Value.value); struct elements are copied
     # by libshoal.
 
-    def __getitem__(self, i):
+    def _getitem_slow(self, i):
         if isinstance(i, slice):
             return self._get_slice(i)
         i = self._index(i)
@@ -653,7 +692,7 @@ class Array(_Locked):
         check(C.array_get(self._h, i, byref(tmp)), self._what)
         return tmp.value
 
-    def __setitem__(self, i, x):
+    def _setitem_slow(self, i, x):
         if isinstance(i, slice):
             return self._set_slice(i, x)
         i = self._index(i)

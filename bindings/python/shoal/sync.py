@@ -37,6 +37,7 @@ from ._lib import (
     C, F, Place, check, encode_name, error, open_mode, proc as _proc, to_ns,
     wait_loop,
 )
+from ._lib import speedups as _speedups
 from ._object import SharedObject, decode
 
 _get_ident = threading.get_ident
@@ -86,16 +87,12 @@ def _reopen_named(cls, name, place):
 # ---- Lock and RLock ----------------------------------------------------------------
 
 
-class Lock(_Named):
-    """A robust, process-shared lock (multiprocessing.Lock)."""
-
-    _what = "lock"
-    _opener = C.lock_open
-    _closer = C.lock_close
-    _recursive = False
+class _PyLockBase:
+    """The fast path of Lock in Python (the fallback of shoal._speedups.LockBase,
+    which does the same in C): a try-acquire holding the GIL, the slow paths in
+    Lock."""
 
     owner_died = False
-    _owner = None  # for a lock embedded in a Value/Array: that object
     # Which thread of which process holds the lock through this object, and how many
     # times: lets a Value or Array guarded by it skip taking it again. Set after the
     # lock is taken and cleared before it is released, so it never claims a lock
@@ -104,8 +101,61 @@ class Lock(_Named):
     _held_pid = 0
     _held_depth = 0
 
+    def acquire(self, block=True, timeout=None, *, raise_owner_died=False):
+        """Acquires the lock; returns True, or False when it could not within the
+        timeout (or at once, with block=False). See the module doc on owner_died."""
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        rc = _try_acquire(hp)
+        if rc == 0:
+            if self.owner_died:
+                self.owner_died = False
+            self._took()
+            return True
+        return self._acquire_slow(rc, block, timeout, raise_owner_died)
+
+    def release(self):
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        if self._held_tid == _get_ident():
+            if self._held_depth > 1:
+                self._held_depth -= 1
+            else:
+                self._held_tid = 0
+        rc = _lock_release(hp)
+        if rc:
+            self._raise_rc(rc)
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, t, v, tb):
+        self.release()
+
+
+_LockBase = _speedups.LockBase if _speedups else _PyLockBase
+
+
+class Lock(_LockBase, _Named):
+    """A robust, process-shared lock (multiprocessing.Lock)."""
+
+    _what = "lock"
+    _opener = C.lock_open
+    _closer = C.lock_close
+    _recursive = False
+
+    _owner = None  # for a lock embedded in a Value/Array: that object
+
     def __init__(self, *, name=None, create=None, root=None, domain=None):
         self._open_named(name, create, root, domain)
+
+    def _attach(self, handle, place, owned=True):
+        super()._attach(handle, place, owned)
+        if _speedups:  # the handle for the C fast path, and where it is valid
+            self._ch, self._cpid = handle, _proc.pid
 
     @classmethod
     def _wrap(cls, handle, owner):
@@ -127,20 +177,6 @@ class Lock(_Named):
             self._attach(fresh, self._place, owned=False)
             return fresh
         return super()._slow_handle()
-
-    def acquire(self, block=True, timeout=None, *, raise_owner_died=False):
-        """Acquires the lock; returns True, or False when it could not within the
-        timeout (or at once, with block=False). See the module doc on owner_died."""
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        rc = _try_acquire(hp)
-        if rc == 0:
-            if self.owner_died:
-                self.owner_died = False
-            self._took()
-            return True
-        return self._acquire_slow(rc, block, timeout, raise_owner_died)
 
     def _acquire_slow(self, rc, block, timeout, raise_owner_died):
         if rc == _EAGAIN and block and (timeout is None or timeout > 0):
@@ -171,25 +207,12 @@ class Lock(_Named):
         else:
             self._held_pid, self._held_depth, self._held_tid = _proc.pid, 1, tid
 
-    def _dropping(self):
-        if self._held_tid == _get_ident():
-            if self._held_depth > 1:
-                self._held_depth -= 1
-            else:
-                self._held_tid = 0
+    def _raise_rc(self, rc):
+        raise error(rc, self._what)
 
     def held_here(self):
         """Whether this thread holds the lock (taken through this object)."""
         return self._held_tid == _get_ident() and self._held_pid == _proc.pid
-
-    def release(self):
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        self._dropping()
-        rc = _lock_release(hp)
-        if rc:
-            raise error(rc, self._what)
 
     def locked(self):
         """Whether the lock is held, by anyone, at this instant."""
@@ -200,39 +223,11 @@ class Lock(_Named):
         C.lock_state(self._handle(), byref(rec), byref(tid), byref(depth))
         return tid.value, depth.value
 
-    def __enter__(self):
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        rc = _try_acquire(hp)
-        if rc:
-            self._acquire_slow(rc, True, None, False)
-            return self
-        if self.owner_died:
-            self.owner_died = False
-        tid = _get_ident()
-        if self._held_tid == tid and self._held_pid == _proc.pid:
-            self._held_depth += 1
-        else:
-            self._held_pid, self._held_depth, self._held_tid = _proc.pid, 1, tid
-        return self
-
-    def __exit__(self, t, v, tb):
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        if self._held_tid == _get_ident():
-            if self._held_depth > 1:
-                self._held_depth -= 1
-            else:
-                self._held_tid = 0
-        rc = _lock_release(hp)
-        if rc:
-            raise error(rc, self._what)
-
     def close(self):
         if self._owner is None:
             super().close()
+            if _speedups:
+                self._ch = 0
 
     def __reduce__(self):
         if self._owner is not None and self._name is None:

@@ -148,6 +148,23 @@ def _skip(reason):
     return skipped
 
 
+def _rehome_staticmethods(base, body, newname, module):
+    """A static method given to a Process pickles by its own qualified name, in the
+    suite's module: a spawned child would import only that module, and miss the
+    names swapped above. Each gets a wrapper living here (importing this module, the
+    child swaps them too)."""
+    for attr, obj in vars(base).items():
+        if isinstance(obj, staticmethod) and attr not in body:
+            fn = obj.__func__
+
+            def wrapper(*args, __fn=fn, **kwargs):
+                return __fn(*args, **kwargs)
+            wrapper.__name__ = attr
+            wrapper.__qualname__ = "%s.%s" % (newname, attr)
+            wrapper.__module__ = module
+            body[attr] = staticmethod(wrapper)
+
+
 def _install(globs):
     _swap_module_names()
     for cname in CLASSES:
@@ -168,6 +185,7 @@ def _install(globs):
             if c == cname and hasattr(base, m):
                 body[m] = unittest.expectedFailure(getattr(base, m))
         newname = "WithShoal" + cname[1:]
+        _rehome_staticmethods(base, body, newname, globs["__name__"])
         cls = type(newname, (base, ShoalProcessesMixin, unittest.TestCase), body)
         cls.__qualname__ = newname
         cls.__module__ = globs["__name__"]
