@@ -22,8 +22,12 @@
  *              slices, struct elements and everything else go to
  *              self._getitem_slow(i) / self._setitem_slow(i, x).
  *   queue_try_put, queue_try_get, pipe_send, pipe_recv: the non-blocking byte
- *              transfers of Queue and Connection (a bytes object in, a writable
- *              buffer out), returning the libshoal rc.
+ *              transfers of Queue, TypedQueue and Connection (a bytes-like object
+ *              in, a writable buffer out), returning the libshoal rc;
+ *              value_add: Value.fetch_add.
+ *   plain      whether an object is only builtin scalars, tuples and lists, which
+ *              pickle the same with or without multiprocessing's reducers (so
+ *              the faster pickle.dumps serves).
  *
  * The module does not link against libshoal: init() receives the addresses of the
  * few functions it calls from the ctypes-loaded library, so it works with whichever
@@ -52,6 +56,7 @@ typedef int (*fn_put)(void *, const void *, size_t);
 typedef int (*fn_get)(void *, void *, size_t, size_t *);
 typedef int (*fn_send)(void *, const void *, size_t, int64_t);
 typedef int (*fn_recv)(void *, void *, size_t, size_t *, int64_t);
+typedef int (*fn_add)(void *, int64_t, int64_t *);
 
 static struct {
     fn_h lock_try, lock_release;
@@ -59,6 +64,7 @@ static struct {
     fn_get queue_try_get;
     fn_send pipe_send;
     fn_recv pipe_recv;
+    fn_add value_add;
 } lib;
 
 static long cached_pid;
@@ -531,10 +537,21 @@ static PyTypeObject ArrayBase_Type = {
 
 /* ---- bytes through queues and pipes -------------------------------------------- */
 
-static int handle_arg(PyObject *o, void **h)
+/* Parses (handle, buffer): 0, or -1 with an exception set. */
+static int handle_and_buffer(PyObject *const *a, Py_ssize_t n, const char *usage,
+                             void **h, Py_buffer *b, int flags)
 {
-    *h = PyLong_AsVoidPtr(o);
-    return *h || !PyErr_Occurred();
+    if (n != 2) {
+        PyErr_Format(PyExc_TypeError, "%s: two arguments expected", usage);
+        return -1;
+    }
+    *h = PyLong_AsVoidPtr(a[0]);
+    if (!*h) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%s: the handle is NULL", usage);
+        return -1;
+    }
+    return PyObject_GetBuffer(a[1], b, flags);
 }
 
 /* queue_try_put(handle, data) -> rc */
@@ -543,35 +560,11 @@ static PyObject *m_queue_try_put(PyObject *m, PyObject *const *a, Py_ssize_t n)
     (void)m;
     void *h;
     Py_buffer b;
-    if (n != 2 || !handle_arg(a[0], &h)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "queue_try_put(handle, data)");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(a[1], &b, PyBUF_SIMPLE))
+    if (handle_and_buffer(a, n, "queue_try_put(handle, data)", &h, &b, PyBUF_SIMPLE))
         return NULL;
     int rc = lib.queue_try_put(h, b.buf, (size_t)b.len);
     PyBuffer_Release(&b);
     return PyLong_FromLong(rc);
-}
-
-/* queue_try_get(handle, buffer) -> (rc, length) */
-static PyObject *m_queue_try_get(PyObject *m, PyObject *const *a, Py_ssize_t n)
-{
-    (void)m;
-    void *h;
-    Py_buffer b;
-    if (n != 2 || !handle_arg(a[0], &h)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "queue_try_get(handle, buffer)");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(a[1], &b, PyBUF_WRITABLE))
-        return NULL;
-    size_t len = 0;
-    int rc = lib.queue_try_get(h, b.buf, (size_t)b.len, &len);
-    PyBuffer_Release(&b);
-    return Py_BuildValue("(in)", rc, (Py_ssize_t)len);
 }
 
 /* pipe_send(handle, data) -> rc (never waits) */
@@ -580,35 +573,88 @@ static PyObject *m_pipe_send(PyObject *m, PyObject *const *a, Py_ssize_t n)
     (void)m;
     void *h;
     Py_buffer b;
-    if (n != 2 || !handle_arg(a[0], &h)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "pipe_send(handle, data)");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(a[1], &b, PyBUF_SIMPLE))
+    if (handle_and_buffer(a, n, "pipe_send(handle, data)", &h, &b, PyBUF_SIMPLE))
         return NULL;
     int rc = lib.pipe_send(h, b.buf, (size_t)b.len, 0);
     PyBuffer_Release(&b);
     return PyLong_FromLong(rc);
 }
 
+/* A receive into a writable buffer: (rc, length). */
+static PyObject *receive(PyObject *const *a, Py_ssize_t n, const char *usage, int pipe)
+{
+    void *h;
+    Py_buffer b;
+    if (handle_and_buffer(a, n, usage, &h, &b, PyBUF_WRITABLE))
+        return NULL;
+    size_t len = 0;
+    int rc = pipe ? lib.pipe_recv(h, b.buf, (size_t)b.len, &len, 0)
+                  : lib.queue_try_get(h, b.buf, (size_t)b.len, &len);
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(in)", rc, (Py_ssize_t)len);
+}
+
+/* queue_try_get(handle, buffer) -> (rc, length) */
+static PyObject *m_queue_try_get(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    return receive(a, n, "queue_try_get(handle, buffer)", 0);
+}
+
 /* pipe_recv(handle, buffer) -> (rc, length) (never waits) */
 static PyObject *m_pipe_recv(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
-    void *h;
-    Py_buffer b;
-    if (n != 2 || !handle_arg(a[0], &h)) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "pipe_recv(handle, buffer)");
+    return receive(a, n, "pipe_recv(handle, buffer)", 1);
+}
+
+/* value_add(handle, delta) -> (rc, previous value): shoal_value_add */
+static PyObject *m_value_add(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    if (n != 2) {
+        PyErr_SetString(PyExc_TypeError, "value_add(handle, delta)");
         return NULL;
     }
-    if (PyObject_GetBuffer(a[1], &b, PyBUF_WRITABLE))
+    void *h = PyLong_AsVoidPtr(a[0]);
+    if (!h) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "value_add: the handle is NULL");
         return NULL;
-    size_t len = 0;
-    int rc = lib.pipe_recv(h, b.buf, (size_t)b.len, &len, 0);
-    PyBuffer_Release(&b);
-    return Py_BuildValue("(in)", rc, (Py_ssize_t)len);
+    }
+    long long delta = PyLong_AsLongLong(a[1]);
+    if (delta == -1 && PyErr_Occurred())
+        return NULL;
+    int64_t old = 0;
+    int rc = lib.value_add(h, (int64_t)delta, &old);
+    return Py_BuildValue("(iL)", rc, (long long)old);
+}
+
+/* Whether o is made only of types whose pickling no reducer changes: None, bool,
+ * int, float, str, bytes, and tuples and lists of them (nested at most `depth`
+ * deep, at most 64 items each). */
+static int plain(PyObject *o, int depth)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    if (o == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyFloat_Type ||
+        t == &PyUnicode_Type || t == &PyBytes_Type)
+        return 1;
+    if ((t != &PyTuple_Type && t != &PyList_Type) || depth == 0)
+        return 0;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+    if (len > 64)
+        return 0;
+    PyObject **items = PySequence_Fast_ITEMS(o);
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (!plain(items[i], depth - 1))
+            return 0;
+    return 1;
+}
+
+static PyObject *m_plain(PyObject *m, PyObject *o)
+{
+    (void)m;
+    return PyBool_FromLong(plain(o, 3));
 }
 
 /* ---- module -------------------------------------------------------------------- */
@@ -632,11 +678,12 @@ static PyObject *m_init(PyObject *m, PyObject *addrs)
         PyErr_SetString(PyExc_TypeError, "init() needs a dict of function addresses");
         return NULL;
     }
-    void *p[6];
+    void *p[7];
     static const char *names[] = {"shoal_lock_try",      "shoal_lock_release",
                                   "shoal_queue_try_put", "shoal_queue_try_get",
-                                  "shoal_pipe_send",     "shoal_pipe_recv"};
-    for (int i = 0; i < 6; i++)
+                                  "shoal_pipe_send",     "shoal_pipe_recv",
+                                  "shoal_value_add"};
+    for (int i = 0; i < 7; i++)
         if (fetch(addrs, names[i], &p[i]))
             return NULL;
     lib.lock_try = (fn_h)p[0];
@@ -645,6 +692,7 @@ static PyObject *m_init(PyObject *m, PyObject *addrs)
     lib.queue_try_get = (fn_get)p[3];
     lib.pipe_send = (fn_send)p[4];
     lib.pipe_recv = (fn_recv)p[5];
+    lib.value_add = (fn_add)p[6];
     Py_RETURN_NONE;
 }
 
@@ -667,6 +715,10 @@ static PyMethodDef module_methods[] = {
      "pipe_send(handle, data) -> rc"},
     {"pipe_recv", (PyCFunction)(void (*)(void))m_pipe_recv, METH_FASTCALL,
      "pipe_recv(handle, buffer) -> (rc, length)"},
+    {"value_add", (PyCFunction)(void (*)(void))m_value_add, METH_FASTCALL,
+     "value_add(handle, delta) -> (rc, previous value)"},
+    {"plain", m_plain, METH_O,
+     "Whether pickling o involves only builtin scalars, tuples and lists."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

@@ -574,7 +574,7 @@ class TypedQueue(_QueueBase):
         if v is not None:
             v()
         p = byref(x)
-        rc = _try_put(hp, p, self._sizec)
+        rc = _sp_put(self._h, x) if _speedups else _try_put(hp, p, self._sizec)
         if rc:
             if rc == _EAGAIN and block:
                 rc = wait_loop(C.queue_put, (self._h, p, self._size), timeout)
@@ -593,7 +593,10 @@ class TypedQueue(_QueueBase):
         out = ct.__new__(ct)  # zeroed, without running a generated __init__
         p = byref(out)
         nref = self._nref
-        rc = _try_get(hp, p, self._sizec, nref)
+        if _speedups:
+            rc = _sp_get(self._h, out)[0]
+        else:
+            rc = _try_get(hp, p, self._sizec, nref)
         if rc:
             if rc == _EAGAIN and block:
                 rc = wait_loop(C.queue_get, (self._h, p, self._size, nref), timeout)

@@ -43,7 +43,7 @@ from ._lib import (
     open_mode, proc as _proc, speedups as _speedups,
 )
 from ._object import SharedObject, decode
-from .sync import Lock
+from .sync import GuardedByLock, Lock
 from .types import elem_type, from_handle_type
 
 __all__ = ["Value", "Array", "RawValue", "RawArray", "copy", "synchronized", "owner_of"]
@@ -151,7 +151,7 @@ def synchronized(obj, lock=None, ctx=None):
     return Synchronized(obj, lock if lock is not None else RLock())
 
 
-class Synchronized:
+class Synchronized(GuardedByLock):
     """What synchronized() returns (see there). Pickles by name."""
 
     def __init__(self, obj, lock):
@@ -166,18 +166,6 @@ class Synchronized:
 
     def get_lock(self):
         return self._lock
-
-    def acquire(self, *args, **kwargs):
-        return self._lock.acquire(*args, **kwargs)
-
-    def release(self):
-        self._lock.release()
-
-    def __enter__(self):
-        return self._lock.__enter__()
-
-    def __exit__(self, *exc):
-        return self._lock.__exit__(*exc)
 
     def __getattr__(self, name):
         if name.startswith("__"):
@@ -467,6 +455,14 @@ class Value(_ValueBase, _Locked):
 
     def fetch_add(self, delta=1):
         """Atomically adds delta; returns the previous value (integers only)."""
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != _proc.pid:
+                h = self._handle()
+            rc, old = _speedups.value_add(h, delta)
+            if rc:
+                raise error(rc, self._what)
+            return old
         old = c_int64()
         rc = _value_add(self._fast(), c_int64(delta), byref(old))
         if rc:

@@ -316,7 +316,24 @@ class BoundedSemaphore(Semaphore):
 # ---- Condition ---------------------------------------------------------------------
 
 
-class Condition(_Named):
+class GuardedByLock:
+    """acquire(), release() and ``with`` of an object guarded by the lock in its
+    ``_lock`` attribute (Condition, sharedctypes.synchronized's wrapper)."""
+
+    def acquire(self, *args, **kwargs):
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+class Condition(GuardedByLock, _Named):
     """A process-shared condition variable over a Lock or RLock
     (multiprocessing.Condition). Without a lock it makes an RLock, named
     ``<name>.lock`` when the condition is named so that other processes opening the
@@ -338,18 +355,6 @@ class Condition(_Named):
 
     def __reduce__(self):
         return (_reopen_condition, (self._name, self._place, self._lock))
-
-    def acquire(self, *args, **kwargs):
-        return self._lock.acquire(*args, **kwargs)
-
-    def release(self):
-        self._lock.release()
-
-    def __enter__(self):
-        return self._lock.__enter__()
-
-    def __exit__(self, *exc):
-        return self._lock.__exit__(*exc)
 
     def wait(self, timeout=None):
         """Releases the lock, waits for a notify (or the timeout), re-acquires the
