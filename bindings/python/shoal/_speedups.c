@@ -247,14 +247,37 @@ static PyObject *lock_acquire_impl(LockBase *self, PyObject *block, PyObject *ti
     return r;
 }
 
-static PyObject *LockBase_acquire(LockBase *self, PyObject *args, PyObject *kw)
+/* acquire(block=True, timeout=None, *, raise_owner_died=False), parsed by hand:
+ * the common call has no arguments, and building an argument tuple would cost as
+ * much as the lock itself. */
+static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
 {
-    static char *names[] = {"block", "timeout", "raise_owner_died", NULL};
-    PyObject *block = Py_True, *timeout = Py_None, *raise_od = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO$O:acquire", names, &block, &timeout,
-                                     &raise_od))
+    PyObject *v[3] = {Py_True, Py_None, Py_False};
+    static const char *names[] = {"block", "timeout", "raise_owner_died"};
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "acquire() takes at most 2 positional arguments");
         return NULL;
-    return lock_acquire_impl(self, block, timeout, raise_od);
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        v[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < 3 && PyUnicode_CompareWithASCIIString(key, names[i]) != 0)
+            i++;
+        if (i == 3 || i < nargs) {
+            PyErr_Format(PyExc_TypeError,
+                         "acquire() got an unexpected or repeated "
+                         "keyword argument %R",
+                         key);
+            return NULL;
+        }
+        v[i] = args[nargs + k];
+    }
+    return lock_acquire_impl(self, v[0], v[1], v[2]);
 }
 
 static PyObject *lock_release_impl(LockBase *self)
@@ -298,7 +321,7 @@ static PyObject *LockBase_exit(LockBase *self, PyObject *args)
 
 static PyMethodDef LockBase_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))LockBase_acquire,
-     METH_VARARGS | METH_KEYWORDS,
+     METH_FASTCALL | METH_KEYWORDS,
      "acquire(block=True, timeout=None, *, raise_owner_died=False)"},
     {"release", (PyCFunction)LockBase_release, METH_NOARGS, "release()"},
     {"__enter__", (PyCFunction)LockBase_enter, METH_NOARGS, NULL},
