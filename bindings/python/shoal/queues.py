@@ -5,7 +5,8 @@ elements (generated schema structs or typecodes, in fixed-size slots).
 domain=None)`` has multiprocessing.Queue's methods. Differences, because a shoal
 queue is a bounded ring in shared memory that any process may open by name:
 
-- ``maxsize`` <= 0: unbounded, as multiprocessing's (see "Unbounded queues");
+- ``maxsize`` <= 0: unbounded, as multiprocessing's (see "Unbounded queues"; an
+  ``spsc=True`` queue keeps DEFAULT_CAPACITY (1024) slots);
 - a pickled object of at most ``max_msg`` bytes (default DEFAULT_MAX_MSG, 16 KiB)
   travels in a ring slot; a bigger one in a segment of its own (shoal._bulk);
 - objects are pickled with multiprocessing's reduction (sockets, Connections, file
