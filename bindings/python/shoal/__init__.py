@@ -11,6 +11,12 @@ re-exported here so that only the imports change.
 """
 
 import multiprocessing as _mp
+import os as _os
+
+# A build tree keeps the compiled extension (shoal._speedups) outside the sources:
+# $SHOAL_PY_EXT_DIR names its directory.
+if _os.environ.get("SHOAL_PY_EXT_DIR"):
+    __path__.append(_os.environ["SHOAL_PY_EXT_DIR"])
 
 from . import errors
 from ._lib import library_path, set_spin_ns, spin_ns

@@ -274,6 +274,20 @@ for _name in _NONBLOCKING:
     setattr(F, _name[6:], _f)
 NOWAIT_C = c_int64(0)
 
+# The C hot paths (shoal/_speedups.c), unless $SHOAL_PY_PURE is set or the extension
+# was not built: then everything runs through ctypes.
+speedups = None
+if not os.environ.get("SHOAL_PY_PURE"):
+    try:
+        from . import _speedups as speedups
+    except ImportError:
+        speedups = None
+    else:
+        speedups.init({n: ctypes.cast(getattr(_plib, n), c_void_p).value for n in (
+            "shoal_lock_try", "shoal_lock_release", "shoal_queue_try_put",
+            "shoal_queue_try_get", "shoal_pipe_send", "shoal_pipe_recv",
+            "shoal_value_add")})
+
 _sizes = {}
 
 
@@ -443,4 +457,4 @@ def spin_ns():
     return C.spin_ns()
 
 
-__all__ = ["C", "F", "lib", "library_path", "check", "error"]
+__all__ = ["C", "F", "lib", "library_path", "check", "error", "speedups"]

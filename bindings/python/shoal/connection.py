@@ -10,8 +10,11 @@ pipe from any process.
   its process died (shoal.PeerDied, a subclass), after everything it sent has been
   received — never a hang;
 - ``send()`` raises shoal.BrokenPipe (a BrokenPipeError) when the other end is
-  closed or dead, and shoal.MessageTooLarge for a pickle over ``max_msg`` bytes
-  (default DEFAULT_MAX_MSG, 16 KiB);
+  closed or dead; a message over ``max_msg`` bytes (default DEFAULT_MAX_MSG,
+  16 KiB) travels in a segment of its own (see shoal._bulk), so any size goes;
+- objects are pickled with multiprocessing's reduction (sockets, Connections and
+  file descriptors can be sent); ``recv_bytes_into`` a buffer too small raises
+  multiprocessing.BufferTooShort holding the message;
 - ``poll(timeout)`` says whether recv() would return at once (a message, or the
   end of the stream);
 - an end belongs to one process: a Connection inherited across fork() is taken by
@@ -27,10 +30,12 @@ import pickle
 import weakref
 from ctypes import byref, c_size_t, c_void_p
 
-from . import errors
+from multiprocessing import BufferTooShort
+
+from . import _bulk, errors
 from ._lib import (
     C, F, NOWAIT_C, Place, _sizes, check, encode_name, error, open_mode, proc,
-    recv_state, shoal_queue_config, size_c, wait_loop,
+    recv_state, shoal_queue_config, size_c, speedups as _speedups, wait_loop,
 )
 from ._object import SharedObject, _release, decode
 
@@ -41,9 +46,11 @@ DEFAULT_CAPACITY = 128  # messages per direction
 
 _ETIMEDOUT, _EAGAIN, _EMSGSIZE = errors.ETIMEDOUT, errors.EAGAIN, errors.EMSGSIZE
 _EEOF, _EPEERDEAD = errors.EEOF, errors.EPEERDEAD
-_dumps, _loads, _PROTO = pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL
+_dumps, _loads = _bulk.dumps, pickle.loads
 
 _TAKEOVER = 0x100  # SHOAL_PIPE_TAKEOVER (shoal/pipe.h)
+if _speedups:  # the non-blocking byte transfers without ctypes (shoal._speedups)
+    _sp_send, _sp_recv = _speedups.pipe_send, _speedups.pipe_recv
 
 
 def _config(max_msg, capacity):
@@ -149,20 +156,34 @@ class Connection(SharedObject):
     # -- sending --
 
     def send(self, obj):
-        """Sends a picklable object."""
+        """Sends a picklable object (pickled by multiprocessing's reduction)."""
         if not self._writable:
             raise OSError("connection is read-only")
-        data = _dumps(obj, _PROTO)
-        hp = self._hp
-        if hp is None or self._pid != proc.pid:
-            hp = self._fast()
+        data = _dumps(obj)
         n = len(data)
-        rc = F.pipe_send(hp, data, _sizes.get(n) or size_c(n), NOWAIT_C)
+        if n > (self._max_msg or self._cap()):
+            data = _bulk.to_segment(data, self._place)
+            n = len(data)
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != proc.pid:
+                h = self._handle()
+            rc = _sp_send(h, data)
+        else:
+            hp = self._hp
+            if hp is None or self._pid != proc.pid:
+                hp = self._fast()
+            rc = F.pipe_send(hp, data, _sizes.get(n) or size_c(n), NOWAIT_C)
         if rc:
-            if rc == _EAGAIN:
-                rc = wait_loop(C.pipe_send, (self._h, data, n), None)
-            if rc:
-                self._raise_send(rc, n)
+            self._send_slow(rc, data, n)
+
+    def _send_slow(self, rc, data, n):
+        if rc == _EAGAIN:
+            rc = wait_loop(C.pipe_send, (self._h, data, n), None)
+        if rc:
+            if data[:1] == b"\0":
+                _bulk.drop(data, self._place)
+            self._raise_send(rc, n)
 
     def send_bytes(self, buf, offset=0, size=None):
         """Sends bytes (a bytes-like object, or a slice of one)."""
@@ -177,11 +198,12 @@ class Connection(SharedObject):
             raise ValueError("size is negative or too large")
         data = bytes(mv[offset:offset + size])
         hp = self._fast()
-        rc = F.pipe_send(hp, data, c_size_t(size), NOWAIT_C)
-        if rc == _EAGAIN:
-            rc = wait_loop(C.pipe_send, (self._h, data, size), None)
+        if _bulk.needs_segment(data, self._max_msg or self._cap()):
+            data = _bulk.to_segment(data, self._place)
+        n = len(data)
+        rc = F.pipe_send(hp, data, c_size_t(n), NOWAIT_C)
         if rc:
-            self._raise_send(rc, size)
+            self._send_slow(rc, data, n)
 
     def _raise_send(self, rc, n):
         if rc == _EEOF or rc == _EPEERDEAD:
@@ -200,12 +222,20 @@ class Connection(SharedObject):
         (buffer, length)."""
         if not self._readable:
             raise OSError("connection is write-only")
-        hp = self._hp
-        if hp is None or self._pid != proc.pid:
-            hp = self._fast()
         cap = self._max_msg or self._cap()
         buf, have, n, nref = recv_state(cap)
-        rc = F.pipe_recv(hp, buf, self._capc, nref, NOWAIT_C)
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != proc.pid:
+                h = self._handle()
+            rc, got = _sp_recv(h, buf)
+            if rc == 0:
+                return buf, got
+        else:
+            hp = self._hp
+            if hp is None or self._pid != proc.pid:
+                hp = self._fast()
+            rc = F.pipe_recv(hp, buf, self._capc, nref, NOWAIT_C)
         if rc:
             if rc == _EAGAIN:
                 rc = wait_loop(C.pipe_recv, (self._h, buf, cap, nref), None)
@@ -215,12 +245,19 @@ class Connection(SharedObject):
 
     def _recv_raw(self):
         buf, n = self._recv_into_scratch()
+        if _bulk.is_ref(buf, n):
+            return memoryview(_bulk.from_segment(buf.raw[:n], self._place, False))
         return memoryview(buf).cast("B")[:n]
 
     def recv(self):
         """Receives an object; EOFError when nothing more will come."""
         buf, n = self._recv_into_scratch()
-        return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
+        try:
+            return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
+        except pickle.UnpicklingError:
+            if not _bulk.is_ref(buf, n):
+                raise
+        return _bulk.from_segment(buf.raw[:n], self._place, True)
 
     def recv_bytes(self, maxlength=None):
         """Receives one message as bytes."""
@@ -235,9 +272,8 @@ class Connection(SharedObject):
         mv = memoryview(buf).cast("B")
         if offset < 0 or offset > len(mv):
             raise ValueError("offset is negative or too large")
-        if len(data) > len(mv) - offset:
-            raise errors.MessageTooLarge("buffer too small for a message of %d bytes"
-                                         % len(data), _EMSGSIZE)
+        if len(data) > len(mv) - offset:  # the message is lost to recv otherwise
+            raise BufferTooShort(bytes(data))
         mv[offset:offset + len(data)] = data
         return len(data)
 

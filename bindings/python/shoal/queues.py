@@ -5,10 +5,13 @@ elements (generated schema structs or typecodes, in fixed-size slots).
 domain=None)`` has multiprocessing.Queue's methods. Differences, because a shoal
 queue is a bounded ring in shared memory that any process may open by name:
 
-- ``maxsize`` <= 0 means the default capacity, DEFAULT_CAPACITY (1024) messages;
-- a pickled object may be at most ``max_msg`` bytes (default DEFAULT_MAX_MSG,
-  16 KiB); a bigger one raises shoal.MessageTooLarge (a ValueError) naming both
-  sizes. The queue reserves capacity * max_msg bytes of shared memory;
+- ``maxsize`` <= 0: unbounded, as multiprocessing's (see "Unbounded queues"; an
+  ``spsc=True`` queue keeps DEFAULT_CAPACITY (1024) slots);
+- a pickled object of at most ``max_msg`` bytes (default DEFAULT_MAX_MSG, 16 KiB)
+  travels in a ring slot; a bigger one in a segment of its own (shoal._bulk);
+- objects are pickled with multiprocessing's reduction (sockets, Connections, file
+  descriptors travel); one that cannot be pickled is reported on stderr and
+  dropped, as multiprocessing's feeder thread does;
 - ``put`` is synchronous: when it returns, the object is in the queue (no feeder
   thread, so no join_thread() / cancel_join_thread() subtleties: they do nothing);
 - ``close()`` releases this process's handle, as in multiprocessing;
@@ -16,6 +19,19 @@ queue is a bounded ring in shared memory that any process may open by name:
   and getters receive what was already queued, then shoal.EndOfStream (an EOFError,
   and queue.ShutDown on Python >= 3.13) — no sentinel values needed;
 - ``qsize()``, ``empty()`` and ``full()`` are exact at the instant they look.
+
+Unbounded queues. The queue itself is ring 0 (DEFAULT_CAPACITY slots, what a C
+process opening the name sees). When a put finds the last ring full, the producer
+creates ring k+1 (segment ``<name>.ring<k+1>``, twice the slots of ring k, at most
+64 times ring 0's), records it as the tail in the companion ``<name>.chain`` (an
+Array [head, tail, closed] made at the first overflow: a queue that never overflows
+costs nothing more) and seals ring k with shoal_queue_shutdown. Producers that meet
+a full or sealed ring look up the tail again; consumers take from the oldest ring
+until it reports its end (sealed and drained), then move to the next one and remove
+the drained ring. Sealing is what makes the hand-over exact: no put can land in a
+ring after consumers left it, and each producer's messages keep their order.
+shutdown() sets closed and seals the tail. Rings a queue left behind when every
+user died are removed by ``shoal gc``.
 
 Opening with ``create=False`` (or with ``create=None`` and no explicit maxsize /
 max_msg) accepts the existing queue's configuration.
@@ -34,14 +50,14 @@ import threading
 from contextlib import contextmanager
 from ctypes import byref, c_size_t, c_void_p
 
-from . import errors
+from . import _bulk, errors
 from ._lib import (
     C, F, NOWAIT, Place, _sizes, check, encode_name, error, open_mode,
     recv_state, size_c,
-    proc as _proc,
+    proc as _proc, speedups as _speedups,
     shoal_queue_config, shoal_queue_stats, shoal_type, wait_loop,
 )
-from ._object import SharedObject, decode
+from ._object import SharedObject, decode, unlink
 from .types import elem_type
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue", "TypedQueue", "DEFAULT_CAPACITY",
@@ -52,9 +68,12 @@ DEFAULT_MAX_MSG = 16 * 1024
 
 _ETIMEDOUT, _EAGAIN = errors.ETIMEDOUT, errors.EAGAIN
 _EEOF, _ECLOSED, _EMSGSIZE = errors.EEOF, errors.ECLOSED, errors.EMSGSIZE
-_dumps, _loads, _PROTO = pickle.dumps, pickle.loads, pickle.HIGHEST_PROTOCOL
+_dumps, _loads = _bulk.dumps, pickle.loads
 # The try forms hold the GIL (they never wait); waits go through C (GIL released).
+# With the extension, the byte transfers of Queue skip ctypes (shoal._speedups).
 _try_put, _try_get = F.queue_try_put, F.queue_try_get
+if _speedups:
+    _sp_put, _sp_get = _speedups.queue_try_put, _speedups.queue_try_get
 _rx = threading.local()
 
 
@@ -182,11 +201,16 @@ class _QueueBase(SharedObject):
 class Queue(_QueueBase):
     """A process-shared FIFO of Python objects (multiprocessing.Queue)."""
 
+    _unbounded = False
+    _chain = None  # the companion Array [head, tail, closed], once the ring overflowed
+    _put_ring = _get_ring = None  # (pid, k, handle) of the rings in use beyond ring 0
+
     def __init__(self, maxsize=0, *, name=None, create=None, max_msg=None, spsc=False,
                  root=None, domain=None):
         explicit = maxsize > 0 or max_msg is not None
         cfg = shoal_queue_config(None, max_msg or DEFAULT_MAX_MSG,
                                  maxsize if maxsize > 0 else DEFAULT_CAPACITY, int(spsc))
+        self._unbounded = maxsize <= 0 and not spsc
         self._open(name, create, Place(root, domain), cfg, explicit)
 
     @staticmethod
@@ -194,38 +218,56 @@ class Queue(_QueueBase):
         return _BYTES_TYPE
 
     def __reduce__(self):
-        return (_reopen_queue, (type(self), self._name, self._place))
+        return (_reopen_queue, (type(self), self._name, self._place, self._unbounded))
 
     def put(self, obj, block=True, timeout=None):
         """Puts obj (pickled). Raises queue.Full when the queue stays full for the
-        timeout (at once with block=False), shoal.Closed after shutdown()."""
-        data = _dumps(obj, _PROTO)
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
+        timeout (at once with block=False), shoal.Closed after shutdown(). An object
+        that cannot be pickled is reported on stderr and dropped, as
+        multiprocessing's feeder thread does."""
+        try:
+            data = _dumps(obj)
+        except Exception:
+            _bulk.report_unpicklable(obj)
+            return
         n = len(data)
-        rc = _try_put(hp, data, _sizes.get(n) or size_c(n))
+        if n > self._max_msg:
+            data = _bulk.to_segment(data, self._place)
+            n = len(data)
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != _proc.pid:
+                h = self._handle()
+            rc = _sp_put(h, data)
+        else:
+            hp = self._hp
+            if hp is None or self._pid != _proc.pid:
+                hp = self._fast()
+            rc = _try_put(hp, data, _sizes.get(n) or size_c(n))
         if rc:
             self._put_slow(rc, data, n, block, timeout)
 
     def _put_slow(self, rc, data, n, block, timeout):
-        if rc == _EAGAIN and block:
+        if self._unbounded and (rc == _EAGAIN or rc == _ECLOSED):
+            rc = self._put_chained(data, n, rc)
+        elif rc == _EAGAIN and block:
             rc = wait_loop(C.queue_put, (self._h, data, n), timeout)  # GIL released
         if rc:
+            if data[:1] == b"\0":
+                _bulk.drop(data, self._place)
             self._raise_put(rc, n)
 
     def put_bytes(self, data, block=True, timeout=None):
-        """Puts a bytes-like message as it is (a C consumer sees these bytes)."""
+        """Puts a bytes-like message as it is (a C consumer sees these bytes; one
+        longer than max_msg travels out of line, for Python consumers only)."""
         data = bytes(data)
         hp = self._fast()
+        if _bulk.needs_segment(data, self._max_msg):
+            data = _bulk.to_segment(data, self._place)
         n = len(data)
-        if n > self._max_msg:
-            self._raise_put(_EMSGSIZE, n)
         rc = _try_put(hp, data, c_size_t(n))
-        if rc == _EAGAIN and block:
-            rc = wait_loop(C.queue_put, (self._h, data, n), timeout)
         if rc:
-            self._raise_put(rc, n)
+            self._put_slow(rc, data, n, block, timeout)
 
     def put_nowait(self, obj):
         self.put(obj, False)
@@ -234,17 +276,32 @@ class Queue(_QueueBase):
         """Removes and returns the oldest object. Raises queue.Empty when none
         arrives within the timeout (at once with block=False), shoal.EndOfStream
         after shutdown() once drained."""
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
         try:
             buf, cap, nref = _rx.state  # this thread's receive buffer
         except AttributeError:
             buf, cap, nref = _rx_state(self._max_msg)
-        rc = _try_get(hp, buf, cap, nref)
+        if _speedups:
+            h = self._h
+            if h is None or self._pid != _proc.pid:
+                h = self._handle()
+            rc, n = _sp_get(h, buf)
+        else:
+            hp = self._hp
+            if hp is None or self._pid != _proc.pid:
+                hp = self._fast()
+            rc = _try_get(hp, buf, cap, nref)
+            n = -1
         if rc:
             buf = self._get_slow(rc, block, timeout)
-        return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
+            n = -1
+        try:
+            return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
+        except pickle.UnpicklingError:
+            if n < 0:
+                n = _rx.state[2]._obj.value
+            if not _bulk.is_ref(buf, n):
+                raise
+        return _bulk.from_segment(buf.raw[:n], self._place, True)
 
     def _get_slow(self, rc, block, timeout):
         """After a try that did not get a message: grows this thread's buffer if the
@@ -254,7 +311,9 @@ class Queue(_QueueBase):
         if rc == _EMSGSIZE and cap.value < self._max_msg:
             buf, cap, nref = _rx_state(self._max_msg)
             rc = _try_get(self._hp, buf, cap, nref)
-        if rc == _EAGAIN and block:
+        if rc == _EEOF and self._unbounded:
+            rc = self._get_chained(buf, cap, nref, block, timeout)
+        elif rc == _EAGAIN and block:
             rc = wait_loop(C.queue_get, (self._h, buf, cap, nref), timeout)
         if rc:
             self._raise_get(rc)
@@ -266,22 +325,158 @@ class Queue(_QueueBase):
         cap = self._max_msg
         buf, have, n, nref = recv_state(cap)
         rc = _try_get(hp, buf, c_size_t(cap), nref)
-        if rc == _EAGAIN and block:
+        if rc == _EEOF and self._unbounded:
+            rc = self._get_chained(buf, c_size_t(cap), nref, block, timeout)
+        elif rc == _EAGAIN and block:
             rc = wait_loop(C.queue_get, (self._h, buf, cap, nref), timeout)
         if rc:
             self._raise_get(rc)
+        if _bulk.is_ref(buf, n.value):
+            return _bulk.from_segment(buf.raw[:n.value], self._place, False)
         return buf.raw[:n.value] if n.value > 256 else ctypes.string_at(buf, n.value)
 
     def get_nowait(self):
         return self.get(False)
 
 
+    # -- unbounded: rings chained as further segments (see the module doc) --
+
+    def _ring_name(self, k):
+        return "%s.ring%d" % (self._name, k)
+
+    def _chain_state(self, create):
+        """The companion Array, opened (or created) on first need; None when the
+        queue never overflowed (and create is false)."""
+        if self._chain is None:
+            from .sharedctypes import Array
+            p = self._place
+            try:
+                self._chain = Array("q", 3, name=self._name + ".chain",
+                                    create=None if create else False, root=p.root,
+                                    domain=p.domain)
+            except errors.NotFound:
+                return None
+        return self._chain
+
+    def _ring(self, slot, k, cfg=None):
+        """The handle of ring k (0: the queue itself) for put or get (slot is the
+        attribute caching it), opening it, or creating it with cfg."""
+        if k == 0:
+            return self._handle()
+        r = getattr(self, slot)
+        if r is not None and r[0] == _proc.pid and r[1] == k:
+            return r[2]
+        if r is not None and r[0] == _proc.pid:
+            C.queue_close(r[2])
+        h = _open_queue(self._ring_name(k), 1 if cfg is None else 3, cfg, self._place)
+        setattr(self, slot, (_proc.pid, k, h))
+        return h
+
+    def _grow(self, k):
+        """Ring k is full: unless another producer did already, creates ring k+1
+        (twice as large, up to 64 times ring 0), makes it the tail and seals ring k,
+        so that every producer moves on and consumers drain ring k first."""
+        chain = self._chain_state(True)
+        with chain.get_lock():
+            if chain[1] != k or chain[2]:
+                return
+            full = self._ring("_put_ring", k)
+            cfg = shoal_queue_config(None, self._max_msg,
+                                     self._capacity << min(k + 1, 6), 0)
+            C.queue_close(_open_queue(self._ring_name(k + 1), 3, cfg, self._place))
+            chain[1] = k + 1
+            C.queue_shutdown(full)
+
+    def _put_chained(self, data, n, rc):
+        """put() once ring 0 was full (rc EAGAIN) or sealed (ECLOSED). Returns an
+        rc."""
+        while True:
+            chain = self._chain_state(rc == _EAGAIN)
+            if chain is None:
+                return rc  # shut down, never overflowed
+            if chain[2]:
+                return _ECLOSED
+            k = chain[1]
+            rc = C.queue_try_put(self._ring("_put_ring", k), data, n)
+            if rc == _EAGAIN:
+                self._grow(k)
+            elif rc != _ECLOSED or chain[1] == k:  # sealed rings have a successor
+                return rc
+
+    def _get_chained(self, buf, cap, nref, block, timeout):
+        """get() once ring 0 reported its end: takes from the oldest ring not yet
+        drained, moving on (and removing drained rings) as each reports its end.
+        Returns an rc."""
+        chain = self._chain_state(False)
+        if chain is None:
+            return _EEOF  # shut down without ever overflowing
+        while True:
+            r = self._get_ring
+            k = r[1] if r is not None and r[0] == _proc.pid else max(chain[0], 1)
+            h = self._ring("_get_ring", k)
+            if block:
+                rc = wait_loop(C.queue_get, (h, buf, cap, nref), timeout)
+            else:
+                rc = C.queue_try_get(h, buf, cap, nref)
+            if rc != _EEOF:
+                return rc
+            with chain.get_lock():
+                if chain[2] and chain[1] == k:
+                    return _EEOF  # shut down: the end of the stream
+                if chain[0] <= k:
+                    chain[0] = k + 1
+                    unlink(self._ring_name(k), self._place.root, self._place.domain)
+            self._ring("_get_ring", k + 1)
+
+    def shutdown(self):
+        """Ends the stream for every process (see the module doc)."""
+        chain = self._chain_state(False) if self._unbounded else None
+        if chain is None:
+            return super().shutdown()
+        with chain.get_lock():
+            chain[2] = 1
+            k = chain[1]
+        check(C.queue_shutdown(self._ring("_put_ring", k)), self._what)
+
+    def qsize(self):
+        """Messages in the queue now (in every ring of an unbounded queue)."""
+        n = self._stats().depth
+        chain = self._chain_state(False) if self._unbounded else None
+        if chain is not None:
+            head, tail = max(chain[0], 1), chain[1]
+            for k in range(head, tail + 1):
+                try:
+                    h = _open_queue(self._ring_name(k), 1, None, self._place)
+                except errors.NotFound:
+                    continue
+                n += self._stats(h).depth
+                C.queue_close(h)
+        return n
+
+    def empty(self):
+        return self.qsize() == 0
+
+    def full(self):
+        return False if self._unbounded else super().full()
+
+    def _before_close(self):
+        for slot in ("_put_ring", "_get_ring"):
+            r = getattr(self, slot)
+            if r is not None and r[0] == _proc.pid:
+                C.queue_close(r[2])
+            setattr(self, slot, None)
+        if self._chain is not None:
+            self._chain.close()
+            self._chain = None
+
+
 class SimpleQueue(Queue):
     """multiprocessing.SimpleQueue: get, put, empty, close."""
 
 
-def _reopen_queue(cls, name, place):
+def _reopen_queue(cls, name, place, unbounded=False):
     obj = cls.__new__(cls)
+    obj._unbounded = unbounded
     obj._open(name, False, place, None, False)
     return obj
 
@@ -306,7 +501,7 @@ class JoinableQueue(Queue):
 
     def __reduce__(self):
         return (_reopen_joinable, (self._name, self._place, self._unfinished,
-                                   self._cond))
+                                   self._cond, self._unbounded))
 
     def put(self, obj, block=True, timeout=None):
         with self._cond:
@@ -326,8 +521,9 @@ class JoinableQueue(Queue):
                 self._cond.wait()
 
 
-def _reopen_joinable(name, place, unfinished, cond):
+def _reopen_joinable(name, place, unfinished, cond, unbounded=False):
     obj = JoinableQueue.__new__(JoinableQueue)
+    obj._unbounded = unbounded
     obj._open(name, False, place, None, False)
     obj._unfinished, obj._cond = unfinished, cond
     return obj
@@ -379,7 +575,7 @@ class TypedQueue(_QueueBase):
         if v is not None:
             v()
         p = byref(x)
-        rc = _try_put(hp, p, self._sizec)
+        rc = _sp_put(self._h, x) if _speedups else _try_put(hp, p, self._sizec)
         if rc:
             if rc == _EAGAIN and block:
                 rc = wait_loop(C.queue_put, (self._h, p, self._size), timeout)
@@ -398,7 +594,10 @@ class TypedQueue(_QueueBase):
         out = ct.__new__(ct)  # zeroed, without running a generated __init__
         p = byref(out)
         nref = self._nref
-        rc = _try_get(hp, p, self._sizec, nref)
+        if _speedups:
+            rc = _sp_get(self._h, out)[0]
+        else:
+            rc = _try_get(hp, p, self._sizec, nref)
         if rc:
             if rc == _EAGAIN and block:
                 rc = wait_loop(C.queue_get, (self._h, p, self._size, nref), timeout)

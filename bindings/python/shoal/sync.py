@@ -15,16 +15,21 @@ acquisition), so code that cares can repair the data the lock protects; with
 while holding the lock.
 
 Differences from multiprocessing, all deliberate:
-- a Lock held by the calling thread and acquired again raises shoal.Deadlock
-  instead of hanging; releasing a lock the caller does not hold raises
+- a Lock held by the calling thread and acquired again, blocking without a
+  timeout, raises shoal.Deadlock instead of hanging forever (with block=False it
+  returns False, with a timeout False once the timeout has passed, as
+  multiprocessing); releasing a lock the caller does not hold raises
   shoal.NotOwner (a RuntimeError and a ValueError);
 - Condition.wait() needs its lock held; an RLock held several times is released
-  completely for the wait and re-taken to the same depth, as threading does;
-- Barrier's ``action`` runs in the one caller that gets index 0, after the barrier
-  opened (multiprocessing runs it before releasing the others).
+  completely for the wait and re-taken to the same depth, as threading does.
+
+Barrier's ``action`` runs in the caller that gets index 0 while the other parties
+are still held: the barrier is passed twice, the second time once the action has
+returned (if it raises, the barrier breaks: the others get BrokenBarrierError).
 """
 
 import threading
+import time
 from ctypes import byref, c_int, c_int32, c_uint32, c_void_p
 
 from . import errors
@@ -32,6 +37,7 @@ from ._lib import (
     C, F, Place, check, encode_name, error, open_mode, proc as _proc, to_ns,
     wait_loop,
 )
+from ._lib import speedups as _speedups
 from ._object import SharedObject, decode
 
 _get_ident = threading.get_ident
@@ -40,6 +46,7 @@ _lock_release = F.lock_release
 _ETIMEDOUT = errors.ETIMEDOUT
 _EAGAIN = errors.EAGAIN
 _EOWNERDEAD = errors.EOWNERDEAD
+_EDEADLK = errors.EDEADLK
 
 
 def _open(fn, what, name, create, place, *extra):
@@ -80,16 +87,12 @@ def _reopen_named(cls, name, place):
 # ---- Lock and RLock ----------------------------------------------------------------
 
 
-class Lock(_Named):
-    """A robust, process-shared lock (multiprocessing.Lock)."""
-
-    _what = "lock"
-    _opener = C.lock_open
-    _closer = C.lock_close
-    _recursive = False
+class _PyLockBase:
+    """The fast path of Lock in Python (the fallback of shoal._speedups.LockBase,
+    which does the same in C): a try-acquire holding the GIL, the slow paths in
+    Lock."""
 
     owner_died = False
-    _owner = None  # for a lock embedded in a Value/Array: that object
     # Which thread of which process holds the lock through this object, and how many
     # times: lets a Value or Array guarded by it skip taking it again. Set after the
     # lock is taken and cleared before it is released, so it never claims a lock
@@ -98,8 +101,61 @@ class Lock(_Named):
     _held_pid = 0
     _held_depth = 0
 
+    def acquire(self, block=True, timeout=None, *, raise_owner_died=False):
+        """Acquires the lock; returns True, or False when it could not within the
+        timeout (or at once, with block=False). See the module doc on owner_died."""
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        rc = _try_acquire(hp)
+        if rc == 0:
+            if self.owner_died:
+                self.owner_died = False
+            self._took()
+            return True
+        return self._acquire_slow(rc, block, timeout, raise_owner_died)
+
+    def release(self):
+        hp = self._hp
+        if hp is None or self._pid != _proc.pid:
+            hp = self._fast()
+        if self._held_tid == _get_ident():
+            if self._held_depth > 1:
+                self._held_depth -= 1
+            else:
+                self._held_tid = 0
+        rc = _lock_release(hp)
+        if rc:
+            self._raise_rc(rc)
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, t, v, tb):
+        self.release()
+
+
+_LockBase = _speedups.LockBase if _speedups else _PyLockBase
+
+
+class Lock(_LockBase, _Named):
+    """A robust, process-shared lock (multiprocessing.Lock)."""
+
+    _what = "lock"
+    _opener = C.lock_open
+    _closer = C.lock_close
+    _recursive = False
+
+    _owner = None  # for a lock embedded in a Value/Array: that object
+
     def __init__(self, *, name=None, create=None, root=None, domain=None):
         self._open_named(name, create, root, domain)
+
+    def _attach(self, handle, place, owned=True):
+        super()._attach(handle, place, owned)
+        if _speedups:  # the handle for the C fast path, and where it is valid
+            self._ch, self._cpid = handle, _proc.pid
 
     @classmethod
     def _wrap(cls, handle, owner):
@@ -122,20 +178,6 @@ class Lock(_Named):
             return fresh
         return super()._slow_handle()
 
-    def acquire(self, block=True, timeout=None, *, raise_owner_died=False):
-        """Acquires the lock; returns True, or False when it could not within the
-        timeout (or at once, with block=False). See the module doc on owner_died."""
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        rc = _try_acquire(hp)
-        if rc == 0:
-            if self.owner_died:
-                self.owner_died = False
-            self._took()
-            return True
-        return self._acquire_slow(rc, block, timeout, raise_owner_died)
-
     def _acquire_slow(self, rc, block, timeout, raise_owner_died):
         if rc == _EAGAIN and block and (timeout is None or timeout > 0):
             rc = wait_loop(C.lock_acquire, (self._h,), timeout)  # GIL released
@@ -151,6 +193,11 @@ class Lock(_Named):
             return True
         if rc == _ETIMEDOUT or rc == _EAGAIN:
             return False
+        if rc == _EDEADLK and (not block or timeout is not None):
+            # Held by this very thread: nothing can free it within the wait.
+            if block and timeout > 0:
+                time.sleep(timeout)
+            return False
         raise error(rc, self._what)
 
     def _took(self):
@@ -160,25 +207,12 @@ class Lock(_Named):
         else:
             self._held_pid, self._held_depth, self._held_tid = _proc.pid, 1, tid
 
-    def _dropping(self):
-        if self._held_tid == _get_ident():
-            if self._held_depth > 1:
-                self._held_depth -= 1
-            else:
-                self._held_tid = 0
+    def _raise_rc(self, rc):
+        raise error(rc, self._what)
 
     def held_here(self):
         """Whether this thread holds the lock (taken through this object)."""
         return self._held_tid == _get_ident() and self._held_pid == _proc.pid
-
-    def release(self):
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        self._dropping()
-        rc = _lock_release(hp)
-        if rc:
-            raise error(rc, self._what)
 
     def locked(self):
         """Whether the lock is held, by anyone, at this instant."""
@@ -189,39 +223,11 @@ class Lock(_Named):
         C.lock_state(self._handle(), byref(rec), byref(tid), byref(depth))
         return tid.value, depth.value
 
-    def __enter__(self):
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        rc = _try_acquire(hp)
-        if rc:
-            self._acquire_slow(rc, True, None, False)
-            return self
-        if self.owner_died:
-            self.owner_died = False
-        tid = _get_ident()
-        if self._held_tid == tid and self._held_pid == _proc.pid:
-            self._held_depth += 1
-        else:
-            self._held_pid, self._held_depth, self._held_tid = _proc.pid, 1, tid
-        return self
-
-    def __exit__(self, t, v, tb):
-        hp = self._hp
-        if hp is None or self._pid != _proc.pid:
-            hp = self._fast()
-        if self._held_tid == _get_ident():
-            if self._held_depth > 1:
-                self._held_depth -= 1
-            else:
-                self._held_tid = 0
-        rc = _lock_release(hp)
-        if rc:
-            raise error(rc, self._what)
-
     def close(self):
         if self._owner is None:
             super().close()
+            if _speedups:
+                self._ch = 0
 
     def __reduce__(self):
         if self._owner is not None and self._name is None:
@@ -310,7 +316,24 @@ class BoundedSemaphore(Semaphore):
 # ---- Condition ---------------------------------------------------------------------
 
 
-class Condition(_Named):
+class GuardedByLock:
+    """acquire(), release() and ``with`` of an object guarded by the lock in its
+    ``_lock`` attribute (Condition, sharedctypes.synchronized's wrapper)."""
+
+    def acquire(self, *args, **kwargs):
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+class Condition(GuardedByLock, _Named):
     """A process-shared condition variable over a Lock or RLock
     (multiprocessing.Condition). Without a lock it makes an RLock, named
     ``<name>.lock`` when the condition is named so that other processes opening the
@@ -332,18 +355,6 @@ class Condition(_Named):
 
     def __reduce__(self):
         return (_reopen_condition, (self._name, self._place, self._lock))
-
-    def acquire(self, *args, **kwargs):
-        return self._lock.acquire(*args, **kwargs)
-
-    def release(self):
-        self._lock.release()
-
-    def __enter__(self):
-        return self._lock.__enter__()
-
-    def __exit__(self, *exc):
-        return self._lock.__exit__(*exc)
 
     def wait(self, timeout=None):
         """Releases the lock, waits for a notify (or the timeout), re-acquires the
@@ -394,6 +405,20 @@ class Condition(_Named):
 
     def close(self):
         super().close()
+
+
+class _NoCount:
+    """multiprocessing's Condition keeps three semaphores (_sleeping_count,
+    _woken_count, _wait_semaphore) that CPython's tests read where sem_getvalue
+    exists, accepting NotImplementedError (as on macOS). A shoal condition has no
+    such semaphores: it counts its waiters in its futex word."""
+
+    def get_value(self):
+        raise NotImplementedError("a shoal Condition has no waiter semaphores")
+
+
+Condition._sleeping_count = Condition._woken_count = Condition._wait_semaphore = \
+    _NoCount()
 
 
 def _reopen_condition(name, place, lock):
@@ -463,11 +488,23 @@ class Barrier(_Named):
         [0, parties)."""
         if timeout is None:
             timeout = self._timeout
+        rc = self._pass(timeout)
+        if self._action is not None:  # the second passage (see the module doc)
+            if rc == 0:
+                try:
+                    self._action()
+                except BaseException:
+                    self.abort()
+                    raise
+            self._pass(timeout)
+        return rc
+
+    def _pass(self, timeout):
+        # One call: a barrier wait that times out breaks the barrier, so it cannot
+        # be cut into slices.
         rc = C.barrier_wait(self._handle(), to_ns(timeout) if timeout is not None
                             else -1)
         if rc >= 0:
-            if rc == 0 and self._action is not None:
-                self._action()
             return rc
         if rc == _ETIMEDOUT:
             raise errors.BrokenBarrier("barrier %r: timed out (now broken)" % self._name,

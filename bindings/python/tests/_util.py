@@ -55,6 +55,17 @@ def start_py(code, *args, env=None):
                             env=full_env)
 
 
+def segments_named(prefix):
+    """The names of the segments of this program's root (every domain) that start
+    with prefix."""
+    root = os.environ["SHOAL_ROOT"]
+    names = []
+    for d in os.listdir(root):
+        if os.path.isdir(os.path.join(root, d)):
+            names += [n for n in os.listdir(os.path.join(root, d)) if n.startswith(prefix)]
+    return names
+
+
 def wait_until(pred, timeout=10.0, step=0.005):
     """Polls pred() until true; returns whether it became true in time."""
     deadline = time.monotonic() + timeout

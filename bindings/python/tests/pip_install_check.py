@@ -64,8 +64,14 @@ def main():
         run([python, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
              "--no-index", "--no-cache-dir", "--target", site, copy], env)
         env["PYTHONPATH"] = site
+        env.pop("SHOAL_PY_EXT_DIR", None)
+        env.pop("SHOAL_PY_PURE", None)
         probe = ("import shoal; v = shoal.Value('i', 41); v.value += 1; "
                  "print(shoal.library_path, v.value)")
+        # The C extension was compiled by pip, and is used.
+        out = run([python, "-c", "from shoal import _lib; print(_lib.speedups.__file__)"],
+                  env).stdout.strip()
+        assert out.startswith(os.path.join(site, "shoal", "_speedups")), out
 
         # 1. $SHOAL_LIBRARY
         out = run([python, "-c", probe], env).stdout.split()

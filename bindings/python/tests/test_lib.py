@@ -121,5 +121,18 @@ class MiscTest(unittest.TestCase):
         self.assertTrue(q.closed)
 
 
+
+class SpeedupsTest(unittest.TestCase):
+    def test_the_selected_path_is_in_use(self):
+        # $SHOAL_PY_PURE selects the ctypes path; otherwise the C extension is used
+        # wherever it was built ($SHOAL_PY_EXT_DIR in the build tree).
+        from shoal import _lib
+        if os.environ.get("SHOAL_PY_PURE"):
+            self.assertIsNone(_lib.speedups)
+            self.assertEqual(shoal.Lock.__mro__[1].__name__, "_PyLockBase")
+        elif os.environ.get("SHOAL_PY_EXT_DIR"):
+            self.assertIsNotNone(_lib.speedups)
+            self.assertIs(shoal.Lock.__mro__[1], _lib.speedups.LockBase)
+
 if __name__ == "__main__":
     unittest.main()

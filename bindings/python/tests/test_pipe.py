@@ -4,6 +4,7 @@ import multiprocessing as mp
 import os
 import pickle
 import signal
+import socket
 import time
 import unittest
 
@@ -12,6 +13,7 @@ import _util
 _util.setup_root()
 
 import shoal  # noqa: E402
+from shoal import _bulk  # noqa: E402
 
 fork = mp.get_context("fork")
 spawn = mp.get_context("spawn")
@@ -153,10 +155,35 @@ class PipeTest(unittest.TestCase):
         self.assertIn('busy: pipe "named-pipe": end 0 is held by process %d'
                       % os.getpid(), out)
 
-    def test_message_too_large(self):
+    def test_messages_of_any_size(self):
+        # Longer than max_msg: in a segment of its own, removed once received.
         a, b = shoal.Pipe(max_msg=64)
-        with self.assertRaises(shoal.MessageTooLarge):
-            a.send("x" * 100)
+        a.send("x" * 100)
+        self.assertEqual(b.recv(), "x" * 100)
+        a.send_bytes(b"y" * (16 << 20))
+        self.assertEqual(len(b.recv_bytes()), 16 << 20)
+        # Raw bytes that look like an out-of-line reference still arrive as sent.
+        tricky = _bulk.MAGIC + b"\0" * 8 + b"no-such-segment"
+        a.send_bytes(tricky)
+        self.assertEqual(b.recv_bytes(), tricky)
+        self.assertEqual(_util.segments_named("big-"), [])
+
+    def test_recv_bytes_into_too_small_buffer(self):
+        a, b = shoal.Pipe()
+        a.send_bytes(b"abcdef")
+        with self.assertRaises(mp.BufferTooShort) as cm:
+            b.recv_bytes_into(bytearray(3))
+        self.assertEqual(cm.exception.args[0], b"abcdef")
+
+    def test_sockets_travel_by_multiprocessing_reduction(self):
+        a, b = shoal.Pipe()
+        s1, s2 = socket.socketpair()
+        a.send(s1)
+        got = b.recv()
+        got.sendall(b"ping")
+        self.assertEqual(s2.recv(4), b"ping")
+        for s in (s1, s2, got):
+            s.close()
 
     def test_pickled_connection_reopens_by_name(self):
         a, b = shoal.Pipe()

@@ -1,6 +1,8 @@
 """Queue (Python objects), TypedQueue (fixed-size elements), JoinableQueue."""
 
+import contextlib
 import ctypes
+import io
 import multiprocessing as mp
 import pickle
 import queue
@@ -24,6 +26,16 @@ class Tick(ctypes.Structure):
 
 class Tock(ctypes.Structure):
     _fields_ = [("seq", ctypes.c_uint32)]
+
+
+def _drain(q, n, report):
+    items = [q.get(timeout=30) for _ in range(n)]
+    report.put((items[:-1] == list(range(n - 1)), len(items[-1])))
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise AttributeError("not picklable")
 
 
 def _produce(q, base, n):
@@ -95,15 +107,57 @@ class QueueTest(unittest.TestCase):
             q.get(timeout=0.1)
         self.assertGreaterEqual(time.monotonic() - t0, 0.09)
 
-    def test_message_too_large(self):
+    def test_messages_of_any_size(self):
         q = shoal.Queue(max_msg=100)
-        with self.assertRaises(shoal.MessageTooLarge) as cm:
-            q.put("x" * 200)
-        self.assertIsInstance(cm.exception, ValueError)
-        self.assertIn("max_msg is 100", str(cm.exception))
+        q.put("x" * 200)  # in a segment of its own
+        q.put_bytes(b"z" * 300)
+        self.assertEqual(q.get(), "x" * 200)
+        self.assertEqual(q.get_bytes(), b"z" * 300)
         big = shoal.Queue(4, max_msg=1 << 20)
         big.put("y" * 500000)
         self.assertEqual(len(big.get()), 500000)
+        full = shoal.Queue(1, max_msg=100)
+        full.put(1)
+        with self.assertRaises(queue.Full):  # its segment is removed again
+            full.put("w" * 1000, timeout=0.05)
+        self.assertEqual(_util.segments_named("big-"), [])
+
+    def test_unbounded_queue_grows_and_keeps_order(self):
+        # 10,000 items before any consumer (multiprocessing's Queue is unbounded):
+        # rings chained as further segments, drained in order by another process.
+        q = shoal.Queue()
+        for i in range(10000):
+            q.put_nowait(i)
+        q.put(b"b" * (4 << 20))
+        self.assertEqual(q.qsize(), 10001)
+        self.assertFalse(q.full())
+        r = shoal.Queue()
+        p = fork.Process(target=_drain, args=(q, 10001, r))
+        p.start()
+        ok, last = r.get(timeout=60)
+        p.join(60)
+        self.assertTrue(ok)
+        self.assertEqual(last, 4 << 20)
+        self.assertEqual(q.qsize(), 0)
+        # Drained rings are gone; only the current one (the tail) remains.
+        self.assertEqual(len([n for n in _util.segments_named(q.name) if ".ring" in n]), 1)
+        q.put("after")
+        q.shutdown()
+        self.assertEqual(q.get(), "after")
+        with self.assertRaises(shoal.EndOfStream):
+            q.get()
+        with self.assertRaises(shoal.Closed):
+            q.put(1)
+
+    def test_unpicklable_object_is_reported_and_dropped(self):
+        # multiprocessing's feeder logs it and the queue keeps working.
+        q = shoal.Queue(maxsize=1)
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            q.put(_Unpicklable())
+        self.assertIn("cannot pickle", err.getvalue())
+        q.put(True)
+        self.assertEqual(q.qsize(), 1)
+        self.assertTrue(q.get(timeout=5))
 
     def test_shutdown_is_end_of_stream(self):
         q = shoal.Queue()

@@ -48,6 +48,28 @@ def _waiter(ev, out):
     out.value = 1 if ev.wait(20) else 2
 
 
+def _slow_action():
+    time.sleep(0.2)
+    shoal.Value("i", 0, name="acted-flag").value = 1
+
+
+def _barrier_party_sees(b, out, i):
+    b.wait(20)
+    out[i] = shoal.Value("i", 0, name="acted-flag").value
+
+
+def _failing_action():
+    raise RuntimeError("action failed")
+
+
+def _expect_broken(b):
+    try:
+        b.wait(20)
+    except (RuntimeError, threading.BrokenBarrierError):
+        os._exit(0)
+    os._exit(1)
+
+
 def _barrier_party(b, out, i):
     out[i] = b.wait(20)
 
@@ -60,6 +82,11 @@ class LockTest(unittest.TestCase):
         self.assertFalse(lock.owner_died)
         with self.assertRaises(shoal.Deadlock):
             lock.acquire()  # a plain Lock held by this thread: an error, not a hang
+        # Without blocking, or with a timeout, False as multiprocessing says.
+        self.assertFalse(lock.acquire(False))
+        t0 = time.monotonic()
+        self.assertFalse(lock.acquire(timeout=0.05))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.05)
         lock.release()
         self.assertFalse(lock.locked())
         with self.assertRaises(shoal.NotOwner) as cm:
@@ -292,6 +319,27 @@ class BarrierTest(unittest.TestCase):
         self.assertTrue(b.broken)
         with self.assertRaises(ValueError):
             shoal.Barrier(0)
+
+    def test_action_runs_before_any_party_returns(self):
+        # The action (in whichever process gets index 0) has run before any party
+        # leaves wait(); if it raises, the others see a broken barrier.
+        b = shoal.Barrier(3, action=_slow_action, name="acted")
+        out = shoal.Array("i", [-1, -1, -1], name="acted-out")
+        procs = [fork.Process(target=_barrier_party_sees, args=(b, out, i))
+                 for i in range(2)]
+        for p in procs:
+            p.start()
+        _barrier_party_sees(b, out, 2)
+        for p in procs:
+            p.join(20)
+        self.assertEqual(out[:], [1, 1, 1])
+        bad = shoal.Barrier(2, action=_failing_action)
+        p = fork.Process(target=_expect_broken, args=(bad,))
+        p.start()
+        with self.assertRaises((RuntimeError, threading.BrokenBarrierError)):
+            bad.wait(20)
+        p.join(20)
+        self.assertEqual(p.exitcode, 0)
 
     def test_action_runs_once(self):
         ran = []

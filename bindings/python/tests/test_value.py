@@ -4,6 +4,7 @@ import ctypes
 import multiprocessing as mp
 import pickle
 import unittest
+from multiprocessing.reduction import ForkingPickler
 
 import _util
 
@@ -12,6 +13,10 @@ _util.setup_root()
 import shoal  # noqa: E402
 
 fork = mp.get_context("fork")
+
+
+class Foo(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_double)]
 spawn = mp.get_context("spawn")
 
 
@@ -108,7 +113,7 @@ class ValueTest(unittest.TestCase):
         self.assertEqual(v.value, 8000)
 
     def test_atomic_fetch_add_in_four_processes_is_exact(self):
-        v = shoal.Value("q", 0, lock=False)
+        v = shoal.sharedctypes.owner_of(shoal.Value("q", 0, lock=False))
         procs = [fork.Process(target=_atomic_increments, args=(v, 5000))
                  for _ in range(4)]
         for p in procs:
@@ -134,14 +139,43 @@ class ValueTest(unittest.TestCase):
         self.assertIn("float64", str(cm.exception))
 
     def test_lock_false_is_raw(self):
-        v = shoal.Value("I", 1, lock=False)
-        with self.assertRaises(AttributeError):
-            v.get_lock()
+        # As multiprocessing: the plain ctypes object, in shared memory.
+        v = shoal.Value("I", 1, lock=False, name="raw-1")
+        self.assertIsInstance(v, ctypes.c_uint32)
+        self.assertFalse(hasattr(v, "get_lock") or hasattr(v, "get_obj"))
         v.value += 2
         self.assertEqual(v.value, 3)
+        self.assertEqual(shoal.Value("I", name="raw-1", create=False).value, 3)
+        owner = shoal.sharedctypes.owner_of(v)
+        self.assertEqual(owner.name, "raw-1")
+        self.assertFalse(owner.has_lock)
         r = shoal.RawValue("d", 2.5)
-        self.assertFalse(r.has_lock)
         self.assertEqual(r.value, 2.5)
+        # Pickled by multiprocessing's reduction, it maps the same memory.
+        twin = pickle.loads(ForkingPickler.dumps(r))
+        twin.value = 7.5
+        self.assertEqual(r.value, 7.5)
+        # lock=None makes a lock, as multiprocessing; a lock of the wrong kind is
+        # refused; something that is no lock at all is an AttributeError.
+        self.assertTrue(shoal.Value("i", 5, lock=None).get_lock())
+        with self.assertRaises(AttributeError):
+            shoal.Value("i", 5, lock="navalue")
+
+    def test_struct_value_fields_and_sharedctypes_helpers(self):
+        v = shoal.Value(Foo, 3, 2)
+        self.assertEqual((v.x, v.y), (3, 2.0))
+        v.x *= 2
+        self.assertEqual(v.value.x, 6)
+        twin = pickle.loads(pickle.dumps(v))
+        self.assertEqual(twin.x, 6)
+        c = shoal.sharedctypes.copy(Foo(2, 5.0))
+        self.assertEqual((c.x, c.y), (2, 5.0))
+        self.assertIsNotNone(shoal.sharedctypes.owner_of(c))
+        s = shoal.sharedctypes.synchronized(shoal.RawArray("i", [1, 2, 3]))
+        with s.get_lock():
+            s[0] = 10
+        self.assertEqual((len(s), s[0]), (3, 10))
+        self.assertIs(s.get_obj()._shoal_owner, shoal.sharedctypes.owner_of(s.get_obj()))
 
     def test_caller_lock_is_shared_by_every_opener(self):
         lock = shoal.Lock(name="guard-1")
@@ -303,7 +337,7 @@ class ArrayTest(unittest.TestCase):
 
     def test_raw_array_same_semantics(self):
         a = shoal.RawArray("d", [0.5, 1.5, 2.5])
-        self.assertFalse(a.has_lock)
+        self.assertFalse(shoal.sharedctypes.owner_of(a).has_lock)
         self.assertEqual(a[1:], [1.5, 2.5])
         a[2] = 9.0
         self.assertEqual(a[-1], 9.0)
@@ -318,8 +352,13 @@ class ArrayTest(unittest.TestCase):
         c.value = b"hi"
         self.assertEqual(c.value, b"hi")
         self.assertEqual(c[0:2], b"hi")
+        empty = shoal.Array("i", 0)  # as multiprocessing allows
+        self.assertEqual((len(empty), empty[:]), (0, []))
+        self.assertEqual(len(pickle.loads(pickle.dumps(empty))), 0)
+        with self.assertRaises(IndexError):
+            empty[0]
         with self.assertRaises(ValueError):
-            shoal.Array("i", 0)
+            shoal.Array("i", -1)
 
     def test_length_and_type_checked_on_open(self):
         shoal.Array("i", 5, name="five-ints")

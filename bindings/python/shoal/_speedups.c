@@ -1,0 +1,779 @@
+/*
+ * _speedups.c — the hot paths of the shoal Python binding, in C.
+ *
+ * Through ctypes, every libshoal call costs a few hundred nanoseconds of argument
+ * conversion, and every Python-level method call adds its own frame: a locked
+ * increment (`with v.get_lock(): v.value += 1`) makes four of each. This module
+ * gives the binding's classes C base types whose methods do the common case
+ * entirely in C, and hand everything else back to the Python methods of the same
+ * object:
+ *
+ *   LockBase   acquire / release / __enter__ / __exit__ of shoal.Lock and RLock: a
+ *              try-acquire that holds the GIL (it never waits); anything but
+ *              success (contention, a dead owner, an error, a handle not yet valid
+ *              in this process) calls self._acquire_slow(rc, block, timeout,
+ *              raise_owner_died) or self._raise_rc(rc), which wait with the GIL
+ *              released and raise.
+ *   ValueBase  the `value` attribute of shoal.Value for scalars: read or written in
+ *              place under the object's lock, taken without releasing the GIL when
+ *              it is free, skipped when this thread holds it through its Lock
+ *              object; otherwise self._value_slow() / self._value_slow_set(x).
+ *   ArrayBase  integer indexing of shoal.Array's scalar elements, the same way;
+ *              slices, struct elements and everything else go to
+ *              self._getitem_slow(i) / self._setitem_slow(i, x).
+ *   queue_try_put, queue_try_get, pipe_send, pipe_recv: the non-blocking byte
+ *              transfers of Queue, TypedQueue and Connection (a bytes-like object
+ *              in, a writable buffer out), returning the libshoal rc;
+ *              value_add: Value.fetch_add.
+ *   plain      whether an object is only builtin scalars, tuples and lists, which
+ *              pickle the same with or without multiprocessing's reducers (so
+ *              the faster pickle.dumps serves).
+ *
+ * The module does not link against libshoal: init() receives the addresses of the
+ * few functions it calls from the ctypes-loaded library, so it works with whichever
+ * libshoal the package loaded. The Python side keeps the handle and the process id
+ * it is valid in (members _ch and _cpid); the id of this process is cached here and
+ * refreshed in a forked child by a pthread_atfork handler, so a fork is noticed
+ * without a system call per operation, and the Python side re-attaches.
+ *
+ * Nothing here waits: blocking calls stay in Python, which slices them so that
+ * Ctrl-C works.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <structmember.h>
+#include <unistd.h>
+
+#define E_EAGAIN     (-14)
+#define E_EOWNERDEAD (-15)
+#define E_EDEADLK    (-24)
+
+typedef int (*fn_h)(void *);
+typedef int (*fn_put)(void *, const void *, size_t);
+typedef int (*fn_get)(void *, void *, size_t, size_t *);
+typedef int (*fn_send)(void *, const void *, size_t, int64_t);
+typedef int (*fn_recv)(void *, void *, size_t, size_t *, int64_t);
+typedef int (*fn_add)(void *, int64_t, int64_t *);
+
+static struct {
+    fn_h lock_try, lock_release;
+    fn_put queue_try_put;
+    fn_get queue_try_get;
+    fn_send pipe_send;
+    fn_recv pipe_recv;
+    fn_add value_add;
+} lib;
+
+static long cached_pid;
+
+static void after_fork_child(void)
+{
+    cached_pid = (long)getpid();
+}
+
+/* ---- scalars in place, by typecode -------------------------------------------- */
+
+/* Whether typecode c is handled here ('c' elements go the ctypes way: bytes). */
+static int fast_code(int c)
+{
+    return c && strchr("bBhHiIlLqQfd", c) != NULL;
+}
+
+static PyObject *load(const void *p, int code)
+{
+    switch (code) {
+    case 'b':
+        return PyLong_FromLong(*(const int8_t *)p);
+    case 'B':
+        return PyLong_FromLong(*(const uint8_t *)p);
+    case 'h':
+        return PyLong_FromLong(*(const int16_t *)p);
+    case 'H':
+        return PyLong_FromLong(*(const uint16_t *)p);
+    case 'i':
+        return PyLong_FromLong(*(const int32_t *)p);
+    case 'I':
+        return PyLong_FromUnsignedLong(*(const uint32_t *)p);
+    case 'l':
+    case 'q':
+        return PyLong_FromLongLong(*(const int64_t *)p);
+    case 'L':
+    case 'Q':
+        return PyLong_FromUnsignedLongLong(*(const uint64_t *)p);
+    case 'f':
+        return PyFloat_FromDouble(*(const float *)p);
+    default:
+        return PyFloat_FromDouble(*(const double *)p);
+    }
+}
+
+/* Converts x as ctypes does (integers wrap to the width; floats accept ints);
+ * returns 0, or -1 with an exception set. */
+static int convert(PyObject *x, int code, unsigned char out[8])
+{
+    if (code == 'f' || code == 'd') {
+        double d = PyFloat_AsDouble(x);
+        if (d == -1.0 && PyErr_Occurred())
+            return -1;
+        if (code == 'f') {
+            float f = (float)d;
+            memcpy(out, &f, sizeof f);
+        } else {
+            memcpy(out, &d, sizeof d);
+        }
+        return 0;
+    }
+    if (!PyLong_Check(x)) {
+        PyErr_Format(PyExc_TypeError, "int expected instead of %s", Py_TYPE(x)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLongMask(x);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    switch (code) {
+    case 'b':
+    case 'B':
+        out[0] = (unsigned char)v;
+        break;
+    case 'h':
+    case 'H': {
+        uint16_t s = (uint16_t)v;
+        memcpy(out, &s, 2);
+        break;
+    }
+    case 'i':
+    case 'I': {
+        uint32_t s = (uint32_t)v;
+        memcpy(out, &s, 4);
+        break;
+    }
+    default: {
+        uint64_t s = (uint64_t)v;
+        memcpy(out, &s, 8);
+        break;
+    }
+    }
+    return 0;
+}
+
+static void store(void *p, int code, const unsigned char in[8])
+{
+    static const char widths[] = "b1B1h2H2i4I4l8L8q8Q8f4d8";
+    const char *w = strchr(widths, code);
+    memcpy(p, in, (size_t)(w[1] - '0'));
+}
+
+/* ---- LockBase ------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD Py_ssize_t h; /* the handle, valid in process pid */
+    long pid;
+    unsigned long held_tid; /* which thread of which process holds it through us */
+    long held_pid;
+    long held_depth;
+    char owner_died;
+} LockBase;
+
+static PyTypeObject LockBase_Type;
+
+/* The handle, re-attached through self._fast() when this process has none yet. */
+static void *lock_handle(LockBase *self)
+{
+    if (self->h && self->pid == cached_pid)
+        return (void *)self->h;
+    PyObject *hp = PyObject_CallMethod((PyObject *)self, "_fast", NULL);
+    if (!hp)
+        return NULL;
+    PyObject *v = PyObject_GetAttrString(hp, "value");
+    Py_DECREF(hp);
+    if (!v)
+        return NULL;
+    void *h = v == Py_None ? NULL : PyLong_AsVoidPtr(v);
+    Py_DECREF(v);
+    if (!h) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "lock is closed");
+        return NULL;
+    }
+    self->h = (Py_ssize_t)h;
+    self->pid = cached_pid;
+    return h;
+}
+
+static void took(LockBase *self)
+{
+    unsigned long tid = PyThread_get_thread_ident();
+    if (self->held_tid == tid && self->held_pid == cached_pid) {
+        self->held_depth++;
+    } else {
+        self->held_pid = cached_pid;
+        self->held_depth = 1;
+        self->held_tid = tid;
+    }
+}
+
+static void dropping(LockBase *self)
+{
+    if (self->held_tid == PyThread_get_thread_ident()) {
+        if (self->held_depth > 1)
+            self->held_depth--;
+        else
+            self->held_tid = 0;
+    }
+}
+
+/* Returns a new reference to True/False, or NULL. */
+static PyObject *lock_acquire_impl(LockBase *self, PyObject *block, PyObject *timeout,
+                                   PyObject *raise_od)
+{
+    void *h = lock_handle(self);
+    if (!h)
+        return NULL;
+    int rc = lib.lock_try(h);
+    if (rc == 0) {
+        self->owner_died = 0;
+        took(self);
+        Py_RETURN_TRUE;
+    }
+    PyObject *rcobj = PyLong_FromLong(rc);
+    if (!rcobj)
+        return NULL;
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "_acquire_slow", "OOOO", rcobj,
+                                      block, timeout, raise_od);
+    Py_DECREF(rcobj);
+    return r;
+}
+
+/* acquire(block=True, timeout=None, *, raise_owner_died=False), parsed by hand:
+ * the common call has no arguments, and building an argument tuple would cost as
+ * much as the lock itself. */
+static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
+{
+    PyObject *v[3] = {Py_True, Py_None, Py_False};
+    static const char *names[] = {"block", "timeout", "raise_owner_died"};
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "acquire() takes at most 2 positional arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        v[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int i = 0;
+        while (i < 3 && PyUnicode_CompareWithASCIIString(key, names[i]) != 0)
+            i++;
+        if (i == 3 || i < nargs) {
+            PyErr_Format(PyExc_TypeError,
+                         "acquire() got an unexpected or repeated "
+                         "keyword argument %R",
+                         key);
+            return NULL;
+        }
+        v[i] = args[nargs + k];
+    }
+    return lock_acquire_impl(self, v[0], v[1], v[2]);
+}
+
+static PyObject *lock_release_impl(LockBase *self)
+{
+    void *h = lock_handle(self);
+    if (!h)
+        return NULL;
+    dropping(self);
+    int rc = lib.lock_release(h);
+    if (rc)
+        return PyObject_CallMethod((PyObject *)self, "_raise_rc", "i", rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *LockBase_release(LockBase *self, PyObject *unused)
+{
+    (void)unused;
+    return lock_release_impl(self);
+}
+
+static PyObject *LockBase_enter(LockBase *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *r = lock_acquire_impl(self, Py_True, Py_None, Py_False);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+
+static PyObject *LockBase_exit(LockBase *self, PyObject *args)
+{
+    (void)args;
+    PyObject *r = lock_release_impl(self);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef LockBase_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))LockBase_acquire,
+     METH_FASTCALL | METH_KEYWORDS,
+     "acquire(block=True, timeout=None, *, raise_owner_died=False)"},
+    {"release", (PyCFunction)LockBase_release, METH_NOARGS, "release()"},
+    {"__enter__", (PyCFunction)LockBase_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)LockBase_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef LockBase_members[] = {
+    {"_ch", T_PYSSIZET, offsetof(LockBase, h), 0, "handle (0: none)"},
+    {"_cpid", T_LONG, offsetof(LockBase, pid), 0, "process the handle is valid in"},
+    {"_held_tid", T_ULONG, offsetof(LockBase, held_tid), 0, NULL},
+    {"_held_pid", T_LONG, offsetof(LockBase, held_pid), 0, NULL},
+    {"_held_depth", T_LONG, offsetof(LockBase, held_depth), 0, NULL},
+    {"owner_died", T_BOOL, offsetof(LockBase, owner_died), 0,
+     "whether the last acquisition found the previous holder dead"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject LockBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shoal._speedups.LockBase",
+    .tp_basicsize = sizeof(LockBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The C fast path of shoal.Lock (see shoal._speedups).",
+    .tp_methods = LockBase_methods,
+    .tp_members = LockBase_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- ValueBase and ArrayBase --------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD Py_ssize_t
+        data;         /* the scalar(s) in place, valid in process pid (0: none) */
+    Py_ssize_t lockh; /* the lock's handle, 0 without a lock */
+    long pid;
+    int code;           /* typecode, 0 when the fast path does not apply */
+    Py_ssize_t len;     /* elements (arrays) */
+    PyObject *lock_obj; /* the Lock object of get_lock(), or NULL */
+} Locked;
+
+static int Locked_traverse(Locked *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->lock_obj);
+    return 0;
+}
+
+static int Locked_clear(Locked *self)
+{
+    Py_CLEAR(self->lock_obj);
+    return 0;
+}
+
+/* Heap subclasses (shoal.Value, shoal.Array) dealloc through CPython's subtype
+ * dealloc, which clears their dict and weak references and calls this. */
+static void Locked_dealloc(Locked *self)
+{
+    PyObject_GC_UnTrack(self);
+    Locked_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Whether this thread holds the lock through the object's Lock (with v.get_lock()). */
+static int held_here(Locked *self)
+{
+    PyObject *o = self->lock_obj;
+    if (!o || !PyObject_TypeCheck(o, &LockBase_Type))
+        return 0;
+    LockBase *l = (LockBase *)o;
+    return l->held_tid == PyThread_get_thread_ident() && l->held_pid == cached_pid;
+}
+
+/* Takes the lock for an access in place: 1 taken (release after), 0 not needed
+ * (no lock, or held by this thread), -1 the slow path must do it. */
+static int take(Locked *self)
+{
+    if (!self->lockh || held_here(self))
+        return 0;
+    int rc = lib.lock_try((void *)self->lockh);
+    if (rc == 0 || rc == E_EOWNERDEAD)
+        return 1;
+    if (rc == E_EDEADLK)
+        return 0;
+    return -1;
+}
+
+static int usable(Locked *self)
+{
+    return self->data && self->code && self->pid == cached_pid;
+}
+
+static PyObject *Value_get(Locked *self, void *closure)
+{
+    (void)closure;
+    if (usable(self)) {
+        int t = take(self);
+        if (t >= 0) {
+            PyObject *r = load((void *)self->data, self->code);
+            if (t)
+                lib.lock_release((void *)self->lockh);
+            return r;
+        }
+    }
+    return PyObject_CallMethod((PyObject *)self, "_value_slow", NULL);
+}
+
+static int Value_set(Locked *self, PyObject *x, void *closure)
+{
+    (void)closure;
+    if (!x) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete a Value's value");
+        return -1;
+    }
+    if (usable(self)) {
+        unsigned char buf[8];
+        if (convert(x, self->code, buf))
+            return -1;
+        int t = take(self);
+        if (t >= 0) {
+            store((void *)self->data, self->code, buf);
+            if (t)
+                lib.lock_release((void *)self->lockh);
+            return 0;
+        }
+    }
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "_value_slow_set", "O", x);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyGetSetDef Value_getset[] = {
+    {"value", (getter)Value_get, (setter)Value_set,
+     "The value (under the lock, if the object has one). Structs: a copy.", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyMemberDef Locked_members[] = {
+    {"_cdata", T_PYSSIZET, offsetof(Locked, data), 0, "address of the data (0: none)"},
+    {"_clock", T_PYSSIZET, offsetof(Locked, lockh), 0, "the lock's handle (0: none)"},
+    {"_cpid", T_LONG, offsetof(Locked, pid), 0, "process the addresses are valid in"},
+    {"_ccode", T_INT, offsetof(Locked, code), 0, "typecode (0: no fast path)"},
+    {"_clen", T_PYSSIZET, offsetof(Locked, len), 0, "elements"},
+    {"_lock_obj", T_OBJECT, offsetof(Locked, lock_obj), 0, "the Lock of get_lock()"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject ValueBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shoal._speedups.ValueBase",
+    .tp_basicsize = sizeof(Locked),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The C fast path of shoal.Value (see shoal._speedups).",
+    .tp_getset = Value_getset,
+    .tp_members = Locked_members,
+    .tp_traverse = (traverseproc)Locked_traverse,
+    .tp_clear = (inquiry)Locked_clear,
+    .tp_dealloc = (destructor)Locked_dealloc,
+    .tp_new = PyType_GenericNew,
+};
+
+/* The element index of key for the fast path, or -1 (not a plain int in range). */
+static Py_ssize_t fast_index(Locked *self, PyObject *key)
+{
+    if (!PyLong_CheckExact(key) || !usable(self))
+        return -1;
+    Py_ssize_t i = PyLong_AsSsize_t(key);
+    if (i == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (i < 0)
+        i += self->len;
+    return i >= 0 && i < self->len ? i : -1;
+}
+
+static size_t width(int code)
+{
+    return strchr("bB", code) ? 1 : strchr("hH", code) ? 2 : strchr("iIf", code) ? 4 : 8;
+}
+
+static PyObject *Array_subscript(Locked *self, PyObject *key)
+{
+    Py_ssize_t i = fast_index(self, key);
+    if (i >= 0) {
+        int t = take(self);
+        if (t >= 0) {
+            PyObject *r =
+                load((char *)self->data + (size_t)i * width(self->code), self->code);
+            if (t)
+                lib.lock_release((void *)self->lockh);
+            return r;
+        }
+    }
+    return PyObject_CallMethod((PyObject *)self, "_getitem_slow", "O", key);
+}
+
+static int Array_ass_subscript(Locked *self, PyObject *key, PyObject *x)
+{
+    Py_ssize_t i = x ? fast_index(self, key) : -1;
+    if (i >= 0) {
+        unsigned char buf[8];
+        if (convert(x, self->code, buf))
+            return -1;
+        int t = take(self);
+        if (t >= 0) {
+            store((char *)self->data + (size_t)i * width(self->code), self->code, buf);
+            if (t)
+                lib.lock_release((void *)self->lockh);
+            return 0;
+        }
+    }
+    if (!x) {
+        PyErr_SetString(PyExc_TypeError, "Array items cannot be deleted");
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethod((PyObject *)self, "_setitem_slow", "OO", key, x);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyMappingMethods Array_mapping = {
+    .mp_subscript = (binaryfunc)Array_subscript,
+    .mp_ass_subscript = (objobjargproc)Array_ass_subscript,
+};
+
+static PyTypeObject ArrayBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shoal._speedups.ArrayBase",
+    .tp_basicsize = sizeof(Locked),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The C fast path of shoal.Array (see shoal._speedups).",
+    .tp_as_mapping = &Array_mapping,
+    .tp_members = Locked_members,
+    .tp_traverse = (traverseproc)Locked_traverse,
+    .tp_clear = (inquiry)Locked_clear,
+    .tp_dealloc = (destructor)Locked_dealloc,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- bytes through queues and pipes -------------------------------------------- */
+
+/* Parses (handle, buffer): 0, or -1 with an exception set. */
+static int handle_and_buffer(PyObject *const *a, Py_ssize_t n, const char *usage,
+                             void **h, Py_buffer *b, int flags)
+{
+    if (n != 2) {
+        PyErr_Format(PyExc_TypeError, "%s: two arguments expected", usage);
+        return -1;
+    }
+    *h = PyLong_AsVoidPtr(a[0]);
+    if (!*h) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%s: the handle is NULL", usage);
+        return -1;
+    }
+    return PyObject_GetBuffer(a[1], b, flags);
+}
+
+/* queue_try_put(handle, data) -> rc */
+static PyObject *m_queue_try_put(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    void *h;
+    Py_buffer b;
+    if (handle_and_buffer(a, n, "queue_try_put(handle, data)", &h, &b, PyBUF_SIMPLE))
+        return NULL;
+    int rc = lib.queue_try_put(h, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    return PyLong_FromLong(rc);
+}
+
+/* pipe_send(handle, data) -> rc (never waits) */
+static PyObject *m_pipe_send(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    void *h;
+    Py_buffer b;
+    if (handle_and_buffer(a, n, "pipe_send(handle, data)", &h, &b, PyBUF_SIMPLE))
+        return NULL;
+    int rc = lib.pipe_send(h, b.buf, (size_t)b.len, 0);
+    PyBuffer_Release(&b);
+    return PyLong_FromLong(rc);
+}
+
+/* A receive into a writable buffer: (rc, length). */
+static PyObject *receive(PyObject *const *a, Py_ssize_t n, const char *usage, int pipe)
+{
+    void *h;
+    Py_buffer b;
+    if (handle_and_buffer(a, n, usage, &h, &b, PyBUF_WRITABLE))
+        return NULL;
+    size_t len = 0;
+    int rc = pipe ? lib.pipe_recv(h, b.buf, (size_t)b.len, &len, 0)
+                  : lib.queue_try_get(h, b.buf, (size_t)b.len, &len);
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(in)", rc, (Py_ssize_t)len);
+}
+
+/* queue_try_get(handle, buffer) -> (rc, length) */
+static PyObject *m_queue_try_get(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    return receive(a, n, "queue_try_get(handle, buffer)", 0);
+}
+
+/* pipe_recv(handle, buffer) -> (rc, length) (never waits) */
+static PyObject *m_pipe_recv(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    return receive(a, n, "pipe_recv(handle, buffer)", 1);
+}
+
+/* value_add(handle, delta) -> (rc, previous value): shoal_value_add */
+static PyObject *m_value_add(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    if (n != 2) {
+        PyErr_SetString(PyExc_TypeError, "value_add(handle, delta)");
+        return NULL;
+    }
+    void *h = PyLong_AsVoidPtr(a[0]);
+    if (!h) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "value_add: the handle is NULL");
+        return NULL;
+    }
+    long long delta = PyLong_AsLongLong(a[1]);
+    if (delta == -1 && PyErr_Occurred())
+        return NULL;
+    int64_t old = 0;
+    int rc = lib.value_add(h, (int64_t)delta, &old);
+    return Py_BuildValue("(iL)", rc, (long long)old);
+}
+
+/* Whether o is made only of types whose pickling no reducer changes: None, bool,
+ * int, float, str, bytes, and tuples and lists of them (nested at most `depth`
+ * deep, at most 64 items each). */
+static int plain(PyObject *o, int depth)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    if (o == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyFloat_Type ||
+        t == &PyUnicode_Type || t == &PyBytes_Type)
+        return 1;
+    if ((t != &PyTuple_Type && t != &PyList_Type) || depth == 0)
+        return 0;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+    if (len > 64)
+        return 0;
+    PyObject **items = PySequence_Fast_ITEMS(o);
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (!plain(items[i], depth - 1))
+            return 0;
+    return 1;
+}
+
+static PyObject *m_plain(PyObject *m, PyObject *o)
+{
+    (void)m;
+    return PyBool_FromLong(plain(o, 3));
+}
+
+/* ---- module -------------------------------------------------------------------- */
+
+static int fetch(PyObject *addrs, const char *name, void **out)
+{
+    PyObject *v = PyDict_GetItemString(addrs, name);
+    if (!v) {
+        PyErr_Format(PyExc_KeyError, "init: no address for %s", name);
+        return -1;
+    }
+    *out = PyLong_AsVoidPtr(v);
+    return *out ? 0 : -1;
+}
+
+/* init({name: address}) with the libshoal functions used above. */
+static PyObject *m_init(PyObject *m, PyObject *addrs)
+{
+    (void)m;
+    if (!PyDict_Check(addrs)) {
+        PyErr_SetString(PyExc_TypeError, "init() needs a dict of function addresses");
+        return NULL;
+    }
+    void *p[7];
+    static const char *names[] = {"shoal_lock_try",      "shoal_lock_release",
+                                  "shoal_queue_try_put", "shoal_queue_try_get",
+                                  "shoal_pipe_send",     "shoal_pipe_recv",
+                                  "shoal_value_add"};
+    for (int i = 0; i < 7; i++)
+        if (fetch(addrs, names[i], &p[i]))
+            return NULL;
+    lib.lock_try = (fn_h)p[0];
+    lib.lock_release = (fn_h)p[1];
+    lib.queue_try_put = (fn_put)p[2];
+    lib.queue_try_get = (fn_get)p[3];
+    lib.pipe_send = (fn_send)p[4];
+    lib.pipe_recv = (fn_recv)p[5];
+    lib.value_add = (fn_add)p[6];
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_fast_code(PyObject *m, PyObject *code)
+{
+    (void)m;
+    if (!PyUnicode_Check(code) || PyUnicode_GetLength(code) != 1)
+        Py_RETURN_FALSE;
+    return PyBool_FromLong(fast_code((int)PyUnicode_ReadChar(code, 0)));
+}
+
+static PyMethodDef module_methods[] = {
+    {"init", m_init, METH_O, "init({name: address}): the libshoal functions to call"},
+    {"fast_code", m_fast_code, METH_O, "Whether a typecode has the C fast path."},
+    {"queue_try_put", (PyCFunction)(void (*)(void))m_queue_try_put, METH_FASTCALL,
+     "queue_try_put(handle, data) -> rc"},
+    {"queue_try_get", (PyCFunction)(void (*)(void))m_queue_try_get, METH_FASTCALL,
+     "queue_try_get(handle, buffer) -> (rc, length)"},
+    {"pipe_send", (PyCFunction)(void (*)(void))m_pipe_send, METH_FASTCALL,
+     "pipe_send(handle, data) -> rc"},
+    {"pipe_recv", (PyCFunction)(void (*)(void))m_pipe_recv, METH_FASTCALL,
+     "pipe_recv(handle, buffer) -> (rc, length)"},
+    {"value_add", (PyCFunction)(void (*)(void))m_value_add, METH_FASTCALL,
+     "value_add(handle, delta) -> (rc, previous value)"},
+    {"plain", m_plain, METH_O,
+     "Whether pickling o involves only builtin scalars, tuples and lists."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "_speedups",
+    "The binding's hot paths in C (see the comment at the top of _speedups.c).",
+    -1,
+    module_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL};
+
+PyMODINIT_FUNC PyInit__speedups(void)
+{
+    cached_pid = (long)getpid();
+    if (pthread_atfork(NULL, NULL, after_fork_child))
+        return PyErr_NoMemory();
+    if (PyType_Ready(&LockBase_Type) < 0 || PyType_Ready(&ValueBase_Type) < 0 ||
+        PyType_Ready(&ArrayBase_Type) < 0)
+        return NULL;
+    PyObject *mod = PyModule_Create(&module);
+    if (!mod)
+        return NULL;
+    Py_INCREF(&LockBase_Type);
+    Py_INCREF(&ValueBase_Type);
+    Py_INCREF(&ArrayBase_Type);
+    if (PyModule_AddObject(mod, "LockBase", (PyObject *)&LockBase_Type) ||
+        PyModule_AddObject(mod, "ValueBase", (PyObject *)&ValueBase_Type) ||
+        PyModule_AddObject(mod, "ArrayBase", (PyObject *)&ArrayBase_Type)) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
+}
