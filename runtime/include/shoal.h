@@ -12,5 +12,6 @@
 #include "shoal/queue.h"
 #include "shoal/pipe.h"
 #include "shoal/loop.h"
+#include "shoal/rpc.h"
 
 #endif
