@@ -561,12 +561,15 @@ shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *x)
     return rpc__until(x->c.deadline, INT64_MAX);
 }
 
-int shoal_rpc_ctx_cancelled(const shoal_rpc_ctx *x)
+int shoal_rpc_ctx_cancelled(const shoal_rpc_ctx *cx)
 {
-    if (!x)
+    if (!cx)
         return 1;
+    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx; /* may end the call */
     pthread_mutex_lock(x->c.mu);
-    int done = x->c.done || shoal__now_ns() >= x->c.deadline;
+    if (!x->c.done && shoal__now_ns() >= x->c.deadline)
+        finish(x, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    int done = x->c.done;
     pthread_mutex_unlock(x->c.mu);
     return done;
 }

@@ -5,9 +5,11 @@
  * a handler), cancellation, a server killed mid-stream, a client killed mid-stream,
  * invalid and undecodable requests, and 100 client processes on one server loop.
  *
- * The server is a forked child running the Echo service (echo_service.h) on a
- * shoal_loop; the test process is the client. Counters the server's handlers keep
- * live in memory shared with the test.
+ * The server is a child process running the Echo service (echo_service.h) on a
+ * shoal_loop; the test process is the client. Children are started anew (fork and
+ * exec of this program, with a role in argv[1]) rather than merely forked, because
+ * nng does not survive fork(). Counters the server's handlers keep live in a named
+ * SharedMemory block that every process opens.
  */
 #include <pthread.h>
 
@@ -29,6 +31,8 @@ struct shared {
 static struct shared *sh;
 static char addr[300];
 static shoal_loop *srv_loop;
+/* Generous: the machine running the tests may be loaded. */
+static const shoal_rpc_channel_config slow_ok = {.connect_timeout = SHOAL_SEC(30)};
 
 /* ---- the server ----------------------------------------------------------------------
  */
@@ -128,7 +132,7 @@ static int h_relay(shoal_rpc_ctx *ctx, void *arg)
         return SHOAL_RPC_INVALID_ARGUMENT;
     shoal_rpc_channel *ch;
     int code = SHOAL_RPC_UNAVAILABLE;
-    if (shoal_rpc_channel_open(&ch, addr, NULL) == 0) {
+    if (shoal_rpc_channel_open(&ch, addr, &slow_ok) == 0) {
         code = Echo_unary(ch, Echo_Wait, &req, &resp, NULL, NULL, 0); /* no timeout */
         shoal_rpc_channel_close(ch);
     }
@@ -167,18 +171,29 @@ static int server_main(void *arg)
     return rc == 0 ? 0 : 2;
 }
 
+static pid_t server_pid; /* killed by the teardown if a test failed before stopping it */
+
 static pid_t server_start(void)
 {
     atomic_store(&sh->ready, 0);
-    pid_t pid = t_fork(server_main, NULL);
-    assert_true(t_wait_atleast(&sh->ready, 1, SHOAL_SEC(10)));
+    pid_t pid = server_pid = t_spawn_self("server", addr, NULL);
+    assert_true(t_wait_atleast(&sh->ready, 1, SHOAL_SEC(30)));
     return pid;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (server_pid > 0)
+        t_kill(server_pid);
+    server_pid = 0;
+    return 0;
 }
 
 static shoal_rpc_channel *connect_ch(void)
 {
     shoal_rpc_channel *ch;
-    T_OK(shoal_rpc_channel_open(&ch, addr, NULL));
+    T_OK(shoal_rpc_channel_open(&ch, addr, &slow_ok));
     return ch;
 }
 
@@ -189,6 +204,7 @@ static void server_stop(shoal_rpc_channel *ch, pid_t pid)
     assert_int_equal(Echo_unary(ch, Echo_Stop, &req, &resp, NULL, NULL, 0), SHOAL_RPC_OK);
     shoal_rpc_channel_close(ch);
     assert_int_equal(t_wait(pid), 0);
+    server_pid = 0;
 }
 
 static int64_t now_ms(void)
@@ -486,6 +502,7 @@ static void test_server_killed(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(Echo_next(c, &v), 1);
     t_kill(pid);
+    server_pid = 0;
     int64_t t0 = now_ms();
     while (Echo_next(c, &v) == 1)
         ;
@@ -504,7 +521,7 @@ static int killed_client(void *arg)
 {
     (void)arg;
     shoal_rpc_channel *ch;
-    if (shoal_rpc_channel_open(&ch, addr, NULL) < 0)
+    if (shoal_rpc_channel_open(&ch, addr, &slow_ok) < 0)
         return 1;
     shoal_rpc_call *c;
     Note m = {.n = 1}, v;
@@ -522,7 +539,7 @@ static void test_client_killed(void **state)
     pid_t pid = server_start();
     int before = atomic_load(&sh->cancels);
     atomic_store(&sh->stage, 0);
-    pid_t cl = t_fork(killed_client, NULL);
+    pid_t cl = t_spawn_self("killed-client", addr, NULL);
     assert_true(t_wait_atleast(&sh->stage, 1, SHOAL_SEC(10)));
     t_kill(cl);
     /* The streaming handler sees the cancellation; the server serves on. */
@@ -536,7 +553,7 @@ static void test_client_killed(void **state)
 static int many_client(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    shoal_rpc_channel_config cfg = {.max_frame = 1024, .connect_timeout = SHOAL_SEC(30)};
+    shoal_rpc_channel_config cfg = {.max_frame = 1024, .connect_timeout = SHOAL_SEC(60)};
     shoal_rpc_channel *ch;
     if (shoal_rpc_channel_open(&ch, addr, &cfg) < 0)
         return 1;
@@ -570,8 +587,11 @@ static void test_many_clients(void **state)
     pid_t pid = server_start();
     atomic_store(&sh->stage, 0);
     pid_t kids[N];
-    for (int i = 0; i < N; i++)
-        kids[i] = t_fork(many_client, (void *)(intptr_t)i);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", i);
+        kids[i] = t_spawn_self("many-client", addr, id, NULL);
+    }
     int failed = 0;
     for (int i = 0; i < N; i++)
         failed += t_wait(kids[i]) != 0;
@@ -579,9 +599,37 @@ static void test_many_clients(void **state)
     server_stop(connect_ch(), pid);
 }
 
-int main(void)
+/* A child's role, from argv: "server ADDR", "killed-client ADDR", "many-client ADDR ID".
+ */
+static int child(int argc, char **argv)
+{
+    snprintf(addr, sizeof(addr), "%s", argv[2]);
+    if (strcmp(argv[1], "server") == 0)
+        return server_main(NULL);
+    if (strcmp(argv[1], "killed-client") == 0)
+        return killed_client(NULL);
+    if (strcmp(argv[1], "many-client") == 0 && argc > 3)
+        return many_client((void *)(intptr_t)atoi(argv[3]));
+    return 99;
+}
+
+static struct shared *shared_open(void)
+{
+    shoal_shm *shm;
+    if (shoal_shm_open(&shm, "rpc-suite", SHOAL_OPEN_OR_CREATE, sizeof(struct shared),
+                       NULL) < 0) {
+        fprintf(stderr, "rpc-suite: %s\n", shoal_errdetail());
+        exit(3);
+    }
+    return shoal_shm_data(shm);
+}
+
+int main(int argc, char **argv)
 {
     t_setup_root();
+    sh = shared_open();
+    if (argc > 2)
+        return child(argc, argv);
     const char *transport = getenv("SHOAL_RPC_TRANSPORT");
     if (!transport || strcmp(transport, "shm") == 0)
         snprintf(addr, sizeof(addr), "shm://echo");
@@ -593,21 +641,20 @@ int main(void)
         fprintf(stderr, "SHOAL_RPC_TRANSPORT=%s: expected shm, ipc or tcp\n", transport);
         return 2;
     }
-    sh = t_shared_alloc(sizeof(*sh));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unary_metadata),
-        cmocka_unit_test(test_server_streaming),
-        cmocka_unit_test(test_client_streaming),
-        cmocka_unit_test(test_bidi),
-        cmocka_unit_test(test_status_codes),
-        cmocka_unit_test(test_deadline),
-        cmocka_unit_test(test_deadline_inherited),
-        cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_invalid_request),
-        cmocka_unit_test(test_garbage_frames),
-        cmocka_unit_test(test_server_killed),
-        cmocka_unit_test(test_client_killed),
-        cmocka_unit_test(test_many_clients),
+        cmocka_unit_test_teardown(test_unary_metadata, teardown),
+        cmocka_unit_test_teardown(test_server_streaming, teardown),
+        cmocka_unit_test_teardown(test_client_streaming, teardown),
+        cmocka_unit_test_teardown(test_bidi, teardown),
+        cmocka_unit_test_teardown(test_status_codes, teardown),
+        cmocka_unit_test_teardown(test_deadline, teardown),
+        cmocka_unit_test_teardown(test_deadline_inherited, teardown),
+        cmocka_unit_test_teardown(test_cancel, teardown),
+        cmocka_unit_test_teardown(test_invalid_request, teardown),
+        cmocka_unit_test_teardown(test_garbage_frames, teardown),
+        cmocka_unit_test_teardown(test_server_killed, teardown),
+        cmocka_unit_test_teardown(test_client_killed, teardown),
+        cmocka_unit_test_teardown(test_many_clients, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
