@@ -11,20 +11,26 @@
  * body, then hand the frame over. The client drives it with blocking reads (with the
  * caller's timeout; a read that times out keeps what it got for the next call). The
  * server drives it from nng's completion callbacks, which run on nng's threads: each
- * complete frame is posted to the server's loop (shoal_loop_post), so the call
- * machinery only ever runs on the loop's thread, as it does for shm://. Accepted
- * connections, and connections lost, reach the loop the same way. Sends are
- * synchronous, under a per-connection mutex, from whichever thread sends.
+ * complete frame goes into its listener's inbox, and an eventfd watched by the
+ * server's loop says the inbox is not empty, so the call machinery only ever runs on
+ * the loop's thread, as it does for shm://. Accepted connections, and connections
+ * lost, reach the loop the same way, in order. Sends are synchronous, under a
+ * per-connection mutex, from whichever thread sends.
  *
- * Lifetime: a connection counts its references — the call machinery's, one per frame
- * posted and not yet delivered — and is freed when the last goes; closing it first
- * stops its reader (nng_aio_stop waits for a callback running).
+ * Lifetime: a connection counts its references — the call machinery's, one per inbox
+ * entry naming it — and is freed when the last goes. Stopping it (connection lost,
+ * server shut down) closes the stream and waits for its reader's callback, so nothing
+ * more is posted; a listener is closed after its connections were stopped and drops
+ * what its inbox still holds.
  *
  * Access: the Unix socket file of an ipc:// listener is created mode 0600 (owner
  * only; shoal_attr.mode overrides).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "rpc_internal.h"
 
@@ -61,6 +67,7 @@ typedef struct nconn {
     int in_body;
     /* server side */
     shoal_loop *loop;
+    struct nlistener *listener;
     _Atomic int refs;
     _Atomic int stopped;
 } nconn;
@@ -199,9 +206,14 @@ static void conn_unref(nconn *c)
     free(c);
 }
 
+/* Server side, on the loop's thread: no frame is delivered any more, and the reader
+ * stops (nng_aio_stop waits for a callback running). */
 static void n_stop(rpc_conn *base)
 {
-    atomic_store(&((nconn *)base)->stopped, 1);
+    nconn *c = (nconn *)base;
+    atomic_store(&c->stopped, 1);
+    nng_stream_close(c->st);
+    nng_aio_stop(c->recv_aio);
 }
 
 static void n_close(rpc_conn *base)
@@ -281,41 +293,50 @@ int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_co
 
 /* ---- server ------------------------------------------------------------------------ */
 
-/* Something for the loop's thread: a frame, a lost connection, a new connection. */
+/* What nng's threads hand to the loop's thread, in order. */
 typedef struct posted {
+    struct posted *next;
+    enum { P_ADOPT, P_FRAME, P_LOST } kind;
     nconn *c;
-    uint8_t *frame; /* NULL: the connection is lost */
+    uint8_t *frame;
     size_t len;
 } posted;
 
-static void deliver(shoal_loop *loop, void *arg)
-{
-    (void)loop;
-    posted *p = arg;
-    if (!atomic_load(&p->c->stopped)) {
-        if (p->frame)
-            rpc__server_frame(&p->c->base, p->frame, p->len);
-        else
-            rpc__server_conn_lost(&p->c->base); /* stops c; c stays while p holds it */
-    }
-    free(p->frame);
-    conn_unref(p->c);
-    free(p);
-}
+typedef struct nlistener {
+    rpc_listener base;
+    shoal_rpc_server *s;
+    nng_stream_listener *l;
+    nng_aio *aio;
+    char url[256];
+    pthread_mutex_t mu; /* guards the inbox */
+    posted *head, *tail;
+    int efd; /* signalled when the inbox becomes non-empty */
+    shoal_loop_source *src;
+} nlistener;
 
-static void post(nconn *c, uint8_t *frame, size_t len)
+/* From nng's threads: queues p for the loop and signals the eventfd. */
+static void post(nlistener *l, nconn *c, int kind, uint8_t *frame, size_t len)
 {
     posted *p = malloc(sizeof(*p));
     if (!p) {
         free(frame);
         return;
     }
-    *p = (posted){c, frame, len};
-    atomic_fetch_add(&c->refs, 1);
-    if (shoal_loop_post(c->loop, deliver, p) < 0) {
-        atomic_fetch_sub(&c->refs, 1);
-        free(frame);
-        free(p);
+    *p = (posted){NULL, kind, c, frame, len};
+    if (kind != P_ADOPT)
+        atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_lock(&l->mu);
+    int was_empty = !l->head;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
+    l->tail = p;
+    pthread_mutex_unlock(&l->mu);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t w = write(l->efd, &one, sizeof(one));
+        (void)w; /* a full eventfd is still readable */
     }
 }
 
@@ -332,43 +353,62 @@ static void server_recv_cb(void *arg)
     int rv = nng_aio_result(c->recv_aio);
     int rc = rv == 0 ? rx_got(c, nng_aio_count(c->recv_aio)) : -1;
     if (rc == 1) {
-        post(c, c->body, c->need);
+        post(c->listener, c, P_FRAME, c->body, c->need);
         rx_reset(c);
     }
     if (rc < 0) {
         if (!atomic_load(&c->stopped))
-            post(c, NULL, 0);
+            post(c->listener, c, P_LOST, NULL, 0);
         return;
     }
     server_read(c);
 }
 
-typedef struct nlistener {
-    rpc_listener base;
-    shoal_rpc_server *s;
-    nng_stream_listener *l;
-    nng_aio *aio;
-    char url[256];
-    int closed; /* on the loop's thread */
-    _Atomic int pending_posts;
-} nlistener;
-
-/* On the loop's thread: a new connection is adopted and starts reading. */
-static void adopt(shoal_loop *loop, void *arg)
+/* On the loop's thread (or at close, with run = 0: dropped). */
+static void handle(nlistener *l, posted *p, int run)
 {
-    (void)loop;
-    posted *p = arg;
-    nlistener *l = (nlistener *)p->frame;
     nconn *c = p->c;
-    free(p);
-    int closed = l->closed;
-    if (atomic_fetch_sub(&l->pending_posts, 1) == 1 && closed)
-        free(l); /* the last connection accepted before the listener closed */
-    if (closed || rpc__server_conn_new(l->s, &c->base) < 0) {
-        c->base.srv ? rpc__server_conn_lost(&c->base) : n_close(&c->base);
-        return;
+    if (p->kind == P_ADOPT) {
+        if (!run)
+            n_close(&c->base);
+        else if (rpc__server_conn_new(l->s, &c->base) < 0)
+            rpc__server_conn_lost(&c->base);
+        else
+            server_read(c);
+    } else {
+        if (run && !atomic_load(&c->stopped)) {
+            if (p->kind == P_FRAME)
+                rpc__server_frame(&c->base, p->frame, p->len);
+            else
+                rpc__server_conn_lost(&c->base);
+        }
+        conn_unref(c);
     }
-    server_read(c);
+    free(p->frame);
+    free(p);
+}
+
+static void drain(nlistener *l, int run)
+{
+    pthread_mutex_lock(&l->mu);
+    posted *p = l->head;
+    l->head = l->tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    while (p) {
+        posted *next = p->next;
+        handle(l, p, run);
+        p = next;
+    }
+}
+
+static void on_inbox(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
+{
+    (void)loop, (void)src, (void)events;
+    nlistener *l = arg;
+    uint64_t n;
+    ssize_t r = read(l->efd, &n, sizeof(n));
+    (void)r;
+    drain(l, 1);
 }
 
 static void accept_cb(void *arg)
@@ -377,42 +417,33 @@ static void accept_cb(void *arg)
     int rv = nng_aio_result(l->aio);
     if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
         return;
-    if (rv != 0) {
-        nng_stream_listener_accept(l->l, l->aio); /* a failed accept: keep going */
-        return;
-    }
-    nng_stream *st = nng_aio_get_output(l->aio, 0);
-    nconn *c = conn_new(st, l->url, 1);
-    posted *p = c ? malloc(sizeof(*p)) : NULL;
-    if (!p) {
-        if (c)
-            n_close(&c->base);
-        else
+    if (rv == 0) {
+        nng_stream *st = nng_aio_get_output(l->aio, 0);
+        nconn *c = conn_new(st, l->url, 1);
+        if (c) {
+            c->loop = rpc__server_loop(l->s);
+            c->listener = l;
+            post(l, c, P_ADOPT, NULL, 0);
+        } else {
             nng_stream_free(st);
-    } else {
-        c->loop = rpc__server_loop(l->s);
-        *p = (posted){c, (uint8_t *)l, 0};
-        atomic_fetch_add(&l->pending_posts, 1);
-        if (shoal_loop_post(c->loop, adopt, p) < 0) {
-            atomic_fetch_sub(&l->pending_posts, 1);
-            free(p);
-            n_close(&c->base);
         }
     }
     nng_stream_listener_accept(l->l, l->aio);
 }
 
+/* Closed after the server's connections were stopped (no reader posts any more). */
 static void n_listener_close(rpc_listener *base)
 {
     nlistener *l = (nlistener *)base;
-    l->closed = 1;
     nng_stream_listener_close(l->l);
     nng_aio_stop(l->aio); /* no accept_cb runs after this */
+    shoal_loop_remove(rpc__server_loop(l->s), l->src);
+    drain(l, 0);
+    close(l->efd);
     nng_aio_free(l->aio);
     nng_stream_listener_free(l->l);
-    if (atomic_load(&l->pending_posts) == 0)
-        free(l); /* else the last adopt() frees it (or the loop, never run again, keeps
-                    it) */
+    pthread_mutex_destroy(&l->mu);
+    free(l);
 }
 
 int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr)
@@ -424,24 +455,32 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
         return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", url);
     snprintf(l->url, sizeof(l->url), "%s", url);
     l->s = s;
-    int rv = nng_stream_listener_alloc(&l->l, url);
-    if (rv != 0) {
+    pthread_mutex_init(&l->mu, NULL);
+    l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (l->efd < 0) {
         free(l);
-        return nng_rc(rv, "bad address", url);
+        return shoal__err(SHOAL_ESYS, "rpc %s: eventfd: %s", url, strerror(errno));
     }
-    if (strncmp(url, "tcp://", 6) == 0)
+    int rv = nng_stream_listener_alloc(&l->l, url);
+    if (rv == 0 && strncmp(url, "tcp://", 6) == 0)
         nng_stream_listener_set_bool(l->l, NNG_OPT_TCP_NODELAY, true);
-    if (strncmp(url, "ipc://", 6) == 0)
+    if (rv == 0 && strncmp(url, "ipc://", 6) == 0)
         rv = nng_stream_listener_set_int(l->l, NNG_OPT_IPC_PERMISSIONS,
                                          attr && attr->mode ? (int)attr->mode : 0600);
     if (rv == 0)
         rv = nng_stream_listener_listen(l->l);
     if (rv == 0)
         rv = nng_aio_alloc(&l->aio, accept_cb, l);
-    if (rv != 0) {
-        nng_stream_listener_free(l->l);
+    int rc = rv ? nng_rc(rv, "cannot listen", url)
+                : shoal_loop_add_fd(rpc__server_loop(s), l->efd, SHOAL_LOOP_READABLE,
+                                    on_inbox, l, &l->src);
+    if (rc < 0) {
+        nng_aio_free(l->aio);
+        if (l->l)
+            nng_stream_listener_free(l->l);
+        close(l->efd);
         free(l);
-        return nng_rc(rv, "cannot listen", url);
+        return rc;
     }
     l->base.close = n_listener_close;
     rpc__server_add_listener(s, &l->base);

@@ -446,13 +446,13 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
 {
     if (!s)
         return;
+    while (s->conns) /* first: their readers stop, so listeners get nothing more */
+        rpc__server_conn_lost(s->conns->c);
     while (s->listeners) {
         rpc_listener *l = s->listeners;
         s->listeners = l->next;
         l->close(l);
     }
-    while (s->conns)
-        rpc__server_conn_lost(s->conns->c);
     pthread_mutex_lock(&s->mu);
     while (s->threads > 0)
         pthread_cond_wait(&s->idle, &s->mu);

@@ -613,23 +613,27 @@ static int child(int argc, char **argv)
     return 99;
 }
 
+static shoal_shm *shared_shm;
+
 static struct shared *shared_open(void)
 {
-    shoal_shm *shm;
-    if (shoal_shm_open(&shm, "rpc-suite", SHOAL_OPEN_OR_CREATE, sizeof(struct shared),
+    if (shoal_shm_open(&shared_shm, "rpc-suite", SHOAL_OPEN_OR_CREATE, sizeof(struct shared),
                        NULL) < 0) {
         fprintf(stderr, "rpc-suite: %s\n", shoal_errdetail());
         exit(3);
     }
-    return shoal_shm_data(shm);
+    return shoal_shm_data(shared_shm);
 }
 
 int main(int argc, char **argv)
 {
     t_setup_root();
     sh = shared_open();
-    if (argc > 2)
-        return child(argc, argv);
+    if (argc > 2) {
+        int rc = child(argc, argv);
+        shoal_shm_close(shared_shm);
+        return rc;
+    }
     const char *transport = getenv("SHOAL_RPC_TRANSPORT");
     if (!transport || strcmp(transport, "shm") == 0)
         snprintf(addr, sizeof(addr), "shm://echo");
@@ -656,5 +660,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_client_killed, teardown),
         cmocka_unit_test_teardown(test_many_clients, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    shoal_shm_close(shared_shm);
+    return rc;
 }

@@ -9,8 +9,13 @@
  *                       pipe per channel (objects mode 0600, in $SHOAL_ROOT/$SHOAL_DOMAIN
  *                       as every shoal object); no system call per call while both
  *                       sides poll.
- *   ipc:///path         nng over a Unix socket (socket file mode 0600),
- *   tcp://host:port     nng over TCP (when built with nng).
+ *   ipc:///path         an nng byte stream over a Unix socket (socket file mode 0600),
+ *   tcp://host:port     an nng byte stream over TCP (no access control yet: bind to
+ *                       trusted interfaces); both when libshoal is built with nng.
+ *   (tls+tcp:// is recognised and refused with SHOAL_EINVAL: not supported yet.)
+ *
+ * The frames on every transport are shoal.rpc.Frame messages in the protobuf wire
+ * format (schemas/shoal/rpc.proto); docs/services.md describes them.
  *
  * Calls follow gRPC's semantics. A method is one of four kinds (unary, server
  * streaming, client streaming, bidirectional streaming). A call carries request
