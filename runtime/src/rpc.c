@@ -150,13 +150,18 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
 
 int rpc__call_push(rpc_call *c, const void *data, size_t len)
 {
-    rpc_msg *msg = malloc(sizeof(*msg) + len);
-    if (!msg)
+    rpc_msg *msg = malloc(sizeof(*msg));
+    void *copy = malloc(len ? len : 1);
+    if (!msg || !copy) {
+        free(msg);
+        free(copy);
         return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory for a message");
+    }
     msg->next = NULL;
     msg->len = len;
+    msg->data = copy;
     if (len)
-        memcpy(msg->data, data, len);
+        memcpy(copy, data, len);
     if (c->tail)
         c->tail->next = msg;
     else
@@ -182,6 +187,21 @@ int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit)
     return 1;
 }
 
+int rpc__msg_hand_out(rpc_msg *m, void **msg, size_t *len)
+{
+    *msg = m->data;
+    *len = m->len;
+    free(m);
+    return 1;
+}
+
+void rpc__msg_free(rpc_msg *m)
+{
+    if (m)
+        free(m->data);
+    free(m);
+}
+
 void rpc__call_end(rpc_call *c, int code, const char *fmt, ...)
 {
     if (c->done)
@@ -201,7 +221,7 @@ void rpc__call_drain(rpc_call *c)
     while (c->head) {
         rpc_msg *m = c->head;
         c->head = m->next;
-        free(m);
+        rpc__msg_free(m);
     }
     c->tail = NULL;
 }

@@ -392,6 +392,16 @@ int shoal_rpc_call_close_send(shoal_rpc_call *k)
     return rc;
 }
 
+/* Refuses a response the call cannot take (mu held): ends the call and cancels it on
+ * the server. */
+static int refuse(struct shoal_rpc_call *k, rpc_msg *m, int code, const char *why)
+{
+    rpc__call_end(&k->c, code, "%s", why);
+    send_cancel(k);
+    rpc__msg_free(m);
+    return 0;
+}
+
 int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
 {
     if (!k || !msg || !len)
@@ -402,40 +412,18 @@ int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
     rpc_msg *m = NULL;
     uint32_t credit = 0;
     int got = !k->c.done && rpc__call_pop(&k->c, &m, &credit);
-    if (got && k->c.m->check_response && k->c.m->check_response(m->data, m->len) != 0) {
-        rpc__call_end(&k->c, SHOAL_RPC_INVALID_ARGUMENT,
-                      "the server sent an invalid "
-                      "response");
-        send_cancel(k);
-        free(m);
-        got = 0;
-    }
-    if (got &&
-        (k->c.m->kind == SHOAL_RPC_UNARY || k->c.m->kind == SHOAL_RPC_CLIENT_STREAMING) &&
-        k->unary_response++) {
-        rpc__call_end(&k->c, SHOAL_RPC_INTERNAL,
-                      "the server sent a second response to "
-                      "a single-response method");
-        send_cancel(k);
-        free(m);
-        got = 0;
-    }
+    int single =
+        k->c.m->kind == SHOAL_RPC_UNARY || k->c.m->kind == SHOAL_RPC_CLIENT_STREAMING;
+    if (got && k->c.m->check_response && k->c.m->check_response(m->data, m->len) != 0)
+        got = refuse(k, m, SHOAL_RPC_INVALID_ARGUMENT,
+                     "the server sent an invalid response");
+    else if (got && single && k->unary_response++)
+        got = refuse(k, m, SHOAL_RPC_INTERNAL,
+                     "the server sent a second response to a single-response method");
     if (credit && rpc__send_simple(k->c.conn, k->c.id, RPC_F_WINDOW, credit) < 0)
         channel_break(ch, "connection lost while returning credit");
     pthread_mutex_unlock(&ch->mu);
-    if (!got)
-        return 0;
-    /* Hand the payload out as a plain heap block. */
-    void *data = malloc(m->len ? m->len : 1);
-    if (!data) {
-        free(m);
-        return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory");
-    }
-    memcpy(data, m->data, m->len);
-    *msg = data;
-    *len = m->len;
-    free(m);
-    return 1;
+    return got ? rpc__msg_hand_out(m, msg, len) : 0;
 }
 
 void shoal_rpc_call_cancel(shoal_rpc_call *k)

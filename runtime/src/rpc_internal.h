@@ -88,7 +88,7 @@ struct rpc_conn {
 typedef struct rpc_msg {
     struct rpc_msg *next;
     size_t len;
-    uint8_t data[];
+    void *data; /* its own heap block, handed to the user as it is */
 } rpc_msg;
 
 /*
@@ -123,6 +123,11 @@ int rpc__call_push(rpc_call *c, const void *data, size_t len);
  * to the peer when half a window was consumed (*credit is then set to the frame's
  * credit, to send after unlocking). */
 int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit);
+/* Gives m's payload to the user (*msg, to free with free(); *len) and frees m.
+ * Returns 1. */
+int rpc__msg_hand_out(rpc_msg *m, void **msg, size_t *len);
+/* Frees a message. */
+void rpc__msg_free(rpc_msg *m);
 /* Ends the call with code and detail unless already done (mu held); wakes waiters. */
 void rpc__call_end(rpc_call *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

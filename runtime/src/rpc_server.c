@@ -496,24 +496,12 @@ int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
     if (rc == 1 && x->c.m->check_request && x->c.m->check_request(m->data, m->len) != 0) {
         finish(x, SHOAL_RPC_INVALID_ARGUMENT, "invalid request");
         rc = shoal__err(SHOAL_EINVALID_DATA, "rpc %s: invalid request", x->method);
-        free(m);
-        m = NULL;
+        rpc__msg_free(m);
     }
     if (credit)
         rpc__send_simple(x->c.conn, x->c.id, RPC_F_WINDOW, credit);
     pthread_mutex_unlock(x->c.mu);
-    if (rc != 1)
-        return rc;
-    void *data = malloc(m->len ? m->len : 1);
-    if (!data) {
-        free(m);
-        return shoal__err(SHOAL_ENOMEM, "rpc ctx: out of memory");
-    }
-    memcpy(data, m->data, m->len);
-    *msg = data;
-    *len = m->len;
-    free(m);
-    return 1;
+    return rc == 1 ? rpc__msg_hand_out(m, msg, len) : rc;
 }
 
 int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
