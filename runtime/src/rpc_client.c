@@ -200,7 +200,62 @@ static int parse_scheme(const char *address, const char **rest)
                       address);
 }
 
-/* Connects by address: rpc__*_connect, then the server's ACCEPT. */
+/* Waits for the server's ACCEPT: 0 when accepted, 1 when it carries a challenge
+ * (copied to challenge; NULL once answered: a second one is not taken), or a negative
+ * code (SHOAL_EACCES: the server said UNAUTHENTICATED). */
+static int await_accept(rpc_conn *c, const char *address, shoal_duration wait,
+                        uint8_t *challenge)
+{
+    const uint8_t *buf;
+    size_t len;
+    rpc_frame f;
+    int rc = c->ops->recv(c, &buf, &len, wait);
+    if (rc == 0)
+        return shoal__err(SHOAL_ETIMEDOUT, "rpc %s: no server accepted the connection",
+                          address);
+    if (rc < 0)
+        return rc;
+    if (rpc__frame_decode(buf, len, &f, NULL) < 0)
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "rpc %s: the server's first frame does not "
+                          "decode",
+                          address);
+    if (f.type == RPC_F_TRAILERS)
+        return shoal__err(SHOAL_EACCES, "rpc %s: %s: %.*s", address,
+                          shoal_rpc_code_name(f.code < 17 ? (int)f.code : 2),
+                          (int)(f.detail_len > 200 ? 200 : f.detail_len),
+                          f.detail ? f.detail : "");
+    if (f.type != RPC_F_ACCEPT)
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "rpc %s: the server's first frame is not "
+                          "ACCEPT",
+                          address);
+    if (!f.has_payload || !challenge)
+        return 0;
+    if (f.payload_len != RPC_CHALLENGE_LEN)
+        return shoal__err(SHOAL_EINVALID_DATA, "rpc %s: a challenge of %zu bytes",
+                          address, f.payload_len);
+    memcpy(challenge, f.payload, RPC_CHALLENGE_LEN);
+    return 1;
+}
+
+/* Answers the challenge with the token, which never crosses the wire itself. */
+static int answer(rpc_conn *c, const char *address, const shoal_rpc_channel_config *cfg,
+                  const uint8_t *challenge)
+{
+    if (!cfg || !cfg->token)
+        return shoal__err(SHOAL_EACCES,
+                          "rpc %s: UNAUTHENTICATED: the server requires a token",
+                          address);
+    uint8_t mac[32];
+    rpc__auth_answer(cfg->token, challenge, RPC_CHALLENGE_LEN, mac);
+    rpc_frame f = {
+        .type = RPC_F_AUTH, .payload = mac, .payload_len = 32, .has_payload = 1};
+    return rpc__send(c, &f, NULL, SEND_TIMEOUT);
+}
+
+/* Connects by address: rpc__*_connect, then the server's ACCEPT (after the token
+ * challenge, when the server sets one). */
 static int connect_to(rpc_conn **out, const char *address,
                       const shoal_rpc_channel_config *cfg)
 {
@@ -213,20 +268,10 @@ static int connect_to(rpc_conn **out, const char *address,
         return rc;
     shoal_duration wait =
         cfg && cfg->connect_timeout > 0 ? cfg->connect_timeout : SHOAL_SEC(2);
-    const uint8_t *buf;
-    size_t len;
-    rpc_frame f;
-    rc = (*out)->ops->recv(*out, &buf, &len, wait);
-    if (rc == 1)
-        rc = rpc__frame_decode(buf, len, &f, NULL) == 0 && f.type == RPC_F_ACCEPT
-                 ? 0
-                 : shoal__err(SHOAL_EINVALID_DATA,
-                              "rpc %s: the server's first frame is "
-                              "not ACCEPT",
-                              address);
-    else if (rc == 0)
-        rc = shoal__err(SHOAL_ETIMEDOUT, "rpc %s: no server accepted the connection",
-                        address);
+    uint8_t challenge[RPC_CHALLENGE_LEN];
+    rc = await_accept(*out, address, wait, challenge);
+    if (rc == 1 && (rc = answer(*out, address, cfg, challenge)) == 0)
+        rc = await_accept(*out, address, wait, NULL);
     if (rc < 0) {
         (*out)->ops->close(*out);
         *out = NULL;

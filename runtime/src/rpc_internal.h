@@ -22,9 +22,10 @@ enum rpc_frame_type {
     RPC_F_HEADERS = 5,    /* response headers (metadata) */
     RPC_F_TRAILERS = 6,   /* the end of the call: code, detail, metadata */
     RPC_F_CANCEL = 7,     /* the client gave the call up */
-    RPC_F_WINDOW = 8      /* the sender of this frame consumed `credit` more messages */
+    RPC_F_WINDOW = 8,     /* the sender of this frame consumed `credit` more messages */
+    RPC_F_AUTH = 9        /* the client's answer to the challenge ACCEPT carried */
 };
-#define RPC_F_TYPE_MAX 8
+#define RPC_F_TYPE_MAX 9
 
 #define RPC_FLAG_END 1 /* with START / MESSAGE: the sender half-closes after it */
 
@@ -76,8 +77,9 @@ struct rpc_server_conn; /* the server's bookkeeping (rpc.c) */
 
 struct rpc_conn {
     const rpc_conn_ops *ops;
-    void *t;                     /* the transport's state */
-    char peer[64];               /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
+    int needs_auth; /* server side, set by the transport: token challenge first */
+    void *t;        /* the transport's state */
+    char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
 };
 
@@ -165,6 +167,21 @@ typedef struct rpc_listener {
     struct rpc_listener *next;
 } rpc_listener;
 void rpc__server_add_listener(shoal_rpc_server *s, rpc_listener *l);
+
+/* ---- the token challenge-response (rpc_auth.c) ------------------------------------ */
+
+#define RPC_CHALLENGE_LEN 32
+void rpc__hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len,
+                      uint8_t out[32]);
+int rpc__auth_challenge(uint8_t challenge[RPC_CHALLENGE_LEN]);
+/* The client's answer: HMAC-SHA256(token, label || challenge). */
+void rpc__auth_answer(const char *token, const uint8_t *challenge, size_t len,
+                      uint8_t out[32]);
+/* 1 when answer is right (constant time), else 0. */
+int rpc__auth_check(const char *token, const uint8_t challenge[RPC_CHALLENGE_LEN],
+                    const uint8_t *answer, size_t len);
+/* The server's token (NULL: none). */
+const char *rpc__server_token(shoal_rpc_server *s);
 
 /* ---- transports ----------------------------------------------------------------------
  */

@@ -312,6 +312,7 @@ typedef struct nlistener {
     posted *head, *tail;
     int efd; /* signalled when the inbox becomes non-empty */
     shoal_loop_source *src;
+    int needs_auth; /* tcp://: connections answer the token challenge first */
 } nlistener;
 
 /* From nng's threads: queues p for the loop and signals the eventfd. */
@@ -423,6 +424,7 @@ static void accept_cb(void *arg)
         if (c) {
             c->loop = rpc__server_loop(l->s);
             c->listener = l;
+            c->base.needs_auth = l->needs_auth;
             post(l, c, P_ADOPT, NULL, 0);
         } else {
             nng_stream_free(st);
@@ -450,9 +452,16 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
 {
     if (strncmp(url, "tls+tcp://", 10) == 0)
         return shoal__err(SHOAL_EINVAL, "rpc %s: tls+tcp:// is not supported yet", url);
+    int tcp = strncmp(url, "tcp://", 6) == 0;
+    if (tcp && !rpc__server_token(s))
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: tcp:// needs a token "
+                          "(shoal_rpc_server_set_token)",
+                          url);
     nlistener *l = calloc(1, sizeof(*l));
     if (!l)
         return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", url);
+    l->needs_auth = tcp;
     snprintf(l->url, sizeof(l->url), "%s", url);
     l->s = s;
     pthread_mutex_init(&l->mu, NULL);

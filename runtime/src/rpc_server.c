@@ -36,6 +36,8 @@ struct rpc_server_conn {
     rpc_conn *c;
     struct shoal_rpc_ctx *calls;
     int lost;
+    int authed; /* the client answered the challenge (or none was needed) */
+    uint8_t challenge[RPC_CHALLENGE_LEN];
     struct rpc_server_conn *next, *prev;
 };
 
@@ -64,7 +66,26 @@ struct shoal_rpc_server {
     shoal_loop_source *timer;
     int64_t timer_at;
     uint64_t bad_frames;
+    char *token;
 };
+
+const char *rpc__server_token(shoal_rpc_server *s)
+{
+    return s->token;
+}
+
+int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token)
+{
+    if (!s || !token || strlen(token) < 8)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: a token needs at least 8 characters");
+    char *t = strdup(token);
+    if (!t)
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    free(s->token);
+    s->token = t;
+    return 0;
+}
 
 shoal_loop *rpc__server_loop(shoal_rpc_server *s)
 {
@@ -287,10 +308,30 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
     return x;
 }
 
+/* The first frame of a connection that must answer the challenge. */
+static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t len)
+{
+    rpc_frame f;
+    if (rpc__frame_decode(buf, len, &f, NULL) == 0 && f.type == RPC_F_AUTH &&
+        rpc__auth_check(sc->s->token, sc->challenge, f.payload, f.payload_len)) {
+        sc->authed = 1;
+        rpc_frame ok = {.type = RPC_F_ACCEPT};
+        if (rpc__send(sc->c, &ok, NULL, SEND_TIMEOUT) == 0)
+            return;
+    } else {
+        reply_status(sc->c, 0, SHOAL_RPC_UNAUTHENTICATED, "missing or wrong token");
+    }
+    rpc__server_conn_lost(sc->c);
+}
+
 void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
 {
     struct rpc_server_conn *sc = c->srv;
     shoal_rpc_server *s = sc->s;
+    if (!sc->authed) {
+        authenticate(sc, buf, len);
+        return;
+    }
     rpc_frame f;
     shoal_rpc_md md = {0};
     struct shoal_rpc_ctx *start = NULL;
@@ -351,6 +392,15 @@ int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c)
     s->conns = sc;
     pthread_mutex_unlock(&s->mu);
     rpc_frame f = {.type = RPC_F_ACCEPT};
+    sc->authed = !c->needs_auth;
+    if (c->needs_auth) { /* the listener made sure there is a token */
+        int rc = rpc__auth_challenge(sc->challenge);
+        if (rc < 0)
+            return rc;
+        f.payload = sc->challenge;
+        f.payload_len = RPC_CHALLENGE_LEN;
+        f.has_payload = 1;
+    }
     return rpc__send(c, &f, NULL, SEND_TIMEOUT);
 }
 
@@ -461,6 +511,7 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
     free(s->svcs);
+    free(s->token);
     free(s);
 }
 

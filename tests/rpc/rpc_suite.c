@@ -32,7 +32,10 @@ static struct shared *sh;
 static char addr[300];
 static shoal_loop *srv_loop;
 /* Generous: the machine running the tests may be loaded. */
-static const shoal_rpc_channel_config slow_ok = {.connect_timeout = SHOAL_SEC(30)};
+#define TOKEN    "s3cret-token"
+#define SEND_SEC SHOAL_SEC(5)
+static const shoal_rpc_channel_config slow_ok = {.connect_timeout = SHOAL_SEC(30),
+                                                 .token = TOKEN};
 
 /* ---- the server ----------------------------------------------------------------------
  */
@@ -160,6 +163,7 @@ static int server_main(void *arg)
     shoal_rpc_server *s;
     if (shoal_loop_create(&srv_loop) < 0 || shoal_rpc_server_create(&s, srv_loop) < 0 ||
         shoal_rpc_server_add_service(s, Echo_service(&skel, h, NULL)) < 0 ||
+        shoal_rpc_server_set_token(s, TOKEN) < 0 ||
         shoal_rpc_server_listen(s, addr, NULL) < 0) {
         fprintf(stderr, "server: %s\n", shoal_errdetail());
         return 1;
@@ -460,7 +464,17 @@ static void test_garbage_frames(void **state)
                                          : rpc__nng_connect(&raw, addr, NULL));
     const uint8_t *buf;
     size_t len;
+    rpc_frame f;
     assert_int_equal(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)), 1); /* ACCEPT */
+    T_OK(rpc__frame_decode(buf, len, &f, NULL));
+    if (f.has_payload) { /* tcp://: answer the challenge */
+        uint8_t mac[32];
+        rpc__auth_answer(TOKEN, f.payload, f.payload_len, mac);
+        rpc_frame a = {
+            .type = RPC_F_AUTH, .payload = mac, .payload_len = 32, .has_payload = 1};
+        T_OK(rpc__send(raw, &a, NULL, SEND_SEC));
+        assert_int_equal(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)), 1); /* ACCEPT */
+    }
     static const uint8_t junk[][12] = {
         {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
         {0x08, 0x01, 0x10, 0x63},             /* frame type 99 */
@@ -478,7 +492,6 @@ static void test_garbage_frames(void **state)
     for (int i = 0; i < 10 && !got_status; i++) {
         if (raw->ops->recv(raw, &buf, &len, SHOAL_SEC(5)) != 1)
             continue;
-        rpc_frame f;
         if (rpc__frame_decode(buf, len, &f, NULL) == 0 && f.type == RPC_F_TRAILERS)
             got_status = (int)f.code;
     }
@@ -553,7 +566,8 @@ static void test_client_killed(void **state)
 static int many_client(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    shoal_rpc_channel_config cfg = {.max_frame = 1024, .connect_timeout = SHOAL_SEC(60)};
+    shoal_rpc_channel_config cfg = {
+        .max_frame = 1024, .connect_timeout = SHOAL_SEC(60), .token = TOKEN};
     shoal_rpc_channel *ch;
     if (shoal_rpc_channel_open(&ch, addr, &cfg) < 0)
         return 1;
@@ -599,6 +613,61 @@ static void test_many_clients(void **state)
     server_stop(connect_ch(), pid);
 }
 
+static void test_hmac_vectors(void **state)
+{
+    (void)state;
+    /* RFC 4231, test cases 2 and 6 (a key longer than a block). */
+    static const char *data2 = "what do ya want for nothing?";
+    static const uint8_t mac2[32] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
+                                     0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+                                     0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
+                                     0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    uint8_t out[32], key6[131];
+    rpc__hmac_sha256("Jefe", 4, data2, strlen(data2), out);
+    assert_memory_equal(out, mac2, 32);
+    memset(key6, 0xaa, sizeof(key6));
+    static const char *data6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    static const uint8_t mac6[32] = {0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f,
+                                     0x0d, 0x8a, 0x26, 0xaa, 0xcb, 0xf5, 0xb7, 0x7f,
+                                     0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28, 0xc5, 0x14,
+                                     0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
+    rpc__hmac_sha256(key6, sizeof(key6), data6, strlen(data6), out);
+    assert_memory_equal(out, mac6, 32);
+}
+
+/* tcp:// needs the token: none or a wrong one is refused; the right one works. */
+static void test_token(void **state)
+{
+    (void)state;
+    if (strncmp(addr, "tcp://", 6) != 0)
+        skip();
+    pid_t pid = server_start();
+    shoal_rpc_channel *ch;
+    shoal_rpc_channel_config none = {.connect_timeout = SHOAL_SEC(30)};
+    assert_int_equal(shoal_rpc_channel_open(&ch, addr, &none), SHOAL_EACCES);
+    shoal_rpc_channel_config wrong = {.connect_timeout = SHOAL_SEC(30),
+                                      .token = "guessing!"};
+    assert_int_equal(shoal_rpc_channel_open(&ch, addr, &wrong), SHOAL_EACCES);
+    assert_non_null(strstr(shoal_errdetail(), "UNAUTHENTICATED"));
+    /* A peer that skips the answer and starts a call is refused too. */
+    rpc_conn *raw;
+    const uint8_t *buf;
+    size_t len;
+    rpc_frame f;
+    T_OK(rpc__nng_connect(&raw, addr, NULL));
+    assert_int_equal(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)), 1);
+    rpc_frame start = {
+        .call = 1, .type = RPC_F_START, .method = "test.Echo/Say", .method_len = 13};
+    T_OK(rpc__send(raw, &start, NULL, SEND_SEC));
+    assert_int_equal(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)), 1);
+    T_OK(rpc__frame_decode(buf, len, &f, NULL));
+    assert_int_equal(f.type, RPC_F_TRAILERS);
+    assert_int_equal(f.code, SHOAL_RPC_UNAUTHENTICATED);
+    assert_true(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)) < 0); /* hung up */
+    raw->ops->close(raw);
+    server_stop(connect_ch(), pid);
+}
+
 /* A child's role, from argv: "server ADDR", "killed-client ADDR", "many-client ADDR ID".
  */
 static int child(int argc, char **argv)
@@ -617,8 +686,8 @@ static shoal_shm *shared_shm;
 
 static struct shared *shared_open(void)
 {
-    if (shoal_shm_open(&shared_shm, "rpc-suite", SHOAL_OPEN_OR_CREATE, sizeof(struct shared),
-                       NULL) < 0) {
+    if (shoal_shm_open(&shared_shm, "rpc-suite", SHOAL_OPEN_OR_CREATE,
+                       sizeof(struct shared), NULL) < 0) {
         fprintf(stderr, "rpc-suite: %s\n", shoal_errdetail());
         exit(3);
     }
@@ -659,6 +728,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_server_killed, teardown),
         cmocka_unit_test_teardown(test_client_killed, teardown),
         cmocka_unit_test_teardown(test_many_clients, teardown),
+        cmocka_unit_test_teardown(test_token, teardown),
+        cmocka_unit_test(test_hmac_vectors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     shoal_shm_close(shared_shm);

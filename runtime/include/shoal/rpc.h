@@ -10,8 +10,9 @@
  *                       as every shoal object); no system call per call while both
  *                       sides poll.
  *   ipc:///path         an nng byte stream over a Unix socket (socket file mode 0600),
- *   tcp://host:port     an nng byte stream over TCP (no access control yet: bind to
- *                       trusted interfaces); both when libshoal is built with nng.
+ *   tcp://host:port     an nng byte stream over TCP; clients must prove they know
+ *                       the server's token (shoal_rpc_server_set_token).
+ *                       Both when libshoal is built with nng.
  *   (tls+tcp:// is recognised and refused with SHOAL_EINVAL: not supported yet.)
  *
  * The frames on every transport are shoal.rpc.Frame messages in the protobuf wire
@@ -159,6 +160,8 @@ typedef struct shoal_rpc_call shoal_rpc_call;
 typedef struct shoal_rpc_channel_config {
     shoal_duration connect_timeout; /* 0: 2 seconds */
     const shoal_attr *attr;         /* shm://: root, domain and mode of the objects */
+    const char *token;              /* tcp://: the server's token (see
+                                       shoal_rpc_server_set_token) */
     size_t max_frame;               /* shm://: largest frame (message + about 40 bytes
                                        of envelope); 0: 64 KiB */
 } shoal_rpc_channel_config;
@@ -166,8 +169,9 @@ typedef struct shoal_rpc_channel_config {
 /*
  * Opens a channel to `address` and connects it. Returns 0 and sets *out, or
  * SHOAL_EINVAL (NULL, an address of no known scheme, a scheme this build lacks),
- * SHOAL_ENOENT (shm://: no server has ever listened there), SHOAL_ETIMEDOUT (no
- * server accepted within the connect timeout), SHOAL_ENOMEM, SHOAL_ESYS.
+ * SHOAL_ENOENT (shm://: no server has ever listened there; nng: connection refused),
+ * SHOAL_ETIMEDOUT (no server accepted within the connect timeout), SHOAL_EACCES (the
+ * server said UNAUTHENTICATED: no token or a wrong one), SHOAL_ENOMEM, SHOAL_ESYS.
  */
 SHOAL_API int shoal_rpc_channel_open(shoal_rpc_channel **out, const char *address,
                                      const shoal_rpc_channel_config *cfg);
@@ -252,10 +256,18 @@ SHOAL_API int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop);
 SHOAL_API int shoal_rpc_server_add_service(shoal_rpc_server *s,
                                            const shoal_rpc_service *svc);
 /*
+ * Sets the shared secret tcp:// clients must prove they know (at least 8 characters).
+ * The proof is a challenge–response (HMAC-SHA256 of a fresh random challenge): the
+ * token never crosses the network. A client without it, or with another, gets
+ * UNAUTHENTICATED and is disconnected. Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM.
+ */
+SHOAL_API int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token);
+/*
  * Listens on `address` (any number of addresses per server). shm://name creates the
  * connection queue `name` (or takes over the one a dead server left). Returns 0,
- * SHOAL_EINVAL (bad address), SHOAL_EBUSY (a live server listens there) and the
- * errors of creating the objects or sockets.
+ * SHOAL_EINVAL (bad address; tcp:// without a token set), SHOAL_EBUSY (the address is
+ * in use) and the errors of creating the objects or sockets. attr: shm:// root,
+ * domain and mode of the objects; ipc:// its mode gives the socket file's (0: 0600).
  */
 SHOAL_API int shoal_rpc_server_listen(shoal_rpc_server *s, const char *address,
                                       const shoal_attr *attr);
