@@ -456,7 +456,10 @@ int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
     wait_for(k, W_MESSAGE);
     rpc_msg *m = NULL;
     uint32_t credit = 0;
-    int got = !k->c.done && rpc__call_pop(&k->c, &m, &credit);
+    /* Messages that arrived before an OK status are still delivered (another thread
+     * may have read the message and the trailers behind it at one go). */
+    int got =
+        (!k->c.done || k->c.code == SHOAL_RPC_OK) && rpc__call_pop(&k->c, &m, &credit);
     int single =
         k->c.m->kind == SHOAL_RPC_UNARY || k->c.m->kind == SHOAL_RPC_CLIENT_STREAMING;
     if (got && k->c.m->check_response && k->c.m->check_response(m->data, m->len) != 0)

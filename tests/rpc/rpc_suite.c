@@ -613,6 +613,38 @@ static void test_many_clients(void **state)
     server_stop(connect_ch(), pid);
 }
 
+static void *thread_calls(void *arg)
+{
+    shoal_rpc_channel *ch = arg;
+    for (int i = 0; i < 300; i++) {
+        Note req = {.n = i}, resp;
+        if (Echo_unary(ch, Echo_Say, &req, &resp, NULL, NULL, 0) != SHOAL_RPC_OK ||
+            resp.n != i + 1)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* Many threads share one channel: they take turns reading it; no response is lost. */
+static void test_threads_one_channel(void **state)
+{
+    (void)state;
+    enum { T = 8 };
+    pid_t pid = server_start();
+    shoal_rpc_channel *ch = connect_ch();
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, thread_calls, ch), 0);
+    int failed = 0;
+    for (int i = 0; i < T; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        failed += r != NULL;
+    }
+    assert_int_equal(failed, 0);
+    server_stop(ch, pid);
+}
+
 static void test_hmac_vectors(void **state)
 {
     (void)state;
@@ -729,6 +761,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_client_killed, teardown),
         cmocka_unit_test_teardown(test_many_clients, teardown),
         cmocka_unit_test_teardown(test_token, teardown),
+        cmocka_unit_test_teardown(test_threads_one_channel, teardown),
         cmocka_unit_test(test_hmac_vectors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
