@@ -133,6 +133,16 @@ shoal_duration rpc__until(int64_t deadline, shoal_duration cap)
     return left < cap ? left : cap;
 }
 
+void rpc__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, shoal_duration wait)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + wait;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* ---- one call ---------------------------------------------------------------------- */
 
 void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_conn *conn,

@@ -114,12 +114,7 @@ static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
 static void pump(shoal_rpc_channel *ch, int64_t deadline)
 {
     if (ch->reading) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + rpc__until(deadline, READ_SLICE);
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&ch->cv, &ch->mu, &ts);
+        rpc__cond_wait(&ch->cv, &ch->mu, rpc__until(deadline, READ_SLICE));
         return;
     }
     ch->reading = 1;
@@ -339,10 +334,7 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     rpc__call_init(&k->c, &ch->mu, &ch->cv, ch->conn, ch->next_id++, m, deadline);
     k->ch = ch;
     ch->refs++;
-    k->next = ch->calls;
-    if (ch->calls)
-        ch->calls->prev = k;
-    ch->calls = k;
+    RPC_LINK(ch->calls, k);
     if (ch->broken) {
         rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", ch->why);
     } else if (deadline != INT64_MAX && shoal__now_ns() >= deadline) {
@@ -522,12 +514,7 @@ void shoal_rpc_call_free(shoal_rpc_call *k)
         send_cancel(k);
         rpc__call_end(&k->c, SHOAL_RPC_CANCELLED, "call freed");
     }
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        ch->calls = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
+    RPC_UNLINK(ch->calls, k);
     rpc__call_drain(&k->c);
     shoal_rpc_md_clear(&k->headers);
     shoal_rpc_md_clear(&k->trailers);

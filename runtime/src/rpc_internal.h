@@ -143,6 +143,28 @@ int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
               shoal_duration timeout);
 /* Sends a frame of `type` with no body for call id. */
 int rpc__send_simple(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit);
+/* Waits on cv (mu held) for at most `wait`. */
+void rpc__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, shoal_duration wait);
+
+/* Links x at the head of the doubly linked list *head / unlinks it (next, prev). */
+#define RPC_LINK(head, x)                                                                \
+    do {                                                                                 \
+        (x)->prev = NULL;                                                                \
+        (x)->next = (head);                                                              \
+        if (head)                                                                        \
+            (head)->prev = (x);                                                          \
+        (head) = (x);                                                                    \
+    } while (0)
+#define RPC_UNLINK(head, x)                                                              \
+    do {                                                                                 \
+        if ((x)->prev)                                                                   \
+            (x)->prev->next = (x)->next;                                                 \
+        else                                                                             \
+            (head) = (x)->next;                                                          \
+        if ((x)->next)                                                                   \
+            (x)->next->prev = (x)->prev;                                                 \
+    } while (0)
+
 /* How long to wait from now until the deadline, at most `cap`. */
 shoal_duration rpc__until(int64_t deadline, shoal_duration cap);
 /* The deadline of the handler running on this thread (INT64_MAX: none). */

@@ -160,12 +160,7 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
         finish(x, SHOAL_RPC_INTERNAL, "the handler returned OK without a response");
     else
         finish(x, code, x->detail);
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        sc->calls = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    RPC_UNLINK(sc->calls, x);
     int close_conn = sc->lost && !sc->calls;
     if (x->on_thread && --s->threads == 0)
         pthread_cond_broadcast(&s->idle);
@@ -295,10 +290,7 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
     x->method = name;
     x->md = *md;
     *md = (shoal_rpc_md){0};
-    x->next = sc->calls;
-    if (sc->calls)
-        sc->calls->prev = x;
-    sc->calls = x;
+    RPC_LINK(sc->calls, x);
     if (f->has_payload)
         rpc__call_push(&x->c, f->payload, f->payload_len);
     if (f->flags & RPC_FLAG_END)
@@ -386,10 +378,7 @@ int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c)
     sc->c = c;
     c->srv = sc;
     pthread_mutex_lock(&s->mu);
-    sc->next = s->conns;
-    if (s->conns)
-        s->conns->prev = sc;
-    s->conns = sc;
+    RPC_LINK(s->conns, sc);
     pthread_mutex_unlock(&s->mu);
     rpc_frame f = {.type = RPC_F_ACCEPT};
     sc->authed = !c->needs_auth;
@@ -413,12 +402,7 @@ void rpc__server_conn_lost(rpc_conn *c)
     sc->lost = 1;
     for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next)
         rpc__call_end(&x->c, SHOAL_RPC_CANCELLED, "the client went away");
-    if (sc->prev)
-        sc->prev->next = sc->next;
-    else
-        s->conns = sc->next;
-    if (sc->next)
-        sc->next->prev = sc->prev;
+    RPC_UNLINK(s->conns, sc);
     int close_now = !sc->calls;
     pthread_mutex_unlock(&s->mu);
     if (close_now)
@@ -525,12 +509,7 @@ static void ctx_wait(struct shoal_rpc_ctx *x)
         finish(x, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t ns = ts.tv_nsec + rpc__until(x->c.deadline, SLICE);
-    ts.tv_sec += ns / 1000000000;
-    ts.tv_nsec = ns % 1000000000;
-    pthread_cond_timedwait(&x->cv, x->c.mu, &ts);
+    rpc__cond_wait(&x->cv, x->c.mu, rpc__until(x->c.deadline, SLICE));
 }
 
 int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
