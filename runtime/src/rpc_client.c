@@ -98,6 +98,9 @@ static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
             for (size_t i = 0; i < md.count; i++)
                 shoal_rpc_md_add(into, md.items[i].key, md.items[i].value);
         }
+        if (f.type == RPC_F_TRAILERS && f.code == SHOAL_RPC_OK && f.has_payload &&
+            rpc__call_push(&k->c, f.payload, f.payload_len) < 0)
+            f.code = SHOAL_RPC_RESOURCE_EXHAUSTED; /* out of memory for the response */
         if (f.type == RPC_F_TRAILERS)
             rpc__call_end(&k->c, f.code < 17 ? (int)f.code : SHOAL_RPC_UNKNOWN, "%.*s",
                           (int)(f.detail_len < SHOAL_RPC_DETAIL_MAX

@@ -51,6 +51,7 @@ struct shoal_rpc_ctx {
     shoal_rpc_md md, headers, trailers;
     int headers_sent;
     int on_thread;
+    rpc_msg *response; /* unary / client streaming: sent with the trailers */
     char detail[SHOAL_RPC_DETAIL_MAX];
 };
 
@@ -126,7 +127,21 @@ static void finish(struct shoal_rpc_ctx *x, int code, const char *detail)
                    .code = (uint32_t)code,
                    .detail = detail,
                    .detail_len = strlen(detail)};
-    rpc__send(x->c.conn, &f, &x->trailers, SEND_TIMEOUT);
+    if (code == SHOAL_RPC_OK && x->response) { /* the single response rides along */
+        f.payload = x->response->data;
+        f.payload_len = x->response->len;
+        f.has_payload = 1;
+    }
+    if (rpc__send(x->c.conn, &f, &x->trailers, SEND_TIMEOUT) == SHOAL_EMSGSIZE) {
+        static const char *big = "the response is larger than the transport carries";
+        rpc_frame e = {.call = x->c.id,
+                       .type = RPC_F_TRAILERS,
+                       .code = SHOAL_RPC_RESOURCE_EXHAUSTED,
+                       .detail = big,
+                       .detail_len = strlen(big)};
+        x->c.code = SHOAL_RPC_RESOURCE_EXHAUSTED;
+        rpc__send(x->c.conn, &e, NULL, SEND_TIMEOUT);
+    }
 }
 
 static void conn_free(struct rpc_server_conn *sc)
@@ -138,6 +153,7 @@ static void conn_free(struct rpc_server_conn *sc)
 static void ctx_free(struct shoal_rpc_ctx *x)
 {
     rpc__call_drain(&x->c);
+    rpc__msg_free(x->response);
     shoal_rpc_md_clear(&x->md);
     shoal_rpc_md_clear(&x->headers);
     shoal_rpc_md_clear(&x->trailers);
@@ -547,6 +563,25 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
                           "rpc %s: a second response to a single-response "
                           "method",
                           x->method);
+    }
+    if (single) { /* kept for the trailers frame: one frame ends the call */
+        rpc_msg *m = malloc(sizeof(*m));
+        void *copy = malloc(len ? len : 1);
+        int rc =
+            x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+            : !m || !copy ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
+                          : 0;
+        if (rc == 0) {
+            memcpy(copy, msg, len);
+            *m = (rpc_msg){NULL, len, copy};
+            x->response = m;
+            x->c.sent++;
+        } else {
+            free(m);
+            free(copy);
+        }
+        pthread_mutex_unlock(x->c.mu);
+        return rc;
     }
     if (!x->c.done && send_headers(x) < 0)
         finish(x, SHOAL_RPC_UNAVAILABLE, "connection lost");
