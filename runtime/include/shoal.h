@@ -14,5 +14,6 @@
 #include "shoal/inspect.h"
 #include "shoal/version.h"
 #include "shoal/loop.h"
+#include "shoal/rpc.h"
 
 #endif

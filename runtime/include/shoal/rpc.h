@@ -1,0 +1,314 @@
+/*
+ * shoal/rpc.h — services: gRPC-like calls between processes.
+ *
+ * A client opens a channel to an address and makes calls on it; a server, driven by a
+ * shoal_loop, listens on one or more addresses and runs the handlers of the services
+ * added to it. The address picks the transport; the API is the same for all:
+ *
+ *   shm://name          shared memory on this host: a connection queue `name` and one
+ *                       pipe per channel (objects mode 0600, in $SHOAL_ROOT/$SHOAL_DOMAIN
+ *                       as every shoal object); no system call per call while both
+ *                       sides poll.
+ *   ipc:///path         an nng byte stream over a Unix socket (socket file mode 0600),
+ *   tcp://host:port     an nng byte stream over TCP; clients must prove they know
+ *                       the server's token (shoal_rpc_server_set_token).
+ *                       Both when libshoal is built with nng.
+ *   (tls+tcp:// is recognised and refused with SHOAL_EINVAL: not supported yet.)
+ *
+ * The frames on every transport are shoal.rpc.Frame messages in the protobuf wire
+ * format (schemas/shoal/rpc.proto); docs/services.md describes them.
+ *
+ * Calls follow gRPC's semantics. A method is one of four kinds (unary, server
+ * streaming, client streaming, bidirectional streaming). A call carries request
+ * metadata and a deadline; it ends with a status (one of gRPC's seventeen codes, with
+ * its numbers) and a detail message, after response headers, messages and trailers.
+ * Streams are flow-controlled: a side may have at most SHOAL_RPC_WINDOW messages in
+ * flight that the other side has not consumed, so a slow reader never makes the
+ * other side buffer without bound. A client's cancel, or the death of its process,
+ * reaches the handler (shoal_rpc_ctx_cancelled); the death of a server's process gives
+ * its clients UNAVAILABLE (over shm:// within tens of milliseconds).
+ *
+ * Messages are opaque bytes to this layer (generated code puts protobuf or fixed
+ * layouts in them). Each arrives in a private heap copy and is checked with the
+ * method's check function, when it has one, before the handler or the caller sees it:
+ * a request that fails ends the call with INVALID_ARGUMENT; a response that fails
+ * ends it on the client side with INVALID_ARGUMENT (and cancels it on the server).
+ *
+ * Threads: a channel may be used by many threads at once, each with its own calls;
+ * a call is used by one thread at a time. Unary handlers run on the loop's thread and
+ * must not block (set shoal_rpc_method.blocking to run one on a thread of its own);
+ * streaming handlers each run on a thread of their own and may block in
+ * shoal_rpc_ctx_recv / shoal_rpc_ctx_send.
+ *
+ * Return values: functions return 0 (or 1, where said) or a negative SHOAL_E* code,
+ * with shoal_errdetail() saying what was wrong. The outcome of a call is its status,
+ * read with shoal_rpc_call_finish().
+ */
+#ifndef SHOAL_RPC_H
+#define SHOAL_RPC_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "common.h"
+#include "loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* gRPC's status codes, with gRPC's numbers. */
+typedef enum shoal_rpc_code {
+    SHOAL_RPC_OK = 0,
+    SHOAL_RPC_CANCELLED = 1,
+    SHOAL_RPC_UNKNOWN = 2,
+    SHOAL_RPC_INVALID_ARGUMENT = 3,
+    SHOAL_RPC_DEADLINE_EXCEEDED = 4,
+    SHOAL_RPC_NOT_FOUND = 5,
+    SHOAL_RPC_ALREADY_EXISTS = 6,
+    SHOAL_RPC_PERMISSION_DENIED = 7,
+    SHOAL_RPC_RESOURCE_EXHAUSTED = 8,
+    SHOAL_RPC_FAILED_PRECONDITION = 9,
+    SHOAL_RPC_ABORTED = 10,
+    SHOAL_RPC_OUT_OF_RANGE = 11,
+    SHOAL_RPC_UNIMPLEMENTED = 12,
+    SHOAL_RPC_INTERNAL = 13,
+    SHOAL_RPC_UNAVAILABLE = 14,
+    SHOAL_RPC_DATA_LOSS = 15,
+    SHOAL_RPC_UNAUTHENTICATED = 16
+} shoal_rpc_code;
+
+/* gRPC's name of a code ("OK", "DEADLINE_EXCEEDED", ...), or NULL when out of range. */
+SHOAL_API const char *shoal_rpc_code_name(int code);
+/* The code named `name` (as shoal_rpc_code_name spells it), or -1. */
+SHOAL_API int shoal_rpc_code_from_name(const char *name);
+
+/* The kinds of method. */
+typedef enum shoal_rpc_kind {
+    SHOAL_RPC_UNARY = 0,
+    SHOAL_RPC_SERVER_STREAMING = 1,
+    SHOAL_RPC_CLIENT_STREAMING = 2,
+    SHOAL_RPC_BIDI_STREAMING = 3
+} shoal_rpc_kind;
+
+/* Messages a side may send on one call before the other side has consumed them. */
+#define SHOAL_RPC_WINDOW 16
+/* Length limits: a status detail, a metadata key, a metadata value. */
+#define SHOAL_RPC_DETAIL_MAX 512
+#define SHOAL_RPC_KEY_MAX    128
+#define SHOAL_RPC_VALUE_MAX  4096
+
+/* ---- metadata ---------------------------------------------------------------------- */
+
+/* A list of string key/value pairs (request metadata, response headers, trailers).
+ * Keys are not unique; order is kept. Zero-initialise; free with shoal_rpc_md_clear. */
+typedef struct shoal_rpc_md {
+    size_t count;
+    struct shoal_rpc_kv {
+        char *key;
+        char *value;
+    } * items;
+} shoal_rpc_md;
+
+/* Appends a copy of key/value. Returns 0, SHOAL_EINVAL (NULL, empty key, key or value
+ * over SHOAL_RPC_KEY_MAX / SHOAL_RPC_VALUE_MAX) or SHOAL_ENOMEM. */
+SHOAL_API int shoal_rpc_md_add(shoal_rpc_md *md, const char *key, const char *value);
+/* The value of the first pair with `key`, or NULL. */
+SHOAL_API const char *shoal_rpc_md_get(const shoal_rpc_md *md, const char *key);
+/* Frees the pairs; md is empty afterwards. */
+SHOAL_API void shoal_rpc_md_clear(shoal_rpc_md *md);
+
+/* ---- methods and services ---------------------------------------------------------- */
+
+typedef struct shoal_rpc_ctx shoal_rpc_ctx;
+
+/*
+ * A handler. It takes the request(s) with shoal_rpc_ctx_recv and sends the
+ * response(s) with shoal_rpc_ctx_send (exactly one for unary and client-streaming
+ * methods), then returns the call's status code (SHOAL_RPC_OK, or an error code with
+ * a detail set by shoal_rpc_ctx_set_detail). `arg` is the service's arg.
+ */
+typedef int (*shoal_rpc_handler)(shoal_rpc_ctx *ctx, void *arg);
+
+/* Checks a message (a private copy): 0 when valid, non-zero otherwise. */
+typedef int (*shoal_rpc_check)(const void *msg, size_t len);
+
+/* A method, as clients and servers describe it (generated code provides these). */
+typedef struct shoal_rpc_method {
+    const char *name;               /* the method's name, e.g. "Report" */
+    int kind;                       /* enum shoal_rpc_kind */
+    shoal_rpc_check check_request;  /* NULL: any bytes */
+    shoal_rpc_check check_response; /* NULL: any bytes */
+    shoal_rpc_handler handler;      /* server side */
+    int blocking;                   /* unary: run the handler on a thread of its own */
+} shoal_rpc_method;
+
+/* A service: a table of methods under a full name ("pkg.Service"). */
+typedef struct shoal_rpc_service {
+    const char *name;
+    const shoal_rpc_method *methods;
+    size_t n_methods;
+    void *arg; /* passed to every handler */
+} shoal_rpc_service;
+
+/* ---- client ------------------------------------------------------------------------ */
+
+typedef struct shoal_rpc_channel shoal_rpc_channel;
+typedef struct shoal_rpc_call shoal_rpc_call;
+
+/* Options of a channel (NULL: defaults). */
+typedef struct shoal_rpc_channel_config {
+    shoal_duration connect_timeout; /* 0: 2 seconds */
+    const shoal_attr *attr;         /* shm://: root, domain and mode of the objects */
+    const char *token;              /* tcp://: the server's token (see
+                                       shoal_rpc_server_set_token) */
+    size_t max_frame;               /* shm://: largest frame (message + about 40 bytes
+                                       of envelope); 0: 64 KiB */
+} shoal_rpc_channel_config;
+
+/*
+ * Opens a channel to `address` and connects it. Returns 0 and sets *out, or
+ * SHOAL_EINVAL (NULL, an address of no known scheme, a scheme this build lacks),
+ * SHOAL_ENOENT (shm://: no server has ever listened there; nng: connection refused),
+ * SHOAL_ETIMEDOUT (no server accepted within the connect timeout), SHOAL_EACCES (the
+ * server said UNAUTHENTICATED: no token or a wrong one), SHOAL_ENOMEM, SHOAL_ESYS.
+ */
+SHOAL_API int shoal_rpc_channel_open(shoal_rpc_channel **out, const char *address,
+                                     const shoal_rpc_channel_config *cfg);
+/* Cancels the channel's calls still running (their handles stay valid and must still
+ * be freed) and disconnects. NULL is ignored. */
+SHOAL_API void shoal_rpc_channel_close(shoal_rpc_channel *ch);
+
+/* Options of one call (NULL: none). */
+typedef struct shoal_rpc_options {
+    /* Time allowed for the whole call; 0 or negative: none. Inside a handler, the
+     * handler's deadline applies when it is earlier. */
+    shoal_duration timeout;
+    const shoal_rpc_md *metadata; /* request metadata, or NULL */
+} shoal_rpc_options;
+
+/*
+ * Starts a call of method `m` of service `service` ("pkg.Service") and sends its
+ * headers. Returns 0 and sets *out, SHOAL_EINVAL or SHOAL_ENOMEM. A channel that
+ * failed still gives a call, which ends UNAVAILABLE.
+ */
+SHOAL_API int shoal_rpc_call_start(shoal_rpc_call **out, shoal_rpc_channel *ch,
+                                   const char *service, const shoal_rpc_method *m,
+                                   const shoal_rpc_options *opts);
+/*
+ * Starts a call whose only request is req[len] (unary and server-streaming methods),
+ * sent with the headers in one frame; the call is half-closed. As
+ * shoal_rpc_call_start otherwise.
+ */
+SHOAL_API int shoal_rpc_call_start_request(shoal_rpc_call **out, shoal_rpc_channel *ch,
+                                           const char *service, const shoal_rpc_method *m,
+                                           const void *req, size_t len,
+                                           const shoal_rpc_options *opts);
+/*
+ * Sends a message, waiting (until the deadline) while the server has
+ * SHOAL_RPC_WINDOW messages of this call unconsumed. Returns 0, SHOAL_ECLOSED (the
+ * call is over, or sending was closed: see shoal_rpc_call_finish), SHOAL_EINVAL or
+ * SHOAL_EMSGSIZE (larger than the transport carries).
+ */
+SHOAL_API int shoal_rpc_call_send(shoal_rpc_call *c, const void *msg, size_t len);
+/* Half-closes: the server's recv sees the end of the requests. Returns 0 or
+ * SHOAL_ECLOSED. */
+SHOAL_API int shoal_rpc_call_close_send(shoal_rpc_call *c);
+/*
+ * Receives the next response: returns 1 with *msg (free with free()) and *len, or 0
+ * when the responses have ended (the status is then known: shoal_rpc_call_finish), or
+ * SHOAL_EINVAL. Waits at most until the call's deadline.
+ */
+SHOAL_API int shoal_rpc_call_recv(shoal_rpc_call *c, void **msg, size_t *len);
+/* Cancels the call: the server's handler sees it; the status becomes CANCELLED
+ * unless the call had already ended. */
+SHOAL_API void shoal_rpc_call_cancel(shoal_rpc_call *c);
+/*
+ * Waits for the end of the call (discarding responses not received) and returns its
+ * status code (>= 0); copies the detail into detail[cap] when detail is not NULL.
+ */
+SHOAL_API int shoal_rpc_call_finish(shoal_rpc_call *c, char *detail, size_t cap);
+/* Response headers and trailers received so far (never NULL). */
+SHOAL_API const shoal_rpc_md *shoal_rpc_call_headers(const shoal_rpc_call *c);
+SHOAL_API const shoal_rpc_md *shoal_rpc_call_trailers(const shoal_rpc_call *c);
+/* Frees the call, cancelling it if still running. NULL is ignored. */
+SHOAL_API void shoal_rpc_call_free(shoal_rpc_call *c);
+
+/*
+ * A unary call in one step: sends req, receives the one response into *resp (free
+ * with free(); NULL unless OK), and returns the status code (>= 0) with the detail in
+ * detail[cap] (when not NULL); or a negative SHOAL_E* code for bad arguments.
+ */
+SHOAL_API int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service,
+                              const shoal_rpc_method *m, const void *req, size_t req_len,
+                              void **resp, size_t *resp_len,
+                              const shoal_rpc_options *opts, char *detail, size_t cap);
+
+/* ---- server ------------------------------------------------------------------------ */
+
+typedef struct shoal_rpc_server shoal_rpc_server;
+
+/* Creates a server whose connections and calls are served by `loop` (which the
+ * caller runs). Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM. */
+SHOAL_API int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop);
+/* Adds a service (the tables are referenced, not copied: they must outlive the
+ * server). Returns 0, SHOAL_EINVAL, SHOAL_EEXIST (a service of that name is there). */
+SHOAL_API int shoal_rpc_server_add_service(shoal_rpc_server *s,
+                                           const shoal_rpc_service *svc);
+/*
+ * Sets the shared secret tcp:// clients must prove they know (at least 8 characters).
+ * The proof is a challenge–response (HMAC-SHA256 of a fresh random challenge): the
+ * token never crosses the network. A client without it, or with another, gets
+ * UNAUTHENTICATED and is disconnected. Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM.
+ */
+SHOAL_API int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token);
+/*
+ * Listens on `address` (any number of addresses per server). shm://name creates the
+ * connection queue `name` (or takes over the one a dead server left). Returns 0,
+ * SHOAL_EINVAL (bad address; tcp:// without a token set), SHOAL_EBUSY (the address is
+ * in use) and the errors of creating the objects or sockets. attr: shm:// root,
+ * domain and mode of the objects; ipc:// its mode gives the socket file's (0: 0600).
+ */
+SHOAL_API int shoal_rpc_server_listen(shoal_rpc_server *s, const char *address,
+                                      const shoal_attr *attr);
+/*
+ * Stops listening, cancels the calls still running, waits for their handler threads
+ * to return, closes the connections and frees the server. Call it on the loop's
+ * thread while the loop is not running. NULL is ignored.
+ */
+SHOAL_API void shoal_rpc_server_destroy(shoal_rpc_server *s);
+
+/* ---- inside a handler -------------------------------------------------------------- */
+
+/*
+ * Receives the next request: returns 1 with *msg (free with free()) and *len, 0 at
+ * the end of the requests, or SHOAL_ECLOSED when the call was cancelled or its
+ * deadline passed, SHOAL_EINVALID_DATA when a request failed its check (the call then
+ * ends INVALID_ARGUMENT whatever the handler returns).
+ */
+SHOAL_API int shoal_rpc_ctx_recv(shoal_rpc_ctx *ctx, void **msg, size_t *len);
+/* Sends a response, waiting while the client has SHOAL_RPC_WINDOW unconsumed.
+ * Returns 0, SHOAL_ECLOSED (cancelled, deadline passed, client gone), SHOAL_EMSGSIZE. */
+SHOAL_API int shoal_rpc_ctx_send(shoal_rpc_ctx *ctx, const void *msg, size_t len);
+/* Time left until the call's deadline (SHOAL_FOREVER: none; 0: passed). */
+SHOAL_API shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *ctx);
+/* Non-zero once the call was cancelled, its deadline passed or its client died. */
+SHOAL_API int shoal_rpc_ctx_cancelled(const shoal_rpc_ctx *ctx);
+/* The request metadata. */
+SHOAL_API const shoal_rpc_md *shoal_rpc_ctx_metadata(const shoal_rpc_ctx *ctx);
+/* "pkg.Service/Method" of the call. */
+SHOAL_API const char *shoal_rpc_ctx_method(const shoal_rpc_ctx *ctx);
+/* Adds a response header (before the first send) or a trailer. Returns 0,
+ * SHOAL_EINVAL (bad pair; a header after the first send) or SHOAL_ENOMEM. */
+SHOAL_API int shoal_rpc_ctx_add_header(shoal_rpc_ctx *ctx, const char *key,
+                                       const char *value);
+SHOAL_API int shoal_rpc_ctx_add_trailer(shoal_rpc_ctx *ctx, const char *key,
+                                        const char *value);
+/* Sets the detail message of the status the handler returns. */
+SHOAL_API void shoal_rpc_ctx_set_detail(shoal_rpc_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

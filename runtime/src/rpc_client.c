@@ -1,0 +1,557 @@
+/*
+ * rpc_client.c — channels and client calls.
+ *
+ * A channel is one connection (made by the transport the address names) and the
+ * calls running on it, under one mutex. Nobody reads the connection in the
+ * background: a thread that must wait for its call (a response, credit to send, the
+ * status) either becomes the channel's reader — it receives one frame with the mutex
+ * released, then dispatches it to whichever call it belongs to and wakes everyone —
+ * or, when another thread is reading, sleeps on the channel's condition variable.
+ * So a channel used by one thread costs no thread switch, and one used by many has
+ * exactly one reader at a time. Readers and sleepers wake at least every READ_SLICE
+ * to check their deadline, so a call ends DEADLINE_EXCEEDED on time even when another
+ * thread is the reader. A connection that fails (the server died or hung up) ends
+ * every call on it UNAVAILABLE.
+ *
+ * A channel lives until it is closed and its last call is freed (calls keep a
+ * reference), so call handles stay valid after shoal_rpc_channel_close().
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+
+#define READ_SLICE   SHOAL_MS(20)
+#define SEND_TIMEOUT SHOAL_SEC(5) /* a server not reading for this long is broken */
+
+struct shoal_rpc_channel {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rpc_conn *conn;
+    int reading;
+    int broken; /* the connection failed: calls end UNAVAILABLE */
+    char why[200];
+    int closed;
+    int refs; /* 1 while open, plus one per call */
+    uint64_t next_id;
+    struct shoal_rpc_call *calls;
+};
+
+struct shoal_rpc_call {
+    rpc_call c;
+    shoal_rpc_channel *ch;
+    struct shoal_rpc_call *next, *prev;
+    shoal_rpc_md headers, trailers;
+    int unary_response; /* unary / client streaming: responses seen */
+};
+
+/* ---- the channel ------------------------------------------------------------------- */
+
+static void channel_unref(shoal_rpc_channel *ch) /* mu held; releases it */
+{
+    int last = --ch->refs == 0;
+    pthread_mutex_unlock(&ch->mu);
+    if (!last)
+        return;
+    if (ch->conn)
+        ch->conn->ops->close(ch->conn);
+    pthread_mutex_destroy(&ch->mu);
+    pthread_cond_destroy(&ch->cv);
+    free(ch);
+}
+
+static void channel_break(shoal_rpc_channel *ch, const char *why)
+{
+    if (!ch->broken) {
+        ch->broken = 1;
+        snprintf(ch->why, sizeof(ch->why), "%s", why);
+    }
+    for (struct shoal_rpc_call *k = ch->calls; k; k = k->next)
+        rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", ch->why);
+}
+
+static struct shoal_rpc_call *find_call(shoal_rpc_channel *ch, uint64_t id)
+{
+    for (struct shoal_rpc_call *k = ch->calls; k; k = k->next)
+        if (k->c.id == id)
+            return k;
+    return NULL;
+}
+
+/* A frame from the server (mu held). Frames of calls already freed are dropped. */
+static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
+{
+    rpc_frame f;
+    shoal_rpc_md md = {0};
+    if (rpc__frame_decode(buf, len, &f, &md) < 0) {
+        char why[160];
+        snprintf(why, sizeof(why), "server %s sent an undecodable frame: %s",
+                 ch->conn->peer, shoal_errdetail());
+        channel_break(ch, why);
+        shoal_rpc_md_clear(&md);
+        return;
+    }
+    struct shoal_rpc_call *k = find_call(ch, f.call);
+    if (k && !k->c.done) {
+        if (f.type == RPC_F_HEADERS || f.type == RPC_F_TRAILERS) {
+            shoal_rpc_md *into = f.type == RPC_F_HEADERS ? &k->headers : &k->trailers;
+            for (size_t i = 0; i < md.count; i++)
+                shoal_rpc_md_add(into, md.items[i].key, md.items[i].value);
+        }
+        if (f.type == RPC_F_TRAILERS && f.code == SHOAL_RPC_OK && f.has_payload &&
+            rpc__call_push(&k->c, f.payload, f.payload_len) < 0)
+            f.code = SHOAL_RPC_RESOURCE_EXHAUSTED; /* out of memory for the response */
+        if (f.type == RPC_F_TRAILERS)
+            rpc__call_end(&k->c, f.code < 17 ? (int)f.code : SHOAL_RPC_UNKNOWN, "%.*s",
+                          (int)(f.detail_len < SHOAL_RPC_DETAIL_MAX
+                                    ? f.detail_len
+                                    : SHOAL_RPC_DETAIL_MAX),
+                          f.detail ? f.detail : "");
+        else
+            rpc__call_frame(&k->c, &f);
+    }
+    shoal_rpc_md_clear(&md);
+}
+
+/* Receives and dispatches one frame, or waits for the thread that does (mu held). */
+static void pump(shoal_rpc_channel *ch, int64_t deadline)
+{
+    if (ch->reading) {
+        rpc__cond_wait(&ch->cv, &ch->mu, rpc__until(deadline, READ_SLICE));
+        return;
+    }
+    ch->reading = 1;
+    pthread_mutex_unlock(&ch->mu);
+    const uint8_t *buf;
+    size_t len;
+    int rc = ch->conn->ops->recv(ch->conn, &buf, &len, rpc__until(deadline, READ_SLICE));
+    pthread_mutex_lock(&ch->mu);
+    ch->reading = 0;
+    if (rc == 1)
+        dispatch(ch, buf, len);
+    else if (rc < 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "connection to %s lost: %s", ch->conn->peer,
+                 shoal_strerror(rc));
+        channel_break(ch, why);
+    }
+    pthread_cond_broadcast(&ch->cv);
+}
+
+/* ---- waiting for a call ------------------------------------------------------------ */
+
+enum { W_MESSAGE, W_CREDIT, W_DONE };
+
+static int ready(const rpc_call *c, int what)
+{
+    switch (what) {
+    case W_MESSAGE:
+        return c->head || c->peer_done || c->done;
+    case W_CREDIT:
+        return c->credit > 0 || c->done;
+    default:
+        return c->done;
+    }
+}
+
+/* Cancels the call on the server (mu held; a failure to send only means the
+ * connection is gone, which frees the server's side anyway). */
+static void send_cancel(struct shoal_rpc_call *k)
+{
+    if (!k->ch->broken)
+        rpc__send_simple(k->c.conn, k->c.id, RPC_F_CANCEL, 0);
+}
+
+/* Waits until `what` holds for call k, or ends the call at its deadline (mu held). */
+static void wait_for(struct shoal_rpc_call *k, int what)
+{
+    while (!ready(&k->c, what)) {
+        if (k->ch->broken) {
+            rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", k->ch->why);
+        } else if (shoal__now_ns() >= k->c.deadline) {
+            rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+            send_cancel(k);
+        } else {
+            pump(k->ch, k->c.deadline);
+        }
+    }
+}
+
+/* ---- public: channels -------------------------------------------------------------- */
+
+static int parse_scheme(const char *address, const char **rest)
+{
+    static const struct {
+        const char *prefix;
+        int nng;
+    } schemes[] = {{"shm://", 0}, {"ipc://", 1}, {"tcp://", 1}, {"tls+tcp://", 1}};
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        size_t n = strlen(schemes[i].prefix);
+        if (strncmp(address, schemes[i].prefix, n) == 0) {
+            *rest = schemes[i].nng ? address : address + n;
+            return schemes[i].nng;
+        }
+    }
+    return shoal__err(SHOAL_EINVAL,
+                      "rpc address \"%s\": expected shm://name, ipc:///path, "
+                      "tcp://host:port or tls+tcp://host:port",
+                      address);
+}
+
+/* Waits for the server's ACCEPT: 0 when accepted, 1 when it carries a challenge
+ * (copied to challenge; NULL once answered: a second one is not taken), or a negative
+ * code (SHOAL_EACCES: the server said UNAUTHENTICATED). */
+static int await_accept(rpc_conn *c, const char *address, shoal_duration wait,
+                        uint8_t *challenge)
+{
+    const uint8_t *buf;
+    size_t len;
+    rpc_frame f;
+    int rc = c->ops->recv(c, &buf, &len, wait);
+    if (rc == 0)
+        return shoal__err(SHOAL_ETIMEDOUT, "rpc %s: no server accepted the connection",
+                          address);
+    if (rc < 0)
+        return rc;
+    if (rpc__frame_decode(buf, len, &f, NULL) < 0)
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "rpc %s: the server's first frame does not "
+                          "decode",
+                          address);
+    if (f.type == RPC_F_TRAILERS)
+        return shoal__err(SHOAL_EACCES, "rpc %s: %s: %.*s", address,
+                          shoal_rpc_code_name(f.code < 17 ? (int)f.code : 2),
+                          (int)(f.detail_len > 200 ? 200 : f.detail_len),
+                          f.detail ? f.detail : "");
+    if (f.type != RPC_F_ACCEPT)
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "rpc %s: the server's first frame is not "
+                          "ACCEPT",
+                          address);
+    if (!f.has_payload || !challenge)
+        return 0;
+    if (f.payload_len != RPC_CHALLENGE_LEN)
+        return shoal__err(SHOAL_EINVALID_DATA, "rpc %s: a challenge of %zu bytes",
+                          address, f.payload_len);
+    memcpy(challenge, f.payload, RPC_CHALLENGE_LEN);
+    return 1;
+}
+
+/* Answers the challenge with the token, which never crosses the wire itself. */
+static int answer(rpc_conn *c, const char *address, const shoal_rpc_channel_config *cfg,
+                  const uint8_t *challenge)
+{
+    if (!cfg || !cfg->token)
+        return shoal__err(SHOAL_EACCES,
+                          "rpc %s: UNAUTHENTICATED: the server requires a token",
+                          address);
+    uint8_t mac[32];
+    rpc__auth_answer(cfg->token, challenge, RPC_CHALLENGE_LEN, mac);
+    rpc_frame f = {
+        .type = RPC_F_AUTH, .payload = mac, .payload_len = 32, .has_payload = 1};
+    return rpc__send(c, &f, NULL, SEND_TIMEOUT);
+}
+
+/* Connects by address: rpc__*_connect, then the server's ACCEPT (after the token
+ * challenge, when the server sets one). */
+static int connect_to(rpc_conn **out, const char *address,
+                      const shoal_rpc_channel_config *cfg)
+{
+    const char *rest = NULL;
+    int nng = parse_scheme(address, &rest);
+    if (nng < 0)
+        return nng;
+    int rc = nng ? rpc__nng_connect(out, rest, cfg) : rpc__shm_connect(out, rest, cfg);
+    if (rc < 0)
+        return rc;
+    shoal_duration wait =
+        cfg && cfg->connect_timeout > 0 ? cfg->connect_timeout : SHOAL_SEC(2);
+    uint8_t challenge[RPC_CHALLENGE_LEN];
+    rc = await_accept(*out, address, wait, challenge);
+    if (rc == 1 && (rc = answer(*out, address, cfg, challenge)) == 0)
+        rc = await_accept(*out, address, wait, NULL);
+    if (rc < 0) {
+        (*out)->ops->close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int shoal_rpc_channel_open(shoal_rpc_channel **out, const char *address,
+                           const shoal_rpc_channel_config *cfg)
+{
+    if (!out || !address)
+        return shoal__err(SHOAL_EINVAL, "rpc channel: NULL argument");
+    shoal_rpc_channel *ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return shoal__err(SHOAL_ENOMEM, "rpc channel: out of memory");
+    int rc = connect_to(&ch->conn, address, cfg);
+    if (rc < 0) {
+        free(ch);
+        return rc;
+    }
+    pthread_mutex_init(&ch->mu, NULL);
+    pthread_cond_init(&ch->cv, NULL);
+    ch->refs = 1;
+    ch->next_id = 1;
+    *out = ch;
+    return 0;
+}
+
+void shoal_rpc_channel_close(shoal_rpc_channel *ch)
+{
+    if (!ch)
+        return;
+    pthread_mutex_lock(&ch->mu);
+    for (struct shoal_rpc_call *k = ch->calls; k; k = k->next)
+        if (!k->c.done) {
+            send_cancel(k);
+            rpc__call_end(&k->c, SHOAL_RPC_CANCELLED, "channel closed");
+        }
+    ch->closed = 1;
+    channel_break(ch, "channel closed");
+    channel_unref(ch);
+}
+
+/* ---- public: calls ----------------------------------------------------------------- */
+
+/* Starts a call; with has_req, START carries the only request and half-closes. */
+static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *service,
+                      const shoal_rpc_method *m, const shoal_rpc_options *opts,
+                      const void *req, size_t req_len, int has_req)
+{
+    if (!out || !ch || !service || !m || !m->name || (has_req && !req && req_len))
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
+    char method[512];
+    int n = snprintf(method, sizeof(method), "%s/%s", service, m->name);
+    if (n < 0 || (size_t)n >= sizeof(method))
+        return shoal__err(SHOAL_EINVAL, "rpc call: method name too long");
+    struct shoal_rpc_call *k = calloc(1, sizeof(*k));
+    if (!k)
+        return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory");
+    int64_t deadline = rpc__inherited_deadline();
+    if (opts && opts->timeout > 0 && shoal__now_ns() + opts->timeout < deadline)
+        deadline = shoal__now_ns() + opts->timeout;
+
+    pthread_mutex_lock(&ch->mu);
+    rpc__call_init(&k->c, &ch->mu, &ch->cv, ch->conn, ch->next_id++, m, deadline);
+    k->ch = ch;
+    ch->refs++;
+    RPC_LINK(ch->calls, k);
+    if (ch->broken) {
+        rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", ch->why);
+    } else if (deadline != INT64_MAX && shoal__now_ns() >= deadline) {
+        rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED,
+                      "deadline exceeded before start");
+    } else {
+        rpc_frame f = {.call = k->c.id,
+                       .type = RPC_F_START,
+                       .method = method,
+                       .method_len = (size_t)n,
+                       .timeout_ns =
+                           deadline == INT64_MAX ? 0 : rpc__until(deadline, INT64_MAX),
+                       .payload = req,
+                       .payload_len = req_len,
+                       .has_payload = has_req,
+                       .flags = has_req ? RPC_FLAG_END : 0};
+        if (f.timeout_ns == 0 && deadline != INT64_MAX)
+            f.timeout_ns = 1;
+        k->c.credit -= has_req;
+        k->c.send_closed = has_req;
+        int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
+                           rpc__until(deadline, SEND_TIMEOUT));
+        if (rc == SHOAL_EMSGSIZE)
+            rpc__call_end(&k->c, SHOAL_RPC_RESOURCE_EXHAUSTED, "request too large: %s",
+                          shoal_errdetail());
+        else if (rc < 0)
+            channel_break(ch, "connection lost while starting a call");
+    }
+    pthread_mutex_unlock(&ch->mu);
+    *out = k;
+    return 0;
+}
+
+int shoal_rpc_call_start(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *service,
+                         const shoal_rpc_method *m, const shoal_rpc_options *opts)
+{
+    return call_begin(out, ch, service, m, opts, NULL, 0, 0);
+}
+
+int shoal_rpc_call_start_request(shoal_rpc_call **out, shoal_rpc_channel *ch,
+                                 const char *service, const shoal_rpc_method *m,
+                                 const void *req, size_t len,
+                                 const shoal_rpc_options *opts)
+{
+    return call_begin(out, ch, service, m, opts, req, len, 1);
+}
+
+int shoal_rpc_call_send(shoal_rpc_call *k, const void *msg, size_t len)
+{
+    if (!k || (!msg && len))
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
+    shoal_rpc_channel *ch = k->ch;
+    pthread_mutex_lock(&ch->mu);
+    wait_for(k, W_CREDIT);
+    if (k->c.done || k->c.send_closed) {
+        pthread_mutex_unlock(&ch->mu);
+        return shoal__err(SHOAL_ECLOSED, "rpc call: %s",
+                          k->c.done ? "the call is over" : "sending was closed");
+    }
+    k->c.credit--;
+    rpc_frame f = {.call = k->c.id,
+                   .type = RPC_F_MESSAGE,
+                   .payload = msg,
+                   .payload_len = len,
+                   .has_payload = 1};
+    int rc = rpc__send(ch->conn, &f, NULL, rpc__until(k->c.deadline, SEND_TIMEOUT));
+    if (rc == SHOAL_EMSGSIZE) {
+        k->c.credit++;
+        pthread_mutex_unlock(&ch->mu);
+        return rc;
+    }
+    if (rc < 0)
+        channel_break(ch, "connection lost while sending");
+    pthread_mutex_unlock(&ch->mu);
+    return rc < 0 ? shoal__err(SHOAL_ECLOSED, "rpc call: connection lost") : 0;
+}
+
+int shoal_rpc_call_close_send(shoal_rpc_call *k)
+{
+    if (!k)
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL");
+    pthread_mutex_lock(&k->ch->mu);
+    int rc = 0;
+    if (k->c.done || k->c.send_closed)
+        rc = shoal__err(SHOAL_ECLOSED, "rpc call: already over or half-closed");
+    else {
+        k->c.send_closed = 1;
+        if (rpc__send_simple(k->c.conn, k->c.id, RPC_F_HALF_CLOSE, 0) < 0)
+            channel_break(k->ch, "connection lost while half-closing");
+    }
+    pthread_mutex_unlock(&k->ch->mu);
+    return rc;
+}
+
+/* Refuses a response the call cannot take (mu held): ends the call and cancels it on
+ * the server. */
+static int refuse(struct shoal_rpc_call *k, rpc_msg *m, int code, const char *why)
+{
+    rpc__call_end(&k->c, code, "%s", why);
+    send_cancel(k);
+    rpc__msg_free(m);
+    return 0;
+}
+
+int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
+{
+    if (!k || !msg || !len)
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
+    shoal_rpc_channel *ch = k->ch;
+    pthread_mutex_lock(&ch->mu);
+    wait_for(k, W_MESSAGE);
+    rpc_msg *m = NULL;
+    uint32_t credit = 0;
+    /* Messages that arrived before an OK status are still delivered (another thread
+     * may have read the message and the trailers behind it at one go). */
+    int got =
+        (!k->c.done || k->c.code == SHOAL_RPC_OK) && rpc__call_pop(&k->c, &m, &credit);
+    int single =
+        k->c.m->kind == SHOAL_RPC_UNARY || k->c.m->kind == SHOAL_RPC_CLIENT_STREAMING;
+    if (got && k->c.m->check_response && k->c.m->check_response(m->data, m->len) != 0)
+        got = refuse(k, m, SHOAL_RPC_INVALID_ARGUMENT,
+                     "the server sent an invalid response");
+    else if (got && single && k->unary_response++)
+        got = refuse(k, m, SHOAL_RPC_INTERNAL,
+                     "the server sent a second response to a single-response method");
+    if (credit && rpc__send_simple(k->c.conn, k->c.id, RPC_F_WINDOW, credit) < 0)
+        channel_break(ch, "connection lost while returning credit");
+    pthread_mutex_unlock(&ch->mu);
+    return got ? rpc__msg_hand_out(m, msg, len) : 0;
+}
+
+void shoal_rpc_call_cancel(shoal_rpc_call *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->ch->mu);
+    if (!k->c.done) {
+        send_cancel(k);
+        rpc__call_end(&k->c, SHOAL_RPC_CANCELLED, "cancelled by the client");
+    }
+    pthread_mutex_unlock(&k->ch->mu);
+}
+
+int shoal_rpc_call_finish(shoal_rpc_call *k, char *detail, size_t cap)
+{
+    if (!k)
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL");
+    pthread_mutex_lock(&k->ch->mu);
+    while (!k->c.done) {
+        wait_for(k, W_MESSAGE);
+        rpc__call_drain(&k->c); /* responses nobody will read */
+    }
+    int code = k->c.code;
+    if (detail && cap)
+        snprintf(detail, cap, "%s", k->c.detail);
+    pthread_mutex_unlock(&k->ch->mu);
+    return code;
+}
+
+const shoal_rpc_md *shoal_rpc_call_headers(const shoal_rpc_call *k)
+{
+    return &k->headers;
+}
+
+const shoal_rpc_md *shoal_rpc_call_trailers(const shoal_rpc_call *k)
+{
+    return &k->trailers;
+}
+
+void shoal_rpc_call_free(shoal_rpc_call *k)
+{
+    if (!k)
+        return;
+    shoal_rpc_channel *ch = k->ch;
+    pthread_mutex_lock(&ch->mu);
+    if (!k->c.done) {
+        send_cancel(k);
+        rpc__call_end(&k->c, SHOAL_RPC_CANCELLED, "call freed");
+    }
+    RPC_UNLINK(ch->calls, k);
+    rpc__call_drain(&k->c);
+    shoal_rpc_md_clear(&k->headers);
+    shoal_rpc_md_clear(&k->trailers);
+    free(k);
+    channel_unref(ch);
+}
+
+int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service, const shoal_rpc_method *m,
+                    const void *req, size_t req_len, void **resp, size_t *resp_len,
+                    const shoal_rpc_options *opts, char *detail, size_t cap)
+{
+    if (!resp || !resp_len)
+        return shoal__err(SHOAL_EINVAL, "rpc unary: NULL response pointer");
+    *resp = NULL;
+    *resp_len = 0;
+    shoal_rpc_call *k;
+    int rc = call_begin(&k, ch, service, m, opts, req, req_len, 1);
+    if (rc < 0)
+        return rc;
+    void *msg = NULL;
+    size_t len = 0;
+    rc = shoal_rpc_call_recv(k, &msg, &len);
+    int code = shoal_rpc_call_finish(k, detail, cap);
+    if (code == SHOAL_RPC_OK && rc != 1) {
+        code = SHOAL_RPC_INTERNAL;
+        if (detail && cap)
+            snprintf(detail, cap, "the server sent no response");
+    }
+    if (code == SHOAL_RPC_OK) {
+        *resp = msg;
+        *resp_len = len;
+    } else {
+        free(msg);
+    }
+    shoal_rpc_call_free(k);
+    return code;
+}

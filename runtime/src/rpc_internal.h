@@ -1,0 +1,218 @@
+/*
+ * rpc_internal.h — what the parts of the services share: the frame every transport
+ * carries (rpc_wire.c), the connection a transport gives the call machinery (rpc.c),
+ * and the transports' entry points (rpc_shm.c, rpc_nng.c).
+ */
+#ifndef SHOAL_RPC_INTERNAL_H
+#define SHOAL_RPC_INTERNAL_H
+
+#include <pthread.h>
+
+#include "internal.h"
+
+/* ---- frames (rpc_wire.c) ----------------------------------------------------------- */
+
+/* What a frame says. Clients send START, MESSAGE, HALF_CLOSE, CANCEL, WINDOW; servers
+ * send ACCEPT (once per connection), HEADERS, MESSAGE, TRAILERS, WINDOW. */
+enum rpc_frame_type {
+    RPC_F_ACCEPT = 1,     /* the server took the connection */
+    RPC_F_START = 2,      /* a new call: method, timeout, metadata[, payload][, END] */
+    RPC_F_MESSAGE = 3,    /* a message of the call[, END] */
+    RPC_F_HALF_CLOSE = 4, /* no more messages from this side */
+    RPC_F_HEADERS = 5,    /* response headers (metadata) */
+    RPC_F_TRAILERS = 6,   /* the end of the call: code, detail, metadata */
+    RPC_F_CANCEL = 7,     /* the client gave the call up */
+    RPC_F_WINDOW = 8,     /* the sender of this frame consumed `credit` more messages */
+    RPC_F_AUTH = 9        /* the client's answer to the challenge ACCEPT carried */
+};
+#define RPC_F_TYPE_MAX 9
+
+#define RPC_FLAG_END 1 /* with START / MESSAGE: the sender half-closes after it */
+
+/* A decoded frame; pointers point into the decoded buffer. */
+typedef struct rpc_frame {
+    uint64_t call;
+    uint32_t type;
+    uint32_t flags;
+    const char *method; /* START: "pkg.Service/Method", not NUL-terminated */
+    size_t method_len;
+    int64_t timeout_ns; /* START; 0: none */
+    const uint8_t *payload;
+    size_t payload_len;
+    int has_payload;
+    uint32_t code; /* TRAILERS */
+    const char *detail;
+    size_t detail_len;
+    uint32_t credit; /* WINDOW */
+} rpc_frame;
+
+/* Encodes f and md (may be NULL) into a new heap buffer. Returns 0 or SHOAL_ENOMEM. */
+int rpc__frame_encode(const rpc_frame *f, const shoal_rpc_md *md, uint8_t **out,
+                      size_t *len);
+/* Decodes buf into f, appending its metadata to md when md is not NULL. Returns 0 or
+ * SHOAL_EINVALID_DATA (shoal_errdetail() says what is wrong). */
+int rpc__frame_decode(const uint8_t *buf, size_t len, rpc_frame *f, shoal_rpc_md *md);
+
+/* ---- connections ------------------------------------------------------------------- */
+
+typedef struct rpc_conn rpc_conn;
+
+/* What a transport does for a connection. send and recv may be called from several
+ * threads at once. */
+typedef struct rpc_conn_ops {
+    /* Sends one frame: 0, SHOAL_ETIMEDOUT, SHOAL_EMSGSIZE, or a code meaning the
+     * connection is gone (SHOAL_EEOF, SHOAL_EPEERDEAD, SHOAL_ECLOSED, ...). */
+    int (*send)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
+    /* Client side: receives one frame into the connection's private buffer (*buf is
+     * valid until the next recv; one thread receives at a time): 1, 0 when the timeout
+     * expired, or a negative code when the connection is gone or broken. */
+    int (*recv)(rpc_conn *c, const uint8_t **buf, size_t *len, shoal_duration timeout);
+    /* Server side: stops watching c on the server's loop (on the loop's thread). */
+    void (*stop)(rpc_conn *c);
+    /* Frees the connection (server side: after stop). */
+    void (*close)(rpc_conn *c);
+} rpc_conn_ops;
+
+struct rpc_server_conn; /* the server's bookkeeping (rpc.c) */
+
+struct rpc_conn {
+    const rpc_conn_ops *ops;
+    int needs_auth; /* server side, set by the transport: token challenge first */
+    void *t;        /* the transport's state */
+    char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
+    struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
+};
+
+/* ---- calls (rpc.c), the state both sides of a call keep ------------------------------
+ */
+
+/* A message received, in a private heap copy. */
+typedef struct rpc_msg {
+    struct rpc_msg *next;
+    size_t len;
+    void *data; /* its own heap block, handed to the user as it is */
+} rpc_msg;
+
+/*
+ * One side of a call. The same flow control runs on both sides: `credit` is how many
+ * messages this side may still send (SHOAL_RPC_WINDOW at the start, plus what the
+ * peer's WINDOW frames return); `consumed` counts the messages taken from the inbox
+ * since this side last returned credit. All fields are guarded by *mu.
+ */
+typedef struct rpc_call {
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    rpc_conn *conn;
+    uint64_t id;
+    const shoal_rpc_method *m;
+    int64_t deadline; /* CLOCK_MONOTONIC ns; INT64_MAX: none */
+    rpc_msg *head, *tail;
+    int peer_done; /* the peer sends no more messages */
+    unsigned consumed;
+    int credit;
+    int send_closed; /* this side half-closed */
+    int sent;        /* messages this side sent */
+    int done;        /* the status is known: code, detail */
+    int code;
+    char detail[SHOAL_RPC_DETAIL_MAX];
+} rpc_call;
+
+void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_conn *conn,
+                    uint64_t id, const shoal_rpc_method *m, int64_t deadline);
+/* Appends a copy of a received payload (mu held). Returns 0 or SHOAL_ENOMEM. */
+int rpc__call_push(rpc_call *c, const void *data, size_t len);
+/* Takes the next message (mu held): 1 with *msg, 0 when none is queued. Returns credit
+ * to the peer when half a window was consumed (*credit is then set to the frame's
+ * credit, to send after unlocking). */
+int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit);
+/* Gives m's payload to the user (*msg, to free with free(); *len) and frees m.
+ * Returns 1. */
+int rpc__msg_hand_out(rpc_msg *m, void **msg, size_t *len);
+/* Frees a message. */
+void rpc__msg_free(rpc_msg *m);
+/* Ends the call with code and detail unless already done (mu held); wakes waiters. */
+void rpc__call_end(rpc_call *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Frees the queued messages (mu held or the call unreachable). */
+void rpc__call_drain(rpc_call *c);
+/* Applies a frame common to both sides (MESSAGE, HALF_CLOSE, WINDOW) (mu held). Returns
+ * 1 when handled, 0 when the frame is of another type. */
+int rpc__call_frame(rpc_call *c, const rpc_frame *f);
+/* Encodes and sends one frame on conn. */
+int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
+              shoal_duration timeout);
+/* Sends a frame of `type` with no body for call id. */
+int rpc__send_simple(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit);
+/* Waits on cv (mu held) for at most `wait`. */
+void rpc__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, shoal_duration wait);
+
+/* Links x at the head of the doubly linked list *head / unlinks it (next, prev). */
+#define RPC_LINK(head, x)                                                                \
+    do {                                                                                 \
+        (x)->prev = NULL;                                                                \
+        (x)->next = (head);                                                              \
+        if (head)                                                                        \
+            (head)->prev = (x);                                                          \
+        (head) = (x);                                                                    \
+    } while (0)
+#define RPC_UNLINK(head, x)                                                              \
+    do {                                                                                 \
+        if ((x)->prev)                                                                   \
+            (x)->prev->next = (x)->next;                                                 \
+        else                                                                             \
+            (head) = (x)->next;                                                          \
+        if ((x)->next)                                                                   \
+            (x)->next->prev = (x)->prev;                                                 \
+    } while (0)
+
+/* How long to wait from now until the deadline, at most `cap`. */
+shoal_duration rpc__until(int64_t deadline, shoal_duration cap);
+/* The deadline of the handler running on this thread (INT64_MAX: none). */
+int64_t rpc__inherited_deadline(void);
+void rpc__set_current_deadline(int64_t deadline);
+
+/* ---- the transports' side of the server (rpc.c) ------------------------------------ */
+
+/* A transport made a connection: the server adopts it (and sends ACCEPT). */
+int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c);
+/* A frame arrived on c (the buffer stays the caller's). On the loop's thread. */
+void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len);
+/* c is gone (peer closed or died, or the server is shutting down): stops watching
+ * it, cancels its calls; c->ops->close runs once the last handler using it has
+ * returned. On the loop's thread; the transport calls it once. */
+void rpc__server_conn_lost(rpc_conn *c);
+shoal_loop *rpc__server_loop(shoal_rpc_server *s);
+
+/* A listener the server closes when destroyed. */
+typedef struct rpc_listener {
+    void (*close)(struct rpc_listener *l);
+    struct rpc_listener *next;
+} rpc_listener;
+void rpc__server_add_listener(shoal_rpc_server *s, rpc_listener *l);
+
+/* ---- the token challenge-response (rpc_auth.c) ------------------------------------ */
+
+#define RPC_CHALLENGE_LEN 32
+void rpc__hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len,
+                      uint8_t out[32]);
+int rpc__auth_challenge(uint8_t challenge[RPC_CHALLENGE_LEN]);
+/* The client's answer: HMAC-SHA256(token, label || challenge). */
+void rpc__auth_answer(const char *token, const uint8_t *challenge, size_t len,
+                      uint8_t out[32]);
+/* 1 when answer is right (constant time), else 0. */
+int rpc__auth_check(const char *token, const uint8_t challenge[RPC_CHALLENGE_LEN],
+                    const uint8_t *answer, size_t len);
+/* The server's token (NULL: none). */
+const char *rpc__server_token(shoal_rpc_server *s);
+
+/* ---- transports ----------------------------------------------------------------------
+ */
+
+int rpc__shm_connect(rpc_conn **out, const char *name,
+                     const shoal_rpc_channel_config *cfg);
+int rpc__shm_listen(shoal_rpc_server *s, const char *name, const shoal_attr *attr);
+int rpc__nng_connect(rpc_conn **out, const char *url,
+                     const shoal_rpc_channel_config *cfg);
+int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr);
+
+#endif

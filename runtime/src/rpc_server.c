@@ -1,0 +1,664 @@
+/*
+ * rpc_server.c — servers: connections, dispatch of calls to handlers, deadlines.
+ *
+ * A server is driven by the caller's shoal_loop. Its transports (rpc_shm.c,
+ * rpc_nng.c) accept connections and deliver each frame to rpc__server_frame() on the
+ * loop's thread, and report a connection gone (peer closed, peer died) with
+ * rpc__server_conn_lost(). A START frame makes a call (shoal_rpc_ctx) and starts its
+ * handler:
+ *
+ *   - a unary call whose request came with START (the client's usual form) runs its
+ *     handler at once on the loop's thread — no thread switch, no system call;
+ *   - every other call (streams, blocking unary handlers) runs its handler on a
+ *     thread of its own, which may block in shoal_rpc_ctx_recv / _send.
+ *
+ * Frames for a running call (MESSAGE, HALF_CLOSE, WINDOW, CANCEL) update its rpc_call
+ * under the server's mutex and wake its handler. The call ends (rpc_call.done) on the
+ * first of: the handler returning (TRAILERS with its code), the client's CANCEL, the
+ * deadline (a loop timer armed for the earliest deadline; TRAILERS with
+ * DEADLINE_EXCEEDED), an invalid request (INVALID_ARGUMENT), the connection lost.
+ * The call's memory stays until its handler has returned; a connection's, until its
+ * last call is freed. Nothing a client sends is trusted: an undecodable frame, an
+ * unknown method or call number, a frame of the wrong type, a second START — each is
+ * answered with a status or dropped and counted, never acted upon.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+
+#define SLICE        SHOAL_MS(50)
+#define SEND_TIMEOUT SHOAL_SEC(5)
+
+struct rpc_server_conn {
+    shoal_rpc_server *s;
+    rpc_conn *c;
+    struct shoal_rpc_ctx *calls;
+    int lost;
+    int authed; /* the client answered the challenge (or none was needed) */
+    uint8_t challenge[RPC_CHALLENGE_LEN];
+    struct rpc_server_conn *next, *prev;
+};
+
+struct shoal_rpc_ctx {
+    rpc_call c;
+    pthread_cond_t cv;
+    struct rpc_server_conn *sc;
+    struct shoal_rpc_ctx *next, *prev;
+    const shoal_rpc_service *svc;
+    char *method;
+    shoal_rpc_md md, headers, trailers;
+    int headers_sent;
+    int on_thread;
+    rpc_msg *response; /* unary / client streaming: sent with the trailers */
+    char detail[SHOAL_RPC_DETAIL_MAX];
+};
+
+struct shoal_rpc_server {
+    shoal_loop *loop;
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int threads; /* handler threads running */
+    const shoal_rpc_service **svcs;
+    size_t n_svcs;
+    struct rpc_server_conn *conns;
+    rpc_listener *listeners;
+    shoal_loop_source *timer;
+    int64_t timer_at;
+    uint64_t bad_frames;
+    char *token;
+};
+
+const char *rpc__server_token(shoal_rpc_server *s)
+{
+    return s->token;
+}
+
+int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token)
+{
+    if (!s || !token || strlen(token) < 8)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: a token needs at least 8 characters");
+    char *t = strdup(token);
+    if (!t)
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    free(s->token);
+    s->token = t;
+    return 0;
+}
+
+shoal_loop *rpc__server_loop(shoal_rpc_server *s)
+{
+    return s->loop;
+}
+
+void rpc__server_add_listener(shoal_rpc_server *s, rpc_listener *l)
+{
+    l->next = s->listeners;
+    s->listeners = l;
+}
+
+/* ---- ending calls ------------------------------------------------------------------ */
+
+/* Sends the response headers if there are some and they were not sent (mu held). */
+static int send_headers(struct shoal_rpc_ctx *x)
+{
+    if (x->headers_sent)
+        return 0;
+    x->headers_sent = 1;
+    if (!x->headers.count)
+        return 0;
+    rpc_frame f = {.call = x->c.id, .type = RPC_F_HEADERS};
+    return rpc__send(x->c.conn, &f, &x->headers, SEND_TIMEOUT);
+}
+
+/* Ends the call with a status and tells the client (mu held). */
+static void finish(struct shoal_rpc_ctx *x, int code, const char *detail)
+{
+    if (x->c.done)
+        return;
+    rpc__call_end(&x->c, code, "%s", detail);
+    if (x->sc->lost)
+        return;
+    send_headers(x);
+    rpc_frame f = {.call = x->c.id,
+                   .type = RPC_F_TRAILERS,
+                   .code = (uint32_t)code,
+                   .detail = detail,
+                   .detail_len = strlen(detail)};
+    if (code == SHOAL_RPC_OK && x->response) { /* the single response rides along */
+        f.payload = x->response->data;
+        f.payload_len = x->response->len;
+        f.has_payload = 1;
+    }
+    if (rpc__send(x->c.conn, &f, &x->trailers, SEND_TIMEOUT) == SHOAL_EMSGSIZE) {
+        static const char *big = "the response is larger than the transport carries";
+        rpc_frame e = {.call = x->c.id,
+                       .type = RPC_F_TRAILERS,
+                       .code = SHOAL_RPC_RESOURCE_EXHAUSTED,
+                       .detail = big,
+                       .detail_len = strlen(big)};
+        x->c.code = SHOAL_RPC_RESOURCE_EXHAUSTED;
+        rpc__send(x->c.conn, &e, NULL, SEND_TIMEOUT);
+    }
+}
+
+static void conn_free(struct rpc_server_conn *sc)
+{
+    sc->c->ops->close(sc->c);
+    free(sc);
+}
+
+static void ctx_free(struct shoal_rpc_ctx *x)
+{
+    rpc__call_drain(&x->c);
+    rpc__msg_free(x->response);
+    shoal_rpc_md_clear(&x->md);
+    shoal_rpc_md_clear(&x->headers);
+    shoal_rpc_md_clear(&x->trailers);
+    pthread_cond_destroy(&x->cv);
+    free(x->method);
+    free(x);
+}
+
+/* The handler returned: report its status, forget the call, and close the connection
+ * if it was lost and this was its last call. */
+static void handler_done(struct shoal_rpc_ctx *x, int code)
+{
+    shoal_rpc_server *s = x->sc->s;
+    struct rpc_server_conn *sc = x->sc;
+    pthread_mutex_lock(&s->mu);
+    if (code < 0 || code > SHOAL_RPC_UNAUTHENTICATED)
+        code = SHOAL_RPC_UNKNOWN;
+    if (code == SHOAL_RPC_OK && x->c.sent == 0 &&
+        (x->c.m->kind == SHOAL_RPC_UNARY || x->c.m->kind == SHOAL_RPC_CLIENT_STREAMING))
+        finish(x, SHOAL_RPC_INTERNAL, "the handler returned OK without a response");
+    else
+        finish(x, code, x->detail);
+    RPC_UNLINK(sc->calls, x);
+    int close_conn = sc->lost && !sc->calls;
+    if (x->on_thread && --s->threads == 0)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+    ctx_free(x);
+    if (close_conn)
+        conn_free(sc);
+}
+
+static void run_handler(struct shoal_rpc_ctx *x)
+{
+    int64_t outer = rpc__inherited_deadline();
+    rpc__set_current_deadline(x->c.deadline);
+    int code = x->c.m->handler(x, x->svc->arg);
+    rpc__set_current_deadline(outer);
+    handler_done(x, code);
+}
+
+static void *handler_thread(void *arg)
+{
+    run_handler(arg);
+    return NULL;
+}
+
+/* ---- deadlines --------------------------------------------------------------------- */
+
+static void arm_timer(shoal_rpc_server *s, int64_t at)
+{
+    if (at >= s->timer_at)
+        return;
+    s->timer_at = at;
+    int64_t after = at - shoal__now_ns();
+    shoal_loop_timer_set(s->loop, s->timer, after > 0 ? after : 0, 0);
+}
+
+static void on_timer(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
+{
+    (void)loop, (void)src, (void)events;
+    shoal_rpc_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    int64_t now = shoal__now_ns(), next = INT64_MAX;
+    for (struct rpc_server_conn *sc = s->conns; sc; sc = sc->next)
+        for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next) {
+            if (x->c.done || x->c.deadline == INT64_MAX)
+                continue;
+            if (x->c.deadline <= now)
+                finish(x, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+            else if (x->c.deadline < next)
+                next = x->c.deadline;
+        }
+    s->timer_at = INT64_MAX;
+    if (next != INT64_MAX)
+        arm_timer(s, next);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- frames from clients ----------------------------------------------------------- */
+
+static const shoal_rpc_method *lookup(shoal_rpc_server *s, const char *name, size_t len,
+                                      const shoal_rpc_service **svc)
+{
+    for (size_t i = 0; i < s->n_svcs; i++) {
+        size_t n = strlen(s->svcs[i]->name);
+        if (len <= n + 1 || memcmp(name, s->svcs[i]->name, n) != 0 || name[n] != '/')
+            continue;
+        for (size_t j = 0; j < s->svcs[i]->n_methods; j++) {
+            const shoal_rpc_method *m = &s->svcs[i]->methods[j];
+            if (strlen(m->name) == len - n - 1 &&
+                memcmp(m->name, name + n + 1, len - n - 1) == 0) {
+                *svc = s->svcs[i];
+                return m;
+            }
+        }
+    }
+    return NULL;
+}
+
+static struct shoal_rpc_ctx *find_call(struct rpc_server_conn *sc, uint64_t id)
+{
+    for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next)
+        if (x->c.id == id)
+            return x;
+    return NULL;
+}
+
+static void reply_status(rpc_conn *c, uint64_t id, int code, const char *detail)
+{
+    rpc_frame f = {.call = id,
+                   .type = RPC_F_TRAILERS,
+                   .code = (uint32_t)code,
+                   .detail = detail,
+                   .detail_len = strlen(detail)};
+    rpc__send(c, &f, NULL, SEND_TIMEOUT);
+}
+
+/* START: makes the call (mu held). Returns it when its handler must be started. */
+static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_frame *f,
+                                        shoal_rpc_md *md)
+{
+    shoal_rpc_server *s = sc->s;
+    const shoal_rpc_service *svc = NULL;
+    const shoal_rpc_method *m =
+        lookup(s, f->method ? f->method : "", f->method_len, &svc);
+    if (!m || !m->handler) {
+        char detail[300];
+        snprintf(detail, sizeof(detail), "unknown method \"%.*s\"",
+                 (int)(f->method_len > 200 ? 200 : f->method_len),
+                 f->method ? f->method : "");
+        reply_status(sc->c, f->call, SHOAL_RPC_UNIMPLEMENTED, detail);
+        return NULL;
+    }
+    struct shoal_rpc_ctx *x = calloc(1, sizeof(*x));
+    char *name = x ? strndup(f->method, f->method_len) : NULL;
+    if (!name) {
+        free(x);
+        reply_status(sc->c, f->call, SHOAL_RPC_RESOURCE_EXHAUSTED,
+                     "server out of memory");
+        return NULL;
+    }
+    pthread_cond_init(&x->cv, NULL);
+    int64_t deadline = f->timeout_ns > 0 && f->timeout_ns < INT64_MAX / 2
+                           ? shoal__now_ns() + f->timeout_ns
+                           : INT64_MAX;
+    rpc__call_init(&x->c, &s->mu, &x->cv, sc->c, f->call, m, deadline);
+    x->sc = sc;
+    x->svc = svc;
+    x->method = name;
+    x->md = *md;
+    *md = (shoal_rpc_md){0};
+    RPC_LINK(sc->calls, x);
+    if (f->has_payload)
+        rpc__call_push(&x->c, f->payload, f->payload_len);
+    if (f->flags & RPC_FLAG_END)
+        x->c.peer_done = 1;
+    if (deadline != INT64_MAX)
+        arm_timer(s, deadline);
+    return x;
+}
+
+/* The first frame of a connection that must answer the challenge. */
+static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t len)
+{
+    rpc_frame f;
+    if (rpc__frame_decode(buf, len, &f, NULL) == 0 && f.type == RPC_F_AUTH &&
+        rpc__auth_check(sc->s->token, sc->challenge, f.payload, f.payload_len)) {
+        sc->authed = 1;
+        rpc_frame ok = {.type = RPC_F_ACCEPT};
+        if (rpc__send(sc->c, &ok, NULL, SEND_TIMEOUT) == 0)
+            return;
+    } else {
+        reply_status(sc->c, 0, SHOAL_RPC_UNAUTHENTICATED, "missing or wrong token");
+    }
+    rpc__server_conn_lost(sc->c);
+}
+
+void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
+{
+    struct rpc_server_conn *sc = c->srv;
+    shoal_rpc_server *s = sc->s;
+    if (!sc->authed) {
+        authenticate(sc, buf, len);
+        return;
+    }
+    rpc_frame f;
+    shoal_rpc_md md = {0};
+    struct shoal_rpc_ctx *start = NULL;
+    int rc = rpc__frame_decode(buf, len, &f, &md);
+    pthread_mutex_lock(&s->mu);
+    struct shoal_rpc_ctx *x = rc == 0 ? find_call(sc, f.call) : NULL;
+    if (rc < 0)
+        s->bad_frames++;
+    else if (f.type == RPC_F_START && !x)
+        start = start_call(sc, &f, &md);
+    else if (x && f.type == RPC_F_CANCEL)
+        rpc__call_end(&x->c, SHOAL_RPC_CANCELLED, "cancelled by the client");
+    else if (!x || !rpc__call_frame(&x->c, &f))
+        s->bad_frames++; /* a frame of no call, or of a type clients do not send */
+    int inline_run = start && start->c.m->kind == SHOAL_RPC_UNARY &&
+                     !start->c.m->blocking && start->c.peer_done;
+    if (start && !inline_run) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        start->on_thread = 1;
+        s->threads++;
+        if (pthread_create(&t, &attr, handler_thread, start) != 0) {
+            s->threads--;
+            start->on_thread = 0;
+            finish(start, SHOAL_RPC_RESOURCE_EXHAUSTED,
+                   "server: no thread for the handler");
+            snprintf(start->detail, sizeof(start->detail), "no thread");
+            pthread_mutex_unlock(&s->mu);
+            pthread_attr_destroy(&attr);
+            handler_done(start, SHOAL_RPC_RESOURCE_EXHAUSTED);
+            shoal_rpc_md_clear(&md);
+            return;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    pthread_mutex_unlock(&s->mu);
+    shoal_rpc_md_clear(&md);
+    if (inline_run)
+        run_handler(start);
+}
+
+/* ---- connections ------------------------------------------------------------------- */
+
+int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c)
+{
+    struct rpc_server_conn *sc = calloc(1, sizeof(*sc));
+    if (!sc)
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    sc->s = s;
+    sc->c = c;
+    c->srv = sc;
+    pthread_mutex_lock(&s->mu);
+    RPC_LINK(s->conns, sc);
+    pthread_mutex_unlock(&s->mu);
+    rpc_frame f = {.type = RPC_F_ACCEPT};
+    sc->authed = !c->needs_auth;
+    if (c->needs_auth) { /* the listener made sure there is a token */
+        int rc = rpc__auth_challenge(sc->challenge);
+        if (rc < 0)
+            return rc;
+        f.payload = sc->challenge;
+        f.payload_len = RPC_CHALLENGE_LEN;
+        f.has_payload = 1;
+    }
+    return rpc__send(c, &f, NULL, SEND_TIMEOUT);
+}
+
+void rpc__server_conn_lost(rpc_conn *c)
+{
+    struct rpc_server_conn *sc = c->srv;
+    shoal_rpc_server *s = sc->s;
+    c->ops->stop(c);
+    pthread_mutex_lock(&s->mu);
+    sc->lost = 1;
+    for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next)
+        rpc__call_end(&x->c, SHOAL_RPC_CANCELLED, "the client went away");
+    RPC_UNLINK(s->conns, sc);
+    int close_now = !sc->calls;
+    pthread_mutex_unlock(&s->mu);
+    if (close_now)
+        conn_free(sc);
+}
+
+/* ---- public: the server ------------------------------------------------------------ */
+
+int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop)
+{
+    if (!out || !loop)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL argument");
+    shoal_rpc_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    int rc = shoal_loop_add_timer(loop, SHOAL_SEC(3600), 0, on_timer, s, &s->timer);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    shoal_loop_timer_set(loop, s->timer, -1, 0);
+    s->loop = loop;
+    s->timer_at = INT64_MAX;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    *out = s;
+    return 0;
+}
+
+int shoal_rpc_server_add_service(shoal_rpc_server *s, const shoal_rpc_service *svc)
+{
+    if (!s || !svc || !svc->name || (!svc->methods && svc->n_methods))
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL service");
+    for (size_t i = 0; i < svc->n_methods; i++)
+        if (!svc->methods[i].name || svc->methods[i].kind < 0 || svc->methods[i].kind > 3)
+            return shoal__err(SHOAL_EINVAL,
+                              "rpc service %s: method %zu has no name or a "
+                              "bad kind",
+                              svc->name, i);
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    for (size_t i = 0; i < s->n_svcs && rc == 0; i++)
+        if (strcmp(s->svcs[i]->name, svc->name) == 0)
+            rc =
+                shoal__err(SHOAL_EEXIST, "rpc server: service %s added twice", svc->name);
+    const shoal_rpc_service **v =
+        rc ? NULL : realloc(s->svcs, (s->n_svcs + 1) * sizeof(*v));
+    if (!rc && !v)
+        rc = shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    if (!rc) {
+        v[s->n_svcs++] = svc;
+        s->svcs = v;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int shoal_rpc_server_listen(shoal_rpc_server *s, const char *address,
+                            const shoal_attr *attr)
+{
+    if (!s || !address)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL argument");
+    if (strncmp(address, "shm://", 6) == 0)
+        return rpc__shm_listen(s, address + 6, attr);
+    if (strncmp(address, "ipc://", 6) == 0 || strncmp(address, "tcp://", 6) == 0 ||
+        strncmp(address, "tls+tcp://", 10) == 0)
+        return rpc__nng_listen(s, address, attr);
+    return shoal__err(SHOAL_EINVAL,
+                      "rpc address \"%s\": expected shm://name, ipc:///path, "
+                      "tcp://host:port or tls+tcp://host:port",
+                      address);
+}
+
+void shoal_rpc_server_destroy(shoal_rpc_server *s)
+{
+    if (!s)
+        return;
+    while (s->conns) /* first: their readers stop, so listeners get nothing more */
+        rpc__server_conn_lost(s->conns->c);
+    while (s->listeners) {
+        rpc_listener *l = s->listeners;
+        s->listeners = l->next;
+        l->close(l);
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->threads > 0)
+        pthread_cond_wait(&s->idle, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    shoal_loop_remove(s->loop, s->timer);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->idle);
+    free(s->svcs);
+    free(s->token);
+    free(s);
+}
+
+/* ---- public: inside a handler ------------------------------------------------------ */
+
+/* Waits on the call's condition for at most a slice, ending the call at its deadline
+ * (mu held). */
+static void ctx_wait(struct shoal_rpc_ctx *x)
+{
+    if (shoal__now_ns() >= x->c.deadline) {
+        finish(x, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        return;
+    }
+    rpc__cond_wait(&x->cv, x->c.mu, rpc__until(x->c.deadline, SLICE));
+}
+
+int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
+{
+    if (!x || !msg || !len)
+        return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL argument");
+    pthread_mutex_lock(x->c.mu);
+    while (!x->c.head && !x->c.peer_done && !x->c.done)
+        ctx_wait(x);
+    rpc_msg *m = NULL;
+    uint32_t credit = 0;
+    int rc = x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+                       : rpc__call_pop(&x->c, &m, &credit);
+    if (rc == 1 && x->c.m->check_request && x->c.m->check_request(m->data, m->len) != 0) {
+        finish(x, SHOAL_RPC_INVALID_ARGUMENT, "invalid request");
+        rc = shoal__err(SHOAL_EINVALID_DATA, "rpc %s: invalid request", x->method);
+        rpc__msg_free(m);
+    }
+    if (credit)
+        rpc__send_simple(x->c.conn, x->c.id, RPC_F_WINDOW, credit);
+    pthread_mutex_unlock(x->c.mu);
+    return rc == 1 ? rpc__msg_hand_out(m, msg, len) : rc;
+}
+
+int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
+{
+    if (!x || (!msg && len))
+        return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL argument");
+    int single =
+        x->c.m->kind == SHOAL_RPC_UNARY || x->c.m->kind == SHOAL_RPC_CLIENT_STREAMING;
+    pthread_mutex_lock(x->c.mu);
+    if (single && x->c.sent) {
+        pthread_mutex_unlock(x->c.mu);
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: a second response to a single-response "
+                          "method",
+                          x->method);
+    }
+    if (single) { /* kept for the trailers frame: one frame ends the call */
+        rpc_msg *m = malloc(sizeof(*m));
+        void *copy = malloc(len ? len : 1);
+        int rc =
+            x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+            : !m || !copy ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
+                          : 0;
+        if (rc == 0) {
+            memcpy(copy, msg, len);
+            *m = (rpc_msg){NULL, len, copy};
+            x->response = m;
+            x->c.sent++;
+        } else {
+            free(m);
+            free(copy);
+        }
+        pthread_mutex_unlock(x->c.mu);
+        return rc;
+    }
+    if (!x->c.done && send_headers(x) < 0)
+        finish(x, SHOAL_RPC_UNAVAILABLE, "connection lost");
+    while (x->c.credit <= 0 && !x->c.done)
+        ctx_wait(x);
+    if (x->c.done) {
+        pthread_mutex_unlock(x->c.mu);
+        return shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail);
+    }
+    x->c.credit--;
+    x->c.sent++;
+    int64_t deadline = x->c.deadline;
+    pthread_mutex_unlock(x->c.mu);
+    rpc_frame f = {.call = x->c.id,
+                   .type = RPC_F_MESSAGE,
+                   .payload = msg,
+                   .payload_len = len,
+                   .has_payload = 1};
+    int rc = rpc__send(x->c.conn, &f, NULL, rpc__until(deadline, SEND_TIMEOUT));
+    if (rc == SHOAL_EMSGSIZE || rc == 0)
+        return rc;
+    return shoal__err(SHOAL_ECLOSED, "rpc %s: could not send: %s", x->method,
+                      shoal_strerror(rc));
+}
+
+shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *x)
+{
+    if (!x || x->c.deadline == INT64_MAX)
+        return SHOAL_FOREVER;
+    return rpc__until(x->c.deadline, INT64_MAX);
+}
+
+int shoal_rpc_ctx_cancelled(const shoal_rpc_ctx *cx)
+{
+    if (!cx)
+        return 1;
+    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx; /* may end the call */
+    pthread_mutex_lock(x->c.mu);
+    if (!x->c.done && shoal__now_ns() >= x->c.deadline)
+        finish(x, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    int done = x->c.done;
+    pthread_mutex_unlock(x->c.mu);
+    return done;
+}
+
+const shoal_rpc_md *shoal_rpc_ctx_metadata(const shoal_rpc_ctx *x)
+{
+    return &x->md;
+}
+
+const char *shoal_rpc_ctx_method(const shoal_rpc_ctx *x)
+{
+    return x->method;
+}
+
+int shoal_rpc_ctx_add_header(shoal_rpc_ctx *x, const char *key, const char *value)
+{
+    pthread_mutex_lock(x->c.mu);
+    int rc = x->headers_sent
+                 ? shoal__err(SHOAL_EINVAL, "rpc %s: headers already sent", x->method)
+                 : shoal_rpc_md_add(&x->headers, key, value);
+    pthread_mutex_unlock(x->c.mu);
+    return rc;
+}
+
+int shoal_rpc_ctx_add_trailer(shoal_rpc_ctx *x, const char *key, const char *value)
+{
+    pthread_mutex_lock(x->c.mu);
+    int rc = shoal_rpc_md_add(&x->trailers, key, value);
+    pthread_mutex_unlock(x->c.mu);
+    return rc;
+}
+
+void shoal_rpc_ctx_set_detail(shoal_rpc_ctx *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->detail, sizeof(x->detail), fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,270 @@
+/*
+ * rpc_shm.c — the shm:// transport: connections are shoal pipes.
+ *
+ * A server listening on shm://NAME owns the queue NAME (variable-size messages): its
+ * connection queue, made anew (replacing any left by an earlier server) when it
+ * starts listening. A client creates a pipe named NAME:c<pid>.<n> (mode 0600 unless
+ * the attributes say otherwise), holds end 0, and puts the pipe's name into the
+ * connection queue. The server's loop, watching the queue, opens end 1, watches it for
+ * frames and answers ACCEPT. From then on each frame is one pipe message, copied out
+ * of shared memory into a private buffer by shoal_pipe_recv before it is decoded, so a
+ * client cannot change a frame while the server checks it.
+ *
+ * Both sides poll before they sleep (the pipe's and the loop's spin budget), so while
+ * both are busy a call costs no system call. Death is the pipe's business: when the
+ * other end's process dies, the survivor's receive (or the loop) reports
+ * SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end UNAVAILABLE;
+ * the server cancels the client's calls. Whoever closes a connection first unlinks
+ * its pipe; the other side's handle stays usable until it closes it.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rpc_internal.h"
+
+#define ACCEPT_MSG_MAX (SHOAL_NAME_MAX + 1)
+#define PIPE_CAPACITY  64
+#define DEFAULT_FRAME  (64 * 1024)
+
+/* Attributes with their own copies of the strings. */
+typedef struct attr_copy {
+    shoal_attr attr;
+    char root[256], domain[SHOAL_DOMAIN_MAX + 1];
+} attr_copy;
+
+static void attr_keep(attr_copy *a, const shoal_attr *attr)
+{
+    if (!attr)
+        return;
+    a->attr = *attr;
+    if (attr->root) {
+        snprintf(a->root, sizeof(a->root), "%s", attr->root);
+        a->attr.root = a->root;
+    }
+    if (attr->domain) {
+        snprintf(a->domain, sizeof(a->domain), "%s", attr->domain);
+        a->attr.domain = a->domain;
+    }
+}
+
+typedef struct shm_conn {
+    rpc_conn base;
+    shoal_pipe *pipe;
+    char name[SHOAL_NAME_MAX + 1];
+    attr_copy attr;
+    uint8_t *buf; /* receive buffer, grown to the largest frame seen */
+    size_t cap;
+    shoal_loop *loop; /* server side */
+    shoal_loop_source *src;
+} shm_conn;
+
+static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
+{
+    shm_conn *c = (shm_conn *)base;
+    return shoal_pipe_send(c->pipe, buf, len, timeout);
+}
+
+/* Receives one frame into c->buf: 1, 0 (timeout / nothing), or a negative code. */
+static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
+                    shoal_duration timeout)
+{
+    shm_conn *c = (shm_conn *)base;
+    for (;;) {
+        int rc = shoal_pipe_recv(c->pipe, c->buf, c->cap, len, timeout);
+        if (rc == 0) {
+            *buf = c->buf;
+            return 1;
+        }
+        if (rc == SHOAL_ETIMEDOUT || rc == SHOAL_EAGAIN)
+            return 0;
+        if (rc != SHOAL_EMSGSIZE)
+            return rc;
+        size_t cap = c->cap * 2; /* the message stays in the pipe: grow and retry */
+        uint8_t *nb = cap <= (64u << 20) ? realloc(c->buf, cap) : NULL;
+        if (!nb)
+            return shoal__err(SHOAL_ENOMEM, "rpc %s: no buffer for a frame",
+                              c->base.peer);
+        c->buf = nb;
+        c->cap = cap;
+    }
+}
+
+static void shm_stop(rpc_conn *base)
+{
+    shm_conn *c = (shm_conn *)base;
+    if (c->src)
+        shoal_loop_remove(c->loop, c->src);
+    c->src = NULL;
+}
+
+static void shm_close(rpc_conn *base)
+{
+    shm_conn *c = (shm_conn *)base;
+    if (c->pipe) {
+        shoal_pipe_close(c->pipe);
+        shoal_unlink(c->name, &c->attr.attr);
+    }
+    free(c->buf);
+    free(c);
+}
+
+static const rpc_conn_ops shm_ops = {shm_send, shm_recv, shm_stop, shm_close};
+
+static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
+{
+    shm_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->cap = 4096;
+    c->buf = malloc(c->cap);
+    if (!c->buf) {
+        free(c);
+        return NULL;
+    }
+    c->base.ops = &shm_ops;
+    c->base.t = c;
+    snprintf(c->name, sizeof(c->name), "%s", pipe_name);
+    snprintf(c->base.peer, sizeof(c->base.peer), "shm pipe %s", pipe_name);
+    attr_keep(&c->attr, attr);
+    return c;
+}
+
+/* ---- client ------------------------------------------------------------------------ */
+
+int rpc__shm_connect(rpc_conn **out, const char *name,
+                     const shoal_rpc_channel_config *cfg)
+{
+    static _Atomic unsigned counter;
+    const shoal_attr *attr = cfg ? cfg->attr : NULL;
+    int rc = shoal_name_check(name);
+    if (rc < 0)
+        return rc;
+    char pname[SHOAL_NAME_MAX + 16];
+    snprintf(pname, sizeof(pname), "%s:c%d.%u", name, (int)getpid(), counter++);
+    if (strlen(pname) > SHOAL_NAME_MAX)
+        return shoal__err(SHOAL_ENAME, "rpc shm://%s: name too long for its pipes", name);
+
+    shoal_queue *accept_q;
+    if ((rc = shoal_queue_open(&accept_q, name, SHOAL_OPEN, NULL, attr)) < 0)
+        return rc;
+    shm_conn *c = conn_new(pname, attr);
+    if (!c) {
+        shoal_queue_close(accept_q);
+        return shoal__err(SHOAL_ENOMEM, "rpc shm://%s: out of memory", name);
+    }
+    shoal_queue_config pcfg = {.max_msg =
+                                   cfg && cfg->max_frame ? cfg->max_frame : DEFAULT_FRAME,
+                               .capacity = PIPE_CAPACITY};
+    rc = shoal_pipe_open(&c->pipe, pname, 0, SHOAL_CREATE, &pcfg, attr);
+    if (rc == 0)
+        rc = shoal_queue_put(accept_q, pname, strlen(pname) + 1,
+                             cfg && cfg->connect_timeout > 0 ? cfg->connect_timeout
+                                                             : SHOAL_SEC(2));
+    shoal_queue_close(accept_q);
+    if (rc < 0) {
+        shm_close(&c->base);
+        return rc;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+/* ---- server ------------------------------------------------------------------------ */
+
+typedef struct shm_listener {
+    rpc_listener base;
+    shoal_rpc_server *s;
+    shoal_queue *q;
+    shoal_loop_source *src;
+    attr_copy attr;
+} shm_listener;
+
+static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
+{
+    (void)loop, (void)src;
+    shm_conn *c = arg;
+    const uint8_t *buf;
+    size_t len;
+    int rc = events < 0 ? events : 1;
+    for (int n = 0; rc == 1 && n < 64; n++) {
+        rc = shm_recv(&c->base, &buf, &len, SHOAL_NOWAIT);
+        if (rc == 1)
+            rpc__server_frame(&c->base, buf, len);
+    }
+    if (rc < 0)
+        rpc__server_conn_lost(&c->base); /* may free c */
+}
+
+/* A connection request: the name of a client's pipe. */
+static void accept_one(shm_listener *l, const char *pname)
+{
+    shm_conn *c = conn_new(pname, &l->attr.attr);
+    if (!c)
+        return;
+    c->loop = rpc__server_loop(l->s);
+    if (shoal_name_check(pname) < 0 ||
+        shoal_pipe_open(&c->pipe, pname, 1, SHOAL_OPEN, NULL, &l->attr.attr) < 0) {
+        c->pipe = NULL; /* a request with a bad name, or its client gone: nothing */
+        shm_close(&c->base);
+        return;
+    }
+    if (shoal_loop_add_pipe(c->loop, c->pipe, SHOAL_LOOP_READABLE, on_pipe, c, &c->src) <
+        0) {
+        shm_close(&c->base);
+        return;
+    }
+    if (rpc__server_conn_new(l->s, &c->base) < 0)
+        rpc__server_conn_lost(&c->base);
+}
+
+static void on_accept(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
+{
+    (void)loop, (void)src, (void)events;
+    shm_listener *l = arg;
+    char pname[ACCEPT_MSG_MAX + 1];
+    size_t len;
+    for (int n = 0; n < 16; n++) {
+        int rc = shoal_queue_try_get(l->q, pname, ACCEPT_MSG_MAX, &len);
+        if (rc < 0)
+            return;
+        pname[len < ACCEPT_MSG_MAX ? len : ACCEPT_MSG_MAX] = 0;
+        accept_one(l, pname);
+    }
+}
+
+static void shm_listener_close(rpc_listener *base)
+{
+    shm_listener *l = (shm_listener *)base;
+    shoal_loop_remove(rpc__server_loop(l->s), l->src);
+    shoal_queue_close(l->q);
+    free(l);
+}
+
+int rpc__shm_listen(shoal_rpc_server *s, const char *name, const shoal_attr *attr)
+{
+    shm_listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return shoal__err(SHOAL_ENOMEM, "rpc shm://%s: out of memory", name);
+    attr_keep(&l->attr, attr);
+    /* A fresh connection queue for each server: nothing a previous server left there
+     * (requests of clients long gone, a reservation) carries over. */
+    shoal_queue_config qcfg = {.max_msg = ACCEPT_MSG_MAX, .capacity = 256};
+    int rc = shoal_unlink(name, &l->attr.attr);
+    rc = rc == 0 || rc == SHOAL_ENOENT
+             ? shoal_queue_open(&l->q, name, SHOAL_CREATE, &qcfg, &l->attr.attr)
+             : rc;
+    if (rc == 0)
+        rc = shoal_loop_add_queue(rpc__server_loop(s), l->q, SHOAL_LOOP_READABLE,
+                                  on_accept, l, &l->src);
+    if (rc < 0) {
+        if (l->q)
+            shoal_queue_close(l->q);
+        free(l);
+        return rc;
+    }
+    l->base.close = shm_listener_close;
+    l->s = s;
+    rpc__server_add_listener(s, &l->base);
+    return 0;
+}
