@@ -722,6 +722,18 @@ static void check_attributes(sg_model *m, const sg_message *msg)
     report_clashes(m, sg_printf("%s: message %s", msg->file->name, msg->full_name), u, n);
 }
 
+/* The attributes of an encoded message's class (one per field) are distinct. */
+static void check_encoded_attributes(sg_model *m, const sg_message *msg)
+{
+    py_name_use *u = sg_alloc(sizeof(*u) * (msg->nfields + 1));
+    size_t n = 0;
+    for (size_t i = 0; i < msg->nfields; i++)
+        if (!msg->fields[i].is_has_flag)
+            use(u, &n, py_name(msg->fields[i].name),
+                sg_printf("field %s", msg->fields[i].name));
+    report_clashes(m, sg_printf("%s: message %s", msg->file->name, msg->full_name), u, n);
+}
+
 /* The module's names (classes and their helpers) are distinct. */
 static void check_py_names(sg_model *m, const sg_file *file)
 {
@@ -742,8 +754,10 @@ static void check_py_names(sg_model *m, const sg_file *file)
             continue;
         const char *what = sg_printf("message %s", msg->full_name);
         use(u, &n, msg->c_name, what);
-        if (msg->encoded)
+        if (msg->encoded) {
+            check_encoded_attributes(m, msg);
             continue;
+        }
         for (size_t k = 0; k < msg->noneofs; k++) {
             use(u, &n, sg_printf("_%s_%s", msg->c_name, msg->oneofs[k].name), what);
             use(u, &n, sg_printf("_U_%s_%s", msg->c_name, msg->oneofs[k].name), what);

@@ -727,7 +727,10 @@ def _put_value(r, t, ref, v, out):
     elif t in (T_FLOAT, T_DOUBLE):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError("%s: expected float, not %s" % (r.where, type(v).__name__))
-        out += _FIXED_PACK[t].pack(v)
+        try:
+            out += _FIXED_PACK[t].pack(v)
+        except OverflowError:
+            invalid("%s: %r is out of range for its type", r.where, v)
     else:
         v = _scalar_int(r, t, v)
         if t in _FIXED_PACK:

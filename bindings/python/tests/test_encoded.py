@@ -24,13 +24,14 @@ PROTO = "pyencoded.proto"
 
 
 def setUpModule():
-    global OUT, enc
+    global OUT, enc, enc2
     if _util.codegen_tools() is None:
         raise unittest.SkipTest("the schema compiler was not built")
     OUT = tempfile.mkdtemp(prefix="shoal-pyenc-")
-    _util.generate(OUT, [INC], [PROTO], "python")
+    _util.generate(OUT, [INC], [PROTO, "pyencoded2.proto"], "python")
     sys.path.insert(0, OUT)
     enc = importlib.import_module("pyencoded_shoal")
+    enc2 = importlib.import_module("pyencoded2_shoal")
 
 
 def tearDownModule():
@@ -38,11 +39,11 @@ def tearDownModule():
     shutil.rmtree(OUT, ignore_errors=True)
 
 
-def protoc(mode, data):
-    """protoc --encode / --decode of enc.All (text format <-> binary)."""
+def protoc(mode, data, msg="enc.All", proto=PROTO):
+    """protoc --encode / --decode of msg (text format <-> binary)."""
     tools = _util.codegen_tools()
-    cmd = [tools[0], "--%s=enc.All" % mode, "-I" + INC,
-           "-I" + os.path.join(_util.source_dir(), "schemas"), PROTO]
+    cmd = [tools[0], "--%s=%s" % (mode, msg), "-I" + INC,
+           "-I" + os.path.join(_util.source_dir(), "schemas"), proto]
     cp = subprocess.run(cmd, input=data, capture_output=True, timeout=60)
     if cp.returncode:
         raise AssertionError(cp.stderr.decode())
@@ -166,6 +167,37 @@ class Generated(unittest.TestCase):
             enc.All(f_uint32=-1).to_bytes()
         with self.assertRaises(shoal.InvalidData):
             enc.All(short="12345").to_bytes()
+        with self.assertRaises(shoal.InvalidData):
+            enc.All(f_float=1e300).to_bytes()
+
+
+class Proto2(unittest.TestCase):
+    def test_closed_enums_and_presence(self):
+        b = enc2.Box()
+        self.assertEqual((b.n, b.name, b.color), (None, None, None))
+        self.assertEqual(b.to_bytes(), b"")
+        b = enc2.Box(n=0, name="", color=enc2.Color.GREEN, nums=[1, -1],
+                     colors=[enc2.Color.RED], dense=[3, 4], by_name={"g": enc2.Color.GREEN},
+                     class_=5)
+        data = b.to_bytes()
+        self.assertEqual(data[:4], b"\x08\x00\x12\x00")  # present zeros are written
+        text = protoc("decode", data, "enc2.Box", "pyencoded2.proto").decode()
+        for want in ("n: 0", 'name: ""', "color: GREEN", "nums: -1", "colors: RED",
+                     "dense: 4", "class: 5", "value: GREEN"):
+            self.assertIn(want, text)
+        again = protoc("encode", text.encode(), "enc2.Box", "pyencoded2.proto")
+        self.assertEqual(again, data)
+        self.assertEqual(enc2.Box.from_bytes(again), b)
+        # proto2 repeated scalars are not packed unless asked
+        self.assertEqual(enc2.Box(nums=[1, 2]).to_bytes(), b"\x20\x01\x20\x02")
+        # a closed enum's unknown value is refused, written or read
+        with self.assertRaises(shoal.InvalidData) as cm:
+            enc2.Box.from_bytes(b"\x18\x07")
+        self.assertIn("enc2.Box.color: 7 is not a value of Color", str(cm.exception))
+        with self.assertRaises(shoal.InvalidData):
+            enc2.Box.from_bytes(b"\x3a\x05\x0a\x01g\x10\x09")  # map value 9
+        with self.assertRaises(shoal.InvalidData):
+            enc2.Box(color=7).to_bytes()
 
 
 class Channels(unittest.TestCase):
