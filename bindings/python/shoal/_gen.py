@@ -1004,6 +1004,18 @@ def _channel_args(kwargs):
 MAX_MSG = 4096
 
 
+def _packed(cls, m, max_msg, what, name):
+    """m's protobuf bytes for the channel `what` `name`, checked against its class
+    and the channel's max_msg (never out of line: C reads every message)."""
+    if not isinstance(m, cls):
+        raise TypeError("expected %s, not %s" % (cls.__name__, type(m).__name__))
+    data = m.to_bytes()
+    if len(data) > max_msg:
+        raise errors.MessageTooLarge("%s %r: %s of %d bytes; its max_msg is %d" % (
+            what, name, cls._shoal_name_, len(data), max_msg), errors.EMSGSIZE)
+    return data
+
+
 class EncodedQueue:
     """A queue of encoded messages of one class: each travels as its protobuf bytes
     in a variable-size shoal queue, which C code opens with Foo_queue_open and uses
@@ -1024,15 +1036,7 @@ class EncodedQueue:
                                **_channel_args(kwargs))
 
     def put(self, m, block=True, timeout=None):
-        if not isinstance(m, self.cls):
-            raise TypeError("expected %s, not %s" % (self.cls.__name__,
-                                                     type(m).__name__))
-        data = m.to_bytes()
-        if len(data) > self.queue.max_msg:
-            raise errors.MessageTooLarge(
-                "queue %r: %s of %d bytes; the queue's max_msg is %d" % (
-                    self.queue.name, self.cls._shoal_name_, len(data),
-                    self.queue.max_msg), errors.EMSGSIZE)
+        data = _packed(self.cls, m, self.queue.max_msg, "queue", self.queue.name)
         self.queue.put_bytes(data, block, timeout)
 
     def put_nowait(self, m):
@@ -1060,17 +1064,8 @@ class EncodedConnection:
         self.cls, self.conn = cls, conn
 
     def send(self, m):
-        if not isinstance(m, self.cls):
-            raise TypeError("expected %s, not %s" % (self.cls.__name__,
-                                                     type(m).__name__))
-        data = m.to_bytes()
-        cap = self.conn._cap()
-        if len(data) > cap:
-            raise errors.MessageTooLarge(
-                "pipe %r: %s of %d bytes; the pipe's max_msg is %d" % (
-                    self.conn.name, self.cls._shoal_name_, len(data), cap),
-                errors.EMSGSIZE)
-        self.conn.send_bytes(data)
+        self.conn.send_bytes(_packed(self.cls, m, self.conn._cap(), "pipe",
+                                     self.conn.name))
 
     def recv(self):
         return self.cls.from_bytes(self.conn.recv_bytes())

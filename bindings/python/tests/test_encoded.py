@@ -234,6 +234,11 @@ class Channels(unittest.TestCase):
         self.assertEqual(b.recv(), enc.Inner("hi", [-2]))
         b.send(enc.Inner())
         self.assertEqual(a.recv(), enc.Inner())
+        with self.assertRaises(shoal.MessageTooLarge):  # over the default 4096
+            a.send(enc.Inner("x" * 5000))
+        with self.assertRaises(TypeError):
+            a.send(enc.All())
+        self.assertFalse(b.poll(0))
         a.close()
         b.close()
 
