@@ -769,24 +769,30 @@ static void check_py_names(sg_model *m, const sg_file *file)
 
 /* ---- files ---------------------------------------------------------------------- */
 
+/* Imports the modules of the files whose types file uses. A fixed message's types are
+ * needed to lay it out, so their files must be generated in the same run; an encoded
+ * message only refers to them when encoding, so their module may come from another
+ * run (an import error names it otherwise). */
 static void emit_imports(sg_model *m, sg_buf *b, const sg_file *file)
 {
     for (size_t d = 0; d < file->ndeps; d++) {
         const sg_file *dep = file->deps[d];
-        bool used = false;
-        for (size_t i = 0; i < file->nmessages && !used; i++) {
+        bool used = false, by_fixed = false;
+        for (size_t i = 0; i < file->nmessages; i++) {
             const sg_message *msg = file->messages[i];
             if (msg->failed)
                 continue;
             for (size_t j = 0; j < msg->nfields; j++) {
                 const sg_field *f = &msg->fields[j];
-                if ((f->msg && f->msg->file == dep) || (f->enm && f->enm->file == dep))
+                if ((f->msg && f->msg->file == dep) || (f->enm && f->enm->file == dep)) {
                     used = true;
+                    by_fixed |= !msg->encoded && !msg->is_map_entry;
+                }
             }
         }
         if (!used)
             continue;
-        if (!dep->generate)
+        if (by_fixed && !dep->generate)
             sg_error(m,
                      "%s: it uses types of %s, which is not being generated: list %s "
                      "among the files to compile",
