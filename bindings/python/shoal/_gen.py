@@ -535,6 +535,7 @@ def encoded(cls, name, rows):
     cls._shoal_name_ = name
     table = tuple(_Row(name, *r) for r in rows)
     cls._shoal_rows_ = table
+    cls._shoal_wire_order_ = tuple(sorted(table, key=lambda r: r.number))  # as protoc
     cls._shoal_by_number_ = {r.number: r for r in table}
     cls._shoal_by_name_ = {r.name: r for r in table}
     groups = {}
@@ -760,7 +761,7 @@ def _is_default(t, v):
 
 
 def _encode(m, out):
-    for r in m._shoal_rows_:
+    for r in m._shoal_wire_order_:
         v = getattr(m, r.name)
         label, t = r.label, r.type
         if label == L_IMPLICIT or label == L_OPTIONAL:

@@ -3,6 +3,7 @@ agree with protoc's own encoder and decoder for every field kind, malformed inpu
 refused by name, and messages travel through typed queues and pipes."""
 
 import importlib
+import importlib.util
 import math
 import os
 import shutil
@@ -169,6 +170,37 @@ class Generated(unittest.TestCase):
             enc.All(short="12345").to_bytes()
         with self.assertRaises(shoal.InvalidData):
             enc.All(f_float=1e300).to_bytes()
+
+
+class RealSchema(unittest.TestCase):
+    def test_descriptor_set_round_trip(self):
+        # protoc's own FileDescriptorSet of descriptor.proto and plugin.proto (proto2,
+        # nested and recursive messages, closed enums, packed source locations), read
+        # and written back byte for byte.
+        pb_inc = "/usr/include"
+        if not os.path.exists(os.path.join(pb_inc, "google/protobuf/descriptor.proto")):
+            self.skipTest("protobuf's descriptor.proto is not installed")
+        out = tempfile.mkdtemp(prefix="shoal-pyenc-desc-")
+        try:
+            protos = ["google/protobuf/descriptor.proto",
+                      "google/protobuf/compiler/plugin.proto"]
+            _util.generate(out, [pb_inc], protos, "python")
+            cmd = [_util.codegen_tools()[0], "-I" + pb_inc, "--include_imports",
+                   "--include_source_info", "--descriptor_set_out=/dev/stdout"] + protos
+            data = subprocess.run(cmd, capture_output=True, check=True,
+                                  timeout=60).stdout
+            # loaded from its file: an installed google.protobuf package would hide it
+            spec = importlib.util.spec_from_file_location(
+                "shoal_test_descriptor",
+                os.path.join(out, "google", "protobuf", "descriptor_shoal.py"))
+            desc = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(desc)
+            fds = desc.FileDescriptorSet.from_bytes(data)
+            self.assertEqual([f.name for f in fds.file], protos)
+            self.assertEqual(fds.file[0].message_type[0].name, "FileDescriptorSet")
+            self.assertEqual(fds.to_bytes(), data)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
 
 
 class Proto2(unittest.TestCase):
