@@ -13,6 +13,10 @@ schema's fields are reached through properties that convert:
   max_count items;
 - a oneof member reads as None unless it is the member set; setting it selects it.
 
+An encoded message (no fixed layout) becomes instead a plain class of
+:class:`Encoded`, with a table that the pure-Python protobuf codec below walks (see
+"encoded messages"), and queues and pipes of it (EncodedQueue, EncodedConnection).
+
 This module is internal: generated code calls it; its names may change with the
 compiler (a generated module checks ABI below when imported).
 """
@@ -614,7 +618,10 @@ class Encoded:
         closed enum's unknown value, or a value over a shoal bound."""
         m = cls()
         mv = memoryview(bytes(data) if not isinstance(data, bytes) else data)
-        _decode(m, mv, 0, len(mv))
+        try:
+            _decode(m, mv, 0, len(mv))
+        except RecursionError:
+            invalid("%s: messages nested too deeply", cls._shoal_name_)
         return m
 
     def validate(self):

@@ -64,6 +64,12 @@ def full():
         moods=[enc.Mood.HAPPY, 7], short="abcd")
 
 
+def _deep_group(depth):
+    """An unknown field 127: a group nested depth times (what a hostile peer could
+    send to exhaust the decoder's stack)."""
+    return b"\xfb\x07" * depth + b"\xfc\x07" * depth
+
+
 class Generated(unittest.TestCase):
     def test_defaults_and_attributes(self):
         a = enc.All()
@@ -147,6 +153,7 @@ class Generated(unittest.TestCase):
             (b"\x00", "enc.All: field number 0"),
             (b"\xfb\x07\xfc\x08", "mismatched group end"),
             (b"\xfe\x07", "bad wire type 6"),
+            (_deep_group(5000), "enc.All: messages nested too deeply"),
         ]
         for data, want in cases:
             with self.subTest(data=data):
