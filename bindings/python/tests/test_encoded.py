@@ -70,6 +70,10 @@ def _deep_group(depth):
     return b"\xfb\x07" * depth + b"\xfc\x07" * depth
 
 
+def _child_put(q):
+    q.put(enc.Inner("from child", [-1]))
+
+
 class Generated(unittest.TestCase):
     def test_defaults_and_attributes(self):
         a = enc.All()
@@ -266,6 +270,17 @@ class Channels(unittest.TestCase):
             name = q.name
             q.close()
             unlink(name)
+
+    def test_queue_handed_to_a_child(self):
+        # the queue pickles as the class and the shoal queue it wraps
+        import multiprocessing as mp
+        q = enc.Inner.Queue(4)
+        p = mp.get_context("fork").Process(target=_child_put, args=(q,))
+        p.start()
+        self.assertEqual(q.get(timeout=60), enc.Inner("from child", [-1]))
+        p.join(60)
+        self.assertEqual(p.exitcode, 0)
+        q.close()
 
     def test_pipe(self):
         a, b = enc.Inner.Pipe()
