@@ -829,6 +829,8 @@ def _bad(where, what):
 
 
 def _get_varint(buf, pos, end, where):
+    if pos < end and buf[pos] < 0x80:  # one byte: most keys and small values
+        return buf[pos], pos + 1
     result = shift = 0
     while True:
         if pos >= end:
