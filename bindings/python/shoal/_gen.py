@@ -630,13 +630,13 @@ class Encoded:
 
     @classmethod
     def Queue(cls, maxsize=0, **kwargs):
-        """A queue of messages of this class (shoal.EncodedQueue)."""
+        """A queue of messages of this class (an EncodedQueue, below)."""
         return EncodedQueue(cls, maxsize, **kwargs)
 
     @classmethod
     def Pipe(cls, **kwargs):
-        """A pipe of messages of this class: its two ends (shoal.EncodedConnection),
-        end 0 first; keyword arguments as shoal.Pipe's."""
+        """A pipe of messages of this class: its two ends,
+        end 0 first (EncodedConnection, below); keyword arguments as shoal.Pipe's."""
         from .connection import Pipe
         a, b = Pipe(True, **_channel_args(kwargs))
         return EncodedConnection(cls, a), EncodedConnection(cls, b)
