@@ -10,8 +10,16 @@
  * method mirroring the C one. Members that need converting (strings, bytes, bools,
  * enums, repeated fields, oneof members, fields with a has_ flag) are stored under
  * "_r_<name>" and reached through a property named after the field. Enums become
- * IntEnum classes. Encoded messages are listed in a comment: the Python binding moves
- * fixed layouts only. The output is deterministic.
+ * IntEnum classes.
+ *
+ * Each encoded message (no fixed layout) becomes a plain class of shoal's
+ * _gen.Encoded whose attributes are the schema's fields, and a table passed to
+ * _gen.encoded at the end of the module (after every class, so that tables may refer
+ * to any of them): per field its attribute, number, protobuf type, label (implicit,
+ * optional, repeated, packed, map; closed enums marked), the nested class, enum class
+ * or map (key type, value type, value ref, closedness), its oneof and its shoal
+ * bounds. _gen's one table-driven codec writes and reads protobuf's encoding from it.
+ * The output is deterministic.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -64,6 +72,11 @@ static bool py_reserved(const char *s)
         /* methods of the generated classes */
         "validate",
         "to_dict",
+        "to_bytes",
+        "from_bytes",
+        "which_oneof",
+        "pipe_open",
+        "Pipe",
         "Queue",
         "Value",
         "Array",
@@ -596,6 +609,70 @@ static void emit_message(sg_buf *b, const sg_file *file, const sg_message *msg)
     emit_pb_table(b, file, msg);
 }
 
+/* ---- encoded messages ----------------------------------------------------------- */
+
+static void emit_encoded_class(sg_buf *b, const sg_message *msg)
+{
+    sg_buf_printf(b,
+                  "class %s(_g.Encoded):\n"
+                  "    \"\"\"%s: encoded (%s).\"\"\"\n\n\n",
+                  msg->c_name, msg->full_name, msg->reason ? msg->reason : "by request");
+}
+
+static bool closed_enum(const sg_field *f)
+{
+    return f->kind == SG_ENUM && !f->enm->file->proto3;
+}
+
+/* The ref column of a field element: nested class, enum class or None. */
+static const char *encoded_ref(const sg_file *file, const sg_field *f)
+{
+    if (f->kind == SG_MESSAGE)
+        return msg_ref(file, f->msg);
+    if (f->kind == SG_ENUM)
+        return enum_ref(file, f->enm);
+    return "None";
+}
+
+static void emit_encoded_table(sg_buf *b, const sg_file *file, const sg_message *msg)
+{
+    sg_buf_printf(b, "_g.encoded(%s, \"%s\", (\n", msg->c_name, msg->full_name);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        const char *label, *ref = encoded_ref(file, f);
+        if (f->is_map) {
+            const sg_field *k = NULL, *v = NULL;
+            for (size_t j = 0; j < f->msg->nfields; j++) {
+                const sg_field *e = &f->msg->fields[j];
+                if (e->number == 1)
+                    k = e;
+                else if (e->number == 2)
+                    v = e;
+            }
+            label = "_g.L_MAP";
+            ref = sg_printf("(%d, %d, %s, %s)", k->proto_type, v->proto_type,
+                            encoded_ref(file, v), closed_enum(v) ? "True" : "False");
+        } else if (f->repeated) {
+            label = sg_pb_info_of(msg, i).packed ? "_g.L_PACKED" : "_g.L_REPEATED";
+        } else if (f->presence || f->oneof >= 0 || f->kind == SG_MESSAGE ||
+                   !file->proto3) {
+            label = "_g.L_OPTIONAL";
+        } else {
+            label = "_g.L_IMPLICIT";
+        }
+        if (closed_enum(f))
+            label = sg_printf("%s | _g.L_CLOSED", label);
+        const char *oneof =
+            f->oneof >= 0 ? sg_printf("\"%s\"", msg->oneofs[f->oneof].name) : "None";
+        sg_buf_printf(b, "    (\"%s\", %u, %d, %s, %s, %s, %u, %u),\n", py_name(f->name),
+                      f->number, f->proto_type, label, ref, oneof, f->max_len,
+                      f->repeated ? f->max_count : 0);
+    }
+    sg_buf_puts(b, "))\n\n\n");
+}
+
 /* ---- names ---------------------------------------------------------------------- */
 
 typedef struct py_name_use {
@@ -645,6 +722,18 @@ static void check_attributes(sg_model *m, const sg_message *msg)
     report_clashes(m, sg_printf("%s: message %s", msg->file->name, msg->full_name), u, n);
 }
 
+/* The attributes of an encoded message's class (one per field) are distinct. */
+static void check_encoded_attributes(sg_model *m, const sg_message *msg)
+{
+    py_name_use *u = sg_alloc(sizeof(*u) * (msg->nfields + 1));
+    size_t n = 0;
+    for (size_t i = 0; i < msg->nfields; i++)
+        if (!msg->fields[i].is_has_flag)
+            use(u, &n, py_name(msg->fields[i].name),
+                sg_printf("field %s", msg->fields[i].name));
+    report_clashes(m, sg_printf("%s: message %s", msg->file->name, msg->full_name), u, n);
+}
+
 /* The module's names (classes and their helpers) are distinct. */
 static void check_py_names(sg_model *m, const sg_file *file)
 {
@@ -661,10 +750,14 @@ static void check_py_names(sg_model *m, const sg_file *file)
     }
     for (size_t i = 0; i < file->nmessages; i++) {
         const sg_message *msg = file->messages[i];
-        if (msg->encoded || msg->is_map_entry || msg->failed)
+        if (msg->is_map_entry || msg->failed)
             continue;
         const char *what = sg_printf("message %s", msg->full_name);
         use(u, &n, msg->c_name, what);
+        if (msg->encoded) {
+            check_encoded_attributes(m, msg);
+            continue;
+        }
         for (size_t k = 0; k < msg->noneofs; k++) {
             use(u, &n, sg_printf("_%s_%s", msg->c_name, msg->oneofs[k].name), what);
             use(u, &n, sg_printf("_U_%s_%s", msg->c_name, msg->oneofs[k].name), what);
@@ -676,24 +769,30 @@ static void check_py_names(sg_model *m, const sg_file *file)
 
 /* ---- files ---------------------------------------------------------------------- */
 
+/* Imports the modules of the files whose types file uses. A fixed message's types are
+ * needed to lay it out, so their files must be generated in the same run; an encoded
+ * message only refers to them when encoding, so their module may come from another
+ * run (an import error names it otherwise). */
 static void emit_imports(sg_model *m, sg_buf *b, const sg_file *file)
 {
     for (size_t d = 0; d < file->ndeps; d++) {
         const sg_file *dep = file->deps[d];
-        bool used = false;
-        for (size_t i = 0; i < file->nmessages && !used; i++) {
+        bool used = false, by_fixed = false;
+        for (size_t i = 0; i < file->nmessages; i++) {
             const sg_message *msg = file->messages[i];
-            if (msg->encoded || msg->is_map_entry || msg->failed)
+            if (msg->failed)
                 continue;
             for (size_t j = 0; j < msg->nfields; j++) {
                 const sg_field *f = &msg->fields[j];
-                if ((f->msg && f->msg->file == dep) || (f->enm && f->enm->file == dep))
+                if ((f->msg && f->msg->file == dep) || (f->enm && f->enm->file == dep)) {
                     used = true;
+                    by_fixed |= !msg->encoded && !msg->is_map_entry;
+                }
             }
         }
         if (!used)
             continue;
-        if (!dep->generate)
+        if (by_fixed && !dep->generate)
             sg_error(m,
                      "%s: it uses types of %s, which is not being generated: list %s "
                      "among the files to compile",
@@ -725,22 +824,17 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
         emit_enum(&b, file->enums[i]);
     size_t n;
     const sg_message **order = sg_file_messages_ordered(file, &n);
-    sg_buf encoded = {0};
+    for (size_t i = 0; i < n; i++) /* before the fixed ones, which never use them */
+        if (order[i]->encoded && !order[i]->is_map_entry && !order[i]->failed)
+            emit_encoded_class(&b, order[i]);
     for (size_t i = 0; i < n; i++) {
         const sg_message *msg = order[i];
-        if (msg->is_map_entry || msg->failed)
-            continue;
-        if (msg->encoded)
-            sg_buf_printf(&encoded, "#   %s (%s)\n", msg->full_name, msg->reason);
-        else
+        if (!msg->is_map_entry && !msg->failed && !msg->encoded)
             emit_message(&b, file, msg);
     }
-    if (encoded.len) {
-        sg_buf_puts(&b,
-                    "# Encoded messages (no fixed layout; not available in Python):\n");
-        sg_buf_add(&b, encoded.data, encoded.len);
-    }
-    sg_buf_free(&encoded);
+    for (size_t i = 0; i < n; i++)
+        if (order[i]->encoded && !order[i]->is_map_entry && !order[i]->failed)
+            emit_encoded_table(&b, file, order[i]);
     /* No trailing blank lines. */
     while (b.len > 1 && b.data[b.len - 1] == '\n' && b.data[b.len - 2] == '\n')
         b.data[--b.len] = '\0';
