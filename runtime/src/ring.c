@@ -631,6 +631,20 @@ static inline size_t sp_len(const shoal__ring *r, const unsigned char *slot)
     return len;
 }
 
+/* The SPSC message at the head: 0 (*hd, *slot, *len), SHOAL_EAGAIN, SHOAL_EEOF, or
+ * SHOAL_ECORRUPT when its recorded length exceeds max_msg. */
+static inline int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **slot,
+                           size_t *len)
+{
+    bool sealed;
+    *hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
+    if (sp_avail(r, *hd, 1, &sealed) == 0)
+        return sealed ? err_eof(r) : SHOAL_EAGAIN;
+    *slot = slot_at(r, *hd);
+    *len = sp_len(r, *slot);
+    return SHOAL_UNLIKELY(*len > r->g.max_msg) ? err_bad_len(r, *len) : 0;
+}
+
 /* ---- try forms --------------------------------------------------------------------- */
 
 struct put_args {
@@ -680,14 +694,12 @@ static int try_get(shoal__ring *r, void *arg)
 {
     struct get_args *a = arg;
     if (is_spsc(r)) {
-        uint64_t hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
-        bool sealed;
-        if (sp_avail(r, hd, 1, &sealed) == 0)
-            return sealed ? err_eof(r) : SHOAL_EAGAIN;
-        unsigned char *slot = slot_at(r, hd);
-        size_t len = sp_len(r, slot);
-        if (SHOAL_UNLIKELY(len > r->g.max_msg))
-            return err_bad_len(r, len);
+        uint64_t hd;
+        unsigned char *slot = NULL;
+        size_t len = 0;
+        int rc = sp_front(r, &hd, &slot, &len);
+        if (rc)
+            return rc;
         *a->len = len;
         if (len > a->cap)
             return err_small(r, len, a->cap);
@@ -1026,14 +1038,12 @@ static int try_peek(shoal__ring *r, void *arg)
 {
     struct peek_args *a = arg;
     if (is_spsc(r)) {
-        uint64_t hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
-        bool sealed;
-        if (sp_avail(r, hd, 1, &sealed) == 0)
-            return sealed ? err_eof(r) : SHOAL_EAGAIN;
-        unsigned char *slot = slot_at(r, hd);
-        size_t len = sp_len(r, slot);
-        if (SHOAL_UNLIKELY(len > r->g.max_msg))
-            return err_bad_len(r, len);
+        uint64_t hd;
+        unsigned char *slot = NULL;
+        size_t len = 0;
+        int rc = sp_front(r, &hd, &slot, &len);
+        if (rc)
+            return rc;
         r->peek = slot;
         *a->msg = slot + r->g.data_off;
         *a->len = len;
