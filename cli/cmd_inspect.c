@@ -231,10 +231,10 @@ static void print_end(shoal_inspect *in, int end)
         return;
     if (!e.opened)
         printf("%-13s never opened\n", label);
+    else if (e.alive || e.pid > 0) /* a live holder, or one that died holding it */
+        printf("%-13s held by pid %d (%s)\n", label, e.pid, e.alive ? "alive" : "gone");
     else
-        printf("%-13s %s by pid %d (%s)\n", label,
-               e.closed ? "closed, last held" : "held", e.pid,
-               e.alive ? "alive" : "gone");
+        printf("%-13s closed\n", label);
 }
 
 static int show_channel(shoal_inspect *in, const shoal_inspect_header *h)

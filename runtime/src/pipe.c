@@ -239,12 +239,12 @@ int shoal__pipe_view(shoal__seg *seg, shoal__ring ring[2], shoal__pipe_end_view 
     for (int i = 0; i < 2; i++) {
         const struct pipe_end *e = &view.ctl->end[i];
         int32_t pid = 0, dead = 0;
-        end[i].opened = false;
+        end[i].closed = atomic_load(&e->closed) != 0;
+        end[i].opened = end[i].closed;
         for (int k = 0; k < SHOAL_MAX_USERS && !end[i].opened; k++)
             end[i].opened = counts(e, atomic_load(&e->holder[k]));
         end[i].alive = holders(&view, i, false, &pid, &dead) == 1;
         end[i].pid = end[i].alive ? pid : dead > 0 ? dead : 0;
-        end[i].closed = atomic_load(&e->closed) != 0;
     }
     return 0;
 }

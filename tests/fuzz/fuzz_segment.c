@@ -178,7 +178,8 @@ static void fuzz_array(void)
         shoal_array_get(a, 0, buf);
         shoal_array_set(a, 0, buf);
         shoal_array_get(a, n ? n - 1 : 0, buf);
-        shoal_array_get(a, n, buf); /* out of range */
+        shoal_array_get(a, n / 2, buf); /* in range by the count: defect 4's overflow */
+        shoal_array_get(a, n, buf);     /* out of range */
         if (n && size * (n < 4 ? n : 4) <= BUFSZ)
             shoal_array_read(a, 0, n < 4 ? n : 4, buf);
         shoal_array_add(a, 0, 1, &old);

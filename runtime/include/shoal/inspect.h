@@ -174,12 +174,13 @@ SHOAL_API int shoal_inspect_messages(shoal_inspect *in, int ring, size_t max,
                                      void (*fn)(void *arg, const void *msg, size_t len),
                                      void *arg);
 
-/* One end of a pipe. */
+/* One end of a pipe. An end may have several holders (processes that opened it or
+ * inherited it through fork); this describes one that matters. */
 typedef struct shoal_inspect_end {
-    int opened;  /* 1 once a process has taken it */
-    int32_t pid; /* the process that holds it, or held it last */
-    int alive;   /* 1 if that process still runs */
-    int closed;  /* 1 if it was closed */
+    int opened;  /* 1 once a process has taken it (it has holders or was closed) */
+    int32_t pid; /* a live holder; else one that died holding it; else 0 */
+    int alive;   /* 1 if pid is a live holder */
+    int closed;  /* 1 if a holder closed it */
 } shoal_inspect_end;
 
 /* Fills *out for end 0 or 1 of a pipe. Returns 0, SHOAL_EKIND, SHOAL_ERANGE or
