@@ -135,9 +135,19 @@ static int teardown(void **state)
     return 0;
 }
 
-static void stub_open(Gen_stub *stub)
+/* Starts the server and opens a stub to it. */
+static void begin(Gen_stub *stub)
 {
+    server_start();
     T_OK(Gen_stub_open(stub, addr, &slow_ok));
+}
+
+/* Starts Count for n messages. */
+static void count_start(Gen_Count_call *c, Gen_stub *stub, int n)
+{
+    Enc req = Enc_INIT;
+    req.n = n;
+    T_OK(Gen_Count_start(c, stub, &req, NULL));
 }
 
 /* ---- tests ---------------------------------------------------------------------------
@@ -147,9 +157,8 @@ static void stub_open(Gen_stub *stub)
 static void test_unary(void **state)
 {
     (void)state;
-    server_start();
     Gen_stub stub;
-    stub_open(&stub);
+    begin(&stub);
     Fix req = Fix_INIT;
     req.n = 41;
     T_OK(Fix_set_text(&req, "hello"));
@@ -178,14 +187,11 @@ static void test_unary(void **state)
 static void test_streams(void **state)
 {
     (void)state;
-    server_start();
     Gen_stub stub;
-    stub_open(&stub);
+    begin(&stub);
 
     Gen_Count_call count;
-    Enc ereq = Enc_INIT;
-    ereq.n = 40; /* over SHOAL_RPC_WINDOW: flow control takes part */
-    T_OK(Gen_Count_start(&count, &stub, &ereq, NULL));
+    count_start(&count, &stub, 40); /* over SHOAL_RPC_WINDOW: flow control takes part */
     Fix f;
     int got = 0;
     while (Gen_Count_next(&count, &f) == 1)
@@ -232,9 +238,8 @@ static void test_streams(void **state)
 static void test_invalid(void **state)
 {
     (void)state;
-    server_start();
     Gen_stub stub;
-    stub_open(&stub);
+    begin(&stub);
     Fix req = Fix_INIT;
     req.text.len = sizeof(req.text.data) + 1; /* over max_len */
     Enc *resp = NULL;
@@ -258,9 +263,8 @@ static void test_invalid(void **state)
 static void test_deadline_cancel(void **state)
 {
     (void)state;
-    server_start();
     Gen_stub stub;
-    stub_open(&stub);
+    begin(&stub);
     atomic_store(&sh->cancels, 0);
     Fix req = Fix_INIT, resp;
     shoal_rpc_options opts = {.timeout = SHOAL_MS(300)};
@@ -271,9 +275,7 @@ static void test_deadline_cancel(void **state)
     assert_true(t_wait_atleast(&sh->cancels, 1, SHOAL_SEC(10)));
 
     Gen_Count_call count;
-    Enc ereq = Enc_INIT;
-    ereq.n = 1000000;
-    T_OK(Gen_Count_start(&count, &stub, &ereq, NULL));
+    count_start(&count, &stub, 1000000);
     Fix f;
     for (int i = 0; i < 3; i++)
         assert_int_equal(Gen_Count_next(&count, &f), 1);
@@ -289,13 +291,10 @@ static void test_deadline_cancel(void **state)
 static void test_server_killed(void **state)
 {
     (void)state;
-    server_start();
     Gen_stub stub;
-    stub_open(&stub);
+    begin(&stub);
     Gen_Count_call count;
-    Enc ereq = Enc_INIT;
-    ereq.n = 1000000;
-    T_OK(Gen_Count_start(&count, &stub, &ereq, NULL));
+    count_start(&count, &stub, 1000000);
     Fix f;
     assert_int_equal(Gen_Count_next(&count, &f), 1);
     t_kill(server_pid);
