@@ -3,7 +3,7 @@
  * processes over $SHOAL_RPC_TRANSPORT (shm or ipc): the four kinds of call with a
  * fixed request and an encoded response and the reverse, metadata, an unimplemented
  * method, invalid and undecodable requests, a deadline the handler sees, a cancelled
- * stream, and a server killed mid-stream.
+ * stream, a server killed mid-stream and a client killed mid-stream.
  *
  * The server is this program started anew with the role "server"; it uses only the
  * generated Gen_server_add and the typed _ctx_ functions. Counters its handlers keep
@@ -17,6 +17,7 @@ struct shared {
     _Atomic int ready;
     _Atomic int cancels;      /* handlers that saw their call cancelled */
     _Atomic int remaining_ms; /* what Wait saw as the time left */
+    _Atomic int streaming;    /* the killed client is mid-stream */
 };
 
 static struct shared *sh;
@@ -306,6 +307,35 @@ static void test_server_killed(void **state)
     Gen_stub_close(&stub);
 }
 
+/* The client killed mid-stream: reads one message of a long Count, then waits. */
+static int client_main(void)
+{
+    Gen_stub stub;
+    Gen_Count_call count;
+    Enc req = Enc_INIT;
+    Fix f;
+    req.n = 1000000;
+    if (Gen_stub_open(&stub, addr, &slow_ok) < 0 ||
+        Gen_Count_start(&count, &stub, &req, NULL) < 0 || Gen_Count_next(&count, &f) != 1)
+        return 1;
+    atomic_store(&sh->streaming, 1);
+    pause();
+    return 0;
+}
+
+/* A client SIGKILLed mid-stream: the streaming handler sees the cancellation. */
+static void test_client_killed(void **state)
+{
+    (void)state;
+    server_start();
+    atomic_store(&sh->cancels, 0);
+    atomic_store(&sh->streaming, 0);
+    pid_t cl = t_spawn_self("client", addr, NULL);
+    assert_true(t_wait_atleast(&sh->streaming, 1, SHOAL_SEC(30)));
+    t_kill(cl);
+    assert_true(t_wait_atleast(&sh->cancels, 1, SHOAL_SEC(30)));
+}
+
 static shoal_shm *shared_shm;
 
 int main(int argc, char **argv)
@@ -320,6 +350,10 @@ int main(int argc, char **argv)
     if (argc > 2 && strcmp(argv[1], "server") == 0) {
         snprintf(addr, sizeof(addr), "%s", argv[2]);
         return server_main();
+    }
+    if (argc > 2 && strcmp(argv[1], "client") == 0) {
+        snprintf(addr, sizeof(addr), "%s", argv[2]);
+        return client_main();
     }
     const char *transport = getenv("SHOAL_RPC_TRANSPORT");
     if (!transport || strcmp(transport, "shm") == 0)
@@ -336,6 +370,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_invalid, teardown),
         cmocka_unit_test_teardown(test_deadline_cancel, teardown),
         cmocka_unit_test_teardown(test_server_killed, teardown),
+        cmocka_unit_test_teardown(test_client_killed, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     shoal_shm_close(shared_shm);
