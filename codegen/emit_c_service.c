@@ -250,7 +250,7 @@ static void codec(sg_buf *b, const sg_message *msg)
 }
 
 /* The generic steps, once per file. */
-static void helpers(sg_buf *b, bool fixed, bool encoded)
+static void generic_steps(sg_buf *b, bool fixed, bool encoded)
 {
     sg_buf_puts(
         b, "#include <stdio.h>\n#include <stdlib.h>\n\n"
@@ -502,7 +502,7 @@ void sg_emit_c_services_source(sg_buf *b, const sg_file *file)
     if (!fixed && !encoded)
         return;
     sg_buf_puts(b, "/* ---- services ---- */\n");
-    helpers(b, fixed, encoded);
+    generic_steps(b, fixed, encoded);
     for (size_t i = 0; i < file->nservices; i++)
         for (size_t j = 0; j < file->services[i].nmethods; j++) {
             const sg_method *me = &file->services[i].methods[j];
