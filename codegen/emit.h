@@ -37,6 +37,11 @@ void sg_output_add(sg_outputs *o, const char *name, sg_buf *content);
  * Returns 0, or -1 after recording errors in the model. */
 int sg_emit_c(sg_model *m, const sg_params *p, sg_outputs *out);
 
+/* The C emitter's services (emit_c_service.c): typed client stubs and server
+ * skeletons for the file's services, in its header and in its source. */
+void sg_emit_c_services_header(sg_buf *b, const sg_file *file);
+void sg_emit_c_services_source(sg_buf *b, const sg_file *file);
+
 /* The Python emitter: <base>_shoal.py (ctypes structures, enums, validation, layout
  * descriptors) for every file to generate. Returns 0, or -1 after recording errors. */
 int sg_emit_python(sg_model *m, const sg_params *p, sg_outputs *out);

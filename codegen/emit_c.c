@@ -283,6 +283,28 @@ static void enum_idents(c_idents *t, const sg_enum *e)
         ident(t, F, own, sg_printf("%s_%s", e->c_name, e->values[i].name));
 }
 
+/* The C names a service's stub and skeleton declare (emit_c_service.c). */
+static void service_idents(c_idents *t, const sg_file *file, const sg_service *s)
+{
+    static const char *const suffixes[] = {"_SERVICE",  "_N_METHODS", "_methods",
+                                           "_stub",     "_stub_open", "_stub_close",
+                                           "_handlers", "_server",    "_server_add"};
+    static const char *const method_suffixes[] = {
+        "",        "_call",   "_start", "_send",     "_close_send", "_next",
+        "_cancel", "_finish", "_free",  "_ctx_next", "_ctx_send",   "_serve_"};
+    const char *own = sg_printf("service %s", s->full_name), *F = file->name;
+    ident(t, F, own, s->c_name);
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+        ident(t, F, own, sg_printf("%s%s", s->c_name, suffixes[i]));
+    for (size_t j = 0; j < s->nmethods; j++) {
+        ident(t, F, own, sg_printf("%s_METHOD_%s", s->c_name, s->methods[j].name));
+        for (size_t i = 0; i < sizeof(method_suffixes) / sizeof(method_suffixes[0]); i++)
+            ident(
+                t, F, own,
+                sg_printf("%s_%s%s", s->c_name, s->methods[j].name, method_suffixes[i]));
+    }
+}
+
 static int cmp_ident(const void *a, const void *b)
 {
     const c_ident *x = a, *y = b;
@@ -332,6 +354,14 @@ static void check_c_names(sg_model *m)
                      "%s: enum %s: its C name %s is also protoc-c's name for it; give "
                      "the file a package or set (shoal.c_prefix)",
                      e->file->name, e->full_name, e->c_name);
+    }
+    for (size_t i = 0; i < m->nfiles; i++) {
+        const sg_file *f = m->files[i];
+        for (size_t j = 0; j < f->nservices && f->generate; j++) {
+            service_idents(&t, f, &f->services[j]);
+            check_reserved(m, f->name, sg_printf("service %s", f->services[j].full_name),
+                           f->services[j].c_name);
+        }
     }
     if (t.n)
         qsort(t.v, t.n, sizeof(*t.v), cmp_ident);
@@ -739,6 +769,10 @@ static void emit_includes(sg_model *m, sg_buf *b, const sg_file *file)
                     used = true;
             }
         }
+        for (size_t i = 0; i < file->nservices; i++)
+            for (size_t j = 0; j < file->services[i].nmethods; j++)
+                used |= file->services[i].methods[j].input->file == dep ||
+                        file->services[i].methods[j].output->file == dep;
         if (!used)
             continue;
         if (!dep->generate)
@@ -764,6 +798,8 @@ static void emit_header(sg_model *m, const sg_file *file, sg_outputs *out)
     if (needs_math(file))
         sg_buf_puts(&b, "#include <math.h>\n");
     sg_buf_puts(&b, "#include <shoal.h>\n#include <shoal/typed.h>\n");
+    if (file->nservices)
+        sg_buf_puts(&b, "#include <shoal/rpc.h>\n");
     emit_includes(m, &b, file);
     sg_buf_printf(&b,
                   "\n#if SHOAL_GEN_ABI != %d\n"
@@ -784,6 +820,7 @@ static void emit_header(sg_model *m, const sg_file *file, sg_outputs *out)
         else
             emit_fixed_header(m, &b, msg);
     }
+    sg_emit_c_services_header(&b, file);
     sg_buf_printf(&b, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
     sg_output_add(out, sg_printf("%s.shoal.h", file->base), &b);
 }
@@ -1080,6 +1117,7 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
             emit_validate(&b, msg);
         }
     }
+    sg_emit_c_services_source(&b, file);
     sg_output_add(out, sg_printf("%s.shoal.c", file->base), &b);
 }
 

@@ -826,6 +826,7 @@ static void build_services(sg_model *m, sg_file *f)
         sg_service *s = &f->services[f->nservices++];
         s->name = sp->name;
         s->full_name = *f->package ? sg_printf("%s.%s", f->package, sp->name) : sp->name;
+        s->c_name = sg_printf("%s%s", f->c_prefix, sp->name);
         s->methods = sg_alloc(sizeof(*s->methods) * (sp->n_method + 1));
         for (size_t j = 0; j < sp->n_method; j++) {
             const Google__Protobuf__MethodDescriptorProto *mp = sp->method[j];

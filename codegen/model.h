@@ -133,6 +133,7 @@ typedef struct sg_method {
 
 typedef struct sg_service {
     const char *full_name, *name;
+    const char *c_name; /* "Fleet", with the file's c_prefix */
     sg_method *methods;
     size_t nmethods;
 } sg_service;

@@ -185,6 +185,16 @@ static void test_member_name_clash(void **state)
                  "message bad.M: the C struct would have two members named has_x", NULL);
 }
 
+static void test_service_name_clash(void **state)
+{
+    (void)state;
+    expect_error("proto3",
+                 "message M { int32 a = 1; }\nmessage Fleet_stub { int32 a = 1; }\n"
+                 "service Fleet { rpc Report(M) returns (M); }",
+                 "the C name Fleet_stub is also generated for", "service bad.Fleet",
+                 NULL);
+}
+
 static void test_default_too_long(void **state)
 {
     (void)state;
@@ -391,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_fixed_holding_encoded),
         cmocka_unit_test(test_fixed_and_encoded),
         cmocka_unit_test(test_member_name_clash),
+        cmocka_unit_test(test_service_name_clash),
         cmocka_unit_test(test_default_too_long),
         cmocka_unit_test(test_group_rejected),
         cmocka_unit_test(test_c_name_clash),

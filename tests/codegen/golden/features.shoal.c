@@ -284,3 +284,319 @@ int Empty_validate(const Empty *m)
 
 SHOAL_GEN_ENCODED_DEFINE(Journal, feat__journal__descriptor, shoal_gen_bounds_)
 SHOAL_GEN_ENCODED_DEFINE(Tiny, feat__tiny__descriptor, shoal_gen_bounds_)
+/* ---- services ---- */
+#include <stdio.h>
+#include <stdlib.h>
+
+/* How one message type travels: pack validates and encodes into a new
+ * buffer; unpack decodes and validates into *out (a struct, or a pointer
+ * to a new protoc-c message); release frees what unpack made. */
+typedef struct shoal_svc_codec_ {
+    int (*pack)(const void *m, void **buf, size_t *len);
+    int (*unpack)(void *out, const void *buf, size_t len);
+    void (*release)(void *out);
+    size_t out_size;
+} shoal_svc_codec_;
+
+static inline void shoal_svc_keep_(void *out)
+{
+    (void)out;
+}
+
+static inline int shoal_svc_pb_pack_(const shoal_pb_message *d, const void *m,
+                              void **buf, size_t *len)
+{
+    unsigned char probe[1];
+    size_t need = 0;
+    int rc;
+    shoal_pb_encode(d, m, probe, 0, &need);
+    if (!(*buf = malloc(need ? need : 1)))
+        return SHOAL_ENOMEM;
+    if ((rc = shoal_pb_encode(d, m, *buf, need, len)) != 0) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return rc;
+}
+
+static inline int shoal_svc_pbc_pack_(const ProtobufCMessage *m, void **buf,
+                               size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    if (!(*buf = malloc(*len ? *len : 1)))
+        return SHOAL_ENOMEM;
+    protobuf_c_message_pack(m, (uint8_t *)*buf);
+    return 0;
+}
+
+/* A method's check: the private copy decodes and validates. */
+static inline int shoal_svc_check_(const shoal_svc_codec_ *k, const void *buf, size_t len)
+{
+    void *out = malloc(k->out_size);
+    int rc;
+    if (!out)
+        return -1;
+    if ((rc = k->unpack(out, buf, len)) == 0)
+        k->release(out);
+    free(out);
+    return rc;
+}
+
+/* Packs m and sends it on call c (client) or ctx (handler). */
+static inline int shoal_svc_send_(shoal_rpc_call *c, shoal_rpc_ctx *ctx,
+                           const shoal_svc_codec_ *k, const void *m)
+{
+    void *buf;
+    size_t len;
+    int rc = k->pack(m, &buf, &len);
+    if (rc)
+        return rc;
+    rc = c ? shoal_rpc_call_send(c, buf, len) : shoal_rpc_ctx_send(ctx, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Receives the next message of c (client) or ctx (handler) into out: 1, 0 at
+ * the end, or a negative SHOAL_E* code. */
+static inline int shoal_svc_next_(shoal_rpc_call *c, shoal_rpc_ctx *ctx,
+                           const shoal_svc_codec_ *k, void *out)
+{
+    void *buf;
+    size_t len;
+    int rc = c ? shoal_rpc_call_recv(c, &buf, &len) : shoal_rpc_ctx_recv(ctx, &buf, &len);
+    if (rc != 1)
+        return rc;
+    rc = k->unpack(out, buf, len);
+    free(buf);
+    return rc ? rc : 1;
+}
+
+/* Starts a call, with its one request when req is not NULL. */
+static inline int shoal_svc_start_(shoal_rpc_call **out, shoal_rpc_channel *ch,
+                            const char *service, const shoal_rpc_method *m,
+                            const shoal_svc_codec_ *k, const void *req,
+                            const shoal_rpc_options *opts)
+{
+    void *buf;
+    size_t len;
+    int rc;
+    *out = NULL;
+    if (!req)
+        return shoal_rpc_call_start(out, ch, service, m, opts);
+    if ((rc = k->pack(req, &buf, &len)) != 0)
+        return rc;
+    rc = shoal_rpc_call_start_request(out, ch, service, m, buf, len, opts);
+    free(buf);
+    return rc;
+}
+
+static inline int shoal_svc_unary_(shoal_rpc_channel *ch, const char *service,
+                            const shoal_rpc_method *m, const shoal_svc_codec_ *qk,
+                            const void *req, const shoal_svc_codec_ *rk, void *resp,
+                            const shoal_rpc_options *opts, char *detail, size_t cap)
+{
+    void *buf, *out = NULL;
+    size_t len, out_len = 0;
+    int code = qk->pack(req, &buf, &len);
+    if (code)
+        return code;
+    code = shoal_rpc_unary(ch, service, m, buf, len, &out, &out_len, opts, detail, cap);
+    free(buf);
+    if (code == SHOAL_RPC_OK && rk->unpack(resp, out, out_len) != 0) {
+        code = SHOAL_RPC_INVALID_ARGUMENT;
+        if (detail && cap)
+            snprintf(detail, cap, "%s", shoal_errdetail());
+    }
+    free(out);
+    return code;
+}
+
+/* The one request of a unary or server-streaming call, for its handler. */
+static inline int shoal_svc_request_(shoal_rpc_ctx *ctx, const shoal_svc_codec_ *k, void *req)
+{
+    int rc = shoal_svc_next_(NULL, ctx, k, req);
+    if (rc == 1)
+        return SHOAL_RPC_OK;
+    if (rc == SHOAL_ECLOSED)
+        return SHOAL_RPC_CANCELLED;
+    shoal_rpc_ctx_set_detail(ctx, "%s", rc == 0 ? "no request" : shoal_errdetail());
+    return SHOAL_RPC_INVALID_ARGUMENT;
+}
+
+static inline int shoal_svc_unimplemented_(shoal_rpc_ctx *ctx, void *arg)
+{
+    (void)arg;
+    shoal_rpc_ctx_set_detail(ctx, "%s: no handler", shoal_rpc_ctx_method(ctx));
+    return SHOAL_RPC_UNIMPLEMENTED;
+}
+
+static int Journal_svc_pack_(const void *m, void **buf, size_t *len)
+{
+    int rc = Journal_validate((const Journal *)m);
+    return rc ? rc : shoal_svc_pbc_pack_(&((const Journal *)m)->base, buf, len);
+}
+static int Journal_svc_unpack_(void *out, const void *buf, size_t len)
+{
+    Journal **m = (Journal **)out;
+    int rc;
+    *m = (Journal *)protobuf_c_message_unpack(&feat__journal__descriptor, NULL, len,
+        (const uint8_t *)buf);
+    if (!*m)
+        return SHOAL_EINVALID_DATA;
+    if ((rc = Journal_validate(*m)) != 0) {
+        Journal_free(*m);
+        *m = NULL;
+    }
+    return rc;
+}
+static void Journal_svc_release_(void *out)
+{
+    Journal_free(*(Journal **)out);
+}
+static const shoal_svc_codec_ Journal_svc_ = {Journal_svc_pack_, Journal_svc_unpack_,
+    Journal_svc_release_, sizeof(Journal *)};
+static int Journal_svc_check_(const void *buf, size_t len)
+{
+    return shoal_svc_check_(&Journal_svc_, buf, len);
+}
+
+static int Empty_svc_pack_(const void *m, void **buf, size_t *len)
+{
+    int rc = Empty_validate((const Empty *)m);
+    return rc ? rc : shoal_svc_pb_pack_(&Empty_pb, m, buf, len);
+}
+static int Empty_svc_unpack_(void *out, const void *buf, size_t len)
+{
+    return Empty_from_pb((Empty *)out, buf, len);
+}
+static const shoal_svc_codec_ Empty_svc_ = {Empty_svc_pack_, Empty_svc_unpack_,
+    shoal_svc_keep_, sizeof(Empty)};
+static int Empty_svc_check_(const void *buf, size_t len)
+{
+    return shoal_svc_check_(&Empty_svc_, buf, len);
+}
+
+static int Everything_svc_pack_(const void *m, void **buf, size_t *len)
+{
+    int rc = Everything_validate((const Everything *)m);
+    return rc ? rc : shoal_svc_pb_pack_(&Everything_pb, m, buf, len);
+}
+static int Everything_svc_unpack_(void *out, const void *buf, size_t len)
+{
+    return Everything_from_pb((Everything *)out, buf, len);
+}
+static const shoal_svc_codec_ Everything_svc_ = {Everything_svc_pack_, Everything_svc_unpack_,
+    shoal_svc_keep_, sizeof(Everything)};
+static int Everything_svc_check_(const void *buf, size_t len)
+{
+    return shoal_svc_check_(&Everything_svc_, buf, len);
+}
+
+/* service feat.Recorder */
+int Recorder_stub_open(Recorder_stub *stub, const char *address,
+    const shoal_rpc_channel_config *cfg)
+{
+    stub->channel = NULL;
+    return shoal_rpc_channel_open(&stub->channel, address, cfg);
+}
+
+void Recorder_stub_close(Recorder_stub *stub)
+{
+    shoal_rpc_channel_close(stub->channel);
+    stub->channel = NULL;
+}
+
+int Recorder_Record(Recorder_stub *stub, const Journal *req, Empty *resp,
+    const shoal_rpc_options *opts, char *detail, size_t cap)
+{
+    return shoal_svc_unary_(stub->channel, Recorder_SERVICE, &Recorder_methods[Recorder_METHOD_Record], &Journal_svc_, req,
+        &Empty_svc_, resp, opts, detail, cap);
+}
+
+int Recorder_Watch_start(Recorder_Watch_call *c, Recorder_stub *stub, const Empty *req,
+    const shoal_rpc_options *opts)
+{
+    return shoal_svc_start_(&c->call, stub->channel, Recorder_SERVICE, &Recorder_methods[Recorder_METHOD_Watch],
+        &Empty_svc_, req, opts);
+}
+
+int Recorder_Watch_next(Recorder_Watch_call *c, Everything *resp)
+{
+    return shoal_svc_next_(c->call, NULL, &Everything_svc_, resp);
+}
+
+void Recorder_Watch_cancel(Recorder_Watch_call *c)
+{
+    shoal_rpc_call_cancel(c->call);
+}
+
+int Recorder_Watch_finish(Recorder_Watch_call *c, char *detail, size_t cap)
+{
+    return shoal_rpc_call_finish(c->call, detail, cap);
+}
+
+void Recorder_Watch_free(Recorder_Watch_call *c)
+{
+    shoal_rpc_call_free(c->call);
+    c->call = NULL;
+}
+
+static int Recorder_Record_serve_(shoal_rpc_ctx *ctx, void *arg)
+{
+    const Recorder_server *s = (const Recorder_server *)arg;
+    Journal * req = NULL;
+    int code = shoal_svc_request_(ctx, &Journal_svc_, &req);
+    if (code != SHOAL_RPC_OK)
+        return code;
+    code = s->handlers.Record(ctx, req, s->arg);
+    Journal_svc_.release(&req);
+    return code;
+}
+
+int Recorder_Record_ctx_send(shoal_rpc_ctx *ctx, const Empty *resp)
+{
+    return shoal_svc_send_(NULL, ctx, &Empty_svc_, resp);
+}
+
+static int Recorder_Watch_serve_(shoal_rpc_ctx *ctx, void *arg)
+{
+    const Recorder_server *s = (const Recorder_server *)arg;
+    Empty req;
+    int code = shoal_svc_request_(ctx, &Empty_svc_, &req);
+    if (code != SHOAL_RPC_OK)
+        return code;
+    code = s->handlers.Watch(ctx, &req, s->arg);
+    Empty_svc_.release(&req);
+    return code;
+}
+
+int Recorder_Watch_ctx_send(shoal_rpc_ctx *ctx, const Everything *resp)
+{
+    return shoal_svc_send_(NULL, ctx, &Everything_svc_, resp);
+}
+
+const shoal_rpc_method Recorder_methods[Recorder_N_METHODS] = {
+    {"Record", SHOAL_RPC_UNARY, Journal_svc_check_, Empty_svc_check_, NULL, 0},
+    {"Watch", SHOAL_RPC_SERVER_STREAMING, Empty_svc_check_, Everything_svc_check_, NULL, 0},
+};
+
+int Recorder_server_add(shoal_rpc_server *rpc_server, Recorder_server *server,
+    const Recorder_handlers *handlers, void *arg)
+{
+    server->handlers = *handlers;
+    server->arg = arg;
+    for (int i = 0; i < Recorder_N_METHODS; i++) {
+        server->methods[i] = Recorder_methods[i];
+        server->methods[i].blocking = (int)((handlers->blocking >> i) & 1);
+    }
+    server->methods[Recorder_METHOD_Record].handler =
+        handlers->Record ? Recorder_Record_serve_ : shoal_svc_unimplemented_;
+    server->methods[Recorder_METHOD_Watch].handler =
+        handlers->Watch ? Recorder_Watch_serve_ : shoal_svc_unimplemented_;
+    server->service.name = Recorder_SERVICE;
+    server->service.methods = server->methods;
+    server->service.n_methods = Recorder_N_METHODS;
+    server->service.arg = server;
+    return shoal_rpc_server_add_service(rpc_server, &server->service);
+}
+

@@ -5,6 +5,7 @@
 
 #include <shoal.h>
 #include <shoal/typed.h>
+#include <shoal/rpc.h>
 #include "common.shoal.h"
 #include "features.pb-c.h"
 
@@ -218,6 +219,66 @@ SHOAL_GEN_ENCODED_DECLARE(Journal)
 typedef Feat__Tiny Tiny; /* protoc-c's struct */
 #define Tiny_INIT FEAT__TINY__INIT
 SHOAL_GEN_ENCODED_DECLARE(Tiny)
+
+/* ---- service feat.Recorder ---- */
+#define Recorder_SERVICE "feat.Recorder"
+enum { Recorder_METHOD_Record = 0, Recorder_METHOD_Watch = 1, Recorder_N_METHODS = 2 };
+extern const shoal_rpc_method Recorder_methods[Recorder_N_METHODS];
+
+/* Client stub: a channel to a server of feat.Recorder. Recorder_stub_open connects to
+ * an address (shm://, ipc://, tcp://; cfg may be NULL); a stub may also
+ * be made over an open channel ({channel}). Calls return the status
+ * code (>= 0, SHOAL_RPC_OK on success) with the detail in detail[cap]
+ * when not NULL, or a negative SHOAL_E* code for bad arguments (an
+ * invalid request). */
+typedef struct Recorder_stub {
+    shoal_rpc_channel *channel;
+} Recorder_stub;
+int Recorder_stub_open(Recorder_stub *stub, const char *address,
+    const shoal_rpc_channel_config *cfg);
+void Recorder_stub_close(Recorder_stub *stub);
+
+/* rpc Record(feat.Journal) returns (feat.Empty) */
+int Recorder_Record(Recorder_stub *stub, const Journal *req, Empty *resp,
+    const shoal_rpc_options *opts, char *detail, size_t cap);
+
+/* rpc Watch(feat.Empty) returns (stream feat.Everything): _start, _next (1 with a response,
+ * 0 at the end), _cancel, _finish (the status), _free. */
+typedef struct Recorder_Watch_call {
+    shoal_rpc_call *call;
+} Recorder_Watch_call;
+int Recorder_Watch_start(Recorder_Watch_call *c, Recorder_stub *stub, const Empty *req,
+    const shoal_rpc_options *opts);
+int Recorder_Watch_next(Recorder_Watch_call *c, Everything *resp);
+void Recorder_Watch_cancel(Recorder_Watch_call *c);
+int Recorder_Watch_finish(Recorder_Watch_call *c, char *detail, size_t cap);
+void Recorder_Watch_free(Recorder_Watch_call *c);
+
+/* Server skeleton: one handler per method (NULL: UNIMPLEMENTED), each
+ * returning the call's status code. Unary and server-streaming handlers
+ * get their request decoded and validated; every handler sends its
+ * response(s) with _ctx_send (once for unary and client streaming) and
+ * client-streaming and bidi handlers read requests with _ctx_next.
+ * blocking: bit Recorder_METHOD_X set runs unary handler X on a thread of its
+ * own (it may block). */
+typedef struct Recorder_handlers {
+    int (*Record)(shoal_rpc_ctx *ctx, const Journal *req, void *arg);
+    int (*Watch)(shoal_rpc_ctx *ctx, const Empty *req, void *arg);
+    unsigned long blocking;
+} Recorder_handlers;
+typedef struct Recorder_server {
+    Recorder_handlers handlers;
+    void *arg;
+    shoal_rpc_method methods[Recorder_N_METHODS];
+    shoal_rpc_service service;
+} Recorder_server;
+/* Fills *server (which must outlive rpc_server) with the handlers and
+ * arg (passed to each) and adds it: shoal_rpc_server_add_service's
+ * return. */
+int Recorder_server_add(shoal_rpc_server *rpc_server, Recorder_server *server,
+    const Recorder_handlers *handlers, void *arg);
+int Recorder_Record_ctx_send(shoal_rpc_ctx *ctx, const Empty *resp);
+int Recorder_Watch_ctx_send(shoal_rpc_ctx *ctx, const Everything *resp);
 
 #ifdef __cplusplus
 }
