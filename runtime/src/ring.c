@@ -647,6 +647,14 @@ static inline int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **slot,
 
 /* ---- try forms --------------------------------------------------------------------- */
 
+/* Copies a message's bytes; an empty message may come with a NULL pointer, which
+ * memcpy must not be given even for 0 bytes. */
+static inline void copy_msg(void *dst, const void *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n);
+}
+
 struct put_args {
     const void *msg;
     size_t len;
@@ -666,7 +674,7 @@ static int try_put(shoal__ring *r, void *arg)
             uint32_t l = (uint32_t)a->len;
             memcpy(slot, &l, sizeof(l));
         }
-        memcpy(slot + r->g.data_off, a->msg, a->len);
+        copy_msg(slot + r->g.data_off, a->msg, a->len);
         shoal__test_point("queue.reserved");
         return sp_publish(r, t, 1);
     }
@@ -679,7 +687,7 @@ static int try_put(shoal__ring *r, void *arg)
     int rc = mp_reserve(r, me, &s);
     if (rc || (rc = mp_after_reserve(r, s, me)))
         return rc;
-    memcpy((unsigned char *)s + r->g.data_off, a->msg, a->len);
+    copy_msg((unsigned char *)s + r->g.data_off, a->msg, a->len);
     shoal__test_point("queue.reserved");
     return mp_commit(r, s, me, a->len);
 }
@@ -703,7 +711,7 @@ static int try_get(shoal__ring *r, void *arg)
         *a->len = len;
         if (len > a->cap)
             return err_small(r, len, a->cap);
-        memcpy(a->buf, slot + r->g.data_off, len);
+        copy_msg(a->buf, slot + r->g.data_off, len);
         shoal__test_point("queue.claimed");
         sp_consume(r, hd, 1);
         return 0;
@@ -720,7 +728,7 @@ static int try_get(shoal__ring *r, void *arg)
     if (rc)
         return rc;
     *a->len = len;
-    memcpy(a->buf, (unsigned char *)s + r->g.data_off, len);
+    copy_msg(a->buf, (unsigned char *)s + r->g.data_off, len);
     shoal__test_point("queue.claimed");
     mc_free(r, s, atomic_load_explicit(&s->word, memory_order_relaxed));
     return 0;
@@ -1213,7 +1221,7 @@ static long mc_copy_committed(const shoal__ring *r, uint64_t pos, unsigned char 
     size_t len = atomic_load_explicit(&s->len, memory_order_relaxed);
     if (len > r->g.max_msg)
         return -1;
-    memcpy(buf, (unsigned char *)s + r->g.data_off, len);
+    copy_msg(buf, (unsigned char *)s + r->g.data_off, len);
     atomic_thread_fence(memory_order_acquire);
     return atomic_load_explicit(&s->word, memory_order_relaxed) == w ? (long)len : -1;
 }
@@ -1238,7 +1246,7 @@ int shoal__ring_inspect(const shoal__ring *r, size_t max,
             const unsigned char *slot = slot_at(r, pos);
             size_t l = sp_len(r, slot);
             if (l <= r->g.max_msg) {
-                memcpy(buf, slot + r->g.data_off, l);
+                copy_msg(buf, slot + r->g.data_off, l);
                 len = (long)l;
             }
         } else {

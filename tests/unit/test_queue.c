@@ -84,6 +84,11 @@ static void var_basics(int spsc)
         assert_int_equal(len, strlen(msgs[i]));
         assert_memory_equal(buf, msgs[i], len);
     }
+    /* An empty message may come without a buffer, and be taken into none. */
+    T_OK(shoal_queue_put(q, NULL, 0, SHOAL_NOWAIT));
+    len = 1;
+    T_OK(shoal_queue_get(q, NULL, 0, &len, SHOAL_NOWAIT));
+    assert_int_equal(len, 0);
     shoal_queue_close(q);
 }
 
