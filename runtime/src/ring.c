@@ -247,11 +247,23 @@ static inline unsigned char *slot_at(const shoal__ring *r, uint64_t pos)
     return r->slots + i * r->g.stride;
 }
 
+/*
+ * Wakes every sleeper on seq, not n of them. The kernel's futex queue for a word in
+ * shared memory can hold waits whose owner will never act on a wake-up: the wait of a
+ * process SIGKILLed while asleep (until its exit has run), and an io_uring futex wait
+ * of a loop that was destroyed or killed (until the kernel has torn the ring down,
+ * which it does asynchronously, and never while a forked child still holds the ring's
+ * descriptor). A wake of n could go to such waits only, and a live loop — which, unlike
+ * shoal__wait, does not sleep in slices — would then never see the message. Waking all
+ * costs more only when several live waiters sleep on the same side (each re-checks
+ * and sleeps again); with nobody asleep the put or get still makes no system call.
+ */
 static inline void wake(_Atomic uint32_t *sleepers, _Atomic uint32_t *seq, int n)
 {
+    (void)n;
     if (SHOAL_UNLIKELY(atomic_load(sleepers) != 0)) {
         atomic_fetch_add(seq, 1);
-        shoal__futex_wake(seq, n);
+        shoal__futex_wake(seq, INT_MAX);
     }
 }
 

@@ -2,8 +2,8 @@
  * rpc_shm.c — the shm:// transport: connections are shoal pipes.
  *
  * A server listening on shm://NAME owns the queue NAME (variable-size messages): its
- * connection queue, made anew (replacing any left by an earlier server) when it
- * starts listening. A client creates a pipe named NAME:c<pid>.<n> (mode 0600 unless
+ * connection queue, created when it starts listening or, when an earlier server left
+ * it, opened as it is. A client creates a pipe named NAME:c<pid>.<n> (mode 0600 unless
  * the attributes say otherwise), holds end 0, and puts the pipe's name into the
  * connection queue. The server's loop, watching the queue, opens end 1, watches it for
  * frames and answers ACCEPT. From then on each frame is one pipe message, copied out
@@ -247,13 +247,11 @@ int rpc__shm_listen(shoal_rpc_server *s, const char *name, const shoal_attr *att
     if (!l)
         return shoal__err(SHOAL_ENOMEM, "rpc shm://%s: out of memory", name);
     attr_keep(&l->attr, attr);
-    /* A fresh connection queue for each server: nothing a previous server left there
-     * (requests of clients long gone, a reservation) carries over. */
+    /* The connection queue outlives its servers: a later server on the same name
+     * takes over the requests still there (a client gone meanwhile is skipped by
+     * accept_one). */
     shoal_queue_config qcfg = {.max_msg = ACCEPT_MSG_MAX, .capacity = 256};
-    int rc = shoal_unlink(name, &l->attr.attr);
-    rc = rc == 0 || rc == SHOAL_ENOENT
-             ? shoal_queue_open(&l->q, name, SHOAL_CREATE, &qcfg, &l->attr.attr)
-             : rc;
+    int rc = shoal_queue_open(&l->q, name, SHOAL_OPEN_OR_CREATE, &qcfg, &l->attr.attr);
     if (rc == 0)
         rc = shoal_loop_add_queue(rpc__server_loop(s), l->q, SHOAL_LOOP_READABLE,
                                   on_accept, l, &l->src);
