@@ -17,9 +17,14 @@ pipe from any process.
   multiprocessing.BufferTooShort holding the message;
 - ``poll(timeout)`` says whether recv() would return at once (a message, or the
   end of the stream);
-- an end belongs to one process: a Connection inherited across fork() is taken by
-  the first process that uses it; one passed by pickling (e.g. to a spawned process)
-  is opened there by name and taken from its previous holder.
+- an end may be held by several processes at once, as a file descriptor may: a
+  forked child holds the ends it inherits, and a Connection passed by pickling (e.g.
+  to a spawned process) is opened there by name and joins the holders of its end.
+  The peer receives EOFError only once the last holder has closed the end or exited
+  (shoal.PeerDied when one of the last ones died without closing it). A process
+  that closes an end it pickled for others keeps its handle until every receiver has
+  joined (a background thread waits for them), so the end never looks closed while
+  it is on its way.
 
 There is no file descriptor: ``fileno()`` raises OSError, and
 multiprocessing.connection.wait() does not accept shoal Connections.
@@ -27,6 +32,7 @@ multiprocessing.connection.wait() does not accept shoal Connections.
 
 import atexit
 import pickle
+import threading
 import weakref
 from ctypes import byref, c_size_t, c_void_p
 
@@ -81,8 +87,8 @@ class Connection(SharedObject):
     def open(cls, name, end, *, create=None, max_msg=None, capacity=None, root=None,
              domain=None, readable=True, writable=True, takeover=False):
         """Opens end `end` (0 or 1) of the pipe `name`, creating the pipe if create
-        allows. Raises shoal.Busy when a live process holds that end (unless
-        takeover=True)."""
+        allows. Raises shoal.Busy when a live process holds that end, unless
+        takeover=True: then this process joins its holders."""
         place = Place(root, domain)
         cfg = _config(max_msg, capacity) if create is not False else None
         h = _open_end(name, end, open_mode(create), cfg, place, takeover)
@@ -99,8 +105,8 @@ class Connection(SharedObject):
         return c
 
     def _slow_handle(self):
-        # A Connection inherited across fork(): the child uses (and so takes) the
-        # inherited handle itself and may close it; see pipe.h.
+        # A Connection inherited across fork(): the child holds the end from its first
+        # instant (see pipe.h), uses the inherited handle itself and may close it.
         if self._h is None:
             raise OSError("handle is closed")
         self._pid = proc.pid
@@ -109,25 +115,31 @@ class Connection(SharedObject):
         return self._h
 
     def __reduce__(self):
-        # Pickled to be sent to another process, which takes the end over when it
-        # unpickles it. Closing our handle now would tell the peer "closed" before the
-        # receiver has taken the end (see close()).
-        self._handed_off = True
+        # Pickled to be sent to another process, which joins the holders of the end
+        # when it unpickles it, then sets `joined`. Until then our handle must stay:
+        # released earlier, it could leave the end without a holder, which the peer
+        # reads as the end of the stream (see close()).
+        from .sync import Event
+        joined = Event(root=self._place.root, domain=self._place.domain)
+        self._joins = self._joins + [joined]
         return (_reopen_end, (self._name, self._end, self._place, self._readable,
-                              self._writable))
+                              self._writable, joined))
 
-    _handed_off = False
+    _joins = []  # an Event per pickled copy, set once its receiver holds the end
 
     def close(self):
-        """Closes this end: the peer receives what was sent, then EOFError. (A
-        Connection that was pickled for another process only releases its handle at
-        exit: the end belongs to the receiver now.)"""
-        if self._handed_off and self._h is not None and self._finalizer is not None:
+        """Closes this end: the peer receives what was sent, then EOFError once no
+        other process holds the end. (A Connection pickled for other processes
+        releases its handle once they have all opened the end.)"""
+        joins, self._joins = self._joins, []
+        if joins and self._h is not None and self._pid == proc.pid and self._finalizer:
             info = self._finalizer.detach()
-            if info is not None:
-                _deferred.append(info[1:])
             self._h = self._hp = None
+            if info is not None:
+                _Handoff(info[1:], joins)
             return
+        for ev in joins:
+            ev.close()
         super().close()
 
     @property
@@ -298,13 +310,47 @@ class Connection(SharedObject):
         return "<shoal.Connection %r end %d%s>" % (self._name, self._end, state)
 
 
-_deferred = []  # (release, args, kwargs) of handed-off ends, run at exit
+class _Handoff:
+    """The handle of a closed Connection whose pickled copies have not all been opened
+    yet: released by a daemon thread once every receiver has joined the end, or at
+    exit, whichever comes first."""
+
+    pending = set()
+
+    def __init__(self, release, joins):
+        self._release = release  # (function, args, kwargs) of the handle's finalizer
+        self._lock = threading.Lock()
+        if all(ev.is_set() for ev in joins):
+            self.release()
+            for ev in joins:
+                ev.close()
+            return
+        _Handoff.pending.add(self)
+        threading.Thread(target=self._wait, args=(joins,), daemon=True,
+                         name="shoal-pipe-handoff").start()
+
+    def _wait(self, joins):
+        for ev in joins:
+            while not ev.wait(0.1):
+                if self._release is None:  # released at exit
+                    return
+        self.release()
+        for ev in joins:
+            ev.close()
+
+    def release(self):
+        with self._lock:
+            info, self._release = self._release, None
+        _Handoff.pending.discard(self)
+        if info is not None:
+            fn, args, kwargs = info
+            fn(*args, **kwargs)
 
 
 @atexit.register
-def _release_deferred():
-    for fn, args, kwargs in _deferred:
-        fn(*args, **kwargs)
+def _release_handoffs():
+    for h in list(_Handoff.pending):
+        h.release()
 
 
 def _open_end(name, end, mode, cfg, place, takeover):
@@ -316,7 +362,12 @@ def _open_end(name, end, mode, cfg, place, takeover):
     return out.value
 
 
-def _reopen_end(name, end, place, readable, writable):
-    # Unpickled in another process: that process is meant to use the end now.
+def _reopen_end(name, end, place, readable, writable, joined=None):
+    # Unpickled in another process: it joins the holders of the end, then tells the
+    # sender (see Connection.__reduce__).
     h = _open_end(name, end, 1, None, place, True)
-    return Connection._adopt(h, end, place, readable, writable)
+    conn = Connection._adopt(h, end, place, readable, writable)
+    if joined is not None:
+        joined.set()
+        joined.close()
+    return conn

@@ -93,11 +93,7 @@ KNOWN_FAILING = {
 
 # test id -> what it waits for: tests that fail, or pass only by luck of timing,
 # until a change outside the binding lands; skipped with that reason.
-PENDING = {
-    "_TestBarrier.test_thousand":
-        "several processes writing on one Pipe end: the runtime still closes the end "
-        "when the first of them exits",
-}
+PENDING = {}
 
 
 class ShoalProcessesMixin(tm.BaseMixin):

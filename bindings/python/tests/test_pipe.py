@@ -35,6 +35,15 @@ def _send_then_die(conn, ready):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _write_n(conn, who, n, start):
+    start.wait(60)
+    for i in range(n):
+        conn.send((who, i))
+        if i % 50 == 0:
+            time.sleep(0.001 * who)  # the writers finish at different times
+    conn.close()
+
+
 def _send_and_exit(conn):
     for m in ["hello", "hey", "hru?", "END"]:
         conn.send(m)
@@ -127,12 +136,66 @@ class PipeTest(unittest.TestCase):
         parent, child = shoal.Pipe()
         p = spawn.Process(target=_echo, args=(child,))
         p.start()
-        child.close()  # handed off: only released at exit, the child owns the end
+        child.close()  # pickled for the child: released once the child holds the end
         parent.send("over spawn")
         self.assertEqual(parent.recv(), ("echo", "over spawn"))
         parent.close()
         p.join(60)
         self.assertEqual(p.exitcode, 0)
+
+    def _three_writers(self, ctx):
+        # Three processes hold the writing end (the parent closes its own copy): the
+        # reader gets every message of every writer, and EOFError only after the last
+        # of them has closed the end, whichever exits first.
+        r, w = shoal.Pipe(duplex=False)
+        start = ctx.Event()
+        ps = [ctx.Process(target=_write_n, args=(w, k, 200, start)) for k in range(3)]
+        for p in ps:
+            p.start()
+        w.close()
+        start.set()
+        got = {0: [], 1: [], 2: []}
+        t0 = time.monotonic()
+        while True:
+            try:
+                who, i = r.recv()
+            except EOFError as e:
+                self.assertNotIsInstance(e, shoal.PeerDied)
+                break
+            got[who].append(i)
+        self.assertLess(time.monotonic() - t0, 60)
+        self.assertEqual(got, {k: list(range(200)) for k in range(3)})
+        for p in ps:
+            p.join(60)
+            self.assertEqual(p.exitcode, 0)
+
+    def test_three_forked_writers_on_one_end(self):
+        self._three_writers(fork)
+
+    def test_three_spawned_writers_on_one_end(self):
+        self._three_writers(spawn)
+
+    def test_one_of_several_writers_killed(self):
+        # A writer killed without closing the end does not end the stream while
+        # another holds it; once the survivor closes, the reader gets PeerDied.
+        r, w = shoal.Pipe(duplex=False)
+        ready = fork.Event()
+        victim = fork.Process(target=_send_then_die, args=(w, ready))
+        start = fork.Event()
+        survivor = fork.Process(target=_write_n, args=(w, 0, 5, start))
+        survivor.start()
+        victim.start()
+        w.close()
+        victim.join(60)
+        self.assertEqual(victim.exitcode, -signal.SIGKILL)
+        self.assertEqual(r.recv(), "last words")
+        self.assertFalse(r.poll(0.2))  # the survivor still holds the end
+        start.set()
+        self.assertEqual([r.recv() for _ in range(5)], [(0, i) for i in range(5)])
+        with self.assertRaises(shoal.PeerDied):
+            r.recv()
+        survivor.join(60)
+        self.assertEqual(survivor.exitcode, 0)
 
     def test_named_ends_opened_by_unrelated_processes(self):
         a = shoal.Connection.open("named-pipe", 0)
