@@ -333,8 +333,6 @@ class GuardedByLock:
         return self._lock.__exit__(*exc)
 
 
-
-
 class Condition(GuardedByLock, _Named):
     """A process-shared condition variable over a Lock or RLock
     (multiprocessing.Condition). Without a lock it makes an RLock, named
@@ -368,7 +366,7 @@ class Condition(GuardedByLock, _Named):
             for _ in range(depth - 1):
                 lock.release()
         try:
-            rc = self._wait(lock, timeout)
+            rc = C.cond_wait(self._handle(), lock._handle(), to_ns(timeout))
         finally:
             for _ in range(depth - 1):
                 lock.acquire()
@@ -380,18 +378,6 @@ class Condition(GuardedByLock, _Named):
             lock.owner_died = True
             return True
         raise error(rc, self._what)
-
-    def _wait(self, lock, timeout):
-        # In the main thread, a long wait goes in slices so that a signal handler (a
-        # KeyboardInterrupt on Ctrl-C) runs between them, with the lock held again as
-        # after any wait. The condition counts the wake-ups a notify hands out, so a
-        # notify given while we sleep is kept for us across the slices. (One window
-        # remains: a notify issued by a holder of the lock in the instant a slice ends,
-        # before we take the lock back, does not count us as a waiter.)
-        h, lh = self._handle(), lock._handle()
-        if threading.current_thread() is not threading.main_thread():
-            return C.cond_wait(h, lh, to_ns(timeout))
-        return wait_loop(C.cond_wait, (h, lh), timeout)
 
     def wait_for(self, predicate, timeout=None):
         """Waits until predicate() is true (checked under the lock); returns its last
