@@ -36,6 +36,10 @@ def main():
     root = tempfile.mkdtemp(prefix="shoal-example-",
                             dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     env = dict(os.environ, SHOAL_ROOT=root)
+    # Buffered output, as a program's stdout to a pipe normally is: print(..., flush=True)
+    # is then one write, so lines of processes printing at once do not break up (with
+    # PYTHONUNBUFFERED the text and its newline are two writes).
+    env.pop("PYTHONUNBUFFERED", None)
     try:
         cp = subprocess.run([sys.executable, path], capture_output=True, text=True,
                             timeout=240, env=env, cwd=os.path.dirname(path))
