@@ -18,8 +18,9 @@
  * with SHOAL_EOWNERDEAD — the lock is held and usable; the result only says that the
  * data it protects may be half updated. The same holds for a lock whose recorded
  * holder thread no longer exists for any other reason (a segment restored from a
- * copy): a waiter finds that out within a few tens of milliseconds. A Semaphore, Condition, Event or Barrier with a
- * dead participant never blocks the live ones beyond their timeouts.
+ * copy): a waiter finds that out within a few tens of milliseconds. A Semaphore,
+ * Condition, Event or Barrier with a dead participant never blocks the live ones beyond
+ * their timeouts.
  *
  * Structs are opaque byte blocks of fixed, documented sizes so that every language
  * lays them out alike; they hold no pointers and work at any mapping address.
