@@ -247,18 +247,6 @@ static const char *member_conv(const sg_file *file, const sg_message *msg,
 
 /* ---- literals ------------------------------------------------------------------- */
 
-static const char *bytes_literal(const char *p, size_t n)
-{
-    sg_buf b = {0};
-    sg_buf_puts(&b, "b\"");
-    for (size_t i = 0; i < n; i++)
-        sg_buf_printf(&b, "\\x%02x", (unsigned char)p[i]);
-    sg_buf_puts(&b, "\"");
-    const char *s = sg_strdup(b.data);
-    sg_buf_free(&b);
-    return s;
-}
-
 /* The Python literal of f's schema default, or NULL when it has none. */
 static const char *default_literal(const sg_field *f)
 {
@@ -277,10 +265,10 @@ static const char *default_literal(const sg_field *f)
         return NULL;
     switch (f->kind) {
     case SG_STRING:
-        return sg_printf("%s.decode(\"utf-8\")", bytes_literal(d, strlen(d)));
+        return sg_printf("%s.decode(\"utf-8\")", sg_bytes_literal(d, strlen(d)));
     case SG_BYTES: {
         sg_buf raw = sg_unescape(d);
-        const char *s = bytes_literal(raw.data ? raw.data : "", raw.len);
+        const char *s = sg_bytes_literal(raw.data ? raw.data : "", raw.len);
         sg_buf_free(&raw);
         return s;
     }

@@ -131,19 +131,6 @@ static const char *union_name(const sg_message *msg, const sg_oneof *o)
 /* Rust code is indented by four spaces. */
 #define line(b, ind, ...) sg_line(b, 4, ind, __VA_ARGS__)
 
-/* A Rust byte-string literal of n bytes. */
-static const char *bytes_literal(const char *p, size_t n)
-{
-    sg_buf b = {0};
-    sg_buf_puts(&b, "b\"");
-    for (size_t i = 0; i < n; i++)
-        sg_buf_printf(&b, "\\x%02x", (unsigned char)p[i]);
-    sg_buf_puts(&b, "\"");
-    const char *s = sg_strdup(b.data);
-    sg_buf_free(&b);
-    return s;
-}
-
 /* ---- enums ---------------------------------------------------------------------- */
 
 static void emit_enum(sg_buf *b, const sg_enum *e)
@@ -465,12 +452,13 @@ static const char *default_stmt(const sg_message *msg, const sg_field *f)
     const char *what = sg_printf("\"%s.%s\"", msg->full_name, f->name);
     switch (f->kind) {
     case SG_STRING:
-        return sg_printf("let _ = m.%s.set(%s, %s);", n, bytes_literal(d, strlen(d)),
+        return sg_printf("let _ = m.%s.set(%s, %s);", n, sg_bytes_literal(d, strlen(d)),
                          what);
     case SG_BYTES: {
         sg_buf raw = sg_unescape(d);
-        const char *s = sg_printf("let _ = m.%s.set(%s, %s);", n,
-                                  bytes_literal(raw.data ? raw.data : "", raw.len), what);
+        const char *s =
+            sg_printf("let _ = m.%s.set(%s, %s);", n,
+                      sg_bytes_literal(raw.data ? raw.data : "", raw.len), what);
         sg_buf_free(&raw);
         return s;
     }

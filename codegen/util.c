@@ -401,3 +401,15 @@ sg_buf sg_unescape(const char *s)
     }
     return b;
 }
+
+const char *sg_bytes_literal(const char *p, size_t n)
+{
+    sg_buf b = {0};
+    sg_buf_puts(&b, "b\"");
+    for (size_t i = 0; i < n; i++)
+        sg_buf_printf(&b, "\\x%02x", (unsigned char)p[i]);
+    sg_buf_puts(&b, "\"");
+    const char *s = sg_strdup(b.data);
+    sg_buf_free(&b);
+    return s;
+}

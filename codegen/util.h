@@ -17,6 +17,8 @@ void *sg_alloc(size_t n);
 /* Grows an arena array of `*cap` elements of `size` bytes to hold at least `need`. */
 void *sg_grow(void *arr, size_t size, size_t *cap, size_t need);
 char *sg_strdup(const char *s);
+/* The n bytes at p as a byte-string literal b"\x..", the same in Python and Rust. */
+const char *sg_bytes_literal(const char *p, size_t n);
 char *sg_strndup(const char *s, size_t n);
 char *sg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Releases everything sg_alloc handed out. */
