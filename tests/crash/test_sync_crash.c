@@ -58,24 +58,31 @@ static pid_t fork_stopped_at(const char *point, int (*fn)(void *), void *arg)
     return pid;
 }
 
-/* Waits until process pid sleeps in the kernel (state S), at most 10 s. */
-static void wait_asleep(pid_t pid)
+/* Waits until process pid sleeps in the kernel (state S); false after `timeout`. */
+static bool wait_asleep_until(pid_t pid, shoal_duration timeout)
 {
     char path[64], buf[512];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
+    int64_t end = shoal__now_ns() + timeout;
     for (;;) {
         FILE *f = fopen(path, "r");
-        assert_non_null(f);
+        if (!f)
+            return false;
         size_t n = fread(buf, 1, sizeof(buf) - 1, f);
         fclose(f);
         buf[n] = '\0';
         char *p = strrchr(buf, ')');
         if (p && p[2] == 'S')
-            return;
-        assert_true(shoal__now_ns() < end);
+            return true;
+        if (shoal__now_ns() >= end)
+            return false;
         usleep(1000);
     }
+}
+
+static void wait_asleep(pid_t pid)
+{
+    assert_true(wait_asleep_until(pid, SHOAL_SEC(10)));
 }
 
 /* ---- Lock and RLock ---------------------------------------------------------------- */
@@ -235,12 +242,15 @@ static void test_named_lock_holder_killed(void **state)
 
 /* ---- Condition --------------------------------------------------------------------- */
 
-/* Child: waits for a ticket under the lock; records when it got one. */
+/* Child: waits for a ticket under the lock; records when it got one. A non-NULL arg
+ * names a pause point armed once the lock is held, so that only the Condition's own
+ * sleeps (not the first contended acquire) can stop there. */
 static int ticket_waiter(void *arg)
 {
-    (void)arg;
     if (shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)))
         return 10;
+    if (arg)
+        shoal__test_pause_at(arg);
     atomic_fetch_add(&sh->waiting, 1);
     while (sh->tickets == 0) {
         int rc = shoal_cond_wait(&sh->cond, &sh->lock, SHOAL_SEC(10));
@@ -467,6 +477,20 @@ static void test_event_waiter_killed(void **state)
  * finish with exit code 0 within PROMPT — the wake-up passed to a live sleeper. Others
  * that stop at the pause point are let go on; the rest are killed at the end.
  */
+/* Waits until all n children have counted themselves in and sleep; on failure kills
+ * them all first, so that no child stopped at a pause point outlives the test. */
+static void wait_all_asleep(pid_t *pids, int n)
+{
+    bool ok = t_wait_atleast(&sh->waiting, n, SHOAL_SEC(10));
+    for (int i = 0; ok && i < n; i++)
+        ok = wait_asleep_until(pids[i], SHOAL_SEC(10));
+    if (!ok) {
+        for (int i = 0; i < n; i++)
+            t_kill(pids[i]);
+        fail_msg("the %d waiters did not all go to sleep within 10 s", n);
+    }
+}
+
 static void kill_woken_expect_one(pid_t *pids, int n)
 {
     int st, victim = -1, done = 0;
@@ -521,22 +545,10 @@ static void test_sem_woken_waiter_killed(void **state)
     pid_t pids[N];
     for (int i = 0; i < N; i++)
         pids[i] = t_fork(take_sem_armed, NULL);
-    assert_true(t_wait_atleast(&sh->waiting, N, SHOAL_SEC(10)));
-    for (int i = 0; i < N; i++)
-        wait_asleep(pids[i]);
+    wait_all_asleep(pids, N);
     T_OK(shoal_sem_release(&sh->sem));
     kill_woken_expect_one(pids, N);
     assert_int_equal(shoal_sem_value(&sh->sem), 0);
-}
-
-/* ticket_waiter, stopping at "wait.woken" once it holds the lock. */
-static int ticket_waiter_armed(void *arg)
-{
-    if (shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)))
-        return 10;
-    shoal__test_pause_at("wait.woken");
-    T_OK(shoal_lock_release(&sh->lock));
-    return ticket_waiter(arg);
 }
 
 static void test_cond_notified_waiter_killed(void **state)
@@ -545,10 +557,8 @@ static void test_cond_notified_waiter_killed(void **state)
     enum { N = 4 };
     pid_t pids[N];
     for (int i = 0; i < N; i++)
-        pids[i] = t_fork(ticket_waiter_armed, NULL);
-    assert_true(t_wait_atleast(&sh->waiting, N, SHOAL_SEC(10)));
-    for (int i = 0; i < N; i++)
-        wait_asleep(pids[i]);
+        pids[i] = t_fork(ticket_waiter, "wait.woken");
+    wait_all_asleep(pids, N);
     T_OK(shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)));
     sh->tickets = 1;
     T_OK(shoal_cond_notify(&sh->cond, 1));
