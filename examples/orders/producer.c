@@ -19,11 +19,12 @@ static int fail(const char *what, int rc)
     return 1;
 }
 
-/* The consumer creates the queue: wait up to 10 s for it to appear. */
+/* The consumer creates the queue: wait up to 60 s for it to appear (a Python consumer
+ * under a sanitizer on a busy machine can take many seconds to start). */
 static int open_queue(Order_queue **q)
 {
     int rc = SHOAL_ENOENT;
-    for (int tries = 0; tries < 1000 && rc == SHOAL_ENOENT; tries++) {
+    for (int tries = 0; tries < 6000 && rc == SHOAL_ENOENT; tries++) {
         rc = Order_queue_open(q, ORDERS_QUEUE, SHOAL_OPEN, NULL, NULL);
         if (rc == SHOAL_ENOENT)
             nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
