@@ -762,8 +762,13 @@ def _run_behavior(context, h):
         arg = got[0]
     result = h.behavior(arg, context)
     if h.response_streaming:
-        for resp in result:
-            context._send(h.response_serializer, resp)
+        try:
+            for resp in result:
+                context._send(h.response_serializer, resp)
+        finally:  # a generator left at a yield runs its finally blocks now
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
     else:
         context._send(h.response_serializer, result)
 
