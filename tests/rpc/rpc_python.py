@@ -128,7 +128,8 @@ class Checks:
             resp, call = stub.Ask.with_call(svct.Fix(n=41, text="hi "), timeout=10,
                                             metadata=[("who", "py")])
             self.assertIsInstance(resp, svct.Enc)  # fixed request, encoded response
-            self.assertEqual((resp.n, resp.text, list(resp.items)), (42, "hi py", [41, 41]))
+            self.assertEqual((resp.n, resp.text, list(resp.items)),
+                             (42, "hi py", [41, 41]))
             self.assertEqual(call.code(), rpc.StatusCode.OK)
             self.assertIn(("who", "py"), call.initial_metadata())
             self.assertEqual(len(call.trailing_metadata()), 1)
@@ -298,11 +299,12 @@ class InProcess(unittest.TestCase):
 
     def test_stop_with_grace_and_errors(self):
         addr = "shm://rpcpy-inproc"
-        done = threading.Event()
+        started, done = threading.Event(), threading.Event()
 
         class Slow(svct.GenServicer):
             def Ask(self, request, context):
                 context.add_callback(done.set)
+                started.set()
                 time.sleep(0.3)
                 return svct.Enc(n=request.n)
 
@@ -316,7 +318,7 @@ class InProcess(unittest.TestCase):
             result = []
             t = threading.Thread(target=lambda: result.append(stub.Ask(svct.Fix(n=7))))
             t.start()
-            time.sleep(0.1)
+            self.assertTrue(started.wait(30))
             server.stop(grace=5)  # lets the running call end
             t.join(10)
             self.assertEqual(result[0].n, 7)
@@ -325,6 +327,38 @@ class InProcess(unittest.TestCase):
             with self.assertRaises(rpc.RpcError) as e:
                 stub.Ask(svct.Fix(n=1), timeout=5)
             self.assertEqual(e.exception.code(), rpc.StatusCode.UNAVAILABLE)
+
+    def test_inline_unary_and_generic_handlers(self):
+        def ask(request, context):
+            if request.n == 99:
+                raise ValueError("ninety-nine")
+            return svct.Enc(n=request.n * 3)
+
+        addr = "shm://rpcpy-inline"
+        server = rpc.server(inline_unary=True)
+        server.add_generic_handlers((rpc.method_handlers_generic_handler("svct.Gen", {
+            "Ask": rpc.unary_unary_rpc_method_handler(
+                ask, svct.Fix.from_bytes, rpc.serializer(svct.Enc))}),))
+        server.add_port(addr)
+        server.start()
+        try:
+            with rpc.channel(addr) as ch:
+                stub = svct.GenStub(ch)
+                self.assertEqual([stub.Ask(svct.Fix(n=i)).n for i in range(20)],
+                                 [3 * i for i in range(20)])
+                with self.assertRaises(rpc.RpcError) as e:
+                    stub.Ask(svct.Fix(n=99))
+                self.assertEqual(e.exception.code(), rpc.StatusCode.UNKNOWN)
+                self.assertIn("ValueError: ninety-nine", e.exception.details())
+                raw = ch.unary_unary("/svct.Gen/Ask")  # bytes both ways
+                self.assertEqual(svct.Enc.from_bytes(raw(svct.Fix(n=2).to_bytes())).n, 6)
+                self.assertEqual(stub.Count(svct.Enc(n=1)).code(),  # not served
+                                 rpc.StatusCode.UNIMPLEMENTED)
+                with self.assertRaises(rpc.RpcError) as e:
+                    list(stub.Count(svct.Enc(n=1)))
+                self.assertEqual(e.exception.code(), rpc.StatusCode.UNIMPLEMENTED)
+        finally:
+            server.stop(None)
 
     def test_golden_services(self):
         with open(os.path.join(GEN, "svct_shoal.py")) as f:
@@ -335,7 +369,8 @@ class InProcess(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(got)
         with open(path) as f:
-            self.assertEqual(got, f.read(), "rerun with SHOAL_UPDATE_GOLDEN=1 if intended")
+            self.assertEqual(got, f.read(),
+                             "rerun with SHOAL_UPDATE_GOLDEN=1 if the change is intended")
 
 
 @unittest.skipUnless(PEER_C, "SHOAL_RPC_PEER (the C peer, svcpeer) is not set")

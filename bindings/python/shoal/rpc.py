@@ -726,15 +726,17 @@ class ServicerContext:
 class _Service:
     """A service's C tables and one ctypes callback per method."""
 
-    def __init__(self, server, generic):
+    def __init__(self, server, generic, inline_unary):
         self.name = generic.service_name()
         handlers = generic.method_handlers()
         self._names = [n.encode("utf-8") for n in handlers]
-        self._funcs = [rpc_handler_t(self._callback(server, h)) for h in handlers.values()]
+        self._funcs = [rpc_handler_t(self._callback(server, h))
+                       for h in handlers.values()]
         arr = (shoal_rpc_method * len(handlers))()
         for i, h in enumerate(handlers.values()):
+            blocking = not (inline_unary and h.kind == _UNARY)
             arr[i] = shoal_rpc_method(self._names[i], h.kind, None, None, self._funcs[i],
-                                      1)
+                                      blocking)
         self._methods = arr
         self._cname = self.name.encode("utf-8")
         self.c = shoal_rpc_service(self._cname, arr, len(handlers), None)
@@ -776,7 +778,8 @@ def _run_behavior(context, h):
 class Server:
     """A server: its own shoal_loop on a thread of its own (see :func:`server`)."""
 
-    def __init__(self, max_workers=None, root=None, domain=None):
+    def __init__(self, max_workers=None, root=None, domain=None, inline_unary=False):
+        self._inline = inline_unary
         self._services = {}
         self._ports = []
         self._token = None
@@ -799,7 +802,7 @@ class Server:
             name = g.service_name()
             if name in self._services:
                 raise ValueError("service %s was added already" % name)
-            self._services[name] = _Service(self, g)
+            self._services[name] = _Service(self, g, self._inline)
 
     def add_port(self, address):
         """Listens on address once started (shm://name, ipc:///path,
@@ -954,8 +957,11 @@ def _status(context, code, details):
     return code.number
 
 
-def server(max_workers=None, root=None, domain=None):
+def server(max_workers=None, root=None, domain=None, inline_unary=False):
     """A new server (see Server): add services (add_XServicer_to_server) and ports,
     then start(). max_workers bounds the handlers running at once (None: no bound;
-    each call has a thread of its own). root / domain: where shm:// objects live."""
-    return Server(max_workers, root, domain)
+    each call has a thread of its own). root / domain: where shm:// objects live.
+    inline_unary: run unary handlers on the server's loop thread — no thread per
+    call, several times faster, but a handler that blocks holds up every other call
+    of the server (streaming handlers always have a thread of their own)."""
+    return Server(max_workers, root, domain, inline_unary)
