@@ -37,10 +37,12 @@ ctypes; this module only converts.
   Python and C peers mix freely.
 """
 
+import atexit
 import ctypes
 import enum
 import threading
 import time
+import weakref
 from ctypes import byref, c_char_p, c_size_t, c_void_p
 
 from . import errors
@@ -839,6 +841,7 @@ class Server:
             self._state = "stopped"
             raise self._start_error
         self._state = "started"
+        _running.add(self)
 
     def _serve(self, ready):
         srv = c_void_p()
@@ -882,6 +885,7 @@ class Server:
         self._stopped.wait()
         self._thread.join()
         self._state = "stopped"
+        _running.discard(self)
         return self._stopped
 
     def wait_for_termination(self, timeout=None):
@@ -927,6 +931,17 @@ class Server:
             except Exception:
                 pass
         return rc
+
+
+# Servers still running when the interpreter exits are stopped first: their
+# handler threads must not call into an interpreter that is shutting down.
+_running = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all():
+    for srv in list(_running):
+        srv.stop(None)
 
 
 def _outcome(context, h):
