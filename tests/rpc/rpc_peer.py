@@ -41,14 +41,15 @@ class Gen(svct.GenServicer):
                         items=[request.n, request.n])
 
     def Count(self, request, context):
-        slow = request.text == "slow"
+        slow, finished = request.text == "slow", False
         try:
             for i in range(request.n):
                 yield svct.Fix(n=i)
                 if slow:
                     time.sleep(0.02)
-        finally:
-            if not context.is_active():
+            finished = True
+        finally:  # closed early: the call ended (cancel, deadline, client gone)
+            if not finished:
                 event("cancelled Count")
 
     def Sum(self, request_iterator, context):
