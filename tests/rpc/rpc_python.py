@@ -360,6 +360,43 @@ class InProcess(unittest.TestCase):
         finally:
             server.stop(None)
 
+    def test_deadline_inherited(self):
+        inner = []
+
+        class Waits(svct.GenServicer):
+            def Wait(self, request, context):
+                while context.is_active():
+                    time.sleep(0.005)
+                return svct.Fix()
+
+        class Relays(svct.GenServicer):
+            def Ask(self, request, context):
+                with rpc.channel("shm://rpcpy-waits") as ch:
+                    try:  # no timeout of its own: the handler's deadline applies
+                        svct.GenStub(ch).Wait(svct.Fix())
+                    except rpc.RpcError as e:
+                        inner.append(e.code())
+                return svct.Enc()
+
+        servers = []
+        for addr, servicer in (("shm://rpcpy-waits", Waits()),
+                               ("shm://rpcpy-relays", Relays())):
+            srv = rpc.server()
+            svct.add_GenServicer_to_server(servicer, srv)
+            srv.add_port(addr)
+            srv.start()
+            servers.append(srv)
+        try:
+            with rpc.channel("shm://rpcpy-relays") as ch:
+                with self.assertRaises(rpc.RpcError) as e:
+                    svct.GenStub(ch).Ask(svct.Fix(), timeout=0.3)
+                self.assertEqual(e.exception.code(), rpc.StatusCode.DEADLINE_EXCEEDED)
+            self.assertTrue(_util.wait_until(lambda: inner, timeout=10))
+            self.assertEqual(inner[0], rpc.StatusCode.DEADLINE_EXCEEDED)
+        finally:
+            for srv in servers:
+                srv.stop(None)
+
     def test_golden_services(self):
         with open(os.path.join(GEN, "svct_shoal.py")) as f:
             text = f.read()
