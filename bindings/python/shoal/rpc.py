@@ -240,10 +240,14 @@ class _Call:
         return _take(msg, n) if rc == 1 else None
 
     def finish(self):
-        """Waits for the status; returns (StatusCode, details) and frees the handle."""
+        """Waits for the status, discarding the responses not read; returns
+        (StatusCode, details) and frees the handle."""
         if self._outcome is not None:
             return self._outcome
-        while C.rpc_call_wait(self._h, _SLICE_NS) == 0:
+        if not self._h:
+            self._outcome = (StatusCode.CANCELLED, "the call was abandoned")
+            return self._outcome
+        while self.recv() is not None:  # in slices: Ctrl-C still works
             pass
         detail = ctypes.create_string_buffer(_DETAIL_MAX)
         code = C.rpc_call_finish(self._h, detail, _DETAIL_MAX)
