@@ -9,8 +9,8 @@
 * Python client against a C server built from the generated C code (svcpeer.c), and
   a C client against a Python server, over shm:// and tcp://.
 
-The generated services' section is compared with golden/svct_services.py (rerun with
-SHOAL_UPDATE_GOLDEN=1 after an intended change). Every peer is a process started
+The generated services' section is compared with golden/svct_services.py.golden
+(rerun with SHOAL_UPDATE_GOLDEN=1 after an intended change). Every peer is a process started
 anew (nng cannot be used in a child forked after its parent used it).
 """
 
@@ -401,7 +401,7 @@ class InProcess(unittest.TestCase):
         with open(os.path.join(GEN, "svct_shoal.py")) as f:
             text = f.read()
         got = text[text.index("# ---- services ----"):]
-        path = os.path.join(HERE, "golden", "svct_services.py")
+        path = os.path.join(HERE, "golden", "svct_services.py.golden")
         if os.environ.get("SHOAL_UPDATE_GOLDEN"):
             with open(path, "w") as f:
                 f.write(got)
