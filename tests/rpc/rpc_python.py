@@ -10,8 +10,8 @@
   a C client against a Python server, over shm:// and tcp://.
 
 The generated services' section is compared with golden/svct_services.py.golden
-(rerun with SHOAL_UPDATE_GOLDEN=1 after an intended change). Every peer is a process started
-anew (nng cannot be used in a child forked after its parent used it).
+(rerun with SHOAL_UPDATE_GOLDEN=1 after an intended change). Every peer is a process
+started anew (nng cannot be used in a child forked after its parent used it).
 """
 
 import os
