@@ -360,6 +360,32 @@ class InProcess(unittest.TestCase):
         finally:
             server.stop(None)
 
+    def test_start_errors(self):
+        import shoal
+        bogus = rpc.server()
+        bogus.add_port("bogus://x")
+        with self.assertRaises(shoal.InvalidArgument):
+            bogus.start()
+        if not NNG:
+            return
+        port = addresses("busy")["tcp"]
+        no_token = rpc.server()
+        no_token.add_port(port)
+        with self.assertRaises(shoal.InvalidArgument):  # tcp:// needs a token
+            no_token.start()
+        first, second = rpc.server(), rpc.server()
+        for srv in (first, second):
+            srv.set_token(TOKEN)
+            srv.add_port(port)
+        first.start()
+        try:
+            with self.assertRaises(shoal.Busy):
+                second.start()
+            with self.assertRaises(ValueError):  # configured before start only
+                first.add_port("shm://rpcpy-late")
+        finally:
+            first.stop(None)
+
     def test_deadline_inherited(self):
         inner = []
 
