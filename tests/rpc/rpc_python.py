@@ -233,6 +233,27 @@ class PythonServer(Checks, unittest.TestCase):
     def test_cancel(self):
         self.each(self.check_cancel, self.server)
 
+    def test_many_clients(self):
+        """100 clients at once, each with a channel of its own, on one server."""
+        results, failures = [], []
+
+        def client(i):
+            try:
+                with rpc.channel(self.addrs["shm"], connect_timeout=60) as ch:
+                    stub = svct.GenStub(ch)
+                    results.append(sum(stub.Ask(svct.Fix(n=100 + i), timeout=60).n
+                                       for _ in range(3)))
+            except Exception as e:
+                failures.append(e)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(100)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(failures, [])
+        self.assertEqual(sorted(results), [3 * (101 + i) for i in range(100)])
+
     @unittest.skipUnless(NNG, "libshoal is built without nng")
     def test_token(self):
         with self.assertRaises(rpc.RpcError) as e:
