@@ -5,7 +5,10 @@
   response and the reverse, metadata both ways, status codes (abort, an exception in
   a handler, an unimplemented method), deadlines on both sides, a cancel reaching the
   handler, invalid requests, the server killed mid-stream, the client killed
-  mid-stream, Ctrl-C in a blocking call, a missing or wrong token;
+  mid-stream, Ctrl-C in a blocking call, a missing or wrong token, 100 clients at
+  once;
+* in one process: stop with grace, start errors, an inherited deadline, inline unary
+  handlers and grpc-style generic handlers;
 * Python client against a C server built from the generated C code (svcpeer.c), and
   a C client against a Python server, over shm:// and tcp://.
 
