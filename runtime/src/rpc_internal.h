@@ -71,13 +71,18 @@ typedef struct rpc_conn_ops {
     void (*stop)(rpc_conn *c);
     /* Frees the connection (server side: after stop). */
     void (*close)(rpc_conn *c);
+    /* Server side, tls+tcp:// (NULL elsewhere): 1 when the client presented a
+     * certificate that chains to the server's CA, else 0. Valid once a frame of the
+     * client arrived (the TLS handshake is over). */
+    int (*peer_verified)(rpc_conn *c);
 } rpc_conn_ops;
 
 struct rpc_server_conn; /* the server's bookkeeping (rpc.c) */
 
 struct rpc_conn {
     const rpc_conn_ops *ops;
-    int needs_auth; /* server side, set by the transport: token challenge first */
+    int needs_auth; /* server side, set by the transport: challenge first */
+    int needs_cert; /* ... and the client must have a verified TLS certificate */
     void *t;        /* the transport's state */
     char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
@@ -204,6 +209,14 @@ int rpc__auth_check(const char *token, const uint8_t challenge[RPC_CHALLENGE_LEN
                     const uint8_t *answer, size_t len);
 /* The server's token (NULL: none). */
 const char *rpc__server_token(shoal_rpc_server *s);
+
+/* The server's TLS settings (shoal_rpc_server_set_tls). */
+typedef struct rpc_tls {
+    char *cert_file, *key_file, *ca_file; /* ca_file may be NULL */
+    int require_client_cert;
+} rpc_tls;
+/* NULL when shoal_rpc_server_set_tls was not called. */
+const rpc_tls *rpc__server_tls(shoal_rpc_server *s);
 
 /* ---- transports ----------------------------------------------------------------------
  */

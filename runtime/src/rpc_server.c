@@ -68,6 +68,8 @@ struct shoal_rpc_server {
     int64_t timer_at;
     uint64_t bad_frames;
     char *token;
+    rpc_tls tls;
+    int has_tls;
 };
 
 const char *rpc__server_token(shoal_rpc_server *s)
@@ -85,6 +87,42 @@ int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token)
         return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
     free(s->token);
     s->token = t;
+    return 0;
+}
+
+const rpc_tls *rpc__server_tls(shoal_rpc_server *s)
+{
+    return s->has_tls ? &s->tls : NULL;
+}
+
+static void tls_clear(rpc_tls *t)
+{
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->ca_file);
+    *t = (rpc_tls){0};
+}
+
+int shoal_rpc_server_set_tls(shoal_rpc_server *s, const char *cert_file,
+                             const char *key_file, const char *ca_file,
+                             int require_client_cert)
+{
+    if (!s || !cert_file || !key_file)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: TLS needs a certificate file and a key file");
+    if (require_client_cert && !ca_file)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: requiring client certificates needs a CA file "
+                          "to check them against");
+    rpc_tls t = {strdup(cert_file), strdup(key_file), ca_file ? strdup(ca_file) : NULL,
+                 require_client_cert != 0};
+    if (!t.cert_file || !t.key_file || (ca_file && !t.ca_file)) {
+        tls_clear(&t);
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    }
+    tls_clear(&s->tls);
+    s->tls = t;
+    s->has_tls = 1;
     return 0;
 }
 
@@ -316,20 +354,30 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
     return x;
 }
 
-/* The first frame of a connection that must answer the challenge. */
+/* The first frame of a connection that must answer the challenge: the token's proof
+ * when the server has a token, and a verified TLS client certificate when the
+ * listener requires one (the handshake is over once a frame arrived). */
 static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t len)
 {
     rpc_frame f;
-    if (rpc__frame_decode(buf, len, &f, NULL) == 0 && f.type == RPC_F_AUTH &&
-        rpc__auth_check(sc->s->token, sc->challenge, f.payload, f.payload_len)) {
+    rpc_conn *c = sc->c;
+    const char *token = sc->s->token;
+    const char *why = NULL;
+    if (rpc__frame_decode(buf, len, &f, NULL) < 0 || f.type != RPC_F_AUTH)
+        why = "the connection did not answer the challenge";
+    else if (c->needs_cert && !(c->ops->peer_verified && c->ops->peer_verified(c)))
+        why = "no valid client certificate";
+    else if (token && !rpc__auth_check(token, sc->challenge, f.payload, f.payload_len))
+        why = "missing or wrong token";
+    if (!why) {
         sc->authed = 1;
         rpc_frame ok = {.type = RPC_F_ACCEPT};
-        if (rpc__send(sc->c, &ok, NULL, SEND_TIMEOUT) == 0)
+        if (rpc__send(c, &ok, NULL, SEND_TIMEOUT) == 0)
             return;
     } else {
-        reply_status(sc->c, 0, SHOAL_RPC_UNAUTHENTICATED, "missing or wrong token");
+        reply_status(c, 0, SHOAL_RPC_UNAUTHENTICATED, why);
     }
-    rpc__server_conn_lost(sc->c);
+    rpc__server_conn_lost(c);
 }
 
 void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
@@ -398,7 +446,7 @@ int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c)
     pthread_mutex_unlock(&s->mu);
     rpc_frame f = {.type = RPC_F_ACCEPT};
     sc->authed = !c->needs_auth;
-    if (c->needs_auth) { /* the listener made sure there is a token */
+    if (c->needs_auth) { /* token and/or client certificate: see authenticate() */
         int rc = rpc__auth_challenge(sc->challenge);
         if (rc < 0)
             return rc;
@@ -512,6 +560,7 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
     pthread_cond_destroy(&s->idle);
     free(s->svcs);
     free(s->token);
+    tls_clear(&s->tls);
     free(s);
 }
 

@@ -109,7 +109,7 @@ static void shm_close(rpc_conn *base)
     free(c);
 }
 
-static const rpc_conn_ops shm_ops = {shm_send, shm_recv, shm_stop, shm_close};
+static const rpc_conn_ops shm_ops = {shm_send, shm_recv, shm_stop, shm_close, NULL};
 
 static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
 {

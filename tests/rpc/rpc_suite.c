@@ -1,8 +1,8 @@
 /*
  * rpc_suite.c — services between processes over the transport $SHOAL_RPC_TRANSPORT
- * names (shm, ipc or tcp; CTest runs this program once per transport): the four kinds
- * of call, metadata, status codes, deadlines (and their inheritance by a call made in
- * a handler), cancellation, a server killed mid-stream, a client killed mid-stream,
+ * names (shm, ipc, tcp or tls; CTest runs this program once per transport): the four
+ * kinds of call, metadata, status codes, deadlines (and their inheritance by a call made
+ * in a handler), cancellation, a server killed mid-stream, a client killed mid-stream,
  * invalid and undecodable requests, and 100 client processes on one server loop.
  *
  * The server is a child process running the Echo service (echo_service.h) on a
@@ -10,6 +10,11 @@
  * exec of this program, with a role in argv[1]) rather than merely forked, because
  * nng does not survive fork(). Counters the server's handlers keep live in a named
  * SharedMemory block that every process opens.
+ *
+ * Over tls (tls+tcp://) the server requires both a client certificate and the token;
+ * make-test-certs.sh makes a throwaway CA and certificates under the test's root
+ * first, and test_tls checks the refusals: a wrong CA, a wrong server name, no
+ * client certificate, one of another CA, and a plain tcp:// client.
  */
 #include <pthread.h>
 
@@ -34,8 +39,34 @@ static shoal_loop *srv_loop;
 /* Generous: the machine running the tests may be loaded. */
 #define TOKEN    "s3cret-token"
 #define SEND_SEC SHOAL_SEC(5)
-static const shoal_rpc_channel_config slow_ok = {.connect_timeout = SHOAL_SEC(30),
-                                                 .token = TOKEN};
+static shoal_rpc_channel_config slow_ok = {.connect_timeout = SHOAL_SEC(30),
+                                           .token = TOKEN};
+static char pki[300]; /* tls: the directory of the certificates */
+
+/* The path of file `name` of the test PKI (one of a few static buffers). */
+static const char *pki_file(const char *name)
+{
+    static char buf[8][400];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof(buf[0]), "%s/%s", pki, name);
+    return b;
+}
+
+static int is_tls(void)
+{
+    return strncmp(addr, "tls+tcp://", 10) == 0;
+}
+
+/* Over tls, every channel of the suite presents the client certificate. */
+static void tls_config_client(void)
+{
+    static char ca[400], cert[400], key[400];
+    snprintf(pki, sizeof(pki), "%s/pki", t_root);
+    slow_ok.tls_ca_file = strcpy(ca, pki_file("ca.pem"));
+    slow_ok.tls_cert_file = strcpy(cert, pki_file("client.pem"));
+    slow_ok.tls_key_file = strcpy(key, pki_file("client.key"));
+}
 
 /* ---- the server ----------------------------------------------------------------------
  */
@@ -164,6 +195,9 @@ static int server_main(void *arg)
     if (shoal_loop_create(&srv_loop) < 0 || shoal_rpc_server_create(&s, srv_loop) < 0 ||
         shoal_rpc_server_add_service(s, Echo_service(&skel, h, NULL)) < 0 ||
         shoal_rpc_server_set_token(s, TOKEN) < 0 ||
+        (is_tls() &&
+         shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("server.key"),
+                                  pki_file("ca.pem"), 1) < 0) ||
         shoal_rpc_server_listen(s, addr, NULL) < 0) {
         fprintf(stderr, "server: %s\n", shoal_errdetail());
         return 1;
@@ -461,7 +495,7 @@ static void test_garbage_frames(void **state)
     shoal_rpc_channel *good = connect_ch();
     rpc_conn *raw;
     T_OK(strncmp(addr, "shm://", 6) == 0 ? rpc__shm_connect(&raw, addr + 6, NULL)
-                                         : rpc__nng_connect(&raw, addr, NULL));
+                                         : rpc__nng_connect(&raw, addr, &slow_ok));
     const uint8_t *buf;
     size_t len;
     rpc_frame f;
@@ -566,8 +600,9 @@ static void test_client_killed(void **state)
 static int many_client(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    shoal_rpc_channel_config cfg = {
-        .max_frame = 1024, .connect_timeout = SHOAL_SEC(60), .token = TOKEN};
+    shoal_rpc_channel_config cfg = slow_ok;
+    cfg.max_frame = 1024;
+    cfg.connect_timeout = SHOAL_SEC(60);
     shoal_rpc_channel *ch;
     if (shoal_rpc_channel_open(&ch, addr, &cfg) < 0)
         return 1;
@@ -671,14 +706,15 @@ static void test_hmac_vectors(void **state)
 static void test_token(void **state)
 {
     (void)state;
-    if (strncmp(addr, "tcp://", 6) != 0)
+    if (strncmp(addr, "tcp://", 6) != 0 && !is_tls())
         skip();
     pid_t pid = server_start();
     shoal_rpc_channel *ch;
-    shoal_rpc_channel_config none = {.connect_timeout = SHOAL_SEC(30)};
+    shoal_rpc_channel_config none = slow_ok;
+    none.token = NULL;
     assert_int_equal(shoal_rpc_channel_open(&ch, addr, &none), SHOAL_EACCES);
-    shoal_rpc_channel_config wrong = {.connect_timeout = SHOAL_SEC(30),
-                                      .token = "guessing!"};
+    shoal_rpc_channel_config wrong = slow_ok;
+    wrong.token = "guessing!";
     assert_int_equal(shoal_rpc_channel_open(&ch, addr, &wrong), SHOAL_EACCES);
     assert_non_null(strstr(shoal_errdetail(), "UNAUTHENTICATED"));
     /* A peer that skips the answer and starts a call is refused too. */
@@ -686,7 +722,7 @@ static void test_token(void **state)
     const uint8_t *buf;
     size_t len;
     rpc_frame f;
-    T_OK(rpc__nng_connect(&raw, addr, NULL));
+    T_OK(rpc__nng_connect(&raw, addr, &slow_ok));
     assert_int_equal(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)), 1);
     rpc_frame start = {
         .call = 1, .type = RPC_F_START, .method = "test.Echo/Say", .method_len = 13};
@@ -700,11 +736,79 @@ static void test_token(void **state)
     server_stop(connect_ch(), pid);
 }
 
+/* Opening a channel with cfg fails with `rc`, its detail naming `why`. */
+static void refused(const shoal_rpc_channel_config *cfg, const char *address, int rc,
+                    const char *why)
+{
+    shoal_rpc_channel *ch = NULL;
+    assert_int_equal(shoal_rpc_channel_open(&ch, address, cfg), rc);
+    if (!strstr(shoal_errdetail(), why))
+        fail_msg("expected \"%s\" in: %s", why, shoal_errdetail());
+}
+
+/* tls+tcp://: the refusals, each clear and prompt; the server serves on. */
+static void test_tls(void **state)
+{
+    (void)state;
+    if (!is_tls())
+        skip();
+    pid_t pid = server_start();
+    shoal_rpc_channel_config c = slow_ok;
+    c.tls_ca_file = pki_file("other-ca.pem"); /* not the server's CA */
+    refused(&c, addr, SHOAL_EACCES, "TLS handshake failed");
+    c = slow_ok;
+    c.tls_server_name = "elsewhere.example"; /* not the name in its certificate */
+    refused(&c, addr, SHOAL_EACCES, "TLS handshake failed");
+    c = slow_ok;
+    c.tls_cert_file = c.tls_key_file = NULL; /* no client certificate */
+    refused(&c, addr, SHOAL_EACCES, "UNAUTHENTICATED: no valid client certificate");
+    c.tls_cert_file = pki_file("stranger.pem"); /* one of another CA */
+    c.tls_key_file = pki_file("stranger.key");
+    refused(&c, addr, SHOAL_EACCES, "UNAUTHENTICATED: no valid client certificate");
+    c = slow_ok;
+    c.tls_ca_file = NULL;
+    refused(&c, addr, SHOAL_EINVAL, "tls_ca_file");
+    /* A plain tcp:// client on the TLS port fails within its connect timeout. */
+    char plain[300];
+    snprintf(plain, sizeof(plain), "tcp://%s", addr + 10);
+    c = slow_ok;
+    c.connect_timeout = SHOAL_SEC(2);
+    int64_t t0 = now_ms();
+    shoal_rpc_channel *ch = NULL;
+    assert_true(shoal_rpc_channel_open(&ch, plain, &c) < 0);
+    assert_true(now_ms() - t0 < 10000);
+    /* The server's side: a tls+tcp:// listener needs a certificate, and client
+     * certificates required or a token. */
+    shoal_loop *loop;
+    shoal_rpc_server *s;
+    T_OK(shoal_loop_create(&loop));
+    T_OK(shoal_rpc_server_create(&s, loop));
+    assert_int_equal(shoal_rpc_server_listen(s, "tls+tcp://127.0.0.1:1", NULL),
+                     SHOAL_EINVAL);
+    assert_int_equal(shoal_rpc_server_set_tls(s, pki_file("server.pem"),
+                                              pki_file("server.key"), NULL, 1),
+                     SHOAL_EINVAL);
+    T_OK(shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("server.key"), NULL,
+                                  0));
+    assert_int_equal(shoal_rpc_server_listen(s, "tls+tcp://127.0.0.1:1", NULL),
+                     SHOAL_EINVAL);
+    T_OK(shoal_rpc_server_set_token(s, TOKEN));
+    T_OK(shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("ca.pem"), NULL,
+                                  0)); /* a certificate where the key should be */
+    assert_int_equal(shoal_rpc_server_listen(s, "tls+tcp://127.0.0.1:1", NULL),
+                     SHOAL_EINVAL);
+    shoal_rpc_server_destroy(s);
+    shoal_loop_destroy(loop);
+    server_stop(connect_ch(), pid);
+}
+
 /* A child's role, from argv: "server ADDR", "killed-client ADDR", "many-client ADDR ID".
  */
 static int child(int argc, char **argv)
 {
     snprintf(addr, sizeof(addr), "%s", argv[2]);
+    if (is_tls())
+        tls_config_client();
     if (strcmp(argv[1], "server") == 0)
         return server_main(NULL);
     if (strcmp(argv[1], "killed-client") == 0)
@@ -742,9 +846,21 @@ int main(int argc, char **argv)
         snprintf(addr, sizeof(addr), "ipc://%s/echo.sock", t_root);
     else if (strcmp(transport, "tcp") == 0)
         snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", 20000 + getpid() % 30000);
+    else if (strcmp(transport, "tls") == 0)
+        snprintf(addr, sizeof(addr), "tls+tcp://127.0.0.1:%d", 20000 + getpid() % 30000);
     else {
-        fprintf(stderr, "SHOAL_RPC_TRANSPORT=%s: expected shm, ipc or tcp\n", transport);
+        fprintf(stderr, "SHOAL_RPC_TRANSPORT=%s: expected shm, ipc, tcp or tls\n",
+                transport);
         return 2;
+    }
+    if (is_tls()) {
+        tls_config_client();
+        char cmd[800];
+        snprintf(cmd, sizeof(cmd), "sh '%s' '%s'", MAKE_TEST_CERTS, pki);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "rpc-suite: %s failed\n", cmd);
+            return 2;
+        }
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_unary_metadata, teardown),
@@ -761,9 +877,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_client_killed, teardown),
         cmocka_unit_test_teardown(test_many_clients, teardown),
         cmocka_unit_test_teardown(test_token, teardown),
+        cmocka_unit_test_teardown(test_tls, teardown),
         cmocka_unit_test_teardown(test_threads_one_channel, teardown),
         cmocka_unit_test(test_hmac_vectors),
     };
+    if (getenv("SHOAL_TEST_FILTER")) /* e.g. SHOAL_TEST_FILTER=test_tls */
+        cmocka_set_test_filter(getenv("SHOAL_TEST_FILTER"));
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     shoal_shm_close(shared_shm);
     return rc;

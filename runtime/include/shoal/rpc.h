@@ -12,8 +12,11 @@
  *   ipc:///path         an nng byte stream over a Unix socket (socket file mode 0600),
  *   tcp://host:port     an nng byte stream over TCP; clients must prove they know
  *                       the server's token (shoal_rpc_server_set_token).
- *                       Both when libshoal is built with nng.
- *   (tls+tcp:// is recognised and refused with SHOAL_EINVAL: not supported yet.)
+ *   tls+tcp://host:port the same over TLS (shoal_rpc_server_set_tls): the server's
+ *                       certificate is checked against the client's CA file; clients
+ *                       prove themselves with a certificate the server's CA signed
+ *                       (when the server requires one) and/or the token (when the
+ *                       server has one). All three when libshoal is built with nng.
  *
  * The frames on every transport are shoal.rpc.Frame messages in the protobuf wire
  * format (schemas/shoal/rpc.proto); docs/services.md describes them.
@@ -164,6 +167,14 @@ typedef struct shoal_rpc_channel_config {
                                        shoal_rpc_server_set_token) */
     size_t max_frame;               /* shm://: largest frame (message + about 40 bytes
                                        of envelope); 0: 64 KiB */
+    /* tls+tcp:// only. */
+    const char *tls_ca_file;     /* required: the CA certificate(s), PEM, the server's
+                                    certificate must chain to */
+    const char *tls_cert_file;   /* this client's certificate, PEM (for a server that
+                                    requires one), or NULL */
+    const char *tls_key_file;    /* its private key, PEM (unencrypted) */
+    const char *tls_server_name; /* the name the server's certificate must carry;
+                                    NULL: the address's host */
 } shoal_rpc_channel_config;
 
 /*
@@ -171,7 +182,9 @@ typedef struct shoal_rpc_channel_config {
  * SHOAL_EINVAL (NULL, an address of no known scheme, a scheme this build lacks),
  * SHOAL_ENOENT (shm://: no server has ever listened there; nng: connection refused),
  * SHOAL_ETIMEDOUT (no server accepted within the connect timeout), SHOAL_EACCES (the
- * server said UNAUTHENTICATED: no token or a wrong one), SHOAL_ENOMEM, SHOAL_ESYS.
+ * server said UNAUTHENTICATED: no token or a wrong one, no valid client certificate;
+ * or tls+tcp://: the server's certificate did not verify against tls_ca_file or the
+ * TLS handshake failed), SHOAL_ENOMEM, SHOAL_ESYS.
  */
 SHOAL_API int shoal_rpc_channel_open(shoal_rpc_channel **out, const char *address,
                                      const shoal_rpc_channel_config *cfg);
@@ -263,9 +276,27 @@ SHOAL_API int shoal_rpc_server_add_service(shoal_rpc_server *s,
  */
 SHOAL_API int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token);
 /*
+ * Sets the TLS identity of the server's tls+tcp:// listeners (call it before
+ * shoal_rpc_server_listen): cert_file and key_file are PEM files (the certificate,
+ * optionally followed by its chain, and its unencrypted private key). ca_file (PEM,
+ * may be NULL unless require_client_cert) holds the CA certificate(s) client
+ * certificates are checked against. With require_client_cert, a client without a
+ * certificate that chains to ca_file gets UNAUTHENTICATED and is disconnected (the
+ * TLS handshake itself succeeds, so the client learns why). A tls+tcp:// listener
+ * needs client certificates required or a token (shoal_rpc_server_set_token), or both
+ * (then a client needs both). The files are read when listening. Returns 0,
+ * SHOAL_EINVAL (NULL cert_file or key_file; require_client_cert without ca_file) or
+ * SHOAL_ENOMEM.
+ */
+SHOAL_API int shoal_rpc_server_set_tls(shoal_rpc_server *s, const char *cert_file,
+                                       const char *key_file, const char *ca_file,
+                                       int require_client_cert);
+/*
  * Listens on `address` (any number of addresses per server). shm://name creates the
  * connection queue `name` (or takes over the one a dead server left). Returns 0,
- * SHOAL_EINVAL (bad address; tcp:// without a token set), SHOAL_EBUSY (the address is
+ * SHOAL_EINVAL (bad address; tcp:// without a token set; tls+tcp:// without
+ * shoal_rpc_server_set_tls, or with neither client certificates required nor a token,
+ * or with certificate, key or CA files that do not load), SHOAL_EBUSY (the address is
  * in use) and the errors of creating the objects or sockets. attr: shm:// root,
  * domain and mode of the objects; ipc:// its mode gives the socket file's (0: 0600).
  */
