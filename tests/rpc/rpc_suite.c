@@ -736,6 +736,41 @@ static void test_token(void **state)
     server_stop(connect_ch(), pid);
 }
 
+/* shm://: a second server on a live server's name gets SHOAL_EBUSY; once the first
+ * is SIGKILLed, a new server takes the name and serves. */
+static void test_shm_one_server(void **state)
+{
+    (void)state;
+    if (strncmp(addr, "shm://", 6) != 0)
+        skip();
+    pid_t pid = server_start();
+    shoal_loop *loop;
+    shoal_rpc_server *s;
+    T_OK(shoal_loop_create(&loop));
+    T_OK(shoal_rpc_server_create(&s, loop));
+    assert_int_equal(shoal_rpc_server_listen(s, addr, NULL), SHOAL_EBUSY);
+    char want[64];
+    snprintf(want, sizeof(want), "a server (process %d) already listens", (int)pid);
+    assert_non_null(strstr(shoal_errdetail(), want));
+    Note req = {.n = 1}, resp;
+    shoal_rpc_channel *ch = connect_ch(); /* the first one still serves */
+    assert_int_equal(Echo_unary(ch, Echo_Say, &req, &resp, NULL, NULL, 0), SHOAL_RPC_OK);
+    shoal_rpc_channel_close(ch);
+    t_kill(pid);
+    server_pid = 0;
+    /* The name is free: this process takes it, a second listen here is refused,
+     * and closing gives it back. */
+    T_OK(shoal_rpc_server_listen(s, addr, NULL));
+    assert_int_equal(shoal_rpc_server_listen(s, addr, NULL), SHOAL_EBUSY);
+    shoal_rpc_server_destroy(s);
+    shoal_loop_destroy(loop);
+    pid = server_start();
+    ch = connect_ch();
+    assert_int_equal(Echo_unary(ch, Echo_Say, &req, &resp, NULL, NULL, 0), SHOAL_RPC_OK);
+    assert_int_equal(resp.n, 2);
+    server_stop(ch, pid);
+}
+
 /* Opening a channel with cfg fails with `rc`, its detail naming `why`. */
 static void refused(const shoal_rpc_channel_config *cfg, const char *address, int rc,
                     const char *why)
@@ -878,6 +913,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_many_clients, teardown),
         cmocka_unit_test_teardown(test_token, teardown),
         cmocka_unit_test_teardown(test_tls, teardown),
+        cmocka_unit_test_teardown(test_shm_one_server, teardown),
         cmocka_unit_test_teardown(test_threads_one_channel, teardown),
         cmocka_unit_test(test_hmac_vectors),
     };

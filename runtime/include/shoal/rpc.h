@@ -293,12 +293,17 @@ SHOAL_API int shoal_rpc_server_set_tls(shoal_rpc_server *s, const char *cert_fil
                                        int require_client_cert);
 /*
  * Listens on `address` (any number of addresses per server). shm://name creates the
- * connection queue `name` (or takes over the one a dead server left). Returns 0,
+ * connection queue `name` (or takes over the one a dead server left) and the block
+ * `name:server` that marks the name as served: while a live process listens on
+ * shm://name, another listen there (from any process, this one included) fails with
+ * SHOAL_EBUSY; once that process died (even by SIGKILL) or its listener closed, the
+ * name is free again. Returns 0,
  * SHOAL_EINVAL (bad address; tcp:// without a token set; tls+tcp:// without
  * shoal_rpc_server_set_tls, or with neither client certificates required nor a token,
  * or with certificate, key or CA files that do not load), SHOAL_EBUSY (the address is
- * in use) and the errors of creating the objects or sockets. attr: shm:// root,
- * domain and mode of the objects; ipc:// its mode gives the socket file's (0: 0600).
+ * in use: another server listens there) and the errors of creating the objects or
+ * sockets. attr: shm:// root, domain and mode of the objects; ipc:// its mode gives the
+ * socket file's (0: 0600).
  */
 SHOAL_API int shoal_rpc_server_listen(shoal_rpc_server *s, const char *address,
                                       const shoal_attr *attr);
