@@ -9,8 +9,14 @@
  *
  *   - a unary call whose request came with START (the client's usual form) runs its
  *     handler at once on the loop's thread — no thread switch, no system call;
- *   - every other call (streams, blocking unary handlers) runs its handler on a
- *     thread of its own, which may block in shoal_rpc_ctx_recv / _send.
+ *   - every other call (streams, blocking unary handlers) runs its handler off the
+ *     loop's thread, where it may block in shoal_rpc_ctx_recv / _send: on a thread of
+ *     its own, or, with a worker pool (shoal_rpc_server_set_workers), on one of the
+ *     pool's threads — the call waits in a FIFO queue until a worker is free, and a
+ *     worker that takes a call already ended (cancelled, deadline passed) while it
+ *     waited only reports its end. s->threads counts the calls off the loop's thread
+ *     (running or waiting); beyond the server's bound a call ends at once with
+ *     RESOURCE_EXHAUSTED.
  *
  * Frames for a running call (MESSAGE, HALF_CLOSE, WINDOW, CANCEL) update its rpc_call
  * under the server's mutex and wake its handler. The call ends (rpc_call.done) on the
@@ -51,7 +57,8 @@ struct shoal_rpc_ctx {
     shoal_rpc_md md, headers, trailers;
     int headers_sent;
     int on_thread;
-    rpc_msg *response; /* unary / client streaming: sent with the trailers */
+    struct shoal_rpc_ctx *job_next; /* in the pool's queue */
+    rpc_msg *response;              /* unary / client streaming: sent with the trailers */
     char detail[SHOAL_RPC_DETAIL_MAX];
 };
 
@@ -59,7 +66,14 @@ struct shoal_rpc_server {
     shoal_loop *loop;
     pthread_mutex_t mu;
     pthread_cond_t idle;
-    int threads; /* handler threads running */
+    unsigned threads;   /* calls off the loop's thread: running or waiting for a worker */
+    unsigned max_calls; /* bound on threads (0: none) */
+    /* the worker pool (n_workers 0: a thread per call) */
+    unsigned n_workers;
+    pthread_t *workers;
+    struct shoal_rpc_ctx *jobs, *jobs_tail;
+    pthread_cond_t work;
+    int stopping;
     const shoal_rpc_service **svcs;
     size_t n_svcs;
     struct rpc_server_conn *conns;
@@ -123,6 +137,43 @@ int shoal_rpc_server_set_tls(shoal_rpc_server *s, const char *cert_file,
     tls_clear(&s->tls);
     s->tls = t;
     s->has_tls = 1;
+    return 0;
+}
+
+static void *worker(void *arg);
+
+int shoal_rpc_server_set_workers(shoal_rpc_server *s, unsigned workers,
+                                 unsigned max_calls)
+{
+    if (!s || workers > 4096)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL, or over 4096 workers");
+    pthread_mutex_lock(&s->mu);
+    int busy = s->n_workers || s->threads || s->conns;
+    pthread_mutex_unlock(&s->mu);
+    if (busy)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: workers are set once, before any connection");
+    pthread_t *t = workers ? calloc(workers, sizeof(*t)) : NULL;
+    if (workers && !t)
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    for (unsigned i = 0; i < workers; i++) {
+        if (pthread_create(&t[i], NULL, worker, s) == 0)
+            continue;
+        pthread_mutex_lock(&s->mu); /* undo: stop the ones started */
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->work);
+        pthread_mutex_unlock(&s->mu);
+        while (i--)
+            pthread_join(t[i], NULL);
+        free(t);
+        s->stopping = 0;
+        return shoal__err(SHOAL_ESYS, "rpc server: cannot start worker threads");
+    }
+    pthread_mutex_lock(&s->mu);
+    s->workers = t;
+    s->n_workers = workers;
+    s->max_calls = max_calls;
+    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
@@ -237,6 +288,67 @@ static void *handler_thread(void *arg)
 {
     run_handler(arg);
     return NULL;
+}
+
+/* A thread of the pool: runs the queued calls' handlers, in order, until the server
+ * stops. */
+static void *worker(void *arg)
+{
+    shoal_rpc_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->jobs && !s->stopping)
+            pthread_cond_wait(&s->work, &s->mu);
+        struct shoal_rpc_ctx *x = s->jobs;
+        if (!x)
+            break;
+        s->jobs = x->job_next;
+        if (!s->jobs)
+            s->jobs_tail = NULL;
+        int ended = x->c.done; /* cancelled or out of time while it waited */
+        pthread_mutex_unlock(&s->mu);
+        if (ended)
+            handler_done(x, x->c.code);
+        else
+            run_handler(x);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Hands call x to a thread: the pool's queue or a new thread (mu held). Returns 0 or
+ * a negative code (the bound reached, no thread), with x not handed over. */
+static int offload(shoal_rpc_server *s, struct shoal_rpc_ctx *x)
+{
+    if (s->max_calls && s->threads >= s->max_calls)
+        return shoal__err(SHOAL_EAGAIN,
+                          "server: %u calls already running or waiting (the server's "
+                          "bound)",
+                          s->threads);
+    x->on_thread = 1;
+    s->threads++;
+    if (s->n_workers) {
+        x->job_next = NULL;
+        if (s->jobs_tail)
+            s->jobs_tail->job_next = x;
+        else
+            s->jobs = x;
+        s->jobs_tail = x;
+        pthread_cond_signal(&s->work);
+        return 0;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, handler_thread, x);
+    pthread_attr_destroy(&attr);
+    if (rc == 0)
+        return 0;
+    s->threads--;
+    x->on_thread = 0;
+    return shoal__err(SHOAL_ESYS, "server: no thread for the handler");
 }
 
 /* ---- deadlines --------------------------------------------------------------------- */
@@ -404,26 +516,14 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         s->bad_frames++; /* a frame of no call, or of a type clients do not send */
     int inline_run = start && start->c.m->kind == SHOAL_RPC_UNARY &&
                      !start->c.m->blocking && start->c.peer_done;
-    if (start && !inline_run) {
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        start->on_thread = 1;
-        s->threads++;
-        if (pthread_create(&t, &attr, handler_thread, start) != 0) {
-            s->threads--;
-            start->on_thread = 0;
-            finish(start, SHOAL_RPC_RESOURCE_EXHAUSTED,
-                   "server: no thread for the handler");
-            snprintf(start->detail, sizeof(start->detail), "no thread");
-            pthread_mutex_unlock(&s->mu);
-            pthread_attr_destroy(&attr);
-            handler_done(start, SHOAL_RPC_RESOURCE_EXHAUSTED);
-            shoal_rpc_md_clear(&md);
-            return;
-        }
-        pthread_attr_destroy(&attr);
+    if (start && !inline_run && offload(s, start) < 0) {
+        char why[SHOAL_RPC_DETAIL_MAX];
+        snprintf(why, sizeof(why), "%s", shoal_errdetail());
+        finish(start, SHOAL_RPC_RESOURCE_EXHAUSTED, why);
+        pthread_mutex_unlock(&s->mu);
+        handler_done(start, SHOAL_RPC_RESOURCE_EXHAUSTED);
+        shoal_rpc_md_clear(&md);
+        return;
     }
     pthread_mutex_unlock(&s->mu);
     shoal_rpc_md_clear(&md);
@@ -492,6 +592,7 @@ int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop)
     s->timer_at = INT64_MAX;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
+    pthread_cond_init(&s->work, NULL);
     *out = s;
     return 0;
 }
@@ -554,10 +655,16 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
     pthread_mutex_lock(&s->mu);
     while (s->threads > 0)
         pthread_cond_wait(&s->idle, &s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
+    free(s->workers);
     shoal_loop_remove(s->loop, s->timer);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
+    pthread_cond_destroy(&s->work);
     free(s->svcs);
     free(s->token);
     tls_clear(&s->tls);

@@ -185,9 +185,11 @@ static int h_stop(shoal_rpc_ctx *ctx, void *arg)
     return SHOAL_RPC_OK;
 }
 
+/* arg non-NULL: with a pool of POOL_WORKERS workers and a bound of POOL_MAX calls. */
+#define POOL_WORKERS 2
+#define POOL_MAX     4
 static int server_main(void *arg)
 {
-    (void)arg;
     static const shoal_rpc_handler h[Echo_N_METHODS] = {h_say,  h_count, h_sum,   h_chat,
                                                         h_fail, h_wait,  h_relay, h_stop};
     Echo_server skel;
@@ -195,6 +197,7 @@ static int server_main(void *arg)
     if (shoal_loop_create(&srv_loop) < 0 || shoal_rpc_server_create(&s, srv_loop) < 0 ||
         shoal_rpc_server_add_service(s, Echo_service(&skel, h, NULL)) < 0 ||
         shoal_rpc_server_set_token(s, TOKEN) < 0 ||
+        (arg && shoal_rpc_server_set_workers(s, POOL_WORKERS, POOL_MAX) < 0) ||
         (is_tls() &&
          shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("server.key"),
                                   pki_file("ca.pem"), 1) < 0) ||
@@ -211,12 +214,17 @@ static int server_main(void *arg)
 
 static pid_t server_pid; /* killed by the teardown if a test failed before stopping it */
 
-static pid_t server_start(void)
+static pid_t server_start_as(const char *role)
 {
     atomic_store(&sh->ready, 0);
-    pid_t pid = server_pid = t_spawn_self("server", addr, NULL);
+    pid_t pid = server_pid = t_spawn_self(role, addr, NULL);
     assert_true(t_wait_atleast(&sh->ready, 1, SHOAL_SEC(30)));
     return pid;
+}
+
+static pid_t server_start(void)
+{
+    return server_start_as("server");
 }
 
 static int teardown(void **state)
@@ -736,6 +744,59 @@ static void test_token(void **state)
     server_stop(connect_ch(), pid);
 }
 
+/* A pool of 2 workers, at most 4 calls off the loop: 4 open streams are served two
+ * at a time (the later two wait for a worker, and are served once the first two end),
+ * a fifth is refused with RESOURCE_EXHAUSTED, and unary calls run on meanwhile. */
+static void test_worker_pool(void **state)
+{
+    (void)state;
+    pid_t pid = server_start_as("pool-server");
+    shoal_rpc_channel *ch = connect_ch();
+    shoal_rpc_call *c[POOL_MAX + 1];
+    Note v, m = {.n = 7};
+    for (int i = 0; i < POOL_MAX; i++) {
+        T_OK(Echo_start(&c[i], ch, Echo_Chat, NULL, NULL));
+        T_OK(Echo_send(c[i], &m));
+    }
+    for (int i = 0; i < POOL_WORKERS; i++) { /* the first two are running */
+        assert_int_equal(Echo_next(c[i], &v), 1);
+        assert_int_equal(v.n, 14);
+    }
+    T_OK(Echo_start(&c[POOL_MAX], ch, Echo_Chat, NULL, NULL));
+    char detail[SHOAL_RPC_DETAIL_MAX];
+    assert_int_equal(shoal_rpc_call_finish(c[POOL_MAX], detail, sizeof(detail)),
+                     SHOAL_RPC_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(detail, "bound"));
+    shoal_rpc_call_free(c[POOL_MAX]);
+    Note req = {.n = 1}, resp; /* unary calls do not need a worker */
+    assert_int_equal(Echo_unary(ch, Echo_Say, &req, &resp, NULL, NULL, 0), SHOAL_RPC_OK);
+    for (int i = 0; i < POOL_MAX; i++) { /* ending one frees a worker for the next */
+        T_OK(shoal_rpc_call_close_send(c[i]));
+        if (i >= POOL_WORKERS) {
+            assert_int_equal(Echo_next(c[i], &v), 1);
+            assert_int_equal(v.n, 14);
+        }
+        assert_int_equal(Echo_next(c[i], &v), 0);
+        assert_int_equal(shoal_rpc_call_finish(c[i], NULL, 0), SHOAL_RPC_OK);
+        shoal_rpc_call_free(c[i]);
+    }
+    /* A waiting call whose deadline passes ends DEADLINE_EXCEEDED without a worker. */
+    shoal_rpc_options quick = {.timeout = SHOAL_MS(300)};
+    for (int i = 0; i < POOL_MAX; i++)
+        T_OK(Echo_start(&c[i], ch, Echo_Chat, NULL, i < POOL_WORKERS ? NULL : &quick));
+    for (int i = POOL_WORKERS; i < POOL_MAX; i++)
+        assert_int_equal(shoal_rpc_call_finish(c[i], NULL, 0),
+                         SHOAL_RPC_DEADLINE_EXCEEDED);
+    for (int i = 0; i < POOL_MAX; i++) {
+        if (i < POOL_WORKERS) {
+            T_OK(shoal_rpc_call_close_send(c[i]));
+            assert_int_equal(shoal_rpc_call_finish(c[i], NULL, 0), SHOAL_RPC_OK);
+        }
+        shoal_rpc_call_free(c[i]);
+    }
+    server_stop(ch, pid);
+}
+
 /* shm://: a second server on a live server's name gets SHOAL_EBUSY; once the first
  * is SIGKILLed, a new server takes the name and serves. */
 static void test_shm_one_server(void **state)
@@ -846,6 +907,8 @@ static int child(int argc, char **argv)
         tls_config_client();
     if (strcmp(argv[1], "server") == 0)
         return server_main(NULL);
+    if (strcmp(argv[1], "pool-server") == 0)
+        return server_main("pool");
     if (strcmp(argv[1], "killed-client") == 0)
         return killed_client(NULL);
     if (strcmp(argv[1], "many-client") == 0 && argc > 3)
@@ -914,6 +977,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_token, teardown),
         cmocka_unit_test_teardown(test_tls, teardown),
         cmocka_unit_test_teardown(test_shm_one_server, teardown),
+        cmocka_unit_test_teardown(test_worker_pool, teardown),
         cmocka_unit_test_teardown(test_threads_one_channel, teardown),
         cmocka_unit_test(test_hmac_vectors),
     };

@@ -39,9 +39,10 @@
  *
  * Threads: a channel may be used by many threads at once, each with its own calls;
  * a call is used by one thread at a time. Unary handlers run on the loop's thread and
- * must not block (set shoal_rpc_method.blocking to run one on a thread of its own);
- * streaming handlers each run on a thread of their own and may block in
- * shoal_rpc_ctx_recv / shoal_rpc_ctx_send.
+ * must not block (set shoal_rpc_method.blocking to run one off it); streaming
+ * handlers run off the loop's thread and may block in shoal_rpc_ctx_recv /
+ * shoal_rpc_ctx_send. "Off the loop's thread" is a thread per call by default, or a
+ * worker of the server's pool (shoal_rpc_server_set_workers).
  *
  * Return values: functions return 0 (or 1, where said) or a negative SHOAL_E* code,
  * with shoal_errdetail() saying what was wrong. The outcome of a call is its status,
@@ -143,7 +144,7 @@ typedef struct shoal_rpc_method {
     shoal_rpc_check check_request;  /* NULL: any bytes */
     shoal_rpc_check check_response; /* NULL: any bytes */
     shoal_rpc_handler handler;      /* server side */
-    int blocking;                   /* unary: run the handler on a thread of its own */
+    int blocking;                   /* unary: run the handler off the loop's thread */
 } shoal_rpc_method;
 
 /* A service: a table of methods under a full name ("pkg.Service"). */
@@ -275,6 +276,21 @@ SHOAL_API int shoal_rpc_server_add_service(shoal_rpc_server *s,
  * UNAUTHENTICATED and is disconnected. Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM.
  */
 SHOAL_API int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token);
+/*
+ * Runs the handlers that do not run on the loop's thread (streaming methods, and
+ * unary methods marked blocking) on a pool of `workers` threads, started now, instead
+ * of a thread per call (workers 0: a thread per call, the default). A call waits in
+ * a first-in first-out queue until a worker is free; its deadline and its client's
+ * cancel still end it while it waits (the handler then never runs). A streaming
+ * handler holds its worker until it returns, so with more open streams than workers
+ * the later ones wait for the earlier ones to end. max_calls (0: no bound) bounds the
+ * calls served off the loop's thread, running or waiting, with or without a pool: a
+ * call beyond it ends at once with RESOURCE_EXHAUSTED. Call it once, before the
+ * server has connections. Returns 0, SHOAL_EINVAL (NULL, over 4096 workers, called
+ * twice or too late), SHOAL_ENOMEM or SHOAL_ESYS (threads could not be started).
+ */
+SHOAL_API int shoal_rpc_server_set_workers(shoal_rpc_server *s, unsigned workers,
+                                           unsigned max_calls);
 /*
  * Sets the TLS identity of the server's tls+tcp:// listeners (call it before
  * shoal_rpc_server_listen): cert_file and key_file are PEM files (the certificate,
