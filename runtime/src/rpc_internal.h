@@ -195,6 +195,24 @@ typedef struct rpc_listener {
 } rpc_listener;
 void rpc__server_add_listener(shoal_rpc_server *s, rpc_listener *l);
 
+/* ---- reflection (rpc_reflect.c) --------------------------------------------------- */
+
+/* A FileDescriptorSet registered with shoal_rpc_server_add_descriptors. */
+typedef struct rpc_descriptors {
+    const void *set;
+    size_t len;
+} rpc_descriptors;
+/* 0 when set[len] is a sequence of field-1 length-delimited entries, else -1. */
+int rpc__descriptors_check(const void *set, size_t len);
+/* Fills *svc with the reflection service of server s; returns svc. */
+const shoal_rpc_service *rpc__reflection_service(shoal_rpc_service *svc,
+                                                 shoal_rpc_server *s);
+/* What the reflection handlers read, under the server's mutex (lock / unlock). */
+void rpc__server_lock(shoal_rpc_server *s);
+void rpc__server_unlock(shoal_rpc_server *s);
+const shoal_rpc_service *const *rpc__server_services(shoal_rpc_server *s, size_t *n);
+const rpc_descriptors *rpc__server_descriptors(shoal_rpc_server *s, size_t *n);
+
 /* ---- the token challenge-response (rpc_auth.c) ------------------------------------ */
 
 #define RPC_CHALLENGE_LEN 32

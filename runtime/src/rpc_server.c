@@ -84,7 +84,55 @@ struct shoal_rpc_server {
     char *token;
     rpc_tls tls;
     int has_tls;
+    shoal_rpc_service reflection;
+    rpc_descriptors *descs;
+    size_t n_descs;
 };
+
+void rpc__server_lock(shoal_rpc_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+}
+
+void rpc__server_unlock(shoal_rpc_server *s)
+{
+    pthread_mutex_unlock(&s->mu);
+}
+
+const shoal_rpc_service *const *rpc__server_services(shoal_rpc_server *s, size_t *n)
+{
+    *n = s->n_svcs;
+    return s->svcs;
+}
+
+const rpc_descriptors *rpc__server_descriptors(shoal_rpc_server *s, size_t *n)
+{
+    *n = s->n_descs;
+    return s->descs;
+}
+
+int shoal_rpc_server_add_descriptors(shoal_rpc_server *s, const void *set, size_t len)
+{
+    if (!s || (!set && len) || rpc__descriptors_check(set, len) < 0)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL, or not a FileDescriptorSet "
+                                        "(a sequence of field-1 entries)");
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    size_t i = 0;
+    while (i < s->n_descs && s->descs[i].set != set)
+        i++;
+    if (i == s->n_descs) { /* not registered yet */
+        rpc_descriptors *d = realloc(s->descs, (s->n_descs + 1) * sizeof(*d));
+        if (d) {
+            d[s->n_descs++] = (rpc_descriptors){set, len};
+            s->descs = d;
+        } else {
+            rc = shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
 
 const char *rpc__server_token(shoal_rpc_server *s)
 {
@@ -593,6 +641,11 @@ int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
     pthread_cond_init(&s->work, NULL);
+    rc = shoal_rpc_server_add_service(s, rpc__reflection_service(&s->reflection, s));
+    if (rc < 0) {
+        shoal_rpc_server_destroy(s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
@@ -666,6 +719,7 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
     pthread_cond_destroy(&s->idle);
     pthread_cond_destroy(&s->work);
     free(s->svcs);
+    free(s->descs);
     free(s->token);
     tls_clear(&s->tls);
     free(s);

@@ -277,6 +277,22 @@ SHOAL_API int shoal_rpc_server_add_service(shoal_rpc_server *s,
  */
 SHOAL_API int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token);
 /*
+ * Every server also serves SHOAL_RPC_REFLECTION (schemas/shoal/reflection.proto):
+ * List, the name and kind of every method it serves; Descriptors, a
+ * google.protobuf.FileDescriptorSet of the .proto files registered with
+ * shoal_rpc_server_add_descriptors — what `shoal call` needs to speak to it.
+ */
+#define SHOAL_RPC_REFLECTION "shoal.reflection.Reflection"
+/*
+ * Registers a serialized google.protobuf.FileDescriptorSet (a service's .proto file
+ * after the files it imports) for the reflection service to return; referenced, not
+ * copied (it must outlive the server); the same set registered again is ignored.
+ * Generated Foo_server_add calls it. Returns 0, SHOAL_EINVAL (NULL, or bytes that are
+ * not a sequence of FileDescriptorSet.file entries) or SHOAL_ENOMEM.
+ */
+SHOAL_API int shoal_rpc_server_add_descriptors(shoal_rpc_server *s, const void *set,
+                                               size_t len);
+/*
  * Runs the handlers that do not run on the loop's thread (streaming methods, and
  * unary methods marked blocking) on a pool of `workers` threads, started now, instead
  * of a thread per call (workers 0: a thread per call, the default). A call waits in
