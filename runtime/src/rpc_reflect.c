@@ -142,22 +142,13 @@ static void list_method(pbw *w, const char *svc, const shoal_rpc_method *m)
     free(one.p);
 }
 
-static int h_list(shoal_rpc_ctx *ctx, void *arg)
+static void build_list(pbw *w, shoal_rpc_server *s)
 {
-    shoal_rpc_server *s = arg;
-    pbw w = {0};
-    void *req;
-    size_t len;
-    if (shoal_rpc_ctx_recv(ctx, &req, &len) == 1)
-        free(req);
-    rpc__server_lock(s);
     size_t n;
     const shoal_rpc_service *const *svcs = rpc__server_services(s, &n);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < svcs[i]->n_methods; j++)
-            list_method(&w, svcs[i]->name, &svcs[i]->methods[j]);
-    rpc__server_unlock(s);
-    return send_answer(ctx, &w);
+            list_method(w, svcs[i]->name, &svcs[i]->methods[j]);
 }
 
 /* Whether entry e[el] is in w already. */
@@ -171,26 +162,43 @@ static int sent(const pbw *w, const uint8_t *e, size_t el)
     return 0;
 }
 
-static int h_descriptors(shoal_rpc_ctx *ctx, void *arg)
+static void build_descriptors(pbw *w, shoal_rpc_server *s)
 {
-    shoal_rpc_server *s = arg;
-    pbw w = {0};
-    void *req;
-    size_t len;
-    if (shoal_rpc_ctx_recv(ctx, &req, &len) == 1)
-        free(req);
-    rpc__server_lock(s);
     size_t n;
     const rpc_descriptors *d = rpc__server_descriptors(s, &n);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = d[i].set, *e;
         size_t left = d[i].len, el;
         while (next_entry(&p, &left, &e, &el) == 1)
-            if (!sent(&w, e, el))
-                put(&w, e, el);
+            if (!sent(w, e, el))
+                put(w, e, el);
     }
+}
+
+/* A reflection method: takes the (empty) request, builds the answer from the
+ * server's tables under its mutex, sends it after releasing it. */
+static int answer(shoal_rpc_ctx *ctx, shoal_rpc_server *s,
+                  void (*build)(pbw *w, shoal_rpc_server *s))
+{
+    pbw w = {0};
+    void *req;
+    size_t len;
+    if (shoal_rpc_ctx_recv(ctx, &req, &len) == 1)
+        free(req);
+    rpc__server_lock(s);
+    build(&w, s);
     rpc__server_unlock(s);
     return send_answer(ctx, &w);
+}
+
+static int h_list(shoal_rpc_ctx *ctx, void *arg)
+{
+    return answer(ctx, arg, build_list);
+}
+
+static int h_descriptors(shoal_rpc_ctx *ctx, void *arg)
+{
+    return answer(ctx, arg, build_descriptors);
 }
 
 const shoal_rpc_service *rpc__reflection_service(shoal_rpc_service *svc,
