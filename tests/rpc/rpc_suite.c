@@ -898,6 +898,52 @@ static void test_tls(void **state)
     server_stop(connect_ch(), pid);
 }
 
+static void *run_loop(void *loop)
+{
+    shoal_loop_run(loop);
+    return NULL;
+}
+
+/* tls+tcp:// with client certificates and no token: a client with its certificate
+ * and no token is served (here the built-in reflection service lists the methods);
+ * one without a certificate is refused. The server runs on a thread of this process. */
+static void test_tls_cert_only(void **state)
+{
+    (void)state;
+    if (!is_tls())
+        skip();
+    char a[300];
+    snprintf(a, sizeof(a), "tls+tcp://127.0.0.1:%d", 20000 + (getpid() + 7) % 30000);
+    shoal_loop *loop;
+    shoal_rpc_server *s;
+    T_OK(shoal_loop_create(&loop));
+    T_OK(shoal_rpc_server_create(&s, loop));
+    T_OK(shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("server.key"),
+                                  pki_file("ca.pem"), 1));
+    T_OK(shoal_rpc_server_listen(s, a, NULL));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_loop, loop), 0);
+    shoal_rpc_channel_config c = slow_ok;
+    c.token = NULL;
+    shoal_rpc_channel *ch;
+    T_OK(shoal_rpc_channel_open(&ch, a, &c));
+    shoal_rpc_method list = {"List", SHOAL_RPC_UNARY, NULL, NULL, NULL, 0};
+    void *resp = NULL;
+    size_t len = 0;
+    assert_int_equal(shoal_rpc_unary(ch, SHOAL_RPC_REFLECTION, &list, "", 0, &resp, &len,
+                                     NULL, NULL, 0),
+                     SHOAL_RPC_OK);
+    assert_non_null(memmem(resp, len, SHOAL_RPC_REFLECTION "/Descriptors", 39));
+    free(resp);
+    shoal_rpc_channel_close(ch);
+    c.tls_cert_file = c.tls_key_file = NULL;
+    refused(&c, a, SHOAL_EACCES, "UNAUTHENTICATED: no valid client certificate");
+    shoal_loop_stop(loop);
+    pthread_join(t, NULL);
+    shoal_rpc_server_destroy(s);
+    shoal_loop_destroy(loop);
+}
+
 /* A child's role, from argv: "server ADDR", "killed-client ADDR", "many-client ADDR ID".
  */
 static int child(int argc, char **argv)
@@ -976,6 +1022,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_many_clients, teardown),
         cmocka_unit_test_teardown(test_token, teardown),
         cmocka_unit_test_teardown(test_tls, teardown),
+        cmocka_unit_test(test_tls_cert_only),
         cmocka_unit_test_teardown(test_shm_one_server, teardown),
         cmocka_unit_test_teardown(test_worker_pool, teardown),
         cmocka_unit_test_teardown(test_threads_one_channel, teardown),

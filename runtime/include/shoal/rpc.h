@@ -263,7 +263,8 @@ SHOAL_API int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service,
 typedef struct shoal_rpc_server shoal_rpc_server;
 
 /* Creates a server whose connections and calls are served by `loop` (which the
- * caller runs). Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM. */
+ * caller runs); it serves SHOAL_RPC_REFLECTION from the start. Returns 0,
+ * SHOAL_EINVAL or SHOAL_ENOMEM. */
 SHOAL_API int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop);
 /* Adds a service (the tables are referenced, not copied: they must outlive the
  * server). Returns 0, SHOAL_EINVAL, SHOAL_EEXIST (a service of that name is there). */
