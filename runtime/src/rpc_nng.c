@@ -32,11 +32,13 @@
  * but lets the handshake complete without a valid one ("optional" mode), and its
  * challenge then refuses the client with UNAUTHENTICATED — so a client learns why it
  * was refused instead of seeing a broken handshake. The handshake runs on the first
- * I/O: the server's ACCEPT, sent from the loop's thread, waits for it (at most the
- * send timeout). Two habits of nng's TLS streams (1.5) shape the client: aborting a
- * read breaks the session, so reads carry no timeout (see n_recv); and when the TCP
- * connection fails while no read is queued, later reads never complete, so a client
- * that waited a slice for nothing checks that the connection still has a peer
+ * I/O: so the server's ACCEPT, sent from the loop's thread, would wait for the
+ * client's part of it; it is sent without waiting instead (first_send: later frames
+ * of the connection wait for it), and a client that does not finish the handshake
+ * within the send timeout is disconnected. Two habits of nng's TLS streams (1.5) shape
+ * the client: aborting a read breaks the session, so reads carry no timeout (see n_recv);
+ * and when the TCP connection fails while no read is queued, later reads never complete,
+ * so a client that waited a slice for nothing checks that the connection still has a peer
  * address (NNG_OPT_REMADDR), which fails once nng closed it.
  */
 #include <errno.h>
@@ -92,6 +94,12 @@ typedef struct nconn {
     _Atomic int stopped;
     int tls;
     _Atomic int64_t last_send; /* tls: when the last send completed */
+    /* server side, tls: the first frame (ACCEPT) is sent without waiting, as it waits
+     * for the TLS handshake; later sends wait for it (send_mu guards these) */
+    nng_aio *first_aio;
+    uint8_t *first_buf;
+    int first_started, first_busy, first_failed;
+    pthread_cond_t first_cv;
 } nconn;
 
 static int nng_rc(int rv, const char *what, const char *url)
@@ -159,6 +167,9 @@ static void rx_reset(nconn *c)
 
 /* ---- the connection ---------------------------------------------------------------- */
 
+static int first_send(nconn *c, const uint8_t hdr[4], const void *buf, size_t len,
+                      shoal_duration timeout);
+
 static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     nconn *c = (nconn *)base;
@@ -168,6 +179,21 @@ static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration ti
     uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                       (uint8_t)len};
     pthread_mutex_lock(&c->send_mu);
+    if (c->first_aio && !c->first_started) { /* server, tls: the ACCEPT */
+        int rc = first_send(c, hdr, buf, len, timeout);
+        pthread_mutex_unlock(&c->send_mu);
+        return rc;
+    }
+    int64_t until = timeout < 0 ? INT64_MAX : shoal__now_ns() + timeout;
+    int64_t left;
+    while (c->first_busy && (left = until - shoal__now_ns()) > 0)
+        rpc__cond_wait(&c->first_cv, &c->send_mu, left);
+    if (c->first_busy || c->first_failed) {
+        pthread_mutex_unlock(&c->send_mu);
+        return shoal__err(c->first_busy ? SHOAL_ETIMEDOUT : SHOAL_EPEERDEAD,
+                          "rpc %s: the TLS handshake %s", c->base.peer,
+                          c->first_busy ? "is not over" : "failed");
+    }
     int rc = 0;
     size_t off = 0, total = len + 4;
     nng_aio_set_timeout(c->send_aio, timeout < 0 ? NNG_DURATION_INFINITE
@@ -274,6 +300,7 @@ static void conn_unref(nconn *c)
     pthread_mutex_destroy(&c->send_mu);
     pthread_mutex_destroy(&c->rx_mu);
     pthread_cond_destroy(&c->rx_cv);
+    pthread_cond_destroy(&c->first_cv);
     free(c);
 }
 
@@ -305,8 +332,11 @@ static void n_close(rpc_conn *base)
     close_stream(c);
     nng_aio_stop(c->recv_aio);
     nng_aio_stop(c->send_aio);
+    nng_aio_stop(c->first_aio); /* NULL: no-op */
     nng_aio_free(c->recv_aio);
     nng_aio_free(c->send_aio);
+    nng_aio_free(c->first_aio);
+    free(c->first_buf);
     nng_stream_free(c->st);
     conn_unref(c);
 }
@@ -336,6 +366,7 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     pthread_mutex_init(&c->send_mu, NULL);
     pthread_mutex_init(&c->rx_mu, NULL);
     pthread_cond_init(&c->rx_cv, NULL);
+    pthread_cond_init(&c->first_cv, NULL);
     nng_aio_set_timeout(c->recv_aio, NNG_DURATION_INFINITE);
     c->st = st;
     c->base.ops = &nng_ops;
@@ -566,6 +597,48 @@ static void post(nlistener *l, nconn *c, int kind, uint8_t *frame, size_t len)
     }
 }
 
+/* The first frame completed (or failed: the handshake did, or timed out). */
+static void first_sent_cb(void *arg)
+{
+    nconn *c = arg;
+    int rv = nng_aio_result(c->first_aio);
+    if (rv == 0 && nng_aio_count(c->first_aio) != (size_t)c->first_started)
+        rv = NNG_ECONNSHUT; /* a partial frame (never seen: it is tiny) */
+    pthread_mutex_lock(&c->send_mu);
+    c->first_busy = 0;
+    c->first_failed = rv != 0;
+    pthread_cond_broadcast(&c->first_cv);
+    pthread_mutex_unlock(&c->send_mu);
+    if (rv == 0)
+        atomic_store(&c->last_send, shoal__now_ns());
+    else if (!atomic_load(&c->stopped))
+        post(c->listener, c, P_LOST, NULL, 0);
+}
+
+/* Starts sending the first frame of a server-side TLS connection without waiting for
+ * it (send_mu held): the send completes only once the client finished the TLS
+ * handshake, which the loop's thread must not wait for. A client that does not finish
+ * it within `timeout` is disconnected. */
+static int first_send(nconn *c, const uint8_t hdr[4], const void *buf, size_t len,
+                      shoal_duration timeout)
+{
+    c->first_buf = malloc(len + 4);
+    if (!c->first_buf)
+        return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", c->base.peer);
+    memcpy(c->first_buf, hdr, 4);
+    if (len)
+        memcpy(c->first_buf + 4, buf, len);
+    c->first_started = (int)(len + 4);
+    c->first_busy = 1;
+    nng_iov iov = {c->first_buf, len + 4};
+    nng_aio_set_iov(c->first_aio, 1, &iov);
+    nng_aio_set_timeout(c->first_aio, timeout < 0
+                                          ? NNG_DURATION_INFINITE
+                                          : (nng_duration)(timeout / 1000000 + 1));
+    nng_stream_send(c->st, c->first_aio);
+    return 0;
+}
+
 static void server_read(nconn *c)
 {
     nng_iov iov = rx_want(c);
@@ -651,6 +724,8 @@ static void accept_cb(void *arg)
             c->listener = l;
             c->base.needs_auth = l->needs_auth;
             c->base.needs_cert = l->needs_cert;
+            if (c->tls && nng_aio_alloc(&c->first_aio, first_sent_cb, c) != 0)
+                c->first_aio = NULL; /* then the ACCEPT is sent as any frame */
             post(l, c, P_ADOPT, NULL, 0);
         } else {
             nng_stream_free(st);
