@@ -39,6 +39,8 @@ int cli_rm(int argc, char **argv);
 int cli_gc(int argc, char **argv);
 /* shoal doctor: what this machine supports (cmd_doctor.c). */
 int cli_doctor(int argc, char **argv);
+/* shoal call: calls a method of a running service (cmd_call.c). */
+int cli_call(int argc, char **argv);
 /* shoal gen: runs protoc with protoc-gen-shoal (cmd_gen.c). */
 int shoal_cmd_gen(int argc, char **argv);
 

@@ -26,6 +26,12 @@
  * unpack, the one request of a unary handler) are a few static inline functions
  * written once per generated file (inline: a file need not use them all) and shared
  * by all its methods.
+ *
+ * Reflection: the .shoal.c of a file with services holds shoal_svc_descriptors_, the
+ * google.protobuf.FileDescriptorSet of the file after every file it imports (the
+ * FileDescriptorProtos protoc handed the plugin, without their source locations),
+ * and Fleet_server_add registers it (shoal_rpc_server_add_descriptors) so the
+ * server's reflection service can give it to `shoal call`.
  */
 #include <stdio.h>
 #include <string.h>
@@ -485,9 +491,59 @@ static void source_server(sg_buf *b, const sg_service *s)
         "    server->service.methods = server->methods;\n"
         "    server->service.n_methods = %s_N_METHODS;\n"
         "    server->service.arg = server;\n"
-        "    return shoal_rpc_server_add_service(rpc_server, &server->service);\n"
+        "    int rc = shoal_rpc_server_add_descriptors(rpc_server, "
+        "shoal_svc_descriptors_,\n"
+        "                                              sizeof(shoal_svc_descriptors_));\n"
+        "    return rc < 0 ? rc : shoal_rpc_server_add_service(rpc_server, "
+        "&server->service);\n"
         "}\n\n",
         S, S);
+}
+
+/* Appends f's FileDescriptorProto as a FileDescriptorSet.file entry to set, after
+ * those of the files it imports (each once: done marks the files appended). */
+typedef struct file_set {
+    const sg_file **v;
+    size_t n, cap;
+} file_set;
+
+static void descriptor_entries(sg_buf *set, const sg_file *f, file_set *done)
+{
+    for (size_t i = 0; i < done->n; i++)
+        if (done->v[i] == f)
+            return;
+    done->v = sg_grow(done->v, sizeof(*done->v), &done->cap, done->n + 1);
+    done->v[done->n++] = f;
+    for (size_t i = 0; i < f->ndeps; i++)
+        descriptor_entries(set, f->deps[i], done);
+    sg_file_proto copy = *f->proto;
+    copy.source_code_info = NULL;
+    size_t n = google__protobuf__file_descriptor_proto__get_packed_size(&copy);
+    uint8_t *bytes = sg_alloc(n ? n : 1);
+    google__protobuf__file_descriptor_proto__pack(&copy, bytes);
+    uint8_t hdr[11] = {0x0a};
+    size_t h = 1;
+    for (uint64_t v = n; h == 1 || v; v >>= 7)
+        hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    sg_buf_add(set, hdr, h);
+    sg_buf_add(set, bytes, n);
+}
+
+/* static const uint8_t shoal_svc_descriptors_[] = {...}; for the file's services. */
+static void descriptors(sg_buf *b, const sg_file *file)
+{
+    sg_buf set = {0};
+    file_set done = {0};
+    descriptor_entries(&set, file, &done);
+    sg_buf_puts(b,
+                "/* google.protobuf.FileDescriptorSet of this file and its imports, for "
+                "the\n * reflection service. */\n"
+                "static const uint8_t shoal_svc_descriptors_[] = {");
+    for (size_t i = 0; i < set.len; i++)
+        sg_buf_printf(b, "%s0x%02x,", i % 16 ? " " : "\n    ",
+                      (unsigned char)set.data[i]);
+    sg_buf_puts(b, "\n};\n\n");
+    sg_buf_free(&set);
 }
 
 void sg_emit_c_services_source(sg_buf *b, const sg_file *file)
@@ -502,6 +558,7 @@ void sg_emit_c_services_source(sg_buf *b, const sg_file *file)
     if (!fixed && !encoded)
         return;
     sg_buf_puts(b, "/* ---- services ---- */\n");
+    descriptors(b, file);
     generic_steps(b, fixed, encoded);
     for (size_t i = 0; i < file->nservices; i++)
         for (size_t j = 0; j < file->services[i].nmethods; j++) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package shoal needs to build, test and benchmark.
 # Non-interactive and idempotent: when everything is present it only checks and exits.
+# `setup-debian.sh --only PKG...` installs just those (scripts/setup-bench-grpc.sh).
 set -euo pipefail
 
 packages=(
@@ -11,6 +12,8 @@ packages=(
     # gRPC's .proto files: real-world schemas for the compiler's corpus test
     grpc-proto
     libnng-dev liburing-dev
+    # the tls+tcp:// tests make a throwaway CA and certificates with it
+    openssl
     # the fuzz target (tests/fuzz): clang with libFuzzer and the sanitizers
     clang libclang-rt-14-dev
     python3 python3-pip python3-setuptools python3-wheel
@@ -19,12 +22,18 @@ packages=(
     # the Node.js binding (bindings/node): node, and the headers its addon builds against
     nodejs
 )
-# Debian ships the Node headers (node_api.h) in libnode-dev; NodeSource's nodejs has them.
-[ -e /usr/include/node/node_api.h ] || packages+=(libnode-dev)
-# The Rust binding (bindings/rust) needs cargo and rustc >= 1.77 (rustup.rs); without
-# them CMake skips its tests with a warning. Debian 12's own cargo is too old for it.
-command -v cargo >/dev/null ||
-    echo "setup: cargo not found: the Rust binding will not be tested (install Rust >= 1.77)" >&2
+if [ "${1:-}" = --only ]; then
+    shift
+    packages=("$@")
+else
+    # Debian ships the Node headers (node_api.h) in libnode-dev; NodeSource's nodejs has
+    # them.
+    [ -e /usr/include/node/node_api.h ] || packages+=(libnode-dev)
+    # The Rust binding (bindings/rust) needs cargo and rustc >= 1.77 (rustup.rs); without
+    # them CMake skips its tests with a warning. Debian 12's own cargo is too old for it.
+    command -v cargo >/dev/null ||
+        echo "setup: cargo not found: the Rust binding will not be tested (install Rust >= 1.77)" >&2
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -247,18 +247,18 @@ static int await_accept(rpc_conn *c, const char *address, shoal_duration wait,
     return 1;
 }
 
-/* Answers the challenge with the token, which never crosses the wire itself. */
-static int answer(rpc_conn *c, const char *address, const shoal_rpc_channel_config *cfg,
+/* Answers the challenge: with the token's proof (the token never crosses the wire
+ * itself), or with an empty answer when this channel has no token (a tls+tcp:// server
+ * may need only the client's certificate; one that needs a token refuses it). */
+static int answer(rpc_conn *c, const shoal_rpc_channel_config *cfg,
                   const uint8_t *challenge)
 {
-    if (!cfg || !cfg->token)
-        return shoal__err(SHOAL_EACCES,
-                          "rpc %s: UNAUTHENTICATED: the server requires a token",
-                          address);
     uint8_t mac[32];
-    rpc__auth_answer(cfg->token, challenge, RPC_CHALLENGE_LEN, mac);
-    rpc_frame f = {
-        .type = RPC_F_AUTH, .payload = mac, .payload_len = 32, .has_payload = 1};
+    rpc_frame f = {.type = RPC_F_AUTH, .payload = mac, .has_payload = 1};
+    if (cfg && cfg->token) {
+        rpc__auth_answer(cfg->token, challenge, RPC_CHALLENGE_LEN, mac);
+        f.payload_len = 32;
+    }
     return rpc__send(c, &f, NULL, SEND_TIMEOUT);
 }
 
@@ -278,7 +278,7 @@ static int connect_to(rpc_conn **out, const char *address,
         cfg && cfg->connect_timeout > 0 ? cfg->connect_timeout : SHOAL_SEC(2);
     uint8_t challenge[RPC_CHALLENGE_LEN];
     rc = await_accept(*out, address, wait, challenge);
-    if (rc == 1 && (rc = answer(*out, address, cfg, challenge)) == 0)
+    if (rc == 1 && (rc = answer(*out, cfg, challenge)) == 0)
         rc = await_accept(*out, address, wait, NULL);
     if (rc < 0) {
         (*out)->ops->close(*out);

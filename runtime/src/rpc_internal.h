@@ -71,13 +71,18 @@ typedef struct rpc_conn_ops {
     void (*stop)(rpc_conn *c);
     /* Frees the connection (server side: after stop). */
     void (*close)(rpc_conn *c);
+    /* Server side, tls+tcp:// (NULL elsewhere): 1 when the client presented a
+     * certificate that chains to the server's CA, else 0. Valid once a frame of the
+     * client arrived (the TLS handshake is over). */
+    int (*peer_verified)(rpc_conn *c);
 } rpc_conn_ops;
 
 struct rpc_server_conn; /* the server's bookkeeping (rpc.c) */
 
 struct rpc_conn {
     const rpc_conn_ops *ops;
-    int needs_auth; /* server side, set by the transport: token challenge first */
+    int needs_auth; /* server side, set by the transport: challenge first */
+    int needs_cert; /* ... and the client must have a verified TLS certificate */
     void *t;        /* the transport's state */
     char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
@@ -190,6 +195,24 @@ typedef struct rpc_listener {
 } rpc_listener;
 void rpc__server_add_listener(shoal_rpc_server *s, rpc_listener *l);
 
+/* ---- reflection (rpc_reflect.c) --------------------------------------------------- */
+
+/* A FileDescriptorSet registered with shoal_rpc_server_add_descriptors. */
+typedef struct rpc_descriptors {
+    const void *set;
+    size_t len;
+} rpc_descriptors;
+/* 0 when set[len] is a sequence of field-1 length-delimited entries, else -1. */
+int rpc__descriptors_check(const void *set, size_t len);
+/* Fills *svc with the reflection service of server s; returns svc. */
+const shoal_rpc_service *rpc__reflection_service(shoal_rpc_service *svc,
+                                                 shoal_rpc_server *s);
+/* What the reflection handlers read, under the server's mutex (lock / unlock). */
+void rpc__server_lock(shoal_rpc_server *s);
+void rpc__server_unlock(shoal_rpc_server *s);
+const shoal_rpc_service *const *rpc__server_services(shoal_rpc_server *s, size_t *n);
+const rpc_descriptors *rpc__server_descriptors(shoal_rpc_server *s, size_t *n);
+
 /* ---- the token challenge-response (rpc_auth.c) ------------------------------------ */
 
 #define RPC_CHALLENGE_LEN 32
@@ -204,6 +227,14 @@ int rpc__auth_check(const char *token, const uint8_t challenge[RPC_CHALLENGE_LEN
                     const uint8_t *answer, size_t len);
 /* The server's token (NULL: none). */
 const char *rpc__server_token(shoal_rpc_server *s);
+
+/* The server's TLS settings (shoal_rpc_server_set_tls). */
+typedef struct rpc_tls {
+    char *cert_file, *key_file, *ca_file; /* ca_file may be NULL */
+    int require_client_cert;
+} rpc_tls;
+/* NULL when shoal_rpc_server_set_tls was not called. */
+const rpc_tls *rpc__server_tls(shoal_rpc_server *s);
 
 /* ---- transports ----------------------------------------------------------------------
  */

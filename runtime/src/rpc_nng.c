@@ -1,15 +1,17 @@
 /*
- * rpc_nng.c — the nng transports: ipc:///path and tcp://host:port.
+ * rpc_nng.c — the nng transports: ipc:///path, tcp://host:port, tls+tcp://host:port.
  *
- * Each connection is one nng byte stream (nng_stream: a Unix socket or a TCP
- * connection) carrying frames, each a 4-byte big-endian length followed by one
- * shoal.rpc.Frame in the protobuf wire format (schemas/shoal/rpc.proto), so a peer
- * needs nothing of shoal but that schema. A frame longer than MAX_FRAME closes the
- * connection (a peer cannot make us allocate without bound).
+ * Each connection is one nng byte stream (nng_stream: a Unix socket, a TCP
+ * connection, or a TLS session over one) carrying frames, each a 4-byte big-endian length
+ * followed by one shoal.rpc.Frame in the protobuf wire format (schemas/shoal/rpc.proto),
+ * so a peer needs nothing of shoal but that schema. A frame longer than MAX_FRAME closes
+ * the connection (a peer cannot make us allocate without bound).
  *
  * Receiving runs one small state machine (rx_*): read the 4 length bytes, then the
- * body, then hand the frame over. The client drives it with blocking reads (with the
- * caller's timeout; a read that times out keeps what it got for the next call). The
+ * body, then hand the frame over. The client drives it with one read in flight at a
+ * time, which it waits for until the caller's timeout; a read still in flight then
+ * stays so for the next call (reads carry no timeout of their own: aborting one
+ * breaks a TLS stream). The
  * server drives it from nng's completion callbacks, which run on nng's threads: each
  * complete frame goes into its listener's inbox, and an eventfd watched by the
  * server's loop says the inbox is not empty, so the call machinery only ever runs on
@@ -24,7 +26,20 @@
  * what its inbox still holds.
  *
  * Access: the Unix socket file of an ipc:// listener is created mode 0600 (owner
- * only; shoal_attr.mode overrides).
+ * only; shoal_attr.mode overrides). tcp:// connections answer the token challenge
+ * (rpc_auth.c). tls+tcp:// runs nng's TLS (mbedTLS): the client always verifies the
+ * server's certificate against its CA file; the server asks for a client certificate
+ * but lets the handshake complete without a valid one ("optional" mode), and its
+ * challenge then refuses the client with UNAUTHENTICATED — so a client learns why it
+ * was refused instead of seeing a broken handshake. The handshake runs on the first
+ * I/O: so the server's ACCEPT, sent from the loop's thread, would wait for the
+ * client's part of it; it is sent without waiting instead (first_send: later frames
+ * of the connection wait for it), and a client that does not finish the handshake
+ * within the send timeout is disconnected. Two habits of nng's TLS streams (1.5) shape
+ * the client: aborting a read breaks the session, so reads carry no timeout (see n_recv);
+ * and when the TCP connection fails while no read is queued, later reads never complete,
+ * so a client that waited a slice for nothing checks that the connection still has a peer
+ * address (NNG_OPT_REMADDR), which fails once nng closed it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -51,8 +66,11 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
 #else
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 
-#define MAX_FRAME (64u << 20)
+#define MAX_FRAME  (64u << 20)
+#define PEM_MAX    (1u << 20)
+#define TLS_LINGER SHOAL_MS(50)
 
 typedef struct nconn {
     rpc_conn base;
@@ -65,24 +83,46 @@ typedef struct nconn {
     uint8_t *body;
     size_t need, have; /* of the part being read: header (need 4) or body */
     int in_body;
+    /* client side: the read in flight (rx_mu guards the flags) */
+    pthread_mutex_t rx_mu;
+    pthread_cond_t rx_cv;
+    int rx_busy, rx_ready;
     /* server side */
     shoal_loop *loop;
     struct nlistener *listener;
     _Atomic int refs;
     _Atomic int stopped;
+    int tls;
+    _Atomic int64_t last_send; /* tls: when the last send completed */
+    /* server side, tls: the first frame (ACCEPT) is sent without waiting, as it waits
+     * for the TLS handshake; later sends wait for it (send_mu guards these) */
+    nng_aio *first_aio;
+    uint8_t *first_buf;
+    int first_started, first_busy, first_failed;
+    pthread_cond_t first_cv;
 } nconn;
 
 static int nng_rc(int rv, const char *what, const char *url)
 {
-    return shoal__err(rv == NNG_ENOMEM      ? SHOAL_ENOMEM
-                      : rv == NNG_ETIMEDOUT ? SHOAL_ETIMEDOUT
-                      : rv == NNG_EINVAL || rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
-                          ? SHOAL_EINVAL
-                      : rv == NNG_EADDRINUSE                       ? SHOAL_EBUSY
-                      : rv == NNG_ECONNREFUSED || rv == NNG_ENOENT ? SHOAL_ENOENT
-                      : rv == NNG_EPERM                            ? SHOAL_EACCES
-                                                                   : SHOAL_ESYS,
-                      "rpc %s: %s: %s", url, what, nng_strerror(rv));
+    return shoal__err(
+        rv == NNG_ENOMEM                                                ? SHOAL_ENOMEM
+        : rv == NNG_ETIMEDOUT                                           ? SHOAL_ETIMEDOUT
+        : rv == NNG_EINVAL || rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? SHOAL_EINVAL
+        : rv == NNG_EADDRINUSE                                          ? SHOAL_EBUSY
+        : rv == NNG_ECONNREFUSED || rv == NNG_ENOENT                    ? SHOAL_ENOENT
+        : rv == NNG_EPERM || rv == NNG_EPEERAUTH || rv == NNG_ECRYPTO   ? SHOAL_EACCES
+                                                                        : SHOAL_ESYS,
+        "rpc %s: %s: %s", url, what, nng_strerror(rv));
+}
+
+static int is_tls(const char *url)
+{
+    return strncmp(url, "tls+tcp://", 10) == 0;
+}
+
+static int is_tcp(const char *url)
+{
+    return strncmp(url, "tcp://", 6) == 0 || is_tls(url);
 }
 
 /* ---- receiving: the state machine -------------------------------------------------- */
@@ -127,6 +167,9 @@ static void rx_reset(nconn *c)
 
 /* ---- the connection ---------------------------------------------------------------- */
 
+static int first_send(nconn *c, const uint8_t hdr[4], const void *buf, size_t len,
+                      shoal_duration timeout);
+
 static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     nconn *c = (nconn *)base;
@@ -136,6 +179,21 @@ static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration ti
     uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                       (uint8_t)len};
     pthread_mutex_lock(&c->send_mu);
+    if (c->first_aio && !c->first_started) { /* server, tls: the ACCEPT */
+        int rc = first_send(c, hdr, buf, len, timeout);
+        pthread_mutex_unlock(&c->send_mu);
+        return rc;
+    }
+    int64_t until = timeout < 0 ? INT64_MAX : shoal__now_ns() + timeout;
+    int64_t left;
+    while (c->first_busy && (left = until - shoal__now_ns()) > 0)
+        rpc__cond_wait(&c->first_cv, &c->send_mu, left);
+    if (c->first_busy || c->first_failed) {
+        pthread_mutex_unlock(&c->send_mu);
+        return shoal__err(c->first_busy ? SHOAL_ETIMEDOUT : SHOAL_EPEERDEAD,
+                          "rpc %s: the TLS handshake %s", c->base.peer,
+                          c->first_busy ? "is not over" : "failed");
+    }
     int rc = 0;
     size_t off = 0, total = len + 4;
     nng_aio_set_timeout(c->send_aio, timeout < 0 ? NNG_DURATION_INFINITE
@@ -159,11 +217,48 @@ static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration ti
                             nng_strerror(rv));
         off += nng_aio_count(c->send_aio);
     }
+    atomic_store(&c->last_send, shoal__now_ns());
     pthread_mutex_unlock(&c->send_mu);
     return rc;
 }
 
-/* Client side: blocking reads until a frame is complete or the timeout expires. */
+/* Client side: the read in flight completed. */
+static void client_recv_cb(void *arg)
+{
+    nconn *c = arg;
+    pthread_mutex_lock(&c->rx_mu);
+    c->rx_ready = 1;
+    pthread_cond_broadcast(&c->rx_cv);
+    pthread_mutex_unlock(&c->rx_mu);
+}
+
+/* Client side: waits at most until `deadline` for the read in flight (starting one
+ * when none is). Returns 1 when it completed, 0 when it is still in flight. */
+static int client_read(nconn *c, int64_t deadline)
+{
+    pthread_mutex_lock(&c->rx_mu);
+    if (!c->rx_busy) {
+        c->rx_busy = 1;
+        nng_iov iov = rx_want(c);
+        nng_aio_set_iov(c->recv_aio, 1, &iov);
+        nng_stream_recv(c->st, c->recv_aio);
+    }
+    int64_t left;
+    while (!c->rx_ready && (left = deadline - shoal__now_ns()) > 0)
+        rpc__cond_wait(&c->rx_cv, &c->rx_mu, left);
+    int done = c->rx_ready;
+    if (done)
+        c->rx_ready = c->rx_busy = 0;
+    pthread_mutex_unlock(&c->rx_mu);
+    nng_sockaddr sa;
+    if (!done && c->tls && nng_stream_get_addr(c->st, NNG_OPT_REMADDR, &sa) != 0)
+        return -1; /* the TCP connection under the TLS session is gone (see above) */
+    return done;
+}
+
+/* Client side: reads until a frame is complete or the timeout expires. A read that
+ * times out stays in flight for the next call: nng's TLS streams break when a read is
+ * aborted, so reads never carry a timeout of their own. */
 static int n_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
                   shoal_duration timeout)
 {
@@ -172,17 +267,17 @@ static int n_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
         free(c->body);
         rx_reset(c);
     }
-    nng_aio_set_timeout(c->recv_aio, timeout < 0
-                                         ? NNG_DURATION_INFINITE
-                                         : (nng_duration)((timeout + 999999) / 1000000));
+    int64_t deadline =
+        timeout < 0 || timeout > INT64_MAX / 2 ? INT64_MAX : shoal__now_ns() + timeout;
     for (;;) {
-        nng_iov iov = rx_want(c);
-        nng_aio_set_iov(c->recv_aio, 1, &iov);
-        nng_stream_recv(c->st, c->recv_aio);
-        nng_aio_wait(c->recv_aio);
-        int rv = nng_aio_result(c->recv_aio);
-        if (rv == NNG_ETIMEDOUT)
+        int got = client_read(c, deadline);
+        if (got == 0)
             return 0;
+        if (got < 0)
+            return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost", c->base.peer);
+        int rv = nng_aio_result(c->recv_aio);
+        if (rv == NNG_EPEERAUTH || rv == NNG_ECRYPTO)
+            return nng_rc(rv, "TLS handshake failed", c->base.peer);
         if (rv != 0)
             return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s",
                               c->base.peer, nng_strerror(rv));
@@ -203,7 +298,21 @@ static void conn_unref(nconn *c)
         return;
     free(c->body);
     pthread_mutex_destroy(&c->send_mu);
+    pthread_mutex_destroy(&c->rx_mu);
+    pthread_cond_destroy(&c->rx_cv);
+    pthread_cond_destroy(&c->first_cv);
     free(c);
+}
+
+/* A TLS send completes when the bytes are in the TLS layer's buffer, not yet on the
+ * socket, and closing the stream drops that buffer: so a stream that sent lately
+ * lingers a little before it closes (the last frames, often the trailers of the
+ * last calls, reach the peer). */
+static void close_stream(nconn *c)
+{
+    if (c->tls && shoal__now_ns() - atomic_load(&c->last_send) < TLS_LINGER * 4)
+        usleep((useconds_t)(TLS_LINGER / 1000));
+    nng_stream_close(c->st);
 }
 
 /* Server side, on the loop's thread: no frame is delivered any more, and the reader
@@ -212,7 +321,7 @@ static void n_stop(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
     atomic_store(&c->stopped, 1);
-    nng_stream_close(c->st);
+    close_stream(c);
     nng_aio_stop(c->recv_aio);
 }
 
@@ -220,16 +329,26 @@ static void n_close(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
     atomic_store(&c->stopped, 1);
-    nng_stream_close(c->st);
+    close_stream(c);
     nng_aio_stop(c->recv_aio);
     nng_aio_stop(c->send_aio);
+    nng_aio_stop(c->first_aio); /* NULL: no-op */
     nng_aio_free(c->recv_aio);
     nng_aio_free(c->send_aio);
+    nng_aio_free(c->first_aio);
+    free(c->first_buf);
     nng_stream_free(c->st);
     conn_unref(c);
 }
 
-static const rpc_conn_ops nng_ops = {n_send, n_recv, n_stop, n_close};
+static int n_peer_verified(rpc_conn *base)
+{
+    nconn *c = (nconn *)base;
+    bool v = false;
+    return nng_stream_get_bool(c->st, NNG_OPT_TLS_VERIFIED, &v) == 0 && v;
+}
+
+static const rpc_conn_ops nng_ops = {n_send, n_recv, n_stop, n_close, n_peer_verified};
 
 static void server_recv_cb(void *arg);
 
@@ -239,34 +358,170 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     if (!c)
         return NULL;
     if (nng_aio_alloc(&c->send_aio, NULL, NULL) != 0 ||
-        nng_aio_alloc(&c->recv_aio, server ? server_recv_cb : NULL, c) != 0) {
+        nng_aio_alloc(&c->recv_aio, server ? server_recv_cb : client_recv_cb, c) != 0) {
         nng_aio_free(c->send_aio);
         free(c);
         return NULL;
     }
     pthread_mutex_init(&c->send_mu, NULL);
+    pthread_mutex_init(&c->rx_mu, NULL);
+    pthread_cond_init(&c->rx_cv, NULL);
+    pthread_cond_init(&c->first_cv, NULL);
+    nng_aio_set_timeout(c->recv_aio, NNG_DURATION_INFINITE);
     c->st = st;
     c->base.ops = &nng_ops;
     c->base.t = c;
     snprintf(c->base.peer, sizeof(c->base.peer), "%s", url);
+    c->tls = is_tls(url);
     atomic_init(&c->refs, 1);
+    atomic_init(&c->last_send, INT64_MIN / 2);
     rx_reset(c);
     return c;
+}
+
+/* ---- TLS -------------------------------------------------------------------------- */
+
+/* Reads a PEM file into a NUL-terminated heap string. */
+static int read_pem(const char *path, const char *url, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return shoal__err(errno == ENOENT   ? SHOAL_ENOENT
+                          : errno == EACCES ? SHOAL_EACCES
+                                            : SHOAL_ESYS,
+                          "rpc %s: cannot read %s: %s", url, path, strerror(errno));
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf)
+        return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", url);
+    if (bad || n > PEM_MAX) {
+        free(buf);
+        return shoal__err(SHOAL_EINVAL, "rpc %s: %s: %s", url, path,
+                          bad ? "read error" : "larger than 1 MiB");
+    }
+    buf[n] = 0;
+    *out = buf;
+    return 0;
+}
+
+/* Loads a certificate and its key into cfg. */
+static int tls_own_cert(nng_tls_config *cfg, const char *cert_file, const char *key_file,
+                        const char *url)
+{
+    char *cert = NULL, *key = NULL;
+    int rc = read_pem(cert_file, url, &cert);
+    if (rc == 0)
+        rc = read_pem(key_file, url, &key);
+    int rv = rc == 0 ? nng_tls_config_own_cert(cfg, cert, key, NULL) : 0;
+    if (rv != 0)
+        rc = shoal__err(SHOAL_EINVAL, "rpc %s: certificate %s with key %s: %s", url,
+                        cert_file, key_file, nng_strerror(rv));
+    free(cert);
+    free(key);
+    return rc;
+}
+
+/* A TLS configuration: the CA file (may be NULL), our certificate and key (may be
+ * NULL), how to treat the peer's certificate, and (client) the server's name. */
+static int tls_config(nng_tls_config **out, nng_tls_mode mode, const char *ca_file,
+                      const char *cert_file, const char *key_file, nng_tls_auth_mode auth,
+                      const char *server_name, const char *url)
+{
+    nng_tls_config *cfg;
+    int rv = nng_tls_config_alloc(&cfg, mode);
+    if (rv != 0)
+        return nng_rc(rv, "TLS configuration", url);
+    int rc = 0;
+    if (ca_file && (rv = nng_tls_config_ca_file(cfg, ca_file)) != 0)
+        rc = shoal__err(SHOAL_EINVAL, "rpc %s: CA file %s: %s", url, ca_file,
+                        nng_strerror(rv));
+    if (rc == 0 && cert_file)
+        rc = tls_own_cert(cfg, cert_file, key_file, url);
+    if (rc == 0 && server_name && (rv = nng_tls_config_server_name(cfg, server_name)))
+        rc = nng_rc(rv, "TLS server name", url);
+    if (rc == 0 && (rv = nng_tls_config_auth_mode(cfg, auth)) != 0)
+        rc = nng_rc(rv, "TLS authentication mode", url);
+    if (rc < 0) {
+        nng_tls_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* The client's side of TLS on dialer d: verify the server, present our certificate. */
+static int tls_dialer_setup(nng_stream_dialer *d, const char *url,
+                            const shoal_rpc_channel_config *cfg)
+{
+    if (!cfg || !cfg->tls_ca_file)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: tls+tcp:// needs tls_ca_file (the CA the server's "
+                          "certificate must chain to)",
+                          url);
+    if (!cfg->tls_cert_file != !cfg->tls_key_file)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: tls_cert_file and tls_key_file go together", url);
+    nng_url *u = NULL;
+    int rv = cfg->tls_server_name ? 0 : nng_url_parse(&u, url);
+    if (rv != 0)
+        return nng_rc(rv, "bad address", url);
+    nng_tls_config *tc;
+    int rc = tls_config(&tc, NNG_TLS_MODE_CLIENT, cfg->tls_ca_file, cfg->tls_cert_file,
+                        cfg->tls_key_file, NNG_TLS_AUTH_MODE_REQUIRED,
+                        cfg->tls_server_name ? cfg->tls_server_name : u->u_hostname, url);
+    if (u)
+        nng_url_free(u);
+    if (rc < 0)
+        return rc;
+    rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tc);
+    nng_tls_config_free(tc); /* the dialer holds it */
+    return rv ? nng_rc(rv, "TLS configuration", url) : 0;
+}
+
+/* The server's side of TLS on listener l. */
+static int tls_listener_setup(nng_stream_listener *l, const char *url,
+                              shoal_rpc_server *s)
+{
+    const rpc_tls *t = rpc__server_tls(s);
+    if (!t)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: tls+tcp:// needs a certificate "
+                          "(shoal_rpc_server_set_tls)",
+                          url);
+    if (!t->require_client_cert && !rpc__server_token(s))
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: tls+tcp:// needs client certificates required or a "
+                          "token (shoal_rpc_server_set_token)",
+                          url);
+    nng_tls_config *tc;
+    int rc = tls_config(&tc, NNG_TLS_MODE_SERVER, t->ca_file, t->cert_file, t->key_file,
+                        t->ca_file ? NNG_TLS_AUTH_MODE_OPTIONAL : NNG_TLS_AUTH_MODE_NONE,
+                        NULL, url);
+    if (rc < 0)
+        return rc;
+    int rv = nng_stream_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tc);
+    nng_tls_config_free(tc);
+    return rv ? nng_rc(rv, "TLS configuration", url) : 0;
 }
 
 /* ---- client ------------------------------------------------------------------------ */
 
 int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_config *cfg)
 {
-    if (strncmp(url, "tls+tcp://", 10) == 0)
-        return shoal__err(SHOAL_EINVAL, "rpc %s: tls+tcp:// is not supported yet", url);
     nng_stream_dialer *d;
     nng_aio *aio;
     int rv = nng_stream_dialer_alloc(&d, url);
     if (rv != 0)
         return nng_rc(rv, "bad address", url);
-    if (strncmp(url, "tcp://", 6) == 0) /* frames are small and sent whole: no Nagle */
+    if (is_tcp(url)) /* frames are small and sent whole: no Nagle */
         nng_stream_dialer_set_bool(d, NNG_OPT_TCP_NODELAY, true);
+    int rc = is_tls(url) ? tls_dialer_setup(d, url, cfg) : 0;
+    if (rc < 0) {
+        nng_stream_dialer_free(d);
+        return rc;
+    }
     if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
         nng_stream_dialer_free(d);
         return nng_rc(rv, "aio", url);
@@ -312,7 +567,8 @@ typedef struct nlistener {
     posted *head, *tail;
     int efd; /* signalled when the inbox becomes non-empty */
     shoal_loop_source *src;
-    int needs_auth; /* tcp://: connections answer the token challenge first */
+    int needs_auth; /* tcp://, tls+tcp://: connections answer the challenge first */
+    int needs_cert; /* tls+tcp://: ... with a verified client certificate */
 } nlistener;
 
 /* From nng's threads: queues p for the loop and signals the eventfd. */
@@ -339,6 +595,48 @@ static void post(nlistener *l, nconn *c, int kind, uint8_t *frame, size_t len)
         ssize_t w = write(l->efd, &one, sizeof(one));
         (void)w; /* a full eventfd is still readable */
     }
+}
+
+/* The first frame completed (or failed: the handshake did, or timed out). */
+static void first_sent_cb(void *arg)
+{
+    nconn *c = arg;
+    int rv = nng_aio_result(c->first_aio);
+    if (rv == 0 && nng_aio_count(c->first_aio) != (size_t)c->first_started)
+        rv = NNG_ECONNSHUT; /* a partial frame (never seen: it is tiny) */
+    pthread_mutex_lock(&c->send_mu);
+    c->first_busy = 0;
+    c->first_failed = rv != 0;
+    pthread_cond_broadcast(&c->first_cv);
+    pthread_mutex_unlock(&c->send_mu);
+    if (rv == 0)
+        atomic_store(&c->last_send, shoal__now_ns());
+    else if (!atomic_load(&c->stopped))
+        post(c->listener, c, P_LOST, NULL, 0);
+}
+
+/* Starts sending the first frame of a server-side TLS connection without waiting for
+ * it (send_mu held): the send completes only once the client finished the TLS
+ * handshake, which the loop's thread must not wait for. A client that does not finish
+ * it within `timeout` is disconnected. */
+static int first_send(nconn *c, const uint8_t hdr[4], const void *buf, size_t len,
+                      shoal_duration timeout)
+{
+    c->first_buf = malloc(len + 4);
+    if (!c->first_buf)
+        return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", c->base.peer);
+    memcpy(c->first_buf, hdr, 4);
+    if (len)
+        memcpy(c->first_buf + 4, buf, len);
+    c->first_started = (int)(len + 4);
+    c->first_busy = 1;
+    nng_iov iov = {c->first_buf, len + 4};
+    nng_aio_set_iov(c->first_aio, 1, &iov);
+    nng_aio_set_timeout(c->first_aio, timeout < 0
+                                          ? NNG_DURATION_INFINITE
+                                          : (nng_duration)(timeout / 1000000 + 1));
+    nng_stream_send(c->st, c->first_aio);
+    return 0;
 }
 
 static void server_read(nconn *c)
@@ -425,6 +723,9 @@ static void accept_cb(void *arg)
             c->loop = rpc__server_loop(l->s);
             c->listener = l;
             c->base.needs_auth = l->needs_auth;
+            c->base.needs_cert = l->needs_cert;
+            if (c->tls && nng_aio_alloc(&c->first_aio, first_sent_cb, c) != 0)
+                c->first_aio = NULL; /* then the ACCEPT is sent as any frame */
             post(l, c, P_ADOPT, NULL, 0);
         } else {
             nng_stream_free(st);
@@ -450,9 +751,8 @@ static void n_listener_close(rpc_listener *base)
 
 int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr)
 {
-    if (strncmp(url, "tls+tcp://", 10) == 0)
-        return shoal__err(SHOAL_EINVAL, "rpc %s: tls+tcp:// is not supported yet", url);
     int tcp = strncmp(url, "tcp://", 6) == 0;
+    const rpc_tls *tls = is_tls(url) ? rpc__server_tls(s) : NULL;
     if (tcp && !rpc__server_token(s))
         return shoal__err(SHOAL_EINVAL,
                           "rpc %s: tcp:// needs a token "
@@ -461,7 +761,8 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
     nlistener *l = calloc(1, sizeof(*l));
     if (!l)
         return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", url);
-    l->needs_auth = tcp;
+    l->needs_cert = tls && tls->require_client_cert;
+    l->needs_auth = tcp || is_tls(url);
     snprintf(l->url, sizeof(l->url), "%s", url);
     l->s = s;
     pthread_mutex_init(&l->mu, NULL);
@@ -470,17 +771,20 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
         free(l);
         return shoal__err(SHOAL_ESYS, "rpc %s: eventfd: %s", url, strerror(errno));
     }
-    int rv = nng_stream_listener_alloc(&l->l, url);
-    if (rv == 0 && strncmp(url, "tcp://", 6) == 0)
+    int rc = 0, rv = nng_stream_listener_alloc(&l->l, url);
+    if (rv == 0 && is_tcp(url))
         nng_stream_listener_set_bool(l->l, NNG_OPT_TCP_NODELAY, true);
+    if (rv == 0 && is_tls(url))
+        rc = tls_listener_setup(l->l, url, s);
     if (rv == 0 && strncmp(url, "ipc://", 6) == 0)
         rv = nng_stream_listener_set_int(l->l, NNG_OPT_IPC_PERMISSIONS,
                                          attr && attr->mode ? (int)attr->mode : 0600);
-    if (rv == 0)
+    if (rv == 0 && rc == 0)
         rv = nng_stream_listener_listen(l->l);
-    if (rv == 0)
+    if (rv == 0 && rc == 0)
         rv = nng_aio_alloc(&l->aio, accept_cb, l);
-    int rc = rv ? nng_rc(rv, "cannot listen", url)
+    if (rc == 0)
+        rc = rv ? nng_rc(rv, "cannot listen", url)
                 : shoal_loop_add_fd(rpc__server_loop(s), l->efd, SHOAL_LOOP_READABLE,
                                     on_inbox, l, &l->src);
     if (rc < 0) {

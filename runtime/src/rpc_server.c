@@ -9,8 +9,14 @@
  *
  *   - a unary call whose request came with START (the client's usual form) runs its
  *     handler at once on the loop's thread — no thread switch, no system call;
- *   - every other call (streams, blocking unary handlers) runs its handler on a
- *     thread of its own, which may block in shoal_rpc_ctx_recv / _send.
+ *   - every other call (streams, blocking unary handlers) runs its handler off the
+ *     loop's thread, where it may block in shoal_rpc_ctx_recv / _send: on a thread of
+ *     its own, or, with a worker pool (shoal_rpc_server_set_workers), on one of the
+ *     pool's threads — the call waits in a FIFO queue until a worker is free, and a
+ *     worker that takes a call already ended (cancelled, deadline passed) while it
+ *     waited only reports its end. s->threads counts the calls off the loop's thread
+ *     (running or waiting); beyond the server's bound a call ends at once with
+ *     RESOURCE_EXHAUSTED.
  *
  * Frames for a running call (MESSAGE, HALF_CLOSE, WINDOW, CANCEL) update its rpc_call
  * under the server's mutex and wake its handler. The call ends (rpc_call.done) on the
@@ -51,7 +57,8 @@ struct shoal_rpc_ctx {
     shoal_rpc_md md, headers, trailers;
     int headers_sent;
     int on_thread;
-    rpc_msg *response; /* unary / client streaming: sent with the trailers */
+    struct shoal_rpc_ctx *job_next; /* in the pool's queue */
+    rpc_msg *response;              /* unary / client streaming: sent with the trailers */
     char detail[SHOAL_RPC_DETAIL_MAX];
 };
 
@@ -59,7 +66,14 @@ struct shoal_rpc_server {
     shoal_loop *loop;
     pthread_mutex_t mu;
     pthread_cond_t idle;
-    int threads; /* handler threads running */
+    unsigned threads;   /* calls off the loop's thread: running or waiting for a worker */
+    unsigned max_calls; /* bound on threads (0: none) */
+    /* the worker pool (n_workers 0: a thread per call) */
+    unsigned n_workers;
+    pthread_t *workers;
+    struct shoal_rpc_ctx *jobs, *jobs_tail;
+    pthread_cond_t work;
+    int stopping;
     const shoal_rpc_service **svcs;
     size_t n_svcs;
     struct rpc_server_conn *conns;
@@ -68,7 +82,57 @@ struct shoal_rpc_server {
     int64_t timer_at;
     uint64_t bad_frames;
     char *token;
+    rpc_tls tls;
+    int has_tls;
+    shoal_rpc_service reflection;
+    rpc_descriptors *descs;
+    size_t n_descs;
 };
+
+void rpc__server_lock(shoal_rpc_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+}
+
+void rpc__server_unlock(shoal_rpc_server *s)
+{
+    pthread_mutex_unlock(&s->mu);
+}
+
+const shoal_rpc_service *const *rpc__server_services(shoal_rpc_server *s, size_t *n)
+{
+    *n = s->n_svcs;
+    return s->svcs;
+}
+
+const rpc_descriptors *rpc__server_descriptors(shoal_rpc_server *s, size_t *n)
+{
+    *n = s->n_descs;
+    return s->descs;
+}
+
+int shoal_rpc_server_add_descriptors(shoal_rpc_server *s, const void *set, size_t len)
+{
+    if (!s || (!set && len) || rpc__descriptors_check(set, len) < 0)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL, or not a FileDescriptorSet "
+                                        "(a sequence of field-1 entries)");
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    size_t i = 0;
+    while (i < s->n_descs && s->descs[i].set != set)
+        i++;
+    if (i == s->n_descs) { /* not registered yet */
+        rpc_descriptors *d = realloc(s->descs, (s->n_descs + 1) * sizeof(*d));
+        if (d) {
+            d[s->n_descs++] = (rpc_descriptors){set, len};
+            s->descs = d;
+        } else {
+            rc = shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
 
 const char *rpc__server_token(shoal_rpc_server *s)
 {
@@ -85,6 +149,79 @@ int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token)
         return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
     free(s->token);
     s->token = t;
+    return 0;
+}
+
+const rpc_tls *rpc__server_tls(shoal_rpc_server *s)
+{
+    return s->has_tls ? &s->tls : NULL;
+}
+
+static void tls_clear(rpc_tls *t)
+{
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->ca_file);
+    *t = (rpc_tls){0};
+}
+
+int shoal_rpc_server_set_tls(shoal_rpc_server *s, const char *cert_file,
+                             const char *key_file, const char *ca_file,
+                             int require_client_cert)
+{
+    if (!s || !cert_file || !key_file)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: TLS needs a certificate file and a key file");
+    if (require_client_cert && !ca_file)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: requiring client certificates needs a CA file "
+                          "to check them against");
+    rpc_tls t = {strdup(cert_file), strdup(key_file), ca_file ? strdup(ca_file) : NULL,
+                 require_client_cert != 0};
+    if (!t.cert_file || !t.key_file || (ca_file && !t.ca_file)) {
+        tls_clear(&t);
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    }
+    tls_clear(&s->tls);
+    s->tls = t;
+    s->has_tls = 1;
+    return 0;
+}
+
+static void *worker(void *arg);
+
+int shoal_rpc_server_set_workers(shoal_rpc_server *s, unsigned workers,
+                                 unsigned max_calls)
+{
+    if (!s || workers > 4096)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL, or over 4096 workers");
+    pthread_mutex_lock(&s->mu);
+    int busy = s->n_workers || s->threads || s->conns;
+    pthread_mutex_unlock(&s->mu);
+    if (busy)
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc server: workers are set once, before any connection");
+    pthread_t *t = workers ? calloc(workers, sizeof(*t)) : NULL;
+    if (workers && !t)
+        return shoal__err(SHOAL_ENOMEM, "rpc server: out of memory");
+    for (unsigned i = 0; i < workers; i++) {
+        if (pthread_create(&t[i], NULL, worker, s) == 0)
+            continue;
+        pthread_mutex_lock(&s->mu); /* undo: stop the ones started */
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->work);
+        pthread_mutex_unlock(&s->mu);
+        while (i--)
+            pthread_join(t[i], NULL);
+        free(t);
+        s->stopping = 0;
+        return shoal__err(SHOAL_ESYS, "rpc server: cannot start worker threads");
+    }
+    pthread_mutex_lock(&s->mu);
+    s->workers = t;
+    s->n_workers = workers;
+    s->max_calls = max_calls;
+    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
@@ -199,6 +336,67 @@ static void *handler_thread(void *arg)
 {
     run_handler(arg);
     return NULL;
+}
+
+/* A thread of the pool: runs the queued calls' handlers, in order, until the server
+ * stops. */
+static void *worker(void *arg)
+{
+    shoal_rpc_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->jobs && !s->stopping)
+            pthread_cond_wait(&s->work, &s->mu);
+        struct shoal_rpc_ctx *x = s->jobs;
+        if (!x)
+            break;
+        s->jobs = x->job_next;
+        if (!s->jobs)
+            s->jobs_tail = NULL;
+        int ended = x->c.done; /* cancelled or out of time while it waited */
+        pthread_mutex_unlock(&s->mu);
+        if (ended)
+            handler_done(x, x->c.code);
+        else
+            run_handler(x);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Hands call x to a thread: the pool's queue or a new thread (mu held). Returns 0 or
+ * a negative code (the bound reached, no thread), with x not handed over. */
+static int offload(shoal_rpc_server *s, struct shoal_rpc_ctx *x)
+{
+    if (s->max_calls && s->threads >= s->max_calls)
+        return shoal__err(SHOAL_EAGAIN,
+                          "server: %u calls already running or waiting (the server's "
+                          "bound)",
+                          s->threads);
+    x->on_thread = 1;
+    s->threads++;
+    if (s->n_workers) {
+        x->job_next = NULL;
+        if (s->jobs_tail)
+            s->jobs_tail->job_next = x;
+        else
+            s->jobs = x;
+        s->jobs_tail = x;
+        pthread_cond_signal(&s->work);
+        return 0;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, handler_thread, x);
+    pthread_attr_destroy(&attr);
+    if (rc == 0)
+        return 0;
+    s->threads--;
+    x->on_thread = 0;
+    return shoal__err(SHOAL_ESYS, "server: no thread for the handler");
 }
 
 /* ---- deadlines --------------------------------------------------------------------- */
@@ -316,20 +514,30 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
     return x;
 }
 
-/* The first frame of a connection that must answer the challenge. */
+/* The first frame of a connection that must answer the challenge: the token's proof
+ * when the server has a token, and a verified TLS client certificate when the
+ * listener requires one (the handshake is over once a frame arrived). */
 static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t len)
 {
     rpc_frame f;
-    if (rpc__frame_decode(buf, len, &f, NULL) == 0 && f.type == RPC_F_AUTH &&
-        rpc__auth_check(sc->s->token, sc->challenge, f.payload, f.payload_len)) {
+    rpc_conn *c = sc->c;
+    const char *token = sc->s->token;
+    const char *why = NULL;
+    if (rpc__frame_decode(buf, len, &f, NULL) < 0 || f.type != RPC_F_AUTH)
+        why = "the connection did not answer the challenge";
+    else if (c->needs_cert && !(c->ops->peer_verified && c->ops->peer_verified(c)))
+        why = "no valid client certificate";
+    else if (token && !rpc__auth_check(token, sc->challenge, f.payload, f.payload_len))
+        why = "missing or wrong token";
+    if (!why) {
         sc->authed = 1;
         rpc_frame ok = {.type = RPC_F_ACCEPT};
-        if (rpc__send(sc->c, &ok, NULL, SEND_TIMEOUT) == 0)
+        if (rpc__send(c, &ok, NULL, SEND_TIMEOUT) == 0)
             return;
     } else {
-        reply_status(sc->c, 0, SHOAL_RPC_UNAUTHENTICATED, "missing or wrong token");
+        reply_status(c, 0, SHOAL_RPC_UNAUTHENTICATED, why);
     }
-    rpc__server_conn_lost(sc->c);
+    rpc__server_conn_lost(c);
 }
 
 void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
@@ -356,26 +564,14 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         s->bad_frames++; /* a frame of no call, or of a type clients do not send */
     int inline_run = start && start->c.m->kind == SHOAL_RPC_UNARY &&
                      !start->c.m->blocking && start->c.peer_done;
-    if (start && !inline_run) {
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        start->on_thread = 1;
-        s->threads++;
-        if (pthread_create(&t, &attr, handler_thread, start) != 0) {
-            s->threads--;
-            start->on_thread = 0;
-            finish(start, SHOAL_RPC_RESOURCE_EXHAUSTED,
-                   "server: no thread for the handler");
-            snprintf(start->detail, sizeof(start->detail), "no thread");
-            pthread_mutex_unlock(&s->mu);
-            pthread_attr_destroy(&attr);
-            handler_done(start, SHOAL_RPC_RESOURCE_EXHAUSTED);
-            shoal_rpc_md_clear(&md);
-            return;
-        }
-        pthread_attr_destroy(&attr);
+    if (start && !inline_run && offload(s, start) < 0) {
+        char why[SHOAL_RPC_DETAIL_MAX];
+        snprintf(why, sizeof(why), "%s", shoal_errdetail());
+        finish(start, SHOAL_RPC_RESOURCE_EXHAUSTED, why);
+        pthread_mutex_unlock(&s->mu);
+        handler_done(start, SHOAL_RPC_RESOURCE_EXHAUSTED);
+        shoal_rpc_md_clear(&md);
+        return;
     }
     pthread_mutex_unlock(&s->mu);
     shoal_rpc_md_clear(&md);
@@ -398,7 +594,7 @@ int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c)
     pthread_mutex_unlock(&s->mu);
     rpc_frame f = {.type = RPC_F_ACCEPT};
     sc->authed = !c->needs_auth;
-    if (c->needs_auth) { /* the listener made sure there is a token */
+    if (c->needs_auth) { /* token and/or client certificate: see authenticate() */
         int rc = rpc__auth_challenge(sc->challenge);
         if (rc < 0)
             return rc;
@@ -444,6 +640,12 @@ int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop)
     s->timer_at = INT64_MAX;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
+    pthread_cond_init(&s->work, NULL);
+    rc = shoal_rpc_server_add_service(s, rpc__reflection_service(&s->reflection, s));
+    if (rc < 0) {
+        shoal_rpc_server_destroy(s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
@@ -506,12 +708,20 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
     pthread_mutex_lock(&s->mu);
     while (s->threads > 0)
         pthread_cond_wait(&s->idle, &s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
+    free(s->workers);
     shoal_loop_remove(s->loop, s->timer);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
+    pthread_cond_destroy(&s->work);
     free(s->svcs);
+    free(s->descs);
     free(s->token);
+    tls_clear(&s->tls);
     free(s);
 }
 

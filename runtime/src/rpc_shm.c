@@ -16,6 +16,14 @@
  * SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end UNAVAILABLE;
  * the server cancels the client's calls. Whoever closes a connection first unlinks
  * its pipe; the other side's handle stays usable until it closes it.
+ *
+ * One server per name: beside the queue, a listener holds the small block
+ * NAME:server, whose one word names the listening process by its owner id in that
+ * block (owner.c: alive exactly while the process has the block open, whatever its
+ * pid becomes). A listener claims the word by compare-and-swap when it is 0 or names
+ * a process that is gone, so a second server on a live one's name gets SHOAL_EBUSY
+ * (in the same process too), and a server killed with SIGKILL leaves a name the next
+ * server takes over; a listener that closes gives the word back.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +117,7 @@ static void shm_close(rpc_conn *base)
     free(c);
 }
 
-static const rpc_conn_ops shm_ops = {shm_send, shm_recv, shm_stop, shm_close};
+static const rpc_conn_ops shm_ops = {shm_send, shm_recv, shm_stop, shm_close, NULL};
 
 static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
 {
@@ -178,7 +186,61 @@ typedef struct shm_listener {
     shoal_queue *q;
     shoal_loop_source *src;
     attr_copy attr;
+    shoal__seg *claim; /* NAME:server, holding our owner id */
 } shm_listener;
+
+/* The word of NAME:server: the owner id of the listening process, or 0. */
+static _Atomic uint32_t *claim_word(shoal__seg *seg)
+{
+    return (_Atomic uint32_t *)seg->payload;
+}
+
+/* Makes this process the one listening on `name`: 0, SHOAL_EBUSY (a live process
+ * listens there), or the errors of opening NAME:server. */
+static int claim(shoal__seg **out, const char *name, const shoal_attr *attr)
+{
+    char cname[SHOAL_NAME_MAX + 16];
+    snprintf(cname, sizeof(cname), "%s:server", name);
+    int rc = shoal_name_check(name);
+    if (rc < 0)
+        return rc;
+    if (strlen(cname) > SHOAL_NAME_MAX)
+        return shoal__err(SHOAL_ENAME, "rpc shm://%s: name too long", name);
+    shoal__seg_spec spec = {.kind = SHOAL_KIND_SHM,
+                            .what = "rpc server claim",
+                            .count = sizeof(uint64_t),
+                            .check_count = true,
+                            .payload_size = sizeof(uint64_t)};
+    shoal__seg *seg;
+    rc = shoal__seg_open(&seg, cname, SHOAL_OPEN_OR_CREATE, &spec, attr);
+    if (rc < 0)
+        return rc;
+    uint32_t me = shoal__seg_owner(seg);
+    uint32_t cur = atomic_load(claim_word(seg));
+    for (;;) {
+        if (!me || (cur && shoal__owner_alive(seg, cur))) {
+            int32_t pid = me ? shoal__owner_pid(seg, cur) : 0;
+            shoal__seg_close(seg);
+            return me ? shoal__err(SHOAL_EBUSY,
+                                   "rpc shm://%s: a server (process %d) already "
+                                   "listens there",
+                                   name, (int)pid)
+                      : shoal__err(SHOAL_EBUSY, "rpc shm://%s: %s has no free user slot",
+                                   name, cname);
+        }
+        if (atomic_compare_exchange_weak(claim_word(seg), &cur, me))
+            break;
+    }
+    *out = seg;
+    return 0;
+}
+
+static void unclaim(shoal__seg *seg)
+{
+    uint32_t me = shoal__seg_owner(seg);
+    atomic_compare_exchange_strong(claim_word(seg), &me, 0);
+    shoal__seg_close(seg);
+}
 
 static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
 {
@@ -238,6 +300,7 @@ static void shm_listener_close(rpc_listener *base)
     shm_listener *l = (shm_listener *)base;
     shoal_loop_remove(rpc__server_loop(l->s), l->src);
     shoal_queue_close(l->q);
+    unclaim(l->claim);
     free(l);
 }
 
@@ -248,16 +311,22 @@ int rpc__shm_listen(shoal_rpc_server *s, const char *name, const shoal_attr *att
         return shoal__err(SHOAL_ENOMEM, "rpc shm://%s: out of memory", name);
     attr_keep(&l->attr, attr);
     /* The connection queue outlives its servers: a later server on the same name
-     * takes over the requests still there (a client gone meanwhile is skipped by
-     * accept_one). */
+     * (once this one is gone: claim) takes over the requests still there (a client
+     * gone meanwhile is skipped by accept_one). */
     shoal_queue_config qcfg = {.max_msg = ACCEPT_MSG_MAX, .capacity = 256};
-    int rc = shoal_queue_open(&l->q, name, SHOAL_OPEN_OR_CREATE, &qcfg, &l->attr.attr);
+    int rc = claim(&l->claim, name, &l->attr.attr);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    rc = shoal_queue_open(&l->q, name, SHOAL_OPEN_OR_CREATE, &qcfg, &l->attr.attr);
     if (rc == 0)
         rc = shoal_loop_add_queue(rpc__server_loop(s), l->q, SHOAL_LOOP_READABLE,
                                   on_accept, l, &l->src);
     if (rc < 0) {
         if (l->q)
             shoal_queue_close(l->q);
+        unclaim(l->claim);
         free(l);
         return rc;
     }

@@ -1,8 +1,8 @@
 /*
  * rpc_suite.c — services between processes over the transport $SHOAL_RPC_TRANSPORT
- * names (shm, ipc or tcp; CTest runs this program once per transport): the four kinds
- * of call, metadata, status codes, deadlines (and their inheritance by a call made in
- * a handler), cancellation, a server killed mid-stream, a client killed mid-stream,
+ * names (shm, ipc, tcp or tls; CTest runs this program once per transport): the four
+ * kinds of call, metadata, status codes, deadlines (and their inheritance by a call made
+ * in a handler), cancellation, a server killed mid-stream, a client killed mid-stream,
  * invalid and undecodable requests, and 100 client processes on one server loop.
  *
  * The server is a child process running the Echo service (echo_service.h) on a
@@ -10,6 +10,11 @@
  * exec of this program, with a role in argv[1]) rather than merely forked, because
  * nng does not survive fork(). Counters the server's handlers keep live in a named
  * SharedMemory block that every process opens.
+ *
+ * Over tls (tls+tcp://) the server requires both a client certificate and the token;
+ * make-test-certs.sh makes a throwaway CA and certificates under the test's root
+ * first, and test_tls checks the refusals: a wrong CA, a wrong server name, no
+ * client certificate, one of another CA, and a plain tcp:// client.
  */
 #include <pthread.h>
 
@@ -34,8 +39,34 @@ static shoal_loop *srv_loop;
 /* Generous: the machine running the tests may be loaded. */
 #define TOKEN    "s3cret-token"
 #define SEND_SEC SHOAL_SEC(5)
-static const shoal_rpc_channel_config slow_ok = {.connect_timeout = SHOAL_SEC(30),
-                                                 .token = TOKEN};
+static shoal_rpc_channel_config slow_ok = {.connect_timeout = SHOAL_SEC(30),
+                                           .token = TOKEN};
+static char pki[300]; /* tls: the directory of the certificates */
+
+/* The path of file `name` of the test PKI (one of a few static buffers). */
+static const char *pki_file(const char *name)
+{
+    static char buf[8][400];
+    static int next;
+    char *b = buf[next++ % 8];
+    snprintf(b, sizeof(buf[0]), "%s/%s", pki, name);
+    return b;
+}
+
+static int is_tls(void)
+{
+    return strncmp(addr, "tls+tcp://", 10) == 0;
+}
+
+/* Over tls, every channel of the suite presents the client certificate. */
+static void tls_config_client(void)
+{
+    static char ca[400], cert[400], key[400];
+    snprintf(pki, sizeof(pki), "%s/pki", t_root);
+    slow_ok.tls_ca_file = strcpy(ca, pki_file("ca.pem"));
+    slow_ok.tls_cert_file = strcpy(cert, pki_file("client.pem"));
+    slow_ok.tls_key_file = strcpy(key, pki_file("client.key"));
+}
 
 /* ---- the server ----------------------------------------------------------------------
  */
@@ -154,9 +185,11 @@ static int h_stop(shoal_rpc_ctx *ctx, void *arg)
     return SHOAL_RPC_OK;
 }
 
+/* arg non-NULL: with a pool of POOL_WORKERS workers and a bound of POOL_MAX calls. */
+#define POOL_WORKERS 2
+#define POOL_MAX     4
 static int server_main(void *arg)
 {
-    (void)arg;
     static const shoal_rpc_handler h[Echo_N_METHODS] = {h_say,  h_count, h_sum,   h_chat,
                                                         h_fail, h_wait,  h_relay, h_stop};
     Echo_server skel;
@@ -164,6 +197,10 @@ static int server_main(void *arg)
     if (shoal_loop_create(&srv_loop) < 0 || shoal_rpc_server_create(&s, srv_loop) < 0 ||
         shoal_rpc_server_add_service(s, Echo_service(&skel, h, NULL)) < 0 ||
         shoal_rpc_server_set_token(s, TOKEN) < 0 ||
+        (arg && shoal_rpc_server_set_workers(s, POOL_WORKERS, POOL_MAX) < 0) ||
+        (is_tls() &&
+         shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("server.key"),
+                                  pki_file("ca.pem"), 1) < 0) ||
         shoal_rpc_server_listen(s, addr, NULL) < 0) {
         fprintf(stderr, "server: %s\n", shoal_errdetail());
         return 1;
@@ -177,12 +214,17 @@ static int server_main(void *arg)
 
 static pid_t server_pid; /* killed by the teardown if a test failed before stopping it */
 
-static pid_t server_start(void)
+static pid_t server_start_as(const char *role)
 {
     atomic_store(&sh->ready, 0);
-    pid_t pid = server_pid = t_spawn_self("server", addr, NULL);
+    pid_t pid = server_pid = t_spawn_self(role, addr, NULL);
     assert_true(t_wait_atleast(&sh->ready, 1, SHOAL_SEC(30)));
     return pid;
+}
+
+static pid_t server_start(void)
+{
+    return server_start_as("server");
 }
 
 static int teardown(void **state)
@@ -492,7 +534,7 @@ static void test_garbage_frames(void **state)
     shoal_rpc_channel *good = connect_ch();
     rpc_conn *raw;
     T_OK(strncmp(addr, "shm://", 6) == 0 ? rpc__shm_connect(&raw, addr + 6, NULL)
-                                         : rpc__nng_connect(&raw, addr, NULL));
+                                         : rpc__nng_connect(&raw, addr, &slow_ok));
     const uint8_t *buf;
     size_t len;
     rpc_frame f;
@@ -597,8 +639,9 @@ static void test_client_killed(void **state)
 static int many_client(void *arg)
 {
     int id = (int)(intptr_t)arg;
-    shoal_rpc_channel_config cfg = {
-        .max_frame = 1024, .connect_timeout = SHOAL_SEC(60), .token = TOKEN};
+    shoal_rpc_channel_config cfg = slow_ok;
+    cfg.max_frame = 1024;
+    cfg.connect_timeout = SHOAL_SEC(60);
     shoal_rpc_channel *ch;
     if (shoal_rpc_channel_open(&ch, addr, &cfg) < 0)
         return 1;
@@ -702,14 +745,15 @@ static void test_hmac_vectors(void **state)
 static void test_token(void **state)
 {
     (void)state;
-    if (strncmp(addr, "tcp://", 6) != 0)
+    if (strncmp(addr, "tcp://", 6) != 0 && !is_tls())
         skip();
     pid_t pid = server_start();
     shoal_rpc_channel *ch;
-    shoal_rpc_channel_config none = {.connect_timeout = SHOAL_SEC(30)};
+    shoal_rpc_channel_config none = slow_ok;
+    none.token = NULL;
     assert_int_equal(shoal_rpc_channel_open(&ch, addr, &none), SHOAL_EACCES);
-    shoal_rpc_channel_config wrong = {.connect_timeout = SHOAL_SEC(30),
-                                      .token = "guessing!"};
+    shoal_rpc_channel_config wrong = slow_ok;
+    wrong.token = "guessing!";
     assert_int_equal(shoal_rpc_channel_open(&ch, addr, &wrong), SHOAL_EACCES);
     assert_non_null(strstr(shoal_errdetail(), "UNAUTHENTICATED"));
     /* A peer that skips the answer and starts a call is refused too. */
@@ -717,7 +761,7 @@ static void test_token(void **state)
     const uint8_t *buf;
     size_t len;
     rpc_frame f;
-    T_OK(rpc__nng_connect(&raw, addr, NULL));
+    T_OK(rpc__nng_connect(&raw, addr, &slow_ok));
     assert_int_equal(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)), 1);
     rpc_frame start = {
         .call = 1, .type = RPC_F_START, .method = "test.Echo/Say", .method_len = 13};
@@ -731,13 +775,217 @@ static void test_token(void **state)
     server_stop(connect_ch(), pid);
 }
 
+/* A pool of 2 workers, at most 4 calls off the loop: 4 open streams are served two
+ * at a time (the later two wait for a worker, and are served once the first two end),
+ * a fifth is refused with RESOURCE_EXHAUSTED, and unary calls run on meanwhile. */
+static void test_worker_pool(void **state)
+{
+    (void)state;
+    pid_t pid = server_start_as("pool-server");
+    shoal_rpc_channel *ch = connect_ch();
+    shoal_rpc_call *c[POOL_MAX + 1];
+    Note v, m = {.n = 7};
+    for (int i = 0; i < POOL_MAX; i++) {
+        T_OK(Echo_start(&c[i], ch, Echo_Chat, NULL, NULL));
+        T_OK(Echo_send(c[i], &m));
+    }
+    for (int i = 0; i < POOL_WORKERS; i++) { /* the first two are running */
+        assert_int_equal(Echo_next(c[i], &v), 1);
+        assert_int_equal(v.n, 14);
+    }
+    T_OK(Echo_start(&c[POOL_MAX], ch, Echo_Chat, NULL, NULL));
+    char detail[SHOAL_RPC_DETAIL_MAX];
+    assert_int_equal(shoal_rpc_call_finish(c[POOL_MAX], detail, sizeof(detail)),
+                     SHOAL_RPC_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(detail, "bound"));
+    shoal_rpc_call_free(c[POOL_MAX]);
+    Note req = {.n = 1}, resp; /* unary calls do not need a worker */
+    assert_int_equal(Echo_unary(ch, Echo_Say, &req, &resp, NULL, NULL, 0), SHOAL_RPC_OK);
+    for (int i = 0; i < POOL_MAX; i++) { /* ending one frees a worker for the next */
+        T_OK(shoal_rpc_call_close_send(c[i]));
+        if (i >= POOL_WORKERS) {
+            assert_int_equal(Echo_next(c[i], &v), 1);
+            assert_int_equal(v.n, 14);
+        }
+        assert_int_equal(Echo_next(c[i], &v), 0);
+        assert_int_equal(shoal_rpc_call_finish(c[i], NULL, 0), SHOAL_RPC_OK);
+        shoal_rpc_call_free(c[i]);
+    }
+    /* A waiting call whose deadline passes ends DEADLINE_EXCEEDED without a worker. */
+    shoal_rpc_options quick = {.timeout = SHOAL_MS(300)};
+    for (int i = 0; i < POOL_MAX; i++)
+        T_OK(Echo_start(&c[i], ch, Echo_Chat, NULL, i < POOL_WORKERS ? NULL : &quick));
+    for (int i = POOL_WORKERS; i < POOL_MAX; i++)
+        assert_int_equal(shoal_rpc_call_finish(c[i], NULL, 0),
+                         SHOAL_RPC_DEADLINE_EXCEEDED);
+    for (int i = 0; i < POOL_MAX; i++) {
+        if (i < POOL_WORKERS) {
+            T_OK(shoal_rpc_call_close_send(c[i]));
+            assert_int_equal(shoal_rpc_call_finish(c[i], NULL, 0), SHOAL_RPC_OK);
+        }
+        shoal_rpc_call_free(c[i]);
+    }
+    server_stop(ch, pid);
+}
+
+/* shm://: a second server on a live server's name gets SHOAL_EBUSY; once the first
+ * is SIGKILLed, a new server takes the name and serves. */
+static void test_shm_one_server(void **state)
+{
+    (void)state;
+    if (strncmp(addr, "shm://", 6) != 0)
+        skip();
+    pid_t pid = server_start();
+    shoal_loop *loop;
+    shoal_rpc_server *s;
+    T_OK(shoal_loop_create(&loop));
+    T_OK(shoal_rpc_server_create(&s, loop));
+    assert_int_equal(shoal_rpc_server_listen(s, addr, NULL), SHOAL_EBUSY);
+    char want[64];
+    snprintf(want, sizeof(want), "a server (process %d) already listens", (int)pid);
+    assert_non_null(strstr(shoal_errdetail(), want));
+    Note req = {.n = 1}, resp;
+    shoal_rpc_channel *ch = connect_ch(); /* the first one still serves */
+    assert_int_equal(Echo_unary(ch, Echo_Say, &req, &resp, NULL, NULL, 0), SHOAL_RPC_OK);
+    shoal_rpc_channel_close(ch);
+    t_kill(pid);
+    server_pid = 0;
+    /* The name is free: this process takes it, a second listen here is refused,
+     * and closing gives it back. */
+    T_OK(shoal_rpc_server_listen(s, addr, NULL));
+    assert_int_equal(shoal_rpc_server_listen(s, addr, NULL), SHOAL_EBUSY);
+    shoal_rpc_server_destroy(s);
+    shoal_loop_destroy(loop);
+    pid = server_start();
+    ch = connect_ch();
+    assert_int_equal(Echo_unary(ch, Echo_Say, &req, &resp, NULL, NULL, 0), SHOAL_RPC_OK);
+    assert_int_equal(resp.n, 2);
+    server_stop(ch, pid);
+}
+
+/* Opening a channel with cfg fails with `rc`, its detail naming `why`. */
+static void refused(const shoal_rpc_channel_config *cfg, const char *address, int rc,
+                    const char *why)
+{
+    shoal_rpc_channel *ch = NULL;
+    assert_int_equal(shoal_rpc_channel_open(&ch, address, cfg), rc);
+    if (!strstr(shoal_errdetail(), why))
+        fail_msg("expected \"%s\" in: %s", why, shoal_errdetail());
+}
+
+/* tls+tcp://: the refusals, each clear and prompt; the server serves on. */
+static void test_tls(void **state)
+{
+    (void)state;
+    if (!is_tls())
+        skip();
+    pid_t pid = server_start();
+    shoal_rpc_channel_config c = slow_ok;
+    c.tls_ca_file = pki_file("other-ca.pem"); /* not the server's CA */
+    refused(&c, addr, SHOAL_EACCES, "TLS handshake failed");
+    c = slow_ok;
+    c.tls_server_name = "elsewhere.example"; /* not the name in its certificate */
+    refused(&c, addr, SHOAL_EACCES, "TLS handshake failed");
+    c = slow_ok;
+    c.tls_cert_file = c.tls_key_file = NULL; /* no client certificate */
+    refused(&c, addr, SHOAL_EACCES, "UNAUTHENTICATED: no valid client certificate");
+    c.tls_cert_file = pki_file("stranger.pem"); /* one of another CA */
+    c.tls_key_file = pki_file("stranger.key");
+    refused(&c, addr, SHOAL_EACCES, "UNAUTHENTICATED: no valid client certificate");
+    c = slow_ok;
+    c.tls_ca_file = NULL;
+    refused(&c, addr, SHOAL_EINVAL, "tls_ca_file");
+    /* A plain tcp:// client on the TLS port fails within its connect timeout. */
+    char plain[300];
+    snprintf(plain, sizeof(plain), "tcp://%s", addr + 10);
+    c = slow_ok;
+    c.connect_timeout = SHOAL_SEC(2);
+    int64_t t0 = now_ms();
+    shoal_rpc_channel *ch = NULL;
+    assert_true(shoal_rpc_channel_open(&ch, plain, &c) < 0);
+    assert_true(now_ms() - t0 < 10000);
+    /* The server's side: a tls+tcp:// listener needs a certificate, and client
+     * certificates required or a token. */
+    shoal_loop *loop;
+    shoal_rpc_server *s;
+    T_OK(shoal_loop_create(&loop));
+    T_OK(shoal_rpc_server_create(&s, loop));
+    assert_int_equal(shoal_rpc_server_listen(s, "tls+tcp://127.0.0.1:1", NULL),
+                     SHOAL_EINVAL);
+    assert_int_equal(shoal_rpc_server_set_tls(s, pki_file("server.pem"),
+                                              pki_file("server.key"), NULL, 1),
+                     SHOAL_EINVAL);
+    T_OK(shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("server.key"), NULL,
+                                  0));
+    assert_int_equal(shoal_rpc_server_listen(s, "tls+tcp://127.0.0.1:1", NULL),
+                     SHOAL_EINVAL);
+    T_OK(shoal_rpc_server_set_token(s, TOKEN));
+    T_OK(shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("ca.pem"), NULL,
+                                  0)); /* a certificate where the key should be */
+    assert_int_equal(shoal_rpc_server_listen(s, "tls+tcp://127.0.0.1:1", NULL),
+                     SHOAL_EINVAL);
+    shoal_rpc_server_destroy(s);
+    shoal_loop_destroy(loop);
+    server_stop(connect_ch(), pid);
+}
+
+static void *run_loop(void *loop)
+{
+    shoal_loop_run(loop);
+    return NULL;
+}
+
+/* tls+tcp:// with client certificates and no token: a client with its certificate
+ * and no token is served (here the built-in reflection service lists the methods);
+ * one without a certificate is refused. The server runs on a thread of this process. */
+static void test_tls_cert_only(void **state)
+{
+    (void)state;
+    if (!is_tls())
+        skip();
+    char a[300];
+    snprintf(a, sizeof(a), "tls+tcp://127.0.0.1:%d", 20000 + (getpid() + 7) % 30000);
+    shoal_loop *loop;
+    shoal_rpc_server *s;
+    T_OK(shoal_loop_create(&loop));
+    T_OK(shoal_rpc_server_create(&s, loop));
+    T_OK(shoal_rpc_server_set_tls(s, pki_file("server.pem"), pki_file("server.key"),
+                                  pki_file("ca.pem"), 1));
+    T_OK(shoal_rpc_server_listen(s, a, NULL));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_loop, loop), 0);
+    shoal_rpc_channel_config c = slow_ok;
+    c.token = NULL;
+    shoal_rpc_channel *ch;
+    T_OK(shoal_rpc_channel_open(&ch, a, &c));
+    shoal_rpc_method list = {"List", SHOAL_RPC_UNARY, NULL, NULL, NULL, 0};
+    void *resp = NULL;
+    size_t len = 0;
+    assert_int_equal(shoal_rpc_unary(ch, SHOAL_RPC_REFLECTION, &list, "", 0, &resp, &len,
+                                     NULL, NULL, 0),
+                     SHOAL_RPC_OK);
+    assert_non_null(memmem(resp, len, SHOAL_RPC_REFLECTION "/Descriptors", 39));
+    free(resp);
+    shoal_rpc_channel_close(ch);
+    c.tls_cert_file = c.tls_key_file = NULL;
+    refused(&c, a, SHOAL_EACCES, "UNAUTHENTICATED: no valid client certificate");
+    shoal_loop_stop(loop);
+    pthread_join(t, NULL);
+    shoal_rpc_server_destroy(s);
+    shoal_loop_destroy(loop);
+}
+
 /* A child's role, from argv: "server ADDR", "killed-client ADDR", "many-client ADDR ID".
  */
 static int child(int argc, char **argv)
 {
     snprintf(addr, sizeof(addr), "%s", argv[2]);
+    if (is_tls())
+        tls_config_client();
     if (strcmp(argv[1], "server") == 0)
         return server_main(NULL);
+    if (strcmp(argv[1], "pool-server") == 0)
+        return server_main("pool");
     if (strcmp(argv[1], "killed-client") == 0)
         return killed_client(NULL);
     if (strcmp(argv[1], "many-client") == 0 && argc > 3)
@@ -773,9 +1021,21 @@ int main(int argc, char **argv)
         snprintf(addr, sizeof(addr), "ipc://%s/echo.sock", t_root);
     else if (strcmp(transport, "tcp") == 0)
         snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", 20000 + getpid() % 30000);
+    else if (strcmp(transport, "tls") == 0)
+        snprintf(addr, sizeof(addr), "tls+tcp://127.0.0.1:%d", 20000 + getpid() % 30000);
     else {
-        fprintf(stderr, "SHOAL_RPC_TRANSPORT=%s: expected shm, ipc or tcp\n", transport);
+        fprintf(stderr, "SHOAL_RPC_TRANSPORT=%s: expected shm, ipc, tcp or tls\n",
+                transport);
         return 2;
+    }
+    if (is_tls()) {
+        tls_config_client();
+        char cmd[800];
+        snprintf(cmd, sizeof(cmd), "sh '%s' '%s'", MAKE_TEST_CERTS, pki);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "rpc-suite: %s failed\n", cmd);
+            return 2;
+        }
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_unary_metadata, teardown),
@@ -793,9 +1053,15 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_client_killed, teardown),
         cmocka_unit_test_teardown(test_many_clients, teardown),
         cmocka_unit_test_teardown(test_token, teardown),
+        cmocka_unit_test_teardown(test_tls, teardown),
+        cmocka_unit_test(test_tls_cert_only),
+        cmocka_unit_test_teardown(test_shm_one_server, teardown),
+        cmocka_unit_test_teardown(test_worker_pool, teardown),
         cmocka_unit_test_teardown(test_threads_one_channel, teardown),
         cmocka_unit_test(test_hmac_vectors),
     };
+    if (getenv("SHOAL_TEST_FILTER")) /* e.g. SHOAL_TEST_FILTER=test_tls */
+        cmocka_set_test_filter(getenv("SHOAL_TEST_FILTER"));
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     shoal_shm_close(shared_shm);
     return rc;

@@ -3,12 +3,15 @@
  * processes over $SHOAL_RPC_TRANSPORT (shm or ipc): the four kinds of call with a
  * fixed request and an encoded response and the reverse, metadata, an unimplemented
  * method, invalid and undecodable requests, a deadline the handler sees, a cancelled
- * stream, a server killed mid-stream and a client killed mid-stream.
+ * stream, a server killed mid-stream and a client killed mid-stream; and `shoal call`
+ * against the server (reflection, text-format requests and responses through protoc).
  *
  * The server is this program started anew with the role "server"; it uses only the
  * generated Gen_server_add and the typed _ctx_ functions. Counters its handlers keep
  * live in a named SharedMemory block.
  */
+#include <sys/wait.h>
+
 #include "testutil.h"
 
 #include "svct.shoal.h"
@@ -336,6 +339,60 @@ static void test_client_killed(void **state)
     assert_true(t_wait_atleast(&sh->cancels, 1, SHOAL_SEC(30)));
 }
 
+/* Runs `shoal call ARGS` (a shell command line), its stdout and stderr into out[cap];
+ * returns its exit code. */
+static int shoal_call(char *out, size_t cap, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' call --timeout 30 %s 2>&1", SHOAL_CLI, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    int status = pclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+#define EXPECT(out, s)                                                                   \
+    do {                                                                                 \
+        if (!strstr(out, s))                                                             \
+            fail_msg("expected \"%s\" in:\n%s", s, out);                                 \
+    } while (0)
+
+/* shoal call: --list through reflection; unary, server- and client-streaming calls
+ * with text-format requests and responses; errors printed with their code name. */
+static void test_shoal_call(void **state)
+{
+    (void)state;
+    server_start();
+    char out[8192], args[600];
+    snprintf(args, sizeof(args), "--list '%s'", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 0);
+    EXPECT(out, "svct.Gen/Ask (unary)\n");
+    EXPECT(out, "svct.Gen/Count (server streaming)\n");
+    EXPECT(out, "svct.Gen/Sum (client streaming)\n");
+    EXPECT(out, "svct.Gen/Chat (bidirectional streaming)\n");
+    EXPECT(out, "shoal.reflection.Reflection/Descriptors (unary)\n");
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Ask 'n: 41 text: \"hi\"'", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 0);
+    EXPECT(out, "n: 42\ntext: \"hi\"\nitems: 41\nitems: 41\n");
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Count 'n: 3'", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 0);
+    assert_string_equal(out, "\nn: 1\n\nn: 2\n"); /* n: 0 prints as nothing */
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Sum 'n: 5'", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 0);
+    assert_string_equal(out, "n: 5\n");
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Missing 'n: 1'", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 1);
+    EXPECT(out, "ERROR: UNIMPLEMENTED: ");
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Ask 'no_such_field: 1'", addr);
+    assert_int_not_equal(shoal_call(out, sizeof(out), args), 0);
+    EXPECT(out, "could not encode the request as svct.Fix");
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Nope ''", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 1);
+    EXPECT(out, "no method svct.Gen/Nope");
+}
+
 static shoal_shm *shared_shm;
 
 int main(int argc, char **argv)
@@ -371,6 +428,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_deadline_cancel, teardown),
         cmocka_unit_test_teardown(test_server_killed, teardown),
         cmocka_unit_test_teardown(test_client_killed, teardown),
+        cmocka_unit_test_teardown(test_shoal_call, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     shoal_shm_close(shared_shm);

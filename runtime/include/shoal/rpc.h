@@ -12,8 +12,11 @@
  *   ipc:///path         an nng byte stream over a Unix socket (socket file mode 0600),
  *   tcp://host:port     an nng byte stream over TCP; clients must prove they know
  *                       the server's token (shoal_rpc_server_set_token).
- *                       Both when libshoal is built with nng.
- *   (tls+tcp:// is recognised and refused with SHOAL_EINVAL: not supported yet.)
+ *   tls+tcp://host:port the same over TLS (shoal_rpc_server_set_tls): the server's
+ *                       certificate is checked against the client's CA file; clients
+ *                       prove themselves with a certificate the server's CA signed
+ *                       (when the server requires one) and/or the token (when the
+ *                       server has one). All three when libshoal is built with nng.
  *
  * The frames on every transport are shoal.rpc.Frame messages in the protobuf wire
  * format (schemas/shoal/rpc.proto); docs/services.md describes them.
@@ -36,9 +39,10 @@
  *
  * Threads: a channel may be used by many threads at once, each with its own calls;
  * a call is used by one thread at a time. Unary handlers run on the loop's thread and
- * must not block (set shoal_rpc_method.blocking to run one on a thread of its own);
- * streaming handlers each run on a thread of their own and may block in
- * shoal_rpc_ctx_recv / shoal_rpc_ctx_send.
+ * must not block (set shoal_rpc_method.blocking to run one off it); streaming
+ * handlers run off the loop's thread and may block in shoal_rpc_ctx_recv /
+ * shoal_rpc_ctx_send. "Off the loop's thread" is a thread per call by default, or a
+ * worker of the server's pool (shoal_rpc_server_set_workers).
  *
  * Return values: functions return 0 (or 1, where said) or a negative SHOAL_E* code,
  * with shoal_errdetail() saying what was wrong. The outcome of a call is its status,
@@ -140,7 +144,7 @@ typedef struct shoal_rpc_method {
     shoal_rpc_check check_request;  /* NULL: any bytes */
     shoal_rpc_check check_response; /* NULL: any bytes */
     shoal_rpc_handler handler;      /* server side */
-    int blocking;                   /* unary: run the handler on a thread of its own */
+    int blocking;                   /* unary: run the handler off the loop's thread */
 } shoal_rpc_method;
 
 /* A service: a table of methods under a full name ("pkg.Service"). */
@@ -164,6 +168,14 @@ typedef struct shoal_rpc_channel_config {
                                        shoal_rpc_server_set_token) */
     size_t max_frame;               /* shm://: largest frame (message + about 40 bytes
                                        of envelope); 0: 64 KiB */
+    /* tls+tcp:// only. */
+    const char *tls_ca_file;     /* required: the CA certificate(s), PEM, the server's
+                                    certificate must chain to */
+    const char *tls_cert_file;   /* this client's certificate, PEM (for a server that
+                                    requires one), or NULL */
+    const char *tls_key_file;    /* its private key, PEM (unencrypted) */
+    const char *tls_server_name; /* the name the server's certificate must carry;
+                                    NULL: the address's host */
 } shoal_rpc_channel_config;
 
 /*
@@ -171,7 +183,9 @@ typedef struct shoal_rpc_channel_config {
  * SHOAL_EINVAL (NULL, an address of no known scheme, a scheme this build lacks),
  * SHOAL_ENOENT (shm://: no server has ever listened there; nng: connection refused),
  * SHOAL_ETIMEDOUT (no server accepted within the connect timeout), SHOAL_EACCES (the
- * server said UNAUTHENTICATED: no token or a wrong one), SHOAL_ENOMEM, SHOAL_ESYS.
+ * server said UNAUTHENTICATED: no token or a wrong one, no valid client certificate;
+ * or tls+tcp://: the server's certificate did not verify against tls_ca_file or the
+ * TLS handshake failed), SHOAL_ENOMEM, SHOAL_ESYS.
  */
 SHOAL_API int shoal_rpc_channel_open(shoal_rpc_channel **out, const char *address,
                                      const shoal_rpc_channel_config *cfg);
@@ -257,7 +271,8 @@ SHOAL_API int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service,
 typedef struct shoal_rpc_server shoal_rpc_server;
 
 /* Creates a server whose connections and calls are served by `loop` (which the
- * caller runs). Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM. */
+ * caller runs); it serves SHOAL_RPC_REFLECTION from the start. Returns 0,
+ * SHOAL_EINVAL or SHOAL_ENOMEM. */
 SHOAL_API int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop);
 /* Adds a service (the tables are referenced, not copied: they must outlive the
  * server). Returns 0, SHOAL_EINVAL, SHOAL_EEXIST (a service of that name is there). */
@@ -271,11 +286,65 @@ SHOAL_API int shoal_rpc_server_add_service(shoal_rpc_server *s,
  */
 SHOAL_API int shoal_rpc_server_set_token(shoal_rpc_server *s, const char *token);
 /*
+ * Every server also serves SHOAL_RPC_REFLECTION (schemas/shoal/reflection.proto):
+ * List, the name and kind of every method it serves; Descriptors, a
+ * google.protobuf.FileDescriptorSet of the .proto files registered with
+ * shoal_rpc_server_add_descriptors — what `shoal call` needs to speak to it.
+ */
+#define SHOAL_RPC_REFLECTION "shoal.reflection.Reflection"
+/*
+ * Registers a serialized google.protobuf.FileDescriptorSet (a service's .proto file
+ * after the files it imports) for the reflection service to return; referenced, not
+ * copied (it must outlive the server); the same set registered again is ignored.
+ * Generated Foo_server_add calls it. Returns 0, SHOAL_EINVAL (NULL, or bytes that are
+ * not a sequence of FileDescriptorSet.file entries) or SHOAL_ENOMEM.
+ */
+SHOAL_API int shoal_rpc_server_add_descriptors(shoal_rpc_server *s, const void *set,
+                                               size_t len);
+/*
+ * Runs the handlers that do not run on the loop's thread (streaming methods, and
+ * unary methods marked blocking) on a pool of `workers` threads, started now, instead
+ * of a thread per call (workers 0: a thread per call, the default). A call waits in
+ * a first-in first-out queue until a worker is free; its deadline and its client's
+ * cancel still end it while it waits (the handler then never runs). A streaming
+ * handler holds its worker until it returns, so with more open streams than workers
+ * the later ones wait for the earlier ones to end. max_calls (0: no bound) bounds the
+ * calls served off the loop's thread, running or waiting, with or without a pool: a
+ * call beyond it ends at once with RESOURCE_EXHAUSTED. Call it once, before the
+ * server has connections. Returns 0, SHOAL_EINVAL (NULL, over 4096 workers, called
+ * twice or too late), SHOAL_ENOMEM or SHOAL_ESYS (threads could not be started).
+ */
+SHOAL_API int shoal_rpc_server_set_workers(shoal_rpc_server *s, unsigned workers,
+                                           unsigned max_calls);
+/*
+ * Sets the TLS identity of the server's tls+tcp:// listeners (call it before
+ * shoal_rpc_server_listen): cert_file and key_file are PEM files (the certificate,
+ * optionally followed by its chain, and its unencrypted private key). ca_file (PEM,
+ * may be NULL unless require_client_cert) holds the CA certificate(s) client
+ * certificates are checked against. With require_client_cert, a client without a
+ * certificate that chains to ca_file gets UNAUTHENTICATED and is disconnected (the
+ * TLS handshake itself succeeds, so the client learns why). A tls+tcp:// listener
+ * needs client certificates required or a token (shoal_rpc_server_set_token), or both
+ * (then a client needs both). The files are read when listening. Returns 0,
+ * SHOAL_EINVAL (NULL cert_file or key_file; require_client_cert without ca_file) or
+ * SHOAL_ENOMEM.
+ */
+SHOAL_API int shoal_rpc_server_set_tls(shoal_rpc_server *s, const char *cert_file,
+                                       const char *key_file, const char *ca_file,
+                                       int require_client_cert);
+/*
  * Listens on `address` (any number of addresses per server). shm://name creates the
- * connection queue `name` (or takes over the one a dead server left). Returns 0,
- * SHOAL_EINVAL (bad address; tcp:// without a token set), SHOAL_EBUSY (the address is
- * in use) and the errors of creating the objects or sockets. attr: shm:// root,
- * domain and mode of the objects; ipc:// its mode gives the socket file's (0: 0600).
+ * connection queue `name` (or takes over the one a dead server left) and the block
+ * `name:server` that marks the name as served: while a live process listens on
+ * shm://name, another listen there (from any process, this one included) fails with
+ * SHOAL_EBUSY; once that process died (even by SIGKILL) or its listener closed, the
+ * name is free again. Returns 0,
+ * SHOAL_EINVAL (bad address; tcp:// without a token set; tls+tcp:// without
+ * shoal_rpc_server_set_tls, or with neither client certificates required nor a token,
+ * or with certificate, key or CA files that do not load), SHOAL_EBUSY (the address is
+ * in use: another server listens there) and the errors of creating the objects or
+ * sockets. attr: shm:// root, domain and mode of the objects; ipc:// its mode gives the
+ * socket file's (0: 0600).
  */
 SHOAL_API int shoal_rpc_server_listen(shoal_rpc_server *s, const char *address,
                                       const shoal_attr *attr);

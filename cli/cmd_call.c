@@ -1,0 +1,504 @@
+/*
+ * cmd_call.c — `shoal call`: call a method of a running service from the command line,
+ * with requests and responses in protobuf text format, as grpcurl does for gRPC.
+ *
+ *   shoal call [options] ADDRESS package.Service/Method 'text-format request'
+ *   shoal call [options] --list ADDRESS
+ *
+ * Every shoal server serves the reflection service (schemas/shoal/reflection.proto):
+ * --list prints what its List method returns; a call first asks Descriptors for the
+ * FileDescriptorSet of the server's generated services, finds the method's kind and
+ * its request and response types in it, and writes it to a temporary file for protoc,
+ * which turns text into binary (--encode) and back (--decode) with
+ * --descriptor_set_in: protoc, already what compiles shoal schemas, is the only text
+ * format codec needed. The request is sent as the call's only message (for client
+ * streaming and bidirectional methods too, after which the sending side closes); each
+ * response is printed as protoc decodes it, server-streamed ones one after another,
+ * separated by a blank line. A status other than OK is printed as "ERROR: CODE:
+ * detail" on stderr, with exit code 1.
+ *
+ * What is read from the descriptors is walked in the wire format directly (a
+ * FileDescriptorSet's files, their package, services and methods): the few fields
+ * needed do not justify a codec.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <shoal/rpc.h>
+
+#include "cli.h"
+
+extern char **environ;
+
+static const char *help =
+    "usage: shoal call [options] ADDRESS package.Service/Method 'text-format request'\n"
+    "       shoal call [options] --list ADDRESS\n\n"
+    "Calls a method of the server at ADDRESS (shm://name, ipc:///path, tcp://host:port,\n"
+    "tls+tcp://host:port) and prints the response(s) in protobuf text format; --list\n"
+    "prints the methods the server serves. protoc turns text into binary and back, with\n"
+    "the schemas the server's reflection service returns (generated services register\n"
+    "theirs). The request is the call's only message.\n\n"
+    "Options:\n"
+    "  --token TOKEN       tcp:// (and tls+tcp://) token (default $SHOAL_TOKEN)\n"
+    "  --ca FILE, --cert FILE, --key FILE, --server-name NAME\n"
+    "                      tls+tcp://: the CA to check the server with, this client's\n"
+    "                      certificate and key, the name the server's certificate has\n"
+    "  --timeout SECONDS   deadline of the call (default 30)\n"
+    "  --protoc PATH       the protoc to run (default $PROTOC or protoc)\n"
+    "  --root DIR, --domain NAME   shm://: where the objects live\n\n"
+    "Exit codes: 0 OK; 1 the call ended with another status (printed on stderr), no\n"
+    "such server or method; 2 usage error; 3 protoc or system error.\n";
+
+typedef struct call_opts {
+    shoal_rpc_channel_config ch;
+    shoal_attr attr;
+    double timeout;
+    const char *protoc;
+    int list;
+    const char *args[3];
+    int nargs;
+} call_opts;
+
+/* ---- the wire format, read ----------------------------------------------------------
+ */
+
+typedef struct pb_field {
+    unsigned num;
+    uint64_t v;       /* varint value */
+    const uint8_t *p; /* length-delimited: the bytes */
+    size_t len;
+} pb_field;
+
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p == end)
+            return -1;
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* The next field of msg at *p: 1, 0 at the end, -1 when malformed. Fixed-width fields
+ * are skipped over but reported (with no value). */
+static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f)
+{
+    uint64_t key;
+    if (*p == end)
+        return 0;
+    if (pb_varint(p, end, &key) < 0)
+        return -1;
+    *f = (pb_field){.num = (unsigned)(key >> 3)};
+    switch (key & 7) {
+    case 0:
+        return pb_varint(p, end, &f->v) < 0 ? -1 : 1;
+    case 1:
+    case 5: {
+        size_t n = (key & 7) == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < n)
+            return -1;
+        *p += n;
+        return 1;
+    }
+    case 2:
+        if (pb_varint(p, end, &f->v) < 0 || f->v > (uint64_t)(end - *p))
+            return -1;
+        f->p = *p;
+        f->len = (size_t)f->v;
+        *p += f->len;
+        return 1;
+    default:
+        return -1;
+    }
+}
+
+/* A method, as the descriptors describe it. */
+typedef struct method_info {
+    char in[256], out[256]; /* "pkg.Req" (no leading dot) */
+    int client_streaming, server_streaming;
+} method_info;
+
+static void copy_name(char *dst, size_t cap, const pb_field *f)
+{
+    const uint8_t *p = f->p;
+    size_t n = f->len;
+    if (n && *p == '.') /* ".pkg.Req": fully qualified */
+        p++, n--;
+    snprintf(dst, cap, "%.*s", (int)n, (const char *)p);
+}
+
+static int field_is(const pb_field *f, const char *s, size_t n)
+{
+    return f->len == n && memcmp(f->p, s, n) == 0;
+}
+
+/* Looks for method `m` of service `svc` in service descriptor sd. 1 when found. */
+static int find_in_service(const pb_field *sd, const char *svc, size_t svc_len,
+                           const char *m, method_info *out)
+{
+    const uint8_t *p = sd->p, *end = sd->p + sd->len;
+    pb_field f;
+    int named = 0;
+    while (pb_next(&p, end, &f) == 1) {
+        if (f.num == 1 && f.p)
+            named = field_is(&f, svc, svc_len);
+        if (f.num != 2 || !f.p || !named)
+            continue;
+        const uint8_t *q = f.p, *qend = f.p + f.len;
+        pb_field g;
+        method_info mi = {0};
+        int this = 0;
+        while (pb_next(&q, qend, &g) == 1) {
+            if (g.num == 1 && g.p)
+                this = field_is(&g, m, strlen(m));
+            else if (g.num == 2 && g.p)
+                copy_name(mi.in, sizeof(mi.in), &g);
+            else if (g.num == 3 && g.p)
+                copy_name(mi.out, sizeof(mi.out), &g);
+            else if (g.num == 5)
+                mi.client_streaming = g.v != 0;
+            else if (g.num == 6)
+                mi.server_streaming = g.v != 0;
+        }
+        if (this) {
+            *out = mi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Finds "pkg.Service/Method" in a FileDescriptorSet. 1 when found. */
+static int find_method(const uint8_t *set, size_t len, const char *full, method_info *out)
+{
+    const char *slash = strrchr(full, '/');
+    const char *dot = memrchr(full, '.', (size_t)(slash - full));
+    size_t pkg_len = dot ? (size_t)(dot - full) : 0;
+    const char *svc = dot ? dot + 1 : full;
+    const uint8_t *p = set, *end = set + len;
+    pb_field file;
+    while (pb_next(&p, end, &file) == 1) {
+        if (file.num != 1 || !file.p)
+            continue;
+        const uint8_t *q = file.p, *qend = file.p + file.len;
+        pb_field f;
+        int pkg_ok = pkg_len == 0; /* a file without package */
+        while (pb_next(&q, qend, &f) == 1) {
+            if (f.num == 2 && f.p)
+                pkg_ok = field_is(&f, full, pkg_len);
+            else if (f.num == 6 && f.p && pkg_ok &&
+                     find_in_service(&f, svc, (size_t)(slash - svc), slash + 1, out))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- talking to the server --------------------------------------------------------- */
+
+/* A unary call with an empty request to reflection's method `name`: the response, or
+ * NULL after printing why. */
+static void *reflect(shoal_rpc_channel *ch, const char *name, size_t *len,
+                     const call_opts *o)
+{
+    shoal_rpc_method m = {name, SHOAL_RPC_UNARY, NULL, NULL, NULL, 0};
+    shoal_rpc_options opts = {.timeout = (shoal_duration)(o->timeout * 1e9)};
+    void *resp = NULL;
+    char detail[SHOAL_RPC_DETAIL_MAX];
+    int code = shoal_rpc_unary(ch, SHOAL_RPC_REFLECTION, &m, "", 0, &resp, len, &opts,
+                               detail, sizeof(detail));
+    if (code != SHOAL_RPC_OK) {
+        fprintf(stderr, "shoal call: reflection %s: %s: %s\n", name,
+                shoal_rpc_code_name(code), detail);
+        return NULL;
+    }
+    return resp;
+}
+
+static int list(shoal_rpc_channel *ch, const call_opts *o)
+{
+    static const char *kinds[] = {"unary", "server streaming", "client streaming",
+                                  "bidirectional streaming"};
+    size_t len;
+    uint8_t *resp = reflect(ch, "List", &len, o);
+    if (!resp)
+        return CLI_SYSTEM;
+    const uint8_t *p = resp, *end = resp + len;
+    pb_field f;
+    while (pb_next(&p, end, &f) == 1) {
+        if (f.num != 1 || !f.p)
+            continue;
+        const uint8_t *q = f.p, *qend = f.p + f.len;
+        pb_field g;
+        char name[512] = "";
+        uint64_t kind = 0;
+        while (pb_next(&q, qend, &g) == 1) {
+            if (g.num == 1 && g.p)
+                snprintf(name, sizeof(name), "%.*s", (int)g.len, (const char *)g.p);
+            else if (g.num == 2)
+                kind = g.v;
+        }
+        printf("%s (%s)\n", name, kind < 4 ? kinds[kind] : "?");
+    }
+    free(resp);
+    return CLI_OK;
+}
+
+/* ---- protoc ------------------------------------------------------------------------ */
+
+/* A temporary file holding data[len] (data NULL: empty); its path in path[cap]. */
+static int temp_file(char *path, size_t cap, const void *data, size_t len)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, cap, "%s/shoal-call-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -1;
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n <= 0) {
+            close(fd);
+            unlink(path);
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Runs protoc --descriptor_set_in=set --MODE=type with stdin from in_path and stdout
+ * to out_path (NULL: ours). Returns 0 when it succeeded. */
+static int protoc(const call_opts *o, const char *set, const char *mode, const char *type,
+                  const char *in_path, const char *out_path)
+{
+    char a1[300], a2[300];
+    snprintf(a1, sizeof(a1), "--descriptor_set_in=%s", set);
+    snprintf(a2, sizeof(a2), "--%s=%s", mode, type);
+    char *argv[] = {(char *)o->protoc, a1, a2, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, in_path, O_RDONLY, 0);
+    if (out_path)
+        posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_TRUNC, 0);
+    fflush(stdout);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, o->protoc, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        fprintf(stderr, "shoal call: cannot run %s: %s\n", o->protoc, strerror(rc));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Reads a whole file into a new buffer. */
+static void *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb)
+                free(buf);
+            buf = nb;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* Decodes and prints one response. */
+static int print_response(const call_opts *o, const char *set, const method_info *mi,
+                          const void *msg, size_t len)
+{
+    char path[300];
+    if (temp_file(path, sizeof(path), msg, len) < 0)
+        return -1;
+    int rc = protoc(o, set, "decode", mi->out, path, NULL);
+    unlink(path);
+    return rc;
+}
+
+/* ---- the call ---------------------------------------------------------------------- */
+
+/* Sends the request and prints the responses; returns the exit code. */
+static int run_call(shoal_rpc_channel *ch, const call_opts *o, const char *set,
+                    const method_info *mi, const void *req, size_t req_len)
+{
+    const char *full = o->args[1];
+    const char *slash = strrchr(full, '/');
+    char service[512];
+    snprintf(service, sizeof(service), "%.*s", (int)(slash - full), full);
+    shoal_rpc_method m = {
+        slash + 1, (mi->server_streaming ? 1 : 0) | (mi->client_streaming ? 2 : 0),
+        NULL,      NULL,
+        NULL,      0};
+    shoal_rpc_options opts = {.timeout = (shoal_duration)(o->timeout * 1e9)};
+    shoal_rpc_call *c;
+    int rc = mi->client_streaming
+                 ? shoal_rpc_call_start(&c, ch, service, &m, &opts)
+                 : shoal_rpc_call_start_request(&c, ch, service, &m, req, req_len, &opts);
+    if (rc == 0 && mi->client_streaming &&
+        (rc = shoal_rpc_call_send(c, req, req_len)) == 0)
+        rc = shoal_rpc_call_close_send(c);
+    if (rc < 0 && rc != SHOAL_ECLOSED)
+        return cli_fail("call", rc);
+    void *msg;
+    size_t len;
+    int n = 0, bad = 0;
+    while (!bad && shoal_rpc_call_recv(c, &msg, &len) == 1) {
+        if (n++)
+            printf("\n");
+        bad = print_response(o, set, mi, msg, len) < 0;
+        free(msg);
+    }
+    char detail[SHOAL_RPC_DETAIL_MAX];
+    int code = bad ? -1 : shoal_rpc_call_finish(c, detail, sizeof(detail));
+    shoal_rpc_call_free(c);
+    if (bad) {
+        fprintf(stderr, "shoal call: protoc could not decode a response as %s\n",
+                mi->out);
+        return CLI_SYSTEM;
+    }
+    if (code != SHOAL_RPC_OK) {
+        fprintf(stderr, "ERROR: %s: %s\n", shoal_rpc_code_name(code), detail);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* Finds the method, encodes the request with protoc and makes the call. */
+static int call(shoal_rpc_channel *ch, const call_opts *o)
+{
+    const char *full = o->args[1];
+    const char *slash = strrchr(full, '/');
+    if (!slash || slash == full || !slash[1]) {
+        fprintf(stderr, "shoal call: \"%s\": expected package.Service/Method\n", full);
+        return CLI_USAGE;
+    }
+    size_t set_len;
+    uint8_t *set = reflect(ch, "Descriptors", &set_len, o);
+    if (!set)
+        return CLI_SYSTEM;
+    method_info mi;
+    if (!find_method(set, set_len, full, &mi)) {
+        fprintf(stderr,
+                "shoal call: the server's descriptors have no method %s (services "
+                "written by hand register none; see shoal call --list)\n",
+                full);
+        free(set);
+        return CLI_FAIL;
+    }
+    char set_path[300], in_path[300], out_path[300];
+    int rc = CLI_SYSTEM;
+    const char *text = o->args[2] ? o->args[2] : "";
+    if (temp_file(set_path, sizeof(set_path), set, set_len) == 0) {
+        if (temp_file(in_path, sizeof(in_path), text, strlen(text)) == 0) {
+            if (temp_file(out_path, sizeof(out_path), NULL, 0) == 0) {
+                size_t req_len;
+                void *req = NULL;
+                if (protoc(o, set_path, "encode", mi.in, in_path, out_path) == 0 &&
+                    (req = slurp(out_path, &req_len)))
+                    rc = run_call(ch, o, set_path, &mi, req, req_len);
+                else
+                    fprintf(stderr,
+                            "shoal call: protoc could not encode the request "
+                            "as %s\n",
+                            mi.in);
+                free(req);
+                unlink(out_path);
+            }
+            unlink(in_path);
+        }
+        unlink(set_path);
+    }
+    free(set);
+    return rc;
+}
+
+/* ---- the command line -------------------------------------------------------------- */
+
+static int parse(int argc, char **argv, call_opts *o)
+{
+    *o = (call_opts){.timeout = 30,
+                     .protoc = getenv("PROTOC") ? getenv("PROTOC") : "protoc"};
+    o->ch.token = getenv("SHOAL_TOKEN");
+    o->ch.connect_timeout = SHOAL_SEC(5);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **opt = strcmp(a, "--token") == 0         ? &o->ch.token
+                           : strcmp(a, "--ca") == 0          ? &o->ch.tls_ca_file
+                           : strcmp(a, "--cert") == 0        ? &o->ch.tls_cert_file
+                           : strcmp(a, "--key") == 0         ? &o->ch.tls_key_file
+                           : strcmp(a, "--server-name") == 0 ? &o->ch.tls_server_name
+                           : strcmp(a, "--protoc") == 0      ? &o->protoc
+                           : strcmp(a, "--root") == 0        ? &o->attr.root
+                           : strcmp(a, "--domain") == 0      ? &o->attr.domain
+                                                             : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(help, stdout);
+            return CLI_OK;
+        } else if (strcmp(a, "--list") == 0) {
+            o->list = 1;
+        } else if ((opt || strcmp(a, "--timeout") == 0) && !v) {
+            fprintf(stderr, "shoal call: %s needs a value\n", a);
+            return CLI_USAGE;
+        } else if (opt) {
+            *opt = argv[++i];
+        } else if (strcmp(a, "--timeout") == 0) {
+            o->timeout = atof(argv[++i]);
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "shoal call: unknown option %s\n\n%s", a, help);
+            return CLI_USAGE;
+        } else if (o->nargs < 3) {
+            o->args[o->nargs++] = a;
+        } else {
+            fprintf(stderr, "shoal call: too many arguments\n\n%s", help);
+            return CLI_USAGE;
+        }
+    }
+    if (o->list ? o->nargs != 1 : o->nargs < 2 || o->timeout <= 0) {
+        fprintf(stderr, "%s", help);
+        return CLI_USAGE;
+    }
+    o->ch.attr = &o->attr;
+    return -1;
+}
+
+int cli_call(int argc, char **argv)
+{
+    call_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    shoal_rpc_channel *ch;
+    if ((rc = shoal_rpc_channel_open(&ch, o.args[0], &o.ch)) < 0)
+        return cli_fail("call", rc);
+    rc = o.list ? list(ch, &o) : call(ch, &o);
+    shoal_rpc_channel_close(ch);
+    return rc;
+}
