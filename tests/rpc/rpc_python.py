@@ -410,6 +410,46 @@ class InProcess(unittest.TestCase):
         finally:
             first.stop(None)
 
+    @unittest.skipUnless(NNG and shutil.which("openssl"), "needs nng and openssl")
+    def test_tls(self):
+        pki = tempfile.mkdtemp(prefix="shoal-rpc-py-pki-")
+        try:
+            subprocess.run(["sh", os.path.join(HERE, "make-test-certs.sh"), pki],
+                           check=True, capture_output=True)
+            pem = lambda name: os.path.join(pki, name)  # noqa: E731
+            addr = "tls+" + addresses("tls")["tcp"]
+
+            class Doubles(svct.GenServicer):
+                def Ask(self, request, context):
+                    return svct.Enc(n=2 * request.n)
+
+            server = rpc.server()
+            svct.add_GenServicer_to_server(Doubles(), server)
+            server.set_tls(pem("server.pem"), pem("server.key"), pem("ca.pem"),
+                           require_client_cert=True)
+            server.add_port(addr)
+            server.start()
+            try:
+                mine = {"ca_file": pem("ca.pem"), "cert_file": pem("client.pem"),
+                        "key_file": pem("client.key")}
+                with rpc.channel(addr, tls=mine, connect_timeout=20) as ch:
+                    self.assertEqual(svct.GenStub(ch).Ask(svct.Fix(n=21)).n, 42)
+                stranger = dict(mine, cert_file=pem("stranger.pem"),
+                                key_file=pem("stranger.key"))
+                with self.assertRaises(rpc.RpcError) as e:
+                    rpc.channel(addr, tls=stranger, connect_timeout=20)
+                self.assertEqual(e.exception.code(), rpc.StatusCode.UNAUTHENTICATED)
+                with self.assertRaises(rpc.RpcError) as e:  # the server is not its CA's
+                    rpc.channel(addr, tls=dict(mine, ca_file=pem("other-ca.pem")),
+                                connect_timeout=20)
+                self.assertEqual(e.exception.code(), rpc.StatusCode.UNAUTHENTICATED)
+                with self.assertRaises(TypeError):
+                    rpc.channel(addr, tls={"ca": pem("ca.pem")})
+            finally:
+                server.stop(None)
+        finally:
+            shutil.rmtree(pki, ignore_errors=True)
+
     def test_deadline_inherited(self):
         inner = []
 

@@ -128,7 +128,9 @@ class shoal_rpc_service(Structure):
 
 class shoal_rpc_channel_config(Structure):
     _fields_ = [("connect_timeout", c_int64), ("attr", POINTER(shoal_attr)),
-                ("token", c_char_p), ("max_frame", c_size_t)]
+                ("token", c_char_p), ("max_frame", c_size_t), ("tls_ca_file", c_char_p),
+                ("tls_cert_file", c_char_p), ("tls_key_file", c_char_p),
+                ("tls_server_name", c_char_p)]
 
 
 class shoal_rpc_options(Structure):
@@ -275,6 +277,7 @@ _PROTOS = {
     "shoal_rpc_server_create": (c_int, [PP, P]),
     "shoal_rpc_server_add_service": (c_int, [P, POINTER(shoal_rpc_service)]),
     "shoal_rpc_server_set_token": (c_int, [P, c_char_p]),
+    "shoal_rpc_server_set_tls": (c_int, [P, c_char_p, c_char_p, c_char_p, c_int]),
     "shoal_rpc_server_listen": (c_int, [P, c_char_p, ATTR]),
     "shoal_rpc_server_destroy": (None, [P]),
     "shoal_rpc_ctx_recv": (c_int, [P, PP, SZP]),

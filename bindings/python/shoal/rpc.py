@@ -490,14 +490,20 @@ class Channel:
     generated stubs; a context manager; close() cancels the calls still running."""
 
     def __init__(self, address, token=None, connect_timeout=None, root=None,
-                 domain=None):
+                 domain=None, tls=None):
         self.address = address
         self._h = c_void_p()
         place = Place(root, domain)
         self._attr = place.attr()
+        tls = tls or {}
+        unknown = set(tls) - {"ca_file", "cert_file", "key_file", "server_name"}
+        if unknown:
+            raise TypeError("unknown tls settings: %s" % ", ".join(sorted(unknown)))
         cfg = shoal_rpc_channel_config(
             0 if connect_timeout is None else max(int(connect_timeout * 1e9), 1),
-            ctypes.pointer(self._attr), encode_name(token), 0)
+            ctypes.pointer(self._attr), encode_name(token), 0,
+            *(encode_name(tls.get(k)) for k in ("ca_file", "cert_file", "key_file",
+                                                  "server_name")))
         rc = C.rpc_channel_open(byref(self._h), encode_name(address), byref(cfg))
         if rc in (errors.ENOENT, errors.ETIMEDOUT, errors.ESYS):
             raise RpcError(StatusCode.UNAVAILABLE, _detail(rc, address))
@@ -549,14 +555,18 @@ def _detail(rc, what):
     return d or "%s: %s" % (what, C.strerror(rc).decode())
 
 
-def channel(address, token=None, connect_timeout=None, root=None, domain=None):
+def channel(address, token=None, connect_timeout=None, root=None, domain=None, tls=None):
     """Opens a channel to a server: ``shm://name`` (root / domain: where its objects
-    live, as for every shoal object), ``ipc:///path`` or ``tcp://host:port`` (token:
-    the server's token). Waits up to connect_timeout seconds (default 2) for the
-    server to accept. Raises RpcError UNAVAILABLE when no server is there or it did
-    not accept in time, UNAUTHENTICATED when the token is missing or wrong, and
-    shoal.InvalidArgument for an address of no known scheme."""
-    return Channel(address, token, connect_timeout, root, domain)
+    live, as for every shoal object), ``ipc:///path``, ``tcp://host:port`` (token:
+    the server's token) or ``tls+tcp://host:port`` (tls: a dict of PEM file names,
+    ``ca_file`` required, ``cert_file`` / ``key_file`` for a server that requires a
+    client certificate, ``server_name`` when it differs from the address's host).
+    Waits up to connect_timeout seconds (default 2) for the server to accept. Raises
+    RpcError UNAVAILABLE when no server is there or it did not accept in time,
+    UNAUTHENTICATED when the token or certificate is missing or wrong (or the server's
+    certificate does not verify), and shoal.InvalidArgument for an address of no known
+    scheme."""
+    return Channel(address, token, connect_timeout, root, domain, tls)
 
 
 # ---- server side ---------------------------------------------------------------------
@@ -789,6 +799,7 @@ class Server:
         self._services = {}
         self._ports = []
         self._token = None
+        self._tls = None
         self._place = Place(root, domain)
         self._workers = threading.BoundedSemaphore(max_workers) if max_workers else None
         self._cond = threading.Condition()
@@ -825,6 +836,13 @@ class Server:
         self._configurable()
         self._token = token
 
+    def set_tls(self, cert_file, key_file, ca_file=None, require_client_cert=False):
+        """The TLS identity of the tls+tcp:// ports (PEM files: certificate, its
+        unencrypted key, and the CA client certificates must chain to). A tls+tcp://
+        port needs require_client_cert or a token (set_token), or both."""
+        self._configurable()
+        self._tls = (cert_file, key_file, ca_file, require_client_cert)
+
     def _configurable(self):
         if self._state != "new":
             raise ValueError("the server was started already")
@@ -856,6 +874,10 @@ class Server:
                 check(C.rpc_server_add_service(srv, byref(svc.c)), svc.name)
             if self._token is not None:
                 check(C.rpc_server_set_token(srv, encode_name(self._token)), "token")
+            if self._tls is not None:
+                cert, key, ca, require = self._tls
+                check(C.rpc_server_set_tls(srv, encode_name(cert), encode_name(key),
+                                           encode_name(ca), int(bool(require))), "tls")
             for port in self._ports:
                 check(C.rpc_server_listen(srv, encode_name(port), self._place.attr()),
                       port)
