@@ -7,7 +7,7 @@
  * direction. Two algorithms share the layout of the header:
  *
  *  - multi-producer multi-consumer (MPMC): a bounded queue with a state word per slot
- *    (see ring.c) that records which process reserved or claimed it, so a process
+ *    (see ring_mpmc.c) that records which process reserved or claimed it, so a process
  *    killed between reserving and committing, or between claiming and releasing, is
  *    detected and its slot recycled or its message delivered to someone else;
  *  - single-producer single-consumer (SPSC): a bare ring with head and tail indexes on
@@ -33,9 +33,10 @@ typedef struct shoal__ring_geom {
     uint32_t elem_size; /* typed: the element size; variable-size: 0 */
 } shoal__ring_geom;
 
-struct shoal__ringhdr; /* in shared memory; see ring.c */
+struct shoal__ringhdr; /* in shared memory; see ring_internal.h */
 struct shoal__ring;
 struct shoal__ring_hook;
+struct shoal__ring_ops;
 
 /* A try form: 0 done, SHOAL_EAGAIN would wait, or an error. */
 typedef int (*shoal__ring_try_fn)(struct shoal__ring *r, void *arg);
@@ -53,6 +54,7 @@ struct shoal__ring_waiter {
  * side's index: hints only, always <= the real value). */
 typedef struct shoal__ring {
     struct shoal__ringhdr *h;
+    const struct shoal__ring_ops *ops; /* the algorithm: MPMC or SPSC (ring.c) */
     unsigned char *slots;
     shoal__ring_geom g;
     uint64_t mask;    /* capacity - 1 when a power of two, else 0 */
