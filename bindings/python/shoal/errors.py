@@ -43,6 +43,7 @@ EACCES = -26
 EBUSY = -27
 ESYS = -28
 EINVALID_DATA = -29
+EINTR = -30  # an interruptible wait was ended by a signal handler
 
 
 class ShoalError(Exception):

@@ -276,6 +276,69 @@ class ConditionTest(unittest.TestCase):
             self.assertEqual(c2._lock.name, "cv.lock")
 
 
+    def test_ctrl_c_in_untimed_wait(self):
+        cond = shoal.Condition(name="cv-ctrl-c")
+        child = _util.start_py("""
+            import shoal, threading
+            c = shoal.Condition(name='cv-ctrl-c', create=False)
+            with c:
+                c.acquire()  # held twice: restored to depth 2
+                print('waiting', flush=True)
+                try:
+                    c.wait()
+                except KeyboardInterrupt:
+                    tid, depth = c._lock._state()
+                    held = tid == threading.get_native_id()
+                    print('interrupted', held, depth, flush=True)
+                c.release()
+        """)
+        self.assertEqual(child.stdout.readline().strip(), "waiting")
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=20)
+        self.assertEqual(out.strip(), "interrupted True 2")
+        self.assertEqual(child.returncode, 0)
+        self.assertFalse(cond._lock.locked())
+
+    def test_signal_storm_loses_no_notify(self):
+        # Waiters whose untimed waits signals keep interrupting, while tickets are
+        # handed out one notify(1) each: every waiter still gets its ticket.
+        n = 3
+        cond = shoal.Condition(name="cv-storm")
+        tickets = shoal.Value("i", 0, name="cv-storm-tickets")
+        children = [_util.start_py("""
+            import signal, shoal
+            signal.signal(signal.SIGUSR1, lambda *a: None)
+            c = shoal.Condition(name='cv-storm', create=False)
+            t = shoal.Value('i', name='cv-storm-tickets', create=False)
+            with c:
+                print('waiting', flush=True)
+                while t.value == 0:
+                    c.wait()
+                t.value -= 1
+            print('got', flush=True)
+        """) for _ in range(n)]
+        for ch in children:
+            self.assertEqual(ch.stdout.readline().strip(), "waiting")
+        time.sleep(0.3)
+        for _ in range(n):
+            for _ in range(20):
+                for ch in children:
+                    ch.send_signal(signal.SIGUSR1)
+                time.sleep(0.002)
+            with cond:
+                tickets.value += 1
+                cond.notify(1)
+        try:
+            for ch in children:
+                out, _ = ch.communicate(timeout=30)
+                self.assertEqual(out.strip(), "got")
+        finally:
+            for ch in children:
+                ch.kill()
+        self.assertEqual(tickets.value, 0)
+
+
 class EventTest(unittest.TestCase):
     def test_event(self):
         ev = shoal.Event()
