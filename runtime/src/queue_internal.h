@@ -64,6 +64,7 @@ typedef struct shoal__ring {
     uint64_t head_cache, tail_cache;   /* SPSC */
     unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
     _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
+    _Atomic int64_t next_repair_ns;    /* next look for dead sleepers (ring.c) */
     struct shoal__ring_waiter side[2]; /* readable, writable (shoal__ring_waitable) */
 } shoal__ring;
 
@@ -128,6 +129,10 @@ void shoal__ring_set_hook(shoal__ring *r, const shoal__ring_hook *hook);
  * returns SHOAL_EEOF / the hook's code) or writable (room; SHOAL_ECLOSED once shut
  * down) side. Valid while the ring stays attached. */
 void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out);
+/* How many sleepers the ring counts on its consumer (producers = false) or producer
+ * side: the number that makes a put or get call futex-wake (for tests). */
+uint32_t shoal__ring_sleepers(const shoal__ring *r, bool producers);
+uint32_t shoal__queue_sleepers(shoal_queue *q, bool producers);
 
 /* Segment glue: the element type recorded for variable-size channels, the header
  * fields (count, aux[]) describing geometry g, the geometry recorded in an open

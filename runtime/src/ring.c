@@ -23,6 +23,19 @@
  * call. Sleeps are sliced, so a waiter regularly re-checks for dead processes. The
  * same words and predicates ("a message or the end is there", "there is room") are
  * what the event loop waits on (shoal__ring_waitable).
+ *
+ * Sleepers: the count a put or get looks at must not stay too high when a sleeper is
+ * SIGKILLed asleep (every later put would then make a futex-wake call for nobody).
+ * So besides the count, a sleeper records itself under its user slot of the segment
+ * (owner.c): the slot's record holds the sleeper's owner id and how many of that
+ * process's threads sleep. A sleeper adds to the count before its record and removes
+ * its record before the count, so a record never claims more than the count holds.
+ * A waker whose futex wake found nobody in the kernel — the sign of a count that
+ * names sleepers that are gone — looks (at most every SCAN_NS per process) at the
+ * non-empty records: one whose owner is dead is cleared with a compare-and-swap and
+ * its sleepers taken off the count. A new user of a dead user's slot does the same
+ * when it first sleeps there. Only a process killed in the few instructions between
+ * the count and its record can still leave one sleeper too many.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -144,11 +157,14 @@ int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
  * and sleeps again); with nobody asleep the put or get still makes no system call
  * (wake_consumers / wake_producers look at the sleeper count first).
  */
+static void repair_sleepers(shoal__ring *r, bool producer);
+
 void shoal__ring_wake_side(shoal__ring *r, bool producers)
 {
     _Atomic uint32_t *seq = producers ? &r->h->nf_seq : &r->h->ne_seq;
     atomic_fetch_add(seq, 1);
-    shoal__futex_wake(seq, INT_MAX);
+    if (shoal__futex_wake(seq, INT_MAX) == 0)
+        repair_sleepers(r, producers); /* counted sleepers, none in the kernel */
 }
 
 void shoal__ring_wake_all(shoal__ring *r)
@@ -232,14 +248,66 @@ static int waiter_ready(void *obj)
     return rc == 0 ? 1 : rc == SHOAL_EAGAIN ? 0 : rc;
 }
 
+static _Atomic uint32_t *sleeper_count(const shoal__ring *r, bool producer)
+{
+    return producer ? &r->h->nf_sleepers : &r->h->ne_sleepers;
+}
+
+/* This process's sleeper record on a side, or NULL when it has no user slot. */
+static _Atomic uint64_t *sleeper_rec(shoal__ring *r, bool producer, uint32_t me)
+{
+    int slot = me ? shoal__owner_slot(me) : -1;
+    if (slot < 0)
+        return NULL;
+    return producer ? &r->h->nf_by_user[slot] : &r->h->ne_by_user[slot];
+}
+
+#define REC_OWNER(w) ((uint32_t)((w) >> 32))
+#define REC_COUNT(w) ((uint32_t)(w))
+
 static void ring_arm(shoal__ring *r, bool producer)
 {
-    atomic_fetch_add(producer ? &r->h->nf_sleepers : &r->h->ne_sleepers, 1);
+    atomic_fetch_add(sleeper_count(r, producer), 1);
+    uint32_t me = shoal__seg_owner(r->seg);
+    _Atomic uint64_t *rec = sleeper_rec(r, producer, me);
+    if (!rec)
+        return;
+    uint64_t w = atomic_load(rec), mine;
+    do /* a record of another owner id is a dead user's: its count is stale */
+        mine = REC_OWNER(w) == me ? w + 1 : (uint64_t)me << 32 | 1;
+    while (!atomic_compare_exchange_weak(rec, &w, mine));
+    if (REC_OWNER(w) != me && REC_COUNT(w))
+        atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
 }
 
 static void ring_disarm(shoal__ring *r, bool producer)
 {
-    atomic_fetch_sub(producer ? &r->h->nf_sleepers : &r->h->ne_sleepers, 1);
+    _Atomic uint64_t *rec = sleeper_rec(r, producer, shoal__seg_owner(r->seg));
+    if (rec)
+        atomic_fetch_sub(rec, 1);
+    atomic_fetch_sub(sleeper_count(r, producer), 1);
+}
+
+/* Takes the sleepers of dead users off a side's count. */
+static void repair_sleepers(shoal__ring *r, bool producer)
+{
+    int64_t now = shoal__now_ns();
+    if (now < atomic_load_explicit(&r->next_repair_ns, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&r->next_repair_ns, now + SCAN_NS, memory_order_relaxed);
+    _Atomic uint64_t *recs = producer ? r->h->nf_by_user : r->h->ne_by_user;
+    for (int i = 0; i < SHOAL_MAX_USERS; i++) {
+        uint64_t w = atomic_load(&recs[i]);
+        if (REC_COUNT(w) == 0 || shoal__owner_alive(r->seg, REC_OWNER(w)))
+            continue;
+        if (atomic_compare_exchange_strong(&recs[i], &w, 0))
+            atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
+    }
+}
+
+uint32_t shoal__ring_sleepers(const shoal__ring *r, bool producers)
+{
+    return atomic_load(sleeper_count(r, producers));
 }
 
 static void waiter_arm(void *obj)

@@ -33,6 +33,11 @@ struct shoal__ringhdr {
     uint32_t pad2;
     _Atomic uint64_t skipped;     /* dead producers' reservations recycled */
     _Atomic uint64_t redelivered; /* dead consumers' claims delivered to others */
+    /* Who the sleepers counted in ne_sleepers / nf_sleepers are: per user slot of the
+     * segment, the user's owner id (high half) and how many of its threads sleep
+     * (low half). See "Sleepers" in ring.c. */
+    _Alignas(64) _Atomic uint64_t ne_by_user[SHOAL_MAX_USERS];
+    _Alignas(64) _Atomic uint64_t nf_by_user[SHOAL_MAX_USERS];
 };
 
 #define HDR_BYTES ((sizeof(struct shoal__ringhdr) + 63) & ~(size_t)63)

@@ -17,7 +17,7 @@
 #define SERVERS 3
 #define TURNS   60
 #define PROMPT  SHOAL_SEC(8) /* a lost wake-up shows as a server that waits longer */
-#define KILLED  16           /* servers killed asleep, in turn */
+#define KILLED  30           /* servers killed asleep, in turn */
 #define QNAME   "turns.q"
 
 struct board {
