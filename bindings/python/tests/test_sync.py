@@ -300,6 +300,28 @@ class ConditionTest(unittest.TestCase):
         self.assertEqual(child.returncode, 0)
         self.assertFalse(cond._lock.locked())
 
+    def test_timed_wait_takes_the_lock_back(self):
+        # The runtime's timeout also bounds taking the lock back; Python's wait still
+        # returns holding it, once the other process lets it go.
+        cond = shoal.Condition(shoal.Lock(name="cv-held-lock"), name="cv-held")
+        with cond:
+            child = _util.start_py("""
+                import shoal, time
+                lock = shoal.Lock(name='cv-held-lock', create=False)
+                print('ready', flush=True)
+                with lock:  # taken while the parent waits
+                    print('holding', flush=True)
+                    time.sleep(1.0)
+            """)
+            self.assertEqual(child.stdout.readline().strip(), "ready")
+            self.assertFalse(cond.wait(0.2))
+            tid, _ = cond._lock._state()
+            self.assertEqual(tid, threading.get_native_id())
+            self.assertTrue(cond._lock.held_here())
+        out, _ = child.communicate(timeout=20)
+        self.assertEqual(out.strip(), "holding")
+        self.assertFalse(cond._lock.locked())
+
     def test_signal_storm_loses_no_notify(self):
         # Waiters whose untimed waits signals keep interrupting, while tickets are
         # handed out one notify(1) each: every waiter still gets its ticket.
