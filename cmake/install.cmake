@@ -27,7 +27,18 @@ if(SHOAL_CMAKE_MODULES)
   install(FILES ${SHOAL_CMAKE_MODULES} DESTINATION ${SHOAL_CMAKE_DIR})
 endif()
 
-# shoal.pc finds its prefix relative to itself, so an installed tree can be moved.
+# shoal.pc finds its prefix relative to itself, so an installed tree can be moved. Its
+# Libs.private names what the static library needs besides: liburing (the loop's
+# io_uring engine) and nng (services over ipc:// and tcp://) when built with them.
+set(SHOAL_PC_LIBS_PRIVATE "")
+if(SHOAL_WITH_URING)
+  foreach(_lib ${URING_LIBRARIES})
+    string(APPEND SHOAL_PC_LIBS_PRIVATE " -l${_lib}")
+  endforeach()
+endif()
+if(SHOAL_WITH_NNG)
+  string(APPEND SHOAL_PC_LIBS_PRIVATE " -lnng")
+endif()
 file(RELATIVE_PATH SHOAL_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/shoal.pc.in ${PROJECT_BINARY_DIR}/shoal.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/shoal.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

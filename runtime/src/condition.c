@@ -18,6 +18,18 @@
  * may let a later notify hand out one token too many (a spurious wake-up, which
  * callers of a condition tolerate anyway).
  *
+ * Taking the lock back is bounded by the wait's own deadline: a timed wait never
+ * outlasts its timeout, even on a live holder that keeps the lock (it then returns
+ * without the lock, and passes a notification it had taken to another waiter, as if
+ * it had never taken it). An untimed wait takes the lock back untimed; the lock's
+ * own wait notices a holder that died.
+ *
+ * The interruptible form (shoal_cond_wait_intr) sleeps in slices with a timeout, so a
+ * signal handler always ends the futex wait with EINTR (the kernel restarts only
+ * untimed waits). The waiter withdraws, then takes a notification that had come for
+ * it if there is one (and returns 0): otherwise a token handed out for it stays for
+ * the other waiters, who see the moved word. Nothing is dropped either way.
+ *
  * The lock is used through its public API only, so a Condition works with any Lock or
  * RLock, embedded or named.
  */
@@ -86,18 +98,37 @@ static int notified(void *obj)
     return 0;
 }
 
-/* Waits until notified or the deadline passes: 1 or SHOAL_ETIMEDOUT. */
-static int await_notify(struct cond_impl *c, uint32_t seen, const shoal__deadline *d)
+/* Waits until notified or the deadline passes: 1, SHOAL_ETIMEDOUT, or (intr) SHOAL_EINTR
+ * when a signal handler ran while it slept. */
+static int await_notify(struct cond_impl *c, uint32_t seen, const shoal__deadline *d,
+                        bool intr)
 {
     struct cond_wait w = {c, seen};
     shoal__waitable wt = {&c->seq, notified, NULL, NULL, NULL, &w};
-    return shoal__wait(&wt, d);
+    return intr ? shoal__wait_intr(&wt, d) : shoal__wait(&wt, d);
 }
 
-/* Takes the lock back at the depth the caller held it; EOWNERDEAD wins. */
-static int reacquire(shoal_lock *lock, uint32_t depth)
+/* What is left of d as a timeout (SHOAL_FOREVER for none, 0 once passed). */
+static shoal_duration time_left(const shoal__deadline *d)
 {
-    int rc = shoal_lock_acquire(lock, SHOAL_FOREVER);
+    if (d->at_ns == INT64_MAX)
+        return SHOAL_FOREVER;
+    int64_t left = d->at_ns - shoal__now_ns();
+    return left > 0 ? left : SHOAL_NOWAIT;
+}
+
+/* Takes the lock back at the depth the caller held it, within the wait's deadline;
+ * EOWNERDEAD wins. SHOAL_ETIMEDOUT: a live holder kept it past the deadline, and the
+ * lock is not held. */
+static int reacquire(shoal_cond *cond, shoal_lock *lock, uint32_t depth,
+                     const shoal__deadline *d)
+{
+    int rc = shoal_lock_acquire(lock, time_left(d));
+    if (rc == SHOAL_EAGAIN || rc == SHOAL_ETIMEDOUT)
+        return shoal__err(SHOAL_ETIMEDOUT,
+                          "%s wait: timed out taking its lock back (held by another "
+                          "thread); the lock is not held",
+                          noun(cond));
     if (rc != 0 && rc != SHOAL_EOWNERDEAD)
         return rc;
     for (uint32_t i = 1; i < depth; i++) {
@@ -108,7 +139,47 @@ static int reacquire(shoal_lock *lock, uint32_t depth)
     return rc;
 }
 
-int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout)
+/* Releases the lock fully (an RLock held several times too, as Python's Condition
+ * does): the number of levels released, with *rc the first error. */
+static uint32_t release_all(shoal_lock *lock, uint32_t depth, int *rc)
+{
+    uint32_t released = 0;
+    while (released < depth && (*rc = shoal_lock_release(lock)) == 0)
+        released++;
+    return released;
+}
+
+/* The wait itself, registered as a waiter: 0 notified, SHOAL_ETIMEDOUT, or SHOAL_EINTR
+ * (intr). An interrupted waiter withdraws first and then takes a notification that
+ * came for it, if any: a notify is either taken or left to the remaining waiters,
+ * never dropped. */
+static int wait_registered(struct cond_impl *c, uint32_t seen, shoal_duration timeout,
+                           const shoal__deadline *d, bool intr)
+{
+    shoal__test_point("cond.waiting");
+    int rc = timeout == SHOAL_NOWAIT ? SHOAL_ETIMEDOUT : await_notify(c, seen, d, intr);
+    atomic_fetch_sub(&c->waiters, 1);
+    if (rc == SHOAL_EINTR) {
+        struct cond_wait w = {c, seen};
+        if (notified(&w))
+            return 0;
+    }
+    return rc == 1 ? 0 : rc;
+}
+
+/* A waiter that took a notification but cannot return it (it timed out taking the
+ * lock back) hands it to another waiter, if one is left. */
+static void pass_on(struct cond_impl *c)
+{
+    if (atomic_load(&c->waiters) == 0)
+        return;
+    atomic_fetch_add(&c->tokens, 1);
+    atomic_fetch_add(&c->seq, 1);
+    shoal__futex_wake(&c->seq, 1);
+}
+
+static int cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout,
+                     bool intr)
 {
     int rc = check(cond, "wait");
     if (rc)
@@ -125,22 +196,31 @@ int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout)
     shoal__deadline d = shoal__deadline_from(timeout);
     uint32_t seen = atomic_load(&c->seq);
     atomic_fetch_add(&c->waiters, 1);
-    /* An RLock held several times is released fully, as Python's Condition does. */
-    uint32_t released = 0;
-    while (released < depth && (rc = shoal_lock_release(lock)) == 0)
-        released++;
-    if (rc == 0) {
-        shoal__test_point("cond.waiting");
-        rc = timeout == SHOAL_NOWAIT ? SHOAL_ETIMEDOUT : await_notify(c, seen, &d);
-        rc = rc == 1 ? 0 : rc;
-    }
-    atomic_fetch_sub(&c->waiters, 1);
-    int r = released ? reacquire(lock, released) : 0;
+    uint32_t released = release_all(lock, depth, &rc);
+    if (rc == 0)
+        rc = wait_registered(c, seen, timeout, &d, intr);
+    else
+        atomic_fetch_sub(&c->waiters, 1);
+    int r = released ? reacquire(cond, lock, released, &d) : 0;
+    if (r == SHOAL_ETIMEDOUT && rc == 0)
+        pass_on(c);
     if (r)
-        return r; /* SHOAL_EOWNERDEAD (lock held), or a broken lock */
+        return r; /* SHOAL_EOWNERDEAD (lock held), SHOAL_ETIMEDOUT (not held), broken */
     if (rc == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s wait: timed out", noun(cond));
+    if (rc == SHOAL_EINTR)
+        return shoal__err(SHOAL_EINTR, "%s wait: interrupted by a signal", noun(cond));
     return rc;
+}
+
+int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout)
+{
+    return cond_wait(cond, lock, timeout, false);
+}
+
+int shoal_cond_wait_intr(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout)
+{
+    return cond_wait(cond, lock, timeout, true);
 }
 
 int shoal_cond_notify(shoal_cond *cond, uint32_t n)

@@ -38,6 +38,7 @@ static const char *const texts[] = {
     [-SHOAL_EBUSY] = "in use",
     [-SHOAL_ESYS] = "system error",
     [-SHOAL_EINVALID_DATA] = "invalid data",
+    [-SHOAL_EINTR] = "interrupted by a signal",
 };
 
 const char *shoal_strerror(int rc)

@@ -296,6 +296,11 @@ int shoal__objlock_resolve(shoal__seg *seg, const shoal_attr *attr, shoal_lock *
  * level was taken that shoal__objlock_release must drop (false when there is no lock,
  * or when a plain Lock is already held by this thread, as under get_lock()). */
 bool shoal__objlock_acquire(shoal__seg *seg, shoal_lock *lock);
+/* The same within timeout: returns 0 (*taken as above), or the lock's error with
+ * *taken false — SHOAL_ETIMEDOUT when a live holder kept it past the timeout,
+ * SHOAL_EAGAIN for SHOAL_NOWAIT. */
+int shoal__objlock_acquire_for(shoal__seg *seg, shoal_lock *lock, shoal_duration timeout,
+                               bool *taken);
 void shoal__objlock_release(shoal_lock *lock, bool taken);
 /* Releases the handle on a caller lock opened by shoal__objlock_resolve. */
 void shoal__objlock_close(shoal_lock *lock, bool owned);

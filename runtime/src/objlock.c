@@ -66,14 +66,24 @@ int shoal__objlock_resolve(shoal__seg *seg, const shoal_attr *attr, shoal_lock *
     }
 }
 
-bool shoal__objlock_acquire(shoal__seg *seg, shoal_lock *lock)
+int shoal__objlock_acquire_for(shoal__seg *seg, shoal_lock *lock, shoal_duration timeout,
+                               bool *taken)
 {
+    *taken = false;
     if (!lock)
-        return false;
-    int rc = shoal_lock_acquire(lock, SHOAL_FOREVER);
+        return 0;
+    int rc = shoal_lock_acquire(lock, timeout);
     if (rc == SHOAL_EOWNERDEAD)
         shoal__seg_note_owner_died(seg);
-    return rc == 0 || rc == SHOAL_EOWNERDEAD;
+    *taken = rc == 0 || rc == SHOAL_EOWNERDEAD;
+    return *taken ? 0 : rc;
+}
+
+bool shoal__objlock_acquire(shoal__seg *seg, shoal_lock *lock)
+{
+    bool taken;
+    shoal__objlock_acquire_for(seg, lock, SHOAL_FOREVER, &taken);
+    return taken;
 }
 
 void shoal__objlock_release(shoal_lock *lock, bool taken)

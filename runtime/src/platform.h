@@ -23,8 +23,9 @@
 int64_t shoal__now_ns(void);
 
 /* Sleeps while *addr == expected, until woken or the absolute CLOCK_MONOTONIC time
- * at_ns (INT64_MAX: none). Returns 0 (woken, the value differed, or a signal: callers
- * re-check) or SHOAL_ETIMEDOUT. The word must be in shared memory. */
+ * at_ns (INT64_MAX: none). Returns 0 (woken, or the value differed: callers re-check),
+ * SHOAL_EINTR (a signal handler ran; callers re-check too, unless they end on it) or
+ * SHOAL_ETIMEDOUT. The word must be in shared memory. */
 int shoal__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t at_ns);
 /* Wakes up to n sleepers on addr (INT_MAX: all). Returns the number woken. */
 int shoal__futex_wake(_Atomic uint32_t *addr, int n);

@@ -49,6 +49,8 @@ int shoal__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t a
                      FUTEX_BITSET_MATCH_ANY);
     if (r == -1 && errno == ETIMEDOUT)
         return SHOAL_ETIMEDOUT;
+    if (r == -1 && errno == EINTR)
+        return SHOAL_EINTR;
     return 0;
 }
 

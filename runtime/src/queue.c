@@ -19,6 +19,11 @@ int shoal__queue_waitable(shoal_queue *q, bool writable, shoal__waitable *out)
     return 0;
 }
 
+uint32_t shoal__queue_sleepers(shoal_queue *q, bool producers)
+{
+    return shoal__ring_sleepers(&q->ring, producers);
+}
+
 int shoal__queue_inspect(shoal_queue *q, size_t max,
                          void (*fn)(void *arg, const void *msg, size_t len), void *arg)
 {

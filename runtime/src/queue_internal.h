@@ -7,7 +7,7 @@
  * direction. Two algorithms share the layout of the header:
  *
  *  - multi-producer multi-consumer (MPMC): a bounded queue with a state word per slot
- *    (see ring.c) that records which process reserved or claimed it, so a process
+ *    (see ring_mpmc.c) that records which process reserved or claimed it, so a process
  *    killed between reserving and committing, or between claiming and releasing, is
  *    detected and its slot recycled or its message delivered to someone else;
  *  - single-producer single-consumer (SPSC): a bare ring with head and tail indexes on
@@ -33,9 +33,10 @@ typedef struct shoal__ring_geom {
     uint32_t elem_size; /* typed: the element size; variable-size: 0 */
 } shoal__ring_geom;
 
-struct shoal__ringhdr; /* in shared memory; see ring.c */
+struct shoal__ringhdr; /* in shared memory; see ring_internal.h */
 struct shoal__ring;
 struct shoal__ring_hook;
+struct shoal__ring_ops;
 
 /* A try form: 0 done, SHOAL_EAGAIN would wait, or an error. */
 typedef int (*shoal__ring_try_fn)(struct shoal__ring *r, void *arg);
@@ -53,6 +54,7 @@ struct shoal__ring_waiter {
  * side's index: hints only, always <= the real value). */
 typedef struct shoal__ring {
     struct shoal__ringhdr *h;
+    const struct shoal__ring_ops *ops; /* the algorithm: MPMC or SPSC (ring.c) */
     unsigned char *slots;
     shoal__ring_geom g;
     uint64_t mask;    /* capacity - 1 when a power of two, else 0 */
@@ -62,6 +64,7 @@ typedef struct shoal__ring {
     uint64_t head_cache, tail_cache;   /* SPSC */
     unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
     _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
+    _Atomic int64_t next_repair_ns;    /* next look for dead sleepers (ring.c) */
     struct shoal__ring_waiter side[2]; /* readable, writable (shoal__ring_waitable) */
 } shoal__ring;
 
@@ -126,6 +129,10 @@ void shoal__ring_set_hook(shoal__ring *r, const shoal__ring_hook *hook);
  * returns SHOAL_EEOF / the hook's code) or writable (room; SHOAL_ECLOSED once shut
  * down) side. Valid while the ring stays attached. */
 void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out);
+/* How many sleepers the ring counts on its consumer (producers = false) or producer
+ * side: the number that makes a put or get call futex-wake (for tests). */
+uint32_t shoal__ring_sleepers(const shoal__ring *r, bool producers);
+uint32_t shoal__queue_sleepers(shoal_queue *q, bool producers);
 
 /* Segment glue: the element type recorded for variable-size channels, the header
  * fields (count, aux[]) describing geometry g, the geometry recorded in an open

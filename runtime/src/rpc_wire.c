@@ -4,18 +4,18 @@
  * Every transport carries the same bytes: one shoal.rpc.Frame message
  * (schemas/shoal/rpc.proto) per frame, so that a peer written with any protobuf
  * library can speak to a shoal server over nng. The frame is small and flat, so it is
- * encoded and decoded here directly (varints and length-delimited fields) rather than
- * through generated code. Decoding is strict where it matters for safety — every
- * length is checked against the buffer, a varint has at most ten bytes, a known field
- * must have its wire type — and lenient as protobuf is otherwise: unknown fields are
- * skipped, a repeated scalar keeps its last value.
+ * encoded and decoded here directly with the wire primitives of pb_wire.h (those of
+ * the fixed-message codec) rather than through generated code: encoding is one pass
+ * that sizes the frame and one that writes it. Decoding is strict where it matters
+ * for safety — every length is checked against the buffer, a varint has at most ten
+ * bytes, a known field must have its wire type — and lenient as protobuf is
+ * otherwise: unknown fields are skipped, a repeated scalar keeps its last value.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb_wire.h"
 #include "rpc_internal.h"
-
-enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
 enum {
     F_CALL = 1,
@@ -32,166 +32,85 @@ enum {
 
 /* ---- encoding ---------------------------------------------------------------------- */
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t n, cap;
-    int failed;
-} wbuf;
-
-static void w_room(wbuf *w, size_t more)
-{
-    if (w->failed || w->n + more <= w->cap)
-        return;
-    size_t cap = w->cap ? w->cap : 64;
-    while (cap < w->n + more)
-        cap *= 2;
-    uint8_t *p = realloc(w->p, cap);
-    if (!p) {
-        w->failed = 1;
-        return;
-    }
-    w->p = p;
-    w->cap = cap;
-}
-
-static void w_varint(wbuf *w, uint64_t v)
-{
-    w_room(w, 10);
-    if (w->failed)
-        return;
-    while (v >= 0x80) {
-        w->p[w->n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    w->p[w->n++] = (uint8_t)v;
-}
-
-static void w_uint(wbuf *w, int field, uint64_t v)
+static void put_uint(pb_out *o, uint32_t field, uint64_t v)
 {
     if (v == 0)
         return; /* proto3: defaults are not sent */
-    w_varint(w, (uint64_t)field << 3 | WT_VARINT);
-    w_varint(w, v);
+    pb_put_tag(o, field, WT_VARINT);
+    pb_put_varint(o, v);
 }
 
-static void w_bytes(wbuf *w, int field, const void *data, size_t len)
-{
-    w_varint(w, (uint64_t)field << 3 | WT_LEN);
-    w_varint(w, len);
-    w_room(w, len);
-    if (w->failed || !len)
-        return;
-    memcpy(w->p + w->n, data, len);
-    w->n += len;
-}
-
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static void w_pair(wbuf *w, const char *key, const char *value)
+/* One metadata pair: a Frame.Pair message, sized first (a pb_out of capacity 0). */
+static void put_pair(pb_out *o, const char *key, const char *value)
 {
     size_t kl = strlen(key), vl = strlen(value);
-    size_t inner = 1 + varint_size(kl) + kl + 1 + varint_size(vl) + vl;
-    w_varint(w, (uint64_t)F_MD << 3 | WT_LEN);
-    w_varint(w, inner);
-    w_bytes(w, 1, key, kl);
-    w_bytes(w, 2, value, vl);
+    pb_out inner = {NULL, 0, 0};
+    pb_put_len(&inner, 1, key, kl);
+    pb_put_len(&inner, 2, value, vl);
+    pb_put_tag(o, F_MD, WT_LEN);
+    pb_put_varint(o, inner.len);
+    pb_put_len(o, 1, key, kl);
+    pb_put_len(o, 2, value, vl);
+}
+
+static void put_frame(pb_out *o, const rpc_frame *f, const shoal_rpc_md *md)
+{
+    put_uint(o, F_CALL, f->call);
+    put_uint(o, F_TYPE, f->type);
+    put_uint(o, F_FLAGS, f->flags);
+    if (f->method_len)
+        pb_put_len(o, F_METHOD, f->method, f->method_len);
+    put_uint(o, F_TIMEOUT, f->timeout_ns > 0 ? (uint64_t)f->timeout_ns : 0);
+    for (size_t i = 0; md && i < md->count; i++)
+        put_pair(o, md->items[i].key, md->items[i].value);
+    if (f->has_payload)
+        pb_put_len(o, F_PAYLOAD, f->payload, f->payload_len);
+    put_uint(o, F_CODE, f->code);
+    if (f->detail_len)
+        pb_put_len(o, F_DETAIL, f->detail, f->detail_len);
+    put_uint(o, F_CREDIT, f->credit);
 }
 
 int rpc__frame_encode(const rpc_frame *f, const shoal_rpc_md *md, uint8_t **out,
                       size_t *len)
 {
-    wbuf w = {0};
-    w_room(&w, 32 + f->payload_len + f->method_len + f->detail_len);
-    w_uint(&w, F_CALL, f->call);
-    w_uint(&w, F_TYPE, f->type);
-    w_uint(&w, F_FLAGS, f->flags);
-    if (f->method_len)
-        w_bytes(&w, F_METHOD, f->method, f->method_len);
-    w_uint(&w, F_TIMEOUT, f->timeout_ns > 0 ? (uint64_t)f->timeout_ns : 0);
-    for (size_t i = 0; md && i < md->count; i++)
-        w_pair(&w, md->items[i].key, md->items[i].value);
-    if (f->has_payload)
-        w_bytes(&w, F_PAYLOAD, f->payload, f->payload_len);
-    w_uint(&w, F_CODE, f->code);
-    if (f->detail_len)
-        w_bytes(&w, F_DETAIL, f->detail, f->detail_len);
-    w_uint(&w, F_CREDIT, f->credit);
-    if (w.failed) {
-        free(w.p);
+    pb_out size = {NULL, 0, 0};
+    put_frame(&size, f, md);
+    pb_out o = {malloc(size.len ? size.len : 1), size.len, 0};
+    if (!o.p)
         return shoal__err(SHOAL_ENOMEM, "rpc frame: out of memory");
-    }
-    *out = w.p;
-    *len = w.n;
+    put_frame(&o, f, md);
+    *out = o.p;
+    *len = o.len;
     return 0;
 }
 
 /* ---- decoding ---------------------------------------------------------------------- */
 
-typedef struct rbuf {
-    const uint8_t *p, *end;
-} rbuf;
-
-static int r_varint(rbuf *r, uint64_t *v)
+static int r_varint(pb_in *r, uint64_t *v)
 {
-    uint64_t x = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (r->p >= r->end)
-            return shoal__err(SHOAL_EINVALID_DATA, "rpc frame: truncated varint");
-        uint8_t b = *r->p++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return shoal__err(SHOAL_EINVALID_DATA, "rpc frame: varint longer than ten bytes");
+    return pb_get_varint(r, v) ? 0
+                               : shoal__err(SHOAL_EINVALID_DATA,
+                                            "rpc frame: a varint is cut short or longer "
+                                            "than ten bytes");
 }
 
 /* A length-delimited field's bytes. */
-static int r_len(rbuf *r, const uint8_t **data, size_t *len)
+static int r_len(pb_in *r, const uint8_t **data, size_t *len)
 {
-    uint64_t n;
-    int rc = r_varint(r, &n);
-    if (rc < 0)
-        return rc;
-    if (n > (uint64_t)(r->end - r->p))
-        return shoal__err(SHOAL_EINVALID_DATA,
-                          "rpc frame: a field of %llu bytes overruns the frame",
-                          (unsigned long long)n);
-    *data = r->p;
-    *len = (size_t)n;
-    r->p += n;
-    return 0;
+    return pb_get_len(r, data, len)
+               ? 0
+               : shoal__err(SHOAL_EINVALID_DATA,
+                            "rpc frame: a length-delimited field overruns the frame");
 }
 
-static int r_skip(rbuf *r, unsigned wt)
+static int r_skip(pb_in *r, unsigned wt)
 {
-    uint64_t v;
-    const uint8_t *d;
-    size_t n;
-    size_t fixed = wt == WT_I64 ? 8 : 4;
-    switch (wt) {
-    case WT_VARINT:
-        return r_varint(r, &v);
-    case WT_LEN:
-        return r_len(r, &d, &n);
-    case WT_I64:
-    case WT_I32:
-        if ((size_t)(r->end - r->p) < fixed)
-            return shoal__err(SHOAL_EINVALID_DATA, "rpc frame: truncated fixed field");
-        r->p += fixed;
-        return 0;
-    default:
-        return shoal__err(SHOAL_EINVALID_DATA, "rpc frame: wire type %u", wt);
-    }
+    return pb_skip(r, (int)wt) ? 0
+                               : shoal__err(SHOAL_EINVALID_DATA,
+                                            "rpc frame: a field of wire type %u does not "
+                                            "decode",
+                                            wt);
 }
 
 static char *dup_str(const uint8_t *d, size_t n, size_t max)
@@ -209,7 +128,7 @@ static char *dup_str(const uint8_t *d, size_t n, size_t max)
 /* One metadata pair (a Frame.Pair message), appended to md. */
 static int r_pair(const uint8_t *d, size_t n, shoal_rpc_md *md)
 {
-    rbuf r = {d, d + n};
+    pb_in r = {d, d + n};
     const uint8_t *kv[2] = {NULL, NULL};
     size_t kvn[2] = {0, 0};
     while (r.p < r.end) {
@@ -239,7 +158,7 @@ static int r_pair(const uint8_t *d, size_t n, shoal_rpc_md *md)
     return rc;
 }
 
-static int r_field(rbuf *r, unsigned field, unsigned wt, rpc_frame *f, shoal_rpc_md *md)
+static int r_field(pb_in *r, unsigned field, unsigned wt, rpc_frame *f, shoal_rpc_md *md)
 {
     uint64_t v = 0;
     const uint8_t *d = NULL;
@@ -295,7 +214,7 @@ static int r_field(rbuf *r, unsigned field, unsigned wt, rpc_frame *f, shoal_rpc
 int rpc__frame_decode(const uint8_t *buf, size_t len, rpc_frame *f, shoal_rpc_md *md)
 {
     memset(f, 0, sizeof(*f));
-    rbuf r = {buf, buf + len};
+    pb_in r = {buf, buf + len};
     while (r.p < r.end) {
         uint64_t tag;
         int rc = r_varint(&r, &tag);

@@ -33,6 +33,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "internal.h"
+#include "pb_wire.h"
 #include "shoal/typed.h"
 
 /* ---- text ---------------------------------------------------------------------- */
@@ -296,8 +297,6 @@ const shoal_queue_config *shoal_pb_config(shoal_queue_config *c,
 /* ---- the protobuf form of fixed messages ---------------------------------------------
  */
 
-enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
-
 /* protobuf's FieldDescriptorProto.Type numbers */
 enum {
     PT_DOUBLE = 1,
@@ -337,38 +336,6 @@ static int wire_type(uint8_t type)
     default:
         return WT_VARINT;
     }
-}
-
-/* An output buffer that counts what does not fit. */
-typedef struct pb_out {
-    uint8_t *p;
-    size_t cap, len;
-} pb_out;
-
-static void put(pb_out *o, const void *src, size_t n)
-{
-    if (o->len + n <= o->cap)
-        memcpy(o->p + o->len, src, n);
-    o->len += n;
-}
-
-static void put_varint(pb_out *o, uint64_t v)
-{
-    uint8_t b[10];
-    size_t n = 0;
-    do {
-        b[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            b[n] |= 0x80;
-        n++;
-    } while (v);
-    put(o, b, n);
-}
-
-static void put_tag(pb_out *o, uint32_t number, int wt)
-{
-    put_varint(o, ((uint64_t)number << 3) | (uint64_t)wt);
 }
 
 /* Reads element i's scalar as the protobuf value's bits (sign-extended, zigzagged). */
@@ -411,15 +378,15 @@ static void put_scalar(pb_out *o, uint8_t type, const uint8_t *e)
     case WT_I32:
         for (int i = 0; i < 4; i++)
             b[i] = (uint8_t)(v >> (8 * i));
-        put(o, b, 4);
+        pb_put(o, b, 4);
         break;
     case WT_I64:
         for (int i = 0; i < 8; i++)
             b[i] = (uint8_t)(v >> (8 * i));
-        put(o, b, 8);
+        pb_put(o, b, 8);
         break;
     default:
-        put_varint(o, v);
+        pb_put_varint(o, v);
     }
 }
 
@@ -440,11 +407,11 @@ static void put_elem(pb_out *o, const shoal_pb_field *f, const uint8_t *e)
     case PT_STRING:
     case PT_BYTES:
         memcpy(&n, e, 4);
-        put_varint(o, n);
-        put(o, e + 4, n);
+        pb_put_varint(o, n);
+        pb_put(o, e + 4, n);
         break;
     case PT_MESSAGE:
-        put_varint(o, msg_size(f->msg, e));
+        pb_put_varint(o, msg_size(f->msg, e));
         encode(f->msg, e, o);
         break;
     default:
@@ -470,7 +437,7 @@ static void encode_field(const shoal_pb_field *f, const uint8_t *m, pb_out *o)
     if (!(f->flags & SHOAL_PB_REPEATED)) {
         if (!(f->flags & (SHOAL_PB_HAS | SHOAL_PB_ONEOF)) && is_zero(f, member))
             return;
-        put_tag(o, f->number, wt);
+        pb_put_tag(o, f->number, wt);
         put_elem(o, f, member);
         return;
     }
@@ -485,14 +452,14 @@ static void encode_field(const shoal_pb_field *f, const uint8_t *m, pb_out *o)
         pb_out counter = {NULL, 0, 0};
         for (uint32_t i = 0; i < count; i++)
             put_scalar(&counter, f->type, items + (size_t)i * f->elem_size);
-        put_tag(o, f->number, WT_LEN);
-        put_varint(o, counter.len);
+        pb_put_tag(o, f->number, WT_LEN);
+        pb_put_varint(o, counter.len);
         for (uint32_t i = 0; i < count; i++)
             put_scalar(o, f->type, items + (size_t)i * f->elem_size);
         return;
     }
     for (uint32_t i = 0; i < count; i++) {
-        put_tag(o, f->number, wt);
+        pb_put_tag(o, f->number, wt);
         put_elem(o, f, items + (size_t)i * f->elem_size);
     }
 }
@@ -529,53 +496,6 @@ int shoal_pb_encode(const shoal_pb_message *d, const void *m, void *buf, size_t 
 }
 
 /* ---- decoding ---- */
-
-typedef struct pb_in {
-    const uint8_t *p, *end;
-} pb_in;
-
-static bool get_varint(pb_in *in, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && in->p < in->end; shift += 7) {
-        uint8_t b = *in->p++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return true;
-    }
-    return false;
-}
-
-static bool get_fixed(pb_in *in, size_t n, uint64_t *v)
-{
-    if ((size_t)(in->end - in->p) < n)
-        return false;
-    *v = 0;
-    for (size_t i = 0; i < n; i++)
-        *v |= (uint64_t)in->p[i] << (8 * i);
-    in->p += n;
-    return true;
-}
-
-static bool skip_field(pb_in *in, int wt)
-{
-    uint64_t v;
-    switch (wt) {
-    case WT_VARINT:
-        return get_varint(in, &v);
-    case WT_I64:
-        return get_fixed(in, 8, &v);
-    case WT_I32:
-        return get_fixed(in, 4, &v);
-    case WT_LEN:
-        if (!get_varint(in, &v) || v > (uint64_t)(in->end - in->p))
-            return false;
-        in->p += v;
-        return true;
-    default:
-        return false; /* groups (3, 4) and unknown wire types */
-    }
-}
 
 static int bad(const shoal_pb_message *d, const shoal_pb_field *f, const char *what)
 {
@@ -621,11 +541,11 @@ static bool get_scalar(pb_in *in, uint8_t type, uint64_t *v)
 {
     switch (wire_type(type)) {
     case WT_I32:
-        return get_fixed(in, 4, v);
+        return pb_get_fixed(in, 4, v);
     case WT_I64:
-        return get_fixed(in, 8, v);
+        return pb_get_fixed(in, 8, v);
     default:
-        return get_varint(in, v);
+        return pb_get_varint(in, v);
     }
 }
 
@@ -637,19 +557,20 @@ static int decode_elem(const shoal_pb_message *d, const shoal_pb_field *f, uint8
 {
     uint64_t v;
     if (f->type == PT_STRING || f->type == PT_BYTES || f->type == PT_MESSAGE) {
-        if (!get_varint(in, &v) || v > (uint64_t)(in->end - in->p))
+        const uint8_t *data;
+        size_t len;
+        if (!pb_get_len(in, &data, &len))
             return bad(d, f, "a length runs past the end");
-        pb_in sub = {in->p, in->p + v};
-        in->p += v;
+        pb_in sub = {data, data + len};
         if (f->type == PT_MESSAGE)
             return decode(f->msg, e, &sub, depth + 1);
-        if (v > f->max_len)
-            return shoal_invalid("%s.%s: %llu bytes over max_len %u", d->name, f->name,
-                                 (unsigned long long)v, (unsigned)f->max_len);
-        uint32_t n = (uint32_t)v;
+        if (len > f->max_len)
+            return shoal_invalid("%s.%s: %zu bytes over max_len %u", d->name, f->name,
+                                 len, (unsigned)f->max_len);
+        uint32_t n = (uint32_t)len;
         memcpy(e, &n, 4);
         if (n)
-            memcpy(e + 4, sub.p, n);
+            memcpy(e + 4, data, n);
         return 0;
     }
     if (!get_scalar(in, f->type, &v))
@@ -684,11 +605,12 @@ static int too_many(const shoal_pb_message *d, const shoal_pb_field *f)
 static int decode_packed(const shoal_pb_message *d, const shoal_pb_field *f,
                          uint8_t *member, pb_in *in)
 {
-    uint64_t n, v;
-    if (!get_varint(in, &n) || n > (uint64_t)(in->end - in->p))
+    uint64_t v;
+    const uint8_t *data;
+    size_t n;
+    if (!pb_get_len(in, &data, &n))
         return bad(d, f, "a length runs past the end");
-    pb_in sub = {in->p, in->p + n};
-    in->p += n;
+    pb_in sub = {data, data + n};
     while (sub.p < sub.end) {
         if (!get_scalar(&sub, f->type, &v))
             return bad(d, f, "a packed value is cut short");
@@ -737,7 +659,7 @@ static int decode(const shoal_pb_message *d, uint8_t *m, pb_in *in, int depth)
         return bad(d, NULL, "nested more than 100 deep");
     while (in->p < in->end) {
         uint64_t tag;
-        if (!get_varint(in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+        if (!pb_get_varint(in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
             return bad(d, NULL, "a field tag does not decode");
         uint32_t number = (uint32_t)(tag >> 3);
         int wt = (int)(tag & 7);
@@ -747,7 +669,7 @@ static int decode(const shoal_pb_message *d, uint8_t *m, pb_in *in, int depth)
                 f = &d->fields[i];
         int rc = 0;
         if (!f) {
-            if (!skip_field(in, wt))
+            if (!pb_skip(in, wt))
                 rc = bad(d, NULL, "an unknown field does not decode");
         } else {
             rc = decode_field(d, f, m, in, wt, depth);

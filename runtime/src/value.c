@@ -300,12 +300,26 @@ int shoal_value_snapshot(shoal_value *v, void *out)
     return 0;
 }
 
-int shoal_value_read(shoal_value *v, void *out)
+int shoal_value_read_timed(shoal_value *v, void *out, shoal_duration timeout)
 {
-    bool taken = shoal__objlock_acquire(v->seg, v->lock);
+    bool taken;
+    int rc = shoal__objlock_acquire_for(v->seg, v->lock, timeout, &taken);
+    if (rc == SHOAL_ETIMEDOUT || rc == SHOAL_EAGAIN) {
+        int32_t holder;
+        shoal_lock_state(v->lock, NULL, &holder, NULL);
+        return shoal__err(SHOAL_ETIMEDOUT,
+                          "value \"%s\" read: timed out waiting for its lock, held by "
+                          "live thread %d",
+                          v->seg->name, (int)holder);
+    }
     shoal_value_snapshot(v, out);
     shoal__objlock_release(v->lock, taken);
     return 0;
+}
+
+int shoal_value_read(shoal_value *v, void *out)
+{
+    return shoal_value_read_timed(v, out, SHOAL_FOREVER);
 }
 
 int shoal_value_write(shoal_value *v, const void *in)

@@ -39,8 +39,9 @@ static int spin(const shoal__waitable *w, const shoal__deadline *d)
 }
 
 /* One sleep: arm, re-check, sleep for at most a slice, disarm. Returns ready()'s
- * verdict from the re-check (0 when it slept). */
-static int sleep_once(const shoal__waitable *w, const shoal__deadline *d)
+ * verdict from the re-check (0 when it slept), or SHOAL_EINTR when a signal handler
+ * ran during an interruptible sleep. */
+static int sleep_once(const shoal__waitable *w, const shoal__deadline *d, bool intr)
 {
     uint32_t v = atomic_load(w->word);
     if (w->arm)
@@ -49,16 +50,19 @@ static int sleep_once(const shoal__waitable *w, const shoal__deadline *d)
     int rc = w->ready(w->obj);
     if (rc == 0) {
         int64_t now = shoal__now_ns();
-        if (shoal__futex_wait_until(
-                w->word, v, d->at_ns - now > SLICE_NS ? now + SLICE_NS : d->at_ns) == 0)
+        int fr = shoal__futex_wait_until(
+            w->word, v, d->at_ns - now > SLICE_NS ? now + SLICE_NS : d->at_ns);
+        if (fr == 0)
             shoal__test_point("wait.woken"); /* a test kills a woken sleeper here */
+        else if (fr == SHOAL_EINTR && intr)
+            rc = SHOAL_EINTR;
     }
     if (w->disarm)
         w->disarm(w->obj);
     return rc;
 }
 
-int shoal__wait(const shoal__waitable *w, const shoal__deadline *d)
+static int wait_loop(const shoal__waitable *w, const shoal__deadline *d, bool intr)
 {
     int rc = w->ready(w->obj);
     if (rc || (rc = spin(w, d)))
@@ -68,7 +72,17 @@ int shoal__wait(const shoal__waitable *w, const shoal__deadline *d)
             return rc;
         if (shoal__deadline_passed(d))
             return SHOAL_ETIMEDOUT;
-        if ((rc = sleep_once(w, d)) || (rc = w->ready(w->obj)))
+        if ((rc = sleep_once(w, d, intr)) || (rc = w->ready(w->obj)))
             return rc;
     }
+}
+
+int shoal__wait(const shoal__waitable *w, const shoal__deadline *d)
+{
+    return wait_loop(w, d, false);
+}
+
+int shoal__wait_intr(const shoal__waitable *w, const shoal__deadline *d)
+{
+    return wait_loop(w, d, true);
 }

@@ -45,6 +45,12 @@ typedef struct shoal__waitable {
  * SHOAL_ETIMEDOUT. Never waits past the deadline it is given.
  */
 int shoal__wait(const shoal__waitable *w, const shoal__deadline *d);
+/*
+ * shoal__wait that a signal handler running while the waiter sleeps ends with
+ * SHOAL_EINTR (sleeps are sliced, so every futex wait has a timeout and the kernel
+ * never restarts it after a handler).
+ */
+int shoal__wait_intr(const shoal__waitable *w, const shoal__deadline *d);
 
 /*
  * What the event loop waits on. Each fills *out for the handle's readable

@@ -73,7 +73,7 @@ static void test_bad_ring(void **state)
     shoal_queue *q;
     shoal_queue_config cfg = {.max_msg = 40, .capacity = 4, .spsc = 1};
     T_OK(shoal_queue_open(&q, "ring", SHOAL_CREATE, &cfg, NULL));
-    unsigned char before[1024];
+    unsigned char before[4096]; /* the ring header and the first slots */
     sf_read("ring", SHOAL_HEADER_SIZE, before, sizeof(before));
     T_OK(shoal_queue_put(q, "abc", 3, SHOAL_NOWAIT));
     long tail = sf_find_change("ring", before, sizeof(before), 8, 0, 1);

@@ -4,6 +4,7 @@
  * delivered twice. */
 
 #include "internal.h"
+#include "queue_internal.h"
 #include "testutil.h"
 
 static shoal_queue *make(const char *name, int spsc, size_t cap)
@@ -176,6 +177,86 @@ static void test_killed_asleep(void **state)
     shoal_set_spin_ns(20000);
 }
 
+/* Sleepers for the count test: a consumer of an empty queue, a producer of a full one,
+ * each asleep (untimed) until killed. */
+static int sleep_getting(void *arg)
+{
+    int64_t v;
+    size_t len;
+    return shoal_queue_get(arg, &v, sizeof(v), &len, SHOAL_FOREVER) ? 1 : 0;
+}
+
+static int sleep_putting(void *arg)
+{
+    int64_t v = 99;
+    return shoal_queue_put(arg, &v, sizeof(v), SHOAL_FOREVER) ? 1 : 0;
+}
+
+static bool sleepers_reach(shoal_queue *q, bool producers, uint32_t n)
+{
+    int64_t end = shoal__now_ns() + SHOAL_SEC(10);
+    while (shoal__queue_sleepers(q, producers) != n)
+        if (shoal__now_ns() > end)
+            return false;
+        else
+            usleep(1000);
+    return true;
+}
+
+/* Sleepers SIGKILLed asleep leave the count too high only until the next waker: it
+ * finds nobody in the kernel, clears the records of the dead and the count is the
+ * truth again (no more futex-wake calls). */
+static void stale_sleepers(int spsc)
+{
+    enum { N = 3 };
+    shoal_set_spin_ns(0);
+    shoal_queue *q = make(spsc ? "count-spsc" : "count-mpmc", spsc, 2);
+    pid_t pids[N];
+    /* Consumers of an empty queue (one for SPSC: a second consumer would be misuse,
+     * but the count is the same mechanism). */
+    int n = spsc ? 1 : N;
+    for (int i = 0; i < n; i++)
+        pids[i] = t_fork(sleep_getting, q);
+    assert_true(sleepers_reach(q, false, (uint32_t)n));
+    usleep(50000);
+    for (int i = 0; i < n; i++)
+        t_kill(pids[i]);
+    assert_int_equal(shoal__queue_sleepers(q, false), (uint32_t)n); /* until a waker */
+    put1(q, 1);
+    assert_true(sleepers_reach(q, false, 0));
+    put1(q, 2); /* full now */
+    for (int i = 0; i < n; i++)
+        pids[i] = t_fork(sleep_putting, q);
+    assert_true(sleepers_reach(q, true, (uint32_t)n));
+    usleep(50000);
+    for (int i = 0; i < n; i++)
+        t_kill(pids[i]);
+    assert_int_equal(shoal__queue_sleepers(q, true), (uint32_t)n);
+    assert_int_equal(get1(q, SHOAL_SEC(5)), 1);
+    assert_true(sleepers_reach(q, true, 0));
+    assert_int_equal(get1(q, SHOAL_SEC(5)), 2);
+    /* A live sleeper is still counted and woken. */
+    pid_t live = t_fork(sleep_getting, q);
+    assert_true(sleepers_reach(q, false, 1));
+    put1(q, 3);
+    assert_int_equal(t_wait(live), 0);
+    assert_int_equal(shoal__queue_sleepers(q, false), 0);
+    shoal_queue_close(q);
+    shoal_set_spin_ns(20000);
+}
+
+static void test_stale_sleepers_mpmc(void **state)
+{
+    (void)state;
+    stale_sleepers(0);
+}
+
+static void test_stale_sleepers_spsc(void **state)
+{
+    (void)state;
+    stale_sleepers(1);
+}
+
 /* Producers SIGKILLed at random instants while putting as fast as they can: what the
  * consumer receives is, per producer, strictly increasing, and its count equals the
  * queue's put counter (every committed message delivered, once). */
@@ -248,6 +329,8 @@ int main(void)
         cmocka_unit_test(test_consumer_killed_claimed_mpmc),
         cmocka_unit_test(test_consumer_killed_claimed_spsc),
         cmocka_unit_test(test_killed_asleep),
+        cmocka_unit_test(test_stale_sleepers_mpmc),
+        cmocka_unit_test(test_stale_sleepers_spsc),
         cmocka_unit_test(test_random_kills_mpmc),
         cmocka_unit_test(test_random_kills_spsc),
     };

@@ -475,7 +475,9 @@ static void test_event_waiter_killed(void **state)
  * One of pids[n], all asleep, has been woken and stopped itself at "wait.woken"
  * (before acting on the wake-up): kills it, then expects exactly one of the others to
  * finish with exit code 0 within PROMPT — the wake-up passed to a live sleeper. Others
- * that stop at the pause point are let go on; the rest are killed at the end.
+ * that stop at the pause point are let go on; the rest are killed at the end. (Under
+ * load a sleeper's slice can end just as the wake comes: it then takes the unit
+ * without stopping, and that is the one success expected.)
  */
 /* Waits until all n children have counted themselves in and sleep; on failure kills
  * them all first, so that no child stopped at a pause point outlives the test. */
@@ -495,14 +497,17 @@ static void kill_woken_expect_one(pid_t *pids, int n)
 {
     int st, victim = -1, done = 0;
     int64_t end = shoal__now_ns() + SHOAL_SEC(10);
-    while (victim < 0 && shoal__now_ns() < end) {
-        for (int i = 0; i < n && victim < 0; i++)
-            if (waitpid(pids[i], &st, WNOHANG | WUNTRACED) == pids[i]) {
-                if (WIFSTOPPED(st))
-                    victim = i;
-                else
-                    pids[i] = 0; /* exited: counted as a failure below */
+    while (victim < 0 && done == 0 && shoal__now_ns() < end) {
+        for (int i = 0; i < n && victim < 0; i++) {
+            if (!pids[i] || waitpid(pids[i], &st, WNOHANG | WUNTRACED) != pids[i])
+                continue;
+            if (WIFSTOPPED(st)) {
+                victim = i;
+            } else { /* done before any stop: a sleeper whose slice ended took it */
+                done += WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 1 : 100;
+                pids[i] = 0;
             }
+        }
         usleep(500);
     }
     if (victim >= 0) {
@@ -527,7 +532,7 @@ static void kill_woken_expect_one(pid_t *pids, int n)
     for (int i = 0; i < n; i++) /* no child is left behind, stopped or not */
         if (pids[i])
             t_kill(pids[i]);
-    assert_true(victim >= 0);
+    assert_true(victim >= 0 || done == 1);
     assert_int_equal(done, 1);
 }
 

@@ -24,7 +24,16 @@ cc ${CFLAGS:-} -o "$scratch/pc-consumer" "$consumer/main.c" $flags ${LDFLAGS:-}
 LD_LIBRARY_PATH="$scratch/prefix/lib:$scratch/prefix/lib64:${LD_LIBRARY_PATH:-}" \
     "$scratch/pc-consumer"
 
-# 3. The headers are where the documentation says.
+# 3. pkg-config --static against the static library: Libs.private must name every
+#    library it needs.
+libdir=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --variable=libdir shoal)
+static_flags=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --static --cflags --libs shoal)
+# shellcheck disable=SC2086
+cc ${CFLAGS:-} -o "$scratch/static-consumer" "$consumer/main.c" \
+    ${static_flags/-lshoal/$libdir/libshoal.a} ${LDFLAGS:-}
+"$scratch/static-consumer"
+
+# 4. The headers are where the documentation says.
 test -f "$scratch/prefix/include/shoal.h"
 test -f "$scratch/prefix/include/shoal/value.h"
 echo "install test passed"

@@ -1,5 +1,7 @@
 /* test_condition.c — Condition between processes: wait/notify/notify_all with a
- * predicate, timeouts, RLock depth, ownership errors, named conditions, bad input. */
+ * predicate, timeouts (taking the lock back included), RLock depth, ownership errors,
+ * named conditions, bad input, and waits a signal interrupts. */
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 
@@ -318,6 +320,150 @@ static void test_bad_input(void **state)
     assert_int_equal(shoal_cond_open(&c, "", SHOAL_CREATE, NULL), SHOAL_ENAME);
 }
 
+/* Child: a timed wait whose lock a live thread keeps past the timeout: it returns
+ * SHOAL_ETIMEDOUT in time, without the lock. */
+static int bounded_waiter(void *arg)
+{
+    (void)arg;
+    if (shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)))
+        return 10;
+    atomic_fetch_add(&sh->waiting, 1);
+    int64_t t0 = shoal__now_ns();
+    int rc = shoal_cond_wait(&sh->cond, &sh->lock, SHOAL_MS(300));
+    int64_t took = shoal__now_ns() - t0;
+    int32_t owner;
+    shoal_lock_state(&sh->lock, NULL, &owner, NULL);
+    if (rc != SHOAL_ETIMEDOUT)
+        return 11;
+    if (owner == shoal__tid())
+        return 12;
+    if (took > SHOAL_SEC(5) || !strstr(shoal_errdetail(), "not held"))
+        return 13;
+    return 0;
+}
+
+static void test_reacquire_is_bounded(void **state)
+{
+    (void)state;
+    reset_counts();
+    pid_t bounded = t_fork(bounded_waiter, NULL);
+    pid_t patient = t_fork(ticket_waiter, NULL);
+    assert_true(t_wait_atleast(&sh->waiting, 2, SHOAL_SEC(10)));
+    T_OK(shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)));
+    sh->tickets = 1;
+    T_OK(shoal_cond_notify(&sh->cond, 1));
+    usleep(800 * 1000); /* hold the lock past the bounded waiter's timeout */
+    T_OK(shoal_lock_release(&sh->lock));
+    assert_int_equal(t_wait(bounded), 0);
+    /* Whichever waiter the notification went to, the patient one gets it. */
+    assert_int_equal(t_wait(patient), 0);
+    assert_int_equal(sh->tickets, 0);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
+static void catch_sigusr1(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Child: an untimed interruptible wait ended by a signal comes back with the lock. */
+static int intr_waiter(void *arg)
+{
+    (void)arg;
+    catch_sigusr1();
+    if (shoal_lock_acquire(&sh->rlock, SHOAL_SEC(10)) ||
+        shoal_lock_acquire(&sh->rlock, SHOAL_SEC(10)))
+        return 10;
+    atomic_fetch_add(&sh->waiting, 1);
+    int rc = shoal_cond_wait_intr(&sh->cond, &sh->rlock, SHOAL_FOREVER);
+    int32_t owner;
+    uint32_t depth;
+    shoal_lock_state(&sh->rlock, NULL, &owner, &depth);
+    if (rc != SHOAL_EINTR)
+        return 11;
+    if (owner != shoal__tid() || depth != 2)
+        return 12;
+    shoal_lock_release(&sh->rlock);
+    shoal_lock_release(&sh->rlock);
+    atomic_fetch_add(&sh->woken, 1);
+    return 0;
+}
+
+static void test_wait_intr_returns_on_signal(void **state)
+{
+    (void)state;
+    reset_counts();
+    pid_t pid = t_fork(intr_waiter, NULL);
+    assert_true(t_wait_atleast(&sh->waiting, 1, SHOAL_SEC(10)));
+    /* A signal that lands while the waiter is not asleep in the kernel (its spin, the
+     * instants between two sleep slices) is only seen with the next one: repeat it. */
+    bool woken = false;
+    for (int i = 0; i < 100 && !woken; i++) {
+        usleep(100 * 1000);
+        kill(pid, SIGUSR1);
+        woken = t_wait_atleast(&sh->woken, 1, SHOAL_MS(100));
+    }
+    if (!woken)
+        t_kill(pid);
+    assert_true(woken);
+    assert_int_equal(t_wait(pid), 0);
+    assert_int_equal(shoal__cond_waiters(&sh->cond), 0);
+}
+
+/* Child: takes one ticket with untimed interruptible waits, going back to sleep after
+ * every signal. */
+static int storm_waiter(void *arg)
+{
+    (void)arg;
+    catch_sigusr1();
+    if (shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)))
+        return 10;
+    atomic_fetch_add(&sh->waiting, 1);
+    while (sh->tickets == 0) {
+        int rc = shoal_cond_wait_intr(&sh->cond, &sh->lock, SHOAL_FOREVER);
+        if (rc != 0 && rc != SHOAL_EINTR)
+            return 11;
+    }
+    sh->tickets--;
+    atomic_fetch_add(&sh->woken, 1);
+    return shoal_lock_release(&sh->lock) ? 13 : 0;
+}
+
+/* Signals raining on the waiters while tickets are handed out one notify(1) each: no
+ * notification is dropped, so every untimed waiter gets its ticket. */
+static void test_signal_storm_loses_no_notify(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    reset_counts();
+    pid_t pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = t_fork(storm_waiter, NULL);
+    assert_true(t_wait_atleast(&sh->waiting, N, SHOAL_SEC(10)));
+    for (int t = 0; t < N; t++) {
+        for (int k = 0; k < 20; k++) {
+            for (int i = 0; i < N; i++)
+                kill(pids[i], SIGUSR1);
+            usleep(500);
+        }
+        hand_out(1, false);
+    }
+    bool all = t_wait_atleast(&sh->woken, N, SHOAL_SEC(20));
+    if (!all)
+        for (int i = 0; i < N; i++)
+            t_kill(pids[i]);
+    assert_true(all);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(t_wait(pids[i]), 0);
+    assert_int_equal(sh->tickets, 0);
+}
+
 int main(int argc, char **argv)
 {
     t_setup_root();
@@ -331,6 +477,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wait_needs_the_lock),
         cmocka_unit_test(test_named),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_reacquire_is_bounded),
+        cmocka_unit_test(test_wait_intr_returns_on_signal),
+        cmocka_unit_test(test_signal_storm_loses_no_notify),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

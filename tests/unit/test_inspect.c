@@ -473,7 +473,7 @@ static void test_slot_length_over_max(void **state)
         shoal_queue *q;
         shoal_queue_config cfg = {.max_msg = 40, .capacity = 2, .spsc = spsc};
         T_OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
-        unsigned char before[1024];
+        unsigned char before[4096]; /* the ring header and the first slots */
         sf_read(name, SHOAL_HEADER_SIZE, before, sizeof(before));
         T_OK(shoal_queue_put(q, "abc", 3, SHOAL_NOWAIT));
         long len_at = sf_find_change(name, before, sizeof(before), 4, 0, 3);

@@ -1,5 +1,7 @@
 /* test_value.c — Value and Array: typecodes, locks, atomics, snapshots, bounds, and
  * writers that die half way through. */
+#include <pthread.h>
+
 #include "internal.h"
 #include "testutil.h"
 
@@ -292,11 +294,59 @@ static void test_array(void **state)
     shoal_array_close(b);
 }
 
+struct holder {
+    shoal_lock *lock;
+    _Atomic int held, release;
+};
+
+static void *hold_lock(void *arg)
+{
+    struct holder *h = arg;
+    if (shoal_lock_acquire(h->lock, SHOAL_SEC(10)))
+        return NULL;
+    atomic_store(&h->held, 1);
+    while (!atomic_load(&h->release))
+        usleep(1000);
+    shoal_lock_release(h->lock);
+    return NULL;
+}
+
+/* A read waits for a live holder of the value's lock no longer than it was told. */
+static void test_read_timed_on_live_holder(void **state)
+{
+    (void)state;
+    shoal_value *v;
+    int32_t x = 7, got = -1;
+    T_OK(shoal_value_open(&v, NULL, SHOAL_CREATE, shoal_typecode('i'), &x, NULL));
+    struct holder h = {.lock = shoal_value_get_lock(v)};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hold_lock, &h), 0);
+    assert_true(t_wait_atleast(&h.held, 1, SHOAL_SEC(10)));
+    int64_t t0 = shoal__now_ns();
+    assert_int_equal(shoal_value_read_timed(v, &got, SHOAL_MS(100)), SHOAL_ETIMEDOUT);
+    int64_t took = shoal__now_ns() - t0;
+    assert_true(took >= SHOAL_MS(100) && took < SHOAL_SEC(5));
+    assert_non_null(strstr(shoal_errdetail(), "held by live thread"));
+    assert_int_equal(got, -1); /* untouched */
+    assert_int_equal(shoal_value_read_timed(v, &got, SHOAL_NOWAIT), SHOAL_ETIMEDOUT);
+    int32_t owner;
+    shoal_lock_state(h.lock, NULL, &owner, NULL);
+    assert_int_not_equal(owner, shoal__tid()); /* the read left no level behind */
+    atomic_store(&h.release, 1);
+    pthread_join(th, NULL);
+    T_OK(shoal_value_read_timed(v, &got, SHOAL_MS(100)));
+    assert_int_equal(got, 7);
+    shoal_lock_state(h.lock, NULL, &owner, NULL);
+    assert_int_equal(owner, 0);
+    T_OK(shoal_value_close(v));
+}
+
 int main(void)
 {
     t_setup_root();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_typecodes),
+        cmocka_unit_test(test_read_timed_on_live_holder),
         cmocka_unit_test(test_read_write_and_layout),
         cmocka_unit_test(test_atomics),
         cmocka_unit_test(test_lock_modes),

@@ -186,6 +186,7 @@ _PROTOS = {
     "shoal_cond_open": (c_int, [PP, c_char_p, c_int, ATTR]),
     "shoal_cond_close": (c_int, [P]),
     "shoal_cond_wait": (c_int, [P, P, D]),
+    "shoal_cond_wait_intr": (c_int, [P, P, D]),
     "shoal_cond_notify": (c_int, [P, c_uint32]),
     "shoal_cond_notify_all": (c_int, [P]),
     "shoal_event_open": (c_int, [PP, c_char_p, c_int, ATTR]),

@@ -43,6 +43,7 @@ EACCES = -26
 EBUSY = -27
 ESYS = -28
 EINVALID_DATA = -29
+EINTR = -30  # an interruptible wait was ended by a signal handler
 
 
 class ShoalError(Exception):
@@ -205,6 +206,10 @@ class InvalidData(ShoalError, ValueError):
     code, text = EINVALID_DATA, "invalid data"
 
 
+class Interrupted(ShoalError, InterruptedError):
+    code, text = EINTR, "interrupted by a signal"
+
+
 class LibraryNotFound(ImportError):
     """libshoal could not be loaded (see shoal._lib for where it is looked for)."""
 
@@ -217,7 +222,7 @@ _BY_CODE = {
         VersionMismatch, NoSpace, Timeout, WouldBlock, OwnerDied, NotOwner, OutOfRange,
         ReleasedTooManyTimes, MessageTooLarge, Closed, EndOfStream, PeerDied,
         BrokenBarrier, Deadlock, WrongType, AccessDenied, Busy, SystemFailure,
-        InvalidData,
+        InvalidData, Interrupted,
     )
 }
 

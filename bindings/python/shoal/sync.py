@@ -47,6 +47,17 @@ _ETIMEDOUT = errors.ETIMEDOUT
 _EAGAIN = errors.EAGAIN
 _EOWNERDEAD = errors.EOWNERDEAD
 _EDEADLK = errors.EDEADLK
+_EINTR = errors.EINTR
+
+
+def _check_signals():
+    """Runs pending signal handlers at once (their exception propagates), where the
+    interpreter can say so; elsewhere they run at its next check."""
+    try:
+        import ctypes
+        ctypes.pythonapi.PyErr_CheckSignals()
+    except (AttributeError, OSError):
+        pass
 
 
 def _open(fn, what, name, create, place, *extra):
@@ -358,7 +369,11 @@ class Condition(GuardedByLock, _Named):
 
     def wait(self, timeout=None):
         """Releases the lock, waits for a notify (or the timeout), re-acquires the
-        lock. Returns False if the timeout expired, else True."""
+        lock. Returns False if the timeout expired, else True. A signal ends the wait
+        (Ctrl-C raises KeyboardInterrupt here, with the lock held again, as
+        threading.Condition does); a handler that does not raise makes it a spurious
+        wake-up (True). A notification is never lost to an interrupted waiter: it
+        either returns with it or leaves it to another."""
         lock = self._lock
         depth = 1
         if lock._recursive:
@@ -366,11 +381,17 @@ class Condition(GuardedByLock, _Named):
             for _ in range(depth - 1):
                 lock.release()
         try:
-            rc = C.cond_wait(self._handle(), lock._handle(), to_ns(timeout))
+            rc = C.cond_wait_intr(self._handle(), lock._handle(), to_ns(timeout))
+            if rc == _ETIMEDOUT and lock._state()[0] != threading.get_native_id():
+                # The timeout also bounds taking the lock back; Python's Condition
+                # always returns holding it.
+                check(wait_loop(C.lock_acquire, (lock._handle(),), None), lock._what)
+            if rc == _EINTR:
+                _check_signals()  # runs the handlers now: KeyboardInterrupt from here
         finally:
             for _ in range(depth - 1):
                 lock.acquire()
-        if rc == 0:
+        if rc == 0 or rc == _EINTR:
             return True
         if rc == _ETIMEDOUT:
             return False

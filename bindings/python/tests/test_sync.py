@@ -4,6 +4,7 @@ import multiprocessing as mp
 import os
 import pickle
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -274,6 +275,102 @@ class ConditionTest(unittest.TestCase):
         with c1:
             self.assertTrue(c2._lock.locked())
             self.assertEqual(c2._lock.name, "cv.lock")
+
+
+    def test_ctrl_c_in_untimed_wait(self):
+        cond = shoal.Condition(name="cv-ctrl-c")
+        child = _util.start_py("""
+            import shoal, threading
+            c = shoal.Condition(name='cv-ctrl-c', create=False)
+            with c:
+                c.acquire()  # held twice: restored to depth 2
+                print('waiting', flush=True)
+                try:
+                    c.wait()
+                except KeyboardInterrupt:
+                    tid, depth = c._lock._state()
+                    held = tid == threading.get_native_id()
+                    print('interrupted', held, depth, flush=True)
+                c.release()
+        """)
+        self.assertEqual(child.stdout.readline().strip(), "waiting")
+        # A SIGINT that lands while the waiter is not asleep in the kernel (the
+        # instants between two sleep slices) is only seen with the next: repeat it.
+        out = None
+        for _ in range(10):
+            time.sleep(0.3)
+            child.send_signal(signal.SIGINT)
+            try:
+                out, _ = child.communicate(timeout=3)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        if out is None:
+            child.kill()
+            child.communicate()
+        self.assertEqual((out or "").strip(), "interrupted True 2")
+        self.assertEqual(child.returncode, 0)
+        self.assertFalse(cond._lock.locked())
+
+    def test_timed_wait_takes_the_lock_back(self):
+        # The runtime's timeout also bounds taking the lock back; Python's wait still
+        # returns holding it, once the other process lets it go.
+        cond = shoal.Condition(shoal.Lock(name="cv-held-lock"), name="cv-held")
+        with cond:
+            child = _util.start_py("""
+                import shoal, time
+                lock = shoal.Lock(name='cv-held-lock', create=False)
+                print('ready', flush=True)
+                with lock:  # taken while the parent waits
+                    print('holding', flush=True)
+                    time.sleep(1.0)
+            """)
+            self.assertEqual(child.stdout.readline().strip(), "ready")
+            self.assertFalse(cond.wait(0.2))
+            tid, _ = cond._lock._state()
+            self.assertEqual(tid, threading.get_native_id())
+            self.assertTrue(cond._lock.held_here())
+        out, _ = child.communicate(timeout=20)
+        self.assertEqual(out.strip(), "holding")
+        self.assertFalse(cond._lock.locked())
+
+    def test_signal_storm_loses_no_notify(self):
+        # Waiters whose untimed waits signals keep interrupting, while tickets are
+        # handed out one notify(1) each: every waiter still gets its ticket.
+        n = 3
+        cond = shoal.Condition(name="cv-storm")
+        tickets = shoal.Value("i", 0, name="cv-storm-tickets")
+        children = [_util.start_py("""
+            import signal, shoal
+            signal.signal(signal.SIGUSR1, lambda *a: None)
+            c = shoal.Condition(name='cv-storm', create=False)
+            t = shoal.Value('i', name='cv-storm-tickets', create=False)
+            with c:
+                print('waiting', flush=True)
+                while t.value == 0:
+                    c.wait()
+                t.value -= 1
+            print('got', flush=True)
+        """) for _ in range(n)]
+        for ch in children:
+            self.assertEqual(ch.stdout.readline().strip(), "waiting")
+        time.sleep(0.3)
+        for _ in range(n):
+            for _ in range(20):
+                for ch in children:
+                    ch.send_signal(signal.SIGUSR1)
+                time.sleep(0.002)
+            with cond:
+                tickets.value += 1
+                cond.notify(1)
+        try:
+            for ch in children:
+                out, _ = ch.communicate(timeout=30)
+                self.assertEqual(out.strip(), "got")
+        finally:
+            for ch in children:
+                ch.kill()
+        self.assertEqual(tickets.value, 0)
 
 
 class EventTest(unittest.TestCase):

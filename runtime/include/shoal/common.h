@@ -66,7 +66,8 @@ enum shoal_error {
     SHOAL_EACCES = -26, /* permission denied by the file system */
     SHOAL_EBUSY = -27,  /* in use (e.g. a pipe end already open in a live process) */
     SHOAL_ESYS = -28,   /* another operating-system error; see shoal_errdetail() */
-    SHOAL_EINVALID_DATA = -29 /* a message fails validation (string over max_len, ...) */
+    SHOAL_EINVALID_DATA = -29, /* a message fails validation (string over max_len, ...) */
+    SHOAL_EINTR = -30          /* an interruptible wait was ended by a signal handler */
 };
 
 /* Returns a constant, human readable text for an error code (never NULL). */

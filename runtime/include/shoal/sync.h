@@ -140,14 +140,32 @@ SHOAL_API int shoal_cond_open(shoal_cond **out, const char *name, int mode,
 /* Releases a named condition's mapping. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_cond_close(shoal_cond *cond);
 /*
- * Releases `lock` (which the caller must hold, once), waits for a notify or the
- * timeout, and re-acquires `lock` (always, even on timeout). Wake-ups may be spurious:
- * re-check the predicate. Returns 0, SHOAL_ETIMEDOUT, SHOAL_EPERM (lock not held), or
- * SHOAL_EOWNERDEAD (woken, and re-acquiring found the lock's holder dead).
+ * Releases `lock` (which the caller must hold), waits for a notify or the timeout, and
+ * re-acquires `lock`. Wake-ups may be spurious: re-check the predicate. The timeout
+ * covers the whole call, taking the lock back included: when a live thread holds the
+ * lock past it, the call returns SHOAL_ETIMEDOUT with the lock NOT held (a
+ * notification it had taken is passed to another waiter). An untimed wait
+ * (SHOAL_FOREVER) waits for the lock as long as its holder lives, and learns of the
+ * holder's death (SHOAL_EOWNERDEAD). Returns 0 (lock held), SHOAL_ETIMEDOUT (lock held
+ * if the wait for a notify timed out, not held if taking the lock back did: see
+ * shoal_lock_state), SHOAL_EPERM (lock not held by the caller on entry), or
+ * SHOAL_EOWNERDEAD (lock held; its previous holder died holding it).
  * An RLock held several times is released fully and re-taken to the same depth, as
  * Python's Condition does. Timeout SHOAL_NOWAIT gives SHOAL_ETIMEDOUT at once.
  */
 SHOAL_API int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout);
+/*
+ * shoal_cond_wait that a signal can end: when a signal handler runs while the caller
+ * sleeps, returns SHOAL_EINTR with the lock held again (at its depth), as a language
+ * runtime needs to deliver Ctrl-C (Python's KeyboardInterrupt) from an untimed wait.
+ * The waiter stays registered until then, and an interrupted waiter never drops a
+ * notification: one that had already come for it is taken (the call returns 0), any
+ * other is left to the remaining waiters. A signal that arrives while the caller is
+ * not asleep in the kernel (the short spin before sleeping) is only noticed at the
+ * next signal. Returns what shoal_cond_wait returns, and SHOAL_EINTR.
+ */
+SHOAL_API int shoal_cond_wait_intr(shoal_cond *cond, shoal_lock *lock,
+                                   shoal_duration timeout);
 /* Wakes up to n waiters (notify) or all of them (notify_all). Returns 0. */
 SHOAL_API int shoal_cond_notify(shoal_cond *cond, uint32_t n);
 SHOAL_API int shoal_cond_notify_all(shoal_cond *cond);

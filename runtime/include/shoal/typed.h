@@ -267,6 +267,62 @@ static inline shoal_queue_config shoal_gen_typed_config(const shoal_queue_config
     return c;
 }
 
+/*
+ * The inner macros of the typed channels: what a queue and a pipe of T share, once
+ * K (queue or pipe) names the channel and P / G its blocking put and get (put / get,
+ * send / recv) declared before. OUT is the type of G's out parameter.
+ */
+#define SHOAL_GEN_CHANNEL_(T, K, P, G, OUT)                                              \
+    static inline int T##_##K##_close(T##_##K *c)                                        \
+    {                                                                                    \
+        return shoal_##K##_close((shoal_##K *)c);                                        \
+    }                                                                                    \
+    static inline const char *T##_##K##_name(const T##_##K *c)                           \
+    {                                                                                    \
+        return shoal_##K##_name((const shoal_##K *)c);                                   \
+    }                                                                                    \
+    static inline int T##_##K##_try_##P(T##_##K *c, const T *m)                          \
+    {                                                                                    \
+        return T##_##K##_##P(c, m, SHOAL_NOWAIT);                                        \
+    }                                                                                    \
+    static inline int T##_##K##_try_##G(T##_##K *c, OUT out)                             \
+    {                                                                                    \
+        return T##_##K##_##G(c, out, SHOAL_NOWAIT);                                      \
+    }
+
+/* A fixed message's blocking put and get on channel K: validated on the way in and
+ * on the way out (another language may have written it). */
+#define SHOAL_GEN_FIXED_IO_(T, K, P, G)                                                  \
+    static inline int T##_##K##_##P(T##_##K *c, const T *m, shoal_duration timeout)      \
+    {                                                                                    \
+        int rc = T##_validate(m);                                                        \
+        return rc ? rc : shoal_##K##_##P((shoal_##K *)c, m, sizeof(*m), timeout);        \
+    }                                                                                    \
+    static inline int T##_##K##_##G(T##_##K *c, T *out, shoal_duration timeout)          \
+    {                                                                                    \
+        size_t len = 0;                                                                  \
+        int rc = shoal_##K##_##G((shoal_##K *)c, out, sizeof(*out), &len, timeout);      \
+        return rc ? rc : T##_validate(out);                                              \
+    }                                                                                    \
+    SHOAL_GEN_CHANNEL_(T, K, P, G, T *)
+
+/* A queue's end of stream and counters; a pipe's poll. */
+#define SHOAL_GEN_QUEUE_CTL_(T)                                                          \
+    static inline int T##_queue_shutdown(T##_queue *q)                                   \
+    {                                                                                    \
+        return shoal_queue_shutdown((shoal_queue *)q);                                   \
+    }                                                                                    \
+    static inline int T##_queue_stats(T##_queue *q, shoal_queue_stats *st)               \
+    {                                                                                    \
+        return shoal_queue_stats_get((shoal_queue *)q, st);                              \
+    }
+
+#define SHOAL_GEN_PIPE_POLL_(T)                                                          \
+    static inline int T##_pipe_poll(T##_pipe *p, shoal_duration timeout)                 \
+    {                                                                                    \
+        return shoal_pipe_poll((shoal_pipe *)p, timeout);                                \
+    }
+
 #define SHOAL_GEN_QUEUE_(T)                                                              \
     typedef struct T##_queue T##_queue;                                                  \
     static inline int T##_queue_open(T##_queue **out, const char *name, int mode,        \
@@ -278,33 +334,6 @@ static inline shoal_queue_config shoal_gen_typed_config(const shoal_queue_config
         int rc = shoal_queue_open(&q, name, mode, &c, attr);                             \
         *out = (T##_queue *)q;                                                           \
         return rc;                                                                       \
-    }                                                                                    \
-    static inline int T##_queue_close(T##_queue *q)                                      \
-    {                                                                                    \
-        return shoal_queue_close((shoal_queue *)q);                                      \
-    }                                                                                    \
-    static inline const char *T##_queue_name(const T##_queue *q)                         \
-    {                                                                                    \
-        return shoal_queue_name((const shoal_queue *)q);                                 \
-    }                                                                                    \
-    static inline int T##_queue_put(T##_queue *q, const T *m, shoal_duration timeout)    \
-    {                                                                                    \
-        int rc = T##_validate(m);                                                        \
-        return rc ? rc : shoal_queue_put((shoal_queue *)q, m, sizeof(*m), timeout);      \
-    }                                                                                    \
-    static inline int T##_queue_try_put(T##_queue *q, const T *m)                        \
-    {                                                                                    \
-        return T##_queue_put(q, m, SHOAL_NOWAIT);                                        \
-    }                                                                                    \
-    static inline int T##_queue_get(T##_queue *q, T *out, shoal_duration timeout)        \
-    {                                                                                    \
-        size_t len = 0;                                                                  \
-        int rc = shoal_queue_get((shoal_queue *)q, out, sizeof(*out), &len, timeout);    \
-        return rc ? rc : T##_validate(out);                                              \
-    }                                                                                    \
-    static inline int T##_queue_try_get(T##_queue *q, T *out)                            \
-    {                                                                                    \
-        return T##_queue_get(q, out, SHOAL_NOWAIT);                                      \
     }                                                                                    \
     static inline int T##_queue_put_batch(T##_queue *q, const T *m, size_t n,            \
                                           size_t *done, shoal_duration timeout)          \
@@ -351,14 +380,8 @@ static inline shoal_queue_config shoal_gen_typed_config(const shoal_queue_config
     {                                                                                    \
         return shoal_queue_release((shoal_queue *)q, m);                                 \
     }                                                                                    \
-    static inline int T##_queue_shutdown(T##_queue *q)                                   \
-    {                                                                                    \
-        return shoal_queue_shutdown((shoal_queue *)q);                                   \
-    }                                                                                    \
-    static inline int T##_queue_stats(T##_queue *q, shoal_queue_stats *st)               \
-    {                                                                                    \
-        return shoal_queue_stats_get((shoal_queue *)q, st);                              \
-    }
+    SHOAL_GEN_FIXED_IO_(T, queue, put, get)                                              \
+    SHOAL_GEN_QUEUE_CTL_(T)
 
 #define SHOAL_GEN_PIPE_(T)                                                               \
     typedef struct T##_pipe T##_pipe;                                                    \
@@ -383,37 +406,8 @@ static inline shoal_queue_config shoal_gen_typed_config(const shoal_queue_config
         *end1 = (T##_pipe *)p1;                                                          \
         return rc;                                                                       \
     }                                                                                    \
-    static inline int T##_pipe_close(T##_pipe *p)                                        \
-    {                                                                                    \
-        return shoal_pipe_close((shoal_pipe *)p);                                        \
-    }                                                                                    \
-    static inline const char *T##_pipe_name(const T##_pipe *p)                           \
-    {                                                                                    \
-        return shoal_pipe_name((const shoal_pipe *)p);                                   \
-    }                                                                                    \
-    static inline int T##_pipe_send(T##_pipe *p, const T *m, shoal_duration timeout)     \
-    {                                                                                    \
-        int rc = T##_validate(m);                                                        \
-        return rc ? rc : shoal_pipe_send((shoal_pipe *)p, m, sizeof(*m), timeout);       \
-    }                                                                                    \
-    static inline int T##_pipe_try_send(T##_pipe *p, const T *m)                         \
-    {                                                                                    \
-        return T##_pipe_send(p, m, SHOAL_NOWAIT);                                        \
-    }                                                                                    \
-    static inline int T##_pipe_recv(T##_pipe *p, T *out, shoal_duration timeout)         \
-    {                                                                                    \
-        size_t len = 0;                                                                  \
-        int rc = shoal_pipe_recv((shoal_pipe *)p, out, sizeof(*out), &len, timeout);     \
-        return rc ? rc : T##_validate(out);                                              \
-    }                                                                                    \
-    static inline int T##_pipe_try_recv(T##_pipe *p, T *out)                             \
-    {                                                                                    \
-        return T##_pipe_recv(p, out, SHOAL_NOWAIT);                                      \
-    }                                                                                    \
-    static inline int T##_pipe_poll(T##_pipe *p, shoal_duration timeout)                 \
-    {                                                                                    \
-        return shoal_pipe_poll((shoal_pipe *)p, timeout);                                \
-    }
+    SHOAL_GEN_FIXED_IO_(T, pipe, send, recv)                                             \
+    SHOAL_GEN_PIPE_POLL_(T)
 
 /* ---- the protobuf form of fixed messages ------------------------------------------- */
 
@@ -535,30 +529,8 @@ SHOAL_API const shoal_queue_config *shoal_pb_config(shoal_queue_config *c,
                        const shoal_queue_config *cfg, const shoal_attr *attr);           \
     int T##_queue_put(T##_queue *q, const T *m, shoal_duration timeout);                 \
     int T##_queue_get(T##_queue *q, T **out, shoal_duration timeout);                    \
-    static inline int T##_queue_close(T##_queue *q)                                      \
-    {                                                                                    \
-        return shoal_queue_close((shoal_queue *)q);                                      \
-    }                                                                                    \
-    static inline const char *T##_queue_name(const T##_queue *q)                         \
-    {                                                                                    \
-        return shoal_queue_name((const shoal_queue *)q);                                 \
-    }                                                                                    \
-    static inline int T##_queue_try_put(T##_queue *q, const T *m)                        \
-    {                                                                                    \
-        return T##_queue_put(q, m, SHOAL_NOWAIT);                                        \
-    }                                                                                    \
-    static inline int T##_queue_try_get(T##_queue *q, T **out)                           \
-    {                                                                                    \
-        return T##_queue_get(q, out, SHOAL_NOWAIT);                                      \
-    }                                                                                    \
-    static inline int T##_queue_shutdown(T##_queue *q)                                   \
-    {                                                                                    \
-        return shoal_queue_shutdown((shoal_queue *)q);                                   \
-    }                                                                                    \
-    static inline int T##_queue_stats(T##_queue *q, shoal_queue_stats *st)               \
-    {                                                                                    \
-        return shoal_queue_stats_get((shoal_queue *)q, st);                              \
-    }                                                                                    \
+    SHOAL_GEN_CHANNEL_(T, queue, put, get, T **)                                         \
+    SHOAL_GEN_QUEUE_CTL_(T)                                                              \
     typedef struct T##_pipe T##_pipe;                                                    \
     int T##_pipe_open(T##_pipe **out, const char *name, int end, int mode,               \
                       const shoal_queue_config *cfg, const shoal_attr *attr);            \
@@ -566,26 +538,8 @@ SHOAL_API const shoal_queue_config *shoal_pb_config(shoal_queue_config *c,
                       const shoal_queue_config *cfg, const shoal_attr *attr);            \
     int T##_pipe_send(T##_pipe *p, const T *m, shoal_duration timeout);                  \
     int T##_pipe_recv(T##_pipe *p, T **out, shoal_duration timeout);                     \
-    static inline int T##_pipe_close(T##_pipe *p)                                        \
-    {                                                                                    \
-        return shoal_pipe_close((shoal_pipe *)p);                                        \
-    }                                                                                    \
-    static inline const char *T##_pipe_name(const T##_pipe *p)                           \
-    {                                                                                    \
-        return shoal_pipe_name((const shoal_pipe *)p);                                   \
-    }                                                                                    \
-    static inline int T##_pipe_try_send(T##_pipe *p, const T *m)                         \
-    {                                                                                    \
-        return T##_pipe_send(p, m, SHOAL_NOWAIT);                                        \
-    }                                                                                    \
-    static inline int T##_pipe_try_recv(T##_pipe *p, T **out)                            \
-    {                                                                                    \
-        return T##_pipe_recv(p, out, SHOAL_NOWAIT);                                      \
-    }                                                                                    \
-    static inline int T##_pipe_poll(T##_pipe *p, shoal_duration timeout)                 \
-    {                                                                                    \
-        return shoal_pipe_poll((shoal_pipe *)p, timeout);                                \
-    }
+    SHOAL_GEN_CHANNEL_(T, pipe, send, recv, T **)                                        \
+    SHOAL_GEN_PIPE_POLL_(T)
 
 /* The definitions of encoded message T's API (in the .shoal.c): D is protoc-c's
  * descriptor of the message, B the file's shoal_pb_bounds. */

@@ -50,8 +50,18 @@ SHOAL_API int shoal_value_close(shoal_value *v);
 SHOAL_API const char *shoal_value_name(const shoal_value *v);
 SHOAL_API const shoal_type *shoal_value_type(const shoal_value *v);
 
-/* Copies the value out / in, under the value's lock if it has one. Returns 0. */
+/*
+ * Copies the value out / in, under the value's lock if it has one, waiting as long as
+ * a live thread holds it (a holder that dies is detected: its lock is taken over, the
+ * death counted, the value read or written). Returns 0.
+ */
 SHOAL_API int shoal_value_read(shoal_value *v, void *out);
+/*
+ * shoal_value_read waiting at most `timeout` for the value's lock. Returns 0, or
+ * SHOAL_ETIMEDOUT when a live thread held the lock past the timeout (at once for
+ * SHOAL_NOWAIT while it is held): *out is then untouched and the lock is not held.
+ */
+SHOAL_API int shoal_value_read_timed(shoal_value *v, void *out, shoal_duration timeout);
 SHOAL_API int shoal_value_write(shoal_value *v, const void *in);
 
 /* Copies the value out without locking and without blocking writers; the copy is

@@ -1,4 +1,6 @@
-/* A program built against an installed shoal: shares a Value with a child. */
+/* A program built against an installed shoal: shares a Value with a child, and runs an
+ * event loop and refers to the services' channels, which a static link must bring in
+ * with the libraries they need (liburing, nng: shoal.pc's Libs.private). */
 #include <shoal.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -21,6 +23,15 @@ int main(void)
     int64_t x = 0;
     shoal_value_load(v, &x);
     shoal_value_close(v);
+    shoal_loop *loop;
+    if ((rc = shoal_loop_create(&loop)) != 0) {
+        fprintf(stderr, "loop: %s: %s\n", shoal_strerror(rc), shoal_errdetail());
+        return 1;
+    }
+    shoal_loop_destroy(loop);
+    int (*volatile channel_open)(shoal_rpc_channel **, const char *,
+                                 const shoal_rpc_channel_config *) =
+        shoal_rpc_channel_open;
     printf("installed shoal works: %lld\n", (long long)x);
-    return x == 42 ? 0 : 1;
+    return x == 42 && channel_open ? 0 : 1;
 }

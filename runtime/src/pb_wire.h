@@ -1,0 +1,120 @@
+/*
+ * pb_wire.h — the protobuf wire format's primitives, shared by the codec of fixed
+ * messages (typed.c) and the services' frame (rpc_wire.c).
+ *
+ * Writing goes to a pb_out of fixed capacity that counts what does not fit, so one
+ * encoder serves both to size a message (capacity 0) and to write it. Reading takes
+ * from a pb_in and answers false on anything that does not decode — a varint cut short
+ * or longer than ten bytes, a length that overruns the input, a group or an unknown
+ * wire type — leaving the caller to name the message and field in its error.
+ */
+#ifndef SHOAL_PB_WIRE_H
+#define SHOAL_PB_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+/* An output buffer that counts what does not fit. */
+typedef struct pb_out {
+    uint8_t *p;
+    size_t cap, len; /* writing stops once len exceeds cap; len keeps counting */
+} pb_out;
+
+static inline void pb_put(pb_out *o, const void *src, size_t n)
+{
+    if (n && o->p && o->len <= o->cap && n <= o->cap - o->len)
+        memcpy(o->p + o->len, src, n);
+    o->len += n;
+}
+
+static inline void pb_put_varint(pb_out *o, uint64_t v)
+{
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            b[n] |= 0x80;
+        n++;
+    } while (v);
+    pb_put(o, b, n);
+}
+
+static inline void pb_put_tag(pb_out *o, uint32_t number, int wt)
+{
+    pb_put_varint(o, ((uint64_t)number << 3) | (uint64_t)wt);
+}
+
+/* A length-delimited field: tag, length, bytes. */
+static inline void pb_put_len(pb_out *o, uint32_t number, const void *data, size_t n)
+{
+    pb_put_tag(o, number, WT_LEN);
+    pb_put_varint(o, n);
+    pb_put(o, data, n);
+}
+
+typedef struct pb_in {
+    const uint8_t *p, *end;
+} pb_in;
+
+static inline bool pb_get_varint(pb_in *in, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && in->p < in->end; shift += 7) {
+        uint8_t b = *in->p++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+static inline bool pb_get_fixed(pb_in *in, size_t n, uint64_t *v)
+{
+    if ((size_t)(in->end - in->p) < n)
+        return false;
+    *v = 0;
+    for (size_t i = 0; i < n; i++)
+        *v |= (uint64_t)in->p[i] << (8 * i);
+    in->p += n;
+    return true;
+}
+
+/* A length-delimited field's bytes (after its tag). */
+static inline bool pb_get_len(pb_in *in, const uint8_t **data, size_t *n)
+{
+    uint64_t v;
+    if (!pb_get_varint(in, &v) || v > (uint64_t)(in->end - in->p))
+        return false;
+    *data = in->p;
+    *n = (size_t)v;
+    in->p += v;
+    return true;
+}
+
+/* Skips a field of wire type wt (after its tag). */
+static inline bool pb_skip(pb_in *in, int wt)
+{
+    uint64_t v;
+    const uint8_t *d;
+    size_t n;
+    switch (wt) {
+    case WT_VARINT:
+        return pb_get_varint(in, &v);
+    case WT_I64:
+        return pb_get_fixed(in, 8, &v);
+    case WT_I32:
+        return pb_get_fixed(in, 4, &v);
+    case WT_LEN:
+        return pb_get_len(in, &d, &n);
+    default:
+        return false; /* groups (3, 4) and unknown wire types */
+    }
+}
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * ring_internal.h — what ring.c shares with the two ring algorithms (ring_mpmc.c,
+ * ring_spsc.c): the ring header in shared memory, the table of operations each
+ * algorithm fills, and the small helpers both use (slot addressing, wake-ups, errors).
+ *
+ * ring.c chooses the table once, from the geometry's flags (shoal__ring_ops_of), and
+ * keeps it in the process's view of the ring; every message operation then makes one
+ * indirect call through it. The try forms never wait: they return 0 when done,
+ * SHOAL_EAGAIN when they would have to wait, or an error; ring.c waits around them.
+ */
+#ifndef SHOAL_RING_INTERNAL_H
+#define SHOAL_RING_INTERNAL_H
+
+#include <string.h>
+
+#include "queue_internal.h"
+
+#define SCAN_NS    (20 * 1000000LL) /* a consumer looks for dead owners this often */
+#define TAIL_SEAL  (1ull << 63)     /* SPSC: the tail is sealed by shutdown */
+#define RING_MAGIC 0x474e4952u      /* "RING" */
+
+struct shoal__ringhdr {
+    uint32_t magic, flags, capacity, max_msg, data_off, stride, elem_size, pad;
+    _Alignas(64) _Atomic uint64_t tail;
+    _Atomic uint64_t full_waits;
+    _Alignas(64) _Atomic uint64_t head;
+    _Atomic uint64_t empty_waits;
+    _Alignas(64) _Atomic uint32_t ne_seq; /* bumped when a message may have arrived */
+    _Atomic uint32_t ne_sleepers;
+    _Alignas(64) _Atomic uint32_t nf_seq; /* bumped when room may have appeared */
+    _Atomic uint32_t nf_sleepers;
+    _Alignas(64) _Atomic uint32_t closed;
+    uint32_t pad2;
+    _Atomic uint64_t skipped;     /* dead producers' reservations recycled */
+    _Atomic uint64_t redelivered; /* dead consumers' claims delivered to others */
+    /* Who the sleepers counted in ne_sleepers / nf_sleepers are: per user slot of the
+     * segment, the user's owner id (high half) and how many of its threads sleep
+     * (low half). See "Sleepers" in ring.c. */
+    _Alignas(64) _Atomic uint64_t ne_by_user[SHOAL_MAX_USERS];
+    _Alignas(64) _Atomic uint64_t nf_by_user[SHOAL_MAX_USERS];
+};
+
+#define HDR_BYTES ((sizeof(struct shoal__ringhdr) + 63) & ~(size_t)63)
+
+/* Arguments of the try forms (the void *arg of a shoal__ring_try_fn). */
+struct put_args {
+    const void *msg;
+    size_t len;
+};
+
+struct get_args {
+    void *buf;
+    size_t cap;
+    size_t *len;
+};
+
+struct batch_args {
+    unsigned char *elems;
+    size_t n, *done;
+};
+
+struct loan_args {
+    void **slot;
+    size_t *cap;
+};
+
+struct peek_args {
+    const void **msg;
+    size_t *len;
+};
+
+/* One ring algorithm. */
+struct shoal__ring_ops {
+    /* Fills g->data_off and g->stride for g->flags and g->max_msg, elements aligned to
+     * align. */
+    void (*geom)(shoal__ring_geom *g, uint32_t align);
+    /* Initialises the slots of a freshly zero-filled ring. */
+    void (*format)(unsigned char *slots, const shoal__ring_geom *g);
+    /* The try forms: put_args, get_args, batch_args (both batches), loan_args,
+     * peek_args; readable and writable take no argument (the event loop's predicates:
+     * a message or the end of the stream is there / there is room). */
+    shoal__ring_try_fn put, get, put_batch, get_batch, loan, peek, readable, writable;
+    /* Publishes a loaned slot (base: the slot's start) with a message of len bytes
+     * (len already checked). */
+    int (*commit)(shoal__ring *r, unsigned char *base, size_t len);
+    /* Consumes a peeked message (msg not NULL). */
+    int (*release)(shoal__ring *r, const void *msg);
+    /* Shutdown's part after `closed` is set. */
+    void (*seal)(shoal__ring *r);
+    /* Inspection: the committed message at position pos copied to buf (max_msg
+     * bytes); its length, or -1 when there is none there or it is damaged. */
+    long (*copy_at)(const shoal__ring *r, uint64_t pos, unsigned char *buf);
+};
+
+extern const struct shoal__ring_ops shoal__ring_mpmc_ops, shoal__ring_spsc_ops;
+
+static inline uint64_t round_up(uint64_t n, uint64_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+static inline bool is_var(const shoal__ring *r)
+{
+    return r->g.flags & SHOAL__RING_VAR;
+}
+
+static inline unsigned char *slot_at(const shoal__ring *r, uint64_t pos)
+{
+    size_t i = r->mask ? (size_t)(pos & r->mask) : (size_t)(pos % r->g.capacity);
+    return r->slots + i * r->g.stride;
+}
+
+/* Copies a message's bytes; an empty message may come with a NULL pointer, which
+ * memcpy must not be given even for 0 bytes. */
+static inline void copy_msg(void *dst, const void *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n);
+}
+
+/* Wakes the sleepers of one side after a change that may make them ready (ring.c). */
+void shoal__ring_wake_side(shoal__ring *r, bool producers);
+
+static inline void wake_consumers(shoal__ring *r)
+{
+    if (SHOAL_UNLIKELY(atomic_load(&r->h->ne_sleepers) != 0))
+        shoal__ring_wake_side(r, false);
+}
+
+static inline void wake_producers(shoal__ring *r)
+{
+    if (SHOAL_UNLIKELY(atomic_load(&r->h->nf_sleepers) != 0))
+        shoal__ring_wake_side(r, true);
+}
+
+/* A loan succeeded on the slot starting at slot. */
+static inline int loan_done(const shoal__ring *r, const struct loan_args *a,
+                            unsigned char *slot)
+{
+    *a->slot = slot + r->g.data_off;
+    *a->cap = r->g.max_msg;
+    shoal__test_point("queue.reserved");
+    return 0;
+}
+
+/* Errors both algorithms report (ring.c). */
+int shoal__ring_err_closed(const shoal__ring *r);
+int shoal__ring_err_eof(const shoal__ring *r);
+int shoal__ring_err_bad_len(const shoal__ring *r, size_t len);
+int shoal__ring_err_small(const shoal__ring *r, size_t len, size_t cap);
+
+#define err_closed  shoal__ring_err_closed
+#define err_eof     shoal__ring_err_eof
+#define err_bad_len shoal__ring_err_bad_len
+#define err_small   shoal__ring_err_small
+
+#endif
