@@ -220,6 +220,11 @@ _PROTOS = {
     "shoal_pipe_send": (c_int, [P, c_void_p, c_size_t, D]),
     "shoal_pipe_recv": (c_int, [P, c_void_p, c_size_t, SZP, D]),
     "shoal_pipe_poll": (c_int, [P, D]),
+    "shoal_pipe_fd": (c_int, [P]),
+    "shoal_readyfd_open_queue": (c_int, [PP, P]),
+    "shoal_readyfd_fd": (c_int, [P]),
+    "shoal_readyfd_sync": (c_int, [P]),
+    "shoal_readyfd_close": (None, [P]),
 }
 
 
