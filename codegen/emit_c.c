@@ -1066,16 +1066,17 @@ static void emit_bounds(sg_buf *b, const sg_model *m)
             continue;
         for (size_t j = 0; j < msg->nfields; j++) {
             const sg_field *f = &msg->fields[j];
-            if (!f->max_len && !f->max_count)
+            bool open_enum = f->kind == SG_ENUM && f->enm->file->proto3;
+            if (!f->max_len && !f->max_count && !open_enum)
                 continue;
-            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u},\n",
+            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u, %d},\n",
                           sg_pbc_lower(msg->full_name), f->number, f->max_len,
-                          f->max_count);
+                          f->max_count, open_enum);
             n++;
         }
     }
     if (!n) /* keep the array non-empty for C */
-        sg_buf_puts(b, "    {NULL, 0, 0, 0},\n");
+        sg_buf_puts(b, "    {NULL, 0, 0, 0, 0},\n");
     sg_buf_printf(b,
                   "};\nstatic const shoal_pb_bounds shoal_gen_bounds_ = "
                   "{shoal_gen_bound_v_, %zu};\n\n",
