@@ -97,15 +97,24 @@ class TestFileno(unittest.TestCase):
     def test_no_fd_leak(self):
         a, b = shoal.Pipe()
         b.fileno()  # the helper thread runs: its descriptors are counted below
+        q = shoal.Queue()
         before = len(os.listdir("/proc/self/fd"))
-        for i in range(1000):
+        for i in range(100):  # (creating a pipe is the slow part: 100 of them)
             x, y = shoal.Pipe()
             y.fileno()
             if i % 2:
                 x.send(i)
             x.close()
             y.close()
+        for i in range(1000):  # a queue's descriptor opened and closed 1,000 times
+            if i % 2:
+                q.put(i)
+            self.assertEqual(wait([q], 0), [q] if i % 2 else [])
+            if i % 2:
+                q.get()
+            q._close_ready_fd()
         self.assertEqual(len(os.listdir("/proc/self/fd")), before)
+        q.close()
 
 
 class TestWait(unittest.TestCase):
