@@ -155,6 +155,9 @@ PY_ROWS = [
      8),
     ("atomic add (shoal: `fetch_add(1)`; multiprocessing has none: += under its lock)",
      "op", "shoal_py_value_atomic", "mp_py_value_lock", 8),
+    ("`Array('q', 8)`: `a[i & 7] += 1` (locked Array)", "op", "shoal_py_array_rmw",
+     "mp_py_array_rmw", 8),
+    ("Lock `acquire(); release()`, uncontended", "op", "shoal_py_lock", "mp_py_lock", 8),
 ]
 
 # The Rust and Node bindings next to C and Python, on the same operations: (label, kind,

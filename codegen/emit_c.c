@@ -1055,27 +1055,41 @@ static void emit_validate(sg_buf *b, const sg_message *msg)
 /* Static helpers every .shoal.c with encoded messages carries: packing into a queue or
  * pipe, unpacking out of it, and checking the schema's bounds on protoc-c's structs
  * generically through their descriptors. */
-/* The bounds of every message protoc-c's code of this file can reach. */
-static void emit_bounds(sg_buf *b, const sg_model *m)
+/* Whether `to` is `from` or one of its imports, directly or not: the files whose
+ * protoc-c descriptors `from`'s code sees (and whose messages its messages can hold). */
+static bool file_reaches(const sg_file *from, const sg_file *to, int depth)
+{
+    if (from == to)
+        return true;
+    for (size_t i = 0; depth < 64 && i < from->ndeps; i++)
+        if (file_reaches(from->deps[i], to, depth + 1))
+            return true;
+    return false;
+}
+
+/* The bounds of every message protoc-c's code of this file can reach, and its fields of
+ * open enums. */
+static void emit_bounds(sg_buf *b, const sg_model *m, const sg_file *file)
 {
     size_t n = 0;
     sg_buf_puts(b, "static const shoal_pb_bound shoal_gen_bound_v_[] = {\n");
     for (size_t i = 0; i < m->nmessages; i++) {
         const sg_message *msg = m->messages[i];
-        if (!msg->needs_pbc)
+        if (!msg->needs_pbc || !file_reaches(file, msg->file, 0))
             continue;
         for (size_t j = 0; j < msg->nfields; j++) {
             const sg_field *f = &msg->fields[j];
-            if (!f->max_len && !f->max_count)
+            bool open_enum = f->kind == SG_ENUM && f->enm->file->proto3;
+            if (!f->max_len && !f->max_count && !open_enum)
                 continue;
-            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u},\n",
+            sg_buf_printf(b, "    {&%s__descriptor, %u, %u, %u, %d},\n",
                           sg_pbc_lower(msg->full_name), f->number, f->max_len,
-                          f->max_count);
+                          f->max_count, open_enum);
             n++;
         }
     }
     if (!n) /* keep the array non-empty for C */
-        sg_buf_puts(b, "    {NULL, 0, 0, 0},\n");
+        sg_buf_puts(b, "    {NULL, 0, 0, 0, 0},\n");
     sg_buf_printf(b,
                   "};\nstatic const shoal_pb_bounds shoal_gen_bounds_ = "
                   "{shoal_gen_bound_v_, %zu};\n\n",
@@ -1100,7 +1114,7 @@ static void emit_source(sg_model *m, const sg_file *file, sg_outputs *out)
     for (size_t i = 0; i < file->nenums; i++)
         emit_enum_names(&b, file->enums[i]);
     if (file->has_encoded)
-        emit_bounds(&b, m);
+        emit_bounds(&b, m, file);
     for (size_t i = 0; i < file->nmessages; i++) {
         const sg_message *msg = file->messages[i];
         if (!emitted(msg))

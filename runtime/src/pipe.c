@@ -65,6 +65,7 @@ struct shoal_pipe {
     shoal__ring tx, rx;
     unsigned sends;
     shoal__ring_hook hook;
+    _Atomic(shoal_readyfd *) rfd; /* shoal_pipe_fd(), kept in step by recv and poll */
 };
 
 /* ---- holders ----------------------------------------------------------------------- */
@@ -356,6 +357,7 @@ int shoal_pipe_close(shoal_pipe *p)
 {
     if (!p)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
+    shoal_readyfd_close(atomic_load(&p->rfd)); /* before the rings go away */
     let_go(p);
     shoal__seg_close(p->seg);
     free(p);
@@ -365,6 +367,14 @@ int shoal_pipe_close(shoal_pipe *p)
 const char *shoal_pipe_name(const shoal_pipe *p)
 {
     return p ? p->seg->name : NULL;
+}
+
+/* Keeps the end's readiness descriptor in step after a receive or poll (readyfd.c). */
+static inline void sync_fd(shoal_pipe *p)
+{
+    shoal_readyfd *r = atomic_load_explicit(&p->rfd, memory_order_relaxed);
+    if (SHOAL_UNLIKELY(r != NULL))
+        shoal_readyfd_sync(r);
 }
 
 /* ---- messages ---------------------------------------------------------------------- */
@@ -389,7 +399,9 @@ int shoal_pipe_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len,
     if (SHOAL_UNLIKELY(!p))
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
     hold(p);
-    return shoal__ring_get(&p->rx, buf, cap, len, timeout, &p->hook);
+    int rc = shoal__ring_get(&p->rx, buf, cap, len, timeout, &p->hook);
+    sync_fd(p);
+    return rc;
 }
 
 int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout)
@@ -397,7 +409,31 @@ int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout)
     if (!p)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
     hold(p);
-    return shoal__ring_poll(&p->rx, timeout, &p->hook);
+    int rc = shoal__ring_poll(&p->rx, timeout, &p->hook);
+    sync_fd(p);
+    return rc;
+}
+
+int shoal_pipe_fd(shoal_pipe *p)
+{
+    if (!p)
+        return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
+    shoal_readyfd *r = atomic_load(&p->rfd);
+    int fd = r ? shoal_readyfd_fd(r) : -1;
+    if (fd >= 0)
+        return fd;
+    if (r && atomic_compare_exchange_strong(&p->rfd, &r, NULL))
+        shoal_readyfd_close(r); /* inherited across fork(): start our own */
+    shoal_readyfd *mine;
+    int rc = shoal_readyfd_open_pipe(&mine, p);
+    if (rc)
+        return rc;
+    r = NULL;
+    if (!atomic_compare_exchange_strong(&p->rfd, &r, mine)) {
+        shoal_readyfd_close(mine); /* another thread was first */
+        return shoal_pipe_fd(p);
+    }
+    return shoal_readyfd_fd(mine);
 }
 
 int shoal__pipe_waitable(shoal_pipe *p, bool writable, shoal__waitable *out)

@@ -65,7 +65,7 @@ int shoal__futex_wake(_Atomic uint32_t *addr, int n)
  * path needs the id. A fork child's only thread has a new id, so the cache is
  * forgotten in the child.
  */
-static _Thread_local int32_t cached_tid;
+static _Thread_local int32_t cached_tid __attribute__((tls_model("initial-exec")));
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_tid(void)

@@ -145,9 +145,10 @@ static int check_elem(const ProtobufCMessageDescriptor *d,
     const ProtobufCMessage *sub;
     size_t n;
     switch (f->type) {
-    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_ENUM: /* an open enum keeps numbers it does not name */
         ed = (const ProtobufCEnumDescriptor *)f->descriptor;
-        if (!protobuf_c_enum_descriptor_get_value(ed, ((const int *)elems)[i]))
+        if (!(bd && bd->open_enum) &&
+            !protobuf_c_enum_descriptor_get_value(ed, ((const int *)elems)[i]))
             return shoal_invalid("%s.%s: %d is not a value of %s", d->name, f->name,
                                  ((const int *)elems)[i], ed->name);
         return 0;

@@ -295,6 +295,11 @@ _PROTOS = {
     "shoal_loop_destroy": (None, [P]),
     "shoal_loop_run": (c_int, [P]),
     "shoal_loop_stop": (None, [P]),
+    "shoal_pipe_fd": (c_int, [P]),
+    "shoal_readyfd_open_queue": (c_int, [PP, P]),
+    "shoal_readyfd_fd": (c_int, [P]),
+    "shoal_readyfd_sync": (c_int, [P]),
+    "shoal_readyfd_close": (None, [P]),
 }
 
 

@@ -180,10 +180,8 @@ typedef struct {
 static PyTypeObject LockBase_Type;
 
 /* The handle, re-attached through self._fast() when this process has none yet. */
-static void *lock_handle(LockBase *self)
+static void *lock_handle_slow(LockBase *self)
 {
-    if (self->h && self->pid == cached_pid)
-        return (void *)self->h;
     PyObject *hp = PyObject_CallMethod((PyObject *)self, "_fast", NULL);
     if (!hp)
         return NULL;
@@ -203,9 +201,23 @@ static void *lock_handle(LockBase *self)
     return h;
 }
 
-static void took(LockBase *self)
+static inline void *lock_handle(LockBase *self)
 {
-    unsigned long tid = PyThread_get_thread_ident();
+    if (__builtin_expect(self->h && self->pid == cached_pid, 1))
+        return (void *)self->h;
+    return lock_handle_slow(self);
+}
+
+/* The calling thread's identity as threading.get_ident() gives it (CPython's
+ * PyThread_get_thread_ident() is pthread_self() on POSIX), without the call into
+ * libpython. */
+static inline unsigned long thread_ident(void)
+{
+    return (unsigned long)pthread_self();
+}
+
+static inline void took(LockBase *self, unsigned long tid)
+{
     if (self->held_tid == tid && self->held_pid == cached_pid) {
         self->held_depth++;
     } else {
@@ -215,9 +227,9 @@ static void took(LockBase *self)
     }
 }
 
-static void dropping(LockBase *self)
+static inline void dropping(LockBase *self)
 {
-    if (self->held_tid == PyThread_get_thread_ident()) {
+    if (self->held_tid == thread_ident()) {
         if (self->held_depth > 1)
             self->held_depth--;
         else
@@ -225,19 +237,10 @@ static void dropping(LockBase *self)
     }
 }
 
-/* Returns a new reference to True/False, or NULL. */
-static PyObject *lock_acquire_impl(LockBase *self, PyObject *block, PyObject *timeout,
-                                   PyObject *raise_od)
+/* Anything but an uncontended acquisition: the Python side waits and raises. */
+static PyObject *lock_acquire_slow(LockBase *self, int rc, PyObject *block,
+                                   PyObject *timeout, PyObject *raise_od)
 {
-    void *h = lock_handle(self);
-    if (!h)
-        return NULL;
-    int rc = lib.lock_try(h);
-    if (rc == 0) {
-        self->owner_died = 0;
-        took(self);
-        Py_RETURN_TRUE;
-    }
     PyObject *rcobj = PyLong_FromLong(rc);
     if (!rcobj)
         return NULL;
@@ -247,12 +250,29 @@ static PyObject *lock_acquire_impl(LockBase *self, PyObject *block, PyObject *ti
     return r;
 }
 
+/* Returns a new reference to True/False, or NULL. */
+static inline PyObject *lock_acquire_impl(LockBase *self, PyObject *block,
+                                          PyObject *timeout, PyObject *raise_od)
+{
+    void *h = lock_handle(self);
+    if (!h)
+        return NULL;
+    int rc = lib.lock_try(h);
+    if (__builtin_expect(rc != 0, 0))
+        return lock_acquire_slow(self, rc, block, timeout, raise_od);
+    self->owner_died = 0;
+    took(self, thread_ident());
+    Py_RETURN_TRUE;
+}
+
 /* acquire(block=True, timeout=None, *, raise_owner_died=False), parsed by hand:
  * the common call has no arguments, and building an argument tuple would cost as
  * much as the lock itself. */
 static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssize_t nargs,
                                   PyObject *kwnames)
 {
+    if (nargs == 0 && !kwnames) /* the common call: lock.acquire() */
+        return lock_acquire_impl(self, Py_True, Py_None, Py_False);
     PyObject *v[3] = {Py_True, Py_None, Py_False};
     static const char *names[] = {"block", "timeout", "raise_owner_died"};
     if (nargs > 2) {
@@ -280,7 +300,7 @@ static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssiz
     return lock_acquire_impl(self, v[0], v[1], v[2]);
 }
 
-static PyObject *lock_release_impl(LockBase *self)
+static inline PyObject *lock_release_impl(LockBase *self)
 {
     void *h = lock_handle(self);
     if (!h)
@@ -388,7 +408,7 @@ static int held_here(Locked *self)
     if (!o || !PyObject_TypeCheck(o, &LockBase_Type))
         return 0;
     LockBase *l = (LockBase *)o;
-    return l->held_tid == PyThread_get_thread_ident() && l->held_pid == cached_pid;
+    return l->held_tid == thread_ident() && l->held_pid == cached_pid;
 }
 
 /* Takes the lock for an access in place: 1 taken (release after), 0 not needed

@@ -26,13 +26,23 @@ pipe from any process.
   joined (a background thread waits for them), so the end never looks closed while
   it is on its way.
 
-There is no file descriptor: ``fileno()`` raises OSError, and
-multiprocessing.connection.wait() does not accept shoal Connections.
+- ``fileno()`` is a descriptor readable exactly while ``poll()`` would return True
+  (shoal_pipe_fd: an eventfd kept in step by a helper thread, started in a process
+  the first time it asks for a descriptor), for select, selectors and
+  multiprocessing.connection.wait. Only wait for readability on it. A message taken
+  by another process holding the same end may leave it readable until this process
+  polls or receives (as a socket shared by processes may wake a waiter for nothing).
+
+``wait(object_list, timeout=None)`` is multiprocessing.connection.wait for shoal
+Connections and Queues (ready: get() would not wait) mixed with anything it accepts
+(Connections, sockets, ``Process.sentinel``, objects with ``fileno()``, integers).
 """
 
 import atexit
 import pickle
+import selectors
 import threading
+import time
 import weakref
 from ctypes import byref, c_size_t, c_void_p
 
@@ -45,7 +55,7 @@ from ._lib import (
 )
 from ._object import SharedObject, _release, decode
 
-__all__ = ["Pipe", "Connection", "DEFAULT_MAX_MSG", "DEFAULT_CAPACITY"]
+__all__ = ["Pipe", "Connection", "wait", "DEFAULT_MAX_MSG", "DEFAULT_CAPACITY"]
 
 DEFAULT_MAX_MSG = 16 * 1024
 DEFAULT_CAPACITY = 128  # messages per direction
@@ -155,7 +165,15 @@ class Connection(SharedObject):
         return self._writable
 
     def fileno(self):
-        raise OSError("a shoal Connection has no file descriptor")
+        """A file descriptor readable exactly while poll() would return True (see the
+        module doc); closed with the Connection. Do not read, write or close it."""
+        fd = C.pipe_fd(self._handle())
+        if fd < 0:
+            raise error(fd, "pipe %r" % self._name)
+        return fd
+
+    def _wait_ready(self):
+        return self._readable and self.poll()
 
     def _cap(self):
         if self._max_msg is None:
@@ -371,3 +389,53 @@ def _reopen_end(name, end, place, readable, writable, joined=None):
         joined.set()
         joined.close()
     return conn
+
+
+# ---- wait ---------------------------------------------------------------------------
+
+
+def _is_shoal(obj):
+    from .queues import _QueueBase
+    return isinstance(obj, (Connection, _QueueBase))
+
+
+def _fd_of(obj):
+    if isinstance(obj, int):
+        return obj
+    if _is_shoal(obj):
+        return obj._wait_fd() if not isinstance(obj, Connection) else obj.fileno()
+    return obj.fileno()
+
+
+def wait(object_list, timeout=None):
+    """Waits until one or more of object_list is ready; returns those that are (in
+    object_list's order), or [] when timeout seconds (None: no limit) pass first, as
+    multiprocessing.connection.wait does. A shoal Connection is ready when poll()
+    would return True, a shoal Queue when get() would not wait (a message, or the end
+    of the stream); anything else when its file descriptor (an int, or fileno()) is
+    readable. Shoal objects are re-checked after a wake-up: one whose message another
+    process took in the meantime is not reported."""
+    objs = list(object_list)
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+    while True:
+        fds = [_fd_of(o) for o in objs]  # syncs the shoal objects' descriptors
+        ready = {id(o) for o in objs if _is_shoal(o) and o._wait_ready()}
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        got = _select(fds, 0 if ready else left)
+        for o, fd in zip(objs, fds):
+            if fd in got and id(o) not in ready and (not _is_shoal(o)
+                                                     or o._wait_ready()):
+                ready.add(id(o))
+        if ready or (deadline is not None and time.monotonic() >= deadline):
+            return [o for o in objs if id(o) in ready]
+
+
+_Selector = getattr(selectors, "PollSelector", selectors.SelectSelector)
+
+
+def _select(fds, timeout):
+    """The set of fds readable within timeout seconds (None: no limit)."""
+    with _Selector() as sel:
+        for fd in set(fds):
+            sel.register(fd, selectors.EVENT_READ)
+        return {key.fd for key, _ in sel.select(timeout)}

@@ -47,6 +47,7 @@ import ctypes
 import pickle
 import queue as _queue
 import threading
+import weakref
 from contextlib import contextmanager
 from ctypes import byref, c_size_t, c_void_p
 
@@ -176,6 +177,69 @@ class _QueueBase(SharedObject):
     def shutdown(self):
         """Ends the stream for every process (see the module doc)."""
         check(C.queue_shutdown(self._handle()), self._what)
+
+    # -- readiness for shoal.connection.wait --
+
+    # [(pid, ring index, shoal_readyfd, ring handle or None) or None], shared with
+    # the finalizer that closes the descriptor before the queue's handle
+    _ready_box = None
+    _ready_fin = None  # the finalizer that closes it
+
+    def _wait_ready(self):
+        """Whether get() would return at once (a message, or the end of the
+        stream)."""
+        st = self._stats()
+        return st.depth > 0 or bool(st.closed)
+
+    def _wait_ring(self):
+        """The ring the next message lands in while the queue is empty (its index)."""
+        return 0
+
+    def _wait_fd(self):
+        """A descriptor readable while the ring the next message lands in is ready,
+        synced now (see shoal_readyfd in shoal/pipe.h); opened on first use, closed
+        with the queue."""
+        k = self._wait_ring()
+        box = self._ready_box
+        r = box[0] if box else None
+        if r is None or r[0] != _proc.pid or r[1] != k:
+            self._close_ready_fd()
+            h = self._handle()
+            ring = None if k == 0 else _open_queue(self._ring_name(k), 1, None,
+                                                   self._place)
+            out = c_void_p()
+            rc = C.readyfd_open_queue(byref(out), ring or h)
+            if rc:
+                if ring:
+                    C.queue_close(ring)
+                raise error(rc, "queue %r" % self._name)
+            r = (_proc.pid, k, out.value, ring)
+            self._tie_ready_fd(r)
+        C.readyfd_sync(r[2])
+        return C.readyfd_fd(r[2])
+
+    def _tie_ready_fd(self, r):
+        # Garbage collection must close the descriptor before the queue's handle: the
+        # handle's finalizer is replaced by one that does both.
+        fin = self._finalizer
+        if self._ready_box is not None and fin is self._ready_fin:
+            self._ready_box[0] = r
+            return
+        self._ready_box = [r]
+        if fin is not None and fin.alive:
+            fn, args = fin.detach()[1:3]
+            self._finalizer = weakref.finalize(self, _release_with_fd,
+                                               self._ready_box, fn, args)
+        self._ready_fin = self._finalizer
+
+    def _close_ready_fd(self):
+        box = self._ready_box
+        if box and box[0] is not None:
+            r, box[0] = box[0], None
+            _close_ready_fd(r)
+
+    def _before_close(self):
+        self._close_ready_fd()
 
     def join_thread(self):
         """Nothing to wait for: put() is synchronous."""
@@ -459,7 +523,18 @@ class Queue(_QueueBase):
     def full(self):
         return False if self._unbounded else super().full()
 
+    def _wait_ready(self):
+        chain = self._chain_state(False) if self._unbounded else None
+        if chain is None:
+            return super()._wait_ready()
+        return bool(chain[2]) or self.qsize() > 0
+
+    def _wait_ring(self):
+        chain = self._chain_state(False) if self._unbounded else None
+        return 0 if chain is None else chain[1]
+
     def _before_close(self):
+        super()._before_close()
         for slot in ("_put_ring", "_get_ring"):
             r = getattr(self, slot)
             if r is not None and r[0] == _proc.pid:
@@ -468,6 +543,20 @@ class Queue(_QueueBase):
         if self._chain is not None:
             self._chain.close()
             self._chain = None
+
+
+def _close_ready_fd(r):
+    pid, _, rfd, ring = r
+    C.readyfd_close(rfd)  # an inherited one is released without touching the parent's
+    if ring is not None and pid == _proc.pid:
+        C.queue_close(ring)
+
+
+def _release_with_fd(box, fn, args):
+    if box[0] is not None:
+        r, box[0] = box[0], None
+        _close_ready_fd(r)
+    fn(*args)
 
 
 class SimpleQueue(Queue):

@@ -58,10 +58,6 @@ EXCLUDED = {
         "subclasses multiprocessing.queues.Queue to hook its feeder thread",
     # The text of multiprocessing's Event.__repr__ is not an API.
     "_TestEvent.test_repr": "checks the text of multiprocessing's Event.__repr__",
-    # Counts the processes multiprocessing's resource tracker and helper threads
-    # start; shoal objects need none.
-    "_TestConnection.test_spawn_close":
-        "passes the Connection's fileno() to a child to close it there",
     # reduction.send_handle(conn, fd, pid) wraps conn.fileno() in a Unix socket and
     # passes the descriptor with SCM_RIGHTS: only a socket-based Connection can.
     # (Descriptors do travel through a shoal Connection's send(): pickled by
@@ -85,10 +81,7 @@ EXCLUDED = {
 
 # test id -> what is missing: tests that fail today, run as expected failures so
 # that the day they pass is noticed.
-KNOWN_FAILING = {
-    "_TestConnection.test_connection":
-        "Connection.fileno(): a shoal pipe has no pollable descriptor yet",
-}
+KNOWN_FAILING = {}
 
 
 # test id -> what it waits for: tests that fail, or pass only by luck of timing,

@@ -86,8 +86,7 @@ class PipeTest(unittest.TestCase):
             r.send(2)
         with self.assertRaises(OSError):
             w.recv()
-        with self.assertRaises(OSError):
-            r.fileno()
+        self.assertIsInstance(r.fileno(), int)  # see test_connwait
 
     def test_round_trips_with_a_forked_child(self):
         parent, child = shoal.Pipe()

@@ -69,6 +69,60 @@ SHOAL_API int shoal_pipe_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len,
  * timeout expired first, or a negative error. */
 SHOAL_API int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout);
 
+/*
+ * A file descriptor that is readable exactly while shoal_pipe_poll(p, SHOAL_NOWAIT)
+ * would return 1 (a message, end-of-stream or a dead peer is there), for select(2),
+ * poll(2), epoll and event libraries. Level-triggered; only wait for readability on
+ * it, never read or write it. The first call opens it (a readiness descriptor, below);
+ * later calls return the same descriptor; the pipe's own receive and poll keep it in
+ * step, and shoal_pipe_close() closes it. In a fork child, the first call opens the
+ * child's own descriptor for an inherited handle. Returns the descriptor, or the
+ * errors of shoal_readyfd_open_pipe().
+ */
+SHOAL_API int shoal_pipe_fd(shoal_pipe *p);
+
+/*
+ * Readiness descriptors: an eventfd that is readable while a queue or the receiving
+ * direction of a pipe end is (a message, end-of-stream or a dead peer is there).
+ *
+ * Cost: the first descriptor opened in a process starts one helper thread (with all
+ * signals blocked) running a shoal_loop that watches the objects of every descriptor
+ * of the process; a process that opens none has no thread. Each descriptor holds an
+ * eventfd and, while its object is not ready, one source of that loop. A message that
+ * stays unread costs nothing more; each time the object turns ready the helper makes
+ * one write(2).
+ *
+ * Keeping in step: the descriptor turns readable on its own when the object turns
+ * ready. It turns unreadable only in shoal_readyfd_sync(), which re-checks the
+ * object: call it after taking messages (shoal_pipe_fd's descriptor is synced by the
+ * pipe's receive and poll). A message taken by another process or another handle of
+ * the same object leaves the descriptor readable until the next sync, as a socket
+ * shared between processes may wake a waiter that then finds nothing.
+ */
+typedef struct shoal_readyfd shoal_readyfd;
+
+/* Opens a readiness descriptor for q (readable while a message or end-of-stream is
+ * there) or for p's receiving direction. The object must stay open until
+ * shoal_readyfd_close(). Returns 0 and sets *out, or SHOAL_EINVAL (NULL argument),
+ * SHOAL_ENOMEM, SHOAL_ESYS (no eventfd, no thread, no loop: shoal_errdetail() says
+ * which). */
+SHOAL_API int shoal_readyfd_open_queue(shoal_readyfd **out, shoal_queue *q);
+SHOAL_API int shoal_readyfd_open_pipe(shoal_readyfd **out, shoal_pipe *p);
+
+/* The descriptor (close it with shoal_readyfd_close, not close(2)), or SHOAL_EINVAL
+ * when r is NULL or was inherited across fork() (the child opens its own). */
+SHOAL_API int shoal_readyfd_fd(const shoal_readyfd *r);
+
+/* Re-checks the object and clears the descriptor when it is not ready any more.
+ * Returns 0 or SHOAL_EINVAL (NULL). Cheap when the descriptor is not readable. Safe
+ * from any thread of the process. */
+SHOAL_API int shoal_readyfd_sync(shoal_readyfd *r);
+
+/* Stops watching and closes the descriptor; then the object may be closed. NULL is
+ * ignored. In a fork child, releases an inherited descriptor without disturbing the
+ * parent's. */
+SHOAL_API void shoal_readyfd_close(shoal_readyfd *r);
+
 #ifdef __cplusplus
 }
 #endif

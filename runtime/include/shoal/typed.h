@@ -488,6 +488,10 @@ typedef struct shoal_pb_bound {
     const struct ProtobufCMessageDescriptor *desc; /* protoc-c's message descriptor */
     uint32_t number;                               /* the field */
     uint32_t max_len, max_count;                   /* 0: unbounded */
+    /* 1: an enum field whose enum is open (declared in a proto3 file): a number the
+     * enum does not name is kept, as protobuf does, not refused. 0: the enum's values
+     * only (closed, proto2). */
+    uint32_t open_enum;
 } shoal_pb_bound;
 
 /* The bounds a generated file knows (shoal_pb_check's third argument). */
@@ -498,7 +502,8 @@ typedef struct shoal_pb_bounds {
 
 /*
  * Validates protoc-c message m and every message it holds: lengths and counts within
- * the bounds `b` lists, enum values known, strings UTF-8. Returns 0 or
+ * the bounds `b` lists, enum values known (except in fields `b` marks open_enum),
+ * strings UTF-8. Returns 0 or
  * SHOAL_EINVALID_DATA naming the field.
  */
 SHOAL_API int shoal_pb_check(const struct ProtobufCMessage *m, const shoal_pb_bounds *b);

@@ -25,23 +25,27 @@ const char *Everything_Inner_Mode_name(int32_t v)
     }
 }
 static const shoal_pb_bound shoal_gen_bound_v_[] = {
-    {&feat__common__point__descriptor, 3, 6, 0},
-    {&feat__scalars__descriptor, 14, 10, 0},
-    {&feat__scalars__descriptor, 15, 7, 0},
-    {&feat__everything__descriptor, 5, 0, 3},
-    {&feat__everything__descriptor, 6, 0, 2},
-    {&feat__everything__descriptor, 7, 0, 5},
-    {&feat__everything__descriptor, 8, 4, 3},
-    {&feat__everything__descriptor, 9, 2, 2},
-    {&feat__everything__descriptor, 10, 0, 2},
-    {&feat__everything__descriptor, 11, 0, 2},
-    {&feat__everything__descriptor, 13, 9, 0},
-    {&feat__everything__descriptor, 17, 5, 0},
-    {&feat__everything__inner__descriptor, 2, 3, 0},
-    {&feat__journal__descriptor, 2, 8, 0},
-    {&feat__journal__descriptor, 6, 0, 4},
+    {&feat__common__point__descriptor, 3, 6, 0, 0},
+    {&feat__scalars__descriptor, 14, 10, 0, 0},
+    {&feat__scalars__descriptor, 15, 7, 0, 0},
+    {&feat__scalars__descriptor, 16, 0, 0, 1},
+    {&feat__everything__descriptor, 4, 0, 0, 1},
+    {&feat__everything__descriptor, 5, 0, 3, 0},
+    {&feat__everything__descriptor, 6, 0, 2, 0},
+    {&feat__everything__descriptor, 7, 0, 5, 0},
+    {&feat__everything__descriptor, 8, 4, 3, 0},
+    {&feat__everything__descriptor, 9, 2, 2, 0},
+    {&feat__everything__descriptor, 10, 0, 2, 0},
+    {&feat__everything__descriptor, 11, 0, 2, 1},
+    {&feat__everything__descriptor, 13, 9, 0, 0},
+    {&feat__everything__descriptor, 17, 5, 0, 0},
+    {&feat__everything__inner__descriptor, 1, 0, 0, 1},
+    {&feat__everything__inner__descriptor, 2, 3, 0, 0},
+    {&feat__journal__descriptor, 2, 8, 0, 0},
+    {&feat__journal__descriptor, 5, 0, 0, 1},
+    {&feat__journal__descriptor, 6, 0, 4, 0},
 };
-static const shoal_pb_bounds shoal_gen_bounds_ = {shoal_gen_bound_v_, 15};
+static const shoal_pb_bounds shoal_gen_bounds_ = {shoal_gen_bound_v_, 19};
 
 /* feat.Scalars{1:f_double:float64@0+8;2:f_float:float32@8+4;3:f_int32:int32@12+4;4:f_int64:int64@16+8;5:f_uint32:uint32@24+4;6:f_uint64:uint64@32+8;7:f_sint32:int32@40+4;8:f_sint64:int64@48+8;9:f_fixed32:uint32@56+4;10:f_fixed64:uint64@64+8;11:f_sfixed32:int32@72+4;12:f_sfixed64:int64@80+8;13:f_bool:bool@88+1;14:f_string:string[10]@92+16;15:f_bytes:bytes[7]@108+12;16:f_enum:enum(feat.Level)@120+4;}size=128,align=8 */
 static const shoal_field Scalars_fields[] = {
