@@ -46,6 +46,11 @@ void sg_emit_c_services_source(sg_buf *b, const sg_file *file);
  * descriptors) for every file to generate. Returns 0, or -1 after recording errors. */
 int sg_emit_python(sg_model *m, const sg_params *p, sg_outputs *out);
 
+/* The Python emitter's services (emit_python_service.c): stubs, servicers and
+ * add_XServicer_to_server at the end of the module; how the module names a message. */
+void sg_emit_python_services(sg_buf *b, const sg_file *file);
+const char *sg_py_msg_ref(const sg_file *from, const sg_message *m);
+
 /* The Rust emitter: <base>_shoal.rs (#[repr(C)] structs for the shoal crate, with
  * compile-time layout assertions, descriptors and validation). Returns 0 or -1. */
 int sg_emit_rust(sg_model *m, const sg_params *p, sg_outputs *out);

@@ -151,6 +151,11 @@ static const char *msg_ref(const sg_file *from, const sg_message *m)
     return type_ref(from, m->file, m->c_name);
 }
 
+const char *sg_py_msg_ref(const sg_file *from, const sg_message *m)
+{
+    return msg_ref(from, m);
+}
+
 /* ---- types ---------------------------------------------------------------------- */
 
 static const char *ctype_of(enum sg_kind k)
@@ -778,6 +783,10 @@ static void emit_imports(sg_model *m, sg_buf *b, const sg_file *file)
                 }
             }
         }
+        for (size_t i = 0; i < file->nservices; i++) /* emit_python_service.c */
+            for (size_t j = 0; j < file->services[i].nmethods; j++)
+                used |= file->services[i].methods[j].input->file == dep ||
+                        file->services[i].methods[j].output->file == dep;
         if (!used)
             continue;
         if (by_fixed && !dep->generate)
@@ -823,6 +832,7 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
     for (size_t i = 0; i < n; i++)
         if (order[i]->encoded && !order[i]->is_map_entry && !order[i]->failed)
             emit_encoded_table(&b, file, order[i]);
+    sg_emit_python_services(&b, file);
     /* No trailing blank lines. */
     while (b.len > 1 && b.data[b.len - 1] == '\n' && b.data[b.len - 2] == '\n')
         b.data[--b.len] = '\0';

@@ -162,8 +162,10 @@ static void send_cancel(struct shoal_rpc_call *k)
         rpc__send_simple(k->c.conn, k->c.id, RPC_F_CANCEL, 0);
 }
 
-/* Waits until `what` holds for call k, or ends the call at its deadline (mu held). */
-static void wait_for(struct shoal_rpc_call *k, int what)
+/* Waits until `what` holds for call k, or ends the call at its deadline, or returns
+ * at `limit` (a shoal__now_ns() time; INT64_MAX: none). Returns whether `what`
+ * holds (mu held). */
+static int wait_until(struct shoal_rpc_call *k, int what, int64_t limit)
 {
     while (!ready(&k->c, what)) {
         if (k->ch->broken) {
@@ -171,10 +173,18 @@ static void wait_for(struct shoal_rpc_call *k, int what)
         } else if (shoal__now_ns() >= k->c.deadline) {
             rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
             send_cancel(k);
+        } else if (shoal__now_ns() >= limit) {
+            return 0;
         } else {
-            pump(k->ch, k->c.deadline);
+            pump(k->ch, k->c.deadline < limit ? k->c.deadline : limit);
         }
     }
+    return 1;
+}
+
+static void wait_for(struct shoal_rpc_call *k, int what)
+{
+    wait_until(k, what, INT64_MAX);
 }
 
 /* ---- public: channels -------------------------------------------------------------- */
@@ -467,6 +477,17 @@ int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
         channel_break(ch, "connection lost while returning credit");
     pthread_mutex_unlock(&ch->mu);
     return got ? rpc__msg_hand_out(m, msg, len) : 0;
+}
+
+int shoal_rpc_call_wait(shoal_rpc_call *k, shoal_duration timeout)
+{
+    if (!k)
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL");
+    int64_t limit = timeout < 0 ? INT64_MAX : shoal__now_ns() + timeout;
+    pthread_mutex_lock(&k->ch->mu);
+    int rc = wait_until(k, W_MESSAGE, limit);
+    pthread_mutex_unlock(&k->ch->mu);
+    return rc;
 }
 
 void shoal_rpc_call_cancel(shoal_rpc_call *k)

@@ -426,6 +426,37 @@ static void test_cancel(void **state)
     server_stop(ch, pid);
 }
 
+/* shoal_rpc_call_wait waits at most its timeout, and returns once a response is there
+ * or the call is over (here: at its deadline). */
+static void test_call_wait(void **state)
+{
+    (void)state;
+    pid_t pid = server_start();
+    shoal_rpc_channel *ch = connect_ch();
+    Note req = {.n = 3}, v;
+    shoal_rpc_call *c;
+    shoal_rpc_options opts = {.timeout = SHOAL_MS(300)};
+    T_OK(Echo_start(&c, ch, Echo_Wait, &req, &opts));
+    int64_t t0 = now_ms();
+    assert_int_equal(shoal_rpc_call_wait(c, SHOAL_MS(50)), 0);
+    assert_true(now_ms() - t0 >= 45);
+    assert_int_equal(shoal_rpc_call_wait(c, SHOAL_FOREVER), 1);
+    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_DEADLINE_EXCEEDED);
+    shoal_rpc_call_free(c);
+    T_OK(Echo_start(&c, ch, Echo_Count, &req, NULL));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(shoal_rpc_call_wait(c, SHOAL_SEC(10)), 1);
+        assert_int_equal(Echo_next(c, &v), 1);
+        assert_int_equal(v.n, i);
+    }
+    assert_int_equal(shoal_rpc_call_wait(c, SHOAL_SEC(10)), 1);
+    assert_int_equal(Echo_next(c, &v), 0);
+    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_OK);
+    shoal_rpc_call_free(c);
+    assert_int_equal(shoal_rpc_call_wait(NULL, 0), SHOAL_EINVAL);
+    server_stop(ch, pid);
+}
+
 static void test_invalid_request(void **state)
 {
     (void)state;
@@ -755,6 +786,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_deadline, teardown),
         cmocka_unit_test_teardown(test_deadline_inherited, teardown),
         cmocka_unit_test_teardown(test_cancel, teardown),
+        cmocka_unit_test_teardown(test_call_wait, teardown),
         cmocka_unit_test_teardown(test_invalid_request, teardown),
         cmocka_unit_test_teardown(test_garbage_frames, teardown),
         cmocka_unit_test_teardown(test_server_killed, teardown),

@@ -18,7 +18,7 @@ import os as _os
 if _os.environ.get("SHOAL_PY_EXT_DIR"):
     __path__.append(_os.environ["SHOAL_PY_EXT_DIR"])
 
-from . import errors
+from . import errors, rpc
 from ._lib import library_path, set_spin_ns, spin_ns
 from ._object import gc, stat, unlink
 from .connection import Connection, Pipe
@@ -56,7 +56,8 @@ __all__ = [
     "RawValue", "Semaphore", "SimpleQueue", "Struct", "TypedQueue", "Value",
     "active_children", "cpu_count", "current_process", "errors", "freeze_support",
     "gc", "get_context", "get_start_method", "layout_hash", "library_path",
-    "parent_process", "set_spin_ns", "set_start_method", "spin_ns", "stat", "unlink",
+    "parent_process", "rpc", "set_spin_ns", "set_start_method", "spin_ns", "stat",
+    "unlink",
     "AccessDenied", "AlreadyExists", "BadName", "BrokenBarrier", "BrokenPipe", "Busy",
     "Closed",
     "CorruptSegment", "Deadlock", "EndOfStream", "ForeignSegment", "InvalidArgument",

@@ -103,6 +103,38 @@ class shoal_object_info(Structure):
                 ("creator_pid", c_int32), ("users", c_int), ("anonymous", c_int)]
 
 
+class shoal_rpc_kv(Structure):
+    _fields_ = [("key", c_char_p), ("value", c_char_p)]
+
+
+class shoal_rpc_md(Structure):
+    _fields_ = [("count", c_size_t), ("items", POINTER(shoal_rpc_kv))]
+
+
+# int handler(shoal_rpc_ctx *ctx, void *arg)
+rpc_handler_t = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p)
+
+
+class shoal_rpc_method(Structure):
+    _fields_ = [("name", c_char_p), ("kind", c_int), ("check_request", c_void_p),
+                ("check_response", c_void_p), ("handler", rpc_handler_t),
+                ("blocking", c_int)]
+
+
+class shoal_rpc_service(Structure):
+    _fields_ = [("name", c_char_p), ("methods", POINTER(shoal_rpc_method)),
+                ("n_methods", c_size_t), ("arg", c_void_p)]
+
+
+class shoal_rpc_channel_config(Structure):
+    _fields_ = [("connect_timeout", c_int64), ("attr", POINTER(shoal_attr)),
+                ("token", c_char_p), ("max_frame", c_size_t)]
+
+
+class shoal_rpc_options(Structure):
+    _fields_ = [("timeout", c_int64), ("metadata", POINTER(shoal_rpc_md))]
+
+
 # ---- prototypes ---------------------------------------------------------------------
 
 P = c_void_p
@@ -220,6 +252,45 @@ _PROTOS = {
     "shoal_pipe_send": (c_int, [P, c_void_p, c_size_t, D]),
     "shoal_pipe_recv": (c_int, [P, c_void_p, c_size_t, SZP, D]),
     "shoal_pipe_poll": (c_int, [P, D]),
+    # rpc.h
+    "shoal_rpc_code_name": (c_char_p, [c_int]),
+    "shoal_rpc_md_add": (c_int, [POINTER(shoal_rpc_md), c_char_p, c_char_p]),
+    "shoal_rpc_md_clear": (None, [POINTER(shoal_rpc_md)]),
+    "shoal_rpc_channel_open": (c_int, [PP, c_char_p, POINTER(shoal_rpc_channel_config)]),
+    "shoal_rpc_channel_close": (None, [P]),
+    "shoal_rpc_call_start": (c_int, [PP, P, c_char_p, POINTER(shoal_rpc_method),
+                                     POINTER(shoal_rpc_options)]),
+    "shoal_rpc_call_start_request": (c_int, [PP, P, c_char_p, POINTER(shoal_rpc_method),
+                                             c_void_p, c_size_t,
+                                             POINTER(shoal_rpc_options)]),
+    "shoal_rpc_call_send": (c_int, [P, c_void_p, c_size_t]),
+    "shoal_rpc_call_close_send": (c_int, [P]),
+    "shoal_rpc_call_wait": (c_int, [P, D]),
+    "shoal_rpc_call_recv": (c_int, [P, PP, SZP]),
+    "shoal_rpc_call_cancel": (None, [P]),
+    "shoal_rpc_call_finish": (c_int, [P, c_char_p, c_size_t]),
+    "shoal_rpc_call_headers": (POINTER(shoal_rpc_md), [P]),
+    "shoal_rpc_call_trailers": (POINTER(shoal_rpc_md), [P]),
+    "shoal_rpc_call_free": (None, [P]),
+    "shoal_rpc_server_create": (c_int, [PP, P]),
+    "shoal_rpc_server_add_service": (c_int, [P, POINTER(shoal_rpc_service)]),
+    "shoal_rpc_server_set_token": (c_int, [P, c_char_p]),
+    "shoal_rpc_server_listen": (c_int, [P, c_char_p, ATTR]),
+    "shoal_rpc_server_destroy": (None, [P]),
+    "shoal_rpc_ctx_recv": (c_int, [P, PP, SZP]),
+    "shoal_rpc_ctx_send": (c_int, [P, c_void_p, c_size_t]),
+    "shoal_rpc_ctx_time_remaining": (D, [P]),
+    "shoal_rpc_ctx_cancelled": (c_int, [P]),
+    "shoal_rpc_ctx_metadata": (POINTER(shoal_rpc_md), [P]),
+    "shoal_rpc_ctx_method": (c_char_p, [P]),
+    "shoal_rpc_ctx_add_header": (c_int, [P, c_char_p, c_char_p]),
+    "shoal_rpc_ctx_add_trailer": (c_int, [P, c_char_p, c_char_p]),
+    "shoal_rpc_ctx_set_detail": (None, [P, c_char_p, c_char_p]),  # fmt "%s", detail
+    # loop.h (a server's loop)
+    "shoal_loop_create": (c_int, [PP]),
+    "shoal_loop_destroy": (None, [P]),
+    "shoal_loop_run": (c_int, [P]),
+    "shoal_loop_stop": (None, [P]),
 }
 
 

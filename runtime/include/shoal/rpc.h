@@ -220,6 +220,14 @@ SHOAL_API int shoal_rpc_call_close_send(shoal_rpc_call *c);
  * SHOAL_EINVAL. Waits at most until the call's deadline.
  */
 SHOAL_API int shoal_rpc_call_recv(shoal_rpc_call *c, void **msg, size_t *len);
+/*
+ * Waits at most `timeout` (SHOAL_FOREVER: no limit but the call's deadline) until
+ * shoal_rpc_call_recv would not block: a response is there, the responses have ended
+ * or the call is over (ended at its deadline or by a lost connection, as recv would).
+ * Lets a caller wait in slices (to handle signals between them) and then receive.
+ * Returns 1 when ready, 0 when the timeout passed first, SHOAL_EINVAL (NULL).
+ */
+SHOAL_API int shoal_rpc_call_wait(shoal_rpc_call *c, shoal_duration timeout);
 /* Cancels the call: the server's handler sees it; the status becomes CANCELLED
  * unless the call had already ended. */
 SHOAL_API void shoal_rpc_call_cancel(shoal_rpc_call *c);
