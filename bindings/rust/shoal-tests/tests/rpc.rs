@@ -1,4 +1,5 @@
-//! The rpc module between real processes: a Rust server in a child process (this test
+//! Services in Rust (the shoal crate's rpc module and the code `shoal gen --lang rust`
+//! emits for svct.Gen) between real processes: a Rust server in a child process (this test
 //! binary run again with SHOAL_TEST_ROLE=server) or the C peer of tests/rpc
 //! (`svcpeer`, $SHOAL_RPC_PEER), and Rust clients here; and the C peer's client against
 //! the Rust server. Over shm:// always, over tcp:// (token) when libshoal has nng
@@ -10,16 +11,19 @@
 //! Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2; Wait(Fix)
 //! waits until the call ends; Missing has no handler. The messages travel as protobuf;
 //! the few fields needed are encoded and decoded by hand below.
+#![cfg(not(shoal_no_gen))]
 use std::env;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use shoal::rpc::*;
 use shoal::{ErrorKind, Options};
+use shoal_tests::svct_shoal::{GEN_SERVICE, GenClient, GenServer, gen_service};
 
-const SVC: &str = "svct.Gen";
+const SVC: &str = GEN_SERVICE;
 const TOKEN: &str = "rpc-test-token";
 const SEC: Duration = Duration::from_secs(60);
 
@@ -140,57 +144,68 @@ fn parse(b: &[u8]) -> Result<Msg, Status> {
 
 // ---- the Rust server of svct.Gen -------------------------------------------------------
 
-fn gen_service() -> Service {
-    Service::new(SVC)
-        .unary("Ask", |ctx, req| {
-            let req = parse(&req)?;
-            if req.n == -1 {
-                return Err(Status::new(Code::FailedPrecondition, "negative")
-                    .with_trailers(vec![("why".into(), "n".into())]));
+/// The Rust server of svct.Gen, through the generated trait (Missing is left out:
+/// its default answers UNIMPLEMENTED).
+struct RustGen;
+
+impl GenServer for RustGen {
+    fn ask(&self, ctx: &mut ServerCtx, req: Vec<u8>) -> Result<Vec<u8>, Status> {
+        let req = parse(&req)?;
+        if req.n == -1 {
+            return Err(Status::new(Code::FailedPrecondition, "negative")
+                .with_trailers(vec![("why".into(), "n".into())]));
+        }
+        let who = ctx.metadata().into_iter().find(|(k, _)| k == "who").map(|(_, v)| v);
+        if let Some(w) = &who {
+            ctx.add_header("who", w)?;
+        }
+        ctx.add_trailer("served-by", "rust")?;
+        let text = format!("{}{}", req.text, who.unwrap_or_default());
+        Ok(encode(&Msg { n: req.n + 1, text, items: vec![req.n, req.n] }))
+    }
+
+    fn count(&self, ctx: &mut ServerCtx, req: Vec<u8>) -> Result<(), Status> {
+        let req = parse(&req)?;
+        for i in 0..req.n {
+            if let Err(st) = ctx.send(&msg(i, "")) {
+                println!("cancelled Count");
+                return Err(st);
             }
-            let who = ctx.metadata().into_iter().find(|(k, _)| k == "who").map(|(_, v)| v);
-            if let Some(w) = &who {
-                ctx.add_header("who", w)?;
+            if req.text == "slow" {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            ctx.add_trailer("served-by", "rust")?;
-            let text = format!("{}{}", req.text, who.unwrap_or_default());
-            Ok(encode(&Msg { n: req.n + 1, text, items: vec![req.n, req.n] }))
-        })
-        .server_streaming("Count", |ctx, req| {
-            let req = parse(&req)?;
-            for i in 0..req.n {
-                if let Err(st) = ctx.send(&msg(i, "")) {
-                    println!("cancelled Count");
-                    return Err(st);
-                }
-                if req.text == "slow" {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            Ok(())
-        })
-        .client_streaming("Sum", |ctx| {
-            let mut sum = 0;
-            while let Some(m) = ctx.recv()? {
-                sum += parse(&m)?.n;
-            }
-            Ok(msg(sum, ""))
-        })
-        .bidi_streaming("Chat", |ctx| {
-            while let Some(m) = ctx.recv()? {
-                let mut m = parse(&m)?;
-                m.n *= 2;
-                ctx.send(&encode(&m))?;
-            }
-            Ok(())
-        })
-        .unary("Wait", |ctx, _req| {
-            while !ctx.is_cancelled() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            println!("cancelled Wait");
-            Err(Status::new(Code::Cancelled, "cancelled"))
-        })
+        }
+        Ok(())
+    }
+
+    fn sum(&self, ctx: &mut ServerCtx) -> Result<Vec<u8>, Status> {
+        let mut sum = 0;
+        while let Some(m) = ctx.recv()? {
+            sum += parse(&m)?.n;
+        }
+        Ok(msg(sum, ""))
+    }
+
+    fn chat(&self, ctx: &mut ServerCtx) -> Result<(), Status> {
+        while let Some(m) = ctx.recv()? {
+            let mut m = parse(&m)?;
+            m.n *= 2;
+            ctx.send(&encode(&m))?;
+        }
+        Ok(())
+    }
+
+    fn wait(&self, ctx: &mut ServerCtx, _req: Vec<u8>) -> Result<Vec<u8>, Status> {
+        while !ctx.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        println!("cancelled Wait");
+        Err(Status::new(Code::Cancelled, "cancelled"))
+    }
+}
+
+fn service() -> Service {
+    gen_service(Arc::new(RustGen))
 }
 
 /// A child process serving svct.Gen: the Rust one, or the C peer.
@@ -263,7 +278,7 @@ fn child_entry() {
     match role.as_str() {
         "server" => {
             let mut s = Server::new();
-            s.add_service(gen_service()).set_token(TOKEN).set_objects(objects());
+            s.add_service(service()).set_token(TOKEN).set_objects(objects());
             for a in arg.split(' ') {
                 s.add_port(a);
             }
@@ -275,14 +290,17 @@ fn child_entry() {
     }
 }
 
-fn open(address: &str) -> Channel {
+fn open(address: &str) -> Arc<Channel> {
     let opts = ChannelOptions { token: Some(TOKEN.into()), connect_timeout: Some(SEC), objects: objects() };
-    Channel::open_with(address, &opts).unwrap_or_else(|e| panic!("open {address}: {e}"))
+    Arc::new(Channel::open_with(address, &opts).unwrap_or_else(|e| panic!("open {address}: {e}")))
 }
 
 // ---- what a client checks, against any server of svct.Gen -----------------------------
 
-fn check_all_kinds(ch: &Channel, served_by: &str) {
+/// The checks through the generated client (and, for the response headers, through
+/// the call the rpc module starts).
+fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
+    let client = GenClient::new(ch.clone());
     // unary, with metadata both ways
     let mut call = ch
         .start(
@@ -301,31 +319,29 @@ fn check_all_kinds(ch: &Channel, served_by: &str) {
     assert!(st.trailers.contains(&("served-by".into(), served_by.into())), "{:?}", st.trailers);
     drop(call);
     // a handler's error status
-    let st = ch.unary(SVC, "Ask", &msg(-1, ""), &CallOptions::new()).unwrap_err();
+    let st = client.ask(&msg(-1, ""), &CallOptions::new()).unwrap_err();
     assert_eq!((st.code, st.details.as_str()), (Code::FailedPrecondition, "negative"));
     // no such method
-    let st = ch.unary(SVC, "Missing", &msg(1, ""), &CallOptions::new()).unwrap_err();
+    let st = client.missing(&msg(1, ""), &CallOptions::new()).unwrap_err();
     assert_eq!(st.code, Code::Unimplemented, "{st}");
 
     // server streaming, past the flow-control window
-    let got: Vec<i32> = ch
-        .server_streaming(SVC, "Count", &msg(40, ""), &CallOptions::new().timeout(SEC))
+    let got: Vec<i32> = client
+        .count(&msg(40, ""), &CallOptions::new().timeout(SEC))
         .unwrap()
         .map(|r| parse(&r.unwrap()).unwrap().n)
         .collect();
     assert_eq!(got, (0..40).collect::<Vec<_>>());
 
     // client streaming
-    let mut call =
-        ch.start(SVC, "Sum", Kind::ClientStreaming, None, &CallOptions::new().timeout(SEC)).unwrap();
+    let mut call = client.sum(&CallOptions::new().timeout(SEC)).unwrap();
     for i in 0..40 {
         call.send(&msg(i, "")).unwrap();
     }
     assert_eq!(parse(&call.close_and_recv().unwrap()).unwrap().n, 780);
 
     // bidirectional, one in flight at a time
-    let mut call =
-        ch.start(SVC, "Chat", Kind::BidiStreaming, None, &CallOptions::new().timeout(SEC)).unwrap();
+    let mut call = client.chat(&CallOptions::new().timeout(SEC)).unwrap();
     for i in 0..40 {
         call.send(&encode(&Msg { n: i, text: "x".into(), items: vec![i] })).unwrap();
         let back = parse(&call.recv().unwrap().unwrap()).unwrap();
@@ -336,21 +352,20 @@ fn check_all_kinds(ch: &Channel, served_by: &str) {
     assert_eq!(call.finish().code, Code::Ok);
 }
 
-fn check_deadline_and_cancel(ch: &Channel, peer: &mut Peer) {
+fn check_deadline_and_cancel(ch: &Arc<Channel>, peer: &mut Peer) {
+    let client = GenClient::new(ch.clone());
     let t0 = Instant::now();
-    let st = ch
-        .unary(SVC, "Wait", &msg(1, ""), &CallOptions::new().timeout(Duration::from_millis(200)))
-        .unwrap_err();
+    let st = client.wait(&msg(1, ""), &CallOptions::new().timeout(Duration::from_millis(200))).unwrap_err();
     assert_eq!(st.code, Code::DeadlineExceeded, "{st}");
     assert!(t0.elapsed() >= Duration::from_millis(200));
     assert_eq!(peer.line(), "cancelled Wait"); // the handler saw the deadline pass
-                                               // a deadline already passed
-    let st = ch.unary(SVC, "Ask", &msg(1, ""), &CallOptions::new().deadline(Instant::now())).unwrap_err();
+
+    // a deadline already passed
+    let st = client.ask(&msg(1, ""), &CallOptions::new().deadline(Instant::now())).unwrap_err();
     assert_eq!(st.code, Code::DeadlineExceeded, "{st}");
 
     // a cancel reaches the streaming handler
-    let mut call =
-        ch.server_streaming(SVC, "Count", &msg(1000, "slow"), &CallOptions::new().timeout(SEC)).unwrap();
+    let mut call = client.count(&msg(1000, "slow"), &CallOptions::new().timeout(SEC)).unwrap();
     assert!(call.next().unwrap().is_ok());
     call.cancel();
     let rest: Vec<_> = call.by_ref().collect();
@@ -461,15 +476,15 @@ fn server_errors_and_dead_server() {
     // tcp:// without a token cannot start; a client without the token is refused
     if nng() {
         let mut s = Server::new();
-        s.add_service(gen_service()).add_port(&unique("tcp"));
+        s.add_service(service()).add_port(&unique("tcp"));
         assert_eq!(s.start().err().unwrap().kind(), ErrorKind::Inval);
         let t = unique("tcp");
         let mut s = Server::new();
-        s.add_service(gen_service()).add_port(&t).set_token(TOKEN);
+        s.add_service(service()).add_port(&t).set_token(TOKEN);
         s.start().unwrap();
         // an address in use
         let mut again = Server::new();
-        again.add_service(gen_service()).add_port(&t).set_token(TOKEN);
+        again.add_service(service()).add_port(&t).set_token(TOKEN);
         assert_eq!(again.start().err().unwrap().kind(), ErrorKind::Busy);
         let e = Channel::open(&t, Some("wrong-token-here")).err().unwrap();
         assert_eq!(e.kind(), ErrorKind::Acces, "{e}");
