@@ -881,6 +881,320 @@ static napi_value start_async(napi_env env, napi_callback_info info)
     return promise;
 }
 
+/* ---- rpc clients ---------------------------------------------------------------------
+ *
+ * A channel and its calls are externals over shoal_rpc_channel / rpc_call_box. Every
+ * step that may wait (connecting, sending into a full window, receiving, finishing) is
+ * an rpc_job on libuv's thread pool returning a Promise; the JS layer (lib/rpc.js)
+ * runs at most one at a time per call and frees a call only when none is pending.
+ */
+
+/* A call and the method table it references (rpc.h: the table must outlive it). */
+typedef struct rpc_call_box {
+    shoal_rpc_call *call;
+    shoal_rpc_method m;
+    char name[];
+} rpc_call_box;
+
+enum rpc_op { RPC_OPEN, RPC_SEND, RPC_RECV, RPC_FINISH };
+
+typedef struct rpc_job {
+    enum rpc_op op;
+    shoal_rpc_channel *ch;
+    rpc_call_box *box;
+    char *address, *token;
+    attr_buf attr;
+    bool has_attr;
+    int64_t timeout;
+    void *msg; /* RPC_SEND: a copy of the message; RPC_RECV: the response */
+    size_t len;
+    int rc;
+    char detail[SHOAL_RPC_DETAIL_MAX + 512];
+    napi_deferred deferred;
+    napi_async_work work;
+} rpc_job;
+
+static void rpc_execute(napi_env env, void *data)
+{
+    (void)env;
+    rpc_job *j = data;
+    switch (j->op) {
+    case RPC_OPEN: {
+        shoal_rpc_channel_config cfg = {.connect_timeout = j->timeout,
+                                        .attr = j->has_attr ? &j->attr.attr : NULL,
+                                        .token = j->token};
+        j->rc = shoal_rpc_channel_open(&j->ch, j->address, &cfg);
+        break;
+    }
+    case RPC_SEND:
+        j->rc = shoal_rpc_call_send(j->box->call, j->msg, j->len);
+        break;
+    case RPC_RECV:
+        j->rc = shoal_rpc_call_recv(j->box->call, &j->msg, &j->len);
+        break;
+    case RPC_FINISH:
+        j->rc = shoal_rpc_call_finish(j->box->call, j->detail, SHOAL_RPC_DETAIL_MAX);
+        return;
+    }
+    if (j->rc < 0)
+        snprintf(j->detail, sizeof(j->detail), "%s", shoal_errdetail());
+}
+
+/* [[key, value], ...] of a metadata list. */
+static napi_value md_value(napi_env env, const shoal_rpc_md *md)
+{
+    napi_value arr;
+    napi_create_array_with_length(env, md->count, &arr);
+    for (size_t i = 0; i < md->count; i++) {
+        napi_value pair;
+        napi_create_array_with_length(env, 2, &pair);
+        napi_set_element(env, pair, 0, str(env, md->items[i].key));
+        napi_set_element(env, pair, 1, str(env, md->items[i].value));
+        napi_set_element(env, arr, (uint32_t)i, pair);
+    }
+    return arr;
+}
+
+/* The value a job resolves with: the channel; nothing; the response (a Buffer) or
+ * null at the end; [code, detail, headers, trailers]. */
+static napi_value rpc_result(napi_env env, rpc_job *j)
+{
+    napi_value r;
+    switch (j->op) {
+    case RPC_OPEN:
+        return handle(env, j->ch);
+    case RPC_SEND:
+        return undef(env);
+    case RPC_RECV:
+        if (j->rc == 0) {
+            napi_get_null(env, &r);
+            return r;
+        }
+        void *data;
+        napi_create_buffer_copy(env, j->len, j->msg ? j->msg : "", &data, &r);
+        return r;
+    case RPC_FINISH:
+        napi_create_array_with_length(env, 4, &r);
+        napi_set_element(env, r, 0, num(env, j->rc));
+        napi_set_element(env, r, 1, str(env, j->detail));
+        napi_set_element(env, r, 2, md_value(env, shoal_rpc_call_headers(j->box->call)));
+        napi_set_element(env, r, 3, md_value(env, shoal_rpc_call_trailers(j->box->call)));
+        return r;
+    }
+    return undef(env);
+}
+
+static void rpc_complete(napi_env env, napi_status status, void *data)
+{
+    rpc_job *j = data;
+    if (status != napi_ok)
+        napi_reject_deferred(env, j->deferred, make_error(env, SHOAL_ESYS, "cancelled"));
+    else if (j->rc < 0 && j->op != RPC_FINISH)
+        napi_reject_deferred(env, j->deferred, make_error(env, j->rc, j->detail));
+    else
+        napi_resolve_deferred(env, j->deferred, rpc_result(env, j));
+    napi_delete_async_work(env, j->work);
+    free(j->msg);
+    free(j->address);
+    free(j->token);
+    free(j);
+}
+
+static napi_value rpc_queue(napi_env env, rpc_job *j)
+{
+    napi_value promise, name;
+    napi_create_promise(env, &j->deferred, &promise);
+    napi_create_string_utf8(env, "shoal-rpc", NAPI_AUTO_LENGTH, &name);
+    napi_create_async_work(env, NULL, name, rpc_execute, rpc_complete, j, &j->work);
+    napi_queue_async_work(env, j->work);
+    return promise;
+}
+
+static rpc_job *rpc_job_new(napi_env env, enum rpc_op op)
+{
+    rpc_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        throw_rc(env, SHOAL_ENOMEM);
+    else
+        j->op = op;
+    return j;
+}
+
+/* A heap copy of s (NULL for NULL, or when out of memory). */
+static char *copy_str(const char *s)
+{
+    char *c = s ? malloc(strlen(s) + 1) : NULL;
+    return c ? strcpy(c, s) : NULL;
+}
+
+/* rpcOpen(address, token|null, connectTimeoutNs, attr|null) -> Promise of a channel. */
+static napi_value rpc_open(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    char address[1024], token[1024];
+    const char *a = str_of(env, argv[0], address, sizeof(address));
+    const char *t = str_of(env, argv[1], token, sizeof(token));
+    if (!a)
+        return throw_arg(env, "rpcOpen: the address must be a string");
+    rpc_job *j = rpc_job_new(env, RPC_OPEN);
+    if (!j)
+        return NULL;
+    j->address = copy_str(a);
+    j->token = copy_str(t);
+    j->timeout = i64_of(env, argv[2]);
+    j->has_attr = attr_of(env, argv[3], &j->attr) != NULL;
+    return rpc_queue(env, j);
+}
+
+/* rpcChannelClose(channel): cancels its calls and disconnects. */
+static napi_value rpc_channel_close(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_rpc_channel_close(ptr_of(env, argv[0]));
+    return undef(env);
+}
+
+/* Metadata [[key, value], ...] into md. */
+static bool md_of(napi_env env, napi_value v, shoal_rpc_md *md)
+{
+    uint32_t n = 0;
+    if (is_nullish(env, v))
+        return true;
+    if (napi_get_array_length(env, v, &n) != napi_ok)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value pair, k, x;
+        char key[SHOAL_RPC_KEY_MAX + 1], value[SHOAL_RPC_VALUE_MAX + 1];
+        if (napi_get_element(env, v, i, &pair) != napi_ok ||
+            napi_get_element(env, pair, 0, &k) != napi_ok ||
+            napi_get_element(env, pair, 1, &x) != napi_ok ||
+            !str_of(env, k, key, sizeof(key)) || !str_of(env, x, value, sizeof(value)) ||
+            shoal_rpc_md_add(md, key, value) < 0)
+            return false;
+    }
+    return true;
+}
+
+/* rpcStart(channel, service, method, kind, request|null, timeoutNs, metadata) -> call.
+ * A unary or server-streaming call's request goes with its start. */
+static napi_value rpc_start(napi_env env, napi_callback_info info)
+{
+    ARGS(7);
+    char service[256], method[256];
+    shoal_rpc_channel *ch = ptr_of(env, argv[0]);
+    void *req = NULL;
+    size_t len = 0;
+    bool has_req = !is_nullish(env, argv[4]);
+    if (!ch || !str_of(env, argv[1], service, sizeof(service)) ||
+        !str_of(env, argv[2], method, sizeof(method)) ||
+        (has_req && !bytes_of(env, argv[4], &req, &len)))
+        return throw_arg(env, "rpcStart: bad arguments (closed channel?)");
+    shoal_rpc_md md = {0};
+    if (!md_of(env, argv[6], &md)) {
+        shoal_rpc_md_clear(&md);
+        return throw_arg(env, "rpcStart: metadata must be [key, value] string pairs "
+                              "within the length limits");
+    }
+    rpc_call_box *box = calloc(1, sizeof(*box) + strlen(method) + 1);
+    if (!box) {
+        shoal_rpc_md_clear(&md);
+        return throw_rc(env, SHOAL_ENOMEM);
+    }
+    strcpy(box->name, method);
+    box->m.name = box->name;
+    box->m.kind = (int)i64_of(env, argv[3]);
+    shoal_rpc_options opts = {.timeout = i64_of(env, argv[5]), .metadata = &md};
+    int rc = has_req ? shoal_rpc_call_start_request(&box->call, ch, service, &box->m, req,
+                                                    len, &opts)
+                     : shoal_rpc_call_start(&box->call, ch, service, &box->m, &opts);
+    shoal_rpc_md_clear(&md);
+    if (rc < 0) {
+        free(box);
+        return throw_rc(env, rc);
+    }
+    return handle(env, box);
+}
+
+/* rpcSend(call, bytes) -> Promise (waits while the server's window is full). */
+static napi_value rpc_send(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    rpc_call_box *box = ptr_of(env, argv[0]);
+    void *data;
+    size_t len;
+    if (!box || !bytes_of(env, argv[1], &data, &len))
+        return throw_arg(env, "rpcSend: bad arguments (freed call?)");
+    rpc_job *j = rpc_job_new(env, RPC_SEND);
+    if (!j)
+        return NULL;
+    j->box = box;
+    j->len = len;
+    j->msg = malloc(len ? len : 1);
+    if (!j->msg) {
+        free(j);
+        return throw_rc(env, SHOAL_ENOMEM);
+    }
+    memcpy(j->msg, data, len);
+    return rpc_queue(env, j);
+}
+
+/* rpcRecv(call) / rpcFinish(call) -> Promise. */
+static napi_value rpc_wait_op(napi_env env, napi_callback_info info, enum rpc_op op)
+{
+    ARGS(1);
+    rpc_call_box *box = ptr_of(env, argv[0]);
+    if (!box)
+        return throw_arg(env, "rpc: freed call");
+    rpc_job *j = rpc_job_new(env, op);
+    if (!j)
+        return NULL;
+    j->box = box;
+    return rpc_queue(env, j);
+}
+
+static napi_value rpc_recv(napi_env env, napi_callback_info info)
+{
+    return rpc_wait_op(env, info, RPC_RECV);
+}
+
+static napi_value rpc_finish(napi_env env, napi_callback_info info)
+{
+    return rpc_wait_op(env, info, RPC_FINISH);
+}
+
+/* rpcCallOp(call, what): 0 close_send (returns its rc), 1 cancel, 2 free. */
+static napi_value rpc_call_op(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    rpc_call_box *box = ptr_of(env, argv[0]);
+    if (!box)
+        return throw_arg(env, "rpc: freed call");
+    switch (i64_of(env, argv[1])) {
+    case 0:
+        return num(env, shoal_rpc_call_close_send(box->call));
+    case 1:
+        shoal_rpc_call_cancel(box->call);
+        break;
+    default:
+        shoal_rpc_call_free(box->call);
+        free(box);
+    }
+    return undef(env);
+}
+
+/* rpcCodeName(code) -> gRPC's name, or null. */
+static napi_value rpc_code_name(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    const char *n = shoal_rpc_code_name((int)i64_of(env, argv[0]));
+    if (!n) {
+        napi_value r;
+        napi_get_null(env, &r);
+        return r;
+    }
+    return str(env, n);
+}
+
 /* ---- primitives -------------------------------------------------------------------- */
 
 /* syncOpen(kind, name, mode, value, attr) -> [handle, name]: value is a semaphore's
@@ -1099,6 +1413,14 @@ static napi_value init(napi_env env, napi_value exports)
         FN("syncCall", sync_call),
         FN("lockAcquire", lock_acquire),
         FN("condWait", cond_wait),
+        FN("rpcOpen", rpc_open),
+        FN("rpcChannelClose", rpc_channel_close),
+        FN("rpcStart", rpc_start),
+        FN("rpcSend", rpc_send),
+        FN("rpcRecv", rpc_recv),
+        FN("rpcFinish", rpc_finish),
+        FN("rpcCallOp", rpc_call_op),
+        FN("rpcCodeName", rpc_code_name),
     };
     napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
     return exports;

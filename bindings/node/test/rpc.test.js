@@ -1,0 +1,191 @@
+'use strict';
+// Node clients of a C server (tests/rpc's svcpeer serving svct.Gen, $SHOAL_RPC_PEER)
+// in another process, over shm:// and, when libshoal has nng ($SHOAL_RPC_NNG=1),
+// tcp:// with a token: the four kinds of call, metadata both ways, error codes,
+// deadlines, cancellation, invalid requests, and a dead server.
+//
+// svct.Gen: Ask(Fix) -> Enc {n + 1, text + the "who" metadata, items {n, n}}, n == -1
+// fails FAILED_PRECONDITION; Count(Enc) -> n Fix 0..n-1 (20 ms apart when text is
+// "slow"); Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2;
+// Wait(Fix) waits until the call ends; Missing has no handler. Messages travel as
+// protobuf; the few fields needed are encoded and decoded by hand below.
+const test = require('node:test');
+const assert = require('node:assert');
+const { spawn } = require('child_process');
+const readline = require('readline');
+const { rpc } = require('..');
+const { opts } = require('./util');
+
+const { Channel, Code, Kind, RpcError } = rpc;
+const PEER = process.env.SHOAL_RPC_PEER;
+const TOKEN = 'rpc-test-token';
+const SVC = 'svct.Gen';
+const SEC = 60000;
+
+// ---- the few protobuf fields of Fix and Enc ---------------------------------------
+
+function varint(out, v) {
+  let x = BigInt.asUintN(64, BigInt(v));
+  while (x >= 0x80n) {
+    out.push(Number(x & 0x7fn) | 0x80);
+    x >>= 7n;
+  }
+  out.push(Number(x));
+}
+
+function encode({ n = 0, text = '', items = [] }) {
+  const out = [];
+  if (n) {
+    out.push(0x08);
+    varint(out, n);
+  }
+  if (text) {
+    const b = Buffer.from(text);
+    out.push(0x12);
+    varint(out, b.length);
+    out.push(...b);
+  }
+  if (items.length) {
+    const packed = [];
+    for (const i of items) varint(packed, i);
+    out.push(0x1a);
+    varint(out, packed.length);
+    out.push(...packed);
+  }
+  return Buffer.from(out);
+}
+
+function decode(b) {
+  const m = { n: 0, text: '', items: [] };
+  let at = 0;
+  const get = (buf) => {
+    let v = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      const byte = buf[at++];
+      v |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) return Number(BigInt.asIntN(32, v));
+    }
+  };
+  while (at < b.length) {
+    const key = get(b);
+    if (key === 0x08) m.n = get(b);
+    else if (key === 0x18) m.items.push(get(b));
+    else if (key === 0x12 || key === 0x1a) {
+      const len = get(b);
+      const end = at + len;
+      if (key === 0x12) m.text = b.subarray(at, end).toString();
+      else while (at < end) m.items.push(get(b));
+      at = end;
+    } else throw new Error(`unexpected key ${key}`);
+  }
+  return m;
+}
+
+// ---- the C server ----------------------------------------------------------------
+
+let serial = 0;
+function addresses() {
+  const a = [`shm://node-rpc-${process.pid}-${serial++}`];
+  if (process.env.SHOAL_RPC_NNG === '1') a.push(`tcp://127.0.0.1:${20000 + ((process.pid * 11 + serial++ * 17) % 40000)}`);
+  return a;
+}
+
+/** Starts svcpeer on the addresses; resolves once it is ready, with `.lines` (an
+ * async iterator over what it prints next) and `.proc`. */
+async function peer(addrs) {
+  const proc = spawn(PEER, ['server', ...addrs], {
+    env: { ...process.env, SHOAL_ROOT: opts().root, SHOAL_DOMAIN: opts().domain },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = readline.createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  assert.strictEqual(first.value, 'ready');
+  return { proc, lines, next: async () => (await lines.next()).value };
+}
+
+const open = (a) => Channel.open(a, { token: TOKEN, connectTimeout: SEC, ...opts() });
+const isCode = (code) => (e) => e instanceof RpcError && e.code === code;
+
+test('Node client, C server: all kinds of call, errors, deadlines, cancel', { skip: !PEER && 'SHOAL_RPC_PEER not set' }, async () => {
+  const addrs = addresses();
+  const server = await peer(addrs);
+  try {
+    for (const a of addrs) {
+      const ch = await open(a);
+      // unary with metadata both ways
+      const call = ch.start(SVC, 'Ask', Kind.UNARY, encode({ n: 41, text: 'hi ' }), { timeout: SEC, metadata: { who: 'node' } });
+      assert.deepStrictEqual(decode(await call.response()), { n: 42, text: 'hi node', items: [41, 41] });
+      const st = await call.finish();
+      assert.deepStrictEqual(st.headers, [['who', 'node']]);
+      assert.deepStrictEqual(st.trailers, [['served-by', 'c']]);
+      call.free();
+      // error codes
+      await assert.rejects(ch.unary(SVC, 'Ask', encode({ n: -1 })), (e) => isCode(Code.FAILED_PRECONDITION)(e) && e.details === 'negative' && e.codeName === 'FAILED_PRECONDITION');
+      await assert.rejects(ch.unary(SVC, 'Missing', encode({ n: 1 })), isCode(Code.UNIMPLEMENTED));
+      await assert.rejects(ch.unary(SVC, 'Ask', Buffer.from([0xff, 0xff, 0xff]), { timeout: SEC }), isCode(Code.INVALID_ARGUMENT));
+      // server streaming past the window, as an async iterator
+      const got = [];
+      for await (const m of ch.serverStreaming(SVC, 'Count', encode({ n: 40 }), { timeout: SEC })) got.push(decode(m).n);
+      assert.deepStrictEqual(got, [...Array(40).keys()]);
+      // client streaming
+      const sum = ch.clientStreaming(SVC, 'Sum', { timeout: SEC });
+      for (let i = 0; i < 40; i++) await sum.send(encode({ n: i }));
+      assert.strictEqual(decode(await sum.response()).n, 780);
+      sum.free();
+      // bidirectional, one in flight at a time
+      const chat = ch.bidiStreaming(SVC, 'Chat', { timeout: SEC });
+      for (let i = 0; i < 40; i++) {
+        await chat.send(encode({ n: i, text: 'x', items: [i] }));
+        assert.deepStrictEqual(decode(await chat.recv()), { n: 2 * i, text: 'x', items: [i] });
+      }
+      await chat.closeSend();
+      assert.strictEqual(await chat.recv(), null);
+      assert.strictEqual((await chat.finish()).code, Code.OK);
+      chat.free();
+      // deadline: the handler sees it pass too; a deadline already passed
+      const t0 = Date.now();
+      await assert.rejects(ch.unary(SVC, 'Wait', encode({ n: 1 }), { timeout: 200 }), isCode(Code.DEADLINE_EXCEEDED));
+      assert.ok(Date.now() - t0 >= 190);
+      assert.strictEqual(await server.next(), 'cancelled Wait');
+      await assert.rejects(ch.unary(SVC, 'Ask', encode({ n: 1 }), { deadline: Date.now() - 1 }), isCode(Code.DEADLINE_EXCEEDED));
+      // cancel reaches the streaming handler, while a recv waits
+      const slow = ch.serverStreaming(SVC, 'Count', encode({ n: 1000, text: 'slow' }), { timeout: SEC });
+      assert.strictEqual(decode(await slow.recv()).n, 0);
+      slow.cancel();
+      await assert.rejects(async () => {
+        for (;;) if ((await slow.recv()) === null) break;
+      }, isCode(Code.CANCELLED));
+      slow.free();
+      assert.strictEqual(await server.next(), 'cancelled Count');
+      // the event loop stays free while a call waits
+      const wait = ch.unary(SVC, 'Wait', encode({ n: 1 }), { timeout: 300 });
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      await assert.rejects(wait, isCode(Code.DEADLINE_EXCEEDED));
+      clearInterval(timer);
+      assert.ok(ticks >= 5, `${ticks} timer ticks during a 300 ms call`);
+      assert.strictEqual(await server.next(), 'cancelled Wait');
+      ch.close();
+    }
+  } finally {
+    server.proc.kill('SIGKILL');
+  }
+});
+
+test('a server killed mid-stream gives UNAVAILABLE; no server, wrong token', { skip: !PEER && 'SHOAL_RPC_PEER not set' }, async () => {
+  await assert.rejects(Channel.open(`shm://node-none-${process.pid}`, opts()), (e) => e.code === 'ENOENT');
+  const addrs = addresses();
+  const server = await peer(addrs);
+  if (addrs.length > 1) await assert.rejects(Channel.open(addrs[1], { token: 'wrong-token-here', connectTimeout: SEC }), (e) => e.code === 'EACCES');
+  const ch = await open(addrs[0]);
+  const slow = ch.serverStreaming(SVC, 'Count', encode({ n: 1000, text: 'slow' }), { timeout: SEC });
+  assert.strictEqual(decode(await slow.recv()).n, 0);
+  server.proc.kill('SIGKILL');
+  const t0 = Date.now();
+  await assert.rejects(async () => {
+    for (;;) if ((await slow.recv()) === null) break;
+  }, isCode(Code.UNAVAILABLE));
+  assert.ok(Date.now() - t0 < 20000);
+  slow.free();
+  ch.close();
+});
