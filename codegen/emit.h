@@ -63,6 +63,10 @@ void sg_emit_rust_services(sg_buf *b, const sg_file *file);
  * over a DataView of its bytes, for the shoal npm package). Returns 0 or -1. */
 int sg_emit_node(sg_model *m, const sg_params *p, sg_outputs *out);
 
+/* The Node.js emitter's services (emit_node_service.c): a client class per service at
+ * the end of the .js, declared in the .d.ts, its name added to the exports. */
+void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_file *file);
+
 /*
  * Runs protobuf-c's code generator (protoc-gen-c) on the files whose encoded
  * messages need it, and adds its headers (and, for files being generated, its

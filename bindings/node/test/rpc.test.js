@@ -1,5 +1,6 @@
 'use strict';
-// Node clients of a C server (tests/rpc's svcpeer serving svct.Gen, $SHOAL_RPC_PEER)
+// Node clients (the shoal package's rpc module and the GenClient `shoal gen --lang
+// node` emits) of a C server (tests/rpc's svcpeer serving svct.Gen, $SHOAL_RPC_PEER)
 // in another process, over shm:// and, when libshoal has nng ($SHOAL_RPC_NNG=1),
 // tcp:// with a token: the four kinds of call, metadata both ways, error codes,
 // deadlines, cancellation, invalid requests, and a dead server.
@@ -14,7 +15,11 @@ const assert = require('node:assert');
 const { spawn } = require('child_process');
 const readline = require('readline');
 const { rpc } = require('..');
+const path = require('path');
 const { opts } = require('./util');
+const { generate } = require('./gen');
+
+const { GenClient } = require(path.join(generate('rpc'), 'svct_shoal.js'));
 
 const { Channel, Code, Kind, RpcError } = rpc;
 const PEER = process.env.SHOAL_RPC_PEER;
@@ -119,6 +124,22 @@ test('Node client, C server: all kinds of call, errors, deadlines, cancel', { sk
       assert.deepStrictEqual(st.headers, [['who', 'node']]);
       assert.deepStrictEqual(st.trailers, [['served-by', 'c']]);
       call.free();
+      // the generated client
+      const gen = new GenClient(ch);
+      assert.strictEqual(GenClient.SERVICE, SVC);
+      assert.strictEqual(decode(await gen.ask(encode({ n: 1 }), { timeout: SEC })).n, 2);
+      await assert.rejects(gen.missing(encode({ n: 1 })), isCode(Code.UNIMPLEMENTED));
+      const counted = [];
+      for await (const m of gen.count(encode({ n: 3 }))) counted.push(decode(m).n);
+      assert.deepStrictEqual(counted, [0, 1, 2]);
+      const s3 = gen.sum();
+      for (const n of [1, 2, 3]) await s3.send(encode({ n }));
+      assert.strictEqual(decode(await s3.response()).n, 6);
+      s3.free();
+      const c1 = gen.chat();
+      await c1.send(encode({ n: 5 }));
+      assert.strictEqual(decode(await c1.recv()).n, 10);
+      c1.free();
       // error codes
       await assert.rejects(ch.unary(SVC, 'Ask', encode({ n: -1 })), (e) => isCode(Code.FAILED_PRECONDITION)(e) && e.details === 'negative' && e.codeName === 'FAILED_PRECONDITION');
       await assert.rejects(ch.unary(SVC, 'Missing', encode({ n: 1 })), isCode(Code.UNIMPLEMENTED));
