@@ -11,13 +11,19 @@
  *                           the response; server streaming `watch(request, opts)` -> a
  *                           Call to iterate with for await; client and bidirectional
  *                           streaming `x(opts)` -> a Call (send / closeSend / recv /
- *                           response / cancel).
+ *                           response / cancel);
+ *   addFleetService(server, impl)
+ *                           adds the service to a shoal.rpc.Server, each method
+ *                           served by impl's async method of the same name (unary:
+ *                           (request, call) -> response; server streaming: (request,
+ *                           call), sending with call.send; client streaming: (call) ->
+ *                           response, reading the requests with for await; bidi:
+ *                           (call)); methods impl lacks answer UNIMPLEMENTED.
  *
  * Requests and responses are the protobuf encodings of the messages (Uint8Arrays), the
  * bytes the C, Python and Rust stubs put on the wire (the Node emitter has no protobuf
  * codec: encode them with any protobuf library), so fixed and encoded messages are
- * called alike. Each method's doc comment names its message types. Serving a service
- * from Node is not generated: the package has no rpc server.
+ * called alike. Each method's doc comment names its message types.
  */
 #include <ctype.h>
 
@@ -63,6 +69,36 @@ static void emit_method(sg_buf *js, sg_buf *ts, const sg_service *s, const sg_me
                   me->server_streaming ? "rpc.Call" : "Promise<Uint8Array>");
 }
 
+/* add<Service>Service(server, impl): impl's methods (lowerCamelCase) as the handlers. */
+static void emit_add(sg_buf *js, sg_buf *ts, const sg_service *s)
+{
+    const char *doc =
+        sg_printf("/** Adds service %s to a shoal.rpc.Server, served by impl's methods "
+                  "(async; those it lacks answer UNIMPLEMENTED). */\n",
+                  s->full_name);
+    sg_buf_puts(js, doc);
+    sg_buf_printf(js, "function add%sService(server, impl) {\n  const h = {};\n",
+                  s->name);
+    sg_buf_puts(ts, doc);
+    sg_buf_printf(ts,
+                  "export declare function add%sService(server: rpc.Server, impl: {\n",
+                  s->name);
+    for (size_t i = 0; i < s->nmethods; i++) {
+        const sg_method *me = &s->methods[i];
+        const char *fn = lower_camel(me->name);
+        int kind = (me->client_streaming ? 2 : 0) + (me->server_streaming ? 1 : 0);
+        sg_buf_printf(js,
+                      "  if (impl.%s) h['%s'] = { kind: %d, fn: impl.%s.bind(impl) };\n",
+                      fn, me->name, kind, fn);
+        sg_buf_printf(ts, "  %s?(%s): Promise<%s>;\n", fn,
+                      me->client_streaming ? "call: rpc.ServerCall"
+                                           : "request: Uint8Array, call: rpc.ServerCall",
+                      me->server_streaming ? "void" : "Uint8Array");
+    }
+    sg_buf_printf(js, "  return server.addService('%s', h);\n}\n\n", s->full_name);
+    sg_buf_puts(ts, "}): rpc.Server;\n\n");
+}
+
 void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_file *file)
 {
     if (!file->nservices)
@@ -96,6 +132,7 @@ void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_fil
         }
         sg_buf_printf(js, "}\n%sClient.SERVICE = '%s';\n\n", s->name, s->full_name);
         sg_buf_puts(ts, "}\n\n");
-        sg_buf_printf(exports, "  %sClient,\n", s->name);
+        emit_add(js, ts, s);
+        sg_buf_printf(exports, "  %sClient,\n  add%sService,\n", s->name, s->name);
     }
 }

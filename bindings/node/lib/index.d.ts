@@ -168,7 +168,7 @@ export namespace gen {
   }
 }
 
-/** Services, client side: gRPC-like calls to a shoal server; messages are bytes. */
+/** Services: gRPC-like calls between processes; messages are bytes. */
 export namespace rpc {
   /** gRPC's status codes, with gRPC's numbers. */
   export const Code: Readonly<{
@@ -201,6 +201,7 @@ export namespace rpc {
     error: RpcError | null;
   }
   export class RpcError extends Error {
+    constructor(code: number, details: string, headers?: Metadata, trailers?: Metadata);
     readonly code: number;
     readonly codeName: string;
     readonly details: string;
@@ -228,5 +229,30 @@ export namespace rpc {
     clientStreaming(service: string, method: string, opts?: CallOptions): Call;
     bidiStreaming(service: string, method: string, opts?: CallOptions): Call;
     close(): void;
+  }
+  /** What a handler sees of its call. */
+  export class ServerCall implements AsyncIterable<Uint8Array> {
+    readonly method: string;
+    readonly metadata: Metadata;
+    recv(): Promise<Uint8Array | null>;
+    send(msg: Uint8Array): Promise<void>;
+    timeRemaining(): number;
+    isCancelled(): boolean;
+    addHeader(key: string, value: string): void;
+    addTrailer(key: string, value: string): void;
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+  }
+  export type Handler =
+    | { kind: 0; fn: (request: Uint8Array, call: ServerCall) => Promise<Uint8Array> }
+    | { kind: 1; fn: (request: Uint8Array, call: ServerCall) => Promise<void> }
+    | { kind: 2; fn: (call: ServerCall) => Promise<Uint8Array> }
+    | { kind: 3; fn: (call: ServerCall) => Promise<void> };
+  export class Server {
+    constructor(opts?: { root?: string; domain?: string });
+    addService(name: string, handlers: Record<string, Handler>): this;
+    addPort(address: string): this;
+    setToken(token: string): this;
+    start(): void;
+    stop(): Promise<void>;
   }
 }

@@ -1,5 +1,5 @@
 'use strict';
-// Services, client side: gRPC-like calls to a shoal server (C, Python or Rust) over the
+// Services: gRPC-like calls to a shoal server (C, Python or Rust) over the
 // address's transport — shm://name (shared memory on this host), ipc:///path or
 // tcp://host:port (with the server's token).
 //
@@ -16,6 +16,10 @@
 // Messages are bytes: the protobuf encodings of the request and response types, as the
 // C, Python and Rust stubs send them (`shoal gen --lang node` emits typed clients that
 // name the methods; the encoding is the caller's, with any protobuf library).
+//
+// A Server serves services on addresses: its loop runs on a thread of its own and each
+// call's handler is an async function on the main thread, called through a
+// threadsafe function while libshoal's handler thread waits for it to settle.
 
 const { native, attrOf, nanos } = require('./native');
 
@@ -226,4 +230,157 @@ class Call {
   }
 }
 
-module.exports = { Channel, Call, Code, Kind, RpcError };
+// ---- server ------------------------------------------------------------------------
+
+/** What a handler sees of its call (valid until the handler settles). */
+class ServerCall {
+  constructor(h, method) {
+    this._h = h;
+    this.method = method; // 'pkg.Service/Method'
+    [this.metadata] = native.rpcCtxInfo(h); // [[key, value], ...]
+  }
+
+  /** The next request, or null at their end; rejects CANCELLED (or DEADLINE_EXCEEDED)
+   * once the call is over, INVALID_ARGUMENT for a request that failed its check. */
+  async recv() {
+    try {
+      return await native.rpcCtxRecv(this._h);
+    } catch (e) {
+      throw this._ended(e);
+    }
+  }
+
+  /** Sends a response (waits, off the main thread, while the client's window is full). */
+  async send(msg) {
+    try {
+      await native.rpcCtxSend(this._h, msg);
+    } catch (e) {
+      throw this._ended(e);
+    }
+  }
+
+  _ended(e) {
+    if (e.code === 'EINVALID_DATA') return new RpcError(Code.INVALID_ARGUMENT, 'invalid request');
+    if (e.code === 'ECLOSED') return new RpcError(this.timeRemaining() === 0 ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, e.message);
+    return asRpcError(e);
+  }
+
+  /** Milliseconds left until the deadline (Infinity: none). */
+  timeRemaining() {
+    const ns = native.rpcCtxInfo(this._h)[1];
+    return ns < 0 ? Infinity : Number(ns) / 1e6;
+  }
+
+  /** True once the call was cancelled, its deadline passed or its client died. */
+  isCancelled() {
+    return native.rpcCtxInfo(this._h)[2];
+  }
+
+  addHeader(key, value) {
+    native.rpcCtxAddMd(this._h, false, key, value);
+  }
+
+  addTrailer(key, value) {
+    native.rpcCtxAddMd(this._h, true, key, value);
+  }
+
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      const m = await this.recv();
+      if (m === null) return;
+      yield m;
+    }
+  }
+}
+
+/** The one request of a unary or server-streaming call. */
+async function single(call) {
+  const m = await call.recv();
+  if (m === null) throw new RpcError(Code.INVALID_ARGUMENT, 'no request');
+  return m;
+}
+
+/** How each kind of handler is run: unary (request, call) -> response; server
+ * streaming (request, call) sending with call.send; client streaming (call) ->
+ * response, reading `for await (const r of call)`; bidi (call). */
+const RUN = {
+  [Kind.UNARY]: async (fn, call) => call.send(await fn(await single(call), call)),
+  [Kind.SERVER_STREAMING]: async (fn, call) => fn(await single(call), call),
+  [Kind.CLIENT_STREAMING]: async (fn, call) => call.send(await fn(call)),
+  [Kind.BIDI_STREAMING]: async (fn, call) => fn(call),
+};
+
+/**
+ * A server: services on addresses. Its loop and each call's wait run off the main
+ * thread; the handlers (async functions) run on it. A handler's rejection with an
+ * RpcError ends the call with its code, details and trailers; any other error ends it
+ * INTERNAL. opts: root / domain of shm:// objects.
+ */
+class Server {
+  constructor(opts = {}) {
+    this._services = new Map();
+    this._ports = [];
+    this._token = null;
+    this._attr = attrOf(opts);
+    this._h = null;
+  }
+
+  /** Adds service `name` ('pkg.Service'): handlers {Method: {kind, fn}}; methods
+   * left out answer UNIMPLEMENTED. */
+  addService(name, handlers) {
+    this._services.set(name, handlers);
+    return this;
+  }
+
+  addPort(address) {
+    this._ports.push(address);
+    return this;
+  }
+
+  /** The token tcp:// clients must prove they know (at least 8 characters). */
+  setToken(token) {
+    this._token = token;
+    return this;
+  }
+
+  /** Starts serving; throws the listening error (EBUSY, EINVAL, ...). */
+  start() {
+    const services = [...this._services].map(([name, h]) => ({
+      name,
+      methods: Object.entries(h).map(([m, { kind }]) => [m, kind]),
+    }));
+    this._h = native.rpcServe(services, this._ports, this._token, this._attr, (h, method) => {
+      this._run(h, method);
+    });
+  }
+
+  async _run(h, method) {
+    const [svc, name] = [method.slice(0, method.lastIndexOf('/')), method.slice(method.lastIndexOf('/') + 1)];
+    let code = Code.OK;
+    let details = '';
+    try {
+      const call = new ServerCall(h, method);
+      const handler = this._services.get(svc)?.[name];
+      if (!handler?.fn) throw new RpcError(Code.UNIMPLEMENTED, `${method}: no handler`);
+      try {
+        await RUN[handler.kind](handler.fn, call);
+      } catch (e) {
+        if (e instanceof RpcError) for (const [k, v] of e.trailers ?? []) call.addTrailer(k, v);
+        throw e;
+      }
+    } catch (e) {
+      code = e instanceof RpcError ? e.code : Code.INTERNAL;
+      details = e instanceof RpcError ? e.details : String(e?.stack ?? e);
+    }
+    native.rpcCtxDone(h, code, details.slice(0, 500));
+  }
+
+  /** Stops serving: cancels the calls still running, waits for their handlers. */
+  async stop() {
+    const h = this._h;
+    this._h = null;
+    if (h) await native.rpcServerStop(h);
+  }
+}
+
+module.exports = { Channel, Call, Code, Kind, RpcError, Server, ServerCall };

@@ -26,6 +26,7 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -896,12 +897,27 @@ typedef struct rpc_call_box {
     char name[];
 } rpc_call_box;
 
-enum rpc_op { RPC_OPEN, RPC_SEND, RPC_RECV, RPC_FINISH };
+enum rpc_op {
+    RPC_OPEN,
+    RPC_SEND,
+    RPC_RECV,
+    RPC_FINISH,
+    RPC_CTX_SEND,
+    RPC_CTX_RECV,
+    RPC_STOP
+};
+
+typedef struct node_call node_call;
+typedef struct node_server node_server;
+static void server_stop_wait(node_server *s);
+static void server_free(napi_env env, node_server *s);
 
 typedef struct rpc_job {
     enum rpc_op op;
     shoal_rpc_channel *ch;
     rpc_call_box *box;
+    node_call *nc;
+    node_server *server;
     char *address, *token;
     attr_buf attr;
     bool has_attr;
@@ -935,6 +951,15 @@ static void rpc_execute(napi_env env, void *data)
     case RPC_FINISH:
         j->rc = shoal_rpc_call_finish(j->box->call, j->detail, SHOAL_RPC_DETAIL_MAX);
         return;
+    case RPC_CTX_SEND:
+        j->rc = shoal_rpc_ctx_send(*(shoal_rpc_ctx **)j->nc, j->msg, j->len);
+        break;
+    case RPC_CTX_RECV:
+        j->rc = shoal_rpc_ctx_recv(*(shoal_rpc_ctx **)j->nc, &j->msg, &j->len);
+        break;
+    case RPC_STOP:
+        server_stop_wait(j->server);
+        return;
     }
     if (j->rc < 0)
         snprintf(j->detail, sizeof(j->detail), "%s", shoal_errdetail());
@@ -964,8 +989,11 @@ static napi_value rpc_result(napi_env env, rpc_job *j)
     case RPC_OPEN:
         return handle(env, j->ch);
     case RPC_SEND:
+    case RPC_CTX_SEND:
+    case RPC_STOP:
         return undef(env);
     case RPC_RECV:
+    case RPC_CTX_RECV:
         if (j->rc == 0) {
             napi_get_null(env, &r);
             return r;
@@ -993,6 +1021,8 @@ static void rpc_complete(napi_env env, napi_status status, void *data)
         napi_reject_deferred(env, j->deferred, make_error(env, j->rc, j->detail));
     else
         napi_resolve_deferred(env, j->deferred, rpc_result(env, j));
+    if (j->op == RPC_STOP)
+        server_free(env, j->server);
     napi_delete_async_work(env, j->work);
     free(j->msg);
     free(j->address);
@@ -1193,6 +1223,349 @@ static napi_value rpc_code_name(napi_env env, napi_callback_info info)
         return r;
     }
     return str(env, n);
+}
+
+/* ---- rpc servers ---------------------------------------------------------------------
+ *
+ * A node_server runs a shoal_loop and a shoal_rpc_server on a thread of its own. Every
+ * method is registered `blocking`, so libshoal runs each call's handler on a thread of
+ * its own: that thread hands the call (a node_call on its stack) to JavaScript through
+ * a threadsafe function and sleeps until JavaScript says rpcCtxDone(call, code,
+ * detail). Meanwhile the JS handler receives and sends through rpc_jobs (off the main
+ * thread), so the handler thread and the jobs never use the context at once. Stopping
+ * runs off the main thread too: it waits for the handlers, which need the main thread
+ * to finish.
+ */
+
+struct node_call {
+    shoal_rpc_ctx *ctx; /* first: the jobs read it through the node_call pointer */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int code;
+    char detail[SHOAL_RPC_DETAIL_MAX];
+};
+
+struct node_server {
+    pthread_t thread;
+    shoal_loop *loop;
+    napi_threadsafe_function tsfn;
+    shoal_rpc_service *svcs;
+    size_t n_svcs;
+    char **strings; /* every name the tables point to, and the addresses */
+    size_t n_strings;
+    char **addresses;
+    size_t n_addresses;
+    const char *token;
+    attr_buf attr;
+    bool has_attr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state; /* 0 starting, 1 serving, < 0 failed with that code */
+    char detail[1024];
+};
+
+static int node_handler(shoal_rpc_ctx *ctx, void *arg)
+{
+    node_server *s = arg;
+    node_call c = {.ctx = ctx, .code = SHOAL_RPC_INTERNAL};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    if (napi_call_threadsafe_function(s->tsfn, &c, napi_tsfn_blocking) != napi_ok) {
+        c.code = SHOAL_RPC_UNAVAILABLE;
+        snprintf(c.detail, sizeof(c.detail), "the Node.js server is stopping");
+        c.done = true;
+    }
+    pthread_mutex_lock(&c.mu);
+    while (!c.done)
+        pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    if (c.detail[0])
+        shoal_rpc_ctx_set_detail(ctx, "%s", c.detail);
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.mu);
+    return c.code;
+}
+
+/* On the main thread: handler(call, "pkg.Service/Method"). */
+static void node_call_js(napi_env env, napi_value fn, void *context, void *data)
+{
+    (void)context;
+    node_call *c = data;
+    if (!env) { /* the function is being released */
+        pthread_mutex_lock(&c->mu);
+        c->code = SHOAL_RPC_UNAVAILABLE;
+        c->done = true;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    napi_value argv[2], undefined, r;
+    argv[0] = handle(env, c);
+    argv[1] = str(env, shoal_rpc_ctx_method(c->ctx));
+    napi_get_undefined(env, &undefined);
+    napi_call_function(env, undefined, fn, 2, argv, &r);
+}
+
+static void *serve_main(void *arg)
+{
+    node_server *s = arg;
+    shoal_rpc_server *srv = NULL;
+    int rc = shoal_loop_create(&s->loop);
+    if (rc == 0)
+        rc = shoal_rpc_server_create(&srv, s->loop);
+    for (size_t i = 0; rc == 0 && i < s->n_svcs; i++)
+        rc = shoal_rpc_server_add_service(srv, &s->svcs[i]);
+    if (rc == 0 && s->token)
+        rc = shoal_rpc_server_set_token(srv, s->token);
+    for (size_t i = 0; rc == 0 && i < s->n_addresses; i++)
+        rc = shoal_rpc_server_listen(srv, s->addresses[i],
+                                     s->has_attr ? &s->attr.attr : NULL);
+    pthread_mutex_lock(&s->mu);
+    s->state = rc < 0 ? rc : 1;
+    if (rc < 0)
+        snprintf(s->detail, sizeof(s->detail), "%s", shoal_errdetail());
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0)
+        shoal_loop_run(s->loop);
+    shoal_rpc_server_destroy(srv); /* cancels the calls, waits for their handlers */
+    if (s->loop)
+        shoal_loop_destroy(s->loop);
+    s->loop = NULL;
+    return NULL;
+}
+
+/* Stops the loop and waits for the server thread (off the main thread). */
+static void server_stop_wait(node_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    shoal_loop *loop = s->loop;
+    pthread_mutex_unlock(&s->mu);
+    if (loop)
+        shoal_loop_stop(loop);
+    pthread_join(s->thread, NULL);
+}
+
+static void server_free(napi_env env, node_server *s)
+{
+    (void)env;
+    if (s->tsfn)
+        napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
+    for (size_t i = 0; i < s->n_svcs; i++)
+        free((void *)s->svcs[i].methods);
+    free(s->svcs);
+    for (size_t i = 0; i < s->n_strings; i++)
+        free(s->strings[i]);
+    free(s->strings);
+    free(s->addresses);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+/* A string property or element kept for the server's life. */
+static char *server_string(napi_env env, node_server *s, napi_value v)
+{
+    char buf[1024];
+    char *c = copy_str(str_of(env, v, buf, sizeof(buf)));
+    if (!c)
+        return NULL;
+    char **grown = realloc(s->strings, (s->n_strings + 1) * sizeof(*grown));
+    if (!grown) {
+        free(c);
+        return NULL;
+    }
+    s->strings = grown;
+    s->strings[s->n_strings++] = c;
+    return c;
+}
+
+/* The services [{name, methods: [[name, kind], ...]}, ...] into s's tables. */
+static bool server_tables(napi_env env, node_server *s, napi_value services)
+{
+    uint32_t n = 0;
+    if (napi_get_array_length(env, services, &n) != napi_ok || !n)
+        return false;
+    s->svcs = calloc(n, sizeof(*s->svcs));
+    if (!s->svcs)
+        return false;
+    s->n_svcs = n;
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value svc, name, methods;
+        uint32_t m = 0;
+        if (napi_get_element(env, services, i, &svc) != napi_ok ||
+            napi_get_named_property(env, svc, "name", &name) != napi_ok ||
+            napi_get_named_property(env, svc, "methods", &methods) != napi_ok ||
+            napi_get_array_length(env, methods, &m) != napi_ok)
+            return false;
+        shoal_rpc_method *table = calloc(m ? m : 1, sizeof(*table));
+        s->svcs[i] = (shoal_rpc_service){.name = server_string(env, s, name),
+                                         .methods = table,
+                                         .n_methods = m,
+                                         .arg = s};
+        if (!table || !s->svcs[i].name)
+            return false;
+        for (uint32_t k = 0; k < m; k++) {
+            napi_value pair, mname, kind;
+            if (napi_get_element(env, methods, k, &pair) != napi_ok ||
+                napi_get_element(env, pair, 0, &mname) != napi_ok ||
+                napi_get_element(env, pair, 1, &kind) != napi_ok)
+                return false;
+            table[k] = (shoal_rpc_method){.name = server_string(env, s, mname),
+                                          .kind = (int)i64_of(env, kind),
+                                          .handler = node_handler,
+                                          .blocking = 1};
+            if (!table[k].name)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* rpcServe(services, addresses, token|null, attr|null, handler) -> server: serves until
+ * rpcServerStop; handler(call, "pkg.Service/Method") runs each call. Throws the
+ * listening error (EBUSY, EINVAL, ...) with nothing left running. */
+static napi_value rpc_serve(napi_env env, napi_callback_info info)
+{
+    ARGS(5);
+    node_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return throw_rc(env, SHOAL_ENOMEM);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    uint32_t n = 0;
+    bool ok = server_tables(env, s, argv[0]) &&
+              napi_get_array_length(env, argv[1], &n) == napi_ok &&
+              (s->addresses = calloc(n ? n : 1, sizeof(char *))) != NULL;
+    for (uint32_t i = 0; ok && i < n; i++) {
+        napi_value a;
+        ok = napi_get_element(env, argv[1], i, &a) == napi_ok &&
+             (s->addresses[s->n_addresses++] = server_string(env, s, a)) != NULL;
+    }
+    if (ok && !is_nullish(env, argv[2]))
+        ok = (s->token = server_string(env, s, argv[2])) != NULL;
+    s->has_attr = attr_of(env, argv[3], &s->attr) != NULL;
+    napi_value name;
+    napi_create_string_utf8(env, "shoal-rpc-server", NAPI_AUTO_LENGTH, &name);
+    if (!ok || napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL,
+                                               NULL, node_call_js, &s->tsfn) != napi_ok) {
+        server_free(env, s);
+        return throw_arg(env, "rpcServe: bad arguments");
+    }
+    if (pthread_create(&s->thread, NULL, serve_main, s) != 0) {
+        server_free(env, s);
+        return throw_rc(env, SHOAL_ESYS);
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->state == 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (s->state < 0) {
+        napi_value err = make_error(env, s->state, s->detail);
+        pthread_join(s->thread, NULL);
+        server_free(env, s);
+        napi_throw(env, err);
+        return NULL;
+    }
+    return handle(env, s);
+}
+
+/* rpcServerStop(server) -> Promise, resolved once every handler has returned. */
+static napi_value rpc_server_stop(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    node_server *s = ptr_of(env, argv[0]);
+    if (!s)
+        return throw_arg(env, "rpcServerStop: not a server");
+    rpc_job *j = rpc_job_new(env, RPC_STOP);
+    if (!j)
+        return NULL;
+    j->server = s;
+    return rpc_queue(env, j);
+}
+
+/* rpcCtxRecv(call) / rpcCtxSend(call, bytes) -> Promise: a request (null at their end)
+ * / nothing. */
+static napi_value rpc_ctx_recv(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    node_call *c = ptr_of(env, argv[0]);
+    rpc_job *j = c ? rpc_job_new(env, RPC_CTX_RECV) : NULL;
+    if (!j)
+        return c ? NULL : throw_arg(env, "rpcCtxRecv: not a call");
+    j->nc = c;
+    return rpc_queue(env, j);
+}
+
+static napi_value rpc_ctx_send(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    node_call *c = ptr_of(env, argv[0]);
+    void *data;
+    size_t len;
+    if (!c || !bytes_of(env, argv[1], &data, &len))
+        return throw_arg(env, "rpcCtxSend: bad arguments");
+    rpc_job *j = rpc_job_new(env, RPC_CTX_SEND);
+    if (!j)
+        return NULL;
+    j->nc = c;
+    j->len = len;
+    j->msg = malloc(len ? len : 1);
+    if (!j->msg) {
+        free(j);
+        return throw_rc(env, SHOAL_ENOMEM);
+    }
+    memcpy(j->msg, data, len);
+    return rpc_queue(env, j);
+}
+
+/* rpcCtxInfo(call) -> [metadata, timeRemainingNs (-1: none), cancelled]. */
+static napi_value rpc_ctx_info(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    node_call *c = ptr_of(env, argv[0]);
+    if (!c)
+        return throw_arg(env, "rpcCtxInfo: not a call");
+    napi_value r;
+    napi_create_array_with_length(env, 3, &r);
+    napi_set_element(env, r, 0, md_value(env, shoal_rpc_ctx_metadata(c->ctx)));
+    napi_set_element(env, r, 1, num(env, shoal_rpc_ctx_time_remaining(c->ctx)));
+    napi_set_element(env, r, 2, boolean(env, shoal_rpc_ctx_cancelled(c->ctx) != 0));
+    return r;
+}
+
+/* rpcCtxAddMd(call, trailer, key, value): a response header (trailer false) or trailer.
+ */
+static napi_value rpc_ctx_add_md(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    node_call *c = ptr_of(env, argv[0]);
+    bool trailer = false;
+    char key[SHOAL_RPC_KEY_MAX + 1], value[SHOAL_RPC_VALUE_MAX + 1];
+    napi_get_value_bool(env, argv[1], &trailer);
+    if (!c || !str_of(env, argv[2], key, sizeof(key)) ||
+        !str_of(env, argv[3], value, sizeof(value)))
+        return throw_arg(env, "rpcCtxAddMd: bad arguments");
+    int rc = trailer ? shoal_rpc_ctx_add_trailer(c->ctx, key, value)
+                     : shoal_rpc_ctx_add_header(c->ctx, key, value);
+    return rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+/* rpcCtxDone(call, code, detail): the handler's end; the call handle is invalid after. */
+static napi_value rpc_ctx_done(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    node_call *c = ptr_of(env, argv[0]);
+    if (!c)
+        return throw_arg(env, "rpcCtxDone: not a call");
+    pthread_mutex_lock(&c->mu);
+    c->code = (int)i64_of(env, argv[1]);
+    str_of(env, argv[2], c->detail, sizeof(c->detail));
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return undef(env);
 }
 
 /* ---- primitives -------------------------------------------------------------------- */
@@ -1421,6 +1794,13 @@ static napi_value init(napi_env env, napi_value exports)
         FN("rpcFinish", rpc_finish),
         FN("rpcCallOp", rpc_call_op),
         FN("rpcCodeName", rpc_code_name),
+        FN("rpcServe", rpc_serve),
+        FN("rpcServerStop", rpc_server_stop),
+        FN("rpcCtxRecv", rpc_ctx_recv),
+        FN("rpcCtxSend", rpc_ctx_send),
+        FN("rpcCtxInfo", rpc_ctx_info),
+        FN("rpcCtxAddMd", rpc_ctx_add_md),
+        FN("rpcCtxDone", rpc_ctx_done),
     };
     napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
     return exports;

@@ -19,7 +19,7 @@ const path = require('path');
 const { opts } = require('./util');
 const { generate } = require('./gen');
 
-const { GenClient } = require(path.join(generate('rpc'), 'svct_shoal.js'));
+const { GenClient, addGenService } = require(path.join(generate('rpc'), 'svct_shoal.js'));
 
 const { Channel, Code, Kind, RpcError } = rpc;
 const PEER = process.env.SHOAL_RPC_PEER;
@@ -209,4 +209,92 @@ test('a server killed mid-stream gives UNAVAILABLE; no server, wrong token', { s
   assert.ok(Date.now() - t0 < 20000);
   slow.free();
   ch.close();
+});
+
+// ---- a Node server of svct.Gen, through the generated addGenService ------------------
+
+function nodeServer(addrs, events) {
+  const server = new rpc.Server(opts());
+  server.setToken(TOKEN);
+  for (const a of addrs) server.addPort(a);
+  addGenService(server, {
+    ask: async (req, call) => {
+      const m = decode(req);
+      if (m.n === -1) throw new RpcError(Code.FAILED_PRECONDITION, 'negative');
+      const who = call.metadata.find(([k]) => k === 'who')?.[1];
+      if (who) call.addHeader('who', who);
+      call.addTrailer('served-by', 'node');
+      return encode({ n: m.n + 1, text: m.text + (who ?? ''), items: [m.n, m.n] });
+    },
+    count: async (req, call) => {
+      const m = decode(req);
+      for (let i = 0; i < m.n; i++) {
+        try {
+          await call.send(encode({ n: i }));
+        } catch (e) {
+          events.push('cancelled Count');
+          throw e;
+        }
+        if (m.text === 'slow') await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    sum: async (call) => {
+      let n = 0;
+      for await (const m of call) n += decode(m).n;
+      return encode({ n });
+    },
+    chat: async (call) => {
+      for await (const m of call) {
+        const x = decode(m);
+        await call.send(encode({ ...x, n: x.n * 2 }));
+      }
+    },
+    wait: async (req, call) => {
+      while (!call.isCancelled()) await new Promise((r) => setTimeout(r, 2));
+      events.push('cancelled Wait');
+      throw new RpcError(Code.CANCELLED, 'cancelled');
+    },
+  });
+  server.start();
+  return server;
+}
+
+test('C client, Node server: every check of the C peer', { skip: !PEER && 'SHOAL_RPC_PEER not set' }, async () => {
+  const addrs = addresses();
+  const events = [];
+  const server = nodeServer(addrs, events);
+  try {
+    for (const a of addrs) {
+      const out = await new Promise((resolve, reject) => {
+        const p = spawn(PEER, ['client', a], {
+          env: { ...process.env, SHOAL_ROOT: opts().root, SHOAL_DOMAIN: opts().domain },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let text = '';
+        p.stdout.on('data', (d) => (text += d));
+        p.on('error', reject);
+        p.on('exit', (code) => resolve({ code, text }));
+      });
+      assert.strictEqual(out.code, 0, out.text);
+      for (const check of ['ask', 'ask_fails', 'missing', 'deadline', 'count', 'cancel', 'sum', 'chat'])
+        assert.ok(out.text.split('\n').includes(`ok ${check}`), `${check}:\n${out.text}`);
+    }
+    // a Node client in this process, through the generated client
+    const ch = await open(addrs[0]);
+    const gen = new GenClient(ch);
+    const call = ch.start(SVC, 'Ask', Kind.UNARY, encode({ n: 1, text: 'a' }), { metadata: { who: 'b' } });
+    assert.deepStrictEqual(decode(await call.response()), { n: 2, text: 'ab', items: [1, 1] });
+    assert.deepStrictEqual((await call.finish()).trailers, [['served-by', 'node']]);
+    call.free();
+    await assert.rejects(gen.ask(Buffer.from([0x0a])), isCode(Code.INTERNAL)); // undecodable: the handler threw
+    ch.close();
+    // an address in use
+    if (addrs.length > 1) {
+      const again = new rpc.Server().setToken(TOKEN).addPort(addrs[1]).addService(SVC, {});
+      assert.throws(() => again.start(), (e) => e.code === 'EBUSY');
+    }
+  } finally {
+    await server.stop();
+  }
+  assert.ok(events.includes('cancelled Wait') && events.includes('cancelled Count'), events.join());
 });

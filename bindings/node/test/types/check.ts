@@ -4,7 +4,7 @@ import * as shoal from 'shoal';
 import { Order, Side } from './orders_shoal';
 import { Everything } from './features_shoal';
 import { Defaults, Kind } from './features2_shoal';
-import { GenClient } from './svct_shoal';
+import { GenClient, addGenService } from './svct_shoal';
 
 async function use(): Promise<void> {
   const o = new Order();
@@ -67,6 +67,20 @@ async function useRpc(): Promise<void> {
   }
   ch.close();
   void code;
+  const server = new shoal.rpc.Server({ root: '/tmp' }).addPort('shm://svc').setToken('secret-token');
+  addGenService(server, {
+    ask: async (req, call) => {
+      call.addTrailer('k', 'v');
+      if (call.isCancelled() || call.timeRemaining() < 1) throw new shoal.rpc.RpcError(shoal.rpc.Code.ABORTED, 'late', [], [['k', 'v']]);
+      return req;
+    },
+    sum: async (call) => {
+      for await (const m of call) void m.length;
+      return new Uint8Array(0);
+    },
+  });
+  server.start();
+  await server.stop();
 }
 void useRpc;
 declare const console: { log(...a: unknown[]): void };
