@@ -1145,19 +1145,34 @@ static napi_value rpc_start(napi_env env, napi_callback_info info)
     return handle(env, box);
 }
 
-/* rpcSend(call, bytes) -> Promise (waits while the server's window is full). */
-static napi_value rpc_send(napi_env env, napi_callback_info info)
+/* A job of op on the client call or handler call `target` (NULL after throwing). */
+static rpc_job *rpc_call_job(napi_env env, napi_value target, enum rpc_op op)
+{
+    void *p = ptr_of(env, target);
+    if (!p) {
+        throw_arg(env, "rpc: not a live call");
+        return NULL;
+    }
+    rpc_job *j = rpc_job_new(env, op);
+    if (j && (op == RPC_CTX_SEND || op == RPC_CTX_RECV))
+        j->nc = p;
+    else if (j)
+        j->box = p;
+    return j;
+}
+
+/* rpcSend(call, bytes) / rpcCtxSend(handlerCall, bytes) -> Promise: sends a copy of
+ * the bytes, waiting while the other side's window is full. */
+static napi_value rpc_send_op(napi_env env, napi_callback_info info, enum rpc_op op)
 {
     ARGS(2);
-    rpc_call_box *box = ptr_of(env, argv[0]);
     void *data;
     size_t len;
-    if (!box || !bytes_of(env, argv[1], &data, &len))
-        return throw_arg(env, "rpcSend: bad arguments (freed call?)");
-    rpc_job *j = rpc_job_new(env, RPC_SEND);
+    if (!bytes_of(env, argv[1], &data, &len))
+        return throw_arg(env, "rpc send: the message must be bytes");
+    rpc_job *j = rpc_call_job(env, argv[0], op);
     if (!j)
         return NULL;
-    j->box = box;
     j->len = len;
     j->msg = malloc(len ? len : 1);
     if (!j->msg) {
@@ -1168,18 +1183,17 @@ static napi_value rpc_send(napi_env env, napi_callback_info info)
     return rpc_queue(env, j);
 }
 
-/* rpcRecv(call) / rpcFinish(call) -> Promise. */
+static napi_value rpc_send(napi_env env, napi_callback_info info)
+{
+    return rpc_send_op(env, info, RPC_SEND);
+}
+
+/* rpcRecv(call) / rpcFinish(call) / rpcCtxRecv(handlerCall) -> Promise. */
 static napi_value rpc_wait_op(napi_env env, napi_callback_info info, enum rpc_op op)
 {
     ARGS(1);
-    rpc_call_box *box = ptr_of(env, argv[0]);
-    if (!box)
-        return throw_arg(env, "rpc: freed call");
-    rpc_job *j = rpc_job_new(env, op);
-    if (!j)
-        return NULL;
-    j->box = box;
-    return rpc_queue(env, j);
+    rpc_job *j = rpc_call_job(env, argv[0], op);
+    return j ? rpc_queue(env, j) : NULL;
 }
 
 static napi_value rpc_recv(napi_env env, napi_callback_info info)
@@ -1489,35 +1503,12 @@ static napi_value rpc_server_stop(napi_env env, napi_callback_info info)
  * / nothing. */
 static napi_value rpc_ctx_recv(napi_env env, napi_callback_info info)
 {
-    ARGS(1);
-    node_call *c = ptr_of(env, argv[0]);
-    rpc_job *j = c ? rpc_job_new(env, RPC_CTX_RECV) : NULL;
-    if (!j)
-        return c ? NULL : throw_arg(env, "rpcCtxRecv: not a call");
-    j->nc = c;
-    return rpc_queue(env, j);
+    return rpc_wait_op(env, info, RPC_CTX_RECV);
 }
 
 static napi_value rpc_ctx_send(napi_env env, napi_callback_info info)
 {
-    ARGS(2);
-    node_call *c = ptr_of(env, argv[0]);
-    void *data;
-    size_t len;
-    if (!c || !bytes_of(env, argv[1], &data, &len))
-        return throw_arg(env, "rpcCtxSend: bad arguments");
-    rpc_job *j = rpc_job_new(env, RPC_CTX_SEND);
-    if (!j)
-        return NULL;
-    j->nc = c;
-    j->len = len;
-    j->msg = malloc(len ? len : 1);
-    if (!j->msg) {
-        free(j);
-        return throw_rc(env, SHOAL_ENOMEM);
-    }
-    memcpy(j->msg, data, len);
-    return rpc_queue(env, j);
+    return rpc_send_op(env, info, RPC_CTX_SEND);
 }
 
 /* rpcCtxInfo(call) -> [metadata, timeRemainingNs (-1: none), cancelled]. */
