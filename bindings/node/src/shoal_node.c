@@ -1179,7 +1179,8 @@ static napi_value rpc_send_op(napi_env env, napi_callback_info info, enum rpc_op
         free(j);
         return throw_rc(env, SHOAL_ENOMEM);
     }
-    memcpy(j->msg, data, len);
+    if (len) /* an empty message may have no data pointer */
+        memcpy(j->msg, data, len);
     return rpc_queue(env, j);
 }
 

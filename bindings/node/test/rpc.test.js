@@ -102,6 +102,7 @@ async function peer(addrs) {
     env: { ...process.env, SHOAL_ROOT: opts().root, SHOAL_DOMAIN: opts().domain },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  process.on('exit', () => proc.kill('SIGKILL')); // even when this process fails
   const lines = readline.createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
   const first = await lines.next();
   assert.strictEqual(first.value, 'ready');
