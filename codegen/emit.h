@@ -55,9 +55,17 @@ const char *sg_py_msg_ref(const sg_file *from, const sg_message *m);
  * compile-time layout assertions, descriptors and validation). Returns 0 or -1. */
 int sg_emit_rust(sg_model *m, const sg_params *p, sg_outputs *out);
 
+/* The Rust emitter's services (emit_rust_service.c): client structs, server traits
+ * and their registration, at the end of the file's module. */
+void sg_emit_rust_services(sg_buf *b, const sg_file *file);
+
 /* The Node.js emitter: <base>_shoal.js and <base>_shoal.d.ts (a class per fixed message
  * over a DataView of its bytes, for the shoal npm package). Returns 0 or -1. */
 int sg_emit_node(sg_model *m, const sg_params *p, sg_outputs *out);
+
+/* The Node.js emitter's services (emit_node_service.c): a client class per service at
+ * the end of the .js, declared in the .d.ts, its name added to the exports. */
+void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_file *file);
 
 /*
  * Runs protobuf-c's code generator (protoc-gen-c) on the files whose encoded

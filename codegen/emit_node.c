@@ -564,6 +564,7 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
         sg_buf_add(&js, encoded.data, encoded.len);
         sg_buf_puts(&js, "\n");
     }
+    sg_emit_node_services(&js, &ts, &exports, file); /* emit_node_service.c */
     sg_buf_puts(&js, "module.exports = {\n");
     if (exports.len)
         sg_buf_add(&js, exports.data, exports.len);

@@ -603,6 +603,7 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
         sg_buf_add(&b, encoded.data, encoded.len);
     }
     sg_buf_free(&encoded);
+    sg_emit_rust_services(&b, file); /* emit_rust_service.c */
     while (b.len > 1 && b.data[b.len - 1] == '\n' && b.data[b.len - 2] == '\n')
         b.data[--b.len] = '\0';
     sg_output_add(out, sg_printf("%s_shoal.rs", file->base), &b);

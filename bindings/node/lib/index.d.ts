@@ -167,3 +167,92 @@ export namespace gen {
     toJSON(): Record<string, unknown>;
   }
 }
+
+/** Services: gRPC-like calls between processes; messages are bytes. */
+export namespace rpc {
+  /** gRPC's status codes, with gRPC's numbers. */
+  export const Code: Readonly<{
+    OK: 0; CANCELLED: 1; UNKNOWN: 2; INVALID_ARGUMENT: 3; DEADLINE_EXCEEDED: 4; NOT_FOUND: 5;
+    ALREADY_EXISTS: 6; PERMISSION_DENIED: 7; RESOURCE_EXHAUSTED: 8; FAILED_PRECONDITION: 9;
+    ABORTED: 10; OUT_OF_RANGE: 11; UNIMPLEMENTED: 12; INTERNAL: 13; UNAVAILABLE: 14;
+    DATA_LOSS: 15; UNAUTHENTICATED: 16;
+  }>;
+  export const Kind: Readonly<{ UNARY: 0; SERVER_STREAMING: 1; CLIENT_STREAMING: 2; BIDI_STREAMING: 3 }>;
+  export type Metadata = Array<[string, string]>;
+  export interface CallOptions {
+    /** Milliseconds the call may take. */
+    timeout?: number;
+    /** When the call must end (a Date or epoch milliseconds). */
+    deadline?: Date | number;
+    metadata?: Record<string, string> | Metadata;
+  }
+  export interface ChannelOptions {
+    token?: string;
+    /** Milliseconds to wait for the server to accept (default 2000). */
+    connectTimeout?: number;
+    root?: string;
+    domain?: string;
+  }
+  export interface Status {
+    code: number;
+    details: string;
+    headers: Metadata;
+    trailers: Metadata;
+    error: RpcError | null;
+  }
+  export class RpcError extends Error {
+    constructor(code: number, details: string, headers?: Metadata, trailers?: Metadata);
+    readonly code: number;
+    readonly codeName: string;
+    readonly details: string;
+    readonly headers: Metadata;
+    readonly trailers: Metadata;
+  }
+  export class Call implements AsyncIterable<Uint8Array> {
+    readonly kind: number;
+    headers: Metadata;
+    trailers: Metadata;
+    send(msg: Uint8Array): Promise<void>;
+    closeSend(): Promise<number>;
+    recv(): Promise<Uint8Array | null>;
+    response(): Promise<Uint8Array>;
+    finish(): Promise<Status>;
+    cancel(): void;
+    free(): void;
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+  }
+  export class Channel {
+    static open(address: string, opts?: ChannelOptions): Promise<Channel>;
+    start(service: string, method: string, kind: number, request: Uint8Array | null, opts?: CallOptions): Call;
+    unary(service: string, method: string, request: Uint8Array, opts?: CallOptions): Promise<Uint8Array>;
+    serverStreaming(service: string, method: string, request: Uint8Array, opts?: CallOptions): Call;
+    clientStreaming(service: string, method: string, opts?: CallOptions): Call;
+    bidiStreaming(service: string, method: string, opts?: CallOptions): Call;
+    close(): void;
+  }
+  /** What a handler sees of its call. */
+  export class ServerCall implements AsyncIterable<Uint8Array> {
+    readonly method: string;
+    readonly metadata: Metadata;
+    recv(): Promise<Uint8Array | null>;
+    send(msg: Uint8Array): Promise<void>;
+    timeRemaining(): number;
+    isCancelled(): boolean;
+    addHeader(key: string, value: string): void;
+    addTrailer(key: string, value: string): void;
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+  }
+  export type Handler =
+    | { kind: 0; fn: (request: Uint8Array, call: ServerCall) => Promise<Uint8Array> }
+    | { kind: 1; fn: (request: Uint8Array, call: ServerCall) => Promise<void> }
+    | { kind: 2; fn: (call: ServerCall) => Promise<Uint8Array> }
+    | { kind: 3; fn: (call: ServerCall) => Promise<void> };
+  export class Server {
+    constructor(opts?: { root?: string; domain?: string });
+    addService(name: string, handlers: Record<string, Handler>): this;
+    addPort(address: string): this;
+    setToken(token: string): this;
+    start(): void;
+    stop(): Promise<void>;
+  }
+}

@@ -15,6 +15,7 @@ const { Queue, Pipe } = require('./channels');
 const { SharedMemory } = require('./shm');
 const sync = require('./sync');
 const gen = require('./gen');
+const rpc = require('./rpc');
 
 /** Removes the name of any object (processes that have it open keep using it). */
 function unlink(name, opts = {}) {
@@ -47,4 +48,5 @@ module.exports = {
   typeInfo,
   error,
   gen,
+  rpc,
 };

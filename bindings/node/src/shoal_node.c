@@ -26,6 +26,7 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -881,6 +882,684 @@ static napi_value start_async(napi_env env, napi_callback_info info)
     return promise;
 }
 
+/* ---- rpc clients ---------------------------------------------------------------------
+ *
+ * A channel and its calls are externals over shoal_rpc_channel / rpc_call_box. Every
+ * step that may wait (connecting, sending into a full window, receiving, finishing) is
+ * an rpc_job on libuv's thread pool returning a Promise; the JS layer (lib/rpc.js)
+ * runs at most one at a time per call and frees a call only when none is pending.
+ */
+
+/* A call and the method table it references (rpc.h: the table must outlive it). */
+typedef struct rpc_call_box {
+    shoal_rpc_call *call;
+    shoal_rpc_method m;
+    char name[];
+} rpc_call_box;
+
+enum rpc_op {
+    RPC_OPEN,
+    RPC_SEND,
+    RPC_RECV,
+    RPC_FINISH,
+    RPC_CTX_SEND,
+    RPC_CTX_RECV,
+    RPC_STOP
+};
+
+typedef struct node_call node_call;
+typedef struct node_server node_server;
+static void server_stop_wait(node_server *s);
+static void server_free(napi_env env, node_server *s);
+
+typedef struct rpc_job {
+    enum rpc_op op;
+    shoal_rpc_channel *ch;
+    rpc_call_box *box;
+    node_call *nc;
+    node_server *server;
+    char *address, *token;
+    attr_buf attr;
+    bool has_attr;
+    int64_t timeout;
+    void *msg; /* RPC_SEND: a copy of the message; RPC_RECV: the response */
+    size_t len;
+    int rc;
+    char detail[SHOAL_RPC_DETAIL_MAX + 512];
+    napi_deferred deferred;
+    napi_async_work work;
+} rpc_job;
+
+static void rpc_execute(napi_env env, void *data)
+{
+    (void)env;
+    rpc_job *j = data;
+    switch (j->op) {
+    case RPC_OPEN: {
+        shoal_rpc_channel_config cfg = {.connect_timeout = j->timeout,
+                                        .attr = j->has_attr ? &j->attr.attr : NULL,
+                                        .token = j->token};
+        j->rc = shoal_rpc_channel_open(&j->ch, j->address, &cfg);
+        break;
+    }
+    case RPC_SEND:
+        j->rc = shoal_rpc_call_send(j->box->call, j->msg, j->len);
+        break;
+    case RPC_RECV:
+        j->rc = shoal_rpc_call_recv(j->box->call, &j->msg, &j->len);
+        break;
+    case RPC_FINISH:
+        j->rc = shoal_rpc_call_finish(j->box->call, j->detail, SHOAL_RPC_DETAIL_MAX);
+        return;
+    case RPC_CTX_SEND:
+        j->rc = shoal_rpc_ctx_send(*(shoal_rpc_ctx **)j->nc, j->msg, j->len);
+        break;
+    case RPC_CTX_RECV:
+        j->rc = shoal_rpc_ctx_recv(*(shoal_rpc_ctx **)j->nc, &j->msg, &j->len);
+        break;
+    case RPC_STOP:
+        server_stop_wait(j->server);
+        return;
+    }
+    if (j->rc < 0)
+        snprintf(j->detail, sizeof(j->detail), "%s", shoal_errdetail());
+}
+
+/* [[key, value], ...] of a metadata list. */
+static napi_value md_value(napi_env env, const shoal_rpc_md *md)
+{
+    napi_value arr;
+    napi_create_array_with_length(env, md->count, &arr);
+    for (size_t i = 0; i < md->count; i++) {
+        napi_value pair;
+        napi_create_array_with_length(env, 2, &pair);
+        napi_set_element(env, pair, 0, str(env, md->items[i].key));
+        napi_set_element(env, pair, 1, str(env, md->items[i].value));
+        napi_set_element(env, arr, (uint32_t)i, pair);
+    }
+    return arr;
+}
+
+/* The value a job resolves with: the channel; nothing; the response (a Buffer) or
+ * null at the end; [code, detail, headers, trailers]. */
+static napi_value rpc_result(napi_env env, rpc_job *j)
+{
+    napi_value r;
+    switch (j->op) {
+    case RPC_OPEN:
+        return handle(env, j->ch);
+    case RPC_SEND:
+    case RPC_CTX_SEND:
+    case RPC_STOP:
+        return undef(env);
+    case RPC_RECV:
+    case RPC_CTX_RECV:
+        if (j->rc == 0) {
+            napi_get_null(env, &r);
+            return r;
+        }
+        void *data;
+        napi_create_buffer_copy(env, j->len, j->msg ? j->msg : "", &data, &r);
+        return r;
+    case RPC_FINISH:
+        napi_create_array_with_length(env, 4, &r);
+        napi_set_element(env, r, 0, num(env, j->rc));
+        napi_set_element(env, r, 1, str(env, j->detail));
+        napi_set_element(env, r, 2, md_value(env, shoal_rpc_call_headers(j->box->call)));
+        napi_set_element(env, r, 3, md_value(env, shoal_rpc_call_trailers(j->box->call)));
+        return r;
+    }
+    return undef(env);
+}
+
+static void rpc_complete(napi_env env, napi_status status, void *data)
+{
+    rpc_job *j = data;
+    if (status != napi_ok)
+        napi_reject_deferred(env, j->deferred, make_error(env, SHOAL_ESYS, "cancelled"));
+    else if (j->rc < 0 && j->op != RPC_FINISH)
+        napi_reject_deferred(env, j->deferred, make_error(env, j->rc, j->detail));
+    else
+        napi_resolve_deferred(env, j->deferred, rpc_result(env, j));
+    if (j->op == RPC_STOP)
+        server_free(env, j->server);
+    napi_delete_async_work(env, j->work);
+    free(j->msg);
+    free(j->address);
+    free(j->token);
+    free(j);
+}
+
+static napi_value rpc_queue(napi_env env, rpc_job *j)
+{
+    napi_value promise, name;
+    napi_create_promise(env, &j->deferred, &promise);
+    napi_create_string_utf8(env, "shoal-rpc", NAPI_AUTO_LENGTH, &name);
+    napi_create_async_work(env, NULL, name, rpc_execute, rpc_complete, j, &j->work);
+    napi_queue_async_work(env, j->work);
+    return promise;
+}
+
+static rpc_job *rpc_job_new(napi_env env, enum rpc_op op)
+{
+    rpc_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        throw_rc(env, SHOAL_ENOMEM);
+    else
+        j->op = op;
+    return j;
+}
+
+/* A heap copy of s (NULL for NULL, or when out of memory). */
+static char *copy_str(const char *s)
+{
+    char *c = s ? malloc(strlen(s) + 1) : NULL;
+    return c ? strcpy(c, s) : NULL;
+}
+
+/* rpcOpen(address, token|null, connectTimeoutNs, attr|null) -> Promise of a channel. */
+static napi_value rpc_open(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    char address[1024], token[1024];
+    const char *a = str_of(env, argv[0], address, sizeof(address));
+    const char *t = str_of(env, argv[1], token, sizeof(token));
+    if (!a)
+        return throw_arg(env, "rpcOpen: the address must be a string");
+    rpc_job *j = rpc_job_new(env, RPC_OPEN);
+    if (!j)
+        return NULL;
+    j->address = copy_str(a);
+    j->token = copy_str(t);
+    j->timeout = i64_of(env, argv[2]);
+    j->has_attr = attr_of(env, argv[3], &j->attr) != NULL;
+    return rpc_queue(env, j);
+}
+
+/* rpcChannelClose(channel): cancels its calls and disconnects. */
+static napi_value rpc_channel_close(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_rpc_channel_close(ptr_of(env, argv[0]));
+    return undef(env);
+}
+
+/* Metadata [[key, value], ...] into md. */
+static bool md_of(napi_env env, napi_value v, shoal_rpc_md *md)
+{
+    uint32_t n = 0;
+    if (is_nullish(env, v))
+        return true;
+    if (napi_get_array_length(env, v, &n) != napi_ok)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value pair, k, x;
+        char key[SHOAL_RPC_KEY_MAX + 1], value[SHOAL_RPC_VALUE_MAX + 1];
+        if (napi_get_element(env, v, i, &pair) != napi_ok ||
+            napi_get_element(env, pair, 0, &k) != napi_ok ||
+            napi_get_element(env, pair, 1, &x) != napi_ok ||
+            !str_of(env, k, key, sizeof(key)) || !str_of(env, x, value, sizeof(value)) ||
+            shoal_rpc_md_add(md, key, value) < 0)
+            return false;
+    }
+    return true;
+}
+
+/* rpcStart(channel, service, method, kind, request|null, timeoutNs, metadata) -> call.
+ * A unary or server-streaming call's request goes with its start. */
+static napi_value rpc_start(napi_env env, napi_callback_info info)
+{
+    ARGS(7);
+    char service[256], method[256];
+    shoal_rpc_channel *ch = ptr_of(env, argv[0]);
+    void *req = NULL;
+    size_t len = 0;
+    bool has_req = !is_nullish(env, argv[4]);
+    if (!ch || !str_of(env, argv[1], service, sizeof(service)) ||
+        !str_of(env, argv[2], method, sizeof(method)) ||
+        (has_req && !bytes_of(env, argv[4], &req, &len)))
+        return throw_arg(env, "rpcStart: bad arguments (closed channel?)");
+    shoal_rpc_md md = {0};
+    if (!md_of(env, argv[6], &md)) {
+        shoal_rpc_md_clear(&md);
+        return throw_arg(env, "rpcStart: metadata must be [key, value] string pairs "
+                              "within the length limits");
+    }
+    rpc_call_box *box = calloc(1, sizeof(*box) + strlen(method) + 1);
+    if (!box) {
+        shoal_rpc_md_clear(&md);
+        return throw_rc(env, SHOAL_ENOMEM);
+    }
+    strcpy(box->name, method);
+    box->m.name = box->name;
+    box->m.kind = (int)i64_of(env, argv[3]);
+    shoal_rpc_options opts = {.timeout = i64_of(env, argv[5]), .metadata = &md};
+    int rc = has_req ? shoal_rpc_call_start_request(&box->call, ch, service, &box->m, req,
+                                                    len, &opts)
+                     : shoal_rpc_call_start(&box->call, ch, service, &box->m, &opts);
+    shoal_rpc_md_clear(&md);
+    if (rc < 0) {
+        free(box);
+        return throw_rc(env, rc);
+    }
+    return handle(env, box);
+}
+
+/* A job of op on the client call or handler call `target` (NULL after throwing). */
+static rpc_job *rpc_call_job(napi_env env, napi_value target, enum rpc_op op)
+{
+    void *p = ptr_of(env, target);
+    if (!p) {
+        throw_arg(env, "rpc: not a live call");
+        return NULL;
+    }
+    rpc_job *j = rpc_job_new(env, op);
+    if (j && (op == RPC_CTX_SEND || op == RPC_CTX_RECV))
+        j->nc = p;
+    else if (j)
+        j->box = p;
+    return j;
+}
+
+/* rpcSend(call, bytes) / rpcCtxSend(handlerCall, bytes) -> Promise: sends a copy of
+ * the bytes, waiting while the other side's window is full. */
+static napi_value rpc_send_op(napi_env env, napi_callback_info info, enum rpc_op op)
+{
+    ARGS(2);
+    void *data;
+    size_t len;
+    if (!bytes_of(env, argv[1], &data, &len))
+        return throw_arg(env, "rpc send: the message must be bytes");
+    rpc_job *j = rpc_call_job(env, argv[0], op);
+    if (!j)
+        return NULL;
+    j->len = len;
+    j->msg = malloc(len ? len : 1);
+    if (!j->msg) {
+        free(j);
+        return throw_rc(env, SHOAL_ENOMEM);
+    }
+    if (len) /* an empty message may have no data pointer */
+        memcpy(j->msg, data, len);
+    return rpc_queue(env, j);
+}
+
+static napi_value rpc_send(napi_env env, napi_callback_info info)
+{
+    return rpc_send_op(env, info, RPC_SEND);
+}
+
+/* rpcRecv(call) / rpcFinish(call) / rpcCtxRecv(handlerCall) -> Promise. */
+static napi_value rpc_wait_op(napi_env env, napi_callback_info info, enum rpc_op op)
+{
+    ARGS(1);
+    rpc_job *j = rpc_call_job(env, argv[0], op);
+    return j ? rpc_queue(env, j) : NULL;
+}
+
+static napi_value rpc_recv(napi_env env, napi_callback_info info)
+{
+    return rpc_wait_op(env, info, RPC_RECV);
+}
+
+static napi_value rpc_finish(napi_env env, napi_callback_info info)
+{
+    return rpc_wait_op(env, info, RPC_FINISH);
+}
+
+/* rpcCallOp(call, what): 0 close_send (returns its rc), 1 cancel, 2 free. */
+static napi_value rpc_call_op(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    rpc_call_box *box = ptr_of(env, argv[0]);
+    if (!box)
+        return throw_arg(env, "rpc: freed call");
+    switch (i64_of(env, argv[1])) {
+    case 0:
+        return num(env, shoal_rpc_call_close_send(box->call));
+    case 1:
+        shoal_rpc_call_cancel(box->call);
+        break;
+    default:
+        shoal_rpc_call_free(box->call);
+        free(box);
+    }
+    return undef(env);
+}
+
+/* rpcCodeName(code) -> gRPC's name, or null. */
+static napi_value rpc_code_name(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    const char *n = shoal_rpc_code_name((int)i64_of(env, argv[0]));
+    if (!n) {
+        napi_value r;
+        napi_get_null(env, &r);
+        return r;
+    }
+    return str(env, n);
+}
+
+/* ---- rpc servers ---------------------------------------------------------------------
+ *
+ * A node_server runs a shoal_loop and a shoal_rpc_server on a thread of its own. Every
+ * method is registered `blocking`, so libshoal runs each call's handler on a thread of
+ * its own: that thread hands the call (a node_call on its stack) to JavaScript through
+ * a threadsafe function and sleeps until JavaScript says rpcCtxDone(call, code,
+ * detail). Meanwhile the JS handler receives and sends through rpc_jobs (off the main
+ * thread), so the handler thread and the jobs never use the context at once. Stopping
+ * runs off the main thread too: it waits for the handlers, which need the main thread
+ * to finish.
+ */
+
+struct node_call {
+    shoal_rpc_ctx *ctx; /* first: the jobs read it through the node_call pointer */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int code;
+    char detail[SHOAL_RPC_DETAIL_MAX];
+};
+
+struct node_server {
+    pthread_t thread;
+    shoal_loop *loop;
+    napi_threadsafe_function tsfn;
+    shoal_rpc_service *svcs;
+    size_t n_svcs;
+    char **strings; /* every name the tables point to, and the addresses */
+    size_t n_strings;
+    char **addresses;
+    size_t n_addresses;
+    const char *token;
+    attr_buf attr;
+    bool has_attr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state; /* 0 starting, 1 serving, < 0 failed with that code */
+    char detail[1024];
+};
+
+static int node_handler(shoal_rpc_ctx *ctx, void *arg)
+{
+    node_server *s = arg;
+    node_call c = {.ctx = ctx, .code = SHOAL_RPC_INTERNAL};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    if (napi_call_threadsafe_function(s->tsfn, &c, napi_tsfn_blocking) != napi_ok) {
+        c.code = SHOAL_RPC_UNAVAILABLE;
+        snprintf(c.detail, sizeof(c.detail), "the Node.js server is stopping");
+        c.done = true;
+    }
+    pthread_mutex_lock(&c.mu);
+    while (!c.done)
+        pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    if (c.detail[0])
+        shoal_rpc_ctx_set_detail(ctx, "%s", c.detail);
+    pthread_cond_destroy(&c.cv);
+    pthread_mutex_destroy(&c.mu);
+    return c.code;
+}
+
+/* On the main thread: handler(call, "pkg.Service/Method"). */
+static void node_call_js(napi_env env, napi_value fn, void *context, void *data)
+{
+    (void)context;
+    node_call *c = data;
+    if (!env) { /* the function is being released */
+        pthread_mutex_lock(&c->mu);
+        c->code = SHOAL_RPC_UNAVAILABLE;
+        c->done = true;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    napi_value argv[2], undefined, r;
+    argv[0] = handle(env, c);
+    argv[1] = str(env, shoal_rpc_ctx_method(c->ctx));
+    napi_get_undefined(env, &undefined);
+    napi_call_function(env, undefined, fn, 2, argv, &r);
+}
+
+static void *serve_main(void *arg)
+{
+    node_server *s = arg;
+    shoal_rpc_server *srv = NULL;
+    int rc = shoal_loop_create(&s->loop);
+    if (rc == 0)
+        rc = shoal_rpc_server_create(&srv, s->loop);
+    for (size_t i = 0; rc == 0 && i < s->n_svcs; i++)
+        rc = shoal_rpc_server_add_service(srv, &s->svcs[i]);
+    if (rc == 0 && s->token)
+        rc = shoal_rpc_server_set_token(srv, s->token);
+    for (size_t i = 0; rc == 0 && i < s->n_addresses; i++)
+        rc = shoal_rpc_server_listen(srv, s->addresses[i],
+                                     s->has_attr ? &s->attr.attr : NULL);
+    pthread_mutex_lock(&s->mu);
+    s->state = rc < 0 ? rc : 1;
+    if (rc < 0)
+        snprintf(s->detail, sizeof(s->detail), "%s", shoal_errdetail());
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0)
+        shoal_loop_run(s->loop);
+    shoal_rpc_server_destroy(srv); /* cancels the calls, waits for their handlers */
+    if (s->loop)
+        shoal_loop_destroy(s->loop);
+    s->loop = NULL;
+    return NULL;
+}
+
+/* Stops the loop and waits for the server thread (off the main thread). */
+static void server_stop_wait(node_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    shoal_loop *loop = s->loop;
+    pthread_mutex_unlock(&s->mu);
+    if (loop)
+        shoal_loop_stop(loop);
+    pthread_join(s->thread, NULL);
+}
+
+static void server_free(napi_env env, node_server *s)
+{
+    (void)env;
+    if (s->tsfn)
+        napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
+    for (size_t i = 0; i < s->n_svcs; i++)
+        free((void *)s->svcs[i].methods);
+    free(s->svcs);
+    for (size_t i = 0; i < s->n_strings; i++)
+        free(s->strings[i]);
+    free(s->strings);
+    free(s->addresses);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+/* A string property or element kept for the server's life. */
+static char *server_string(napi_env env, node_server *s, napi_value v)
+{
+    char buf[1024];
+    char *c = copy_str(str_of(env, v, buf, sizeof(buf)));
+    if (!c)
+        return NULL;
+    char **grown = realloc(s->strings, (s->n_strings + 1) * sizeof(*grown));
+    if (!grown) {
+        free(c);
+        return NULL;
+    }
+    s->strings = grown;
+    s->strings[s->n_strings++] = c;
+    return c;
+}
+
+/* The services [{name, methods: [[name, kind], ...]}, ...] into s's tables. */
+static bool server_tables(napi_env env, node_server *s, napi_value services)
+{
+    uint32_t n = 0;
+    if (napi_get_array_length(env, services, &n) != napi_ok || !n)
+        return false;
+    s->svcs = calloc(n, sizeof(*s->svcs));
+    if (!s->svcs)
+        return false;
+    s->n_svcs = n;
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value svc, name, methods;
+        uint32_t m = 0;
+        if (napi_get_element(env, services, i, &svc) != napi_ok ||
+            napi_get_named_property(env, svc, "name", &name) != napi_ok ||
+            napi_get_named_property(env, svc, "methods", &methods) != napi_ok ||
+            napi_get_array_length(env, methods, &m) != napi_ok)
+            return false;
+        shoal_rpc_method *table = calloc(m ? m : 1, sizeof(*table));
+        s->svcs[i] = (shoal_rpc_service){.name = server_string(env, s, name),
+                                         .methods = table,
+                                         .n_methods = m,
+                                         .arg = s};
+        if (!table || !s->svcs[i].name)
+            return false;
+        for (uint32_t k = 0; k < m; k++) {
+            napi_value pair, mname, kind;
+            if (napi_get_element(env, methods, k, &pair) != napi_ok ||
+                napi_get_element(env, pair, 0, &mname) != napi_ok ||
+                napi_get_element(env, pair, 1, &kind) != napi_ok)
+                return false;
+            table[k] = (shoal_rpc_method){.name = server_string(env, s, mname),
+                                          .kind = (int)i64_of(env, kind),
+                                          .handler = node_handler,
+                                          .blocking = 1};
+            if (!table[k].name)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* rpcServe(services, addresses, token|null, attr|null, handler) -> server: serves until
+ * rpcServerStop; handler(call, "pkg.Service/Method") runs each call. Throws the
+ * listening error (EBUSY, EINVAL, ...) with nothing left running. */
+static napi_value rpc_serve(napi_env env, napi_callback_info info)
+{
+    ARGS(5);
+    node_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return throw_rc(env, SHOAL_ENOMEM);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    uint32_t n = 0;
+    bool ok = server_tables(env, s, argv[0]) &&
+              napi_get_array_length(env, argv[1], &n) == napi_ok &&
+              (s->addresses = calloc(n ? n : 1, sizeof(char *))) != NULL;
+    for (uint32_t i = 0; ok && i < n; i++) {
+        napi_value a;
+        ok = napi_get_element(env, argv[1], i, &a) == napi_ok &&
+             (s->addresses[s->n_addresses++] = server_string(env, s, a)) != NULL;
+    }
+    if (ok && !is_nullish(env, argv[2]))
+        ok = (s->token = server_string(env, s, argv[2])) != NULL;
+    s->has_attr = attr_of(env, argv[3], &s->attr) != NULL;
+    napi_value name;
+    napi_create_string_utf8(env, "shoal-rpc-server", NAPI_AUTO_LENGTH, &name);
+    if (!ok || napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL,
+                                               NULL, node_call_js, &s->tsfn) != napi_ok) {
+        server_free(env, s);
+        return throw_arg(env, "rpcServe: bad arguments");
+    }
+    if (pthread_create(&s->thread, NULL, serve_main, s) != 0) {
+        server_free(env, s);
+        return throw_rc(env, SHOAL_ESYS);
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->state == 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (s->state < 0) {
+        napi_value err = make_error(env, s->state, s->detail);
+        pthread_join(s->thread, NULL);
+        server_free(env, s);
+        napi_throw(env, err);
+        return NULL;
+    }
+    return handle(env, s);
+}
+
+/* rpcServerStop(server) -> Promise, resolved once every handler has returned. */
+static napi_value rpc_server_stop(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    node_server *s = ptr_of(env, argv[0]);
+    if (!s)
+        return throw_arg(env, "rpcServerStop: not a server");
+    rpc_job *j = rpc_job_new(env, RPC_STOP);
+    if (!j)
+        return NULL;
+    j->server = s;
+    return rpc_queue(env, j);
+}
+
+/* rpcCtxRecv(call) / rpcCtxSend(call, bytes) -> Promise: a request (null at their end)
+ * / nothing. */
+static napi_value rpc_ctx_recv(napi_env env, napi_callback_info info)
+{
+    return rpc_wait_op(env, info, RPC_CTX_RECV);
+}
+
+static napi_value rpc_ctx_send(napi_env env, napi_callback_info info)
+{
+    return rpc_send_op(env, info, RPC_CTX_SEND);
+}
+
+/* rpcCtxInfo(call) -> [metadata, timeRemainingNs (-1: none), cancelled]. */
+static napi_value rpc_ctx_info(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    node_call *c = ptr_of(env, argv[0]);
+    if (!c)
+        return throw_arg(env, "rpcCtxInfo: not a call");
+    napi_value r;
+    napi_create_array_with_length(env, 3, &r);
+    napi_set_element(env, r, 0, md_value(env, shoal_rpc_ctx_metadata(c->ctx)));
+    napi_set_element(env, r, 1, num(env, shoal_rpc_ctx_time_remaining(c->ctx)));
+    napi_set_element(env, r, 2, boolean(env, shoal_rpc_ctx_cancelled(c->ctx) != 0));
+    return r;
+}
+
+/* rpcCtxAddMd(call, trailer, key, value): a response header (trailer false) or trailer.
+ */
+static napi_value rpc_ctx_add_md(napi_env env, napi_callback_info info)
+{
+    ARGS(4);
+    node_call *c = ptr_of(env, argv[0]);
+    bool trailer = false;
+    char key[SHOAL_RPC_KEY_MAX + 1], value[SHOAL_RPC_VALUE_MAX + 1];
+    napi_get_value_bool(env, argv[1], &trailer);
+    if (!c || !str_of(env, argv[2], key, sizeof(key)) ||
+        !str_of(env, argv[3], value, sizeof(value)))
+        return throw_arg(env, "rpcCtxAddMd: bad arguments");
+    int rc = trailer ? shoal_rpc_ctx_add_trailer(c->ctx, key, value)
+                     : shoal_rpc_ctx_add_header(c->ctx, key, value);
+    return rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+/* rpcCtxDone(call, code, detail): the handler's end; the call handle is invalid after. */
+static napi_value rpc_ctx_done(napi_env env, napi_callback_info info)
+{
+    ARGS(3);
+    node_call *c = ptr_of(env, argv[0]);
+    if (!c)
+        return throw_arg(env, "rpcCtxDone: not a call");
+    pthread_mutex_lock(&c->mu);
+    c->code = (int)i64_of(env, argv[1]);
+    str_of(env, argv[2], c->detail, sizeof(c->detail));
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return undef(env);
+}
+
 /* ---- primitives -------------------------------------------------------------------- */
 
 /* syncOpen(kind, name, mode, value, attr) -> [handle, name]: value is a semaphore's
@@ -1099,6 +1778,21 @@ static napi_value init(napi_env env, napi_value exports)
         FN("syncCall", sync_call),
         FN("lockAcquire", lock_acquire),
         FN("condWait", cond_wait),
+        FN("rpcOpen", rpc_open),
+        FN("rpcChannelClose", rpc_channel_close),
+        FN("rpcStart", rpc_start),
+        FN("rpcSend", rpc_send),
+        FN("rpcRecv", rpc_recv),
+        FN("rpcFinish", rpc_finish),
+        FN("rpcCallOp", rpc_call_op),
+        FN("rpcCodeName", rpc_code_name),
+        FN("rpcServe", rpc_serve),
+        FN("rpcServerStop", rpc_server_stop),
+        FN("rpcCtxRecv", rpc_ctx_recv),
+        FN("rpcCtxSend", rpc_ctx_send),
+        FN("rpcCtxInfo", rpc_ctx_info),
+        FN("rpcCtxAddMd", rpc_ctx_add_md),
+        FN("rpcCtxDone", rpc_ctx_done),
     };
     napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
     return exports;

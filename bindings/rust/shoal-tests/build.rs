@@ -30,13 +30,15 @@ fn main() {
     }
     let codegen = src.join("tests/codegen/proto");
     let interop = src.join("tests/interop");
-    let runs: [(PathBuf, Vec<PathBuf>); 3] = [
+    let rpc = src.join("tests/rpc/proto");
+    let runs: [(PathBuf, Vec<PathBuf>); 4] = [
         (src.join("examples/orders"), vec![src.join("examples/orders/orders.proto")]),
         (
             codegen.clone(),
             ["features.proto", "common.proto", "features2.proto"].map(|f| codegen.join(f)).to_vec(),
         ),
         (interop.clone(), vec![interop.join("orders_v2.proto"), interop.join("tally.proto")]),
+        (rpc.clone(), vec![rpc.join("svct.proto")]),
     ];
     for (dir, files) in &runs {
         for f in files {

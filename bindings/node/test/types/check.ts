@@ -4,6 +4,7 @@ import * as shoal from 'shoal';
 import { Order, Side } from './orders_shoal';
 import { Everything } from './features_shoal';
 import { Defaults, Kind } from './features2_shoal';
+import { GenClient, addGenService } from './svct_shoal';
 
 async function use(): Promise<void> {
   const o = new Order();
@@ -47,4 +48,39 @@ async function use(): Promise<void> {
   void [size, hash, n, k, got, b, r, ab];
 }
 void use;
+
+async function useRpc(): Promise<void> {
+  const ch = await shoal.rpc.Channel.open('tcp://127.0.0.1:9', { token: 'secret-token', connectTimeout: 100 });
+  const client = new GenClient(ch);
+  const svc: 'svct.Gen' = GenClient.SERVICE;
+  const resp: Uint8Array = await client.ask(new Uint8Array(0), { timeout: 10, metadata: { who: 'ts' } });
+  for await (const m of client.count(resp)) void m.length;
+  const sum = client.sum({ deadline: new Date() });
+  await sum.send(resp);
+  const one: Uint8Array = await sum.response();
+  const st = await client.chat().finish();
+  const code: number = st.code === shoal.rpc.Code.OK ? 0 : shoal.rpc.Code.CANCELLED;
+  try {
+    await ch.unary(svc, 'Ask', one);
+  } catch (err) {
+    if (err instanceof shoal.rpc.RpcError) console.log(err.codeName, err.details, err.trailers);
+  }
+  ch.close();
+  void code;
+  const server = new shoal.rpc.Server({ root: '/tmp' }).addPort('shm://svc').setToken('secret-token');
+  addGenService(server, {
+    ask: async (req, call) => {
+      call.addTrailer('k', 'v');
+      if (call.isCancelled() || call.timeRemaining() < 1) throw new shoal.rpc.RpcError(shoal.rpc.Code.ABORTED, 'late', [], [['k', 'v']]);
+      return req;
+    },
+    sum: async (call) => {
+      for await (const m of call) void m.length;
+      return new Uint8Array(0);
+    },
+  });
+  server.start();
+  await server.stop();
+}
+void useRpc;
 declare const console: { log(...a: unknown[]): void };

@@ -479,6 +479,170 @@ extern "C" {
     pub fn shoal_pipe_poll(p: *mut shoal_pipe, timeout: shoal_duration) -> c_int;
 }
 
+// ---- loop.h (what a server needs) ----------------------------------------------------
+
+#[repr(C)]
+pub struct shoal_loop {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    pub fn shoal_loop_create(out: *mut *mut shoal_loop) -> c_int;
+    pub fn shoal_loop_destroy(l: *mut shoal_loop);
+    pub fn shoal_loop_stop(l: *mut shoal_loop);
+    pub fn shoal_loop_run(l: *mut shoal_loop) -> c_int;
+}
+
+// ---- rpc.h -------------------------------------------------------------------------
+
+pub const SHOAL_RPC_UNARY: c_int = 0;
+pub const SHOAL_RPC_SERVER_STREAMING: c_int = 1;
+pub const SHOAL_RPC_CLIENT_STREAMING: c_int = 2;
+pub const SHOAL_RPC_BIDI_STREAMING: c_int = 3;
+pub const SHOAL_RPC_WINDOW: usize = 16;
+pub const SHOAL_RPC_DETAIL_MAX: usize = 512;
+pub const SHOAL_RPC_KEY_MAX: usize = 128;
+pub const SHOAL_RPC_VALUE_MAX: usize = 4096;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_rpc_kv {
+    pub key: *mut c_char,
+    pub value: *mut c_char,
+}
+
+#[repr(C)]
+#[derive(Debug)]
+pub struct shoal_rpc_md {
+    pub count: usize,
+    pub items: *mut shoal_rpc_kv,
+}
+
+#[repr(C)]
+pub struct shoal_rpc_ctx {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct shoal_rpc_channel {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct shoal_rpc_call {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct shoal_rpc_server {
+    _private: [u8; 0],
+}
+
+pub type shoal_rpc_handler = Option<unsafe extern "C" fn(ctx: *mut shoal_rpc_ctx, arg: *mut c_void) -> c_int>;
+pub type shoal_rpc_check = Option<unsafe extern "C" fn(msg: *const c_void, len: usize) -> c_int>;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_rpc_method {
+    pub name: *const c_char,
+    pub kind: c_int,
+    pub check_request: shoal_rpc_check,
+    pub check_response: shoal_rpc_check,
+    pub handler: shoal_rpc_handler,
+    pub blocking: c_int,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_rpc_service {
+    pub name: *const c_char,
+    pub methods: *const shoal_rpc_method,
+    pub n_methods: usize,
+    pub arg: *mut c_void,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_rpc_channel_config {
+    pub connect_timeout: shoal_duration,
+    pub attr: *const shoal_attr,
+    pub token: *const c_char,
+    pub max_frame: usize,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_rpc_options {
+    pub timeout: shoal_duration,
+    pub metadata: *const shoal_rpc_md,
+}
+
+extern "C" {
+    pub fn shoal_rpc_code_name(code: c_int) -> *const c_char;
+    pub fn shoal_rpc_code_from_name(name: *const c_char) -> c_int;
+
+    pub fn shoal_rpc_md_add(md: *mut shoal_rpc_md, key: *const c_char, value: *const c_char) -> c_int;
+    pub fn shoal_rpc_md_get(md: *const shoal_rpc_md, key: *const c_char) -> *const c_char;
+    pub fn shoal_rpc_md_clear(md: *mut shoal_rpc_md);
+
+    pub fn shoal_rpc_channel_open(
+        out: *mut *mut shoal_rpc_channel,
+        address: *const c_char,
+        cfg: *const shoal_rpc_channel_config,
+    ) -> c_int;
+    pub fn shoal_rpc_channel_close(ch: *mut shoal_rpc_channel);
+    pub fn shoal_rpc_call_start(
+        out: *mut *mut shoal_rpc_call,
+        ch: *mut shoal_rpc_channel,
+        service: *const c_char,
+        m: *const shoal_rpc_method,
+        opts: *const shoal_rpc_options,
+    ) -> c_int;
+    pub fn shoal_rpc_call_start_request(
+        out: *mut *mut shoal_rpc_call,
+        ch: *mut shoal_rpc_channel,
+        service: *const c_char,
+        m: *const shoal_rpc_method,
+        req: *const c_void,
+        len: usize,
+        opts: *const shoal_rpc_options,
+    ) -> c_int;
+    pub fn shoal_rpc_call_send(c: *mut shoal_rpc_call, msg: *const c_void, len: usize) -> c_int;
+    pub fn shoal_rpc_call_close_send(c: *mut shoal_rpc_call) -> c_int;
+    pub fn shoal_rpc_call_recv(c: *mut shoal_rpc_call, msg: *mut *mut c_void, len: *mut usize) -> c_int;
+    pub fn shoal_rpc_call_wait(c: *mut shoal_rpc_call, timeout: shoal_duration) -> c_int;
+    pub fn shoal_rpc_call_cancel(c: *mut shoal_rpc_call);
+    pub fn shoal_rpc_call_finish(c: *mut shoal_rpc_call, detail: *mut c_char, cap: usize) -> c_int;
+    pub fn shoal_rpc_call_headers(c: *const shoal_rpc_call) -> *const shoal_rpc_md;
+    pub fn shoal_rpc_call_trailers(c: *const shoal_rpc_call) -> *const shoal_rpc_md;
+    pub fn shoal_rpc_call_free(c: *mut shoal_rpc_call);
+
+    pub fn shoal_rpc_server_create(out: *mut *mut shoal_rpc_server, l: *mut shoal_loop) -> c_int;
+    pub fn shoal_rpc_server_add_service(s: *mut shoal_rpc_server, svc: *const shoal_rpc_service) -> c_int;
+    pub fn shoal_rpc_server_set_token(s: *mut shoal_rpc_server, token: *const c_char) -> c_int;
+    pub fn shoal_rpc_server_listen(
+        s: *mut shoal_rpc_server,
+        address: *const c_char,
+        attr: *const shoal_attr,
+    ) -> c_int;
+    pub fn shoal_rpc_server_destroy(s: *mut shoal_rpc_server);
+
+    pub fn shoal_rpc_ctx_recv(ctx: *mut shoal_rpc_ctx, msg: *mut *mut c_void, len: *mut usize) -> c_int;
+    pub fn shoal_rpc_ctx_send(ctx: *mut shoal_rpc_ctx, msg: *const c_void, len: usize) -> c_int;
+    pub fn shoal_rpc_ctx_time_remaining(ctx: *const shoal_rpc_ctx) -> shoal_duration;
+    pub fn shoal_rpc_ctx_cancelled(ctx: *const shoal_rpc_ctx) -> c_int;
+    pub fn shoal_rpc_ctx_metadata(ctx: *const shoal_rpc_ctx) -> *const shoal_rpc_md;
+    pub fn shoal_rpc_ctx_method(ctx: *const shoal_rpc_ctx) -> *const c_char;
+    pub fn shoal_rpc_ctx_add_header(
+        ctx: *mut shoal_rpc_ctx,
+        key: *const c_char,
+        value: *const c_char,
+    ) -> c_int;
+    pub fn shoal_rpc_ctx_add_trailer(
+        ctx: *mut shoal_rpc_ctx,
+        key: *const c_char,
+        value: *const c_char,
+    ) -> c_int;
+    pub fn shoal_rpc_ctx_set_detail(ctx: *mut shoal_rpc_ctx, fmt: *const c_char, ...);
+}
+
 /// Layout checks of the structs shared with C (the sizes the headers document).
 const _: () = {
     assert!(core::mem::size_of::<shoal_lock>() == 64);
@@ -490,4 +654,9 @@ const _: () = {
     assert!(core::mem::size_of::<shoal_field>() == 40);
     assert!(core::mem::size_of::<shoal_type>() == 40);
     assert!(core::mem::size_of::<shoal_queue_config>() == 32);
+    assert!(core::mem::size_of::<shoal_rpc_method>() == 48);
+    assert!(core::mem::size_of::<shoal_rpc_service>() == 32);
+    assert!(core::mem::size_of::<shoal_rpc_channel_config>() == 32);
+    assert!(core::mem::size_of::<shoal_rpc_options>() == 16);
+    assert!(core::mem::size_of::<shoal_rpc_md>() == 16);
 };

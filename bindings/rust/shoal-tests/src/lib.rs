@@ -20,3 +20,6 @@ pub mod orders_v2_shoal {
 pub mod tally_shoal {
     include!(concat!(env!("OUT_DIR"), "/tally_shoal.rs"));
 }
+pub mod svct_shoal {
+    include!(concat!(env!("OUT_DIR"), "/svct_shoal.rs"));
+}

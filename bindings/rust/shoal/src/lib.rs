@@ -29,6 +29,7 @@ pub mod error;
 mod options;
 pub mod pipe;
 pub mod queue;
+pub mod rpc;
 pub mod schema;
 pub mod shm;
 pub mod sync;

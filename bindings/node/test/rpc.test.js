@@ -1,0 +1,301 @@
+'use strict';
+// Node clients (the shoal package's rpc module and the GenClient `shoal gen --lang
+// node` emits) of a C server (tests/rpc's svcpeer serving svct.Gen, $SHOAL_RPC_PEER)
+// in another process, over shm:// and, when libshoal has nng ($SHOAL_RPC_NNG=1),
+// tcp:// with a token: the four kinds of call, metadata both ways, error codes,
+// deadlines, cancellation, invalid requests, and a dead server.
+//
+// svct.Gen: Ask(Fix) -> Enc {n + 1, text + the "who" metadata, items {n, n}}, n == -1
+// fails FAILED_PRECONDITION; Count(Enc) -> n Fix 0..n-1 (20 ms apart when text is
+// "slow"); Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2;
+// Wait(Fix) waits until the call ends; Missing has no handler. Messages travel as
+// protobuf; the few fields needed are encoded and decoded by hand below.
+const test = require('node:test');
+const assert = require('node:assert');
+const { spawn } = require('child_process');
+const readline = require('readline');
+const { rpc } = require('..');
+const path = require('path');
+const { opts } = require('./util');
+const { generate } = require('./gen');
+
+const { GenClient, addGenService } = require(path.join(generate('rpc'), 'svct_shoal.js'));
+
+const { Channel, Code, Kind, RpcError } = rpc;
+const PEER = process.env.SHOAL_RPC_PEER;
+const TOKEN = 'rpc-test-token';
+const SVC = 'svct.Gen';
+const SEC = 60000;
+
+// ---- the few protobuf fields of Fix and Enc ---------------------------------------
+
+function varint(out, v) {
+  let x = BigInt.asUintN(64, BigInt(v));
+  while (x >= 0x80n) {
+    out.push(Number(x & 0x7fn) | 0x80);
+    x >>= 7n;
+  }
+  out.push(Number(x));
+}
+
+function encode({ n = 0, text = '', items = [] }) {
+  const out = [];
+  if (n) {
+    out.push(0x08);
+    varint(out, n);
+  }
+  if (text) {
+    const b = Buffer.from(text);
+    out.push(0x12);
+    varint(out, b.length);
+    out.push(...b);
+  }
+  if (items.length) {
+    const packed = [];
+    for (const i of items) varint(packed, i);
+    out.push(0x1a);
+    varint(out, packed.length);
+    out.push(...packed);
+  }
+  return Buffer.from(out);
+}
+
+function decode(b) {
+  const m = { n: 0, text: '', items: [] };
+  let at = 0;
+  const get = (buf) => {
+    let v = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      const byte = buf[at++];
+      v |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) return Number(BigInt.asIntN(32, v));
+    }
+  };
+  while (at < b.length) {
+    const key = get(b);
+    if (key === 0x08) m.n = get(b);
+    else if (key === 0x18) m.items.push(get(b));
+    else if (key === 0x12 || key === 0x1a) {
+      const len = get(b);
+      const end = at + len;
+      if (key === 0x12) m.text = b.subarray(at, end).toString();
+      else while (at < end) m.items.push(get(b));
+      at = end;
+    } else throw new Error(`unexpected key ${key}`);
+  }
+  return m;
+}
+
+// ---- the C server ----------------------------------------------------------------
+
+let serial = 0;
+function addresses() {
+  const a = [`shm://node-rpc-${process.pid}-${serial++}`];
+  if (process.env.SHOAL_RPC_NNG === '1') a.push(`tcp://127.0.0.1:${20000 + ((process.pid * 11 + serial++ * 17) % 40000)}`);
+  return a;
+}
+
+/** Starts svcpeer on the addresses; resolves once it is ready, with `.lines` (an
+ * async iterator over what it prints next) and `.proc`. */
+async function peer(addrs) {
+  const proc = spawn(PEER, ['server', ...addrs], {
+    env: { ...process.env, SHOAL_ROOT: opts().root, SHOAL_DOMAIN: opts().domain },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  process.on('exit', () => proc.kill('SIGKILL')); // even when this process fails
+  const lines = readline.createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  assert.strictEqual(first.value, 'ready');
+  return { proc, lines, next: async () => (await lines.next()).value };
+}
+
+const open = (a) => Channel.open(a, { token: TOKEN, connectTimeout: SEC, ...opts() });
+const isCode = (code) => (e) => e instanceof RpcError && e.code === code;
+
+test('Node client, C server: all kinds of call, errors, deadlines, cancel', { skip: !PEER && 'SHOAL_RPC_PEER not set' }, async () => {
+  const addrs = addresses();
+  const server = await peer(addrs);
+  try {
+    for (const a of addrs) {
+      const ch = await open(a);
+      // unary with metadata both ways
+      const call = ch.start(SVC, 'Ask', Kind.UNARY, encode({ n: 41, text: 'hi ' }), { timeout: SEC, metadata: { who: 'node' } });
+      assert.deepStrictEqual(decode(await call.response()), { n: 42, text: 'hi node', items: [41, 41] });
+      const st = await call.finish();
+      assert.deepStrictEqual(st.headers, [['who', 'node']]);
+      assert.deepStrictEqual(st.trailers, [['served-by', 'c']]);
+      call.free();
+      // the generated client
+      const gen = new GenClient(ch);
+      assert.strictEqual(GenClient.SERVICE, SVC);
+      assert.strictEqual(decode(await gen.ask(encode({ n: 1 }), { timeout: SEC })).n, 2);
+      await assert.rejects(gen.missing(encode({ n: 1 })), isCode(Code.UNIMPLEMENTED));
+      const counted = [];
+      for await (const m of gen.count(encode({ n: 3 }))) counted.push(decode(m).n);
+      assert.deepStrictEqual(counted, [0, 1, 2]);
+      const s3 = gen.sum();
+      for (const n of [1, 2, 3]) await s3.send(encode({ n }));
+      assert.strictEqual(decode(await s3.response()).n, 6);
+      s3.free();
+      const c1 = gen.chat();
+      await c1.send(encode({ n: 5 }));
+      assert.strictEqual(decode(await c1.recv()).n, 10);
+      c1.free();
+      // error codes
+      await assert.rejects(ch.unary(SVC, 'Ask', encode({ n: -1 })), (e) => isCode(Code.FAILED_PRECONDITION)(e) && e.details === 'negative' && e.codeName === 'FAILED_PRECONDITION');
+      await assert.rejects(ch.unary(SVC, 'Missing', encode({ n: 1 })), isCode(Code.UNIMPLEMENTED));
+      await assert.rejects(ch.unary(SVC, 'Ask', Buffer.from([0xff, 0xff, 0xff]), { timeout: SEC }), isCode(Code.INVALID_ARGUMENT));
+      // server streaming past the window, as an async iterator
+      const got = [];
+      for await (const m of ch.serverStreaming(SVC, 'Count', encode({ n: 40 }), { timeout: SEC })) got.push(decode(m).n);
+      assert.deepStrictEqual(got, [...Array(40).keys()]);
+      // client streaming
+      const sum = ch.clientStreaming(SVC, 'Sum', { timeout: SEC });
+      for (let i = 0; i < 40; i++) await sum.send(encode({ n: i }));
+      assert.strictEqual(decode(await sum.response()).n, 780);
+      sum.free();
+      // bidirectional, one in flight at a time
+      const chat = ch.bidiStreaming(SVC, 'Chat', { timeout: SEC });
+      for (let i = 0; i < 40; i++) {
+        await chat.send(encode({ n: i, text: 'x', items: [i] }));
+        assert.deepStrictEqual(decode(await chat.recv()), { n: 2 * i, text: 'x', items: [i] });
+      }
+      await chat.closeSend();
+      assert.strictEqual(await chat.recv(), null);
+      assert.strictEqual((await chat.finish()).code, Code.OK);
+      chat.free();
+      // deadline: the handler sees it pass too; a deadline already passed
+      const t0 = Date.now();
+      await assert.rejects(ch.unary(SVC, 'Wait', encode({ n: 1 }), { timeout: 200 }), isCode(Code.DEADLINE_EXCEEDED));
+      assert.ok(Date.now() - t0 >= 190);
+      assert.strictEqual(await server.next(), 'cancelled Wait');
+      await assert.rejects(ch.unary(SVC, 'Ask', encode({ n: 1 }), { deadline: Date.now() - 1 }), isCode(Code.DEADLINE_EXCEEDED));
+      // cancel reaches the streaming handler, while a recv waits
+      const slow = ch.serverStreaming(SVC, 'Count', encode({ n: 1000, text: 'slow' }), { timeout: SEC });
+      assert.strictEqual(decode(await slow.recv()).n, 0);
+      slow.cancel();
+      await assert.rejects(async () => {
+        for (;;) if ((await slow.recv()) === null) break;
+      }, isCode(Code.CANCELLED));
+      slow.free();
+      assert.strictEqual(await server.next(), 'cancelled Count');
+      // the event loop stays free while a call waits
+      const wait = ch.unary(SVC, 'Wait', encode({ n: 1 }), { timeout: 300 });
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      await assert.rejects(wait, isCode(Code.DEADLINE_EXCEEDED));
+      clearInterval(timer);
+      assert.ok(ticks >= 5, `${ticks} timer ticks during a 300 ms call`);
+      assert.strictEqual(await server.next(), 'cancelled Wait');
+      ch.close();
+    }
+  } finally {
+    server.proc.kill('SIGKILL');
+  }
+});
+
+test('a server killed mid-stream gives UNAVAILABLE; no server, wrong token', { skip: !PEER && 'SHOAL_RPC_PEER not set' }, async () => {
+  await assert.rejects(Channel.open(`shm://node-none-${process.pid}`, opts()), (e) => e.code === 'ENOENT');
+  const addrs = addresses();
+  const server = await peer(addrs);
+  if (addrs.length > 1) await assert.rejects(Channel.open(addrs[1], { token: 'wrong-token-here', connectTimeout: SEC }), (e) => e.code === 'EACCES');
+  const ch = await open(addrs[0]);
+  const slow = ch.serverStreaming(SVC, 'Count', encode({ n: 1000, text: 'slow' }), { timeout: SEC });
+  assert.strictEqual(decode(await slow.recv()).n, 0);
+  server.proc.kill('SIGKILL');
+  const t0 = Date.now();
+  await assert.rejects(async () => {
+    for (;;) if ((await slow.recv()) === null) break;
+  }, isCode(Code.UNAVAILABLE));
+  assert.ok(Date.now() - t0 < 20000);
+  slow.free();
+  ch.close();
+});
+
+// ---- a Node server of svct.Gen, through the generated addGenService ------------------
+
+function nodeServer(addrs, events) {
+  const server = new rpc.Server(opts());
+  server.setToken(TOKEN);
+  for (const a of addrs) server.addPort(a);
+  addGenService(server, {
+    ask: async (req, call) => {
+      const m = decode(req);
+      if (m.n === -1) throw new RpcError(Code.FAILED_PRECONDITION, 'negative');
+      const who = call.metadata.find(([k]) => k === 'who')?.[1];
+      if (who) call.addHeader('who', who);
+      call.addTrailer('served-by', 'node');
+      return encode({ n: m.n + 1, text: m.text + (who ?? ''), items: [m.n, m.n] });
+    },
+    count: async (req, call) => {
+      const m = decode(req);
+      for (let i = 0; i < m.n; i++) {
+        try {
+          await call.send(encode({ n: i }));
+        } catch (e) {
+          events.push('cancelled Count');
+          throw e;
+        }
+        if (m.text === 'slow') await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    sum: async (call) => {
+      let n = 0;
+      for await (const m of call) n += decode(m).n;
+      return encode({ n });
+    },
+    chat: async (call) => {
+      for await (const m of call) {
+        const x = decode(m);
+        await call.send(encode({ ...x, n: x.n * 2 }));
+      }
+    },
+    wait: async (req, call) => {
+      while (!call.isCancelled()) await new Promise((r) => setTimeout(r, 2));
+      events.push('cancelled Wait');
+      throw new RpcError(Code.CANCELLED, 'cancelled');
+    },
+  });
+  server.start();
+  return server;
+}
+
+test('C client, Node server: every check of the C peer', { skip: !PEER && 'SHOAL_RPC_PEER not set' }, async () => {
+  const addrs = addresses();
+  const events = [];
+  const server = nodeServer(addrs, events);
+  try {
+    for (const a of addrs) {
+      const out = await new Promise((resolve, reject) => {
+        const p = spawn(PEER, ['client', a], {
+          env: { ...process.env, SHOAL_ROOT: opts().root, SHOAL_DOMAIN: opts().domain },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let text = '';
+        p.stdout.on('data', (d) => (text += d));
+        p.on('error', reject);
+        p.on('exit', (code) => resolve({ code, text }));
+      });
+      assert.strictEqual(out.code, 0, out.text);
+      for (const check of ['ask', 'ask_fails', 'missing', 'deadline', 'count', 'cancel', 'sum', 'chat'])
+        assert.ok(out.text.split('\n').includes(`ok ${check}`), `${check}:\n${out.text}`);
+    }
+    // a Node client in this process, through the generated client
+    const ch = await open(addrs[0]);
+    const gen = new GenClient(ch);
+    const call = ch.start(SVC, 'Ask', Kind.UNARY, encode({ n: 1, text: 'a' }), { metadata: { who: 'b' } });
+    assert.deepStrictEqual(decode(await call.response()), { n: 2, text: 'ab', items: [1, 1] });
+    assert.deepStrictEqual((await call.finish()).trailers, [['served-by', 'node']]);
+    call.free();
+    await assert.rejects(gen.ask(Buffer.from([0x0a])), isCode(Code.INTERNAL)); // undecodable: the handler threw
+    ch.close();
+    // an address in use
+    if (addrs.length > 1) {
+      const again = new rpc.Server().setToken(TOKEN).addPort(addrs[1]).addService(SVC, {});
+      assert.throws(() => again.start(), (e) => e.code === 'EBUSY');
+    }
+  } finally {
+    await server.stop();
+  }
+  assert.ok(events.includes('cancelled Wait') && events.includes('cancelled Count'), events.join());
+});

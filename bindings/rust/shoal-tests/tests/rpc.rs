@@ -1,0 +1,504 @@
+//! Services in Rust (the shoal crate's rpc module and the code `shoal gen --lang rust`
+//! emits for svct.Gen) between real processes: a Rust server in a child process (this test
+//! binary run again with SHOAL_TEST_ROLE=server) or the C peer of tests/rpc
+//! (`svcpeer`, $SHOAL_RPC_PEER), and Rust clients here; and the C peer's client against
+//! the Rust server. Over shm:// always, over tcp:// (token) when libshoal has nng
+//! ($SHOAL_RPC_NNG=1).
+//!
+//! The service is svct.Gen of tests/rpc/proto/svct.proto, as svcpeer serves it:
+//! Ask(Fix) -> Enc {n + 1, text + the "who" metadata, items {n, n}}, n == -1 fails
+//! FAILED_PRECONDITION; Count(Enc) -> n Fix 0..n-1 (20 ms apart when text is "slow");
+//! Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2; Wait(Fix)
+//! waits until the call ends; Missing has no handler. The messages travel as protobuf;
+//! the few fields needed are encoded and decoded by hand below.
+#![cfg(not(shoal_no_gen))]
+use std::env;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use shoal::rpc::*;
+use shoal::{ErrorKind, Options};
+use shoal_tests::svct_shoal::{GEN_SERVICE, GenClient, GenServer, gen_service};
+
+const SVC: &str = GEN_SERVICE;
+const TOKEN: &str = "rpc-test-token";
+const SEC: Duration = Duration::from_secs(60);
+
+fn root() -> String {
+    env::var("SHOAL_TEST_ROOT").unwrap_or_else(|_| {
+        let dir = env::temp_dir().join("shoal-rust-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.to_string_lossy().into_owned()
+    })
+}
+
+fn objects() -> Options {
+    Options::new().root(&root()).domain("rust")
+}
+
+fn nng() -> bool {
+    env::var("SHOAL_RPC_NNG").is_ok_and(|v| v == "1")
+}
+
+/// A fresh shm:// address and tcp:// port per server of this process.
+fn unique(kind: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    match kind {
+        "shm" => format!("shm://rs-rpc-{}-{n}", std::process::id()),
+        _ => format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 7 + n * 13) % 40000),
+    }
+}
+
+// ---- the few protobuf fields of Fix and Enc ------------------------------------------
+
+#[derive(Debug, Default, PartialEq)]
+struct Msg {
+    n: i32,
+    text: String,
+    items: Vec<i32>,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn encode(m: &Msg) -> Vec<u8> {
+    let mut out = Vec::new();
+    if m.n != 0 {
+        out.push(0x08);
+        put_varint(&mut out, m.n as i64 as u64);
+    }
+    if !m.text.is_empty() {
+        out.push(0x12);
+        put_varint(&mut out, m.text.len() as u64);
+        out.extend_from_slice(m.text.as_bytes());
+    }
+    if !m.items.is_empty() {
+        let mut packed = Vec::new();
+        for &i in &m.items {
+            put_varint(&mut packed, i as i64 as u64);
+        }
+        out.push(0x1a);
+        put_varint(&mut out, packed.len() as u64);
+        out.extend_from_slice(&packed);
+    }
+    out
+}
+
+fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn decode(b: &[u8]) -> Option<Msg> {
+    let (mut m, mut at) = (Msg::default(), 0);
+    while at < b.len() {
+        let key = get_varint(b, &mut at)?;
+        match (key >> 3, key & 7) {
+            (1, 0) => m.n = get_varint(b, &mut at)? as i32,
+            (3, 0) => m.items.push(get_varint(b, &mut at)? as i32),
+            (f, 2) => {
+                let len = get_varint(b, &mut at)? as usize;
+                let body = b.get(at..at.checked_add(len)?)?;
+                at += len;
+                match f {
+                    2 => m.text = String::from_utf8(body.to_vec()).ok()?,
+                    3 => {
+                        let mut i = 0;
+                        while i < body.len() {
+                            m.items.push(get_varint(body, &mut i)? as i32);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(m)
+}
+
+fn msg(n: i32, text: &str) -> Vec<u8> {
+    encode(&Msg { n, text: text.into(), items: vec![] })
+}
+
+fn parse(b: &[u8]) -> Result<Msg, Status> {
+    decode(b).ok_or_else(|| Status::new(Code::InvalidArgument, "undecodable message"))
+}
+
+// ---- the Rust server of svct.Gen -------------------------------------------------------
+
+/// The Rust server of svct.Gen, through the generated trait (Missing is left out:
+/// its default answers UNIMPLEMENTED).
+struct RustGen;
+
+impl GenServer for RustGen {
+    fn ask(&self, ctx: &mut ServerCtx, req: Vec<u8>) -> Result<Vec<u8>, Status> {
+        let req = parse(&req)?;
+        if req.n == -1 {
+            return Err(Status::new(Code::FailedPrecondition, "negative")
+                .with_trailers(vec![("why".into(), "n".into())]));
+        }
+        let who = ctx.metadata().into_iter().find(|(k, _)| k == "who").map(|(_, v)| v);
+        if let Some(w) = &who {
+            ctx.add_header("who", w)?;
+        }
+        ctx.add_trailer("served-by", "rust")?;
+        let text = format!("{}{}", req.text, who.unwrap_or_default());
+        Ok(encode(&Msg { n: req.n + 1, text, items: vec![req.n, req.n] }))
+    }
+
+    fn count(&self, ctx: &mut ServerCtx, req: Vec<u8>) -> Result<(), Status> {
+        let req = parse(&req)?;
+        for i in 0..req.n {
+            if let Err(st) = ctx.send(&msg(i, "")) {
+                println!("cancelled Count");
+                return Err(st);
+            }
+            if req.text == "slow" {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    fn sum(&self, ctx: &mut ServerCtx) -> Result<Vec<u8>, Status> {
+        let mut sum = 0;
+        while let Some(m) = ctx.recv()? {
+            sum += parse(&m)?.n;
+        }
+        Ok(msg(sum, ""))
+    }
+
+    fn chat(&self, ctx: &mut ServerCtx) -> Result<(), Status> {
+        while let Some(m) = ctx.recv()? {
+            let mut m = parse(&m)?;
+            m.n *= 2;
+            ctx.send(&encode(&m))?;
+        }
+        Ok(())
+    }
+
+    fn wait(&self, ctx: &mut ServerCtx, _req: Vec<u8>) -> Result<Vec<u8>, Status> {
+        while !ctx.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        println!("cancelled Wait");
+        Err(Status::new(Code::Cancelled, "cancelled"))
+    }
+}
+
+fn service() -> Service {
+    gen_service(Arc::new(RustGen))
+}
+
+/// A child process serving svct.Gen: the Rust one, or the C peer.
+struct Peer {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn rust(addresses: &[String]) -> Peer {
+        let child = Command::new(env::current_exe().unwrap())
+            .args(["--exact", "child_entry", "--nocapture", "--test-threads=1", "-q"])
+            .env("SHOAL_TEST_ROLE", "server")
+            .env("SHOAL_TEST_ARG", addresses.join(" "))
+            .env("SHOAL_TEST_ROOT", root())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the Rust server");
+        Peer::ready(child)
+    }
+
+    /// The C peer, or None when this build has none.
+    fn c(addresses: &[String]) -> Option<Peer> {
+        let exe = env::var("SHOAL_RPC_PEER").ok()?;
+        let child = Command::new(exe)
+            .arg("server")
+            .args(addresses)
+            .env("SHOAL_ROOT", root())
+            .env("SHOAL_DOMAIN", "rust")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn svcpeer");
+        Some(Peer::ready(child))
+    }
+
+    fn ready(mut child: Child) -> Peer {
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut p = Peer { child, out };
+        // (the test harness of a Rust child prints its own lines first)
+        loop {
+            match p.line().as_str() {
+                "ready" => return p,
+                "EOF" => panic!("the server ended before it was ready: {:?}", p.child.wait()),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next line the server printed ("EOF" at its end).
+    fn line(&mut self) -> String {
+        let mut s = String::new();
+        if self.out.read_line(&mut s).unwrap() == 0 {
+            return "EOF".into();
+        }
+        s.trim_end().to_owned()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn child_entry() {
+    let Ok(role) = env::var("SHOAL_TEST_ROLE") else { return };
+    let arg = env::var("SHOAL_TEST_ARG").unwrap_or_default();
+    match role.as_str() {
+        "server" => {
+            let mut s = Server::new();
+            s.add_service(service()).set_token(TOKEN).set_objects(objects());
+            for a in arg.split(' ') {
+                s.add_port(a);
+            }
+            s.start().expect("start the server");
+            println!("ready");
+            s.wait(); // until killed
+        }
+        r => panic!("unknown role {r}"),
+    }
+}
+
+fn open(address: &str) -> Arc<Channel> {
+    let opts = ChannelOptions { token: Some(TOKEN.into()), connect_timeout: Some(SEC), objects: objects() };
+    Arc::new(Channel::open_with(address, &opts).unwrap_or_else(|e| panic!("open {address}: {e}")))
+}
+
+// ---- what a client checks, against any server of svct.Gen -----------------------------
+
+/// The checks through the generated client (and, for the response headers, through
+/// the call the rpc module starts).
+fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
+    let client = GenClient::new(ch.clone());
+    // unary, with metadata both ways
+    let mut call = ch
+        .start(
+            SVC,
+            "Ask",
+            Kind::Unary,
+            Some(&msg(41, "hi ")),
+            &CallOptions::new().timeout(SEC).metadata("who", "rust"),
+        )
+        .unwrap();
+    let resp = parse(&call.recv().unwrap().unwrap()).unwrap();
+    assert_eq!(resp, Msg { n: 42, text: "hi rust".into(), items: vec![41, 41] });
+    let st = call.finish();
+    assert_eq!(st.code, Code::Ok, "{st}");
+    assert_eq!(call.headers(), vec![("who".to_string(), "rust".to_string())]);
+    assert!(st.trailers.contains(&("served-by".into(), served_by.into())), "{:?}", st.trailers);
+    drop(call);
+    // a handler's error status
+    let st = client.ask(&msg(-1, ""), &CallOptions::new()).unwrap_err();
+    assert_eq!((st.code, st.details.as_str()), (Code::FailedPrecondition, "negative"));
+    // no such method
+    let st = client.missing(&msg(1, ""), &CallOptions::new()).unwrap_err();
+    assert_eq!(st.code, Code::Unimplemented, "{st}");
+
+    // server streaming, past the flow-control window
+    let got: Vec<i32> = client
+        .count(&msg(40, ""), &CallOptions::new().timeout(SEC))
+        .unwrap()
+        .map(|r| parse(&r.unwrap()).unwrap().n)
+        .collect();
+    assert_eq!(got, (0..40).collect::<Vec<_>>());
+
+    // client streaming
+    let mut call = client.sum(&CallOptions::new().timeout(SEC)).unwrap();
+    for i in 0..40 {
+        call.send(&msg(i, "")).unwrap();
+    }
+    assert_eq!(parse(&call.close_and_recv().unwrap()).unwrap().n, 780);
+
+    // bidirectional, one in flight at a time
+    let mut call = client.chat(&CallOptions::new().timeout(SEC)).unwrap();
+    for i in 0..40 {
+        call.send(&encode(&Msg { n: i, text: "x".into(), items: vec![i] })).unwrap();
+        let back = parse(&call.recv().unwrap().unwrap()).unwrap();
+        assert_eq!(back, Msg { n: 2 * i, text: "x".into(), items: vec![i] });
+    }
+    call.close_send().unwrap();
+    assert_eq!(call.recv().unwrap(), None);
+    assert_eq!(call.finish().code, Code::Ok);
+}
+
+fn check_deadline_and_cancel(ch: &Arc<Channel>, peer: &mut Peer) {
+    let client = GenClient::new(ch.clone());
+    let t0 = Instant::now();
+    let st = client.wait(&msg(1, ""), &CallOptions::new().timeout(Duration::from_millis(200))).unwrap_err();
+    assert_eq!(st.code, Code::DeadlineExceeded, "{st}");
+    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert_eq!(peer.line(), "cancelled Wait"); // the handler saw the deadline pass
+
+    // a deadline already passed
+    let st = client.ask(&msg(1, ""), &CallOptions::new().deadline(Instant::now())).unwrap_err();
+    assert_eq!(st.code, Code::DeadlineExceeded, "{st}");
+
+    // a cancel reaches the streaming handler
+    let mut call = client.count(&msg(1000, "slow"), &CallOptions::new().timeout(SEC)).unwrap();
+    assert!(call.next().unwrap().is_ok());
+    call.cancel();
+    let rest: Vec<_> = call.by_ref().collect();
+    assert!(matches!(rest.last(), Some(Err(st)) if st.code == Code::Cancelled), "{rest:?}");
+    assert_eq!(call.finish().code, Code::Cancelled);
+    assert_eq!(peer.line(), "cancelled Count");
+
+    // a cancelled unary call inside its wait
+    let mut call =
+        ch.start(SVC, "Wait", Kind::Unary, Some(&msg(1, "")), &CallOptions::new().timeout(SEC)).unwrap();
+    assert!(!call.wait(Duration::from_millis(50)));
+    call.cancel();
+    assert_eq!(call.recv().unwrap_err().code, Code::Cancelled);
+    assert_eq!(peer.line(), "cancelled Wait");
+}
+
+fn addresses() -> Vec<String> {
+    let mut a = vec![unique("shm")];
+    if nng() {
+        a.push(unique("tcp"));
+    }
+    a
+}
+
+#[test]
+fn rust_client_rust_server() {
+    let addrs = addresses();
+    let mut peer = Peer::rust(&addrs);
+    for a in &addrs {
+        let ch = open(a);
+        check_all_kinds(&ch, "rust");
+        check_deadline_and_cancel(&ch, &mut peer);
+    }
+}
+
+#[test]
+fn rust_client_c_server() {
+    let addrs = addresses();
+    let Some(mut peer) = Peer::c(&addrs) else {
+        eprintln!("SHOAL_RPC_PEER not set: the Rust client against the C server is skipped");
+        return;
+    };
+    for a in &addrs {
+        let ch = open(a);
+        check_all_kinds(&ch, "c");
+        check_deadline_and_cancel(&ch, &mut peer);
+        // the C server checks every request: bytes that are no protobuf Fix
+        let st = ch.unary(SVC, "Ask", b"\xff\xff\xff", &CallOptions::new().timeout(SEC)).unwrap_err();
+        assert_eq!(st.code, Code::InvalidArgument, "{st}");
+    }
+}
+
+#[test]
+fn c_client_rust_server() {
+    let Ok(exe) = env::var("SHOAL_RPC_PEER") else {
+        eprintln!("SHOAL_RPC_PEER not set: the C client against the Rust server is skipped");
+        return;
+    };
+    let addrs = addresses();
+    let _peer = Peer::rust(&addrs);
+    for a in &addrs {
+        let out = Command::new(&exe)
+            .args(["client", a])
+            .env("SHOAL_ROOT", root())
+            .env("SHOAL_DOMAIN", "rust")
+            .output()
+            .expect("run svcpeer client");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "svcpeer client {a}:\n{text}");
+        for check in ["ask", "ask_fails", "missing", "deadline", "count", "cancel", "sum", "chat"] {
+            assert!(text.lines().any(|l| l == format!("ok {check}")), "{check} not passed:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn undecodable_request_in_rust_handler() {
+    // The Rust handler refuses what it cannot decode with INVALID_ARGUMENT.
+    let a = unique("shm");
+    let _peer = Peer::rust(std::slice::from_ref(&a));
+    let ch = open(&a);
+    let st = ch.unary(SVC, "Ask", b"\x0a", &CallOptions::new().timeout(SEC)).unwrap_err();
+    assert_eq!(st.code, Code::InvalidArgument, "{st}");
+    // a wrong kind of start is refused on the client side
+    let st = ch.start(SVC, "Sum", Kind::ClientStreaming, Some(b""), &CallOptions::new()).err().unwrap();
+    assert_eq!(st.code, Code::InvalidArgument);
+}
+
+#[test]
+fn server_errors_and_dead_server() {
+    // no server there
+    let e = Channel::open_with(&unique("shm"), &ChannelOptions { objects: objects(), ..Default::default() })
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::NoEnt, "{e}");
+    let a = unique("shm");
+    let mut peer = Peer::rust(std::slice::from_ref(&a));
+    // a server killed mid-stream gives UNAVAILABLE, well before the deadline
+    let ch = open(&a);
+    let mut call =
+        ch.server_streaming(SVC, "Count", &msg(1000, "slow"), &CallOptions::new().timeout(SEC)).unwrap();
+    assert!(call.next().unwrap().is_ok());
+    let t0 = Instant::now();
+    peer.child.kill().unwrap();
+    let last = call.by_ref().last().unwrap();
+    assert_eq!(last.unwrap_err().code, Code::Unavailable);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    // tcp:// without a token cannot start; a client without the token is refused
+    if nng() {
+        let mut s = Server::new();
+        s.add_service(service()).add_port(&unique("tcp"));
+        assert_eq!(s.start().err().unwrap().kind(), ErrorKind::Inval);
+        let t = unique("tcp");
+        let mut s = Server::new();
+        s.add_service(service()).add_port(&t).set_token(TOKEN);
+        s.start().unwrap();
+        // an address in use
+        let mut again = Server::new();
+        again.add_service(service()).add_port(&t).set_token(TOKEN);
+        assert_eq!(again.start().err().unwrap().kind(), ErrorKind::Busy);
+        let e = Channel::open(&t, Some("wrong-token-here")).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Acces, "{e}");
+        let ch = Channel::open(&t, Some(TOKEN)).unwrap();
+        assert_eq!(parse(&ch.unary(SVC, "Ask", &msg(1, ""), &CallOptions::new()).unwrap()).unwrap().n, 2);
+        s.stop();
+    }
+}
+
+#[test]
+fn codes_have_grpc_names_and_numbers() {
+    assert_eq!(Code::from_i32(4), Code::DeadlineExceeded);
+    assert_eq!(Code::DeadlineExceeded.name(), "DEADLINE_EXCEEDED");
+    assert_eq!(Code::Unauthenticated as i32, 16);
+    assert_eq!(Code::from_i32(99), Code::Unknown);
+    assert_eq!(Code::Ok.to_string(), "OK");
+}
