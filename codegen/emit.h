@@ -11,7 +11,7 @@
 /* The SHOAL_GEN_ABI of runtime/include/shoal/typed.h the C emitter writes for: change
  * both together whenever generated code and the runtime's macros or helpers change
  * their contract. */
-#define SG_GEN_ABI 2
+#define SG_GEN_ABI 3
 
 /* Parameters from --shoal_out=k=v,k=v:outdir (or --shoal_opt). */
 typedef struct sg_params {

@@ -66,8 +66,9 @@ extern "C" {
 #endif
 
 /* The version of the contract between generated code and this header and libshoal.
- * A generated header made for another number stops the build: regenerate it. */
-#define SHOAL_GEN_ABI 2
+ * A generated header made for another number stops the build: regenerate it.
+ * 3: shoal_pb_bound gained open_enum. */
+#define SHOAL_GEN_ABI 3
 
 #ifdef __cplusplus
 #define SHOAL_GEN_ASSERT(cond, what) static_assert(cond, what)

@@ -9,7 +9,7 @@
 #include "common.shoal.h"
 #include "features.pb-c.h"
 
-#if SHOAL_GEN_ABI != 2
+#if SHOAL_GEN_ABI != 3
 #error "features.shoal.h was generated for another version of shoal: regenerate it"
 #endif
 

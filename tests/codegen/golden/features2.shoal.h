@@ -7,7 +7,7 @@
 #include <shoal.h>
 #include <shoal/typed.h>
 
-#if SHOAL_GEN_ABI != 2
+#if SHOAL_GEN_ABI != 3
 #error "features2.shoal.h was generated for another version of shoal: regenerate it"
 #endif
 

@@ -42,6 +42,7 @@ pub const SHOAL_EACCES: c_int = -26;
 pub const SHOAL_EBUSY: c_int = -27;
 pub const SHOAL_ESYS: c_int = -28;
 pub const SHOAL_EINVALID_DATA: c_int = -29;
+pub const SHOAL_EINTR: c_int = -30;
 
 pub type shoal_duration = i64;
 pub const SHOAL_FOREVER: shoal_duration = -1;

@@ -41,6 +41,7 @@ pub enum ErrorKind {
     Busy = -27,
     Sys = -28,
     InvalidData = -29,
+    Intr = -30,
     /// A code this version of the binding does not know.
     Unknown = i32::MIN,
 }
@@ -49,7 +50,7 @@ impl ErrorKind {
     /// The kind of a negative `SHOAL_E*` code.
     pub fn from_code(rc: i32) -> ErrorKind {
         use ErrorKind::*;
-        const ALL: [ErrorKind; 29] = [
+        const ALL: [ErrorKind; 30] = [
             Inval,
             NoMem,
             NoEnt,
@@ -79,8 +80,9 @@ impl ErrorKind {
             Busy,
             Sys,
             InvalidData,
+            Intr,
         ];
-        if (-29..=-1).contains(&rc) {
+        if (-30..=-1).contains(&rc) {
             ALL[(-rc - 1) as usize]
         } else {
             Unknown
