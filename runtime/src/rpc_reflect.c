@@ -9,8 +9,9 @@
  * service's .proto file after those of the files it imports), concatenated with the
  * entries already sent dropped, so a file two services share appears once. A
  * FileDescriptorSet is a sequence of field-1 entries, so both answers are written
- * here with two wire-format primitives (a varint; a length-delimited field) and no
- * codec; a set is checked to be such a sequence when it is registered.
+ * with the wire-format primitives of pb_wire.h and no codec: one pass sizes the
+ * answer, a second writes it; a set is checked to be such a sequence when it is
+ * registered.
  *
  * The handlers are unary and run on the loop's thread; they read the server's tables
  * under its mutex and send after releasing it.
@@ -18,177 +19,126 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pb_wire.h"
 #include "rpc_internal.h"
 
-/* ---- the wire format, the little of it needed here ----------------------------------
- */
-
-typedef struct pbw {
-    uint8_t *p;
-    size_t len, cap;
-    int failed;
-} pbw;
-
-static void put(pbw *w, const void *data, size_t n)
+/* The next field-1 length-delimited entry of a FileDescriptorSet: 1 with *entry /
+ * *elen (the whole entry, tag included), 0 at the end, -1 when malformed. */
+static int next_entry(pb_in *in, const uint8_t **entry, size_t *elen)
 {
-    if (w->failed)
-        return;
-    if (w->len + n > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->len + n)
-            cap *= 2;
-        uint8_t *p = realloc(w->p, cap);
-        if (!p) {
-            w->failed = 1;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->len, data, n);
-    w->len += n;
-}
-
-static void put_varint(pbw *w, uint64_t v)
-{
-    uint8_t b[10];
-    size_t n = 0;
-    do {
-        b[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    put(w, b, n);
-}
-
-/* A length-delimited field. */
-static void put_bytes(pbw *w, unsigned field, const void *data, size_t n)
-{
-    put_varint(w, (uint64_t)field << 3 | 2);
-    put_varint(w, n);
-    put(w, data, n);
-}
-
-/* The next field-1 length-delimited entry of a FileDescriptorSet at *p (of n left):
- * 1 with *entry / *elen (the whole entry, tag included), 0 at the end, -1 when
- * malformed. */
-static int next_entry(const uint8_t **p, size_t *n, const uint8_t **entry, size_t *elen)
-{
-    if (*n == 0)
+    if (in->p == in->end)
         return 0;
-    const uint8_t *q = *p, *end = *p + *n;
-    if (*q++ != 0x0a)
+    const uint8_t *start = in->p, *data;
+    uint64_t tag;
+    size_t n;
+    if (!pb_get_varint(in, &tag) || tag != ((1u << 3) | WT_LEN) ||
+        !pb_get_len(in, &data, &n))
         return -1;
-    uint64_t len = 0;
-    for (int shift = 0;; shift += 7) {
-        if (q == end || shift > 63)
-            return -1;
-        len |= (uint64_t)(*q & 0x7f) << shift;
-        if (!(*q++ & 0x80))
-            break;
-    }
-    if (len > (uint64_t)(end - q))
-        return -1;
-    *entry = *p;
-    *elen = (size_t)(q - *p) + (size_t)len;
-    *p = q + len;
-    *n = (size_t)(end - *p);
+    *entry = start;
+    *elen = (size_t)(in->p - start);
     return 1;
 }
 
 int rpc__descriptors_check(const void *set, size_t len)
 {
-    const uint8_t *p = set, *e;
-    size_t n = len, el;
+    pb_in in = {set, (const uint8_t *)set + len};
+    const uint8_t *e;
+    size_t el;
     int rc;
-    while ((rc = next_entry(&p, &n, &e, &el)) == 1)
+    while ((rc = next_entry(&in, &e, &el)) == 1)
         ;
     return rc;
 }
 
 /* ---- the handlers ------------------------------------------------------------------ */
 
-static int send_answer(shoal_rpc_ctx *ctx, pbw *w)
+static void list_method(pb_out *o, const char *svc, const shoal_rpc_method *m)
 {
-    if (w->failed) {
-        free(w->p);
-        shoal_rpc_ctx_set_detail(ctx, "reflection: out of memory");
-        return SHOAL_RPC_RESOURCE_EXHAUSTED;
-    }
-    int rc = shoal_rpc_ctx_send(ctx, w->p ? w->p : (const void *)"", w->len);
-    free(w->p);
-    return rc == 0 ? SHOAL_RPC_OK : SHOAL_RPC_CANCELLED;
-}
-
-static void list_method(pbw *w, const char *svc, const shoal_rpc_method *m)
-{
-    pbw one = {0};
     size_t a = strlen(svc), b = strlen(m->name);
-    char *name = malloc(a + b + 2);
-    if (!name) {
-        w->failed = 1;
-        return;
+    uint64_t kind = (uint64_t)m->kind;
+    size_t kind_len = 0;
+    if (kind) {
+        pb_out k = {0};
+        pb_put_varint(&k, kind);
+        kind_len = 1 + k.len;
     }
-    memcpy(name, svc, a);
-    name[a] = '/';
-    memcpy(name + a + 1, m->name, b + 1);
-    put_bytes(&one, 1, name, a + b + 1);
-    if (m->kind) {
-        put_varint(&one, 2 << 3);
-        put_varint(&one, (uint64_t)m->kind);
+    size_t name_len = a + 1 + b;
+    pb_out one = {0}; /* the entry's size: name field, then kind field */
+    pb_put_varint(&one, name_len);
+    pb_put_tag(o, 1, WT_LEN);
+    pb_put_varint(o, 1 + one.len + name_len + kind_len);
+    pb_put_tag(o, 1, WT_LEN);
+    pb_put_varint(o, name_len);
+    pb_put(o, svc, a);
+    pb_put(o, "/", 1);
+    pb_put(o, m->name, b);
+    if (kind) {
+        pb_put_tag(o, 2, WT_VARINT);
+        pb_put_varint(o, kind);
     }
-    free(name);
-    w->failed |= one.failed;
-    put_bytes(w, 1, one.p, one.len);
-    free(one.p);
 }
 
-static void build_list(pbw *w, shoal_rpc_server *s)
+static void build_list(pb_out *o, shoal_rpc_server *s)
 {
     size_t n;
     const shoal_rpc_service *const *svcs = rpc__server_services(s, &n);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < svcs[i]->n_methods; j++)
-            list_method(w, svcs[i]->name, &svcs[i]->methods[j]);
+            list_method(o, svcs[i]->name, &svcs[i]->methods[j]);
 }
 
-/* Whether entry e[el] is in w already. */
-static int sent(const pbw *w, const uint8_t *e, size_t el)
+/* Whether entry e[el] of set d[i] occurs earlier: in a set before it or before it in
+ * its own. */
+static int seen(const rpc_descriptors *d, size_t i, const uint8_t *e, size_t el)
 {
-    const uint8_t *p = w->p, *x;
-    size_t n = w->len, xl;
-    while (next_entry(&p, &n, &x, &xl) == 1)
-        if (xl == el && memcmp(x, e, el) == 0)
-            return 1;
+    for (size_t j = 0; j <= i; j++) {
+        pb_in in = {d[j].set, (const uint8_t *)d[j].set + d[j].len};
+        const uint8_t *x;
+        size_t xl;
+        while (next_entry(&in, &x, &xl) == 1 && x != e)
+            if (xl == el && memcmp(x, e, el) == 0)
+                return 1;
+    }
     return 0;
 }
 
-static void build_descriptors(pbw *w, shoal_rpc_server *s)
+static void build_descriptors(pb_out *o, shoal_rpc_server *s)
 {
     size_t n;
     const rpc_descriptors *d = rpc__server_descriptors(s, &n);
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *p = d[i].set, *e;
-        size_t left = d[i].len, el;
-        while (next_entry(&p, &left, &e, &el) == 1)
-            if (!sent(w, e, el))
-                put(w, e, el);
+        pb_in in = {d[i].set, (const uint8_t *)d[i].set + d[i].len};
+        const uint8_t *e;
+        size_t el;
+        while (next_entry(&in, &e, &el) == 1)
+            if (!seen(d, i, e, el))
+                pb_put(o, e, el);
     }
 }
 
-/* A reflection method: takes the (empty) request, builds the answer from the
- * server's tables under its mutex, sends it after releasing it. */
+/* A reflection method: takes the (empty) request, sizes and builds the answer from
+ * the server's tables under its mutex, sends it after releasing it. */
 static int answer(shoal_rpc_ctx *ctx, shoal_rpc_server *s,
-                  void (*build)(pbw *w, shoal_rpc_server *s))
+                  void (*build)(pb_out *o, shoal_rpc_server *s))
 {
-    pbw w = {0};
     void *req;
     size_t len;
     if (shoal_rpc_ctx_recv(ctx, &req, &len) == 1)
         free(req);
+    pb_out size = {0};
     rpc__server_lock(s);
-    build(&w, s);
+    build(&size, s);
+    pb_out o = {malloc(size.len ? size.len : 1), size.len, 0};
+    if (o.p)
+        build(&o, s);
     rpc__server_unlock(s);
-    return send_answer(ctx, &w);
+    if (!o.p) {
+        shoal_rpc_ctx_set_detail(ctx, "reflection: out of memory");
+        return SHOAL_RPC_RESOURCE_EXHAUSTED;
+    }
+    int rc = shoal_rpc_ctx_send(ctx, o.p, o.len);
+    free(o.p);
+    return rc == 0 ? SHOAL_RPC_OK : SHOAL_RPC_CANCELLED;
 }
 
 static int h_list(shoal_rpc_ctx *ctx, void *arg)
