@@ -18,6 +18,7 @@ static const struct command {
     {"gc", cli_gc, "remove segments no live process uses"},
     {"gen", shoal_cmd_gen, "generate code from .proto files (runs protoc)"},
     {"doctor", cli_doctor, "what this machine supports and what shoal will use"},
+    {"broker", cli_broker, "run a Manager broker (shared dicts, lists, queues, locks...)"},
 };
 
 static void usage(FILE *out)

@@ -11,6 +11,8 @@ packages=(
     # gRPC's .proto files: real-world schemas for the compiler's corpus test
     grpc-proto
     libnng-dev liburing-dev
+    # the Manager broker's durable store (broker/store.c)
+    liblmdb-dev
     # the fuzz target (tests/fuzz): clang with libFuzzer and the sanitizers
     clang libclang-rt-14-dev
     python3 python3-pip python3-setuptools python3-wheel
