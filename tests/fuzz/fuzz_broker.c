@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shoal_broker *b;
     if (shoal_broker_create(&b, NULL, deliver) != 0)
         return 0;
-    broker_session *s = (broker_session *)&delivered; /* any address: a session's identity */
+    broker_session *s =
+        (broker_session *)&delivered; /* any address: a session's identity */
     uint64_t sid = broker_session_id(b);
     while (size >= 2) {
         size_t n = (size_t)data[0] | (size_t)data[1] << 8;
