@@ -114,45 +114,33 @@ def _enc_value(v, allow_pickle):
                     "Manager(pickle=True))" % t.__name__)
 
 
+def _read_varint(buf, i):
+    """The varint at buf[i]: (value, index after it)."""
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return v, i
+
+
 def _fields(buf):
     """Yields (field number, value) of a message: ints for varints, floats for
     fixed64 (all broker.proto's fixed64 fields are doubles), bytes for the others."""
     i, n = 0, len(buf)
     while i < n:
-        key = 0
-        shift = 0
-        while True:
-            b = buf[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
+        key, i = _read_varint(buf, i)
         wt = key & 7
         if wt == 0:
-            v = 0
-            shift = 0
-            while True:
-                b = buf[i]
-                i += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
+            v, i = _read_varint(buf, i)
             yield key >> 3, v
         elif wt == 1:
             yield key >> 3, _unpack_d(buf, i)[0]
             i += 8
         elif wt == 2:
-            ln = 0
-            shift = 0
-            while True:
-                b = buf[i]
-                i += 1
-                ln |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
+            ln, i = _read_varint(buf, i)
             yield key >> 3, buf[i:i + ln]
             i += ln
         elif wt == 5:
