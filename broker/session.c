@@ -8,8 +8,10 @@
  * mutex, never blocking), and a sender thread per session writes the outbox to the
  * stream. So a reply completed by another client (the lock released, the item put)
  * reaches its session without that client's thread touching this stream, and a
- * client slow to read its replies never stops the broker reading its requests. When
- * the stream ends (the client closed it, disconnected or died), core.c drops the
+ * client that sends many requests before reading replies does not stop the broker
+ * reading them — up to OUTBOX_MAX bytes of replies waiting: then the session reads
+ * no more requests until the client has taken some. When the stream ends (the
+ * client closed it, disconnected or died), core.c drops the
  * session's waiters and frees its locks, the sender drains the outbox and both
  * threads are done.
  *
@@ -34,10 +36,16 @@ struct out {
     void *buf;
 };
 
+/* Replies queued for a client that does not read them: past this, the session stops
+ * reading its requests until the client catches up (the broker never buffers without
+ * bound). */
+#define OUTBOX_MAX ((size_t)16 << 20)
+
 struct broker_session {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct out *head, *tail;
+    size_t queued; /* bytes in the outbox */
     int closed;
     shoal_rpc_ctx *ctx;
 };
@@ -54,7 +62,8 @@ void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t le
     else
         s->head = o;
     s->tail = o;
-    pthread_cond_signal(&s->cv);
+    s->queued += len;
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -66,6 +75,10 @@ static struct out *next_out(broker_session *s, int wait)
     struct out *o = s->head;
     if (o && !(s->head = o->next))
         s->tail = NULL;
+    if (o) {
+        s->queued -= o->len;
+        pthread_cond_broadcast(&s->cv);
+    }
     pthread_mutex_unlock(&s->mu);
     return o;
 }
@@ -144,6 +157,10 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
         broker_request(b, &s, sid, msg, len);
         free(msg);
+        pthread_mutex_lock(&s.mu);
+        while (s.queued > OUTBOX_MAX && !shoal_rpc_ctx_cancelled(ctx))
+            pthread_cond_wait(&s.cv, &s.mu);
+        pthread_mutex_unlock(&s.mu);
     }
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
