@@ -210,6 +210,7 @@ typedef struct op_ctx {
 #define K_SEQS   (K(DICT) | K(NAMESPACE) | K(LIST) | K(ARRAY))
 #define K_LOCKS  (K(LOCK) | K(RLOCK) | K(CONDITION))
 #define K_SEMS   (K(SEMAPHORE) | K(BOUNDED_SEMAPHORE))
+#define K_QUEUES (K(QUEUE) | K(JOINABLE_QUEUE))
 #define F_WRITE  1
 #define F_BLOCK  2
 #define F_MAP    4  /* acts on a map (the target must be one) */
@@ -231,7 +232,8 @@ static const char *kind_name(int k)
                                   "BoundedSemaphore",
                                   "Event",
                                   "Condition",
-                                  "Barrier"};
+                                  "Barrier",
+                                  "JoinableQueue"};
     return k >= 0 && k < (int)(sizeof(names) / sizeof(names[0])) ? names[k] : "?";
 }
 
@@ -730,7 +732,27 @@ static int queue_put(op_ctx *c)
     bv *q = c->o->st->data;
     if (c->o->st->limit > 0 && seq(q)->n_items >= (size_t)c->o->st->limit)
         return BLOCK;
-    return seq_insert_at(c, seq(q)->n_items, take_arg(c, 0));
+    int rc = seq_insert_at(c, seq(q)->n_items, take_arg(c, 0));
+    if (rc == 0 && c->o->st->kind == SHOAL__BROKER__KIND__JOINABLE_QUEUE)
+        c->o->st->count++; /* a task not done yet */
+    return rc;
+}
+
+/* JoinableQueue: task_done counts a task done; join waits until all are. */
+static int queue_task_done(op_ctx *c)
+{
+    if (c->o->st->count <= 0)
+        return shoal__err(SHOAL_EOVERFLOW,
+                          "JoinableQueue \"%s\": task_done() called too many "
+                          "times",
+                          c->o->name);
+    c->o->st->count--;
+    return 0;
+}
+
+static int queue_join(op_ctx *c)
+{
+    return c->o->st->count > 0 ? BLOCK : 0;
 }
 
 static int queue_get(op_ctx *c)
@@ -1020,11 +1042,13 @@ static const op_def ops[] = {
     {"cas", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE, op_cas},
     {"get", K(VALUE), 0, value_get},
     {"set", K(VALUE), F_WRITE, value_set},
-    {"put", K(QUEUE), F_WRITE | F_BLOCK, queue_put},
-    {"get", K(QUEUE), F_WRITE | F_BLOCK, queue_get},
-    {"qsize", K(QUEUE), 0, queue_qsize},
-    {"empty", K(QUEUE), 0, queue_empty},
-    {"full", K(QUEUE), 0, queue_full},
+    {"put", K_QUEUES, F_WRITE | F_BLOCK, queue_put},
+    {"get", K_QUEUES, F_WRITE | F_BLOCK, queue_get},
+    {"qsize", K_QUEUES, 0, queue_qsize},
+    {"empty", K_QUEUES, 0, queue_empty},
+    {"full", K_QUEUES, 0, queue_full},
+    {"task_done", K(JOINABLE_QUEUE), F_WRITE, queue_task_done},
+    {"join", K(JOINABLE_QUEUE), F_BLOCK, queue_join},
     {"acquire", K_LOCKS, F_WRITE | F_BLOCK, lock_acquire},
     {"release", K_LOCKS, F_WRITE, lock_release},
     {"locked", K_LOCKS, 0, lock_locked},
@@ -1296,6 +1320,7 @@ static int new_state(op_ctx *c, int k, bobjstate **out)
         st->data = init ? take_arg(c, 1) : shoal__bv_int(0);
         break;
     case SHOAL__BROKER__KIND__QUEUE:
+    case SHOAL__BROKER__KIND__JOINABLE_QUEUE:
         st->limit = is_int(init) && init->i > 0 ? init->i : 0;
         st->data = shoal__bv_seq(BV_LIST);
         break;
@@ -1390,7 +1415,7 @@ static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
     return 0;
 }
 
-/* Requests on no object (name ""): "stats" and "names". */
+/* Requests on no object (name ""): "stats", "names" and "noop". */
 static int op_broker(shoal_broker *b, op_ctx *c)
 {
     if (!strcmp(c->req->op, "stats")) {
@@ -1425,6 +1450,8 @@ static int op_broker(shoal_broker *b, op_ctx *c)
             }
         return set_result(c, l);
     }
+    if (!strcmp(c->req->op, "noop"))
+        return 0;
     return shoal__err(SHOAL_EINVAL, "broker: no broker-wide operation \"%s\"",
                       c->req->op);
 }
@@ -1461,7 +1488,10 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
     if (rc == BLOCK)
         rc = shoal__err(SHOAL_ETIMEDOUT, "%s \"%s\": %s would have to wait",
                         kind_name(o->st->kind), o->name, req->op);
-    pend(b, s, req->id, rc, c.result);
+    if (req->id == 0 && rc == 0) /* id 0: no reply unless it failed */
+        shoal__bv_free(c.result);
+    else
+        pend(b, s, req->id, rc, c.result);
     if (o && o->st && o->dirty && o->wh)
         pump(b, o);
     protobuf_c_message_free_unpacked(&req->base, NULL);

@@ -261,6 +261,19 @@ static void test_queue_event_blocking(void **state)
     assert_string_equal(op(m, "q", "get", 0), "1");
     assert_string_equal(op(m, "q", "qsize", 0), "1");
 
+    assert_int_equal(shoal_manager_create(m, "jq", SHOAL_M_JOINABLE_QUEUE, NULL, NULL),
+                     1);
+    assert_string_equal(op(m, "jq", "put", 1, I(1)), "-");
+    assert_string_equal(op(m, "jq", "put", 1, I(2)), "-");
+    assert_string_equal(op(m, "jq", "join", 0), "E-13"); /* two tasks not done */
+    assert_string_equal(op(m, "jq", "get", 0), "1");
+    assert_string_equal(op(m, "jq", "task_done", 0), "-");
+    assert_string_equal(op(m, "jq", "get", 0), "2");
+    assert_string_equal(op(m, "jq", "task_done", 0), "-");
+    assert_string_equal(op(m, "jq", "join", 0), "-");
+    assert_string_equal(op(m, "jq", "task_done", 0), "E-18");
+    assert_string_equal(op(m, "q", "task_done", 0), "E-6"); /* not on a plain Queue */
+
     assert_int_equal(shoal_manager_create(m, "e", SHOAL_M_EVENT, NULL, NULL), 1);
     assert_int_equal(shoal_manager_call(m, "e", "wait", SHOAL_MS(30), &res, 0), 0);
     assert_string_equal(repr(res), "False");

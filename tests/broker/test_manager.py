@@ -131,6 +131,28 @@ class ManagerTest(unittest.TestCase):
         t.start()
         self.assertEqual(q.get(timeout=20), 42)
 
+    def test_joinable_queue(self):
+        q = self.m.JoinableQueue()
+        done = []
+
+        def worker():
+            while True:
+                item = q.get()
+                done.append(item)
+                q.task_done()
+                if item is None:
+                    break
+        t = threading.Thread(target=worker)
+        t.start()
+        for i in range(5):
+            q.put(i)
+        q.put(None)
+        q.join()                              # returns once all six are done
+        self.assertEqual(done, [0, 1, 2, 3, 4, None])
+        t.join()
+        with self.assertRaises(ValueError):
+            q.task_done()
+
     def test_lock_of_a_killed_client(self):
         lk, ev = self.m.Lock(), self.m.Event()
         p = multiprocessing.get_context("fork").Process(target=_hold_and_stop, args=(lk, ev))
@@ -178,6 +200,21 @@ class ManagerTest(unittest.TestCase):
         self.assertEqual(sorted(out), [0, 1])
         with self.assertRaises(threading.BrokenBarrierError):
             b.wait(0.02)
+
+    def test_session_survives_fork_children(self):
+        # a fork child inherits the session's pipe end: its death (however it ends,
+        # even without touching the manager) must not end the parent's session
+        d = self.m.dict(a=1)
+        for kill in (False, True, False, True):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(0 if not kill else 10)
+                os._exit(0)
+            if kill:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            time.sleep(0.1)                   # the broker looks at dead holders
+            self.assertEqual(d["a"], 1)
 
     def test_proxies_pickle(self):
         d = self.m.dict(k="v")

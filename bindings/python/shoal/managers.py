@@ -5,9 +5,9 @@ listening on shared memory, as multiprocessing starts its server process;
 ``shoal.Manager(address=..., authkey=...)`` connects to a running one (``shm://name``,
 ``ipc:///path``, ``tcp://host:port`` or a ``(host, port)`` tuple; over tcp the authkey
 is the broker's token). ``m.dict()``, ``m.list()``, ``m.Namespace()``, ``m.Value()``,
-``m.Array()``, ``m.Queue()``, ``m.Lock()``, ``m.RLock()``, ``m.Semaphore()``,
-``m.BoundedSemaphore()``, ``m.Event()``, ``m.Condition()``, ``m.Barrier()`` return
-proxies to objects held by the broker; each call is one atomic operation there.
+``m.Array()``, ``m.Queue()``, ``m.JoinableQueue()``, ``m.Lock()``, ``m.RLock()``,
+``m.Semaphore()``, ``m.BoundedSemaphore()``, ``m.Event()``, ``m.Condition()``,
+``m.Barrier()`` return proxies to objects held by the broker; each call is one atomic operation there.
 
 Differences from multiprocessing, all on purpose:
 
@@ -47,12 +47,14 @@ from . import errors
 from ._lib import C, error
 
 __all__ = ["Manager", "SyncManager", "BaseProxy", "DictProxy", "ListProxy",
-           "NamespaceProxy", "ValueProxy", "ArrayProxy", "QueueProxy", "LockProxy",
+           "NamespaceProxy", "ValueProxy", "ArrayProxy", "QueueProxy", "JoinableQueueProxy",
+           "LockProxy",
            "SemaphoreProxy", "EventProxy", "ConditionProxy", "BarrierProxy"]
 
 # broker.proto's Kind
 DICT, LIST, NAMESPACE, VALUE, ARRAY, QUEUE, LOCK, RLOCK = 1, 2, 3, 4, 5, 6, 7, 8
 SEMAPHORE, BOUNDED_SEMAPHORE, EVENT, CONDITION, BARRIER = 9, 10, 11, 12, 13
+JOINABLE_QUEUE = 14
 
 # ---- the protobuf encoding of broker.proto ----------------------------------------------
 
@@ -610,6 +612,16 @@ class QueueProxy(BaseProxy):
         return self._op("full")
 
 
+class JoinableQueueProxy(QueueProxy):
+    _kind = JOINABLE_QUEUE
+
+    def task_done(self):
+        self._op("task_done")
+
+    def join(self):
+        self._call("join", timeout_ms=-1)
+
+
 class _Acquirer(BaseProxy):
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
         t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
@@ -824,7 +836,8 @@ class SyncManager:
     def Queue(self, maxsize=0, name=None):
         return self._create(QueueProxy, QUEUE, maxsize, name=name)
 
-    JoinableQueue = None  # not there yet
+    def JoinableQueue(self, maxsize=0, name=None):
+        return self._create(JoinableQueueProxy, JOINABLE_QUEUE, maxsize, name=name)
 
     def Lock(self, name=None):
         return self._create(LockProxy, LOCK, name=name)

@@ -120,7 +120,8 @@ typedef enum shoal_manager_kind {
     SHOAL_M_BOUNDED_SEMAPHORE = 10,
     SHOAL_M_EVENT = 11,
     SHOAL_M_CONDITION = 12,
-    SHOAL_M_BARRIER = 13
+    SHOAL_M_BARRIER = 13,
+    SHOAL_M_JOINABLE_QUEUE = 14
 } shoal_manager_kind;
 
 /* Options of a connection (NULL: defaults). */
@@ -144,7 +145,8 @@ SHOAL_API void shoal_manager_close(shoal_manager *m);
 /*
  * Creates object `name` of `kind`, or opens it when it exists with that kind
  * (SHOAL_EKIND when it is of another). init (taken, may be NULL): dict / Namespace: a
- * map; list / Array: a list; Value: the value; Queue: maxsize (an int; 0: none);
+ * map; list / Array: a list; Value: the value; Queue, JoinableQueue: maxsize (an int;
+ * 0: none);
  * Semaphore: its value (default 1); Barrier: its parties. typecode: Value and Array
  * ("i", "d", ... as Python's array module; NULL: any value). Returns 1 when created,
  * 0 when opened, or a negative code.
