@@ -239,8 +239,9 @@ static const char *kind_name(int k)
 
 static int bad_args(op_ctx *c, const char *want)
 {
-    return shoal__err(SHOAL_EINVAL, "%s \"%s\": %s takes %s", kind_name(c->o->st->kind),
-                      c->o->name, c->req->op, want);
+    return shoal__err(SHOAL_EINVAL, "%s \"%s\": %s takes %s",
+                      c->o ? kind_name(c->o->st->kind) : "object",
+                      c->o ? c->o->name : c->req->object, c->req->op, want);
 }
 
 static bv *arg(op_ctx *c, size_t i)

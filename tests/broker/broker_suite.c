@@ -127,6 +127,9 @@ static void test_dict_and_nested(void **state)
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 0);
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_LIST, NULL, NULL), SHOAL_EKIND);
+    assert_int_equal(shoal_manager_create(m, "bad", SHOAL_M_DICT, shoal_mv_list(), NULL),
+                     SHOAL_EINVAL); /* a dict from a list */
+    assert_int_equal(shoal_manager_create(m, "bad", 99, NULL, NULL), SHOAL_EINVAL);
     assert_string_equal(op(m, "d", "set", 2, I(1), S("1")), "-");
     assert_string_equal(op(m, "d", "set", 2, S("2"), I(2)), "-");
     assert_string_equal(op(m, "d", "set", 2, shoal_mv_double(0.25), shoal_mv_none()),
