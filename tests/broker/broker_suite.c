@@ -599,6 +599,78 @@ static void test_malformed_and_oversized(void **state)
     stop_broker(b);
 }
 
+/* One request through the unary Call method; returns its reply (or NULL). */
+static brep *unary(shoal_rpc_channel *ch, const char *object, const char *opname,
+                   bv *arg0, int64_t timeout_ms)
+{
+    static const shoal_rpc_method call = {"Call", SHOAL_RPC_UNARY, NULL, NULL, NULL, 0};
+    breq q = SHOAL__BROKER__REQUEST__INIT;
+    bv *args[1] = {arg0};
+    q.id = 5;
+    q.object = (char *)object;
+    q.op = (char *)opname;
+    q.args = args;
+    q.n_args = arg0 != NULL;
+    q.timeout_ms = timeout_ms;
+    size_t len;
+    void *buf = shoal__bv_pack(&q.base, &len), *resp = NULL;
+    shoal__bv_free(arg0);
+    size_t rlen;
+    int code = shoal_rpc_unary(ch, "shoal.broker.Broker", &call, buf, len, &resp, &rlen,
+                               NULL, NULL, 0);
+    free(buf);
+    brep *r = code == SHOAL_RPC_OK
+                  ? (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor,
+                                                      NULL, rlen, resp)
+                  : NULL;
+    free(resp);
+    return r;
+}
+
+static void *delayed_put(void *arg)
+{
+    usleep(100000);
+    shoal_manager *m = arg;
+    shoal_manager_call(m, "cq", "put", 0, NULL, 1, I(77));
+    return NULL;
+}
+
+static void test_unary_call(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL); /* waits until the broker is up */
+    shoal_rpc_channel *ch;
+    T_OK(shoal_rpc_channel_open(&ch, addr, NULL));
+    assert_int_equal(shoal_manager_create(m, "cq", SHOAL_M_QUEUE, NULL, NULL), 1);
+    brep *r = unary(ch, "cq", "qsize", NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(r->id, 5);
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->result->i, 0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* a blocking get through Call: parked, answered when another client puts */
+    pthread_t t;
+    pthread_create(&t, NULL, delayed_put, m);
+    r = unary(ch, "cq", "get", NULL, 20000);
+    pthread_join(t, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->result->i, 77);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    r = unary(ch, "cq", "get", NULL, 20); /* and its timeout */
+    assert_non_null(r);
+    assert_int_equal(r->status, SHOAL_ETIMEDOUT);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    r = unary(ch, "nope", "get", shoal__bv_int(1), 0);
+    assert_non_null(r);
+    assert_int_equal(r->status, SHOAL_ENOENT);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    shoal_rpc_channel_close(ch);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
 static void test_tcp_token(void **state)
 {
     (void)state;
@@ -636,6 +708,7 @@ int main(void)
         cmocka_unit_test_setup(test_crash_before_commit, setup),
         cmocka_unit_test_setup(test_crash_after_commit, setup),
         cmocka_unit_test_setup(test_malformed_and_oversized, setup),
+        cmocka_unit_test_setup(test_unary_call, setup),
         cmocka_unit_test_setup(test_tcp_token, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
