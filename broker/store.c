@@ -9,10 +9,16 @@
  * mdb_txn_commit returned: with the default sync policy LMDB has fsync'ed the data,
  * so an acknowledged write survives a SIGKILL of the broker and a crash of the
  * machine; --sync=none (MDB_NOSYNC) keeps it across a SIGKILL of the broker only.
- * LMDB's copy-on-write B-tree never leaves a half-written transaction visible.
+ * LMDB's copy-on-write B-tree never leaves a half-written transaction visible. A
+ * second broker on the same directory is refused (an flock on broker.lock), since two
+ * would each believe they hold the objects.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +29,7 @@
 struct broker_store {
     MDB_env *env;
     MDB_dbi dbi;
+    int lock_fd; /* flock'ed: one broker per data directory */
 };
 
 #define MAP_SIZE ((size_t)1 << 34) /* address space reserved; the file grows as used */
@@ -98,6 +105,19 @@ int broker__store_open(shoal_broker *b, const char *dir, int sync)
         return shoal__err(errno == EACCES ? SHOAL_EACCES : SHOAL_ESYS,
                           "broker data directory %s: %s", dir, strerror(errno));
     }
+    char lock_path[4096];
+    snprintf(lock_path, sizeof(lock_path), "%s/broker.lock", dir);
+    s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int busy = s->lock_fd >= 0 && errno == EWOULDBLOCK;
+        int err =
+            shoal__err(busy ? SHOAL_EBUSY : SHOAL_ESYS, "broker data directory %s: %s",
+                       dir, busy ? "another broker uses it" : strerror(errno));
+        if (s->lock_fd >= 0)
+            close(s->lock_fd);
+        free(s);
+        return err;
+    }
     MDB_txn *txn = NULL;
     int rc = mdb_env_create(&s->env);
     if (!rc)
@@ -118,6 +138,7 @@ int broker__store_open(shoal_broker *b, const char *dir, int sync)
     if (err) {
         if (s->env)
             mdb_env_close(s->env);
+        close(s->lock_fd);
         free(s);
         return err;
     }
@@ -161,6 +182,7 @@ void broker__store_close(shoal_broker *b)
     if (!b->store)
         return;
     mdb_env_close(b->store->env);
+    close(b->store->lock_fd); /* releases the flock */
     free(b->store);
     b->store = NULL;
 }

@@ -580,6 +580,7 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         q.args = (bv **)r->args;
         q.n_args = r->nargs;
         q.timeout_ms = timeout_ms(r->timeout);
+        q.thread = (uint64_t)pthread_self(); /* locks are held per thread */
         size_t len;
         void *buf = shoal__bv_pack(&q.base, &len);
         rc = buf ? shoal_manager_send_raw(m, buf, len)

@@ -495,6 +495,11 @@ static void crash_at(const char *point)
 
     b = start_broker(dir, NULL);
     m = connect_to(addr, NULL);
+    /* a second broker on the same data directory is refused */
+    shoal_broker *twin;
+    shoal_broker_config twin_cfg = {dir, 1};
+    assert_int_equal(shoal_broker_create(&twin, &twin_cfg, broker_session_deliver),
+                     SHOAL_EBUSY);
     shoal_mv *res = NULL;
     T_OK(shoal_manager_call(m, "d", "len", 0, &res, 0));
     int64_t n = shoal_mv_as_int(res);
