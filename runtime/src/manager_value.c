@@ -13,7 +13,9 @@
  * knowing which fields of which broker message hold messages, and refuses a tree
  * deeper than SHOAL_BV_MAX_DEPTH or with more than SHOAL_BV_MAX_VALUES values. Only
  * then does protobuf-c decode it (which checks everything else: lengths, wire types,
- * UTF-8 of strings).
+ * UTF-8 of strings), and valid() refuses what protobuf allows but the model does not
+ * (a Value of no kind, a map entry without key or value, a key that is not a scalar),
+ * so that no code behind it meets a NULL or an unkeyable key.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -386,6 +388,49 @@ static int top_type(const ProtobufCMessageDescriptor *d)
                                                      : M_OTHER;
 }
 
+/* What protobuf-c accepts but the value model does not: a Value of no kind, a map
+ * entry without its key or value, a key that is not a scalar (or tuple of them). */
+static bool valid(const bv *v)
+{
+    if (!v || v->kind_case == SHOAL__BROKER__VALUE__KIND__NOT_SET)
+        return false;
+    if (v->kind_case == BV_LIST || v->kind_case == BV_TUPLE) {
+        Shoal__Broker__Seq *s = seq_of(v);
+        for (size_t i = 0; i < s->n_items; i++)
+            if (!valid(s->items[i]))
+                return false;
+    }
+    if (v->kind_case == BV_MAP)
+        for (size_t i = 0; i < v->map->n_entries; i++) {
+            const Shoal__Broker__Entry *e = v->map->entries[i];
+            if (!valid(e->key) || !valid(e->value) || !shoal__bv_is_key(e->key))
+                return false;
+        }
+    return true;
+}
+
+static bool valid_all(bv *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!valid(v[i]))
+            return false;
+    return true;
+}
+
+static bool valid_message(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (d == &shoal__broker__request__descriptor) {
+        const breq *r = (const breq *)m;
+        return valid_all(r->path, r->n_path) && valid_all(r->args, r->n_args);
+    }
+    if (d == &shoal__broker__reply__descriptor)
+        return !((const brep *)m)->result || valid(((const brep *)m)->result);
+    if (d == &shoal__broker__object__descriptor)
+        return valid(((const bobjstate *)m)->data);
+    return d != &shoal__broker__value__descriptor || valid((const bv *)m);
+}
+
 ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
                                    size_t len)
 {
@@ -393,7 +438,16 @@ ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const 
     if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
         return NULL;
     ProtobufCMessage *m = protobuf_c_message_unpack(top, NULL, len, buf);
-    if (!m)
+    if (!m) {
         shoal__err(SHOAL_EINVALID_DATA, "broker message %s: does not decode", top->name);
+    } else if (!valid_message(m)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+        shoal__err(
+            SHOAL_EINVALID_DATA,
+            "broker message %s: a value of no kind, a map entry without its key or "
+            "value, or a key that is not a scalar",
+            top->name);
+    }
     return m;
 }
