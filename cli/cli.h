@@ -43,5 +43,7 @@ int cli_doctor(int argc, char **argv);
 int cli_call(int argc, char **argv);
 /* shoal gen: runs protoc with protoc-gen-shoal (cmd_gen.c). */
 int shoal_cmd_gen(int argc, char **argv);
+/* shoal broker: runs a Manager broker (cmd_broker.c, broker/). */
+int cli_broker(int argc, char **argv);
 
 #endif

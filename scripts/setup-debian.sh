@@ -14,6 +14,8 @@ packages=(
     libnng-dev liburing-dev
     # the tls+tcp:// tests make a throwaway CA and certificates with it
     openssl
+    # the Manager broker's durable store (broker/store.c)
+    liblmdb-dev
     # the fuzz target (tests/fuzz): clang with libFuzzer and the sanitizers
     clang libclang-rt-14-dev
     python3 python3-pip python3-setuptools python3-wheel

@@ -15,5 +15,6 @@
 #include "shoal/version.h"
 #include "shoal/loop.h"
 #include "shoal/rpc.h"
+#include "shoal/manager.h"
 
 #endif

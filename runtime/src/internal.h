@@ -320,4 +320,13 @@ uint64_t shoal__atomic_rmw(void *p, uint32_t size, int op, uint64_t arg);
  * the detail message says so). */
 uint32_t shoal__cond_waiters(shoal_cond *cond);
 
+/* ---- protobuf wire format, for code that walks encoded bytes (typed.c) ------------- */
+
+/* Reads the field at *p (before end): its number and wire type; a varint's value in
+ * *value (0 otherwise); a length-delimited field's bytes in *sub / *sub_len (NULL / 0
+ * otherwise). Advances *p past it. Returns 0, or -1 when the bytes do not decode
+ * (groups and unknown wire types included). */
+int shoal__pb_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int *wt,
+                    uint64_t *value, const uint8_t **sub, size_t *sub_len);
+
 #endif

@@ -686,3 +686,28 @@ int shoal_pb_decode(const shoal_pb_message *d, void *m, const void *buf, size_t 
     pb_in in = {buf, (const uint8_t *)buf + len};
     return decode(d, m, &in, 0);
 }
+
+int shoal__pb_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int *wt,
+                    uint64_t *value, const uint8_t **sub, size_t *sub_len)
+{
+    pb_in in = {*p, end};
+    uint64_t tag, n;
+    if (!get_varint(&in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+        return -1;
+    *number = (uint32_t)(tag >> 3);
+    *wt = (int)(tag & 7);
+    *value = 0;
+    *sub = NULL;
+    *sub_len = 0;
+    if (*wt == WT_LEN) {
+        if (!get_varint(&in, &n) || n > (uint64_t)(in.end - in.p))
+            return -1;
+        *sub = in.p;
+        *sub_len = (size_t)n;
+        in.p += n;
+    } else if (*wt == WT_VARINT ? !get_varint(&in, value) : !skip_field(&in, *wt)) {
+        return -1;
+    }
+    *p = in.p;
+    return 0;
+}

@@ -30,6 +30,7 @@ from .errors import (
     PeerDied, ReleasedTooManyTimes, ShoalError, SystemFailure, Timeout, TruncatedSegment,
     VersionMismatch, WouldBlock, WrongKind, WrongType,
 )
+from .managers import Manager, SyncManager
 from .queues import JoinableQueue, Queue, SimpleQueue, TypedQueue
 from .sharedctypes import Array, RawArray, RawValue, Value
 from .sync import Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore
@@ -52,8 +53,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Array", "Barrier", "BoundedSemaphore", "Condition", "Connection", "Event",
-    "JoinableQueue", "Lock", "Pipe", "Pool", "Process", "Queue", "RLock", "RawArray",
-    "RawValue", "Semaphore", "SimpleQueue", "Struct", "TypedQueue", "Value",
+    "JoinableQueue", "Lock", "Manager", "Pipe", "Pool", "Process", "Queue", "RLock", "RawArray",
+    "RawValue", "Semaphore", "SimpleQueue", "SyncManager", "Struct", "TypedQueue", "Value",
     "active_children", "cpu_count", "current_process", "errors", "freeze_support",
     "gc", "get_context", "get_start_method", "layout_hash", "library_path",
     "parent_process", "rpc", "set_spin_ns", "set_start_method", "spin_ns", "stat",

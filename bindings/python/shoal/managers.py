@@ -1,0 +1,868 @@
+"""Manager: multiprocessing.Manager's objects, served by a shoal broker.
+
+``with shoal.Manager() as m:`` starts a private broker (the ``shoal broker`` command)
+listening on shared memory, as multiprocessing starts its server process;
+``shoal.Manager(address=..., authkey=...)`` connects to a running one (``shm://name``,
+``ipc:///path``, ``tcp://host:port`` or a ``(host, port)`` tuple; over tcp the authkey
+is the broker's token). ``m.dict()``, ``m.list()``, ``m.Namespace()``, ``m.Value()``,
+``m.Array()``, ``m.Queue()``, ``m.JoinableQueue()``, ``m.Lock()``, ``m.RLock()``,
+``m.Semaphore()``, ``m.BoundedSemaphore()``, ``m.Event()``, ``m.Condition()``,
+``m.Barrier()`` return proxies to objects held by the broker; each call is one atomic operation there.
+
+Differences from multiprocessing, all on purpose:
+
+* Values travel in a language-neutral form (None, bool, int, float, str, bytes, list,
+  tuple, dict with scalar keys), so C and other clients read them too. Other Python
+  objects are refused unless the manager was made with ``pickle=True``: then they
+  travel pickled (the broker stores the bytes and never unpickles them).
+* A list or dict inside a dict or list is itself a proxy: ``d['x'].append(1)`` changes
+  the stored list (multiprocessing silently changes a copy).
+* Atomic compound operations: ``d.increment(key, delta)``, ``d.compare_and_set(key,
+  expected, new)``, ``setdefault``, ``pop`` — no lock needed for a shared counter.
+* A process that dies holding a Lock does not wedge the others: the broker frees it,
+  and the next ``acquire()`` gets it (``raise_owner_died=True`` raises OwnerDied
+  instead, with the lock held).
+
+Proxies pickle by (address, authkey, name), so they pass to child processes however
+started; each process opens its own session with the broker on first use.
+
+The wire protocol is schemas/shoal/broker.proto; this module encodes it itself and
+sends it through libshoal's client (shoal/manager.h).
+"""
+
+import atexit
+import ctypes
+import os
+import pickle as _pickle
+import queue as _queue
+import shutil
+import signal
+import struct
+import subprocess
+import threading
+import uuid
+import weakref
+
+from . import errors
+from ._lib import C, error
+
+__all__ = ["Manager", "SyncManager", "BaseProxy", "DictProxy", "ListProxy",
+           "NamespaceProxy", "ValueProxy", "ArrayProxy", "QueueProxy", "JoinableQueueProxy",
+           "LockProxy",
+           "SemaphoreProxy", "EventProxy", "ConditionProxy", "BarrierProxy"]
+
+# broker.proto's Kind
+DICT, LIST, NAMESPACE, VALUE, ARRAY, QUEUE, LOCK, RLOCK = 1, 2, 3, 4, 5, 6, 7, 8
+SEMAPHORE, BOUNDED_SEMAPHORE, EVENT, CONDITION, BARRIER = 9, 10, 11, 12, 13
+JOINABLE_QUEUE = 14
+
+# ---- the protobuf encoding of broker.proto ----------------------------------------------
+
+_pack_d = struct.Struct("<d").pack
+_unpack_d = struct.Struct("<d").unpack_from
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _zigzag(n):
+    return (n << 1) ^ (n >> 63)
+
+
+def _unzigzag(n):
+    return (n >> 1) ^ -(n & 1)
+
+
+def _len_field(tag, data):
+    return tag + _varint(len(data)) + data
+
+
+def _enc_value(v, allow_pickle):
+    """A Value message for Python object v."""
+    t = type(v)
+    if v is None:
+        return b"\x08\x01"
+    if t is bool:
+        return b"\x10\x01" if v else b"\x10\x00"
+    if t is int:
+        if _INT64_MIN <= v <= _INT64_MAX:
+            return b"\x18" + _varint(_zigzag(v) & 0xFFFFFFFFFFFFFFFF)
+    elif t is float:
+        return b"\x21" + _pack_d(v)
+    elif t is str:
+        return _len_field(b"\x2a", v.encode("utf-8"))
+    elif t in (bytes, bytearray):
+        return _len_field(b"\x32", bytes(v))
+    elif t in (list, tuple):
+        items = b"".join(_len_field(b"\x0a", _enc_value(x, allow_pickle)) for x in v)
+        return _len_field(b"\x3a" if t is list else b"\x42", items)
+    elif t is dict:
+        entries = b"".join(
+            _len_field(b"\x0a", _len_field(b"\x0a", _enc_value(k, allow_pickle)) +
+                       _len_field(b"\x12", _enc_value(x, allow_pickle)))
+            for k, x in v.items())
+        return _len_field(b"\x4a", entries)
+    if allow_pickle:
+        return _len_field(b"\x5a", _pickle.dumps(v))
+    raise TypeError("shoal.Manager: %s values do not travel to the broker (use None, bool, "
+                    "int (64-bit), float, str, bytes, list, tuple, dict; or "
+                    "Manager(pickle=True))" % t.__name__)
+
+
+def _read_varint(buf, i):
+    """The varint at buf[i]: (value, index after it)."""
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return v, i
+
+
+def _fields(buf):
+    """Yields (field number, value) of a message: ints for varints, floats for
+    fixed64 (all broker.proto's fixed64 fields are doubles), bytes for the others."""
+    i, n = 0, len(buf)
+    while i < n:
+        key, i = _read_varint(buf, i)
+        wt = key & 7
+        if wt == 0:
+            v, i = _read_varint(buf, i)
+            yield key >> 3, v
+        elif wt == 1:
+            yield key >> 3, _unpack_d(buf, i)[0]
+            i += 8
+        elif wt == 2:
+            ln, i = _read_varint(buf, i)
+            yield key >> 3, buf[i:i + ln]
+            i += ln
+        elif wt == 5:
+            i += 4
+        else:
+            raise errors.InvalidData("shoal.Manager: a reply that does not decode", -29)
+
+
+def _dec_value(buf):
+    for num, v in _fields(buf):
+        if num == 1:
+            return None
+        if num == 2:
+            return bool(v)
+        if num == 3:
+            if v >= 1 << 63:
+                v -= 1 << 64
+            return _unzigzag(v)
+        if num == 4:
+            return v
+        if num == 5:
+            return bytes(v).decode("utf-8")
+        if num == 6:
+            return bytes(v)
+        if num in (7, 8):
+            items = [_dec_value(x) for f, x in _fields(v) if f == 1]
+            return items if num == 7 else tuple(items)
+        if num == 9:
+            out = {}
+            for f, e in _fields(v):
+                if f == 1:
+                    k = x = None
+                    for ef, ev in _fields(e):
+                        if ef == 1:
+                            k = _dec_value(ev)
+                        elif ef == 2:
+                            x = _dec_value(ev)
+                    out[k] = x
+            return out
+        if num == 10:
+            typ = data = b""
+            for f, x in _fields(v):
+                if f == 1:
+                    typ = bytes(x).decode()
+                elif f == 2:
+                    data = bytes(x)
+            return (typ, data)
+        if num == 11:
+            return _pickle.loads(v)
+    return None
+
+
+def _enc_request(rid, name, op, args, path, timeout_ms, thread, allow_pickle):
+    out = [b"\x08" + _varint(rid), _len_field(b"\x12", name.encode("utf-8"))]
+    for p in path:
+        out.append(_len_field(b"\x1a", _enc_value(p, False)))
+    out.append(_len_field(b"\x22", op.encode()))
+    for a in args:
+        out.append(_len_field(b"\x2a", _enc_value(a, allow_pickle)))
+    if timeout_ms:
+        out.append(b"\x30" + _varint(_zigzag(timeout_ms) & 0xFFFFFFFFFFFFFFFF))
+    out.append(b"\x38" + _varint(thread))
+    return b"".join(out)
+
+
+def _dec_reply(buf):
+    status, err, result = 0, "", None
+    for num, v in _fields(buf):
+        if num == 2:
+            status = _unzigzag(v if v < 1 << 63 else v - (1 << 64))
+            if status >= 1 << 31:
+                status -= 1 << 32
+        elif num == 3:
+            err = bytes(v).decode("utf-8", "replace")
+        elif num == 4:
+            result = _dec_value(v)
+    return status, err, result
+
+
+# ---- sessions: one per (process, broker address) -----------------------------------------
+
+
+class _Config(ctypes.Structure):
+    _fields_ = [("connect_timeout", ctypes.c_int64), ("token", ctypes.c_char_p),
+                ("attr", ctypes.c_void_p)]
+
+
+class _Session:
+    """This process's connection to one broker (libshoal's shoal_manager)."""
+
+    def __init__(self, address, authkey):
+        self.handle = ctypes.c_void_p()
+        cfg = _Config(0, authkey, None)
+        rc = C.manager_connect(ctypes.byref(self.handle), address.encode(), ctypes.byref(cfg))
+        if rc < 0:
+            raise error(rc, "manager %s" % address)
+        self.pid = os.getpid()
+
+    def call(self, name, op, args=(), path=(), timeout_ms=0, allow_pickle=False):
+        rid = C.manager_next_id(self.handle)
+        req = _enc_request(rid, name, op, args, path, timeout_ms, threading.get_ident(),
+                           allow_pickle)
+        rc = C.manager_send_raw(self.handle, req, len(req))
+        if rc < 0:
+            raise error(rc, "manager")
+        buf = ctypes.c_void_p()
+        ln = ctypes.c_size_t()
+        rc = C.manager_wait_raw(self.handle, rid, ctypes.byref(buf), ctypes.byref(ln))
+        if rc < 0:
+            raise error(rc, "manager")
+        try:
+            data = ctypes.string_at(buf, ln.value)
+        finally:
+            C.manager_free(buf)
+        return _dec_reply(data)
+
+    def close(self):
+        if self.handle and self.pid == os.getpid():
+            C.manager_close(self.handle)
+        self.handle = None
+
+
+_sessions = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(address, authkey):
+    key = (address, authkey)
+    s = _sessions.get(key)
+    if s is None or s.pid != os.getpid():
+        with _sessions_lock:
+            s = _sessions.get(key)
+            if s is None or s.pid != os.getpid():
+                s = _sessions[key] = _Session(address, authkey)
+    return s
+
+
+def _forget_sessions():
+    _sessions.clear()  # a forked child opens its own
+
+
+os.register_at_fork(after_in_child=_forget_sessions)
+
+
+@atexit.register
+def _close_sessions():
+    for s in list(_sessions.values()):
+        s.close()
+    _sessions.clear()
+
+
+def _timeout_ms(timeout, block=True):
+    if not block:
+        return 0
+    if timeout is None or timeout < 0:
+        return -1
+    return max(1, int(timeout * 1000)) if timeout > 0 else 0
+
+
+# ---- proxies --------------------------------------------------------------------------
+
+
+class BaseProxy:
+    """A reference to an object in a broker: its address, authkey and name (and, for
+    a container inside another, the path of keys to it)."""
+
+    _kind = 0
+
+    def __init__(self, address, authkey, name, path=(), allow_pickle=False):
+        object.__setattr__(self, "_address", address)
+        object.__setattr__(self, "_authkey", authkey)
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_path", tuple(path))
+        object.__setattr__(self, "_pickle", allow_pickle)
+
+    def _call(self, op, *args, timeout_ms=0, ok=(0,)):
+        s = _session(self._address, self._authkey)
+        status, err, result = s.call(self._name, op, args, self._path, timeout_ms,
+                                     self._pickle)
+        if status not in ok and status < 0:
+            if status == errors.ENOENT and op in ("get", "pop", "del") and self._kind != ARRAY:
+                raise KeyError(args[0] if args else self._name)
+            if status == errors.ENOENT and op in ("remove", "index"):
+                raise ValueError("%r is not in list" % (args[0],))
+            raise errors.error_class(status)(err, status)
+        return status, result
+
+    def _op(self, op, *args):
+        return self._call(op, *args)[1]
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self._address, self._authkey, self._name, self._path,
+                           self._pickle))
+
+    def _getvalue(self):
+        return self._op("copy")
+
+    def __repr__(self):
+        return "<%s object, name=%r>" % (type(self).__name__, self._name)
+
+
+def _rebuild(cls, address, authkey, name, path, allow_pickle):
+    return cls(address, authkey, name, path, allow_pickle)
+
+
+def _nested(proxy, key, value):
+    """A list or dict found inside a container: a proxy to it, not a copy."""
+    if type(value) is list:
+        return ListProxy(proxy._address, proxy._authkey, proxy._name, proxy._path + (key,),
+                         proxy._pickle)
+    if type(value) is dict:
+        return DictProxy(proxy._address, proxy._authkey, proxy._name, proxy._path + (key,),
+                         proxy._pickle)
+    return value
+
+
+class _Container(BaseProxy):
+    def __len__(self):
+        return self._op("len")
+
+    def __contains__(self, x):
+        return self._op("contains", x)
+
+    def clear(self):
+        self._op("clear")
+
+    def copy(self):
+        return self._op("copy")
+
+    def __str__(self):
+        return str(self._getvalue())
+
+    def __repr__(self):
+        return repr(self._getvalue())
+
+    def __eq__(self, other):
+        if isinstance(other, BaseProxy):
+            other = other._getvalue()
+        return self._getvalue() == other
+
+    def increment(self, key, delta=1, initial=0):
+        """Adds delta to self[key] (which starts at `initial` if missing) atomically;
+        returns the new value."""
+        return self._op("incr", key, delta, initial)
+
+    def compare_and_set(self, key, expected, new):
+        """Sets self[key] = new if it equals expected, atomically; returns whether."""
+        return self._op("cas", key, expected, new)
+
+
+class DictProxy(_Container):
+    _kind = DICT
+
+    def __getitem__(self, key):
+        return _nested(self, key, self._op("get", key))
+
+    def __setitem__(self, key, value):
+        self._op("set", key, value)
+
+    def __delitem__(self, key):
+        self._op("del", key)
+
+    def __iter__(self):
+        return iter(self._op("keys"))
+
+    def get(self, key, default=None):
+        return _nested(self, key, self._op("get", key, default))
+
+    def keys(self):
+        return self._op("keys")
+
+    def values(self):
+        return self._op("values")
+
+    def items(self):
+        return self._op("items")
+
+    def pop(self, key, *default):
+        return self._op("pop", key, *default[:1])
+
+    def popitem(self):
+        for k in self._op("keys")[::-1]:
+            try:
+                return (k, self._op("pop", k))
+            except KeyError:
+                continue
+        raise KeyError("popitem(): dictionary is empty")
+
+    def setdefault(self, key, default=None):
+        return _nested(self, key, self._op("setdefault", key, default))
+
+    def update(self, other=(), **kw):
+        d = dict(other)
+        d.update(kw)
+        self._op("update", d)
+
+
+class ListProxy(_Container):
+    _kind = LIST
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self._getvalue()[i]
+        return _nested(self, i, self._op("get", i))
+
+    def __setitem__(self, i, value):
+        if isinstance(i, slice):
+            v = self._getvalue()
+            v[i] = value
+            self._op("clear")
+            self._op("extend", v)
+            return
+        self._op("set", i, value)
+
+    def __delitem__(self, i):
+        self._op("del", i)
+
+    def __iter__(self):
+        return iter(self._getvalue())
+
+    def __iadd__(self, other):
+        self._op("extend", list(other))
+        return self
+
+    def append(self, x):
+        self._op("append", x)
+
+    def extend(self, xs):
+        self._op("extend", list(xs))
+
+    def insert(self, i, x):
+        self._op("insert", i, x)
+
+    def pop(self, i=-1):
+        return self._op("pop", i)
+
+    def remove(self, x):
+        self._op("remove", x)
+
+    def index(self, x, *args):
+        if args:
+            return self._getvalue().index(x, *args)
+        return self._op("index", x)
+
+    def count(self, x):
+        return self._op("count", x)
+
+    def reverse(self):
+        self._op("reverse")
+
+    def sort(self, key=None, reverse=False):
+        v = self._getvalue()
+        v.sort(key=key, reverse=reverse)
+        self._op("clear")
+        self._op("extend", v)
+
+
+class NamespaceProxy(BaseProxy):
+    _kind = NAMESPACE
+
+    def __getattr__(self, key):
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._op("get", key)
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        if key.startswith("_"):
+            return object.__setattr__(self, key, value)
+        self._op("set", key, value)
+
+    def __delattr__(self, key):
+        try:
+            self._op("del", key)
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __repr__(self):
+        items = self._op("items")
+        return "Namespace(%s)" % ", ".join("%s=%r" % kv for kv in items)
+
+
+class ValueProxy(BaseProxy):
+    _kind = VALUE
+
+    def get(self):
+        return self._op("get")
+
+    def set(self, value):
+        self._op("set", value)
+
+    value = property(get, set)
+
+    def increment(self, delta=1):
+        return self._op("incr", delta)
+
+    def compare_and_set(self, expected, new):
+        return self._op("cas", expected, new)
+
+    def __repr__(self):
+        return "%s(%r)" % (type(self).__name__, self.get())
+
+
+class ArrayProxy(BaseProxy):
+    _kind = ARRAY
+
+    def __len__(self):
+        return self._op("len")
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self._op("copy")[i]
+        return self._op("get", i)
+
+    def __setitem__(self, i, value):
+        if isinstance(i, slice):
+            idx = range(*i.indices(len(self)))
+            value = list(value)
+            if len(value) != len(idx):
+                raise ValueError("Can only assign sequence of same size")
+            for j, x in zip(idx, value):
+                self._op("set", j, x)
+            return
+        self._op("set", i, value)
+
+    def __iter__(self):
+        return iter(self._op("copy"))
+
+    def tolist(self):
+        return self._op("copy")
+
+    def __repr__(self):
+        return repr(self._op("copy"))
+
+
+class QueueProxy(BaseProxy):
+    _kind = QUEUE
+
+    def put(self, obj, block=True, timeout=None):
+        st, _ = self._call("put", obj, timeout_ms=_timeout_ms(timeout, block),
+                           ok=(0, errors.ETIMEDOUT))
+        if st == errors.ETIMEDOUT:
+            raise _queue.Full
+
+    def get(self, block=True, timeout=None):
+        st, v = self._call("get", timeout_ms=_timeout_ms(timeout, block),
+                           ok=(0, errors.ETIMEDOUT))
+        if st == errors.ETIMEDOUT:
+            raise _queue.Empty
+        return v
+
+    def put_nowait(self, obj):
+        self.put(obj, False)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def qsize(self):
+        return self._op("qsize")
+
+    def empty(self):
+        return self._op("empty")
+
+    def full(self):
+        return self._op("full")
+
+
+class JoinableQueueProxy(QueueProxy):
+    _kind = JOINABLE_QUEUE
+
+    def task_done(self):
+        self._op("task_done")
+
+    def join(self):
+        self._call("join", timeout_ms=-1)
+
+
+class _Acquirer(BaseProxy):
+    def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
+        t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
+        st, _ = self._call("acquire", timeout_ms=t,
+                           ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD))
+        if st == errors.EOWNERDEAD and raise_owner_died:
+            raise errors.OwnerDied("%s %r: its previous holder died holding it" %
+                                   (type(self).__name__, self._name), st)
+        return st != errors.ETIMEDOUT
+
+    def release(self, *n):
+        self._op("release", *n)
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class LockProxy(_Acquirer):
+    _kind = LOCK
+
+    def locked(self):
+        return self._op("locked")
+
+
+class SemaphoreProxy(_Acquirer):
+    _kind = SEMAPHORE
+
+    def get_value(self):
+        return self._op("value")
+
+
+class EventProxy(BaseProxy):
+    _kind = EVENT
+
+    def set(self):
+        self._op("set")
+
+    def clear(self):
+        self._op("clear")
+
+    def is_set(self):
+        return self._op("is_set")
+
+    def wait(self, timeout=None):
+        return self._call("wait", timeout_ms=_timeout_ms(timeout))[1]
+
+
+class ConditionProxy(LockProxy):
+    _kind = CONDITION
+
+    def wait(self, timeout=None):
+        return self._call("wait", timeout_ms=_timeout_ms(timeout))[1]
+
+    def wait_for(self, predicate, timeout=None):
+        import time
+        end = None if timeout is None else time.monotonic() + timeout
+        result = predicate()
+        while not result:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self.wait(left)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        self._op("notify", n)
+
+    def notify_all(self):
+        self._op("notify_all")
+
+
+class BarrierProxy(BaseProxy):
+    _kind = BARRIER
+
+    def wait(self, timeout=None):
+        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout),
+                           ok=(0, errors.EBROKEN))
+        if st == errors.EBROKEN:
+            raise threading.BrokenBarrierError
+        return v
+
+    def abort(self):
+        self._op("abort")
+
+    def reset(self):
+        self._op("reset")
+
+    parties = property(lambda self: self._op("parties"))
+    n_waiting = property(lambda self: self._op("n_waiting"))
+    broken = property(lambda self: self._op("broken"))
+
+
+# ---- the manager ----------------------------------------------------------------------
+
+
+def _broker_command():
+    exe = os.environ.get("SHOAL_CLI") or shutil.which("shoal")
+    if not exe:
+        raise errors.LibraryNotFound("shoal.Manager: the `shoal` command (which runs the "
+                                     "broker) is not on the PATH; set SHOAL_CLI to it")
+    return exe
+
+
+def _die_with_parent():
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _stop_broker(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class SyncManager:
+    """multiprocessing's SyncManager over a shoal broker: see the module's text."""
+
+    def __init__(self, address=None, authkey=None, pickle=False, data_dir=None):
+        if isinstance(address, tuple):
+            address = "tcp://%s:%d" % address
+        if isinstance(authkey, str):
+            authkey = authkey.encode()
+        self._address = address
+        self._authkey = authkey
+        self._pickle = pickle
+        self._data_dir = data_dir
+        self._proc = None
+        self._finalizer = None
+
+    @property
+    def address(self):
+        return self._address
+
+    def start(self):
+        """Starts a private broker on shm:// (stopped by shutdown(), at exit, or when
+        this process dies)."""
+        if self._proc is not None:
+            raise errors.ShoalError("shoal.Manager: already started", -1)
+        self._address = "shm://manager-%d-%s" % (os.getpid(), uuid.uuid4().hex[:12])
+        cmd = [_broker_command(), "broker", "--listen", self._address]
+        if self._data_dir:
+            cmd += ["--data-dir", self._data_dir]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                      preexec_fn=_die_with_parent)
+        for line in self._proc.stdout:
+            if line.strip() == b"shoal broker: ready":
+                break
+        else:
+            self._proc.wait()
+            raise errors.ShoalError("shoal.Manager: the broker did not start (exit %s)" %
+                                    self._proc.returncode, -28)
+        self._proc.stdout.close()
+        self._finalizer = weakref.finalize(self, _stop_broker, self._proc)
+        return self
+
+    def connect(self):
+        """Connects to the broker at address (checks that it answers)."""
+        _session(self._address, self._authkey)
+        return self
+
+    def shutdown(self):
+        key = (self._address, self._authkey)
+        s = _sessions.pop(key, None)
+        if s is not None:
+            s.close()
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self):
+        if self._address is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def _create(self, cls, kind, init=None, typecode="", name=None):
+        name = name or "%s-%s" % (cls.__name__[:-5].lower(), uuid.uuid4().hex)
+        p = cls(self._address, self._authkey, name, (), self._pickle)
+        p._call("create", kind, init, typecode)
+        return p
+
+    def dict(self, *args, name=None, **kw):
+        return self._create(DictProxy, DICT, dict(*args, **kw), name=name)
+
+    def list(self, sequence=(), name=None):
+        return self._create(ListProxy, LIST, list(sequence), name=name)
+
+    def Namespace(self, name=None, **kw):
+        return self._create(NamespaceProxy, NAMESPACE, kw, name=name)
+
+    def Value(self, typecode, value, lock=True, name=None):
+        return self._create(ValueProxy, VALUE, value, typecode if
+                            isinstance(typecode, str) else "", name=name)
+
+    def Array(self, typecode, sequence, lock=True, name=None):
+        if isinstance(sequence, int):
+            sequence = [0.0 if typecode in "fd" else 0] * sequence
+        return self._create(ArrayProxy, ARRAY, list(sequence), typecode, name=name)
+
+    def Queue(self, maxsize=0, name=None):
+        return self._create(QueueProxy, QUEUE, maxsize, name=name)
+
+    def JoinableQueue(self, maxsize=0, name=None):
+        return self._create(JoinableQueueProxy, JOINABLE_QUEUE, maxsize, name=name)
+
+    def Lock(self, name=None):
+        return self._create(LockProxy, LOCK, name=name)
+
+    def RLock(self, name=None):
+        return self._create(LockProxy, RLOCK, name=name)
+
+    def Semaphore(self, value=1, name=None):
+        return self._create(SemaphoreProxy, SEMAPHORE, value, name=name)
+
+    def BoundedSemaphore(self, value=1, name=None):
+        return self._create(SemaphoreProxy, BOUNDED_SEMAPHORE, value, name=name)
+
+    def Event(self, name=None):
+        return self._create(EventProxy, EVENT, name=name)
+
+    def Condition(self, lock=None, name=None):
+        return self._create(ConditionProxy, CONDITION, name=name)
+
+    def Barrier(self, parties, action=None, timeout=None, name=None):
+        return self._create(BarrierProxy, BARRIER, parties, name=name)
+
+
+def Manager(address=None, authkey=None, pickle=False, data_dir=None):
+    """A started SyncManager: a private broker (address None), or a connection to the
+    broker at address."""
+    m = SyncManager(address, authkey, pickle, data_dir)
+    return m.connect() if address is not None else m.start()

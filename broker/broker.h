@@ -1,0 +1,76 @@
+/*
+ * broker.h — the Manager broker's core, as the `shoal broker` command and the tests
+ * drive it. docs/broker.md describes the objects, their operations and the protocol.
+ *
+ * core.c holds the objects and runs the operations (one mutex; blocking operations
+ * park as waiters); store.c keeps the objects in LMDB; session.c serves the Broker
+ * service's two methods over the rpc runtime; serve.c is the command line.
+ */
+#ifndef SHOAL_BROKER_H
+#define SHOAL_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <shoal/rpc.h>
+
+#include "manager_internal.h"
+
+typedef struct shoal_broker shoal_broker;
+typedef struct broker_session broker_session;
+
+/* Where a reply goes: a session's outbox (session.c). Called under the broker's
+ * mutex, after the writes the reply depends on are durable; takes over buf (the
+ * packed Reply to request `id`). */
+typedef void (*broker_deliver)(broker_session *s, uint64_t id, void *buf, size_t len);
+
+/* The owner id of requests made with the unary Call: no session, nothing released. */
+#define BROKER_ANON 1
+
+typedef struct shoal_broker_config {
+    const char *data_dir; /* NULL: objects in memory only */
+    int sync;             /* 1 (default): fsync each commit; 0: --sync=none */
+} shoal_broker_config;
+
+/* Creates a broker, loading the objects kept in cfg->data_dir (locks held there come
+ * back free and owner-died). Returns 0 or a negative SHOAL_E* code. */
+int shoal_broker_create(shoal_broker **out, const shoal_broker_config *cfg,
+                        broker_deliver deliver);
+void shoal_broker_destroy(shoal_broker *b);
+
+/* A new session id (never reused, not even across restarts with a data dir). */
+uint64_t broker_session_id(shoal_broker *b);
+
+/*
+ * Runs one request of session s (id sid): its reply is delivered now or, for a
+ * blocking operation, when it is satisfied or times out. Takes over req. buf[len] is
+ * the undecoded request (req NULL): decoded here, a malformed one is answered with
+ * status SHOAL_EINVALID_DATA and counted.
+ */
+void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+                    size_t len);
+/* The session ended: its waiters are dropped, its locks and semaphore units released
+ * (the next acquirer of a lock sees owner-died). No delivery to s after this returns. */
+void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid);
+
+/* The Broker service (session.c): add it to an rpc server. */
+const shoal_rpc_service *broker_service(shoal_broker *b);
+/* Delivery to the sessions of broker_service (give it to shoal_broker_create). */
+void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len);
+
+/* What `shoal broker` serves (serve.c). */
+typedef struct shoal_broker_options {
+    const char *const *listen; /* addresses: shm://name, ipc:///path, tcp://host:port */
+    size_t nlisten;
+    const char *data_dir; /* NULL: memory only */
+    const char *token;    /* tcp://: the token clients must prove (NULL: none) */
+    int sync;             /* 1: fsync each commit (default); 0: --sync=none */
+    const shoal_attr *attr;
+} shoal_broker_options;
+
+/* Serves until SIGINT or SIGTERM (blocked in the calling thread and taken by a thread
+ * of its own); prints "shoal broker: listening on ADDRESS" for each address, then
+ * "shoal broker: ready", on stdout. Returns 0 or the SHOAL_E* code of the failure. */
+int shoal_broker_serve(const shoal_broker_options *o);
+
+#endif

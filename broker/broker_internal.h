@@ -1,0 +1,74 @@
+/*
+ * broker_internal.h — what core.c, store.c and session.c share.
+ */
+#ifndef SHOAL_BROKER_INTERNAL_H
+#define SHOAL_BROKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "broker.h"
+
+/* A request parked on an object until it can complete or its deadline passes. */
+typedef struct waiter {
+    struct waiter *next, *prev; /* on its object, in arrival order */
+    broker_session *s;
+    uint64_t sid;
+    breq *req;
+    int64_t deadline; /* monotonic ns; INT64_MAX: none */
+    int64_t stage;    /* condition: 0 until notified; barrier: its generation */
+    int64_t saved;    /* condition: the lock depth to take back; barrier: its index */
+    int timed_out;
+} waiter;
+
+typedef struct bobj {
+    char *name;
+    bobjstate *st;
+    waiter *wh, *wt;
+    struct bobj *next; /* hash chain */
+    int dirty;
+} bobj;
+
+struct broker_pend {
+    broker_session *s;
+    uint64_t id;
+    void *buf;
+    size_t len;
+};
+
+struct broker_store;
+
+struct shoal_broker {
+    pthread_mutex_t mu;
+    bobj **tab;
+    size_t ntab, nobj;
+    broker_deliver deliver;
+    struct broker_store *store; /* NULL: memory only */
+    int store_failed;
+    uint64_t boot, next_sid;
+    uint64_t requests, bad_requests;
+    size_t nwaiters;
+    bobj **dirty; /* changed by the request running now */
+    size_t ndirty, capdirty;
+    struct broker_pend *pend; /* its replies, handed over once durable */
+    size_t npend, cappend;
+    shoal_rpc_service svc; /* session.c's table, bound to this broker */
+    pthread_t timer;
+    pthread_cond_t timer_cv;
+    int stop;
+};
+
+bobj *broker__find(shoal_broker *b, const char *name);
+bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st);
+/* Frees an object (its state may be NULL: a deleted object). */
+void broker__free_obj(bobj *o);
+void broker__dirty(shoal_broker *b, bobj *o);
+
+/* store.c: LMDB. Opens (creating) the environment in dir, loads every object into b
+ * (broker__insert) and reads and bumps the boot counter. */
+int broker__store_open(shoal_broker *b, const char *dir, int sync);
+/* Writes the objects (a deleted one: o->st NULL) in one transaction and commits. */
+int broker__store_commit(shoal_broker *b, bobj **objs, size_t n);
+void broker__store_close(shoal_broker *b);
+
+#endif

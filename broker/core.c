@@ -1,0 +1,1664 @@
+/*
+ * core.c — the broker's objects and the operations on them.
+ *
+ * Objects. Each named object is a bobj: its name and its state, one protobuf-c
+ * Object message (broker.proto) — kind, data (a Value: the dict's map, the list, the
+ * queue's items, ...), typecode, count, limit, owner, flag. Keeping the whole state as
+ * one message makes durability one function: store.c writes the packed Object under
+ * the object's name. Objects live in a hash table by name.
+ *
+ * Requests. One mutex serialises every operation, so each is atomic: increment,
+ * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs
+ * its operation (the ops[] table: name, kinds it applies to, whether it writes,
+ * whether it may block) on the object — or, with a path, on a container nested in
+ * the object (a list inside a dict is reached by its key, so d['x'].append(1) changes
+ * the stored list). Its outcome is the Reply: status 0 or a SHOAL_E* code, an error
+ * text, a result Value.
+ *
+ * Blocking. An operation that cannot complete now (queue get on an empty queue, lock
+ * acquire of a held lock, event / condition / barrier wait) returns BLOCK; with a
+ * timeout other than 0 the request is parked as a waiter on the object: no thread
+ * waits for it. After every operation that writes, pump() retries the object's
+ * waiters in arrival order, and each one that completes gets its reply then. A timer
+ * thread wakes at the earliest deadline and answers the waiters whose time is up
+ * (SHOAL_ETIMEDOUT). Condition waiters go through two stages (waiting for a notify,
+ * then for the lock back); barrier waiters complete when their generation passes.
+ *
+ * Durability and replies. Every object an operation changed is marked dirty; at the
+ * end of the request (or timer pass) store.c writes them all in one LMDB transaction,
+ * and only after it commits are the replies handed to their sessions (pending list).
+ * So a client never sees an acknowledgement for a write that a crash could lose.
+ *
+ * Sessions and ownership. Locks are held by (session, client thread); semaphore units
+ * are counted per session in the semaphore's data map. When a session ends (the client
+ * disconnected or died) its waiters are dropped, its locks freed with the owner-died
+ * flag (the next acquirer gets SHOAL_EOWNERDEAD) and its semaphore units returned. A
+ * restarted broker does the same for every session of its previous life.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker_internal.h"
+#include "internal.h"
+
+#define BLOCK 1
+
+/* ---- objects ----------------------------------------------------------------------- */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h;
+}
+
+bobj *broker__find(shoal_broker *b, const char *name)
+{
+    for (bobj *o = b->tab[hash_name(name) % b->ntab]; o; o = o->next)
+        if (!strcmp(o->name, name))
+            return o;
+    return NULL;
+}
+
+static int rehash(shoal_broker *b)
+{
+    size_t n = b->ntab * 2;
+    bobj **t = calloc(n, sizeof(*t));
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < b->ntab; i++)
+        for (bobj *o = b->tab[i], *next; o; o = next) {
+            next = o->next;
+            o->next = t[hash_name(o->name) % n];
+            t[hash_name(o->name) % n] = o;
+        }
+    free(b->tab);
+    b->tab = t;
+    b->ntab = n;
+    return 0;
+}
+
+bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st)
+{
+    if (b->nobj >= b->ntab && rehash(b) < 0)
+        return NULL;
+    bobj *o = calloc(1, sizeof(*o));
+    char *n = strdup(name);
+    if (!o || !n) {
+        free(o);
+        free(n);
+        return NULL;
+    }
+    o->name = n;
+    o->st = st;
+    size_t h = hash_name(name) % b->ntab;
+    o->next = b->tab[h];
+    b->tab[h] = o;
+    b->nobj++;
+    return o;
+}
+
+static void unlink_obj(shoal_broker *b, bobj *o)
+{
+    bobj **p = &b->tab[hash_name(o->name) % b->ntab];
+    while (*p != o)
+        p = &(*p)->next;
+    *p = o->next;
+    b->nobj--;
+}
+
+void broker__free_obj(bobj *o)
+{
+    if (o->st)
+        protobuf_c_message_free_unpacked(&o->st->base, NULL);
+    free(o->name);
+    free(o);
+}
+
+void broker__dirty(shoal_broker *b, bobj *o)
+{
+    if (o->dirty)
+        return;
+    if (b->ndirty == b->capdirty) {
+        size_t cap = b->capdirty ? b->capdirty * 2 : 16;
+        bobj **d = realloc(b->dirty, cap * sizeof(*d));
+        if (!d)
+            return; /* not kept this time: it is in memory, written with its next change
+                     */
+        b->dirty = d;
+        b->capdirty = cap;
+    }
+    o->dirty = 1;
+    b->dirty[b->ndirty++] = o;
+}
+
+/* ---- replies ----------------------------------------------------------------------- */
+
+static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result)
+{
+    brep r = SHOAL__BROKER__REPLY__INIT;
+    r.id = id;
+    r.status = rc < 0 ? rc : 0;
+    r.error = rc < 0 ? (char *)shoal_errdetail() : (char *)"";
+    r.result = rc < 0 ? NULL : result;
+    size_t len;
+    void *buf = shoal__bv_pack(&r.base, &len);
+    shoal__bv_free(result);
+    if (!buf || !s)
+        return free(buf);
+    if (b->npend == b->cappend) {
+        size_t cap = b->cappend ? b->cappend * 2 : 16;
+        struct broker_pend *p = realloc(b->pend, cap * sizeof(*p));
+        if (!p)
+            return free(buf);
+        b->pend = p;
+        b->cappend = cap;
+    }
+    b->pend[b->npend++] = (struct broker_pend){s, id, buf, len};
+}
+
+/* Makes the changes durable, then hands the replies over (under b->mu). */
+static void finish(shoal_broker *b)
+{
+    int rc = 0;
+    if (b->ndirty && b->store) {
+        shoal__test_point("broker.before_commit");
+        rc = broker__store_commit(b, b->dirty, b->ndirty);
+        if (rc == 0)
+            shoal__test_point("broker.after_commit");
+    }
+    for (size_t i = 0; i < b->ndirty; i++) {
+        b->dirty[i]->dirty = 0;
+        if (!b->dirty[i]->st) /* deleted */
+            broker__free_obj(b->dirty[i]);
+    }
+    b->ndirty = 0;
+    if (rc < 0) { /* not durable: no acknowledgement may claim it is */
+        fprintf(stderr, "shoal broker: %s\n", shoal_errdetail());
+        b->store_failed = 1;
+        for (size_t i = 0; i < b->npend; i++)
+            free(b->pend[i].buf);
+        b->npend = 0;
+        return;
+    }
+    for (size_t i = 0; i < b->npend; i++)
+        b->deliver(b->pend[i].s, b->pend[i].id, b->pend[i].buf, b->pend[i].len);
+    b->npend = 0;
+}
+
+/* ---- operations -------------------------------------------------------------------- */
+
+typedef struct op_ctx {
+    shoal_broker *b;
+    bobj *o;
+    bv *target; /* the container the path leads to (the object's data without one) */
+    breq *req;
+    uint64_t sid;
+    struct waiter *w; /* the waiter being retried, or NULL */
+    bv *result;
+    int64_t saved;    /* what a blocked first run leaves for its waiter */
+    int parked_state; /* a blocked first run changed the object (condition, barrier) */
+} op_ctx;
+
+#define K(k)     (1u << SHOAL__BROKER__KIND__##k)
+#define K_MAPS   (K(DICT) | K(NAMESPACE) | K(LIST))
+#define K_SEQS   (K(DICT) | K(NAMESPACE) | K(LIST) | K(ARRAY))
+#define K_LOCKS  (K(LOCK) | K(RLOCK) | K(CONDITION))
+#define K_SEMS   (K(SEMAPHORE) | K(BOUNDED_SEMAPHORE))
+#define K_QUEUES (K(QUEUE) | K(JOINABLE_QUEUE))
+#define F_WRITE  1
+#define F_BLOCK  2
+#define F_MAP    4  /* acts on a map (the target must be one) */
+#define F_SEQ    8  /* acts on a list (the target must be one) */
+#define F_RESIZE 16 /* changes a list's length: not on an Array */
+
+static const char *kind_name(int k)
+{
+    static const char *names[] = {"none",
+                                  "dict",
+                                  "list",
+                                  "Namespace",
+                                  "Value",
+                                  "Array",
+                                  "Queue",
+                                  "Lock",
+                                  "RLock",
+                                  "Semaphore",
+                                  "BoundedSemaphore",
+                                  "Event",
+                                  "Condition",
+                                  "Barrier",
+                                  "JoinableQueue"};
+    return k >= 0 && k < (int)(sizeof(names) / sizeof(names[0])) ? names[k] : "?";
+}
+
+static int bad_args(op_ctx *c, const char *want)
+{
+    return shoal__err(SHOAL_EINVAL, "%s \"%s\": %s takes %s",
+                      c->o ? kind_name(c->o->st->kind) : "object",
+                      c->o ? c->o->name : c->req->object, c->req->op, want);
+}
+
+static bv *arg(op_ctx *c, size_t i)
+{
+    return i < c->req->n_args ? c->req->args[i] : NULL;
+}
+
+/* Takes argument i over from the request (the request is freed later). */
+static bv *take_arg(op_ctx *c, size_t i)
+{
+    bv *v = c->req->args[i];
+    c->req->args[i] = NULL;
+    return v;
+}
+
+static bool is_int(const bv *v)
+{
+    return v && v->kind_case == BV_INT;
+}
+
+static Shoal__Broker__Seq *seq(bv *v)
+{
+    return v->kind_case == BV_TUPLE ? v->tuple : v->list;
+}
+
+/* Resolves list index v (negative: from the end) against n items. */
+static int index_of(op_ctx *c, const bv *v, size_t n, bool end_ok, size_t *out)
+{
+    if (!is_int(v))
+        return bad_args(c, "an integer index");
+    int64_t i = v->i < 0 ? v->i + (int64_t)n : v->i;
+    if (i < 0 || (uint64_t)i > n || ((uint64_t)i == n && !end_ok))
+        return shoal__err(SHOAL_ERANGE, "%s \"%s\": index %lld out of range (%zu items)",
+                          kind_name(c->o->st->kind), c->o->name, (long long)v->i, n);
+    *out = (size_t)i;
+    return 0;
+}
+
+static int key_error(op_ctx *c)
+{
+    return shoal__err(SHOAL_ENOENT, "%s \"%s\": no such key", kind_name(c->o->st->kind),
+                      c->o->name);
+}
+
+static int set_result(op_ctx *c, bv *v)
+{
+    c->result = v;
+    return v ? 0 : shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+}
+
+static int clone_result(op_ctx *c, const bv *v)
+{
+    return set_result(c, shoal__bv_clone(v));
+}
+
+/* Checks a value an Array or a Value of typecode tc is given; makes doubles of ints
+ * for 'f' and 'd'. */
+static int check_typed(op_ctx *c, bv *v)
+{
+    const char *tc = c->o->st->typecode;
+    if (!tc || !*tc)
+        return 0;
+    bool fp = tc[0] == 'f' || tc[0] == 'd';
+    if (fp && v->kind_case == BV_INT) {
+        v->kind_case = BV_DOUBLE;
+        v->d = (double)v->i;
+        return 0;
+    }
+    if ((fp && v->kind_case == BV_DOUBLE) || (!fp && v->kind_case == BV_INT))
+        return 0;
+    if (tc[0] == 'c' && v->kind_case == BV_BYTES)
+        return 0;
+    return shoal__err(SHOAL_ETYPE, "%s \"%s\": typecode '%s' takes %s",
+                      kind_name(c->o->st->kind), c->o->name, tc,
+                      fp ? "numbers" : "integers");
+}
+
+/* ---- maps ---- */
+
+static long find_key(op_ctx *c, const bv *key)
+{
+    return key ? shoal__bv_map_find(c->target, key) : -1;
+}
+
+static int need_key(op_ctx *c, const bv *key)
+{
+    return shoal__bv_is_key(key) ? 0 : bad_args(c, "a scalar (or tuple) key");
+}
+
+static int map_get(op_ctx *c)
+{
+    long i = find_key(c, arg(c, 0));
+    if (i >= 0)
+        return clone_result(c, c->target->map->entries[i]->value);
+    return c->req->n_args >= 2 ? clone_result(c, arg(c, 1)) : key_error(c);
+}
+
+static int map_set(op_ctx *c)
+{
+    if (c->req->n_args != 2 || need_key(c, arg(c, 0)) < 0)
+        return bad_args(c, "a key and a value");
+    bv *k = take_arg(c, 0), *v = take_arg(c, 1);
+    return shoal__bv_map_put(c->target, k, v) < 0
+               ? shoal__err(SHOAL_ENOMEM, "broker: out of memory")
+               : 0;
+}
+
+static int map_pop(op_ctx *c)
+{
+    long i = find_key(c, arg(c, 0));
+    if (i < 0)
+        return c->req->n_args >= 2 ? clone_result(c, arg(c, 1)) : key_error(c);
+    return set_result(c, shoal__bv_map_take(c->target, (size_t)i));
+}
+
+static int map_del(op_ctx *c)
+{
+    int rc = map_pop(c);
+    shoal__bv_free(c->result);
+    c->result = NULL;
+    return rc;
+}
+
+static int map_contains(op_ctx *c)
+{
+    return set_result(c, shoal__bv_bool(find_key(c, arg(c, 0)) >= 0));
+}
+
+static int map_setdefault(op_ctx *c)
+{
+    long i = find_key(c, arg(c, 0));
+    if (i >= 0)
+        return clone_result(c, c->target->map->entries[i]->value);
+    int rc = need_key(c, arg(c, 0));
+    if (rc < 0)
+        return rc;
+    bv *dflt = c->req->n_args >= 2 ? take_arg(c, 1) : shoal__bv_none();
+    bv *copy = shoal__bv_clone(dflt);
+    if (shoal__bv_map_put(c->target, take_arg(c, 0), dflt) < 0) {
+        shoal__bv_free(copy);
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    }
+    return set_result(c, copy);
+}
+
+/* keys / values / items: a list of the keys, the values, or (key, value) tuples. */
+static int map_listing(op_ctx *c, int which)
+{
+    bv *out = shoal__bv_seq(BV_LIST);
+    Shoal__Broker__Map *m = c->target->map;
+    for (size_t i = 0; out && i < m->n_entries; i++) {
+        bv *item;
+        if (which == 2) {
+            item = shoal__bv_seq(BV_TUPLE);
+            if (item &&
+                (shoal__bv_seq_insert(item, 0, shoal__bv_clone(m->entries[i]->key)) < 0 ||
+                 shoal__bv_seq_insert(item, 1, shoal__bv_clone(m->entries[i]->value)) <
+                     0)) {
+                shoal__bv_free(item);
+                item = NULL;
+            }
+        } else {
+            item = shoal__bv_clone(which ? m->entries[i]->value : m->entries[i]->key);
+        }
+        if (shoal__bv_seq_insert(out, seq(out)->n_items, item) < 0) {
+            shoal__bv_free(out);
+            out = NULL;
+        }
+    }
+    return set_result(c, out);
+}
+
+static int map_keys(op_ctx *c)
+{
+    return map_listing(c, 0);
+}
+
+static int map_values(op_ctx *c)
+{
+    return map_listing(c, 1);
+}
+
+static int map_items(op_ctx *c)
+{
+    return map_listing(c, 2);
+}
+
+static int map_update(op_ctx *c)
+{
+    bv *src = arg(c, 0);
+    if (!src || src->kind_case != BV_MAP)
+        return bad_args(c, "a map");
+    for (size_t i = 0; i < src->map->n_entries; i++) {
+        Shoal__Broker__Entry *e = src->map->entries[i];
+        if (!shoal__bv_is_key(e->key))
+            return bad_args(c, "a map with scalar keys");
+    }
+    for (size_t i = 0; i < src->map->n_entries; i++) {
+        Shoal__Broker__Entry *e = src->map->entries[i];
+        if (shoal__bv_map_put(c->target, e->key, e->value) < 0)
+            return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+        e->key = e->value = NULL;
+    }
+    return 0;
+}
+
+/* ---- numbers: increment and compare-and-set on a slot (map entry, list item, Value) */
+
+/* The slot the operation acts on: &entry->value, &list item, or the Value's data. */
+static int slot_of(op_ctx *c, bv ***slot, size_t *nargs_used, bool create)
+{
+    bv *t = c->target;
+    if (c->o->st->kind == SHOAL__BROKER__KIND__VALUE && c->req->n_path == 0) {
+        *slot = &c->o->st->data;
+        *nargs_used = 0;
+        return 0;
+    }
+    *nargs_used = 1;
+    if (t->kind_case == BV_MAP) {
+        long i = find_key(c, arg(c, 0));
+        if (i < 0 && create) {
+            if (need_key(c, arg(c, 0)) < 0)
+                return SHOAL_EINVAL;
+            bv *k = shoal__bv_clone(arg(c, 0));
+            if (shoal__bv_map_put(t, k, shoal__bv_none()) < 0)
+                return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+            i = (long)t->map->n_entries - 1;
+        }
+        if (i < 0)
+            return key_error(c);
+        *slot = &t->map->entries[i]->value;
+        return 0;
+    }
+    size_t i;
+    int rc = index_of(c, arg(c, 0), seq(t)->n_items, false, &i);
+    if (rc == 0)
+        *slot = &seq(t)->items[i];
+    return rc;
+}
+
+/* incr([key,] delta[, initial]): adds delta (an int or a double) and returns the sum;
+ * a missing map key starts at initial (default 0). */
+static int op_incr(op_ctx *c)
+{
+    bv **slot;
+    size_t k;
+    int rc = slot_of(c, &slot, &k, true);
+    if (rc < 0)
+        return rc;
+    bv *delta = arg(c, k), *init = arg(c, k + 1);
+    if (!delta || (delta->kind_case != BV_INT && delta->kind_case != BV_DOUBLE))
+        return bad_args(c, "a numeric delta");
+    bv *v = *slot;
+    if (v->kind_case == BV_NONE) { /* just created */
+        v->kind_case = BV_INT;
+        v->i = is_int(init) ? init->i : 0;
+        if (init && init->kind_case == BV_DOUBLE) {
+            v->kind_case = BV_DOUBLE;
+            v->d = init->d;
+        }
+    }
+    if (v->kind_case == BV_INT && delta->kind_case == BV_INT) {
+        v->i = (int64_t)((uint64_t)v->i + (uint64_t)delta->i);
+    } else if (v->kind_case == BV_INT || v->kind_case == BV_DOUBLE) {
+        if (c->o->st->typecode[0] && c->o->st->typecode[0] != 'd' &&
+            c->o->st->typecode[0] != 'f')
+            return bad_args(c, "an integer delta on an integer typecode");
+        double x = v->kind_case == BV_INT ? (double)v->i : v->d;
+        v->kind_case = BV_DOUBLE;
+        v->d = x + (delta->kind_case == BV_INT ? (double)delta->i : delta->d);
+    } else {
+        return shoal__err(SHOAL_ETYPE, "%s \"%s\": incr on a value that is not a number",
+                          kind_name(c->o->st->kind), c->o->name);
+    }
+    return clone_result(c, v);
+}
+
+/* cas([key,] expected, new): stores new when the slot equals expected; returns
+ * whether it did. */
+static int op_cas(op_ctx *c)
+{
+    bv **slot;
+    size_t k;
+    int rc = slot_of(c, &slot, &k, false);
+    if (rc < 0)
+        return rc;
+    if (c->req->n_args != k + 2)
+        return bad_args(c, "the expected and the new value");
+    bool same = shoal__bv_equal(*slot, arg(c, k));
+    if (same) {
+        bv *v = take_arg(c, k + 1);
+        if ((c->o->st->kind == SHOAL__BROKER__KIND__VALUE ||
+             c->o->st->kind == SHOAL__BROKER__KIND__ARRAY) &&
+            (rc = check_typed(c, v)) < 0) {
+            shoal__bv_free(v);
+            return rc;
+        }
+        shoal__bv_free(*slot);
+        *slot = v;
+    }
+    return set_result(c, shoal__bv_bool(same));
+}
+
+/* ---- lists (and arrays) ---- */
+
+static int seq_get(op_ctx *c)
+{
+    size_t i;
+    int rc = index_of(c, arg(c, 0), seq(c->target)->n_items, false, &i);
+    return rc < 0 ? rc : clone_result(c, seq(c->target)->items[i]);
+}
+
+static int seq_set(op_ctx *c)
+{
+    size_t i;
+    int rc = c->req->n_args == 2
+                 ? index_of(c, arg(c, 0), seq(c->target)->n_items, false, &i)
+                 : bad_args(c, "an index and a value");
+    if (rc == 0 && c->o->st->kind == SHOAL__BROKER__KIND__ARRAY)
+        rc = check_typed(c, arg(c, 1));
+    if (rc < 0)
+        return rc;
+    shoal__bv_free(seq(c->target)->items[i]);
+    seq(c->target)->items[i] = take_arg(c, 1);
+    return 0;
+}
+
+static int seq_insert_at(op_ctx *c, size_t i, bv *v)
+{
+    return shoal__bv_seq_insert(c->target, i, v) < 0
+               ? shoal__err(SHOAL_ENOMEM, "broker: out of memory")
+               : 0;
+}
+
+static int seq_append(op_ctx *c)
+{
+    if (c->req->n_args != 1)
+        return bad_args(c, "one value");
+    return seq_insert_at(c, seq(c->target)->n_items, take_arg(c, 0));
+}
+
+static int seq_extend(op_ctx *c)
+{
+    bv *src = arg(c, 0);
+    if (!src || (src->kind_case != BV_LIST && src->kind_case != BV_TUPLE))
+        return bad_args(c, "a list");
+    Shoal__Broker__Seq *s = seq(src);
+    for (size_t i = 0; i < s->n_items; i++) {
+        int rc = seq_insert_at(c, seq(c->target)->n_items, s->items[i]);
+        s->items[i] = NULL;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int seq_insert(op_ctx *c)
+{
+    if (c->req->n_args != 2 || !is_int(arg(c, 0)))
+        return bad_args(c, "an index and a value");
+    int64_t n = (int64_t)seq(c->target)->n_items, i = arg(c, 0)->i;
+    i = i < 0 ? (i + n < 0 ? 0 : i + n) : (i > n ? n : i); /* as Python clamps */
+    return seq_insert_at(c, (size_t)i, take_arg(c, 1));
+}
+
+static int seq_pop(op_ctx *c)
+{
+    size_t n = seq(c->target)->n_items, i = n - 1;
+    if (n == 0)
+        return shoal__err(SHOAL_ERANGE, "list \"%s\": pop from an empty list",
+                          c->o->name);
+    int rc = c->req->n_args ? index_of(c, arg(c, 0), n, false, &i) : 0;
+    return rc < 0 ? rc : set_result(c, shoal__bv_seq_take(c->target, i));
+}
+
+static int seq_del(op_ctx *c)
+{
+    if (c->req->n_args != 1)
+        return bad_args(c, "an index");
+    int rc = seq_pop(c);
+    shoal__bv_free(c->result);
+    c->result = NULL;
+    return rc;
+}
+
+static long seq_find(op_ctx *c, const bv *v)
+{
+    Shoal__Broker__Seq *s = seq(c->target);
+    for (size_t i = 0; v && i < s->n_items; i++)
+        if (shoal__bv_equal(s->items[i], v))
+            return (long)i;
+    return -1;
+}
+
+static int seq_index(op_ctx *c)
+{
+    long i = seq_find(c, arg(c, 0));
+    return i < 0 ? shoal__err(SHOAL_ENOENT, "list \"%s\": value not in list", c->o->name)
+                 : set_result(c, shoal__bv_int(i));
+}
+
+static int seq_remove(op_ctx *c)
+{
+    long i = seq_find(c, arg(c, 0));
+    if (i < 0)
+        return shoal__err(SHOAL_ENOENT, "list \"%s\": value not in list", c->o->name);
+    shoal__bv_free(shoal__bv_seq_take(c->target, (size_t)i));
+    return 0;
+}
+
+static int seq_contains(op_ctx *c)
+{
+    return set_result(c, shoal__bv_bool(seq_find(c, arg(c, 0)) >= 0));
+}
+
+static int seq_count(op_ctx *c)
+{
+    Shoal__Broker__Seq *s = seq(c->target);
+    int64_t n = 0;
+    for (size_t i = 0; i < s->n_items; i++)
+        n += shoal__bv_equal(s->items[i], arg(c, 0));
+    return set_result(c, shoal__bv_int(n));
+}
+
+static int seq_reverse(op_ctx *c)
+{
+    Shoal__Broker__Seq *s = seq(c->target);
+    for (size_t i = 0, j = s->n_items; i + 1 < j; i++, j--) {
+        bv *t = s->items[i];
+        s->items[i] = s->items[j - 1];
+        s->items[j - 1] = t;
+    }
+    return 0;
+}
+
+/* ---- both ---- */
+
+static int op_len(op_ctx *c)
+{
+    bv *t = c->target;
+    return set_result(c,
+                      shoal__bv_int((int64_t)(t->kind_case == BV_MAP ? t->map->n_entries
+                                                                     : seq(t)->n_items)));
+}
+
+static int op_copy(op_ctx *c)
+{
+    return clone_result(c, c->target);
+}
+
+static int op_clear(op_ctx *c)
+{
+    bv *fresh = c->target->kind_case == BV_MAP ? shoal__bv_map() : shoal__bv_seq(BV_LIST);
+    if (!fresh)
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    /* swap contents so that a nested container keeps its place */
+    bv tmp = *c->target;
+    *c->target = *fresh;
+    *fresh = tmp;
+    shoal__bv_free(fresh);
+    return 0;
+}
+
+/* ---- Value ---- */
+
+static int value_get(op_ctx *c)
+{
+    return clone_result(c, c->o->st->data);
+}
+
+static int value_set(op_ctx *c)
+{
+    if (c->req->n_args != 1)
+        return bad_args(c, "one value");
+    int rc = check_typed(c, arg(c, 0));
+    if (rc < 0)
+        return rc;
+    shoal__bv_free(c->o->st->data);
+    c->o->st->data = take_arg(c, 0);
+    return 0;
+}
+
+/* ---- Queue ---- */
+
+static int queue_put(op_ctx *c)
+{
+    if (c->req->n_args != 1)
+        return bad_args(c, "one value");
+    bv *q = c->o->st->data;
+    if (c->o->st->limit > 0 && seq(q)->n_items >= (size_t)c->o->st->limit)
+        return BLOCK;
+    int rc = seq_insert_at(c, seq(q)->n_items, take_arg(c, 0));
+    if (rc == 0 && c->o->st->kind == SHOAL__BROKER__KIND__JOINABLE_QUEUE)
+        c->o->st->count++; /* a task not done yet */
+    return rc;
+}
+
+/* JoinableQueue: task_done counts a task done; join waits until all are. */
+static int queue_task_done(op_ctx *c)
+{
+    if (c->o->st->count <= 0)
+        return shoal__err(SHOAL_EOVERFLOW,
+                          "JoinableQueue \"%s\": task_done() called too many "
+                          "times",
+                          c->o->name);
+    c->o->st->count--;
+    return 0;
+}
+
+static int queue_join(op_ctx *c)
+{
+    return c->o->st->count > 0 ? BLOCK : 0;
+}
+
+static int queue_get(op_ctx *c)
+{
+    bv *q = c->o->st->data;
+    if (seq(q)->n_items == 0)
+        return BLOCK;
+    return set_result(c, shoal__bv_seq_take(q, 0));
+}
+
+static int queue_qsize(op_ctx *c)
+{
+    return set_result(c, shoal__bv_int((int64_t)seq(c->o->st->data)->n_items));
+}
+
+static int queue_empty(op_ctx *c)
+{
+    return set_result(c, shoal__bv_bool(seq(c->o->st->data)->n_items == 0));
+}
+
+static int queue_full(op_ctx *c)
+{
+    bobjstate *st = c->o->st;
+    return set_result(
+        c, shoal__bv_bool(st->limit > 0 && seq(st->data)->n_items >= (size_t)st->limit));
+}
+
+/* ---- Lock, RLock (and a Condition's lock) ---- */
+
+static bool owns(op_ctx *c)
+{
+    return c->o->st->owner == c->sid && c->o->st->owner_thread == c->req->thread;
+}
+
+static int lock_take(op_ctx *c, int64_t depth)
+{
+    bobjstate *st = c->o->st;
+    if (st->owner && owns(c) && st->kind != SHOAL__BROKER__KIND__LOCK) {
+        st->count += depth;
+        return 0;
+    }
+    if (st->owner && owns(c) && !c->w)
+        return shoal__err(SHOAL_EDEADLK, "Lock \"%s\": already held by this thread",
+                          c->o->name);
+    if (st->owner)
+        return BLOCK;
+    st->owner = c->sid;
+    st->owner_thread = c->req->thread;
+    st->count = depth;
+    if (st->flag) { /* its last holder died holding it: say so, once */
+        st->flag = 0;
+        return shoal__err(SHOAL_EOWNERDEAD,
+                          "%s \"%s\": its previous holder died holding it",
+                          kind_name(st->kind), c->o->name);
+    }
+    return 0;
+}
+
+static int lock_acquire(op_ctx *c)
+{
+    return lock_take(c, 1);
+}
+
+static int lock_release(op_ctx *c)
+{
+    bobjstate *st = c->o->st;
+    if (!st->owner)
+        return shoal__err(SHOAL_EPERM, "%s \"%s\": release of an unlocked lock",
+                          kind_name(st->kind), c->o->name);
+    if (st->kind != SHOAL__BROKER__KIND__LOCK && !owns(c))
+        return shoal__err(SHOAL_EPERM,
+                          "%s \"%s\": released by a thread that does not hold it",
+                          kind_name(st->kind), c->o->name);
+    if (--st->count <= 0 || st->kind == SHOAL__BROKER__KIND__LOCK) {
+        st->owner = st->owner_thread = 0;
+        st->count = 0;
+    }
+    return 0;
+}
+
+static int lock_locked(op_ctx *c)
+{
+    return set_result(c, shoal__bv_bool(c->o->st->owner != 0));
+}
+
+/* ---- Semaphore, BoundedSemaphore: data maps a session to the units it holds ---- */
+
+static int sem_holding(op_ctx *c, uint64_t sid, int64_t add)
+{
+    bv *m = c->o->st->data;
+    bv *key = shoal__bv_int((int64_t)sid);
+    long i = key ? shoal__bv_map_find(m, key) : -1;
+    int64_t now = i >= 0 ? m->map->entries[i]->value->i : 0;
+    if (now + add <= 0) {
+        if (i >= 0)
+            shoal__bv_free(shoal__bv_map_take(m, (size_t)i));
+        shoal__bv_free(key);
+        return 0;
+    }
+    return shoal__bv_map_put(m, key, shoal__bv_int(now + add)) < 0
+               ? shoal__err(SHOAL_ENOMEM, "broker: out of memory")
+               : 0;
+}
+
+static int sem_acquire(op_ctx *c)
+{
+    if (c->o->st->count <= 0)
+        return BLOCK;
+    c->o->st->count--;
+    return sem_holding(c, c->sid, 1);
+}
+
+static int sem_release(op_ctx *c)
+{
+    bobjstate *st = c->o->st;
+    int64_t n = is_int(arg(c, 0)) ? arg(c, 0)->i : 1;
+    if (n < 1)
+        return bad_args(c, "a count of at least 1");
+    if (st->kind == SHOAL__BROKER__KIND__BOUNDED_SEMAPHORE && st->count + n > st->limit)
+        return shoal__err(SHOAL_EOVERFLOW,
+                          "BoundedSemaphore \"%s\": released too many times", c->o->name);
+    st->count += n;
+    return sem_holding(c, c->sid, -n);
+}
+
+static int sem_value(op_ctx *c)
+{
+    return set_result(c, shoal__bv_int(c->o->st->count));
+}
+
+/* ---- Event ---- */
+
+static int event_set(op_ctx *c)
+{
+    c->o->st->flag = 1;
+    return 0;
+}
+
+static int event_clear(op_ctx *c)
+{
+    c->o->st->flag = 0;
+    return 0;
+}
+
+static int event_is_set(op_ctx *c)
+{
+    return set_result(c, shoal__bv_bool(c->o->st->flag));
+}
+
+static int event_wait(op_ctx *c)
+{
+    return c->o->st->flag ? set_result(c, shoal__bv_bool(true)) : BLOCK;
+}
+
+/* ---- Condition: its lock is the object's owner / count (an RLock) ---- */
+
+static int cond_wait(op_ctx *c)
+{
+    struct waiter *w = c->w;
+    if (!w) { /* first run: must hold the lock; release it entirely and wait */
+        if (!c->o->st->owner || !owns(c))
+            return shoal__err(SHOAL_EPERM,
+                              "Condition \"%s\": wait without holding its lock",
+                              c->o->name);
+        c->o->st->owner = c->o->st->owner_thread = 0;
+        c->saved = c->o->st->count;
+        c->o->st->count = 0;
+        c->parked_state = 1;
+        return BLOCK;
+    }
+    if (w->stage == 0)
+        return BLOCK; /* not notified yet */
+    int rc = lock_take(c, w->saved);
+    if (rc == BLOCK)
+        return rc;
+    if (rc == 0)
+        rc = set_result(c, shoal__bv_bool(!w->timed_out));
+    return rc;
+}
+
+static int cond_notify(op_ctx *c, int64_t n)
+{
+    if (!c->o->st->owner || !owns(c))
+        return shoal__err(
+            SHOAL_EPERM, "Condition \"%s\": notify without holding its lock", c->o->name);
+    for (struct waiter *w = c->o->wh; w && n > 0; w = w->next)
+        if (!strcmp(w->req->op, "wait") && w->stage == 0) {
+            w->stage = 1;
+            n--;
+        }
+    return 0;
+}
+
+static int cond_notify_n(op_ctx *c)
+{
+    return cond_notify(c, is_int(arg(c, 0)) ? arg(c, 0)->i : 1);
+}
+
+static int cond_notify_all(op_ctx *c)
+{
+    return cond_notify(c, INT64_MAX);
+}
+
+/* ---- Barrier: count = parties, limit = parties waiting, data = generation ---- */
+
+static int barrier_wait(op_ctx *c)
+{
+    bobjstate *st = c->o->st;
+    struct waiter *w = c->w;
+    if (st->flag)
+        return shoal__err(SHOAL_EBROKEN, "Barrier \"%s\": broken", c->o->name);
+    if (w) /* retried: done once the generation it waited in has passed */
+        return st->data->i != w->stage ? set_result(c, shoal__bv_int(w->saved)) : BLOCK;
+    int64_t index = st->limit++;
+    if (st->limit < st->count) {
+        c->saved = index;
+        c->parked_state = 1;
+        return BLOCK;
+    }
+    st->limit = 0;
+    st->data->i++;
+    return set_result(c, shoal__bv_int(index));
+}
+
+static void barrier_break(shoal_broker *b, bobj *o);
+
+static int barrier_abort(op_ctx *c)
+{
+    barrier_break(c->b, c->o);
+    return 0;
+}
+
+static int barrier_reset(op_ctx *c)
+{
+    if (c->o->wh)
+        barrier_break(c->b, c->o);
+    c->o->st->flag = 0;
+    c->o->st->limit = 0;
+    return 0;
+}
+
+static int barrier_info(op_ctx *c)
+{
+    bobjstate *st = c->o->st;
+    const char *op = c->req->op;
+    return set_result(c, !strcmp(op, "parties")     ? shoal__bv_int(st->count)
+                         : !strcmp(op, "n_waiting") ? shoal__bv_int(st->limit)
+                                                    : shoal__bv_bool(st->flag));
+}
+
+/* ---- the table ---- */
+
+typedef struct op_def {
+    const char *name;
+    unsigned kinds;
+    int flags;
+    int (*fn)(op_ctx *c);
+} op_def;
+
+static const op_def ops[] = {
+    {"get", K_MAPS, F_MAP, map_get},
+    {"set", K_MAPS, F_MAP | F_WRITE, map_set},
+    {"del", K_MAPS, F_MAP | F_WRITE, map_del},
+    {"pop", K_MAPS, F_MAP | F_WRITE, map_pop},
+    {"contains", K_MAPS, F_MAP, map_contains},
+    {"setdefault", K_MAPS, F_MAP | F_WRITE, map_setdefault},
+    {"keys", K_MAPS, F_MAP, map_keys},
+    {"values", K_MAPS, F_MAP, map_values},
+    {"items", K_MAPS, F_MAP, map_items},
+    {"update", K_MAPS, F_MAP | F_WRITE, map_update},
+    {"get", K_SEQS, F_SEQ, seq_get},
+    {"set", K_SEQS, F_SEQ | F_WRITE, seq_set},
+    {"del", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_del},
+    {"pop", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_pop},
+    {"contains", K_SEQS, F_SEQ, seq_contains},
+    {"append", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_append},
+    {"extend", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_extend},
+    {"insert", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_insert},
+    {"remove", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_remove},
+    {"index", K_SEQS, F_SEQ, seq_index},
+    {"count", K_SEQS, F_SEQ, seq_count},
+    {"reverse", K_SEQS, F_SEQ | F_WRITE, seq_reverse},
+    {"len", K_SEQS, F_MAP | F_SEQ, op_len},
+    {"copy", K_SEQS, F_MAP | F_SEQ, op_copy},
+    {"clear", K_SEQS, F_MAP | F_SEQ | F_WRITE | F_RESIZE, op_clear},
+    {"incr", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE, op_incr},
+    {"cas", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE, op_cas},
+    {"get", K(VALUE), 0, value_get},
+    {"set", K(VALUE), F_WRITE, value_set},
+    {"put", K_QUEUES, F_WRITE | F_BLOCK, queue_put},
+    {"get", K_QUEUES, F_WRITE | F_BLOCK, queue_get},
+    {"qsize", K_QUEUES, 0, queue_qsize},
+    {"empty", K_QUEUES, 0, queue_empty},
+    {"full", K_QUEUES, 0, queue_full},
+    {"task_done", K(JOINABLE_QUEUE), F_WRITE, queue_task_done},
+    {"join", K(JOINABLE_QUEUE), F_BLOCK, queue_join},
+    {"acquire", K_LOCKS, F_WRITE | F_BLOCK, lock_acquire},
+    {"release", K_LOCKS, F_WRITE, lock_release},
+    {"locked", K_LOCKS, 0, lock_locked},
+    {"acquire", K_SEMS, F_WRITE | F_BLOCK, sem_acquire},
+    {"release", K_SEMS, F_WRITE, sem_release},
+    {"value", K_SEMS, 0, sem_value},
+    {"set", K(EVENT), F_WRITE, event_set},
+    {"clear", K(EVENT), F_WRITE, event_clear},
+    {"is_set", K(EVENT), 0, event_is_set},
+    {"wait", K(EVENT), F_BLOCK, event_wait},
+    {"wait", K(CONDITION), F_WRITE | F_BLOCK, cond_wait},
+    {"notify", K(CONDITION), F_WRITE, cond_notify_n},
+    {"notify_all", K(CONDITION), F_WRITE, cond_notify_all},
+    {"wait", K(BARRIER), F_WRITE | F_BLOCK, barrier_wait},
+    {"abort", K(BARRIER), F_WRITE, barrier_abort},
+    {"reset", K(BARRIER), F_WRITE, barrier_reset},
+    {"parties", K(BARRIER), 0, barrier_info},
+    {"n_waiting", K(BARRIER), 0, barrier_info},
+    {"broken", K(BARRIER), 0, barrier_info},
+};
+
+/* The operation `name` for an object of kind `kind` whose target is `t`. */
+static const op_def *find_op(const char *name, int kind, const bv *t, int path)
+{
+    bool map = t && t->kind_case == BV_MAP;
+    bool list = t && (t->kind_case == BV_LIST || t->kind_case == BV_TUPLE);
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        const op_def *d = &ops[i];
+        if (strcmp(d->name, name) || !(d->kinds & (1u << kind)))
+            continue;
+        if (kind == SHOAL__BROKER__KIND__VALUE && !path && (d->flags & (F_MAP | F_SEQ)) &&
+            d->fn != op_incr && d->fn != op_cas)
+            continue;
+        if ((d->flags & (F_MAP | F_SEQ)) &&
+            !(kind == SHOAL__BROKER__KIND__VALUE && !path) &&
+            !((d->flags & F_MAP) && map) && !((d->flags & F_SEQ) && list))
+            continue;
+        return d;
+    }
+    return NULL;
+}
+
+/* Follows the request's path from the object's data to a nested container. */
+static int resolve(op_ctx *c)
+{
+    bv *t = c->o->st->data;
+    for (size_t i = 0; i < c->req->n_path; i++) {
+        bv *k = c->req->path[i];
+        if (t && t->kind_case == BV_MAP) {
+            long at = shoal__bv_map_find(t, k);
+            t = at >= 0 ? t->map->entries[at]->value : NULL;
+        } else if (t && (t->kind_case == BV_LIST || t->kind_case == BV_TUPLE) &&
+                   is_int(k)) {
+            size_t n = seq(t)->n_items;
+            int64_t at = k->i < 0 ? k->i + (int64_t)n : k->i;
+            t = at >= 0 && (uint64_t)at < n ? seq(t)->items[at] : NULL;
+        } else {
+            t = NULL;
+        }
+        if (!t)
+            return shoal__err(SHOAL_ENOENT, "%s \"%s\": path element %zu leads nowhere",
+                              kind_name(c->o->st->kind), c->o->name, i);
+    }
+    if (c->req->n_path && t->kind_case != BV_MAP && t->kind_case != BV_LIST)
+        return shoal__err(SHOAL_EKIND, "%s \"%s\": the path does not lead to a container",
+                          kind_name(c->o->st->kind), c->o->name);
+    c->target = t;
+    return 0;
+}
+
+/* Runs (or retries) the request's operation. */
+static int run(op_ctx *c)
+{
+    int kind = c->o->st->kind;
+    int rc = resolve(c);
+    if (rc < 0)
+        return rc;
+    const op_def *d = find_op(c->req->op, kind, c->target, c->req->n_path > 0);
+    if (!d)
+        return shoal__err(SHOAL_EKIND, "%s \"%s\": no operation \"%s\" here",
+                          kind_name(kind), c->o->name, c->req->op);
+    if ((d->flags & F_RESIZE) && kind == SHOAL__BROKER__KIND__ARRAY && !c->req->n_path)
+        return shoal__err(SHOAL_EKIND, "Array \"%s\": %s would change its length",
+                          c->o->name, c->req->op);
+    rc = d->fn(c);
+    if ((rc == 0 && (d->flags & F_WRITE)) || rc == SHOAL_EOWNERDEAD || c->parked_state)
+        broker__dirty(c->b, c->o);
+    return rc;
+}
+
+/* ---- waiters ----------------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void unpark(shoal_broker *b, bobj *o, waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        o->wh = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        o->wt = w->prev;
+    b->nwaiters--;
+}
+
+static void waiter_done(shoal_broker *b, bobj *o, waiter *w, int rc, bv *result)
+{
+    unpark(b, o, w);
+    pend(b, w->s, w->req->id, rc, result);
+    protobuf_c_message_free_unpacked(&w->req->base, NULL);
+    free(w);
+}
+
+static int park(shoal_broker *b, op_ctx *c, broker_session *s)
+{
+    waiter *w = calloc(1, sizeof(*w));
+    if (!w)
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    int64_t t = c->req->timeout_ms;
+    w->s = s;
+    w->sid = c->sid;
+    w->req = c->req;
+    w->deadline = t < 0 ? INT64_MAX : now_ns() + t * 1000000;
+    w->saved = c->saved;
+    if (c->o->st->kind == SHOAL__BROKER__KIND__BARRIER)
+        w->stage = c->o->st->data->i;
+    w->prev = c->o->wt;
+    if (c->o->wt)
+        c->o->wt->next = w;
+    else
+        c->o->wh = w;
+    c->o->wt = w;
+    b->nwaiters++;
+    pthread_cond_signal(&b->timer_cv);
+    return 0;
+}
+
+/* Retries the object's waiters in arrival order until none completes. */
+static void pump(shoal_broker *b, bobj *o)
+{
+    for (int progress = 1; progress;) {
+        progress = 0;
+        for (waiter *w = o->wh, *next; w; w = next) {
+            next = w->next;
+            op_ctx c = {.b = b, .o = o, .req = w->req, .sid = w->sid, .w = w};
+            int rc = run(&c);
+            if (rc == BLOCK)
+                continue;
+            waiter_done(b, o, w, rc, c.result);
+            progress = 1;
+        }
+    }
+}
+
+static void barrier_break(shoal_broker *b, bobj *o)
+{
+    o->st->flag = 1;
+    o->st->limit = 0;
+    for (waiter *w = o->wh, *next; w; w = next) {
+        next = w->next;
+        waiter_done(b, o, w, shoal__err(SHOAL_EBROKEN, "Barrier \"%s\": broken", o->name),
+                    NULL);
+    }
+    broker__dirty(b, o);
+}
+
+/* A waiter's deadline passed. */
+static void expire(shoal_broker *b, bobj *o, waiter *w)
+{
+    int kind = o->st->kind;
+    if (kind == SHOAL__BROKER__KIND__CONDITION && w->stage == 0) {
+        w->stage = 1; /* take the lock back, then answer False */
+        w->timed_out = 1;
+        w->deadline = INT64_MAX;
+        pump(b, o);
+    } else if (kind == SHOAL__BROKER__KIND__BARRIER) {
+        barrier_break(b, o);
+    } else if (kind == SHOAL__BROKER__KIND__EVENT) {
+        waiter_done(b, o, w, 0, shoal__bv_bool(false));
+    } else {
+        waiter_done(b, o, w,
+                    shoal__err(SHOAL_ETIMEDOUT, "%s \"%s\": %s timed out",
+                               kind_name(kind), o->name, w->req->op),
+                    NULL);
+    }
+}
+
+/* One pass over every waiter: expires the due ones; returns the next deadline. */
+static int64_t expire_due(shoal_broker *b)
+{
+    int64_t now = now_ns(), next = INT64_MAX;
+    for (size_t i = 0; b->nwaiters && i < b->ntab; i++)
+        for (bobj *o = b->tab[i]; o; o = o->next)
+            for (waiter *w = o->wh, *wn; w; w = wn) {
+                wn = w->next;
+                if (w->deadline <= now) {
+                    expire(b, o, w);
+                    wn = o->wh; /* the list may have changed: rescan the object */
+                } else if (w->deadline < next) {
+                    next = w->deadline;
+                }
+            }
+    return next;
+}
+
+static void *timer_main(void *arg)
+{
+    shoal_broker *b = arg;
+    pthread_mutex_lock(&b->mu);
+    while (!b->stop) {
+        int64_t next = expire_due(b);
+        finish(b);
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&b->timer_cv, &b->mu);
+        } else {
+            struct timespec ts = {next / 1000000000, next % 1000000000};
+            pthread_cond_timedwait(&b->timer_cv, &b->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* ---- object life: create, delete, broker-wide requests ------------------------------
+ */
+
+/* The initial state of a new object of kind k: create's arguments are [kind, initial
+ * value or size, typecode]. */
+static int new_state(op_ctx *c, int k, bobjstate **out)
+{
+    bobjstate *st = malloc(sizeof(*st));
+    if (!st)
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    shoal__broker__object__init(st);
+    st->kind = (Shoal__Broker__Kind)k;
+    bv *init = arg(c, 1), *tc = arg(c, 2);
+    int rc = 0;
+    st->typecode = strdup(tc && tc->kind_case == BV_STR ? tc->s : "");
+    switch (k) {
+    case SHOAL__BROKER__KIND__DICT:
+    case SHOAL__BROKER__KIND__NAMESPACE:
+        rc = init && init->kind_case != BV_MAP && init->kind_case != BV_NONE
+                 ? bad_args(c, "a map to start from")
+                 : 0;
+        st->data = init && init->kind_case == BV_MAP ? take_arg(c, 1) : shoal__bv_map();
+        break;
+    case SHOAL__BROKER__KIND__LIST:
+    case SHOAL__BROKER__KIND__ARRAY:
+        rc = init && init->kind_case != BV_LIST && init->kind_case != BV_TUPLE &&
+                     init->kind_case != BV_NONE
+                 ? bad_args(c, "a list to start from")
+                 : 0;
+        if (init && init->kind_case == BV_TUPLE)
+            init->kind_case = BV_LIST; /* list and tuple share the oneof's Seq */
+        if (init && init->kind_case == BV_LIST) {
+            st->data = take_arg(c, 1);
+        } else {
+            st->data = shoal__bv_seq(BV_LIST);
+        }
+        break;
+    case SHOAL__BROKER__KIND__VALUE:
+        st->data = init ? take_arg(c, 1) : shoal__bv_int(0);
+        break;
+    case SHOAL__BROKER__KIND__QUEUE:
+    case SHOAL__BROKER__KIND__JOINABLE_QUEUE:
+        st->limit = is_int(init) && init->i > 0 ? init->i : 0;
+        st->data = shoal__bv_seq(BV_LIST);
+        break;
+    case SHOAL__BROKER__KIND__SEMAPHORE:
+    case SHOAL__BROKER__KIND__BOUNDED_SEMAPHORE:
+        st->count = st->limit = is_int(init) ? init->i : 1;
+        rc = st->count < 0 ? bad_args(c, "a value of at least 0") : 0;
+        st->data = shoal__bv_map();
+        break;
+    case SHOAL__BROKER__KIND__BARRIER:
+        st->count = is_int(init) ? init->i : 0;
+        rc = st->count < 1 ? bad_args(c, "a number of parties of at least 1") : 0;
+        st->data = shoal__bv_int(0);
+        break;
+    case SHOAL__BROKER__KIND__LOCK:
+    case SHOAL__BROKER__KIND__RLOCK:
+    case SHOAL__BROKER__KIND__EVENT:
+    case SHOAL__BROKER__KIND__CONDITION:
+        st->data = shoal__bv_none();
+        break;
+    default:
+        rc = shoal__err(SHOAL_EINVAL, "broker: create \"%s\": unknown kind %d",
+                        c->req->object, k);
+    }
+    if (rc == 0 && (!st->data || !st->typecode))
+        rc = shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    if (rc == 0 && (k == SHOAL__BROKER__KIND__VALUE || k == SHOAL__BROKER__KIND__ARRAY)) {
+        c->o = &(bobj){.name = c->req->object, .st = st};
+        Shoal__Broker__Seq *s = k == SHOAL__BROKER__KIND__ARRAY ? seq(st->data) : NULL;
+        rc = s ? 0 : check_typed(c, st->data);
+        for (size_t i = 0; s && rc == 0 && i < s->n_items; i++)
+            rc = check_typed(c, s->items[i]);
+        c->o = NULL;
+    }
+    if (rc < 0) {
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+static int valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 255)
+        return shoal__err(SHOAL_ENAME,
+                          "broker: object name \"%.40s\": empty or over 255 bytes", name);
+    return 0;
+}
+
+/* create: open-or-create; the result says whether it was created. */
+static int op_create(shoal_broker *b, op_ctx *c)
+{
+    bv *k = arg(c, 0);
+    int rc = valid_name(c->req->object);
+    if (rc < 0)
+        return rc;
+    if (!is_int(k))
+        return shoal__err(SHOAL_EINVAL, "broker: create \"%s\": no kind", c->req->object);
+    bobj *o = broker__find(b, c->req->object);
+    if (o)
+        return o->st->kind == k->i
+                   ? set_result(c, shoal__bv_bool(false))
+                   : shoal__err(SHOAL_EKIND, "broker: \"%s\" is a %s, not a %s", o->name,
+                                kind_name(o->st->kind), kind_name((int)k->i));
+    bobjstate *st = NULL;
+    rc = new_state(c, (int)k->i, &st);
+    if (rc < 0)
+        return rc;
+    o = broker__insert(b, c->req->object, st);
+    if (!o) {
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    }
+    broker__dirty(b, o);
+    return set_result(c, shoal__bv_bool(true));
+}
+
+static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
+{
+    while (o->wh)
+        waiter_done(b, o, o->wh,
+                    shoal__err(SHOAL_ENOENT, "broker: \"%s\" was deleted", o->name),
+                    NULL);
+    unlink_obj(b, o);
+    protobuf_c_message_free_unpacked(&o->st->base, NULL);
+    o->st = NULL; /* freed once its deletion is committed */
+    if (!o->dirty)
+        broker__dirty(b, o);
+    (void)c;
+    return 0;
+}
+
+/* Requests on no object (name ""): "stats", "names" and "noop". */
+static int op_broker(shoal_broker *b, op_ctx *c)
+{
+    if (!strcmp(c->req->op, "stats")) {
+        bv *m = shoal__bv_map();
+        const struct {
+            const char *k;
+            uint64_t v;
+        } f[] = {{"requests", b->requests},
+                 {"bad_requests", b->bad_requests},
+                 {"objects", b->nobj},
+                 {"waiters", b->nwaiters},
+                 {"durable", b->store != NULL}};
+        for (size_t i = 0; m && i < sizeof(f) / sizeof(f[0]); i++)
+            if (shoal__bv_map_put(m, shoal__bv_str(f[i].k, strlen(f[i].k)),
+                                  shoal__bv_int((int64_t)f[i].v)) < 0)
+                m = NULL;
+        return set_result(c, m);
+    }
+    if (!strcmp(c->req->op, "names")) {
+        bv *l = shoal__bv_seq(BV_LIST);
+        for (size_t i = 0; l && i < b->ntab; i++)
+            for (bobj *o = b->tab[i]; l && o; o = o->next) {
+                bv *t = shoal__bv_seq(BV_TUPLE);
+                if (!t ||
+                    shoal__bv_seq_insert(t, 0, shoal__bv_str(o->name, strlen(o->name))) <
+                        0 ||
+                    shoal__bv_seq_insert(t, 1, shoal__bv_int(o->st->kind)) < 0 ||
+                    shoal__bv_seq_insert(l, seq(l)->n_items, t) < 0) {
+                    shoal__bv_free(l);
+                    l = NULL;
+                }
+            }
+        return set_result(c, l);
+    }
+    if (!strcmp(c->req->op, "noop"))
+        return 0;
+    return shoal__err(SHOAL_EINVAL, "broker: no broker-wide operation \"%s\"",
+                      c->req->op);
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req)
+{
+    op_ctx c = {.b = b, .req = req, .sid = sid};
+    bobj *o = NULL;
+    int rc;
+    if (!*req->object)
+        rc = op_broker(b, &c);
+    else if (!strcmp(req->op, "create"))
+        rc = op_create(b, &c);
+    else if (!(o = broker__find(b, req->object)))
+        rc = shoal__err(SHOAL_ENOENT, "broker: no object \"%.255s\"", req->object);
+    else if (!strcmp(req->op, "delete"))
+        rc = op_delete(b, &c, o);
+    else if (!strcmp(req->op, "kind"))
+        rc = set_result(&c, shoal__bv_int(o->st->kind));
+    else {
+        c.o = o;
+        rc = run(&c);
+    }
+    if (rc == BLOCK && (req->timeout_ms != 0 || c.parked_state)) {
+        rc = park(b, &c, s);
+        if (rc == 0) { /* the waiter owns the request now */
+            if (c.parked_state)
+                pump(b, o);
+            return;
+        }
+    }
+    if (rc == BLOCK)
+        rc = shoal__err(SHOAL_ETIMEDOUT, "%s \"%s\": %s would have to wait",
+                        kind_name(o->st->kind), o->name, req->op);
+    if (req->id == 0 && rc == 0) /* id 0: no reply unless it failed */
+        shoal__bv_free(c.result);
+    else
+        pend(b, s, req->id, rc, c.result);
+    if (o && o->st && o->dirty && o->wh)
+        pump(b, o);
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+                    size_t len)
+{
+    breq *req = (breq *)shoal__bv_unpack(&shoal__broker__request__descriptor, buf, len);
+    pthread_mutex_lock(&b->mu);
+    b->requests++;
+    if (!req) {
+        b->bad_requests++;
+        pend(b, s, 0, SHOAL_EINVALID_DATA, NULL); /* detail from shoal__bv_unpack */
+    } else if (b->store_failed) {
+        pend(b, s, req->id,
+             shoal__err(SHOAL_ESYS,
+                        "broker: the data directory failed; restart the broker"),
+             NULL);
+        protobuf_c_message_free_unpacked(&req->base, NULL);
+    } else {
+        dispatch(b, s, sid, req);
+    }
+    finish(b);
+    pthread_mutex_unlock(&b->mu);
+}
+
+uint64_t broker_session_id(shoal_broker *b)
+{
+    pthread_mutex_lock(&b->mu);
+    uint64_t id = (b->boot << 32) | ++b->next_sid;
+    pthread_mutex_unlock(&b->mu);
+    return id;
+}
+
+/* Frees what a session held in o: sid 0 means every session (after a restart). */
+static void release_held(shoal_broker *b, bobj *o, uint64_t sid)
+{
+    bobjstate *st = o->st;
+    if (sid == BROKER_ANON)
+        return;
+    if ((st->kind == SHOAL__BROKER__KIND__LOCK ||
+         st->kind == SHOAL__BROKER__KIND__RLOCK ||
+         st->kind == SHOAL__BROKER__KIND__CONDITION) &&
+        st->owner && (!sid || st->owner == sid)) {
+        st->owner = st->owner_thread = 0;
+        st->count = 0;
+        st->flag = 1; /* the next acquirer is told */
+        broker__dirty(b, o);
+    }
+    if (st->kind == SHOAL__BROKER__KIND__SEMAPHORE ||
+        st->kind == SHOAL__BROKER__KIND__BOUNDED_SEMAPHORE) {
+        Shoal__Broker__Map *m = st->data->map;
+        for (size_t i = m->n_entries; i-- > 0;)
+            if (!sid || (uint64_t)m->entries[i]->key->i == sid) {
+                bv *units = shoal__bv_map_take(st->data, i);
+                st->count += units->i;
+                shoal__bv_free(units);
+                broker__dirty(b, o);
+            }
+    }
+    if (st->kind == SHOAL__BROKER__KIND__BARRIER && !sid && st->limit) {
+        st->limit = 0; /* its waiters were in the previous life */
+        broker__dirty(b, o);
+    }
+}
+
+void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid)
+{
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < b->ntab; i++)
+        for (bobj *o = b->tab[i]; o; o = o->next) {
+            int broke = 0;
+            for (waiter *w = o->wh, *next; w; w = next) {
+                next = w->next;
+                if (w->s != s)
+                    continue;
+                broke |= o->st->kind == SHOAL__BROKER__KIND__BARRIER;
+                unpark(b, o, w);
+                protobuf_c_message_free_unpacked(&w->req->base, NULL);
+                free(w);
+            }
+            if (broke) /* a party is gone: the others would wait for ever */
+                barrier_break(b, o);
+            release_held(b, o, sid);
+            if (o->dirty)
+                pump(b, o);
+        }
+    for (size_t i = 0; i < b->npend; i++) /* replies to s not handed over yet */
+        if (b->pend[i].s == s) {
+            free(b->pend[i].buf);
+            b->pend[i--] = b->pend[--b->npend];
+        }
+    finish(b);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* ---- the broker -------------------------------------------------------------------- */
+
+int shoal_broker_create(shoal_broker **out, const shoal_broker_config *cfg,
+                        broker_deliver deliver)
+{
+    shoal_broker *b = calloc(1, sizeof(*b));
+    if (!b || !(b->tab = calloc(b->ntab = 64, sizeof(*b->tab)))) {
+        free(b);
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    }
+    b->deliver = deliver;
+    b->boot = 1;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->timer_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = cfg && cfg->data_dir ? broker__store_open(b, cfg->data_dir, cfg->sync) : 0;
+    if (rc == 0) { /* locks and units held in a previous life are free, owner-died */
+        pthread_mutex_lock(&b->mu);
+        for (size_t i = 0; i < b->ntab; i++)
+            for (bobj *o = b->tab[i]; o; o = o->next)
+                release_held(b, o, 0);
+        finish(b);
+        rc = b->store_failed ? SHOAL_ESYS : 0;
+        pthread_mutex_unlock(&b->mu);
+    }
+    if (rc == 0 && pthread_create(&b->timer, NULL, timer_main, b) != 0)
+        rc = shoal__err(SHOAL_ESYS, "broker: cannot start the timer thread");
+    if (rc < 0) {
+        b->stop = 1;
+        b->timer = 0;
+        shoal_broker_destroy(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+void shoal_broker_destroy(shoal_broker *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    int running = !b->stop;
+    b->stop = 1;
+    pthread_cond_signal(&b->timer_cv);
+    pthread_mutex_unlock(&b->mu);
+    if (running)
+        pthread_join(b->timer, NULL);
+    for (size_t i = 0; i < b->ntab; i++)
+        for (bobj *o = b->tab[i], *next; o; o = next) {
+            next = o->next;
+            while (o->wh) {
+                waiter *w = o->wh;
+                unpark(b, o, w);
+                protobuf_c_message_free_unpacked(&w->req->base, NULL);
+                free(w);
+            }
+            broker__free_obj(o);
+        }
+    for (size_t i = 0; i < b->npend; i++)
+        free(b->pend[i].buf);
+    broker__store_close(b);
+    free(b->pend);
+    free(b->dirty);
+    free(b->tab);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->timer_cv);
+    free(b);
+}

@@ -1,0 +1,222 @@
+/*
+ * session.c — the Broker service (broker.proto) over the rpc runtime.
+ *
+ * Session (bidirectional stream): the rpc runtime runs the handler on a thread of its
+ * own; it reads requests and runs each through core.c at once, so a client may have
+ * any number in flight. Replies do not go out on that thread: core.c hands each one,
+ * once durable, to the session's outbox (broker_session_deliver, under the broker's
+ * mutex, never blocking), and a sender thread per session writes the outbox to the
+ * stream. So a reply completed by another client (the lock released, the item put)
+ * reaches its session without that client's thread touching this stream, and a
+ * client that sends many requests before reading replies does not stop the broker
+ * reading them — up to OUTBOX_MAX bytes of replies waiting: then the session reads
+ * no more requests until the client has taken some. When the stream ends (the
+ * client closed it, disconnected or died), core.c drops the
+ * session's waiters and frees its locks, the sender drains the outbox and both
+ * threads are done.
+ *
+ * Call (unary): one request; the handler runs on a thread of its own (the method is
+ * `blocking`) and waits for the one reply, which may be a parked operation's. Its
+ * owner is BROKER_ANON: a lock taken with Call stays taken until released.
+ *
+ * A reply too large for the transport becomes an error reply (SHOAL_EMSGSIZE) with
+ * the same id.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker_internal.h"
+#include "internal.h"
+
+struct out {
+    struct out *next;
+    uint64_t id;
+    size_t len;
+    void *buf;
+};
+
+/* Replies queued for a client that does not read them: past this, the session stops
+ * reading its requests until the client catches up (the broker never buffers without
+ * bound). */
+#define OUTBOX_MAX ((size_t)16 << 20)
+
+struct broker_session {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct out *head, *tail;
+    size_t queued; /* bytes in the outbox */
+    int closed;
+    shoal_rpc_ctx *ctx;
+};
+
+void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len)
+{
+    struct out *o = malloc(sizeof(*o));
+    if (!o)
+        return free(buf);
+    *o = (struct out){NULL, id, len, buf};
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = o;
+    else
+        s->head = o;
+    s->tail = o;
+    s->queued += len;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static struct out *next_out(broker_session *s, int wait)
+{
+    pthread_mutex_lock(&s->mu);
+    while (wait && !s->head && !s->closed)
+        pthread_cond_wait(&s->cv, &s->mu);
+    struct out *o = s->head;
+    if (o && !(s->head = o->next))
+        s->tail = NULL;
+    if (o) {
+        s->queued -= o->len;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return o;
+}
+
+/* Sends a reply; one the transport refuses as too large becomes an error reply. */
+static int send_reply(shoal_rpc_ctx *ctx, struct out *o)
+{
+    int rc = shoal_rpc_ctx_send(ctx, o->buf, o->len);
+    if (rc == SHOAL_EMSGSIZE) {
+        char detail[96];
+        snprintf(detail, sizeof(detail),
+                 "broker: a reply of %zu bytes is larger than the "
+                 "transport carries",
+                 o->len);
+        brep r = SHOAL__BROKER__REPLY__INIT;
+        r.id = o->id;
+        r.status = SHOAL_EMSGSIZE;
+        r.error = detail;
+        size_t len;
+        void *buf = shoal__bv_pack(&r.base, &len);
+        rc = buf ? shoal_rpc_ctx_send(ctx, buf, len) : SHOAL_ENOMEM;
+        free(buf);
+    }
+    free(o->buf);
+    free(o);
+    return rc;
+}
+
+static void *sender_main(void *arg)
+{
+    broker_session *s = arg;
+    int ok = 1;
+    for (struct out *o; (o = next_out(s, 1));) {
+        if (ok)
+            ok = send_reply(s->ctx, o) == 0;
+        else {
+            free(o->buf);
+            free(o);
+        }
+    }
+    return NULL;
+}
+
+static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->ctx = ctx;
+}
+
+static void session_destroy(broker_session *s)
+{
+    for (struct out *o; (o = next_out(s, 0));) {
+        free(o->buf);
+        free(o);
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+}
+
+static int session(shoal_rpc_ctx *ctx, void *arg)
+{
+    shoal_broker *b = arg;
+    broker_session s;
+    session_init(&s, ctx);
+    uint64_t sid = broker_session_id(b);
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, sender_main, &s) != 0) {
+        session_destroy(&s);
+        shoal_rpc_ctx_set_detail(ctx, "broker: cannot start a thread");
+        return SHOAL_RPC_RESOURCE_EXHAUSTED;
+    }
+    void *msg;
+    size_t len;
+    while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
+        broker_request(b, &s, sid, msg, len);
+        free(msg);
+        pthread_mutex_lock(&s.mu);
+        while (s.queued > OUTBOX_MAX && !shoal_rpc_ctx_cancelled(ctx))
+            pthread_cond_wait(&s.cv, &s.mu);
+        pthread_mutex_unlock(&s.mu);
+    }
+    broker_session_end(b, &s, sid);
+    pthread_mutex_lock(&s.mu);
+    s.closed = 1;
+    pthread_cond_signal(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    pthread_join(sender, NULL);
+    session_destroy(&s);
+    return SHOAL_RPC_OK;
+}
+
+static int call(shoal_rpc_ctx *ctx, void *arg)
+{
+    shoal_broker *b = arg;
+    broker_session s;
+    session_init(&s, ctx);
+    void *msg;
+    size_t len;
+    if (shoal_rpc_ctx_recv(ctx, &msg, &len) != 1) {
+        session_destroy(&s);
+        return SHOAL_RPC_CANCELLED;
+    }
+    broker_request(b, &s, BROKER_ANON, msg, len);
+    free(msg);
+    struct out *o;
+    while (!(o = next_out(&s, 0))) { /* a parked operation: its reply comes later */
+        if (shoal_rpc_ctx_cancelled(ctx)) {
+            broker_session_end(b, &s, BROKER_ANON);
+            session_destroy(&s);
+            return SHOAL_RPC_CANCELLED;
+        }
+        pthread_mutex_lock(&s.mu);
+        if (!s.head) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&s.cv, &s.mu, &ts);
+        }
+        pthread_mutex_unlock(&s.mu);
+    }
+    int rc = send_reply(ctx, o);
+    session_destroy(&s);
+    return rc == 0 ? SHOAL_RPC_OK : SHOAL_RPC_CANCELLED;
+}
+
+static const shoal_rpc_method methods[] = {
+    {"Session", SHOAL_RPC_BIDI_STREAMING, NULL, NULL, session, 0},
+    {"Call", SHOAL_RPC_UNARY, NULL, NULL, call, 1},
+};
+
+const shoal_rpc_service *broker_service(shoal_broker *b)
+{
+    b->svc = (shoal_rpc_service){"shoal.broker.Broker", methods, 2, b};
+    return &b->svc;
+}

@@ -1,0 +1,214 @@
+/*
+ * shoal/manager.h — the client of a Manager broker (`shoal broker`, docs/broker.md).
+ *
+ * A broker holds named objects — dict, list, Namespace, Value, Array, Queue, Lock,
+ * RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier, the set of Python's
+ * multiprocessing.Manager — for clients in any language. A client connects to it
+ * (shm:// on this host, ipc:// or tcp:// with a token), creates or opens objects by
+ * name and runs operations on them; every operation is atomic in the broker.
+ *
+ * Values are trees of shoal_mv (the Value message of schemas/shoal/broker.proto):
+ * none, bool, int (64-bit), double, string, bytes, list, tuple, map (keys: scalars or
+ * tuples of them), a schema-typed message, or opaque pickle bytes. Functions that
+ * take a shoal_mv * argument marked "taken" free it, whatever they return.
+ *
+ * Operations are named by strings and listed per kind in docs/broker.md ("get",
+ * "set", "append", "incr", "cas", "put", "acquire", "wait", ...). A connection is one
+ * session: many requests may be in flight (shoal_manager_submit, then
+ * shoal_manager_wait, from any threads), and the broker answers blocking operations
+ * when they complete or time out, without holding up the others. Locks belong to the
+ * (connection, thread) that acquired them; when the connection closes or its process
+ * dies the broker frees them, and the next acquirer gets SHOAL_EOWNERDEAD (it holds
+ * the lock). Semaphore units are returned the same way. A connection belongs to the process that opened it: a
+ * forked child opens its own (and must not use or close its parent's; forking does
+ * not disturb the parent's session).
+ *
+ * Return values: 0 or a negative SHOAL_E* code with shoal_errdetail() saying what
+ * was wrong — the broker's codes are the same: SHOAL_ENOENT (no such object, key or
+ * value), SHOAL_EKIND (wrong kind, or no such operation for it), SHOAL_ERANGE (index),
+ * SHOAL_ETYPE (a value an Array's typecode refuses), SHOAL_ETIMEDOUT, SHOAL_EPERM
+ * (release of a lock not held), SHOAL_EDEADLK, SHOAL_EOVERFLOW, SHOAL_EBROKEN,
+ * SHOAL_EINVALID_DATA (the broker could not decode the request), SHOAL_EMSGSIZE (larger
+ * than the transport carries); SHOAL_EPEERDEAD when the broker went away.
+ */
+#ifndef SHOAL_MANAGER_H
+#define SHOAL_MANAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- values ------------------------------------------------------------------------ */
+
+typedef struct shoal_mv shoal_mv;
+
+/* The type of a value (the numbers of broker.proto's Value fields). */
+typedef enum shoal_mv_kind {
+    SHOAL_MV_NONE = 1,
+    SHOAL_MV_BOOL = 2,
+    SHOAL_MV_INT = 3,
+    SHOAL_MV_DOUBLE = 4,
+    SHOAL_MV_STR = 5,
+    SHOAL_MV_BYTES = 6,
+    SHOAL_MV_LIST = 7,
+    SHOAL_MV_TUPLE = 8,
+    SHOAL_MV_MAP = 9,
+    SHOAL_MV_MESSAGE = 10,
+    SHOAL_MV_PICKLE = 11
+} shoal_mv_kind;
+
+/* New values; NULL when out of memory (a NULL passed where a value is "taken" makes
+ * that call fail with SHOAL_ENOMEM). shoal_mv_str copies a NUL-terminated string. */
+SHOAL_API shoal_mv *shoal_mv_none(void);
+SHOAL_API shoal_mv *shoal_mv_bool(int b);
+SHOAL_API shoal_mv *shoal_mv_int(int64_t i);
+SHOAL_API shoal_mv *shoal_mv_double(double d);
+SHOAL_API shoal_mv *shoal_mv_str(const char *s);
+SHOAL_API shoal_mv *shoal_mv_bytes(const void *p, size_t len);
+SHOAL_API shoal_mv *shoal_mv_list(void);
+SHOAL_API shoal_mv *shoal_mv_tuple(void);
+SHOAL_API shoal_mv *shoal_mv_map(void);
+/* Appends item (taken) to a list or tuple. Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM. */
+SHOAL_API int shoal_mv_append(shoal_mv *seq, shoal_mv *item);
+/* Sets map[key] = value (both taken). Returns 0, SHOAL_EINVAL (not a map, or a key
+ * that is not a scalar or a tuple of scalars) or SHOAL_ENOMEM. */
+SHOAL_API int shoal_mv_put(shoal_mv *map, shoal_mv *key, shoal_mv *value);
+/* A deep copy, or NULL. */
+SHOAL_API shoal_mv *shoal_mv_copy(const shoal_mv *v);
+SHOAL_API void shoal_mv_free(shoal_mv *v);
+
+/* Reading: the type; the scalar (0 / "" / NULL when v is of another type; an int
+ * reads as a double too); the number of items or entries (0 for scalars); item i of a
+ * list or tuple, key or value of entry i of a map, map[key] (NULL when absent) —
+ * borrowed, valid as long as v. */
+SHOAL_API int shoal_mv_type(const shoal_mv *v);
+SHOAL_API int shoal_mv_as_bool(const shoal_mv *v);
+SHOAL_API int64_t shoal_mv_as_int(const shoal_mv *v);
+SHOAL_API double shoal_mv_as_double(const shoal_mv *v);
+SHOAL_API const char *shoal_mv_as_str(const shoal_mv *v);
+SHOAL_API const void *shoal_mv_as_bytes(const shoal_mv *v, size_t *len);
+SHOAL_API size_t shoal_mv_len(const shoal_mv *v);
+SHOAL_API const shoal_mv *shoal_mv_item(const shoal_mv *v, size_t i);
+SHOAL_API const shoal_mv *shoal_mv_key(const shoal_mv *v, size_t i);
+SHOAL_API const shoal_mv *shoal_mv_value(const shoal_mv *v, size_t i);
+SHOAL_API const shoal_mv *shoal_mv_get(const shoal_mv *map, const shoal_mv *key);
+/* Whether a equals b (1 == 1.0 == true, as in Python). */
+SHOAL_API int shoal_mv_equal(const shoal_mv *a, const shoal_mv *b);
+/* Writes v as Python's repr() would ({1: '1', 'a': [1, 2.5, None]}) into buf[cap]
+ * (truncated, always terminated when cap > 0) and returns the full length. */
+SHOAL_API size_t shoal_mv_format(const shoal_mv *v, char *buf, size_t cap);
+
+/* ---- connections --------------------------------------------------------------------
+ */
+
+typedef struct shoal_manager shoal_manager;
+
+/* The kinds of object (broker.proto's Kind). */
+typedef enum shoal_manager_kind {
+    SHOAL_M_DICT = 1,
+    SHOAL_M_LIST = 2,
+    SHOAL_M_NAMESPACE = 3,
+    SHOAL_M_VALUE = 4,
+    SHOAL_M_ARRAY = 5,
+    SHOAL_M_QUEUE = 6,
+    SHOAL_M_LOCK = 7,
+    SHOAL_M_RLOCK = 8,
+    SHOAL_M_SEMAPHORE = 9,
+    SHOAL_M_BOUNDED_SEMAPHORE = 10,
+    SHOAL_M_EVENT = 11,
+    SHOAL_M_CONDITION = 12,
+    SHOAL_M_BARRIER = 13,
+    SHOAL_M_JOINABLE_QUEUE = 14
+} shoal_manager_kind;
+
+/* Options of a connection (NULL: defaults). */
+typedef struct shoal_manager_config {
+    shoal_duration connect_timeout; /* 0: 2 seconds */
+    const char *token;              /* tcp://: the broker's token */
+    const shoal_attr *attr;         /* shm://: root and domain of the broker's queue */
+} shoal_manager_config;
+
+/*
+ * Connects to the broker at address and opens a session. Returns 0 and sets *out, or
+ * SHOAL_EINVAL (bad address), SHOAL_ENOENT (no broker there), SHOAL_ETIMEDOUT,
+ * SHOAL_EACCES (wrong or missing token), SHOAL_ENOMEM, SHOAL_ESYS.
+ */
+SHOAL_API int shoal_manager_connect(shoal_manager **out, const char *address,
+                                    const shoal_manager_config *cfg);
+/* Ends the session (the broker frees its locks and semaphore units) and frees m.
+ * Requests still waiting in other threads return SHOAL_EPEERDEAD. NULL is ignored. */
+SHOAL_API void shoal_manager_close(shoal_manager *m);
+
+/*
+ * Creates object `name` of `kind`, or opens it when it exists with that kind
+ * (SHOAL_EKIND when it is of another). init (taken, may be NULL): dict / Namespace: a
+ * map; list / Array: a list; Value: the value; Queue, JoinableQueue: maxsize (an int;
+ * 0: none);
+ * Semaphore: its value (default 1); Barrier: its parties. typecode: Value and Array
+ * ("i", "d", ... as Python's array module; NULL: any value). Returns 1 when created,
+ * 0 when opened, or a negative code.
+ */
+SHOAL_API int shoal_manager_create(shoal_manager *m, const char *name,
+                                   shoal_manager_kind kind, shoal_mv *init,
+                                   const char *typecode);
+/* Deletes object `name` (its waiters get SHOAL_ENOENT). */
+SHOAL_API int shoal_manager_delete(shoal_manager *m, const char *name);
+
+/*
+ * Runs operation op on object `name` with nargs arguments (shoal_mv *, each taken)
+ * and waits for the reply. timeout: for blocking operations (SHOAL_FOREVER, or
+ * SHOAL_NOWAIT for the try form: SHOAL_ETIMEDOUT when it would wait). *result
+ * (when result is not NULL) receives the result (NULL when there is none); free it
+ * with shoal_mv_free. Returns 0, SHOAL_EOWNERDEAD (a lock acquired whose previous
+ * holder died) or a negative code. Example:
+ *
+ *     shoal_manager_call(m, "scores", "set", 0, NULL, 2, shoal_mv_str("a"),
+ * shoal_mv_int(10));
+ */
+SHOAL_API int shoal_manager_call(shoal_manager *m, const char *name, const char *op,
+                                 shoal_duration timeout, shoal_mv **result, size_t nargs,
+                                 ...);
+
+/* A request, in full: path (npath keys or indices, taken) leads to a container nested
+ * in the object (d['x'] is path {"x"}); args (nargs, taken). */
+typedef struct shoal_manager_request {
+    const char *name;
+    const char *op;
+    shoal_mv **path;
+    size_t npath;
+    shoal_mv **args;
+    size_t nargs;
+    shoal_duration timeout;
+} shoal_manager_request;
+
+/*
+ * Pipelining: sends request r without waiting and sets *id; the reply is taken with
+ * shoal_manager_wait(m, id, ...), in any order, from any thread. Returns 0 or a
+ * negative code (SHOAL_EPEERDEAD: the session is over).
+ */
+SHOAL_API int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r,
+                                   uint64_t *id);
+/* Waits for the reply to request id: as shoal_manager_call. */
+SHOAL_API int shoal_manager_wait(shoal_manager *m, uint64_t id, shoal_mv **result);
+
+/*
+ * The same in broker.proto's encoding, for bindings that build their own messages: a
+ * fresh request id; send an encoded Request (whose id field the caller set); wait for
+ * the encoded Reply to id (*reply: free with shoal_manager_free). Return 0 or a
+ * negative code (the broker's status is inside the Reply).
+ */
+SHOAL_API uint64_t shoal_manager_next_id(shoal_manager *m);
+SHOAL_API int shoal_manager_send_raw(shoal_manager *m, const void *req, size_t len);
+SHOAL_API int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply,
+                                     size_t *len);
+SHOAL_API void shoal_manager_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

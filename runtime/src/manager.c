@@ -1,0 +1,669 @@
+/*
+ * manager.c — the client of a Manager broker (shoal/manager.h).
+ *
+ * A connection is one rpc channel and, on it, one call of the Broker service's
+ * bidirectional Session method: requests go out as stream messages (a send mutex
+ * serialises the threads sending), replies come back in any order, each carrying
+ * its request's id.
+ *
+ * Replies are read by whichever waiting thread gets there first: a thread waiting
+ * for reply N becomes the reader if nobody is reading, receives one reply, files it
+ * under its id in the `arrived` list, wakes the other waiters and looks again; the
+ * others sleep on the condition variable. So any number of threads may each wait for
+ * their own replies with no thread dedicated to reading, and a pipelining thread
+ * (many submits, then the waits) reads its replies in whatever order they came.
+ * When the session ends (the broker died or closed it) every waiter returns
+ * SHOAL_EPEERDEAD.
+ *
+ * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
+ * public name.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "manager_internal.h"
+#include "shoal/manager.h"
+#include "shoal/rpc.h"
+
+#define MV(v)  ((bv *)(v))
+#define CMV(v) ((const bv *)(v))
+
+static const shoal_rpc_method session_method = {
+    "Session", SHOAL_RPC_BIDI_STREAMING, NULL, NULL, NULL, 0};
+
+struct arrived {
+    struct arrived *next;
+    uint64_t id;
+    void *buf;
+    size_t len;
+};
+
+struct shoal_manager {
+    struct shoal_manager *next, *prev; /* every open manager, for the fork hook */
+    shoal_rpc_channel *ch;
+    shoal_rpc_call *call;
+    pthread_mutex_t send_mu;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t next_id;
+    int reading, ended;
+    struct arrived *arrived;
+};
+
+/* ---- values ---- */
+
+shoal_mv *shoal_mv_none(void)
+{
+    return (shoal_mv *)shoal__bv_none();
+}
+
+shoal_mv *shoal_mv_bool(int b)
+{
+    return (shoal_mv *)shoal__bv_bool(b != 0);
+}
+
+shoal_mv *shoal_mv_int(int64_t i)
+{
+    return (shoal_mv *)shoal__bv_int(i);
+}
+
+shoal_mv *shoal_mv_double(double d)
+{
+    return (shoal_mv *)shoal__bv_double(d);
+}
+
+shoal_mv *shoal_mv_str(const char *s)
+{
+    return s ? (shoal_mv *)shoal__bv_str(s, strlen(s)) : NULL;
+}
+
+shoal_mv *shoal_mv_bytes(const void *p, size_t len)
+{
+    return (shoal_mv *)shoal__bv_bytes(BV_BYTES, p, len);
+}
+
+shoal_mv *shoal_mv_list(void)
+{
+    return (shoal_mv *)shoal__bv_seq(BV_LIST);
+}
+
+shoal_mv *shoal_mv_tuple(void)
+{
+    return (shoal_mv *)shoal__bv_seq(BV_TUPLE);
+}
+
+shoal_mv *shoal_mv_map(void)
+{
+    return (shoal_mv *)shoal__bv_map();
+}
+
+static bool is_seq(const bv *v)
+{
+    return v && (v->kind_case == BV_LIST || v->kind_case == BV_TUPLE);
+}
+
+static Shoal__Broker__Seq *seq(const bv *v)
+{
+    return v->kind_case == BV_TUPLE ? v->tuple : v->list;
+}
+
+int shoal_mv_append(shoal_mv *s, shoal_mv *item)
+{
+    if (!is_seq(MV(s))) {
+        shoal__bv_free(MV(item));
+        return shoal__err(SHOAL_EINVAL, "shoal_mv_append: not a list or tuple");
+    }
+    if (!item)
+        return shoal__err(SHOAL_ENOMEM, "shoal_mv_append: no item (out of memory?)");
+    return shoal__bv_seq_insert(MV(s), seq(MV(s))->n_items, MV(item)) < 0
+               ? shoal__err(SHOAL_ENOMEM, "shoal_mv_append: out of memory")
+               : 0;
+}
+
+int shoal_mv_put(shoal_mv *map, shoal_mv *key, shoal_mv *value)
+{
+    if (!map || MV(map)->kind_case != BV_MAP || !shoal__bv_is_key(MV(key)) || !value) {
+        int rc = !key || !value
+                     ? shoal__err(SHOAL_ENOMEM, "shoal_mv_put: no key or value")
+                     : shoal__err(SHOAL_EINVAL, "shoal_mv_put: not a map, or a "
+                                                "key that cannot be one");
+        shoal__bv_free(MV(key));
+        shoal__bv_free(MV(value));
+        return rc;
+    }
+    return shoal__bv_map_put(MV(map), MV(key), MV(value)) < 0
+               ? shoal__err(SHOAL_ENOMEM, "shoal_mv_put: out of memory")
+               : 0;
+}
+
+shoal_mv *shoal_mv_copy(const shoal_mv *v)
+{
+    return v ? (shoal_mv *)shoal__bv_clone(CMV(v)) : NULL;
+}
+
+void shoal_mv_free(shoal_mv *v)
+{
+    shoal__bv_free(MV(v));
+}
+
+int shoal_mv_type(const shoal_mv *v)
+{
+    return v ? (int)CMV(v)->kind_case : 0;
+}
+
+int shoal_mv_as_bool(const shoal_mv *v)
+{
+    return v && CMV(v)->kind_case == BV_BOOL ? CMV(v)->b : 0;
+}
+
+int64_t shoal_mv_as_int(const shoal_mv *v)
+{
+    return v && CMV(v)->kind_case == BV_INT    ? CMV(v)->i
+           : v && CMV(v)->kind_case == BV_BOOL ? CMV(v)->b
+                                               : 0;
+}
+
+double shoal_mv_as_double(const shoal_mv *v)
+{
+    return v && CMV(v)->kind_case == BV_DOUBLE ? CMV(v)->d : (double)shoal_mv_as_int(v);
+}
+
+const char *shoal_mv_as_str(const shoal_mv *v)
+{
+    return v && CMV(v)->kind_case == BV_STR ? CMV(v)->s : "";
+}
+
+const void *shoal_mv_as_bytes(const shoal_mv *v, size_t *len)
+{
+    const ProtobufCBinaryData *b = !v                               ? NULL
+                                   : CMV(v)->kind_case == BV_BYTES  ? &CMV(v)->bytes
+                                   : CMV(v)->kind_case == BV_PICKLE ? &CMV(v)->pickle
+                                                                    : NULL;
+    *len = b ? b->len : 0;
+    return b ? b->data : NULL;
+}
+
+size_t shoal_mv_len(const shoal_mv *v)
+{
+    return is_seq(CMV(v))                     ? seq(CMV(v))->n_items
+           : v && CMV(v)->kind_case == BV_MAP ? CMV(v)->map->n_entries
+                                              : 0;
+}
+
+const shoal_mv *shoal_mv_item(const shoal_mv *v, size_t i)
+{
+    return is_seq(CMV(v)) && i < seq(CMV(v))->n_items ? (shoal_mv *)seq(CMV(v))->items[i]
+                                                      : NULL;
+}
+
+const shoal_mv *shoal_mv_key(const shoal_mv *v, size_t i)
+{
+    return v && CMV(v)->kind_case == BV_MAP && i < CMV(v)->map->n_entries
+               ? (shoal_mv *)CMV(v)->map->entries[i]->key
+               : NULL;
+}
+
+const shoal_mv *shoal_mv_value(const shoal_mv *v, size_t i)
+{
+    return v && CMV(v)->kind_case == BV_MAP && i < CMV(v)->map->n_entries
+               ? (shoal_mv *)CMV(v)->map->entries[i]->value
+               : NULL;
+}
+
+const shoal_mv *shoal_mv_get(const shoal_mv *map, const shoal_mv *key)
+{
+    long i = map && CMV(map)->kind_case == BV_MAP && key
+                 ? shoal__bv_map_find(CMV(map), CMV(key))
+                 : -1;
+    return i >= 0 ? shoal_mv_value(map, (size_t)i) : NULL;
+}
+
+int shoal_mv_equal(const shoal_mv *a, const shoal_mv *b)
+{
+    return shoal__bv_equal(CMV(a), CMV(b));
+}
+
+/* ---- repr ---- */
+
+typedef struct fmt {
+    char *buf;
+    size_t cap, len;
+} fmt;
+
+static void put(fmt *f, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, f->len++)
+        if (f->len + 1 < f->cap)
+            f->buf[f->len] = s[i];
+}
+
+static void putf(fmt *f, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void putf(fmt *f, const char *format, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, format);
+    int n = vsnprintf(tmp, sizeof(tmp), format, ap);
+    va_end(ap);
+    put(f, tmp, n < 0 ? 0 : (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void put_quoted(fmt *f, const char *s, size_t n, const char *prefix)
+{
+    put(f, prefix, strlen(prefix));
+    put(f, "'", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\'' || c == '\\')
+            putf(f, "\\%c", c);
+        else if (c == '\n')
+            put(f, "\\n", 2);
+        else if (c < 0x20 || (c >= 0x7f && *prefix))
+            putf(f, "\\x%02x", c);
+        else
+            put(f, (const char *)&c, 1);
+    }
+    put(f, "'", 1);
+}
+
+static void put_double(fmt *f, double d)
+{
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) { /* the shortest form that reads back */
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    put(f, tmp, strlen(tmp));
+    if (!strpbrk(tmp, ".einn")) /* 3.0, not 3 */
+        put(f, ".0", 2);
+}
+
+static void format_value(fmt *f, const bv *v)
+{
+    switch (v ? v->kind_case : BV_NONE) {
+    case BV_NONE:
+        return put(f, "None", 4);
+    case BV_BOOL:
+        return v->b ? put(f, "True", 4) : put(f, "False", 5);
+    case BV_INT:
+        return putf(f, "%lld", (long long)v->i);
+    case BV_DOUBLE:
+        return put_double(f, v->d);
+    case BV_STR:
+        return put_quoted(f, v->s, strlen(v->s), "");
+    case BV_BYTES:
+        return put_quoted(f, (const char *)v->bytes.data, v->bytes.len, "b");
+    case BV_PICKLE:
+        return putf(f, "<pickle of %zu bytes>", v->pickle.len);
+    case BV_MSG:
+        return putf(f, "<%.40s of %zu bytes>", v->message->type, v->message->data.len);
+    case BV_LIST:
+    case BV_TUPLE: {
+        Shoal__Broker__Seq *s = seq(v);
+        put(f, v->kind_case == BV_LIST ? "[" : "(", 1);
+        for (size_t i = 0; i < s->n_items; i++) {
+            if (i)
+                put(f, ", ", 2);
+            format_value(f, s->items[i]);
+        }
+        if (v->kind_case == BV_TUPLE && s->n_items == 1)
+            put(f, ",", 1);
+        return put(f, v->kind_case == BV_LIST ? "]" : ")", 1);
+    }
+    case BV_MAP:
+        put(f, "{", 1);
+        for (size_t i = 0; i < v->map->n_entries; i++) {
+            if (i)
+                put(f, ", ", 2);
+            format_value(f, v->map->entries[i]->key);
+            put(f, ": ", 2);
+            format_value(f, v->map->entries[i]->value);
+        }
+        return put(f, "}", 1);
+    default:
+        return put(f, "?", 1);
+    }
+}
+
+size_t shoal_mv_format(const shoal_mv *v, char *buf, size_t cap)
+{
+    fmt f = {buf, cap, 0};
+    format_value(&f, CMV(v));
+    if (cap)
+        buf[f.len < cap ? f.len : cap - 1] = 0;
+    return f.len;
+}
+
+/* ---- the session ---- */
+
+/*
+ * Fork. A fork child inherits the shm:// channel's pipe end; until the parent uses
+ * its end again it has handed the end to the child (pipe.c), so the death of a child
+ * that never used it would look like the death of the client to the broker, which
+ * would end the parent's session. Right after every fork the parent sends a no-op
+ * request (id 0: no reply) on each of its sessions, which takes its ends back.
+ */
+static pthread_mutex_t managers_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct shoal_manager *managers;
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+
+static void reclaim_after_fork(void)
+{
+    static const breq noop_init = SHOAL__BROKER__REQUEST__INIT;
+    breq noop = noop_init;
+    noop.object = (char *)"";
+    noop.op = (char *)"noop";
+    uint8_t buf[16];
+    size_t len = protobuf_c_message_pack(&noop.base, buf);
+    pthread_mutex_lock(&managers_mu);
+    for (struct shoal_manager *m = managers; m; m = m->next) {
+        pthread_mutex_lock(&m->send_mu);
+        shoal_rpc_call_send(m->call, buf, len);
+        pthread_mutex_unlock(&m->send_mu);
+    }
+    pthread_mutex_unlock(&managers_mu);
+}
+
+static void fork_hook_install(void)
+{
+    pthread_atfork(NULL, reclaim_after_fork, NULL);
+}
+
+static void manager_register(shoal_manager *m, int add)
+{
+    pthread_mutex_lock(&managers_mu);
+    if (add) {
+        m->next = managers;
+        if (managers)
+            managers->prev = m;
+        managers = m;
+    } else {
+        if (m->prev)
+            m->prev->next = m->next;
+        else
+            managers = m->next;
+        if (m->next)
+            m->next->prev = m->prev;
+    }
+    pthread_mutex_unlock(&managers_mu);
+}
+
+int shoal_manager_connect(shoal_manager **out, const char *address,
+                          const shoal_manager_config *cfg)
+{
+    if (!out || !address)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_connect: NULL argument");
+    shoal_manager *m = calloc(1, sizeof(*m));
+    if (!m)
+        return shoal__err(SHOAL_ENOMEM, "shoal_manager_connect: out of memory");
+    shoal_rpc_channel_config cc = {0};
+    if (cfg) {
+        cc.connect_timeout = cfg->connect_timeout;
+        cc.token = cfg->token;
+        cc.attr = cfg->attr;
+    }
+    int rc = shoal_rpc_channel_open(&m->ch, address, &cc);
+    if (rc == 0)
+        rc = shoal_rpc_call_start(&m->call, m->ch, "shoal.broker.Broker", &session_method,
+                                  NULL);
+    if (rc < 0) {
+        shoal_rpc_channel_close(m->ch);
+        free(m);
+        return rc;
+    }
+    pthread_mutex_init(&m->send_mu, NULL);
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    pthread_once(&fork_hook_once, fork_hook_install);
+    manager_register(m, 1);
+    *out = m;
+    return 0;
+}
+
+void shoal_manager_close(shoal_manager *m)
+{
+    if (!m)
+        return;
+    manager_register(m, 0);
+    shoal_rpc_call_close_send(m->call);
+    shoal_rpc_call_cancel(m->call);
+    pthread_mutex_lock(&m->mu);
+    while (m->reading) /* the reader returns: the call is over */
+        pthread_cond_wait(&m->cv, &m->mu);
+    pthread_mutex_unlock(&m->mu);
+    shoal_rpc_call_free(m->call);
+    shoal_rpc_channel_close(m->ch);
+    for (struct arrived *a = m->arrived, *next; a; a = next) {
+        next = a->next;
+        free(a->buf);
+        free(a);
+    }
+    pthread_mutex_destroy(&m->send_mu);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
+}
+
+uint64_t shoal_manager_next_id(shoal_manager *m)
+{
+    return __atomic_add_fetch(&m->next_id, 1, __ATOMIC_RELAXED);
+}
+
+int shoal_manager_send_raw(shoal_manager *m, const void *req, size_t len)
+{
+    if (!m || (!req && len))
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_send_raw: NULL argument");
+    pthread_mutex_lock(&m->send_mu);
+    int rc = shoal_rpc_call_send(m->call, req, len);
+    pthread_mutex_unlock(&m->send_mu);
+    if (rc == SHOAL_ECLOSED)
+        return shoal__err(SHOAL_EPEERDEAD, "manager: the broker session is over");
+    return rc;
+}
+
+/* The id field of an encoded Reply (0 when absent or undecodable). */
+static uint64_t reply_id(const void *buf, size_t len)
+{
+    const uint8_t *p = buf, *end = p + len;
+    while (p < end) {
+        uint32_t number;
+        int wt;
+        uint64_t value;
+        const uint8_t *sub;
+        size_t sub_len;
+        if (shoal__pb_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+            return 0;
+        if (number == 1 && wt == 0)
+            return value;
+    }
+    return 0;
+}
+
+static struct arrived *take_arrived(shoal_manager *m, uint64_t id)
+{
+    for (struct arrived **p = &m->arrived; *p; p = &(*p)->next)
+        if ((*p)->id == id) {
+            struct arrived *a = *p;
+            *p = a->next;
+            return a;
+        }
+    return NULL;
+}
+
+/* Receives one reply and files it (called with m->mu held, as the reader). */
+static void read_one(shoal_manager *m)
+{
+    m->reading = 1;
+    pthread_mutex_unlock(&m->mu);
+    void *buf;
+    size_t len;
+    int rc = shoal_rpc_call_recv(m->call, &buf, &len);
+    struct arrived *a = rc == 1 ? malloc(sizeof(*a)) : NULL;
+    pthread_mutex_lock(&m->mu);
+    m->reading = 0;
+    if (a) {
+        *a = (struct arrived){m->arrived, reply_id(buf, len), buf, len};
+        m->arrived = a;
+    } else if (rc == 1) {
+        free(buf);
+    } else {
+        m->ended = 1;
+    }
+    pthread_cond_broadcast(&m->cv);
+}
+
+int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply, size_t *len)
+{
+    if (!m || !reply || !len)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_wait_raw: NULL argument");
+    pthread_mutex_lock(&m->mu);
+    struct arrived *a;
+    while (!(a = take_arrived(m, id)) && !m->ended) {
+        if (m->reading)
+            pthread_cond_wait(&m->cv, &m->mu);
+        else
+            read_one(m);
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (!a)
+        return shoal__err(SHOAL_EPEERDEAD, "manager: the broker session is over (%s)",
+                          "the broker closed it or died");
+    *reply = a->buf;
+    *len = a->len;
+    free(a);
+    return 0;
+}
+
+void shoal_manager_free(void *p)
+{
+    free(p);
+}
+
+/* ---- typed requests ---- */
+
+static int64_t timeout_ms(shoal_duration t)
+{
+    return t < 0 ? -1 : t == 0 ? 0 : (t + 999999) / 1000000;
+}
+
+static void free_all(shoal_mv **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        shoal__bv_free(MV(v[i]));
+}
+
+int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint64_t *id)
+{
+    int rc = !m || !r || !r->name || !r->op || !id
+                 ? shoal__err(SHOAL_EINVAL, "shoal_manager_submit: NULL argument")
+                 : 0;
+    for (size_t i = 0; rc == 0 && i < r->npath; i++)
+        if (!r->path[i])
+            rc = shoal__err(SHOAL_ENOMEM,
+                            "manager: a path element is NULL (out of memory?)");
+    for (size_t i = 0; rc == 0 && i < r->nargs; i++)
+        if (!r->args[i])
+            rc =
+                shoal__err(SHOAL_ENOMEM, "manager: an argument is NULL (out of memory?)");
+    if (rc == 0) {
+        breq q = SHOAL__BROKER__REQUEST__INIT;
+        q.id = *id = shoal_manager_next_id(m);
+        q.object = (char *)r->name;
+        q.op = (char *)r->op;
+        q.path = (bv **)r->path;
+        q.n_path = r->npath;
+        q.args = (bv **)r->args;
+        q.n_args = r->nargs;
+        q.timeout_ms = timeout_ms(r->timeout);
+        q.thread = (uint64_t)pthread_self(); /* locks are held per thread */
+        size_t len;
+        void *buf = shoal__bv_pack(&q.base, &len);
+        rc = buf ? shoal_manager_send_raw(m, buf, len)
+                 : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
+        free(buf);
+    }
+    if (r) {
+        free_all(r->path, r->npath);
+        free_all(r->args, r->nargs);
+    }
+    return rc;
+}
+
+int shoal_manager_wait(shoal_manager *m, uint64_t id, shoal_mv **result)
+{
+    if (result)
+        *result = NULL;
+    void *buf;
+    size_t len;
+    int rc = shoal_manager_wait_raw(m, id, &buf, &len);
+    if (rc < 0)
+        return rc;
+    brep *r = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, buf, len);
+    free(buf);
+    if (!r)
+        return SHOAL_EINVALID_DATA;
+    rc = r->status;
+    if (rc < 0)
+        shoal__err(rc, "%s", r->error);
+    else if (result && r->result) {
+        *result = (shoal_mv *)r->result;
+        r->result = NULL;
+    }
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return rc;
+}
+
+static int call_args(shoal_manager *m, const char *name, const char *op,
+                     shoal_duration timeout, shoal_mv **result, shoal_mv **args, size_t n)
+{
+    shoal_manager_request r = {name, op, NULL, 0, args, n, timeout};
+    uint64_t id;
+    if (result)
+        *result = NULL;
+    int rc = shoal_manager_submit(m, &r, &id);
+    return rc < 0 ? rc : shoal_manager_wait(m, id, result);
+}
+
+int shoal_manager_call(shoal_manager *m, const char *name, const char *op,
+                       shoal_duration timeout, shoal_mv **result, size_t nargs, ...)
+{
+    shoal_mv *args[16];
+    va_list ap;
+    va_start(ap, nargs);
+    for (size_t i = 0; i < nargs; i++) {
+        shoal_mv *v = va_arg(ap, shoal_mv *);
+        if (i < 16)
+            args[i] = v;
+        else
+            shoal__bv_free(MV(v));
+    }
+    va_end(ap);
+    if (nargs > 16) {
+        free_all(args, 16);
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_call: more than 16 arguments");
+    }
+    return call_args(m, name, op, timeout, result, args, nargs);
+}
+
+int shoal_manager_create(shoal_manager *m, const char *name, shoal_manager_kind kind,
+                         shoal_mv *init, const char *typecode)
+{
+    shoal_mv *args[3] = {shoal_mv_int(kind), init ? init : shoal_mv_none(),
+                         shoal_mv_str(typecode ? typecode : "")};
+    shoal_mv *created;
+    int rc = call_args(m, name, "create", 0, &created, args, 3);
+    if (rc == 0)
+        rc = shoal_mv_as_bool(created);
+    shoal_mv_free(created);
+    return rc;
+}
+
+int shoal_manager_delete(shoal_manager *m, const char *name)
+{
+    return call_args(m, name, "delete", 0, NULL, NULL, 0);
+}

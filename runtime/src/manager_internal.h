@@ -1,0 +1,76 @@
+/*
+ * manager_internal.h — the broker's value model (schemas/shoal/broker.proto) as the
+ * client (manager.c) and the broker (broker/) both handle it: protobuf-c's generated
+ * structs, built and freed with malloc/free so protobuf_c_message_free_unpacked frees
+ * any of them, decoded only after a depth and size check (manager_value.c).
+ */
+#ifndef SHOAL_MANAGER_INTERNAL_H
+#define SHOAL_MANAGER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal/broker.pb-c.h"
+
+typedef Shoal__Broker__Value bv;
+typedef Shoal__Broker__Request breq;
+typedef Shoal__Broker__Reply brep;
+typedef Shoal__Broker__Object bobjstate;
+
+/* Limits on everything decoded from a peer or from disk. */
+#define SHOAL_BV_MAX_DEPTH  48      /* nesting of lists, tuples and maps */
+#define SHOAL_BV_MAX_VALUES 1000000 /* values in one message */
+
+#define BV_NONE   SHOAL__BROKER__VALUE__KIND_NONE
+#define BV_BOOL   SHOAL__BROKER__VALUE__KIND_B
+#define BV_INT    SHOAL__BROKER__VALUE__KIND_I
+#define BV_DOUBLE SHOAL__BROKER__VALUE__KIND_D
+#define BV_STR    SHOAL__BROKER__VALUE__KIND_S
+#define BV_BYTES  SHOAL__BROKER__VALUE__KIND_BYTES
+#define BV_LIST   SHOAL__BROKER__VALUE__KIND_LIST
+#define BV_TUPLE  SHOAL__BROKER__VALUE__KIND_TUPLE
+#define BV_MAP    SHOAL__BROKER__VALUE__KIND_MAP
+#define BV_MSG    SHOAL__BROKER__VALUE__KIND_MESSAGE
+#define BV_PICKLE SHOAL__BROKER__VALUE__KIND_PICKLE
+
+/* New values (NULL when out of memory). */
+bv *shoal__bv_none(void);
+bv *shoal__bv_bool(bool b);
+bv *shoal__bv_int(int64_t i);
+bv *shoal__bv_double(double d);
+bv *shoal__bv_str(const char *s, size_t len);
+bv *shoal__bv_bytes(int kind, const void *p, size_t len); /* BV_BYTES or BV_PICKLE */
+bv *shoal__bv_seq(int kind);                              /* empty BV_LIST / BV_TUPLE */
+bv *shoal__bv_map(void);                                  /* empty BV_MAP */
+/* Appends v (taken over) to a list or tuple; inserts it at index i (0..n). 0 or -1. */
+int shoal__bv_seq_insert(bv *seq, size_t i, bv *v);
+/* Removes item i of a list and returns it (the caller frees it). */
+bv *shoal__bv_seq_take(bv *seq, size_t i);
+/* The entry of map m whose key equals key, or -1. */
+long shoal__bv_map_find(const bv *m, const bv *key);
+/* Sets m[key] = v (both taken over; an existing entry's value is replaced and the
+ * key freed). 0 or -1 (out of memory: both freed). */
+int shoal__bv_map_put(bv *m, bv *key, bv *v);
+/* Removes entry i of map m, returning its value (the key is freed). */
+bv *shoal__bv_map_take(bv *m, size_t i);
+/* Whether a and b are equal (1 == 1.0 as in Python; a tuple never equals a list). */
+bool shoal__bv_equal(const bv *a, const bv *b);
+/* Whether v may be a map key: a scalar, or a tuple of keys. */
+bool shoal__bv_is_key(const bv *v);
+/* A deep copy, or NULL. */
+bv *shoal__bv_clone(const bv *v);
+void shoal__bv_free(bv *v);
+
+/*
+ * Checks that buf[len] holds a message of type `top` (one of the descriptors of
+ * broker.pb-c.h) nested no deeper than SHOAL_BV_MAX_DEPTH and with at most
+ * SHOAL_BV_MAX_VALUES values, then decodes it. Returns the message (free with
+ * protobuf_c_message_free_unpacked(m, NULL)) or NULL with shoal_errdetail() set.
+ */
+ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
+                                   size_t len);
+/* Packs m into a new buffer (*len set), or NULL. */
+void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len);
+
+#endif

@@ -1,0 +1,453 @@
+/*
+ * manager_value.c — the broker's value model: building, comparing, copying and
+ * (safely) decoding the Value trees of schemas/shoal/broker.proto.
+ *
+ * Values are protobuf-c's generated structs. Every part of a tree is allocated with
+ * malloc (strings, byte buffers, item arrays, sub-messages), exactly as protobuf-c's
+ * default allocator does when it unpacks, so one function —
+ * protobuf_c_message_free_unpacked — frees a tree whether it was decoded or built.
+ *
+ * Decoding a peer's bytes: protobuf-c's unpack recurses once per nesting level, so a
+ * frame of nested lists (four bytes a level) could exhaust a thread's stack. Before
+ * unpacking, shoal__bv_unpack walks the wire bytes with typed.c's field reader,
+ * knowing which fields of which broker message hold messages, and refuses a tree
+ * deeper than SHOAL_BV_MAX_DEPTH or with more than SHOAL_BV_MAX_VALUES values. Only
+ * then does protobuf-c decode it (which checks everything else: lengths, wire types,
+ * UTF-8 of strings), and valid() refuses what protobuf allows but the model does not
+ * (a Value of no kind, a map entry without key or value, a key that is not a scalar),
+ * so that no code behind it meets a NULL or an unkeyable key.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "manager_internal.h"
+
+static bv *bv_new(int kind)
+{
+    bv *v = malloc(sizeof(*v));
+    if (v) {
+        shoal__broker__value__init(v);
+        v->kind_case = (Shoal__Broker__Value__KindCase)kind;
+    }
+    return v;
+}
+
+bv *shoal__bv_none(void)
+{
+    bv *v = bv_new(BV_NONE);
+    if (v)
+        v->none = 1;
+    return v;
+}
+
+bv *shoal__bv_bool(bool b)
+{
+    bv *v = bv_new(BV_BOOL);
+    if (v)
+        v->b = b;
+    return v;
+}
+
+bv *shoal__bv_int(int64_t i)
+{
+    bv *v = bv_new(BV_INT);
+    if (v)
+        v->i = i;
+    return v;
+}
+
+bv *shoal__bv_double(double d)
+{
+    bv *v = bv_new(BV_DOUBLE);
+    if (v)
+        v->d = d;
+    return v;
+}
+
+bv *shoal__bv_str(const char *s, size_t len)
+{
+    bv *v = bv_new(BV_STR);
+    char *p = malloc(len + 1);
+    if (!v || !p) {
+        free(v);
+        free(p);
+        return NULL;
+    }
+    memcpy(p, s, len);
+    p[len] = 0;
+    v->s = p;
+    return v;
+}
+
+bv *shoal__bv_bytes(int kind, const void *p, size_t len)
+{
+    bv *v = bv_new(kind);
+    uint8_t *d = malloc(len ? len : 1);
+    if (!v || !d) {
+        free(v);
+        free(d);
+        return NULL;
+    }
+    if (len)
+        memcpy(d, p, len);
+    ProtobufCBinaryData *b = kind == BV_PICKLE ? &v->pickle : &v->bytes;
+    *b = (ProtobufCBinaryData){len, d};
+    return v;
+}
+
+bv *shoal__bv_seq(int kind)
+{
+    bv *v = bv_new(kind);
+    Shoal__Broker__Seq *s = malloc(sizeof(*s));
+    if (!v || !s) {
+        free(v);
+        free(s);
+        return NULL;
+    }
+    shoal__broker__seq__init(s);
+    if (kind == BV_TUPLE)
+        v->tuple = s;
+    else
+        v->list = s;
+    return v;
+}
+
+bv *shoal__bv_map(void)
+{
+    bv *v = bv_new(BV_MAP);
+    Shoal__Broker__Map *m = malloc(sizeof(*m));
+    if (!v || !m) {
+        free(v);
+        free(m);
+        return NULL;
+    }
+    shoal__broker__map__init(m);
+    v->map = m;
+    return v;
+}
+
+static Shoal__Broker__Seq *seq_of(const bv *v)
+{
+    return v->kind_case == BV_TUPLE ? v->tuple : v->list;
+}
+
+/* Grows an array of n pointers to n + 1. Arrays protobuf-c unpacked have exactly
+ * their count's room, so there is no spare capacity to track: realloc's own growth
+ * in place keeps appends cheap. */
+static int grow(void ***items, size_t n)
+{
+    void **p = realloc(*items, (n + 1) * sizeof(void *));
+    if (!p)
+        return -1;
+    *items = p;
+    return 0;
+}
+
+int shoal__bv_seq_insert(bv *seq, size_t i, bv *v)
+{
+    Shoal__Broker__Seq *s = seq_of(seq);
+    if (!v || i > s->n_items || grow((void ***)&s->items, s->n_items) < 0) {
+        shoal__bv_free(v);
+        return -1;
+    }
+    memmove(&s->items[i + 1], &s->items[i], (s->n_items - i) * sizeof(bv *));
+    s->items[i] = v;
+    s->n_items++;
+    return 0;
+}
+
+bv *shoal__bv_seq_take(bv *seq, size_t i)
+{
+    Shoal__Broker__Seq *s = seq_of(seq);
+    bv *v = s->items[i];
+    memmove(&s->items[i], &s->items[i + 1], (s->n_items - i - 1) * sizeof(bv *));
+    s->n_items--;
+    return v;
+}
+
+long shoal__bv_map_find(const bv *m, const bv *key)
+{
+    for (size_t i = 0; i < m->map->n_entries; i++)
+        if (shoal__bv_equal(m->map->entries[i]->key, key))
+            return (long)i;
+    return -1;
+}
+
+int shoal__bv_map_put(bv *m, bv *key, bv *v)
+{
+    long at = key && v ? shoal__bv_map_find(m, key) : -1;
+    if (at >= 0) {
+        Shoal__Broker__Entry *e = m->map->entries[at];
+        shoal__bv_free(e->value);
+        e->value = v;
+        shoal__bv_free(key);
+        return 0;
+    }
+    Shoal__Broker__Entry *e = key && v ? malloc(sizeof(*e)) : NULL;
+    if (!e || grow((void ***)&m->map->entries, m->map->n_entries) < 0) {
+        free(e);
+        shoal__bv_free(key);
+        shoal__bv_free(v);
+        return -1;
+    }
+    shoal__broker__entry__init(e);
+    e->key = key;
+    e->value = v;
+    m->map->entries[m->map->n_entries++] = e;
+    return 0;
+}
+
+bv *shoal__bv_map_take(bv *m, size_t i)
+{
+    Shoal__Broker__Map *map = m->map;
+    Shoal__Broker__Entry *e = map->entries[i];
+    bv *v = e->value;
+    e->value = NULL;
+    protobuf_c_message_free_unpacked(&e->base, NULL);
+    memmove(&map->entries[i], &map->entries[i + 1],
+            (map->n_entries - i - 1) * sizeof(*map->entries));
+    map->n_entries--;
+    return v;
+}
+
+static bool is_number(const bv *v)
+{
+    return v->kind_case == BV_INT || v->kind_case == BV_DOUBLE || v->kind_case == BV_BOOL;
+}
+
+static double number(const bv *v)
+{
+    return v->kind_case == BV_DOUBLE ? v->d
+           : v->kind_case == BV_INT  ? (double)v->i
+                                     : v->b;
+}
+
+static bool bin_equal(ProtobufCBinaryData a, ProtobufCBinaryData b)
+{
+    return a.len == b.len && (!a.len || !memcmp(a.data, b.data, a.len));
+}
+
+bool shoal__bv_equal(const bv *a, const bv *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (is_number(a) && is_number(b)) {
+        if (a->kind_case == BV_DOUBLE || b->kind_case == BV_DOUBLE)
+            return number(a) == number(b);
+        return (a->kind_case == BV_INT ? a->i : a->b) ==
+               (b->kind_case == BV_INT ? b->i : b->b);
+    }
+    if (a->kind_case != b->kind_case)
+        return false;
+    switch (a->kind_case) {
+    case BV_NONE:
+        return true;
+    case BV_STR:
+        return !strcmp(a->s, b->s);
+    case BV_BYTES:
+        return bin_equal(a->bytes, b->bytes);
+    case BV_PICKLE:
+        return bin_equal(a->pickle, b->pickle);
+    case BV_MSG:
+        return !strcmp(a->message->type, b->message->type) &&
+               bin_equal(a->message->data, b->message->data);
+    case BV_LIST:
+    case BV_TUPLE: {
+        Shoal__Broker__Seq *x = seq_of(a), *y = seq_of(b);
+        if (x->n_items != y->n_items)
+            return false;
+        for (size_t i = 0; i < x->n_items; i++)
+            if (!shoal__bv_equal(x->items[i], y->items[i]))
+                return false;
+        return true;
+    }
+    case BV_MAP: {
+        if (a->map->n_entries != b->map->n_entries)
+            return false;
+        for (size_t i = 0; i < a->map->n_entries; i++) {
+            long j = shoal__bv_map_find(b, a->map->entries[i]->key);
+            if (j < 0 ||
+                !shoal__bv_equal(a->map->entries[i]->value, b->map->entries[j]->value))
+                return false;
+        }
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+bool shoal__bv_is_key(const bv *v)
+{
+    if (!v)
+        return false;
+    switch (v->kind_case) {
+    case BV_NONE:
+    case BV_BOOL:
+    case BV_INT:
+    case BV_DOUBLE:
+    case BV_STR:
+    case BV_BYTES:
+        return !(v->kind_case == BV_DOUBLE && isnan(v->d));
+    case BV_TUPLE:
+        for (size_t i = 0; i < v->tuple->n_items; i++)
+            if (!shoal__bv_is_key(v->tuple->items[i]))
+                return false;
+        return true;
+    default:
+        return false;
+    }
+}
+
+void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    void *buf = malloc(*len ? *len : 1);
+    if (buf)
+        protobuf_c_message_pack(m, buf);
+    return buf;
+}
+
+bv *shoal__bv_clone(const bv *v)
+{
+    size_t len;
+    void *buf = shoal__bv_pack(&v->base, &len);
+    if (!buf)
+        return NULL;
+    bv *c = (bv *)protobuf_c_message_unpack(&shoal__broker__value__descriptor, NULL, len,
+                                            buf);
+    free(buf);
+    return c;
+}
+
+void shoal__bv_free(bv *v)
+{
+    if (v)
+        protobuf_c_message_free_unpacked(&v->base, NULL);
+}
+
+/* ---- the depth and size check before unpacking ---- */
+
+enum { M_VALUE, M_SEQ, M_MAP, M_ENTRY, M_REQUEST, M_REPLY, M_OBJECT, M_OTHER };
+
+/* The message type of field `number` of a message of type t (M_OTHER: not one). */
+static int sub_type(int t, uint32_t number)
+{
+    switch (t) {
+    case M_VALUE:
+        return number == 7 || number == 8 ? M_SEQ : number == 9 ? M_MAP : M_OTHER;
+    case M_SEQ:
+        return number == 1 ? M_VALUE : M_OTHER;
+    case M_MAP:
+        return number == 1 ? M_ENTRY : M_OTHER;
+    case M_ENTRY:
+        return number == 1 || number == 2 ? M_VALUE : M_OTHER;
+    case M_REQUEST:
+        return number == 3 || number == 5 ? M_VALUE : M_OTHER;
+    case M_REPLY:
+        return number == 4 ? M_VALUE : M_OTHER;
+    case M_OBJECT:
+        return number == 2 ? M_VALUE : M_OTHER;
+    default:
+        return M_OTHER;
+    }
+}
+
+static int scan(int t, const uint8_t *p, const uint8_t *end, int depth, size_t *values)
+{
+    if (t == M_VALUE && (++*values > SHOAL_BV_MAX_VALUES || ++depth > SHOAL_BV_MAX_DEPTH))
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "broker message: nested deeper than %d or more than %d values",
+                          SHOAL_BV_MAX_DEPTH, SHOAL_BV_MAX_VALUES);
+    while (p < end) {
+        uint32_t number;
+        int wt;
+        uint64_t value;
+        const uint8_t *sub;
+        size_t sub_len;
+        if (shoal__pb_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+            return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
+        int st = sub ? sub_type(t, number) : M_OTHER;
+        if (st != M_OTHER) {
+            int rc = scan(st, sub, sub + sub_len, depth, values);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int top_type(const ProtobufCMessageDescriptor *d)
+{
+    return d == &shoal__broker__request__descriptor  ? M_REQUEST
+           : d == &shoal__broker__reply__descriptor  ? M_REPLY
+           : d == &shoal__broker__object__descriptor ? M_OBJECT
+           : d == &shoal__broker__value__descriptor  ? M_VALUE
+                                                     : M_OTHER;
+}
+
+/* What protobuf-c accepts but the value model does not: a Value of no kind, a map
+ * entry without its key or value, a key that is not a scalar (or tuple of them). */
+static bool valid(const bv *v)
+{
+    if (!v || v->kind_case == SHOAL__BROKER__VALUE__KIND__NOT_SET)
+        return false;
+    if (v->kind_case == BV_LIST || v->kind_case == BV_TUPLE) {
+        Shoal__Broker__Seq *s = seq_of(v);
+        for (size_t i = 0; i < s->n_items; i++)
+            if (!valid(s->items[i]))
+                return false;
+    }
+    if (v->kind_case == BV_MAP)
+        for (size_t i = 0; i < v->map->n_entries; i++) {
+            const Shoal__Broker__Entry *e = v->map->entries[i];
+            if (!valid(e->key) || !valid(e->value) || !shoal__bv_is_key(e->key))
+                return false;
+        }
+    return true;
+}
+
+static bool valid_all(bv *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!valid(v[i]))
+            return false;
+    return true;
+}
+
+static bool valid_message(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (d == &shoal__broker__request__descriptor) {
+        const breq *r = (const breq *)m;
+        return valid_all(r->path, r->n_path) && valid_all(r->args, r->n_args);
+    }
+    if (d == &shoal__broker__reply__descriptor)
+        return !((const brep *)m)->result || valid(((const brep *)m)->result);
+    if (d == &shoal__broker__object__descriptor)
+        return valid(((const bobjstate *)m)->data);
+    return d != &shoal__broker__value__descriptor || valid((const bv *)m);
+}
+
+ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
+                                   size_t len)
+{
+    size_t values = 0;
+    if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
+        return NULL;
+    ProtobufCMessage *m = protobuf_c_message_unpack(top, NULL, len, buf);
+    if (!m) {
+        shoal__err(SHOAL_EINVALID_DATA, "broker message %s: does not decode", top->name);
+    } else if (!valid_message(m)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+        shoal__err(
+            SHOAL_EINVALID_DATA,
+            "broker message %s: a value of no kind, a map entry without its key or "
+            "value, or a key that is not a scalar",
+            top->name);
+    }
+    return m;
+}

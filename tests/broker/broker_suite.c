@@ -1,0 +1,738 @@
+/*
+ * broker_suite.c — the Manager broker and its C client, with real processes.
+ *
+ * Each test starts a broker in a forked child (shoal_broker_serve, the code of
+ * `shoal broker`, built with the runtime's pause points) listening on shm:// — and on
+ * tcp:// for the token test — and talks to it with shoal/manager.h from this process,
+ * from threads and from forked clients. The crash tests SIGKILL a client holding a
+ * lock, and the broker itself stopped at its pause points just before and just after
+ * an LMDB commit, then restart it on the same data directory.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "manager_internal.h"
+#include "testutil.h"
+
+static char addr[128];
+static char data_dir[300];
+
+typedef struct broker_args {
+    const char *data_dir;
+    const char *tcp;
+    const char *token;
+} broker_args;
+
+static int broker_child(void *arg)
+{
+    broker_args *a = arg;
+    const char *listen[2] = {addr, a->tcp};
+    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1, NULL};
+    if (!freopen("/dev/null", "w", stdout))
+        return 3;
+    return shoal_broker_serve(&o) == 0 ? 0 : 1;
+}
+
+/* Connects, retrying while the broker starts. */
+static shoal_manager *connect_to(const char *address, const char *token)
+{
+    shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(2), .token = token};
+    shoal_manager *m = NULL;
+    for (int i = 0; i < 500; i++) {
+        int rc = shoal_manager_connect(&m, address, &cfg);
+        if (rc == 0)
+            return m;
+        if (rc == SHOAL_EACCES)
+            fail_msg("connect %s: %s", address, shoal_errdetail());
+        usleep(10000);
+    }
+    fail_msg("no broker at %s: %s", address, shoal_errdetail());
+    return NULL;
+}
+
+static pid_t start_broker(const char *dir, const char *pause_at)
+{
+    static broker_args a;
+    a = (broker_args){dir, NULL, NULL};
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (pause_at)
+            shoal__test_pause_at(pause_at);
+        exit(broker_child(&a)); /* exit, not _exit: under ASan its leaks are checked */
+    }
+    return pid;
+}
+
+static void stop_broker(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    assert_int_equal(t_wait(pid), 0);
+}
+
+static int setup(void **state)
+{
+    static int n;
+    snprintf(addr, sizeof(addr), "shm://broker-%d-%d", (int)getpid(), ++n);
+    snprintf(data_dir, sizeof(data_dir), "%s/data-%d", t_root, n);
+    *state = NULL;
+    return 0;
+}
+
+/* Formats a value as Python's repr into a static buffer. */
+static const char *repr(const shoal_mv *v)
+{
+    static char buf[512];
+    shoal_mv_format(v, buf, sizeof(buf));
+    return buf;
+}
+
+/* Runs op and returns repr(result) (or "E<code>"). */
+static const char *op(shoal_manager *m, const char *name, const char *opname, size_t n,
+                      ...)
+{
+    static char out[512];
+    shoal_mv *args[8];
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++)
+        args[i] = va_arg(ap, shoal_mv *);
+    va_end(ap);
+    shoal_manager_request r = {name, opname, NULL, 0, args, n, 0};
+    uint64_t id;
+    shoal_mv *res = NULL;
+    int rc = shoal_manager_submit(m, &r, &id);
+    if (rc == 0)
+        rc = shoal_manager_wait(m, id, &res);
+    if (rc < 0)
+        snprintf(out, sizeof(out), "E%d", rc);
+    else
+        snprintf(out, sizeof(out), "%s", res ? repr(res) : "-");
+    shoal_mv_free(res);
+    return out;
+}
+
+#define S(x) shoal_mv_str(x)
+#define I(x) shoal_mv_int(x)
+
+static void test_dict_and_nested(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 0);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_LIST, NULL, NULL), SHOAL_EKIND);
+    assert_int_equal(shoal_manager_create(m, "bad", SHOAL_M_DICT, shoal_mv_list(), NULL),
+                     SHOAL_EINVAL); /* a dict from a list */
+    assert_int_equal(shoal_manager_create(m, "bad", 99, NULL, NULL), SHOAL_EINVAL);
+    assert_string_equal(op(m, "d", "set", 2, I(1), S("1")), "-");
+    assert_string_equal(op(m, "d", "set", 2, S("2"), I(2)), "-");
+    assert_string_equal(op(m, "d", "set", 2, shoal_mv_double(0.25), shoal_mv_none()),
+                        "-");
+    assert_string_equal(op(m, "d", "copy", 0), "{1: '1', '2': 2, 0.25: None}");
+    assert_string_equal(op(m, "d", "get", 1, S("nope")), "E-3");
+    assert_string_equal(op(m, "d", "get", 2, S("nope"), I(7)), "7");
+    assert_string_equal(op(m, "d", "incr", 2, S("n"), I(5)), "5");
+    assert_string_equal(op(m, "d", "incr", 2, S("n"), I(-2)), "3");
+    assert_string_equal(op(m, "d", "cas", 3, S("n"), I(4), I(9)), "False");
+    assert_string_equal(op(m, "d", "cas", 3, S("n"), I(3), I(9)), "True");
+    assert_string_equal(op(m, "d", "setdefault", 2, S("n"), I(0)), "9");
+    assert_string_equal(op(m, "d", "setdefault", 2, S("x"), shoal_mv_list()), "[]");
+    assert_string_equal(op(m, "d", "pop", 1, S("n")), "9");
+    assert_string_equal(op(m, "d", "contains", 1, S("n")), "False");
+    assert_string_equal(op(m, "d", "set", 2, shoal_mv_list(), I(1)),
+                        "E-1");                                /* unhashable */
+    assert_string_equal(op(m, "d", "append", 1, I(1)), "E-6"); /* not on a dict */
+
+    /* d['x'].append(1): the nested list is changed in place */
+    shoal_mv *path[1] = {S("x")}, *args[1] = {I(1)};
+    shoal_manager_request r = {"d", "append", path, 1, args, 1, 0};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m, &r, &id));
+    T_OK(shoal_manager_wait(m, id, NULL));
+    assert_string_equal(op(m, "d", "get", 1, S("x")), "[1]");
+    assert_string_equal(op(m, "d", "len", 0), "4");
+    assert_string_equal(op(m, "d", "keys", 0), "[1, '2', 0.25, 'x']");
+    assert_string_equal(op(m, "nothing", "get", 1, I(1)), "E-3");
+    assert_string_equal(op(m, "d", "frobnicate", 0), "E-6");
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+static void test_list_value_array(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    shoal_mv *init = shoal_mv_list();
+    for (int i = 0; i < 10; i++)
+        shoal_mv_append(init, I(i));
+    assert_int_equal(shoal_manager_create(m, "l", SHOAL_M_LIST, init, NULL), 1);
+    assert_string_equal(op(m, "l", "reverse", 0), "-");
+    assert_string_equal(op(m, "l", "copy", 0), "[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]");
+    assert_string_equal(op(m, "l", "pop", 0), "0");
+    assert_string_equal(op(m, "l", "pop", 1, I(0)), "9");
+    assert_string_equal(op(m, "l", "insert", 2, I(-100), S("a")), "-");
+    assert_string_equal(op(m, "l", "get", 1, I(0)), "'a'");
+    assert_string_equal(op(m, "l", "get", 1, I(99)), "E-17");
+    assert_string_equal(op(m, "l", "index", 1, I(5)), "4");
+    assert_string_equal(op(m, "l", "remove", 1, I(42)), "E-3");
+    shoal_mv *t = shoal_mv_tuple();
+    shoal_mv_append(t, S("Jeff"));
+    shoal_mv_append(t, I(8));
+    assert_string_equal(op(m, "l", "append", 1, t), "-");
+    assert_string_equal(op(m, "l", "get", 1, I(-1)), "('Jeff', 8)");
+
+    assert_int_equal(
+        shoal_manager_create(m, "v", SHOAL_M_VALUE, shoal_mv_double(3.14), "d"), 1);
+    assert_string_equal(op(m, "v", "set", 1, I(11)), "-");
+    assert_string_equal(op(m, "v", "get", 0), "11.0");
+    assert_string_equal(op(m, "v", "incr", 1, shoal_mv_double(0.24)), "11.24");
+    assert_string_equal(op(m, "v", "set", 1, S("x")), "E-25");
+    assert_int_equal(shoal_manager_create(m, "vi", SHOAL_M_VALUE, I(0), "i"), 1);
+    assert_string_equal(op(m, "vi", "incr", 1, I(3)), "3");
+    assert_string_equal(op(m, "vi", "incr", 1, shoal_mv_double(0.5)), "E-1");
+
+    shoal_mv *arr = shoal_mv_list();
+    for (int i = 0; i < 4; i++)
+        shoal_mv_append(arr, I(0));
+    assert_int_equal(shoal_manager_create(m, "a", SHOAL_M_ARRAY, arr, "i"), 1);
+    assert_string_equal(op(m, "a", "set", 2, I(3), I(16)), "-");
+    assert_string_equal(op(m, "a", "set", 2, I(3), S("x")), "E-25");
+    assert_string_equal(op(m, "a", "append", 1, I(1)), "E-6");
+    assert_string_equal(op(m, "a", "get", 1, I(4)), "E-17");
+    assert_string_equal(op(m, "a", "copy", 0), "[0, 0, 0, 16]");
+    shoal_mv *bad = shoal_mv_list();
+    shoal_mv_append(bad, S("no"));
+    assert_int_equal(shoal_manager_create(m, "a2", SHOAL_M_ARRAY, bad, "d"), SHOAL_ETYPE);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+struct getter {
+    const char *address;
+    const char *name, *op;
+    shoal_duration timeout;
+    char out[64];
+};
+
+static void *getter_main(void *arg)
+{
+    struct getter *g = arg;
+    shoal_manager *m = connect_to(g->address, NULL);
+    shoal_mv *res = NULL;
+    int rc = shoal_manager_call(m, g->name, g->op, g->timeout, &res, 0);
+    if (rc < 0)
+        snprintf(g->out, sizeof(g->out), "E%d", rc);
+    else
+        shoal_mv_format(res, g->out, sizeof(g->out));
+    shoal_mv_free(res);
+    shoal_manager_close(m);
+    return NULL;
+}
+
+static void test_queue_event_blocking(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "q", SHOAL_M_QUEUE, I(2), NULL), 1);
+    assert_string_equal(op(m, "q", "get", 0), "E-13"); /* the try form */
+    shoal_mv *res;
+    assert_int_equal(shoal_manager_call(m, "q", "get", SHOAL_MS(50), &res, 0),
+                     SHOAL_ETIMEDOUT);
+
+    /* a get parked in the broker completes when another client puts */
+    struct getter g = {addr, "q", "get", SHOAL_SEC(20), ""};
+    pthread_t t;
+    pthread_create(&t, NULL, getter_main, &g);
+    usleep(100000);
+    assert_string_equal(op(m, "q", "put", 1, I(4)), "-");
+    pthread_join(t, NULL);
+    assert_string_equal(g.out, "4");
+
+    assert_string_equal(op(m, "q", "put", 1, I(1)), "-");
+    assert_string_equal(op(m, "q", "put", 1, I(2)), "-");
+    assert_string_equal(op(m, "q", "full", 0), "True");
+    assert_int_equal(shoal_manager_call(m, "q", "put", SHOAL_MS(30), NULL, 1, I(3)),
+                     SHOAL_ETIMEDOUT);
+    assert_string_equal(op(m, "q", "get", 0), "1");
+    assert_string_equal(op(m, "q", "qsize", 0), "1");
+
+    assert_int_equal(shoal_manager_create(m, "jq", SHOAL_M_JOINABLE_QUEUE, NULL, NULL),
+                     1);
+    assert_string_equal(op(m, "jq", "put", 1, I(1)), "-");
+    assert_string_equal(op(m, "jq", "put", 1, I(2)), "-");
+    assert_string_equal(op(m, "jq", "join", 0), "E-13"); /* two tasks not done */
+    assert_string_equal(op(m, "jq", "get", 0), "1");
+    assert_string_equal(op(m, "jq", "task_done", 0), "-");
+    assert_string_equal(op(m, "jq", "get", 0), "2");
+    assert_string_equal(op(m, "jq", "task_done", 0), "-");
+    assert_string_equal(op(m, "jq", "join", 0), "-");
+    assert_string_equal(op(m, "jq", "task_done", 0), "E-18");
+    assert_string_equal(op(m, "q", "task_done", 0), "E-6"); /* not on a plain Queue */
+
+    assert_int_equal(shoal_manager_create(m, "e", SHOAL_M_EVENT, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_call(m, "e", "wait", SHOAL_MS(30), &res, 0), 0);
+    assert_string_equal(repr(res), "False");
+    shoal_mv_free(res);
+    struct getter w = {addr, "e", "wait", SHOAL_SEC(20), ""};
+    pthread_create(&t, NULL, getter_main, &w);
+    usleep(100000);
+    assert_string_equal(op(m, "e", "set", 0), "-");
+    pthread_join(t, NULL);
+    assert_string_equal(w.out, "True");
+
+    /* many requests in flight on one session, answered by id: the gets are
+     * submitted first and park until the puts behind them arrive */
+    assert_int_equal(shoal_manager_create(m, "q2", SHOAL_M_QUEUE, NULL, NULL), 1);
+    uint64_t gets[64], puts[64];
+    for (int i = 0; i < 64; i++) {
+        shoal_manager_request r = {"q2", "get", NULL, 0, NULL, 0, SHOAL_FOREVER};
+        T_OK(shoal_manager_submit(m, &r, &gets[i]));
+    }
+    for (int i = 0; i < 64; i++) {
+        shoal_mv *a[1] = {I(i)};
+        shoal_manager_request r = {"q2", "put", NULL, 0, a, 1, SHOAL_FOREVER};
+        T_OK(shoal_manager_submit(m, &r, &puts[i]));
+    }
+    for (int i = 63; i >= 0; i--) { /* waited for in another order than sent */
+        T_OK(shoal_manager_wait(m, puts[i], NULL));
+        T_OK(shoal_manager_wait(m, gets[i], &res));
+        assert_int_equal(shoal_mv_as_int(res), i);
+        shoal_mv_free(res);
+    }
+    /* a get left parked when its session closes is dropped */
+    shoal_manager_request r = {"q2", "get", NULL, 0, NULL, 0, SHOAL_FOREVER};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m, &r, &id));
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+static int hold_lock_then_stop(void *arg)
+{
+    (void)arg;
+    shoal_manager *m = connect_to(addr, NULL);
+    if (shoal_manager_call(m, "lk", "acquire", SHOAL_FOREVER, NULL, 0) != 0)
+        return 1;
+    if (shoal_manager_call(m, "sem", "acquire", SHOAL_FOREVER, NULL, 0) != 0)
+        return 2;
+    raise(SIGSTOP); /* the parent kills it here, holding both */
+    return 0;
+}
+
+static void test_locks_and_dead_client(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "lk", SHOAL_M_LOCK, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m, "rl", SHOAL_M_RLOCK, NULL, NULL), 1);
+    assert_int_equal(
+        shoal_manager_create(m, "sem", SHOAL_M_BOUNDED_SEMAPHORE, I(1), NULL), 1);
+    assert_string_equal(op(m, "rl", "acquire", 0), "-");
+    assert_string_equal(op(m, "rl", "acquire", 0), "-");
+    assert_string_equal(op(m, "rl", "release", 0), "-");
+    assert_string_equal(op(m, "rl", "locked", 0), "True");
+    assert_string_equal(op(m, "rl", "release", 0), "-");
+    assert_string_equal(op(m, "rl", "release", 0), "E-16");
+    assert_string_equal(op(m, "sem", "release", 0), "E-18");
+
+    pid_t c = t_fork_paused("-", hold_lock_then_stop, NULL);
+    assert_true(c > 0);
+    assert_string_equal(op(m, "lk", "locked", 0), "True");
+    assert_string_equal(op(m, "sem", "value", 0), "0");
+    assert_int_equal(shoal_manager_call(m, "lk", "acquire", SHOAL_MS(30), NULL, 0),
+                     SHOAL_ETIMEDOUT);
+    /* parked, then the holder dies: the lock comes with owner-died */
+    shoal_manager_request r = {"lk", "acquire", NULL, 0, NULL, 0, SHOAL_SEC(20)};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m, &r, &id));
+    t_kill(c);
+    assert_int_equal(shoal_manager_wait(m, id, NULL), SHOAL_EOWNERDEAD);
+    assert_string_equal(op(m, "lk", "release", 0), "-");
+    assert_string_equal(op(m, "lk", "acquire", 0), "-"); /* told once only */
+    assert_string_equal(op(m, "sem", "value", 0), "1");  /* its unit came back */
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+struct party {
+    const char *name, *op;
+    int index;
+};
+
+static void *party_main(void *arg)
+{
+    struct party *p = arg;
+    shoal_manager *m = connect_to(addr, NULL);
+    shoal_mv *res = NULL;
+    if (!strcmp(p->op, "cond")) {
+        shoal_manager_call(m, p->name, "acquire", SHOAL_FOREVER, NULL, 0);
+        int rc = shoal_manager_call(m, p->name, "wait", SHOAL_SEC(20), &res, 0);
+        p->index = rc == 0 && shoal_mv_as_bool(res) ? 1 : rc;
+        shoal_manager_call(m, p->name, "release", 0, NULL, 0);
+    } else {
+        int rc = shoal_manager_call(m, p->name, "wait", SHOAL_SEC(20), &res, 0);
+        p->index = rc == 0 ? (int)shoal_mv_as_int(res) : rc;
+    }
+    shoal_mv_free(res);
+    shoal_manager_close(m);
+    return NULL;
+}
+
+static void test_condition_barrier(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "bar", SHOAL_M_BARRIER, I(3), NULL), 1);
+    struct party p[2] = {{"bar", "wait", -100}, {"bar", "wait", -100}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, party_main, &p[i]);
+    shoal_mv *res = NULL;
+    for (int i = 0; i < 500; i++) { /* until both wait */
+        shoal_mv_free(res);
+        shoal_manager_call(m, "bar", "n_waiting", 0, &res, 0);
+        if (shoal_mv_as_int(res) == 2)
+            break;
+        usleep(10000);
+    }
+    shoal_mv_free(res);
+    T_OK(shoal_manager_call(m, "bar", "wait", SHOAL_SEC(20), &res, 0));
+    assert_int_equal(shoal_mv_as_int(res), 2);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(p[0].index + p[1].index, 1); /* 0 and 1 */
+    shoal_mv_free(res);
+    /* a timed-out wait breaks it */
+    assert_int_equal(shoal_manager_call(m, "bar", "wait", SHOAL_MS(20), NULL, 0),
+                     SHOAL_EBROKEN);
+    assert_string_equal(op(m, "bar", "broken", 0), "True");
+
+    assert_int_equal(shoal_manager_create(m, "cv", SHOAL_M_CONDITION, NULL, NULL), 1);
+    assert_string_equal(op(m, "cv", "wait", 0), "E-16"); /* without the lock */
+    struct party c = {"cv", "cond", -100};
+    pthread_t ct;
+    pthread_create(&ct, NULL, party_main, &c);
+    for (int i = 0; i < 500; i++) { /* until it waits (it released the lock) */
+        usleep(10000);
+        if (!strcmp(op(m, "cv", "locked", 0), "False") && i > 5)
+            break;
+    }
+    assert_string_equal(op(m, "cv", "acquire", 0), "-");
+    assert_string_equal(op(m, "cv", "notify", 0), "-");
+    assert_string_equal(op(m, "cv", "release", 0), "-");
+    pthread_join(ct, NULL);
+    assert_int_equal(c.index, 1);
+    T_OK(shoal_manager_call(m, "cv", "acquire", 0, NULL, 0));
+    assert_int_equal(shoal_manager_call(m, "cv", "wait", SHOAL_MS(20), &res, 0), 0);
+    assert_string_equal(repr(res), "False"); /* timed out, and holds the lock again */
+    shoal_mv_free(res);
+    assert_string_equal(op(m, "cv", "release", 0), "-");
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+/* Waits until the broker stops at its pause point; returns 0 if it did. */
+static int wait_stopped(pid_t pid)
+{
+    int st;
+    return waitpid(pid, &st, WUNTRACED) == pid && WIFSTOPPED(st) ? 0 : -1;
+}
+
+/* Writes key i, lets the broker (stopping at a pause point of each commit) through
+ * its commit, and waits for the acknowledgement. */
+static void acked_write(shoal_manager *m, pid_t b, int i)
+{
+    shoal_mv *a[2] = {I(i), I(i * 10)};
+    shoal_manager_request r = {"d", "set", NULL, 0, a, 2, 0};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m, &r, &id));
+    assert_int_equal(wait_stopped(b), 0); /* at the pause point of its commit */
+    kill(b, SIGCONT);
+    T_OK(shoal_manager_wait(m, id, NULL));
+}
+
+static void crash_at(const char *point)
+{
+    const char *dir = data_dir;
+    pid_t b = start_broker(dir, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m, "lk", SHOAL_M_LOCK, NULL, NULL), 1);
+    shoal_manager_close(m);
+    stop_broker(b);
+
+    /* the armed broker stops at the pause point of each commit: step it through a
+     * lock acquire and 20 writes, each acknowledged */
+    b = start_broker(dir, point);
+    m = connect_to(addr, NULL);
+    shoal_manager_request acq = {"lk", "acquire", NULL, 0, NULL, 0, 0};
+    uint64_t lid;
+    T_OK(shoal_manager_submit(m, &acq, &lid));
+    assert_int_equal(wait_stopped(b), 0);
+    kill(b, SIGCONT);
+    T_OK(shoal_manager_wait(m, lid, NULL));
+    for (int i = 0; i < 20; i++)
+        acked_write(m, b, i);
+    /* one more, killed at the instant asked for */
+    shoal_mv *a[2] = {I(20), I(200)};
+    shoal_manager_request r = {"d", "set", NULL, 0, a, 2, 0};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m, &r, &id));
+    assert_int_equal(wait_stopped(b), 0);
+    t_kill(b);
+    assert_int_equal(shoal_manager_wait(m, id, NULL), SHOAL_EPEERDEAD);
+    shoal_manager_close(m);
+
+    b = start_broker(dir, NULL);
+    m = connect_to(addr, NULL);
+    /* a second broker on the same data directory is refused */
+    shoal_broker *twin;
+    shoal_broker_config twin_cfg = {dir, 1};
+    assert_int_equal(shoal_broker_create(&twin, &twin_cfg, broker_session_deliver),
+                     SHOAL_EBUSY);
+    shoal_mv *res = NULL;
+    T_OK(shoal_manager_call(m, "d", "len", 0, &res, 0));
+    int64_t n = shoal_mv_as_int(res);
+    shoal_mv_free(res);
+    /* every acknowledged write is there; the unacknowledged one only if committed */
+    assert_int_equal(n, !strcmp(point, "broker.after_commit") ? 21 : 20);
+    for (int i = 0; i < 20; i++) {
+        T_OK(shoal_manager_call(m, "d", "get", 0, &res, 1, I(i)));
+        assert_int_equal(shoal_mv_as_int(res), i * 10);
+        shoal_mv_free(res);
+    }
+    /* the lock held across the restarts comes back free, owner-died */
+    assert_int_equal(shoal_manager_call(m, "lk", "acquire", 0, NULL, 0),
+                     SHOAL_EOWNERDEAD);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+static void test_crash_before_commit(void **state)
+{
+    (void)state;
+    crash_at("broker.before_commit");
+}
+
+static void test_crash_after_commit(void **state)
+{
+    (void)state;
+    crash_at("broker.after_commit");
+}
+
+/* Returns tag + varint(n) + buf[n] (buf freed); *n updated. */
+static uint8_t *wrap(uint8_t *buf, size_t *n, uint8_t tag)
+{
+    uint8_t *out = malloc(*n + 12);
+    size_t k = 0;
+    out[k++] = tag;
+    for (size_t v = *n;; v >>= 7) {
+        out[k++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80)
+            break;
+    }
+    if (*n)
+        memcpy(out + k, buf, *n);
+    free(buf);
+    *n += k;
+    return out;
+}
+
+static void test_malformed_and_oversized(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    void *reply;
+    size_t len;
+    /* garbage: an error reply with id 0 */
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                            0xff, 0xff, 0xff, 0xff, 0x01};
+    T_OK(shoal_manager_send_raw(m, junk, sizeof(junk)));
+    T_OK(shoal_manager_wait_raw(m, 0, &reply, &len));
+    brep *r = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL,
+                                                len, reply);
+    assert_non_null(r);
+    assert_int_equal(r->status, SHOAL_EINVALID_DATA);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    shoal_manager_free(reply);
+    /* lists nested 2000 deep: refused before decoding, no stack overflow */
+    size_t n = 0;
+    uint8_t *deep = NULL;
+    for (int i = 0; i < 2000; i++) {
+        deep = wrap(deep, &n, 0x0a); /* Seq.items = the inner Value */
+        deep = wrap(deep, &n, 0x3a); /* Value.list = that Seq */
+    }
+    deep = wrap(deep, &n, 0x2a); /* Request.args */
+    T_OK(shoal_manager_send_raw(m, deep, n));
+    free(deep);
+    T_OK(shoal_manager_wait_raw(m, 0, &reply, &len));
+    r = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
+                                          reply);
+    assert_non_null(r);
+    assert_int_equal(r->status, SHOAL_EINVALID_DATA);
+    assert_non_null(strstr(r->error, "deeper"));
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    shoal_manager_free(reply);
+    /* a map entry with a key and no value: decodes as protobuf, refused by the model */
+    n = 2;
+    uint8_t *entry = malloc(2);
+    entry[0] = 0x18; /* Value.i = 1 */
+    entry[1] = 0x02;
+    entry = wrap(entry, &n, 0x0a); /* Entry.key */
+    entry = wrap(entry, &n, 0x0a); /* Map.entries */
+    entry = wrap(entry, &n, 0x4a); /* Value.map */
+    entry = wrap(entry, &n, 0x2a); /* Request.args */
+    T_OK(shoal_manager_send_raw(m, entry, n));
+    free(entry);
+    T_OK(shoal_manager_wait_raw(m, 0, &reply, &len));
+    r = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
+                                          reply);
+    assert_non_null(r);
+    assert_int_equal(r->status, SHOAL_EINVALID_DATA);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    shoal_manager_free(reply);
+    /* a value larger than a frame: refused on the client's side, the session goes on */
+    size_t big = 1 << 20;
+    char *s = malloc(big + 1);
+    memset(s, 'x', big);
+    s[big] = 0;
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_call(m, "d", "set", 0, NULL, 2, I(1), S(s)),
+                     SHOAL_EMSGSIZE);
+    free(s);
+    /* the broker is fine and counted the three */
+    shoal_mv *res = NULL;
+    T_OK(shoal_manager_call(m, "", "stats", 0, &res, 0));
+    shoal_mv *k = S("bad_requests");
+    assert_int_equal(shoal_mv_as_int(shoal_mv_get(res, k)), 3);
+    shoal_mv_free(k);
+    shoal_mv_free(res);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+/* One request through the unary Call method; returns its reply (or NULL). */
+static brep *unary(shoal_rpc_channel *ch, const char *object, const char *opname,
+                   bv *arg0, int64_t timeout_ms)
+{
+    static const shoal_rpc_method call = {"Call", SHOAL_RPC_UNARY, NULL, NULL, NULL, 0};
+    breq q = SHOAL__BROKER__REQUEST__INIT;
+    bv *args[1] = {arg0};
+    q.id = 5;
+    q.object = (char *)object;
+    q.op = (char *)opname;
+    q.args = args;
+    q.n_args = arg0 != NULL;
+    q.timeout_ms = timeout_ms;
+    size_t len;
+    void *buf = shoal__bv_pack(&q.base, &len), *resp = NULL;
+    shoal__bv_free(arg0);
+    size_t rlen;
+    int code = shoal_rpc_unary(ch, "shoal.broker.Broker", &call, buf, len, &resp, &rlen,
+                               NULL, NULL, 0);
+    free(buf);
+    brep *r = code == SHOAL_RPC_OK
+                  ? (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor,
+                                                      NULL, rlen, resp)
+                  : NULL;
+    free(resp);
+    return r;
+}
+
+static void *delayed_put(void *arg)
+{
+    usleep(100000);
+    shoal_manager *m = arg;
+    shoal_manager_call(m, "cq", "put", 0, NULL, 1, I(77));
+    return NULL;
+}
+
+static void test_unary_call(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL); /* waits until the broker is up */
+    shoal_rpc_channel *ch;
+    T_OK(shoal_rpc_channel_open(&ch, addr, NULL));
+    assert_int_equal(shoal_manager_create(m, "cq", SHOAL_M_QUEUE, NULL, NULL), 1);
+    brep *r = unary(ch, "cq", "qsize", NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(r->id, 5);
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->result->i, 0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* a blocking get through Call: parked, answered when another client puts */
+    pthread_t t;
+    pthread_create(&t, NULL, delayed_put, m);
+    r = unary(ch, "cq", "get", NULL, 20000);
+    pthread_join(t, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->result->i, 77);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    r = unary(ch, "cq", "get", NULL, 20); /* and its timeout */
+    assert_non_null(r);
+    assert_int_equal(r->status, SHOAL_ETIMEDOUT);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    r = unary(ch, "nope", "get", shoal__bv_int(1), 0);
+    assert_non_null(r);
+    assert_int_equal(r->status, SHOAL_ENOENT);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    shoal_rpc_channel_close(ch);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+static void test_tcp_token(void **state)
+{
+    (void)state;
+#ifdef SHOAL_TEST_NNG
+    char tcp[64];
+    snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+    static broker_args a;
+    a = (broker_args){NULL, tcp, "sesame-0123456789"};
+    pid_t b = t_fork(broker_child, &a);
+    shoal_manager *m = connect_to(tcp, "sesame-0123456789");
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    assert_string_equal(op(m, "d", "set", 2, S("a"), I(10)), "-");
+    shoal_manager *bad = NULL;
+    shoal_manager_config cfg = {.token = "wrong-token-000"};
+    assert_int_equal(shoal_manager_connect(&bad, tcp, &cfg), SHOAL_EACCES);
+    cfg.token = NULL;
+    assert_int_equal(shoal_manager_connect(&bad, tcp, &cfg), SHOAL_EACCES);
+    assert_string_equal(op(m, "d", "get", 1, S("a")), "10");
+    shoal_manager_close(m);
+    stop_broker(b);
+#else
+    skip();
+#endif
+}
+
+int main(void)
+{
+    t_setup_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_dict_and_nested, setup),
+        cmocka_unit_test_setup(test_list_value_array, setup),
+        cmocka_unit_test_setup(test_queue_event_blocking, setup),
+        cmocka_unit_test_setup(test_locks_and_dead_client, setup),
+        cmocka_unit_test_setup(test_condition_barrier, setup),
+        cmocka_unit_test_setup(test_crash_before_commit, setup),
+        cmocka_unit_test_setup(test_crash_after_commit, setup),
+        cmocka_unit_test_setup(test_malformed_and_oversized, setup),
+        cmocka_unit_test_setup(test_unary_call, setup),
+        cmocka_unit_test_setup(test_tcp_token, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
