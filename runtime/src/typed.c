@@ -691,8 +691,8 @@ int shoal__pb_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int
                     uint64_t *value, const uint8_t **sub, size_t *sub_len)
 {
     pb_in in = {*p, end};
-    uint64_t tag, n;
-    if (!get_varint(&in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+    uint64_t tag;
+    if (!pb_get_varint(&in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
         return -1;
     *number = (uint32_t)(tag >> 3);
     *wt = (int)(tag & 7);
@@ -700,12 +700,9 @@ int shoal__pb_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int
     *sub = NULL;
     *sub_len = 0;
     if (*wt == WT_LEN) {
-        if (!get_varint(&in, &n) || n > (uint64_t)(in.end - in.p))
+        if (!pb_get_len(&in, sub, sub_len))
             return -1;
-        *sub = in.p;
-        *sub_len = (size_t)n;
-        in.p += n;
-    } else if (*wt == WT_VARINT ? !get_varint(&in, value) : !skip_field(&in, *wt)) {
+    } else if (*wt == WT_VARINT ? !pb_get_varint(&in, value) : !pb_skip(&in, *wt)) {
         return -1;
     }
     *p = in.p;
