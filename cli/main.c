@@ -19,7 +19,8 @@ static const struct command {
     {"gen", shoal_cmd_gen, "generate code from .proto files (runs protoc)"},
     {"doctor", cli_doctor, "what this machine supports and what shoal will use"},
     {"call", cli_call, "call a method of a running service (text format requests)"},
-    {"broker", cli_broker, "run a Manager broker (shared dicts, lists, queues, locks...)"},
+    {"broker", cli_broker,
+     "run a Manager broker (shared dicts, lists, queues, locks...)"},
 };
 
 static void usage(FILE *out)

@@ -24,7 +24,7 @@
  *  - Message bytes move between libshoal and JS Buffers/TypedArrays directly; a
  *    SharedMemory block is exposed as an external ArrayBuffer over the mapping itself.
  */
-#define _GNU_SOURCE /* gettid */
+#define _GNU_SOURCE  /* gettid */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pthread.h>

@@ -19,9 +19,9 @@
  * when they complete or time out, without holding up the others. Locks belong to the
  * (connection, thread) that acquired them; when the connection closes or its process
  * dies the broker frees them, and the next acquirer gets SHOAL_EOWNERDEAD (it holds
- * the lock). Semaphore units are returned the same way. A connection belongs to the process that opened it: a
- * forked child opens its own (and must not use or close its parent's; forking does
- * not disturb the parent's session).
+ * the lock). Semaphore units are returned the same way. A connection belongs to the
+ * process that opened it: a forked child opens its own (and must not use or close its
+ * parent's; forking does not disturb the parent's session).
  *
  * Return values: 0 or a negative SHOAL_E* code with shoal_errdetail() saying what
  * was wrong — the broker's codes are the same: SHOAL_ENOENT (no such object, key or
