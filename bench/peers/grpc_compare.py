@@ -3,13 +3,15 @@
 
     bench/peers/grpc_compare.py --bin-dir build/bench [--size 64] [--count 20000]
 
-Runs each pair once (bench_rpc for shoal, bench_grpc for gRPC, built when
-scripts/setup-bench-grpc.sh installed gRPC C++) and prints, per pair, both medians
-(or rates) and how many times faster shoal is. Timing means something only on an
+Runs each pair --repeats times, the two sides alternately (bench_rpc for shoal,
+bench_grpc for gRPC, built when scripts/setup-bench-grpc.sh installed gRPC C++), and
+prints, per pair, the median over the runs of each side's median round trip (or
+rate) and how many times faster shoal is. Timing means something only on an
 otherwise idle machine.
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 
@@ -42,6 +44,7 @@ def main():
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--count", type=int, default=20000)
+    ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     shoal = os.path.join(a.bin_dir, "bench_rpc")
     grpc = os.path.join(a.bin_dir, "bench_grpc")
@@ -49,15 +52,18 @@ def main():
         if not os.access(p, os.X_OK):
             sys.exit(f"{p}: not built (gRPC C++: scripts/setup-bench-grpc.sh)")
     for label, sc, gc, kind in PAIRS:
-        s, g = run(shoal, sc, a.size, a.count), run(grpc, gc, a.size, a.count)
+        key = "median_ns" if kind == "rtt" else "msgs_per_s"
+        runs = {"s": [], "g": []}
+        for rep in range(a.repeats):
+            order = (("s", shoal, sc), ("g", grpc, gc))
+            for side, prog, case in order if rep % 2 == 0 else order[::-1]:
+                runs[side].append(float(run(prog, case, a.size, a.count)[key]))
+        sv, gv = statistics.median(runs["s"]), statistics.median(runs["g"])
         if kind == "rtt":
-            sv, gv = float(s["median_ns"]), float(g["median_ns"])
             print(f"{label}: shoal {sv / 1000:.2f} us, gRPC {gv / 1000:.2f} us, "
                   f"shoal {gv / sv:.1f}x faster")
         else:
-            sv, gv = float(s["msgs_per_s"]), float(g["msgs_per_s"])
             print(f"{label}: shoal {sv:.0f}/s, gRPC {gv:.0f}/s, shoal {sv / gv:.1f}x")
-
 
 if __name__ == "__main__":
     main()
