@@ -343,11 +343,12 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
     int rc = fn(r, arg);
     if (SHOAL_LIKELY(rc != SHOAL_EAGAIN))
         return rc;
-    int why;
-    if (hook && (why = hook->check(hook->arg, producer)))
-        return hook_end(r, producer, fn, arg, why);
-    if (timeout == 0)
-        return SHOAL_EAGAIN;
+    if (timeout == 0) { /* a try form: say at once why nothing can come */
+        int why = hook ? hook->check(hook->arg, producer) : 0;
+        return why ? hook_end(r, producer, fn, arg, why) : SHOAL_EAGAIN;
+    }
+    /* A wait runs the hook's check (a syscall) only before sleeping and every
+     * millisecond of spinning (wait.c), not at each message of a fast exchange. */
     atomic_fetch_add_explicit(producer ? &r->h->full_waits : &r->h->empty_waits, 1,
                               memory_order_relaxed);
     shoal__deadline dl = shoal__deadline_from(timeout);

@@ -4,7 +4,9 @@
  * Spinning: the first polls follow each other closely, for the answer of a peer that
  * is one cache-line transfer away; then the gaps between polls grow, so a poller does
  * not keep stealing the line from a writer that is still busy with it. The clock is
- * read every 64 polls.
+ * read every 64 polls; check() (a dead peer, a closed end) runs at most once per
+ * CHECK_NS while spinning, so a fast exchange never pays for it, and a long spin
+ * budget does not hide a dead peer.
  *
  * Sleeping: at most SLICE_NS at a time, even with no check() to run: a wake-up given
  * to a process that died before acting on it (a semaphore unit, a notification) is
@@ -14,6 +16,7 @@
 
 #define SPIN_GAP_MAX 16               /* most pauses between two polls */
 #define SLICE_NS     (50 * 1000000LL) /* longest single sleep */
+#define CHECK_NS     1000000LL        /* longest spin between two check() calls */
 
 /* Polls ready() until it is non-zero or the spin budget (bounded by d) is spent. */
 static int spin(const shoal__waitable *w, const shoal__deadline *d)
@@ -21,7 +24,7 @@ static int spin(const shoal__waitable *w, const shoal__deadline *d)
     int64_t budget = shoal__spin_budget();
     if (budget <= 0)
         return 0;
-    int64_t until = shoal__now_ns() + budget;
+    int64_t now = shoal__now_ns(), until = now + budget, check_at = now + CHECK_NS;
     if (until > d->at_ns)
         until = d->at_ns;
     unsigned gap = 1;
@@ -33,8 +36,15 @@ static int spin(const shoal__waitable *w, const shoal__deadline *d)
             return rc;
         if (gap < SPIN_GAP_MAX && (i & 7) == 0)
             gap *= 2;
-        if ((i & 63) == 0 && shoal__now_ns() >= until)
+        if ((i & 63) != 0)
+            continue;
+        if ((now = shoal__now_ns()) >= until)
             return 0;
+        if (w->check && now >= check_at) {
+            check_at = now + CHECK_NS;
+            if ((rc = w->check(w->obj)))
+                return rc;
+        }
     }
 }
 

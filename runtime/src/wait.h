@@ -12,7 +12,7 @@
  * event loop waiting on many objects at once:
  *
  *   1. ready() > 0: done; ready() < 0: a terminal result (closed, peer dead).
- *   2. Spin for the spin budget, re-checking ready().
+ *   2. Spin for the spin budget, re-checking ready() (and check() once a millisecond).
  *   3. v = load(word); arm(); if ready() != 0: disarm() and go to 1.
  *   4. Sleep while word == v (futex wait, at most one slice so that check() runs
  *      regularly and finds dead peers); disarm(); go to 1.
