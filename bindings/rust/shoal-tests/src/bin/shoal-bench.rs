@@ -32,14 +32,23 @@ unsafe extern "C" {
     fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
 }
 
-/// Pins this process to the `slot`-th CPU it may run on (modulo their number).
-fn pin_slot(slot: usize) {
+/// The CPUs this process may run on. A child started after its parent pinned itself
+/// inherits that one CPU, so the parent passes the set it started with in
+/// `SHOAL_BENCH_CPUS`.
+fn allowed_cpus() -> Vec<usize> {
+    if let Ok(list) = env::var("SHOAL_BENCH_CPUS") {
+        return list.split(',').filter_map(|c| c.parse().ok()).collect();
+    }
     let mut allowed = [0u64; 16];
     // SAFETY: a 1024-bit cpu_set_t, the glibc size.
     if unsafe { sched_getaffinity(0, 128, allowed.as_mut_ptr()) } != 0 {
-        return;
+        return Vec::new();
     }
-    let cpus: Vec<usize> = (0..1024).filter(|&c| allowed[c / 64] >> (c % 64) & 1 == 1).collect();
+    (0..1024).filter(|&c| allowed[c / 64] >> (c % 64) & 1 == 1).collect()
+}
+
+/// Pins this process to the `slot`-th CPU of `cpus` (modulo their number).
+fn pin_slot(cpus: &[usize], slot: usize) {
     if let Some(&cpu) = cpus.get(slot % cpus.len().max(1)) {
         let mut one = [0u64; 16];
         one[cpu / 64] = 1 << (cpu % 64);
@@ -165,17 +174,21 @@ fn op(case: &str, count: u64) {
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cpus = allowed_cpus();
+    let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    // SAFETY: no other thread exists yet. The children read it (see allowed_cpus).
+    unsafe { env::set_var("SHOAL_BENCH_CPUS", list.join(",")) };
     match a.as_slice() {
         ["--child", "produce", n] => {
-            pin_slot(1);
+            pin_slot(&cpus, 1);
             produce(n.parse().unwrap())
         }
         ["--child", "echo", size] => {
-            pin_slot(1);
+            pin_slot(&cpus, 1);
             echo(size.parse().unwrap())
         }
         [case, size, count] => {
-            pin_slot(0);
+            pin_slot(&cpus, 0);
             let (size, count): (usize, u64) = (size.parse().unwrap_or(8), count.parse().unwrap_or(0).max(2));
             match *case {
                 "rust_queue_struct" => queue_struct(count),
