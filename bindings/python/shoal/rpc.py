@@ -26,7 +26,8 @@ ctypes; this module only converts.
   C server, adds the services, listens on the ports, runs the loop until ``stop``,
   then destroys the C server (which cancels the calls still running and waits for
   their handlers). Every method is registered ``blocking``, so each call's handler
-  runs on a thread of its own that the C layer starts; the C handler is a ctypes
+  runs on a thread of its own that the C layer starts (or on a worker of the C
+  server's pool, with ``max_workers``); the C handler is a ctypes
   callback per method that builds a :class:`ServicerContext`, reads and
   deserializes the request(s) (a request that does not deserialize ends the call
   INVALID_ARGUMENT), runs the Python behaviour and sends its response(s). Whatever
@@ -801,7 +802,7 @@ class Server:
         self._token = None
         self._tls = None
         self._place = Place(root, domain)
-        self._workers = threading.BoundedSemaphore(max_workers) if max_workers else None
+        self._workers = max_workers
         self._cond = threading.Condition()
         self._active = 0
         self._state = "new"  # new, started, stopping, stopped
@@ -870,6 +871,8 @@ class Server:
         try:
             check(C.loop_create(byref(self._loop)), "server loop")
             check(C.rpc_server_create(byref(srv), self._loop), "server")
+            if self._workers:  # the C server's pool runs the handlers
+                check(C.rpc_server_set_workers(srv, self._workers, 0), "workers")
             for svc in self._services.values():
                 check(C.rpc_server_add_service(srv, byref(svc.c)), svc.name)
             if self._token is not None:
@@ -940,13 +943,9 @@ class Server:
             if self._state != "started":
                 return _status(context, StatusCode.UNAVAILABLE, "the server is stopping")
             self._active += 1
-        if self._workers:
-            self._workers.acquire()
         try:
             code, details = _outcome(context, h)
         finally:
-            if self._workers:
-                self._workers.release()
             with self._cond:
                 self._active -= 1
                 self._cond.notify_all()
@@ -1000,8 +999,9 @@ def _status(context, code, details):
 
 def server(max_workers=None, root=None, domain=None, inline_unary=False):
     """A new server (see Server): add services (add_XServicer_to_server) and ports,
-    then start(). max_workers bounds the handlers running at once (None: no bound;
-    each call has a thread of its own). root / domain: where shm:// objects live.
+    then start(). max_workers: the handlers run on a pool of that many threads, a call
+    waiting first in, first out for a free one (its deadline and cancel still end it
+    while it waits); None: each call has a thread of its own. root / domain: where shm:// objects live.
     inline_unary: run unary handlers on the server's loop thread — no thread per
     call, several times faster, but a handler that blocks holds up every other call
     of the server (streaming handlers always have a thread of their own)."""
