@@ -15,6 +15,7 @@
 #include "testutil.h"
 
 #include "svct.shoal.h"
+#include "svct_handlers.h"
 
 struct shared {
     _Atomic int ready;
@@ -59,33 +60,6 @@ static int h_count(shoal_rpc_ctx *ctx, const Enc *req, void *arg)
         }
     }
     return SHOAL_RPC_OK;
-}
-
-static int h_sum(shoal_rpc_ctx *ctx, void *arg)
-{
-    (void)arg;
-    Fix v, sum = Fix_INIT;
-    int rc;
-    while ((rc = Gen_Sum_ctx_next(ctx, &v)) == 1)
-        sum.n += v.n;
-    if (rc < 0)
-        return SHOAL_RPC_CANCELLED;
-    return Gen_Sum_ctx_send(ctx, &sum) == 0 ? SHOAL_RPC_OK : SHOAL_RPC_INTERNAL;
-}
-
-static int h_chat(shoal_rpc_ctx *ctx, void *arg)
-{
-    (void)arg;
-    Enc *v;
-    int rc;
-    while ((rc = Gen_Chat_ctx_next(ctx, &v)) == 1) {
-        v->n *= 2;
-        rc = Gen_Chat_ctx_send(ctx, v);
-        Enc_free(v);
-        if (rc < 0)
-            return SHOAL_RPC_CANCELLED;
-    }
-    return rc == 0 ? SHOAL_RPC_OK : SHOAL_RPC_CANCELLED;
 }
 
 static int h_wait(shoal_rpc_ctx *ctx, const Fix *req, void *arg)
