@@ -11,11 +11,16 @@
  * its request and response types in it, and writes it to a temporary file for protoc,
  * which turns text into binary (--encode) and back (--decode) with
  * --descriptor_set_in: protoc, already what compiles shoal schemas, is the only text
- * format codec needed. The request is sent as the call's only message (for client
- * streaming and bidirectional methods too, after which the sending side closes); each
- * response is printed as protoc decodes it, server-streamed ones one after another,
- * separated by a blank line. A status other than OK is printed as "ERROR: CODE:
- * detail" on stderr, with exit code 1.
+ * format codec needed. Unary and server-streaming methods take one request; client
+ * streaming and bidirectional ones any number: the arguments after the method, or
+ * with `-` the blocks of standard input separated by blank lines (--lines: one request
+ * per line). Every request is encoded before the call starts (a typo fails before
+ * anything is sent); they are then sent in order, the responses already there printed
+ * between two sends (a bidirectional server that answers each request never waits
+ * for a reader while this side waits to send), the sending side closed, and the
+ * remaining responses printed. Each response is printed as protoc decodes it, one
+ * after another, separated by a blank line. A status other than OK is printed as
+ * "ERROR: CODE: detail" on stderr, with exit code 1.
  *
  * What is read from the descriptors is walked in the wire format directly (a
  * FileDescriptorSet's files, their package, services and methods): the few fields
@@ -37,14 +42,22 @@
 extern char **environ;
 
 static const char *help =
-    "usage: shoal call [options] ADDRESS package.Service/Method 'text-format request'\n"
+    "usage: shoal call [options] ADDRESS package.Service/Method 'text-format "
+    "request'...\n"
+    "       shoal call [options] ADDRESS package.Service/Method - < requests\n"
     "       shoal call [options] --list ADDRESS\n\n"
     "Calls a method of the server at ADDRESS (shm://name, ipc:///path, tcp://host:port,\n"
     "tls+tcp://host:port) and prints the response(s) in protobuf text format; --list\n"
     "prints the methods the server serves. protoc turns text into binary and back, with\n"
     "the schemas the server's reflection service returns (generated services register\n"
-    "theirs). The request is the call's only message.\n\n"
+    "theirs). Unary and server-streaming methods take one request (none: the empty\n"
+    "message); client-streaming and bidirectional ones take any number, sent in order\n"
+    "before the sending side closes: one argument each, or `-` to read them from\n"
+    "standard input, separated by blank lines (a request may span several lines).\n"
+    "Responses are printed one after another, separated by a blank line.\n\n"
     "Options:\n"
+    "  --lines             with `-`: one request per line (blank lines are empty "
+    "requests)\n"
     "  --token TOKEN       tcp:// (and tls+tcp://) token (default $SHOAL_TOKEN)\n"
     "  --ca FILE, --cert FILE, --key FILE, --server-name NAME\n"
     "                      tls+tcp://: the CA to check the server with, this client's\n"
@@ -60,9 +73,11 @@ typedef struct call_opts {
     shoal_attr attr;
     double timeout;
     const char *protoc;
-    int list;
-    const char *args[3];
+    int list, lines;
+    const char *args[2]; /* ADDRESS, then package.Service/Method */
     int nargs;
+    char **reqs; /* the text-format requests (argv's, or split from stdin's "-") */
+    int nreqs;
 } call_opts;
 
 /* ---- the wire format, read ----------------------------------------------------------
@@ -344,9 +359,53 @@ static int print_response(const call_opts *o, const char *set, const method_info
 
 /* ---- the call ---------------------------------------------------------------------- */
 
-/* Sends the request and prints the responses; returns the exit code. */
+typedef struct encoded {
+    void *p;
+    size_t len;
+} encoded;
+
+/* Receives and prints responses: all of them up to their end when `all`, else those
+ * already there. Returns 1 when the responses ended, 0 when not yet, -1 when protoc
+ * failed to decode one; *n counts the responses printed. */
+static int print_responses(shoal_rpc_call *c, const call_opts *o, const char *set,
+                           const method_info *mi, int all, int *n)
+{
+    void *msg;
+    size_t len;
+    for (;;) {
+        if (!all && shoal_rpc_call_wait(c, 0) != 1)
+            return 0;
+        if (shoal_rpc_call_recv(c, &msg, &len) != 1)
+            return 1;
+        if ((*n)++)
+            printf("\n");
+        int rc = print_response(o, set, mi, msg, len);
+        free(msg);
+        if (rc < 0)
+            return -1;
+    }
+}
+
+/* Sends the requests (client streaming: interleaved with printing the responses
+ * already there) and closes the sending side. Returns 0, 1 when the responses ended
+ * early (the status tells why), -1 when a response did not decode. */
+static int send_requests(shoal_rpc_call *c, const call_opts *o, const char *set,
+                         const method_info *mi, const encoded *req, int nreq, int *n)
+{
+    for (int i = 0; i < nreq; i++) {
+        int rc = shoal_rpc_call_send(c, req[i].p, req[i].len);
+        if (rc < 0)
+            return 1; /* the call is over: its status says why */
+        if ((rc = print_responses(c, o, set, mi, 0, n)) != 0)
+            return rc;
+    }
+    shoal_rpc_call_close_send(c);
+    return 0;
+}
+
+/* Sends the requests and prints the responses; returns the exit code. */
 static int run_call(shoal_rpc_channel *ch, const call_opts *o, const char *set,
-                    const method_info *mi, const void *req, size_t req_len)
+                    const method_info *mi, const encoded *req, int nreq)
 {
     const char *full = o->args[1];
     const char *slash = strrchr(full, '/');
@@ -358,23 +417,16 @@ static int run_call(shoal_rpc_channel *ch, const call_opts *o, const char *set,
         NULL,      0};
     shoal_rpc_options opts = {.timeout = (shoal_duration)(o->timeout * 1e9)};
     shoal_rpc_call *c;
-    int rc = mi->client_streaming
-                 ? shoal_rpc_call_start(&c, ch, service, &m, &opts)
-                 : shoal_rpc_call_start_request(&c, ch, service, &m, req, req_len, &opts);
-    if (rc == 0 && mi->client_streaming &&
-        (rc = shoal_rpc_call_send(c, req, req_len)) == 0)
-        rc = shoal_rpc_call_close_send(c);
-    if (rc < 0 && rc != SHOAL_ECLOSED)
+    int rc = mi->client_streaming ? shoal_rpc_call_start(&c, ch, service, &m, &opts)
+                                  : shoal_rpc_call_start_request(
+                                        &c, ch, service, &m, req[0].p, req[0].len, &opts);
+    if (rc < 0)
         return cli_fail("call", rc);
-    void *msg;
-    size_t len;
     int n = 0, bad = 0;
-    while (!bad && shoal_rpc_call_recv(c, &msg, &len) == 1) {
-        if (n++)
-            printf("\n");
-        bad = print_response(o, set, mi, msg, len) < 0;
-        free(msg);
-    }
+    if (mi->client_streaming)
+        bad = send_requests(c, o, set, mi, req, nreq, &n) < 0;
+    if (!bad)
+        bad = print_responses(c, o, set, mi, 1, &n) < 0;
     char detail[SHOAL_RPC_DETAIL_MAX];
     int code = bad ? -1 : shoal_rpc_call_finish(c, detail, sizeof(detail));
     shoal_rpc_call_free(c);
@@ -390,7 +442,56 @@ static int run_call(shoal_rpc_channel *ch, const call_opts *o, const char *set,
     return CLI_OK;
 }
 
-/* Finds the method, encodes the request with protoc and makes the call. */
+/* Encodes text as a message of type `type` with protoc into *out. Returns 0, or -1
+ * (reported) when protoc refused it. */
+static int encode(const call_opts *o, const char *set_path, const char *type,
+                  const char *text, encoded *out)
+{
+    char in_path[300], out_path[300];
+    int rc = -1;
+    out->p = NULL;
+    if (temp_file(in_path, sizeof(in_path), text, strlen(text)) < 0)
+        return -1;
+    if (temp_file(out_path, sizeof(out_path), NULL, 0) == 0) {
+        if (protoc(o, set_path, "encode", type, in_path, out_path) == 0 &&
+            (out->p = slurp(out_path, &out->len)))
+            rc = 0;
+        unlink(out_path);
+    }
+    unlink(in_path);
+    if (rc < 0)
+        fprintf(stderr, "shoal call: protoc could not encode the request as %s%s%s\n",
+                type, o->nreqs > 1 ? ": " : "", o->nreqs > 1 ? text : "");
+    return rc;
+}
+
+/* Encodes every request, then makes the call; returns the exit code. */
+static int encode_and_call(shoal_rpc_channel *ch, const call_opts *o,
+                           const char *set_path, const method_info *mi)
+{
+    if (!mi->client_streaming && o->nreqs > 1) {
+        fprintf(stderr, "shoal call: %s takes one request, not %d\n", o->args[1],
+                o->nreqs);
+        return CLI_USAGE;
+    }
+    static char empty[] = "";
+    char *none[] = {empty};
+    char *const *texts = o->nreqs ? o->reqs : none;
+    int n = o->nreqs ? o->nreqs : !mi->client_streaming;
+    encoded *req = calloc((size_t)n + 1, sizeof(*req));
+    int rc = req ? CLI_OK : CLI_SYSTEM;
+    for (int i = 0; rc == CLI_OK && i < n; i++)
+        if (encode(o, set_path, mi->in, texts[i], &req[i]) < 0)
+            rc = CLI_SYSTEM;
+    if (rc == CLI_OK)
+        rc = run_call(ch, o, set_path, mi, req, n);
+    for (int i = 0; req && i < n; i++)
+        free(req[i].p);
+    free(req);
+    return rc;
+}
+
+/* Finds the method, encodes the requests with protoc and makes the call. */
 static int call(shoal_rpc_channel *ch, const call_opts *o)
 {
     const char *full = o->args[1];
@@ -412,37 +513,85 @@ static int call(shoal_rpc_channel *ch, const call_opts *o)
         free(set);
         return CLI_FAIL;
     }
-    char set_path[300], in_path[300], out_path[300];
+    char set_path[300];
     int rc = CLI_SYSTEM;
-    const char *text = o->args[2] ? o->args[2] : "";
     if (temp_file(set_path, sizeof(set_path), set, set_len) == 0) {
-        if (temp_file(in_path, sizeof(in_path), text, strlen(text)) == 0) {
-            if (temp_file(out_path, sizeof(out_path), NULL, 0) == 0) {
-                size_t req_len;
-                void *req = NULL;
-                if (protoc(o, set_path, "encode", mi.in, in_path, out_path) == 0 &&
-                    (req = slurp(out_path, &req_len)))
-                    rc = run_call(ch, o, set_path, &mi, req, req_len);
-                else
-                    fprintf(stderr,
-                            "shoal call: protoc could not encode the request "
-                            "as %s\n",
-                            mi.in);
-                free(req);
-                unlink(out_path);
-            }
-            unlink(in_path);
-        }
+        rc = encode_and_call(ch, o, set_path, &mi);
         unlink(set_path);
     }
     free(set);
     return rc;
 }
 
+/* ---- the requests of standard input ------------------------------------------------ */
+
+static int blank(const char *line, const char *end)
+{
+    for (; line < end; line++)
+        if (*line != ' ' && *line != '\t' && *line != '\r')
+            return 0;
+    return 1;
+}
+
+/* Appends req to o->reqs (an array of its own, *cap long). Returns 0 or -1. */
+static int add_request(call_opts *o, size_t *cap, char *req)
+{
+    if ((size_t)o->nreqs == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        char **r = realloc(o->reqs, ncap * sizeof(*r));
+        if (!r)
+            return -1;
+        o->reqs = r;
+        *cap = ncap;
+    }
+    o->reqs[o->nreqs++] = req;
+    return 0;
+}
+
+/* Splits text (modified in place) into o's requests: its lines (--lines), or its
+ * blocks of lines separated by blank lines. Returns 0 or -1 (no memory). */
+static int split_requests(char *text, call_opts *o)
+{
+    size_t cap = 0;
+    char *block = NULL;
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n');
+        char *end = nl ? nl : line + strlen(line);
+        char *next = nl ? nl + 1 : end;
+        if (o->lines) {
+            *end = '\0';
+            if (add_request(o, &cap, line) < 0)
+                return -1;
+        } else if (blank(line, end)) {
+            *line = '\0'; /* ends the block before this line */
+            if (block && add_request(o, &cap, block) < 0)
+                return -1;
+            block = NULL;
+        } else if (!block) {
+            block = line;
+        }
+        line = next;
+    }
+    return block ? add_request(o, &cap, block) : 0;
+}
+
+/* Reads standard input's requests into o; *text receives the text (to free). */
+static int read_stdin_requests(call_opts *o, char **text)
+{
+    size_t len;
+    *text = slurp("/dev/stdin", &len);
+    if (!*text)
+        return -1;
+    (*text)[len] = '\0'; /* slurp leaves room: its buffer grows when full */
+    return split_requests(*text, o);
+}
+
 /* ---- the command line -------------------------------------------------------------- */
 
+/* Reads the command line into *o. Returns -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, call_opts *o)
 {
+    size_t cap = 0;
     *o = (call_opts){.timeout = 30,
                      .protoc = getenv("PROTOC") ? getenv("PROTOC") : "protoc"};
     o->ch.token = getenv("SHOAL_TOKEN");
@@ -464,6 +613,8 @@ static int parse(int argc, char **argv, call_opts *o)
             return CLI_OK;
         } else if (strcmp(a, "--list") == 0) {
             o->list = 1;
+        } else if (strcmp(a, "--lines") == 0) {
+            o->lines = 1;
         } else if ((opt || strcmp(a, "--timeout") == 0) && !v) {
             fprintf(stderr, "shoal call: %s needs a value\n", a);
             return CLI_USAGE;
@@ -474,14 +625,13 @@ static int parse(int argc, char **argv, call_opts *o)
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "shoal call: unknown option %s\n\n%s", a, help);
             return CLI_USAGE;
-        } else if (o->nargs < 3) {
+        } else if (o->nargs < 2) {
             o->args[o->nargs++] = a;
-        } else {
-            fprintf(stderr, "shoal call: too many arguments\n\n%s", help);
-            return CLI_USAGE;
+        } else if (add_request(o, &cap, argv[i]) < 0) {
+            return CLI_SYSTEM;
         }
     }
-    if (o->list ? o->nargs != 1 : o->nargs < 2 || o->timeout <= 0) {
+    if (o->list ? o->nargs != 1 || o->nreqs : o->nargs < 2 || o->timeout <= 0) {
         fprintf(stderr, "%s", help);
         return CLI_USAGE;
     }
@@ -492,13 +642,26 @@ static int parse(int argc, char **argv, call_opts *o)
 int cli_call(int argc, char **argv)
 {
     call_opts o;
+    char *text = NULL;
     int rc = parse(argc, argv, &o);
-    if (rc >= 0)
-        return rc;
-    shoal_rpc_channel *ch;
-    if ((rc = shoal_rpc_channel_open(&ch, o.args[0], &o.ch)) < 0)
-        return cli_fail("call", rc);
-    rc = o.list ? list(ch, &o) : call(ch, &o);
-    shoal_rpc_channel_close(ch);
+    if (rc < 0 && o.nreqs == 1 && strcmp(o.reqs[0], "-") == 0) {
+        o.nreqs = 0;
+        if (read_stdin_requests(&o, &text) < 0) {
+            fprintf(stderr, "shoal call: cannot read the requests: %s\n",
+                    strerror(errno));
+            rc = CLI_SYSTEM;
+        }
+    }
+    if (rc < 0) {
+        shoal_rpc_channel *ch;
+        if ((rc = shoal_rpc_channel_open(&ch, o.args[0], &o.ch)) < 0) {
+            rc = cli_fail("call", rc);
+        } else {
+            rc = o.list ? list(ch, &o) : call(ch, &o);
+            shoal_rpc_channel_close(ch);
+        }
+    }
+    free(o.reqs);
+    free(text);
     return rc;
 }

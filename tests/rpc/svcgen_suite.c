@@ -313,18 +313,24 @@ static void test_client_killed(void **state)
     assert_true(t_wait_atleast(&sh->cancels, 1, SHOAL_SEC(30)));
 }
 
-/* Runs `shoal call ARGS` (a shell command line), its stdout and stderr into out[cap];
- * returns its exit code. */
-static int shoal_call(char *out, size_t cap, const char *args)
+/* Runs `shoal call ARGS` (a shell command line) with `input` on its standard input
+ * (NULL: none), its stdout and stderr into out[cap]; returns its exit code. */
+static int shoal_call_input(char *out, size_t cap, const char *input, const char *args)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' call --timeout 30 %s 2>&1", SHOAL_CLI, args);
+    snprintf(cmd, sizeof(cmd), "printf '%%s' '%s' | '%s' call --timeout 30 %s 2>&1",
+             input ? input : "", SHOAL_CLI, args);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     size_t n = fread(out, 1, cap - 1, f);
     out[n] = 0;
     int status = pclose(f);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int shoal_call(char *out, size_t cap, const char *args)
+{
+    return shoal_call_input(out, cap, NULL, args);
 }
 
 #define EXPECT(out, s)                                                                   \
@@ -367,6 +373,36 @@ static void test_shoal_call(void **state)
     EXPECT(out, "no method svct.Gen/Nope");
 }
 
+/* shoal call with several requests: client streaming and bidirectional methods, from
+ * the command line and from standard input (blocks, and lines with --lines). */
+static void test_shoal_call_streams(void **state)
+{
+    (void)state;
+    server_start();
+    char out[8192], args[600];
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Sum 'n: 5' 'n: 6' 'n: 7 text: \"x\"'", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 0);
+    assert_string_equal(out, "n: 18\n");
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Chat 'n: 1 text: \"a\"' 'n: 2' 'n: 3'",
+             addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 0);
+    assert_string_equal(out, "n: 2\ntext: \"a\"\n\nn: 4\n\nn: 6\n");
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Chat -", addr);
+    assert_int_equal(shoal_call_input(out, sizeof(out), "n: 4\ntext: \"b\"\n\n \nn: 5\n", args), 0);
+    assert_string_equal(out, "n: 8\ntext: \"b\"\n\nn: 10\n");
+    snprintf(args, sizeof(args), "--lines '%s' svct.Gen/Sum -", addr);
+    assert_int_equal(shoal_call_input(out, sizeof(out), "n: 1\nn: 2\n\nn: 3", args), 0);
+    assert_string_equal(out, "n: 6\n");
+    /* A request protoc refuses: nothing is sent, the error names it. */
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Sum 'n: 1' 'nope: 2'", addr);
+    assert_int_not_equal(shoal_call(out, sizeof(out), args), 0);
+    EXPECT(out, "could not encode the request as svct.Fix: nope: 2");
+    /* A unary method takes one request. */
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Ask 'n: 1' 'n: 2'", addr);
+    assert_int_equal(shoal_call(out, sizeof(out), args), 2);
+    EXPECT(out, "takes one request");
+}
+
 static shoal_shm *shared_shm;
 
 int main(int argc, char **argv)
@@ -403,6 +439,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_server_killed, teardown),
         cmocka_unit_test_teardown(test_client_killed, teardown),
         cmocka_unit_test_teardown(test_shoal_call, teardown),
+        cmocka_unit_test_teardown(test_shoal_call_streams, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     shoal_shm_close(shared_shm);
