@@ -67,6 +67,11 @@ static const char *type_ref(const sg_file *from, const sg_file *def, const char 
     return from == def ? c_name : sg_printf("super::%s::%s", module_of(def), c_name);
 }
 
+const char *sg_rust_msg_type(const sg_file *from, const sg_message *m)
+{
+    return m->encoded ? "Vec<u8>" : type_ref(from, m->file, m->c_name);
+}
+
 /* ---- types ---------------------------------------------------------------------- */
 
 static const char *scalar_type(enum sg_kind k)
@@ -434,6 +439,40 @@ static void emit_element(sg_buf *b, const sg_message *msg)
     line(b, 0, "}\n");
 }
 
+/* ---- the protobuf form ------------------------------------------------------------ */
+
+/* impl shoal::Message: the table libshoal's protobuf codec reads (emit_c.c's
+ * emit_pb_table has the same numbers), built on first use. */
+static void emit_pb_table(sg_buf *b, const sg_file *file, const sg_message *msg)
+{
+    line(b, 0, "impl ::shoal::Message for %s {", msg->c_name);
+    line(b, 1, "fn pb_table() -> &'static ::shoal::message::PbTable {");
+    line(b, 2,
+         "static TABLE: ::std::sync::OnceLock<::shoal::message::PbTable> = "
+         "::std::sync::OnceLock::new();");
+    line(b, 2, "TABLE.get_or_init(|| {");
+    line(b, 3, "::shoal::message::PbTable::new::<Self>(c\"%s\", vec![", msg->full_name);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        sg_pb_info pi = sg_pb_info_of(msg, i);
+        unsigned flags = pi.oneof ? 8 : pi.has ? 4 : pi.packed ? 3 : pi.repeated ? 1 : 0;
+        line(b, 4,
+             "::shoal::message::pb_field(c\"%s\", %u, %d, %u, %u, %u, %u, %u, %u, %u, "
+             "%s),",
+             f->name, f->number, f->proto_type, flags, f->offset, pi.has_offset,
+             f->elem_size, f->items_offset, f->max_len, f->repeated ? f->max_count : 0,
+             f->msg ? sg_printf("Some(<%s as ::shoal::Message>::pb_table())",
+                                type_ref(file, f->msg->file, f->msg->c_name))
+                    : "None");
+    }
+    line(b, 3, "])");
+    line(b, 2, "})");
+    line(b, 1, "}");
+    line(b, 0, "}\n");
+}
+
 /* ---- defaults and accessors ----------------------------------------------------- */
 
 /* The statement setting f's proto2 default on m, or NULL. */
@@ -564,6 +603,7 @@ static void emit_message(sg_buf *b, const sg_file *file, const sg_message *msg)
     emit_asserts(b, file, msg);
     emit_descriptor(b, file, msg);
     emit_element(b, msg);
+    emit_pb_table(b, file, msg);
     emit_default(b, msg);
     emit_accessors(b, file, msg);
 }

@@ -7,26 +7,27 @@
  *
  *   FLEET_SERVICE           "demo.Fleet";
  *   FleetClient             FleetClient::new(channel) (an Arc<Channel>, shared), one
- *                           method per rpc, snake_case: unary `report(&req, &opts) ->
- *                           Result<Vec<u8>, Status>`; server streaming `watch(&req,
- *                           &opts) -> Result<Call, Status>` (the Call iterates over the
- *                           responses); client and bidirectional streaming
- *                           `x(&opts) -> Result<Call, Status>` (send / close_send /
- *                           recv / cancel);
+ *                           method per rpc, snake_case: unary `report(&Sample, &opts)
+ *                           -> Result<Note, Status>`; server streaming `watch(&req,
+ *                           &opts) -> Result<Streaming<Req, Resp>, Status>` (iterate
+ *                           over the responses); client and bidirectional streaming
+ *                           `x(&opts) -> Result<Streaming<Req, Resp>, Status>` (send /
+ *                           close_send / recv / close_and_recv / cancel);
  *   FleetServer             a trait with one method per rpc whose default answers
- *                           UNIMPLEMENTED: unary `report(&self, ctx, req) -> Result<
- *                           Vec<u8>, Status>`; server streaming `(ctx, req) -> Result<(),
- *                           Status>` sending with ctx.send; client streaming `(ctx) ->
- *                           Result<Vec<u8>, Status>` reading with ctx.recv; bidi
- *                           `(ctx) -> Result<(), Status>`;
+ *                           UNIMPLEMENTED: unary `report(&self, ctx, req: Sample) ->
+ *                           Result<Note, Status>`; server streaming `(stream, req) ->
+ *                           Result<(), Status>` sending with stream.send; client
+ *                           streaming `(stream) -> Result<Resp, Status>` reading with
+ *                           stream.recv; bidi `(stream) -> Result<(), Status>`, the
+ *                           stream a ServerStream<Req, Resp>;
  *   fleet_service(imp)      the shoal::rpc::Service running an Arc<impl FleetServer>,
  *                           for Server::add_service.
  *
- * Requests and responses are the protobuf encodings of the messages, the bytes the
- * C and Python stubs put on the wire (the Rust emitter has no protobuf codec of its
- * own: a crate encodes them with the protobuf library of its choice), so fixed and
- * encoded messages are served alike and Rust peers mix with C and Python ones. The doc
- * comment of each method names its message types.
+ * Messages are typed: a fixed message is its generated struct, carried as its protobuf
+ * form (shoal::Message, emit_rust.c), an encoded one (Rust has no type of it) its
+ * protobuf bytes, Vec<u8> — the bytes the C and Python stubs put on the wire, so Rust
+ * peers mix with theirs. The shoal crate's typed layer (rpc_typed.rs) encodes, decodes
+ * and validates: an invalid message is INVALID_ARGUMENT.
  */
 #include <ctype.h>
 #include <string.h>
@@ -88,12 +89,12 @@ static const char *signature(const sg_method *me)
                      me->server_streaming ? "stream " : "", me->output->full_name);
 }
 
-static void emit_client(sg_buf *b, const sg_service *s, const char *konst)
+static void emit_client(sg_buf *b, const sg_file *file, const sg_service *s,
+                        const char *konst)
 {
     sg_buf_printf(
         b,
-        "/// Client of service %s: one method per rpc. Messages are their\n"
-        "/// protobuf encodings.\n"
+        "/// Client of service %s: one method per rpc.\n"
         "#[derive(Clone)]\n"
         "pub struct %sClient {\n"
         "    channel: std::sync::Arc<shoal::rpc::Channel>,\n"
@@ -109,54 +110,62 @@ static void emit_client(sg_buf *b, const sg_service *s, const char *konst)
         const char *fn = snake(me->name);
         if (strcmp(fn, "new") == 0) /* the constructor's name */
             fn = "new_";
+        const char *in = sg_rust_msg_type(file, me->input);
+        const char *out = sg_rust_msg_type(file, me->output);
         sg_buf_printf(b, "\n    /// %s.\n", signature(me));
         if (!me->client_streaming && !me->server_streaming)
             sg_buf_printf(
                 b,
-                "    pub fn %s(&self, request: &[u8], opts: &shoal::rpc::CallOptions)"
-                " -> Result<Vec<u8>, shoal::rpc::Status> {\n"
-                "        self.channel.unary(%s, \"%s\", request, opts)\n"
+                "    pub fn %s(&self, request: &%s, opts: &shoal::rpc::CallOptions)"
+                " -> Result<%s, shoal::rpc::Status> {\n"
+                "        self.channel.call_unary(%s, \"%s\", request, opts)\n"
                 "    }\n",
-                fn, konst, me->name);
+                fn, in, out, konst, me->name);
         else
             sg_buf_printf(
                 b,
                 "    pub fn %s(&self, %sopts: &shoal::rpc::CallOptions)"
-                " -> Result<shoal::rpc::Call, shoal::rpc::Status> {\n"
-                "        self.channel.start(%s, \"%s\", shoal::rpc::Kind::%s, %s,"
+                " -> Result<shoal::rpc::Streaming<%s, %s>, shoal::rpc::Status> {\n"
+                "        self.channel.call_streaming(%s, \"%s\", shoal::rpc::Kind::%s, "
+                "%s,"
                 " opts)\n"
                 "    }\n",
-                fn, me->client_streaming ? "" : "request: &[u8], ", konst, me->name,
-                kind_name(me), me->client_streaming ? "None" : "Some(request)");
+                fn, me->client_streaming ? "" : sg_printf("request: &%s, ", in), in, out,
+                konst, me->name, kind_name(me),
+                me->client_streaming ? "None" : "Some(request)");
     }
     sg_buf_puts(b, "}\n\n");
 }
 
 /* The handler's parameters and result type, by kind. */
-static void handler_sig(sg_buf *b, const sg_method *me)
+static void handler_sig(sg_buf *b, const sg_file *file, const sg_method *me)
 {
-    sg_buf_printf(b,
-                  "&self, _ctx: &mut shoal::rpc::ServerCtx%s) -> Result<%s, "
-                  "shoal::rpc::Status>",
-                  me->client_streaming ? "" : ", _request: Vec<u8>",
-                  me->server_streaming ? "()" : "Vec<u8>");
+    const char *in = sg_rust_msg_type(file, me->input);
+    const char *out = sg_rust_msg_type(file, me->output);
+    bool streams = me->client_streaming || me->server_streaming;
+    sg_buf_printf(
+        b, "&self, %s%s) -> Result<%s, shoal::rpc::Status>",
+        streams ? sg_printf("_stream: &mut shoal::rpc::ServerStream<'_, %s, %s>", in, out)
+                : "_ctx: &mut shoal::rpc::ServerCtx",
+        me->client_streaming ? "" : sg_printf(", _request: %s", in),
+        me->server_streaming ? "()" : out);
 }
 
-static void emit_server(sg_buf *b, const sg_service *s, const char *konst,
-                        const char *fn_prefix)
+static void emit_server(sg_buf *b, const sg_file *file, const sg_service *s,
+                        const char *konst, const char *fn_prefix)
 {
     sg_buf_printf(
         b,
         "/// Server side of service %s: implement the methods (each not\n"
         "/// implemented answers UNIMPLEMENTED) and add `%s_service(imp)` to a\n"
-        "/// server. Streaming handlers send with `ctx.send` and read requests\n"
-        "/// with `ctx.recv`.\n"
+        "/// server. Streaming handlers send with `stream.send` and read requests\n"
+        "/// with `stream.recv`.\n"
         "pub trait %sServer: Send + Sync + 'static {\n",
         s->full_name, fn_prefix, s->name);
     for (size_t i = 0; i < s->nmethods; i++) {
         const sg_method *me = &s->methods[i];
         sg_buf_printf(b, "    /// %s.\n    fn %s(", signature(me), snake(me->name));
-        handler_sig(b, me);
+        handler_sig(b, file, me);
         sg_buf_printf(
             b,
             " {\n"
@@ -174,17 +183,18 @@ static void emit_server(sg_buf *b, const sg_service *s, const char *konst,
         " -> shoal::rpc::Service {\n"
         "    let svc = shoal::rpc::Service::new(%s);\n",
         s->full_name, fn_prefix, s->name, konst);
-    static const char *const builder[2][2] = {{"unary", "server_streaming"},
-                                              {"client_streaming", "bidi_streaming"}};
+    static const char *const builder[2][2] = {
+        {"typed_unary", "typed_server_streaming"},
+        {"typed_client_streaming", "typed_bidi_streaming"}};
     for (size_t i = 0; i < s->nmethods; i++) {
         const sg_method *me = &s->methods[i];
-        const char *args = me->client_streaming ? "ctx" : "ctx, req";
+        bool streams = me->client_streaming || me->server_streaming;
+        const char *param = streams ? "s" : "ctx";
+        const char *args = me->client_streaming ? param : sg_printf("%s, req", param);
         sg_buf_printf(b,
                       "    let i = imp.clone();\n"
                       "    let svc = svc.%s(\"%s\", move |%s| i.%s(%s));\n",
-                      builder[me->client_streaming][me->server_streaming], me->name,
-                      me->client_streaming ? "ctx: &mut shoal::rpc::ServerCtx"
-                                           : "ctx: &mut shoal::rpc::ServerCtx, req",
+                      builder[me->client_streaming][me->server_streaming], me->name, args,
                       snake(me->name), args);
     }
     sg_buf_puts(b, "    drop(imp);\n    svc\n}\n");
@@ -204,8 +214,8 @@ void sg_emit_rust_services(sg_buf *b, const sg_file *file)
         sg_buf_printf(
             b, "/// The full name of service %s.\npub const %s: &str = \"%s\";\n\n",
             s->full_name, konst, s->full_name);
-        emit_client(b, s, konst);
-        emit_server(b, s, konst, fn_prefix);
+        emit_client(b, file, s, konst);
+        emit_server(b, file, s, konst, fn_prefix);
         if (i + 1 < file->nservices)
             sg_buf_puts(b, "\n");
     }

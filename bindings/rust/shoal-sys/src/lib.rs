@@ -129,6 +129,55 @@ pub struct shoal_type {
 
 pub const SHOAL_FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
+// ---- typed.h: the protobuf form of fixed messages ----------------------------------
+
+pub const SHOAL_PB_REPEATED: u8 = 1;
+pub const SHOAL_PB_PACKED: u8 = 2;
+pub const SHOAL_PB_HAS: u8 = 4;
+pub const SHOAL_PB_ONEOF: u8 = 8;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_pb_field {
+    pub number: u32,
+    pub type_: u8,
+    pub flags: u8,
+    pub offset: u32,
+    pub has_offset: u32,
+    pub elem_size: u32,
+    pub items_offset: u32,
+    pub max_len: u32,
+    pub max_count: u32,
+    pub msg: *const shoal_pb_message,
+    pub name: *const c_char,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct shoal_pb_message {
+    pub name: *const c_char,
+    pub size: u32,
+    pub init: *const c_void,
+    pub nfields: u32,
+    pub fields: *const shoal_pb_field,
+}
+
+extern "C" {
+    pub fn shoal_pb_encode(
+        d: *const shoal_pb_message,
+        m: *const c_void,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+    ) -> c_int;
+    pub fn shoal_pb_decode(
+        d: *const shoal_pb_message,
+        m: *mut c_void,
+        buf: *const c_void,
+        len: usize,
+    ) -> c_int;
+}
+
 // ---- sync.h --------------------------------------------------------------------------
 
 #[repr(C, align(8))]

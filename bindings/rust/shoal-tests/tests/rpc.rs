@@ -9,8 +9,10 @@
 //! Ask(Fix) -> Enc {n + 1, text + the "who" metadata, items {n, n}}, n == -1 fails
 //! FAILED_PRECONDITION; Count(Enc) -> n Fix 0..n-1 (20 ms apart when text is "slow");
 //! Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2; Wait(Fix)
-//! waits until the call ends; Missing has no handler. The messages travel as protobuf;
-//! the few fields needed are encoded and decoded by hand below.
+//! waits until the call ends; Missing has no handler. The generated stubs are typed:
+//! Fix, a fixed message, is the generated struct (its protobuf form on the wire); Enc,
+//! an encoded message Rust has no type of, its protobuf bytes, whose few fields are
+//! encoded and decoded by hand below.
 #![cfg(not(shoal_no_gen))]
 use std::env;
 use std::io::{BufRead, BufReader};
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use shoal::rpc::*;
 use shoal::{ErrorKind, Options};
-use shoal_tests::svct_shoal::{GEN_SERVICE, GenClient, GenServer, gen_service};
+use shoal_tests::svct_shoal::{Fix, GEN_SERVICE, GenClient, GenServer, gen_service};
 
 const SVC: &str = GEN_SERVICE;
 const TOKEN: &str = "rpc-test-token";
@@ -53,7 +55,7 @@ fn unique(kind: &str) -> String {
     }
 }
 
-// ---- the few protobuf fields of Fix and Enc ------------------------------------------
+// ---- the few protobuf fields of Enc (and Fix's bytes) ------------------------------------------
 
 #[derive(Debug, Default, PartialEq)]
 struct Msg {
@@ -134,8 +136,21 @@ fn decode(b: &[u8]) -> Option<Msg> {
     Some(m)
 }
 
+/// The protobuf bytes of an Enc (or of a Fix) with n and text.
 fn msg(n: i32, text: &str) -> Vec<u8> {
     encode(&Msg { n, text: text.into(), items: vec![] })
+}
+
+/// A Fix with n and text.
+fn fix(n: i32, text: &str) -> Fix {
+    let mut m = Fix::default();
+    m.n = n;
+    m.text.set(text.as_bytes(), "svct.Fix.text").unwrap();
+    m
+}
+
+fn text(m: &Fix) -> &str {
+    m.text.as_str().unwrap()
 }
 
 fn parse(b: &[u8]) -> Result<Msg, Status> {
@@ -149,8 +164,7 @@ fn parse(b: &[u8]) -> Result<Msg, Status> {
 struct RustGen;
 
 impl GenServer for RustGen {
-    fn ask(&self, ctx: &mut ServerCtx, req: Vec<u8>) -> Result<Vec<u8>, Status> {
-        let req = parse(&req)?;
+    fn ask(&self, ctx: &mut ServerCtx, req: Fix) -> Result<Vec<u8>, Status> {
         if req.n == -1 {
             return Err(Status::new(Code::FailedPrecondition, "negative")
                 .with_trailers(vec![("why".into(), "n".into())]));
@@ -160,14 +174,14 @@ impl GenServer for RustGen {
             ctx.add_header("who", w)?;
         }
         ctx.add_trailer("served-by", "rust")?;
-        let text = format!("{}{}", req.text, who.unwrap_or_default());
+        let text = format!("{}{}", text(&req), who.unwrap_or_default());
         Ok(encode(&Msg { n: req.n + 1, text, items: vec![req.n, req.n] }))
     }
 
-    fn count(&self, ctx: &mut ServerCtx, req: Vec<u8>) -> Result<(), Status> {
+    fn count(&self, stream: &mut ServerStream<'_, Vec<u8>, Fix>, req: Vec<u8>) -> Result<(), Status> {
         let req = parse(&req)?;
         for i in 0..req.n {
-            if let Err(st) = ctx.send(&msg(i, "")) {
+            if let Err(st) = stream.send(&fix(i, "")) {
                 println!("cancelled Count");
                 return Err(st);
             }
@@ -178,24 +192,24 @@ impl GenServer for RustGen {
         Ok(())
     }
 
-    fn sum(&self, ctx: &mut ServerCtx) -> Result<Vec<u8>, Status> {
+    fn sum(&self, stream: &mut ServerStream<'_, Fix, Fix>) -> Result<Fix, Status> {
         let mut sum = 0;
-        while let Some(m) = ctx.recv()? {
-            sum += parse(&m)?.n;
+        while let Some(m) = stream.recv()? {
+            sum += m.n;
         }
-        Ok(msg(sum, ""))
+        Ok(fix(sum, ""))
     }
 
-    fn chat(&self, ctx: &mut ServerCtx) -> Result<(), Status> {
-        while let Some(m) = ctx.recv()? {
+    fn chat(&self, stream: &mut ServerStream<'_, Vec<u8>, Vec<u8>>) -> Result<(), Status> {
+        while let Some(m) = stream.recv()? {
             let mut m = parse(&m)?;
             m.n *= 2;
-            ctx.send(&encode(&m))?;
+            stream.send(&encode(&m))?;
         }
         Ok(())
     }
 
-    fn wait(&self, ctx: &mut ServerCtx, _req: Vec<u8>) -> Result<Vec<u8>, Status> {
+    fn wait(&self, ctx: &mut ServerCtx, _req: Fix) -> Result<Fix, Status> {
         while !ctx.is_cancelled() {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -319,26 +333,33 @@ fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
     assert!(st.trailers.contains(&("served-by".into(), served_by.into())), "{:?}", st.trailers);
     drop(call);
     // a handler's error status
-    let st = client.ask(&msg(-1, ""), &CallOptions::new()).unwrap_err();
+    let st = client.ask(&fix(-1, ""), &CallOptions::new()).unwrap_err();
     assert_eq!((st.code, st.details.as_str()), (Code::FailedPrecondition, "negative"));
     // no such method
-    let st = client.missing(&msg(1, ""), &CallOptions::new()).unwrap_err();
+    let st = client.missing(&fix(1, ""), &CallOptions::new()).unwrap_err();
     assert_eq!(st.code, Code::Unimplemented, "{st}");
+    // typed unary: a Fix in, an Enc (bytes) out
+    let resp = parse(&client.ask(&fix(6, "typed"), &CallOptions::new().timeout(SEC)).unwrap()).unwrap();
+    assert_eq!(resp, Msg { n: 7, text: "typed".into(), items: vec![6, 6] });
+    // an invalid Fix (a length over its bound) is refused before it is sent
+    let mut bad = fix(1, "");
+    bad.text.len = 32;
+    let st = client.ask(&bad, &CallOptions::new()).unwrap_err();
+    assert_eq!(st.code, Code::InvalidArgument, "{st}");
+    assert!(st.details.contains("svct.Fix.text"), "{st}");
 
     // server streaming, past the flow-control window
-    let got: Vec<i32> = client
-        .count(&msg(40, ""), &CallOptions::new().timeout(SEC))
-        .unwrap()
-        .map(|r| parse(&r.unwrap()).unwrap().n)
-        .collect();
+    let got: Vec<i32> =
+        client.count(&msg(40, ""), &CallOptions::new().timeout(SEC)).unwrap().map(|r| r.unwrap().n).collect();
     assert_eq!(got, (0..40).collect::<Vec<_>>());
 
     // client streaming
     let mut call = client.sum(&CallOptions::new().timeout(SEC)).unwrap();
     for i in 0..40 {
-        call.send(&msg(i, "")).unwrap();
+        call.send(&fix(i, "")).unwrap();
     }
-    assert_eq!(parse(&call.close_and_recv().unwrap()).unwrap().n, 780);
+    let sum = call.close_and_recv().unwrap();
+    assert_eq!((sum.n, text(&sum)), (780, ""));
 
     // bidirectional, one in flight at a time
     let mut call = client.chat(&CallOptions::new().timeout(SEC)).unwrap();
@@ -355,13 +376,13 @@ fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
 fn check_deadline_and_cancel(ch: &Arc<Channel>, peer: &mut Peer) {
     let client = GenClient::new(ch.clone());
     let t0 = Instant::now();
-    let st = client.wait(&msg(1, ""), &CallOptions::new().timeout(Duration::from_millis(200))).unwrap_err();
+    let st = client.wait(&fix(1, ""), &CallOptions::new().timeout(Duration::from_millis(200))).unwrap_err();
     assert_eq!(st.code, Code::DeadlineExceeded, "{st}");
     assert!(t0.elapsed() >= Duration::from_millis(200));
     assert_eq!(peer.line(), "cancelled Wait"); // the handler saw the deadline pass
 
     // a deadline already passed
-    let st = client.ask(&msg(1, ""), &CallOptions::new().deadline(Instant::now())).unwrap_err();
+    let st = client.ask(&fix(1, ""), &CallOptions::new().deadline(Instant::now())).unwrap_err();
     assert_eq!(st.code, Code::DeadlineExceeded, "{st}");
 
     // a cancel reaches the streaming handler
@@ -443,12 +464,22 @@ fn c_client_rust_server() {
 
 #[test]
 fn undecodable_request_in_rust_handler() {
-    // The Rust handler refuses what it cannot decode with INVALID_ARGUMENT.
+    // The typed Rust handler refuses what does not decode as a valid Fix with
+    // INVALID_ARGUMENT, before the handler runs: bytes that are no protobuf, and a
+    // well-formed Fix whose text is over its max_len.
     let a = unique("shm");
     let _peer = Peer::rust(std::slice::from_ref(&a));
     let ch = open(&a);
     let st = ch.unary(SVC, "Ask", b"\x0a", &CallOptions::new().timeout(SEC)).unwrap_err();
     assert_eq!(st.code, Code::InvalidArgument, "{st}");
+    let st = ch.unary(SVC, "Ask", &msg(1, &"x".repeat(32)), &CallOptions::new().timeout(SEC)).unwrap_err();
+    assert_eq!(st.code, Code::InvalidArgument, "{st}");
+    assert!(st.details.contains("svct.Fix") && st.details.contains("text"), "{st}");
+    let mut call =
+        ch.start(SVC, "Sum", Kind::ClientStreaming, None, &CallOptions::new().timeout(SEC)).unwrap();
+    call.send(&msg(1, "")).unwrap();
+    let _ = call.send(&msg(2, &"y".repeat(40)));
+    assert_eq!(call.close_and_recv().unwrap_err().code, Code::InvalidArgument);
     // a wrong kind of start is refused on the client side
     let st = ch.start(SVC, "Sum", Kind::ClientStreaming, Some(b""), &CallOptions::new()).err().unwrap();
     assert_eq!(st.code, Code::InvalidArgument);

@@ -26,10 +26,12 @@
 
 pub mod element;
 pub mod error;
+pub mod message;
 mod options;
 pub mod pipe;
 pub mod queue;
 pub mod rpc;
+mod rpc_typed;
 pub mod schema;
 pub mod shm;
 pub mod sync;
@@ -39,6 +41,7 @@ pub use shoal_sys as sys;
 
 pub use element::{type_info, Element, Integer};
 pub use error::{strerror, Error, ErrorKind, Result};
+pub use message::Message;
 pub use options::{LockMode, OpenMode, Options, FOREVER};
 pub use pipe::Pipe;
 pub use queue::{ByteQueue, Queue, QueueStats};

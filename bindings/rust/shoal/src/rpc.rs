@@ -34,6 +34,7 @@ use shoal_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
 use crate::options::{nanos, Options};
+pub use crate::rpc_typed::{RpcMessage, ServerStream, Streaming};
 
 extern "C" {
     fn free(p: *mut c_void);
