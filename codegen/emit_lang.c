@@ -60,3 +60,18 @@ int32_t sg_enum_default(const sg_field *f)
             return e->values[i].number;
     return e->values[0].number;
 }
+
+const char *sg_pb_entry_numbers(const sg_message *msg, size_t i)
+{
+    enum { REPEATED = 1, PACKED = 2, HAS = 4, ONEOF = 8 }; /* SHOAL_PB_* */
+    const sg_field *f = &msg->fields[i];
+    sg_pb_info pi = sg_pb_info_of(msg, i);
+    unsigned flags = pi.oneof      ? ONEOF
+                     : pi.has      ? HAS
+                     : pi.packed   ? REPEATED | PACKED
+                     : pi.repeated ? REPEATED
+                                   : 0;
+    return sg_printf("%u, %d, %u, %u, %u, %u, %u, %u, %u", f->number, f->proto_type,
+                     flags, f->offset, pi.has_offset, f->elem_size, f->items_offset,
+                     f->max_len, f->repeated ? f->max_count : 0);
+}

@@ -27,4 +27,9 @@ bool sg_check_import(sg_model *m, const sg_file *file, const sg_file *dep);
  * first value (0 in proto3). */
 int32_t sg_enum_default(const sg_field *f);
 
+/* The numbers of field i's entry in a message's protobuf table (shoal/typed.h's
+ * shoal_pb_field, as emit_c.c writes it): "number, type, flags, offset, has_offset,
+ * elem_size, items_offset, max_len, max_count". */
+const char *sg_pb_entry_numbers(const sg_message *msg, size_t i);
+
 #endif

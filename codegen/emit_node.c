@@ -68,6 +68,11 @@ static const char *type_ref(const sg_file *from, const sg_file *def, const char 
     return from == def ? name : sg_printf("_d%d.%s", dep_index(from, def), name);
 }
 
+const char *sg_node_msg_class(const sg_file *from, const sg_message *m)
+{
+    return m->encoded ? NULL : type_ref(from, m->file, m->c_name);
+}
+
 /* JavaScript is indented by two spaces. */
 #define line(b, ind, ...) sg_line(b, 2, ind, __VA_ARGS__)
 
@@ -416,6 +421,24 @@ static void field_entry(sg_buf *b, const sg_file *file, const sg_field *f,
                 : "null");
 }
 
+/* The protobuf table (gen.js's toPb / fromPb hand it to libshoal's codec): emit_c.c's
+ * emit_pb_table has the same numbers, nested messages are their classes. */
+static void emit_pb_table(sg_buf *b, const sg_file *file, const sg_message *msg)
+{
+    line(b, 0, "%s.shoalPb = Object.freeze({", msg->c_name);
+    line(b, 1, "name: '%s',", msg->full_name);
+    line(b, 1, "fields: [");
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        line(b, 2, "[%s, %s, '%s'],", sg_pb_entry_numbers(msg, i),
+             f->msg ? type_ref(file, f->msg->file, f->msg->c_name) : "null", f->name);
+    }
+    line(b, 1, "],");
+    line(b, 0, "});\n");
+}
+
 static void emit_statics(sg_buf *b, const sg_file *file, const sg_message *msg)
 {
     const char *T = msg->c_name;
@@ -457,7 +480,8 @@ static void emit_statics(sg_buf *b, const sg_file *file, const sg_message *msg)
         i = o->first + o->count - 1;
     }
     line(b, 1, "],");
-    line(b, 0, "});\n");
+    line(b, 0, "});");
+    emit_pb_table(b, file, msg);
 }
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -507,8 +531,10 @@ static void emit_message(sg_buf *js, sg_buf *ts, const sg_file *file,
                   "  static readonly LAYOUT_HASH: bigint;\n"
                   "  static readonly FIELD_NAMES: readonly string[];\n"
                   "  static readonly shoalType: object;\n"
+                  "  static readonly shoalPb: object;\n"
+                  "  static fromPb(bytes: Uint8Array): %s;\n"
                   "}\n\n",
-                  msg->size, msg->align, msg->full_name);
+                  msg->size, msg->align, msg->full_name, T);
     emit_statics(js, file, msg);
 }
 

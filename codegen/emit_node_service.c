@@ -20,10 +20,12 @@
  *                           response, reading the requests with for await; bidi:
  *                           (call)); methods impl lacks answer UNIMPLEMENTED.
  *
- * Requests and responses are the protobuf encodings of the messages (Uint8Arrays), the
- * bytes the C, Python and Rust stubs put on the wire (the Node emitter has no protobuf
- * codec: encode them with any protobuf library), so fixed and encoded messages are
- * called alike. Each method's doc comment names its message types.
+ * Messages are typed: every call and handler is given its method's message types
+ * ({request, response}, rpc.js), so a fixed message is an instance of its generated
+ * class, carried as its protobuf form (toPb / fromPb), and an encoded one (Node has no
+ * class of it) its protobuf bytes, a Uint8Array — the bytes the C, Python and Rust
+ * stubs put on the wire. An invalid message is INVALID_ARGUMENT. Each method's doc
+ * comment names its message types.
  */
 #include <ctype.h>
 
@@ -44,33 +46,62 @@ static const char *channel_fn(const sg_method *me)
     return me->server_streaming ? "serverStreaming" : "unary";
 }
 
-static void emit_method(sg_buf *js, sg_buf *ts, const sg_service *s, const sg_method *me)
+/* The JS class of a message, or "null" (bytes). */
+static const char *js_type(const sg_file *file, const sg_message *m)
+{
+    const char *c = sg_node_msg_class(file, m);
+    return c ? c : "null";
+}
+
+/* The TypeScript type of a message. */
+static const char *ts_type(const sg_file *file, const sg_message *m)
+{
+    const char *c = sg_node_msg_class(file, m);
+    return c ? c : "Uint8Array";
+}
+
+/* "{ request: Fix, response: null }": a method's message types for rpc.js. */
+static const char *types_of(const sg_file *file, const sg_method *me)
+{
+    return sg_printf("{ request: %s, response: %s }", js_type(file, me->input),
+                     js_type(file, me->output));
+}
+
+static void emit_method(sg_buf *js, sg_buf *ts, const sg_file *file, const sg_service *s,
+                        const sg_method *me)
 {
     const char *fn = lower_camel(me->name);
     const char *doc =
         sg_printf("  /** %s(%s%s) returns (%s%s). */\n", me->name,
                   me->client_streaming ? "stream " : "", me->input->full_name,
                   me->server_streaming ? "stream " : "", me->output->full_name);
+    const char *call = sg_printf("rpc.Call<%s, %s>", ts_type(file, me->input),
+                                 ts_type(file, me->output));
     sg_buf_puts(js, doc);
     sg_buf_puts(ts, doc);
     if (me->client_streaming) {
-        sg_buf_printf(
-            js, "  %s(opts) {\n    return this.channel.%s('%s', '%s', opts);\n  }\n", fn,
-            channel_fn(me), s->full_name, me->name);
-        sg_buf_printf(ts, "  %s(opts?: rpc.CallOptions): rpc.Call;\n", fn);
+        sg_buf_printf(js,
+                      "  %s(opts) {\n"
+                      "    return this.channel.%s('%s', '%s', opts, %s);\n"
+                      "  }\n",
+                      fn, channel_fn(me), s->full_name, me->name, types_of(file, me));
+        sg_buf_printf(ts, "  %s(opts?: rpc.CallOptions): %s;\n", fn, call);
         return;
     }
     sg_buf_printf(js,
                   "  %s(request, opts) {\n"
-                  "    return this.channel.%s('%s', '%s', request, opts);\n"
+                  "    return this.channel.%s('%s', '%s', request, opts, %s);\n"
                   "  }\n",
-                  fn, channel_fn(me), s->full_name, me->name);
-    sg_buf_printf(ts, "  %s(request: Uint8Array, opts?: rpc.CallOptions): %s;\n", fn,
-                  me->server_streaming ? "rpc.Call" : "Promise<Uint8Array>");
+                  fn, channel_fn(me), s->full_name, me->name, types_of(file, me));
+    sg_buf_printf(ts, "  %s(request: %s, opts?: rpc.CallOptions): %s;\n", fn,
+                  ts_type(file, me->input),
+                  me->server_streaming
+                      ? call
+                      : sg_printf("Promise<%s>", ts_type(file, me->output)));
 }
 
 /* add<Service>Service(server, impl): impl's methods (lowerCamelCase) as the handlers. */
-static void emit_add(sg_buf *js, sg_buf *ts, const sg_service *s)
+static void emit_add(sg_buf *js, sg_buf *ts, const sg_file *file, const sg_service *s)
 {
     const char *doc =
         sg_printf("/** Adds service %s to a shoal.rpc.Server, served by impl's methods "
@@ -87,13 +118,19 @@ static void emit_add(sg_buf *js, sg_buf *ts, const sg_service *s)
         const sg_method *me = &s->methods[i];
         const char *fn = lower_camel(me->name);
         int kind = (me->client_streaming ? 2 : 0) + (me->server_streaming ? 1 : 0);
+        const char *call = sg_printf("rpc.ServerCall<%s, %s>", ts_type(file, me->input),
+                                     ts_type(file, me->output));
         sg_buf_printf(js,
-                      "  if (impl.%s) h['%s'] = { kind: %d, fn: impl.%s.bind(impl) };\n",
-                      fn, me->name, kind, fn);
+                      "  if (impl.%s)\n"
+                      "    h['%s'] = { kind: %d, fn: impl.%s.bind(impl), request: %s, "
+                      "response: %s };\n",
+                      fn, me->name, kind, fn, js_type(file, me->input),
+                      js_type(file, me->output));
         sg_buf_printf(ts, "  %s?(%s): Promise<%s>;\n", fn,
-                      me->client_streaming ? "call: rpc.ServerCall"
-                                           : "request: Uint8Array, call: rpc.ServerCall",
-                      me->server_streaming ? "void" : "Uint8Array");
+                      me->client_streaming ? sg_printf("call: %s", call)
+                                           : sg_printf("request: %s, call: %s",
+                                                       ts_type(file, me->input), call),
+                      me->server_streaming ? "void" : ts_type(file, me->output));
     }
     sg_buf_printf(js, "  return server.addService('%s', h);\n}\n\n", s->full_name);
     sg_buf_puts(ts, "}): rpc.Server;\n\n");
@@ -108,9 +145,7 @@ void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_fil
     for (size_t i = 0; i < file->nservices; i++) {
         const sg_service *s = &file->services[i];
         const char *doc =
-            sg_printf("/** Client of service %s: one method per rpc; messages "
-                      "are their protobuf encodings. */\n",
-                      s->full_name);
+            sg_printf("/** Client of service %s: one method per rpc. */\n", s->full_name);
         sg_buf_puts(js, doc);
         sg_buf_printf(js,
                       "class %sClient {\n"
@@ -128,11 +163,11 @@ void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_fil
                       s->name, s->full_name);
         for (size_t j = 0; j < s->nmethods; j++) {
             sg_buf_puts(js, "\n");
-            emit_method(js, ts, s, &s->methods[j]);
+            emit_method(js, ts, file, s, &s->methods[j]);
         }
         sg_buf_printf(js, "}\n%sClient.SERVICE = '%s';\n\n", s->name, s->full_name);
         sg_buf_puts(ts, "}\n\n");
-        emit_add(js, ts, s);
+        emit_add(js, ts, file, s);
         sg_buf_printf(exports, "  %sClient,\n  add%sService,\n", s->name, s->name);
     }
 }

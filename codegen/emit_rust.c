@@ -456,13 +456,8 @@ static void emit_pb_table(sg_buf *b, const sg_file *file, const sg_message *msg)
         const sg_field *f = &msg->fields[i];
         if (f->is_has_flag)
             continue;
-        sg_pb_info pi = sg_pb_info_of(msg, i);
-        unsigned flags = pi.oneof ? 8 : pi.has ? 4 : pi.packed ? 3 : pi.repeated ? 1 : 0;
-        line(b, 4,
-             "::shoal::message::pb_field(c\"%s\", %u, %d, %u, %u, %u, %u, %u, %u, %u, "
-             "%s),",
-             f->name, f->number, f->proto_type, flags, f->offset, pi.has_offset,
-             f->elem_size, f->items_offset, f->max_len, f->repeated ? f->max_count : 0,
+        line(b, 4, "::shoal::message::pb_field(c\"%s\", %s, %s),", f->name,
+             sg_pb_entry_numbers(msg, i),
              f->msg ? sg_printf("Some(<%s as ::shoal::Message>::pb_table())",
                                 type_ref(file, f->msg->file, f->msg->c_name))
                     : "None");

@@ -9,8 +9,27 @@
 // offset; strings and bytes are a u32 length then max_len bytes, repeated fields a u32
 // count then the elements. Reads never run past a capacity even if a length or count
 // (written by another process) is out of range: validate() reports that.
+//
+// A message's protobuf form (toPb / fromPb, what services carry) is libshoal's codec,
+// the one C's Foo_to_pb / Foo_from_pb use: the class's shoalPb table (each field's
+// number, protobuf type, flags, offsets and bounds, nested messages by class) is
+// turned once into the C table, with the defaults of a new message as its start.
 
-const { error } = require('./native');
+const { native, error } = require('./native');
+
+/** The native protobuf table of cls, made on first use. */
+function pbHandle(cls) {
+  if (!Object.prototype.hasOwnProperty.call(cls, '_pbHandle')) {
+    const table = (c) => ({
+      name: c.shoalPb.name,
+      size: c.SIZE,
+      init: new c().bytes,
+      fields: c.shoalPb.fields.map((f) => [...f.slice(0, 9), f[9] ? table(f[9]) : null, f[10]]),
+    });
+    Object.defineProperty(cls, '_pbHandle', { value: native.pbTable(table(cls)) });
+  }
+  return cls._pbHandle;
+}
 
 class Message {
   /** @param bytes the message's bytes (default: zeros), a Uint8Array of SIZE bytes,
@@ -27,6 +46,22 @@ class Message {
   /** A copy over new bytes. */
   clone() {
     return new this.constructor(Uint8Array.prototype.slice.call(this.bytes));
+  }
+
+  /** Validates the message and returns its protobuf encoding (a Buffer); throws
+   * ShoalError EINVALID_DATA naming the field when it is invalid. */
+  toPb() {
+    this.validate();
+    return native.pbEncode(pbHandle(this.constructor), this.bytes);
+  }
+
+  /** The message of protobuf bytes: the defaults, then the fields the bytes hold;
+   * throws ShoalError EINVALID_DATA when they do not decode, a value does not fit its
+   * bound or the message is invalid. */
+  static fromPb(bytes) {
+    const m = new this(native.pbDecode(pbHandle(this), bytes));
+    m.validate();
+    return m;
   }
 
   /** The fields as a plain object (64-bit integers stay BigInts). */

@@ -165,10 +165,13 @@ export namespace gen {
     readonly view: DataView;
     clone(): this;
     toJSON(): Record<string, unknown>;
+    /** Validates and returns the protobuf encoding. */
+    toPb(): Uint8Array;
   }
 }
 
-/** Services: gRPC-like calls between processes; messages are bytes. */
+/** Services: gRPC-like calls between processes; messages are bytes, or generated
+ * messages when a call is given its message types. */
 export namespace rpc {
   /** gRPC's status codes, with gRPC's numbers. */
   export const Code: Readonly<{
@@ -208,45 +211,58 @@ export namespace rpc {
     readonly headers: Metadata;
     readonly trailers: Metadata;
   }
-  export class Call implements AsyncIterable<Uint8Array> {
+  /** A generated message class (a message's protobuf form is its wire form). */
+  export interface MessageClass<T> {
+    new (bytes?: Uint8Array): T;
+    fromPb(bytes: Uint8Array): T;
+    readonly FULL_NAME: string;
+  }
+  /** A method's message types: generated classes, or null (or left out) for bytes. */
+  export interface MessageTypes<Req, Resp> {
+    request?: MessageClass<Req> | null;
+    response?: MessageClass<Resp> | null;
+  }
+  export class Call<Req = Uint8Array, Resp = Uint8Array> implements AsyncIterable<Resp> {
     readonly kind: number;
     headers: Metadata;
     trailers: Metadata;
-    send(msg: Uint8Array): Promise<void>;
+    send(msg: Req): Promise<void>;
     closeSend(): Promise<number>;
-    recv(): Promise<Uint8Array | null>;
-    response(): Promise<Uint8Array>;
+    recv(): Promise<Resp | null>;
+    response(): Promise<Resp>;
     finish(): Promise<Status>;
     cancel(): void;
     free(): void;
-    [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+    [Symbol.asyncIterator](): AsyncIterator<Resp>;
   }
   export class Channel {
     static open(address: string, opts?: ChannelOptions): Promise<Channel>;
-    start(service: string, method: string, kind: number, request: Uint8Array | null, opts?: CallOptions): Call;
-    unary(service: string, method: string, request: Uint8Array, opts?: CallOptions): Promise<Uint8Array>;
-    serverStreaming(service: string, method: string, request: Uint8Array, opts?: CallOptions): Call;
-    clientStreaming(service: string, method: string, opts?: CallOptions): Call;
-    bidiStreaming(service: string, method: string, opts?: CallOptions): Call;
+    start<Req = Uint8Array, Resp = Uint8Array>(service: string, method: string, kind: number, request: Req | null, opts?: CallOptions, types?: MessageTypes<Req, Resp>): Call<Req, Resp>;
+    unary<Req = Uint8Array, Resp = Uint8Array>(service: string, method: string, request: Req, opts?: CallOptions, types?: MessageTypes<Req, Resp>): Promise<Resp>;
+    serverStreaming<Req = Uint8Array, Resp = Uint8Array>(service: string, method: string, request: Req, opts?: CallOptions, types?: MessageTypes<Req, Resp>): Call<Req, Resp>;
+    clientStreaming<Req = Uint8Array, Resp = Uint8Array>(service: string, method: string, opts?: CallOptions, types?: MessageTypes<Req, Resp>): Call<Req, Resp>;
+    bidiStreaming<Req = Uint8Array, Resp = Uint8Array>(service: string, method: string, opts?: CallOptions, types?: MessageTypes<Req, Resp>): Call<Req, Resp>;
     close(): void;
   }
   /** What a handler sees of its call. */
-  export class ServerCall implements AsyncIterable<Uint8Array> {
+  export class ServerCall<Req = Uint8Array, Resp = Uint8Array> implements AsyncIterable<Req> {
     readonly method: string;
     readonly metadata: Metadata;
-    recv(): Promise<Uint8Array | null>;
-    send(msg: Uint8Array): Promise<void>;
+    recv(): Promise<Req | null>;
+    send(msg: Resp): Promise<void>;
     timeRemaining(): number;
     isCancelled(): boolean;
     addHeader(key: string, value: string): void;
     addTrailer(key: string, value: string): void;
-    [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+    [Symbol.asyncIterator](): AsyncIterator<Req>;
   }
-  export type Handler =
-    | { kind: 0; fn: (request: Uint8Array, call: ServerCall) => Promise<Uint8Array> }
-    | { kind: 1; fn: (request: Uint8Array, call: ServerCall) => Promise<void> }
-    | { kind: 2; fn: (call: ServerCall) => Promise<Uint8Array> }
-    | { kind: 3; fn: (call: ServerCall) => Promise<void> };
+  /** A method's handler; request / response: its message types (null: bytes). */
+  export type Handler = (
+    | { kind: 0; fn: (request: any, call: ServerCall<any, any>) => Promise<any> }
+    | { kind: 1; fn: (request: any, call: ServerCall<any, any>) => Promise<void> }
+    | { kind: 2; fn: (call: ServerCall<any, any>) => Promise<any> }
+    | { kind: 3; fn: (call: ServerCall<any, any>) => Promise<void> }
+  ) & MessageTypes<any, any>;
   export class Server {
     constructor(opts?: { root?: string; domain?: string });
     addService(name: string, handlers: Record<string, Handler>): this;

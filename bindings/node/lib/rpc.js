@@ -13,9 +13,15 @@
 // (`for await (const m of call)`); requests go out with `await call.send(bytes)` and
 // `call.closeSend()`; `call.cancel()` ends the call CANCELLED on both sides.
 //
-// Messages are bytes: the protobuf encodings of the request and response types, as the
-// C, Python and Rust stubs send them (`shoal gen --lang node` emits typed clients that
-// name the methods; the encoding is the caller's, with any protobuf library).
+// On the wire, messages are the protobuf encodings of the request and response types,
+// as the C, Python and Rust stubs send them. At this level they are bytes, unless the
+// call (or handler) is given its message types, {request, response}: a generated
+// message class each (the message travels as its protobuf form, toPb / fromPb), or
+// null for bytes (encoded messages, which Node has no class of). The code
+// `shoal gen --lang node` emits passes the types: its clients and handlers take and
+// return generated messages. A typed message that does not encode or decode (invalid)
+// is an RpcError INVALID_ARGUMENT: on the client nothing is sent (or the call is
+// cancelled when a response is invalid), in a server the handler does not run.
 //
 // A Server serves services on addresses: its loop runs on a thread of its own and each
 // call's handler is an async function on the main thread, called through a
@@ -55,6 +61,28 @@ function asRpcError(e) {
   return new RpcError(code, e.message);
 }
 
+/** The wire bytes of msg: its protobuf form when cls is its generated class, msg itself
+ * (bytes) when cls is null. */
+function encodeMsg(cls, msg) {
+  if (!cls) return msg;
+  if (!(msg instanceof cls)) throw new RpcError(Code.INVALID_ARGUMENT, `a ${cls.FULL_NAME} is needed, not ${msg}`);
+  try {
+    return msg.toPb();
+  } catch (e) {
+    throw new RpcError(Code.INVALID_ARGUMENT, e.detail || e.message);
+  }
+}
+
+/** The message of wire bytes (a cls, or the bytes when cls is null). */
+function decodeMsg(cls, bytes) {
+  if (!cls || bytes === null) return bytes;
+  try {
+    return cls.fromPb(bytes);
+  } catch (e) {
+    throw new RpcError(Code.INVALID_ARGUMENT, e.detail || e.message);
+  }
+}
+
 function metadataOf(md) {
   if (md == null) return [];
   const pairs = Array.isArray(md) ? md : Object.entries(md);
@@ -85,18 +113,21 @@ class Channel {
    * Starts a call of `service`/`method` of kind `kind` (Kind.*). `request` is the one
    * request of unary and server-streaming methods (null otherwise). opts: timeout (ms),
    * deadline (a Date or epoch ms), metadata ({key: value} or [[key, value], ...]).
+   * types: the message types {request, response} (generated classes; null or left
+   * out: bytes).
    */
-  start(service, method, kind, request, opts = {}) {
+  start(service, method, kind, request, opts = {}, types = {}) {
     let timeout = opts.timeout;
     if (opts.deadline != null) timeout = Math.max(Number(opts.deadline) - Date.now(), 1e-6);
     const ns = timeout == null || timeout === Infinity ? 0 : nanos(timeout) || 1;
-    const h = native.rpcStart(this._handle(), service, method, kind, request ?? null, ns, metadataOf(opts.metadata));
-    return new Call(h, kind);
+    const bytes = request == null ? null : encodeMsg(types.request, request);
+    const h = native.rpcStart(this._handle(), service, method, kind, bytes, ns, metadataOf(opts.metadata));
+    return new Call(h, kind, types);
   }
 
   /** A unary call: resolves with the response, or rejects with an RpcError. */
-  async unary(service, method, request, opts = {}) {
-    const call = this.start(service, method, Kind.UNARY, request, opts);
+  async unary(service, method, request, opts = {}, types = {}) {
+    const call = this.start(service, method, Kind.UNARY, request, opts, types);
     try {
       return await call.response();
     } finally {
@@ -105,18 +136,18 @@ class Channel {
   }
 
   /** A server-streaming call: iterate over it for the responses. */
-  serverStreaming(service, method, request, opts = {}) {
-    return this.start(service, method, Kind.SERVER_STREAMING, request, opts);
+  serverStreaming(service, method, request, opts = {}, types = {}) {
+    return this.start(service, method, Kind.SERVER_STREAMING, request, opts, types);
   }
 
   /** A client-streaming call: send, then `await call.response()`. */
-  clientStreaming(service, method, opts = {}) {
-    return this.start(service, method, Kind.CLIENT_STREAMING, null, opts);
+  clientStreaming(service, method, opts = {}, types = {}) {
+    return this.start(service, method, Kind.CLIENT_STREAMING, null, opts, types);
   }
 
   /** A bidirectional call: send and receive freely. */
-  bidiStreaming(service, method, opts = {}) {
-    return this.start(service, method, Kind.BIDI_STREAMING, null, opts);
+  bidiStreaming(service, method, opts = {}, types = {}) {
+    return this.start(service, method, Kind.BIDI_STREAMING, null, opts, types);
   }
 
   /** Cancels the calls still running and disconnects. */
@@ -127,9 +158,10 @@ class Channel {
 }
 
 class Call {
-  constructor(h, kind) {
+  constructor(h, kind, types = {}) {
     this._h = h;
     this.kind = kind;
+    this._types = types;
     this._tail = Promise.resolve(); // the steps run one at a time
     this._status = null;
     this.headers = [];
@@ -149,8 +181,9 @@ class Call {
   /** Sends a request (waits, off the main thread, while the server's window is full).
    * A call already over rejects with its status. */
   async send(msg) {
+    const bytes = encodeMsg(this._types.request, msg);
     try {
-      await this._step((h) => native.rpcSend(h, msg));
+      await this._step((h) => native.rpcSend(h, bytes));
     } catch (e) {
       if (e.code === 'ECLOSED') throw (await this.finish()).error ?? new RpcError(Code.FAILED_PRECONDITION, 'send after closeSend');
       throw asRpcError(e);
@@ -162,8 +195,9 @@ class Call {
     return this._step((h) => native.rpcCallOp(h, 0));
   }
 
-  /** The next response (a Buffer), or null once they ended OK; rejects with the
-   * RpcError the call ended with. */
+  /** The next response (a Buffer, or a message of the response type), or null once
+   * they ended OK; rejects with the RpcError the call ended with, or INVALID_ARGUMENT
+   * (the call cancelled) when a response is no valid message of its type. */
   async recv() {
     let m;
     try {
@@ -171,7 +205,14 @@ class Call {
     } catch (e) {
       throw asRpcError(e);
     }
-    if (m !== null) return m;
+    if (m !== null) {
+      try {
+        return decodeMsg(this._types.response, m);
+      } catch (e) {
+        this.cancel();
+        throw e;
+      }
+    }
     const st = await this.finish();
     if (st.error) throw st.error;
     return null;
@@ -234,26 +275,32 @@ class Call {
 
 /** What a handler sees of its call (valid until the handler settles). */
 class ServerCall {
-  constructor(h, method) {
+  constructor(h, method, types = {}) {
     this._h = h;
+    this._types = types; // {request, response}: generated classes, or null (bytes)
     this.method = method; // 'pkg.Service/Method'
     [this.metadata] = native.rpcCtxInfo(h); // [[key, value], ...]
   }
 
   /** The next request, or null at their end; rejects CANCELLED (or DEADLINE_EXCEEDED)
-   * once the call is over, INVALID_ARGUMENT for a request that failed its check. */
+   * once the call is over, INVALID_ARGUMENT for a request that failed its check or is
+   * no valid message of the request type. */
   async recv() {
+    let m;
     try {
-      return await native.rpcCtxRecv(this._h);
+      m = await native.rpcCtxRecv(this._h);
     } catch (e) {
       throw this._ended(e);
     }
+    return decodeMsg(this._types.request, m);
   }
 
-  /** Sends a response (waits, off the main thread, while the client's window is full). */
+  /** Sends a response (waits, off the main thread, while the client's window is full);
+   * an invalid message of the response type rejects INVALID_ARGUMENT, unsent. */
   async send(msg) {
+    const bytes = encodeMsg(this._types.response, msg);
     try {
-      await native.rpcCtxSend(this._h, msg);
+      await native.rpcCtxSend(this._h, bytes);
     } catch (e) {
       throw this._ended(e);
     }
@@ -325,8 +372,9 @@ class Server {
     this._h = null;
   }
 
-  /** Adds service `name` ('pkg.Service'): handlers {Method: {kind, fn}}; methods
-   * left out answer UNIMPLEMENTED. */
+  /** Adds service `name` ('pkg.Service'): handlers {Method: {kind, fn, request,
+   * response}} (request / response: the message types, generated classes, or null or
+   * left out for bytes); methods left out answer UNIMPLEMENTED. */
   addService(name, handlers) {
     this._services.set(name, handlers);
     return this;
@@ -359,8 +407,8 @@ class Server {
     let code = Code.OK;
     let details = '';
     try {
-      const call = new ServerCall(h, method);
       const handler = this._services.get(svc)?.[name];
+      const call = new ServerCall(h, method, handler ?? {});
       if (!handler?.fn) throw new RpcError(Code.UNIMPLEMENTED, `${method}: no handler`);
       try {
         await RUN[handler.kind](handler.fn, call);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <shoal.h>
+#include <shoal/typed.h> /* the protobuf codec of fixed messages */
 
 /* ---- errors ------------------------------------------------------------------------ */
 
@@ -374,6 +375,132 @@ static const shoal_type *type_of(napi_env env, napi_value v)
     if (!var && !((optional) && is_nullish(env, v)))                                     \
         return throw_arg(env, "element type: a typecode (\"i\", \"d\", ...) or a "       \
                               "generated message class");
+
+/* ---- the protobuf form of generated messages --------------------------------------- */
+
+/* The string of v, malloc'ed (NULL when it is no string). */
+static char *dup_str(napi_env env, napi_value v)
+{
+    size_t n = 0;
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok)
+        return NULL;
+    char *s = malloc(n + 1);
+    if (s)
+        napi_get_value_string_utf8(env, v, s, n + 1, &n);
+    return s;
+}
+
+static const shoal_pb_message *pb_table_of(napi_env env, napi_value obj);
+
+/* One entry [number, type, flags, offset, has_offset, elem_size, items_offset,
+ * max_len, max_count, nested table or null, name] (shoal/typed.h's shoal_pb_field). */
+static bool pb_field_of(napi_env env, napi_value arr, shoal_pb_field *f)
+{
+    napi_value e[11];
+    uint32_t v[9];
+    for (uint32_t i = 0; i < 11; i++)
+        if (napi_get_element(env, arr, i, &e[i]) != napi_ok)
+            return false;
+    for (uint32_t i = 0; i < 9; i++)
+        v[i] = (uint32_t)i64_of(env, e[i]);
+    *f = (shoal_pb_field){
+        v[0], (uint8_t)v[1], (uint8_t)v[2],      v[3], v[4], v[5], v[6], v[7],
+        v[8], NULL,          dup_str(env, e[10])};
+    if (!is_nullish(env, e[9]) && !(f->msg = pb_table_of(env, e[9])))
+        return false;
+    return f->name != NULL;
+}
+
+/* A table {name, size, init (the defaults' bytes), fields} as the C table
+ * shoal_pb_encode reads; it lives as long as the process (the JS class keeps its
+ * handle). NULL on malformed input. */
+static const shoal_pb_message *pb_table_of(napi_env env, napi_value obj)
+{
+    napi_value init, fields;
+    void *data;
+    size_t len;
+    uint32_t nf = 0;
+    if (napi_get_named_property(env, obj, "init", &init) != napi_ok ||
+        !bytes_of(env, init, &data, &len) ||
+        napi_get_named_property(env, obj, "fields", &fields) != napi_ok ||
+        napi_get_array_length(env, fields, &nf) != napi_ok ||
+        len != u32_prop(env, obj, "size"))
+        return NULL;
+    shoal_pb_message *m = calloc(1, sizeof(*m));
+    shoal_pb_field *fs = calloc(nf ? nf : 1, sizeof(*fs));
+    void *copy = malloc(len ? len : 1);
+    char *name = dup_prop(env, obj, "name");
+    bool ok = m && fs && copy && name;
+    for (uint32_t i = 0; ok && i < nf; i++) {
+        napi_value e;
+        ok = napi_get_element(env, fields, i, &e) == napi_ok &&
+             pb_field_of(env, e, &fs[i]);
+    }
+    if (!ok) { /* what nested tables were made stay: they are the process's anyway */
+        free(m);
+        free(fs);
+        free(copy);
+        free(name);
+        return NULL;
+    }
+    memcpy(copy, data, len);
+    *m = (shoal_pb_message){name, (uint32_t)len, copy, nf, fs};
+    return m;
+}
+
+/* pbTable(table) -> handle of the C table */
+static napi_value pb_table(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    const shoal_pb_message *m = pb_table_of(env, argv[0]);
+    if (!m)
+        return throw_arg(env, "a protobuf table of a generated message class");
+    return handle(env, (void *)m);
+}
+
+/* pbEncode(table handle, message bytes) -> Buffer of the protobuf encoding */
+static napi_value pb_encode(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    const shoal_pb_message *m = ptr_of(env, argv[0]);
+    void *data;
+    size_t len, need = 0;
+    if (!m || !bytes_of(env, argv[1], &data, &len) || len != m->size)
+        return throw_arg(env, "pbEncode(table, the message's bytes)");
+    uint8_t small[256];
+    int rc = shoal_pb_encode(m, data, small, sizeof(small), &need);
+    uint8_t *buf = small;
+    if (rc == SHOAL_EMSGSIZE && (buf = malloc(need)) != NULL)
+        rc = shoal_pb_encode(m, data, buf, need, &need);
+    napi_value r = NULL;
+    if (!buf)
+        return throw_rc(env, SHOAL_ENOMEM);
+    if (rc < 0)
+        throw_rc(env, rc);
+    else
+        napi_create_buffer_copy(env, need, buf, NULL, &r);
+    if (buf != small)
+        free(buf);
+    return r;
+}
+
+/* pbDecode(table handle, protobuf bytes) -> Buffer of the message (defaults, then the
+ * fields the bytes hold); throws EINVALID_DATA when they do not decode or do not fit */
+static napi_value pb_decode(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    const shoal_pb_message *m = ptr_of(env, argv[0]);
+    void *data, *out;
+    size_t len;
+    napi_value r;
+    if (!m || !bytes_of(env, argv[1], &data, &len))
+        return throw_arg(env, "pbDecode(table, protobuf bytes)");
+    if (napi_create_buffer(env, m->size, &out, &r) != napi_ok)
+        return throw_rc(env, SHOAL_ENOMEM);
+    memcpy(out, m->init, m->size);
+    int rc = shoal_pb_decode(m, out, data, len);
+    return rc < 0 ? throw_rc(env, rc) : r;
+}
 
 /* ---- SharedMemory, unlink --------------------------------------------------------- */
 
@@ -1808,6 +1935,9 @@ static napi_value init(napi_env env, napi_value exports)
         FN("rpcCtxInfo", rpc_ctx_info),
         FN("rpcCtxAddMd", rpc_ctx_add_md),
         FN("rpcCtxDone", rpc_ctx_done),
+        FN("pbTable", pb_table),
+        FN("pbEncode", pb_encode),
+        FN("pbDecode", pb_decode),
     };
     napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
     return exports;

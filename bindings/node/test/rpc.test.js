@@ -8,8 +8,10 @@
 // svct.Gen: Ask(Fix) -> Enc {n + 1, text + the "who" metadata, items {n, n}}, n == -1
 // fails FAILED_PRECONDITION; Count(Enc) -> n Fix 0..n-1 (20 ms apart when text is
 // "slow"); Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2;
-// Wait(Fix) waits until the call ends; Missing has no handler. Messages travel as
-// protobuf; the few fields needed are encoded and decoded by hand below.
+// Wait(Fix) waits until the call ends; Missing has no handler. The generated client
+// and handlers are typed: Fix, a fixed message, is the generated class (its protobuf
+// form on the wire); Enc, an encoded message Node has no class of, is protobuf bytes,
+// whose few fields are encoded and decoded by hand below (also used for raw calls).
 const test = require('node:test');
 const assert = require('node:assert');
 const { spawn } = require('child_process');
@@ -19,7 +21,7 @@ const path = require('path');
 const { opts } = require('./util');
 const { generate } = require('./gen');
 
-const { GenClient, addGenService } = require(path.join(generate('rpc'), 'svct_shoal.js'));
+const { Fix, GenClient, addGenService } = require(path.join(generate('rpc'), 'svct_shoal.js'));
 
 const { Channel, Code, Kind, RpcError } = rpc;
 const PEER = process.env.SHOAL_RPC_PEER;
@@ -86,6 +88,14 @@ function decode(b) {
   return m;
 }
 
+/** A Fix with n and text. */
+function fix(n, text = '') {
+  const m = new Fix();
+  m.n = n;
+  m.text = text;
+  return m;
+}
+
 // ---- the C server ----------------------------------------------------------------
 
 let serial = 0;
@@ -125,22 +135,40 @@ test('Node client, C server: all kinds of call, errors, deadlines, cancel', { sk
       assert.deepStrictEqual(st.headers, [['who', 'node']]);
       assert.deepStrictEqual(st.trailers, [['served-by', 'c']]);
       call.free();
-      // the generated client
+      // the generated client: Fix typed, Enc as bytes
       const gen = new GenClient(ch);
       assert.strictEqual(GenClient.SERVICE, SVC);
-      assert.strictEqual(decode(await gen.ask(encode({ n: 1 }), { timeout: SEC })).n, 2);
-      await assert.rejects(gen.missing(encode({ n: 1 })), isCode(Code.UNIMPLEMENTED));
+      assert.deepStrictEqual(decode(await gen.ask(fix(1, 'typed'), { timeout: SEC })), { n: 2, text: 'typed', items: [1, 1] });
+      await assert.rejects(gen.missing(fix(1)), isCode(Code.UNIMPLEMENTED));
       const counted = [];
-      for await (const m of gen.count(encode({ n: 3 }))) counted.push(decode(m).n);
+      for await (const m of gen.count(encode({ n: 3 }))) {
+        assert.ok(m instanceof Fix);
+        counted.push(m.n);
+      }
       assert.deepStrictEqual(counted, [0, 1, 2]);
-      const s3 = gen.sum();
-      for (const n of [1, 2, 3]) await s3.send(encode({ n }));
-      assert.strictEqual(decode(await s3.response()).n, 6);
+      const s3 = gen.sum({ timeout: SEC });
+      for (const n of [1, 2, 3]) await s3.send(fix(n));
+      const total = await s3.response();
+      assert.ok(total instanceof Fix);
+      assert.strictEqual(total.n, 6);
       s3.free();
       const c1 = gen.chat();
       await c1.send(encode({ n: 5 }));
       assert.strictEqual(decode(await c1.recv()).n, 10);
       c1.free();
+      // typed messages that are invalid: refused before anything is sent
+      const bad = fix(1);
+      bad.view.setUint32(4, 32, true); // text's length over its max_len 31
+      await assert.rejects(gen.ask(bad), (e) => isCode(Code.INVALID_ARGUMENT)(e) && /svct\.Fix\.text/.test(e.details));
+      await assert.rejects(gen.ask(encode({ n: 1 })), isCode(Code.INVALID_ARGUMENT)); // not a Fix
+      const s4 = gen.sum({ timeout: SEC });
+      await assert.rejects(s4.send(bad), isCode(Code.INVALID_ARGUMENT));
+      s4.cancel();
+      s4.free();
+      // Fix's protobuf form: what the C peer encodes and decodes
+      assert.deepStrictEqual(decode(fix(7, 'pb').toPb()), { n: 7, text: 'pb', items: [] });
+      assert.strictEqual(Fix.fromPb(encode({ n: 9, text: 'x' })).text, 'x');
+      assert.throws(() => Fix.fromPb(encode({ text: 'y'.repeat(32) })), (e) => e.code === 'EINVALID_DATA');
       // error codes
       await assert.rejects(ch.unary(SVC, 'Ask', encode({ n: -1 })), (e) => isCode(Code.FAILED_PRECONDITION)(e) && e.details === 'negative' && e.codeName === 'FAILED_PRECONDITION');
       await assert.rejects(ch.unary(SVC, 'Missing', encode({ n: 1 })), isCode(Code.UNIMPLEMENTED));
@@ -220,18 +248,18 @@ function nodeServer(addrs, events) {
   for (const a of addrs) server.addPort(a);
   addGenService(server, {
     ask: async (req, call) => {
-      const m = decode(req);
-      if (m.n === -1) throw new RpcError(Code.FAILED_PRECONDITION, 'negative');
+      assert.ok(req instanceof Fix);
+      if (req.n === -1) throw new RpcError(Code.FAILED_PRECONDITION, 'negative');
       const who = call.metadata.find(([k]) => k === 'who')?.[1];
       if (who) call.addHeader('who', who);
       call.addTrailer('served-by', 'node');
-      return encode({ n: m.n + 1, text: m.text + (who ?? ''), items: [m.n, m.n] });
+      return encode({ n: req.n + 1, text: req.text + (who ?? ''), items: [req.n, req.n] });
     },
     count: async (req, call) => {
       const m = decode(req);
       for (let i = 0; i < m.n; i++) {
         try {
-          await call.send(encode({ n: i }));
+          await call.send(fix(i));
         } catch (e) {
           events.push('cancelled Count');
           throw e;
@@ -241,8 +269,8 @@ function nodeServer(addrs, events) {
     },
     sum: async (call) => {
       let n = 0;
-      for await (const m of call) n += decode(m).n;
-      return encode({ n });
+      for await (const m of call) n += m.n;
+      return fix(n);
     },
     chat: async (call) => {
       for await (const m of call) {
@@ -287,7 +315,21 @@ test('C client, Node server: every check of the C peer', { skip: !PEER && 'SHOAL
     assert.deepStrictEqual(decode(await call.response()), { n: 2, text: 'ab', items: [1, 1] });
     assert.deepStrictEqual((await call.finish()).trailers, [['served-by', 'node']]);
     call.free();
-    await assert.rejects(gen.ask(Buffer.from([0x0a])), isCode(Code.INTERNAL)); // undecodable: the handler threw
+    // what is no valid Fix never reaches the typed handler: INVALID_ARGUMENT
+    await assert.rejects(ch.unary(SVC, 'Ask', Buffer.from([0x0a])), isCode(Code.INVALID_ARGUMENT));
+    await assert.rejects(ch.unary(SVC, 'Ask', encode({ n: 1, text: 'z'.repeat(32) })), (e) => isCode(Code.INVALID_ARGUMENT)(e) && /svct\.Fix/.test(e.details));
+    const sum = ch.clientStreaming(SVC, 'Sum', { timeout: SEC });
+    await sum.send(encode({ n: 1 }));
+    await sum.send(Buffer.from([0xff]));
+    await assert.rejects(sum.response(), isCode(Code.INVALID_ARGUMENT));
+    sum.free();
+    // typed calls against the typed Node server
+    assert.deepStrictEqual(decode(await gen.ask(fix(3, 'n'), { timeout: SEC })), { n: 4, text: 'n', items: [3, 3] });
+    const s5 = gen.sum({ timeout: SEC });
+    await s5.send(fix(4));
+    await s5.send(fix(5));
+    assert.strictEqual((await s5.response()).n, 9);
+    s5.free();
     ch.close();
     // an address in use
     if (addrs.length > 1) {
