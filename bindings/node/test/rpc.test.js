@@ -15,13 +15,15 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { spawn } = require('child_process');
+const fs = require('fs');
 const readline = require('readline');
 const { rpc } = require('..');
 const path = require('path');
 const { opts } = require('./util');
 const { generate } = require('./gen');
 
-const { Fix, GenClient, addGenService } = require(path.join(generate('rpc'), 'svct_shoal.js'));
+const GEN = generate('rpc');
+const { Fix, GenClient, addGenService } = require(path.join(GEN, 'svct_shoal.js'));
 
 const { Channel, Code, Kind, RpcError } = rpc;
 const PEER = process.env.SHOAL_RPC_PEER;
@@ -340,4 +342,18 @@ test('C client, Node server: every check of the C peer', { skip: !PEER && 'SHOAL
     await server.stop();
   }
   assert.ok(events.includes('cancelled Wait') && events.includes('cancelled Count'), events.join());
+});
+
+test('the generated services match tests/rpc/golden (SHOAL_UPDATE_GOLDEN=1 rewrites them)', () => {
+  const src = process.env.SHOAL_SOURCE_DIR || path.join(__dirname, '..', '..', '..');
+  for (const [file, mark, golden] of [
+    ['svct_shoal.js', '// ---- services ----', 'svct_services.js.golden'],
+    ['svct_shoal.d.ts', "import { rpc } from 'shoal';", 'svct_services.d.ts.golden'],
+  ]) {
+    const text = fs.readFileSync(path.join(GEN, file), 'utf8');
+    const got = text.slice(text.indexOf(mark));
+    const want = path.join(src, 'tests', 'rpc', 'golden', golden);
+    if (process.env.SHOAL_UPDATE_GOLDEN) fs.writeFileSync(want, got);
+    assert.strictEqual(got, fs.readFileSync(want, 'utf8'), `${want}: rerun with SHOAL_UPDATE_GOLDEN=1 if the change is intended`);
+  }
 });

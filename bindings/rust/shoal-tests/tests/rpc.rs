@@ -533,3 +533,22 @@ fn codes_have_grpc_names_and_numbers() {
     assert_eq!(Code::from_i32(99), Code::Unknown);
     assert_eq!(Code::Ok.to_string(), "OK");
 }
+
+#[test]
+fn generated_services_match_golden() {
+    // The services' section of the generated svct_shoal.rs, against
+    // tests/rpc/golden/svct_services.rs.golden (SHOAL_UPDATE_GOLDEN=1 rewrites it).
+    let text = include_str!(concat!(env!("OUT_DIR"), "/svct_shoal.rs"));
+    let got = &text[text.find("// ---- services ----").expect("a services section")..];
+    let src = env::var("SHOAL_SOURCE_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../..").into());
+    let path = format!("{src}/tests/rpc/golden/svct_services.rs.golden");
+    if env::var("SHOAL_UPDATE_GOLDEN").is_ok_and(|v| !v.is_empty()) {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        got == want,
+        "{path} differs from the generated code: rerun with SHOAL_UPDATE_GOLDEN=1 if intended"
+    );
+}
