@@ -16,7 +16,10 @@
  *     worker that takes a call already ended (cancelled, deadline passed) while it
  *     waited only reports its end. s->threads counts the calls off the loop's thread
  *     (running or waiting); beyond the server's bound a call ends at once with
- *     RESOURCE_EXHAUSTED.
+ *     RESOURCE_EXHAUSTED. Without a pool, threads of the caller's may serve the same
+ *     queue (shoal_rpc_server_work: a binding's own threads, on which its callbacks
+ *     are cheap): while one of them waits idle (ext_idle counts them, less the calls
+ *     already queued for them), a call is queued for it instead of getting a thread.
  *
  * Frames for a running call (MESSAGE, HALF_CLOSE, WINDOW, CANCEL) update its rpc_call
  * under the server's mutex and wake its handler. The call ends (rpc_call.done) on the
@@ -73,6 +76,9 @@ struct shoal_rpc_server {
     pthread_t *workers;
     struct shoal_rpc_ctx *jobs, *jobs_tail;
     pthread_cond_t work;
+    /* the caller's threads serving the queue (shoal_rpc_server_work): reserved or
+     * running, and idle ones not yet given a call */
+    unsigned ext_workers, ext_idle;
     int stopping;
     const shoal_rpc_service **svcs;
     size_t n_svcs;
@@ -196,7 +202,7 @@ int shoal_rpc_server_set_workers(shoal_rpc_server *s, unsigned workers,
     if (!s || workers > 4096)
         return shoal__err(SHOAL_EINVAL, "rpc server: NULL, or over 4096 workers");
     pthread_mutex_lock(&s->mu);
-    int busy = s->n_workers || s->threads || s->conns;
+    int busy = s->n_workers || s->threads || s->conns || s->ext_workers;
     pthread_mutex_unlock(&s->mu);
     if (busy)
         return shoal__err(SHOAL_EINVAL,
@@ -338,18 +344,20 @@ static void *handler_thread(void *arg)
     return NULL;
 }
 
-/* A thread of the pool: runs the queued calls' handlers, in order, until the server
- * stops. */
-static void *worker(void *arg)
+/* Runs the queued calls' handlers, in order, until the server stops: a thread of the
+ * pool, or (external) one of the caller's, counted idle while it waits. */
+static void serve_jobs(shoal_rpc_server *s, int external)
 {
-    shoal_rpc_server *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        s->ext_idle += (unsigned)external;
         while (!s->jobs && !s->stopping)
             pthread_cond_wait(&s->work, &s->mu);
         struct shoal_rpc_ctx *x = s->jobs;
-        if (!x)
+        if (!x) {
+            s->ext_idle -= (unsigned)external;
             break;
+        }
         s->jobs = x->job_next;
         if (!s->jobs)
             s->jobs_tail = NULL;
@@ -361,8 +369,36 @@ static void *worker(void *arg)
             run_handler(x);
         pthread_mutex_lock(&s->mu);
     }
+    if (external) {
+        s->ext_workers--;
+        pthread_cond_broadcast(&s->idle);
+    }
     pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker(void *arg)
+{
+    serve_jobs(arg, 0);
     return NULL;
+}
+
+int shoal_rpc_server_reserve_workers(shoal_rpc_server *s, unsigned n)
+{
+    if (!s)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL");
+    pthread_mutex_lock(&s->mu);
+    int bad = s->n_workers || s->stopping;
+    if (!bad)
+        s->ext_workers += n;
+    pthread_mutex_unlock(&s->mu);
+    return bad ? shoal__err(SHOAL_EINVAL, "rpc server: it has a worker pool of its own")
+               : 0;
+}
+
+void shoal_rpc_server_work(shoal_rpc_server *s)
+{
+    if (s)
+        serve_jobs(s, 1);
 }
 
 /* Hands call x to a thread: the pool's queue or a new thread (mu held). Returns 0 or
@@ -376,7 +412,9 @@ static int offload(shoal_rpc_server *s, struct shoal_rpc_ctx *x)
                           s->threads);
     x->on_thread = 1;
     s->threads++;
-    if (s->n_workers) {
+    if (s->n_workers || s->ext_idle) {
+        if (!s->n_workers)
+            s->ext_idle--; /* that idle thread of the caller's is this call's */
         x->job_next = NULL;
         if (s->jobs_tail)
             s->jobs_tail->job_next = x;
@@ -710,6 +748,8 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
         pthread_cond_wait(&s->idle, &s->mu);
     s->stopping = 1;
     pthread_cond_broadcast(&s->work);
+    while (s->ext_workers) /* the caller's threads, reserved ones included, leave */
+        pthread_cond_wait(&s->idle, &s->mu);
     pthread_mutex_unlock(&s->mu);
     for (unsigned i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i], NULL);

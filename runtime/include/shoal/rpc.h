@@ -317,6 +317,21 @@ SHOAL_API int shoal_rpc_server_add_descriptors(shoal_rpc_server *s, const void *
 SHOAL_API int shoal_rpc_server_set_workers(shoal_rpc_server *s, unsigned workers,
                                            unsigned max_calls);
 /*
+ * Threads of the caller's serving the calls that run off the loop's thread, for a
+ * server without a pool: shoal_rpc_server_reserve_workers(s, n) announces n of them,
+ * and each then calls shoal_rpc_server_work(s), which runs handlers on the calling
+ * thread until the server is destroyed. While one of them waits idle, a call that
+ * would get a thread of its own is handed to it instead (so a language binding's
+ * callbacks run on its own threads, where entering the language is cheap); calls
+ * beyond the idle ones still get threads of their own. shoal_rpc_server_destroy
+ * waits until all n have returned from shoal_rpc_server_work (a thread reserved but
+ * not yet arrived returns at once), so reserve only threads that will come.
+ * reserve_workers returns 0, or SHOAL_EINVAL (NULL, a server with a pool, or one
+ * being destroyed).
+ */
+SHOAL_API int shoal_rpc_server_reserve_workers(shoal_rpc_server *s, unsigned n);
+SHOAL_API void shoal_rpc_server_work(shoal_rpc_server *s);
+/*
  * Sets the TLS identity of the server's tls+tcp:// listeners (call it before
  * shoal_rpc_server_listen): cert_file and key_file are PEM files (the certificate,
  * optionally followed by its chain, and its unencrypted private key). ca_file (PEM,
