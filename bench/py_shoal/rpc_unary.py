@@ -2,7 +2,7 @@
 """Python <-> Python unary calls of shoal.rpc over shm://: the latency per call.
 
   rpc_unary.py [--calls N] [--size BYTES] [--repeats R] [--workers W] [--inline]
-               [--profile client|server]
+               [--handler-threads N] [--timeout SECONDS] [--profile client|server]
 
 A server process (forked from this one) serves a unary echo of bytes (no
 serializers: what is measured is the rpc layer, not a message codec); this process
@@ -11,7 +11,7 @@ the per-call times, in microseconds, as one `RESULT case=py_rpc_unary ...` line.
 --workers and --inline pick the server's way of running handlers (rpc.server's
 max_workers and inline_unary); --handler-threads N sets how many Python threads a
 server without workers keeps in shoal_rpc_server_work (0: each call on a thread C
-starts for it, as before they existed).
+starts for it, as before they existed). --timeout gives each call a timeout.
 --profile runs cProfile on one side (the client in this process, or the server's
 handler thread) and prints the functions by total time.
 
@@ -67,6 +67,7 @@ def main():
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--inline", action="store_true")
     ap.add_argument("--handler-threads", type=int, default=None)
+    ap.add_argument("--timeout", type=float, default=None, help="each call's timeout")
     ap.add_argument("--profile", choices=("client", "server"))
     args = ap.parse_args()
     if args.handler_threads is not None:
@@ -95,7 +96,7 @@ def main():
             prof.enable()
         for _ in range(args.calls):
             t0 = time.perf_counter_ns()
-            echo(payload)
+            echo(payload, timeout=args.timeout)
             times.append(time.perf_counter_ns() - t0)
         if prof is not None:
             prof.disable()
@@ -107,8 +108,8 @@ def main():
     q = statistics.quantiles(times, n=10)
     mode = ("inline" if args.inline else "workers%d" % args.workers if args.workers
             else "threads%d" % rpc._HANDLER_THREADS)
-    print("RESULT case=py_rpc_unary server=%s size=%d calls=%d median_us=%.1f p10_us=%.1f "
-          "p90_us=%.1f" % (mode, args.size, len(times), statistics.median(times) / 1e3,
+    print("RESULT case=py_rpc_unary server=%s timeout=%s size=%d calls=%d median_us=%.1f p10_us=%.1f "
+          "p90_us=%.1f" % (mode, args.timeout, args.size, len(times), statistics.median(times) / 1e3,
                            q[0] / 1e3, q[-1] / 1e3))
 
 
