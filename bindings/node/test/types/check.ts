@@ -4,7 +4,7 @@ import * as shoal from 'shoal';
 import { Order, Side } from './orders_shoal';
 import { Everything } from './features_shoal';
 import { Defaults, Kind } from './features2_shoal';
-import { GenClient, addGenService } from './svct_shoal';
+import { Fix, GenClient, addGenService } from './svct_shoal';
 
 async function use(): Promise<void> {
   const o = new Order();
@@ -53,32 +53,45 @@ async function useRpc(): Promise<void> {
   const ch = await shoal.rpc.Channel.open('tcp://127.0.0.1:9', { token: 'secret-token', connectTimeout: 100 });
   const client = new GenClient(ch);
   const svc: 'svct.Gen' = GenClient.SERVICE;
-  const resp: Uint8Array = await client.ask(new Uint8Array(0), { timeout: 10, metadata: { who: 'ts' } });
-  for await (const m of client.count(resp)) void m.length;
+  const req = new Fix();
+  req.n = 1;
+  const resp: Uint8Array = await client.ask(req, { timeout: 10, metadata: { who: 'ts' } });
+  for await (const m of client.count(resp)) void m.n;
   const sum = client.sum({ deadline: new Date() });
-  await sum.send(resp);
-  const one: Uint8Array = await sum.response();
-  const st = await client.chat().finish();
+  await sum.send(req);
+  const one: Fix = await sum.response();
+  const pb: Uint8Array = one.toPb();
+  const back: Fix = Fix.fromPb(pb);
+  const chat = client.chat();
+  await chat.send(resp);
+  const echoed: Uint8Array | null = await chat.recv();
+  const st = await chat.finish();
   const code: number = st.code === shoal.rpc.Code.OK ? 0 : shoal.rpc.Code.CANCELLED;
   try {
-    await ch.unary(svc, 'Ask', one);
+    await ch.unary(svc, 'Ask', pb);
+    const typed: Fix = await ch.unary(svc, 'Wait', back, {}, { request: Fix, response: Fix });
+    void typed;
   } catch (err) {
     if (err instanceof shoal.rpc.RpcError) console.log(err.codeName, err.details, err.trailers);
   }
   ch.close();
-  void code;
+  void [code, echoed];
   const server = new shoal.rpc.Server({ root: '/tmp' }).addPort('shm://svc').setToken('secret-token');
   addGenService(server, {
     ask: async (req, call) => {
       call.addTrailer('k', 'v');
       if (call.isCancelled() || call.timeRemaining() < 1) throw new shoal.rpc.RpcError(shoal.rpc.Code.ABORTED, 'late', [], [['k', 'v']]);
-      return req;
+      return req.toPb();
     },
     sum: async (call) => {
-      for await (const m of call) void m.length;
-      return new Uint8Array(0);
+      let total = 0;
+      for await (const m of call) total += m.n;
+      const out = new Fix();
+      out.n = total;
+      return out;
     },
   });
+  server.addService('raw.Svc', { Echo: { kind: 0, fn: async (b: Uint8Array) => b } });
   server.start();
   await server.stop();
 }
