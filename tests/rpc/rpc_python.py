@@ -384,6 +384,45 @@ class InProcess(unittest.TestCase):
         finally:
             server.stop(None)
 
+    def test_handler_threads(self):
+        """Without max_workers, handlers run on the server's own Python threads
+        (shoal_rpc_server_work); calls beyond the idle ones get threads of their own,
+        so more blocking handlers than those threads still all run at once."""
+        n = rpc._HANDLER_THREADS + 3
+        names, barrier = [], threading.Barrier(n, timeout=30)
+
+        class Blocking(svct.GenServicer):
+            def Ask(self, request, context):
+                names.append(threading.current_thread().name)
+                if request.n:
+                    barrier.wait()  # every call at once: none waits for another
+                return svct.Enc(n=request.n)
+
+        addr = "shm://rpcpy-handler-threads"
+        server = rpc.server()
+        svct.add_GenServicer_to_server(Blocking(), server)
+        server.add_port(addr)
+        server.start()
+        try:
+            with rpc.channel(addr) as ch:
+                stub = svct.GenStub(ch)
+                self.assertEqual(stub.Ask(svct.Fix(n=0)).n, 0)
+                self.assertEqual(names, ["shoal-rpc-handler"])
+                got = []
+                calls = [threading.Thread(
+                    target=lambda i=i: got.append(stub.Ask(svct.Fix(n=i), timeout=30).n))
+                    for i in range(1, n + 1)]
+                for t in calls:
+                    t.start()
+                for t in calls:
+                    t.join(60)
+                self.assertEqual(sorted(got), list(range(1, n + 1)))
+                self.assertGreaterEqual(names.count("shoal-rpc-handler"), 2)
+        finally:
+            server.stop(None)
+        self.assertFalse([t for t in threading.enumerate()
+                          if t.name == "shoal-rpc-handler"])  # stop joined them
+
     def test_start_errors(self):
         import shoal
         bogus = rpc.server()
