@@ -144,3 +144,29 @@ test('typed objects validate and refuse another layout', async () => {
   await assert.rejects(q.put(e), invalid('feat.Everything.r_level: count 3 over max_count 2'));
   q.close();
 });
+
+test('protobuf form: toPb is what protoc reads, fromPb gives the message back', { skip: !process.env.SHOAL_PROTOC && 'SHOAL_PROTOC not set' }, () => {
+  const { execFileSync } = require('child_process');
+  const src = process.env.SHOAL_SOURCE_DIR || path.join(__dirname, '..', '..', '..');
+  const e = new Everything();
+  e.inner.tag = Uint8Array.of(7, 8);
+  e.origin.x = -3;
+  e.origin.label = 'home';
+  e.r_int32 = [1, -2, 300];
+  e.r_string = ['a', 'bcd'];
+  e.c_text = 'nine';
+  e.maybe_text = 'hey';
+  e.default = 42;
+  const pb = e.toPb();
+  const text = execFileSync(process.env.SHOAL_PROTOC, [
+    '--decode=feat.Everything', `-I${path.join(src, 'tests/codegen/proto')}`, `-I${path.join(src, 'schemas')}`, 'features.proto',
+  ], { input: pb, cwd: path.join(src, 'tests/codegen/proto'), encoding: 'utf8' });
+  for (const want of ['tag: "\\007\\010"', 'x: -3', 'label: "home"', 'r_int32: 300', 'r_int32: -2', 'r_string: "bcd"', 'c_text: "nine"', 'maybe_text: "hey"', 'default: 42'])
+    assert.ok(text.includes(want), `${want} in:\n${text}`);
+  assert.ok(!text.includes('maybe:'), 'an optional field not set is not sent');
+  const back = Everything.fromPb(pb);
+  assert.deepStrictEqual(Buffer.from(back.bytes), Buffer.from(e.bytes));
+  assert.throws(() => Everything.fromPb(Uint8Array.of(0x42, 5, 1)), (x) => x.code === 'EINVALID_DATA');
+  e.view.setUint32(Everything.shoalType.fields.find((f) => f[0] === 'r_level')[3], 3, true);
+  assert.throws(() => e.toPb(), invalid('feat.Everything.r_level: count 3 over max_count 2'));
+});
