@@ -143,3 +143,64 @@ fn typed_objects_validate_and_refuse_other_layouts() {
     assert_eq!(e.detail(), "feat.Everything.r_level: count 3 over max_count 2");
     shoal::unlink("gen.order", &o).unwrap();
 }
+
+#[test]
+fn protobuf_form_read_by_protoc_and_back() {
+    // to_pb writes what protoc reads as feat.Everything; from_pb gives the message back.
+    use shoal::Message;
+    use shoal_tests::common_shoal::Point;
+    let mut ev = Everything::default();
+    ev.inner.set_tag(&[7, 8]).unwrap();
+    ev.origin.x = -3;
+    ev.origin.set_label("home").unwrap();
+    ev.set_r_int32(&[1, -2, 300]).unwrap();
+    let mut p = Point::default();
+    p.y = 9;
+    ev.set_r_point(&[Point::default(), p]).unwrap();
+    ev.choice_case = 12;
+    ev.choice.c_int = -5;
+    ev.set_maybe_text("hey").unwrap();
+    let pb = ev.to_pb().unwrap();
+    let back = Everything::from_pb(&pb).unwrap();
+    assert_eq!(back.to_pb().unwrap(), pb);
+    // SAFETY: the case word says c_int is the member set.
+    let c_int = unsafe { back.choice.c_int };
+    assert_eq!(
+        (back.origin.x, back.r_int32_items(), back.choice_case, c_int),
+        (-3, &[1, -2, 300][..], 12, -5)
+    );
+    assert!(Everything::from_pb(&[0x42, 5, 1]).is_err()); // a length past the end
+    if let Ok(protoc) = env::var("SHOAL_PROTOC") {
+        let src = env::var("SHOAL_SOURCE_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../..").into());
+        let mut child = std::process::Command::new(protoc)
+            .args([
+                "--decode=feat.Everything",
+                &format!("-I{src}/tests/codegen/proto"),
+                &format!("-I{src}/schemas"),
+            ])
+            .arg("features.proto")
+            .current_dir(format!("{src}/tests/codegen/proto"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&pb).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        for want in [
+            "tag: \"\\007\\010\"",
+            "x: -3",
+            "label: \"home\"",
+            "r_int32: 300",
+            "y: 9",
+            "c_int: -5",
+            "maybe_text: \"hey\"",
+        ] {
+            assert!(text.contains(want), "{want} in:\n{text}");
+        }
+    }
+    ev.r_level.count = 3;
+    assert_eq!(ev.to_pb().unwrap_err().detail(), "feat.Everything.r_level: count 3 over max_count 2");
+}
