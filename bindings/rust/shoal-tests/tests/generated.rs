@@ -154,8 +154,7 @@ fn protobuf_form_read_by_protoc_and_back() {
     ev.origin.x = -3;
     ev.origin.set_label("home").unwrap();
     ev.set_r_int32(&[1, -2, 300]).unwrap();
-    let mut p = Point::default();
-    p.y = 9;
+    let p = Point { y: 9, ..Default::default() };
     ev.set_r_point(&[Point::default(), p]).unwrap();
     ev.choice_case = 12;
     ev.choice.c_int = -5;

@@ -143,8 +143,7 @@ fn msg(n: i32, text: &str) -> Vec<u8> {
 
 /// A Fix with n and text.
 fn fix(n: i32, text: &str) -> Fix {
-    let mut m = Fix::default();
-    m.n = n;
+    let mut m = Fix { n, ..Default::default() };
     m.text.set(text.as_bytes(), "svct.Fix.text").unwrap();
     m
 }
