@@ -3,7 +3,9 @@
 //! The address picks the transport, the API is the same for all: `shm://name` (shared
 //! memory on this host), `ipc:///path` and `tcp://host:port` (nng; tcp:// clients
 //! prove they know the server's token). Messages are opaque bytes at this level; the
-//! code `shoal gen --lang rust` emits for a service puts protobuf encodings in them.
+//! typed layer on top ([`Channel::call_unary`], [`Streaming`], [`ServerStream`],
+//! [`Service::typed_unary`] and the rest, [`RpcMessage`]) carries generated messages
+//! as their protobuf form, and is what the code `shoal gen --lang rust` emits uses.
 //!
 //! Client side: a [`Channel`] is opened on an address and shared by any number of
 //! threads. A unary call ([`Channel::unary`]) returns the response or the [`Status`]
