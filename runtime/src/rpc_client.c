@@ -102,11 +102,8 @@ static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
             rpc__call_push(&k->c, f.payload, f.payload_len) < 0)
             f.code = SHOAL_RPC_RESOURCE_EXHAUSTED; /* out of memory for the response */
         if (f.type == RPC_F_TRAILERS)
-            rpc__call_end(&k->c, f.code < 17 ? (int)f.code : SHOAL_RPC_UNKNOWN, "%.*s",
-                          (int)(f.detail_len < SHOAL_RPC_DETAIL_MAX
-                                    ? f.detail_len
-                                    : SHOAL_RPC_DETAIL_MAX),
-                          f.detail ? f.detail : "");
+            rpc__call_end_str(&k->c, f.code < 17 ? (int)f.code : SHOAL_RPC_UNKNOWN,
+                              f.detail ? f.detail : "", f.detail_len);
         else
             rpc__call_frame(&k->c, &f);
     }
@@ -168,12 +165,15 @@ static void send_cancel(struct shoal_rpc_call *k)
 static int wait_until(struct shoal_rpc_call *k, int what, int64_t limit)
 {
     while (!ready(&k->c, what)) {
+        /* one clock read a round, none when there is neither deadline nor limit */
+        int64_t now =
+            k->c.deadline == INT64_MAX && limit == INT64_MAX ? 0 : shoal__now_ns();
         if (k->ch->broken) {
             rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", k->ch->why);
-        } else if (shoal__now_ns() >= k->c.deadline) {
+        } else if (now >= k->c.deadline) {
             rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
             send_cancel(k);
-        } else if (shoal__now_ns() >= limit) {
+        } else if (now >= limit) {
             return 0;
         } else {
             pump(k->ch, k->c.deadline < limit ? k->c.deadline : limit);
@@ -333,15 +333,27 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     if (!out || !ch || !service || !m || !m->name || (has_req && !req && req_len))
         return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
     char method[512];
-    int n = snprintf(method, sizeof(method), "%s/%s", service, m->name);
-    if (n < 0 || (size_t)n >= sizeof(method))
+    size_t sl = strlen(service), ml = strlen(m->name);
+    if (sl + 1 + ml >= sizeof(method))
         return shoal__err(SHOAL_EINVAL, "rpc call: method name too long");
-    struct shoal_rpc_call *k = calloc(1, sizeof(*k));
+    memcpy(method, service, sl);
+    method[sl] = '/';
+    memcpy(method + sl + 1, m->name, ml);
+    size_t n = sl + 1 + ml;
+    struct shoal_rpc_call *k = malloc(sizeof(*k));
     if (!k)
         return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory");
-    int64_t deadline = rpc__inherited_deadline();
-    if (opts && opts->timeout > 0 && shoal__now_ns() + opts->timeout < deadline)
-        deadline = shoal__now_ns() + opts->timeout;
+    k->headers = k->trailers = (shoal_rpc_md){0};
+    k->unary_response = 0;
+    /* The deadline: inherited from the handler this call is made in, or the caller's
+     * timeout if sooner. One clock read, none for a call without either. */
+    int64_t deadline = rpc__inherited_deadline(), left = INT64_MAX;
+    if (deadline != INT64_MAX || (opts && opts->timeout > 0)) {
+        int64_t now = shoal__now_ns();
+        if (opts && opts->timeout > 0 && now + opts->timeout < deadline)
+            deadline = now + opts->timeout;
+        left = deadline - now;
+    }
 
     pthread_mutex_lock(&ch->mu);
     rpc__call_init(&k->c, &ch->mu, &ch->cv, ch->conn, ch->next_id++, m, deadline);
@@ -350,26 +362,23 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     RPC_LINK(ch->calls, k);
     if (ch->broken) {
         rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", ch->why);
-    } else if (deadline != INT64_MAX && shoal__now_ns() >= deadline) {
+    } else if (left <= 0) {
         rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED,
                       "deadline exceeded before start");
     } else {
         rpc_frame f = {.call = k->c.id,
                        .type = RPC_F_START,
                        .method = method,
-                       .method_len = (size_t)n,
-                       .timeout_ns =
-                           deadline == INT64_MAX ? 0 : rpc__until(deadline, INT64_MAX),
+                       .method_len = n,
+                       .timeout_ns = deadline == INT64_MAX ? 0 : left,
                        .payload = req,
                        .payload_len = req_len,
                        .has_payload = has_req,
                        .flags = has_req ? RPC_FLAG_END : 0};
-        if (f.timeout_ns == 0 && deadline != INT64_MAX)
-            f.timeout_ns = 1;
         k->c.credit -= has_req;
         k->c.send_closed = has_req;
         int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
-                           rpc__until(deadline, SEND_TIMEOUT));
+                           left < SEND_TIMEOUT ? left : SEND_TIMEOUT);
         if (rc == SHOAL_EMSGSIZE)
             rpc__call_end(&k->c, SHOAL_RPC_RESOURCE_EXHAUSTED, "request too large: %s",
                           shoal_errdetail());
@@ -512,8 +521,11 @@ int shoal_rpc_call_finish(shoal_rpc_call *k, char *detail, size_t cap)
         rpc__call_drain(&k->c); /* responses nobody will read */
     }
     int code = k->c.code;
-    if (detail && cap)
-        snprintf(detail, cap, "%s", k->c.detail);
+    if (detail && cap) {
+        size_t n = strnlen(k->c.detail, cap - 1);
+        memcpy(detail, k->c.detail, n);
+        detail[n] = 0;
+    }
     pthread_mutex_unlock(&k->ch->mu);
     return code;
 }

@@ -29,6 +29,7 @@
  * answered with a status or dropped and counted, never acted upon.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,7 @@ struct shoal_rpc_ctx {
     struct shoal_rpc_ctx *job_next; /* in the pool's queue */
     rpc_msg *response;              /* unary / client streaming: sent with the trailers */
     char detail[SHOAL_RPC_DETAIL_MAX];
+    char name[]; /* the method's full name: method points here */
 };
 
 struct shoal_rpc_server {
@@ -255,7 +257,8 @@ static void finish(struct shoal_rpc_ctx *x, int code, const char *detail)
 {
     if (x->c.done)
         return;
-    rpc__call_end(&x->c, code, "%s", detail);
+    size_t detail_len = strlen(detail);
+    rpc__call_end_str(&x->c, code, detail, detail_len);
     if (x->sc->lost)
         return;
     send_headers(x);
@@ -263,7 +266,7 @@ static void finish(struct shoal_rpc_ctx *x, int code, const char *detail)
                    .type = RPC_F_TRAILERS,
                    .code = (uint32_t)code,
                    .detail = detail,
-                   .detail_len = strlen(detail)};
+                   .detail_len = detail_len};
     if (code == SHOAL_RPC_OK && x->response) { /* the single response rides along */
         f.payload = x->response->data;
         f.payload_len = x->response->len;
@@ -295,7 +298,6 @@ static void ctx_free(struct shoal_rpc_ctx *x)
     shoal_rpc_md_clear(&x->headers);
     shoal_rpc_md_clear(&x->trailers);
     pthread_cond_destroy(&x->cv);
-    free(x->method);
     free(x);
 }
 
@@ -486,14 +488,20 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
         reply_status(sc->c, f->call, SHOAL_RPC_UNIMPLEMENTED, detail);
         return NULL;
     }
-    struct shoal_rpc_ctx *x = calloc(1, sizeof(*x));
-    char *name = x ? strndup(f->method, f->method_len) : NULL;
-    if (!name) {
-        free(x);
+    /* One block for the call and its method's name; cleared up to the detail buffers
+     * (rpc__call_init clears the call's, and a detail is a string). */
+    struct shoal_rpc_ctx *x = malloc(sizeof(*x) + f->method_len + 1);
+    if (!x) {
         reply_status(sc->c, f->call, SHOAL_RPC_RESOURCE_EXHAUSTED,
                      "server out of memory");
         return NULL;
     }
+    memset(&x->cv, 0,
+           offsetof(struct shoal_rpc_ctx, detail) - offsetof(struct shoal_rpc_ctx, cv));
+    x->detail[0] = 0;
+    memcpy(x->name, f->method, f->method_len);
+    x->name[f->method_len] = 0;
+    char *name = x->name;
     pthread_cond_init(&x->cv, NULL);
     int64_t deadline = f->timeout_ns > 0 && f->timeout_ns < INT64_MAX / 2
                            ? shoal__now_ns() + f->timeout_ns
@@ -775,20 +783,15 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
                           x->method);
     }
     if (single) { /* kept for the trailers frame: one frame ends the call */
-        rpc_msg *m = malloc(sizeof(*m));
-        void *copy = malloc(len ? len : 1);
-        int rc =
-            x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
-            : !m || !copy ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
-                          : 0;
+        rpc_msg *m = NULL;
+        int rc = x->c.done
+                     ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+                 : !(m = rpc__msg_new(msg, len))
+                     ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
+                     : 0;
         if (rc == 0) {
-            memcpy(copy, msg, len);
-            *m = (rpc_msg){NULL, len, copy};
             x->response = m;
             x->c.sent++;
-        } else {
-            free(m);
-            free(copy);
         }
         pthread_mutex_unlock(x->c.mu);
         return rc;

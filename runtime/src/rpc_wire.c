@@ -72,11 +72,11 @@ static void put_frame(pb_out *o, const rpc_frame *f, const shoal_rpc_md *md)
 }
 
 int rpc__frame_encode(const rpc_frame *f, const shoal_rpc_md *md, uint8_t **out,
-                      size_t *len)
+                      size_t cap, size_t *len)
 {
     pb_out size = {NULL, 0, 0};
     put_frame(&size, f, md);
-    pb_out o = {malloc(size.len ? size.len : 1), size.len, 0};
+    pb_out o = {size.len <= cap ? *out : malloc(size.len ? size.len : 1), size.len, 0};
     if (!o.p)
         return shoal__err(SHOAL_ENOMEM, "rpc frame: out of memory");
     put_frame(&o, f, md);
