@@ -98,7 +98,7 @@ const char *shoal_rpc_md_get(const shoal_rpc_md *md, const char *key)
 
 void shoal_rpc_md_clear(shoal_rpc_md *md)
 {
-    if (!md)
+    if (!md || !md->items)
         return;
     for (size_t i = 0; i < md->count; i++) {
         free(md->items[i].key);

@@ -52,7 +52,7 @@ typedef struct rpc_frame {
 int rpc__frame_encode(const rpc_frame *f, const shoal_rpc_md *md, uint8_t **out,
                       size_t cap, size_t *len);
 /* The stack buffer rpc__send encodes into: most frames fit. */
-#define RPC_FRAME_STACK 512
+#define RPC_FRAME_STACK 1024
 /* Decodes buf into f, appending its metadata to md when md is not NULL. Returns 0 or
  * SHOAL_EINVALID_DATA (shoal_errdetail() says what is wrong). */
 int rpc__frame_decode(const uint8_t *buf, size_t len, rpc_frame *f, shoal_rpc_md *md);

@@ -60,8 +60,8 @@ struct shoal_rpc_ctx {
     int on_thread;
     struct shoal_rpc_ctx *job_next; /* in the pool's queue */
     rpc_msg *response;              /* unary / client streaming: sent with the trailers */
-    char detail[SHOAL_RPC_DETAIL_MAX];
-    char name[]; /* the method's full name: method points here */
+    char *detail; /* shoal_rpc_ctx_set_detail's (SHOAL_RPC_DETAIL_MAX bytes), or NULL */
+    char name[];  /* the method's full name: method points here */
 };
 
 struct shoal_rpc_server {
@@ -298,6 +298,7 @@ static void ctx_free(struct shoal_rpc_ctx *x)
     shoal_rpc_md_clear(&x->headers);
     shoal_rpc_md_clear(&x->trailers);
     pthread_cond_destroy(&x->cv);
+    free(x->detail);
     free(x);
 }
 
@@ -314,7 +315,7 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
         (x->c.m->kind == SHOAL_RPC_UNARY || x->c.m->kind == SHOAL_RPC_CLIENT_STREAMING))
         finish(x, SHOAL_RPC_INTERNAL, "the handler returned OK without a response");
     else
-        finish(x, code, x->detail);
+        finish(x, code, x->detail ? x->detail : "");
     RPC_UNLINK(sc->calls, x);
     int close_conn = sc->lost && !sc->calls;
     if (x->on_thread && --s->threads == 0)
@@ -488,8 +489,8 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
         reply_status(sc->c, f->call, SHOAL_RPC_UNIMPLEMENTED, detail);
         return NULL;
     }
-    /* One block for the call and its method's name; cleared up to the detail buffers
-     * (rpc__call_init clears the call's, and a detail is a string). */
+    /* One block for the call and its method's name, small enough for the allocator's
+     * fast path; cleared but for the call's detail (rpc__call_init clears that). */
     struct shoal_rpc_ctx *x = malloc(sizeof(*x) + f->method_len + 1);
     if (!x) {
         reply_status(sc->c, f->call, SHOAL_RPC_RESOURCE_EXHAUSTED,
@@ -497,8 +498,7 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
         return NULL;
     }
     memset(&x->cv, 0,
-           offsetof(struct shoal_rpc_ctx, detail) - offsetof(struct shoal_rpc_ctx, cv));
-    x->detail[0] = 0;
+           offsetof(struct shoal_rpc_ctx, name) - offsetof(struct shoal_rpc_ctx, cv));
     memcpy(x->name, f->method, f->method_len);
     x->name[f->method_len] = 0;
     char *name = x->name;
@@ -870,8 +870,10 @@ int shoal_rpc_ctx_add_trailer(shoal_rpc_ctx *x, const char *key, const char *val
 
 void shoal_rpc_ctx_set_detail(shoal_rpc_ctx *x, const char *fmt, ...)
 {
+    if (!x->detail && !(x->detail = malloc(SHOAL_RPC_DETAIL_MAX)))
+        return; /* out of memory: the status goes without its detail */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(x->detail, sizeof(x->detail), fmt, ap);
+    vsnprintf(x->detail, SHOAL_RPC_DETAIL_MAX, fmt, ap);
     va_end(ap);
 }
