@@ -4,14 +4,16 @@
  * A channel is one connection (made by the transport the address names) and the
  * calls running on it, under one mutex. Nobody reads the connection in the
  * background: a thread that must wait for its call (a response, credit to send, the
- * status) either becomes the channel's reader — it receives one frame with the mutex
- * released, then dispatches it to whichever call it belongs to and wakes everyone —
- * or, when another thread is reading, sleeps on the channel's condition variable.
- * So a channel used by one thread costs no thread switch, and one used by many has
- * exactly one reader at a time. Readers and sleepers wake at least every READ_SLICE
- * to check their deadline, so a call ends DEADLINE_EXCEEDED on time even when another
- * thread is the reader. A connection that fails (the server died or hung up) ends
- * every call on it UNAVAILABLE.
+ * status) either becomes the channel's reader — it receives a frame with the mutex
+ * released, then dispatches it, and whatever else already arrived, to the calls they
+ * belong to — or, when another thread is reading, sleeps on its own call's condition
+ * variable. A frame wakes only the thread of its call (not every thread waiting on
+ * the channel), and a thread that leaves with nobody reading wakes one sleeper to take
+ * the reader's turn. So a channel used by one thread costs no thread switch, and one
+ * used by many has exactly one reader at a time and one wake-up per frame. Readers
+ * and sleepers wake at least every READ_SLICE to check their deadline, so a call ends
+ * DEADLINE_EXCEEDED on time even when another thread is the reader. A connection that
+ * fails (the server died or hung up) ends every call on it UNAVAILABLE.
  *
  * A channel lives until it is closed and its last call is freed (calls keep a
  * reference), so call handles stay valid after shoal_rpc_channel_close().
@@ -22,11 +24,11 @@
 #include "rpc_internal.h"
 
 #define READ_SLICE   SHOAL_MS(20)
+#define READ_BATCH   64           /* frames a reader dispatches at one go */
 #define SEND_TIMEOUT SHOAL_SEC(5) /* a server not reading for this long is broken */
 
 struct shoal_rpc_channel {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     rpc_conn *conn;
     int reading;
     int broken; /* the connection failed: calls end UNAVAILABLE */
@@ -39,6 +41,8 @@ struct shoal_rpc_channel {
 
 struct shoal_rpc_call {
     rpc_call c;
+    pthread_cond_t cv; /* the call's thread sleeps here while another one reads */
+    int waiting;       /* ... and has not been woken to take over reading */
     shoal_rpc_channel *ch;
     struct shoal_rpc_call *next, *prev;
     shoal_rpc_md headers, trailers;
@@ -56,7 +60,6 @@ static void channel_unref(shoal_rpc_channel *ch) /* mu held; releases it */
     if (ch->conn)
         ch->conn->ops->close(ch->conn);
     pthread_mutex_destroy(&ch->mu);
-    pthread_cond_destroy(&ch->cv);
     free(ch);
 }
 
@@ -110,11 +113,15 @@ static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
     shoal_rpc_md_clear(&md);
 }
 
-/* Receives and dispatches one frame, or waits for the thread that does (mu held). */
-static void pump(shoal_rpc_channel *ch, int64_t deadline)
+/* Receives and dispatches frames (one, then those already there), or waits for the
+ * thread that does (mu held). */
+static void pump(struct shoal_rpc_call *k, int64_t deadline)
 {
+    shoal_rpc_channel *ch = k->ch;
     if (ch->reading) {
-        rpc__cond_wait(&ch->cv, &ch->mu, rpc__until(deadline, READ_SLICE));
+        k->waiting = 1;
+        rpc__cond_wait(&k->cv, &ch->mu, rpc__until(deadline, READ_SLICE));
+        k->waiting = 0;
         return;
     }
     ch->reading = 1;
@@ -123,16 +130,33 @@ static void pump(shoal_rpc_channel *ch, int64_t deadline)
     size_t len;
     int rc = ch->conn->ops->recv(ch->conn, &buf, &len, rpc__until(deadline, READ_SLICE));
     pthread_mutex_lock(&ch->mu);
-    ch->reading = 0;
-    if (rc == 1)
+    for (int n = 0; rc == 1; n++) {
         dispatch(ch, buf, len);
-    else if (rc < 0) {
+        if (n == READ_BATCH || ch->broken)
+            break;
+        rc = ch->conn->ops->recv(ch->conn, &buf, &len, SHOAL_NOWAIT);
+    }
+    ch->reading = 0;
+    if (rc < 0) {
         char why[200];
         snprintf(why, sizeof(why), "connection to %s lost: %s", ch->conn->peer,
                  shoal_strerror(rc));
         channel_break(ch, why);
     }
-    pthread_cond_broadcast(&ch->cv);
+}
+
+/* A thread stops waiting: if nobody reads, one sleeper is woken to take over (mu
+ * held). */
+static void hand_over(shoal_rpc_channel *ch)
+{
+    if (ch->reading)
+        return;
+    for (struct shoal_rpc_call *k = ch->calls; k; k = k->next)
+        if (k->waiting) {
+            k->waiting = 0; /* woken: the next hand-over wakes another */
+            pthread_cond_signal(&k->cv);
+            return;
+        }
 }
 
 /* ---- waiting for a call ------------------------------------------------------------ */
@@ -164,6 +188,7 @@ static void send_cancel(struct shoal_rpc_call *k)
  * holds (mu held). */
 static int wait_until(struct shoal_rpc_call *k, int what, int64_t limit)
 {
+    int got = 1;
     while (!ready(&k->c, what)) {
         /* one clock read a round, none when there is neither deadline nor limit */
         int64_t now =
@@ -174,12 +199,14 @@ static int wait_until(struct shoal_rpc_call *k, int what, int64_t limit)
             rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
             send_cancel(k);
         } else if (now >= limit) {
-            return 0;
+            got = 0;
+            break;
         } else {
-            pump(k->ch, k->c.deadline < limit ? k->c.deadline : limit);
+            pump(k, k->c.deadline < limit ? k->c.deadline : limit);
         }
     }
-    return 1;
+    hand_over(k->ch);
+    return got;
 }
 
 static void wait_for(struct shoal_rpc_call *k, int what)
@@ -301,7 +328,6 @@ int shoal_rpc_channel_open(shoal_rpc_channel **out, const char *address,
         return rc;
     }
     pthread_mutex_init(&ch->mu, NULL);
-    pthread_cond_init(&ch->cv, NULL);
     ch->refs = 1;
     ch->next_id = 1;
     *out = ch;
@@ -345,6 +371,8 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
         return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory");
     k->headers = k->trailers = (shoal_rpc_md){0};
     k->unary_response = 0;
+    k->waiting = 0;
+    pthread_cond_init(&k->cv, NULL);
     /* The deadline: inherited from the handler this call is made in, or the caller's
      * timeout if sooner. One clock read, none for a call without either. */
     int64_t deadline = rpc__inherited_deadline(), left = INT64_MAX;
@@ -356,7 +384,7 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     }
 
     pthread_mutex_lock(&ch->mu);
-    rpc__call_init(&k->c, &ch->mu, &ch->cv, ch->conn, ch->next_id++, m, deadline);
+    rpc__call_init(&k->c, &ch->mu, &k->cv, ch->conn, ch->next_id++, m, deadline);
     k->ch = ch;
     ch->refs++;
     RPC_LINK(ch->calls, k);
@@ -461,30 +489,37 @@ static int refuse(struct shoal_rpc_call *k, rpc_msg *m, int code, const char *wh
     return 0;
 }
 
-int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
+/* Takes the next response once wait_for(k, W_MESSAGE) returned (mu held): 1 with *m,
+ * or 0 (none: the call ended, or the response was refused). */
+static int take(struct shoal_rpc_call *k, rpc_msg **m)
 {
-    if (!k || !msg || !len)
-        return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
-    shoal_rpc_channel *ch = k->ch;
-    pthread_mutex_lock(&ch->mu);
-    wait_for(k, W_MESSAGE);
-    rpc_msg *m = NULL;
     uint32_t credit = 0;
     /* Messages that arrived before an OK status are still delivered (another thread
      * may have read the message and the trailers behind it at one go). */
     int got =
-        (!k->c.done || k->c.code == SHOAL_RPC_OK) && rpc__call_pop(&k->c, &m, &credit);
+        (!k->c.done || k->c.code == SHOAL_RPC_OK) && rpc__call_pop(&k->c, m, &credit);
     int single =
         k->c.m->kind == SHOAL_RPC_UNARY || k->c.m->kind == SHOAL_RPC_CLIENT_STREAMING;
-    if (got && k->c.m->check_response && k->c.m->check_response(m->data, m->len) != 0)
-        got = refuse(k, m, SHOAL_RPC_INVALID_ARGUMENT,
+    if (got && k->c.m->check_response && k->c.m->check_response((*m)->data, (*m)->len))
+        got = refuse(k, *m, SHOAL_RPC_INVALID_ARGUMENT,
                      "the server sent an invalid response");
     else if (got && single && k->unary_response++)
-        got = refuse(k, m, SHOAL_RPC_INTERNAL,
+        got = refuse(k, *m, SHOAL_RPC_INTERNAL,
                      "the server sent a second response to a single-response method");
     if (credit && rpc__send_simple(k->c.conn, k->c.id, RPC_F_WINDOW, credit) < 0)
-        channel_break(ch, "connection lost while returning credit");
-    pthread_mutex_unlock(&ch->mu);
+        channel_break(k->ch, "connection lost while returning credit");
+    return got;
+}
+
+int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
+{
+    if (!k || !msg || !len)
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
+    pthread_mutex_lock(&k->ch->mu);
+    wait_for(k, W_MESSAGE);
+    rpc_msg *m = NULL;
+    int got = take(k, &m);
+    pthread_mutex_unlock(&k->ch->mu);
     return got ? rpc__msg_hand_out(m, msg, len) : 0;
 }
 
@@ -511,21 +546,27 @@ void shoal_rpc_call_cancel(shoal_rpc_call *k)
     pthread_mutex_unlock(&k->ch->mu);
 }
 
-int shoal_rpc_call_finish(shoal_rpc_call *k, char *detail, size_t cap)
+/* shoal_rpc_call_finish with mu held. */
+static int finish(struct shoal_rpc_call *k, char *detail, size_t cap)
 {
-    if (!k)
-        return shoal__err(SHOAL_EINVAL, "rpc call: NULL");
-    pthread_mutex_lock(&k->ch->mu);
     while (!k->c.done) {
         wait_for(k, W_MESSAGE);
         rpc__call_drain(&k->c); /* responses nobody will read */
     }
-    int code = k->c.code;
     if (detail && cap) {
         size_t n = strnlen(k->c.detail, cap - 1);
         memcpy(detail, k->c.detail, n);
         detail[n] = 0;
     }
+    return k->c.code;
+}
+
+int shoal_rpc_call_finish(shoal_rpc_call *k, char *detail, size_t cap)
+{
+    if (!k)
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL");
+    pthread_mutex_lock(&k->ch->mu);
+    int code = finish(k, detail, cap);
     pthread_mutex_unlock(&k->ch->mu);
     return code;
 }
@@ -540,12 +581,10 @@ const shoal_rpc_md *shoal_rpc_call_trailers(const shoal_rpc_call *k)
     return &k->trailers;
 }
 
-void shoal_rpc_call_free(shoal_rpc_call *k)
+/* shoal_rpc_call_free with mu held; releases it. */
+static void release(struct shoal_rpc_call *k)
 {
-    if (!k)
-        return;
     shoal_rpc_channel *ch = k->ch;
-    pthread_mutex_lock(&ch->mu);
     if (!k->c.done) {
         send_cancel(k);
         rpc__call_end(&k->c, SHOAL_RPC_CANCELLED, "call freed");
@@ -554,10 +593,21 @@ void shoal_rpc_call_free(shoal_rpc_call *k)
     rpc__call_drain(&k->c);
     shoal_rpc_md_clear(&k->headers);
     shoal_rpc_md_clear(&k->trailers);
+    pthread_cond_destroy(&k->cv);
     free(k);
     channel_unref(ch);
 }
 
+void shoal_rpc_call_free(shoal_rpc_call *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->ch->mu);
+    release(k);
+}
+
+/* The whole call under the channel's mutex taken twice: to start it (call_begin),
+ * then to take the response, the status and free it. */
 int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service, const shoal_rpc_method *m,
                     const void *req, size_t req_len, void **resp, size_t *resp_len,
                     const shoal_rpc_options *opts, char *detail, size_t cap)
@@ -570,21 +620,20 @@ int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service, const shoal_rpc_
     int rc = call_begin(&k, ch, service, m, opts, req, req_len, 1);
     if (rc < 0)
         return rc;
-    void *msg = NULL;
-    size_t len = 0;
-    rc = shoal_rpc_call_recv(k, &msg, &len);
-    int code = shoal_rpc_call_finish(k, detail, cap);
-    if (code == SHOAL_RPC_OK && rc != 1) {
+    rpc_msg *msg = NULL;
+    pthread_mutex_lock(&ch->mu);
+    wait_for(k, W_MESSAGE);
+    int got = take(k, &msg);
+    int code = finish(k, detail, cap);
+    release(k);
+    if (code == SHOAL_RPC_OK && !got) {
         code = SHOAL_RPC_INTERNAL;
         if (detail && cap)
             snprintf(detail, cap, "the server sent no response");
     }
-    if (code == SHOAL_RPC_OK) {
-        *resp = msg;
-        *resp_len = len;
-    } else {
-        free(msg);
-    }
-    shoal_rpc_call_free(k);
+    if (code == SHOAL_RPC_OK)
+        rpc__msg_hand_out(msg, resp, resp_len);
+    else
+        rpc__msg_free(msg);
     return code;
 }
