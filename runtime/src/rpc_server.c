@@ -61,7 +61,8 @@ struct shoal_rpc_ctx {
     struct shoal_rpc_ctx *job_next; /* in the pool's queue */
     rpc_msg *response;              /* unary / client streaming: sent with the trailers */
     char *detail; /* shoal_rpc_ctx_set_detail's (SHOAL_RPC_DETAIL_MAX bytes), or NULL */
-    char name[];  /* the method's full name: method points here */
+    size_t name_cap; /* the room for name */
+    char name[];     /* the method's full name: method points here */
 };
 
 struct shoal_rpc_server {
@@ -79,6 +80,7 @@ struct shoal_rpc_server {
     const shoal_rpc_service **svcs;
     size_t n_svcs;
     struct rpc_server_conn *conns;
+    struct shoal_rpc_ctx *spare; /* the last call's memory, for the next one */
     rpc_listener *listeners;
     shoal_loop_source *timer;
     int64_t timer_at;
@@ -290,15 +292,43 @@ static void conn_free(struct rpc_server_conn *sc)
     free(sc);
 }
 
-static void ctx_free(struct shoal_rpc_ctx *x)
+/* A call's memory for a method name of len bytes: the server's spare if it fits,
+ * else a new block (mu held). Cleared but for the call's detail (rpc__call_init clears
+ * that); small enough for the allocator's fast path. */
+#define NAME_ROOM 64
+static struct shoal_rpc_ctx *ctx_new(shoal_rpc_server *s, size_t len)
+{
+    struct shoal_rpc_ctx *x = s->spare;
+    if (x && x->name_cap > len) {
+        s->spare = NULL;
+    } else {
+        size_t cap = len < NAME_ROOM ? NAME_ROOM : len + 1;
+        if (!(x = malloc(sizeof(*x) + cap)))
+            return NULL;
+        pthread_cond_init(&x->cv, NULL);
+        x->name_cap = cap;
+    }
+    memset(&x->sc, 0,
+           offsetof(struct shoal_rpc_ctx, name_cap) - offsetof(struct shoal_rpc_ctx, sc));
+    return x;
+}
+
+/* Frees what the call holds, keeping the block. */
+static void ctx_clear(struct shoal_rpc_ctx *x)
 {
     rpc__call_drain(&x->c);
     rpc__msg_free(x->response);
     shoal_rpc_md_clear(&x->md);
     shoal_rpc_md_clear(&x->headers);
     shoal_rpc_md_clear(&x->trailers);
-    pthread_cond_destroy(&x->cv);
     free(x->detail);
+}
+
+static void ctx_free_block(struct shoal_rpc_ctx *x)
+{
+    if (!x)
+        return;
+    pthread_cond_destroy(&x->cv);
     free(x);
 }
 
@@ -320,8 +350,13 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
     int close_conn = sc->lost && !sc->calls;
     if (x->on_thread && --s->threads == 0)
         pthread_cond_broadcast(&s->idle);
+    ctx_clear(x);
+    if (!s->spare) { /* kept for the next call */
+        s->spare = x;
+        x = NULL;
+    }
     pthread_mutex_unlock(&s->mu);
-    ctx_free(x);
+    ctx_free_block(x);
     if (close_conn)
         conn_free(sc);
 }
@@ -489,20 +524,15 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
         reply_status(sc->c, f->call, SHOAL_RPC_UNIMPLEMENTED, detail);
         return NULL;
     }
-    /* One block for the call and its method's name, small enough for the allocator's
-     * fast path; cleared but for the call's detail (rpc__call_init clears that). */
-    struct shoal_rpc_ctx *x = malloc(sizeof(*x) + f->method_len + 1);
+    struct shoal_rpc_ctx *x = ctx_new(s, f->method_len);
     if (!x) {
         reply_status(sc->c, f->call, SHOAL_RPC_RESOURCE_EXHAUSTED,
                      "server out of memory");
         return NULL;
     }
-    memset(&x->cv, 0,
-           offsetof(struct shoal_rpc_ctx, name) - offsetof(struct shoal_rpc_ctx, cv));
     memcpy(x->name, f->method, f->method_len);
     x->name[f->method_len] = 0;
     char *name = x->name;
-    pthread_cond_init(&x->cv, NULL);
     int64_t deadline = f->timeout_ns > 0 && f->timeout_ns < INT64_MAX / 2
                            ? shoal__now_ns() + f->timeout_ns
                            : INT64_MAX;
@@ -726,6 +756,7 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
     pthread_cond_destroy(&s->work);
+    ctx_free_block(s->spare);
     free(s->svcs);
     free(s->descs);
     free(s->token);

@@ -126,21 +126,36 @@ int rpc__frame_encode(const rpc_frame *f, const shoal_rpc_md *md, uint8_t **out,
 
 /* ---- decoding ---------------------------------------------------------------------- */
 
-static int r_varint(pb_in *r, uint64_t *v)
+static int bad_varint(void)
 {
-    return pb_get_varint(r, v) ? 0
-                               : shoal__err(SHOAL_EINVALID_DATA,
-                                            "rpc frame: a varint is cut short or longer "
-                                            "than ten bytes");
+    return shoal__err(SHOAL_EINVALID_DATA,
+                      "rpc frame: a varint is cut short or longer than ten bytes");
+}
+
+/* A varint; most in a frame (tags, types, small numbers) take one byte. */
+static inline int r_varint(pb_in *r, uint64_t *v)
+{
+    if (SHOAL_LIKELY(r->p < r->end && *r->p < 0x80)) {
+        *v = *r->p++;
+        return 0;
+    }
+    return pb_get_varint(r, v) ? 0 : bad_varint();
 }
 
 /* A length-delimited field's bytes. */
-static int r_len(pb_in *r, const uint8_t **data, size_t *len)
+static inline int r_len(pb_in *r, const uint8_t **data, size_t *len)
 {
-    return pb_get_len(r, data, len)
-               ? 0
-               : shoal__err(SHOAL_EINVALID_DATA,
-                            "rpc frame: a length-delimited field overruns the frame");
+    uint64_t n;
+    int rc = r_varint(r, &n);
+    if (rc < 0)
+        return rc;
+    if (n > (uint64_t)(r->end - r->p))
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "rpc frame: a length-delimited field overruns the frame");
+    *data = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return 0;
 }
 
 static int r_skip(pb_in *r, unsigned wt)
