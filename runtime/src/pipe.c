@@ -443,6 +443,14 @@ int shoal_pipe_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len,
     return rc;
 }
 
+int shoal__pipe_try_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len)
+{
+    use(p);
+    int rc = shoal__ring_get(&p->rx, buf, cap, len, SHOAL_NOWAIT, NULL);
+    sync_fd(p);
+    return rc;
+}
+
 int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout)
 {
     if (!p)

@@ -245,6 +245,11 @@ typedef struct rpc_tls {
 /* NULL when shoal_rpc_server_set_tls was not called. */
 const rpc_tls *rpc__server_tls(shoal_rpc_server *s);
 
+/* shoal_pipe_recv without waiting and without asking after the peer (pipe.c): 0, or
+ * SHOAL_EAGAIN when nothing is there even if the peer is gone (for a caller that
+ * learns of that otherwise, as a loop watching the pipe does), SHOAL_EMSGSIZE. */
+int shoal__pipe_try_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len);
+
 /* ---- transports ----------------------------------------------------------------------
  */
 
