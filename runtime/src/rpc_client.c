@@ -388,33 +388,44 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     k->ch = ch;
     ch->refs++;
     RPC_LINK(ch->calls, k);
+    int send = 0;
     if (ch->broken) {
         rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", ch->why);
     } else if (left <= 0) {
         rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED,
                       "deadline exceeded before start");
     } else {
-        rpc_frame f = {.call = k->c.id,
-                       .type = RPC_F_START,
-                       .method = method,
-                       .method_len = n,
-                       .timeout_ns = deadline == INT64_MAX ? 0 : left,
-                       .payload = req,
-                       .payload_len = req_len,
-                       .has_payload = has_req,
-                       .flags = has_req ? RPC_FLAG_END : 0};
         k->c.credit -= has_req;
         k->c.send_closed = has_req;
-        int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
-                           left < SEND_TIMEOUT ? left : SEND_TIMEOUT);
-        if (rc == SHOAL_EMSGSIZE)
-            rpc__call_end(&k->c, SHOAL_RPC_RESOURCE_EXHAUSTED, "request too large: %s",
-                          shoal_errdetail());
-        else if (rc < 0)
-            channel_break(ch, "connection lost while starting a call");
+        send = 1;
     }
     pthread_mutex_unlock(&ch->mu);
     *out = k;
+    if (!send)
+        return 0;
+    /* START is sent without the channel's mutex, so that the threads of a busy channel
+     * do not queue behind each other's sends (nothing else sends for this call yet). */
+    rpc_frame f = {.call = k->c.id,
+                   .type = RPC_F_START,
+                   .method = method,
+                   .method_len = n,
+                   .timeout_ns = deadline == INT64_MAX ? 0 : left,
+                   .payload = req,
+                   .payload_len = req_len,
+                   .has_payload = has_req,
+                   .flags = has_req ? RPC_FLAG_END : 0};
+    int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
+                       left < SEND_TIMEOUT ? left : SEND_TIMEOUT);
+    if (rc < 0) {
+        char why[SHOAL_RPC_DETAIL_MAX];
+        snprintf(why, sizeof(why), "request too large: %s", shoal_errdetail());
+        pthread_mutex_lock(&ch->mu);
+        if (rc == SHOAL_EMSGSIZE)
+            rpc__call_end(&k->c, SHOAL_RPC_RESOURCE_EXHAUSTED, "%s", why);
+        else
+            channel_break(ch, "connection lost while starting a call");
+        pthread_mutex_unlock(&ch->mu);
+    }
     return 0;
 }
 
