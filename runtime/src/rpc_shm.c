@@ -15,7 +15,13 @@
  * other end's process dies, the survivor's receive (or the loop) reports
  * SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end UNAVAILABLE;
  * the server cancels the client's calls. Whoever closes a connection first unlinks
- * its pipe; the other side's handle stays usable until it closes it.
+ * its pipe; the other side's handle stays usable until it closes it. A client that
+ * forks keeps its connection (its end was in use: pipe.c), and a child that calls on
+ * the inherited channel shares it.
+ *
+ * The server's loop, woken by a readable pipe, takes up to 64 frames a turn; only the
+ * first receive asks after the client's process (the loop watching the pipe reports
+ * a client gone), so a busy connection costs no peer check per frame.
  *
  * One server per name: beside the queue, a listener holds the small block
  * NAME:server, whose one word names the listening process by its owner id in that
