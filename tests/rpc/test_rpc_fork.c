@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 
+#include "bytes_echo.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -16,20 +17,8 @@ struct shared {
 
 static struct shared *sh;
 
-static int echo(shoal_rpc_ctx *ctx, void *arg)
-{
-    (void)arg;
-    void *m;
-    size_t len;
-    if (shoal_rpc_ctx_recv(ctx, &m, &len) != 1)
-        return SHOAL_RPC_INVALID_ARGUMENT;
-    int rc = shoal_rpc_ctx_send(ctx, m, len);
-    free(m);
-    return rc ? SHOAL_RPC_UNAVAILABLE : SHOAL_RPC_OK;
-}
-
 static const shoal_rpc_method methods[] = {
-    {"Echo", SHOAL_RPC_UNARY, NULL, NULL, echo, 0}};
+    {"Echo", SHOAL_RPC_UNARY, NULL, NULL, bytes_echo, 0}};
 static const shoal_rpc_service service = {"test.Fork", methods, 1, NULL};
 
 static int server(void *arg)

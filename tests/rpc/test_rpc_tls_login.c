@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "bytes_echo.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -25,20 +26,8 @@ static const char *pki_file(const char *name)
     return b;
 }
 
-static int echo(shoal_rpc_ctx *ctx, void *arg)
-{
-    (void)arg;
-    void *m;
-    size_t len;
-    if (shoal_rpc_ctx_recv(ctx, &m, &len) != 1)
-        return SHOAL_RPC_INVALID_ARGUMENT;
-    int rc = shoal_rpc_ctx_send(ctx, m, len);
-    free(m);
-    return rc ? SHOAL_RPC_UNAVAILABLE : SHOAL_RPC_OK;
-}
-
 static const shoal_rpc_method methods[] = {
-    {"Echo", SHOAL_RPC_UNARY, NULL, NULL, echo, 0}};
+    {"Echo", SHOAL_RPC_UNARY, NULL, NULL, bytes_echo, 0}};
 static const shoal_rpc_service service = {"test.Login", methods, 1, NULL};
 
 static void *run_loop(void *loop)
