@@ -69,7 +69,8 @@ typedef struct rpc_conn_ops {
     int (*send)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
     /* Client side: receives one frame into the connection's private buffer (*buf is
      * valid until the next recv; one thread receives at a time): 1, 0 when the timeout
-     * expired, or a negative code when the connection is gone or broken. */
+     * expired, or a negative code when the connection is gone or broken. With a
+     * timeout of 0 a connection gone may show only at the next receive that waits. */
     int (*recv)(rpc_conn *c, const uint8_t **buf, size_t *len, shoal_duration timeout);
     /* Server side: stops watching c on the server's loop (on the loop's thread). */
     void (*stop)(rpc_conn *c);
