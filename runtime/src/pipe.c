@@ -12,22 +12,31 @@
  * ids, owner.c): a process holds the end of a handle it opened, and a fork child
  * holds the ends of the handles it inherits from its first instant (the fork handler
  * writes its entries before fork() returns), so a child that dies before it ever
- * touches its end is a holder that died. An entry is one of:
+ * touches its end is a holder that died. Who keeps an end across fork() depends on
+ * whether the parent had used its handle (sent, received or polled with it): an end
+ * only opened is one being handed to a child (shoal_pipe_pair, fork, the child uses
+ * one end); an end in use stays the parent's (a client that forks a worker). An entry
+ * is one of:
  *
  *   plain      the holder uses the end;
- *   HANDED     the holder forked since it last used the end: it has handed the end to
- *              its children until it sends, receives or polls with it again;
- *   TENTATIVE  a fork child that has not used the end yet (the parent's owner id in
- *              the high half): it holds the end only while the parent's entry is
- *              HANDED — a child does not keep open the end its parent goes on using.
+ *   FORKED     a plain entry whose holder forked after it had used the end: it still
+ *              holds the end, and closing it hands the end to the children still
+ *              holding it tentatively (the entry becomes HANDED);
+ *   HANDED     the holder forked before it used the end, or closed a FORKED one: it
+ *              has handed the end to its children until it sends, receives or polls
+ *              with it again;
+ *   TENTATIVE  a fork child that has not used the end yet (the owner id of the entry
+ *              it inherited from in the high half): it holds the end only while that
+ *              entry is HANDED — a child does not keep open, nor take away, the end
+ *              its parent goes on using; its first use makes its entry plain.
  *
- * The holders that count are the plain ones and the tentative ones whose parent
- * handed the end. Closing a handle removes a plain entry and marks the end closed; a
- * handed entry stays (the children hold the end); a tentative one goes without
- * marking anything (a child letting go of a handle it inherited and never used). Opening
- * an end by name is refused with SHOAL_EBUSY while another process's holder counts and is
- * alive, unless the opener asks to join the holders (SHOAL_PIPE_TAKEOVER); it forgets
- * dead holders.
+ * The holders that count are the plain and forked ones and the tentative ones whose
+ * parent handed the end. Closing a handle removes a plain entry and marks the end
+ * closed; a forked one with a live tentative child becomes handed (else it is closed
+ * as a plain one); a tentative one goes without marking anything (a child letting go
+ * of a handle it inherited and never used). Opening an end by name is refused with
+ * SHOAL_EBUSY while another process's holder counts and is alive, unless the opener
+ * asks to join the holders (SHOAL_PIPE_TAKEOVER); it forgets dead holders.
  *
  * The peer's state, decided from its end's entries when a call would wait (once per
  * sleep slice), every 64 sends and after a close: while a counting holder is alive
@@ -42,6 +51,7 @@
 
 #define PIPE_MAGIC 0x45504950u /* "PIPE" */
 #define OWNER_BITS 0x1fffffffu
+#define FORKED     (1u << 29)
 #define TENTATIVE  (1u << 30)
 #define HANDED     (1u << 31)
 
@@ -64,6 +74,7 @@ struct shoal_pipe {
     int end;
     shoal__ring tx, rx;
     unsigned sends;
+    bool used; /* this process sent, received or polled with the handle */
     shoal__ring_hook hook;
     _Atomic(shoal_readyfd *) rfd; /* shoal_pipe_fd(), kept in step by recv and poll */
 };
@@ -84,26 +95,39 @@ static inline _Atomic uint64_t *my_entry(shoal_pipe *p)
                : NULL;
 }
 
-/* Records this process as a user of the handle's end (plain entry). */
+/* Records this process as a user of the handle's end: a plain entry (a forked one
+ * stays forked). */
 static inline void hold(shoal_pipe *p)
 {
     uint32_t me = shoal__seg_owner(p->seg);
     _Atomic uint64_t *e = my_entry(p);
     if (SHOAL_LIKELY(e && me) &&
-        SHOAL_UNLIKELY(atomic_load_explicit(e, memory_order_relaxed) != me))
+        SHOAL_UNLIKELY(
+            (atomic_load_explicit(e, memory_order_relaxed) & ~(uint64_t)FORKED) != me))
         atomic_store(e, me);
 }
 
-/* Before fork: the child holds the end tentatively; this process hands it over. */
+/* hold() for a send, receive or poll: the handle is in use. */
+static inline void use(shoal_pipe *p)
+{
+    if (SHOAL_UNLIKELY(!p->used))
+        p->used = true;
+    hold(p);
+}
+
+/* Before fork: the child holds the end tentatively; this process keeps an end it used
+ * (FORKED) and hands over one it did not (HANDED). A tentative holder that forks makes
+ * its child tentative on the same parent. */
 static void hold_after_fork(shoal__seg *seg, uint32_t child_owner, int child_slot)
 {
     shoal_pipe *p = seg->on_fork_arg;
     _Atomic uint64_t *mine = my_entry(p);
-    atomic_store(&p->ctl->end[p->end].holder[child_slot],
-                 (uint64_t)seg->owner << 32 | TENTATIVE | child_owner);
     uint64_t v = mine ? atomic_load(mine) : 0;
-    if (v && entry_owner(v) == seg->owner)
-        atomic_compare_exchange_strong(mine, &v, v | HANDED);
+    uint64_t parent = v & TENTATIVE ? v >> 32 : seg->owner;
+    atomic_store(&p->ctl->end[p->end].holder[child_slot],
+                 parent << 32 | TENTATIVE | child_owner);
+    if (v && entry_owner(v) == seg->owner && !(v & (TENTATIVE | HANDED)))
+        atomic_compare_exchange_strong(mine, &v, v | (p->used ? FORKED : HANDED));
 }
 
 /* Whether entry v of end e counts as a holder (see the top of the file). */
@@ -156,8 +180,20 @@ static void forget_dead(shoal_pipe *p)
     }
 }
 
+/* Whether a tentative holder inheriting from owner `parent` is alive on end e. */
+static bool live_child(shoal_pipe *p, const struct pipe_end *e, uint32_t parent)
+{
+    for (int i = 0; i < SHOAL_MAX_USERS; i++) {
+        uint64_t v = atomic_load(&e->holder[i]);
+        if ((v & TENTATIVE) && (uint32_t)(v >> 32) == parent &&
+            shoal__owner_alive(p->seg, entry_owner(v)))
+            return true;
+    }
+    return false;
+}
+
 /* Closing the handle: removes a plain entry and marks the end closed; a handed one
- * stays with the children. */
+ * stays with the children, and a forked one is handed to them if one is alive. */
 static void let_go(shoal_pipe *p)
 {
     struct pipe_end *e = &p->ctl->end[p->end];
@@ -165,6 +201,9 @@ static void let_go(shoal_pipe *p)
     uint64_t v = mine ? atomic_load(mine) : 0;
     if (v && entry_owner(v) == p->seg->owner) {
         if (v & HANDED)
+            return;
+        if ((v & FORKED) && live_child(p, e, p->seg->owner) &&
+            atomic_compare_exchange_strong(mine, &v, (v & ~(uint64_t)FORKED) | HANDED))
             return;
         atomic_compare_exchange_strong(mine, &v, 0);
         if (v & TENTATIVE)
@@ -383,7 +422,7 @@ int shoal_pipe_send(shoal_pipe *p, const void *msg, size_t len, shoal_duration t
 {
     if (SHOAL_UNLIKELY(!p))
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
-    hold(p);
+    use(p);
     int rc;
     if (SHOAL_UNLIKELY((++p->sends & 63) == 0 ||
                        atomic_load_explicit(&p->ctl->end[1 - p->end].closed,
@@ -398,8 +437,16 @@ int shoal_pipe_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len,
 {
     if (SHOAL_UNLIKELY(!p))
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
-    hold(p);
+    use(p);
     int rc = shoal__ring_get(&p->rx, buf, cap, len, timeout, &p->hook);
+    sync_fd(p);
+    return rc;
+}
+
+int shoal__pipe_try_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len)
+{
+    use(p);
+    int rc = shoal__ring_get(&p->rx, buf, cap, len, SHOAL_NOWAIT, NULL);
     sync_fd(p);
     return rc;
 }
@@ -408,7 +455,7 @@ int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout)
 {
     if (!p)
         return shoal__err(SHOAL_EINVAL, "pipe: NULL handle");
-    hold(p);
+    use(p);
     int rc = shoal__ring_poll(&p->rx, timeout, &p->hook);
     sync_fd(p);
     return rc;

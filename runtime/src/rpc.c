@@ -98,7 +98,7 @@ const char *shoal_rpc_md_get(const shoal_rpc_md *md, const char *key)
 
 void shoal_rpc_md_clear(shoal_rpc_md *md)
 {
-    if (!md)
+    if (!md || !md->items)
         return;
     for (size_t i = 0; i < md->count; i++) {
         free(md->items[i].key);
@@ -148,30 +148,46 @@ void rpc__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, shoal_duration wait
 void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_conn *conn,
                     uint64_t id, const shoal_rpc_method *m, int64_t deadline)
 {
-    memset(c, 0, sizeof(*c));
+    /* Field by field: of the detail buffer only the first byte needs clearing. */
     c->mu = mu;
     c->cv = cv;
     c->conn = conn;
     c->id = id;
     c->m = m;
     c->deadline = deadline;
+    c->head = c->tail = NULL;
+    c->peer_done = 0;
+    c->consumed = 0;
     c->credit = SHOAL_RPC_WINDOW;
+    c->send_closed = c->sent = c->done = c->code = 0;
+    c->detail[0] = 0;
+}
+
+/* A message and its payload are one heap block, the payload first (the user frees it
+ * with free()), the rpc_msg after it at an aligned offset. */
+#define MSG_OFFSET(len) (((len) + _Alignof(rpc_msg) - 1) & ~(_Alignof(rpc_msg) - 1))
+
+rpc_msg *rpc__msg_new(const void *data, size_t len)
+{
+    uint8_t *block = malloc(MSG_OFFSET(len) + sizeof(rpc_msg));
+    if (!block) {
+        shoal__err(SHOAL_ENOMEM, "rpc call: out of memory for a message");
+        return NULL;
+    }
+    rpc_msg *msg = (rpc_msg *)(block + MSG_OFFSET(len));
+    msg->next = NULL;
+    msg->len = len;
+    msg->data = block;
+    if (len)
+        memcpy(block, data, len);
+    return msg;
 }
 
 int rpc__call_push(rpc_call *c, const void *data, size_t len)
 {
-    rpc_msg *msg = malloc(sizeof(*msg));
-    void *copy = malloc(len ? len : 1);
-    if (!msg || !copy) {
-        free(msg);
-        free(copy);
-        return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory for a message");
-    }
-    msg->next = NULL;
-    msg->len = len;
-    msg->data = copy;
-    if (len)
-        memcpy(copy, data, len);
+    rpc_msg *msg = rpc__msg_new(data, len);
+    if (!msg)
+        return SHOAL_ENOMEM;
     if (c->tail)
         c->tail->next = msg;
     else
@@ -199,9 +215,8 @@ int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit)
 
 int rpc__msg_hand_out(rpc_msg *m, void **msg, size_t *len)
 {
-    *msg = m->data;
+    *msg = m->data; /* m lives inside this block: it goes with it */
     *len = m->len;
-    free(m);
     return 1;
 }
 
@@ -209,21 +224,32 @@ void rpc__msg_free(rpc_msg *m)
 {
     if (m)
         free(m->data);
-    free(m);
 }
 
-void rpc__call_end(rpc_call *c, int code, const char *fmt, ...)
+void rpc__call_end_str(rpc_call *c, int code, const char *detail, size_t len)
 {
     if (c->done)
         return;
     c->done = 1;
     c->peer_done = 1;
     c->code = code;
+    if (len >= sizeof(c->detail))
+        len = sizeof(c->detail) - 1;
+    memcpy(c->detail, detail, len);
+    c->detail[len] = 0;
+    pthread_cond_broadcast(c->cv);
+}
+
+void rpc__call_end(rpc_call *c, int code, const char *fmt, ...)
+{
+    if (c->done)
+        return;
+    char detail[SHOAL_RPC_DETAIL_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+    int n = vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    pthread_cond_broadcast(c->cv);
+    rpc__call_end_str(c, code, detail, n < 0 ? 0 : (size_t)n);
 }
 
 void rpc__call_drain(rpc_call *c)
@@ -266,13 +292,15 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f)
 int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
               shoal_duration timeout)
 {
-    uint8_t *buf;
+    uint8_t stack[RPC_FRAME_STACK];
+    uint8_t *buf = stack;
     size_t len;
-    int rc = rpc__frame_encode(f, md, &buf, &len);
+    int rc = rpc__frame_encode(f, md, &buf, sizeof(stack), &len);
     if (rc < 0)
         return rc;
     rc = conn->ops->send(conn, buf, len, timeout);
-    free(buf);
+    if (buf != stack)
+        free(buf);
     return rc;
 }
 

@@ -4,14 +4,16 @@
  * A channel is one connection (made by the transport the address names) and the
  * calls running on it, under one mutex. Nobody reads the connection in the
  * background: a thread that must wait for its call (a response, credit to send, the
- * status) either becomes the channel's reader — it receives one frame with the mutex
- * released, then dispatches it to whichever call it belongs to and wakes everyone —
- * or, when another thread is reading, sleeps on the channel's condition variable.
- * So a channel used by one thread costs no thread switch, and one used by many has
- * exactly one reader at a time. Readers and sleepers wake at least every READ_SLICE
- * to check their deadline, so a call ends DEADLINE_EXCEEDED on time even when another
- * thread is the reader. A connection that fails (the server died or hung up) ends
- * every call on it UNAVAILABLE.
+ * status) either becomes the channel's reader — it receives a frame with the mutex
+ * released, then dispatches it, and whatever else already arrived, to the calls they
+ * belong to — or, when another thread is reading, sleeps on its own call's condition
+ * variable. A frame wakes only the thread of its call (not every thread waiting on
+ * the channel), and a thread that leaves with nobody reading wakes one sleeper to take
+ * the reader's turn. So a channel used by one thread costs no thread switch, and one
+ * used by many has exactly one reader at a time and one wake-up per frame. Readers
+ * and sleepers wake at least every READ_SLICE to check their deadline, so a call ends
+ * DEADLINE_EXCEEDED on time even when another thread is the reader. A connection that
+ * fails (the server died or hung up) ends every call on it UNAVAILABLE.
  *
  * A channel lives until it is closed and its last call is freed (calls keep a
  * reference), so call handles stay valid after shoal_rpc_channel_close().
@@ -22,11 +24,11 @@
 #include "rpc_internal.h"
 
 #define READ_SLICE   SHOAL_MS(20)
+#define READ_BATCH   64           /* frames a reader dispatches at one go */
 #define SEND_TIMEOUT SHOAL_SEC(5) /* a server not reading for this long is broken */
 
 struct shoal_rpc_channel {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     rpc_conn *conn;
     int reading;
     int broken; /* the connection failed: calls end UNAVAILABLE */
@@ -39,6 +41,8 @@ struct shoal_rpc_channel {
 
 struct shoal_rpc_call {
     rpc_call c;
+    pthread_cond_t cv; /* the call's thread sleeps here while another one reads */
+    int waiting;       /* ... and has not been woken to take over reading */
     shoal_rpc_channel *ch;
     struct shoal_rpc_call *next, *prev;
     shoal_rpc_md headers, trailers;
@@ -56,7 +60,6 @@ static void channel_unref(shoal_rpc_channel *ch) /* mu held; releases it */
     if (ch->conn)
         ch->conn->ops->close(ch->conn);
     pthread_mutex_destroy(&ch->mu);
-    pthread_cond_destroy(&ch->cv);
     free(ch);
 }
 
@@ -102,22 +105,23 @@ static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
             rpc__call_push(&k->c, f.payload, f.payload_len) < 0)
             f.code = SHOAL_RPC_RESOURCE_EXHAUSTED; /* out of memory for the response */
         if (f.type == RPC_F_TRAILERS)
-            rpc__call_end(&k->c, f.code < 17 ? (int)f.code : SHOAL_RPC_UNKNOWN, "%.*s",
-                          (int)(f.detail_len < SHOAL_RPC_DETAIL_MAX
-                                    ? f.detail_len
-                                    : SHOAL_RPC_DETAIL_MAX),
-                          f.detail ? f.detail : "");
+            rpc__call_end_str(&k->c, f.code < 17 ? (int)f.code : SHOAL_RPC_UNKNOWN,
+                              f.detail ? f.detail : "", f.detail_len);
         else
             rpc__call_frame(&k->c, &f);
     }
     shoal_rpc_md_clear(&md);
 }
 
-/* Receives and dispatches one frame, or waits for the thread that does (mu held). */
-static void pump(shoal_rpc_channel *ch, int64_t deadline)
+/* Receives and dispatches frames (one, then those already there), or waits for the
+ * thread that does (mu held). */
+static void pump(struct shoal_rpc_call *k, int64_t deadline)
 {
+    shoal_rpc_channel *ch = k->ch;
     if (ch->reading) {
-        rpc__cond_wait(&ch->cv, &ch->mu, rpc__until(deadline, READ_SLICE));
+        k->waiting = 1;
+        rpc__cond_wait(&k->cv, &ch->mu, rpc__until(deadline, READ_SLICE));
+        k->waiting = 0;
         return;
     }
     ch->reading = 1;
@@ -126,16 +130,33 @@ static void pump(shoal_rpc_channel *ch, int64_t deadline)
     size_t len;
     int rc = ch->conn->ops->recv(ch->conn, &buf, &len, rpc__until(deadline, READ_SLICE));
     pthread_mutex_lock(&ch->mu);
-    ch->reading = 0;
-    if (rc == 1)
+    for (int n = 0; rc == 1; n++) {
         dispatch(ch, buf, len);
-    else if (rc < 0) {
+        if (n == READ_BATCH || ch->broken)
+            break;
+        rc = ch->conn->ops->recv(ch->conn, &buf, &len, SHOAL_NOWAIT);
+    }
+    ch->reading = 0;
+    if (rc < 0) {
         char why[200];
         snprintf(why, sizeof(why), "connection to %s lost: %s", ch->conn->peer,
                  shoal_strerror(rc));
         channel_break(ch, why);
     }
-    pthread_cond_broadcast(&ch->cv);
+}
+
+/* A thread stops waiting: if nobody reads, one sleeper is woken to take over (mu
+ * held). */
+static void hand_over(shoal_rpc_channel *ch)
+{
+    if (ch->reading)
+        return;
+    for (struct shoal_rpc_call *k = ch->calls; k; k = k->next)
+        if (k->waiting) {
+            k->waiting = 0; /* woken: the next hand-over wakes another */
+            pthread_cond_signal(&k->cv);
+            return;
+        }
 }
 
 /* ---- waiting for a call ------------------------------------------------------------ */
@@ -167,19 +188,25 @@ static void send_cancel(struct shoal_rpc_call *k)
  * holds (mu held). */
 static int wait_until(struct shoal_rpc_call *k, int what, int64_t limit)
 {
+    int got = 1;
     while (!ready(&k->c, what)) {
+        /* one clock read a round, none when there is neither deadline nor limit */
+        int64_t now =
+            k->c.deadline == INT64_MAX && limit == INT64_MAX ? 0 : shoal__now_ns();
         if (k->ch->broken) {
             rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", k->ch->why);
-        } else if (shoal__now_ns() >= k->c.deadline) {
+        } else if (now >= k->c.deadline) {
             rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
             send_cancel(k);
-        } else if (shoal__now_ns() >= limit) {
-            return 0;
+        } else if (now >= limit) {
+            got = 0;
+            break;
         } else {
-            pump(k->ch, k->c.deadline < limit ? k->c.deadline : limit);
+            pump(k, k->c.deadline < limit ? k->c.deadline : limit);
         }
     }
-    return 1;
+    hand_over(k->ch);
+    return got;
 }
 
 static void wait_for(struct shoal_rpc_call *k, int what)
@@ -301,7 +328,6 @@ int shoal_rpc_channel_open(shoal_rpc_channel **out, const char *address,
         return rc;
     }
     pthread_mutex_init(&ch->mu, NULL);
-    pthread_cond_init(&ch->cv, NULL);
     ch->refs = 1;
     ch->next_id = 1;
     *out = ch;
@@ -333,51 +359,73 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     if (!out || !ch || !service || !m || !m->name || (has_req && !req && req_len))
         return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
     char method[512];
-    int n = snprintf(method, sizeof(method), "%s/%s", service, m->name);
-    if (n < 0 || (size_t)n >= sizeof(method))
+    size_t sl = strlen(service), ml = strlen(m->name);
+    if (sl + 1 + ml >= sizeof(method))
         return shoal__err(SHOAL_EINVAL, "rpc call: method name too long");
-    struct shoal_rpc_call *k = calloc(1, sizeof(*k));
+    memcpy(method, service, sl);
+    method[sl] = '/';
+    memcpy(method + sl + 1, m->name, ml);
+    size_t n = sl + 1 + ml;
+    struct shoal_rpc_call *k = malloc(sizeof(*k));
     if (!k)
         return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory");
-    int64_t deadline = rpc__inherited_deadline();
-    if (opts && opts->timeout > 0 && shoal__now_ns() + opts->timeout < deadline)
-        deadline = shoal__now_ns() + opts->timeout;
+    k->headers = k->trailers = (shoal_rpc_md){0};
+    k->unary_response = 0;
+    k->waiting = 0;
+    pthread_cond_init(&k->cv, NULL);
+    /* The deadline: inherited from the handler this call is made in, or the caller's
+     * timeout if sooner. One clock read, none for a call without either. */
+    int64_t deadline = rpc__inherited_deadline(), left = INT64_MAX;
+    if (deadline != INT64_MAX || (opts && opts->timeout > 0)) {
+        int64_t now = shoal__now_ns();
+        if (opts && opts->timeout > 0 && now + opts->timeout < deadline)
+            deadline = now + opts->timeout;
+        left = deadline - now;
+    }
 
     pthread_mutex_lock(&ch->mu);
-    rpc__call_init(&k->c, &ch->mu, &ch->cv, ch->conn, ch->next_id++, m, deadline);
+    rpc__call_init(&k->c, &ch->mu, &k->cv, ch->conn, ch->next_id++, m, deadline);
     k->ch = ch;
     ch->refs++;
     RPC_LINK(ch->calls, k);
+    int send = 0;
     if (ch->broken) {
         rpc__call_end(&k->c, SHOAL_RPC_UNAVAILABLE, "%s", ch->why);
-    } else if (deadline != INT64_MAX && shoal__now_ns() >= deadline) {
+    } else if (left <= 0) {
         rpc__call_end(&k->c, SHOAL_RPC_DEADLINE_EXCEEDED,
                       "deadline exceeded before start");
     } else {
-        rpc_frame f = {.call = k->c.id,
-                       .type = RPC_F_START,
-                       .method = method,
-                       .method_len = (size_t)n,
-                       .timeout_ns =
-                           deadline == INT64_MAX ? 0 : rpc__until(deadline, INT64_MAX),
-                       .payload = req,
-                       .payload_len = req_len,
-                       .has_payload = has_req,
-                       .flags = has_req ? RPC_FLAG_END : 0};
-        if (f.timeout_ns == 0 && deadline != INT64_MAX)
-            f.timeout_ns = 1;
         k->c.credit -= has_req;
         k->c.send_closed = has_req;
-        int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
-                           rpc__until(deadline, SEND_TIMEOUT));
-        if (rc == SHOAL_EMSGSIZE)
-            rpc__call_end(&k->c, SHOAL_RPC_RESOURCE_EXHAUSTED, "request too large: %s",
-                          shoal_errdetail());
-        else if (rc < 0)
-            channel_break(ch, "connection lost while starting a call");
+        send = 1;
     }
     pthread_mutex_unlock(&ch->mu);
     *out = k;
+    if (!send)
+        return 0;
+    /* START is sent without the channel's mutex, so that the threads of a busy channel
+     * do not queue behind each other's sends (nothing else sends for this call yet). */
+    rpc_frame f = {.call = k->c.id,
+                   .type = RPC_F_START,
+                   .method = method,
+                   .method_len = n,
+                   .timeout_ns = deadline == INT64_MAX ? 0 : left,
+                   .payload = req,
+                   .payload_len = req_len,
+                   .has_payload = has_req,
+                   .flags = has_req ? RPC_FLAG_END : 0};
+    int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
+                       left < SEND_TIMEOUT ? left : SEND_TIMEOUT);
+    if (rc < 0) {
+        char why[SHOAL_RPC_DETAIL_MAX];
+        snprintf(why, sizeof(why), "request too large: %s", shoal_errdetail());
+        pthread_mutex_lock(&ch->mu);
+        if (rc == SHOAL_EMSGSIZE)
+            rpc__call_end(&k->c, SHOAL_RPC_RESOURCE_EXHAUSTED, "%s", why);
+        else
+            channel_break(ch, "connection lost while starting a call");
+        pthread_mutex_unlock(&ch->mu);
+    }
     return 0;
 }
 
@@ -452,30 +500,37 @@ static int refuse(struct shoal_rpc_call *k, rpc_msg *m, int code, const char *wh
     return 0;
 }
 
-int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
+/* Takes the next response once wait_for(k, W_MESSAGE) returned (mu held): 1 with *m,
+ * or 0 (none: the call ended, or the response was refused). */
+static int take(struct shoal_rpc_call *k, rpc_msg **m)
 {
-    if (!k || !msg || !len)
-        return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
-    shoal_rpc_channel *ch = k->ch;
-    pthread_mutex_lock(&ch->mu);
-    wait_for(k, W_MESSAGE);
-    rpc_msg *m = NULL;
     uint32_t credit = 0;
     /* Messages that arrived before an OK status are still delivered (another thread
      * may have read the message and the trailers behind it at one go). */
     int got =
-        (!k->c.done || k->c.code == SHOAL_RPC_OK) && rpc__call_pop(&k->c, &m, &credit);
+        (!k->c.done || k->c.code == SHOAL_RPC_OK) && rpc__call_pop(&k->c, m, &credit);
     int single =
         k->c.m->kind == SHOAL_RPC_UNARY || k->c.m->kind == SHOAL_RPC_CLIENT_STREAMING;
-    if (got && k->c.m->check_response && k->c.m->check_response(m->data, m->len) != 0)
-        got = refuse(k, m, SHOAL_RPC_INVALID_ARGUMENT,
+    if (got && k->c.m->check_response && k->c.m->check_response((*m)->data, (*m)->len))
+        got = refuse(k, *m, SHOAL_RPC_INVALID_ARGUMENT,
                      "the server sent an invalid response");
     else if (got && single && k->unary_response++)
-        got = refuse(k, m, SHOAL_RPC_INTERNAL,
+        got = refuse(k, *m, SHOAL_RPC_INTERNAL,
                      "the server sent a second response to a single-response method");
     if (credit && rpc__send_simple(k->c.conn, k->c.id, RPC_F_WINDOW, credit) < 0)
-        channel_break(ch, "connection lost while returning credit");
-    pthread_mutex_unlock(&ch->mu);
+        channel_break(k->ch, "connection lost while returning credit");
+    return got;
+}
+
+int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
+{
+    if (!k || !msg || !len)
+        return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
+    pthread_mutex_lock(&k->ch->mu);
+    wait_for(k, W_MESSAGE);
+    rpc_msg *m = NULL;
+    int got = take(k, &m);
+    pthread_mutex_unlock(&k->ch->mu);
     return got ? rpc__msg_hand_out(m, msg, len) : 0;
 }
 
@@ -502,18 +557,27 @@ void shoal_rpc_call_cancel(shoal_rpc_call *k)
     pthread_mutex_unlock(&k->ch->mu);
 }
 
+/* shoal_rpc_call_finish with mu held. */
+static int finish(struct shoal_rpc_call *k, char *detail, size_t cap)
+{
+    while (!k->c.done) {
+        wait_for(k, W_MESSAGE);
+        rpc__call_drain(&k->c); /* responses nobody will read */
+    }
+    if (detail && cap) {
+        size_t n = strnlen(k->c.detail, cap - 1);
+        memcpy(detail, k->c.detail, n);
+        detail[n] = 0;
+    }
+    return k->c.code;
+}
+
 int shoal_rpc_call_finish(shoal_rpc_call *k, char *detail, size_t cap)
 {
     if (!k)
         return shoal__err(SHOAL_EINVAL, "rpc call: NULL");
     pthread_mutex_lock(&k->ch->mu);
-    while (!k->c.done) {
-        wait_for(k, W_MESSAGE);
-        rpc__call_drain(&k->c); /* responses nobody will read */
-    }
-    int code = k->c.code;
-    if (detail && cap)
-        snprintf(detail, cap, "%s", k->c.detail);
+    int code = finish(k, detail, cap);
     pthread_mutex_unlock(&k->ch->mu);
     return code;
 }
@@ -528,12 +592,10 @@ const shoal_rpc_md *shoal_rpc_call_trailers(const shoal_rpc_call *k)
     return &k->trailers;
 }
 
-void shoal_rpc_call_free(shoal_rpc_call *k)
+/* shoal_rpc_call_free with mu held; releases it. */
+static void release(struct shoal_rpc_call *k)
 {
-    if (!k)
-        return;
     shoal_rpc_channel *ch = k->ch;
-    pthread_mutex_lock(&ch->mu);
     if (!k->c.done) {
         send_cancel(k);
         rpc__call_end(&k->c, SHOAL_RPC_CANCELLED, "call freed");
@@ -542,10 +604,21 @@ void shoal_rpc_call_free(shoal_rpc_call *k)
     rpc__call_drain(&k->c);
     shoal_rpc_md_clear(&k->headers);
     shoal_rpc_md_clear(&k->trailers);
+    pthread_cond_destroy(&k->cv);
     free(k);
     channel_unref(ch);
 }
 
+void shoal_rpc_call_free(shoal_rpc_call *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->ch->mu);
+    release(k);
+}
+
+/* The whole call under the channel's mutex taken twice: to start it (call_begin),
+ * then to take the response, the status and free it. */
 int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service, const shoal_rpc_method *m,
                     const void *req, size_t req_len, void **resp, size_t *resp_len,
                     const shoal_rpc_options *opts, char *detail, size_t cap)
@@ -558,21 +631,20 @@ int shoal_rpc_unary(shoal_rpc_channel *ch, const char *service, const shoal_rpc_
     int rc = call_begin(&k, ch, service, m, opts, req, req_len, 1);
     if (rc < 0)
         return rc;
-    void *msg = NULL;
-    size_t len = 0;
-    rc = shoal_rpc_call_recv(k, &msg, &len);
-    int code = shoal_rpc_call_finish(k, detail, cap);
-    if (code == SHOAL_RPC_OK && rc != 1) {
+    rpc_msg *msg = NULL;
+    pthread_mutex_lock(&ch->mu);
+    wait_for(k, W_MESSAGE);
+    int got = take(k, &msg);
+    int code = finish(k, detail, cap);
+    release(k);
+    if (code == SHOAL_RPC_OK && !got) {
         code = SHOAL_RPC_INTERNAL;
         if (detail && cap)
             snprintf(detail, cap, "the server sent no response");
     }
-    if (code == SHOAL_RPC_OK) {
-        *resp = msg;
-        *resp_len = len;
-    } else {
-        free(msg);
-    }
-    shoal_rpc_call_free(k);
+    if (code == SHOAL_RPC_OK)
+        rpc__msg_hand_out(msg, resp, resp_len);
+    else
+        rpc__msg_free(msg);
     return code;
 }

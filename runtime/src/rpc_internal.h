@@ -46,9 +46,13 @@ typedef struct rpc_frame {
     uint32_t credit; /* WINDOW */
 } rpc_frame;
 
-/* Encodes f and md (may be NULL) into a new heap buffer. Returns 0 or SHOAL_ENOMEM. */
+/* Encodes f and md (may be NULL): into *out when it fits in cap bytes (*out: a
+ * buffer of the caller's, NULL when cap is 0), else into a new heap buffer that *out
+ * then points to. Returns 0 or SHOAL_ENOMEM. */
 int rpc__frame_encode(const rpc_frame *f, const shoal_rpc_md *md, uint8_t **out,
-                      size_t *len);
+                      size_t cap, size_t *len);
+/* The stack buffer rpc__send encodes into: most frames fit. */
+#define RPC_FRAME_STACK 1024
 /* Decodes buf into f, appending its metadata to md when md is not NULL. Returns 0 or
  * SHOAL_EINVALID_DATA (shoal_errdetail() says what is wrong). */
 int rpc__frame_decode(const uint8_t *buf, size_t len, rpc_frame *f, shoal_rpc_md *md);
@@ -65,7 +69,8 @@ typedef struct rpc_conn_ops {
     int (*send)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
     /* Client side: receives one frame into the connection's private buffer (*buf is
      * valid until the next recv; one thread receives at a time): 1, 0 when the timeout
-     * expired, or a negative code when the connection is gone or broken. */
+     * expired, or a negative code when the connection is gone or broken. With a
+     * timeout of 0 a connection gone may show only at the next receive that waits. */
     int (*recv)(rpc_conn *c, const uint8_t **buf, size_t *len, shoal_duration timeout);
     /* Server side: stops watching c on the server's loop (on the loop's thread). */
     void (*stop)(rpc_conn *c);
@@ -91,11 +96,12 @@ struct rpc_conn {
 /* ---- calls (rpc.c), the state both sides of a call keep ------------------------------
  */
 
-/* A message received, in a private heap copy. */
+/* A message received, in a private heap copy: one block holding the payload (data,
+ * first, so that it is handed to the user as it is) and this header. */
 typedef struct rpc_msg {
     struct rpc_msg *next;
     size_t len;
-    void *data; /* its own heap block, handed to the user as it is */
+    void *data; /* the block's start */
 } rpc_msg;
 
 /*
@@ -124,20 +130,24 @@ typedef struct rpc_call {
 
 void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_conn *conn,
                     uint64_t id, const shoal_rpc_method *m, int64_t deadline);
+/* A message holding a copy of data[len], or NULL (SHOAL_ENOMEM recorded). */
+rpc_msg *rpc__msg_new(const void *data, size_t len);
 /* Appends a copy of a received payload (mu held). Returns 0 or SHOAL_ENOMEM. */
 int rpc__call_push(rpc_call *c, const void *data, size_t len);
 /* Takes the next message (mu held): 1 with *msg, 0 when none is queued. Returns credit
  * to the peer when half a window was consumed (*credit is then set to the frame's
  * credit, to send after unlocking). */
 int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit);
-/* Gives m's payload to the user (*msg, to free with free(); *len) and frees m.
- * Returns 1. */
+/* Gives m's payload to the user (*msg, to free with free(), which frees m too;
+ * *len). Returns 1. */
 int rpc__msg_hand_out(rpc_msg *m, void **msg, size_t *len);
 /* Frees a message. */
 void rpc__msg_free(rpc_msg *m);
 /* Ends the call with code and detail unless already done (mu held); wakes waiters. */
 void rpc__call_end(rpc_call *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* rpc__call_end with a detail of len bytes taken as they are (no formatting). */
+void rpc__call_end_str(rpc_call *c, int code, const char *detail, size_t len);
 /* Frees the queued messages (mu held or the call unreachable). */
 void rpc__call_drain(rpc_call *c);
 /* Applies a frame common to both sides (MESSAGE, HALF_CLOSE, WINDOW) (mu held). Returns
@@ -235,6 +245,11 @@ typedef struct rpc_tls {
 } rpc_tls;
 /* NULL when shoal_rpc_server_set_tls was not called. */
 const rpc_tls *rpc__server_tls(shoal_rpc_server *s);
+
+/* shoal_pipe_recv without waiting and without asking after the peer (pipe.c): 0, or
+ * SHOAL_EAGAIN when nothing is there even if the peer is gone (for a caller that
+ * learns of that otherwise, as a loop watching the pipe does), SHOAL_EMSGSIZE. */
+int shoal__pipe_try_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len);
 
 /* ---- transports ----------------------------------------------------------------------
  */

@@ -94,6 +94,7 @@ typedef struct nconn {
     _Atomic int stopped;
     int tls;
     _Atomic int64_t last_send; /* tls: when the last send completed */
+    _Atomic int closer;        /* server, tls: the lingering close (see close_later) */
     /* server side, tls: the first frame (ACCEPT) is sent without waiting, as it waits
      * for the TLS handshake; later sends wait for it (send_mu guards these) */
     nng_aio *first_aio;
@@ -307,29 +308,23 @@ static void conn_unref(nconn *c)
 /* A TLS send completes when the bytes are in the TLS layer's buffer, not yet on the
  * socket, and closing the stream drops that buffer: so a stream that sent lately
  * lingers a little before it closes (the last frames, often the trailers of the
- * last calls, reach the peer). */
+ * last calls — the UNAUTHENTICATED of a failed login — reach the peer). */
+static int must_linger(nconn *c)
+{
+    return c->tls && shoal__now_ns() - atomic_load(&c->last_send) < TLS_LINGER * 4;
+}
+
 static void close_stream(nconn *c)
 {
-    if (c->tls && shoal__now_ns() - atomic_load(&c->last_send) < TLS_LINGER * 4)
+    if (must_linger(c))
         usleep((useconds_t)(TLS_LINGER / 1000));
     nng_stream_close(c->st);
 }
 
-/* Server side, on the loop's thread: no frame is delivered any more, and the reader
- * stops (nng_aio_stop waits for a callback running). */
-static void n_stop(rpc_conn *base)
+/* Frees the connection's nng parts and drops the call machinery's reference. */
+static void teardown(nconn *c)
 {
-    nconn *c = (nconn *)base;
-    atomic_store(&c->stopped, 1);
-    close_stream(c);
-    nng_aio_stop(c->recv_aio);
-}
-
-static void n_close(rpc_conn *base)
-{
-    nconn *c = (nconn *)base;
-    atomic_store(&c->stopped, 1);
-    close_stream(c);
+    nng_stream_close(c->st);
     nng_aio_stop(c->recv_aio);
     nng_aio_stop(c->send_aio);
     nng_aio_stop(c->first_aio); /* NULL: no-op */
@@ -339,6 +334,84 @@ static void n_close(rpc_conn *base)
     free(c->first_buf);
     nng_stream_free(c->st);
     conn_unref(c);
+}
+
+/*
+ * The server's lingering close runs off the loop's thread, which must not sleep: a
+ * detached thread waits out the linger with the stream open and its read in flight
+ * (aborting a TLS read loses what is still unsent), then closes the stream and stops
+ * the reader, as the loop's thread would have; it frees the connection if n_close came
+ * meanwhile. Until the reader stopped its callbacks may still post to the listener,
+ * which waits for its lingering connections before it goes (listener_linger_*).
+ * c->closer: CLOSER_NONE; CLOSER_RUNNING; CLOSER_DONE (the stream is closed: n_close
+ * frees it); CLOSER_FREE (n_close came: the closer frees it).
+ */
+enum { CLOSER_NONE, CLOSER_RUNNING, CLOSER_DONE, CLOSER_FREE };
+
+struct nlistener;
+static void listener_linger_start(struct nlistener *l);
+static void listener_linger_done(struct nlistener *l);
+
+static void *closer_main(void *arg)
+{
+    nconn *c = arg;
+    usleep((useconds_t)(TLS_LINGER / 1000));
+    nng_stream_close(c->st);
+    nng_aio_stop(c->recv_aio);
+    nng_aio_stop(c->first_aio); /* NULL: no-op */
+    listener_linger_done(c->listener);
+    int running = CLOSER_RUNNING;
+    if (!atomic_compare_exchange_strong(&c->closer, &running, CLOSER_DONE))
+        teardown(c); /* CLOSER_FREE */
+    return NULL;
+}
+
+/* Starts the lingering close in `state` (CLOSER_RUNNING, or CLOSER_FREE when the
+ * connection is to be freed too). Returns 1, or 0 when no thread could be started
+ * (the caller closes inline). */
+static int close_later(nconn *c, int state)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_store(&c->closer, state);
+    listener_linger_start(c->listener);
+    int rc = pthread_create(&t, &attr, closer_main, c);
+    pthread_attr_destroy(&attr);
+    if (rc == 0)
+        return 1;
+    listener_linger_done(c->listener);
+    atomic_store(&c->closer, CLOSER_NONE);
+    return 0;
+}
+
+/* Server side, on the loop's thread: no frame is delivered any more (stopped), the
+ * stream closes and the reader stops (nng_aio_stop waits for a callback running) —
+ * now, or after the linger off the loop's thread. */
+static void n_stop(rpc_conn *base)
+{
+    nconn *c = (nconn *)base;
+    atomic_store(&c->stopped, 1);
+    if (must_linger(c) && close_later(c, CLOSER_RUNNING))
+        return;
+    close_stream(c);
+    nng_aio_stop(c->recv_aio);
+}
+
+static void n_close(rpc_conn *base)
+{
+    nconn *c = (nconn *)base;
+    atomic_store(&c->stopped, 1);
+    int state = CLOSER_RUNNING;
+    if (atomic_compare_exchange_strong(&c->closer, &state, CLOSER_FREE))
+        return; /* the closer frees it */
+    if (state == CLOSER_NONE && c->listener && must_linger(c) &&
+        close_later(c, CLOSER_FREE))
+        return;
+    if (state == CLOSER_NONE)
+        close_stream(c);
+    teardown(c);
 }
 
 static int n_peer_verified(rpc_conn *base)
@@ -569,7 +642,24 @@ typedef struct nlistener {
     shoal_loop_source *src;
     int needs_auth; /* tcp://, tls+tcp://: connections answer the challenge first */
     int needs_cert; /* tls+tcp://: ... with a verified client certificate */
+    int lingering;  /* connections closing off the loop's thread (guarded by mu) */
+    pthread_cond_t lingered;
 } nlistener;
+
+static void listener_linger_start(nlistener *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->lingering++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void listener_linger_done(nlistener *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (--l->lingering == 0)
+        pthread_cond_broadcast(&l->lingered);
+    pthread_mutex_unlock(&l->mu);
+}
 
 /* From nng's threads: queues p for the loop and signals the eventfd. */
 static void post(nlistener *l, nconn *c, int kind, uint8_t *frame, size_t len)
@@ -739,13 +829,18 @@ static void n_listener_close(rpc_listener *base)
 {
     nlistener *l = (nlistener *)base;
     nng_stream_listener_close(l->l);
-    nng_aio_stop(l->aio); /* no accept_cb runs after this */
+    nng_aio_stop(l->aio);       /* no accept_cb runs after this */
+    pthread_mutex_lock(&l->mu); /* nor, after this, a lingering connection's reader */
+    while (l->lingering)
+        pthread_cond_wait(&l->lingered, &l->mu);
+    pthread_mutex_unlock(&l->mu);
     shoal_loop_remove(rpc__server_loop(l->s), l->src);
     drain(l, 0);
     close(l->efd);
     nng_aio_free(l->aio);
     nng_stream_listener_free(l->l);
     pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->lingered);
     free(l);
 }
 
@@ -766,6 +861,7 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
     snprintf(l->url, sizeof(l->url), "%s", url);
     l->s = s;
     pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->lingered, NULL);
     l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->efd < 0) {
         free(l);

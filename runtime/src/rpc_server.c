@@ -32,6 +32,7 @@
  * answered with a status or dropped and counted, never acted upon.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,9 @@ struct shoal_rpc_ctx {
     int on_thread;
     struct shoal_rpc_ctx *job_next; /* in the pool's queue */
     rpc_msg *response;              /* unary / client streaming: sent with the trailers */
-    char detail[SHOAL_RPC_DETAIL_MAX];
+    char *detail; /* shoal_rpc_ctx_set_detail's (SHOAL_RPC_DETAIL_MAX bytes), or NULL */
+    size_t name_cap; /* the room for name */
+    char name[];     /* the method's full name: method points here */
 };
 
 struct shoal_rpc_server {
@@ -83,6 +86,7 @@ struct shoal_rpc_server {
     const shoal_rpc_service **svcs;
     size_t n_svcs;
     struct rpc_server_conn *conns;
+    struct shoal_rpc_ctx *spare; /* the last call's memory, for the next one */
     rpc_listener *listeners;
     shoal_loop_source *timer;
     int64_t timer_at;
@@ -261,7 +265,8 @@ static void finish(struct shoal_rpc_ctx *x, int code, const char *detail)
 {
     if (x->c.done)
         return;
-    rpc__call_end(&x->c, code, "%s", detail);
+    size_t detail_len = strlen(detail);
+    rpc__call_end_str(&x->c, code, detail, detail_len);
     if (x->sc->lost)
         return;
     send_headers(x);
@@ -269,7 +274,7 @@ static void finish(struct shoal_rpc_ctx *x, int code, const char *detail)
                    .type = RPC_F_TRAILERS,
                    .code = (uint32_t)code,
                    .detail = detail,
-                   .detail_len = strlen(detail)};
+                   .detail_len = detail_len};
     if (code == SHOAL_RPC_OK && x->response) { /* the single response rides along */
         f.payload = x->response->data;
         f.payload_len = x->response->len;
@@ -293,15 +298,43 @@ static void conn_free(struct rpc_server_conn *sc)
     free(sc);
 }
 
-static void ctx_free(struct shoal_rpc_ctx *x)
+/* A call's memory for a method name of len bytes: the server's spare if it fits,
+ * else a new block (mu held). Cleared but for the call's detail (rpc__call_init clears
+ * that); small enough for the allocator's fast path. */
+#define NAME_ROOM 64
+static struct shoal_rpc_ctx *ctx_new(shoal_rpc_server *s, size_t len)
+{
+    struct shoal_rpc_ctx *x = s->spare;
+    if (x && x->name_cap > len) {
+        s->spare = NULL;
+    } else {
+        size_t cap = len < NAME_ROOM ? NAME_ROOM : len + 1;
+        if (!(x = malloc(sizeof(*x) + cap)))
+            return NULL;
+        pthread_cond_init(&x->cv, NULL);
+        x->name_cap = cap;
+    }
+    memset(&x->sc, 0,
+           offsetof(struct shoal_rpc_ctx, name_cap) - offsetof(struct shoal_rpc_ctx, sc));
+    return x;
+}
+
+/* Frees what the call holds, keeping the block. */
+static void ctx_clear(struct shoal_rpc_ctx *x)
 {
     rpc__call_drain(&x->c);
     rpc__msg_free(x->response);
     shoal_rpc_md_clear(&x->md);
     shoal_rpc_md_clear(&x->headers);
     shoal_rpc_md_clear(&x->trailers);
+    free(x->detail);
+}
+
+static void ctx_free_block(struct shoal_rpc_ctx *x)
+{
+    if (!x)
+        return;
     pthread_cond_destroy(&x->cv);
-    free(x->method);
     free(x);
 }
 
@@ -318,13 +351,18 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
         (x->c.m->kind == SHOAL_RPC_UNARY || x->c.m->kind == SHOAL_RPC_CLIENT_STREAMING))
         finish(x, SHOAL_RPC_INTERNAL, "the handler returned OK without a response");
     else
-        finish(x, code, x->detail);
+        finish(x, code, x->detail ? x->detail : "");
     RPC_UNLINK(sc->calls, x);
     int close_conn = sc->lost && !sc->calls;
     if (x->on_thread && --s->threads == 0)
         pthread_cond_broadcast(&s->idle);
+    ctx_clear(x);
+    if (!s->spare) { /* kept for the next call */
+        s->spare = x;
+        x = NULL;
+    }
     pthread_mutex_unlock(&s->mu);
-    ctx_free(x);
+    ctx_free_block(x);
     if (close_conn)
         conn_free(sc);
 }
@@ -524,15 +562,15 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
         reply_status(sc->c, f->call, SHOAL_RPC_UNIMPLEMENTED, detail);
         return NULL;
     }
-    struct shoal_rpc_ctx *x = calloc(1, sizeof(*x));
-    char *name = x ? strndup(f->method, f->method_len) : NULL;
-    if (!name) {
-        free(x);
+    struct shoal_rpc_ctx *x = ctx_new(s, f->method_len);
+    if (!x) {
         reply_status(sc->c, f->call, SHOAL_RPC_RESOURCE_EXHAUSTED,
                      "server out of memory");
         return NULL;
     }
-    pthread_cond_init(&x->cv, NULL);
+    memcpy(x->name, f->method, f->method_len);
+    x->name[f->method_len] = 0;
+    char *name = x->name;
     int64_t deadline = f->timeout_ns > 0 && f->timeout_ns < INT64_MAX / 2
                            ? shoal__now_ns() + f->timeout_ns
                            : INT64_MAX;
@@ -758,6 +796,7 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
     pthread_cond_destroy(&s->work);
+    ctx_free_block(s->spare);
     free(s->svcs);
     free(s->descs);
     free(s->token);
@@ -815,20 +854,15 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
                           x->method);
     }
     if (single) { /* kept for the trailers frame: one frame ends the call */
-        rpc_msg *m = malloc(sizeof(*m));
-        void *copy = malloc(len ? len : 1);
-        int rc =
-            x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
-            : !m || !copy ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
-                          : 0;
+        rpc_msg *m = NULL;
+        int rc = x->c.done
+                     ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+                 : !(m = rpc__msg_new(msg, len))
+                     ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
+                     : 0;
         if (rc == 0) {
-            memcpy(copy, msg, len);
-            *m = (rpc_msg){NULL, len, copy};
             x->response = m;
             x->c.sent++;
-        } else {
-            free(m);
-            free(copy);
         }
         pthread_mutex_unlock(x->c.mu);
         return rc;
@@ -907,8 +941,10 @@ int shoal_rpc_ctx_add_trailer(shoal_rpc_ctx *x, const char *key, const char *val
 
 void shoal_rpc_ctx_set_detail(shoal_rpc_ctx *x, const char *fmt, ...)
 {
+    if (!x->detail && !(x->detail = malloc(SHOAL_RPC_DETAIL_MAX)))
+        return; /* out of memory: the status goes without its detail */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(x->detail, sizeof(x->detail), fmt, ap);
+    vsnprintf(x->detail, SHOAL_RPC_DETAIL_MAX, fmt, ap);
     va_end(ap);
 }

@@ -15,7 +15,13 @@
  * other end's process dies, the survivor's receive (or the loop) reports
  * SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end UNAVAILABLE;
  * the server cancels the client's calls. Whoever closes a connection first unlinks
- * its pipe; the other side's handle stays usable until it closes it.
+ * its pipe; the other side's handle stays usable until it closes it. A client that
+ * forks keeps its connection (its end was in use: pipe.c), and a child that calls on
+ * the inherited channel shares it.
+ *
+ * The server's loop, woken by a readable pipe, takes up to 64 frames a turn; only the
+ * first receive asks after the client's process (the loop watching the pipe reports
+ * a client gone), so a busy connection costs no peer check per frame.
  *
  * One server per name: beside the queue, a listener holds the small block
  * NAME:server, whose one word names the listening process by its owner id in that
@@ -73,13 +79,14 @@ static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration 
     return shoal_pipe_send(c->pipe, buf, len, timeout);
 }
 
-/* Receives one frame into c->buf: 1, 0 (timeout / nothing), or a negative code. */
-static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
-                    shoal_duration timeout)
+/* Receives one frame into c->buf: 1, 0 (timeout / nothing), or a negative code. With
+ * `quick` (a timeout of 0 that does not look at the peer: shoal__pipe_try_recv). */
+static int recv_frame(shm_conn *c, const uint8_t **buf, size_t *len,
+                      shoal_duration timeout, int quick)
 {
-    shm_conn *c = (shm_conn *)base;
     for (;;) {
-        int rc = shoal_pipe_recv(c->pipe, c->buf, c->cap, len, timeout);
+        int rc = quick ? shoal__pipe_try_recv(c->pipe, c->buf, c->cap, len)
+                       : shoal_pipe_recv(c->pipe, c->buf, c->cap, len, timeout);
         if (rc == 0) {
             *buf = c->buf;
             return 1;
@@ -96,6 +103,13 @@ static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
         c->buf = nb;
         c->cap = cap;
     }
+}
+
+/* A receive that must not wait skips the peer check: a waiting one does it. */
+static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
+                    shoal_duration timeout)
+{
+    return recv_frame((shm_conn *)base, buf, len, timeout, timeout == 0);
 }
 
 static void shm_stop(rpc_conn *base)
@@ -242,6 +256,9 @@ static void unclaim(shoal__seg *seg)
     shoal__seg_close(seg);
 }
 
+/* The client's pipe is readable (or failed: events < 0): its frames, up to 64 a turn.
+ * Only the first receive asks after the peer: the loop watching the pipe reports a
+ * peer gone, so the ones that find the pipe empty need not. */
 static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
 {
     (void)loop, (void)src;
@@ -250,7 +267,7 @@ static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *
     size_t len;
     int rc = events < 0 ? events : 1;
     for (int n = 0; rc == 1 && n < 64; n++) {
-        rc = shm_recv(&c->base, &buf, &len, SHOAL_NOWAIT);
+        rc = recv_frame(c, &buf, &len, SHOAL_NOWAIT, n > 0);
         if (rc == 1)
             rpc__server_frame(&c->base, buf, len);
     }

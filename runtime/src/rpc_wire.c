@@ -4,9 +4,10 @@
  * Every transport carries the same bytes: one shoal.rpc.Frame message
  * (schemas/shoal/rpc.proto) per frame, so that a peer written with any protobuf
  * library can speak to a shoal server over nng. The frame is small and flat, so it is
- * encoded and decoded here directly with the wire primitives of pb_wire.h (those of
- * the fixed-message codec) rather than through generated code: encoding is one pass
- * that sizes the frame and one that writes it. Decoding is strict where it matters
+ * encoded and decoded here directly rather than through generated code: encoding is
+ * one pass into a buffer sized by a cheap upper bound (most frames fit the sender's
+ * stack buffer), decoding uses the wire primitives of pb_wire.h (those of the
+ * fixed-message codec). Decoding is strict where it matters
  * for safety — every length is checked against the buffer, a varint has at most ten
  * bytes, a known field must have its wire type — and lenient as protobuf is
  * otherwise: unknown fields are skipped, a repeated scalar keeps its last value.
@@ -30,78 +31,131 @@ enum {
     F_CREDIT = 10
 };
 
-/* ---- encoding ---------------------------------------------------------------------- */
+/* ---- encoding ----------------------------------------------------------------------
+ *
+ * One pass into a buffer of at least frame_bound() bytes (every field number is below
+ * 16, so each tag is one byte; a varint takes at most ten). */
 
-static void put_uint(pb_out *o, uint32_t field, uint64_t v)
+#define VARINT_MAX 10
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+static uint8_t *w_varint(uint8_t *p, uint64_t v)
+{
+    for (; v >= 0x80; v >>= 7)
+        *p++ = (uint8_t)(v | 0x80);
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* A varint field; proto3: a default (0) is not sent. */
+static uint8_t *w_uint(uint8_t *p, unsigned field, uint64_t v)
 {
     if (v == 0)
-        return; /* proto3: defaults are not sent */
-    pb_put_tag(o, field, WT_VARINT);
-    pb_put_varint(o, v);
+        return p;
+    *p++ = (uint8_t)(field << 3 | WT_VARINT);
+    return w_varint(p, v);
 }
 
-/* One metadata pair: a Frame.Pair message, sized first (a pb_out of capacity 0). */
-static void put_pair(pb_out *o, const char *key, const char *value)
+/* A length-delimited field: tag, length, bytes. */
+static uint8_t *w_len(uint8_t *p, unsigned field, const void *data, size_t n)
+{
+    *p++ = (uint8_t)(field << 3 | WT_LEN);
+    p = w_varint(p, n);
+    if (n)
+        memcpy(p, data, n);
+    return p + n;
+}
+
+/* One metadata pair: a Frame.Pair message (key = 1, value = 2). */
+static uint8_t *w_pair(uint8_t *p, const char *key, const char *value)
 {
     size_t kl = strlen(key), vl = strlen(value);
-    pb_out inner = {NULL, 0, 0};
-    pb_put_len(&inner, 1, key, kl);
-    pb_put_len(&inner, 2, value, vl);
-    pb_put_tag(o, F_MD, WT_LEN);
-    pb_put_varint(o, inner.len);
-    pb_put_len(o, 1, key, kl);
-    pb_put_len(o, 2, value, vl);
+    size_t inner = 2 + varint_size(kl) + kl + varint_size(vl) + vl;
+    *p++ = (uint8_t)(F_MD << 3 | WT_LEN);
+    p = w_varint(p, inner);
+    p = w_len(p, 1, key, kl);
+    return w_len(p, 2, value, vl);
 }
 
-static void put_frame(pb_out *o, const rpc_frame *f, const shoal_rpc_md *md)
+/* At least the encoded size of f and md. */
+static size_t frame_bound(const rpc_frame *f, const shoal_rpc_md *md)
 {
-    put_uint(o, F_CALL, f->call);
-    put_uint(o, F_TYPE, f->type);
-    put_uint(o, F_FLAGS, f->flags);
-    if (f->method_len)
-        pb_put_len(o, F_METHOD, f->method, f->method_len);
-    put_uint(o, F_TIMEOUT, f->timeout_ns > 0 ? (uint64_t)f->timeout_ns : 0);
+    size_t n = 6 * (1 + VARINT_MAX) + 3 * (1 + VARINT_MAX) + f->method_len +
+               f->payload_len + f->detail_len;
     for (size_t i = 0; md && i < md->count; i++)
-        put_pair(o, md->items[i].key, md->items[i].value);
+        n += 3 * (1 + VARINT_MAX) + strlen(md->items[i].key) + strlen(md->items[i].value);
+    return n;
+}
+
+static uint8_t *w_frame(uint8_t *p, const rpc_frame *f, const shoal_rpc_md *md)
+{
+    p = w_uint(p, F_CALL, f->call);
+    p = w_uint(p, F_TYPE, f->type);
+    p = w_uint(p, F_FLAGS, f->flags);
+    if (f->method_len)
+        p = w_len(p, F_METHOD, f->method, f->method_len);
+    p = w_uint(p, F_TIMEOUT, f->timeout_ns > 0 ? (uint64_t)f->timeout_ns : 0);
+    for (size_t i = 0; md && i < md->count; i++)
+        p = w_pair(p, md->items[i].key, md->items[i].value);
     if (f->has_payload)
-        pb_put_len(o, F_PAYLOAD, f->payload, f->payload_len);
-    put_uint(o, F_CODE, f->code);
+        p = w_len(p, F_PAYLOAD, f->payload, f->payload_len);
+    p = w_uint(p, F_CODE, f->code);
     if (f->detail_len)
-        pb_put_len(o, F_DETAIL, f->detail, f->detail_len);
-    put_uint(o, F_CREDIT, f->credit);
+        p = w_len(p, F_DETAIL, f->detail, f->detail_len);
+    return w_uint(p, F_CREDIT, f->credit);
 }
 
 int rpc__frame_encode(const rpc_frame *f, const shoal_rpc_md *md, uint8_t **out,
-                      size_t *len)
+                      size_t cap, size_t *len)
 {
-    pb_out size = {NULL, 0, 0};
-    put_frame(&size, f, md);
-    pb_out o = {malloc(size.len ? size.len : 1), size.len, 0};
-    if (!o.p)
+    size_t bound = frame_bound(f, md);
+    uint8_t *buf = bound <= cap ? *out : malloc(bound);
+    if (!buf)
         return shoal__err(SHOAL_ENOMEM, "rpc frame: out of memory");
-    put_frame(&o, f, md);
-    *out = o.p;
-    *len = o.len;
+    *out = buf;
+    *len = (size_t)(w_frame(buf, f, md) - buf);
     return 0;
 }
 
 /* ---- decoding ---------------------------------------------------------------------- */
 
-static int r_varint(pb_in *r, uint64_t *v)
+static int bad_varint(void)
 {
-    return pb_get_varint(r, v) ? 0
-                               : shoal__err(SHOAL_EINVALID_DATA,
-                                            "rpc frame: a varint is cut short or longer "
-                                            "than ten bytes");
+    return shoal__err(SHOAL_EINVALID_DATA,
+                      "rpc frame: a varint is cut short or longer than ten bytes");
+}
+
+/* A varint; most in a frame (tags, types, small numbers) take one byte. */
+static inline int r_varint(pb_in *r, uint64_t *v)
+{
+    if (SHOAL_LIKELY(r->p < r->end && *r->p < 0x80)) {
+        *v = *r->p++;
+        return 0;
+    }
+    return pb_get_varint(r, v) ? 0 : bad_varint();
 }
 
 /* A length-delimited field's bytes. */
-static int r_len(pb_in *r, const uint8_t **data, size_t *len)
+static inline int r_len(pb_in *r, const uint8_t **data, size_t *len)
 {
-    return pb_get_len(r, data, len)
-               ? 0
-               : shoal__err(SHOAL_EINVALID_DATA,
-                            "rpc frame: a length-delimited field overruns the frame");
+    uint64_t n;
+    int rc = r_varint(r, &n);
+    if (rc < 0)
+        return rc;
+    if (n > (uint64_t)(r->end - r->p))
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "rpc frame: a length-delimited field overruns the frame");
+    *data = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return 0;
 }
 
 static int r_skip(pb_in *r, unsigned wt)

@@ -13,12 +13,16 @@
  * first instant, and an opener that asks to (SHOAL_PIPE_TAKEOVER) joins the holders.
  * The peer sees SHOAL_EEOF or SHOAL_EPEERDEAD only when the last holder of the end has
  * closed it or died (EPEERDEAD when one of the last ones died without closing). A
- * process that forks has handed its ends to its children until it sends, receives or
- * polls with them again, so the usual pattern works:
+ * process that forks before it used an end (sent, received or polled with it) has
+ * handed that end to its children until it uses it, so the usual pattern works:
  *   shoal_pipe_pair(&a, &b, ...); fork(); parent uses a, child uses b
  * and the parent learns of the child's end even when the child died before touching
- * it, whether or not the parent closed its copy of b. A child does not keep open an
- * end its parent goes on using. shoal_pipe_close() of a handle handed to children
+ * it, whether or not the parent closed its copy of b. An end the process had used
+ * stays its own: a child shares it from its first use of it, and a child that exits
+ * without using it takes nothing away (a process with a connection open may fork
+ * workers). A child does not keep open an end its parent goes on using; closing an
+ * end shared with children that have not used it yet hands it to them. Otherwise
+ * shoal_pipe_close() of a handle handed to children
  * only releases the handle. A process that exits without closing its end is reported
  * as SHOAL_EPEERDEAD, like one that crashed; liveness comes from locks the kernel
  * drops when a process dies, so a reused pid is never mistaken for the holder. A send

@@ -1,0 +1,147 @@
+/* test_rpc_fork.c — a shm:// channel across fork(): a child that exits (or is killed)
+ * without using the parent's channel leaves it working, and a child that uses it
+ * shares it (its calls are answered) and leaves it working for the parent too, whether
+ * it closes its copy or just exits. The server is a forked process of its own. */
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+#include "bytes_echo.h"
+#include "internal.h"
+#include "testutil.h"
+
+#define ADDR "shm://fork-echo"
+
+struct shared {
+    _Atomic int ready, stop;
+};
+
+static struct shared *sh;
+
+static const shoal_rpc_method methods[] = {
+    {"Echo", SHOAL_RPC_UNARY, NULL, NULL, bytes_echo, 0}};
+static const shoal_rpc_service service = {"test.Fork", methods, 1, NULL};
+
+static int server(void *arg)
+{
+    (void)arg;
+    shoal_loop *loop;
+    shoal_rpc_server *s;
+    if (shoal_loop_create(&loop) || shoal_rpc_server_create(&s, loop) ||
+        shoal_rpc_server_add_service(s, &service) ||
+        shoal_rpc_server_listen(s, ADDR, NULL))
+        return 1;
+    atomic_store(&sh->ready, 1);
+    while (!atomic_load(&sh->stop))
+        shoal_loop_run_once(loop, SHOAL_MS(20));
+    shoal_rpc_server_destroy(s);
+    shoal_loop_destroy(loop);
+    return 0;
+}
+
+static shoal_rpc_channel *ch; /* the parent's, inherited by the children */
+
+/* One call on ch: the rpc status. */
+static int call(const char *text)
+{
+    void *resp = NULL;
+    size_t len = 0;
+    char detail[128];
+    int code = shoal_rpc_unary(ch, "test.Fork", &methods[0], text, strlen(text) + 1,
+                               &resp, &len, NULL, detail, sizeof(detail));
+    if (code == SHOAL_RPC_OK && (len != strlen(text) + 1 || memcmp(resp, text, len)))
+        code = SHOAL_RPC_DATA_LOSS;
+    if (code != SHOAL_RPC_OK)
+        fprintf(stderr, "call \"%s\": %s: %s\n", text, shoal_rpc_code_name(code), detail);
+    free(resp);
+    return code;
+}
+
+static int exit_at_once(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int stop_at_once(void *arg)
+{
+    (void)arg;
+    raise(SIGSTOP); /* killed here */
+    return 0;
+}
+
+static int call_and_exit(void *closing)
+{
+    int code = call("from the child");
+    if (closing)
+        shoal_rpc_channel_close(ch);
+    return code;
+}
+
+/* Time for the server to look at the holders of the client's end (it does so when it
+ * would wait, once per sleep slice): a loss would show now. */
+static void let_server_look(void)
+{
+    usleep(300 * 1000);
+}
+
+static pid_t server_pid;
+
+static int setup(void **state)
+{
+    (void)state;
+    sh = t_shared_alloc(sizeof(*sh));
+    server_pid = t_fork(server, NULL);
+    if (!t_wait_atleast(&sh->ready, 1, SHOAL_SEC(30)))
+        return -1;
+    shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30)};
+    return shoal_rpc_channel_open(&ch, ADDR, &cfg);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    shoal_rpc_channel_close(ch);
+    atomic_store(&sh->stop, 1);
+    int rc = t_wait(server_pid);
+    munmap(sh, sizeof(*sh));
+    return rc;
+}
+
+/* The child never touches the channel: exits, or is killed. */
+static void test_child_does_not_use(void **state)
+{
+    (void)state;
+    assert_int_equal(call("before"), SHOAL_RPC_OK);
+    assert_int_equal(t_wait(t_fork(exit_at_once, NULL)), 0);
+    let_server_look();
+    assert_int_equal(call("after the child exited"), SHOAL_RPC_OK);
+    pid_t pid = t_fork_paused(NULL, stop_at_once, NULL);
+    assert_true(pid > 0);
+    t_kill(pid);
+    let_server_look();
+    assert_int_equal(call("after the child was killed"), SHOAL_RPC_OK);
+}
+
+/* The child calls on the inherited channel, then exits without closing it or closes
+ * it first; the parent goes on calling. */
+static void test_child_uses(void **state)
+{
+    (void)state;
+    for (int closing = 0; closing < 2; closing++) {
+        assert_int_equal(call("before"), SHOAL_RPC_OK);
+        pid_t pid = t_fork(call_and_exit, closing ? (void *)1 : NULL);
+        assert_int_equal(t_wait(pid), SHOAL_RPC_OK);
+        let_server_look();
+        assert_int_equal(call("after the child's call"), SHOAL_RPC_OK);
+    }
+}
+
+int main(void)
+{
+    t_setup_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_child_does_not_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_child_uses, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
