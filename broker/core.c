@@ -184,11 +184,13 @@ static void finish(shoal_broker *b)
         for (size_t i = 0; i < b->npend; i++)
             free(b->pend[i].buf);
         b->npend = 0;
+        broker__watch_flush(b, 0);
         return;
     }
     for (size_t i = 0; i < b->npend; i++)
         b->deliver(b->pend[i].s, b->pend[i].id, b->pend[i].buf, b->pend[i].len);
     b->npend = 0;
+    broker__watch_flush(b, 1);
 }
 
 /* ---- operations -------------------------------------------------------------------- */
@@ -1134,9 +1136,14 @@ static int run(op_ctx *c)
     if ((d->flags & F_RESIZE) && kind == SHOAL__BROKER__KIND__ARRAY && !c->req->n_path)
         return shoal__err(SHOAL_EKIND, "Array \"%s\": %s would change its length",
                           c->o->name, c->req->op);
+    bv *wargs = (d->flags & F_WRITE) ? broker__watch_args(c->o, c->req) : NULL;
     rc = d->fn(c);
-    if ((rc == 0 && (d->flags & F_WRITE)) || rc == SHOAL_EOWNERDEAD || c->parked_state)
+    if ((rc == 0 && (d->flags & F_WRITE)) || rc == SHOAL_EOWNERDEAD || c->parked_state) {
         broker__dirty(c->b, c->o);
+        broker__watch_change(c->b, c->o, c->req, wargs, rc == BLOCK ? NULL : c->result);
+    } else {
+        shoal__bv_free(wargs);
+    }
     return rc;
 }
 
@@ -1407,6 +1414,7 @@ static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
         waiter_done(b, o, o->wh,
                     shoal__err(SHOAL_ENOENT, "broker: \"%s\" was deleted", o->name),
                     NULL);
+    broker__watch_deleted(b, o);
     unlink_obj(b, o);
     protobuf_c_message_free_unpacked(&o->st->base, NULL);
     o->st = NULL; /* freed once its deletion is committed */
@@ -1424,11 +1432,9 @@ static int op_broker(shoal_broker *b, op_ctx *c)
         const struct {
             const char *k;
             uint64_t v;
-        } f[] = {{"requests", b->requests},
-                 {"bad_requests", b->bad_requests},
-                 {"objects", b->nobj},
-                 {"waiters", b->nwaiters},
-                 {"durable", b->store != NULL}};
+        } f[] = {{"requests", b->requests},  {"bad_requests", b->bad_requests},
+                 {"objects", b->nobj},       {"waiters", b->nwaiters},
+                 {"watchers", b->nwatchers}, {"durable", b->store != NULL}};
         for (size_t i = 0; m && i < sizeof(f) / sizeof(f[0]); i++)
             if (shoal__bv_map_put(m, shoal__bv_str(f[i].k, strlen(f[i].k)),
                                   shoal__bv_int((int64_t)f[i].v)) < 0)
@@ -1534,6 +1540,7 @@ static void release_held(shoal_broker *b, bobj *o, uint64_t sid)
     bobjstate *st = o->st;
     if (sid == BROKER_ANON)
         return;
+    int was_dirty = o->dirty;
     if ((st->kind == SHOAL__BROKER__KIND__LOCK ||
          st->kind == SHOAL__BROKER__KIND__RLOCK ||
          st->kind == SHOAL__BROKER__KIND__CONDITION) &&
@@ -1558,6 +1565,8 @@ static void release_held(shoal_broker *b, bobj *o, uint64_t sid)
         st->limit = 0; /* its waiters were in the previous life */
         broker__dirty(b, o);
     }
+    if (o->dirty && !was_dirty)
+        broker__watch_change(b, o, NULL, NULL, NULL);
 }
 
 void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid)
