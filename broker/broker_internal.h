@@ -91,6 +91,8 @@ void broker__watch_change(shoal_broker *b, bobj *o, const breq *req, bv *args,
                           const bv *result);
 void broker__watch_deleted(shoal_broker *b, bobj *o);
 void broker__watch_flush(shoal_broker *b, int committed);
+/* The number of watchers of o. */
+size_t broker__watch_count(const bobj *o);
 /* The Watch handler (session.c's method table). */
 int broker_watch(shoal_rpc_ctx *ctx, void *arg);
 

@@ -1408,6 +1408,58 @@ static int op_create(shoal_broker *b, op_ctx *c)
     return set_result(c, shoal__bv_bool(true));
 }
 
+/* describe: what `shoal inspect --broker` shows — the object's whole state, its
+ * size, and who waits on it: {kind, size, data, typecode, count, limit, owner,
+ * owner_thread, flag, seq, watchers, waiters: [(session, op), ...]}. */
+static int op_describe(op_ctx *c, bobj *o)
+{
+    const bobjstate *st = o->st;
+    const bv *d = st->data;
+    size_t size = d && d->kind_case == BV_MAP ? d->map->n_entries
+                  : d && (d->kind_case == BV_LIST || d->kind_case == BV_TUPLE)
+                      ? seq((bv *)d)->n_items
+                      : 0;
+    bv *waiting = shoal__bv_seq(BV_LIST);
+    for (waiter *w = o->wh; waiting && w; w = w->next) {
+        bv *t = shoal__bv_seq(BV_TUPLE);
+        if (!t || shoal__bv_seq_insert(t, 0, shoal__bv_int((int64_t)w->sid)) < 0 ||
+            shoal__bv_seq_insert(t, 1, shoal__bv_str(w->req->op, strlen(w->req->op))) <
+                0 ||
+            shoal__bv_seq_insert(waiting, seq(waiting)->n_items, t) < 0) {
+            shoal__bv_free(waiting);
+            waiting = NULL;
+        }
+    }
+    const char *kind = kind_name(st->kind);
+    struct {
+        const char *k;
+        bv *v;
+    } f[] = {{"kind", shoal__bv_str(kind, strlen(kind))},
+             {"size", shoal__bv_int((int64_t)size)},
+             {"data", d ? shoal__bv_clone(d) : shoal__bv_none()},
+             {"typecode", shoal__bv_str(st->typecode, strlen(st->typecode))},
+             {"count", shoal__bv_int(st->count)},
+             {"limit", shoal__bv_int(st->limit)},
+             {"owner", shoal__bv_int((int64_t)st->owner)},
+             {"owner_thread", shoal__bv_int((int64_t)st->owner_thread)},
+             {"flag", shoal__bv_bool(st->flag)},
+             {"seq", shoal__bv_int((int64_t)o->seq)},
+             {"watchers", shoal__bv_int((int64_t)broker__watch_count(o))},
+             {"waiters", waiting}};
+    bv *m = shoal__bv_map();
+    int ok = m != NULL;
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (ok && f[i].v)
+            ok = shoal__bv_map_put(m, shoal__bv_str(f[i].k, strlen(f[i].k)), f[i].v) == 0;
+        else
+            ok = (shoal__bv_free(f[i].v), 0);
+    if (!ok) {
+        shoal__bv_free(m);
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    }
+    return set_result(c, m);
+}
+
 static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
 {
     while (o->wh)
@@ -1480,6 +1532,8 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
         rc = op_delete(b, &c, o);
     else if (!strcmp(req->op, "kind"))
         rc = set_result(&c, shoal__bv_int(o->st->kind));
+    else if (!strcmp(req->op, "describe"))
+        rc = op_describe(&c, o);
     else {
         c.o = o;
         rc = run(&c);

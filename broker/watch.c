@@ -164,6 +164,14 @@ static int has_object_watcher(const bobj *o)
     return 0;
 }
 
+size_t broker__watch_count(const bobj *o)
+{
+    size_t n = 0;
+    for (const broker_watcher *w = o->watchers; w; w = w->next)
+        n++;
+    return n;
+}
+
 bv *broker__watch_args(const bobj *o, const breq *req)
 {
     if (!has_object_watcher(o))
