@@ -40,13 +40,14 @@ import signal
 import struct
 import subprocess
 import threading
+import time
 import uuid
 import weakref
 
 from . import errors
 from ._lib import C, error
 
-__all__ = ["Manager", "SyncManager", "BaseProxy", "DictProxy", "ListProxy",
+__all__ = ["Manager", "SyncManager", "BaseProxy", "Watch", "Change", "DictProxy", "ListProxy",
            "NamespaceProxy", "ValueProxy", "ArrayProxy", "QueueProxy", "JoinableQueueProxy",
            "LockProxy",
            "SemaphoreProxy", "EventProxy", "ConditionProxy", "BarrierProxy"]
@@ -227,7 +228,24 @@ def _dec_reply(buf):
 
 class _Config(ctypes.Structure):
     _fields_ = [("connect_timeout", ctypes.c_int64), ("token", ctypes.c_char_p),
-                ("attr", ctypes.c_void_p)]
+                ("attr", ctypes.c_void_p), ("tls_ca_file", ctypes.c_char_p),
+                ("tls_cert_file", ctypes.c_char_p), ("tls_key_file", ctypes.c_char_p),
+                ("tls_server_name", ctypes.c_char_p)]
+
+
+_TLS_KEYS = ("ca_file", "cert_file", "key_file", "server_name")
+# address -> the tls settings (a dict, as shoal.rpc.channel takes) of its manager: how
+# this process's sessions to a tls+tcp:// broker are made (proxies carry them along
+# when pickled).
+_tls_settings = {}
+
+
+def _check_tls(tls):
+    tls = dict(tls or {})
+    unknown = set(tls) - set(_TLS_KEYS)
+    if unknown:
+        raise TypeError("unknown tls settings: %s" % ", ".join(sorted(unknown)))
+    return tls
 
 
 class _Session:
@@ -235,11 +253,14 @@ class _Session:
 
     def __init__(self, address, authkey):
         self.handle = ctypes.c_void_p()
-        cfg = _Config(0, authkey, None)
+        tls = _tls_settings.get(address, {})
+        cfg = _Config(0, authkey, None, *(
+            os.fsencode(tls[k]) if tls.get(k) else None for k in _TLS_KEYS))
         rc = C.manager_connect(ctypes.byref(self.handle), address.encode(), ctypes.byref(cfg))
         if rc < 0:
             raise error(rc, "manager %s" % address)
         self.pid = os.getpid()
+        self.watches = weakref.WeakSet()  # closed before the session
 
     def call(self, name, op, args=(), path=(), timeout_ms=0, allow_pickle=False):
         rid = C.manager_next_id(self.handle)
@@ -261,6 +282,8 @@ class _Session:
 
     def close(self):
         if self.handle and self.pid == os.getpid():
+            for w in list(self.watches):
+                w.close()
             C.manager_close(self.handle)
         self.handle = None
 
@@ -302,6 +325,120 @@ def _timeout_ms(timeout, block=True):
     return max(1, int(timeout * 1000)) if timeout > 0 else 0
 
 
+# ---- watches --------------------------------------------------------------------------
+
+_WHOLE = object()  # watch(): no key, the whole object
+
+
+class Change:
+    """One change to a watched object (broker.proto's Change): ``seq`` (the object's
+    write counter), ``op`` ("set", "append", ...; "resync": ``value`` is the whole
+    current state; "released": the broker freed what an ended session held;
+    "deleted": the object is gone, the last change), ``path``, ``args`` and
+    ``result`` (object watches), ``value`` and ``present`` (key watches: the key's
+    value after the change, and whether it exists; "resync": the state)."""
+
+    __slots__ = ("seq", "op", "path", "args", "result", "value", "present")
+
+    def __init__(self, buf):
+        self.seq, self.op, self.path, self.args = 0, "", [], []
+        self.result = self.value = None
+        self.present = False
+        for num, v in _fields(buf):
+            if num == 1:
+                self.seq = v
+            elif num == 2:
+                self.op = bytes(v).decode("utf-8")
+            elif num == 3:
+                self.path.append(_dec_value(v))
+            elif num == 4:
+                self.args.append(_dec_value(v))
+            elif num == 5:
+                self.result = _dec_value(v)
+            elif num == 6:
+                self.value = _dec_value(v)
+            elif num == 7:
+                self.present = bool(v)
+
+    def __repr__(self):
+        return "Change(seq=%d, op=%r, path=%r, args=%r, result=%r, value=%r, present=%r)" % (
+            self.seq, self.op, self.path, self.args, self.result, self.value, self.present)
+
+
+class Watch:
+    """An iterator of the Changes to a proxy's object (``proxy.watch(key=None)``): the
+    first is a "resync" with the current state; the iteration ends after the object's
+    "deleted" change. A watcher that falls behind gets a "resync" instead of the
+    changes it missed. ``next(timeout)`` waits at most timeout seconds (None when it
+    passed); ``close()`` (or ``with``) ends the watch."""
+
+    def __init__(self, proxy, key=_WHOLE):
+        self._session = _session(proxy._address, proxy._authkey)
+        req = _len_field(b"\x0a", proxy._name.encode("utf-8"))
+        if key is not _WHOLE:
+            req += _len_field(b"\x12", _enc_value(key, False))
+        self._h = ctypes.c_void_p()
+        rc = C.manager_watch_open_raw(self._session.handle, req, len(req),
+                                      ctypes.byref(self._h))
+        if rc == errors.ENOENT:
+            raise KeyError(proxy._name)
+        if rc < 0:
+            raise error(rc, "manager watch %s" % proxy._name)
+        self._done = False
+        self._session.watches.add(self)
+
+    def next(self, timeout=None):
+        """The next Change, waiting at most timeout seconds (None: no limit); None when
+        the timeout passed. Raises StopIteration once the watch is over."""
+        if self._done or not self._h:
+            raise StopIteration
+        buf, ln = ctypes.c_void_p(), ctypes.c_size_t()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
+            rc = C.manager_watch_next_raw(self._h, int(left * 1e9), ctypes.byref(buf),
+                                          ctypes.byref(ln))
+            if rc == 1:
+                try:
+                    return Change(ctypes.string_at(buf, ln.value))
+                finally:
+                    C.manager_free(buf)
+            if rc == errors.ECLOSED:
+                self._done = True
+                raise StopIteration
+            if rc < 0:
+                raise error(rc, "manager watch")
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next()
+
+    def close(self):
+        """Ends the watch (the broker forgets it)."""
+        if self._h and self._session.pid == os.getpid():
+            C.manager_watch_close(self._h)
+        self._h = None
+        self._session.watches.discard(self)
+
+    cancel = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 # ---- proxies --------------------------------------------------------------------------
 
 
@@ -335,7 +472,14 @@ class BaseProxy:
 
     def __reduce__(self):
         return (_rebuild, (type(self), self._address, self._authkey, self._name, self._path,
-                           self._pickle))
+                           self._pickle, _tls_settings.get(self._address)))
+
+    def watch(self, key=_WHOLE):
+        """A Watch: an iterator of the Changes to this object, or with key, to that key
+        of a dict or Namespace (docs/broker.md, "Watch")."""
+        if self._path:
+            raise TypeError("shoal.Manager: watch a top-level object (or one of its keys)")
+        return Watch(self, key)
 
     def _getvalue(self):
         return self._op("copy")
@@ -344,7 +488,9 @@ class BaseProxy:
         return "<%s object, name=%r>" % (type(self).__name__, self._name)
 
 
-def _rebuild(cls, address, authkey, name, path, allow_pickle):
+def _rebuild(cls, address, authkey, name, path, allow_pickle, tls=None):
+    if tls:
+        _tls_settings.setdefault(address, tls)
     return cls(address, authkey, name, path, allow_pickle)
 
 
@@ -750,9 +896,12 @@ def _stop_broker(proc):
 class SyncManager:
     """multiprocessing's SyncManager over a shoal broker: see the module's text."""
 
-    def __init__(self, address=None, authkey=None, pickle=False, data_dir=None):
+    def __init__(self, address=None, authkey=None, pickle=False, data_dir=None, tls=None):
         if isinstance(address, tuple):
             address = "tcp://%s:%d" % address
+        tls = _check_tls(tls)
+        if tls and address:
+            _tls_settings[address] = tls
         if isinstance(authkey, str):
             authkey = authkey.encode()
         self._address = address
@@ -861,8 +1010,10 @@ class SyncManager:
         return self._create(BarrierProxy, BARRIER, parties, name=name)
 
 
-def Manager(address=None, authkey=None, pickle=False, data_dir=None):
+def Manager(address=None, authkey=None, pickle=False, data_dir=None, tls=None):
     """A started SyncManager: a private broker (address None), or a connection to the
-    broker at address."""
-    m = SyncManager(address, authkey, pickle, data_dir)
+    broker at address. tls (for tls+tcp://): a dict of PEM file names, as
+    shoal.rpc.channel takes — ca_file (required), cert_file and key_file (when the
+    broker requires client certificates), server_name."""
+    m = SyncManager(address, authkey, pickle, data_dir, tls)
     return m.connect() if address is not None else m.start()
