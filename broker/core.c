@@ -307,6 +307,11 @@ static int check_typed(op_ctx *c, bv *v)
     if (!tc || !*tc)
         return 0;
     bool fp = tc[0] == 'f' || tc[0] == 'd';
+    if (v->kind_case == BV_BOOL && tc[0] != 'c') { /* as ctypes: True is 1 */
+        int64_t i = v->b;
+        v->kind_case = BV_INT;
+        v->i = i;
+    }
     if (fp && v->kind_case == BV_INT) {
         v->kind_case = BV_DOUBLE;
         v->d = (double)v->i;

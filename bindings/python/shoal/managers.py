@@ -110,11 +110,34 @@ def _enc_value(v, allow_pickle):
                        _len_field(b"\x12", _enc_value(x, allow_pickle)))
             for k, x in v.items())
         return _len_field(b"\x4a", entries)
+    if isinstance(v, BaseProxy):
+        return _enc_ref(v, allow_pickle)
     if allow_pickle:
         return _len_field(b"\x5a", _pickle.dumps(v))
     raise TypeError("shoal.Manager: %s values do not travel to the broker (use None, bool, "
                     "int (64-bit), float, str, bytes, list, tuple, dict; or "
                     "Manager(pickle=True))" % t.__name__)
+
+
+# A proxy stored in a container travels as a reference to its object: a Value of kind
+# message, type "shoal.broker.Ref", data "KIND:NAME" (KIND: broker.proto's Kind number).
+_REF_TYPE = "shoal.broker.Ref"
+_refs_decoded = [0]  # counts the references decoded: results that hold none need no walk
+
+
+class _Ref:
+    __slots__ = ("kind", "name")
+
+    def __init__(self, kind, name):
+        self.kind, self.name = kind, name
+
+
+def _enc_ref(p, allow_pickle):
+    if p._path:  # a container nested in another object: its value, as multiprocessing
+        return _enc_value(p._getvalue(), allow_pickle)
+    typed = (_len_field(b"\x0a", _REF_TYPE.encode()) +
+             _len_field(b"\x12", b"%d:%s" % (p._kind, p._name.encode("utf-8"))))
+    return _len_field(b"\x52", typed)
 
 
 def _read_varint(buf, i):
@@ -190,6 +213,10 @@ def _dec_value(buf):
                     typ = bytes(x).decode()
                 elif f == 2:
                     data = bytes(x)
+            if typ == _REF_TYPE and b":" in data:
+                _refs_decoded[0] += 1
+                kind, name = data.split(b":", 1)
+                return _Ref(int(kind), name.decode("utf-8"))
             return (typ, data)
         if num == 11:
             return _pickle.loads(v)
@@ -457,8 +484,11 @@ class BaseProxy:
 
     def _call(self, op, *args, timeout_ms=0, ok=(0,)):
         s = _session(self._address, self._authkey)
+        refs = _refs_decoded[0]
         status, err, result = s.call(self._name, op, args, self._path, timeout_ms,
                                      self._pickle)
+        if _refs_decoded[0] != refs:
+            result = _resolve(self, result)
         if status not in ok and status < 0:
             if status == errors.ENOENT and op in ("get", "pop", "del") and self._kind != ARRAY:
                 raise KeyError(args[0] if args else self._name)
@@ -485,13 +515,27 @@ class BaseProxy:
         return self._op("copy")
 
     def __repr__(self):
-        return "<%s object, name=%r>" % (type(self).__name__, self._name)
+        return "<%s object, typeid %r at %#x>" % (type(self).__name__,
+                                                  type(self).__name__[:-5], id(self))
 
 
 def _rebuild(cls, address, authkey, name, path, allow_pickle, tls=None):
     if tls:
         _tls_settings.setdefault(address, tls)
     return cls(address, authkey, name, path, allow_pickle)
+
+
+def _resolve(proxy, v):
+    """v with the references to objects (of proxy's broker) made proxies."""
+    t = type(v)
+    if t is _Ref:
+        cls = _PROXIES.get(v.kind, BaseProxy)
+        return cls(proxy._address, proxy._authkey, v.name, (), proxy._pickle)
+    if t is list or t is tuple:
+        return t(_resolve(proxy, x) for x in v)
+    if t is dict:
+        return {k: _resolve(proxy, x) for k, x in v.items()}
+    return v
 
 
 def _nested(proxy, key, value):
@@ -552,7 +596,7 @@ class DictProxy(_Container):
         self._op("del", key)
 
     def __iter__(self):
-        return iter(self._op("keys"))
+        return _DictIter(self)
 
     def get(self, key, default=None):
         return _nested(self, key, self._op("get", key, default))
@@ -586,6 +630,26 @@ class DictProxy(_Container):
         self._op("update", d)
 
 
+class _DictIter:
+    """Iterates over a dict proxy's keys as they are at the first next(); raises
+    RuntimeError, as a dict's iterator, when the dict's size changed since iter()."""
+
+    def __init__(self, d):
+        self._d, self._n, self._keys = d, len(d), None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._keys is None:
+            keys = self._d._op("keys")
+            if len(keys) != self._n:
+                self._keys = iter(())
+                raise RuntimeError("dictionary changed size during iteration")
+            self._keys = iter(keys)
+        return next(self._keys)
+
+
 class ListProxy(_Container):
     _kind = LIST
 
@@ -606,12 +670,30 @@ class ListProxy(_Container):
     def __delitem__(self, i):
         self._op("del", i)
 
-    def __iter__(self):
-        return iter(self._getvalue())
+    def __iter__(self):  # the items as they are at the first next()
+        yield from self._getvalue()
 
     def __iadd__(self, other):
         self._op("extend", list(other))
         return self
+
+    def __imul__(self, n):
+        if n <= 0:
+            self._op("clear")
+        elif n > 1:
+            self._op("extend", self._getvalue() * (n - 1))
+        return self
+
+    def __add__(self, other):
+        return self._getvalue() + other
+
+    def __radd__(self, other):
+        return other + self._getvalue()
+
+    def __mul__(self, n):
+        return self._getvalue() * n
+
+    __rmul__ = __mul__
 
     def append(self, x):
         self._op("append", x)
@@ -772,7 +854,14 @@ class _Acquirer(BaseProxy):
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
         t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
         st, _ = self._call("acquire", timeout_ms=t,
-                           ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD))
+                           ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD, errors.EDEADLK))
+        if st == errors.EDEADLK:  # this thread holds it: would wait for ever
+            if t < 0:
+                raise errors.error_class(st)("%s %r: already held by this thread" %
+                                             (type(self).__name__, self._name), st)
+            if t > 0:
+                time.sleep(t / 1000)
+            return False
         if st == errors.EOWNERDEAD and raise_owner_died:
             raise errors.OwnerDied("%s %r: its previous holder died holding it" %
                                    (type(self).__name__, self._name), st)
@@ -816,7 +905,8 @@ class EventProxy(BaseProxy):
         return self._op("is_set")
 
     def wait(self, timeout=None):
-        return self._call("wait", timeout_ms=_timeout_ms(timeout))[1]
+        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout), ok=(0, errors.ETIMEDOUT))
+        return st == 0 and v
 
 
 class ConditionProxy(LockProxy):
@@ -845,14 +935,38 @@ class ConditionProxy(LockProxy):
 
 
 class BarrierProxy(BaseProxy):
-    _kind = BARRIER
+    """A Barrier; its action and default timeout travel with the proxy (pickled). With
+    an action, wait() passes the barrier twice: the party given index 0 runs the action
+    between the two passes, so it has run before any party returns (an action that
+    raises breaks the barrier)."""
 
-    def wait(self, timeout=None):
-        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout),
-                           ok=(0, errors.EBROKEN))
+    _kind = BARRIER
+    _action = None
+    _timeout = None
+
+    def __reduce__(self):
+        fn, args = BaseProxy.__reduce__(self)
+        return fn, args, {"_action": self._action, "_timeout": self._timeout}
+
+    def _pass(self, timeout):
+        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout), ok=(0, errors.EBROKEN))
         if st == errors.EBROKEN:
             raise threading.BrokenBarrierError
         return v
+
+    def wait(self, timeout=None):
+        if timeout is None:
+            timeout = self._timeout
+        index = self._pass(timeout)
+        if self._action is not None:
+            if index == 0:
+                try:
+                    self._action()
+                except BaseException:
+                    self.abort()
+                    raise
+            self._pass(timeout)
+        return index
 
     def abort(self):
         self._op("abort")
@@ -863,6 +977,13 @@ class BarrierProxy(BaseProxy):
     parties = property(lambda self: self._op("parties"))
     n_waiting = property(lambda self: self._op("n_waiting"))
     broken = property(lambda self: self._op("broken"))
+
+
+_PROXIES = {DICT: DictProxy, LIST: ListProxy, NAMESPACE: NamespaceProxy, VALUE: ValueProxy,
+            ARRAY: ArrayProxy, QUEUE: QueueProxy, JOINABLE_QUEUE: JoinableQueueProxy,
+            LOCK: LockProxy, RLOCK: LockProxy, SEMAPHORE: SemaphoreProxy,
+            BOUNDED_SEMAPHORE: SemaphoreProxy, EVENT: EventProxy, CONDITION: ConditionProxy,
+            BARRIER: BarrierProxy}
 
 
 # ---- the manager ----------------------------------------------------------------------
@@ -1007,7 +1128,10 @@ class SyncManager:
         return self._create(ConditionProxy, CONDITION, name=name)
 
     def Barrier(self, parties, action=None, timeout=None, name=None):
-        return self._create(BarrierProxy, BARRIER, parties, name=name)
+        b = self._create(BarrierProxy, BARRIER, parties, name=name)
+        object.__setattr__(b, "_action", action)
+        object.__setattr__(b, "_timeout", timeout)
+        return b
 
 
 def Manager(address=None, authkey=None, pickle=False, data_dir=None, tls=None):

@@ -34,6 +34,12 @@ CLASSES = [
 
 # test id (Class.method) -> why it is not run.
 EXCLUDED = {
+    # Its last line asserts that a list nested in a list comes back as a plain list
+    # (a copy: changing it changes nothing in the manager). shoal hands out a proxy to
+    # the nested list instead, on purpose, so that outer[0].append(1) is not lost
+    # (docs/broker.md); everything before that line passes.
+    "_TestContainers.test_dict_proxy_nested":
+        "asserts that a nested list is handed out as a copy; shoal hands out a proxy",
 }
 
 # test id -> what is missing: run as expected failures.
