@@ -346,10 +346,12 @@ static int attach(shoal_broker *b, shoal_rpc_ctx *ctx, const void *buf, size_t l
     }
     pthread_mutex_unlock(&b->mu);
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    if (code != SHOAL_RPC_OK && w)
+    if (code != SHOAL_RPC_OK && w) {
         watcher_free(w);
-    else if (!w)
+        w = NULL;
+    } else if (!w) {
         shoal_rpc_ctx_set_detail(ctx, "broker: out of memory");
+    }
     *out = w;
     return code;
 }

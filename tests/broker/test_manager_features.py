@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
@@ -177,13 +176,14 @@ class TlsTest(unittest.TestCase):
                     self.assertEqual(e.exception.code, errors.EACCES)
                 with self.assertRaises(TypeError):
                     shoal.Manager(address=address, tls={"cafile": "x"})
-                ls = subprocess.run([CLI, "ls", "--broker", address, "--tls-ca", f("ca.pem"),
-                                     "--tls-cert", f("client.pem"), "--tls-key",
-                                     f("client.key")], capture_output=True, text=True)
+                ls = subprocess.run([CLI, "ls", "--broker", address, "--tls-ca",
+                                     f("ca.pem"), "--tls-cert", f("client.pem"),
+                                     "--tls-key", f("client.key")],
+                                    capture_output=True, text=True)
                 self.assertEqual(ls.returncode, 0, ls.stderr)
                 self.assertIn("t", ls.stdout.split())
-                bad = subprocess.run([CLI, "ls", "--broker", address, "--tls-ca", f("ca.pem")],
-                                     capture_output=True, text=True)
+                bad = subprocess.run([CLI, "ls", "--broker", address, "--tls-ca",
+                                      f("ca.pem")], capture_output=True, text=True)
                 self.assertNotEqual(bad.returncode, 0)
             finally:
                 _stop(p)

@@ -45,9 +45,11 @@ import uuid
 import weakref
 
 from . import errors
+from . import sync as _sync
 from ._lib import C, error
 
-__all__ = ["Manager", "SyncManager", "BaseProxy", "Watch", "Change", "DictProxy", "ListProxy",
+__all__ = ["Manager", "SyncManager", "BaseProxy", "Watch", "Change", "DictProxy",
+           "ListProxy",
            "NamespaceProxy", "ValueProxy", "ArrayProxy", "QueueProxy", "JoinableQueueProxy",
            "LockProxy",
            "SemaphoreProxy", "EventProxy", "ConditionProxy", "BarrierProxy"]
@@ -388,8 +390,9 @@ class Change:
                 self.present = bool(v)
 
     def __repr__(self):
-        return "Change(seq=%d, op=%r, path=%r, args=%r, result=%r, value=%r, present=%r)" % (
-            self.seq, self.op, self.path, self.args, self.result, self.value, self.present)
+        return ("Change(seq=%d, op=%r, path=%r, args=%r, result=%r, value=%r, present=%r)" %
+                (self.seq, self.op, self.path, self.args, self.result, self.value,
+                 self.present))
 
 
 class Watch:
@@ -422,7 +425,8 @@ class Watch:
         buf, ln = ctypes.c_void_p(), ctypes.c_size_t()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            left = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
+            left = 0.1 if deadline is None else min(0.1, max(0.0,
+                                                             deadline - time.monotonic()))
             rc = C.manager_watch_next_raw(self._h, int(left * 1e9), ctypes.byref(buf),
                                           ctypes.byref(ln))
             if rc == 1:
@@ -905,7 +909,8 @@ class EventProxy(BaseProxy):
         return self._op("is_set")
 
     def wait(self, timeout=None):
-        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout), ok=(0, errors.ETIMEDOUT))
+        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout),
+                           ok=(0, errors.ETIMEDOUT))
         return st == 0 and v
 
 
@@ -954,19 +959,7 @@ class BarrierProxy(BaseProxy):
             raise threading.BrokenBarrierError
         return v
 
-    def wait(self, timeout=None):
-        if timeout is None:
-            timeout = self._timeout
-        index = self._pass(timeout)
-        if self._action is not None:
-            if index == 0:
-                try:
-                    self._action()
-                except BaseException:
-                    self.abort()
-                    raise
-            self._pass(timeout)
-        return index
+    wait = _sync.Barrier.wait  # the same two passes, over _pass, _action, _timeout
 
     def abort(self):
         self._op("abort")
