@@ -187,6 +187,11 @@ int cli_broker_connect(cli_broker_client *c, const char *cmd, shoal_manager **m)
         return CLI_USAGE;
     }
     int rc = shoal_manager_connect(m, c->address, &c->cfg);
+    if (rc == SHOAL_ENOENT || rc == SHOAL_ETIMEDOUT) {
+        fprintf(stderr, "shoal %s: no broker at %s (%s)\n", cmd, c->address,
+                shoal_errdetail());
+        return cli_exit_code(rc);
+    }
     return rc < 0 ? cli_fail(cmd, rc) : -1;
 }
 
