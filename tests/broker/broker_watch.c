@@ -6,8 +6,9 @@
  * Watch: the changes to a whole object and to one key, in order and with increasing
  * sequence numbers; the end of a watch when its object is deleted; a watch of
  * nothing; a watcher SIGKILLed while the object changes (the broker forgets it and
- * goes on); a watcher that reads nothing while 20000 writes happen (the broker drops
- * to a "resync" and the watcher still ends on the right value).
+ * goes on); a lock's holder SIGKILLed (its watcher sees the broker free it); a watcher
+ * that reads nothing while 20000 writes happen (the broker drops to a "resync" and the
+ * watcher still ends on the right value).
  *
  * TLS: a throwaway PKI (tests/rpc/make-test-certs.sh); a broker requiring client
  * certificates: a client with a good certificate works, one whose certificate another
@@ -287,6 +288,46 @@ static void test_watcher_killed(void **state)
     stop(b);
 }
 
+static int lock_holder(void *arg)
+{
+    int fd = *(int *)arg;
+    shoal_manager *m = connect_shm();
+    if (shoal_manager_call(m, "L", "acquire", SHOAL_FOREVER, NULL, 0) < 0)
+        return 1;
+    if (write(fd, "x", 1) != 1)
+        return 2;
+    pause(); /* killed here, holding the lock */
+    return 0;
+}
+
+/* A lock's watcher sees its holder's acquire, then the broker freeing it. */
+static void test_watch_released(void **state)
+{
+    (void)state;
+    pid_t b = start(&(broker_args){.listen = addr});
+    shoal_manager *m = connect_shm();
+    assert_int_equal(shoal_manager_create(m, "L", SHOAL_M_LOCK, NULL, NULL), 1);
+    shoal_manager_watch *w;
+    assert_int_equal(shoal_manager_watch_open(m, "L", NULL, &w), 0);
+    assert_string_equal(next(w, SHOAL_SEC(5), NULL), "resync [] [] absent None");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t child = t_fork(lock_holder, &fds[1]);
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    assert_string_equal(next(w, SHOAL_SEC(5), NULL), "acquire [] [] absent absent");
+    kill(child, SIGKILL);
+    t_wait(child);
+    assert_string_equal(next(w, SHOAL_SEC(10), NULL), "released [] [] absent absent");
+    assert_int_equal(shoal_manager_call(m, "L", "acquire", 0, NULL, 0), SHOAL_EOWNERDEAD);
+    assert_string_equal(next(w, SHOAL_SEC(5), NULL), "acquire [] [] absent absent");
+    shoal_manager_watch_close(w);
+    close(fds[0]);
+    close(fds[1]);
+    shoal_manager_close(m);
+    stop(b);
+}
+
 static void test_tls(void **state)
 {
     (void)state;
@@ -342,6 +383,7 @@ int main(void)
         cmocka_unit_test_setup(test_watch_key, setup),
         cmocka_unit_test_setup(test_watch_slow, setup),
         cmocka_unit_test_setup(test_watcher_killed, setup),
+        cmocka_unit_test_setup(test_watch_released, setup),
         cmocka_unit_test_setup(test_tls, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
