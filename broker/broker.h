@@ -60,12 +60,16 @@ void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t le
 
 /* What `shoal broker` serves (serve.c). */
 typedef struct shoal_broker_options {
-    const char *const *listen; /* addresses: shm://name, ipc:///path, tcp://host:port */
+    const char *const *listen; /* addresses: shm://name, ipc:///path, tcp://host:port,
+                                  tls+tcp://host:port */
     size_t nlisten;
     const char *data_dir; /* NULL: memory only */
     const char *token;    /* tcp://: the token clients must prove (NULL: none) */
     int sync;             /* 1: fsync each commit (default); 0: --sync=none */
     const shoal_attr *attr;
+    /* tls+tcp://: the broker's certificate and key (PEM); with tls_ca, clients must
+     * present a certificate that CA signed (shoal_rpc_server_set_tls). */
+    const char *tls_cert, *tls_key, *tls_ca;
 } shoal_broker_options;
 
 /* Serves until SIGINT or SIGTERM (blocked in the calling thread and taken by a thread

@@ -21,12 +21,16 @@ typedef struct waiter {
     int timed_out;
 } waiter;
 
+struct broker_watcher;
+
 typedef struct bobj {
     char *name;
     bobjstate *st;
     waiter *wh, *wt;
     struct bobj *next; /* hash chain */
     int dirty;
+    uint64_t seq;                    /* writes since the broker started (Watch) */
+    struct broker_watcher *watchers; /* watch.c */
 } bobj;
 
 struct broker_pend {
@@ -52,7 +56,9 @@ struct shoal_broker {
     size_t ndirty, capdirty;
     struct broker_pend *pend; /* its replies, handed over once durable */
     size_t npend, cappend;
-    shoal_rpc_service svc; /* session.c's table, bound to this broker */
+    shoal_rpc_service svc;          /* session.c's table, bound to this broker */
+    struct broker_watcher *wstaged; /* watchers with changes waiting for the commit */
+    size_t nwatchers;
     pthread_t timer;
     pthread_cond_t timer_cv;
     int stop;
@@ -70,5 +76,24 @@ int broker__store_open(shoal_broker *b, const char *dir, int sync);
 /* Writes the objects (a deleted one: o->st NULL) in one transaction and commits. */
 int broker__store_commit(shoal_broker *b, bobj **objs, size_t n);
 void broker__store_close(shoal_broker *b);
+
+/*
+ * watch.c: the Watch method. Under b->mu: broker__watch_args clones a write's
+ * arguments when an object watcher needs them (NULL otherwise; before the operation
+ * takes them over); broker__watch_change records that o changed (op NULL: the broker
+ * freed what an ended session held), counting o->seq and staging a Change for each
+ * watcher (takes args); broker__watch_deleted ends o's watches with a "deleted"
+ * change; broker__watch_flush hands the staged changes to their watchers once the
+ * writes are durable (committed 0: drops them).
+ */
+bv *broker__watch_args(const bobj *o, const breq *req);
+void broker__watch_change(shoal_broker *b, bobj *o, const breq *req, bv *args,
+                          const bv *result);
+void broker__watch_deleted(shoal_broker *b, bobj *o);
+void broker__watch_flush(shoal_broker *b, int committed);
+/* The number of watchers of o. */
+size_t broker__watch_count(const bobj *o);
+/* The Watch handler (session.c's method table). */
+int broker_watch(shoal_rpc_ctx *ctx, void *arg);
 
 #endif

@@ -184,11 +184,13 @@ static void finish(shoal_broker *b)
         for (size_t i = 0; i < b->npend; i++)
             free(b->pend[i].buf);
         b->npend = 0;
+        broker__watch_flush(b, 0);
         return;
     }
     for (size_t i = 0; i < b->npend; i++)
         b->deliver(b->pend[i].s, b->pend[i].id, b->pend[i].buf, b->pend[i].len);
     b->npend = 0;
+    broker__watch_flush(b, 1);
 }
 
 /* ---- operations -------------------------------------------------------------------- */
@@ -305,6 +307,11 @@ static int check_typed(op_ctx *c, bv *v)
     if (!tc || !*tc)
         return 0;
     bool fp = tc[0] == 'f' || tc[0] == 'd';
+    if (v->kind_case == BV_BOOL && tc[0] != 'c') { /* as ctypes: True is 1 */
+        int64_t i = v->b;
+        v->kind_case = BV_INT;
+        v->i = i;
+    }
     if (fp && v->kind_case == BV_INT) {
         v->kind_case = BV_DOUBLE;
         v->d = (double)v->i;
@@ -1134,9 +1141,14 @@ static int run(op_ctx *c)
     if ((d->flags & F_RESIZE) && kind == SHOAL__BROKER__KIND__ARRAY && !c->req->n_path)
         return shoal__err(SHOAL_EKIND, "Array \"%s\": %s would change its length",
                           c->o->name, c->req->op);
+    bv *wargs = (d->flags & F_WRITE) ? broker__watch_args(c->o, c->req) : NULL;
     rc = d->fn(c);
-    if ((rc == 0 && (d->flags & F_WRITE)) || rc == SHOAL_EOWNERDEAD || c->parked_state)
+    if ((rc == 0 && (d->flags & F_WRITE)) || rc == SHOAL_EOWNERDEAD || c->parked_state) {
         broker__dirty(c->b, c->o);
+        broker__watch_change(c->b, c->o, c->req, wargs, rc == BLOCK ? NULL : c->result);
+    } else {
+        shoal__bv_free(wargs);
+    }
     return rc;
 }
 
@@ -1401,12 +1413,65 @@ static int op_create(shoal_broker *b, op_ctx *c)
     return set_result(c, shoal__bv_bool(true));
 }
 
+/* describe: what `shoal inspect --broker` shows — the object's whole state, its
+ * size, and who waits on it: {kind, size, data, typecode, count, limit, owner,
+ * owner_thread, flag, seq, watchers, waiters: [(session, op), ...]}. */
+static int op_describe(op_ctx *c, bobj *o)
+{
+    const bobjstate *st = o->st;
+    const bv *d = st->data;
+    size_t size = d && d->kind_case == BV_MAP ? d->map->n_entries
+                  : d && (d->kind_case == BV_LIST || d->kind_case == BV_TUPLE)
+                      ? seq((bv *)d)->n_items
+                      : 0;
+    bv *waiting = shoal__bv_seq(BV_LIST);
+    for (waiter *w = o->wh; waiting && w; w = w->next) {
+        bv *t = shoal__bv_seq(BV_TUPLE);
+        if (!t || shoal__bv_seq_insert(t, 0, shoal__bv_int((int64_t)w->sid)) < 0 ||
+            shoal__bv_seq_insert(t, 1, shoal__bv_str(w->req->op, strlen(w->req->op))) <
+                0 ||
+            shoal__bv_seq_insert(waiting, seq(waiting)->n_items, t) < 0) {
+            shoal__bv_free(waiting);
+            waiting = NULL;
+        }
+    }
+    const char *kind = kind_name(st->kind);
+    struct {
+        const char *k;
+        bv *v;
+    } f[] = {{"kind", shoal__bv_str(kind, strlen(kind))},
+             {"size", shoal__bv_int((int64_t)size)},
+             {"data", d ? shoal__bv_clone(d) : shoal__bv_none()},
+             {"typecode", shoal__bv_str(st->typecode, strlen(st->typecode))},
+             {"count", shoal__bv_int(st->count)},
+             {"limit", shoal__bv_int(st->limit)},
+             {"owner", shoal__bv_int((int64_t)st->owner)},
+             {"owner_thread", shoal__bv_int((int64_t)st->owner_thread)},
+             {"flag", shoal__bv_bool(st->flag)},
+             {"seq", shoal__bv_int((int64_t)o->seq)},
+             {"watchers", shoal__bv_int((int64_t)broker__watch_count(o))},
+             {"waiters", waiting}};
+    bv *m = shoal__bv_map();
+    int ok = m != NULL;
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (ok && f[i].v)
+            ok = shoal__bv_map_put(m, shoal__bv_str(f[i].k, strlen(f[i].k)), f[i].v) == 0;
+        else
+            ok = (shoal__bv_free(f[i].v), 0);
+    if (!ok) {
+        shoal__bv_free(m);
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    }
+    return set_result(c, m);
+}
+
 static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
 {
     while (o->wh)
         waiter_done(b, o, o->wh,
                     shoal__err(SHOAL_ENOENT, "broker: \"%s\" was deleted", o->name),
                     NULL);
+    broker__watch_deleted(b, o);
     unlink_obj(b, o);
     protobuf_c_message_free_unpacked(&o->st->base, NULL);
     o->st = NULL; /* freed once its deletion is committed */
@@ -1424,11 +1489,9 @@ static int op_broker(shoal_broker *b, op_ctx *c)
         const struct {
             const char *k;
             uint64_t v;
-        } f[] = {{"requests", b->requests},
-                 {"bad_requests", b->bad_requests},
-                 {"objects", b->nobj},
-                 {"waiters", b->nwaiters},
-                 {"durable", b->store != NULL}};
+        } f[] = {{"requests", b->requests},  {"bad_requests", b->bad_requests},
+                 {"objects", b->nobj},       {"waiters", b->nwaiters},
+                 {"watchers", b->nwatchers}, {"durable", b->store != NULL}};
         for (size_t i = 0; m && i < sizeof(f) / sizeof(f[0]); i++)
             if (shoal__bv_map_put(m, shoal__bv_str(f[i].k, strlen(f[i].k)),
                                   shoal__bv_int((int64_t)f[i].v)) < 0)
@@ -1474,6 +1537,8 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
         rc = op_delete(b, &c, o);
     else if (!strcmp(req->op, "kind"))
         rc = set_result(&c, shoal__bv_int(o->st->kind));
+    else if (!strcmp(req->op, "describe"))
+        rc = op_describe(&c, o);
     else {
         c.o = o;
         rc = run(&c);
@@ -1534,6 +1599,7 @@ static void release_held(shoal_broker *b, bobj *o, uint64_t sid)
     bobjstate *st = o->st;
     if (sid == BROKER_ANON)
         return;
+    int was_dirty = o->dirty;
     if ((st->kind == SHOAL__BROKER__KIND__LOCK ||
          st->kind == SHOAL__BROKER__KIND__RLOCK ||
          st->kind == SHOAL__BROKER__KIND__CONDITION) &&
@@ -1558,6 +1624,8 @@ static void release_held(shoal_broker *b, bobj *o, uint64_t sid)
         st->limit = 0; /* its waiters were in the previous life */
         broker__dirty(b, o);
     }
+    if (o->dirty && !was_dirty)
+        broker__watch_change(b, o, NULL, NULL, NULL);
 }
 
 void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid)

@@ -46,6 +46,9 @@ int shoal_broker_serve(const shoal_broker_options *o)
         rc = shoal_rpc_server_add_service(srv, broker_service(b));
     if (rc == 0 && o->token)
         rc = shoal_rpc_server_set_token(srv, o->token);
+    if (rc == 0 && (o->tls_cert || o->tls_key || o->tls_ca))
+        rc = shoal_rpc_server_set_tls(srv, o->tls_cert, o->tls_key, o->tls_ca,
+                                      o->tls_ca != NULL);
     for (size_t i = 0; rc == 0 && i < o->nlisten; i++) {
         rc = shoal_rpc_server_listen(srv, o->listen[i], o->attr);
         if (rc == 0)

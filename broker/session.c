@@ -213,10 +213,11 @@ static int call(shoal_rpc_ctx *ctx, void *arg)
 static const shoal_rpc_method methods[] = {
     {"Session", SHOAL_RPC_BIDI_STREAMING, NULL, NULL, session, 0},
     {"Call", SHOAL_RPC_UNARY, NULL, NULL, call, 1},
+    {"Watch", SHOAL_RPC_SERVER_STREAMING, NULL, NULL, broker_watch, 0}, /* watch.c */
 };
 
 const shoal_rpc_service *broker_service(shoal_broker *b)
 {
-    b->svc = (shoal_rpc_service){"shoal.broker.Broker", methods, 2, b};
+    b->svc = (shoal_rpc_service){"shoal.broker.Broker", methods, 3, b};
     return &b->svc;
 }

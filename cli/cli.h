@@ -46,4 +46,31 @@ int shoal_cmd_gen(int argc, char **argv);
 /* shoal broker: runs a Manager broker (cmd_broker.c, broker/). */
 int cli_broker(int argc, char **argv);
 
+/* The command line of a broker's client (cmd_broker.c): --broker ADDRESS,
+ * --token-file F, --tls-ca F, --tls-cert F, --tls-key F, --tls-server-name N, --root,
+ * --domain, `flag` and names (min_names..max_names of them). Returns -1 to go on
+ * (free c with cli_broker_client_free), or the exit code to return now. */
+typedef struct cli_broker_client {
+    const char *address;
+    shoal_manager_config cfg;
+    shoal_attr attr;
+    char *token;
+    int flag;
+    char **names;
+    int nnames;
+} cli_broker_client;
+int cli_broker_client_parse(int argc, char **argv, const char *cmd, const char *help,
+                            const char *flag, int min_names, int max_names,
+                            cli_broker_client *c);
+void cli_broker_client_free(cli_broker_client *c);
+/* Connects to c->address: -1 to go on, or the exit code (the error printed). */
+int cli_broker_connect(cli_broker_client *c, const char *cmd, shoal_manager **m);
+/* map[key] for a string key (NULL when absent). */
+const shoal_mv *cli_mv_field(const shoal_mv *map, const char *key);
+/* Whether argv has --broker (ls and inspect then ask a broker). */
+int cli_broker_has(int argc, char **argv);
+/* shoal ls --broker, shoal inspect --broker (cmd_ls.c, cmd_inspect.c). */
+int cli_ls_broker(int argc, char **argv);
+int cli_inspect_broker(int argc, char **argv);
+
 #endif

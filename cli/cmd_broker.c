@@ -1,4 +1,8 @@
-/* cmd_broker.c — `shoal broker`: run a Manager broker (broker/, docs/broker.md). */
+/*
+ * cmd_broker.c — `shoal broker`: run a Manager broker (broker/, docs/broker.md); and
+ * the command line of the commands that talk to one as clients (`shoal ls --broker`,
+ * `shoal inspect --broker`): the address, its token and TLS files, and a connection.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,17 +13,22 @@
 static const char broker_help[] =
     "usage: shoal broker --listen ADDRESS [--listen ADDRESS ...] [--data-dir DIR]\n"
     "                    [--sync=commit|none] [--token-file FILE] [--root DIR]\n"
-    "                    [--domain NAME]\n"
+    "                    [--domain NAME] [--tls-cert FILE --tls-key FILE [--tls-ca "
+    "FILE]]\n"
     "Serves multiprocessing.Manager's objects (dict, list, Namespace, Value, Array,\n"
     "Queue, Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier) to\n"
     "clients in any language, until SIGINT or SIGTERM.\n"
-    "  --listen ADDRESS  shm://NAME (this host, shared memory), ipc:///PATH, or\n"
-    "                    tcp://HOST:PORT (needs --token-file)\n"
+    "  --listen ADDRESS  shm://NAME (this host, shared memory), ipc:///PATH,\n"
+    "                    tcp://HOST:PORT (needs --token-file), or tls+tcp://HOST:PORT\n"
+    "                    (needs --tls-cert and --tls-key, and --tls-ca or --token-file)\n"
     "  --data-dir DIR    keep the objects in LMDB there: a write is acknowledged once\n"
     "                    committed, and a restarted broker has it\n"
     "  --sync=commit     (default) fsync each commit; --sync=none: survive a killed\n"
     "                    broker but not a crashed machine\n"
-    "  --token-file F    the secret tcp:// clients must prove they know (first line)\n";
+    "  --token-file F    the secret tcp:// clients must prove they know (first line)\n"
+    "  --tls-cert F, --tls-key F  the broker's certificate (PEM, chain after it) and\n"
+    "                    its unencrypted private key, for tls+tcp://\n"
+    "  --tls-ca F        require client certificates signed by this CA (PEM)\n";
 
 static char *read_token(const char *path)
 {
@@ -35,10 +44,15 @@ static char *read_token(const char *path)
     return strdup(buf);
 }
 
+static int usage_error_of(const char *cmd, const char *what, const char *help)
+{
+    fprintf(stderr, "shoal %s: %s\n\n%s", cmd, what, help);
+    return CLI_USAGE;
+}
+
 static int usage_error(const char *what)
 {
-    fprintf(stderr, "shoal broker: %s\n\n%s", what, broker_help);
-    return CLI_USAGE;
+    return usage_error_of("broker", what, broker_help);
 }
 
 int cli_broker(int argc, char **argv)
@@ -68,11 +82,20 @@ int cli_broker(int argc, char **argv)
             attr.root = argv[++i];
         } else if (!strcmp(a, "--domain")) {
             attr.domain = argv[++i];
+        } else if (!strcmp(a, "--tls-cert")) {
+            o.tls_cert = argv[++i];
+        } else if (!strcmp(a, "--tls-key")) {
+            o.tls_key = argv[++i];
+        } else if (!strcmp(a, "--tls-ca")) {
+            o.tls_ca = argv[++i];
         } else {
             status = usage_error("unknown option");
         }
     }
     char *token = NULL;
+    if (status < 0 && (o.tls_cert || o.tls_key || o.tls_ca) &&
+        (!o.tls_cert || !o.tls_key))
+        status = usage_error("--tls-cert and --tls-key go together");
     if (status < 0 && !o.nlisten)
         status = usage_error("no --listen address");
     if (status < 0 && token_file && !(token = read_token(token_file))) {
@@ -88,4 +111,96 @@ int cli_broker(int argc, char **argv)
     free(token);
     free(listen);
     return status;
+}
+
+/* ---- the client side ----------------------------------------------------------------
+ */
+
+int cli_broker_client_parse(int argc, char **argv, const char *cmd, const char *help,
+                            const char *flag, int min_names, int max_names,
+                            cli_broker_client *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->names = calloc((size_t)argc, sizeof(*c->names));
+    const char *token_file = NULL;
+    int status = c->names ? -1 : CLI_SYSTEM;
+    for (int i = 1; i < argc && status < 0; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **opt = !strcmp(a, "--broker")            ? &c->address
+                           : !strcmp(a, "--token-file")      ? &token_file
+                           : !strcmp(a, "--tls-ca")          ? &c->cfg.tls_ca_file
+                           : !strcmp(a, "--tls-cert")        ? &c->cfg.tls_cert_file
+                           : !strcmp(a, "--tls-key")         ? &c->cfg.tls_key_file
+                           : !strcmp(a, "--tls-server-name") ? &c->cfg.tls_server_name
+                           : !strcmp(a, "--root")            ? &c->attr.root
+                           : !strcmp(a, "--domain")          ? &c->attr.domain
+                                                             : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            status = CLI_OK;
+        } else if (flag && !strcmp(a, flag)) {
+            c->flag = 1;
+        } else if (opt && !v) {
+            status = usage_error_of(cmd, "missing value", help);
+        } else if (opt) {
+            *opt = argv[++i];
+        } else if (a[0] == '-') {
+            status = usage_error_of(cmd, "unknown option", help);
+        } else {
+            c->names[c->nnames++] = argv[i];
+        }
+    }
+    if (status < 0 && (c->nnames < min_names || c->nnames > max_names))
+        status = usage_error_of(
+            cmd, c->nnames < min_names ? "missing NAME" : "too many names", help);
+    if (status < 0 && token_file && !(c->token = read_token(token_file))) {
+        fprintf(stderr, "shoal %s: cannot read the token file %s\n", cmd, token_file);
+        status = CLI_FAIL;
+    }
+    c->cfg.token = c->token;
+    c->cfg.attr = &c->attr;
+    if (status >= 0)
+        cli_broker_client_free(c);
+    return status;
+}
+
+void cli_broker_client_free(cli_broker_client *c)
+{
+    free(c->names);
+    free(c->token);
+    c->names = NULL;
+    c->token = NULL;
+}
+
+int cli_broker_has(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--broker"))
+            return 1;
+    return 0;
+}
+
+int cli_broker_connect(cli_broker_client *c, const char *cmd, shoal_manager **m)
+{
+    if (!c->address) {
+        fprintf(stderr, "shoal %s: --broker needs an address\n", cmd);
+        return CLI_USAGE;
+    }
+    int rc = shoal_manager_connect(m, c->address, &c->cfg);
+    if (rc == SHOAL_ENOENT || rc == SHOAL_ETIMEDOUT) {
+        fprintf(stderr, "shoal %s: no broker at %s (%s)\n", cmd, c->address,
+                shoal_errdetail());
+        return cli_exit_code(rc);
+    }
+    return rc < 0 ? cli_fail(cmd, rc) : -1;
+}
+
+const shoal_mv *cli_mv_field(const shoal_mv *map, const char *key)
+{
+    for (size_t i = 0; i < shoal_mv_len(map); i++) {
+        const shoal_mv *k = shoal_mv_key(map, i);
+        if (shoal_mv_type(k) == SHOAL_MV_STR && !strcmp(shoal_mv_as_str(k), key))
+            return shoal_mv_value(map, i);
+    }
+    return NULL;
 }

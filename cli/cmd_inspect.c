@@ -3,6 +3,12 @@
  * its lock, and its contents decoded by type, through the public inspection API
  * (shoal/inspect.h), which validates every part it reads. A damaged part is reported
  * on its line and makes the exit code 1; the other parts are still shown.
+ *
+ * `shoal inspect --broker ADDRESS NAME`: an object a Manager broker holds, from its
+ * "describe" request — kind, size, value (as Python's repr), and what the kind adds:
+ * a lock's holder (session and thread) and owner-died flag, a semaphore's units and
+ * holders, an event's flag, a barrier's parties; then the requests waiting on it and
+ * the number of watchers.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,7 +23,11 @@ static const char inspect_help[] =
     "Shows the object's header (kind, element type and layout hash, sizes, creator),\n"
     "its users, the state of its lock, counters, the ends of a pipe, and its value(s)\n"
     "or oldest queued messages decoded by type. A damaged part is reported and the\n"
-    "rest still shown. Exit 1 if the object is missing, invalid or damaged.\n";
+    "rest still shown. Exit 1 if the object is missing, invalid or damaged.\n"
+    "       shoal inspect --broker ADDRESS [--token-file F] [--tls-ca F [--tls-cert F\n"
+    "                     --tls-key F] [--tls-server-name N]] NAME\n"
+    "Shows object NAME of the Manager broker at ADDRESS: kind, size, value, a lock's\n"
+    "holder, a semaphore's holders, the requests waiting on it, its watchers.\n";
 
 #define MAX_ELEMS  64 /* array elements shown */
 #define MAX_QUEUED 8  /* messages shown per ring */
@@ -298,8 +308,104 @@ static int show_contents(shoal_inspect *in, const shoal_inspect_header *h)
     }
 }
 
+/* ---- an object of a broker ----------------------------------------------------------
+ */
+
+static int64_t field_int(const shoal_mv *d, const char *k)
+{
+    return shoal_mv_as_int(cli_mv_field(d, k));
+}
+
+static void print_mv(const char *label, const shoal_mv *v)
+{
+    char text[TEXT_MAX];
+    size_t n = shoal_mv_format(v, text, sizeof(text));
+    printf("%-13s %s%s\n", label, text, n >= sizeof(text) ? "..." : "");
+}
+
+/* What the kind adds to kind, size and value. */
+static void print_broker_state(const char *kind, const shoal_mv *d)
+{
+    if (!strcmp(kind, "Lock") || !strcmp(kind, "RLock") || !strcmp(kind, "Condition")) {
+        if (field_int(d, "owner"))
+            printf("%-13s session %016llx, thread %llx, depth %lld\n", "holder",
+                   (unsigned long long)field_int(d, "owner"),
+                   (unsigned long long)field_int(d, "owner_thread"),
+                   (long long)(field_int(d, "count") ? field_int(d, "count") : 1));
+        else
+            printf("%-13s none (free)\n", "holder");
+        printf("%-13s %s\n", "owner died",
+               shoal_mv_as_bool(cli_mv_field(d, "flag"))
+                   ? "yes: its last holder died holding it"
+                   : "no");
+    } else if (!strcmp(kind, "Semaphore") || !strcmp(kind, "BoundedSemaphore")) {
+        printf("%-13s %lld free of %lld\n", "units", (long long)field_int(d, "count"),
+               (long long)field_int(d, "limit"));
+        print_mv("holders", cli_mv_field(d, "data")); /* session -> units */
+    } else if (!strcmp(kind, "Event")) {
+        printf("%-13s %s\n", "set",
+               shoal_mv_as_bool(cli_mv_field(d, "flag")) ? "yes" : "no");
+    } else if (!strcmp(kind, "Barrier")) {
+        printf("%-13s %lld, %lld waiting%s\n", "parties",
+               (long long)field_int(d, "count"), (long long)field_int(d, "limit"),
+               shoal_mv_as_bool(cli_mv_field(d, "flag")) ? ", broken" : "");
+    } else {
+        if (!strcmp(kind, "Queue") || !strcmp(kind, "JoinableQueue"))
+            printf("%-13s %lld\n", "maxsize", (long long)field_int(d, "limit"));
+        if (*shoal_mv_as_str(cli_mv_field(d, "typecode")))
+            printf("%-13s %s\n", "typecode",
+                   shoal_mv_as_str(cli_mv_field(d, "typecode")));
+        print_mv("value", cli_mv_field(d, "data"));
+    }
+}
+
+static void print_waiters(const shoal_mv *d)
+{
+    const shoal_mv *w = cli_mv_field(d, "waiters");
+    printf("%-13s %zu\n", "waiting", shoal_mv_len(w));
+    for (size_t i = 0; i < shoal_mv_len(w); i++)
+        printf("  session %016llx  %s\n",
+               (unsigned long long)shoal_mv_as_int(shoal_mv_item(shoal_mv_item(w, i), 0)),
+               shoal_mv_as_str(shoal_mv_item(shoal_mv_item(w, i), 1)));
+    printf("%-13s %lld (changes so far: %lld)\n", "watchers",
+           (long long)field_int(d, "watchers"), (long long)field_int(d, "seq"));
+}
+
+int cli_inspect_broker(int argc, char **argv)
+{
+    cli_broker_client c;
+    int status =
+        cli_broker_client_parse(argc, argv, "inspect", inspect_help, NULL, 1, 1, &c);
+    shoal_manager *m = NULL;
+    if (status < 0)
+        status = cli_broker_connect(&c, "inspect", &m);
+    shoal_mv *d = NULL;
+    if (status < 0) {
+        int rc = shoal_manager_call(m, c.names[0], "describe", 0, &d, 0);
+        if (rc < 0) {
+            status = cli_fail("inspect", rc);
+        } else {
+            const char *kind = shoal_mv_as_str(cli_mv_field(d, "kind"));
+            printf("%-13s %s\n%-13s %s\n", "name", c.names[0], "kind", kind);
+            printf("%-13s %lld\n", "size", (long long)field_int(d, "size"));
+            print_broker_state(kind, d);
+            print_waiters(d);
+            status = CLI_OK;
+        }
+    }
+    shoal_mv_free(d);
+    shoal_manager_close(m);
+    if (c.names)
+        cli_broker_client_free(&c);
+    return status;
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
 int cli_inspect(int argc, char **argv)
 {
+    if (cli_broker_has(argc, argv))
+        return cli_inspect_broker(argc, argv);
     cli_args args;
     int status = cli_parse(argc, argv, "inspect", inspect_help, NULL, 1, 1, &args);
     if (status >= 0)

@@ -406,6 +406,10 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
         cc.connect_timeout = cfg->connect_timeout;
         cc.token = cfg->token;
         cc.attr = cfg->attr;
+        cc.tls_ca_file = cfg->tls_ca_file;
+        cc.tls_cert_file = cfg->tls_cert_file;
+        cc.tls_key_file = cfg->tls_key_file;
+        cc.tls_server_name = cfg->tls_server_name;
     }
     int rc = shoal_rpc_channel_open(&m->ch, address, &cc);
     if (rc == 0)
@@ -666,4 +670,185 @@ int shoal_manager_create(shoal_manager *m, const char *name, shoal_manager_kind 
 int shoal_manager_delete(shoal_manager *m, const char *name)
 {
     return call_args(m, name, "delete", 0, NULL, NULL, 0);
+}
+
+/* ---- watches ---- */
+
+/*
+ * A watch is a call of the Broker service's server-streaming Watch method on m's
+ * channel, next to its session. shoal_manager_watch waits for the first change (the
+ * broker's "resync") so that a watch of nothing fails there, and keeps it for the
+ * first shoal_manager_watch_next.
+ */
+static const shoal_rpc_method watch_method = {
+    "Watch", SHOAL_RPC_SERVER_STREAMING, NULL, NULL, NULL, 0};
+
+struct shoal_manager_watch {
+    shoal_rpc_call *call;
+    void *first; /* the first change, not taken yet */
+    size_t first_len;
+    int over; /* the stream ended: its code */
+};
+
+typedef struct change_full {
+    shoal_manager_change pub;
+    Shoal__Broker__Change *msg;
+    bv *path, *args;
+} change_full;
+
+/* The code for a watch whose stream ended, from the call's rpc status. */
+static int watch_end_code(shoal_rpc_call *c)
+{
+    char detail[256];
+    int st = shoal_rpc_call_finish(c, detail, sizeof(detail));
+    switch (st) {
+    case SHOAL_RPC_OK:
+        return shoal__err(SHOAL_ECLOSED, "manager: the watch is over (object deleted)");
+    case SHOAL_RPC_NOT_FOUND:
+        return shoal__err(SHOAL_ENOENT, "%s", detail);
+    case SHOAL_RPC_INVALID_ARGUMENT:
+        return shoal__err(SHOAL_EINVAL, "%s", detail);
+    case SHOAL_RPC_RESOURCE_EXHAUSTED:
+        return shoal__err(SHOAL_ENOMEM, "%s", detail);
+    default:
+        return shoal__err(SHOAL_EPEERDEAD, "manager: the watch ended: %s", detail);
+    }
+}
+
+int shoal_manager_watch_next_raw(shoal_manager_watch *w, shoal_duration timeout,
+                                 void **buf, size_t *len)
+{
+    if (!w || !buf || !len)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_watch_next: NULL argument");
+    if (w->first) {
+        *buf = w->first;
+        *len = w->first_len;
+        w->first = NULL;
+        return 1;
+    }
+    if (w->over)
+        return shoal__err(w->over, "manager: the watch is over");
+    int rc = shoal_rpc_call_wait(w->call, timeout);
+    if (rc <= 0)
+        return rc;
+    rc = shoal_rpc_call_recv(w->call, buf, len);
+    if (rc == 0)
+        rc = w->over = watch_end_code(w->call);
+    return rc;
+}
+
+int shoal_manager_watch_open_raw(shoal_manager *m, const void *req, size_t len,
+                                 shoal_manager_watch **out)
+{
+    if (!m || !req || !out)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_watch_open: NULL argument");
+    shoal_manager_watch *w = calloc(1, sizeof(*w));
+    if (!w)
+        return shoal__err(SHOAL_ENOMEM, "shoal_manager_watch_open: out of memory");
+    int rc = shoal_rpc_call_start_request(&w->call, m->ch, "shoal.broker.Broker",
+                                          &watch_method, req, len, NULL);
+    if (rc == 0) {
+        rc = shoal_manager_watch_next_raw(w, SHOAL_FOREVER, &w->first, &w->first_len);
+        rc = rc == 1 ? 0 : rc < 0 ? rc : SHOAL_ETIMEDOUT;
+    }
+    if (rc < 0) {
+        shoal_manager_watch_close(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int shoal_manager_watch_open(shoal_manager *m, const char *name, shoal_mv *key,
+                             shoal_manager_watch **out)
+{
+    int rc = !name ? shoal__err(SHOAL_EINVAL, "shoal_manager_watch_open: NULL argument")
+             : key && !shoal__bv_is_key(MV(key))
+                 ? shoal__err(SHOAL_EINVAL,
+                              "shoal_manager_watch_open: a key that cannot be one")
+                 : 0;
+    if (rc == 0) {
+        Shoal__Broker__WatchRequest r = SHOAL__BROKER__WATCH_REQUEST__INIT;
+        r.object = (char *)name;
+        r.key = MV(key);
+        size_t len;
+        void *buf = shoal__bv_pack(&r.base, &len);
+        rc = buf ? shoal_manager_watch_open_raw(m, buf, len, out)
+                 : shoal__err(SHOAL_ENOMEM, "shoal_manager_watch_open: out of memory");
+        free(buf);
+    }
+    shoal__bv_free(MV(key));
+    return rc;
+}
+
+/* Moves the n items of a repeated Value field into a new list. */
+static bv *take_list(bv **items, size_t *n)
+{
+    bv *l = shoal__bv_seq(BV_LIST);
+    for (size_t i = 0; l && i < *n; i++)
+        if (shoal__bv_seq_insert(l, i, items[i]) < 0) {
+            shoal__bv_free(l);
+            l = NULL;
+            for (size_t j = i + 1; j < *n; j++) /* item i was freed */
+                shoal__bv_free(items[j]);
+        }
+    *n = 0;
+    return l;
+}
+
+int shoal_manager_watch_next(shoal_manager_watch *w, shoal_duration timeout,
+                             shoal_manager_change **ch)
+{
+    if (!ch)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_watch_next: NULL argument");
+    void *buf;
+    size_t len;
+    int rc = shoal_manager_watch_next_raw(w, timeout, &buf, &len);
+    if (rc != 1)
+        return rc;
+    change_full *f = calloc(1, sizeof(*f));
+    if (f)
+        f->msg = (Shoal__Broker__Change *)shoal__bv_unpack(
+            &shoal__broker__change__descriptor, buf, len);
+    free(buf);
+    if (!f || !f->msg) {
+        free(f);
+        return f ? SHOAL_EINVALID_DATA
+                 : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
+    }
+    f->path = take_list(f->msg->path, &f->msg->n_path);
+    f->args = take_list(f->msg->args, &f->msg->n_args);
+    f->pub = (shoal_manager_change){f->msg->seq,
+                                    f->msg->op,
+                                    (shoal_mv *)f->path,
+                                    (shoal_mv *)f->args,
+                                    (shoal_mv *)f->msg->result,
+                                    f->msg->present ? (shoal_mv *)f->msg->value : NULL,
+                                    f};
+    if (!f->path || !f->args) {
+        shoal_manager_change_free(&f->pub);
+        return shoal__err(SHOAL_ENOMEM, "manager: out of memory");
+    }
+    *ch = &f->pub;
+    return 1;
+}
+
+void shoal_manager_change_free(shoal_manager_change *ch)
+{
+    if (!ch)
+        return;
+    change_full *f = ch->priv_;
+    shoal__bv_free(f->path);
+    shoal__bv_free(f->args);
+    protobuf_c_message_free_unpacked(&f->msg->base, NULL);
+    free(f);
+}
+
+void shoal_manager_watch_close(shoal_manager_watch *w)
+{
+    if (!w)
+        return;
+    shoal_rpc_call_free(w->call); /* cancels it: the broker drops the watcher */
+    free(w->first);
+    free(w);
 }

@@ -330,7 +330,18 @@ void shoal__bv_free(bv *v)
 
 /* ---- the depth and size check before unpacking ---- */
 
-enum { M_VALUE, M_SEQ, M_MAP, M_ENTRY, M_REQUEST, M_REPLY, M_OBJECT, M_OTHER };
+enum {
+    M_VALUE,
+    M_SEQ,
+    M_MAP,
+    M_ENTRY,
+    M_REQUEST,
+    M_REPLY,
+    M_OBJECT,
+    M_WATCH,
+    M_CHANGE,
+    M_OTHER
+};
 
 /* The message type of field `number` of a message of type t (M_OTHER: not one). */
 static int sub_type(int t, uint32_t number)
@@ -349,7 +360,10 @@ static int sub_type(int t, uint32_t number)
     case M_REPLY:
         return number == 4 ? M_VALUE : M_OTHER;
     case M_OBJECT:
+    case M_WATCH:
         return number == 2 ? M_VALUE : M_OTHER;
+    case M_CHANGE:
+        return number >= 3 && number <= 6 ? M_VALUE : M_OTHER;
     default:
         return M_OTHER;
     }
@@ -381,11 +395,13 @@ static int scan(int t, const uint8_t *p, const uint8_t *end, int depth, size_t *
 
 static int top_type(const ProtobufCMessageDescriptor *d)
 {
-    return d == &shoal__broker__request__descriptor  ? M_REQUEST
-           : d == &shoal__broker__reply__descriptor  ? M_REPLY
-           : d == &shoal__broker__object__descriptor ? M_OBJECT
-           : d == &shoal__broker__value__descriptor  ? M_VALUE
-                                                     : M_OTHER;
+    return d == &shoal__broker__request__descriptor         ? M_REQUEST
+           : d == &shoal__broker__reply__descriptor         ? M_REPLY
+           : d == &shoal__broker__object__descriptor        ? M_OBJECT
+           : d == &shoal__broker__value__descriptor         ? M_VALUE
+           : d == &shoal__broker__watch_request__descriptor ? M_WATCH
+           : d == &shoal__broker__change__descriptor        ? M_CHANGE
+                                                            : M_OTHER;
 }
 
 /* What protobuf-c accepts but the value model does not: a Value of no kind, a map
@@ -428,6 +444,15 @@ static bool valid_message(const ProtobufCMessage *m)
         return !((const brep *)m)->result || valid(((const brep *)m)->result);
     if (d == &shoal__broker__object__descriptor)
         return valid(((const bobjstate *)m)->data);
+    if (d == &shoal__broker__watch_request__descriptor) {
+        const Shoal__Broker__WatchRequest *w = (const void *)m;
+        return !w->key || (valid(w->key) && shoal__bv_is_key(w->key));
+    }
+    if (d == &shoal__broker__change__descriptor) {
+        const Shoal__Broker__Change *c = (const void *)m;
+        return valid_all(c->path, c->n_path) && valid_all(c->args, c->n_args) &&
+               (!c->result || valid(c->result)) && (!c->value || valid(c->value));
+    }
     return d != &shoal__broker__value__descriptor || valid((const bv *)m);
 }
 

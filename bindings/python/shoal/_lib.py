@@ -310,6 +310,9 @@ _PROTOS = {
     "shoal_manager_send_raw": (c_int, [P, c_char_p, c_size_t]),
     "shoal_manager_wait_raw": (c_int, [P, ctypes.c_uint64, POINTER(c_void_p), SZP]),
     "shoal_manager_free": (None, [c_void_p]),
+    "shoal_manager_watch_open_raw": (c_int, [P, c_char_p, c_size_t, POINTER(c_void_p)]),
+    "shoal_manager_watch_next_raw": (c_int, [P, ctypes.c_int64, POINTER(c_void_p), SZP]),
+    "shoal_manager_watch_close": (None, [P]),
 }
 
 

@@ -40,13 +40,16 @@ import signal
 import struct
 import subprocess
 import threading
+import time
 import uuid
 import weakref
 
 from . import errors
+from . import sync as _sync
 from ._lib import C, error
 
-__all__ = ["Manager", "SyncManager", "BaseProxy", "DictProxy", "ListProxy",
+__all__ = ["Manager", "SyncManager", "BaseProxy", "Watch", "Change", "DictProxy",
+           "ListProxy",
            "NamespaceProxy", "ValueProxy", "ArrayProxy", "QueueProxy", "JoinableQueueProxy",
            "LockProxy",
            "SemaphoreProxy", "EventProxy", "ConditionProxy", "BarrierProxy"]
@@ -109,11 +112,34 @@ def _enc_value(v, allow_pickle):
                        _len_field(b"\x12", _enc_value(x, allow_pickle)))
             for k, x in v.items())
         return _len_field(b"\x4a", entries)
+    if isinstance(v, BaseProxy):
+        return _enc_ref(v, allow_pickle)
     if allow_pickle:
         return _len_field(b"\x5a", _pickle.dumps(v))
     raise TypeError("shoal.Manager: %s values do not travel to the broker (use None, bool, "
                     "int (64-bit), float, str, bytes, list, tuple, dict; or "
                     "Manager(pickle=True))" % t.__name__)
+
+
+# A proxy stored in a container travels as a reference to its object: a Value of kind
+# message, type "shoal.broker.Ref", data "KIND:NAME" (KIND: broker.proto's Kind number).
+_REF_TYPE = "shoal.broker.Ref"
+_refs_decoded = [0]  # counts the references decoded: results that hold none need no walk
+
+
+class _Ref:
+    __slots__ = ("kind", "name")
+
+    def __init__(self, kind, name):
+        self.kind, self.name = kind, name
+
+
+def _enc_ref(p, allow_pickle):
+    if p._path:  # a container nested in another object: its value, as multiprocessing
+        return _enc_value(p._getvalue(), allow_pickle)
+    typed = (_len_field(b"\x0a", _REF_TYPE.encode()) +
+             _len_field(b"\x12", b"%d:%s" % (p._kind, p._name.encode("utf-8"))))
+    return _len_field(b"\x52", typed)
 
 
 def _read_varint(buf, i):
@@ -189,6 +215,10 @@ def _dec_value(buf):
                     typ = bytes(x).decode()
                 elif f == 2:
                     data = bytes(x)
+            if typ == _REF_TYPE and b":" in data:
+                _refs_decoded[0] += 1
+                kind, name = data.split(b":", 1)
+                return _Ref(int(kind), name.decode("utf-8"))
             return (typ, data)
         if num == 11:
             return _pickle.loads(v)
@@ -227,7 +257,24 @@ def _dec_reply(buf):
 
 class _Config(ctypes.Structure):
     _fields_ = [("connect_timeout", ctypes.c_int64), ("token", ctypes.c_char_p),
-                ("attr", ctypes.c_void_p)]
+                ("attr", ctypes.c_void_p), ("tls_ca_file", ctypes.c_char_p),
+                ("tls_cert_file", ctypes.c_char_p), ("tls_key_file", ctypes.c_char_p),
+                ("tls_server_name", ctypes.c_char_p)]
+
+
+_TLS_KEYS = ("ca_file", "cert_file", "key_file", "server_name")
+# address -> the tls settings (a dict, as shoal.rpc.channel takes) of its manager: how
+# this process's sessions to a tls+tcp:// broker are made (proxies carry them along
+# when pickled).
+_tls_settings = {}
+
+
+def _check_tls(tls):
+    tls = dict(tls or {})
+    unknown = set(tls) - set(_TLS_KEYS)
+    if unknown:
+        raise TypeError("unknown tls settings: %s" % ", ".join(sorted(unknown)))
+    return tls
 
 
 class _Session:
@@ -235,11 +282,14 @@ class _Session:
 
     def __init__(self, address, authkey):
         self.handle = ctypes.c_void_p()
-        cfg = _Config(0, authkey, None)
+        tls = _tls_settings.get(address, {})
+        cfg = _Config(0, authkey, None, *(
+            os.fsencode(tls[k]) if tls.get(k) else None for k in _TLS_KEYS))
         rc = C.manager_connect(ctypes.byref(self.handle), address.encode(), ctypes.byref(cfg))
         if rc < 0:
             raise error(rc, "manager %s" % address)
         self.pid = os.getpid()
+        self.watches = weakref.WeakSet()  # closed before the session
 
     def call(self, name, op, args=(), path=(), timeout_ms=0, allow_pickle=False):
         rid = C.manager_next_id(self.handle)
@@ -261,6 +311,8 @@ class _Session:
 
     def close(self):
         if self.handle and self.pid == os.getpid():
+            for w in list(self.watches):
+                w.close()
             C.manager_close(self.handle)
         self.handle = None
 
@@ -302,6 +354,122 @@ def _timeout_ms(timeout, block=True):
     return max(1, int(timeout * 1000)) if timeout > 0 else 0
 
 
+# ---- watches --------------------------------------------------------------------------
+
+_WHOLE = object()  # watch(): no key, the whole object
+
+
+class Change:
+    """One change to a watched object (broker.proto's Change): ``seq`` (the object's
+    write counter), ``op`` ("set", "append", ...; "resync": ``value`` is the whole
+    current state; "released": the broker freed what an ended session held;
+    "deleted": the object is gone, the last change), ``path``, ``args`` and
+    ``result`` (object watches), ``value`` and ``present`` (key watches: the key's
+    value after the change, and whether it exists; "resync": the state)."""
+
+    __slots__ = ("seq", "op", "path", "args", "result", "value", "present")
+
+    def __init__(self, buf):
+        self.seq, self.op, self.path, self.args = 0, "", [], []
+        self.result = self.value = None
+        self.present = False
+        for num, v in _fields(buf):
+            if num == 1:
+                self.seq = v
+            elif num == 2:
+                self.op = bytes(v).decode("utf-8")
+            elif num == 3:
+                self.path.append(_dec_value(v))
+            elif num == 4:
+                self.args.append(_dec_value(v))
+            elif num == 5:
+                self.result = _dec_value(v)
+            elif num == 6:
+                self.value = _dec_value(v)
+            elif num == 7:
+                self.present = bool(v)
+
+    def __repr__(self):
+        return ("Change(seq=%d, op=%r, path=%r, args=%r, result=%r, value=%r, present=%r)" %
+                (self.seq, self.op, self.path, self.args, self.result, self.value,
+                 self.present))
+
+
+class Watch:
+    """An iterator of the Changes to a proxy's object (``proxy.watch(key=None)``): the
+    first is a "resync" with the current state; the iteration ends after the object's
+    "deleted" change. A watcher that falls behind gets a "resync" instead of the
+    changes it missed. ``next(timeout)`` waits at most timeout seconds (None when it
+    passed); ``close()`` (or ``with``) ends the watch."""
+
+    def __init__(self, proxy, key=_WHOLE):
+        self._session = _session(proxy._address, proxy._authkey)
+        req = _len_field(b"\x0a", proxy._name.encode("utf-8"))
+        if key is not _WHOLE:
+            req += _len_field(b"\x12", _enc_value(key, False))
+        self._h = ctypes.c_void_p()
+        rc = C.manager_watch_open_raw(self._session.handle, req, len(req),
+                                      ctypes.byref(self._h))
+        if rc == errors.ENOENT:
+            raise KeyError(proxy._name)
+        if rc < 0:
+            raise error(rc, "manager watch %s" % proxy._name)
+        self._done = False
+        self._session.watches.add(self)
+
+    def next(self, timeout=None):
+        """The next Change, waiting at most timeout seconds (None: no limit); None when
+        the timeout passed. Raises StopIteration once the watch is over."""
+        if self._done or not self._h:
+            raise StopIteration
+        buf, ln = ctypes.c_void_p(), ctypes.c_size_t()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 0.1 if deadline is None else min(0.1, max(0.0,
+                                                             deadline - time.monotonic()))
+            rc = C.manager_watch_next_raw(self._h, int(left * 1e9), ctypes.byref(buf),
+                                          ctypes.byref(ln))
+            if rc == 1:
+                try:
+                    return Change(ctypes.string_at(buf, ln.value))
+                finally:
+                    C.manager_free(buf)
+            if rc == errors.ECLOSED:
+                self._done = True
+                raise StopIteration
+            if rc < 0:
+                raise error(rc, "manager watch")
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next()
+
+    def close(self):
+        """Ends the watch (the broker forgets it)."""
+        if self._h and self._session.pid == os.getpid():
+            C.manager_watch_close(self._h)
+        self._h = None
+        self._session.watches.discard(self)
+
+    cancel = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 # ---- proxies --------------------------------------------------------------------------
 
 
@@ -320,8 +488,11 @@ class BaseProxy:
 
     def _call(self, op, *args, timeout_ms=0, ok=(0,)):
         s = _session(self._address, self._authkey)
+        refs = _refs_decoded[0]
         status, err, result = s.call(self._name, op, args, self._path, timeout_ms,
                                      self._pickle)
+        if _refs_decoded[0] != refs:
+            result = _resolve(self, result)
         if status not in ok and status < 0:
             if status == errors.ENOENT and op in ("get", "pop", "del") and self._kind != ARRAY:
                 raise KeyError(args[0] if args else self._name)
@@ -335,17 +506,40 @@ class BaseProxy:
 
     def __reduce__(self):
         return (_rebuild, (type(self), self._address, self._authkey, self._name, self._path,
-                           self._pickle))
+                           self._pickle, _tls_settings.get(self._address)))
+
+    def watch(self, key=_WHOLE):
+        """A Watch: an iterator of the Changes to this object, or with key, to that key
+        of a dict or Namespace (docs/broker.md, "Watch")."""
+        if self._path:
+            raise TypeError("shoal.Manager: watch a top-level object (or one of its keys)")
+        return Watch(self, key)
 
     def _getvalue(self):
         return self._op("copy")
 
     def __repr__(self):
-        return "<%s object, name=%r>" % (type(self).__name__, self._name)
+        return "<%s object, typeid %r at %#x>" % (type(self).__name__,
+                                                  type(self).__name__[:-5], id(self))
 
 
-def _rebuild(cls, address, authkey, name, path, allow_pickle):
+def _rebuild(cls, address, authkey, name, path, allow_pickle, tls=None):
+    if tls:
+        _tls_settings.setdefault(address, tls)
     return cls(address, authkey, name, path, allow_pickle)
+
+
+def _resolve(proxy, v):
+    """v with the references to objects (of proxy's broker) made proxies."""
+    t = type(v)
+    if t is _Ref:
+        cls = _PROXIES.get(v.kind, BaseProxy)
+        return cls(proxy._address, proxy._authkey, v.name, (), proxy._pickle)
+    if t is list or t is tuple:
+        return t(_resolve(proxy, x) for x in v)
+    if t is dict:
+        return {k: _resolve(proxy, x) for k, x in v.items()}
+    return v
 
 
 def _nested(proxy, key, value):
@@ -406,7 +600,7 @@ class DictProxy(_Container):
         self._op("del", key)
 
     def __iter__(self):
-        return iter(self._op("keys"))
+        return _DictIter(self)
 
     def get(self, key, default=None):
         return _nested(self, key, self._op("get", key, default))
@@ -440,6 +634,26 @@ class DictProxy(_Container):
         self._op("update", d)
 
 
+class _DictIter:
+    """Iterates over a dict proxy's keys as they are at the first next(); raises
+    RuntimeError, as a dict's iterator, when the dict's size changed since iter()."""
+
+    def __init__(self, d):
+        self._d, self._n, self._keys = d, len(d), None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._keys is None:
+            keys = self._d._op("keys")
+            if len(keys) != self._n:
+                self._keys = iter(())
+                raise RuntimeError("dictionary changed size during iteration")
+            self._keys = iter(keys)
+        return next(self._keys)
+
+
 class ListProxy(_Container):
     _kind = LIST
 
@@ -460,12 +674,30 @@ class ListProxy(_Container):
     def __delitem__(self, i):
         self._op("del", i)
 
-    def __iter__(self):
-        return iter(self._getvalue())
+    def __iter__(self):  # the items as they are at the first next()
+        yield from self._getvalue()
 
     def __iadd__(self, other):
         self._op("extend", list(other))
         return self
+
+    def __imul__(self, n):
+        if n <= 0:
+            self._op("clear")
+        elif n > 1:
+            self._op("extend", self._getvalue() * (n - 1))
+        return self
+
+    def __add__(self, other):
+        return self._getvalue() + other
+
+    def __radd__(self, other):
+        return other + self._getvalue()
+
+    def __mul__(self, n):
+        return self._getvalue() * n
+
+    __rmul__ = __mul__
 
     def append(self, x):
         self._op("append", x)
@@ -626,7 +858,14 @@ class _Acquirer(BaseProxy):
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
         t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
         st, _ = self._call("acquire", timeout_ms=t,
-                           ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD))
+                           ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD, errors.EDEADLK))
+        if st == errors.EDEADLK:  # this thread holds it: would wait for ever
+            if t < 0:
+                raise errors.error_class(st)("%s %r: already held by this thread" %
+                                             (type(self).__name__, self._name), st)
+            if t > 0:
+                time.sleep(t / 1000)
+            return False
         if st == errors.EOWNERDEAD and raise_owner_died:
             raise errors.OwnerDied("%s %r: its previous holder died holding it" %
                                    (type(self).__name__, self._name), st)
@@ -670,7 +909,9 @@ class EventProxy(BaseProxy):
         return self._op("is_set")
 
     def wait(self, timeout=None):
-        return self._call("wait", timeout_ms=_timeout_ms(timeout))[1]
+        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout),
+                           ok=(0, errors.ETIMEDOUT))
+        return st == 0 and v
 
 
 class ConditionProxy(LockProxy):
@@ -699,14 +940,26 @@ class ConditionProxy(LockProxy):
 
 
 class BarrierProxy(BaseProxy):
-    _kind = BARRIER
+    """A Barrier; its action and default timeout travel with the proxy (pickled). With
+    an action, wait() passes the barrier twice: the party given index 0 runs the action
+    between the two passes, so it has run before any party returns (an action that
+    raises breaks the barrier)."""
 
-    def wait(self, timeout=None):
-        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout),
-                           ok=(0, errors.EBROKEN))
+    _kind = BARRIER
+    _action = None
+    _timeout = None
+
+    def __reduce__(self):
+        fn, args = BaseProxy.__reduce__(self)
+        return fn, args, {"_action": self._action, "_timeout": self._timeout}
+
+    def _pass(self, timeout):
+        st, v = self._call("wait", timeout_ms=_timeout_ms(timeout), ok=(0, errors.EBROKEN))
         if st == errors.EBROKEN:
             raise threading.BrokenBarrierError
         return v
+
+    wait = _sync.Barrier.wait  # the same two passes, over _pass, _action, _timeout
 
     def abort(self):
         self._op("abort")
@@ -717,6 +970,13 @@ class BarrierProxy(BaseProxy):
     parties = property(lambda self: self._op("parties"))
     n_waiting = property(lambda self: self._op("n_waiting"))
     broken = property(lambda self: self._op("broken"))
+
+
+_PROXIES = {DICT: DictProxy, LIST: ListProxy, NAMESPACE: NamespaceProxy, VALUE: ValueProxy,
+            ARRAY: ArrayProxy, QUEUE: QueueProxy, JOINABLE_QUEUE: JoinableQueueProxy,
+            LOCK: LockProxy, RLOCK: LockProxy, SEMAPHORE: SemaphoreProxy,
+            BOUNDED_SEMAPHORE: SemaphoreProxy, EVENT: EventProxy, CONDITION: ConditionProxy,
+            BARRIER: BarrierProxy}
 
 
 # ---- the manager ----------------------------------------------------------------------
@@ -750,9 +1010,12 @@ def _stop_broker(proc):
 class SyncManager:
     """multiprocessing's SyncManager over a shoal broker: see the module's text."""
 
-    def __init__(self, address=None, authkey=None, pickle=False, data_dir=None):
+    def __init__(self, address=None, authkey=None, pickle=False, data_dir=None, tls=None):
         if isinstance(address, tuple):
             address = "tcp://%s:%d" % address
+        tls = _check_tls(tls)
+        if tls and address:
+            _tls_settings[address] = tls
         if isinstance(authkey, str):
             authkey = authkey.encode()
         self._address = address
@@ -858,11 +1121,16 @@ class SyncManager:
         return self._create(ConditionProxy, CONDITION, name=name)
 
     def Barrier(self, parties, action=None, timeout=None, name=None):
-        return self._create(BarrierProxy, BARRIER, parties, name=name)
+        b = self._create(BarrierProxy, BARRIER, parties, name=name)
+        object.__setattr__(b, "_action", action)
+        object.__setattr__(b, "_timeout", timeout)
+        return b
 
 
-def Manager(address=None, authkey=None, pickle=False, data_dir=None):
+def Manager(address=None, authkey=None, pickle=False, data_dir=None, tls=None):
     """A started SyncManager: a private broker (address None), or a connection to the
-    broker at address."""
-    m = SyncManager(address, authkey, pickle, data_dir)
+    broker at address. tls (for tls+tcp://): a dict of PEM file names, as
+    shoal.rpc.channel takes — ca_file (required), cert_file and key_file (when the
+    broker requires client certificates), server_name."""
+    m = SyncManager(address, authkey, pickle, data_dir, tls)
     return m.connect() if address is not None else m.start()

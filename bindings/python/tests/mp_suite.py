@@ -154,40 +154,40 @@ def _rehome_staticmethods(base, body, newname, module):
             body[attr] = staticmethod(wrapper)
 
 
-def _install(globs):
+def install(globs, classes, mixin, excluded, known_failing, pending, prefix="WithShoal"):
+    """Puts into globs a test case per class of `classes` of the suite whose
+    ALLOWED_TYPES has mixin.TYPE, mixed with `mixin`: the tests of `excluded` and
+    `pending` (test id -> reason) skipped, those of `known_failing` expected to fail;
+    and the suite's module set-up."""
     _swap_module_names()
-    for cname in CLASSES:
+    for cname in classes:
         base = getattr(tm, cname, None)
-        if base is None or "processes" not in base.ALLOWED_TYPES:
+        if base is None or mixin.TYPE not in base.ALLOWED_TYPES:
             continue
         body = {}
-        for test_id, reason in EXCLUDED.items():
+        for test_id, reason in list(excluded.items()) + list(pending.items()):
             c, m = test_id.split(".")
             if c == cname and hasattr(base, m):
                 body[m] = _skip(reason)
-        for test_id, reason in PENDING.items():
-            c, m = test_id.split(".")
-            if c == cname and hasattr(base, m):
-                body[m] = _skip(reason)
-        for test_id in KNOWN_FAILING:
+        for test_id in known_failing:
             c, m = test_id.split(".")
             if c == cname and hasattr(base, m):
                 body[m] = unittest.expectedFailure(getattr(base, m))
-        newname = "WithShoal" + cname[1:]
+        newname = prefix + cname[1:]
         _rehome_staticmethods(base, body, newname, globs["__name__"])
-        cls = type(newname, (base, ShoalProcessesMixin, unittest.TestCase), body)
+        cls = type(newname, (base, mixin, unittest.TestCase), body)
         cls.__qualname__ = newname
         cls.__module__ = globs["__name__"]
         globs[newname] = cls
     # The suite's own module set-up (start method, forkserver preload, checks for
     # dangling processes), as install_tests_in_module_dict makes it.
     scratch = {"__name__": globs["__name__"]}
-    tm.install_tests_in_module_dict(scratch, START, only_type="processes")
+    tm.install_tests_in_module_dict(scratch, START, only_type=mixin.TYPE)
     globs["setUpModule"] = scratch["setUpModule"]
     globs["tearDownModule"] = scratch["tearDownModule"]
 
 
-_install(globals())
+install(globals(), CLASSES, ShoalProcessesMixin, EXCLUDED, KNOWN_FAILING, PENDING)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] in ("fork", "spawn", "forkserver"):

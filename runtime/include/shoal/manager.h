@@ -4,8 +4,8 @@
  * A broker holds named objects — dict, list, Namespace, Value, Array, Queue, Lock,
  * RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier, the set of Python's
  * multiprocessing.Manager — for clients in any language. A client connects to it
- * (shm:// on this host, ipc:// or tcp:// with a token), creates or opens objects by
- * name and runs operations on them; every operation is atomic in the broker.
+ * (shm:// on this host, ipc://, tcp:// with a token, tls+tcp://), creates or opens
+ * objects by name and runs operations on them; every operation is atomic in the broker.
  *
  * Values are trees of shoal_mv (the Value message of schemas/shoal/broker.proto):
  * none, bool, int (64-bit), double, string, bytes, list, tuple, map (keys: scalars or
@@ -131,12 +131,19 @@ typedef struct shoal_manager_config {
     shoal_duration connect_timeout; /* 0: 2 seconds */
     const char *token;              /* tcp://: the broker's token */
     const shoal_attr *attr;         /* shm://: root and domain of the broker's queue */
+    /* tls+tcp:// only (as shoal_rpc_channel_config): the CA file the broker's
+     * certificate must chain to (required), this client's certificate and key (for a
+     * broker that requires one), the name the broker's certificate must carry (NULL:
+     * the address's host). */
+    const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;
 } shoal_manager_config;
 
 /*
  * Connects to the broker at address and opens a session. Returns 0 and sets *out, or
- * SHOAL_EINVAL (bad address), SHOAL_ENOENT (no broker there), SHOAL_ETIMEDOUT,
- * SHOAL_EACCES (wrong or missing token), SHOAL_ENOMEM, SHOAL_ESYS.
+ * SHOAL_EINVAL (bad address; tls+tcp:// without tls_ca_file), SHOAL_ENOENT (no
+ * broker there), SHOAL_ETIMEDOUT, SHOAL_EACCES (wrong or missing token; tls+tcp://: no
+ * client certificate, or one the broker's CA did not sign, when the broker requires
+ * one; the broker's certificate did not verify), SHOAL_ENOMEM, SHOAL_ESYS.
  */
 SHOAL_API int shoal_manager_connect(shoal_manager **out, const char *address,
                                     const shoal_manager_config *cfg);
@@ -207,6 +214,56 @@ SHOAL_API int shoal_manager_send_raw(shoal_manager *m, const void *req, size_t l
 SHOAL_API int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply,
                                      size_t *len);
 SHOAL_API void shoal_manager_free(void *p);
+
+/* ---- watches ----------------------------------------------------------------------- */
+
+typedef struct shoal_manager_watch shoal_manager_watch;
+
+/* One change to a watched object (broker.proto's Change; docs/broker.md, "Watch"). */
+typedef struct shoal_manager_change {
+    uint64_t seq;           /* the object's write counter after the change */
+    const char *op;         /* "set", "del", "append", ...; "resync": value is the whole
+                               current state (the first change, and after changes were
+                               dropped because this watcher fell behind); "released": the
+                               broker freed what an ended session held; "deleted": the
+                               object was deleted (the last change) */
+    const shoal_mv *path;   /* a list: the path of the nested container it changed */
+    const shoal_mv *args;   /* a list: object watch: the operation's arguments */
+    const shoal_mv *result; /* object watch: the operation's result, or NULL */
+    const shoal_mv *value;  /* key watch: the key's value after the change (NULL: the
+                               key is absent); "resync": the state (NULL: absent) */
+    void *priv_;
+} shoal_manager_change;
+
+/*
+ * Watches object `name` — or, with key (taken; NULL: none), that key of a dict or
+ * Namespace — on a stream of its own next to m's session: the first change is a
+ * "resync" with the current state, then one change per write to the object (for a
+ * key: per write that changed the key's value), in order. A watcher that does not keep
+ * up gets a "resync" instead of the changes it missed: the broker never buffers
+ * without bound. Returns 0 and sets *out, or SHOAL_ENOENT (no such object),
+ * SHOAL_EINVAL (a key of an object that is not a dict or Namespace), SHOAL_ENOMEM and
+ * the errors of a closed session. The watch must be closed before m.
+ */
+SHOAL_API int shoal_manager_watch_open(shoal_manager *m, const char *name, shoal_mv *key,
+                                       shoal_manager_watch **out);
+/*
+ * Waits at most `timeout` (SHOAL_FOREVER: no limit) for the next change: returns 1
+ * and sets *ch (free with shoal_manager_change_free), 0 when the timeout passed,
+ * SHOAL_ECLOSED after the "deleted" change (the watch is over), SHOAL_EPEERDEAD when the
+ * broker went away, SHOAL_EINVALID_DATA for a change that does not decode.
+ */
+SHOAL_API int shoal_manager_watch_next(shoal_manager_watch *w, shoal_duration timeout,
+                                       shoal_manager_change **ch);
+/* The same in broker.proto's encoding: watch with an encoded WatchRequest; the next
+ * change as an encoded Change (*buf: free with shoal_manager_free). */
+SHOAL_API int shoal_manager_watch_open_raw(shoal_manager *m, const void *req, size_t len,
+                                           shoal_manager_watch **out);
+SHOAL_API int shoal_manager_watch_next_raw(shoal_manager_watch *w, shoal_duration timeout,
+                                           void **buf, size_t *len);
+SHOAL_API void shoal_manager_change_free(shoal_manager_change *ch);
+/* Ends the watch (the broker forgets the watcher) and frees w. NULL is ignored. */
+SHOAL_API void shoal_manager_watch_close(shoal_manager_watch *w);
 
 #ifdef __cplusplus
 }
