@@ -3,17 +3,27 @@
  *
  * Session (bidirectional stream): the rpc runtime runs the handler on a thread of its
  * own; it reads requests and runs each through core.c at once, so a client may have
- * any number in flight. Replies do not go out on that thread: core.c hands each one,
- * once durable, to the session's outbox (broker_session_deliver, under the broker's
- * mutex, never blocking), and a sender thread per session writes the outbox to the
- * stream. So a reply completed by another client (the lock released, the item put)
- * reaches its session without that client's thread touching this stream, and a
- * client that sends many requests before reading replies does not stop the broker
- * reading them — up to OUTBOX_MAX bytes of replies waiting: then the session reads
- * no more requests until the client has taken some. When the stream ends (the
- * client closed it, disconnected or died), core.c drops the
- * session's waiters and frees its locks, the sender drains the outbox and both
- * threads are done.
+ * any number in flight. core.c hands each reply, once durable, to the session's
+ * outbox (broker_session_deliver, under the broker's mutex, never blocking). Who
+ * writes the outbox to the stream:
+ *
+ *   - the session's own thread, right after the request: most replies are ready at
+ *     once, and this thread sends them itself, with no other thread woken — as long
+ *     as the client's window has room (shoal_rpc_ctx_send_ready), so this thread
+ *     never blocks on a client that does not read its replies;
+ *   - a sender thread per session for the rest: replies completed later by another
+ *     session (the lock released, the item put) while this session's thread waits
+ *     for its next request, and replies the window had no room for.
+ *
+ * One writer at a time (`sending`), and the sender keeps out while the session's
+ * thread runs a request (`in_request`: it sends what the request produced), so a
+ * reply ready at once costs no hand-off, and a parked one reaches its session
+ * without another client's thread touching this stream. A client that sends many
+ * requests before reading replies does not stop the broker reading them — up to
+ * OUTBOX_MAX bytes of replies waiting: then the session reads no more requests until
+ * the client has taken some. When the stream ends (the client closed it,
+ * disconnected or died), core.c drops the session's waiters and frees its locks, the
+ * sender drains the outbox and both threads are done.
  *
  * Call (unary): one request; the handler runs on a thread of its own (the method is
  * `blocking`) and waits for the one reply, which may be a parked operation's. Its
@@ -45,8 +55,11 @@ struct broker_session {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct out *head, *tail;
-    size_t queued; /* bytes in the outbox */
-    int closed;
+    size_t queued;  /* bytes in the outbox */
+    int closed;     /* the session's thread is done: the sender drains and ends */
+    int sending;    /* a thread is writing a reply to the stream */
+    int in_request; /* the session's thread runs a request: it sends the replies */
+    int failed;     /* a send failed: the stream is gone, replies are dropped */
     shoal_rpc_ctx *ctx;
 };
 
@@ -63,22 +76,26 @@ void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t le
         s->head = o;
     s->tail = o;
     s->queued += len;
-    pthread_cond_broadcast(&s->cv);
+    if (!s->in_request) /* the session's thread sends it itself otherwise */
+        pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
-static struct out *next_out(broker_session *s, int wait)
+/* Takes the outbox's first reply (under s->mu; NULL when empty). */
+static struct out *pop_out(broker_session *s)
 {
-    pthread_mutex_lock(&s->mu);
-    while (wait && !s->head && !s->closed)
-        pthread_cond_wait(&s->cv, &s->mu);
     struct out *o = s->head;
     if (o && !(s->head = o->next))
         s->tail = NULL;
-    if (o) {
+    if (o)
         s->queued -= o->len;
-        pthread_cond_broadcast(&s->cv);
-    }
+    return o;
+}
+
+static struct out *next_out(broker_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    struct out *o = pop_out(s);
     pthread_mutex_unlock(&s->mu);
     return o;
 }
@@ -107,18 +124,53 @@ static int send_reply(shoal_rpc_ctx *ctx, struct out *o)
     return rc;
 }
 
+/* Writes reply o as the stream's one writer (called and returning with s->mu held,
+ * s->sending set by the caller); after a failed send the rest are only freed. */
+static void write_out(broker_session *s, struct out *o)
+{
+    pthread_mutex_unlock(&s->mu);
+    int rc = 0;
+    if (!s->failed)
+        rc = send_reply(s->ctx, o);
+    else {
+        free(o->buf);
+        free(o);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (rc < 0)
+        s->failed = 1;
+    s->sending = 0;
+    pthread_cond_broadcast(&s->cv); /* room in the outbox; the stream is free */
+}
+
+/* On the session's thread after a request: sends what is ready while the client's
+ * window has room, and leaves the rest to the sender. */
+static void send_ready(broker_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->in_request = 0;
+    while (s->head && !s->sending && (s->failed || shoal_rpc_ctx_send_ready(s->ctx))) {
+        s->sending = 1;
+        write_out(s, pop_out(s));
+    }
+    if (s->head)
+        pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *sender_main(void *arg)
 {
     broker_session *s = arg;
-    int ok = 1;
-    for (struct out *o; (o = next_out(s, 1));) {
-        if (ok)
-            ok = send_reply(s->ctx, o) == 0;
-        else {
-            free(o->buf);
-            free(o);
-        }
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while ((!s->head || s->sending || s->in_request) && !s->closed)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->head)
+            break;
+        s->sending = 1;
+        write_out(s, pop_out(s));
     }
+    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
@@ -132,7 +184,7 @@ static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
 
 static void session_destroy(broker_session *s)
 {
-    for (struct out *o; (o = next_out(s, 0));) {
+    for (struct out *o; (o = next_out(s));) {
         free(o->buf);
         free(o);
     }
@@ -155,8 +207,12 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     void *msg;
     size_t len;
     while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
+        pthread_mutex_lock(&s.mu);
+        s.in_request = 1;
+        pthread_mutex_unlock(&s.mu);
         broker_request(b, &s, sid, msg, len);
         free(msg);
+        send_ready(&s);
         pthread_mutex_lock(&s.mu);
         while (s.queued > OUTBOX_MAX && !shoal_rpc_ctx_cancelled(ctx))
             pthread_cond_wait(&s.cv, &s.mu);
@@ -186,7 +242,7 @@ static int call(shoal_rpc_ctx *ctx, void *arg)
     broker_request(b, &s, BROKER_ANON, msg, len);
     free(msg);
     struct out *o;
-    while (!(o = next_out(&s, 0))) { /* a parked operation: its reply comes later */
+    while (!(o = next_out(&s))) { /* a parked operation: its reply comes later */
         if (shoal_rpc_ctx_cancelled(ctx)) {
             broker_session_end(b, &s, BROKER_ANON);
             session_destroy(&s);
