@@ -53,13 +53,15 @@ struct out {
 
 struct broker_session {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;   /* the sender (or Call's handler): replies to write */
+    pthread_cond_t room; /* the session's thread: the outbox shrank */
     struct out *head, *tail;
     size_t queued;  /* bytes in the outbox */
     int closed;     /* the session's thread is done: the sender drains and ends */
     int sending;    /* a thread is writing a reply to the stream */
     int in_request; /* the session's thread runs a request: it sends the replies */
     int failed;     /* a send failed: the stream is gone, replies are dropped */
+    int room_wait;  /* the session's thread waits on `room` */
     shoal_rpc_ctx *ctx;
 };
 
@@ -76,8 +78,8 @@ void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t le
         s->head = o;
     s->tail = o;
     s->queued += len;
-    if (!s->in_request) /* the session's thread sends it itself otherwise */
-        pthread_cond_broadcast(&s->cv);
+    if (!s->in_request && !s->sending) /* else the thread writing sends it next */
+        pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -140,7 +142,8 @@ static void write_out(broker_session *s, struct out *o)
     if (rc < 0)
         s->failed = 1;
     s->sending = 0;
-    pthread_cond_broadcast(&s->cv); /* room in the outbox; the stream is free */
+    if (s->room_wait)
+        pthread_cond_signal(&s->room);
 }
 
 /* On the session's thread after a request: sends what is ready while the client's
@@ -153,8 +156,8 @@ static void send_ready(broker_session *s)
         s->sending = 1;
         write_out(s, pop_out(s));
     }
-    if (s->head)
-        pthread_cond_broadcast(&s->cv);
+    if (s->head) /* no room in the client's window: the sender waits for it */
+        pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -179,6 +182,7 @@ static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->room, NULL);
     s->ctx = ctx;
 }
 
@@ -190,6 +194,7 @@ static void session_destroy(broker_session *s)
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->room);
 }
 
 static int session(shoal_rpc_ctx *ctx, void *arg)
@@ -214,8 +219,10 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         free(msg);
         send_ready(&s);
         pthread_mutex_lock(&s.mu);
+        s.room_wait = 1;
         while (s.queued > OUTBOX_MAX && !shoal_rpc_ctx_cancelled(ctx))
-            pthread_cond_wait(&s.cv, &s.mu);
+            pthread_cond_wait(&s.room, &s.mu);
+        s.room_wait = 0;
         pthread_mutex_unlock(&s.mu);
     }
     broker_session_end(b, &s, sid);
