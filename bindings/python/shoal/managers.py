@@ -64,7 +64,12 @@ _unpack_d = struct.Struct("<d").unpack_from
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
+_SMALL = [bytes((i,)) for i in range(0x80)]  # the one-byte varints
+
+
 def _varint(n):
+    if n < 0x80:
+        return _SMALL[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -82,7 +87,8 @@ def _unzigzag(n):
 
 
 def _len_field(tag, data):
-    return tag + _varint(len(data)) + data
+    n = len(data)
+    return tag + (_SMALL[n] if n < 0x80 else _varint(n)) + data
 
 
 def _enc_value(v, allow_pickle):
@@ -273,7 +279,7 @@ class _Session:
         rc = C.manager_connect(ctypes.byref(self.handle), address.encode(), ctypes.byref(cfg))
         if rc < 0:
             raise error(rc, "manager %s" % address)
-        self.pid = os.getpid()
+        self.pid = _pid
         self.pending = {}  # thread ident -> _Pending
 
     def send(self, target, op, args, timeout_ms, allow_pickle):
@@ -337,7 +343,7 @@ class _Session:
         """Collects every thread's writes in flight, closes the session, then raises
         the first error of the calling thread's writes."""
         first = None
-        if self.handle and self.pid == os.getpid():
+        if self.handle and self.pid == _pid:
             for tid in list(self.pending):
                 try:
                     self.flush(tid)
@@ -353,16 +359,17 @@ class _Session:
 
 _sessions = {}
 _sessions_lock = threading.Lock()
+_pid = os.getpid()  # kept: os.getpid() is a system call; sessions are per process
 _exit_hook_pid = None
 
 
 def _session(address, authkey):
     key = (address, authkey)
     s = _sessions.get(key)
-    if s is None or s.pid != os.getpid():
+    if s is None or s.pid != _pid:
         with _sessions_lock:
             s = _sessions.get(key)
-            if s is None or s.pid != os.getpid():
+            if s is None or s.pid != _pid:
                 s = _sessions[key] = _Session(address, authkey)
                 _hook_process_exit()
     return s
@@ -372,22 +379,23 @@ def _hook_process_exit():
     """A multiprocessing child ends with os._exit (no atexit): its sessions are closed
     (their writes in flight collected) by multiprocessing's own exit hook."""
     global _exit_hook_pid
-    if _exit_hook_pid != os.getpid():
+    if _exit_hook_pid != _pid:
         from multiprocessing import util
         util.Finalize(None, _close_sessions, exitpriority=10)
-        _exit_hook_pid = os.getpid()
+        _exit_hook_pid = _pid
 
 
 def flush(proxy=None):
     """Waits for the writes this thread has in flight (to proxy's broker, or to every
     broker) and raises the first error they carry."""
     for key, s in list(_sessions.items()):
-        if s.pid == os.getpid() and (proxy is None or
-                                     key == (proxy._address, proxy._authkey)):
+        if s.pid == _pid and (proxy is None or key == (proxy._address, proxy._authkey)):
             s.flush()
 
 
 def _forget_sessions():
+    global _pid
+    _pid = os.getpid()
     _sessions.clear()  # a forked child opens its own
 
 
@@ -925,7 +933,7 @@ class SyncManager:
         """Waits for the writes this thread has in flight to this broker and raises the
         first error they carry (the next call that needs a reply does the same)."""
         s = _sessions.get((self._address, self._authkey))
-        if s is not None and s.pid == os.getpid():
+        if s is not None and s.pid == _pid:
             s.flush()
 
     def shutdown(self):
