@@ -22,6 +22,10 @@ Differences from multiprocessing, all on purpose:
 * A process that dies holding a Lock does not wedge the others: the broker frees it,
   and the next ``acquire()`` gets it (``raise_owner_died=True`` raises OwnerDied
   instead, with the lock held).
+* Writes whose result nobody needs before the next call (``d[k] = v``,
+  ``l.append(x)``, ``ns.x = v``, ``lock.release()``, ...) are pipelined: sent without
+  waiting for the reply. A refused one raises its error from that thread's next call
+  that waits for a reply, from ``flush()``, or from ``shutdown()`` (docs/broker.md).
 
 Proxies pickle by (address, authkey, name), so they pass to child processes however
 started; each process opens its own session with the broker on first use.
