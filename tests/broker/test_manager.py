@@ -177,14 +177,12 @@ class ManagerTest(unittest.TestCase):
                 pass
         with self.assertRaises(shoal.NotOwner):
             r.release()
-            r.locked()
         s = self.m.BoundedSemaphore(1)
         self.assertTrue(s.acquire())
         self.assertFalse(s.acquire(timeout=0.02))
         s.release()
         with self.assertRaises(ValueError):
             s.release()
-            s.get_value()
         c = self.m.Condition()
         box = []
 

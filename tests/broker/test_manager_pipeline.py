@@ -49,15 +49,42 @@ class PipelineTest(unittest.TestCase):
 
     def test_first_error_surfaces_at_the_next_wait(self):
         v = self.m.Value("i", 1)
-        lk = self.m.Lock()
+        q = self.m.JoinableQueue()
         v.value = 2
         v.value = "not an int"                # refused by the broker: raised later
-        lk.release()                          # not held: a second error, not raised
+        q.task_done()                         # too many: a second error, not raised
         v.value = 3                           # still runs
         with self.assertRaises(shoal.WrongType):
             v.value                           # waits: collects the three, raises
         self.assertEqual(v.value, 3)          # the error was raised once
-        self.assertFalse(lk.locked())
+
+    def test_release_of_what_is_not_held_raises_at_once(self):
+        lk, r, s = self.m.Lock(), self.m.RLock(), self.m.BoundedSemaphore(2)
+        with self.assertRaises(shoal.NotOwner):
+            lk.release()
+        with r:
+            with r:
+                pass
+        with self.assertRaises(shoal.NotOwner):
+            r.release()
+        s.acquire()
+        s.release()                           # taken here: pipelined
+        with self.assertRaises(ValueError):
+            s.release()                       # not taken: waits, raises
+        r.acquire()
+        out = []
+
+        def other():
+            try:
+                r.release()                   # another thread does not hold it
+            except shoal.NotOwner:
+                out.append("refused at once")
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        self.assertEqual(out, ["refused at once"])
+        r.release()
+        self.assertFalse(r.locked())
 
     def test_error_of_a_write_past_the_depth(self):
         managers.pipeline_depth = 4

@@ -285,6 +285,7 @@ class _Session:
             raise error(rc, "manager %s" % address)
         self.pid = _pid
         self.pending = {}  # thread ident -> _Pending
+        self.held = {}  # (lock name, thread ident or 0) -> acquired here, not released
 
     def send(self, target, op, args, timeout_ms, allow_pickle):
         """Sends a request (target: _enc_target's bytes); returns its id."""
@@ -763,17 +764,36 @@ class JoinableQueueProxy(QueueProxy):
 
 
 class _Acquirer(BaseProxy):
+    # Held by a thread (Lock, RLock, Condition) or by the session (semaphore units).
+    _per_thread = True
+
+    def _held_key(self):
+        return (self._name, threading.get_ident() if self._per_thread else 0)
+
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
         t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
         st, _ = self._call("acquire", timeout_ms=t,
                            ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD))
+        if st != errors.ETIMEDOUT:
+            held = _session(self._address, self._authkey).held
+            key = self._held_key()
+            held[key] = held.get(key, 0) + 1
         if st == errors.EOWNERDEAD and raise_owner_died:
             raise errors.OwnerDied("%s %r: its previous holder died holding it" %
                                    (type(self).__name__, self._name), st)
         return st != errors.ETIMEDOUT
 
     def release(self, *n):
-        self._write("release", *n)
+        """Pipelined when this process took what it gives back (it cannot fail then);
+        otherwise waits, so a release of what is not held raises at once."""
+        held = _session(self._address, self._authkey).held
+        key = self._held_key()
+        units = n[0] if n and isinstance(n[0], int) else 1
+        if held.get(key, 0) >= units > 0:
+            held[key] -= units
+            self._write("release", *n)
+        else:
+            self._op("release", *n)
 
     def __enter__(self):
         self.acquire()
@@ -792,6 +812,7 @@ class LockProxy(_Acquirer):
 
 class SemaphoreProxy(_Acquirer):
     _kind = SEMAPHORE
+    _per_thread = False
 
     def get_value(self):
         return self._op("value")
