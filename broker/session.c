@@ -15,6 +15,10 @@
  *     session (the lock released, the item put) while this session's thread waits
  *     for its next request, and replies the window had no room for.
  *
+ * With a data directory, a request whose successor is already there is not committed
+ * on its own: the batch of requests at hand (up to BATCH_MAX) shares one commit, and
+ * their replies go out after it (broker_run), as a pipelining client sends them.
+ *
  * One writer at a time (`sending`), and the sender keeps out while the session's
  * thread runs a request (`in_request`: it sends what the request produced), so a
  * reply ready at once costs no hand-off, and a parked one reaches its session
@@ -50,6 +54,10 @@ struct out {
  * reading its requests until the client catches up (the broker never buffers without
  * bound). */
 #define OUTBOX_MAX ((size_t)16 << 20)
+
+/* With a data directory, requests already waiting when one is run share its commit
+ * (one LMDB transaction and fsync), up to this many. */
+#define BATCH_MAX 64
 
 struct broker_session {
     pthread_mutex_t mu;
@@ -211,12 +219,17 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     }
     void *msg;
     size_t len;
+    int batch = 0;
     while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
         pthread_mutex_lock(&s.mu);
         s.in_request = 1;
         pthread_mutex_unlock(&s.mu);
-        broker_request(b, &s, sid, msg, len);
+        int more = ++batch < BATCH_MAX && shoal_rpc_ctx_recv_ready(ctx);
+        int deferred = broker_run(b, &s, sid, msg, len, more);
         free(msg);
+        if (deferred)
+            continue; /* the next request's commit covers this one */
+        batch = 0;
         send_ready(&s);
         pthread_mutex_lock(&s.mu);
         s.room_wait = 1;
@@ -225,6 +238,7 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         s.room_wait = 0;
         pthread_mutex_unlock(&s.mu);
     }
+    broker_commit(b); /* a batch the stream's end cut short */
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
     s.closed = 1;

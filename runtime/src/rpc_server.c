@@ -848,6 +848,17 @@ int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *cx)
     return ready;
 }
 
+int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *cx)
+{
+    if (!cx)
+        return 1;
+    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
+    pthread_mutex_lock(x->c.mu);
+    int ready = x->c.head || x->c.peer_done || x->c.done;
+    pthread_mutex_unlock(x->c.mu);
+    return ready;
+}
+
 const shoal_rpc_md *shoal_rpc_ctx_metadata(const shoal_rpc_ctx *x)
 {
     return &x->md;

@@ -530,6 +530,35 @@ static void test_crash_after_commit(void **state)
     crash_at("broker.after_commit");
 }
 
+/* Pipelined writes to a durable broker share commits (a batch per commit): every
+ * acknowledged one is there after a SIGKILL and a restart, none twice. */
+static void test_durable_pipelined_batch(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(data_dir, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "dl", SHOAL_M_LIST, NULL, NULL), 1);
+    enum { N = 300 };
+    static uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        shoal_mv *a[1] = {I(i)};
+        shoal_manager_request r = {"dl", "append", NULL, 0, a, 1, 0};
+        T_OK(shoal_manager_submit(m, &r, &ids[i]));
+    }
+    for (int i = 0; i < N; i++)
+        T_OK(shoal_manager_wait(m, ids[i], NULL));
+    kill(b, SIGKILL);
+    t_wait(b);
+    shoal_manager_close(m);
+    b = start_broker(data_dir, NULL);
+    m = connect_to(addr, NULL);
+    assert_string_equal(op(m, "dl", "len", 0), "300");
+    assert_string_equal(op(m, "dl", "get", 1, I(299)), "299");
+    assert_string_equal(op(m, "dl", "index", 1, I(150)), "150");
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
 /* Returns tag + varint(n) + buf[n] (buf freed); *n updated. */
 static uint8_t *wrap(uint8_t *buf, size_t *n, uint8_t tag)
 {
@@ -803,6 +832,7 @@ int main(void)
         cmocka_unit_test_setup(test_condition_barrier, setup),
         cmocka_unit_test_setup(test_crash_before_commit, setup),
         cmocka_unit_test_setup(test_crash_after_commit, setup),
+        cmocka_unit_test_setup(test_durable_pipelined_batch, setup),
         cmocka_unit_test_setup(test_malformed_and_oversized, setup),
         cmocka_unit_test_setup(test_unary_call, setup),
         cmocka_unit_test_setup(test_deep_pipeline_and_unread_replies, setup),
