@@ -49,6 +49,17 @@ uint64_t broker_session_id(shoal_broker *b);
  */
 void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                     size_t len);
+/*
+ * The same, for a session that has its next request at hand already: with defer and
+ * a data directory, the changes are not committed yet (nor the replies delivered)
+ * and 1 is returned — the commit of a later request, or broker_commit, makes them
+ * durable and delivers the replies, so a pipelined batch costs one commit. Returns 0
+ * when the request was finished as broker_request does.
+ */
+int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+               size_t len, int defer);
+/* Commits what deferred requests changed and delivers their replies. */
+void broker_commit(shoal_broker *b);
 /* The session ended: its waiters are dropped, its locks and semaphore units released
  * (the next acquirer of a lock sees owner-died). No delivery to s after this returns. */
 void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid);

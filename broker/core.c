@@ -25,7 +25,8 @@
  * then for the lock back); barrier waiters complete when their generation passes.
  *
  * Durability and replies. Every object an operation changed is marked dirty; at the
- * end of the request (or timer pass) store.c writes them all in one LMDB transaction,
+ * end of the request (or timer pass, or of a session's batch of pipelined requests:
+ * broker_run) store.c writes them all in one LMDB transaction,
  * and only after it commits are the replies handed to their sessions (pending list).
  * So a client never sees an acknowledgement for a write that a crash could lose.
  *
@@ -1566,6 +1567,12 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
 void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                     size_t len)
 {
+    broker_run(b, s, sid, buf, len, 0);
+}
+
+int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+               size_t len, int defer)
+{
     breq *req = (breq *)shoal__bv_unpack(&shoal__broker__request__descriptor, buf, len);
     pthread_mutex_lock(&b->mu);
     b->requests++;
@@ -1581,6 +1588,16 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
     } else {
         dispatch(b, s, sid, req);
     }
+    defer = defer && b->store; /* a commit to share: the next request's covers this */
+    if (!defer)
+        finish(b);
+    pthread_mutex_unlock(&b->mu);
+    return defer;
+}
+
+void broker_commit(shoal_broker *b)
+{
+    pthread_mutex_lock(&b->mu);
     finish(b);
     pthread_mutex_unlock(&b->mu);
 }

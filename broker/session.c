@@ -3,17 +3,31 @@
  *
  * Session (bidirectional stream): the rpc runtime runs the handler on a thread of its
  * own; it reads requests and runs each through core.c at once, so a client may have
- * any number in flight. Replies do not go out on that thread: core.c hands each one,
- * once durable, to the session's outbox (broker_session_deliver, under the broker's
- * mutex, never blocking), and a sender thread per session writes the outbox to the
- * stream. So a reply completed by another client (the lock released, the item put)
- * reaches its session without that client's thread touching this stream, and a
- * client that sends many requests before reading replies does not stop the broker
- * reading them — up to OUTBOX_MAX bytes of replies waiting: then the session reads
- * no more requests until the client has taken some. When the stream ends (the
- * client closed it, disconnected or died), core.c drops the
- * session's waiters and frees its locks, the sender drains the outbox and both
- * threads are done.
+ * any number in flight. core.c hands each reply, once durable, to the session's
+ * outbox (broker_session_deliver, under the broker's mutex, never blocking). Who
+ * writes the outbox to the stream:
+ *
+ *   - the session's own thread, right after the request: most replies are ready at
+ *     once, and this thread sends them itself, with no other thread woken — as long
+ *     as the client's window has room (shoal_rpc_ctx_send_ready), so this thread
+ *     never blocks on a client that does not read its replies;
+ *   - a sender thread per session for the rest: replies completed later by another
+ *     session (the lock released, the item put) while this session's thread waits
+ *     for its next request, and replies the window had no room for.
+ *
+ * With a data directory, a request whose successor is already there is not committed
+ * on its own: the batch of requests at hand (up to BATCH_MAX) shares one commit, and
+ * their replies go out after it (broker_run), as a pipelining client sends them.
+ *
+ * One writer at a time (`sending`), and the sender keeps out while the session's
+ * thread runs a request (`in_request`: it sends what the request produced), so a
+ * reply ready at once costs no hand-off, and a parked one reaches its session
+ * without another client's thread touching this stream. A client that sends many
+ * requests before reading replies does not stop the broker reading them — up to
+ * OUTBOX_MAX bytes of replies waiting: then the session reads no more requests until
+ * the client has taken some. When the stream ends (the client closed it,
+ * disconnected or died), core.c drops the session's waiters and frees its locks, the
+ * sender drains the outbox and both threads are done.
  *
  * Call (unary): one request; the handler runs on a thread of its own (the method is
  * `blocking`) and waits for the one reply, which may be a parked operation's. Its
@@ -41,12 +55,21 @@ struct out {
  * bound). */
 #define OUTBOX_MAX ((size_t)16 << 20)
 
+/* With a data directory, requests already waiting when one is run share its commit
+ * (one LMDB transaction and fsync), up to this many. */
+#define BATCH_MAX 64
+
 struct broker_session {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;   /* the sender (or Call's handler): replies to write */
+    pthread_cond_t room; /* the session's thread: the outbox shrank */
     struct out *head, *tail;
-    size_t queued; /* bytes in the outbox */
-    int closed;
+    size_t queued;  /* bytes in the outbox */
+    int closed;     /* the session's thread is done: the sender drains and ends */
+    int sending;    /* a thread is writing a reply to the stream */
+    int in_request; /* the session's thread runs a request: it sends the replies */
+    int failed;     /* a send failed: the stream is gone, replies are dropped */
+    int room_wait;  /* the session's thread waits on `room` */
     shoal_rpc_ctx *ctx;
 };
 
@@ -63,22 +86,26 @@ void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t le
         s->head = o;
     s->tail = o;
     s->queued += len;
-    pthread_cond_broadcast(&s->cv);
+    if (!s->in_request && !s->sending) /* else the thread writing sends it next */
+        pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
-static struct out *next_out(broker_session *s, int wait)
+/* Takes the outbox's first reply (under s->mu; NULL when empty). */
+static struct out *pop_out(broker_session *s)
 {
-    pthread_mutex_lock(&s->mu);
-    while (wait && !s->head && !s->closed)
-        pthread_cond_wait(&s->cv, &s->mu);
     struct out *o = s->head;
     if (o && !(s->head = o->next))
         s->tail = NULL;
-    if (o) {
+    if (o)
         s->queued -= o->len;
-        pthread_cond_broadcast(&s->cv);
-    }
+    return o;
+}
+
+static struct out *next_out(broker_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    struct out *o = pop_out(s);
     pthread_mutex_unlock(&s->mu);
     return o;
 }
@@ -107,18 +134,54 @@ static int send_reply(shoal_rpc_ctx *ctx, struct out *o)
     return rc;
 }
 
+/* Writes reply o as the stream's one writer (called and returning with s->mu held,
+ * s->sending set by the caller); after a failed send the rest are only freed. */
+static void write_out(broker_session *s, struct out *o)
+{
+    pthread_mutex_unlock(&s->mu);
+    int rc = 0;
+    if (!s->failed)
+        rc = send_reply(s->ctx, o);
+    else {
+        free(o->buf);
+        free(o);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (rc < 0)
+        s->failed = 1;
+    s->sending = 0;
+    if (s->room_wait)
+        pthread_cond_signal(&s->room);
+}
+
+/* On the session's thread after a request: sends what is ready while the client's
+ * window has room, and leaves the rest to the sender. */
+static void send_ready(broker_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->in_request = 0;
+    while (s->head && !s->sending && (s->failed || shoal_rpc_ctx_send_ready(s->ctx))) {
+        s->sending = 1;
+        write_out(s, pop_out(s));
+    }
+    if (s->head) /* no room in the client's window: the sender waits for it */
+        pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *sender_main(void *arg)
 {
     broker_session *s = arg;
-    int ok = 1;
-    for (struct out *o; (o = next_out(s, 1));) {
-        if (ok)
-            ok = send_reply(s->ctx, o) == 0;
-        else {
-            free(o->buf);
-            free(o);
-        }
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while ((!s->head || s->sending || s->in_request) && !s->closed)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->head)
+            break;
+        s->sending = 1;
+        write_out(s, pop_out(s));
     }
+    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
@@ -127,17 +190,19 @@ static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->room, NULL);
     s->ctx = ctx;
 }
 
 static void session_destroy(broker_session *s)
 {
-    for (struct out *o; (o = next_out(s, 0));) {
+    for (struct out *o; (o = next_out(s));) {
         free(o->buf);
         free(o);
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->room);
 }
 
 static int session(shoal_rpc_ctx *ctx, void *arg)
@@ -154,14 +219,26 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     }
     void *msg;
     size_t len;
+    int batch = 0;
     while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
-        broker_request(b, &s, sid, msg, len);
-        free(msg);
         pthread_mutex_lock(&s.mu);
+        s.in_request = 1;
+        pthread_mutex_unlock(&s.mu);
+        int more = ++batch < BATCH_MAX && shoal_rpc_ctx_recv_ready(ctx);
+        int deferred = broker_run(b, &s, sid, msg, len, more);
+        free(msg);
+        if (deferred)
+            continue; /* the next request's commit covers this one */
+        batch = 0;
+        send_ready(&s);
+        pthread_mutex_lock(&s.mu);
+        s.room_wait = 1;
         while (s.queued > OUTBOX_MAX && !shoal_rpc_ctx_cancelled(ctx))
-            pthread_cond_wait(&s.cv, &s.mu);
+            pthread_cond_wait(&s.room, &s.mu);
+        s.room_wait = 0;
         pthread_mutex_unlock(&s.mu);
     }
+    broker_commit(b); /* a batch the stream's end cut short */
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
     s.closed = 1;
@@ -186,7 +263,7 @@ static int call(shoal_rpc_ctx *ctx, void *arg)
     broker_request(b, &s, BROKER_ANON, msg, len);
     free(msg);
     struct out *o;
-    while (!(o = next_out(&s, 0))) { /* a parked operation: its reply comes later */
+    while (!(o = next_out(&s))) { /* a parked operation: its reply comes later */
         if (shoal_rpc_ctx_cancelled(ctx)) {
             broker_session_end(b, &s, BROKER_ANON);
             session_destroy(&s);

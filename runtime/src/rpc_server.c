@@ -911,6 +911,28 @@ int shoal_rpc_ctx_cancelled(const shoal_rpc_ctx *cx)
     return done;
 }
 
+int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *cx)
+{
+    if (!cx)
+        return 0;
+    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
+    pthread_mutex_lock(x->c.mu);
+    int ready = x->c.credit > 0 || x->c.done;
+    pthread_mutex_unlock(x->c.mu);
+    return ready;
+}
+
+int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *cx)
+{
+    if (!cx)
+        return 1;
+    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
+    pthread_mutex_lock(x->c.mu);
+    int ready = x->c.head || x->c.peer_done || x->c.done;
+    pthread_mutex_unlock(x->c.mu);
+    return ready;
+}
+
 const shoal_rpc_md *shoal_rpc_ctx_metadata(const shoal_rpc_ctx *x)
 {
     return &x->md;

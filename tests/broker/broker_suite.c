@@ -531,6 +531,35 @@ static void test_crash_after_commit(void **state)
     crash_at("broker.after_commit");
 }
 
+/* Pipelined writes to a durable broker share commits (a batch per commit): every
+ * acknowledged one is there after a SIGKILL and a restart, none twice. */
+static void test_durable_pipelined_batch(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(data_dir, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "dl", SHOAL_M_LIST, NULL, NULL), 1);
+    enum { N = 300 };
+    static uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        shoal_mv *a[1] = {I(i)};
+        shoal_manager_request r = {"dl", "append", NULL, 0, a, 1, 0};
+        T_OK(shoal_manager_submit(m, &r, &ids[i]));
+    }
+    for (int i = 0; i < N; i++)
+        T_OK(shoal_manager_wait(m, ids[i], NULL));
+    kill(b, SIGKILL);
+    t_wait(b);
+    shoal_manager_close(m);
+    b = start_broker(data_dir, NULL);
+    m = connect_to(addr, NULL);
+    assert_string_equal(op(m, "dl", "len", 0), "300");
+    assert_string_equal(op(m, "dl", "get", 1, I(299)), "299");
+    assert_string_equal(op(m, "dl", "index", 1, I(150)), "150");
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
 /* Returns tag + varint(n) + buf[n] (buf freed); *n updated. */
 static uint8_t *wrap(uint8_t *buf, size_t *n, uint8_t tag)
 {
@@ -695,6 +724,79 @@ static void test_unary_call(void **state)
     stop_broker(b);
 }
 
+/* The broker's resident memory in KiB. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kib = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Asks for big replies and never reads one (the parent kills it). */
+static int flood_unread(void *arg)
+{
+    (void)arg;
+    shoal_manager *m = connect_to(addr, NULL);
+    for (int i = 0; i < 4000; i++) { /* 128 MiB of replies: blocks long before */
+        shoal_mv *a[1] = {S("v")};
+        shoal_manager_request r = {"big", "get", NULL, 0, a, 1, 0};
+        uint64_t id;
+        if (shoal_manager_submit(m, &r, &id) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_deep_pipeline_and_unread_replies(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    /* far more requests in flight than the stream's window, both ways: replies sent
+     * straight by the session's thread and by its sender, all matched by id */
+    assert_int_equal(shoal_manager_create(m, "l", SHOAL_M_LIST, NULL, NULL), 1);
+    enum { N = 2000 };
+    static uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        shoal_mv *a[1] = {I(i)};
+        shoal_manager_request r = {"l", "append", NULL, 0, a, 1, 0};
+        T_OK(shoal_manager_submit(m, &r, &ids[i]));
+    }
+    for (int i = N - 1; i >= 0; i--)
+        T_OK(shoal_manager_wait(m, ids[i], NULL));
+    assert_string_equal(op(m, "l", "len", 0), "2000");
+    assert_string_equal(op(m, "l", "get", 1, I(1999)), "1999");
+
+    /* a client that asks for 128 MiB of replies and reads none: the broker holds a
+     * bounded amount for it (16 MiB of outbox and the window) and serves the others */
+    static char blob[32 << 10];
+    memset(blob, 'x', sizeof(blob));
+    shoal_mv *init = shoal_mv_map();
+    T_OK(shoal_mv_put(init, S("v"), shoal_mv_bytes(blob, sizeof(blob))));
+    assert_int_equal(shoal_manager_create(m, "big", SHOAL_M_DICT, init, NULL), 1);
+    long before = rss_kib(b);
+    assert_true(before > 0);
+    pid_t flood = t_fork(flood_unread, NULL);
+    for (int i = 0; i < 30; i++) { /* the flood fills what it can */
+        usleep(100000);
+        assert_string_equal(op(m, "l", "len", 0), "2000");
+    }
+    long after = rss_kib(b);
+    assert_true(after - before < 80 * 1024);
+    kill(flood, SIGKILL);
+    t_wait(flood);
+    assert_string_equal(op(m, "l", "len", 0), "2000");
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
 static void test_tcp_token(void **state)
 {
     (void)state;
@@ -731,8 +833,10 @@ int main(void)
         cmocka_unit_test_setup(test_condition_barrier, setup),
         cmocka_unit_test_setup(test_crash_before_commit, setup),
         cmocka_unit_test_setup(test_crash_after_commit, setup),
+        cmocka_unit_test_setup(test_durable_pipelined_batch, setup),
         cmocka_unit_test_setup(test_malformed_and_oversized, setup),
         cmocka_unit_test_setup(test_unary_call, setup),
+        cmocka_unit_test_setup(test_deep_pipeline_and_unread_replies, setup),
         cmocka_unit_test_setup(test_tcp_token, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

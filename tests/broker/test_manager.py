@@ -91,7 +91,8 @@ class ManagerTest(unittest.TestCase):
         v.value += 1
         self.assertEqual(v.value, 8)
         with self.assertRaises(shoal.WrongType):
-            v.value = "text"
+            v.value = "text"                  # pipelined: the error comes with flush()
+            self.m.flush()
         a = self.m.Array("d", 3)
         a[1] = 2
         self.assertEqual(a[:], [0.0, 2.0, 0.0])
@@ -104,6 +105,7 @@ class ManagerTest(unittest.TestCase):
             d["big"] = 1 << 70
         with self.assertRaises(shoal.InvalidArgument):
             d[[1]] = 1                        # a list is no key
+            len(d)                            # the next call that waits raises it
         with shoal.Manager(address=self.m.address, pickle=True) as m2:
             d2 = m2.dict()
             d2["s"] = {1, 2}                  # opt-in: pickled, stored as bytes
@@ -152,6 +154,7 @@ class ManagerTest(unittest.TestCase):
         t.join()
         with self.assertRaises(ValueError):
             q.task_done()
+            q.qsize()
 
     def test_lock_of_a_killed_client(self):
         lk, ev = self.m.Lock(), self.m.Event()

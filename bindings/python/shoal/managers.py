@@ -22,6 +22,10 @@ Differences from multiprocessing, all on purpose:
 * A process that dies holding a Lock does not wedge the others: the broker frees it,
   and the next ``acquire()`` gets it (``raise_owner_died=True`` raises OwnerDied
   instead, with the lock held).
+* Writes whose result nobody needs before the next call (``d[k] = v``,
+  ``l.append(x)``, ``ns.x = v``, ``lock.release()``, ...) are pipelined: sent without
+  waiting for the reply. A refused one raises its error from that thread's next call
+  that waits for a reply, from ``flush()``, or from ``shutdown()`` (docs/broker.md).
 
 Proxies pickle by (address, authkey, name), so they pass to child processes however
 started; each process opens its own session with the broker on first use.
@@ -31,6 +35,7 @@ sends it through libshoal's client (shoal/manager.h).
 """
 
 import atexit
+import collections
 import ctypes
 import os
 import pickle as _pickle
@@ -66,7 +71,12 @@ _unpack_d = struct.Struct("<d").unpack_from
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
+_SMALL = [bytes((i,)) for i in range(0x80)]  # the one-byte varints
+
+
 def _varint(n):
+    if n < 0x80:
+        return _SMALL[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -84,7 +94,8 @@ def _unzigzag(n):
 
 
 def _len_field(tag, data):
-    return tag + _varint(len(data)) + data
+    n = len(data)
+    return tag + (_SMALL[n] if n < 0x80 else _varint(n)) + data
 
 
 def _enc_value(v, allow_pickle):
@@ -225,16 +236,31 @@ def _dec_value(buf):
     return None
 
 
-def _enc_request(rid, name, op, args, path, timeout_ms, thread, allow_pickle):
-    out = [b"\x08" + _varint(rid), _len_field(b"\x12", name.encode("utf-8"))]
-    for p in path:
-        out.append(_len_field(b"\x1a", _enc_value(p, False)))
-    out.append(_len_field(b"\x22", op.encode()))
+def _enc_target(name, path):
+    """The Request's object and path fields (the same for every call on a proxy)."""
+    return _len_field(b"\x12", name.encode("utf-8")) + b"".join(
+        _len_field(b"\x1a", _enc_value(p, False)) for p in path)
+
+
+_op_fields = {}
+_thread_fields = {}
+
+
+def _enc_call(rid, target, op, args, timeout_ms, thread, allow_pickle):
+    """A Request: target from _enc_target (fields may come in any order on the wire;
+    the op and thread fields are kept once encoded)."""
+    opf = _op_fields.get(op)
+    if opf is None:
+        opf = _op_fields[op] = _len_field(b"\x22", op.encode())
+    thf = _thread_fields.get(thread)
+    if thf is None:
+        thf = _thread_fields[thread] = b"\x38" + _varint(thread)
+    out = [b"\x08" + _varint(rid), target, opf]
     for a in args:
         out.append(_len_field(b"\x2a", _enc_value(a, allow_pickle)))
     if timeout_ms:
         out.append(b"\x30" + _varint(_zigzag(timeout_ms) & 0xFFFFFFFFFFFFFFFF))
-    out.append(b"\x38" + _varint(thread))
+    out.append(thf)
     return b"".join(out)
 
 
@@ -277,6 +303,24 @@ def _check_tls(tls):
     return tls
 
 
+# Writes whose result the caller does not need before its next call (d[k] = v,
+# l.append(x), lock.release(), ...) go out without waiting for their replies: up to
+# this many in flight per thread, collected by that thread's next call that needs a
+# reply (or flush(), or pickling a proxy, or the session closing). 0: every call waits.
+pipeline_depth = 64
+
+
+class _Pending:
+    """A thread's writes in flight on a session — (id, proxy, op, args), oldest first —
+    and the first error their replies carried, not raised yet."""
+
+    __slots__ = ("q", "error")
+
+    def __init__(self):
+        self.q = collections.deque()
+        self.error = None
+
+
 class _Session:
     """This process's connection to one broker (libshoal's shoal_manager)."""
 
@@ -288,16 +332,23 @@ class _Session:
         rc = C.manager_connect(ctypes.byref(self.handle), address.encode(), ctypes.byref(cfg))
         if rc < 0:
             raise error(rc, "manager %s" % address)
-        self.pid = os.getpid()
+        self.pid = _pid
         self.watches = weakref.WeakSet()  # closed before the session
+        self.pending = {}  # thread ident -> _Pending
+        self.held = {}  # (lock name, thread ident or 0) -> acquired here, not released
 
-    def call(self, name, op, args=(), path=(), timeout_ms=0, allow_pickle=False):
+    def send(self, target, op, args, timeout_ms, allow_pickle):
+        """Sends a request (target: _enc_target's bytes); returns its id."""
         rid = C.manager_next_id(self.handle)
-        req = _enc_request(rid, name, op, args, path, timeout_ms, threading.get_ident(),
-                           allow_pickle)
+        req = _enc_call(rid, target, op, args, timeout_ms, threading.get_ident(),
+                        allow_pickle)
         rc = C.manager_send_raw(self.handle, req, len(req))
         if rc < 0:
             raise error(rc, "manager")
+        return rid
+
+    def reply(self, rid):
+        """Waits for the reply to request rid: (status, error text, result)."""
         buf = ctypes.c_void_p()
         ln = ctypes.c_size_t()
         rc = C.manager_wait_raw(self.handle, rid, ctypes.byref(buf), ctypes.byref(ln))
@@ -309,30 +360,99 @@ class _Session:
             C.manager_free(buf)
         return _dec_reply(data)
 
+    def call(self, name, op, args=(), path=(), timeout_ms=0, allow_pickle=False):
+        self.flush()
+        return self.reply(self.send(_enc_target(name, path), op, args, timeout_ms,
+                                    allow_pickle))
+
+    def write(self, proxy, op, args, timeout_ms=0):
+        """Sends a write of proxy's without waiting for its reply."""
+        tid = threading.get_ident()
+        p = self.pending.get(tid)
+        if p is None:
+            p = self.pending[tid] = _Pending()
+        if len(p.q) >= pipeline_depth:
+            self._collect_one(p)
+        rid = self.send(proxy._tgt, op, args, timeout_ms, proxy._pickle)
+        p.q.append((rid, proxy, op, args))
+
+    def _collect_one(self, p):
+        rid, proxy, op, args = p.q.popleft()
+        status, err, _ = self.reply(rid)
+        if status < 0 and p.error is None:
+            p.error = proxy._exception(op, args, status, err)
+
+    def flush(self, tid=None):
+        """Collects the replies to the writes the thread (default: the calling one)
+        has in flight and raises the first error they carry."""
+        p = self.pending.get(tid or threading.get_ident())
+        if p is None:
+            return
+        while p.q:
+            self._collect_one(p)
+        e, p.error = p.error, None
+        if e is not None:
+            raise e
+
     def close(self):
-        if self.handle and self.pid == os.getpid():
+        """Collects every thread's writes in flight, closes the session, then raises
+        the first error of the calling thread's writes."""
+        first = None
+        if self.handle and self.pid == _pid:
             for w in list(self.watches):
                 w.close()
+            for tid in list(self.pending):
+                try:
+                    self.flush(tid)
+                except Exception as e:  # ShoalError, KeyError, ... of a pipelined write
+                    if first is None and tid == threading.get_ident():
+                        first = e
             C.manager_close(self.handle)
         self.handle = None
+        self.pending = {}
+        if first is not None:
+            raise first
 
 
 _sessions = {}
 _sessions_lock = threading.Lock()
+_pid = os.getpid()  # kept: os.getpid() is a system call; sessions are per process
+_exit_hook_pid = None
 
 
 def _session(address, authkey):
     key = (address, authkey)
     s = _sessions.get(key)
-    if s is None or s.pid != os.getpid():
+    if s is None or s.pid != _pid:
         with _sessions_lock:
             s = _sessions.get(key)
-            if s is None or s.pid != os.getpid():
+            if s is None or s.pid != _pid:
                 s = _sessions[key] = _Session(address, authkey)
+                _hook_process_exit()
     return s
 
 
+def _hook_process_exit():
+    """A multiprocessing child ends with os._exit (no atexit): its sessions are closed
+    (their writes in flight collected) by multiprocessing's own exit hook."""
+    global _exit_hook_pid
+    if _exit_hook_pid != _pid:
+        from multiprocessing import util
+        util.Finalize(None, _close_sessions, exitpriority=10)
+        _exit_hook_pid = _pid
+
+
+def flush(proxy=None):
+    """Waits for the writes this thread has in flight (to proxy's broker, or to every
+    broker) and raises the first error they carry."""
+    for key, s in list(_sessions.items()):
+        if s.pid == _pid and (proxy is None or key == (proxy._address, proxy._authkey)):
+            s.flush()
+
+
 def _forget_sessions():
+    global _pid
+    _pid = os.getpid()
     _sessions.clear()  # a forked child opens its own
 
 
@@ -342,7 +462,10 @@ os.register_at_fork(after_in_child=_forget_sessions)
 @atexit.register
 def _close_sessions():
     for s in list(_sessions.values()):
-        s.close()
+        try:
+            s.close()
+        except Exception:
+            pass  # an error of a write nobody waited for, at exit
     _sessions.clear()
 
 
@@ -485,26 +608,41 @@ class BaseProxy:
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_path", tuple(path))
         object.__setattr__(self, "_pickle", allow_pickle)
+        object.__setattr__(self, "_tgt", _enc_target(name, self._path))
 
     def _call(self, op, *args, timeout_ms=0, ok=(0,)):
         s = _session(self._address, self._authkey)
+        s.flush()
         refs = _refs_decoded[0]
-        status, err, result = s.call(self._name, op, args, self._path, timeout_ms,
-                                     self._pickle)
+        status, err, result = s.reply(s.send(self._tgt, op, args, timeout_ms,
+                                             self._pickle))
         if _refs_decoded[0] != refs:
             result = _resolve(self, result)
         if status not in ok and status < 0:
-            if status == errors.ENOENT and op in ("get", "pop", "del") and self._kind != ARRAY:
-                raise KeyError(args[0] if args else self._name)
-            if status == errors.ENOENT and op in ("remove", "index"):
-                raise ValueError("%r is not in list" % (args[0],))
-            raise errors.error_class(status)(err, status)
+            raise self._exception(op, args, status, err)
         return status, result
+
+    def _exception(self, op, args, status, err):
+        """The exception for the broker's error status of op(args) on this object."""
+        if status == errors.ENOENT and op in ("get", "pop", "del") and self._kind != ARRAY:
+            return KeyError(args[0] if args else self._name)
+        if status == errors.ENOENT and op in ("remove", "index"):
+            return ValueError("%r is not in list" % (args[0],))
+        return errors.error_class(status)(err, status)
 
     def _op(self, op, *args):
         return self._call(op, *args)[1]
 
+    def _write(self, op, *args, timeout_ms=0):
+        """A write whose result nobody needs: pipelined (its error, if any, is raised
+        by this thread's next call that waits for a reply, or by flush())."""
+        if pipeline_depth <= 0:
+            self._call(op, *args, timeout_ms=timeout_ms)
+        else:
+            _session(self._address, self._authkey).write(self, op, args, timeout_ms)
+
     def __reduce__(self):
+        flush(self)  # the process it goes to sees this one's writes
         return (_rebuild, (type(self), self._address, self._authkey, self._name, self._path,
                            self._pickle, _tls_settings.get(self._address)))
 
@@ -594,7 +732,7 @@ class DictProxy(_Container):
         return _nested(self, key, self._op("get", key))
 
     def __setitem__(self, key, value):
-        self._op("set", key, value)
+        self._write("set", key, value)
 
     def __delitem__(self, key):
         self._op("del", key)
@@ -631,7 +769,7 @@ class DictProxy(_Container):
     def update(self, other=(), **kw):
         d = dict(other)
         d.update(kw)
-        self._op("update", d)
+        self._write("update", d)
 
 
 class _DictIter:
@@ -678,7 +816,7 @@ class ListProxy(_Container):
         yield from self._getvalue()
 
     def __iadd__(self, other):
-        self._op("extend", list(other))
+        self._write("extend", list(other))
         return self
 
     def __imul__(self, n):
@@ -700,10 +838,10 @@ class ListProxy(_Container):
     __rmul__ = __mul__
 
     def append(self, x):
-        self._op("append", x)
+        self._write("append", x)
 
     def extend(self, xs):
-        self._op("extend", list(xs))
+        self._write("extend", list(xs))
 
     def insert(self, i, x):
         self._op("insert", i, x)
@@ -746,7 +884,7 @@ class NamespaceProxy(BaseProxy):
     def __setattr__(self, key, value):
         if key.startswith("_"):
             return object.__setattr__(self, key, value)
-        self._op("set", key, value)
+        self._write("set", key, value)
 
     def __delattr__(self, key):
         try:
@@ -766,7 +904,7 @@ class ValueProxy(BaseProxy):
         return self._op("get")
 
     def set(self, value):
-        self._op("set", value)
+        self._write("set", value)
 
     value = property(get, set)
 
@@ -814,8 +952,11 @@ class ArrayProxy(BaseProxy):
 
 class QueueProxy(BaseProxy):
     _kind = QUEUE
+    _unbounded = False  # made by this process's manager with no maxsize: put never waits
 
     def put(self, obj, block=True, timeout=None):
+        if self._unbounded:
+            return self._write("put", obj)
         st, _ = self._call("put", obj, timeout_ms=_timeout_ms(timeout, block),
                            ok=(0, errors.ETIMEDOUT))
         if st == errors.ETIMEDOUT:
@@ -848,13 +989,19 @@ class JoinableQueueProxy(QueueProxy):
     _kind = JOINABLE_QUEUE
 
     def task_done(self):
-        self._op("task_done")
+        self._write("task_done")
 
     def join(self):
         self._call("join", timeout_ms=-1)
 
 
 class _Acquirer(BaseProxy):
+    # Held by a thread (Lock, RLock, Condition) or by the session (semaphore units).
+    _per_thread = True
+
+    def _held_key(self):
+        return (self._name, threading.get_ident() if self._per_thread else 0)
+
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
         t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
         st, _ = self._call("acquire", timeout_ms=t,
@@ -866,13 +1013,26 @@ class _Acquirer(BaseProxy):
             if t > 0:
                 time.sleep(t / 1000)
             return False
+        if st != errors.ETIMEDOUT:
+            held = _session(self._address, self._authkey).held
+            key = self._held_key()
+            held[key] = held.get(key, 0) + 1
         if st == errors.EOWNERDEAD and raise_owner_died:
             raise errors.OwnerDied("%s %r: its previous holder died holding it" %
                                    (type(self).__name__, self._name), st)
         return st != errors.ETIMEDOUT
 
     def release(self, *n):
-        self._op("release", *n)
+        """Pipelined when this process took what it gives back (it cannot fail then);
+        otherwise waits, so a release of what is not held raises at once."""
+        held = _session(self._address, self._authkey).held
+        key = self._held_key()
+        units = n[0] if n and isinstance(n[0], int) else 1
+        if held.get(key, 0) >= units > 0:
+            held[key] -= units
+            self._write("release", *n)
+        else:
+            self._op("release", *n)
 
     def __enter__(self):
         self.acquire()
@@ -891,6 +1051,7 @@ class LockProxy(_Acquirer):
 
 class SemaphoreProxy(_Acquirer):
     _kind = SEMAPHORE
+    _per_thread = False
 
     def get_value(self):
         return self._op("value")
@@ -900,10 +1061,10 @@ class EventProxy(BaseProxy):
     _kind = EVENT
 
     def set(self):
-        self._op("set")
+        self._write("set")
 
     def clear(self):
-        self._op("clear")
+        self._write("clear")
 
     def is_set(self):
         return self._op("is_set")
@@ -933,10 +1094,10 @@ class ConditionProxy(LockProxy):
         return result
 
     def notify(self, n=1):
-        self._op("notify", n)
+        self._write("notify", n)
 
     def notify_all(self):
-        self._op("notify_all")
+        self._write("notify_all")
 
 
 class BarrierProxy(BaseProxy):
@@ -1056,13 +1217,24 @@ class SyncManager:
         _session(self._address, self._authkey)
         return self
 
+    def flush(self):
+        """Waits for the writes this thread has in flight to this broker and raises the
+        first error they carry (the next call that needs a reply does the same)."""
+        s = _sessions.get((self._address, self._authkey))
+        if s is not None and s.pid == _pid:
+            s.flush()
+
     def shutdown(self):
+        """Collects the writes in flight, closes this process's session and stops the
+        broker started by start(); raises the first error of this thread's writes."""
         key = (self._address, self._authkey)
         s = _sessions.pop(key, None)
-        if s is not None:
-            s.close()
-        if self._finalizer is not None:
-            self._finalizer()
+        try:
+            if s is not None:
+                s.close()
+        finally:
+            if self._finalizer is not None:
+                self._finalizer()
 
     def __enter__(self):
         if self._address is None:
@@ -1097,10 +1269,16 @@ class SyncManager:
         return self._create(ArrayProxy, ARRAY, list(sequence), typecode, name=name)
 
     def Queue(self, maxsize=0, name=None):
-        return self._create(QueueProxy, QUEUE, maxsize, name=name)
+        return self._queue(QueueProxy, QUEUE, maxsize, name)
 
     def JoinableQueue(self, maxsize=0, name=None):
-        return self._create(JoinableQueueProxy, JOINABLE_QUEUE, maxsize, name=name)
+        return self._queue(JoinableQueueProxy, JOINABLE_QUEUE, maxsize, name)
+
+    def _queue(self, cls, kind, maxsize, name):
+        q = self._create(cls, kind, maxsize, name=name)
+        if maxsize <= 0:
+            object.__setattr__(q, "_unbounded", True)
+        return q
 
     def Lock(self, name=None):
         return self._create(LockProxy, LOCK, name=name)

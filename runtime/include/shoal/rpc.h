@@ -382,6 +382,15 @@ SHOAL_API int shoal_rpc_ctx_recv(shoal_rpc_ctx *ctx, void **msg, size_t *len);
 /* Sends a response, waiting while the client has SHOAL_RPC_WINDOW unconsumed.
  * Returns 0, SHOAL_ECLOSED (cancelled, deadline passed, client gone), SHOAL_EMSGSIZE. */
 SHOAL_API int shoal_rpc_ctx_send(shoal_rpc_ctx *ctx, const void *msg, size_t len);
+/* Non-zero when shoal_rpc_ctx_send would not wait for the client's window: it has
+ * room for another response (or the call is over, and a send fails at once). A handler
+ * that must not block (it also has requests to read) sends only then and leaves the
+ * rest to another thread. Only the sending thread uses up the room: when one thread
+ * sends on the call, the answer stays true until it sends. */
+SHOAL_API int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *ctx);
+/* Non-zero when shoal_rpc_ctx_recv would not wait: a request is there, or the
+ * requests ended, or the call is over. */
+SHOAL_API int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *ctx);
 /* Time left until the call's deadline (SHOAL_FOREVER: none; 0: passed). */
 SHOAL_API shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *ctx);
 /* Non-zero once the call was cancelled, its deadline passed or its client died. */

@@ -1,0 +1,194 @@
+/*
+ * bench_broker.c — the Manager broker through its C client (shoal/manager.h), the
+ * shoal side of bench/broker_compare.py's comparison with redis-benchmark.
+ *
+ *   bench_broker CASE DEPTH COUNT ADDRESS [CLIENTS [TOKEN]]
+ *
+ * CLIENTS threads (default 1), each with a connection of its own (a session, as
+ * redis-benchmark's clients each have a socket), run COUNT operations each on one
+ * broker object, DEPTH at a time: DEPTH requests submitted, then their DEPTH replies
+ * collected (redis-benchmark's -P). CASE:
+ *
+ *   set     dict set of one key to a 3-byte value (redis-benchmark SET's default)
+ *   get     dict get of that key (GET)
+ *   append  list append of a small int
+ *   lock    lock acquire then release (two requests: one operation)
+ *
+ * Every reply is checked (status 0; get returns the value set). Prints
+ *   RESULT case=CASE depth=DEPTH count=COUNT clients=CLIENTS ops_per_s=...
+ *          median_ns=... mean_ns=...
+ * ops_per_s counts every client's operations over the whole run; median_ns is the
+ * median over the batches of a batch's time per operation (the round trip when DEPTH
+ * is 1), mean_ns the mean of one client's time per operation. The broker is started by
+ * the caller (`shoal broker --listen ...`).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <shoal/manager.h>
+
+#include "common.h"
+
+#define KEY   "key:000000000042"
+#define VALUE "xxx"
+
+typedef struct client {
+    const char *cs, *address, *token;
+    int depth;
+    long count;
+    pthread_barrier_t *start;
+    int64_t t0, t1;
+    int64_t *lat; /* each batch's time per operation */
+    long nlat;
+    int failed;
+} client;
+
+static int setup_objects(shoal_manager *m)
+{
+    shoal_mv *init = shoal_mv_map();
+    if (shoal_mv_put(init, shoal_mv_str(KEY), shoal_mv_str(VALUE)) < 0)
+        return -1;
+    if (shoal_manager_create(m, "bench.dict", SHOAL_M_DICT, init, NULL) < 0 ||
+        shoal_manager_create(m, "bench.list", SHOAL_M_LIST, NULL, NULL) < 0 ||
+        shoal_manager_create(m, "bench.lock", SHOAL_M_LOCK, NULL, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+/* Submits the requests of one operation (two for the lock); returns their count. */
+static int submit_op(shoal_manager *m, const char *cs, long i, uint64_t *ids)
+{
+    shoal_manager_request r = {0};
+    shoal_mv *args[2];
+    r.args = args;
+    if (!strcmp(cs, "set")) {
+        r = (shoal_manager_request){"bench.dict", "set", NULL, 0, args, 2, 0};
+        args[0] = shoal_mv_str(KEY);
+        args[1] = shoal_mv_str(VALUE);
+    } else if (!strcmp(cs, "get")) {
+        r = (shoal_manager_request){"bench.dict", "get", NULL, 0, args, 1, 0};
+        args[0] = shoal_mv_str(KEY);
+    } else if (!strcmp(cs, "append")) {
+        r = (shoal_manager_request){"bench.list", "append", NULL, 0, args, 1, 0};
+        args[0] = shoal_mv_int(i);
+    } else {
+        shoal_manager_request a = {"bench.lock", "acquire", NULL,         0,
+                                   NULL,         0,         SHOAL_FOREVER};
+        shoal_manager_request b = {"bench.lock", "release", NULL, 0, NULL, 0, 0};
+        if (shoal_manager_submit(m, &a, &ids[0]) < 0 ||
+            shoal_manager_submit(m, &b, &ids[1]) < 0)
+            return -1;
+        return 2;
+    }
+    return shoal_manager_submit(m, &r, &ids[0]) < 0 ? -1 : 1;
+}
+
+static int check_reply(shoal_manager *m, const char *cs, uint64_t id)
+{
+    shoal_mv *res = NULL;
+    int rc = shoal_manager_wait(m, id, &res);
+    if (rc == 0 && !strcmp(cs, "get") &&
+        (!res || shoal_mv_type(res) != SHOAL_MV_STR ||
+         strcmp(shoal_mv_as_str(res), VALUE)))
+        rc = -1;
+    shoal_mv_free(res);
+    return rc;
+}
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(10), .token = c->token};
+    shoal_manager *m = NULL;
+    uint64_t *ids = malloc(sizeof(*ids) * 2 * (size_t)c->depth);
+    c->lat = malloc(sizeof(*c->lat) * (size_t)(c->count / c->depth + 1));
+    if (!ids || !c->lat || shoal_manager_connect(&m, c->address, &cfg) < 0)
+        c->failed = 1;
+    if (!c->failed && setup_objects(m) < 0)
+        c->failed = 1;
+    pthread_barrier_wait(c->start);
+    c->t0 = now_ns();
+    for (long done = 0; !c->failed && done < c->count;) {
+        int64_t b0 = now_ns();
+        int n = 0;
+        for (int k = 0; k < c->depth && done + k < c->count; k++) {
+            int got = submit_op(m, c->cs, done + k, ids + n);
+            if (got < 0) {
+                c->failed = 1;
+                break;
+            }
+            n += got;
+        }
+        for (int k = 0; k < n; k++)
+            if (check_reply(m, c->cs, ids[k]) < 0)
+                c->failed = 1;
+        done += c->depth;
+        c->lat[c->nlat++] = (now_ns() - b0) / c->depth;
+    }
+    c->t1 = now_ns();
+    if (c->failed)
+        fprintf(stderr, "bench_broker %s: %s\n", c->cs, shoal_errdetail());
+    shoal_manager_close(m);
+    free(ids);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr, "usage: bench_broker set|get|append|lock DEPTH COUNT ADDRESS "
+                        "[CLIENTS [TOKEN]]\n");
+        return 2;
+    }
+    const char *cs = argv[1];
+    int depth = atoi(argv[2]);
+    long count = atol(argv[3]);
+    int nclients = argc > 5 ? atoi(argv[5]) : 1;
+    if (strcmp(cs, "set") && strcmp(cs, "get") && strcmp(cs, "append") &&
+        strcmp(cs, "lock")) {
+        fprintf(stderr, "bench_broker: unknown case %s\n", cs);
+        return 2;
+    }
+    if (depth < 1 || count < 1 || nclients < 1 || nclients > 64) {
+        fprintf(stderr, "bench_broker: DEPTH, COUNT >= 1, 1 <= CLIENTS <= 64\n");
+        return 2;
+    }
+    client cl[64];
+    pthread_t th[64];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)nclients);
+    for (int i = 0; i < nclients; i++) {
+        cl[i] = (client){
+            cs, argv[4], argc > 6 ? argv[6] : NULL, depth, count, &start, 0, 0, NULL,
+            0,  0};
+        pthread_create(&th[i], NULL, client_main, &cl[i]);
+    }
+    int64_t t0 = INT64_MAX, t1 = 0, per_client = 0;
+    int failed = 0;
+    int64_t *lat = malloc(sizeof(*lat) * (size_t)(count / depth + 1) * (size_t)nclients);
+    long nlat = 0;
+    for (int i = 0; i < nclients; i++) {
+        pthread_join(th[i], NULL);
+        if (lat && cl[i].lat)
+            memcpy(lat + nlat, cl[i].lat, sizeof(*lat) * (size_t)cl[i].nlat);
+        nlat += cl[i].nlat;
+        free(cl[i].lat);
+        failed |= cl[i].failed;
+        t0 = cl[i].t0 < t0 ? cl[i].t0 : t0;
+        t1 = cl[i].t1 > t1 ? cl[i].t1 : t1;
+        per_client += cl[i].t1 - cl[i].t0;
+    }
+    pthread_barrier_destroy(&start);
+    if (failed || !lat)
+        return 1;
+    qsort(lat, (size_t)nlat, sizeof(*lat), cmp_i64);
+    double total = (double)count * nclients;
+    printf("RESULT case=%s depth=%d count=%ld clients=%d ops_per_s=%.0f median_ns=%lld "
+           "mean_ns=%.0f\n",
+           cs, depth, count, nclients, total / ((double)(t1 - t0) / 1e9),
+           (long long)lat[nlat / 2], (double)per_client / nclients / (double)count);
+    free(lat);
+    return 0;
+}

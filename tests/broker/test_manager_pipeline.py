@@ -1,0 +1,175 @@
+"""shoal.Manager's pipelined writes against a real broker: writes sent without waiting
+keep their order, their errors surface at the next call that waits (or flush(),
+shutdown()), per thread; processes that end right after writing lose nothing; a
+proxy pickled to another process carries the writes made before.
+
+Run by CTest (broker.pipeline) with SHOAL_LIBRARY, SHOAL_CLI and PYTHONPATH set.
+"""
+import multiprocessing
+import pickle
+import threading
+import unittest
+
+import shoal
+from shoal import managers
+
+
+def _write_and_return(d, l, n):
+    for i in range(n):
+        d[i] = i
+        l.append(i)
+
+
+def _read(d, key, out):
+    out.put(d.get(key))
+
+
+class PipelineTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.m = shoal.Manager()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.m.shutdown()
+
+    def tearDown(self):
+        managers.pipeline_depth = 64
+
+    def test_writes_keep_their_order(self):
+        d, l, ns = self.m.dict(), self.m.list(), self.m.Namespace()
+        for i in range(500):                  # more than the pipeline's depth
+            d["k"] = i
+            l.append(i)
+            ns.x = i
+        l.extend([500, 501])
+        self.assertEqual(d["k"], 499)
+        self.assertEqual(l[:], list(range(502)))
+        self.assertEqual(ns.x, 499)
+
+    def test_first_error_surfaces_at_the_next_wait(self):
+        v = self.m.Value("i", 1)
+        q = self.m.JoinableQueue()
+        v.value = 2
+        v.value = "not an int"                # refused by the broker: raised later
+        q.task_done()                         # too many: a second error, not raised
+        v.value = 3                           # still runs
+        with self.assertRaises(shoal.WrongType):
+            v.value                           # waits: collects the three, raises
+        self.assertEqual(v.value, 3)          # the error was raised once
+
+    def test_release_of_what_is_not_held_raises_at_once(self):
+        lk, r, s = self.m.Lock(), self.m.RLock(), self.m.BoundedSemaphore(2)
+        with self.assertRaises(shoal.NotOwner):
+            lk.release()
+        with r:
+            with r:
+                pass
+        with self.assertRaises(shoal.NotOwner):
+            r.release()
+        s.acquire()
+        s.release()                           # taken here: pipelined
+        with self.assertRaises(ValueError):
+            s.release()                       # not taken: waits, raises
+        r.acquire()
+        out = []
+
+        def other():
+            try:
+                r.release()                   # another thread does not hold it
+            except shoal.NotOwner:
+                out.append("refused at once")
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        self.assertEqual(out, ["refused at once"])
+        r.release()
+        self.assertFalse(r.locked())
+
+    def test_error_of_a_write_past_the_depth(self):
+        managers.pipeline_depth = 4
+        d = self.m.dict()
+        d[[1]] = 0                            # broker refuses a list key
+        for i in range(20):                   # its reply is collected on the way
+            d[i] = i
+        with self.assertRaises(shoal.InvalidArgument):
+            self.m.flush()
+        self.assertEqual(len(d), 20)
+
+    def test_depth_zero_waits_for_each(self):
+        managers.pipeline_depth = 0
+        v = self.m.Value("i", 1)
+        with self.assertRaises(shoal.WrongType):
+            v.value = "text"
+
+    def test_errors_belong_to_their_thread(self):
+        v = self.m.Value("i", 1)
+        d = self.m.dict()
+        seen = []
+
+        def bad():
+            v.value = "text"
+            try:
+                v.value
+            except shoal.WrongType:
+                seen.append("bad")
+
+        def good():
+            for i in range(200):
+                d[i] = i
+            seen.append(len(d))
+        ts = [threading.Thread(target=bad), threading.Thread(target=good)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(sorted(map(str, seen)), ["200", "bad"])
+
+    def test_processes_that_end_right_after_writing(self):
+        for method in ("fork", "spawn"):
+            d, l = self.m.dict(), self.m.list()
+            p = multiprocessing.get_context(method).Process(target=_write_and_return,
+                                                            args=(d, l, 300))
+            p.start()
+            p.join()
+            self.assertEqual(p.exitcode, 0)
+            self.assertEqual(len(d), 300, method)
+            self.assertEqual(l[:], list(range(300)), method)
+
+    def test_pickled_proxy_sees_the_writes_before(self):
+        d = self.m.dict()
+        q = self.m.Queue()
+        d["x"] = "written"
+        ctx = multiprocessing.get_context("spawn")
+        p = ctx.Process(target=_read, args=(d, "x", q))
+        p.start()
+        self.assertEqual(q.get(timeout=60), "written")
+        p.join()
+        d2 = pickle.loads(pickle.dumps(d))
+        d["y"] = 1
+        pickle.dumps(d)                       # flushes
+        self.assertEqual(d2.get("y"), 1)
+
+    def test_unbounded_queue_put_and_lock_release(self):
+        q, lk, ev = self.m.Queue(), self.m.Lock(), self.m.Event()
+        for i in range(100):
+            q.put(i)
+        self.assertEqual([q.get() for _ in range(100)], list(range(100)))
+        for _ in range(50):
+            lk.acquire()
+            lk.release()
+        ev.set()
+        self.assertTrue(ev.wait(0))
+        self.assertTrue(lk.acquire(timeout=5))
+        lk.release()
+
+    def test_shutdown_raises_the_pending_error(self):
+        m2 = shoal.Manager()
+        v = m2.Value("i", 0)
+        v.value = "text"
+        with self.assertRaises(shoal.WrongType):
+            m2.shutdown()
+
+
+if __name__ == "__main__":
+    unittest.main()
