@@ -62,6 +62,8 @@ typedef struct shoal__ring {
     const char *what; /* "queue", "pipe" — for error messages */
     const char *name;
     uint64_t head_cache, tail_cache;   /* SPSC */
+    uint32_t put_id;                   /* SPSC: put_busy's value (ring_spsc.h) */
+    unsigned put_gen;                  /* SPSC: put_id is for this fork generation */
     unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
     _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
     _Atomic int64_t next_repair_ns;    /* next look for dead sleepers (ring.c) */

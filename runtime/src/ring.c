@@ -63,7 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ring_internal.h"
+#include "ring_spsc.h"
 #include "wait.h"
 
 #define DEFAULT_CAPACITY 1024
@@ -148,9 +148,16 @@ void shoal__ring_format(void *mem, const shoal__ring_geom *g)
 static pthread_once_t mode_once = PTHREAD_ONCE_INIT;
 static bool mode_membarrier; /* this process issues asymmetric barriers */
 static int mode_errno;       /* why not: membarrier's errno, 0 when forced */
+unsigned shoal__ring_fork_gen = 1;
+
+static void ring_forked(void)
+{
+    shoal__ring_fork_gen++;
+}
 
 static void mode_choose(void)
 {
+    pthread_atfork(NULL, NULL, ring_forked);
     const char *env = getenv("SHOAL_WAKE");
     if (env && !strcmp(env, "fenced"))
         return;
@@ -407,10 +414,10 @@ static _Atomic uint32_t *ring_word(shoal__ring *r, bool producer)
     return producer ? &r->h->nf_seq : &r->h->ne_seq;
 }
 
-static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
-                     shoal_duration timeout, const shoal__ring_hook *hook)
+/* The rest of a blocking call whose first attempt (fn) returned rc. */
+static int ring_wait_after(shoal__ring *r, bool producer, try_fn fn, void *arg,
+                           shoal_duration timeout, const shoal__ring_hook *hook, int rc)
 {
-    int rc = fn(r, arg);
     if (SHOAL_LIKELY(rc != SHOAL_EAGAIN))
         return rc;
     if (timeout == 0) { /* a try form: say at once why nothing can come */
@@ -435,6 +442,12 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
     return rc == SHOAL_ETIMEDOUT ? err_timeout(r, producer) : rc;
 }
 
+static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
+                     shoal_duration timeout, const shoal__ring_hook *hook)
+{
+    return ring_wait_after(r, producer, fn, arg, timeout, hook, fn(r, arg));
+}
+
 /* ---- ring operations --------------------------------------------------------------- */
 
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
@@ -449,7 +462,9 @@ int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration 
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
                           r->what, r->name);
     struct put_args a = {msg, len};
-    return ring_wait(r, true, r->ops->put, &a, timeout, hook);
+    /* An SPSC ring's first attempt is inline: no indirect call on the common path. */
+    rc = (r->g.flags & SHOAL__RING_SPSC) ? sp_try_put(r, &a) : r->ops->put(r, &a);
+    return ring_wait_after(r, true, r->ops->put, &a, timeout, hook, rc);
 }
 
 int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
@@ -459,7 +474,8 @@ int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
     if (!buf && cap)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
     struct get_args a = {buf, cap, len ? len : &ignored};
-    return ring_wait(r, false, r->ops->get, &a, timeout, hook);
+    int rc = (r->g.flags & SHOAL__RING_SPSC) ? sp_try_get(r, &a) : r->ops->get(r, &a);
+    return ring_wait_after(r, false, r->ops->get, &a, timeout, hook, rc);
 }
 
 static int batch_check(shoal__ring *r, const void *elems, size_t n, size_t *done)

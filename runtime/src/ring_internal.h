@@ -130,6 +130,9 @@ void shoal__ring_wake_side(shoal__ring *r, bool producers);
 
 /* ---- the wake path (see "The wake path" in ring.c) ---- */
 
+/* Bumped in a fork child: views re-read what they cache about their process. */
+extern unsigned shoal__ring_fork_gen;
+
 /* Whether the processes sharing the ring must fence on their own. */
 static inline bool ring_fenced(const shoal__ring *r)
 {
