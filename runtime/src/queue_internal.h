@@ -137,10 +137,6 @@ uint32_t shoal__ring_sleepers(const shoal__ring *r, bool producers);
 uint32_t shoal__queue_sleepers(shoal_queue *q, bool producers);
 /* The queue's ring (tests look at its header). */
 shoal__ring *shoal__queue_ring(shoal_queue *q);
-/* Makes this process take the fenced wake path from now on, as if membarrier were
- * refused: rings it attaches afterwards are marked `fenced` (tests of processes in
- * both modes sharing a ring). */
-void shoal__ring_force_fenced(void);
 
 /* Segment glue: the element type recorded for variable-size channels, the header
  * fields (count, aux[]) describing geometry g, the geometry recorded in an open

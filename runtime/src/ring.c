@@ -171,12 +171,6 @@ static bool wake_membarrier(void)
     return mode_membarrier;
 }
 
-void shoal__ring_force_fenced(void)
-{
-    wake_membarrier();
-    mode_membarrier = false;
-}
-
 const char *shoal_wake_mode(int *why)
 {
     bool mb = wake_membarrier();

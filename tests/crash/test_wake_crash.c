@@ -1,10 +1,16 @@
 /* test_wake_crash.c — the SPSC wake path and its exact shutdown (ring_spsc.c): a put
  * in flight when shutdown runs is delivered before the end of the stream, a producer
  * or a closer SIGKILLed inside their windows leaves nothing lost, duplicated or hung,
- * and processes on the membarrier and the fenced wake paths share a ring without
- * losing a wake-up. */
+ * and a process whose seccomp filter refuses membarrier takes the fenced wake path on
+ * its own and shares rings with one on the membarrier path without losing a wake-up
+ * (the test program runs itself again as that process). */
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "internal.h"
 #include "ring_internal.h"
@@ -184,17 +190,52 @@ static void test_loan_and_shutdown(void **state)
     shoal_queue_close(q);
 }
 
-/* Ping-pong between a process on the membarrier path and one forced onto the fenced
- * path, both sleeping at every message (spin budget 0): every wake-up arrives. */
-#define ROUNDS 2000
+/* Ping-pong between this process, on the membarrier path, and a copy of the test
+ * program run under a seccomp filter that refuses membarrier (as a container's profile
+ * may), both sleeping at every message (spin budget 0): every wake-up arrives. */
+#define ROUNDS   2000
+#define PEER_ARG "fenced-peer"
 
-static int fenced_peer(void *arg)
+static void deny_membarrier(void)
 {
-    (void)arg;
-    shoal__ring_force_fenced();
-    shoal_queue *ping = make("ping", 4), *pong = make("pong", 4);
-    if (strcmp(shoal_wake_mode(NULL), "fenced") || !ring_fenced(shoal__queue_ring(ping)))
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        _exit(90);
+}
+
+/* Forks a child that refuses itself membarrier and runs argv. */
+static pid_t spawn_denied(char *const argv[], int out_fd)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        deny_membarrier();
+        unsetenv("SHOAL_WAKE"); /* the filter, not the variable, decides */
+        if (out_fd >= 0)
+            dup2(out_fd, STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(91);
+    }
+    return pid;
+}
+
+/* The peer, in the process run under the filter. */
+static int fenced_peer(void)
+{
+    shoal_set_spin_ns(0);
+    int why = 0;
+    if (strcmp(shoal_wake_mode(&why), "fenced") || why != EPERM)
         return 5;
+    shoal_queue *ping = make("ping", 4), *pong = make("pong", 4);
+    if (!ring_fenced(shoal__queue_ring(ping)) || !ring_fenced(shoal__queue_ring(pong)))
+        return 6;
     for (int i = 0; i < ROUNDS; i++) {
         int64_t v;
         size_t len;
@@ -213,7 +254,11 @@ static void test_mixed_modes_ping_pong(void **state)
     (void)state;
     shoal_set_spin_ns(0);
     shoal_queue *ping = make("ping", 4), *pong = make("pong", 4);
-    pid_t pid = t_fork(fenced_peer, NULL);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    pid_t pid = spawn_denied((char *const[]){self, PEER_ARG, NULL}, -1);
     for (int64_t i = 0; i < ROUNDS; i++) {
         T_OK(shoal_queue_put(ping, &i, 8, SHOAL_SEC(10)));
         assert_int_equal(get1(pong), i);
@@ -223,6 +268,29 @@ static void test_mixed_modes_ping_pong(void **state)
     shoal_queue_close(ping);
     shoal_queue_close(pong);
     shoal_set_spin_ns(20000);
+}
+
+/* `shoal doctor` under the same filter says that the rings take the fenced path, and
+ * why. */
+static void test_doctor_says_fenced(void **state)
+{
+    (void)state;
+    int fds[2];
+    T_OK(pipe(fds));
+    pid_t pid = spawn_denied((char *const[]){SHOAL_CLI_PATH, "doctor", NULL}, fds[1]);
+    close(fds[1]);
+    char out[8192];
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof(out) - 1 &&
+           (k = read(fds[0], out + got, sizeof(out) - 1 - got)) > 0)
+        got += (size_t)k;
+    out[got] = '\0';
+    close(fds[0]);
+    t_wait(pid);
+    if (!strstr(out, "ring wake path     fenced (registering for membarrier failed: "
+                     "Operation not permitted"))
+        fail_msg("doctor said:\n%s", out);
 }
 
 /* The mode this process chose is the one shoal_wake_mode reports. */
@@ -243,8 +311,10 @@ static void test_wake_mode(void **state)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], PEER_ARG))
+        return fenced_peer();
     t_setup_root();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wake_mode),
@@ -256,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_closer_killed),
         cmocka_unit_test(test_loan_and_shutdown),
         cmocka_unit_test(test_mixed_modes_ping_pong),
+        cmocka_unit_test(test_doctor_says_fenced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
