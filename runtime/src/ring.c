@@ -12,10 +12,10 @@
  * counters, inspection — is here.
  *
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
- * (tail), the consumer's line (head), one line per futex word and a line of shutdown
- * and recovery state. Counters are derived from the indexes (puts = tail - skipped,
- * gets = head - skipped), so the fast path pays nothing for them; only waits are
- * counted, when a call is about to wait.
+ * (tail), the SPSC producer's in-flight marker, the consumer's line (head), one line
+ * per futex word and a line of shutdown and recovery state. Counters are derived from the
+ * indexes (puts = tail - skipped, gets = head - skipped), so the fast path pays nothing
+ * for them; only waits are counted, when a call is about to wait.
  *
  * Waiting is shoal__wait (wait.c) with the try form as the ready predicate: the futex
  * word is a sequence word per side, armed by a sleeper count; the other side bumps the

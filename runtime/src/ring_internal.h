@@ -27,7 +27,10 @@ struct shoal__ringhdr {
     uint32_t magic, flags, capacity, max_msg, data_off, stride, elem_size, pad;
     _Alignas(64) _Atomic uint64_t tail;
     _Atomic uint64_t full_waits;
-    _Atomic uint32_t put_busy; /* SPSC: the owner id of a producer inside a put */
+    /* SPSC: the owner id of a producer inside a put. A line of its own that only the
+     * producer writes and consumers read only at the end of the stream, so the
+     * stores around each put never take the tail's line from a polling consumer. */
+    _Alignas(64) _Atomic uint32_t put_busy;
     _Alignas(64) _Atomic uint64_t head;
     _Atomic uint64_t empty_waits;
     _Alignas(64) _Atomic uint32_t ne_seq; /* bumped when a message may have arrived */
