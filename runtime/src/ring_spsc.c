@@ -39,7 +39,8 @@
  * when it shows too little room or too few messages, so the common put or get touches
  * the other side's cache line once per many messages. A loan is the slot at the tail
  * (one at a time), a peek the slot at the head, remembered in the view until commit or
- * release.
+ * release. One put and one get — the index helpers and the two try forms — are inline
+ * in ring_spsc.h, where ring.c calls them directly.
  */
 #include "ring_spsc.h"
 
