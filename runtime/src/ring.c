@@ -409,10 +409,10 @@ static _Atomic uint32_t *ring_word(shoal__ring *r, bool producer)
     return producer ? &r->h->nf_seq : &r->h->ne_seq;
 }
 
-/* The rest of a blocking call whose first attempt (fn) returned rc. */
-static int ring_wait_after(shoal__ring *r, bool producer, try_fn fn, void *arg,
-                           shoal_duration timeout, const shoal__ring_hook *hook, int rc)
+static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
+                     shoal_duration timeout, const shoal__ring_hook *hook)
 {
+    int rc = fn(r, arg);
     if (SHOAL_LIKELY(rc != SHOAL_EAGAIN))
         return rc;
     if (timeout == 0) { /* a try form: say at once why nothing can come */
@@ -437,14 +437,28 @@ static int ring_wait_after(shoal__ring *r, bool producer, try_fn fn, void *arg,
     return rc == SHOAL_ETIMEDOUT ? err_timeout(r, producer) : rc;
 }
 
-static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
-                     shoal_duration timeout, const shoal__ring_hook *hook)
-{
-    return ring_wait_after(r, producer, fn, arg, timeout, hook, fn(r, arg));
-}
-
 /* ---- ring operations --------------------------------------------------------------- */
 
+/* The general put and get: the first attempt through the table, then the wait. */
+static __attribute__((noinline)) int ring_put_wait(shoal__ring *r, const void *msg,
+                                                   size_t len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    struct put_args a = {msg, len};
+    return ring_wait(r, true, r->ops->put, &a, timeout, hook);
+}
+
+static __attribute__((noinline)) int ring_get_wait(shoal__ring *r, void *buf, size_t cap,
+                                                   size_t *len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    struct get_args a = {buf, cap, len};
+    return ring_wait(r, false, r->ops->get, &a, timeout, hook);
+}
+
+/* An SPSC ring's put and get first try inline (ring_spsc.h): no indirect call, no
+ * argument block on the common path; anything but success takes the general path,
+ * which tries again (a try form changes nothing when it fails). */
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
                     const shoal__ring_hook *hook)
 {
@@ -456,10 +470,9 @@ int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration 
     if (SHOAL_UNLIKELY(r->loan))
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
                           r->what, r->name);
-    struct put_args a = {msg, len};
-    /* An SPSC ring's first attempt is inline: no indirect call on the common path. */
-    rc = (r->g.flags & SHOAL__RING_SPSC) ? sp_try_put(r, &a) : r->ops->put(r, &a);
-    return ring_wait_after(r, true, r->ops->put, &a, timeout, hook, rc);
+    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_put1(r, msg, len) == 0))
+        return 0;
+    return ring_put_wait(r, msg, len, timeout, hook);
 }
 
 int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
@@ -468,9 +481,11 @@ int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
     size_t ignored;
     if (!buf && cap)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
-    struct get_args a = {buf, cap, len ? len : &ignored};
-    int rc = (r->g.flags & SHOAL__RING_SPSC) ? sp_try_get(r, &a) : r->ops->get(r, &a);
-    return ring_wait_after(r, false, r->ops->get, &a, timeout, hook, rc);
+    if (!len)
+        len = &ignored;
+    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_get1(r, buf, cap, len) == 0))
+        return 0;
+    return ring_get_wait(r, buf, cap, len, timeout, hook);
 }
 
 static int batch_check(shoal__ring *r, const void *elems, size_t n, size_t *done)

@@ -121,9 +121,9 @@ static inline int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, si
 
 /* ---- one put, one get ------------------------------------------------------------- */
 
-static inline int sp_try_put(shoal__ring *r, void *arg)
+/* One message: 0, SHOAL_EAGAIN (full), SHOAL_ECLOSED. */
+static inline int sp_put1(shoal__ring *r, const void *msg, size_t len)
 {
-    const struct put_args *a = arg;
     uint64_t t;
     unsigned char *slot = NULL;
     int rc = sp_back(r, &t, &slot);
@@ -132,29 +132,42 @@ static inline int sp_try_put(shoal__ring *r, void *arg)
     bool fenced = ring_fenced(r);
     if ((rc = sp_enter(r, fenced)))
         return rc;
-    sp_set_len(r, slot, a->len);
-    copy_msg(slot + r->g.data_off, a->msg, a->len);
+    sp_set_len(r, slot, len);
+    copy_msg(slot + r->g.data_off, msg, len);
     shoal__test_point("queue.reserved");
     sp_publish(r, fenced, t, 1);
     return 0;
 }
 
-static inline int sp_try_get(shoal__ring *r, void *arg)
+/* One message into buf (cap bytes), its length in *len: 0, SHOAL_EAGAIN, SHOAL_EEOF,
+ * SHOAL_EMSGSIZE (buf too small: *len says how much is needed), SHOAL_ECORRUPT. */
+static inline int sp_get1(shoal__ring *r, void *buf, size_t cap, size_t *len)
 {
-    struct get_args *a = arg;
     uint64_t hd;
     unsigned char *msg = NULL;
-    size_t len = 0;
-    int rc = sp_front(r, &hd, &msg, &len);
+    size_t n = 0;
+    int rc = sp_front(r, &hd, &msg, &n);
     if (rc)
         return rc;
-    *a->len = len;
-    if (len > a->cap)
-        return err_small(r, len, a->cap);
-    copy_msg(a->buf, msg, len);
+    *len = n;
+    if (n > cap)
+        return err_small(r, n, cap);
+    copy_msg(buf, msg, n);
     shoal__test_point("queue.claimed");
     sp_consume(r, hd, 1);
     return 0;
+}
+
+static inline int sp_try_put(shoal__ring *r, void *arg)
+{
+    const struct put_args *a = arg;
+    return sp_put1(r, a->msg, a->len);
+}
+
+static inline int sp_try_get(shoal__ring *r, void *arg)
+{
+    const struct get_args *a = arg;
+    return sp_get1(r, a->buf, a->cap, a->len);
 }
 
 #endif
