@@ -30,7 +30,8 @@ static const char doctor_help[] =
     "usage: shoal doctor [--root DIR] [--domain NAME]\n"
     "Says what this machine supports and what shoal will use: io_uring and its futex\n"
     "operations, futex_waitv, membarrier, robust futexes, the root directory and its\n"
-    "free space, and the event loop's engine ($SHOAL_LOOP_ENGINE forces one).\n"
+    "free space, the rings' wake path ($SHOAL_WAKE=fenced forces the fallback) and the\n"
+    "event loop's engine ($SHOAL_LOOP_ENGINE forces one).\n"
     "Exit code 0 when shoal is usable here, 1 when not.\n";
 
 static void line(const char *what, bool ok, const char *fmt, ...)
@@ -74,6 +75,21 @@ static void report_membarrier(void)
     else
         line("membarrier", r & MEMBARRIER_CMD_GLOBAL_EXPEDITED, "global expedited %s",
              r & MEMBARRIER_CMD_GLOBAL_EXPEDITED ? "yes" : "no");
+    /* What the rings of this process chose (the same registration they make). */
+    int why = 0;
+    const char *mode = shoal_wake_mode(&why);
+    const char *env = getenv("SHOAL_WAKE");
+    if (!strcmp(mode, "membarrier"))
+        printf("%-18s %s\n", "ring wake path",
+               "membarrier (put and get without fences; sleepers and shutdown issue the "
+               "barrier)");
+    else if (why)
+        printf("%-18s fenced (registering for membarrier failed: %s; every put and get "
+               "fences)\n",
+               "ring wake path", strerror(why));
+    else
+        printf("%-18s fenced (%s; every put and get fences)\n", "ring wake path",
+               env && *env ? "forced by SHOAL_WAKE" : "membarrier unusable");
 }
 
 static bool report_robust(void)

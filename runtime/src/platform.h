@@ -30,6 +30,17 @@ int shoal__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t a
 /* Wakes up to n sleepers on addr (INT_MAX: all). Returns the number woken. */
 int shoal__futex_wake(_Atomic uint32_t *addr, int n);
 
+/* Asymmetric fences (membarrier(2)). shoal__membarrier_register registers the
+ * process for MEMBARRIER_CMD_GLOBAL_EXPEDITED and returns 0, or the errno that
+ * refused it (ENOSYS: no such system call, EPERM: a seccomp filter, EINVAL: the
+ * kernel lacks the command). The registration is inherited by fork children and
+ * dropped by exec. shoal__membarrier_global makes every running thread of every
+ * registered process execute a full memory barrier before it returns: a plain store
+ * one of them made before that point is visible to the caller afterwards, and its
+ * plain loads after that point see the caller's earlier stores. */
+int shoal__membarrier_register(void);
+void shoal__membarrier_global(void);
+
 /* The calling thread's kernel thread id (cached per thread, without a system call;
  * right in a fork child too). */
 int32_t shoal__tid(void);

@@ -1,10 +1,11 @@
 /*
  * platform_linux.c — platform.h for Linux and glibc: clock_gettime, the futex system
- * call, gettid cached per thread, /proc/<id>/stat, and the futex word of glibc's
- * robust mutex (pinned by the compile-time checks below).
+ * call, membarrier, gettid cached per thread, /proc/<id>/stat, and the futex word of
+ * glibc's robust mutex (pinned by the compile-time checks below).
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,25 @@ int shoal__futex_wake(_Atomic uint32_t *addr, int n)
 {
     long r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
     return r < 0 ? 0 : (int)r;
+}
+
+int shoal__membarrier_register(void)
+{
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (q < 0)
+        return errno;
+    if (!(q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
+        !(q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+        return EINVAL;
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) < 0)
+        return errno;
+    return 0;
+}
+
+void shoal__membarrier_global(void)
+{
+    /* Registered (shoal__membarrier_register succeeded): it cannot fail. */
+    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }
 
 /*

@@ -24,6 +24,11 @@ uint32_t shoal__queue_sleepers(shoal_queue *q, bool producers)
     return shoal__ring_sleepers(&q->ring, producers);
 }
 
+shoal__ring *shoal__queue_ring(shoal_queue *q)
+{
+    return &q->ring;
+}
+
 int shoal__queue_inspect(shoal_queue *q, size_t max,
                          void (*fn)(void *arg, const void *msg, size_t len), void *arg)
 {

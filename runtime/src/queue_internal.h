@@ -62,6 +62,8 @@ typedef struct shoal__ring {
     const char *what; /* "queue", "pipe" — for error messages */
     const char *name;
     uint64_t head_cache, tail_cache;   /* SPSC */
+    uint32_t put_id;                   /* SPSC: put_busy's value (ring_spsc.h) */
+    unsigned put_gen;                  /* SPSC: put_id is for this fork generation */
     unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
     _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
     _Atomic int64_t next_repair_ns;    /* next look for dead sleepers (ring.c) */
@@ -133,6 +135,8 @@ void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out);
  * side: the number that makes a put or get call futex-wake (for tests). */
 uint32_t shoal__ring_sleepers(const shoal__ring *r, bool producers);
 uint32_t shoal__queue_sleepers(shoal_queue *q, bool producers);
+/* The queue's ring (tests look at its header). */
+shoal__ring *shoal__queue_ring(shoal_queue *q);
 
 /* Segment glue: the element type recorded for variable-size channels, the header
  * fields (count, aux[]) describing geometry g, the geometry recorded in an open

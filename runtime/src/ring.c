@@ -8,14 +8,15 @@
  * single-producer single-consumer (ring_spsc.c: a bare ring of head and tail indexes).
  * Each fills one table of operations (struct shoal__ring_ops in ring_internal.h);
  * attach picks the table from the geometry's flags and every operation below makes one
- * indirect call through it. What both share — argument checks, waiting, shutdown,
- * counters, inspection — is here.
+ * indirect call through it — except the first attempt of a put or get on an SPSC ring,
+ * which calls the inline try form of ring_spsc.h directly. What both share — argument
+ * checks, waiting, shutdown, counters, inspection — is here.
  *
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
- * (tail), the consumer's line (head), one line per futex word and a line of shutdown
- * and recovery state. Counters are derived from the indexes (puts = tail - skipped,
- * gets = head - skipped), so the fast path pays nothing for them; only waits are
- * counted, when a call is about to wait.
+ * (tail), the SPSC producer's in-flight marker, the consumer's line (head), one line
+ * per futex word and a line of shutdown and recovery state. Counters are derived from the
+ * indexes (puts = tail - skipped, gets = head - skipped), so the fast path pays nothing
+ * for them; only waits are counted, when a call is about to wait.
  *
  * Waiting is shoal__wait (wait.c) with the try form as the ready predicate: the futex
  * word is a sequence word per side, armed by a sleeper count; the other side bumps the
@@ -36,11 +37,34 @@
  * its sleepers taken off the count. A new user of a dead user's slot does the same
  * when it first sleeps there. Only a process killed in the few instructions between
  * the count and its record can still leave one sleeper too many.
+ *
+ * The wake path. A put or get publishes its index, then looks at the other side's
+ * sleeper count; a waiter announces itself in that count, then looks at the index
+ * once more before it sleeps. Each side stores, then loads what the other stores: a
+ * wake-up is lost only if both loads miss both stores, which a full fence between
+ * each side's store and load prevents. The SPSC ring puts that fence on the side that
+ * is rare: the sleeper (and shutdown, which pairs the same way with a producer's
+ * in-flight marker: ring_spsc.c) issues shoal__ring_barrier — membarrier's
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED, which makes every running thread of every process
+ * registered for it execute a full barrier — after its store, so the put and the get
+ * need only a compiler barrier between their release store and their relaxed load
+ * (store_load_order). A thread not running at that instant passes a barrier when the
+ * kernel switches it back in, which is as good. A process registers once, when it
+ * first attaches a ring (fork children inherit it); one where membarrier is missing or
+ * refused (an old kernel, a seccomp profile; SHOAL_WAKE=fenced forces it) takes the
+ * fenced path instead: at attach it sets the ring's `fenced` word, and every put and
+ * get on that ring, in every process, then reads the word (one load from a line no
+ * one writes) and makes a full fence, as before format 3. The MPMC ring needs none of
+ * this: each of its steps is a sequentially consistent compare-and-swap, which orders
+ * the load of the count after it already. (A process that attaches in the fenced mode
+ * while another's put is in its few instructions between store and load can make
+ * that one put miss a sleeper announced at the same instant; the sleeper then finds
+ * the message at the end of its sleep slice, wait.c.)
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "ring_internal.h"
+#include "ring_spsc.h"
 #include "wait.h"
 
 #define DEFAULT_CAPACITY 1024
@@ -120,6 +144,50 @@ void shoal__ring_format(void *mem, const shoal__ring_geom *g)
     ops_of(g->flags)->format((unsigned char *)mem + HDR_BYTES, g);
 }
 
+/* ---- the wake path's mode (see the top) -------------------------------------------- */
+
+static pthread_once_t mode_once = PTHREAD_ONCE_INIT;
+static bool mode_membarrier; /* this process issues asymmetric barriers */
+static int mode_errno;       /* why not: membarrier's errno, 0 when forced */
+unsigned shoal__ring_fork_gen = 1;
+
+static void ring_forked(void)
+{
+    shoal__ring_fork_gen++;
+}
+
+static void mode_choose(void)
+{
+    pthread_atfork(NULL, NULL, ring_forked);
+    const char *env = getenv("SHOAL_WAKE");
+    if (env && !strcmp(env, "fenced"))
+        return;
+    mode_errno = shoal__membarrier_register();
+    mode_membarrier = mode_errno == 0;
+}
+
+static bool wake_membarrier(void)
+{
+    pthread_once(&mode_once, mode_choose);
+    return mode_membarrier;
+}
+
+const char *shoal_wake_mode(int *why)
+{
+    bool mb = wake_membarrier();
+    if (why)
+        *why = mode_errno;
+    return mb ? "membarrier" : "fenced";
+}
+
+void shoal__ring_barrier(void)
+{
+    if (wake_membarrier())
+        shoal__membarrier_global();
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+}
+
 int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
                        const shoal__ring_geom *g, const char *what, const char *name)
 {
@@ -140,6 +208,8 @@ int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
     r->name = name;
     r->seg = seg;
     r->ops = ops_of(g->flags);
+    if (!wake_membarrier() && !atomic_load(&h->fenced))
+        atomic_store(&h->fenced, 1);
     return 0;
 }
 
@@ -278,6 +348,8 @@ static void ring_arm(shoal__ring *r, bool producer)
     while (!atomic_compare_exchange_weak(rec, &w, mine));
     if (REC_OWNER(w) != me && REC_COUNT(w))
         atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
+    if (r->g.flags & SHOAL__RING_SPSC) /* its put and get only compiler-fence */
+        shoal__ring_barrier();
 }
 
 static void ring_disarm(shoal__ring *r, bool producer)
@@ -367,6 +439,26 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
 
 /* ---- ring operations --------------------------------------------------------------- */
 
+/* The general put and get: the first attempt through the table, then the wait. */
+static __attribute__((noinline)) int ring_put_wait(shoal__ring *r, const void *msg,
+                                                   size_t len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    struct put_args a = {msg, len};
+    return ring_wait(r, true, r->ops->put, &a, timeout, hook);
+}
+
+static __attribute__((noinline)) int ring_get_wait(shoal__ring *r, void *buf, size_t cap,
+                                                   size_t *len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    struct get_args a = {buf, cap, len};
+    return ring_wait(r, false, r->ops->get, &a, timeout, hook);
+}
+
+/* An SPSC ring's put and get first try inline (ring_spsc.h): no indirect call, no
+ * argument block on the common path; anything but success takes the general path,
+ * which tries again (a try form changes nothing when it fails). */
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
                     const shoal__ring_hook *hook)
 {
@@ -378,8 +470,9 @@ int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration 
     if (SHOAL_UNLIKELY(r->loan))
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
                           r->what, r->name);
-    struct put_args a = {msg, len};
-    return ring_wait(r, true, r->ops->put, &a, timeout, hook);
+    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_put1(r, msg, len) == 0))
+        return 0;
+    return ring_put_wait(r, msg, len, timeout, hook);
 }
 
 int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
@@ -388,8 +481,11 @@ int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
     size_t ignored;
     if (!buf && cap)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
-    struct get_args a = {buf, cap, len ? len : &ignored};
-    return ring_wait(r, false, r->ops->get, &a, timeout, hook);
+    if (!len)
+        len = &ignored;
+    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_get1(r, buf, cap, len) == 0))
+        return 0;
+    return ring_get_wait(r, buf, cap, len, timeout, hook);
 }
 
 static int batch_check(shoal__ring *r, const void *elems, size_t n, size_t *done)
@@ -501,7 +597,9 @@ void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out)
 
 void shoal__ring_shutdown(shoal__ring *r)
 {
-    atomic_store(&r->h->closed, 1);
+    uint32_t open = 0;
+    atomic_compare_exchange_strong(&r->h->closed, &open, RING_CLOSING);
+    shoal__test_point("ring.closing"); /* a test kills a closer here */
     r->ops->seal(r);
     shoal__ring_wake_all(r);
 }
@@ -513,7 +611,7 @@ int shoal__ring_inspect(const shoal__ring *r, size_t max,
     if (!buf)
         return SHOAL_ENOMEM;
     uint64_t hd = atomic_load(&r->h->head);
-    uint64_t t = atomic_load(&r->h->tail) & ~TAIL_SEAL;
+    uint64_t t = atomic_load(&r->h->tail);
     size_t shown = 0;
     /* The indexes may be garbage: never more than one lap, whatever they say. */
     uint64_t n = t > hd ? t - hd : 0;
@@ -535,7 +633,7 @@ void shoal__ring_stats(const shoal__ring *r, shoal_queue_stats *st)
     struct shoal__ringhdr *h = r->h;
     uint64_t skipped = atomic_load(&h->skipped);
     uint64_t hd = atomic_load(&h->head);
-    uint64_t t = atomic_load(&h->tail) & ~TAIL_SEAL;
+    uint64_t t = atomic_load(&h->tail);
     memset(st, 0, sizeof(*st));
     st->capacity = r->g.capacity;
     st->depth = t > hd ? t - hd : 0;

@@ -15,22 +15,32 @@
 
 #include "queue_internal.h"
 
-#define SCAN_NS    (20 * 1000000LL) /* a consumer looks for dead owners this often */
-#define TAIL_SEAL  (1ull << 63)     /* SPSC: the tail is sealed by shutdown */
-#define RING_MAGIC 0x474e4952u      /* "RING" */
+#define SCAN_NS (20 * 1000000LL) /* a consumer looks for dead owners this often */
+/* Values of the header's `closed` word: shutdown has begun (no put may start), and
+ * (SPSC) its barrier is done too, so that a put still in flight is visible in
+ * put_busy. MPMC rings only test the word for non-zero. */
+#define RING_CLOSING 1u
+#define RING_SEALED  2u
+#define RING_MAGIC   0x474e4952u /* "RING" */
 
 struct shoal__ringhdr {
     uint32_t magic, flags, capacity, max_msg, data_off, stride, elem_size, pad;
     _Alignas(64) _Atomic uint64_t tail;
     _Atomic uint64_t full_waits;
+    /* SPSC: the owner id of a producer inside a put. A line of its own that only the
+     * producer writes and consumers read only at the end of the stream, so the
+     * stores around each put never take the tail's line from a polling consumer. */
+    _Alignas(64) _Atomic uint32_t put_busy;
     _Alignas(64) _Atomic uint64_t head;
     _Atomic uint64_t empty_waits;
     _Alignas(64) _Atomic uint32_t ne_seq; /* bumped when a message may have arrived */
     _Atomic uint32_t ne_sleepers;
     _Alignas(64) _Atomic uint32_t nf_seq; /* bumped when room may have appeared */
     _Atomic uint32_t nf_sleepers;
-    _Alignas(64) _Atomic uint32_t closed;
-    uint32_t pad2;
+    _Alignas(64) _Atomic uint32_t closed; /* 0, RING_CLOSING, RING_SEALED */
+    /* Non-zero once a process that cannot issue asymmetric barriers (membarrier) has
+     * attached: every producer and consumer then fences on its own (see ring.c). */
+    _Atomic uint32_t fenced;
     _Atomic uint64_t skipped;     /* dead producers' reservations recycled */
     _Atomic uint64_t redelivered; /* dead consumers' claims delivered to others */
     /* Who the sleepers counted in ne_sleepers / nf_sleepers are: per user slot of the
@@ -121,6 +131,44 @@ static inline void copy_msg(void *dst, const void *src, size_t n)
 /* Wakes the sleepers of one side after a change that may make them ready (ring.c). */
 void shoal__ring_wake_side(shoal__ring *r, bool producers);
 
+/* ---- the wake path (see "The wake path" in ring.c) ---- */
+
+/* Bumped in a fork child: views re-read what they cache about their process. */
+extern unsigned shoal__ring_fork_gen;
+
+/* Whether the processes sharing the ring must fence on their own. */
+static inline bool ring_fenced(const shoal__ring *r)
+{
+    return atomic_load_explicit(&r->h->fenced, memory_order_relaxed) != 0;
+}
+
+/* Orders this thread's store to the ring before its next load of a word another
+ * process writes (a sleeper count, `closed`): a compiler barrier only when every
+ * process sharing the ring takes part in asymmetric barriers, which the other side
+ * then issues; a full fence when one of them cannot. */
+static inline void store_load_order(bool fenced)
+{
+    if (SHOAL_UNLIKELY(fenced))
+        atomic_thread_fence(memory_order_seq_cst);
+    else
+        atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* The other side of store_load_order: a barrier on behalf of every process sharing
+ * the ring (membarrier), or a full fence in a process that cannot issue one. */
+void shoal__ring_barrier(void);
+
+/* Wakes consumers / producers after a release store of an index (SPSC). */
+static inline void wake_after_store(shoal__ring *r, bool fenced, bool producers)
+{
+    _Atomic uint32_t *count = producers ? &r->h->nf_sleepers : &r->h->ne_sleepers;
+    store_load_order(fenced);
+    if (SHOAL_UNLIKELY(atomic_load_explicit(count, memory_order_relaxed) != 0))
+        shoal__ring_wake_side(r, producers);
+}
+
+/* Wakes consumers / producers after a sequentially consistent read-modify-write of
+ * the ring's state (MPMC), which orders it before the load of the count already. */
 static inline void wake_consumers(shoal__ring *r)
 {
     if (SHOAL_UNLIKELY(atomic_load(&r->h->ne_sleepers) != 0))

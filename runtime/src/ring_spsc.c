@@ -5,20 +5,44 @@
  * Slots are dense (a bare array of elements; variable-size: a 32-bit length, padded to
  * 8 bytes, before each message) and have no per-slot state: the head and tail indexes,
  * on separate cache lines, say everything. The producer writes the slot, then
- * publishes the tail with a compare-and-swap that fails once shutdown has sealed the
- * tail (bit 63), so shutdown is exact: a put either lands before the seal or reports
- * SHOAL_ECLOSED. The consumer copies the slot, then publishes the head. A producer
- * killed before publishing leaves nothing; a consumer killed before publishing leaves
- * the message for the next consumer.
+ * publishes the tail with a release store; the consumer copies the slot, then
+ * publishes the head with a release store. Neither makes a locked instruction or a
+ * fence (the sleeper counts: "The wake path" in ring.c). A producer killed before
+ * publishing leaves nothing; a consumer killed before publishing leaves the message
+ * for the next consumer.
+ *
+ * Exact shutdown without a compare-and-swap on the tail. A put runs
+ *     busy = me; [order]; if (closed) { busy = 0; ECLOSED }
+ *     write the slot; tail = t + 1 (release); busy = 0 (release)
+ * where busy (put_busy, on the tail's line) is the producer's owner id and [order]
+ * is store_load_order. Shutdown stores closed = RING_CLOSING, issues the barrier
+ * (shoal__ring_barrier: membarrier), then moves closed to RING_SEALED. The barrier
+ * splits every put in two cases: either its load of `closed` comes after the barrier
+ * and sees it, so the put reports SHOAL_ECLOSED and publishes nothing; or it came
+ * before, and then so did its store of busy, which is therefore visible to whoever
+ * looks after the barrier. A consumer that finds the ring empty and `closed` at
+ * RING_SEALED reads busy (acquire), then the tail (acquire): busy == 0 means every
+ * put that saw the ring open has published (its tail store precedes its release of
+ * busy), so an empty ring is the end of the stream (SHOAL_EEOF); busy naming a live
+ * process means a put is in flight: the consumer waits for it (it publishes and wakes
+ * as usual, or clears busy and wakes on finding the ring closed). Hence a put that
+ * returned 0 is delivered before the end, and a put that starts after shutdown
+ * reports SHOAL_ECLOSED. SIGKILL at any instant: a producer killed inside a put
+ * leaves busy naming a dead owner, which consumers ignore (what it published before
+ * its death is there, nothing else is); a closer killed between the two steps leaves
+ * RING_CLOSING, which the first consumer to find the ring empty completes (barrier,
+ * then RING_SEALED) — the barrier is the same whoever issues it. Shutdown itself
+ * never waits for a producer, so a stopped producer cannot block it.
  *
  * Each side keeps a cached copy of the other side's index (head_cache, tail_cache in
  * the process's view): a hint that is never ahead of the real value, refreshed only
  * when it shows too little room or too few messages, so the common put or get touches
  * the other side's cache line once per many messages. A loan is the slot at the tail
  * (one at a time), a peek the slot at the head, remembered in the view until commit or
- * release.
+ * release. One put and one get — the index helpers and the two try forms — are inline
+ * in ring_spsc.h, where ring.c calls them directly.
  */
-#include "ring_internal.h"
+#include "ring_spsc.h"
 
 /* ---- layout ------------------------------------------------------------------------ */
 
@@ -34,131 +58,38 @@ static void sp_format(unsigned char *slots, const shoal__ring_geom *g)
     (void)slots, (void)g; /* zero-filled indexes are an empty ring */
 }
 
-/* ---- indexes ----------------------------------------------------------------------- */
+/* ---- the end of the stream (see the top) ------------------------------------------ */
 
-/* Free slots at tail t, refreshing the cached head only when it shows fewer than
- * `want`. The cache may be stale (older), never ahead. */
-static inline uint64_t sp_room(shoal__ring *r, uint64_t t, uint64_t want)
+/* Completes a shutdown whose closer stopped after its first step (see the top). */
+static void sp_seal(shoal__ring *r)
 {
-    uint64_t cap = r->g.capacity;
-    if (t - r->head_cache > cap - want) {
-        r->head_cache = atomic_load_explicit(&r->h->head, memory_order_acquire);
-        if (t - r->head_cache >= cap)
-            return 0;
-    }
-    return cap - (t - r->head_cache);
+    uint32_t c = RING_CLOSING;
+    shoal__ring_barrier();
+    atomic_compare_exchange_strong(&r->h->closed, &c, RING_SEALED);
 }
 
-/* Publishes the tail (t -> t + n); fails only if shutdown sealed it. */
-static int sp_publish(shoal__ring *r, uint64_t t, uint64_t n)
+int shoal__spsc_empty(shoal__ring *r, uint64_t hd)
 {
-    if (!atomic_compare_exchange_strong(&r->h->tail, &t, t + n))
-        return err_closed(r);
-    wake_consumers(r);
-    return 0;
-}
-
-/* Messages available at head hd, refreshing the cached tail only when it shows fewer
- * than `want`. */
-static inline uint64_t sp_avail(shoal__ring *r, uint64_t hd, uint64_t want, bool *sealed)
-{
-    *sealed = false;
-    uint64_t tc = r->tail_cache & ~TAIL_SEAL;
-    if (tc < hd + want) {
-        r->tail_cache = atomic_load_explicit(&r->h->tail, memory_order_acquire);
-        tc = r->tail_cache & ~TAIL_SEAL;
-        *sealed = r->tail_cache & TAIL_SEAL;
-        if (tc <= hd)
-            return 0;
-    }
-    return tc - hd;
-}
-
-static inline void sp_consume(shoal__ring *r, uint64_t hd, uint64_t n)
-{
-    r->peek = NULL;                    /* whatever was peeked is consumed now */
-    atomic_store(&r->h->head, hd + n); /* seq_cst: ordered before the sleeper check */
-    wake_producers(r);
-}
-
-/* A message's length as its slot records it. */
-static inline size_t sp_len(const shoal__ring *r, const unsigned char *slot)
-{
-    uint32_t len;
-    if (!is_var(r))
-        return r->g.elem_size;
-    memcpy(&len, slot, sizeof(len));
-    return len;
-}
-
-static inline void sp_set_len(const shoal__ring *r, unsigned char *slot, size_t len)
-{
-    if (is_var(r)) {
-        uint32_t l = (uint32_t)len;
-        memcpy(slot, &l, sizeof(l));
-    }
-}
-
-/* The free slot at the tail: 0 (*t, *slot), SHOAL_EAGAIN, or SHOAL_ECLOSED. */
-static inline int sp_back(shoal__ring *r, uint64_t *t, unsigned char **slot)
-{
-    *t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
-    if (SHOAL_UNLIKELY(*t & TAIL_SEAL))
-        return err_closed(r);
-    if (sp_room(r, *t, 1) == 0)
+    uint32_t c = atomic_load_explicit(&r->h->closed, memory_order_acquire);
+    if (SHOAL_LIKELY(c == 0))
         return SHOAL_EAGAIN;
-    *slot = slot_at(r, *t);
-    return 0;
+    if (c != RING_SEALED)
+        sp_seal(r);
+    uint32_t busy = atomic_load_explicit(&r->h->put_busy, memory_order_acquire);
+    r->tail_cache = atomic_load_explicit(&r->h->tail, memory_order_acquire);
+    if (r->tail_cache != hd)
+        return 1;
+    if (busy == 0)
+        return err_eof(r);
+    /* A put in flight, unless its producer died inside it (UINT32_MAX: a producer
+     * without an owner id, which cannot be judged). */
+    if (busy == UINT32_MAX || shoal__owner_alive(r->seg, busy))
+        return SHOAL_EAGAIN;
+    atomic_compare_exchange_strong(&r->h->put_busy, &busy, 0);
+    return err_eof(r);
 }
 
-/* The message at the head, the one read path of get and peek: 0 (*hd, *msg — its
- * bytes —, *len), SHOAL_EAGAIN, SHOAL_EEOF, or SHOAL_ECORRUPT when its recorded length
- * exceeds max_msg. */
-static inline int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, size_t *len)
-{
-    bool sealed;
-    *hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
-    if (sp_avail(r, *hd, 1, &sealed) == 0)
-        return sealed ? err_eof(r) : SHOAL_EAGAIN;
-    unsigned char *slot = slot_at(r, *hd);
-    *len = sp_len(r, slot);
-    *msg = slot + r->g.data_off;
-    return SHOAL_UNLIKELY(*len > r->g.max_msg) ? err_bad_len(r, *len) : 0;
-}
-
-/* ---- the try forms ----------------------------------------------------------------- */
-
-static int sp_try_put(shoal__ring *r, void *arg)
-{
-    const struct put_args *a = arg;
-    uint64_t t;
-    unsigned char *slot = NULL;
-    int rc = sp_back(r, &t, &slot);
-    if (rc)
-        return rc;
-    sp_set_len(r, slot, a->len);
-    copy_msg(slot + r->g.data_off, a->msg, a->len);
-    shoal__test_point("queue.reserved");
-    return sp_publish(r, t, 1);
-}
-
-static int sp_try_get(shoal__ring *r, void *arg)
-{
-    struct get_args *a = arg;
-    uint64_t hd;
-    unsigned char *msg = NULL;
-    size_t len = 0;
-    int rc = sp_front(r, &hd, &msg, &len);
-    if (rc)
-        return rc;
-    *a->len = len;
-    if (len > a->cap)
-        return err_small(r, len, a->cap);
-    copy_msg(a->buf, msg, len);
-    shoal__test_point("queue.claimed");
-    sp_consume(r, hd, 1);
-    return 0;
-}
+/* ---- the other try forms ----------------------------------------------------------- */
 
 /* Batches move every element that fits with one publication of the index. */
 static int sp_try_put_batch(shoal__ring *r, void *arg)
@@ -166,20 +97,22 @@ static int sp_try_put_batch(shoal__ring *r, void *arg)
     struct batch_args *a = arg;
     size_t esz = r->g.elem_size;
     uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
-    if (t & TAIL_SEAL)
-        return err_closed(r);
     uint64_t k = sp_room(r, t, a->n < r->g.capacity ? a->n : r->g.capacity);
     if (k == 0)
-        return SHOAL_EAGAIN;
+        return atomic_load_explicit(&r->h->closed, memory_order_relaxed) ? err_closed(r)
+                                                                         : SHOAL_EAGAIN;
     if (k > a->n)
         k = a->n;
+    bool fenced = ring_fenced(r);
+    int rc = sp_enter(r, fenced);
+    if (rc)
+        return rc;
     for (uint64_t i = 0; i < k; i++)
         memcpy(slot_at(r, t + i), a->elems + i * esz, esz);
     shoal__test_point("queue.reserved");
-    int rc = sp_publish(r, t, k);
-    if (rc == 0)
-        *a->done = k;
-    return rc;
+    sp_publish(r, fenced, t, k);
+    *a->done = k;
+    return 0;
 }
 
 static int sp_try_get_batch(shoal__ring *r, void *arg)
@@ -187,10 +120,10 @@ static int sp_try_get_batch(shoal__ring *r, void *arg)
     struct batch_args *a = arg;
     size_t esz = r->g.elem_size;
     uint64_t hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
-    bool sealed;
-    uint64_t k = sp_avail(r, hd, a->n, &sealed);
+    int why;
+    uint64_t k = sp_avail(r, hd, a->n, &why);
     if (k == 0)
-        return sealed ? err_eof(r) : SHOAL_EAGAIN;
+        return why;
     if (k > a->n)
         k = a->n;
     for (uint64_t i = 0; i < k; i++)
@@ -207,6 +140,8 @@ static int sp_try_loan(shoal__ring *r, void *arg)
         return shoal__err(SHOAL_EINVAL,
                           "%s \"%s\": a single-producer %s allows one loan at a time",
                           r->what, r->name, r->what);
+    if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
+        return err_closed(r);
     uint64_t t;
     unsigned char *slot = NULL;
     int rc = sp_back(r, &t, &slot);
@@ -222,9 +157,13 @@ static int sp_commit(shoal__ring *r, unsigned char *base, size_t len)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": slot is not loaned by this handle",
                           r->what, r->name);
     r->loan = NULL;
+    bool fenced = ring_fenced(r);
+    int rc = sp_enter(r, fenced);
+    if (rc)
+        return rc;
     sp_set_len(r, base, len);
-    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
-    return sp_publish(r, t & ~TAIL_SEAL, 1);
+    sp_publish(r, fenced, atomic_load_explicit(&r->h->tail, memory_order_relaxed), 1);
+    return 0;
 }
 
 static int sp_try_peek(shoal__ring *r, void *arg)
@@ -255,25 +194,17 @@ static int sp_readable(shoal__ring *r, void *arg)
 {
     (void)arg;
     uint64_t hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
-    bool sealed;
-    if (sp_avail(r, hd, 1, &sealed))
-        return 0;
-    return sealed ? err_eof(r) : SHOAL_EAGAIN;
+    int why;
+    return sp_avail(r, hd, 1, &why) ? 0 : why;
 }
 
 static int sp_writable(shoal__ring *r, void *arg)
 {
     (void)arg;
-    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
-    if (t & TAIL_SEAL)
+    if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
         return err_closed(r);
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
     return sp_room(r, t, 1) ? 0 : SHOAL_EAGAIN;
-}
-
-/* Seals the tail: the producer's publishing compare-and-swap fails from now on. */
-static void sp_seal(shoal__ring *r)
-{
-    atomic_fetch_or(&r->h->tail, TAIL_SEAL);
 }
 
 static long sp_copy_at(const shoal__ring *r, uint64_t pos, unsigned char *buf)

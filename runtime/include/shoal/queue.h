@@ -121,6 +121,19 @@ typedef struct shoal_queue_stats {
 } shoal_queue_stats;
 SHOAL_API int shoal_queue_stats_get(shoal_queue *q, shoal_queue_stats *st);
 
+/*
+ * How this process's queues and pipes wake a sleeping peer: "membarrier" when it
+ * registered for membarrier(2)'s global expedited barrier (a put or get with nobody
+ * asleep then makes no locked instruction and no fence; a thread about to sleep, and
+ * shutdown, issue the barrier), or "fenced" when membarrier is missing or refused
+ * (an old kernel, a seccomp profile) or $SHOAL_WAKE=fenced forces it (every put and
+ * get then makes a full fence, and so do those of every process sharing a ring with
+ * this one). Decided once per process, at the first call or the first ring opened.
+ * When why is not NULL, *why receives the errno that refused membarrier (0 when it
+ * was not refused). Never fails.
+ */
+SHOAL_API const char *shoal_wake_mode(int *why);
+
 #ifdef __cplusplus
 }
 #endif

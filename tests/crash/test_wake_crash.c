@@ -1,0 +1,332 @@
+/* test_wake_crash.c — the SPSC wake path and its exact shutdown (ring_spsc.c): a put
+ * in flight when shutdown runs is delivered before the end of the stream, a producer
+ * or a closer SIGKILLed inside their windows leaves nothing lost, duplicated or hung,
+ * and a process whose seccomp filter refuses membarrier takes the fenced wake path on
+ * its own and shares rings with one on the membarrier path without losing a wake-up
+ * (the test program runs itself again as that process). */
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "internal.h"
+#include "ring_internal.h"
+#include "testutil.h"
+
+static shoal_queue *make(const char *name, size_t cap)
+{
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = cap, .spsc = 1};
+    shoal_queue *q;
+    T_OK(shoal_queue_open(&q, name, SHOAL_OPEN_OR_CREATE, &cfg, NULL));
+    return q;
+}
+
+static int64_t get1(shoal_queue *q)
+{
+    int64_t v = 0;
+    size_t len;
+    int rc = shoal_queue_get(q, &v, sizeof(v), &len, SHOAL_SEC(5));
+    if (rc)
+        fail_msg("get: %s: %s", shoal_strerror(rc), shoal_errdetail());
+    return v;
+}
+
+static int get_rc(shoal_queue *q, shoal_duration timeout)
+{
+    int64_t v;
+    size_t len;
+    return shoal_queue_get(q, &v, sizeof(v), &len, timeout);
+}
+
+/* Puts 7, reporting its result as the exit code (0: the put returned 0). */
+static int put_seven(void *arg)
+{
+    int rc = shoal_queue_put(arg, &(int64_t){7}, 8, SHOAL_SEC(5));
+    return rc == 0 ? 0 : rc == SHOAL_ECLOSED ? 3 : 4;
+}
+
+/* Shutdown runs while a put is between its check of `closed` and its publication:
+ * shutdown returns at once, consumers see no end of stream while the put is in
+ * flight, and the put, which returns 0, is delivered before the end. */
+static void test_put_in_flight_delivered(void **state)
+{
+    (void)state;
+    shoal_queue *q = make("inflight", 8);
+    T_OK(shoal_queue_put(q, &(int64_t){1}, 8, 0));
+    pid_t pid = t_fork_paused("queue.reserved", put_seven, q);
+    assert_true(pid > 0);
+    T_OK(shoal_queue_shutdown(q));
+    assert_int_equal(get1(q), 1);
+    assert_int_equal(get_rc(q, 0), SHOAL_EAGAIN); /* not the end: a put is in flight */
+    assert_int_equal(get_rc(q, SHOAL_MS(50)), SHOAL_ETIMEDOUT);
+    kill(pid, SIGCONT);
+    assert_int_equal(get1(q), 7);
+    assert_int_equal(t_wait(pid), 0);
+    assert_int_equal(get_rc(q, SHOAL_SEC(5)), SHOAL_EEOF);
+    assert_int_equal(shoal_queue_put(q, &(int64_t){8}, 8, 0), SHOAL_ECLOSED);
+    shoal_queue_close(q);
+}
+
+/* A consumer asleep waiting for the in-flight put is woken by its publication. */
+static int get_then_eof(void *arg)
+{
+    int64_t v = 0;
+    size_t len;
+    if (shoal_queue_get(arg, &v, sizeof(v), &len, SHOAL_SEC(10)) || v != 7)
+        return 1;
+    return get_rc(arg, SHOAL_SEC(10)) == SHOAL_EEOF ? 0 : 2;
+}
+
+static void test_put_in_flight_wakes_sleeper(void **state)
+{
+    (void)state;
+    shoal_set_spin_ns(0);
+    shoal_queue *q = make("inflight-sleep", 8);
+    pid_t prod = t_fork_paused("queue.reserved", put_seven, q);
+    assert_true(prod > 0);
+    T_OK(shoal_queue_shutdown(q));
+    pid_t cons = t_fork(get_then_eof, q);
+    usleep(50000); /* the consumer goes to sleep on the in-flight put */
+    kill(prod, SIGCONT);
+    assert_int_equal(t_wait(prod), 0);
+    assert_int_equal(t_wait(cons), 0);
+    shoal_queue_close(q);
+    shoal_set_spin_ns(20000);
+}
+
+/* A producer SIGKILLed inside a put, before or after publishing: what it published is
+ * delivered once, then the end of the stream comes (no hang on its stale marker). */
+static void producer_killed_in_put(const char *name, const char *point, bool published)
+{
+    shoal_queue *q = make(name, 8);
+    T_OK(shoal_queue_put(q, &(int64_t){1}, 8, 0));
+    pid_t pid = t_fork_paused(point, put_seven, q);
+    assert_true(pid > 0);
+    T_OK(shoal_queue_shutdown(q));
+    t_kill(pid);
+    assert_int_equal(get1(q), 1);
+    if (published)
+        assert_int_equal(get1(q), 7);
+    assert_int_equal(get_rc(q, SHOAL_SEC(5)), SHOAL_EEOF);
+    assert_int_equal(get_rc(q, 0), SHOAL_EEOF);
+    shoal_queue_stats st;
+    T_OK(shoal_queue_stats_get(q, &st));
+    assert_int_equal(st.puts, published ? 2 : 1);
+    assert_int_equal(st.gets, st.puts);
+    shoal_queue_close(q);
+}
+
+static void test_producer_killed_before_publishing(void **state)
+{
+    (void)state;
+    producer_killed_in_put("killed-before", "queue.reserved", false);
+}
+
+static void test_producer_killed_after_publishing(void **state)
+{
+    (void)state;
+    producer_killed_in_put("killed-after", "queue.published", true);
+}
+
+/* A producer killed inside a put while the ring is open: the next producer and the
+ * consumer carry on, and shutdown still ends the stream. */
+static void test_producer_killed_then_replaced(void **state)
+{
+    (void)state;
+    shoal_queue *q = make("replaced", 4);
+    pid_t pid = t_fork_paused("queue.reserved", put_seven, q);
+    assert_true(pid > 0);
+    t_kill(pid);
+    for (int64_t i = 0; i < 10; i++) {
+        T_OK(shoal_queue_put(q, &i, 8, SHOAL_SEC(5)));
+        assert_int_equal(get1(q), i);
+    }
+    T_OK(shoal_queue_shutdown(q));
+    assert_int_equal(get_rc(q, SHOAL_SEC(5)), SHOAL_EEOF);
+    shoal_queue_close(q);
+}
+
+static int closer(void *arg)
+{
+    return shoal_queue_shutdown(arg) ? 1 : 0;
+}
+
+/* A closer SIGKILLed between its two steps: no put starts after it, the consumer
+ * completes the shutdown, takes what was there and then sees the end. */
+static void test_closer_killed(void **state)
+{
+    (void)state;
+    shoal_queue *q = make("closer", 8);
+    for (int64_t i = 1; i <= 3; i++)
+        T_OK(shoal_queue_put(q, &i, 8, 0));
+    pid_t pid = t_fork_paused("ring.closing", closer, q);
+    assert_true(pid > 0);
+    t_kill(pid);
+    assert_int_equal(shoal_queue_put(q, &(int64_t){9}, 8, 0), SHOAL_ECLOSED);
+    for (int64_t i = 1; i <= 3; i++)
+        assert_int_equal(get1(q), i);
+    assert_int_equal(get_rc(q, SHOAL_SEC(5)), SHOAL_EEOF);
+    assert_int_equal(atomic_load(&shoal__queue_ring(q)->h->closed), RING_SEALED);
+    shoal_queue_close(q);
+}
+
+/* Loans: one taken after shutdown is refused; one taken before and committed after
+ * is refused at the commit, and the stream still ends. */
+static void test_loan_and_shutdown(void **state)
+{
+    (void)state;
+    shoal_queue *q = make("loan", 4);
+    void *slot;
+    size_t cap;
+    T_OK(shoal_queue_loan(q, &slot, &cap, 0));
+    T_OK(shoal_queue_shutdown(q));
+    *(int64_t *)slot = 5;
+    assert_int_equal(shoal_queue_commit(q, slot, 8), SHOAL_ECLOSED);
+    assert_int_equal(shoal_queue_loan(q, &slot, &cap, 0), SHOAL_ECLOSED);
+    assert_int_equal(get_rc(q, SHOAL_SEC(5)), SHOAL_EEOF);
+    shoal_queue_close(q);
+}
+
+/* Ping-pong between this process, on the membarrier path, and a copy of the test
+ * program run under a seccomp filter that refuses membarrier (as a container's profile
+ * may), both sleeping at every message (spin budget 0): every wake-up arrives. */
+#define ROUNDS   2000
+#define PEER_ARG "fenced-peer"
+
+static void deny_membarrier(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        _exit(90);
+}
+
+/* Forks a child that refuses itself membarrier and runs argv. */
+static pid_t spawn_denied(char *const argv[], int out_fd)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        deny_membarrier();
+        unsetenv("SHOAL_WAKE"); /* the filter, not the variable, decides */
+        if (out_fd >= 0)
+            dup2(out_fd, STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(91);
+    }
+    return pid;
+}
+
+/* The peer, in the process run under the filter. */
+static int fenced_peer(void)
+{
+    shoal_set_spin_ns(0);
+    int why = 0;
+    if (strcmp(shoal_wake_mode(&why), "fenced") || why != EPERM)
+        return 5;
+    shoal_queue *ping = make("ping", 4), *pong = make("pong", 4);
+    if (!ring_fenced(shoal__queue_ring(ping)) || !ring_fenced(shoal__queue_ring(pong)))
+        return 6;
+    for (int i = 0; i < ROUNDS; i++) {
+        int64_t v;
+        size_t len;
+        if (shoal_queue_get(ping, &v, 8, &len, SHOAL_SEC(10)) || v != i)
+            return 1;
+        if (shoal_queue_put(pong, &v, 8, SHOAL_SEC(10)))
+            return 2;
+    }
+    shoal_queue_close(ping);
+    shoal_queue_close(pong);
+    return 0;
+}
+
+static void test_mixed_modes_ping_pong(void **state)
+{
+    (void)state;
+    shoal_set_spin_ns(0);
+    shoal_queue *ping = make("ping", 4), *pong = make("pong", 4);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    pid_t pid = spawn_denied((char *const[]){self, PEER_ARG, NULL}, -1);
+    for (int64_t i = 0; i < ROUNDS; i++) {
+        T_OK(shoal_queue_put(ping, &i, 8, SHOAL_SEC(10)));
+        assert_int_equal(get1(pong), i);
+    }
+    assert_int_equal(t_wait(pid), 0);
+    assert_true(ring_fenced(shoal__queue_ring(ping)));
+    shoal_queue_close(ping);
+    shoal_queue_close(pong);
+    shoal_set_spin_ns(20000);
+}
+
+/* `shoal doctor` under the same filter says that the rings take the fenced path, and
+ * why. */
+static void test_doctor_says_fenced(void **state)
+{
+    (void)state;
+    int fds[2];
+    T_OK(pipe(fds));
+    pid_t pid = spawn_denied((char *const[]){SHOAL_CLI_PATH, "doctor", NULL}, fds[1]);
+    close(fds[1]);
+    char out[8192];
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof(out) - 1 &&
+           (k = read(fds[0], out + got, sizeof(out) - 1 - got)) > 0)
+        got += (size_t)k;
+    out[got] = '\0';
+    close(fds[0]);
+    t_wait(pid);
+    if (!strstr(out, "ring wake path     fenced (registering for membarrier failed: "
+                     "Operation not permitted"))
+        fail_msg("doctor said:\n%s", out);
+}
+
+/* The mode this process chose is the one shoal_wake_mode reports. */
+static void test_wake_mode(void **state)
+{
+    (void)state;
+    int why = -1;
+    const char *mode = shoal_wake_mode(&why);
+    const char *env = getenv("SHOAL_WAKE");
+    if (env && !strcmp(env, "fenced")) {
+        assert_string_equal(mode, "fenced");
+        assert_int_equal(why, 0);
+    } else if (!strcmp(mode, "fenced")) {
+        assert_true(why > 0); /* refused here: the errno says why */
+    } else {
+        assert_string_equal(mode, "membarrier");
+        assert_int_equal(why, 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], PEER_ARG))
+        return fenced_peer();
+    t_setup_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wake_mode),
+        cmocka_unit_test(test_put_in_flight_delivered),
+        cmocka_unit_test(test_put_in_flight_wakes_sleeper),
+        cmocka_unit_test(test_producer_killed_before_publishing),
+        cmocka_unit_test(test_producer_killed_after_publishing),
+        cmocka_unit_test(test_producer_killed_then_replaced),
+        cmocka_unit_test(test_closer_killed),
+        cmocka_unit_test(test_loan_and_shutdown),
+        cmocka_unit_test(test_mixed_modes_ping_pong),
+        cmocka_unit_test(test_doctor_says_fenced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
