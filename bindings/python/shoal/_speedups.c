@@ -180,7 +180,7 @@ typedef struct {
 static PyTypeObject LockBase_Type;
 
 /* The handle, re-attached through self._fast() when this process has none yet. */
-static void *lock_handle_slow(LockBase *self)
+__attribute__((noinline)) static void *lock_handle_slow(LockBase *self)
 {
     PyObject *hp = PyObject_CallMethod((PyObject *)self, "_fast", NULL);
     if (!hp)
@@ -210,10 +210,14 @@ static inline void *lock_handle(LockBase *self)
 
 /* The calling thread's identity as threading.get_ident() gives it (CPython's
  * PyThread_get_thread_ident() is pthread_self() on POSIX), without the call into
- * libpython. */
+ * libpython, cached per thread (a fork child's thread keeps its parent thread's). */
+static _Thread_local unsigned long my_ident __attribute__((tls_model("initial-exec")));
+
 static inline unsigned long thread_ident(void)
 {
-    return (unsigned long)pthread_self();
+    if (__builtin_expect(!my_ident, 0))
+        my_ident = (unsigned long)pthread_self();
+    return my_ident;
 }
 
 static inline void took(LockBase *self, unsigned long tid)
@@ -238,8 +242,10 @@ static inline void dropping(LockBase *self)
 }
 
 /* Anything but an uncontended acquisition: the Python side waits and raises. */
-static PyObject *lock_acquire_slow(LockBase *self, int rc, PyObject *block,
-                                   PyObject *timeout, PyObject *raise_od)
+__attribute__((noinline)) static PyObject *lock_acquire_slow(LockBase *self, int rc,
+                                                             PyObject *block,
+                                                             PyObject *timeout,
+                                                             PyObject *raise_od)
 {
     PyObject *rcobj = PyLong_FromLong(rc);
     if (!rcobj)
@@ -265,14 +271,13 @@ static inline PyObject *lock_acquire_impl(LockBase *self, PyObject *block,
     Py_RETURN_TRUE;
 }
 
-/* acquire(block=True, timeout=None, *, raise_owner_died=False), parsed by hand:
- * the common call has no arguments, and building an argument tuple would cost as
- * much as the lock itself. */
-static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssize_t nargs,
-                                  PyObject *kwnames)
+/* acquire(block=True, timeout=None, *, raise_owner_died=False) with arguments, parsed
+ * by hand: building an argument tuple would cost as much as the lock itself. */
+__attribute__((noinline)) static PyObject *lock_acquire_args(LockBase *self,
+                                                             PyObject *const *args,
+                                                             Py_ssize_t nargs,
+                                                             PyObject *kwnames)
 {
-    if (nargs == 0 && !kwnames) /* the common call: lock.acquire() */
-        return lock_acquire_impl(self, Py_True, Py_None, Py_False);
     PyObject *v[3] = {Py_True, Py_None, Py_False};
     static const char *names[] = {"block", "timeout", "raise_owner_died"};
     if (nargs > 2) {
@@ -300,6 +305,21 @@ static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssiz
     return lock_acquire_impl(self, v[0], v[1], v[2]);
 }
 
+/* acquire(): the common call has no arguments, and keeps to a small frame. */
+static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
+{
+    if (__builtin_expect(nargs == 0 && !kwnames, 1))
+        return lock_acquire_impl(self, Py_True, Py_None, Py_False);
+    return lock_acquire_args(self, args, nargs, kwnames);
+}
+
+/* A failed release: the Python side raises. */
+__attribute__((noinline)) static PyObject *lock_raise(LockBase *self, int rc)
+{
+    return PyObject_CallMethod((PyObject *)self, "_raise_rc", "i", rc);
+}
+
 static inline PyObject *lock_release_impl(LockBase *self)
 {
     void *h = lock_handle(self);
@@ -307,8 +327,8 @@ static inline PyObject *lock_release_impl(LockBase *self)
         return NULL;
     dropping(self);
     int rc = lib.lock_release(h);
-    if (rc)
-        return PyObject_CallMethod((PyObject *)self, "_raise_rc", "i", rc);
+    if (__builtin_expect(rc != 0, 0))
+        return lock_raise(self, rc);
     Py_RETURN_NONE;
 }
 
