@@ -50,6 +50,7 @@
 #define E_EAGAIN     (-14)
 #define E_EOWNERDEAD (-15)
 #define E_EDEADLK    (-24)
+#define E_ETIMEDOUT  (-13)
 
 typedef int (*fn_h)(void *);
 typedef int (*fn_put)(void *, const void *, size_t);
@@ -671,6 +672,40 @@ static PyObject *m_pipe_recv(PyObject *m, PyObject *const *a, Py_ssize_t n)
     return receive(a, n, "pipe_recv(handle, buffer)", 1);
 }
 
+/* pipe_recv_wait(handle, buffer, slice_ns) -> (rc, length): a receive that waits for
+ * a message as long as it takes, with the GIL released, in slices of slice_ns so that
+ * signal handlers run between them (Ctrl-C raises KeyboardInterrupt here). The first
+ * try holds the GIL: a message already there costs no GIL round trip. */
+static PyObject *m_pipe_recv_wait(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    void *h;
+    Py_buffer b;
+    if (n != 3) {
+        PyErr_SetString(PyExc_TypeError, "pipe_recv_wait(handle, buffer, slice_ns)");
+        return NULL;
+    }
+    long long slice = PyLong_AsLongLong(a[2]);
+    if (slice == -1 && PyErr_Occurred())
+        return NULL;
+    if (handle_and_buffer(a, 2, "pipe_recv_wait(handle, buffer, slice_ns)", &h, &b,
+                          PyBUF_WRITABLE))
+        return NULL;
+    size_t len = 0;
+    int rc = lib.pipe_recv(h, b.buf, (size_t)b.len, &len, 0);
+    while (rc == E_EAGAIN || rc == E_ETIMEDOUT) {
+        PyThreadState *ts = PyEval_SaveThread();
+        rc = lib.pipe_recv(h, b.buf, (size_t)b.len, &len, slice);
+        PyEval_RestoreThread(ts);
+        if (rc == E_ETIMEDOUT && PyErr_CheckSignals()) {
+            PyBuffer_Release(&b);
+            return NULL;
+        }
+    }
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(in)", rc, (Py_ssize_t)len);
+}
+
 /* value_add(handle, delta) -> (rc, previous value): shoal_value_add */
 static PyObject *m_value_add(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
@@ -778,6 +813,8 @@ static PyMethodDef module_methods[] = {
      "pipe_send(handle, data) -> rc"},
     {"pipe_recv", (PyCFunction)(void (*)(void))m_pipe_recv, METH_FASTCALL,
      "pipe_recv(handle, buffer) -> (rc, length)"},
+    {"pipe_recv_wait", (PyCFunction)(void (*)(void))m_pipe_recv_wait, METH_FASTCALL,
+     "pipe_recv_wait(handle, buffer, slice_ns) -> (rc, length), waiting"},
     {"value_add", (PyCFunction)(void (*)(void))m_value_add, METH_FASTCALL,
      "value_add(handle, delta) -> (rc, previous value)"},
     {"plain", m_plain, METH_O,

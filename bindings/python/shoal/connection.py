@@ -51,7 +51,7 @@ from multiprocessing import BufferTooShort
 from . import _bulk, errors
 from ._lib import (
     C, F, NOWAIT_C, Place, _sizes, check, encode_name, error, open_mode, proc,
-    recv_state, shoal_queue_config, size_c, speedups as _speedups, wait_loop,
+    _SLICE_NS, recv_state, shoal_queue_config, size_c, speedups as _speedups, wait_loop,
 )
 from ._object import SharedObject, _release, decode
 
@@ -66,7 +66,7 @@ _dumps, _loads = _bulk.dumps, pickle.loads
 
 _TAKEOVER = 0x100  # SHOAL_PIPE_TAKEOVER (shoal/pipe.h)
 if _speedups:  # the non-blocking byte transfers without ctypes (shoal._speedups)
-    _sp_send, _sp_recv = _speedups.pipe_send, _speedups.pipe_recv
+    _sp_send, _sp_recv_wait = _speedups.pipe_send, _speedups.pipe_recv_wait
 
 
 def _config(max_msg, capacity):
@@ -258,9 +258,10 @@ class Connection(SharedObject):
             h = self._h
             if h is None or self._pid != proc.pid:
                 h = self._handle()
-            rc, got = _sp_recv(h, buf)
+            rc, got = _sp_recv_wait(h, buf, _SLICE_NS)  # waits, GIL released
             if rc == 0:
                 return buf, got
+            raise error(rc, "pipe %r" % self._name)
         else:
             hp = self._hp
             if hp is None or self._pid != proc.pid:
