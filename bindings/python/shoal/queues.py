@@ -45,6 +45,7 @@ layout raises shoal.LayoutMismatch. ``put``/``get`` copy one element; ``loan()``
 
 import ctypes
 import pickle
+import types as _types
 import queue as _queue
 import threading
 import weakref
@@ -53,7 +54,7 @@ from ctypes import byref, c_size_t, c_void_p
 
 from . import _bulk, errors
 from ._lib import (
-    C, F, NOWAIT, Place, _sizes, check, encode_name, error, open_mode,
+    C, F, NOWAIT, _SLICE_NS, Place, _sizes, check, encode_name, error, open_mode,
     recv_state, size_c,
     proc as _proc, speedups as _speedups,
     shoal_queue_config, shoal_queue_stats, shoal_type, wait_loop,
@@ -618,7 +619,36 @@ def _reopen_joinable(name, place, unfinished, cond, unbounded=False):
     return obj
 
 
-class TypedQueue(_QueueBase):
+def _validator(ct):
+    """The function validating one element of struct class ct (called with the
+    element, as element.validate() would be), None when there is nothing to check,
+    or False when it cannot be called that way."""
+    v = getattr(ct, "validate", None)
+    if v is None:
+        return None
+    from ._gen import Message
+    if v is Message.validate:  # generated: straight to the generated checks
+        v = ct._shoal_validate_
+        if v is Message._shoal_validate_:
+            return None
+    return v if isinstance(v, _types.FunctionType) else False
+
+
+# With the extension, TypedQueue.put/get of structs run in C (TypedBase), which calls
+# _put_py / _get_py for everything else; without it they are put/get.
+if _speedups:
+    _TypedBases = (_speedups.TypedBase, _QueueBase)
+
+    class _Probe(ctypes.Structure):
+        _fields_ = [("x", ctypes.c_int64)]
+    _p = _Probe()
+    _speedups.check_cdata(_p, ctypes.addressof(_p))
+    del _p
+else:
+    _TypedBases = (_QueueBase,)
+
+
+class TypedQueue(*_TypedBases):
     """A queue of fixed-size elements of one type (see the module doc)."""
 
     def __init__(self, type, maxsize=0, *, name=None, create=None, spsc=False, root=None,
@@ -636,6 +666,21 @@ class TypedQueue(_QueueBase):
         self._ct = self._et.ctype
         self._size = self._et.size
         self._sizec = c_size_t(self._size)
+        if _speedups:
+            valid = _validator(self._ct) if self._et.is_struct else False
+            if valid is not False:
+                self._cct, self._csize, self._cvalid = self._ct, self._size, valid
+                self._cslice = _SLICE_NS
+
+    def _attach(self, handle, place, owned=True):
+        super()._attach(handle, place, owned)
+        if _speedups:  # the handle for the C fast path, and where it is valid
+            self._ch, self._cpid = handle, _proc.pid
+
+    def _before_close(self):
+        super()._before_close()
+        if _speedups:
+            self._ch = 0
 
     def _want_type(self):
         return self._et.ptr.contents
@@ -652,7 +697,7 @@ class TypedQueue(_QueueBase):
             return self._ct(**obj)
         return self._ct(obj)
 
-    def put(self, obj, block=True, timeout=None):
+    def _put_py(self, obj, block=True, timeout=None):
         """Puts one element (an instance of the type; a tuple or dict of its fields,
         or a scalar for a typecode, is converted). Validated when the type has
         validate()."""
@@ -663,18 +708,22 @@ class TypedQueue(_QueueBase):
         v = getattr(x, "validate", None)
         if v is not None:
             v()
-        p = byref(x)
-        rc = _sp_put(self._h, x) if _speedups else _try_put(hp, p, self._sizec)
+        rc = _sp_put(self._h, x) if _speedups else _try_put(hp, byref(x), self._sizec)
         if rc:
-            if rc == _EAGAIN and block:
-                rc = wait_loop(C.queue_put, (self._h, p, self._size), timeout)
-            if rc:
-                self._raise_put(rc, self._size)
+            self._put_wait(rc, x, block, timeout)
+
+    def _put_wait(self, rc, x, block, timeout):
+        """After a try-put of element x that returned rc: waits if allowed (GIL
+        released), raises."""
+        if rc == _EAGAIN and block:
+            rc = wait_loop(C.queue_put, (self._h, byref(x), self._size), timeout)
+        if rc:
+            self._raise_put(rc, self._size)
 
     def put_nowait(self, obj):
         self.put(obj, False)
 
-    def get(self, block=True, timeout=None):
+    def _get_py(self, block=True, timeout=None):
         """Removes the oldest element and returns a copy (for a typecode: its value)."""
         hp = self._hp
         if hp is None or self._pid != _proc.pid:
@@ -697,6 +746,9 @@ class TypedQueue(_QueueBase):
             if v is not None:
                 v()
         return out if self._et.is_struct else out.value
+
+    if not _speedups:
+        put, get = _put_py, _get_py
 
     def get_nowait(self):
         return self.get(False)
