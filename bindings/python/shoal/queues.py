@@ -76,6 +76,7 @@ _dumps, _loads = _bulk.dumps, pickle.loads
 _try_put, _try_get = F.queue_try_put, F.queue_try_get
 if _speedups:
     _sp_put, _sp_get = _speedups.queue_try_put, _speedups.queue_try_get
+    _sp_get_wait = _speedups.queue_get_wait
 _rx = threading.local()
 
 
@@ -349,7 +350,10 @@ class Queue(_QueueBase):
             h = self._h
             if h is None or self._pid != _proc.pid:
                 h = self._handle()
-            rc, n = _sp_get(h, buf)
+            if block and timeout is None:  # waits in C, GIL released
+                rc, n = _sp_get_wait(h, buf, _SLICE_NS)
+            else:
+                rc, n = _sp_get(h, buf)
         else:
             hp = self._hp
             if hp is None or self._pid != _proc.pid:

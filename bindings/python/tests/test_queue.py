@@ -320,6 +320,27 @@ class TypedQueueTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             q.get()
 
+    def test_ctrl_c_in_a_waiting_get(self):
+        q = shoal.Queue(4, name="ctrl-c-objects")
+        child = _util.start_py("""
+            import shoal
+            q = shoal.Queue(name='ctrl-c-objects', create=False)
+            print('waiting', flush=True)
+            try:
+                q.get()
+            except KeyboardInterrupt:
+                print('interrupted', flush=True)
+            print(q.get(), flush=True)
+        """)
+        self.assertEqual(child.stdout.readline().strip(), "waiting")
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        self.assertEqual(child.stdout.readline().strip(), "interrupted")
+        q.put(("after", 1))
+        out, err = child.communicate(timeout=30)
+        self.assertEqual(child.returncode, 0, err)
+        self.assertEqual(out.strip(), "('after', 1)")
+
     def test_ctrl_c_in_a_waiting_struct_get(self):
         q = shoal.TypedQueue(Tick, 4, name="ctrl-c-ticks")
         child = _util.start_py("""
