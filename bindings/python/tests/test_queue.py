@@ -320,50 +320,45 @@ class TypedQueueTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             q.get()
 
-    def test_ctrl_c_in_a_waiting_get(self):
-        q = shoal.Queue(4, name="ctrl-c-objects")
-        child = _util.start_py("""
-            import shoal
-            q = shoal.Queue(name='ctrl-c-objects', create=False)
-            print('waiting', flush=True)
-            try:
-                q.get()
-            except KeyboardInterrupt:
-                print('interrupted', flush=True)
-            print(q.get(), flush=True)
-        """)
-        self.assertEqual(child.stdout.readline().strip(), "waiting")
-        time.sleep(0.3)
-        child.send_signal(signal.SIGINT)
-        self.assertEqual(child.stdout.readline().strip(), "interrupted")
-        q.put(("after", 1))
-        out, err = child.communicate(timeout=30)
-        self.assertEqual(child.returncode, 0, err)
-        self.assertEqual(out.strip(), "('after', 1)")
-
-    def test_ctrl_c_in_a_waiting_struct_get(self):
-        q = shoal.TypedQueue(Tick, 4, name="ctrl-c-ticks")
+    def _ctrl_c_in_get(self, opening, put):
+        """A child interpreter that runs `opening` (which sets q) waits in q.get();
+        SIGINT raises KeyboardInterrupt there, and the queue works on afterwards."""
         child = _util.start_py("""
             import ctypes, shoal
             class Tick(ctypes.Structure):
                 _fields_ = [("seq", ctypes.c_uint64), ("price", ctypes.c_double),
                             ("sym", ctypes.c_char * 8)]
-            q = shoal.TypedQueue(Tick, name='ctrl-c-ticks', create=False)
+            q = %s
             print('waiting', flush=True)
             try:
                 q.get()
             except KeyboardInterrupt:
                 print('interrupted', flush=True)
-            print(q.get().seq, flush=True)
-        """)
+            m = q.get()
+            print(getattr(m, "seq", m), flush=True)
+        """ % opening)
         self.assertEqual(child.stdout.readline().strip(), "waiting")
         time.sleep(0.3)
         child.send_signal(signal.SIGINT)
         self.assertEqual(child.stdout.readline().strip(), "interrupted")
-        q.put(Tick(42, 1.0, b"X"))
+        put()
         out, err = child.communicate(timeout=30)
         self.assertEqual(child.returncode, 0, err)
-        self.assertEqual(out.strip(), "42")
+        return out.strip()
+
+    def test_ctrl_c_in_a_waiting_get(self):
+        q = shoal.Queue(4, name="ctrl-c-objects")
+        out = self._ctrl_c_in_get(
+            "shoal.Queue(name='ctrl-c-objects', create=False)",
+            lambda: q.put(("after", 1)))
+        self.assertEqual(out, "('after', 1)")
+
+    def test_ctrl_c_in_a_waiting_struct_get(self):
+        q = shoal.TypedQueue(Tick, 4, name="ctrl-c-ticks")
+        out = self._ctrl_c_in_get(
+            "shoal.TypedQueue(Tick, name='ctrl-c-ticks', create=False)",
+            lambda: q.put(Tick(42, 1.0, b"X")))
+        self.assertEqual(out, "42")
 
     def test_typed_between_processes(self):
         q = shoal.TypedQueue("q", 32, name="ints")
