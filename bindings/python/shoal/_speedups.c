@@ -646,6 +646,24 @@ static PyObject *m_pipe_send(PyObject *m, PyObject *const *a, Py_ssize_t n)
     return PyLong_FromLong(rc);
 }
 
+/* The tuple (rc, length), built by hand (Py_BuildValue parses its format each call). */
+static PyObject *rc_len(int rc, size_t len)
+{
+    PyObject *t = PyTuple_New(2);
+    if (!t)
+        return NULL;
+    PyObject *a = PyLong_FromLong(rc), *b = PyLong_FromSize_t(len);
+    if (!a || !b) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyTuple_SET_ITEM(t, 1, b);
+    return t;
+}
+
 /* A receive into a writable buffer: (rc, length). */
 static PyObject *receive(PyObject *const *a, Py_ssize_t n, const char *usage, int pipe)
 {
@@ -657,7 +675,7 @@ static PyObject *receive(PyObject *const *a, Py_ssize_t n, const char *usage, in
     int rc = pipe ? lib.pipe_recv(h, b.buf, (size_t)b.len, &len, 0)
                   : lib.queue_try_get(h, b.buf, (size_t)b.len, &len);
     PyBuffer_Release(&b);
-    return Py_BuildValue("(in)", rc, (Py_ssize_t)len);
+    return rc_len(rc, len);
 }
 
 /* queue_try_get(handle, buffer) -> (rc, length) */
@@ -713,7 +731,7 @@ static PyObject *wait_into(PyObject *const *a, Py_ssize_t n, const char *usage,
     size_t len = 0;
     int rc = 0, intr = recv_waiting(fn, h, b.buf, (size_t)b.len, &len, slice, &rc);
     PyBuffer_Release(&b);
-    return intr ? NULL : Py_BuildValue("(in)", rc, (Py_ssize_t)len);
+    return intr ? NULL : rc_len(rc, len);
 }
 
 static PyObject *m_pipe_recv_wait(PyObject *m, PyObject *const *a, Py_ssize_t n)
