@@ -71,6 +71,8 @@ DEFAULT_MAX_MSG = 16 * 1024
 _ETIMEDOUT, _EAGAIN = errors.ETIMEDOUT, errors.EAGAIN
 _EEOF, _ECLOSED, _EMSGSIZE = errors.EEOF, errors.ECLOSED, errors.EMSGSIZE
 _dumps, _loads = _bulk.dumps, pickle.loads
+_pdumps, _HIGHEST = pickle.dumps, pickle.HIGHEST_PROTOCOL
+_plain = _speedups.plain if _speedups else None
 # The try forms hold the GIL (they never wait); waits go through C (GIL released).
 # With the extension, the byte transfers of Queue skip ctypes (shoal._speedups).
 _try_put, _try_get = F.queue_try_put, F.queue_try_get
@@ -291,8 +293,8 @@ class Queue(_QueueBase):
         timeout (at once with block=False), shoal.Closed after shutdown(). An object
         that cannot be pickled is reported on stderr and dropped, as
         multiprocessing's feeder thread does."""
-        try:
-            data = _dumps(obj)
+        try:  # plain builtin data (which no reducer changes) by pickle.dumps, in line
+            data = _pdumps(obj, _HIGHEST) if _plain and _plain(obj) else _dumps(obj)
         except Exception:
             _bulk.report_unpicklable(obj)
             return
