@@ -21,9 +21,16 @@
  *   ArrayBase  integer indexing of shoal.Array's scalar elements, the same way;
  *              slices, struct elements and everything else go to
  *              self._getitem_slow(i) / self._setitem_slow(i, x).
+ *   TypedBase  put / get of shoal.TypedQueue for elements of its struct class: the
+ *              element's bytes go straight between the ctypes object and the ring
+ *              slot, checked by the class's generated validation function called
+ *              directly; a new element is made without running __init__. Anything
+ *              else (conversions, typecodes, timeouts, a full queue, a handle to
+ *              re-attach) goes to self._put_py / self._get_py / self._put_wait.
  *   queue_try_put, queue_try_get, pipe_send, pipe_recv: the non-blocking byte
  *              transfers of Queue, TypedQueue and Connection (a bytes-like object
  *              in, a writable buffer out), returning the libshoal rc;
+ *   queue_get_wait, pipe_recv_wait: the same receives, waiting as long as it takes;
  *              value_add: Value.fetch_add.
  *   plain      whether an object is only builtin scalars, tuples and lists, which
  *              pickle the same with or without multiprocessing's reducers (so
@@ -36,8 +43,10 @@
  * refreshed in a forked child by a pthread_atfork handler, so a fork is noticed
  * without a system call per operation, and the Python side re-attaches.
  *
- * Nothing here waits: blocking calls stay in Python, which slices them so that
- * Ctrl-C works.
+ * Waits (the untimed gets and receives) release the GIL and sleep in libshoal in
+ * slices, running the signal handlers between slices so that Ctrl-C raises
+ * KeyboardInterrupt; a first try holding the GIL serves a message already there.
+ * Timed waits stay in Python (wait_loop), which slices them the same way.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
