@@ -19,11 +19,34 @@
  * word came from a copied segment file, or from a process whose robust list the
  * kernel never saw) is declared dead as the kernel would have done, so the waiter gets
  * SHOAL_EOWNERDEAD within its timeout instead of timing out.
+ *
+ * The uncontended path does glibc's work itself. Taking and releasing a free robust
+ * mutex through glibc costs more than the rest of a language binding's call (a Python
+ * lock.acquire(); lock.release() spends most of its time there), so shoal_lock_try,
+ * shoal_lock_acquire and shoal_lock_release first run the same protocol inline:
+ *
+ *   take:    announce the mutex in the thread's robust list_op_pending; CAS the word
+ *            0 -> tid; link the mutex at the head of the thread's robust list (glibc's
+ *            doubly linked form: __list.__next points at the next entry's __next,
+ *            __list.__prev at the previous entry's, or at the list head); clear
+ *            list_op_pending; set __owner and __nusers as glibc does.
+ *   release: clear __owner; announce; unlink; exchange the word to 0 and wake one
+ *            sleeper if FUTEX_WAITERS was set; clear list_op_pending.
+ *
+ * A holder killed at any instant is thus seen by the kernel exactly as one that used
+ * glibc: the mutex is either on its robust list or in list_op_pending. Anything else —
+ * a held word, an owner-died mark, an inconsistent mutex, a word with bits of its own —
+ * goes to glibc. The list head is the thread's own (get_robust_list), and the layout
+ * is checked once per thread against a real glibc lock and unlock of a private mutex;
+ * where it does not match, every call takes the glibc path.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "wait.h"
@@ -74,16 +97,26 @@ static int mutex_init(pthread_mutex_t *m)
 /* The kind glibc records for such a mutex. A lock whose bytes say another kind (a
  * damaged segment, a hostile writer) is refused: glibc would treat it as a private or
  * non-robust mutex, which its own holder can wait on forever. */
+static _Atomic int kind_cache = -1;
+
 static int mutex_kind(void)
 {
-    static _Atomic int kind = -1;
-    int k = atomic_load_explicit(&kind, memory_order_relaxed);
+    int k = atomic_load_explicit(&kind_cache, memory_order_relaxed);
     if (k < 0) {
         pthread_mutex_t m;
         k = mutex_init(&m) == 0 ? m.__data.__kind : 0;
-        atomic_store_explicit(&kind, k, memory_order_relaxed);
+        atomic_store_explicit(&kind_cache, k, memory_order_relaxed);
     }
     return k;
+}
+
+/* Whether lock is a valid, initialised lock, without recording why not: the caller
+ * then runs check() for the error. */
+static inline bool valid(shoal_lock *lock)
+{
+    return lock && impl(lock)->magic == LOCK_MAGIC &&
+           impl(lock)->m.__data.__kind ==
+               atomic_load_explicit(&kind_cache, memory_order_relaxed);
 }
 
 static int check(shoal_lock *lock, const char *op)
@@ -110,6 +143,162 @@ static const char *noun(shoal_lock *lock)
     return shoal__prim_noun(lock, kind(impl(lock)));
 }
 
+/* ---- the uncontended path ---------------------------------------------------------- */
+
+/* The kernel's per-thread robust list head (linux/futex.h struct robust_list_head). */
+struct robust_head {
+    void *list; /* the first entry's __list.__next, or this head when empty */
+    long futex_offset;
+    void *list_op_pending;
+};
+
+/* glibc's list entry: the __list of a pthread_mutex_t. */
+typedef struct __pthread_internal_list entry;
+
+/* Where an entry's __next is, which is what the list links point at. */
+#define NEXT_OFF offsetof(entry, __next)
+
+/* The calling thread's robust list and id; state 0 until looked up, then 1 (the fast
+ * path works here) or -1 (it does not: glibc only). Forgotten in a fork child. */
+static _Thread_local struct {
+    struct robust_head *head;
+    int32_t tid;
+    int state;
+} me __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t me_once = PTHREAD_ONCE_INIT;
+
+static void me_forget(void)
+{
+    me.state = 0;
+}
+
+static void me_register(void)
+{
+    pthread_atfork(NULL, NULL, me_forget);
+}
+
+/* Whether glibc keeps robust mutexes where the fast path expects them: one real trylock
+ * and unlock of a private robust mutex, and the list head seen before and after. */
+static bool layout_matches(struct robust_head *h)
+{
+    pthread_mutex_t t;
+    if (mutex_init(&t))
+        return false;
+    void *before = h->list;
+    bool ok = false;
+    if (pthread_mutex_trylock(&t) == 0) {
+        ok = h->list == (void *)&t.__data.__list.__next &&
+             t.__data.__list.__next == before && t.__data.__list.__prev == (void *)h &&
+             t.__data.__owner == shoal__tid() && t.__data.__nusers == 1;
+        pthread_mutex_unlock(&t);
+        ok = ok && h->list == before && t.__data.__owner == 0;
+    }
+    pthread_mutex_destroy(&t);
+    return ok;
+}
+
+/* Looks the calling thread's robust list up (once per thread). */
+__attribute__((noinline)) static int me_setup(void)
+{
+    pthread_once(&me_once, me_register);
+    struct robust_head *h = NULL;
+    size_t len = 0;
+    long r = syscall(SYS_get_robust_list, 0, &h, &len);
+    me.tid = shoal__tid();
+    me.head = h;
+    bool ok =
+        r == 0 && h && len == sizeof(*h) &&
+        h->futex_offset == (long)offsetof(pthread_mutex_t, __data.__lock) -
+                               (long)offsetof(pthread_mutex_t, __data.__list.__next);
+    me.state = ok && layout_matches(h) ? 1 : -1;
+    return me.state;
+}
+
+static inline bool fast_ok(void)
+{
+    int st = me.state;
+    return SHOAL_LIKELY(st > 0) || (st == 0 && me_setup() > 0);
+}
+
+/* The futex word, as shoal__mutex_word gives it, inline for the fast path. */
+static inline _Atomic uint32_t *fast_word(pthread_mutex_t *m)
+{
+    return (_Atomic uint32_t *)(void *)&m->__data.__lock;
+}
+
+/* Takes a free, consistent mutex as glibc's robust trylock does: 1, or 0 when it is not
+ * free (or not plain) and glibc must decide. */
+static inline int fast_take(struct lock_impl *lk)
+{
+    pthread_mutex_t *m = &lk->m;
+    if (m->__data.__owner != 0) /* held, inconsistent or not recoverable */
+        return 0;
+    struct robust_head *h = me.head;
+    void *mine = &m->__data.__list.__next;
+    h->list_op_pending = mine;
+    atomic_signal_fence(memory_order_seq_cst);
+    uint32_t expect = 0;
+    if (!atomic_compare_exchange_strong_explicit(fast_word(m), &expect, (uint32_t)me.tid,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        h->list_op_pending = NULL;
+        return 0;
+    }
+    void *first = h->list;
+    ((entry *)((char *)first - NEXT_OFF))->__prev = mine;
+    m->__data.__list.__next = first;
+    m->__data.__list.__prev = (void *)h;
+    atomic_signal_fence(memory_order_seq_cst); /* linked before the head names it */
+    h->list = mine;
+    atomic_signal_fence(memory_order_seq_cst);
+    h->list_op_pending = NULL;
+    m->__data.__owner = me.tid;
+    m->__data.__nusers++;
+    return 1;
+}
+
+/* Whether the calling thread holds m plainly (no owner-died or inconsistent state). */
+static inline bool fast_mine(pthread_mutex_t *m)
+{
+    uint32_t w = atomic_load_explicit(fast_word(m), memory_order_relaxed);
+    return (w & ~(uint32_t)FUTEX_WAITERS) == (uint32_t)me.tid &&
+           m->__data.__owner == me.tid;
+}
+
+/* Releases a mutex the calling thread holds plainly (fast_mine) as glibc's robust unlock
+ * does. */
+static inline void fast_drop(pthread_mutex_t *m)
+{
+    _Atomic uint32_t *word = fast_word(m);
+    struct robust_head *h = me.head;
+    m->__data.__owner = 0;
+    m->__data.__nusers--;
+    void *mine = &m->__data.__list.__next;
+    h->list_op_pending = mine;
+    atomic_signal_fence(memory_order_seq_cst);
+    void *next = m->__data.__list.__next, *prev = m->__data.__list.__prev;
+    ((entry *)((char *)next - NEXT_OFF))->__prev = prev;
+    *(void **)prev = next; /* the previous entry's __next, or the head's list */
+    atomic_signal_fence(memory_order_seq_cst); /* unlinked before the entry is cleared */
+    m->__data.__list.__prev = NULL;
+    m->__data.__list.__next = NULL;
+    if (atomic_exchange_explicit(word, 0, memory_order_release) & FUTEX_WAITERS)
+        shoal__futex_wake(word, 1);
+    atomic_signal_fence(memory_order_seq_cst);
+    h->list_op_pending = NULL;
+}
+
+/* The whole uncontended acquisition: 1 taken, 0 the full path must run. */
+static inline int try_fast(shoal_lock *lock)
+{
+    if (!valid(lock) || !fast_ok() || !fast_take(impl(lock)))
+        return 0;
+    atomic_store_explicit(&impl(lock)->depth, 1, memory_order_relaxed);
+    shoal__test_point("lock.held");
+    return 1;
+}
+
 int shoal_lock_init(shoal_lock *lock, int recursive)
 {
     if (!lock)
@@ -120,6 +309,7 @@ int shoal_lock_init(shoal_lock *lock, int recursive)
     if (e)
         return shoal__err(SHOAL_ESYS, "lock init: pthread mutex: %s", strerror(e));
     lk->recursive = recursive != 0;
+    mutex_kind(); /* primes the check of the fast path */
     atomic_thread_fence(memory_order_release);
     lk->magic = LOCK_MAGIC;
     return 0;
@@ -188,7 +378,9 @@ static int lw_check(void *obj)
     return 0;
 }
 
-int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout)
+/* Everything but the uncontended acquisition. */
+__attribute__((noinline)) static int acquire_full(shoal_lock *lock,
+                                                  shoal_duration timeout)
 {
     int rc = check(lock, "lock acquire");
     if (rc)
@@ -221,12 +413,32 @@ int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout)
     return took(lock, w.e);
 }
 
-int shoal_lock_try(shoal_lock *lock)
+int shoal_lock_acquire(shoal_lock *lock, shoal_duration timeout)
 {
-    return shoal_lock_acquire(lock, SHOAL_NOWAIT);
+    return try_fast(lock) ? 0 : acquire_full(lock, timeout);
 }
 
-int shoal_lock_release(shoal_lock *lock)
+int shoal_lock_try(shoal_lock *lock)
+{
+    return try_fast(lock) ? 0 : acquire_full(lock, SHOAL_NOWAIT);
+}
+
+/* Releases the last level of a lock the calling thread holds plainly: 1, or 0 when
+ * the full path must run. */
+static inline int drop_fast(shoal_lock *lock)
+{
+    if (!valid(lock) || me.state <= 0)
+        return 0;
+    struct lock_impl *lk = impl(lock);
+    if (!fast_mine(&lk->m) || atomic_load_explicit(&lk->depth, memory_order_relaxed) != 1)
+        return 0;
+    atomic_store_explicit(&lk->depth, 0, memory_order_relaxed);
+    fast_drop(&lk->m);
+    return 1;
+}
+
+/* Everything but the plain release of the last level. */
+__attribute__((noinline)) static int release_full(shoal_lock *lock)
 {
     int rc = check(lock, "lock release");
     if (rc)
@@ -248,6 +460,11 @@ int shoal_lock_release(shoal_lock *lock)
     if (e)
         return shoal__err(SHOAL_ESYS, "%s release: %s", noun(lock), strerror(e));
     return 0;
+}
+
+int shoal_lock_release(shoal_lock *lock)
+{
+    return drop_fast(lock) ? 0 : release_full(lock);
 }
 
 int shoal_lock_locked(shoal_lock *lock)

@@ -379,7 +379,7 @@ if not os.environ.get("SHOAL_PY_PURE"):
         speedups.init({n: ctypes.cast(getattr(_plib, n), c_void_p).value for n in (
             "shoal_lock_try", "shoal_lock_release", "shoal_queue_try_put",
             "shoal_queue_try_get", "shoal_pipe_send", "shoal_pipe_recv",
-            "shoal_value_add")})
+            "shoal_value_add", "shoal_queue_get")})
 
 _sizes = {}
 

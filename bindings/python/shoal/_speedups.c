@@ -21,9 +21,16 @@
  *   ArrayBase  integer indexing of shoal.Array's scalar elements, the same way;
  *              slices, struct elements and everything else go to
  *              self._getitem_slow(i) / self._setitem_slow(i, x).
+ *   TypedBase  put / get of shoal.TypedQueue for elements of its struct class: the
+ *              element's bytes go straight between the ctypes object and the ring
+ *              slot, checked by the class's generated validation function called
+ *              directly; a new element is made without running __init__. Anything
+ *              else (conversions, typecodes, timeouts, a full queue, a handle to
+ *              re-attach) goes to self._put_py / self._get_py / self._put_wait.
  *   queue_try_put, queue_try_get, pipe_send, pipe_recv: the non-blocking byte
  *              transfers of Queue, TypedQueue and Connection (a bytes-like object
  *              in, a writable buffer out), returning the libshoal rc;
+ *   queue_get_wait, pipe_recv_wait: the same receives, waiting as long as it takes;
  *              value_add: Value.fetch_add.
  *   plain      whether an object is only builtin scalars, tuples and lists, which
  *              pickle the same with or without multiprocessing's reducers (so
@@ -36,8 +43,10 @@
  * refreshed in a forked child by a pthread_atfork handler, so a fork is noticed
  * without a system call per operation, and the Python side re-attaches.
  *
- * Nothing here waits: blocking calls stay in Python, which slices them so that
- * Ctrl-C works.
+ * Waits (the untimed gets and receives) release the GIL and sleep in libshoal in
+ * slices, running the signal handlers between slices so that Ctrl-C raises
+ * KeyboardInterrupt; a first try holding the GIL serves a message already there.
+ * Timed waits stay in Python (wait_loop), which slices them the same way.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -50,6 +59,7 @@
 #define E_EAGAIN     (-14)
 #define E_EOWNERDEAD (-15)
 #define E_EDEADLK    (-24)
+#define E_ETIMEDOUT  (-13)
 
 typedef int (*fn_h)(void *);
 typedef int (*fn_put)(void *, const void *, size_t);
@@ -57,6 +67,7 @@ typedef int (*fn_get)(void *, void *, size_t, size_t *);
 typedef int (*fn_send)(void *, const void *, size_t, int64_t);
 typedef int (*fn_recv)(void *, void *, size_t, size_t *, int64_t);
 typedef int (*fn_add)(void *, int64_t, int64_t *);
+typedef int (*fn_getw)(void *, void *, size_t, size_t *, int64_t);
 
 static struct {
     fn_h lock_try, lock_release;
@@ -65,6 +76,7 @@ static struct {
     fn_send pipe_send;
     fn_recv pipe_recv;
     fn_add value_add;
+    fn_getw queue_get;
 } lib;
 
 static long cached_pid;
@@ -180,7 +192,7 @@ typedef struct {
 static PyTypeObject LockBase_Type;
 
 /* The handle, re-attached through self._fast() when this process has none yet. */
-static void *lock_handle_slow(LockBase *self)
+__attribute__((noinline)) static void *lock_handle_slow(LockBase *self)
 {
     PyObject *hp = PyObject_CallMethod((PyObject *)self, "_fast", NULL);
     if (!hp)
@@ -210,10 +222,14 @@ static inline void *lock_handle(LockBase *self)
 
 /* The calling thread's identity as threading.get_ident() gives it (CPython's
  * PyThread_get_thread_ident() is pthread_self() on POSIX), without the call into
- * libpython. */
+ * libpython, cached per thread (a fork child's thread keeps its parent thread's). */
+static _Thread_local unsigned long my_ident __attribute__((tls_model("initial-exec")));
+
 static inline unsigned long thread_ident(void)
 {
-    return (unsigned long)pthread_self();
+    if (__builtin_expect(!my_ident, 0))
+        my_ident = (unsigned long)pthread_self();
+    return my_ident;
 }
 
 static inline void took(LockBase *self, unsigned long tid)
@@ -238,8 +254,10 @@ static inline void dropping(LockBase *self)
 }
 
 /* Anything but an uncontended acquisition: the Python side waits and raises. */
-static PyObject *lock_acquire_slow(LockBase *self, int rc, PyObject *block,
-                                   PyObject *timeout, PyObject *raise_od)
+__attribute__((noinline)) static PyObject *lock_acquire_slow(LockBase *self, int rc,
+                                                             PyObject *block,
+                                                             PyObject *timeout,
+                                                             PyObject *raise_od)
 {
     PyObject *rcobj = PyLong_FromLong(rc);
     if (!rcobj)
@@ -265,14 +283,13 @@ static inline PyObject *lock_acquire_impl(LockBase *self, PyObject *block,
     Py_RETURN_TRUE;
 }
 
-/* acquire(block=True, timeout=None, *, raise_owner_died=False), parsed by hand:
- * the common call has no arguments, and building an argument tuple would cost as
- * much as the lock itself. */
-static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssize_t nargs,
-                                  PyObject *kwnames)
+/* acquire(block=True, timeout=None, *, raise_owner_died=False) with arguments, parsed
+ * by hand: building an argument tuple would cost as much as the lock itself. */
+__attribute__((noinline)) static PyObject *lock_acquire_args(LockBase *self,
+                                                             PyObject *const *args,
+                                                             Py_ssize_t nargs,
+                                                             PyObject *kwnames)
 {
-    if (nargs == 0 && !kwnames) /* the common call: lock.acquire() */
-        return lock_acquire_impl(self, Py_True, Py_None, Py_False);
     PyObject *v[3] = {Py_True, Py_None, Py_False};
     static const char *names[] = {"block", "timeout", "raise_owner_died"};
     if (nargs > 2) {
@@ -300,6 +317,21 @@ static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssiz
     return lock_acquire_impl(self, v[0], v[1], v[2]);
 }
 
+/* acquire(): the common call has no arguments, and keeps to a small frame. */
+static PyObject *LockBase_acquire(LockBase *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
+{
+    if (__builtin_expect(nargs == 0 && !kwnames, 1))
+        return lock_acquire_impl(self, Py_True, Py_None, Py_False);
+    return lock_acquire_args(self, args, nargs, kwnames);
+}
+
+/* A failed release: the Python side raises. */
+__attribute__((noinline)) static PyObject *lock_raise(LockBase *self, int rc)
+{
+    return PyObject_CallMethod((PyObject *)self, "_raise_rc", "i", rc);
+}
+
 static inline PyObject *lock_release_impl(LockBase *self)
 {
     void *h = lock_handle(self);
@@ -307,8 +339,8 @@ static inline PyObject *lock_release_impl(LockBase *self)
         return NULL;
     dropping(self);
     int rc = lib.lock_release(h);
-    if (rc)
-        return PyObject_CallMethod((PyObject *)self, "_raise_rc", "i", rc);
+    if (__builtin_expect(rc != 0, 0))
+        return lock_raise(self, rc);
     Py_RETURN_NONE;
 }
 
@@ -623,6 +655,24 @@ static PyObject *m_pipe_send(PyObject *m, PyObject *const *a, Py_ssize_t n)
     return PyLong_FromLong(rc);
 }
 
+/* The tuple (rc, length), built by hand (Py_BuildValue parses its format each call). */
+static PyObject *rc_len(int rc, size_t len)
+{
+    PyObject *t = PyTuple_New(2);
+    if (!t)
+        return NULL;
+    PyObject *a = PyLong_FromLong(rc), *b = PyLong_FromSize_t(len);
+    if (!a || !b) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, a);
+    PyTuple_SET_ITEM(t, 1, b);
+    return t;
+}
+
 /* A receive into a writable buffer: (rc, length). */
 static PyObject *receive(PyObject *const *a, Py_ssize_t n, const char *usage, int pipe)
 {
@@ -634,7 +684,7 @@ static PyObject *receive(PyObject *const *a, Py_ssize_t n, const char *usage, in
     int rc = pipe ? lib.pipe_recv(h, b.buf, (size_t)b.len, &len, 0)
                   : lib.queue_try_get(h, b.buf, (size_t)b.len, &len);
     PyBuffer_Release(&b);
-    return Py_BuildValue("(in)", rc, (Py_ssize_t)len);
+    return rc_len(rc, len);
 }
 
 /* queue_try_get(handle, buffer) -> (rc, length) */
@@ -649,6 +699,60 @@ static PyObject *m_pipe_recv(PyObject *m, PyObject *const *a, Py_ssize_t n)
 {
     (void)m;
     return receive(a, n, "pipe_recv(handle, buffer)", 1);
+}
+
+/* The waiting receive of a pipe (fn lib.pipe_recv) or a queue (lib.queue_get) into
+ * buf: waits for a message as long as it takes, with the GIL released, in slices of
+ * slice_ns so that signal handlers run between them (Ctrl-C raises KeyboardInterrupt
+ * here: returns 1 with the exception set). The first try holds the GIL: a message
+ * already there costs no GIL round trip. Otherwise returns 0 with the libshoal rc in
+ * *rc. */
+static int recv_waiting(fn_getw fn, void *h, void *buf, size_t cap, size_t *len,
+                        int64_t slice, int *rc)
+{
+    int r = fn(h, buf, cap, len, 0);
+    while (r == E_EAGAIN || r == E_ETIMEDOUT) {
+        PyThreadState *ts = PyEval_SaveThread();
+        r = fn(h, buf, cap, len, slice);
+        PyEval_RestoreThread(ts);
+        if (r == E_ETIMEDOUT && PyErr_CheckSignals())
+            return 1;
+    }
+    *rc = r;
+    return 0;
+}
+
+/* pipe_recv_wait / queue_get_wait(handle, buffer, slice_ns) -> (rc, length) */
+static PyObject *wait_into(PyObject *const *a, Py_ssize_t n, const char *usage,
+                           fn_getw fn)
+{
+    if (n != 3) {
+        PyErr_Format(PyExc_TypeError, "%s: three arguments expected", usage);
+        return NULL;
+    }
+    long long slice = PyLong_AsLongLong(a[2]);
+    if (slice == -1 && PyErr_Occurred())
+        return NULL;
+    void *h;
+    Py_buffer b;
+    if (handle_and_buffer(a, 2, usage, &h, &b, PyBUF_WRITABLE))
+        return NULL;
+    size_t len = 0;
+    int rc = 0, intr = recv_waiting(fn, h, b.buf, (size_t)b.len, &len, slice, &rc);
+    PyBuffer_Release(&b);
+    return intr ? NULL : rc_len(rc, len);
+}
+
+static PyObject *m_pipe_recv_wait(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    return wait_into(a, n, "pipe_recv_wait(handle, buffer, slice_ns)", lib.pipe_recv);
+}
+
+static PyObject *m_queue_get_wait(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    return wait_into(a, n, "queue_get_wait(handle, buffer, slice_ns)", lib.queue_get);
 }
 
 /* value_add(handle, delta) -> (rc, previous value): shoal_value_add */
@@ -671,6 +775,185 @@ static PyObject *m_value_add(PyObject *m, PyObject *const *a, Py_ssize_t n)
     int64_t old = 0;
     int rc = lib.value_add(h, (int64_t)delta, &old);
     return Py_BuildValue("(iL)", rc, (long long)old);
+}
+
+/* ---- TypedBase: put and get of generated structs ----------------------------- */
+
+/* Where a ctypes object keeps its bytes: CPython's CDataObject starts with b_ptr
+ * after the object header. check_cdata() confirms it on a probe object at start-up;
+ * when it does not hold, the buffer protocol serves (slower). */
+static int cdata_direct;
+
+static inline void *cdata_ptr(PyObject *o, Py_buffer *b)
+{
+    if (cdata_direct)
+        return *(void **)((char *)o + sizeof(PyObject));
+    if (PyObject_GetBuffer(o, b, PyBUF_SIMPLE))
+        return NULL;
+    PyBuffer_Release(b); /* the object keeps its bytes alive */
+    return b->buf;
+}
+
+typedef struct {
+    PyObject_HEAD Py_ssize_t h; /* the queue's handle, valid in process pid (0: none) */
+    long pid;
+    PyObject *ct;    /* the element class (a struct), or NULL: no fast path */
+    Py_ssize_t size; /* its size */
+    PyObject *valid; /* the function validating one element, or NULL */
+    long long slice; /* wait slice (ns) */
+} TypedBase;
+
+static PyObject *empty_tuple;
+
+static int TypedBase_traverse(TypedBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->ct);
+    Py_VISIT(self->valid);
+    return 0;
+}
+
+static int TypedBase_clear(TypedBase *self)
+{
+    Py_CLEAR(self->ct);
+    Py_CLEAR(self->valid);
+    return 0;
+}
+
+static void TypedBase_dealloc(TypedBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    TypedBase_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static inline int typed_usable(TypedBase *self)
+{
+    return self->h && self->ct && self->pid == cached_pid;
+}
+
+/* The Python method `name` of self with the call's own arguments. */
+__attribute__((noinline)) static PyObject *typed_python(TypedBase *self, const char *name,
+                                                        PyObject *const *args,
+                                                        Py_ssize_t nargs,
+                                                        PyObject *kwnames)
+{
+    PyObject *fn = PyObject_GetAttrString((PyObject *)self, name);
+    if (!fn)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(fn, args, (size_t)nargs, kwnames);
+    Py_DECREF(fn);
+    return r;
+}
+
+/* put(obj, block=True, timeout=None): an instance of the element class, validated and
+ * copied into a slot in C; everything else (conversions, a full queue, a handle to
+ * re-attach) is TypedQueue._put_py's. */
+static PyObject *TypedBase_put(TypedBase *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    if (nargs != 1 || kwnames || !typed_usable(self) ||
+        (PyObject *)Py_TYPE(args[0]) != self->ct)
+        return typed_python(self, "_put_py", args, nargs, kwnames);
+    PyObject *obj = args[0];
+    if (self->valid && self->valid != Py_None) {
+        PyObject *r = PyObject_CallOneArg(self->valid, obj);
+        if (!r)
+            return NULL;
+        Py_DECREF(r);
+    }
+    Py_buffer b;
+    void *p = cdata_ptr(obj, &b);
+    if (!p)
+        return NULL;
+    int rc = lib.queue_try_put((void *)self->h, p, (size_t)self->size);
+    if (rc == 0)
+        Py_RETURN_NONE;
+    return PyObject_CallMethod((PyObject *)self, "_put_wait", "iOOO", rc, obj, Py_True,
+                               Py_None);
+}
+
+/* get(block=True, timeout=None): a new instance filled from the oldest slot (waiting
+ * with the GIL released), validated; anything else is TypedQueue._get_py's. */
+static PyObject *TypedBase_get(TypedBase *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    if (nargs || kwnames || !typed_usable(self))
+        return typed_python(self, "_get_py", args, nargs, kwnames);
+    PyTypeObject *ct = (PyTypeObject *)self->ct;
+    PyObject *out = ct->tp_new(ct, empty_tuple, NULL); /* zeroed, no __init__ */
+    if (!out)
+        return NULL;
+    Py_buffer b;
+    void *p = cdata_ptr(out, &b);
+    size_t len = 0;
+    int rc = 0;
+    if (!p || recv_waiting(lib.queue_get, (void *)self->h, p, (size_t)self->size, &len,
+                           self->slice, &rc))
+        goto fail;
+    if (rc) {
+        PyObject *r = PyObject_CallMethod((PyObject *)self, "_raise_get", "i", rc);
+        Py_XDECREF(r);
+        goto fail;
+    }
+    if (self->valid && self->valid != Py_None) {
+        PyObject *r = PyObject_CallOneArg(self->valid, out);
+        if (!r)
+            goto fail;
+        Py_DECREF(r);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyMethodDef TypedBase_methods[] = {
+    {"put", (PyCFunction)(void (*)(void))TypedBase_put, METH_FASTCALL | METH_KEYWORDS,
+     "put(obj, block=True, timeout=None)"},
+    {"get", (PyCFunction)(void (*)(void))TypedBase_get, METH_FASTCALL | METH_KEYWORDS,
+     "get(block=True, timeout=None)"},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef TypedBase_members[] = {
+    {"_ch", T_PYSSIZET, offsetof(TypedBase, h), 0, "handle (0: none)"},
+    {"_cpid", T_LONG, offsetof(TypedBase, pid), 0, "process the handle is valid in"},
+    {"_cct", T_OBJECT, offsetof(TypedBase, ct), 0, "element class (None: no fast path)"},
+    {"_csize", T_PYSSIZET, offsetof(TypedBase, size), 0, "element size"},
+    {"_cvalid", T_OBJECT, offsetof(TypedBase, valid), 0, "validating function or None"},
+    {"_cslice", T_LONGLONG, offsetof(TypedBase, slice), 0, "wait slice (ns)"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject TypedBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shoal._speedups.TypedBase",
+    .tp_basicsize = sizeof(TypedBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The C fast path of shoal.TypedQueue (see shoal._speedups).",
+    .tp_methods = TypedBase_methods,
+    .tp_members = TypedBase_members,
+    .tp_traverse = (traverseproc)TypedBase_traverse,
+    .tp_clear = (inquiry)TypedBase_clear,
+    .tp_dealloc = (destructor)TypedBase_dealloc,
+    .tp_new = PyType_GenericNew,
+};
+
+/* check_cdata(probe, address): whether a ctypes object's bytes are found in place
+ * (address is ctypes.addressof(probe)); enables that path when they are. */
+static PyObject *m_check_cdata(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    if (n != 2) {
+        PyErr_SetString(PyExc_TypeError, "check_cdata(probe, address)");
+        return NULL;
+    }
+    void *addr = PyLong_AsVoidPtr(a[1]);
+    if (!addr)
+        return NULL;
+    Py_buffer b;
+    if (PyObject_GetBuffer(a[0], &b, PyBUF_SIMPLE))
+        return NULL;
+    cdata_direct = b.buf == addr && *(void **)((char *)a[0] + sizeof(PyObject)) == addr;
+    PyBuffer_Release(&b);
+    return PyBool_FromLong(cdata_direct);
 }
 
 /* Whether o is made only of types whose pickling no reducer changes: None, bool,
@@ -721,12 +1004,12 @@ static PyObject *m_init(PyObject *m, PyObject *addrs)
         PyErr_SetString(PyExc_TypeError, "init() needs a dict of function addresses");
         return NULL;
     }
-    void *p[7];
+    void *p[8];
     static const char *names[] = {"shoal_lock_try",      "shoal_lock_release",
                                   "shoal_queue_try_put", "shoal_queue_try_get",
                                   "shoal_pipe_send",     "shoal_pipe_recv",
-                                  "shoal_value_add"};
-    for (int i = 0; i < 7; i++)
+                                  "shoal_value_add",     "shoal_queue_get"};
+    for (int i = 0; i < 8; i++)
         if (fetch(addrs, names[i], &p[i]))
             return NULL;
     lib.lock_try = (fn_h)p[0];
@@ -736,6 +1019,7 @@ static PyObject *m_init(PyObject *m, PyObject *addrs)
     lib.pipe_send = (fn_send)p[4];
     lib.pipe_recv = (fn_recv)p[5];
     lib.value_add = (fn_add)p[6];
+    lib.queue_get = (fn_getw)p[7];
     Py_RETURN_NONE;
 }
 
@@ -758,8 +1042,14 @@ static PyMethodDef module_methods[] = {
      "pipe_send(handle, data) -> rc"},
     {"pipe_recv", (PyCFunction)(void (*)(void))m_pipe_recv, METH_FASTCALL,
      "pipe_recv(handle, buffer) -> (rc, length)"},
+    {"pipe_recv_wait", (PyCFunction)(void (*)(void))m_pipe_recv_wait, METH_FASTCALL,
+     "pipe_recv_wait(handle, buffer, slice_ns) -> (rc, length), waiting"},
+    {"queue_get_wait", (PyCFunction)(void (*)(void))m_queue_get_wait, METH_FASTCALL,
+     "queue_get_wait(handle, buffer, slice_ns) -> (rc, length), waiting"},
     {"value_add", (PyCFunction)(void (*)(void))m_value_add, METH_FASTCALL,
      "value_add(handle, delta) -> (rc, previous value)"},
+    {"check_cdata", (PyCFunction)(void (*)(void))m_check_cdata, METH_FASTCALL,
+     "check_cdata(probe, address): whether ctypes bytes are found in place"},
     {"plain", m_plain, METH_O,
      "Whether pickling o involves only builtin scalars, tuples and lists."},
     {NULL, NULL, 0, NULL}};
@@ -781,7 +1071,10 @@ PyMODINIT_FUNC PyInit__speedups(void)
     if (pthread_atfork(NULL, NULL, after_fork_child))
         return PyErr_NoMemory();
     if (PyType_Ready(&LockBase_Type) < 0 || PyType_Ready(&ValueBase_Type) < 0 ||
-        PyType_Ready(&ArrayBase_Type) < 0)
+        PyType_Ready(&ArrayBase_Type) < 0 || PyType_Ready(&TypedBase_Type) < 0)
+        return NULL;
+    empty_tuple = PyTuple_New(0);
+    if (!empty_tuple)
         return NULL;
     PyObject *mod = PyModule_Create(&module);
     if (!mod)
@@ -789,7 +1082,9 @@ PyMODINIT_FUNC PyInit__speedups(void)
     Py_INCREF(&LockBase_Type);
     Py_INCREF(&ValueBase_Type);
     Py_INCREF(&ArrayBase_Type);
+    Py_INCREF(&TypedBase_Type);
     if (PyModule_AddObject(mod, "LockBase", (PyObject *)&LockBase_Type) ||
+        PyModule_AddObject(mod, "TypedBase", (PyObject *)&TypedBase_Type) ||
         PyModule_AddObject(mod, "ValueBase", (PyObject *)&ValueBase_Type) ||
         PyModule_AddObject(mod, "ArrayBase", (PyObject *)&ArrayBase_Type)) {
         Py_DECREF(mod);

@@ -50,8 +50,9 @@ from multiprocessing import BufferTooShort
 
 from . import _bulk, errors
 from ._lib import (
-    C, F, NOWAIT_C, Place, _sizes, check, encode_name, error, open_mode, proc,
-    recv_state, shoal_queue_config, size_c, speedups as _speedups, wait_loop,
+    C, F, NOWAIT_C, Place, _SLICE_NS, _sizes, _tls, check, encode_name, error,
+    open_mode, proc, recv_state, shoal_queue_config, size_c,
+    speedups as _speedups, wait_loop,
 )
 from ._object import SharedObject, _release, decode
 
@@ -63,10 +64,12 @@ DEFAULT_CAPACITY = 128  # messages per direction
 _ETIMEDOUT, _EAGAIN, _EMSGSIZE = errors.ETIMEDOUT, errors.EAGAIN, errors.EMSGSIZE
 _EEOF, _EPEERDEAD = errors.EEOF, errors.EPEERDEAD
 _dumps, _loads = _bulk.dumps, pickle.loads
+_pdumps, _HIGHEST = pickle.dumps, pickle.HIGHEST_PROTOCOL
 
 _TAKEOVER = 0x100  # SHOAL_PIPE_TAKEOVER (shoal/pipe.h)
 if _speedups:  # the non-blocking byte transfers without ctypes (shoal._speedups)
-    _sp_send, _sp_recv = _speedups.pipe_send, _speedups.pipe_recv
+    _sp_send, _sp_recv_wait = _speedups.pipe_send, _speedups.pipe_recv_wait
+_plain = _speedups.plain if _speedups else None
 
 
 def _config(max_msg, capacity):
@@ -189,7 +192,8 @@ class Connection(SharedObject):
         """Sends a picklable object (pickled by multiprocessing's reduction)."""
         if not self._writable:
             raise OSError("connection is read-only")
-        data = _dumps(obj)
+        # plain builtin data (which no reducer changes) by pickle.dumps, in line
+        data = _pdumps(obj, _HIGHEST) if _plain and _plain(obj) else _dumps(obj)
         n = len(data)
         if n > (self._max_msg or self._cap()):
             data = _bulk.to_segment(data, self._place)
@@ -258,9 +262,10 @@ class Connection(SharedObject):
             h = self._h
             if h is None or self._pid != proc.pid:
                 h = self._handle()
-            rc, got = _sp_recv(h, buf)
+            rc, got = _sp_recv_wait(h, buf, _SLICE_NS)  # waits, GIL released
             if rc == 0:
                 return buf, got
+            raise error(rc, "pipe %r" % self._name)
         else:
             hp = self._hp
             if hp is None or self._pid != proc.pid:
@@ -281,7 +286,17 @@ class Connection(SharedObject):
 
     def recv(self):
         """Receives an object; EOFError when nothing more will come."""
-        buf, n = self._recv_into_scratch()
+        # With the extension, once this thread has its scratch buffer, in line:
+        st = _tls.__dict__.get("rx") if _speedups and self._readable else None
+        h = self._h
+        if (st is not None and h is not None and self._pid == proc.pid
+                and st[1] >= (self._max_msg or self._cap())):
+            buf = st[0]
+            rc, n = _sp_recv_wait(h, buf, _SLICE_NS)  # waits, GIL released
+            if rc:
+                raise error(rc, "pipe %r" % self._name)
+        else:
+            buf, n = self._recv_into_scratch()
         try:
             return _loads(buf)  # reads up to the pickle's STOP; the rest is ignored
         except pickle.UnpicklingError:

@@ -45,6 +45,7 @@ layout raises shoal.LayoutMismatch. ``put``/``get`` copy one element; ``loan()``
 
 import ctypes
 import pickle
+import types as _types
 import queue as _queue
 import threading
 import weakref
@@ -53,7 +54,7 @@ from ctypes import byref, c_size_t, c_void_p
 
 from . import _bulk, errors
 from ._lib import (
-    C, F, NOWAIT, Place, _sizes, check, encode_name, error, open_mode,
+    C, F, NOWAIT, _SLICE_NS, Place, _sizes, check, encode_name, error, open_mode,
     recv_state, size_c,
     proc as _proc, speedups as _speedups,
     shoal_queue_config, shoal_queue_stats, shoal_type, wait_loop,
@@ -70,11 +71,14 @@ DEFAULT_MAX_MSG = 16 * 1024
 _ETIMEDOUT, _EAGAIN = errors.ETIMEDOUT, errors.EAGAIN
 _EEOF, _ECLOSED, _EMSGSIZE = errors.EEOF, errors.ECLOSED, errors.EMSGSIZE
 _dumps, _loads = _bulk.dumps, pickle.loads
+_pdumps, _HIGHEST = pickle.dumps, pickle.HIGHEST_PROTOCOL
+_plain = _speedups.plain if _speedups else None
 # The try forms hold the GIL (they never wait); waits go through C (GIL released).
 # With the extension, the byte transfers of Queue skip ctypes (shoal._speedups).
 _try_put, _try_get = F.queue_try_put, F.queue_try_get
 if _speedups:
     _sp_put, _sp_get = _speedups.queue_try_put, _speedups.queue_try_get
+    _sp_get_wait = _speedups.queue_get_wait
 _rx = threading.local()
 
 
@@ -289,8 +293,8 @@ class Queue(_QueueBase):
         timeout (at once with block=False), shoal.Closed after shutdown(). An object
         that cannot be pickled is reported on stderr and dropped, as
         multiprocessing's feeder thread does."""
-        try:
-            data = _dumps(obj)
+        try:  # plain builtin data (which no reducer changes) by pickle.dumps, in line
+            data = _pdumps(obj, _HIGHEST) if _plain and _plain(obj) else _dumps(obj)
         except Exception:
             _bulk.report_unpicklable(obj)
             return
@@ -348,7 +352,10 @@ class Queue(_QueueBase):
             h = self._h
             if h is None or self._pid != _proc.pid:
                 h = self._handle()
-            rc, n = _sp_get(h, buf)
+            if block and timeout is None:  # waits in C, GIL released
+                rc, n = _sp_get_wait(h, buf, _SLICE_NS)
+            else:
+                rc, n = _sp_get(h, buf)
         else:
             hp = self._hp
             if hp is None or self._pid != _proc.pid:
@@ -618,7 +625,36 @@ def _reopen_joinable(name, place, unfinished, cond, unbounded=False):
     return obj
 
 
-class TypedQueue(_QueueBase):
+def _validator(ct):
+    """The function validating one element of struct class ct (called with the
+    element, as element.validate() would be), None when there is nothing to check,
+    or False when it cannot be called that way."""
+    v = getattr(ct, "validate", None)
+    if v is None:
+        return None
+    from ._gen import Message
+    if v is Message.validate:  # generated: straight to the generated checks
+        v = ct._shoal_validate_
+        if v is Message._shoal_validate_:
+            return None
+    return v if isinstance(v, _types.FunctionType) else False
+
+
+# With the extension, TypedQueue.put/get of structs run in C (TypedBase), which calls
+# _put_py / _get_py for everything else; without it they are put/get.
+if _speedups:
+    _TypedBases = (_speedups.TypedBase, _QueueBase)
+
+    class _Probe(ctypes.Structure):
+        _fields_ = [("x", ctypes.c_int64)]
+    _p = _Probe()
+    _speedups.check_cdata(_p, ctypes.addressof(_p))
+    del _p
+else:
+    _TypedBases = (_QueueBase,)
+
+
+class TypedQueue(*_TypedBases):
     """A queue of fixed-size elements of one type (see the module doc)."""
 
     def __init__(self, type, maxsize=0, *, name=None, create=None, spsc=False, root=None,
@@ -636,6 +672,21 @@ class TypedQueue(_QueueBase):
         self._ct = self._et.ctype
         self._size = self._et.size
         self._sizec = c_size_t(self._size)
+        if _speedups:
+            valid = _validator(self._ct) if self._et.is_struct else False
+            if valid is not False:
+                self._cct, self._csize, self._cvalid = self._ct, self._size, valid
+                self._cslice = _SLICE_NS
+
+    def _attach(self, handle, place, owned=True):
+        super()._attach(handle, place, owned)
+        if _speedups:  # the handle for the C fast path, and where it is valid
+            self._ch, self._cpid = handle, _proc.pid
+
+    def _before_close(self):
+        super()._before_close()
+        if _speedups:
+            self._ch = 0
 
     def _want_type(self):
         return self._et.ptr.contents
@@ -652,7 +703,7 @@ class TypedQueue(_QueueBase):
             return self._ct(**obj)
         return self._ct(obj)
 
-    def put(self, obj, block=True, timeout=None):
+    def _put_py(self, obj, block=True, timeout=None):
         """Puts one element (an instance of the type; a tuple or dict of its fields,
         or a scalar for a typecode, is converted). Validated when the type has
         validate()."""
@@ -663,18 +714,22 @@ class TypedQueue(_QueueBase):
         v = getattr(x, "validate", None)
         if v is not None:
             v()
-        p = byref(x)
-        rc = _sp_put(self._h, x) if _speedups else _try_put(hp, p, self._sizec)
+        rc = _sp_put(self._h, x) if _speedups else _try_put(hp, byref(x), self._sizec)
         if rc:
-            if rc == _EAGAIN and block:
-                rc = wait_loop(C.queue_put, (self._h, p, self._size), timeout)
-            if rc:
-                self._raise_put(rc, self._size)
+            self._put_wait(rc, x, block, timeout)
+
+    def _put_wait(self, rc, x, block, timeout):
+        """After a try-put of element x that returned rc: waits if allowed (GIL
+        released), raises."""
+        if rc == _EAGAIN and block:
+            rc = wait_loop(C.queue_put, (self._h, byref(x), self._size), timeout)
+        if rc:
+            self._raise_put(rc, self._size)
 
     def put_nowait(self, obj):
         self.put(obj, False)
 
-    def get(self, block=True, timeout=None):
+    def _get_py(self, block=True, timeout=None):
         """Removes the oldest element and returns a copy (for a typecode: its value)."""
         hp = self._hp
         if hp is None or self._pid != _proc.pid:
@@ -697,6 +752,9 @@ class TypedQueue(_QueueBase):
             if v is not None:
                 v()
         return out if self._et.is_struct else out.value
+
+    if not _speedups:
+        put, get = _put_py, _get_py
 
     def get_nowait(self):
         return self.get(False)

@@ -217,6 +217,29 @@ class PipeTest(unittest.TestCase):
         self.assertIn('busy: pipe "named-pipe": end 0 is held by process %d'
                       % os.getpid(), out)
 
+    def test_ctrl_c_in_a_waiting_recv(self):
+        # recv() waits with the GIL released; Ctrl-C still raises KeyboardInterrupt,
+        # and the pipe works on afterwards.
+        a = shoal.Connection.open("ctrl-c-pipe", 0)
+        child = _util.start_py("""
+            import shoal
+            c = shoal.Connection.open('ctrl-c-pipe', 1, create=False)
+            print('waiting', flush=True)
+            try:
+                c.recv()
+            except KeyboardInterrupt:
+                print('interrupted', flush=True)
+            print(c.recv(), flush=True)
+        """)
+        self.assertEqual(child.stdout.readline().strip(), "waiting")
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        self.assertEqual(child.stdout.readline().strip(), "interrupted")
+        a.send("after")
+        out, err = child.communicate(timeout=30)
+        self.assertEqual(child.returncode, 0, err)
+        self.assertEqual(out.strip(), "after")
+
     def test_messages_of_any_size(self):
         # Longer than max_msg: in a segment of its own, removed once received.
         a, b = shoal.Pipe(max_msg=64)

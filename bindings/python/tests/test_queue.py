@@ -6,6 +6,7 @@ import io
 import multiprocessing as mp
 import pickle
 import queue
+import signal
 import time
 import unittest
 
@@ -273,6 +274,91 @@ class TypedQueueTest(unittest.TestCase):
             shoal.TypedQueue(Tock, name="ticks")
         other = shoal.TypedQueue(Tick, name="ticks", create=False)
         self.assertEqual(other.maxsize, 16)
+
+    def test_struct_put_and_get_edges(self):
+        # The C path of put/get (structs of the queue's type) and everything it hands
+        # over: a full or empty queue, timeouts, other types, a closed queue, a child.
+        class Checked(ctypes.Structure):
+            _fields_ = [("seq", ctypes.c_uint32)]
+
+            def validate(self):
+                if self.seq == 13:
+                    raise shoal.InvalidData("seq 13")
+
+        q = shoal.TypedQueue(Checked, 2)
+        q.put(Checked(1))
+        q.put(Checked(2))
+        with self.assertRaises(queue.Full):
+            q.put(Checked(3), timeout=0.05)
+        with self.assertRaises(queue.Full):
+            q.put(Checked(3), False)
+        self.assertEqual([q.get().seq, q.get(timeout=1).seq], [1, 2])
+        with self.assertRaises(queue.Empty):
+            q.get(False)
+        t0 = time.monotonic()
+        with self.assertRaises(queue.Empty):
+            q.get(timeout=0.05)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.04)
+        with self.assertRaises(shoal.InvalidData):
+            q.put(Checked(13))  # checked before it goes in
+        q.put((4,))
+        q.put({"seq": 5})
+        self.assertEqual([q.get().seq, q.get().seq], [4, 5])
+        with self.assertRaises(TypeError):
+            q.put("not a Checked")
+        p = fork.Process(target=q.put, args=(Checked(6),))  # re-attaches in the child
+        p.start()
+        p.join(30)
+        self.assertEqual(p.exitcode, 0)
+        self.assertEqual(q.get(timeout=10).seq, 6)
+        q.shutdown()
+        with self.assertRaises(shoal.Closed):
+            q.put(Checked(7))
+        with self.assertRaises(shoal.EndOfStream):
+            q.get()
+        q.close()
+        with self.assertRaises(ValueError):
+            q.get()
+
+    def _ctrl_c_in_get(self, opening, put):
+        """A child interpreter that runs `opening` (which sets q) waits in q.get();
+        SIGINT raises KeyboardInterrupt there, and the queue works on afterwards."""
+        child = _util.start_py("""
+            import ctypes, shoal
+            class Tick(ctypes.Structure):
+                _fields_ = [("seq", ctypes.c_uint64), ("price", ctypes.c_double),
+                            ("sym", ctypes.c_char * 8)]
+            q = %s
+            print('waiting', flush=True)
+            try:
+                q.get()
+            except KeyboardInterrupt:
+                print('interrupted', flush=True)
+            m = q.get()
+            print(getattr(m, "seq", m), flush=True)
+        """ % opening)
+        self.assertEqual(child.stdout.readline().strip(), "waiting")
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        self.assertEqual(child.stdout.readline().strip(), "interrupted")
+        put()
+        out, err = child.communicate(timeout=30)
+        self.assertEqual(child.returncode, 0, err)
+        return out.strip()
+
+    def test_ctrl_c_in_a_waiting_get(self):
+        q = shoal.Queue(4, name="ctrl-c-objects")
+        out = self._ctrl_c_in_get(
+            "shoal.Queue(name='ctrl-c-objects', create=False)",
+            lambda: q.put(("after", 1)))
+        self.assertEqual(out, "('after', 1)")
+
+    def test_ctrl_c_in_a_waiting_struct_get(self):
+        q = shoal.TypedQueue(Tick, 4, name="ctrl-c-ticks")
+        out = self._ctrl_c_in_get(
+            "shoal.TypedQueue(Tick, name='ctrl-c-ticks', create=False)",
+            lambda: q.put(Tick(42, 1.0, b"X")))
+        self.assertEqual(out, "42")
 
     def test_typed_between_processes(self):
         q = shoal.TypedQueue("q", 32, name="ints")

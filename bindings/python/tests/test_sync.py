@@ -25,6 +25,27 @@ def _hold_and_die(lock, held):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _shuffle_and_die(locks, contended, held):
+    """Takes and releases locks in an order that links and unlinks them at the head,
+    the middle and the tail of this thread's robust list, by the uncontended path and
+    by the waiting one (contended: held by the parent until it sees `held` set once),
+    then dies holding locks[0], locks[2], locks[4] and the contended lock."""
+    a, b, c, d, e = locks
+    for lk in (a, b, c, d):
+        lk.acquire()
+    b.release()  # the middle
+    d.release()  # the head
+    e.acquire()
+    e.acquire()  # an RLock held twice: its releases take the full path
+    e.release()
+    held.set()
+    contended.acquire()  # waits for the parent: taken by the waiting path
+    e.acquire()
+    c.release()
+    c.acquire()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _hold_for(lock, held, seconds):
     with lock:
         held.set()
@@ -136,6 +157,38 @@ class LockTest(unittest.TestCase):
         self.assertTrue(lock.acquire(timeout=10))
         self.assertFalse(lock.owner_died)  # only the first acquirer is told
         lock.release()
+
+    def test_owner_died_for_every_lock_held(self):
+        # Whatever order a holder took and released locks in, and whichever way it took
+        # them, the ones it held when killed are marked and the others are free.
+        locks = [shoal.Lock(), shoal.Lock(), shoal.Lock(), shoal.Lock(), shoal.RLock()]
+        contended = shoal.Lock()
+        held = shoal.Event()
+        contended.acquire()
+        p = fork.Process(target=_shuffle_and_die, args=(locks, contended, held))
+        p.start()
+        self.assertTrue(held.wait(20))
+        time.sleep(0.05)  # let it sleep on the lock
+        contended.release()
+        p.join(20)
+        self.assertEqual(p.exitcode, -signal.SIGKILL)
+        for i, lk in enumerate(locks + [contended]):
+            self.assertTrue(lk.acquire(timeout=10), i)
+            self.assertEqual(lk.owner_died, i in (0, 2, 4, 5), i)
+            lk.release()
+        # A thread that exits holding locks leaves them marked too.
+        def churn():
+            for lk in locks + [locks[4]]:
+                lk.acquire()
+            for lk in (locks[1], locks[3], locks[4], locks[4]):
+                lk.release()
+        t = threading.Thread(target=churn)
+        t.start()
+        t.join(20)
+        for i, lk in enumerate(locks):
+            self.assertTrue(lk.acquire(timeout=10), i)
+            self.assertEqual(lk.owner_died, i in (0, 2), i)
+            lk.release()
 
     def test_owner_died_raises_when_asked(self):
         lock = shoal.RLock()

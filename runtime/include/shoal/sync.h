@@ -39,7 +39,10 @@ extern "C" {
  * first 32-bit word is the kernel's robust futex word (holder thread id, waiters and
  * owner-died bits, as linux/futex.h defines them), then the recursion depth, the
  * recursive flag and a magic number. A process that maps a Lock must be linked
- * against glibc; other languages use it only through this API. */
+ * against glibc; other languages use it only through this API. An uncontended
+ * acquire or release makes no system call and no call into glibc: libshoal runs the
+ * robust-mutex protocol itself (the thread's robust list kept as glibc keeps it, so
+ * the kernel still marks the lock of a dying holder). */
 typedef struct shoal_lock {
     SHOAL_ALIGNAS(8) unsigned char opaque[64];
 } shoal_lock;
