@@ -147,7 +147,8 @@ static int gen_ended(void *obj)
 static int await_gen(struct barrier_impl *bi, uint32_t g, const shoal__deadline *d)
 {
     struct gen_wait w = {bi, g};
-    shoal__waitable wt = {&bi->st.half[EPOCH_HALF], gen_ended, NULL, NULL, NULL, &w};
+    shoal__waitable wt = {
+        &bi->st.half[EPOCH_HALF], gen_ended, NULL, NULL, NULL, &w, NULL};
     return shoal__wait(&wt, d);
 }
 

@@ -104,7 +104,7 @@ static int await_notify(struct cond_impl *c, uint32_t seen, const shoal__deadlin
                         bool intr)
 {
     struct cond_wait w = {c, seen};
-    shoal__waitable wt = {&c->seq, notified, NULL, NULL, NULL, &w};
+    shoal__waitable wt = {&c->seq, notified, NULL, NULL, NULL, &w, NULL};
     return intr ? shoal__wait_intr(&wt, d) : shoal__wait(&wt, d);
 }
 

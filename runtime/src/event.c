@@ -134,7 +134,8 @@ int shoal__event_waitable(shoal_event *ev, bool writable, shoal__waitable *out)
     if (writable || !out)
         return shoal__err(SHOAL_EINVAL, "%s: only the readable side can be waited on",
                           noun(ev));
-    *out = (shoal__waitable){&impl(ev)->word, set_ready, set_arm, NULL, NULL, impl(ev)};
+    *out = (shoal__waitable){&impl(ev)->word, set_ready, set_arm, NULL, NULL,
+                             impl(ev),        NULL};
     return 0;
 }
 
@@ -151,7 +152,7 @@ int shoal_event_wait(shoal_event *ev, shoal_duration timeout)
         return shoal__err(SHOAL_EAGAIN, "event: not set");
     shoal__deadline d = shoal__deadline_from(timeout);
     struct ev_wait w = {e, seen};
-    shoal__waitable wt = {&e->word, wait_ready, wait_arm, NULL, NULL, &w};
+    shoal__waitable wt = {&e->word, wait_ready, wait_arm, NULL, NULL, &w, NULL};
     if (shoal__wait(&wt, &d) == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s: timed out waiting to be set", noun(ev));
     return 0;

@@ -406,7 +406,7 @@ __attribute__((noinline)) static int acquire_full(shoal_lock *lock,
     shoal__deadline d = shoal__deadline_from(timeout);
     struct lock_wait w = {lk, 0, false};
     shoal__waitable wt = {
-        shoal__mutex_word(&lk->m), lw_ready, lw_arm, NULL, lw_check, &w};
+        shoal__mutex_word(&lk->m), lw_ready, lw_arm, NULL, lw_check, &w, NULL};
     if (shoal__wait(&wt, &d) == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s: timed out; held by thread %d", noun(lock),
                           (int)word_tid(lk));

@@ -54,6 +54,7 @@
  * safe. Removal disarms at once, so the watched object may be closed right after.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,43 @@ static bool hot_ready(shoal_loop *l)
 }
 
 /*
+ * Deferred barriers (wait.h): a source whose waitable has a barrier() (an SPSC ring)
+ * is armed without it; while such arms are not covered by a barrier the loop sleeps
+ * at most SHOAL__LAZY_NS after the first of them. Then lazy_settle issues the barrier
+ * once for all and, for each watched source of that kind that turns out ready — a
+ * put that missed its sleeper's announcement — bumps and wakes its word, so the
+ * engine reports it the usual way (a spurious wake-up for anyone else asleep there).
+ */
+static void lazy_note(shoal_loop *l, void (*barrier)(void))
+{
+    if (!l->lazy_barrier)
+        l->lazy_since = shoal__now_ns();
+    l->lazy_barrier = barrier;
+}
+
+static int64_t lazy_cap(const shoal_loop *l, int64_t until)
+{
+    if (l->lazy_barrier && until > l->lazy_since + SHOAL__LAZY_NS)
+        return l->lazy_since + SHOAL__LAZY_NS;
+    return until;
+}
+
+static void lazy_settle(shoal_loop *l)
+{
+    if (!l->lazy_barrier || shoal__now_ns() < l->lazy_since + SHOAL__LAZY_NS)
+        return;
+    l->lazy_barrier();
+    l->lazy_barrier = NULL;
+    for (shoal_loop_source *s = l->all.all_next; s != &l->all; s = s->all_next) {
+        if (s->kind != SRC_WAIT || !s->watched || !s->w.barrier ||
+            s->w.ready(s->w.obj) == 0)
+            continue;
+        atomic_fetch_add(s->w.word, 1);
+        shoal__futex_wake(s->w.word, INT_MAX);
+    }
+}
+
+/*
  * Hands hot source s to the engine (HOT -> WATCHED, see the top of the file). Returns
  * 1 when it turned out ready and stays hot, 0 when the engine watches it, or SHOAL_E*.
  */
@@ -390,6 +428,8 @@ static int arm_one(shoal_loop *l, shoal_loop_source *s)
     }
     if (s->w.arm)
         s->w.arm(s->w.obj);
+    if (s->w.barrier)
+        lazy_note(l, s->w.barrier);
     uint32_t v = atomic_load(s->w.word); /* after arm(): it may mark the word itself */
     if (s->pending || s->w.ready(s->w.obj) != 0) {
         if (s->w.disarm)
@@ -559,10 +599,11 @@ int shoal_loop_run_once(shoal_loop *l, shoal_duration timeout)
             if (r > 0)
                 continue;
         }
-        r = l->eng->wait(l, found == SPIN_ENGINE ? 0 : next_wake(l, &d));
+        r = l->eng->wait(l, found == SPIN_ENGINE ? 0 : lazy_cap(l, next_wake(l, &d)));
         if (r < 0)
             return r;
         waited = true;
+        lazy_settle(l);
         sweep_checks(l);
     }
 }

@@ -103,6 +103,9 @@ struct shoal_loop {
     int64_t next_check_ns; /* when the dead-peer sweep runs next */
     int dispatched;        /* callbacks run in the current run_once */
     int64_t pass_ns;       /* when the current pass started */
+    /* A barrier owed by arms made since lazy_since (loop.c, lazy_note), or NULL. */
+    void (*lazy_barrier)(void);
+    int64_t lazy_since;
 };
 
 /* Engine -> core reports (loop thread). */

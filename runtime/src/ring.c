@@ -49,12 +49,15 @@
  * registered for it execute a full barrier — after its store, so the put and the get
  * need only a compiler barrier between their release store and their relaxed load
  * (store_load_order). A thread not running at that instant passes a barrier when the
- * kernel switches it back in, which is as good. A process registers once, when it
- * first attaches a ring (fork children inherit it); one where membarrier is missing or
- * refused (an old kernel, a seccomp profile; SHOAL_WAKE=fenced forces it) takes the
- * fenced path instead: at attach it sets the ring's `fenced` word, and every put and
- * get on that ring, in every process, then reads the word (one load from a line no
- * one writes) and makes a full fence, as before format 3. The MPMC ring needs none of
+ * kernel switches it back in, which is as good. (The ring hands the barrier to the
+ * waiter as the waitable's barrier(): a blocking call's first sleep goes without it
+ * and lasts at most wait.c's LAZY_NS, so that the short sleeps of a request/reply
+ * exchange do not pay for it; the loop issues it at each arm.) A process registers once,
+ * when it first attaches a ring (fork children inherit it); one where membarrier is
+ * missing or refused (an old kernel, a seccomp profile; SHOAL_WAKE=fenced forces it)
+ * takes the fenced path instead: at attach it sets the ring's `fenced` word, and every
+ * put and get on that ring, in every process, then reads the word (one load from a line
+ * no one writes) and makes a full fence, as before format 3. The MPMC ring needs none of
  * this: each of its steps is a sequentially consistent compare-and-swap, which orders
  * the load of the count after it already. (A process that attaches in the fenced mode
  * while another's put is in its few instructions between store and load can make
@@ -348,8 +351,12 @@ static void ring_arm(shoal__ring *r, bool producer)
     while (!atomic_compare_exchange_weak(rec, &w, mine));
     if (REC_OWNER(w) != me && REC_COUNT(w))
         atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
-    if (r->g.flags & SHOAL__RING_SPSC) /* its put and get only compiler-fence */
-        shoal__ring_barrier();
+}
+
+/* The waitable's barrier: SPSC puts and gets only compiler-fence (see the top). */
+static void (*ring_barrier_of(const shoal__ring *r))(void)
+{
+    return r->g.flags & SHOAL__RING_SPSC ? shoal__ring_barrier : NULL;
 }
 
 static void ring_disarm(shoal__ring *r, bool producer)
@@ -425,12 +432,9 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
                               memory_order_relaxed);
     shoal__deadline dl = shoal__deadline_from(timeout);
     struct ring_waiter w = {r, producer, fn, arg, hook};
-    shoal__waitable wt = {ring_word(r, producer),
-                          waiter_ready,
-                          waiter_arm,
-                          waiter_disarm,
-                          hook ? waiter_check : NULL,
-                          &w};
+    shoal__waitable wt = {
+        ring_word(r, producer),     waiter_ready, waiter_arm,        waiter_disarm,
+        hook ? waiter_check : NULL, &w,           ring_barrier_of(r)};
     rc = shoal__wait(&wt, &dl);
     if (rc == 1)
         return 0;
@@ -592,7 +596,8 @@ void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out)
                              waiter_arm,
                              waiter_disarm,
                              w->hook ? waiter_check : NULL,
-                             w};
+                             w,
+                             ring_barrier_of(r)};
 }
 
 void shoal__ring_shutdown(shoal__ring *r)

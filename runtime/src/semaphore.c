@@ -109,8 +109,8 @@ int shoal__sem_waitable(shoal_sem *sem, bool writable, shoal__waitable *out)
     if (writable || !out)
         return shoal__err(SHOAL_EINVAL, "%s: only the readable side can be waited on",
                           noun(sem));
-    *out =
-        (shoal__waitable){&impl(sem)->value, ready_avail, arm, disarm, NULL, impl(sem)};
+    *out = (shoal__waitable){&impl(sem)->value, ready_avail, arm, disarm, NULL,
+                             impl(sem),         NULL};
     return 0;
 }
 
@@ -127,7 +127,7 @@ int shoal_sem_acquire(shoal_sem *sem, shoal_duration timeout)
     if (timeout == SHOAL_NOWAIT)
         return shoal__err(SHOAL_EAGAIN, "%s: value is 0", kind(s));
     shoal__deadline d = shoal__deadline_from(timeout);
-    shoal__waitable w = {&s->value, ready_take, arm, disarm, NULL, s};
+    shoal__waitable w = {&s->value, ready_take, arm, disarm, NULL, s, NULL};
     if (shoal__wait(&w, &d) == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s: timed out waiting for a release",
                           noun(sem));

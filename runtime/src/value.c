@@ -252,8 +252,8 @@ static uint64_t claim_writer(shoal_value *v)
     struct writer_wait w = {v, 0};
     if (SHOAL_LIKELY(writer_claim(&w)))
         return w.from;
-    shoal__waitable wt = {seq_word(v),   writer_claim, writer_arm,
-                          writer_disarm, writer_check, &w};
+    shoal__waitable wt = {seq_word(v),  writer_claim, writer_arm, writer_disarm,
+                          writer_check, &w,           NULL};
     shoal__deadline forever = shoal__deadline_from(SHOAL_FOREVER);
     shoal__wait(&wt, &forever);
     return w.from;

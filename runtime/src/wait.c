@@ -11,6 +11,16 @@
  * Sleeping: at most SLICE_NS at a time, even with no check() to run: a wake-up given
  * to a process that died before acting on it (a semaphore unit, a notification) is
  * then found by the next slice of a live sleeper, because ready() is evaluated again.
+ *
+ * A waitable with a barrier() (an SPSC ring: its put and get make no fence, the
+ * sleeper pays with a membarrier) gets a first sleep of at most SHOAL__LAZY_NS without
+ * the barrier, then sleeps as any other. The barrier costs a few microseconds, but up to
+ * ~70 us when its inter-processor interrupt meets a virtual CPU that is going idle;
+ * most sleeps of a request/reply exchange end well within SHOAL__LAZY_NS and never pay
+ * it. The price: a put whose store is still in its processor's store buffer when the
+ * sleeper announces itself can miss the sleeper (a window of nanoseconds), which
+ * then finds the message at the end of that first sleep, SHOAL__LAZY_NS later. Every
+ * later sleep issues the barrier and is woken exactly.
  */
 #include "wait.h"
 
@@ -48,20 +58,25 @@ static int spin(const shoal__waitable *w, const shoal__deadline *d)
     }
 }
 
-/* One sleep: arm, re-check, sleep for at most a slice, disarm. Returns ready()'s
- * verdict from the re-check (0 when it slept), or SHOAL_EINTR when a signal handler
- * ran during an interruptible sleep. */
-static int sleep_once(const shoal__waitable *w, const shoal__deadline *d, bool intr)
+/* One sleep: arm, (barrier,) re-check, sleep for at most a slice — SHOAL__LAZY_NS for the
+ * first sleep of a waitable with a barrier, made without it — disarm. Returns
+ * ready()'s verdict from the re-check (0 when it slept), or SHOAL_EINTR when a signal
+ * handler ran during an interruptible sleep. */
+static int sleep_once(const shoal__waitable *w, const shoal__deadline *d, bool intr,
+                      bool first)
 {
     uint32_t v = atomic_load(w->word);
     if (w->arm)
         w->arm(w->obj);
+    bool lazy = first && w->barrier;
+    if (w->barrier && !lazy)
+        w->barrier();
     atomic_thread_fence(memory_order_seq_cst);
     int rc = w->ready(w->obj);
     if (rc == 0) {
-        int64_t now = shoal__now_ns();
-        int fr = shoal__futex_wait_until(
-            w->word, v, d->at_ns - now > SLICE_NS ? now + SLICE_NS : d->at_ns);
+        int64_t now = shoal__now_ns(), slice = lazy ? SHOAL__LAZY_NS : SLICE_NS;
+        int fr = shoal__futex_wait_until(w->word, v,
+                                         d->at_ns - now > slice ? now + slice : d->at_ns);
         if (fr == 0)
             shoal__test_point("wait.woken"); /* a test kills a woken sleeper here */
         else if (fr == SHOAL_EINTR && intr)
@@ -77,12 +92,12 @@ static int wait_loop(const shoal__waitable *w, const shoal__deadline *d, bool in
     int rc = w->ready(w->obj);
     if (rc || (rc = spin(w, d)))
         return rc;
-    for (;;) {
+    for (bool first = true;; first = false) {
         if (w->check && (rc = w->check(w->obj)))
             return rc;
         if (shoal__deadline_passed(d))
             return SHOAL_ETIMEDOUT;
-        if ((rc = sleep_once(w, d, intr)) || (rc = w->ready(w->obj)))
+        if ((rc = sleep_once(w, d, intr, first)) || (rc = w->ready(w->obj)))
             return rc;
     }
 }

@@ -37,7 +37,20 @@ typedef struct shoal__waitable {
      * peer found, ...), or 1 when it found the object ready after all. NULL: none. */
     int (*check)(void *obj);
     void *obj;
+    /* Issued after arm() and before the re-check, when the waker publishes without a
+     * fence and looks at the sleepers with a plain load (an SPSC ring's asymmetric
+     * fence, ring.c). NULL: arm() orders itself. Waiters defer it: shoal__wait's first
+     * sleep goes without it and lasts at most SHOAL__LAZY_NS (wait.c); the loop
+     * sleeps at most that long after arming such sources, then issues it once for
+     * all of them (loop.c). */
+    void (*barrier)(void);
 } shoal__waitable;
+
+/* How long a waiter sleeps on a waitable whose barrier() it has not issued yet: a
+ * waker that missed its announcement (see wait.c) delays it by at most this much.
+ * Shorter sleeps cost more on some virtual machines (a near timer slows the wake-up
+ * of an idle virtual CPU: +20 us at 200 us, +6 us at 1 ms, none seen at 5 ms). */
+#define SHOAL__LAZY_NS (5 * 1000000LL)
 
 /*
  * Waits until w is ready or the deadline passes, spinning for the spin budget before
