@@ -43,7 +43,6 @@ struct arrived {
 };
 
 struct shoal_manager {
-    struct shoal_manager *next, *prev; /* every open manager, for the fork hook */
     shoal_rpc_channel *ch;
     shoal_rpc_call *call;
     pthread_mutex_t send_mu;
@@ -341,58 +340,6 @@ size_t shoal_mv_format(const shoal_mv *v, char *buf, size_t cap)
 
 /* ---- the session ---- */
 
-/*
- * Fork. A fork child inherits the shm:// channel's pipe end; until the parent uses
- * its end again it has handed the end to the child (pipe.c), so the death of a child
- * that never used it would look like the death of the client to the broker, which
- * would end the parent's session. Right after every fork the parent sends a no-op
- * request (id 0: no reply) on each of its sessions, which takes its ends back.
- */
-static pthread_mutex_t managers_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct shoal_manager *managers;
-static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
-
-static void reclaim_after_fork(void)
-{
-    static const breq noop_init = SHOAL__BROKER__REQUEST__INIT;
-    breq noop = noop_init;
-    noop.object = (char *)"";
-    noop.op = (char *)"noop";
-    uint8_t buf[16];
-    size_t len = protobuf_c_message_pack(&noop.base, buf);
-    pthread_mutex_lock(&managers_mu);
-    for (struct shoal_manager *m = managers; m; m = m->next) {
-        pthread_mutex_lock(&m->send_mu);
-        shoal_rpc_call_send(m->call, buf, len);
-        pthread_mutex_unlock(&m->send_mu);
-    }
-    pthread_mutex_unlock(&managers_mu);
-}
-
-static void fork_hook_install(void)
-{
-    pthread_atfork(NULL, reclaim_after_fork, NULL);
-}
-
-static void manager_register(shoal_manager *m, int add)
-{
-    pthread_mutex_lock(&managers_mu);
-    if (add) {
-        m->next = managers;
-        if (managers)
-            managers->prev = m;
-        managers = m;
-    } else {
-        if (m->prev)
-            m->prev->next = m->next;
-        else
-            managers = m->next;
-        if (m->next)
-            m->next->prev = m->prev;
-    }
-    pthread_mutex_unlock(&managers_mu);
-}
-
 int shoal_manager_connect(shoal_manager **out, const char *address,
                           const shoal_manager_config *cfg)
 {
@@ -423,8 +370,6 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
     pthread_mutex_init(&m->send_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
-    pthread_once(&fork_hook_once, fork_hook_install);
-    manager_register(m, 1);
     *out = m;
     return 0;
 }
@@ -433,7 +378,6 @@ void shoal_manager_close(shoal_manager *m)
 {
     if (!m)
         return;
-    manager_register(m, 0);
     shoal_rpc_call_close_send(m->call);
     shoal_rpc_call_cancel(m->call);
     pthread_mutex_lock(&m->mu);
