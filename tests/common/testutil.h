@@ -80,6 +80,21 @@ static inline pid_t t_fork(int (*fn)(void *), void *arg)
     return pid;
 }
 
+/* Bodies for t_fork: a child that ends at once, and one that stops itself (SIGSTOP)
+ * at once, for the parent to kill. */
+static inline int t_exit_at_once(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static inline int t_stop_at_once(void *arg)
+{
+    (void)arg;
+    raise(SIGSTOP); /* killed here */
+    return 0;
+}
+
 /* Forks a child that stops itself with SIGSTOP at pause point `point` while running
  * fn(arg); returns once it has stopped there (or exited: then returns -1). */
 static inline pid_t t_fork_paused(const char *point, int (*fn)(void *), void *arg)

@@ -11,19 +11,6 @@
 
 static const shoal_queue_config i64 = {.type = NULL, .max_msg = 8, .capacity = 64};
 
-static int exit_at_once(void *arg)
-{
-    (void)arg;
-    return 0;
-}
-
-static int stop_at_once(void *arg)
-{
-    (void)arg;
-    raise(SIGSTOP); /* killed here */
-    return 0;
-}
-
 /* pipe_pair, fork, the child dies before it touches its end: the parent is told. */
 static void test_pair_child_dies_untouched(void **state)
 {
@@ -32,8 +19,8 @@ static void test_pair_child_dies_untouched(void **state)
         for (int killed = 0; killed < 2; killed++) {
             shoal_pipe *a, *b;
             T_OK(shoal_pipe_pair(&a, &b, NULL, &i64, NULL));
-            pid_t pid = killed ? t_fork_paused(NULL, stop_at_once, NULL)
-                               : t_fork(exit_at_once, NULL);
+            pid_t pid = killed ? t_fork_paused(NULL, t_stop_at_once, NULL)
+                               : t_fork(t_exit_at_once, NULL);
             assert_true(pid > 0);
             if (killed)
                 t_kill(pid);

@@ -56,19 +56,6 @@ static int call(const char *text)
     return code;
 }
 
-static int exit_at_once(void *arg)
-{
-    (void)arg;
-    return 0;
-}
-
-static int stop_at_once(void *arg)
-{
-    (void)arg;
-    raise(SIGSTOP); /* killed here */
-    return 0;
-}
-
 static int call_and_exit(void *closing)
 {
     int code = call("from the child");
@@ -112,10 +99,10 @@ static void test_child_does_not_use(void **state)
 {
     (void)state;
     assert_int_equal(call("before"), SHOAL_RPC_OK);
-    assert_int_equal(t_wait(t_fork(exit_at_once, NULL)), 0);
+    assert_int_equal(t_wait(t_fork(t_exit_at_once, NULL)), 0);
     let_server_look();
     assert_int_equal(call("after the child exited"), SHOAL_RPC_OK);
-    pid_t pid = t_fork_paused(NULL, stop_at_once, NULL);
+    pid_t pid = t_fork_paused(NULL, t_stop_at_once, NULL);
     assert_true(pid > 0);
     t_kill(pid);
     let_server_look();

@@ -9,19 +9,6 @@
 
 static const shoal_queue_config i64 = {.type = NULL, .max_msg = 8, .capacity = 64};
 
-static int exit_at_once(void *arg)
-{
-    (void)arg;
-    return 0;
-}
-
-static int stop_at_once(void *arg)
-{
-    (void)arg;
-    raise(SIGSTOP); /* killed here */
-    return 0;
-}
-
 /* a (end 0) and b (end 1), b used: one message from b to a. */
 static void used_pair(shoal_pipe **a, shoal_pipe **b)
 {
@@ -51,8 +38,8 @@ static void test_child_leaves_used_end_alone(void **state)
     for (int killed = 0; killed < 2; killed++) {
         shoal_pipe *a, *b;
         used_pair(&a, &b);
-        pid_t pid =
-            killed ? t_fork_paused(NULL, stop_at_once, NULL) : t_fork(exit_at_once, NULL);
+        pid_t pid = killed ? t_fork_paused(NULL, t_stop_at_once, NULL)
+                           : t_fork(t_exit_at_once, NULL);
         assert_true(pid > 0);
         if (killed)
             t_kill(pid);
