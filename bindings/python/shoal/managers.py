@@ -527,6 +527,7 @@ class Watch:
 
     def __init__(self, proxy, key=_WHOLE):
         self._session = _session(proxy._address, proxy._authkey)
+        self._session.flush()  # the watch starts after this thread's pipelined writes
         req = _len_field(b"\x0a", proxy._name.encode("utf-8"))
         if key is not _WHOLE:
             req += _len_field(b"\x12", _enc_value(key, False))
