@@ -31,8 +31,8 @@ static int broker_child(void *arg)
 {
     broker_args *a = arg;
     const char *listen[2] = {addr, a->tcp};
-    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1, NULL,
-                              NULL, NULL, NULL};
+    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1,
+                              NULL,   NULL,           NULL,        NULL};
     if (!freopen("/dev/null", "w", stdout))
         return 3;
     return shoal_broker_serve(&o) == 0 ? 0 : 1;

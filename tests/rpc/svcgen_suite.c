@@ -380,7 +380,8 @@ static void test_shoal_call_streams(void **state)
     (void)state;
     server_start();
     char out[8192], args[600];
-    snprintf(args, sizeof(args), "'%s' svct.Gen/Sum 'n: 5' 'n: 6' 'n: 7 text: \"x\"'", addr);
+    snprintf(args, sizeof(args), "'%s' svct.Gen/Sum 'n: 5' 'n: 6' 'n: 7 text: \"x\"'",
+             addr);
     assert_int_equal(shoal_call(out, sizeof(out), args), 0);
     assert_string_equal(out, "n: 18\n");
     snprintf(args, sizeof(args), "'%s' svct.Gen/Chat 'n: 1 text: \"a\"' 'n: 2' 'n: 3'",
@@ -388,7 +389,8 @@ static void test_shoal_call_streams(void **state)
     assert_int_equal(shoal_call(out, sizeof(out), args), 0);
     assert_string_equal(out, "n: 2\ntext: \"a\"\n\nn: 4\n\nn: 6\n");
     snprintf(args, sizeof(args), "'%s' svct.Gen/Chat -", addr);
-    assert_int_equal(shoal_call_input(out, sizeof(out), "n: 4\ntext: \"b\"\n\n \nn: 5\n", args), 0);
+    assert_int_equal(
+        shoal_call_input(out, sizeof(out), "n: 4\ntext: \"b\"\n\n \nn: 5\n", args), 0);
     assert_string_equal(out, "n: 8\ntext: \"b\"\n\nn: 10\n");
     snprintf(args, sizeof(args), "--lines '%s' svct.Gen/Sum -", addr);
     assert_int_equal(shoal_call_input(out, sizeof(out), "n: 1\nn: 2\n\nn: 3", args), 0);
