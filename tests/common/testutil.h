@@ -129,6 +129,19 @@ static inline int t_wait(pid_t pid)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Forks a child that is gone when this returns: it exited at once (killed = false) or
+ * stopped itself and was SIGKILLed (killed = true). */
+static inline void t_fork_gone(bool killed)
+{
+    pid_t pid =
+        killed ? t_fork_paused(NULL, t_stop_at_once, NULL) : t_fork(t_exit_at_once, NULL);
+    assert_true(pid > 0);
+    if (killed)
+        t_kill(pid);
+    else
+        assert_int_equal(t_wait(pid), 0);
+}
+
 /* Starts this same program anew (fork + exec of /proc/self/exe) with argv[1..] =
  * the given arguments (NULL-terminated): a process that shares nothing with the
  * parent but what it opens by name. */

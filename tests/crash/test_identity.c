@@ -19,13 +19,7 @@ static void test_pair_child_dies_untouched(void **state)
         for (int killed = 0; killed < 2; killed++) {
             shoal_pipe *a, *b;
             T_OK(shoal_pipe_pair(&a, &b, NULL, &i64, NULL));
-            pid_t pid = killed ? t_fork_paused(NULL, t_stop_at_once, NULL)
-                               : t_fork(t_exit_at_once, NULL);
-            assert_true(pid > 0);
-            if (killed)
-                t_kill(pid);
-            else
-                assert_int_equal(t_wait(pid), 0);
+            t_fork_gone(killed);
             if (closing)
                 T_OK(shoal_pipe_close(b)); /* the parent's copy of the child's end */
             char buf[8];

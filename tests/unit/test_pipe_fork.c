@@ -38,13 +38,7 @@ static void test_child_leaves_used_end_alone(void **state)
     for (int killed = 0; killed < 2; killed++) {
         shoal_pipe *a, *b;
         used_pair(&a, &b);
-        pid_t pid = killed ? t_fork_paused(NULL, t_stop_at_once, NULL)
-                           : t_fork(t_exit_at_once, NULL);
-        assert_true(pid > 0);
-        if (killed)
-            t_kill(pid);
-        else
-            assert_int_equal(t_wait(pid), 0);
+        t_fork_gone(killed);
         parent_still_holds(a, b);
         /* ... and its close is the end of the stream */
         T_OK(shoal_pipe_close(b));
