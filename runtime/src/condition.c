@@ -18,11 +18,16 @@
  * may let a later notify hand out one token too many (a spurious wake-up, which
  * callers of a condition tolerate anyway).
  *
- * Taking the lock back is bounded by the wait's own deadline: a timed wait never
- * outlasts its timeout, even on a live holder that keeps the lock (it then returns
- * without the lock, and passes a notification it had taken to another waiter, as if
- * it had never taken it). An untimed wait takes the lock back untimed; the lock's
- * own wait notices a holder that died.
+ * Every return after the wait has begun comes back holding the lock again, at the
+ * depth the caller held it, as pthread_cond_timedwait and Python's Condition do: the
+ * timeout bounds the wait for a notify only, and taking the lock back waits as long as
+ * a live holder keeps it (the lock's own wait notices a holder that dies meanwhile,
+ * and then hands it over with SHOAL_EOWNERDEAD, which the call returns: it outranks
+ * "notified", "timed out" and "interrupted", as pthread's EOWNERDEAD does, since the
+ * caller must repair the data first and re-check its predicate anyway). Only a lock
+ * that cannot be taken at all (damaged meanwhile) makes the call return without it; a
+ * notification the waiter had taken then passes to another waiter, as if it had never
+ * been taken. This is the one place that takes the lock back: the bindings rely on it.
  *
  * The interruptible form (shoal_cond_wait_intr) sleeps in slices with a timeout, so a
  * signal handler always ends the futex wait with EINTR (the kernel restarts only
@@ -108,29 +113,20 @@ static int await_notify(struct cond_impl *c, uint32_t seen, const shoal__deadlin
     return intr ? shoal__wait_intr(&wt, d) : shoal__wait(&wt, d);
 }
 
-/* What is left of d as a timeout (SHOAL_FOREVER for none, 0 once passed). */
-static shoal_duration time_left(const shoal__deadline *d)
+/* Takes the lock back at the depth the caller held it, untimed: 0, SHOAL_EOWNERDEAD
+ * (held; its previous holder died holding it), or the error of a lock that cannot be
+ * taken (not held). */
+static int reacquire(shoal_cond *cond, shoal_lock *lock, uint32_t depth)
 {
-    if (d->at_ns == INT64_MAX)
-        return SHOAL_FOREVER;
-    int64_t left = d->at_ns - shoal__now_ns();
-    return left > 0 ? left : SHOAL_NOWAIT;
-}
-
-/* Takes the lock back at the depth the caller held it, within the wait's deadline;
- * EOWNERDEAD wins. SHOAL_ETIMEDOUT: a live holder kept it past the deadline, and the
- * lock is not held. */
-static int reacquire(shoal_cond *cond, shoal_lock *lock, uint32_t depth,
-                     const shoal__deadline *d)
-{
-    int rc = shoal_lock_acquire(lock, time_left(d));
-    if (rc == SHOAL_EAGAIN || rc == SHOAL_ETIMEDOUT)
-        return shoal__err(SHOAL_ETIMEDOUT,
-                          "%s wait: timed out taking its lock back (held by another "
-                          "thread); the lock is not held",
-                          noun(cond));
-    if (rc != 0 && rc != SHOAL_EOWNERDEAD)
-        return rc;
+    int rc = shoal_lock_acquire(lock, SHOAL_FOREVER);
+    if (rc != 0 && rc != SHOAL_EOWNERDEAD) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s", shoal_errdetail());
+        return shoal__err(rc,
+                          "%s wait: could not take its lock back (%s); the lock is "
+                          "not held",
+                          noun(cond), why);
+    }
     for (uint32_t i = 1; i < depth; i++) {
         int r = shoal_lock_acquire(lock, SHOAL_FOREVER); /* re-entry: never blocks */
         if (r)
@@ -167,8 +163,8 @@ static int wait_registered(struct cond_impl *c, uint32_t seen, shoal_duration ti
     return rc == 1 ? 0 : rc;
 }
 
-/* A waiter that took a notification but cannot return it (it timed out taking the
- * lock back) hands it to another waiter, if one is left. */
+/* A waiter that took a notification but cannot return it (its lock could not be
+ * taken back) hands it to another waiter, if one is left. */
 static void pass_on(struct cond_impl *c)
 {
     if (atomic_load(&c->waiters) == 0)
@@ -201,11 +197,11 @@ static int cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout,
         rc = wait_registered(c, seen, timeout, &d, intr);
     else
         atomic_fetch_sub(&c->waiters, 1);
-    int r = released ? reacquire(cond, lock, released, &d) : 0;
-    if (r == SHOAL_ETIMEDOUT && rc == 0)
+    int r = released ? reacquire(cond, lock, released) : 0;
+    if (r && r != SHOAL_EOWNERDEAD && rc == 0)
         pass_on(c);
     if (r)
-        return r; /* SHOAL_EOWNERDEAD (lock held), SHOAL_ETIMEDOUT (not held), broken */
+        return r; /* SHOAL_EOWNERDEAD (lock held), or a broken lock (not held) */
     if (rc == SHOAL_ETIMEDOUT)
         return shoal__err(SHOAL_ETIMEDOUT, "%s wait: timed out", noun(cond));
     if (rc == SHOAL_EINTR)

@@ -1,6 +1,7 @@
 /* test_condition.c — Condition between processes: wait/notify/notify_all with a
- * predicate, timeouts (taking the lock back included), RLock depth, ownership errors,
- * named conditions, bad input, and waits a signal interrupts. */
+ * predicate, timeouts, RLock depth, ownership errors, named conditions, bad input, and
+ * waits a signal interrupts (taking the lock back after a timeout or a holder's death:
+ * test_condition_relock.c). */
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -320,46 +321,6 @@ static void test_bad_input(void **state)
     assert_int_equal(shoal_cond_open(&c, "", SHOAL_CREATE, NULL), SHOAL_ENAME);
 }
 
-/* Child: a timed wait whose lock a live thread keeps past the timeout: it returns
- * SHOAL_ETIMEDOUT in time, without the lock. */
-static int bounded_waiter(void *arg)
-{
-    (void)arg;
-    if (shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)))
-        return 10;
-    atomic_fetch_add(&sh->waiting, 1);
-    int64_t t0 = shoal__now_ns();
-    int rc = shoal_cond_wait(&sh->cond, &sh->lock, SHOAL_MS(300));
-    int64_t took = shoal__now_ns() - t0;
-    int32_t owner;
-    shoal_lock_state(&sh->lock, NULL, &owner, NULL);
-    if (rc != SHOAL_ETIMEDOUT)
-        return 11;
-    if (owner == shoal__tid())
-        return 12;
-    if (took > SHOAL_SEC(5) || !strstr(shoal_errdetail(), "not held"))
-        return 13;
-    return 0;
-}
-
-static void test_reacquire_is_bounded(void **state)
-{
-    (void)state;
-    reset_counts();
-    pid_t bounded = t_fork(bounded_waiter, NULL);
-    pid_t patient = t_fork(ticket_waiter, NULL);
-    assert_true(t_wait_atleast(&sh->waiting, 2, SHOAL_SEC(10)));
-    T_OK(shoal_lock_acquire(&sh->lock, SHOAL_SEC(10)));
-    sh->tickets = 1;
-    T_OK(shoal_cond_notify(&sh->cond, 1));
-    usleep(800 * 1000); /* hold the lock past the bounded waiter's timeout */
-    T_OK(shoal_lock_release(&sh->lock));
-    assert_int_equal(t_wait(bounded), 0);
-    /* Whichever waiter the notification went to, the patient one gets it. */
-    assert_int_equal(t_wait(patient), 0);
-    assert_int_equal(sh->tickets, 0);
-}
-
 static void on_signal(int sig)
 {
     (void)sig;
@@ -477,7 +438,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wait_needs_the_lock),
         cmocka_unit_test(test_named),
         cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_reacquire_is_bounded),
         cmocka_unit_test(test_wait_intr_returns_on_signal),
         cmocka_unit_test(test_signal_storm_loses_no_notify),
     };

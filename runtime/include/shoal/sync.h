@@ -143,29 +143,48 @@ SHOAL_API int shoal_cond_open(shoal_cond **out, const char *name, int mode,
 /* Releases a named condition's mapping. Returns 0 or SHOAL_EINVAL. */
 SHOAL_API int shoal_cond_close(shoal_cond *cond);
 /*
- * Releases `lock` (which the caller must hold), waits for a notify or the timeout, and
- * re-acquires `lock`. Wake-ups may be spurious: re-check the predicate. The timeout
- * covers the whole call, taking the lock back included: when a live thread holds the
- * lock past it, the call returns SHOAL_ETIMEDOUT with the lock NOT held (a
- * notification it had taken is passed to another waiter). An untimed wait
- * (SHOAL_FOREVER) waits for the lock as long as its holder lives, and learns of the
- * holder's death (SHOAL_EOWNERDEAD). Returns 0 (lock held), SHOAL_ETIMEDOUT (lock held
- * if the wait for a notify timed out, not held if taking the lock back did: see
- * shoal_lock_state), SHOAL_EPERM (lock not held by the caller on entry), or
- * SHOAL_EOWNERDEAD (lock held; its previous holder died holding it).
- * An RLock held several times is released fully and re-taken to the same depth, as
- * Python's Condition does. Timeout SHOAL_NOWAIT gives SHOAL_ETIMEDOUT at once.
+ * Releases `lock`, which the calling thread must hold, waits until a notify wakes it
+ * or `timeout` passes, and takes `lock` back — at the depth it was held: an RLock held
+ * several times is released fully for the wait and re-taken as often, as Python's
+ * Condition does. Wake-ups may be spurious: re-check the predicate in a loop.
+ *
+ * The lock is held again on every return but the last two errors below, whatever the
+ * result, as with pthread_cond_timedwait: `timeout` bounds the wait for a notify only,
+ * and taking the lock back then waits as long as a live thread keeps it (a timed wait
+ * may thus return later than its timeout). A holder that dies meanwhile is noticed
+ * (within a few tens of milliseconds at most) and the lock passes to the waiter with
+ * SHOAL_EOWNERDEAD. Timeout SHOAL_NOWAIT releases and re-takes the lock and returns
+ * SHOAL_ETIMEDOUT.
+ *
+ * Returns, with the lock held at the caller's depth:
+ *   0                 notified (or a spurious wake-up);
+ *   SHOAL_ETIMEDOUT   the timeout passed without a notify for this waiter;
+ *   SHOAL_EOWNERDEAD  taking the lock back found that its previous holder died holding
+ *                     it (the data it guards may be half updated; it is usable again,
+ *                     as after shoal_lock_acquire's SHOAL_EOWNERDEAD). This outranks
+ *                     the others: the caller cannot tell whether it was notified or
+ *                     timed out, and treats it as a wake-up (repair, then re-check
+ *                     the predicate), as pthread's EOWNERDEAD;
+ * and, with the lock in the state it had on entry (nothing was released):
+ *   SHOAL_EPERM       the calling thread does not hold `lock`;
+ *   SHOAL_EINVAL      `cond` or `lock` is NULL, or `cond` is not initialised;
+ * and, WITHOUT the lock (the only cases):
+ *   SHOAL_ESYS, SHOAL_ECORRUPT  the lock could not be taken back at all (damaged while
+ *                     the caller waited; shoal_errdetail() says how). A notification
+ *                     the waiter had taken is passed to another waiter.
  */
 SHOAL_API int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout);
 /*
  * shoal_cond_wait that a signal can end: when a signal handler runs while the caller
- * sleeps, returns SHOAL_EINTR with the lock held again (at its depth), as a language
- * runtime needs to deliver Ctrl-C (Python's KeyboardInterrupt) from an untimed wait.
- * The waiter stays registered until then, and an interrupted waiter never drops a
- * notification: one that had already come for it is taken (the call returns 0), any
- * other is left to the remaining waiters. A signal that arrives while the caller is
- * not asleep in the kernel (the short spin before sleeping) is only noticed at the
- * next signal. Returns what shoal_cond_wait returns, and SHOAL_EINTR.
+ * sleeps waiting for a notify, returns SHOAL_EINTR with the lock held again (at its
+ * depth), as a language runtime needs to deliver Ctrl-C (Python's KeyboardInterrupt)
+ * from an untimed wait. The waiter stays registered until then, and an interrupted
+ * waiter never drops a notification: one that had already come for it is taken (the
+ * call returns 0), any other is left to the remaining waiters. A signal that arrives
+ * while the caller is not asleep in the kernel (the short spin before sleeping) is
+ * only noticed at the next signal; one that arrives while it takes the lock back does
+ * not end that wait. Returns what shoal_cond_wait returns (SHOAL_EOWNERDEAD outranks
+ * SHOAL_EINTR too), and SHOAL_EINTR.
  */
 SHOAL_API int shoal_cond_wait_intr(shoal_cond *cond, shoal_lock *lock,
                                    shoal_duration timeout);
