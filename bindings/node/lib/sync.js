@@ -137,8 +137,10 @@ class Condition extends Handle {
     this.lock = lock ?? new RLock({ root: opts.root, domain: opts.domain });
   }
 
-  /** Releases the lock (held by the caller), waits for a notify, re-acquires it.
-   * Blocks the calling thread. Returns false on timeout. */
+  /** Releases the lock (held by the caller), waits for a notify or the timeout, and
+   * returns holding the lock again at its depth (after a timeout too, once another
+   * process lets it go). Blocks the calling thread. Returns false on timeout; sets
+   * lock.ownerDied when the lock's holder died meanwhile. */
   waitSync(timeout = Infinity) {
     const rc = native.condWait(this._handle(), this.lock._handle(), nanos(timeout));
     this.lock.ownerDied = rc === CODES.EOWNERDEAD;

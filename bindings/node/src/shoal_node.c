@@ -24,7 +24,7 @@
  *  - Message bytes move between libshoal and JS Buffers/TypedArrays directly; a
  *    SharedMemory block is exposed as an external ArrayBuffer over the mapping itself.
  */
-#define _GNU_SOURCE  /* gettid */
+#define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pthread.h>
@@ -1836,19 +1836,8 @@ static napi_value cond_wait(napi_env env, napi_callback_info info)
     shoal_lock *l = ptr_of(env, argv[1]);
     if (!c || !l)
         return throw_arg(env, "condition: closed");
-    uint32_t depth = 0;
-    shoal_lock_state(l, NULL, NULL, &depth);
+    /* Returns holding the lock, at its depth, but for a lock that cannot be taken. */
     int rc = shoal_cond_wait(c, l, i64_of(env, argv[2]));
-    int32_t owner = 0;
-    shoal_lock_state(l, NULL, &owner, NULL);
-    /* The timeout also bounds taking the lock back; the caller expects it held (to the
-     * depth it had), as Python's and the Rust binding's wait do. */
-    bool retake = rc == SHOAL_ETIMEDOUT && owner != gettid();
-    for (uint32_t i = 0; retake && i < (depth > 0 ? depth : 1); i++) {
-        int again = shoal_lock_acquire(l, SHOAL_FOREVER);
-        if (again != 0 && again != SHOAL_EOWNERDEAD)
-            return throw_rc(env, again);
-    }
     if (rc == 0 || rc == SHOAL_ETIMEDOUT || rc == SHOAL_EOWNERDEAD)
         return num(env, rc);
     return throw_rc(env, rc);

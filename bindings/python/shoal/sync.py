@@ -21,7 +21,8 @@ Differences from multiprocessing, all deliberate:
   multiprocessing); releasing a lock the caller does not hold raises
   shoal.NotOwner (a RuntimeError and a ValueError);
 - Condition.wait() needs its lock held; an RLock held several times is released
-  completely for the wait and re-taken to the same depth, as threading does.
+  completely for the wait and re-taken to the same depth, as threading does (after
+  a timeout too: the lock is held again, once another process lets it go).
 
 Barrier's ``action`` runs in the caller that gets index 0 while the other parties
 are still held: the barrier is passed twice, the second time once the action has
@@ -368,36 +369,29 @@ class Condition(GuardedByLock, _Named):
         return (_reopen_condition, (self._name, self._place, self._lock))
 
     def wait(self, timeout=None):
-        """Releases the lock, waits for a notify (or the timeout), re-acquires the
-        lock. Returns False if the timeout expired, else True. A signal ends the wait
-        (Ctrl-C raises KeyboardInterrupt here, with the lock held again, as
-        threading.Condition does); a handler that does not raise makes it a spurious
-        wake-up (True). A notification is never lost to an interrupted waiter: it
-        either returns with it or leaves it to another."""
+        """Releases the lock (fully, an RLock held several times too), waits for a
+        notify or the timeout, and returns holding the lock again at the same depth,
+        whatever happens: the runtime's wait takes it back. Returns False if the
+        timeout expired, else True. A lock whose holder died meanwhile is taken with
+        its ``owner_died`` set (True). A signal ends the wait (Ctrl-C raises
+        KeyboardInterrupt here, with the lock held again, as threading.Condition
+        does); a handler that does not raise makes it a spurious wake-up (True). A
+        notification is never lost to an interrupted waiter: it either returns with
+        it or leaves it to another."""
         lock = self._lock
-        depth = 1
-        if lock._recursive:
-            _, depth = lock._state()
-            for _ in range(depth - 1):
-                lock.release()
-        try:
-            rc = C.cond_wait_intr(self._handle(), lock._handle(), to_ns(timeout))
-            if rc == _ETIMEDOUT and lock._state()[0] != threading.get_native_id():
-                # The timeout also bounds taking the lock back; Python's Condition
-                # always returns holding it.
-                check(wait_loop(C.lock_acquire, (lock._handle(),), None), lock._what)
-            if rc == _EINTR:
-                _check_signals()  # runs the handlers now: KeyboardInterrupt from here
-        finally:
-            for _ in range(depth - 1):
-                lock.acquire()
-        if rc == 0 or rc == _EINTR:
+        rc = C.cond_wait_intr(self._handle(), lock._handle(), to_ns(timeout))
+        if rc == 0:
             return True
         if rc == _ETIMEDOUT:
             return False
+        if rc == _EINTR:
+            _check_signals()  # runs the handlers now: KeyboardInterrupt from here
+            return True
         if rc == _EOWNERDEAD:
             lock.owner_died = True
             return True
+        if lock._state()[0] != threading.get_native_id():
+            lock._held_tid = 0  # a lock that could not be taken back at all
         raise error(rc, self._what)
 
     def wait_for(self, predicate, timeout=None):

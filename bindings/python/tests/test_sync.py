@@ -366,8 +366,8 @@ class ConditionTest(unittest.TestCase):
         self.assertFalse(cond._lock.locked())
 
     def test_timed_wait_takes_the_lock_back(self):
-        # The runtime's timeout also bounds taking the lock back; Python's wait still
-        # returns holding it, once the other process lets it go.
+        # The timeout bounds the wait for a notify; the wait still returns holding
+        # the lock, once the other process lets it go.
         cond = shoal.Condition(shoal.Lock(name="cv-held-lock"), name="cv-held")
         with cond:
             child = _util.start_py("""

@@ -240,16 +240,6 @@ impl Drop for Semaphore {
 
 // ---- Condition -----------------------------------------------------------------------
 
-extern "C" {
-    fn gettid() -> i32; // glibc 2.30 and later
-}
-
-fn held_by_this_thread(lock: *mut sys::shoal_lock) -> bool {
-    let mut owner = 0i32;
-    unsafe { sys::shoal_lock_state(lock, std::ptr::null_mut(), &mut owner, std::ptr::null_mut()) };
-    owner != 0 && owner == unsafe { gettid() }
-}
-
 /// A condition variable used with a [`Lock`].
 pub struct Condition {
     raw: *mut sys::shoal_cond,
@@ -262,26 +252,13 @@ impl Condition {
         let raw = open_named(name, opts, |o, n, a| unsafe { sys::shoal_cond_open(o, n, mode.raw(), a) })?;
         Ok(Condition { raw })
     }
-    /// Releases the guard's lock, waits for a notify or the timeout, and re-acquires
-    /// it (always, to the depth it had). Wake-ups may be spurious. Errors: `TimedOut`,
-    /// and `OwnerDead` when re-acquiring found the lock's holder dead (the guard's lock
-    /// is held again).
+    /// Releases the guard's lock, waits for a notify or the timeout, and takes it
+    /// back (always, to the depth it had: the runtime's wait does, after a timeout too,
+    /// once a live holder lets it go). Wake-ups may be spurious. Errors: `TimedOut`,
+    /// and `OwnerDead` when taking it back found the lock's holder dead (the guard's
+    /// lock is held again in both cases).
     pub fn wait(&self, guard: &LockGuard<'_>, timeout: Duration) -> Result<()> {
-        let lock = guard.lock.raw();
-        let mut depth = 0u32;
-        unsafe { sys::shoal_lock_state(lock, std::ptr::null_mut(), std::ptr::null_mut(), &mut depth) };
-        let rc = unsafe { sys::shoal_cond_wait(self.raw, lock, nanos(timeout)) };
-        if rc == sys::SHOAL_ETIMEDOUT && !held_by_this_thread(lock) {
-            // The timeout also bounds taking the lock back in C; a guard always holds
-            // its lock, so take it back here, as often as it was held.
-            for _ in 0..depth.max(1) {
-                let again = unsafe { sys::shoal_lock_acquire(lock, sys::SHOAL_FOREVER) };
-                if again != 0 && again != sys::SHOAL_EOWNERDEAD {
-                    return check(again).map(drop);
-                }
-            }
-        }
-        check(rc).map(drop)
+        check(unsafe { sys::shoal_cond_wait(self.raw, guard.lock.raw(), nanos(timeout)) }).map(drop)
     }
     /// Wakes up to `n` waiters.
     pub fn notify(&self, n: u32) {
