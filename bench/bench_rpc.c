@@ -17,6 +17,8 @@
 
 #include "common.h"
 
+#include "../tests/rpc/bytes_echo.h" /* the echo method, shared with the rpc tests */
+
 #define TOKEN    "bench-token"
 #define INFLIGHT 16
 
@@ -24,20 +26,8 @@ static char addr[300];
 static size_t msg_size;
 static shoal_loop *srv_loop;
 
-static int echo(shoal_rpc_ctx *ctx, void *arg)
-{
-    (void)arg;
-    void *m;
-    size_t len;
-    if (shoal_rpc_ctx_recv(ctx, &m, &len) != 1)
-        return SHOAL_RPC_INVALID_ARGUMENT;
-    int rc = shoal_rpc_ctx_send(ctx, m, len);
-    free(m);
-    return rc ? SHOAL_RPC_UNAVAILABLE : SHOAL_RPC_OK;
-}
-
 static const shoal_rpc_method methods[] = {
-    {"Echo", SHOAL_RPC_UNARY, NULL, NULL, echo, 0}};
+    {"Echo", SHOAL_RPC_UNARY, NULL, NULL, bytes_echo, 0}};
 static const shoal_rpc_service service = {"bench.Echo", methods, 1, NULL};
 
 static int server(struct bctl *ctl, int index, void *arg)

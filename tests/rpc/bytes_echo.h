@@ -1,5 +1,6 @@
 /* bytes_echo.h — a unary method that answers its request as it came (bytes, no
- * check), for the tests that need a server and nothing of the typed layer. */
+ * check), for the tests that need a server and nothing of the typed layer, and for the
+ * rpc benchmark (bench/bench_rpc.c). */
 #ifndef BYTES_ECHO_H
 #define BYTES_ECHO_H
 

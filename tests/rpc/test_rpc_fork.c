@@ -99,12 +99,10 @@ static void test_child_does_not_use(void **state)
 {
     (void)state;
     assert_int_equal(call("before"), SHOAL_RPC_OK);
-    assert_int_equal(t_wait(t_fork(t_exit_at_once, NULL)), 0);
+    t_fork_gone(false);
     let_server_look();
     assert_int_equal(call("after the child exited"), SHOAL_RPC_OK);
-    pid_t pid = t_fork_paused(NULL, t_stop_at_once, NULL);
-    assert_true(pid > 0);
-    t_kill(pid);
+    t_fork_gone(true);
     let_server_look();
     assert_int_equal(call("after the child was killed"), SHOAL_RPC_OK);
 }
