@@ -16,28 +16,11 @@ struct shared {
     _Atomic int notify;  /* tells a holder child to notify before stopping */
 };
 
-static struct shared *sh;
+static struct shared *sh; /* shared with the forked children, for the whole run */
 
 /* A timed waiter's timeout in the tests where another process must take the lock
  * before it passes (a fork is far quicker, even on a loaded machine). */
 #define TIMEOUT SHOAL_MS(500)
-
-static int setup(void **state)
-{
-    (void)state;
-    sh = t_shared_alloc(sizeof(*sh));
-    if (shoal_lock_init(&sh->lock, 0) || shoal_lock_init(&sh->rlock, 1) ||
-        shoal_cond_init(&sh->cond))
-        return -1;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    munmap(sh, sizeof(*sh));
-    return 0;
-}
 
 /* One waiting thread: takes `lock` `depth` times, waits, records what it got back. */
 struct waiter {
@@ -256,6 +239,13 @@ static void test_notify_racing_timeout(void **state)
 int main(void)
 {
     t_setup_root();
+    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+              0);
+    if (sh == MAP_FAILED || shoal_lock_init(&sh->lock, 0) ||
+        shoal_lock_init(&sh->rlock, 1) || shoal_cond_init(&sh->cond)) {
+        fprintf(stderr, "setting up: %s\n", shoal_errdetail());
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timeout_holds_lock),
         cmocka_unit_test(test_timeout_holds_rlock_depth_1),
@@ -264,5 +254,5 @@ int main(void)
         cmocka_unit_test(test_holder_killed_after_notify),
         cmocka_unit_test(test_notify_racing_timeout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }
