@@ -387,6 +387,43 @@ class ConditionTest(unittest.TestCase):
         self.assertEqual(out.strip(), "holding")
         self.assertFalse(cond._lock.locked())
 
+    def test_wait_takes_the_rlock_back_from_a_dead_holder(self):
+        # The process that took the lock while we waited is killed holding it: the
+        # wait returns (a wake-up) holding the RLock at its depth, owner_died set.
+        cond = shoal.Condition(shoal.RLock(name="cv-dead-lock"), name="cv-dead")
+        lock = cond._lock
+        lock.acquire()
+        lock.acquire()
+        child = _util.start_py("""
+            import shoal, time
+            lock = shoal.RLock(name='cv-dead-lock', create=False)
+            print('ready', flush=True)
+            lock.acquire()  # taken while the parent waits
+            print('holding', flush=True)
+            time.sleep(60)  # killed here
+        """)
+        self.assertEqual(child.stdout.readline().strip(), "ready")
+
+        def kill_when_holding():
+            child.stdout.readline()
+            time.sleep(1.5)  # past the wait's timeout: it waits for the lock now
+            child.kill()
+
+        killer = threading.Thread(target=kill_when_holding)
+        killer.start()
+        try:
+            self.assertTrue(cond.wait(1.0))
+        finally:
+            killer.join()
+            child.communicate(timeout=20)
+        self.assertTrue(lock.owner_died)
+        self.assertEqual(lock._state(), (threading.get_native_id(), 2))
+        lock.release()
+        self.assertTrue(lock.held_here())  # once more
+        lock.release()
+        self.assertFalse(lock.held_here())
+        self.assertFalse(lock.locked())
+
     def test_signal_storm_loses_no_notify(self):
         # Waiters whose untimed waits signals keep interrupting, while tickets are
         # handed out one notify(1) each: every waiter still gets its ticket.
