@@ -114,15 +114,16 @@ static int await_notify(struct cond_impl *c, uint32_t seen, const shoal__deadlin
 }
 
 /* Takes the lock back at the depth the caller held it, untimed: 0, SHOAL_EOWNERDEAD
- * (held; its previous holder died holding it), or the error of a lock that cannot be
- * taken (not held). */
+ * (held; its previous holder died holding it), or SHOAL_ECORRUPT / SHOAL_ESYS for a
+ * lock that cannot be taken (not held). */
 static int reacquire(shoal_cond *cond, shoal_lock *lock, uint32_t depth)
 {
     int rc = shoal_lock_acquire(lock, SHOAL_FOREVER);
     if (rc != 0 && rc != SHOAL_EOWNERDEAD) {
         char why[160];
         snprintf(why, sizeof(why), "%s", shoal_errdetail());
-        return shoal__err(rc,
+        /* It was a lock when the wait began: no longer one is damage. */
+        return shoal__err(rc == SHOAL_EINVAL ? SHOAL_ECORRUPT : rc,
                           "%s wait: could not take its lock back (%s); the lock is "
                           "not held",
                           noun(cond), why);

@@ -1,7 +1,8 @@
 /* test_condition_relock.c — a Condition wait always comes back holding its lock, at the
  * caller's depth: after a timeout on a lock another process keeps past it, after the
  * lock's holder was SIGKILLed meanwhile (SHOAL_EOWNERDEAD), and a notify racing a
- * timeout is never lost (a waiter that timed out leaves it to the other waiter). */
+ * timeout is never lost (a waiter that timed out leaves it to the other waiter); only
+ * a lock damaged meanwhile is not taken back. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -33,6 +34,7 @@ struct waiter {
     uint32_t held_depth; /* at this depth */
     int64_t start_ns;    /* when the wait began */
     int64_t took_ns;
+    char detail[256];  /* shoal_errdetail() after the wait */
     _Atomic int ready; /* holds the lock and is about to wait */
     _Atomic int done;
 };
@@ -47,6 +49,7 @@ static void *waiter_main(void *arg)
     atomic_store(&w->ready, 1);
     w->rc = shoal_cond_wait(&sh->cond, w->lock, w->timeout);
     w->took_ns = shoal__now_ns() - w->start_ns;
+    snprintf(w->detail, sizeof(w->detail), "%s", shoal_errdetail());
     int32_t owner;
     shoal_lock_state(w->lock, NULL, &owner, &w->held_depth);
     w->held = owner == shoal__tid();
@@ -236,6 +239,30 @@ static void test_notify_racing_timeout(void **state)
     assert_int_equal(shoal_lock_locked(&sh->lock), 0);
 }
 
+/* A waiter whose lock is damaged while it waits cannot take it back: it returns
+ * SHOAL_ECORRUPT without it, and a notification it took passes to the other waiter. */
+static void test_damaged_lock_is_not_taken_back(void **state)
+{
+    (void)state;
+    struct waiter broken, patient;
+    start_waiter(&patient, &sh->rlock, 1, SHOAL_SEC(20));
+    wait_registered(1);
+    start_waiter(&broken, &sh->lock, 1, SHOAL_SEC(1));
+    wait_registered(2);
+    memset(&sh->lock, 0xa5, sizeof(sh->lock)); /* released for the wait: nobody's */
+    T_OK(shoal_cond_notify(&sh->cond, 1));     /* to either: the patient one gets it */
+    pthread_join(broken.th, NULL);
+    pthread_join(patient.th, NULL);
+    assert_int_equal(broken.rc, SHOAL_ECORRUPT);
+    assert_false(broken.held);
+    assert_non_null(strstr(broken.detail, "could not take its lock back"));
+    assert_int_equal(patient.rc, 0);
+    assert_true(patient.held);
+    assert_true(patient.took_ns < SHOAL_SEC(10)); /* woken, not timed out */
+    assert_int_equal(shoal__cond_waiters(&sh->cond), 0);
+    T_OK(shoal_lock_init(&sh->lock, 0));
+}
+
 int main(void)
 {
     t_setup_root();
@@ -253,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_holder_killed_after_timeout),
         cmocka_unit_test(test_holder_killed_after_notify),
         cmocka_unit_test(test_notify_racing_timeout),
+        cmocka_unit_test(test_damaged_lock_is_not_taken_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

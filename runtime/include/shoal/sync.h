@@ -148,10 +148,10 @@ SHOAL_API int shoal_cond_close(shoal_cond *cond);
  * several times is released fully for the wait and re-taken as often, as Python's
  * Condition does. Wake-ups may be spurious: re-check the predicate in a loop.
  *
- * The lock is held again on every return but the last two errors below, whatever the
- * result, as with pthread_cond_timedwait: `timeout` bounds the wait for a notify only,
- * and taking the lock back then waits as long as a live thread keeps it (a timed wait
- * may thus return later than its timeout). A holder that dies meanwhile is noticed
+ * Once the wait has begun, the lock is held again on every return but SHOAL_ECORRUPT
+ * and SHOAL_ESYS, as with pthread_cond_timedwait: `timeout` bounds the wait for a notify
+ * only, and taking the lock back then waits as long as a live thread keeps it (a timed
+ * wait may thus return later than its timeout). A holder that dies meanwhile is noticed
  * (within a few tens of milliseconds at most) and the lock passes to the waiter with
  * SHOAL_EOWNERDEAD. Timeout SHOAL_NOWAIT releases and re-takes the lock and returns
  * SHOAL_ETIMEDOUT.
@@ -168,10 +168,11 @@ SHOAL_API int shoal_cond_close(shoal_cond *cond);
  * and, with the lock in the state it had on entry (nothing was released):
  *   SHOAL_EPERM       the calling thread does not hold `lock`;
  *   SHOAL_EINVAL      `cond` or `lock` is NULL, or `cond` is not initialised;
- * and, WITHOUT the lock (the only cases):
- *   SHOAL_ESYS, SHOAL_ECORRUPT  the lock could not be taken back at all (damaged while
- *                     the caller waited; shoal_errdetail() says how). A notification
- *                     the waiter had taken is passed to another waiter.
+ * and, WITHOUT the lock (the only such cases; shoal_errdetail() says "could not take
+ * its lock back" and why). A notification the waiter had taken is passed to another
+ * waiter:
+ *   SHOAL_ECORRUPT    the lock's bytes were damaged while the caller waited;
+ *   SHOAL_ESYS        the system refused the lock (pthread_mutex_trylock failed).
  */
 SHOAL_API int shoal_cond_wait(shoal_cond *cond, shoal_lock *lock, shoal_duration timeout);
 /*
