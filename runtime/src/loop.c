@@ -48,10 +48,13 @@
  * Dead peers: waitables with a check() (a queue's other side died, ...) are swept every
  * SLICE_NS while the loop sleeps; a terminal code is delivered once to the callback.
  *
- * Lifetime: a source carries references — the user's (until shoal_loop_remove), the
- * engine's (while a wait or poll for it is in flight) and one per callback running —
- * and is freed when the last one goes, so removing any source from any callback is
- * safe. Removal disarms at once, so the watched object may be closed right after.
+ * Lifetime: removal is synchronous — the engine forgets the source, and the kernel no
+ * longer refers to it or its word, before shoal_loop_remove returns (loop_uring.c
+ * cancels its request and waits for the completion; loop_epoll.c takes it out of its
+ * helper's set) — and disarms, so the watched object may be closed right after. The
+ * memory is freed then too, unless a callback of that source is running: a source
+ * carries the user's reference (until shoal_loop_remove) and one per callback
+ * running, so removing any source from any callback is safe.
  */
 #include <errno.h>
 #include <limits.h>
@@ -99,12 +102,12 @@ static void hot_del(shoal_loop_source *s)
 
 /* ---- sources and references ------------------------------------------------------ */
 
-void shoal__loop_ref(shoal_loop_source *s)
+static void src_ref(shoal_loop_source *s)
 {
     s->refs++;
 }
 
-void shoal__loop_unref(shoal_loop_source *s)
+static void src_unref(shoal_loop_source *s)
 {
     if (--s->refs > 0)
         return;
@@ -139,9 +142,9 @@ static shoal_loop_source *src_new(shoal_loop *l, enum shoal__src_kind kind,
 
 static void call(shoal_loop *l, shoal_loop_source *s, int events)
 {
-    shoal__loop_ref(s);
+    src_ref(s);
     s->cb(l, s, events, s->arg);
-    shoal__loop_unref(s);
+    src_unref(s);
     l->dispatched++;
 }
 
@@ -349,14 +352,14 @@ static int run_hot(shoal_loop *l)
             hot_push(l, s); /* level-triggered: look again next pass */
         }
         s->last_ns = l->pass_ns;
-        shoal__loop_ref(s);
+        src_ref(s);
         call(l, s, ev);
         if (s->kind == SRC_FD && !s->removed && l->eng->fd_edge) {
             s->revents = fd_poll_now(s);
             if (s->revents)
                 hot_push(l, s);
         }
-        shoal__loop_unref(s);
+        src_unref(s);
         n++;
     }
     /* Stopped half way: the rest go back on the hot list. */
@@ -439,14 +442,12 @@ static int arm_one(shoal_loop *l, shoal_loop_source *s)
     hot_del(s);
     s->expect = v;
     s->watched = true;
-    shoal__loop_ref(s);
     int rc = l->eng->watch(l, s);
     if (rc < 0) {
         s->watched = false;
         if (s->w.disarm)
             s->w.disarm(s->w.obj);
         hot_push(l, s);
-        shoal__loop_unref(s);
     }
     return rc;
 }
@@ -470,15 +471,20 @@ static int arm_hot(shoal_loop *l, bool idle_only)
     return ready;
 }
 
+/* WATCHED -> HOT (or just not watched, when removed). */
+static void unwatched(shoal_loop *l, shoal_loop_source *s)
+{
+    if (!s->watched)
+        return;
+    s->watched = false;
+    if (s->w.disarm)
+        s->w.disarm(s->w.obj);
+    hot_push(l, s);
+}
+
 void shoal__loop_fired(shoal_loop *l, shoal_loop_source *s)
 {
-    if (s->watched) {
-        s->watched = false;
-        if (s->w.disarm)
-            s->w.disarm(s->w.obj);
-        hot_push(l, s);
-    }
-    shoal__loop_unref(s);
+    unwatched(l, s);
 }
 
 void shoal__loop_fd_ready(shoal_loop *l, shoal_loop_source *s, int revents)
@@ -508,8 +514,8 @@ static void sweep_checks(shoal_loop *l)
         s->pending = r;
         if (s->watched)
             l->eng->unwatch(l, s);
-        else
-            hot_push(l, s);
+        unwatched(l, s);
+        hot_push(l, s);
     }
 }
 
@@ -763,12 +769,10 @@ int shoal_loop_add_fd(shoal_loop *l, int fd, int events, shoal_loop_cb cb, void 
     if (!s)
         return SHOAL_ENOMEM;
     s->fd = fd;
-    shoal__loop_ref(s); /* the engine's */
     rc = l->eng->fd_add(l, s);
     if (rc < 0) {
         s->removed = true;
-        s->refs = 1; /* neither the engine's nor the user's any more */
-        shoal__loop_unref(s);
+        src_unref(s);
         return rc;
     }
     if (out)
@@ -791,7 +795,7 @@ int shoal_loop_add_timer(shoal_loop *l, shoal_duration after, shoal_duration per
     rc = timer_arm(l, s, after, period);
     if (rc < 0) {
         s->removed = true;
-        shoal__loop_unref(s);
+        src_unref(s);
         return rc;
     }
     if (out)
@@ -819,13 +823,10 @@ int shoal_loop_remove(shoal_loop *l, shoal_loop_source *s)
     case SRC_WAIT:
         if (s->w.check)
             l->nwait_checks--;
-        if (s->watched) {
-            /* Disarm now: the object may be closed as soon as we return. */
-            s->watched = false;
-            if (s->w.disarm)
-                s->w.disarm(s->w.obj);
-            l->eng->unwatch(l, s);
-        }
+        /* The object may be closed as soon as we return: nothing may refer to its
+         * word any more, and no sleeper may stay announced on it. */
+        l->eng->unwatch(l, s);
+        unwatched(l, s); /* disarms; removed: not made hot */
         break;
     case SRC_FD:
         l->eng->fd_remove(l, s);
@@ -834,7 +835,7 @@ int shoal_loop_remove(shoal_loop *l, shoal_loop_source *s)
         heap_remove(l, s);
         break;
     }
-    shoal__loop_unref(s);
+    src_unref(s);
     return 0;
 }
 
@@ -900,20 +901,10 @@ void shoal_loop_destroy(shoal_loop *l)
         return;
     for (shoal_loop_source *s = l->all.all_next, *next; s != &l->all; s = next) {
         next = s->all_next;
-        if (!s->removed) {
-            shoal__loop_ref(s); /* keeps `next` reachable through s */
+        if (!s->removed)
             shoal_loop_remove(l, s);
-            next = s->all_next;
-            shoal__loop_unref(s);
-        }
     }
     l->eng->fini(l);
-    /* Whatever the engine still held is gone with it. */
-    while (l->all.all_next != &l->all) {
-        shoal_loop_source *s = l->all.all_next;
-        s->refs = 1;
-        shoal__loop_unref(s);
-    }
     for (struct shoal__post *p = l->post_head, *next; p; p = next) {
         next = p->next;
         free(p);
