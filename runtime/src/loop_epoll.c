@@ -34,6 +34,11 @@
  * the set, as a plain hand-over would) is what saves the second wake-up of the helper
  * per message.
  *
+ * A helper's futex_waitv queues and dequeues every word of its set, so its wake-up
+ * costs in proportion to the set. A source that fires again within BUSY_NS therefore
+ * moves to a fast helper of its own (two words), up to NFAST of them (promote): the
+ * wake-up of a busy source costs the same whether the loop watches 1 or 1,000 others.
+ *
  * No wake-up is lost: a waker that changed the word after the loop read it makes
  * futex_waitv fail at once (EAGAIN) or wakes it, and the helper finds the changed word
  * in its scan. A held source's helper waits with a value it read itself, maybe before
@@ -71,6 +76,8 @@
 #define HELPER_STACK   (256 * 1024)
 #define MAX_EVENTS     64
 #define STALE_SLICE_NS (100 * 1000000L) /* without futex_waitv: longest sleep */
+#define NFAST          8                /* helpers for one busy source each */
+#define BUSY_NS        (1000 * 1000LL)  /* fired again within this: busy */
 
 struct helper {
     struct ep *ep;
@@ -78,6 +85,7 @@ struct helper {
     _Atomic uint32_t ctl; /* bumped at every change of set */
     int idx;              /* in ep->h */
     int n;
+    bool fast;  /* takes one busy source (see promote) */
     bool dirty; /* changed since the loop last woke it */
     /* Without futex_waitv: its source was taken while it slept on that source's word;
      * no new source until it has woken up (it would not watch it before then). */
@@ -93,7 +101,9 @@ struct ep {
     int per;    /* sources per helper */
     struct helper **h;
     int nh, hcap;
-    int room;                 /* a helper that had room last time */
+    int room; /* a group helper that had room last time */
+    struct helper *fast[NFAST];
+    int nfast;
     bool any_dirty;           /* some helper is dirty (loop thread only) */
     int nfds;                 /* descriptor sources */
     shoal_loop_source *fired; /* reported by helpers, not yet by the loop */
@@ -132,7 +142,8 @@ static void set_del(struct helper *h, int i)
     last->eng_idx = i;
     s->eng_ptr = NULL;
     atomic_fetch_add(&h->ctl, 1);
-    h->ep->room = h->idx;
+    if (!h->fast)
+        h->ep->room = h->idx;
 }
 
 /* The helper's set or values changed: the loop wakes it before it sleeps (under mu). */
@@ -214,7 +225,7 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-static int helper_start(struct ep *e, struct helper **out)
+static int helper_start(struct ep *e, bool fast, struct helper **out)
 {
     if (e->nh == e->hcap) {
         int cap = e->hcap ? 2 * e->hcap : 8;
@@ -228,6 +239,7 @@ static int helper_start(struct ep *e, struct helper **out)
     if (!h)
         return shoal__err(SHOAL_ENOMEM, "loop (epoll): out of memory");
     h->ep = e;
+    h->fast = fast;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, HELPER_STACK);
@@ -248,21 +260,85 @@ static int helper_start(struct ep *e, struct helper **out)
     return 0;
 }
 
-/* A helper with room (under mu), started when all are full. */
+static bool has_room(const struct helper *h, int per)
+{
+    return !h->fast && h->n < per && !h->stale;
+}
+
+/* A group helper with room (under mu), started when all are full. */
 static int helper_with_room(struct ep *e, struct helper **out)
 {
-    if (e->room < e->nh && e->h[e->room]->n < e->per && !e->h[e->room]->stale) {
+    if (e->room < e->nh && has_room(e->h[e->room], e->per)) {
         *out = e->h[e->room];
         return 0;
     }
     for (int i = 0; i < e->nh; i++)
-        if (e->h[i]->n < e->per && !e->h[i]->stale) {
+        if (has_room(e->h[i], e->per)) {
             e->room = i;
             *out = e->h[i];
             return 0;
         }
     e->room = e->nh;
-    return helper_start(e, out);
+    return helper_start(e, false, out);
+}
+
+/* Puts s in h's set (under mu). */
+static void set_add(struct helper *h, shoal_loop_source *s)
+{
+    s->eng_ptr = h;
+    s->eng_idx = h->n;
+    h->set[h->n++] = s;
+    set_dirty(h);
+}
+
+/* Moves s, with its state, from its helper to h (under mu). The old helper may still
+ * wait on s's word: a wake-up there finds its set changed and nothing to report. */
+static void move(shoal_loop_source *s, struct helper *h)
+{
+    set_del(s->eng_ptr, s->eng_idx);
+    set_add(h, s);
+}
+
+/* A fast helper for a busy source (under mu): an idle one, a new one, or the one whose
+ * source has been quiet longest, when it has been for BUSY_NS (that source goes back
+ * to a group). NULL: every fast helper is busy. */
+static struct helper *fast_helper(struct ep *e, int64_t now)
+{
+    struct helper *cold = NULL;
+    for (int i = 0; i < e->nfast; i++) {
+        struct helper *f = e->fast[i];
+        if (f->n == 0)
+            return f;
+        if (now - f->set[0]->eng_ns >= BUSY_NS &&
+            (!cold || f->set[0]->eng_ns < cold->set[0]->eng_ns))
+            cold = f;
+    }
+    struct helper *h;
+    if (!cold && e->nfast < NFAST && helper_start(e, true, &h) == 0)
+        return e->fast[e->nfast++] = h;
+    if (!cold || helper_with_room(e, &h) < 0)
+        return NULL;
+    move(cold->set[0], h);
+    return cold;
+}
+
+/*
+ * A group helper's futex_waitv names every word of its group, and the kernel queues
+ * and dequeues each of them at every wait: a wake-up of one source costs its helper
+ * time in proportion to the group. A source that fires again within BUSY_NS moves to
+ * a fast helper of its own (two words: the control word and its own), so that the
+ * cost of a busy source's wake-up does not depend on how many idle sources the loop
+ * also watches. NFAST of them at most; a fast helper whose source has gone quiet is
+ * reused.
+ */
+static void promote(struct ep *e, shoal_loop_source *s)
+{
+    struct helper *h = s->eng_ptr;
+    if (h->fast || h->n == 1 || !e->waitv || !s->eng_busy)
+        return;
+    struct helper *f = fast_helper(e, shoal__now_ns());
+    if (f)
+        move(s, f);
 }
 
 static int ep_watch(shoal_loop *l, shoal_loop_source *s)
@@ -281,13 +357,11 @@ static int ep_watch(shoal_loop *l, shoal_loop_source *s)
             set_dirty(h);
             kick = !e->waitv; /* asleep on the word itself, not on ctl */
         }
+        promote(e, s);
     } else if ((rc = helper_with_room(e, &h)) == 0) {
-        s->eng_ptr = h;
-        s->eng_idx = h->n;
         s->eng_val = s->expect;
         s->eng_held = s->eng_fired = false;
-        h->set[h->n++] = s;
-        set_dirty(h);
+        set_add(h, s);
     }
     pthread_mutex_unlock(&e->mu);
     if (kick)
@@ -369,8 +443,11 @@ static int drain(shoal_loop *l, struct ep *e)
         f->eng_fired = false;
     pthread_mutex_unlock(&e->mu);
     int n = 0;
+    int64_t now = s ? shoal__now_ns() : 0;
     while (s) {
         shoal_loop_source *next = s->eng_next;
+        s->eng_busy = now - s->eng_ns < BUSY_NS;
+        s->eng_ns = now;
         shoal__loop_fired(l, s);
         s = next;
         n++;

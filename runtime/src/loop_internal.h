@@ -51,6 +51,8 @@ struct shoal_loop_source {
     uint32_t eng_val; /* epoll: the value its helper waits for */
     bool eng_held;    /* epoll: fired, not handed back yet; its helper follows the word */
     bool eng_fired;   /* epoll: on the fired list */
+    bool eng_busy;    /* epoll: fired twice within a short time (promote) */
+    int64_t eng_ns;   /* epoll: when it fired last */
 };
 
 typedef struct shoal__loop_engine {
