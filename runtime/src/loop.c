@@ -41,9 +41,10 @@
  *
  * Timers live in a binary heap ordered by (due time, sequence): the loop's sleep ends
  * at the first due time. Posted callbacks are a mutex-protected FIFO; posting, waking
- * and stopping set `notified` and, when it was clear, make the engine's wait return.
- * The loop clears `notified` before it takes the posts, so a post that it missed
- * notifies again.
+ * and stopping set `notified` and, when it was clear and the loop sleeps in the engine
+ * (`asleep`, see engine_wait), make the engine's wait return: posting to a loop that
+ * is busy costs no system call. The loop clears `notified` before it takes the posts,
+ * so a post that it missed notifies again.
  *
  * Dead peers: waitables with a check() (a queue's other side died, ...) are swept every
  * SLICE_NS while the loop sleeps; a terminal code is delivered once to the callback.
@@ -257,10 +258,32 @@ static int run_timers(shoal_loop *l)
 
 /* ---- posted callbacks ------------------------------------------------------------- */
 
+/* The first post, wake-up or stop since the loop last looked rings the engine's
+ * doorbell, and only when the loop sleeps in the engine (engine_wait). */
 static void notify(shoal_loop *l)
 {
-    if (!atomic_exchange(&l->notified, 1))
+    if (!atomic_exchange(&l->notified, 1) && atomic_load(&l->asleep))
         l->eng->notify(l);
+}
+
+/*
+ * The engine's wait until `until`, announced in `asleep`: the loop stores asleep and
+ * then loads notified, a notifier stores notified and then loads asleep (both
+ * sequentially consistent), so either the loop sees the notification and only
+ * collects what is there, or the notifier sees the sleeper and rings the doorbell.
+ * A loop that is running callbacks or spinning is thus notified without any system
+ * call: it looks at `notified` on every pass and every few polls.
+ */
+static int engine_wait(shoal_loop *l, int64_t until)
+{
+    if (until == 0)
+        return l->eng->wait(l, 0);
+    atomic_store(&l->asleep, 1);
+    if (atomic_load(&l->notified))
+        until = 0;
+    int r = l->eng->wait(l, until);
+    atomic_store_explicit(&l->asleep, 0, memory_order_relaxed);
+    return r;
 }
 
 static int run_posts(shoal_loop *l)
@@ -605,7 +628,7 @@ int shoal_loop_run_once(shoal_loop *l, shoal_duration timeout)
             if (r > 0)
                 continue;
         }
-        r = l->eng->wait(l, found == SPIN_ENGINE ? 0 : lazy_cap(l, next_wake(l, &d)));
+        r = engine_wait(l, found == SPIN_ENGINE ? 0 : lazy_cap(l, next_wake(l, &d)));
         if (r < 0)
             return r;
         waited = true;

@@ -103,6 +103,7 @@ struct shoal_loop {
     pthread_mutex_t post_mu;
     struct shoal__post *post_head, *post_tail;
     _Atomic int notified; /* a post, wake or stop since the loop last looked */
+    _Atomic int asleep;   /* in the engine's wait (loop.c, engine_wait) */
     _Atomic int stop;
     int nwait_checks;      /* sources whose waitable has a check() */
     int64_t next_check_ns; /* when the dead-peer sweep runs next */
