@@ -134,6 +134,7 @@ static shoal_loop_source *src_new(shoal_loop *l, enum shoal__src_kind kind,
     s->fd = -1;
     s->due = INT64_MAX;
     s->heap_idx = SIZE_MAX;
+    s->lazy_idx = SIZE_MAX;
     s->all_prev = l->all.all_prev;
     s->all_next = &l->all;
     l->all.all_prev->all_next = s;
@@ -410,7 +411,51 @@ static bool hot_ready(shoal_loop *l)
  * once for all and, for each watched source of that kind that turns out ready — a
  * put that missed its sleeper's announcement — bumps and wakes its word, so the
  * engine reports it the usual way (a spurious wake-up for anyone else asleep there).
+ * Only the sources armed since the last barrier can have missed a put: they are
+ * listed (`lazy`, lazy_list), so the settling does not look at every source.
  */
+static void lazy_unlist(shoal_loop *l, shoal_loop_source *s)
+{
+    size_t i = s->lazy_idx;
+    if (i == SIZE_MAX)
+        return;
+    s->lazy_idx = SIZE_MAX;
+    shoal_loop_source *last = l->lazy[--l->nlazy];
+    if (i < l->nlazy) {
+        l->lazy[i] = last;
+        last->lazy_idx = i;
+    }
+}
+
+/* Lists watched source s for the next settling; out of memory, every source is
+ * looked at then (lazy_all). */
+static void lazy_list(shoal_loop *l, shoal_loop_source *s)
+{
+    if (s->lazy_idx != SIZE_MAX || l->lazy_all)
+        return;
+    if (l->nlazy == l->lazy_room) {
+        size_t room = l->lazy_room ? 2 * l->lazy_room : 16;
+        shoal_loop_source **v = realloc(l->lazy, room * sizeof(*v));
+        if (!v) {
+            l->lazy_all = true;
+            return;
+        }
+        l->lazy = v;
+        l->lazy_room = room;
+    }
+    s->lazy_idx = l->nlazy;
+    l->lazy[l->nlazy++] = s;
+}
+
+/* Watched source s may hold a put that missed its announcement: wake its word. */
+static void lazy_check(shoal_loop_source *s)
+{
+    if (s->kind != SRC_WAIT || !s->watched || !s->w.barrier || s->w.ready(s->w.obj) == 0)
+        return;
+    atomic_fetch_add(s->w.word, 1);
+    shoal__futex_wake(s->w.word, INT_MAX);
+}
+
 static void lazy_note(shoal_loop *l, void (*barrier)(void))
 {
     if (!l->lazy_barrier)
@@ -431,12 +476,15 @@ static void lazy_settle(shoal_loop *l)
         return;
     l->lazy_barrier();
     l->lazy_barrier = NULL;
-    for (shoal_loop_source *s = l->all.all_next; s != &l->all; s = s->all_next) {
-        if (s->kind != SRC_WAIT || !s->watched || !s->w.barrier ||
-            s->w.ready(s->w.obj) == 0)
-            continue;
-        atomic_fetch_add(s->w.word, 1);
-        shoal__futex_wake(s->w.word, INT_MAX);
+    if (l->lazy_all) {
+        for (shoal_loop_source *s = l->all.all_next; s != &l->all; s = s->all_next)
+            lazy_check(s);
+        l->lazy_all = false;
+    }
+    while (l->nlazy) {
+        shoal_loop_source *s = l->lazy[l->nlazy - 1];
+        lazy_unlist(l, s);
+        lazy_check(s);
     }
 }
 
@@ -471,6 +519,8 @@ static int arm_one(shoal_loop *l, shoal_loop_source *s)
         if (s->w.disarm)
             s->w.disarm(s->w.obj);
         hot_push(l, s);
+    } else if (s->w.barrier) {
+        lazy_list(l, s);
     }
     return rc;
 }
@@ -850,6 +900,7 @@ int shoal_loop_remove(shoal_loop *l, shoal_loop_source *s)
          * word any more, and no sleeper may stay announced on it. */
         l->eng->unwatch(l, s);
         unwatched(l, s); /* disarms; removed: not made hot */
+        lazy_unlist(l, s);
         break;
     case SRC_FD:
         l->eng->fd_remove(l, s);
@@ -933,6 +984,7 @@ void shoal_loop_destroy(shoal_loop *l)
         free(p);
     }
     free(l->heap);
+    free(l->lazy);
     pthread_mutex_destroy(&l->post_mu);
     free(l);
 }

@@ -43,6 +43,7 @@ struct shoal_loop_source {
     int64_t period;
     uint64_t seq;    /* tie-break: equal due times fire in the order they were set */
     size_t heap_idx; /* position in the timer heap, SIZE_MAX when not in it */
+    size_t lazy_idx; /* position in the loop's `lazy` list, SIZE_MAX when not in it */
 
     /* Engine-private. */
     void *eng_ptr;
@@ -112,6 +113,10 @@ struct shoal_loop {
     /* A barrier owed by arms made since lazy_since (loop.c, lazy_note), or NULL. */
     void (*lazy_barrier)(void);
     int64_t lazy_since;
+    /* The sources armed since then (lazy_idx: their place), or every source. */
+    shoal_loop_source **lazy;
+    size_t nlazy, lazy_room;
+    bool lazy_all;
 };
 
 /* Engine -> core reports (loop thread). */
