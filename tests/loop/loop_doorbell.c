@@ -11,9 +11,7 @@
  */
 #include <pthread.h>
 
-#include "testutil.h"
-
-#include "loop_internal.h"
+#include "looptest.h"
 
 enum { POSTERS = 3, POSTS = 4000 };
 
@@ -47,10 +45,7 @@ static void test_posts_wake_a_sleeping_loop(void **state)
     (void)state;
     shoal_set_spin_ns(0);
     static struct state st;
-    T_OK(shoal_loop_create(&st.loop));
-    const char *want = getenv("SHOAL_LOOP_ENGINE");
-    if (want && *want)
-        assert_string_equal(shoal_loop_engine(st.loop), want);
+    st.loop = lt_new_loop();
     pthread_t th[POSTERS];
     for (int t = 0; t < POSTERS; t++)
         assert_int_equal(pthread_create(&th[t], NULL, poster, &st), 0);
@@ -71,13 +66,8 @@ static void test_posts_wake_a_sleeping_loop(void **state)
 int main(void)
 {
     t_setup_root();
-    const char *want = getenv("SHOAL_LOOP_ENGINE");
-    shoal_loop_support sup;
-    shoal_loop_probe(&sup);
-    if (want && !strcmp(want, "uring") && (!sup.engine || strcmp(sup.engine, "uring"))) {
-        printf("skipped: io_uring with futex operations is not available here\n");
+    if (lt_engine_unavailable())
         return 0;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_posts_wake_a_sleeping_loop),
     };

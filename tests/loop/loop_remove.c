@@ -2,10 +2,10 @@
  * loop_remove.c — removal is synchronous, on the engine $SHOAL_LOOP_ENGINE names (CTest
  * runs this program once per engine).
  *
- * Producers in other processes keep sending on 64 channels (a counter and a futex word
- * in a page of a shared memory file) while the loop's sources are removed and added
- * again, from the source's own callback and, while the source sleeps in the engine,
- * from a timer. Right after each removal the loop process unmaps its view of that
+ * Producers in other processes keep sending on 64 channels (looptest.h's, each in a
+ * page of a shared memory file) while the loop's sources are removed and added again,
+ * from the source's own callback and, while the source sleeps in the engine, from a
+ * timer. Right after each removal the loop process unmaps its view of that
  * channel's page and maps it again at another address, and the source's memory is
  * freed by the removal itself: an engine or kernel request that still referred to
  * either would complete on freed memory (AddressSanitizer reports it) or read an
@@ -14,23 +14,13 @@
  * a source removed while it slept in the engine finds no waiter: the ring's futex wait
  * was cancelled before shoal_loop_remove returned.
  */
-#include <limits.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-#include "testutil.h"
-
-#include "loop_internal.h"
+#include "looptest.h"
 
 enum { NCHAN = 64, PRODUCERS = 2, PAGE = 4096 };
-
-struct chan {
-    _Atomic uint32_t word;     /* bumped at every send */
-    _Atomic uint32_t sleepers; /* loops that armed it */
-    _Atomic uint64_t sent;
-    _Atomic uint64_t got;
-};
 
 struct ctx {
     shoal_loop *loop;
@@ -43,22 +33,6 @@ struct ctx {
     int removed_own, removed_asleep; /* removals from the own callback / a timer */
     int calls;
 };
-
-static int chan_ready(void *o)
-{
-    struct chan *c = o;
-    return atomic_load(&c->sent) > atomic_load(&c->got);
-}
-
-static void chan_arm(void *o)
-{
-    atomic_fetch_add(&((struct chan *)o)->sleepers, 1);
-}
-
-static void chan_disarm(void *o)
-{
-    atomic_fetch_sub(&((struct chan *)o)->sleepers, 1);
-}
 
 static void on_chan(shoal_loop *l, shoal_loop_source *s, int ev, void *arg);
 
@@ -74,11 +48,7 @@ static struct chan *map_chan(struct ctx *x, int i)
 static void attach(struct ctx *x, int i, struct chan *p)
 {
     x->view[i] = p;
-    shoal__waitable w = {.word = &x->view[i]->word,
-                         .ready = chan_ready,
-                         .arm = chan_arm,
-                         .disarm = chan_disarm,
-                         .obj = x->view[i]};
+    shoal__waitable w = chan_waitable(p, false);
     T_OK(shoal__loop_add_waitable(x->loop, &w, SHOAL_LOOP_READABLE, on_chan,
                                   (void *)(intptr_t)i, &x->src[i]));
 }
@@ -147,10 +117,7 @@ static int producer(void *arg)
         struct chan *c =
             (struct chan *)((char *)p->chans +
                             (size_t)((k * 7 + (unsigned)p->first) % NCHAN) * PAGE);
-        atomic_fetch_add(&c->sent, 1);
-        atomic_fetch_add(&c->word, 1);
-        if (atomic_load(&c->sleepers))
-            shoal__futex_wake(&c->word, INT_MAX);
+        chan_send(c);
         if (k % 16 == 0)
             usleep(50); /* let the loop fall asleep now and then */
     }
@@ -180,10 +147,7 @@ static void test_remove_while_woken(void **state)
     assert_true(all != MAP_FAILED);
     x.stop = t_shared_alloc(sizeof(*x.stop));
 
-    T_OK(shoal_loop_create(&x.loop));
-    const char *want = getenv("SHOAL_LOOP_ENGINE");
-    if (want && *want)
-        assert_string_equal(shoal_loop_engine(x.loop), want);
+    x.loop = lt_new_loop();
     x.uring = !strcmp(shoal_loop_engine(x.loop), "uring");
     for (int i = 0; i < NCHAN; i++)
         attach(&x, i, map_chan(&x, i));
@@ -227,13 +191,8 @@ static void test_remove_while_woken(void **state)
 int main(void)
 {
     t_setup_root();
-    const char *want = getenv("SHOAL_LOOP_ENGINE");
-    shoal_loop_support sup;
-    shoal_loop_probe(&sup);
-    if (want && !strcmp(want, "uring") && (!sup.engine || strcmp(sup.engine, "uring"))) {
-        printf("skipped: io_uring with futex operations is not available here\n");
+    if (lt_engine_unavailable())
         return 0;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_remove_while_woken),
     };
