@@ -41,17 +41,21 @@
  *
  * Timers live in a binary heap ordered by (due time, sequence): the loop's sleep ends
  * at the first due time. Posted callbacks are a mutex-protected FIFO; posting, waking
- * and stopping set `notified` and, when it was clear, make the engine's wait return.
- * The loop clears `notified` before it takes the posts, so a post that it missed
- * notifies again.
+ * and stopping set `notified` and, when it was clear and the loop sleeps in the engine
+ * (`asleep`, see engine_wait), make the engine's wait return: posting to a loop that
+ * is busy costs no system call. The loop clears `notified` before it takes the posts,
+ * so a post that it missed notifies again.
  *
  * Dead peers: waitables with a check() (a queue's other side died, ...) are swept every
  * SLICE_NS while the loop sleeps; a terminal code is delivered once to the callback.
  *
- * Lifetime: a source carries references — the user's (until shoal_loop_remove), the
- * engine's (while a wait or poll for it is in flight) and one per callback running —
- * and is freed when the last one goes, so removing any source from any callback is
- * safe. Removal disarms at once, so the watched object may be closed right after.
+ * Lifetime: removal is synchronous — the engine forgets the source, and the kernel no
+ * longer refers to it or its word, before shoal_loop_remove returns (loop_uring.c
+ * cancels its request and waits for the completion; loop_epoll.c takes it out of its
+ * helper's set) — and disarms, so the watched object may be closed right after. The
+ * memory is freed then too, unless a callback of that source is running: a source
+ * carries the user's reference (until shoal_loop_remove) and one per callback
+ * running, so removing any source from any callback is safe.
  */
 #include <errno.h>
 #include <limits.h>
@@ -99,12 +103,12 @@ static void hot_del(shoal_loop_source *s)
 
 /* ---- sources and references ------------------------------------------------------ */
 
-void shoal__loop_ref(shoal_loop_source *s)
+static void src_ref(shoal_loop_source *s)
 {
     s->refs++;
 }
 
-void shoal__loop_unref(shoal_loop_source *s)
+static void src_unref(shoal_loop_source *s)
 {
     if (--s->refs > 0)
         return;
@@ -130,6 +134,7 @@ static shoal_loop_source *src_new(shoal_loop *l, enum shoal__src_kind kind,
     s->fd = -1;
     s->due = INT64_MAX;
     s->heap_idx = SIZE_MAX;
+    s->lazy_idx = SIZE_MAX;
     s->all_prev = l->all.all_prev;
     s->all_next = &l->all;
     l->all.all_prev->all_next = s;
@@ -139,9 +144,9 @@ static shoal_loop_source *src_new(shoal_loop *l, enum shoal__src_kind kind,
 
 static void call(shoal_loop *l, shoal_loop_source *s, int events)
 {
-    shoal__loop_ref(s);
+    src_ref(s);
     s->cb(l, s, events, s->arg);
-    shoal__loop_unref(s);
+    src_unref(s);
     l->dispatched++;
 }
 
@@ -254,10 +259,32 @@ static int run_timers(shoal_loop *l)
 
 /* ---- posted callbacks ------------------------------------------------------------- */
 
+/* The first post, wake-up or stop since the loop last looked rings the engine's
+ * doorbell, and only when the loop sleeps in the engine (engine_wait). */
 static void notify(shoal_loop *l)
 {
-    if (!atomic_exchange(&l->notified, 1))
+    if (!atomic_exchange(&l->notified, 1) && atomic_load(&l->asleep))
         l->eng->notify(l);
+}
+
+/*
+ * The engine's wait until `until`, announced in `asleep`: the loop stores asleep and
+ * then loads notified, a notifier stores notified and then loads asleep (both
+ * sequentially consistent), so either the loop sees the notification and only
+ * collects what is there, or the notifier sees the sleeper and rings the doorbell.
+ * A loop that is running callbacks or spinning is thus notified without any system
+ * call: it looks at `notified` on every pass and every few polls.
+ */
+static int engine_wait(shoal_loop *l, int64_t until)
+{
+    if (until == 0)
+        return l->eng->wait(l, 0);
+    atomic_store(&l->asleep, 1);
+    if (atomic_load(&l->notified))
+        until = 0;
+    int r = l->eng->wait(l, until);
+    atomic_store_explicit(&l->asleep, 0, memory_order_relaxed);
+    return r;
 }
 
 static int run_posts(shoal_loop *l)
@@ -349,14 +376,14 @@ static int run_hot(shoal_loop *l)
             hot_push(l, s); /* level-triggered: look again next pass */
         }
         s->last_ns = l->pass_ns;
-        shoal__loop_ref(s);
+        src_ref(s);
         call(l, s, ev);
         if (s->kind == SRC_FD && !s->removed && l->eng->fd_edge) {
             s->revents = fd_poll_now(s);
             if (s->revents)
                 hot_push(l, s);
         }
-        shoal__loop_unref(s);
+        src_unref(s);
         n++;
     }
     /* Stopped half way: the rest go back on the hot list. */
@@ -384,7 +411,51 @@ static bool hot_ready(shoal_loop *l)
  * once for all and, for each watched source of that kind that turns out ready — a
  * put that missed its sleeper's announcement — bumps and wakes its word, so the
  * engine reports it the usual way (a spurious wake-up for anyone else asleep there).
+ * Only the sources armed since the last barrier can have missed a put: they are
+ * listed (`lazy`, lazy_list), so the settling does not look at every source.
  */
+static void lazy_unlist(shoal_loop *l, shoal_loop_source *s)
+{
+    size_t i = s->lazy_idx;
+    if (i == SIZE_MAX)
+        return;
+    s->lazy_idx = SIZE_MAX;
+    shoal_loop_source *last = l->lazy[--l->nlazy];
+    if (i < l->nlazy) {
+        l->lazy[i] = last;
+        last->lazy_idx = i;
+    }
+}
+
+/* Lists watched source s for the next settling; out of memory, every source is
+ * looked at then (lazy_all). */
+static void lazy_list(shoal_loop *l, shoal_loop_source *s)
+{
+    if (s->lazy_idx != SIZE_MAX || l->lazy_all)
+        return;
+    if (l->nlazy == l->lazy_room) {
+        size_t room = l->lazy_room ? 2 * l->lazy_room : 16;
+        shoal_loop_source **v = realloc(l->lazy, room * sizeof(*v));
+        if (!v) {
+            l->lazy_all = true;
+            return;
+        }
+        l->lazy = v;
+        l->lazy_room = room;
+    }
+    s->lazy_idx = l->nlazy;
+    l->lazy[l->nlazy++] = s;
+}
+
+/* Watched source s may hold a put that missed its announcement: wake its word. */
+static void lazy_check(shoal_loop_source *s)
+{
+    if (s->kind != SRC_WAIT || !s->watched || !s->w.barrier || s->w.ready(s->w.obj) == 0)
+        return;
+    atomic_fetch_add(s->w.word, 1);
+    shoal__futex_wake(s->w.word, INT_MAX);
+}
+
 static void lazy_note(shoal_loop *l, void (*barrier)(void))
 {
     if (!l->lazy_barrier)
@@ -405,12 +476,15 @@ static void lazy_settle(shoal_loop *l)
         return;
     l->lazy_barrier();
     l->lazy_barrier = NULL;
-    for (shoal_loop_source *s = l->all.all_next; s != &l->all; s = s->all_next) {
-        if (s->kind != SRC_WAIT || !s->watched || !s->w.barrier ||
-            s->w.ready(s->w.obj) == 0)
-            continue;
-        atomic_fetch_add(s->w.word, 1);
-        shoal__futex_wake(s->w.word, INT_MAX);
+    if (l->lazy_all) {
+        for (shoal_loop_source *s = l->all.all_next; s != &l->all; s = s->all_next)
+            lazy_check(s);
+        l->lazy_all = false;
+    }
+    while (l->nlazy) {
+        shoal_loop_source *s = l->lazy[l->nlazy - 1];
+        lazy_unlist(l, s);
+        lazy_check(s);
     }
 }
 
@@ -439,14 +513,14 @@ static int arm_one(shoal_loop *l, shoal_loop_source *s)
     hot_del(s);
     s->expect = v;
     s->watched = true;
-    shoal__loop_ref(s);
     int rc = l->eng->watch(l, s);
     if (rc < 0) {
         s->watched = false;
         if (s->w.disarm)
             s->w.disarm(s->w.obj);
         hot_push(l, s);
-        shoal__loop_unref(s);
+    } else if (s->w.barrier) {
+        lazy_list(l, s);
     }
     return rc;
 }
@@ -470,15 +544,20 @@ static int arm_hot(shoal_loop *l, bool idle_only)
     return ready;
 }
 
+/* WATCHED -> HOT (or just not watched, when removed). */
+static void unwatched(shoal_loop *l, shoal_loop_source *s)
+{
+    if (!s->watched)
+        return;
+    s->watched = false;
+    if (s->w.disarm)
+        s->w.disarm(s->w.obj);
+    hot_push(l, s);
+}
+
 void shoal__loop_fired(shoal_loop *l, shoal_loop_source *s)
 {
-    if (s->watched) {
-        s->watched = false;
-        if (s->w.disarm)
-            s->w.disarm(s->w.obj);
-        hot_push(l, s);
-    }
-    shoal__loop_unref(s);
+    unwatched(l, s);
 }
 
 void shoal__loop_fd_ready(shoal_loop *l, shoal_loop_source *s, int revents)
@@ -508,8 +587,8 @@ static void sweep_checks(shoal_loop *l)
         s->pending = r;
         if (s->watched)
             l->eng->unwatch(l, s);
-        else
-            hot_push(l, s);
+        unwatched(l, s);
+        hot_push(l, s);
     }
 }
 
@@ -599,7 +678,7 @@ int shoal_loop_run_once(shoal_loop *l, shoal_duration timeout)
             if (r > 0)
                 continue;
         }
-        r = l->eng->wait(l, found == SPIN_ENGINE ? 0 : lazy_cap(l, next_wake(l, &d)));
+        r = engine_wait(l, found == SPIN_ENGINE ? 0 : lazy_cap(l, next_wake(l, &d)));
         if (r < 0)
             return r;
         waited = true;
@@ -763,12 +842,10 @@ int shoal_loop_add_fd(shoal_loop *l, int fd, int events, shoal_loop_cb cb, void 
     if (!s)
         return SHOAL_ENOMEM;
     s->fd = fd;
-    shoal__loop_ref(s); /* the engine's */
     rc = l->eng->fd_add(l, s);
     if (rc < 0) {
         s->removed = true;
-        s->refs = 1; /* neither the engine's nor the user's any more */
-        shoal__loop_unref(s);
+        src_unref(s);
         return rc;
     }
     if (out)
@@ -791,7 +868,7 @@ int shoal_loop_add_timer(shoal_loop *l, shoal_duration after, shoal_duration per
     rc = timer_arm(l, s, after, period);
     if (rc < 0) {
         s->removed = true;
-        shoal__loop_unref(s);
+        src_unref(s);
         return rc;
     }
     if (out)
@@ -819,13 +896,11 @@ int shoal_loop_remove(shoal_loop *l, shoal_loop_source *s)
     case SRC_WAIT:
         if (s->w.check)
             l->nwait_checks--;
-        if (s->watched) {
-            /* Disarm now: the object may be closed as soon as we return. */
-            s->watched = false;
-            if (s->w.disarm)
-                s->w.disarm(s->w.obj);
-            l->eng->unwatch(l, s);
-        }
+        /* The object may be closed as soon as we return: nothing may refer to its
+         * word any more, and no sleeper may stay announced on it. */
+        l->eng->unwatch(l, s);
+        unwatched(l, s); /* disarms; removed: not made hot */
+        lazy_unlist(l, s);
         break;
     case SRC_FD:
         l->eng->fd_remove(l, s);
@@ -834,7 +909,7 @@ int shoal_loop_remove(shoal_loop *l, shoal_loop_source *s)
         heap_remove(l, s);
         break;
     }
-    shoal__loop_unref(s);
+    src_unref(s);
     return 0;
 }
 
@@ -900,25 +975,16 @@ void shoal_loop_destroy(shoal_loop *l)
         return;
     for (shoal_loop_source *s = l->all.all_next, *next; s != &l->all; s = next) {
         next = s->all_next;
-        if (!s->removed) {
-            shoal__loop_ref(s); /* keeps `next` reachable through s */
+        if (!s->removed)
             shoal_loop_remove(l, s);
-            next = s->all_next;
-            shoal__loop_unref(s);
-        }
     }
     l->eng->fini(l);
-    /* Whatever the engine still held is gone with it. */
-    while (l->all.all_next != &l->all) {
-        shoal_loop_source *s = l->all.all_next;
-        s->refs = 1;
-        shoal__loop_unref(s);
-    }
     for (struct shoal__post *p = l->post_head, *next; p; p = next) {
         next = p->next;
         free(p);
     }
     free(l->heap);
+    free(l->lazy);
     pthread_mutex_destroy(&l->post_mu);
     free(l);
 }

@@ -4,26 +4,47 @@
  * Descriptors go into epoll, level-triggered, with the source as epoll data.
  *
  * epoll cannot wait on a futex word, so helper threads do: each one waits in
- * futex_waitv(2) on its control word and up to GROUP - 1 watched sources' words, each
- * with the value the loop read before arming the source. The loop thread and the
- * helpers share one mutex that guards every helper's set and the `fired` list:
+ * futex_waitv(2) on its control word and up to GROUP - 1 sources' words, each with
+ * the value it expects there (eng_val). The loop thread and the helpers share one
+ * mutex that guards every helper's set and the `fired` list. A source in a helper's
+ * set is either watched (the loop waits for it) or held (it fired and the loop has not
+ * handed it back yet):
  *
- *   watch    (loop) put s in a helper's set (starting a helper when all are full) and
- *            bump its control word; the helper is woken before the loop sleeps
- *            (`dirty`), so a pass that re-arms many sources costs one wake per helper.
- *   helper   copy its set under the mutex, wait outside it. Back under the mutex,
- *            every source whose word differs from the value it was handed — or that
- *            futex_waitv named as woken, when the set did not change meanwhile — moves
- *            to `fired`; then the helper writes the eventfd (once until the loop has
- *            drained it).
+ *   watch    (loop) a held source whose helper expects the value the loop just read
+ *            needs nothing: the helper waits on that word already. Otherwise the
+ *            source gets that value (and a place in a helper with room, starting one
+ *            when all are full), the helper's control word is bumped and the helper
+ *            is woken before the loop sleeps (`dirty`), so a pass that re-arms many
+ *            sources costs one wake per helper.
+ *   helper   copy its set under the mutex, wait outside it. Back under the mutex, it
+ *            looks at the word futex_waitv named as woken — at every word when the
+ *            wait failed (EAGAIN: a word had moved already) or the set changed — and
+ *            takes the value it finds there as the new one to wait for; a watched
+ *            source whose word moved (or was woken) becomes held and goes to `fired`;
+ *            then the helper writes the eventfd (once until the loop has drained it).
  *   loop     epoll reports the eventfd: read it, clear `signalled`, take `fired` and
  *            report each source to the core.
- *   unwatch  (loop) take s out of its helper's set and report it at once; a source
- *            already on `fired` is reported by the drain.
+ *   unwatch  (loop) take s out of its helper's set and off `fired`: synchronous, the
+ *            helper never looks at s again.
+ *
+ * So one wake-up of an idle source costs the waker's FUTEX_WAKE, one return of its
+ * helper from futex_waitv, one eventfd write and read and one epoll_wait: the helper
+ * goes straight back to sleep on the same words and the loop's re-arm after the
+ * callback does not disturb it. Holding a fired source (instead of dropping it from
+ * the set, as a plain hand-over would) is what saves the second wake-up of the helper
+ * per message.
+ *
+ * A helper's futex_waitv queues and dequeues every word of its set, so its wake-up
+ * costs in proportion to the set. A source that fires again within BUSY_NS therefore
+ * moves to a fast helper of its own (two words), up to NFAST of them (promote): the
+ * wake-up of a busy source costs the same whether the loop watches 1 or 1,000 others.
  *
  * No wake-up is lost: a waker that changed the word after the loop read it makes
  * futex_waitv fail at once (EAGAIN) or wakes it, and the helper finds the changed word
- * in its scan. A helper's work per wake-up is bounded by GROUP whatever the number of
+ * in its scan. A held source's helper waits with a value it read itself, maybe before
+ * the loop's; the loop's watch accepts it only when the two are equal, so the helper
+ * waits exactly as a fresh watch would (words may return to an earlier value: an
+ * Event's does). A helper's work per wake-up is bounded by GROUP whatever the number of
  * sources. The futex_waitv wake mask matches FUTEX_WAKE, so wakers need not know
  * which engine waits.
  *
@@ -55,6 +76,8 @@
 #define HELPER_STACK   (256 * 1024)
 #define MAX_EVENTS     64
 #define STALE_SLICE_NS (100 * 1000000L) /* without futex_waitv: longest sleep */
+#define NFAST          8                /* helpers for one busy source each */
+#define BUSY_NS        (1000 * 1000LL)  /* fired again within this: busy */
 
 struct helper {
     struct ep *ep;
@@ -62,6 +85,7 @@ struct helper {
     _Atomic uint32_t ctl; /* bumped at every change of set */
     int idx;              /* in ep->h */
     int n;
+    bool fast;  /* takes one busy source (see promote) */
     bool dirty; /* changed since the loop last woke it */
     /* Without futex_waitv: its source was taken while it slept on that source's word;
      * no new source until it has woken up (it would not watch it before then). */
@@ -77,7 +101,9 @@ struct ep {
     int per;    /* sources per helper */
     struct helper **h;
     int nh, hcap;
-    int room;                 /* a helper that had room last time */
+    int room; /* a group helper that had room last time */
+    struct helper *fast[NFAST];
+    int nfast;
     bool any_dirty;           /* some helper is dirty (loop thread only) */
     int nfds;                 /* descriptor sources */
     shoal_loop_source *fired; /* reported by helpers, not yet by the loop */
@@ -108,7 +134,7 @@ static void signal_loop(struct ep *e)
 }
 
 /* Takes set[i] out of h (under mu). */
-static shoal_loop_source *set_del(struct helper *h, int i)
+static void set_del(struct helper *h, int i)
 {
     shoal_loop_source *s = h->set[i];
     shoal_loop_source *last = h->set[--h->n];
@@ -116,8 +142,16 @@ static shoal_loop_source *set_del(struct helper *h, int i)
     last->eng_idx = i;
     s->eng_ptr = NULL;
     atomic_fetch_add(&h->ctl, 1);
-    h->ep->room = h->idx;
-    return s;
+    if (!h->fast)
+        h->ep->room = h->idx;
+}
+
+/* The helper's set or values changed: the loop wakes it before it sleeps (under mu). */
+static void set_dirty(struct helper *h)
+{
+    atomic_fetch_add(&h->ctl, 1);
+    h->dirty = true;
+    h->ep->any_dirty = true;
 }
 
 /* Waits on the copy of the set in v[0..n] (v[0]: the control word). Returns the
@@ -141,6 +175,23 @@ static long helper_sleep(struct ep *e, struct futex_waitv *v, int n)
     return r < 0 ? -1 : r;
 }
 
+/* After a wake-up (under mu): whether set[i]'s word moved (or was woken) — then the
+ * helper follows it, and reports it unless it is held. Returns whether it reported. */
+static bool look(struct ep *e, struct helper *h, int i, bool woken)
+{
+    shoal_loop_source *s = h->set[i];
+    uint32_t w = atomic_load(s->w.word);
+    if (w == s->eng_val && !woken)
+        return false;
+    s->eng_val = w;
+    if (s->eng_held)
+        return false;
+    s->eng_held = s->eng_fired = true;
+    s->eng_next = e->fired;
+    e->fired = s;
+    return true;
+}
+
 static void *helper_main(void *arg)
 {
     struct helper *h = arg;
@@ -154,22 +205,18 @@ static void *helper_main(void *arg)
         v[0] = (struct futex_waitv){
             .val = c, .uaddr = (uintptr_t)&h->ctl, .flags = FUTEX_32};
         for (int i = 0; i < n; i++)
-            v[i + 1] = (struct futex_waitv){.val = h->set[i]->expect,
+            v[i + 1] = (struct futex_waitv){.val = h->set[i]->eng_val,
                                             .uaddr = (uintptr_t)h->set[i]->w.word,
                                             .flags = FUTEX_32};
         pthread_mutex_unlock(&e->mu);
         long woke = helper_sleep(e, v, n);
         pthread_mutex_lock(&e->mu);
-        bool same = atomic_load(&h->ctl) == c; /* set[i] is still v[i + 1] */
         bool any = false;
-        for (int i = h->n - 1; i >= 0; i--) {
-            shoal_loop_source *s = h->set[i];
-            if (atomic_load(s->w.word) == s->expect && !(same && woke == i + 1))
-                continue;
-            set_del(h, i);
-            s->eng_next = e->fired;
-            e->fired = s;
-            any = true;
+        if (atomic_load(&h->ctl) == c && woke > 0) { /* set[woke - 1] is v[woke] */
+            any = look(e, h, (int)woke - 1, true);
+        } else if (woke != 0) {
+            for (int i = 0; i < h->n; i++)
+                any |= look(e, h, i, false);
         }
         if (any)
             signal_loop(e);
@@ -178,7 +225,7 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-static int helper_start(struct ep *e, struct helper **out)
+static int helper_start(struct ep *e, bool fast, struct helper **out)
 {
     if (e->nh == e->hcap) {
         int cap = e->hcap ? 2 * e->hcap : 8;
@@ -192,6 +239,7 @@ static int helper_start(struct ep *e, struct helper **out)
     if (!h)
         return shoal__err(SHOAL_ENOMEM, "loop (epoll): out of memory");
     h->ep = e;
+    h->fast = fast;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, HELPER_STACK);
@@ -212,39 +260,123 @@ static int helper_start(struct ep *e, struct helper **out)
     return 0;
 }
 
-/* A helper with room (under mu), started when all are full. */
+static bool has_room(const struct helper *h, int per)
+{
+    return !h->fast && h->n < per && !h->stale;
+}
+
+/* A group helper with room (under mu), started when all are full. */
 static int helper_with_room(struct ep *e, struct helper **out)
 {
-    if (e->room < e->nh && e->h[e->room]->n < e->per && !e->h[e->room]->stale) {
+    if (e->room < e->nh && has_room(e->h[e->room], e->per)) {
         *out = e->h[e->room];
         return 0;
     }
     for (int i = 0; i < e->nh; i++)
-        if (e->h[i]->n < e->per && !e->h[i]->stale) {
+        if (has_room(e->h[i], e->per)) {
             e->room = i;
             *out = e->h[i];
             return 0;
         }
     e->room = e->nh;
-    return helper_start(e, out);
+    return helper_start(e, false, out);
+}
+
+/* Puts s in h's set (under mu). */
+static void set_add(struct helper *h, shoal_loop_source *s)
+{
+    s->eng_ptr = h;
+    s->eng_idx = h->n;
+    h->set[h->n++] = s;
+    set_dirty(h);
+}
+
+/* Moves s, with its state, from its helper to h (under mu). The old helper may still
+ * wait on s's word: a wake-up there finds its set changed and nothing to report. */
+static void move(shoal_loop_source *s, struct helper *h)
+{
+    set_del(s->eng_ptr, s->eng_idx);
+    set_add(h, s);
+}
+
+/* A fast helper for a busy source (under mu): an idle one, a new one, or the one whose
+ * source has been quiet longest, when it has been for BUSY_NS (that source goes back
+ * to a group). NULL: every fast helper is busy. */
+static struct helper *fast_helper(struct ep *e, int64_t now)
+{
+    struct helper *cold = NULL;
+    for (int i = 0; i < e->nfast; i++) {
+        struct helper *f = e->fast[i];
+        if (f->n == 0)
+            return f;
+        if (now - f->set[0]->eng_ns >= BUSY_NS &&
+            (!cold || f->set[0]->eng_ns < cold->set[0]->eng_ns))
+            cold = f;
+    }
+    struct helper *h;
+    if (!cold && e->nfast < NFAST && helper_start(e, true, &h) == 0)
+        return e->fast[e->nfast++] = h;
+    if (!cold || helper_with_room(e, &h) < 0)
+        return NULL;
+    move(cold->set[0], h);
+    return cold;
+}
+
+/*
+ * A group helper's futex_waitv names every word of its group, and the kernel queues
+ * and dequeues each of them at every wait: a wake-up of one source costs its helper
+ * time in proportion to the group. A source that fires again within BUSY_NS moves to
+ * a fast helper of its own (two words: the control word and its own), so that the
+ * cost of a busy source's wake-up does not depend on how many idle sources the loop
+ * also watches. NFAST of them at most; a fast helper whose source has gone quiet is
+ * reused.
+ */
+static void promote(struct ep *e, shoal_loop_source *s)
+{
+    struct helper *h = s->eng_ptr;
+    if (h->fast || h->n == 1 || !e->waitv || !s->eng_busy)
+        return;
+    struct helper *f = fast_helper(e, shoal__now_ns());
+    if (f)
+        move(s, f);
 }
 
 static int ep_watch(shoal_loop *l, shoal_loop_source *s)
 {
     struct ep *e = l->eng_state;
     struct helper *h;
+    int rc = 0;
+    bool kick = false;
     pthread_mutex_lock(&e->mu);
-    int rc = helper_with_room(e, &h);
-    if (rc == 0) {
-        s->eng_ptr = h;
-        s->eng_idx = h->n;
-        h->set[h->n++] = s;
-        atomic_fetch_add(&h->ctl, 1);
-        h->dirty = true;
-        e->any_dirty = true;
+    if ((h = s->eng_ptr)) {
+        /* Held since it fired: its helper waits on the word already, for the value it
+         * saw last. The same value as the loop's: nothing to do. */
+        s->eng_held = false;
+        if (s->eng_val != s->expect) {
+            s->eng_val = s->expect;
+            set_dirty(h);
+            kick = !e->waitv; /* asleep on the word itself, not on ctl */
+        }
+        promote(e, s);
+    } else if ((rc = helper_with_room(e, &h)) == 0) {
+        s->eng_val = s->expect;
+        s->eng_held = s->eng_fired = false;
+        set_add(h, s);
     }
     pthread_mutex_unlock(&e->mu);
+    if (kick)
+        shoal__futex_wake(s->w.word, INT_MAX);
     return rc;
+}
+
+/* Takes s off the fired list (under mu). */
+static void fired_del(struct ep *e, shoal_loop_source *s)
+{
+    shoal_loop_source **p = &e->fired;
+    while (*p != s)
+        p = &(*p)->eng_next;
+    *p = s->eng_next;
+    s->eng_fired = false;
 }
 
 static void ep_unwatch(shoal_loop *l, shoal_loop_source *s)
@@ -252,17 +384,20 @@ static void ep_unwatch(shoal_loop *l, shoal_loop_source *s)
     struct ep *e = l->eng_state;
     pthread_mutex_lock(&e->mu);
     struct helper *h = s->eng_ptr;
+    if (s->eng_fired)
+        fired_del(e, s);
     if (h) {
         set_del(h, s->eng_idx);
         h->stale = !e->waitv;
     }
     pthread_mutex_unlock(&e->mu);
     if (!h)
-        return; /* on `fired`: the drain reports it */
+        return;
+    /* The helper may still be in a wait that names the word: harmless, it never looks
+     * at s again. Wake it so that it drops the word. */
     shoal__futex_wake(&h->ctl, 1);
     if (!e->waitv)
         shoal__futex_wake(s->w.word, INT_MAX);
-    shoal__loop_fired(l, s);
 }
 
 static int ep_fd_add(shoal_loop *l, shoal_loop_source *s)
@@ -284,7 +419,6 @@ static void ep_fd_remove(shoal_loop *l, shoal_loop_source *s)
     struct ep *e = l->eng_state;
     epoll_ctl(e->epfd, EPOLL_CTL_DEL, s->fd, NULL); /* EBADF: closed, gone already */
     e->nfds--;
-    shoal__loop_unref(s);
 }
 
 static void ep_notify(shoal_loop *l)
@@ -305,10 +439,15 @@ static int drain(shoal_loop *l, struct ep *e)
     pthread_mutex_lock(&e->mu);
     shoal_loop_source *s = e->fired;
     e->fired = NULL;
+    for (shoal_loop_source *f = s; f; f = f->eng_next)
+        f->eng_fired = false;
     pthread_mutex_unlock(&e->mu);
     int n = 0;
+    int64_t now = s ? shoal__now_ns() : 0;
     while (s) {
         shoal_loop_source *next = s->eng_next;
+        s->eng_busy = now - s->eng_ns < BUSY_NS;
+        s->eng_ns = now;
         shoal__loop_fired(l, s);
         s = next;
         n++;

@@ -18,8 +18,8 @@ struct shoal_loop_source {
     shoal_loop_cb cb;
     void *arg;
     int events; /* what was asked for */
-    /* References: the user's (until removed), the engine's (while it watches), one per
-     * callback running. Freed at zero. */
+    /* References: the user's (until removed) and one per callback running. Freed at
+     * zero. The engines keep none: removal takes a source out of them at once. */
     int refs;
     bool removed;
     bool disabled; /* a terminal code was delivered: never reported again */
@@ -43,11 +43,17 @@ struct shoal_loop_source {
     int64_t period;
     uint64_t seq;    /* tie-break: equal due times fire in the order they were set */
     size_t heap_idx; /* position in the timer heap, SIZE_MAX when not in it */
+    size_t lazy_idx; /* position in the loop's `lazy` list, SIZE_MAX when not in it */
 
     /* Engine-private. */
     void *eng_ptr;
     int eng_idx;
     struct shoal_loop_source *eng_next;
+    uint32_t eng_val; /* epoll: the value its helper waits for */
+    bool eng_held;    /* epoll: fired, not handed back yet; its helper follows the word */
+    bool eng_fired;   /* epoll: on the fired list */
+    bool eng_busy;    /* epoll: fired twice within a short time (promote) */
+    int64_t eng_ns;   /* epoll: when it fired last */
 };
 
 typedef struct shoal__loop_engine {
@@ -55,14 +61,14 @@ typedef struct shoal__loop_engine {
     /* Sets up loop->eng; 0 or SHOAL_E* with a detail. */
     int (*init)(shoal_loop *loop);
     void (*fini)(shoal_loop *loop);
-    /* Starts waiting on s's word while it holds s->expect. Takes an engine reference
-     * (shoal__loop_ref) and reports the wake-up with shoal__loop_fired. */
+    /* Starts waiting on s's word while it holds s->expect, and reports the wake-up
+     * once with shoal__loop_fired (from wait, on the loop thread). */
     int (*watch)(shoal_loop *loop, shoal_loop_source *s);
-    /* Stops waiting on a watched source soon: the engine then reports it with
-     * shoal__loop_fired, possibly before returning. */
+    /* Forgets shared-memory source s, watched or not: when it returns, neither the
+     * engine nor the kernel refers to s or its word any more, and s is not reported. */
     void (*unwatch)(shoal_loop *loop, shoal_loop_source *s);
-    /* Starts / stops polling descriptor source s. fd_add takes an engine reference;
-     * after fd_remove the engine drops it (shoal__loop_unref), possibly later. */
+    /* Starts / stops polling descriptor source s. When fd_remove returns, neither the
+     * engine nor the kernel refers to s. */
     int (*fd_add)(shoal_loop *loop, shoal_loop_source *s);
     void (*fd_remove)(shoal_loop *loop, shoal_loop_source *s);
     /* Whether reports are waiting to be collected, without blocking (the spin calls
@@ -98,6 +104,7 @@ struct shoal_loop {
     pthread_mutex_t post_mu;
     struct shoal__post *post_head, *post_tail;
     _Atomic int notified; /* a post, wake or stop since the loop last looked */
+    _Atomic int asleep;   /* in the engine's wait (loop.c, engine_wait) */
     _Atomic int stop;
     int nwait_checks;      /* sources whose waitable has a check() */
     int64_t next_check_ns; /* when the dead-peer sweep runs next */
@@ -106,13 +113,15 @@ struct shoal_loop {
     /* A barrier owed by arms made since lazy_since (loop.c, lazy_note), or NULL. */
     void (*lazy_barrier)(void);
     int64_t lazy_since;
+    /* The sources armed since then (lazy_idx: their place), or every source. */
+    shoal_loop_source **lazy;
+    size_t nlazy, lazy_room;
+    bool lazy_all;
 };
 
 /* Engine -> core reports (loop thread). */
 void shoal__loop_fired(shoal_loop *loop, shoal_loop_source *s);
 void shoal__loop_fd_ready(shoal_loop *loop, shoal_loop_source *s, int revents);
-void shoal__loop_ref(shoal_loop_source *s);
-void shoal__loop_unref(shoal_loop_source *s);
 
 /* Probes (loop_uring.c, loop_epoll.c) for shoal_loop_probe. */
 void shoal__uring_probe(shoal_loop_support *out);

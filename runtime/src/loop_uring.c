@@ -20,8 +20,13 @@
  *
  * user_data is the source pointer with a tag in its low bits (sources come from
  * calloc: 16-byte aligned); cancellations carry 0 and their completions are ignored.
- * Removing a source cancels its request; the engine's reference on the source is
- * dropped by the request's last completion, so the memory outlives the request.
+ *
+ * Removal is synchronous: the source's request is cancelled (IORING_OP_ASYNC_CANCEL
+ * on its user_data) and completions are collected until the request's last one has
+ * come (cancel_sync), so when shoal_loop_remove returns the kernel holds no request
+ * naming the source or its word, and both may be freed at once. The kernel cancels a
+ * futex wait or a poll inside the cancellation's submission, so this costs one
+ * io_uring_enter; the other completions collected on the way are handled as usual.
  */
 #ifdef SHOAL_HAVE_URING
 
@@ -43,6 +48,8 @@
 #define CQ_ENTRIES   4096
 
 enum { TAG_WAIT = 1, TAG_POLL = 2, TAG_BELL = 3, TAG_MASK = 3 };
+/* s->eng_idx: which of its requests are in flight (the tag's bit). */
+#define IN_FLIGHT(tag) (1 << (tag))
 
 struct ur {
     struct io_uring ring;
@@ -82,17 +89,8 @@ static int prep_poll(struct ur *u, shoal_loop_source *s)
         return shoal__err(SHOAL_ESYS, "loop (io_uring): no submission entry free");
     io_uring_prep_poll_multishot(sqe, s->fd, shoal__loop_to_poll(s->events));
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)s | TAG_POLL);
-    s->eng_idx = 1; /* a poll is in flight */
+    s->eng_idx |= IN_FLIGHT(TAG_POLL);
     return 0;
-}
-
-static void cancel(struct ur *u, shoal_loop_source *s, int tag)
-{
-    struct io_uring_sqe *sqe = sqe_get(u);
-    if (!sqe)
-        return; /* cannot happen after a submit; the request then ends with the ring */
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)s | (uint64_t)tag, 0);
-    io_uring_sqe_set_data64(sqe, 0);
 }
 
 static int bell_arm(struct ur *u)
@@ -102,13 +100,47 @@ static int bell_arm(struct ur *u)
 
 static int ur_watch(shoal_loop *l, shoal_loop_source *s)
 {
-    return prep_futex_wait(l->eng_state, s->w.word, s->expect,
-                           (uint64_t)(uintptr_t)s | TAG_WAIT);
+    int rc = prep_futex_wait(l->eng_state, s->w.word, s->expect,
+                             (uint64_t)(uintptr_t)s | TAG_WAIT);
+    if (rc == 0)
+        s->eng_idx |= IN_FLIGHT(TAG_WAIT);
+    return rc;
+}
+
+static int reap(shoal_loop *l, struct ur *u);
+
+/*
+ * Ends s's request of kind `tag` before returning: an IORING_OP_ASYNC_CANCEL for it,
+ * then completions are collected (every one is handled as usual: sources fired
+ * meanwhile become hot) until the request's own last one has come — -ECANCELED, or
+ * its normal result when it completed first (the cancellation then fails with
+ * -ENOENT). A futex wait or a poll is cancelled inside the submission, so this is
+ * one io_uring_enter in practice.
+ */
+static void cancel_sync(shoal_loop *l, shoal_loop_source *s, int tag)
+{
+    struct ur *u = l->eng_state;
+    if (!(s->eng_idx & IN_FLIGHT(tag)))
+        return;
+    struct io_uring_sqe *sqe = sqe_get(u);
+    if (sqe) { /* never NULL after sqe_get's submit */
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)s | (uint64_t)tag, 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+    while (s->eng_idx & IN_FLIGHT(tag)) {
+        int rc = io_uring_submit_and_wait(&u->ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            /* Only a broken ring gets here; its requests end with it (fini). */
+            shoal__err(SHOAL_ESYS, "loop (io_uring): cancel: %s", strerror(-rc));
+            return;
+        }
+        reap(l, u);
+    }
 }
 
 static void ur_unwatch(shoal_loop *l, shoal_loop_source *s)
 {
-    cancel(l->eng_state, s, TAG_WAIT);
+    cancel_sync(l, s, TAG_WAIT);
 }
 
 static int ur_fd_add(shoal_loop *l, shoal_loop_source *s)
@@ -118,10 +150,7 @@ static int ur_fd_add(shoal_loop *l, shoal_loop_source *s)
 
 static void ur_fd_remove(shoal_loop *l, shoal_loop_source *s)
 {
-    if (s->eng_idx)
-        cancel(l->eng_state, s, TAG_POLL);
-    else
-        shoal__loop_unref(s);
+    cancel_sync(l, s, TAG_POLL);
 }
 
 static void ur_notify(shoal_loop *l)
@@ -151,10 +180,8 @@ static void on_poll(shoal_loop *l, struct ur *u, shoal_loop_source *s,
         shoal__loop_fd_ready(l, s, SHOAL_LOOP_ERROR); /* EBADF, ...: tell the user */
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
-    s->eng_idx = 0;
-    if (s->removed)
-        shoal__loop_unref(s);
-    else if (cqe->res >= 0)
+    s->eng_idx &= ~IN_FLIGHT(TAG_POLL);
+    if (!s->removed && cqe->res >= 0)
         prep_poll(u, s); /* the kernel ended the multishot: arm it again */
 }
 
@@ -164,6 +191,7 @@ static void on_cqe(shoal_loop *l, struct ur *u, const struct io_uring_cqe *cqe)
     shoal_loop_source *s = (shoal_loop_source *)(uintptr_t)(ud & ~(uint64_t)TAG_MASK);
     switch (ud & TAG_MASK) {
     case TAG_WAIT:
+        s->eng_idx &= ~IN_FLIGHT(TAG_WAIT);
         shoal__loop_fired(l, s);
         break;
     case TAG_POLL:
@@ -196,6 +224,13 @@ static int ur_wait(shoal_loop *l, int64_t deadline_ns)
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
         return shoal__err(SHOAL_ESYS, "loop (io_uring): io_uring_enter: %s",
                           strerror(-rc));
+    return reap(l, u);
+}
+
+/* Handles the completions that are there; returns how many. */
+static int reap(shoal_loop *l, struct ur *u)
+{
+    struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&u->ring, head, cqe)
     {

@@ -4,9 +4,7 @@
  * timers, descriptors, posted callbacks, stopping, removal from callbacks, dead peers,
  * and the fallback to epoll when a seccomp filter refuses io_uring.
  *
- * The shared-memory sources here are raw futex words ("chan"): a counter of messages
- * sent, a futex word and a sleeper count, in memory shared with forked producers —
- * the waitable contract of wait.h without any shoal object around it.
+ * The shared-memory sources here are raw futex channels (looptest.h).
  */
 #include <limits.h>
 #include <linux/filter.h>
@@ -18,61 +16,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
-#include "testutil.h"
-
-#include "loop_internal.h"
-
-/* ---- a raw futex channel ------------------------------------------------------------
- */
-
-struct chan {
-    _Atomic uint32_t word;     /* bumped at every send */
-    _Atomic uint32_t sleepers; /* loops that armed it */
-    _Atomic uint64_t sent;
-    _Atomic uint64_t got; /* taken by the consumer */
-    _Atomic int dead;     /* the producer "died": check() says so */
-    _Atomic int calls;    /* callbacks run */
-};
-
-static int chan_ready(void *o)
-{
-    struct chan *c = o;
-    return atomic_load(&c->sent) > atomic_load(&c->got);
-}
-
-static void chan_arm(void *o)
-{
-    atomic_fetch_add(&((struct chan *)o)->sleepers, 1);
-}
-
-static void chan_disarm(void *o)
-{
-    atomic_fetch_sub(&((struct chan *)o)->sleepers, 1);
-}
-
-static int chan_check(void *o)
-{
-    return atomic_load(&((struct chan *)o)->dead) ? SHOAL_EPEERDEAD : 0;
-}
-
-static void chan_send(struct chan *c)
-{
-    atomic_fetch_add(&c->sent, 1);
-    atomic_fetch_add(&c->word, 1);
-    if (atomic_load(&c->sleepers))
-        shoal__futex_wake(&c->word, INT_MAX);
-}
-
-static shoal__waitable chan_waitable(struct chan *c, bool with_check)
-{
-    shoal__waitable w = {.word = &c->word,
-                         .ready = chan_ready,
-                         .arm = chan_arm,
-                         .disarm = chan_disarm,
-                         .check = with_check ? chan_check : NULL,
-                         .obj = c};
-    return w;
-}
+#include "looptest.h"
 
 /* A callback that takes every message there is. */
 static void take_all(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
@@ -82,16 +26,6 @@ static void take_all(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
     assert_int_equal(ev, SHOAL_LOOP_READABLE);
     atomic_store(&c->got, atomic_load(&c->sent));
     atomic_fetch_add(&c->calls, 1);
-}
-
-static shoal_loop *new_loop(void)
-{
-    shoal_loop *l = NULL;
-    T_OK(shoal_loop_create(&l));
-    const char *want = getenv("SHOAL_LOOP_ENGINE");
-    if (want && *want)
-        assert_string_equal(shoal_loop_engine(l), want);
-    return l;
 }
 
 /* Runs the loop until *done(arg) or the time limit; fails the test on the limit. */
@@ -150,7 +84,7 @@ static void test_wait_cross_process(void **state)
     (void)state;
     shoal_set_spin_ns(0);
     struct chan *c = t_shared_alloc(sizeof(*c));
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     shoal__waitable w = chan_waitable(c, false);
     T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, c, NULL));
 
@@ -177,7 +111,7 @@ static void test_many_sources_killed_producers(void **state)
     (void)state;
     enum { N = 1000, PRODUCERS = 6 };
     struct chan *c = t_shared_alloc(N * sizeof(*c));
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     for (int i = 0; i < N; i++) {
         shoal__waitable w = chan_waitable(&c[i], false);
         T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, &c[i], NULL));
@@ -244,7 +178,7 @@ static void test_level_triggered(void **state)
 {
     (void)state;
     struct chan *c = t_shared_alloc(sizeof(*c));
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     shoal__waitable w = chan_waitable(c, false);
     T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_one, c, NULL));
     assert_int_equal(shoal_loop_run_once(l, SHOAL_NOWAIT), 0);
@@ -275,7 +209,7 @@ static void test_dead_peer(void **state)
 {
     (void)state;
     struct chan *c = t_shared_alloc(sizeof(*c));
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     struct dead_seen d = {0, 0};
     shoal__waitable w = chan_waitable(c, true);
     shoal_loop_source *src;
@@ -330,7 +264,7 @@ static bool ticks_at_least(void *arg)
 static void test_timers_in_order(void **state)
 {
     (void)state;
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     struct tick t = {.n = 0};
     static const int ms[5] = {40, 10, 30, 0, 20};
     struct tmr m[5];
@@ -389,7 +323,7 @@ static bool periodic_done(void *arg)
 static void test_timer_periodic_and_reset(void **state)
 {
     (void)state;
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     struct periodic p = {.t0 = shoal__now_ns()};
     T_OK(shoal_loop_add_timer(l, SHOAL_MS(5), SHOAL_MS(10), on_periodic, &p, &p.src));
     run_until(l, periodic_done, &p, 10000);
@@ -445,7 +379,7 @@ static void on_fd(shoal_loop *l, shoal_loop_source *s, int ev, void *arg)
 static void test_fd_level_and_hup(void **state)
 {
     (void)state;
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     int p[2];
     assert_int_equal(pipe(p), 0);
     struct fdsrc r = {.fd = p[0], .per_call = 1};
@@ -515,7 +449,7 @@ static void on_killer_timer(shoal_loop *l, shoal_loop_source *s, int ev, void *a
 static void test_timer_removed_by_timer(void **state)
 {
     (void)state;
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     int killer = 0, victim = 0;
     T_OK(shoal_loop_add_timer(l, SHOAL_MS(5), 0, on_killer_timer, &killer, NULL));
     T_OK(
@@ -574,7 +508,7 @@ static void *poster(void *arg)
 static void test_posts_from_threads(void **state)
 {
     (void)state;
-    struct posts p = {.l = new_loop(), .in_order = true};
+    struct posts p = {.l = lt_new_loop(), .in_order = true};
     for (int t = 0; t < POSTERS; t++) {
         p.last[t] = -1;
         for (int i = 0; i < POSTS; i++)
@@ -611,7 +545,7 @@ static void *stopper(void *arg)
 static void test_wake_and_stop_from_thread(void **state)
 {
     (void)state;
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     struct chan *c = t_shared_alloc(sizeof(*c)); /* something to sleep on */
     shoal__waitable w = chan_waitable(c, false);
     T_OK(shoal__loop_add_waitable(l, &w, SHOAL_LOOP_READABLE, take_all, c, NULL));
@@ -664,7 +598,7 @@ static void test_callbacks_remove_and_add(void **state)
     (void)state;
     shoal_set_spin_ns(0);
     struct chan *c = t_shared_alloc(2 * sizeof(*c));
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     shoal_loop_source *sa, *sb, *added = NULL;
     rm_a = (struct remover){.c = &c[0], .added = &added};
     rm_b = (struct remover){.c = &c[1], .added = &added};
@@ -763,7 +697,7 @@ static void test_queues_killed_producers(void **state)
     (void)state;
     qsh = t_shared_alloc(sizeof(*qsh));
     memset(&qst, 0, sizeof(qst));
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     shoal_queue_config cfg = {.type = shoal_typecode('q'), .capacity = 8};
     for (int i = 0; i < NQ; i++) {
         T_OK(shoal_queue_open(&qst.q[i], NULL, SHOAL_CREATE, &cfg, NULL));
@@ -861,7 +795,7 @@ static void test_queue_many_producers(void **state)
     memset(&m, 0, sizeof(m));
     shoal_queue_config cfg = {.type = shoal_typecode('q'), .capacity = 16};
     T_OK(shoal_queue_open(&m.q, NULL, SHOAL_CREATE, &cfg, NULL));
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     T_OK(shoal_loop_add_queue(l, m.q, SHOAL_LOOP_READABLE, on_mp, &m, NULL));
     pid_t pids[MP_PRODUCERS];
     for (int p = 0; p < MP_PRODUCERS; p++) {
@@ -972,7 +906,7 @@ static bool objs_done(void *arg)
 static void test_event_sem_pipe_room(void **state)
 {
     (void)state;
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     struct objs o = {0};
     struct obj_child c;
     T_OK(shoal_event_open(&o.e, NULL, SHOAL_CREATE, NULL));
@@ -1184,7 +1118,7 @@ static void test_bad_arguments(void **state)
     assert_int_equal(shoal_loop_create(NULL), SHOAL_EINVAL);
     assert_int_equal(shoal_loop_run_once(NULL, 0), SHOAL_EINVAL);
     assert_int_equal(shoal_loop_post(NULL, NULL, NULL), SHOAL_EINVAL);
-    shoal_loop *l = new_loop();
+    shoal_loop *l = lt_new_loop();
     assert_int_equal(shoal_loop_add_timer(l, 0, 0, NULL, NULL, NULL), SHOAL_EINVAL);
     assert_int_equal(shoal_loop_run_once(l, SHOAL_NOWAIT), 0);
     shoal_loop_destroy(l);
@@ -1203,14 +1137,8 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     t_setup_root();
-    const char *want = getenv("SHOAL_LOOP_ENGINE");
-    shoal_loop_support sup;
-    shoal_loop_probe(&sup);
-    if (want && !strcmp(want, "uring") && (!sup.engine || strcmp(sup.engine, "uring"))) {
-        printf("skipped: io_uring with futex operations is not available here\n");
+    if (lt_engine_unavailable())
         return 0;
-    }
-    printf("engine: %s\n", sup.engine ? sup.engine : "(none)");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_level_triggered),

@@ -10,9 +10,7 @@
  */
 #include <signal.h>
 
-#include "testutil.h"
-
-#include "internal.h"
+#include "looptest.h"
 
 #define SERVERS 3
 #define TURNS   60
@@ -228,13 +226,8 @@ static void test_killed_asleep(void **state)
 int main(void)
 {
     t_setup_root();
-    const char *want = getenv("SHOAL_LOOP_ENGINE");
-    shoal_loop_support sup;
-    shoal_loop_probe(&sup);
-    if (want && !strcmp(want, "uring") && (!sup.engine || strcmp(sup.engine, "uring"))) {
-        printf("skipped: io_uring with futex operations is not available here\n");
+    if (lt_engine_unavailable())
         return 0;
-    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_turns),
         cmocka_unit_test(test_turns_under_load),

@@ -25,9 +25,10 @@
  * one futex wait in flight, each descriptor one multishot poll. Otherwise — io_uring
  * refused by a seccomp profile (ENOSYS / EPERM), by the kernel.io_uring_disabled sysctl,
  * or too old — it runs on epoll, with helper threads waiting on the futex words in
- * futex_waitv(2) and signalling an eventfd. $SHOAL_LOOP_ENGINE=uring|epoll forces one;
- * shoal_loop_engine() names the one in use. In both the cost of one wake-up does not
- * depend on the number of sources.
+ * futex_waitv(2) and signalling an eventfd (a source that fires often gets a helper
+ * of its own). $SHOAL_LOOP_ENGINE=uring|epoll forces one; shoal_loop_engine() names
+ * the one in use. In both the cost of one wake-up does not depend on the number of
+ * sources. A post, wake-up or stop makes a system call only when the loop sleeps.
  *
  * Spinning: before it sleeps, a loop with nothing to do polls the sources that were
  * ready recently for the process's spin budget (shoal_set_spin_ns), so that a busy
@@ -149,7 +150,11 @@ SHOAL_API int shoal_loop_timer_set(shoal_loop *loop, shoal_loop_source *src,
 /*
  * Removes a source: its callback is not run again, not even later in the current
  * pass. Safe from inside any callback, the source's own included. src is invalid
- * afterwards. Returns 0 or SHOAL_EINVAL (NULL, or already removed).
+ * afterwards. Removal is synchronous: when it returns, neither the loop's engine nor
+ * the kernel refers to the source or to the object's futex word or descriptor any
+ * more (on io_uring its request has been cancelled and has completed), so the object
+ * may be closed, and its memory unmapped, at once. Returns 0 or SHOAL_EINVAL (NULL, or
+ * already removed).
  */
 SHOAL_API int shoal_loop_remove(shoal_loop *loop, shoal_loop_source *src);
 
