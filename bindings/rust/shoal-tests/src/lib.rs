@@ -20,6 +20,9 @@ pub mod orders_v2_shoal {
 pub mod tally_shoal {
     include!(concat!(env!("OUT_DIR"), "/tally_shoal.rs"));
 }
+pub mod encoded_note_shoal {
+    include!(concat!(env!("OUT_DIR"), "/encoded_note_shoal.rs"));
+}
 pub mod svct_shoal {
     include!(concat!(env!("OUT_DIR"), "/svct_shoal.rs"));
 }
