@@ -15,11 +15,12 @@
  * streaming and bidirectional ones any number: the arguments after the method, or
  * with `-` the blocks of standard input separated by blank lines (--lines: one request
  * per line). Every request is encoded before the call starts (a typo fails before
- * anything is sent); they are then sent in order, the responses already there printed
- * between two sends (a bidirectional server that answers each request never waits
- * for a reader while this side waits to send), the sending side closed, and the
- * remaining responses printed. Each response is printed as protoc decodes it, one
- * after another, separated by a blank line. A status other than OK is printed as
+ * anything is sent); they are then sent in order, each only when the call has room for
+ * it, the responses there printed in between and while there is no room (a
+ * bidirectional server that answers with many responses before it reads the next
+ * request never waits for a reader while this side waits to send), the sending side
+ * closed, and the remaining responses printed. Each response is printed as protoc decodes
+ * it, one after another, separated by a blank line. A status other than OK is printed as
  * "ERROR: CODE: detail" on stderr, with exit code 1.
  *
  * What is read from the descriptors is walked in the wire format directly (a
@@ -386,18 +387,31 @@ static int print_responses(shoal_rpc_call *c, const call_opts *o, const char *se
     }
 }
 
-/* Sends the requests (client streaming: interleaved with printing the responses
- * already there) and closes the sending side. Returns 0, 1 when the responses ended
- * early (the status tells why), -1 when a response did not decode. */
+/* How long the sending loop waits for a response at a time while the call has no room
+ * for a request (the room the server frees arrives meanwhile). */
+#define SEND_SLICE SHOAL_MS(1)
+
+/* Sends the requests and closes the sending side, never waiting to send while
+ * responses wait to be read: a bidirectional server may answer with many responses
+ * before it reads further requests, and it waits for this side to read them, so a
+ * request goes out only when the call has room for it (shoal_rpc_call_send_ready);
+ * otherwise the responses there are printed, waiting a slice at a time. Returns 0, 1
+ * when the responses ended early (the status tells why), -1 when a response did not
+ * decode. */
 static int send_requests(shoal_rpc_call *c, const call_opts *o, const char *set,
                          const method_info *mi, const encoded *req, int nreq, int *n)
 {
-    for (int i = 0; i < nreq; i++) {
-        int rc = shoal_rpc_call_send(c, req[i].p, req[i].len);
-        if (rc < 0)
-            return 1; /* the call is over: its status says why */
-        if ((rc = print_responses(c, o, set, mi, 0, n)) != 0)
+    for (int i = 0; i < nreq;) {
+        int rc = print_responses(c, o, set, mi, 0, n);
+        if (rc != 0)
             return rc;
+        if (!shoal_rpc_call_send_ready(c)) {
+            shoal_rpc_call_wait(c, SEND_SLICE);
+            continue;
+        }
+        if (shoal_rpc_call_send(c, req[i].p, req[i].len) < 0)
+            return 1; /* the call is over: its status says why */
+        i++;
     }
     shoal_rpc_call_close_send(c);
     return 0;
