@@ -4,7 +4,8 @@
  * (shm or ipc).
  *
  * The server (svct.Gen's Chat, in a thread of this process, on its own loop) answers
- * request n with n responses 0..n-1 and only then reads the next one. shoal call sends
+ * request n with n responses 0..n-1 and only then reads the next one: 10,000 for the
+ * first request, 2 for each of the 40 others. shoal call sends
  * more requests than the call's window holds while the first one's responses fill the
  * window the other way: a client that waits to send before it reads would wait for a
  * server that waits for it, until the deadline. The call must end OK, well before its
@@ -47,7 +48,7 @@ static void *serve(void *arg)
 }
 
 /* The requests: FIRST responses for the first, then REST requests of ONE each. */
-enum { FIRST = 100, REST = 40, ONE = 2, DEADLINE_S = 120 };
+enum { FIRST = 10000, REST = 40, ONE = 2, DEADLINE_S = 120 };
 
 static void test_flood(void **state)
 {
