@@ -20,12 +20,14 @@
  * bidirectional server that answers with many responses before it reads the next
  * request never waits for a reader while this side waits to send), the sending side
  * closed, and the remaining responses printed. Each response is printed as protoc decodes
- * it, one after another, separated by a blank line. A status other than OK is printed as
- * "ERROR: CODE: detail" on stderr, with exit code 1.
+ * it, one after another, separated by a blank line; protoc decodes the responses that
+ * arrive together as one batch (see BATCH_TYPE), so a fast stream costs a few protoc
+ * runs, not one each. A status other than OK is printed as "ERROR: CODE: detail" on
+ * stderr, with exit code 1.
  *
  * What is read from the descriptors is walked in the wire format directly (a
- * FileDescriptorSet's files, their package, services and methods): the few fields
- * needed do not justify a codec.
+ * FileDescriptorSet's files, their package, messages, services and methods), and the
+ * batch type written the same way: the few fields needed do not justify a codec.
  */
 #include <errno.h>
 #include <fcntl.h>
