@@ -620,6 +620,25 @@ static const char *oneof_enum(const sg_message *msg, const sg_oneof *o)
     return sg_printf("%s__%s", msg->c_name, o->name);
 }
 
+/* Calls fn for each unit of an encoded message in order: a field (o NULL) or a whole
+ * oneof (i its first member); has_ flags are the layout's, not the struct's. */
+typedef void enc_unit_fn(sg_buf *b, const sg_file *file, const sg_message *msg, size_t i,
+                         const sg_oneof *o);
+
+static void enc_each(sg_buf *b, const sg_file *file, const sg_message *msg,
+                     enc_unit_fn *fn)
+{
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        const sg_oneof *o = f->oneof >= 0 ? &msg->oneofs[f->oneof] : NULL;
+        fn(b, file, msg, i, o);
+        if (o)
+            i = o->first + o->count - 1;
+    }
+}
+
 static void enc_write_field(sg_buf *b, const sg_file *file, const sg_message *msg,
                             size_t i)
 {
@@ -660,6 +679,15 @@ static void enc_write_oneof(sg_buf *b, const sg_file *file, const sg_message *ms
              sg_printf("{ %s }", enc_put(file, f, "v", false)));
     }
     line(b, 2, "}");
+}
+
+static void enc_write_unit(sg_buf *b, const sg_file *file, const sg_message *msg,
+                           size_t i, const sg_oneof *o)
+{
+    if (o)
+        enc_write_oneof(b, file, msg, o);
+    else
+        enc_write_field(b, file, msg, i);
 }
 
 static void enc_read_field(sg_buf *b, const sg_file *file, const sg_message *msg,
@@ -779,6 +807,39 @@ static void enc_check_oneof(sg_buf *b, const sg_message *msg, const sg_oneof *o)
     line(b, 2, "}");
 }
 
+static void enc_check_unit(sg_buf *b, const sg_file *file, const sg_message *msg,
+                           size_t i, const sg_oneof *o)
+{
+    (void)file;
+    if (o)
+        enc_check_oneof(b, msg, o);
+    else
+        enc_check_field(b, msg, &msg->fields[i]);
+}
+
+static void enc_member_unit(sg_buf *b, const sg_file *file, const sg_message *msg,
+                            size_t i, const sg_oneof *o)
+{
+    if (o)
+        line(b, 1, "pub %s: Option<%s>,", rs_name(o->name), oneof_enum(msg, o));
+    else
+        line(b, 1, "pub %s: %s,", rs_name(msg->fields[i].name),
+             enc_member(file, &msg->fields[i]));
+}
+
+static void enc_default_unit(sg_buf *b, const sg_file *file, const sg_message *msg,
+                             size_t i, const sg_oneof *o)
+{
+    const sg_field *f = &msg->fields[i];
+    if (o)
+        line(b, 3, "%s: None,", rs_name(o->name));
+    else if (f->kind == SG_ENUM && !f->repeated && !f->presence)
+        line(b, 3, "%s: %s(%d),", rs_name(f->name), enc_elem(file, f),
+             sg_enum_default(f));
+    else
+        line(b, 3, "%s: Default::default(),", rs_name(f->name));
+}
+
 /* Whether an encoded message can derive Debug and PartialEq: no fixed message (they
  * have neither) in it, however deep. */
 static bool enc_derivable(const sg_message *msg, int depth)
@@ -812,38 +873,13 @@ static void enc_struct(sg_buf *b, const sg_file *file, const sg_message *msg)
     line(b, 0, "%s", derive);
     line(b, 0, "#[allow(non_camel_case_types, non_snake_case)]");
     line(b, 0, "pub struct %s {", msg->c_name);
-    for (size_t i = 0; i < msg->nfields; i++) {
-        const sg_field *f = &msg->fields[i];
-        if (f->is_has_flag)
-            continue;
-        if (f->oneof >= 0) {
-            const sg_oneof *o = &msg->oneofs[f->oneof];
-            line(b, 1, "pub %s: Option<%s>,", rs_name(o->name), oneof_enum(msg, o));
-            i = o->first + o->count - 1;
-            continue;
-        }
-        line(b, 1, "pub %s: %s,", rs_name(f->name), enc_member(file, f));
-    }
+    enc_each(b, file, msg, enc_member_unit);
     line(b, 0, "}\n");
     line(b, 0, "impl Default for %s {", msg->c_name);
     line(b, 1, "/// Every field empty, zero or its enum's first value.");
     line(b, 1, "fn default() -> Self {");
     line(b, 2, "%s {", msg->c_name);
-    for (size_t i = 0; i < msg->nfields; i++) {
-        const sg_field *f = &msg->fields[i];
-        if (f->is_has_flag)
-            continue;
-        if (f->oneof >= 0) {
-            const sg_oneof *o = &msg->oneofs[f->oneof];
-            line(b, 3, "%s: None,", rs_name(o->name));
-            i = o->first + o->count - 1;
-        } else if (f->kind == SG_ENUM && !f->repeated && !f->presence) {
-            line(b, 3, "%s: %s(%d),", rs_name(f->name), enc_elem(file, f),
-                 sg_enum_default(f));
-        } else {
-            line(b, 3, "%s: Default::default(),", rs_name(f->name));
-        }
-    }
+    enc_each(b, file, msg, enc_default_unit);
     line(b, 2, "}");
     line(b, 1, "}");
     line(b, 0, "}\n");
@@ -857,18 +893,7 @@ static void enc_impls(sg_buf *b, const sg_file *file, const sg_message *msg)
     line(b, 1,
          "fn write_fields(&self, w: &mut ::shoal::pb::Writer) -> ::shoal::Result<()> {");
     line(b, 2, "let _ = &w;");
-    for (size_t i = 0; i < msg->nfields; i++) {
-        const sg_field *f = &msg->fields[i];
-        if (f->is_has_flag)
-            continue;
-        if (f->oneof >= 0) {
-            const sg_oneof *o = &msg->oneofs[f->oneof];
-            enc_write_oneof(b, file, msg, o);
-            i = o->first + o->count - 1;
-            continue;
-        }
-        enc_write_field(b, file, msg, i);
-    }
+    enc_each(b, file, msg, enc_write_unit);
     line(b, 2, "Ok(())");
     line(b, 1, "}");
     line(b, 1, "#[allow(unreachable_code)]");
@@ -885,18 +910,7 @@ static void enc_impls(sg_buf *b, const sg_file *file, const sg_message *msg)
     line(b, 2, "Ok(true)");
     line(b, 1, "}");
     line(b, 1, "fn check(&self) -> ::shoal::Result<()> {");
-    for (size_t i = 0; i < msg->nfields; i++) {
-        const sg_field *f = &msg->fields[i];
-        if (f->is_has_flag)
-            continue;
-        if (f->oneof >= 0) {
-            const sg_oneof *o = &msg->oneofs[f->oneof];
-            enc_check_oneof(b, msg, o);
-            i = o->first + o->count - 1;
-            continue;
-        }
-        enc_check_field(b, msg, f);
-    }
+    enc_each(b, file, msg, enc_check_unit);
     line(b, 2, "Ok(())");
     line(b, 1, "}");
     line(b, 0, "}\n");

@@ -2,6 +2,16 @@
 //! schema file, as a user crate would include it.
 #![cfg(not(shoal_no_gen))]
 
+/// Where the tests' objects live: `$SHOAL_TEST_ROOT`, else a directory under the
+/// system's temporary directory.
+pub fn test_root() -> String {
+    std::env::var("SHOAL_TEST_ROOT").unwrap_or_else(|_| {
+        let dir = std::env::temp_dir().join("shoal-rust-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.to_string_lossy().into_owned()
+    })
+}
+
 pub mod orders_shoal {
     include!(concat!(env!("OUT_DIR"), "/orders_shoal.rs"));
 }

@@ -20,11 +20,7 @@ use shoal_tests::features_shoal::{Journal, Level, Tiny};
 const SEC: Duration = Duration::from_secs(60);
 
 fn root() -> String {
-    env::var("SHOAL_TEST_ROOT").unwrap_or_else(|_| {
-        let dir = env::temp_dir().join("shoal-rust-tests");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.to_string_lossy().into_owned()
-    })
+    shoal_tests::test_root()
 }
 
 const DOMAIN: &str = "rust-enc";

@@ -30,11 +30,7 @@ const TOKEN: &str = "rpc-test-token";
 const SEC: Duration = Duration::from_secs(60);
 
 fn root() -> String {
-    env::var("SHOAL_TEST_ROOT").unwrap_or_else(|_| {
-        let dir = env::temp_dir().join("shoal-rust-tests");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.to_string_lossy().into_owned()
-    })
+    shoal_tests::test_root()
 }
 
 fn objects() -> Options {
