@@ -70,7 +70,8 @@ int sg_emit_node(sg_model *m, const sg_params *p, sg_outputs *out);
  * the end of the .js, declared in the .d.ts, its name added to the exports. */
 void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_file *file);
 /* The class of message m as file `from`'s code names it (emit_node.c): its generated
- * class (over the C layout for a fixed message, of plain properties for an encoded one). */
+ * class (over the C layout for a fixed message, of plain properties for an encoded
+ * one). */
 const char *sg_node_msg_class(const sg_file *from, const sg_message *m);
 
 /*
