@@ -890,6 +890,14 @@ static void enc_impls(sg_buf *b, const sg_file *file, const sg_message *msg)
     const char *T = msg->c_name;
     line(b, 0, "impl ::shoal::pb::Fields for %s {", T);
     line(b, 1, "const NAME: &'static str = \"%s\";", msg->full_name);
+    sg_buf req = {0};
+    for (size_t i = 0; i < msg->nfields; i++)
+        if (!msg->fields[i].is_has_flag && is_required(&msg->fields[i]))
+            sg_buf_printf(&req, "%s(%u, \"%s\")", req.len ? ", " : "",
+                          msg->fields[i].number, msg->fields[i].name);
+    if (req.len)
+        line(b, 1, "const REQUIRED: &'static [(u32, &'static str)] = &[%s];", req.data);
+    sg_buf_free(&req);
     line(b, 1,
          "fn write_fields(&self, w: &mut ::shoal::pb::Writer) -> ::shoal::Result<()> {");
     line(b, 2, "let _ = &w;");

@@ -19,8 +19,8 @@
 // message merges, as protobuf says) and checks. A nested fixed message is its class's
 // protobuf form (libshoal's codec). Malformed bytes — a truncated varint or field, a
 // length past the end, a wire type that is not the field's, field number 0, a group, a
-// string that is not UTF-8, nesting deeper than 100 — throw EINVALID_DATA naming the
-// message and the field, never anything else.
+// string that is not UTF-8, nesting deeper than 100, a proto2 required field missing —
+// throw EINVALID_DATA naming the message and the field, never anything else.
 
 const { error } = require('./native');
 
@@ -425,6 +425,7 @@ function merge(m, bytes, depth) {
   const t = m.constructor.shoalEncoded;
   if (depth > MAX_DEPTH) invalid(`${t.name}: nested more than ${MAX_DEPTH} deep`);
   const r = new Reader(bytes, t.name, depth);
+  const seen = new Set(); // the required fields read
   while (r.pos < bytes.length) {
     const key = r.varint();
     const number = key >> 3n;
@@ -437,6 +438,7 @@ function merge(m, bytes, depth) {
       r.skip(wire);
       continue;
     }
+    if (f.flags & REQUIRED) seen.add(f);
     const want = wireOf(f.type);
     if (f.flags & REPEATED && wire === LEN && want !== LEN) {
       const inner = new Reader(r.take(r.len(f.pname), f.pname), t.name, depth);
@@ -447,6 +449,8 @@ function merge(m, bytes, depth) {
     if (f.flags & REPEATED) m[f.prop].push(r.value(f));
     else m[f.prop] = r.value(f, m[f.prop]);
   }
+  for (const f of t.fields)
+    if (f.flags & REQUIRED && !seen.has(f)) invalid(`${t.name}.${f.pname}: required field missing`);
 }
 
 module.exports = { Encoded, encoded, T, REPEATED, PACKED, PRESENCE, REQUIRED, MAX_DEPTH };

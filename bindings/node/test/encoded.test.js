@@ -20,6 +20,7 @@ const { generate } = require('./gen');
 const GEN = generate('encoded');
 const { Note, Note_TagsEntry, Meta, Kind } = require(path.join(GEN, 'encoded_note_shoal.js'));
 const { Journal, Tiny, Level } = require(path.join(GEN, 'features_shoal.js'));
+const { Tree, Color } = require(path.join(GEN, 'encoded2_shoal.js'));
 const HELPER = process.env.SHOAL_ENCODED_HELPER;
 const SEC = 60000;
 
@@ -129,6 +130,39 @@ test('corrupt bytes are EINVALID_DATA, never anything else', () => {
     }
   }
   assert.ok(ok > 0 && err > 0, `${ok} decoded, ${err} refused`);
+});
+
+/** The bytes of a Tree with id 1 nested `depth` levels down through `next`. */
+function deepTree(depth) {
+  let b = Buffer.from([0x08, 0x01]);
+  for (let i = 0; i < depth; i++) {
+    const len = [];
+    for (let n = b.length; ; n >>>= 7) {
+      if (n < 0x80) {
+        len.push(n);
+        break;
+      }
+      len.push((n & 0x7f) | 0x80);
+    }
+    b = Buffer.concat([Buffer.from([0x08, 0x01, 0x2a, ...len]), b]);
+  }
+  return b;
+}
+
+test('proto2: required fields, a closed enum, nesting depth', () => {
+  const t = new Tree({ id: 7, label: 'root', color: Color.GREEN, children: [new Tree({ id: 8 })], next: new Tree() });
+  const back = Tree.fromPb(t.toPb());
+  assert.deepStrictEqual([back.id, back.label, back.color, back.children[0].id, back.next.id], [7, 'root', 2, 8, 0]);
+  assert.strictEqual(new Tree().color, null, 'an absent optional is null');
+  assert.deepStrictEqual(Array.from(new Tree().toPb()), [0x08, 0x00], 'a required field is written even at zero');
+  const fails = (b, re) => assert.throws(() => Tree.fromPb(Buffer.from(b)), (e) => isInvalid(e) && re.test(e.detail));
+  fails([0x12, 0x01, 0x61], /enc2\.Tree\.id: required field missing/);
+  fails([0x08, 0x01, 0x2a, 0x00], /enc2\.Tree\.id: required field missing/);
+  fails([0x08, 0x01, 0x18, 0x07], /enc2\.Tree\.color: 7 is not a value of enc2\.Color/);
+  assert.throws(() => new Tree({ color: 9 }).toPb(), isInvalid);
+  Tree.fromPb(deepTree(100));
+  assert.throws(() => Tree.fromPb(deepTree(101)), (e) => isInvalid(e) && /nested more than 100 deep/.test(e.detail));
+  assert.throws(() => Tree.fromPb(deepTree(1000)), isInvalid);
 });
 
 test('queues and pipes carry encoded messages', async () => {

@@ -39,7 +39,9 @@ fn main() {
         ),
         (
             interop.clone(),
-            ["orders_v2.proto", "tally.proto", "encoded_note.proto"].map(|f| interop.join(f)).to_vec(),
+            ["orders_v2.proto", "tally.proto", "encoded_note.proto", "encoded2.proto"]
+                .map(|f| interop.join(f))
+                .to_vec(),
         ),
         (rpc.clone(), vec![rpc.join("svct.proto")]),
     ];

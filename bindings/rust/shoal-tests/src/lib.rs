@@ -33,6 +33,9 @@ pub mod tally_shoal {
 pub mod encoded_note_shoal {
     include!(concat!(env!("OUT_DIR"), "/encoded_note_shoal.rs"));
 }
+pub mod encoded2_shoal {
+    include!(concat!(env!("OUT_DIR"), "/encoded2_shoal.rs"));
+}
 pub mod svct_shoal {
     include!(concat!(env!("OUT_DIR"), "/svct_shoal.rs"));
 }

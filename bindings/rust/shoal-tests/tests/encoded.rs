@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use shoal::{ByteQueue, ErrorKind, Message, OpenMode, Options, Pipe};
 use shoal_tests::encoded_note_shoal::{Kind, Meta, Note, Note__extra, Note_TagsEntry};
+use shoal_tests::encoded2_shoal::{Color, Tree};
 use shoal_tests::features_shoal::{Journal, Level, Tiny};
 
 const SEC: Duration = Duration::from_secs(60);
@@ -162,6 +163,52 @@ fn corrupt_bytes_are_errors() {
         }
     }
     assert!(ok > 0 && err > 0, "{ok} decoded, {err} refused");
+}
+
+/// The bytes of a Tree with id 1 nested `depth` levels down through `next`.
+fn deep_tree(depth: usize) -> Vec<u8> {
+    let mut b = vec![0x08, 0x01];
+    for _ in 0..depth {
+        let mut outer = vec![0x08, 0x01, 0x2a];
+        let mut n = b.len();
+        while n >= 0x80 {
+            outer.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        outer.push(n as u8);
+        outer.extend_from_slice(&b);
+        b = outer;
+    }
+    b
+}
+
+#[test]
+fn proto2_required_closed_enum_and_depth() {
+    let t = Tree {
+        id: 7,
+        label: Some("root".into()),
+        color: Some(Color::GREEN),
+        children: vec![Tree { id: 8, ..Default::default() }],
+        next: Some(Box::new(Tree { id: 0, ..Default::default() })),
+    };
+    let b = t.to_pb().unwrap();
+    assert_eq!(Tree::from_pb(&b).unwrap(), t);
+    // a required field is written even at zero, and must be in the bytes
+    assert_eq!(Tree::default().to_pb().unwrap(), [0x08, 0x00]);
+    let e = Tree::from_pb(&[0x12, 0x01, b'a']).unwrap_err();
+    assert!(e.to_string().contains("enc2.Tree.id: required field missing"), "{e}");
+    let e = Tree::from_pb(&[0x08, 0x01, 0x2a, 0x00]).unwrap_err();
+    assert!(e.to_string().contains("enc2.Tree.id: required field missing"), "nested: {e}");
+    // a closed enum refuses numbers it does not name, on both sides
+    let e = Tree::from_pb(&[0x08, 0x01, 0x18, 0x07]).unwrap_err();
+    assert!(e.to_string().contains("enc2.Tree.color: 7 is not a value of enc2.Color"), "{e}");
+    let bad = Tree { color: Some(Color(9)), ..Default::default() };
+    assert_eq!(bad.to_pb().unwrap_err().kind(), ErrorKind::InvalidData);
+    // nesting: 100 levels decode, more are refused (no stack overflow)
+    assert!(Tree::from_pb(&deep_tree(100)).is_ok());
+    let e = Tree::from_pb(&deep_tree(101)).unwrap_err();
+    assert!(e.to_string().contains("nested more than 100 deep"), "{e}");
+    assert!(Tree::from_pb(&deep_tree(1000)).is_err());
 }
 
 #[test]

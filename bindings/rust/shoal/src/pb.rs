@@ -13,7 +13,8 @@
 //! and checks. Every malformed input is an `InvalidData` error naming the message and
 //! the field: a truncated varint or field, a length past the end, a wire type that is
 //! not the field's, a field number 0, a group (not supported), nesting deeper than
-//! [`MAX_DEPTH`], a string that is not UTF-8. Nothing here panics on input bytes.
+//! [`MAX_DEPTH`], a string that is not UTF-8, a proto2 `required` field missing.
+//! Nothing here panics on input bytes.
 //!
 //! Scalars go through marker types, one per protobuf type ([`Int32`], [`Sint64`],
 //! [`Fixed32`], ...): the Rust type alone does not say how a value is encoded. Nested
@@ -42,6 +43,9 @@ pub const I32: u32 = 5;
 pub trait Fields: Default {
     /// The message's full name, for error messages.
     const NAME: &'static str;
+    /// The numbers and names of its proto2 `required` fields (each must be in the bytes
+    /// of every occurrence of the message).
+    const REQUIRED: &'static [(u32, &'static str)] = &[];
     /// Appends the fields present (nested messages are checked as they are encoded).
     fn write_fields(&self, w: &mut Writer) -> Result<()>;
     /// Decodes field `number` of wire type `wire` from `r` into the message; returns
@@ -65,12 +69,19 @@ pub fn merge<M: Fields>(m: &mut M, bytes: &[u8], depth: u32) -> Result<()> {
         return Err(invalid(format!("{}: nested more than {MAX_DEPTH} deep", M::NAME)));
     }
     let mut r = Reader { buf: bytes, pos: 0, name: M::NAME, depth };
+    let mut seen = 0u64; // the required fields read (the first 64)
     while let Some((number, wire)) = r.next_key()? {
         if !m.read_field(&mut r, number, wire)? {
             r.skip(wire)?;
         }
+        if let Some(k) = M::REQUIRED.iter().take(64).position(|f| f.0 == number) {
+            seen |= 1 << k;
+        }
     }
-    Ok(())
+    match M::REQUIRED.iter().take(64).enumerate().find(|(k, _)| seen & (1 << k) == 0) {
+        Some((_, (_, field))) => Err(invalid(format!("{}.{field}: required field missing", M::NAME))),
+        None => Ok(()),
+    }
 }
 
 /// The message of protobuf bytes: defaults, then the bytes' fields, then the checks.
