@@ -15,16 +15,19 @@
  * streaming and bidirectional ones any number: the arguments after the method, or
  * with `-` the blocks of standard input separated by blank lines (--lines: one request
  * per line). Every request is encoded before the call starts (a typo fails before
- * anything is sent); they are then sent in order, the responses already there printed
- * between two sends (a bidirectional server that answers each request never waits
- * for a reader while this side waits to send), the sending side closed, and the
- * remaining responses printed. Each response is printed as protoc decodes it, one
- * after another, separated by a blank line. A status other than OK is printed as
- * "ERROR: CODE: detail" on stderr, with exit code 1.
+ * anything is sent); they are then sent in order, each only when the call has room for
+ * it, the responses there printed in between and while there is no room (a
+ * bidirectional server that answers with many responses before it reads the next
+ * request never waits for a reader while this side waits to send), the sending side
+ * closed, and the remaining responses printed. Each response is printed as protoc decodes
+ * it, one after another, separated by a blank line; protoc decodes the responses that
+ * arrive together as one batch (see BATCH_TYPE), so a fast stream costs a few protoc
+ * runs, not one each. A status other than OK is printed as "ERROR: CODE: detail" on
+ * stderr, with exit code 1.
  *
  * What is read from the descriptors is walked in the wire format directly (a
- * FileDescriptorSet's files, their package, services and methods): the few fields
- * needed do not justify a codec.
+ * FileDescriptorSet's files, their package, messages, services and methods), and the
+ * batch type written the same way: the few fields needed do not justify a codec.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -141,6 +144,7 @@ static int pb_next(const uint8_t **p, const uint8_t *end, pb_field *f)
 typedef struct method_info {
     char in[256], out[256]; /* "pkg.Req" (no leading dot) */
     int client_streaming, server_streaming;
+    char out_file[256]; /* the file defining `out` ("" when not found: no batches) */
 } method_info;
 
 static void copy_name(char *dst, size_t cap, const pb_field *f)
@@ -217,6 +221,140 @@ static int find_method(const uint8_t *set, size_t len, const char *full, method_
         }
     }
     return 0;
+}
+
+/* Whether file descriptor fd defines message `type` ("pkg.Msg", "pkg.Msg.Nested"). */
+static int file_defines(const pb_field *fd, const char *type)
+{
+    const uint8_t *p = fd->p, *end = fd->p + fd->len;
+    pb_field f;
+    const char *rest = type; /* the name in the file's package */
+    while (pb_next(&p, end, &f) == 1)
+        if (f.num == 2 && f.p) {
+            if (strncmp(type, (const char *)f.p, f.len) != 0 || type[f.len] != '.')
+                return 0;
+            rest = type + f.len + 1;
+        }
+    for (p = fd->p; pb_next(&p, end, &f) == 1;) {
+        if (f.num != 4 || !f.p)
+            continue;
+        const uint8_t *q = f.p, *qend = f.p + f.len;
+        pb_field g;
+        while (pb_next(&q, qend, &g) == 1)
+            if (g.num == 1 && g.p && strncmp(rest, (const char *)g.p, g.len) == 0 &&
+                (rest[g.len] == 0 || rest[g.len] == '.'))
+                return 1;
+    }
+    return 0;
+}
+
+/* The name of the file of the set that defines message `type`, into out[cap] ("" when
+ * none does). */
+static void find_file_of(const uint8_t *set, size_t len, const char *type, char *out,
+                         size_t cap)
+{
+    const uint8_t *p = set, *end = set + len;
+    pb_field file;
+    out[0] = 0;
+    while (pb_next(&p, end, &file) == 1) {
+        if (file.num != 1 || !file.p || !file_defines(&file, type))
+            continue;
+        const uint8_t *q = file.p, *qend = file.p + file.len;
+        pb_field f;
+        while (pb_next(&q, qend, &f) == 1)
+            if (f.num == 1 && f.p)
+                snprintf(out, cap, "%.*s", (int)f.len, (const char *)f.p);
+        return;
+    }
+}
+
+/* ---- the wire format, written -------------------------------------------------------
+ */
+
+typedef struct wbuf {
+    uint8_t *p;
+    size_t len, cap;
+    int failed;
+} wbuf;
+
+static void put_raw(wbuf *b, const void *data, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            b->failed = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void put_varint(wbuf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    put_raw(b, tmp, n);
+}
+
+/* A length-delimited field. */
+static void put_field(wbuf *b, unsigned num, const void *data, size_t n)
+{
+    put_varint(b, (uint64_t)num << 3 | 2);
+    put_varint(b, n);
+    put_raw(b, data, n);
+}
+
+static void put_str(wbuf *b, unsigned num, const char *s)
+{
+    put_field(b, num, s, strlen(s));
+}
+
+/*
+ * Responses are decoded by protoc a batch at a time, as one message of a type added to
+ * the server's descriptors: `shoal_call.Batch { repeated Out r = 1; }` in a file of its
+ * own importing the file that defines Out. protoc prints each response as an "r {"
+ * block, its fields indented by two spaces, which print_batch turns back into the
+ * response's own text. The batch is the responses there when printing starts, so one
+ * protoc run prints many of a fast stream instead of one each.
+ */
+#define BATCH_TYPE "shoal_call.Batch"
+
+/* Appends the file of the batch type to the FileDescriptorSet in *b. */
+static void add_batch_type(wbuf *b, const method_info *mi)
+{
+    wbuf field = {0}, msg = {0}, file = {0};
+    char type_name[300];
+    snprintf(type_name, sizeof(type_name), ".%s", mi->out);
+    put_str(&field, 1, "r");                            /* name */
+    put_varint(&field, 3 << 3), put_varint(&field, 1);  /* number */
+    put_varint(&field, 4 << 3), put_varint(&field, 3);  /* label: repeated */
+    put_varint(&field, 5 << 3), put_varint(&field, 11); /* type: message */
+    put_str(&field, 6, type_name);
+    put_str(&msg, 1, "Batch");
+    put_field(&msg, 2, field.p, field.len);
+    put_str(&file, 1, "shoal_call_batch.proto");
+    put_str(&file, 2, "shoal_call");
+    put_str(&file, 3, mi->out_file); /* dependency */
+    put_field(&file, 4, msg.p, msg.len);
+    if (field.failed || msg.failed || file.failed)
+        b->failed = 1;
+    else
+        put_field(b, 1, file.p, file.len);
+    free(field.p);
+    free(msg.p);
+    free(file.p);
 }
 
 /* ---- talking to the server --------------------------------------------------------- */
@@ -364,40 +502,130 @@ typedef struct encoded {
     size_t len;
 } encoded;
 
-/* Receives and prints responses: all of them up to their end when `all`, else those
- * already there. Returns 1 when the responses ended, 0 when not yet, -1 when protoc
- * failed to decode one; *n counts the responses printed. */
-static int print_responses(shoal_rpc_call *c, const call_opts *o, const char *set,
-                           const method_info *mi, int all, int *n)
+/* Prints protoc's text of a batch (BATCH_TYPE): each "r {" block, un-indented, as one
+ * response. */
+static void print_batch(const char *text, size_t len, int *n)
 {
-    void *msg;
-    size_t len;
-    for (;;) {
-        if (!all && shoal_rpc_call_wait(c, 0) != 1)
-            return 0;
-        if (shoal_rpc_call_recv(c, &msg, &len) != 1)
-            return 1;
-        if ((*n)++)
-            printf("\n");
-        int rc = print_response(o, set, mi, msg, len);
-        free(msg);
-        if (rc < 0)
-            return -1;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        size_t l = (size_t)(eol - p);
+        if (l == 3 && memcmp(p, "r {", 3) == 0) {
+            if ((*n)++)
+                printf("\n");
+        } else if (!(l == 1 && *p == '}')) {
+            size_t skip = l >= 2 && p[0] == ' ' && p[1] == ' ' ? 2 : 0;
+            printf("%.*s\n", (int)(l - skip), p + skip);
+        }
+        p = nl ? nl + 1 : end;
     }
 }
 
-/* Sends the requests (client streaming: interleaved with printing the responses
- * already there) and closes the sending side. Returns 0, 1 when the responses ended
- * early (the status tells why), -1 when a response did not decode. */
+/* Decodes and prints the batch of responses in b (BATCH_TYPE's encoding). */
+static int flush_batch(const call_opts *o, const char *set, wbuf *b, int *n)
+{
+    char in_path[300], out_path[300];
+    int rc = -1;
+    if (b->failed || temp_file(in_path, sizeof(in_path), b->p, b->len) < 0)
+        return -1;
+    if (temp_file(out_path, sizeof(out_path), NULL, 0) == 0) {
+        size_t len;
+        char *text = NULL;
+        if (protoc(o, set, "decode", BATCH_TYPE, in_path, out_path) == 0 &&
+            (text = slurp(out_path, &len))) {
+            print_batch(text, len, n);
+            rc = 0;
+        }
+        free(text);
+        unlink(out_path);
+    }
+    unlink(in_path);
+    b->len = 0;
+    return rc;
+}
+
+/* At most this many responses, or bytes of them, are decoded by one protoc run; a
+ * batch takes the responses that arrive while the previous one is at most GATHER
+ * old (receiving them is what lets a fast server send the next ones). */
+enum { BATCH_MAX = 4096, BATCH_BYTES = 4 << 20 };
+#define GATHER SHOAL_MS(5)
+
+/* Receives the next response of a batch holding k already into it (or prints it at
+ * once when the response type's file is unknown): 1 when one was there (waiting for
+ * the first only when `block`), 0 when none, 2 when the responses ended, -1 when
+ * protoc failed. */
+static int gather_one(shoal_rpc_call *c, const call_opts *o, const char *set,
+                      const method_info *mi, wbuf *batch, int k, int block, int *n)
+{
+    if (k >= BATCH_MAX || batch->len >= BATCH_BYTES)
+        return 0;
+    if (!(block && k == 0) && shoal_rpc_call_wait(c, k ? GATHER : 0) != 1)
+        return 0;
+    void *msg;
+    size_t len;
+    if (shoal_rpc_call_recv(c, &msg, &len) != 1)
+        return 2;
+    int rc = 1;
+    if (mi->out_file[0]) {
+        put_field(batch, 1, msg, len);
+    } else {
+        if ((*n)++)
+            printf("\n");
+        rc = print_response(o, set, mi, msg, len) < 0 ? -1 : 1;
+    }
+    free(msg);
+    return rc;
+}
+
+/* Receives and prints responses: all of them up to their end when `all`, else those
+ * already there, a batch at a time (one at a time when the response type's file is
+ * unknown). Returns 1 when the responses ended, 0 when not yet, -1 when protoc failed
+ * to decode one; *n counts the responses printed. */
+static int print_responses(shoal_rpc_call *c, const call_opts *o, const char *set,
+                           const method_info *mi, int all, int *n)
+{
+    wbuf batch = {0};
+    int rc;
+    do {
+        int k = 0;
+        while ((rc = gather_one(c, o, set, mi, &batch, k, all, n)) == 1)
+            k++;
+        int full = k >= BATCH_MAX || batch.len >= BATCH_BYTES;
+        if (rc >= 0 && batch.len && flush_batch(o, set, &batch, n) < 0)
+            rc = -1;
+        if (rc == 0 && !all && !full)
+            break; /* the ones there are printed */
+    } while (rc == 0);
+    free(batch.p);
+    return rc < 0 ? -1 : rc == 2;
+}
+
+/* How long the sending loop waits for a response at a time while the call has no room
+ * for a request (the room the server frees arrives meanwhile). */
+#define SEND_SLICE SHOAL_MS(1)
+
+/* Sends the requests and closes the sending side, never waiting to send while
+ * responses wait to be read: a bidirectional server may answer with many responses
+ * before it reads further requests, and it waits for this side to read them, so a
+ * request goes out only when the call has room for it (shoal_rpc_call_send_ready);
+ * otherwise the responses there are printed, waiting a slice at a time. Returns 0, 1
+ * when the responses ended early (the status tells why), -1 when a response did not
+ * decode. */
 static int send_requests(shoal_rpc_call *c, const call_opts *o, const char *set,
                          const method_info *mi, const encoded *req, int nreq, int *n)
 {
-    for (int i = 0; i < nreq; i++) {
-        int rc = shoal_rpc_call_send(c, req[i].p, req[i].len);
-        if (rc < 0)
-            return 1; /* the call is over: its status says why */
-        if ((rc = print_responses(c, o, set, mi, 0, n)) != 0)
+    for (int i = 0; i < nreq;) {
+        int rc = print_responses(c, o, set, mi, 0, n);
+        if (rc != 0)
             return rc;
+        if (!shoal_rpc_call_send_ready(c)) {
+            shoal_rpc_call_wait(c, SEND_SLICE);
+            continue;
+        }
+        if (shoal_rpc_call_send(c, req[i].p, req[i].len) < 0)
+            return 1; /* the call is over: its status says why */
+        i++;
     }
     shoal_rpc_call_close_send(c);
     return 0;
@@ -513,12 +741,21 @@ static int call(shoal_rpc_channel *ch, const call_opts *o)
         free(set);
         return CLI_FAIL;
     }
+    find_file_of(set, set_len, mi.out, mi.out_file, sizeof(mi.out_file));
+    wbuf full_set = {0};
+    put_raw(&full_set, set, set_len);
+    if (mi.out_file[0])
+        add_batch_type(&full_set, &mi);
+    if (full_set.failed)
+        mi.out_file[0] = 0;
     char set_path[300];
     int rc = CLI_SYSTEM;
-    if (temp_file(set_path, sizeof(set_path), set, set_len) == 0) {
+    if (temp_file(set_path, sizeof(set_path), full_set.failed ? set : full_set.p,
+                  full_set.failed ? set_len : full_set.len) == 0) {
         rc = encode_and_call(ch, o, set_path, &mi);
         unlink(set_path);
     }
+    free(full_set.p);
     free(set);
     return rc;
 }

@@ -58,9 +58,8 @@ int sg_emit_rust(sg_model *m, const sg_params *p, sg_outputs *out);
 /* The Rust emitter's services (emit_rust_service.c): client structs, server traits
  * and their registration, at the end of the file's module. */
 void sg_emit_rust_services(sg_buf *b, const sg_file *file);
-/* The Rust type of message m as file `from`'s code names it (emit_rust.c): the
- * generated struct of a fixed message, Vec<u8> (its protobuf bytes) for an encoded one.
- */
+/* The Rust type of message m as file `from`'s code names it (emit_rust.c): its
+ * generated struct (#[repr(C)] for a fixed message, owned fields for an encoded one). */
 const char *sg_rust_msg_type(const sg_file *from, const sg_message *m);
 
 /* The Node.js emitter: <base>_shoal.js and <base>_shoal.d.ts (a class per fixed message
@@ -70,8 +69,9 @@ int sg_emit_node(sg_model *m, const sg_params *p, sg_outputs *out);
 /* The Node.js emitter's services (emit_node_service.c): a client class per service at
  * the end of the .js, declared in the .d.ts, its name added to the exports. */
 void sg_emit_node_services(sg_buf *js, sg_buf *ts, sg_buf *exports, const sg_file *file);
-/* The class of message m as file `from`'s code names it (emit_node.c): the generated
- * class of a fixed message, NULL for an encoded one (Node has no class of it). */
+/* The class of message m as file `from`'s code names it (emit_node.c): its generated
+ * class (over the C layout for a fixed message, of plain properties for an encoded
+ * one). */
 const char *sg_node_msg_class(const sg_file *from, const sg_message *m);
 
 /*

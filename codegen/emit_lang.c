@@ -27,7 +27,7 @@ bool sg_file_uses(const sg_file *file, const sg_file *dep)
 {
     for (size_t i = 0; i < file->nmessages; i++) {
         const sg_message *msg = file->messages[i];
-        if (msg->encoded || msg->is_map_entry || msg->failed)
+        if (msg->failed)
             continue;
         for (size_t j = 0; j < msg->nfields; j++) {
             const sg_field *f = &msg->fields[j];

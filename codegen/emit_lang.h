@@ -16,7 +16,7 @@ void sg_line(sg_buf *b, int width, int ind, const char *fmt, ...)
  * known value; bools: 0 or 1; nested messages: their own checks). */
 bool sg_elem_needs_check(const sg_field *f);
 
-/* Whether the fixed messages of `file` use a type (message or enum) of `dep`. */
+/* Whether the messages of `file` use a type (message or enum) of `dep`. */
 bool sg_file_uses(const sg_file *file, const sg_file *dep);
 
 /* Records a schema error when `file` uses types of an import that is not being

@@ -15,9 +15,13 @@
  * libshoal, so objects of it are checked against every other language's build of the
  * schema. Enums are frozen objects of their values. The .d.ts declares the same.
  *
+ * An encoded message (and a map entry) is a class of plain properties instead (strings,
+ * Uint8Arrays, arrays, null or a message), extending gen.Encoded, with its field table
+ * for lib/pb.js's protobuf codec and checks. Every class has toPb / fromPb, what
+ * services carry.
+ *
  * Imported files' types come from their own generated modules (require of the relative
- * path). Encoded messages are listed in a comment: the Node binding moves fixed layouts
- * only. The output is deterministic.
+ * path). The output is deterministic.
  */
 #include <stdio.h>
 #include <string.h>
@@ -70,7 +74,7 @@ static const char *type_ref(const sg_file *from, const sg_file *def, const char 
 
 const char *sg_node_msg_class(const sg_file *from, const sg_message *m)
 {
-    return m->encoded ? NULL : type_ref(from, m->file, m->c_name);
+    return type_ref(from, m->file, m->c_name);
 }
 
 /* JavaScript is indented by two spaces. */
@@ -538,6 +542,89 @@ static void emit_message(sg_buf *js, sg_buf *ts, const sg_file *file,
     emit_statics(js, file, msg);
 }
 
+/* ---- encoded messages ------------------------------------------------------------ */
+
+/* An encoded message (and a map entry) is a class of plain properties over lib/pb.js:
+ * `class Note extends _g.Encoded {}` and its field table, registered by _g.encoded
+ * (each row: number, property, proto name, protobuf type, flags, class of a message or
+ * the values of a closed enum, max_len, max_count, oneof, enum default). A message's
+ * class is given as a function returning it, since it may be defined further on. */
+
+static const char *enc_ref(const sg_file *file, const sg_field *f)
+{
+    if (f->kind == SG_MESSAGE)
+        return sg_printf("() => %s", type_ref(file, f->msg->file, f->msg->c_name));
+    if (f->kind == SG_ENUM && !f->enm->file->proto3) /* closed */
+        return sg_printf("{ values: %s, name: '%s' }",
+                         type_ref(file, f->enm->file, sg_printf("_V_%s", f->enm->c_name)),
+                         f->enm->full_name);
+    return "null";
+}
+
+static unsigned enc_flags(const sg_message *msg, size_t i)
+{
+    enum { REPEATED = 1, PACKED = 2, PRESENCE = 4, REQUIRED = 8 }; /* lib/pb.js */
+    const sg_field *f = &msg->fields[i];
+    unsigned flags = 0;
+    if (f->repeated)
+        flags |= REPEATED | (sg_pb_info_of(msg, i).packed ? PACKED : 0);
+    if (f->presence)
+        flags |= PRESENCE;
+    if (f->proto->label ==
+        GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REQUIRED)
+        flags |= REQUIRED;
+    return flags;
+}
+
+/* The TypeScript type of an encoded message's property. */
+static const char *enc_ts(const sg_file *file, const sg_field *f)
+{
+    const char *e = ts_elem(file, f);
+    if (f->repeated)
+        return sg_printf("%s[]", e);
+    if (f->kind == SG_MESSAGE || f->presence)
+        return sg_printf("%s | null", e);
+    return e;
+}
+
+static void emit_encoded(sg_buf *js, sg_buf *ts, const sg_file *file,
+                         const sg_message *msg)
+{
+    const char *T = msg->c_name;
+    line(js, 0, "/** %s: encoded (%s); plain properties, carried as protobuf. */",
+         msg->full_name, msg->reason);
+    line(js, 0, "class %s extends _g.Encoded {}", T);
+    line(js, 0, "_g.encoded(%s, '%s', [", T, msg->full_name);
+    sg_buf_printf(ts, "/** %s: encoded (%s). */\n", msg->full_name, msg->reason);
+    sg_buf_printf(ts, "export declare class %s extends gen.Encoded {\n", T);
+    sg_buf_printf(ts, "  constructor(init?: Partial<Omit<%s, keyof gen.Encoded>>);\n", T);
+    for (size_t i = 0; i < msg->nfields; i++) {
+        const sg_field *f = &msg->fields[i];
+        if (f->is_has_flag)
+            continue;
+        const sg_oneof *o = f->oneof >= 0 ? &msg->oneofs[f->oneof] : NULL;
+        line(js, 1, "[%u, '%s', '%s', %d, %u, %s, %u, %u, %s, %d],", f->number,
+             js_name(f->name), f->name, f->proto_type, enc_flags(msg, i),
+             enc_ref(file, f), f->max_len, f->max_count,
+             o ? sg_printf("'%s'", o->name) : "null",
+             f->kind == SG_ENUM ? sg_enum_default(f) : 0);
+        if (o && i == o->first)
+            sg_buf_printf(ts, "  %s_case: number;\n", o->name);
+        if (o)
+            sg_buf_printf(
+                ts, "  get %s(): %s | undefined;\n  set %s(v: %s | undefined);\n",
+                js_name(f->name), ts_elem(file, f), js_name(f->name), ts_elem(file, f));
+        else
+            sg_buf_printf(ts, "  %s: %s;\n", js_name(f->name), enc_ts(file, f));
+    }
+    line(js, 0, "]);\n");
+    sg_buf_printf(ts,
+                  "  static readonly FULL_NAME: '%s';\n"
+                  "  static fromPb(bytes: Uint8Array): %s;\n"
+                  "}\n\n",
+                  msg->full_name, T);
+}
+
 /* ---- files ---------------------------------------------------------------------- */
 
 static void emit_imports(sg_model *m, sg_buf *js, sg_buf *ts, const sg_file *file)
@@ -572,23 +659,15 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
     }
     size_t n;
     const sg_message **order = sg_file_messages_ordered(file, &n);
-    sg_buf encoded = {0};
     for (size_t i = 0; i < n; i++) {
         const sg_message *msg = order[i];
-        if (msg->is_map_entry || msg->failed)
+        if (msg->failed || (msg->is_map_entry && !msg->encoded))
             continue;
-        if (msg->encoded) {
-            sg_buf_printf(&encoded, "//   %s (%s)\n", msg->full_name, msg->reason);
-            continue;
-        }
-        emit_message(&js, &ts, file, msg);
+        if (msg->encoded)
+            emit_encoded(&js, &ts, file, msg);
+        else
+            emit_message(&js, &ts, file, msg);
         sg_buf_printf(&exports, "  %s,\n", msg->c_name);
-    }
-    if (encoded.len) {
-        sg_buf_puts(&js,
-                    "// Encoded messages (no fixed layout; not available in Node):\n");
-        sg_buf_add(&js, encoded.data, encoded.len);
-        sg_buf_puts(&js, "\n");
     }
     sg_emit_node_services(&js, &ts, &exports, file); /* emit_node_service.c */
     sg_buf_puts(&js, "module.exports = {\n");
@@ -596,7 +675,6 @@ static void emit_file(sg_model *m, const sg_file *file, sg_outputs *out)
         sg_buf_add(&js, exports.data, exports.len);
     sg_buf_puts(&js, "};\n");
     sg_buf_free(&exports);
-    sg_buf_free(&encoded);
     while (ts.len > 1 && ts.data[ts.len - 1] == '\n' && ts.data[ts.len - 2] == '\n')
         ts.data[--ts.len] = '\0';
     sg_output_add(out, sg_printf("%s_shoal.js", file->base), &js);

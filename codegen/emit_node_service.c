@@ -21,11 +21,10 @@
  *                           (call)); methods impl lacks answer UNIMPLEMENTED.
  *
  * Messages are typed: every call and handler is given its method's message types
- * ({request, response}, rpc.js), so a fixed message is an instance of its generated
- * class, carried as its protobuf form (toPb / fromPb), and an encoded one (Node has no
- * class of it) its protobuf bytes, a Uint8Array — the bytes the C, Python and Rust
- * stubs put on the wire. An invalid message is INVALID_ARGUMENT. Each method's doc
- * comment names its message types.
+ * ({request, response}, rpc.js), so a message, fixed or encoded, is an instance of its
+ * generated class, carried as its protobuf form (toPb / fromPb) — the bytes the C,
+ * Python and Rust stubs put on the wire. An invalid message is INVALID_ARGUMENT. Each
+ * method's doc comment names its message types.
  */
 #include <ctype.h>
 
@@ -46,18 +45,15 @@ static const char *channel_fn(const sg_method *me)
     return me->server_streaming ? "serverStreaming" : "unary";
 }
 
-/* The JS class of a message, or "null" (bytes). */
+/* The JS class of a message (its TypeScript type too). */
 static const char *js_type(const sg_file *file, const sg_message *m)
 {
-    const char *c = sg_node_msg_class(file, m);
-    return c ? c : "null";
+    return sg_node_msg_class(file, m);
 }
 
-/* The TypeScript type of a message. */
 static const char *ts_type(const sg_file *file, const sg_message *m)
 {
-    const char *c = sg_node_msg_class(file, m);
-    return c ? c : "Uint8Array";
+    return sg_node_msg_class(file, m);
 }
 
 /* "{ request: Fix, response: null }": a method's message types for rpc.js. */

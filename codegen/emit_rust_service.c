@@ -23,9 +23,9 @@
  *   fleet_service(imp)      the shoal::rpc::Service running an Arc<impl FleetServer>,
  *                           for Server::add_service.
  *
- * Messages are typed: a fixed message is its generated struct, carried as its protobuf
- * form (shoal::Message, emit_rust.c), an encoded one (Rust has no type of it) its
- * protobuf bytes, Vec<u8> — the bytes the C and Python stubs put on the wire, so Rust
+ * Messages are typed: a fixed message is its generated #[repr(C)] struct, an encoded one
+ * its generated struct of owned fields (emit_rust.c), both carried as their protobuf
+ * form (shoal::Message) — the bytes the C and Python stubs put on the wire, so Rust
  * peers mix with theirs. The shoal crate's typed layer (rpc_typed.rs) encodes, decodes
  * and validates: an invalid message is INVALID_ARGUMENT.
  */

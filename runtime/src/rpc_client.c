@@ -473,6 +473,16 @@ int shoal_rpc_call_send(shoal_rpc_call *k, const void *msg, size_t len)
     return rc < 0 ? shoal__err(SHOAL_ECLOSED, "rpc call: connection lost") : 0;
 }
 
+int shoal_rpc_call_send_ready(shoal_rpc_call *k)
+{
+    if (!k)
+        return 0;
+    pthread_mutex_lock(&k->ch->mu);
+    int ready = k->c.credit > 0 || k->c.done || k->c.send_closed || k->ch->broken;
+    pthread_mutex_unlock(&k->ch->mu);
+    return ready;
+}
+
 int shoal_rpc_call_close_send(shoal_rpc_call *k)
 {
     if (!k)

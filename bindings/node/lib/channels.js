@@ -6,20 +6,27 @@
 // generated message class) or, with a null type, of byte messages up to maxMsg bytes.
 // put/get return Promises and never block the event loop; tryPut/tryGet never wait. A
 // queue is an async iterator: `for await (const m of queue)` ends when the queue is
-// shut down and drained. Every typed message is validated going in and coming out.
+// shut down and drained. Every typed message is validated going in and coming out. A
+// queue of a generated encoded class is a byte queue of their protobuf forms (what C's
+// Foo_queue_put of an encoded message puts): put encodes, get decodes (EINVALID_DATA
+// when the bytes are not one).
 //
-// A Pipe is a duplex 1:1 channel of byte messages between two processes; recv rejects
-// with EEOF once the other end closed (after draining) and EPEERDEAD if it died.
+// A Pipe is a duplex 1:1 channel of byte messages between two processes (send takes an
+// encoded message as its protobuf form; Cls.fromPb reads one); recv rejects with EEOF
+// once the other end closed (after draining) and EPEERDEAD if it died.
 
 const { native, CODES, KIND, error, modeOf, attrOf } = require('./native');
 const { codecOf } = require('./types');
 const { Handle } = require('./handle');
+const { Encoded } = require('./pb');
 
 const OP = { QUEUE_PUT: 0, QUEUE_GET: 1, PIPE_SEND: 2, PIPE_RECV: 3, PIPE_POLL: 4 };
 
-/** Bytes of a byte message: a Buffer/TypedArray as is, a string as UTF-8. */
+/** Bytes of a byte message: a Buffer/TypedArray as is, a string as UTF-8, an encoded
+ * message its protobuf form (validated). */
 function bytesOf(msg) {
   if (typeof msg === 'string') return Buffer.from(msg, 'utf8');
+  if (msg instanceof Encoded) return msg.toPb();
   if (ArrayBuffer.isView(msg)) return msg;
   if (msg instanceof ArrayBuffer) return new Uint8Array(msg);
   throw error('EINVAL', `a byte message must be a Buffer, TypedArray or string, not ${typeof msg}`);
@@ -27,21 +34,26 @@ function bytesOf(msg) {
 
 class Queue extends Handle {
   /**
-   * @param type a typecode, a generated message class, or null for byte messages
+   * @param type a typecode, a generated message class (fixed: typed slots; encoded:
+   *   its protobuf forms as byte messages), or null for byte messages
    * @param opts {name, mode, capacity (default 1024), spsc, maxMsg (byte queues,
    *   default 4096), root, domain, fileMode}
    */
   constructor(type, opts = {}) {
+    const cls = typeof type === 'function' && type.prototype instanceof Encoded ? type : null;
+    if (cls) type = null;
     const codec = type === null || type === undefined ? null : codecOf(type);
     const maxMsg = codec ? 0 : opts.maxMsg ?? 4096;
     const [h, name] = native.queueOpen(opts.name ?? null, modeOf(opts), codec ? codec.native : null,
       maxMsg, opts.capacity ?? 0, !!opts.spsc, attrOf(opts));
     super(KIND.QUEUE, h, name);
     this._codec = codec;
+    this._cls = cls;
     this._cap = codec ? codec.size : Number(native.queueStats(h).maxMsg) || maxMsg;
   }
 
   _encode(msg) {
+    if (this._cls && !(msg instanceof this._cls)) throw error('EINVAL', `a ${this._cls.FULL_NAME} is needed`);
     if (!this._codec) return bytesOf(msg);
     const u8 = new Uint8Array(this._codec.size);
     this._codec.encodeInto(msg, u8);
@@ -49,6 +61,7 @@ class Queue extends Handle {
   }
 
   _decode(buf, len) {
+    if (this._cls) return this._cls.fromPb(buf.subarray(0, len));
     return this._codec ? this._codec.decode(buf) : buf.subarray(0, len);
   }
 

@@ -1,6 +1,6 @@
 'use strict';
 // Support for the code `shoal gen --lang node` writes: the base class of generated
-// messages and the element codecs their accessors use.
+// messages and the element codecs their accessors use (encoded messages: lib/pb.js).
 //
 // A generated message is a class over a DataView of exactly its C layout (docs/schema.md
 // section 3): the generated accessors read and write at the model's offsets, so a
@@ -159,7 +159,9 @@ function setList(m, off, items, max, elem, values, where) {
   m.view.setUint32(off, vs.length, true);
 }
 
+const { Encoded, encoded } = require('./pb');
+
 module.exports = {
-  Message, invalid, text, message, list, setList,
+  Message, Encoded, encoded, invalid, text, message, list, setList,
   i8, u8, i16, u16, i32, u32, i64, u64, f32, f64, bool,
 };

@@ -11,6 +11,12 @@ export interface MessageClass<M> {
   readonly shoalType: object;
 }
 export type ElementType = Typecode | MessageClass<any>;
+/** A generated encoded message class (a Queue of it carries their protobuf forms). */
+export interface EncodedClass<M> {
+  new (...args: any[]): M;
+  fromPb(bytes: Uint8Array): M;
+  readonly FULL_NAME: string;
+}
 
 /** Options of every object: where it lives and how it is opened. */
 export interface Options {
@@ -83,7 +89,7 @@ export interface QueueStats {
 export type ByteMessage = Uint8Array | ArrayBuffer | string;
 
 export class Queue<T = Uint8Array> extends Handle implements AsyncIterable<T> {
-  constructor(type: ElementType | null, opts?: QueueOptions);
+  constructor(type: ElementType | EncodedClass<T> | null, opts?: QueueOptions);
   /** Timeouts in milliseconds (default: none). */
   put(msg: T | ByteMessage, timeout?: number): Promise<void>;
   tryPut(msg: T | ByteMessage): boolean;
@@ -97,7 +103,7 @@ export class Queue<T = Uint8Array> extends Handle implements AsyncIterable<T> {
 export class Pipe extends Handle {
   static pair(opts?: Options & { maxMsg?: number; capacity?: number }): [Pipe, Pipe];
   static open(name: string, end: 0 | 1, opts?: Options & { maxMsg?: number; capacity?: number }): Pipe;
-  send(msg: ByteMessage, timeout?: number): Promise<void>;
+  send(msg: ByteMessage | gen.Encoded, timeout?: number): Promise<void>;
   recv(timeout?: number): Promise<Uint8Array>;
   poll(timeout?: number): Promise<boolean>;
 }
@@ -168,6 +174,16 @@ export namespace gen {
     /** Validates and returns the protobuf encoding. */
     toPb(): Uint8Array;
   }
+  /** The base of generated encoded messages: plain properties, carried as protobuf. */
+  export class Encoded {
+    /** Throws ShoalError EINVALID_DATA naming the first invalid field. */
+    validate(): void;
+    /** Validates and returns the protobuf encoding. */
+    toPb(): Uint8Array;
+    /** A deep copy. */
+    clone(): this;
+    toJSON(): Record<string, unknown>;
+  }
 }
 
 /** Services: gRPC-like calls between processes; messages are bytes, or generated
@@ -213,7 +229,7 @@ export namespace rpc {
   }
   /** A generated message class (a message's protobuf form is its wire form). */
   export interface MessageClass<T> {
-    new (bytes?: Uint8Array): T;
+    new (...args: any[]): T;
     fromPb(bytes: Uint8Array): T;
     readonly FULL_NAME: string;
   }

@@ -16,8 +16,8 @@
 // On the wire, messages are the protobuf encodings of the request and response types,
 // as the C, Python and Rust stubs send them. At this level they are bytes, unless the
 // call (or handler) is given its message types, {request, response}: a generated
-// message class each (the message travels as its protobuf form, toPb / fromPb), or
-// null for bytes (encoded messages, which Node has no class of). The code
+// message class each, fixed or encoded (the message travels as its protobuf form,
+// toPb / fromPb), or null for bytes. The code
 // `shoal gen --lang node` emits passes the types: its clients and handlers take and
 // return generated messages. A typed message that does not encode or decode (invalid)
 // is an RpcError INVALID_ARGUMENT: on the client nothing is sent (or the call is

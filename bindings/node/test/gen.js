@@ -20,7 +20,7 @@ function generate(sub) {
   const runs = [
     [path.join(src, 'examples/orders'), ['orders.proto']],
     [path.join(src, 'tests/codegen/proto'), ['features.proto', 'common.proto', 'features2.proto']],
-    [path.join(src, 'tests/interop'), ['orders_v2.proto', 'tally.proto']],
+    [path.join(src, 'tests/interop'), ['orders_v2.proto', 'tally.proto', 'encoded_note.proto', 'encoded2.proto']],
     [path.join(src, 'tests/rpc/proto'), ['svct.proto']],
   ];
   for (const [dir, files] of runs)

@@ -9,9 +9,9 @@
 // fails FAILED_PRECONDITION; Count(Enc) -> n Fix 0..n-1 (20 ms apart when text is
 // "slow"); Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2;
 // Wait(Fix) waits until the call ends; Missing has no handler. The generated client
-// and handlers are typed: Fix, a fixed message, is the generated class (its protobuf
-// form on the wire); Enc, an encoded message Node has no class of, is protobuf bytes,
-// whose few fields are encoded and decoded by hand below (also used for raw calls).
+// and handlers are typed: Fix, a fixed message, is the generated class over its C
+// layout, Enc, an encoded message, the generated class of plain properties; both
+// travel as their protobuf form (raw calls below send Enc's bytes).
 const test = require('node:test');
 const assert = require('node:assert');
 const { spawn } = require('child_process');
@@ -23,7 +23,7 @@ const { opts } = require('./util');
 const { generate } = require('./gen');
 
 const GEN = generate('rpc');
-const { Fix, GenClient, addGenService } = require(path.join(GEN, 'svct_shoal.js'));
+const { Enc, Fix, GenClient, addGenService } = require(path.join(GEN, 'svct_shoal.js'));
 
 const { Channel, Code, Kind, RpcError } = rpc;
 const PEER = process.env.SHOAL_RPC_PEER;
@@ -31,63 +31,17 @@ const TOKEN = 'rpc-test-token';
 const SVC = 'svct.Gen';
 const SEC = 60000;
 
-// ---- the few protobuf fields of Fix and Enc ---------------------------------------
+// ---- messages ----------------------------------------------------------------------
 
-function varint(out, v) {
-  let x = BigInt.asUintN(64, BigInt(v));
-  while (x >= 0x80n) {
-    out.push(Number(x & 0x7fn) | 0x80);
-    x >>= 7n;
-  }
-  out.push(Number(x));
-}
-
+/** The protobuf bytes of an Enc (the generated class of an encoded message), for raw calls. */
 function encode({ n = 0, text = '', items = [] }) {
-  const out = [];
-  if (n) {
-    out.push(0x08);
-    varint(out, n);
-  }
-  if (text) {
-    const b = Buffer.from(text);
-    out.push(0x12);
-    varint(out, b.length);
-    out.push(...b);
-  }
-  if (items.length) {
-    const packed = [];
-    for (const i of items) varint(packed, i);
-    out.push(0x1a);
-    varint(out, packed.length);
-    out.push(...packed);
-  }
-  return Buffer.from(out);
+  return new Enc({ n, text, items }).toPb();
 }
 
-function decode(b) {
-  const m = { n: 0, text: '', items: [] };
-  let at = 0;
-  const get = (buf) => {
-    let v = 0n;
-    for (let shift = 0n; ; shift += 7n) {
-      const byte = buf[at++];
-      v |= BigInt(byte & 0x7f) << shift;
-      if (byte < 0x80) return Number(BigInt.asIntN(32, v));
-    }
-  };
-  while (at < b.length) {
-    const key = get(b);
-    if (key === 0x08) m.n = get(b);
-    else if (key === 0x18) m.items.push(get(b));
-    else if (key === 0x12 || key === 0x1a) {
-      const len = get(b);
-      const end = at + len;
-      if (key === 0x12) m.text = b.subarray(at, end).toString();
-      else while (at < end) m.items.push(get(b));
-      at = end;
-    } else throw new Error(`unexpected key ${key}`);
-  }
-  return m;
+/** The fields of an Enc, or of the protobuf bytes of one. */
+function decode(x) {
+  const m = x instanceof Enc ? x : Enc.fromPb(x);
+  return { n: m.n, text: m.text, items: m.items };
 }
 
 /** A Fix with n and text. */
@@ -137,13 +91,13 @@ test('Node client, C server: all kinds of call, errors, deadlines, cancel', { sk
       assert.deepStrictEqual(st.headers, [['who', 'node']]);
       assert.deepStrictEqual(st.trailers, [['served-by', 'c']]);
       call.free();
-      // the generated client: Fix typed, Enc as bytes
+      // the generated client: Fix and Enc typed
       const gen = new GenClient(ch);
       assert.strictEqual(GenClient.SERVICE, SVC);
       assert.deepStrictEqual(decode(await gen.ask(fix(1, 'typed'), { timeout: SEC })), { n: 2, text: 'typed', items: [1, 1] });
       await assert.rejects(gen.missing(fix(1)), isCode(Code.UNIMPLEMENTED));
       const counted = [];
-      for await (const m of gen.count(encode({ n: 3 }))) {
+      for await (const m of gen.count(new Enc({ n: 3 }))) {
         assert.ok(m instanceof Fix);
         counted.push(m.n);
       }
@@ -155,8 +109,12 @@ test('Node client, C server: all kinds of call, errors, deadlines, cancel', { sk
       assert.strictEqual(total.n, 6);
       s3.free();
       const c1 = gen.chat();
-      await c1.send(encode({ n: 5 }));
-      assert.strictEqual(decode(await c1.recv()).n, 10);
+      await c1.send(new Enc({ n: 5, text: 'é', items: [-1, 2] }));
+      const back = await c1.recv();
+      assert.ok(back instanceof Enc);
+      assert.deepStrictEqual(decode(back), { n: 10, text: 'é', items: [-1, 2] });
+      await assert.rejects(c1.send(new Enc({ n: 'five' })), (e) => isCode(Code.INVALID_ARGUMENT)(e) && /svct\.Enc\.n/.test(e.details));
+      await assert.rejects(c1.send(encode({ n: 1 })), isCode(Code.INVALID_ARGUMENT)); // bytes, not an Enc
       c1.free();
       // typed messages that are invalid: refused before anything is sent
       const bad = fix(1);
@@ -255,10 +213,10 @@ function nodeServer(addrs, events) {
       const who = call.metadata.find(([k]) => k === 'who')?.[1];
       if (who) call.addHeader('who', who);
       call.addTrailer('served-by', 'node');
-      return encode({ n: req.n + 1, text: req.text + (who ?? ''), items: [req.n, req.n] });
+      return new Enc({ n: req.n + 1, text: req.text + (who ?? ''), items: [req.n, req.n] });
     },
-    count: async (req, call) => {
-      const m = decode(req);
+    count: async (m, call) => {
+      assert.ok(m instanceof Enc);
       for (let i = 0; i < m.n; i++) {
         try {
           await call.send(fix(i));
@@ -276,8 +234,8 @@ function nodeServer(addrs, events) {
     },
     chat: async (call) => {
       for await (const m of call) {
-        const x = decode(m);
-        await call.send(encode({ ...x, n: x.n * 2 }));
+        m.n *= 2;
+        await call.send(m);
       }
     },
     wait: async (req, call) => {

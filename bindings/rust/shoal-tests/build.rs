@@ -37,7 +37,12 @@ fn main() {
             codegen.clone(),
             ["features.proto", "common.proto", "features2.proto"].map(|f| codegen.join(f)).to_vec(),
         ),
-        (interop.clone(), vec![interop.join("orders_v2.proto"), interop.join("tally.proto")]),
+        (
+            interop.clone(),
+            ["orders_v2.proto", "tally.proto", "encoded_note.proto", "encoded2.proto"]
+                .map(|f| interop.join(f))
+                .to_vec(),
+        ),
         (rpc.clone(), vec![rpc.join("svct.proto")]),
     ];
     for (dir, files) in &runs {

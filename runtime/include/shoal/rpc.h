@@ -229,6 +229,15 @@ SHOAL_API int shoal_rpc_call_send(shoal_rpc_call *c, const void *msg, size_t len
  * SHOAL_ECLOSED. */
 SHOAL_API int shoal_rpc_call_close_send(shoal_rpc_call *c);
 /*
+ * Non-zero when shoal_rpc_call_send would not wait for the server's window: the call
+ * has room for another request (or it is over, and a send fails at once). It reads
+ * nothing from the connection: the room a server frees arrives while this thread
+ * receives or waits (shoal_rpc_call_recv, shoal_rpc_call_wait). A client that must
+ * not block sending (a server may answer with many responses before it reads more
+ * requests) sends only then and otherwise reads. 0 for NULL.
+ */
+SHOAL_API int shoal_rpc_call_send_ready(shoal_rpc_call *c);
+/*
  * Receives the next response: returns 1 with *msg (free with free()) and *len, or 0
  * when the responses have ended (the status is then known: shoal_rpc_call_finish), or
  * SHOAL_EINVAL. Waits at most until the call's deadline.

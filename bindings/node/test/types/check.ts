@@ -4,7 +4,8 @@ import * as shoal from 'shoal';
 import { Order, Side } from './orders_shoal';
 import { Everything } from './features_shoal';
 import { Defaults, Kind } from './features2_shoal';
-import { Fix, GenClient, addGenService } from './svct_shoal';
+import { Enc, Fix, GenClient, addGenService } from './svct_shoal';
+import { Note, Note_TagsEntry, Meta } from './encoded_note_shoal';
 
 async function use(): Promise<void> {
   const o = new Order();
@@ -55,7 +56,9 @@ async function useRpc(): Promise<void> {
   const svc: 'svct.Gen' = GenClient.SERVICE;
   const req = new Fix();
   req.n = 1;
-  const resp: Uint8Array = await client.ask(req, { timeout: 10, metadata: { who: 'ts' } });
+  const resp: Enc = await client.ask(req, { timeout: 10, metadata: { who: 'ts' } });
+  const items: number[] = resp.items;
+  const text: string = resp.text;
   for await (const m of client.count(resp)) void m.n;
   const sum = client.sum({ deadline: new Date() });
   await sum.send(req);
@@ -64,7 +67,7 @@ async function useRpc(): Promise<void> {
   const back: Fix = Fix.fromPb(pb);
   const chat = client.chat();
   await chat.send(resp);
-  const echoed: Uint8Array | null = await chat.recv();
+  const echoed: Enc | null = await chat.recv();
   const st = await chat.finish();
   const code: number = st.code === shoal.rpc.Code.OK ? 0 : shoal.rpc.Code.CANCELLED;
   try {
@@ -75,13 +78,13 @@ async function useRpc(): Promise<void> {
     if (err instanceof shoal.rpc.RpcError) console.log(err.codeName, err.details, err.trailers);
   }
   ch.close();
-  void [code, echoed];
+  void [code, echoed, items, text];
   const server = new shoal.rpc.Server({ root: '/tmp' }).addPort('shm://svc').setToken('secret-token');
   addGenService(server, {
     ask: async (req, call) => {
       call.addTrailer('k', 'v');
       if (call.isCancelled() || call.timeRemaining() < 1) throw new shoal.rpc.RpcError(shoal.rpc.Code.ABORTED, 'late', [], [['k', 'v']]);
-      return req.toPb();
+      return new Enc({ n: req.n, text: 'x', items: [1] });
     },
     sum: async (call) => {
       let total = 0;
@@ -96,4 +99,22 @@ async function useRpc(): Promise<void> {
   await server.stop();
 }
 void useRpc;
+
+async function useEncoded(): Promise<void> {
+  const n = new Note({ seq: 1, text: 'a', values: [1n], tags: [new Note_TagsEntry({ key: 'k', value: 2 })] });
+  n.meta = new Meta({ blob: new Uint8Array(2) });
+  n.why = 'because';
+  const c: number = n.extra_case;
+  const code: bigint | undefined = n.code;
+  const bytes: Uint8Array = n.toPb();
+  const back: Note = Note.fromPb(bytes);
+  back.validate();
+  const q = new shoal.Queue(Note, { capacity: 4 });
+  await q.put(n);
+  const got: Note = await q.get();
+  const [p0] = shoal.Pipe.pair();
+  await p0.send(got);
+  void [c, code];
+}
+void useEncoded;
 declare const console: { log(...a: unknown[]): void };

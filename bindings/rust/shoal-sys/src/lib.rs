@@ -656,6 +656,7 @@ extern "C" {
     ) -> c_int;
     pub fn shoal_rpc_call_send(c: *mut shoal_rpc_call, msg: *const c_void, len: usize) -> c_int;
     pub fn shoal_rpc_call_close_send(c: *mut shoal_rpc_call) -> c_int;
+    pub fn shoal_rpc_call_send_ready(c: *mut shoal_rpc_call) -> c_int;
     pub fn shoal_rpc_call_recv(c: *mut shoal_rpc_call, msg: *mut *mut c_void, len: *mut usize) -> c_int;
     pub fn shoal_rpc_call_wait(c: *mut shoal_rpc_call, timeout: shoal_duration) -> c_int;
     pub fn shoal_rpc_call_cancel(c: *mut shoal_rpc_call);

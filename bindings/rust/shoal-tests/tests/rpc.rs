@@ -10,9 +10,8 @@
 //! FAILED_PRECONDITION; Count(Enc) -> n Fix 0..n-1 (20 ms apart when text is "slow");
 //! Sum(stream Fix) -> the sum; Chat(stream Enc) -> each back with n * 2; Wait(Fix)
 //! waits until the call ends; Missing has no handler. The generated stubs are typed:
-//! Fix, a fixed message, is the generated struct (its protobuf form on the wire); Enc,
-//! an encoded message Rust has no type of, its protobuf bytes, whose few fields are
-//! encoded and decoded by hand below.
+//! Fix, a fixed message, is the generated #[repr(C)] struct, Enc, an encoded message,
+//! the generated struct of owned fields; both travel as their protobuf form.
 #![cfg(not(shoal_no_gen))]
 use std::env;
 use std::io::{BufRead, BufReader};
@@ -21,20 +20,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use shoal::Message;
 use shoal::rpc::*;
 use shoal::{ErrorKind, Options};
-use shoal_tests::svct_shoal::{Fix, GEN_SERVICE, GenClient, GenServer, gen_service};
+use shoal_tests::svct_shoal::{Enc, Fix, GEN_SERVICE, GenClient, GenServer, gen_service};
 
 const SVC: &str = GEN_SERVICE;
 const TOKEN: &str = "rpc-test-token";
 const SEC: Duration = Duration::from_secs(60);
 
 fn root() -> String {
-    env::var("SHOAL_TEST_ROOT").unwrap_or_else(|_| {
-        let dir = env::temp_dir().join("shoal-rust-tests");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.to_string_lossy().into_owned()
-    })
+    shoal_tests::test_root()
 }
 
 fn objects() -> Options {
@@ -55,90 +51,21 @@ fn unique(kind: &str) -> String {
     }
 }
 
-// ---- the few protobuf fields of Enc (and Fix's bytes) ------------------------------------------
+// ---- messages ---------------------------------------------------------------------------
 
-#[derive(Debug, Default, PartialEq)]
-struct Msg {
-    n: i32,
-    text: String,
-    items: Vec<i32>,
+/// An Enc with n and text (the generated type of an encoded message).
+fn enc(n: i32, text: &str) -> Enc {
+    Enc { n, text: text.into(), items: vec![] }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn encode(m: &Msg) -> Vec<u8> {
-    let mut out = Vec::new();
-    if m.n != 0 {
-        out.push(0x08);
-        put_varint(&mut out, m.n as i64 as u64);
-    }
-    if !m.text.is_empty() {
-        out.push(0x12);
-        put_varint(&mut out, m.text.len() as u64);
-        out.extend_from_slice(m.text.as_bytes());
-    }
-    if !m.items.is_empty() {
-        let mut packed = Vec::new();
-        for &i in &m.items {
-            put_varint(&mut packed, i as i64 as u64);
-        }
-        out.push(0x1a);
-        put_varint(&mut out, packed.len() as u64);
-        out.extend_from_slice(&packed);
-    }
-    out
-}
-
-fn get_varint(b: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*at)?;
-        *at += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn decode(b: &[u8]) -> Option<Msg> {
-    let (mut m, mut at) = (Msg::default(), 0);
-    while at < b.len() {
-        let key = get_varint(b, &mut at)?;
-        match (key >> 3, key & 7) {
-            (1, 0) => m.n = get_varint(b, &mut at)? as i32,
-            (3, 0) => m.items.push(get_varint(b, &mut at)? as i32),
-            (f, 2) => {
-                let len = get_varint(b, &mut at)? as usize;
-                let body = b.get(at..at.checked_add(len)?)?;
-                at += len;
-                match f {
-                    2 => m.text = String::from_utf8(body.to_vec()).ok()?,
-                    3 => {
-                        let mut i = 0;
-                        while i < body.len() {
-                            m.items.push(get_varint(body, &mut i)? as i32);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            _ => return None,
-        }
-    }
-    Some(m)
-}
-
-/// The protobuf bytes of an Enc (or of a Fix) with n and text.
+/// The protobuf bytes of an Enc (or of a Fix) with n and text, for the bytes-level calls.
 fn msg(n: i32, text: &str) -> Vec<u8> {
-    encode(&Msg { n, text: text.into(), items: vec![] })
+    enc(n, text).to_pb().unwrap()
+}
+
+/// The Enc of protobuf bytes.
+fn parse(b: &[u8]) -> Result<Enc, Status> {
+    Enc::from_pb(b).map_err(|e| Status::new(Code::InvalidArgument, e.to_string()))
 }
 
 /// A Fix with n and text.
@@ -152,10 +79,6 @@ fn text(m: &Fix) -> &str {
     m.text.as_str().unwrap()
 }
 
-fn parse(b: &[u8]) -> Result<Msg, Status> {
-    decode(b).ok_or_else(|| Status::new(Code::InvalidArgument, "undecodable message"))
-}
-
 // ---- the Rust server of svct.Gen -------------------------------------------------------
 
 /// The Rust server of svct.Gen, through the generated trait (Missing is left out:
@@ -163,7 +86,7 @@ fn parse(b: &[u8]) -> Result<Msg, Status> {
 struct RustGen;
 
 impl GenServer for RustGen {
-    fn ask(&self, ctx: &mut ServerCtx, req: Fix) -> Result<Vec<u8>, Status> {
+    fn ask(&self, ctx: &mut ServerCtx, req: Fix) -> Result<Enc, Status> {
         if req.n == -1 {
             return Err(Status::new(Code::FailedPrecondition, "negative")
                 .with_trailers(vec![("why".into(), "n".into())]));
@@ -174,11 +97,10 @@ impl GenServer for RustGen {
         }
         ctx.add_trailer("served-by", "rust")?;
         let text = format!("{}{}", text(&req), who.unwrap_or_default());
-        Ok(encode(&Msg { n: req.n + 1, text, items: vec![req.n, req.n] }))
+        Ok(Enc { n: req.n + 1, text, items: vec![req.n, req.n] })
     }
 
-    fn count(&self, stream: &mut ServerStream<'_, Vec<u8>, Fix>, req: Vec<u8>) -> Result<(), Status> {
-        let req = parse(&req)?;
+    fn count(&self, stream: &mut ServerStream<'_, Enc, Fix>, req: Enc) -> Result<(), Status> {
         for i in 0..req.n {
             if let Err(st) = stream.send(&fix(i, "")) {
                 println!("cancelled Count");
@@ -199,11 +121,10 @@ impl GenServer for RustGen {
         Ok(fix(sum, ""))
     }
 
-    fn chat(&self, stream: &mut ServerStream<'_, Vec<u8>, Vec<u8>>) -> Result<(), Status> {
-        while let Some(m) = stream.recv()? {
-            let mut m = parse(&m)?;
+    fn chat(&self, stream: &mut ServerStream<'_, Enc, Enc>) -> Result<(), Status> {
+        while let Some(mut m) = stream.recv()? {
             m.n *= 2;
-            stream.send(&encode(&m))?;
+            stream.send(&m)?;
         }
         Ok(())
     }
@@ -325,7 +246,7 @@ fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
         )
         .unwrap();
     let resp = parse(&call.recv().unwrap().unwrap()).unwrap();
-    assert_eq!(resp, Msg { n: 42, text: "hi rust".into(), items: vec![41, 41] });
+    assert_eq!(resp, Enc { n: 42, text: "hi rust".into(), items: vec![41, 41] });
     let st = call.finish();
     assert_eq!(st.code, Code::Ok, "{st}");
     assert_eq!(call.headers(), vec![("who".to_string(), "rust".to_string())]);
@@ -338,8 +259,8 @@ fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
     let st = client.missing(&fix(1, ""), &CallOptions::new()).unwrap_err();
     assert_eq!(st.code, Code::Unimplemented, "{st}");
     // typed unary: a Fix in, an Enc (bytes) out
-    let resp = parse(&client.ask(&fix(6, "typed"), &CallOptions::new().timeout(SEC)).unwrap()).unwrap();
-    assert_eq!(resp, Msg { n: 7, text: "typed".into(), items: vec![6, 6] });
+    let resp = client.ask(&fix(6, "typed"), &CallOptions::new().timeout(SEC)).unwrap();
+    assert_eq!(resp, Enc { n: 7, text: "typed".into(), items: vec![6, 6] });
     // an invalid Fix (a length over its bound) is refused before it is sent
     let mut bad = fix(1, "");
     bad.text.len = 32;
@@ -349,7 +270,7 @@ fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
 
     // server streaming, past the flow-control window
     let got: Vec<i32> =
-        client.count(&msg(40, ""), &CallOptions::new().timeout(SEC)).unwrap().map(|r| r.unwrap().n).collect();
+        client.count(&enc(40, ""), &CallOptions::new().timeout(SEC)).unwrap().map(|r| r.unwrap().n).collect();
     assert_eq!(got, (0..40).collect::<Vec<_>>());
 
     // client streaming
@@ -363,9 +284,9 @@ fn check_all_kinds(ch: &Arc<Channel>, served_by: &str) {
     // bidirectional, one in flight at a time
     let mut call = client.chat(&CallOptions::new().timeout(SEC)).unwrap();
     for i in 0..40 {
-        call.send(&encode(&Msg { n: i, text: "x".into(), items: vec![i] })).unwrap();
-        let back = parse(&call.recv().unwrap().unwrap()).unwrap();
-        assert_eq!(back, Msg { n: 2 * i, text: "x".into(), items: vec![i] });
+        call.send(&Enc { n: i, text: "x".into(), items: vec![i] }).unwrap();
+        let back = call.recv().unwrap().unwrap();
+        assert_eq!(back, Enc { n: 2 * i, text: "x".into(), items: vec![i] });
     }
     call.close_send().unwrap();
     assert_eq!(call.recv().unwrap(), None);
@@ -385,7 +306,7 @@ fn check_deadline_and_cancel(ch: &Arc<Channel>, peer: &mut Peer) {
     assert_eq!(st.code, Code::DeadlineExceeded, "{st}");
 
     // a cancel reaches the streaming handler
-    let mut call = client.count(&msg(1000, "slow"), &CallOptions::new().timeout(SEC)).unwrap();
+    let mut call = client.count(&enc(1000, "slow"), &CallOptions::new().timeout(SEC)).unwrap();
     assert!(call.next().unwrap().is_ok());
     call.cancel();
     let rest: Vec<_> = call.by_ref().collect();

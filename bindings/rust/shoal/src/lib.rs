@@ -28,6 +28,7 @@ pub mod element;
 pub mod error;
 pub mod message;
 mod options;
+pub mod pb;
 pub mod pipe;
 pub mod queue;
 pub mod rpc;
@@ -41,7 +42,7 @@ pub use shoal_sys as sys;
 
 pub use element::{type_info, Element, Integer};
 pub use error::{strerror, Error, ErrorKind, Result};
-pub use message::Message;
+pub use message::{FixedMessage, Message};
 pub use options::{LockMode, OpenMode, Options, FOREVER};
 pub use pipe::Pipe;
 pub use queue::{ByteQueue, Queue, QueueStats};

@@ -1,11 +1,12 @@
-//! The protobuf form of the fixed messages `shoal gen --lang rust` generates.
+//! The protobuf form of the messages `shoal gen --lang rust` generates: [`Message`],
+//! which every generated message implements (encoded ones through [`crate::pb`]).
 //!
-//! A generated struct implements [`Message`]: its [`PbTable`] is the table libshoal's
+//! A generated fixed struct implements [`FixedMessage`]: its [`PbTable`] is the table libshoal's
 //! codec (`shoal_pb_encode` / `shoal_pb_decode`, the one C's `Foo_to_pb` and
 //! `Foo_from_pb` use) reads: each field's number, protobuf type, offset in the struct
-//! and bounds, built once per type on first use. [`Message::to_pb`] validates and
+//! and bounds, built once per type on first use. [`fixed_to_pb`] validates and
 //! encodes, as protoc's generated code would encode the same message;
-//! [`Message::from_pb`] starts from the defaults, decodes (a value over its bound is an
+//! [`fixed_from_pb`] starts from the defaults, decodes (a value over its bound is an
 //! error, never truncated) and validates. These are the bytes services carry, so a
 //! Rust peer exchanges fixed messages with C, Python and Node peers, and with any
 //! protobuf implementation over nng.
@@ -70,54 +71,70 @@ pub fn pb_field(
     }
 }
 
-/// A generated fixed message with a protobuf form.
-pub trait Message: Element + Default {
-    /// The message's protobuf table.
-    fn pb_table() -> &'static PbTable;
-
+/// A generated message with a protobuf form: a fixed message (its [`FixedMessage`]
+/// table and libshoal's codec) or an encoded one ([`crate::pb`]). What queues, pipes
+/// and services carry.
+pub trait Message: Sized + Default + Send + 'static {
     /// Validates the message and returns its protobuf encoding. Fails with
     /// `InvalidData` naming the field when the message is invalid.
-    fn to_pb(&self) -> Result<Vec<u8>> {
-        self.validate()?;
-        let t = Self::pb_table();
-        let mut buf = vec![0u8; 64];
-        loop {
-            let mut len = 0usize;
-            // SAFETY: the table describes Self; buf has the capacity passed.
-            let rc = unsafe {
-                sys::shoal_pb_encode(
-                    &t.0,
-                    (self as *const Self).cast(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut len,
-                )
-            };
-            if rc == sys::SHOAL_EMSGSIZE && len > buf.len() {
-                buf.resize(len, 0);
-                continue;
-            }
-            check(rc)?;
-            buf.truncate(len);
-            return Ok(buf);
-        }
-    }
+    fn to_pb(&self) -> Result<Vec<u8>>;
 
     /// Decodes protobuf bytes into a new message (fields absent from them keep their
     /// defaults) and validates it. Fails with `InvalidData` naming the message and the
     /// field when the bytes do not decode or a value is over its bound.
-    fn from_pb(bytes: &[u8]) -> Result<Self> {
-        let mut m = Self::default();
-        // SAFETY: the table describes Self; every bit pattern of Self is valid.
-        check(unsafe {
-            sys::shoal_pb_decode(
-                &Self::pb_table().0,
-                (&mut m as *mut Self).cast::<c_void>(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-            )
-        })?;
-        m.validate()?;
-        Ok(m)
+    fn from_pb(bytes: &[u8]) -> Result<Self>;
+
+    /// Merges the bytes of a nested occurrence of the message, `depth` levels down
+    /// (the codec of encoded messages calls it). A fixed message is replaced by the
+    /// message of the bytes; an encoded one merges them, as protobuf says.
+    #[doc(hidden)]
+    fn merge_nested(&mut self, bytes: &[u8], depth: u32) -> Result<()> {
+        let _ = depth;
+        *self = Self::from_pb(bytes)?;
+        Ok(())
     }
+}
+
+/// A generated fixed message: its protobuf table, for [`fixed_to_pb`] and
+/// [`fixed_from_pb`] (the bodies of its [`Message`] methods).
+pub trait FixedMessage: Element + Default {
+    /// The message's protobuf table.
+    fn pb_table() -> &'static PbTable;
+}
+
+/// [`Message::to_pb`] of a fixed message.
+pub fn fixed_to_pb<T: FixedMessage>(m: &T) -> Result<Vec<u8>> {
+    m.validate()?;
+    let t = T::pb_table();
+    let mut buf = vec![0u8; 64];
+    loop {
+        let mut len = 0usize;
+        // SAFETY: the table describes T; buf has the capacity passed.
+        let rc = unsafe {
+            sys::shoal_pb_encode(&t.0, (m as *const T).cast(), buf.as_mut_ptr().cast(), buf.len(), &mut len)
+        };
+        if rc == sys::SHOAL_EMSGSIZE && len > buf.len() {
+            buf.resize(len, 0);
+            continue;
+        }
+        check(rc)?;
+        buf.truncate(len);
+        return Ok(buf);
+    }
+}
+
+/// [`Message::from_pb`] of a fixed message.
+pub fn fixed_from_pb<T: FixedMessage>(bytes: &[u8]) -> Result<T> {
+    let mut m = T::default();
+    // SAFETY: the table describes T; every bit pattern of T is valid.
+    check(unsafe {
+        sys::shoal_pb_decode(
+            &T::pb_table().0,
+            (&mut m as *mut T).cast::<c_void>(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+        )
+    })?;
+    m.validate()?;
+    Ok(m)
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use shoal_sys as sys;
 
 use crate::error::{check, Error, Result};
+use crate::message::Message;
 use crate::options::{borrowed_str, c_name, name_ptr, nanos, OpenMode, Options};
 
 /// One end of a pipe.
@@ -92,6 +93,17 @@ impl Pipe {
             buf.truncate(len);
             return Ok(buf);
         }
+    }
+
+    /// Sends a generated message as its protobuf form ([`Message::to_pb`]; invalid,
+    /// nothing is sent), as C's `Foo_pipe_send` of an encoded message does.
+    pub fn send_msg<M: Message>(&self, m: &M, timeout: Duration) -> Result<()> {
+        self.send(&m.to_pb()?, timeout)
+    }
+
+    /// Receives a message and decodes it as an `M` (`InvalidData` when it is not one).
+    pub fn recv_msg<M: Message>(&self, timeout: Duration) -> Result<M> {
+        M::from_pb(&self.recv(timeout)?)
     }
 
     /// Whether a message (or the end of the stream) is ready, waiting at most `timeout`.

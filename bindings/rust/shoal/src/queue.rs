@@ -17,6 +17,7 @@ use shoal_sys as sys;
 
 use crate::element::Element;
 use crate::error::{check, ErrorKind, Result};
+use crate::message::Message;
 use crate::options::{borrowed_str, c_name, name_ptr, nanos, OpenMode, Options, FOREVER};
 
 /// What both kinds of queue hold: the handle, with the operations that do not depend
@@ -267,6 +268,19 @@ impl ByteQueue {
 
     pub fn stats(&self) -> QueueStats {
         self.q.stats()
+    }
+
+    /// Puts a generated message as its protobuf form ([`Message::to_pb`]: invalid, it
+    /// is refused with `InvalidData` and nothing is put), as C's `Foo_queue_put` of an
+    /// encoded message does.
+    pub fn put_msg<M: Message>(&self, m: &M, timeout: Duration) -> Result<()> {
+        self.put(&m.to_pb()?, timeout)
+    }
+
+    /// Gets a message and decodes it as an `M` ([`Message::from_pb`]): `InvalidData`
+    /// when it is not one (the message is consumed).
+    pub fn get_msg<M: Message>(&self, timeout: Duration) -> Result<M> {
+        M::from_pb(&self.get(timeout)?)
     }
 
     /// The messages until the stream ends.

@@ -1,10 +1,9 @@
 //! Typed calls and handlers: what the code `shoal gen --lang rust` emits for a service
 //! builds on, over the bytes-level [`Channel`], [`Call`], [`Service`] and [`ServerCtx`].
 //!
-//! A message type of a method is an [`RpcMessage`]: every generated fixed message
-//! (its protobuf form, [`Message::to_pb`] / [`Message::from_pb`]), and `Vec<u8>`, the
-//! protobuf bytes themselves, for the messages Rust has no generated type of (encoded
-//! messages). A message that does not encode (invalid) fails the call INVALID_ARGUMENT
+//! A message type of a method is an [`RpcMessage`]: every generated message, fixed or
+//! encoded (its protobuf form, [`Message::to_pb`] / [`Message::from_pb`]), and
+//! `Vec<u8>`, the protobuf bytes themselves, for untyped use. A message that does not encode (invalid) fails the call INVALID_ARGUMENT
 //! before anything is sent; a request that does not decode ends the call
 //! INVALID_ARGUMENT without running the handler; a response that does not decode is
 //! an INVALID_ARGUMENT status for the caller. Streams are [`Streaming`] on the client
