@@ -646,12 +646,17 @@ class BaseProxy:
         object.__setattr__(self, "_tgt", _enc_target(name, self._path))
 
     def _call(self, op, *args, timeout_ms=0, ok=(0,)):
+        return self._request(op, args, timeout_ms, ok)
+
+    def _request(self, op, args, timeout_ms=0, ok=(0,)):
+        """Runs op(args) and waits for its reply: (status, result); raises the error
+        of a status not in ok."""
         refs = _refs_decoded[0]
         status, err, result = _session(self._address, self._authkey).request(
             self._tgt, self._pickle, op, args, timeout_ms)
         if _refs_decoded[0] != refs:
             result = _resolve(self, result)
-        if status not in ok and status < 0:
+        if status < 0 and status not in ok:
             raise self._exception(op, args, status, err)
         return status, result
 
@@ -664,7 +669,7 @@ class BaseProxy:
         return errors.error_class(status)(err, status)
 
     def _op(self, op, *args):
-        return self._call(op, *args)[1]
+        return self._request(op, args)[1]
 
     def _write(self, op, *args, timeout_ms=0):
         """A write whose result nobody needs: pipelined (its error, if any, is raised
@@ -1029,6 +1034,9 @@ class JoinableQueueProxy(QueueProxy):
         self._call("join", timeout_ms=-1)
 
 
+_ACQUIRE_OK = (0, errors.ETIMEDOUT, errors.EOWNERDEAD, errors.EDEADLK)
+
+
 class _Acquirer(BaseProxy):
     # Held by a thread (Lock, RLock, Condition) or by the session (semaphore units).
     _per_thread = True
@@ -1038,8 +1046,7 @@ class _Acquirer(BaseProxy):
 
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
         t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
-        st, _ = self._call("acquire", timeout_ms=t,
-                           ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD, errors.EDEADLK))
+        st = self._request("acquire", (), t, _ACQUIRE_OK)[0]
         if st == errors.EDEADLK:  # this thread holds it: would wait for ever
             if t < 0:
                 raise errors.error_class(st)("%s %r: already held by this thread" %
