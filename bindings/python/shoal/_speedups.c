@@ -1470,9 +1470,12 @@ static int dec_reply_py(const void *p, size_t n, int *status, PyObject **err,
         PyErr_SetString(PyExc_TypeError, "_dec_reply did not return a triple");
         Py_CLEAR(r);
     }
-    if (!r)
+    long st = r ? PyLong_AsLong(PyTuple_GET_ITEM(r, 0)) : -1;
+    if (!r || (st == -1 && PyErr_Occurred())) {
+        Py_XDECREF(r);
         return -1;
-    *status = (int)PyLong_AsLong(PyTuple_GET_ITEM(r, 0));
+    }
+    *status = (int)st;
     *err = PyTuple_GET_ITEM(r, 1);
     Py_INCREF(*err);
     if (result) {
@@ -1480,7 +1483,7 @@ static int dec_reply_py(const void *p, size_t n, int *status, PyObject **err,
         Py_INCREF(*result);
     }
     Py_DECREF(r);
-    return PyErr_Occurred() ? -1 : 0;
+    return 0;
 }
 
 /* ---- the session ---- */

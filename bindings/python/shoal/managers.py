@@ -675,7 +675,7 @@ class BaseProxy:
         """A write whose result nobody needs: pipelined (its error, if any, is raised
         by this thread's next call that waits for a reply, or by flush())."""
         if pipeline_depth <= 0:
-            self._call(op, *args, timeout_ms=timeout_ms)
+            self._request(op, args, timeout_ms)
         else:
             _session(self._address, self._authkey).write(self, self._tgt, self._pickle, op,
                                                           args, timeout_ms, pipeline_depth)
@@ -1035,6 +1035,7 @@ class JoinableQueueProxy(QueueProxy):
 
 
 _ACQUIRE_OK = (0, errors.ETIMEDOUT, errors.EOWNERDEAD, errors.EDEADLK)
+_get_ident = threading.get_ident
 
 
 class _Acquirer(BaseProxy):
@@ -1042,10 +1043,13 @@ class _Acquirer(BaseProxy):
     _per_thread = True
 
     def _held_key(self):
-        return (self._name, threading.get_ident() if self._per_thread else 0)
+        return (self._name, _get_ident() if self._per_thread else 0)
 
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
-        t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
+        if blocking is True and timeout == -1:
+            t = -1  # the common case, without the conversion
+        else:
+            t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
         st = self._request("acquire", (), t, _ACQUIRE_OK)[0]
         if st == errors.EDEADLK:  # this thread holds it: would wait for ever
             if t < 0:
