@@ -30,8 +30,12 @@ Differences from multiprocessing, all on purpose:
 Proxies pickle by (address, authkey, name), so they pass to child processes however
 started; each process opens its own session with the broker on first use.
 
-The wire protocol is schemas/shoal/broker.proto; this module encodes it itself and
-sends it through libshoal's client (shoal/manager.h).
+The wire protocol is schemas/shoal/broker.proto, sent through libshoal's client
+(shoal/manager.h). Each operation is one call into the C extension
+(shoal/_speedups.c, ManagerBase), which encodes the request, sends it and decodes the
+reply, and keeps the pipelined writes; values it does not handle itself, and the whole
+path without the extension (SHOAL_PY_PURE), use this module's Python codec and ctypes
+(_PyWire).
 """
 
 import atexit
