@@ -2,6 +2,7 @@
 """Sets shoal's Manager broker beside multiprocessing.Manager and Redis; prints ratios.
 
     python3 bench/broker_compare.py --build-dir build [--repeats 5] [--quick]
+        [--only python|redis] [--ops "dict set,dict get"] [--clients 1] [--transports shm]
 
 Part 1, Python clients: shoal.Manager (the broker over shm://, over tcp:// on
 loopback, and over shm:// with --data-dir: every write committed to LMDB and fsynced
@@ -207,10 +208,10 @@ def run_python(a, mem, durable):
     targets["mp"] = (mpm.dict(k=0), mpm.list(), mpm.Lock())
 
     cases = []  # (key, kind, target, op, clients, count, pipelined)
-    for op in OPS:
-        for n in CLIENTS:
+    for op in a.ops:
+        for n in a.clients:
             cases.append(((op, n, "mp"), "mp", targets["mp"], op, n, a.mp_count, False))
-            for t in ("shm", "tcp", "durable"):
+            for t in a.transports:
                 for pl in (False, True):
                     count = a.durable_count if t == "durable" else a.count
                     cases.append(((op, n, t, pl), "shoal", targets[t], op, n, count, pl))
@@ -225,10 +226,10 @@ def run_python(a, mem, durable):
           "(operations/s, all clients; median of %d)" % a.repeats)
     print("%-22s %3s %10s | %-8s %12s %7s | %12s %7s" %
           ("operation", "cl", "mp", "shoal", "unpipelined", "x mp", "pipelined", "x mp"))
-    for op in OPS:
-        for n in CLIENTS:
+    for op in a.ops:
+        for n in a.clients:
             base = med[(op, n, "mp")]
-            for t in ("shm", "tcp", "durable"):
+            for t in a.transports:
                 u, p = med[(op, n, t, False)], med[(op, n, t, True)]
                 mark_u = mark(u / base, TARGET_UNPIPELINED) if t == "shm" else ""
                 mark_p = mark(p / base, TARGET_PIPELINED) if t == "shm" else ""
@@ -352,7 +353,24 @@ def main():
                     help="requests per C client with fsync per write")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny counts, once")
     ap.add_argument("--only", choices=("python", "redis"), help="run one part")
+    ap.add_argument("--ops", default=",".join(OPS),
+                    help="Python part: the operations, comma-separated (default: all: %s)" %
+                         ", ".join(OPS))
+    ap.add_argument("--clients", default=",".join(map(str, CLIENTS)),
+                    help="Python part: the client counts, comma-separated (default: 1,4)")
+    ap.add_argument("--transports", default="shm,tcp,durable",
+                    help="Python part: shoal's transports, comma-separated (default: "
+                         "shm,tcp,durable)")
     a = ap.parse_args()
+    a.ops = [o.strip() for o in a.ops.split(",")]
+    a.clients = [int(n) for n in a.clients.split(",")]
+    a.transports = [t.strip() for t in a.transports.split(",")]
+    for o in a.ops:
+        if o not in OPS:
+            ap.error("--ops: %r is none of %s" % (o, ", ".join(OPS)))
+    for t in a.transports:
+        if t not in ("shm", "tcp", "durable"):
+            ap.error("--transports: %r is none of shm, tcp, durable" % t)
     if a.quick:
         a.repeats, a.count, a.mp_count, a.durable_count = 1, 200, 100, 20
         a.redis_count, a.redis_durable_count = 500, 20

@@ -35,6 +35,11 @@
  *   plain      whether an object is only builtin scalars, tuples and lists, which
  *              pickle the same with or without multiprocessing's reducers (so
  *              the faster pickle.dumps serves).
+ *   ManagerBase the requests and replies of a shoal.Manager session: one C call per
+ *              proxied operation encodes broker.proto's Request, sends it, and waits
+ *              for and decodes the Reply, or keeps a pipelined write in a per-thread
+ *              ring (the section's own comment says more); encode_value and
+ *              decode_value expose its Value codec.
  *
  * The module does not link against libshoal: init() receives the addresses of the
  * few functions it calls from the ctypes-loaded library, so it works with whichever
@@ -983,6 +988,958 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
     return PyBool_FromLong(plain(o, 3));
 }
 
+/* ---- ManagerBase: the Manager broker's requests and replies -------------------- */
+
+/*
+ * A shoal.Manager session (managers._Session) derives from ManagerBase: each proxied
+ * operation is one call here that encodes broker.proto's Request straight into a
+ * buffer on the stack, sends it with shoal_manager_send_raw, and (unless pipelined)
+ * waits for the Reply and decodes its Value into Python objects. The common value
+ * types — None, bool, int (64-bit), float, str, bytes, bytearray, and lists, tuples
+ * and dicts of them — are done here; anything else (a proxy travelling as a
+ * reference, a pickled object, an int out of range, a subclass) is handed to the
+ * Python encoder managers._enc_value, and a reply Value of another kind (a message,
+ * a pickle) to managers._dec_value, so the two paths cannot disagree.
+ *
+ * Pipelined writes are kept per thread in a ring of (request id, proxy, op, args)
+ * entries, no Python objects made: write() collects the oldest reply when the ring
+ * holds `depth` writes, request() and flush() collect them all; the first error a
+ * reply carries is made by proxy._exception(op, args, status, error) and raised
+ * once, by the thread's next request() or flush(). The GIL is released while
+ * libshoal sends and waits. Buffers are never shared between threads: each call
+ * encodes on its own stack.
+ */
+
+static int fetch(PyObject *addrs, const char *name, void **out);
+
+typedef uint64_t (*fn_next_id)(void *);
+typedef int (*fn_send_raw)(void *, const void *, size_t);
+typedef int (*fn_wait_raw)(void *, uint64_t, void **, size_t *);
+typedef void (*fn_free)(void *);
+
+static struct {
+    fn_next_id next_id;
+    fn_send_raw send_raw;
+    fn_wait_raw wait_raw;
+    fn_free free;
+    /* managers._enc_value, _dec_value, _dec_reply and _lib.error */
+    PyObject *enc_value, *dec_value, *dec_reply, *error;
+} mlib;
+
+/* A growing buffer, on the stack until it outgrows `local`. */
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    uint8_t local[480];
+} wbuf;
+
+static void wbuf_init(wbuf *b)
+{
+    b->p = b->local;
+    b->len = 0;
+    b->cap = sizeof(b->local);
+}
+
+static void wbuf_done(wbuf *b)
+{
+    if (b->p != b->local)
+        PyMem_Free(b->p);
+}
+
+/* Room for n more bytes: 0, or -1 with MemoryError set. */
+static int wbuf_room(wbuf *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return 0;
+    size_t cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n + 256;
+    uint8_t *p = b->p == b->local ? PyMem_Malloc(cap) : PyMem_Realloc(b->p, cap);
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->p == b->local)
+        memcpy(p, b->local, b->len);
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int put_bytes(wbuf *b, const void *p, size_t n)
+{
+    if (wbuf_room(b, n))
+        return -1;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void varint_at(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p = (uint8_t)v;
+}
+
+/* A tag byte (every field number here is below 16) and a varint. */
+static int put_tag_varint(wbuf *b, uint8_t tag, uint64_t v)
+{
+    if (wbuf_room(b, 11))
+        return -1;
+    b->p[b->len++] = tag;
+    varint_at(b->p + b->len, v);
+    b->len += varint_len(v);
+    return 0;
+}
+
+static int put_len_field(wbuf *b, uint8_t tag, const void *p, size_t n)
+{
+    return put_tag_varint(b, tag, n) || put_bytes(b, p, n) ? -1 : 0;
+}
+
+/* A length-delimited field whose length is known at its end: the tag and one byte
+ * are written now (the position of that byte is returned), the rest moved along at
+ * close_len when the length takes more bytes. */
+static Py_ssize_t open_len(wbuf *b, uint8_t tag)
+{
+    if (wbuf_room(b, 2))
+        return -1;
+    b->p[b->len++] = tag;
+    b->p[b->len++] = 0;
+    return (Py_ssize_t)b->len - 1;
+}
+
+static int close_len(wbuf *b, Py_ssize_t at)
+{
+    size_t n = b->len - (size_t)at - 1, extra = varint_len(n) - 1;
+    if (extra) {
+        if (wbuf_room(b, extra))
+            return -1;
+        memmove(b->p + at + 1 + extra, b->p + at + 1, n);
+        b->len += extra;
+    }
+    varint_at(b->p + at, n);
+    return 0;
+}
+
+static int enc_value(wbuf *b, PyObject *v, int pickle, int depth);
+
+/* A value the C encoder does not do: managers._enc_value's bytes. */
+static int enc_value_py(wbuf *b, PyObject *v, int pickle)
+{
+    PyObject *r = PyObject_CallFunctionObjArgs(mlib.enc_value, v,
+                                               pickle ? Py_True : Py_False, NULL);
+    if (!r)
+        return -1;
+    int rc =
+        PyBytes_Check(r)
+            ? put_bytes(b, PyBytes_AS_STRING(r), PyBytes_GET_SIZE(r))
+            : (PyErr_SetString(PyExc_TypeError, "_enc_value did not return bytes"), -1);
+    Py_DECREF(r);
+    return rc;
+}
+
+/* A Value inside a length-delimited field `tag` (an item, key, value or argument). */
+static int enc_field(wbuf *b, uint8_t tag, PyObject *v, int pickle, int depth)
+{
+    Py_ssize_t at = open_len(b, tag);
+    return at < 0 || enc_value(b, v, pickle, depth) || close_len(b, at) ? -1 : 0;
+}
+
+static int enc_seq(wbuf *b, PyObject *v, int pickle, int depth)
+{
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(v); i++) {
+        PyObject *x = PySequence_Fast_GET_ITEM(v, i);
+        Py_INCREF(x); /* the Python encoder may run code that changes a list */
+        int rc = enc_field(b, 0x0a, x, pickle, depth);
+        Py_DECREF(x);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int enc_map(wbuf *b, PyObject *v, int pickle, int depth)
+{
+    Py_ssize_t pos = 0;
+    PyObject *k, *x;
+    while (PyDict_Next(v, &pos, &k, &x)) {
+        Py_INCREF(k);
+        Py_INCREF(x);
+        Py_ssize_t at = open_len(b, 0x0a);
+        int rc = at < 0 || enc_field(b, 0x0a, k, pickle, depth) ||
+                 enc_field(b, 0x12, x, pickle, depth) || close_len(b, at);
+        Py_DECREF(k);
+        Py_DECREF(x);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* broker.proto's Value for v (the fields of managers._enc_value, in the same order). */
+static int enc_value(wbuf *b, PyObject *v, int pickle, int depth)
+{
+    PyTypeObject *t = Py_TYPE(v);
+    if (v == Py_None)
+        return put_bytes(b, "\x08\x01", 2);
+    if (t == &PyBool_Type)
+        return put_bytes(b, v == Py_True ? "\x10\x01" : "\x10\x00", 2);
+    if (t == &PyLong_Type) {
+        int overflow;
+        long long i = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (i == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow)
+            return put_tag_varint(b, 0x18,
+                                  ((uint64_t)i << 1) ^ (uint64_t)(i >> 63)); /* zigzag */
+    } else if (t == &PyFloat_Type) {
+        double d = PyFloat_AS_DOUBLE(v);
+        uint8_t le[9] = {0x21};
+        uint64_t u;
+        memcpy(&u, &d, 8);
+        for (int i = 0; i < 8; i++)
+            le[1 + i] = (uint8_t)(u >> (8 * i));
+        return put_bytes(b, le, 9);
+    } else if (t == &PyUnicode_Type) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+        return s ? put_len_field(b, 0x2a, s, (size_t)n) : -1;
+    } else if (t == &PyBytes_Type) {
+        return put_len_field(b, 0x32, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
+    } else if (t == &PyByteArray_Type) {
+        return put_len_field(b, 0x32, PyByteArray_AS_STRING(v),
+                             (size_t)PyByteArray_GET_SIZE(v));
+    } else if ((t == &PyList_Type || t == &PyTuple_Type || t == &PyDict_Type) &&
+               depth < 32) {
+        Py_ssize_t at = open_len(b, t == &PyList_Type    ? 0x3a
+                                    : t == &PyTuple_Type ? 0x42
+                                                         : 0x4a);
+        if (at < 0 || (t == &PyDict_Type ? enc_map : enc_seq)(b, v, pickle, depth + 1))
+            return -1;
+        return close_len(b, at);
+    }
+    return enc_value_py(b, v, pickle);
+}
+
+/* ---- decoding ---- */
+
+typedef struct {
+    uint32_t num;
+    int wt;
+    uint64_t v;         /* varint, or the 8 bytes of a fixed64 */
+    const uint8_t *sub; /* length-delimited: the bytes */
+    size_t len;
+} pbfield;
+
+static int rd_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t c = *(*p)++;
+        r |= (uint64_t)(c & 0x7f) << shift;
+        if (c < 0x80) {
+            *v = r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The next field at *p: 1, 0 at the end, -1 when it does not decode. */
+static int rd_field(const uint8_t **p, const uint8_t *end, pbfield *f)
+{
+    uint64_t key;
+    if (*p >= end)
+        return 0;
+    if (rd_varint(p, end, &key))
+        return -1;
+    f->num = (uint32_t)(key >> 3);
+    f->wt = (int)(key & 7);
+    switch (f->wt) {
+    case 0:
+        return rd_varint(p, end, &f->v) ? -1 : 1;
+    case 1:
+        if (end - *p < 8)
+            return -1;
+        f->v = 0;
+        for (int i = 0; i < 8; i++)
+            f->v |= (uint64_t)(*p)[i] << (8 * i);
+        *p += 8;
+        return 1;
+    case 2:
+        if (rd_varint(p, end, &f->v) || f->v > (uint64_t)(end - *p))
+            return -1;
+        f->sub = *p;
+        f->len = (size_t)f->v;
+        *p += f->len;
+        return 1;
+    case 5:
+        if (end - *p < 4)
+            return -1;
+        *p += 4;
+        return 1;
+    default:
+        return -1;
+    }
+}
+
+static PyObject *dec_value(const uint8_t *p, size_t n, int depth);
+
+/* A Value the C decoder does not do (a message, a pickle, an oddity):
+ * managers._dec_value. */
+static PyObject *dec_value_py(const uint8_t *p, size_t n)
+{
+    PyObject *buf = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+    if (!buf)
+        return NULL;
+    PyObject *r = PyObject_CallFunctionObjArgs(mlib.dec_value, buf, NULL);
+    Py_DECREF(buf);
+    return r;
+}
+
+/* The items of a Seq as a list; NULL (no exception) when something in it is not for
+ * this decoder, NULL with an exception on a Python error. */
+static PyObject *dec_items(const uint8_t *p, size_t n, int depth)
+{
+    const uint8_t *end = p + n;
+    PyObject *out = PyList_New(0);
+    pbfield f;
+    int r;
+    while (out && (r = rd_field(&p, end, &f)) != 0) {
+        if (r < 0 || (f.num == 1 && f.wt != 2)) {
+            Py_CLEAR(out);
+            break;
+        }
+        if (f.num != 1)
+            continue;
+        PyObject *x = dec_value(f.sub, f.len, depth + 1);
+        if (!x || PyList_Append(out, x)) {
+            Py_XDECREF(x);
+            Py_CLEAR(out);
+        } else {
+            Py_DECREF(x);
+        }
+    }
+    return out;
+}
+
+static PyObject *dec_map(const uint8_t *p, size_t n, int depth)
+{
+    const uint8_t *end = p + n;
+    PyObject *out = PyDict_New();
+    pbfield f, e;
+    int r;
+    while (out && (r = rd_field(&p, end, &f)) != 0) {
+        if (r < 0 || (f.num == 1 && f.wt != 2)) {
+            Py_CLEAR(out);
+            break;
+        }
+        if (f.num != 1)
+            continue;
+        PyObject *kv[2] = {NULL, NULL};
+        const uint8_t *q = f.sub, *qend = f.sub + f.len;
+        int bad = 0;
+        while (!bad && (r = rd_field(&q, qend, &e)) != 0) {
+            if (r < 0 || ((e.num == 1 || e.num == 2) && e.wt != 2)) {
+                bad = 1;
+            } else if (e.num == 1 || e.num == 2) {
+                Py_XSETREF(kv[e.num - 1], dec_value(e.sub, e.len, depth + 1));
+                bad = !kv[e.num - 1];
+            }
+        }
+        for (int i = 0; !bad && i < 2; i++)
+            if (!kv[i]) {
+                kv[i] = Py_None;
+                Py_INCREF(Py_None);
+            }
+        if (bad || PyDict_SetItem(out, kv[0], kv[1]))
+            Py_CLEAR(out);
+        Py_XDECREF(kv[0]);
+        Py_XDECREF(kv[1]);
+    }
+    return out;
+}
+
+/* A Value as a Python object (managers._dec_value's results), or NULL with an
+ * exception set. */
+static PyObject *dec_value(const uint8_t *p, size_t n, int depth)
+{
+    const uint8_t *q = p, *end = p + n;
+    pbfield f;
+    int r;
+    while ((r = rd_field(&q, end, &f)) == 1) {
+        if (f.num < 1 || f.num > 11)
+            continue;
+        int want = f.num <= 3 ? 0 : f.num == 4 ? 1 : 2;
+        if (f.wt != want || f.num >= 10 || depth >= 32)
+            break; /* the Python decoder's case */
+        switch (f.num) {
+        case 1:
+            Py_RETURN_NONE;
+        case 2:
+            return PyBool_FromLong(f.v != 0);
+        case 3:
+            return PyLong_FromLongLong((long long)((f.v >> 1) ^ (~(f.v & 1) + 1)));
+        case 4: {
+            double d;
+            memcpy(&d, &f.v, 8);
+            return PyFloat_FromDouble(d);
+        }
+        case 5:
+            return PyUnicode_DecodeUTF8((const char *)f.sub, (Py_ssize_t)f.len, NULL);
+        case 6:
+            return PyBytes_FromStringAndSize((const char *)f.sub, (Py_ssize_t)f.len);
+        default: {
+            PyObject *o = f.num == 9 ? dec_map(f.sub, f.len, depth)
+                                     : dec_items(f.sub, f.len, depth);
+            if (!o && PyErr_Occurred())
+                return NULL;
+            if (o && f.num == 8)
+                Py_SETREF(o, PyList_AsTuple(o));
+            if (o)
+                return o;
+            return dec_value_py(p, n);
+        }
+        }
+    }
+    if (r == 0)
+        Py_RETURN_NONE; /* an empty Value */
+    return dec_value_py(p, n);
+}
+
+/* The status, error text (a new reference or NULL) and, when result is not NULL, the
+ * result of a Reply: 0; 1 when it does not decode here (no exception set); -1 with an
+ * exception set. */
+static int dec_reply(const uint8_t *p, size_t n, int *status, PyObject **err,
+                     PyObject **result)
+{
+    const uint8_t *end = p + n;
+    pbfield f;
+    int r;
+    *status = 0;
+    *err = NULL;
+    if (result)
+        *result = NULL;
+    while ((r = rd_field(&p, end, &f)) == 1) {
+        if (f.num == 2 && f.wt == 0) {
+            *status = (int32_t)(uint32_t)((f.v >> 1) ^ (~(f.v & 1) + 1));
+        } else if (f.num == 3 && f.wt == 2) {
+            Py_XSETREF(*err, PyUnicode_DecodeUTF8((const char *)f.sub, (Py_ssize_t)f.len,
+                                                  "replace"));
+            if (!*err)
+                goto fail;
+        } else if (f.num == 4 && f.wt == 2 && result) {
+            Py_XSETREF(*result, dec_value(f.sub, f.len, 0));
+            if (!*result)
+                goto fail;
+        }
+    }
+    if (r == 0)
+        return 0;
+    Py_CLEAR(*err);
+    if (result)
+        Py_CLEAR(*result);
+    return 1;
+fail:
+    Py_CLEAR(*err);
+    if (result)
+        Py_CLEAR(*result);
+    return -1;
+}
+
+/* A Reply the C decoder refuses: managers._dec_reply's (status, error, result). */
+static int dec_reply_py(const void *p, size_t n, int *status, PyObject **err,
+                        PyObject **result)
+{
+    PyObject *buf = PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+    PyObject *r = buf ? PyObject_CallFunctionObjArgs(mlib.dec_reply, buf, NULL) : NULL;
+    Py_XDECREF(buf);
+    if (r && (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 3)) {
+        PyErr_SetString(PyExc_TypeError, "_dec_reply did not return a triple");
+        Py_CLEAR(r);
+    }
+    long st = r ? PyLong_AsLong(PyTuple_GET_ITEM(r, 0)) : -1;
+    if (!r || (st == -1 && PyErr_Occurred())) {
+        Py_XDECREF(r);
+        return -1;
+    }
+    *status = (int)st;
+    *err = PyTuple_GET_ITEM(r, 1);
+    Py_INCREF(*err);
+    if (result) {
+        *result = PyTuple_GET_ITEM(r, 2);
+        Py_INCREF(*result);
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ---- the session ---- */
+
+typedef struct {
+    uint64_t rid;
+    PyObject *proxy, *op, *args; /* owned */
+} pend;
+
+/* A thread's pipelined writes: a ring, oldest at head; the first error not raised. */
+typedef struct {
+    unsigned long tid;
+    pend *q;
+    size_t head, n, cap;
+    PyObject *error;
+} tpend;
+
+typedef struct {
+    PyObject_HEAD void *h; /* the shoal_manager, NULL when detached */
+    tpend *t;              /* per thread, nt of them */
+    size_t nt;
+    size_t last; /* the index last found */
+} ManagerBase;
+
+static tpend *find_thread(ManagerBase *s, unsigned long tid, int make)
+{
+    if (s->last < s->nt && s->t[s->last].tid == tid)
+        return &s->t[s->last];
+    for (size_t i = 0; i < s->nt; i++)
+        if (s->t[i].tid == tid) {
+            s->last = i;
+            return &s->t[i];
+        }
+    if (!make)
+        return NULL;
+    tpend *t = PyMem_Realloc(s->t, (s->nt + 1) * sizeof(*t));
+    if (!t) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    s->t = t;
+    s->t[s->nt] = (tpend){tid, NULL, 0, 0, 0, NULL};
+    s->last = s->nt++;
+    return &s->t[s->last];
+}
+
+static void pend_clear(pend *e)
+{
+    Py_CLEAR(e->proxy);
+    Py_CLEAR(e->op);
+    Py_CLEAR(e->args);
+}
+
+static int ManagerBase_traverse(ManagerBase *s, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < s->nt; i++) {
+        tpend *t = &s->t[i];
+        for (size_t j = 0; j < t->n; j++) {
+            pend *e = &t->q[(t->head + j) % t->cap];
+            Py_VISIT(e->proxy);
+            Py_VISIT(e->op);
+            Py_VISIT(e->args);
+        }
+        Py_VISIT(t->error);
+    }
+    return 0;
+}
+
+/* Forgets every thread's writes in flight (their replies are never collected). */
+static int ManagerBase_clear(ManagerBase *s)
+{
+    tpend *ts = s->t;
+    size_t nt = s->nt;
+    s->t = NULL;
+    s->nt = s->last = 0;
+    for (size_t i = 0; i < nt; i++) {
+        for (size_t j = 0; j < ts[i].n; j++)
+            pend_clear(&ts[i].q[(ts[i].head + j) % ts[i].cap]);
+        PyMem_Free(ts[i].q);
+        Py_CLEAR(ts[i].error);
+    }
+    PyMem_Free(ts);
+    return 0;
+}
+
+static void ManagerBase_dealloc(ManagerBase *s)
+{
+    PyObject_GC_UnTrack(s);
+    ManagerBase_clear(s); /* the handle is the Python side's to close */
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* Raises managers' error(rc, "manager") (the exception libshoal's detail describes). */
+static void *raise_rc(int rc)
+{
+    PyObject *e = PyObject_CallFunction(mlib.error, "is", rc, "manager");
+    if (e) {
+        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+static void *h_of(ManagerBase *s)
+{
+    if (!s->h) {
+        PyErr_SetString(PyExc_ValueError, "shoal.Manager: the session is closed");
+        return NULL;
+    }
+    return s->h;
+}
+
+/* Encodes and sends a Request; sets *rid. 0, or -1 with an exception set. */
+static int send_request(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
+                        PyObject *args, long long timeout_ms, uint64_t *rid)
+{
+    void *h = h_of(s);
+    if (!h)
+        return -1;
+    if (!PyBytes_Check(target) || !PyUnicode_Check(op) || !PyTuple_Check(args)) {
+        PyErr_SetString(PyExc_TypeError, "ManagerBase: target (bytes), op (str), args "
+                                         "(tuple) expected");
+        return -1;
+    }
+    Py_ssize_t oplen;
+    const char *ops = PyUnicode_AsUTF8AndSize(op, &oplen);
+    if (!ops)
+        return -1;
+    wbuf b;
+    wbuf_init(&b);
+    *rid = mlib.next_id(h);
+    int rc = put_tag_varint(&b, 0x08, *rid) ||
+             put_bytes(&b, PyBytes_AS_STRING(target), (size_t)PyBytes_GET_SIZE(target)) ||
+             put_len_field(&b, 0x22, ops, (size_t)oplen);
+    for (Py_ssize_t i = 0; !rc && i < PyTuple_GET_SIZE(args); i++)
+        rc = enc_field(&b, 0x2a, PyTuple_GET_ITEM(args, i), pickle, 0);
+    if (!rc && timeout_ms)
+        rc = put_tag_varint(&b, 0x30,
+                            ((uint64_t)timeout_ms << 1) ^ (uint64_t)(timeout_ms >> 63));
+    if (!rc)
+        rc = put_tag_varint(&b, 0x38, (uint64_t)thread_ident());
+    if (!rc) {
+        PyThreadState *ts = PyEval_SaveThread();
+        int src = mlib.send_raw(h, b.p, b.len);
+        PyEval_RestoreThread(ts);
+        if (src < 0) {
+            raise_rc(src);
+            rc = -1;
+        }
+    }
+    wbuf_done(&b);
+    return rc ? -1 : 0;
+}
+
+/* Waits for the reply to rid and decodes it: its status, error text (a new reference
+ * or NULL) and, when result is not NULL, its result. 0, or -1 with an exception. */
+static int wait_reply(ManagerBase *s, uint64_t rid, int *status, PyObject **err,
+                      PyObject **result)
+{
+    void *h = h_of(s);
+    if (!h)
+        return -1;
+    void *buf;
+    size_t len;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = mlib.wait_raw(h, rid, &buf, &len);
+    PyEval_RestoreThread(ts);
+    if (rc < 0) {
+        raise_rc(rc);
+        return -1;
+    }
+    rc = dec_reply(buf, len, status, err, result);
+    if (rc > 0)
+        rc = dec_reply_py(buf, len, status, err, result);
+    mlib.free(buf);
+    return rc;
+}
+
+/* Collects the reply to thread t's oldest write; keeps the first error. */
+static int collect_one(ManagerBase *s, unsigned long tid)
+{
+    tpend *t = find_thread(s, tid, 0);
+    if (!t || !t->n)
+        return 0;
+    pend e = t->q[t->head];
+    t->head = (t->head + 1) % t->cap;
+    t->n--;
+    int status;
+    PyObject *err;
+    int rc = wait_reply(s, e.rid, &status, &err, NULL);
+    if (rc == 0 && status < 0 && (t = find_thread(s, tid, 0)) != NULL && !t->error) {
+        PyObject *exc = PyObject_CallMethod(e.proxy, "_exception", "OOiO", e.op, e.args,
+                                            status, err ? err : Py_None);
+        if (!exc)
+            rc = -1;
+        else if ((t = find_thread(s, tid, 0)) != NULL && !t->error)
+            t->error = exc;
+        else
+            Py_DECREF(exc);
+    }
+    Py_XDECREF(err);
+    pend_clear(&e);
+    return rc;
+}
+
+/* Collects all of thread tid's writes in flight; raises the first error they
+ * carried. 0, or -1 with an exception set. */
+static int flush_thread(ManagerBase *s, unsigned long tid)
+{
+    tpend *t;
+    while ((t = find_thread(s, tid, 0)) != NULL && t->n)
+        if (collect_one(s, tid))
+            return -1;
+    if (t && t->error) {
+        PyObject *e = t->error;
+        t->error = NULL;
+        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+        Py_DECREF(e);
+        return -1;
+    }
+    return 0;
+}
+
+static int ll_arg(PyObject *o, long long *v)
+{
+    *v = PyLong_AsLongLong(o);
+    return *v == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* request(target, pickle, op, args, timeout_ms) -> (status, error text, result) */
+static PyObject *ManagerBase_request(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
+{
+    long long timeout;
+    if (n != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "request(target, pickle, op, args, timeout_ms) expected");
+        return NULL;
+    }
+    if (ll_arg(a[4], &timeout) || flush_thread(s, thread_ident()))
+        return NULL;
+    uint64_t rid;
+    int status;
+    PyObject *err, *result;
+    if (send_request(s, a[0], PyObject_IsTrue(a[1]) == 1, a[2], a[3], timeout, &rid) ||
+        wait_reply(s, rid, &status, &err, &result))
+        return NULL;
+    PyObject *out = PyTuple_New(3);
+    if (!out) {
+        Py_XDECREF(err);
+        Py_XDECREF(result);
+        return NULL;
+    }
+    if (!err)
+        err = PyUnicode_FromStringAndSize("", 0);
+    if (!result) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyTuple_SET_ITEM(out, 0, PyLong_FromLong(status));
+    PyTuple_SET_ITEM(out, 1, err);
+    PyTuple_SET_ITEM(out, 2, result);
+    if (!PyTuple_GET_ITEM(out, 0) || !err)
+        Py_CLEAR(out);
+    return out;
+}
+
+/* write(proxy, target, pickle, op, args, timeout_ms, depth): sends a write without
+ * waiting for its reply (collecting the oldest one first when depth are in flight). */
+static PyObject *ManagerBase_write(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
+{
+    long long timeout, depth;
+    if (n != 7) {
+        PyErr_SetString(PyExc_TypeError, "write(proxy, target, pickle, op, args, "
+                                         "timeout_ms, depth) expected");
+        return NULL;
+    }
+    if (ll_arg(a[5], &timeout) || ll_arg(a[6], &depth))
+        return NULL;
+    unsigned long tid = thread_ident();
+    tpend *t = find_thread(s, tid, 1);
+    if (!t)
+        return NULL;
+    if ((long long)t->n >= depth && collect_one(s, tid))
+        return NULL;
+    uint64_t rid;
+    if (send_request(s, a[1], PyObject_IsTrue(a[2]) == 1, a[3], a[4], timeout, &rid))
+        return NULL;
+    if (!(t = find_thread(s, tid, 1)))
+        return NULL;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        pend *q = PyMem_Malloc(cap * sizeof(*q));
+        if (!q)
+            return PyErr_NoMemory(); /* sent: its reply is left for the session */
+        for (size_t j = 0; j < t->n; j++)
+            q[j] = t->q[(t->head + j) % t->cap];
+        PyMem_Free(t->q);
+        t->q = q;
+        t->head = 0;
+        t->cap = cap;
+    }
+    pend *e = &t->q[(t->head + t->n++) % t->cap];
+    e->rid = rid;
+    Py_INCREF(a[0]);
+    Py_INCREF(a[3]);
+    Py_INCREF(a[4]);
+    e->proxy = a[0];
+    e->op = a[3];
+    e->args = a[4];
+    Py_RETURN_NONE;
+}
+
+/* flush(tid=None) */
+static PyObject *ManagerBase_flush(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
+{
+    unsigned long tid = thread_ident();
+    if (n > 1) {
+        PyErr_SetString(PyExc_TypeError, "flush(tid=None)");
+        return NULL;
+    }
+    if (n == 1 && a[0] != Py_None) {
+        tid = PyLong_AsUnsignedLong(a[0]);
+        if (tid == (unsigned long)-1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (flush_thread(s, tid))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _pending_tids() -> the threads with writes in flight or an error not raised */
+static PyObject *ManagerBase_pending_tids(ManagerBase *s, PyObject *unused)
+{
+    (void)unused;
+    PyObject *out = PyList_New(0);
+    for (size_t i = 0; out && i < s->nt; i++)
+        if (s->t[i].n || s->t[i].error) {
+            PyObject *x = PyLong_FromUnsignedLong(s->t[i].tid);
+            if (!x || PyList_Append(out, x))
+                Py_CLEAR(out);
+            Py_XDECREF(x);
+        }
+    return out;
+}
+
+/* _attach(handle): the shoal_manager to use (None or 0: none; forgets the writes in
+ * flight). */
+static PyObject *ManagerBase_attach(ManagerBase *s, PyObject *h)
+{
+    void *p = h == Py_None ? NULL : PyLong_AsVoidPtr(h);
+    if (!p && PyErr_Occurred())
+        return NULL;
+    if (!p)
+        ManagerBase_clear(s);
+    s->h = p;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ManagerBase_methods[] = {
+    {"request", (PyCFunction)(void (*)(void))ManagerBase_request, METH_FASTCALL,
+     "request(target, pickle, op, args, timeout_ms) -> (status, error, result): "
+     "after this thread's pipelined writes, sends a request and waits for its reply"},
+    {"write", (PyCFunction)(void (*)(void))ManagerBase_write, METH_FASTCALL,
+     "write(proxy, target, pickle, op, args, timeout_ms, depth): a pipelined write"},
+    {"flush", (PyCFunction)(void (*)(void))ManagerBase_flush, METH_FASTCALL,
+     "flush(tid=None): collects a thread's pipelined writes, raises their first error"},
+    {"_pending_tids", (PyCFunction)ManagerBase_pending_tids, METH_NOARGS,
+     "the threads with pipelined writes in flight"},
+    {"_attach", (PyCFunction)ManagerBase_attach, METH_O,
+     "_attach(handle): the shoal_manager (None: detach, forgetting writes in flight)"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject ManagerBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shoal._speedups.ManagerBase",
+    .tp_basicsize = sizeof(ManagerBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The C requests and replies of shoal.Manager's session (see "
+              "shoal._speedups).",
+    .tp_methods = ManagerBase_methods,
+    .tp_traverse = (traverseproc)ManagerBase_traverse,
+    .tp_clear = (inquiry)ManagerBase_clear,
+    .tp_dealloc = (destructor)ManagerBase_dealloc,
+    .tp_new = PyType_GenericNew,
+};
+
+/* manager_init({name: address}, enc_value, dec_value, dec_reply, error): libshoal's
+ * manager functions; managers' Python encoder and decoders, and the exception maker. */
+static PyObject *m_manager_init(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    if (n != 5 || !PyDict_Check(a[0])) {
+        PyErr_SetString(
+            PyExc_TypeError,
+            "manager_init(addresses, enc_value, dec_value, dec_reply, error)");
+        return NULL;
+    }
+    void *p[4];
+    static const char *names[] = {"shoal_manager_next_id", "shoal_manager_send_raw",
+                                  "shoal_manager_wait_raw", "shoal_manager_free"};
+    for (int i = 0; i < 4; i++)
+        if (fetch(a[0], names[i], &p[i]))
+            return NULL;
+    mlib.next_id = (fn_next_id)p[0];
+    mlib.send_raw = (fn_send_raw)p[1];
+    mlib.wait_raw = (fn_wait_raw)p[2];
+    mlib.free = (fn_free)p[3];
+    for (int i = 0; i < 4; i++)
+        Py_INCREF(a[1 + i]);
+    Py_XSETREF(mlib.enc_value, a[1]);
+    Py_XSETREF(mlib.dec_value, a[2]);
+    Py_XSETREF(mlib.dec_reply, a[3]);
+    Py_XSETREF(mlib.error, a[4]);
+    Py_RETURN_NONE;
+}
+
+static int mlib_ready(void)
+{
+    if (mlib.enc_value)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "manager_init() was not called");
+    return 0;
+}
+
+/* encode_value(v, pickle) -> bytes: broker.proto's Value, as the requests carry it */
+static PyObject *m_encode_value(PyObject *m, PyObject *const *a, Py_ssize_t n)
+{
+    (void)m;
+    if (n != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode_value(v, pickle)");
+        return NULL;
+    }
+    if (!mlib_ready())
+        return NULL;
+    wbuf b;
+    wbuf_init(&b);
+    PyObject *out = enc_value(&b, a[0], PyObject_IsTrue(a[1]) == 1, 0)
+                        ? NULL
+                        : PyBytes_FromStringAndSize((const char *)b.p, (Py_ssize_t)b.len);
+    wbuf_done(&b);
+    return out;
+}
+
+/* decode_value(bytes) -> the Value's Python object, as replies are decoded */
+static PyObject *m_decode_value(PyObject *m, PyObject *buf)
+{
+    (void)m;
+    if (!mlib_ready())
+        return NULL;
+    Py_buffer b;
+    if (PyObject_GetBuffer(buf, &b, PyBUF_SIMPLE))
+        return NULL;
+    PyObject *out = dec_value(b.buf, (size_t)b.len, 0);
+    PyBuffer_Release(&b);
+    return out;
+}
+
 /* ---- module -------------------------------------------------------------------- */
 
 static int fetch(PyObject *addrs, const char *name, void **out)
@@ -1052,6 +2009,12 @@ static PyMethodDef module_methods[] = {
      "check_cdata(probe, address): whether ctypes bytes are found in place"},
     {"plain", m_plain, METH_O,
      "Whether pickling o involves only builtin scalars, tuples and lists."},
+    {"manager_init", (PyCFunction)(void (*)(void))m_manager_init, METH_FASTCALL,
+     "manager_init(addresses, enc_value, dec_value, dec_reply, error)"},
+    {"encode_value", (PyCFunction)(void (*)(void))m_encode_value, METH_FASTCALL,
+     "encode_value(v, pickle) -> bytes: a Manager request's Value"},
+    {"decode_value", m_decode_value, METH_O,
+     "decode_value(bytes) -> object: a Manager reply's Value"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
@@ -1071,7 +2034,8 @@ PyMODINIT_FUNC PyInit__speedups(void)
     if (pthread_atfork(NULL, NULL, after_fork_child))
         return PyErr_NoMemory();
     if (PyType_Ready(&LockBase_Type) < 0 || PyType_Ready(&ValueBase_Type) < 0 ||
-        PyType_Ready(&ArrayBase_Type) < 0 || PyType_Ready(&TypedBase_Type) < 0)
+        PyType_Ready(&ArrayBase_Type) < 0 || PyType_Ready(&TypedBase_Type) < 0 ||
+        PyType_Ready(&ManagerBase_Type) < 0)
         return NULL;
     empty_tuple = PyTuple_New(0);
     if (!empty_tuple)
@@ -1083,10 +2047,12 @@ PyMODINIT_FUNC PyInit__speedups(void)
     Py_INCREF(&ValueBase_Type);
     Py_INCREF(&ArrayBase_Type);
     Py_INCREF(&TypedBase_Type);
+    Py_INCREF(&ManagerBase_Type);
     if (PyModule_AddObject(mod, "LockBase", (PyObject *)&LockBase_Type) ||
         PyModule_AddObject(mod, "TypedBase", (PyObject *)&TypedBase_Type) ||
         PyModule_AddObject(mod, "ValueBase", (PyObject *)&ValueBase_Type) ||
-        PyModule_AddObject(mod, "ArrayBase", (PyObject *)&ArrayBase_Type)) {
+        PyModule_AddObject(mod, "ArrayBase", (PyObject *)&ArrayBase_Type) ||
+        PyModule_AddObject(mod, "ManagerBase", (PyObject *)&ManagerBase_Type)) {
         Py_DECREF(mod);
         return NULL;
     }

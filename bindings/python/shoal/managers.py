@@ -30,8 +30,12 @@ Differences from multiprocessing, all on purpose:
 Proxies pickle by (address, authkey, name), so they pass to child processes however
 started; each process opens its own session with the broker on first use.
 
-The wire protocol is schemas/shoal/broker.proto; this module encodes it itself and
-sends it through libshoal's client (shoal/manager.h).
+The wire protocol is schemas/shoal/broker.proto, sent through libshoal's client
+(shoal/manager.h). Each operation is one call into the C extension
+(shoal/_speedups.c, ManagerBase), which encodes the request, sends it and decodes the
+reply, and keeps the pipelined writes; values it does not handle itself, and the whole
+path without the extension (SHOAL_PY_PURE), use this module's Python codec and ctypes
+(_PyWire).
 """
 
 import atexit
@@ -90,6 +94,7 @@ def _zigzag(n):
 
 
 def _unzigzag(n):
+    """The signed value of zigzag varint n (read as unsigned 64-bit)."""
     return (n >> 1) ^ -(n & 1)
 
 
@@ -195,8 +200,6 @@ def _dec_value(buf):
         if num == 2:
             return bool(v)
         if num == 3:
-            if v >= 1 << 63:
-                v -= 1 << 64
             return _unzigzag(v)
         if num == 4:
             return v
@@ -268,7 +271,7 @@ def _dec_reply(buf):
     status, err, result = 0, "", None
     for num, v in _fields(buf):
         if num == 2:
-            status = _unzigzag(v if v < 1 << 63 else v - (1 << 64))
+            status = _unzigzag(v)
             if status >= 1 << 31:
                 status -= 1 << 32
         elif num == 3:
@@ -321,37 +324,29 @@ class _Pending:
         self.error = None
 
 
-class _Session:
-    """This process's connection to one broker (libshoal's shoal_manager)."""
+class _PyWire:
+    """A session's requests and replies through ctypes and the Python codec above (the
+    path without the C extension; _speedups.ManagerBase has the same methods in C)."""
 
-    def __init__(self, address, authkey):
-        self.handle = ctypes.c_void_p()
-        tls = _tls_settings.get(address, {})
-        cfg = _Config(0, authkey, None, *(
-            os.fsencode(tls[k]) if tls.get(k) else None for k in _TLS_KEYS))
-        rc = C.manager_connect(ctypes.byref(self.handle), address.encode(), ctypes.byref(cfg))
-        if rc < 0:
-            raise error(rc, "manager %s" % address)
-        self.pid = _pid
-        self.watches = weakref.WeakSet()  # closed before the session
+    def _attach(self, handle):
+        self._h = handle
         self.pending = {}  # thread ident -> _Pending
-        self.held = {}  # (lock name, thread ident or 0) -> acquired here, not released
 
-    def send(self, target, op, args, timeout_ms, allow_pickle):
+    def _send(self, target, op, args, timeout_ms, allow_pickle):
         """Sends a request (target: _enc_target's bytes); returns its id."""
-        rid = C.manager_next_id(self.handle)
+        rid = C.manager_next_id(self._h)
         req = _enc_call(rid, target, op, args, timeout_ms, threading.get_ident(),
                         allow_pickle)
-        rc = C.manager_send_raw(self.handle, req, len(req))
+        rc = C.manager_send_raw(self._h, req, len(req))
         if rc < 0:
             raise error(rc, "manager")
         return rid
 
-    def reply(self, rid):
+    def _reply(self, rid):
         """Waits for the reply to request rid: (status, error text, result)."""
         buf = ctypes.c_void_p()
         ln = ctypes.c_size_t()
-        rc = C.manager_wait_raw(self.handle, rid, ctypes.byref(buf), ctypes.byref(ln))
+        rc = C.manager_wait_raw(self._h, rid, ctypes.byref(buf), ctypes.byref(ln))
         if rc < 0:
             raise error(rc, "manager")
         try:
@@ -360,25 +355,27 @@ class _Session:
             C.manager_free(buf)
         return _dec_reply(data)
 
-    def call(self, name, op, args=(), path=(), timeout_ms=0, allow_pickle=False):
+    def request(self, target, allow_pickle, op, args, timeout_ms):
+        """After the calling thread's pipelined writes (raising their first error),
+        sends a request and waits for its reply: (status, error text, result)."""
         self.flush()
-        return self.reply(self.send(_enc_target(name, path), op, args, timeout_ms,
-                                    allow_pickle))
+        return self._reply(self._send(target, op, args, timeout_ms, allow_pickle))
 
-    def write(self, proxy, op, args, timeout_ms=0):
-        """Sends a write of proxy's without waiting for its reply."""
+    def write(self, proxy, target, allow_pickle, op, args, timeout_ms, depth):
+        """Sends a write of proxy's without waiting for its reply (collecting the
+        oldest reply first when depth are in flight)."""
         tid = threading.get_ident()
         p = self.pending.get(tid)
         if p is None:
             p = self.pending[tid] = _Pending()
-        if len(p.q) >= pipeline_depth:
+        if len(p.q) >= depth:
             self._collect_one(p)
-        rid = self.send(proxy._tgt, op, args, timeout_ms, proxy._pickle)
+        rid = self._send(target, op, args, timeout_ms, allow_pickle)
         p.q.append((rid, proxy, op, args))
 
     def _collect_one(self, p):
         rid, proxy, op, args = p.q.popleft()
-        status, err, _ = self.reply(rid)
+        status, err, _ = self._reply(rid)
         if status < 0 and p.error is None:
             p.error = proxy._exception(op, args, status, err)
 
@@ -394,6 +391,47 @@ class _Session:
         if e is not None:
             raise e
 
+    def _pending_tids(self):
+        return [tid for tid, p in self.pending.items() if p.q or p.error is not None]
+
+
+def _c_wire():
+    """_speedups.ManagerBase, ready; None without the C extension (SHOAL_PY_PURE set,
+    or not built)."""
+    from ._lib import speedups, _plib
+    if speedups is None or not hasattr(speedups, "ManagerBase"):
+        return None
+    speedups.manager_init(
+        {n: ctypes.cast(getattr(_plib, n), ctypes.c_void_p).value for n in (
+            "shoal_manager_next_id", "shoal_manager_send_raw", "shoal_manager_wait_raw",
+            "shoal_manager_free")},
+        _enc_value, _dec_value, _dec_reply, error)
+    return speedups.ManagerBase
+
+
+_Wire = _c_wire() or _PyWire
+
+
+class _Session(_Wire):
+    """This process's connection to one broker (libshoal's shoal_manager)."""
+
+    def __init__(self, address, authkey):
+        self.handle = ctypes.c_void_p()
+        tls = _tls_settings.get(address, {})
+        cfg = _Config(0, authkey, None, *(
+            os.fsencode(tls[k]) if tls.get(k) else None for k in _TLS_KEYS))
+        rc = C.manager_connect(ctypes.byref(self.handle), address.encode(), ctypes.byref(cfg))
+        if rc < 0:
+            raise error(rc, "manager %s" % address)
+        self._attach(self.handle.value)
+        self.pid = _pid
+        self.watches = weakref.WeakSet()  # closed before the session
+        self.held = {}  # (lock name, thread ident or 0) -> acquired here, not released
+
+    def call(self, name, op, args=(), path=(), timeout_ms=0, allow_pickle=False):
+        return self.request(_enc_target(name, path), allow_pickle, op, tuple(args),
+                            timeout_ms)
+
     def close(self):
         """Collects every thread's writes in flight, closes the session, then raises
         the first error of the calling thread's writes."""
@@ -401,7 +439,7 @@ class _Session:
         if self.handle and self.pid == _pid:
             for w in list(self.watches):
                 w.close()
-            for tid in list(self.pending):
+            for tid in self._pending_tids():
                 try:
                     self.flush(tid)
                 except Exception as e:  # ShoalError, KeyError, ... of a pipelined write
@@ -409,7 +447,7 @@ class _Session:
                         first = e
             C.manager_close(self.handle)
         self.handle = None
-        self.pending = {}
+        self._attach(None)
         if first is not None:
             raise first
 
@@ -612,14 +650,17 @@ class BaseProxy:
         object.__setattr__(self, "_tgt", _enc_target(name, self._path))
 
     def _call(self, op, *args, timeout_ms=0, ok=(0,)):
-        s = _session(self._address, self._authkey)
-        s.flush()
+        return self._request(op, args, timeout_ms, ok)
+
+    def _request(self, op, args, timeout_ms=0, ok=(0,)):
+        """Runs op(args) and waits for its reply: (status, result); raises the error
+        of a status not in ok."""
         refs = _refs_decoded[0]
-        status, err, result = s.reply(s.send(self._tgt, op, args, timeout_ms,
-                                             self._pickle))
+        status, err, result = _session(self._address, self._authkey).request(
+            self._tgt, self._pickle, op, args, timeout_ms)
         if _refs_decoded[0] != refs:
             result = _resolve(self, result)
-        if status not in ok and status < 0:
+        if status < 0 and status not in ok:
             raise self._exception(op, args, status, err)
         return status, result
 
@@ -632,15 +673,16 @@ class BaseProxy:
         return errors.error_class(status)(err, status)
 
     def _op(self, op, *args):
-        return self._call(op, *args)[1]
+        return self._request(op, args)[1]
 
     def _write(self, op, *args, timeout_ms=0):
         """A write whose result nobody needs: pipelined (its error, if any, is raised
         by this thread's next call that waits for a reply, or by flush())."""
         if pipeline_depth <= 0:
-            self._call(op, *args, timeout_ms=timeout_ms)
+            self._request(op, args, timeout_ms)
         else:
-            _session(self._address, self._authkey).write(self, op, args, timeout_ms)
+            _session(self._address, self._authkey).write(self, self._tgt, self._pickle, op,
+                                                          args, timeout_ms, pipeline_depth)
 
     def __reduce__(self):
         flush(self)  # the process it goes to sees this one's writes
@@ -996,17 +1038,23 @@ class JoinableQueueProxy(QueueProxy):
         self._call("join", timeout_ms=-1)
 
 
+_ACQUIRE_OK = (0, errors.ETIMEDOUT, errors.EOWNERDEAD, errors.EDEADLK)
+_get_ident = threading.get_ident
+
+
 class _Acquirer(BaseProxy):
     # Held by a thread (Lock, RLock, Condition) or by the session (semaphore units).
     _per_thread = True
 
     def _held_key(self):
-        return (self._name, threading.get_ident() if self._per_thread else 0)
+        return (self._name, _get_ident() if self._per_thread else 0)
 
     def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
-        t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
-        st, _ = self._call("acquire", timeout_ms=t,
-                           ok=(0, errors.ETIMEDOUT, errors.EOWNERDEAD, errors.EDEADLK))
+        if blocking is True and timeout == -1:
+            t = -1  # the common case, without the conversion
+        else:
+            t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
+        st = self._request("acquire", (), t, _ACQUIRE_OK)[0]
         if st == errors.EDEADLK:  # this thread holds it: would wait for ever
             if t < 0:
                 raise errors.error_class(st)("%s %r: already held by this thread" %
