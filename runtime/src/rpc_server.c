@@ -22,7 +22,14 @@
  *     already queued for them), a call is queued for it instead of getting a thread.
  *
  * Frames for a running call (MESSAGE, HALF_CLOSE, WINDOW, CANCEL) update its rpc_call
- * under the server's mutex and wake its handler.
+ * under the server's mutex and wake its handler. The call ends (rpc_call.done) on the
+ * first of: the handler returning (TRAILERS with its code), the client's CANCEL, the
+ * deadline (a loop timer armed for the earliest deadline; TRAILERS with
+ * DEADLINE_EXCEEDED), an invalid request (INVALID_ARGUMENT), the connection lost.
+ * The call's memory stays until its handler has returned; a connection's, until its
+ * last call is freed. Nothing a client sends is trusted: an undecodable frame, an
+ * unknown method or call number, a frame of the wrong type, a second START — each is
+ * answered with a status or dropped and counted, never acted upon.
  *
  * Direct receive (shoal_rpc_ctx_set_direct): waking a handler thread from the loop's
  * costs a thread hand-off per request. A streaming handler that opts in reads its
@@ -32,22 +39,15 @@
  * watching it, sc->owner = the call); from then on the handler's thread, whenever it
  * would wait for its call (recv, or send waiting for the client's window), receives
  * frames itself — spinning, then sleeping on the pipe, so the client's next request
- * wakes it directly — and dispatches them exactly as the loop does (rpc__server_frame).
- * It keeps the connection between two receives. It gives it back (give_back: the
- * connection goes on s->rewatch and an eventfd tells the loop, which watches it
- * again) when its handler returns, when a frame of another call arrives (after
- * dispatching it, so the loop never reads while the frame's buffer is in use), or
- * when direct receive is turned off. Only the owner's thread reads or gives back
+ * wakes it directly — and dispatches them exactly as the loop does
+ * (rpc__server_frame). It keeps the connection between two receives. It gives it back
+ * (give_back: the connection goes on s->rewatch and an eventfd tells the loop, which
+ * watches it again) when its handler returns, when a frame of another call arrives
+ * (after dispatching it, so the loop never reads while the frame's buffer is in use),
+ * or when direct receive is turned off. Only the owner's thread reads or gives back
  * (current_ctx), so at every instant exactly one thread reads the connection. The
  * owner's receive notices a dead client as the loop would, and wakes at least every
- * SLICE and at the call's deadline to see its call ended by a cancel or the timer. The
- * call ends (rpc_call.done) on the first of: the handler returning (TRAILERS with its
- * code), the client's CANCEL, the deadline (a loop timer armed for the earliest deadline;
- * TRAILERS with DEADLINE_EXCEEDED), an invalid request (INVALID_ARGUMENT), the connection
- * lost. The call's memory stays until its handler has returned; a connection's, until its
- * last call is freed. Nothing a client sends is trusted: an undecodable frame, an
- * unknown method or call number, a frame of the wrong type, a second START — each is
- * answered with a status or dropped and counted, never acted upon.
+ * SLICE and at the call's deadline to see its call ended by a cancel or the timer.
  */
 #include <stdarg.h>
 #include <stddef.h>
