@@ -3,7 +3,12 @@
  *
  * Session (bidirectional stream): the rpc runtime runs the handler on a thread of its
  * own; it reads requests and runs each through core.c at once, so a client may have
- * any number in flight. core.c hands each reply, once durable, to the session's
+ * any number in flight. It reads them in direct receive (shoal_rpc_ctx_set_direct):
+ * over shm:// this thread takes the client's frames from the pipe itself, spinning
+ * for the next request after each reply and then sleeping on the pipe, so a request
+ * crosses no thread hand-off; it turns direct receive off while it waits for the
+ * outbox to drain (wait_room), as the sender that drains it needs the client's window
+ * frames read. core.c hands each reply, once durable, to the session's
  * outbox (broker_session_deliver, under the broker's mutex, never blocking). Who
  * writes the outbox to the stream:
  *
@@ -169,6 +174,26 @@ static void send_ready(broker_session *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* On the session's thread: waits while the outbox is over OUTBOX_MAX. The sender
+ * that empties it needs the client's window, whose frames this thread reads in direct
+ * receive: it gives the connection back to the server's loop meanwhile. */
+static void wait_room(broker_session *s, shoal_rpc_ctx *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    int full = s->queued > OUTBOX_MAX;
+    pthread_mutex_unlock(&s->mu);
+    if (!full)
+        return;
+    shoal_rpc_ctx_set_direct(ctx, 0);
+    pthread_mutex_lock(&s->mu);
+    s->room_wait = 1;
+    while (s->queued > OUTBOX_MAX && !shoal_rpc_ctx_cancelled(ctx))
+        pthread_cond_wait(&s->room, &s->mu);
+    s->room_wait = 0;
+    pthread_mutex_unlock(&s->mu);
+    shoal_rpc_ctx_set_direct(ctx, 1);
+}
+
 static void *sender_main(void *arg)
 {
     broker_session *s = arg;
@@ -220,6 +245,7 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     void *msg;
     size_t len;
     int batch = 0;
+    shoal_rpc_ctx_set_direct(ctx, 1); /* this thread reads the client's requests */
     while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
         pthread_mutex_lock(&s.mu);
         s.in_request = 1;
@@ -231,12 +257,7 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
             continue; /* the next request's commit covers this one */
         batch = 0;
         send_ready(&s);
-        pthread_mutex_lock(&s.mu);
-        s.room_wait = 1;
-        while (s.queued > OUTBOX_MAX && !shoal_rpc_ctx_cancelled(ctx))
-            pthread_cond_wait(&s.room, &s.mu);
-        s.room_wait = 0;
-        pthread_mutex_unlock(&s.mu);
+        wait_room(&s, ctx);
     }
     broker_commit(b); /* a batch the stream's end cut short */
     broker_session_end(b, &s, sid);

@@ -91,6 +91,11 @@ struct rpc_conn {
     void *t;        /* the transport's state */
     char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
+    /* Server side, set by a transport that can (NULL otherwise): watches c on the
+     * server's loop again after ops->stop, on the loop's thread; 0 or a negative code.
+     * Between the two, a handler's thread reads c with ops->recv (rpc_server.c,
+     * "direct receive"). */
+    int (*watch)(rpc_conn *c);
 };
 
 /* ---- calls (rpc.c), the state both sides of a call keep ------------------------------
@@ -196,6 +201,11 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len);
  * it, cancels its calls; c->ops->close runs once the last handler using it has
  * returned. On the loop's thread; the transport calls it once. */
 void rpc__server_conn_lost(rpc_conn *c);
+/* After a turn of frames on c (on the loop's thread, c watched): when c carries one
+ * call only, in direct receive, stops watching c (ops->stop) and hands it to that
+ * call's handler thread, which reads it itself until it gives it back (ops->watch).
+ * Returns 1 when c was handed over, else 0. */
+int rpc__server_handoff(rpc_conn *c);
 shoal_loop *rpc__server_loop(shoal_rpc_server *s);
 
 /* A listener the server closes when destroyed. */

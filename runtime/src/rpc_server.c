@@ -30,11 +30,31 @@
  * last call is freed. Nothing a client sends is trusted: an undecodable frame, an
  * unknown method or call number, a frame of the wrong type, a second START — each is
  * answered with a status or dropped and counted, never acted upon.
+ *
+ * Direct receive (shoal_rpc_ctx_set_direct): waking a handler thread from the loop's
+ * costs a thread hand-off per request. A streaming handler that opts in reads its
+ * connection itself instead, while its call is the connection's only one and the
+ * transport can give the connection back (rpc_conn.watch: shm://). After a turn of
+ * frames the loop hands such a connection over (rpc__server_handoff: it stops
+ * watching it, sc->owner = the call); from then on the handler's thread, whenever it
+ * would wait for its call (recv, or send waiting for the client's window), receives
+ * frames itself — spinning, then sleeping on the pipe, so the client's next request
+ * wakes it directly — and dispatches them exactly as the loop does
+ * (rpc__server_frame). It keeps the connection between two receives. It gives it back
+ * (give_back: the connection goes on s->rewatch and an eventfd tells the loop, which
+ * watches it again) when its handler returns, when a frame of another call arrives
+ * (after dispatching it, so the loop never reads while the frame's buffer is in use),
+ * or when direct receive is turned off. Only the owner's thread reads or gives back
+ * (current_ctx), so at every instant exactly one thread reads the connection. The
+ * owner's receive notices a dead client as the loop would, and wakes at least every
+ * SLICE and at the call's deadline to see its call ended by a cancel or the timer.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "rpc_internal.h"
 
@@ -49,6 +69,12 @@ struct rpc_server_conn {
     int authed; /* the client answered the challenge (or none was needed) */
     uint8_t challenge[RPC_CHALLENGE_LEN];
     struct rpc_server_conn *next, *prev;
+    /* direct receive: the call whose handler thread reads the connection (the loop
+     * does not watch it meanwhile), and whether it must give it back */
+    struct shoal_rpc_ctx *owner;
+    int give_back;
+    int rewatching; /* on the server's list of connections for the loop to watch */
+    struct rpc_server_conn *rewatch_next;
 };
 
 struct shoal_rpc_ctx {
@@ -61,6 +87,7 @@ struct shoal_rpc_ctx {
     shoal_rpc_md md, headers, trailers;
     int headers_sent;
     int on_thread;
+    int direct;                     /* shoal_rpc_ctx_set_direct */
     struct shoal_rpc_ctx *job_next; /* in the pool's queue */
     rpc_msg *response;              /* unary / client streaming: sent with the trailers */
     char *detail; /* shoal_rpc_ctx_set_detail's (SHOAL_RPC_DETAIL_MAX bytes), or NULL */
@@ -91,6 +118,11 @@ struct shoal_rpc_server {
     shoal_loop_source *timer;
     int64_t timer_at;
     uint64_t bad_frames;
+    /* connections given back by a handler thread, for the loop to watch again: the
+     * loop learns of them by rewatch_fd (an eventfd) */
+    struct rpc_server_conn *rewatch;
+    int rewatch_fd;
+    shoal_loop_source *rewatch_src;
     char *token;
     rpc_tls tls;
     int has_tls;
@@ -338,6 +370,118 @@ static void ctx_free_block(struct shoal_rpc_ctx *x)
     free(x);
 }
 
+/* ---- direct receive ---------------------------------------------------------------- */
+
+/* The handler running on this thread (NULL: none): the only thread that reads a
+ * connection its call owns. */
+static __thread struct shoal_rpc_ctx *current_ctx;
+
+/* The owner's thread gives the connection back to the loop (mu held): it reads it no
+ * more, and the loop watches it again on its next turn (on_rewatch), unless it is
+ * lost. */
+static void give_back(struct rpc_server_conn *sc)
+{
+    shoal_rpc_server *s = sc->s;
+    sc->owner = NULL;
+    sc->give_back = 0;
+    if (sc->lost || sc->rewatching)
+        return;
+    sc->rewatching = 1;
+    sc->rewatch_next = s->rewatch;
+    s->rewatch = sc;
+    uint64_t one = 1;
+    if (write(s->rewatch_fd, &one, sizeof(one)) < 0) {
+        /* the counter is full: the loop has a wake-up pending already */
+    }
+}
+
+/* Takes sc off the list of connections to watch again (mu held). */
+static void rewatch_unlink(struct rpc_server_conn *sc)
+{
+    if (!sc->rewatching)
+        return;
+    struct rpc_server_conn **p = &sc->s->rewatch;
+    while (*p != sc)
+        p = &(*p)->rewatch_next;
+    *p = sc->rewatch_next;
+    sc->rewatching = 0;
+}
+
+/* On the loop's thread: watches the connections given back. */
+static void on_rewatch(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
+{
+    (void)loop, (void)src, (void)events;
+    shoal_rpc_server *s = arg;
+    uint64_t n;
+    if (read(s->rewatch_fd, &n, sizeof(n)) < 0) {
+        /* nothing to read: another turn took the count */
+    }
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        struct rpc_server_conn *sc = s->rewatch;
+        if (sc) {
+            s->rewatch = sc->rewatch_next;
+            sc->rewatching = 0;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!sc)
+            return;
+        /* not lost meanwhile: only this thread loses a connection nobody reads */
+        if (sc->c->watch(sc->c) < 0)
+            rpc__server_conn_lost(sc->c);
+    }
+}
+
+int rpc__server_handoff(rpc_conn *c)
+{
+    struct rpc_server_conn *sc = c->srv;
+    pthread_mutex_lock(&sc->s->mu);
+    struct shoal_rpc_ctx *x = sc->calls;
+    int take = x && !x->next && x->direct && x->on_thread && !x->c.done && !sc->lost &&
+               !sc->owner && c->watch;
+    if (take) {
+        c->ops->stop(c);
+        sc->owner = x;
+        pthread_cond_broadcast(&x->cv); /* a handler waiting for a frame reads now */
+    }
+    pthread_mutex_unlock(&sc->s->mu);
+    return take;
+}
+
+/* The owner's thread reads its connection: waits up to `wait` for a frame, then
+ * dispatches it and those already there, as the loop would (mu held on entry and
+ * return). A frame of another call, or the direct mode turned off, makes it give the
+ * connection back; a failed receive loses the connection. */
+static void own_read(struct shoal_rpc_ctx *x, shoal_duration wait)
+{
+    struct rpc_server_conn *sc = x->sc;
+    shoal_rpc_server *s = sc->s;
+    rpc_conn *c = sc->c;
+    const uint8_t *buf;
+    size_t len;
+    int rc, n = 0, owned;
+    pthread_mutex_unlock(&s->mu);
+    do {
+        rc = c->ops->recv(c, &buf, &len, n ? SHOAL_NOWAIT : wait);
+        if (rc == 1)
+            rpc__server_frame(c, buf, len);
+        pthread_mutex_lock(&s->mu);
+        if (sc->give_back || !x->direct)
+            give_back(sc);
+        owned = sc->owner == x;
+        pthread_mutex_unlock(&s->mu);
+    } while (rc == 1 && owned && ++n < 64);
+    if (rc < 0)
+        rpc__server_conn_lost(c);
+    pthread_mutex_lock(&s->mu);
+}
+
+/* Whether this thread reads x's connection (mu held). */
+static int owns(const struct shoal_rpc_ctx *x)
+{
+    return x->sc->owner == x && current_ctx == x;
+}
+
 /* The handler returned: report its status, forget the call, and close the connection
  * if it was lost and this was its last call. */
 static void handler_done(struct shoal_rpc_ctx *x, int code)
@@ -352,6 +496,8 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
         finish(x, SHOAL_RPC_INTERNAL, "the handler returned OK without a response");
     else
         finish(x, code, x->detail ? x->detail : "");
+    if (sc->owner == x)
+        give_back(sc);
     RPC_UNLINK(sc->calls, x);
     int close_conn = sc->lost && !sc->calls;
     if (x->on_thread && --s->threads == 0)
@@ -370,8 +516,11 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
 static void run_handler(struct shoal_rpc_ctx *x)
 {
     int64_t outer = rpc__inherited_deadline();
+    struct shoal_rpc_ctx *outer_ctx = current_ctx; /* a unary handler inside own_read */
     rpc__set_current_deadline(x->c.deadline);
+    current_ctx = x;
     int code = x->c.m->handler(x, x->svc->arg);
+    current_ctx = outer_ctx;
     rpc__set_current_deadline(outer);
     handler_done(x, code);
 }
@@ -638,6 +787,8 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         rpc__call_end(&x->c, SHOAL_RPC_CANCELLED, "cancelled by the client");
     else if (!x || !rpc__call_frame(&x->c, &f))
         s->bad_frames++; /* a frame of no call, or of a type clients do not send */
+    if (sc->owner && (!x || x != sc->owner))
+        sc->give_back = 1; /* not the owner's alone any more: the loop reads it */
     int inline_run = start && start->c.m->kind == SHOAL_RPC_UNARY &&
                      !start->c.m->blocking && start->c.peer_done;
     if (start && !inline_run && offload(s, start) < 0) {
@@ -685,9 +836,20 @@ void rpc__server_conn_lost(rpc_conn *c)
 {
     struct rpc_server_conn *sc = c->srv;
     shoal_rpc_server *s = sc->s;
-    c->ops->stop(c);
     pthread_mutex_lock(&s->mu);
+    int again = sc->lost, owned = sc->owner != NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (again) /* its owner's receive and the server's end may both find it gone */
+        return;
+    if (!owned) /* else the loop does not watch it */
+        c->ops->stop(c);
+    pthread_mutex_lock(&s->mu);
+    if (sc->lost) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     sc->lost = 1;
+    rewatch_unlink(sc);
     for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next)
         rpc__call_end(&x->c, SHOAL_RPC_CANCELLED, "the client went away");
     RPC_UNLINK(s->conns, sc);
@@ -714,6 +876,15 @@ int shoal_rpc_server_create(shoal_rpc_server **out, shoal_loop *loop)
     shoal_loop_timer_set(loop, s->timer, -1, 0);
     s->loop = loop;
     s->timer_at = INT64_MAX;
+    s->rewatch_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->rewatch_fd < 0 || shoal_loop_add_fd(loop, s->rewatch_fd, SHOAL_LOOP_READABLE,
+                                               on_rewatch, s, &s->rewatch_src) < 0) {
+        if (s->rewatch_fd >= 0)
+            close(s->rewatch_fd);
+        shoal_loop_remove(loop, s->timer);
+        free(s);
+        return shoal__err(SHOAL_ESYS, "rpc server: no eventfd for its loop");
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
     pthread_cond_init(&s->work, NULL);
@@ -793,6 +964,8 @@ void shoal_rpc_server_destroy(shoal_rpc_server *s)
         pthread_join(s->workers[i], NULL);
     free(s->workers);
     shoal_loop_remove(s->loop, s->timer);
+    shoal_loop_remove(s->loop, s->rewatch_src);
+    close(s->rewatch_fd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
     pthread_cond_destroy(&s->work);
@@ -814,7 +987,10 @@ static void ctx_wait(struct shoal_rpc_ctx *x)
         finish(x, SHOAL_RPC_DEADLINE_EXCEEDED, "deadline exceeded");
         return;
     }
-    rpc__cond_wait(&x->cv, x->c.mu, rpc__until(x->c.deadline, SLICE));
+    if (owns(x))
+        own_read(x, rpc__until(x->c.deadline, SLICE));
+    else
+        rpc__cond_wait(&x->cv, x->c.mu, rpc__until(x->c.deadline, SLICE));
 }
 
 int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
@@ -928,9 +1104,24 @@ int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *cx)
         return 1;
     struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
     pthread_mutex_lock(x->c.mu);
+    if (!x->c.head && !x->c.peer_done && !x->c.done && owns(x))
+        own_read(x, SHOAL_NOWAIT); /* what the client sent is in the connection still */
     int ready = x->c.head || x->c.peer_done || x->c.done;
     pthread_mutex_unlock(x->c.mu);
     return ready;
+}
+
+int shoal_rpc_ctx_set_direct(shoal_rpc_ctx *x, int on)
+{
+    if (!x || current_ctx != x)
+        return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL, or not on the call's handler "
+                                        "thread");
+    pthread_mutex_lock(x->c.mu);
+    x->direct = on != 0;
+    if (!x->direct && x->sc->owner == x)
+        give_back(x->sc);
+    pthread_mutex_unlock(x->c.mu);
+    return 0;
 }
 
 const shoal_rpc_md *shoal_rpc_ctx_metadata(const shoal_rpc_ctx *x)

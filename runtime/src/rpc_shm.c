@@ -19,6 +19,10 @@
  * forks keeps its connection (its end was in use: pipe.c), and a child that calls on
  * the inherited channel shares it.
  *
+ * A connection whose one call is a handler in direct receive (rpc_server.c) is not
+ * watched by the loop: the handler's thread receives from the pipe itself, and
+ * shm_watch gives the pipe back to the loop.
+ *
  * The server's loop, woken by a readable pipe, takes up to 64 frames a turn; only the
  * first receive asks after the client's process (the loop watching the pipe reports
  * a client gone), so a busy connection costs no peer check per frame.
@@ -120,6 +124,15 @@ static void shm_stop(rpc_conn *base)
     c->src = NULL;
 }
 
+static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *arg);
+
+static int shm_watch(rpc_conn *base)
+{
+    shm_conn *c = (shm_conn *)base;
+    return shoal_loop_add_pipe(c->loop, c->pipe, SHOAL_LOOP_READABLE, on_pipe, c,
+                               &c->src);
+}
+
 static void shm_close(rpc_conn *base)
 {
     shm_conn *c = (shm_conn *)base;
@@ -145,6 +158,7 @@ static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
         return NULL;
     }
     c->base.ops = &shm_ops;
+    c->base.watch = shm_watch;
     c->base.t = c;
     snprintf(c->name, sizeof(c->name), "%s", pipe_name);
     snprintf(c->base.peer, sizeof(c->base.peer), "shm pipe %s", pipe_name);
@@ -273,6 +287,8 @@ static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *
     }
     if (rc < 0)
         rpc__server_conn_lost(&c->base); /* may free c */
+    else
+        rpc__server_handoff(&c->base); /* a handler in direct receive: its own reader */
 }
 
 /* A connection request: the name of a client's pipe. */
@@ -288,8 +304,7 @@ static void accept_one(shm_listener *l, const char *pname)
         shm_close(&c->base);
         return;
     }
-    if (shoal_loop_add_pipe(c->loop, c->pipe, SHOAL_LOOP_READABLE, on_pipe, c, &c->src) <
-        0) {
+    if (shm_watch(&c->base) < 0) {
         shm_close(&c->base);
         return;
     }

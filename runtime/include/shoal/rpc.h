@@ -400,6 +400,23 @@ SHOAL_API int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *ctx);
 /* Non-zero when shoal_rpc_ctx_recv would not wait: a request is there, or the
  * requests ended, or the call is over. */
 SHOAL_API int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *ctx);
+/*
+ * Direct receive (on: non-zero), for a streaming handler that reads its requests one
+ * after another and does little between two: while its call is the only one on its
+ * connection and the transport allows it (shm://), the handler's thread reads the
+ * connection itself — no hand-off from the server's loop to the handler, and the
+ * client's request wakes the handler directly (after its spin, none at all). The
+ * thread takes the connection when it would wait in shoal_rpc_ctx_recv (or in
+ * shoal_rpc_ctx_send, for the client's window) and keeps it between two receives;
+ * it gives it back to the loop when the handler returns, when a frame of another call
+ * arrives, or when direct receive is turned off. Meanwhile nobody else reads the
+ * connection: turn it off before the handler waits for anything but its own call
+ * (another thread's work that needs the client's window, say), and on again after.
+ * Cancellation, the deadline, a client gone and flow control work as without it.
+ * Only on the call's handler thread. Returns 0, or SHOAL_EINVAL (ctx NULL, or another
+ * thread).
+ */
+SHOAL_API int shoal_rpc_ctx_set_direct(shoal_rpc_ctx *ctx, int on);
 /* Time left until the call's deadline (SHOAL_FOREVER: none; 0: passed). */
 SHOAL_API shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *ctx);
 /* Non-zero once the call was cancelled, its deadline passed or its client died. */
