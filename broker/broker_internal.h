@@ -29,9 +29,10 @@ typedef struct broker_index broker_index;
 uint64_t broker__bv_hash(const bv *v);
 broker_index *broker__index_new(void);
 void broker__index_free(broker_index *x);
-/* (Re)builds x over map m's entries; ids: their record ids (NULL: new ones). 0 or -1
- * (out of memory: x unchanged). */
-int broker__index_build(broker_index *x, const bv *m, const uint64_t *ids);
+/* (Re)builds x over map m's entries, dropping a repeated key (the first stays, with
+ * the last value); ids: their record ids, in increasing order (NULL: new ones). 0 or
+ * -1 (out of memory: x and m unchanged). */
+int broker__index_build(broker_index *x, bv *m, const uint64_t *ids);
 /* The position of key in m, or -1. */
 long broker__index_find(const broker_index *x, const bv *m, const bv *key);
 /* m[key] = v (both taken over; an existing entry keeps its key and place). Returns

@@ -25,6 +25,10 @@
  * inserted. store.c keeps each entry in its own LMDB record under that id, so a
  * write rewrites one record and the records' order is the insertion order.
  *
+ * Building the index over a map that came whole (a dict created with its contents, or
+ * read back) also drops repeated keys (1 and 1.0 are one key): the first stays, with
+ * the last one's value, as in a Python dict display.
+ *
  * The entries array grows by doubling (the index tracks its capacity); when the map
  * was reallocated by someone else (its pointer changed) the capacity is taken to be
  * its length.
@@ -275,7 +279,7 @@ uint64_t broker__index_id(const broker_index *x, size_t pos)
     return x->ids[pos];
 }
 
-int broker__index_build(broker_index *x, const bv *m, const uint64_t *ids)
+int broker__index_build(broker_index *x, bv *m, const uint64_t *ids)
 {
     size_t n = m->map->n_entries, cap = 8;
     while (cap < 2 * n + 2)
@@ -294,18 +298,29 @@ int broker__index_build(broker_index *x, const bv *m, const uint64_t *ids)
     x->used = 0;
     x->ids = idv;
     x->capids = n ? n : 1;
+    Shoal__Broker__Entry **e = m->map->entries;
+    size_t kept = 0;
+    for (size_t pos = 0; pos < n; pos++) {
+        uint32_t h = (uint32_t)broker__bv_hash(e[pos]->key);
+        m->map->n_entries = kept; /* lookup sees the entries kept so far */
+        size_t i = lookup(x, m, e[pos]->key, h);
+        if (x->slot[i].pos1) { /* a repeated key: as in a dict display, the first key
+                                  stays with the last value */
+            Shoal__Broker__Entry *first = e[x->slot[i].pos1 - 1];
+            shoal__bv_free(first->value);
+            first->value = e[pos]->value;
+            e[pos]->value = NULL;
+            protobuf_c_message_free_unpacked(&e[pos]->base, NULL);
+            continue;
+        }
+        e[kept] = e[pos];
+        idv[kept] = ids ? ids[pos] : x->next_id + kept;
+        slot_add(x, h, kept++);
+    }
+    m->map->n_entries = kept;
     x->ents = m->map->entries;
     x->capents = n;
-    for (size_t pos = 0; pos < n; pos++) {
-        const bv *key = m->map->entries[pos]->key;
-        uint32_t h = (uint32_t)broker__bv_hash(key);
-        if (!x->slot[lookup(x, m, key, h)].pos1) /* a duplicate: the first is found */
-            slot_add(x, h, pos);
-        idv[pos] = ids ? ids[pos] : x->next_id + pos;
-    }
-    if (ids)
-        x->next_id = n ? ids[n - 1] + 1 : 0;
-    else
-        x->next_id += n;
+    if (kept)
+        x->next_id = idv[kept - 1] + 1 > x->next_id ? idv[kept - 1] + 1 : x->next_id;
     return 0;
 }

@@ -288,6 +288,43 @@ static void test_dict_large(void **state)
     shoal_broker_destroy(b);
 }
 
+/* Appends key: v to map m as it is, even when m has the key already. */
+static void raw_put(bv *m, bv *key, bv *v)
+{
+    Shoal__Broker__Entry *e = malloc(sizeof(*e));
+    shoal__broker__entry__init(e);
+    e->key = key;
+    e->value = v;
+    m->map->entries = realloc(m->map->entries, (m->map->n_entries + 1) * sizeof(e));
+    m->map->entries[m->map->n_entries++] = e;
+}
+
+/* A dict created from a map that repeats a key (1, 1.0, True are one key) has it
+ * once: the first key, the last value, as a Python dict display. */
+static void test_dict_created_with_repeated_keys(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    bv *m = shoal__bv_map();
+    raw_put(m, I(1), S("a"));
+    raw_put(m, S("x"), I(2));
+    raw_put(m, shoal__bv_double(1.0), S("b"));
+    raw_put(m, shoal__bv_bool(true), S("c"));
+    create(b, "dup", SHOAL__BROKER__KIND__DICT, m);
+    for (int life = 0; life < 2; life++) {
+        assert_int_equal(call0(b, "dup", "len")->result->i, 2);
+        brep *k = call0(b, "dup", "keys"); /* 1 first, then again after 'x' */
+        assert_int_equal(k->result->list->items[life]->kind_case, BV_INT);
+        assert_string_equal(call(b, "dup", "get", ARGS(I(1)))->result->s, "c");
+        assert_int_equal(call(b, "dup", "del", ARGS(shoal__bv_bool(true)))->status, 0);
+        assert_int_equal(call(b, "dup", "contains", ARGS(I(1)))->result->b, false);
+        assert_int_equal(call(b, "dup", "set", ARGS(I(1), S("c")))->status, 0);
+        shoal_broker_destroy(b);
+        b = open_broker(data_dir);
+    }
+    shoal_broker_destroy(b);
+}
+
 /* ---- lists and queues ---- */
 
 static char *copy_of(shoal_broker *b, const char *name, size_t *len)
@@ -541,6 +578,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dict_index_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dict_index_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dict_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dict_created_with_repeated_keys, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_list_queue_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_any_instant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_migrated, setup, teardown),
