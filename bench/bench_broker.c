@@ -15,7 +15,9 @@
  * With KEYS (TOKEN "-": none), set and get go round KEYS distinct keys of one dict
  * instead, each set writing operation i to key i % KEYS; the dict is filled with
  * those KEYS keys before the clock starts, so every operation meets a dict of KEYS
- * keys (a dict of 100 against one of 100,000 shows whether the cost grows).
+ * keys (a dict of 100 against one of 100,000 shows whether the cost grows). -KEYS:
+ * the same keys, not filled (a previous run filled them), so that a profiler of the
+ * broker can be zeroed between the two runs and count the operations alone.
  *   append  list append of a small int
  *   lock    lock acquire then release (two requests: one operation)
  *
@@ -39,7 +41,8 @@
 #define KEY   "key:000000000042"
 #define VALUE "xxx"
 
-static long nkeys; /* 0: the one key KEY */
+static long nkeys;   /* 0: the one key KEY */
+static int fill = 1; /* fill the dict with the nkeys keys first */
 
 /* The key of operation i. */
 static shoal_mv *key_of(long i)
@@ -147,7 +150,7 @@ static void *client_main(void *arg)
         c->failed = 1;
     if (!c->failed && setup_objects(m) < 0)
         c->failed = 1;
-    if (!c->failed && c == c->first && nkeys && fill_keys(m) < 0)
+    if (!c->failed && c == c->first && nkeys && fill && fill_keys(m) < 0)
         c->failed = 1;
     pthread_barrier_wait(c->start);
     c->t0 = now_ns();
@@ -189,14 +192,17 @@ int main(int argc, char **argv)
     int nclients = argc > 5 ? atoi(argv[5]) : 1;
     const char *token = argc > 6 && strcmp(argv[6], "-") ? argv[6] : NULL;
     nkeys = argc > 7 ? atol(argv[7]) : 0;
+    if (nkeys < 0) {
+        nkeys = -nkeys;
+        fill = 0;
+    }
     if (strcmp(cs, "set") && strcmp(cs, "get") && strcmp(cs, "append") &&
         strcmp(cs, "lock")) {
         fprintf(stderr, "bench_broker: unknown case %s\n", cs);
         return 2;
     }
-    if (depth < 1 || count < 1 || nclients < 1 || nclients > 64 || nkeys < 0) {
-        fprintf(stderr,
-                "bench_broker: DEPTH, COUNT >= 1, 1 <= CLIENTS <= 64, KEYS >= 0\n");
+    if (depth < 1 || count < 1 || nclients < 1 || nclients > 64) {
+        fprintf(stderr, "bench_broker: DEPTH, COUNT >= 1, 1 <= CLIENTS <= 64\n");
         return 2;
     }
     client cl[64];

@@ -33,7 +33,6 @@
  * was reallocated by someone else (its pointer changed) the capacity is taken to be
  * its length.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,7 +82,7 @@ uint64_t broker__bv_hash(const bv *v)
         return mix((uint64_t)v->i);
     case BV_DOUBLE:
         if (v->d >= -9223372036854775808.0 && v->d < 9223372036854775808.0 &&
-            v->d == trunc(v->d))
+            (double)(int64_t)v->d == v->d)
             return mix((uint64_t)(int64_t)v->d); /* equal to that integer */
         {
             uint64_t bits;
