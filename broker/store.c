@@ -321,54 +321,26 @@ static int corrupt(const char *dir, const char *what, const char *name)
                       name ? name : "?");
 }
 
-/* Version 1: "o" name holds the whole Object. */
-static int load_v1(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, const char *dir)
-{
-    MDB_cursor *cur;
-    MDB_val k = {1, "o"}, v;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc)
-        return lmdb_err(rc, "cursor");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size >= 2 && ((char *)k.mv_data)[0] == 'o';
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        char *name = strndup((char *)k.mv_data + 1, k.mv_size - 1);
-        bobjstate *st = (bobjstate *)shoal__bv_unpack(&shoal__broker__object__descriptor,
-                                                      v.mv_data, v.mv_size);
-        bobj *o = name && st && st->data ? broker__insert(b, name, st) : NULL;
-        if (!o) {
-            if (st)
-                protobuf_c_message_free_unpacked(&st->base, NULL);
-            mdb_cursor_close(cur);
-            int err =
-                name ? corrupt(dir, "version 1 object does not decode:", name) : oom();
-            free(name);
-            return err;
-        }
-        free(name);
-        o->hdr = o->full = 1; /* written as version 2 */
-    }
-    mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "read");
-}
-
 /* The empty container a record kind's data starts from. */
 static bv *empty_data(int kind)
 {
     return is_map_kind(kind) ? shoal__bv_map() : shoal__bv_seq(BV_LIST);
 }
 
-static int load_headers(shoal_broker *b, MDB_cursor *cur, const char *dir)
+/* Loads the objects whose records start with tag: "o" (version 1: each holds the
+ * whole Object, which is then to be written as version 2) or "h" (headers; a record
+ * kind's entries or items follow in records of their own). */
+static int load_objects(shoal_broker *b, MDB_cursor *cur, char tag, const char *dir)
 {
-    MDB_val k = {1, "h"}, v;
+    MDB_val k = {1, &tag}, v;
     int rc;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size >= 2 && ((char *)k.mv_data)[0] == 'h';
+         rc == 0 && k.mv_size >= 2 && ((char *)k.mv_data)[0] == tag;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         char *name = strndup((char *)k.mv_data + 1, k.mv_size - 1);
         bobjstate *st = (bobjstate *)shoal__bv_unpack(&shoal__broker__object__descriptor,
                                                       v.mv_data, v.mv_size);
-        if (st && broker__records_kind(st->kind)) {
+        if (st && tag == 'h' && broker__records_kind(st->kind)) {
             shoal__bv_free(st->data);
             st->data = empty_data(st->kind);
         }
@@ -376,12 +348,12 @@ static int load_headers(shoal_broker *b, MDB_cursor *cur, const char *dir)
         if (!o) {
             if (st)
                 protobuf_c_message_free_unpacked(&st->base, NULL);
-            int err =
-                name ? corrupt(dir, "the header does not decode: object", name) : oom();
+            int err = name ? corrupt(dir, "an object does not decode:", name) : oom();
             free(name);
             return err;
         }
         free(name);
+        o->hdr = o->full = tag == 'o'; /* version 1: written as version 2 */
     }
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "read");
 }
@@ -489,14 +461,16 @@ static int load_records(shoal_broker *b, MDB_cursor *cur, const char *dir)
     return err;
 }
 
-static int load_v2(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, const char *dir)
+/* Loads version v's objects. */
+static int load_version(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, uint32_t v,
+                        const char *dir)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc)
         return lmdb_err(rc, "cursor");
-    int err = load_headers(b, cur, dir);
-    if (!err)
+    int err = load_objects(b, cur, v == 1 ? 'o' : 'h', dir);
+    if (!err && v != 1)
         err = load_records(b, cur, dir);
     mdb_cursor_close(cur);
     return err;
@@ -539,7 +513,7 @@ static int load(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, const char *dir)
                           "broker data directory %s: format version %u; this broker "
                           "reads versions 1 (migrating it) and %u",
                           dir, version, FORMAT_VERSION);
-    int err = version == 1 ? load_v1(b, txn, dbi, dir) : load_v2(b, txn, dbi, dir);
+    int err = load_version(b, txn, dbi, version, dir);
     if (!err && version == 1)
         err = migrate(b, txn, dbi);
     version = FORMAT_VERSION;
