@@ -3,9 +3,10 @@
  *
  * Objects. Each named object is a bobj: its name and its state, one protobuf-c
  * Object message (broker.proto) — kind, data (a Value: the dict's map, the list, the
- * queue's items, ...), typecode, count, limit, owner, flag. Keeping the whole state as
- * one message makes durability one function: store.c writes the packed Object under
- * the object's name. Objects live in a hash table by name.
+ * queue's items, ...), typecode, count, limit, owner, flag. A dict or Namespace also
+ * has a hash index of its keys (index.c): the map ops go through find_key / put_key /
+ * take_key, which use it for the object's own map and scan a nested one. Objects live
+ * in a hash table by name.
  *
  * Requests. One mutex serialises every operation, so each is atomic: increment,
  * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs
@@ -24,11 +25,14 @@
  * (SHOAL_ETIMEDOUT). Condition waiters go through two stages (waiting for a notify,
  * then for the lock back); barrier waiters complete when their generation passes.
  *
- * Durability and replies. Every object an operation changed is marked dirty; at the
- * end of the request (or timer pass, or of a session's batch of pipelined requests:
- * broker_run) store.c writes them all in one LMDB transaction,
- * and only after it commits are the replies handed to their sessions (pending list).
- * So a client never sees an acknowledgement for a write that a crash could lose.
+ * Durability and replies. Every object an operation changed is marked dirty, and
+ * with a data directory the operation logs the records it changed (store.c: one per
+ * dict entry or list / queue item; the rec_* helpers, which nested paths leave to
+ * run(): it logs the top element the path went through); at the end of the request
+ * (or timer pass, or of a session's batch of pipelined requests: broker_run) store.c
+ * writes the log and the changed objects' headers in one LMDB transaction, and only
+ * after it commits are the replies handed to their sessions (pending list). So a
+ * client never sees an acknowledgement for a write that a crash could lose.
  *
  * Sessions and ownership. Locks are held by (session, client thread); semaphore units
  * are counted per session in the semaphore's data map. When a session ends (the client
