@@ -404,6 +404,51 @@ static void test_list_queue_records(void **state)
     shoal_broker_destroy(b);
 }
 
+/* Runs obj.op(args) deferred: its commit (and reply) waits for broker_commit. */
+static void deferred(shoal_broker *b, const char *obj, const char *op, bv **args,
+                     size_t n)
+{
+    breq r = SHOAL__BROKER__REQUEST__INIT;
+    r.id = ++next_id;
+    r.object = (char *)obj;
+    r.op = (char *)op;
+    r.args = args;
+    r.n_args = n;
+    size_t len;
+    void *buf = shoal__bv_pack(&r.base, &len);
+    for (size_t i = 0; i < n; i++)
+        shoal__bv_free(args[i]);
+    assert_int_equal(broker_run(b, SESSION, 7, buf, len, 1), 1);
+    free(buf);
+}
+
+/* One commit holds a dict's writes, its deletion, a new dict of the same name and
+ * its writes: the new one alone comes back. */
+static void test_delete_and_recreate_in_one_commit(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    create(b, "r", SHOAL__BROKER__KIND__LIST, NULL);
+    call(b, "r", "append", ARGS(I(1)));
+    deferred(b, "r", "append", ARGS(I(2)));
+    deferred(b, "r", "clear", NULL, 0);
+    deferred(b, "r", "append", ARGS(I(3)));
+    deferred(b, "r", "delete", NULL, 0);
+    deferred(b, "r", "create", ARGS(I(SHOAL__BROKER__KIND__DICT)));
+    deferred(b, "r", "set", ARGS(S("k"), I(4)));
+    deferred(b, "r", "set", ARGS(S("gone"), I(5)));
+    deferred(b, "r", "del", ARGS(S("gone")));
+    broker_commit(b);
+    shoal_broker_destroy(b);
+    b = open_broker(data_dir);
+    brep *r = call0(b, "r", "items");
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->result->list->n_items, 1);
+    assert_string_equal(r->result->list->items[0]->tuple->items[0]->s, "k");
+    assert_int_equal(r->result->list->items[0]->tuple->items[1]->i, 4);
+    shoal_broker_destroy(b);
+}
+
 /* ---- SIGKILL at a random instant ---- */
 
 static int writer_child(void *arg)
@@ -581,6 +626,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dict_created_with_repeated_keys, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_list_queue_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_and_recreate_in_one_commit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_any_instant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
