@@ -2,7 +2,7 @@
  * bench_broker.c — the Manager broker through its C client (shoal/manager.h), the
  * shoal side of bench/broker_compare.py's comparison with redis-benchmark.
  *
- *   bench_broker CASE DEPTH COUNT ADDRESS [CLIENTS [TOKEN]]
+ *   bench_broker CASE DEPTH COUNT ADDRESS [CLIENTS [TOKEN [KEYS]]]
  *
  * CLIENTS threads (default 1), each with a connection of its own (a session, as
  * redis-benchmark's clients each have a socket), run COUNT operations each on one
@@ -11,6 +11,13 @@
  *
  *   set     dict set of one key to a 3-byte value (redis-benchmark SET's default)
  *   get     dict get of that key (GET)
+ *
+ * With KEYS (TOKEN "-": none), set and get go round KEYS distinct keys of one dict
+ * instead, each set writing operation i to key i % KEYS; the dict is filled with
+ * those KEYS keys before the clock starts, so every operation meets a dict of KEYS
+ * keys (a dict of 100 against one of 100,000 shows whether the cost grows). -KEYS:
+ * the same keys, not filled (a previous run filled them), so that a profiler of the
+ * broker can be zeroed between the two runs and count the operations alone.
  *   append  list append of a small int
  *   lock    lock acquire then release (two requests: one operation)
  *
@@ -34,6 +41,19 @@
 #define KEY   "key:000000000042"
 #define VALUE "xxx"
 
+static long nkeys;   /* 0: the one key KEY */
+static int fill = 1; /* fill the dict with the nkeys keys first */
+
+/* The key of operation i. */
+static shoal_mv *key_of(long i)
+{
+    char k[32];
+    if (!nkeys)
+        return shoal_mv_str(KEY);
+    snprintf(k, sizeof(k), "key:%012ld", i % nkeys);
+    return shoal_mv_str(k);
+}
+
 typedef struct client {
     const char *cs, *address, *token;
     int depth;
@@ -43,6 +63,7 @@ typedef struct client {
     int64_t *lat; /* each batch's time per operation */
     long nlat;
     int failed;
+    struct client *first; /* the client that fills the dict */
 } client;
 
 static int setup_objects(shoal_manager *m)
@@ -57,6 +78,27 @@ static int setup_objects(shoal_manager *m)
     return 0;
 }
 
+/* Sets the KEYS keys (pipelined, in batches), once, before the clock starts. */
+static int fill_keys(shoal_manager *m)
+{
+    enum { BATCH = 256 };
+    uint64_t ids[BATCH];
+    for (long done = 0; done < nkeys;) {
+        int n = 0;
+        for (; n < BATCH && done + n < nkeys; n++) {
+            shoal_mv *args[2] = {key_of(done + n), shoal_mv_str(VALUE)};
+            shoal_manager_request r = {"bench.dict", "set", NULL, 0, args, 2, 0};
+            if (shoal_manager_submit(m, &r, &ids[n]) < 0)
+                return -1;
+        }
+        for (int k = 0; k < n; k++)
+            if (shoal_manager_wait(m, ids[k], NULL) < 0)
+                return -1;
+        done += n;
+    }
+    return 0;
+}
+
 /* Submits the requests of one operation (two for the lock); returns their count. */
 static int submit_op(shoal_manager *m, const char *cs, long i, uint64_t *ids)
 {
@@ -65,11 +107,11 @@ static int submit_op(shoal_manager *m, const char *cs, long i, uint64_t *ids)
     r.args = args;
     if (!strcmp(cs, "set")) {
         r = (shoal_manager_request){"bench.dict", "set", NULL, 0, args, 2, 0};
-        args[0] = shoal_mv_str(KEY);
+        args[0] = key_of(i);
         args[1] = shoal_mv_str(VALUE);
     } else if (!strcmp(cs, "get")) {
         r = (shoal_manager_request){"bench.dict", "get", NULL, 0, args, 1, 0};
-        args[0] = shoal_mv_str(KEY);
+        args[0] = key_of(i);
     } else if (!strcmp(cs, "append")) {
         r = (shoal_manager_request){"bench.list", "append", NULL, 0, args, 1, 0};
         args[0] = shoal_mv_int(i);
@@ -108,6 +150,8 @@ static void *client_main(void *arg)
         c->failed = 1;
     if (!c->failed && setup_objects(m) < 0)
         c->failed = 1;
+    if (!c->failed && c == c->first && nkeys && fill && fill_keys(m) < 0)
+        c->failed = 1;
     pthread_barrier_wait(c->start);
     c->t0 = now_ns();
     for (long done = 0; !c->failed && done < c->count;) {
@@ -139,13 +183,19 @@ int main(int argc, char **argv)
 {
     if (argc < 5) {
         fprintf(stderr, "usage: bench_broker set|get|append|lock DEPTH COUNT ADDRESS "
-                        "[CLIENTS [TOKEN]]\n");
+                        "[CLIENTS [TOKEN [KEYS]]]\n");
         return 2;
     }
     const char *cs = argv[1];
     int depth = atoi(argv[2]);
     long count = atol(argv[3]);
     int nclients = argc > 5 ? atoi(argv[5]) : 1;
+    const char *token = argc > 6 && strcmp(argv[6], "-") ? argv[6] : NULL;
+    nkeys = argc > 7 ? atol(argv[7]) : 0;
+    if (nkeys < 0) {
+        nkeys = -nkeys;
+        fill = 0;
+    }
     if (strcmp(cs, "set") && strcmp(cs, "get") && strcmp(cs, "append") &&
         strcmp(cs, "lock")) {
         fprintf(stderr, "bench_broker: unknown case %s\n", cs);
@@ -160,9 +210,8 @@ int main(int argc, char **argv)
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)nclients);
     for (int i = 0; i < nclients; i++) {
-        cl[i] = (client){
-            cs, argv[4], argc > 6 ? argv[6] : NULL, depth, count, &start, 0, 0, NULL,
-            0,  0};
+        cl[i] =
+            (client){cs, argv[4], token, depth, count, &start, 0, 0, NULL, 0, 0, &cl[0]};
         pthread_create(&th[i], NULL, client_main, &cl[i]);
     }
     int64_t t0 = INT64_MAX, t1 = 0, per_client = 0;

@@ -23,6 +23,27 @@ typedef struct waiter {
 
 struct broker_watcher;
 
+/* index.c: a dict's hash index (see its top comment). */
+typedef struct broker_index broker_index;
+/* The hash of a key, agreeing with shoal__bv_equal (1, 1.0 and True hash alike). */
+uint64_t broker__bv_hash(const bv *v);
+broker_index *broker__index_new(void);
+void broker__index_free(broker_index *x);
+/* (Re)builds x over map m's entries, dropping a repeated key (the first stays, with
+ * the last value); ids: their record ids, in increasing order (NULL: new ones). 0 or
+ * -1 (out of memory: x and m unchanged). */
+int broker__index_build(broker_index *x, bv *m, const uint64_t *ids);
+/* The position of key in m, or -1. */
+long broker__index_find(const broker_index *x, const bv *m, const bv *key);
+/* m[key] = v (both taken over; an existing entry keeps its key and place). Returns
+ * the entry's position (*added: whether it is new), or -1 (out of memory: both
+ * freed). */
+long broker__index_put(broker_index *x, bv *m, bv *key, bv *v, int *added);
+/* Removes entry pos of m, returning its value (its key freed) and its record id. */
+bv *broker__index_take(broker_index *x, bv *m, size_t pos, uint64_t *id);
+/* The record id of entry pos. */
+uint64_t broker__index_id(const broker_index *x, size_t pos);
+
 typedef struct bobj {
     char *name;
     bobjstate *st;
@@ -31,7 +52,23 @@ typedef struct bobj {
     int dirty;
     uint64_t seq;                    /* writes since the broker started (Watch) */
     struct broker_watcher *watchers; /* watch.c */
+    broker_index *idx;               /* dict, Namespace: the index of data's keys */
+    uint64_t head;                   /* list, Array, queue: the record id of item 0 */
+    int hdr;                         /* store: its header record must be written */
+    int full;                        /* store: all its records must be rewritten */
 } bobj;
+
+/* Whether objects of kind k keep their items or entries in records of their own. */
+bool broker__records_kind(int k);
+
+/* A change to one record of an object, waiting for the commit (store.c). */
+struct broker_rec {
+    bobj *o;
+    int what; /* 0: put buf under id; 1: delete id; 2: delete all of o's records */
+    uint64_t id;
+    void *buf; /* the packed record (put) */
+    size_t len;
+};
 
 struct broker_pend {
     broker_session *s;
@@ -56,6 +93,9 @@ struct shoal_broker {
     size_t ndirty, capdirty;
     struct broker_pend *pend; /* its replies, handed over once durable */
     size_t npend, cappend;
+    struct broker_rec *recs; /* the record changes of the writes not committed yet */
+    size_t nrecs, caprecs;
+    int recs_lost; /* one could not be kept (out of memory): the commit must fail */
     shoal_rpc_service svc;          /* session.c's table, bound to this broker */
     struct broker_watcher *wstaged; /* watchers with changes waiting for the commit */
     size_t nwatchers;
@@ -73,7 +113,16 @@ void broker__dirty(shoal_broker *b, bobj *o);
 /* store.c: LMDB. Opens (creating) the environment in dir, loads every object into b
  * (broker__insert) and reads and bumps the boot counter. */
 int broker__store_open(shoal_broker *b, const char *dir, int sync);
-/* Writes the objects (a deleted one: o->st NULL) in one transaction and commits. */
+/* Log a change to o's records for the next commit (nothing without a data
+ * directory): entry pos of its dict, or item pos of its list, was set or added; the
+ * record id went; all of its records went (o deleted). The record is packed now. */
+void broker__store_entry(shoal_broker *b, bobj *o, size_t pos);
+void broker__store_item(shoal_broker *b, bobj *o, size_t pos);
+void broker__store_gone(shoal_broker *b, bobj *o, uint64_t id);
+void broker__store_drop(shoal_broker *b, bobj *o);
+/* Applies the logged record changes, then the headers of the changed objects (a
+ * deleted one: o->st NULL) and the full rewrites (o->full), in one transaction, and
+ * commits. The log is emptied either way. */
 int broker__store_commit(shoal_broker *b, bobj **objs, size_t n);
 void broker__store_close(shoal_broker *b);
 

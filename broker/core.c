@@ -3,9 +3,10 @@
  *
  * Objects. Each named object is a bobj: its name and its state, one protobuf-c
  * Object message (broker.proto) — kind, data (a Value: the dict's map, the list, the
- * queue's items, ...), typecode, count, limit, owner, flag. Keeping the whole state as
- * one message makes durability one function: store.c writes the packed Object under
- * the object's name. Objects live in a hash table by name.
+ * queue's items, ...), typecode, count, limit, owner, flag. A dict or Namespace also
+ * has a hash index of its keys (index.c): the map ops go through find_key / put_key /
+ * take_key, which use it for the object's own map and scan a nested one. Objects live
+ * in a hash table by name.
  *
  * Requests. One mutex serialises every operation, so each is atomic: increment,
  * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs
@@ -24,11 +25,14 @@
  * (SHOAL_ETIMEDOUT). Condition waiters go through two stages (waiting for a notify,
  * then for the lock back); barrier waiters complete when their generation passes.
  *
- * Durability and replies. Every object an operation changed is marked dirty; at the
- * end of the request (or timer pass, or of a session's batch of pipelined requests:
- * broker_run) store.c writes them all in one LMDB transaction,
- * and only after it commits are the replies handed to their sessions (pending list).
- * So a client never sees an acknowledgement for a write that a crash could lose.
+ * Durability and replies. Every object an operation changed is marked dirty, and
+ * with a data directory the operation logs the records it changed (store.c: one per
+ * dict entry or list / queue item; the rec_* helpers, which nested paths leave to
+ * run(): it logs the top element the path went through); at the end of the request
+ * (or timer pass, or of a session's batch of pipelined requests: broker_run) store.c
+ * writes the log and the changed objects' headers in one LMDB transaction, and only
+ * after it commits are the replies handed to their sessions (pending list). So a
+ * client never sees an acknowledgement for a write that a crash could lose.
  *
  * Sessions and ownership. Locks are held by (session, client thread); semaphore units
  * are counted per session in the semaphore's data map. When a session ends (the client
@@ -90,6 +94,16 @@ bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st)
         return NULL;
     bobj *o = calloc(1, sizeof(*o));
     char *n = strdup(name);
+    bool map = st->kind == SHOAL__BROKER__KIND__DICT ||
+               st->kind == SHOAL__BROKER__KIND__NAMESPACE;
+    if (o && map && st->data->kind_case == BV_MAP &&
+        (!(o->idx = broker__index_new()) ||
+         broker__index_build(o->idx, st->data, NULL) < 0)) {
+        broker__index_free(o->idx); /* out of memory */
+        o->idx = NULL;
+        free(n);
+        n = NULL;
+    }
     if (!o || !n) {
         free(o);
         free(n);
@@ -117,6 +131,7 @@ void broker__free_obj(bobj *o)
 {
     if (o->st)
         protobuf_c_message_free_unpacked(&o->st->base, NULL);
+    broker__index_free(o->idx);
     free(o->name);
     free(o);
 }
@@ -174,7 +189,7 @@ static void finish(shoal_broker *b)
             shoal__test_point("broker.after_commit");
     }
     for (size_t i = 0; i < b->ndirty; i++) {
-        b->dirty[i]->dirty = 0;
+        b->dirty[i]->dirty = b->dirty[i]->hdr = b->dirty[i]->full = 0;
         if (!b->dirty[i]->st) /* deleted */
             broker__free_obj(b->dirty[i]);
     }
@@ -206,6 +221,8 @@ typedef struct op_ctx {
     bv *result;
     int64_t saved;    /* what a blocked first run leaves for its waiter */
     int parked_state; /* a blocked first run changed the object (condition, barrier) */
+    size_t top;       /* with a path: the position of its first element in the data */
+    size_t slot;      /* incr, cas: the position of the entry or item changed */
 } op_ctx;
 
 #define K(k)     (1u << SHOAL__BROKER__KIND__##k)
@@ -271,7 +288,7 @@ static Shoal__Broker__Seq *seq(bv *v)
 }
 
 /* Resolves list index v (negative: from the end) against n items. */
-static int index_of(op_ctx *c, const bv *v, size_t n, bool end_ok, size_t *out)
+static int index_at(op_ctx *c, const bv *v, size_t n, bool end_ok, size_t *out)
 {
     if (!is_int(v))
         return bad_args(c, "an integer index");
@@ -327,11 +344,95 @@ static int check_typed(op_ctx *c, bv *v)
                       fp ? "numbers" : "integers");
 }
 
-/* ---- maps ---- */
+/* ---- records: what a write changes in the data directory (store.c) ---- */
+
+/* Whether the operation changes the object's own entries or items (not those of a
+ * nested container, whose top element run() writes, nor the state of a kind whose
+ * header holds it all), with a data directory. */
+static bool own_records(op_ctx *c)
+{
+    return c->b->store && c->req->n_path == 0 && broker__records_kind(c->o->st->kind);
+}
+
+/* Every record of the object is to be rewritten (items moved). */
+static void rec_full(op_ctx *c)
+{
+    if (own_records(c))
+        c->o->full = 1;
+}
+
+static void rec_entry(op_ctx *c, size_t pos)
+{
+    if (own_records(c))
+        broker__store_entry(c->b, c->o, pos);
+}
+
+static void rec_item(op_ctx *c, size_t i)
+{
+    if (own_records(c))
+        broker__store_item(c->b, c->o, i);
+}
+
+/* Item i of the n the list had is gone: at either end one record goes (item ids are
+ * head + position); in the middle the items after it moved. */
+static void rec_item_gone(op_ctx *c, size_t i, size_t n)
+{
+    if (!own_records(c))
+        return;
+    if (i == 0)
+        broker__store_gone(c->b, c->o, c->o->head++);
+    else if (i + 1 == n)
+        broker__store_gone(c->b, c->o, c->o->head + i);
+    else
+        c->o->full = 1;
+}
+
+/* ---- maps: the object's own dict through its index, a nested one by a scan ---- */
+
+static broker_index *index_of(op_ctx *c)
+{
+    return c->target == c->o->st->data ? c->o->idx : NULL;
+}
 
 static long find_key(op_ctx *c, const bv *key)
 {
-    return key ? shoal__bv_map_find(c->target, key) : -1;
+    if (!key)
+        return -1;
+    broker_index *x = index_of(c);
+    return x ? broker__index_find(x, c->target, key) : shoal__bv_map_find(c->target, key);
+}
+
+/* target[key] = v (both taken over): the entry's position, or an error. */
+static long put_key(op_ctx *c, bv *key, bv *v)
+{
+    broker_index *x = index_of(c);
+    long pos;
+    if (x) {
+        int added;
+        pos = broker__index_put(x, c->target, key, v, &added);
+    } else {
+        long at = key ? shoal__bv_map_find(c->target, key) : -1;
+        pos = shoal__bv_map_put(c->target, key, v) < 0 ? -1
+              : at >= 0                                ? at
+                        : (long)c->target->map->n_entries - 1;
+    }
+    if (pos < 0)
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    rec_entry(c, (size_t)pos);
+    return pos;
+}
+
+/* Removes entry pos, returning its value. */
+static bv *take_key(op_ctx *c, size_t pos)
+{
+    broker_index *x = index_of(c);
+    if (!x)
+        return shoal__bv_map_take(c->target, pos);
+    uint64_t id;
+    bv *v = broker__index_take(x, c->target, pos, &id);
+    if (own_records(c))
+        broker__store_gone(c->b, c->o, id);
+    return v;
 }
 
 static int need_key(op_ctx *c, const bv *key)
@@ -352,9 +453,8 @@ static int map_set(op_ctx *c)
     if (c->req->n_args != 2 || need_key(c, arg(c, 0)) < 0)
         return bad_args(c, "a key and a value");
     bv *k = take_arg(c, 0), *v = take_arg(c, 1);
-    return shoal__bv_map_put(c->target, k, v) < 0
-               ? shoal__err(SHOAL_ENOMEM, "broker: out of memory")
-               : 0;
+    long rc = put_key(c, k, v);
+    return rc < 0 ? (int)rc : 0;
 }
 
 static int map_pop(op_ctx *c)
@@ -362,7 +462,7 @@ static int map_pop(op_ctx *c)
     long i = find_key(c, arg(c, 0));
     if (i < 0)
         return c->req->n_args >= 2 ? clone_result(c, arg(c, 1)) : key_error(c);
-    return set_result(c, shoal__bv_map_take(c->target, (size_t)i));
+    return set_result(c, take_key(c, (size_t)i));
 }
 
 static int map_del(op_ctx *c)
@@ -388,9 +488,10 @@ static int map_setdefault(op_ctx *c)
         return rc;
     bv *dflt = c->req->n_args >= 2 ? take_arg(c, 1) : shoal__bv_none();
     bv *copy = shoal__bv_clone(dflt);
-    if (shoal__bv_map_put(c->target, take_arg(c, 0), dflt) < 0) {
+    long at = put_key(c, take_arg(c, 0), dflt);
+    if (at < 0) {
         shoal__bv_free(copy);
-        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+        return (int)at;
     }
     return set_result(c, copy);
 }
@@ -449,9 +550,10 @@ static int map_update(op_ctx *c)
     }
     for (size_t i = 0; i < src->map->n_entries; i++) {
         Shoal__Broker__Entry *e = src->map->entries[i];
-        if (shoal__bv_map_put(c->target, e->key, e->value) < 0)
-            return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+        long at = put_key(c, e->key, e->value);
         e->key = e->value = NULL;
+        if (at < 0)
+            return (int)at;
     }
     return 0;
 }
@@ -473,21 +575,34 @@ static int slot_of(op_ctx *c, bv ***slot, size_t *nargs_used, bool create)
         if (i < 0 && create) {
             if (need_key(c, arg(c, 0)) < 0)
                 return SHOAL_EINVAL;
-            bv *k = shoal__bv_clone(arg(c, 0));
-            if (shoal__bv_map_put(t, k, shoal__bv_none()) < 0)
-                return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
-            i = (long)t->map->n_entries - 1;
+            i = put_key(c, shoal__bv_clone(arg(c, 0)), shoal__bv_none());
+            if (i < 0)
+                return (int)i;
         }
         if (i < 0)
             return key_error(c);
         *slot = &t->map->entries[i]->value;
+        c->slot = (size_t)i;
         return 0;
     }
     size_t i;
-    int rc = index_of(c, arg(c, 0), seq(t)->n_items, false, &i);
-    if (rc == 0)
+    int rc = index_at(c, arg(c, 0), seq(t)->n_items, false, &i);
+    if (rc == 0) {
         *slot = &seq(t)->items[i];
+        c->slot = i;
+    }
     return rc;
+}
+
+/* incr and cas changed the slot slot_of found. */
+static void rec_slot(op_ctx *c)
+{
+    if (c->o->st->kind == SHOAL__BROKER__KIND__VALUE && c->req->n_path == 0)
+        return; /* its header */
+    if (c->target->kind_case == BV_MAP)
+        rec_entry(c, c->slot);
+    else
+        rec_item(c, c->slot);
 }
 
 /* incr([key,] delta[, initial]): adds delta (an int or a double) and returns the sum;
@@ -524,6 +639,7 @@ static int op_incr(op_ctx *c)
         return shoal__err(SHOAL_ETYPE, "%s \"%s\": incr on a value that is not a number",
                           kind_name(c->o->st->kind), c->o->name);
     }
+    rec_slot(c);
     return clone_result(c, v);
 }
 
@@ -549,6 +665,7 @@ static int op_cas(op_ctx *c)
         }
         shoal__bv_free(*slot);
         *slot = v;
+        rec_slot(c);
     }
     return set_result(c, shoal__bv_bool(same));
 }
@@ -558,7 +675,7 @@ static int op_cas(op_ctx *c)
 static int seq_get(op_ctx *c)
 {
     size_t i;
-    int rc = index_of(c, arg(c, 0), seq(c->target)->n_items, false, &i);
+    int rc = index_at(c, arg(c, 0), seq(c->target)->n_items, false, &i);
     return rc < 0 ? rc : clone_result(c, seq(c->target)->items[i]);
 }
 
@@ -566,7 +683,7 @@ static int seq_set(op_ctx *c)
 {
     size_t i;
     int rc = c->req->n_args == 2
-                 ? index_of(c, arg(c, 0), seq(c->target)->n_items, false, &i)
+                 ? index_at(c, arg(c, 0), seq(c->target)->n_items, false, &i)
                  : bad_args(c, "an index and a value");
     if (rc == 0 && c->o->st->kind == SHOAL__BROKER__KIND__ARRAY)
         rc = check_typed(c, arg(c, 1));
@@ -574,14 +691,29 @@ static int seq_set(op_ctx *c)
         return rc;
     shoal__bv_free(seq(c->target)->items[i]);
     seq(c->target)->items[i] = take_arg(c, 1);
+    rec_item(c, i);
     return 0;
 }
 
 static int seq_insert_at(op_ctx *c, size_t i, bv *v)
 {
-    return shoal__bv_seq_insert(c->target, i, v) < 0
-               ? shoal__err(SHOAL_ENOMEM, "broker: out of memory")
-               : 0;
+    size_t n = seq(c->target)->n_items;
+    if (shoal__bv_seq_insert(c->target, i, v) < 0)
+        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    if (i == n)
+        rec_item(c, i);
+    else
+        rec_full(c);
+    return 0;
+}
+
+/* Removes item i and returns it. */
+static bv *seq_take_at(op_ctx *c, size_t i)
+{
+    size_t n = seq(c->target)->n_items;
+    bv *v = shoal__bv_seq_take(c->target, i);
+    rec_item_gone(c, i, n);
+    return v;
 }
 
 static int seq_append(op_ctx *c)
@@ -621,8 +753,8 @@ static int seq_pop(op_ctx *c)
     if (n == 0)
         return shoal__err(SHOAL_ERANGE, "list \"%s\": pop from an empty list",
                           c->o->name);
-    int rc = c->req->n_args ? index_of(c, arg(c, 0), n, false, &i) : 0;
-    return rc < 0 ? rc : set_result(c, shoal__bv_seq_take(c->target, i));
+    int rc = c->req->n_args ? index_at(c, arg(c, 0), n, false, &i) : 0;
+    return rc < 0 ? rc : set_result(c, seq_take_at(c, i));
 }
 
 static int seq_del(op_ctx *c)
@@ -656,7 +788,7 @@ static int seq_remove(op_ctx *c)
     long i = seq_find(c, arg(c, 0));
     if (i < 0)
         return shoal__err(SHOAL_ENOENT, "list \"%s\": value not in list", c->o->name);
-    shoal__bv_free(shoal__bv_seq_take(c->target, (size_t)i));
+    shoal__bv_free(seq_take_at(c, (size_t)i));
     return 0;
 }
 
@@ -682,6 +814,7 @@ static int seq_reverse(op_ctx *c)
         s->items[i] = s->items[j - 1];
         s->items[j - 1] = t;
     }
+    rec_full(c);
     return 0;
 }
 
@@ -703,8 +836,12 @@ static int op_copy(op_ctx *c)
 static int op_clear(op_ctx *c)
 {
     bv *fresh = c->target->kind_case == BV_MAP ? shoal__bv_map() : shoal__bv_seq(BV_LIST);
-    if (!fresh)
+    broker_index *x = c->target->kind_case == BV_MAP ? index_of(c) : NULL;
+    if (!fresh || (x && broker__index_build(x, fresh, NULL) < 0)) {
+        shoal__bv_free(fresh);
         return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    }
+    rec_full(c);
     /* swap contents so that a nested container keeps its place */
     bv tmp = *c->target;
     *c->target = *fresh;
@@ -766,10 +903,9 @@ static int queue_join(op_ctx *c)
 
 static int queue_get(op_ctx *c)
 {
-    bv *q = c->o->st->data;
-    if (seq(q)->n_items == 0)
+    if (seq(c->o->st->data)->n_items == 0)
         return BLOCK;
-    return set_result(c, shoal__bv_seq_take(q, 0));
+    return set_result(c, seq_take_at(c, 0));
 }
 
 static int queue_qsize(op_ctx *c)
@@ -1107,13 +1243,16 @@ static int resolve(op_ctx *c)
     for (size_t i = 0; i < c->req->n_path; i++) {
         bv *k = c->req->path[i];
         if (t && t->kind_case == BV_MAP) {
-            long at = shoal__bv_map_find(t, k);
+            long at = i == 0 && c->o->idx ? broker__index_find(c->o->idx, t, k)
+                                          : shoal__bv_map_find(t, k);
             t = at >= 0 ? t->map->entries[at]->value : NULL;
+            c->top = i == 0 && at >= 0 ? (size_t)at : c->top;
         } else if (t && (t->kind_case == BV_LIST || t->kind_case == BV_TUPLE) &&
                    is_int(k)) {
             size_t n = seq(t)->n_items;
             int64_t at = k->i < 0 ? k->i + (int64_t)n : k->i;
             t = at >= 0 && (uint64_t)at < n ? seq(t)->items[at] : NULL;
+            c->top = i == 0 && t ? (size_t)at : c->top;
         } else {
             t = NULL;
         }
@@ -1145,6 +1284,12 @@ static int run(op_ctx *c)
     bv *wargs = (d->flags & F_WRITE) ? broker__watch_args(c->o, c->req) : NULL;
     rc = d->fn(c);
     if ((rc == 0 && (d->flags & F_WRITE)) || rc == SHOAL_EOWNERDEAD || c->parked_state) {
+        if (c->req->n_path && c->b->store && broker__records_kind(kind)) {
+            if (c->o->st->data->kind_case == BV_MAP) /* the nested one is in it */
+                broker__store_entry(c->b, c->o, c->top);
+            else
+                broker__store_item(c->b, c->o, c->top);
+        }
         broker__dirty(c->b, c->o);
         broker__watch_change(c->b, c->o, c->req, wargs, rc == BLOCK ? NULL : c->result);
     } else {
@@ -1410,6 +1555,7 @@ static int op_create(shoal_broker *b, op_ctx *c)
         protobuf_c_message_free_unpacked(&st->base, NULL);
         return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
     }
+    o->hdr = o->full = 1; /* all of it is new */
     broker__dirty(b, o);
     return set_result(c, shoal__bv_bool(true));
 }
@@ -1473,6 +1619,7 @@ static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
                     shoal__err(SHOAL_ENOENT, "broker: \"%s\" was deleted", o->name),
                     NULL);
     broker__watch_deleted(b, o);
+    broker__store_drop(b, o); /* its entry or item records */
     unlink_obj(b, o);
     protobuf_c_message_free_unpacked(&o->st->base, NULL);
     o->st = NULL; /* freed once its deletion is committed */
@@ -1739,6 +1886,9 @@ void shoal_broker_destroy(shoal_broker *b)
         }
     for (size_t i = 0; i < b->npend; i++)
         free(b->pend[i].buf);
+    for (size_t i = 0; i < b->nrecs; i++)
+        free(b->recs[i].buf);
+    free(b->recs);
     broker__store_close(b);
     free(b->pend);
     free(b->dirty);

@@ -1,17 +1,49 @@
 /*
  * store.c — the broker's objects in LMDB (--data-dir).
  *
- * One LMDB environment in the data directory, one unnamed database: the key "o" +
- * name holds the object's packed Object message (broker.proto), "m:boot" the number
- * of times a broker has started on this directory (session ids carry it, so an id of
- * a previous life never matches a live session). core.c writes every object a
- * request changed in one write transaction and hands out the replies only after
- * mdb_txn_commit returned: with the default sync policy LMDB has fsync'ed the data,
- * so an acknowledged write survives a SIGKILL of the broker and a crash of the
- * machine; --sync=none (MDB_NOSYNC) keeps it across a SIGKILL of the broker only.
- * LMDB's copy-on-write B-tree never leaves a half-written transaction visible. A
- * second broker on the same directory is refused (an flock on broker.lock), since two
- * would each believe they hold the objects.
+ * One LMDB environment in the data directory, one unnamed database. Format version 2
+ * (the record "m:version"); its records:
+ *
+ *   "m:version"                  the format version (a uint32, 2)
+ *   "m:boot"                     how many times a broker started on this directory
+ *                                (session ids carry it, so an id of a previous life
+ *                                never matches a live session)
+ *   "h" name                     the object's header: its packed Object message
+ *                                (broker.proto) — kind, typecode, count, limit, owner,
+ *                                flag — with its data, except for the record kinds
+ *                                (their data is None here):
+ *   "e" name "\0" id (8 bytes,   one entry of a dict or Namespace (a packed Value
+ *    big-endian)                 tuple (key, value)), or one item of a list, Array,
+ *                                Queue or JoinableQueue (a packed Value)
+ *
+ * A dict entry's id is given when its key is inserted and kept while the key stays
+ * (index.c), so LMDB's key order is the dict's insertion order; a list item's id is
+ * head + its position (bobj.head), so an append writes one record and a pop from
+ * either end deletes one. A write to one key of a dict of any size writes that key's
+ * record and nothing else; d['x'].append(1) rewrites the record of 'x'. Operations
+ * that move many items (insert or remove in the middle of a list, reverse, clear)
+ * rewrite the object's records (o->full); the header is written when the object is
+ * created and, for the other kinds, with each change (it is their whole state).
+ *
+ * core.c logs each record change as the operation makes it (broker__store_rec: the
+ * record packed then); at the end of the request (or of a pipelined batch) the
+ * commit applies the log in order, then the headers and full rewrites of the changed
+ * objects from their state now, in one write transaction, and only after
+ * mdb_txn_commit returned are the replies handed out: with the default sync policy
+ * LMDB has fsync'ed the data, so an acknowledged write survives a SIGKILL of the
+ * broker and a crash of the machine; --sync=none (MDB_NOSYNC) keeps it across a
+ * SIGKILL of the broker only. LMDB's copy-on-write B-tree never leaves a
+ * half-written transaction visible. Applying the log in order and the full rewrites
+ * from the final state gives the final state: a full rewrite clears every record of
+ * the object first, and a deleted object's records are dropped at their place in the
+ * log (a new object of the same name may follow it in the same transaction).
+ *
+ * Version 1 (no "m:version"; "o" name held each whole Object) is migrated when it is
+ * opened: read as before, written as version 2 and its "o" records deleted, in the
+ * transaction that opens the directory. A newer version is refused with an error
+ * naming the directory and both versions. A second broker on the same directory is
+ * refused (an flock on broker.lock), since two would each believe they hold the
+ * objects.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,10 +62,13 @@ struct broker_store {
     MDB_env *env;
     MDB_dbi dbi;
     int lock_fd; /* flock'ed: one broker per data directory */
+    const char *dir;
 };
 
-#define MAP_SIZE ((size_t)1 << 34) /* address space reserved; the file grows as used */
-#define BOOT_KEY "m:boot"
+#define MAP_SIZE       ((size_t)1 << 34) /* address space reserved; the file grows as used */
+#define BOOT_KEY       "m:boot"
+#define VERSION_KEY    "m:version"
+#define FORMAT_VERSION 2u
 
 static int lmdb_err(int rc, const char *what)
 {
@@ -43,41 +78,448 @@ static int lmdb_err(int rc, const char *what)
                       "broker data directory: %s: %s", what, mdb_strerror(rc));
 }
 
-static int load(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi)
+static int oom(void)
+{
+    return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+}
+
+bool broker__records_kind(int k)
+{
+    return k == SHOAL__BROKER__KIND__DICT || k == SHOAL__BROKER__KIND__NAMESPACE ||
+           k == SHOAL__BROKER__KIND__LIST || k == SHOAL__BROKER__KIND__ARRAY ||
+           k == SHOAL__BROKER__KIND__QUEUE || k == SHOAL__BROKER__KIND__JOINABLE_QUEUE;
+}
+
+static bool is_map_kind(int k)
+{
+    return k == SHOAL__BROKER__KIND__DICT || k == SHOAL__BROKER__KIND__NAMESPACE;
+}
+
+/* ---- keys and records ---- */
+
+/* The key "e" name "\0" [id]: the prefix of o's entry / item records, with the id
+ * when with_id. Returns its length (key has room for it: name_len + 10). */
+static size_t entry_key(char *key, const char *name, size_t name_len, uint64_t id,
+                        bool with_id)
+{
+    key[0] = 'e';
+    memcpy(key + 1, name, name_len);
+    key[1 + name_len] = 0;
+    if (!with_id)
+        return name_len + 2;
+    for (int i = 0; i < 8; i++)
+        key[name_len + 2 + i] = (char)(id >> (56 - 8 * i));
+    return name_len + 10;
+}
+
+/* The packed record of dict entry e: a tuple (key, value). */
+static void *pack_entry(const Shoal__Broker__Entry *e, size_t *len)
+{
+    bv *items[2] = {e->key, e->value};
+    Shoal__Broker__Seq s = SHOAL__BROKER__SEQ__INIT;
+    s.n_items = 2;
+    s.items = items;
+    bv t = SHOAL__BROKER__VALUE__INIT;
+    t.kind_case = BV_TUPLE;
+    t.tuple = &s;
+    return shoal__bv_pack(&t.base, len);
+}
+
+static int put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const void *buf,
+               size_t len)
+{
+    MDB_val k = {klen, (void *)key}, v = {len, (void *)buf};
+    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    return rc ? lmdb_err(rc, "write") : 0;
+}
+
+static int del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(txn, dbi, &k, NULL);
+    return rc && rc != MDB_NOTFOUND ? lmdb_err(rc, "delete") : 0;
+}
+
+/* Deletes every record whose key starts with prefix[plen]. */
+static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t plen)
 {
     MDB_cursor *cur;
-    MDB_val k, v;
+    MDB_val k = {plen, (void *)prefix}, v;
     int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc)
         return lmdb_err(rc, "cursor");
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size >= plen && !memcmp(k.mv_data, prefix, plen);
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) { /* after a delete: the next */
+        rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc && rc != MDB_NOTFOUND ? lmdb_err(rc, "delete") : 0;
+}
+
+/* Writes o's header: its Object without the data of a record kind. */
+static int write_header(MDB_txn *txn, MDB_dbi dbi, bobj *o)
+{
+    size_t n = strlen(o->name), len;
+    char key[n + 1];
+    key[0] = 'h';
+    memcpy(key + 1, o->name, n);
+    bv *data = o->st->data, none = SHOAL__BROKER__VALUE__INIT;
+    none.kind_case = BV_NONE;
+    if (broker__records_kind(o->st->kind))
+        o->st->data = &none; /* its records hold it */
+    void *buf = shoal__bv_pack(&o->st->base, &len);
+    o->st->data = data;
+    int rc = buf ? put(txn, dbi, key, n + 1, buf, len) : oom();
+    free(buf);
+    return rc;
+}
+
+/* Rewrites all of o's entry or item records from its state now. */
+static int write_records(MDB_txn *txn, MDB_dbi dbi, bobj *o)
+{
+    size_t n = strlen(o->name);
+    char key[n + 10];
+    int rc = del_prefix(txn, dbi, key, entry_key(key, o->name, n, 0, false));
+    bv *d = o->st->data;
+    bool map = is_map_kind(o->st->kind);
+    size_t count = map ? d->map->n_entries : d->list->n_items;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        size_t len;
+        void *buf = map ? pack_entry(d->map->entries[i], &len)
+                        : shoal__bv_pack(&d->list->items[i]->base, &len);
+        uint64_t id = map ? broker__index_id(o->idx, i) : o->head + i;
+        rc = buf ? put(txn, dbi, key, entry_key(key, o->name, n, id, true), buf, len)
+                 : oom();
+        free(buf);
+    }
+    return rc;
+}
+
+enum { REC_PUT, REC_DEL, REC_DROP };
+
+static void log_rec(shoal_broker *b, bobj *o, int what, uint64_t id, void *buf,
+                    size_t len)
+{
+    if (!b->store) {
+        free(buf);
+        return;
+    }
+    if (b->nrecs == b->caprecs) {
+        size_t cap = b->caprecs ? b->caprecs * 2 : 64;
+        struct broker_rec *r = realloc(b->recs, cap * sizeof(*r));
+        if (!r) {
+            free(buf);
+            b->recs_lost = 1;
+            return;
+        }
+        b->recs = r;
+        b->caprecs = cap;
+    }
+    if (what == REC_PUT && !buf)
+        b->recs_lost = 1; /* its packing ran out of memory */
+    b->recs[b->nrecs++] = (struct broker_rec){o, what, id, buf, len};
+}
+
+void broker__store_entry(shoal_broker *b, bobj *o, size_t pos)
+{
+    size_t len = 0;
+    void *buf = b->store ? pack_entry(o->st->data->map->entries[pos], &len) : NULL;
+    log_rec(b, o, REC_PUT, broker__index_id(o->idx, pos), buf, len);
+}
+
+void broker__store_item(shoal_broker *b, bobj *o, size_t pos)
+{
+    size_t len = 0;
+    void *buf =
+        b->store ? shoal__bv_pack(&o->st->data->list->items[pos]->base, &len) : NULL;
+    log_rec(b, o, REC_PUT, o->head + pos, buf, len);
+}
+
+void broker__store_gone(shoal_broker *b, bobj *o, uint64_t id)
+{
+    log_rec(b, o, REC_DEL, id, NULL, 0);
+}
+
+void broker__store_drop(shoal_broker *b, bobj *o)
+{
+    log_rec(b, o, REC_DROP, 0, NULL, 0);
+}
+
+static int apply_rec(MDB_txn *txn, MDB_dbi dbi, const struct broker_rec *r)
+{
+    size_t n = strlen(r->o->name);
+    char key[n + 10];
+    if (r->what == REC_DROP)
+        return del_prefix(txn, dbi, key, entry_key(key, r->o->name, n, 0, false));
+    size_t klen = entry_key(key, r->o->name, n, r->id, true);
+    return r->what == REC_PUT ? put(txn, dbi, key, klen, r->buf, r->len)
+                              : del(txn, dbi, key, klen);
+}
+
+/* What the commit writes for a changed object after the log. */
+static int write_object(MDB_txn *txn, MDB_dbi dbi, bobj *o)
+{
+    if (!o->st) { /* deleted (its records were dropped in the log) */
+        size_t n = strlen(o->name);
+        char key[n + 1];
+        key[0] = 'h';
+        memcpy(key + 1, o->name, n);
+        return del(txn, dbi, key, n + 1);
+    }
+    int rc = 0;
+    if (!broker__records_kind(o->st->kind) || o->hdr ||
+        o->st->kind == SHOAL__BROKER__KIND__JOINABLE_QUEUE) /* its count */
+        rc = write_header(txn, dbi, o);
+    if (rc == 0 && o->full && broker__records_kind(o->st->kind))
+        rc = write_records(txn, dbi, o);
+    return rc;
+}
+
+static void drop_recs(shoal_broker *b)
+{
+    for (size_t i = 0; i < b->nrecs; i++)
+        free(b->recs[i].buf);
+    b->nrecs = 0;
+    b->recs_lost = 0;
+}
+
+int broker__store_commit(shoal_broker *b, bobj **objs, size_t n)
+{
+    if (b->recs_lost) {
+        drop_recs(b);
+        return oom();
+    }
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(b->store->env, NULL, 0, &txn);
+    if (rc) {
+        drop_recs(b);
+        return lmdb_err(rc, "begin");
+    }
+    MDB_dbi dbi = b->store->dbi;
+    int err = 0;
+    for (size_t i = 0; i < b->nrecs && !err; i++)
+        err = apply_rec(txn, dbi, &b->recs[i]);
+    for (size_t i = 0; i < n && !err; i++)
+        err = write_object(txn, dbi, objs[i]);
+    drop_recs(b);
+    if (err) {
+        mdb_txn_abort(txn);
+        return err;
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_err(rc, "commit") : 0;
+}
+
+/* ---- loading ---- */
+
+static int corrupt(const char *dir, const char *what, const char *name)
+{
+    return shoal__err(SHOAL_ECORRUPT, "broker data directory %s: %s \"%s\"", dir, what,
+                      name ? name : "?");
+}
+
+/* The empty container a record kind's data starts from. */
+static bv *empty_data(int kind)
+{
+    return is_map_kind(kind) ? shoal__bv_map() : shoal__bv_seq(BV_LIST);
+}
+
+/* Loads the objects whose records start with tag: "o" (version 1: each holds the
+ * whole Object, which is then to be written as version 2) or "h" (headers; a record
+ * kind's entries or items follow in records of their own). */
+static int load_objects(shoal_broker *b, MDB_cursor *cur, char tag, const char *dir)
+{
+    MDB_val k = {1, &tag}, v;
+    int rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size >= 2 && ((char *)k.mv_data)[0] == tag;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 2 || ((char *)k.mv_data)[0] != 'o')
-            continue;
         char *name = strndup((char *)k.mv_data + 1, k.mv_size - 1);
         bobjstate *st = (bobjstate *)shoal__bv_unpack(&shoal__broker__object__descriptor,
                                                       v.mv_data, v.mv_size);
-        if (!st || !st->data) {
-            mdb_cursor_close(cur);
+        if (st && tag == 'h' && broker__records_kind(st->kind)) {
+            shoal__bv_free(st->data);
+            st->data = empty_data(st->kind);
+        }
+        bobj *o = name && st && st->data ? broker__insert(b, name, st) : NULL;
+        if (!o) {
             if (st)
                 protobuf_c_message_free_unpacked(&st->base, NULL);
-            int err = shoal__err(SHOAL_ECORRUPT,
-                                 "broker data directory: object \"%s\" "
-                                 "does not decode",
-                                 name ? name : "?");
+            int err = name ? corrupt(dir, "an object does not decode:", name) : oom();
             free(name);
             return err;
         }
-        bobj *o = name ? broker__insert(b, name, st) : NULL;
         free(name);
-        if (!o) {
-            protobuf_c_message_free_unpacked(&st->base, NULL);
-            mdb_cursor_close(cur);
-            return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
-        }
+        o->hdr = o->full = tag == 'o'; /* version 1: written as version 2 */
     }
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "read");
+}
+
+/* Adds the record v (id) to o: a dict entry, or the next list item. */
+static int add_record(bobj *o, uint64_t id, const MDB_val *v, uint64_t **ids,
+                      size_t *capids, const char *dir)
+{
+    bv *r =
+        (bv *)shoal__bv_unpack(&shoal__broker__value__descriptor, v->mv_data, v->mv_size);
+    bv *d = o->st->data;
+    if (!r)
+        return corrupt(dir, "a record does not decode: object", o->name);
+    if (!is_map_kind(o->st->kind)) {
+        if (d->list->n_items == 0)
+            o->head = id;
+        if (id != o->head + d->list->n_items) {
+            shoal__bv_free(r);
+            return corrupt(dir, "the items are not in sequence: object", o->name);
+        }
+        return shoal__bv_seq_insert(d, d->list->n_items, r) < 0 ? oom() : 0;
+    }
+    if (r->kind_case != BV_TUPLE || r->tuple->n_items != 2 ||
+        !shoal__bv_is_key(r->tuple->items[0])) {
+        shoal__bv_free(r);
+        return corrupt(dir, "an entry is not a (key, value) pair: object", o->name);
+    }
+    size_t n = d->map->n_entries;
+    if (n == *capids) {
+        size_t cap = n ? n * 2 : 16;
+        uint64_t *p = realloc(*ids, cap * sizeof(*p));
+        if (!p) {
+            shoal__bv_free(r);
+            return oom();
+        }
+        *ids = p;
+        *capids = cap;
+    }
+    bv *key = r->tuple->items[0], *val = r->tuple->items[1];
+    r->tuple->n_items = 0;
+    shoal__bv_free(r);
+    /* a plain append: the index is built once the object's records are all read */
+    Shoal__Broker__Entry *e = malloc(sizeof(*e));
+    Shoal__Broker__Entry **ents =
+        e ? realloc(d->map->entries, (n + 1) * sizeof(*ents)) : NULL;
+    if (!ents) {
+        free(e);
+        shoal__bv_free(key);
+        shoal__bv_free(val);
+        return oom();
+    }
+    shoal__broker__entry__init(e);
+    e->key = key;
+    e->value = val;
+    d->map->entries = ents;
+    ents[n] = e;
+    d->map->n_entries = n + 1;
+    (*ids)[n] = id;
+    return 0;
+}
+
+/* Indexes dict o once its entries are read (ids: their record ids). */
+static int finish_object(bobj *o, const uint64_t *ids)
+{
+    if (!o || !o->idx)
+        return 0;
+    return broker__index_build(o->idx, o->st->data, ids) < 0 ? oom() : 0;
+}
+
+static int load_records(shoal_broker *b, MDB_cursor *cur, const char *dir)
+{
+    MDB_val k = {1, "e"}, v;
+    bobj *o = NULL;
+    uint64_t *ids = NULL;
+    size_t capids = 0;
+    int rc, err = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         !err && rc == 0 && k.mv_size >= 1 && ((char *)k.mv_data)[0] == 'e';
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const char *p = (const char *)k.mv_data + 1;
+        const char *nul = memchr(p, 0, k.mv_size - 1);
+        if (!nul || k.mv_size - 1 - (size_t)(nul - p) != 9) {
+            err = corrupt(dir, "a record's key is malformed:", "");
+            break;
+        }
+        uint64_t id = 0;
+        for (int i = 1; i <= 8; i++)
+            id = id << 8 | (uint8_t)nul[i];
+        if (!o || strcmp(o->name, p)) {
+            if ((err = finish_object(o, ids)) < 0)
+                break;
+            o = broker__find(b, p);
+            if (!o || !broker__records_kind(o->st->kind)) {
+                err = corrupt(dir, "records of no list or dict:", p);
+                break;
+            }
+        }
+        err = add_record(o, id, &v, &ids, &capids, dir);
+    }
+    if (!err)
+        err = finish_object(o, ids);
+    free(ids);
+    if (!err && rc != 0 && rc != MDB_NOTFOUND)
+        err = lmdb_err(rc, "read");
+    return err;
+}
+
+/* Loads version v's objects. */
+static int load_version(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, uint32_t v,
+                        const char *dir)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc)
+        return lmdb_err(rc, "cursor");
+    int err = load_objects(b, cur, v == 1 ? 'o' : 'h', dir);
+    if (!err && v != 1)
+        err = load_records(b, cur, dir);
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "read");
+    return err;
+}
+
+/* Writes version 1's objects (loaded) as version 2 and deletes their old records. */
+static int migrate(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi)
+{
+    int err = del_prefix(txn, dbi, "o", 1);
+    for (size_t i = 0; !err && i < b->ntab; i++)
+        for (bobj *o = b->tab[i]; !err && o; o = o->next) {
+            err = write_object(txn, dbi, o);
+            o->hdr = o->full = 0;
+        }
+    return err;
+}
+
+/* Reads the format version (1 when absent from a directory that has records, the
+ * current one in a new directory), loads the objects and leaves the directory in the
+ * current format. */
+static int load(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, const char *dir)
+{
+    MDB_val k = {sizeof(VERSION_KEY) - 1, VERSION_KEY}, v;
+    uint32_t version = FORMAT_VERSION;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(version)) {
+        memcpy(&version, v.mv_data, sizeof(version));
+    } else if (rc == MDB_NOTFOUND) {
+        MDB_stat stat;
+        rc = mdb_stat(txn, dbi, &stat);
+        if (rc)
+            return lmdb_err(rc, "stat");
+        version = stat.ms_entries ? 1 : FORMAT_VERSION;
+    } else {
+        return rc ? lmdb_err(rc, "read")
+                  : corrupt(dir, "the format version record is malformed", VERSION_KEY);
+    }
+    if (version > FORMAT_VERSION || version < 1)
+        return shoal__err(SHOAL_ECORRUPT,
+                          "broker data directory %s: format version %u; this broker "
+                          "reads versions 1 (migrating it) and %u",
+                          dir, version, FORMAT_VERSION);
+    int err = load_version(b, txn, dbi, version, dir);
+    if (!err && version == 1)
+        err = migrate(b, txn, dbi);
+    version = FORMAT_VERSION;
+    return err ? err
+               : put(txn, dbi, VERSION_KEY, sizeof(VERSION_KEY) - 1, &version,
+                     sizeof(version));
 }
 
 static int next_boot(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi)
@@ -128,7 +570,7 @@ int broker__store_open(shoal_broker *b, const char *dir, int sync)
         rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (!rc)
         rc = mdb_dbi_open(txn, NULL, 0, &s->dbi);
-    int err = rc ? lmdb_err(rc, dir) : load(b, txn, s->dbi);
+    int err = rc ? lmdb_err(rc, dir) : load(b, txn, s->dbi, dir);
     if (!err)
         err = next_boot(b, txn, s->dbi);
     if (!err && (rc = mdb_txn_commit(txn)) != 0)
@@ -144,37 +586,6 @@ int broker__store_open(shoal_broker *b, const char *dir, int sync)
     }
     b->store = s;
     return 0;
-}
-
-int broker__store_commit(shoal_broker *b, bobj **objs, size_t n)
-{
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(b->store->env, NULL, 0, &txn);
-    if (rc)
-        return lmdb_err(rc, "begin");
-    for (size_t i = 0; i < n && !rc; i++) {
-        bobj *o = objs[i];
-        size_t klen = strlen(o->name) + 1;
-        char key[klen];
-        key[0] = 'o';
-        memcpy(key + 1, o->name, klen - 1);
-        MDB_val k = {klen, key};
-        if (!o->st) {
-            rc = mdb_del(txn, b->store->dbi, &k, NULL);
-            rc = rc == MDB_NOTFOUND ? 0 : rc;
-            continue;
-        }
-        MDB_val v = {protobuf_c_message_get_packed_size(&o->st->base), NULL};
-        rc = mdb_put(txn, b->store->dbi, &k, &v, MDB_RESERVE);
-        if (!rc)
-            protobuf_c_message_pack(&o->st->base, v.mv_data);
-    }
-    if (rc) {
-        mdb_txn_abort(txn);
-        return lmdb_err(rc, "write");
-    }
-    rc = mdb_txn_commit(txn);
-    return rc ? lmdb_err(rc, "commit") : 0;
 }
 
 void broker__store_close(shoal_broker *b)

@@ -122,7 +122,9 @@ static void list_clear(struct wlist *l)
 static const bv *key_value(const bobj *o, const bv *key)
 {
     const bv *d = o->st ? o->st->data : NULL;
-    long at = d && d->kind_case == BV_MAP ? shoal__bv_map_find(d, key) : -1;
+    long at = !d || d->kind_case != BV_MAP ? -1
+              : o->idx                     ? broker__index_find(o->idx, d, key)
+                                           : shoal__bv_map_find(d, key);
     return at >= 0 ? d->map->entries[at]->value : NULL;
 }
 

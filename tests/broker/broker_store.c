@@ -1,0 +1,636 @@
+/*
+ * broker_store.c — the broker's dict index (broker/index.c) and its per-record LMDB
+ * format (broker/store.c), driven in-process through broker_request, whose replies
+ * come to this file's delivery function.
+ *
+ * The index is checked against the scanned maps it replaced: every operation runs on
+ * the dict "d" (indexed) and on the same dict nested in "n" under the key "in" (the
+ * path reaches it; nested maps are scanned), and the two replies must be the same
+ * bytes — over thousands of random operations on keys that hash and compare across
+ * kinds (1, 1.0, True; tuples; strings and bytes). With a data directory the broker
+ * is closed and reopened along the way, and the two must still agree, in order.
+ * Lists and queues are checked the same way against their copies before the reopen.
+ * A forked broker writing without end is SIGKILLed at a random instant: every write
+ * it acknowledged is there after the reopen. A version 1 data directory (written here
+ * with LMDB as the previous format had it) is migrated; a newer version is refused.
+ */
+#include <lmdb.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker.h"
+#include "internal.h"
+#include "testutil.h"
+
+static char data_dir[300];
+
+/* ---- an in-process broker and its replies ---- */
+
+static brep *last;      /* the latest reply delivered */
+static int ack_fd = -1; /* the SIGKILL child: writes each acknowledged id here */
+
+static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
+{
+    (void)s;
+    if (ack_fd >= 0) {
+        if (write(ack_fd, &id, sizeof(id)) != sizeof(id))
+            abort();
+        free(buf);
+        return;
+    }
+    if (last)
+        protobuf_c_message_free_unpacked(&last->base, NULL);
+    last = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
+                                             buf);
+    free(buf);
+}
+
+static shoal_broker *open_broker(const char *dir)
+{
+    shoal_broker *b;
+    shoal_broker_config cfg = {dir, 0};
+    if (shoal_broker_create(&b, &cfg, deliver) < 0)
+        fail_msg("broker on %s: %s", dir ? dir : "(memory)", shoal_errdetail());
+    return b;
+}
+
+static broker_session *const SESSION = (broker_session *)&data_dir;
+static uint64_t next_id;
+
+/* Runs obj.op(args) with a path (args and path taken over); the reply (until the
+ * next request). */
+static brep *call_path(shoal_broker *b, const char *obj, const char *op, bv **path,
+                       size_t npath, bv **args, size_t nargs)
+{
+    breq r = SHOAL__BROKER__REQUEST__INIT;
+    r.id = ++next_id;
+    r.object = (char *)obj;
+    r.op = (char *)op;
+    r.path = path;
+    r.n_path = npath;
+    r.args = args;
+    r.n_args = nargs;
+    size_t len;
+    void *buf = shoal__bv_pack(&r.base, &len);
+    for (size_t i = 0; i < nargs; i++)
+        shoal__bv_free(args[i]);
+    for (size_t i = 0; i < npath; i++)
+        shoal__bv_free(path[i]);
+    broker_request(b, SESSION, 7, buf, len);
+    free(buf);
+    assert_non_null(last);
+    assert_int_equal(last->id, r.id);
+    return last;
+}
+
+#define ARGS(...) (bv *[]){__VA_ARGS__}, sizeof((bv *[]){__VA_ARGS__}) / sizeof(bv *)
+
+static brep *call(shoal_broker *b, const char *obj, const char *op, bv **args, size_t n)
+{
+    return call_path(b, obj, op, NULL, 0, args, n);
+}
+
+static brep *call0(shoal_broker *b, const char *obj, const char *op)
+{
+    return call(b, obj, op, NULL, 0);
+}
+
+static bv *S(const char *s)
+{
+    return shoal__bv_str(s, strlen(s));
+}
+
+static bv *I(int64_t i)
+{
+    return shoal__bv_int(i);
+}
+
+/* The reply's result packed (status folded in), to compare two replies. */
+static char *reply_bytes(const brep *r, size_t *len)
+{
+    brep c = *r;
+    c.id = 0;
+    c.error = (char *)"";
+    return shoal__bv_pack(&c.base, len);
+}
+
+static void assert_same_reply(const brep *a, size_t alen, const char *abuf)
+{
+    size_t blen;
+    char *bbuf = reply_bytes(a, &blen);
+    assert_int_equal(alen, blen);
+    assert_memory_equal(abuf, bbuf, alen);
+    free(bbuf);
+}
+
+static void create(shoal_broker *b, const char *name, int kind, bv *init)
+{
+    brep *r = init ? call(b, name, "create", ARGS(I(kind), init))
+                   : call(b, name, "create", ARGS(I(kind)));
+    assert_int_equal(r->status, 0);
+}
+
+/* ---- the dict against the same dict nested (scanned) ---- */
+
+/* A random key: ints, the same numbers as doubles and bools, strings, bytes of the
+ * same text, tuples, None. */
+static bv *random_key(unsigned *seed)
+{
+    int n = rand_r(seed) % 40;
+    char s[16];
+    switch (rand_r(seed) % 7) {
+    case 0:
+    case 1:
+        return I(n);
+    case 2:
+        return shoal__bv_double(rand_r(seed) % 4 ? (double)n : n + 0.5);
+    case 3:
+        return shoal__bv_bool(n & 1);
+    case 4:
+        snprintf(s, sizeof(s), "k%d", n);
+        return rand_r(seed) % 3 ? S(s) : shoal__bv_bytes(BV_BYTES, s, strlen(s));
+    case 5: {
+        bv *t = shoal__bv_seq(BV_TUPLE);
+        shoal__bv_seq_insert(t, 0, I(n % 5));
+        shoal__bv_seq_insert(t, 1, S(n & 1 ? "a" : "b"));
+        return t;
+    }
+    default:
+        return n < 3 ? shoal__bv_none() : I(n + 1000);
+    }
+}
+
+/* Runs one random operation on "d" and on n['in'] and compares the replies. */
+static void random_op(shoal_broker *b, unsigned *seed)
+{
+    static const char *ops[] = {"set", "set", "set",        "get",  "get",
+                                "pop", "del", "setdefault", "incr", "contains",
+                                "cas", "len", "update"};
+    const char *op = ops[rand_r(seed) % (sizeof(ops) / sizeof(ops[0]))];
+    unsigned s2 = *seed;
+    bv *args[2][3];
+    size_t nargs = 0;
+    for (int side = 0; side < 2; side++) {
+        unsigned s = s2; /* the same arguments for both */
+        bv **a = args[side];
+        nargs = 0;
+        if (!strcmp(op, "update")) {
+            bv *m = shoal__bv_map();
+            for (int i = rand_r(&s) % 4; i > 0; i--)
+                shoal__bv_map_put(m, random_key(&s), I(rand_r(&s) % 100));
+            a[nargs++] = m;
+        } else if (strcmp(op, "len")) {
+            a[nargs++] = random_key(&s);
+        }
+        if (!strcmp(op, "set") || !strcmp(op, "setdefault") || !strcmp(op, "incr"))
+            a[nargs++] = I(rand_r(&s) % 100);
+        if (!strcmp(op, "cas")) {
+            a[nargs++] = I(rand_r(&s) % 3);
+            a[nargs++] = I(rand_r(&s) % 3);
+        }
+        if ((!strcmp(op, "get") || !strcmp(op, "pop")) && rand_r(&s) % 2)
+            a[nargs++] = S("default");
+        if (side == 1)
+            *seed = s;
+    }
+    brep *r = call(b, "d", op, args[0], nargs);
+    size_t len;
+    char *buf = reply_bytes(r, &len);
+    brep *r2 = call_path(b, "n", op, ARGS(S("in")), args[1], nargs);
+    assert_same_reply(r2, len, buf);
+    free(buf);
+}
+
+/* d's items, in order, equal n['in']'s. */
+static void assert_dicts_agree(shoal_broker *b)
+{
+    size_t len;
+    char *buf = reply_bytes(call0(b, "d", "items"), &len);
+    assert_same_reply(call_path(b, "n", "items", ARGS(S("in")), NULL, 0), len, buf);
+    free(buf);
+}
+
+static void dict_model(const char *dir)
+{
+    shoal_broker *b = open_broker(dir);
+    create(b, "d", SHOAL__BROKER__KIND__DICT, NULL);
+    create(b, "n", SHOAL__BROKER__KIND__DICT, NULL);
+    assert_int_equal(call(b, "n", "set", ARGS(S("in"), shoal__bv_map()))->status, 0);
+    unsigned seed = 12345;
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < 1500; i++)
+            random_op(b, &seed);
+        assert_dicts_agree(b);
+        if (round == 3) { /* clear both, then go on filling them */
+            assert_int_equal(call0(b, "d", "clear")->status, 0);
+            assert_int_equal(call_path(b, "n", "clear", ARGS(S("in")), NULL, 0)->status,
+                             0);
+        }
+        if (dir) { /* what came back from the records is the same */
+            shoal_broker_destroy(b);
+            b = open_broker(dir);
+            assert_dicts_agree(b);
+        }
+    }
+    assert_true(call0(b, "d", "len")->result->i > 20);
+    shoal_broker_destroy(b);
+}
+
+static void test_dict_index_memory(void **state)
+{
+    (void)state;
+    dict_model(NULL);
+}
+
+static void test_dict_index_durable(void **state)
+{
+    (void)state;
+    dict_model(data_dir);
+}
+
+/* A large dict: many keys, each found, some removed, the rest still found. */
+static void test_dict_large(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    create(b, "big", SHOAL__BROKER__KIND__DICT, NULL);
+    enum { N = 20000 };
+    for (int i = 0; i < N; i++)
+        assert_int_equal(call(b, "big", "set", ARGS(I(i), I(i * 3)))->status, 0);
+    for (int i = 0; i < N; i += 3)
+        assert_int_equal(call(b, "big", "del", ARGS(I(i)))->status, 0);
+    shoal_broker_destroy(b);
+    b = open_broker(data_dir);
+    for (int i = 0; i < N; i++) {
+        brep *r = call(b, "big", "get", ARGS(shoal__bv_double(i)));
+        if (i % 3 == 0) {
+            assert_int_equal(r->status, SHOAL_ENOENT);
+        } else {
+            assert_int_equal(r->status, 0);
+            assert_int_equal(r->result->i, i * 3);
+        }
+    }
+    brep *k = call0(b, "big", "keys"); /* insertion order */
+    assert_int_equal(k->result->list->n_items, N - (N + 2) / 3);
+    assert_int_equal(k->result->list->items[0]->i, 1);
+    assert_int_equal(k->result->list->items[1]->i, 2);
+    assert_int_equal(k->result->list->items[2]->i, 4);
+    shoal_broker_destroy(b);
+}
+
+/* Appends key: v to map m as it is, even when m has the key already. */
+static void raw_put(bv *m, bv *key, bv *v)
+{
+    Shoal__Broker__Entry *e = malloc(sizeof(*e));
+    shoal__broker__entry__init(e);
+    e->key = key;
+    e->value = v;
+    m->map->entries = realloc(m->map->entries, (m->map->n_entries + 1) * sizeof(e));
+    m->map->entries[m->map->n_entries++] = e;
+}
+
+/* A dict created from a map that repeats a key (1, 1.0, True are one key) has it
+ * once: the first key, the last value, as a Python dict display. */
+static void test_dict_created_with_repeated_keys(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    bv *m = shoal__bv_map();
+    raw_put(m, I(1), S("a"));
+    raw_put(m, S("x"), I(2));
+    raw_put(m, shoal__bv_double(1.0), S("b"));
+    raw_put(m, shoal__bv_bool(true), S("c"));
+    create(b, "dup", SHOAL__BROKER__KIND__DICT, m);
+    for (int life = 0; life < 2; life++) {
+        assert_int_equal(call0(b, "dup", "len")->result->i, 2);
+        brep *k = call0(b, "dup", "keys"); /* 1 first, then again after 'x' */
+        assert_int_equal(k->result->list->items[life]->kind_case, BV_INT);
+        assert_string_equal(call(b, "dup", "get", ARGS(I(1)))->result->s, "c");
+        assert_int_equal(call(b, "dup", "del", ARGS(shoal__bv_bool(true)))->status, 0);
+        assert_int_equal(call(b, "dup", "contains", ARGS(I(1)))->result->b, false);
+        assert_int_equal(call(b, "dup", "set", ARGS(I(1), S("c")))->status, 0);
+        shoal_broker_destroy(b);
+        b = open_broker(data_dir);
+    }
+    shoal_broker_destroy(b);
+}
+
+/* ---- lists and queues ---- */
+
+static char *copy_of(shoal_broker *b, const char *name, size_t *len)
+{
+    brep *r = call0(b, name, "copy");
+    assert_int_equal(r->status, 0);
+    return reply_bytes(r, len);
+}
+
+/* The queue's items in order, packed as a list (got and put back). */
+static char *queue_items(shoal_broker *b, const char *name, size_t *len)
+{
+    size_t n = (size_t)call0(b, name, "qsize")->result->i;
+    bv *items = shoal__bv_seq(BV_LIST);
+    for (size_t i = 0; i < n; i++) {
+        brep *g = call0(b, name, "get");
+        assert_int_equal(g->status, 0);
+        shoal__bv_seq_insert(items, i, shoal__bv_clone(g->result));
+    }
+    for (size_t i = 0; i < n; i++)
+        call(b, name, "put", ARGS(shoal__bv_clone(items->list->items[i])));
+    brep r = SHOAL__BROKER__REPLY__INIT;
+    r.result = items;
+    char *buf = reply_bytes(&r, len);
+    shoal__bv_free(items);
+    return buf;
+}
+
+static void test_list_queue_records(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    create(b, "l", SHOAL__BROKER__KIND__LIST, NULL);
+    create(b, "q", SHOAL__BROKER__KIND__QUEUE, NULL);
+    create(b, "nd", SHOAL__BROKER__KIND__DICT, NULL);
+    unsigned seed = 99;
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 400; i++) {
+            int r = rand_r(&seed) % 10;
+            int v = rand_r(&seed) % 1000;
+            if (r < 4)
+                call(b, "l", "append", ARGS(I(v)));
+            else if (r == 4)
+                call(b, "l", "pop", ARGS(I(0)));
+            else if (r == 5)
+                call0(b, "l", "pop");
+            else if (r == 6)
+                call(b, "l", "insert", ARGS(I(v % 7), I(v)));
+            else if (r == 7)
+                call(b, "l", "set", ARGS(I(0), I(v)));
+            else if (r == 8 && v % 13 == 0)
+                call0(b, "l", "reverse");
+            else
+                call(b, "l", "remove", ARGS(I(v)));
+            call(b, "q", rand_r(&seed) % 3 ? "put" : "get", ARGS(I(v)));
+        }
+        /* a list nested in a dict: d['x'].append() rewrites d['x'] */
+        call(b, "nd", "setdefault", ARGS(S("x"), shoal__bv_seq(BV_LIST)));
+        call_path(b, "nd", "append", ARGS(S("x")), ARGS(I(round)));
+        size_t ll, ql, nl;
+        char *l = copy_of(b, "l", &ll), *q = queue_items(b, "q", &ql),
+             *n = copy_of(b, "nd", &nl);
+        shoal_broker_destroy(b);
+        b = open_broker(data_dir);
+        assert_same_reply(call0(b, "l", "copy"), ll, l);
+        assert_same_reply(call0(b, "nd", "copy"), nl, n);
+        size_t ql2;
+        char *q2 = queue_items(b, "q", &ql2);
+        assert_int_equal(ql, ql2);
+        assert_memory_equal(q, q2, ql);
+        free(q2);
+        free(l);
+        free(q);
+        free(n);
+    }
+    assert_true(call0(b, "nd", "len")->result->i == 1);
+    shoal_broker_destroy(b);
+}
+
+/* Runs obj.op(args) deferred: its commit (and reply) waits for broker_commit. */
+static void deferred(shoal_broker *b, const char *obj, const char *op, bv **args,
+                     size_t n)
+{
+    breq r = SHOAL__BROKER__REQUEST__INIT;
+    r.id = ++next_id;
+    r.object = (char *)obj;
+    r.op = (char *)op;
+    r.args = args;
+    r.n_args = n;
+    size_t len;
+    void *buf = shoal__bv_pack(&r.base, &len);
+    for (size_t i = 0; i < n; i++)
+        shoal__bv_free(args[i]);
+    assert_int_equal(broker_run(b, SESSION, 7, buf, len, 1), 1);
+    free(buf);
+}
+
+/* One commit holds a dict's writes, its deletion, a new dict of the same name and
+ * its writes: the new one alone comes back. */
+static void test_delete_and_recreate_in_one_commit(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    create(b, "r", SHOAL__BROKER__KIND__LIST, NULL);
+    call(b, "r", "append", ARGS(I(1)));
+    deferred(b, "r", "append", ARGS(I(2)));
+    deferred(b, "r", "clear", NULL, 0);
+    deferred(b, "r", "append", ARGS(I(3)));
+    deferred(b, "r", "delete", NULL, 0);
+    deferred(b, "r", "create", ARGS(I(SHOAL__BROKER__KIND__DICT)));
+    deferred(b, "r", "set", ARGS(S("k"), I(4)));
+    deferred(b, "r", "set", ARGS(S("gone"), I(5)));
+    deferred(b, "r", "del", ARGS(S("gone")));
+    broker_commit(b);
+    shoal_broker_destroy(b);
+    b = open_broker(data_dir);
+    brep *r = call0(b, "r", "items");
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->result->list->n_items, 1);
+    assert_string_equal(r->result->list->items[0]->tuple->items[0]->s, "k");
+    assert_int_equal(r->result->list->items[0]->tuple->items[1]->i, 4);
+    shoal_broker_destroy(b);
+}
+
+/* ---- SIGKILL at a random instant ---- */
+
+static int writer_child(void *arg)
+{
+    ack_fd = *(int *)arg;
+    shoal_broker *b = open_broker(data_dir);
+    for (int64_t i = 0;; i++) {
+        breq r = SHOAL__BROKER__REQUEST__INIT;
+        bv *args[2] = {I(i % 5000), I(i)};
+        r.id = (uint64_t)i + 1;
+        r.object = (char *)(i % 3 ? "kd" : "kl");
+        r.op = (char *)(i % 3 ? "set" : "append");
+        r.args = i % 3 ? args : args + 1;
+        r.n_args = i % 3 ? 2 : 1;
+        size_t len;
+        void *buf = shoal__bv_pack(&r.base, &len);
+        shoal__bv_free(args[0]);
+        shoal__bv_free(args[1]);
+        broker_request(b, SESSION, 7, buf, len);
+        free(buf);
+    }
+    return 0;
+}
+
+static void test_sigkill_any_instant(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    create(b, "kd", SHOAL__BROKER__KIND__DICT, NULL);
+    create(b, "kl", SHOAL__BROKER__KIND__LIST, NULL);
+    shoal_broker_destroy(b);
+    unsigned seed = (unsigned)getpid();
+    int64_t acked = 0;
+    for (int round = 0; round < 3; round++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = t_fork(writer_child, &fds[1]);
+        close(fds[1]);
+        uint64_t id = 0, want = 300 + rand_r(&seed) % 3000;
+        while (id < want && read(fds[0], &id, sizeof(id)) == sizeof(id))
+            ;
+        kill(pid, SIGKILL);
+        t_wait(pid);
+        while (read(fds[0], &id, sizeof(id)) == sizeof(id)) /* acknowledged meanwhile */
+            ;
+        close(fds[0]);
+        acked = (int64_t)id - 1; /* the writes 0..acked are acknowledged */
+        b = open_broker(data_dir);
+        /* every acknowledged set of this life is there */
+        for (int64_t i = 1; i <= acked; i++)
+            if (i % 3) {
+                brep *r = call(b, "kd", "get", ARGS(I(i)));
+                assert_int_equal(r->status, 0);
+                assert_int_equal(r->result->i, i);
+            }
+        /* the list has every acknowledged append of this life, in order, and at most
+         * the one after them (committed, not acknowledged) */
+        brep *r = call0(b, "kl", "copy");
+        size_t n = r->result->list->n_items, want_n = (size_t)(acked / 3) + 1;
+        assert_true(n == want_n || n == want_n + 1);
+        for (size_t k = 0; k < n; k++)
+            assert_int_equal(r->result->list->items[k]->i, (int64_t)k * 3);
+        call0(b, "kl", "clear"); /* the next life starts from 0 again */
+        shoal_broker_destroy(b);
+    }
+}
+
+/* ---- versions ---- */
+
+static void lmdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v,
+                     size_t vl)
+{
+    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+}
+
+/* Writes a data directory as version 1 had it: "o" name -> the whole Object. */
+static void write_v1(const char *dir, uint32_t *version)
+{
+    assert_int_equal(mkdir(dir, 0700), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    uint64_t boot = 3;
+    lmdb_put(txn, dbi, "m:boot", 6, &boot, sizeof(boot));
+    if (version)
+        lmdb_put(txn, dbi, "m:version", 9, version, sizeof(*version));
+    bobjstate st = SHOAL__BROKER__OBJECT__INIT;
+    st.kind = SHOAL__BROKER__KIND__DICT;
+    st.typecode = (char *)"";
+    st.data = shoal__bv_map();
+    shoal__bv_map_put(st.data, S("a"), I(1));
+    shoal__bv_map_put(st.data, I(2), S("two"));
+    size_t len;
+    void *buf = shoal__bv_pack(&st.base, &len);
+    lmdb_put(txn, dbi, "odict", 5, buf, len);
+    free(buf);
+    shoal__bv_free(st.data);
+    st.kind = SHOAL__BROKER__KIND__LIST;
+    st.data = shoal__bv_seq(BV_LIST);
+    shoal__bv_seq_insert(st.data, 0, I(10));
+    shoal__bv_seq_insert(st.data, 1, I(11));
+    buf = shoal__bv_pack(&st.base, &len);
+    lmdb_put(txn, dbi, "olist", 5, buf, len);
+    free(buf);
+    shoal__bv_free(st.data);
+    st.kind = SHOAL__BROKER__KIND__VALUE;
+    st.data = I(42);
+    buf = shoal__bv_pack(&st.base, &len);
+    lmdb_put(txn, dbi, "oval", 4, buf, len);
+    free(buf);
+    shoal__bv_free(st.data);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void test_version_1_migrated(void **state)
+{
+    (void)state;
+    write_v1(data_dir, NULL);
+    for (int life = 0; life < 2; life++) { /* migrated, then read as version 2 */
+        shoal_broker *b = open_broker(data_dir);
+        assert_string_equal(call(b, "dict", "get", ARGS(I(2)))->result->s, "two");
+        assert_int_equal(call(b, "dict", "get", ARGS(S("a")))->result->i, 1);
+        assert_int_equal(call(b, "list", "get", ARGS(I(1)))->result->i, 11);
+        assert_int_equal(call0(b, "val", "get")->result->i, 42);
+        assert_int_equal(call(b, "list", "append", ARGS(I(12 + life)))->status, 0);
+        assert_int_equal(call0(b, "list", "len")->result->i, 3 + life);
+        shoal_broker_destroy(b);
+    }
+}
+
+static void test_newer_version_refused(void **state)
+{
+    (void)state;
+    uint32_t v = 9;
+    write_v1(data_dir, &v);
+    shoal_broker *b;
+    shoal_broker_config cfg = {data_dir, 0};
+    assert_int_equal(shoal_broker_create(&b, &cfg, deliver), SHOAL_ECORRUPT);
+    const char *e = shoal_errdetail();
+    assert_non_null(strstr(e, data_dir));
+    assert_non_null(strstr(e, "version 9"));
+    assert_non_null(strstr(e, "and 2"));
+}
+
+static int setup(void **state)
+{
+    static int n;
+    snprintf(data_dir, sizeof(data_dir), "%s/store-%d", t_root, ++n);
+    *state = NULL;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (last)
+        protobuf_c_message_free_unpacked(&last->base, NULL);
+    last = NULL;
+    return 0;
+}
+
+int main(void)
+{
+    t_setup_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dict_index_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dict_index_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dict_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dict_created_with_repeated_keys, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_list_queue_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_and_recreate_in_one_commit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_any_instant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
