@@ -232,12 +232,13 @@ int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
  */
 static void repair_sleepers(shoal__ring *r, bool producer);
 
-void shoal__ring_wake_side(shoal__ring *r, bool producers)
+int shoal__ring_wake_side(shoal__ring *r, bool producers)
 {
     _Atomic uint32_t *seq = producers ? &r->h->nf_seq : &r->h->ne_seq;
     atomic_fetch_add(seq, 1);
     if (shoal__futex_wake(seq, INT_MAX) == 0)
         repair_sleepers(r, producers); /* counted sleepers, none in the kernel */
+    return 0;
 }
 
 void shoal__ring_wake_all(shoal__ring *r)
@@ -340,6 +341,9 @@ static _Atomic uint64_t *sleeper_rec(shoal__ring *r, bool producer, uint32_t me)
 
 static void ring_arm(shoal__ring *r, bool producer)
 {
+    /* The look after arming is the last before a sleep: it may also look for what
+     * dead processes left (MPMC: scan_due reads the clock on this one). */
+    atomic_store_explicit(&r->scan_polls, 0, memory_order_relaxed);
     atomic_fetch_add(sleeper_count(r, producer), 1);
     uint32_t me = shoal__seg_owner(r->seg);
     _Atomic uint64_t *rec = sleeper_rec(r, producer, me);
@@ -443,11 +447,20 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
 
 /* ---- ring operations --------------------------------------------------------------- */
 
-/* The general put and get: the first attempt through the table, then the wait. */
+/* The general put and get: the argument checks, then the try form through the table
+ * (the first attempt) and the wait. */
 static __attribute__((noinline)) int ring_put_wait(shoal__ring *r, const void *msg,
                                                    size_t len, shoal_duration timeout,
                                                    const shoal__ring_hook *hook)
 {
+    int rc;
+    if ((rc = check_len(r, len)))
+        return rc;
+    if (!msg && len)
+        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL message", r->what, r->name);
+    if (r->loan)
+        return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
+                          r->what, r->name);
     struct put_args a = {msg, len};
     return ring_wait(r, true, r->ops->put, &a, timeout, hook);
 }
@@ -456,39 +469,49 @@ static __attribute__((noinline)) int ring_get_wait(shoal__ring *r, void *buf, si
                                                    size_t *len, shoal_duration timeout,
                                                    const shoal__ring_hook *hook)
 {
-    struct get_args a = {buf, cap, len};
+    size_t ignored;
+    if (!buf && cap)
+        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
+    struct get_args a = {buf, cap, len ? len : &ignored};
     return ring_wait(r, false, r->ops->get, &a, timeout, hook);
 }
 
-/* An SPSC ring's put and get first try inline (ring_spsc.h): no indirect call, no
- * argument block on the common path; anything but success takes the general path,
- * which tries again (a try form changes nothing when it fails). */
+/* Whether a put of len bytes from msg is one the fast attempt may take: an SPSC ring,
+ * a message of the ring's size (typed) or within its maximum, no loan outstanding. */
+static inline bool put_plain(const shoal__ring *r, const void *msg, size_t len)
+{
+    uint32_t esz = r->g.elem_size;
+    return (r->g.flags & SHOAL__RING_SPSC) && msg && !r->loan &&
+           (esz ? len == esz : len <= r->g.max_msg);
+}
+
+/* An SPSC ring's put and get first make the fast attempt (ring_spsc.h): inline, no
+ * indirect call, no argument block, no frame on the common path; anything else takes
+ * the general path, which checks the arguments and tries again (a failed attempt
+ * changes nothing). */
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
                     const shoal__ring_hook *hook)
 {
-    int rc;
-    if (SHOAL_UNLIKELY((rc = check_len(r, len))))
-        return rc;
-    if (!msg && len)
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL message", r->what, r->name);
-    if (SHOAL_UNLIKELY(r->loan))
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
-                          r->what, r->name);
-    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_put1(r, msg, len) == 0))
-        return 0;
+    if (SHOAL_LIKELY(put_plain(r, msg, len))) {
+        int rc = sp_put1(r, msg, len, true);
+        if (SHOAL_LIKELY(rc == 0))
+            return 0;
+        if (rc != SP_LATER)
+            return sp_finish(r, rc, true);
+    }
     return ring_put_wait(r, msg, len, timeout, hook);
 }
 
 int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
                     shoal_duration timeout, const shoal__ring_hook *hook)
 {
-    size_t ignored;
-    if (!buf && cap)
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
-    if (!len)
-        len = &ignored;
-    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_get1(r, buf, cap, len) == 0))
-        return 0;
+    if (SHOAL_LIKELY((r->g.flags & SHOAL__RING_SPSC) && buf && len)) {
+        int rc = sp_get1(r, buf, cap, len, true);
+        if (SHOAL_LIKELY(rc == 0))
+            return 0;
+        if (rc != SP_LATER)
+            return sp_finish(r, rc, false);
+    }
     return ring_get_wait(r, buf, cap, len, timeout, hook);
 }
 

@@ -60,6 +60,13 @@ static void sp_format(unsigned char *slots, const shoal__ring_geom *g)
 
 /* ---- the end of the stream (see the top) ------------------------------------------ */
 
+int shoal__spsc_refused(shoal__ring *r, bool fenced)
+{
+    atomic_store_explicit(&r->h->put_busy, 0, memory_order_release);
+    wake_after_store(r, fenced, false); /* a consumer may wait for this put */
+    return err_closed(r);
+}
+
 /* Completes a shutdown whose closer stopped after its first step (see the top). */
 static void sp_seal(shoal__ring *r)
 {
@@ -104,13 +111,13 @@ static int sp_try_put_batch(shoal__ring *r, void *arg)
     if (k > a->n)
         k = a->n;
     bool fenced = ring_fenced(r);
-    int rc = sp_enter(r, fenced);
+    int rc = sp_enter(r, fenced, false);
     if (rc)
         return rc;
     for (uint64_t i = 0; i < k; i++)
         memcpy(slot_at(r, t + i), a->elems + i * esz, esz);
     shoal__test_point("queue.reserved");
-    sp_publish(r, fenced, t, k);
+    sp_publish(r, fenced, t, k, false);
     *a->done = k;
     return 0;
 }
@@ -129,7 +136,7 @@ static int sp_try_get_batch(shoal__ring *r, void *arg)
     for (uint64_t i = 0; i < k; i++)
         memcpy(a->elems + i * esz, slot_at(r, hd + i), esz);
     shoal__test_point("queue.claimed");
-    sp_consume(r, hd, k);
+    sp_consume(r, hd, k, false);
     *a->done = k;
     return 0;
 }
@@ -142,11 +149,10 @@ static int sp_try_loan(shoal__ring *r, void *arg)
                           r->what, r->name, r->what);
     if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
         return err_closed(r);
-    uint64_t t;
-    unsigned char *slot = NULL;
-    int rc = sp_back(r, &t, &slot);
-    if (rc)
-        return rc;
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+    if (sp_room(r, t, 1) == 0)
+        return sp_full(r);
+    unsigned char *slot = slot_at(r, t);
     r->loan = slot;
     return loan_done(r, arg, slot);
 }
@@ -158,11 +164,12 @@ static int sp_commit(shoal__ring *r, unsigned char *base, size_t len)
                           r->what, r->name);
     r->loan = NULL;
     bool fenced = ring_fenced(r);
-    int rc = sp_enter(r, fenced);
+    int rc = sp_enter(r, fenced, false);
     if (rc)
         return rc;
     sp_set_len(r, base, len);
-    sp_publish(r, fenced, atomic_load_explicit(&r->h->tail, memory_order_relaxed), 1);
+    sp_publish(r, fenced, atomic_load_explicit(&r->h->tail, memory_order_relaxed), 1,
+               false);
     return 0;
 }
 
@@ -171,7 +178,7 @@ static int sp_try_peek(shoal__ring *r, void *arg)
     struct peek_args *a = arg;
     uint64_t hd;
     unsigned char *msg = NULL;
-    int rc = sp_front(r, &hd, &msg, a->len);
+    int rc = sp_front(r, &hd, &msg, a->len, false);
     if (rc)
         return rc;
     r->peek = msg - r->g.data_off;
@@ -186,7 +193,7 @@ static int sp_release(shoal__ring *r, const void *msg)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": message is not the one peeked",
                           r->what, r->name);
     r->peek = NULL;
-    sp_consume(r, atomic_load_explicit(&r->h->head, memory_order_relaxed), 1);
+    sp_consume(r, atomic_load_explicit(&r->h->head, memory_order_relaxed), 1, false);
     return 0;
 }
 
