@@ -420,6 +420,18 @@ static _Atomic uint32_t *ring_word(shoal__ring *r, bool producer)
     return producer ? &r->h->nf_seq : &r->h->ne_seq;
 }
 
+/* Counts a call that waits. Each counter of an SPSC ring has one writer (its producer
+ * or its consumer), which adds without a locked instruction. */
+static void count_wait(shoal__ring *r, bool producer)
+{
+    _Atomic uint64_t *c = producer ? &r->h->full_waits : &r->h->empty_waits;
+    if (r->g.flags & SHOAL__RING_SPSC)
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
 static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
                      shoal_duration timeout, const shoal__ring_hook *hook)
 {
@@ -432,8 +444,7 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
     }
     /* A wait runs the hook's check (a syscall) only before sleeping and every
      * millisecond of spinning (wait.c), not at each message of a fast exchange. */
-    atomic_fetch_add_explicit(producer ? &r->h->full_waits : &r->h->empty_waits, 1,
-                              memory_order_relaxed);
+    count_wait(r, producer);
     shoal__deadline dl = shoal__deadline_from(timeout);
     struct ring_waiter w = {r, producer, fn, arg, hook};
     shoal__waitable wt = {

@@ -102,8 +102,12 @@ static inline uint64_t sp_ready(shoal__ring *r, uint64_t hd, uint64_t want)
  * SHOAL_EEOF. */
 static inline uint64_t sp_avail(shoal__ring *r, uint64_t hd, uint64_t want, int *why)
 {
-    if (sp_ready(r, hd, want) == 0 && (*why = shoal__spsc_empty(r, hd)) != 1)
-        return 0;
+    if (sp_ready(r, hd, want) == 0) {
+        *why = SHOAL_EAGAIN; /* open: nothing more to know (shoal__spsc_empty) */
+        if (atomic_load_explicit(&r->h->closed, memory_order_acquire) == 0 ||
+            (*why = shoal__spsc_empty(r, hd)) != 1)
+            return 0;
+    }
     return r->tail_cache - hd;
 }
 
