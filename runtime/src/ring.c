@@ -57,9 +57,11 @@
  * missing or refused (an old kernel, a seccomp profile; SHOAL_WAKE=fenced forces it)
  * takes the fenced path instead: at attach it sets the ring's `fenced` word, and every
  * put and get on that ring, in every process, then reads the word (one load from a line
- * no one writes) and makes a full fence, as before format 3. The MPMC ring needs none of
- * this: each of its steps is a sequentially consistent compare-and-swap, which orders
- * the load of the count after it already. (A process that attaches in the fenced mode
+ * no one writes) and makes a full fence, as before format 3. The MPMC ring does the
+ * same for the two steps that wake: a commit and a free are release stores (the slot
+ * is the process's own reservation or claim: ring_mpmc.c), followed by the same order
+ * and look at the count; its reservations and claims stay sequentially consistent
+ * compare-and-swaps. (A process that attaches in the fenced mode
  * while another's put is in its few instructions between store and load can make
  * that one put miss a sleeper announced at the same instant; the sleeper then finds
  * the message at the end of its sleep slice, wait.c.)
@@ -357,10 +359,12 @@ static void ring_arm(shoal__ring *r, bool producer)
         atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
 }
 
-/* The waitable's barrier: SPSC puts and gets only compiler-fence (see the top). */
+/* The waitable's barrier: the steps that wake (an SPSC put or get, an MPMC commit or
+ * free) only compiler-fence (see the top). */
 static void (*ring_barrier_of(const shoal__ring *r))(void)
 {
-    return r->g.flags & SHOAL__RING_SPSC ? shoal__ring_barrier : NULL;
+    (void)r;
+    return shoal__ring_barrier;
 }
 
 static void ring_disarm(shoal__ring *r, bool producer)

@@ -196,8 +196,8 @@ static inline void store_load_order(bool fenced)
  * the ring (membarrier), or a full fence in a process that cannot issue one. */
 void shoal__ring_barrier(void);
 
-/* Whether consumers / producers sleep, looked at after a release store of an index
- * (SPSC). */
+/* Whether consumers / producers sleep, looked at after a release store that may make
+ * them ready (an SPSC index, an MPMC commit or free). */
 static inline bool sleepers_after_store(shoal__ring *r, bool fenced, bool producers)
 {
     _Atomic uint32_t *count = producers ? &r->h->nf_sleepers : &r->h->ne_sleepers;
@@ -205,7 +205,7 @@ static inline bool sleepers_after_store(shoal__ring *r, bool fenced, bool produc
     return SHOAL_UNLIKELY(atomic_load_explicit(count, memory_order_relaxed) != 0);
 }
 
-/* Wakes consumers / producers after a release store of an index (SPSC); returns 0. */
+/* Wakes consumers / producers after such a release store; returns 0. */
 static inline int wake_after_store(shoal__ring *r, bool fenced, bool producers)
 {
     return sleepers_after_store(r, fenced, producers)
@@ -213,18 +213,12 @@ static inline int wake_after_store(shoal__ring *r, bool fenced, bool producers)
                : 0;
 }
 
-/* Wakes consumers / producers after a sequentially consistent read-modify-write of
- * the ring's state (MPMC), which orders it before the load of the count already. */
+/* Wakes consumers after a sequentially consistent read-modify-write of the ring's
+ * state (an MPMC recovery step), which orders it before the load of the count. */
 static inline void wake_consumers(shoal__ring *r)
 {
     if (SHOAL_UNLIKELY(atomic_load(&r->h->ne_sleepers) != 0))
         shoal__ring_wake_side(r, false);
-}
-
-static inline void wake_producers(shoal__ring *r)
-{
-    if (SHOAL_UNLIKELY(atomic_load(&r->h->nf_sleepers) != 0))
-        shoal__ring_wake_side(r, true);
 }
 
 /* A loan succeeded on the slot starting at slot. */

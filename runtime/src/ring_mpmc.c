@@ -17,7 +17,11 @@
  * the reservation as SKIP or takes the claim over and delivers the message itself.
  * The release of a claim is the single step that consumes a message, so a consumer
  * killed before it — even after copying the message out — loses nothing, and one
- * killed after it has consumed it: messages are delivered exactly once. (With
+ * killed after it has consumed it: messages are delivered exactly once. Reserving and
+ * claiming compete with other processes, so they are compare-and-swaps; committing a
+ * reservation and freeing a claim change a word no other process touches while its
+ * owner lives (recovery takes over only the dead's), so they are release stores,
+ * which wake sleepers as an SPSC put does ("The wake path" in ring.c). (With
  * peek/release a consumer that dies before releasing has its message delivered
  * again.) The head and tail indexes only move after the slot's word did, and anyone
  * may move them, so a process killed between the two steps stalls no one.
@@ -99,9 +103,11 @@ static void mp_format(unsigned char *slots, const shoal__ring_geom *g)
  * holds) then moves once, for the write, instead of once to be read and again to be
  * written. A wrong guess only fails the compare-and-swap. After finding the ring full,
  * the view reads first again (put_full), so that a producer waiting for room does not
- * take the line from the consumer at each look.
+ * take the line from the consumer at each look. The caller moves the tail past the
+ * slot (mp_pass): a put once its message is committed, so that the slot's line is
+ * written twice in quick succession, not with a step on another line in between.
  */
-static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out)
+static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out, uint64_t *at)
 {
     struct shoal__ringhdr *h = r->h;
     uint64_t pos = atomic_load_explicit(&h->tail, memory_order_relaxed);
@@ -113,12 +119,11 @@ static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out)
         int32_t d = (int32_t)(w_seq(w) - (uint32_t)pos);
         if (d == 0 && w_owner(w) == 0 && !(w & W_FULL)) {
             if (atomic_compare_exchange_strong(&s->word, &w, w_make(pos, me, 0))) {
-                uint64_t t = pos;
-                atomic_compare_exchange_strong(&h->tail, &t, pos + 1);
                 if (SHOAL_UNLIKELY(!guess && atomic_load_explicit(&r->put_full,
                                                                   memory_order_relaxed)))
                     atomic_store_explicit(&r->put_full, 0, memory_order_relaxed);
                 *out = s;
+                *at = pos;
                 return 0;
             }
         } else if (d < 0 || (d == 0 && (w & W_FULL))) { /* the last lap's: full */
@@ -159,26 +164,26 @@ static int mp_after_reserve(shoal__ring *r, struct mslot *s, uint32_t me)
     return 0;
 }
 
+/* Commits our reservation: a release store, since no one else changes a live
+ * process's reservation (see the top). */
 static int mp_commit(shoal__ring *r, struct mslot *s, uint32_t me, size_t len)
 {
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (w_owner(w) != me || (w & (W_CLAIM | W_SKIP)))
+    if (w_owner(w) != me || (w & (W_CLAIM | W_SKIP | W_FULL)))
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": slot is not loaned by this process",
                           r->what, r->name);
     atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
-    if (!atomic_compare_exchange_strong(&s->word, &w, w_make(w_seq(w) + 1u, 0, W_FULL)))
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": loan was reclaimed", r->what,
-                          r->name);
-    wake_consumers(r);
-    return 0;
+    atomic_store_explicit(&s->word, w_make(w_seq(w) + 1u, 0, W_FULL),
+                          memory_order_release);
+    return wake_after_store(r, ring_fenced(r), false);
 }
 
-/* Frees a slot we have claimed. */
+/* Frees a slot we have claimed (w: our claim): a release store, as mp_commit. */
 static void mc_free(shoal__ring *r, struct mslot *s, uint64_t w)
 {
     uint64_t next = w_make(w_seq(w) - 1u + r->g.capacity, 0, 0);
-    if (atomic_compare_exchange_strong(&s->word, &w, next))
-        wake_producers(r);
+    atomic_store_explicit(&s->word, next, memory_order_release);
+    wake_after_store(r, ring_fenced(r), true);
 }
 
 /* Reads a committed slot's length consistently with its word w. */
@@ -393,16 +398,29 @@ static int mc_release(shoal__ring *r, const void *msg)
 
 /* ---- the try forms ----------------------------------------------------------------- */
 
-/* Reserves the tail slot for this process: 0 (*s), SHOAL_EAGAIN or an error. */
-static int mp_reserve_mine(shoal__ring *r, uint32_t *me, struct mslot **s)
+/* Moves the tail past position pos, where this process reserved a slot (anyone may
+ * move it; it may have moved already). */
+static void mp_pass(shoal__ring *r, uint64_t pos)
+{
+    uint64_t t = pos;
+    atomic_compare_exchange_strong(&r->h->tail, &t, pos + 1);
+}
+
+/* Reserves the tail slot for this process: 0 (*s at position *pos, the tail not yet
+ * moved past it: mp_pass), SHOAL_EAGAIN or an error. */
+static int mp_reserve_mine(shoal__ring *r, uint32_t *me, struct mslot **s, uint64_t *pos)
 {
     *me = ring_me(r);
     if (SHOAL_UNLIKELY(!*me))
         return err_no_owner(r);
     if (SHOAL_UNLIKELY(atomic_load_explicit(&r->h->closed, memory_order_relaxed)))
         return err_closed(r);
-    int rc = mp_reserve(r, *me, s);
-    return rc ? rc : mp_after_reserve(r, *s, *me);
+    int rc = mp_reserve(r, *me, s, pos);
+    if (rc)
+        return rc;
+    if ((rc = mp_after_reserve(r, *s, *me)))
+        mp_pass(r, *pos);
+    return rc;
 }
 
 static int mp_try_put(shoal__ring *r, void *arg)
@@ -410,12 +428,15 @@ static int mp_try_put(shoal__ring *r, void *arg)
     const struct put_args *a = arg;
     uint32_t me;
     struct mslot *s;
-    int rc = mp_reserve_mine(r, &me, &s);
+    uint64_t pos;
+    int rc = mp_reserve_mine(r, &me, &s, &pos);
     if (rc)
         return rc;
     copy_msg((unsigned char *)s + r->g.data_off, a->msg, a->len);
     shoal__test_point("queue.reserved");
-    return mp_commit(r, s, me, a->len);
+    rc = mp_commit(r, s, me, a->len);
+    mp_pass(r, pos);
+    return rc;
 }
 
 static int mp_try_get(shoal__ring *r, void *arg)
@@ -472,8 +493,12 @@ static int mp_try_loan(shoal__ring *r, void *arg)
 {
     uint32_t me;
     struct mslot *s;
-    int rc = mp_reserve_mine(r, &me, &s);
-    return rc ? rc : loan_done(r, arg, (unsigned char *)s);
+    uint64_t pos;
+    int rc = mp_reserve_mine(r, &me, &s, &pos);
+    if (rc)
+        return rc;
+    mp_pass(r, pos);
+    return loan_done(r, arg, (unsigned char *)s);
 }
 
 static int mp_commit_slot(shoal__ring *r, unsigned char *base, size_t len)
