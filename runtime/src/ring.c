@@ -500,14 +500,34 @@ static inline bool put_plain(const shoal__ring *r, const void *msg, size_t len)
            (esz ? len == esz : len <= r->g.max_msg);
 }
 
+/* An SPSC ring's put or get of a message over COPY_INLINE_MAX bytes: the try form
+ * inline (the copy dominates), the general path only when it would wait. */
+static __attribute__((noinline)) int ring_put_spsc(shoal__ring *r, const void *msg,
+                                                   size_t len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    int rc = sp_put1(r, msg, len, false);
+    return rc == SHOAL_EAGAIN ? ring_put_wait(r, msg, len, timeout, hook) : rc;
+}
+
+static __attribute__((noinline)) int ring_get_spsc(shoal__ring *r, void *buf, size_t cap,
+                                                   size_t *len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    int rc = sp_get1(r, buf, cap, len, false);
+    return rc == SHOAL_EAGAIN ? ring_get_wait(r, buf, cap, len, timeout, hook) : rc;
+}
+
 /* An SPSC ring's put and get first make the fast attempt (ring_spsc.h): inline, no
  * indirect call, no argument block, no frame on the common path; anything else takes
  * the general path, which checks the arguments and tries again (a failed attempt
- * changes nothing). */
+ * changes nothing). Rings of larger messages take the try form directly. */
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
                     const shoal__ring_hook *hook)
 {
     if (SHOAL_LIKELY(put_plain(r, msg, len))) {
+        if (SHOAL_UNLIKELY(len > COPY_INLINE_MAX))
+            return ring_put_spsc(r, msg, len, timeout, hook);
         int rc = sp_put1(r, msg, len, true);
         if (SHOAL_LIKELY(rc == 0))
             return 0;
@@ -521,6 +541,8 @@ int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
                     shoal_duration timeout, const shoal__ring_hook *hook)
 {
     if (SHOAL_LIKELY((r->g.flags & SHOAL__RING_SPSC) && buf && len)) {
+        if (SHOAL_UNLIKELY(r->g.max_msg > COPY_INLINE_MAX))
+            return ring_get_spsc(r, buf, cap, len, timeout, hook);
         int rc = sp_get1(r, buf, cap, len, true);
         if (SHOAL_LIKELY(rc == 0))
             return 0;

@@ -21,7 +21,9 @@
  * call, so the caller (whose every call is then a tail call) stays a leaf: no
  * registers saved, no frame.
  */
-#define SP_LATER   1
+#define SP_LATER 1
+/* The two instances differ by a constant argument: each must be inlined to be one. */
+#define SP_INLINE  static inline __attribute__((always_inline))
 #define SP_WAKE    2
 #define SP_REFUSED 3
 
@@ -151,7 +153,7 @@ static inline int sp_full(const shoal__ring *r)
 /* ---- one put, one get ------------------------------------------------------------- */
 
 /* One message: 0, SHOAL_EAGAIN (full), SHOAL_ECLOSED. */
-static inline int sp_put1(shoal__ring *r, const void *msg, size_t len, bool fast)
+SP_INLINE int sp_put1(shoal__ring *r, const void *msg, size_t len, bool fast)
 {
     uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
     bool fenced = ring_fenced(r);
@@ -173,8 +175,8 @@ static inline int sp_put1(shoal__ring *r, const void *msg, size_t len, bool fast
  * bytes —, *len), SHOAL_EAGAIN, SHOAL_EEOF, or SHOAL_ECORRUPT when its recorded length
  * exceeds max_msg. fast: SP_LATER for an empty ring, whether or not it is the end, and
  * for a message over COPY_INLINE_MAX bytes or a damaged one. */
-static inline int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, size_t *len,
-                           bool fast)
+SP_INLINE int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, size_t *len,
+                       bool fast)
 {
     int why;
     *hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
@@ -190,7 +192,7 @@ static inline int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, si
 
 /* One message into buf (cap bytes), its length in *len: 0, SHOAL_EAGAIN, SHOAL_EEOF,
  * SHOAL_EMSGSIZE (buf too small: *len says how much is needed), SHOAL_ECORRUPT. */
-static inline int sp_get1(shoal__ring *r, void *buf, size_t cap, size_t *len, bool fast)
+SP_INLINE int sp_get1(shoal__ring *r, void *buf, size_t cap, size_t *len, bool fast)
 {
     uint64_t hd;
     unsigned char *msg = NULL;
