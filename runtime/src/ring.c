@@ -9,8 +9,8 @@
  * Each fills one table of operations (struct shoal__ring_ops in ring_internal.h);
  * attach picks the table from the geometry's flags and every operation below makes one
  * indirect call through it — except the first attempt of a put or get on an SPSC ring,
- * which calls the inline try form of ring_spsc.h directly. What both share — argument
- * checks, waiting, shutdown, counters, inspection — is here.
+ * which runs the inline fast attempt of ring_spsc.h directly. What both share —
+ * argument checks, waiting, shutdown, counters, inspection — is here.
  *
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
  * (tail), the SPSC producer's in-flight marker, the consumer's line (head), one line

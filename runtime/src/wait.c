@@ -13,8 +13,8 @@
  * to a process that died before acting on it (a semaphore unit, a notification) is
  * then found by the next slice of a live sleeper, because ready() is evaluated again.
  *
- * A waitable with a barrier() (an SPSC ring: its put and get make no fence, the
- * sleeper pays with a membarrier) gets a first sleep of at most SHOAL__LAZY_NS without
+ * A waitable with a barrier() (a ring: its puts and gets make no fence, the sleeper
+ * pays with a membarrier) gets a first sleep of at most SHOAL__LAZY_NS without
  * the barrier, then sleeps as any other. The barrier costs a few microseconds, but up to
  * ~70 us when its inter-processor interrupt meets a virtual CPU that is going idle;
  * most sleeps of a request/reply exchange end well within SHOAL__LAZY_NS and never pay
