@@ -103,11 +103,9 @@ static void mp_format(unsigned char *slots, const shoal__ring_geom *g)
  * holds) then moves once, for the write, instead of once to be read and again to be
  * written. A wrong guess only fails the compare-and-swap. After finding the ring full,
  * the view reads first again (put_full), so that a producer waiting for room does not
- * take the line from the consumer at each look. The caller moves the tail past the
- * slot (mp_pass): a put once its message is committed, so that the slot's line is
- * written twice in quick succession, not with a step on another line in between.
+ * take the line from the consumer at each look.
  */
-static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out, uint64_t *at)
+static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out)
 {
     struct shoal__ringhdr *h = r->h;
     uint64_t pos = atomic_load_explicit(&h->tail, memory_order_relaxed);
@@ -119,11 +117,12 @@ static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out, uint64_t 
         int32_t d = (int32_t)(w_seq(w) - (uint32_t)pos);
         if (d == 0 && w_owner(w) == 0 && !(w & W_FULL)) {
             if (atomic_compare_exchange_strong(&s->word, &w, w_make(pos, me, 0))) {
+                uint64_t t = pos;
+                atomic_compare_exchange_strong(&h->tail, &t, pos + 1);
                 if (SHOAL_UNLIKELY(!guess && atomic_load_explicit(&r->put_full,
                                                                   memory_order_relaxed)))
                     atomic_store_explicit(&r->put_full, 0, memory_order_relaxed);
                 *out = s;
-                *at = pos;
                 return 0;
             }
         } else if (d < 0 || (d == 0 && (w & W_FULL))) { /* the last lap's: full */
@@ -398,29 +397,16 @@ static int mc_release(shoal__ring *r, const void *msg)
 
 /* ---- the try forms ----------------------------------------------------------------- */
 
-/* Moves the tail past position pos, where this process reserved a slot (anyone may
- * move it; it may have moved already). */
-static void mp_pass(shoal__ring *r, uint64_t pos)
-{
-    uint64_t t = pos;
-    atomic_compare_exchange_strong(&r->h->tail, &t, pos + 1);
-}
-
-/* Reserves the tail slot for this process: 0 (*s at position *pos, the tail not yet
- * moved past it: mp_pass), SHOAL_EAGAIN or an error. */
-static int mp_reserve_mine(shoal__ring *r, uint32_t *me, struct mslot **s, uint64_t *pos)
+/* Reserves the tail slot for this process: 0 (*s), SHOAL_EAGAIN or an error. */
+static int mp_reserve_mine(shoal__ring *r, uint32_t *me, struct mslot **s)
 {
     *me = ring_me(r);
     if (SHOAL_UNLIKELY(!*me))
         return err_no_owner(r);
     if (SHOAL_UNLIKELY(atomic_load_explicit(&r->h->closed, memory_order_relaxed)))
         return err_closed(r);
-    int rc = mp_reserve(r, *me, s, pos);
-    if (rc)
-        return rc;
-    if ((rc = mp_after_reserve(r, *s, *me)))
-        mp_pass(r, *pos);
-    return rc;
+    int rc = mp_reserve(r, *me, s);
+    return rc ? rc : mp_after_reserve(r, *s, *me);
 }
 
 static int mp_try_put(shoal__ring *r, void *arg)
@@ -428,15 +414,12 @@ static int mp_try_put(shoal__ring *r, void *arg)
     const struct put_args *a = arg;
     uint32_t me;
     struct mslot *s;
-    uint64_t pos;
-    int rc = mp_reserve_mine(r, &me, &s, &pos);
+    int rc = mp_reserve_mine(r, &me, &s);
     if (rc)
         return rc;
     copy_msg((unsigned char *)s + r->g.data_off, a->msg, a->len);
     shoal__test_point("queue.reserved");
-    rc = mp_commit(r, s, me, a->len);
-    mp_pass(r, pos);
-    return rc;
+    return mp_commit(r, s, me, a->len);
 }
 
 static int mp_try_get(shoal__ring *r, void *arg)
@@ -493,12 +476,8 @@ static int mp_try_loan(shoal__ring *r, void *arg)
 {
     uint32_t me;
     struct mslot *s;
-    uint64_t pos;
-    int rc = mp_reserve_mine(r, &me, &s, &pos);
-    if (rc)
-        return rc;
-    mp_pass(r, pos);
-    return loan_done(r, arg, (unsigned char *)s);
+    int rc = mp_reserve_mine(r, &me, &s);
+    return rc ? rc : loan_done(r, arg, (unsigned char *)s);
 }
 
 static int mp_commit_slot(shoal__ring *r, unsigned char *base, size_t len)
