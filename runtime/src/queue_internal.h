@@ -66,6 +66,9 @@ typedef struct shoal__ring {
     unsigned put_gen;                  /* SPSC: put_id is for this fork generation */
     unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
     _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
+    _Atomic uint32_t scan_polls;       /* MPMC: attempts that found nothing (0 before
+                                          a sleep: the next one reads the clock) */
+    _Atomic uint32_t put_full;         /* MPMC: the last reservation found no room */
     _Atomic int64_t next_repair_ns;    /* next look for dead sleepers (ring.c) */
     struct shoal__ring_waiter side[2]; /* readable, writable (shoal__ring_waitable) */
 } shoal__ring;

@@ -9,8 +9,8 @@
  * Each fills one table of operations (struct shoal__ring_ops in ring_internal.h);
  * attach picks the table from the geometry's flags and every operation below makes one
  * indirect call through it — except the first attempt of a put or get on an SPSC ring,
- * which calls the inline try form of ring_spsc.h directly. What both share — argument
- * checks, waiting, shutdown, counters, inspection — is here.
+ * which runs the inline fast attempt of ring_spsc.h directly. What both share —
+ * argument checks, waiting, shutdown, counters, inspection — is here.
  *
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
  * (tail), the SPSC producer's in-flight marker, the consumer's line (head), one line
@@ -57,9 +57,11 @@
  * missing or refused (an old kernel, a seccomp profile; SHOAL_WAKE=fenced forces it)
  * takes the fenced path instead: at attach it sets the ring's `fenced` word, and every
  * put and get on that ring, in every process, then reads the word (one load from a line
- * no one writes) and makes a full fence, as before format 3. The MPMC ring needs none of
- * this: each of its steps is a sequentially consistent compare-and-swap, which orders
- * the load of the count after it already. (A process that attaches in the fenced mode
+ * no one writes) and makes a full fence, as before format 3. The MPMC ring does the
+ * same for the two steps that wake: a commit and a free are release stores (the slot
+ * is the process's own reservation or claim: ring_mpmc.c), followed by the same order
+ * and look at the count; its reservations and claims stay sequentially consistent
+ * compare-and-swaps. (A process that attaches in the fenced mode
  * while another's put is in its few instructions between store and load can make
  * that one put miss a sleeper announced at the same instant; the sleeper then finds
  * the message at the end of its sleep slice, wait.c.)
@@ -232,12 +234,13 @@ int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
  */
 static void repair_sleepers(shoal__ring *r, bool producer);
 
-void shoal__ring_wake_side(shoal__ring *r, bool producers)
+int shoal__ring_wake_side(shoal__ring *r, bool producers)
 {
     _Atomic uint32_t *seq = producers ? &r->h->nf_seq : &r->h->ne_seq;
     atomic_fetch_add(seq, 1);
     if (shoal__futex_wake(seq, INT_MAX) == 0)
         repair_sleepers(r, producers); /* counted sleepers, none in the kernel */
+    return 0;
 }
 
 void shoal__ring_wake_all(shoal__ring *r)
@@ -340,6 +343,9 @@ static _Atomic uint64_t *sleeper_rec(shoal__ring *r, bool producer, uint32_t me)
 
 static void ring_arm(shoal__ring *r, bool producer)
 {
+    /* The look after arming is the last before a sleep: it may also look for what
+     * dead processes left (MPMC: scan_due reads the clock on this one). */
+    atomic_store_explicit(&r->scan_polls, 0, memory_order_relaxed);
     atomic_fetch_add(sleeper_count(r, producer), 1);
     uint32_t me = shoal__seg_owner(r->seg);
     _Atomic uint64_t *rec = sleeper_rec(r, producer, me);
@@ -353,10 +359,12 @@ static void ring_arm(shoal__ring *r, bool producer)
         atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
 }
 
-/* The waitable's barrier: SPSC puts and gets only compiler-fence (see the top). */
+/* The waitable's barrier: the steps that wake (an SPSC put or get, an MPMC commit or
+ * free) only compiler-fence (see the top). */
 static void (*ring_barrier_of(const shoal__ring *r))(void)
 {
-    return r->g.flags & SHOAL__RING_SPSC ? shoal__ring_barrier : NULL;
+    (void)r;
+    return shoal__ring_barrier;
 }
 
 static void ring_disarm(shoal__ring *r, bool producer)
@@ -416,6 +424,18 @@ static _Atomic uint32_t *ring_word(shoal__ring *r, bool producer)
     return producer ? &r->h->nf_seq : &r->h->ne_seq;
 }
 
+/* Counts a call that waits. Each counter of an SPSC ring has one writer (its producer
+ * or its consumer), which adds without a locked instruction. */
+static void count_wait(shoal__ring *r, bool producer)
+{
+    _Atomic uint64_t *c = producer ? &r->h->full_waits : &r->h->empty_waits;
+    if (r->g.flags & SHOAL__RING_SPSC)
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
 static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
                      shoal_duration timeout, const shoal__ring_hook *hook)
 {
@@ -428,8 +448,7 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
     }
     /* A wait runs the hook's check (a syscall) only before sleeping and every
      * millisecond of spinning (wait.c), not at each message of a fast exchange. */
-    atomic_fetch_add_explicit(producer ? &r->h->full_waits : &r->h->empty_waits, 1,
-                              memory_order_relaxed);
+    count_wait(r, producer);
     shoal__deadline dl = shoal__deadline_from(timeout);
     struct ring_waiter w = {r, producer, fn, arg, hook};
     shoal__waitable wt = {
@@ -443,11 +462,20 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
 
 /* ---- ring operations --------------------------------------------------------------- */
 
-/* The general put and get: the first attempt through the table, then the wait. */
+/* The general put and get: the argument checks, then the try form through the table
+ * (the first attempt) and the wait. */
 static __attribute__((noinline)) int ring_put_wait(shoal__ring *r, const void *msg,
                                                    size_t len, shoal_duration timeout,
                                                    const shoal__ring_hook *hook)
 {
+    int rc;
+    if ((rc = check_len(r, len)))
+        return rc;
+    if (!msg && len)
+        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL message", r->what, r->name);
+    if (r->loan)
+        return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
+                          r->what, r->name);
     struct put_args a = {msg, len};
     return ring_wait(r, true, r->ops->put, &a, timeout, hook);
 }
@@ -456,39 +484,71 @@ static __attribute__((noinline)) int ring_get_wait(shoal__ring *r, void *buf, si
                                                    size_t *len, shoal_duration timeout,
                                                    const shoal__ring_hook *hook)
 {
-    struct get_args a = {buf, cap, len};
+    size_t ignored;
+    if (!buf && cap)
+        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
+    struct get_args a = {buf, cap, len ? len : &ignored};
     return ring_wait(r, false, r->ops->get, &a, timeout, hook);
 }
 
-/* An SPSC ring's put and get first try inline (ring_spsc.h): no indirect call, no
- * argument block on the common path; anything but success takes the general path,
- * which tries again (a try form changes nothing when it fails). */
+/* Whether a put of len bytes from msg is one the fast attempt may take: an SPSC ring,
+ * a message of the ring's size (typed) or within its maximum, no loan outstanding. */
+static inline bool put_plain(const shoal__ring *r, const void *msg, size_t len)
+{
+    uint32_t esz = r->g.elem_size;
+    return (r->g.flags & SHOAL__RING_SPSC) && msg && !r->loan &&
+           (esz ? len == esz : len <= r->g.max_msg);
+}
+
+/* An SPSC ring's put or get of a message over COPY_INLINE_MAX bytes: the try form
+ * inline (the copy dominates), the general path only when it would wait. */
+static __attribute__((noinline)) int ring_put_spsc(shoal__ring *r, const void *msg,
+                                                   size_t len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    int rc = sp_put1(r, msg, len, false);
+    return rc == SHOAL_EAGAIN ? ring_put_wait(r, msg, len, timeout, hook) : rc;
+}
+
+static __attribute__((noinline)) int ring_get_spsc(shoal__ring *r, void *buf, size_t cap,
+                                                   size_t *len, shoal_duration timeout,
+                                                   const shoal__ring_hook *hook)
+{
+    int rc = sp_get1(r, buf, cap, len, false);
+    return rc == SHOAL_EAGAIN ? ring_get_wait(r, buf, cap, len, timeout, hook) : rc;
+}
+
+/* An SPSC ring's put and get first make the fast attempt (ring_spsc.h): inline, no
+ * indirect call, no argument block, no frame on the common path; anything else takes
+ * the general path, which checks the arguments and tries again (a failed attempt
+ * changes nothing). Rings of larger messages take the try form directly. */
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
                     const shoal__ring_hook *hook)
 {
-    int rc;
-    if (SHOAL_UNLIKELY((rc = check_len(r, len))))
-        return rc;
-    if (!msg && len)
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL message", r->what, r->name);
-    if (SHOAL_UNLIKELY(r->loan))
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
-                          r->what, r->name);
-    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_put1(r, msg, len) == 0))
-        return 0;
+    if (SHOAL_LIKELY(put_plain(r, msg, len))) {
+        if (SHOAL_UNLIKELY(len > COPY_INLINE_MAX))
+            return ring_put_spsc(r, msg, len, timeout, hook);
+        int rc = sp_put1(r, msg, len, true);
+        if (SHOAL_LIKELY(rc == 0))
+            return 0;
+        if (rc != SP_LATER)
+            return sp_finish(r, rc, true);
+    }
     return ring_put_wait(r, msg, len, timeout, hook);
 }
 
 int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
                     shoal_duration timeout, const shoal__ring_hook *hook)
 {
-    size_t ignored;
-    if (!buf && cap)
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
-    if (!len)
-        len = &ignored;
-    if ((r->g.flags & SHOAL__RING_SPSC) && SHOAL_LIKELY(sp_get1(r, buf, cap, len) == 0))
-        return 0;
+    if (SHOAL_LIKELY((r->g.flags & SHOAL__RING_SPSC) && buf && len)) {
+        if (SHOAL_UNLIKELY(r->g.max_msg > COPY_INLINE_MAX))
+            return ring_get_spsc(r, buf, cap, len, timeout, hook);
+        int rc = sp_get1(r, buf, cap, len, true);
+        if (SHOAL_LIKELY(rc == 0))
+            return 0;
+        if (rc != SP_LATER)
+            return sp_finish(r, rc, false);
+    }
     return ring_get_wait(r, buf, cap, len, timeout, hook);
 }
 

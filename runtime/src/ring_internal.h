@@ -120,16 +120,54 @@ static inline unsigned char *slot_at(const shoal__ring *r, uint64_t pos)
     return r->slots + i * r->g.stride;
 }
 
-/* Copies a message's bytes; an empty message may come with a NULL pointer, which
- * memcpy must not be given even for 0 bytes. */
+/* Messages up to this size are copied inline (copy_msg), larger ones by memcpy. */
+#define COPY_INLINE_MAX 64
+
+/* Copies a message's bytes. Up to COPY_INLINE_MAX bytes: a few moves of 16, 8, 4 or 1
+ * bytes whose ranges overlap to cover any length (no call, no loop: the common small
+ * message pays a handful of instructions); beyond, memcpy. An empty message may come
+ * with a NULL pointer, which memcpy must not be given even for 0 bytes. */
 static inline void copy_msg(void *dst, const void *src, size_t n)
 {
-    if (n)
-        memcpy(dst, src, n);
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (n > COPY_INLINE_MAX) {
+        memcpy(d, s, n);
+    } else if (n >= 16) {
+        unsigned char a[16], b[16], c[16], e[16];
+        memcpy(a, s, 16);
+        memcpy(b, s + n - 16, 16);
+        if (n > 32) {
+            memcpy(c, s + 16, 16);
+            memcpy(e, s + n - 32, 16);
+            memcpy(d + 16, c, 16);
+            memcpy(d + n - 32, e, 16);
+        }
+        memcpy(d, a, 16);
+        memcpy(d + n - 16, b, 16);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n) {
+        unsigned char a = s[0], b = s[n / 2], c = s[n - 1];
+        d[0] = a;
+        d[n / 2] = b;
+        d[n - 1] = c;
+    }
 }
 
-/* Wakes the sleepers of one side after a change that may make them ready (ring.c). */
-void shoal__ring_wake_side(shoal__ring *r, bool producers);
+/* Wakes the sleepers of one side after a change that may make them ready (ring.c).
+ * Returns 0, so that a put or get can end with it as a tail call. */
+int shoal__ring_wake_side(shoal__ring *r, bool producers);
 
 /* ---- the wake path (see "The wake path" in ring.c) ---- */
 
@@ -158,27 +196,29 @@ static inline void store_load_order(bool fenced)
  * the ring (membarrier), or a full fence in a process that cannot issue one. */
 void shoal__ring_barrier(void);
 
-/* Wakes consumers / producers after a release store of an index (SPSC). */
-static inline void wake_after_store(shoal__ring *r, bool fenced, bool producers)
+/* Whether consumers / producers sleep, looked at after a release store that may make
+ * them ready (an SPSC index, an MPMC commit or free). */
+static inline bool sleepers_after_store(shoal__ring *r, bool fenced, bool producers)
 {
     _Atomic uint32_t *count = producers ? &r->h->nf_sleepers : &r->h->ne_sleepers;
     store_load_order(fenced);
-    if (SHOAL_UNLIKELY(atomic_load_explicit(count, memory_order_relaxed) != 0))
-        shoal__ring_wake_side(r, producers);
+    return SHOAL_UNLIKELY(atomic_load_explicit(count, memory_order_relaxed) != 0);
 }
 
-/* Wakes consumers / producers after a sequentially consistent read-modify-write of
- * the ring's state (MPMC), which orders it before the load of the count already. */
+/* Wakes consumers / producers after such a release store; returns 0. */
+static inline int wake_after_store(shoal__ring *r, bool fenced, bool producers)
+{
+    return sleepers_after_store(r, fenced, producers)
+               ? shoal__ring_wake_side(r, producers)
+               : 0;
+}
+
+/* Wakes consumers after a sequentially consistent read-modify-write of the ring's
+ * state (an MPMC recovery step), which orders it before the load of the count. */
 static inline void wake_consumers(shoal__ring *r)
 {
     if (SHOAL_UNLIKELY(atomic_load(&r->h->ne_sleepers) != 0))
         shoal__ring_wake_side(r, false);
-}
-
-static inline void wake_producers(shoal__ring *r)
-{
-    if (SHOAL_UNLIKELY(atomic_load(&r->h->nf_sleepers) != 0))
-        shoal__ring_wake_side(r, true);
 }
 
 /* A loan succeeded on the slot starting at slot. */

@@ -17,14 +17,19 @@
  * the reservation as SKIP or takes the claim over and delivers the message itself.
  * The release of a claim is the single step that consumes a message, so a consumer
  * killed before it — even after copying the message out — loses nothing, and one
- * killed after it has consumed it: messages are delivered exactly once. (With
+ * killed after it has consumed it: messages are delivered exactly once. Reserving and
+ * claiming compete with other processes, so they are compare-and-swaps; committing a
+ * reservation and freeing a claim change a word no other process touches while its
+ * owner lives (recovery takes over only the dead's), so they are release stores,
+ * which wake sleepers as an SPSC put does ("The wake path" in ring.c). (With
  * peek/release a consumer that dies before releasing has its message delivered
  * again.) The head and tail indexes only move after the slot's word did, and anyone
  * may move them, so a process killed between the two steps stalls no one.
  *
  * Consumers look for dead owners at most every SCAN_NS (and always before declaring
  * the end of the stream): a scan of every slot's word, with a small memo of the
- * owners it has already judged.
+ * owners it has already judged. An attempt that finds nothing reads the clock to see
+ * whether a scan is due only every SCAN_POLLS times (scan_due).
  */
 #include "ring_internal.h"
 
@@ -90,23 +95,38 @@ static void mp_format(unsigned char *slots, const shoal__ring_geom *g)
 
 /* ---- MPMC -------------------------------------------------------------------------- */
 
-/* Reserves the tail slot for `me`. Returns 0, SHOAL_EAGAIN (full) or SHOAL_ECLOSED. */
+/*
+ * Reserves the tail slot for `me`. Returns 0, SHOAL_EAGAIN (full) or SHOAL_ECLOSED.
+ *
+ * The first attempt guesses that the tail slot is free and makes its compare-and-swap
+ * at once, without reading the word first: the slot's line (which a polling consumer
+ * holds) then moves once, for the write, instead of once to be read and again to be
+ * written. A wrong guess only fails the compare-and-swap. After finding the ring full,
+ * the view reads first again (put_full), so that a producer waiting for room does not
+ * take the line from the consumer at each look.
+ */
 static int mp_reserve(shoal__ring *r, uint32_t me, struct mslot **out)
 {
     struct shoal__ringhdr *h = r->h;
     uint64_t pos = atomic_load_explicit(&h->tail, memory_order_relaxed);
-    for (uint32_t steps = 0;;) {
+    bool guess = !atomic_load_explicit(&r->put_full, memory_order_relaxed);
+    for (uint32_t steps = 0;; guess = false) {
         struct mslot *s = (struct mslot *)slot_at(r, pos);
-        uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+        uint64_t w = guess ? w_make(pos, 0, 0)
+                           : atomic_load_explicit(&s->word, memory_order_acquire);
         int32_t d = (int32_t)(w_seq(w) - (uint32_t)pos);
         if (d == 0 && w_owner(w) == 0 && !(w & W_FULL)) {
             if (atomic_compare_exchange_strong(&s->word, &w, w_make(pos, me, 0))) {
                 uint64_t t = pos;
                 atomic_compare_exchange_strong(&h->tail, &t, pos + 1);
+                if (SHOAL_UNLIKELY(!guess && atomic_load_explicit(&r->put_full,
+                                                                  memory_order_relaxed)))
+                    atomic_store_explicit(&r->put_full, 0, memory_order_relaxed);
                 *out = s;
                 return 0;
             }
         } else if (d < 0 || (d == 0 && (w & W_FULL))) { /* the last lap's: full */
+            atomic_store_explicit(&r->put_full, 1, memory_order_relaxed);
             return atomic_load(&h->closed) ? err_closed(r) : SHOAL_EAGAIN;
         } else {
             /* Reserved by another producer, or we are behind: move the tail on. More
@@ -143,26 +163,26 @@ static int mp_after_reserve(shoal__ring *r, struct mslot *s, uint32_t me)
     return 0;
 }
 
+/* Commits our reservation: a release store, since no one else changes a live
+ * process's reservation (see the top). */
 static int mp_commit(shoal__ring *r, struct mslot *s, uint32_t me, size_t len)
 {
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-    if (w_owner(w) != me || (w & (W_CLAIM | W_SKIP)))
+    if (w_owner(w) != me || (w & (W_CLAIM | W_SKIP | W_FULL)))
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": slot is not loaned by this process",
                           r->what, r->name);
     atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
-    if (!atomic_compare_exchange_strong(&s->word, &w, w_make(w_seq(w) + 1u, 0, W_FULL)))
-        return shoal__err(SHOAL_EINVAL, "%s \"%s\": loan was reclaimed", r->what,
-                          r->name);
-    wake_consumers(r);
-    return 0;
+    atomic_store_explicit(&s->word, w_make(w_seq(w) + 1u, 0, W_FULL),
+                          memory_order_release);
+    return wake_after_store(r, ring_fenced(r), false);
 }
 
-/* Frees a slot we have claimed. */
+/* Frees a slot we have claimed (w: our claim): a release store, as mp_commit. */
 static void mc_free(shoal__ring *r, struct mslot *s, uint64_t w)
 {
     uint64_t next = w_make(w_seq(w) - 1u + r->g.capacity, 0, 0);
-    if (atomic_compare_exchange_strong(&s->word, &w, next))
-        wake_producers(r);
+    atomic_store_explicit(&s->word, next, memory_order_release);
+    wake_after_store(r, ring_fenced(r), true);
 }
 
 /* Reads a committed slot's length consistently with its word w. */
@@ -303,8 +323,38 @@ static int mc_scan(shoal__ring *r, uint32_t me, bool take, size_t cap, struct ms
 }
 
 /*
- * Claims a message: the head's, or else (at most every SCAN_NS, and always before
- * declaring the end of the stream) one recovered from a dead process.
+ * Whether an attempt that found nothing at the head (ring shut down or not) should now
+ * look for what dead processes left: always once the ring is shut down (before the
+ * end of the stream is declared), else at most every SCAN_NS. The clock is read only
+ * every SCAN_POLLS such attempts, so that a consumer polling an empty ring does not
+ * read it at every poll (a reading costs more than the poll itself).
+ */
+#define SCAN_POLLS 16
+
+static bool scan_due(shoal__ring *r, bool closed)
+{
+    if (!closed) {
+        uint32_t n = atomic_load_explicit(&r->scan_polls, memory_order_relaxed);
+        atomic_store_explicit(&r->scan_polls, n + 1, memory_order_relaxed);
+        if (n % SCAN_POLLS != 0)
+            return false;
+    }
+    int64_t now = shoal__now_ns();
+    if (!closed && now < atomic_load_explicit(&r->next_scan_ns, memory_order_relaxed))
+        return false;
+    atomic_store_explicit(&r->next_scan_ns, now + SCAN_NS, memory_order_relaxed);
+    return true;
+}
+
+/* The next attempt that finds nothing looks for what dead processes left at once. */
+static void scan_soon(shoal__ring *r)
+{
+    atomic_store_explicit(&r->next_scan_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->scan_polls, 0, memory_order_relaxed);
+}
+
+/*
+ * Claims a message: the head's, or else (scan_due) one recovered from a dead process.
  * Returns 0, SHOAL_EAGAIN, SHOAL_EEOF or SHOAL_EMSGSIZE.
  */
 static int mc_take(shoal__ring *r, size_t cap, struct mslot **out, size_t *len)
@@ -316,10 +366,8 @@ static int mc_take(shoal__ring *r, size_t cap, struct mslot **out, size_t *len)
     if (rc != SHOAL_EAGAIN)
         return rc;
     bool closed = atomic_load(&r->h->closed);
-    int64_t now = shoal__now_ns();
-    if (!closed && now < atomic_load_explicit(&r->next_scan_ns, memory_order_relaxed))
+    if (!scan_due(r, closed))
         return SHOAL_EAGAIN;
-    atomic_store_explicit(&r->next_scan_ns, now + SCAN_NS, memory_order_relaxed);
     bool found = false;
     rc = mc_scan(r, me, true, cap, out, len, &found);
     if (rc != SHOAL_EAGAIN)
@@ -488,18 +536,14 @@ static int mp_readable(shoal__ring *r, void *arg)
     uint32_t me = ring_me(r);
     if (mc_head_state(r, me) == 0)
         return 0;
-    int64_t now = shoal__now_ns();
     bool closed = atomic_load(&r->h->closed);
-    if (!closed && now < atomic_load_explicit(&r->next_scan_ns, memory_order_relaxed))
+    if (!scan_due(r, closed))
         return SHOAL_EAGAIN;
-    atomic_store_explicit(&r->next_scan_ns, now + SCAN_NS, memory_order_relaxed);
     bool found = false;
     struct mslot *s;
     size_t len;
     if (mc_scan(r, me, false, 0, &s, &len, &found) != SHOAL_EAGAIN || found) {
-        atomic_store_explicit(
-            &r->next_scan_ns, 0,
-            memory_order_relaxed); /* the next get takes over what was found */
+        scan_soon(r); /* the next get takes over what was found */
         return 0;
     }
     if (!closed)

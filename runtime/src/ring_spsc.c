@@ -37,10 +37,18 @@
  * Each side keeps a cached copy of the other side's index (head_cache, tail_cache in
  * the process's view): a hint that is never ahead of the real value, refreshed only
  * when it shows too little room or too few messages, so the common put or get touches
- * the other side's cache line once per many messages. A loan is the slot at the tail
- * (one at a time), a peek the slot at the head, remembered in the view until commit or
- * release. One put and one get — the index helpers and the two try forms — are inline
- * in ring_spsc.h, where ring.c calls them directly.
+ * the other side's cache line once per many messages. A consumer refreshing its copy
+ * of the tail also asks for the head slot's line (a prefetch), so that a consumer
+ * polling an empty ring fetches the tail's line and the slot's together when a message
+ * comes, not one after the other. A loan is the slot at the tail (one at a time), a
+ * peek the slot at the head, remembered in the view until commit or release.
+ *
+ * One put and one get — the index helpers and the two try forms — are inline in
+ * ring_spsc.h, in two instances: the try forms of the table, and the fast attempt
+ * ring.c makes first for messages of up to COPY_INLINE_MAX bytes, which copies inline
+ * and makes no call on its way to success (the caller stays a leaf function: an 8-byte
+ * put is some 85 instructions, a get some 70, call and copy included), leaving every
+ * other case to the general path.
  */
 #include "ring_spsc.h"
 
@@ -59,6 +67,13 @@ static void sp_format(unsigned char *slots, const shoal__ring_geom *g)
 }
 
 /* ---- the end of the stream (see the top) ------------------------------------------ */
+
+int shoal__spsc_refused(shoal__ring *r, bool fenced)
+{
+    atomic_store_explicit(&r->h->put_busy, 0, memory_order_release);
+    wake_after_store(r, fenced, false); /* a consumer may wait for this put */
+    return err_closed(r);
+}
 
 /* Completes a shutdown whose closer stopped after its first step (see the top). */
 static void sp_seal(shoal__ring *r)
@@ -104,13 +119,13 @@ static int sp_try_put_batch(shoal__ring *r, void *arg)
     if (k > a->n)
         k = a->n;
     bool fenced = ring_fenced(r);
-    int rc = sp_enter(r, fenced);
+    int rc = sp_enter(r, fenced, false);
     if (rc)
         return rc;
     for (uint64_t i = 0; i < k; i++)
         memcpy(slot_at(r, t + i), a->elems + i * esz, esz);
     shoal__test_point("queue.reserved");
-    sp_publish(r, fenced, t, k);
+    sp_publish(r, fenced, t, k, false);
     *a->done = k;
     return 0;
 }
@@ -129,7 +144,7 @@ static int sp_try_get_batch(shoal__ring *r, void *arg)
     for (uint64_t i = 0; i < k; i++)
         memcpy(a->elems + i * esz, slot_at(r, hd + i), esz);
     shoal__test_point("queue.claimed");
-    sp_consume(r, hd, k);
+    sp_consume(r, hd, k, false);
     *a->done = k;
     return 0;
 }
@@ -142,11 +157,10 @@ static int sp_try_loan(shoal__ring *r, void *arg)
                           r->what, r->name, r->what);
     if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
         return err_closed(r);
-    uint64_t t;
-    unsigned char *slot = NULL;
-    int rc = sp_back(r, &t, &slot);
-    if (rc)
-        return rc;
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+    if (sp_room(r, t, 1) == 0)
+        return sp_full(r);
+    unsigned char *slot = slot_at(r, t);
     r->loan = slot;
     return loan_done(r, arg, slot);
 }
@@ -158,11 +172,12 @@ static int sp_commit(shoal__ring *r, unsigned char *base, size_t len)
                           r->what, r->name);
     r->loan = NULL;
     bool fenced = ring_fenced(r);
-    int rc = sp_enter(r, fenced);
+    int rc = sp_enter(r, fenced, false);
     if (rc)
         return rc;
     sp_set_len(r, base, len);
-    sp_publish(r, fenced, atomic_load_explicit(&r->h->tail, memory_order_relaxed), 1);
+    sp_publish(r, fenced, atomic_load_explicit(&r->h->tail, memory_order_relaxed), 1,
+               false);
     return 0;
 }
 
@@ -171,7 +186,7 @@ static int sp_try_peek(shoal__ring *r, void *arg)
     struct peek_args *a = arg;
     uint64_t hd;
     unsigned char *msg = NULL;
-    int rc = sp_front(r, &hd, &msg, a->len);
+    int rc = sp_front(r, &hd, &msg, a->len, false);
     if (rc)
         return rc;
     r->peek = msg - r->g.data_off;
@@ -186,7 +201,7 @@ static int sp_release(shoal__ring *r, const void *msg)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": message is not the one peeked",
                           r->what, r->name);
     r->peek = NULL;
-    sp_consume(r, atomic_load_explicit(&r->h->head, memory_order_relaxed), 1);
+    sp_consume(r, atomic_load_explicit(&r->h->head, memory_order_relaxed), 1, false);
     return 0;
 }
 

@@ -9,6 +9,24 @@
 
 #include "ring_internal.h"
 
+/*
+ * sp_put1 and sp_get1 come in two instances. The try forms (fast = false) decide
+ * every case and return 0, SHOAL_EAGAIN or an error with its detail. The first
+ * attempt of shoal__ring_put and shoal__ring_get (fast = true) takes only the common
+ * case — a message of at most COPY_INLINE_MAX bytes, room or a message there — and
+ * returns SP_LATER for anything else, having changed nothing, for the caller to take
+ * the general path; or 0, or, its message put or got, SP_WAKE when sleepers of the
+ * other side must be woken; or, for a put that found the ring shut down after marking
+ * itself in flight, SP_REFUSED: the caller ends it (sp_finish). That instance makes no
+ * call, so the caller (whose every call is then a tail call) stays a leaf: no
+ * registers saved, no frame.
+ */
+#define SP_LATER 1
+/* The two instances differ by a constant argument: each must be inlined to be one. */
+#define SP_INLINE  static inline __attribute__((always_inline))
+#define SP_WAKE    2
+#define SP_REFUSED 3
+
 /* The ring looked empty at head hd: SHOAL_EAGAIN, SHOAL_EEOF (shut down, no put in
  * flight: see ring_spsc.c), or 1 when a message has arrived after all (tail_cache). */
 int shoal__spsc_empty(shoal__ring *r, uint64_t hd);
@@ -28,11 +46,22 @@ static inline uint64_t sp_room(shoal__ring *r, uint64_t t, uint64_t want)
     return cap - (t - r->head_cache);
 }
 
-/* Marks a put in flight and checks that the ring is still open (see the top):
- * 0, or SHOAL_ECLOSED with nothing marked. */
-static inline int sp_enter(shoal__ring *r, bool fenced)
+/* sp_enter found the ring shut down: ends the put it began (nothing published; a
+ * consumer may wait for this put) and returns SHOAL_ECLOSED. */
+int shoal__spsc_refused(shoal__ring *r, bool fenced);
+
+/* Whether put_id is this process's (it is not in a fork child before its first put). */
+static inline bool sp_put_id_ok(const shoal__ring *r)
 {
-    if (SHOAL_UNLIKELY(r->put_gen != shoal__ring_fork_gen)) {
+    return SHOAL_LIKELY(r->put_gen == shoal__ring_fork_gen);
+}
+
+/* Marks a put in flight and checks that the ring is still open (see the top):
+ * 0, or SHOAL_ECLOSED with nothing marked. fast: put_id is known to be this
+ * process's. */
+static inline int sp_enter(shoal__ring *r, bool fenced, bool fast)
+{
+    if (!fast && SHOAL_UNLIKELY(!sp_put_id_ok(r))) {
         uint32_t me = shoal__seg_owner(r->seg);
         r->put_id = me ? me : UINT32_MAX; /* UINT32_MAX: no owner id (full table) */
         r->put_gen = shoal__ring_fork_gen;
@@ -41,37 +70,58 @@ static inline int sp_enter(shoal__ring *r, bool fenced)
     store_load_order(fenced);
     if (SHOAL_LIKELY(atomic_load_explicit(&r->h->closed, memory_order_relaxed) == 0))
         return 0;
-    atomic_store_explicit(&r->h->put_busy, 0, memory_order_release);
-    wake_after_store(r, fenced, false); /* a consumer may wait for this put */
-    return err_closed(r);
+    return fast ? SP_REFUSED : shoal__spsc_refused(r, fenced);
 }
 
-/* Publishes the tail (t -> t + n) and ends the put sp_enter began. */
-static inline void sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n)
+/* Publishes the tail (t -> t + n) and ends the put sp_enter began: 0 (fast: SP_WAKE
+ * when consumers sleep, for the caller to wake them). */
+static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n,
+                             bool fast)
 {
     atomic_store_explicit(&r->h->tail, t + n, memory_order_release);
     shoal__test_point("queue.published");
     atomic_store_explicit(&r->h->put_busy, 0, memory_order_release);
-    wake_after_store(r, fenced, false);
+    if (fast)
+        return sleepers_after_store(r, fenced, false) ? SP_WAKE : 0;
+    return wake_after_store(r, fenced, false);
 }
 
-/* Messages available at head hd (refreshing the cached tail only when it shows fewer
- * than `want`), or 0 with *why: SHOAL_EAGAIN or SHOAL_EEOF. */
-static inline uint64_t sp_avail(shoal__ring *r, uint64_t hd, uint64_t want, int *why)
+/* Messages at head hd as the cached tail shows them, refreshing it only when it shows
+ * fewer than `want`: possibly 0. A refresh also asks for the head slot's cache line:
+ * a consumer polling an empty ring then has both lines on their way when a message
+ * comes (the tail's and the slot's, which the producer wrote just before it), rather
+ * than fetching the slot only once the new tail has arrived. */
+static inline uint64_t sp_ready(shoal__ring *r, uint64_t hd, uint64_t want)
 {
     if (r->tail_cache < hd + want) {
+        __builtin_prefetch(slot_at(r, hd));
         r->tail_cache = atomic_load_explicit(&r->h->tail, memory_order_acquire);
-        if (r->tail_cache == hd && (*why = shoal__spsc_empty(r, hd)) != 1)
+    }
+    return r->tail_cache - hd;
+}
+
+/* Messages available at head hd (sp_ready), or 0 with *why: SHOAL_EAGAIN or
+ * SHOAL_EEOF. */
+static inline uint64_t sp_avail(shoal__ring *r, uint64_t hd, uint64_t want, int *why)
+{
+    if (sp_ready(r, hd, want) == 0) {
+        *why = SHOAL_EAGAIN; /* open: nothing more to know (shoal__spsc_empty) */
+        if (atomic_load_explicit(&r->h->closed, memory_order_acquire) == 0 ||
+            (*why = shoal__spsc_empty(r, hd)) != 1)
             return 0;
     }
     return r->tail_cache - hd;
 }
 
-static inline void sp_consume(shoal__ring *r, uint64_t hd, uint64_t n)
+/* Consumes n messages at head hd: 0 (fast: SP_WAKE when producers sleep, for the
+ * caller to wake them). */
+static inline int sp_consume(shoal__ring *r, uint64_t hd, uint64_t n, bool fast)
 {
     r->peek = NULL; /* whatever was peeked is consumed now */
     atomic_store_explicit(&r->h->head, hd + n, memory_order_release);
-    wake_after_store(r, ring_fenced(r), true);
+    if (fast)
+        return sleepers_after_store(r, ring_fenced(r), true) ? SP_WAKE : 0;
+    return wake_after_store(r, ring_fenced(r), true);
 }
 
 /* A message's length as its slot records it. */
@@ -92,82 +142,97 @@ static inline void sp_set_len(const shoal__ring *r, unsigned char *slot, size_t 
     }
 }
 
-/* The free slot at the tail: 0 (*t, *slot), SHOAL_EAGAIN, or SHOAL_ECLOSED (a full
- * ring says so at once; the exact check is sp_enter's). */
-static inline int sp_back(shoal__ring *r, uint64_t *t, unsigned char **slot)
+/* A full ring: SHOAL_ECLOSED when it is shut down (the exact check is sp_enter's),
+ * else SHOAL_EAGAIN. */
+static inline int sp_full(const shoal__ring *r)
 {
-    *t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
-    if (sp_room(r, *t, 1) == 0)
-        return atomic_load_explicit(&r->h->closed, memory_order_relaxed) ? err_closed(r)
-                                                                         : SHOAL_EAGAIN;
-    *slot = slot_at(r, *t);
-    return 0;
-}
-
-/* The message at the head, the one read path of get and peek: 0 (*hd, *msg — its
- * bytes —, *len), SHOAL_EAGAIN, SHOAL_EEOF, or SHOAL_ECORRUPT when its recorded length
- * exceeds max_msg. */
-static inline int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, size_t *len)
-{
-    int why;
-    *hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
-    if (sp_avail(r, *hd, 1, &why) == 0)
-        return why;
-    unsigned char *slot = slot_at(r, *hd);
-    *len = sp_len(r, slot);
-    *msg = slot + r->g.data_off;
-    return SHOAL_UNLIKELY(*len > r->g.max_msg) ? err_bad_len(r, *len) : 0;
+    return atomic_load_explicit(&r->h->closed, memory_order_relaxed) ? err_closed(r)
+                                                                     : SHOAL_EAGAIN;
 }
 
 /* ---- one put, one get ------------------------------------------------------------- */
 
 /* One message: 0, SHOAL_EAGAIN (full), SHOAL_ECLOSED. */
-static inline int sp_put1(shoal__ring *r, const void *msg, size_t len)
+SP_INLINE int sp_put1(shoal__ring *r, const void *msg, size_t len, bool fast)
 {
-    uint64_t t;
-    unsigned char *slot = NULL;
-    int rc = sp_back(r, &t, &slot);
-    if (rc)
-        return rc;
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
     bool fenced = ring_fenced(r);
-    if ((rc = sp_enter(r, fenced)))
+    if (fast && (len > COPY_INLINE_MAX || !sp_put_id_ok(r)))
+        return SP_LATER;
+    if (sp_room(r, t, 1) == 0)
+        return fast ? SP_LATER : sp_full(r);
+    unsigned char *slot = slot_at(r, t);
+    int rc = sp_enter(r, fenced, fast);
+    if (rc)
         return rc;
     sp_set_len(r, slot, len);
     copy_msg(slot + r->g.data_off, msg, len);
     shoal__test_point("queue.reserved");
-    sp_publish(r, fenced, t, 1);
-    return 0;
+    return sp_publish(r, fenced, t, 1, fast);
+}
+
+/* The message at the head, the one read path of get and peek: 0 (*hd, *msg — its
+ * bytes —, *len), SHOAL_EAGAIN, SHOAL_EEOF, or SHOAL_ECORRUPT when its recorded length
+ * exceeds max_msg. fast: SP_LATER for an empty ring, whether or not it is the end, and
+ * for a message over COPY_INLINE_MAX bytes or a damaged one. */
+SP_INLINE int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, size_t *len,
+                       bool fast)
+{
+    int why;
+    *hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
+    if (fast ? sp_ready(r, *hd, 1) == 0 : sp_avail(r, *hd, 1, &why) == 0)
+        return fast ? SP_LATER : why;
+    unsigned char *slot = slot_at(r, *hd);
+    *len = sp_len(r, slot);
+    *msg = slot + r->g.data_off;
+    if (fast && (*len > COPY_INLINE_MAX || *len > r->g.max_msg))
+        return SP_LATER;
+    return SHOAL_UNLIKELY(*len > r->g.max_msg) ? err_bad_len(r, *len) : 0;
 }
 
 /* One message into buf (cap bytes), its length in *len: 0, SHOAL_EAGAIN, SHOAL_EEOF,
  * SHOAL_EMSGSIZE (buf too small: *len says how much is needed), SHOAL_ECORRUPT. */
-static inline int sp_get1(shoal__ring *r, void *buf, size_t cap, size_t *len)
+SP_INLINE int sp_get1(shoal__ring *r, void *buf, size_t cap, size_t *len, bool fast)
 {
     uint64_t hd;
     unsigned char *msg = NULL;
     size_t n = 0;
-    int rc = sp_front(r, &hd, &msg, &n);
+    int rc = sp_front(r, &hd, &msg, &n, fast);
     if (rc)
         return rc;
-    *len = n;
-    if (n > cap)
+    if (n > cap) {
+        if (fast)
+            return SP_LATER;
+        *len = n;
         return err_small(r, n, cap);
+    }
+    *len = n;
     copy_msg(buf, msg, n);
     shoal__test_point("queue.claimed");
-    sp_consume(r, hd, 1);
-    return 0;
+    return sp_consume(r, hd, 1, fast);
+}
+
+/* Ends a fast attempt that returned rc (not SP_LATER) for the producer or consumer:
+ * its result. */
+static inline int sp_finish(shoal__ring *r, int rc, bool producer)
+{
+    if (rc == SP_WAKE)
+        return shoal__ring_wake_side(r, !producer);
+    if (rc == SP_REFUSED)
+        return shoal__spsc_refused(r, ring_fenced(r));
+    return rc;
 }
 
 static inline int sp_try_put(shoal__ring *r, void *arg)
 {
     const struct put_args *a = arg;
-    return sp_put1(r, a->msg, a->len);
+    return sp_put1(r, a->msg, a->len, false);
 }
 
 static inline int sp_try_get(shoal__ring *r, void *arg)
 {
     const struct get_args *a = arg;
-    return sp_get1(r, a->buf, a->cap, a->len);
+    return sp_get1(r, a->buf, a->cap, a->len, false);
 }
 
 #endif

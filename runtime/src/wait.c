@@ -4,16 +4,17 @@
  * Spinning: the first polls follow each other closely, for the answer of a peer that
  * is one cache-line transfer away; then the gaps between polls grow, so a poller does
  * not keep stealing the line from a writer that is still busy with it. The clock is
- * read every 64 polls; check() (a dead peer, a closed end) runs at most once per
- * CHECK_NS while spinning, so a fast exchange never pays for it, and a long spin
- * budget does not hide a dead peer.
+ * read every CLOCK_POLLS polls, not before (a reading costs as much as a few polls: an
+ * exchange answered within them pays for none; the budget starts at the first); check()
+ * (a dead peer, a closed end) runs at most once per CHECK_NS while spinning, so a fast
+ * exchange never pays for it, and a long spin budget does not hide a dead peer.
  *
  * Sleeping: at most SLICE_NS at a time, even with no check() to run: a wake-up given
  * to a process that died before acting on it (a semaphore unit, a notification) is
  * then found by the next slice of a live sleeper, because ready() is evaluated again.
  *
- * A waitable with a barrier() (an SPSC ring: its put and get make no fence, the
- * sleeper pays with a membarrier) gets a first sleep of at most SHOAL__LAZY_NS without
+ * A waitable with a barrier() (a ring: its puts and gets make no fence, the sleeper
+ * pays with a membarrier) gets a first sleep of at most SHOAL__LAZY_NS without
  * the barrier, then sleeps as any other. The barrier costs a few microseconds, but up to
  * ~70 us when its inter-processor interrupt meets a virtual CPU that is going idle;
  * most sleeps of a request/reply exchange end well within SHOAL__LAZY_NS and never pay
@@ -27,16 +28,18 @@
 #define SPIN_GAP_MAX 16               /* most pauses between two polls */
 #define SLICE_NS     (50 * 1000000LL) /* longest single sleep */
 #define CHECK_NS     1000000LL        /* longest spin between two check() calls */
+#define CLOCK_POLLS  16               /* polls between two readings of the clock */
 
-/* Polls ready() until it is non-zero or the spin budget (bounded by d) is spent. */
+/* Polls ready() until it is non-zero or the spin budget (bounded by d) is spent. The
+ * budget starts at the first reading of the clock, CLOCK_POLLS polls in: an answer that
+ * comes within them (a request/reply exchange between polling peers) costs no clock
+ * reading at all. */
 static int spin(const shoal__waitable *w, const shoal__deadline *d)
 {
     int64_t budget = shoal__spin_budget();
     if (budget <= 0)
         return 0;
-    int64_t now = shoal__now_ns(), until = now + budget, check_at = now + CHECK_NS;
-    if (until > d->at_ns)
-        until = d->at_ns;
+    int64_t until = INT64_MAX, check_at = INT64_MAX;
     unsigned gap = 1;
     for (unsigned i = 1;; i++) {
         for (unsigned k = 0; k < gap; k++)
@@ -46,9 +49,14 @@ static int spin(const shoal__waitable *w, const shoal__deadline *d)
             return rc;
         if (gap < SPIN_GAP_MAX && (i & 7) == 0)
             gap *= 2;
-        if ((i & 63) != 0)
+        if (i % CLOCK_POLLS != 0)
             continue;
-        if ((now = shoal__now_ns()) >= until)
+        int64_t now = shoal__now_ns();
+        if (i == CLOCK_POLLS) {
+            until = d->at_ns - now > budget ? now + budget : d->at_ns;
+            check_at = now + CHECK_NS;
+        }
+        if (now >= until)
             return 0;
         if (w->check && now >= check_at) {
             check_at = now + CHECK_NS;

@@ -38,8 +38,8 @@ typedef struct shoal__waitable {
     int (*check)(void *obj);
     void *obj;
     /* Issued after arm() and before the re-check, when the waker publishes without a
-     * fence and looks at the sleepers with a plain load (an SPSC ring's asymmetric
-     * fence, ring.c). NULL: arm() orders itself. Waiters defer it: shoal__wait's first
+     * fence and looks at the sleepers with a plain load (a ring's asymmetric fence,
+     * ring.c). NULL: arm() orders itself. Waiters defer it: shoal__wait's first
      * sleep goes without it and lasts at most SHOAL__LAZY_NS (wait.c); the loop
      * sleeps at most that long after arming such sources, then issues it once for
      * all of them (loop.c). */

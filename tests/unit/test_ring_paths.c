@@ -1,0 +1,275 @@
+/* test_ring_paths.c — the ring's fast paths and what they hand to the general one:
+ * every message length through the inline copy (nothing written past a message),
+ * each case an SPSC put or get leaves to the general path (bad length, NULL
+ * arguments, an outstanding loan, a small buffer, a shut-down ring, the first put of
+ * a fork child), an MPMC producer that guessed a free slot on a full ring, and an MPMC
+ * consumer asleep when the process holding its message dies. */
+#include <pthread.h>
+#include <signal.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+#define MAXLEN 200
+
+static shoal_queue *make_var(const char *name, int spsc, size_t cap)
+{
+    shoal_queue_config cfg = {.max_msg = MAXLEN, .capacity = cap, .spsc = spsc};
+    shoal_queue *q = NULL;
+    T_OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
+    return q;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed * 31u + i * 7u + 1u);
+}
+
+/* Gets one message into a buffer guarded by a canary and checks its bytes and that
+ * nothing was written past it. */
+static void get_check(shoal_queue *q, size_t want, unsigned seed)
+{
+    unsigned char buf[MAXLEN + 64], ref[MAXLEN];
+    memset(buf, 0xee, sizeof(buf));
+    fill(ref, want, seed);
+    size_t len = 12345;
+    T_OK(shoal_queue_get(q, buf, sizeof(buf), &len, SHOAL_SEC(5)));
+    assert_int_equal(len, want);
+    assert_memory_equal(buf, ref, want);
+    for (size_t i = want; i < sizeof(buf); i++)
+        assert_int_equal(buf[i], 0xee);
+}
+
+/* Every length from 0 to MAXLEN, one at a time and a ring's worth at a time (the
+ * slots of a variable-size ring are not rewritten between laps: a short message
+ * after a long one must not show the long one's tail). */
+static void var_lengths(int spsc)
+{
+    shoal_queue *q = make_var(spsc ? "len-spsc" : "len-mpmc", spsc, 8);
+    unsigned char msg[MAXLEN];
+    for (size_t n = 0; n <= MAXLEN; n++) {
+        fill(msg, n, (unsigned)n);
+        T_OK(shoal_queue_put(q, msg, n, SHOAL_SEC(5)));
+        get_check(q, n, (unsigned)n);
+    }
+    for (size_t base = 0; base <= MAXLEN; base += 8) {
+        for (size_t k = 0; k < 8; k++) {
+            size_t n = (base + k * 37) % (MAXLEN + 1);
+            fill(msg, n, (unsigned)(base + k));
+            T_OK(shoal_queue_put(q, msg, n, SHOAL_SEC(5)));
+        }
+        for (size_t k = 0; k < 8; k++)
+            get_check(q, (base + k * 37) % (MAXLEN + 1), (unsigned)(base + k));
+    }
+    shoal_queue_close(q);
+}
+
+static void test_var_lengths_spsc(void **state)
+{
+    (void)state;
+    var_lengths(1);
+}
+
+static void test_var_lengths_mpmc(void **state)
+{
+    (void)state;
+    var_lengths(0);
+}
+
+/* Typed rings of element sizes around each boundary of the inline copy. */
+static void test_typed_sizes(void **state)
+{
+    (void)state;
+    static const uint32_t sizes[] = {1,  2,  3,  4,  5,  7,  8,  9,  15,  16,
+                                     17, 31, 32, 33, 48, 63, 64, 65, 100, 200};
+    for (int spsc = 0; spsc < 2; spsc++)
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            char name[64], tname[64];
+            snprintf(name, sizeof(name), "typed-%u-%d", sizes[i], spsc);
+            snprintf(tname, sizeof(tname), "test.Bytes%u", sizes[i]);
+            shoal_type t = {.name = tname,
+                            .layout_hash = 0x5151 + sizes[i],
+                            .size = sizes[i],
+                            .align = 1};
+            shoal_queue_config cfg = {.type = &t, .capacity = 4, .spsc = spsc};
+            shoal_queue *q;
+            T_OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
+            unsigned char msg[MAXLEN];
+            for (unsigned k = 0; k < 10; k++) { /* more than a lap */
+                fill(msg, sizes[i], k);
+                T_OK(shoal_queue_put(q, msg, sizes[i], SHOAL_SEC(5)));
+                get_check(q, sizes[i], k);
+            }
+            assert_int_equal(shoal_queue_put(q, msg, sizes[i] + 1, 0), SHOAL_EMSGSIZE);
+            shoal_queue_close(q);
+        }
+}
+
+/* What the SPSC fast attempt leaves to the general path still gets its answer. */
+static void test_spsc_refusals(void **state)
+{
+    (void)state;
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = 2, .spsc = 1};
+    shoal_queue *q;
+    T_OK(shoal_queue_open(&q, "refusals", SHOAL_CREATE, &cfg, NULL));
+    int64_t v = 5, got = 0;
+    size_t len = 0;
+    assert_int_equal(shoal_queue_put(q, &v, 4, 0), SHOAL_EMSGSIZE);
+    assert_int_equal(shoal_queue_put(q, NULL, 8, 0), SHOAL_EINVAL);
+    void *slot;
+    T_OK(shoal_queue_loan(q, &slot, NULL, 0));
+    assert_int_equal(shoal_queue_put(q, &v, 8, 0), SHOAL_EINVAL);
+    memcpy(slot, &v, 8);
+    T_OK(shoal_queue_commit(q, slot, 8));
+    v = 6;
+    T_OK(shoal_queue_put(q, &v, 8, 0));
+    assert_int_equal(shoal_queue_put(q, &v, 8, 0), SHOAL_EAGAIN); /* full */
+    assert_int_equal(shoal_queue_get(q, &got, 4, &len, 0), SHOAL_EMSGSIZE);
+    assert_int_equal(len, 8); /* the size needed; the message stays */
+    assert_int_equal(shoal_queue_get(q, NULL, 8, &len, 0), SHOAL_EINVAL);
+    T_OK(shoal_queue_get(q, &got, sizeof(got), NULL, 0)); /* no length wanted */
+    assert_int_equal(got, 5);
+    T_OK(shoal_queue_shutdown(q));
+    assert_int_equal(shoal_queue_put(q, &v, 8, 0), SHOAL_ECLOSED);
+    T_OK(shoal_queue_get(q, &got, sizeof(got), &len, 0));
+    assert_int_equal(got, 6);
+    assert_int_equal(shoal_queue_get(q, &got, sizeof(got), &len, SHOAL_SEC(5)),
+                     SHOAL_EEOF);
+    shoal_queue_close(q);
+
+    /* A variable-size SPSC ring: an empty message with no buffer at all. */
+    q = make_var("refusals-var", 1, 2);
+    T_OK(shoal_queue_put(q, NULL, 0, 0));
+    len = 99;
+    T_OK(shoal_queue_get(q, NULL, 0, &len, 0));
+    assert_int_equal(len, 0);
+    shoal_queue_close(q);
+}
+
+/* A fork child's first put marks itself in flight with its own owner id: the
+ * parent's shutdown waits for nothing once it is done, and what it put comes
+ * before the end of the stream. */
+static int child_puts(void *arg)
+{
+    for (int64_t v = 10; v < 13; v++)
+        if (shoal_queue_put(arg, &v, 8, SHOAL_SEC(5)))
+            return 1;
+    return 0;
+}
+
+static void test_spsc_fork_child_puts(void **state)
+{
+    (void)state;
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = 8, .spsc = 1};
+    shoal_queue *q;
+    T_OK(shoal_queue_open(&q, "forked", SHOAL_CREATE, &cfg, NULL));
+    int64_t v = 1, got;
+    size_t len;
+    T_OK(shoal_queue_put(q, &v, 8, 0)); /* the parent has put before the fork */
+    pid_t pid = t_fork(child_puts, q);
+    assert_int_equal(t_wait(pid), 0);
+    T_OK(shoal_queue_shutdown(q));
+    const int64_t want[] = {1, 10, 11, 12};
+    for (int i = 0; i < 4; i++) {
+        T_OK(shoal_queue_get(q, &got, sizeof(got), &len, SHOAL_SEC(5)));
+        assert_int_equal(got, want[i]);
+    }
+    assert_int_equal(shoal_queue_get(q, &got, sizeof(got), &len, SHOAL_SEC(5)),
+                     SHOAL_EEOF);
+    shoal_queue_close(q);
+}
+
+/* An MPMC producer finds the ring full (its guess of a free slot fails), then room,
+ * then puts on as usual: order and counts are kept. */
+static void test_mpmc_full_then_room(void **state)
+{
+    (void)state;
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = 2};
+    shoal_queue *q;
+    T_OK(shoal_queue_open(&q, "full-room", SHOAL_CREATE, &cfg, NULL));
+    int64_t next_put = 0, next_get = 0, got;
+    size_t len;
+    for (int round = 0; round < 5; round++) {
+        while (shoal_queue_try_put(q, &next_put, 8) == 0)
+            next_put++;
+        assert_int_equal(shoal_queue_try_put(q, &next_put, 8), SHOAL_EAGAIN);
+        T_OK(shoal_queue_get(q, &got, sizeof(got), &len, 0));
+        assert_int_equal(got, next_get++);
+        T_OK(shoal_queue_try_put(q, &next_put, 8)); /* after a full ring */
+        next_put++;
+        while (shoal_queue_try_get(q, &got, sizeof(got), &len) == 0)
+            assert_int_equal(got, next_get++);
+    }
+    assert_int_equal(next_get, next_put);
+    shoal_queue_stats st;
+    T_OK(shoal_queue_stats_get(q, &st));
+    assert_int_equal(st.puts, (uint64_t)next_put);
+    assert_int_equal(st.gets, (uint64_t)next_get);
+    shoal_queue_close(q);
+}
+
+/* An MPMC consumer asleep on an empty ring while another process holds a claimed
+ * message: when that process is SIGKILLed, the sleeper takes the message over (it
+ * looks for dead owners before each sleep, not only every so many polls). */
+struct taker {
+    shoal_queue *q;
+    int64_t got;
+    int rc;
+};
+
+static void *take(void *arg)
+{
+    struct taker *t = arg;
+    size_t len;
+    t->rc = shoal_queue_get(t->q, &t->got, sizeof(t->got), &len, SHOAL_SEC(10));
+    return NULL;
+}
+
+static int claim_one(void *arg)
+{
+    int64_t v;
+    size_t len;
+    return shoal_queue_get(arg, &v, sizeof(v), &len, SHOAL_SEC(5)) == 0 ? 0 : 1;
+}
+
+static void test_mpmc_sleeper_takes_over(void **state)
+{
+    (void)state;
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = 4};
+    shoal_queue *q;
+    T_OK(shoal_queue_open(&q, "takeover", SHOAL_CREATE, &cfg, NULL));
+    int64_t v = 42;
+    T_OK(shoal_queue_put(q, &v, 8, 0));
+    pid_t pid = t_fork_paused("queue.claimed", claim_one, q);
+    assert_true(pid > 0);
+    int64_t spin = shoal_spin_ns();
+    shoal_set_spin_ns(0);
+    struct taker t = {q, 0, -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, take, &t), 0);
+    usleep(100000); /* the taker sleeps: the claim's owner is alive (stopped) */
+    t_kill(pid);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    shoal_set_spin_ns(spin);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(t.got, 42);
+    size_t len;
+    assert_int_equal(shoal_queue_try_get(q, &v, sizeof(v), &len), SHOAL_EAGAIN);
+    shoal_queue_close(q);
+}
+
+int main(void)
+{
+    t_setup_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_var_lengths_spsc),
+        cmocka_unit_test(test_var_lengths_mpmc),
+        cmocka_unit_test(test_typed_sizes),
+        cmocka_unit_test(test_spsc_refusals),
+        cmocka_unit_test(test_spsc_fork_child_puts),
+        cmocka_unit_test(test_mpmc_full_then_room),
+        cmocka_unit_test(test_mpmc_sleeper_takes_over),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
