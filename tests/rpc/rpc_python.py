@@ -517,8 +517,10 @@ class InProcess(unittest.TestCase):
             servers.append(srv)
         try:
             with rpc.channel("shm://rpcpy-relays") as ch:
+                # 2 s: a handler thread must take the call before its deadline (a call
+                # whose deadline passes while it waits for one never runs its handler)
                 with self.assertRaises(rpc.RpcError) as e:
-                    svct.GenStub(ch).Ask(svct.Fix(), timeout=0.3)
+                    svct.GenStub(ch).Ask(svct.Fix(), timeout=2)
                 self.assertEqual(e.exception.code(), rpc.StatusCode.DEADLINE_EXCEEDED)
             self.assertTrue(_util.wait_until(lambda: inner, timeout=10))
             self.assertEqual(inner[0], rpc.StatusCode.DEADLINE_EXCEEDED)
