@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "bytes_echo.h"
+#include "forked_server.h"
 #include "internal.h"
 #include "testutil.h"
 
@@ -19,7 +20,7 @@
 #define BURST   (SHOAL_RPC_WINDOW * 3)
 
 struct shared {
-    _Atomic int ready, stop;
+    fs_flags srv;
     _Atomic int ended;     /* Chat handlers that returned */
     _Atomic int cancelled; /* ... after their receive failed (cancel, deadline, peer) */
     _Atomic int refused;   /* set_direct refused on another thread */
@@ -65,23 +66,6 @@ static const shoal_rpc_method methods[] = {
     {"Echo", SHOAL_RPC_UNARY, NULL, NULL, bytes_echo, 0}};
 static const shoal_rpc_service service = {SERVICE, methods, 2, NULL};
 
-static int server(void *arg)
-{
-    (void)arg;
-    shoal_loop *loop;
-    shoal_rpc_server *s;
-    if (shoal_loop_create(&loop) || shoal_rpc_server_create(&s, loop) ||
-        shoal_rpc_server_add_service(s, &service) ||
-        shoal_rpc_server_listen(s, ADDR, NULL))
-        return 1;
-    atomic_store(&sh->ready, 1);
-    while (!atomic_load(&sh->stop))
-        shoal_loop_run_once(loop, SHOAL_MS(20));
-    shoal_rpc_server_destroy(s);
-    shoal_loop_destroy(loop);
-    return 0;
-}
-
 static shoal_rpc_channel *ch;
 static pid_t server_pid;
 static const shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30)};
@@ -90,8 +74,8 @@ static int setup(void **state)
 {
     (void)state;
     sh = t_shared_alloc(sizeof(*sh));
-    server_pid = t_fork(server, NULL);
-    if (!t_wait_atleast(&sh->ready, 1, SHOAL_SEC(30)))
+    server_pid = fs_start(&service, ADDR, &sh->srv);
+    if (server_pid < 0)
         return -1;
     return shoal_rpc_channel_open(&ch, ADDR, &cfg);
 }
@@ -100,8 +84,7 @@ static int teardown(void **state)
 {
     (void)state;
     shoal_rpc_channel_close(ch);
-    atomic_store(&sh->stop, 1);
-    int rc = t_wait(server_pid);
+    int rc = fs_stop(server_pid, &sh->srv);
     munmap(sh, sizeof(*sh));
     return rc;
 }
