@@ -80,6 +80,10 @@ typedef struct rpc_conn_ops {
      * certificate that chains to the server's CA, else 0. Valid once a frame of the
      * client arrived (the TLS handshake is over). */
     int (*peer_verified)(rpc_conn *c);
+    /* Server side, shm:// (NULL elsewhere): watches c on the server's loop again after
+     * stop, on the loop's thread; 0 or a negative code. Between the two, a handler's
+     * thread reads c with recv (rpc_server.c, "direct receive"). */
+    int (*watch)(rpc_conn *c);
 } rpc_conn_ops;
 
 struct rpc_server_conn; /* the server's bookkeeping (rpc.c) */
@@ -91,11 +95,6 @@ struct rpc_conn {
     void *t;        /* the transport's state */
     char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
-    /* Server side, set by a transport that can (NULL otherwise): watches c on the
-     * server's loop again after ops->stop, on the loop's thread; 0 or a negative code.
-     * Between the two, a handler's thread reads c with ops->recv (rpc_server.c,
-     * "direct receive"). */
-    int (*watch)(rpc_conn *c);
 };
 
 /* ---- calls (rpc.c), the state both sides of a call keep ------------------------------

@@ -421,7 +421,8 @@ static int n_peer_verified(rpc_conn *base)
     return nng_stream_get_bool(c->st, NNG_OPT_TLS_VERIFIED, &v) == 0 && v;
 }
 
-static const rpc_conn_ops nng_ops = {n_send, n_recv, n_stop, n_close, n_peer_verified};
+static const rpc_conn_ops nng_ops = {n_send,  n_recv,          n_stop,
+                                     n_close, n_peer_verified, NULL};
 
 static void server_recv_cb(void *arg);
 

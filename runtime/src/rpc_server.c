@@ -34,7 +34,7 @@
  * Direct receive (shoal_rpc_ctx_set_direct): waking a handler thread from the loop's
  * costs a thread hand-off per request. A streaming handler that opts in reads its
  * connection itself instead, while its call is the connection's only one and the
- * transport can give the connection back (rpc_conn.watch: shm://). After a turn of
+ * transport can give the connection back (rpc_conn_ops.watch: shm://). After a turn of
  * frames the loop hands such a connection over (rpc__server_handoff: it stops
  * watching it, sc->owner = the call); from then on the handler's thread, whenever it
  * would wait for its call (recv, or send waiting for the client's window), receives
@@ -427,7 +427,7 @@ static void on_rewatch(shoal_loop *loop, shoal_loop_source *src, int events, voi
         if (!sc)
             return;
         /* not lost meanwhile: only this thread loses a connection nobody reads */
-        if (sc->c->watch(sc->c) < 0)
+        if (sc->c->ops->watch(sc->c) < 0)
             rpc__server_conn_lost(sc->c);
     }
 }
@@ -438,7 +438,7 @@ int rpc__server_handoff(rpc_conn *c)
     pthread_mutex_lock(&sc->s->mu);
     struct shoal_rpc_ctx *x = sc->calls;
     int take = x && !x->next && x->direct && x->on_thread && !x->c.done && !sc->lost &&
-               !sc->owner && c->watch;
+               !sc->owner && c->ops->watch;
     if (take) {
         c->ops->stop(c);
         sc->owner = x;

@@ -144,7 +144,8 @@ static void shm_close(rpc_conn *base)
     free(c);
 }
 
-static const rpc_conn_ops shm_ops = {shm_send, shm_recv, shm_stop, shm_close, NULL};
+static const rpc_conn_ops shm_ops = {shm_send,  shm_recv, shm_stop,
+                                     shm_close, NULL,     shm_watch};
 
 static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
 {
@@ -158,7 +159,6 @@ static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
         return NULL;
     }
     c->base.ops = &shm_ops;
-    c->base.watch = shm_watch;
     c->base.t = c;
     snprintf(c->name, sizeof(c->name), "%s", pipe_name);
     snprintf(c->base.peer, sizeof(c->base.peer), "shm pipe %s", pipe_name);
