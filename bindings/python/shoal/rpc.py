@@ -968,19 +968,20 @@ class Server:
             if self._state != "started":
                 return _status(context, StatusCode.UNAVAILABLE, "the server is stopping")
             self._active += 1
-        try:
+        try:  # the call counts as running until its status is sent and its
+            # callbacks ran: stop(grace) must not end the server before that
             code, details = _outcome(context, h)
+            rc = _status(context, code, details)
+            for cb in context._callbacks:
+                try:
+                    cb()
+                except Exception:
+                    pass
+            return rc
         finally:
             with self._cond:
                 self._active -= 1
                 self._cond.notify_all()
-        rc = _status(context, code, details)
-        for cb in context._callbacks:
-            try:
-                cb()
-            except Exception:
-                pass
-        return rc
 
 
 # Servers still running when the interpreter exits are stopped first: their
