@@ -78,6 +78,10 @@
 #define STALE_SLICE_NS (100 * 1000000L) /* without futex_waitv: longest sleep */
 #define NFAST          8                /* helpers for one busy source each */
 #define BUSY_NS        (1000 * 1000LL)  /* fired again within this: busy */
+#define NOWN           4                /* busy sources the loop thread waits on itself */
+
+/* What the loop thread is asleep in (ep->mode), so that signal_loop wakes it there. */
+enum { AWAKE, IN_EPOLL, IN_FUTEX };
 
 struct helper {
     struct ep *ep;
@@ -85,7 +89,8 @@ struct helper {
     _Atomic uint32_t ctl; /* bumped at every change of set */
     int idx;              /* in ep->h */
     int n;
-    bool fast;  /* takes one busy source (see promote) */
+    bool fast;  /* takes one busy source (see promote); also the loop's own set */
+    bool own;   /* the loop thread's own set: no thread, the loop waits on it */
     bool dirty; /* changed since the loop last woke it */
     /* Without futex_waitv: its source was taken while it slept on that source's word;
      * no new source until it has woken up (it would not watch it before then). */
@@ -107,26 +112,37 @@ struct ep {
     bool any_dirty;           /* some helper is dirty (loop thread only) */
     int nfds;                 /* descriptor sources */
     shoal_loop_source *fired; /* reported by helpers, not yet by the loop */
-    _Atomic int signalled;
+    _Atomic int signalled;    /* `fired` or a notification waits for the loop */
+    _Atomic int mode;         /* AWAKE, IN_EPOLL or IN_FUTEX (see signal_loop) */
+    _Atomic uint32_t bell;    /* bumped by signal_loop; the loop's word in IN_FUTEX */
+    struct helper own;        /* busy sources the loop waits on itself (no descriptors) */
 };
 
-static long futex_waitv(struct futex_waitv *v, unsigned n)
+static long futex_waitv(struct futex_waitv *v, unsigned n, const struct timespec *abs)
 {
-    return syscall(SYS_futex_waitv, v, n, 0, NULL, CLOCK_MONOTONIC);
+    return syscall(SYS_futex_waitv, v, n, 0, abs, CLOCK_MONOTONIC);
 }
 
 int shoal__futex_waitv_probe(void)
 {
     uint32_t word = 1;
     struct futex_waitv v = {.val = 0, .uaddr = (uintptr_t)&word, .flags = FUTEX_32};
-    if (futex_waitv(&v, 1) < 0 && errno != EAGAIN)
+    if (futex_waitv(&v, 1, NULL) < 0 && errno != EAGAIN)
         return errno;
     return 0;
 }
 
+/* Tells the loop to look at `fired` and its notifications: once until it has looked,
+ * and only when it sleeps, by the means it sleeps with (see ep_wait). */
 static void signal_loop(struct ep *e)
 {
-    if (!atomic_exchange(&e->signalled, 1)) {
+    if (atomic_exchange(&e->signalled, 1))
+        return;
+    atomic_fetch_add(&e->bell, 1);
+    int m = atomic_load(&e->mode);
+    if (m == IN_FUTEX) {
+        shoal__futex_wake(&e->bell, 1);
+    } else if (m == IN_EPOLL) {
         uint64_t one = 1;
         ssize_t r = write(e->efd, &one, sizeof(one));
         (void)r; /* EAGAIN: the counter is full, so it is readable anyway */
@@ -160,7 +176,7 @@ static long helper_sleep(struct ep *e, struct futex_waitv *v, int n)
 {
     long r;
     if (e->waitv) {
-        r = futex_waitv(v, (unsigned)n + 1);
+        r = futex_waitv(v, (unsigned)n + 1, NULL);
     } else {
         /* One word only: the control word is not watched while a source's is, so the
          * sleep is sliced and a helper whose source was taken away ends (fini) or
@@ -192,6 +208,16 @@ static bool look(struct ep *e, struct helper *h, int i, bool woken)
     return true;
 }
 
+/*
+ * A helper was woken on a word that it no longer watches for the loop (the source was
+ * taken or moved away meanwhile, or is held): a waker that wakes one sleeper only (a
+ * Semaphore's post) may have meant another one, so it passes the wake-up on.
+ */
+static void pass_on(const struct futex_waitv *w)
+{
+    shoal__futex_wake((_Atomic uint32_t *)(uintptr_t)w->uaddr, 1);
+}
+
 static void *helper_main(void *arg)
 {
     struct helper *h = arg;
@@ -211,8 +237,8 @@ static void *helper_main(void *arg)
         pthread_mutex_unlock(&e->mu);
         long woke = helper_sleep(e, v, n);
         pthread_mutex_lock(&e->mu);
-        bool any = false;
-        if (atomic_load(&h->ctl) == c && woke > 0) { /* set[woke - 1] is v[woke] */
+        bool any = false, same = atomic_load(&h->ctl) == c;
+        if (same && woke > 0) { /* set[woke - 1] is v[woke] */
             any = look(e, h, (int)woke - 1, true);
         } else if (woke != 0) {
             for (int i = 0; i < h->n; i++)
@@ -220,6 +246,8 @@ static void *helper_main(void *arg)
         }
         if (any)
             signal_loop(e);
+        else if (woke > 0 && (!same || h->set[woke - 1]->eng_held))
+            pass_on(&v[woke]);
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;
@@ -288,7 +316,8 @@ static void set_add(struct helper *h, shoal_loop_source *s)
     s->eng_ptr = h;
     s->eng_idx = h->n;
     h->set[h->n++] = s;
-    set_dirty(h);
+    if (!h->own)
+        set_dirty(h);
 }
 
 /* Moves s, with its state, from its helper to h (under mu). The old helper may still
@@ -322,6 +351,23 @@ static struct helper *fast_helper(struct ep *e, int64_t now)
     return cold;
 }
 
+/* Whether the loop's own set has room (under mu), making some when a source there has
+ * been quiet for BUSY_NS: it goes back to a group helper. */
+static bool own_room(struct ep *e, int64_t now)
+{
+    struct helper *o = &e->own, *h;
+    if (o->n < NOWN)
+        return true;
+    int cold = 0;
+    for (int i = 1; i < o->n; i++)
+        if (o->set[i]->eng_ns < o->set[cold]->eng_ns)
+            cold = i;
+    if (now - o->set[cold]->eng_ns < BUSY_NS || helper_with_room(e, &h) < 0)
+        return false;
+    move(o->set[cold], h);
+    return true;
+}
+
 /*
  * A group helper's futex_waitv names every word of its group, and the kernel queues
  * and dequeues each of them at every wait: a wake-up of one source costs its helper
@@ -334,9 +380,15 @@ static struct helper *fast_helper(struct ep *e, int64_t now)
 static void promote(struct ep *e, shoal_loop_source *s)
 {
     struct helper *h = s->eng_ptr;
-    if (h->fast || h->n == 1 || !e->waitv || !s->eng_busy)
+    if (h->fast || !e->waitv || !s->eng_busy)
         return;
-    struct helper *f = fast_helper(e, shoal__now_ns());
+    int64_t now = shoal__now_ns();
+    if (!e->nfds && own_room(e, now)) {
+        move(s, &e->own);
+        set_dirty(h); /* woken before the loop sleeps, so that it drops the word */
+        return;
+    }
+    struct helper *f = h->n == 1 ? NULL : fast_helper(e, now);
     if (f)
         move(s, f);
 }
@@ -354,8 +406,10 @@ static int ep_watch(shoal_loop *l, shoal_loop_source *s)
         s->eng_held = false;
         if (s->eng_val != s->expect) {
             s->eng_val = s->expect;
-            set_dirty(h);
-            kick = !e->waitv; /* asleep on the word itself, not on ctl */
+            if (!h->own) {
+                set_dirty(h);
+                kick = !e->waitv; /* asleep on the word itself, not on ctl */
+            }
         }
         promote(e, s);
     } else if ((rc = helper_with_room(e, &h)) == 0) {
@@ -391,18 +445,34 @@ static void ep_unwatch(shoal_loop *l, shoal_loop_source *s)
         h->stale = !e->waitv;
     }
     pthread_mutex_unlock(&e->mu);
-    if (!h)
+    if (!h || h->own)
         return;
     /* The helper may still be in a wait that names the word: harmless, it never looks
-     * at s again. Wake it so that it drops the word. */
+     * at s again (and passes on a wake-up it gets there). Wake it so that it drops the
+     * word. */
     shoal__futex_wake(&h->ctl, 1);
     if (!e->waitv)
         shoal__futex_wake(s->w.word, INT_MAX);
 }
 
+/* The loop is about to sleep in epoll: its own sources go to group helpers. */
+static int own_evacuate(struct ep *e)
+{
+    int rc = 0;
+    struct helper *h;
+    pthread_mutex_lock(&e->mu);
+    while (e->own.n && (rc = helper_with_room(e, &h)) == 0)
+        move(e->own.set[e->own.n - 1], h);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
 static int ep_fd_add(shoal_loop *l, shoal_loop_source *s)
 {
     struct ep *e = l->eng_state;
+    int rc = own_evacuate(e);
+    if (rc < 0)
+        return rc;
     struct epoll_event ev = {.events = shoal__loop_to_poll(s->events), .data.ptr = s};
     if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
         return shoal__err(errno == EEXIST ? SHOAL_EINVAL : SHOAL_ESYS,
@@ -423,19 +493,22 @@ static void ep_fd_remove(shoal_loop *l, shoal_loop_source *s)
 
 static void ep_notify(shoal_loop *l)
 {
-    struct ep *e = l->eng_state;
-    uint64_t one = 1;
-    ssize_t r = write(e->efd, &one, sizeof(one));
-    (void)r;
+    signal_loop(l->eng_state);
 }
 
-/* The eventfd was readable: report the sources the helpers found woken. */
+/* s fired: the core makes it hot (the loop thread, not under mu). */
+static void report(shoal_loop *l, shoal_loop_source *s, int64_t now)
+{
+    s->eng_busy = now - s->eng_ns < BUSY_NS;
+    s->eng_ns = now;
+    shoal__loop_fired(l, s);
+}
+
+/* When signalled: report the sources the helpers found woken. */
 static int drain(shoal_loop *l, struct ep *e)
 {
-    uint64_t cnt;
-    ssize_t r = read(e->efd, &cnt, sizeof(cnt));
-    (void)r;
-    atomic_store(&e->signalled, 0);
+    if (!atomic_exchange(&e->signalled, 0))
+        return 0;
     pthread_mutex_lock(&e->mu);
     shoal_loop_source *s = e->fired;
     e->fired = NULL;
@@ -446,10 +519,27 @@ static int drain(shoal_loop *l, struct ep *e)
     int64_t now = s ? shoal__now_ns() : 0;
     while (s) {
         shoal_loop_source *next = s->eng_next;
-        s->eng_busy = now - s->eng_ns < BUSY_NS;
-        s->eng_ns = now;
-        shoal__loop_fired(l, s);
+        report(l, s, now);
         s = next;
+        n++;
+    }
+    return n;
+}
+
+/* Reports the loop's own sources whose word moved, or was woken (own.set[woken]). The
+ * own set is the loop thread's alone: no lock. */
+static int own_look(shoal_loop *l, struct ep *e, int woken)
+{
+    int n = 0;
+    int64_t now = 0;
+    for (int i = 0; i < e->own.n; i++) {
+        shoal_loop_source *s = e->own.set[i];
+        if (s->eng_held || (atomic_load(s->w.word) == s->eng_val && i != woken))
+            continue;
+        s->eng_held = true;
+        if (!now)
+            now = shoal__now_ns();
+        report(l, s, now);
         n++;
     }
     return n;
@@ -476,17 +566,35 @@ static bool ep_pending(shoal_loop *l)
     wake_dirty(e); /* sources handed over while spinning */
     if (atomic_load_explicit(&e->signalled, memory_order_acquire))
         return true;
+    for (int i = 0; i < e->own.n; i++)
+        if (!e->own.set[i]->eng_held &&
+            atomic_load(e->own.set[i]->w.word) != e->own.set[i]->eng_val)
+            return true;
     if (!e->nfds)
         return false;
     struct pollfd p = {.fd = e->epfd, .events = POLLIN}; /* epoll's ready list */
     return poll(&p, 1, 0) == 1;
 }
 
-static int ep_wait(shoal_loop *l, int64_t deadline_ns)
+static struct timespec *abs_ts(int64_t deadline_ns, struct timespec *ts)
 {
-    struct ep *e = l->eng_state;
-    wake_dirty(e);
+    if (deadline_ns == INT64_MAX)
+        return NULL;
+    ts->tv_sec = deadline_ns / 1000000000;
+    ts->tv_nsec = deadline_ns % 1000000000;
+    return ts;
+}
+
+/*
+ * Sleeps in epoll: descriptors, and the eventfd that signal_loop writes while the
+ * loop is IN_EPOLL. Returns the descriptors reported or SHOAL_E*.
+ */
+static int wait_epoll(shoal_loop *l, struct ep *e, int64_t deadline_ns)
+{
     struct epoll_event ev[MAX_EVENTS];
+    atomic_store(&e->mode, IN_EPOLL);
+    if (atomic_load(&e->signalled))
+        deadline_ns = 0; /* look, do not sleep */
     struct timespec ts, *tsp = NULL;
     if (deadline_ns != INT64_MAX) {
         int64_t ns = deadline_ns - shoal__now_ns();
@@ -504,6 +612,7 @@ static int ep_wait(shoal_loop *l, int64_t deadline_ns)
                      : (int)(ts.tv_sec * 1000 + (ts.tv_nsec + 999999) / 1000000);
         n = epoll_wait(e->epfd, ev, MAX_EVENTS, ms);
     }
+    atomic_store_explicit(&e->mode, AWAKE, memory_order_relaxed);
     if (n < 0)
         return errno == EINTR ? 0
                               : shoal__err(SHOAL_ESYS, "loop (epoll): epoll_wait: %s",
@@ -511,13 +620,57 @@ static int ep_wait(shoal_loop *l, int64_t deadline_ns)
     int reports = 0;
     for (int i = 0; i < n; i++) {
         if (!ev[i].data.ptr) {
-            reports += drain(l, e);
+            uint64_t cnt;
+            ssize_t r = read(e->efd, &cnt, sizeof(cnt));
+            (void)r; /* drain() looks at `signalled` */
             continue;
         }
         shoal__loop_fd_ready(l, ev[i].data.ptr, shoal__loop_from_poll(ev[i].events));
         reports++;
     }
     return reports;
+}
+
+/*
+ * Sleeps in futex_waitv when there is no descriptor to wait for: on `bell`, which
+ * signal_loop bumps and wakes while the loop is IN_FUTEX, and on the words of the
+ * loop's own sources that it waits for. Returns the index in own.set of the source
+ * woken, or -1.
+ */
+static int wait_futex(struct ep *e, int64_t deadline_ns)
+{
+    struct futex_waitv v[NOWN + 1];
+    int at[NOWN + 1], n = 1;
+    v[0] = (struct futex_waitv){
+        .val = atomic_load(&e->bell), .uaddr = (uintptr_t)&e->bell, .flags = FUTEX_32};
+    for (int i = 0; i < e->own.n; i++) {
+        shoal_loop_source *s = e->own.set[i];
+        if (s->eng_held)
+            continue;
+        at[n] = i;
+        v[n++] = (struct futex_waitv){
+            .val = s->eng_val, .uaddr = (uintptr_t)s->w.word, .flags = FUTEX_32};
+    }
+    atomic_store(&e->mode, IN_FUTEX);
+    long r = -1;
+    if (!atomic_load(&e->signalled) && deadline_ns > shoal__now_ns()) {
+        struct timespec ts;
+        r = futex_waitv(v, (unsigned)n, abs_ts(deadline_ns, &ts));
+    }
+    atomic_store_explicit(&e->mode, AWAKE, memory_order_relaxed);
+    return r > 0 ? at[r] : -1;
+}
+
+static int ep_wait(shoal_loop *l, int64_t deadline_ns)
+{
+    struct ep *e = l->eng_state;
+    wake_dirty(e);
+    int reports = 0, woken = -1;
+    if (!e->nfds && e->waitv)
+        woken = wait_futex(e, deadline_ns);
+    else if ((reports = wait_epoll(l, e, deadline_ns)) < 0)
+        return reports;
+    return reports + drain(l, e) + own_look(l, e, woken);
 }
 
 static void ep_fini(shoal_loop *l)
@@ -563,6 +716,8 @@ static int ep_init(shoal_loop *l)
     pthread_mutex_init(&e->mu, NULL);
     e->waitv = shoal__futex_waitv_probe() == 0;
     e->per = e->waitv ? GROUP - 1 : 1;
+    e->own.ep = e;
+    e->own.fast = e->own.own = true;
     l->eng_state = e;
     return 0;
 }
