@@ -21,18 +21,39 @@
  *            wait failed (EAGAIN: a word had moved already) or the set changed — and
  *            takes the value it finds there as the new one to wait for; a watched
  *            source whose word moved (or was woken) becomes held and goes to `fired`;
- *            then the helper writes the eventfd (once until the loop has drained it).
- *   loop     epoll reports the eventfd: read it, clear `signalled`, take `fired` and
- *            report each source to the core.
+ *            then the helper signals the loop.
+ *   signal   (helper) once until the loop has looked (`signalled`): bump `bell`,
+ *            then wake the loop the way it sleeps (`mode`): FUTEX_WAKE on `bell`, or
+ *            write the eventfd; nothing while it is awake (it looks before sleeping).
+ *   loop     sleep (below); then, when signalled, take `fired` and report each
+ *            source to the core.
  *   unwatch  (loop) take s out of its helper's set and off `fired`: synchronous, the
  *            helper never looks at s again.
  *
- * So one wake-up of an idle source costs the waker's FUTEX_WAKE, one return of its
- * helper from futex_waitv, one eventfd write and read and one epoll_wait: the helper
- * goes straight back to sleep on the same words and the loop's re-arm after the
- * callback does not disturb it. Holding a fired source (instead of dropping it from
- * the set, as a plain hand-over would) is what saves the second wake-up of the helper
- * per message.
+ * The loop sleeps in epoll_wait only when it has descriptors. Otherwise it sleeps in
+ * futex_waitv itself, on `bell` and on the words of its own set (`own`): up to NOWN
+ * busy sources — fired again within BUSY_NS — that no helper watches, each with the
+ * value the loop read when it armed it; after the wait it reports those whose word
+ * moved (or was woken) and holds them until they are armed again. So the wake-up of a
+ * busy source costs what a blocking get's does: the waker's FUTEX_WAKE and the loop
+ * thread's return from futex_waitv — no helper, no eventfd, no epoll_wait. A helper's
+ * hop costs a context switch and two system calls more per message (the eventfd write
+ * and read, or the bell's wake); it remains for idle sources (one that fires twice
+ * within BUSY_NS joins the own set when the loop arms it again), while the loop has
+ * descriptors (adding one hands the own set to group helpers) and without
+ * futex_waitv. A full own set makes room by giving its quietest source back to a
+ * group helper once that has been quiet for BUSY_NS; otherwise the new busy source
+ * goes to a fast helper (below).
+ *
+ * mode and signalled pair as loop.c's asleep and notified do: the loop stores its mode,
+ * then loads signalled (and reads bell before both); a signaller exchanges signalled,
+ * bumps bell, then loads mode (all sequentially consistent). Either the loop sees the
+ * signal and does not sleep, or the signaller sees the mode and wakes it there (and in
+ * futex_waitv a bell bumped after the loop read it fails the wait at once).
+ *
+ * Holding a fired source in its helper (instead of dropping it from the set) saves a
+ * second wake-up of the helper per message: the loop's re-arm after the callback
+ * finds the helper waiting for the value it reads and does not disturb it.
  *
  * A helper's futex_waitv queues and dequeues every word of its set, so its wake-up
  * costs in proportion to the set. A source that fires again within BUSY_NS therefore
@@ -54,7 +75,11 @@
  * the helper may not be asleep yet, so it sleeps in slices of STALE_SLICE_NS and gets
  * no new source until it has woken up (`stale`).
  *
- * Cross-thread notification writes the same eventfd.
+ * A helper woken on a word it no longer watches for the loop (taken, moved to another
+ * set, or held) passes the wake-up on to one other sleeper there (pass_on): a waker
+ * that wakes one sleeper only, as a Semaphore's post does, may have meant another.
+ *
+ * Cross-thread notification (ep_notify) is signal_loop too.
  */
 #include <errno.h>
 #include <limits.h>
