@@ -11,6 +11,9 @@
  *
  *   direct_{poll,sleep}_rtt                  blocking shoal_queue_get on the one queue
  *   loop_{uring,epoll}_{poll,sleep}_N_rtt    shoal_loop over N queues, on that engine
+ *   loop_..._N_fd_rtt                        the same, the loop also watching one idle
+ *                                            eventfd (the epoll engine then sleeps in
+ *                                            epoll_wait, helpers watching the queues)
  *   epoll_{eventfd,pipe}_{poll,sleep}_N_rtt  epoll_wait over N eventfds or pipes
  *
  * poll: both sides spin (shoal spin budget 10 s; epoll_wait with timeout 0);
@@ -31,6 +34,7 @@ struct lb {
     const char *how; /* "direct", "loop", "eventfd", "pipe" */
     const char *engine;
     int poll, nsrc;
+    bool idle_fd; /* the loop also watches an eventfd that never becomes readable */
     size_t size;
     uint64_t count, warm;
     shoal_queue *req[MAX_SOURCES];
@@ -126,6 +130,12 @@ static void on_request(shoal_loop *l, shoal_loop_source *src, int ev, void *arg)
     }
 }
 
+static void on_idle_fd(shoal_loop *l, shoal_loop_source *src, int ev, void *arg)
+{
+    (void)l, (void)src, (void)arg;
+    bfail("loop: the idle eventfd was reported (%d)", ev);
+}
+
 static int loop_server(struct srv *s)
 {
     setenv("SHOAL_LOOP_ENGINE", s->b->engine, 1);
@@ -135,8 +145,15 @@ static int loop_server(struct srv *s)
         if (shoal_loop_add_queue(s->loop, s->b->req[k], SHOAL_LOOP_READABLE, on_request,
                                  s, NULL))
             bfail("loop add: %s", shoal_errdetail());
+    int idle = s->b->idle_fd ? eventfd(0, EFD_CLOEXEC) : -1;
+    if (s->b->idle_fd &&
+        (idle < 0 ||
+         shoal_loop_add_fd(s->loop, idle, SHOAL_LOOP_READABLE, on_idle_fd, NULL, NULL)))
+        bfail("loop add eventfd: %s", idle < 0 ? strerror(errno) : shoal_errdetail());
     int rc = shoal_loop_run(s->loop);
     shoal_loop_destroy(s->loop);
+    if (idle >= 0)
+        close(idle);
     return rc ? 1 : 0;
 }
 
@@ -189,11 +206,19 @@ static int server(struct bctl *ctl, int idx, void *p)
 /* ---- set-up ---------------------------------------------------------------------------
  */
 
-/* Parses loop_uring_poll_16_rtt, epoll_pipe_sleep_1_rtt, direct_poll_rtt. */
+/* Parses loop_uring_poll_16_rtt, loop_epoll_sleep_1_fd_rtt, epoll_pipe_sleep_1_rtt,
+ * direct_poll_rtt. */
 static bool parse_case(const char *c, struct lb *b)
 {
-    char how[16], engine[16], mode[16];
+    char how[16], engine[16], mode[16], base[64];
     int n = 1;
+    size_t len = strlen(c);
+    if (!strncmp(c, "loop_", 5) && len > 7 && len < sizeof(base) &&
+        !strcmp(c + len - 7, "_fd_rtt")) {
+        b->idle_fd = true;
+        snprintf(base, sizeof(base), "%.*s_rtt", (int)(len - 7), c);
+        c = base;
+    }
     if (sscanf(c, "direct_%15[a-z]_rtt", mode) == 1) {
         b->how = "direct";
     } else if (sscanf(c, "loop_%15[a-z]_%15[a-z]_%d_rtt", engine, mode, &n) == 3) {
@@ -235,8 +260,9 @@ static void open_sources(struct lb *b)
 
 int main(int argc, char **argv)
 {
-    const char *cases = "direct_{poll,sleep}_rtt loop_{uring,epoll}_{poll,sleep}_N_rtt "
-                        "epoll_{eventfd,pipe}_{poll,sleep}_N_rtt (N: 1..1000)";
+    const char *cases =
+        "direct_{poll,sleep}_rtt loop_{uring,epoll}_{poll,sleep}_N[_fd]_rtt "
+        "epoll_{eventfd,pipe}_{poll,sleep}_N_rtt (N: 1..1000)";
     struct bargs a = parse_args(argc, argv, cases);
     static struct lb b;
     if (!parse_case(a.name, &b)) {

@@ -236,18 +236,25 @@ static bool look(struct ep *e, struct helper *h, int i, bool woken)
 /*
  * A helper was woken on a word that it no longer watches for the loop (the source was
  * taken or moved away meanwhile, or is held): a waker that wakes one sleeper only (a
- * Semaphore's post) may have meant another one, so it passes the wake-up on.
+ * Semaphore's post) may have meant another one, so it passes the wake-up on. Only the
+ * address is used: a word taken away and unmapped meanwhile makes it fail (EFAULT),
+ * and memory mapped there since gets a spurious wake-up at worst.
  */
-static void pass_on(const struct futex_waitv *w)
+static void pass_on(uint64_t uaddr)
 {
-    shoal__futex_wake((_Atomic uint32_t *)(uintptr_t)w->uaddr, 1);
+    shoal__futex_wake((_Atomic uint32_t *)(uintptr_t)uaddr, 1);
 }
 
+/* The helper's thread. It signals the loop (or passes a wake-up on) after it has
+ * let go of the mutex: the loop thread, woken on the same CPU, may run at once and
+ * must not find the mutex held by the helper it preempted. */
 static void *helper_main(void *arg)
 {
     struct helper *h = arg;
     struct ep *e = h->ep;
     struct futex_waitv v[GROUP];
+    uint64_t absorbed = 0; /* the address of a word woken that it does not watch */
+    bool any = false;
     pthread_mutex_lock(&e->mu);
     while (!e->quit) {
         h->stale = false;
@@ -260,19 +267,23 @@ static void *helper_main(void *arg)
                                             .uaddr = (uintptr_t)h->set[i]->w.word,
                                             .flags = FUTEX_32};
         pthread_mutex_unlock(&e->mu);
+        if (any)
+            signal_loop(e);
+        if (absorbed)
+            pass_on(absorbed);
+        absorbed = 0;
         long woke = helper_sleep(e, v, n);
         pthread_mutex_lock(&e->mu);
-        bool any = false, same = atomic_load(&h->ctl) == c;
+        bool same = atomic_load(&h->ctl) == c;
+        any = false;
         if (same && woke > 0) { /* set[woke - 1] is v[woke] */
             any = look(e, h, (int)woke - 1, true);
         } else if (woke != 0) {
             for (int i = 0; i < h->n; i++)
                 any |= look(e, h, i, false);
         }
-        if (any)
-            signal_loop(e);
-        else if (woke > 0 && (!same || h->set[woke - 1]->eng_held))
-            pass_on(&v[woke]);
+        if (!any && woke > 0 && (!same || h->set[woke - 1]->eng_held))
+            absorbed = v[woke].uaddr;
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;
