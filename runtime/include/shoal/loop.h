@@ -25,8 +25,9 @@
  * one futex wait in flight, each descriptor one multishot poll. Otherwise — io_uring
  * refused by a seccomp profile (ENOSYS / EPERM), by the kernel.io_uring_disabled sysctl,
  * or too old — it runs on epoll, with helper threads waiting on the futex words in
- * futex_waitv(2) and signalling an eventfd (a source that fires often gets a helper
- * of its own). $SHOAL_LOOP_ENGINE=uring|epoll forces one; shoal_loop_engine() names
+ * futex_waitv(2) and signalling the loop; a source that fires often is waited on by
+ * the loop's own thread while the loop has no descriptor, else by a helper of its
+ * own. $SHOAL_LOOP_ENGINE=uring|epoll forces one; shoal_loop_engine() names
  * the one in use. In both the cost of one wake-up does not depend on the number of
  * sources. A post, wake-up or stop makes a system call only when the loop sleeps.
  *
