@@ -1087,12 +1087,17 @@ class _Acquirer(BaseProxy):
             t = -1  # the common case, without the conversion
         else:
             t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
-        st = self._request("acquire", (), t, _ACQUIRE_OK)[0]
-        if st == 0 and t < 0:  # the common case: taken
-            held = self._s.held
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = self._ses()
+        st, err, _ = s.request(self._tgt, self._pickle, "acquire", (), t)
+        if st == 0:  # the common case: taken
+            held = s.held
             key = (self._name, _get_ident() if self._per_thread else 0)
             held[key] = held.get(key, 0) + 1
             return True
+        if st < 0 and st not in _ACQUIRE_OK:
+            raise self._exception("acquire", (), st, err)
         if st == errors.EDEADLK:  # this thread holds it: would wait for ever
             if t < 0:
                 raise errors.error_class(st)("%s %r: already held by this thread" %
@@ -1101,7 +1106,7 @@ class _Acquirer(BaseProxy):
                 time.sleep(t / 1000)
             return False
         if st != errors.ETIMEDOUT:
-            held = self._s.held
+            held = s.held
             key = self._held_key()
             held[key] = held.get(key, 0) + 1
         if st == errors.EOWNERDEAD and raise_owner_died:
@@ -1112,12 +1117,18 @@ class _Acquirer(BaseProxy):
     def release(self, *n):
         """Pipelined when this process took what it gives back (it cannot fail then);
         otherwise waits, so a release of what is not held raises at once."""
-        held = self._ses().held
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = self._ses()
+        held = s.held
         key = (self._name, _get_ident() if self._per_thread else 0)
         units = n[0] if n and isinstance(n[0], int) else 1
         if held.get(key, 0) >= units > 0:
             held[key] -= units
-            self._write("release", *n)
+            if pipeline_depth <= 0:
+                s.op(self, self._tgt, self._pickle, "release", n)
+            else:
+                s.write(self, self._tgt, self._pickle, "release", n, 0, pipeline_depth)
         else:
             self._op("release", *n)
 
