@@ -382,6 +382,9 @@ def main():
             sys.exit("broker_compare: %s not built" % p)
     os.environ["SHOAL_LIBRARY"] = lib
     os.environ["SHOAL_CLI"] = cli
+    ext = os.path.join(build, "bindings", "pyext")  # the C extension, when built
+    if os.path.isdir(ext):
+        os.environ.setdefault("SHOAL_PY_EXT_DIR", ext)
     sys.path.insert(0, os.path.join(REPO, "bindings", "python"))
     if a.only != "redis":
         part_python(a, cli)

@@ -1750,6 +1750,43 @@ static PyObject *ManagerBase_request(ManagerBase *s, PyObject *const *a, Py_ssiz
     return out;
 }
 
+/* op(proxy, target, pickle, op, args) -> result: request() for the calls that take no
+ * timeout and accept only success: the result itself, or the exception
+ * proxy._exception(op, args, status, error) raised (no tuple made on the way). */
+static PyObject *ManagerBase_op(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 5) {
+        PyErr_SetString(PyExc_TypeError, "op(proxy, target, pickle, op, args) expected");
+        return NULL;
+    }
+    if (flush_thread(s, thread_ident()))
+        return NULL;
+    uint64_t rid;
+    int status;
+    PyObject *err, *result;
+    if (send_request(s, a[1], a[2] == Py_True || PyObject_IsTrue(a[2]) == 1, a[3], a[4],
+                     0, &rid) ||
+        wait_reply(s, rid, &status, &err, &result))
+        return NULL;
+    if (status >= 0) {
+        Py_XDECREF(err);
+        if (!result)
+            Py_RETURN_NONE;
+        return result;
+    }
+    Py_XDECREF(result);
+    if (!err && !(err = PyUnicode_FromStringAndSize("", 0)))
+        return NULL;
+    PyObject *exc =
+        PyObject_CallMethod(a[0], "_exception", "OOiO", a[3], a[4], status, err);
+    Py_DECREF(err);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
 /* write(proxy, target, pickle, op, args, timeout_ms, depth): sends a write without
  * waiting for its reply (collecting the oldest one first when depth are in flight). */
 static PyObject *ManagerBase_write(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
@@ -1846,6 +1883,9 @@ static PyMethodDef ManagerBase_methods[] = {
     {"request", (PyCFunction)(void (*)(void))ManagerBase_request, METH_FASTCALL,
      "request(target, pickle, op, args, timeout_ms) -> (status, error, result): "
      "after this thread's pipelined writes, sends a request and waits for its reply"},
+    {"op", (PyCFunction)(void (*)(void))ManagerBase_op, METH_FASTCALL,
+     "op(proxy, target, pickle, op, args) -> result: request() of a call with no "
+     "timeout; raises proxy._exception(...) for an error status"},
     {"write", (PyCFunction)(void (*)(void))ManagerBase_write, METH_FASTCALL,
      "write(proxy, target, pickle, op, args, timeout_ms, depth): a pipelined write"},
     {"flush", (PyCFunction)(void (*)(void))ManagerBase_flush, METH_FASTCALL,

@@ -373,6 +373,14 @@ class _PyWire:
         rid = self._send(target, op, args, timeout_ms, allow_pickle)
         p.q.append((rid, proxy, op, args))
 
+    def op(self, proxy, target, allow_pickle, op, args):
+        """request() of a call with no timeout that only success suits: its result,
+        or proxy._exception(...) raised."""
+        status, err, result = self.request(target, allow_pickle, op, args, 0)
+        if status < 0:
+            raise proxy._exception(op, args, status, err)
+        return result
+
     def _collect_one(self, p):
         rid, proxy, op, args = p.q.popleft()
         status, err, _ = self._reply(rid)
@@ -648,6 +656,16 @@ class BaseProxy:
         object.__setattr__(self, "_path", tuple(path))
         object.__setattr__(self, "_pickle", allow_pickle)
         object.__setattr__(self, "_tgt", _enc_target(name, self._path))
+        object.__setattr__(self, "_s", None)  # the session, once used (_ses)
+
+    def _ses(self):
+        """This process's session with the proxy's broker, kept on the proxy while it
+        is open (a forked child, or a closed session, looks it up again)."""
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = _session(self._address, self._authkey)
+            object.__setattr__(self, "_s", s)
+        return s
 
     def _call(self, op, *args, timeout_ms=0, ok=(0,)):
         return self._request(op, args, timeout_ms, ok)
@@ -656,8 +674,10 @@ class BaseProxy:
         """Runs op(args) and waits for its reply: (status, result); raises the error
         of a status not in ok."""
         refs = _refs_decoded[0]
-        status, err, result = _session(self._address, self._authkey).request(
-            self._tgt, self._pickle, op, args, timeout_ms)
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = self._ses()
+        status, err, result = s.request(self._tgt, self._pickle, op, args, timeout_ms)
         if _refs_decoded[0] != refs:
             result = _resolve(self, result)
         if status < 0 and status not in ok:
@@ -673,16 +693,27 @@ class BaseProxy:
         return errors.error_class(status)(err, status)
 
     def _op(self, op, *args):
-        return self._request(op, args)[1]
+        """Runs op(args), waits for its reply and returns its result; raises its
+        error. The hot path: one call into the session, no tuple in between."""
+        refs = _refs_decoded[0]
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = self._ses()
+        result = s.op(self, self._tgt, self._pickle, op, args)
+        if _refs_decoded[0] != refs:
+            result = _resolve(self, result)
+        return result
 
-    def _write(self, op, *args, timeout_ms=0):
+    def _write(self, op, *args):
         """A write whose result nobody needs: pipelined (its error, if any, is raised
         by this thread's next call that waits for a reply, or by flush())."""
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = self._ses()
         if pipeline_depth <= 0:
-            self._request(op, args, timeout_ms)
+            s.op(self, self._tgt, self._pickle, op, args)
         else:
-            _session(self._address, self._authkey).write(self, self._tgt, self._pickle, op,
-                                                          args, timeout_ms, pipeline_depth)
+            s.write(self, self._tgt, self._pickle, op, args, 0, pipeline_depth)
 
     def __reduce__(self):
         flush(self)  # the process it goes to sees this one's writes
@@ -772,7 +803,9 @@ class DictProxy(_Container):
     _kind = DICT
 
     def __getitem__(self, key):
-        return _nested(self, key, self._op("get", key))
+        v = self._op("get", key)
+        t = type(v)
+        return _nested(self, key, v) if t is list or t is dict else v
 
     def __setitem__(self, key, value):
         self._write("set", key, value)
@@ -1054,7 +1087,17 @@ class _Acquirer(BaseProxy):
             t = -1  # the common case, without the conversion
         else:
             t = _timeout_ms(None if timeout is None or timeout < 0 else timeout, blocking)
-        st = self._request("acquire", (), t, _ACQUIRE_OK)[0]
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = self._ses()
+        st, err, _ = s.request(self._tgt, self._pickle, "acquire", (), t)
+        if st == 0:  # the common case: taken
+            held = s.held
+            key = (self._name, _get_ident() if self._per_thread else 0)
+            held[key] = held.get(key, 0) + 1
+            return True
+        if st < 0 and st not in _ACQUIRE_OK:
+            raise self._exception("acquire", (), st, err)
         if st == errors.EDEADLK:  # this thread holds it: would wait for ever
             if t < 0:
                 raise errors.error_class(st)("%s %r: already held by this thread" %
@@ -1063,7 +1106,7 @@ class _Acquirer(BaseProxy):
                 time.sleep(t / 1000)
             return False
         if st != errors.ETIMEDOUT:
-            held = _session(self._address, self._authkey).held
+            held = s.held
             key = self._held_key()
             held[key] = held.get(key, 0) + 1
         if st == errors.EOWNERDEAD and raise_owner_died:
@@ -1074,12 +1117,18 @@ class _Acquirer(BaseProxy):
     def release(self, *n):
         """Pipelined when this process took what it gives back (it cannot fail then);
         otherwise waits, so a release of what is not held raises at once."""
-        held = _session(self._address, self._authkey).held
-        key = self._held_key()
+        s = self._s
+        if s is None or s.pid != _pid or s.handle is None:
+            s = self._ses()
+        held = s.held
+        key = (self._name, _get_ident() if self._per_thread else 0)
         units = n[0] if n and isinstance(n[0], int) else 1
         if held.get(key, 0) >= units > 0:
             held[key] -= units
-            self._write("release", *n)
+            if pipeline_depth <= 0:
+                s.op(self, self._tgt, self._pickle, "release", n)
+            else:
+                s.write(self, self._tgt, self._pickle, "release", n, 0, pipeline_depth)
         else:
             self._op("release", *n)
 

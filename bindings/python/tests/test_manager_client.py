@@ -180,6 +180,56 @@ class BrokerTest(unittest.TestCase):
         self.assertEqual(len(d), 300)  # a new session
         self.assertEqual(v.value, 0)
 
+    def test_unpipelined_calls_raise_their_own_error_at_once(self):
+        managers.pipeline_depth = 0
+        d, v, l = self.m.dict(), self.m.Value("i", 0), self.m.list([1])
+        with self.assertRaises(KeyError):
+            d["missing"]
+        with self.assertRaises(shoal.WrongType) as cm:
+            v.value = "bad"
+        self.assertTrue(str(cm.exception))  # the broker's detail travels
+        with self.assertRaises(ValueError):
+            l.remove(2)
+        d["k"] = [1, 2]  # a nested list comes back as a proxy
+        d["k"].append(3)
+        self.assertEqual(d["k"][:], [1, 2, 3])
+        managers.flush()  # nothing was left in flight
+
+    def test_lock_bookkeeping_with_and_without_pipelining(self):
+        for depth in (0, 64):
+            managers.pipeline_depth = depth
+            lk = self.m.Lock()
+            for _ in range(50):
+                with lk:
+                    self.assertTrue(lk.locked())
+            self.assertFalse(lk.locked())
+            with self.assertRaises(shoal.ShoalError):
+                lk.release()  # not held: waits for the refusal, raises at once
+            self.assertTrue(lk.acquire())
+            got = []
+            t = threading.Thread(target=lambda: got.append(lk.acquire(False)))
+            t.start()
+            t.join()
+            self.assertEqual(got, [False])
+            lk.release()
+            managers.flush()
+
+    def test_a_forked_child_uses_its_own_session(self):
+        d = self.m.dict()
+        d["parent"] = 1  # the proxy keeps this process's session
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                d["child"] = d["parent"] + 1
+                managers.flush()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual(d["child"], 2)
+
 
 def load_tests(loader, tests, pattern):
     for mod in (test_manager, test_manager_pipeline, test_manager_features):
