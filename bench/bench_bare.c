@@ -10,6 +10,11 @@
  *          lines on every message once the ring is full: a higher ceiling, shown
  *          beside the textbook ring.
  *   spin   one cache line, two processes polling it in turn: round trip.
+ *   spin2  the same exchange in the shape of a ring with an index: each message is
+ *          written to a data line, then announced in a flag line of its own, which
+ *          the other side polls before it reads the data line (two lines cross per
+ *          message, where spin moves one): the floor of a ring whose slots carry no
+ *          ready marker, shown beside spin.
  *   futex  one word, each side sleeping in FUTEX_WAIT at once (no spinning) until
  *          the other writes it and calls FUTEX_WAKE: round trip with the receiver
  *          asleep.
@@ -144,6 +149,63 @@ static int spin_pong(struct bctl *ctl, int idx, void *p)
     return 0;
 }
 
+/* ---- two-line spin ping-pong --------------------------------------------------------
+ */
+
+/* Per direction: the flag line (the index) and the data line (the slot). */
+struct pp2_dir {
+    _Alignas(128) _Atomic uint64_t flag;
+    _Alignas(128) _Atomic uint64_t data;
+};
+
+/* Sends message i on d, then waits for reply i on back. */
+static void pp2_send(struct pp2_dir *d, uint64_t i)
+{
+    atomic_store_explicit(&d->data, i, memory_order_relaxed);
+    atomic_store_explicit(&d->flag, i + 1, memory_order_release);
+}
+
+static void pp2_recv(struct pp2_dir *d, uint64_t i)
+{
+    while (atomic_load_explicit(&d->flag, memory_order_acquire) != i + 1)
+        cpu_relax();
+    if (atomic_load_explicit(&d->data, memory_order_relaxed) != i)
+        bfail("spin2: message %llu lost", (unsigned long long)i);
+}
+
+static int spin2_ping(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    struct pp2_dir *dir = (struct pp2_dir *)(void *)a->word;
+    int64_t *lat = lat_alloc(a->count);
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        int64_t t = now_ns();
+        pp2_send(&dir[0], i);
+        pp2_recv(&dir[1], i);
+        if (i >= a->warm)
+            lat[i - a->warm] = now_ns() - t;
+    }
+    lat_summarise(ctl, lat, a->count);
+    return 0;
+}
+
+static int spin2_pong(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    struct pp2_dir *dir = (struct pp2_dir *)(void *)a->word;
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        pp2_recv(&dir[0], i);
+        pp2_send(&dir[1], i);
+    }
+    return 0;
+}
+
 /* ---- futex ping-pong -----------------------------------------------------------------
  */
 
@@ -229,13 +291,15 @@ static int run_clock(struct bargs a)
 
 int main(int argc, char **argv)
 {
-    struct bargs a = parse_args(argc, argv, "ring ring_hyst spin futex clock");
+    struct bargs a = parse_args(argc, argv, "ring ring_hyst spin spin2 futex clock");
     if (!strcmp(a.name, "ring"))
         return run_ring(a, 1);
     if (!strcmp(a.name, "ring_hyst"))
         return run_ring(a, BENCH_CAPACITY / 8);
     if (!strcmp(a.name, "spin"))
         return run_pingpong(a, spin_ping, spin_pong);
+    if (!strcmp(a.name, "spin2"))
+        return run_pingpong(a, spin2_ping, spin2_pong);
     if (!strcmp(a.name, "futex"))
         return run_pingpong(a, futex_ping, futex_pong);
     if (!strcmp(a.name, "clock"))

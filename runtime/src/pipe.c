@@ -39,7 +39,9 @@
  * asks to join the holders (SHOAL_PIPE_TAKEOVER); it forgets dead holders.
  *
  * The peer's state, decided from its end's entries when a call would wait (once per
- * sleep slice), every 64 sends and after a close: while a counting holder is alive
+ * sleep slice; a blocking call that sleeps at every message relies on a live peer it
+ * found less than PEER_RECHECK_NS ago, peer_hook), every 64 sends and after a close:
+ * while a counting holder is alive
  * the stream goes on; when none is left, SHOAL_EPEERDEAD if one of them died without
  * closing, else SHOAL_EEOF if one closed. The receiver always drains what was sent
  * first.
@@ -54,6 +56,8 @@
 #define FORKED     (1u << 29)
 #define TENTATIVE  (1u << 30)
 #define HANDED     (1u << 31)
+/* How long a blocking call may rely on a peer found alive (peer_hook). */
+#define PEER_RECHECK_NS 1000000LL
 
 struct pipe_end {
     _Atomic uint64_t holder[SHOAL_MAX_USERS]; /* per user slot; 0: none */
@@ -77,6 +81,7 @@ struct shoal_pipe {
     bool used; /* this process sent, received or polled with the handle */
     shoal__ring_hook hook;
     _Atomic(shoal_readyfd *) rfd; /* shoal_pipe_fd(), kept in step by recv and poll */
+    _Atomic int64_t peer_seen;    /* when peer_state last found a live peer (ns) */
 };
 
 /* ---- holders ----------------------------------------------------------------------- */
@@ -233,10 +238,25 @@ static int peer_state(shoal_pipe *p)
     return 0;
 }
 
-static int peer_hook(void *arg, bool producer)
+/* The ring's hook. A blocking call about to sleep again takes a live peer found less
+ * than PEER_RECHECK_NS ago as still alive, unless the peer's end was closed since: the
+ * liveness test is a system call (owner.c), which a call that sleeps at every message
+ * would otherwise make at every message. A peer that died in that time is found by the
+ * check of the next sleep slice instead. */
+static int peer_hook(void *arg, bool producer, bool between_sleeps)
 {
     (void)producer;
-    return peer_state(arg);
+    shoal_pipe *p = arg;
+    int64_t now = shoal__now_ns();
+    if (between_sleeps &&
+        now - atomic_load_explicit(&p->peer_seen, memory_order_relaxed) <
+            PEER_RECHECK_NS &&
+        !atomic_load(&p->ctl->end[1 - p->end].closed))
+        return 0;
+    int rc = peer_state(p);
+    if (rc == 0)
+        atomic_store_explicit(&p->peer_seen, now, memory_order_relaxed);
+    return rc;
 }
 
 /* ---- open -------------------------------------------------------------------------- */

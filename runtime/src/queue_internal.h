@@ -48,6 +48,7 @@ struct shoal__ring_waiter {
     shoal__ring_try_fn fn;
     void *arg;
     const struct shoal__ring_hook *hook;
+    bool blocking; /* a blocking call's wait (not the event loop's): see the hook */
 };
 
 /* A process's view of a ring (plus the SPSC side's cached copies of the other
@@ -77,9 +78,15 @@ typedef struct shoal__ring {
  * A channel-specific check run while a call waits (before each sleep): returns 0 to
  * keep waiting or a terminal code (SHOAL_EEOF, SHOAL_EPEERDEAD, ...). The ring then
  * makes one more attempt, so what was already sent is still delivered first.
+ * between_sleeps is true when a blocking call (shoal__wait) is about to sleep again:
+ * the check may then answer from what it found a short while ago (a blocking call
+ * that sleeps at once on each message would otherwise pay for the check's system call
+ * at every message), since the sleep is sliced and the next slice checks again; it is
+ * false for a try form, which must say at once why nothing can come, and for the event
+ * loop.
  */
 typedef struct shoal__ring_hook {
-    int (*check)(void *arg, bool producer);
+    int (*check)(void *arg, bool producer, bool between_sleeps);
     void *arg;
 } shoal__ring_hook;
 

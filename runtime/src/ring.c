@@ -412,7 +412,7 @@ static void waiter_disarm(void *obj)
 static int waiter_check(void *obj)
 {
     struct ring_waiter *w = obj;
-    int why = w->hook->check(w->hook->arg, w->producer);
+    int why = w->hook->check(w->hook->arg, w->producer, w->blocking);
     if (!why)
         return 0;
     int rc = hook_end(w->r, w->producer, w->fn, w->arg, why);
@@ -443,14 +443,14 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
     if (SHOAL_LIKELY(rc != SHOAL_EAGAIN))
         return rc;
     if (timeout == 0) { /* a try form: say at once why nothing can come */
-        int why = hook ? hook->check(hook->arg, producer) : 0;
+        int why = hook ? hook->check(hook->arg, producer, false) : 0;
         return why ? hook_end(r, producer, fn, arg, why) : SHOAL_EAGAIN;
     }
     /* A wait runs the hook's check (a syscall) only before sleeping and every
      * millisecond of spinning (wait.c), not at each message of a fast exchange. */
     count_wait(r, producer);
     shoal__deadline dl = shoal__deadline_from(timeout);
-    struct ring_waiter w = {r, producer, fn, arg, hook};
+    struct ring_waiter w = {r, producer, fn, arg, hook, true};
     shoal__waitable wt = {
         ring_word(r, producer),     waiter_ready, waiter_arm,        waiter_disarm,
         hook ? waiter_check : NULL, &w,           ring_barrier_of(r)};
@@ -650,7 +650,7 @@ void shoal__ring_waitable(shoal__ring *r, bool writable, shoal__waitable *out)
 {
     struct shoal__ring_waiter *w = &r->side[writable];
     shoal__ring_try_fn fn = writable ? r->ops->writable : r->ops->readable;
-    *w = (struct shoal__ring_waiter){r, writable, fn, NULL, w->hook};
+    *w = (struct shoal__ring_waiter){r, writable, fn, NULL, w->hook, false};
     *out = (shoal__waitable){ring_word(r, writable),
                              waiter_ready,
                              waiter_arm,

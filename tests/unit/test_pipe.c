@@ -141,6 +141,56 @@ static void test_fork_ping_pong(void **state)
     }
 }
 
+/* echo_child, then a stop for the parent to SIGKILL (holding its end, not closing). */
+static int echo_then_stop(void *arg)
+{
+    int rc = echo_child(arg);
+    raise(SIGSTOP);
+    return rc;
+}
+
+/* Receivers that sleep at every message (spin budget 0) check the peer between
+ * sleeps from a recent answer (pipe.c, peer_hook): a peer SIGKILLed just after such an
+ * answer is still reported at once by a try form, and within a sleep slice by a
+ * blocking call. */
+static void test_asleep_peer_killed(void **state)
+{
+    (void)state;
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = 4};
+    int64_t spin = shoal_spin_ns();
+    shoal_set_spin_ns(0);
+    shoal_pipe *a, *b;
+    T_OK(shoal_pipe_pair(&a, &b, NULL, &cfg, NULL));
+    struct child_args args = {b, a, 200, 0};
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(echo_then_stop(&args));
+    T_OK(shoal_pipe_close(b));
+    int64_t got;
+    size_t len;
+    for (int64_t i = 0; i < 200; i++) {
+        T_OK(shoal_pipe_send(a, &i, sizeof(i), SHOAL_SEC(20)));
+        T_OK(shoal_pipe_recv(a, &got, sizeof(got), &len, SHOAL_SEC(20)));
+        assert_int_equal(got, 2 * i);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+    assert_true(WIFSTOPPED(st));
+    /* a blocking call finds the stopped peer alive just before it is killed */
+    assert_int_equal(shoal_pipe_recv(a, &got, sizeof(got), &len, SHOAL_MS(2)),
+                     SHOAL_ETIMEDOUT);
+    t_kill(pid);
+    assert_int_equal(shoal_pipe_recv(a, &got, sizeof(got), &len, SHOAL_NOWAIT),
+                     SHOAL_EPEERDEAD);
+    int64_t t0 = shoal__now_ns();
+    assert_int_equal(shoal_pipe_recv(a, &got, sizeof(got), &len, SHOAL_FOREVER),
+                     SHOAL_EPEERDEAD);
+    assert_true(shoal__now_ns() - t0 < SHOAL_SEC(2));
+    shoal_pipe_close(a);
+    shoal_set_spin_ns(spin);
+}
+
 /* ---- separately started processes (argv roles) --------------------------------------
  */
 
@@ -239,6 +289,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pair_duplex),
         cmocka_unit_test(test_typed_and_bad_input),
         cmocka_unit_test(test_fork_ping_pong),
+        cmocka_unit_test(test_asleep_peer_killed),
         cmocka_unit_test(test_named_ends_and_dead_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
