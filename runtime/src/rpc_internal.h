@@ -80,10 +80,15 @@ typedef struct rpc_conn_ops {
      * certificate that chains to the server's CA, else 0. Valid once a frame of the
      * client arrived (the TLS handshake is over). */
     int (*peer_verified)(rpc_conn *c);
-    /* Server side, shm:// (NULL elsewhere): watches c on the server's loop again after
-     * stop, on the loop's thread; 0 or a negative code. Between the two, a handler's
-     * thread reads c with recv (rpc_server.c, "direct receive"). */
+    /* Server side, shm://, ipc://, tcp:// (NULL elsewhere): watches c on the server's
+     * loop again after stop (or unwatch), on the loop's thread; 0 or a negative code.
+     * Between the two, a handler's thread reads c with recv (rpc_server.c, "direct
+     * receive"). */
     int (*watch)(rpc_conn *c);
+    /* Server side, with watch (NULL: stop does it): stops watching c for a handler's
+     * thread to read it (rpc__server_handoff), on the loop's thread; unlike stop it
+     * leaves the connection open. */
+    void (*unwatch)(rpc_conn *c);
 } rpc_conn_ops;
 
 struct rpc_server_conn; /* the server's bookkeeping (rpc.c) */
@@ -201,9 +206,9 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len);
  * returned. On the loop's thread; the transport calls it once. */
 void rpc__server_conn_lost(rpc_conn *c);
 /* After a turn of frames on c (on the loop's thread, c watched): when c carries one
- * call only, in direct receive, stops watching c (ops->stop) and hands it to that
- * call's handler thread, which reads it itself until it gives it back (ops->watch).
- * Returns 1 when c was handed over, else 0. */
+ * call only, in direct receive, stops watching c (ops->unwatch, else ops->stop) and hands
+ * it to that call's handler thread, which reads it itself until it gives it back
+ * (ops->watch). Returns 1 when c was handed over, else 0. */
 int rpc__server_handoff(rpc_conn *c);
 shoal_loop *rpc__server_loop(shoal_rpc_server *s);
 

@@ -7,17 +7,22 @@
  * so a peer needs nothing of shoal but that schema. A frame longer than MAX_FRAME closes
  * the connection (a peer cannot make us allocate without bound).
  *
- * Receiving runs one small state machine (rx_*): read the 4 length bytes, then the
- * body, then hand the frame over. The client drives it with one read in flight at a
- * time, which it waits for until the caller's timeout; a read still in flight then
- * stays so for the next call (reads carry no timeout of their own: aborting one
- * breaks a TLS stream). The
- * server drives it from nng's completion callbacks, which run on nng's threads: each
- * complete frame goes into its listener's inbox, and an eventfd watched by the
- * server's loop says the inbox is not empty, so the call machinery only ever runs on
- * the loop's thread, as it does for shm://. Accepted connections, and connections
- * lost, reach the loop the same way, in order. Sends are synchronous, under a
- * per-connection mutex, from whichever thread sends.
+ * Receiving goes through a buffer per connection (rx_*): each read takes whatever
+ * the stream has (up to the buffer's room), and the frames complete in it are then
+ * taken one by one, so a frame costs no read of its own once its bytes are there, and
+ * a pipelined batch costs one. The client reads on the calling thread
+ * (rx_read_wait: nng reads at once when bytes are waiting, else its poller thread
+ * wakes the caller; the read carries the caller's timeout). Over TLS it keeps one
+ * read in flight instead, which it waits for until the caller's timeout; a read still
+ * in flight then stays so for the next call (aborting one breaks a TLS stream). The
+ * server drives its reads from nng's completion callbacks, which run on nng's threads:
+ * each complete frame goes into its listener's inbox, and an eventfd watched by the
+ * server's loop says the inbox is not empty, so the call machinery runs on the loop's
+ * thread, as it does for shm://. Accepted connections, and connections lost, reach
+ * the loop the same way, in order. A handler in direct receive (ipc://, tcp://: see
+ * "Direct receive" below) reads its connection on its own thread instead, as the
+ * client does. Sends are synchronous, under a per-connection mutex, from whichever
+ * thread sends. nng's threads do not survive fork: see fork_check.
  *
  * Lifetime: a connection counts its references — the call machinery's, one per inbox
  * entry naming it — and is freed when the last goes. Stopping it (connection lost,
@@ -72,18 +77,25 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
 #define PEM_MAX    (1u << 20)
 #define TLS_LINGER SHOAL_MS(50)
 
+/* What nng's threads hand to the loop's thread, in order. */
+typedef struct posted {
+    struct posted *next;
+    enum { P_ADOPT, P_FRAME, P_LOST } kind;
+    struct nconn *c;
+    uint8_t *frame;
+    size_t len;
+} posted;
+
 typedef struct nconn {
     rpc_conn base;
     nng_stream *st;
     pthread_mutex_t send_mu;
     nng_aio *send_aio;
-    nng_aio *recv_aio;
-    /* the receiver's state machine */
-    uint8_t hdr[4];
-    uint8_t *body;
-    size_t need, have; /* of the part being read: header (need 4) or body */
-    int in_body;
-    /* client side: the read in flight (rx_mu guards the flags) */
+    nng_aio *recv_aio; /* tls client, server: with a callback; else waited for */
+    /* the receive buffer: rb[rb_off, rb_len) is received and not yet taken */
+    uint8_t *rb;
+    size_t rb_cap, rb_len, rb_off;
+    /* client side, tls: the read in flight (rx_mu guards the flags) */
     pthread_mutex_t rx_mu;
     pthread_cond_t rx_cv;
     int rx_busy, rx_ready;
@@ -101,6 +113,14 @@ typedef struct nconn {
     uint8_t *first_buf;
     int first_started, first_busy, first_failed;
     pthread_cond_t first_cv;
+    /* server side, direct receive (see "Direct receive" above): the handler's thread
+     * reads (owned; the listener's mu guards it and the pending list), with own_aio */
+    int owned;
+    nng_aio *own_aio;
+    struct posted *pending, *pending_tail; /* posted before the hand-over, in order */
+    struct posted *cur;                    /* the frame the owner's last recv gave */
+    int turn;                              /* had frames in the loop's current turn */
+    struct nconn *turn_next;
 } nconn;
 
 static int nng_rc(int rv, const char *what, const char *url)
@@ -126,44 +146,119 @@ static int is_tcp(const char *url)
     return strncmp(url, "tcp://", 6) == 0 || is_tls(url);
 }
 
-/* ---- receiving: the state machine -------------------------------------------------- */
+/* ---- fork ----------------------------------------------------------------------------
+ */
 
-/* Where the next read goes. */
-static nng_iov rx_want(nconn *c)
+/* nng's threads do not survive fork(): in a child of a process that used nng, reads
+ * and sends would wait for them forever. Once this process uses nng, a fork handler
+ * marks its children, where every entry point of this file fails at once instead. */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static _Atomic int forked_child;
+
+static void on_fork_child(void)
 {
-    nng_iov iov = {c->in_body ? c->body + c->have : c->hdr + c->have, c->need - c->have};
-    return iov;
+    atomic_store(&forked_child, 1);
 }
 
-/* Accounts `got` bytes read. Returns 1 when a frame is complete (c->body, c->need; the
- * caller takes c->body and calls rx_reset), 0 when more is needed, or a negative code
- * for a frame we refuse. */
-static int rx_got(nconn *c, size_t got)
+static void fork_watch(void)
 {
-    c->have += got;
-    if (c->have < c->need)
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+/* 0, or SHOAL_ECLOSED in a child forked after this process used nng. */
+static int fork_check(const char *url)
+{
+    pthread_once(&fork_once, fork_watch);
+    if (!atomic_load_explicit(&forked_child, memory_order_relaxed))
         return 0;
-    if (c->in_body)
-        return 1;
-    uint32_t n = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
-                 (uint32_t)c->hdr[2] << 8 | c->hdr[3];
+    return shoal__err(SHOAL_ECLOSED,
+                      "rpc %s: nng is unusable in a process forked after its parent "
+                      "used nng (nng's threads do not survive fork): connect from a "
+                      "process started anew (spawn), or before the parent uses nng",
+                      url);
+}
+
+/* ---- receiving: the buffer ----------------------------------------------------------
+ */
+
+#define RB_MIN (16u << 10)
+
+static uint32_t frame_len(const uint8_t *h)
+{
+    return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+}
+
+/* Takes the next complete frame out of the receive buffer: 1 with *buf (pointing into
+ * the buffer, valid until the next rx_room) and *len, 0 when it is not complete yet,
+ * or a negative code for a frame we refuse. */
+static int rx_take(nconn *c, const uint8_t **buf, size_t *len)
+{
+    size_t avail = c->rb_len - c->rb_off;
+    if (avail < 4)
+        return 0;
+    uint32_t n = frame_len(c->rb + c->rb_off);
     if (n > MAX_FRAME)
         return shoal__err(SHOAL_EMSGSIZE, "rpc %s: a frame of %u bytes", c->base.peer, n);
-    c->body = malloc(n ? n : 1);
-    if (!c->body)
-        return shoal__err(SHOAL_ENOMEM, "rpc %s: no memory for a frame", c->base.peer);
-    c->in_body = 1;
-    c->need = n;
-    c->have = 0;
-    return n == 0;
+    if (avail - 4 < n)
+        return 0;
+    *buf = c->rb + c->rb_off + 4;
+    *len = n;
+    c->rb_off += 4 + (size_t)n;
+    return 1;
 }
 
-static void rx_reset(nconn *c)
+/* Room for the next read (*iov): moves what is left of the buffer to its start, and
+ * sizes the buffer for the frame begun (at least RB_MIN; back to RB_MIN after a large
+ * frame). Call after rx_take returned 0. Returns 0 or SHOAL_ENOMEM. */
+static int rx_room(nconn *c, nng_iov *iov)
 {
-    c->body = NULL;
-    c->in_body = 0;
-    c->need = 4;
-    c->have = 0;
+    size_t left = c->rb_len - c->rb_off;
+    if (c->rb_off && left)
+        memmove(c->rb, c->rb + c->rb_off, left);
+    c->rb_len = left;
+    c->rb_off = 0;
+    size_t want = RB_MIN;
+    if (left >= 4 && 4 + (size_t)frame_len(c->rb) > want)
+        want = 4 + (size_t)frame_len(c->rb);
+    if (c->rb_cap < want || (c->rb_cap > 4 * RB_MIN && want == RB_MIN)) {
+        uint8_t *nb = realloc(c->rb, want);
+        if (!nb)
+            return shoal__err(SHOAL_ENOMEM, "rpc %s: no memory for a frame",
+                              c->base.peer);
+        c->rb = nb;
+        c->rb_cap = want;
+    }
+    *iov = (nng_iov){c->rb + c->rb_len, c->rb_cap - c->rb_len};
+    return 0;
+}
+
+/* Reads once into the buffer on the calling thread, waiting at most until `deadline`:
+ * 1 when bytes came, 0 when the time ran out, or a negative code when the connection
+ * is gone. The read completes on nng's poller thread, which wakes this one, or at once
+ * when bytes are waiting. Not for TLS: a read that times out breaks a TLS session. */
+static int rx_read_wait(nconn *c, nng_aio *aio, int64_t deadline)
+{
+    nng_iov iov;
+    int rc = rx_room(c, &iov);
+    if (rc < 0)
+        return rc;
+    int64_t left = deadline - shoal__now_ns();
+    if (left <= 0)
+        return 0;
+    nng_aio_set_timeout(aio, deadline == INT64_MAX
+                                 ? NNG_DURATION_INFINITE
+                                 : (nng_duration)((left + 999999) / 1000000));
+    nng_aio_set_iov(aio, 1, &iov);
+    nng_stream_recv(c->st, aio);
+    nng_aio_wait(aio);
+    int rv = nng_aio_result(aio);
+    c->rb_len += nng_aio_count(aio);
+    if (rv == 0 || (rv == NNG_ETIMEDOUT && nng_aio_count(aio)))
+        return 1;
+    if (rv == NNG_ETIMEDOUT)
+        return 0;
+    return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s", c->base.peer,
+                      nng_strerror(rv));
 }
 
 /* ---- the connection ---------------------------------------------------------------- */
@@ -174,6 +269,9 @@ static int first_send(nconn *c, const uint8_t hdr[4], const void *buf, size_t le
 static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     nconn *c = (nconn *)base;
+    int bad = fork_check(c->base.peer);
+    if (bad < 0)
+        return bad;
     if (len > MAX_FRAME)
         return shoal__err(SHOAL_EMSGSIZE, "rpc %s: a frame of %zu bytes", c->base.peer,
                           len);
@@ -223,7 +321,7 @@ static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration ti
     return rc;
 }
 
-/* Client side: the read in flight completed. */
+/* Client side, tls: the read in flight completed. */
 static void client_recv_cb(void *arg)
 {
     nconn *c = arg;
@@ -233,14 +331,20 @@ static void client_recv_cb(void *arg)
     pthread_mutex_unlock(&c->rx_mu);
 }
 
-/* Client side: waits at most until `deadline` for the read in flight (starting one
- * when none is). Returns 1 when it completed, 0 when it is still in flight. */
-static int client_read(nconn *c, int64_t deadline)
+/* Client side, tls: waits at most until `deadline` for the read in flight (starting
+ * one when none is). Returns 1 when it completed with bytes, 0 when it is still in
+ * flight, or a negative code. */
+static int client_read_tls(nconn *c, int64_t deadline)
 {
     pthread_mutex_lock(&c->rx_mu);
     if (!c->rx_busy) {
+        nng_iov iov;
+        int rc = rx_room(c, &iov);
+        if (rc < 0) {
+            pthread_mutex_unlock(&c->rx_mu);
+            return rc;
+        }
         c->rx_busy = 1;
-        nng_iov iov = rx_want(c);
         nng_aio_set_iov(c->recv_aio, 1, &iov);
         nng_stream_recv(c->st, c->recv_aio);
     }
@@ -252,44 +356,47 @@ static int client_read(nconn *c, int64_t deadline)
         c->rx_ready = c->rx_busy = 0;
     pthread_mutex_unlock(&c->rx_mu);
     nng_sockaddr sa;
-    if (!done && c->tls && nng_stream_get_addr(c->st, NNG_OPT_REMADDR, &sa) != 0)
-        return -1; /* the TCP connection under the TLS session is gone (see above) */
-    return done;
+    if (!done && nng_stream_get_addr(c->st, NNG_OPT_REMADDR, &sa) != 0)
+        return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost", c->base.peer);
+    if (!done) /* the TCP connection under the TLS session is gone (see above) */
+        return 0;
+    int rv = nng_aio_result(c->recv_aio);
+    if (rv == NNG_EPEERAUTH || rv == NNG_ECRYPTO)
+        return nng_rc(rv, "TLS handshake failed", c->base.peer);
+    if (rv != 0)
+        return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s", c->base.peer,
+                          nng_strerror(rv));
+    c->rb_len += nng_aio_count(c->recv_aio);
+    return 1;
 }
 
-/* Client side: reads until a frame is complete or the timeout expires. A read that
- * times out stays in flight for the next call: nng's TLS streams break when a read is
- * aborted, so reads never carry a timeout of their own. */
+static int own_recv(nconn *c, const uint8_t **buf, size_t *len, int64_t deadline);
+
+/* Receives the next frame: from the buffer when it holds one, else reading on the
+ * calling thread (tls: a read that times out stays in flight for the next call, as
+ * nng's TLS streams break when a read is aborted). A timeout of 0 only looks at the
+ * buffer (tls: at the read in flight). */
 static int n_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
                   shoal_duration timeout)
 {
     nconn *c = (nconn *)base;
-    if (c->in_body && c->have == c->need) { /* the previous frame: done with it */
-        free(c->body);
-        rx_reset(c);
-    }
+    int bad = fork_check(c->base.peer);
+    if (bad < 0)
+        return bad;
     int64_t deadline =
         timeout < 0 || timeout > INT64_MAX / 2 ? INT64_MAX : shoal__now_ns() + timeout;
+    if (c->listener)
+        return own_recv(c, buf, len, deadline);
     for (;;) {
-        int got = client_read(c, deadline);
-        if (got == 0)
-            return 0;
-        if (got < 0)
-            return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost", c->base.peer);
-        int rv = nng_aio_result(c->recv_aio);
-        if (rv == NNG_EPEERAUTH || rv == NNG_ECRYPTO)
-            return nng_rc(rv, "TLS handshake failed", c->base.peer);
-        if (rv != 0)
-            return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s",
-                              c->base.peer, nng_strerror(rv));
-        int rc = rx_got(c, nng_aio_count(c->recv_aio));
-        if (rc < 0)
+        int rc = rx_take(c, buf, len);
+        if (rc != 0)
             return rc;
-        if (rc == 1) {
-            *buf = c->body;
-            *len = c->need;
-            return 1;
-        }
+        if (!c->tls && timeout == 0)
+            return 0;
+        rc = c->tls ? client_read_tls(c, deadline)
+                    : rx_read_wait(c, c->recv_aio, deadline);
+        if (rc <= 0)
+            return rc;
     }
 }
 
@@ -297,7 +404,7 @@ static void conn_unref(nconn *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    free(c->body);
+    free(c->rb);
     pthread_mutex_destroy(&c->send_mu);
     pthread_mutex_destroy(&c->rx_mu);
     pthread_cond_destroy(&c->rx_cv);
@@ -321,6 +428,8 @@ static void close_stream(nconn *c)
     nng_stream_close(c->st);
 }
 
+static void drop_pending(nconn *c);
+
 /* Frees the connection's nng parts and drops the call machinery's reference. */
 static void teardown(nconn *c)
 {
@@ -328,7 +437,10 @@ static void teardown(nconn *c)
     nng_aio_stop(c->recv_aio);
     nng_aio_stop(c->send_aio);
     nng_aio_stop(c->first_aio); /* NULL: no-op */
+    nng_aio_stop(c->own_aio);   /* NULL: no-op */
     nng_aio_free(c->recv_aio);
+    nng_aio_free(c->own_aio);
+    drop_pending(c);
     nng_aio_free(c->send_aio);
     nng_aio_free(c->first_aio);
     free(c->first_buf);
@@ -402,6 +514,8 @@ static void n_stop(rpc_conn *base)
 static void n_close(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
+    if (atomic_load(&forked_child))
+        return; /* nng's parts would wait for threads gone: left as they are */
     atomic_store(&c->stopped, 1);
     int state = CLOSER_RUNNING;
     if (atomic_compare_exchange_strong(&c->closer, &state, CLOSER_FREE))
@@ -421,8 +535,15 @@ static int n_peer_verified(rpc_conn *base)
     return nng_stream_get_bool(c->st, NNG_OPT_TLS_VERIFIED, &v) == 0 && v;
 }
 
-static const rpc_conn_ops nng_ops = {n_send,  n_recv,          n_stop,
-                                     n_close, n_peer_verified, NULL};
+static void n_unwatch(rpc_conn *base);
+static int n_watch(rpc_conn *base);
+
+/* tls+tcp:// (no direct receive: a TLS read cannot be aborted), and the client side */
+static const rpc_conn_ops nng_ops = {n_send,          n_recv, n_stop, n_close,
+                                     n_peer_verified, NULL,   NULL};
+/* ipc://, tcp:// on the server side: with direct receive */
+static const rpc_conn_ops nng_direct_ops = {n_send,          n_recv,  n_stop,   n_close,
+                                            n_peer_verified, n_watch, n_unwatch};
 
 static void server_recv_cb(void *arg);
 
@@ -431,9 +552,13 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     nconn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    c->tls = is_tls(url);
+    void (*cb)(void *) = server ? server_recv_cb : c->tls ? client_recv_cb : NULL;
     if (nng_aio_alloc(&c->send_aio, NULL, NULL) != 0 ||
-        nng_aio_alloc(&c->recv_aio, server ? server_recv_cb : client_recv_cb, c) != 0) {
+        nng_aio_alloc(&c->recv_aio, cb, c) != 0 ||
+        (server && !c->tls && nng_aio_alloc(&c->own_aio, NULL, NULL) != 0)) {
         nng_aio_free(c->send_aio);
+        nng_aio_free(c->recv_aio);
         free(c);
         return NULL;
     }
@@ -443,13 +568,11 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     pthread_cond_init(&c->first_cv, NULL);
     nng_aio_set_timeout(c->recv_aio, NNG_DURATION_INFINITE);
     c->st = st;
-    c->base.ops = &nng_ops;
+    c->base.ops = c->own_aio ? &nng_direct_ops : &nng_ops;
     c->base.t = c;
     snprintf(c->base.peer, sizeof(c->base.peer), "%s", url);
-    c->tls = is_tls(url);
     atomic_init(&c->refs, 1);
     atomic_init(&c->last_send, INT64_MIN / 2);
-    rx_reset(c);
     return c;
 }
 
@@ -586,7 +709,10 @@ int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_co
 {
     nng_stream_dialer *d;
     nng_aio *aio;
-    int rv = nng_stream_dialer_alloc(&d, url);
+    int rv = fork_check(url);
+    if (rv < 0)
+        return rv;
+    rv = nng_stream_dialer_alloc(&d, url);
     if (rv != 0)
         return nng_rc(rv, "bad address", url);
     if (is_tcp(url)) /* frames are small and sent whole: no Nagle */
@@ -622,15 +748,6 @@ int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_co
 
 /* ---- server ------------------------------------------------------------------------ */
 
-/* What nng's threads hand to the loop's thread, in order. */
-typedef struct posted {
-    struct posted *next;
-    enum { P_ADOPT, P_FRAME, P_LOST } kind;
-    nconn *c;
-    uint8_t *frame;
-    size_t len;
-} posted;
-
 typedef struct nlistener {
     rpc_listener base;
     shoal_rpc_server *s;
@@ -662,7 +779,26 @@ static void listener_linger_done(nlistener *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* From nng's threads: queues p for the loop and signals the eventfd. */
+/* Appends p to a list (head, tail). */
+static void append(posted **head, posted **tail, posted *p)
+{
+    if (*tail)
+        (*tail)->next = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
+/* Signals the inbox not empty any more. */
+static void wake_loop(nlistener *l)
+{
+    uint64_t one = 1;
+    ssize_t w = write(l->efd, &one, sizeof(one));
+    (void)w; /* a full eventfd is still readable */
+}
+
+/* From nng's threads: queues p for the loop and signals the eventfd — or, while a
+ * handler's thread owns the connection, for that thread (c->pending). */
 static void post(nlistener *l, nconn *c, int kind, uint8_t *frame, size_t len)
 {
     posted *p = malloc(sizeof(*p));
@@ -674,18 +810,37 @@ static void post(nlistener *l, nconn *c, int kind, uint8_t *frame, size_t len)
     if (kind != P_ADOPT)
         atomic_fetch_add(&c->refs, 1);
     pthread_mutex_lock(&l->mu);
-    int was_empty = !l->head;
-    if (l->tail)
-        l->tail->next = p;
+    int was_empty = !l->head, owned = kind != P_ADOPT && c->owned;
+    if (owned)
+        append(&c->pending, &c->pending_tail, p);
     else
-        l->head = p;
-    l->tail = p;
+        append(&l->head, &l->tail, p);
     pthread_mutex_unlock(&l->mu);
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t w = write(l->efd, &one, sizeof(one));
-        (void)w; /* a full eventfd is still readable */
+    if (was_empty && !owned)
+        wake_loop(l);
+}
+
+static void posted_free(posted *p)
+{
+    nconn *c = p->c;
+    free(p->frame);
+    free(p);
+    if (c)
+        conn_unref(c);
+}
+
+/* Frees what the connection's owner did not take (at close). */
+static void drop_pending(nconn *c)
+{
+    if (c->cur)
+        posted_free(c->cur);
+    c->cur = NULL;
+    while (c->pending) {
+        posted *p = c->pending;
+        c->pending = p->next;
+        posted_free(p); /* drops a reference, not the last: the caller holds that */
     }
+    c->pending_tail = NULL;
 }
 
 /* The first frame completed (or failed: the handshake did, or timed out). */
@@ -730,32 +885,71 @@ static int first_send(nconn *c, const uint8_t hdr[4], const void *buf, size_t le
     return 0;
 }
 
-static void server_read(nconn *c)
+/* Starts the next read of a connection the loop watches (its callback is
+ * server_recv_cb). Returns 0 or SHOAL_ENOMEM. */
+static int server_read(nconn *c)
 {
-    nng_iov iov = rx_want(c);
-    nng_aio_set_iov(c->recv_aio, 1, &iov);
-    nng_stream_recv(c->st, c->recv_aio);
+    nng_iov iov;
+    int rc = rx_room(c, &iov);
+    if (rc == 0) {
+        nng_aio_set_iov(c->recv_aio, 1, &iov);
+        nng_stream_recv(c->st, c->recv_aio);
+    }
+    return rc;
 }
 
+/* Posts the frames complete in the buffer (copies). Returns 0, or a negative code for
+ * a frame refused or no memory. */
+static int post_frames(nconn *c)
+{
+    const uint8_t *f;
+    size_t n;
+    int rc;
+    while ((rc = rx_take(c, &f, &n)) == 1) {
+        uint8_t *copy = malloc(n ? n : 1);
+        if (!copy)
+            return shoal__err(SHOAL_ENOMEM, "rpc %s: no memory for a frame",
+                              c->base.peer);
+        memcpy(copy, f, n);
+        post(c->listener, c, P_FRAME, copy, n);
+    }
+    return rc;
+}
+
+static int is_owned(nconn *c)
+{
+    pthread_mutex_lock(&c->listener->mu);
+    int owned = c->owned;
+    pthread_mutex_unlock(&c->listener->mu);
+    return owned;
+}
+
+/* On nng's thread: a read of a connection the loop watches completed. It stops here
+ * when a handler's thread took the connection over (n_unwatch cancelled the read). */
 static void server_recv_cb(void *arg)
 {
     nconn *c = arg;
+    nlistener *l = c->listener;
     int rv = nng_aio_result(c->recv_aio);
-    int rc = rv == 0 ? rx_got(c, nng_aio_count(c->recv_aio)) : -1;
-    if (rc == 1) {
-        post(c->listener, c, P_FRAME, c->body, c->need);
-        rx_reset(c);
-    }
-    if (rc < 0) {
-        if (!atomic_load(&c->stopped))
-            post(c->listener, c, P_LOST, NULL, 0);
+    if (rv == NNG_ECANCELED && is_owned(c))
         return;
+    int rc = -1;
+    if (rv == 0) {
+        c->rb_len += nng_aio_count(c->recv_aio);
+        rc = post_frames(c);
     }
-    server_read(c);
+    if (rc == 0 && !is_owned(c)) {
+        rc = server_read(c);
+        if (rc == 0 && is_owned(c)) /* n_unwatch may have missed it: stop it here */
+            nng_aio_cancel(c->recv_aio);
+    }
+    if (rc < 0 && !atomic_load(&c->stopped))
+        post(l, c, P_LOST, NULL, 0);
 }
 
-/* On the loop's thread (or at close, with run = 0: dropped). */
-static void handle(nlistener *l, posted *p, int run)
+/* On the loop's thread (or at close, with run = 0: dropped). A connection that had
+ * frames goes on *turn, to be offered to its handler after the turn. */
+static void handle(nlistener *l, posted *p, int run, nconn **turn)
 {
     nconn *c = p->c;
     if (p->kind == P_ADOPT) {
@@ -763,19 +957,24 @@ static void handle(nlistener *l, posted *p, int run)
             n_close(&c->base);
         else if (rpc__server_conn_new(l->s, &c->base) < 0)
             rpc__server_conn_lost(&c->base);
-        else
-            server_read(c);
-    } else {
-        if (run && !atomic_load(&c->stopped)) {
-            if (p->kind == P_FRAME)
-                rpc__server_frame(&c->base, p->frame, p->len);
-            else
-                rpc__server_conn_lost(&c->base);
-        }
-        conn_unref(c);
+        else if (server_read(c) < 0)
+            rpc__server_conn_lost(&c->base);
+        free(p);
+        return;
     }
-    free(p->frame);
-    free(p);
+    if (run && !atomic_load(&c->stopped)) {
+        if (p->kind == P_FRAME)
+            rpc__server_frame(&c->base, p->frame, p->len);
+        else
+            rpc__server_conn_lost(&c->base);
+        if (p->kind == P_FRAME && !c->turn && c->own_aio) {
+            c->turn = 1;
+            c->turn_next = *turn;
+            *turn = c;
+            atomic_fetch_add(&c->refs, 1);
+        }
+    }
+    posted_free(p);
 }
 
 static void drain(nlistener *l, int run)
@@ -784,10 +983,108 @@ static void drain(nlistener *l, int run)
     posted *p = l->head;
     l->head = l->tail = NULL;
     pthread_mutex_unlock(&l->mu);
+    nconn *turn = NULL;
     while (p) {
         posted *next = p->next;
-        handle(l, p, run);
+        handle(l, p, run, &turn);
         p = next;
+    }
+    while (turn) { /* a handler in direct receive: its own reader */
+        nconn *c = turn;
+        turn = c->turn_next;
+        c->turn = 0;
+        if (!atomic_load(&c->stopped))
+            rpc__server_handoff(&c->base);
+        conn_unref(c);
+    }
+}
+
+/*
+ * Direct receive (ipc://, tcp:// server side; rpc_server.c says when). n_unwatch, on
+ * the loop's thread, hands the connection to the handler's thread: from then on
+ * (c->owned) what nng's callback still posts goes to c->pending, the read in flight
+ * is cancelled (nng aborts a plain stream's read without losing bytes), and the
+ * frames already posted to the inbox move to c->pending, in order. The owner's
+ * n_recv (own_recv) takes c->pending first, then the buffer, then reads on its own
+ * thread (rx_read_wait): bytes waiting are read at once, and a request arriving
+ * wakes that thread straight from nng's poller. n_watch, on the loop's thread again,
+ * gives the connection back: c->pending goes back to the inbox, the frames complete
+ * in the buffer after it, and the callback-driven read starts again.
+ */
+static void n_unwatch(rpc_conn *base)
+{
+    nconn *c = (nconn *)base;
+    nlistener *l = c->listener;
+    pthread_mutex_lock(&l->mu);
+    c->owned = 1;
+    pthread_mutex_unlock(&l->mu);
+    nng_aio_cancel(c->recv_aio);
+    nng_aio_wait(c->recv_aio); /* its callback ran: it reads no more */
+    pthread_mutex_lock(&l->mu);
+    posted *keep = NULL, *keep_tail = NULL, *p = l->head;
+    l->head = l->tail = NULL;
+    while (p) {
+        posted *next = p->next;
+        p->next = NULL;
+        if (p->c == c && p->kind != P_ADOPT)
+            append(&c->pending, &c->pending_tail, p);
+        else
+            append(&keep, &keep_tail, p);
+        p = next;
+    }
+    l->head = keep;
+    l->tail = keep_tail;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int n_watch(rpc_conn *base)
+{
+    nconn *c = (nconn *)base;
+    nlistener *l = c->listener;
+    pthread_mutex_lock(&l->mu);
+    c->owned = 0;
+    int any = c->pending != NULL;
+    if (c->pending)
+        append(&l->head, &l->tail, c->pending);
+    if (c->pending)
+        l->tail = c->pending_tail;
+    c->pending = c->pending_tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    if (any)
+        wake_loop(l);
+    int rc = post_frames(c);
+    return rc < 0 ? rc : server_read(c);
+}
+
+/* The owner's receive (n_recv on the server side). */
+static int own_recv(nconn *c, const uint8_t **buf, size_t *len, int64_t deadline)
+{
+    nlistener *l = c->listener;
+    if (c->cur)
+        posted_free(c->cur);
+    c->cur = NULL;
+    pthread_mutex_lock(&l->mu);
+    posted *p = c->pending;
+    if (p && !(c->pending = p->next))
+        c->pending_tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    if (p && p->kind == P_LOST) {
+        posted_free(p);
+        return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost", c->base.peer);
+    }
+    if (p) {
+        c->cur = p;
+        *buf = p->frame;
+        *len = p->len;
+        return 1;
+    }
+    for (;;) {
+        int rc = rx_take(c, buf, len);
+        if (rc != 0)
+            return rc;
+        rc = rx_read_wait(c, c->own_aio, deadline);
+        if (rc <= 0)
+            return rc;
     }
 }
 
@@ -848,6 +1145,9 @@ static void n_listener_close(rpc_listener *base)
 int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr)
 {
     int tcp = strncmp(url, "tcp://", 6) == 0;
+    int bad = fork_check(url);
+    if (bad < 0)
+        return bad;
     const rpc_tls *tls = is_tls(url) ? rpc__server_tls(s) : NULL;
     if (tcp && !rpc__server_token(s))
         return shoal__err(SHOAL_EINVAL,

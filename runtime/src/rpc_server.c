@@ -34,10 +34,10 @@
  * Direct receive (shoal_rpc_ctx_set_direct): waking a handler thread from the loop's
  * costs a thread hand-off per request. A streaming handler that opts in reads its
  * connection itself instead, while its call is the connection's only one and the
- * transport can give the connection back (rpc_conn_ops.watch: shm://). After a turn of
- * frames the loop hands such a connection over (rpc__server_handoff: it stops
- * watching it, sc->owner = the call); from then on the handler's thread, whenever it
- * would wait for its call (recv, or send waiting for the client's window), receives
+ * transport can give the connection back (rpc_conn_ops.watch: shm://, ipc://, tcp://).
+ * After a turn of frames the loop hands such a connection over (rpc__server_handoff: it
+ * stops watching it, sc->owner = the call); from then on the handler's thread, whenever
+ * it would wait for its call (recv, or send waiting for the client's window), receives
  * frames itself — spinning, then sleeping on the pipe, so the client's next request
  * wakes it directly — and dispatches them exactly as the loop does
  * (rpc__server_frame). It keeps the connection between two receives. It gives it back
@@ -440,7 +440,10 @@ int rpc__server_handoff(rpc_conn *c)
     int take = x && !x->next && x->direct && x->on_thread && !x->c.done && !sc->lost &&
                !sc->owner && c->ops->watch;
     if (take) {
-        c->ops->stop(c);
+        if (c->ops->unwatch)
+            c->ops->unwatch(c);
+        else
+            c->ops->stop(c);
         sc->owner = x;
         pthread_cond_broadcast(&x->cv); /* a handler waiting for a frame reads now */
     }

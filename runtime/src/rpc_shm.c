@@ -144,8 +144,8 @@ static void shm_close(rpc_conn *base)
     free(c);
 }
 
-static const rpc_conn_ops shm_ops = {shm_send,  shm_recv, shm_stop,
-                                     shm_close, NULL,     shm_watch};
+static const rpc_conn_ops shm_ops = {shm_send, shm_recv,  shm_stop, shm_close,
+                                     NULL,     shm_watch, NULL};
 
 static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
 {

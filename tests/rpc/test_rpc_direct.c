@@ -1,11 +1,14 @@
-/* test_rpc_direct.c — direct receive (shoal_rpc_ctx_set_direct) over shm://: a
+/* test_rpc_direct.c — direct receive (shoal_rpc_ctx_set_direct) over shm:// (and over
+ * ipc:// with SHOAL_RPC_TRANSPORT=ipc, but for the killed client): a
  * bidirectional stream whose handler thread reads its connection itself answers in
  * lock step and a window ahead; a unary call started on the same channel meanwhile is
  * served (the connection goes back to the loop) and the stream goes on; the client's
  * cancel, the deadline and a client killed with SIGKILL end the handler's receive;
  * a handler that sends more than the client's window while the client does not read
  * waits and then finishes; direct receive is refused on another thread. The server is
- * a forked process; its handlers count what they saw in shared memory. */
+ * a forked process; its handlers count what they saw in shared memory. Over ipc:// the
+ * servers of all the tests are forked first, before this process uses nng (nng does
+ * not survive fork), and the killed client (a forked child) is left out. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -70,14 +73,44 @@ static shoal_rpc_channel *ch;
 static pid_t server_pid;
 static const shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30)};
 
+#define NNG_TESTS 4 /* all but test_client_killed */
+static char addr[300] = ADDR;
+static struct {
+    char addr[300];
+    struct shared *sh;
+    pid_t pid;
+} nng_srv[NNG_TESTS];
+static int nng_next = -1; /* over ipc://: the next test's server, else -1 */
+
+/* Over ipc://: forks the servers of all the tests. Returns 0 or -1. */
+static int start_nng_servers(void)
+{
+    for (int i = 0; i < NNG_TESTS; i++) {
+        snprintf(nng_srv[i].addr, sizeof(nng_srv[i].addr), "ipc://%s/direct-%d.sock",
+                 t_root, i);
+        sh = nng_srv[i].sh = t_shared_alloc(sizeof(struct shared)); /* the child's */
+        nng_srv[i].pid = fs_start(&service, nng_srv[i].addr, &nng_srv[i].sh->srv);
+        if (nng_srv[i].pid < 0)
+            return -1;
+    }
+    nng_next = 0;
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
-    sh = t_shared_alloc(sizeof(*sh));
-    server_pid = fs_start(&service, ADDR, &sh->srv);
+    if (nng_next >= 0) {
+        sh = nng_srv[nng_next].sh;
+        server_pid = nng_srv[nng_next].pid;
+        snprintf(addr, sizeof(addr), "%s", nng_srv[nng_next++].addr);
+    } else {
+        sh = t_shared_alloc(sizeof(*sh));
+        server_pid = fs_start(&service, ADDR, &sh->srv);
+    }
     if (server_pid < 0)
         return -1;
-    return shoal_rpc_channel_open(&ch, ADDR, &cfg);
+    return shoal_rpc_channel_open(&ch, addr, &cfg);
 }
 
 static int teardown(void **state)
@@ -219,7 +252,7 @@ static int killed_client(void *arg)
 {
     (void)arg;
     shoal_rpc_channel *own;
-    if (shoal_rpc_channel_open(&own, ADDR, &cfg) < 0)
+    if (shoal_rpc_channel_open(&own, addr, &cfg) < 0)
         return 1;
     shoal_rpc_call *c;
     if (shoal_rpc_call_start(&c, own, SERVICE, &methods[0], NULL) < 0 ||
@@ -250,6 +283,10 @@ static void test_client_killed(void **state)
 int main(void)
 {
     t_setup_root();
+    const char *transport = getenv("SHOAL_RPC_TRANSPORT");
+    int over_nng = transport && strcmp(transport, "ipc") == 0;
+    if (over_nng && start_nng_servers() < 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lock_step_and_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_calls, setup, teardown),
@@ -257,5 +294,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_killed, setup, teardown),
     };
+    if (over_nng)
+        return _cmocka_run_group_tests("direct over ipc://", tests, NNG_TESTS, NULL,
+                                       NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

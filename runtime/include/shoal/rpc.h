@@ -403,9 +403,10 @@ SHOAL_API int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *ctx);
 /*
  * Direct receive (on: non-zero), for a streaming handler that reads its requests one
  * after another and does little between two: while its call is the only one on its
- * connection and the transport allows it (shm://), the handler's thread reads the
- * connection itself — no hand-off from the server's loop to the handler, and the
- * client's request wakes the handler directly (after its spin, none at all). The
+ * connection and the transport allows it (shm://, ipc://, tcp://; not tls+tcp://),
+ * the handler's thread reads the connection itself — no hand-off from the server's
+ * loop to the handler, and the client's request wakes the handler directly (over
+ * shm://, after its spin, none at all). The
  * thread takes the connection when it would wait in shoal_rpc_ctx_recv (or in
  * shoal_rpc_ctx_send, for the client's window) and keeps it between two receives;
  * it gives it back to the loop when the handler returns, when a frame of another call
