@@ -944,6 +944,19 @@ int shoal_rpc_server_listen(shoal_rpc_server *s, const char *address,
                       address);
 }
 
+int shoal_rpc_server_wait_idle(shoal_rpc_server *s, shoal_duration timeout)
+{
+    if (!s)
+        return shoal__err(SHOAL_EINVAL, "rpc server: NULL argument");
+    int64_t deadline = timeout < 0 ? INT64_MAX : shoal__now_ns() + timeout;
+    pthread_mutex_lock(&s->mu);
+    while (s->threads > 0 && shoal__now_ns() < deadline)
+        rpc__cond_wait(&s->idle, &s->mu, rpc__until(deadline, SLICE));
+    unsigned left = s->threads;
+    pthread_mutex_unlock(&s->mu);
+    return left ? shoal__err(SHOAL_ETIMEDOUT, "rpc server: %u calls still running", left) : 0;
+}
+
 void shoal_rpc_server_destroy(shoal_rpc_server *s)
 {
     if (!s)

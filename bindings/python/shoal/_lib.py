@@ -282,6 +282,7 @@ _PROTOS = {
     "shoal_rpc_server_set_workers": (c_int, [P, ctypes.c_uint, ctypes.c_uint]),
     "shoal_rpc_server_reserve_workers": (c_int, [P, ctypes.c_uint]),
     "shoal_rpc_server_work": (None, [P]),
+    "shoal_rpc_server_wait_idle": (c_int, [P, D]),
     "shoal_rpc_server_listen": (c_int, [P, c_char_p, ATTR]),
     "shoal_rpc_server_destroy": (None, [P]),
     "shoal_rpc_ctx_recv": (c_int, [P, PP, SZP]),

@@ -815,6 +815,7 @@ class Server:
         self._active = 0
         self._state = "new"  # new, started, stopping, stopped
         self._loop = c_void_p()
+        self._srv = c_void_p()
         self._thread = None
         self._stopped = threading.Event()
         self._start_error = None
@@ -879,6 +880,7 @@ class Server:
         try:
             check(C.loop_create(byref(self._loop)), "server loop")
             check(C.rpc_server_create(byref(srv), self._loop), "server")
+            self._srv = srv
             if self._workers:  # the C server's pool runs the handlers
                 check(C.rpc_server_set_workers(srv, self._workers, 0), "workers")
             for svc in self._services.values():
@@ -935,6 +937,8 @@ class Server:
                 end = time.monotonic() + grace
                 while self._active and time.monotonic() < end:
                     self._cond.wait(min(end - time.monotonic(), _SLICE))
+        if grace:  # and until the C server has sent their statuses
+            C.rpc_server_wait_idle(self._srv, max(0, int((end - time.monotonic()) * 1e9)))
         C.loop_stop(self._loop)
         self._stopped.wait()
         self._thread.join()

@@ -373,6 +373,16 @@ SHOAL_API int shoal_rpc_server_set_tls(shoal_rpc_server *s, const char *cert_fil
 SHOAL_API int shoal_rpc_server_listen(shoal_rpc_server *s, const char *address,
                                       const shoal_attr *attr);
 /*
+ * Waits until no call runs off the loop's thread (handlers on the pool's threads, on
+ * threads of their own or on the caller's, each up to the moment its status went
+ * out), or timeout (SHOAL_FOREVER: no bound). Safe from any thread, the loop's
+ * excepted while handlers need it. A server stopping with a grace period calls it
+ * after refusing new calls and before shoal_rpc_server_destroy, which cancels what
+ * still runs. Returns 0 (idle), SHOAL_ETIMEDOUT (calls still running) or
+ * SHOAL_EINVAL (NULL).
+ */
+SHOAL_API int shoal_rpc_server_wait_idle(shoal_rpc_server *s, shoal_duration timeout);
+/*
  * Stops listening, cancels the calls still running, waits for their handler threads
  * to return, closes the connections and frees the server. Call it on the loop's
  * thread while the loop is not running. NULL is ignored.
