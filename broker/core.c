@@ -170,7 +170,10 @@ void broker__dirty(shoal_broker *b, bobj *o)
 
 /* ---- replies ----------------------------------------------------------------------- */
 
-static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result)
+/* Packs the reply to request id (result taken over, unless lent: still the object's)
+ * for the session, to be handed over by finish(). */
+static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result,
+                 bool lent)
 {
     brep r = SHOAL__BROKER__REPLY__INIT;
     r.id = id;
@@ -179,7 +182,8 @@ static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *re
     r.result = rc < 0 ? NULL : result;
     size_t len;
     void *buf = shoal__bv_pack(&r.base, &len);
-    shoal__bv_free(result);
+    if (!lent)
+        shoal__bv_free(result);
     if (!buf || !s)
         return free(buf);
     if (b->npend == b->cappend) {
@@ -234,6 +238,7 @@ typedef struct op_ctx {
     uint64_t sid;
     struct waiter *w; /* the waiter being retried, or NULL */
     bv *result;
+    bool lent;        /* result is a value of the object's, packed into the reply as is */
     int64_t saved;    /* what a blocked first run leaves for its waiter */
     int parked_state; /* a blocked first run changed the object (condition, barrier) */
     size_t top;       /* with a path: the position of its first element in the data */
@@ -349,6 +354,15 @@ static int set_result(op_ctx *c, bv *v)
 static int clone_result(op_ctx *c, const bv *v)
 {
     return set_result(c, shoal__bv_clone(v));
+}
+
+/* The result is v itself, which a read leaves in place until its reply is packed
+ * (right after the operation, under the same lock): no copy. */
+static int lend_result(op_ctx *c, bv *v)
+{
+    c->result = v;
+    c->lent = true;
+    return 0;
 }
 
 /* Checks a value an Array or a Value of typecode tc is given; makes doubles of ints
@@ -478,7 +492,7 @@ static int map_get(op_ctx *c)
 {
     long i = find_key(c, arg(c, 0));
     if (i >= 0)
-        return clone_result(c, c->target->map->entries[i]->value);
+        return lend_result(c, c->target->map->entries[i]->value);
     return c->req->n_args >= 2 ? clone_result(c, arg(c, 1)) : key_error(c);
 }
 
@@ -710,7 +724,7 @@ static int seq_get(op_ctx *c)
 {
     size_t i;
     int rc = index_at(c, arg(c, 0), seq_len(c), false, &i);
-    return rc < 0 ? rc : clone_result(c, *item_at(c, i));
+    return rc < 0 ? rc : lend_result(c, *item_at(c, i));
 }
 
 static int seq_set(op_ctx *c)
@@ -900,7 +914,7 @@ static int op_clear(op_ctx *c)
 
 static int value_get(op_ctx *c)
 {
-    return clone_result(c, c->o->st->data);
+    return lend_result(c, c->o->st->data);
 }
 
 static int value_set(op_ctx *c)
@@ -1372,7 +1386,7 @@ static void unpark(shoal_broker *b, bobj *o, waiter *w)
 static void waiter_done(shoal_broker *b, bobj *o, waiter *w, int rc, bv *result)
 {
     unpark(b, o, w);
-    pend(b, w->s, w->req->id, rc, result);
+    pend(b, w->s, w->req->id, rc, result, false);
     protobuf_c_message_free_unpacked(&w->req->base, NULL);
     free(w);
 }
@@ -1753,10 +1767,10 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
     if (rc == BLOCK)
         rc = shoal__err(SHOAL_ETIMEDOUT, "%s \"%s\": %s would have to wait",
                         kind_name(o->st->kind), o->name, req->op);
-    if (req->id == 0 && rc == 0) /* id 0: no reply unless it failed */
+    if (req->id == 0 && rc == 0 && !c.lent) /* id 0: no reply unless it failed */
         shoal__bv_free(c.result);
     else
-        pend(b, s, req->id, rc, c.result);
+        pend(b, s, req->id, rc, c.result, c.lent);
     if (o && o->st && o->dirty && o->wh)
         pump(b, o);
     protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -1776,12 +1790,12 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
     b->requests++;
     if (!req) {
         b->bad_requests++;
-        pend(b, s, 0, SHOAL_EINVALID_DATA, NULL); /* detail from shoal__bv_unpack */
+        pend(b, s, 0, SHOAL_EINVALID_DATA, NULL, false); /* detail: shoal__bv_unpack */
     } else if (b->store_failed) {
         pend(b, s, req->id,
              shoal__err(SHOAL_ESYS,
                         "broker: the data directory failed; restart the broker"),
-             NULL);
+             NULL, false);
         protobuf_c_message_free_unpacked(&req->base, NULL);
     } else {
         dispatch(b, s, sid, req);
