@@ -489,8 +489,13 @@ static void large_containers(const char *dir)
     bool durable = dir != NULL;
     shoal_broker *b = open_broker(dir);
     bv *m = shoal__bv_map(), *l = shoal__bv_seq(BV_LIST);
+    m->map->entries = malloc(N * sizeof(*m->map->entries));
     for (int i = 0; i < N; i++) {
-        raw_put(m, I(i), I(i * 2));
+        Shoal__Broker__Entry *e = malloc(sizeof(*e));
+        shoal__broker__entry__init(e);
+        e->key = I(i);
+        e->value = I(i * 2);
+        m->map->entries[m->map->n_entries++] = e;
         assert_int_equal(shoal__bv_seq_insert(l, (size_t)i, I(i)), 0);
     }
     create(b, "bd", SHOAL__BROKER__KIND__DICT, NULL);
