@@ -39,8 +39,14 @@ long broker__index_find(const broker_index *x, const bv *m, const bv *key);
  * the entry's position (*added: whether it is new), or -1 (out of memory: both
  * freed). */
 long broker__index_put(broker_index *x, bv *m, bv *key, bv *v, int *added);
-/* Removes entry pos of m, returning its value (its key freed) and its record id. */
+/* Removes entry pos of m, returning its value (its key freed) and its record id. The
+ * entry's place becomes a hole (a NULL entry: the positions of the others stay) until
+ * the map is compacted, which this does itself once the holes outnumber the entries. */
 bv *broker__index_take(broker_index *x, bv *m, size_t pos, uint64_t *id);
+/* The number of entries of m, holes not counted. */
+size_t broker__index_len(const broker_index *x, const bv *m);
+/* Squeezes the holes out of m (positions change; record ids stay). */
+void broker__index_compact(broker_index *x, bv *m);
 /* The record id of entry pos. */
 uint64_t broker__index_id(const broker_index *x, size_t pos);
 
@@ -54,6 +60,7 @@ typedef struct bobj {
     struct broker_watcher *watchers; /* watch.c */
     broker_index *idx;               /* dict, Namespace: the index of data's keys */
     uint64_t head;                   /* list, Array, queue: the record id of item 0 */
+    size_t front;                    /* list, queue: holes (NULL items) before item 0 */
     int hdr;                         /* store: its header record must be written */
     int full;                        /* store: all its records must be rewritten */
 } bobj;
@@ -109,6 +116,9 @@ bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st);
 /* Frees an object (its state may be NULL: a deleted object). */
 void broker__free_obj(bobj *o);
 void broker__dirty(shoal_broker *b, bobj *o);
+/* Squeezes out the holes that removals left in o's own dict entries or list / queue
+ * items (index.c's top comment): what reads or packs o's whole data calls it first. */
+void broker__settle(bobj *o);
 
 /* store.c: LMDB. Opens (creating) the environment in dir, loads every object into b
  * (broker__insert) and reads and bumps the boot counter. */

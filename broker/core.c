@@ -127,8 +127,23 @@ static void unlink_obj(shoal_broker *b, bobj *o)
     b->nobj--;
 }
 
+void broker__settle(bobj *o)
+{
+    bv *d = o->st ? o->st->data : NULL;
+    if (d && o->idx && d->kind_case == BV_MAP)
+        broker__index_compact(o->idx, d);
+    if (d && o->front && d->kind_case == BV_LIST) {
+        Shoal__Broker__Seq *s = d->list;
+        memmove(s->items, s->items + o->front,
+                (s->n_items - o->front) * sizeof(*s->items));
+        s->n_items -= o->front;
+        o->front = 0;
+    }
+}
+
 void broker__free_obj(bobj *o)
 {
+    broker__settle(o);
     if (o->st)
         protobuf_c_message_free_unpacked(&o->st->base, NULL);
     broker__index_free(o->idx);
@@ -155,7 +170,10 @@ void broker__dirty(shoal_broker *b, bobj *o)
 
 /* ---- replies ----------------------------------------------------------------------- */
 
-static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result)
+/* Packs the reply to request id (result taken over, unless lent: still the object's)
+ * for the session, to be handed over by finish(). */
+static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result,
+                 bool lent)
 {
     brep r = SHOAL__BROKER__REPLY__INIT;
     r.id = id;
@@ -164,7 +182,8 @@ static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *re
     r.result = rc < 0 ? NULL : result;
     size_t len;
     void *buf = shoal__bv_pack(&r.base, &len);
-    shoal__bv_free(result);
+    if (!lent)
+        shoal__bv_free(result);
     if (!buf || !s)
         return free(buf);
     if (b->npend == b->cappend) {
@@ -219,6 +238,7 @@ typedef struct op_ctx {
     uint64_t sid;
     struct waiter *w; /* the waiter being retried, or NULL */
     bv *result;
+    bool lent;        /* result is a value of the object's, packed into the reply as is */
     int64_t saved;    /* what a blocked first run leaves for its waiter */
     int parked_state; /* a blocked first run changed the object (condition, barrier) */
     size_t top;       /* with a path: the position of its first element in the data */
@@ -236,6 +256,7 @@ typedef struct op_ctx {
 #define F_MAP    4  /* acts on a map (the target must be one) */
 #define F_SEQ    8  /* acts on a list (the target must be one) */
 #define F_RESIZE 16 /* changes a list's length: not on an Array */
+#define F_HOLES  32 /* works with the holes removals leave in the object's own data */
 
 static const char *kind_name(int k)
 {
@@ -287,6 +308,24 @@ static Shoal__Broker__Seq *seq(bv *v)
     return v->kind_case == BV_TUPLE ? v->tuple : v->list;
 }
 
+/* The holes before item 0 of the target list (only the object's own one has any). */
+static size_t front_of(const op_ctx *c)
+{
+    return c->target == c->o->st->data ? c->o->front : 0;
+}
+
+/* The number of items of the target list, holes not counted. */
+static size_t seq_len(const op_ctx *c)
+{
+    return seq(c->target)->n_items - front_of(c);
+}
+
+/* Where item i of the target list is. */
+static bv **item_at(const op_ctx *c, size_t i)
+{
+    return &seq(c->target)->items[front_of(c) + i];
+}
+
 /* Resolves list index v (negative: from the end) against n items. */
 static int index_at(op_ctx *c, const bv *v, size_t n, bool end_ok, size_t *out)
 {
@@ -315,6 +354,15 @@ static int set_result(op_ctx *c, bv *v)
 static int clone_result(op_ctx *c, const bv *v)
 {
     return set_result(c, shoal__bv_clone(v));
+}
+
+/* The result is v itself, which a read leaves in place until its reply is packed
+ * (right after the operation, under the same lock): no copy. */
+static int lend_result(op_ctx *c, bv *v)
+{
+    c->result = v;
+    c->lent = true;
+    return 0;
 }
 
 /* Checks a value an Array or a Value of typecode tc is given; makes doubles of ints
@@ -444,7 +492,7 @@ static int map_get(op_ctx *c)
 {
     long i = find_key(c, arg(c, 0));
     if (i >= 0)
-        return clone_result(c, c->target->map->entries[i]->value);
+        return lend_result(c, c->target->map->entries[i]->value);
     return c->req->n_args >= 2 ? clone_result(c, arg(c, 1)) : key_error(c);
 }
 
@@ -586,9 +634,9 @@ static int slot_of(op_ctx *c, bv ***slot, size_t *nargs_used, bool create)
         return 0;
     }
     size_t i;
-    int rc = index_at(c, arg(c, 0), seq(t)->n_items, false, &i);
+    int rc = index_at(c, arg(c, 0), seq_len(c), false, &i);
     if (rc == 0) {
-        *slot = &seq(t)->items[i];
+        *slot = item_at(c, i);
         c->slot = i;
     }
     return rc;
@@ -675,30 +723,29 @@ static int op_cas(op_ctx *c)
 static int seq_get(op_ctx *c)
 {
     size_t i;
-    int rc = index_at(c, arg(c, 0), seq(c->target)->n_items, false, &i);
-    return rc < 0 ? rc : clone_result(c, seq(c->target)->items[i]);
+    int rc = index_at(c, arg(c, 0), seq_len(c), false, &i);
+    return rc < 0 ? rc : lend_result(c, *item_at(c, i));
 }
 
 static int seq_set(op_ctx *c)
 {
     size_t i;
-    int rc = c->req->n_args == 2
-                 ? index_at(c, arg(c, 0), seq(c->target)->n_items, false, &i)
-                 : bad_args(c, "an index and a value");
+    int rc = c->req->n_args == 2 ? index_at(c, arg(c, 0), seq_len(c), false, &i)
+                                 : bad_args(c, "an index and a value");
     if (rc == 0 && c->o->st->kind == SHOAL__BROKER__KIND__ARRAY)
         rc = check_typed(c, arg(c, 1));
     if (rc < 0)
         return rc;
-    shoal__bv_free(seq(c->target)->items[i]);
-    seq(c->target)->items[i] = take_arg(c, 1);
+    shoal__bv_free(*item_at(c, i));
+    *item_at(c, i) = take_arg(c, 1);
     rec_item(c, i);
     return 0;
 }
 
 static int seq_insert_at(op_ctx *c, size_t i, bv *v)
 {
-    size_t n = seq(c->target)->n_items;
-    if (shoal__bv_seq_insert(c->target, i, v) < 0)
+    size_t n = seq_len(c);
+    if (shoal__bv_seq_insert(c->target, front_of(c) + i, v) < 0)
         return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
     if (i == n)
         rec_item(c, i);
@@ -707,11 +754,22 @@ static int seq_insert_at(op_ctx *c, size_t i, bv *v)
     return 0;
 }
 
-/* Removes item i and returns it. */
+/* Removes item i and returns it. Item 0 of the object's own list or queue leaves a
+ * hole instead of moving the others down (the holes are squeezed out once they are
+ * more than the items left): a queue get or a pop from the front is O(1) amortized. */
 static bv *seq_take_at(op_ctx *c, size_t i)
 {
-    size_t n = seq(c->target)->n_items;
-    bv *v = shoal__bv_seq_take(c->target, i);
+    size_t n = seq_len(c);
+    Shoal__Broker__Seq *s = seq(c->target);
+    bv *v;
+    if (i == 0 && c->target == c->o->st->data && c->target->kind_case == BV_LIST) {
+        v = s->items[c->o->front];
+        s->items[c->o->front++] = NULL;
+        if (c->o->front > 32 && c->o->front * 2 > s->n_items)
+            broker__settle(c->o);
+    } else {
+        v = shoal__bv_seq_take(c->target, front_of(c) + i);
+    }
     rec_item_gone(c, i, n);
     return v;
 }
@@ -720,7 +778,7 @@ static int seq_append(op_ctx *c)
 {
     if (c->req->n_args != 1)
         return bad_args(c, "one value");
-    return seq_insert_at(c, seq(c->target)->n_items, take_arg(c, 0));
+    return seq_insert_at(c, seq_len(c), take_arg(c, 0));
 }
 
 static int seq_extend(op_ctx *c)
@@ -730,7 +788,7 @@ static int seq_extend(op_ctx *c)
         return bad_args(c, "a list");
     Shoal__Broker__Seq *s = seq(src);
     for (size_t i = 0; i < s->n_items; i++) {
-        int rc = seq_insert_at(c, seq(c->target)->n_items, s->items[i]);
+        int rc = seq_insert_at(c, seq_len(c), s->items[i]);
         s->items[i] = NULL;
         if (rc < 0)
             return rc;
@@ -749,7 +807,7 @@ static int seq_insert(op_ctx *c)
 
 static int seq_pop(op_ctx *c)
 {
-    size_t n = seq(c->target)->n_items, i = n - 1;
+    size_t n = seq_len(c), i = n - 1;
     if (n == 0)
         return shoal__err(SHOAL_ERANGE, "list \"%s\": pop from an empty list",
                           c->o->name);
@@ -823,9 +881,11 @@ static int seq_reverse(op_ctx *c)
 static int op_len(op_ctx *c)
 {
     bv *t = c->target;
-    return set_result(c,
-                      shoal__bv_int((int64_t)(t->kind_case == BV_MAP ? t->map->n_entries
-                                                                     : seq(t)->n_items)));
+    broker_index *x = t->kind_case == BV_MAP ? index_of(c) : NULL;
+    size_t n = x                        ? broker__index_len(x, t)
+               : t->kind_case == BV_MAP ? t->map->n_entries
+                                        : seq_len(c);
+    return set_result(c, shoal__bv_int((int64_t)n));
 }
 
 static int op_copy(op_ctx *c)
@@ -854,7 +914,7 @@ static int op_clear(op_ctx *c)
 
 static int value_get(op_ctx *c)
 {
-    return clone_result(c, c->o->st->data);
+    return lend_result(c, c->o->st->data);
 }
 
 static int value_set(op_ctx *c)
@@ -875,10 +935,9 @@ static int queue_put(op_ctx *c)
 {
     if (c->req->n_args != 1)
         return bad_args(c, "one value");
-    bv *q = c->o->st->data;
-    if (c->o->st->limit > 0 && seq(q)->n_items >= (size_t)c->o->st->limit)
+    if (c->o->st->limit > 0 && seq_len(c) >= (size_t)c->o->st->limit)
         return BLOCK;
-    int rc = seq_insert_at(c, seq(q)->n_items, take_arg(c, 0));
+    int rc = seq_insert_at(c, seq_len(c), take_arg(c, 0));
     if (rc == 0 && c->o->st->kind == SHOAL__BROKER__KIND__JOINABLE_QUEUE)
         c->o->st->count++; /* a task not done yet */
     return rc;
@@ -903,26 +962,26 @@ static int queue_join(op_ctx *c)
 
 static int queue_get(op_ctx *c)
 {
-    if (seq(c->o->st->data)->n_items == 0)
+    if (seq_len(c) == 0)
         return BLOCK;
     return set_result(c, seq_take_at(c, 0));
 }
 
 static int queue_qsize(op_ctx *c)
 {
-    return set_result(c, shoal__bv_int((int64_t)seq(c->o->st->data)->n_items));
+    return set_result(c, shoal__bv_int((int64_t)seq_len(c)));
 }
 
 static int queue_empty(op_ctx *c)
 {
-    return set_result(c, shoal__bv_bool(seq(c->o->st->data)->n_items == 0));
+    return set_result(c, shoal__bv_bool(seq_len(c) == 0));
 }
 
 static int queue_full(op_ctx *c)
 {
     bobjstate *st = c->o->st;
-    return set_result(
-        c, shoal__bv_bool(st->limit > 0 && seq(st->data)->n_items >= (size_t)st->limit));
+    return set_result(c,
+                      shoal__bv_bool(st->limit > 0 && seq_len(c) >= (size_t)st->limit));
 }
 
 /* ---- Lock, RLock (and a Condition's lock) ---- */
@@ -1158,42 +1217,42 @@ typedef struct op_def {
 } op_def;
 
 static const op_def ops[] = {
-    {"get", K_MAPS, F_MAP, map_get},
-    {"set", K_MAPS, F_MAP | F_WRITE, map_set},
-    {"del", K_MAPS, F_MAP | F_WRITE, map_del},
-    {"pop", K_MAPS, F_MAP | F_WRITE, map_pop},
-    {"contains", K_MAPS, F_MAP, map_contains},
-    {"setdefault", K_MAPS, F_MAP | F_WRITE, map_setdefault},
+    {"get", K_MAPS, F_MAP | F_HOLES, map_get},
+    {"set", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_set},
+    {"del", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_del},
+    {"pop", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_pop},
+    {"contains", K_MAPS, F_MAP | F_HOLES, map_contains},
+    {"setdefault", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_setdefault},
     {"keys", K_MAPS, F_MAP, map_keys},
     {"values", K_MAPS, F_MAP, map_values},
     {"items", K_MAPS, F_MAP, map_items},
     {"update", K_MAPS, F_MAP | F_WRITE, map_update},
-    {"get", K_SEQS, F_SEQ, seq_get},
-    {"set", K_SEQS, F_SEQ | F_WRITE, seq_set},
-    {"del", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_del},
-    {"pop", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_pop},
+    {"get", K_SEQS, F_SEQ | F_HOLES, seq_get},
+    {"set", K_SEQS, F_SEQ | F_WRITE | F_HOLES, seq_set},
+    {"del", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_del},
+    {"pop", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_pop},
     {"contains", K_SEQS, F_SEQ, seq_contains},
-    {"append", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_append},
-    {"extend", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_extend},
+    {"append", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_append},
+    {"extend", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_extend},
     {"insert", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_insert},
     {"remove", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_remove},
     {"index", K_SEQS, F_SEQ, seq_index},
     {"count", K_SEQS, F_SEQ, seq_count},
     {"reverse", K_SEQS, F_SEQ | F_WRITE, seq_reverse},
-    {"len", K_SEQS, F_MAP | F_SEQ, op_len},
+    {"len", K_SEQS, F_MAP | F_SEQ | F_HOLES, op_len},
     {"copy", K_SEQS, F_MAP | F_SEQ, op_copy},
     {"clear", K_SEQS, F_MAP | F_SEQ | F_WRITE | F_RESIZE, op_clear},
-    {"incr", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE, op_incr},
-    {"cas", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE, op_cas},
+    {"incr", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE | F_HOLES, op_incr},
+    {"cas", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE | F_HOLES, op_cas},
     {"get", K(VALUE), 0, value_get},
     {"set", K(VALUE), F_WRITE, value_set},
-    {"put", K_QUEUES, F_WRITE | F_BLOCK, queue_put},
-    {"get", K_QUEUES, F_WRITE | F_BLOCK, queue_get},
-    {"qsize", K_QUEUES, 0, queue_qsize},
-    {"empty", K_QUEUES, 0, queue_empty},
-    {"full", K_QUEUES, 0, queue_full},
-    {"task_done", K(JOINABLE_QUEUE), F_WRITE, queue_task_done},
-    {"join", K(JOINABLE_QUEUE), F_BLOCK, queue_join},
+    {"put", K_QUEUES, F_WRITE | F_BLOCK | F_HOLES, queue_put},
+    {"get", K_QUEUES, F_WRITE | F_BLOCK | F_HOLES, queue_get},
+    {"qsize", K_QUEUES, F_HOLES, queue_qsize},
+    {"empty", K_QUEUES, F_HOLES, queue_empty},
+    {"full", K_QUEUES, F_HOLES, queue_full},
+    {"task_done", K(JOINABLE_QUEUE), F_WRITE | F_HOLES, queue_task_done},
+    {"join", K(JOINABLE_QUEUE), F_BLOCK | F_HOLES, queue_join},
     {"acquire", K_LOCKS, F_WRITE | F_BLOCK, lock_acquire},
     {"release", K_LOCKS, F_WRITE, lock_release},
     {"locked", K_LOCKS, 0, lock_locked},
@@ -1271,6 +1330,8 @@ static int resolve(op_ctx *c)
 static int run(op_ctx *c)
 {
     int kind = c->o->st->kind;
+    if (c->req->n_path)
+        broker__settle(c->o); /* a path's positions count no holes */
     int rc = resolve(c);
     if (rc < 0)
         return rc;
@@ -1278,6 +1339,8 @@ static int run(op_ctx *c)
     if (!d)
         return shoal__err(SHOAL_EKIND, "%s \"%s\": no operation \"%s\" here",
                           kind_name(kind), c->o->name, c->req->op);
+    if (!(d->flags & F_HOLES))
+        broker__settle(c->o);
     if ((d->flags & F_RESIZE) && kind == SHOAL__BROKER__KIND__ARRAY && !c->req->n_path)
         return shoal__err(SHOAL_EKIND, "Array \"%s\": %s would change its length",
                           c->o->name, c->req->op);
@@ -1323,7 +1386,7 @@ static void unpark(shoal_broker *b, bobj *o, waiter *w)
 static void waiter_done(shoal_broker *b, bobj *o, waiter *w, int rc, bv *result)
 {
     unpark(b, o, w);
-    pend(b, w->s, w->req->id, rc, result);
+    pend(b, w->s, w->req->id, rc, result, false);
     protobuf_c_message_free_unpacked(&w->req->base, NULL);
     free(w);
 }
@@ -1565,6 +1628,7 @@ static int op_create(shoal_broker *b, op_ctx *c)
  * owner_thread, flag, seq, watchers, waiters: [(session, op), ...]}. */
 static int op_describe(op_ctx *c, bobj *o)
 {
+    broker__settle(o);
     const bobjstate *st = o->st;
     const bv *d = st->data;
     size_t size = d && d->kind_case == BV_MAP ? d->map->n_entries
@@ -1621,6 +1685,7 @@ static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
     broker__watch_deleted(b, o);
     broker__store_drop(b, o); /* its entry or item records */
     unlink_obj(b, o);
+    broker__settle(o);
     protobuf_c_message_free_unpacked(&o->st->base, NULL);
     o->st = NULL; /* freed once its deletion is committed */
     if (!o->dirty)
@@ -1702,10 +1767,10 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
     if (rc == BLOCK)
         rc = shoal__err(SHOAL_ETIMEDOUT, "%s \"%s\": %s would have to wait",
                         kind_name(o->st->kind), o->name, req->op);
-    if (req->id == 0 && rc == 0) /* id 0: no reply unless it failed */
+    if (req->id == 0 && rc == 0 && !c.lent) /* id 0: no reply unless it failed */
         shoal__bv_free(c.result);
     else
-        pend(b, s, req->id, rc, c.result);
+        pend(b, s, req->id, rc, c.result, c.lent);
     if (o && o->st && o->dirty && o->wh)
         pump(b, o);
     protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -1725,12 +1790,12 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
     b->requests++;
     if (!req) {
         b->bad_requests++;
-        pend(b, s, 0, SHOAL_EINVALID_DATA, NULL); /* detail from shoal__bv_unpack */
+        pend(b, s, 0, SHOAL_EINVALID_DATA, NULL, false); /* detail: shoal__bv_unpack */
     } else if (b->store_failed) {
         pend(b, s, req->id,
              shoal__err(SHOAL_ESYS,
                         "broker: the data directory failed; restart the broker"),
-             NULL);
+             NULL, false);
         protobuf_c_message_free_unpacked(&req->base, NULL);
     } else {
         dispatch(b, s, sid, req);

@@ -14,11 +14,15 @@
  * combines its items' hashes, a string and the same bytes differ (they never compare
  * equal).
  *
- * Removing an entry keeps the order: the entries after it move down one place, and
- * so do the positions the slots hold (the slot of the removed entry is emptied by
- * backward shifting, so no tombstones accumulate). That costs a pass over the slots —
- * a delete is linear in the dict's size, in a tight loop over integers; lookups and
- * inserts are not.
+ * Removing an entry keeps the order without moving anything: its slot is emptied by
+ * backward shifting (so no tombstones accumulate in the table) and its place in the
+ * entries array becomes a hole (a NULL entry; the index counts them). Positions of the
+ * other entries do not change, so a delete costs what a lookup does. Once the holes
+ * outnumber the live entries (and are more than a few), broker__index_compact squeezes
+ * them out and refills the slots: a pass over the dict paid for by the deletes that
+ * made the holes, so del and pop are O(1) amortized. Code that reads the whole map
+ * (listing, copying, packing, freeing) compacts it first (broker__settle in core.c);
+ * the operations that go through the index work with the holes in place.
  *
  * Each entry also has an id (ids[], parallel to the entries): a number that never
  * changes while the key stays in the dict, given in increasing order as keys are
@@ -45,8 +49,9 @@ struct bslot {
 
 struct broker_index {
     struct bslot *slot;
-    size_t mask; /* slots - 1 (a power of two) */
-    size_t used; /* entries indexed */
+    size_t mask;  /* slots - 1 (a power of two) */
+    size_t used;  /* entries indexed */
+    size_t holes; /* NULL entries in the map, left by removals */
     uint64_t *ids;
     size_t capids;
     void *ents; /* the entries array the capacity below belongs to */
@@ -259,18 +264,39 @@ bv *broker__index_take(broker_index *x, bv *m, size_t pos, uint64_t *id)
         i = (i + 1) & x->mask;
     if (x->slot[i].pos1) /* absent only for a duplicate key of a loaded map */
         slot_remove(x, i);
-    for (size_t j = 0; j <= x->mask; j++)
-        if (x->slot[j].pos1 > pos + 1)
-            x->slot[j].pos1--;
     *id = x->ids[pos];
-    memmove(&x->ids[pos], &x->ids[pos + 1], (map->n_entries - pos - 1) * sizeof(*x->ids));
     bv *v = e->value;
     e->value = NULL;
     protobuf_c_message_free_unpacked(&e->base, NULL);
-    memmove(&map->entries[pos], &map->entries[pos + 1],
-            (map->n_entries - pos - 1) * sizeof(*map->entries));
-    map->n_entries--;
+    map->entries[pos] = NULL;
+    x->holes++;
+    if (x->holes > 32 && x->holes * 2 > map->n_entries)
+        broker__index_compact(x, m);
     return v;
+}
+
+size_t broker__index_len(const broker_index *x, const bv *m)
+{
+    return m->map->n_entries - x->holes;
+}
+
+void broker__index_compact(broker_index *x, bv *m)
+{
+    if (!x->holes)
+        return;
+    Shoal__Broker__Map *map = m->map;
+    size_t kept = 0;
+    for (size_t pos = 0; pos < map->n_entries; pos++)
+        if (map->entries[pos]) {
+            x->ids[kept] = x->ids[pos];
+            map->entries[kept++] = map->entries[pos];
+        }
+    map->n_entries = kept;
+    x->holes = 0;
+    memset(x->slot, 0, (x->mask + 1) * sizeof(*x->slot));
+    x->used = 0;
+    for (size_t pos = 0; pos < kept; pos++)
+        slot_add(x, (uint32_t)broker__bv_hash(map->entries[pos]->key), pos);
 }
 
 uint64_t broker__index_id(const broker_index *x, size_t pos)
@@ -295,6 +321,7 @@ int broker__index_build(broker_index *x, bv *m, const uint64_t *ids)
     x->slot = s;
     x->mask = cap - 1;
     x->used = 0;
+    x->holes = 0;
     x->ids = idv;
     x->capids = n ? n : 1;
     Shoal__Broker__Entry **e = m->map->entries;

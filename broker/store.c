@@ -183,6 +183,7 @@ static int write_records(MDB_txn *txn, MDB_dbi dbi, bobj *o)
     size_t n = strlen(o->name);
     char key[n + 10];
     int rc = del_prefix(txn, dbi, key, entry_key(key, o->name, n, 0, false));
+    broker__settle(o);
     bv *d = o->st->data;
     bool map = is_map_kind(o->st->kind);
     size_t count = map ? d->map->n_entries : d->list->n_items;
@@ -234,7 +235,8 @@ void broker__store_item(shoal_broker *b, bobj *o, size_t pos)
 {
     size_t len = 0;
     void *buf =
-        b->store ? shoal__bv_pack(&o->st->data->list->items[pos]->base, &len) : NULL;
+        b->store ? shoal__bv_pack(&o->st->data->list->items[o->front + pos]->base, &len)
+                 : NULL;
     log_rec(b, o, REC_PUT, o->head + pos, buf, len);
 }
 

@@ -152,6 +152,8 @@ static void *pack_change(uint64_t seq, const char *op, const breq *req, bv *args
 /* The "resync" change of w: its object's current state (under b->mu). */
 static void *pack_resync(const broker_watcher *w, size_t *len)
 {
+    if (!w->key)
+        broker__settle(w->o); /* packed whole */
     const bv *v = w->key ? key_value(w->o, w->key) : w->o->st->data;
     return pack_change(w->o->seq, "resync", NULL, NULL, NULL, v, v != NULL, len);
 }

@@ -17,6 +17,7 @@
  * (a Value of no kind, a map entry without key or value, a key that is not a scalar),
  * so that no code behind it meets a NULL or an unkeyable key.
  */
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +137,13 @@ static Shoal__Broker__Seq *seq_of(const bv *v)
 /* Grows an array of n pointers to n + 1. Arrays protobuf-c unpacked have exactly
  * their count's room, so there is no spare capacity to track: realloc's own growth
  * in place keeps appends cheap. */
+/* Room for item n in an array of n: doubled when full, whoever allocated it (protobuf-c
+ * allocates exactly n), so that appending is not a copy of the array each time. */
 static int grow(void ***items, size_t n)
 {
-    void **p = realloc(*items, (n + 1) * sizeof(void *));
+    if (*items && malloc_usable_size(*items) >= (n + 1) * sizeof(void *))
+        return 0;
+    void **p = realloc(*items, (n < 4 ? 4 : n * 2) * sizeof(void *));
     if (!p)
         return -1;
     *items = p;

@@ -10,6 +10,8 @@
  * kinds (1, 1.0, True; tuples; strings and bytes). With a data directory the broker
  * is closed and reopened along the way, and the two must still agree, in order.
  * Lists and queues are checked the same way against their copies before the reopen.
+ * Containers of 100,000 entries are emptied from the front (del of the oldest key,
+ * pop(0), queue get), in memory and durable, each value checked on the way.
  * A forked broker writing without end is SIGKILLed at a random instant: every write
  * it acknowledged is there after the reopen. A version 1 data directory (written here
  * with LMDB as the previous format had it) is migrated; a newer version is refused.
@@ -449,6 +451,117 @@ static void test_delete_and_recreate_in_one_commit(void **state)
     shoal_broker_destroy(b);
 }
 
+/* ---- large containers: removing from the front costs what a lookup does ---- */
+
+/* Runs obj.op(args), whose status must be 0: with a data directory deferred and
+ * committed every 1000 requests, as a session's pipelined batch is. */
+static void bulk(shoal_broker *b, bool durable, const char *obj, const char *op,
+                 bv **args, size_t n)
+{
+    static unsigned count;
+    if (!durable) {
+        assert_int_equal(call(b, obj, op, args, n)->status, 0);
+        return;
+    }
+    deferred(b, obj, op, args, n);
+    if (++count % 1000 == 0) {
+        broker_commit(b);
+        assert_int_equal(last->status, 0);
+    }
+}
+
+/* The first item of obj's keys (dict) or copy (list), and their number. */
+static int64_t first_of(shoal_broker *b, const char *obj, const char *op, size_t *n)
+{
+    brep *r = call0(b, obj, op);
+    assert_int_equal(r->status, 0);
+    *n = r->result->list->n_items;
+    return *n ? r->result->list->items[0]->i : -1;
+}
+
+/* 100,000 keys deleted, 100,000 items popped from the front of a list and got from
+ * a queue, oldest first (each one a move of every other before holes replaced it),
+ * with the state read whole (keys, copy: the holes squeezed out) and, durable, the
+ * broker reopened half way; every value comes back in order. */
+static void large_containers(const char *dir)
+{
+    enum { N = 100000 };
+    bool durable = dir != NULL;
+    shoal_broker *b = open_broker(dir);
+    bv *m = shoal__bv_map(), *l = shoal__bv_seq(BV_LIST);
+    m->map->entries = malloc(N * sizeof(*m->map->entries));
+    for (int i = 0; i < N; i++) {
+        Shoal__Broker__Entry *e = malloc(sizeof(*e));
+        shoal__broker__entry__init(e);
+        e->key = I(i);
+        e->value = I(i * 2);
+        m->map->entries[m->map->n_entries++] = e;
+        assert_int_equal(shoal__bv_seq_insert(l, (size_t)i, I(i)), 0);
+    }
+    create(b, "bd", SHOAL__BROKER__KIND__DICT, NULL);
+    create(b, "bl", SHOAL__BROKER__KIND__LIST, NULL);
+    create(b, "bq", SHOAL__BROKER__KIND__QUEUE, NULL);
+    assert_int_equal(call(b, "bd", "update", ARGS(m))->status, 0);
+    assert_int_equal(call(b, "bl", "extend", ARGS(l))->status, 0);
+    for (int i = 0; i < N; i++)
+        bulk(b, durable, "bq", "put", ARGS(I(i)));
+    for (int i = 0; i < N; i++) {
+        if (i == N / 2) {
+            if (durable) {
+                broker_commit(b);
+                shoal_broker_destroy(b);
+                b = open_broker(dir);
+            }
+            size_t n;
+            assert_int_equal(call0(b, "bd", "len")->result->i, N / 2);
+            assert_int_equal(first_of(b, "bd", "keys", &n), N / 2);
+            assert_int_equal(n, N / 2);
+            assert_int_equal(first_of(b, "bl", "copy", &n), N / 2);
+            assert_int_equal(n, N / 2);
+            assert_int_equal(call0(b, "bq", "qsize")->result->i, N / 2);
+        }
+        if (i % 997 == 0) { /* looked at */
+            brep *r = call(b, "bd", "pop", ARGS(I(i)));
+            assert_int_equal(r->status, 0);
+            assert_int_equal(r->result->i, i * 2);
+            r = call(b, "bl", "pop", ARGS(I(0)));
+            assert_int_equal(r->status, 0);
+            assert_int_equal(r->result->i, i);
+            r = call(b, "bq", "get", NULL, 0);
+            assert_int_equal(r->status, 0);
+            assert_int_equal(r->result->i, i);
+            assert_int_equal(call(b, "bd", "get", ARGS(I(i + 1)))->result->i, i * 2 + 2);
+        } else {
+            bulk(b, durable, "bd", "del", ARGS(I(i)));
+            bulk(b, durable, "bl", "pop", ARGS(I(0)));
+            bulk(b, durable, "bq", "get", NULL, 0);
+        }
+    }
+    if (durable) {
+        broker_commit(b);
+        shoal_broker_destroy(b);
+        b = open_broker(dir);
+    }
+    assert_int_equal(call0(b, "bd", "len")->result->i, 0);
+    assert_int_equal(call0(b, "bl", "len")->result->i, 0);
+    assert_int_equal(call0(b, "bq", "qsize")->result->i, 0);
+    assert_int_equal(call(b, "bl", "append", ARGS(I(7)))->status, 0);
+    assert_int_equal(call(b, "bl", "get", ARGS(I(0)))->result->i, 7);
+    shoal_broker_destroy(b);
+}
+
+static void test_large_containers_memory(void **state)
+{
+    (void)state;
+    large_containers(NULL);
+}
+
+static void test_large_containers_durable(void **state)
+{
+    (void)state;
+    large_containers(data_dir);
+}
+
 /* ---- SIGKILL at a random instant ---- */
 
 static int writer_child(void *arg)
@@ -628,6 +741,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_queue_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_and_recreate_in_one_commit, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_large_containers_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_containers_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_any_instant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
