@@ -954,7 +954,8 @@ int shoal_rpc_server_wait_idle(shoal_rpc_server *s, shoal_duration timeout)
         rpc__cond_wait(&s->idle, &s->mu, rpc__until(deadline, SLICE));
     unsigned left = s->threads;
     pthread_mutex_unlock(&s->mu);
-    return left ? shoal__err(SHOAL_ETIMEDOUT, "rpc server: %u calls still running", left) : 0;
+    return left ? shoal__err(SHOAL_ETIMEDOUT, "rpc server: %u calls still running", left)
+                : 0;
 }
 
 void shoal_rpc_server_destroy(shoal_rpc_server *s)
