@@ -71,6 +71,8 @@ TPUT = [
 
 RTT = [
     ("spin", "bare spin ping-pong, one cache line (polling)", "bench_bare", "spin"),
+    ("spin2", "bare spin ping-pong, flag and data in two lines (polling)", "bench_bare",
+     "spin2"),
     ("futex", "bare futex ping-pong (asleep)", "bench_bare", "futex"),
     ("pipe_poll", "**shoal** Pipe, polling", "bench_channels", "shoal_pipe_poll_rtt"),
     ("pipe_sleep", "**shoal** Pipe, asleep (spin budget 0)", "bench_channels",
@@ -100,6 +102,10 @@ for _mode, _how in (("poll", "polling"), ("sleep", "asleep")):
             LOOP.append((f"loop_{_eng}_{_mode}_{_n}",
                          f"**shoal_loop** ({_eng}), {_how}, {_n} source(s)",
                          f"loop_{_eng}_{_mode}_{_n}_rtt"))
+        if _mode == "sleep":  # the epoll engine's helper path: a descriptor watched too
+            LOOP.append((f"loop_epoll_{_mode}_{_n}_fd",
+                         f"**shoal_loop** (epoll), {_how}, {_n} source(s) + an idle eventfd",
+                         f"loop_epoll_{_mode}_{_n}_fd_rtt"))
         for _fd in ("eventfd", "pipe"):
             LOOP.append((f"epoll_{_fd}_{_mode}_{_n}",
                          f"epoll_wait on {_n} {_fd}(s), {_how}",
