@@ -134,9 +134,6 @@ static Shoal__Broker__Seq *seq_of(const bv *v)
     return v->kind_case == BV_TUPLE ? v->tuple : v->list;
 }
 
-/* Grows an array of n pointers to n + 1. Arrays protobuf-c unpacked have exactly
- * their count's room, so there is no spare capacity to track: realloc's own growth
- * in place keeps appends cheap. */
 /* Room for item n in an array of n: doubled when full, whoever allocated it (protobuf-c
  * allocates exactly n), so that appending is not a copy of the array each time. */
 static int grow(void ***items, size_t n)

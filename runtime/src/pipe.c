@@ -247,9 +247,10 @@ static int peer_hook(void *arg, bool producer, bool between_sleeps)
 {
     (void)producer;
     shoal_pipe *p = arg;
+    if (!between_sleeps) /* a try form or the loop: no clock read, nothing cached */
+        return peer_state(p);
     int64_t now = shoal__now_ns();
-    if (between_sleeps &&
-        now - atomic_load_explicit(&p->peer_seen, memory_order_relaxed) <
+    if (now - atomic_load_explicit(&p->peer_seen, memory_order_relaxed) <
             PEER_RECHECK_NS &&
         !atomic_load(&p->ctl->end[1 - p->end].closed))
         return 0;
