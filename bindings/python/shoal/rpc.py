@@ -811,8 +811,7 @@ class Server:
         self._tls = None
         self._place = Place(root, domain)
         self._workers = max_workers
-        self._cond = threading.Condition()
-        self._active = 0
+        self._mu = threading.Lock()  # guards _state
         self._state = "new"  # new, started, stopping, stopped
         self._loop = c_void_p()
         self._srv = c_void_p()
@@ -925,7 +924,7 @@ class Server:
         """Stops serving: new calls get UNAVAILABLE at once; the calls running get
         grace seconds (None: none) to end, then are cancelled. Returns a
         threading.Event set once everything has stopped."""
-        with self._cond:
+        with self._mu:
             if self._state == "new":
                 self._state = "stopped"
                 self._stopped.set()
@@ -933,12 +932,8 @@ class Server:
             if self._state != "started":
                 return self._stopped
             self._state = "stopping"
-            if grace:
-                end = time.monotonic() + grace
-                while self._active and time.monotonic() < end:
-                    self._cond.wait(min(end - time.monotonic(), _SLICE))
-        if grace:  # and until the C server has sent their statuses
-            C.rpc_server_wait_idle(self._srv, max(0, int((end - time.monotonic()) * 1e9)))
+        if grace:  # the calls running end (their statuses sent), or the grace does
+            C.rpc_server_wait_idle(self._srv, int(grace * 1e9))
         C.loop_stop(self._loop)
         self._stopped.wait()
         self._thread.join()
@@ -968,24 +963,17 @@ class Server:
     # -- a call (on the handler's thread)
     def _run(self, ctx, h):
         context = ServicerContext(ctx, self)
-        with self._cond:
+        with self._mu:
             if self._state != "started":
                 return _status(context, StatusCode.UNAVAILABLE, "the server is stopping")
-            self._active += 1
-        try:  # the call counts as running until its status is sent and its
-            # callbacks ran: stop(grace) must not end the server before that
-            code, details = _outcome(context, h)
-            rc = _status(context, code, details)
-            for cb in context._callbacks:
-                try:
-                    cb()
-                except Exception:
-                    pass
-            return rc
-        finally:
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
+        code, details = _outcome(context, h)
+        rc = _status(context, code, details)
+        for cb in context._callbacks:
+            try:
+                cb()
+            except Exception:
+                pass
+        return rc  # the C server sends the status: stop(grace) waits for that
 
 
 # Servers still running when the interpreter exits are stopped first: their
