@@ -100,6 +100,15 @@ struct rpc_conn {
     void *t;        /* the transport's state */
     char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
+    /* Optional, set by the transport (NULL: rpc__send_later sends at once): keeps one
+     * frame (a copy) to go out, in order, with the connection's next send, or when the
+     * thread reading c in direct receive finds nothing more to read, or when c is
+     * watched again, stopped or closed — so the replies to a batch of requests at hand
+     * leave in one write. Only the thread reading c in direct receive calls it, and
+     * only while it has a further request at hand (the wait is bounded by handling
+     * that). Same returns as ops->send (a later failure shows at the next send or
+     * receive). */
+    int (*send_later)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
 };
 
 /* ---- calls (rpc.c), the state both sides of a call keep ------------------------------
@@ -165,6 +174,12 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f);
 /* Encodes and sends one frame on conn. */
 int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
               shoal_duration timeout);
+/* rpc__send through conn->send_later (see struct rpc_conn) when it has one. */
+int rpc__send_later(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
+                    shoal_duration timeout);
+/* Sends a frame of `type` with no body for call id (later: through send_later). */
+int rpc__send_simple_later(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit,
+                           int later);
 /* Sends a frame of `type` with no body for call id. */
 int rpc__send_simple(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit);
 /* Waits on cv (mu held) for at most `wait`. */
