@@ -339,6 +339,12 @@ static int tx_flush(nconn *c, shoal_duration timeout)
     return rc;
 }
 
+/* rpc_conn.flush */
+static int n_flush(rpc_conn *base, shoal_duration timeout)
+{
+    return tx_flush((nconn *)base, timeout);
+}
+
 static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     nconn *c = (nconn *)base;
@@ -378,8 +384,8 @@ static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration ti
     return rc;
 }
 
-/* rpc_conn.send_later (ipc://, tcp:// server side): appends the frame to c->tx, or
- * sends it with them at once when they would grow past TX_MAX. */
+/* rpc_conn.send_later (the client's, and the server's in direct receive): appends the
+ * frame to c->tx, or sends it with them at once when they would grow past TX_MAX. */
 static int n_send_later(rpc_conn *base, const void *buf, size_t len,
                         shoal_duration timeout)
 {
@@ -663,7 +669,10 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     nng_aio_set_timeout(c->recv_aio, NNG_DURATION_INFINITE);
     c->st = st;
     c->base.ops = c->own_aio ? &nng_direct_ops : &nng_ops;
-    c->base.send_later = c->own_aio ? n_send_later : NULL;
+    if (c->own_aio || !server) { /* not the TLS server's: see first_send */
+        c->base.send_later = n_send_later;
+        c->base.flush = n_flush;
+    }
     c->base.t = c;
     snprintf(c->base.peer, sizeof(c->base.peer), "%s", url);
     atomic_init(&c->refs, 1);
