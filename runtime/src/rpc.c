@@ -289,8 +289,9 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f)
 
 /* ---- sending ----------------------------------------------------------------------- */
 
-int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
-              shoal_duration timeout)
+/* Encodes f and sends it: at once, or (later) through conn->send_later. */
+static int send_frame(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
+                      shoal_duration timeout, int later)
 {
     uint8_t stack[RPC_FRAME_STACK];
     uint8_t *buf = stack;
@@ -298,14 +299,33 @@ int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
     int rc = rpc__frame_encode(f, md, &buf, sizeof(stack), &len);
     if (rc < 0)
         return rc;
-    rc = conn->ops->send(conn, buf, len, timeout);
+    rc = later && conn->send_later ? conn->send_later(conn, buf, len, timeout)
+                                   : conn->ops->send(conn, buf, len, timeout);
     if (buf != stack)
         free(buf);
     return rc;
 }
 
-int rpc__send_simple(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit)
+int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
+              shoal_duration timeout)
+{
+    return send_frame(conn, f, md, timeout, 0);
+}
+
+int rpc__send_later(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
+                    shoal_duration timeout)
+{
+    return send_frame(conn, f, md, timeout, 1);
+}
+
+int rpc__send_simple_later(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit,
+                           int later)
 {
     rpc_frame f = {.call = id, .type = type, .credit = credit};
-    return rpc__send(conn, &f, NULL, SHOAL_SEC(1));
+    return send_frame(conn, &f, NULL, SHOAL_SEC(1), later);
+}
+
+int rpc__send_simple(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit)
+{
+    return rpc__send_simple_later(conn, id, type, credit, 0);
 }

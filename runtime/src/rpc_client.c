@@ -13,7 +13,10 @@
  * used by many has exactly one reader at a time and one wake-up per frame. Readers
  * and sleepers wake at least every READ_SLICE to check their deadline, so a call ends
  * DEADLINE_EXCEEDED on time even when another thread is the reader. A connection that
- * fails (the server died or hung up) ends every call on it UNAVAILABLE.
+ * fails (the server died or hung up) ends every call on it UNAVAILABLE. A request sent
+ * with shoal_rpc_call_send_more may stay in the transport's buffer (rpc_conn.send_later)
+ * until the next frame sent or until a thread is about to wait on the channel, which
+ * writes it first (flush): a pipelined burst leaves in one write.
  *
  * A channel lives until it is closed and its last call is freed (calls keep a
  * reference), so call handles stay valid after shoal_rpc_channel_close().
@@ -183,6 +186,15 @@ static void send_cancel(struct shoal_rpc_call *k)
         rpc__send_simple(k->c.conn, k->c.id, RPC_F_CANCEL, 0);
 }
 
+/* Writes what send_more kept (mu held): a thread about to wait needs its requests
+ * gone first. */
+static void flush(shoal_rpc_channel *ch)
+{
+    if (!ch->broken && ch->conn && ch->conn->flush &&
+        ch->conn->flush(ch->conn, SEND_TIMEOUT) < 0)
+        channel_break(ch, "connection lost while sending");
+}
+
 /* Waits until `what` holds for call k, or ends the call at its deadline, or returns
  * at `limit` (a shoal__now_ns() time; INT64_MAX: none). Returns whether `what`
  * holds (mu held). */
@@ -190,6 +202,7 @@ static int wait_until(struct shoal_rpc_call *k, int what, int64_t limit)
 {
     int got = 1;
     while (!ready(&k->c, what)) {
+        flush(k->ch); /* before this thread waits: what send_more kept goes */
         /* one clock read a round, none when there is neither deadline nor limit */
         int64_t now =
             k->c.deadline == INT64_MAX && limit == INT64_MAX ? 0 : shoal__now_ns();
@@ -443,7 +456,8 @@ int shoal_rpc_call_start_request(shoal_rpc_call **out, shoal_rpc_channel *ch,
     return call_begin(out, ch, service, m, opts, req, len, 1);
 }
 
-int shoal_rpc_call_send(shoal_rpc_call *k, const void *msg, size_t len)
+/* shoal_rpc_call_send, or (later) shoal_rpc_call_send_more. */
+static int call_send(shoal_rpc_call *k, const void *msg, size_t len, int later)
 {
     if (!k || (!msg && len))
         return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
@@ -461,7 +475,9 @@ int shoal_rpc_call_send(shoal_rpc_call *k, const void *msg, size_t len)
                    .payload = msg,
                    .payload_len = len,
                    .has_payload = 1};
-    int rc = rpc__send(ch->conn, &f, NULL, rpc__until(k->c.deadline, SEND_TIMEOUT));
+    shoal_duration t = rpc__until(k->c.deadline, SEND_TIMEOUT);
+    int rc =
+        later ? rpc__send_later(ch->conn, &f, NULL, t) : rpc__send(ch->conn, &f, NULL, t);
     if (rc == SHOAL_EMSGSIZE) {
         k->c.credit++;
         pthread_mutex_unlock(&ch->mu);
@@ -471,6 +487,27 @@ int shoal_rpc_call_send(shoal_rpc_call *k, const void *msg, size_t len)
         channel_break(ch, "connection lost while sending");
     pthread_mutex_unlock(&ch->mu);
     return rc < 0 ? shoal__err(SHOAL_ECLOSED, "rpc call: connection lost") : 0;
+}
+
+int shoal_rpc_call_send(shoal_rpc_call *k, const void *msg, size_t len)
+{
+    return call_send(k, msg, len, 0);
+}
+
+int shoal_rpc_call_send_more(shoal_rpc_call *k, const void *msg, size_t len)
+{
+    return call_send(k, msg, len, 1);
+}
+
+int shoal_rpc_channel_flush(shoal_rpc_channel *ch)
+{
+    if (!ch)
+        return shoal__err(SHOAL_EINVAL, "rpc channel: NULL");
+    pthread_mutex_lock(&ch->mu);
+    flush(ch);
+    int rc = ch->broken ? shoal__err(SHOAL_ECLOSED, "rpc channel: %s", ch->why) : 0;
+    pthread_mutex_unlock(&ch->mu);
+    return rc;
 }
 
 int shoal_rpc_call_send_ready(shoal_rpc_call *k)

@@ -100,6 +100,18 @@ struct rpc_conn {
     void *t;        /* the transport's state */
     char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
+    /* Optional, set by the transport (NULL: rpc__send_later sends at once): keeps one
+     * frame (a copy) to go out, in order, with the connection's next send or flush.
+     * Server side: also when the thread reading c in direct receive finds nothing more
+     * to read, or when c is watched again or stopped — so the replies to a batch of
+     * requests at hand leave in one write; only that thread calls it, while it has a
+     * further request at hand (the wait is bounded by handling that). Client side
+     * (shoal_rpc_call_send_more): rpc_client.c flushes before any thread waits on the
+     * channel. Same returns as ops->send (a later failure shows at the next send or
+     * receive). */
+    int (*send_later)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
+    /* With send_later: writes the frames it kept now. 0 or a code of ops->send. */
+    int (*flush)(rpc_conn *c, shoal_duration timeout);
 };
 
 /* ---- calls (rpc.c), the state both sides of a call keep ------------------------------
@@ -165,6 +177,12 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f);
 /* Encodes and sends one frame on conn. */
 int rpc__send(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
               shoal_duration timeout);
+/* rpc__send through conn->send_later (see struct rpc_conn) when it has one. */
+int rpc__send_later(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
+                    shoal_duration timeout);
+/* Sends a frame of `type` with no body for call id (later: through send_later). */
+int rpc__send_simple_later(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit,
+                           int later);
 /* Sends a frame of `type` with no body for call id. */
 int rpc__send_simple(rpc_conn *conn, uint64_t id, uint32_t type, uint32_t credit);
 /* Waits on cv (mu held) for at most `wait`. */

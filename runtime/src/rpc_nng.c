@@ -21,8 +21,17 @@
  * thread, as it does for shm://. Accepted connections, and connections lost, reach
  * the loop the same way, in order. A handler in direct receive (ipc://, tcp://: see
  * "Direct receive" below) reads its connection on its own thread instead, as the
- * client does. Sends are synchronous, under a per-connection mutex, from whichever
- * thread sends. nng's threads do not survive fork: see fork_check.
+ * client does. nng's threads do not survive fork: see fork_check.
+ *
+ * Sending: synchronous, under a per-connection mutex (send_mu), from whichever thread
+ * sends; a frame is one write of its header and body. A handler in direct receive that
+ * still has requests at hand sends its replies with send_later (rpc_conn.send_later):
+ * they are appended to the connection's tx buffer and go out, in order, in one write —
+ * ahead of the next frame any thread sends, or when its reader finds nothing more to
+ * read (own_recv, before it waits), or when the connection is watched again (n_watch)
+ * or stopped; past TX_MAX bytes they are written at once. So a pipelined batch of
+ * requests costs one read and one write, with no timer: what is kept waits at most for
+ * the handling of requests already received.
  *
  * Lifetime: a connection counts its references — the call machinery's, one per inbox
  * entry naming it — and is freed when the last goes. Stopping it (connection lost,
@@ -74,6 +83,8 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
 #include <nng/supplemental/tls/tls.h>
 
 #define MAX_FRAME  (64u << 20)
+#define TX_MAX     (256u << 10) /* frames kept by send_later: past this, written */
+#define FLUSH_WAIT SHOAL_SEC(5) /* a peer not reading for this long is broken */
 #define PEM_MAX    (1u << 20)
 #define TLS_LINGER SHOAL_MS(50)
 
@@ -91,6 +102,10 @@ typedef struct nconn {
     nng_stream *st;
     pthread_mutex_t send_mu;
     nng_aio *send_aio;
+    /* the frames send_later kept (send_mu guards them): they go out first, with the
+     * next frame sent or at the next flush (see "Sending" above) */
+    uint8_t *tx;
+    size_t tx_len, tx_cap;
     nng_aio *recv_aio; /* tls client, server: with a callback; else waited for */
     /* the receive buffer: rb[rb_off, rb_len) is received and not yet taken */
     uint8_t *rb;
@@ -266,15 +281,78 @@ static int rx_read_wait(nconn *c, nng_aio *aio, int64_t deadline)
 static int first_send(nconn *c, const uint8_t hdr[4], const void *buf, size_t len,
                       shoal_duration timeout);
 
+/* 0, or SHOAL_EMSGSIZE for a frame over MAX_FRAME. */
+static int frame_check(nconn *c, size_t len)
+{
+    if (len <= MAX_FRAME)
+        return 0;
+    return shoal__err(SHOAL_EMSGSIZE, "rpc %s: a frame of %zu bytes", c->base.peer, len);
+}
+
+/* Writes iov[0, n) whole, in as few system calls as the socket allows (send_mu
+ * held; no entry empty): 0, SHOAL_ETIMEDOUT or SHOAL_EPEERDEAD. */
+static int write_all(nconn *c, nng_iov *iov, unsigned n, shoal_duration timeout)
+{
+    int rc = 0;
+    nng_aio_set_timeout(c->send_aio, timeout < 0 ? NNG_DURATION_INFINITE
+                                                 : (nng_duration)(timeout / 1000000 + 1));
+    while (n && rc == 0) {
+        nng_aio_set_iov(c->send_aio, n, iov);
+        nng_stream_send(c->st, c->send_aio);
+        nng_aio_wait(c->send_aio);
+        int rv = nng_aio_result(c->send_aio);
+        if (rv == NNG_ETIMEDOUT)
+            rc = shoal__err(SHOAL_ETIMEDOUT, "rpc %s: send timed out", c->base.peer);
+        else if (rv != 0)
+            rc = shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s", c->base.peer,
+                            nng_strerror(rv));
+        size_t done = nng_aio_count(c->send_aio);
+        while (n && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++, n--;
+        }
+        if (n) {
+            iov->iov_buf = (uint8_t *)iov->iov_buf + done;
+            iov->iov_len -= done;
+        }
+    }
+    atomic_store(&c->last_send, shoal__now_ns());
+    return rc;
+}
+
+/* Writes the frames send_later kept (send_mu held). */
+static int tx_write(nconn *c, shoal_duration timeout)
+{
+    if (!c->tx_len)
+        return 0;
+    nng_iov iov = {c->tx, c->tx_len};
+    c->tx_len = 0;
+    return write_all(c, &iov, 1, timeout);
+}
+
+/* Writes the frames send_later kept: 0 or a code of write_all. */
+static int tx_flush(nconn *c, shoal_duration timeout)
+{
+    pthread_mutex_lock(&c->send_mu);
+    int rc = tx_write(c, timeout);
+    pthread_mutex_unlock(&c->send_mu);
+    return rc;
+}
+
+/* rpc_conn.flush */
+static int n_flush(rpc_conn *base, shoal_duration timeout)
+{
+    return tx_flush((nconn *)base, timeout);
+}
+
 static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     nconn *c = (nconn *)base;
     int bad = fork_check(c->base.peer);
+    if (bad == 0)
+        bad = frame_check(c, len);
     if (bad < 0)
         return bad;
-    if (len > MAX_FRAME)
-        return shoal__err(SHOAL_EMSGSIZE, "rpc %s: a frame of %zu bytes", c->base.peer,
-                          len);
     uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                       (uint8_t)len};
     pthread_mutex_lock(&c->send_mu);
@@ -293,32 +371,52 @@ static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration ti
                           "rpc %s: the TLS handshake %s", c->base.peer,
                           c->first_busy ? "is not over" : "failed");
     }
-    int rc = 0;
-    size_t off = 0, total = len + 4;
-    nng_aio_set_timeout(c->send_aio, timeout < 0 ? NNG_DURATION_INFINITE
-                                                 : (nng_duration)(timeout / 1000000 + 1));
-    while (off < total && rc == 0) {
-        nng_iov iov[2];
-        unsigned n = 0;
-        if (off < 4)
-            iov[n++] = (nng_iov){hdr + off, 4 - off};
-        if (len)
-            iov[n++] = (nng_iov){(uint8_t *)buf + (off > 4 ? off - 4 : 0),
-                                 len - (off > 4 ? off - 4 : 0)};
-        nng_aio_set_iov(c->send_aio, n, iov);
-        nng_stream_send(c->st, c->send_aio);
-        nng_aio_wait(c->send_aio);
-        int rv = nng_aio_result(c->send_aio);
-        if (rv == NNG_ETIMEDOUT)
-            rc = shoal__err(SHOAL_ETIMEDOUT, "rpc %s: send timed out", c->base.peer);
-        else if (rv != 0)
-            rc = shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s", c->base.peer,
-                            nng_strerror(rv));
-        off += nng_aio_count(c->send_aio);
-    }
-    atomic_store(&c->last_send, shoal__now_ns());
+    nng_iov iov[3];
+    unsigned n = 0;
+    if (c->tx_len) /* the frames kept go first, in the same write */
+        iov[n++] = (nng_iov){c->tx, c->tx_len};
+    iov[n++] = (nng_iov){hdr, 4};
+    if (len)
+        iov[n++] = (nng_iov){(void *)buf, len};
+    c->tx_len = 0;
+    int rc = write_all(c, iov, n, timeout);
     pthread_mutex_unlock(&c->send_mu);
     return rc;
+}
+
+/* rpc_conn.send_later (the client's, and the server's in direct receive): appends the
+ * frame to c->tx, or sends it with them at once when they would grow past TX_MAX. */
+static int n_send_later(rpc_conn *base, const void *buf, size_t len,
+                        shoal_duration timeout)
+{
+    nconn *c = (nconn *)base;
+    int bad = frame_check(c, len);
+    if (bad < 0)
+        return bad;
+    pthread_mutex_lock(&c->send_mu);
+    size_t need = c->tx_len + 4 + len;
+    if (need > c->tx_cap && need <= TX_MAX) {
+        size_t cap = c->tx_cap ? c->tx_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *nb = realloc(c->tx, cap);
+        if (nb) {
+            c->tx = nb;
+            c->tx_cap = cap;
+        }
+    }
+    if (need > c->tx_cap) {
+        pthread_mutex_unlock(&c->send_mu);
+        return n_send(base, buf, len, timeout);
+    }
+    uint8_t *p = c->tx + c->tx_len;
+    p[0] = (uint8_t)(len >> 24), p[1] = (uint8_t)(len >> 16);
+    p[2] = (uint8_t)(len >> 8), p[3] = (uint8_t)len;
+    if (len)
+        memcpy(p + 4, buf, len);
+    c->tx_len = need;
+    pthread_mutex_unlock(&c->send_mu);
+    return 0;
 }
 
 /* Client side, tls: the read in flight completed. */
@@ -405,6 +503,7 @@ static void conn_unref(nconn *c)
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     free(c->rb);
+    free(c->tx);
     pthread_mutex_destroy(&c->send_mu);
     pthread_mutex_destroy(&c->rx_mu);
     pthread_cond_destroy(&c->rx_cv);
@@ -505,6 +604,7 @@ static void n_stop(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
     atomic_store(&c->stopped, 1);
+    tx_flush(c, SHOAL_MS(100)); /* a peer still there gets them; a dead one fails */
     if (must_linger(c) && close_later(c, CLOSER_RUNNING))
         return;
     close_stream(c);
@@ -569,6 +669,10 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     nng_aio_set_timeout(c->recv_aio, NNG_DURATION_INFINITE);
     c->st = st;
     c->base.ops = c->own_aio ? &nng_direct_ops : &nng_ops;
+    if (c->own_aio || !server) { /* not the TLS server's: see first_send */
+        c->base.send_later = n_send_later;
+        c->base.flush = n_flush;
+    }
     c->base.t = c;
     snprintf(c->base.peer, sizeof(c->base.peer), "%s", url);
     atomic_init(&c->refs, 1);
@@ -1041,6 +1145,9 @@ static int n_watch(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
     nlistener *l = c->listener;
+    int sent = tx_flush(c, FLUSH_WAIT); /* what the owner kept */
+    if (sent < 0)
+        return sent;
     pthread_mutex_lock(&l->mu);
     c->owned = 0;
     int any = c->pending != NULL;
@@ -1081,6 +1188,9 @@ static int own_recv(nconn *c, const uint8_t **buf, size_t *len, int64_t deadline
     for (;;) {
         int rc = rx_take(c, buf, len);
         if (rc != 0)
+            return rc;
+        rc = tx_flush(c, FLUSH_WAIT); /* nothing more at hand: what was kept goes */
+        if (rc < 0)
             return rc;
         rc = rx_read_wait(c, c->own_aio, deadline);
         if (rc <= 0)

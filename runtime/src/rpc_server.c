@@ -48,6 +48,9 @@
  * (current_ctx), so at every instant exactly one thread reads the connection. The
  * owner's receive notices a dead client as the loop would, and wakes at least every
  * SLICE and at the call's deadline to see its call ended by a cancel or the timer.
+ * While the owner has a further request queued, its responses (and window frames) go
+ * through rpc__send_later: a transport with rpc_conn.send_later writes them together
+ * once the owner's receive finds nothing more to read, or with the next frame sent.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1026,8 +1029,9 @@ int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
         rc = shoal__err(SHOAL_EINVALID_DATA, "rpc %s: invalid request", x->method);
         rpc__msg_free(m);
     }
-    if (credit)
-        rpc__send_simple(x->c.conn, x->c.id, RPC_F_WINDOW, credit);
+    if (credit) /* later: see rpc_conn.send_later */
+        rpc__send_simple_later(x->c.conn, x->c.id, RPC_F_WINDOW, credit,
+                               owns(x) && x->c.head);
     pthread_mutex_unlock(x->c.mu);
     return rc == 1 ? rpc__msg_hand_out(m, msg, len) : rc;
 }
@@ -1071,13 +1075,18 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
     x->c.credit--;
     x->c.sent++;
     int64_t deadline = x->c.deadline;
+    /* this thread reads the connection and has a further request at hand: the
+     * response goes out with the next ones (rpc_conn.send_later) */
+    int later = owns(x) && x->c.head;
     pthread_mutex_unlock(x->c.mu);
     rpc_frame f = {.call = x->c.id,
                    .type = RPC_F_MESSAGE,
                    .payload = msg,
                    .payload_len = len,
                    .has_payload = 1};
-    int rc = rpc__send(x->c.conn, &f, NULL, rpc__until(deadline, SEND_TIMEOUT));
+    shoal_duration t = rpc__until(deadline, SEND_TIMEOUT);
+    int rc = later ? rpc__send_later(x->c.conn, &f, NULL, t)
+                   : rpc__send(x->c.conn, &f, NULL, t);
     if (rc == SHOAL_EMSGSIZE || rc == 0)
         return rc;
     return shoal__err(SHOAL_ECLOSED, "rpc %s: could not send: %s", x->method,

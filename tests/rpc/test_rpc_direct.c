@@ -5,7 +5,8 @@
  * served (the connection goes back to the loop) and the stream goes on; the client's
  * cancel, the deadline and a client killed with SIGKILL end the handler's receive;
  * a handler that sends more than the client's window while the client does not read
- * waits and then finishes; direct receive is refused on another thread. The server is
+ * waits and then finishes; pipelined batches come back whole and in order; direct
+ * receive is refused on another thread. The server is
  * a forked process; its handlers count what they saw in shared memory. Over ipc:// the
  * servers of all the tests are forked first, before this process uses nng (nng does
  * not survive fork), and the killed client (a forked child) is left out. */
@@ -73,7 +74,7 @@ static shoal_rpc_channel *ch;
 static pid_t server_pid;
 static const shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30)};
 
-#define NNG_TESTS 4 /* all but test_client_killed */
+#define NNG_TESTS 5 /* all but test_client_killed */
 static char addr[300] = ADDR;
 static struct {
     char addr[300];
@@ -130,16 +131,22 @@ static shoal_rpc_call *chat_start(shoal_duration timeout)
     return c;
 }
 
-/* Sends text, expects it back. */
-static void round_trip(shoal_rpc_call *c, const char *text)
+/* Expects the next response to be text. */
+static void expect(shoal_rpc_call *c, const char *text)
 {
-    T_OK(shoal_rpc_call_send(c, text, strlen(text) + 1));
     void *m;
     size_t len;
     assert_int_equal(shoal_rpc_call_recv(c, &m, &len), 1);
     assert_int_equal(len, strlen(text) + 1);
     assert_memory_equal(m, text, len);
     free(m);
+}
+
+/* Sends text, expects it back. */
+static void round_trip(shoal_rpc_call *c, const char *text)
+{
+    T_OK(shoal_rpc_call_send(c, text, strlen(text) + 1));
+    expect(c, text);
 }
 
 static int echo(const char *text)
@@ -248,6 +255,51 @@ static void test_flow_control(void **state)
     assert_true(t_wait_atleast(&sh->ended, 1, SHOAL_SEC(10)));
 }
 
+/* Pipelined batches, sent one by one or kept by the channel until it waits or flushes
+ * (shoal_rpc_call_send_more): the handler answers requests that arrived together, its
+ * responses kept while further requests are at hand (over nng: written together);
+ * they all come back, in order — a burst of more than the client's window amid a
+ * batch too, and a batch ended by the half-close. */
+static void test_pipelined(void **state)
+{
+    (void)state;
+    shoal_rpc_call *c = chat_start(0);
+    char text[32];
+    for (int round = 0; round < 300; round++) {
+        int n = 1 + round % SHOAL_RPC_WINDOW;
+        for (int i = 0; i < n; i++) {
+            snprintf(text, sizeof(text), "r%d.%d", round, i);
+            if (round % 2) /* kept by the channel until it waits (over nng) */
+                T_OK(shoal_rpc_call_send_more(c, text, strlen(text) + 1));
+            else
+                T_OK(shoal_rpc_call_send(c, text, strlen(text) + 1));
+        }
+        for (int i = 0; i < n; i++) {
+            snprintf(text, sizeof(text), "r%d.%d", round, i);
+            expect(c, text);
+        }
+    }
+    T_OK(shoal_rpc_call_send_more(c, "a", 2));
+    T_OK(shoal_rpc_call_send_more(c, "burst", 6));
+    T_OK(shoal_rpc_call_send_more(c, "b", 2));
+    T_OK(shoal_rpc_channel_flush(ch));
+    expect(c, "a");
+    for (int i = 0; i < BURST; i++)
+        expect(c, "burst");
+    expect(c, "b");
+    for (int i = 0; i < 8; i++) {
+        snprintf(text, sizeof(text), "last %d", i);
+        T_OK(shoal_rpc_call_send(c, text, strlen(text) + 1));
+    }
+    for (int i = 0; i < 8; i++) {
+        snprintf(text, sizeof(text), "last %d", i);
+        expect(c, text);
+    }
+    finish_ok(c);
+    assert_true(t_wait_atleast(&sh->ended, 1, SHOAL_SEC(10)));
+    assert_int_equal(atomic_load(&sh->cancelled), 0);
+}
+
 static int killed_client(void *arg)
 {
     (void)arg;
@@ -292,6 +344,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_killed, setup, teardown),
     };
     if (over_nng)

@@ -225,6 +225,21 @@ SHOAL_API int shoal_rpc_call_start_request(shoal_rpc_call **out, shoal_rpc_chann
  * SHOAL_EMSGSIZE (larger than the transport carries).
  */
 SHOAL_API int shoal_rpc_call_send(shoal_rpc_call *c, const void *msg, size_t len);
+/*
+ * As shoal_rpc_call_send, but over ipc://, tcp:// and tls+tcp:// the request may stay
+ * in the channel's buffer (up to 256 KiB of frames) until the channel next sends a
+ * frame of any call, until a thread of this process waits on the channel
+ * (shoal_rpc_call_recv, _wait, _finish, a unary call, a send waiting for the
+ * server's window) or until shoal_rpc_channel_flush: a burst of pipelined requests
+ * then leaves in one write, and reaches the server as one read. A caller that sends
+ * and then waits for nothing of this channel flushes. Over shm:// it is
+ * shoal_rpc_call_send. Returns as shoal_rpc_call_send; a connection lost while the
+ * request waits shows at the next send or wait (the calls end UNAVAILABLE).
+ */
+SHOAL_API int shoal_rpc_call_send_more(shoal_rpc_call *c, const void *msg, size_t len);
+/* Writes the requests shoal_rpc_call_send_more left in the channel's buffer. Returns
+ * 0, SHOAL_EINVAL (NULL) or SHOAL_ECLOSED (the connection is lost). */
+SHOAL_API int shoal_rpc_channel_flush(shoal_rpc_channel *ch);
 /* Half-closes: the server's recv sees the end of the requests. Returns 0 or
  * SHOAL_ECLOSED. */
 SHOAL_API int shoal_rpc_call_close_send(shoal_rpc_call *c);
