@@ -19,6 +19,7 @@
  */
 #include <malloc.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,15 +313,101 @@ void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len)
     return buf;
 }
 
+static int dup_bin(ProtobufCBinaryData *to, ProtobufCBinaryData from)
+{
+    to->len = from.len;
+    to->data = malloc(from.len ? from.len : 1);
+    if (to->data && from.len)
+        memcpy(to->data, from.data, from.len);
+    return to->data ? 0 : -1;
+}
+
+/* Copies the items of seq `from` into the empty seq `to`. 0 or -1. */
+static int clone_items(Shoal__Broker__Seq *to, const Shoal__Broker__Seq *from)
+{
+    if (!from->n_items)
+        return 0;
+    if (!(to->items = malloc(from->n_items * sizeof(*to->items))))
+        return -1;
+    for (; to->n_items < from->n_items; to->n_items++)
+        if (!(to->items[to->n_items] = shoal__bv_clone(from->items[to->n_items])))
+            return -1;
+    return 0;
+}
+
+static int clone_entries(Shoal__Broker__Map *to, const Shoal__Broker__Map *from)
+{
+    if (!from->n_entries)
+        return 0;
+    if (!(to->entries = malloc(from->n_entries * sizeof(*to->entries))))
+        return -1;
+    for (; to->n_entries < from->n_entries; to->n_entries++) {
+        const Shoal__Broker__Entry *f = from->entries[to->n_entries];
+        Shoal__Broker__Entry *e = malloc(sizeof(*e));
+        if (!e)
+            return -1;
+        shoal__broker__entry__init(e);
+        to->entries[to->n_entries] = e;
+        if ((f->key && !(e->key = shoal__bv_clone(f->key))) ||
+            (f->value && !(e->value = shoal__bv_clone(f->value)))) {
+            to->n_entries++; /* freed with the rest */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A deep copy made field by field, every part with malloc (as protobuf-c's default
+ * allocator would), so it may come from a message decoded into an arena. */
 bv *shoal__bv_clone(const bv *v)
 {
-    size_t len;
-    void *buf = shoal__bv_pack(&v->base, &len);
-    if (!buf)
+    bv *c = bv_new(v->kind_case);
+    if (!c)
         return NULL;
-    bv *c = (bv *)protobuf_c_message_unpack(&shoal__broker__value__descriptor, NULL, len,
-                                            buf);
-    free(buf);
+    int rc = 0;
+    switch (v->kind_case) {
+    case BV_STR:
+        rc = (c->s = strdup(v->s)) ? 0 : -1;
+        break;
+    case BV_BYTES:
+        rc = dup_bin(&c->bytes, v->bytes);
+        break;
+    case BV_PICKLE:
+        rc = dup_bin(&c->pickle, v->pickle);
+        break;
+    case BV_LIST:
+    case BV_TUPLE: {
+        Shoal__Broker__Seq *s = malloc(sizeof(*s));
+        if (s)
+            shoal__broker__seq__init(s);
+        *(v->kind_case == BV_LIST ? &c->list : &c->tuple) = s;
+        rc = s ? clone_items(s, seq_of(v)) : -1;
+        break;
+    }
+    case BV_MAP:
+        if ((c->map = malloc(sizeof(*c->map))))
+            shoal__broker__map__init(c->map);
+        rc = c->map ? clone_entries(c->map, v->map) : -1;
+        break;
+    case BV_MSG:
+        if ((c->message = malloc(sizeof(*c->message)))) {
+            shoal__broker__typed__init(c->message);
+            c->message->type = NULL;
+            rc = (c->message->type = strdup(v->message->type)) ? 0 : -1;
+            rc = rc ? rc : dup_bin(&c->message->data, v->message->data);
+        } else {
+            rc = -1;
+        }
+        break;
+    default: /* the scalars */
+        *c = *v;
+        c->base.n_unknown_fields = 0;
+        c->base.unknown_fields = NULL;
+    }
+    if (rc < 0) {
+        shoal__bv_free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -328,6 +415,68 @@ void shoal__bv_free(bv *v)
 {
     if (v)
         protobuf_c_message_free_unpacked(&v->base, NULL);
+}
+
+/* ---- the arena ---- */
+
+/* A block the arena took from malloc once its first buffer was full. */
+struct shoal_bv_block {
+    struct shoal_bv_block *next;
+    size_t cap;
+    max_align_t data[];
+};
+
+#define ALIGN sizeof(max_align_t)
+
+static void *arena_alloc(void *data, size_t size)
+{
+    shoal_bv_arena *a = data;
+    size = (size + ALIGN - 1) & ~(ALIGN - 1);
+    if ((size_t)(a->end - a->p) < size) {
+        size_t cap = a->blocks ? a->blocks->cap * 2 : 4096;
+        if (cap < size)
+            cap = size;
+        struct shoal_bv_block *k = malloc(sizeof(*k) + cap);
+        if (!k)
+            return NULL;
+        k->next = a->blocks;
+        k->cap = cap;
+        a->blocks = k;
+        a->p = (char *)k->data;
+        a->end = a->p + cap;
+    }
+    void *r = a->p;
+    a->p += size;
+    return r;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data; /* all of it goes at once: shoal__bv_arena_reset */
+    (void)p;
+}
+
+void shoal__bv_arena_init(shoal_bv_arena *a, void *buf, size_t cap)
+{
+    a->pa = (ProtobufCAllocator){arena_alloc, arena_free, a};
+    a->first = buf;
+    a->cap = cap;
+    a->blocks = NULL;
+    shoal__bv_arena_reset(a);
+}
+
+void shoal__bv_arena_reset(shoal_bv_arena *a)
+{
+    for (struct shoal_bv_block *k = a->blocks, *next; k; k = next) {
+        next = k->next;
+        free(k);
+    }
+    a->blocks = NULL;
+    /* the first buffer, its start aligned */
+    uintptr_t start = ((uintptr_t)a->first + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
+    uintptr_t end = (uintptr_t)a->first + a->cap;
+    a->p = (char *)(start < end ? start : end);
+    a->end = (char *)end;
 }
 
 /* ---- the depth and size check before unpacking ---- */
@@ -461,14 +610,22 @@ static bool valid_message(const ProtobufCMessage *m)
 ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
                                    size_t len)
 {
+    return shoal__bv_unpack_in(top, buf, len, NULL);
+}
+
+ProtobufCMessage *shoal__bv_unpack_in(const ProtobufCMessageDescriptor *top,
+                                      const void *buf, size_t len, shoal_bv_arena *a)
+{
     size_t values = 0;
     if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
         return NULL;
-    ProtobufCMessage *m = protobuf_c_message_unpack(top, NULL, len, buf);
+    ProtobufCAllocator *pa = a ? &a->pa : NULL;
+    ProtobufCMessage *m = protobuf_c_message_unpack(top, pa, len, buf);
     if (!m) {
         shoal__err(SHOAL_EINVALID_DATA, "broker message %s: does not decode", top->name);
     } else if (!valid_message(m)) {
-        protobuf_c_message_free_unpacked(m, NULL);
+        if (!a)
+            protobuf_c_message_free_unpacked(m, NULL);
         m = NULL;
         shoal__err(
             SHOAL_EINVALID_DATA,
