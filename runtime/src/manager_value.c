@@ -413,8 +413,29 @@ bv *shoal__bv_clone(const bv *v)
 
 void shoal__bv_free(bv *v)
 {
-    if (v)
-        protobuf_c_message_free_unpacked(&v->base, NULL);
+    if (!v)
+        return;
+    if (v->base.n_unknown_fields) /* decoded with some: protobuf-c frees those too */
+        return protobuf_c_message_free_unpacked(&v->base, NULL);
+    switch (v->kind_case) { /* the common leaves directly, the rest by descriptor */
+    case BV_STR:
+        free(v->s);
+        break;
+    case BV_BYTES:
+        free(v->bytes.data);
+        break;
+    case BV_PICKLE:
+        free(v->pickle.data);
+        break;
+    case BV_LIST:
+    case BV_TUPLE:
+    case BV_MAP:
+    case BV_MSG:
+        return protobuf_c_message_free_unpacked(&v->base, NULL);
+    default:
+        break;
+    }
+    free(v);
 }
 
 /* ---- the arena ---- */
@@ -607,6 +628,296 @@ static bool valid_message(const ProtobufCMessage *m)
     return d != &shoal__broker__value__descriptor || valid((const bv *)m);
 }
 
+/* ---- the Request decoder (into an arena) ---- */
+
+/* Decoding state: the arena and the number of values met so far. */
+typedef struct dec {
+    shoal_bv_arena *a;
+    size_t values;
+} dec;
+
+#define WT_VARINT 0
+#define WT_I64    1
+#define WT_LEN    2
+
+static int bad_wire(void)
+{
+    return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
+}
+
+/* The next field of p..end (shoal__pb_field), its wire type checked against want. */
+static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int *wt,
+                      uint64_t *value, const uint8_t **sub, size_t *sub_len)
+{
+    return shoal__pb_field(p, end, number, wt, value, sub, sub_len) < 0 ? bad_wire() : 0;
+}
+
+static char *dec_str(dec *d, const uint8_t *p, size_t n)
+{
+    char *s = arena_alloc(d->a, n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+static int dec_bin(dec *d, ProtobufCBinaryData *b, const uint8_t *p, size_t n)
+{
+    b->len = n;
+    b->data = arena_alloc(d->a, n ? n : 1);
+    if (!b->data)
+        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+    memcpy(b->data, p, n);
+    return 0;
+}
+
+static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv **out);
+
+/* The repeated Value field `field` of the message p..end: *items, *n (every other
+ * field skipped). Counts them first, so that the array is allocated once. */
+static int dec_values(dec *d, const uint8_t *p, const uint8_t *end, uint32_t field,
+                      int depth, bv ***items, size_t *n)
+{
+    uint32_t number;
+    int wt;
+    uint64_t value;
+    const uint8_t *sub;
+    size_t sub_len, count = 0;
+    for (const uint8_t *q = p; q < end;) {
+        if (next_field(&q, end, &number, &wt, &value, &sub, &sub_len) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (number == field && wt != WT_LEN)
+            return bad_wire();
+        count += number == field;
+    }
+    *n = 0;
+    if (!count)
+        return 0;
+    if (!(*items = arena_alloc(d->a, count * sizeof(**items))))
+        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+    while (p < end) {
+        next_field(&p, end, &number, &wt, &value, &sub, &sub_len);
+        if (number == field) {
+            int rc = dec_value(d, sub, sub + sub_len, depth, &(*items)[*n]);
+            if (rc < 0)
+                return rc;
+            ++*n;
+        }
+    }
+    return 0;
+}
+
+/* A map's entries: each Entry's key (1) and value (2); one missing stays NULL (which
+ * valid() refuses). */
+static int dec_map(dec *d, const uint8_t *p, const uint8_t *end, int depth,
+                   Shoal__Broker__Map *m)
+{
+    uint32_t number;
+    int wt;
+    uint64_t value;
+    const uint8_t *sub;
+    size_t sub_len, count = 0;
+    for (const uint8_t *q = p; q < end;) {
+        if (next_field(&q, end, &number, &wt, &value, &sub, &sub_len) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (number == 1 && wt != WT_LEN)
+            return bad_wire();
+        count += number == 1;
+    }
+    if (count && !(m->entries = arena_alloc(d->a, count * sizeof(*m->entries))))
+        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+    while (p < end) {
+        next_field(&p, end, &number, &wt, &value, &sub, &sub_len);
+        if (number != 1)
+            continue;
+        Shoal__Broker__Entry *e = arena_alloc(d->a, sizeof(*e));
+        if (!e)
+            return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+        shoal__broker__entry__init(e);
+        m->entries[m->n_entries++] = e;
+        for (const uint8_t *q = sub, *qend = sub + sub_len; q < qend;) {
+            const uint8_t *v;
+            size_t v_len;
+            if (next_field(&q, qend, &number, &wt, &value, &v, &v_len) < 0)
+                return SHOAL_EINVALID_DATA;
+            if ((number == 1 || number == 2) && wt != WT_LEN)
+                return bad_wire();
+            int rc = number == 1   ? dec_value(d, v, v + v_len, depth, &e->key)
+                     : number == 2 ? dec_value(d, v, v + v_len, depth, &e->value)
+                                   : 0;
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int dec_typed(dec *d, const uint8_t *p, const uint8_t *end,
+                     Shoal__Broker__Typed *t)
+{
+    while (p < end) {
+        uint32_t number;
+        int wt;
+        uint64_t value;
+        const uint8_t *sub;
+        size_t sub_len;
+        if (next_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+            return SHOAL_EINVALID_DATA;
+        if ((number == 1 || number == 2) && wt != WT_LEN)
+            return bad_wire();
+        if (number == 1 && !(t->type = dec_str(d, sub, sub_len)))
+            return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+        if (number == 2 && dec_bin(d, &t->data, sub, sub_len) < 0)
+            return SHOAL_ENOMEM;
+    }
+    return 0;
+}
+
+/* The wire type each field of Value has (0: unknown field). */
+static const int value_wt[12] = {-1,     WT_VARINT, WT_VARINT, WT_VARINT, WT_I64, WT_LEN,
+                                 WT_LEN, WT_LEN,    WT_LEN,    WT_LEN,    WT_LEN, WT_LEN};
+
+/* One Value (p..end) nested at depth; a repeated member of the oneof: the last one
+ * counts. */
+static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv **out)
+{
+    if (++d->values > SHOAL_BV_MAX_VALUES || ++depth > SHOAL_BV_MAX_DEPTH)
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "broker message: nested deeper than %d or more than %d values",
+                          SHOAL_BV_MAX_DEPTH, SHOAL_BV_MAX_VALUES);
+    bv *v = *out = arena_alloc(d->a, sizeof(*v));
+    if (!v)
+        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+    shoal__broker__value__init(v);
+    while (p < end) {
+        uint32_t number;
+        int wt, rc = 0;
+        uint64_t value;
+        const uint8_t *sub;
+        size_t sub_len;
+        if (next_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (number >= 12)
+            continue; /* unknown: skipped */
+        if (wt != value_wt[number])
+            return bad_wire();
+        v->kind_case = (Shoal__Broker__Value__KindCase)number;
+        switch (number) {
+        case BV_NONE:
+            v->none = value != 0;
+            break;
+        case BV_BOOL:
+            v->b = value != 0;
+            break;
+        case BV_INT:
+            v->i = (int64_t)(value >> 1) ^ -(int64_t)(value & 1);
+            break;
+        case BV_DOUBLE:
+            memcpy(&v->d, p - 8, 8); /* the field's last 8 bytes */
+            break;
+        case BV_STR:
+            rc = (v->s = dec_str(d, sub, sub_len)) ? 0 : SHOAL_ENOMEM;
+            break;
+        case BV_BYTES:
+            rc = dec_bin(d, &v->bytes, sub, sub_len);
+            break;
+        case BV_PICKLE:
+            rc = dec_bin(d, &v->pickle, sub, sub_len);
+            break;
+        case BV_LIST:
+        case BV_TUPLE: {
+            Shoal__Broker__Seq *s = arena_alloc(d->a, sizeof(*s));
+            if (!s)
+                return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+            shoal__broker__seq__init(s);
+            *(number == BV_LIST ? &v->list : &v->tuple) = s;
+            rc = dec_values(d, sub, sub + sub_len, 1, depth, &s->items, &s->n_items);
+            break;
+        }
+        case BV_MAP:
+            if (!(v->map = arena_alloc(d->a, sizeof(*v->map))))
+                return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+            shoal__broker__map__init(v->map);
+            rc = dec_map(d, sub, sub + sub_len, depth, v->map);
+            break;
+        case BV_MSG:
+            if (!(v->message = arena_alloc(d->a, sizeof(*v->message))))
+                return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+            shoal__broker__typed__init(v->message);
+            rc = dec_typed(d, sub, sub + sub_len, v->message);
+            break;
+        }
+        if (rc < 0)
+            return rc == SHOAL_ENOMEM
+                       ? shoal__err(SHOAL_ENOMEM, "broker message: out of memory")
+                       : rc;
+    }
+    return 0;
+}
+
+/* The wire type each field of Request has. */
+static const int request_wt[8] = {-1,     WT_VARINT, WT_LEN,    WT_LEN,
+                                  WT_LEN, WT_LEN,    WT_VARINT, WT_VARINT};
+
+/* Decodes a Request into arena a, checking its depth and size on the way (as scan
+ * does before protobuf-c's unpack): what protobuf-c would decode, except that a
+ * repeated singular message field is not merged (the last one counts) and unknown
+ * fields are dropped. NULL with shoal_errdetail() set. */
+static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a)
+{
+    dec d = {a, 0};
+    breq *r = arena_alloc(a, sizeof(*r));
+    if (!r) {
+        shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+        return NULL;
+    }
+    shoal__broker__request__init(r);
+    const uint8_t *start = p;
+    while (p < end) {
+        uint32_t number;
+        int wt, rc = 0;
+        uint64_t value;
+        const uint8_t *sub;
+        size_t sub_len;
+        if (next_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+            return NULL;
+        if (number >= 8)
+            continue;
+        if (wt != request_wt[number]) {
+            bad_wire();
+            return NULL;
+        }
+        switch (number) {
+        case 1:
+            r->id = value;
+            break;
+        case 2:
+        case 4:
+            rc = (*(number == 2 ? &r->object : &r->op) = dec_str(&d, sub, sub_len))
+                     ? 0
+                     : shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+            break;
+        case 3:
+        case 5: /* both repeated fields in one pass each, the first time one is met */
+            if (number == 3 && !r->path)
+                rc = dec_values(&d, start, end, 3, 0, &r->path, &r->n_path);
+            if (number == 5 && !r->args)
+                rc = dec_values(&d, start, end, 5, 0, &r->args, &r->n_args);
+            break;
+        case 6:
+            r->timeout_ms = (int64_t)(value >> 1) ^ -(int64_t)(value & 1);
+            break;
+        case 7:
+            r->thread = value;
+            break;
+        }
+        if (rc < 0)
+            return NULL;
+    }
+    return r;
+}
+
 ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
                                    size_t len)
 {
@@ -617,10 +928,17 @@ ProtobufCMessage *shoal__bv_unpack_in(const ProtobufCMessageDescriptor *top,
                                       const void *buf, size_t len, shoal_bv_arena *a)
 {
     size_t values = 0;
-    if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
-        return NULL;
-    ProtobufCAllocator *pa = a ? &a->pa : NULL;
-    ProtobufCMessage *m = protobuf_c_message_unpack(top, pa, len, buf);
+    ProtobufCMessage *m;
+    if (a && top == &shoal__broker__request__descriptor) {
+        breq *r = dec_request(buf, (const uint8_t *)buf + len, a);
+        if (!r)
+            return NULL;
+        m = &r->base;
+    } else {
+        if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
+            return NULL;
+        m = protobuf_c_message_unpack(top, a ? &a->pa : NULL, len, buf);
+    }
     if (!m) {
         shoal__err(SHOAL_EINVALID_DATA, "broker message %s: does not decode", top->name);
     } else if (!valid_message(m)) {
