@@ -16,6 +16,12 @@
  * UTF-8 of strings), and valid() refuses what protobuf allows but the model does not
  * (a Value of no kind, a map entry without key or value, a key that is not a scalar),
  * so that no code behind it meets a NULL or an unkeyable key.
+ *
+ * The broker's hot path decodes a Request into an arena instead (shoal_bv_arena: a
+ * bump allocator over a caller's buffer, dropped whole) with a decoder of its own
+ * (dec_request), which counts depth and values as it goes, so needs no scan first;
+ * valid() then runs as above. What is kept from such a message is copied out with
+ * shoal__bv_clone, which copies field by field with malloc.
  */
 #include <malloc.h>
 #include <math.h>
