@@ -642,40 +642,78 @@ typedef struct dec {
     size_t values;
 } dec;
 
+/* A field as shoal__pb_field reads it. */
+typedef struct fld {
+    uint32_t number;
+    int wt;
+    uint64_t value;     /* a varint's */
+    const uint8_t *sub; /* a length-delimited field's bytes */
+    size_t len;
+} fld;
+
 #define WT_VARINT 0
 #define WT_I64    1
 #define WT_LEN    2
 
-static int bad_wire(void)
+/* The wire types of the fields of the messages decoded here, by field number (-1:
+ * no such field, skipped). */
+static const int value_wt[12] = {-1,     WT_VARINT, WT_VARINT, WT_VARINT, WT_I64, WT_LEN,
+                                 WT_LEN, WT_LEN,    WT_LEN,    WT_LEN,    WT_LEN, WT_LEN};
+static const int request_wt[8] = {-1,     WT_VARINT, WT_LEN,    WT_LEN,
+                                  WT_LEN, WT_LEN,    WT_VARINT, WT_VARINT};
+static const int len_wt[3] = {-1, WT_LEN, WT_LEN}; /* Seq, Map, Entry, Typed */
+
+/* Reads the next field of *p..end into f: 0, or SHOAL_EINVALID_DATA (detail set) when
+ * it does not decode or a known field (below nwt) has another wire type than wts[]. */
+static int next_field(const uint8_t **p, const uint8_t *end, fld *f, const int *wts,
+                      uint32_t nwt)
 {
-    return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
+    if (shoal__pb_field(p, end, &f->number, &f->wt, &f->value, &f->sub, &f->len) < 0 ||
+        (f->number < nwt && f->wt != wts[f->number]))
+        return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
+    return 0;
 }
 
-/* The next field of p..end (shoal__pb_field), its wire type checked against want. */
-static int next_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int *wt,
-                      uint64_t *value, const uint8_t **sub, size_t *sub_len)
+static int no_memory(void)
 {
-    return shoal__pb_field(p, end, number, wt, value, sub, sub_len) < 0 ? bad_wire() : 0;
+    return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
 }
 
-static char *dec_str(dec *d, const uint8_t *p, size_t n)
+static char *dec_str(dec *d, const fld *f)
 {
-    char *s = arena_alloc(d->a, n + 1);
+    char *s = arena_alloc(d->a, f->len + 1);
     if (s) {
-        memcpy(s, p, n);
-        s[n] = 0;
+        memcpy(s, f->sub, f->len);
+        s[f->len] = 0;
     }
     return s;
 }
 
-static int dec_bin(dec *d, ProtobufCBinaryData *b, const uint8_t *p, size_t n)
+static int dec_bin(dec *d, ProtobufCBinaryData *b, const fld *f)
 {
-    b->len = n;
-    b->data = arena_alloc(d->a, n ? n : 1);
-    if (!b->data)
-        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-    memcpy(b->data, p, n);
+    b->len = f->len;
+    if (!(b->data = arena_alloc(d->a, f->len ? f->len : 1)))
+        return no_memory();
+    memcpy(b->data, f->sub, f->len);
     return 0;
+}
+
+/* Allocates room for the occurrences of field `field` (length-delimited) of the
+ * message p..end: *n set to their number. 0 or a SHOAL_E* code. */
+static int count_field(dec *d, const uint8_t *p, const uint8_t *end, uint32_t field,
+                       size_t size, void **room, size_t *n)
+{
+    fld f;
+    size_t count = 0;
+    while (p < end) {
+        if (next_field(&p, end, &f, len_wt, 0) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (f.number == field && f.wt != WT_LEN)
+            return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
+        count += f.number == field;
+    }
+    *n = count;
+    return count && !(*room = arena_alloc(d->a, count * size)) ? no_memory() : 0;
 }
 
 static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv **out);
@@ -685,104 +723,90 @@ static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv
 static int dec_values(dec *d, const uint8_t *p, const uint8_t *end, uint32_t field,
                       int depth, bv ***items, size_t *n)
 {
-    uint32_t number;
-    int wt;
-    uint64_t value;
-    const uint8_t *sub;
-    size_t sub_len, count = 0;
-    for (const uint8_t *q = p; q < end;) {
-        if (next_field(&q, end, &number, &wt, &value, &sub, &sub_len) < 0)
-            return SHOAL_EINVALID_DATA;
-        if (number == field && wt != WT_LEN)
-            return bad_wire();
-        count += number == field;
+    size_t count;
+    int rc = count_field(d, p, end, field, sizeof(**items), (void **)items, &count);
+    fld f;
+    for (*n = 0; rc == 0 && *n < count;) {
+        next_field(&p, end, &f, len_wt, 0);
+        if (f.number == field)
+            rc = dec_value(d, f.sub, f.sub + f.len, depth, &(*items)[(*n)++]);
     }
-    *n = 0;
-    if (!count)
-        return 0;
-    if (!(*items = arena_alloc(d->a, count * sizeof(**items))))
-        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-    while (p < end) {
-        next_field(&p, end, &number, &wt, &value, &sub, &sub_len);
-        if (number == field) {
-            int rc = dec_value(d, sub, sub + sub_len, depth, &(*items)[*n]);
-            if (rc < 0)
-                return rc;
-            ++*n;
-        }
-    }
-    return 0;
+    return rc;
 }
 
-/* A map's entries: each Entry's key (1) and value (2); one missing stays NULL (which
- * valid() refuses). */
+/* An Entry: its key (1) and value (2); one missing stays NULL (which valid()
+ * refuses). */
+static int dec_entry(dec *d, const uint8_t *p, const uint8_t *end, int depth,
+                     Shoal__Broker__Entry *e)
+{
+    shoal__broker__entry__init(e);
+    fld f;
+    int rc = 0;
+    while (rc == 0 && p < end)
+        rc = next_field(&p, end, &f, len_wt, 3) < 0 ? SHOAL_EINVALID_DATA
+             : f.number == 1 ? dec_value(d, f.sub, f.sub + f.len, depth, &e->key)
+             : f.number == 2 ? dec_value(d, f.sub, f.sub + f.len, depth, &e->value)
+                             : 0;
+    return rc;
+}
+
 static int dec_map(dec *d, const uint8_t *p, const uint8_t *end, int depth,
                    Shoal__Broker__Map *m)
 {
-    uint32_t number;
-    int wt;
-    uint64_t value;
-    const uint8_t *sub;
-    size_t sub_len, count = 0;
-    for (const uint8_t *q = p; q < end;) {
-        if (next_field(&q, end, &number, &wt, &value, &sub, &sub_len) < 0)
-            return SHOAL_EINVALID_DATA;
-        if (number == 1 && wt != WT_LEN)
-            return bad_wire();
-        count += number == 1;
-    }
-    if (count && !(m->entries = arena_alloc(d->a, count * sizeof(*m->entries))))
-        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-    while (p < end) {
-        next_field(&p, end, &number, &wt, &value, &sub, &sub_len);
-        if (number != 1)
+    size_t count;
+    int rc = count_field(d, p, end, 1, sizeof(*m->entries), (void **)&m->entries, &count);
+    fld f;
+    while (rc == 0 && m->n_entries < count) {
+        next_field(&p, end, &f, len_wt, 0);
+        if (f.number != 1)
             continue;
         Shoal__Broker__Entry *e = arena_alloc(d->a, sizeof(*e));
         if (!e)
-            return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-        shoal__broker__entry__init(e);
+            return no_memory();
         m->entries[m->n_entries++] = e;
-        for (const uint8_t *q = sub, *qend = sub + sub_len; q < qend;) {
-            const uint8_t *v;
-            size_t v_len;
-            if (next_field(&q, qend, &number, &wt, &value, &v, &v_len) < 0)
-                return SHOAL_EINVALID_DATA;
-            if ((number == 1 || number == 2) && wt != WT_LEN)
-                return bad_wire();
-            int rc = number == 1   ? dec_value(d, v, v + v_len, depth, &e->key)
-                     : number == 2 ? dec_value(d, v, v + v_len, depth, &e->value)
-                                   : 0;
-            if (rc < 0)
-                return rc;
-        }
+        rc = dec_entry(d, f.sub, f.sub + f.len, depth, e);
     }
-    return 0;
+    return rc;
 }
 
 static int dec_typed(dec *d, const uint8_t *p, const uint8_t *end,
                      Shoal__Broker__Typed *t)
 {
+    fld f;
     while (p < end) {
-        uint32_t number;
-        int wt;
-        uint64_t value;
-        const uint8_t *sub;
-        size_t sub_len;
-        if (next_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+        if (next_field(&p, end, &f, len_wt, 3) < 0)
             return SHOAL_EINVALID_DATA;
-        if ((number == 1 || number == 2) && wt != WT_LEN)
-            return bad_wire();
-        if (number == 1 && !(t->type = dec_str(d, sub, sub_len)))
-            return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-        if (number == 2 && dec_bin(d, &t->data, sub, sub_len) < 0)
+        if (f.number == 1 && !(t->type = dec_str(d, &f)))
+            return no_memory();
+        if (f.number == 2 && dec_bin(d, &t->data, &f) < 0)
             return SHOAL_ENOMEM;
     }
     return 0;
 }
 
-/* The wire type each field of Value has (0: unknown field). */
-static const int value_wt[12] = {-1,     WT_VARINT, WT_VARINT, WT_VARINT, WT_I64, WT_LEN,
-                                 WT_LEN, WT_LEN,    WT_LEN,    WT_LEN,    WT_LEN, WT_LEN};
+/* The container member (list, tuple, map, message) of v that field f sets. */
+static int dec_container(dec *d, bv *v, const fld *f, int depth)
+{
+    const uint8_t *p = f->sub, *end = f->sub + f->len;
+    if (v->kind_case == BV_MAP) {
+        if (!(v->map = arena_alloc(d->a, sizeof(*v->map))))
+            return no_memory();
+        shoal__broker__map__init(v->map);
+        return dec_map(d, p, end, depth, v->map);
+    }
+    if (v->kind_case == BV_MSG) {
+        if (!(v->message = arena_alloc(d->a, sizeof(*v->message))))
+            return no_memory();
+        shoal__broker__typed__init(v->message);
+        return dec_typed(d, p, end, v->message);
+    }
+    Shoal__Broker__Seq *s = arena_alloc(d->a, sizeof(*s));
+    if (!s)
+        return no_memory();
+    shoal__broker__seq__init(s);
+    *(v->kind_case == BV_LIST ? &v->list : &v->tuple) = s;
+    return dec_values(d, p, end, 1, depth, &s->items, &s->n_items);
+}
 
 /* One Value (p..end) nested at depth; a repeated member of the oneof: the last one
  * counts. */
@@ -794,77 +818,44 @@ static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv
                           SHOAL_BV_MAX_DEPTH, SHOAL_BV_MAX_VALUES);
     bv *v = *out = arena_alloc(d->a, sizeof(*v));
     if (!v)
-        return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+        return no_memory();
     shoal__broker__value__init(v);
-    while (p < end) {
-        uint32_t number;
-        int wt, rc = 0;
-        uint64_t value;
-        const uint8_t *sub;
-        size_t sub_len;
-        if (next_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+    fld f;
+    int rc = 0;
+    while (rc == 0 && p < end) {
+        if (next_field(&p, end, &f, value_wt, 12) < 0)
             return SHOAL_EINVALID_DATA;
-        if (number >= 12)
+        if (f.number >= 12)
             continue; /* unknown: skipped */
-        if (wt != value_wt[number])
-            return bad_wire();
-        v->kind_case = (Shoal__Broker__Value__KindCase)number;
-        switch (number) {
+        v->kind_case = (Shoal__Broker__Value__KindCase)f.number;
+        switch (f.number) {
         case BV_NONE:
-            v->none = value != 0;
+            v->none = f.value != 0;
             break;
         case BV_BOOL:
-            v->b = value != 0;
+            v->b = f.value != 0;
             break;
         case BV_INT:
-            v->i = (int64_t)(value >> 1) ^ -(int64_t)(value & 1);
+            v->i = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
             break;
         case BV_DOUBLE:
             memcpy(&v->d, p - 8, 8); /* the field's last 8 bytes */
             break;
         case BV_STR:
-            rc = (v->s = dec_str(d, sub, sub_len)) ? 0 : SHOAL_ENOMEM;
+            rc = (v->s = dec_str(d, &f)) ? 0 : no_memory();
             break;
         case BV_BYTES:
-            rc = dec_bin(d, &v->bytes, sub, sub_len);
+            rc = dec_bin(d, &v->bytes, &f);
             break;
         case BV_PICKLE:
-            rc = dec_bin(d, &v->pickle, sub, sub_len);
+            rc = dec_bin(d, &v->pickle, &f);
             break;
-        case BV_LIST:
-        case BV_TUPLE: {
-            Shoal__Broker__Seq *s = arena_alloc(d->a, sizeof(*s));
-            if (!s)
-                return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-            shoal__broker__seq__init(s);
-            *(number == BV_LIST ? &v->list : &v->tuple) = s;
-            rc = dec_values(d, sub, sub + sub_len, 1, depth, &s->items, &s->n_items);
-            break;
+        default: /* list, tuple, map, message */
+            rc = dec_container(d, v, &f, depth);
         }
-        case BV_MAP:
-            if (!(v->map = arena_alloc(d->a, sizeof(*v->map))))
-                return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-            shoal__broker__map__init(v->map);
-            rc = dec_map(d, sub, sub + sub_len, depth, v->map);
-            break;
-        case BV_MSG:
-            if (!(v->message = arena_alloc(d->a, sizeof(*v->message))))
-                return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
-            shoal__broker__typed__init(v->message);
-            rc = dec_typed(d, sub, sub + sub_len, v->message);
-            break;
-        }
-        if (rc < 0)
-            return rc == SHOAL_ENOMEM
-                       ? shoal__err(SHOAL_ENOMEM, "broker message: out of memory")
-                       : rc;
     }
-    return 0;
+    return rc;
 }
-
-/* The wire type each field of Request has. */
-static const int request_wt[8] = {-1,     WT_VARINT, WT_LEN,    WT_LEN,
-                                  WT_LEN, WT_LEN,    WT_VARINT, WT_VARINT};
 
 /* Decodes a Request into arena a, checking its depth and size on the way (as scan
  * does before protobuf-c's unpack): what protobuf-c would decode, except that a
@@ -875,53 +866,42 @@ static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a
     dec d = {a, 0};
     breq *r = arena_alloc(a, sizeof(*r));
     if (!r) {
-        shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+        no_memory();
         return NULL;
     }
     shoal__broker__request__init(r);
     const uint8_t *start = p;
-    while (p < end) {
-        uint32_t number;
-        int wt, rc = 0;
-        uint64_t value;
-        const uint8_t *sub;
-        size_t sub_len;
-        if (next_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
+    fld f;
+    int rc = 0;
+    while (rc == 0 && p < end) {
+        if (next_field(&p, end, &f, request_wt, 8) < 0)
             return NULL;
-        if (number >= 8)
-            continue;
-        if (wt != request_wt[number]) {
-            bad_wire();
-            return NULL;
-        }
-        switch (number) {
+        switch (f.number) {
         case 1:
-            r->id = value;
+            r->id = f.value;
             break;
         case 2:
         case 4:
-            rc = (*(number == 2 ? &r->object : &r->op) = dec_str(&d, sub, sub_len))
-                     ? 0
-                     : shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+            rc = (*(f.number == 2 ? &r->object : &r->op) = dec_str(&d, &f)) ? 0
+                                                                            : no_memory();
             break;
-        case 3:
-        case 5: /* both repeated fields in one pass each, the first time one is met */
-            if (number == 3 && !r->path)
+        case 3: /* each repeated field in one pass, the first time it is met */
+            if (!r->path)
                 rc = dec_values(&d, start, end, 3, 0, &r->path, &r->n_path);
-            if (number == 5 && !r->args)
+            break;
+        case 5:
+            if (!r->args)
                 rc = dec_values(&d, start, end, 5, 0, &r->args, &r->n_args);
             break;
         case 6:
-            r->timeout_ms = (int64_t)(value >> 1) ^ -(int64_t)(value & 1);
+            r->timeout_ms = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
             break;
         case 7:
-            r->thread = value;
+            r->thread = f.value;
             break;
         }
-        if (rc < 0)
-            return NULL;
     }
-    return r;
+    return rc == 0 ? r : NULL;
 }
 
 ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
