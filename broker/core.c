@@ -8,6 +8,12 @@
  * take_key, which use it for the object's own map and scan a nested one. Objects live
  * in a hash table by name.
  *
+ * Decoding. broker_run decodes a request into an arena on its stack
+ * (shoal__bv_unpack_in: manager_value.c's Request decoder), dropped whole once the
+ * request is done: what an object keeps of it is copied out with malloc (keep,
+ * take_arg) and a request that parks is copied whole (park: own_request), so that
+ * a waiter's arguments are taken over as they are.
+ *
  * Requests. One mutex serialises every operation, so each is atomic: increment,
  * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs
  * its operation (the ops[] table: name, kinds it applies to, whether it writes,
@@ -51,6 +57,10 @@
 #include "internal.h"
 
 #define BLOCK 1
+
+/* The stack space a request is decoded into (broker_run); a larger one takes blocks
+ * from malloc as well. */
+#define ARENA_BYTES 2048
 
 /* ---- objects ----------------------------------------------------------------------- */
 
@@ -290,12 +300,25 @@ static bv *arg(op_ctx *c, size_t i)
     return i < c->req->n_args ? c->req->args[i] : NULL;
 }
 
-/* Takes argument i over from the request (the request is freed later). */
+/* Part v of the request, for the object to keep (the caller clears its place in the
+ * request): a copy out of the arena the request was decoded into (broker_run), or,
+ * from a parked request (malloc'd: park), v itself. NULL: out of memory. */
+static bv *keep(const op_ctx *c, bv *v)
+{
+    return c->w ? v : shoal__bv_clone(v);
+}
+
+/* Takes argument i (keep). */
 static bv *take_arg(op_ctx *c, size_t i)
 {
-    bv *v = c->req->args[i];
+    bv *v = keep(c, c->req->args[i]);
     c->req->args[i] = NULL;
     return v;
+}
+
+static int out_of_memory(void)
+{
+    return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
 }
 
 static bool is_int(const bv *v)
@@ -455,6 +478,11 @@ static long put_key(op_ctx *c, bv *key, bv *v)
 {
     broker_index *x = index_of(c);
     long pos;
+    if (!key || !v) { /* take_arg ran out of memory */
+        shoal__bv_free(key);
+        shoal__bv_free(v);
+        return out_of_memory();
+    }
     if (x) {
         int added;
         pos = broker__index_put(x, c->target, key, v, &added);
@@ -535,8 +563,10 @@ static int map_setdefault(op_ctx *c)
     if (rc < 0)
         return rc;
     bv *dflt = c->req->n_args >= 2 ? take_arg(c, 1) : shoal__bv_none();
-    bv *copy = shoal__bv_clone(dflt);
+    bv *copy = dflt ? shoal__bv_clone(dflt) : NULL;
     long at = put_key(c, take_arg(c, 0), dflt);
+    if (at >= 0 && !copy)
+        return out_of_memory();
     if (at < 0) {
         shoal__bv_free(copy);
         return (int)at;
@@ -598,7 +628,7 @@ static int map_update(op_ctx *c)
     }
     for (size_t i = 0; i < src->map->n_entries; i++) {
         Shoal__Broker__Entry *e = src->map->entries[i];
-        long at = put_key(c, e->key, e->value);
+        long at = put_key(c, keep(c, e->key), keep(c, e->value));
         e->key = e->value = NULL;
         if (at < 0)
             return (int)at;
@@ -705,6 +735,8 @@ static int op_cas(op_ctx *c)
     bool same = shoal__bv_equal(*slot, arg(c, k));
     if (same) {
         bv *v = take_arg(c, k + 1);
+        if (!v)
+            return out_of_memory();
         if ((c->o->st->kind == SHOAL__BROKER__KIND__VALUE ||
              c->o->st->kind == SHOAL__BROKER__KIND__ARRAY) &&
             (rc = check_typed(c, v)) < 0) {
@@ -734,10 +766,11 @@ static int seq_set(op_ctx *c)
                                  : bad_args(c, "an index and a value");
     if (rc == 0 && c->o->st->kind == SHOAL__BROKER__KIND__ARRAY)
         rc = check_typed(c, arg(c, 1));
-    if (rc < 0)
-        return rc;
+    bv *v = rc < 0 ? NULL : take_arg(c, 1);
+    if (!v)
+        return rc < 0 ? rc : out_of_memory();
     shoal__bv_free(*item_at(c, i));
-    *item_at(c, i) = take_arg(c, 1);
+    *item_at(c, i) = v;
     rec_item(c, i);
     return 0;
 }
@@ -745,8 +778,8 @@ static int seq_set(op_ctx *c)
 static int seq_insert_at(op_ctx *c, size_t i, bv *v)
 {
     size_t n = seq_len(c);
-    if (shoal__bv_seq_insert(c->target, front_of(c) + i, v) < 0)
-        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    if (!v || shoal__bv_seq_insert(c->target, front_of(c) + i, v) < 0)
+        return out_of_memory();
     if (i == n)
         rec_item(c, i);
     else
@@ -788,7 +821,7 @@ static int seq_extend(op_ctx *c)
         return bad_args(c, "a list");
     Shoal__Broker__Seq *s = seq(src);
     for (size_t i = 0; i < s->n_items; i++) {
-        int rc = seq_insert_at(c, seq_len(c), s->items[i]);
+        int rc = seq_insert_at(c, seq_len(c), keep(c, s->items[i]));
         s->items[i] = NULL;
         if (rc < 0)
             return rc;
@@ -922,10 +955,11 @@ static int value_set(op_ctx *c)
     if (c->req->n_args != 1)
         return bad_args(c, "one value");
     int rc = check_typed(c, arg(c, 0));
-    if (rc < 0)
-        return rc;
+    bv *v = rc < 0 ? NULL : take_arg(c, 0);
+    if (!v)
+        return rc < 0 ? rc : out_of_memory();
     shoal__bv_free(c->o->st->data);
-    c->o->st->data = take_arg(c, 0);
+    c->o->st->data = v;
     return 0;
 }
 
@@ -1391,15 +1425,30 @@ static void waiter_done(shoal_broker *b, bobj *o, waiter *w, int rc, bv *result)
     free(w);
 }
 
+/* A copy of request r (in the arena) that outlives it, made with malloc, or NULL. */
+static breq *own_request(const breq *r)
+{
+    size_t len;
+    void *buf = shoal__bv_pack(&r->base, &len);
+    breq *c = buf ? (breq *)protobuf_c_message_unpack(&shoal__broker__request__descriptor,
+                                                      NULL, len, buf)
+                  : NULL;
+    free(buf);
+    return c;
+}
+
 static int park(shoal_broker *b, op_ctx *c, broker_session *s)
 {
     waiter *w = calloc(1, sizeof(*w));
-    if (!w)
-        return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
+    breq *req = w ? own_request(c->req) : NULL;
+    if (!req) {
+        free(w);
+        return out_of_memory();
+    }
     int64_t t = c->req->timeout_ms;
     w->s = s;
     w->sid = c->sid;
-    w->req = c->req;
+    w->req = req;
     w->deadline = t < 0 ? INT64_MAX : now_ns() + t * 1000000;
     w->saved = c->saved;
     if (c->o->st->kind == SHOAL__BROKER__KIND__BARRIER)
@@ -1758,7 +1807,7 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
     }
     if (rc == BLOCK && (req->timeout_ms != 0 || c.parked_state)) {
         rc = park(b, &c, s);
-        if (rc == 0) { /* the waiter owns the request now */
+        if (rc == 0) { /* the waiter has a copy of the request now */
             if (c.parked_state)
                 pump(b, o);
             return;
@@ -1773,7 +1822,6 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
         pend(b, s, req->id, rc, c.result, c.lent);
     if (o && o->st && o->dirty && o->wh)
         pump(b, o);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
 }
 
 void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
@@ -1785,7 +1833,11 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
 int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                size_t len, int defer)
 {
-    breq *req = (breq *)shoal__bv_unpack(&shoal__broker__request__descriptor, buf, len);
+    max_align_t space[ARENA_BYTES / sizeof(max_align_t)];
+    shoal_bv_arena arena;
+    shoal__bv_arena_init(&arena, space, sizeof(space));
+    breq *req = (breq *)shoal__bv_unpack_in(&shoal__broker__request__descriptor, buf, len,
+                                            &arena);
     pthread_mutex_lock(&b->mu);
     b->requests++;
     if (!req) {
@@ -1796,7 +1848,6 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
              shoal__err(SHOAL_ESYS,
                         "broker: the data directory failed; restart the broker"),
              NULL, false);
-        protobuf_c_message_free_unpacked(&req->base, NULL);
     } else {
         dispatch(b, s, sid, req);
     }
@@ -1804,6 +1855,7 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
     if (!defer)
         finish(b);
     pthread_mutex_unlock(&b->mu);
+    shoal__bv_arena_reset(&arena);
     return defer;
 }
 

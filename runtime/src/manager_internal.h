@@ -70,6 +70,27 @@ void shoal__bv_free(bv *v);
  */
 ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
                                    size_t len);
+/*
+ * An arena for decoding: protobuf-c's allocator bumping a pointer through a buffer
+ * the caller gives (a stack array: no malloc for a small message), then through
+ * blocks of its own taken from malloc. Freeing is a no-op; shoal__bv_arena_reset
+ * drops everything decoded into the arena at once (and returns its blocks). A
+ * message decoded into it must not be freed with protobuf_c_message_free_unpacked,
+ * nor a part of it kept: shoal__bv_clone copies a value out with malloc.
+ */
+typedef struct shoal_bv_arena {
+    ProtobufCAllocator pa;
+    char *p, *end;                 /* the free part of the current buffer */
+    void *first;                   /* the caller's buffer */
+    size_t cap;                    /* its size */
+    struct shoal_bv_block *blocks; /* taken from malloc, newest first */
+} shoal_bv_arena;
+void shoal__bv_arena_init(shoal_bv_arena *a, void *buf, size_t cap);
+void shoal__bv_arena_reset(shoal_bv_arena *a);
+/* shoal__bv_unpack into arena a (NULL: malloc); the message lives until the arena's
+ * next reset. */
+ProtobufCMessage *shoal__bv_unpack_in(const ProtobufCMessageDescriptor *top,
+                                      const void *buf, size_t len, shoal_bv_arena *a);
 /* Packs m into a new buffer (*len set), or NULL. */
 void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len);
 

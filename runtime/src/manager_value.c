@@ -16,9 +16,16 @@
  * UTF-8 of strings), and valid() refuses what protobuf allows but the model does not
  * (a Value of no kind, a map entry without key or value, a key that is not a scalar),
  * so that no code behind it meets a NULL or an unkeyable key.
+ *
+ * The broker's hot path decodes a Request into an arena instead (shoal_bv_arena: a
+ * bump allocator over a caller's buffer, dropped whole) with a decoder of its own
+ * (dec_request), which counts depth and values as it goes, so needs no scan first;
+ * valid() then runs as above. What is kept from such a message is copied out with
+ * shoal__bv_clone, which copies field by field with malloc.
  */
 #include <malloc.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,22 +319,191 @@ void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len)
     return buf;
 }
 
+static int dup_bin(ProtobufCBinaryData *to, ProtobufCBinaryData from)
+{
+    to->len = from.len;
+    to->data = malloc(from.len ? from.len : 1);
+    if (to->data && from.len)
+        memcpy(to->data, from.data, from.len);
+    return to->data ? 0 : -1;
+}
+
+/* Copies the items of seq `from` into the empty seq `to`. 0 or -1. */
+static int clone_items(Shoal__Broker__Seq *to, const Shoal__Broker__Seq *from)
+{
+    if (!from->n_items)
+        return 0;
+    if (!(to->items = malloc(from->n_items * sizeof(*to->items))))
+        return -1;
+    for (; to->n_items < from->n_items; to->n_items++)
+        if (!(to->items[to->n_items] = shoal__bv_clone(from->items[to->n_items])))
+            return -1;
+    return 0;
+}
+
+static int clone_entries(Shoal__Broker__Map *to, const Shoal__Broker__Map *from)
+{
+    if (!from->n_entries)
+        return 0;
+    if (!(to->entries = malloc(from->n_entries * sizeof(*to->entries))))
+        return -1;
+    for (; to->n_entries < from->n_entries; to->n_entries++) {
+        const Shoal__Broker__Entry *f = from->entries[to->n_entries];
+        Shoal__Broker__Entry *e = malloc(sizeof(*e));
+        if (!e)
+            return -1;
+        shoal__broker__entry__init(e);
+        to->entries[to->n_entries] = e;
+        if ((f->key && !(e->key = shoal__bv_clone(f->key))) ||
+            (f->value && !(e->value = shoal__bv_clone(f->value)))) {
+            to->n_entries++; /* freed with the rest */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A deep copy made field by field, every part with malloc (as protobuf-c's default
+ * allocator would), so it may come from a message decoded into an arena. */
 bv *shoal__bv_clone(const bv *v)
 {
-    size_t len;
-    void *buf = shoal__bv_pack(&v->base, &len);
-    if (!buf)
+    bv *c = bv_new(v->kind_case);
+    if (!c)
         return NULL;
-    bv *c = (bv *)protobuf_c_message_unpack(&shoal__broker__value__descriptor, NULL, len,
-                                            buf);
-    free(buf);
+    int rc = 0;
+    switch (v->kind_case) {
+    case BV_STR:
+        rc = (c->s = strdup(v->s)) ? 0 : -1;
+        break;
+    case BV_BYTES:
+        rc = dup_bin(&c->bytes, v->bytes);
+        break;
+    case BV_PICKLE:
+        rc = dup_bin(&c->pickle, v->pickle);
+        break;
+    case BV_LIST:
+    case BV_TUPLE: {
+        Shoal__Broker__Seq *s = malloc(sizeof(*s));
+        if (s)
+            shoal__broker__seq__init(s);
+        *(v->kind_case == BV_LIST ? &c->list : &c->tuple) = s;
+        rc = s ? clone_items(s, seq_of(v)) : -1;
+        break;
+    }
+    case BV_MAP:
+        if ((c->map = malloc(sizeof(*c->map))))
+            shoal__broker__map__init(c->map);
+        rc = c->map ? clone_entries(c->map, v->map) : -1;
+        break;
+    case BV_MSG:
+        if ((c->message = malloc(sizeof(*c->message)))) {
+            shoal__broker__typed__init(c->message);
+            c->message->type = NULL;
+            rc = (c->message->type = strdup(v->message->type)) ? 0 : -1;
+            rc = rc ? rc : dup_bin(&c->message->data, v->message->data);
+        } else {
+            rc = -1;
+        }
+        break;
+    default: /* the scalars */
+        *c = *v;
+        c->base.n_unknown_fields = 0;
+        c->base.unknown_fields = NULL;
+    }
+    if (rc < 0) {
+        shoal__bv_free(c);
+        return NULL;
+    }
     return c;
 }
 
 void shoal__bv_free(bv *v)
 {
-    if (v)
-        protobuf_c_message_free_unpacked(&v->base, NULL);
+    if (!v)
+        return;
+    if (v->base.n_unknown_fields) /* decoded with some: protobuf-c frees those too */
+        return protobuf_c_message_free_unpacked(&v->base, NULL);
+    switch (v->kind_case) { /* the common leaves directly, the rest by descriptor */
+    case BV_STR:
+        free(v->s);
+        break;
+    case BV_BYTES:
+        free(v->bytes.data);
+        break;
+    case BV_PICKLE:
+        free(v->pickle.data);
+        break;
+    case BV_LIST:
+    case BV_TUPLE:
+    case BV_MAP:
+    case BV_MSG:
+        return protobuf_c_message_free_unpacked(&v->base, NULL);
+    default:
+        break;
+    }
+    free(v);
+}
+
+/* ---- the arena ---- */
+
+/* A block the arena took from malloc once its first buffer was full. */
+struct shoal_bv_block {
+    struct shoal_bv_block *next;
+    size_t cap;
+    max_align_t data[];
+};
+
+#define ALIGN sizeof(max_align_t)
+
+static void *arena_alloc(void *data, size_t size)
+{
+    shoal_bv_arena *a = data;
+    size = (size + ALIGN - 1) & ~(ALIGN - 1);
+    if ((size_t)(a->end - a->p) < size) {
+        size_t cap = a->blocks ? a->blocks->cap * 2 : 4096;
+        if (cap < size)
+            cap = size;
+        struct shoal_bv_block *k = malloc(sizeof(*k) + cap);
+        if (!k)
+            return NULL;
+        k->next = a->blocks;
+        k->cap = cap;
+        a->blocks = k;
+        a->p = (char *)k->data;
+        a->end = a->p + cap;
+    }
+    void *r = a->p;
+    a->p += size;
+    return r;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data; /* all of it goes at once: shoal__bv_arena_reset */
+    (void)p;
+}
+
+void shoal__bv_arena_init(shoal_bv_arena *a, void *buf, size_t cap)
+{
+    a->pa = (ProtobufCAllocator){arena_alloc, arena_free, a};
+    a->first = buf;
+    a->cap = cap;
+    a->blocks = NULL;
+    shoal__bv_arena_reset(a);
+}
+
+void shoal__bv_arena_reset(shoal_bv_arena *a)
+{
+    for (struct shoal_bv_block *k = a->blocks, *next; k; k = next) {
+        next = k->next;
+        free(k);
+    }
+    a->blocks = NULL;
+    /* the first buffer, its start aligned */
+    uintptr_t start = ((uintptr_t)a->first + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
+    uintptr_t end = (uintptr_t)a->first + a->cap;
+    a->p = (char *)(start < end ? start : end);
+    a->end = (char *)end;
 }
 
 /* ---- the depth and size check before unpacking ---- */
@@ -458,17 +634,302 @@ static bool valid_message(const ProtobufCMessage *m)
     return d != &shoal__broker__value__descriptor || valid((const bv *)m);
 }
 
+/* ---- the Request decoder (into an arena) ---- */
+
+/* Decoding state: the arena and the number of values met so far. */
+typedef struct dec {
+    shoal_bv_arena *a;
+    size_t values;
+} dec;
+
+/* A field as shoal__pb_field reads it. */
+typedef struct fld {
+    uint32_t number;
+    int wt;
+    uint64_t value;     /* a varint's */
+    const uint8_t *sub; /* a length-delimited field's bytes */
+    size_t len;
+} fld;
+
+#define WT_VARINT 0
+#define WT_I64    1
+#define WT_LEN    2
+
+/* The wire types of the fields of the messages decoded here, by field number (-1:
+ * no such field, skipped). */
+static const int value_wt[12] = {-1,     WT_VARINT, WT_VARINT, WT_VARINT, WT_I64, WT_LEN,
+                                 WT_LEN, WT_LEN,    WT_LEN,    WT_LEN,    WT_LEN, WT_LEN};
+static const int request_wt[8] = {-1,     WT_VARINT, WT_LEN,    WT_LEN,
+                                  WT_LEN, WT_LEN,    WT_VARINT, WT_VARINT};
+static const int len_wt[3] = {-1, WT_LEN, WT_LEN}; /* Seq, Map, Entry, Typed */
+
+/* Reads the next field of *p..end into f: 0, or SHOAL_EINVALID_DATA (detail set) when
+ * it does not decode or a known field (below nwt) has another wire type than wts[]. */
+static int next_field(const uint8_t **p, const uint8_t *end, fld *f, const int *wts,
+                      uint32_t nwt)
+{
+    if (shoal__pb_field(p, end, &f->number, &f->wt, &f->value, &f->sub, &f->len) < 0 ||
+        (f->number < nwt && f->wt != wts[f->number]))
+        return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
+    return 0;
+}
+
+static int no_memory(void)
+{
+    return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
+}
+
+static char *dec_str(dec *d, const fld *f)
+{
+    char *s = arena_alloc(d->a, f->len + 1);
+    if (s) {
+        memcpy(s, f->sub, f->len);
+        s[f->len] = 0;
+    }
+    return s;
+}
+
+static int dec_bin(dec *d, ProtobufCBinaryData *b, const fld *f)
+{
+    b->len = f->len;
+    if (!(b->data = arena_alloc(d->a, f->len ? f->len : 1)))
+        return no_memory();
+    memcpy(b->data, f->sub, f->len);
+    return 0;
+}
+
+/* Allocates room for the occurrences of field `field` (length-delimited) of the
+ * message p..end: *n set to their number. 0 or a SHOAL_E* code. */
+static int count_field(dec *d, const uint8_t *p, const uint8_t *end, uint32_t field,
+                       size_t size, void **room, size_t *n)
+{
+    fld f;
+    size_t count = 0;
+    while (p < end) {
+        if (next_field(&p, end, &f, len_wt, 0) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (f.number == field && f.wt != WT_LEN)
+            return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
+        count += f.number == field;
+    }
+    *n = count;
+    return count && !(*room = arena_alloc(d->a, count * size)) ? no_memory() : 0;
+}
+
+static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv **out);
+
+/* The repeated Value field `field` of the message p..end: *items, *n (every other
+ * field skipped). Counts them first, so that the array is allocated once. */
+static int dec_values(dec *d, const uint8_t *p, const uint8_t *end, uint32_t field,
+                      int depth, bv ***items, size_t *n)
+{
+    size_t count;
+    int rc = count_field(d, p, end, field, sizeof(**items), (void **)items, &count);
+    fld f;
+    for (*n = 0; rc == 0 && *n < count;) {
+        next_field(&p, end, &f, len_wt, 0);
+        if (f.number == field)
+            rc = dec_value(d, f.sub, f.sub + f.len, depth, &(*items)[(*n)++]);
+    }
+    return rc;
+}
+
+/* An Entry: its key (1) and value (2); one missing stays NULL (which valid()
+ * refuses). */
+static int dec_entry(dec *d, const uint8_t *p, const uint8_t *end, int depth,
+                     Shoal__Broker__Entry *e)
+{
+    shoal__broker__entry__init(e);
+    fld f;
+    int rc = 0;
+    while (rc == 0 && p < end)
+        rc = next_field(&p, end, &f, len_wt, 3) < 0 ? SHOAL_EINVALID_DATA
+             : f.number == 1 ? dec_value(d, f.sub, f.sub + f.len, depth, &e->key)
+             : f.number == 2 ? dec_value(d, f.sub, f.sub + f.len, depth, &e->value)
+                             : 0;
+    return rc;
+}
+
+static int dec_map(dec *d, const uint8_t *p, const uint8_t *end, int depth,
+                   Shoal__Broker__Map *m)
+{
+    size_t count;
+    int rc = count_field(d, p, end, 1, sizeof(*m->entries), (void **)&m->entries, &count);
+    fld f;
+    while (rc == 0 && m->n_entries < count) {
+        next_field(&p, end, &f, len_wt, 0);
+        if (f.number != 1)
+            continue;
+        Shoal__Broker__Entry *e = arena_alloc(d->a, sizeof(*e));
+        if (!e)
+            return no_memory();
+        m->entries[m->n_entries++] = e;
+        rc = dec_entry(d, f.sub, f.sub + f.len, depth, e);
+    }
+    return rc;
+}
+
+static int dec_typed(dec *d, const uint8_t *p, const uint8_t *end,
+                     Shoal__Broker__Typed *t)
+{
+    fld f;
+    while (p < end) {
+        if (next_field(&p, end, &f, len_wt, 3) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (f.number == 1 && !(t->type = dec_str(d, &f)))
+            return no_memory();
+        if (f.number == 2 && dec_bin(d, &t->data, &f) < 0)
+            return SHOAL_ENOMEM;
+    }
+    return 0;
+}
+
+/* The container member (list, tuple, map, message) of v that field f sets. */
+static int dec_container(dec *d, bv *v, const fld *f, int depth)
+{
+    const uint8_t *p = f->sub, *end = f->sub + f->len;
+    if (v->kind_case == BV_MAP) {
+        if (!(v->map = arena_alloc(d->a, sizeof(*v->map))))
+            return no_memory();
+        shoal__broker__map__init(v->map);
+        return dec_map(d, p, end, depth, v->map);
+    }
+    if (v->kind_case == BV_MSG) {
+        if (!(v->message = arena_alloc(d->a, sizeof(*v->message))))
+            return no_memory();
+        shoal__broker__typed__init(v->message);
+        return dec_typed(d, p, end, v->message);
+    }
+    Shoal__Broker__Seq *s = arena_alloc(d->a, sizeof(*s));
+    if (!s)
+        return no_memory();
+    shoal__broker__seq__init(s);
+    *(v->kind_case == BV_LIST ? &v->list : &v->tuple) = s;
+    return dec_values(d, p, end, 1, depth, &s->items, &s->n_items);
+}
+
+/* One Value (p..end) nested at depth; a repeated member of the oneof: the last one
+ * counts. */
+static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv **out)
+{
+    if (++d->values > SHOAL_BV_MAX_VALUES || ++depth > SHOAL_BV_MAX_DEPTH)
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "broker message: nested deeper than %d or more than %d values",
+                          SHOAL_BV_MAX_DEPTH, SHOAL_BV_MAX_VALUES);
+    bv *v = *out = arena_alloc(d->a, sizeof(*v));
+    if (!v)
+        return no_memory();
+    shoal__broker__value__init(v);
+    fld f;
+    int rc = 0;
+    while (rc == 0 && p < end) {
+        if (next_field(&p, end, &f, value_wt, 12) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (f.number >= 12)
+            continue; /* unknown: skipped */
+        v->kind_case = (Shoal__Broker__Value__KindCase)f.number;
+        switch (f.number) {
+        case BV_NONE:
+            v->none = f.value != 0;
+            break;
+        case BV_BOOL:
+            v->b = f.value != 0;
+            break;
+        case BV_INT:
+            v->i = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
+            break;
+        case BV_DOUBLE:
+            memcpy(&v->d, p - 8, 8); /* the field's last 8 bytes */
+            break;
+        case BV_STR:
+            rc = (v->s = dec_str(d, &f)) ? 0 : no_memory();
+            break;
+        case BV_BYTES:
+            rc = dec_bin(d, &v->bytes, &f);
+            break;
+        case BV_PICKLE:
+            rc = dec_bin(d, &v->pickle, &f);
+            break;
+        default: /* list, tuple, map, message */
+            rc = dec_container(d, v, &f, depth);
+        }
+    }
+    return rc;
+}
+
+/* Decodes a Request into arena a, checking its depth and size on the way (as scan
+ * does before protobuf-c's unpack): what protobuf-c would decode, except that a
+ * repeated singular message field is not merged (the last one counts) and unknown
+ * fields are dropped. NULL with shoal_errdetail() set. */
+static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a)
+{
+    dec d = {a, 0};
+    breq *r = arena_alloc(a, sizeof(*r));
+    if (!r) {
+        no_memory();
+        return NULL;
+    }
+    shoal__broker__request__init(r);
+    const uint8_t *start = p;
+    fld f;
+    int rc = 0;
+    while (rc == 0 && p < end) {
+        if (next_field(&p, end, &f, request_wt, 8) < 0)
+            return NULL;
+        switch (f.number) {
+        case 1:
+            r->id = f.value;
+            break;
+        case 2:
+        case 4:
+            rc = (*(f.number == 2 ? &r->object : &r->op) = dec_str(&d, &f)) ? 0
+                                                                            : no_memory();
+            break;
+        case 3: /* each repeated field in one pass, the first time it is met */
+            if (!r->path)
+                rc = dec_values(&d, start, end, 3, 0, &r->path, &r->n_path);
+            break;
+        case 5:
+            if (!r->args)
+                rc = dec_values(&d, start, end, 5, 0, &r->args, &r->n_args);
+            break;
+        case 6:
+            r->timeout_ms = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
+            break;
+        case 7:
+            r->thread = f.value;
+            break;
+        }
+    }
+    return rc == 0 ? r : NULL;
+}
+
 ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,
                                    size_t len)
 {
+    return shoal__bv_unpack_in(top, buf, len, NULL);
+}
+
+ProtobufCMessage *shoal__bv_unpack_in(const ProtobufCMessageDescriptor *top,
+                                      const void *buf, size_t len, shoal_bv_arena *a)
+{
     size_t values = 0;
-    if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
-        return NULL;
-    ProtobufCMessage *m = protobuf_c_message_unpack(top, NULL, len, buf);
+    ProtobufCMessage *m;
+    if (a && top == &shoal__broker__request__descriptor) {
+        breq *r = dec_request(buf, (const uint8_t *)buf + len, a);
+        if (!r)
+            return NULL;
+        m = &r->base;
+    } else {
+        if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
+            return NULL;
+        m = protobuf_c_message_unpack(top, a ? &a->pa : NULL, len, buf);
+    }
     if (!m) {
         shoal__err(SHOAL_EINVALID_DATA, "broker message %s: does not decode", top->name);
     } else if (!valid_message(m)) {
-        protobuf_c_message_free_unpacked(m, NULL);
+        if (!a)
+            protobuf_c_message_free_unpacked(m, NULL);
         m = NULL;
         shoal__err(
             SHOAL_EINVALID_DATA,
