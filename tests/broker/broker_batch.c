@@ -52,16 +52,15 @@ static shoal_broker *open_broker(const char *dir)
 
 static broker_session *const SESSION = (broker_session *)&data_dir;
 
-/* A packed request obj.op(args...) (args taken over); id 0. */
-static ProtobufCBinaryData item(const char *obj, const char *op, size_t nargs, ...)
+/* The packed request id: obj.op(args...) (the nargs values of ap, freed). */
+static ProtobufCBinaryData vpack(uint64_t id, const char *obj, const char *op,
+                                 size_t nargs, va_list ap)
 {
     bv *args[4];
-    va_list ap;
-    va_start(ap, nargs);
     for (size_t i = 0; i < nargs; i++)
         args[i] = va_arg(ap, bv *);
-    va_end(ap);
     breq r = SHOAL__BROKER__REQUEST__INIT;
+    r.id = id;
     r.object = (char *)obj;
     r.op = (char *)op;
     r.args = args;
@@ -71,6 +70,16 @@ static ProtobufCBinaryData item(const char *obj, const char *op, size_t nargs, .
     assert_non_null(d.data);
     for (size_t i = 0; i < nargs; i++)
         shoal__bv_free(args[i]);
+    return d;
+}
+
+/* A batch item obj.op(args...) (args taken over). */
+static ProtobufCBinaryData item(const char *obj, const char *op, size_t nargs, ...)
+{
+    va_list ap;
+    va_start(ap, nargs);
+    ProtobufCBinaryData d = vpack(0, obj, op, nargs, ap);
+    va_end(ap);
     return d;
 }
 
@@ -95,28 +104,16 @@ static brep *batch(shoal_broker *b, ProtobufCBinaryData *items, size_t n)
     return last;
 }
 
-/* Runs one plain request obj.op(args...); its reply. */
+/* Runs one plain request obj.op(args...) (args taken over); its reply. */
 static brep *call(shoal_broker *b, const char *obj, const char *op, size_t nargs, ...)
 {
-    bv *args[4];
     va_list ap;
     va_start(ap, nargs);
-    for (size_t i = 0; i < nargs; i++)
-        args[i] = va_arg(ap, bv *);
+    ProtobufCBinaryData d = vpack(5, obj, op, nargs, ap);
     va_end(ap);
-    breq r = SHOAL__BROKER__REQUEST__INIT;
-    r.id = 5;
-    r.object = (char *)obj;
-    r.op = (char *)op;
-    r.args = args;
-    r.n_args = nargs;
-    size_t len;
-    void *buf = shoal__bv_pack(&r.base, &len);
-    for (size_t i = 0; i < nargs; i++)
-        shoal__bv_free(args[i]);
     ndelivered = 0;
-    broker_request(b, SESSION, 7, buf, len);
-    free(buf);
+    broker_request(b, SESSION, 7, d.data, d.len);
+    free(d.data);
     assert_int_equal(ndelivered, 1);
     assert_int_equal(last->id, 5);
     return last;
