@@ -15,7 +15,8 @@
  * dispatcher packs a reply only when it failed (core.c's pend), and that reply is
  * the last one pending when `run` returns (the replies of waiters the item
  * satisfied come after it, and an item that failed changed nothing, so woke none):
- * this file takes it back from the pending list and keeps its status and error.
+ * this file takes it back from the pending list and keeps its status and error (a
+ * successful reply there is a waiter's, with id 0, that the item satisfied: left).
  *
  * The batch runs as one step: no other request runs between its items, and with a
  * data directory they share one commit (the one broker_run makes after the batch),
@@ -61,10 +62,14 @@ static int take_failure(shoal_broker *b, broker_session *s, size_t npend, size_t
     if (b->npend <= npend || b->pend[npend].s != s || b->pend[npend].id != 0)
         return 0; /* it succeeded */
     struct broker_pend p = b->pend[npend];
+    brep *r = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, p.buf, p.len);
+    if (r && r->status >= 0) { /* a waiter with id 0 the item satisfied: not its */
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        return 0;
+    }
     memmove(&b->pend[npend], &b->pend[npend + 1],
             (b->npend - npend - 1) * sizeof(*b->pend));
     b->npend--;
-    brep *r = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, p.buf, p.len);
     free(p.buf);
     int rc = add_failure(out, index, r ? r->status : SHOAL_ENOMEM,
                          r ? r->error : "broker: out of memory");
