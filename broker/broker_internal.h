@@ -155,4 +155,14 @@ size_t broker__watch_count(const bobj *o);
 /* The Watch handler (session.c's method table). */
 int broker_watch(shoal_rpc_ctx *ctx, void *arg);
 
+/*
+ * batch.c: a request with batch items, under b->mu. `run` is core.c's dispatcher
+ * (takes its request over); each item goes through it. Returns 0 with *result the
+ * failures (NULL: none), or a negative SHOAL_E* code for the whole batch.
+ */
+typedef void (*broker_run_fn)(shoal_broker *b, broker_session *s, uint64_t sid,
+                              breq *req);
+int broker__batch(shoal_broker *b, broker_session *s, uint64_t sid, const breq *req,
+                  broker_run_fn run, bv **result);
+
 #endif

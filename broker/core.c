@@ -1789,7 +1789,9 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
     op_ctx c = {.b = b, .req = req, .sid = sid};
     bobj *o = NULL;
     int rc;
-    if (!*req->object)
+    if (req->n_batch) /* batch.c: its items run through this function */
+        rc = broker__batch(b, s, sid, req, dispatch, &c.result);
+    else if (!*req->object)
         rc = op_broker(b, &c);
     else if (!strcmp(req->op, "create"))
         rc = op_create(b, &c);

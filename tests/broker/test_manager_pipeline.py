@@ -24,6 +24,11 @@ def _read(d, key, out):
     out.put(d.get(key))
 
 
+def _read_after(ev, d, n, out):
+    ev.wait(20)
+    out.put([d.get(i) for i in range(n)])
+
+
 class PipelineTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -35,6 +40,33 @@ class PipelineTest(unittest.TestCase):
 
     def tearDown(self):
         managers.pipeline_depth = 64
+
+    def test_a_failed_write_in_the_middle_of_batches(self):
+        # 300 writes span several batches; the one at 130 fails: its error comes once,
+        # at the next call that waits, and every write after it ran
+        d, v = self.m.dict(), self.m.Value("i", 0)
+        for i in range(300):
+            if i == 130:
+                v.value = "not an int"
+            d[i] = i
+        with self.assertRaises(TypeError):
+            len(d)
+        self.assertEqual(len(d), 300)
+        self.assertEqual(d[299], 299)
+
+    def test_a_signalling_write_carries_the_data_writes_before_it(self):
+        # data writes may wait in the thread's batch; an event set goes out at once
+        # with them, so a process woken by it sees them
+        d, ev = self.m.dict(), self.m.Event()
+        out = multiprocessing.get_context("fork").Queue()
+        p = multiprocessing.get_context("fork").Process(target=_read_after,
+                                                        args=(ev, d, 5, out))
+        p.start()
+        for i in range(5):
+            d[i] = i * 10
+        ev.set()
+        self.assertEqual(out.get(timeout=30), [0, 10, 20, 30, 40])
+        p.join()
 
     def test_writes_keep_their_order(self):
         d, l, ns = self.m.dict(), self.m.list(), self.m.Namespace()

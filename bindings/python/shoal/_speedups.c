@@ -1001,13 +1001,19 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * Python encoder managers._enc_value, and a reply Value of another kind (a message,
  * a pickle) to managers._dec_value, so the two paths cannot disagree.
  *
- * Pipelined writes are kept per thread in a ring of (request id, proxy, op, args)
- * entries, no Python objects made: write() collects the oldest reply when the ring
- * holds `depth` writes, request() and flush() collect them all; the first error a
- * reply carries is made by proxy._exception(op, args, status, error) and raised
- * once, by the thread's next request() or flush(). The GIL is released while
- * libshoal sends and waits. Buffers are never shared between threads: each call
- * encodes on its own stack.
+ * Pipelined writes are batched per thread (broker.proto's Request.batch, docs/broker.md
+ * "Batches"): write() encodes the Request on its stack and appends it as an item of
+ * the thread's open batch — a buffer of encoded items and an array of (proxy, op,
+ * args) references, no Python object made — and the batch goes out as one frame once
+ * it holds `depth` writes or BATCH_BYTES, or when the thread's next request() or
+ * flush() comes (they send it and collect every batch in flight first). Up to
+ * BATCHES_IN_FLIGHT batches of a thread are in flight: sending one more collects the
+ * oldest reply first. A batch's reply lists only its failed items; the first error
+ * is made by proxy._exception(op, args, status, error) of the failed write and
+ * raised once, by the thread's next request() or flush(). The GIL is released while
+ * libshoal sends and waits. A thread's batch buffer is its own; each call encodes
+ * its Request on its own stack first (an encoder calling back into Python can never
+ * leave half an item in a batch).
  */
 
 static int fetch(PyObject *addrs, const char *name, void **out);
@@ -1488,16 +1494,33 @@ static int dec_reply_py(const void *p, size_t n, int *status, PyObject **err,
 
 /* ---- the session ---- */
 
+/* A pipelined write: what its error is made from (owned references). */
 typedef struct {
-    uint64_t rid;
-    PyObject *proxy, *op, *args; /* owned */
+    PyObject *proxy, *op, *args;
 } pend;
 
-/* A thread's pipelined writes: a ring, oldest at head; the first error not raised. */
+/* A batch sent: the id of its request and its writes, in order. */
+typedef struct {
+    uint64_t rid;
+    size_t n;
+    pend *e;
+} sent;
+
+/* At most this many batches of a thread in flight: the broker runs one while the
+ * thread fills the next. */
+#define BATCHES_IN_FLIGHT 2
+/* A batch is sent once its items take this many bytes. */
+#define BATCH_BYTES 32768
+
+/* A thread's pipelined writes: the open batch (its encoded items in buf, their
+ * writes in open), the batches sent (oldest at fl[0]), the first error not raised. */
 typedef struct {
     unsigned long tid;
-    pend *q;
-    size_t head, n, cap;
+    wbuf *buf; /* on the heap, made on first use */
+    pend *open;
+    size_t nopen, capopen;
+    sent fl[BATCHES_IN_FLIGHT];
+    size_t nfl;
     PyObject *error;
 } tpend;
 
@@ -1525,34 +1548,47 @@ static tpend *find_thread(ManagerBase *s, unsigned long tid, int make)
         return NULL;
     }
     s->t = t;
-    s->t[s->nt] = (tpend){tid, NULL, 0, 0, 0, NULL};
+    s->t[s->nt] = (tpend){.tid = tid};
     s->last = s->nt++;
     return &s->t[s->last];
 }
 
-static void pend_clear(pend *e)
+static void pends_free(pend *e, size_t n)
 {
-    Py_CLEAR(e->proxy);
-    Py_CLEAR(e->op);
-    Py_CLEAR(e->args);
+    for (size_t i = 0; i < n; i++) {
+        Py_CLEAR(e[i].proxy);
+        Py_CLEAR(e[i].op);
+        Py_CLEAR(e[i].args);
+    }
+    PyMem_Free(e);
+}
+
+static int pends_visit(pend *e, size_t n, visitproc visit, void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        Py_VISIT(e[i].proxy);
+        Py_VISIT(e[i].op);
+        Py_VISIT(e[i].args);
+    }
+    return 0;
 }
 
 static int ManagerBase_traverse(ManagerBase *s, visitproc visit, void *arg)
 {
     for (size_t i = 0; i < s->nt; i++) {
         tpend *t = &s->t[i];
-        for (size_t j = 0; j < t->n; j++) {
-            pend *e = &t->q[(t->head + j) % t->cap];
-            Py_VISIT(e->proxy);
-            Py_VISIT(e->op);
-            Py_VISIT(e->args);
-        }
+        int rc = pends_visit(t->open, t->nopen, visit, arg);
+        for (size_t j = 0; !rc && j < t->nfl; j++)
+            rc = pends_visit(t->fl[j].e, t->fl[j].n, visit, arg);
+        if (rc)
+            return rc;
         Py_VISIT(t->error);
     }
     return 0;
 }
 
-/* Forgets every thread's writes in flight (their replies are never collected). */
+/* Forgets every thread's writes, open or in flight (their replies are never
+ * collected). */
 static int ManagerBase_clear(ManagerBase *s)
 {
     tpend *ts = s->t;
@@ -1560,9 +1596,13 @@ static int ManagerBase_clear(ManagerBase *s)
     s->t = NULL;
     s->nt = s->last = 0;
     for (size_t i = 0; i < nt; i++) {
-        for (size_t j = 0; j < ts[i].n; j++)
-            pend_clear(&ts[i].q[(ts[i].head + j) % ts[i].cap]);
-        PyMem_Free(ts[i].q);
+        pends_free(ts[i].open, ts[i].nopen);
+        for (size_t j = 0; j < ts[i].nfl; j++)
+            pends_free(ts[i].fl[j].e, ts[i].fl[j].n);
+        if (ts[i].buf) {
+            wbuf_done(ts[i].buf);
+            PyMem_Free(ts[i].buf);
+        }
         Py_CLEAR(ts[i].error);
     }
     PyMem_Free(ts);
@@ -1596,13 +1636,11 @@ static void *h_of(ManagerBase *s)
     return s->h;
 }
 
-/* Encodes and sends a Request; sets *rid. 0, or -1 with an exception set. */
-static int send_request(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
-                        PyObject *args, long long timeout_ms, uint64_t *rid)
+/* Encodes a Request into b: id rid (0: none, a batch item), the target, op, args,
+ * timeout and the calling thread. 0, or -1 with an exception set. */
+static int enc_request(wbuf *b, uint64_t rid, PyObject *target, int pickle, PyObject *op,
+                       PyObject *args, long long timeout_ms)
 {
-    void *h = h_of(s);
-    if (!h)
-        return -1;
     if (!PyBytes_Check(target) || !PyUnicode_Check(op) || !PyTuple_Check(args)) {
         PyErr_SetString(PyExc_TypeError, "ManagerBase: target (bytes), op (str), args "
                                          "(tuple) expected");
@@ -1612,28 +1650,40 @@ static int send_request(ManagerBase *s, PyObject *target, int pickle, PyObject *
     const char *ops = PyUnicode_AsUTF8AndSize(op, &oplen);
     if (!ops)
         return -1;
+    int rc = (rid && put_tag_varint(b, 0x08, rid)) ||
+             put_bytes(b, PyBytes_AS_STRING(target), (size_t)PyBytes_GET_SIZE(target)) ||
+             put_len_field(b, 0x22, ops, (size_t)oplen);
+    for (Py_ssize_t i = 0; !rc && i < PyTuple_GET_SIZE(args); i++)
+        rc = enc_field(b, 0x2a, PyTuple_GET_ITEM(args, i), pickle, 0);
+    if (!rc && timeout_ms)
+        rc = put_tag_varint(b, 0x30,
+                            ((uint64_t)timeout_ms << 1) ^ (uint64_t)(timeout_ms >> 63));
+    if (!rc)
+        rc = put_tag_varint(b, 0x38, (uint64_t)thread_ident());
+    return rc ? -1 : 0;
+}
+
+/* Sends p[len] (the GIL released). 0, or -1 with an exception set. */
+static int send_frame(void *h, const void *p, size_t len)
+{
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = mlib.send_raw(h, p, len);
+    PyEval_RestoreThread(ts);
+    return rc < 0 ? (raise_rc(rc), -1) : 0;
+}
+
+/* Encodes and sends a Request; sets *rid. 0, or -1 with an exception set. */
+static int send_request(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
+                        PyObject *args, long long timeout_ms, uint64_t *rid)
+{
+    void *h = h_of(s);
+    if (!h)
+        return -1;
     wbuf b;
     wbuf_init(&b);
     *rid = mlib.next_id(h);
-    int rc = put_tag_varint(&b, 0x08, *rid) ||
-             put_bytes(&b, PyBytes_AS_STRING(target), (size_t)PyBytes_GET_SIZE(target)) ||
-             put_len_field(&b, 0x22, ops, (size_t)oplen);
-    for (Py_ssize_t i = 0; !rc && i < PyTuple_GET_SIZE(args); i++)
-        rc = enc_field(&b, 0x2a, PyTuple_GET_ITEM(args, i), pickle, 0);
-    if (!rc && timeout_ms)
-        rc = put_tag_varint(&b, 0x30,
-                            ((uint64_t)timeout_ms << 1) ^ (uint64_t)(timeout_ms >> 63));
-    if (!rc)
-        rc = put_tag_varint(&b, 0x38, (uint64_t)thread_ident());
-    if (!rc) {
-        PyThreadState *ts = PyEval_SaveThread();
-        int src = mlib.send_raw(h, b.p, b.len);
-        PyEval_RestoreThread(ts);
-        if (src < 0) {
-            raise_rc(src);
-            rc = -1;
-        }
-    }
+    int rc = enc_request(&b, *rid, target, pickle, op, args, timeout_ms) ||
+             send_frame(h, b.p, b.len);
     wbuf_done(&b);
     return rc ? -1 : 0;
 }
@@ -1662,39 +1712,117 @@ static int wait_reply(ManagerBase *s, uint64_t rid, int *status, PyObject **err,
     return rc;
 }
 
-/* Collects the reply to thread t's oldest write; keeps the first error. */
+/* Keeps the error of write e (status, err) as thread tid's first, unless it has one. */
+static int keep_error(ManagerBase *s, unsigned long tid, pend *e, int status,
+                      PyObject *err)
+{
+    tpend *t = find_thread(s, tid, 0);
+    if (!t || t->error)
+        return 0;
+    PyObject *exc = PyObject_CallMethod(e->proxy, "_exception", "OOiO", e->op, e->args,
+                                        status, err ? err : Py_None);
+    if (!exc)
+        return -1;
+    if ((t = find_thread(s, tid, 0)) != NULL && !t->error)
+        t->error = exc;
+    else
+        Py_DECREF(exc);
+    return 0;
+}
+
+/* The first failure a batch reply's result lists: its index, status and error (a
+ * borrowed reference), or index -1. */
+static Py_ssize_t first_failure(PyObject *result, int *status, PyObject **err)
+{
+    if (!result || !PyList_Check(result) || !PyList_GET_SIZE(result))
+        return -1;
+    PyObject *f = PyList_GET_ITEM(result, 0);
+    if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 3)
+        return -1;
+    Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(f, 0));
+    long st = PyLong_AsLong(PyTuple_GET_ITEM(f, 1));
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    *status = (int)st;
+    *err = PyTuple_GET_ITEM(f, 2);
+    return i;
+}
+
+/* Collects the reply to thread tid's oldest batch in flight; keeps the first error
+ * (a failed batch: its first write's). */
 static int collect_one(ManagerBase *s, unsigned long tid)
 {
     tpend *t = find_thread(s, tid, 0);
-    if (!t || !t->n)
+    if (!t || !t->nfl)
         return 0;
-    pend e = t->q[t->head];
-    t->head = (t->head + 1) % t->cap;
-    t->n--;
+    sent b = t->fl[0];
+    memmove(&t->fl[0], &t->fl[1], --t->nfl * sizeof(sent));
     int status;
-    PyObject *err;
-    int rc = wait_reply(s, e.rid, &status, &err, NULL);
-    if (rc == 0 && status < 0 && (t = find_thread(s, tid, 0)) != NULL && !t->error) {
-        PyObject *exc = PyObject_CallMethod(e.proxy, "_exception", "OOiO", e.op, e.args,
-                                            status, err ? err : Py_None);
-        if (!exc)
-            rc = -1;
-        else if ((t = find_thread(s, tid, 0)) != NULL && !t->error)
-            t->error = exc;
-        else
-            Py_DECREF(exc);
+    PyObject *err = NULL, *result = NULL;
+    int rc = wait_reply(s, b.rid, &status, &err, &result);
+    if (rc == 0) {
+        Py_ssize_t i = 0;
+        PyObject *ferr = err;
+        if (status >= 0 && (i = first_failure(result, &status, &ferr)) >= (Py_ssize_t)b.n)
+            i = -1;
+        if (i >= 0)
+            rc = keep_error(s, tid, &b.e[i], status, ferr);
     }
     Py_XDECREF(err);
-    pend_clear(&e);
+    Py_XDECREF(result);
+    pends_free(b.e, b.n);
     return rc;
 }
 
-/* Collects all of thread tid's writes in flight; raises the first error they
- * carried. 0, or -1 with an exception set. */
+/* Sends thread tid's open batch (collecting the oldest in flight first when
+ * BATCHES_IN_FLIGHT are). 0, or -1 with an exception set. */
+static int send_batch(ManagerBase *s, unsigned long tid)
+{
+    tpend *t = find_thread(s, tid, 0);
+    if (!t || !t->nopen)
+        return 0;
+    while (t->nfl == BATCHES_IN_FLIGHT) {
+        if (collect_one(s, tid))
+            return -1;
+        if (!(t = find_thread(s, tid, 0)) || !t->nopen)
+            return 0;
+    }
+    void *h = h_of(s);
+    if (!h)
+        return -1;
+    wbuf *b = t->buf;
+    sent sb = {mlib.next_id(h), t->nopen, t->open};
+    t->buf = NULL; /* this call's while it sends */
+    t->open = NULL;
+    t->nopen = t->capopen = 0;
+    t->fl[t->nfl++] = sb;
+    int rc = put_tag_varint(b, 0x08, sb.rid) || send_frame(h, b->p, b->len);
+    if ((t = find_thread(s, tid, 0)) != NULL && !t->buf) {
+        b->len = 0;
+        t->buf = b;
+    } else {
+        wbuf_done(b);
+        PyMem_Free(b);
+    }
+    if (rc && t && t->nfl && t->fl[t->nfl - 1].rid == sb.rid) {
+        t->nfl--; /* not sent: no reply to wait for */
+        pends_free(sb.e, sb.n);
+    }
+    return rc ? -1 : 0;
+}
+
+/* Sends thread tid's open batch and collects all of its batches in flight; raises
+ * the first error they carried. 0, or -1 with an exception set. */
 static int flush_thread(ManagerBase *s, unsigned long tid)
 {
-    tpend *t;
-    while ((t = find_thread(s, tid, 0)) != NULL && t->n)
+    tpend *t = find_thread(s, tid, 0);
+    if (!t)
+        return 0;
+    if ((t->nopen || t->nfl) && send_batch(s, tid))
+        return -1;
+    while ((t = find_thread(s, tid, 0)) != NULL && t->nfl)
         if (collect_one(s, tid))
             return -1;
     if (t && t->error) {
@@ -1704,6 +1832,17 @@ static int flush_thread(ManagerBase *s, unsigned long tid)
         Py_DECREF(e);
         return -1;
     }
+    return 0;
+}
+
+/* Sends every thread's open batch: before a call that waits (its thread's batch
+ * then collected by flush_thread), the writes of the session's other threads go out
+ * too, as the call may wait for one of them. 0, or -1 with an exception set. */
+static int send_all(ManagerBase *s)
+{
+    for (size_t i = 0; i < s->nt; i++)
+        if (s->t[i].nopen && send_batch(s, s->t[i].tid))
+            return -1;
     return 0;
 }
 
@@ -1722,7 +1861,7 @@ static PyObject *ManagerBase_request(ManagerBase *s, PyObject *const *a, Py_ssiz
                         "request(target, pickle, op, args, timeout_ms) expected");
         return NULL;
     }
-    if (ll_arg(a[4], &timeout) || flush_thread(s, thread_ident()))
+    if (ll_arg(a[4], &timeout) || send_all(s) || flush_thread(s, thread_ident()))
         return NULL;
     uint64_t rid;
     int status;
@@ -1759,7 +1898,7 @@ static PyObject *ManagerBase_op(ManagerBase *s, PyObject *const *a, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "op(proxy, target, pickle, op, args) expected");
         return NULL;
     }
-    if (flush_thread(s, thread_ident()))
+    if (send_all(s) || flush_thread(s, thread_ident()))
         return NULL;
     uint64_t rid;
     int status;
@@ -1787,49 +1926,78 @@ static PyObject *ManagerBase_op(ManagerBase *s, PyObject *const *a, Py_ssize_t n
     return NULL;
 }
 
-/* write(proxy, target, pickle, op, args, timeout_ms, depth): sends a write without
- * waiting for its reply (collecting the oldest one first when depth are in flight). */
-static PyObject *ManagerBase_write(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
+/* Appends write a (its Request encoded in item) to thread tid's open batch, sending
+ * the batch first when the item would take it past BATCH_BYTES. */
+static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
+                        PyObject *const *a)
 {
-    long long timeout, depth;
-    if (n != 7) {
-        PyErr_SetString(PyExc_TypeError, "write(proxy, target, pickle, op, args, "
-                                         "timeout_ms, depth) expected");
-        return NULL;
-    }
-    if (ll_arg(a[5], &timeout) || ll_arg(a[6], &depth))
-        return NULL;
-    unsigned long tid = thread_ident();
     tpend *t = find_thread(s, tid, 1);
+    if (t && t->nopen && t->buf && t->buf->len + item->len > BATCH_BYTES &&
+        (send_batch(s, tid) || !(t = find_thread(s, tid, 1))))
+        return -1;
     if (!t)
-        return NULL;
-    if ((long long)t->n >= depth && collect_one(s, tid))
-        return NULL;
-    uint64_t rid;
-    if (send_request(s, a[1], PyObject_IsTrue(a[2]) == 1, a[3], a[4], timeout, &rid))
-        return NULL;
-    if (!(t = find_thread(s, tid, 1)))
-        return NULL;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        pend *q = PyMem_Malloc(cap * sizeof(*q));
-        if (!q)
-            return PyErr_NoMemory(); /* sent: its reply is left for the session */
-        for (size_t j = 0; j < t->n; j++)
-            q[j] = t->q[(t->head + j) % t->cap];
-        PyMem_Free(t->q);
-        t->q = q;
-        t->head = 0;
-        t->cap = cap;
+        return -1;
+    if (!t->buf) {
+        if (!(t->buf = PyMem_Malloc(sizeof(wbuf)))) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        wbuf_init(t->buf);
     }
-    pend *e = &t->q[(t->head + t->n++) % t->cap];
-    e->rid = rid;
+    if (t->nopen == t->capopen) {
+        size_t cap = t->capopen ? t->capopen * 2 : 16;
+        pend *e = PyMem_Realloc(t->open, cap * sizeof(*e));
+        if (!e) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->open = e;
+        t->capopen = cap;
+    }
+    if (wbuf_room(t->buf, item->len + 11) ||
+        put_len_field(t->buf, 0x42, item->p, item->len))
+        return -1;
+    pend *e = &t->open[t->nopen++];
     Py_INCREF(a[0]);
     Py_INCREF(a[3]);
     Py_INCREF(a[4]);
     e->proxy = a[0];
     e->op = a[3];
     e->args = a[4];
+    return 0;
+}
+
+/* write(proxy, target, pickle, op, args, timeout_ms, depth, send=True): a write
+ * whose reply nobody waits for: an item of the thread's open batch, sent at once
+ * with send (a write that may wake another client: the batch carries the writes
+ * before it), else once the batch holds depth writes or BATCH_BYTES, or by the
+ * thread's next request or flush. */
+static PyObject *ManagerBase_write(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
+{
+    long long timeout, depth;
+    if (n != 7 && n != 8) {
+        PyErr_SetString(PyExc_TypeError, "write(proxy, target, pickle, op, args, "
+                                         "timeout_ms, depth, send=True) expected");
+        return NULL;
+    }
+    int now =
+        n == 7 || a[7] == Py_True || (a[7] != Py_False && PyObject_IsTrue(a[7]) == 1);
+    if (ll_arg(a[5], &timeout) || ll_arg(a[6], &depth) || !h_of(s))
+        return NULL;
+    wbuf b;
+    wbuf_init(&b);
+    unsigned long tid = thread_ident();
+    int rc = enc_request(&b, 0, a[1], a[2] == Py_True || PyObject_IsTrue(a[2]) == 1, a[3],
+                         a[4], timeout) ||
+             append_write(s, tid, &b, a);
+    wbuf_done(&b);
+    if (rc)
+        return NULL;
+    tpend *t = find_thread(s, tid, 0);
+    if (t &&
+        (now || (long long)t->nopen >= depth || (t->buf && t->buf->len >= BATCH_BYTES)) &&
+        send_batch(s, tid))
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1851,13 +2019,23 @@ static PyObject *ManagerBase_flush(ManagerBase *s, PyObject *const *a, Py_ssize_
     Py_RETURN_NONE;
 }
 
+/* _send_open(): sends every thread's open batch (before a fork: the child and the
+ * broker see the writes made so far). */
+static PyObject *ManagerBase_send_open(ManagerBase *s, PyObject *unused)
+{
+    (void)unused;
+    if (send_all(s))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* _pending_tids() -> the threads with writes in flight or an error not raised */
 static PyObject *ManagerBase_pending_tids(ManagerBase *s, PyObject *unused)
 {
     (void)unused;
     PyObject *out = PyList_New(0);
     for (size_t i = 0; out && i < s->nt; i++)
-        if (s->t[i].n || s->t[i].error) {
+        if (s->t[i].nopen || s->t[i].nfl || s->t[i].error) {
             PyObject *x = PyLong_FromUnsignedLong(s->t[i].tid);
             if (!x || PyList_Append(out, x))
                 Py_CLEAR(out);
@@ -1887,9 +2065,12 @@ static PyMethodDef ManagerBase_methods[] = {
      "op(proxy, target, pickle, op, args) -> result: request() of a call with no "
      "timeout; raises proxy._exception(...) for an error status"},
     {"write", (PyCFunction)(void (*)(void))ManagerBase_write, METH_FASTCALL,
-     "write(proxy, target, pickle, op, args, timeout_ms, depth): a pipelined write"},
+     "write(proxy, target, pickle, op, args, timeout_ms, depth, send=True): a pipelined "
+     "write (send=False: it may wait in the thread's batch)"},
     {"flush", (PyCFunction)(void (*)(void))ManagerBase_flush, METH_FASTCALL,
      "flush(tid=None): collects a thread's pipelined writes, raises their first error"},
+    {"_send_open", (PyCFunction)ManagerBase_send_open, METH_NOARGS,
+     "_send_open(): sends every thread's open batch of pipelined writes"},
     {"_pending_tids", (PyCFunction)ManagerBase_pending_tids, METH_NOARGS,
      "the threads with pipelined writes in flight"},
     {"_attach", (PyCFunction)ManagerBase_attach, METH_O,

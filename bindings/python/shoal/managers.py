@@ -307,9 +307,11 @@ def _check_tls(tls):
 
 
 # Writes whose result the caller does not need before its next call (d[k] = v,
-# l.append(x), lock.release(), ...) go out without waiting for their replies: up to
-# this many in flight per thread, collected by that thread's next call that needs a
-# reply (or flush(), or pickling a proxy, or the session closing). 0: every call waits.
+# l.append(x), lock.release(), ...) go out without waiting for their replies,
+# collected by that thread's next call that needs a reply (or flush(), or pickling a
+# proxy, or the session closing). With the C extension they travel in batches of up
+# to this many (docs/broker.md, "Batches"); without it, up to this many are in flight
+# per thread. 0: every call waits.
 pipeline_depth = 64
 
 
@@ -361,9 +363,10 @@ class _PyWire:
         self.flush()
         return self._reply(self._send(target, op, args, timeout_ms, allow_pickle))
 
-    def write(self, proxy, target, allow_pickle, op, args, timeout_ms, depth):
+    def write(self, proxy, target, allow_pickle, op, args, timeout_ms, depth, send=True):
         """Sends a write of proxy's without waiting for its reply (collecting the
-        oldest reply first when depth are in flight)."""
+        oldest reply first when depth are in flight). Every write is sent at once
+        here (send is for the C extension's batches)."""
         tid = threading.get_ident()
         p = self.pending.get(tid)
         if p is None:
@@ -398,6 +401,9 @@ class _PyWire:
         e, p.error = p.error, None
         if e is not None:
             raise e
+
+    def _send_open(self):
+        pass  # nothing is kept unsent here
 
     def _pending_tids(self):
         return [tid for tid, p in self.pending.items() if p.q or p.error is not None]
@@ -502,7 +508,18 @@ def _forget_sessions():
     _sessions.clear()  # a forked child opens its own
 
 
-os.register_at_fork(after_in_child=_forget_sessions)
+def _send_batches():
+    """Before a fork: the writes kept in batches go out, so the child (and everyone)
+    sees them."""
+    for s in list(_sessions.values()):
+        if s.pid == _pid and s.handle:
+            try:
+                s._send_open()
+            except Exception:
+                pass  # a session that failed: its next call raises
+
+
+os.register_at_fork(before=_send_batches, after_in_child=_forget_sessions)
 
 
 @atexit.register
@@ -592,6 +609,9 @@ class Watch:
         the timeout passed. Raises StopIteration once the watch is over."""
         if self._done or not self._h:
             raise StopIteration
+        s = self._session
+        if s.handle and s.pid == _pid:
+            s._send_open()  # the changes it waits for may be this process's writes
         buf, ln = ctypes.c_void_p(), ctypes.c_size_t()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -648,6 +668,11 @@ class BaseProxy:
     a container inside another, the path of keys to it)."""
 
     _kind = 0
+    # Whether a pipelined write of this proxy may wake another client (a lock
+    # released, an event set, an item put): such a write goes out at once, with the
+    # thread's writes before it; the writes of data proxies (False) may wait in the
+    # thread's batch until its next call that waits, or the batch is full.
+    _signals = True
 
     def __init__(self, address, authkey, name, path=(), allow_pickle=False):
         object.__setattr__(self, "_address", address)
@@ -713,7 +738,8 @@ class BaseProxy:
         if pipeline_depth <= 0:
             s.op(self, self._tgt, self._pickle, op, args)
         else:
-            s.write(self, self._tgt, self._pickle, op, args, 0, pipeline_depth)
+            s.write(self, self._tgt, self._pickle, op, args, 0, pipeline_depth,
+                    self._signals)
 
     def __reduce__(self):
         flush(self)  # the process it goes to sees this one's writes
@@ -766,6 +792,8 @@ def _nested(proxy, key, value):
 
 
 class _Container(BaseProxy):
+    _signals = False
+
     def __len__(self):
         return self._op("len")
 
@@ -948,6 +976,7 @@ class ListProxy(_Container):
 
 class NamespaceProxy(BaseProxy):
     _kind = NAMESPACE
+    _signals = False
 
     def __getattr__(self, key):
         if key.startswith("_"):
@@ -975,6 +1004,7 @@ class NamespaceProxy(BaseProxy):
 
 class ValueProxy(BaseProxy):
     _kind = VALUE
+    _signals = False
 
     def get(self):
         return self._op("get")
@@ -996,6 +1026,7 @@ class ValueProxy(BaseProxy):
 
 class ArrayProxy(BaseProxy):
     _kind = ARRAY
+    _signals = False
 
     def __len__(self):
         return self._op("len")
@@ -1128,7 +1159,8 @@ class _Acquirer(BaseProxy):
             if pipeline_depth <= 0:
                 s.op(self, self._tgt, self._pickle, "release", n)
             else:
-                s.write(self, self._tgt, self._pickle, "release", n, 0, pipeline_depth)
+                s.write(self, self._tgt, self._pickle, "release", n, 0, pipeline_depth,
+                        True)
         else:
             self._op("release", *n)
 
