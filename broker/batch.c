@@ -10,8 +10,9 @@
  *
  * The dispatcher (core.c) hands a request with items here, under the broker's
  * mutex, with itself as `run`. Each item is decoded with the same checks as a
- * request of its own (shoal__bv_unpack), counted, given id 0 and no timeout, and run
- * through `run` exactly as a request of its own — for an item with id 0 the
+ * request of its own (shoal__bv_unpack_in, into an arena reset after each item),
+ * counted, given id 0 and no timeout, and run through `run` exactly as a request of
+ * its own — for an item with id 0 the
  * dispatcher packs a reply only when it failed (core.c's pend), and that reply is
  * the last one pending when `run` returns (the replies of waiters the item
  * satisfied come after it, and an item that failed changed nothing, so woke none):
@@ -29,6 +30,7 @@
  * a batch of more than BATCH_ITEMS_MAX items (SHOAL_EMSGSIZE), which would hold the
  * broker's mutex too long.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,9 @@
 
 /* The most items one batch may carry. */
 #define BATCH_ITEMS_MAX 4096
+/* Each item is decoded into an arena on the stack (as core.c's broker_run decodes a
+ * request), dropped once it ran: larger items take blocks from malloc. */
+#define BATCH_ARENA_BYTES 2048
 
 /* Appends (index, status, error) to the failures list *out (made on first use). */
 static int add_failure(bv **out, size_t index, int status, const char *error)
@@ -78,11 +83,12 @@ static int take_failure(shoal_broker *b, broker_session *s, size_t npend, size_t
     return rc;
 }
 
-/* Decodes item i; NULL (its failure recorded) when it may not run. */
-static breq *item(shoal_broker *b, const breq *req, size_t i, bv **out, int *rc)
+/* Decodes item i into arena a; NULL (its failure recorded) when it may not run. */
+static breq *item(shoal_broker *b, const breq *req, size_t i, shoal_bv_arena *a, bv **out,
+                  int *rc)
 {
-    breq *r = (breq *)shoal__bv_unpack(&shoal__broker__request__descriptor,
-                                       req->batch[i].data, req->batch[i].len);
+    breq *r = (breq *)shoal__bv_unpack_in(&shoal__broker__request__descriptor,
+                                          req->batch[i].data, req->batch[i].len, a);
     b->requests++;
     if (!r) {
         b->bad_requests++;
@@ -99,7 +105,6 @@ static breq *item(shoal_broker *b, const breq *req, size_t i, bv **out, int *rc)
         b->bad_requests += r->n_batch != 0;
         *rc =
             add_failure(out, i, r->n_batch ? SHOAL_EINVALID_DATA : SHOAL_EINVAL, detail);
-        protobuf_c_message_free_unpacked(&r->base, NULL);
         return NULL;
     }
     r->id = 0; /* a reply only if it fails */
@@ -116,13 +121,17 @@ int broker__batch(shoal_broker *b, broker_session *s, uint64_t sid, const breq *
                           req->n_batch, BATCH_ITEMS_MAX);
     bv *out = NULL;
     int rc = 0;
+    max_align_t space[BATCH_ARENA_BYTES / sizeof(max_align_t)];
+    shoal_bv_arena arena;
+    shoal__bv_arena_init(&arena, space, sizeof(space));
     for (size_t i = 0; i < req->n_batch && rc == 0; i++) {
-        breq *r = item(b, req, i, &out, &rc);
-        if (!r)
-            continue;
-        size_t npend = b->npend;
-        run(b, s, sid, r); /* takes r over */
-        rc = take_failure(b, s, npend, i, &out);
+        breq *r = item(b, req, i, &arena, &out, &rc);
+        if (r) {
+            size_t npend = b->npend;
+            run(b, s, sid, r); /* copies out whatever it keeps (core.c) */
+            rc = take_failure(b, s, npend, i, &out);
+        }
+        shoal__bv_arena_reset(&arena);
     }
     if (rc < 0) {
         shoal__bv_free(out);

@@ -659,8 +659,8 @@ typedef struct fld {
  * no such field, skipped). */
 static const int value_wt[12] = {-1,     WT_VARINT, WT_VARINT, WT_VARINT, WT_I64, WT_LEN,
                                  WT_LEN, WT_LEN,    WT_LEN,    WT_LEN,    WT_LEN, WT_LEN};
-static const int request_wt[8] = {-1,     WT_VARINT, WT_LEN,    WT_LEN,
-                                  WT_LEN, WT_LEN,    WT_VARINT, WT_VARINT};
+static const int request_wt[9] = {-1,     WT_VARINT, WT_LEN,    WT_LEN, WT_LEN,
+                                  WT_LEN, WT_VARINT, WT_VARINT, WT_LEN};
 static const int len_wt[3] = {-1, WT_LEN, WT_LEN}; /* Seq, Map, Entry, Typed */
 
 /* Reads the next field of *p..end into f: 0, or SHOAL_EINVALID_DATA (detail set) when
@@ -857,6 +857,19 @@ static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv
     return rc;
 }
 
+/* Copies the items of the request's batch (field 8, each a packed Request that
+ * batch.c decodes when it runs it) into the arena. 0 or a SHOAL_E* code. */
+static int dec_batch(dec *d, const uint8_t *p, const uint8_t *end, breq *r)
+{
+    int rc =
+        count_field(d, p, end, 8, sizeof(*r->batch), (void **)&r->batch, &r->n_batch);
+    fld f;
+    for (size_t i = 0; rc == 0 && i < r->n_batch;)
+        if ((rc = next_field(&p, end, &f, len_wt, 0)) == 0 && f.number == 8)
+            rc = dec_bin(d, &r->batch[i++], &f);
+    return rc;
+}
+
 /* Decodes a Request into arena a, checking its depth and size on the way (as scan
  * does before protobuf-c's unpack): what protobuf-c would decode, except that a
  * repeated singular message field is not merged (the last one counts) and unknown
@@ -874,7 +887,7 @@ static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a
     fld f;
     int rc = 0;
     while (rc == 0 && p < end) {
-        if (next_field(&p, end, &f, request_wt, 8) < 0)
+        if (next_field(&p, end, &f, request_wt, 9) < 0)
             return NULL;
         switch (f.number) {
         case 1:
@@ -898,6 +911,10 @@ static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a
             break;
         case 7:
             r->thread = f.value;
+            break;
+        case 8:
+            if (!r->batch)
+                rc = dec_batch(&d, start, end, r);
             break;
         }
     }
