@@ -405,6 +405,9 @@ class _PyWire:
     def _send_open(self):
         pass  # nothing is kept unsent here
 
+    def _idle_stop(self):
+        pass  # no idle flusher here
+
     def _pending_tids(self):
         return [tid for tid, p in self.pending.items() if p.q or p.error is not None]
 
@@ -420,6 +423,7 @@ def _c_wire():
             "shoal_manager_next_id", "shoal_manager_send_raw", "shoal_manager_wait_raw",
             "shoal_manager_free")},
         _enc_value, _dec_value, _dec_reply, error)
+    os.register_at_fork(after_in_child=speedups.manager_after_fork)
     return speedups.ManagerBase
 
 
@@ -459,6 +463,7 @@ class _Session(_Wire):
                 except Exception as e:  # ShoalError, KeyError, ... of a pipelined write
                     if first is None and tid == threading.get_ident():
                         first = e
+            self._idle_stop()
             C.manager_close(self.handle)
         self.handle = None
         self._attach(None)
