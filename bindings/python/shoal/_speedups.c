@@ -37,8 +37,8 @@
  *              the faster pickle.dumps serves).
  *   ManagerBase the requests and replies of a shoal.Manager session: one C call per
  *              proxied operation encodes broker.proto's Request, sends it, and waits
- *              for and decodes the Reply, or keeps a pipelined write in a per-thread
- *              ring (the section's own comment says more); encode_value and
+ *              for and decodes the Reply, or adds a pipelined write to its thread's
+ *              batch (the section's own comment says more); encode_value and
  *              decode_value expose its Value codec.
  *
  * The module does not link against libshoal: init() receives the addresses of the
@@ -1016,6 +1016,22 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * libshoal sends and waits. A thread's batch buffer is its own; each call encodes
  * its Request on its own stack first (an encoder calling back into Python can never
  * leave half an item in a batch).
+ *
+ * Idle flush: a thread that writes and then sleeps or computes must not keep its
+ * writes from the other processes. One daemon thread per process (idle_loop, started
+ * by the first batch opened) sleeps with the GIL released while no batch is open;
+ * otherwise it runs a round every IDLE_NS (1 ms): it advances its tick and sends,
+ * with send_batch, every open batch whose first write noted an earlier tick. A write
+ * that opens a batch notes the tick and, when its session is not on the flusher's
+ * list, puts it there and wakes the flusher (one signal per batch at most); a round
+ * drops the sessions with nothing open. The flusher runs send_batch for another
+ * thread: everything it touches is re-found after each GIL release, a collection
+ * takes its batch out of fl[] before waiting, and `sending` keeps two senders of one
+ * thread's batches from overtaking each other (the owner waits its turn; the flusher
+ * skips to its next round). An error it collects is kept for the owner thread, as
+ * above; any other (a dead session) is dropped: the owner's next call fails anyway.
+ * close() first takes the session off the flusher (_idle_stop); a forked child,
+ * where the thread does not exist, forgets its state (manager_after_fork).
  */
 
 static int fetch(PyObject *addrs, const char *name, void **out);

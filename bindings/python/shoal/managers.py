@@ -26,6 +26,10 @@ Differences from multiprocessing, all on purpose:
   ``l.append(x)``, ``ns.x = v``, ``lock.release()``, ...) are pipelined: sent without
   waiting for the reply. A refused one raises its error from that thread's next call
   that waits for a reply, from ``flush()``, or from ``shutdown()`` (docs/broker.md).
+  With the C extension they travel in per-thread batches, sent when full, at the
+  thread's next call that waits or write that may wake someone, and at the latest
+  about 1 ms after the batch's first write, even if the thread then sleeps or
+  computes (a background thread sends it): other processes see a write promptly.
 
 Proxies pickle by (address, authkey, name), so they pass to child processes however
 started; each process opens its own session with the broker on first use.
