@@ -8,6 +8,7 @@ Run by CTest (broker.pipeline) with SHOAL_LIBRARY, SHOAL_CLI and PYTHONPATH set.
 import multiprocessing
 import pickle
 import threading
+import time
 import unittest
 
 import shoal
@@ -27,6 +28,25 @@ def _read(d, key, out):
 def _read_after(ev, d, n, out):
     ev.wait(20)
     out.put([d.get(i) for i in range(n)])
+
+
+def _poll(d, keys, out, limit=10.0):
+    """Puts how long keys took to show in d (or None after limit seconds)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if all(d.get(k) is not None for k in keys):
+            out.put(time.monotonic() - t0)
+            return
+        time.sleep(0.005)
+    out.put(None)
+
+
+def _write_then_idle(d, keys, ready):
+    """A forked child: writes, tells, then idles without any manager call."""
+    for k in keys:
+        d[k] = "child"
+    ready.put(True)
+    time.sleep(3)
 
 
 class PipelineTest(unittest.TestCase):
@@ -67,6 +87,59 @@ class PipelineTest(unittest.TestCase):
         ev.set()
         self.assertEqual(out.get(timeout=30), [0, 10, 20, 30, 40])
         p.join()
+
+    def test_idle_writes_reach_other_processes(self):
+        # a thread writes a few keys then sleeps with no other manager call: the idle
+        # flusher sends its batch, and another process sees the keys well before the
+        # sleep ends
+        d = self.m.dict()
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        p = ctx.Process(target=_poll, args=(d, ["status", "step"], out))
+        p.start()
+        d["status"] = "running"
+        d["step"] = 1
+        t0 = time.monotonic()
+        time.sleep(2)
+        waited = out.get(timeout=30)
+        p.join()
+        self.assertIsNotNone(waited, "the writes never showed")
+        # seen while the writer slept (polled from before the writes)
+        self.assertLess(waited, 0.5 + (time.monotonic() - t0 - 2))
+
+    def test_an_error_found_by_the_idle_flusher_comes_at_the_next_call(self):
+        # three batches sent by the idle flusher alone (the thread only sleeps
+        # between them): sending the third collects the first, whose write failed;
+        # the error is the writer's, raised once at its next call
+        d, v = self.m.dict(), self.m.Value("i", 0)
+        v.value = "not an int"
+        for i in range(3):
+            d[i] = i
+            time.sleep(0.2)
+        with self.assertRaises(TypeError):
+            len(d)
+        self.assertEqual(len(d), 3)
+        self.assertEqual(v.value, 0)
+
+    def test_a_forked_childs_idle_writes_are_sent(self):
+        # the flusher thread is not in a forked child: the child's first batch starts
+        # its own, and its writes show while it idles
+        d = self.m.dict()
+        d["parent"] = 1  # the parent's flusher running
+        time.sleep(0.1)
+        ctx = multiprocessing.get_context("fork")
+        ready = ctx.Queue()
+        p = ctx.Process(target=_write_then_idle, args=(d, ["a", "b"], ready))
+        p.start()
+        self.assertTrue(ready.get(timeout=30))
+        t0 = time.monotonic()
+        while d.get("b") is None and time.monotonic() - t0 < 10:
+            time.sleep(0.005)
+        seen = time.monotonic() - t0
+        self.assertEqual((d.get("a"), d.get("b")), ("child", "child"))
+        self.assertLess(seen, 2.5)  # before the child's sleep ends
+        p.join()
+        self.assertEqual(p.exitcode, 0)
 
     def test_writes_keep_their_order(self):
         d, l, ns = self.m.dict(), self.m.list(), self.m.Namespace()

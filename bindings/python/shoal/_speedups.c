@@ -37,8 +37,8 @@
  *              the faster pickle.dumps serves).
  *   ManagerBase the requests and replies of a shoal.Manager session: one C call per
  *              proxied operation encodes broker.proto's Request, sends it, and waits
- *              for and decodes the Reply, or keeps a pipelined write in a per-thread
- *              ring (the section's own comment says more); encode_value and
+ *              for and decodes the Reply, or adds a pipelined write to its thread's
+ *              batch (the section's own comment says more); encode_value and
  *              decode_value expose its Value codec.
  *
  * The module does not link against libshoal: init() receives the addresses of the
@@ -56,8 +56,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <structmember.h>
 #include <unistd.h>
 
@@ -1014,6 +1016,22 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * libshoal sends and waits. A thread's batch buffer is its own; each call encodes
  * its Request on its own stack first (an encoder calling back into Python can never
  * leave half an item in a batch).
+ *
+ * Idle flush: a thread that writes and then sleeps or computes must not keep its
+ * writes from the other processes. One daemon thread per process (idle_loop, started
+ * by the first batch opened) sleeps with the GIL released while no batch is open;
+ * otherwise it runs a round every IDLE_NS (1 ms): it advances its tick and sends,
+ * with send_batch, every open batch whose first write noted an earlier tick. A write
+ * that opens a batch notes the tick and, when its session is not on the flusher's
+ * list, puts it there and wakes the flusher (one signal per batch at most); a round
+ * drops the sessions with nothing open. The flusher runs send_batch for another
+ * thread: everything it touches is re-found after each GIL release, a collection
+ * takes its batch out of fl[] before waiting, and `sending` keeps two senders of one
+ * thread's batches from overtaking each other (the owner waits its turn; the flusher
+ * skips to its next round). An error it collects is kept for the owner thread, as
+ * above; any other (a dead session) is dropped: the owner's next call fails anyway.
+ * close() first takes the session off the flusher (_idle_stop); a forked child,
+ * where the thread does not exist, forgets its state (manager_after_fork).
  */
 
 static int fetch(PyObject *addrs, const char *name, void **out);
@@ -1522,13 +1540,18 @@ typedef struct {
     sent fl[BATCHES_IN_FLIGHT];
     size_t nfl;
     PyObject *error;
+    uint64_t tick; /* the idle flusher's round when the open batch got its first write */
+    int sending;   /* a batch of this thread is being sent (by it or the flusher) */
 } tpend;
 
 typedef struct {
     PyObject_HEAD void *h; /* the shoal_manager, NULL when detached */
     tpend *t;              /* per thread, nt of them */
     size_t nt;
-    size_t last; /* the index last found */
+    size_t last;   /* the index last found */
+    int listed;    /* on the idle flusher's list */
+    int idle_busy; /* the idle flusher is sending or collecting for it */
+    int closing;   /* _idle_stop() called: the flusher leaves it alone */
 } ManagerBase;
 
 static tpend *find_thread(ManagerBase *s, unsigned long tid, int make)
@@ -1776,18 +1799,33 @@ static int collect_one(ManagerBase *s, unsigned long tid)
     return rc;
 }
 
-/* Sends thread tid's open batch (collecting the oldest in flight first when
- * BATCHES_IN_FLIGHT are). 0, or -1 with an exception set. */
-static int send_batch(ManagerBase *s, unsigned long tid)
+/* Lets the other threads run for a moment (the GIL released). */
+static void yield_gil(void)
 {
-    tpend *t = find_thread(s, tid, 0);
-    if (!t || !t->nopen)
-        return 0;
-    while (t->nfl == BATCHES_IN_FLIGHT) {
-        if (collect_one(s, tid))
-            return -1;
+    PyThreadState *ts = PyEval_SaveThread();
+    sched_yield();
+    PyEval_RestoreThread(ts);
+}
+
+/* Sends thread tid's open batch (collecting the oldest in flight first when
+ * BATCHES_IN_FLIGHT are). A batch of tid being sent by another thread (the idle
+ * flusher, or tid itself while the flusher runs) goes first: the caller waits for it,
+ * or with idle (the flusher) leaves the batch for later. 0, or -1 with an exception
+ * set. */
+static int send_batch(ManagerBase *s, unsigned long tid, int idle)
+{
+    tpend *t;
+    for (;;) {
         if (!(t = find_thread(s, tid, 0)) || !t->nopen)
             return 0;
+        if (t->sending) {
+            if (idle)
+                return 0;
+            yield_gil();
+        } else if (t->nfl < BATCHES_IN_FLIGHT)
+            break;
+        else if (collect_one(s, tid))
+            return -1;
     }
     void *h = h_of(s);
     if (!h)
@@ -1798,8 +1836,11 @@ static int send_batch(ManagerBase *s, unsigned long tid)
     t->open = NULL;
     t->nopen = t->capopen = 0;
     t->fl[t->nfl++] = sb;
+    t->sending = 1;
     int rc = put_tag_varint(b, 0x08, sb.rid) || send_frame(h, b->p, b->len);
-    if ((t = find_thread(s, tid, 0)) != NULL && !t->buf) {
+    if ((t = find_thread(s, tid, 0)) != NULL)
+        t->sending = 0;
+    if (t && !t->buf) {
         b->len = 0;
         t->buf = b;
     } else {
@@ -1820,7 +1861,7 @@ static int flush_thread(ManagerBase *s, unsigned long tid)
     tpend *t = find_thread(s, tid, 0);
     if (!t)
         return 0;
-    if ((t->nopen || t->nfl) && send_batch(s, tid))
+    if ((t->nopen || t->nfl) && send_batch(s, tid, 0))
         return -1;
     while ((t = find_thread(s, tid, 0)) != NULL && t->nfl)
         if (collect_one(s, tid))
@@ -1841,7 +1882,7 @@ static int flush_thread(ManagerBase *s, unsigned long tid)
 static int send_all(ManagerBase *s)
 {
     for (size_t i = 0; i < s->nt; i++)
-        if (s->t[i].nopen && send_batch(s, s->t[i].tid))
+        if (s->t[i].nopen && send_batch(s, s->t[i].tid, 0))
             return -1;
     return 0;
 }
@@ -1926,6 +1967,180 @@ static PyObject *ManagerBase_op(ManagerBase *s, PyObject *const *a, Py_ssize_t n
     return NULL;
 }
 
+/* ---- the idle flusher ---- */
+
+/* The process's idle flusher: a daemon thread running idle_loop. `list` (the
+ * sessions with an open batch, strong references), `tick`, `started` and the
+ * sessions' `listed` are the GIL's; `want` (list not empty) and `sleeping` are also
+ * read by the flusher with the GIL released, under `mu`. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int want, sleeping, started;
+    uint64_t tick;
+    PyObject *list;
+} idle = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 1, NULL};
+
+#define IDLE_NS 1000000 /* an open batch waits at most about this long */
+
+static PyMethodDef idle_loop_def;
+
+/* Starts the flusher thread (threading.Thread(target=idle_loop, daemon=True)). */
+static void idle_start(void)
+{
+    PyObject *th = PyImport_ImportModule("threading");
+    PyObject *cls = th ? PyObject_GetAttrString(th, "Thread") : NULL;
+    PyObject *fn = cls ? PyCFunction_New(&idle_loop_def, NULL) : NULL;
+    PyObject *kw = fn ? Py_BuildValue("{sOsOss}", "target", fn, "daemon", Py_True, "name",
+                                      "shoal-idle-flush")
+                      : NULL;
+    PyObject *t = kw ? PyObject_Call(cls, empty_tuple, kw) : NULL;
+    idle.started = 1; /* set first: start() lets other threads run */
+    PyObject *r = t ? PyObject_CallMethod(t, "start", NULL) : NULL;
+    if (!r) {
+        idle.started = 0; /* not now (the interpreter ending): the next batch retries */
+        PyErr_Clear();
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(t);
+    Py_XDECREF(kw);
+    Py_XDECREF(fn);
+    Py_XDECREF(cls);
+    Py_XDECREF(th);
+}
+
+static void idle_want(int want)
+{
+    pthread_mutex_lock(&idle.mu);
+    idle.want = want;
+    if (want && idle.sleeping)
+        pthread_cond_signal(&idle.cv);
+    pthread_mutex_unlock(&idle.mu);
+}
+
+/* Thread t of s opened a batch: it is sent at the latest after the flusher's next
+ * round. Best effort: a batch not listed goes out at its thread's next call. */
+static void idle_note(ManagerBase *s, tpend *t)
+{
+    t->tick = idle.tick;
+    if (s->listed || s->closing || !idle.list)
+        return;
+    if (PyList_Append(idle.list, (PyObject *)s)) {
+        PyErr_Clear();
+        return;
+    }
+    s->listed = 1;
+    idle_want(1);
+    if (!idle.started)
+        idle_start();
+}
+
+static int has_open(ManagerBase *s)
+{
+    for (size_t i = 0; i < s->nt; i++)
+        if (s->t[i].nopen)
+            return 1;
+    return 0;
+}
+
+/* Sends the batches of s opened before this round. An error is the owner thread's:
+ * one found in a reply is kept for it; a dead session fails its next call anyway. */
+static void idle_send(ManagerBase *s)
+{
+    s->idle_busy++;
+    for (size_t i = 0; i < s->nt && !s->closing; i++) {
+        tpend *t = &s->t[i];
+        if (t->nopen && t->tick < idle.tick && send_batch(s, t->tid, 1))
+            PyErr_Clear();
+    }
+    s->idle_busy--;
+}
+
+/* One round (the GIL held): the open batches of an earlier round are sent; the
+ * sessions with nothing open leave the list. */
+static void idle_round(void)
+{
+    idle.tick++;
+    PyObject *snap = PyList_GetSlice(idle.list, 0, PY_SSIZE_T_MAX);
+    if (!snap) {
+        PyErr_Clear();
+        return;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(snap); i++)
+        idle_send((ManagerBase *)PyList_GET_ITEM(snap, i));
+    Py_DECREF(snap);
+    PyObject *keep = PyList_New(0);
+    if (!keep) {
+        PyErr_Clear();
+        return;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(idle.list); i++) {
+        ManagerBase *s = (ManagerBase *)PyList_GET_ITEM(idle.list, i);
+        if (!s->closing && has_open(s) && !PyList_Append(keep, (PyObject *)s))
+            continue;
+        PyErr_Clear();
+        s->listed = 0; /* its next batch lists it again */
+    }
+    Py_SETREF(idle.list, keep);
+    idle_want(PyList_GET_SIZE(keep) > 0);
+}
+
+/* The flusher's body: sleeps (the GIL released) while no batch is open, else runs a
+ * round every IDLE_NS. Never returns; at the interpreter's end, it is a daemon thread
+ * asleep or stopped by CPython when it asks for the GIL. */
+static PyObject *idle_loop(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    for (;;) {
+        PyThreadState *ts = PyEval_SaveThread();
+        pthread_mutex_lock(&idle.mu);
+        while (!idle.want) {
+            idle.sleeping = 1;
+            pthread_cond_wait(&idle.cv, &idle.mu);
+        }
+        idle.sleeping = 0;
+        pthread_mutex_unlock(&idle.mu);
+        struct timespec nap = {0, IDLE_NS};
+        nanosleep(&nap, NULL);
+        PyEval_RestoreThread(ts);
+        idle_round();
+    }
+    Py_UNREACHABLE();
+}
+
+static PyMethodDef idle_loop_def = {"_idle_loop", idle_loop, METH_NOARGS,
+                                    "the idle flusher's thread body"};
+
+/* manager_after_fork(): in a forked child, where the flusher thread does not exist:
+ * forgets its list and state (the next batch starts a new one). */
+static PyObject *m_manager_after_fork(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    pthread_mutex_init(&idle.mu, NULL);
+    pthread_cond_init(&idle.cv, NULL);
+    idle.want = idle.sleeping = idle.started = 0;
+    for (Py_ssize_t i = 0; idle.list && i < PyList_GET_SIZE(idle.list); i++) {
+        ManagerBase *s = (ManagerBase *)PyList_GET_ITEM(idle.list, i);
+        s->listed = s->idle_busy = 0;
+    }
+    if (idle.list && PyList_SetSlice(idle.list, 0, PY_SSIZE_T_MAX, NULL))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _idle_stop(): before the session closes: the flusher leaves it (waiting for a send
+ * or collection of its own to end). */
+static PyObject *ManagerBase_idle_stop(ManagerBase *s, PyObject *unused)
+{
+    (void)unused;
+    s->closing = 1;
+    while (s->idle_busy)
+        yield_gil();
+    Py_RETURN_NONE;
+}
+
 /* Appends write a (its Request encoded in item) to thread tid's open batch, sending
  * the batch first when the item would take it past BATCH_BYTES. */
 static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
@@ -1933,7 +2148,7 @@ static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
 {
     tpend *t = find_thread(s, tid, 1);
     if (t && t->nopen && t->buf && t->buf->len + item->len > BATCH_BYTES &&
-        (send_batch(s, tid) || !(t = find_thread(s, tid, 1))))
+        (send_batch(s, tid, 0) || !(t = find_thread(s, tid, 1))))
         return -1;
     if (!t)
         return -1;
@@ -1964,6 +2179,8 @@ static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
     e->proxy = a[0];
     e->op = a[3];
     e->args = a[4];
+    if (t->nopen == 1)
+        idle_note(s, t); /* last: it may let other threads run */
     return 0;
 }
 
@@ -1996,7 +2213,7 @@ static PyObject *ManagerBase_write(ManagerBase *s, PyObject *const *a, Py_ssize_
     tpend *t = find_thread(s, tid, 0);
     if (t &&
         (now || (long long)t->nopen >= depth || (t->buf && t->buf->len >= BATCH_BYTES)) &&
-        send_batch(s, tid))
+        send_batch(s, tid, 0))
         return NULL;
     Py_RETURN_NONE;
 }
@@ -2073,6 +2290,8 @@ static PyMethodDef ManagerBase_methods[] = {
      "_send_open(): sends every thread's open batch of pipelined writes"},
     {"_pending_tids", (PyCFunction)ManagerBase_pending_tids, METH_NOARGS,
      "the threads with pipelined writes in flight"},
+    {"_idle_stop", (PyCFunction)ManagerBase_idle_stop, METH_NOARGS,
+     "_idle_stop(): the idle flusher leaves this session (before it closes)"},
     {"_attach", (PyCFunction)ManagerBase_attach, METH_O,
      "_attach(handle): the shoal_manager (None: detach, forgetting writes in flight)"},
     {NULL, NULL, 0, NULL}};
@@ -2232,6 +2451,8 @@ static PyMethodDef module_methods[] = {
      "Whether pickling o involves only builtin scalars, tuples and lists."},
     {"manager_init", (PyCFunction)(void (*)(void))m_manager_init, METH_FASTCALL,
      "manager_init(addresses, enc_value, dec_value, dec_reply, error)"},
+    {"manager_after_fork", m_manager_after_fork, METH_NOARGS,
+     "manager_after_fork(): in a forked child, forgets the parent's idle flusher"},
     {"encode_value", (PyCFunction)(void (*)(void))m_encode_value, METH_FASTCALL,
      "encode_value(v, pickle) -> bytes: a Manager request's Value"},
     {"decode_value", m_decode_value, METH_O,
@@ -2259,7 +2480,8 @@ PyMODINIT_FUNC PyInit__speedups(void)
         PyType_Ready(&ManagerBase_Type) < 0)
         return NULL;
     empty_tuple = PyTuple_New(0);
-    if (!empty_tuple)
+    idle.list = PyList_New(0);
+    if (!empty_tuple || !idle.list)
         return NULL;
     PyObject *mod = PyModule_Create(&module);
     if (!mod)

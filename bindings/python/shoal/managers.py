@@ -26,6 +26,10 @@ Differences from multiprocessing, all on purpose:
   ``l.append(x)``, ``ns.x = v``, ``lock.release()``, ...) are pipelined: sent without
   waiting for the reply. A refused one raises its error from that thread's next call
   that waits for a reply, from ``flush()``, or from ``shutdown()`` (docs/broker.md).
+  With the C extension they travel in per-thread batches, sent when full, at the
+  thread's next call that waits or write that may wake someone, and at the latest
+  about 1 ms after the batch's first write, even if the thread then sleeps or
+  computes (a background thread sends it): other processes see a write promptly.
 
 Proxies pickle by (address, authkey, name), so they pass to child processes however
 started; each process opens its own session with the broker on first use.
@@ -405,6 +409,9 @@ class _PyWire:
     def _send_open(self):
         pass  # nothing is kept unsent here
 
+    def _idle_stop(self):
+        pass  # no idle flusher here
+
     def _pending_tids(self):
         return [tid for tid, p in self.pending.items() if p.q or p.error is not None]
 
@@ -420,6 +427,7 @@ def _c_wire():
             "shoal_manager_next_id", "shoal_manager_send_raw", "shoal_manager_wait_raw",
             "shoal_manager_free")},
         _enc_value, _dec_value, _dec_reply, error)
+    os.register_at_fork(after_in_child=speedups.manager_after_fork)
     return speedups.ManagerBase
 
 
@@ -459,6 +467,7 @@ class _Session(_Wire):
                 except Exception as e:  # ShoalError, KeyError, ... of a pipelined write
                     if first is None and tid == threading.get_ident():
                         first = e
+            self._idle_stop()
             C.manager_close(self.handle)
         self.handle = None
         self._attach(None)
