@@ -40,18 +40,7 @@
  *
  * A reply too large for the transport becomes an error reply (SHOAL_EMSGSIZE) with
  * the same id.
- *
- * Spinning. A session's thread spins for the client's next request before it sleeps
- * (the process's spin budget, shoal_set_spin_ns), which pays while the session and its
- * client each have a CPU: the next request then arrives with no wake-up on either
- * side. With more sessions than that (every session, and a local client, wanting a
- * CPU of those the broker may run on) a spinning thread only takes the CPU that the
- * client or another session needs to make progress: the broker spins while
- * 2 x sessions <= its CPUs (sched_getaffinity), and sleeps at once otherwise
- * (spin_policy, at each session's start and end; the budget itself stays the one the
- * process started with).
  */
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,25 +210,6 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-/* Counts the running sessions (delta +1 or -1) and sets the process's spin budget:
- * the one it started with while there is a CPU for every session and its client,
- * none past that (the top comment). */
-static void spin_policy(int delta)
-{
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static int sessions, cpus;
-    static int64_t budget;
-    pthread_mutex_lock(&mu);
-    if (!cpus) {
-        cpu_set_t set;
-        cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-        budget = shoal_spin_ns();
-    }
-    sessions += delta;
-    shoal_set_spin_ns(2 * sessions <= cpus ? budget : 0);
-    pthread_mutex_unlock(&mu);
-}
-
 static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
 {
     memset(s, 0, sizeof(*s));
@@ -275,7 +245,6 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     void *msg;
     size_t len;
     int batch = 0;
-    spin_policy(1);
     shoal_rpc_ctx_set_direct(ctx, 1); /* this thread reads the client's requests */
     while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
         pthread_mutex_lock(&s.mu);
@@ -290,7 +259,6 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         send_ready(&s);
         wait_room(&s, ctx);
     }
-    spin_policy(-1);
     broker_commit(b); /* a batch the stream's end cut short */
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
