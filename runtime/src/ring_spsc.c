@@ -2,57 +2,46 @@
  * ring_spsc.c — the single-producer single-consumer ring (its table of operations is
  * shoal__ring_spsc_ops; ring.c holds geometry, attaching, waiting and dispatch).
  *
- * Slots are dense and carry a 32-bit ready marker: a typed slot is the marker, padding
- * to the element's alignment, then the element; a variable-size slot a 32-bit length,
- * the marker, then the message. The marker of the slot at position p is p + 1 (modulo
- * 2^32) once the message at p is published: the slot's earlier laps left other values
- * (capacity is at most 2^30) and a zero-filled ring is empty. The producer writes the
- * slot, stores its marker with a release store, then the tail (its line of the header);
- * the consumer polls the marker of the head slot alone — so a message moves in the one
- * cache line its slot shares with its marker, and the consumer never reads the tail's
- * line for a single message (a batch reads the tail once for all it takes) — copies
- * the slot, then publishes the head with a release store. Neither makes a locked
- * instruction or a fence (the sleeper counts: "The wake path" in ring.c). A consumer
- * killed before publishing the head leaves the message for the next consumer.
+ * Slots are dense (a bare array of elements; variable-size: a 32-bit length, padded to
+ * 8 bytes, before each message) and have no per-slot state: the head and tail indexes,
+ * on separate cache lines, say everything. The producer writes the slot, then
+ * publishes the tail with a release store; the consumer copies the slot, then
+ * publishes the head with a release store. Neither makes a locked instruction or a
+ * fence (the sleeper counts: "The wake path" in ring.c). A producer killed before
+ * publishing leaves nothing; a consumer killed before publishing leaves the message
+ * for the next consumer.
  *
  * Exact shutdown without a compare-and-swap on the tail. A put runs
  *     busy = me; [order]; if (closed) { busy = 0; ECLOSED }
- *     write the slot; marker = t + 1 (release); tail = t + 1 (release);
- *     busy = 0 (release)
- * where busy (put_busy, on a line only the producer writes) is the producer's owner
- * id and [order] is store_load_order. Shutdown stores closed = RING_CLOSING, issues
- * the barrier (shoal__ring_barrier: membarrier), then moves closed to RING_SEALED.
- * The barrier splits every put in two cases: either its load of `closed` comes after
- * the barrier and sees it, so the put reports SHOAL_ECLOSED and publishes nothing; or
- * it came before, and then so did its store of busy, which is therefore visible to
- * whoever looks after the barrier. A consumer that finds the ring empty and `closed`
- * at RING_SEALED reads busy (acquire), then the head slot's marker and the tail
- * (acquire): busy == 0 means every put that saw the ring open has published (its
- * marker and tail stores precede its release of busy), so an empty ring is the end of
- * the stream (SHOAL_EEOF); busy naming a live process means a put is in flight: the
- * consumer waits for it (it publishes and wakes as usual, or clears busy and wakes on
- * finding the ring closed). Hence a put that returned 0 is delivered before the end,
- * and a put that starts after shutdown reports SHOAL_ECLOSED.
- *
- * SIGKILL at any instant. A producer killed inside a put leaves busy naming a dead
- * owner, which consumers ignore: what it published is there, nothing else is. Killed
- * after writing the slot, before its marker: nothing is published, the next put
- * writes the slot again. Killed between the marker and the tail store: the message is
- * published (the consumer goes by the marker) and the tail lags it; the producer's
- * next position is therefore the tail moved past every slot already marked for its
- * position (sp_tail: one load of the slot line the put writes anyway), so the next
- * producer neither overwrites nor loses that message, and the counters and inspection
- * read the tail the same way. A consumer that finds the tail behind its head takes
- * the marker's word for it (sp_refresh). A closer killed between its two steps leaves
+ *     write the slot; tail = t + 1 (release); busy = 0 (release)
+ * where busy (put_busy, on the tail's line) is the producer's owner id and [order]
+ * is store_load_order. Shutdown stores closed = RING_CLOSING, issues the barrier
+ * (shoal__ring_barrier: membarrier), then moves closed to RING_SEALED. The barrier
+ * splits every put in two cases: either its load of `closed` comes after the barrier
+ * and sees it, so the put reports SHOAL_ECLOSED and publishes nothing; or it came
+ * before, and then so did its store of busy, which is therefore visible to whoever
+ * looks after the barrier. A consumer that finds the ring empty and `closed` at
+ * RING_SEALED reads busy (acquire), then the tail (acquire): busy == 0 means every
+ * put that saw the ring open has published (its tail store precedes its release of
+ * busy), so an empty ring is the end of the stream (SHOAL_EEOF); busy naming a live
+ * process means a put is in flight: the consumer waits for it (it publishes and wakes
+ * as usual, or clears busy and wakes on finding the ring closed). Hence a put that
+ * returned 0 is delivered before the end, and a put that starts after shutdown
+ * reports SHOAL_ECLOSED. SIGKILL at any instant: a producer killed inside a put
+ * leaves busy naming a dead owner, which consumers ignore (what it published before
+ * its death is there, nothing else is); a closer killed between the two steps leaves
  * RING_CLOSING, which the first consumer to find the ring empty completes (barrier,
- * then RING_SEALED) — the barrier is the same whoever issues it. Shutdown itself never
- * waits for a producer, so a stopped producer cannot block it.
+ * then RING_SEALED) — the barrier is the same whoever issues it. Shutdown itself
+ * never waits for a producer, so a stopped producer cannot block it.
  *
  * Each side keeps a cached copy of the other side's index (head_cache, tail_cache in
- * the process's view): a hint that is never ahead of what is published, refreshed only
- * when it shows too little room or too few messages, so the common put touches the
- * head's line once per many messages. A loan is the slot at the tail (one at a time),
- * a peek the slot at the head, remembered in the view until commit or release.
+ * the process's view): a hint that is never ahead of the real value, refreshed only
+ * when it shows too little room or too few messages, so the common put or get touches
+ * the other side's cache line once per many messages. A consumer refreshing its copy
+ * of the tail also asks for the head slot's line (a prefetch), so that a consumer
+ * polling an empty ring fetches the tail's line and the slot's together when a message
+ * comes, not one after the other. A loan is the slot at the tail (one at a time), a
+ * peek the slot at the head, remembered in the view until commit or release.
  *
  * One put and one get — the index helpers and the two try forms — are inline in
  * ring_spsc.h, in two instances: the try forms of the table, and the fast attempt
@@ -68,11 +57,8 @@
 static void sp_geom(shoal__ring_geom *g, uint32_t align)
 {
     bool var = g->flags & SHOAL__RING_VAR;
-    /* variable-size: length, marker, message; typed: marker, padding, element */
-    g->data_off = var ? 8 : (uint32_t)round_up(4, align);
-    g->stride = (uint32_t)round_up(g->data_off + g->max_msg, var         ? 8
-                                                             : align < 4 ? 4
-                                                                         : align);
+    g->data_off = var ? 8 : 0;
+    g->stride = (uint32_t)round_up(g->data_off + g->max_msg, var ? 8 : align);
 }
 
 static void sp_format(unsigned char *slots, const shoal__ring_geom *g)
@@ -105,7 +91,8 @@ int shoal__spsc_empty(shoal__ring *r, uint64_t hd)
     if (c != RING_SEALED)
         sp_seal(r);
     uint32_t busy = atomic_load_explicit(&r->h->put_busy, memory_order_acquire);
-    if (sp_refresh(r, hd))
+    r->tail_cache = atomic_load_explicit(&r->h->tail, memory_order_acquire);
+    if (r->tail_cache != hd)
         return 1;
     if (busy == 0)
         return err_eof(r);
@@ -124,7 +111,7 @@ static int sp_try_put_batch(shoal__ring *r, void *arg)
 {
     struct batch_args *a = arg;
     size_t esz = r->g.elem_size;
-    uint64_t t = sp_tail(r);
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
     uint64_t k = sp_room(r, t, a->n < r->g.capacity ? a->n : r->g.capacity);
     if (k == 0)
         return atomic_load_explicit(&r->h->closed, memory_order_relaxed) ? err_closed(r)
@@ -136,7 +123,7 @@ static int sp_try_put_batch(shoal__ring *r, void *arg)
     if (rc)
         return rc;
     for (uint64_t i = 0; i < k; i++)
-        memcpy(slot_at(r, t + i) + r->g.data_off, a->elems + i * esz, esz);
+        memcpy(slot_at(r, t + i), a->elems + i * esz, esz);
     shoal__test_point("queue.reserved");
     sp_publish(r, fenced, t, k, false);
     *a->done = k;
@@ -155,7 +142,7 @@ static int sp_try_get_batch(shoal__ring *r, void *arg)
     if (k > a->n)
         k = a->n;
     for (uint64_t i = 0; i < k; i++)
-        memcpy(a->elems + i * esz, slot_at(r, hd + i) + r->g.data_off, esz);
+        memcpy(a->elems + i * esz, slot_at(r, hd + i), esz);
     shoal__test_point("queue.claimed");
     sp_consume(r, hd, k, false);
     *a->done = k;
@@ -170,7 +157,7 @@ static int sp_try_loan(shoal__ring *r, void *arg)
                           r->what, r->name, r->what);
     if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
         return err_closed(r);
-    uint64_t t = sp_tail(r);
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
     if (sp_room(r, t, 1) == 0)
         return sp_full(r);
     unsigned char *slot = slot_at(r, t);
@@ -189,7 +176,8 @@ static int sp_commit(shoal__ring *r, unsigned char *base, size_t len)
     if (rc)
         return rc;
     sp_set_len(r, base, len);
-    sp_publish(r, fenced, sp_tail(r), 1, false);
+    sp_publish(r, fenced, atomic_load_explicit(&r->h->tail, memory_order_relaxed), 1,
+               false);
     return 0;
 }
 
@@ -230,7 +218,8 @@ static int sp_writable(shoal__ring *r, void *arg)
     (void)arg;
     if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
         return err_closed(r);
-    return sp_room(r, sp_tail(r), 1) ? 0 : SHOAL_EAGAIN;
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+    return sp_room(r, t, 1) ? 0 : SHOAL_EAGAIN;
 }
 
 static long sp_copy_at(const shoal__ring *r, uint64_t pos, unsigned char *buf)
