@@ -14,7 +14,7 @@
  * Exact shutdown without a compare-and-swap on the tail. A put runs
  *     busy = me; [order]; if (closed) { busy = 0; ECLOSED }
  *     write the slot; tail = t + 1 (release); busy = 0 (release)
- * where busy (put_busy, on the tail's line) is the producer's owner id and [order]
+ * where busy (put_busy, on a line of its own) is the producer's owner id and [order]
  * is store_load_order. Shutdown stores closed = RING_CLOSING, issues the barrier
  * (shoal__ring_barrier: membarrier), then moves closed to RING_SEALED. The barrier
  * splits every put in two cases: either its load of `closed` comes after the barrier
