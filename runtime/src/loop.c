@@ -27,12 +27,21 @@
  * cost of one wake-up does not grow with the number of sources. A source stays hot
  * after its callback (level-triggering: it is looked at again on the next pass).
  *
- * Spinning: with nothing to run, the loop first hands the hot sources whose callback
- * has not run for KEEP_NS to the engine, then, for the spin budget, polls the rest of
- * the hot list — unarmed, so a busy channel is served as a blocking get would serve
- * it, with no system call on either side — and peeks at the engine's reports for the
- * idle ones. When the budget runs out every hot source goes to the engine and the
- * loop sleeps in it.
+ * Spinning: with nothing to run, the loop polls the hot list — unarmed, so a busy
+ * channel is served as a blocking get would serve it, with no system call on either
+ * side — with a blocking get's cadence (wait.c): close polls first, growing pauses
+ * later, the clock and the engine's reports looked at every CLOCK_POLLS polls only. At
+ * the first reading of the clock it hands the hot sources whose callback has not run
+ * for KEEP_NS to the engine, so that the rest of the spin looks at the busy ones. When
+ * the budget runs out every hot source goes to the engine and the loop sleeps in it.
+ *
+ * Time: reading the clock costs as much as a few polls (~50 ns on some virtual
+ * machines), so a pass does not read it. The loop's time (now_ns) is its last reading:
+ * taken by the spin, after each sleep in the engine, when timers are set (run_timers
+ * reads it exactly) and every CLOCK_PASSES passes, so that the time a callback ran
+ * (last_ns, used only for KEEP_NS) is stale by at most that many passes. A round trip
+ * between polling peers thus costs the loop no clock reading and no locked
+ * instruction: `notified` and `stop` are loaded before they are exchanged (take).
  *
  * Descriptors are polled by the engine (multishot poll, or epoll level-triggered) and
  * reported with their events; the source is hot until its callback ran. An engine that
@@ -65,8 +74,11 @@
 
 #include "loop_internal.h"
 
-#define SLICE_NS (50 * 1000000LL) /* the dead-peer sweep's period */
-#define KEEP_NS  (1000 * 1000LL)  /* a source idle this long is not spun on */
+#define SLICE_NS     (50 * 1000000LL) /* the dead-peer sweep's period */
+#define KEEP_NS      (1000 * 1000LL)  /* a source idle this long is not spun on */
+#define CLOCK_POLLS  16               /* spin polls between two readings of the clock */
+#define GAP_MAX      16               /* most pauses between two spin polls */
+#define CLOCK_PASSES 16               /* passes between two readings of the clock */
 
 struct shoal__post {
     struct shoal__post *next;
@@ -237,8 +249,10 @@ static int timer_arm(shoal_loop *l, shoal_loop_source *s, shoal_duration after,
 /* Runs the timers that are due, in order. */
 static int run_timers(shoal_loop *l)
 {
+    if (!l->nheap)
+        return 0;
     int n = 0;
-    int64_t now = shoal__now_ns();
+    int64_t now = l->now_ns = shoal__now_ns();
     while (l->nheap && l->heap[0]->due <= now && !atomic_load(&l->stop)) {
         shoal_loop_source *s = l->heap[0];
         heap_remove(l, s);
@@ -375,7 +389,7 @@ static int run_hot(shoal_loop *l)
         } else {
             hot_push(l, s); /* level-triggered: look again next pass */
         }
-        s->last_ns = l->pass_ns;
+        s->last_ns = l->now_ns;
         src_ref(s);
         call(l, s, ev);
         if (s->kind == SRC_FD && !s->removed && l->eng->fd_edge) {
@@ -472,7 +486,7 @@ static int64_t lazy_cap(const shoal_loop *l, int64_t until)
 
 static void lazy_settle(shoal_loop *l)
 {
-    if (!l->lazy_barrier || shoal__now_ns() < l->lazy_since + SHOAL__LAZY_NS)
+    if (!l->lazy_barrier || l->now_ns < l->lazy_since + SHOAL__LAZY_NS)
         return;
     l->lazy_barrier();
     l->lazy_barrier = NULL;
@@ -534,7 +548,7 @@ static int arm_hot(shoal_loop *l, bool idle_only)
     shoal_loop_source *next;
     for (shoal_loop_source *s = l->hot.next; s != &l->hot; s = next) {
         next = s->next;
-        if (idle_only && l->pass_ns - s->last_ns < KEEP_NS)
+        if (idle_only && l->now_ns - s->last_ns < KEEP_NS)
             continue;
         int r = arm_one(l, s);
         if (r < 0)
@@ -574,7 +588,7 @@ static void sweep_checks(shoal_loop *l)
 {
     if (l->nwait_checks == 0)
         return;
-    int64_t now = shoal__now_ns();
+    int64_t now = l->now_ns;
     if (now < l->next_check_ns)
         return;
     l->next_check_ns = now + SLICE_NS;
@@ -594,13 +608,22 @@ static void sweep_checks(shoal_loop *l)
 
 /* ---- the pass and the wait ------------------------------------------------------- */
 
+/* Clears *flag and returns whether it was set; a plain load first, so that the
+ * common case (clear) makes no locked instruction. */
+static bool take(_Atomic int *flag)
+{
+    return atomic_load_explicit(flag, memory_order_relaxed) && atomic_exchange(flag, 0);
+}
+
 /* One pass: posts, due timers, hot sources. Returns callbacks run; *woken is set
- * when a post, wake-up or stop was seen. */
+ * when a post, wake-up or stop was seen. The clock is read only when timers are
+ * set and every CLOCK_PASSES passes (see the top of the file). */
 static int pass(shoal_loop *l, bool *woken)
 {
     int n = 0;
-    l->pass_ns = shoal__now_ns();
-    if (atomic_exchange(&l->notified, 0)) {
+    if (++l->npass % CLOCK_PASSES == 0)
+        l->now_ns = shoal__now_ns();
+    if (take(&l->notified)) {
         *woken = true;
         n += run_posts(l);
     }
@@ -624,35 +647,47 @@ static int64_t next_wake(shoal_loop *l, const shoal__deadline *d)
 enum { SPIN_NOTHING, SPIN_HOT, SPIN_ENGINE };
 
 /*
- * Polls for the spin budget: the hot list, the notification flag, the timers and the
- * engine. Hot sources idle for KEEP_NS are handed to the engine first, so that the
- * spin looks at the busy sources and the engine's completions, not at every source.
- * Returns what it found: SPIN_HOT (run a pass), SPIN_ENGINE (collect the engine's
- * reports) or SPIN_NOTHING (the budget ran out).
+ * Polls for the spin budget: the hot list and the notification flag at every poll;
+ * every CLOCK_POLLS polls the engine's reports, the clock and the timers. The cadence
+ * is a blocking get's (wait.c): the first polls follow each other closely, then the
+ * pauses between them grow to GAP_MAX, and the budget starts at the first reading of
+ * the clock, so that a message that comes within the first polls costs no clock
+ * reading and no look at the engine. At that first reading the hot sources idle for
+ * KEEP_NS are handed to the engine, so that the rest of the spin looks at the busy
+ * sources and the engine's completions, not at every source. Returns what it found:
+ * SPIN_HOT (run a pass), SPIN_ENGINE (collect the engine's reports) or SPIN_NOTHING
+ * (the budget ran out).
  */
 static int spin(shoal_loop *l, const shoal__deadline *d)
 {
     int64_t budget = shoal__spin_budget();
-    if (budget <= 0)
+    if (budget <= 0 || shoal__deadline_passed(d))
         return SPIN_NOTHING;
-    int r = arm_hot(l, true);
-    if (r != 0)
-        return r > 0 ? SPIN_HOT : SPIN_NOTHING;
-    int64_t now = shoal__now_ns();
-    int64_t end = next_wake(l, d);
-    if (now + budget < end)
-        end = now + budget;
-    while (now < end) {
-        for (int i = 0; i < 16; i++) {
-            if (atomic_load_explicit(&l->notified, memory_order_relaxed) || hot_ready(l))
-                return SPIN_HOT;
+    int64_t end = INT64_MAX;
+    unsigned gap = 1;
+    for (unsigned i = 1;; i++) {
+        for (unsigned k = 0; k < gap; k++)
             shoal__cpu_relax();
-        }
+        if (atomic_load_explicit(&l->notified, memory_order_relaxed) || hot_ready(l))
+            return SPIN_HOT;
+        if (gap < GAP_MAX && (i & 7) == 0)
+            gap *= 2;
+        if (i % CLOCK_POLLS != 0)
+            continue;
         if (l->eng->pending(l))
             return SPIN_ENGINE;
-        now = shoal__now_ns();
+        int64_t now = l->now_ns = shoal__now_ns();
+        if (i == CLOCK_POLLS) {
+            int r = arm_hot(l, true);
+            if (r != 0)
+                return r > 0 ? SPIN_HOT : SPIN_NOTHING;
+            end = next_wake(l, d);
+            if (now + budget < end)
+                end = now + budget;
+        }
+        if (now >= end)
+            return l->nheap && l->heap[0]->due <= now ? SPIN_HOT : SPIN_NOTHING;
     }
-    return l->nheap && l->heap[0]->due <= now ? SPIN_HOT : SPIN_NOTHING;
 }
 
 int shoal_loop_run_once(shoal_loop *l, shoal_duration timeout)
@@ -682,6 +717,7 @@ int shoal_loop_run_once(shoal_loop *l, shoal_duration timeout)
         if (r < 0)
             return r;
         waited = true;
+        l->now_ns = shoal__now_ns();
         lazy_settle(l);
         sweep_checks(l);
     }
@@ -691,7 +727,7 @@ int shoal_loop_run(shoal_loop *l)
 {
     if (!l)
         return shoal__err(SHOAL_EINVAL, "loop: NULL loop");
-    while (!atomic_exchange(&l->stop, 0)) {
+    while (!take(&l->stop)) {
         int r = shoal_loop_run_once(l, SHOAL_FOREVER);
         if (r < 0)
             return r;

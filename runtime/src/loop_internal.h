@@ -109,7 +109,9 @@ struct shoal_loop {
     int nwait_checks;      /* sources whose waitable has a check() */
     int64_t next_check_ns; /* when the dead-peer sweep runs next */
     int dispatched;        /* callbacks run in the current run_once */
-    int64_t pass_ns;       /* when the current pass started */
+    /* The loop's time: its last reading of the clock (loop.c, "Time"). */
+    int64_t now_ns;
+    unsigned npass; /* passes run, for the clock's cadence */
     /* A barrier owed by arms made since lazy_since (loop.c, lazy_note), or NULL. */
     void (*lazy_barrier)(void);
     int64_t lazy_since;
