@@ -30,20 +30,30 @@
  *   unwatch  (loop) take s out of its helper's set and off `fired`: synchronous, the
  *            helper never looks at s again.
  *
- * The loop sleeps in epoll_wait only when it has descriptors. Otherwise it sleeps in
- * futex_waitv itself, on `bell` and on the words of its own set (`own`): up to NOWN
- * busy sources — fired again within BUSY_NS — that no helper watches, each with the
- * value the loop read when it armed it; after the wait it reports those whose word
- * moved (or was woken) and holds them until they are armed again. So the wake-up of a
- * busy source costs what a blocking get's does: the waker's FUTEX_WAKE and the loop
- * thread's return from futex_waitv — no helper, no eventfd, no epoll_wait. A helper's
- * hop costs a context switch and two system calls more per message (the eventfd write
- * and read, or the bell's wake); it remains for idle sources (one that fires twice
- * within BUSY_NS joins the own set when the loop arms it again), while the loop has
- * descriptors (adding one hands the own set to group helpers) and without
- * futex_waitv. A full own set makes room by giving its quietest source back to a
- * group helper once that has been quiet for BUSY_NS; otherwise the new busy source
- * goes to a fast helper (below).
+ * The loop sleeps in futex_waitv itself, on `bell` and on the words of its own set
+ * (`own`): up to NOWN busy sources — fired again within BUSY_NS — that no helper
+ * watches, each with the value the loop read when it armed it; after the wait it
+ * reports those whose word moved (or was woken) and holds them until they are armed
+ * again. So the wake-up of a busy source costs what a blocking get's does: the waker's
+ * FUTEX_WAKE and the loop thread's return from futex_waitv — no helper, no eventfd, no
+ * epoll_wait. A helper's hop costs a context switch and two system calls more per
+ * message (the eventfd write and read, or the bell's wake); it remains for idle sources
+ * (one that fires twice within BUSY_NS joins the own set when the loop arms it again)
+ * and without futex_waitv. A full own set makes room by giving its quietest source back
+ * to a group helper once that has been quiet for BUSY_NS; otherwise the new busy
+ * source goes to a fast helper (below).
+ *
+ * Descriptors: with an empty own set the loop sleeps in epoll_wait, the helpers
+ * writing the eventfd, so that a busy descriptor wakes the loop directly. With busy
+ * sources of its own (or no descriptors) it sleeps in futex_waitv, and the descriptor
+ * watcher — one more thread, started the first time it is needed — waits in
+ * epoll_wait in its place: asked by the loop before each such sleep (`fd_want`), it
+ * returns when a descriptor is ready, sets `fd_hit` and signals the loop, which then
+ * collects the events with a non-blocking epoll_wait of its own. The watcher never
+ * looks at the events' sources (removal stays synchronous) and level-triggered epoll
+ * keeps them on its ready list; a descriptor found ready while spinning (ep_pending)
+ * sets `fd_hit` too. Without futex_waitv, or when the watcher cannot start (its own
+ * sources then go to group helpers), the loop sleeps in epoll_wait.
  *
  * mode and signalled pair as loop.c's asleep and notified do: the loop stores its mode,
  * then loads signalled (and reads bell before both); a signaller exchanges signalled,
@@ -140,7 +150,14 @@ struct ep {
     _Atomic int signalled;    /* `fired` or a notification waits for the loop */
     _Atomic int mode;         /* AWAKE, IN_EPOLL or IN_FUTEX (see signal_loop) */
     _Atomic uint32_t bell;    /* bumped by signal_loop; the loop's word in IN_FUTEX */
-    struct helper own;        /* busy sources the loop waits on itself (no descriptors) */
+    struct helper own;        /* busy sources the loop waits on itself */
+    /* The descriptor watcher (fdw_main), started the first time the loop sleeps in
+     * futex_waitv with descriptors. */
+    pthread_t fdw;
+    bool fdw_started;
+    _Atomic uint32_t fd_want; /* 1: the loop asks the watcher to wait in epoll */
+    _Atomic int fd_hit;       /* epoll has something: the loop collects it */
+    _Atomic bool fdw_quit;
 };
 
 static long futex_waitv(struct futex_waitv *v, unsigned n, const struct timespec *abs)
@@ -419,7 +436,7 @@ static void promote(struct ep *e, shoal_loop_source *s)
     if (h->fast || !e->waitv || !s->eng_busy)
         return;
     int64_t now = shoal__now_ns();
-    if (!e->nfds && own_room(e, now)) {
+    if (own_room(e, now)) {
         move(s, &e->own);
         set_dirty(h); /* woken before the loop sleeps, so that it drops the word */
         return;
@@ -491,7 +508,8 @@ static void ep_unwatch(shoal_loop *l, shoal_loop_source *s)
         shoal__futex_wake(s->w.word, INT_MAX);
 }
 
-/* The loop is about to sleep in epoll: its own sources go to group helpers. */
+/* The loop must sleep in epoll after all (the watcher could not start): its own
+ * sources go to group helpers. */
 static int own_evacuate(struct ep *e)
 {
     int rc = 0;
@@ -506,9 +524,6 @@ static int own_evacuate(struct ep *e)
 static int ep_fd_add(shoal_loop *l, shoal_loop_source *s)
 {
     struct ep *e = l->eng_state;
-    int rc = own_evacuate(e);
-    if (rc < 0)
-        return rc;
     struct epoll_event ev = {.events = shoal__loop_to_poll(s->events), .data.ptr = s};
     if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
         return shoal__err(errno == EEXIST ? SHOAL_EINVAL : SHOAL_ESYS,
@@ -609,7 +624,10 @@ static bool ep_pending(shoal_loop *l)
     if (!e->nfds)
         return false;
     struct pollfd p = {.fd = e->epfd, .events = POLLIN}; /* epoll's ready list */
-    return poll(&p, 1, 0) == 1;
+    if (poll(&p, 1, 0) != 1)
+        return false;
+    atomic_store(&e->fd_hit, 1); /* ep_wait collects it */
+    return true;
 }
 
 static struct timespec *abs_ts(int64_t deadline_ns, struct timespec *ts)
@@ -697,14 +715,79 @@ static int wait_futex(struct ep *e, int64_t deadline_ns)
     return r > 0 ? at[r] : -1;
 }
 
+/*
+ * The descriptor watcher: while the loop sleeps in futex_waitv with descriptors, it
+ * waits in epoll_wait for them and, when one is ready, rings the bell (signal_loop)
+ * with fd_hit set, then waits until the loop asks again (fd_want). It only learns that
+ * epoll has something: the loop collects the events itself (a non-blocking
+ * epoll_wait), so removing a descriptor stays synchronous — the watcher never looks at
+ * a source. Level-triggered epoll keeps every ready descriptor on its ready list.
+ */
+static void *fdw_main(void *arg)
+{
+    struct ep *e = arg;
+    struct epoll_event ev[1];
+    while (!atomic_load(&e->fdw_quit)) {
+        if (!atomic_load(&e->fd_want)) {
+            shoal__futex_wait_until(&e->fd_want, 0, INT64_MAX);
+            continue;
+        }
+        if (epoll_wait(e->epfd, ev, 1, -1) <= 0)
+            continue; /* EINTR */
+        atomic_store(&e->fd_want, 0);
+        atomic_store(&e->fd_hit, 1);
+        signal_loop(e);
+    }
+    return NULL;
+}
+
+/* Asks the watcher to wait in epoll, starting it the first time. */
+static int fdw_arm(struct ep *e)
+{
+    if (!e->fdw_started) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old); /* it takes no signals */
+        int rc = pthread_create(&e->fdw, NULL, fdw_main, e);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0)
+            return shoal__err(SHOAL_ESYS,
+                              "loop (epoll): cannot start the descriptor watcher: %s",
+                              strerror(rc));
+        e->fdw_started = true;
+    }
+    if (!atomic_load(&e->fd_want)) {
+        atomic_store(&e->fd_want, 1);
+        shoal__futex_wake(&e->fd_want, 1);
+    }
+    return 0;
+}
+
+/* Where the loop sleeps: in futex_waitv when it has busy sources of its own or no
+ * descriptors (the watcher then watches these), else in epoll_wait. */
+static bool sleep_in_futex(struct ep *e)
+{
+    if (!e->waitv || (e->nfds && !e->own.n))
+        return false;
+    if (!e->nfds || fdw_arm(e) == 0)
+        return true;
+    return own_evacuate(e) < 0; /* no watcher: epoll, once the own set is empty */
+}
+
 static int ep_wait(shoal_loop *l, int64_t deadline_ns)
 {
     struct ep *e = l->eng_state;
     wake_dirty(e);
     int reports = 0, woken = -1;
-    if (!e->nfds && e->waitv)
+    if (sleep_in_futex(e)) {
         woken = wait_futex(e, deadline_ns);
-    else if ((reports = wait_epoll(l, e, deadline_ns)) < 0)
+        if (atomic_load_explicit(&e->fd_hit, memory_order_relaxed) &&
+            atomic_exchange(&e->fd_hit, 0))
+            reports = wait_epoll(l, e, 0); /* collect, do not sleep */
+    } else {
+        reports = wait_epoll(l, e, deadline_ns);
+    }
+    if (reports < 0)
         return reports;
     return reports + drain(l, e) + own_look(l, e, woken);
 }
@@ -723,6 +806,15 @@ static void ep_fini(shoal_loop *l)
         shoal__futex_wake(&e->h[i]->ctl, INT_MAX);
         pthread_join(e->h[i]->th, NULL);
         free(e->h[i]);
+    }
+    if (e->fdw_started) {
+        atomic_store(&e->fdw_quit, true);
+        atomic_store(&e->fd_want, 1);
+        shoal__futex_wake(&e->fd_want, 1);
+        uint64_t one = 1;
+        ssize_t r = write(e->efd, &one, sizeof(one)); /* ends its epoll_wait */
+        (void)r;
+        pthread_join(e->fdw, NULL);
     }
     free(e->h);
     pthread_mutex_destroy(&e->mu);
