@@ -306,6 +306,22 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
+/* Starts one of the engine's threads: a small stack, no signals. pthread_create's
+ * result. */
+static int thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, HELPER_STACK);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(th, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
 static int helper_start(struct ep *e, bool fast, struct helper **out)
 {
     if (e->nh == e->hcap) {
@@ -321,15 +337,7 @@ static int helper_start(struct ep *e, bool fast, struct helper **out)
         return shoal__err(SHOAL_ENOMEM, "loop (epoll): out of memory");
     h->ep = e;
     h->fast = fast;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, HELPER_STACK);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* helpers take no signals */
-    int rc = pthread_create(&h->th, &attr, helper_main, h);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
+    int rc = thread_start(&h->th, helper_main, h);
     if (rc != 0) {
         free(h);
         return shoal__err(SHOAL_ESYS, "loop (epoll): cannot start a futex helper: %s",
@@ -745,11 +753,7 @@ static void *fdw_main(void *arg)
 static int fdw_arm(struct ep *e)
 {
     if (!e->fdw_started) {
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old); /* it takes no signals */
-        int rc = pthread_create(&e->fdw, NULL, fdw_main, e);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int rc = thread_start(&e->fdw, fdw_main, e);
         if (rc != 0)
             return shoal__err(SHOAL_ESYS,
                               "loop (epoll): cannot start the descriptor watcher: %s",
