@@ -2,9 +2,8 @@
  * loop_busy.c — busy sources served by a loop that sleeps between messages, on the
  * engine $SHOAL_LOOP_ENGINE names (CTest runs this program once per engine).
  *
- * The epoll engine waits on the words of busy sources in the loop thread itself while
- * the loop has no descriptor, a few of them at most (the quietest goes back to a
- * helper), and hands them to helpers when a descriptor is added (loop_epoll.c). Here a
+ * The epoll engine waits on the words of busy sources in the loop thread itself, a few
+ * of them at most (the quietest goes back to a helper; loop_epoll.c). Here a
  * producer in another process sends one message at a time on CHANS channels in turn
  * — more channels than the loop keeps for itself — and waits until the loop has taken
  * it, so the loop falls asleep before every message; meanwhile the loop adds a
