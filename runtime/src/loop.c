@@ -29,11 +29,12 @@
  *
  * Spinning: with nothing to run, the loop polls the hot list — unarmed, so a busy
  * channel is served as a blocking get would serve it, with no system call on either
- * side — with a blocking get's cadence (wait.c): close polls first, growing pauses
- * later, the clock and the engine's reports looked at every CLOCK_POLLS polls only. At
- * the first reading of the clock it hands the hot sources whose callback has not run
- * for KEEP_NS to the engine, so that the rest of the spin looks at the busy ones. When
- * the budget runs out every hot source goes to the engine and the loop sleeps in it.
+ * side — with a blocking get's cadence (shoal__spin, wait.h): close polls first,
+ * growing pauses later, the clock and the engine's reports looked at every
+ * SHOAL__SPIN_CLOCK_POLLS polls only. At the first reading of the clock it hands the
+ * hot sources whose callback has not run for KEEP_NS to the engine, so that the rest of
+ * the spin looks at the busy ones. When the budget runs out every hot source goes to
+ * the engine and the loop sleeps in it.
  *
  * Time: reading the clock costs as much as a few polls (~50 ns on some virtual
  * machines), so a pass does not read it. The loop's time (now_ns) is its last reading:
@@ -76,8 +77,6 @@
 
 #define SLICE_NS     (50 * 1000000LL) /* the dead-peer sweep's period */
 #define KEEP_NS      (1000 * 1000LL)  /* a source idle this long is not spun on */
-#define CLOCK_POLLS  16               /* spin polls between two readings of the clock */
-#define GAP_MAX      16               /* most pauses between two spin polls */
 #define CLOCK_PASSES 16               /* passes between two readings of the clock */
 
 struct shoal__post {
@@ -648,11 +647,11 @@ enum { SPIN_NOTHING, SPIN_HOT, SPIN_ENGINE };
 
 /*
  * Polls for the spin budget: the hot list and the notification flag at every poll;
- * every CLOCK_POLLS polls the engine's reports, the clock and the timers. The cadence
- * is a blocking get's (wait.c): the first polls follow each other closely, then the
- * pauses between them grow to GAP_MAX, and the budget starts at the first reading of
- * the clock, so that a message that comes within the first polls costs no clock
- * reading and no look at the engine. At that first reading the hot sources idle for
+ * every SHOAL__SPIN_CLOCK_POLLS polls the engine's reports, the clock and the timers.
+ * The cadence is a blocking get's (shoal__spin, wait.h): the first polls follow each
+ * other closely, then the pauses between them grow, and the budget starts at the first
+ * reading of the clock, so that a message that comes within the first polls costs no
+ * clock reading and no look at the engine. At that first reading the hot sources idle for
  * KEEP_NS are handed to the engine, so that the rest of the spin looks at the busy
  * sources and the engine's completions, not at every source. Returns what it found:
  * SPIN_HOT (run a pass), SPIN_ENGINE (collect the engine's reports) or SPIN_NOTHING
@@ -664,20 +663,17 @@ static int spin(shoal_loop *l, const shoal__deadline *d)
     if (budget <= 0 || shoal__deadline_passed(d))
         return SPIN_NOTHING;
     int64_t end = INT64_MAX;
-    unsigned gap = 1;
-    for (unsigned i = 1;; i++) {
-        for (unsigned k = 0; k < gap; k++)
-            shoal__cpu_relax();
+    shoal__spin c = SHOAL__SPIN_INIT;
+    for (;;) {
+        shoal__spin_pause(&c);
         if (atomic_load_explicit(&l->notified, memory_order_relaxed) || hot_ready(l))
             return SPIN_HOT;
-        if (gap < GAP_MAX && (i & 7) == 0)
-            gap *= 2;
-        if (i % CLOCK_POLLS != 0)
+        if (!shoal__spin_clock_due(&c))
             continue;
         if (l->eng->pending(l))
             return SPIN_ENGINE;
         int64_t now = l->now_ns = shoal__now_ns();
-        if (i == CLOCK_POLLS) {
+        if (shoal__spin_first_clock(&c)) {
             int r = arm_hot(l, true);
             if (r != 0)
                 return r > 0 ? SPIN_HOT : SPIN_NOTHING;

@@ -1,11 +1,9 @@
 /*
  * wait.c — shoal__wait, the one spin-then-sleep loop (the protocol is in wait.h).
  *
- * Spinning: the first polls follow each other closely, for the answer of a peer that
- * is one cache-line transfer away; then the gaps between polls grow, so a poller does
- * not keep stealing the line from a writer that is still busy with it. The clock is
- * read every CLOCK_POLLS polls, not before (a reading costs as much as a few polls: an
- * exchange answered within them pays for none; the budget starts at the first); check()
+ * Spinning, with the cadence of wait.h (shoal__spin: close polls first, growing pauses
+ * later, the clock read every SHOAL__SPIN_CLOCK_POLLS polls; the budget starts at the
+ * first reading, so an exchange answered within them pays for none); check()
  * (a dead peer, a closed end) runs at most once per CHECK_NS while spinning, so a fast
  * exchange never pays for it, and a long spin budget does not hide a dead peer.
  *
@@ -25,34 +23,28 @@
  */
 #include "wait.h"
 
-#define SPIN_GAP_MAX 16               /* most pauses between two polls */
-#define SLICE_NS     (50 * 1000000LL) /* longest single sleep */
-#define CHECK_NS     1000000LL        /* longest spin between two check() calls */
-#define CLOCK_POLLS  16               /* polls between two readings of the clock */
+#define SLICE_NS (50 * 1000000LL) /* longest single sleep */
+#define CHECK_NS 1000000LL        /* longest spin between two check() calls */
 
 /* Polls ready() until it is non-zero or the spin budget (bounded by d) is spent. The
- * budget starts at the first reading of the clock, CLOCK_POLLS polls in: an answer that
- * comes within them (a request/reply exchange between polling peers) costs no clock
- * reading at all. */
+ * budget starts at the first reading of the clock: an answer that comes before it (a
+ * request/reply exchange between polling peers) costs no clock reading at all. */
 static int spin(const shoal__waitable *w, const shoal__deadline *d)
 {
     int64_t budget = shoal__spin_budget();
     if (budget <= 0)
         return 0;
     int64_t until = INT64_MAX, check_at = INT64_MAX;
-    unsigned gap = 1;
-    for (unsigned i = 1;; i++) {
-        for (unsigned k = 0; k < gap; k++)
-            shoal__cpu_relax();
+    shoal__spin c = SHOAL__SPIN_INIT;
+    for (;;) {
+        shoal__spin_pause(&c);
         int rc = w->ready(w->obj);
         if (rc)
             return rc;
-        if (gap < SPIN_GAP_MAX && (i & 7) == 0)
-            gap *= 2;
-        if (i % CLOCK_POLLS != 0)
+        if (!shoal__spin_clock_due(&c))
             continue;
         int64_t now = shoal__now_ns();
-        if (i == CLOCK_POLLS) {
+        if (shoal__spin_first_clock(&c)) {
             until = d->at_ns - now > budget ? now + budget : d->at_ns;
             check_at = now + CHECK_NS;
         }

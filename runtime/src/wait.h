@@ -53,6 +53,50 @@ typedef struct shoal__waitable {
 #define SHOAL__LAZY_NS (5 * 1000000LL)
 
 /*
+ * The spin's cadence, the same for every spinner (shoal__wait, the event loop): the
+ * first polls follow each other closely, for the answer of a peer that is one
+ * cache-line transfer away; then the pauses between polls grow to SHOAL__SPIN_GAP_MAX,
+ * so a poller does not keep stealing the line from a writer still busy with it; the
+ * clock is read every SHOAL__SPIN_CLOCK_POLLS polls only (a reading costs as much as
+ * a few polls, so an answer within the first polls costs none). Use:
+ *     shoal__spin c = SHOAL__SPIN_INIT;
+ *     for (;;) { shoal__spin_pause(&c); poll; if (!shoal__spin_clock_due(&c)) continue;
+ *                now = clock; if (shoal__spin_first_clock(&c)) start the budget; ... }
+ */
+#define SHOAL__SPIN_GAP_MAX     16 /* most pauses between two polls */
+#define SHOAL__SPIN_CLOCK_POLLS 16 /* polls between two readings of the clock */
+
+typedef struct shoal__spin {
+    unsigned polls, gap;
+} shoal__spin;
+#define SHOAL__SPIN_INIT                                                                 \
+    {                                                                                    \
+        0, 1                                                                             \
+    }
+
+/* The pause before a poll. */
+static inline void shoal__spin_pause(shoal__spin *c)
+{
+    for (unsigned k = 0; k < c->gap; k++)
+        shoal__cpu_relax();
+    c->polls++;
+}
+
+/* After a poll that found nothing: whether the spinner reads the clock now. */
+static inline bool shoal__spin_clock_due(shoal__spin *c)
+{
+    if (c->gap < SHOAL__SPIN_GAP_MAX && (c->polls & 7) == 0)
+        c->gap *= 2;
+    return c->polls % SHOAL__SPIN_CLOCK_POLLS == 0;
+}
+
+/* Whether this reading of the clock is the spin's first (its budget starts there). */
+static inline bool shoal__spin_first_clock(const shoal__spin *c)
+{
+    return c->polls == SHOAL__SPIN_CLOCK_POLLS;
+}
+
+/*
  * Waits until w is ready or the deadline passes, spinning for the spin budget before
  * sleeping. Returns 1 when ready, a terminal code from ready() or check(), or
  * SHOAL_ETIMEDOUT. Never waits past the deadline it is given.
