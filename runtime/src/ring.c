@@ -518,10 +518,23 @@ static __attribute__((noinline)) int ring_get_spsc(shoal__ring *r, void *buf, si
     return rc == SHOAL_EAGAIN ? ring_get_wait(r, buf, cap, len, timeout, hook) : rc;
 }
 
+/* Whether a fast attempt that found the ring full (put) or empty (get) has the try
+ * form's answer, SHOAL_EAGAIN: a call that may not wait, without a hook (whose check
+ * could name a reason), on a ring that is open (else the general path tells the end
+ * of the stream or shutdown). */
+static inline bool try_says_wait(const shoal__ring *r, shoal_duration timeout,
+                                 const shoal__ring_hook *hook)
+{
+    return timeout == 0 && !hook &&
+           !atomic_load_explicit(&r->h->closed, memory_order_relaxed);
+}
+
 /* An SPSC ring's put and get first make the fast attempt (ring_spsc.h): inline, no
  * indirect call, no argument block, no frame on the common path; anything else takes
  * the general path, which checks the arguments and tries again (a failed attempt
- * changes nothing). Rings of larger messages take the try form directly. */
+ * changes nothing) — except a try form on an open ring with no room or no message,
+ * answered at once (try_says_wait). Rings of larger messages take the try form
+ * directly. */
 int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration timeout,
                     const shoal__ring_hook *hook)
 {
@@ -531,7 +544,7 @@ int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration 
         int rc = sp_put1(r, msg, len, true);
         if (SHOAL_LIKELY(rc == 0))
             return 0;
-        if (rc != SP_LATER)
+        if (rc == SP_WAIT ? try_says_wait(r, timeout, hook) : rc != SP_LATER)
             return sp_finish(r, rc, true);
     }
     return ring_put_wait(r, msg, len, timeout, hook);
@@ -546,7 +559,7 @@ int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
         int rc = sp_get1(r, buf, cap, len, true);
         if (SHOAL_LIKELY(rc == 0))
             return 0;
-        if (rc != SP_LATER)
+        if (rc == SP_WAIT ? try_says_wait(r, timeout, hook) : rc != SP_LATER)
             return sp_finish(r, rc, false);
     }
     return ring_get_wait(r, buf, cap, len, timeout, hook);

@@ -48,7 +48,9 @@
  * ring.c makes first for messages of up to COPY_INLINE_MAX bytes, which copies inline
  * and makes no call on its way to success (the caller stays a leaf function: an 8-byte
  * put is some 85 instructions, a get some 70, call and copy included), leaving every
- * other case to the general path.
+ * other case to the general path — except a try form on an open ring with no room or
+ * no message, which the attempt answers itself (some 55 instructions, against 150
+ * through the general path).
  */
 #include "ring_spsc.h"
 

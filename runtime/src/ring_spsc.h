@@ -13,19 +13,22 @@
  * sp_put1 and sp_get1 come in two instances. The try forms (fast = false) decide
  * every case and return 0, SHOAL_EAGAIN or an error with its detail. The first
  * attempt of shoal__ring_put and shoal__ring_get (fast = true) takes only the common
- * case — a message of at most COPY_INLINE_MAX bytes, room or a message there — and
- * returns SP_LATER for anything else, having changed nothing, for the caller to take
- * the general path; or 0, or, its message put or got, SP_WAKE when sleepers of the
- * other side must be woken; or, for a put that found the ring shut down after marking
- * itself in flight, SP_REFUSED: the caller ends it (sp_finish). That instance makes no
- * call, so the caller (whose every call is then a tail call) stays a leaf: no
- * registers saved, no frame.
+ * case — a message of at most COPY_INLINE_MAX bytes, room or a message there. It
+ * returns 0; or, its message put or got, SP_WAKE when sleepers of the other side must
+ * be woken; or, for a put that found the ring shut down after marking itself in
+ * flight, SP_REFUSED: the caller ends it (sp_finish); or, having changed nothing,
+ * SP_WAIT when there was no room (put) or no message (get) — the caller may answer a
+ * try form with SHOAL_EAGAIN if the ring is open, without the general path — and
+ * SP_LATER for anything else, for the caller to take the general path. That instance
+ * makes no call, so the caller (whose every call is then a tail call) stays a leaf:
+ * no registers saved, no frame.
  */
 #define SP_LATER 1
 /* The two instances differ by a constant argument: each must be inlined to be one. */
 #define SP_INLINE  static inline __attribute__((always_inline))
 #define SP_WAKE    2
 #define SP_REFUSED 3
+#define SP_WAIT    4
 
 /* The ring looked empty at head hd: SHOAL_EAGAIN, SHOAL_EEOF (shut down, no put in
  * flight: see ring_spsc.c), or 1 when a message has arrived after all (tail_cache). */
@@ -160,7 +163,7 @@ SP_INLINE int sp_put1(shoal__ring *r, const void *msg, size_t len, bool fast)
     if (fast && (len > COPY_INLINE_MAX || !sp_put_id_ok(r)))
         return SP_LATER;
     if (sp_room(r, t, 1) == 0)
-        return fast ? SP_LATER : sp_full(r);
+        return fast ? SP_WAIT : sp_full(r);
     unsigned char *slot = slot_at(r, t);
     int rc = sp_enter(r, fenced, fast);
     if (rc)
@@ -173,15 +176,15 @@ SP_INLINE int sp_put1(shoal__ring *r, const void *msg, size_t len, bool fast)
 
 /* The message at the head, the one read path of get and peek: 0 (*hd, *msg — its
  * bytes —, *len), SHOAL_EAGAIN, SHOAL_EEOF, or SHOAL_ECORRUPT when its recorded length
- * exceeds max_msg. fast: SP_LATER for an empty ring, whether or not it is the end, and
- * for a message over COPY_INLINE_MAX bytes or a damaged one. */
+ * exceeds max_msg. fast: SP_WAIT for an empty ring, whether or not it is the end, and
+ * SP_LATER for a message over COPY_INLINE_MAX bytes or a damaged one. */
 SP_INLINE int sp_front(shoal__ring *r, uint64_t *hd, unsigned char **msg, size_t *len,
                        bool fast)
 {
     int why;
     *hd = atomic_load_explicit(&r->h->head, memory_order_relaxed);
     if (fast ? sp_ready(r, *hd, 1) == 0 : sp_avail(r, *hd, 1, &why) == 0)
-        return fast ? SP_LATER : why;
+        return fast ? SP_WAIT : why;
     unsigned char *slot = slot_at(r, *hd);
     *len = sp_len(r, slot);
     *msg = slot + r->g.data_off;
@@ -212,10 +215,12 @@ SP_INLINE int sp_get1(shoal__ring *r, void *buf, size_t cap, size_t *len, bool f
     return sp_consume(r, hd, 1, fast);
 }
 
-/* Ends a fast attempt that returned rc (not SP_LATER) for the producer or consumer:
- * its result. */
+/* Ends a fast attempt that returned rc (not SP_LATER; SP_WAIT only when that is the
+ * answer: SHOAL_EAGAIN) for the producer or consumer: its result. */
 static inline int sp_finish(shoal__ring *r, int rc, bool producer)
 {
+    if (rc == SP_WAIT)
+        return SHOAL_EAGAIN;
     if (rc == SP_WAKE)
         return shoal__ring_wake_side(r, !producer);
     if (rc == SP_REFUSED)

@@ -2,8 +2,9 @@
  * every message length through the inline copy (nothing written past a message),
  * each case an SPSC put or get leaves to the general path (bad length, NULL
  * arguments, an outstanding loan, a small buffer, a shut-down ring, the first put of
- * a fork child), an MPMC producer that guessed a free slot on a full ring, and an MPMC
- * consumer asleep when the process holding its message dies. */
+ * a fork child) and the try forms it answers itself (a full or empty open ring), an MPMC
+ * producer that guessed a free slot on a full ring, and an MPMC consumer asleep when the
+ * process holding its message dies. */
 #include <pthread.h>
 #include <signal.h>
 
@@ -147,6 +148,31 @@ static void test_spsc_refusals(void **state)
     shoal_queue_close(q);
 }
 
+/* The try forms a fast attempt answers itself (no room, no message, the ring open)
+ * and those it must leave to the general path once the ring is shut down. */
+static void test_spsc_try_answers(void **state)
+{
+    (void)state;
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = 2, .spsc = 1};
+    shoal_queue *q;
+    T_OK(shoal_queue_open(&q, "try-answers", SHOAL_CREATE, &cfg, NULL));
+    int64_t v = 1, got = 0;
+    size_t len = 0;
+    assert_int_equal(shoal_queue_try_get(q, &got, sizeof(got), &len), SHOAL_EAGAIN);
+    T_OK(shoal_queue_try_put(q, &v, 8));
+    v = 2;
+    T_OK(shoal_queue_try_put(q, &v, 8));
+    assert_int_equal(shoal_queue_try_put(q, &v, 8), SHOAL_EAGAIN); /* full */
+    T_OK(shoal_queue_shutdown(q));
+    assert_int_equal(shoal_queue_try_put(q, &v, 8), SHOAL_ECLOSED); /* full and shut */
+    for (int64_t want = 1; want <= 2; want++) {
+        T_OK(shoal_queue_try_get(q, &got, sizeof(got), &len));
+        assert_int_equal(got, want);
+    }
+    assert_int_equal(shoal_queue_try_get(q, &got, sizeof(got), &len), SHOAL_EEOF);
+    shoal_queue_close(q);
+}
+
 /* A fork child's first put marks itself in flight with its own owner id: the
  * parent's shutdown waits for nothing once it is done, and what it put comes
  * before the end of the stream. */
@@ -267,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_var_lengths_mpmc),
         cmocka_unit_test(test_typed_sizes),
         cmocka_unit_test(test_spsc_refusals),
+        cmocka_unit_test(test_spsc_try_answers),
         cmocka_unit_test(test_spsc_fork_child_puts),
         cmocka_unit_test(test_mpmc_full_then_room),
         cmocka_unit_test(test_mpmc_sleeper_takes_over),
