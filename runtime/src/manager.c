@@ -15,6 +15,27 @@
  * When the session ends (the broker died or closed it) every waiter returns
  * SHOAL_EPEERDEAD.
  *
+ * Pipelined sends: shoal_manager_submit sends with shoal_rpc_call_send_more, so its
+ * request may stay in the transport's buffer (ipc://, tcp://, tls+tcp://; shm://
+ * writes at once) and a burst of submits leaves in one write. `unsent` counts the
+ * submits since the last flush; a thread about to block in shoal_manager_wait (its
+ * reply not there yet) flushes first, whether it then reads or sleeps while another
+ * thread reads, so no request stays unsent while any thread waits for a reply; the
+ * reading thread's rpc layer flushes too before each receive. A wait whose reply is
+ * already there sends nothing: a pipelining thread that submits after each wait
+ * accumulates its submits until a wait must block, then sends them in one write.
+ * shoal_manager_send_raw writes at once (the Python client batches its writes itself).
+ *
+ * Closing while other threads are inside a call: every public call on m runs between
+ * enter() and leave(), which count the threads inside (`users`). shoal_manager_shutdown
+ * sets `closing` — later calls fail SHOAL_ECLOSED at once — and ends the session: the
+ * reader's receive returns, the threads sleeping on the condition variable wake, and
+ * every wait returns SHOAL_ECLOSED. shoal_manager_close does the same, then waits for
+ * `users` to fall to 0 before it frees anything, so a thread still inside a call
+ * (a binding's thread blocked in a get while its process exits) never touches freed
+ * memory. A caller must still not start a call on m once shoal_manager_close returned
+ * (a binding counts its own callers: see bindings/python, ManagerBase).
+ *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
  * public name.
  */
@@ -51,6 +72,9 @@ struct shoal_manager {
     uint64_t next_id;
     int reading, ended;
     struct arrived *arrived;
+    int unsent;  /* submits since the last flush (atomic) */
+    int users;   /* threads inside a call of m (atomic) */
+    int closing; /* shoal_manager_shutdown began (atomic) */
 };
 
 /* ---- values ---- */
@@ -374,14 +398,46 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
     return 0;
 }
 
+/* A thread leaves a call of m; the last one out of a closing m wakes the closer. */
+static void leave(shoal_manager *m)
+{
+    if (__atomic_sub_fetch(&m->users, 1, __ATOMIC_SEQ_CST) == 0 &&
+        __atomic_load_n(&m->closing, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&m->mu);
+        pthread_cond_broadcast(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
+/* A thread enters a call of m: 0, or SHOAL_ECLOSED once m is shutting down. */
+static int enter(shoal_manager *m, const char *what)
+{
+    __atomic_add_fetch(&m->users, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&m->closing, __ATOMIC_SEQ_CST))
+        return 0;
+    leave(m);
+    return shoal__err(SHOAL_ECLOSED, "%s: the manager session is closed", what);
+}
+
+void shoal_manager_shutdown(shoal_manager *m)
+{
+    if (!m || __atomic_exchange_n(&m->closing, 1, __ATOMIC_SEQ_CST))
+        return;
+    shoal_rpc_call_close_send(m->call);
+    shoal_rpc_call_cancel(m->call); /* the reader's receive returns: the call is over */
+    pthread_mutex_lock(&m->mu);
+    m->ended = 1;
+    pthread_cond_broadcast(&m->cv); /* the sleepers see it */
+    pthread_mutex_unlock(&m->mu);
+}
+
 void shoal_manager_close(shoal_manager *m)
 {
     if (!m)
         return;
-    shoal_rpc_call_close_send(m->call);
-    shoal_rpc_call_cancel(m->call);
+    shoal_manager_shutdown(m);
     pthread_mutex_lock(&m->mu);
-    while (m->reading) /* the reader returns: the call is over */
+    while (m->reading || __atomic_load_n(&m->users, __ATOMIC_SEQ_CST))
         pthread_cond_wait(&m->cv, &m->mu);
     pthread_mutex_unlock(&m->mu);
     shoal_rpc_call_free(m->call);
@@ -402,15 +458,58 @@ uint64_t shoal_manager_next_id(shoal_manager *m)
     return __atomic_add_fetch(&m->next_id, 1, __ATOMIC_RELAXED);
 }
 
+/* The session is over: SHOAL_ECLOSED when closed here, else SHOAL_EPEERDEAD. */
+static int session_over(shoal_manager *m)
+{
+    return __atomic_load_n(&m->closing, __ATOMIC_SEQ_CST)
+               ? shoal__err(SHOAL_ECLOSED, "manager: the session was closed")
+               : shoal__err(SHOAL_EPEERDEAD, "manager: the broker session is over (%s)",
+                            "the broker closed it or died");
+}
+
+/* Sends an encoded request: at once, or (later) kept in the transport's buffer. */
+static int send_request(shoal_manager *m, const void *req, size_t len, int later)
+{
+    int rc = enter(m, "manager send");
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&m->send_mu);
+    rc = later ? shoal_rpc_call_send_more(m->call, req, len)
+               : shoal_rpc_call_send(m->call, req, len);
+    pthread_mutex_unlock(&m->send_mu);
+    if (rc == 0 && later) /* counted once kept: see "Pipelined sends" above */
+        __atomic_add_fetch(&m->unsent, 1, __ATOMIC_SEQ_CST);
+    if (rc == SHOAL_ECLOSED)
+        rc = session_over(m);
+    leave(m);
+    return rc;
+}
+
 int shoal_manager_send_raw(shoal_manager *m, const void *req, size_t len)
 {
     if (!m || (!req && len))
         return shoal__err(SHOAL_EINVAL, "shoal_manager_send_raw: NULL argument");
-    pthread_mutex_lock(&m->send_mu);
-    int rc = shoal_rpc_call_send(m->call, req, len);
-    pthread_mutex_unlock(&m->send_mu);
-    if (rc == SHOAL_ECLOSED)
-        return shoal__err(SHOAL_EPEERDEAD, "manager: the broker session is over");
+    return send_request(m, req, len, 0);
+}
+
+/* Writes the requests submits kept (a failure shows at the receive that follows). */
+static void flush_unsent(shoal_manager *m)
+{
+    if (__atomic_load_n(&m->unsent, __ATOMIC_RELAXED) &&
+        __atomic_exchange_n(&m->unsent, 0, __ATOMIC_SEQ_CST))
+        shoal_rpc_channel_flush(m->ch);
+}
+
+int shoal_manager_flush(shoal_manager *m)
+{
+    if (!m)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_flush: NULL argument");
+    int rc = enter(m, "shoal_manager_flush");
+    if (rc < 0)
+        return rc;
+    __atomic_store_n(&m->unsent, 0, __ATOMIC_SEQ_CST);
+    rc = shoal_rpc_channel_flush(m->ch) < 0 ? session_over(m) : 0;
+    leave(m);
     return rc;
 }
 
@@ -465,22 +564,38 @@ static void read_one(shoal_manager *m)
     pthread_cond_broadcast(&m->cv);
 }
 
-int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply, size_t *len)
+/* The reply to id once it arrived, or NULL when the session ended (m->mu held). */
+static struct arrived *await_reply(shoal_manager *m, uint64_t id)
 {
-    if (!m || !reply || !len)
-        return shoal__err(SHOAL_EINVAL, "shoal_manager_wait_raw: NULL argument");
+    struct arrived *a = take_arrived(m, id);
+    if (a || m->ended)
+        return a;
+    pthread_mutex_unlock(&m->mu);
+    flush_unsent(m); /* this thread blocks: what submits kept goes first */
     pthread_mutex_lock(&m->mu);
-    struct arrived *a;
     while (!(a = take_arrived(m, id)) && !m->ended) {
         if (m->reading)
             pthread_cond_wait(&m->cv, &m->mu);
         else
             read_one(m);
     }
+    return a;
+}
+
+int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply, size_t *len)
+{
+    if (!m || !reply || !len)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_wait_raw: NULL argument");
+    int rc = enter(m, "manager wait");
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&m->mu);
+    struct arrived *a = await_reply(m, id);
     pthread_mutex_unlock(&m->mu);
+    rc = a ? 0 : session_over(m);
+    leave(m);
     if (!a)
-        return shoal__err(SHOAL_EPEERDEAD, "manager: the broker session is over (%s)",
-                          "the broker closed it or died");
+        return rc;
     *reply = a->buf;
     *len = a->len;
     free(a);
@@ -531,7 +646,7 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         q.thread = (uint64_t)pthread_self(); /* locks are held per thread */
         size_t len;
         void *buf = shoal__bv_pack(&q.base, &len);
-        rc = buf ? shoal_manager_send_raw(m, buf, len)
+        rc = buf ? send_request(m, buf, len, 1)
                  : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
         free(buf);
     }
@@ -686,11 +801,17 @@ int shoal_manager_watch_open_raw(shoal_manager *m, const void *req, size_t len,
 {
     if (!m || !req || !out)
         return shoal__err(SHOAL_EINVAL, "shoal_manager_watch_open: NULL argument");
+    int rc = enter(m, "shoal_manager_watch_open");
+    if (rc < 0)
+        return rc;
     shoal_manager_watch *w = calloc(1, sizeof(*w));
-    if (!w)
+    if (!w) {
+        leave(m);
         return shoal__err(SHOAL_ENOMEM, "shoal_manager_watch_open: out of memory");
-    int rc = shoal_rpc_call_start_request(&w->call, m->ch, "shoal.broker.Broker",
-                                          &watch_method, req, len, NULL);
+    }
+    rc = shoal_rpc_call_start_request(&w->call, m->ch, "shoal.broker.Broker",
+                                      &watch_method, req, len, NULL);
+    leave(m);
     if (rc == 0) {
         rc = shoal_manager_watch_next_raw(w, SHOAL_FOREVER, &w->first, &w->first_len);
         rc = rc == 1 ? 0 : rc < 0 ? rc : SHOAL_ETIMEDOUT;

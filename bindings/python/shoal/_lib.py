@@ -307,6 +307,7 @@ _PROTOS = {
     # manager.h (the Manager broker's client; managers.py encodes the messages)
     "shoal_manager_connect": (c_int, [POINTER(c_void_p), c_char_p, c_void_p]),
     "shoal_manager_close": (None, [P]),
+    "shoal_manager_shutdown": (None, [P]),
     "shoal_manager_next_id": (ctypes.c_uint64, [P]),
     "shoal_manager_send_raw": (c_int, [P, c_char_p, c_size_t]),
     "shoal_manager_wait_raw": (c_int, [P, ctypes.c_uint64, POINTER(c_void_p), SZP]),

@@ -1552,6 +1552,7 @@ typedef struct {
     int listed;    /* on the idle flusher's list */
     int idle_busy; /* the idle flusher is sending or collecting for it */
     int closing;   /* _idle_stop() called: the flusher leaves it alone */
+    int inflight;  /* threads inside libshoal with the GIL released (see call_begin) */
 } ManagerBase;
 
 static tpend *find_thread(ManagerBase *s, unsigned long tid, int make)
@@ -1686,11 +1687,37 @@ static int enc_request(wbuf *b, uint64_t rid, PyObject *target, int pickle, PyOb
     return rc ? -1 : 0;
 }
 
-/* Sends p[len] (the GIL released). 0, or -1 with an exception set. */
-static int send_frame(void *h, const void *p, size_t len)
+/*
+ * Calls into libshoal with the GIL released are counted (s->inflight) so that close()
+ * frees the shoal_manager only once no thread is inside one: a thread takes the
+ * handle and counts itself in one stretch under the GIL (call_begin), and uncounts
+ * itself before it takes the GIL again (call_end) — at the interpreter's exit a daemon
+ * thread never gets the GIL back. _quiesce() (close(), after shoal_manager_shutdown woke
+ * every such thread) drops the handle, so no thread takes it any more, and waits for
+ * the count to reach 0.
+ */
+static void *call_begin(ManagerBase *s)
 {
+    void *h = h_of(s);
+    if (h)
+        __atomic_add_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+    return h;
+}
+
+static void call_end(ManagerBase *s)
+{
+    __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Sends p[len] (the GIL released). 0, or -1 with an exception set. */
+static int send_frame(ManagerBase *s, const void *p, size_t len)
+{
+    void *h = call_begin(s);
+    if (!h)
+        return -1;
     PyThreadState *ts = PyEval_SaveThread();
     int rc = mlib.send_raw(h, p, len);
+    call_end(s);
     PyEval_RestoreThread(ts);
     return rc < 0 ? (raise_rc(rc), -1) : 0;
 }
@@ -1706,7 +1733,7 @@ static int send_request(ManagerBase *s, PyObject *target, int pickle, PyObject *
     wbuf_init(&b);
     *rid = mlib.next_id(h);
     int rc = enc_request(&b, *rid, target, pickle, op, args, timeout_ms) ||
-             send_frame(h, b.p, b.len);
+             send_frame(s, b.p, b.len);
     wbuf_done(&b);
     return rc ? -1 : 0;
 }
@@ -1716,13 +1743,14 @@ static int send_request(ManagerBase *s, PyObject *target, int pickle, PyObject *
 static int wait_reply(ManagerBase *s, uint64_t rid, int *status, PyObject **err,
                       PyObject **result)
 {
-    void *h = h_of(s);
+    void *h = call_begin(s);
     if (!h)
         return -1;
     void *buf;
     size_t len;
     PyThreadState *ts = PyEval_SaveThread();
     int rc = mlib.wait_raw(h, rid, &buf, &len);
+    call_end(s);
     PyEval_RestoreThread(ts);
     if (rc < 0) {
         raise_rc(rc);
@@ -1837,7 +1865,7 @@ static int send_batch(ManagerBase *s, unsigned long tid, int idle)
     t->nopen = t->capopen = 0;
     t->fl[t->nfl++] = sb;
     t->sending = 1;
-    int rc = put_tag_varint(b, 0x08, sb.rid) || send_frame(h, b->p, b->len);
+    int rc = put_tag_varint(b, 0x08, sb.rid) || send_frame(s, b->p, b->len);
     if ((t = find_thread(s, tid, 0)) != NULL)
         t->sending = 0;
     if (t && !t->buf) {
@@ -2261,6 +2289,17 @@ static PyObject *ManagerBase_pending_tids(ManagerBase *s, PyObject *unused)
     return out;
 }
 
+/* _quiesce(): before the session is freed (after shoal_manager_shutdown): no thread
+ * takes the handle any more, and the threads inside libshoal have left. */
+static PyObject *ManagerBase_quiesce(ManagerBase *s, PyObject *unused)
+{
+    (void)unused;
+    s->h = NULL;
+    while (__atomic_load_n(&s->inflight, __ATOMIC_SEQ_CST))
+        yield_gil();
+    Py_RETURN_NONE;
+}
+
 /* _attach(handle): the shoal_manager to use (None or 0: none; forgets the writes in
  * flight). */
 static PyObject *ManagerBase_attach(ManagerBase *s, PyObject *h)
@@ -2292,6 +2331,8 @@ static PyMethodDef ManagerBase_methods[] = {
      "the threads with pipelined writes in flight"},
     {"_idle_stop", (PyCFunction)ManagerBase_idle_stop, METH_NOARGS,
      "_idle_stop(): the idle flusher leaves this session (before it closes)"},
+    {"_quiesce", (PyCFunction)ManagerBase_quiesce, METH_NOARGS,
+     "_quiesce(): drops the handle and waits for the threads inside libshoal to leave"},
     {"_attach", (PyCFunction)ManagerBase_attach, METH_O,
      "_attach(handle): the shoal_manager (None: detach, forgetting writes in flight)"},
     {NULL, NULL, 0, NULL}};

@@ -337,13 +337,40 @@ class _PyWire:
     def _attach(self, handle):
         self._h = handle
         self.pending = {}  # thread ident -> _Pending
+        self._inflight = 0  # threads inside a call of libshoal on _h (see _enter)
+        self._use_lock = threading.Lock()
+
+    def _enter(self):
+        """The handle, for a call of libshoal (made with the GIL released): counted so
+        that close() frees the session only once no thread is inside one."""
+        with self._use_lock:
+            if not self._h:
+                raise ValueError("shoal.Manager: the session is closed")
+            self._inflight += 1
+            return self._h
+
+    def _leave(self):
+        with self._use_lock:
+            self._inflight -= 1
+
+    def _quiesce(self):
+        """Before the session is freed (after shoal_manager_shutdown): no thread takes
+        the handle any more, and the threads inside libshoal have left."""
+        with self._use_lock:
+            self._h = None
+        while self._inflight:
+            time.sleep(0.001)
 
     def _send(self, target, op, args, timeout_ms, allow_pickle):
         """Sends a request (target: _enc_target's bytes); returns its id."""
-        rid = C.manager_next_id(self._h)
-        req = _enc_call(rid, target, op, args, timeout_ms, threading.get_ident(),
-                        allow_pickle)
-        rc = C.manager_send_raw(self._h, req, len(req))
+        h = self._enter()
+        try:
+            rid = C.manager_next_id(h)
+            req = _enc_call(rid, target, op, args, timeout_ms, threading.get_ident(),
+                            allow_pickle)
+            rc = C.manager_send_raw(h, req, len(req))
+        finally:
+            self._leave()
         if rc < 0:
             raise error(rc, "manager")
         return rid
@@ -352,7 +379,11 @@ class _PyWire:
         """Waits for the reply to request rid: (status, error text, result)."""
         buf = ctypes.c_void_p()
         ln = ctypes.c_size_t()
-        rc = C.manager_wait_raw(self._h, rid, ctypes.byref(buf), ctypes.byref(ln))
+        h = self._enter()
+        try:
+            rc = C.manager_wait_raw(h, rid, ctypes.byref(buf), ctypes.byref(ln))
+        finally:
+            self._leave()
         if rc < 0:
             raise error(rc, "manager")
         try:
@@ -468,6 +499,10 @@ class _Session(_Wire):
                     if first is None and tid == threading.get_ident():
                         first = e
             self._idle_stop()
+            # threads still waiting in a call (a daemon thread in a get, at exit)
+            # return ECLOSED, and none is inside libshoal when it frees the session
+            C.manager_shutdown(self.handle)
+            self._quiesce()
             C.manager_close(self.handle)
         self.handle = None
         self._attach(None)

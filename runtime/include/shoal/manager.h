@@ -147,9 +147,21 @@ typedef struct shoal_manager_config {
  */
 SHOAL_API int shoal_manager_connect(shoal_manager **out, const char *address,
                                     const shoal_manager_config *cfg);
-/* Ends the session (the broker frees its locks and semaphore units) and frees m.
- * Requests still waiting in other threads return SHOAL_EPEERDEAD. NULL is ignored. */
+/*
+ * Ends the session (the broker frees its locks and semaphore units) and frees m.
+ * Threads still inside a call on m (waiting for a reply, a blocked get or acquire)
+ * return SHOAL_ECLOSED, and m is freed only once every one of them has left its call;
+ * but no call may start on m after shoal_manager_close returned. Requests that
+ * shoal_manager_submit kept unsent are written first. NULL is ignored.
+ */
 SHOAL_API void shoal_manager_close(shoal_manager *m);
+/*
+ * Ends the session without freeing m: every thread waiting in a call on m returns
+ * SHOAL_ECLOSED, and every later call on m fails with SHOAL_ECLOSED at once. For a
+ * program that must wake its threads blocked on the broker (a get, an acquire) before
+ * it closes m; shoal_manager_close does it too. Calling it again does nothing.
+ */
+SHOAL_API void shoal_manager_shutdown(shoal_manager *m);
 
 /*
  * Creates object `name` of `kind`, or opens it when it exists with that kind
@@ -194,19 +206,38 @@ typedef struct shoal_manager_request {
 } shoal_manager_request;
 
 /*
- * Pipelining: sends request r without waiting and sets *id; the reply is taken with
- * shoal_manager_wait(m, id, ...), in any order, from any thread. Returns 0 or a
- * negative code (SHOAL_EPEERDEAD: the session is over).
+ * Pipelining: queues request r to be sent without waiting for its reply and sets *id;
+ * the reply is taken with shoal_manager_wait(m, id, ...), in any order, from any
+ * thread. Over ipc://, tcp:// and tls+tcp:// the request may stay in the connection's
+ * send buffer (up to 256 KiB, past which it is written at once), so that a burst of
+ * submits leaves in one write: it is written when any thread's shoal_manager_wait on m
+ * has to block for its reply (before it blocks), with the next request
+ * shoal_manager_send_raw writes, or by shoal_manager_flush. A program that submits and
+ * then does not wait (a fire-and-forget write, a release that another process waits
+ * for) calls shoal_manager_flush. Over shm:// the request is written at once. Returns 0
+ * or a negative code (SHOAL_EPEERDEAD: the session is over; SHOAL_ECLOSED: m is being
+ * closed; SHOAL_EMSGSIZE: too large for the transport).
  */
 SHOAL_API int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r,
                                    uint64_t *id);
-/* Waits for the reply to request id: as shoal_manager_call. */
+/*
+ * Waits for the reply to request id: as shoal_manager_call. When the reply is not
+ * there yet, the requests submitted on m and not written yet are written first (see
+ * shoal_manager_submit); a reply already received is returned without writing
+ * anything. SHOAL_ECLOSED when m is shut down or closed meanwhile.
+ */
 SHOAL_API int shoal_manager_wait(shoal_manager *m, uint64_t id, shoal_mv **result);
+/*
+ * Writes now the requests shoal_manager_submit kept in the send buffer. Returns 0,
+ * SHOAL_EPEERDEAD (the connection is lost) or SHOAL_ECLOSED.
+ */
+SHOAL_API int shoal_manager_flush(shoal_manager *m);
 
 /*
  * The same in broker.proto's encoding, for bindings that build their own messages: a
- * fresh request id; send an encoded Request (whose id field the caller set); wait for
- * the encoded Reply to id (*reply: free with shoal_manager_free). Return 0 or a
+ * fresh request id; send an encoded Request (whose id field the caller set) — written
+ * at once, with whatever submits kept before it; wait for the encoded Reply to id
+ * (*reply: free with shoal_manager_free; as shoal_manager_wait). Return 0 or a
  * negative code (the broker's status is inside the Reply).
  */
 SHOAL_API uint64_t shoal_manager_next_id(shoal_manager *m);
