@@ -9,8 +9,8 @@
  * (index, status, error) tuples, one per failed item, in order.
  *
  * The dispatcher (core.c) hands a request with items here, under the broker's
- * mutex, with itself as `run`. Each item is decoded with the same checks as a
- * request of its own (shoal__bv_unpack_in, into an arena reset after each item),
+ * mutex, with its runner of items as `run`. Each item is decoded with the same checks as
+ * a request of its own (shoal__bv_unpack_in, into an arena reset after each item),
  * counted, given id 0 and no timeout, and run through `run` as a request of its own,
  * except that it has no reply: `run` returns its status, and its error in
  * shoal_errdetail(), which this file records when the item failed. The replies of

@@ -38,7 +38,11 @@
  * (or timer pass, or of a session's batch of pipelined requests: broker_run) store.c
  * writes the log and the changed objects' headers in one LMDB transaction, and only
  * after it commits are the replies handed to their sessions (pending list). So a
- * client never sees an acknowledgement for a write that a crash could lose.
+ * client never sees an acknowledgement for a write that a crash could lose. A
+ * request runs in two steps: execute (the operation, or parking it) and its reply
+ * (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
+ * shapes); a batch's items (batch.c) take the first step only (run_item), which
+ * returns each one's status and error to the batch.
  *
  * Sessions and ownership. Locks are held by (session, client thread); semaphore units
  * are counted per session in the semaphore's data map. When a session ends (the client
@@ -1334,6 +1338,12 @@ static const op_def ops[] = {
     {"broken", K(BARRIER), 0, barrier_info},
 };
 
+/* Whether operation name op is `name` (most differ in their first letter). */
+static inline bool is_op(const char *op, const char *name)
+{
+    return op[0] == name[0] && !strcmp(op, name);
+}
+
 /* The operation `name` for an object of kind `kind` whose target is `t`. */
 static const op_def *find_op(const char *name, int kind, const bv *t, int path)
 {
@@ -1341,7 +1351,7 @@ static const op_def *find_op(const char *name, int kind, const bv *t, int path)
     bool list = t && (t->kind_case == BV_LIST || t->kind_case == BV_TUPLE);
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         const op_def *d = &ops[i];
-        if (d->name[0] != name[0] || strcmp(d->name, name) || !(d->kinds & (1u << kind)))
+        if (!is_op(name, d->name) || !(d->kinds & (1u << kind)))
             continue;
         if (kind == SHOAL__BROKER__KIND__VALUE && !path && (d->flags & (F_MAP | F_SEQ)) &&
             d->fn != op_incr && d->fn != op_cas)
@@ -1828,15 +1838,15 @@ static int execute(shoal_broker *b, broker_session *s, uint64_t sid, breq *req, 
         rc = broker__batch(b, s, sid, req, run_item, &c->result);
     else if (!*req->object)
         rc = op_broker(b, c);
-    else if (!strcmp(req->op, "create"))
+    else if (is_op(req->op, "create"))
         rc = op_create(b, c);
     else if (!(o = *on = broker__find(b, req->object)))
         rc = shoal__err(SHOAL_ENOENT, "broker: no object \"%.255s\"", req->object);
-    else if (!strcmp(req->op, "delete"))
+    else if (is_op(req->op, "delete"))
         rc = op_delete(b, c, o);
-    else if (!strcmp(req->op, "kind"))
+    else if (is_op(req->op, "kind"))
         rc = set_result(c, shoal__bv_int(o->st->kind));
-    else if (!strcmp(req->op, "describe"))
+    else if (is_op(req->op, "describe"))
         rc = op_describe(c, o);
     else {
         c->o = o;
@@ -1856,11 +1866,18 @@ static int execute(shoal_broker *b, broker_session *s, uint64_t sid, breq *req, 
     return rc;
 }
 
-/* After a request ran on o: retries o's waiters if it changed. */
-static void wake(shoal_broker *b, bobj *o)
+/* After a request ran on o: retries o's waiters if it changed, keeping the request's
+ * error detail (rc < 0) for its caller. */
+static void wake(shoal_broker *b, bobj *o, int rc)
 {
-    if (o && o->st && o->dirty && o->wh)
-        pump(b, o);
+    if (!o || !o->st || !o->dirty || !o->wh)
+        return;
+    char error[512]; /* the waiters' runs may set the thread's error detail */
+    if (rc < 0)
+        snprintf(error, sizeof(error), "%s", shoal_errdetail());
+    pump(b, o);
+    if (rc < 0)
+        shoal__err(rc, "%s", error);
 }
 
 /* Runs request req and leaves its reply pending (none for id 0 unless it failed). */
@@ -1875,7 +1892,7 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
         shoal__bv_free(c.result);
     else
         pend(b, s, req->id, rc, c.result, c.lent);
-    wake(b, o);
+    wake(b, o, 0);
 }
 
 /* A batch item (batch.c's `run`): runs req with no reply of its own, returning its
@@ -1889,14 +1906,8 @@ static int run_item(shoal_broker *b, broker_session *s, uint64_t sid, breq *req)
         return 0;
     if (!c.lent)
         shoal__bv_free(c.result);
-    if (rc == 0 || !o || !o->st || !o->dirty || !o->wh) {
-        wake(b, o);
-        return rc;
-    }
-    char error[512]; /* the waiters woken may set the thread's error detail */
-    snprintf(error, sizeof(error), "%s", shoal_errdetail());
-    pump(b, o);
-    return shoal__err(rc, "%s", error);
+    wake(b, o, rc);
+    return rc;
 }
 
 void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,

@@ -831,7 +831,7 @@ static int dec_item(dec *d, const pb_field *f, int depth, bv ***items, size_t *n
 static int dec_seq(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broker__Seq *s)
 {
     pb_in in = {p, p + len};
-    pb_field f;
+    pb_field f = {0};
     size_t cap = 0;
     int rc = 0;
     while (rc == 0 && in.p < in.end)
@@ -848,7 +848,7 @@ static int dec_entry(dec *d, const uint8_t *p, size_t len, int depth,
 {
     shoal__broker__entry__init(e);
     pb_in in = {p, p + len};
-    pb_field f;
+    pb_field f = {0};
     int rc = 0;
     while (rc == 0 && in.p < in.end)
         rc = next_field(&in, &f, len_wt, 3) < 0 ? SHOAL_EINVALID_DATA
@@ -865,7 +865,7 @@ static int dec_entry(dec *d, const uint8_t *p, size_t len, int depth,
 static int dec_map(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broker__Map *m)
 {
     pb_in in = {p, p + len};
-    pb_field f;
+    pb_field f = {0};
     size_t cap = 0;
     int rc = 0;
     while (rc == 0 && in.p < in.end) {
@@ -886,7 +886,7 @@ static int dec_map(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broke
 static int dec_typed(dec *d, const uint8_t *p, size_t len, Shoal__Broker__Typed *t)
 {
     pb_in in = {p, p + len};
-    pb_field f;
+    pb_field f = {0};
     while (in.p < in.end) {
         if (next_field(&in, &f, len_wt, 3) < 0)
             return SHOAL_EINVALID_DATA;
@@ -934,7 +934,7 @@ static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out)
         return no_memory();
     shoal__broker__value__init(v);
     pb_in in = {p, p + len};
-    pb_field f;
+    pb_field f = {0};
     int rc = 0;
     while (rc == 0 && in.p < in.end) {
         if (next_field(&in, &f, value_wt, 12) < 0)
@@ -991,7 +991,7 @@ static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
     }
     shoal__broker__request__init(r);
     pb_in in = {p, p + len};
-    pb_field f;
+    pb_field f = {0};
     size_t cap_path = 0, cap_args = 0, cap_batch = 0;
     int rc = 0;
     while (rc == 0 && in.p < in.end) {

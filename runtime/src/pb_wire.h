@@ -137,7 +137,7 @@ typedef struct pb_field {
 /* Reads the next field (its tag, then its value). False when it does not decode:
  * field number 0 or over 2^29 - 1, a group or an unknown wire type, a value cut
  * short. */
-static inline bool pb_get_field(pb_in *in, pb_field *f)
+static inline __attribute__((always_inline)) bool pb_get_field(pb_in *in, pb_field *f)
 {
     uint64_t tag;
     if (!pb_get_varint(in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
