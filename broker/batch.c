@@ -9,15 +9,12 @@
  * (index, status, error) tuples, one per failed item, in order.
  *
  * The dispatcher (core.c) hands a request with items here, under the broker's
- * mutex, with itself as `run`. Each item is decoded with the same checks as a
- * request of its own (shoal__bv_unpack_in, into an arena reset after each item),
- * counted, given id 0 and no timeout, and run through `run` exactly as a request of
- * its own — for an item with id 0 the
- * dispatcher packs a reply only when it failed (core.c's pend), and that reply is
- * the last one pending when `run` returns (the replies of waiters the item
- * satisfied come after it, and an item that failed changed nothing, so woke none):
- * this file takes it back from the pending list and keeps its status and error (a
- * successful reply there is a waiter's, with id 0, that the item satisfied: left).
+ * mutex, with its runner of items as `run`. Each item is decoded with the same checks as
+ * a request of its own (shoal__bv_unpack_in, into an arena reset after each item),
+ * counted, given id 0 and no timeout, and run through `run` as a request of its own,
+ * except that it has no reply: `run` returns its status, and its error in
+ * shoal_errdetail(), which this file records when the item failed. The replies of
+ * the waiters an item satisfied are pending as usual (core.c); none is the item's.
  *
  * The batch runs as one step: no other request runs between its items, and with a
  * data directory they share one commit (the one broker_run makes after the batch),
@@ -57,30 +54,6 @@ static int add_failure(bv **out, size_t index, int status, const char *error)
         return -1;
     }
     return shoal__bv_seq_insert(*out, (*out)->list->n_items, t); /* frees t on failure */
-}
-
-/* Takes back the reply run() left pending for item `index` of session s (if it
- * failed) and records its failure. */
-static int take_failure(shoal_broker *b, broker_session *s, size_t npend, size_t index,
-                        bv **out)
-{
-    if (b->npend <= npend || b->pend[npend].s != s || b->pend[npend].id != 0)
-        return 0; /* it succeeded */
-    struct broker_pend p = b->pend[npend];
-    brep *r = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, p.buf, p.len);
-    if (r && r->status >= 0) { /* a waiter with id 0 the item satisfied: not its */
-        protobuf_c_message_free_unpacked(&r->base, NULL);
-        return 0;
-    }
-    memmove(&b->pend[npend], &b->pend[npend + 1],
-            (b->npend - npend - 1) * sizeof(*b->pend));
-    b->npend--;
-    free(p.buf);
-    int rc = add_failure(out, index, r ? r->status : SHOAL_ENOMEM,
-                         r ? r->error : "broker: out of memory");
-    if (r)
-        protobuf_c_message_free_unpacked(&r->base, NULL);
-    return rc;
 }
 
 /* Decodes item i into arena a; NULL (its failure recorded) when it may not run. */
@@ -126,11 +99,9 @@ int broker__batch(shoal_broker *b, broker_session *s, uint64_t sid, const breq *
     shoal__bv_arena_init(&arena, space, sizeof(space));
     for (size_t i = 0; i < req->n_batch && rc == 0; i++) {
         breq *r = item(b, req, i, &arena, &out, &rc);
-        if (r) {
-            size_t npend = b->npend;
-            run(b, s, sid, r); /* copies out whatever it keeps (core.c) */
-            rc = take_failure(b, s, npend, i, &out);
-        }
+        int status = r ? run(b, s, sid, r) : 0; /* copies out what it keeps (core.c) */
+        if (status < 0)
+            rc = add_failure(&out, i, status, shoal_errdetail());
         shoal__bv_arena_reset(&arena);
     }
     if (rc < 0) {

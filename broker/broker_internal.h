@@ -156,12 +156,13 @@ size_t broker__watch_count(const bobj *o);
 int broker_watch(shoal_rpc_ctx *ctx, void *arg);
 
 /*
- * batch.c: a request with batch items, under b->mu. `run` is core.c's dispatcher
- * (takes its request over); each item goes through it. Returns 0 with *result the
- * failures (NULL: none), or a negative SHOAL_E* code for the whole batch.
+ * batch.c: a request with batch items, under b->mu. `run` is core.c's dispatcher for
+ * an item (takes its request over): it runs the item with no reply of its own and
+ * returns its status, 0 or a negative SHOAL_E* code with the error in
+ * shoal_errdetail(). Returns 0 with *result the failures (NULL: none), or a negative
+ * SHOAL_E* code for the whole batch.
  */
-typedef void (*broker_run_fn)(shoal_broker *b, broker_session *s, uint64_t sid,
-                              breq *req);
+typedef int (*broker_run_fn)(shoal_broker *b, broker_session *s, uint64_t sid, breq *req);
 int broker__batch(shoal_broker *b, broker_session *s, uint64_t sid, const breq *req,
                   broker_run_fn run, bv **result);
 

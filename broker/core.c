@@ -38,7 +38,11 @@
  * (or timer pass, or of a session's batch of pipelined requests: broker_run) store.c
  * writes the log and the changed objects' headers in one LMDB transaction, and only
  * after it commits are the replies handed to their sessions (pending list). So a
- * client never sees an acknowledgement for a write that a crash could lose.
+ * client never sees an acknowledgement for a write that a crash could lose. A
+ * request runs in two steps: execute (the operation, or parking it) and its reply
+ * (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
+ * shapes); a batch's items (batch.c) take the first step only (run_item), which
+ * returns each one's status and error to the batch.
  *
  * Sessions and ownership. Locks are held by (session, client thread); semaphore units
  * are counted per session in the semaphore's data map. When a session ends (the client
@@ -185,13 +189,10 @@ void broker__dirty(shoal_broker *b, bobj *o)
 static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result,
                  bool lent)
 {
-    brep r = SHOAL__BROKER__REPLY__INIT;
-    r.id = id;
-    r.status = rc < 0 ? rc : 0;
-    r.error = rc < 0 ? (char *)shoal_errdetail() : (char *)"";
-    r.result = rc < 0 ? NULL : result;
     size_t len;
-    void *buf = shoal__bv_pack(&r.base, &len);
+    void *buf =
+        shoal__bv_pack_reply(id, rc < 0 ? rc : 0, rc < 0 ? shoal_errdetail() : NULL,
+                             rc < 0 ? NULL : result, &len);
     if (!lent)
         shoal__bv_free(result);
     if (!buf || !s)
@@ -524,10 +525,39 @@ static int map_get(op_ctx *c)
     return c->req->n_args >= 2 ? clone_result(c, arg(c, 1)) : key_error(c);
 }
 
+static bool plain_scalar(const bv *v)
+{
+    return !v->base.n_unknown_fields &&
+           (v->kind_case == BV_NONE || v->kind_case == BV_BOOL ||
+            v->kind_case == BV_INT || v->kind_case == BV_DOUBLE);
+}
+
+/* *slot = argument i (taken over): a scalar over a scalar is copied in place. */
+static int replace(op_ctx *c, bv **slot, size_t i)
+{
+    if (!c->w && plain_scalar(*slot) && plain_scalar(c->req->args[i])) {
+        **slot = *c->req->args[i]; /* no part of either is allocated on its own */
+        return 0;
+    }
+    bv *v = take_arg(c, i);
+    if (!v)
+        return out_of_memory();
+    shoal__bv_free(*slot);
+    *slot = v;
+    return 0;
+}
+
 static int map_set(op_ctx *c)
 {
     if (c->req->n_args != 2 || need_key(c, arg(c, 0)) < 0)
         return bad_args(c, "a key and a value");
+    long at = find_key(c, arg(c, 0));
+    if (at >= 0) { /* the entry keeps its key */
+        int rc = replace(c, &c->target->map->entries[at]->value, 1);
+        if (rc == 0)
+            rec_entry(c, (size_t)at);
+        return rc;
+    }
     bv *k = take_arg(c, 0), *v = take_arg(c, 1);
     long rc = put_key(c, k, v);
     return rc < 0 ? (int)rc : 0;
@@ -1308,6 +1338,12 @@ static const op_def ops[] = {
     {"broken", K(BARRIER), 0, barrier_info},
 };
 
+/* Whether operation name op is `name` (most differ in their first letter). */
+static inline bool is_op(const char *op, const char *name)
+{
+    return op[0] == name[0] && !strcmp(op, name);
+}
+
 /* The operation `name` for an object of kind `kind` whose target is `t`. */
 static const op_def *find_op(const char *name, int kind, const bv *t, int path)
 {
@@ -1315,7 +1351,7 @@ static const op_def *find_op(const char *name, int kind, const bv *t, int path)
     bool list = t && (t->kind_case == BV_LIST || t->kind_case == BV_TUPLE);
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         const op_def *d = &ops[i];
-        if (strcmp(d->name, name) || !(d->kinds & (1u << kind)))
+        if (!is_op(name, d->name) || !(d->kinds & (1u << kind)))
             continue;
         if (kind == SHOAL__BROKER__KIND__VALUE && !path && (d->flags & (F_MAP | F_SEQ)) &&
             d->fn != op_incr && d->fn != op_cas)
@@ -1784,46 +1820,94 @@ static int op_broker(shoal_broker *b, op_ctx *c)
 
 /* ---- requests ---------------------------------------------------------------------- */
 
-static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req)
+/* What execute returns for a request parked as a waiter (its reply comes later). */
+#define PARKED 2
+
+static int run_item(shoal_broker *b, broker_session *s, uint64_t sid, breq *req);
+
+/* Runs request req: 0 or a negative SHOAL_E* code (detail in shoal_errdetail()), with
+ * the result in c->result (c->lent: the object's own), or PARKED. *on: the object it
+ * ran on (NULL: none). The reply is the caller's. */
+static int execute(shoal_broker *b, broker_session *s, uint64_t sid, breq *req, op_ctx *c,
+                   bobj **on)
 {
-    op_ctx c = {.b = b, .req = req, .sid = sid};
-    bobj *o = NULL;
+    *c = (op_ctx){.b = b, .req = req, .sid = sid};
+    bobj *o = *on = NULL;
     int rc;
-    if (req->n_batch) /* batch.c: its items run through this function */
-        rc = broker__batch(b, s, sid, req, dispatch, &c.result);
+    if (req->n_batch) /* batch.c: its items run through run_item */
+        rc = broker__batch(b, s, sid, req, run_item, &c->result);
     else if (!*req->object)
-        rc = op_broker(b, &c);
-    else if (!strcmp(req->op, "create"))
-        rc = op_create(b, &c);
-    else if (!(o = broker__find(b, req->object)))
+        rc = op_broker(b, c);
+    else if (is_op(req->op, "create"))
+        rc = op_create(b, c);
+    else if (!(o = *on = broker__find(b, req->object)))
         rc = shoal__err(SHOAL_ENOENT, "broker: no object \"%.255s\"", req->object);
-    else if (!strcmp(req->op, "delete"))
-        rc = op_delete(b, &c, o);
-    else if (!strcmp(req->op, "kind"))
-        rc = set_result(&c, shoal__bv_int(o->st->kind));
-    else if (!strcmp(req->op, "describe"))
-        rc = op_describe(&c, o);
+    else if (is_op(req->op, "delete"))
+        rc = op_delete(b, c, o);
+    else if (is_op(req->op, "kind"))
+        rc = set_result(c, shoal__bv_int(o->st->kind));
+    else if (is_op(req->op, "describe"))
+        rc = op_describe(c, o);
     else {
-        c.o = o;
-        rc = run(&c);
+        c->o = o;
+        rc = run(c);
     }
-    if (rc == BLOCK && (req->timeout_ms != 0 || c.parked_state)) {
-        rc = park(b, &c, s);
+    if (rc == BLOCK && (req->timeout_ms != 0 || c->parked_state)) {
+        rc = park(b, c, s);
         if (rc == 0) { /* the waiter has a copy of the request now */
-            if (c.parked_state)
+            if (c->parked_state)
                 pump(b, o);
-            return;
+            return PARKED;
         }
     }
     if (rc == BLOCK)
         rc = shoal__err(SHOAL_ETIMEDOUT, "%s \"%s\": %s would have to wait",
                         kind_name(o->st->kind), o->name, req->op);
+    return rc;
+}
+
+/* After a request ran on o: retries o's waiters if it changed, keeping the request's
+ * error detail (rc < 0) for its caller. */
+static void wake(shoal_broker *b, bobj *o, int rc)
+{
+    if (!o || !o->st || !o->dirty || !o->wh)
+        return;
+    char error[512]; /* the waiters' runs may set the thread's error detail */
+    if (rc < 0)
+        snprintf(error, sizeof(error), "%s", shoal_errdetail());
+    pump(b, o);
+    if (rc < 0)
+        shoal__err(rc, "%s", error);
+}
+
+/* Runs request req and leaves its reply pending (none for id 0 unless it failed). */
+static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req)
+{
+    op_ctx c;
+    bobj *o;
+    int rc = execute(b, s, sid, req, &c, &o);
+    if (rc == PARKED)
+        return;
     if (req->id == 0 && rc == 0 && !c.lent) /* id 0: no reply unless it failed */
         shoal__bv_free(c.result);
     else
         pend(b, s, req->id, rc, c.result, c.lent);
-    if (o && o->st && o->dirty && o->wh)
-        pump(b, o);
+    wake(b, o, 0);
+}
+
+/* A batch item (batch.c's `run`): runs req with no reply of its own, returning its
+ * status (0 also when it parked) with the error in shoal_errdetail(). */
+static int run_item(shoal_broker *b, broker_session *s, uint64_t sid, breq *req)
+{
+    op_ctx c;
+    bobj *o;
+    int rc = execute(b, s, sid, req, &c, &o);
+    if (rc == PARKED)
+        return 0;
+    if (!c.lent)
+        shoal__bv_free(c.result);
+    wake(b, o, rc);
+    return rc;
 }
 
 void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,

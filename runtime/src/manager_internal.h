@@ -93,5 +93,10 @@ ProtobufCMessage *shoal__bv_unpack_in(const ProtobufCMessageDescriptor *top,
                                       const void *buf, size_t len, shoal_bv_arena *a);
 /* Packs m into a new buffer (*len set), or NULL. */
 void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len);
+/* Packs the Reply {id, status, error, result} (error NULL or "": none; result NULL:
+ * none; not taken over) into a new buffer (*len set), or NULL: the bytes protobuf-c
+ * would write, without it for no result or a scalar one. */
+void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
+                           const bv *result, size_t *len);
 
 #endif

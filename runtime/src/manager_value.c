@@ -19,9 +19,18 @@
  *
  * The broker's hot path decodes a Request into an arena instead (shoal_bv_arena: a
  * bump allocator over a caller's buffer, dropped whole) with a decoder of its own
- * (dec_request), which counts depth and values as it goes, so needs no scan first;
- * valid() then runs as above. What is kept from such a message is copied out with
- * shoal__bv_clone, which copies field by field with malloc.
+ * (dec_request): one pass over the bytes, pb_wire.h's field reader inlined, the
+ * repeated fields' arrays grown in the arena as their items come (no pass to count
+ * them first), and every check made on the way — depth and number of values as
+ * scan() counts them, the wire type of each known field, unknown fields skipped,
+ * and what valid() refuses, at the value or entry where it is met. What is kept from
+ * such a message is copied out with shoal__bv_clone, which copies field by field
+ * with malloc.
+ *
+ * Replies: shoal__bv_pack_reply writes the common ones — no result, or a scalar one,
+ * with or without an error — by hand with pb_wire.h, the same bytes protobuf-c
+ * would write (tests/broker/broker_codec.c compares them), and leaves a container
+ * result to protobuf-c.
  */
 #include <malloc.h>
 #include <math.h>
@@ -31,6 +40,7 @@
 
 #include "internal.h"
 #include "manager_internal.h"
+#include "pb_wire.h"
 
 static bv *bv_new(int kind)
 {
@@ -319,6 +329,94 @@ void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len)
     return buf;
 }
 
+/* Writes Value v to o when it is a scalar (or string, bytes, pickle) with no unknown
+ * fields, byte for byte as protobuf-c packs it (a oneof member is written even when
+ * zero). False, nothing written, for any other value. */
+static bool put_scalar(pb_out *o, const bv *v)
+{
+    if (v->base.n_unknown_fields)
+        return false;
+    switch (v->kind_case) {
+    case BV_NONE:
+    case BV_BOOL:
+        pb_put_tag(o, (uint32_t)v->kind_case, WT_VARINT);
+        pb_put_varint(o, (v->kind_case == BV_NONE ? v->none : v->b) != 0);
+        return true;
+    case BV_INT:
+        pb_put_tag(o, BV_INT, WT_VARINT);
+        pb_put_varint(o, ((uint64_t)v->i << 1) ^ (uint64_t)(v->i >> 63));
+        return true;
+    case BV_DOUBLE: {
+        uint64_t bits;
+        uint8_t le[8];
+        memcpy(&bits, &v->d, 8);
+        for (int i = 0; i < 8; i++)
+            le[i] = (uint8_t)(bits >> (8 * i));
+        pb_put_tag(o, BV_DOUBLE, WT_I64);
+        pb_put(o, le, 8);
+        return true;
+    }
+    case BV_STR:
+        pb_put_len(o, BV_STR, v->s, strlen(v->s));
+        return true;
+    case BV_BYTES:
+    case BV_PICKLE: {
+        const ProtobufCBinaryData *b = v->kind_case == BV_BYTES ? &v->bytes : &v->pickle;
+        pb_put_len(o, (uint32_t)v->kind_case, b->data, b->len);
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+/* The Reply's fields before its result, as protobuf-c packs them (proto3: a zero
+ * or empty field is left out). */
+static void put_reply_head(pb_out *o, uint64_t id, int32_t status, const char *error)
+{
+    if (id) {
+        pb_put_tag(o, 1, WT_VARINT);
+        pb_put_varint(o, id);
+    }
+    if (status) {
+        pb_put_tag(o, 2, WT_VARINT);
+        pb_put_varint(o, ((uint32_t)status << 1) ^ (uint32_t)(status >> 31));
+    }
+    if (error && *error)
+        pb_put_len(o, 3, error, strlen(error));
+}
+
+void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
+                           const bv *result, size_t *len)
+{
+    pb_out size = {NULL, 0, 0};
+    if (result && !put_scalar(&size, result)) { /* a container: protobuf-c packs it */
+        brep r = SHOAL__BROKER__REPLY__INIT;
+        r.id = id;
+        r.status = status;
+        r.error = (char *)(error ? error : "");
+        r.result = (bv *)result;
+        return shoal__bv_pack(&r.base, len);
+    }
+    size_t vlen = size.len;
+    put_reply_head(&size, id, status, error);
+    if (result) {
+        pb_put_tag(&size, 4, WT_LEN);
+        pb_put_varint(&size, vlen);
+    }
+    pb_out o = {malloc(size.len ? size.len : 1), size.len, 0};
+    if (!o.p)
+        return NULL;
+    put_reply_head(&o, id, status, error);
+    if (result) {
+        pb_put_tag(&o, 4, WT_LEN);
+        pb_put_varint(&o, vlen);
+        put_scalar(&o, result);
+    }
+    *len = o.len;
+    return o.p;
+}
+
 static int dup_bin(ProtobufCBinaryData *to, ProtobufCBinaryData from)
 {
     to->len = from.len;
@@ -455,26 +553,34 @@ struct shoal_bv_block {
 
 #define ALIGN sizeof(max_align_t)
 
-static void *arena_alloc(void *data, size_t size)
+static void *arena_more(shoal_bv_arena *a, size_t size);
+
+static inline void *arena_alloc(void *data, size_t size)
 {
     shoal_bv_arena *a = data;
     size = (size + ALIGN - 1) & ~(ALIGN - 1);
-    if ((size_t)(a->end - a->p) < size) {
-        size_t cap = a->blocks ? a->blocks->cap * 2 : 4096;
-        if (cap < size)
-            cap = size;
-        struct shoal_bv_block *k = malloc(sizeof(*k) + cap);
-        if (!k)
-            return NULL;
-        k->next = a->blocks;
-        k->cap = cap;
-        a->blocks = k;
-        a->p = (char *)k->data;
-        a->end = a->p + cap;
-    }
+    if (__builtin_expect((size_t)(a->end - a->p) < size, 0))
+        return arena_more(a, size);
     void *r = a->p;
     a->p += size;
     return r;
+}
+
+/* arena_alloc when the current buffer is full: a new block from malloc. */
+static void *arena_more(shoal_bv_arena *a, size_t size)
+{
+    size_t cap = a->blocks ? a->blocks->cap * 2 : 4096;
+    if (cap < size)
+        cap = size;
+    struct shoal_bv_block *k = malloc(sizeof(*k) + cap);
+    if (!k)
+        return NULL;
+    k->next = a->blocks;
+    k->cap = cap;
+    a->blocks = k;
+    a->p = (char *)k->data + size;
+    a->end = (char *)k->data + cap;
+    return k->data;
 }
 
 static void arena_free(void *data, void *p)
@@ -642,36 +748,18 @@ typedef struct dec {
     size_t values;
 } dec;
 
-/* A field as shoal__pb_field reads it. */
-typedef struct fld {
-    uint32_t number;
-    int wt;
-    uint64_t value;     /* a varint's */
-    const uint8_t *sub; /* a length-delimited field's bytes */
-    size_t len;
-} fld;
-
-#define WT_VARINT 0
-#define WT_I64    1
-#define WT_LEN    2
-
 /* The wire types of the fields of the messages decoded here, by field number (-1:
  * no such field, skipped). */
-static const int value_wt[12] = {-1,     WT_VARINT, WT_VARINT, WT_VARINT, WT_I64, WT_LEN,
-                                 WT_LEN, WT_LEN,    WT_LEN,    WT_LEN,    WT_LEN, WT_LEN};
-static const int request_wt[9] = {-1,     WT_VARINT, WT_LEN,    WT_LEN, WT_LEN,
-                                  WT_LEN, WT_VARINT, WT_VARINT, WT_LEN};
-static const int len_wt[3] = {-1, WT_LEN, WT_LEN}; /* Seq, Map, Entry, Typed */
+static const int8_t value_wt[12] = {-1,     WT_VARINT, WT_VARINT, WT_VARINT,
+                                    WT_I64, WT_LEN,    WT_LEN,    WT_LEN,
+                                    WT_LEN, WT_LEN,    WT_LEN,    WT_LEN};
+static const int8_t request_wt[9] = {-1,     WT_VARINT, WT_LEN,    WT_LEN, WT_LEN,
+                                     WT_LEN, WT_VARINT, WT_VARINT, WT_LEN};
+static const int8_t len_wt[3] = {-1, WT_LEN, WT_LEN}; /* Seq, Map, Entry, Typed */
 
-/* Reads the next field of *p..end into f: 0, or SHOAL_EINVALID_DATA (detail set) when
- * it does not decode or a known field (below nwt) has another wire type than wts[]. */
-static int next_field(const uint8_t **p, const uint8_t *end, fld *f, const int *wts,
-                      uint32_t nwt)
+static int bad_data(void)
 {
-    if (shoal__pb_field(p, end, &f->number, &f->wt, &f->value, &f->sub, &f->len) < 0 ||
-        (f->number < nwt && f->wt != wts[f->number]))
-        return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
-    return 0;
+    return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
 }
 
 static int no_memory(void)
@@ -679,7 +767,17 @@ static int no_memory(void)
     return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
 }
 
-static char *dec_str(dec *d, const fld *f)
+/* Reads the next field of in into f: 0, or SHOAL_EINVALID_DATA (detail set) when it
+ * does not decode or a known field (below nwt) has another wire type than wts[]. */
+static inline __attribute__((always_inline)) int
+next_field(pb_in *in, pb_field *f, const int8_t *wts, uint32_t nwt)
+{
+    if (!pb_get_field(in, f) || (f->number < nwt && f->wt != wts[f->number]))
+        return bad_data();
+    return 0;
+}
+
+static char *dec_str(dec *d, const pb_field *f)
 {
     char *s = arena_alloc(d->a, f->len + 1);
     if (s) {
@@ -689,7 +787,7 @@ static char *dec_str(dec *d, const fld *f)
     return s;
 }
 
-static int dec_bin(dec *d, ProtobufCBinaryData *b, const fld *f)
+static int dec_bin(dec *d, ProtobufCBinaryData *b, const pb_field *f)
 {
     b->len = f->len;
     if (!(b->data = arena_alloc(d->a, f->len ? f->len : 1)))
@@ -698,83 +796,99 @@ static int dec_bin(dec *d, ProtobufCBinaryData *b, const fld *f)
     return 0;
 }
 
-/* Allocates room for the occurrences of field `field` (length-delimited) of the
- * message p..end: *n set to their number. 0 or a SHOAL_E* code. */
-static int count_field(dec *d, const uint8_t *p, const uint8_t *end, uint32_t field,
-                       size_t size, void **room, size_t *n)
+/* Room for element n (of `size` bytes) of the array *arr of capacity *cap in the
+ * arena: doubled when full (the old one stays in the arena, dropped with it), so a
+ * repeated field is decoded in one pass. NULL when out of memory. */
+static void *slot(dec *d, void **arr, size_t n, size_t *cap, size_t size)
 {
-    fld f;
-    size_t count = 0;
-    while (p < end) {
-        if (next_field(&p, end, &f, len_wt, 0) < 0)
-            return SHOAL_EINVALID_DATA;
-        if (f.number == field && f.wt != WT_LEN)
-            return shoal__err(SHOAL_EINVALID_DATA, "broker message: does not decode");
-        count += f.number == field;
+    if (n == *cap) {
+        size_t c = n ? n * 2 : 4;
+        void *p = arena_alloc(d->a, c * size);
+        if (!p)
+            return NULL;
+        if (n)
+            memcpy(p, *arr, n * size);
+        *arr = p;
+        *cap = c;
     }
-    *n = count;
-    return count && !(*room = arena_alloc(d->a, count * size)) ? no_memory() : 0;
+    return (char *)*arr + n * size;
 }
 
-static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv **out);
+static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out);
 
-/* The repeated Value field `field` of the message p..end: *items, *n (every other
- * field skipped). Counts them first, so that the array is allocated once. */
-static int dec_values(dec *d, const uint8_t *p, const uint8_t *end, uint32_t field,
-                      int depth, bv ***items, size_t *n)
+/* One more Value (field f's bytes) of the repeated field *items (*n of them, room
+ * for *cap). */
+static int dec_item(dec *d, const pb_field *f, int depth, bv ***items, size_t *n,
+                    size_t *cap)
 {
-    size_t count;
-    int rc = count_field(d, p, end, field, sizeof(**items), (void **)items, &count);
-    fld f;
-    for (*n = 0; rc == 0 && *n < count;) {
-        next_field(&p, end, &f, len_wt, 0);
-        if (f.number == field)
-            rc = dec_value(d, f.sub, f.sub + f.len, depth, &(*items)[(*n)++]);
-    }
-    return rc;
+    bv **v = slot(d, (void **)items, *n, cap, sizeof(**items));
+    if (!v)
+        return no_memory();
+    ++*n;
+    return dec_value(d, f->sub, f->len, depth, v);
 }
 
-/* An Entry: its key (1) and value (2); one missing stays NULL (which valid()
- * refuses). */
-static int dec_entry(dec *d, const uint8_t *p, const uint8_t *end, int depth,
-                     Shoal__Broker__Entry *e)
+static int dec_seq(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broker__Seq *s)
 {
-    shoal__broker__entry__init(e);
-    fld f;
+    pb_in in = {p, p + len};
+    pb_field f = {0};
+    size_t cap = 0;
     int rc = 0;
-    while (rc == 0 && p < end)
-        rc = next_field(&p, end, &f, len_wt, 3) < 0 ? SHOAL_EINVALID_DATA
-             : f.number == 1 ? dec_value(d, f.sub, f.sub + f.len, depth, &e->key)
-             : f.number == 2 ? dec_value(d, f.sub, f.sub + f.len, depth, &e->value)
+    while (rc == 0 && in.p < in.end)
+        rc = next_field(&in, &f, len_wt, 2) < 0 ? SHOAL_EINVALID_DATA
+             : f.number == 1 ? dec_item(d, &f, depth, &s->items, &s->n_items, &cap)
                              : 0;
     return rc;
 }
 
-static int dec_map(dec *d, const uint8_t *p, const uint8_t *end, int depth,
-                   Shoal__Broker__Map *m)
+/* An Entry: its key (1) and value (2), both required, the key a scalar (or a tuple
+ * of them). */
+static int dec_entry(dec *d, const uint8_t *p, size_t len, int depth,
+                     Shoal__Broker__Entry *e)
 {
-    size_t count;
-    int rc = count_field(d, p, end, 1, sizeof(*m->entries), (void **)&m->entries, &count);
-    fld f;
-    while (rc == 0 && m->n_entries < count) {
-        next_field(&p, end, &f, len_wt, 0);
+    shoal__broker__entry__init(e);
+    pb_in in = {p, p + len};
+    pb_field f = {0};
+    int rc = 0;
+    while (rc == 0 && in.p < in.end)
+        rc = next_field(&in, &f, len_wt, 3) < 0 ? SHOAL_EINVALID_DATA
+             : f.number == 1 ? dec_value(d, f.sub, f.len, depth, &e->key)
+             : f.number == 2 ? dec_value(d, f.sub, f.len, depth, &e->value)
+                             : 0;
+    if (rc == 0 && (!e->key || !e->value || !shoal__bv_is_key(e->key)))
+        return shoal__err(SHOAL_EINVALID_DATA, "broker message: a map entry without its "
+                                               "key or value, or a key that is not a "
+                                               "scalar");
+    return rc;
+}
+
+static int dec_map(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broker__Map *m)
+{
+    pb_in in = {p, p + len};
+    pb_field f = {0};
+    size_t cap = 0;
+    int rc = 0;
+    while (rc == 0 && in.p < in.end) {
+        if (next_field(&in, &f, len_wt, 2) < 0)
+            return SHOAL_EINVALID_DATA;
         if (f.number != 1)
             continue;
-        Shoal__Broker__Entry *e = arena_alloc(d->a, sizeof(*e));
-        if (!e)
+        Shoal__Broker__Entry **e =
+            slot(d, (void **)&m->entries, m->n_entries, &cap, sizeof(*m->entries));
+        if (!e || !(*e = arena_alloc(d->a, sizeof(**e))))
             return no_memory();
-        m->entries[m->n_entries++] = e;
-        rc = dec_entry(d, f.sub, f.sub + f.len, depth, e);
+        m->n_entries++;
+        rc = dec_entry(d, f.sub, f.len, depth, *e);
     }
     return rc;
 }
 
-static int dec_typed(dec *d, const uint8_t *p, const uint8_t *end,
-                     Shoal__Broker__Typed *t)
+static int dec_typed(dec *d, const uint8_t *p, size_t len, Shoal__Broker__Typed *t)
 {
-    fld f;
-    while (p < end) {
-        if (next_field(&p, end, &f, len_wt, 3) < 0)
+    pb_in in = {p, p + len};
+    pb_field f = {0};
+    while (in.p < in.end) {
+        if (next_field(&in, &f, len_wt, 3) < 0)
             return SHOAL_EINVALID_DATA;
         if (f.number == 1 && !(t->type = dec_str(d, &f)))
             return no_memory();
@@ -785,32 +899,31 @@ static int dec_typed(dec *d, const uint8_t *p, const uint8_t *end,
 }
 
 /* The container member (list, tuple, map, message) of v that field f sets. */
-static int dec_container(dec *d, bv *v, const fld *f, int depth)
+static int dec_container(dec *d, bv *v, const pb_field *f, int depth)
 {
-    const uint8_t *p = f->sub, *end = f->sub + f->len;
     if (v->kind_case == BV_MAP) {
         if (!(v->map = arena_alloc(d->a, sizeof(*v->map))))
             return no_memory();
         shoal__broker__map__init(v->map);
-        return dec_map(d, p, end, depth, v->map);
+        return dec_map(d, f->sub, f->len, depth, v->map);
     }
     if (v->kind_case == BV_MSG) {
         if (!(v->message = arena_alloc(d->a, sizeof(*v->message))))
             return no_memory();
         shoal__broker__typed__init(v->message);
-        return dec_typed(d, p, end, v->message);
+        return dec_typed(d, f->sub, f->len, v->message);
     }
     Shoal__Broker__Seq *s = arena_alloc(d->a, sizeof(*s));
     if (!s)
         return no_memory();
     shoal__broker__seq__init(s);
     *(v->kind_case == BV_LIST ? &v->list : &v->tuple) = s;
-    return dec_values(d, p, end, 1, depth, &s->items, &s->n_items);
+    return dec_seq(d, f->sub, f->len, depth, s);
 }
 
-/* One Value (p..end) nested at depth; a repeated member of the oneof: the last one
- * counts. */
-static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv **out)
+/* One Value (p[len]) nested at depth, which must have a kind; a repeated member of
+ * the oneof: the last one counts. */
+static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out)
 {
     if (++d->values > SHOAL_BV_MAX_VALUES || ++depth > SHOAL_BV_MAX_DEPTH)
         return shoal__err(SHOAL_EINVALID_DATA,
@@ -820,10 +933,11 @@ static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv
     if (!v)
         return no_memory();
     shoal__broker__value__init(v);
-    fld f;
+    pb_in in = {p, p + len};
+    pb_field f = {0};
     int rc = 0;
-    while (rc == 0 && p < end) {
-        if (next_field(&p, end, &f, value_wt, 12) < 0)
+    while (rc == 0 && in.p < in.end) {
+        if (next_field(&in, &f, value_wt, 12) < 0)
             return SHOAL_EINVALID_DATA;
         if (f.number >= 12)
             continue; /* unknown: skipped */
@@ -839,7 +953,7 @@ static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv
             v->i = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
             break;
         case BV_DOUBLE:
-            memcpy(&v->d, p - 8, 8); /* the field's last 8 bytes */
+            memcpy(&v->d, &f.value, 8);
             break;
         case BV_STR:
             rc = (v->s = dec_str(d, &f)) ? 0 : no_memory();
@@ -854,27 +968,20 @@ static int dec_value(dec *d, const uint8_t *p, const uint8_t *end, int depth, bv
             rc = dec_container(d, v, &f, depth);
         }
     }
+    if (rc == 0 && v->kind_case == SHOAL__BROKER__VALUE__KIND__NOT_SET)
+        return shoal__err(SHOAL_EINVALID_DATA, "broker message: a value of no kind");
     return rc;
 }
 
-/* Copies the items of the request's batch (field 8, each a packed Request that
- * batch.c decodes when it runs it) into the arena. 0 or a SHOAL_E* code. */
-static int dec_batch(dec *d, const uint8_t *p, const uint8_t *end, breq *r)
-{
-    int rc =
-        count_field(d, p, end, 8, sizeof(*r->batch), (void **)&r->batch, &r->n_batch);
-    fld f;
-    for (size_t i = 0; rc == 0 && i < r->n_batch;)
-        if ((rc = next_field(&p, end, &f, len_wt, 0)) == 0 && f.number == 8)
-            rc = dec_bin(d, &r->batch[i++], &f);
-    return rc;
-}
-
-/* Decodes a Request into arena a, checking its depth and size on the way (as scan
- * does before protobuf-c's unpack): what protobuf-c would decode, except that a
- * repeated singular message field is not merged (the last one counts) and unknown
- * fields are dropped. NULL with shoal_errdetail() set. */
-static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a)
+/* Decodes a Request into arena a in one pass, checking on the way what scan() and
+ * valid() check before and after protobuf-c's unpack (depth, number of values, a
+ * value of no kind, a map entry without its key or value or with a key that is not
+ * a scalar), and the wire types of its known fields: what protobuf-c would decode,
+ * except that a repeated singular message field is not merged (the last one counts)
+ * and unknown fields are dropped. The batch's items (field 8, each a packed Request
+ * that batch.c decodes when it runs it) are copied as they are. NULL with
+ * shoal_errdetail() set. */
+static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
 {
     dec d = {a, 0};
     breq *r = arena_alloc(a, sizeof(*r));
@@ -883,11 +990,12 @@ static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a
         return NULL;
     }
     shoal__broker__request__init(r);
-    const uint8_t *start = p;
-    fld f;
+    pb_in in = {p, p + len};
+    pb_field f = {0};
+    size_t cap_path = 0, cap_args = 0, cap_batch = 0;
     int rc = 0;
-    while (rc == 0 && p < end) {
-        if (next_field(&p, end, &f, request_wt, 9) < 0)
+    while (rc == 0 && in.p < in.end) {
+        if (next_field(&in, &f, request_wt, 9) < 0)
             return NULL;
         switch (f.number) {
         case 1:
@@ -898,13 +1006,11 @@ static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a
             rc = (*(f.number == 2 ? &r->object : &r->op) = dec_str(&d, &f)) ? 0
                                                                             : no_memory();
             break;
-        case 3: /* each repeated field in one pass, the first time it is met */
-            if (!r->path)
-                rc = dec_values(&d, start, end, 3, 0, &r->path, &r->n_path);
+        case 3:
+            rc = dec_item(&d, &f, 0, &r->path, &r->n_path, &cap_path);
             break;
         case 5:
-            if (!r->args)
-                rc = dec_values(&d, start, end, 5, 0, &r->args, &r->n_args);
+            rc = dec_item(&d, &f, 0, &r->args, &r->n_args, &cap_args);
             break;
         case 6:
             r->timeout_ms = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
@@ -912,10 +1018,13 @@ static breq *dec_request(const uint8_t *p, const uint8_t *end, shoal_bv_arena *a
         case 7:
             r->thread = f.value;
             break;
-        case 8:
-            if (!r->batch)
-                rc = dec_batch(&d, start, end, r);
+        case 8: {
+            ProtobufCBinaryData *item =
+                slot(&d, (void **)&r->batch, r->n_batch, &cap_batch, sizeof(*r->batch));
+            rc = item ? dec_bin(&d, item, &f) : no_memory();
+            r->n_batch += item != NULL;
             break;
+        }
         }
     }
     return rc == 0 ? r : NULL;
@@ -932,11 +1041,9 @@ ProtobufCMessage *shoal__bv_unpack_in(const ProtobufCMessageDescriptor *top,
 {
     size_t values = 0;
     ProtobufCMessage *m;
-    if (a && top == &shoal__broker__request__descriptor) {
-        breq *r = dec_request(buf, (const uint8_t *)buf + len, a);
-        if (!r)
-            return NULL;
-        m = &r->base;
+    if (a && top == &shoal__broker__request__descriptor) { /* checked as it decodes */
+        breq *r = dec_request(buf, len, a);
+        return r ? &r->base : NULL;
     } else {
         if (scan(top_type(top), buf, (const uint8_t *)buf + len, 0, &values) < 0)
             return NULL;

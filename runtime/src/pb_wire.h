@@ -7,6 +7,9 @@
  * from a pb_in and answers false on anything that does not decode — a varint cut short
  * or longer than ten bytes, a length that overruns the input, a group or an unknown
  * wire type — leaving the caller to name the message and field in its error.
+ * pb_get_field reads a whole field (tag and value): the decoders that walk a message
+ * field by field (typed.c's shoal__pb_field, the broker's Request decoder in
+ * manager_value.c) use it, inlined.
  */
 #ifndef SHOAL_PB_WIRE_H
 #define SHOAL_PB_WIRE_H
@@ -64,6 +67,10 @@ typedef struct pb_in {
 
 static inline bool pb_get_varint(pb_in *in, uint64_t *v)
 {
+    if (in->p < in->end && !(*in->p & 0x80)) { /* one byte: most tags and lengths */
+        *v = *in->p++;
+        return true;
+    }
     *v = 0;
     for (int shift = 0; shift < 64 && in->p < in->end; shift += 7) {
         uint8_t b = *in->p++;
@@ -114,6 +121,40 @@ static inline bool pb_skip(pb_in *in, int wt)
         return pb_get_len(in, &d, &n);
     default:
         return false; /* groups (3, 4) and unknown wire types */
+    }
+}
+
+/* A field as pb_get_field reads it: its number and wire type; a varint's value, or a
+ * fixed field's (little-endian, as an integer); a length-delimited field's bytes. */
+typedef struct pb_field {
+    uint32_t number;
+    int wt;
+    uint64_t value;     /* WT_VARINT, WT_I64, WT_I32 */
+    const uint8_t *sub; /* WT_LEN: its bytes (in the input) and their length */
+    size_t len;
+} pb_field;
+
+/* Reads the next field (its tag, then its value). False when it does not decode:
+ * field number 0 or over 2^29 - 1, a group or an unknown wire type, a value cut
+ * short. */
+static inline __attribute__((always_inline)) bool pb_get_field(pb_in *in, pb_field *f)
+{
+    uint64_t tag;
+    if (!pb_get_varint(in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+        return false;
+    f->number = (uint32_t)(tag >> 3);
+    f->wt = (int)(tag & 7);
+    switch (f->wt) {
+    case WT_VARINT:
+        return pb_get_varint(in, &f->value);
+    case WT_LEN:
+        return pb_get_len(in, &f->sub, &f->len);
+    case WT_I64:
+        return pb_get_fixed(in, 8, &f->value);
+    case WT_I32:
+        return pb_get_fixed(in, 4, &f->value);
+    default:
+        return false;
     }
 }
 

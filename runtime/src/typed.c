@@ -691,20 +691,14 @@ int shoal__pb_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int
                     uint64_t *value, const uint8_t **sub, size_t *sub_len)
 {
     pb_in in = {*p, end};
-    uint64_t tag;
-    if (!pb_get_varint(&in, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+    pb_field f;
+    if (!pb_get_field(&in, &f))
         return -1;
-    *number = (uint32_t)(tag >> 3);
-    *wt = (int)(tag & 7);
-    *value = 0;
-    *sub = NULL;
-    *sub_len = 0;
-    if (*wt == WT_LEN) {
-        if (!pb_get_len(&in, sub, sub_len))
-            return -1;
-    } else if (*wt == WT_VARINT ? !pb_get_varint(&in, value) : !pb_skip(&in, *wt)) {
-        return -1;
-    }
+    *number = f.number;
+    *wt = f.wt;
+    *value = f.wt == WT_VARINT ? f.value : 0;
+    *sub = f.wt == WT_LEN ? f.sub : NULL;
+    *sub_len = f.wt == WT_LEN ? f.len : 0;
     *p = in.p;
     return 0;
 }

@@ -9,7 +9,9 @@
  * (create, every operation of every kind, paths into nested containers, blocking
  * operations that park), answered. The session then ends, which drops its waiters and
  * frees what it held. Whatever the bytes, nothing may crash, leak, read or write out
- * of bounds, or hang.
+ * of bounds, or hang. Checked besides: every reply is what protobuf-c would pack
+ * (the broker packs the common ones by hand), and a frame the Request decoder
+ * accepts decodes the same once packed again by protobuf-c.
  *
  * The corpus (broker_corpus/) holds valid sessions: creating each kind and running its
  * operations, so that mutations reach the dispatcher and not only the decoder.
@@ -23,12 +25,56 @@
 
 static size_t delivered;
 
+/* protobuf-c's packing of what it decodes from buf[len] is buf[len] again (the
+ * reply packer writes what protobuf-c writes). */
+static void check_canonical(const ProtobufCMessageDescriptor *d, const void *buf,
+                            size_t len)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+    if (!m)
+        abort();
+    size_t n;
+    void *again = shoal__bv_pack(m, &n);
+    if (!again || n != len || memcmp(again, buf, len))
+        abort();
+    free(again);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
 static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
 {
     (void)s;
     (void)id;
+    check_canonical(&shoal__broker__reply__descriptor, buf, len);
     delivered += len;
     free(buf);
+}
+
+/* The Request decoder (shoal__bv_unpack_in) on frame buf[len]: when it accepts it,
+ * it accepts protobuf-c's packing of what it decoded, and decodes that to the same
+ * message again. */
+static void check_decoder(const void *buf, size_t len)
+{
+    max_align_t space[256];
+    shoal_bv_arena a;
+    shoal__bv_arena_init(&a, space, sizeof(space));
+    ProtobufCMessage *m =
+        shoal__bv_unpack_in(&shoal__broker__request__descriptor, buf, len, &a);
+    size_t n;
+    void *packed = m ? shoal__bv_pack(m, &n) : NULL;
+    if (m && !packed)
+        abort();
+    shoal__bv_arena_reset(&a);
+    if (packed) {
+        m = shoal__bv_unpack_in(&shoal__broker__request__descriptor, packed, n, &a);
+        size_t n2;
+        void *again = m ? shoal__bv_pack(m, &n2) : NULL;
+        if (!again || n2 != n || memcmp(again, packed, n))
+            abort();
+        free(again);
+        free(packed);
+        shoal__bv_arena_reset(&a);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -45,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size -= 2;
         if (n > size)
             n = size;
+        check_decoder(data, n);
         broker_request(b, s, sid, data, n);
         data += n;
         size -= n;
