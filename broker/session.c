@@ -6,16 +6,11 @@
  * any number in flight. It reads them in direct receive (shoal_rpc_ctx_set_direct):
  * over shm:// this thread takes the client's frames from the pipe itself, spinning
  * for the next request after each reply and then sleeping on the pipe, so a request
- * crosses no thread hand-off. It spins only while few sessions are busy: the shm://
- * transport's receive (rpc_shm.c, spinners.h) counts the broker's connections that
- * received within the last few hundred microseconds and sleeps at once while two
- * threads per busy one (the session's and its client's) outnumber the CPUs, so four
- * busy clients on two CPUs do not lose their CPU to four spinning sessions, and one
- * client keeps the spin however many others are merely connected. It turns direct receive
- * off while it waits for the outbox to drain (wait_room), as the sender that drains it
- * needs the client's window frames read. core.c hands each reply, once durable, to the
- * session's outbox (broker_session_deliver, under the broker's mutex, never blocking).
- * Who writes the outbox to the stream:
+ * crosses no thread hand-off; it turns direct receive off while it waits for the
+ * outbox to drain (wait_room), as the sender that drains it needs the client's window
+ * frames read. core.c hands each reply, once durable, to the session's
+ * outbox (broker_session_deliver, under the broker's mutex, never blocking). Who
+ * writes the outbox to the stream:
  *
  *   - the session's own thread, right after the request: most replies are ready at
  *     once, and this thread sends them itself, with no other thread woken — as long

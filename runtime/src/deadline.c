@@ -2,7 +2,6 @@
 #include <stdlib.h>
 
 #include "internal.h"
-#include "spinners.h"
 
 #define DEFAULT_SPIN_NS 20000
 
@@ -27,8 +26,6 @@ bool shoal__deadline_passed(const shoal__deadline *d)
 
 int64_t shoal__spin_budget(void)
 {
-    if (shoal__spin_thread_ns >= 0) /* a receive's own budget (spinners.h) */
-        return shoal__spin_thread_ns;
     int64_t v = atomic_load_explicit(&spin_ns, memory_order_relaxed);
     if (SHOAL_UNLIKELY(v < 0)) {
         const char *env = getenv("SHOAL_SPIN_NS");

@@ -11,13 +11,8 @@
  * client cannot change a frame while the server checks it.
  *
  * Both sides poll before they sleep (the pipe's and the loop's spin budget), so while
- * both are busy a call costs no system call. A receive that waits (a client for its
- * reply, a session's thread in direct receive for the next request) spins only while
- * the process's busy connections leave a CPU for each of them and for each peer
- * (spinners.h): more exchanges than that, and a spin mostly waits for a peer that is
- * not running while it takes the CPU that peer needs, so the receive sleeps at once.
- * One busy connection (one client) always keeps its spin. Death is the pipe's business:
- * when the other end's process dies, the survivor's receive (or the loop) reports
+ * both are busy a call costs no system call. Death is the pipe's business: when the
+ * other end's process dies, the survivor's receive (or the loop) reports
  * SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end UNAVAILABLE;
  * the server cancels the client's calls. Whoever closes a connection first unlinks
  * its pipe; the other side's handle stays usable until it closes it. A client that
@@ -45,7 +40,6 @@
 #include <unistd.h>
 
 #include "rpc_internal.h"
-#include "spinners.h"
 
 #define ACCEPT_MSG_MAX (SHOAL_NAME_MAX + 1)
 #define PIPE_CAPACITY  64
@@ -79,8 +73,7 @@ typedef struct shm_conn {
     attr_copy attr;
     uint8_t *buf; /* receive buffer, grown to the largest frame seen */
     size_t cap;
-    shoal__spin_adapt spin; /* how long a waiting receive spins (spinners.h) */
-    shoal_loop *loop;       /* server side */
+    shoal_loop *loop; /* server side */
     shoal_loop_source *src;
 } shm_conn;
 
@@ -116,21 +109,11 @@ static int recv_frame(shm_conn *c, const uint8_t **buf, size_t *len,
     }
 }
 
-/* A receive that must not wait skips the peer check: a waiting one does it. One that
- * waits takes a frame already there at once, else spins for the connection's learnt
- * budget (spinners.h: none while the process's busy connections crowd the CPUs)
- * before it sleeps. */
+/* A receive that must not wait skips the peer check: a waiting one does it. */
 static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
                     shoal_duration timeout)
 {
-    shm_conn *c = (shm_conn *)base;
-    int rc = recv_frame(c, buf, len, SHOAL_NOWAIT, 1);
-    if (rc != 0 || timeout == 0)
-        return rc;
-    int64_t t0 = shoal__spin_begin(&c->spin);
-    rc = recv_frame(c, buf, len, timeout, 0);
-    shoal__spin_end(&c->spin, t0, rc == 1);
-    return rc;
+    return recv_frame((shm_conn *)base, buf, len, timeout, timeout == 0);
 }
 
 static void shm_stop(rpc_conn *base)
@@ -153,7 +136,6 @@ static int shm_watch(rpc_conn *base)
 static void shm_close(rpc_conn *base)
 {
     shm_conn *c = (shm_conn *)base;
-    shoal__spin_release(&c->spin);
     if (c->pipe) {
         shoal_pipe_close(c->pipe);
         shoal_unlink(c->name, &c->attr.attr);
