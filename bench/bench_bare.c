@@ -15,6 +15,11 @@
  *          the other side polls before it reads the data line (two lines cross per
  *          message, where spin moves one): the floor of a ring whose slots carry no
  *          ready marker, shown beside spin.
+ *   spin1d the exchange in the shape of a ring whose slots carry a ready marker:
+ *          each direction has a line of its own, holding the message and its flag
+ *          (one line crosses per message, as in spin, but the two directions no
+ *          longer share it): the floor of a queue pair or a Pipe, whose two
+ *          directions are two rings.
  *   futex  one word, each side sleeping in FUTEX_WAIT at once (no spinning) until
  *          the other writes it and calls FUTEX_WAKE: round trip with the receiver
  *          asleep.
@@ -112,6 +117,7 @@ static int run_ring(struct bargs a, uint64_t hyst)
 struct pp_arg {
     _Atomic uint32_t *word;
     uint64_t warm, count;
+    size_t data_off; /* spin2 / spin1d: the data word's distance from its flag */
 };
 
 static int spin_ping(struct bctl *ctl, int idx, void *p)
@@ -149,35 +155,43 @@ static int spin_pong(struct bctl *ctl, int idx, void *p)
     return 0;
 }
 
-/* ---- two-line spin ping-pong --------------------------------------------------------
+/* ---- spin ping-pong through a flag and a data word
+ * --------------------------------------------------------
  */
 
-/* Per direction: the flag line (the index) and the data line (the slot). */
+/* Per direction: the flag (the index) and the data (the slot), data_off bytes apart:
+ * 128 puts them in two lines (spin2), 8 in one (spin1d). Directions are 256 B apart. */
 struct pp2_dir {
-    _Alignas(128) _Atomic uint64_t flag;
-    _Alignas(128) _Atomic uint64_t data;
+    _Atomic uint64_t *flag, *data;
 };
 
-/* Sends message i on d, then waits for reply i on back. */
+static struct pp2_dir pp2_dir_at(const struct pp_arg *a, int which)
+{
+    unsigned char *base = (unsigned char *)(void *)a->word + 256 * which;
+    return (struct pp2_dir){(_Atomic uint64_t *)(void *)base,
+                            (_Atomic uint64_t *)(void *)(base + a->data_off)};
+}
+
+/* Sends message i on d. */
 static void pp2_send(struct pp2_dir *d, uint64_t i)
 {
-    atomic_store_explicit(&d->data, i, memory_order_relaxed);
-    atomic_store_explicit(&d->flag, i + 1, memory_order_release);
+    atomic_store_explicit(d->data, i, memory_order_relaxed);
+    atomic_store_explicit(d->flag, i + 1, memory_order_release);
 }
 
 static void pp2_recv(struct pp2_dir *d, uint64_t i)
 {
-    while (atomic_load_explicit(&d->flag, memory_order_acquire) != i + 1)
+    while (atomic_load_explicit(d->flag, memory_order_acquire) != i + 1)
         cpu_relax();
-    if (atomic_load_explicit(&d->data, memory_order_relaxed) != i)
-        bfail("spin2: message %llu lost", (unsigned long long)i);
+    if (atomic_load_explicit(d->data, memory_order_relaxed) != i)
+        bfail("spin2/spin1d: message %llu lost", (unsigned long long)i);
 }
 
 static int spin2_ping(struct bctl *ctl, int idx, void *p)
 {
     (void)idx;
     struct pp_arg *a = p;
-    struct pp2_dir *dir = (struct pp2_dir *)(void *)a->word;
+    struct pp2_dir dir[2] = {pp2_dir_at(a, 0), pp2_dir_at(a, 1)};
     int64_t *lat = lat_alloc(a->count);
     uint64_t total = a->warm + a->count;
     ctl_ready(ctl);
@@ -196,7 +210,7 @@ static int spin2_pong(struct bctl *ctl, int idx, void *p)
 {
     (void)idx;
     struct pp_arg *a = p;
-    struct pp2_dir *dir = (struct pp2_dir *)(void *)a->word;
+    struct pp2_dir dir[2] = {pp2_dir_at(a, 0), pp2_dir_at(a, 1)};
     uint64_t total = a->warm + a->count;
     ctl_ready(ctl);
     for (uint64_t i = 0; i < total; i++) {
@@ -262,10 +276,11 @@ static int futex_pong(struct bctl *ctl, int idx, void *p)
     return 0;
 }
 
-static int run_pingpong(struct bargs a, role_fn ping, role_fn pong)
+static int run_pingpong(struct bargs a, role_fn ping, role_fn pong, size_t data_off)
 {
     struct pp_arg pa = {0};
     pa.word = shared_alloc(4096);
+    pa.data_off = data_off;
     pa.count = a.count;
     pa.warm = BENCH_WARM(a.count);
     struct bctl *ctl = ctl_new();
@@ -291,17 +306,20 @@ static int run_clock(struct bargs a)
 
 int main(int argc, char **argv)
 {
-    struct bargs a = parse_args(argc, argv, "ring ring_hyst spin spin2 futex clock");
+    struct bargs a =
+        parse_args(argc, argv, "ring ring_hyst spin spin2 spin1d futex clock");
     if (!strcmp(a.name, "ring"))
         return run_ring(a, 1);
     if (!strcmp(a.name, "ring_hyst"))
         return run_ring(a, BENCH_CAPACITY / 8);
     if (!strcmp(a.name, "spin"))
-        return run_pingpong(a, spin_ping, spin_pong);
+        return run_pingpong(a, spin_ping, spin_pong, 0);
     if (!strcmp(a.name, "spin2"))
-        return run_pingpong(a, spin2_ping, spin2_pong);
+        return run_pingpong(a, spin2_ping, spin2_pong, 128);
+    if (!strcmp(a.name, "spin1d"))
+        return run_pingpong(a, spin2_ping, spin2_pong, 8);
     if (!strcmp(a.name, "futex"))
-        return run_pingpong(a, futex_ping, futex_pong);
+        return run_pingpong(a, futex_ping, futex_pong, 0);
     if (!strcmp(a.name, "clock"))
         return run_clock(a);
     fprintf(stderr, "bench_bare: unknown case %s\n", a.name);

@@ -73,6 +73,8 @@ RTT = [
     ("spin", "bare spin ping-pong, one cache line (polling)", "bench_bare", "spin"),
     ("spin2", "bare spin ping-pong, flag and data in two lines (polling)", "bench_bare",
      "spin2"),
+    ("spin1d", "bare spin ping-pong, a line of its own each way (polling)", "bench_bare",
+     "spin1d"),
     ("futex", "bare futex ping-pong (asleep)", "bench_bare", "futex"),
     ("pipe_poll", "**shoal** Pipe, polling", "bench_channels", "shoal_pipe_poll_rtt"),
     ("pipe_sleep", "**shoal** Pipe, asleep (spin budget 0)", "bench_channels",
