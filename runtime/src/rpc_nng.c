@@ -30,10 +30,11 @@
  * still has requests at hand sends its replies with send_later (rpc_conn.send_later):
  * they are appended to the connection's tx buffer and go out, in order, in one write —
  * ahead of the next frame any thread sends, or when its reader finds nothing more to
- * read (own_recv, before it waits), or when the connection is watched again (n_watch)
- * or stopped; past TX_MAX bytes they are written at once. So a pipelined batch of
- * requests costs one read and one write, with no timer: what is kept waits at most for
- * the handling of requests already received.
+ * read and is about to wait (own_recv; a receive that only looks, with no time to wait,
+ * writes nothing: the reply to the request at hand follows), or when the connection is
+ * watched again (n_watch) or stopped; past TX_MAX bytes they are written at once. So a
+ * pipelined batch of requests costs one read and one write, with no timer: what is kept
+ * waits at most for the handling of requests already received.
  *
  * Lifetime: a connection counts its references — the call machinery's, one per inbox
  * entry naming it — and is freed when the last goes. Stopping it (connection lost,
@@ -1289,6 +1290,8 @@ static int own_recv(nconn *c, const uint8_t **buf, size_t *len, int64_t deadline
         int rc = rx_take(c, buf, len);
         if (rc != 0)
             return rc;
+        if (deadline <= shoal__now_ns())
+            return 0; /* a look only: what was kept goes with the next send or wait */
         rc = tx_flush(c, FLUSH_WAIT); /* nothing more at hand: what was kept goes */
         if (rc < 0)
             return rc;
