@@ -22,9 +22,8 @@
  * peer pipelining batches of a window then has its whole credit again with each
  * batch's answers, not half of it a batch later (which would split each batch in two
  * round trips); a sender that never fills the window never needs this frame. A call
- * ends once: the first of
- * TRAILERS, a local deadline, a cancel, a dead connection or an invalid message sets
- * its code and detail, and later causes are ignored.
+ * ends once: the first of TRAILERS, a local deadline, a cancel, a dead connection or
+ * an invalid message sets its code and detail, and later causes are ignored.
  *
  * The client (rpc_client.c) and the server (rpc_server.c) wrap this state in their own
  * handles and differ in who reads the connection: on the client the waiting threads
