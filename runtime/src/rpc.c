@@ -16,9 +16,14 @@
  * control is by message count: a side starts with SHOAL_RPC_WINDOW credits, spends one
  * per message sent, and the receiver returns credit in a WINDOW frame each time it has
  * consumed half a window — so neither side ever queues more than a window per call,
- * and a unary call needs no WINDOW frame at all. A call ends once: the first of
- * TRAILERS, a local deadline, a cancel, a dead connection or an invalid message sets
- * its code and detail, and later causes are ignored.
+ * and a unary call needs no WINDOW frame at all. A sender that used its whole window
+ * (seen by the receiver as a window's worth of messages unreturned, taken or queued)
+ * gets back, besides, all that was consumed once the receiver's inbox is empty: a
+ * peer pipelining batches of a window then has its whole credit again with each
+ * batch's answers, not half of it a batch later (which would split each batch in two
+ * round trips); a sender that never fills the window never needs this frame. A call
+ * ends once: the first of TRAILERS, a local deadline, a cancel, a dead connection or
+ * an invalid message sets its code and detail, and later causes are ignored.
  *
  * The client (rpc_client.c) and the server (rpc_server.c) wrap this state in their own
  * handles and differ in who reads the connection: on the client the waiting threads
@@ -157,7 +162,8 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
     c->deadline = deadline;
     c->head = c->tail = NULL;
     c->peer_done = 0;
-    c->consumed = 0;
+    c->consumed = c->queued = 0;
+    c->starved = 0;
     c->credit = SHOAL_RPC_WINDOW;
     c->send_closed = c->sent = c->done = c->code = 0;
     c->detail[0] = 0;
@@ -193,6 +199,7 @@ int rpc__call_push(rpc_call *c, const void *data, size_t len)
     else
         c->head = msg;
     c->tail = msg;
+    c->queued++;
     pthread_cond_broadcast(c->cv);
     return 0;
 }
@@ -206,9 +213,19 @@ int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit)
     c->head = c->head->next;
     if (!c->head)
         c->tail = NULL;
-    if (++c->consumed >= SHOAL_RPC_WINDOW / 2 && !c->peer_done && !c->done) {
+    c->queued--;
+    if (++c->consumed + c->queued >= SHOAL_RPC_WINDOW)
+        c->starved = 1; /* the peer has no credit left */
+    /* Half a window consumed; or, the peer having run out of credit, the inbox empty:
+     * all that was consumed goes back. `starved` outlives an inbox emptied by a
+     * half-window return (the peer may still send the rest of the batch it had no
+     * credit for: that rest's end returns it). */
+    int half = c->consumed >= SHOAL_RPC_WINDOW / 2, rest = !c->head && c->starved;
+    if ((half || rest) && !c->peer_done && !c->done) {
         *credit = c->consumed;
         c->consumed = 0;
+        if (!half)
+            c->starved = 0;
     }
     return 1;
 }
@@ -260,6 +277,7 @@ void rpc__call_drain(rpc_call *c)
         rpc__msg_free(m);
     }
     c->tail = NULL;
+    c->queued = 0;
 }
 
 int rpc__call_frame(rpc_call *c, const rpc_frame *f)

@@ -16,7 +16,9 @@
  * fails (the server died or hung up) ends every call on it UNAVAILABLE. A request sent
  * with shoal_rpc_call_send_more may stay in the transport's buffer (rpc_conn.send_later)
  * until the next frame sent or until a thread is about to wait on the channel, which
- * writes it first (flush): a pipelined burst leaves in one write.
+ * writes it first (flush): a pipelined burst leaves in one write. So does the credit
+ * (WINDOW) returned for responses taken while more are at hand, or on a call that
+ * pipelines: the batch of requests that follows carries it.
  *
  * A channel lives until it is closed and its last call is freed (calls keep a
  * reference), so call handles stay valid after shoal_rpc_channel_close().
@@ -50,6 +52,7 @@ struct shoal_rpc_call {
     struct shoal_rpc_call *next, *prev;
     shoal_rpc_md headers, trailers;
     int unary_response; /* unary / client streaming: responses seen */
+    int pipelined;      /* sent with shoal_rpc_call_send_more: it sends or waits again */
 };
 
 /* ---- the channel ------------------------------------------------------------------- */
@@ -383,7 +386,7 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     if (!k)
         return shoal__err(SHOAL_ENOMEM, "rpc call: out of memory");
     k->headers = k->trailers = (shoal_rpc_md){0};
-    k->unary_response = 0;
+    k->unary_response = k->pipelined = 0;
     k->waiting = 0;
     pthread_cond_init(&k->cv, NULL);
     /* The deadline: inherited from the handler this call is made in, or the caller's
@@ -470,6 +473,7 @@ static int call_send(shoal_rpc_call *k, const void *msg, size_t len, int later)
                           k->c.done ? "the call is over" : "sending was closed");
     }
     k->c.credit--;
+    k->pipelined |= later;
     rpc_frame f = {.call = k->c.id,
                    .type = RPC_F_MESSAGE,
                    .payload = msg,
@@ -564,7 +568,11 @@ static int take(struct shoal_rpc_call *k, rpc_msg **m)
     else if (got && single && k->unary_response++)
         got = refuse(k, *m, SHOAL_RPC_INTERNAL,
                      "the server sent a second response to a single-response method");
-    if (credit && rpc__send_simple(k->c.conn, k->c.id, RPC_F_WINDOW, credit) < 0)
+    /* The credit stays in the transport's buffer (send_later) while this thread has
+     * a further response at hand or pipelines its requests: it leaves with the next
+     * request, or before any thread waits on the channel (flush). */
+    if (credit && rpc__send_simple_later(k->c.conn, k->c.id, RPC_F_WINDOW, credit,
+                                         k->c.head || k->pipelined) < 0)
         channel_break(k->ch, "connection lost while returning credit");
     return got;
 }

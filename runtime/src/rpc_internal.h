@@ -104,11 +104,13 @@ struct rpc_conn {
      * frame (a copy) to go out, in order, with the connection's next send or flush.
      * Server side: also when the thread reading c in direct receive finds nothing more
      * to read, or when c is watched again or stopped — so the replies to a batch of
-     * requests at hand leave in one write; only that thread calls it, while it has a
-     * further request at hand (the wait is bounded by handling that). Client side
-     * (shoal_rpc_call_send_more): rpc_client.c flushes before any thread waits on the
-     * channel. Same returns as ops->send (a later failure shows at the next send or
-     * receive). */
+     * requests at hand leave in one write; only that thread calls it, for a response
+     * while it has a further request at hand (the wait is bounded by handling that),
+     * for a WINDOW frame always (it leaves with the response to the request taken, or
+     * before that thread waits). Client side (shoal_rpc_call_send_more, and WINDOW
+     * frames while more responses are at hand or on a pipelining call): rpc_client.c
+     * flushes before any thread waits on the channel. Same returns as ops->send (a
+     * later failure shows at the next send or receive). */
     int (*send_later)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
     /* With send_later: writes the frames it kept now. 0 or a code of ops->send. */
     int (*flush)(rpc_conn *c, shoal_duration timeout);
@@ -129,7 +131,9 @@ typedef struct rpc_msg {
  * One side of a call. The same flow control runs on both sides: `credit` is how many
  * messages this side may still send (SHOAL_RPC_WINDOW at the start, plus what the
  * peer's WINDOW frames return); `consumed` counts the messages taken from the inbox
- * since this side last returned credit. All fields are guarded by *mu.
+ * since this side last returned credit, `queued` the messages in the inbox, `starved`
+ * whether the peer used its whole window since the inbox was last emptied with credit
+ * returned. All fields are guarded by *mu.
  */
 typedef struct rpc_call {
     pthread_mutex_t *mu;
@@ -140,7 +144,8 @@ typedef struct rpc_call {
     int64_t deadline; /* CLOCK_MONOTONIC ns; INT64_MAX: none */
     rpc_msg *head, *tail;
     int peer_done; /* the peer sends no more messages */
-    unsigned consumed;
+    unsigned consumed, queued;
+    int starved;
     int credit;
     int send_closed; /* this side half-closed */
     int sent;        /* messages this side sent */
@@ -156,8 +161,9 @@ rpc_msg *rpc__msg_new(const void *data, size_t len);
 /* Appends a copy of a received payload (mu held). Returns 0 or SHOAL_ENOMEM. */
 int rpc__call_push(rpc_call *c, const void *data, size_t len);
 /* Takes the next message (mu held): 1 with *msg, 0 when none is queued. Returns credit
- * to the peer when half a window was consumed (*credit is then set to the frame's
- * credit, to send after unlocking). */
+ * to the peer when half a window was consumed, or when this message empties the inbox
+ * and the peer had used its whole window (*credit is then set to the frame's credit,
+ * to send after unlocking). */
 int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit);
 /* Gives m's payload to the user (*msg, to free with free(), which frees m too;
  * *len). Returns 1. */

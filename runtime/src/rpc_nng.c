@@ -12,7 +12,9 @@
  * taken one by one, so a frame costs no read of its own once its bytes are there, and
  * a pipelined batch costs one. The client reads on the calling thread
  * (rx_read_wait: nng reads at once when bytes are waiting, else its poller thread
- * wakes the caller; the read carries the caller's timeout). Over TLS it keeps one
+ * wakes the caller; the read carries the caller's timeout; over tcp:// the caller
+ * waits on the socket itself first, so no thread of nng's is involved: see
+ * sock_wait). Over TLS it keeps one
  * read in flight instead, which it waits for until the caller's timeout; a read still
  * in flight then stays so for the next call (aborting one breaks a TLS stream). The
  * server drives its reads from nng's completion callbacks, which run on nng's threads:
@@ -28,10 +30,11 @@
  * still has requests at hand sends its replies with send_later (rpc_conn.send_later):
  * they are appended to the connection's tx buffer and go out, in order, in one write —
  * ahead of the next frame any thread sends, or when its reader finds nothing more to
- * read (own_recv, before it waits), or when the connection is watched again (n_watch)
- * or stopped; past TX_MAX bytes they are written at once. So a pipelined batch of
- * requests costs one read and one write, with no timer: what is kept waits at most for
- * the handling of requests already received.
+ * read and is about to wait (own_recv; a receive that only looks, with no time to wait,
+ * writes nothing: the reply to the request at hand follows), or when the connection is
+ * watched again (n_watch) or stopped; past TX_MAX bytes they are written at once. So a
+ * pipelined batch of requests costs one read and one write, with no timer: what is kept
+ * waits at most for the handling of requests already received.
  *
  * Lifetime: a connection counts its references — the call machinery's, one per inbox
  * entry naming it — and is freed when the last goes. Stopping it (connection lost,
@@ -55,10 +58,14 @@
  * so a client that waited a slice for nothing checks that the connection still has a peer
  * address (NNG_OPT_REMADDR), which fails once nng closed it.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "rpc_internal.h"
@@ -107,6 +114,9 @@ typedef struct nconn {
     uint8_t *tx;
     size_t tx_len, tx_cap;
     nng_aio *recv_aio; /* tls client, server: with a callback; else waited for */
+    /* tcp://, read on the calling thread: the stream's socket, which that thread
+     * waits on itself (see sock_wait); FD_UNKNOWN until looked up, -1: not found */
+    int fd;
     /* the receive buffer: rb[rb_off, rb_len) is received and not yet taken */
     uint8_t *rb;
     size_t rb_cap, rb_len, rb_off;
@@ -196,7 +206,7 @@ static int fork_check(const char *url)
 /* ---- receiving: the buffer ----------------------------------------------------------
  */
 
-#define RB_MIN (16u << 10)
+#define RB_MIN     (16u << 10)
 
 static uint32_t frame_len(const uint8_t *h)
 {
@@ -247,6 +257,94 @@ static int rx_room(nconn *c, nng_iov *iov)
     return 0;
 }
 
+/*
+ * Waiting for bytes without nng's poller thread. A read that finds nothing makes nng
+ * arm its poller, whose thread then reads and wakes the caller: two thread switches
+ * on every wait, where the kernel could wake the caller itself. nng (1.5) does not
+ * give a stream's socket, so a tcp:// connection's is looked up once, among the
+ * process's descriptors, as the one socket connected with the stream's two
+ * addresses (a TCP connection's pair is unique on a host); the reading thread then
+ * waits on it with ppoll and only reads through nng once bytes (or the connection's
+ * end) are there, which nng does at once on the calling thread. Only ever polled: nng
+ * still owns, reads, writes and closes it (closing the stream shuts it down first,
+ * which wakes the poll). ipc:// and tls+tcp:// (or a socket not found) keep nng's
+ * poller.
+ */
+#define FD_UNKNOWN (-2)
+
+static int same_addr(const struct sockaddr_storage *a, const nng_sockaddr *n)
+{
+    if (a->ss_family == AF_INET && n->s_family == NNG_AF_INET) {
+        const struct sockaddr_in *i = (const struct sockaddr_in *)a;
+        return i->sin_port == n->s_in.sa_port && i->sin_addr.s_addr == n->s_in.sa_addr;
+    }
+    if (a->ss_family == AF_INET6 && n->s_family == NNG_AF_INET6) {
+        const struct sockaddr_in6 *i = (const struct sockaddr_in6 *)a;
+        return i->sin6_port == n->s_in6.sa_port &&
+               memcmp(&i->sin6_addr, n->s_in6.sa_addr, 16) == 0;
+    }
+    return 0;
+}
+
+/* Whether descriptor fd is a socket connected from `loc` to `rem`. */
+static int fd_is(int fd, const nng_sockaddr *loc, const nng_sockaddr *rem)
+{
+    struct sockaddr_storage a;
+    socklen_t n = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &n) != 0 || !same_addr(&a, loc))
+        return 0;
+    n = sizeof(a);
+    return getpeername(fd, (struct sockaddr *)&a, &n) == 0 && same_addr(&a, rem);
+}
+
+/* The socket of a tcp:// stream (not tls: its reads go through mbedTLS's buffer), or
+ * -1 when not found or not alone. */
+static int stream_fd(nconn *c)
+{
+    nng_sockaddr loc, rem;
+    if (c->tls || strncmp(c->base.peer, "tcp://", 6) != 0 ||
+        nng_stream_get_addr(c->st, NNG_OPT_LOCADDR, &loc) != 0 ||
+        nng_stream_get_addr(c->st, NNG_OPT_REMADDR, &rem) != 0)
+        return -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int found = -1, n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == dirfd(d))
+            continue;
+        if (fd_is((int)fd, &loc, &rem) && n++ == 0)
+            found = (int)fd;
+    }
+    closedir(d);
+    return n == 1 ? found : -1;
+}
+
+/* Waits on the stream's socket until bytes are there or `deadline`: 1 when readable
+ * (or closed, or no socket to wait on: nng's read waits then), 0 when the time ran
+ * out. */
+static int sock_wait(nconn *c, int64_t deadline)
+{
+    if (c->fd == FD_UNKNOWN)
+        c->fd = stream_fd(c);
+    if (c->fd < 0)
+        return 1;
+    for (;;) {
+        struct pollfd p = {c->fd, POLLIN, 0};
+        int64_t left = deadline - shoal__now_ns();
+        if (left <= 0)
+            return 0;
+        struct timespec ts = {left / 1000000000, left % 1000000000};
+        int n = ppoll(&p, 1, deadline == INT64_MAX ? NULL : &ts, NULL);
+        if (n > 0 || (n < 0 && errno != EINTR))
+            return 1;
+        if (n == 0)
+            return 0;
+    }
+}
+
 /* Reads once into the buffer on the calling thread, waiting at most until `deadline`:
  * 1 when bytes came, 0 when the time ran out, or a negative code when the connection
  * is gone. The read completes on nng's poller thread, which wakes this one, or at once
@@ -257,6 +355,8 @@ static int rx_read_wait(nconn *c, nng_aio *aio, int64_t deadline)
     int rc = rx_room(c, &iov);
     if (rc < 0)
         return rc;
+    if (sock_wait(c, deadline) == 0)
+        return 0;
     int64_t left = deadline - shoal__now_ns();
     if (left <= 0)
         return 0;
@@ -653,6 +753,7 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     if (!c)
         return NULL;
     c->tls = is_tls(url);
+    c->fd = FD_UNKNOWN;
     void (*cb)(void *) = server ? server_recv_cb : c->tls ? client_recv_cb : NULL;
     if (nng_aio_alloc(&c->send_aio, NULL, NULL) != 0 ||
         nng_aio_alloc(&c->recv_aio, cb, c) != 0 ||
@@ -1189,6 +1290,8 @@ static int own_recv(nconn *c, const uint8_t **buf, size_t *len, int64_t deadline
         int rc = rx_take(c, buf, len);
         if (rc != 0)
             return rc;
+        if (deadline <= shoal__now_ns())
+            return 0; /* a look only: what was kept goes with the next send or wait */
         rc = tx_flush(c, FLUSH_WAIT); /* nothing more at hand: what was kept goes */
         if (rc < 0)
             return rc;

@@ -48,9 +48,11 @@
  * (current_ctx), so at every instant exactly one thread reads the connection. The
  * owner's receive notices a dead client as the loop would, and wakes at least every
  * SLICE and at the call's deadline to see its call ended by a cancel or the timer.
- * While the owner has a further request queued, its responses (and window frames) go
- * through rpc__send_later: a transport with rpc_conn.send_later writes them together
- * once the owner's receive finds nothing more to read, or with the next frame sent.
+ * While the owner has a further request queued, its responses go through
+ * rpc__send_later, and so do its window frames always: a transport with
+ * rpc_conn.send_later writes them together once the owner's receive finds nothing more
+ * to read, with the next frame sent (the response to the last request at hand), or
+ * when the connection is given back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1029,9 +1031,8 @@ int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
         rc = shoal__err(SHOAL_EINVALID_DATA, "rpc %s: invalid request", x->method);
         rpc__msg_free(m);
     }
-    if (credit) /* later: see rpc_conn.send_later */
-        rpc__send_simple_later(x->c.conn, x->c.id, RPC_F_WINDOW, credit,
-                               owns(x) && x->c.head);
+    if (credit) /* later: with the response to come (see rpc_conn.send_later) */
+        rpc__send_simple_later(x->c.conn, x->c.id, RPC_F_WINDOW, credit, owns(x));
     pthread_mutex_unlock(x->c.mu);
     return rc == 1 ? rpc__msg_hand_out(m, msg, len) : rc;
 }

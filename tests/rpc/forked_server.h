@@ -5,6 +5,7 @@
 #define FORKED_SERVER_H
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include "shoal.h"
 #include "testutil.h"
@@ -12,6 +13,9 @@
 typedef struct {
     _Atomic int ready, stop;
 } fs_flags;
+
+/* The token a tcp:// server of these tests asks its clients for. */
+#define FS_TOKEN "forked-server-token"
 
 static const shoal_rpc_service *fs_svc;
 static const char *fs_addr;
@@ -24,6 +28,7 @@ static int fs_serve(void *arg)
     shoal_rpc_server *s;
     if (shoal_loop_create(&loop) || shoal_rpc_server_create(&s, loop) ||
         shoal_rpc_server_add_service(s, fs_svc) ||
+        (strncmp(fs_addr, "tcp://", 6) == 0 && shoal_rpc_server_set_token(s, FS_TOKEN)) ||
         shoal_rpc_server_listen(s, fs_addr, NULL))
         return 1;
     atomic_store(&fs_f->ready, 1);

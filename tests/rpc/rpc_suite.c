@@ -370,6 +370,44 @@ static void test_bidi(void **state)
     server_stop(ch, pid);
 }
 
+/* A client pipelining batches of a whole window (send_more, then the responses) after a
+ * few messages that leave the server's count of consumed messages off the half window
+ * (test_rpc_window checks the credit returns themselves): every response comes, in
+ * order, and the credit kept for the next write (the client's WINDOW frames) never
+ * stalls the stream. */
+static void test_window_batches(void **state)
+{
+    (void)state;
+    pid_t pid = server_start();
+    shoal_rpc_channel *ch = connect_ch();
+    shoal_rpc_call *c;
+    T_OK(Echo_start(&c, ch, Echo_Chat, NULL, NULL));
+    Note v;
+    int n = 0;
+    for (int i = 0; i < 3; i++, n++) { /* the offset: 3 of a half window */
+        Note m = {.n = n};
+        T_OK(Echo_send(c, &m));
+        assert_int_equal(Echo_next(c, &v), 1);
+        assert_int_equal(v.n, 2 * n);
+    }
+    for (int round = 0; round < 50; round++) {
+        int first = n;
+        for (int i = 0; i < SHOAL_RPC_WINDOW; i++, n++) {
+            Note m = {.n = n};
+            T_OK(shoal_rpc_call_send_more(c, &m, sizeof(m)));
+        }
+        for (int i = first; i < n; i++) {
+            assert_int_equal(Echo_next(c, &v), 1);
+            assert_int_equal(v.n, 2 * i);
+        }
+    }
+    T_OK(shoal_rpc_call_close_send(c));
+    assert_int_equal(Echo_next(c, &v), 0);
+    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_OK);
+    shoal_rpc_call_free(c);
+    server_stop(ch, pid);
+}
+
 static void test_status_codes(void **state)
 {
     (void)state;
@@ -1042,6 +1080,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_server_streaming, teardown),
         cmocka_unit_test_teardown(test_client_streaming, teardown),
         cmocka_unit_test_teardown(test_bidi, teardown),
+        cmocka_unit_test_teardown(test_window_batches, teardown),
         cmocka_unit_test_teardown(test_status_codes, teardown),
         cmocka_unit_test_teardown(test_deadline, teardown),
         cmocka_unit_test_teardown(test_deadline_inherited, teardown),

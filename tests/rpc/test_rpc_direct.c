@@ -1,5 +1,6 @@
 /* test_rpc_direct.c — direct receive (shoal_rpc_ctx_set_direct) over shm:// (and over
- * ipc:// with SHOAL_RPC_TRANSPORT=ipc, but for the killed client): a
+ * ipc:// or tcp:// with SHOAL_RPC_TRANSPORT=ipc or tcp, but for the killed client;
+ * over tcp:// the handler's thread and the client wait on the socket itself): a
  * bidirectional stream whose handler thread reads its connection itself answers in
  * lock step and a window ahead; a unary call started on the same channel meanwhile is
  * served (the connection goes back to the loop) and the stream goes on; the client's
@@ -7,7 +8,7 @@
  * a handler that sends more than the client's window while the client does not read
  * waits and then finishes; pipelined batches come back whole and in order; direct
  * receive is refused on another thread. The server is
- * a forked process; its handlers count what they saw in shared memory. Over ipc:// the
+ * a forked process; its handlers count what they saw in shared memory. Over nng the
  * servers of all the tests are forked first, before this process uses nng (nng does
  * not survive fork), and the killed client (a forked child) is left out. */
 #include <pthread.h>
@@ -72,7 +73,8 @@ static const shoal_rpc_service service = {SERVICE, methods, 2, NULL};
 
 static shoal_rpc_channel *ch;
 static pid_t server_pid;
-static const shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30)};
+static const shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30),
+                                             .token = FS_TOKEN};
 
 #define NNG_TESTS 5 /* all but test_client_killed */
 static char addr[300] = ADDR;
@@ -81,14 +83,19 @@ static struct {
     struct shared *sh;
     pid_t pid;
 } nng_srv[NNG_TESTS];
-static int nng_next = -1; /* over ipc://: the next test's server, else -1 */
+static int nng_next = -1; /* over nng: the next test's server, else -1 */
 
-/* Over ipc://: forks the servers of all the tests. Returns 0 or -1. */
-static int start_nng_servers(void)
+/* Over ipc:// or tcp:// (tcp non-zero): forks the servers of all the tests. Returns 0
+ * or -1. */
+static int start_nng_servers(int tcp)
 {
     for (int i = 0; i < NNG_TESTS; i++) {
-        snprintf(nng_srv[i].addr, sizeof(nng_srv[i].addr), "ipc://%s/direct-%d.sock",
-                 t_root, i);
+        if (tcp)
+            snprintf(nng_srv[i].addr, sizeof(nng_srv[i].addr), "tcp://127.0.0.1:%d",
+                     20000 + (getpid() * NNG_TESTS + i) % 30000);
+        else
+            snprintf(nng_srv[i].addr, sizeof(nng_srv[i].addr), "ipc://%s/direct-%d.sock",
+                     t_root, i);
         sh = nng_srv[i].sh = t_shared_alloc(sizeof(struct shared)); /* the child's */
         nng_srv[i].pid = fs_start(&service, nng_srv[i].addr, &nng_srv[i].sh->srv);
         if (nng_srv[i].pid < 0)
@@ -336,8 +343,9 @@ int main(void)
 {
     t_setup_root();
     const char *transport = getenv("SHOAL_RPC_TRANSPORT");
-    int over_nng = transport && strcmp(transport, "ipc") == 0;
-    if (over_nng && start_nng_servers() < 0)
+    int tcp = transport && strcmp(transport, "tcp") == 0;
+    int over_nng = tcp || (transport && strcmp(transport, "ipc") == 0);
+    if (over_nng && start_nng_servers(tcp) < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lock_step_and_window, setup, teardown),
@@ -348,7 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_killed, setup, teardown),
     };
     if (over_nng)
-        return _cmocka_run_group_tests("direct over ipc://", tests, NNG_TESTS, NULL,
-                                       NULL);
+        return _cmocka_run_group_tests(tcp ? "direct over tcp://" : "direct over ipc://",
+                                       tests, NNG_TESTS, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -231,9 +231,11 @@ SHOAL_API int shoal_rpc_call_send(shoal_rpc_call *c, const void *msg, size_t len
  * frame of any call, until a thread of this process waits on the channel
  * (shoal_rpc_call_recv, _wait, _finish, a unary call, a send waiting for the
  * server's window) or until shoal_rpc_channel_flush: a burst of pipelined requests
- * then leaves in one write, and reaches the server as one read. A caller that sends
- * and then waits for nothing of this channel flushes. Over shm:// it is
- * shoal_rpc_call_send. Returns as shoal_rpc_call_send; a connection lost while the
+ * then leaves in one write, and reaches the server as one read. From then on the
+ * credit the call returns for the responses it takes (the server's window) waits in
+ * the buffer the same way, to leave with the next requests. A caller that sends (or
+ * takes responses) and then waits for nothing of this channel flushes. Over shm:// it
+ * is shoal_rpc_call_send. Returns as shoal_rpc_call_send; a connection lost while the
  * request waits shows at the next send or wait (the calls end UNAVAILABLE).
  */
 SHOAL_API int shoal_rpc_call_send_more(shoal_rpc_call *c, const void *msg, size_t len);
