@@ -60,6 +60,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -265,10 +266,11 @@ static int rx_room(nconn *c, nng_iov *iov)
  * process's descriptors, as the one socket connected with the stream's two
  * addresses (a TCP connection's pair is unique on a host); the reading thread then
  * waits on it with ppoll and only reads through nng once bytes (or the connection's
- * end) are there, which nng does at once on the calling thread. Only ever polled: nng
- * still owns, reads, writes and closes it (closing the stream shuts it down first,
- * which wakes the poll). ipc:// and tls+tcp:// (or a socket not found) keep nng's
- * poller.
+ * end) are there, which nng does at once on the calling thread. Only ever polled,
+ * through a duplicate descriptor the connection closes when freed: nng still owns,
+ * reads, writes and closes it (closing the stream shuts the socket down first, which
+ * wakes the poll on the duplicate too). ipc:// and tls+tcp:// (or a socket not found)
+ * keep nng's poller.
  */
 #define FD_UNKNOWN (-2)
 
@@ -319,7 +321,10 @@ static int stream_fd(nconn *c)
             found = (int)fd;
     }
     closedir(d);
-    return n == 1 ? found : -1;
+    /* A descriptor of our own for the socket: nng closing its own (after shutting the
+     * socket down, which wakes a poll on ours) cannot leave this one naming another
+     * file that reuses the number. */
+    return n == 1 ? fcntl(found, F_DUPFD_CLOEXEC, 0) : -1;
 }
 
 /* Waits on the stream's socket until bytes are there or `deadline`: 1 when readable
@@ -602,6 +607,8 @@ static void conn_unref(nconn *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    if (c->fd >= 0)
+        close(c->fd);
     free(c->rb);
     free(c->tx);
     pthread_mutex_destroy(&c->send_mu);
