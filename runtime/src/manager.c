@@ -44,8 +44,10 @@
  * returns SHOAL_ECLOSED. shoal_manager_close does the same, then waits for
  * `users` to fall to 0 before it frees anything, so a thread still inside a call
  * (a binding's thread blocked in a get while its process exits) never touches freed
- * memory. A caller must still not start a call on m once shoal_manager_close returned
- * (a binding counts its own callers: see bindings/python, ManagerBase).
+ * memory. A caller must still not start a call on m once shoal_manager_close returned:
+ * a binding that takes m in one place and calls it later, while another thread may
+ * close m, counts its thread in the same `users` first (shoal_manager_enter, before
+ * it can drop its handle; see bindings/python, ManagerBase).
  *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
  * public name.
@@ -463,6 +465,18 @@ static void drain(shoal_manager *m)
             drain_read(m, left);
     }
     pthread_mutex_unlock(&m->mu);
+}
+
+int shoal_manager_enter(shoal_manager *m)
+{
+    return m ? enter(m, "shoal_manager_enter")
+             : shoal__err(SHOAL_EINVAL, "shoal_manager_enter: NULL argument");
+}
+
+void shoal_manager_leave(shoal_manager *m)
+{
+    if (m)
+        leave(m);
 }
 
 void shoal_manager_shutdown(shoal_manager *m)

@@ -170,6 +170,18 @@ SHOAL_API void shoal_manager_close(shoal_manager *m);
  * nothing.
  */
 SHOAL_API void shoal_manager_shutdown(shoal_manager *m);
+/*
+ * Counts the calling thread as inside a call on m until shoal_manager_leave(m):
+ * shoal_manager_close does not free m before. For a binding that takes m under its
+ * own lock and calls it after dropping that lock, while another thread may close m:
+ * it enters under the lock, and stops handing out m (under the lock) before it
+ * closes m. The calls made meanwhile behave as usual (SHOAL_ECLOSED once m is shut
+ * down). Returns 0, or SHOAL_ECLOSED (m is shut down: not counted, do not leave) or
+ * SHOAL_EINVAL (NULL).
+ */
+SHOAL_API int shoal_manager_enter(shoal_manager *m);
+/* Ends what shoal_manager_enter began (once per successful enter). */
+SHOAL_API void shoal_manager_leave(shoal_manager *m);
 
 /*
  * Creates object `name` of `kind`, or opens it when it exists with that kind
