@@ -479,10 +479,9 @@ void shoal_manager_leave(shoal_manager *m)
         leave(m);
 }
 
-void shoal_manager_shutdown(shoal_manager *m)
+/* Ends the session: see "Closing without losing what was sent" above. */
+static void end_session(shoal_manager *m)
 {
-    if (!m || __atomic_exchange_n(&m->closing, 1, __ATOMIC_SEQ_CST))
-        return;
     __atomic_store_n(&m->unsent, 0, __ATOMIC_SEQ_CST);
     shoal_rpc_channel_flush(m->ch); /* what submits kept goes first */
     if (shoal_rpc_call_close_send(m->call) == 0)
@@ -492,6 +491,17 @@ void shoal_manager_shutdown(shoal_manager *m)
     m->ended = 1;
     pthread_cond_broadcast(&m->cv); /* the sleepers see it */
     pthread_mutex_unlock(&m->mu);
+}
+
+void shoal_manager_shutdown(shoal_manager *m)
+{
+    if (!m)
+        return;
+    /* counted as inside a call: a close from another thread waits for the drain */
+    __atomic_add_fetch(&m->users, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_exchange_n(&m->closing, 1, __ATOMIC_SEQ_CST))
+        end_session(m);
+    leave(m);
 }
 
 void shoal_manager_close(shoal_manager *m)

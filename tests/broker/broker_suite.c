@@ -853,6 +853,12 @@ static void *blocked_get(void *arg)
     return NULL;
 }
 
+static void *shutdown_main(void *m)
+{
+    shoal_manager_shutdown(m);
+    return NULL;
+}
+
 /* Shutdown wakes the threads blocked in a call on m at once (the broker ends the
  * session); with the broker stopped, close gives up after its bound. */
 static void test_shutdown_wakes_blocked(void **state)
@@ -876,14 +882,18 @@ static void test_shutdown_wakes_blocked(void **state)
     assert_int_equal(shoal_manager_call(m, "q", "qsize", 0, NULL, 0), SHOAL_ECLOSED);
     shoal_manager_close(m);
 
-    /* a broker that does not answer: close returns after its bound, not never */
+    /* a broker that does not answer: close returns after its bound, not never; a
+     * close from another thread waits for the shutdown draining meanwhile */
     m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
     kill(b, SIGSTOP);
     submit_sets(m, 0, 4);
     t0 = shoal__now_ns();
+    pthread_create(&t[0], NULL, shutdown_main, m);
+    usleep(100000);
     shoal_manager_close(m);
     int64_t took = shoal__now_ns() - t0;
+    pthread_join(t[0], NULL);
     kill(b, SIGCONT);
     assert_true(took >= SHOAL_SEC(4) && took < SHOAL_SEC(15));
     stop_broker(b);
