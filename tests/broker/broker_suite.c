@@ -14,66 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "forked.h"
 #include "internal.h"
-#include "manager_internal.h"
-#include "testutil.h"
 
-static char addr[128];
 static char data_dir[300];
-
-typedef struct broker_args {
-    const char *data_dir;
-    const char *tcp;
-    const char *token;
-} broker_args;
-
-static int broker_child(void *arg)
-{
-    broker_args *a = arg;
-    const char *listen[2] = {addr, a->tcp};
-    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1,
-                              NULL,   NULL,           NULL,        NULL};
-    if (!freopen("/dev/null", "w", stdout))
-        return 3;
-    return shoal_broker_serve(&o) == 0 ? 0 : 1;
-}
-
-/* Connects, retrying while the broker starts. */
-static shoal_manager *connect_to(const char *address, const char *token)
-{
-    shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(2), .token = token};
-    shoal_manager *m = NULL;
-    for (int i = 0; i < 500; i++) {
-        int rc = shoal_manager_connect(&m, address, &cfg);
-        if (rc == 0)
-            return m;
-        if (rc == SHOAL_EACCES)
-            fail_msg("connect %s: %s", address, shoal_errdetail());
-        usleep(10000);
-    }
-    fail_msg("no broker at %s: %s", address, shoal_errdetail());
-    return NULL;
-}
 
 static pid_t start_broker(const char *dir, const char *pause_at)
 {
-    static broker_args a;
-    a = (broker_args){dir, NULL, NULL};
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (pause_at)
-            shoal__test_pause_at(pause_at);
-        exit(broker_child(&a)); /* exit, not _exit: under ASan its leaks are checked */
-    }
-    return pid;
-}
-
-static void stop_broker(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    assert_int_equal(t_wait(pid), 0);
+    return start_broker_with(&(broker_args){.data_dir = dir}, pause_at);
 }
 
 static int setup(void **state)
@@ -905,9 +853,8 @@ static void test_tcp_token(void **state)
 #ifdef SHOAL_TEST_NNG
     char tcp[64];
     snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
-    static broker_args a;
-    a = (broker_args){NULL, tcp, "sesame-0123456789"};
-    pid_t b = t_fork(broker_child, &a);
+    pid_t b =
+        start_broker_with(&(broker_args){.tcp = tcp, .token = "sesame-0123456789"}, NULL);
     shoal_manager *m = connect_to(tcp, "sesame-0123456789");
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
     assert_string_equal(op(m, "d", "set", 2, S("a"), I(10)), "-");
