@@ -32,7 +32,8 @@
  * OUTBOX_MAX bytes of replies waiting: then the session reads no more requests until
  * the client has taken some. When the stream ends (the client closed it,
  * disconnected or died), core.c drops the session's waiters and frees its locks, the
- * sender drains the outbox and both threads are done.
+ * sender drains the outbox — direct receive off, so that the rpc runtime reads the
+ * client's window frames the sender may wait for — and both threads are done.
  *
  * Call (unary): one request; the handler runs on a thread of its own (the method is
  * `blocking`) and waits for the one reply, which may be a parked operation's. Its
@@ -259,6 +260,8 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         send_ready(&s);
         wait_room(&s, ctx);
     }
+    /* the sender drains the outbox: the client's window frames must be read */
+    shoal_rpc_ctx_set_direct(ctx, 0);
     broker_commit(b); /* a batch the stream's end cut short */
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);

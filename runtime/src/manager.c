@@ -26,15 +26,28 @@
  * accumulates its submits until a wait must block, then sends them in one write.
  * shoal_manager_send_raw writes at once (the Python client batches its writes itself).
  *
+ * Closing without losing what was sent: shoal_manager_shutdown writes what submits
+ * kept, half-closes the stream and lets the session drain — the broker runs every
+ * request before the half-close, sends their replies and ends the stream — reading the
+ * replies meanwhile (or sleeping while another thread reads them: the broker may
+ * wait for the client's window), then cancels the call. So a fire-and-forget write
+ * (a submit nobody waits for) is in the broker once the close returned. The wait is
+ * bounded (CLOSE_DRAIN, 5 s): a broker that stopped answering delays the close, it
+ * does not hang it; a dead one ends it at once.
+ *
  * Closing while other threads are inside a call: every public call on m runs between
  * enter() and leave(), which count the threads inside (`users`). shoal_manager_shutdown
- * sets `closing` — later calls fail SHOAL_ECLOSED at once — and ends the session: the
- * reader's receive returns, the threads sleeping on the condition variable wake, and
- * every wait returns SHOAL_ECLOSED. shoal_manager_close does the same, then waits for
+ * sets `closing` — later calls fail SHOAL_ECLOSED at once — and ends the session as
+ * above: the broker drops the session's parked operations (a get, an acquire) when it
+ * sees the half-close, the reader's receive returns the end of the stream, the threads
+ * sleeping on the condition variable wake, and every wait whose reply did not come
+ * returns SHOAL_ECLOSED. shoal_manager_close does the same, then waits for
  * `users` to fall to 0 before it frees anything, so a thread still inside a call
  * (a binding's thread blocked in a get while its process exits) never touches freed
- * memory. A caller must still not start a call on m once shoal_manager_close returned
- * (a binding counts its own callers: see bindings/python, ManagerBase).
+ * memory. A caller must still not start a call on m once shoal_manager_close returned:
+ * a binding that takes m in one place and calls it later, while another thread may
+ * close m, counts its thread in the same `users` first (shoal_manager_enter, before
+ * it can drop its handle; see bindings/python, ManagerBase).
  *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
  * public name.
@@ -47,8 +60,12 @@
 
 #include "internal.h"
 #include "manager_internal.h"
+#include "rpc_internal.h"
 #include "shoal/manager.h"
 #include "shoal/rpc.h"
+
+/* How long closing waits for the broker to end the session (see the top). */
+#define CLOSE_DRAIN SHOAL_SEC(5)
 
 #define MV(v)  ((bv *)(v))
 #define CMV(v) ((const bv *)(v))
@@ -419,16 +436,72 @@ static int enter(shoal_manager *m, const char *what)
     return shoal__err(SHOAL_ECLOSED, "%s: the manager session is closed", what);
 }
 
-void shoal_manager_shutdown(shoal_manager *m)
+static void read_one(shoal_manager *m);
+
+/* Becomes the reader for at most `left` (m->mu held, nobody reading): files the reply
+ * or notes the end of the session when one comes in time. */
+static void drain_read(shoal_manager *m, shoal_duration left)
 {
-    if (!m || __atomic_exchange_n(&m->closing, 1, __ATOMIC_SEQ_CST))
-        return;
-    shoal_rpc_call_close_send(m->call);
+    m->reading = 1; /* kept while waiting: no other thread starts a receive */
+    pthread_mutex_unlock(&m->mu);
+    int ready = shoal_rpc_call_wait(m->call, left) == 1;
+    pthread_mutex_lock(&m->mu);
+    if (ready)
+        read_one(m); /* does not block: a reply or the end is there */
+    else
+        m->reading = 0;
+}
+
+/* Lets the broker run what was sent: waits (reading replies, or while another thread
+ * reads) until the broker ends the session or CLOSE_DRAIN passed (see the top). */
+static void drain(shoal_manager *m)
+{
+    int64_t limit = shoal__now_ns() + CLOSE_DRAIN;
+    pthread_mutex_lock(&m->mu);
+    for (int64_t left; !m->ended && (left = limit - shoal__now_ns()) > 0;) {
+        if (m->reading)
+            rpc__cond_wait(&m->cv, &m->mu, left);
+        else
+            drain_read(m, left);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+int shoal_manager_enter(shoal_manager *m)
+{
+    return m ? enter(m, "shoal_manager_enter")
+             : shoal__err(SHOAL_EINVAL, "shoal_manager_enter: NULL argument");
+}
+
+void shoal_manager_leave(shoal_manager *m)
+{
+    if (m)
+        leave(m);
+}
+
+/* Ends the session: see "Closing without losing what was sent" above. */
+static void end_session(shoal_manager *m)
+{
+    __atomic_store_n(&m->unsent, 0, __ATOMIC_SEQ_CST);
+    shoal_rpc_channel_flush(m->ch); /* what submits kept goes first */
+    if (shoal_rpc_call_close_send(m->call) == 0)
+        drain(m);
     shoal_rpc_call_cancel(m->call); /* the reader's receive returns: the call is over */
     pthread_mutex_lock(&m->mu);
     m->ended = 1;
     pthread_cond_broadcast(&m->cv); /* the sleepers see it */
     pthread_mutex_unlock(&m->mu);
+}
+
+void shoal_manager_shutdown(shoal_manager *m)
+{
+    if (!m)
+        return;
+    /* counted as inside a call: a close from another thread waits for the drain */
+    __atomic_add_fetch(&m->users, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_exchange_n(&m->closing, 1, __ATOMIC_SEQ_CST))
+        end_session(m);
+    leave(m);
 }
 
 void shoal_manager_close(shoal_manager *m)

@@ -1,6 +1,6 @@
 /*
  * broker_batch.c — batch requests (broker/batch.c), driven in-process through
- * broker_request, whose replies come to this file's delivery function.
+ * broker_request, whose replies come to deliver() (inproc.h).
  *
  * A batch is one Request whose `batch` items are packed Requests: the broker runs
  * them in order and answers with one Reply listing the failed items as (index,
@@ -21,36 +21,7 @@
 
 #include <cmocka.h>
 
-#include "broker.h"
-#include "internal.h"
-#include "testutil.h"
-
-static char data_dir[300];
-static brep *last;        /* the latest reply delivered */
-static size_t ndelivered; /* replies delivered since the last request */
-
-static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
-{
-    (void)s;
-    (void)id;
-    if (last)
-        protobuf_c_message_free_unpacked(&last->base, NULL);
-    last = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
-                                             buf);
-    ndelivered++;
-    free(buf);
-}
-
-static shoal_broker *open_broker(const char *dir)
-{
-    shoal_broker *b;
-    shoal_broker_config cfg = {dir, 0};
-    if (shoal_broker_create(&b, &cfg, deliver) < 0)
-        fail_msg("broker on %s: %s", dir ? dir : "(memory)", shoal_errdetail());
-    return b;
-}
-
-static broker_session *const SESSION = (broker_session *)&data_dir;
+#include "inproc.h"
 
 /* The packed request id: obj.op(args...) (the nargs values of ap, freed). */
 static ProtobufCBinaryData vpack(uint64_t id, const char *obj, const char *op,
@@ -286,23 +257,6 @@ static void test_durable(void **state)
     assert_int_equal(get_int(b, "a"), 1);
     assert_int_equal(get_int(b, "b"), 2);
     shoal_broker_destroy(b);
-}
-
-static int setup(void **state)
-{
-    static int n;
-    snprintf(data_dir, sizeof(data_dir), "%s/batch-%d", t_root, ++n);
-    *state = NULL;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (last)
-        protobuf_c_message_free_unpacked(&last->base, NULL);
-    last = NULL;
-    return 0;
 }
 
 int main(void)

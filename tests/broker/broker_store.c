@@ -1,7 +1,7 @@
 /*
  * broker_store.c — the broker's dict index (broker/index.c) and its per-record LMDB
  * format (broker/store.c), driven in-process through broker_request, whose replies
- * come to this file's delivery function.
+ * come to deliver() (inproc.h).
  *
  * The index is checked against the scanned maps it replaced: every operation runs on
  * the dict "d" (indexed) and on the same dict nested in "n" under the key "in" (the
@@ -30,43 +30,8 @@
 
 #include <cmocka.h>
 
-#include "broker.h"
-#include "internal.h"
-#include "testutil.h"
+#include "inproc.h"
 
-static char data_dir[300];
-
-/* ---- an in-process broker and its replies ---- */
-
-static brep *last;      /* the latest reply delivered */
-static int ack_fd = -1; /* the SIGKILL child: writes each acknowledged id here */
-
-static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
-{
-    (void)s;
-    if (ack_fd >= 0) {
-        if (write(ack_fd, &id, sizeof(id)) != sizeof(id))
-            abort();
-        free(buf);
-        return;
-    }
-    if (last)
-        protobuf_c_message_free_unpacked(&last->base, NULL);
-    last = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
-                                             buf);
-    free(buf);
-}
-
-static shoal_broker *open_broker(const char *dir)
-{
-    shoal_broker *b;
-    shoal_broker_config cfg = {dir, 0};
-    if (shoal_broker_create(&b, &cfg, deliver) < 0)
-        fail_msg("broker on %s: %s", dir ? dir : "(memory)", shoal_errdetail());
-    return b;
-}
-
-static broker_session *const SESSION = (broker_session *)&data_dir;
 static uint64_t next_id;
 
 /* Runs obj.op(args) with a path (args and path taken over); the reply (until the
@@ -710,23 +675,6 @@ static void test_newer_version_refused(void **state)
     assert_non_null(strstr(e, data_dir));
     assert_non_null(strstr(e, "version 9"));
     assert_non_null(strstr(e, "and 2"));
-}
-
-static int setup(void **state)
-{
-    static int n;
-    snprintf(data_dir, sizeof(data_dir), "%s/store-%d", t_root, ++n);
-    *state = NULL;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (last)
-        protobuf_c_message_free_unpacked(&last->base, NULL);
-    last = NULL;
-    return 0;
 }
 
 int main(void)

@@ -14,65 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
-#include "manager_internal.h"
-#include "testutil.h"
+#include "forked.h"
+#include "internal.h"
 
-static char addr[128];
 static char data_dir[300];
-
-typedef struct broker_args {
-    const char *data_dir;
-    const char *tcp;
-    const char *token;
-} broker_args;
-
-static int broker_child(void *arg)
-{
-    broker_args *a = arg;
-    const char *listen[2] = {addr, a->tcp};
-    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1,
-                              NULL,   NULL,           NULL,        NULL};
-    if (!freopen("/dev/null", "w", stdout))
-        return 3;
-    return shoal_broker_serve(&o) == 0 ? 0 : 1;
-}
-
-/* Connects, retrying while the broker starts. */
-static shoal_manager *connect_to(const char *address, const char *token)
-{
-    shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(2), .token = token};
-    shoal_manager *m = NULL;
-    for (int i = 0; i < 500; i++) {
-        int rc = shoal_manager_connect(&m, address, &cfg);
-        if (rc == 0)
-            return m;
-        if (rc == SHOAL_EACCES)
-            fail_msg("connect %s: %s", address, shoal_errdetail());
-        usleep(10000);
-    }
-    fail_msg("no broker at %s: %s", address, shoal_errdetail());
-    return NULL;
-}
 
 static pid_t start_broker(const char *dir, const char *pause_at)
 {
-    static broker_args a;
-    a = (broker_args){dir, NULL, NULL};
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (pause_at)
-            shoal__test_pause_at(pause_at);
-        exit(broker_child(&a)); /* exit, not _exit: under ASan its leaks are checked */
-    }
-    return pid;
-}
-
-static void stop_broker(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    assert_int_equal(t_wait(pid), 0);
+    return start_broker_with(&(broker_args){.data_dir = dir}, pause_at);
 }
 
 static int setup(void **state)
@@ -797,15 +746,115 @@ static void test_deep_pipeline_and_unread_replies(void **state)
     stop_broker(b);
 }
 
+/* Submits n sets d[base + i] = i without waiting for a reply. */
+static void submit_sets(shoal_manager *m, int base, int n)
+{
+    for (int i = 0; i < n; i++) {
+        shoal_mv *a[2] = {I(base + i), I(i)};
+        shoal_manager_request r = {"d", "set", NULL, 0, a, 2, 0};
+        uint64_t id;
+        T_OK(shoal_manager_submit(m, &r, &id));
+    }
+}
+
+/* Fire-and-forget writes then close: every write submitted is in the broker once the
+ * close returned (shoal_manager_close, or shutdown then close), over each address. */
+static void close_keeps_submitted(const char *address, const char *token)
+{
+    enum { N = 300, ROUNDS = 12 };
+    shoal_manager *m = connect_to(address, token);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    shoal_manager_close(m);
+    for (int round = 0; round < ROUNDS; round++) {
+        m = connect_to(address, token);
+        submit_sets(m, round * N, N);
+        if (round % 2)
+            shoal_manager_shutdown(m);
+        shoal_manager_close(m);
+        m = connect_to(address, token);
+        char want[32];
+        snprintf(want, sizeof(want), "%d", (round + 1) * N);
+        assert_string_equal(op(m, "d", "len", 0), want);
+        snprintf(want, sizeof(want), "%d", N - 1);
+        assert_string_equal(op(m, "d", "get", 1, I(round * N + N - 1)), want);
+        shoal_manager_close(m);
+    }
+}
+
+static void test_close_keeps_submitted(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    close_keeps_submitted(addr, NULL);
+    stop_broker(b);
+}
+
+struct blocked {
+    shoal_manager *m;
+    int rc;
+};
+
+static void *blocked_get(void *arg)
+{
+    struct blocked *g = arg;
+    g->rc = shoal_manager_call(g->m, "q", "get", SHOAL_FOREVER, NULL, 0);
+    return NULL;
+}
+
+static void *shutdown_main(void *m)
+{
+    shoal_manager_shutdown(m);
+    return NULL;
+}
+
+/* Shutdown wakes the threads blocked in a call on m at once (the broker ends the
+ * session); with the broker stopped, close gives up after its bound. */
+static void test_shutdown_wakes_blocked(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "q", SHOAL_M_QUEUE, NULL, NULL), 1);
+    struct blocked g[2] = {{m, 1}, {m, 1}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, blocked_get, &g[i]);
+    usleep(200000); /* both wait: one reads the session, the other sleeps */
+    int64_t t0 = shoal__now_ns();
+    shoal_manager_shutdown(m);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(g[i].rc, SHOAL_ECLOSED);
+    }
+    assert_true(shoal__now_ns() - t0 < SHOAL_SEC(2));
+    assert_int_equal(shoal_manager_call(m, "q", "qsize", 0, NULL, 0), SHOAL_ECLOSED);
+    shoal_manager_close(m);
+
+    /* a broker that does not answer: close returns after its bound, not never; a
+     * close from another thread waits for the shutdown draining meanwhile */
+    m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    kill(b, SIGSTOP);
+    submit_sets(m, 0, 4);
+    t0 = shoal__now_ns();
+    pthread_create(&t[0], NULL, shutdown_main, m);
+    usleep(100000);
+    shoal_manager_close(m);
+    int64_t took = shoal__now_ns() - t0;
+    pthread_join(t[0], NULL);
+    kill(b, SIGCONT);
+    assert_true(took >= SHOAL_SEC(4) && took < SHOAL_SEC(15));
+    stop_broker(b);
+}
+
 static void test_tcp_token(void **state)
 {
     (void)state;
 #ifdef SHOAL_TEST_NNG
     char tcp[64];
     snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
-    static broker_args a;
-    a = (broker_args){NULL, tcp, "sesame-0123456789"};
-    pid_t b = t_fork(broker_child, &a);
+    pid_t b =
+        start_broker_with(&(broker_args){.tcp = tcp, .token = "sesame-0123456789"}, NULL);
     shoal_manager *m = connect_to(tcp, "sesame-0123456789");
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
     assert_string_equal(op(m, "d", "set", 2, S("a"), I(10)), "-");
@@ -815,7 +864,9 @@ static void test_tcp_token(void **state)
     cfg.token = NULL;
     assert_int_equal(shoal_manager_connect(&bad, tcp, &cfg), SHOAL_EACCES);
     assert_string_equal(op(m, "d", "get", 1, S("a")), "10");
+    T_OK(shoal_manager_delete(m, "d"));
     shoal_manager_close(m);
+    close_keeps_submitted(tcp, "sesame-0123456789");
     stop_broker(b);
 #else
     skip();
@@ -837,7 +888,10 @@ int main(void)
         cmocka_unit_test_setup(test_malformed_and_oversized, setup),
         cmocka_unit_test_setup(test_unary_call, setup),
         cmocka_unit_test_setup(test_deep_pipeline_and_unread_replies, setup),
-        cmocka_unit_test_setup(test_tcp_token, setup),
+        cmocka_unit_test_setup(test_close_keeps_submitted, setup),
+        cmocka_unit_test_setup(test_shutdown_wakes_blocked, setup),
+        cmocka_unit_test_setup(test_tcp_token, setup), /* last: nng is unusable in a
+                                                          process forked after */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

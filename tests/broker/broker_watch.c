@@ -19,62 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
-#include "manager_internal.h"
-#include "testutil.h"
-
-static char addr[128];
-
-typedef struct broker_args {
-    const char *listen;
-    const char *tls_cert, *tls_key, *tls_ca;
-} broker_args;
-
-static int broker_child(void *arg)
-{
-    broker_args *a = arg;
-    const char *listen[1] = {a->listen};
-    shoal_broker_options o = {listen, 1,           NULL,       NULL,     1,
-                              NULL,   a->tls_cert, a->tls_key, a->tls_ca};
-    if (!freopen("/dev/null", "w", stdout))
-        return 3;
-    return shoal_broker_serve(&o) == 0 ? 0 : 1;
-}
-
-static pid_t start(const broker_args *args)
-{
-    static broker_args a;
-    a = *args;
-    return t_fork(broker_child, &a);
-}
-
-/* Connects with cfg, retrying while the broker starts. */
-static shoal_manager *connect_cfg(const char *address, const shoal_manager_config *cfg)
-{
-    shoal_manager *m = NULL;
-    for (int i = 0; i < 500; i++) {
-        int rc = shoal_manager_connect(&m, address, cfg);
-        if (rc == 0)
-            return m;
-        if (rc == SHOAL_EACCES)
-            fail_msg("connect %s: %s", address, shoal_errdetail());
-        usleep(10000);
-    }
-    fail_msg("no broker at %s: %s", address, shoal_errdetail());
-    return NULL;
-}
-
-static shoal_manager *connect_shm(void)
-{
-    shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(2)};
-    return connect_cfg(addr, &cfg);
-}
-
-static void stop(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    assert_int_equal(t_wait(pid), 0);
-}
+#include "forked.h"
 
 static int setup(void **state)
 {
@@ -125,8 +70,8 @@ static int call(shoal_manager *m, const char *name, const char *op, shoal_mv *a,
 static void test_watch_object(void **state)
 {
     (void)state;
-    pid_t b = start(&(broker_args){.listen = addr});
-    shoal_manager *m = connect_shm();
+    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
     shoal_manager_watch *w = NULL;
     assert_int_equal(shoal_manager_watch_open(m, "nothing", NULL, &w), SHOAL_ENOENT);
     assert_int_equal(shoal_manager_create(m, "l", SHOAL_M_LIST, NULL, NULL), 1);
@@ -155,14 +100,14 @@ static void test_watch_object(void **state)
     assert_string_equal(next(w, SHOAL_SEC(5), NULL), "E-20"); /* SHOAL_ECLOSED */
     shoal_manager_watch_close(w);
     shoal_manager_close(m);
-    stop(b);
+    stop_broker(b);
 }
 
 static void test_watch_key(void **state)
 {
     (void)state;
-    pid_t b = start(&(broker_args){.listen = addr});
-    shoal_manager *m = connect_shm();
+    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "ns", SHOAL_M_NAMESPACE, NULL, NULL), 1);
     shoal_manager_watch *w;
     assert_int_equal(shoal_manager_watch_open(m, "ns", S("k"), &w), 0);
@@ -182,7 +127,7 @@ static void test_watch_key(void **state)
     assert_string_equal(next(w, SHOAL_MS(100), NULL), "timeout");
     shoal_manager_watch_close(w);
     shoal_manager_close(m);
-    stop(b);
+    stop_broker(b);
 }
 
 /* Changes while the watcher reads none: bounded in the broker, ends on the value. */
@@ -190,8 +135,8 @@ static void test_watch_slow(void **state)
 {
     (void)state;
     enum { N = 20000, DEPTH = 200 };
-    pid_t b = start(&(broker_args){.listen = addr});
-    shoal_manager *m = connect_shm();
+    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "n", SHOAL_M_VALUE, I(0), NULL), 1);
     shoal_manager_watch *w;
     assert_int_equal(shoal_manager_watch_open(m, "n", NULL, &w), 0);
@@ -231,13 +176,13 @@ static void test_watch_slow(void **state)
     assert_true(changes < N);  /* not every change was kept for it */
     shoal_manager_watch_close(w);
     shoal_manager_close(m);
-    stop(b);
+    stop_broker(b);
 }
 
 static int watcher_child(void *arg)
 {
     int fd = *(int *)arg;
-    shoal_manager *m = connect_shm();
+    shoal_manager *m = connect_to(addr, NULL);
     shoal_manager_watch *w;
     if (shoal_manager_watch_open(m, "d", NULL, &w) < 0)
         return 1;
@@ -261,8 +206,8 @@ static int64_t watchers(shoal_manager *m)
 static void test_watcher_killed(void **state)
 {
     (void)state;
-    pid_t b = start(&(broker_args){.listen = addr});
-    shoal_manager *m = connect_shm();
+    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -285,13 +230,13 @@ static void test_watcher_killed(void **state)
     close(fds[0]);
     close(fds[1]);
     shoal_manager_close(m);
-    stop(b);
+    stop_broker(b);
 }
 
 static int lock_holder(void *arg)
 {
     int fd = *(int *)arg;
-    shoal_manager *m = connect_shm();
+    shoal_manager *m = connect_to(addr, NULL);
     if (shoal_manager_call(m, "L", "acquire", SHOAL_FOREVER, NULL, 0) < 0)
         return 1;
     if (write(fd, "x", 1) != 1)
@@ -304,8 +249,8 @@ static int lock_holder(void *arg)
 static void test_watch_released(void **state)
 {
     (void)state;
-    pid_t b = start(&(broker_args){.listen = addr});
-    shoal_manager *m = connect_shm();
+    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "L", SHOAL_M_LOCK, NULL, NULL), 1);
     shoal_manager_watch *w;
     assert_int_equal(shoal_manager_watch_open(m, "L", NULL, &w), 0);
@@ -325,7 +270,7 @@ static void test_watch_released(void **state)
     close(fds[0]);
     close(fds[1]);
     shoal_manager_close(m);
-    stop(b);
+    stop_broker(b);
 }
 
 static void test_tls(void **state)
@@ -340,7 +285,9 @@ static void test_tls(void **state)
     for (int i = 0; i < 6; i++)
         snprintf(f[i], sizeof(f[i]), "%s/%s", pki, names[i]);
     snprintf(tls, sizeof(tls), "tls+tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
-    pid_t b = start(&(broker_args){tls, f[1], f[2], f[0]});
+    pid_t b = start_broker_with(
+        &(broker_args){.listen = tls, .tls_cert = f[1], .tls_key = f[2], .tls_ca = f[0]},
+        NULL);
     shoal_manager_config good = {.connect_timeout = SHOAL_SEC(5),
                                  .tls_ca_file = f[0],
                                  .tls_cert_file = f[3],
@@ -369,7 +316,7 @@ static void test_tls(void **state)
     assert_int_equal(shoal_manager_connect(&bad, tls, &untrusted), SHOAL_EACCES);
     assert_int_equal(shoal_manager_call(m, "d", "get", 0, NULL, 1, S("a")), 0);
     shoal_manager_close(m);
-    stop(b);
+    stop_broker(b);
 #else
     skip();
 #endif

@@ -308,6 +308,8 @@ _PROTOS = {
     "shoal_manager_connect": (c_int, [POINTER(c_void_p), c_char_p, c_void_p]),
     "shoal_manager_close": (None, [P]),
     "shoal_manager_shutdown": (None, [P]),
+    "shoal_manager_enter": (c_int, [P]),
+    "shoal_manager_leave": (None, [P]),
     "shoal_manager_next_id": (ctypes.c_uint64, [P]),
     "shoal_manager_send_raw": (c_int, [P, c_char_p, c_size_t]),
     "shoal_manager_wait_raw": (c_int, [P, ctypes.c_uint64, POINTER(c_void_p), SZP]),
@@ -355,7 +357,8 @@ _NONBLOCKING = (
     "shoal_pipe_recv", "shoal_pipe_poll", "shoal_lock_try", "shoal_lock_release",
     "shoal_sem_try", "shoal_sem_release", "shoal_event_is_set", "shoal_value_add",
     "shoal_value_exchange", "shoal_value_cas", "shoal_value_load", "shoal_value_store",
-    "shoal_value_snapshot", "shoal_array_add",
+    "shoal_value_snapshot", "shoal_array_add", "shoal_manager_enter",
+    "shoal_manager_leave",
 )
 
 _plib = ctypes.PyDLL(library_path)

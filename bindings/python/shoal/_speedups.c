@@ -1040,12 +1040,16 @@ typedef uint64_t (*fn_next_id)(void *);
 typedef int (*fn_send_raw)(void *, const void *, size_t);
 typedef int (*fn_wait_raw)(void *, uint64_t, void **, size_t *);
 typedef void (*fn_free)(void *);
+typedef int (*fn_enter)(void *);
+typedef void (*fn_leave)(void *);
 
 static struct {
     fn_next_id next_id;
     fn_send_raw send_raw;
     fn_wait_raw wait_raw;
     fn_free free;
+    fn_enter enter; /* shoal_manager_enter / _leave: see call_begin */
+    fn_leave leave;
     /* managers._enc_value, _dec_value, _dec_reply and _lib.error */
     PyObject *enc_value, *dec_value, *dec_reply, *error;
 } mlib;
@@ -1552,7 +1556,6 @@ typedef struct {
     int listed;    /* on the idle flusher's list */
     int idle_busy; /* the idle flusher is sending or collecting for it */
     int closing;   /* _idle_stop() called: the flusher leaves it alone */
-    int inflight;  /* threads inside libshoal with the GIL released (see call_begin) */
 } ManagerBase;
 
 static tpend *find_thread(ManagerBase *s, unsigned long tid, int make)
@@ -1688,25 +1691,24 @@ static int enc_request(wbuf *b, uint64_t rid, PyObject *target, int pickle, PyOb
 }
 
 /*
- * Calls into libshoal with the GIL released are counted (s->inflight) so that close()
- * frees the shoal_manager only once no thread is inside one: a thread takes the
- * handle and counts itself in one stretch under the GIL (call_begin), and uncounts
- * itself before it takes the GIL again (call_end) — at the interpreter's exit a daemon
- * thread never gets the GIL back. _quiesce() (close(), after shoal_manager_shutdown woke
- * every such thread) drops the handle, so no thread takes it any more, and waits for
- * the count to reach 0.
+ * A call into libshoal with the GIL released counts its thread as inside a call on the
+ * shoal_manager (shoal_manager_enter, libshoal's own count of the threads inside), so
+ * that close() frees it only once no thread is inside one: a thread takes the handle
+ * and enters in one stretch under the GIL (call_begin), and leaves before it takes
+ * the GIL again (call_end) — at the interpreter's exit a daemon thread never gets the
+ * GIL back. _quiesce() (close(), before shoal_manager_close) drops the handle, so no
+ * thread takes it any more; shoal_manager_close waits for those inside to leave.
  */
 static void *call_begin(ManagerBase *s)
 {
     void *h = h_of(s);
-    if (h)
-        __atomic_add_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
-    return h;
+    int rc = h ? mlib.enter(h) : 0;
+    return rc < 0 ? raise_rc(rc) : h;
 }
 
-static void call_end(ManagerBase *s)
+static void call_end(void *h)
 {
-    __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+    mlib.leave(h);
 }
 
 /* Sends p[len] (the GIL released). 0, or -1 with an exception set. */
@@ -1717,7 +1719,7 @@ static int send_frame(ManagerBase *s, const void *p, size_t len)
         return -1;
     PyThreadState *ts = PyEval_SaveThread();
     int rc = mlib.send_raw(h, p, len);
-    call_end(s);
+    call_end(h);
     PyEval_RestoreThread(ts);
     return rc < 0 ? (raise_rc(rc), -1) : 0;
 }
@@ -1750,7 +1752,7 @@ static int wait_reply(ManagerBase *s, uint64_t rid, int *status, PyObject **err,
     size_t len;
     PyThreadState *ts = PyEval_SaveThread();
     int rc = mlib.wait_raw(h, rid, &buf, &len);
-    call_end(s);
+    call_end(h);
     PyEval_RestoreThread(ts);
     if (rc < 0) {
         raise_rc(rc);
@@ -2289,14 +2291,12 @@ static PyObject *ManagerBase_pending_tids(ManagerBase *s, PyObject *unused)
     return out;
 }
 
-/* _quiesce(): before the session is freed (after shoal_manager_shutdown): no thread
- * takes the handle any more, and the threads inside libshoal have left. */
+/* _quiesce(): before the session is freed (shoal_manager_close, which waits for the
+ * threads inside a call: see call_begin): no thread takes the handle any more. */
 static PyObject *ManagerBase_quiesce(ManagerBase *s, PyObject *unused)
 {
     (void)unused;
     s->h = NULL;
-    while (__atomic_load_n(&s->inflight, __ATOMIC_SEQ_CST))
-        yield_gil();
     Py_RETURN_NONE;
 }
 
@@ -2332,7 +2332,7 @@ static PyMethodDef ManagerBase_methods[] = {
     {"_idle_stop", (PyCFunction)ManagerBase_idle_stop, METH_NOARGS,
      "_idle_stop(): the idle flusher leaves this session (before it closes)"},
     {"_quiesce", (PyCFunction)ManagerBase_quiesce, METH_NOARGS,
-     "_quiesce(): drops the handle and waits for the threads inside libshoal to leave"},
+     "_quiesce(): drops the handle (before shoal_manager_close: no thread takes it)"},
     {"_attach", (PyCFunction)ManagerBase_attach, METH_O,
      "_attach(handle): the shoal_manager (None: detach, forgetting writes in flight)"},
     {NULL, NULL, 0, NULL}};
@@ -2361,16 +2361,19 @@ static PyObject *m_manager_init(PyObject *m, PyObject *const *a, Py_ssize_t n)
             "manager_init(addresses, enc_value, dec_value, dec_reply, error)");
         return NULL;
     }
-    void *p[4];
-    static const char *names[] = {"shoal_manager_next_id", "shoal_manager_send_raw",
-                                  "shoal_manager_wait_raw", "shoal_manager_free"};
-    for (int i = 0; i < 4; i++)
+    void *p[6];
+    static const char *names[] = {"shoal_manager_next_id",  "shoal_manager_send_raw",
+                                  "shoal_manager_wait_raw", "shoal_manager_free",
+                                  "shoal_manager_enter",    "shoal_manager_leave"};
+    for (int i = 0; i < 6; i++)
         if (fetch(a[0], names[i], &p[i]))
             return NULL;
     mlib.next_id = (fn_next_id)p[0];
     mlib.send_raw = (fn_send_raw)p[1];
     mlib.wait_raw = (fn_wait_raw)p[2];
     mlib.free = (fn_free)p[3];
+    mlib.enter = (fn_enter)p[4];
+    mlib.leave = (fn_leave)p[5];
     for (int i = 0; i < 4; i++)
         Py_INCREF(a[1 + i]);
     Py_XSETREF(mlib.enc_value, a[1]);

@@ -59,7 +59,7 @@ import weakref
 
 from . import errors
 from . import sync as _sync
-from ._lib import C, error
+from ._lib import C, F, error
 
 __all__ = ["Manager", "SyncManager", "BaseProxy", "Watch", "Change", "DictProxy",
            "ListProxy",
@@ -335,31 +335,32 @@ class _PyWire:
     path without the C extension; _speedups.ManagerBase has the same methods in C)."""
 
     def _attach(self, handle):
-        self._h = handle
+        self._h = ctypes.c_void_p(handle) if handle else None
         self.pending = {}  # thread ident -> _Pending
-        self._inflight = 0  # threads inside a call of libshoal on _h (see _enter)
         self._use_lock = threading.Lock()
 
     def _enter(self):
-        """The handle, for a call of libshoal (made with the GIL released): counted so
-        that close() frees the session only once no thread is inside one."""
+        """The handle, for a call of libshoal (made with the GIL released), the thread
+        counted as inside a call on it (shoal_manager_enter, until _leave) so that
+        shoal_manager_close frees it only once no thread is inside one. Taken and
+        counted under _use_lock: _quiesce drops the handle under it."""
         with self._use_lock:
-            if not self._h:
+            h = self._h
+            if not h:
                 raise ValueError("shoal.Manager: the session is closed")
-            self._inflight += 1
-            return self._h
+            rc = F.manager_enter(h)
+            if rc < 0:
+                raise error(rc, "manager")
+            return h
 
-    def _leave(self):
-        with self._use_lock:
-            self._inflight -= 1
+    def _leave(self, h):
+        F.manager_leave(h)
 
     def _quiesce(self):
-        """Before the session is freed (after shoal_manager_shutdown): no thread takes
-        the handle any more, and the threads inside libshoal have left."""
+        """Before the session is freed (shoal_manager_close, which waits for the
+        threads inside a call): no thread takes the handle any more."""
         with self._use_lock:
             self._h = None
-        while self._inflight:
-            time.sleep(0.001)
 
     def _send(self, target, op, args, timeout_ms, allow_pickle):
         """Sends a request (target: _enc_target's bytes); returns its id."""
@@ -370,7 +371,7 @@ class _PyWire:
                             allow_pickle)
             rc = C.manager_send_raw(h, req, len(req))
         finally:
-            self._leave()
+            self._leave(h)
         if rc < 0:
             raise error(rc, "manager")
         return rid
@@ -383,7 +384,7 @@ class _PyWire:
         try:
             rc = C.manager_wait_raw(h, rid, ctypes.byref(buf), ctypes.byref(ln))
         finally:
-            self._leave()
+            self._leave(h)
         if rc < 0:
             raise error(rc, "manager")
         try:
@@ -456,7 +457,7 @@ def _c_wire():
     speedups.manager_init(
         {n: ctypes.cast(getattr(_plib, n), ctypes.c_void_p).value for n in (
             "shoal_manager_next_id", "shoal_manager_send_raw", "shoal_manager_wait_raw",
-            "shoal_manager_free")},
+            "shoal_manager_free", "shoal_manager_enter", "shoal_manager_leave")},
         _enc_value, _dec_value, _dec_reply, error)
     os.register_at_fork(after_in_child=speedups.manager_after_fork)
     return speedups.ManagerBase

@@ -5,6 +5,10 @@ itself. Those threads return with an error (the session is closed) and nothing t
 the freed session: under the sanitizers (libshoal built with SHOAL_SANITIZE, its
 runtime preloaded) a use after free aborts the child, which this test sees.
 
+And closing loses no write: a process makes pipelined writes (sent without waiting for
+their replies) and then ends — the interpreter's exit, manager.shutdown(), the end of a
+multiprocessing child — and every write is in the broker afterwards, each way repeated.
+
 Each case runs in a fresh interpreter; both client paths (the C extension and, as
 python.manager_exit.pure, ctypes) take part.
 """
@@ -92,6 +96,49 @@ class ExitWithThreadsInsideTest(unittest.TestCase):
             assert len(errors) == 4, errors
             m.shutdown()
         """, "woken")
+
+
+_WRITER = textwrap.dedent("""
+    import multiprocessing, sys
+    import shoal
+
+    address, base, n, how = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+    def write():
+        m = shoal.Manager(address=address)
+        d = m.dict(name="written")
+        for i in range(base, base + n):
+            d[i] = i  # pipelined: nobody waits for the reply
+        return m
+
+    if how == "mp":  # a multiprocessing child ends with os._exit
+        p = multiprocessing.get_context("fork").Process(target=write)
+        p.start()
+        p.join()
+        sys.exit(p.exitcode)
+    m = write()
+    if how == "shutdown":
+        m.shutdown()
+    # "exit": the interpreter's exit closes the session
+""")
+
+
+class ExitKeepsPipelinedWritesTest(unittest.TestCase):
+    def test_writes_then_end(self):
+        import shoal
+        n = 2000
+        with shoal.Manager() as m:
+            d = m.dict(name="written")
+            base = 0
+            for _ in range(3):
+                for how in ("exit", "shutdown", "mp"):
+                    p = subprocess.run(
+                        [sys.executable, "-c", _WRITER, m.address, str(base), str(n),
+                         how], stderr=subprocess.PIPE, timeout=120)
+                    self.assertEqual(p.returncode, 0, p.stderr.decode()[-3000:])
+                    base += n
+                    self.assertEqual(len(d), base, how)
+                    self.assertEqual(d[base - 1], base - 1, how)
 
 
 if __name__ == "__main__":

@@ -148,20 +148,40 @@ typedef struct shoal_manager_config {
 SHOAL_API int shoal_manager_connect(shoal_manager **out, const char *address,
                                     const shoal_manager_config *cfg);
 /*
- * Ends the session (the broker frees its locks and semaphore units) and frees m.
- * Threads still inside a call on m (waiting for a reply, a blocked get or acquire)
- * return SHOAL_ECLOSED, and m is freed only once every one of them has left its call;
- * but no call may start on m after shoal_manager_close returned. Requests that
- * shoal_manager_submit kept unsent are written first. NULL is ignored.
+ * Ends the session (the broker frees its locks and semaphore units) and frees m, as
+ * shoal_manager_shutdown: every request sent or submitted on m before it has been run
+ * by the broker when it returns (unless the broker did not end the session within
+ * 5 s, or died). Threads still inside a call on m (waiting for a reply, a blocked get
+ * or acquire) return SHOAL_ECLOSED, and m is freed only once every one of them has
+ * left its call; but no call may start on m after shoal_manager_close returned. NULL
+ * is ignored.
  */
 SHOAL_API void shoal_manager_close(shoal_manager *m);
 /*
- * Ends the session without freeing m: every thread waiting in a call on m returns
- * SHOAL_ECLOSED, and every later call on m fails with SHOAL_ECLOSED at once. For a
- * program that must wake its threads blocked on the broker (a get, an acquire) before
- * it closes m; shoal_manager_close does it too. Calling it again does nothing.
+ * Ends the session without freeing m. The requests shoal_manager_submit kept are
+ * written, and the broker runs every request sent before it ends the session: this
+ * waits for that (reading their replies: a thread already waiting for one gets it)
+ * for at most 5 s — a broker that stopped answering delays it that long, a
+ * dead one not at all — then cancels the session. Every thread waiting in a call on
+ * m whose reply did not come returns SHOAL_ECLOSED (the broker drops a blocked get or
+ * acquire of the session when it ends), and every later call on m fails with
+ * SHOAL_ECLOSED at once. For a program that must wake its threads blocked on the
+ * broker before it closes m; shoal_manager_close does it too. Calling it again does
+ * nothing.
  */
 SHOAL_API void shoal_manager_shutdown(shoal_manager *m);
+/*
+ * Counts the calling thread as inside a call on m until shoal_manager_leave(m):
+ * shoal_manager_close does not free m before. For a binding that takes m under its
+ * own lock and calls it after dropping that lock, while another thread may close m:
+ * it enters under the lock, and stops handing out m (under the lock) before it
+ * closes m. The calls made meanwhile behave as usual (SHOAL_ECLOSED once m is shut
+ * down). Returns 0, or SHOAL_ECLOSED (m is shut down: not counted, do not leave) or
+ * SHOAL_EINVAL (NULL).
+ */
+SHOAL_API int shoal_manager_enter(shoal_manager *m);
+/* Ends what shoal_manager_enter began (once per successful enter). */
+SHOAL_API void shoal_manager_leave(shoal_manager *m);
 
 /*
  * Creates object `name` of `kind`, or opens it when it exists with that kind
@@ -214,7 +234,8 @@ typedef struct shoal_manager_request {
  * has to block for its reply (before it blocks), with the next request
  * shoal_manager_send_raw writes, or by shoal_manager_flush. A program that submits and
  * then does not wait (a fire-and-forget write, a release that another process waits
- * for) calls shoal_manager_flush. Over shm:// the request is written at once. Returns 0
+ * for) calls shoal_manager_flush, or closes m (which waits until the broker ran it).
+ * Over shm:// the request is written at once. Returns 0
  * or a negative code (SHOAL_EPEERDEAD: the session is over; SHOAL_ECLOSED: m is being
  * closed; SHOAL_EMSGSIZE: too large for the transport).
  */

@@ -1,0 +1,85 @@
+/*
+ * forked.h — a broker in a forked child for the tests that talk to it through the C
+ * client from real processes (broker_suite.c, broker_watch.c): shoal_broker_serve, the
+ * code of `shoal broker`, listening on the test's shm:// address (`addr`, which each
+ * test's setup makes fresh) or on the addresses its broker_args name. A client
+ * connects retrying while the broker starts; a broker stopped with SIGTERM must exit
+ * with 0. nng does not survive fork: a test that forks a broker listening on tcp://
+ * must come before any test that used nng in this process.
+ */
+#ifndef SHOAL_TESTS_BROKER_FORKED_H
+#define SHOAL_TESTS_BROKER_FORKED_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "broker.h"
+#include "manager_internal.h"
+#include "testutil.h"
+
+static char addr[128];
+
+typedef struct broker_args {
+    const char *listen; /* NULL: addr */
+    const char *tcp;    /* a second address (a tcp:// one needs a token), or NULL */
+    const char *data_dir, *token;
+    const char *tls_cert, *tls_key, *tls_ca;
+} broker_args;
+
+static int broker_child(void *arg)
+{
+    broker_args *a = arg;
+    const char *listen[2] = {a->listen ? a->listen : addr, a->tcp};
+    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1,
+                              NULL,   a->tls_cert,    a->tls_key,  a->tls_ca};
+    if (!freopen("/dev/null", "w", stdout))
+        return 3;
+    return shoal_broker_serve(&o) == 0 ? 0 : 1;
+}
+
+/* Starts a broker as args say (copied) in a forked child, which stops itself at the
+ * pause point pause_at when that is not NULL; its pid. */
+static pid_t start_broker_with(const broker_args *args, const char *pause_at)
+{
+    static broker_args a;
+    a = *args;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (pause_at)
+            shoal__test_pause_at(pause_at);
+        exit(broker_child(&a)); /* exit, not _exit: under ASan its leaks are checked */
+    }
+    return pid;
+}
+
+static void stop_broker(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    assert_int_equal(t_wait(pid), 0);
+}
+
+/* Connects with cfg, retrying while the broker starts. */
+static shoal_manager *connect_cfg(const char *address, const shoal_manager_config *cfg)
+{
+    shoal_manager *m = NULL;
+    for (int i = 0; i < 500; i++) {
+        int rc = shoal_manager_connect(&m, address, cfg);
+        if (rc == 0)
+            return m;
+        if (rc == SHOAL_EACCES)
+            fail_msg("connect %s: %s", address, shoal_errdetail());
+        usleep(10000);
+    }
+    fail_msg("no broker at %s: %s", address, shoal_errdetail());
+    return NULL;
+}
+
+/* Connects with token (NULL: none), retrying while the broker starts. */
+static shoal_manager *connect_to(const char *address, const char *token)
+{
+    shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(2), .token = token};
+    return connect_cfg(address, &cfg);
+}
+
+#endif
