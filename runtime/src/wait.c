@@ -80,9 +80,11 @@ void shoal__spin_seat_give(shoal__spin_seat *s)
 {
     if (!s->table)
         return;
-    atomic_fetch_and(&s->table->spinning, ~(1ull << s->k));
     uint32_t me = s->owner;
-    atomic_compare_exchange_strong(&s->table->owner[s->k], &me, 0);
+    if (shoal__seg_owner(s->seg) == me) { /* not a fork child's copy of the seat */
+        atomic_fetch_and(&s->table->spinning, ~(1ull << s->k));
+        atomic_compare_exchange_strong(&s->table->owner[s->k], &me, 0);
+    }
     s->table = NULL;
 }
 

@@ -142,7 +142,8 @@ typedef struct shoal__spin_seat {
 /* Takes a free seat of t (in seg) for this process; s->table stays NULL when none is
  * free or the process has no owner id in seg. */
 void shoal__spin_seat_take(shoal__spin_seat *s, shoal__spin_table *t, shoal__seg *seg);
-/* Gives the seat back (its bit cleared). Harmless on a seat never taken. */
+/* Gives the seat back (its bit cleared); a fork child's copy of its parent's seat
+ * is only forgotten. Harmless on a seat never taken. */
 void shoal__spin_seat_give(shoal__spin_seat *s);
 /* Makes s (NULL: none) the seat the calling thread's waits spin from; returns the
  * previous one, to be put back after the wait. */

@@ -257,6 +257,29 @@ static void test_spin_seats_of_dead(void **state)
     T_OK(shoal_unlink("wait-spin-table", NULL));
 }
 
+/* A fork child that gives back its copy of its parent's seat. */
+static int give_copy(void *arg)
+{
+    shoal__spin_seat_give(arg);
+    return 0;
+}
+
+/* A fork child's copy of a seat is only forgotten: the parent keeps the seat. */
+static void test_spin_seat_fork(void **state)
+{
+    (void)state;
+    spin_table_open();
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    assert_non_null(seat.table);
+    assert_int_equal(t_wait(t_fork(give_copy, &seat)), 0);
+    assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), seat.owner);
+    shoal__spin_seat_give(&seat);
+    assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), 0);
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
 /* After spinners were killed mid-spin, a pipe's two ends, each waiting from a seat
  * with a spin budget, still exchange messages: nobody hangs. */
 static int echo_from_seat(void *arg)
@@ -321,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_event_and_sem),
         cmocka_unit_test(test_spin_dead_spinners),
         cmocka_unit_test(test_spin_seats_of_dead),
+        cmocka_unit_test(test_spin_seat_fork),
         cmocka_unit_test(test_spin_exchange_after_deaths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
