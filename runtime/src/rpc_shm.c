@@ -11,12 +11,18 @@
  * client cannot change a frame while the server checks it.
  *
  * Both sides poll before they sleep (the pipe's and the loop's spin budget), so while
- * both are busy a call costs no system call. Death is the pipe's business: when the
- * other end's process dies, the survivor's receive (or the loop) reports
- * SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end UNAVAILABLE;
- * the server cancels the client's calls. Whoever closes a connection first unlinks
- * its pipe; the other side's handle stays usable until it closes it. A client that
- * forks keeps its connection (its end was in use: pipe.c), and a child that calls on
+ * both are busy a call costs no system call. A receive that waits (a client for its
+ * reply, a server thread in direct receive for the next request) spins from its
+ * connection end's seat in the name's spin table (wait.h): the block NAME:spin,
+ * which the server opens when it listens and each client when it connects, so the
+ * spinners of the server and of all its client processes are counted together and a
+ * wait spins only while they leave it a CPU. A connection without a seat (the block
+ * could not be opened, the table full) spins as the others' count says. Death is the
+ * pipe's business: when the other end's process dies, the survivor's receive (or the
+ * loop) reports SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end
+ * UNAVAILABLE; the server cancels the client's calls. Whoever closes a connection first
+ * unlinks its pipe; the other side's handle stays usable until it closes it. A client
+ * that forks keeps its connection (its end was in use: pipe.c), and a child that calls on
  * the inherited channel shares it.
  *
  * A connection whose one call is a handler in direct receive (rpc_server.c) is not
@@ -40,6 +46,7 @@
 #include <unistd.h>
 
 #include "rpc_internal.h"
+#include "wait.h"
 
 #define ACCEPT_MSG_MAX (SHOAL_NAME_MAX + 1)
 #define PIPE_CAPACITY  64
@@ -73,9 +80,62 @@ typedef struct shm_conn {
     attr_copy attr;
     uint8_t *buf; /* receive buffer, grown to the largest frame seen */
     size_t cap;
-    shoal_loop *loop; /* server side */
+    struct spin_block *spin; /* the name's spin table (NULL: none) */
+    shoal__spin_seat seat;   /* this end's seat in it */
+    shoal_loop *loop;        /* server side */
     shoal_loop_source *src;
 } shm_conn;
+
+/* ---- the spin table ------------------------------------------------------------------
+ * NAME:spin holds the spin table of the server on NAME and its clients (wait.h). The
+ * server's connections share the listener's handle, which the last of them closes. */
+
+typedef struct spin_block {
+    shoal__seg *seg;
+    _Atomic int refs;
+} spin_block;
+
+static spin_block *spin_open(const char *name, int mode, const shoal_attr *attr)
+{
+    char sname[SHOAL_NAME_MAX + 16];
+    snprintf(sname, sizeof(sname), "%s:spin", name);
+    shoal__seg_spec spec = {.kind = SHOAL_KIND_SHM,
+                            .what = "rpc spin table",
+                            .count = sizeof(shoal__spin_table),
+                            .check_count = true,
+                            .payload_size = sizeof(shoal__spin_table)};
+    spin_block *b = strlen(sname) <= SHOAL_NAME_MAX ? calloc(1, sizeof(*b)) : NULL;
+    if (b && shoal__seg_open(&b->seg, sname, mode, &spec, attr) == 0) {
+        b->refs = 1;
+        return b;
+    }
+    free(b);
+    shoal__err_clear(); /* no table: waits spin uncounted */
+    return NULL;
+}
+
+static spin_block *spin_ref(spin_block *b)
+{
+    if (b)
+        atomic_fetch_add(&b->refs, 1);
+    return b;
+}
+
+static void spin_unref(spin_block *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+        shoal__seg_close(b->seg);
+        free(b);
+    }
+}
+
+/* Gives c a seat in b (which c now holds a reference to). */
+static void spin_seat(shm_conn *c, spin_block *b)
+{
+    c->spin = b;
+    if (b)
+        shoal__spin_seat_take(&c->seat, (shoal__spin_table *)b->seg->payload, b->seg);
+}
 
 static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
@@ -109,11 +169,18 @@ static int recv_frame(shm_conn *c, const uint8_t **buf, size_t *len,
     }
 }
 
-/* A receive that must not wait skips the peer check: a waiting one does it. */
+/* A receive that must not wait skips the peer check: a waiting one does it, and spins
+ * from the connection's seat. */
 static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
                     shoal_duration timeout)
 {
-    return recv_frame((shm_conn *)base, buf, len, timeout, timeout == 0);
+    shm_conn *c = (shm_conn *)base;
+    if (timeout == 0)
+        return recv_frame(c, buf, len, timeout, 1);
+    shoal__spin_seat *was = shoal__spin_seat_use(&c->seat);
+    int rc = recv_frame(c, buf, len, timeout, 0);
+    shoal__spin_seat_use(was);
+    return rc;
 }
 
 static void shm_stop(rpc_conn *base)
@@ -140,6 +207,8 @@ static void shm_close(rpc_conn *base)
         shoal_pipe_close(c->pipe);
         shoal_unlink(c->name, &c->attr.attr);
     }
+    shoal__spin_seat_give(&c->seat);
+    spin_unref(c->spin);
     free(c->buf);
     free(c);
 }
@@ -202,6 +271,7 @@ int rpc__shm_connect(rpc_conn **out, const char *name,
         shm_close(&c->base);
         return rc;
     }
+    spin_seat(c, spin_open(name, SHOAL_OPEN, attr));
     *out = &c->base;
     return 0;
 }
@@ -215,6 +285,7 @@ typedef struct shm_listener {
     shoal_loop_source *src;
     attr_copy attr;
     shoal__seg *claim; /* NAME:server, holding our owner id */
+    spin_block *spin;  /* NAME:spin (NULL: none) */
 } shm_listener;
 
 /* The word of NAME:server: the owner id of the listening process, or 0. */
@@ -304,6 +375,7 @@ static void accept_one(shm_listener *l, const char *pname)
         shm_close(&c->base);
         return;
     }
+    spin_seat(c, spin_ref(l->spin));
     if (shm_watch(&c->base) < 0) {
         shm_close(&c->base);
         return;
@@ -332,6 +404,7 @@ static void shm_listener_close(rpc_listener *base)
     shm_listener *l = (shm_listener *)base;
     shoal_loop_remove(rpc__server_loop(l->s), l->src);
     shoal_queue_close(l->q);
+    spin_unref(l->spin);
     unclaim(l->claim);
     free(l);
 }
@@ -362,6 +435,7 @@ int rpc__shm_listen(shoal_rpc_server *s, const char *name, const shoal_attr *att
         free(l);
         return rc;
     }
+    l->spin = spin_open(name, SHOAL_OPEN_OR_CREATE, &l->attr.attr);
     l->base.close = shm_listener_close;
     l->s = s;
     rpc__server_add_listener(s, &l->base);

@@ -5,7 +5,9 @@
  * later, the clock read every SHOAL__SPIN_CLOCK_POLLS polls; the budget starts at the
  * first reading, so an exchange answered within them pays for none); check()
  * (a dead peer, a closed end) runs at most once per CHECK_NS while spinning, so a fast
- * exchange never pays for it, and a long spin budget does not hide a dead peer.
+ * exchange never pays for it, and a long spin budget does not hide a dead peer. A
+ * thread that waits from a seat of a spin table (wait.h) counts itself there while it
+ * spins, and yields its CPU while the table's spinners outnumber the CPUs.
  *
  * Sleeping: at most SLICE_NS at a time, even with no check() to run: a wake-up given
  * to a process that died before acting on it (a semaphore unit, a notification) is
@@ -21,15 +23,126 @@
  * then finds the message at the end of that first sleep, SHOAL__LAZY_NS later. Every
  * later sleep issues the barrier and is woken exactly.
  */
+#include <sched.h>
+
 #include "wait.h"
 
 #define SLICE_NS (50 * 1000000LL) /* longest single sleep */
 #define CHECK_NS 1000000LL        /* longest spin between two check() calls */
 
+/* ---- the spin table (wait.h) ------------------------------------------------------ */
+
+static __thread shoal__spin_seat *thread_seat; /* the seat this thread's waits use */
+static _Atomic int cpus;                       /* CPUs this process may use; 0: unread */
+static _Atomic int64_t repair_at;              /* this process's next repair */
+
+static int cpus_allowed(void)
+{
+    int n = atomic_load_explicit(&cpus, memory_order_relaxed);
+    if (SHOAL_UNLIKELY(n == 0)) {
+        cpu_set_t set;
+        n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+        atomic_store_explicit(&cpus, n < 1 ? 1 : n, memory_order_relaxed);
+    }
+    return n;
+}
+
+/* Frees seat k of a process that is gone (owner): its bit first, then the seat, so
+ * the next taker's bit is never cleared. Returns whether it was that owner's. */
+static bool free_dead(shoal__spin_table *t, int k, uint32_t owner)
+{
+    atomic_fetch_and(&t->spinning, ~(1ull << k));
+    return atomic_compare_exchange_strong(&t->owner[k], &owner, 0);
+}
+
+void shoal__spin_seat_take(shoal__spin_seat *s, shoal__spin_table *t, shoal__seg *seg)
+{
+    *s = (shoal__spin_seat){NULL, seg, shoal__seg_owner(seg), -1};
+    if (!s->owner)
+        return;
+    /* Free seats first; then seats whose owner is gone (a system call each). */
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < SHOAL__SPIN_SEATS; k++) {
+            uint32_t cur = atomic_load(&t->owner[k]);
+            if (cur &&
+                (pass == 0 || shoal__owner_alive(seg, cur) || !free_dead(t, k, cur)))
+                continue;
+            cur = 0;
+            if (atomic_compare_exchange_strong(&t->owner[k], &cur, s->owner)) {
+                s->table = t;
+                s->k = k;
+                return;
+            }
+        }
+}
+
+void shoal__spin_seat_give(shoal__spin_seat *s)
+{
+    if (!s->table)
+        return;
+    uint32_t me = s->owner;
+    if (shoal__seg_owner(s->seg) == me) { /* not a fork child's copy of the seat */
+        atomic_fetch_and(&s->table->spinning, ~(1ull << s->k));
+        atomic_compare_exchange_strong(&s->table->owner[s->k], &me, 0);
+    }
+    s->table = NULL;
+}
+
+shoal__spin_seat *shoal__spin_seat_use(shoal__spin_seat *s)
+{
+    shoal__spin_seat *was = thread_seat;
+    thread_seat = s;
+    return was;
+}
+
+int shoal__spin_table_count(shoal__spin_table *t)
+{
+    return __builtin_popcountll(atomic_load(&t->spinning));
+}
+
+/* Clears the bits of spinners whose process is gone, at most once per
+ * SHOAL__SPIN_REPAIR_NS of this process. Returns whether it cleared any. */
+static bool repair(shoal__spin_seat *s, int64_t now)
+{
+    int64_t at = atomic_load_explicit(&repair_at, memory_order_relaxed);
+    if (now < at ||
+        !atomic_compare_exchange_strong(&repair_at, &at, now + SHOAL__SPIN_REPAIR_NS))
+        return false;
+    bool any = false;
+    uint64_t bits = atomic_load(&s->table->spinning) & ~(1ull << s->k);
+    for (; bits; bits &= bits - 1) {
+        int k = __builtin_ctzll(bits);
+        uint32_t owner = atomic_load(&s->table->owner[k]);
+        if (!owner || !shoal__owner_alive(s->seg, owner)) {
+            if (owner)
+                free_dead(s->table, k, owner);
+            else
+                atomic_fetch_and(&s->table->spinning, ~(1ull << k));
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* Whether the spinners of s's table outnumber the CPUs, dead ones cleared first. */
+static bool crowded(shoal__spin_seat *s, int64_t now)
+{
+    int n = cpus_allowed();
+    return __builtin_popcountll(
+               atomic_load_explicit(&s->table->spinning, memory_order_relaxed)) > n &&
+           (!repair(s, now) ||
+            __builtin_popcountll(atomic_load(&s->table->spinning)) > n);
+}
+
+/* ---- waiting ---------------------------------------------------------------------- */
+
 /* Polls ready() until it is non-zero or the spin budget (bounded by d) is spent. The
  * budget starts at the first reading of the clock: an answer that comes before it (a
- * request/reply exchange between polling peers) costs no clock reading at all. */
-static int spin(const shoal__waitable *w, const shoal__deadline *d)
+ * request/reply exchange between polling peers) costs no clock reading at all. A
+ * thread with a seat (shoal__spin_seat_use) sets its bit at that reading, and yields
+ * its CPU at each reading while the table is crowded. */
+static int spin_polls(const shoal__waitable *w, const shoal__deadline *d,
+                      shoal__spin_seat **seated)
 {
     int64_t budget = shoal__spin_budget();
     if (budget <= 0)
@@ -45,17 +158,33 @@ static int spin(const shoal__waitable *w, const shoal__deadline *d)
             continue;
         int64_t now = shoal__now_ns();
         if (shoal__spin_first_clock(&c)) {
+            shoal__spin_seat *s = thread_seat;
+            if (s && s->table) {
+                atomic_fetch_or(&s->table->spinning, 1ull << s->k);
+                *seated = s;
+            }
             until = d->at_ns - now > budget ? now + budget : d->at_ns;
             check_at = now + CHECK_NS;
         }
         if (now >= until)
             return 0;
+        if (*seated && crowded(*seated, now))
+            sched_yield(); /* a CPU for a peer, or for a spinner whose peer runs */
         if (w->check && now >= check_at) {
             check_at = now + CHECK_NS;
             if ((rc = w->check(w->obj)))
                 return rc;
         }
     }
+}
+
+static int spin(const shoal__waitable *w, const shoal__deadline *d)
+{
+    shoal__spin_seat *seated = NULL;
+    int rc = spin_polls(w, d, &seated);
+    if (seated)
+        atomic_fetch_and(&seated->table->spinning, ~(1ull << seated->k));
+    return rc;
 }
 
 /* One sleep: arm, (barrier,) re-check, sleep for at most a slice — SHOAL__LAZY_NS for the

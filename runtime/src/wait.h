@@ -12,7 +12,8 @@
  * event loop waiting on many objects at once:
  *
  *   1. ready() > 0: done; ready() < 0: a terminal result (closed, peer dead).
- *   2. Spin for the spin budget, re-checking ready() (and check() once a millisecond).
+ *   2. Spin for the spin budget, re-checking ready() (and check() once a millisecond;
+ *      yielding the CPU while a spin table says the spinners are too many: below).
  *   3. v = load(word); arm(); if ready() != 0: disarm() and go to 1.
  *   4. Sleep while word == v (futex wait, at most one slice so that check() runs
  *      regularly and finds dead peers); disarm(); go to 1.
@@ -95,6 +96,60 @@ static inline bool shoal__spin_first_clock(const shoal__spin *c)
 {
     return c->polls == SHOAL__SPIN_CLOCK_POLLS;
 }
+
+/*
+ * Spinners counted across processes: a spin table. A spin pays while the spinner and
+ * the peer it waits for each have a CPU. When more threads spin than there are CPUs
+ * (four clients waiting for their replies and four broker sessions waiting for their
+ * requests, on two CPUs), a spin mostly waits for a peer that is not running while it
+ * holds the CPU that peer needs. So the waits of one group of processes (an shm://
+ * server and its clients: rpc_shm.c keeps the table in the block NAME:spin) count
+ * their spinners in a table in shared memory, and a spinner that finds them more
+ * than the CPUs it may run on (sched_getaffinity) gives its CPU away (sched_yield)
+ * at each reading of its clock, until the crowd thins or its budget runs out. It
+ * does not sleep at once: a wake-up costs more than the spin it saves, and the
+ * spinners whose peers do run keep their exchanges going. Fewer spinners than CPUs
+ * (one client and its session) spin exactly as without a table.
+ *
+ * The count is a word of seat flags: each connection end takes a seat (by
+ * compare-and-swap of its process's owner id into the seat's owner word) and a wait
+ * made from it sets the seat's bit when its spin begins — at its first reading of
+ * the clock, so an answer found within the first polls costs no locked instruction —
+ * and clears it when the spin ends. A process killed mid-spin leaves its bit set: a
+ * spinner that finds the table crowded looks first, at most once per
+ * SHOAL__SPIN_REPAIR_NS of its process, for set bits whose seat's owner is gone
+ * (owner.c: from the kernel's locks, not a pid), clears them and frees their seats;
+ * a seat whose owner is gone is free for the next connection too. So a dead spinner
+ * is cleared as soon as it would crowd anyone. A connection that finds no free seat
+ * is not counted (it spins as without a table).
+ */
+#define SHOAL__SPIN_SEATS     64
+#define SHOAL__SPIN_REPAIR_NS (10 * 1000000LL)
+
+typedef struct shoal__spin_table {
+    _Alignas(64) _Atomic uint64_t spinning; /* bit k: seat k's wait spins */
+    _Alignas(64) _Atomic uint32_t owner[SHOAL__SPIN_SEATS]; /* owner id; 0: free */
+} shoal__spin_table;
+
+/* A connection end's seat in a table (one thread waits from it at a time). */
+typedef struct shoal__spin_seat {
+    shoal__spin_table *table; /* NULL: none (not counted) */
+    shoal__seg *seg;          /* the segment holding the table (its owner ids) */
+    uint32_t owner;           /* this process's owner id in seg when it took it */
+    int k;                    /* the seat's index */
+} shoal__spin_seat;
+
+/* Takes a free seat of t (in seg) for this process; s->table stays NULL when none is
+ * free or the process has no owner id in seg. */
+void shoal__spin_seat_take(shoal__spin_seat *s, shoal__spin_table *t, shoal__seg *seg);
+/* Gives the seat back (its bit cleared); a fork child's copy of its parent's seat
+ * is only forgotten. Harmless on a seat never taken. */
+void shoal__spin_seat_give(shoal__spin_seat *s);
+/* Makes s (NULL: none) the seat the calling thread's waits spin from; returns the
+ * previous one, to be put back after the wait. */
+shoal__spin_seat *shoal__spin_seat_use(shoal__spin_seat *s);
+/* The spinners t counts now (tests, tools). */
+int shoal__spin_table_count(shoal__spin_table *t);
 
 /*
  * Waits until w is ready or the deadline passes, spinning for the spin budget before

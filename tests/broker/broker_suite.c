@@ -6,9 +6,12 @@
  * tcp:// for the token test — and talks to it with shoal/manager.h from this process,
  * from threads and from forked clients. The crash tests SIGKILL a client holding a
  * lock, and the broker itself stopped at its pause points just before and just after
- * an LMDB commit, then restart it on the same data directory.
+ * an LMDB commit, then restart it on the same data directory. Clients SIGKILLed while
+ * they spin for their replies are cleared from the name's spin table, and the clients
+ * left are served.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 
 #include "forked.h"
 #include "internal.h"
+#include "wait.h"
 
 static char data_dir[300];
 
@@ -873,6 +877,80 @@ static void test_tcp_token(void **state)
 #endif
 }
 
+/* ---- clients killed while they spin (the spin table, wait.h) ---------------------- */
+
+/* A client that spins for a reply that does not come (a get on an empty queue). */
+static int spin_for_reply(void *arg)
+{
+    (void)arg;
+    shoal_set_spin_ns(SHOAL_SEC(60));
+    shoal_manager *m = connect_to(addr, NULL);
+    shoal_mv *res = NULL;
+    shoal_manager_call(m, "q", "get", SHOAL_SEC(60), &res, 0);
+    return 1; /* killed before */
+}
+
+/* Waits until the table counts n spinners (at least: `least`) or 10 s pass. */
+static int await_spinners(shoal__spin_table *t, int n, bool least)
+{
+    int c = shoal__spin_table_count(t);
+    for (int i = 0; i < 10000 && (least ? c < n : c != n); i++) {
+        usleep(1000);
+        c = shoal__spin_table_count(t);
+    }
+    return c;
+}
+
+static void test_spinners_killed(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "q", SHOAL_M_QUEUE, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    char name[160];
+    snprintf(name, sizeof(name), "%s:spin", addr + strlen("shm://"));
+    shoal__seg_spec spec = {.kind = SHOAL_KIND_SHM,
+                            .count = sizeof(shoal__spin_table),
+                            .check_count = true,
+                            .payload_size = sizeof(shoal__spin_table)};
+    shoal__seg *seg;
+    T_OK(shoal__seg_open(&seg, name, SHOAL_OPEN, &spec, NULL));
+    shoal__spin_table *t = (shoal__spin_table *)seg->payload;
+
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    int n = CPU_COUNT(&set) + 1;
+    pid_t kids[64];
+    for (int i = 0; i < n; i++)
+        kids[i] = t_fork(spin_for_reply, NULL);
+    assert_true(await_spinners(t, n, true) >= n);
+    for (int i = 0; i < n; i++)
+        t_kill(kids[i]);
+
+    /* The next wait that spins finds the table crowded and clears the dead. */
+    shoal_mv *res = NULL;
+    assert_int_equal(shoal_manager_call(m, "q", "get", SHOAL_MS(20), &res, 0),
+                     SHOAL_ETIMEDOUT);
+    assert_int_equal(await_spinners(t, 0, false), 0);
+    for (int i = 0; i < 2000; i++) { /* and the clients left are served */
+        char want[16];
+        snprintf(want, sizeof(want), "%d", i);
+        T_OK(shoal_manager_call(m, "d", "set", 0, NULL, 2, I(i % 7), I(i)));
+        assert_string_equal(op(m, "d", "get", 1, I(i % 7)), want);
+    }
+    shoal_manager_close(m);
+    stop_broker(b);
+    assert_int_equal(shoal__spin_table_count(t), 0);
+    /* Every seat given back, or left by a killed client (free for the next taker:
+     * one that was between two spins when it died had no flag to clear). */
+    for (int k = 0; k < SHOAL__SPIN_SEATS; k++) {
+        uint32_t owner = atomic_load(&t->owner[k]);
+        assert_false(owner && shoal__owner_alive(seg, owner));
+    }
+    shoal__seg_close(seg);
+}
+
 int main(void)
 {
     t_setup_root();
@@ -881,6 +959,7 @@ int main(void)
         cmocka_unit_test_setup(test_list_value_array, setup),
         cmocka_unit_test_setup(test_queue_event_blocking, setup),
         cmocka_unit_test_setup(test_locks_and_dead_client, setup),
+        cmocka_unit_test_setup(test_spinners_killed, setup),
         cmocka_unit_test_setup(test_condition_barrier, setup),
         cmocka_unit_test_setup(test_crash_before_commit, setup),
         cmocka_unit_test_setup(test_crash_after_commit, setup),

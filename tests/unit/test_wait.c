@@ -1,7 +1,11 @@
 /* test_wait.c — shoal__wait and the waitables the event loop uses: each side becomes
  * ready when another process acts, times out when nothing happens, and reports a
- * terminal state (end of stream, closed, dead peer). */
+ * terminal state (end of stream, closed, dead peer). The spin table: spinners killed
+ * mid-spin are cleared and their seats taken again, and waits from seats still
+ * exchange messages. */
+#include <sched.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -116,6 +120,220 @@ static void test_event_and_sem(void **state)
     T_OK(shoal_sem_close(sem));
 }
 
+/* ---- the spin table (wait.h) ------------------------------------------------------ */
+
+static shoal__seg *spin_seg;
+static _Atomic uint32_t never_word;
+static _Atomic long never_polls;
+
+static int never_ready(void *obj)
+{
+    (void)obj;
+    atomic_fetch_add_explicit(&never_polls, 1, memory_order_relaxed);
+    return 0;
+}
+
+static const shoal__waitable never = {.word = &never_word, .ready = never_ready};
+
+static shoal__spin_table *spin_table(void)
+{
+    return (shoal__spin_table *)spin_seg->payload;
+}
+
+static void spin_table_open(void)
+{
+    shoal__seg_spec spec = {.kind = SHOAL_KIND_SHM,
+                            .what = "spin table",
+                            .count = sizeof(shoal__spin_table),
+                            .check_count = true,
+                            .payload_size = sizeof(shoal__spin_table)};
+    T_OK(shoal__seg_open(&spin_seg, "wait-spin-table", SHOAL_CREATE, &spec, NULL));
+}
+
+static int cpus(void)
+{
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    return CPU_COUNT(&set);
+}
+
+/* A child that takes a seat and spins from it until it is killed. */
+static int spin_forever(void *arg)
+{
+    (void)arg;
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    if (!seat.table)
+        return 1;
+    shoal_set_spin_ns(SHOAL_SEC(60));
+    shoal__spin_seat_use(&seat);
+    shoal__deadline d = shoal__deadline_from(SHOAL_SEC(60));
+    return shoal__wait(&never, &d) == SHOAL_ETIMEDOUT ? 2 : 3;
+}
+
+/* Waits until the table counts n spinners. */
+static void await_count(int n)
+{
+    for (int i = 0; i < 10000 && shoal__spin_table_count(spin_table()) != n; i++)
+        usleep(1000);
+    assert_int_equal(shoal__spin_table_count(spin_table()), n);
+}
+
+/* Spinners SIGKILLed mid-spin, more of them than CPUs: their flags stay set until the
+ * next spinner finds the table crowded and clears them; it spins on, and once it is
+ * done nobody is counted. Their seats are free again. */
+static void test_spin_dead_spinners(void **state)
+{
+    (void)state;
+    spin_table_open();
+    int n = cpus() + 1;
+    pid_t kids[64];
+    for (int i = 0; i < n; i++)
+        kids[i] = t_fork(spin_forever, NULL);
+    await_count(n);
+    for (int i = 0; i < n; i++)
+        t_kill(kids[i]);
+    assert_int_equal(shoal__spin_table_count(spin_table()), n); /* left set */
+
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    assert_non_null(seat.table);
+    shoal_set_spin_ns(SHOAL_MS(30));
+    shoal__spin_seat *was = shoal__spin_seat_use(&seat);
+    atomic_store(&never_polls, 0);
+    assert_int_equal(wait_ms(&never, 60), SHOAL_ETIMEDOUT);
+    shoal__spin_seat_use(was);
+    shoal_set_spin_ns(0);
+    assert_true(atomic_load(&never_polls) > 1000); /* it spun */
+    assert_int_equal(shoal__spin_table_count(spin_table()), 0);
+    int taken = 0;
+    for (int k = 0; k < SHOAL__SPIN_SEATS; k++)
+        taken += atomic_load(&spin_table()->owner[k]) != 0;
+    assert_int_equal(taken, 1); /* ours: the dead spinners' seats are free */
+    shoal__spin_seat_give(&seat);
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
+/* A child that takes as many seats as it can, reports how many, and stops. */
+static int take_all(void *arg)
+{
+    static shoal__spin_seat seats[SHOAL__SPIN_SEATS + 1];
+    int n = 0;
+    for (; n <= SHOAL__SPIN_SEATS; n++) {
+        shoal__spin_seat_take(&seats[n], spin_table(), spin_seg);
+        if (!seats[n].table)
+            break;
+    }
+    *(int *)arg = n;
+    raise(SIGSTOP); /* killed here */
+    return 0;
+}
+
+/* Every seat taken by a process that was then killed: the next connection takes one
+ * of them; a table full of live owners gives none. */
+static void test_spin_seats_of_dead(void **state)
+{
+    (void)state;
+    spin_table_open();
+    int *got = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                    -1, 0);
+    assert_true(got != MAP_FAILED);
+    pid_t kid = t_fork(take_all, got);
+    int st;
+    assert_int_equal(waitpid(kid, &st, WUNTRACED), kid);
+    assert_true(WIFSTOPPED(st));
+    assert_int_equal(*got, SHOAL__SPIN_SEATS); /* all, and no more */
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    assert_null(seat.table); /* the owner lives */
+    t_kill(kid);
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    assert_non_null(seat.table);
+    shoal__spin_seat_give(&seat);
+    assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), 0);
+    munmap(got, sizeof(int));
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
+/* A fork child that gives back its copy of its parent's seat. */
+static int give_copy(void *arg)
+{
+    shoal__spin_seat_give(arg);
+    return 0;
+}
+
+/* A fork child's copy of a seat is only forgotten: the parent keeps the seat. */
+static void test_spin_seat_fork(void **state)
+{
+    (void)state;
+    spin_table_open();
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    assert_non_null(seat.table);
+    assert_int_equal(t_wait(t_fork(give_copy, &seat)), 0);
+    assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), seat.owner);
+    shoal__spin_seat_give(&seat);
+    assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), 0);
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
+/* After spinners were killed mid-spin, a pipe's two ends, each waiting from a seat
+ * with a spin budget, still exchange messages: nobody hangs. */
+static int echo_from_seat(void *arg)
+{
+    shoal_pipe *p = arg;
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    shoal__spin_seat_use(&seat);
+    shoal_set_spin_ns(50000);
+    char buf[16];
+    size_t n;
+    for (int i = 0; i < 2000; i++)
+        if (shoal_pipe_recv(p, buf, sizeof(buf), &n, SHOAL_SEC(10)) ||
+            shoal_pipe_send(p, buf, n, SHOAL_SEC(10)))
+            return 1;
+    return 0;
+}
+
+static void test_spin_exchange_after_deaths(void **state)
+{
+    (void)state;
+    spin_table_open();
+    int n = cpus() + 1;
+    pid_t kids[64];
+    for (int i = 0; i < n; i++)
+        kids[i] = t_fork(spin_forever, NULL);
+    await_count(n);
+    for (int i = 0; i < n; i++)
+        t_kill(kids[i]);
+    shoal_pipe *a, *b;
+    T_OK(shoal_pipe_pair(&a, &b, NULL, &qcfg, NULL));
+    pid_t peer = t_fork(echo_from_seat, b);
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    shoal__spin_seat *was = shoal__spin_seat_use(&seat);
+    shoal_set_spin_ns(50000);
+    char buf[16];
+    size_t len;
+    for (int i = 0; i < 2000; i++) {
+        T_OK(shoal_pipe_send(a, &i, sizeof(i), SHOAL_SEC(10)));
+        T_OK(shoal_pipe_recv(a, buf, sizeof(buf), &len, SHOAL_SEC(10)));
+        assert_int_equal(len, sizeof(i));
+        assert_memory_equal(buf, &i, sizeof(i));
+    }
+    shoal_set_spin_ns(0);
+    shoal__spin_seat_use(was);
+    assert_int_equal(t_wait(peer), 0);
+    shoal__spin_seat_give(&seat);
+    T_OK(shoal_pipe_close(a));
+    T_OK(shoal_pipe_close(b));
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
 int main(void)
 {
     t_setup_root();
@@ -124,6 +342,10 @@ int main(void)
         cmocka_unit_test(test_queue_sides),
         cmocka_unit_test(test_pipe_peer_dead),
         cmocka_unit_test(test_event_and_sem),
+        cmocka_unit_test(test_spin_dead_spinners),
+        cmocka_unit_test(test_spin_seats_of_dead),
+        cmocka_unit_test(test_spin_seat_fork),
+        cmocka_unit_test(test_spin_exchange_after_deaths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
