@@ -147,6 +147,7 @@ static void spin_table_open(void)
                             .count = sizeof(shoal__spin_table),
                             .check_count = true,
                             .payload_size = sizeof(shoal__spin_table)};
+    shoal_unlink("wait-spin-table", NULL); /* left by a test that failed */
     T_OK(shoal__seg_open(&spin_seg, "wait-spin-table", SHOAL_CREATE, &spec, NULL));
 }
 
@@ -179,20 +180,34 @@ static void await_count(int n)
     assert_int_equal(shoal__spin_table_count(spin_table()), n);
 }
 
-/* Spinners SIGKILLed mid-spin, more of them than CPUs: their flags stay set until the
- * next spinner finds the table crowded and clears them; it spins on, and once it is
- * done nobody is counted. Their seats are free again. */
-static void test_spin_dead_spinners(void **state)
+/* Opens the table, then has more spinners than CPUs SIGKILLed mid-spin: their flags
+ * stay set. Returns how many. */
+static int kill_spinners(void)
 {
-    (void)state;
     spin_table_open();
     int n = cpus() + 1;
     pid_t kids[64];
     for (int i = 0; i < n; i++)
         kids[i] = t_fork(spin_forever, NULL);
     await_count(n);
+    /* All stopped first: a spinner still running would find the table crowded and
+     * clear the flags of those already killed. */
+    for (int i = 0; i < n; i++) {
+        kill(kids[i], SIGSTOP);
+        assert_int_equal(waitpid(kids[i], NULL, WUNTRACED), kids[i]);
+    }
     for (int i = 0; i < n; i++)
         t_kill(kids[i]);
+    return n;
+}
+
+/* Spinners SIGKILLed mid-spin, more of them than CPUs: their flags stay set until the
+ * next spinner finds the table crowded and clears them; it spins on, and once it is
+ * done nobody is counted. Their seats are free again. */
+static void test_spin_dead_spinners(void **state)
+{
+    (void)state;
+    int n = kill_spinners();
     assert_int_equal(shoal__spin_table_count(spin_table()), n); /* left set */
 
     shoal__spin_seat seat;
@@ -301,14 +316,7 @@ static int echo_from_seat(void *arg)
 static void test_spin_exchange_after_deaths(void **state)
 {
     (void)state;
-    spin_table_open();
-    int n = cpus() + 1;
-    pid_t kids[64];
-    for (int i = 0; i < n; i++)
-        kids[i] = t_fork(spin_forever, NULL);
-    await_count(n);
-    for (int i = 0; i < n; i++)
-        t_kill(kids[i]);
+    kill_spinners();
     shoal_pipe *a, *b;
     T_OK(shoal_pipe_pair(&a, &b, NULL, &qcfg, NULL));
     pid_t peer = t_fork(echo_from_seat, b);
