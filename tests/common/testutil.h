@@ -120,6 +120,19 @@ static inline void t_kill(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* SIGKILLs and reaps n children together: every one is stopped (SIGSTOP, waited for)
+ * before the first is killed, so none of them runs on to see another one dead. */
+static inline void t_kill_all(const pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        kill(pids[i], SIGSTOP);
+        if (waitpid(pids[i], NULL, WUNTRACED) != pids[i])
+            fail_msg("t_kill_all: child %d not stopped", (int)pids[i]);
+    }
+    for (int i = 0; i < n; i++)
+        t_kill(pids[i]);
+}
+
 /* Waits for a child and returns its exit code (or 128+signal). */
 static inline int t_wait(pid_t pid)
 {

@@ -190,14 +190,9 @@ static int kill_spinners(void)
     for (int i = 0; i < n; i++)
         kids[i] = t_fork(spin_forever, NULL);
     await_count(n);
-    /* All stopped first: a spinner still running would find the table crowded and
-     * clear the flags of those already killed. */
-    for (int i = 0; i < n; i++) {
-        kill(kids[i], SIGSTOP);
-        assert_int_equal(waitpid(kids[i], NULL, WUNTRACED), kids[i]);
-    }
-    for (int i = 0; i < n; i++)
-        t_kill(kids[i]);
+    /* together: a spinner still running would find the table crowded and clear the
+     * flags of those killed before it */
+    t_kill_all(kids, n);
     return n;
 }
 
