@@ -50,7 +50,10 @@
  * it can drop its handle; see bindings/python, ManagerBase).
  *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
- * public name.
+ * public name. A submit packs its Request with shoal__bv_pack_request (by hand, on
+ * the stack, for scalar arguments) and a wait decodes its Reply with
+ * shoal__bv_unpack_reply (one pass for no result or a scalar one), both as
+ * protobuf-c would.
  */
 #include <pthread.h>
 #include <stdarg.h>

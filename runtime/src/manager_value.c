@@ -31,6 +31,19 @@
  * with or without an error — by hand with pb_wire.h, the same bytes protobuf-c
  * would write (tests/broker/broker_codec.c compares them), and leaves a container
  * result to protobuf-c.
+ *
+ * The client's side (manager.c) has the mirror images. shoal__bv_pack_request packs
+ * a Request whose path and args are scalars, and that has no batch items, by hand
+ * (the same writer as the replies', put_scalar), into the caller's stack buffer
+ * when it fits; any other goes to protobuf-c. shoal__bv_unpack_reply decodes a
+ * Reply in one pass when its result is absent or a scalar: the error text stays in
+ * the frame, the result is one Value made with malloc (the API hands it over); a
+ * container result, or a result given twice (protobuf-c merges the two), sends the
+ * whole frame to shoal__bv_unpack. It accepts exactly what shoal__bv_unpack does —
+ * its scan (pb_get_field's rules) and protobuf-c's own: no tag or length prefix
+ * longer than five bytes, a bool of any wire type, true when any byte after its tag
+ * has a low bit set — and decodes the same fields (broker_codec.c and the fuzz
+ * target compare both on random and corrupted replies).
  */
 #include <malloc.h>
 #include <math.h>
