@@ -18,6 +18,16 @@
  * The hand-written Reply packer (shoal__bv_pack_reply) must write the bytes
  * protobuf-c writes for the same Reply: random ids, statuses, errors and results
  * (none, every scalar, containers, which it leaves to protobuf-c).
+ *
+ * The client's codec likewise. Its Request packer (shoal__bv_pack_request) must
+ * write protobuf-c's bytes for random requests — mostly scalar paths and arguments,
+ * which it packs by hand, some with containers or batch items, which it leaves to
+ * protobuf-c — whatever room the caller's buffer has. Its Reply decoder
+ * (shoal__bv_unpack_reply) must accept and refuse what shoal__bv_unpack does and
+ * decode the same id, status, error and result: on random replies, on the same with
+ * bytes changed, cut short or added, and on the edges given as bytes (a result given
+ * twice, which protobuf-c merges; a oneof set twice; unknown fields; a bool of
+ * another wire type; tags and length prefixes of five bytes and of six).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -636,11 +646,6 @@ static int both_replies(const void *buf, size_t len)
     snprintf(our_error, sizeof(our_error), "%s", shoal_errdetail());
     shoal__err_clear();
     brep *theirs = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, buf, len);
-    if ((rc == 0) != (theirs != NULL)) {
-        for (size_t k = 0; k < len; k++)
-            fprintf(stderr, "%02x ", ((const uint8_t *)buf)[k]);
-        fprintf(stderr, "\n");
-    }
     if ((rc == 0) != (theirs != NULL))
         fail_msg("the Reply decoders disagree: ours %s (%s), protobuf-c's %s",
                  rc == 0 ? "ok" : "refused", our_error, theirs ? "ok" : "refused");
