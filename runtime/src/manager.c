@@ -748,7 +748,7 @@ int shoal_manager_wait(shoal_manager *m, uint64_t id, shoal_mv **result)
     rc = shoal__bv_unpack_reply(buf, len, &r);
     if (rc == 0) {
         rc = r.status;
-        if (rc < 0)
+        if (rc < 0) /* the text is in the frame, not terminated (an int for %.*s) */
             shoal__err(rc, "%.*s", (int)(r.error_len < 65536 ? r.error_len : 65536),
                        r.error);
         else if (result) {
