@@ -50,7 +50,10 @@
  * it can drop its handle; see bindings/python, ManagerBase).
  *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
- * public name.
+ * public name. A submit packs its Request with shoal__bv_pack_request (by hand, on
+ * the stack, for scalar arguments) and a wait decodes its Reply with
+ * shoal__bv_unpack_reply (one pass for no result or a scalar one), both as
+ * protobuf-c would.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -717,11 +720,13 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         q.n_args = r->nargs;
         q.timeout_ms = timeout_ms(r->timeout);
         q.thread = (uint64_t)pthread_self(); /* locks are held per thread */
+        uint8_t stack[512];
         size_t len;
-        void *buf = shoal__bv_pack(&q.base, &len);
+        void *buf = shoal__bv_pack_request(&q, stack, sizeof(stack), &len);
         rc = buf ? send_request(m, buf, len, 1)
                  : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
-        free(buf);
+        if (buf != stack)
+            free(buf);
     }
     if (r) {
         free_all(r->path, r->npath);
@@ -739,18 +744,20 @@ int shoal_manager_wait(shoal_manager *m, uint64_t id, shoal_mv **result)
     int rc = shoal_manager_wait_raw(m, id, &buf, &len);
     if (rc < 0)
         return rc;
-    brep *r = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, buf, len);
-    free(buf);
-    if (!r)
-        return SHOAL_EINVALID_DATA;
-    rc = r->status;
-    if (rc < 0)
-        shoal__err(rc, "%s", r->error);
-    else if (result && r->result) {
-        *result = (shoal_mv *)r->result;
-        r->result = NULL;
+    shoal_bv_reply r;
+    rc = shoal__bv_unpack_reply(buf, len, &r);
+    if (rc == 0) {
+        rc = r.status;
+        if (rc < 0) /* the text is in the frame, not terminated (an int for %.*s) */
+            shoal__err(rc, "%.*s", (int)(r.error_len < 65536 ? r.error_len : 65536),
+                       r.error);
+        else if (result) {
+            *result = (shoal_mv *)r.result;
+            r.result = NULL;
+        }
+        shoal__bv_reply_free(&r);
     }
-    protobuf_c_message_free_unpacked(&r->base, NULL);
+    free(buf);
     return rc;
 }
 

@@ -99,4 +99,34 @@ void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len);
 void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
                            const bv *result, size_t *len);
 
+/*
+ * Packs Request q, byte for byte as protobuf-c would: by hand (pb_wire.h) when it
+ * has no batch items nor unknown fields and its path and args are all scalars (the
+ * client's common requests), else with protobuf-c. Into buf[cap] when it is packed
+ * by hand and fits, else into a new buffer. Returns buf or the new buffer (the
+ * caller frees it when it is not buf), *len set; NULL when out of memory.
+ */
+void *shoal__bv_pack_request(const breq *q, void *buf, size_t cap, size_t *len);
+
+/* A Reply as the client decodes it. */
+typedef struct shoal_bv_reply {
+    uint64_t id;
+    int32_t status;
+    const char *error; /* error_len bytes (not terminated), in the frame or in msg */
+    size_t error_len;
+    bv *result; /* NULL: none; the caller may take it (setting it NULL) */
+    brep *msg;  /* protobuf-c's decoding, when it was needed (else NULL) */
+} shoal_bv_reply;
+/*
+ * Decodes the Reply buf[len] into *r, accepting and refusing exactly what
+ * shoal__bv_unpack does: in one pass when its result is absent or a scalar (the
+ * error text left in buf, the result the one malloc'd Value), else (a container
+ * result, or one given twice, which protobuf-c merges) with shoal__bv_unpack.
+ * Returns 0 (free with shoal__bv_reply_free, buf kept until then),
+ * SHOAL_EINVALID_DATA when it does not decode or SHOAL_ENOMEM, with
+ * shoal_errdetail() set.
+ */
+int shoal__bv_unpack_reply(const void *buf, size_t len, shoal_bv_reply *r);
+void shoal__bv_reply_free(shoal_bv_reply *r);
+
 #endif

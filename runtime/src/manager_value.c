@@ -31,6 +31,19 @@
  * with or without an error — by hand with pb_wire.h, the same bytes protobuf-c
  * would write (tests/broker/broker_codec.c compares them), and leaves a container
  * result to protobuf-c.
+ *
+ * The client's side (manager.c) has the mirror images. shoal__bv_pack_request packs
+ * a Request whose path and args are scalars, and that has no batch items, by hand
+ * (the same writer as the replies', put_scalar), into the caller's stack buffer
+ * when it fits; any other goes to protobuf-c. shoal__bv_unpack_reply decodes a
+ * Reply in one pass when its result is absent or a scalar: the error text stays in
+ * the frame, the result is one Value made with malloc (the API hands it over); a
+ * container result, or a result given twice (protobuf-c merges the two), sends the
+ * whole frame to shoal__bv_unpack. It accepts exactly what shoal__bv_unpack does —
+ * its scan (pb_get_field's rules) and protobuf-c's own: no tag or length prefix
+ * longer than five bytes, a bool of any wire type, true when any byte after its tag
+ * has a low bit set — and decodes the same fields (broker_codec.c and the fuzz
+ * target compare both on random and corrupted replies).
  */
 #include <malloc.h>
 #include <math.h>
@@ -415,6 +428,71 @@ void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
     }
     *len = o.len;
     return o.p;
+}
+
+/* Value v as field `number` of a message (tag, length, v) when it is a scalar as
+ * put_scalar writes it; false, nothing written, for any other value. */
+static bool put_scalar_field(pb_out *o, uint32_t number, const bv *v)
+{
+    pb_out size = {NULL, 0, 0};
+    if (!v || !put_scalar(&size, v))
+        return false;
+    pb_put_tag(o, number, WT_LEN);
+    pb_put_varint(o, size.len);
+    put_scalar(o, v);
+    return true;
+}
+
+/* A proto3 string field (left out when empty, as protobuf-c does). */
+static void put_str(pb_out *o, uint32_t number, const char *s)
+{
+    if (s && *s)
+        pb_put_len(o, number, s, strlen(s));
+}
+
+/* Request q as protobuf-c packs it (fields in order of number, zero or empty ones
+ * left out) when it has no batch items nor unknown fields and its path and args are
+ * all scalars; false (o's bytes useless) for any other. */
+static bool put_request(pb_out *o, const breq *q)
+{
+    if (q->base.n_unknown_fields || q->n_batch)
+        return false;
+    if (q->id) {
+        pb_put_tag(o, 1, WT_VARINT);
+        pb_put_varint(o, q->id);
+    }
+    put_str(o, 2, q->object);
+    for (size_t i = 0; i < q->n_path; i++)
+        if (!put_scalar_field(o, 3, q->path[i]))
+            return false;
+    put_str(o, 4, q->op);
+    for (size_t i = 0; i < q->n_args; i++)
+        if (!put_scalar_field(o, 5, q->args[i]))
+            return false;
+    if (q->timeout_ms) {
+        pb_put_tag(o, 6, WT_VARINT);
+        pb_put_varint(o,
+                      ((uint64_t)q->timeout_ms << 1) ^ (uint64_t)(q->timeout_ms >> 63));
+    }
+    if (q->thread) {
+        pb_put_tag(o, 7, WT_VARINT);
+        pb_put_varint(o, q->thread);
+    }
+    return true;
+}
+
+void *shoal__bv_pack_request(const breq *q, void *buf, size_t cap, size_t *len)
+{
+    pb_out o = {buf, cap, 0};
+    if (!put_request(&o, q)) /* containers or batch items: protobuf-c packs it */
+        return shoal__bv_pack(&q->base, len);
+    *len = o.len;
+    if (o.len <= cap)
+        return buf;
+    pb_out big = {malloc(o.len), o.len, 0};
+    if (big.p)
+        put_request(&big, q);
+    return big.p;
 }
 
 static int dup_bin(ProtobufCBinaryData *to, ProtobufCBinaryData from)
@@ -1028,6 +1106,137 @@ static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
         }
     }
     return rc == 0 ? r : NULL;
+}
+
+/* ---- the client's Reply decoder ---- */
+
+static const int8_t reply_wt[5] = {-1, WT_VARINT, WT_VARINT, WT_LEN, WT_LEN};
+
+static int reply_refused(const char *what)
+{
+    return shoal__err(SHOAL_EINVALID_DATA, "broker message shoal.broker.Reply: %s", what);
+}
+
+/* Reads the next field of in into f as shoal__bv_unpack would (its scan reads with
+ * pb_get_field, then protobuf-c decodes): refused besides, a tag or a length prefix
+ * longer than five bytes (protobuf-c reads no more), a known field (below nwt) of
+ * another wire type than wts[] — except a bool (fields 1..nbool), which protobuf-c
+ * takes of any wire type, true when any of its bytes after the tag (a length prefix
+ * included) has one of its low seven bits set: f->value is that truth. 0 or
+ * SHOAL_EINVALID_DATA. */
+static int next_field_pbc(pb_in *in, pb_field *f, const int8_t *wts, uint32_t nwt,
+                          uint32_t nbool)
+{
+    const uint8_t *tag = in->p, *raw;
+    if (!pb_get_field(in, f))
+        return reply_refused("does not decode");
+    for (raw = tag + 1; raw[-1] & 0x80; raw++)
+        ;
+    if (raw - tag > 5 || (f->wt == WT_LEN && f->sub - raw > 5) ||
+        (f->number < nwt && f->number > nbool && f->wt != wts[f->number]))
+        return reply_refused("does not decode");
+    if (f->number <= nbool) {
+        f->value = 0;
+        for (; raw < in->p && !f->value; raw++)
+            f->value = *raw & 0x7f;
+    }
+    return 0;
+}
+
+/* The Value p[len]'s member (the last one set: a oneof) into *last when it is a
+ * scalar: 1. 0 when a list, tuple, map or message appears (left to protobuf-c);
+ * SHOAL_EINVALID_DATA when it does not decode or has no kind. Unknown fields are
+ * skipped. */
+static int last_scalar(const uint8_t *p, size_t len, pb_field *last)
+{
+    pb_in in = {p, p + len};
+    pb_field f = {0};
+    last->number = 0;
+    while (in.p < in.end) {
+        if (next_field_pbc(&in, &f, value_wt, 12, BV_BOOL) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (f.number >= BV_LIST && f.number <= BV_MSG)
+            return 0;
+        if (f.number < 12)
+            *last = f;
+    }
+    return last->number ? 1 : reply_refused("a value of no kind");
+}
+
+/* A new scalar Value from the field pb_get_field read. NULL when out of memory. */
+static bv *scalar_value(const pb_field *f)
+{
+    bv *v;
+    double d;
+    switch (f->number) {
+    case BV_NONE:
+        if ((v = shoal__bv_none()))
+            v->none = f->value != 0;
+        return v;
+    case BV_BOOL:
+        return shoal__bv_bool(f->value != 0);
+    case BV_INT:
+        return shoal__bv_int((int64_t)(f->value >> 1) ^ -(int64_t)(f->value & 1));
+    case BV_DOUBLE:
+        memcpy(&d, &f->value, 8);
+        return shoal__bv_double(d);
+    case BV_STR:
+        return shoal__bv_str((const char *)f->sub, f->len);
+    default: /* bytes, pickle */
+        return shoal__bv_bytes((int)f->number, f->sub, f->len);
+    }
+}
+
+/* The Reply through shoal__bv_unpack (protobuf-c), its result taken out. */
+static int reply_by_protobuf_c(const void *buf, size_t len, shoal_bv_reply *r)
+{
+    brep *m = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, buf, len);
+    if (!m)
+        return SHOAL_EINVALID_DATA;
+    *r = (shoal_bv_reply){m->id, m->status, m->error, strlen(m->error), m->result, m};
+    m->result = NULL;
+    return 0;
+}
+
+int shoal__bv_unpack_reply(const void *buf, size_t len, shoal_bv_reply *r)
+{
+    *r = (shoal_bv_reply){0, 0, "", 0, NULL, NULL};
+    pb_in in = {buf, (const uint8_t *)buf + len};
+    pb_field f = {0}, result = {0}, last = {0};
+    int results = 0;
+    while (in.p < in.end) {
+        if (next_field_pbc(&in, &f, reply_wt, 5, 0) < 0)
+            return SHOAL_EINVALID_DATA;
+        if (f.number == 1)
+            r->id = f.value;
+        else if (f.number == 2) /* sint32: the varint's low 32 bits, as protobuf-c */
+            r->status = (int32_t)((uint32_t)f.value >> 1) ^ -(int32_t)(f.value & 1);
+        else if (f.number == 3) {
+            r->error = (const char *)f.sub;
+            r->error_len = f.len;
+        } else if (f.number == 4) {
+            result = f;
+            results++;
+        }
+    }
+    int rc = results == 1 ? last_scalar(result.sub, result.len, &last) : 1;
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || results > 1) /* a container, or results to merge */
+        return reply_by_protobuf_c(buf, len, r);
+    if (results && !(r->result = scalar_value(&last)))
+        return shoal__err(SHOAL_ENOMEM,
+                          "broker message shoal.broker.Reply: out of memory");
+    return 0;
+}
+
+void shoal__bv_reply_free(shoal_bv_reply *r)
+{
+    shoal__bv_free(r->result);
+    r->result = NULL;
+    if (r->msg)
+        protobuf_c_message_free_unpacked(&r->msg->base, NULL);
+    r->msg = NULL;
 }
 
 ProtobufCMessage *shoal__bv_unpack(const ProtobufCMessageDescriptor *top, const void *buf,

@@ -8,8 +8,10 @@
  * or longer than ten bytes, a length that overruns the input, a group or an unknown
  * wire type — leaving the caller to name the message and field in its error.
  * pb_get_field reads a whole field (tag and value): the decoders that walk a message
- * field by field (typed.c's shoal__pb_field, the broker's Request decoder in
- * manager_value.c) use it, inlined.
+ * field by field (typed.c's shoal__pb_field, the broker's Request decoder and the
+ * client's Reply decoder in manager_value.c) use it, inlined. The writers serve the
+ * hand-packed broker messages too (manager_value.c: the broker's replies, the
+ * client's requests).
  */
 #ifndef SHOAL_PB_WIRE_H
 #define SHOAL_PB_WIRE_H
@@ -36,6 +38,12 @@ static inline void pb_put(pb_out *o, const void *src, size_t n)
 
 static inline void pb_put_varint(pb_out *o, uint64_t v)
 {
+    if (v < 0x80) { /* one byte: most tags and lengths */
+        if (o->p && o->len < o->cap)
+            o->p[o->len] = (uint8_t)v;
+        o->len++;
+        return;
+    }
     uint8_t b[10];
     size_t n = 0;
     do {

@@ -18,6 +18,16 @@
  * The hand-written Reply packer (shoal__bv_pack_reply) must write the bytes
  * protobuf-c writes for the same Reply: random ids, statuses, errors and results
  * (none, every scalar, containers, which it leaves to protobuf-c).
+ *
+ * The client's codec likewise. Its Request packer (shoal__bv_pack_request) must
+ * write protobuf-c's bytes for random requests — mostly scalar paths and arguments,
+ * which it packs by hand, some with containers or batch items, which it leaves to
+ * protobuf-c — whatever room the caller's buffer has. Its Reply decoder
+ * (shoal__bv_unpack_reply) must accept and refuse what shoal__bv_unpack does and
+ * decode the same id, status, error and result: on random replies, on the same with
+ * bytes changed, cut short or added, and on the edges given as bytes (a result given
+ * twice, which protobuf-c merges; a oneof set twice; unknown fields; a bool of
+ * another wire type; tags and length prefixes of five bytes and of six).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -151,44 +161,59 @@ static bv *rnd_value(int depth, int key)
     return m;
 }
 
+/* A random Request (scalars: only scalars in its path and args, no batch items: the
+ * client's common requests); free with free_request. */
+static void rnd_breq(breq *r, int scalars)
+{
+    shoal__broker__request__init(r);
+    r->id = below(3) ? rnd() : 0;
+    bv *name = rnd_str(20), *op = rnd_str(10);
+    r->object = name->s;
+    r->op = op->s;
+    free(name); /* the strings kept, freed by free_request */
+    free(op);
+    r->n_path = below(3);
+    r->n_args = below(4) ? below(4) : below(40);
+    r->path = calloc(r->n_path + 1, sizeof(bv *));
+    r->args = calloc(r->n_args + 1, sizeof(bv *));
+    for (size_t i = 0; i < r->n_path; i++)
+        r->path[i] = scalars ? rnd_scalar(1) : rnd_value(2, 1);
+    for (size_t i = 0; i < r->n_args; i++)
+        r->args[i] = scalars && below(8) ? rnd_value(0, 0) : rnd_value(4, 0);
+    r->timeout_ms = below(2) ? rnd_int() : 0;
+    r->thread = below(2) ? rnd() : 0;
+    r->n_batch = scalars || below(4) ? 0 : below(20);
+    r->batch = calloc(r->n_batch + 1, sizeof(*r->batch));
+    for (size_t i = 0; i < r->n_batch; i++) {
+        r->batch[i].len = below(30);
+        r->batch[i].data = malloc(30);
+        fill((char *)r->batch[i].data, 30, 0);
+    }
+}
+
+static void free_request(breq *r)
+{
+    for (size_t i = 0; i < r->n_path; i++)
+        shoal__bv_free(r->path[i]);
+    for (size_t i = 0; i < r->n_args; i++)
+        shoal__bv_free(r->args[i]);
+    for (size_t i = 0; i < r->n_batch; i++)
+        free(r->batch[i].data);
+    free(r->path);
+    free(r->args);
+    free(r->batch);
+    free(r->object);
+    free(r->op);
+}
+
 /* A random Request, packed with protobuf-c. */
 static void *rnd_request(size_t *len)
 {
-    breq r = SHOAL__BROKER__REQUEST__INIT;
-    r.id = below(3) ? rnd() : 0;
-    bv *name = rnd_str(20), *op = rnd_str(10);
-    r.object = name->s;
-    r.op = op->s;
-    r.n_path = below(3);
-    r.n_args = below(4) ? below(4) : below(40);
-    r.path = calloc(r.n_path + 1, sizeof(bv *));
-    r.args = calloc(r.n_args + 1, sizeof(bv *));
-    for (size_t i = 0; i < r.n_path; i++)
-        r.path[i] = rnd_value(2, 1);
-    for (size_t i = 0; i < r.n_args; i++)
-        r.args[i] = rnd_value(4, 0);
-    r.timeout_ms = below(2) ? rnd_int() : 0;
-    r.thread = below(2) ? rnd() : 0;
-    r.n_batch = below(4) ? 0 : below(20);
-    r.batch = calloc(r.n_batch + 1, sizeof(*r.batch));
-    for (size_t i = 0; i < r.n_batch; i++) {
-        r.batch[i].len = below(30);
-        r.batch[i].data = malloc(30);
-        fill((char *)r.batch[i].data, 30, 0);
-    }
+    breq r;
+    rnd_breq(&r, 0);
     void *buf = shoal__bv_pack(&r.base, len);
     assert_non_null(buf);
-    for (size_t i = 0; i < r.n_path; i++)
-        shoal__bv_free(r.path[i]);
-    for (size_t i = 0; i < r.n_args; i++)
-        shoal__bv_free(r.args[i]);
-    for (size_t i = 0; i < r.n_batch; i++)
-        free(r.batch[i].data);
-    free(r.path);
-    free(r.args);
-    free(r.batch);
-    shoal__bv_free(name);
-    shoal__bv_free(op);
+    free_request(&r);
     return buf;
 }
 
@@ -551,12 +576,235 @@ static void test_replies(void **state)
     }
 }
 
+/* ---- the client's codec ---- */
+
+/* The client's Request packer writes protobuf-c's bytes: by hand for the common
+ * requests (scalar path and args), into the caller's buffer when they fit (random
+ * capacities, none at all included) or a new one; the rest through protobuf-c. */
+static void test_request_packer(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5000; i++) {
+        breq r;
+        rnd_breq(&r, below(4) != 0);
+        size_t want_len, len;
+        void *want = shoal__bv_pack(&r.base, &want_len);
+        uint8_t stack[512];
+        size_t cap = below(3) ? sizeof(stack) : below(64);
+        void *got = shoal__bv_pack_request(&r, cap ? stack : NULL, cap, &len);
+        assert_non_null(got);
+        assert_int_equal(len, want_len);
+        assert_memory_equal(got, want, len);
+        if (got != stack)
+            free(got);
+        free(want);
+        free_request(&r);
+    }
+}
+
+/* Whether a and b are the same Value: kind and bits (a NaN equals itself; a null's
+ * bool counts), containers by protobuf-c's packing. */
+static bool same_value(const bv *a, const bv *b)
+{
+    if (!a || !b || a->kind_case != b->kind_case)
+        return a == b;
+    switch (a->kind_case) {
+    case BV_NONE:
+        return a->none == b->none;
+    case BV_BOOL:
+        return a->b == b->b;
+    case BV_INT:
+        return a->i == b->i;
+    case BV_DOUBLE:
+        return !memcmp(&a->d, &b->d, 8);
+    case BV_STR:
+    case BV_BYTES:
+    case BV_PICKLE:
+        return shoal__bv_equal(a, b);
+    default: {
+        size_t na, nb;
+        void *pa = shoal__bv_pack(&a->base, &na), *pb = shoal__bv_pack(&b->base, &nb);
+        bool same = na == nb && !memcmp(pa, pb, na);
+        free(pa);
+        free(pb);
+        return same;
+    }
+    }
+}
+
+/*
+ * Decodes buf[len] as a Reply with the client's decoder and with shoal__bv_unpack:
+ * both accept it, giving the same id, status, error and result (1), or both refuse
+ * it, naming the broker message (0).
+ */
+static int both_replies(const void *buf, size_t len)
+{
+    shoal__err_clear();
+    shoal_bv_reply ours;
+    int rc = shoal__bv_unpack_reply(buf, len, &ours);
+    char our_error[512];
+    snprintf(our_error, sizeof(our_error), "%s", shoal_errdetail());
+    shoal__err_clear();
+    brep *theirs = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, buf, len);
+    if ((rc == 0) != (theirs != NULL))
+        fail_msg("the Reply decoders disagree: ours %s (%s), protobuf-c's %s",
+                 rc == 0 ? "ok" : "refused", our_error, theirs ? "ok" : "refused");
+    if (rc < 0) {
+        assert_int_equal(rc, SHOAL_EINVALID_DATA);
+        assert_int_equal(strncmp(our_error, "broker message", 14), 0);
+        assert_int_equal(strncmp(shoal_errdetail(), "broker message", 14), 0);
+        return 0;
+    }
+    assert_true(ours.id == theirs->id);
+    assert_int_equal(ours.status, theirs->status);
+    /* a NUL in the text: both show what is before it */
+    assert_int_equal(strnlen(ours.error, ours.error_len), strlen(theirs->error));
+    assert_memory_equal(ours.error, theirs->error, strlen(theirs->error));
+    assert_true(same_value(ours.result, theirs->result));
+    shoal__bv_reply_free(&ours);
+    protobuf_c_message_free_unpacked(&theirs->base, NULL);
+    return 1;
+}
+
+/* A random Reply, packed with protobuf-c. */
+static void *rnd_reply(size_t *len)
+{
+    brep r = SHOAL__BROKER__REPLY__INIT;
+    r.id = below(4) ? rnd() : 0;
+    r.status = below(2) ? 0 : below(2) ? -(int32_t)below(40) : (int32_t)rnd();
+    bv *err = below(2) ? rnd_str(below(4) ? 40 : 600) : NULL;
+    r.error = err ? err->s : (char *)"";
+    r.result = below(4) ? rnd_value(below(4) ? 0 : below(3), 0) : NULL;
+    void *buf = shoal__bv_pack(&r.base, len);
+    shoal__bv_free(err);
+    shoal__bv_free(r.result);
+    return buf;
+}
+
+/* Random replies, then the same with bytes changed, cut short, or added (random
+ * bytes: field numbers, wire types, lengths, UTF-8): the client's Reply decoder
+ * agrees with protobuf-c's on every one. */
+static void test_reply_decoder(void **state)
+{
+    (void)state;
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t len;
+        uint8_t *buf = rnd_reply(&len);
+        if (i < 3000) {
+            assert_int_equal(both_replies(buf, len), 1);
+            free(buf);
+            continue;
+        }
+        uint8_t *bad = malloc(len + 16);
+        memcpy(bad, buf, len);
+        size_t n = len;
+        switch (below(4)) {
+        case 0: /* bytes changed */
+            for (size_t k = 0, flips = 1 + below(3); n && k < flips; k++)
+                bad[below(n)] = (uint8_t)rnd();
+            break;
+        case 1: /* cut short */
+            n = n ? below(n) : 0;
+            break;
+        case 2: /* bytes added at the end */
+            for (size_t k = 0, more = 1 + below(16); k < more; k++)
+                bad[n++] = (uint8_t)rnd();
+            break;
+        default: /* one byte changed to a tag or a small length */
+            if (n)
+                bad[below(n)] =
+                    (uint8_t)(below(2) ? (below(6) << 3 | below(8)) : below(4));
+        }
+        if (both_replies(bad, n))
+            accepted++;
+        else
+            refused++;
+        free(bad);
+        free(buf);
+    }
+    assert_true(accepted > 1000 && refused > 1000); /* both ways exercised */
+}
+
+/* The edges of the Reply, given as bytes: a result given twice (protobuf-c merges
+ * them), a Value whose oneof is set twice (the last counts) or with unknown fields,
+ * an empty result, a result of no kind, a status whose varint is ten bytes, a known
+ * field of the wrong wire type, a group, field number 0. */
+static void test_reply_edges(void **state)
+{
+    (void)state;
+    static wbuf v1, v2, v, w;
+    w_int_value(&v1, 7, 0);
+    w_bytes(&v2, 5, "text", 4); /* s */
+    w_sub(&w, 4, &v1);
+    w_sub(&w, 4, &v2);
+    assert_int_equal(both_replies(w.b, w.n), 1); /* merged: the string */
+    w.n = 0;
+    w_bytes(&v, 5, "a", 1);
+    w_int_value(&v, -3, 1); /* then i, with unknown fields around it */
+    w_sub(&w, 4, &v);
+    w_tag(&w, 1, 0);
+    w_varint(&w, 9);
+    w_bytes(&w, 3, "first", 5);
+    w_bytes(&w, 3, "second", 6);
+    assert_int_equal(both_replies(w.b, w.n), 1);
+    w.n = 0;
+    w_tag(&w, 2, 0);
+    w_varint(&w, ~0ull); /* ten bytes: the low 32 bits count */
+    assert_int_equal(both_replies(w.b, w.n), 1);
+    w.n = 0;
+    w_bytes(&w, 4, "", 0); /* a result of no kind */
+    assert_int_equal(both_replies(w.b, w.n), 0);
+    w.n = 0;
+    w_unknown(&v1);
+    w_sub(&w, 4, &v1); /* unknown fields in the result: skipped */
+    w_unknown(&w);
+    assert_int_equal(both_replies(w.b, w.n), 1);
+    const uint8_t wrong_wt[] = {0x0a, 0x00},             /* id as a length */
+        error_varint[] = {0x18, 0x01},                   /* error as a varint */
+        result_fixed[] = {0x21, 0, 0, 0, 0, 0, 0, 0, 0}, /* result as fixed64 */
+        group[] = {0x0b, 0x0c}, zero[] = {0x00, 0x01},
+                  value_wt[] = {0x22, 0x02, 0x2d, 0x01}; /* s as fixed32 */
+    assert_int_equal(both_replies(wrong_wt, sizeof(wrong_wt)), 0);
+    assert_int_equal(both_replies(error_varint, sizeof(error_varint)), 0);
+    assert_int_equal(both_replies(result_fixed, sizeof(result_fixed)), 0);
+    assert_int_equal(both_replies(group, sizeof(group)), 0);
+    assert_int_equal(both_replies(zero, sizeof(zero)), 0);
+    assert_int_equal(both_replies(value_wt, sizeof(value_wt)), 0);
+    /* protobuf-c's own rules: a bool of any wire type, true when a byte after its tag
+     * has a low bit set (a length prefix included); no tag nor length prefix longer
+     * than five bytes */
+    const uint8_t bool_len[] = {0x22, 0x03, 0x12, 0x01, 0x00}, /* true */
+        bool_empty[] = {0x22, 0x02, 0x12, 0x00},               /* false */
+        none_fixed[] = {0x22, 0x09, 0x09, 0x80, 0x80, 0x80,
+                        0x80, 0x80, 0x80, 0x80, 0x80},           /* false */
+        bool_i32[] = {0x22, 0x05, 0x15, 0x00, 0x00, 0x02, 0x00}, /* true */
+        bool_high[] =
+            {0x22, 0x0b, 0x10, 0x80, 0x80, 0x80, 0x80,
+             0x80, 0x80, 0x80, 0x80, 0x80, 0x02}, /* true (the value's bits past 64) */
+        tag5[] = {0x88, 0x80, 0x80, 0x80, 0x00, 0x05},
+                  tag6[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05},
+                  prefix5[] = {0x1a, 0x82, 0x80, 0x80, 0x80, 0x00, 'h', 'i'},
+                  prefix6[] = {0x1a, 0x82, 0x80, 0x80, 0x80, 0x80, 0x00, 'h', 'i'};
+    assert_int_equal(both_replies(bool_len, sizeof(bool_len)), 1);
+    assert_int_equal(both_replies(bool_empty, sizeof(bool_empty)), 1);
+    assert_int_equal(both_replies(none_fixed, sizeof(none_fixed)), 1);
+    assert_int_equal(both_replies(bool_i32, sizeof(bool_i32)), 1);
+    assert_int_equal(both_replies(bool_high, sizeof(bool_high)), 1);
+    assert_int_equal(both_replies(tag5, sizeof(tag5)), 1);
+    assert_int_equal(both_replies(tag6, sizeof(tag6)), 0);
+    assert_int_equal(both_replies(prefix5, sizeof(prefix5)), 1);
+    assert_int_equal(both_replies(prefix6, sizeof(prefix6)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_requests), cmocka_unit_test(test_unknown_fields),
         cmocka_unit_test(test_bad_wire),        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_model_checks),    cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_request_packer),  cmocka_unit_test(test_reply_decoder),
+        cmocka_unit_test(test_reply_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

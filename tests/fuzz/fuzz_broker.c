@@ -11,7 +11,9 @@
  * frees what it held. Whatever the bytes, nothing may crash, leak, read or write out
  * of bounds, or hang. Checked besides: every reply is what protobuf-c would pack
  * (the broker packs the common ones by hand), and a frame the Request decoder
- * accepts decodes the same once packed again by protobuf-c.
+ * accepts decodes the same once packed again by protobuf-c; and the client's Reply
+ * decoder (shoal__bv_unpack_reply), given each frame and each reply, accepts what
+ * shoal__bv_unpack accepts and decodes it to the same id, status, error and result.
  *
  * The corpus (broker_corpus/) holds valid sessions: creating each kind and running its
  * operations, so that mutations reach the dispatcher and not only the decoder.
@@ -41,11 +43,46 @@ static void check_canonical(const ProtobufCMessageDescriptor *d, const void *buf
     protobuf_c_message_free_unpacked(m, NULL);
 }
 
+/* The client's Reply decoder on buf[len] agrees with shoal__bv_unpack (protobuf-c):
+ * both refuse it, or both decode it to the same fields (the results compared once
+ * packed by protobuf-c: the client's decoder drops a scalar's unknown fields, so
+ * protobuf-c's are left out of its packing). */
+static void check_reply_decoder(const void *buf, size_t len)
+{
+    shoal_bv_reply ours;
+    int rc = shoal__bv_unpack_reply(buf, len, &ours);
+    brep *theirs = (brep *)shoal__bv_unpack(&shoal__broker__reply__descriptor, buf, len);
+    if ((rc == 0) != (theirs != NULL))
+        abort();
+    if (!theirs)
+        return;
+    if (ours.id != theirs->id || ours.status != theirs->status ||
+        strnlen(ours.error, ours.error_len) != strlen(theirs->error) ||
+        memcmp(ours.error, theirs->error, strlen(theirs->error)) ||
+        !ours.result != !theirs->result)
+        abort();
+    if (ours.result) {
+        size_t unknown = theirs->result->base.n_unknown_fields, na, nb;
+        if (!ours.msg)
+            theirs->result->base.n_unknown_fields = 0;
+        void *a = shoal__bv_pack(&ours.result->base, &na);
+        void *b = shoal__bv_pack(&theirs->result->base, &nb);
+        theirs->result->base.n_unknown_fields = unknown;
+        if (!a || !b || na != nb || memcmp(a, b, na))
+            abort();
+        free(a);
+        free(b);
+    }
+    shoal__bv_reply_free(&ours);
+    protobuf_c_message_free_unpacked(&theirs->base, NULL);
+}
+
 static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
 {
     (void)s;
     (void)id;
     check_canonical(&shoal__broker__reply__descriptor, buf, len);
+    check_reply_decoder(buf, len);
     delivered += len;
     free(buf);
 }
@@ -92,6 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n > size)
             n = size;
         check_decoder(data, n);
+        check_reply_decoder(data, n);
         broker_request(b, s, sid, data, n);
         data += n;
         size -= n;
