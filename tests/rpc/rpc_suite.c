@@ -341,6 +341,44 @@ static void test_client_streaming(void **state)
     server_stop(ch, pid);
 }
 
+/* Chat, lock step: sends first .. first + n - 1, each answered before the next. */
+static void chat_lock_step(shoal_rpc_call *c, int first, int n)
+{
+    Note v;
+    for (int i = first; i < first + n; i++) {
+        Note m = {.n = i};
+        T_OK(Echo_send(c, &m));
+        assert_int_equal(Echo_next(c, &v), 1);
+        assert_int_equal(v.n, 2 * i);
+    }
+}
+
+/* Chat, ahead: sends first .. first + n - 1 (with send_more: kept for one write), then
+ * takes their answers. */
+static void chat_ahead(shoal_rpc_call *c, int first, int n, bool more)
+{
+    Note v;
+    for (int i = first; i < first + n; i++) {
+        Note m = {.n = i};
+        T_OK(more ? shoal_rpc_call_send_more(c, &m, sizeof(m)) : Echo_send(c, &m));
+    }
+    for (int i = first; i < first + n; i++) {
+        assert_int_equal(Echo_next(c, &v), 1);
+        assert_int_equal(v.n, 2 * i);
+    }
+}
+
+/* Ends a chat cleanly, then the server. */
+static void chat_end(shoal_rpc_call *c, shoal_rpc_channel *ch, pid_t pid)
+{
+    Note v;
+    T_OK(shoal_rpc_call_close_send(c));
+    assert_int_equal(Echo_next(c, &v), 0);
+    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_OK);
+    shoal_rpc_call_free(c);
+    server_stop(ch, pid);
+}
+
 static void test_bidi(void **state)
 {
     (void)state;
@@ -348,26 +386,9 @@ static void test_bidi(void **state)
     shoal_rpc_channel *ch = connect_ch();
     shoal_rpc_call *c;
     T_OK(Echo_start(&c, ch, Echo_Chat, NULL, NULL));
-    Note v;
-    for (int i = 0; i < 100; i++) { /* lock step */
-        Note m = {.n = i};
-        T_OK(Echo_send(c, &m));
-        assert_int_equal(Echo_next(c, &v), 1);
-        assert_int_equal(v.n, 2 * i);
-    }
-    for (int i = 0; i < SHOAL_RPC_WINDOW; i++) { /* a window ahead */
-        Note m = {.n = i};
-        T_OK(Echo_send(c, &m));
-    }
-    for (int i = 0; i < SHOAL_RPC_WINDOW; i++) {
-        assert_int_equal(Echo_next(c, &v), 1);
-        assert_int_equal(v.n, 2 * i);
-    }
-    T_OK(shoal_rpc_call_close_send(c));
-    assert_int_equal(Echo_next(c, &v), 0);
-    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_OK);
-    shoal_rpc_call_free(c);
-    server_stop(ch, pid);
+    chat_lock_step(c, 0, 100);
+    chat_ahead(c, 0, SHOAL_RPC_WINDOW, false); /* a window ahead */
+    chat_end(c, ch, pid);
 }
 
 /* A client pipelining batches of a whole window (send_more, then the responses) after a
@@ -382,30 +403,10 @@ static void test_window_batches(void **state)
     shoal_rpc_channel *ch = connect_ch();
     shoal_rpc_call *c;
     T_OK(Echo_start(&c, ch, Echo_Chat, NULL, NULL));
-    Note v;
-    int n = 0;
-    for (int i = 0; i < 3; i++, n++) { /* the offset: 3 of a half window */
-        Note m = {.n = n};
-        T_OK(Echo_send(c, &m));
-        assert_int_equal(Echo_next(c, &v), 1);
-        assert_int_equal(v.n, 2 * n);
-    }
-    for (int round = 0; round < 50; round++) {
-        int first = n;
-        for (int i = 0; i < SHOAL_RPC_WINDOW; i++, n++) {
-            Note m = {.n = n};
-            T_OK(shoal_rpc_call_send_more(c, &m, sizeof(m)));
-        }
-        for (int i = first; i < n; i++) {
-            assert_int_equal(Echo_next(c, &v), 1);
-            assert_int_equal(v.n, 2 * i);
-        }
-    }
-    T_OK(shoal_rpc_call_close_send(c));
-    assert_int_equal(Echo_next(c, &v), 0);
-    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_OK);
-    shoal_rpc_call_free(c);
-    server_stop(ch, pid);
+    chat_lock_step(c, 0, 3); /* the offset: 3 of a half window */
+    for (int round = 0; round < 50; round++)
+        chat_ahead(c, 3 + round * SHOAL_RPC_WINDOW, SHOAL_RPC_WINDOW, true);
+    chat_end(c, ch, pid);
 }
 
 static void test_status_codes(void **state)
