@@ -357,7 +357,7 @@ static bool put_scalar(pb_out *o, const bv *v)
         return true;
     case BV_INT:
         pb_put_tag(o, BV_INT, WT_VARINT);
-        pb_put_varint(o, ((uint64_t)v->i << 1) ^ (uint64_t)(v->i >> 63));
+        pb_put_varint(o, pb_zigzag(v->i));
         return true;
     case BV_DOUBLE: {
         uint64_t bits;
@@ -393,7 +393,7 @@ static void put_reply_head(pb_out *o, uint64_t id, int32_t status, const char *e
     }
     if (status) {
         pb_put_tag(o, 2, WT_VARINT);
-        pb_put_varint(o, ((uint32_t)status << 1) ^ (uint32_t)(status >> 31));
+        pb_put_varint(o, pb_zigzag(status));
     }
     if (error && *error)
         pb_put_len(o, 3, error, strlen(error));
@@ -471,8 +471,7 @@ static bool put_request(pb_out *o, const breq *q)
             return false;
     if (q->timeout_ms) {
         pb_put_tag(o, 6, WT_VARINT);
-        pb_put_varint(o,
-                      ((uint64_t)q->timeout_ms << 1) ^ (uint64_t)(q->timeout_ms >> 63));
+        pb_put_varint(o, pb_zigzag(q->timeout_ms));
     }
     if (q->thread) {
         pb_put_tag(o, 7, WT_VARINT);
@@ -1028,7 +1027,7 @@ static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out)
             v->b = f.value != 0;
             break;
         case BV_INT:
-            v->i = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
+            v->i = pb_unzigzag(f.value);
             break;
         case BV_DOUBLE:
             memcpy(&v->d, &f.value, 8);
@@ -1091,7 +1090,7 @@ static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
             rc = dec_item(&d, &f, 0, &r->args, &r->n_args, &cap_args);
             break;
         case 6:
-            r->timeout_ms = (int64_t)(f.value >> 1) ^ -(int64_t)(f.value & 1);
+            r->timeout_ms = pb_unzigzag(f.value);
             break;
         case 7:
             r->thread = f.value;
@@ -1176,7 +1175,7 @@ static bv *scalar_value(const pb_field *f)
     case BV_BOOL:
         return shoal__bv_bool(f->value != 0);
     case BV_INT:
-        return shoal__bv_int((int64_t)(f->value >> 1) ^ -(int64_t)(f->value & 1));
+        return shoal__bv_int(pb_unzigzag(f->value));
     case BV_DOUBLE:
         memcpy(&d, &f->value, 8);
         return shoal__bv_double(d);
@@ -1210,7 +1209,7 @@ int shoal__bv_unpack_reply(const void *buf, size_t len, shoal_bv_reply *r)
         if (f.number == 1)
             r->id = f.value;
         else if (f.number == 2) /* sint32: the varint's low 32 bits, as protobuf-c */
-            r->status = (int32_t)((uint32_t)f.value >> 1) ^ -(int32_t)(f.value & 1);
+            r->status = (int32_t)pb_unzigzag((uint32_t)f.value);
         else if (f.number == 3) {
             r->error = (const char *)f.sub;
             r->error_len = f.len;

@@ -36,6 +36,18 @@ static inline void pb_put(pb_out *o, const void *src, size_t n)
     o->len += n;
 }
 
+/* sint32 / sint64 as protobuf stores them (zigzag: 0, -1, 1, -2 ... -> 0, 1, 2, 3 ...);
+ * an int32's code fits in 32 bits. */
+static inline uint64_t pb_zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t pb_unzigzag(uint64_t u)
+{
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
 static inline void pb_put_varint(pb_out *o, uint64_t v)
 {
     if (v < 0x80) { /* one byte: most tags and lengths */

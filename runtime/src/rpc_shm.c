@@ -17,7 +17,7 @@
  * which the server opens when it listens and each client when it connects, so the
  * spinners of the server and of all its client processes are counted together and a
  * wait spins only while they leave it a CPU. A connection without a seat (the block
- * could not be opened, the table full) spins as the others' count says. Death is the
+ * could not be opened, the table full) spins uncounted, as without a table. Death is the
  * pipe's business: when the other end's process dies, the survivor's receive (or the
  * loop) reports SHOAL_EPEERDEAD within tens of milliseconds — the client's calls end
  * UNAVAILABLE; the server cancels the client's calls. Whoever closes a connection first

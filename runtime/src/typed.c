@@ -356,10 +356,10 @@ static uint64_t scalar_bits(uint8_t type, const uint8_t *e)
         return type == PT_SFIXED32 ? (uint32_t)i32 : (uint64_t)(int64_t)i32;
     case PT_SINT32:
         memcpy(&i32, e, 4);
-        return (uint32_t)(((uint32_t)i32 << 1) ^ (uint32_t)(i32 >> 31));
+        return pb_zigzag(i32);
     case PT_SINT64:
         memcpy(&i64, e, 8);
-        return ((uint64_t)i64 << 1) ^ (uint64_t)(i64 >> 63);
+        return pb_zigzag(i64);
     case PT_UINT32:
     case PT_FIXED32:
     case PT_FLOAT:
@@ -516,12 +516,11 @@ static void store_scalar(uint8_t type, uint8_t *e, uint64_t v)
         e[0] = v != 0;
         break;
     case PT_SINT32:
-        u32 = (uint32_t)v;
-        i32 = (int32_t)((u32 >> 1) ^ (0u - (u32 & 1)));
+        i32 = (int32_t)pb_unzigzag((uint32_t)v);
         memcpy(e, &i32, 4);
         break;
     case PT_SINT64:
-        i64 = (int64_t)((v >> 1) ^ (0 - (v & 1)));
+        i64 = pb_unzigzag(v);
         memcpy(e, &i64, 8);
         break;
     case PT_INT32:
