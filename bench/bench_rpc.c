@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     else if (!strcmp(c, "rpc_ipc_rtt"))
         snprintf(addr, sizeof(addr), "ipc://%s/rpc.sock", root);
     else if (!strcmp(c, "rpc_tcp_rtt"))
-        snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", 30000 + getpid() % 20000);
+        snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", 20000 + getpid() % 12000);
     else {
         fprintf(stderr, "unknown case %s; cases: %s\n", c, cases);
         return 2;

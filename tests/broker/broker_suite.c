@@ -856,7 +856,7 @@ static void test_tcp_token(void **state)
     (void)state;
 #ifdef SHOAL_TEST_NNG
     char tcp[64];
-    snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+    snprintf(tcp, sizeof(tcp), "tcp://127.0.0.1:%d", t_tcp_port(0));
     pid_t b =
         start_broker_with(&(broker_args){.tcp = tcp, .token = "sesame-0123456789"}, NULL);
     shoal_manager *m = connect_to(tcp, "sesame-0123456789");

@@ -284,7 +284,7 @@ static void test_tls(void **state)
                             "client.pem", "client.key", "stranger.pem"};
     for (int i = 0; i < 6; i++)
         snprintf(f[i], sizeof(f[i]), "%s/%s", pki, names[i]);
-    snprintf(tls, sizeof(tls), "tls+tcp://127.0.0.1:%d", 20000 + (int)(getpid() % 20000));
+    snprintf(tls, sizeof(tls), "tls+tcp://127.0.0.1:%d", t_tcp_port(1));
     pid_t b = start_broker_with(
         &(broker_args){.listen = tls, .tls_cert = f[1], .tls_key = f[2], .tls_ca = f[0]},
         NULL);

@@ -111,6 +111,14 @@ static inline pid_t t_fork_paused(const char *point, int (*fn)(void *), void *ar
     return pid;
 }
 
+/* A loopback TCP port for a test's listener, different per process and per salt:
+ * below Linux's ephemeral ports (32768 and up), which any test's outgoing
+ * connections may take at any moment (the listen then fails: Address in use). */
+static inline int t_tcp_port(int salt)
+{
+    return 20000 + (int)(((unsigned)getpid() * 7u + (unsigned)salt) % 12000u);
+}
+
 /* SIGKILLs and reaps a process. */
 static inline void t_kill(pid_t pid)
 {

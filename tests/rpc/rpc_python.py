@@ -58,7 +58,9 @@ NNG = os.environ.get("SHOAL_RPC_NNG", "1") == "1"  # libshoal has ipc:// and tcp
 
 def addresses(tag, nng=NNG):
     root = os.environ["SHOAL_ROOT"]
-    port = 20000 + (os.getpid() * 7 + sum(map(ord, tag))) % 20000
+    # below Linux's ephemeral ports (32768 and up by default): a port in that range may
+    # be taken at any moment by another test's outgoing connection (Address in use)
+    port = 20000 + (os.getpid() * 7 + sum(map(ord, tag))) % 12000
     out = {"shm": "shm://rpcpy-%s" % tag}
     if nng:
         out["ipc"] = "ipc://%s/rpcpy-%s.sock" % (root, tag)

@@ -983,7 +983,7 @@ static void test_tls_cert_only(void **state)
     if (!is_tls())
         skip();
     char a[300];
-    snprintf(a, sizeof(a), "tls+tcp://127.0.0.1:%d", 20000 + (getpid() + 7) % 30000);
+    snprintf(a, sizeof(a), "tls+tcp://127.0.0.1:%d", t_tcp_port(7));
     shoal_loop *loop;
     shoal_rpc_server *s;
     T_OK(shoal_loop_create(&loop));
@@ -1059,9 +1059,9 @@ int main(int argc, char **argv)
     else if (strcmp(transport, "ipc") == 0)
         snprintf(addr, sizeof(addr), "ipc://%s/echo.sock", t_root);
     else if (strcmp(transport, "tcp") == 0)
-        snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", 20000 + getpid() % 30000);
+        snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", t_tcp_port(0));
     else if (strcmp(transport, "tls") == 0)
-        snprintf(addr, sizeof(addr), "tls+tcp://127.0.0.1:%d", 20000 + getpid() % 30000);
+        snprintf(addr, sizeof(addr), "tls+tcp://127.0.0.1:%d", t_tcp_port(0));
     else {
         fprintf(stderr, "SHOAL_RPC_TRANSPORT=%s: expected shm, ipc, tcp or tls\n",
                 transport);

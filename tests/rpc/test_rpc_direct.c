@@ -92,7 +92,7 @@ static int start_nng_servers(int tcp)
     for (int i = 0; i < NNG_TESTS; i++) {
         if (tcp)
             snprintf(nng_srv[i].addr, sizeof(nng_srv[i].addr), "tcp://127.0.0.1:%d",
-                     20000 + (getpid() * NNG_TESTS + i) % 30000);
+                     t_tcp_port(i));
         else
             snprintf(nng_srv[i].addr, sizeof(nng_srv[i].addr), "ipc://%s/direct-%d.sock",
                      t_root, i);

@@ -68,8 +68,7 @@ static void test_failed_logins_do_not_stall(void **state)
 {
     (void)state;
     char addr[100];
-    snprintf(addr, sizeof(addr), "tls+tcp://127.0.0.1:%d",
-             20000 + (getpid() + 11) % 30000);
+    snprintf(addr, sizeof(addr), "tls+tcp://127.0.0.1:%d", t_tcp_port(11));
     shoal_loop *loop;
     shoal_rpc_server *s;
     T_OK(shoal_loop_create(&loop));
