@@ -178,7 +178,7 @@ static int spin_polls(const shoal__waitable *w, const shoal__deadline *d,
     }
 }
 
-static int spin(const shoal__waitable *w, const shoal__deadline *d)
+int shoal__wait_spin(const shoal__waitable *w, const shoal__deadline *d)
 {
     shoal__spin_seat *seated = NULL;
     int rc = spin_polls(w, d, &seated);
@@ -219,7 +219,7 @@ static int sleep_once(const shoal__waitable *w, const shoal__deadline *d, bool i
 static int wait_loop(const shoal__waitable *w, const shoal__deadline *d, bool intr)
 {
     int rc = w->ready(w->obj);
-    if (rc || (rc = spin(w, d)))
+    if (rc || (rc = shoal__wait_spin(w, d)))
         return rc;
     for (bool first = true;; first = false) {
         if (w->check && (rc = w->check(w->obj)))

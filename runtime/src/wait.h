@@ -158,6 +158,13 @@ int shoal__spin_table_count(shoal__spin_table *t);
  */
 int shoal__wait(const shoal__waitable *w, const shoal__deadline *d);
 /*
+ * The spin of shoal__wait alone (step 2): polls ready() (and check()) for the spin
+ * budget, bounded by the deadline. Returns ready()'s or check()'s non-zero verdict,
+ * or 0 when the budget ran out. For waits whose sleep is not a futex word (a
+ * socket's: rpc_nng.c); w->word, arm, disarm and barrier are not used.
+ */
+int shoal__wait_spin(const shoal__waitable *w, const shoal__deadline *d);
+/*
  * shoal__wait that a signal handler running while the waiter sleeps ends with
  * SHOAL_EINTR (sleeps are sliced, so every futex wait has a timeout and the kernel
  * never restarts it after a handler).
