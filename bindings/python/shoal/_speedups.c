@@ -2231,9 +2231,10 @@ static PyObject *ManagerBase_idle_stop(ManagerBase *s, PyObject *unused)
 }
 
 /* Appends write a (its Request encoded in item) to thread tid's open batch, sending
- * the batch first when the item would take it past BATCH_BYTES. */
+ * the batch first when the item would take it past BATCH_BYTES. A batch opened by a
+ * write sent at once (now) is not noted for the idle flusher: it does not wait. */
 static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
-                        PyObject *const *a)
+                        PyObject *const *a, int now)
 {
     tpend *t = find_thread(s, tid, 1);
     if (t && t->nopen && t->buf && t->buf->len + item->len > BATCH_BYTES &&
@@ -2268,7 +2269,7 @@ static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
     e->proxy = a[0];
     e->op = a[3];
     e->args = a[4];
-    if (t->nopen == 1)
+    if (t->nopen == 1 && !now)
         idle_note(s, t); /* last: it may let other threads run */
     return 0;
 }
@@ -2287,7 +2288,7 @@ static int session_write(ManagerBase *s, PyObject *proxy, PyObject *target, int 
     unsigned long tid = thread_ident();
     PyObject *a[5] = {proxy, target, NULL, op, args}; /* append_write's references */
     int rc = enc_request(&b, 0, target, pickle, op, args, timeout) ||
-             append_write(s, tid, &b, a);
+             append_write(s, tid, &b, a, now);
     wbuf_done(&b);
     if (rc)
         return -1;
