@@ -40,6 +40,11 @@
  *              for and decodes the Reply, or adds a pipelined write to its thread's
  *              batch (the section's own comment says more); encode_value and
  *              decode_value expose its Value codec.
+ *   ProxyBase  the base of shoal.Manager's proxies: their _op and _write, and dict
+ *              __getitem__ / __setitem__, list append and a lock's acquire, release,
+ *              __enter__ and __exit__, in C over ManagerBase (no Python frame);
+ *              with arguments, a lock's acquire and release call the Python methods
+ *              _acquire_py / _release_py.
  *
  * The module does not link against libshoal: init() receives the addresses of the
  * few functions it calls from the ctypes-loaded library, so it works with whichever
@@ -1001,7 +1006,8 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * and dicts of them — are done here; anything else (a proxy travelling as a
  * reference, a pickled object, an int out of range, a subclass) is handed to the
  * Python encoder managers._enc_value, and a reply Value of another kind (a message,
- * a pickle) to managers._dec_value, so the two paths cannot disagree.
+ * a pickle) to managers._dec_value, so the two paths cannot disagree. A request that
+ * waits is sent and waited for in one stretch with the GIL released once (roundtrip).
  *
  * Pipelined writes are batched per thread (broker.proto's Request.batch, docs/broker.md
  * "Batches"): write() encodes the Request on its stack and appends it as an item of
@@ -1023,8 +1029,10 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * otherwise it runs a round every IDLE_NS (1 ms): it advances its tick and sends,
  * with send_batch, every open batch whose first write noted an earlier tick. A write
  * that opens a batch notes the tick and, when its session is not on the flusher's
- * list, puts it there and wakes the flusher (one signal per batch at most); a round
- * drops the sessions with nothing open. The flusher runs send_batch for another
+ * list, puts it there and wakes the flusher (one signal per batch at most), unless
+ * the write is sent at once (a lock released, an event set: the batch does not wait,
+ * and waking the flusher for it would only take the GIL and a CPU from the writer);
+ * a round drops the sessions with nothing open. The flusher runs send_batch for another
  * thread: everything it touches is re-found after each GIL release, a collection
  * takes its batch out of fl[] before waiting, and `sending` keeps two senders of one
  * thread's batches from overtaking each other (the owner waits its turn; the flusher

@@ -37,9 +37,11 @@ started; each process opens its own session with the broker on first use.
 The wire protocol is schemas/shoal/broker.proto, sent through libshoal's client
 (shoal/manager.h). Each operation is one call into the C extension
 (shoal/_speedups.c, ManagerBase), which encodes the request, sends it and decodes the
-reply, and keeps the pipelined writes; values it does not handle itself, and the whole
-path without the extension (SHOAL_PY_PURE), use this module's Python codec and ctypes
-(_PyWire).
+reply, and keeps the pipelined writes; the proxies derive from its ProxyBase, whose C
+methods are their hot ones (d[k], d[k] = v, l.append(x), a lock's acquire, release
+and with) and the _op / _write every other method calls. Values it does not handle
+itself, and the whole path without the extension (SHOAL_PY_PURE), use this module's
+Python codec and ctypes (_PyWire, and BaseProxy's Python methods).
 """
 
 import atexit
