@@ -40,6 +40,11 @@
  *              for and decodes the Reply, or adds a pipelined write to its thread's
  *              batch (the section's own comment says more); encode_value and
  *              decode_value expose its Value codec.
+ *   ProxyBase  the base of shoal.Manager's proxies: their _op and _write, and dict
+ *              __getitem__ / __setitem__, list append and a lock's acquire, release,
+ *              __enter__ and __exit__, in C over ManagerBase (no Python frame);
+ *              with arguments, a lock's acquire and release call the Python methods
+ *              _acquire_py / _release_py.
  *
  * The module does not link against libshoal: init() receives the addresses of the
  * few functions it calls from the ctypes-loaded library, so it works with whichever
@@ -1001,7 +1006,8 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * and dicts of them — are done here; anything else (a proxy travelling as a
  * reference, a pickled object, an int out of range, a subclass) is handed to the
  * Python encoder managers._enc_value, and a reply Value of another kind (a message,
- * a pickle) to managers._dec_value, so the two paths cannot disagree.
+ * a pickle) to managers._dec_value, so the two paths cannot disagree. A request that
+ * waits is sent and waited for in one stretch with the GIL released once (roundtrip).
  *
  * Pipelined writes are batched per thread (broker.proto's Request.batch, docs/broker.md
  * "Batches"): write() encodes the Request on its stack and appends it as an item of
@@ -1023,8 +1029,10 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * otherwise it runs a round every IDLE_NS (1 ms): it advances its tick and sends,
  * with send_batch, every open batch whose first write noted an earlier tick. A write
  * that opens a batch notes the tick and, when its session is not on the flusher's
- * list, puts it there and wakes the flusher (one signal per batch at most); a round
- * drops the sessions with nothing open. The flusher runs send_batch for another
+ * list, puts it there and wakes the flusher (one signal per batch at most), unless
+ * the write is sent at once (a lock released, an event set: the batch does not wait,
+ * and waking the flusher for it would only take the GIL and a CPU from the writer);
+ * a round drops the sessions with nothing open. The flusher runs send_batch for another
  * thread: everything it touches is re-found after each GIL release, a collection
  * takes its batch out of fl[] before waiting, and `sending` keeps two senders of one
  * thread's batches from overtaking each other (the owner waits its turn; the flusher
@@ -1325,6 +1333,10 @@ static int rd_field(const uint8_t **p, const uint8_t *end, pbfield *f)
 
 static PyObject *dec_value(const uint8_t *p, size_t n, int depth);
 
+/* Counts the Values decoded by managers._dec_value: a result whose decoding left it
+ * unchanged holds no reference to an object (ProxyBase, below). */
+static unsigned long py_decoded;
+
 /* A Value the C decoder does not do (a message, a pickle, an oddity):
  * managers._dec_value. */
 static PyObject *dec_value_py(const uint8_t *p, size_t n)
@@ -1334,6 +1346,7 @@ static PyObject *dec_value_py(const uint8_t *p, size_t n)
         return NULL;
     PyObject *r = PyObject_CallFunctionObjArgs(mlib.dec_value, buf, NULL);
     Py_DECREF(buf);
+    py_decoded++;
     return r;
 }
 
@@ -1552,10 +1565,12 @@ typedef struct {
     PyObject_HEAD void *h; /* the shoal_manager, NULL when detached */
     tpend *t;              /* per thread, nt of them */
     size_t nt;
-    size_t last;   /* the index last found */
-    int listed;    /* on the idle flusher's list */
-    int idle_busy; /* the idle flusher is sending or collecting for it */
-    int closing;   /* _idle_stop() called: the flusher leaves it alone */
+    size_t last;    /* the index last found */
+    int listed;     /* on the idle flusher's list */
+    int idle_busy;  /* the idle flusher is sending or collecting for it */
+    int closing;    /* _idle_stop() called: the flusher leaves it alone */
+    long pid;       /* `pid`: the process the session is this one of (_Session sets it) */
+    PyObject *held; /* `held`: the locks taken through it, not released (a dict) */
 } ManagerBase;
 
 static tpend *find_thread(ManagerBase *s, unsigned long tid, int make)
@@ -1611,6 +1626,7 @@ static int ManagerBase_traverse(ManagerBase *s, visitproc visit, void *arg)
             return rc;
         Py_VISIT(t->error);
     }
+    Py_VISIT(s->held);
     return 0;
 }
 
@@ -1636,10 +1652,16 @@ static int ManagerBase_clear(ManagerBase *s)
     return 0;
 }
 
+static int ManagerBase_tp_clear(ManagerBase *s)
+{
+    Py_CLEAR(s->held);
+    return ManagerBase_clear(s);
+}
+
 static void ManagerBase_dealloc(ManagerBase *s)
 {
     PyObject_GC_UnTrack(s);
-    ManagerBase_clear(s); /* the handle is the Python side's to close */
+    ManagerBase_tp_clear(s); /* the handle is the Python side's to close */
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
@@ -1724,20 +1746,15 @@ static int send_frame(ManagerBase *s, const void *p, size_t len)
     return rc < 0 ? (raise_rc(rc), -1) : 0;
 }
 
-/* Encodes and sends a Request; sets *rid. 0, or -1 with an exception set. */
-static int send_request(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
-                        PyObject *args, long long timeout_ms, uint64_t *rid)
+/* Decodes and frees reply buf[len] (libshoal's): as wait_reply. */
+static int take_reply(void *buf, size_t len, int *status, PyObject **err,
+                      PyObject **result)
 {
-    void *h = h_of(s);
-    if (!h)
-        return -1;
-    wbuf b;
-    wbuf_init(&b);
-    *rid = mlib.next_id(h);
-    int rc = enc_request(&b, *rid, target, pickle, op, args, timeout_ms) ||
-             send_frame(s, b.p, b.len);
-    wbuf_done(&b);
-    return rc ? -1 : 0;
+    int rc = dec_reply(buf, len, status, err, result);
+    if (rc > 0)
+        rc = dec_reply_py(buf, len, status, err, result);
+    mlib.free(buf);
+    return rc;
 }
 
 /* Waits for the reply to rid and decodes it: its status, error text (a new reference
@@ -1758,11 +1775,41 @@ static int wait_reply(ManagerBase *s, uint64_t rid, int *status, PyObject **err,
         raise_rc(rc);
         return -1;
     }
-    rc = dec_reply(buf, len, status, err, result);
-    if (rc > 0)
-        rc = dec_reply_py(buf, len, status, err, result);
-    mlib.free(buf);
-    return rc;
+    return take_reply(buf, len, status, err, result);
+}
+
+/* A request and its reply (the calling thread's writes collected before): encoded
+ * on the stack, then sent and waited for in one stretch without the GIL; as
+ * wait_reply. */
+static int roundtrip(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
+                     PyObject *args, long long timeout_ms, int *status, PyObject **err,
+                     PyObject **result)
+{
+    void *h = h_of(s);
+    if (!h)
+        return -1;
+    wbuf b;
+    wbuf_init(&b);
+    uint64_t rid = mlib.next_id(h);
+    if (enc_request(&b, rid, target, pickle, op, args, timeout_ms) ||
+        !(h = call_begin(s))) {
+        wbuf_done(&b);
+        return -1;
+    }
+    void *buf;
+    size_t len;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = mlib.send_raw(h, b.p, b.len);
+    if (rc >= 0)
+        rc = mlib.wait_raw(h, rid, &buf, &len);
+    call_end(h);
+    PyEval_RestoreThread(ts);
+    wbuf_done(&b);
+    if (rc < 0) {
+        raise_rc(rc);
+        return -1;
+    }
+    return take_reply(buf, len, status, err, result);
 }
 
 /* Keeps the error of write e (status, err) as thread tid's first, unless it has one. */
@@ -1923,6 +1970,52 @@ static int ll_arg(PyObject *o, long long *v)
     return *v == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
+/* After the calling thread's pipelined writes (raising their first error; the other
+ * threads' open batches sent too), a request and its reply: as wait_reply. */
+static int session_request(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
+                           PyObject *args, long long timeout_ms, int *status,
+                           PyObject **err, PyObject **result)
+{
+    if (send_all(s) || flush_thread(s, thread_ident()))
+        return -1;
+    return roundtrip(s, target, pickle, op, args, timeout_ms, status, err, result);
+}
+
+/* The exception proxy._exception(op, args, status, err) raised; NULL. err: stolen. */
+static PyObject *raise_status(PyObject *proxy, PyObject *op, PyObject *args, int status,
+                              PyObject *err)
+{
+    if (!err && !(err = PyUnicode_FromStringAndSize("", 0)))
+        return NULL;
+    PyObject *exc =
+        PyObject_CallMethod(proxy, "_exception", "OOiO", op, args, status, err);
+    Py_DECREF(err);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+/* session_request() of a call with no timeout that only success suits: its result
+ * (a new reference), or NULL with proxy._exception(...) raised. */
+static PyObject *session_op(ManagerBase *s, PyObject *proxy, PyObject *target, int pickle,
+                            PyObject *op, PyObject *args)
+{
+    int status;
+    PyObject *err, *result;
+    if (session_request(s, target, pickle, op, args, 0, &status, &err, &result))
+        return NULL;
+    if (status >= 0) {
+        Py_XDECREF(err);
+        if (!result)
+            Py_RETURN_NONE;
+        return result;
+    }
+    Py_XDECREF(result);
+    return raise_status(proxy, op, args, status, err);
+}
+
 /* request(target, pickle, op, args, timeout_ms) -> (status, error text, result) */
 static PyObject *ManagerBase_request(ManagerBase *s, PyObject *const *a, Py_ssize_t n)
 {
@@ -1932,13 +2025,11 @@ static PyObject *ManagerBase_request(ManagerBase *s, PyObject *const *a, Py_ssiz
                         "request(target, pickle, op, args, timeout_ms) expected");
         return NULL;
     }
-    if (ll_arg(a[4], &timeout) || send_all(s) || flush_thread(s, thread_ident()))
-        return NULL;
-    uint64_t rid;
     int status;
     PyObject *err, *result;
-    if (send_request(s, a[0], PyObject_IsTrue(a[1]) == 1, a[2], a[3], timeout, &rid) ||
-        wait_reply(s, rid, &status, &err, &result))
+    if (ll_arg(a[4], &timeout) ||
+        session_request(s, a[0], PyObject_IsTrue(a[1]) == 1, a[2], a[3], timeout, &status,
+                        &err, &result))
         return NULL;
     PyObject *out = PyTuple_New(3);
     if (!out) {
@@ -1969,32 +2060,8 @@ static PyObject *ManagerBase_op(ManagerBase *s, PyObject *const *a, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "op(proxy, target, pickle, op, args) expected");
         return NULL;
     }
-    if (send_all(s) || flush_thread(s, thread_ident()))
-        return NULL;
-    uint64_t rid;
-    int status;
-    PyObject *err, *result;
-    if (send_request(s, a[1], a[2] == Py_True || PyObject_IsTrue(a[2]) == 1, a[3], a[4],
-                     0, &rid) ||
-        wait_reply(s, rid, &status, &err, &result))
-        return NULL;
-    if (status >= 0) {
-        Py_XDECREF(err);
-        if (!result)
-            Py_RETURN_NONE;
-        return result;
-    }
-    Py_XDECREF(result);
-    if (!err && !(err = PyUnicode_FromStringAndSize("", 0)))
-        return NULL;
-    PyObject *exc =
-        PyObject_CallMethod(a[0], "_exception", "OOiO", a[3], a[4], status, err);
-    Py_DECREF(err);
-    if (exc) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-        Py_DECREF(exc);
-    }
-    return NULL;
+    return session_op(s, a[0], a[1], a[2] == Py_True || PyObject_IsTrue(a[2]) == 1, a[3],
+                      a[4]);
 }
 
 /* ---- the idle flusher ---- */
@@ -2172,9 +2239,10 @@ static PyObject *ManagerBase_idle_stop(ManagerBase *s, PyObject *unused)
 }
 
 /* Appends write a (its Request encoded in item) to thread tid's open batch, sending
- * the batch first when the item would take it past BATCH_BYTES. */
+ * the batch first when the item would take it past BATCH_BYTES. A batch opened by a
+ * write sent at once (now) is not noted for the idle flusher: it does not wait. */
 static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
-                        PyObject *const *a)
+                        PyObject *const *a, int now)
 {
     tpend *t = find_thread(s, tid, 1);
     if (t && t->nopen && t->buf && t->buf->len + item->len > BATCH_BYTES &&
@@ -2209,8 +2277,34 @@ static int append_write(ManagerBase *s, unsigned long tid, const wbuf *item,
     e->proxy = a[0];
     e->op = a[3];
     e->args = a[4];
-    if (t->nopen == 1)
+    if (t->nopen == 1 && !now)
         idle_note(s, t); /* last: it may let other threads run */
+    return 0;
+}
+
+/* A pipelined write of proxy's: an item of the thread's open batch, sent at once with
+ * now, else once the batch holds depth writes or BATCH_BYTES (see write()). 0, or -1
+ * with an exception set. */
+static int session_write(ManagerBase *s, PyObject *proxy, PyObject *target, int pickle,
+                         PyObject *op, PyObject *args, long long timeout, long long depth,
+                         int now)
+{
+    if (!h_of(s))
+        return -1;
+    wbuf b;
+    wbuf_init(&b);
+    unsigned long tid = thread_ident();
+    PyObject *a[5] = {proxy, target, NULL, op, args}; /* append_write's references */
+    int rc = enc_request(&b, 0, target, pickle, op, args, timeout) ||
+             append_write(s, tid, &b, a, now);
+    wbuf_done(&b);
+    if (rc)
+        return -1;
+    tpend *t = find_thread(s, tid, 0);
+    if (t &&
+        (now || (long long)t->nopen >= depth || (t->buf && t->buf->len >= BATCH_BYTES)) &&
+        send_batch(s, tid, 0))
+        return -1;
     return 0;
 }
 
@@ -2229,21 +2323,9 @@ static PyObject *ManagerBase_write(ManagerBase *s, PyObject *const *a, Py_ssize_
     }
     int now =
         n == 7 || a[7] == Py_True || (a[7] != Py_False && PyObject_IsTrue(a[7]) == 1);
-    if (ll_arg(a[5], &timeout) || ll_arg(a[6], &depth) || !h_of(s))
-        return NULL;
-    wbuf b;
-    wbuf_init(&b);
-    unsigned long tid = thread_ident();
-    int rc = enc_request(&b, 0, a[1], a[2] == Py_True || PyObject_IsTrue(a[2]) == 1, a[3],
-                         a[4], timeout) ||
-             append_write(s, tid, &b, a);
-    wbuf_done(&b);
-    if (rc)
-        return NULL;
-    tpend *t = find_thread(s, tid, 0);
-    if (t &&
-        (now || (long long)t->nopen >= depth || (t->buf && t->buf->len >= BATCH_BYTES)) &&
-        send_batch(s, tid, 0))
+    if (ll_arg(a[5], &timeout) || ll_arg(a[6], &depth) ||
+        session_write(s, a[0], a[1], a[2] == Py_True || PyObject_IsTrue(a[2]) == 1, a[3],
+                      a[4], timeout, depth, now))
         return NULL;
     Py_RETURN_NONE;
 }
@@ -2337,6 +2419,12 @@ static PyMethodDef ManagerBase_methods[] = {
      "_attach(handle): the shoal_manager (None: detach, forgetting writes in flight)"},
     {NULL, NULL, 0, NULL}};
 
+static PyMemberDef ManagerBase_members[] = {
+    {"pid", T_LONG, offsetof(ManagerBase, pid), 0, "the process the session is of"},
+    {"held", T_OBJECT, offsetof(ManagerBase, held), 0,
+     "(lock name, thread ident or 0) -> times acquired here and not released"},
+    {NULL, 0, 0, 0, NULL}};
+
 static PyTypeObject ManagerBase_Type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shoal._speedups.ManagerBase",
     .tp_basicsize = sizeof(ManagerBase),
@@ -2345,10 +2433,468 @@ static PyTypeObject ManagerBase_Type = {
               "shoal._speedups).",
     .tp_methods = ManagerBase_methods,
     .tp_traverse = (traverseproc)ManagerBase_traverse,
-    .tp_clear = (inquiry)ManagerBase_clear,
+    .tp_members = ManagerBase_members,
+    .tp_clear = (inquiry)ManagerBase_tp_clear,
     .tp_dealloc = (destructor)ManagerBase_dealloc,
     .tp_new = PyType_GenericNew,
 };
+
+/* ---- ProxyBase: the proxies' hot methods ---- */
+
+/*
+ * managers.BaseProxy derives from ProxyBase, which keeps the proxy's session, encoded
+ * target, pickle flag and name in C (the members _s, _tgt, _pickle, _name) and has
+ * in C what BaseProxy's _op and _write do in Python, so a proxied operation makes no
+ * Python frame: _op(op, *args) and _write(op, *args) themselves, and, installed as
+ * the proxies' methods, dict's __getitem__ / __setitem__, list's append, and a
+ * Lock's (RLock's, Condition's, semaphore's) acquire, release, __enter__ and
+ * __exit__ without arguments (with arguments they call the Python methods
+ * _acquire_py / _release_py; a status other than success after an acquire goes to
+ * self._acquired). The session is the proxy's _s while that is open and this
+ * process's, else self._ses() finds it; pipeline_depth, _resolve (a result that
+ * managers._dec_value decoded may hold references to objects) and _nested are read
+ * from the managers module (proxy_init).
+ */
+
+typedef struct {
+    PyObject_HEAD PyObject *s; /* _s: the session once used (a ManagerBase), or None */
+    PyObject *tgt;             /* _tgt: the Request's object and path fields (bytes) */
+    PyObject *pickle;          /* _pickle */
+    PyObject *name;            /* _name */
+} ProxyBase;
+
+static struct {
+    PyObject *globals; /* managers' module dict */
+    PyObject *set, *get, *append, *acquire, *release, *pipeline_depth, *resolve, *nested,
+        *signals, *per_thread, *ses, *acquired, *acquire_py, *release_py;
+} pst;
+
+static int ProxyBase_traverse(ProxyBase *p, visitproc visit, void *arg)
+{
+    Py_VISIT(p->s);
+    Py_VISIT(p->tgt);
+    Py_VISIT(p->pickle);
+    Py_VISIT(p->name);
+    return 0;
+}
+
+static int ProxyBase_clear(ProxyBase *p)
+{
+    Py_CLEAR(p->s);
+    Py_CLEAR(p->tgt);
+    Py_CLEAR(p->pickle);
+    Py_CLEAR(p->name);
+    return 0;
+}
+
+static void ProxyBase_dealloc(ProxyBase *p)
+{
+    PyObject_GC_UnTrack(p);
+    ProxyBase_clear(p);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+/* A call's needs: the session (this process's, open), the target and pickle flag
+ * (new references to the first two: the GIL is let go on the way). */
+typedef struct {
+    ManagerBase *s;
+    PyObject *tgt;
+    int pickle;
+} pcall;
+
+static void pcall_done(pcall *c)
+{
+    Py_XDECREF(c->s);
+    Py_XDECREF(c->tgt);
+}
+
+static int pcall_begin(ProxyBase *p, pcall *c)
+{
+    *c = (pcall){NULL, NULL, 0};
+    if (!pst.globals) {
+        PyErr_SetString(PyExc_RuntimeError, "proxy_init() was not called");
+        return -1;
+    }
+    PyObject *s = p->s;
+    if (s && PyObject_TypeCheck(s, &ManagerBase_Type) && ((ManagerBase *)s)->h &&
+        ((ManagerBase *)s)->pid == cached_pid)
+        Py_INCREF(s);
+    else if (!(s = PyObject_CallMethodNoArgs((PyObject *)p, pst.ses)))
+        return -1;
+    if (!PyObject_TypeCheck(s, &ManagerBase_Type) || !p->tgt || !PyBytes_Check(p->tgt)) {
+        Py_DECREF(s);
+        PyErr_SetString(PyExc_TypeError, "ProxyBase: no session or target");
+        return -1;
+    }
+    c->s = (ManagerBase *)s;
+    c->tgt = p->tgt;
+    Py_INCREF(c->tgt);
+    c->pickle = p->pickle == Py_True ||
+                (p->pickle && p->pickle != Py_False && PyObject_IsTrue(p->pickle) == 1);
+    return 0;
+}
+
+/* A borrowed reference to managers' global `key`. */
+static PyObject *global(PyObject *key)
+{
+    PyObject *v = PyDict_GetItemWithError(pst.globals, key);
+    if (!v && !PyErr_Occurred())
+        PyErr_SetObject(PyExc_NameError, key);
+    return v;
+}
+
+/* op(args) on p, waited for: its result (references made proxies) or NULL raised. */
+static PyObject *proxy_do(ProxyBase *p, PyObject *op, PyObject *args)
+{
+    pcall c;
+    if (pcall_begin(p, &c))
+        return NULL;
+    unsigned long before = py_decoded;
+    PyObject *r = session_op(c.s, (PyObject *)p, c.tgt, c.pickle, op, args);
+    pcall_done(&c);
+    if (r && py_decoded != before) {
+        PyObject *fn = global(pst.resolve);
+        PyObject *out =
+            fn ? PyObject_CallFunctionObjArgs(fn, (PyObject *)p, r, NULL) : NULL;
+        Py_DECREF(r);
+        r = out;
+    }
+    return r;
+}
+
+/* managers.pipeline_depth: 0, or -1 with an exception set. */
+static int pipeline_depth(long long *depth)
+{
+    PyObject *v = global(pst.pipeline_depth);
+    return v ? ll_arg(v, depth) : -1;
+}
+
+/* A write whose result nobody needs (BaseProxy._write): pipelined, sent at once when
+ * the class's _signals says it may wake someone (now < 0: look it up); waited for
+ * when pipeline_depth is 0. 0, or -1 raised. */
+static int proxy_write(ProxyBase *p, PyObject *op, PyObject *args, int now)
+{
+    long long depth;
+    if (pipeline_depth(&depth))
+        return -1;
+    if (depth <= 0) {
+        PyObject *r = proxy_do(p, op, args);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
+    }
+    if (now < 0) {
+        PyObject *v = PyObject_GetAttr((PyObject *)p, pst.signals);
+        now = v ? PyObject_IsTrue(v) : -1;
+        Py_XDECREF(v);
+        if (now < 0)
+            return -1;
+    }
+    pcall c;
+    if (pcall_begin(p, &c))
+        return -1;
+    int rc = session_write(c.s, (PyObject *)p, c.tgt, c.pickle, op, args, 0, depth, now);
+    pcall_done(&c);
+    return rc;
+}
+
+static PyObject *tuple_of(PyObject *const *a, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t && i < n; i++) {
+        Py_INCREF(a[i]);
+        PyTuple_SET_ITEM(t, i, a[i]);
+    }
+    return t;
+}
+
+/* _op(op, *args) -> result: BaseProxy._op */
+static PyObject *ProxyBase_op(ProxyBase *p, PyObject *const *a, Py_ssize_t n)
+{
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "_op(op, *args)");
+        return NULL;
+    }
+    PyObject *args = tuple_of(a + 1, n - 1);
+    PyObject *r = args ? proxy_do(p, a[0], args) : NULL;
+    Py_XDECREF(args);
+    return r;
+}
+
+/* _write(op, *args): BaseProxy._write */
+static PyObject *ProxyBase_write(ProxyBase *p, PyObject *const *a, Py_ssize_t n)
+{
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "_write(op, *args)");
+        return NULL;
+    }
+    PyObject *args = tuple_of(a + 1, n - 1);
+    int rc = args ? proxy_write(p, a[0], args, -1) : -1;
+    Py_XDECREF(args);
+    if (rc)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _write_set(key, value): a dict's __setitem__ (a write of op "set") */
+static PyObject *ProxyBase_write_set(ProxyBase *p, PyObject *const *a, Py_ssize_t n)
+{
+    if (n != 2) {
+        PyErr_SetString(PyExc_TypeError, "__setitem__(key, value)");
+        return NULL;
+    }
+    PyObject *args = tuple_of(a, 2);
+    int rc = args ? proxy_write(p, pst.set, args, -1) : -1;
+    Py_XDECREF(args);
+    if (rc)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _write_append(x): a list's append */
+static PyObject *ProxyBase_write_append(ProxyBase *p, PyObject *x)
+{
+    PyObject *args = PyTuple_Pack(1, x);
+    int rc = args ? proxy_write(p, pst.append, args, -1) : -1;
+    Py_XDECREF(args);
+    if (rc)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* _get_nested(key): a dict's __getitem__: the value, a list or dict in it as a proxy
+ * to it (managers._nested) */
+static PyObject *ProxyBase_get_nested(ProxyBase *p, PyObject *key)
+{
+    PyObject *args = PyTuple_Pack(1, key);
+    PyObject *r = args ? proxy_do(p, pst.get, args) : NULL;
+    Py_XDECREF(args);
+    if (r && (PyList_CheckExact(r) || PyDict_CheckExact(r))) {
+        PyObject *fn = global(pst.nested);
+        PyObject *out =
+            fn ? PyObject_CallFunctionObjArgs(fn, (PyObject *)p, key, r, NULL) : NULL;
+        Py_DECREF(r);
+        r = out;
+    }
+    return r;
+}
+
+/* The key of what this thread (this process, for semaphores) holds of lock p in its
+ * session's `held`: (name, thread ident or 0). */
+static PyObject *held_key(ProxyBase *p)
+{
+    PyObject *v = PyObject_GetAttr((PyObject *)p, pst.per_thread);
+    int per = v ? PyObject_IsTrue(v) : -1;
+    Py_XDECREF(v);
+    if (per < 0)
+        return NULL;
+    PyObject *tid = PyLong_FromUnsignedLong(per ? thread_ident() : 0);
+    PyObject *key = tid ? PyTuple_Pack(2, p->name ? p->name : Py_None, tid) : NULL;
+    Py_XDECREF(tid);
+    return key;
+}
+
+/* held[key] += delta, from 0 when absent; the count before, or -1 raised. */
+static long long held_add(ManagerBase *s, PyObject *key, long long delta)
+{
+    if (!s->held || !PyDict_Check(s->held)) {
+        PyErr_SetString(PyExc_TypeError, "ManagerBase: held is not a dict");
+        return -1;
+    }
+    PyObject *v = PyDict_GetItemWithError(s->held, key);
+    long long n = 0;
+    if (!v && PyErr_Occurred())
+        return -1;
+    if (v && ll_arg(v, &n))
+        return -1;
+    PyObject *nv = PyLong_FromLongLong(n + delta);
+    int rc = nv ? PyDict_SetItem(s->held, key, nv) : -1;
+    Py_XDECREF(nv);
+    return rc ? -1 : n;
+}
+
+/* acquire() with no arguments: True once taken; any other status is
+ * self._acquired(session, status, error, -1, False)'s. */
+static PyObject *lock_acquire(ProxyBase *p)
+{
+    pcall c;
+    if (pcall_begin(p, &c))
+        return NULL;
+    int status;
+    PyObject *err = NULL, *result = NULL, *out = NULL;
+    if (session_request(c.s, c.tgt, c.pickle, pst.acquire, empty_tuple, -1, &status, &err,
+                        &result))
+        goto done;
+    if (status == 0) {
+        PyObject *key = held_key(p);
+        if (key && held_add(c.s, key, 1) >= 0)
+            out = Py_True;
+        Py_XINCREF(out);
+        Py_XDECREF(key);
+    } else {
+        if (!err)
+            err = PyUnicode_FromStringAndSize("", 0);
+        PyObject *st = err ? PyLong_FromLong(status) : NULL;
+        PyObject *t = st ? PyLong_FromLong(-1) : NULL;
+        if (t)
+            out = PyObject_CallMethodObjArgs((PyObject *)p, pst.acquired, (PyObject *)c.s,
+                                             st, err, t, Py_False, NULL);
+        Py_XDECREF(st);
+        Py_XDECREF(t);
+    }
+done:
+    Py_XDECREF(err);
+    Py_XDECREF(result);
+    pcall_done(&c);
+    return out;
+}
+
+/* release() with no arguments: pipelined (sent at once) when this thread took it
+ * through this session, else waited for (its error raised at once). */
+static int lock_release(ProxyBase *p)
+{
+    pcall c;
+    if (pcall_begin(p, &c))
+        return -1;
+    PyObject *key = held_key(p);
+    PyObject *v = key && c.s->held && PyDict_Check(c.s->held)
+                      ? PyDict_GetItemWithError(c.s->held, key)
+                      : NULL;
+    long long n = 0;
+    int rc = !key || (!v && PyErr_Occurred()) || (v && ll_arg(v, &n)) ? -1 : 0;
+    if (!rc && n >= 1)
+        rc = held_add(c.s, key, -1) < 0 ? -1 : 0;
+    Py_XDECREF(key);
+    pcall_done(&c);
+    if (rc)
+        return -1;
+    if (n >= 1)
+        return proxy_write(p, pst.release, empty_tuple, 1);
+    PyObject *r = proxy_do(p, pst.release, empty_tuple);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+/* acquire(*args, **kw): the call without arguments here, else self._acquire_py */
+static PyObject *ProxyBase_acquire(ProxyBase *p, PyObject *const *a, size_t nargsf,
+                                   PyObject *kw)
+{
+    if (PyVectorcall_NARGS(nargsf) || (kw && PyTuple_GET_SIZE(kw))) {
+        PyObject *fn = PyObject_GetAttr((PyObject *)p, pst.acquire_py);
+        PyObject *r = fn ? PyObject_Vectorcall(fn, a, nargsf, kw) : NULL;
+        Py_XDECREF(fn);
+        return r;
+    }
+    return lock_acquire(p);
+}
+
+/* release(*n): the call without arguments here, else self._release_py */
+static PyObject *ProxyBase_release(ProxyBase *p, PyObject *const *a, Py_ssize_t n)
+{
+    if (n) {
+        PyObject *fn = PyObject_GetAttr((PyObject *)p, pst.release_py);
+        PyObject *r = fn ? PyObject_Vectorcall(fn, a, (size_t)n, NULL) : NULL;
+        Py_XDECREF(fn);
+        return r;
+    }
+    if (lock_release(p))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* __enter__(): acquire(), then self */
+static PyObject *ProxyBase_enter(ProxyBase *p, PyObject *unused)
+{
+    (void)unused;
+    PyObject *r = lock_acquire(p);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_INCREF(p);
+    return (PyObject *)p;
+}
+
+/* __exit__(*exc): release() */
+static PyObject *ProxyBase_exit(ProxyBase *p, PyObject *const *a, Py_ssize_t n)
+{
+    (void)a;
+    (void)n;
+    if (lock_release(p))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ProxyBase_methods[] = {
+    {"_op", (PyCFunction)(void (*)(void))ProxyBase_op, METH_FASTCALL,
+     "_op(op, *args) -> result: runs op and waits for its reply; raises its error"},
+    {"_write", (PyCFunction)(void (*)(void))ProxyBase_write, METH_FASTCALL,
+     "_write(op, *args): a write whose result nobody needs (pipelined)"},
+    {"_write_set", (PyCFunction)(void (*)(void))ProxyBase_write_set, METH_FASTCALL,
+     "_write_set(key, value): _write('set', key, value)"},
+    {"_write_append", (PyCFunction)ProxyBase_write_append, METH_O,
+     "_write_append(x): _write('append', x)"},
+    {"_get_nested", (PyCFunction)ProxyBase_get_nested, METH_O,
+     "_get_nested(key): _op('get', key), a list or dict as a proxy to it"},
+    {"_lock_acquire", (PyCFunction)(void (*)(void))ProxyBase_acquire,
+     METH_FASTCALL | METH_KEYWORDS, "acquire(...): a lock's acquire"},
+    {"_lock_release", (PyCFunction)(void (*)(void))ProxyBase_release, METH_FASTCALL,
+     "release(*n): a lock's release"},
+    {"_lock_enter", (PyCFunction)ProxyBase_enter, METH_NOARGS, "__enter__: acquire()"},
+    {"_lock_exit", (PyCFunction)(void (*)(void))ProxyBase_exit, METH_FASTCALL,
+     "__exit__(*exc): release()"},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef ProxyBase_members[] = {
+    {"_s", T_OBJECT, offsetof(ProxyBase, s), 0, "the session, once used"},
+    {"_tgt", T_OBJECT, offsetof(ProxyBase, tgt), 0, "the encoded object and path"},
+    {"_pickle", T_OBJECT, offsetof(ProxyBase, pickle), 0, "values may travel pickled"},
+    {"_name", T_OBJECT, offsetof(ProxyBase, name), 0, "the object's name"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject ProxyBase_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "shoal._speedups.ProxyBase",
+    .tp_basicsize = sizeof(ProxyBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The C hot methods of shoal.managers.BaseProxy (see shoal._speedups).",
+    .tp_methods = ProxyBase_methods,
+    .tp_members = ProxyBase_members,
+    .tp_traverse = (traverseproc)ProxyBase_traverse,
+    .tp_clear = (inquiry)ProxyBase_clear,
+    .tp_dealloc = (destructor)ProxyBase_dealloc,
+    .tp_new = PyType_GenericNew,
+};
+
+/* proxy_init(globals): managers' module dict (pipeline_depth, _resolve, _nested) */
+static PyObject *m_proxy_init(PyObject *m, PyObject *g)
+{
+    (void)m;
+    if (!PyDict_Check(g)) {
+        PyErr_SetString(PyExc_TypeError, "proxy_init(globals)");
+        return NULL;
+    }
+    struct {
+        PyObject **at;
+        const char *s;
+    } names[] = {{&pst.set, "set"},
+                 {&pst.get, "get"},
+                 {&pst.append, "append"},
+                 {&pst.acquire, "acquire"},
+                 {&pst.release, "release"},
+                 {&pst.pipeline_depth, "pipeline_depth"},
+                 {&pst.resolve, "_resolve"},
+                 {&pst.nested, "_nested"},
+                 {&pst.signals, "_signals"},
+                 {&pst.per_thread, "_per_thread"},
+                 {&pst.ses, "_ses"},
+                 {&pst.acquired, "_acquired"},
+                 {&pst.acquire_py, "_acquire_py"},
+                 {&pst.release_py, "_release_py"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!*names[i].at && !(*names[i].at = PyUnicode_InternFromString(names[i].s)))
+            return NULL;
+    Py_INCREF(g);
+    Py_XSETREF(pst.globals, g);
+    Py_RETURN_NONE;
+}
 
 /* manager_init({name: address}, enc_value, dec_value, dec_reply, error): libshoal's
  * manager functions; managers' Python encoder and decoders, and the exception maker. */
@@ -2495,6 +3041,8 @@ static PyMethodDef module_methods[] = {
      "Whether pickling o involves only builtin scalars, tuples and lists."},
     {"manager_init", (PyCFunction)(void (*)(void))m_manager_init, METH_FASTCALL,
      "manager_init(addresses, enc_value, dec_value, dec_reply, error)"},
+    {"proxy_init", m_proxy_init, METH_O,
+     "proxy_init(globals): managers' module dict, for ProxyBase"},
     {"manager_after_fork", m_manager_after_fork, METH_NOARGS,
      "manager_after_fork(): in a forked child, forgets the parent's idle flusher"},
     {"encode_value", (PyCFunction)(void (*)(void))m_encode_value, METH_FASTCALL,
@@ -2521,7 +3069,7 @@ PyMODINIT_FUNC PyInit__speedups(void)
         return PyErr_NoMemory();
     if (PyType_Ready(&LockBase_Type) < 0 || PyType_Ready(&ValueBase_Type) < 0 ||
         PyType_Ready(&ArrayBase_Type) < 0 || PyType_Ready(&TypedBase_Type) < 0 ||
-        PyType_Ready(&ManagerBase_Type) < 0)
+        PyType_Ready(&ManagerBase_Type) < 0 || PyType_Ready(&ProxyBase_Type) < 0)
         return NULL;
     empty_tuple = PyTuple_New(0);
     idle.list = PyList_New(0);
@@ -2535,11 +3083,13 @@ PyMODINIT_FUNC PyInit__speedups(void)
     Py_INCREF(&ArrayBase_Type);
     Py_INCREF(&TypedBase_Type);
     Py_INCREF(&ManagerBase_Type);
+    Py_INCREF(&ProxyBase_Type);
     if (PyModule_AddObject(mod, "LockBase", (PyObject *)&LockBase_Type) ||
         PyModule_AddObject(mod, "TypedBase", (PyObject *)&TypedBase_Type) ||
         PyModule_AddObject(mod, "ValueBase", (PyObject *)&ValueBase_Type) ||
         PyModule_AddObject(mod, "ArrayBase", (PyObject *)&ArrayBase_Type) ||
-        PyModule_AddObject(mod, "ManagerBase", (PyObject *)&ManagerBase_Type)) {
+        PyModule_AddObject(mod, "ManagerBase", (PyObject *)&ManagerBase_Type) ||
+        PyModule_AddObject(mod, "ProxyBase", (PyObject *)&ProxyBase_Type)) {
         Py_DECREF(mod);
         return NULL;
     }

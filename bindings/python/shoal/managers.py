@@ -37,9 +37,11 @@ started; each process opens its own session with the broker on first use.
 The wire protocol is schemas/shoal/broker.proto, sent through libshoal's client
 (shoal/manager.h). Each operation is one call into the C extension
 (shoal/_speedups.c, ManagerBase), which encodes the request, sends it and decodes the
-reply, and keeps the pipelined writes; values it does not handle itself, and the whole
-path without the extension (SHOAL_PY_PURE), use this module's Python codec and ctypes
-(_PyWire).
+reply, and keeps the pipelined writes; the proxies derive from its ProxyBase, whose C
+methods are their hot ones (d[k], d[k] = v, l.append(x), a lock's acquire, release
+and with) and the _op / _write every other method calls. Values it does not handle
+itself, and the whole path without the extension (SHOAL_PY_PURE), use this module's
+Python codec and ctypes (_PyWire, and BaseProxy's Python methods).
 """
 
 import atexit
@@ -464,6 +466,16 @@ def _c_wire():
 
 
 _Wire = _c_wire() or _PyWire
+# With the C extension, proxies derive from _speedups.ProxyBase, whose C methods
+# (_op, _write, and the hot ones installed below as __getitem__, __setitem__,
+# append, acquire, release, __enter__, __exit__) make no Python frame; proxy_init,
+# at the end of this module, gives it pipeline_depth, _resolve and _nested.
+_FAST = _Wire is not _PyWire
+if _FAST:
+    from ._lib import speedups as _speedups
+    _ProxyBase = _speedups.ProxyBase
+else:
+    _ProxyBase = object
 
 
 class _Session(_Wire):
@@ -708,7 +720,7 @@ class Watch:
 # ---- proxies --------------------------------------------------------------------------
 
 
-class BaseProxy:
+class BaseProxy(_ProxyBase):
     """A reference to an object in a broker: its address, authkey and name (and, for
     a container inside another, the path of keys to it)."""
 
@@ -762,29 +774,31 @@ class BaseProxy:
             return ValueError("%r is not in list" % (args[0],))
         return errors.error_class(status)(err, status)
 
-    def _op(self, op, *args):
-        """Runs op(args), waits for its reply and returns its result; raises its
-        error. The hot path: one call into the session, no tuple in between."""
-        refs = _refs_decoded[0]
-        s = self._s
-        if s is None or s.pid != _pid or s.handle is None:
-            s = self._ses()
-        result = s.op(self, self._tgt, self._pickle, op, args)
-        if _refs_decoded[0] != refs:
-            result = _resolve(self, result)
-        return result
+    if not _FAST:  # else ProxyBase's, the same in C
+        def _op(self, op, *args):
+            """Runs op(args), waits for its reply and returns its result; raises its
+            error. The hot path: one call into the session, no tuple in between."""
+            refs = _refs_decoded[0]
+            s = self._s
+            if s is None or s.pid != _pid or s.handle is None:
+                s = self._ses()
+            result = s.op(self, self._tgt, self._pickle, op, args)
+            if _refs_decoded[0] != refs:
+                result = _resolve(self, result)
+            return result
 
-    def _write(self, op, *args):
-        """A write whose result nobody needs: pipelined (its error, if any, is raised
-        by this thread's next call that waits for a reply, or by flush())."""
-        s = self._s
-        if s is None or s.pid != _pid or s.handle is None:
-            s = self._ses()
-        if pipeline_depth <= 0:
-            s.op(self, self._tgt, self._pickle, op, args)
-        else:
-            s.write(self, self._tgt, self._pickle, op, args, 0, pipeline_depth,
-                    self._signals)
+        def _write(self, op, *args):
+            """A write whose result nobody needs: pipelined (its error, if any, is
+            raised by this thread's next call that waits for a reply, or by
+            flush())."""
+            s = self._s
+            if s is None or s.pid != _pid or s.handle is None:
+                s = self._ses()
+            if pipeline_depth <= 0:
+                s.op(self, self._tgt, self._pickle, op, args)
+            else:
+                s.write(self, self._tgt, self._pickle, op, args, 0, pipeline_depth,
+                        self._signals)
 
     def __reduce__(self):
         flush(self)  # the process it goes to sees this one's writes
@@ -920,6 +934,10 @@ class DictProxy(_Container):
         d.update(kw)
         self._write("update", d)
 
+    if _FAST:
+        __getitem__ = _ProxyBase._get_nested
+        __setitem__ = _ProxyBase._write_set
+
 
 class _DictIter:
     """Iterates over a dict proxy's keys as they are at the first next(); raises
@@ -1017,6 +1035,9 @@ class ListProxy(_Container):
         v.sort(key=key, reverse=reverse)
         self._op("clear")
         self._op("extend", v)
+
+    if _FAST:
+        append = _ProxyBase._write_append
 
 
 class NamespaceProxy(BaseProxy):
@@ -1158,7 +1179,7 @@ class _Acquirer(BaseProxy):
     def _held_key(self):
         return (self._name, _get_ident() if self._per_thread else 0)
 
-    def acquire(self, blocking=True, timeout=-1, raise_owner_died=False):
+    def _acquire_py(self, blocking=True, timeout=-1, raise_owner_died=False):
         if blocking is True and timeout == -1:
             t = -1  # the common case, without the conversion
         else:
@@ -1167,6 +1188,12 @@ class _Acquirer(BaseProxy):
         if s is None or s.pid != _pid or s.handle is None:
             s = self._ses()
         st, err, _ = s.request(self._tgt, self._pickle, "acquire", (), t)
+        return self._acquired(s, st, err, t, raise_owner_died)
+
+    def _acquired(self, s, st, err, t, raise_owner_died):
+        """acquire()'s result for the broker's reply (status st, error text err) to an
+        acquire with timeout t (ms) on session s: True once taken (counted in
+        s.held); raises what it must."""
         if st == 0:  # the common case: taken
             held = s.held
             key = (self._name, _get_ident() if self._per_thread else 0)
@@ -1190,7 +1217,7 @@ class _Acquirer(BaseProxy):
                                    (type(self).__name__, self._name), st)
         return st != errors.ETIMEDOUT
 
-    def release(self, *n):
+    def _release_py(self, *n):
         """Pipelined when this process took what it gives back (it cannot fail then);
         otherwise waits, so a release of what is not held raises at once."""
         s = self._s
@@ -1209,12 +1236,21 @@ class _Acquirer(BaseProxy):
         else:
             self._op("release", *n)
 
-    def __enter__(self):
-        self.acquire()
-        return self
+    if _FAST:
+        acquire = _ProxyBase._lock_acquire
+        release = _ProxyBase._lock_release
+        __enter__ = _ProxyBase._lock_enter
+        __exit__ = _ProxyBase._lock_exit
+    else:
+        acquire = _acquire_py
+        release = _release_py
 
-    def __exit__(self, *exc):
-        self.release()
+        def __enter__(self):
+            self.acquire()
+            return self
+
+        def __exit__(self, *exc):
+            self.release()
 
 
 class LockProxy(_Acquirer):
@@ -1487,3 +1523,7 @@ def Manager(address=None, authkey=None, pickle=False, data_dir=None, tls=None):
     broker requires client certificates), server_name."""
     m = SyncManager(address, authkey, pickle, data_dir, tls)
     return m.connect() if address is not None else m.start()
+
+
+if _FAST:
+    _speedups.proxy_init(globals())

@@ -214,6 +214,58 @@ class BrokerTest(unittest.TestCase):
             lk.release()
             managers.flush()
 
+    @unittest.skipUnless(C_PATH, "the C extension is not loaded")
+    def test_the_hot_methods_are_the_c_ones(self):
+        pb = speedups.ProxyBase
+        self.assertIs(managers.DictProxy.__setitem__, pb._write_set)
+        self.assertIs(managers.DictProxy.__getitem__, pb._get_nested)
+        self.assertIs(managers.ListProxy.append, pb._write_append)
+        for cls in (managers.LockProxy, managers.SemaphoreProxy, managers.ConditionProxy):
+            self.assertIs(cls.__enter__, pb._lock_enter)
+            self.assertIs(cls.release, pb._lock_release)
+        self.assertIs(managers.BaseProxy._op, pb._op)
+
+    def test_locks_and_semaphores_without_and_with_arguments(self):
+        for depth in (0, 64):
+            managers.pipeline_depth = depth
+            rl, sem, cond = self.m.RLock(), self.m.Semaphore(2), self.m.Condition()
+            with rl:
+                with rl:  # the RLock's count, in the session's bookkeeping too
+                    self.assertTrue(rl.locked())
+                self.assertTrue(rl.locked())
+            self.assertFalse(rl.locked())
+            lk = self.m.Lock()
+            with lk:  # a Lock this thread holds: a blocking acquire would wait for ever
+                with self.assertRaises(shoal.ShoalError):
+                    lk.acquire()
+                self.assertFalse(lk.acquire(timeout=0.01))
+            self.assertTrue(sem.acquire())
+            t = threading.Thread(target=sem.release)  # units belong to the session
+            t.start()
+            t.join()
+            self.assertTrue(sem.acquire(timeout=1))
+            self.assertTrue(sem.acquire(False))
+            self.assertFalse(sem.acquire(False))
+            sem.release(2)  # with an argument: the Python method
+            self.assertEqual(sem.get_value(), 2)
+            with cond:
+                cond.notify()
+                self.assertFalse(cond.wait(0.01))
+            managers.flush()
+
+    def test_a_closed_session_is_replaced_on_the_next_call(self):
+        for depth in (0, 64):
+            managers.pipeline_depth = depth
+            m = shoal.Manager(address=self.m.address)
+            d, l, lk = m.dict(), m.list(), m.Lock()
+            d["k"] = 1
+            m.shutdown()  # the proxies' session is closed: they open a new one
+            d["k"] = 2
+            l.append(d["k"])
+            with lk:
+                self.assertEqual(l[:], [2])
+            managers.flush()
+
     def test_a_forked_child_uses_its_own_session(self):
         d = self.m.dict()
         d["parent"] = 1  # the proxy keeps this process's session
