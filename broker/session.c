@@ -77,6 +77,8 @@ struct broker_session {
     int failed;     /* a send failed: the stream is gone, replies are dropped */
     int room_wait;  /* the session's thread waits on `room` */
     shoal_rpc_ctx *ctx;
+    shoal_broker *b; /* Session: the broker and the session's id */
+    uint64_t sid;
 };
 
 void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len)
@@ -175,15 +177,49 @@ static void send_ready(broker_session *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+static int outbox_full(broker_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int full = s->queued > OUTBOX_MAX;
+    pthread_mutex_unlock(&s->mu);
+    return full;
+}
+
+/* A request in inline receive, on the thread that read it (the server's loop): run
+ * and answered as the session's thread does, with no commit to share (no data
+ * directory). A full outbox turns inline receive off: the session's thread waits for
+ * room before the next request. */
+static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void *arg)
+{
+    (void)ctx, (void)more;
+    broker_session *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->in_request = 1;
+    pthread_mutex_unlock(&s->mu);
+    broker_run(s->b, s, s->sid, msg, len, 0);
+    free(msg);
+    send_ready(s);
+    return outbox_full(s);
+}
+
+/* How the session's requests reach it: inline receive without a data directory (the
+ * loop's thread runs them, so a few threads serve any number of busy sessions);
+ * with one, direct receive on the session's thread, which shares a commit among the
+ * requests at hand. */
+static void receive_mode(broker_session *s)
+{
+    if (s->b->store)
+        shoal_rpc_ctx_set_direct(s->ctx, 1);
+    else
+        shoal_rpc_ctx_set_inline(s->ctx, on_request, s);
+}
+
 /* On the session's thread: waits while the outbox is over OUTBOX_MAX. The sender
  * that empties it needs the client's window, whose frames this thread reads in direct
  * receive: it gives the connection back to the server's loop meanwhile. */
 static void wait_room(broker_session *s, shoal_rpc_ctx *ctx)
 {
-    pthread_mutex_lock(&s->mu);
-    int full = s->queued > OUTBOX_MAX;
-    pthread_mutex_unlock(&s->mu);
-    if (!full)
+    if (!outbox_full(s))
         return;
     shoal_rpc_ctx_set_direct(ctx, 0);
     pthread_mutex_lock(&s->mu);
@@ -192,7 +228,7 @@ static void wait_room(broker_session *s, shoal_rpc_ctx *ctx)
         pthread_cond_wait(&s->room, &s->mu);
     s->room_wait = 0;
     pthread_mutex_unlock(&s->mu);
-    shoal_rpc_ctx_set_direct(ctx, 1);
+    receive_mode(s);
 }
 
 static void *sender_main(void *arg)
@@ -237,6 +273,8 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     broker_session s;
     session_init(&s, ctx);
     uint64_t sid = broker_session_id(b);
+    s.b = b;
+    s.sid = sid;
     pthread_t sender;
     if (pthread_create(&sender, NULL, sender_main, &s) != 0) {
         session_destroy(&s);
@@ -246,7 +284,8 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     void *msg;
     size_t len;
     int batch = 0;
-    shoal_rpc_ctx_set_direct(ctx, 1); /* this thread reads the client's requests */
+    receive_mode(&s);
+    /* Inline receive: a request comes here only after on_request turned it off */
     while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
         pthread_mutex_lock(&s.mu);
         s.in_request = 1;
@@ -259,8 +298,11 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         batch = 0;
         send_ready(&s);
         wait_room(&s, ctx);
+        if (!b->store) /* inline receive again, its outbox having room */
+            receive_mode(&s);
     }
     /* the sender drains the outbox: the client's window frames must be read */
+    shoal_rpc_ctx_set_inline(ctx, NULL, NULL);
     shoal_rpc_ctx_set_direct(ctx, 0);
     broker_commit(b); /* a batch the stream's end cut short */
     broker_session_end(b, &s, sid);

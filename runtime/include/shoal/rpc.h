@@ -445,6 +445,31 @@ SHOAL_API int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *ctx);
  * thread).
  */
 SHOAL_API int shoal_rpc_ctx_set_direct(shoal_rpc_ctx *ctx, int on);
+/* A function given a streaming call's requests in inline receive: the request (free
+ * msg with free()), whether another one is queued behind it (more), and the arg given
+ * to shoal_rpc_ctx_set_inline. Returns 0 to go on, non-zero to turn inline receive off
+ * (the requests after this one queue for shoal_rpc_ctx_recv again). */
+typedef int (*shoal_rpc_msg_fn)(shoal_rpc_ctx *ctx, void *msg, size_t len, int more,
+                                void *arg);
+/*
+ * Inline receive (fn non-NULL), for a streaming handler whose work per request is
+ * short and never blocks: the call's requests are no longer queued for
+ * shoal_rpc_ctx_recv but given to fn, in order and one at a time, on the thread that
+ * reads the connection (the server's loop, as a unary handler runs there; those
+ * already queued, at once on the calling thread) — no hand-off to the handler's
+ * thread, and one thread can serve many connections. fn may send
+ * (shoal_rpc_ctx_send, when shoal_rpc_ctx_send_ready says it would not wait) and
+ * must not wait for anything else. Meanwhile shoal_rpc_ctx_recv waits for the end: it
+ * returns 0 once the requests ended and fn has returned for the last of them,
+ * SHOAL_ECLOSED once the call ended (no fn running any more either), or 1 with a
+ * request once fn turned inline receive off (the requests after that one). NULL
+ * turns it off, after a fn running returned. Cancellation, the deadline, a client
+ * gone and flow control work as without it (the window returns as fn takes the
+ * requests). Only on the call's handler thread, and for a call with a stream of
+ * requests. Returns 0, or SHOAL_EINVAL.
+ */
+SHOAL_API int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *ctx, shoal_rpc_msg_fn fn,
+                                       void *arg);
 /* Time left until the call's deadline (SHOAL_FOREVER: none; 0: passed). */
 SHOAL_API shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *ctx);
 /* Non-zero once the call was cancelled, its deadline passed or its client died. */
