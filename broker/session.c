@@ -214,13 +214,14 @@ static void receive_mode(broker_session *s)
         shoal_rpc_ctx_set_inline(s->ctx, on_request, s);
 }
 
-/* On the session's thread: waits while the outbox is over OUTBOX_MAX. The sender
- * that empties it needs the client's window, whose frames this thread reads in direct
- * receive: it gives the connection back to the server's loop meanwhile. */
-static void wait_room(broker_session *s, shoal_rpc_ctx *ctx)
+/* On the session's thread: waits while the outbox is over OUTBOX_MAX (returns whether
+ * it did). The sender that empties it needs the client's window, whose frames this
+ * thread reads in direct receive: it gives the connection back to the server's loop
+ * meanwhile, and takes up its receive mode again after. */
+static int wait_room(broker_session *s, shoal_rpc_ctx *ctx)
 {
     if (!outbox_full(s))
-        return;
+        return 0;
     shoal_rpc_ctx_set_direct(ctx, 0);
     pthread_mutex_lock(&s->mu);
     s->room_wait = 1;
@@ -229,6 +230,7 @@ static void wait_room(broker_session *s, shoal_rpc_ctx *ctx)
     s->room_wait = 0;
     pthread_mutex_unlock(&s->mu);
     receive_mode(s);
+    return 1;
 }
 
 static void *sender_main(void *arg)
@@ -285,8 +287,13 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     size_t len;
     int batch = 0;
     receive_mode(&s);
-    /* Inline receive: a request comes here only after on_request turned it off */
-    while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
+    int rc;
+    while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
+        if (rc == SHOAL_EAGAIN) { /* on_request found the outbox full */
+            if (!wait_room(&s, ctx))
+                receive_mode(&s); /* the sender emptied it meanwhile */
+            continue;
+        }
         pthread_mutex_lock(&s.mu);
         s.in_request = 1;
         pthread_mutex_unlock(&s.mu);
@@ -298,8 +305,6 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         batch = 0;
         send_ready(&s);
         wait_room(&s, ctx);
-        if (!b->store) /* inline receive again, its outbox having room */
-            receive_mode(&s);
     }
     /* the sender drains the outbox: the client's window frames must be read */
     shoal_rpc_ctx_set_inline(ctx, NULL, NULL);

@@ -95,7 +95,8 @@ struct shoal_rpc_ctx {
     int direct;              /* shoal_rpc_ctx_set_direct */
     shoal_rpc_msg_fn on_msg; /* shoal_rpc_ctx_set_inline (NULL: off) */
     void *on_msg_arg;
-    int msg_busy;                   /* a thread runs on_msg for the inbox's messages */
+    int msg_busy;    /* a thread runs on_msg for the inbox's messages */
+    int msg_stopped; /* on_msg turned inline receive off: recv says so once */
     struct shoal_rpc_ctx *job_next; /* in the pool's queue */
     rpc_msg *response;              /* unary / client streaming: sent with the trailers */
     char *detail; /* shoal_rpc_ctx_set_detail's (SHOAL_RPC_DETAIL_MAX bytes), or NULL */
@@ -518,8 +519,10 @@ static void run_inline(struct shoal_rpc_ctx *x)
         rpc__msg_hand_out(m, &msg, &len);
         int stop = fn(x, msg, len, more, arg);
         pthread_mutex_lock(x->c.mu);
-        if (stop)
+        if (stop) {
             x->on_msg = NULL;
+            x->msg_stopped = 1;
+        }
     }
     x->msg_busy = 0;
     x->c.quiet = x->on_msg != NULL;
@@ -1074,7 +1077,7 @@ static int recv_waits(const struct shoal_rpc_ctx *x)
 {
     if (x->msg_busy)
         return 1;
-    if (x->c.done || x->c.peer_done)
+    if (x->c.done || x->c.peer_done || x->msg_stopped)
         return 0;
     return x->on_msg || !x->c.head;
 }
@@ -1088,7 +1091,11 @@ int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
         ctx_wait(x);
     rpc_msg *m = NULL;
     uint32_t credit = 0;
+    int stopped = x->msg_stopped;
+    x->msg_stopped = 0;
     int rc = x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+             : stopped ? shoal__err(SHOAL_EAGAIN, "rpc %s: inline receive turned off",
+                                    x->method)
                        : rpc__call_pop(&x->c, &m, &credit);
     if (rc == 1 && x->c.m->check_request && x->c.m->check_request(m->data, m->len) != 0) {
         finish(x, SHOAL_RPC_INVALID_ARGUMENT, "invalid request");
@@ -1229,6 +1236,7 @@ int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *x, shoal_rpc_msg_fn fn, void *arg)
         ctx_wait(x);
     x->on_msg = fn;
     x->on_msg_arg = arg;
+    x->msg_stopped = 0;
     x->c.quiet = fn != NULL;
     if (fn && x->sc->owner == x)
         give_back(x->sc);                /* the loop reads: it runs fn */
