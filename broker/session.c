@@ -208,10 +208,8 @@ static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void 
  * requests at hand. */
 static void receive_mode(broker_session *s)
 {
-    if (s->b->store)
+    if (s->b->store || shoal_rpc_ctx_set_inline(s->ctx, on_request, s) < 0)
         shoal_rpc_ctx_set_direct(s->ctx, 1);
-    else
-        shoal_rpc_ctx_set_inline(s->ctx, on_request, s);
 }
 
 /* On the session's thread: waits while the outbox is over OUTBOX_MAX (returns whether

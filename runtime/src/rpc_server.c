@@ -1230,6 +1230,11 @@ int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *x, shoal_rpc_msg_fn fn, void *arg)
         x->c.m->kind == SHOAL_RPC_SERVER_STREAMING)
         return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL, not on the call's handler "
                                         "thread, or a method of one request");
+    if (fn && x->c.conn->send_later) /* its handler writes a batch's responses at once */
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: no inline receive on a connection that writes "
+                          "responses together (ipc://, tcp://): use direct receive",
+                          x->method);
     pthread_mutex_lock(x->c.mu);
     x->on_msg = NULL; /* a function running stops before the next request */
     while (x->msg_busy)

@@ -468,8 +468,11 @@ typedef int (*shoal_rpc_msg_fn)(shoal_rpc_ctx *ctx, void *msg, size_t len, int m
  * left, and receives the requests after it, or turns inline receive on again). NULL
  * turns it off, after a fn running returned. Cancellation, the deadline, a client
  * gone and flow control work as without it (the window returns as fn takes the
- * requests). Only on the call's handler thread, and for a call with a stream of
- * requests. Returns 0, or SHOAL_EINVAL.
+ * requests). Only on the call's handler thread, for a call with a stream of
+ * requests, and on a connection whose transport writes each response at once
+ * (shm://, tls+tcp://; over ipc:// and tcp:// a handler in direct receive writes the
+ * responses to a batch together, which the loop's thread cannot). Returns 0, or
+ * SHOAL_EINVAL.
  */
 SHOAL_API int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *ctx, shoal_rpc_msg_fn fn,
                                        void *arg);
