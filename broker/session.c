@@ -48,6 +48,7 @@
 
 #include "broker_internal.h"
 #include "internal.h"
+#include "wait.h"
 
 struct out {
     struct out *next;
@@ -79,6 +80,7 @@ struct broker_session {
     shoal_rpc_ctx *ctx;
     shoal_broker *b; /* Session: the broker and the session's id */
     uint64_t sid;
+    int no_inline; /* its transport refused inline receive */
 };
 
 void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len)
@@ -185,10 +187,18 @@ static int outbox_full(broker_session *s)
     return full;
 }
 
+/* Whether the sessions are more than the CPUs: then the server's loop serves their
+ * requests (inline receive), else each session's thread (direct receive). */
+static int crowded(shoal_broker *b)
+{
+    return !b->store && atomic_load_explicit(&b->sessions, memory_order_relaxed) >
+                            shoal__cpus_allowed();
+}
+
 /* A request in inline receive, on the thread that read it (the server's loop): run
  * and answered as the session's thread does, with no commit to share (no data
- * directory). A full outbox turns inline receive off: the session's thread waits for
- * room before the next request. */
+ * directory). A full outbox, or sessions no more than the CPUs, turn inline receive
+ * off: the session's thread waits for room, or takes its requests back. */
 static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void *arg)
 {
     (void)ctx, (void)more;
@@ -199,17 +209,23 @@ static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void 
     broker_run(s->b, s, s->sid, msg, len, 0);
     free(msg);
     send_ready(s);
-    return outbox_full(s);
+    return outbox_full(s) || !crowded(s->b);
 }
 
-/* How the session's requests reach it: inline receive without a data directory (the
- * loop's thread runs them, so a few threads serve any number of busy sessions);
- * with one, direct receive on the session's thread, which shares a commit among the
+/* How the session's requests reach it: while the sessions outnumber the CPUs (and
+ * without a data directory), inline receive — the loop's one thread runs them all,
+ * instead of more threads than CPUs each spinning for its client and handing the
+ * CPUs to one another; else direct receive on the session's thread, which spins for
+ * its client's next request and, with a data directory, shares a commit among the
  * requests at hand. */
 static void receive_mode(broker_session *s)
 {
-    if (s->b->store || shoal_rpc_ctx_set_inline(s->ctx, on_request, s) < 0)
+    int crowd = !s->no_inline && crowded(s->b);
+    shoal_rpc_ctx_set_direct(s->ctx, !crowd);
+    if (crowd && shoal_rpc_ctx_set_inline(s->ctx, on_request, s) < 0) {
+        s->no_inline = 1; /* ipc://, tcp://: direct receive serves them better */
         shoal_rpc_ctx_set_direct(s->ctx, 1);
+    }
 }
 
 /* On the session's thread: waits while the outbox is over OUTBOX_MAX (returns whether
@@ -284,12 +300,13 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     void *msg;
     size_t len;
     int batch = 0;
+    atomic_fetch_add(&b->sessions, 1);
     receive_mode(&s);
     int rc;
     while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
-        if (rc == SHOAL_EAGAIN) { /* on_request found the outbox full */
+        if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
             if (!wait_room(&s, ctx))
-                receive_mode(&s); /* the sender emptied it meanwhile */
+                receive_mode(&s); /* the outbox has room: inline or direct now */
             continue;
         }
         pthread_mutex_lock(&s.mu);
@@ -302,12 +319,14 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
             continue; /* the next request's commit covers this one */
         batch = 0;
         send_ready(&s);
-        wait_room(&s, ctx);
+        if (!wait_room(&s, ctx) && !s.no_inline && crowded(b))
+            receive_mode(&s); /* sessions came: the loop serves them all */
     }
     /* the sender drains the outbox: the client's window frames must be read */
     shoal_rpc_ctx_set_inline(ctx, NULL, NULL);
     shoal_rpc_ctx_set_direct(ctx, 0);
     broker_commit(b); /* a batch the stream's end cut short */
+    atomic_fetch_sub(&b->sessions, 1);
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
     s.closed = 1;
