@@ -8,9 +8,17 @@
  * for the next request after each reply and then sleeping on the pipe, so a request
  * crosses no thread hand-off; it turns direct receive off while it waits for the
  * outbox to drain (wait_room), as the sender that drains it needs the client's window
- * frames read. core.c hands each reply, once durable, to the session's
- * outbox (broker_session_deliver, under the broker's mutex, never blocking). Who
- * writes the outbox to the stream:
+ * frames read. While the sessions outnumber the CPUs the broker may run on (and it
+ * has no data directory), a session takes its requests in inline receive instead
+ * (shoal_rpc_ctx_set_inline, on_request): the server loop's thread runs every
+ * session's requests as it reads them, one thread busy instead of more spinning
+ * threads than CPUs handing the CPUs to each other; a session switches at its next
+ * request once they outnumber the CPUs, and back once they no longer do (on_request
+ * turns inline receive off, the session's receive says SHOAL_EAGAIN), as when its
+ * outbox is full. The session's thread then only waits for the stream's end. The
+ * replies are written as below, by the thread running the request. core.c hands each
+ * reply, once durable, to the session's outbox (broker_session_deliver, under the
+ * broker's mutex, never blocking). Who writes the outbox to the stream:
  *
  *   - the session's own thread, right after the request: most replies are ready at
  *     once, and this thread sends them itself, with no other thread woken — as long

@@ -53,6 +53,21 @@
  * rpc_conn.send_later writes them together once the owner's receive finds nothing more
  * to read, with the next frame sent (the response to the last request at hand), or
  * when the connection is given back.
+ *
+ * Inline receive (shoal_rpc_ctx_set_inline): a streaming handler whose work per
+ * request is short gives a function instead, and whichever thread reads the
+ * connection — the loop's, or an owner's in direct receive for another call — runs it
+ * for each request, as a unary handler runs on the loop's thread: one thread then
+ * serves any number of busy connections, where direct receive needs a thread per
+ * connection. rpc__server_frame queues the request as usual; the thread that finds
+ * no function running (msg_busy) runs it for the inbox until that is empty, the lock
+ * released meanwhile, so requests reach it in order and one at a time. The inbox's
+ * arrivals wake nobody then (rpc_call.quiet), nor do WINDOW frames unless a sender
+ * waits for credit; the handler's thread waits in its receive for the end of the
+ * call (and for the function to return: the handler's memory stays while it runs), or
+ * for the function to turn inline receive off (SHOAL_EAGAIN). A connection whose
+ * transport writes a batch's responses together (rpc_conn.send_later) is not offered
+ * it: its handler in direct receive does better.
  */
 #include <stdarg.h>
 #include <stddef.h>
