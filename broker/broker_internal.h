@@ -93,6 +93,7 @@ struct shoal_broker {
     broker_deliver deliver;
     struct broker_store *store; /* NULL: memory only */
     int store_failed;
+    _Atomic int sessions; /* Session streams open (session.c: how they receive) */
     uint64_t boot, next_sid;
     uint64_t requests, bad_requests;
     size_t nwaiters;

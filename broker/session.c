@@ -8,9 +8,19 @@
  * for the next request after each reply and then sleeping on the pipe, so a request
  * crosses no thread hand-off; it turns direct receive off while it waits for the
  * outbox to drain (wait_room), as the sender that drains it needs the client's window
- * frames read. core.c hands each reply, once durable, to the session's
- * outbox (broker_session_deliver, under the broker's mutex, never blocking). Who
- * writes the outbox to the stream:
+ * frames read. While the sessions outnumber the CPUs the broker may run on (and it
+ * has no data directory), a session takes its requests in inline receive instead
+ * (shoal_rpc_ctx_set_inline, on_request): the server loop's thread runs every
+ * session's requests as it reads them, one thread busy instead of more spinning
+ * threads than CPUs handing the CPUs to each other. A session switches after a
+ * request that had another one waiting behind it (its client pipelines: one in lock
+ * step gains nothing, the loop's thread spinning for its next request on a CPU the
+ * clients need) once they outnumber the CPUs, and back once they no longer do
+ * (on_request turns inline receive off, the session's receive says SHOAL_EAGAIN), as
+ * when its outbox is full. The session's thread then only waits for the stream's end. The
+ * replies are written as below, by the thread running the request. core.c hands each
+ * reply, once durable, to the session's outbox (broker_session_deliver, under the
+ * broker's mutex, never blocking). Who writes the outbox to the stream:
  *
  *   - the session's own thread, right after the request: most replies are ready at
  *     once, and this thread sends them itself, with no other thread woken — as long
@@ -48,6 +58,7 @@
 
 #include "broker_internal.h"
 #include "internal.h"
+#include "wait.h"
 
 struct out {
     struct out *next;
@@ -77,6 +88,9 @@ struct broker_session {
     int failed;     /* a send failed: the stream is gone, replies are dropped */
     int room_wait;  /* the session's thread waits on `room` */
     shoal_rpc_ctx *ctx;
+    shoal_broker *b; /* Session: the broker and the session's id */
+    uint64_t sid;
+    int no_inline; /* its transport refused inline receive */
 };
 
 void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len)
@@ -175,16 +189,63 @@ static void send_ready(broker_session *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* On the session's thread: waits while the outbox is over OUTBOX_MAX. The sender
- * that empties it needs the client's window, whose frames this thread reads in direct
- * receive: it gives the connection back to the server's loop meanwhile. */
-static void wait_room(broker_session *s, shoal_rpc_ctx *ctx)
+static int outbox_full(broker_session *s)
 {
     pthread_mutex_lock(&s->mu);
     int full = s->queued > OUTBOX_MAX;
     pthread_mutex_unlock(&s->mu);
-    if (!full)
-        return;
+    return full;
+}
+
+/* Whether the sessions are more than the CPUs: then the server's loop serves their
+ * requests (inline receive), else each session's thread (direct receive). */
+static int crowded(shoal_broker *b)
+{
+    return !b->store && atomic_load_explicit(&b->sessions, memory_order_relaxed) >
+                            shoal__cpus_allowed();
+}
+
+/* A request in inline receive, on the thread that read it (the server's loop): run
+ * and answered as the session's thread does, with no commit to share (no data
+ * directory). A full outbox, or sessions no more than the CPUs, turn inline receive
+ * off: the session's thread waits for room, or takes its requests back. */
+static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void *arg)
+{
+    (void)ctx, (void)more;
+    broker_session *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->in_request = 1;
+    pthread_mutex_unlock(&s->mu);
+    broker_run(s->b, s, s->sid, msg, len, 0);
+    free(msg);
+    send_ready(s);
+    return outbox_full(s) || !crowded(s->b);
+}
+
+/* How the session's requests reach it: while the sessions outnumber the CPUs and its
+ * client pipelines (the caller saw it), without a data directory, inline receive —
+ * the loop's one thread runs them all, instead of more threads than CPUs each
+ * spinning for its client and handing the CPUs to one another; else direct receive
+ * on the session's thread, which spins for its client's next request and, with a
+ * data directory, shares a commit among the requests at hand. */
+static void receive_mode(broker_session *s, int pipelining)
+{
+    int crowd = pipelining && !s->no_inline && crowded(s->b);
+    shoal_rpc_ctx_set_direct(s->ctx, !crowd);
+    if (crowd && shoal_rpc_ctx_set_inline(s->ctx, on_request, s) < 0) {
+        s->no_inline = 1; /* ipc://, tcp://: direct receive serves them better */
+        shoal_rpc_ctx_set_direct(s->ctx, 1);
+    }
+}
+
+/* On the session's thread: waits while the outbox is over OUTBOX_MAX (returns whether
+ * it did). The sender that empties it needs the client's window, whose frames this
+ * thread reads in direct receive: it gives the connection back to the server's loop
+ * meanwhile, and takes up its receive mode again after. */
+static int wait_room(broker_session *s, shoal_rpc_ctx *ctx)
+{
+    if (!outbox_full(s))
+        return 0;
     shoal_rpc_ctx_set_direct(ctx, 0);
     pthread_mutex_lock(&s->mu);
     s->room_wait = 1;
@@ -192,7 +253,8 @@ static void wait_room(broker_session *s, shoal_rpc_ctx *ctx)
         pthread_cond_wait(&s->room, &s->mu);
     s->room_wait = 0;
     pthread_mutex_unlock(&s->mu);
-    shoal_rpc_ctx_set_direct(ctx, 1);
+    receive_mode(s, 1);
+    return 1;
 }
 
 static void *sender_main(void *arg)
@@ -237,6 +299,8 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     broker_session s;
     session_init(&s, ctx);
     uint64_t sid = broker_session_id(b);
+    s.b = b;
+    s.sid = sid;
     pthread_t sender;
     if (pthread_create(&sender, NULL, sender_main, &s) != 0) {
         session_destroy(&s);
@@ -246,8 +310,15 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     void *msg;
     size_t len;
     int batch = 0;
-    shoal_rpc_ctx_set_direct(ctx, 1); /* this thread reads the client's requests */
-    while (shoal_rpc_ctx_recv(ctx, &msg, &len) == 1) {
+    atomic_fetch_add(&b->sessions, 1);
+    receive_mode(&s, 0);
+    int rc;
+    while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
+        if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
+            if (!wait_room(&s, ctx))
+                receive_mode(&s, 1); /* the outbox has room: inline or direct now */
+            continue;
+        }
         pthread_mutex_lock(&s.mu);
         s.in_request = 1;
         pthread_mutex_unlock(&s.mu);
@@ -258,11 +329,14 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
             continue; /* the next request's commit covers this one */
         batch = 0;
         send_ready(&s);
-        wait_room(&s, ctx);
+        if (!wait_room(&s, ctx) && more && !s.no_inline && crowded(b))
+            receive_mode(&s, 1); /* pipelining, and sessions came: the loop serves */
     }
     /* the sender drains the outbox: the client's window frames must be read */
+    shoal_rpc_ctx_set_inline(ctx, NULL, NULL);
     shoal_rpc_ctx_set_direct(ctx, 0);
     broker_commit(b); /* a batch the stream's end cut short */
+    atomic_fetch_sub(&b->sessions, 1);
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
     s.closed = 1;

@@ -165,7 +165,7 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
     c->consumed = c->queued = 0;
     c->starved = 0;
     c->credit = SHOAL_RPC_WINDOW;
-    c->send_closed = c->sent = c->done = c->code = 0;
+    c->send_closed = c->sent = c->done = c->code = c->quiet = c->credit_wait = 0;
     c->detail[0] = 0;
 }
 
@@ -200,7 +200,8 @@ int rpc__call_push(rpc_call *c, const void *data, size_t len)
         c->head = msg;
     c->tail = msg;
     c->queued++;
-    pthread_cond_broadcast(c->cv);
+    if (!c->quiet)
+        pthread_cond_broadcast(c->cv);
     return 0;
 }
 
@@ -290,13 +291,18 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f)
             rpc__call_end(c, SHOAL_RPC_RESOURCE_EXHAUSTED, "out of memory for a message");
         if (f->flags & RPC_FLAG_END)
             c->peer_done = 1;
+        if (c->quiet && !c->peer_done)
+            return 1; /* nobody waits for it */
         break;
     case RPC_F_HALF_CLOSE:
         c->peer_done = 1;
         break;
     case RPC_F_WINDOW:
-        if (f->credit <= SHOAL_RPC_WINDOW)
-            c->credit += (int)f->credit;
+        if (f->credit > SHOAL_RPC_WINDOW)
+            break;
+        c->credit += (int)f->credit;
+        if (c->quiet && !c->credit_wait)
+            return 1; /* no sender waits for it */
         break;
     default:
         return 0;

@@ -151,6 +151,9 @@ typedef struct rpc_call {
     int sent;        /* messages this side sent */
     int done;        /* the status is known: code, detail */
     int code;
+    int quiet;       /* messages go to a function, not to a waiting reader: their arrival
+                      * wakes nobody (the server's inline receive) */
+    int credit_wait; /* threads waiting for credit (server side) */
     char detail[SHOAL_RPC_DETAIL_MAX];
 } rpc_call;
 

@@ -53,6 +53,21 @@
  * rpc_conn.send_later writes them together once the owner's receive finds nothing more
  * to read, with the next frame sent (the response to the last request at hand), or
  * when the connection is given back.
+ *
+ * Inline receive (shoal_rpc_ctx_set_inline): a streaming handler whose work per
+ * request is short gives a function instead, and whichever thread reads the
+ * connection — the loop's, or an owner's in direct receive for another call — runs it
+ * for each request, as a unary handler runs on the loop's thread: one thread then
+ * serves any number of busy connections, where direct receive needs a thread per
+ * connection. rpc__server_frame queues the request as usual; the thread that finds
+ * no function running (msg_busy) runs it for the inbox until that is empty, the lock
+ * released meanwhile, so requests reach it in order and one at a time. The inbox's
+ * arrivals wake nobody then (rpc_call.quiet), nor do WINDOW frames unless a sender
+ * waits for credit; the handler's thread waits in its receive for the end of the
+ * call (and for the function to return: the handler's memory stays while it runs), or
+ * for the function to turn inline receive off (SHOAL_EAGAIN). A connection whose
+ * transport writes a batch's responses together (rpc_conn.send_later) is not offered
+ * it: its handler in direct receive does better.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,7 +107,11 @@ struct shoal_rpc_ctx {
     shoal_rpc_md md, headers, trailers;
     int headers_sent;
     int on_thread;
-    int direct;                     /* shoal_rpc_ctx_set_direct */
+    int direct;              /* shoal_rpc_ctx_set_direct */
+    shoal_rpc_msg_fn on_msg; /* shoal_rpc_ctx_set_inline (NULL: off) */
+    void *on_msg_arg;
+    int msg_busy;    /* a thread runs on_msg for the inbox's messages */
+    int msg_stopped; /* on_msg turned inline receive off: recv says so once */
     struct shoal_rpc_ctx *job_next; /* in the pool's queue */
     rpc_msg *response;              /* unary / client streaming: sent with the trailers */
     char *detail; /* shoal_rpc_ctx_set_detail's (SHOAL_RPC_DETAIL_MAX bytes), or NULL */
@@ -490,6 +509,52 @@ static int owns(const struct shoal_rpc_ctx *x)
     return x->sc->owner == x && current_ctx == x;
 }
 
+/* ---- inline receive ---------------------------------------------------------------- */
+
+/* Gives the inbox's requests to the call's function, in order, until it is empty, the
+ * call ends or the function turns inline receive off (mu held on entry and return;
+ * the caller set msg_busy: this thread is the only one running the function). */
+static void run_inline(struct shoal_rpc_ctx *x)
+{
+    rpc_msg *m;
+    uint32_t credit;
+    while (x->on_msg && !x->c.done && rpc__call_pop(&x->c, &m, &credit) == 1) {
+        if (x->c.m->check_request && x->c.m->check_request(m->data, m->len) != 0) {
+            finish(x, SHOAL_RPC_INVALID_ARGUMENT, "invalid request");
+            rpc__msg_free(m);
+            break;
+        }
+        shoal_rpc_msg_fn fn = x->on_msg;
+        void *arg = x->on_msg_arg, *msg;
+        int more = x->c.head != NULL;
+        size_t len;
+        pthread_mutex_unlock(x->c.mu);
+        if (credit)
+            rpc__send_simple(x->c.conn, x->c.id, RPC_F_WINDOW, credit);
+        rpc__msg_hand_out(m, &msg, &len);
+        int stop = fn(x, msg, len, more, arg);
+        pthread_mutex_lock(x->c.mu);
+        if (stop) {
+            x->on_msg = NULL;
+            x->msg_stopped = 1;
+        }
+    }
+    x->msg_busy = 0;
+    x->c.quiet = x->on_msg != NULL;
+    if (!x->on_msg || x->c.peer_done) /* the handler's thread has work, or it ends */
+        pthread_cond_broadcast(&x->cv);
+}
+
+/* After a frame for x (mu held): whether this thread is to run x's function for the
+ * request it brought (msg_busy then set). */
+static int inline_due(struct shoal_rpc_ctx *x)
+{
+    if (!x || !x->on_msg || x->msg_busy || !x->c.head || x->c.done)
+        return 0;
+    x->msg_busy = 1;
+    return 1;
+}
+
 /* The handler returned: report its status, forget the call, and close the connection
  * if it was lost and this was its last call. */
 static void handler_done(struct shoal_rpc_ctx *x, int code)
@@ -497,6 +562,9 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
     shoal_rpc_server *s = x->sc->s;
     struct rpc_server_conn *sc = x->sc;
     pthread_mutex_lock(&s->mu);
+    x->on_msg = NULL; /* and the memory stays until a function running returned */
+    while (x->msg_busy)
+        pthread_cond_wait(&x->cv, &s->mu);
     if (code < 0 || code > SHOAL_RPC_UNAUTHENTICATED)
         code = SHOAL_RPC_UNKNOWN;
     if (code == SHOAL_RPC_OK && x->c.sent == 0 &&
@@ -808,6 +876,8 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         shoal_rpc_md_clear(&md);
         return;
     }
+    if (inline_due(x))
+        run_inline(x);
     pthread_mutex_unlock(&s->mu);
     shoal_rpc_md_clear(&md);
     if (inline_run)
@@ -1015,16 +1085,32 @@ static void ctx_wait(struct shoal_rpc_ctx *x)
         rpc__cond_wait(&x->cv, x->c.mu, rpc__until(x->c.deadline, SLICE));
 }
 
+/* Whether shoal_rpc_ctx_recv waits (mu held): for a request, the end of the requests
+ * or of the call; in inline receive, for the end only, and until the function has
+ * returned. */
+static int recv_waits(const struct shoal_rpc_ctx *x)
+{
+    if (x->msg_busy)
+        return 1;
+    if (x->c.done || x->c.peer_done || x->msg_stopped)
+        return 0;
+    return x->on_msg || !x->c.head;
+}
+
 int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
 {
     if (!x || !msg || !len)
         return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL argument");
     pthread_mutex_lock(x->c.mu);
-    while (!x->c.head && !x->c.peer_done && !x->c.done)
+    while (recv_waits(x))
         ctx_wait(x);
     rpc_msg *m = NULL;
     uint32_t credit = 0;
+    int stopped = x->msg_stopped;
+    x->msg_stopped = 0;
     int rc = x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+             : stopped ? shoal__err(SHOAL_EAGAIN, "rpc %s: inline receive turned off",
+                                    x->method)
                        : rpc__call_pop(&x->c, &m, &credit);
     if (rc == 1 && x->c.m->check_request && x->c.m->check_request(m->data, m->len) != 0) {
         finish(x, SHOAL_RPC_INVALID_ARGUMENT, "invalid request");
@@ -1067,8 +1153,10 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
     }
     if (!x->c.done && send_headers(x) < 0)
         finish(x, SHOAL_RPC_UNAVAILABLE, "connection lost");
+    x->c.credit_wait++;
     while (x->c.credit <= 0 && !x->c.done)
         ctx_wait(x);
+    x->c.credit_wait--;
     if (x->c.done) {
         pthread_mutex_unlock(x->c.mu);
         return shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail);
@@ -1147,6 +1235,35 @@ int shoal_rpc_ctx_set_direct(shoal_rpc_ctx *x, int on)
     x->direct = on != 0;
     if (!x->direct && x->sc->owner == x)
         give_back(x->sc);
+    pthread_mutex_unlock(x->c.mu);
+    return 0;
+}
+
+int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *x, shoal_rpc_msg_fn fn, void *arg)
+{
+    if (!x || current_ctx != x || x->c.m->kind == SHOAL_RPC_UNARY ||
+        x->c.m->kind == SHOAL_RPC_SERVER_STREAMING)
+        return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL, not on the call's handler "
+                                        "thread, or a method of one request");
+    if (fn && x->c.conn->send_later) /* its handler writes a batch's responses at once */
+        return shoal__err(SHOAL_EINVAL,
+                          "rpc %s: no inline receive on a connection that writes "
+                          "responses together (ipc://, tcp://): use direct receive",
+                          x->method);
+    pthread_mutex_lock(x->c.mu);
+    x->on_msg = NULL; /* a function running stops before the next request */
+    while (x->msg_busy)
+        ctx_wait(x);
+    x->on_msg = fn;
+    x->on_msg_arg = arg;
+    x->msg_stopped = 0;
+    x->c.quiet = fn != NULL;
+    if (fn && x->sc->owner == x)
+        give_back(x->sc);                /* the loop reads: it runs fn */
+    if (fn && !x->c.done && x->c.head) { /* the requests already there: on this thread */
+        x->msg_busy = 1;
+        run_inline(x);
+    }
     pthread_mutex_unlock(x->c.mu);
     return 0;
 }

@@ -36,7 +36,7 @@ static __thread shoal__spin_seat *thread_seat; /* the seat this thread's waits u
 static _Atomic int cpus;                       /* CPUs this process may use; 0: unread */
 static _Atomic int64_t repair_at;              /* this process's next repair */
 
-static int cpus_allowed(void)
+int shoal__cpus_allowed(void)
 {
     int n = atomic_load_explicit(&cpus, memory_order_relaxed);
     if (SHOAL_UNLIKELY(n == 0)) {
@@ -127,7 +127,7 @@ static bool repair(shoal__spin_seat *s, int64_t now)
 /* Whether the spinners of s's table outnumber the CPUs, dead ones cleared first. */
 static bool crowded(shoal__spin_seat *s, int64_t now)
 {
-    int n = cpus_allowed();
+    int n = shoal__cpus_allowed();
     return __builtin_popcountll(
                atomic_load_explicit(&s->table->spinning, memory_order_relaxed)) > n &&
            (!repair(s, now) ||

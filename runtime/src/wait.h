@@ -148,6 +148,8 @@ void shoal__spin_seat_give(shoal__spin_seat *s);
 /* Makes s (NULL: none) the seat the calling thread's waits spin from; returns the
  * previous one, to be put back after the wait. */
 shoal__spin_seat *shoal__spin_seat_use(shoal__spin_seat *s);
+/* The CPUs this process may run on (sched_getaffinity, read once). */
+int shoal__cpus_allowed(void);
 /* The spinners t counts now (tests, tools). */
 int shoal__spin_table_count(shoal__spin_table *t);
 

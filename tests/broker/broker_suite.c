@@ -317,6 +317,79 @@ static void test_locks_and_dead_client(void **state)
     stop_broker(b);
 }
 
+/* Submits sets d[base + i] = i, i < n, and waits for their replies. */
+static void pipelined_sets(shoal_manager *m, int base, int n)
+{
+    uint64_t ids[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++) {
+        shoal_mv *a[2] = {I(base + i), I(i)};
+        shoal_manager_request r = {"d", "set", NULL, 0, a, 2, 0};
+        T_OK(shoal_manager_submit(m, &r, &ids[i]));
+    }
+    for (int i = 0; i < n; i++)
+        T_OK(shoal_manager_wait(m, ids[i], NULL));
+}
+
+/* A third session that takes the lock, has 16 sets answered, and is killed. */
+static int lock_sets_then_stop(void *arg)
+{
+    (void)arg;
+    shoal_manager *m = connect_to(addr, NULL);
+    if (shoal_manager_call(m, "lk", "acquire", SHOAL_FOREVER, NULL, 0) != 0)
+        return 1;
+    pipelined_sets(m, 1000, 16);
+    raise(SIGSTOP); /* the parent kills it here, holding the lock */
+    return 0;
+}
+
+/* A broker on one CPU: one session reads its requests on its own thread (direct
+ * receive); a second one makes them more than the CPUs, and the loop's thread serves
+ * both (inline receive: the first switches at its next request); a third, killed
+ * holding a lock, frees it; once the second closes, the first goes back to direct
+ * receive. Through every switch nothing is lost, replies parked by another session
+ * arrive, and pipelined batches are answered in full. */
+static void test_crowded_sessions(void **state)
+{
+    (void)state;
+    pid_t b = start_broker_with(&(broker_args){.one_cpu = 1}, NULL);
+    shoal_manager *m1 = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m1, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m1, "lk", SHOAL_M_LOCK, NULL, NULL), 1);
+    pipelined_sets(m1, 0, 40);
+    shoal_manager *m2 = connect_to(addr, NULL);
+    for (int round = 0; round < 20; round++) { /* both in inline receive */
+        pipelined_sets(m1, 100 + round * 10, 10);
+        pipelined_sets(m2, 300 + round * 10, 10);
+    }
+    assert_string_equal(op(m1, "d", "len", 0), "440");
+    /* a reply parked by one session, delivered by the other's request */
+    assert_string_equal(op(m1, "lk", "acquire", 0), "-");
+    shoal_manager_request r = {"lk", "acquire", NULL, 0, NULL, 0, SHOAL_SEC(20)};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m2, &r, &id));
+    assert_string_equal(op(m1, "lk", "release", 0), "-");
+    T_OK(shoal_manager_wait(m2, id, NULL));
+    assert_string_equal(op(m2, "lk", "release", 0), "-");
+
+    pid_t c = t_fork_paused("-", lock_sets_then_stop, NULL);
+    assert_true(c > 0);
+    assert_string_equal(op(m1, "d", "len", 0), "456");
+    T_OK(shoal_manager_submit(m2, &r, &id));
+    t_kill(c);
+    assert_int_equal(shoal_manager_wait(m2, id, NULL), SHOAL_EOWNERDEAD);
+    assert_string_equal(op(m2, "lk", "release", 0), "-");
+
+    shoal_manager_close(m2); /* one session: direct receive again */
+    for (int round = 0; round < 10; round++)
+        pipelined_sets(m1, 600 + round * 16, 16);
+    assert_string_equal(op(m1, "d", "len", 0), "616");
+    assert_string_equal(op(m1, "d", "get", 1, I(1015)), "15");
+    assert_string_equal(op(m1, "lk", "acquire", 0), "-");
+    shoal_manager_close(m1);
+    stop_broker(b);
+}
+
 struct party {
     const char *name, *op;
     int index;
@@ -968,6 +1041,7 @@ int main(void)
         cmocka_unit_test_setup(test_malformed_and_oversized, setup),
         cmocka_unit_test_setup(test_unary_call, setup),
         cmocka_unit_test_setup(test_deep_pipeline_and_unread_replies, setup),
+        cmocka_unit_test_setup(test_crowded_sessions, setup),
         cmocka_unit_test_setup(test_close_keeps_submitted, setup),
         cmocka_unit_test_setup(test_shutdown_wakes_blocked, setup),
         cmocka_unit_test_setup(test_tcp_token, setup), /* last: nng is unusable in a

@@ -10,6 +10,7 @@
 #ifndef SHOAL_TESTS_BROKER_FORKED_H
 #define SHOAL_TESTS_BROKER_FORKED_H
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,6 +25,7 @@ typedef struct broker_args {
     const char *tcp;    /* a second address (a tcp:// one needs a token), or NULL */
     const char *data_dir, *token;
     const char *tls_cert, *tls_key, *tls_ca;
+    int one_cpu; /* the broker runs on one CPU (two sessions then outnumber its CPUs) */
 } broker_args;
 
 static int broker_child(void *arg)
@@ -34,6 +36,13 @@ static int broker_child(void *arg)
                               NULL,   a->tls_cert,    a->tls_key,  a->tls_ca};
     if (!freopen("/dev/null", "w", stdout))
         return 3;
+    if (a->one_cpu) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(sched_getcpu(), &one);
+        if (sched_setaffinity(0, sizeof(one), &one) != 0)
+            return 4;
+    }
     return shoal_broker_serve(&o) == 0 ? 0 : 1;
 }
 

@@ -412,7 +412,8 @@ SHOAL_API void shoal_rpc_server_destroy(shoal_rpc_server *s);
  * Receives the next request: returns 1 with *msg (free with free()) and *len, 0 at
  * the end of the requests, or SHOAL_ECLOSED when the call was cancelled or its
  * deadline passed, SHOAL_EINVALID_DATA when a request failed its check (the call then
- * ends INVALID_ARGUMENT whatever the handler returns).
+ * ends INVALID_ARGUMENT whatever the handler returns); in inline receive, SHOAL_EAGAIN
+ * when the function turned it off (shoal_rpc_ctx_set_inline).
  */
 SHOAL_API int shoal_rpc_ctx_recv(shoal_rpc_ctx *ctx, void **msg, size_t *len);
 /* Sends a response, waiting while the client has SHOAL_RPC_WINDOW unconsumed.
@@ -445,6 +446,36 @@ SHOAL_API int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *ctx);
  * thread).
  */
 SHOAL_API int shoal_rpc_ctx_set_direct(shoal_rpc_ctx *ctx, int on);
+/* A function given a streaming call's requests in inline receive: the request (free
+ * msg with free()), whether another one is queued behind it (more), and the arg given
+ * to shoal_rpc_ctx_set_inline. Returns 0 to go on, non-zero to turn inline receive off
+ * (the requests after this one queue for shoal_rpc_ctx_recv again, and the handler's
+ * thread takes over: its receive returns SHOAL_EAGAIN). */
+typedef int (*shoal_rpc_msg_fn)(shoal_rpc_ctx *ctx, void *msg, size_t len, int more,
+                                void *arg);
+/*
+ * Inline receive (fn non-NULL), for a streaming handler whose work per request is
+ * short and never blocks: the call's requests are no longer queued for
+ * shoal_rpc_ctx_recv but given to fn, in order and one at a time, on the thread that
+ * reads the connection (the server's loop, as a unary handler runs there; those
+ * already queued, at once on the calling thread) — no hand-off to the handler's
+ * thread, and one thread can serve many connections. fn may send
+ * (shoal_rpc_ctx_send, when shoal_rpc_ctx_send_ready says it would not wait) and
+ * must not wait for anything else. Meanwhile shoal_rpc_ctx_recv waits for the end: it
+ * returns 0 once the requests ended and fn has returned for the last of them,
+ * SHOAL_ECLOSED once the call ended (no fn running any more either), or SHOAL_EAGAIN,
+ * once, when fn turned inline receive off (the handler's thread then does what fn
+ * left, and receives the requests after it, or turns inline receive on again). NULL
+ * turns it off, after a fn running returned. Cancellation, the deadline, a client
+ * gone and flow control work as without it (the window returns as fn takes the
+ * requests). Only on the call's handler thread, for a call with a stream of
+ * requests, and on a connection whose transport writes each response at once
+ * (shm://, tls+tcp://; over ipc:// and tcp:// a handler in direct receive writes the
+ * responses to a batch together, which the loop's thread cannot). Returns 0, or
+ * SHOAL_EINVAL.
+ */
+SHOAL_API int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *ctx, shoal_rpc_msg_fn fn,
+                                       void *arg);
 /* Time left until the call's deadline (SHOAL_FOREVER: none; 0: passed). */
 SHOAL_API shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *ctx);
 /* Non-zero once the call was cancelled, its deadline passed or its client died. */
