@@ -16,6 +16,7 @@ typedef struct waiter {
     uint64_t sid;
     breq *req;
     int64_t deadline; /* monotonic ns; INT64_MAX: none */
+    int64_t since;    /* when it parked (monotonic ns) */
     int64_t stage;    /* condition: 0 until notified; barrier: its generation */
     int64_t saved;    /* condition: the lock depth to take back; barrier: its index */
     int timed_out;
@@ -63,6 +64,8 @@ typedef struct bobj {
     size_t front;                    /* list, queue: holes (NULL items) before item 0 */
     int hdr;                         /* store: its header record must be written */
     int full;                        /* store: all its records must be rewritten */
+    int64_t grant_at; /* Lock, RLock freed with waiters: when the first gets it (core.c,
+                       * Barging); 0: none */
 } bobj;
 
 /* Whether objects of kind k keep their items or entries in records of their own. */

@@ -317,6 +317,77 @@ static void test_locks_and_dead_client(void **state)
     stop_broker(b);
 }
 
+/* A session of its own taking and freeing lock "bl" until `stop`, counting its
+ * turns; `failed` when a call did not return 0. */
+struct looper {
+    pthread_t t;
+    _Atomic int stop;
+    _Atomic long turns;
+    int failed;
+};
+
+static void *lock_loop(void *arg)
+{
+    struct looper *l = arg;
+    shoal_manager *m = connect_to(addr, NULL);
+    while (!atomic_load(&l->stop) && !l->failed) {
+        l->failed = shoal_manager_call(m, "bl", "acquire", SHOAL_FOREVER, NULL, 0) != 0 ||
+                    shoal_manager_call(m, "bl", "release", 0, NULL, 0) != 0;
+        atomic_fetch_add(&l->turns, 1);
+    }
+    shoal_manager_close(m);
+    return NULL;
+}
+
+/* Barging: a freed lock may go to a session that asks for it right after, rather than
+ * to its first waiter, but never for long. Two sessions take and free a lock as fast
+ * as they can; a third one's acquire still completes, and while it holds the lock
+ * neither of them gets it (at most the turn each was finishing is counted after);
+ * both loopers make progress. A lone waiter gets a lock freed by a holder that does
+ * not come back for it. */
+static void test_lock_barging(void **state)
+{
+    (void)state;
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "bl", SHOAL_M_LOCK, NULL, NULL), 1);
+    struct looper l[2] = {0};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&l[i].t, NULL, lock_loop, &l[i]), 0);
+    while (atomic_load(&l[0].turns) < 100 || atomic_load(&l[1].turns) < 100)
+        usleep(1000);
+    int64_t t0 = shoal__now_ns();
+    T_OK(shoal_manager_call(m, "bl", "acquire", SHOAL_SEC(20), NULL, 0));
+    int64_t waited = shoal__now_ns() - t0;
+    long before = atomic_load(&l[0].turns) + atomic_load(&l[1].turns);
+    usleep(50 * 1000);
+    long after = atomic_load(&l[0].turns) + atomic_load(&l[1].turns);
+    T_OK(shoal_manager_call(m, "bl", "release", 0, NULL, 0));
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&l[i].stop, 1);
+        pthread_join(l[i].t, NULL);
+        assert_false(l[i].failed);
+    }
+    assert_true(after - before <= 2);
+    assert_true(waited < SHOAL_SEC(5)); /* a few milliseconds, unless the host stalls */
+
+    /* a lone waiter */
+    assert_string_equal(op(m, "bl", "acquire", 0), "-");
+    shoal_manager *m2 = connect_to(addr, NULL);
+    shoal_manager_request r = {"bl", "acquire", NULL, 0, NULL, 0, SHOAL_SEC(20)};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m2, &r, &id));
+    usleep(10 * 1000);
+    assert_string_equal(op(m, "bl", "release", 0), "-");
+    T_OK(shoal_manager_wait(m2, id, NULL));
+    assert_string_equal(op(m, "bl", "locked", 0), "True");
+    shoal_manager_close(m2); /* holding it: freed, with owner-died */
+    assert_int_equal(shoal_manager_call(m, "bl", "acquire", SHOAL_SEC(20), NULL, 0),
+                     SHOAL_EOWNERDEAD);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
 /* Submits sets d[base + i] = i, i < n, and waits for their replies. */
 static void pipelined_sets(shoal_manager *m, int base, int n)
 {
@@ -1033,6 +1104,7 @@ int main(void)
         cmocka_unit_test_setup(test_list_value_array, setup),
         cmocka_unit_test_setup(test_queue_event_blocking, setup),
         cmocka_unit_test_setup(test_locks_and_dead_client, setup),
+        cmocka_unit_test_setup(test_lock_barging, setup),
         cmocka_unit_test_setup(test_spinners_killed, setup),
         cmocka_unit_test_setup(test_condition_barrier, setup),
         cmocka_unit_test_setup(test_crash_before_commit, setup),
