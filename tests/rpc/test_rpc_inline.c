@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "bytes_echo.h"
+#include "chat_client.h"
 #include "forked_server.h"
 #include "internal.h"
 #include "testutil.h"
@@ -149,43 +150,9 @@ static shoal_rpc_call *chat_start(shoal_rpc_channel *on, shoal_duration timeout)
     return c;
 }
 
-/* Expects the next response to be text. */
-static void expect(shoal_rpc_call *c, const char *text)
-{
-    void *m;
-    size_t len;
-    assert_int_equal(shoal_rpc_call_recv(c, &m, &len), 1);
-    assert_int_equal(len, strlen(text) + 1);
-    assert_memory_equal(m, text, len);
-    free(m);
-}
-
-static void round_trip(shoal_rpc_call *c, const char *text)
-{
-    T_OK(shoal_rpc_call_send(c, text, strlen(text) + 1));
-    expect(c, text);
-}
-
 static int echo(const char *text)
 {
-    void *resp = NULL;
-    size_t len = 0;
-    int code = shoal_rpc_unary(ch, SERVICE, &methods[1], text, strlen(text) + 1, &resp,
-                               &len, NULL, NULL, 0);
-    if (code == SHOAL_RPC_OK && (len != strlen(text) + 1 || memcmp(resp, text, len)))
-        code = SHOAL_RPC_DATA_LOSS;
-    free(resp);
-    return code;
-}
-
-static void finish_ok(shoal_rpc_call *c)
-{
-    T_OK(shoal_rpc_call_close_send(c));
-    void *m;
-    size_t len;
-    assert_int_equal(shoal_rpc_call_recv(c, &m, &len), 0);
-    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_OK);
-    shoal_rpc_call_free(c);
+    return unary_echo(ch, SERVICE, &methods[1], text);
 }
 
 /* Batches of 1 to a window of requests, then all their responses, in order. */
