@@ -340,9 +340,6 @@ static int stream_fd(nconn *c)
     return n == 1 ? fcntl(found, F_DUPFD_CLOEXEC, 0) : -1;
 }
 
-/* Waits on the stream's socket, spinning first (above), until bytes are there or
- * `deadline`: 1 when readable (or closed, or no socket to wait on: nng's read waits
- * then), 0 when the time ran out. */
 /* shoal__wait_spin's poll of the socket: 1 once readable (or closed, or failed). */
 static int sock_ready(void *obj)
 {
@@ -353,6 +350,9 @@ static int sock_ready(void *obj)
     return 0;
 }
 
+/* Waits on the stream's socket, spinning first (above), until bytes are there or
+ * `deadline`: 1 when readable (or closed, or no socket to wait on: nng's read waits
+ * then), 0 when the time ran out. */
 static int sock_wait(nconn *c, int64_t deadline)
 {
     if (c->fd == FD_UNKNOWN)

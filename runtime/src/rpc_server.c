@@ -1259,11 +1259,9 @@ int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *x, shoal_rpc_msg_fn fn, void *arg)
     x->msg_stopped = 0;
     x->c.quiet = fn != NULL;
     if (fn && x->sc->owner == x)
-        give_back(x->sc);                /* the loop reads: it runs fn */
-    if (fn && !x->c.done && x->c.head) { /* the requests already there: on this thread */
-        x->msg_busy = 1;
+        give_back(x->sc); /* the loop reads: it runs fn */
+    if (inline_due(x))    /* the requests already there: on this thread */
         run_inline(x);
-    }
     pthread_mutex_unlock(x->c.mu);
     return 0;
 }
