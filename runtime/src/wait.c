@@ -124,14 +124,15 @@ static bool repair(shoal__spin_seat *s, int64_t now)
     return any;
 }
 
-/* Whether the spinners of s's table outnumber the CPUs, dead ones cleared first. */
+/* Whether the spinners of s's table outnumber the CPUs, dead ones cleared first
+ * (whenever another bit is set: a dead bit left while the table was not crowded would
+ * otherwise stay until it was). */
 static bool crowded(shoal__spin_seat *s, int64_t now)
 {
-    int n = shoal__cpus_allowed();
-    return __builtin_popcountll(
-               atomic_load_explicit(&s->table->spinning, memory_order_relaxed)) > n &&
-           (!repair(s, now) ||
-            __builtin_popcountll(atomic_load(&s->table->spinning)) > n);
+    uint64_t bits = atomic_load_explicit(&s->table->spinning, memory_order_relaxed);
+    if ((bits & ~(1ull << s->k)) && repair(s, now))
+        bits = atomic_load(&s->table->spinning);
+    return __builtin_popcountll(bits) > shoal__cpus_allowed();
 }
 
 /* ---- waiting ---------------------------------------------------------------------- */

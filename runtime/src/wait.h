@@ -116,12 +116,13 @@ static inline bool shoal__spin_first_clock(const shoal__spin *c)
  * made from it sets the seat's bit when its spin begins — at its first reading of
  * the clock, so an answer found within the first polls costs no locked instruction —
  * and clears it when the spin ends. A process killed mid-spin leaves its bit set: a
- * spinner that finds the table crowded looks first, at most once per
- * SHOAL__SPIN_REPAIR_NS of its process, for set bits whose seat's owner is gone
- * (owner.c: from the kernel's locks, not a pid), clears them and frees their seats;
- * a seat whose owner is gone is free for the next connection too. So a dead spinner
- * is cleared as soon as it would crowd anyone. A connection that finds no free seat
- * is not counted (it spins as without a table).
+ * spinner that finds another bit set looks, at most once per SHOAL__SPIN_REPAIR_NS of
+ * its process (a system call per bit, so a negligible share of a spin), for set bits
+ * whose seat's owner is gone (owner.c: from the kernel's locks, not a pid), clears
+ * them and frees their seats; a seat whose owner is gone is free for the next
+ * connection too. So a dead spinner is cleared by the next spinner of any process,
+ * before it can crowd anyone, whether or not the table was crowded when it died. A
+ * connection that finds no free seat is not counted (it spins as without a table).
  */
 #define SHOAL__SPIN_SEATS     64
 #define SHOAL__SPIN_REPAIR_NS (10 * 1000000LL)

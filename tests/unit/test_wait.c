@@ -180,12 +180,11 @@ static void await_count(int n)
     assert_int_equal(shoal__spin_table_count(spin_table()), n);
 }
 
-/* Opens the table, then has more spinners than CPUs SIGKILLed mid-spin: their flags
- * stay set. Returns how many. */
-static int kill_spinners(void)
+/* Opens the table, then has n spinners SIGKILLed mid-spin: their flags stay set.
+ * Returns n. */
+static int kill_spinners(int n)
 {
     spin_table_open();
-    int n = cpus() + 1;
     pid_t kids[64];
     for (int i = 0; i < n; i++)
         kids[i] = t_fork(spin_forever, NULL);
@@ -196,15 +195,10 @@ static int kill_spinners(void)
     return n;
 }
 
-/* Spinners SIGKILLed mid-spin, more of them than CPUs: their flags stay set until the
- * next spinner finds the table crowded and clears them; it spins on, and once it is
- * done nobody is counted. Their seats are free again. */
-static void test_spin_dead_spinners(void **state)
+/* Spins from a new seat for 30 ms (longer than SHOAL__SPIN_REPAIR_NS), then gives the
+ * seat back: every dead spinner's flag is cleared on the way, and its seat freed. */
+static void spin_30ms(void)
 {
-    (void)state;
-    int n = kill_spinners();
-    assert_int_equal(shoal__spin_table_count(spin_table()), n); /* left set */
-
     shoal__spin_seat seat;
     shoal__spin_seat_take(&seat, spin_table(), spin_seg);
     assert_non_null(seat.table);
@@ -221,6 +215,28 @@ static void test_spin_dead_spinners(void **state)
         taken += atomic_load(&spin_table()->owner[k]) != 0;
     assert_int_equal(taken, 1); /* ours: the dead spinners' seats are free */
     shoal__spin_seat_give(&seat);
+}
+
+/* Spinners SIGKILLed mid-spin, more of them than CPUs: their flags stay set until the
+ * next spinner clears them; it spins on, and once it is done nobody is counted. */
+static void test_spin_dead_spinners(void **state)
+{
+    (void)state;
+    int n = kill_spinners(cpus() + 1);
+    assert_int_equal(shoal__spin_table_count(spin_table()), n); /* left set */
+    spin_30ms();
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
+/* One spinner SIGKILLed mid-spin, too few to crowd anyone: its flag is cleared all
+ * the same by the next spinner, so no dead flag waits for a crowd to be found. */
+static void test_spin_dead_spinner_uncrowded(void **state)
+{
+    (void)state;
+    kill_spinners(1);
+    assert_int_equal(shoal__spin_table_count(spin_table()), 1); /* left set */
+    spin_30ms();
     shoal__seg_close(spin_seg);
     T_OK(shoal_unlink("wait-spin-table", NULL));
 }
@@ -311,7 +327,7 @@ static int echo_from_seat(void *arg)
 static void test_spin_exchange_after_deaths(void **state)
 {
     (void)state;
-    kill_spinners();
+    kill_spinners(cpus() + 1);
     shoal_pipe *a, *b;
     T_OK(shoal_pipe_pair(&a, &b, NULL, &qcfg, NULL));
     pid_t peer = t_fork(echo_from_seat, b);
@@ -346,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_pipe_peer_dead),
         cmocka_unit_test(test_event_and_sem),
         cmocka_unit_test(test_spin_dead_spinners),
+        cmocka_unit_test(test_spin_dead_spinner_uncrowded),
         cmocka_unit_test(test_spin_seats_of_dead),
         cmocka_unit_test(test_spin_seat_fork),
         cmocka_unit_test(test_spin_exchange_after_deaths),
