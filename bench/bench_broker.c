@@ -255,10 +255,14 @@ int main(int argc, char **argv)
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)nclients);
     for (int i = 0; i < nclients; i++) {
-        cl[i] =
-            (client){cs,    argv[4], token, depth, !strcmp(cs, "lock") && nclients > 1,
-                     count, &start,  0,     0,     NULL,
-                     0,     0,       &cl[0]};
+        cl[i] = (client){.cs = cs,
+                         .address = argv[4],
+                         .token = token,
+                         .depth = depth,
+                         .pairs = !strcmp(cs, "lock") && nclients > 1,
+                         .count = count,
+                         .start = &start,
+                         .first = &cl[0]};
         pthread_create(&th[i], NULL, client_main, &cl[i]);
     }
     int64_t t0 = INT64_MAX, t1 = 0, per_client = 0;
