@@ -19,15 +19,29 @@
  * the same keys, not filled (a previous run filled them), so that a profiler of the
  * broker can be zeroed between the two runs and count the operations alone.
  *   append  list append of a small int
- *   lock    lock acquire then release (two requests: one operation)
+ *   lock    lock acquire then release (two requests: one operation, a pair)
+ *
+ * The lock with one client: DEPTH pairs submitted back to back, as the other cases
+ * (the session runs them in order, so each release frees the acquire before it).
+ * With several clients that is no lock bench — a Lock may be released by anyone, so
+ * one client's release would free another's lock — and a client sends its release
+ * only once its acquire was granted: it submits the acquire, waits for it, then
+ * submits the release. DEPTH 1 waits for the release's reply too (lock step, two round
+ * trips a pair); DEPTH > 1 pipelines the releases, as a Python client's pipelined
+ * release does: a release's reply is collected once DEPTH of them are in flight (the
+ * session runs a release before the client's next acquire, so the grant of that
+ * acquire follows it), and acquires are never pipelined.
  *
  * Every reply is checked (status 0; get returns the value set). Prints
  *   RESULT case=CASE depth=DEPTH count=COUNT clients=CLIENTS ops_per_s=...
- *          median_ns=... mean_ns=...
- * ops_per_s counts every client's operations over the whole run; median_ns is the
- * median over the batches of a batch's time per operation (the round trip when DEPTH
- * is 1), mean_ns the mean of one client's time per operation. The broker is started by
- * the caller (`shoal broker --listen ...`).
+ *          median_ns=... p99_ns=... p999_ns=... max_ns=... mean_ns=...
+ * ops_per_s counts every client's operations (lock: acquire+release pairs) over the
+ * whole run; median_ns, p99_ns, p999_ns and max_ns are percentiles over every
+ * client's latency samples: a batch's time per operation (the round trip when DEPTH
+ * is 1) or, for the lock with several clients, each pair's time from its acquire's
+ * submit to its grant (DEPTH > 1) or its release's reply (DEPTH 1); mean_ns is the
+ * mean of one client's time per operation. The broker is started by the caller
+ * (`shoal broker --listen ...`).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -57,10 +71,11 @@ static shoal_mv *key_of(long i)
 typedef struct client {
     const char *cs, *address, *token;
     int depth;
+    int pairs; /* lock with several clients: a release only after its grant */
     long count;
     pthread_barrier_t *start;
     int64_t t0, t1;
-    int64_t *lat; /* each batch's time per operation */
+    int64_t *lat; /* each batch's time per operation, or each pair's time */
     long nlat;
     int failed;
     struct client *first; /* the client that fills the dict */
@@ -139,13 +154,41 @@ static int check_reply(shoal_manager *m, const char *cs, uint64_t id)
     return rc;
 }
 
+static int submit_lock(shoal_manager *m, const char *op, uint64_t *id)
+{
+    shoal_manager_request r = {"bench.lock", op, NULL, 0, NULL, 0, SHOAL_FOREVER};
+    return shoal_manager_submit(m, &r, id);
+}
+
+/* The lock with several clients (see the top): each pair's release goes out once its
+ * acquire was granted; DEPTH releases at most are in flight (ids: room for DEPTH). */
+static int lock_pairs(client *c, shoal_manager *m, uint64_t *ids)
+{
+    int inflight = 0;
+    for (long i = 0; i < c->count; i++) {
+        int64_t t0 = now_ns();
+        uint64_t acq;
+        if (submit_lock(m, "acquire", &acq) < 0 || shoal_manager_wait(m, acq, NULL) < 0 ||
+            submit_lock(m, "release", &ids[inflight++]) < 0)
+            return -1;
+        if (c->depth == 1 && shoal_manager_wait(m, ids[--inflight], NULL) < 0)
+            return -1;
+        c->lat[c->nlat++] = now_ns() - t0;
+        if (inflight == c->depth || i == c->count - 1)
+            for (; inflight > 0; inflight--)
+                if (shoal_manager_wait(m, ids[inflight - 1], NULL) < 0)
+                    return -1;
+    }
+    return 0;
+}
+
 static void *client_main(void *arg)
 {
     client *c = arg;
     shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(10), .token = c->token};
     shoal_manager *m = NULL;
     uint64_t *ids = malloc(sizeof(*ids) * 2 * (size_t)c->depth);
-    c->lat = malloc(sizeof(*c->lat) * (size_t)(c->count / c->depth + 1));
+    c->lat = malloc(sizeof(*c->lat) * (size_t)(c->count + 1));
     if (!ids || !c->lat || shoal_manager_connect(&m, c->address, &cfg) < 0)
         c->failed = 1;
     if (!c->failed && setup_objects(m) < 0)
@@ -154,7 +197,9 @@ static void *client_main(void *arg)
         c->failed = 1;
     pthread_barrier_wait(c->start);
     c->t0 = now_ns();
-    for (long done = 0; !c->failed && done < c->count;) {
+    if (c->pairs && !c->failed && lock_pairs(c, m, ids) < 0)
+        c->failed = 1;
+    for (long done = c->pairs ? c->count : 0; !c->failed && done < c->count;) {
         int64_t b0 = now_ns();
         int n = 0;
         for (int k = 0; k < c->depth && done + k < c->count; k++) {
@@ -210,13 +255,19 @@ int main(int argc, char **argv)
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)nclients);
     for (int i = 0; i < nclients; i++) {
-        cl[i] =
-            (client){cs, argv[4], token, depth, count, &start, 0, 0, NULL, 0, 0, &cl[0]};
+        cl[i] = (client){.cs = cs,
+                         .address = argv[4],
+                         .token = token,
+                         .depth = depth,
+                         .pairs = !strcmp(cs, "lock") && nclients > 1,
+                         .count = count,
+                         .start = &start,
+                         .first = &cl[0]};
         pthread_create(&th[i], NULL, client_main, &cl[i]);
     }
     int64_t t0 = INT64_MAX, t1 = 0, per_client = 0;
     int failed = 0;
-    int64_t *lat = malloc(sizeof(*lat) * (size_t)(count / depth + 1) * (size_t)nclients);
+    int64_t *lat = malloc(sizeof(*lat) * (size_t)(count + 1) * (size_t)nclients);
     long nlat = 0;
     for (int i = 0; i < nclients; i++) {
         pthread_join(th[i], NULL);
@@ -235,9 +286,11 @@ int main(int argc, char **argv)
     qsort(lat, (size_t)nlat, sizeof(*lat), cmp_i64);
     double total = (double)count * nclients;
     printf("RESULT case=%s depth=%d count=%ld clients=%d ops_per_s=%.0f median_ns=%lld "
-           "mean_ns=%.0f\n",
+           "p99_ns=%lld p999_ns=%lld max_ns=%lld mean_ns=%.0f\n",
            cs, depth, count, nclients, total / ((double)(t1 - t0) / 1e9),
-           (long long)lat[nlat / 2], (double)per_client / nclients / (double)count);
+           (long long)lat[nlat / 2], (long long)lat[(size_t)((double)nlat * 0.99)],
+           (long long)lat[(size_t)((double)nlat * 0.999)], (long long)lat[nlat - 1],
+           (double)per_client / nclients / (double)count);
     free(lat);
     return 0;
 }

@@ -99,6 +99,8 @@ struct shoal_broker {
     _Atomic int sessions; /* Session streams open (session.c: how they receive) */
     uint64_t boot, next_sid;
     uint64_t requests, bad_requests;
+    uint64_t parked;        /* requests parked as waiters since the start (stats) */
+    uint64_t barge_windows; /* freed locks kept free for a barger (core.c, Barging) */
     size_t nwaiters;
     bobj **dirty; /* changed by the request running now */
     size_t ndirty, capdirty;

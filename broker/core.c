@@ -1515,6 +1515,7 @@ static int park(shoal_broker *b, op_ctx *c, broker_session *s)
         c->o->wh = w;
     c->o->wt = w;
     b->nwaiters++;
+    b->parked++;
     pthread_cond_signal(&b->timer_cv);
     return 0;
 }
@@ -1538,6 +1539,7 @@ static bool barge_defer(shoal_broker *b, bobj *o)
     }
     if (!o->grant_at) {
         o->grant_at = now + BARGE_WINDOW_NS;
+        b->barge_windows++;
         pthread_cond_signal(&b->timer_cv);
     }
     return true;
@@ -1846,6 +1848,7 @@ static int op_broker(shoal_broker *b, op_ctx *c)
             uint64_t v;
         } f[] = {{"requests", b->requests},  {"bad_requests", b->bad_requests},
                  {"objects", b->nobj},       {"waiters", b->nwaiters},
+                 {"parked", b->parked},      {"barge_windows", b->barge_windows},
                  {"watchers", b->nwatchers}, {"durable", b->store != NULL}};
         for (size_t i = 0; m && i < sizeof(f) / sizeof(f[0]); i++)
             if (shoal__bv_map_put(m, shoal__bv_str(f[i].k, strlen(f[i].k)),

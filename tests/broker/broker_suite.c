@@ -317,6 +317,19 @@ static void test_locks_and_dead_client(void **state)
     stop_broker(b);
 }
 
+/* The broker's stats counter k. */
+static int64_t stat_of(shoal_manager *m, const char *k)
+{
+    shoal_mv *res = NULL, *key = S(k);
+    T_OK(shoal_manager_call(m, "", "stats", 0, &res, 0));
+    const shoal_mv *v = shoal_mv_get(res, key);
+    assert_non_null(v);
+    int64_t n = shoal_mv_as_int(v);
+    shoal_mv_free(key);
+    shoal_mv_free(res);
+    return n;
+}
+
 /* A session of its own taking and freeing lock "bl" until `stop`, counting its
  * turns; `failed` when a call did not return 0. */
 struct looper {
@@ -380,10 +393,59 @@ static void test_lock_barging(void **state)
     usleep(10 * 1000);
     assert_string_equal(op(m, "bl", "release", 0), "-");
     T_OK(shoal_manager_wait(m2, id, NULL));
+    assert_true(stat_of(m, "parked") > 0); /* that acquire waited */
     assert_string_equal(op(m, "bl", "locked", 0), "True");
     shoal_manager_close(m2); /* holding it: freed, with owner-died */
     assert_int_equal(shoal_manager_call(m, "bl", "acquire", SHOAL_SEC(20), NULL, 0),
                      SHOAL_EOWNERDEAD);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+/* One client alone on a lock: 1,000 acquire + release pairs in lock step and 1,000
+ * submitted two at a time (the release right behind its acquire) never park a request
+ * or open a barging window — nothing of the waiting machinery (the timer thread, a
+ * parked reply, a sender's wake-up) is on an uncontended lock's path — and no pair
+ * waits on anything but the exchange itself. The bound on a pair's time is a stall's
+ * (a timer, a lost wake-up), generous for a sanitized build on a loaded machine: a
+ * host that deschedules the test for longer is allowed 1% of such pairs. */
+static void test_lock_uncontended(void **state)
+{
+    (void)state;
+    enum { PAIRS = 1000, STALL_NS = 20 * 1000000, STALLS_ALLOWED = 20 };
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "ul", SHOAL_M_LOCK, NULL, NULL), 1);
+    int64_t parked = stat_of(m, "parked"), windows = stat_of(m, "barge_windows");
+    int stalls = 0;
+    int64_t worst = 0;
+    for (int i = 0; i < 2 * PAIRS; i++) {
+        int64_t t0 = shoal__now_ns();
+        if (i < PAIRS) {
+            T_OK(shoal_manager_call(m, "ul", "acquire", SHOAL_FOREVER, NULL, 0));
+            T_OK(shoal_manager_call(m, "ul", "release", 0, NULL, 0));
+        } else {
+            shoal_manager_request acq = {"ul", "acquire", NULL,         0,
+                                         NULL, 0,         SHOAL_FOREVER};
+            shoal_manager_request rel = {"ul", "release", NULL, 0, NULL, 0, 0};
+            uint64_t ids[2];
+            T_OK(shoal_manager_submit(m, &acq, &ids[0]));
+            T_OK(shoal_manager_submit(m, &rel, &ids[1]));
+            T_OK(shoal_manager_wait(m, ids[0], NULL));
+            T_OK(shoal_manager_wait(m, ids[1], NULL));
+        }
+        int64_t took = shoal__now_ns() - t0;
+        stalls += took > STALL_NS;
+        worst = took > worst ? took : worst;
+    }
+    assert_int_equal(stat_of(m, "parked"), parked);
+    assert_int_equal(stat_of(m, "barge_windows"), windows);
+    assert_int_equal(stat_of(m, "waiters"), 0);
+    assert_string_equal(op(m, "ul", "locked", 0), "False");
+    if (stalls > STALLS_ALLOWED)
+        fail_msg("%d of %d uncontended acquire + release pairs took over 20 ms (the "
+                 "longest %.1f ms)",
+                 stalls, 2 * PAIRS, (double)worst / 1e6);
     shoal_manager_close(m);
     stop_broker(b);
 }
@@ -1122,6 +1184,7 @@ int main(void)
         cmocka_unit_test_setup(test_queue_event_blocking, setup),
         cmocka_unit_test_setup(test_locks_and_dead_client, setup),
         cmocka_unit_test_setup(test_lock_barging, setup),
+        cmocka_unit_test_setup(test_lock_uncontended, setup),
         cmocka_unit_test_setup(test_spinners_killed, setup),
         cmocka_unit_test_setup(test_condition_barrier, setup),
         cmocka_unit_test_setup(test_crash_before_commit, setup),
