@@ -175,9 +175,10 @@ static void write_out(broker_session *s, struct out *o)
         pthread_cond_signal(&s->room);
 }
 
-/* On the session's thread after a request: sends what is ready while the client's
- * window has room, and leaves the rest to the sender. */
-static void send_ready(broker_session *s)
+/* After a request, on the thread that ran it: sends what is ready while the client's
+ * window has room, and leaves the rest to the sender. Returns whether the outbox is
+ * still over OUTBOX_MAX. */
+static int send_ready(broker_session *s)
 {
     pthread_mutex_lock(&s->mu);
     s->in_request = 0;
@@ -187,7 +188,9 @@ static void send_ready(broker_session *s)
     }
     if (s->head) /* no room in the client's window: the sender waits for it */
         pthread_cond_signal(&s->cv);
+    int full = s->queued > OUTBOX_MAX;
     pthread_mutex_unlock(&s->mu);
+    return full;
 }
 
 static int outbox_full(broker_session *s)
@@ -219,8 +222,7 @@ static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void 
     pthread_mutex_unlock(&s->mu);
     broker_run(s->b, s, s->sid, msg, len, 0);
     free(msg);
-    send_ready(s);
-    return outbox_full(s) || !crowded(s->b);
+    return send_ready(s) || !crowded(s->b);
 }
 
 /* How the session's requests reach it: while the sessions outnumber the CPUs,
