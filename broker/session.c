@@ -18,10 +18,10 @@
  * switches when it starts, or after a request, once the sessions outnumber the CPUs,
  * and back once they no longer do (on_request turns inline receive off, the session's
  * receive says SHOAL_EAGAIN), as when its outbox is full. The session's thread then
- * only waits for the stream's end. The
- * replies are written as below, by the thread running the request. core.c hands each
- * reply, once durable, to the session's outbox (broker_session_deliver, under the
- * broker's mutex, never blocking). Who writes the outbox to the stream:
+ * only waits for the stream's end. The replies are written as below, by the thread
+ * running the request. core.c hands each reply, once durable, to the session's outbox
+ * (broker_session_deliver, under the broker's mutex, never blocking). Who writes the
+ * outbox to the stream:
  *
  *   - the session's own thread, right after the request: most replies are ready at
  *     once, and this thread sends them itself, with no other thread woken — as long
