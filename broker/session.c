@@ -12,15 +12,16 @@
  * has no data directory), a session takes its requests in inline receive instead
  * (shoal_rpc_ctx_set_inline, on_request): the server loop's thread runs every
  * session's requests as it reads them, one thread busy instead of more spinning
- * threads than CPUs handing the CPUs to each other. A session switches after a
- * request that had another one waiting behind it (its client pipelines: one in lock
- * step gains nothing, the loop's thread spinning for its next request on a CPU the
- * clients need) once they outnumber the CPUs, and back once they no longer do
- * (on_request turns inline receive off, the session's receive says SHOAL_EAGAIN), as
- * when its outbox is full. The session's thread then only waits for the stream's end. The
- * replies are written as below, by the thread running the request. core.c hands each
- * reply, once durable, to the session's outbox (broker_session_deliver, under the
- * broker's mutex, never blocking). Who writes the outbox to the stream:
+ * threads than CPUs handing the CPUs to each other — whether the clients pipeline or
+ * wait for each reply (four clients in lock step on two CPUs: one thread polling four
+ * pipes costs less than four session threads each waking for its own). A session
+ * switches when it starts, or after a request, once the sessions outnumber the CPUs,
+ * and back once they no longer do (on_request turns inline receive off, the session's
+ * receive says SHOAL_EAGAIN), as when its outbox is full. The session's thread then
+ * only waits for the stream's end. The replies are written as below, by the thread
+ * running the request. core.c hands each reply, once durable, to the session's outbox
+ * (broker_session_deliver, under the broker's mutex, never blocking). Who writes the
+ * outbox to the stream:
  *
  *   - the session's own thread, right after the request: most replies are ready at
  *     once, and this thread sends them itself, with no other thread woken — as long
@@ -174,9 +175,10 @@ static void write_out(broker_session *s, struct out *o)
         pthread_cond_signal(&s->room);
 }
 
-/* On the session's thread after a request: sends what is ready while the client's
- * window has room, and leaves the rest to the sender. */
-static void send_ready(broker_session *s)
+/* After a request, on the thread that ran it: sends what is ready while the client's
+ * window has room, and leaves the rest to the sender. Returns whether the outbox is
+ * still over OUTBOX_MAX. */
+static int send_ready(broker_session *s)
 {
     pthread_mutex_lock(&s->mu);
     s->in_request = 0;
@@ -186,7 +188,9 @@ static void send_ready(broker_session *s)
     }
     if (s->head) /* no room in the client's window: the sender waits for it */
         pthread_cond_signal(&s->cv);
+    int full = s->queued > OUTBOX_MAX;
     pthread_mutex_unlock(&s->mu);
+    return full;
 }
 
 static int outbox_full(broker_session *s)
@@ -218,19 +222,18 @@ static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void 
     pthread_mutex_unlock(&s->mu);
     broker_run(s->b, s, s->sid, msg, len, 0);
     free(msg);
-    send_ready(s);
-    return outbox_full(s) || !crowded(s->b);
+    return send_ready(s) || !crowded(s->b);
 }
 
-/* How the session's requests reach it: while the sessions outnumber the CPUs and its
- * client pipelines (the caller saw it), without a data directory, inline receive —
- * the loop's one thread runs them all, instead of more threads than CPUs each
- * spinning for its client and handing the CPUs to one another; else direct receive
- * on the session's thread, which spins for its client's next request and, with a
- * data directory, shares a commit among the requests at hand. */
-static void receive_mode(broker_session *s, int pipelining)
+/* How the session's requests reach it: while the sessions outnumber the CPUs,
+ * without a data directory, inline receive — the loop's one thread runs them all,
+ * instead of more threads than CPUs each spinning for its client and handing the CPUs
+ * to one another; else direct receive on the session's thread, which spins for its
+ * client's next request and, with a data directory, shares a commit among the
+ * requests at hand. */
+static void receive_mode(broker_session *s)
 {
-    int crowd = pipelining && !s->no_inline && crowded(s->b);
+    int crowd = !s->no_inline && crowded(s->b);
     shoal_rpc_ctx_set_direct(s->ctx, !crowd);
     if (crowd && shoal_rpc_ctx_set_inline(s->ctx, on_request, s) < 0) {
         s->no_inline = 1; /* ipc://, tcp://: direct receive serves them better */
@@ -253,7 +256,7 @@ static int wait_room(broker_session *s, shoal_rpc_ctx *ctx)
         pthread_cond_wait(&s->room, &s->mu);
     s->room_wait = 0;
     pthread_mutex_unlock(&s->mu);
-    receive_mode(s, 1);
+    receive_mode(s);
     return 1;
 }
 
@@ -311,12 +314,12 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     size_t len;
     int batch = 0;
     atomic_fetch_add(&b->sessions, 1);
-    receive_mode(&s, 0);
+    receive_mode(&s);
     int rc;
     while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
         if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
             if (!wait_room(&s, ctx))
-                receive_mode(&s, 1); /* the outbox has room: inline or direct now */
+                receive_mode(&s); /* the outbox has room: inline or direct now */
             continue;
         }
         pthread_mutex_lock(&s.mu);
@@ -329,8 +332,8 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
             continue; /* the next request's commit covers this one */
         batch = 0;
         send_ready(&s);
-        if (!wait_room(&s, ctx) && more && !s.no_inline && crowded(b))
-            receive_mode(&s, 1); /* pipelining, and sessions came: the loop serves */
+        if (!wait_room(&s, ctx) && !s.no_inline && crowded(b))
+            receive_mode(&s); /* sessions came: the loop serves */
     }
     /* the sender drains the outbox: the client's window frames must be read */
     shoal_rpc_ctx_set_inline(ctx, NULL, NULL);

@@ -47,6 +47,11 @@ int shoal__cpus_allowed(void)
     return n;
 }
 
+void shoal__cpus_forget(void)
+{
+    atomic_store_explicit(&cpus, 0, memory_order_relaxed);
+}
+
 /* Frees seat k of a process that is gone (owner): its bit first, then the seat, so
  * the next taker's bit is never cleared. Returns whether it was that owner's. */
 static bool free_dead(shoal__spin_table *t, int k, uint32_t owner)

@@ -151,6 +151,9 @@ void shoal__spin_seat_give(shoal__spin_seat *s);
 shoal__spin_seat *shoal__spin_seat_use(shoal__spin_seat *s);
 /* The CPUs this process may run on (sched_getaffinity, read once). */
 int shoal__cpus_allowed(void);
+/* Forgets the count read: the next shoal__cpus_allowed reads it again (after the
+ * process changed its affinity, as a test's broker child pinned to one CPU does). */
+void shoal__cpus_forget(void);
 /* The spinners t counts now (tests, tools). */
 int shoal__spin_table_count(shoal__spin_table *t);
 

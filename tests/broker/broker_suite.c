@@ -523,6 +523,89 @@ static void test_crowded_sessions(void **state)
     stop_broker(b);
 }
 
+/* Sets d[base + i] = i, i < n, one call at a time (each waits for its reply). */
+static void lock_step_sets(shoal_manager *m, int base, int n)
+{
+    for (int i = 0; i < n; i++)
+        T_OK(shoal_manager_call(m, "d", "set", 0, NULL, 2, I(base + i), I(i)));
+}
+
+/* A session in lock step that takes lock lk2, has 16 sets answered, and is killed. */
+static int lock_step_then_stop(void *arg)
+{
+    (void)arg;
+    shoal_manager *m = connect_to(addr, NULL);
+    if (shoal_manager_call(m, "lk2", "acquire", SHOAL_FOREVER, NULL, 0) != 0)
+        return 1;
+    for (int i = 0; i < 16; i++)
+        if (shoal_manager_call(m, "d", "set", 0, NULL, 2, I(2000 + i), I(i)) != 0)
+            return 1;
+    raise(SIGSTOP); /* the parent kills it here, holding lk2 */
+    return 0;
+}
+
+/* Clients in lock step (every call waits for its reply) on a broker on one CPU: the
+ * sessions go to inline receive as soon as they outnumber the CPUs, as pipelining
+ * ones do. An Event's wait parked while its session reads its own requests is
+ * answered after the session switched; a lock's acquire parked in inline receive is
+ * granted by the end of its holder's session, after which the waiter's session is
+ * alone and reads its own requests again; a session killed in inline receive frees
+ * its lock with owner-died; nothing is lost through the switches. */
+static void test_crowded_lock_step(void **state)
+{
+    (void)state;
+    pid_t b = start_broker_with(&(broker_args){.one_cpu = 1}, NULL);
+    shoal_manager *m1 = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m1, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m1, "lk", SHOAL_M_LOCK, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m1, "lk2", SHOAL_M_LOCK, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m1, "e", SHOAL_M_EVENT, NULL, NULL), 1);
+    lock_step_sets(m1, 0, 20);
+    /* parked while m1's session is alone (direct receive) */
+    shoal_manager_request w = {"e", "wait", NULL, 0, NULL, 0, SHOAL_SEC(20)};
+    uint64_t wid;
+    T_OK(shoal_manager_submit(m1, &w, &wid));
+    shoal_manager *m2 = connect_to(addr, NULL); /* two sessions: inline receive */
+    lock_step_sets(m2, 100, 20);
+    assert_string_equal(op(m2, "e", "set", 0), "-");
+    shoal_mv *res = NULL;
+    T_OK(shoal_manager_wait(m1, wid, &res));
+    assert_string_equal(repr(res), "True");
+    shoal_mv_free(res);
+    for (int round = 0; round < 20; round++) { /* both in lock step, inline */
+        lock_step_sets(m1, 200 + round * 5, 5);
+        lock_step_sets(m2, 400 + round * 5, 5);
+    }
+    assert_string_equal(op(m1, "d", "len", 0), "240");
+
+    /* a session killed in inline receive, holding a lock */
+    pid_t c = t_fork_paused("-", lock_step_then_stop, NULL);
+    assert_true(c > 0);
+    assert_string_equal(op(m1, "d", "len", 0), "256");
+    shoal_manager_request r2 = {"lk2", "acquire", NULL, 0, NULL, 0, SHOAL_SEC(20)};
+    uint64_t id;
+    T_OK(shoal_manager_submit(m2, &r2, &id));
+    t_kill(c);
+    assert_int_equal(shoal_manager_wait(m2, id, NULL), SHOAL_EOWNERDEAD);
+    assert_string_equal(op(m2, "lk2", "release", 0), "-");
+
+    /* an acquire parked in inline receive, granted as its holder's session ends */
+    assert_string_equal(op(m2, "lk", "acquire", 0), "-");
+    shoal_manager_request r = {"lk", "acquire", NULL, 0, NULL, 0, SHOAL_SEC(20)};
+    T_OK(shoal_manager_submit(m1, &r, &id));
+    lock_step_sets(m2, 600, 5);
+    shoal_manager_close(m2); /* holding lk: m1 gets it, with owner-died */
+    assert_int_equal(shoal_manager_wait(m1, id, NULL), SHOAL_EOWNERDEAD);
+    lock_step_sets(m1, 700, 20); /* alone: direct receive again */
+    assert_string_equal(op(m1, "d", "len", 0), "281");
+    assert_string_equal(op(m1, "d", "get", 1, I(2015)), "15");
+    assert_string_equal(op(m1, "d", "get", 1, I(604)), "4");
+    assert_string_equal(op(m1, "lk", "locked", 0), "True");
+    assert_string_equal(op(m1, "lk", "release", 0), "-");
+    shoal_manager_close(m1);
+    stop_broker(b);
+}
+
 struct party {
     const char *name, *op;
     int index;
@@ -1194,6 +1277,7 @@ int main(void)
         cmocka_unit_test_setup(test_unary_call, setup),
         cmocka_unit_test_setup(test_deep_pipeline_and_unread_replies, setup),
         cmocka_unit_test_setup(test_crowded_sessions, setup),
+        cmocka_unit_test_setup(test_crowded_lock_step, setup),
         cmocka_unit_test_setup(test_close_keeps_submitted, setup),
         cmocka_unit_test_setup(test_shutdown_wakes_blocked, setup),
         cmocka_unit_test_setup(test_tcp_token, setup), /* last: nng is unusable in a

@@ -17,6 +17,7 @@
 #include "broker.h"
 #include "manager_internal.h"
 #include "testutil.h"
+#include "wait.h"
 
 static char addr[128];
 
@@ -42,6 +43,7 @@ static int broker_child(void *arg)
         CPU_SET(sched_getcpu(), &one);
         if (sched_setaffinity(0, sizeof(one), &one) != 0)
             return 4;
+        shoal__cpus_forget(); /* the count this process read before the fork */
     }
     return shoal_broker_serve(&o) == 0 ? 0 : 1;
 }
