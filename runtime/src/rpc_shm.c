@@ -6,9 +6,34 @@
  * it, opened as it is. A client creates a pipe named NAME:c<pid>.<n> (mode 0600 unless
  * the attributes say otherwise), holds end 0, and puts the pipe's name into the
  * connection queue. The server's loop, watching the queue, opens end 1, watches it for
- * frames and answers ACCEPT. From then on each frame is one pipe message, copied out
- * of shared memory into a private buffer by shoal_pipe_recv before it is decoded, so a
- * client cannot change a frame while the server checks it.
+ * frames and answers ACCEPT. From then on each pipe message is a frame, or a batch
+ * message carrying several, copied out of shared memory into a private buffer by
+ * shoal_pipe_recv before it is decoded, so a client cannot change a frame while the
+ * server checks it.
+ *
+ * Batch messages: byte 0 (BATCH_MARK: no frame starts with it, as a frame's first byte
+ * is a protobuf tag and field number 0 does not exist, so a peer of an earlier version
+ * finds an undecodable frame, never a wrong one), byte 1 the version (BATCH_V1), then
+ * for each frame its length (4 bytes, little-endian, at least 1) and its bytes. A
+ * receiver checks every length before it takes any frame, and hands the frames out one
+ * by one (shm_recv) before it reads the pipe again; a batch that does not check out is
+ * dropped whole — the client's connection breaks, saying what was wrong; the server
+ * counts it as one undecodable frame and reads on. Only a peer that said it reads them
+ * gets batch messages: a client puts batch_hello after its pipe's name (and its NUL) in
+ * its connection request, which a server of an earlier version does not look at; a
+ * server reads batch messages only from a client that said so. The server writes
+ * them: the frames its loop's thread sends to a connection during on_pipe's turn — the
+ * responses of the unary calls it ran and of the inline receive (rpc_server.c) of the
+ * requests it read — are kept (out, under out_mu) and leave together when the turn
+ * ends (one alone as a plain frame; up to BATCH_BYTES or the pipe's largest message a
+ * message), so a client pipelining N requests reads and is woken for one message
+ * instead of N. A frame sent meanwhile by another thread goes after the ones kept, in
+ * the same write; one too big for a batch goes alone, after them; one larger than the
+ * pipe allows fails SHOAL_EMSGSIZE as always. Stopping or closing the connection sends
+ * what was kept first. A turn whose kept frames cannot go (the client dead, or not
+ * reading for SEND_TIMEOUT) loses the connection, as a failed send would. The client
+ * writes every frame at once, as its own message (shoal_rpc_call_send_more is
+ * shoal_rpc_call_send over shm://).
  *
  * Both sides poll before they sleep (the pipe's and the loop's spin budget), so while
  * both are busy a call costs no system call. A receive that waits (a client for its
@@ -29,9 +54,12 @@
  * watched by the loop: the handler's thread receives from the pipe itself, and
  * shm_watch gives the pipe back to the loop.
  *
- * The server's loop, woken by a readable pipe, takes up to 64 frames a turn; only the
- * first receive asks after the client's process (the loop watching the pipe reports
- * a client gone), so a busy connection costs no peer check per frame.
+ * The server's loop, woken by a readable pipe, takes up to 64 frames a turn, and the
+ * rest of a batch message begun; only the first receive asks after the client's
+ * process (the loop watching the pipe reports a client gone), so a busy connection
+ * costs no peer check per frame. Frames of a batch that a handler's thread in direct
+ * receive left unread when it gave the connection back are in no pipe to wake the
+ * loop: shm_watch takes them at once.
  *
  * One server per name: beside the queue, a listener holds the small block
  * NAME:server, whose one word names the listening process by its owner id in that
