@@ -356,7 +356,7 @@ static void out_drain(shm_conn *c)
 {
     if (c->batch && c->pipe) {
         pthread_mutex_lock(&c->out_mu);
-        out_flush(c, SHOAL_MS(100));
+        out_flush(c, SEND_TIMEOUT);
         pthread_mutex_unlock(&c->out_mu);
     }
 }
