@@ -127,6 +127,7 @@ typedef struct shm_conn {
     size_t out_len, out_n, out_max;
     int turn; /* server: on_pipe's turn runs; its thread's sends are kept */
     pthread_t turn_thread;
+    _Atomic int keeping;     /* a turn runs (frames may be kept): sends take out_mu */
     struct spin_block *spin; /* the name's spin table (NULL: none) */
     shoal__spin_seat seat;   /* this end's seat in it */
     shoal_loop *loop;        /* server side */
@@ -247,11 +248,12 @@ static int batch_on(shm_conn *c)
 }
 
 /* Sends one frame, after the ones kept; on the server, a frame sent by on_pipe's
- * thread during its turn is kept (the turn's end sends them). */
+ * thread during its turn is kept (the turn's end sends them). Outside a turn nothing is
+ * kept (its end sent it): a send that happens after it (keeping clear) goes at once. */
 static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
-    if (!c->batch)
+    if (!c->batch || !atomic_load_explicit(&c->keeping, memory_order_acquire))
         return shoal_pipe_send(c->pipe, buf, len, timeout);
     pthread_mutex_lock(&c->out_mu);
     int rc;
@@ -548,6 +550,7 @@ static int turn(shm_conn *c, int on)
     c->turn = on;
     c->turn_thread = pthread_self();
     int rc = on ? 0 : out_flush(c, SEND_TIMEOUT);
+    atomic_store_explicit(&c->keeping, on, memory_order_release);
     pthread_mutex_unlock(&c->out_mu);
     return rc;
 }
