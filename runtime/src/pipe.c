@@ -472,6 +472,11 @@ int shoal__pipe_try_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len)
     return rc;
 }
 
+size_t shoal__pipe_max_msg(const shoal_pipe *p)
+{
+    return p->tx.g.max_msg;
+}
+
 int shoal_pipe_poll(shoal_pipe *p, shoal_duration timeout)
 {
     if (!p)

@@ -143,10 +143,10 @@ static void pump(struct shoal_rpc_call *k, int64_t deadline)
         rc = ch->conn->ops->recv(ch->conn, &buf, &len, SHOAL_NOWAIT);
     }
     ch->reading = 0;
-    if (rc < 0) {
+    if (rc < 0) { /* what the server sent broke the connection: the transport says */
         char why[200];
         snprintf(why, sizeof(why), "connection to %s lost: %s", ch->conn->peer,
-                 shoal_strerror(rc));
+                 rc == SHOAL_EINVALID_DATA ? shoal_errdetail() : shoal_strerror(rc));
         channel_break(ch, why);
     }
 }

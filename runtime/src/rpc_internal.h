@@ -291,6 +291,8 @@ const rpc_tls *rpc__server_tls(shoal_rpc_server *s);
  * SHOAL_EAGAIN when nothing is there even if the peer is gone (for a caller that
  * learns of that otherwise, as a loop watching the pipe does), SHOAL_EMSGSIZE. */
 int shoal__pipe_try_recv(shoal_pipe *p, void *buf, size_t cap, size_t *len);
+/* The largest message p's handle may send (pipe.c). */
+size_t shoal__pipe_max_msg(const shoal_pipe *p);
 
 /* ---- transports ----------------------------------------------------------------------
  */

@@ -6,9 +6,34 @@
  * it, opened as it is. A client creates a pipe named NAME:c<pid>.<n> (mode 0600 unless
  * the attributes say otherwise), holds end 0, and puts the pipe's name into the
  * connection queue. The server's loop, watching the queue, opens end 1, watches it for
- * frames and answers ACCEPT. From then on each frame is one pipe message, copied out
- * of shared memory into a private buffer by shoal_pipe_recv before it is decoded, so a
- * client cannot change a frame while the server checks it.
+ * frames and answers ACCEPT. From then on each pipe message is a frame, or a batch
+ * message carrying several, copied out of shared memory into a private buffer by
+ * shoal_pipe_recv before it is decoded, so a client cannot change a frame while the
+ * server checks it.
+ *
+ * Batch messages: byte 0 (BATCH_MARK: no frame starts with it, as a frame's first byte
+ * is a protobuf tag and field number 0 does not exist, so a peer of an earlier version
+ * finds an undecodable frame, never a wrong one), byte 1 the version (BATCH_V1), then
+ * for each frame its length (4 bytes, little-endian, at least 1) and its bytes. A
+ * receiver checks every length before it takes any frame, and hands the frames out one
+ * by one (shm_recv) before it reads the pipe again; a batch that does not check out is
+ * dropped whole — the client's connection breaks, saying what was wrong; the server
+ * counts it as one undecodable frame and reads on. Only a peer that said it reads them
+ * gets batch messages: a client puts batch_hello after its pipe's name (and its NUL) in
+ * its connection request, which a server of an earlier version does not look at; a
+ * server reads batch messages only from a client that said so. The server writes
+ * them: the frames its loop's thread sends to a connection during on_pipe's turn — the
+ * responses of the unary calls it ran and of the inline receive (rpc_server.c) of the
+ * requests it read — are kept (out, under out_mu) and leave together when the turn
+ * ends (one alone as a plain frame; up to BATCH_BYTES or the pipe's largest message a
+ * message), so a client pipelining N requests reads and is woken for one message
+ * instead of N. A frame sent meanwhile by another thread goes after the ones kept, in
+ * the same write; one too big for a batch goes alone, after them; one larger than the
+ * pipe allows fails SHOAL_EMSGSIZE as always. Stopping or closing the connection sends
+ * what was kept first. A turn whose kept frames cannot go (the client dead, or not
+ * reading for SEND_TIMEOUT) loses the connection, as a failed send would. The client
+ * writes every frame at once, as its own message (shoal_rpc_call_send_more is
+ * shoal_rpc_call_send over shm://).
  *
  * Both sides poll before they sleep (the pipe's and the loop's spin budget), so while
  * both are busy a call costs no system call. A receive that waits (a client for its
@@ -29,9 +54,12 @@
  * watched by the loop: the handler's thread receives from the pipe itself, and
  * shm_watch gives the pipe back to the loop.
  *
- * The server's loop, woken by a readable pipe, takes up to 64 frames a turn; only the
- * first receive asks after the client's process (the loop watching the pipe reports
- * a client gone), so a busy connection costs no peer check per frame.
+ * The server's loop, woken by a readable pipe, takes up to 64 frames a turn, and the
+ * rest of a batch message begun; only the first receive asks after the client's
+ * process (the loop watching the pipe reports a client gone), so a busy connection
+ * costs no peer check per frame. Frames of a batch that a handler's thread in direct
+ * receive left unread when it gave the connection back are in no pipe to wake the
+ * loop: shm_watch takes them at once.
  *
  * One server per name: beside the queue, a listener holds the small block
  * NAME:server, whose one word names the listening process by its owner id in that
@@ -51,6 +79,15 @@
 #define ACCEPT_MSG_MAX (SHOAL_NAME_MAX + 1)
 #define PIPE_CAPACITY  64
 #define DEFAULT_FRAME  (64 * 1024)
+#define SEND_TIMEOUT   SHOAL_SEC(5)
+
+/* Batch messages (see the top comment). */
+#define BATCH_MARK  0x00 /* a frame's first byte is a tag: never field number 0 */
+#define BATCH_V1    1
+#define BATCH_HDR   2                       /* the mark and the version */
+#define BATCH_LEN   4                       /* each frame's length, little-endian */
+#define BATCH_BYTES (16 * 1024)             /* a batch message's bytes at most */
+static const char batch_hello[] = "batch1"; /* after the pipe's name in a request */
 
 /* Attributes with their own copies of the strings. */
 typedef struct attr_copy {
@@ -80,6 +117,17 @@ typedef struct shm_conn {
     attr_copy attr;
     uint8_t *buf; /* receive buffer, grown to the largest frame seen */
     size_t cap;
+    const uint8_t *next; /* the frames of a batch message (in buf) not yet taken */
+    size_t left;         /* ... their bytes */
+    /* batch messages out: whether the peer reads them; the frames kept to go in the
+     * next one (out[0..out_len), out_n frames), under out_mu */
+    int batch;
+    pthread_mutex_t out_mu;
+    uint8_t *out;
+    size_t out_len, out_n, out_max;
+    int turn; /* server: on_pipe's turn runs; its thread's sends are kept */
+    pthread_t turn_thread;
+    _Atomic int keeping;     /* a turn runs (frames may be kept): sends take out_mu */
     struct spin_block *spin; /* the name's spin table (NULL: none) */
     shoal__spin_seat seat;   /* this end's seat in it */
     shoal_loop *loop;        /* server side */
@@ -137,10 +185,122 @@ static void spin_seat(shm_conn *c, spin_block *b)
         shoal__spin_seat_take(&c->seat, (shoal__spin_table *)b->seg->payload, b->seg);
 }
 
+/* ---- frames out -------------------------------------------------------------------- */
+
+static void le32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t le32_get(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* Sends the frames kept (out_mu held): one alone as it is, several as a batch message.
+ * 0 or a code of shoal_pipe_send. */
+static int out_flush(shm_conn *c, shoal_duration timeout)
+{
+    if (!c->out_n)
+        return 0;
+    int rc = c->out_n == 1 ? shoal_pipe_send(c->pipe, c->out + BATCH_HDR + BATCH_LEN,
+                                             c->out_len - BATCH_HDR - BATCH_LEN, timeout)
+                           : shoal_pipe_send(c->pipe, c->out, c->out_len, timeout);
+    c->out_len = BATCH_HDR;
+    c->out_n = 0;
+    return rc;
+}
+
+/* Keeps a frame for the next batch message (out_mu held), sending the kept ones first
+ * when it would not fit; a frame too big for a batch goes at once, after them. */
+static int out_keep(shm_conn *c, const void *buf, size_t len, shoal_duration timeout)
+{
+    if (len > shoal__pipe_max_msg(c->pipe))
+        return shoal_pipe_send(c->pipe, buf, len, timeout); /* SHOAL_EMSGSIZE */
+    int rc = 0;
+    if (c->out_len + BATCH_LEN + len > c->out_max)
+        rc = out_flush(c, timeout);
+    if (rc == 0 && BATCH_HDR + BATCH_LEN + len > c->out_max)
+        return shoal_pipe_send(c->pipe, buf, len, timeout);
+    if (rc < 0)
+        return rc;
+    le32_put(c->out + c->out_len, (uint32_t)len);
+    memcpy(c->out + c->out_len + BATCH_LEN, buf, len);
+    c->out_len += BATCH_LEN + len;
+    c->out_n++;
+    return 0;
+}
+
+/* A peer that reads batch messages: room for one (0 or SHOAL_ENOMEM). */
+static int batch_on(shm_conn *c)
+{
+    size_t max = shoal__pipe_max_msg(c->pipe);
+    c->out_max = max < BATCH_BYTES ? max : BATCH_BYTES;
+    if (!(c->out = malloc(c->out_max)))
+        return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", c->base.peer);
+    c->out[0] = BATCH_MARK;
+    c->out[1] = BATCH_V1;
+    c->out_len = BATCH_HDR;
+    c->batch = 1;
+    return 0;
+}
+
+/* Sends one frame, after the ones kept; on the server, a frame sent by on_pipe's
+ * thread during its turn is kept (the turn's end sends them). Outside a turn nothing is
+ * kept (its end sent it): a send that happens after it (keeping clear) goes at once. */
 static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
-    return shoal_pipe_send(c->pipe, buf, len, timeout);
+    if (!c->batch || !atomic_load_explicit(&c->keeping, memory_order_acquire))
+        return shoal_pipe_send(c->pipe, buf, len, timeout);
+    pthread_mutex_lock(&c->out_mu);
+    int rc;
+    if (c->turn && pthread_equal(c->turn_thread, pthread_self()))
+        rc = out_keep(c, buf, len, timeout);
+    else if (!c->out_n)
+        rc = shoal_pipe_send(c->pipe, buf, len, timeout);
+    else if ((rc = out_keep(c, buf, len, timeout)) == 0)
+        rc = out_flush(c, timeout);
+    pthread_mutex_unlock(&c->out_mu);
+    return rc;
+}
+
+/* ---- frames in --------------------------------------------------------------------- */
+
+/* Takes the batch message m[len] (in c->buf) apart after checking every length: 0, or
+ * SHOAL_EINVALID_DATA naming what is wrong. */
+static int batch_open(shm_conn *c, const uint8_t *m, size_t len)
+{
+    if (len < BATCH_HDR + BATCH_LEN || m[1] != BATCH_V1)
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "rpc %s: a batch message of %zu bytes, version %u (this "
+                          "side reads version %d)",
+                          c->base.peer, len, len > 1 ? m[1] : 0, BATCH_V1);
+    size_t at = BATCH_HDR, n = 0;
+    for (; at < len; n++) {
+        uint32_t flen = len - at >= BATCH_LEN ? le32_get(m + at) : 0;
+        if (flen == 0 || flen > len - at - BATCH_LEN)
+            return shoal__err(SHOAL_EINVALID_DATA,
+                              "rpc %s: a corrupt batch message: frame %zu of %s bytes "
+                              "at offset %zu of %zu",
+                              c->base.peer, n, flen ? "too many" : "no", at, len);
+        at += BATCH_LEN + flen;
+    }
+    c->next = m + BATCH_HDR;
+    c->left = len - BATCH_HDR;
+    return 0;
+}
+
+/* The next frame of the batch message at hand (c->left > 0). */
+static int batch_take(shm_conn *c, const uint8_t **buf, size_t *len)
+{
+    *len = le32_get(c->next);
+    *buf = c->next + BATCH_LEN;
+    c->next += BATCH_LEN + *len;
+    c->left -= BATCH_LEN + *len;
+    return 1;
 }
 
 /* Receives one frame into c->buf: 1, 0 (timeout / nothing), or a negative code. With
@@ -148,9 +308,18 @@ static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration 
 static int recv_frame(shm_conn *c, const uint8_t **buf, size_t *len,
                       shoal_duration timeout, int quick)
 {
+    if (c->left)
+        return batch_take(c, buf, len);
     for (;;) {
         int rc = quick ? shoal__pipe_try_recv(c->pipe, c->buf, c->cap, len)
                        : shoal_pipe_recv(c->pipe, c->buf, c->cap, len, timeout);
+        if (rc == 0 && *len && c->buf[0] == BATCH_MARK && (!c->loop || c->batch)) {
+            if ((rc = batch_open(c, c->buf, *len)) == 0)
+                return batch_take(c, buf, len);
+            if (!c->loop) /* the client: the connection is broken */
+                return rc;
+            rc = 0; /* the server: one undecodable frame, dropped and counted */
+        }
         if (rc == 0) {
             *buf = c->buf;
             return 1;
@@ -175,7 +344,7 @@ static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
                     shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
-    if (timeout == 0)
+    if (timeout == 0 || c->left)
         return recv_frame(c, buf, len, timeout, 1);
     shoal__spin_seat *was = shoal__spin_seat_use(&c->seat);
     int rc = recv_frame(c, buf, len, timeout, 0);
@@ -183,9 +352,21 @@ static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
     return rc;
 }
 
+/* What a turn kept goes before the connection is let go (best effort: the peer may
+ * be gone). */
+static void out_drain(shm_conn *c)
+{
+    if (c->batch && c->pipe) {
+        pthread_mutex_lock(&c->out_mu);
+        out_flush(c, SEND_TIMEOUT);
+        pthread_mutex_unlock(&c->out_mu);
+    }
+}
+
 static void shm_stop(rpc_conn *base)
 {
     shm_conn *c = (shm_conn *)base;
+    out_drain(c);
     if (c->src)
         shoal_loop_remove(c->loop, c->src);
     c->src = NULL;
@@ -193,22 +374,30 @@ static void shm_stop(rpc_conn *base)
 
 static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *arg);
 
+/* Watches the pipe again; frames of a batch message that a handler's thread left
+ * unread are in no pipe to wake the loop: they are taken at once, as a turn. */
 static int shm_watch(rpc_conn *base)
 {
     shm_conn *c = (shm_conn *)base;
-    return shoal_loop_add_pipe(c->loop, c->pipe, SHOAL_LOOP_READABLE, on_pipe, c,
-                               &c->src);
+    int rc =
+        shoal_loop_add_pipe(c->loop, c->pipe, SHOAL_LOOP_READABLE, on_pipe, c, &c->src);
+    if (rc == 0 && c->left)
+        on_pipe(c->loop, c->src, SHOAL_LOOP_READABLE, c); /* may free c */
+    return rc;
 }
 
 static void shm_close(rpc_conn *base)
 {
     shm_conn *c = (shm_conn *)base;
+    out_drain(c);
     if (c->pipe) {
         shoal_pipe_close(c->pipe);
         shoal_unlink(c->name, &c->attr.attr);
     }
     shoal__spin_seat_give(&c->seat);
     spin_unref(c->spin);
+    pthread_mutex_destroy(&c->out_mu);
+    free(c->out);
     free(c->buf);
     free(c);
 }
@@ -227,6 +416,7 @@ static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
         free(c);
         return NULL;
     }
+    pthread_mutex_init(&c->out_mu, NULL);
     c->base.ops = &shm_ops;
     c->base.t = c;
     snprintf(c->name, sizeof(c->name), "%s", pipe_name);
@@ -262,8 +452,17 @@ int rpc__shm_connect(rpc_conn **out, const char *name,
                                    cfg && cfg->max_frame ? cfg->max_frame : DEFAULT_FRAME,
                                .capacity = PIPE_CAPACITY};
     rc = shoal_pipe_open(&c->pipe, pname, 0, SHOAL_CREATE, &pcfg, attr);
+    /* the request: the pipe's name, then (when the server's queue has room for it)
+     * batch_hello, which a server that does not read batch messages ignores */
+    char req[ACCEPT_MSG_MAX + sizeof(batch_hello)];
+    size_t rlen = strlen(pname) + 1;
+    memcpy(req, pname, rlen);
+    if (rlen + sizeof(batch_hello) - 1 <= ACCEPT_MSG_MAX) {
+        memcpy(req + rlen, batch_hello, sizeof(batch_hello) - 1);
+        rlen += sizeof(batch_hello) - 1;
+    }
     if (rc == 0)
-        rc = shoal_queue_put(accept_q, pname, strlen(pname) + 1,
+        rc = shoal_queue_put(accept_q, req, rlen,
                              cfg && cfg->connect_timeout > 0 ? cfg->connect_timeout
                                                              : SHOAL_SEC(2));
     shoal_queue_close(accept_q);
@@ -341,6 +540,21 @@ static void unclaim(shoal__seg *seg)
     shoal__seg_close(seg);
 }
 
+/* Starts (on) or ends on_pipe's turn on c: at its end, the responses it kept go (0 or
+ * a code of shoal_pipe_send). */
+static int turn(shm_conn *c, int on)
+{
+    if (!c->batch)
+        return 0;
+    pthread_mutex_lock(&c->out_mu);
+    c->turn = on;
+    c->turn_thread = pthread_self();
+    int rc = on ? 0 : out_flush(c, SEND_TIMEOUT);
+    atomic_store_explicit(&c->keeping, on, memory_order_release);
+    pthread_mutex_unlock(&c->out_mu);
+    return rc;
+}
+
 /* The client's pipe is readable (or failed: events < 0): its frames, up to 64 a turn.
  * Only the first receive asks after the peer: the loop watching the pipe reports a
  * peer gone, so the ones that find the pipe empty need not. */
@@ -351,11 +565,15 @@ static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *
     const uint8_t *buf;
     size_t len;
     int rc = events < 0 ? events : 1;
-    for (int n = 0; rc == 1 && n < 64; n++) {
+    turn(c, 1);
+    for (int n = 0; rc == 1 && (n < 64 || c->left); n++) {
         rc = recv_frame(c, &buf, &len, SHOAL_NOWAIT, n > 0);
         if (rc == 1)
             rpc__server_frame(&c->base, buf, len);
     }
+    int sent = turn(c, 0);
+    if (rc >= 0 && sent < 0)
+        rc = sent; /* a response kept could not go: the connection is broken */
     if (rc < 0)
         rpc__server_conn_lost(&c->base); /* may free c */
     else
@@ -363,7 +581,7 @@ static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *
 }
 
 /* A connection request: the name of a client's pipe. */
-static void accept_one(shm_listener *l, const char *pname)
+static void accept_one(shm_listener *l, const char *pname, int batch)
 {
     shm_conn *c = conn_new(pname, &l->attr.attr);
     if (!c)
@@ -372,6 +590,10 @@ static void accept_one(shm_listener *l, const char *pname)
     if (shoal_name_check(pname) < 0 ||
         shoal_pipe_open(&c->pipe, pname, 1, SHOAL_OPEN, NULL, &l->attr.attr) < 0) {
         c->pipe = NULL; /* a request with a bad name, or its client gone: nothing */
+        shm_close(&c->base);
+        return;
+    }
+    if (batch && batch_on(c) < 0) {
         shm_close(&c->base);
         return;
     }
@@ -395,7 +617,10 @@ static void on_accept(shoal_loop *loop, shoal_loop_source *src, int events, void
         if (rc < 0)
             return;
         pname[len < ACCEPT_MSG_MAX ? len : ACCEPT_MSG_MAX] = 0;
-        accept_one(l, pname);
+        size_t nlen = strlen(pname);
+        int batch = len == nlen + sizeof(batch_hello) &&
+                    !memcmp(pname + nlen + 1, batch_hello, sizeof(batch_hello) - 1);
+        accept_one(l, pname, batch);
     }
 }
 
