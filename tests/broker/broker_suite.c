@@ -408,11 +408,12 @@ static void test_lock_barging(void **state)
  * parked reply, a sender's wake-up) is on an uncontended lock's path — and no pair
  * waits on anything but the exchange itself. The bound on a pair's time is a stall's
  * (a timer, a lost wake-up), generous for a sanitized build on a loaded machine: a
- * host that deschedules the test for longer is allowed 1% of such pairs. */
+ * host that deschedules the test for longer is allowed 5% of such pairs (a lost
+ * wake-up or a timer on the path would stall every one). */
 static void test_lock_uncontended(void **state)
 {
     (void)state;
-    enum { PAIRS = 1000, STALL_NS = 20 * 1000000, STALLS_ALLOWED = 20 };
+    enum { PAIRS = 1000, STALL_NS = 20 * 1000000, STALLS_ALLOWED = 100 };
     pid_t b = start_broker(NULL, NULL);
     shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "ul", SHOAL_M_LOCK, NULL, NULL), 1);
