@@ -114,6 +114,15 @@ static int fill_keys(shoal_manager *m)
     return 0;
 }
 
+/* Submits the lock's acquire (waiting as long as it takes) or its release. */
+static int submit_lock(shoal_manager *m, int acquire, uint64_t *id)
+{
+    shoal_manager_request r = {.name = "bench.lock",
+                               .op = acquire ? "acquire" : "release",
+                               .timeout = acquire ? SHOAL_FOREVER : 0};
+    return shoal_manager_submit(m, &r, id);
+}
+
 /* Submits the requests of one operation (two for the lock); returns their count. */
 static int submit_op(shoal_manager *m, const char *cs, long i, uint64_t *ids)
 {
@@ -131,11 +140,7 @@ static int submit_op(shoal_manager *m, const char *cs, long i, uint64_t *ids)
         r = (shoal_manager_request){"bench.list", "append", NULL, 0, args, 1, 0};
         args[0] = shoal_mv_int(i);
     } else {
-        shoal_manager_request a = {"bench.lock", "acquire", NULL,         0,
-                                   NULL,         0,         SHOAL_FOREVER};
-        shoal_manager_request b = {"bench.lock", "release", NULL, 0, NULL, 0, 0};
-        if (shoal_manager_submit(m, &a, &ids[0]) < 0 ||
-            shoal_manager_submit(m, &b, &ids[1]) < 0)
+        if (submit_lock(m, 1, &ids[0]) < 0 || submit_lock(m, 0, &ids[1]) < 0)
             return -1;
         return 2;
     }
@@ -154,12 +159,6 @@ static int check_reply(shoal_manager *m, const char *cs, uint64_t id)
     return rc;
 }
 
-static int submit_lock(shoal_manager *m, const char *op, uint64_t *id)
-{
-    shoal_manager_request r = {"bench.lock", op, NULL, 0, NULL, 0, SHOAL_FOREVER};
-    return shoal_manager_submit(m, &r, id);
-}
-
 /* The lock with several clients (see the top): each pair's release goes out once its
  * acquire was granted; DEPTH releases at most are in flight (ids: room for DEPTH). */
 static int lock_pairs(client *c, shoal_manager *m, uint64_t *ids)
@@ -168,8 +167,8 @@ static int lock_pairs(client *c, shoal_manager *m, uint64_t *ids)
     for (long i = 0; i < c->count; i++) {
         int64_t t0 = now_ns();
         uint64_t acq;
-        if (submit_lock(m, "acquire", &acq) < 0 || shoal_manager_wait(m, acq, NULL) < 0 ||
-            submit_lock(m, "release", &ids[inflight++]) < 0)
+        if (submit_lock(m, 1, &acq) < 0 || shoal_manager_wait(m, acq, NULL) < 0 ||
+            submit_lock(m, 0, &ids[inflight++]) < 0)
             return -1;
         if (c->depth == 1 && shoal_manager_wait(m, ids[--inflight], NULL) < 0)
             return -1;

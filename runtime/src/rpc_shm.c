@@ -125,9 +125,9 @@ typedef struct shm_conn {
     pthread_mutex_t out_mu;
     uint8_t *out;
     size_t out_len, out_n, out_max;
-    int turn; /* server: on_pipe's turn runs; its thread's sends are kept */
-    pthread_t turn_thread;
-    _Atomic int keeping;     /* a turn runs (frames may be kept): sends take out_mu */
+    pthread_t turn_thread; /* server: the thread running on_pipe's turn */
+    /* a turn runs: turn_thread's sends are kept, and every send takes out_mu */
+    _Atomic int keeping;
     struct spin_block *spin; /* the name's spin table (NULL: none) */
     shoal__spin_seat seat;   /* this end's seat in it */
     shoal_loop *loop;        /* server side */
@@ -257,7 +257,8 @@ static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration 
         return shoal_pipe_send(c->pipe, buf, len, timeout);
     pthread_mutex_lock(&c->out_mu);
     int rc;
-    if (c->turn && pthread_equal(c->turn_thread, pthread_self()))
+    if (atomic_load_explicit(&c->keeping, memory_order_relaxed) &&
+        pthread_equal(c->turn_thread, pthread_self()))
         rc = out_keep(c, buf, len, timeout);
     else if (!c->out_n)
         rc = shoal_pipe_send(c->pipe, buf, len, timeout);
@@ -547,7 +548,6 @@ static int turn(shm_conn *c, int on)
     if (!c->batch)
         return 0;
     pthread_mutex_lock(&c->out_mu);
-    c->turn = on;
     c->turn_thread = pthread_self();
     int rc = on ? 0 : out_flush(c, SEND_TIMEOUT);
     atomic_store_explicit(&c->keeping, on, memory_order_release);
