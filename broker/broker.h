@@ -81,6 +81,10 @@ typedef struct shoal_broker_options {
     /* tls+tcp://: the broker's certificate and key (PEM); with tls_ca, clients must
      * present a certificate that CA signed (shoal_rpc_server_set_tls). */
     const char *tls_cert, *tls_key, *tls_ca;
+    /* 1: no read view. Otherwise the broker publishes the replies of pure reads in
+     * NAME:view beside its first shm://NAME address, for clients on this host to
+     * answer them without a round trip (view.c, docs/broker.md "The read view"). */
+    int no_view;
 } shoal_broker_options;
 
 /* Serves until SIGINT or SIGTERM (blocked in the calling thread and taken by a thread

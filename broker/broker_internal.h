@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "broker.h"
+#include "view.h"
 
 /* A request parked on an object until it can complete or its deadline passes. */
 typedef struct waiter {
@@ -66,6 +67,7 @@ typedef struct bobj {
     int full;                        /* store: all its records must be rewritten */
     int64_t grant_at; /* Lock, RLock freed with waiters: when the first gets it (core.c,
                        * Barging); 0: none */
+    uint32_t vslot;   /* its slot in the read view's generation table (view.c); 0: none */
 } bobj;
 
 /* Whether objects of kind k keep their items or entries in records of their own. */
@@ -115,6 +117,9 @@ struct shoal_broker {
     pthread_t timer;
     pthread_cond_t timer_cv;
     int stop;
+    struct broker_view *view; /* view.c: NULL without one */
+    const void *raw;          /* the request running now, as it came (view.c's key) */
+    size_t rawlen;
 };
 
 bobj *broker__find(shoal_broker *b, const char *name);

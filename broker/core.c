@@ -184,6 +184,7 @@ void broker__free_obj(bobj *o)
 
 void broker__dirty(shoal_broker *b, bobj *o)
 {
+    broker__view_bump(b, o, 0); /* every change, not only the first of a request */
     if (o->dirty)
         return;
     if (b->ndirty == b->capdirty) {
@@ -241,6 +242,7 @@ static void finish(shoal_broker *b)
             broker__free_obj(b->dirty[i]);
     }
     b->ndirty = 0;
+    broker__view_publish(b, rc == 0); /* after the commit: nothing a crash could lose */
     if (rc < 0) { /* not durable: no acknowledgement may claim it is */
         fprintf(stderr, "shoal broker: %s\n", shoal_errdetail());
         b->store_failed = 1;
@@ -271,6 +273,7 @@ typedef struct op_ctx {
     int parked_state; /* a blocked first run changed the object (condition, barrier) */
     size_t top;       /* with a path: the position of its first element in the data */
     size_t slot;      /* incr, cas: the position of the entry or item changed */
+    bool pure;        /* the operation is F_PURE */
 } op_ctx;
 
 #define K(k)     (1u << SHOAL__BROKER__KIND__##k)
@@ -285,6 +288,10 @@ typedef struct op_ctx {
 #define F_SEQ    8  /* acts on a list (the target must be one) */
 #define F_RESIZE 16 /* changes a list's length: not on an Array */
 #define F_HOLES  32 /* works with the holes removals leave in the object's own data */
+#define F_PURE                                                                           \
+    64 /* its result depends on the object's state and the arguments only                \
+        * (nothing session-dependent, never blocks): its reply may be                    \
+        * published in the read view (view.c) */
 
 static const char *kind_name(int k)
 {
@@ -1299,51 +1306,51 @@ typedef struct op_def {
 } op_def;
 
 static const op_def ops[] = {
-    {"get", K_MAPS, F_MAP | F_HOLES, map_get},
+    {"get", K_MAPS, F_MAP | F_HOLES | F_PURE, map_get},
     {"set", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_set},
     {"del", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_del},
     {"pop", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_pop},
-    {"contains", K_MAPS, F_MAP | F_HOLES, map_contains},
+    {"contains", K_MAPS, F_MAP | F_HOLES | F_PURE, map_contains},
     {"setdefault", K_MAPS, F_MAP | F_WRITE | F_HOLES, map_setdefault},
-    {"keys", K_MAPS, F_MAP, map_keys},
-    {"values", K_MAPS, F_MAP, map_values},
-    {"items", K_MAPS, F_MAP, map_items},
+    {"keys", K_MAPS, F_MAP | F_PURE, map_keys},
+    {"values", K_MAPS, F_MAP | F_PURE, map_values},
+    {"items", K_MAPS, F_MAP | F_PURE, map_items},
     {"update", K_MAPS, F_MAP | F_WRITE, map_update},
-    {"get", K_SEQS, F_SEQ | F_HOLES, seq_get},
+    {"get", K_SEQS, F_SEQ | F_HOLES | F_PURE, seq_get},
     {"set", K_SEQS, F_SEQ | F_WRITE | F_HOLES, seq_set},
     {"del", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_del},
     {"pop", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_pop},
-    {"contains", K_SEQS, F_SEQ, seq_contains},
+    {"contains", K_SEQS, F_SEQ | F_PURE, seq_contains},
     {"append", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_append},
     {"extend", K_SEQS, F_SEQ | F_WRITE | F_RESIZE | F_HOLES, seq_extend},
     {"insert", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_insert},
     {"remove", K_SEQS, F_SEQ | F_WRITE | F_RESIZE, seq_remove},
-    {"index", K_SEQS, F_SEQ, seq_index},
-    {"count", K_SEQS, F_SEQ, seq_count},
+    {"index", K_SEQS, F_SEQ | F_PURE, seq_index},
+    {"count", K_SEQS, F_SEQ | F_PURE, seq_count},
     {"reverse", K_SEQS, F_SEQ | F_WRITE, seq_reverse},
-    {"len", K_SEQS, F_MAP | F_SEQ | F_HOLES, op_len},
-    {"copy", K_SEQS, F_MAP | F_SEQ, op_copy},
+    {"len", K_SEQS, F_MAP | F_SEQ | F_HOLES | F_PURE, op_len},
+    {"copy", K_SEQS, F_MAP | F_SEQ | F_PURE, op_copy},
     {"clear", K_SEQS, F_MAP | F_SEQ | F_WRITE | F_RESIZE, op_clear},
     {"incr", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE | F_HOLES, op_incr},
     {"cas", K_SEQS | K(VALUE), F_MAP | F_SEQ | F_WRITE | F_HOLES, op_cas},
-    {"get", K(VALUE), 0, value_get},
+    {"get", K(VALUE), F_PURE, value_get},
     {"set", K(VALUE), F_WRITE, value_set},
     {"put", K_QUEUES, F_WRITE | F_BLOCK | F_HOLES, queue_put},
     {"get", K_QUEUES, F_WRITE | F_BLOCK | F_HOLES, queue_get},
-    {"qsize", K_QUEUES, F_HOLES, queue_qsize},
-    {"empty", K_QUEUES, F_HOLES, queue_empty},
-    {"full", K_QUEUES, F_HOLES, queue_full},
+    {"qsize", K_QUEUES, F_HOLES | F_PURE, queue_qsize},
+    {"empty", K_QUEUES, F_HOLES | F_PURE, queue_empty},
+    {"full", K_QUEUES, F_HOLES | F_PURE, queue_full},
     {"task_done", K(JOINABLE_QUEUE), F_WRITE | F_HOLES, queue_task_done},
     {"join", K(JOINABLE_QUEUE), F_BLOCK | F_HOLES, queue_join},
     {"acquire", K_LOCKS, F_WRITE | F_BLOCK, lock_acquire},
     {"release", K_LOCKS, F_WRITE, lock_release},
-    {"locked", K_LOCKS, 0, lock_locked},
+    {"locked", K_LOCKS, F_PURE, lock_locked},
     {"acquire", K_SEMS, F_WRITE | F_BLOCK, sem_acquire},
     {"release", K_SEMS, F_WRITE, sem_release},
-    {"value", K_SEMS, 0, sem_value},
+    {"value", K_SEMS, F_PURE, sem_value},
     {"set", K(EVENT), F_WRITE, event_set},
     {"clear", K(EVENT), F_WRITE, event_clear},
-    {"is_set", K(EVENT), 0, event_is_set},
+    {"is_set", K(EVENT), F_PURE, event_is_set},
     {"wait", K(EVENT), F_BLOCK, event_wait},
     {"wait", K(CONDITION), F_WRITE | F_BLOCK, cond_wait},
     {"notify", K(CONDITION), F_WRITE, cond_notify_n},
@@ -1351,9 +1358,9 @@ static const op_def ops[] = {
     {"wait", K(BARRIER), F_WRITE | F_BLOCK, barrier_wait},
     {"abort", K(BARRIER), F_WRITE, barrier_abort},
     {"reset", K(BARRIER), F_WRITE, barrier_reset},
-    {"parties", K(BARRIER), 0, barrier_info},
-    {"n_waiting", K(BARRIER), 0, barrier_info},
-    {"broken", K(BARRIER), 0, barrier_info},
+    {"parties", K(BARRIER), F_PURE, barrier_info},
+    {"n_waiting", K(BARRIER), F_PURE, barrier_info},
+    {"broken", K(BARRIER), F_PURE, barrier_info},
 };
 
 /* Whether operation name op is `name` (most differ in their first letter). */
@@ -1432,6 +1439,7 @@ static int run(op_ctx *c)
     if ((d->flags & F_RESIZE) && kind == SHOAL__BROKER__KIND__ARRAY && !c->req->n_path)
         return shoal__err(SHOAL_EKIND, "Array \"%s\": %s would change its length",
                           c->o->name, c->req->op);
+    c->pure = (d->flags & F_PURE) != 0;
     bv *wargs = (d->flags & F_WRITE) ? broker__watch_args(c->o, c->req) : NULL;
     rc = d->fn(c);
     if ((rc == 0 && (d->flags & F_WRITE)) || rc == SHOAL_EOWNERDEAD || c->parked_state) {
@@ -1827,7 +1835,8 @@ static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
                     shoal__err(SHOAL_ENOENT, "broker: \"%s\" was deleted", o->name),
                     NULL);
     broker__watch_deleted(b, o);
-    broker__store_drop(b, o); /* its entry or item records */
+    broker__view_bump(b, o, 1); /* its cached replies are stale, its slot free */
+    broker__store_drop(b, o);   /* its entry or item records */
     unlink_obj(b, o);
     broker__settle(o);
     protobuf_c_message_free_unpacked(&o->st->base, NULL);
@@ -1948,10 +1957,14 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
     int rc = execute(b, s, sid, req, &c, &o);
     if (rc == PARKED)
         return;
-    if (req->id == 0 && rc == 0 && !c.lent) /* id 0: no reply unless it failed */
+    if (req->id == 0 && rc == 0 && !c.lent) { /* id 0: no reply unless it failed */
         shoal__bv_free(c.result);
-    else
+    } else {
+        size_t n = b->npend;
         pend(b, s, req->id, rc, c.result, c.lent);
+        if (c.pure && rc == 0 && b->view && b->npend > n) /* published after the commit */
+            broker__view_stage(b, o, b->raw, b->rawlen, b->pend[n].buf, b->pend[n].len);
+    }
     wake(b, o, 0);
 }
 
@@ -1995,7 +2008,10 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
                         "broker: the data directory failed; restart the broker"),
              NULL, false);
     } else {
+        b->raw = buf;
+        b->rawlen = len;
         dispatch(b, s, sid, req);
+        b->raw = NULL;
     }
     defer = defer && b->store; /* a commit to share: the next request's covers this */
     if (!defer)
@@ -2136,6 +2152,7 @@ void shoal_broker_destroy(shoal_broker *b)
     pthread_mutex_unlock(&b->mu);
     if (running)
         pthread_join(b->timer, NULL);
+    broker__view_close(b);
     for (size_t i = 0; i < b->ntab; i++)
         for (bobj *o = b->tab[i], *next; o; o = next) {
             next = o->next;

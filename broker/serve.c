@@ -2,7 +2,9 @@
  * serve.c — runs a broker: the event loop, an rpc server listening on each address
  * with the Broker service, and a thread that turns SIGINT / SIGTERM into a clean stop
  * (the loop stops, the server cancels the sessions, the broker is freed; with a data
- * directory nothing is lost by a stop or by a SIGKILL).
+ * directory nothing is lost by a stop or by a SIGKILL). Beside its first shm://
+ * address it publishes the read view (view.c) unless told not to, and withdraws it
+ * first when it stops.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +56,12 @@ int shoal_broker_serve(const shoal_broker_options *o)
         if (rc == 0)
             printf("shoal broker: listening on %s\n", o->listen[i]);
     }
+    for (size_t i = 0; rc == 0 && !o->no_view && i < o->nlisten; i++)
+        if (!strncmp(o->listen[i], "shm://", 6)) { /* the first one: see broker.h */
+            if (broker__view_open(b, o->listen[i] + 6, o->attr) < 0)
+                fprintf(stderr, "shoal broker: no read view: %s\n", shoal_errdetail());
+            break;
+        }
     pthread_t sig;
     if (rc == 0 && pthread_create(&sig, NULL, signal_main, loop) != 0)
         rc = shoal__err(SHOAL_ESYS, "broker: cannot start a thread");
@@ -64,6 +72,8 @@ int shoal_broker_serve(const shoal_broker_options *o)
         pthread_kill(sig, SIGTERM); /* stopped otherwise: end the signal thread */
         pthread_join(sig, NULL);
     }
+    if (b)
+        broker__view_close(b); /* first: readers stop trusting it before anything ends */
     shoal_rpc_server_destroy(srv);
     shoal_broker_destroy(b);
     shoal_loop_destroy(loop);

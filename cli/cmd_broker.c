@@ -15,6 +15,7 @@ static const char broker_help[] =
     "                    [--sync=commit|none] [--token-file FILE] [--root DIR]\n"
     "                    [--domain NAME] [--tls-cert FILE --tls-key FILE [--tls-ca "
     "FILE]]\n"
+    "                    [--no-view]\n"
     "Serves multiprocessing.Manager's objects (dict, list, Namespace, Value, Array,\n"
     "Queue, Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier) to\n"
     "clients in any language, until SIGINT or SIGTERM.\n"
@@ -28,7 +29,9 @@ static const char broker_help[] =
     "  --token-file F    the secret tcp:// clients must prove they know (first line)\n"
     "  --tls-cert F, --tls-key F  the broker's certificate (PEM, chain after it) and\n"
     "                    its unencrypted private key, for tls+tcp://\n"
-    "  --tls-ca F        require client certificates signed by this CA (PEM)\n";
+    "  --tls-ca F        require client certificates signed by this CA (PEM)\n"
+    "  --no-view         do not publish the read view beside the first shm:// address\n"
+    "                    (clients on this host then send every read to the broker)\n";
 
 static char *read_token(const char *path)
 {
@@ -67,6 +70,8 @@ int cli_broker(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(broker_help, stdout);
             status = CLI_OK;
+        } else if (!strcmp(a, "--no-view")) {
+            o.no_view = 1;
         } else if (!strcmp(a, "--sync=commit") || !strcmp(a, "--sync=none")) {
             o.sync = !strcmp(a, "--sync=commit");
         } else if (!v) {

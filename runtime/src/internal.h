@@ -271,6 +271,10 @@ int shoal__type_print(const shoal_type *type, const void *data, size_t size, FIL
  * if the descriptor cannot be read. */
 int shoal__layout_print(const unsigned char *desc, size_t n, const void *data, FILE *out);
 
+/* Whether a live thread holds lock (its word names a holder: the kernel clears the
+ * holder when it dies, a release clears it too). One load (lock.c). */
+bool shoal__lock_live(shoal_lock *lock);
+
 /* ---- the lock of a Value or Array (objlock.c) ------------------------------------- */
 
 /* Control block at the start of a Value's or Array's payload. */

@@ -299,6 +299,12 @@ static inline int try_fast(shoal_lock *lock)
     return 1;
 }
 
+bool shoal__lock_live(shoal_lock *lock)
+{
+    return shoal__mutex_holder(atomic_load_explicit(shoal__mutex_word(&impl(lock)->m),
+                                                    memory_order_acquire)) != 0;
+}
+
 int shoal_lock_init(shoal_lock *lock, int recursive)
 {
     if (!lock)

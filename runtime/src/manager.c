@@ -63,6 +63,8 @@
 
 #include "internal.h"
 #include "manager_internal.h"
+#include "manager_view.h"
+#include "pb_wire.h"
 #include "rpc_internal.h"
 #include "shoal/manager.h"
 #include "shoal/rpc.h"
@@ -92,9 +94,13 @@ struct shoal_manager {
     uint64_t next_id;
     int reading, ended;
     struct arrived *arrived;
-    int unsent;  /* submits since the last flush (atomic) */
-    int users;   /* threads inside a call of m (atomic) */
-    int closing; /* shoal_manager_shutdown began (atomic) */
+    int unsent;            /* submits since the last flush (atomic) */
+    int users;             /* threads inside a call of m (atomic) */
+    int closing;           /* shoal_manager_shutdown began (atomic) */
+    shoal__view *view;     /* shm://: the broker's read view, or NULL (see "The view") */
+    int inflight;          /* requests sent whose replies have not arrived (atomic) */
+    int unacked;           /* a request of id 0 was sent: the view is not used (atomic) */
+    uint64_t hits, misses; /* view lookups (atomic) */
 };
 
 /* ---- values ---- */
@@ -414,6 +420,8 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
     pthread_mutex_init(&m->send_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
+    if (!strncmp(address, "shm://", 6))
+        m->view = shoal__view_open(address + 6, cfg ? cfg->attr : NULL);
     *out = m;
     return 0;
 }
@@ -523,6 +531,7 @@ void shoal_manager_close(shoal_manager *m)
         free(a->buf);
         free(a);
     }
+    shoal__view_close(m->view);
     pthread_mutex_destroy(&m->send_mu);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
@@ -543,16 +552,26 @@ static int session_over(shoal_manager *m)
                             "the broker closed it or died");
 }
 
-/* Sends an encoded request: at once, or (later) kept in the transport's buffer. */
-static int send_request(shoal_manager *m, const void *req, size_t len, int later)
+static uint64_t reply_id(const void *buf, size_t len);
+
+/* Sends an encoded request (its id: id): at once, or (later) kept in the transport's
+ * buffer. */
+static int send_request(shoal_manager *m, const void *req, size_t len, uint64_t id,
+                        int later)
 {
     int rc = enter(m, "manager send");
     if (rc < 0)
         return rc;
+    if (id) /* counted before it can be answered: see "The view" */
+        __atomic_add_fetch(&m->inflight, 1, __ATOMIC_SEQ_CST);
+    else
+        __atomic_store_n(&m->unacked, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&m->send_mu);
     rc = later ? shoal_rpc_call_send_more(m->call, req, len)
                : shoal_rpc_call_send(m->call, req, len);
     pthread_mutex_unlock(&m->send_mu);
+    if (rc < 0 && id)
+        __atomic_sub_fetch(&m->inflight, 1, __ATOMIC_SEQ_CST);
     if (rc == 0 && later) /* counted once kept: see "Pipelined sends" above */
         __atomic_add_fetch(&m->unsent, 1, __ATOMIC_SEQ_CST);
     if (rc == SHOAL_ECLOSED)
@@ -565,7 +584,7 @@ int shoal_manager_send_raw(shoal_manager *m, const void *req, size_t len)
 {
     if (!m || (!req && len))
         return shoal__err(SHOAL_EINVAL, "shoal_manager_send_raw: NULL argument");
-    return send_request(m, req, len, 0);
+    return send_request(m, req, len, reply_id(req, len), 0);
 }
 
 /* Writes the requests submits kept (a failure shows at the receive that follows). */
@@ -589,7 +608,7 @@ int shoal_manager_flush(shoal_manager *m)
     return rc;
 }
 
-/* The id field of an encoded Reply (0 when absent or undecodable). */
+/* The id field of an encoded Reply or Request (0 when absent or undecodable). */
 static uint64_t reply_id(const void *buf, size_t len)
 {
     const uint8_t *p = buf, *end = p + len;
@@ -629,8 +648,11 @@ static void read_one(shoal_manager *m)
     struct arrived *a = rc == 1 ? malloc(sizeof(*a)) : NULL;
     pthread_mutex_lock(&m->mu);
     m->reading = 0;
+    uint64_t id = rc == 1 ? reply_id(buf, len) : 0;
+    if (id && __atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST) > 0) /* the only taker */
+        __atomic_sub_fetch(&m->inflight, 1, __ATOMIC_SEQ_CST);
     if (a) {
-        *a = (struct arrived){m->arrived, reply_id(buf, len), buf, len};
+        *a = (struct arrived){m->arrived, id, buf, len};
         m->arrived = a;
     } else if (rc == 1) {
         free(buf);
@@ -683,6 +705,97 @@ void shoal_manager_free(void *p)
     free(p);
 }
 
+/* ---- the view ---- */
+
+/* The reply to encoded request req[len] from the broker's read view (malloc'd, its id
+ * the request's: *rlen bytes), or NULL: no view, a request of m's own still waiting
+ * for its reply, or no current reply in the view. m entered. */
+static void *view_read(shoal_manager *m, const void *req, size_t len, size_t *rlen)
+{
+    if (!m->view || __atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST) ||
+        __atomic_load_n(&m->unacked, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&m->ended, __ATOMIC_RELAXED))
+        return NULL;
+    uint8_t key[SHOAL_VIEW_SLOT], reply[SHOAL_VIEW_SLOT];
+    uint64_t id;
+    size_t k = shoal__view_key(req, len, key, sizeof(key), &id);
+    size_t n = k && id ? shoal__view_lookup(m->view, key, k, shoal__view_hash(key, k),
+                                            reply, sizeof(reply))
+                       : 0;
+    uint8_t *out = n ? malloc(n + 11) : NULL;
+    __atomic_add_fetch(out ? &m->hits : &m->misses, 1, __ATOMIC_RELAXED);
+    if (!out)
+        return NULL;
+    pb_out o = {out, n + 11, 0};
+    pb_put_tag(&o, 1, WT_VARINT);
+    pb_put_varint(&o, id);
+    pb_put(&o, reply, n);
+    *rlen = o.len;
+    return out;
+}
+
+/* view_read as a call of m (entered; NULL when m is closing: the send then fails). */
+static void *view_answer(shoal_manager *m, const void *req, size_t len, size_t *rlen)
+{
+    if (!m->view || enter(m, "manager call") < 0)
+        return NULL;
+    void *r = view_read(m, req, len, rlen);
+    leave(m);
+    return r;
+}
+
+/* Whether a request of operation op may be answered by the view (the broker
+ * publishes those only: core.c's F_PURE operations), so others skip the lookup. */
+static bool view_op(const char *op)
+{
+    static const char *const pure[] = {
+        "get",    "contains", "keys",   "values",  "items",     "index",
+        "count",  "len",      "copy",   "qsize",   "empty",     "full",
+        "locked", "value",    "is_set", "parties", "n_waiting", "broken"};
+    for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
+        if (op[0] == pure[i][0] && !strcmp(op, pure[i]))
+            return true;
+    return false;
+}
+
+/* Files reply buf[len] to id as arrived (a view hit of submit). */
+static void file_arrived(shoal_manager *m, uint64_t id, void *buf, size_t len)
+{
+    struct arrived *a = malloc(sizeof(*a));
+    if (!a) {
+        free(buf);
+        return; /* the wait then finds no reply: as if the session ended */
+    }
+    pthread_mutex_lock(&m->mu);
+    *a = (struct arrived){m->arrived, id, buf, len};
+    m->arrived = a;
+    pthread_mutex_unlock(&m->mu);
+}
+
+int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t len, void **reply,
+                           size_t *rlen)
+{
+    uint64_t id = req ? reply_id(req, len) : 0;
+    if (!m || !req || !reply || !rlen || !id)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_call_raw: %s",
+                          id || !req ? "NULL argument" : "a request without an id");
+    if ((*reply = view_answer(m, req, len, rlen)) != NULL)
+        return 0;
+    int rc = send_request(m, req, len, id, 0);
+    return rc < 0 ? rc : shoal_manager_wait_raw(m, id, reply, rlen);
+}
+
+int shoal_manager_view_stats(shoal_manager *m, uint64_t *hits, uint64_t *misses)
+{
+    if (!m)
+        return shoal__err(SHOAL_EINVAL, "shoal_manager_view_stats: NULL argument");
+    if (hits)
+        *hits = __atomic_load_n(&m->hits, __ATOMIC_RELAXED);
+    if (misses)
+        *misses = __atomic_load_n(&m->misses, __ATOMIC_RELAXED);
+    return m->view != NULL;
+}
+
 /* ---- typed requests ---- */
 
 static int64_t timeout_ms(shoal_duration t)
@@ -721,10 +834,14 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         q.timeout_ms = timeout_ms(r->timeout);
         q.thread = (uint64_t)pthread_self(); /* locks are held per thread */
         uint8_t stack[512];
-        size_t len;
+        size_t len, rlen;
         void *buf = shoal__bv_pack_request(&q, stack, sizeof(stack), &len);
-        rc = buf ? send_request(m, buf, len, 1)
-                 : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
+        void *hit = buf && view_op(r->op) ? view_answer(m, buf, len, &rlen) : NULL;
+        if (hit)
+            file_arrived(m, q.id, hit, rlen); /* answered here: nothing to send */
+        else
+            rc = buf ? send_request(m, buf, len, q.id, 1)
+                     : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
         if (buf != stack)
             free(buf);
     }

@@ -27,6 +27,7 @@ typedef struct broker_args {
     const char *data_dir, *token;
     const char *tls_cert, *tls_key, *tls_ca;
     int one_cpu; /* the broker runs on one CPU (two sessions then outnumber its CPUs) */
+    int no_view; /* the broker publishes no read view */
 } broker_args;
 
 static int broker_child(void *arg)
@@ -34,7 +35,8 @@ static int broker_child(void *arg)
     broker_args *a = arg;
     const char *listen[2] = {a->listen ? a->listen : addr, a->tcp};
     shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1,
-                              NULL,   a->tls_cert,    a->tls_key,  a->tls_ca};
+                              NULL,   a->tls_cert,    a->tls_key,  a->tls_ca,
+                              a->no_view};
     if (!freopen("/dev/null", "w", stdout))
         return 3;
     if (a->one_cpu) {

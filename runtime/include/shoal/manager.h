@@ -266,6 +266,32 @@ SHOAL_API int shoal_manager_send_raw(shoal_manager *m, const void *req, size_t l
 SHOAL_API int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply,
                                      size_t *len);
 SHOAL_API void shoal_manager_free(void *p);
+/*
+ * Sends encoded request req[len] (its id field set, not 0) and waits for its Reply, as
+ * shoal_manager_send_raw then shoal_manager_wait_raw — or, over shm://, answers it from
+ * the broker's read view when the view holds the current reply of that read (see
+ * shoal_manager_view_stats). Returns 0 or a negative code (SHOAL_EINVAL: no id).
+ */
+SHOAL_API int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t len,
+                                     void **reply, size_t *rlen);
+
+/*
+ * The read view. A broker listening on shm://NAME publishes the replies of its pure
+ * reads (a dict or list get, len, contains; a Value's get; an Event's is_set; a Lock's
+ * locked; ...: docs/broker.md, "The read view") in shared memory, unless it runs with
+ * --no-view. A connection to shm://NAME maps it, and shoal_manager_call,
+ * shoal_manager_submit and shoal_manager_call_raw answer such a read from it when it
+ * holds the reply for the object's current state — no round trip, the same reply as
+ * the broker's — provided no request sent on m is still waiting for its reply (so m
+ * always reads its own writes; a request sent with id 0, which has no reply, turns the
+ * view off for m). Anything else goes to the broker.
+ *
+ * Stores how many reads the view answered (*hits) and how many it could not
+ * (*misses: sent to the broker), either pointer may be NULL. Returns 1 when m uses a
+ * view, 0 when it does not, or SHOAL_EINVAL.
+ */
+SHOAL_API int shoal_manager_view_stats(shoal_manager *m, uint64_t *hits,
+                                       uint64_t *misses);
 
 /* ---- watches ----------------------------------------------------------------------- */
 
