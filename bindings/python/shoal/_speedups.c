@@ -1007,7 +1007,9 @@ static PyObject *m_plain(PyObject *m, PyObject *o)
  * reference, a pickled object, an int out of range, a subclass) is handed to the
  * Python encoder managers._enc_value, and a reply Value of another kind (a message,
  * a pickle) to managers._dec_value, so the two paths cannot disagree. A request that
- * waits is sent and waited for in one stretch with the GIL released once (roundtrip).
+ * waits is sent and waited for in one stretch with the GIL released once (roundtrip,
+ * through shoal_manager_call_raw: over shm:// a pure read may be answered there from
+ * the broker's read view, with no round trip).
  *
  * Pipelined writes are batched per thread (broker.proto's Request.batch, docs/broker.md
  * "Batches"): write() encodes the Request on its stack and appends it as an item of
@@ -1050,6 +1052,7 @@ typedef int (*fn_wait_raw)(void *, uint64_t, void **, size_t *);
 typedef void (*fn_free)(void *);
 typedef int (*fn_enter)(void *);
 typedef void (*fn_leave)(void *);
+typedef int (*fn_call_raw)(void *, const void *, size_t, void **, size_t *);
 
 static struct {
     fn_next_id next_id;
@@ -1058,6 +1061,7 @@ static struct {
     fn_free free;
     fn_enter enter; /* shoal_manager_enter / _leave: see call_begin */
     fn_leave leave;
+    fn_call_raw call_raw; /* send and wait, or the broker's read view (roundtrip) */
     /* managers._enc_value, _dec_value, _dec_reply and _lib.error */
     PyObject *enc_value, *dec_value, *dec_reply, *error;
 } mlib;
@@ -1799,9 +1803,7 @@ static int roundtrip(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
     void *buf;
     size_t len;
     PyThreadState *ts = PyEval_SaveThread();
-    int rc = mlib.send_raw(h, b.p, b.len);
-    if (rc >= 0)
-        rc = mlib.wait_raw(h, rid, &buf, &len);
+    int rc = mlib.call_raw(h, b.p, b.len, &buf, &len); /* over shm://, maybe the view */
     call_end(h);
     PyEval_RestoreThread(ts);
     wbuf_done(&b);
@@ -2907,11 +2909,12 @@ static PyObject *m_manager_init(PyObject *m, PyObject *const *a, Py_ssize_t n)
             "manager_init(addresses, enc_value, dec_value, dec_reply, error)");
         return NULL;
     }
-    void *p[6];
+    void *p[7];
     static const char *names[] = {"shoal_manager_next_id",  "shoal_manager_send_raw",
                                   "shoal_manager_wait_raw", "shoal_manager_free",
-                                  "shoal_manager_enter",    "shoal_manager_leave"};
-    for (int i = 0; i < 6; i++)
+                                  "shoal_manager_enter",    "shoal_manager_leave",
+                                  "shoal_manager_call_raw"};
+    for (int i = 0; i < 7; i++)
         if (fetch(a[0], names[i], &p[i]))
             return NULL;
     mlib.next_id = (fn_next_id)p[0];
@@ -2920,6 +2923,7 @@ static PyObject *m_manager_init(PyObject *m, PyObject *const *a, Py_ssize_t n)
     mlib.free = (fn_free)p[3];
     mlib.enter = (fn_enter)p[4];
     mlib.leave = (fn_leave)p[5];
+    mlib.call_raw = (fn_call_raw)p[6];
     for (int i = 0; i < 4; i++)
         Py_INCREF(a[1 + i]);
     Py_XSETREF(mlib.enc_value, a[1]);

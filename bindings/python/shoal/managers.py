@@ -459,7 +459,8 @@ def _c_wire():
     speedups.manager_init(
         {n: ctypes.cast(getattr(_plib, n), ctypes.c_void_p).value for n in (
             "shoal_manager_next_id", "shoal_manager_send_raw", "shoal_manager_wait_raw",
-            "shoal_manager_free", "shoal_manager_enter", "shoal_manager_leave")},
+            "shoal_manager_free", "shoal_manager_enter", "shoal_manager_leave",
+            "shoal_manager_call_raw")},
         _enc_value, _dec_value, _dec_reply, error)
     os.register_at_fork(after_in_child=speedups.manager_after_fork)
     return speedups.ManagerBase
