@@ -2,7 +2,7 @@
  * broker_cost.c — the broker's own work per request, in process: no transport, no
  * session thread, only broker_request on requests packed beforehand.
  *
- *   broker_cost OP N
+ *   broker_cost OP N [view]
  *
  * runs N times one operation on an in-memory broker: `set` (d[k] = i over 100 keys
  * of one dict), `get` (d[k] over the same keys), `append` (l.append(i)), `lock` (a
@@ -14,15 +14,19 @@
  *   valgrind --tool=callgrind --toggle-collect=broker_request broker_cost set 20000
  *
  * the total divided by N is the broker's cost of one operation (the setup — creating
- * the objects and filling the dict — is a few requests among the N). CTest runs it
+ * the objects and filling the dict — is a few requests among the N). With `view`
+ * the broker publishes its read view (broker/view.c, as beside an shm:// address):
+ * the cost of its generations and of publishing the gets. CTest runs it
  * with a small N for each operation, as a check that the program works.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "internal.h"
+#include "view.h"
 
 #define KEYS  100
 #define BATCH 16
@@ -107,11 +111,14 @@ int main(int argc, char **argv)
     long n = argc > 2 ? atol(argv[2]) : 0;
     if (n <= 0 || (strcmp(op, "set") && strcmp(op, "get") && strcmp(op, "append") &&
                    strcmp(op, "lock") && strcmp(op, "batch"))) {
-        fprintf(stderr, "usage: broker_cost set|get|append|lock|batch N\n");
+        fprintf(stderr, "usage: broker_cost set|get|append|lock|batch N [view]\n");
         return 2;
     }
     shoal_broker *b;
-    if (shoal_broker_create(&b, NULL, deliver) < 0) {
+    char vname[64];
+    snprintf(vname, sizeof(vname), "broker-cost-%d", (int)getpid());
+    if (shoal_broker_create(&b, NULL, deliver) < 0 ||
+        (argc > 3 && !strcmp(argv[3], "view") && broker__view_open(b, vname, NULL) < 0)) {
         fprintf(stderr, "broker_cost: %s\n", shoal_errdetail());
         return 1;
     }
