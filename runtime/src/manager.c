@@ -744,17 +744,28 @@ static void *view_answer(shoal_manager *m, const void *req, size_t len, size_t *
     return r;
 }
 
-/* Whether a request of operation op may be answered by the view (the broker
+/* Whether a request of operation op[n] may be answered by the view (the broker
  * publishes those only: core.c's F_PURE operations), so others skip the lookup. */
-static bool view_op(const char *op)
+static bool view_op(const char *op, size_t n)
 {
     static const char *const pure[] = {
         "get",    "contains", "keys",   "values",  "items",     "index",
         "count",  "len",      "copy",   "qsize",   "empty",     "full",
         "locked", "value",    "is_set", "parties", "n_waiting", "broken"};
     for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
-        if (op[0] == pure[i][0] && !strcmp(op, pure[i]))
+        if (op[0] == pure[i][0] && strlen(pure[i]) == n && !memcmp(op, pure[i], n))
             return true;
+    return false;
+}
+
+/* view_op for encoded request req[len] (its op field). */
+static bool view_req(const void *req, size_t len)
+{
+    pb_in in = {req, (const uint8_t *)req + len};
+    pb_field f = {0};
+    while (in.p < in.end && pb_get_field(&in, &f))
+        if (f.number == 4 && f.wt == WT_LEN)
+            return f.len && view_op((const char *)f.sub, f.len);
     return false;
 }
 
@@ -779,7 +790,7 @@ int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t len, void *
     if (!m || !req || !reply || !rlen || !id)
         return shoal__err(SHOAL_EINVAL, "shoal_manager_call_raw: %s",
                           id || !req ? "NULL argument" : "a request without an id");
-    if ((*reply = view_answer(m, req, len, rlen)) != NULL)
+    if (m->view && view_req(req, len) && (*reply = view_answer(m, req, len, rlen)))
         return 0;
     int rc = send_request(m, req, len, id, 0);
     return rc < 0 ? rc : shoal_manager_wait_raw(m, id, reply, rlen);
@@ -836,7 +847,9 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         uint8_t stack[512];
         size_t len, rlen;
         void *buf = shoal__bv_pack_request(&q, stack, sizeof(stack), &len);
-        void *hit = buf && view_op(r->op) ? view_answer(m, buf, len, &rlen) : NULL;
+        void *hit = buf && m->view && view_op(r->op, strlen(r->op))
+                        ? view_answer(m, buf, len, &rlen)
+                        : NULL;
         if (hit)
             file_arrived(m, q.id, hit, rlen); /* answered here: nothing to send */
         else
