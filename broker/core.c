@@ -1453,6 +1453,8 @@ static int run(op_ctx *c)
         broker__watch_change(c->b, c->o, c->req, wargs, rc == BLOCK ? NULL : c->result);
     } else {
         shoal__bv_free(wargs);
+        if ((d->flags & F_WRITE) && rc < 0) /* it may have changed part of the object */
+            broker__view_bump(c->b, c->o, 0);
     }
     return rc;
 }
