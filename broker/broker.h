@@ -4,7 +4,8 @@
  *
  * core.c holds the objects and runs the operations (one mutex; blocking operations
  * park as waiters); store.c keeps the objects in LMDB; session.c serves the Broker
- * service's two methods over the rpc runtime; serve.c is the command line.
+ * service's two methods over the rpc runtime; view.c publishes the replies of pure
+ * reads in shared memory beside an shm:// address; serve.c is the command line.
  */
 #ifndef SHOAL_BROKER_H
 #define SHOAL_BROKER_H

@@ -56,6 +56,14 @@
  * shapes); a batch's items (batch.c) take the first step only (run_item), which
  * returns each one's status and error to the batch.
  *
+ * The read view (view.c). Every change to an object moves its generation in the
+ * view (broker__dirty, on every call, not only the first of a request; a write that
+ * failed part way; the deletion), before any reply of the change is handed over. A
+ * request whose operation is F_PURE (its result depends on the object's state and
+ * its arguments only) and that succeeded stages its reply, keyed by the request's
+ * bytes as they came (b->raw); finish() publishes the staged replies after the
+ * commit, those whose objects did not change meanwhile.
+ *
  * Sessions and ownership. Locks are held by (session, client thread); semaphore units
  * are counted per session in the semaphore's data map. When a session ends (the client
  * disconnected or died) its waiters are dropped, its locks freed with the owner-died

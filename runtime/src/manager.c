@@ -49,6 +49,18 @@
  * close m, counts its thread in the same `users` first (shoal_manager_enter, before
  * it can drop its handle; see bindings/python, ManagerBase).
  *
+ * The view. A connection to shm://NAME maps the broker's read view NAME:view
+ * (manager_view.c explains it), if there is a valid one. shoal_manager_submit (and so
+ * shoal_manager_call) of a pure operation, and shoal_manager_call_raw of a request
+ * whose op is one, look the request up there first: a hit is the broker's current
+ * reply, filed under the request's id as if it had arrived — nothing is sent. The
+ * view is consulted only while `inflight`, the requests sent on m whose replies have
+ * not arrived (counted before each send, by every send path, and down as each reply
+ * is filed), is 0: a request of m's own still in flight (a pipelined set) might not
+ * have run yet, and its reply proves that it has, so m always reads its own writes.
+ * A request sent with id 0 has no reply to prove it: it sets `unacked`, and m stops
+ * using the view. Watches, blocking operations and writes never look.
+ *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
  * public name. A submit packs its Request with shoal__bv_pack_request (by hand, on
  * the stack, for scalar arguments) and a wait decodes its Reply with
