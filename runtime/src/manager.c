@@ -781,18 +781,20 @@ static bool view_req(const void *req, size_t len)
     return false;
 }
 
-/* Files reply buf[len] to id as arrived (a view hit of submit). */
-static void file_arrived(shoal_manager *m, uint64_t id, void *buf, size_t len)
+/* Files reply buf[len] to id as arrived (a view hit of submit): whether it could (out
+ * of memory: buf freed, the request is to be sent). */
+static bool file_arrived(shoal_manager *m, uint64_t id, void *buf, size_t len)
 {
-    struct arrived *a = malloc(sizeof(*a));
+    struct arrived *a = buf ? malloc(sizeof(*a)) : NULL;
     if (!a) {
         free(buf);
-        return; /* the wait then finds no reply: as if the session ended */
+        return false;
     }
     pthread_mutex_lock(&m->mu);
     *a = (struct arrived){m->arrived, id, buf, len};
     m->arrived = a;
     pthread_mutex_unlock(&m->mu);
+    return true;
 }
 
 int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t len, void **reply,
@@ -857,14 +859,12 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         q.timeout_ms = timeout_ms(r->timeout);
         q.thread = (uint64_t)pthread_self(); /* locks are held per thread */
         uint8_t stack[512];
-        size_t len, rlen;
+        size_t len, rlen = 0;
         void *buf = shoal__bv_pack_request(&q, stack, sizeof(stack), &len);
         void *hit = buf && m->view && view_op(r->op, strlen(r->op))
                         ? view_answer(m, buf, len, &rlen)
                         : NULL;
-        if (hit)
-            file_arrived(m, q.id, hit, rlen); /* answered here: nothing to send */
-        else
+        if (!file_arrived(m, q.id, hit, rlen)) /* a hit is answered: nothing sent */
             rc = buf ? send_request(m, buf, len, q.id, 1)
                      : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
         if (buf != stack)
