@@ -14,7 +14,7 @@ import unittest
 
 import shoal
 from shoal import managers
-from shoal._lib import C
+from shoal._lib import C, _plib
 
 
 def _hits(proxy):
@@ -66,6 +66,30 @@ class ViewTest(unittest.TestCase):
         self.assertEqual(d.get("k"), 2)
         with self.assertRaises(KeyError):
             d["nope"]
+
+    def test_c_and_python_requests_share_entries(self):
+        # the C client's request packer and the extension's encoder make the same
+        # bytes (the view's key): a get published for one is a hit for the other
+        if not managers._FAST:
+            self.skipTest("the pure-Python path sends every read to the broker")
+        d = self.m.dict(k=41)
+        self.assertEqual(d["k"], 41)  # published
+        s = managers._session(d._address, d._authkey)
+        mv_str = _plib.shoal_mv_str
+        mv_str.restype, mv_str.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+        call = _plib.shoal_manager_call
+        call.restype = ctypes.c_int
+        res = ctypes.c_void_p()
+        before = _hits(d)[1]
+        rc = call(s.handle, d._name.encode(), b"get", ctypes.c_int64(0), ctypes.byref(res),
+                  ctypes.c_size_t(1), ctypes.c_void_p(mv_str(b"k")))
+        self.assertEqual(rc, 0)
+        as_int = _plib.shoal_mv_as_int
+        as_int.restype, as_int.argtypes = ctypes.c_int64, [ctypes.c_void_p]
+        self.assertEqual(as_int(res), 41)
+        _plib.shoal_mv_free.argtypes = [ctypes.c_void_p]
+        _plib.shoal_mv_free(res)
+        self.assertEqual(_hits(d)[1], before + 1)
 
     def test_linearizable_across_processes(self):
         d = self.m.dict(k=0)

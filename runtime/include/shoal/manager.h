@@ -286,8 +286,9 @@ SHOAL_API int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t l
  * always reads its own writes; a request sent with id 0, which has no reply, turns the
  * view off for m). Anything else goes to the broker.
  *
- * Stores how many reads the view answered (*hits) and how many it could not
- * (*misses: sent to the broker), either pointer may be NULL. Returns 1 when m uses a
+ * Stores how many reads the view answered (*hits) and how many it was asked in vain
+ * (*misses: sent to the broker; reads made while a request of m's was in flight are
+ * not looked up, nor counted), either pointer may be NULL. Returns 1 when m uses a
  * view, 0 when it does not, or SHOAL_EINVAL.
  */
 SHOAL_API int shoal_manager_view_stats(shoal_manager *m, uint64_t *hits,
