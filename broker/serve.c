@@ -3,8 +3,9 @@
  * with the Broker service, and a thread that turns SIGINT / SIGTERM into a clean stop
  * (the loop stops, the server cancels the sessions, the broker is freed; with a data
  * directory nothing is lost by a stop or by a SIGKILL). Beside its first shm://
- * address it publishes the read view (view.c) unless told not to, and withdraws it
- * first when it stops.
+ * address it publishes the read view (view.c) unless told not to — before the loop
+ * runs, so every client connection, which completes once the loop serves it, finds
+ * it — and withdraws it first when it stops.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ int shoal_broker_serve(const shoal_broker_options *o)
     }
     for (size_t i = 0; rc == 0 && !o->no_view && i < o->nlisten; i++)
         if (!strncmp(o->listen[i], "shm://", 6)) { /* the first one: see broker.h */
+            shoal__test_point("broker.before_view");
             if (broker__view_open(b, o->listen[i] + 6, o->attr) < 0)
                 fprintf(stderr, "shoal broker: no read view: %s\n", shoal_errdetail());
             break;

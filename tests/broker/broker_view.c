@@ -478,6 +478,38 @@ static void test_dead_broker(void **state)
     assert_null(shoal__view_open(addr + 6, NULL));
 }
 
+/* A client connecting while its broker starts, with the dead view of a killed
+ * broker still there: the connection completes only once the broker serves, which it
+ * does after it published its new view (the broker stopped between its listen and its
+ * view, and let go by another process), so the connection maps the new one. */
+static void test_view_of_a_starting_broker(void **state)
+{
+    (void)state;
+    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_view_stats(m, NULL, NULL), 1);
+    shoal_manager_close(m);
+    t_kill(b);
+    b = start_broker_with(&(broker_args){0}, "broker.before_view");
+    int st;
+    assert_int_equal(waitpid(b, &st, WUNTRACED), b);
+    assert_true(WIFSTOPPED(st));
+    fflush(NULL);
+    pid_t waker = fork();
+    if (waker == 0) {
+        usleep(200 * 1000);
+        _exit(kill(b, SIGCONT) == 0 ? 0 : 1);
+    }
+    m = connect_to(addr, NULL);
+    assert_int_equal(t_wait(waker), 0);
+    assert_int_equal(shoal_manager_view_stats(m, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    T_OK(shoal_manager_call(m, "d", "set", 0, NULL, 2, S("k"), I(3)));
+    assert_string_equal(cached(m, "d", "get", S("k")), "3");
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
 /* Makes NAME:view by hand: a header as the broker's (magic given), its liveness lock
  * held by this thread, and every slot holding the key of `get k` on d, with the
  * reply's length and the object slot given. */
@@ -570,6 +602,7 @@ int main(void)
         cmocka_unit_test_setup(test_read_between_batched_writes, setup),
         cmocka_unit_test_setup(test_dead_broker, setup),
         cmocka_unit_test_setup(test_corrupt_view, setup),
+        cmocka_unit_test_setup(test_view_of_a_starting_broker, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
