@@ -52,9 +52,9 @@
  * The view. A connection to shm://NAME maps the broker's read view NAME:view
  * (manager_view.c explains it), if there is a valid one: the connection completes
  * only once the broker's loop serves it, and the broker publishes its view before
- * its loop runs, so a connection to a broker that has one finds it. shoal_manager_submit (and so
- * shoal_manager_call) of a pure operation, and shoal_manager_call_raw of a request
- * whose op is one, look the request up there first: a hit is the broker's current
+ * its loop runs, so a connection to a broker that has one finds it. shoal_manager_submit
+ * (and so shoal_manager_call) of a pure operation, and shoal_manager_call_raw of a
+ * request whose op is one, look the request up there first: a hit is the broker's current
  * reply, filed under the request's id as if it had arrived — nothing is sent. The
  * view is consulted only while `inflight`, the requests sent on m whose replies have
  * not arrived (counted before each send, by every send path, and down as each reply

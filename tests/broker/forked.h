@@ -34,9 +34,8 @@ static int broker_child(void *arg)
 {
     broker_args *a = arg;
     const char *listen[2] = {a->listen ? a->listen : addr, a->tcp};
-    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token, 1,
-                              NULL,   a->tls_cert,    a->tls_key,  a->tls_ca,
-                              a->no_view};
+    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token,  1,
+                              NULL,   a->tls_cert,    a->tls_key,  a->tls_ca, a->no_view};
     if (!freopen("/dev/null", "w", stdout))
         return 3;
     if (a->one_cpu) {
