@@ -24,6 +24,7 @@
  * later sleep issues the barrier and is woken exactly.
  */
 #include <sched.h>
+#include <time.h>
 
 #include "wait.h"
 
@@ -53,9 +54,15 @@ int shoal__cpus_at(int64_t now)
     return n;
 }
 
+/* The coarse clock (the kernel's last tick, read without the time counter): enough
+ * for a count kept 100 ms, and cheap enough for a caller that reads no clock (the
+ * broker asks for each request it receives inline). Lags CLOCK_MONOTONIC by at most
+ * a tick. */
 int shoal__cpus_allowed(void)
 {
-    return shoal__cpus_at(shoal__now_ns());
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return shoal__cpus_at((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
 void shoal__cpus_forget(void)

@@ -167,7 +167,7 @@ shoal__spin_seat *shoal__spin_seat_use(shoal__spin_seat *s);
  * again when the count is older than 100 ms at `now` (shoal__now_ns), so a change of
  * affinity is followed within that time. */
 int shoal__cpus_at(int64_t now);
-/* shoal__cpus_at the current time (a clock reading). */
+/* shoal__cpus_at the current time, read on the coarse clock (a few nanoseconds). */
 int shoal__cpus_allowed(void);
 /* Forgets the count read: the next shoal__cpus_at reads it again at once (after the
  * process changed its affinity, as a test's broker child pinned to one CPU does). */
