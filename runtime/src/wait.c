@@ -40,18 +40,30 @@ static _Atomic int cpus;                       /* CPUs this process may use; 0: 
 static _Atomic int64_t cpus_until;             /* read them again from then on */
 static _Atomic int64_t repair_at;              /* this process's next repair */
 
-int shoal__cpus_at(int64_t now)
+/* Reads the count (sched_getaffinity), kept until now + CPUS_TTL_NS. */
+static __attribute__((noinline)) int cpus_read(int64_t now)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    n = n < 1 ? 1 : n;
+    atomic_store_explicit(&cpus, n, memory_order_relaxed);
+    atomic_store_explicit(&cpus_until, now + CPUS_TTL_NS, memory_order_relaxed);
+    return n;
+}
+
+/* shoal__cpus_at, inlined into the spin's clock readings. */
+static inline int cpus_at(int64_t now)
 {
     int n = atomic_load_explicit(&cpus, memory_order_relaxed);
     if (SHOAL_UNLIKELY(n == 0 ||
-                       now >= atomic_load_explicit(&cpus_until, memory_order_relaxed))) {
-        cpu_set_t set;
-        n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-        n = n < 1 ? 1 : n;
-        atomic_store_explicit(&cpus, n, memory_order_relaxed);
-        atomic_store_explicit(&cpus_until, now + CPUS_TTL_NS, memory_order_relaxed);
-    }
+                       now >= atomic_load_explicit(&cpus_until, memory_order_relaxed)))
+        return cpus_read(now);
     return n;
+}
+
+int shoal__cpus_at(int64_t now)
+{
+    return cpus_at(now);
 }
 
 /* The coarse clock (the kernel's last tick, read without the time counter): enough
@@ -181,7 +193,7 @@ static bool crowded(shoal__spin_seat *s, int64_t now)
     uint64_t bits = atomic_load_explicit(&s->table->spinning, memory_order_relaxed);
     if ((bits & ~seat_bit(s)) && repair(s, now))
         bits = atomic_load(&s->table->spinning);
-    return __builtin_popcountll(bits) + (s->k < 0) > shoal__cpus_at(now);
+    return __builtin_popcountll(bits) + (s->k < 0) > cpus_at(now);
 }
 
 /* ---- waiting ---------------------------------------------------------------------- */
