@@ -10,8 +10,7 @@
  * both must refuse it, or both accept it and decode the same message
  * (request_same.h: every field and value, unknown fields aside). Any disagreement
  * aborts.
- *   flock /tmp/shoal-bench.lock build/tests/fuzz/fuzz_request -max_total_time=600 \
- *       WORK tests/fuzz/broker_corpus
+ *   sh tests/fuzz/run.sh build/tests/fuzz/fuzz_request tests/fuzz/broker_corpus 600 WORK
  */
 #include <stdint.h>
 #include <stdlib.h>
