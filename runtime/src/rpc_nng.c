@@ -332,6 +332,13 @@ static int fd_is(int fd, const nng_sockaddr *loc, const nng_sockaddr *rem)
     return getpeername(fd, (struct sockaddr *)&a, &n) == 0 && same_addr(&a, rem);
 }
 
+/* For a stream of url about to be made: the number its socket most likely gets (the
+ * lowest free now) when stream_fd will look for it (tcp://), else -1. */
+static int fd_hint(const char *url)
+{
+    return strncmp(url, "tcp://", 6) == 0 ? lowest_free_fd() : -1;
+}
+
 /* The first of the descriptors [lo, lo + FD_NEAR) that is a socket connected from
  * `loc` to `rem`, or -1. */
 static int fd_near(int lo, const nng_sockaddr *loc, const nng_sockaddr *rem)
@@ -988,7 +995,7 @@ int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_co
     shoal_duration t =
         cfg && cfg->connect_timeout > 0 ? cfg->connect_timeout : SHOAL_SEC(2);
     nng_aio_set_timeout(aio, (nng_duration)(t / 1000000));
-    int hint = lowest_free_fd(); /* the socket's number, most likely (stream_fd) */
+    int hint = fd_hint(url);
     nng_stream_dialer_dial(d, aio);
     nng_aio_wait(aio);
     rv = nng_aio_result(aio);
@@ -1390,7 +1397,7 @@ static void accept_cb(void *arg)
             nng_stream_free(st);
         }
     }
-    l->fd_hint = lowest_free_fd();
+    l->fd_hint = fd_hint(l->url);
     nng_stream_listener_accept(l->l, l->aio);
 }
 
@@ -1466,7 +1473,7 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
     }
     l->base.close = n_listener_close;
     rpc__server_add_listener(s, &l->base);
-    l->fd_hint = lowest_free_fd();
+    l->fd_hint = fd_hint(l->url);
     nng_stream_listener_accept(l->l, l->aio);
     return 0;
 }
