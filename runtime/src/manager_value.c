@@ -10,22 +10,30 @@
  * Decoding a peer's bytes: protobuf-c's unpack recurses once per nesting level, so a
  * frame of nested lists (four bytes a level) could exhaust a thread's stack. Before
  * unpacking, shoal__bv_unpack walks the wire bytes with typed.c's field reader,
- * knowing which fields of which broker message hold messages, and refuses a tree
- * deeper than SHOAL_BV_MAX_DEPTH or with more than SHOAL_BV_MAX_VALUES values. Only
- * then does protobuf-c decode it (which checks everything else: lengths, wire types,
- * UTF-8 of strings), and valid() refuses what protobuf allows but the model does not
- * (a Value of no kind, a map entry without key or value, a key that is not a scalar),
- * so that no code behind it meets a NULL or an unkeyable key.
+ * knowing which fields of which broker message hold messages (a typed value's too),
+ * and refuses a tree deeper than SHOAL_BV_MAX_DEPTH or with more than
+ * SHOAL_BV_MAX_VALUES values, and what protobuf-c would let through: a field number
+ * past 2^29 - 1, a five-byte length past 2^32 (protobuf-c reads it modulo 2^32). Only
+ * then does protobuf-c decode it (which checks the rest: lengths, wire types; not
+ * UTF-8, which nothing here checks: strings are kept as the bytes sent), and valid()
+ * refuses what protobuf allows but the model does not (a Value of no kind, a map
+ * entry without key or value, a key that is not a scalar), so that no code behind it
+ * meets a NULL or an unkeyable key.
  *
  * The broker's hot path decodes a Request into an arena instead (shoal_bv_arena: a
  * bump allocator over a caller's buffer, dropped whole) with a decoder of its own
  * (dec_request): one pass over the bytes, pb_wire.h's field reader inlined, the
  * repeated fields' arrays grown in the arena as their items come (no pass to count
  * them first), and every check made on the way — depth and number of values as
- * scan() counts them, the wire type of each known field, unknown fields skipped,
- * and what valid() refuses, at the value or entry where it is met. What is kept from
- * such a message is copied out with shoal__bv_clone, which copies field by field
- * with malloc.
+ * scan() counts them, the wire type of each known field and protobuf-c's own rules
+ * (pbc_field: tags and length prefixes of at most five bytes, a bool of any wire
+ * type), unknown fields skipped, a key or value given twice in an entry merged as
+ * protobuf-c merges it, and what valid() refuses, found where it is met and refused
+ * once the part that breaks it is known to stay (a later member of a Value's oneof
+ * drops it, as in protobuf-c). It accepts, refuses and decodes exactly what
+ * shoal__bv_unpack does (tests/fuzz/fuzz_request.c and tests/broker/broker_codec.c
+ * compare them). What is kept from such a message is copied out with
+ * shoal__bv_clone, which copies field by field with malloc.
  *
  * Replies: shoal__bv_pack_reply writes the common ones — no result, or a scalar one,
  * with or without an error — by hand with pb_wire.h, the same bytes protobuf-c
@@ -696,6 +704,7 @@ enum {
     M_SEQ,
     M_MAP,
     M_ENTRY,
+    M_TYPED,
     M_REQUEST,
     M_REPLY,
     M_OBJECT,
@@ -709,7 +718,10 @@ static int sub_type(int t, uint32_t number)
 {
     switch (t) {
     case M_VALUE:
-        return number == 7 || number == 8 ? M_SEQ : number == 9 ? M_MAP : M_OTHER;
+        return number == 7 || number == 8 ? M_SEQ
+               : number == 9              ? M_MAP
+               : number == 10             ? M_TYPED
+                                          : M_OTHER;
     case M_SEQ:
         return number == 1 ? M_VALUE : M_OTHER;
     case M_MAP:
@@ -844,14 +856,41 @@ static int no_memory(void)
     return shoal__err(SHOAL_ENOMEM, "broker message: out of memory");
 }
 
-/* Reads the next field of in into f: 0, or SHOAL_EINVALID_DATA (detail set) when it
- * does not decode or a known field (below nwt) has another wire type than wts[]. */
-static inline __attribute__((always_inline)) int
-next_field(pb_in *in, pb_field *f, const int8_t *wts, uint32_t nwt)
+/* Reads the next field of in into f as shoal__bv_unpack would (its scan reads with
+ * pb_get_field, then protobuf-c decodes): refused besides, a tag or a length prefix
+ * longer than five bytes (protobuf-c reads no more), a known field (below nwt) of
+ * another wire type than wts[] — except a bool (fields 1..nbool), which protobuf-c
+ * takes of any wire type, true when any of its bytes after the tag (a length prefix
+ * included) has one of its low seven bits set: f->value is that truth. The checks
+ * of the longer forms cost nothing to a one-byte tag or length prefix. */
+static inline __attribute__((always_inline)) bool
+pbc_field(pb_in *in, pb_field *f, const int8_t *wts, uint32_t nwt, uint32_t nbool)
 {
-    if (!pb_get_field(in, f) || (f->number < nwt && f->wt != wts[f->number]))
-        return bad_data();
-    return 0;
+    const uint8_t *tag = in->p, *raw = tag + 1;
+    if (!pb_get_field(in, f))
+        return false;
+    if (SHOAL_UNLIKELY(*tag & 0x80)) {
+        while (raw[-1] & 0x80)
+            raw++;
+        if (raw - tag > 5)
+            return false;
+    }
+    if (f->wt == WT_LEN && SHOAL_UNLIKELY(f->sub - raw > 5))
+        return false;
+    if (SHOAL_UNLIKELY(f->number <= nbool)) {
+        f->value = 0;
+        for (; raw < in->p && !f->value; raw++)
+            f->value = *raw & 0x7f;
+        return true;
+    }
+    return f->number >= nwt || f->wt == wts[f->number];
+}
+
+/* pbc_field for the Request decoder: 0, or SHOAL_EINVALID_DATA (detail set). */
+static inline __attribute__((always_inline)) int
+next_field(pb_in *in, pb_field *f, const int8_t *wts, uint32_t nwt, uint32_t nbool)
+{
+    return pbc_field(in, f, wts, nwt, nbool) ? 0 : bad_data();
 }
 
 static char *dec_str(dec *d, const pb_field *f)
@@ -891,10 +930,23 @@ static void *slot(dec *d, void **arr, size_t n, size_t *cap, size_t size)
     return (char *)*arr + n * size;
 }
 
-static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out);
+/* What the decoders of a Value's parts return besides 0 and a negative code: the part
+ * decodes, but breaks the value model (a value of no kind, a map entry without its
+ * key or value or with a key that is not a scalar). protobuf-c decodes such a part,
+ * and valid() refuses it where it survives into the message; where a later member of
+ * a Value's oneof replaces it, protobuf-c drops it, and so does this decoder: a part
+ * that breaks the model is refused only once it is known to stay. */
+#define MODEL_BAD 1
+
+static int dec_value_any(dec *d, const uint8_t *p, size_t len, int depth, bv **out);
+
+static bool has_kind(const bv *v)
+{
+    return v && v->kind_case != SHOAL__BROKER__VALUE__KIND__NOT_SET;
+}
 
 /* One more Value (field f's bytes) of the repeated field *items (*n of them, room
- * for *cap). */
+ * for *cap), which must have a kind. */
 static int dec_item(dec *d, const pb_field *f, int depth, bv ***items, size_t *n,
                     size_t *cap)
 {
@@ -902,7 +954,8 @@ static int dec_item(dec *d, const pb_field *f, int depth, bv ***items, size_t *n
     if (!v)
         return no_memory();
     ++*n;
-    return dec_value(d, f->sub, f->len, depth, v);
+    int rc = dec_value_any(d, f->sub, f->len, depth, v);
+    return rc < 0 ? rc : rc || !has_kind(*v) ? MODEL_BAD : 0;
 }
 
 static int dec_seq(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broker__Seq *s)
@@ -910,12 +963,30 @@ static int dec_seq(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broke
     pb_in in = {p, p + len};
     pb_field f = {0};
     size_t cap = 0;
-    int rc = 0;
-    while (rc == 0 && in.p < in.end)
-        rc = next_field(&in, &f, len_wt, 2) < 0 ? SHOAL_EINVALID_DATA
-             : f.number == 1 ? dec_item(d, &f, depth, &s->items, &s->n_items, &cap)
-                             : 0;
-    return rc;
+    int bad = 0;
+    while (in.p < in.end) {
+        if (next_field(&in, &f, len_wt, 2, 0) < 0)
+            return SHOAL_EINVALID_DATA;
+        int rc = f.number == 1 ? dec_item(d, &f, depth, &s->items, &s->n_items, &cap) : 0;
+        if (rc < 0)
+            return rc;
+        bad |= rc;
+    }
+    return bad;
+}
+
+/* An occurrence (field f) of an Entry's key or value *v (*bad: whether it breaks the
+ * model): protobuf-c merges it into the earlier one, which for a Value (a oneof)
+ * gives the later one when it has a kind, else the earlier one. */
+static int dec_member(dec *d, const pb_field *f, int depth, bv **v, int *bad)
+{
+    bv *later = NULL;
+    int rc = dec_value_any(d, f->sub, f->len, depth, &later);
+    if (rc >= 0 && (has_kind(later) || !*v)) {
+        *v = later;
+        *bad = rc;
+    }
+    return rc < 0 ? rc : 0;
 }
 
 /* An Entry: its key (1) and value (2), both required, the key a scalar (or a tuple
@@ -926,17 +997,18 @@ static int dec_entry(dec *d, const uint8_t *p, size_t len, int depth,
     shoal__broker__entry__init(e);
     pb_in in = {p, p + len};
     pb_field f = {0};
-    int rc = 0;
+    int rc = 0, key_bad = 0, value_bad = 0;
     while (rc == 0 && in.p < in.end)
-        rc = next_field(&in, &f, len_wt, 3) < 0 ? SHOAL_EINVALID_DATA
-             : f.number == 1 ? dec_value(d, f.sub, f.len, depth, &e->key)
-             : f.number == 2 ? dec_value(d, f.sub, f.len, depth, &e->value)
+        rc = next_field(&in, &f, len_wt, 3, 0) < 0 ? SHOAL_EINVALID_DATA
+             : f.number == 1 ? dec_member(d, &f, depth, &e->key, &key_bad)
+             : f.number == 2 ? dec_member(d, &f, depth, &e->value, &value_bad)
                              : 0;
-    if (rc == 0 && (!e->key || !e->value || !shoal__bv_is_key(e->key)))
-        return shoal__err(SHOAL_EINVALID_DATA, "broker message: a map entry without its "
-                                               "key or value, or a key that is not a "
-                                               "scalar");
-    return rc;
+    if (rc < 0)
+        return rc;
+    return key_bad || value_bad || !has_kind(e->key) || !has_kind(e->value) ||
+                   !shoal__bv_is_key(e->key)
+               ? MODEL_BAD
+               : 0;
 }
 
 static int dec_map(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broker__Map *m)
@@ -944,9 +1016,9 @@ static int dec_map(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broke
     pb_in in = {p, p + len};
     pb_field f = {0};
     size_t cap = 0;
-    int rc = 0;
-    while (rc == 0 && in.p < in.end) {
-        if (next_field(&in, &f, len_wt, 2) < 0)
+    int bad = 0;
+    while (in.p < in.end) {
+        if (next_field(&in, &f, len_wt, 2, 0) < 0)
             return SHOAL_EINVALID_DATA;
         if (f.number != 1)
             continue;
@@ -955,9 +1027,12 @@ static int dec_map(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broke
         if (!e || !(*e = arena_alloc(d->a, sizeof(**e))))
             return no_memory();
         m->n_entries++;
-        rc = dec_entry(d, f.sub, f.len, depth, *e);
+        int rc = dec_entry(d, f.sub, f.len, depth, *e);
+        if (rc < 0)
+            return rc;
+        bad |= rc;
     }
-    return rc;
+    return bad;
 }
 
 static int dec_typed(dec *d, const uint8_t *p, size_t len, Shoal__Broker__Typed *t)
@@ -965,7 +1040,7 @@ static int dec_typed(dec *d, const uint8_t *p, size_t len, Shoal__Broker__Typed 
     pb_in in = {p, p + len};
     pb_field f = {0};
     while (in.p < in.end) {
-        if (next_field(&in, &f, len_wt, 3) < 0)
+        if (next_field(&in, &f, len_wt, 3, 0) < 0)
             return SHOAL_EINVALID_DATA;
         if (f.number == 1 && !(t->type = dec_str(d, &f)))
             return no_memory();
@@ -998,9 +1073,10 @@ static int dec_container(dec *d, bv *v, const pb_field *f, int depth)
     return dec_seq(d, f->sub, f->len, depth, s);
 }
 
-/* One Value (p[len]) nested at depth, which must have a kind; a repeated member of
- * the oneof: the last one counts. */
-static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out)
+/* One Value (p[len]) nested at depth, of any kind or none (the caller decides); a
+ * repeated member of the oneof: the last one counts (protobuf-c frees the earlier
+ * one, merging nothing). MODEL_BAD when the member that counts breaks the model. */
+static int dec_value_any(dec *d, const uint8_t *p, size_t len, int depth, bv **out)
 {
     if (++d->values > SHOAL_BV_MAX_VALUES || ++depth > SHOAL_BV_MAX_DEPTH)
         return shoal__err(SHOAL_EINVALID_DATA,
@@ -1012,15 +1088,16 @@ static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out)
     shoal__broker__value__init(v);
     pb_in in = {p, p + len};
     pb_field f = {0};
-    int rc = 0;
-    while (rc == 0 && in.p < in.end) {
-        if (next_field(&in, &f, value_wt, 12) < 0)
+    int rc = 0, bad = 0;
+    while (in.p < in.end) {
+        if (next_field(&in, &f, value_wt, 12, BV_BOOL) < 0)
             return SHOAL_EINVALID_DATA;
         if (f.number >= 12)
             continue; /* unknown: skipped */
         v->kind_case = (Shoal__Broker__Value__KindCase)f.number;
+        rc = 0;
         switch (f.number) {
-        case BV_NONE:
+        case BV_NONE: /* f.value: the bool's truth (pbc_field) */
             v->none = f.value != 0;
             break;
         case BV_BOOL:
@@ -1044,20 +1121,29 @@ static int dec_value(dec *d, const uint8_t *p, size_t len, int depth, bv **out)
         default: /* list, tuple, map, message */
             rc = dec_container(d, v, &f, depth);
         }
+        if (rc < 0)
+            return rc;
+        bad = rc;
     }
-    if (rc == 0 && v->kind_case == SHOAL__BROKER__VALUE__KIND__NOT_SET)
-        return shoal__err(SHOAL_EINVALID_DATA, "broker message: a value of no kind");
-    return rc;
+    return bad;
+}
+
+static int model_refused(const char *message)
+{
+    return shoal__err(SHOAL_EINVALID_DATA,
+                      "broker message %s: a value of no kind, a map entry without its "
+                      "key or value, or a key that is not a scalar",
+                      message);
 }
 
 /* Decodes a Request into arena a in one pass, checking on the way what scan() and
  * valid() check before and after protobuf-c's unpack (depth, number of values, a
  * value of no kind, a map entry without its key or value or with a key that is not
- * a scalar), and the wire types of its known fields: what protobuf-c would decode,
- * except that a repeated singular message field is not merged (the last one counts)
- * and unknown fields are dropped. The batch's items (field 8, each a packed Request
- * that batch.c decodes when it runs it) are copied as they are. NULL with
- * shoal_errdetail() set. */
+ * a scalar), the wire types of its known fields and protobuf-c's own rules
+ * (pbc_field): it accepts and refuses what shoal__bv_unpack does, and decodes the
+ * same message (tests/fuzz/fuzz_request.c compares them), except that unknown fields
+ * are dropped. The batch's items (field 8, each a packed Request that batch.c decodes
+ * when it runs it) are copied as they are. NULL with shoal_errdetail() set. */
 static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
 {
     dec d = {a, 0};
@@ -1070,9 +1156,9 @@ static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
     pb_in in = {p, p + len};
     pb_field f = {0};
     size_t cap_path = 0, cap_args = 0, cap_batch = 0;
-    int rc = 0;
-    while (rc == 0 && in.p < in.end) {
-        if (next_field(&in, &f, request_wt, 9) < 0)
+    int rc = 0, bad = 0;
+    while (in.p < in.end) {
+        if (next_field(&in, &f, request_wt, 9, 0) < 0)
             return NULL;
         switch (f.number) {
         case 1:
@@ -1103,8 +1189,16 @@ static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
             break;
         }
         }
+        if (rc < 0)
+            return NULL;
+        bad |= rc;
+        rc = 0;
     }
-    return rc == 0 ? r : NULL;
+    if (bad) {
+        model_refused(r->base.descriptor->name);
+        return NULL;
+    }
+    return r;
 }
 
 /* ---- the client's Reply decoder ---- */
@@ -1116,30 +1210,11 @@ static int reply_refused(const char *what)
     return shoal__err(SHOAL_EINVALID_DATA, "broker message shoal.broker.Reply: %s", what);
 }
 
-/* Reads the next field of in into f as shoal__bv_unpack would (its scan reads with
- * pb_get_field, then protobuf-c decodes): refused besides, a tag or a length prefix
- * longer than five bytes (protobuf-c reads no more), a known field (below nwt) of
- * another wire type than wts[] — except a bool (fields 1..nbool), which protobuf-c
- * takes of any wire type, true when any of its bytes after the tag (a length prefix
- * included) has one of its low seven bits set: f->value is that truth. 0 or
- * SHOAL_EINVALID_DATA. */
+/* pbc_field for the Reply decoder: 0, or SHOAL_EINVALID_DATA (detail set). */
 static int next_field_pbc(pb_in *in, pb_field *f, const int8_t *wts, uint32_t nwt,
                           uint32_t nbool)
 {
-    const uint8_t *tag = in->p, *raw;
-    if (!pb_get_field(in, f))
-        return reply_refused("does not decode");
-    for (raw = tag + 1; raw[-1] & 0x80; raw++)
-        ;
-    if (raw - tag > 5 || (f->wt == WT_LEN && f->sub - raw > 5) ||
-        (f->number < nwt && f->number > nbool && f->wt != wts[f->number]))
-        return reply_refused("does not decode");
-    if (f->number <= nbool) {
-        f->value = 0;
-        for (; raw < in->p && !f->value; raw++)
-            f->value = *raw & 0x7f;
-    }
-    return 0;
+    return pbc_field(in, f, wts, nwt, nbool) ? 0 : reply_refused("does not decode");
 }
 
 /* The Value p[len]'s member (the last one set: a oneof) into *last when it is a
@@ -1263,11 +1338,7 @@ ProtobufCMessage *shoal__bv_unpack_in(const ProtobufCMessageDescriptor *top,
         if (!a)
             protobuf_c_message_free_unpacked(m, NULL);
         m = NULL;
-        shoal__err(
-            SHOAL_EINVALID_DATA,
-            "broker message %s: a value of no kind, a map entry without its key or "
-            "value, or a key that is not a scalar",
-            top->name);
+        model_refused(top->name);
     }
     return m;
 }

@@ -58,7 +58,6 @@
  * so a client that waited a slice for nothing checks that the connection still has a peer
  * address (NNG_OPT_REMADDR), which fails once nng closed it.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -120,6 +119,7 @@ typedef struct nconn {
     /* tcp://, read on the calling thread: the stream's socket, which that thread
      * waits on itself (see sock_wait); FD_UNKNOWN until looked up, -1: not found */
     int fd;
+    int fd_hint; /* the lowest free descriptor before the socket was made (-1: none) */
     /* the receive buffer: rb[rb_off, rb_len) is received and not yet taken */
     uint8_t *rb;
     size_t rb_cap, rb_len, rb_off;
@@ -264,11 +264,21 @@ static int rx_room(nconn *c, nng_iov *iov)
  * Waiting for bytes without nng's poller thread. A read that finds nothing makes nng
  * arm its poller, whose thread then reads and wakes the caller: two thread switches
  * on every wait, where the kernel could wake the caller itself. nng (1.5) does not
- * give a stream's socket, so a tcp:// connection's is looked up once, among the
- * process's descriptors, as the one socket connected with the stream's two
- * addresses (a TCP connection's pair is unique on a host); the reading thread then
- * waits on it with ppoll and only reads through nng once bytes (or the connection's
- * end) are there, which nng does at once on the calling thread.
+ * give a stream's socket, so a tcp:// connection's is looked up once, as a descriptor
+ * that is a socket connected with the stream's two addresses (a TCP connection's pair
+ * names one socket on a host); the reading thread then waits on it with ppoll and
+ * only reads through nng once bytes (or the connection's end) are there, which nng
+ * does at once on the calling thread.
+ *
+ * The lookup costs the same whatever the number of descriptors the process has open
+ * (scanning them all took milliseconds with thousands open): the kernel gives a new
+ * descriptor the lowest free number, so the socket is looked for among the FD_NEAR
+ * numbers from the lowest that was free just before it was made (fd_hint: probed
+ * before the dial, or before the accept was posted), then among the FD_NEAR numbers
+ * below the lowest free now (the most recent ones, if a descriptor took the hint's
+ * number meanwhile): 2 system calls per number looked at, at most 2 * FD_NEAR
+ * numbers. A socket not found there (many descriptors opened by other threads in the
+ * meantime) is waited for through nng's poller, as over ipc://.
  *
  * Only ever polled, through a duplicate descriptor the connection closes when
  * freed: nng still owns, reads, writes and closes it (closing the stream shuts the
@@ -286,6 +296,16 @@ static int rx_room(nconn *c, nng_iov *iov)
  * depth 16 did 170-230 k requests/s instead of 670-860 k).
  */
 #define FD_UNKNOWN (-2)
+#define FD_NEAR    16 /* descriptor numbers looked at from each of the two starts */
+
+/* The lowest free descriptor number now (-1: none). */
+static int lowest_free_fd(void)
+{
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    return fd;
+}
 
 static int same_addr(const struct sockaddr_storage *a, const nng_sockaddr *n)
 {
@@ -312,8 +332,25 @@ static int fd_is(int fd, const nng_sockaddr *loc, const nng_sockaddr *rem)
     return getpeername(fd, (struct sockaddr *)&a, &n) == 0 && same_addr(&a, rem);
 }
 
+/* For a stream of url about to be made: the number its socket most likely gets (the
+ * lowest free now) when stream_fd will look for it (tcp://), else -1. */
+static int fd_hint(const char *url)
+{
+    return strncmp(url, "tcp://", 6) == 0 ? lowest_free_fd() : -1;
+}
+
+/* The first of the descriptors [lo, lo + FD_NEAR) that is a socket connected from
+ * `loc` to `rem`, or -1. */
+static int fd_near(int lo, const nng_sockaddr *loc, const nng_sockaddr *rem)
+{
+    for (int fd = lo < 0 ? 0 : lo; fd < lo + FD_NEAR; fd++)
+        if (fd_is(fd, loc, rem))
+            return fd;
+    return -1;
+}
+
 /* The socket of a tcp:// stream (not tls: its reads go through mbedTLS's buffer), or
- * -1 when not found or not alone. */
+ * -1 when not found. */
 static int stream_fd(nconn *c)
 {
     nng_sockaddr loc, rem;
@@ -321,23 +358,13 @@ static int stream_fd(nconn *c)
         nng_stream_get_addr(c->st, NNG_OPT_LOCADDR, &loc) != 0 ||
         nng_stream_get_addr(c->st, NNG_OPT_REMADDR, &rem) != 0)
         return -1;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int found = -1, n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        char *end;
-        long fd = strtol(e->d_name, &end, 10);
-        if (*end || end == e->d_name || fd == dirfd(d))
-            continue;
-        if (fd_is((int)fd, &loc, &rem) && n++ == 0)
-            found = (int)fd;
-    }
-    closedir(d);
+    int found = c->fd_hint >= 0 ? fd_near(c->fd_hint, &loc, &rem) : -1, now;
+    if (found < 0 && (now = lowest_free_fd()) >= 0)
+        found = fd_near(now - FD_NEAR, &loc, &rem);
     /* A descriptor of our own for the socket: nng closing its own (after shutting the
      * socket down, which wakes a poll on ours) cannot leave this one naming another
      * file that reuses the number. */
-    return n == 1 ? fcntl(found, F_DUPFD_CLOEXEC, 0) : -1;
+    return found >= 0 ? fcntl(found, F_DUPFD_CLOEXEC, 0) : -1;
 }
 
 /* shoal__wait_spin's poll of the socket: 1 once readable (or closed, or failed). */
@@ -787,6 +814,7 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
         return NULL;
     c->tls = is_tls(url);
     c->fd = FD_UNKNOWN;
+    c->fd_hint = -1;
     void (*cb)(void *) = server ? server_recv_cb : c->tls ? client_recv_cb : NULL;
     if (nng_aio_alloc(&c->send_aio, NULL, NULL) != 0 ||
         nng_aio_alloc(&c->recv_aio, cb, c) != 0 ||
@@ -967,6 +995,7 @@ int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_co
     shoal_duration t =
         cfg && cfg->connect_timeout > 0 ? cfg->connect_timeout : SHOAL_SEC(2);
     nng_aio_set_timeout(aio, (nng_duration)(t / 1000000));
+    int hint = fd_hint(url);
     nng_stream_dialer_dial(d, aio);
     nng_aio_wait(aio);
     rv = nng_aio_result(aio);
@@ -980,6 +1009,7 @@ int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_co
         nng_stream_free(st);
         return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", url);
     }
+    c->fd_hint = hint;
     *out = &c->base;
     return 0;
 }
@@ -994,7 +1024,8 @@ typedef struct nlistener {
     char url[256];
     pthread_mutex_t mu; /* guards the inbox */
     posted *head, *tail;
-    int efd; /* signalled when the inbox becomes non-empty */
+    int efd;     /* signalled when the inbox becomes non-empty */
+    int fd_hint; /* the lowest free descriptor when the pending accept was posted */
     shoal_loop_source *src;
     int needs_auth; /* tcp://, tls+tcp://: connections answer the challenge first */
     int needs_cert; /* tls+tcp://: ... with a verified client certificate */
@@ -1354,6 +1385,7 @@ static void accept_cb(void *arg)
         nng_stream *st = nng_aio_get_output(l->aio, 0);
         nconn *c = conn_new(st, l->url, 1);
         if (c) {
+            c->fd_hint = l->fd_hint;
             c->loop = rpc__server_loop(l->s);
             c->listener = l;
             c->base.needs_auth = l->needs_auth;
@@ -1365,6 +1397,7 @@ static void accept_cb(void *arg)
             nng_stream_free(st);
         }
     }
+    l->fd_hint = fd_hint(l->url);
     nng_stream_listener_accept(l->l, l->aio);
 }
 
@@ -1440,6 +1473,7 @@ int rpc__nng_listen(shoal_rpc_server *s, const char *url, const shoal_attr *attr
     }
     l->base.close = n_listener_close;
     rpc__server_add_listener(s, &l->base);
+    l->fd_hint = fd_hint(l->url);
     nng_stream_listener_accept(l->l, l->aio);
     return 0;
 }

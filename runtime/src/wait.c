@@ -24,6 +24,7 @@
  * later sleep issues the barrier and is woken exactly.
  */
 #include <sched.h>
+#include <time.h>
 
 #include "wait.h"
 
@@ -32,24 +33,59 @@
 
 /* ---- the spin table (wait.h) ------------------------------------------------------ */
 
+#define CPUS_TTL_NS (100 * 1000000LL) /* longest use of a CPU count once read */
+
 static __thread shoal__spin_seat *thread_seat; /* the seat this thread's waits use */
 static _Atomic int cpus;                       /* CPUs this process may use; 0: unread */
+static _Atomic int64_t cpus_until;             /* read them again from then on */
 static _Atomic int64_t repair_at;              /* this process's next repair */
 
-int shoal__cpus_allowed(void)
+/* Reads the count (sched_getaffinity), kept until now + CPUS_TTL_NS. */
+static __attribute__((noinline)) int cpus_read(int64_t now)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    n = n < 1 ? 1 : n;
+    atomic_store_explicit(&cpus, n, memory_order_relaxed);
+    atomic_store_explicit(&cpus_until, now + CPUS_TTL_NS, memory_order_relaxed);
+    return n;
+}
+
+/* shoal__cpus_at, inlined into the spin's clock readings. */
+static inline int cpus_at(int64_t now)
 {
     int n = atomic_load_explicit(&cpus, memory_order_relaxed);
-    if (SHOAL_UNLIKELY(n == 0)) {
-        cpu_set_t set;
-        n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-        atomic_store_explicit(&cpus, n < 1 ? 1 : n, memory_order_relaxed);
-    }
+    if (SHOAL_UNLIKELY(n == 0 ||
+                       now >= atomic_load_explicit(&cpus_until, memory_order_relaxed)))
+        return cpus_read(now);
     return n;
+}
+
+int shoal__cpus_at(int64_t now)
+{
+    return cpus_at(now);
+}
+
+/* The coarse clock (the kernel's last tick, read without the time counter): enough
+ * for a count kept 100 ms, and cheap enough for a caller that reads no clock (the
+ * broker asks for each request it receives inline). Lags CLOCK_MONOTONIC by at most
+ * a tick. */
+int shoal__cpus_allowed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return shoal__cpus_at((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
 void shoal__cpus_forget(void)
 {
     atomic_store_explicit(&cpus, 0, memory_order_relaxed);
+}
+
+/* The seat's flag in the table's word; 0 for an end without a seat. */
+static inline uint64_t seat_bit(const shoal__spin_seat *s)
+{
+    return s->k >= 0 ? 1ull << s->k : 0;
 }
 
 /* Frees seat k of a process that is gone (owner): its bit first, then the seat, so
@@ -60,25 +96,30 @@ static bool free_dead(shoal__spin_table *t, int k, uint32_t owner)
     return atomic_compare_exchange_strong(&t->owner[k], &owner, 0);
 }
 
-void shoal__spin_seat_take(shoal__spin_seat *s, shoal__spin_table *t, shoal__seg *seg)
+/* Takes a seat of s's table for s's owner: a free one; with `dead`, else one whose
+ * owner is gone (a system call each). Leaves s->k at -1 when there is none. */
+static void take(shoal__spin_seat *s, bool dead)
 {
-    *s = (shoal__spin_seat){NULL, seg, shoal__seg_owner(seg), -1};
-    if (!s->owner)
-        return;
-    /* Free seats first; then seats whose owner is gone (a system call each). */
-    for (int pass = 0; pass < 2; pass++)
+    shoal__spin_table *t = s->table;
+    for (int pass = 0; pass < (dead ? 2 : 1); pass++)
         for (int k = 0; k < SHOAL__SPIN_SEATS; k++) {
             uint32_t cur = atomic_load(&t->owner[k]);
             if (cur &&
-                (pass == 0 || shoal__owner_alive(seg, cur) || !free_dead(t, k, cur)))
+                (pass == 0 || shoal__owner_alive(s->seg, cur) || !free_dead(t, k, cur)))
                 continue;
             cur = 0;
             if (atomic_compare_exchange_strong(&t->owner[k], &cur, s->owner)) {
-                s->table = t;
                 s->k = k;
                 return;
             }
         }
+}
+
+void shoal__spin_seat_take(shoal__spin_seat *s, shoal__spin_table *t, shoal__seg *seg)
+{
+    *s = (shoal__spin_seat){t, seg, shoal__seg_owner(seg), -1};
+    if (s->owner)
+        take(s, true);
 }
 
 void shoal__spin_seat_give(shoal__spin_seat *s)
@@ -86,8 +127,9 @@ void shoal__spin_seat_give(shoal__spin_seat *s)
     if (!s->table)
         return;
     uint32_t me = s->owner;
-    if (shoal__seg_owner(s->seg) == me) { /* not a fork child's copy of the seat */
-        atomic_fetch_and(&s->table->spinning, ~(1ull << s->k));
+    /* not a fork child's copy of its parent's seat, nor no seat */
+    if (s->k >= 0 && shoal__seg_owner(s->seg) == me) {
+        atomic_fetch_and(&s->table->spinning, ~seat_bit(s));
         atomic_compare_exchange_strong(&s->table->owner[s->k], &me, 0);
     }
     s->table = NULL;
@@ -105,6 +147,19 @@ int shoal__spin_table_count(shoal__spin_table *t)
     return __builtin_popcountll(atomic_load(&t->spinning));
 }
 
+/* A spin from s begins: a fork child's copy of its parent's seat is replaced by a
+ * seat of the child's own (the parent keeps its seat and its flag), an end without a
+ * seat looks for a free one again; then the seat's flag is set. */
+static void spin_begin(shoal__spin_seat *s)
+{
+    if (SHOAL_UNLIKELY(s->owner != shoal__seg_owner(s->seg)))
+        shoal__spin_seat_take(s, s->table, s->seg);
+    else if (SHOAL_UNLIKELY(s->k < 0) && s->owner)
+        take(s, false);
+    if (SHOAL_LIKELY(s->k >= 0))
+        atomic_fetch_or(&s->table->spinning, seat_bit(s));
+}
+
 /* Clears the bits of spinners whose process is gone, at most once per
  * SHOAL__SPIN_REPAIR_NS of this process. Returns whether it cleared any. */
 static bool repair(shoal__spin_seat *s, int64_t now)
@@ -114,7 +169,7 @@ static bool repair(shoal__spin_seat *s, int64_t now)
         !atomic_compare_exchange_strong(&repair_at, &at, now + SHOAL__SPIN_REPAIR_NS))
         return false;
     bool any = false;
-    uint64_t bits = atomic_load(&s->table->spinning) & ~(1ull << s->k);
+    uint64_t bits = atomic_load(&s->table->spinning) & ~seat_bit(s);
     for (; bits; bits &= bits - 1) {
         int k = __builtin_ctzll(bits);
         uint32_t owner = atomic_load(&s->table->owner[k]);
@@ -129,15 +184,16 @@ static bool repair(shoal__spin_seat *s, int64_t now)
     return any;
 }
 
-/* Whether the spinners of s's table outnumber the CPUs, dead ones cleared first
+/* Whether the spinners of s's table — s itself included, flagged or not (an end
+ * without a seat counts itself) — outnumber the CPUs, dead ones cleared first
  * (whenever another bit is set: a dead bit left while the table was not crowded would
  * otherwise stay until it was). */
 static bool crowded(shoal__spin_seat *s, int64_t now)
 {
     uint64_t bits = atomic_load_explicit(&s->table->spinning, memory_order_relaxed);
-    if ((bits & ~(1ull << s->k)) && repair(s, now))
+    if ((bits & ~seat_bit(s)) && repair(s, now))
         bits = atomic_load(&s->table->spinning);
-    return __builtin_popcountll(bits) > shoal__cpus_allowed();
+    return __builtin_popcountll(bits) + (s->k < 0) > cpus_at(now);
 }
 
 /* ---- waiting ---------------------------------------------------------------------- */
@@ -166,7 +222,7 @@ static int spin_polls(const shoal__waitable *w, const shoal__deadline *d,
         if (shoal__spin_first_clock(&c)) {
             shoal__spin_seat *s = thread_seat;
             if (s && s->table) {
-                atomic_fetch_or(&s->table->spinning, 1ull << s->k);
+                spin_begin(s);
                 *seated = s;
             }
             until = d->at_ns - now > budget ? now + budget : d->at_ns;
@@ -188,8 +244,8 @@ int shoal__wait_spin(const shoal__waitable *w, const shoal__deadline *d)
 {
     shoal__spin_seat *seated = NULL;
     int rc = spin_polls(w, d, &seated);
-    if (seated)
-        atomic_fetch_and(&seated->table->spinning, ~(1ull << seated->k));
+    if (seated && seated->k >= 0)
+        atomic_fetch_and(&seated->table->spinning, ~seat_bit(seated));
     return rc;
 }
 

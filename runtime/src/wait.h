@@ -121,8 +121,21 @@ static inline bool shoal__spin_first_clock(const shoal__spin *c)
  * whose seat's owner is gone (owner.c: from the kernel's locks, not a pid), clears
  * them and frees their seats; a seat whose owner is gone is free for the next
  * connection too. So a dead spinner is cleared by the next spinner of any process,
- * before it can crowd anyone, whether or not the table was crowded when it died. A
- * connection that finds no free seat is not counted (it spins as without a table).
+ * before it can crowd anyone, whether or not the table was crowded when it died.
+ *
+ * A connection that finds no free seat (all SHOAL__SPIN_SEATS taken by live ends)
+ * has no flag, so the others do not count it, but it counts itself: it yields while
+ * the flags set plus itself outnumber the CPUs, and it looks for a free seat again at
+ * the start of each spin (loads only), so it is counted once a seat frees. The count
+ * stays one load of one word for every spinner. A fork child inherits a copy of its
+ * parent's seat: its first spin finds that the seat's owner id is not its own (the
+ * process identity of owner.c) and takes a seat of its own, so parent and child are
+ * counted apart, and a child killed mid-spin leaves its own flag (cleared as any dead
+ * spinner's), never its live parent's.
+ *
+ * The CPU count is read again (sched_getaffinity) when it is older than 100 ms, at
+ * the clock reading that uses it: a process that changes its affinity is counted
+ * with its new CPUs within that time, for a system call per 100 ms of spinning.
  */
 #define SHOAL__SPIN_SEATS     64
 #define SHOAL__SPIN_REPAIR_NS (10 * 1000000LL)
@@ -137,11 +150,12 @@ typedef struct shoal__spin_seat {
     shoal__spin_table *table; /* NULL: none (not counted) */
     shoal__seg *seg;          /* the segment holding the table (its owner ids) */
     uint32_t owner;           /* this process's owner id in seg when it took it */
-    int k;                    /* the seat's index */
+    int k;                    /* the seat's index; -1: no seat (counts itself only) */
 } shoal__spin_seat;
 
-/* Takes a free seat of t (in seg) for this process; s->table stays NULL when none is
- * free or the process has no owner id in seg. */
+/* Takes a free seat of t (in seg) for this process (or one whose owner is gone);
+ * s->k is -1 when none is free or the process has no owner id in seg: its waits then
+ * count only themselves, and look for a free seat again at each spin. */
 void shoal__spin_seat_take(shoal__spin_seat *s, shoal__spin_table *t, shoal__seg *seg);
 /* Gives the seat back (its bit cleared); a fork child's copy of its parent's seat
  * is only forgotten. Harmless on a seat never taken. */
@@ -149,9 +163,13 @@ void shoal__spin_seat_give(shoal__spin_seat *s);
 /* Makes s (NULL: none) the seat the calling thread's waits spin from; returns the
  * previous one, to be put back after the wait. */
 shoal__spin_seat *shoal__spin_seat_use(shoal__spin_seat *s);
-/* The CPUs this process may run on (sched_getaffinity, read once). */
+/* The CPUs this process may run on (sched_getaffinity of the calling thread), read
+ * again when the count is older than 100 ms at `now` (shoal__now_ns), so a change of
+ * affinity is followed within that time. */
+int shoal__cpus_at(int64_t now);
+/* shoal__cpus_at the current time, read on the coarse clock (a few nanoseconds). */
 int shoal__cpus_allowed(void);
-/* Forgets the count read: the next shoal__cpus_allowed reads it again (after the
+/* Forgets the count read: the next shoal__cpus_at reads it again at once (after the
  * process changed its affinity, as a test's broker child pinned to one CPU does). */
 void shoal__cpus_forget(void);
 /* The spinners t counts now (tests, tools). */

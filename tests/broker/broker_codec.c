@@ -28,6 +28,15 @@
  * bytes changed, cut short or added, and on the edges given as bytes (a result given
  * twice, which protobuf-c merges; a oneof set twice; unknown fields; a bool of
  * another wire type; tags and length prefixes of five bytes and of six).
+ *
+ * And the Request decoder field by field against protobuf-c (request_same.h: every
+ * field and value, unknown fields aside), where they could part: a field given twice
+ * (a scalar's last value; an entry's key or value merged as protobuf-c merges a
+ * message; a oneof's last member, the earlier one dropped unchecked), bools of any
+ * wire type, negative and ten-byte integers, scalars sent packed, empty strings and
+ * bytes, strings that are not UTF-8, five- and six-byte tags and length prefixes, a
+ * length past 2^32, a field number past 2^29 - 1 in a typed value, every cut of a
+ * request, the depth limit in a dropped member, random requests corrupted.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -42,6 +51,7 @@
 
 #include "internal.h"
 #include "manager_internal.h"
+#include "request_same.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -550,6 +560,303 @@ static void test_model_checks(void **state)
     assert_int_equal(both(w.b, w.n, want.b, want.n), 1);
 }
 
+/* ---- the Request decoder against protobuf-c, field by field ---- */
+
+/* Decodes buf[len] as a Request both ways: 1 when both accept it and decode the same
+ * message (request_same.h: unknown fields aside), 0 when both refuse it; fails the
+ * test when they disagree. *out (when not NULL) gets protobuf-c's decoding. */
+static int same_both(const void *buf, size_t len, breq **out)
+{
+    max_align_t space[2048 / sizeof(max_align_t)];
+    shoal_bv_arena arena;
+    shoal__bv_arena_init(&arena, space, sizeof(space));
+    breq *ours = (breq *)shoal__bv_unpack_in(&shoal__broker__request__descriptor, buf,
+                                             len, &arena);
+    char our_error[512];
+    snprintf(our_error, sizeof(our_error), "%s", ours ? "" : shoal_errdetail());
+    breq *theirs =
+        (breq *)shoal__bv_unpack(&shoal__broker__request__descriptor, buf, len);
+    if (!ours != !theirs)
+        fail_msg("the decoders disagree: ours %s (%s), protobuf-c's %s (%s)",
+                 ours ? "ok" : "refused", our_error, theirs ? "ok" : "refused",
+                 theirs ? "" : shoal_errdetail());
+    if (ours && !same_request(ours, theirs))
+        fail_msg("the decoders decode different messages");
+    shoal__bv_arena_reset(&arena);
+    if (out)
+        *out = theirs;
+    else if (theirs)
+        protobuf_c_message_free_unpacked(&theirs->base, NULL);
+    return theirs != NULL;
+}
+
+/* A Request {id 1, op "set", args: the Value v}. */
+static void w_arg(wbuf *w, const wbuf *v)
+{
+    w->n = 0;
+    w_tag(w, 1, 0);
+    w_varint(w, 1);
+    w_bytes(w, 4, "set", 3);
+    w_sub(w, 5, v);
+}
+
+/* A map Value {entry} as the Request's argument; its decoding (protobuf-c's) in *out. */
+static int map_arg(const wbuf *entry, breq **out)
+{
+    static wbuf m, v, w;
+    m.n = v.n = 0;
+    w_sub(&m, 1, entry);
+    w_sub(&v, 9, &m);
+    w_arg(&w, &v);
+    return same_both(w.b, w.n, out);
+}
+
+/* A field given twice: a scalar's last value counts; an Entry's key or value given
+ * twice is merged as protobuf-c merges a message: the later one when it has a kind,
+ * else the earlier one; a Value's oneof given twice: the last member, the earlier
+ * one dropped unchecked (a map with a bad entry, a list with a value of no kind). */
+static void test_request_repeated_fields(void **state)
+{
+    (void)state;
+    static wbuf w, e, k1, k2, val, v, s, bad;
+    breq *r;
+    w.n = 0; /* id twice */
+    w_tag(&w, 1, 0);
+    w_varint(&w, 5);
+    w_tag(&w, 1, 0);
+    w_varint(&w, 6);
+    assert_int_equal(same_both(w.b, w.n, &r), 1);
+    assert_int_equal(r->id, 6);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* key given twice, the second of no kind: the first stays */
+    k1.n = k2.n = val.n = e.n = 0;
+    w_int_value(&k1, 1, 0);
+    w_unknown(&k2);
+    w_int_value(&val, 2, 0);
+    w_sub(&e, 1, &k1);
+    w_sub(&e, 1, &k2);
+    w_sub(&e, 2, &val);
+    assert_int_equal(map_arg(&e, &r), 1);
+    assert_int_equal(r->args[0]->map->entries[0]->key->i, 1);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* key given twice, both with a kind: the second; a value given twice as a list:
+     * the second list (a oneof member is replaced, not merged) */
+    k2.n = 0;
+    w_bytes(&k2, 5, "k", 1);
+    s.n = val.n = 0;
+    w_sub(&s, 1, &k1);
+    w_sub(&val, 7, &s);
+    w_sub(&val, 7, &s);
+    e.n = 0;
+    w_sub(&e, 1, &k1);
+    w_sub(&e, 1, &k2);
+    w_sub(&e, 2, &val);
+    s.n = 0;
+    w_int_value(&s, 3, 0);
+    w_sub(&e, 2, &s);
+    w_sub(&e, 2, &val);
+    assert_int_equal(map_arg(&e, &r), 1);
+    assert_string_equal(r->args[0]->map->entries[0]->key->s, "k");
+    assert_int_equal(r->args[0]->map->entries[0]->value->list->n_items, 1);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* an entry of no key, in a map then replaced by an int: accepted */
+    e.n = bad.n = v.n = 0;
+    w_sub(&e, 2, &k1);
+    w_sub(&bad, 1, &e);
+    w_sub(&v, 9, &bad);
+    w_int_value(&v, 4, 0);
+    w_arg(&w, &v);
+    assert_int_equal(same_both(w.b, w.n, &r), 1);
+    assert_int_equal(r->args[0]->i, 4);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* ... and the other way round: refused */
+    v.n = 0;
+    w_int_value(&v, 4, 0);
+    w_sub(&v, 9, &bad);
+    w_arg(&w, &v);
+    assert_int_equal(same_both(w.b, w.n, NULL), 0);
+    /* a list holding a value of no kind, replaced by a string: accepted */
+    s.n = v.n = 0;
+    w_bytes(&s, 1, "", 0);
+    w_sub(&v, 7, &s);
+    w_bytes(&v, 5, "s", 1);
+    w_arg(&w, &v);
+    assert_int_equal(same_both(w.b, w.n, NULL), 1);
+}
+
+/* Bools of any wire type (protobuf-c's rule), integers at their extremes: negative
+ * sint64s, ten-byte varints (the bits past 64 dropped), an 11-byte one refused; a
+ * scalar sent as a length-delimited (packed) field, refused: no field of a Request is
+ * a repeated scalar, and protobuf-c takes that form only for those. */
+static void test_request_scalars(void **state)
+{
+    (void)state;
+    static wbuf w, v;
+    breq *r;
+    const uint8_t bools[][12] = {
+        {0x12, 0x01, 0x00}, /* b as a length: true */
+        {0x12, 0x00},       /* b as an empty length: false */
+        {0x09, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80}, /* none, fixed64 */
+        {0x15, 0x00, 0x00, 0x02, 0x00},                         /* b as fixed32: true */
+        {0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02}, /* true */
+        {0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, /* false */
+    };
+    const size_t lens[] = {3, 2, 9, 5, 11, 11};
+    const int truth[] = {1, 0, 0, 1, 1, 0};
+    for (size_t i = 0; i < 6; i++) {
+        v.n = lens[i];
+        memcpy(v.b, bools[i], lens[i]);
+        w_arg(&w, &v);
+        assert_int_equal(same_both(w.b, w.n, &r), 1);
+        bv *a = r->args[0];
+        assert_int_equal(a->kind_case == BV_BOOL ? a->b : a->none, truth[i]);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    int64_t ints[] = {-1, INT64_MIN, INT64_MAX, 0};
+    for (size_t i = 0; i < 4; i++) {
+        w.n = 0;
+        w_tag(&w, 6, 0);
+        w_varint(&w, ((uint64_t)ints[i] << 1) ^ (uint64_t)(ints[i] >> 63));
+        w_tag(&w, 1, 0);
+        w_varint(&w, ~0ull); /* ten bytes */
+        v.n = 0;
+        w_int_value(&v, ints[i], 0);
+        w_sub(&w, 5, &v);
+        assert_int_equal(same_both(w.b, w.n, &r), 1);
+        assert_true(r->timeout_ms == ints[i] && r->args[0]->i == ints[i]);
+        assert_true(r->id == ~0ull);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+    }
+    const uint8_t id_wide[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, /* 10 bytes, the */
+                               0xff, 0xff, 0xff, 0xff, 0x7f},      /* last one's high */
+        id_11[] = {0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,       /* bits dropped */
+                   0x80, 0x80, 0x80, 0x80, 0x00},
+                  id_packed[] = {0x0a, 0x01, 0x05}, timeout_packed[] = {0x32, 0x01, 0x02};
+    assert_int_equal(same_both(id_wide, sizeof(id_wide), &r), 1);
+    assert_true(r->id == ~0ull);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    assert_int_equal(same_both(id_11, sizeof(id_11), NULL), 0);
+    assert_int_equal(same_both(id_packed, sizeof(id_packed), NULL), 0);
+    assert_int_equal(same_both(timeout_packed, sizeof(timeout_packed), NULL), 0);
+}
+
+/* Empty strings and bytes everywhere; strings that are not UTF-8 (neither decoder
+ * checks: protobuf-c does not, and the broker keeps the bytes it was given); tags
+ * and length prefixes of five bytes accepted and of six refused (protobuf-c reads no
+ * more); a five-byte length past 2^32, which protobuf-c would read modulo 2^32,
+ * refused by both (the scan before it reads all of it); a field number past 2^29 - 1
+ * inside a typed message, refused by both. */
+static void test_request_bytes(void **state)
+{
+    (void)state;
+    static wbuf w, v, t;
+    breq *r;
+    w.n = t.n = 0;
+    w_bytes(&w, 2, "", 0);
+    w_bytes(&w, 4, "", 0);
+    w_bytes(&w, 8, "", 0);
+    w_bytes(&t, 1, "", 0);
+    w_bytes(&t, 2, "", 0);
+    const int empty[] = {5, 6, 11};
+    for (int i = 0; i < 3; i++) {
+        v.n = 0;
+        w_bytes(&v, (uint32_t)empty[i], "", 0);
+        w_sub(&w, 5, &v);
+    }
+    v.n = 0;
+    w_sub(&v, 10, &t);
+    w_sub(&w, 5, &v);
+    assert_int_equal(same_both(w.b, w.n, &r), 1);
+    assert_true(r->n_args == 4 && r->n_batch == 1 && r->batch[0].len == 0);
+    assert_string_equal(r->object, "");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    w.n = v.n = 0;
+    w_bytes(&w, 2, "\xff\xfe", 2);
+    w_bytes(&v, 5, "\xc3\x28\xed\xa0\x80", 5); /* a bad sequence, a surrogate */
+    w_sub(&w, 5, &v);
+    assert_int_equal(same_both(w.b, w.n, &r), 1);
+    assert_string_equal(r->object, "\xff\xfe");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    const uint8_t tag5[] = {0x88, 0x80, 0x80, 0x80, 0x00, 0x05},
+                  tag6[] = {0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05},
+                  prefix5[] = {0x12, 0x82, 0x80, 0x80, 0x80, 0x00, 'h', 'i'},
+                  prefix6[] = {0x12, 0x82, 0x80, 0x80, 0x80, 0x80, 0x00, 'h', 'i'},
+                  wrap[] = {0x12, 0x82, 0x80, 0x80, 0x80, 0x10, 'h', 'i'},
+                  unknown6[] = {0xc0, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05},
+                  typed_far[] = {0x2a, 0x08, 0x52, 0x06, 0x0d,
+                                 0x80, 0x80, 0x80, 0x40, 0x00},
+                  past_end[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x07, 'h'};
+    assert_int_equal(same_both(tag5, sizeof(tag5), NULL), 1);
+    assert_int_equal(same_both(tag6, sizeof(tag6), NULL), 0);
+    assert_int_equal(same_both(prefix5, sizeof(prefix5), NULL), 1);
+    assert_int_equal(same_both(prefix6, sizeof(prefix6), NULL), 0);
+    assert_int_equal(same_both(wrap, sizeof(wrap), NULL), 0);
+    assert_int_equal(same_both(unknown6, sizeof(unknown6), NULL), 0);
+    assert_int_equal(same_both(typed_far, sizeof(typed_far), NULL), 0);
+    assert_int_equal(same_both(past_end, sizeof(past_end), NULL), 0);
+}
+
+/* Every prefix of a request with unknown fields at every level (cut anywhere), and a
+ * list nested past the depth limit then replaced by an int (the limit counts what
+ * the oneof drops: refused by both). */
+static void test_request_cut(void **state)
+{
+    (void)state;
+    static wbuf w, v;
+    w_request(&w, 1);
+    int accepted = 0;
+    for (size_t n = 0; n <= w.n; n++)
+        accepted += same_both(w.b, n, NULL);
+    assert_true(accepted >= 2 && (size_t)accepted < w.n); /* some cuts land on a field */
+    w_nested(&w, SHOAL_BV_MAX_DEPTH + 1);
+    v.n = 0;
+    memcpy(v.b, w.b, w.n);
+    v.n = w.n;
+    w_int_value(&v, 1, 0); /* ...then the Request's args end with an int Value */
+    static wbuf last;
+    last.n = 0;
+    w_int_value(&last, 1, 0);
+    w_sub(&v, 5, &last);
+    assert_int_equal(same_both(v.b, v.n, NULL), 0);
+}
+
+/* Random requests changed, cut short or lengthened: the decoders agree on each. */
+static void test_request_mutated(void **state)
+{
+    (void)state;
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t len;
+        uint8_t *buf = rnd_request(&len), *bad = malloc(len + 16);
+        memcpy(bad, buf, len);
+        size_t n = len;
+        switch (below(4)) {
+        case 0: /* bytes changed */
+            for (size_t k = 0, flips = 1 + below(3); n && k < flips; k++)
+                bad[below(n)] = (uint8_t)rnd();
+            break;
+        case 1: /* cut short */
+            n = n ? below(n) : 0;
+            break;
+        case 2: /* bytes added at the end */
+            for (size_t k = 0, more = 1 + below(16); k < more; k++)
+                bad[n++] = (uint8_t)rnd();
+            break;
+        default: /* one byte changed to a tag or a small length */
+            if (n)
+                bad[below(n)] =
+                    (uint8_t)(below(2) ? (below(12) << 3 | below(8)) : below(4));
+        }
+        if (same_both(bad, n, NULL))
+            accepted++;
+        else
+            refused++;
+        free(bad);
+        free(buf);
+    }
+    assert_true(accepted > 1000 && refused > 1000); /* both ways exercised */
+}
+
 /* ---- replies ---- */
 
 static void test_replies(void **state)
@@ -599,36 +906,6 @@ static void test_request_packer(void **state)
             free(got);
         free(want);
         free_request(&r);
-    }
-}
-
-/* Whether a and b are the same Value: kind and bits (a NaN equals itself; a null's
- * bool counts), containers by protobuf-c's packing. */
-static bool same_value(const bv *a, const bv *b)
-{
-    if (!a || !b || a->kind_case != b->kind_case)
-        return a == b;
-    switch (a->kind_case) {
-    case BV_NONE:
-        return a->none == b->none;
-    case BV_BOOL:
-        return a->b == b->b;
-    case BV_INT:
-        return a->i == b->i;
-    case BV_DOUBLE:
-        return !memcmp(&a->d, &b->d, 8);
-    case BV_STR:
-    case BV_BYTES:
-    case BV_PICKLE:
-        return shoal__bv_equal(a, b);
-    default: {
-        size_t na, nb;
-        void *pa = shoal__bv_pack(&a->base, &na), *pb = shoal__bv_pack(&b->base, &nb);
-        bool same = na == nb && !memcmp(pa, pb, na);
-        free(pa);
-        free(pb);
-        return same;
-    }
     }
 }
 
@@ -800,11 +1077,20 @@ static void test_reply_edges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_requests), cmocka_unit_test(test_unknown_fields),
-        cmocka_unit_test(test_bad_wire),        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_model_checks),    cmocka_unit_test(test_replies),
-        cmocka_unit_test(test_request_packer),  cmocka_unit_test(test_reply_decoder),
+        cmocka_unit_test(test_random_requests),
+        cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_bad_wire),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_model_checks),
+        cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_request_packer),
+        cmocka_unit_test(test_reply_decoder),
         cmocka_unit_test(test_reply_edges),
+        cmocka_unit_test(test_request_repeated_fields),
+        cmocka_unit_test(test_request_scalars),
+        cmocka_unit_test(test_request_bytes),
+        cmocka_unit_test(test_request_cut),
+        cmocka_unit_test(test_request_mutated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

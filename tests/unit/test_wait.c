@@ -1,7 +1,8 @@
 /* test_wait.c — shoal__wait and the waitables the event loop uses: each side becomes
  * ready when another process acts, times out when nothing happens, and reports a
  * terminal state (end of stream, closed, dead peer). The spin table: spinners killed
- * mid-spin are cleared and their seats taken again, and waits from seats still
+ * mid-spin are cleared and their seats taken again, an end without a seat and a
+ * fork child are counted, a change of affinity is followed, and waits from seats still
  * exchange messages. */
 #include <sched.h>
 #include <stdatomic.h>
@@ -248,7 +249,7 @@ static int take_all(void *arg)
     int n = 0;
     for (; n <= SHOAL__SPIN_SEATS; n++) {
         shoal__spin_seat_take(&seats[n], spin_table(), spin_seg);
-        if (!seats[n].table)
+        if (seats[n].k < 0)
             break;
     }
     *(int *)arg = n;
@@ -272,10 +273,11 @@ static void test_spin_seats_of_dead(void **state)
     assert_int_equal(*got, SHOAL__SPIN_SEATS); /* all, and no more */
     shoal__spin_seat seat;
     shoal__spin_seat_take(&seat, spin_table(), spin_seg);
-    assert_null(seat.table); /* the owner lives */
+    assert_int_equal(seat.k, -1); /* the owner lives */
+    shoal__spin_seat_give(&seat);
     t_kill(kid);
     shoal__spin_seat_take(&seat, spin_table(), spin_seg);
-    assert_non_null(seat.table);
+    assert_true(seat.k >= 0);
     shoal__spin_seat_give(&seat);
     assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), 0);
     munmap(got, sizeof(int));
@@ -302,6 +304,169 @@ static void test_spin_seat_fork(void **state)
     assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), seat.owner);
     shoal__spin_seat_give(&seat);
     assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), 0);
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
+/* Pins the calling thread to the CPU it runs on. */
+static int pin_here(void)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    return sched_setaffinity(0, sizeof(one), &one);
+}
+
+/* The CPU time (ns) the calling thread spends in a 30 ms spin from seat, followed by
+ * a 30 ms sleep. A spin that yields (a crowded table) takes a small share of it: the
+ * spinner it yields to, on the same CPU, runs for whole scheduler slices. */
+static int64_t spin_cpu_ns(shoal__spin_seat *seat)
+{
+    struct timespec a, b;
+    shoal_set_spin_ns(SHOAL_MS(30));
+    shoal__spin_seat *was = shoal__spin_seat_use(seat);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    int rc = wait_ms(&never, 60);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    shoal__spin_seat_use(was);
+    shoal_set_spin_ns(0);
+    if (rc != SHOAL_ETIMEDOUT)
+        return -1;
+    return (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+}
+
+#define YIELDED_NS SHOAL_MS(6) /* a 30 ms spin that never yields takes ~15 ms or more */
+
+/* In a child pinned to one CPU with a live spinner there: every other seat taken by a
+ * live process, so this end has none; its spin must count itself all the same (two
+ * spinners, one CPU: it yields). Exit code 0: it yielded; 1: it spun on; 2: setup. */
+static int spin_without_seat(void *arg)
+{
+    int *got = arg;
+    if (pin_here() != 0)
+        return 2;
+    shoal__cpus_forget();
+    pid_t kids[2] = {t_fork(spin_forever, NULL), -1};
+    for (int i = 0; i < 10000 && shoal__spin_table_count(spin_table()) != 1; i++)
+        usleep(1000);
+    kids[1] = t_fork(take_all, got);
+    int st;
+    if (waitpid(kids[1], &st, WUNTRACED) != kids[1] || !WIFSTOPPED(st) ||
+        *got != SHOAL__SPIN_SEATS - 1)
+        return 2;
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    if (seat.k != -1 || shoal__spin_table_count(spin_table()) != 1)
+        return 2;
+    int64_t ns = spin_cpu_ns(&seat);
+    shoal__spin_seat_give(&seat);
+    for (int i = 0; i < 2; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    fprintf(stderr, "spin without a seat: %.1f ms of CPU in 30 ms\n", ns / 1e6);
+    return ns < 0 ? 2 : ns < YIELDED_NS ? 0 : 1;
+}
+
+/* The connection end beyond SHOAL__SPIN_SEATS: it has no seat, yet on a crowded host
+ * it yields as a counted spinner does, instead of spinning uncounted. */
+static void test_spin_seatless_counts_itself(void **state)
+{
+    (void)state;
+    spin_table_open();
+    int *got = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                    -1, 0);
+    assert_true(got != MAP_FAILED);
+    assert_int_equal(t_wait(t_fork(spin_without_seat, got)), 0);
+    munmap(got, sizeof(int));
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
+/* A fork child that spins from its copy of its parent's seat until it is killed. */
+static int spin_from_copy(void *arg)
+{
+    shoal_set_spin_ns(SHOAL_SEC(60));
+    shoal__spin_seat_use(arg);
+    shoal__deadline d = shoal__deadline_from(SHOAL_SEC(60));
+    return shoal__wait(&never, &d) == SHOAL_ETIMEDOUT ? 2 : 3;
+}
+
+/* Two fork children spinning from copies of their parent's seat are two spinners,
+ * each on a seat of its own; killed mid-spin, their flags are cleared by the next
+ * spinner (their seats freed), and the parent's seat stays the parent's. */
+static void test_spin_fork_child_seat(void **state)
+{
+    (void)state;
+    spin_table_open();
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    assert_true(seat.k >= 0);
+    pid_t kids[2] = {t_fork(spin_from_copy, &seat), t_fork(spin_from_copy, &seat)};
+    await_count(2);
+    assert_int_equal(atomic_load(&spin_table()->owner[seat.k]), seat.owner);
+    assert_false(atomic_load(&spin_table()->spinning) & (1ull << seat.k));
+    t_kill_all(kids, 2);
+    assert_int_equal(shoal__spin_table_count(spin_table()), 2); /* left set */
+    shoal_set_spin_ns(SHOAL_MS(30));
+    shoal__spin_seat *was = shoal__spin_seat_use(&seat);
+    assert_int_equal(wait_ms(&never, 60), SHOAL_ETIMEDOUT);
+    shoal__spin_seat_use(was);
+    shoal_set_spin_ns(0);
+    assert_int_equal(shoal__spin_table_count(spin_table()), 0);
+    for (int k = 0; k < SHOAL__SPIN_SEATS; k++)
+        assert_int_equal(atomic_load(&spin_table()->owner[k]),
+                         k == seat.k ? seat.owner : 0);
+    shoal__spin_seat_give(&seat);
+    shoal__seg_close(spin_seg);
+    T_OK(shoal_unlink("wait-spin-table", NULL));
+}
+
+/* A child that keeps its CPU busy, outside any spin table. */
+static int busy(void *arg)
+{
+    (void)arg;
+    for (volatile unsigned long i = 0;; i++)
+        ;
+    return 0;
+}
+
+/* A process that has read its CPU count, then is pinned to one CPU (no forget), with
+ * a spinner stopped mid-spin (its flag set, its process alive) and a busy process on
+ * that CPU: after the count's time is up, its spin counts two spinners on one CPU and
+ * yields. Exit code 0: it did; 1: it spun on; 2: setup. */
+static int spin_after_pinning(void *arg)
+{
+    (void)arg;
+    if (shoal__cpus_allowed() < 2 || pin_here() != 0)
+        return 2;
+    pid_t kids[2] = {t_fork(spin_forever, NULL), t_fork(busy, NULL)};
+    for (int i = 0; i < 10000 && shoal__spin_table_count(spin_table()) != 1; i++)
+        usleep(1000);
+    kill(kids[0], SIGSTOP);
+    waitpid(kids[0], NULL, WUNTRACED);
+    usleep(150 * 1000); /* the count read before pinning is older than 100 ms */
+    shoal__spin_seat seat;
+    shoal__spin_seat_take(&seat, spin_table(), spin_seg);
+    int64_t ns = seat.k >= 0 ? spin_cpu_ns(&seat) : -1;
+    shoal__spin_seat_give(&seat);
+    for (int i = 0; i < 2; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    fprintf(stderr, "spin after pinning: %.1f ms of CPU in 30 ms, %d CPU(s)\n", ns / 1e6,
+            shoal__cpus_allowed());
+    return ns < 0 || shoal__cpus_allowed() != 1 ? 2 : ns < YIELDED_NS ? 0 : 1;
+}
+
+/* A change of affinity after the CPU count was read is followed by the spin table. */
+static void test_spin_follows_affinity(void **state)
+{
+    (void)state;
+    if (cpus() < 2)
+        skip();
+    spin_table_open();
+    assert_int_equal(t_wait(t_fork(spin_after_pinning, NULL)), 0);
     shoal__seg_close(spin_seg);
     T_OK(shoal_unlink("wait-spin-table", NULL));
 }
@@ -365,6 +530,9 @@ int main(void)
         cmocka_unit_test(test_spin_dead_spinner_uncrowded),
         cmocka_unit_test(test_spin_seats_of_dead),
         cmocka_unit_test(test_spin_seat_fork),
+        cmocka_unit_test(test_spin_seatless_counts_itself),
+        cmocka_unit_test(test_spin_fork_child_seat),
+        cmocka_unit_test(test_spin_follows_affinity),
         cmocka_unit_test(test_spin_exchange_after_deaths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
