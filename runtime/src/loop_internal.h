@@ -88,6 +88,9 @@ typedef struct shoal__loop_engine {
 extern const shoal__loop_engine shoal__loop_epoll;
 #ifdef SHOAL_HAVE_URING
 extern const shoal__loop_engine shoal__loop_uring;
+/* The io_uring engine's doorbell word (tests: nothing may wait on it once the loop
+ * is destroyed). */
+_Atomic uint32_t *shoal__uring_doorbell(shoal_loop *l);
 #endif
 
 struct shoal_loop {

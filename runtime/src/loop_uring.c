@@ -20,6 +20,8 @@
  *
  * user_data is the source pointer with a tag in its low bits (sources come from
  * calloc: 16-byte aligned); cancellations carry 0 and their completions are ignored.
+ * Destroying the loop cancels every request and waits for that (cancel_all): the
+ * kernel would otherwise end them only later, leaving futex waits on live words.
  *
  * Removal is synchronous: the source's request is cancelled (IORING_OP_ASYNC_CANCEL
  * on its user_data) and completions are collected until the request's last one has
@@ -48,6 +50,8 @@
 #define CQ_ENTRIES   4096
 
 enum { TAG_WAIT = 1, TAG_POLL = 2, TAG_BELL = 3, TAG_MASK = 3 };
+/* The user_data of the cancellation that ends every request (cancel_all). */
+#define UD_CANCEL_ALL ((uint64_t)4)
 /* s->eng_idx: which of its requests are in flight (the tag's bit). */
 #define IN_FLIGHT(tag) (1 << (tag))
 
@@ -158,6 +162,11 @@ static void ur_notify(shoal_loop *l)
     struct ur *u = l->eng_state;
     atomic_fetch_add(&u->doorbell, 1);
     shoal__futex_wake(&u->doorbell, 1);
+}
+
+_Atomic uint32_t *shoal__uring_doorbell(shoal_loop *l)
+{
+    return &((struct ur *)l->eng_state)->doorbell;
 }
 
 static bool ur_pending(shoal_loop *l)
@@ -287,11 +296,46 @@ static int ur_init(shoal_loop *l)
     return bell_arm(u);
 }
 
+/*
+ * Ends every request of the ring before it closes. Closing a ring ends its requests
+ * later, from a kernel worker; until then a futex wait of the closed ring would stay
+ * queued on its word and could take a FUTEX_WAKE of one waiter meant for a live
+ * sleeper — the doorbell of the next loop, allocated at the same address, or a
+ * Semaphore's next waiter. The kernel unqueues the futex waits inside the
+ * cancellation's submission, so its completion is all there is to wait for.
+ */
+static void cancel_all(struct ur *u)
+{
+    struct io_uring_sqe *sqe = sqe_get(u);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, UD_CANCEL_ALL);
+    for (int tries = 0; tries < 100; tries++) {
+        struct io_uring_cqe *cqe = NULL;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+        int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+            return; /* a broken ring: its requests end with it */
+        unsigned head, n = 0;
+        bool done = false;
+        io_uring_for_each_cqe(&u->ring, head, cqe)
+        {
+            done |= cqe->user_data == UD_CANCEL_ALL;
+            n++;
+        }
+        io_uring_cq_advance(&u->ring, n);
+        if (done)
+            return;
+    }
+}
+
 static void ur_fini(shoal_loop *l)
 {
     struct ur *u = l->eng_state;
     if (!u)
         return;
+    cancel_all(u);
     io_uring_queue_exit(&u->ring);
     free(u);
     l->eng_state = NULL;
