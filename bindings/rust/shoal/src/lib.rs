@@ -26,6 +26,7 @@
 
 pub mod element;
 pub mod error;
+pub mod manager;
 pub mod message;
 mod options;
 pub mod pb;
@@ -43,6 +44,7 @@ pub use shoal_sys as sys;
 pub use element::{type_info, Element, Integer};
 pub use error::{strerror, Error, ErrorKind, Result};
 pub use message::{FixedMessage, Message};
+pub use manager::{MValue, Manager};
 pub use options::{LockMode, OpenMode, Options, FOREVER};
 pub use pipe::Pipe;
 pub use queue::{ByteQueue, Queue, QueueStats};
