@@ -811,7 +811,11 @@ extern "C" {
         nargs: usize,
         ...
     ) -> c_int;
-    pub fn shoal_manager_submit(m: *mut shoal_manager, r: *const shoal_manager_request, id: *mut u64) -> c_int;
+    pub fn shoal_manager_submit(
+        m: *mut shoal_manager,
+        r: *const shoal_manager_request,
+        id: *mut u64,
+    ) -> c_int;
     pub fn shoal_manager_wait(m: *mut shoal_manager, id: u64, result: *mut *mut shoal_mv) -> c_int;
     pub fn shoal_manager_flush(m: *mut shoal_manager) -> c_int;
     pub fn shoal_manager_view_stats(m: *mut shoal_manager, hits: *mut u64, misses: *mut u64) -> c_int;

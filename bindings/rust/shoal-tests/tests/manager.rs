@@ -258,9 +258,10 @@ fn locks_and_semaphores() {
         // Another thread times out on it.
         let lk2 = lk.clone();
         let t = Instant::now();
-        let r = thread::spawn(move || lk2.acquire(Duration::from_millis(100)).map(drop).map_err(|e| e.error()))
-            .join()
-            .unwrap();
+        let r =
+            thread::spawn(move || lk2.acquire(Duration::from_millis(100)).map(drop).map_err(|e| e.error()))
+                .join()
+                .unwrap();
         assert_eq!(r.unwrap_err().kind(), ErrorKind::TimedOut);
         assert!(t.elapsed() >= Duration::from_millis(90));
     }
@@ -374,7 +375,9 @@ fn every_value_kind_round_trips() {
         assert_eq!(&d.get(i as i64).unwrap(), v, "value {i}");
     }
     // Keys of every scalar kind, and a tuple; 1, 1.0 and true are one key.
-    for k in [MValue::None, true.into(), 7.into(), 2.5.into(), "k".into(), MValue::Bytes(vec![0]), (1, 2).into()] {
+    for k in
+        [MValue::None, true.into(), 7.into(), 2.5.into(), "k".into(), MValue::Bytes(vec![0]), (1, 2).into()]
+    {
         d.set(&k, "v").unwrap();
         assert_eq!(d.get(&k).unwrap(), "v".into(), "key {k:?}");
     }
@@ -553,8 +556,8 @@ fn reads_come_from_the_view() {
 /// build; None when there is no python3 or no SHOAL_LIB_DIR.
 fn python(code: &str, address: &str) -> Option<std::process::Output> {
     let lib = env::var("SHOAL_LIB_DIR").ok()?;
-    let src = env::var("SHOAL_SOURCE_DIR")
-        .unwrap_or_else(|_| format!("{}/../../..", env!("CARGO_MANIFEST_DIR")));
+    let src =
+        env::var("SHOAL_SOURCE_DIR").unwrap_or_else(|_| format!("{}/../../..", env!("CARGO_MANIFEST_DIR")));
     let out = Command::new("python3")
         .args(["-c", code, address])
         .env("PYTHONPATH", format!("{src}/bindings/python"))
@@ -602,7 +605,10 @@ fn with_python() {
     assert_eq!(
         d.get("nested").unwrap(),
         MValue::map([
-            ("l", MValue::list([1.into(), 2.5.into(), MValue::Bytes(vec![0, 0xff]), MValue::None, "s".into()])),
+            (
+                "l",
+                MValue::list([1.into(), 2.5.into(), MValue::Bytes(vec![0, 0xff]), MValue::None, "s".into()])
+            ),
             ("m", MValue::map([((1, "t"), true)])),
         ])
     );
@@ -610,7 +616,10 @@ fn with_python() {
     let v = m.value("xv", 0, Some("i")).unwrap();
     assert_eq!(v.get().unwrap(), MValue::Int(42));
     let q = m.queue("xq", 0).unwrap();
-    assert_eq!(q.get(SEC).unwrap(), MValue::map([("msg", MValue::list([MValue::Bytes(b"bytes".to_vec()), (-7).into()]))]));
+    assert_eq!(
+        q.get(SEC).unwrap(),
+        MValue::map([("msg", MValue::list([MValue::Bytes(b"bytes".to_vec()), (-7).into()]))])
+    );
     // Writes back.
     d.set(
         "from_rust",

@@ -43,8 +43,8 @@ pub use shoal_sys as sys;
 
 pub use element::{type_info, Element, Integer};
 pub use error::{strerror, Error, ErrorKind, Result};
-pub use message::{FixedMessage, Message};
 pub use manager::{MValue, Manager};
+pub use message::{FixedMessage, Message};
 pub use options::{LockMode, OpenMode, Options, FOREVER};
 pub use pipe::Pipe;
 pub use queue::{ByteQueue, Queue, QueueStats};

@@ -59,12 +59,19 @@ use crate::sync::{LockError, LockResult};
 pub enum MValue {
     /// Python's None.
     None,
+    /// A bool.
     Bool(bool),
+    /// A 64-bit signed int.
     Int(i64),
+    /// A double.
     Double(f64),
+    /// A string (UTF-8).
     Str(String),
+    /// Bytes.
     Bytes(Vec<u8>),
+    /// A list.
     List(Vec<MValue>),
+    /// A tuple (a map key may be one).
     Tuple(Vec<MValue>),
     /// A map, in the broker's order; keys are scalars or tuples of scalars.
     Map(Vec<(MValue, MValue)>),
@@ -140,7 +147,7 @@ impl MValue {
             _ => None,
         }
     }
-    /// map[key] (keys compare as in the broker: 1 == 1.0 == true).
+    /// `map[key]` (keys compare as in the broker: 1 == 1.0 == true).
     pub fn get(&self, key: impl Into<MValue>) -> Option<&MValue> {
         let key = key.into();
         self.as_map()?.iter().find(|(k, _)| k.key_eq(&key)).map(|(_, v)| v)
@@ -357,7 +364,9 @@ unsafe fn from_raw(p: *const sys::shoal_mv) -> MValue {
         sys::SHOAL_MV_BOOL => MValue::Bool(sys::shoal_mv_as_bool(p) != 0),
         sys::SHOAL_MV_INT => MValue::Int(sys::shoal_mv_as_int(p)),
         sys::SHOAL_MV_DOUBLE => MValue::Double(sys::shoal_mv_as_double(p)),
-        sys::SHOAL_MV_STR => MValue::Str(CStr::from_ptr(sys::shoal_mv_as_str(p)).to_string_lossy().into_owned()),
+        sys::SHOAL_MV_STR => {
+            MValue::Str(CStr::from_ptr(sys::shoal_mv_as_str(p)).to_string_lossy().into_owned())
+        }
         sys::SHOAL_MV_BYTES => MValue::Bytes(bytes(p)),
         sys::SHOAL_MV_PICKLE => MValue::Pickle(bytes(p)),
         sys::SHOAL_MV_LIST => MValue::List(seq(p)),
@@ -394,19 +403,33 @@ fn take_result(p: *mut sys::shoal_mv) -> MValue {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(i32)]
 pub enum Kind {
+    /// A dict.
     Dict = 1,
+    /// A list.
     List = 2,
+    /// A Namespace.
     Namespace = 3,
+    /// A Value.
     Value = 4,
+    /// An Array.
     Array = 5,
+    /// A Queue.
     Queue = 6,
+    /// A Lock.
     Lock = 7,
+    /// An RLock.
     RLock = 8,
+    /// A Semaphore.
     Semaphore = 9,
+    /// A BoundedSemaphore.
     BoundedSemaphore = 10,
+    /// An Event.
     Event = 11,
+    /// A Condition.
     Condition = 12,
+    /// A Barrier.
     Barrier = 13,
+    /// A JoinableQueue.
     JoinableQueue = 14,
 }
 
@@ -477,7 +500,10 @@ impl Manager {
     /// with `token`). Fails with `Inval` (bad address), `NoEnt` (no broker there),
     /// `TimedOut`, `Acces` (wrong or missing token).
     pub fn connect(address: &str, token: Option<&str>) -> Result<Manager> {
-        Manager::connect_with(address, &ManagerOptions { token: token.map(str::to_owned), ..Default::default() })
+        Manager::connect_with(
+            address,
+            &ManagerOptions { token: token.map(str::to_owned), ..Default::default() },
+        )
     }
 
     /// Connects with every option of the C client (tls+tcp:// files, the shm://
@@ -538,7 +564,13 @@ impl Manager {
     /// Barrier: the parties) and `typecode` (Value, Array: "i", "d", ... as Python's
     /// array module), or opens it when it exists with that kind. Returns whether it
     /// was created; `Kind` when it exists with another kind.
-    pub fn create(&self, name: &str, kind: Kind, init: Option<MValue>, typecode: Option<&str>) -> Result<bool> {
+    pub fn create(
+        &self,
+        name: &str,
+        kind: Kind,
+        init: Option<MValue>,
+        typecode: Option<&str>,
+    ) -> Result<bool> {
         let cname = c_string("name", name)?;
         let tc = typecode.map(|t| c_string("typecode", t)).transpose()?;
         let init = init.as_ref().map(to_raw).transpose()?.map_or(ptr::null_mut(), Raw::into_ptr);
@@ -567,7 +599,14 @@ impl Manager {
         Target { m: self.clone(), name: CString::new(name).unwrap_or_default(), path: Vec::new() }
     }
 
-    fn open<P>(&self, name: &str, kind: Kind, init: Option<MValue>, tc: Option<&str>, f: fn(Target) -> P) -> Result<P> {
+    fn open<P>(
+        &self,
+        name: &str,
+        kind: Kind,
+        init: Option<MValue>,
+        tc: Option<&str>,
+        f: fn(Target) -> P,
+    ) -> Result<P> {
         self.create(name, kind, init, tc)?;
         Ok(f(self.target(name)))
     }
@@ -598,7 +637,9 @@ impl Manager {
     }
     /// The JoinableQueue `name` (created with `maxsize`; 0: no limit).
     pub fn joinable_queue(&self, name: &str, maxsize: i64) -> Result<JoinableQueueProxy> {
-        self.open(name, Kind::JoinableQueue, Some(MValue::Int(maxsize)), None, |t| JoinableQueueProxy(QueueProxy(t)))
+        self.open(name, Kind::JoinableQueue, Some(MValue::Int(maxsize)), None, |t| {
+            JoinableQueueProxy(QueueProxy(t))
+        })
     }
     /// The Lock `name`.
     pub fn lock(&self, name: &str) -> Result<LockProxy> {
@@ -868,11 +909,21 @@ impl DictProxy {
         self.0.op_unit("clear", &[])
     }
     /// Adds delta to `d[key]` (`initial` when absent) atomically; the new value.
-    pub fn increment(&self, key: impl Into<MValue>, delta: impl Into<MValue>, initial: impl Into<MValue>) -> Result<MValue> {
+    pub fn increment(
+        &self,
+        key: impl Into<MValue>,
+        delta: impl Into<MValue>,
+        initial: impl Into<MValue>,
+    ) -> Result<MValue> {
         self.0.op("incr", &[key.into(), delta.into(), initial.into()])
     }
     /// Sets `d[key] = new` if it equals `expected`, atomically; whether it did.
-    pub fn compare_and_set(&self, key: impl Into<MValue>, expected: impl Into<MValue>, new: impl Into<MValue>) -> Result<bool> {
+    pub fn compare_and_set(
+        &self,
+        key: impl Into<MValue>,
+        expected: impl Into<MValue>,
+        new: impl Into<MValue>,
+    ) -> Result<bool> {
         self.0.op_bool("cas", &[key.into(), expected.into(), new.into()])
     }
     /// The dict stored at `d[key]`, as a proxy (no copy).
@@ -968,7 +1019,12 @@ impl ListProxy {
         self.0.op("incr", &[MValue::Int(i), delta.into()])
     }
     /// Sets `l[i] = new` if it equals `expected`, atomically; whether it did.
-    pub fn compare_and_set(&self, i: i64, expected: impl Into<MValue>, new: impl Into<MValue>) -> Result<bool> {
+    pub fn compare_and_set(
+        &self,
+        i: i64,
+        expected: impl Into<MValue>,
+        new: impl Into<MValue>,
+    ) -> Result<bool> {
         self.0.op_bool("cas", &[MValue::Int(i), expected.into(), new.into()])
     }
     /// The dict stored at `l[i]`, as a proxy.
@@ -1047,7 +1103,12 @@ impl ArrayProxy {
         self.0.op("incr", &[MValue::Int(i), delta.into()])
     }
     /// Sets `a[i] = new` if it equals `expected`, atomically; whether it did.
-    pub fn compare_and_set(&self, i: i64, expected: impl Into<MValue>, new: impl Into<MValue>) -> Result<bool> {
+    pub fn compare_and_set(
+        &self,
+        i: i64,
+        expected: impl Into<MValue>,
+        new: impl Into<MValue>,
+    ) -> Result<bool> {
         self.0.op_bool("cas", &[MValue::Int(i), expected.into(), new.into()])
     }
 }
@@ -1235,7 +1296,10 @@ impl Pipeline<'_> {
     pub fn submit(&mut self, proxy: &impl Proxy, op: &str, args: &[MValue], timeout: Duration) -> Result<()> {
         let t = proxy.target();
         if !Arc::ptr_eq(&t.m.conn, &self.m.conn) {
-            return Err(Error::new(ErrorKind::Inval, format!("object {:?}: a proxy of another connection", t.name())));
+            return Err(Error::new(
+                ErrorKind::Inval,
+                format!("object {:?}: a proxy of another connection", t.name()),
+            ));
         }
         let id = t.submit(op, args, timeout)?;
         self.ids.push(id);
