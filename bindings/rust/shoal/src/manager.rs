@@ -39,6 +39,23 @@
 //! held), `Broken` (a barrier), `MsgSize` (larger than the transport carries),
 //! `PeerDead` (the broker went away). A lock whose holder's session ended (the
 //! process died) is taken by the next acquirer with [`LockError::OwnerDied`].
+//!
+//! ```no_run
+//! use shoal::manager::{MValue, Manager};
+//! use std::time::Duration;
+//! let m = Manager::connect("shm://mgr", None)?;
+//! let d = m.dict("scores")?;
+//! d.set("a", 10)?;
+//! assert_eq!(d.increment("a", 1, 0)?, MValue::Int(11));
+//! d.set("x", MValue::list([1, 2]))?;
+//! d.list_at("x").append(3)?; // changes the stored list
+//! let mut p = m.pipeline();
+//! for i in 0..100 {
+//!     p.submit(&d, "set", &[i.into(), "v".into()], Duration::ZERO)?;
+//! }
+//! assert!(p.wait_all().iter().all(|r| r.is_ok()));
+//! # Ok::<(), shoal::Error>(())
+//! ```
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::marker::PhantomData;
