@@ -323,6 +323,12 @@ fn to_raw(v: &MValue) -> Result<Raw> {
             MValue::Bool(b) => Raw::new(sys::shoal_mv_bool(*b as c_int)),
             MValue::Int(i) => Raw::new(sys::shoal_mv_int(*i)),
             MValue::Double(d) => Raw::new(sys::shoal_mv_double(*d)),
+            MValue::Str(s) if s.len() < 64 && !s.as_bytes().contains(&0) => {
+                // A short string is terminated on the stack, not in a CString.
+                let mut buf = [0u8; 64];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                Raw::new(sys::shoal_mv_str(buf.as_ptr().cast()))
+            }
             MValue::Str(s) => {
                 let c = CString::new(s.as_str())
                     .map_err(|_| Error::new(ErrorKind::Inval, format!("string {s:?} contains a NUL byte")))?;
@@ -412,6 +418,61 @@ fn take_result(p: *mut sys::shoal_mv) -> MValue {
     let owned = Raw(p);
     // SAFETY: a tree the C client handed over.
     unsafe { from_raw(owned.0) }
+}
+
+/// The trees of a request's path or arguments, made for one call: in place for up to
+/// four (the common requests allocate nothing here), freed on drop unless handed over.
+struct RawList {
+    inline: [*mut sys::shoal_mv; 4],
+    heap: Vec<*mut sys::shoal_mv>,
+    n: usize,
+}
+
+impl RawList {
+    fn new(vals: &[MValue]) -> Result<RawList> {
+        let mut l = RawList { inline: [ptr::null_mut(); 4], heap: Vec::new(), n: 0 };
+        let big = vals.len() > l.inline.len();
+        if big {
+            l.heap.reserve_exact(vals.len());
+        }
+        for v in vals {
+            let p = to_raw(v)?.into_ptr();
+            if big {
+                l.heap.push(p);
+            } else {
+                l.inline[l.n] = p;
+            }
+            l.n += 1;
+        }
+        Ok(l)
+    }
+
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut *mut sys::shoal_mv {
+        if self.heap.is_empty() {
+            self.inline.as_mut_ptr()
+        } else {
+            self.heap.as_mut_ptr()
+        }
+    }
+
+    /// The trees now belong to the C call.
+    fn handed_over(&mut self) {
+        self.n = 0;
+    }
+}
+
+impl Drop for RawList {
+    fn drop(&mut self) {
+        let trees = if self.heap.is_empty() { &self.inline[..self.n] } else { &self.heap[..self.n] };
+        for &p in trees {
+            // SAFETY: a tree made here and not handed over.
+            unsafe { sys::shoal_mv_free(p) }
+        }
+    }
 }
 
 // ---- connections ----------------------------------------------------------------------
@@ -609,11 +670,8 @@ impl Manager {
     /// `args` and returns its result; `timeout` for blocking operations. The typed
     /// proxies are made of this.
     pub fn call(&self, name: &str, op: &str, args: &[MValue], timeout: Duration) -> Result<MValue> {
-        self.target(name).call(op, args, timeout)
-    }
-
-    fn target(&self, name: &str) -> Target {
-        Target { m: self.clone(), name: CString::new(name).unwrap_or_default(), path: Vec::new() }
+        let target = Target { m: self.clone(), name: c_string("name", name)?, path: Vec::new() };
+        target.call(&c_string("operation", op)?, args, timeout)
     }
 
     fn open<P>(
@@ -625,7 +683,7 @@ impl Manager {
         f: fn(Target) -> P,
     ) -> Result<P> {
         self.create(name, kind, init, tc)?;
-        Ok(f(self.target(name)))
+        Ok(f(Target { m: self.clone(), name: c_string("name", name)?, path: Vec::new() }))
     }
 
     /// The dict `name` (created empty when absent).
@@ -738,12 +796,9 @@ impl Target {
     }
 
     /// Submits op with args; the reply is taken by [`Manager::wait`].
-    fn submit(&self, op: &str, args: &[MValue], timeout: Duration) -> Result<u64> {
-        let op = c_string("operation", op)?;
-        let path: Vec<Raw> = self.path.iter().map(to_raw).collect::<Result<_>>()?;
-        let args: Vec<Raw> = args.iter().map(to_raw).collect::<Result<_>>()?;
-        let mut path: Vec<*mut sys::shoal_mv> = path.into_iter().map(Raw::into_ptr).collect();
-        let mut args: Vec<*mut sys::shoal_mv> = args.into_iter().map(Raw::into_ptr).collect();
+    fn submit(&self, op: &CStr, args: &[MValue], timeout: Duration) -> Result<u64> {
+        let mut path = RawList::new(&self.path)?;
+        let mut args = RawList::new(args)?;
         let req = sys::shoal_manager_request {
             name: self.name.as_ptr(),
             op: op.as_ptr(),
@@ -755,29 +810,32 @@ impl Target {
         };
         let mut id = 0;
         // SAFETY: valid request; the path and args trees are taken whatever it returns.
-        check(unsafe { sys::shoal_manager_submit(self.m.raw(), &req, &mut id) })?;
+        let rc = unsafe { sys::shoal_manager_submit(self.m.raw(), &req, &mut id) };
+        path.handed_over();
+        args.handed_over();
+        check(rc)?;
         Ok(id)
     }
 
     /// Runs op with args and returns its result.
-    fn call(&self, op: &str, args: &[MValue], timeout: Duration) -> Result<MValue> {
+    fn call(&self, op: &CStr, args: &[MValue], timeout: Duration) -> Result<MValue> {
         let id = self.submit(op, args, timeout)?;
         self.m.wait(id)
     }
 
-    fn op(&self, op: &str, args: &[MValue]) -> Result<MValue> {
+    fn op(&self, op: &CStr, args: &[MValue]) -> Result<MValue> {
         self.call(op, args, Duration::ZERO)
     }
 
-    fn op_bool(&self, op: &str, args: &[MValue]) -> Result<bool> {
+    fn op_bool(&self, op: &CStr, args: &[MValue]) -> Result<bool> {
         Ok(self.op(op, args)?.as_bool().unwrap_or(false))
     }
 
-    fn op_int(&self, op: &str, args: &[MValue]) -> Result<i64> {
+    fn op_int(&self, op: &CStr, args: &[MValue]) -> Result<i64> {
         Ok(self.op(op, args)?.as_i64().unwrap_or(0))
     }
 
-    fn op_unit(&self, op: &str, args: &[MValue]) -> Result<()> {
+    fn op_unit(&self, op: &CStr, args: &[MValue]) -> Result<()> {
         self.op(op, args).map(drop)
     }
 }
@@ -863,43 +921,43 @@ impl std::ops::Deref for ConditionProxy {
 impl DictProxy {
     /// `d[key]`; `NoEnt` when absent.
     pub fn get(&self, key: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("get", &[key.into()])
+        self.0.op(c"get", &[key.into()])
     }
     /// `d.get(key, default)`.
     pub fn get_or(&self, key: impl Into<MValue>, default: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("get", &[key.into(), default.into()])
+        self.0.op(c"get", &[key.into(), default.into()])
     }
     /// `d[key] = value`.
     pub fn set(&self, key: impl Into<MValue>, value: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("set", &[key.into(), value.into()])
+        self.0.op_unit(c"set", &[key.into(), value.into()])
     }
     /// `key in d`.
     pub fn contains(&self, key: impl Into<MValue>) -> Result<bool> {
-        self.0.op_bool("contains", &[key.into()])
+        self.0.op_bool(c"contains", &[key.into()])
     }
     /// `del d[key]`; `NoEnt` when absent.
     pub fn remove(&self, key: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("del", &[key.into()])
+        self.0.op_unit(c"del", &[key.into()])
     }
     /// `d.pop(key)`; `NoEnt` when absent.
     pub fn pop(&self, key: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("pop", &[key.into()])
+        self.0.op(c"pop", &[key.into()])
     }
     /// `d.pop(key, default)`.
     pub fn pop_or(&self, key: impl Into<MValue>, default: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("pop", &[key.into(), default.into()])
+        self.0.op(c"pop", &[key.into(), default.into()])
     }
     /// `d.setdefault(key, default)`: the value, `default` stored when absent.
     pub fn setdefault(&self, key: impl Into<MValue>, default: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("setdefault", &[key.into(), default.into()])
+        self.0.op(c"setdefault", &[key.into(), default.into()])
     }
     /// `d.update(map)` (an [`MValue::Map`]).
     pub fn update(&self, map: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("update", &[map.into()])
+        self.0.op_unit(c"update", &[map.into()])
     }
     /// `len(d)`.
     pub fn len(&self) -> Result<usize> {
-        Ok(self.0.op_int("len", &[])? as usize)
+        Ok(self.0.op_int(c"len", &[])? as usize)
     }
     /// `len(d) == 0`.
     pub fn is_empty(&self) -> Result<bool> {
@@ -907,23 +965,23 @@ impl DictProxy {
     }
     /// The keys, in the broker's order.
     pub fn keys(&self) -> Result<Vec<MValue>> {
-        Ok(seq_of(self.0.op("keys", &[])?))
+        Ok(seq_of(self.0.op(c"keys", &[])?))
     }
     /// The values.
     pub fn values(&self) -> Result<Vec<MValue>> {
-        Ok(seq_of(self.0.op("values", &[])?))
+        Ok(seq_of(self.0.op(c"values", &[])?))
     }
     /// The (key, value) pairs.
     pub fn items(&self) -> Result<Vec<(MValue, MValue)>> {
-        Ok(seq_of(self.0.op("items", &[])?).into_iter().filter_map(pair_of).collect())
+        Ok(seq_of(self.0.op(c"items", &[])?).into_iter().filter_map(pair_of).collect())
     }
     /// A copy of the whole dict (an [`MValue::Map`]).
     pub fn copy(&self) -> Result<MValue> {
-        self.0.op("copy", &[])
+        self.0.op(c"copy", &[])
     }
     /// Empties it.
     pub fn clear(&self) -> Result<()> {
-        self.0.op_unit("clear", &[])
+        self.0.op_unit(c"clear", &[])
     }
     /// Adds delta to `d[key]` (`initial` when absent) atomically; the new value.
     pub fn increment(
@@ -932,7 +990,7 @@ impl DictProxy {
         delta: impl Into<MValue>,
         initial: impl Into<MValue>,
     ) -> Result<MValue> {
-        self.0.op("incr", &[key.into(), delta.into(), initial.into()])
+        self.0.op(c"incr", &[key.into(), delta.into(), initial.into()])
     }
     /// Sets `d[key] = new` if it equals `expected`, atomically; whether it did.
     pub fn compare_and_set(
@@ -941,7 +999,7 @@ impl DictProxy {
         expected: impl Into<MValue>,
         new: impl Into<MValue>,
     ) -> Result<bool> {
-        self.0.op_bool("cas", &[key.into(), expected.into(), new.into()])
+        self.0.op_bool(c"cas", &[key.into(), expected.into(), new.into()])
     }
     /// The dict stored at `d[key]`, as a proxy (no copy).
     pub fn dict_at(&self, key: impl Into<MValue>) -> DictProxy {
@@ -968,56 +1026,56 @@ fn pair_of(v: MValue) -> Option<(MValue, MValue)> {
 impl ListProxy {
     /// `l[i]` (negative: from the end); `Range` out of range.
     pub fn get(&self, i: i64) -> Result<MValue> {
-        self.0.op("get", &[MValue::Int(i)])
+        self.0.op(c"get", &[MValue::Int(i)])
     }
     /// `l[i] = v`.
     pub fn set(&self, i: i64, v: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("set", &[MValue::Int(i), v.into()])
+        self.0.op_unit(c"set", &[MValue::Int(i), v.into()])
     }
     /// `l.append(v)`.
     pub fn append(&self, v: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("append", &[v.into()])
+        self.0.op_unit(c"append", &[v.into()])
     }
     /// `l.extend(items)`.
     pub fn extend<T: Into<MValue>>(&self, items: impl IntoIterator<Item = T>) -> Result<()> {
-        self.0.op_unit("extend", &[MValue::list(items)])
+        self.0.op_unit(c"extend", &[MValue::list(items)])
     }
     /// `l.insert(i, v)`.
     pub fn insert(&self, i: i64, v: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("insert", &[MValue::Int(i), v.into()])
+        self.0.op_unit(c"insert", &[MValue::Int(i), v.into()])
     }
     /// `l.pop(i)` (None: the last); `Range` when empty or out of range.
     pub fn pop(&self, i: Option<i64>) -> Result<MValue> {
         let args: Vec<MValue> = i.into_iter().map(MValue::Int).collect();
-        self.0.op("pop", &args)
+        self.0.op(c"pop", &args)
     }
     /// `del l[i]`.
     pub fn remove_at(&self, i: i64) -> Result<()> {
-        self.0.op_unit("del", &[MValue::Int(i)])
+        self.0.op_unit(c"del", &[MValue::Int(i)])
     }
     /// `l.remove(v)`: the first item equal to v; `NoEnt` when there is none.
     pub fn remove(&self, v: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("remove", &[v.into()])
+        self.0.op_unit(c"remove", &[v.into()])
     }
     /// `l.index(v)`; `NoEnt` when absent.
     pub fn index(&self, v: impl Into<MValue>) -> Result<i64> {
-        self.0.op_int("index", &[v.into()])
+        self.0.op_int(c"index", &[v.into()])
     }
     /// `l.count(v)`.
     pub fn count(&self, v: impl Into<MValue>) -> Result<i64> {
-        self.0.op_int("count", &[v.into()])
+        self.0.op_int(c"count", &[v.into()])
     }
     /// `v in l`.
     pub fn contains(&self, v: impl Into<MValue>) -> Result<bool> {
-        self.0.op_bool("contains", &[v.into()])
+        self.0.op_bool(c"contains", &[v.into()])
     }
     /// `l.reverse()`.
     pub fn reverse(&self) -> Result<()> {
-        self.0.op_unit("reverse", &[])
+        self.0.op_unit(c"reverse", &[])
     }
     /// `len(l)`.
     pub fn len(&self) -> Result<usize> {
-        Ok(self.0.op_int("len", &[])? as usize)
+        Ok(self.0.op_int(c"len", &[])? as usize)
     }
     /// `len(l) == 0`.
     pub fn is_empty(&self) -> Result<bool> {
@@ -1025,15 +1083,15 @@ impl ListProxy {
     }
     /// A copy of the items.
     pub fn to_vec(&self) -> Result<Vec<MValue>> {
-        Ok(seq_of(self.0.op("copy", &[])?))
+        Ok(seq_of(self.0.op(c"copy", &[])?))
     }
     /// Empties it.
     pub fn clear(&self) -> Result<()> {
-        self.0.op_unit("clear", &[])
+        self.0.op_unit(c"clear", &[])
     }
     /// Adds delta to `l[i]` atomically; the new value.
     pub fn increment(&self, i: i64, delta: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("incr", &[MValue::Int(i), delta.into()])
+        self.0.op(c"incr", &[MValue::Int(i), delta.into()])
     }
     /// Sets `l[i] = new` if it equals `expected`, atomically; whether it did.
     pub fn compare_and_set(
@@ -1042,7 +1100,7 @@ impl ListProxy {
         expected: impl Into<MValue>,
         new: impl Into<MValue>,
     ) -> Result<bool> {
-        self.0.op_bool("cas", &[MValue::Int(i), expected.into(), new.into()])
+        self.0.op_bool(c"cas", &[MValue::Int(i), expected.into(), new.into()])
     }
     /// The dict stored at `l[i]`, as a proxy.
     pub fn dict_at(&self, i: i64) -> DictProxy {
@@ -1057,19 +1115,19 @@ impl ListProxy {
 impl NamespaceProxy {
     /// `ns.attr`; `NoEnt` when it has none.
     pub fn get(&self, attr: &str) -> Result<MValue> {
-        self.0.op("get", &[attr.into()])
+        self.0.op(c"get", &[attr.into()])
     }
     /// `ns.attr = v`.
     pub fn set(&self, attr: &str, v: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("set", &[attr.into(), v.into()])
+        self.0.op_unit(c"set", &[attr.into(), v.into()])
     }
     /// `del ns.attr`.
     pub fn remove(&self, attr: &str) -> Result<()> {
-        self.0.op_unit("del", &[attr.into()])
+        self.0.op_unit(c"del", &[attr.into()])
     }
     /// The attributes and their values.
     pub fn items(&self) -> Result<Vec<(MValue, MValue)>> {
-        Ok(seq_of(self.0.op("items", &[])?).into_iter().filter_map(pair_of).collect())
+        Ok(seq_of(self.0.op(c"items", &[])?).into_iter().filter_map(pair_of).collect())
     }
 }
 
@@ -1078,34 +1136,34 @@ impl NamespaceProxy {
 impl ValueProxy {
     /// The value.
     pub fn get(&self) -> Result<MValue> {
-        self.0.op("get", &[])
+        self.0.op(c"get", &[])
     }
     /// Sets it (`Type` when its typecode refuses v).
     pub fn set(&self, v: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("set", &[v.into()])
+        self.0.op_unit(c"set", &[v.into()])
     }
     /// Adds delta atomically; the new value.
     pub fn increment(&self, delta: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("incr", &[delta.into()])
+        self.0.op(c"incr", &[delta.into()])
     }
     /// Sets it to `new` if it equals `expected`, atomically; whether it did.
     pub fn compare_and_set(&self, expected: impl Into<MValue>, new: impl Into<MValue>) -> Result<bool> {
-        self.0.op_bool("cas", &[expected.into(), new.into()])
+        self.0.op_bool(c"cas", &[expected.into(), new.into()])
     }
 }
 
 impl ArrayProxy {
     /// `a[i]`.
     pub fn get(&self, i: i64) -> Result<MValue> {
-        self.0.op("get", &[MValue::Int(i)])
+        self.0.op(c"get", &[MValue::Int(i)])
     }
     /// `a[i] = v` (`Type` when the typecode refuses v).
     pub fn set(&self, i: i64, v: impl Into<MValue>) -> Result<()> {
-        self.0.op_unit("set", &[MValue::Int(i), v.into()])
+        self.0.op_unit(c"set", &[MValue::Int(i), v.into()])
     }
     /// Its length.
     pub fn len(&self) -> Result<usize> {
-        Ok(self.0.op_int("len", &[])? as usize)
+        Ok(self.0.op_int(c"len", &[])? as usize)
     }
     /// Whether it has no items.
     pub fn is_empty(&self) -> Result<bool> {
@@ -1113,11 +1171,11 @@ impl ArrayProxy {
     }
     /// A copy of the items.
     pub fn to_vec(&self) -> Result<Vec<MValue>> {
-        Ok(seq_of(self.0.op("copy", &[])?))
+        Ok(seq_of(self.0.op(c"copy", &[])?))
     }
     /// Adds delta to `a[i]` atomically; the new value.
     pub fn increment(&self, i: i64, delta: impl Into<MValue>) -> Result<MValue> {
-        self.0.op("incr", &[MValue::Int(i), delta.into()])
+        self.0.op(c"incr", &[MValue::Int(i), delta.into()])
     }
     /// Sets `a[i] = new` if it equals `expected`, atomically; whether it did.
     pub fn compare_and_set(
@@ -1126,7 +1184,7 @@ impl ArrayProxy {
         expected: impl Into<MValue>,
         new: impl Into<MValue>,
     ) -> Result<bool> {
-        self.0.op_bool("cas", &[MValue::Int(i), expected.into(), new.into()])
+        self.0.op_bool(c"cas", &[MValue::Int(i), expected.into(), new.into()])
     }
 }
 
@@ -1136,35 +1194,35 @@ impl QueueProxy {
     /// Puts v, waiting at most `timeout` while the queue is full (`TimedOut`;
     /// `Duration::ZERO`: do not wait).
     pub fn put(&self, v: impl Into<MValue>, timeout: Duration) -> Result<()> {
-        self.0.call("put", &[v.into()], timeout).map(drop)
+        self.0.call(c"put", &[v.into()], timeout).map(drop)
     }
     /// Takes the oldest item, waiting at most `timeout` while the queue is empty
     /// (`TimedOut`; `Duration::ZERO`: do not wait).
     pub fn get(&self, timeout: Duration) -> Result<MValue> {
-        self.0.call("get", &[], timeout)
+        self.0.call(c"get", &[], timeout)
     }
     /// The number of items.
     pub fn qsize(&self) -> Result<usize> {
-        Ok(self.0.op_int("qsize", &[])? as usize)
+        Ok(self.0.op_int(c"qsize", &[])? as usize)
     }
     /// Whether it is empty.
     pub fn empty(&self) -> Result<bool> {
-        self.0.op_bool("empty", &[])
+        self.0.op_bool(c"empty", &[])
     }
     /// Whether it is full.
     pub fn full(&self) -> Result<bool> {
-        self.0.op_bool("full", &[])
+        self.0.op_bool(c"full", &[])
     }
 }
 
 impl JoinableQueueProxy {
     /// Marks one item taken as done (an error when more are done than were put).
     pub fn task_done(&self) -> Result<()> {
-        self.0 .0.op_unit("task_done", &[])
+        self.0 .0.op_unit(c"task_done", &[])
     }
     /// Waits at most `timeout` until every item put is done (`TimedOut`).
     pub fn join(&self, timeout: Duration) -> Result<()> {
-        self.0 .0.call("join", &[], timeout).map(drop)
+        self.0 .0.call(c"join", &[], timeout).map(drop)
     }
 }
 
@@ -1199,7 +1257,7 @@ impl LockProxy {
     /// previous holder's session ended holding it.
     pub fn acquire(&self, timeout: Duration) -> LockResult<ManagerLockGuard<'_>> {
         let guard = || ManagerLockGuard { lock: self, _not_send: PhantomData };
-        match self.0.call("acquire", &[], timeout) {
+        match self.0.call(c"acquire", &[], timeout) {
             Ok(_) => Ok(guard()),
             Err(e) if e.kind() == ErrorKind::OwnerDead => Err(LockError::OwnerDied(guard())),
             Err(e) => Err(LockError::Failed(e)),
@@ -1207,11 +1265,11 @@ impl LockProxy {
     }
     /// Releases it without a guard (`Perm` when this thread does not hold it).
     pub fn release(&self) -> Result<()> {
-        self.0.op_unit("release", &[])
+        self.0.op_unit(c"release", &[])
     }
     /// Whether anyone holds it.
     pub fn locked(&self) -> Result<bool> {
-        self.0.op_bool("locked", &[])
+        self.0.op_bool(c"locked", &[])
     }
 }
 
@@ -1219,15 +1277,15 @@ impl ConditionProxy {
     /// Releases the lock (held by this thread), waits at most `timeout` for a notify
     /// and takes the lock back; false at the timeout.
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
-        Ok(self.0 .0.call("wait", &[], timeout)?.as_bool().unwrap_or(false))
+        Ok(self.0 .0.call(c"wait", &[], timeout)?.as_bool().unwrap_or(false))
     }
     /// Wakes up to n waiters.
     pub fn notify(&self, n: i64) -> Result<()> {
-        self.0 .0.op_unit("notify", &[MValue::Int(n)])
+        self.0 .0.op_unit(c"notify", &[MValue::Int(n)])
     }
     /// Wakes every waiter.
     pub fn notify_all(&self) -> Result<()> {
-        self.0 .0.op_unit("notify_all", &[])
+        self.0 .0.op_unit(c"notify_all", &[])
     }
 }
 
@@ -1235,34 +1293,34 @@ impl SemaphoreProxy {
     /// Takes a unit, waiting at most `timeout` (`TimedOut`); the connection holds it
     /// until [`SemaphoreProxy::release`] or until its session ends.
     pub fn acquire(&self, timeout: Duration) -> Result<()> {
-        self.0.call("acquire", &[], timeout).map(drop)
+        self.0.call(c"acquire", &[], timeout).map(drop)
     }
     /// Gives back n units (a BoundedSemaphore refuses to go over its value).
     pub fn release(&self, n: i64) -> Result<()> {
-        self.0.op_unit("release", &[MValue::Int(n)])
+        self.0.op_unit(c"release", &[MValue::Int(n)])
     }
     /// The free units.
     pub fn value(&self) -> Result<i64> {
-        self.0.op_int("value", &[])
+        self.0.op_int(c"value", &[])
     }
 }
 
 impl EventProxy {
     /// Sets the flag (wakes the waiters).
     pub fn set(&self) -> Result<()> {
-        self.0.op_unit("set", &[])
+        self.0.op_unit(c"set", &[])
     }
     /// Clears the flag.
     pub fn clear(&self) -> Result<()> {
-        self.0.op_unit("clear", &[])
+        self.0.op_unit(c"clear", &[])
     }
     /// Whether the flag is set.
     pub fn is_set(&self) -> Result<bool> {
-        self.0.op_bool("is_set", &[])
+        self.0.op_bool(c"is_set", &[])
     }
     /// Waits at most `timeout` for the flag; whether it is set.
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
-        Ok(self.0.call("wait", &[], timeout)?.as_bool().unwrap_or(false))
+        Ok(self.0.call(c"wait", &[], timeout)?.as_bool().unwrap_or(false))
     }
 }
 
@@ -1270,27 +1328,27 @@ impl BarrierProxy {
     /// Waits at most `timeout` for the other parties; this party's index. `Broken`
     /// when the barrier is or gets broken (a timeout breaks it).
     pub fn wait(&self, timeout: Duration) -> Result<i64> {
-        Ok(self.0.call("wait", &[], timeout)?.as_i64().unwrap_or(0))
+        Ok(self.0.call(c"wait", &[], timeout)?.as_i64().unwrap_or(0))
     }
     /// Breaks it: the waiters get `Broken`.
     pub fn abort(&self) -> Result<()> {
-        self.0.op_unit("abort", &[])
+        self.0.op_unit(c"abort", &[])
     }
     /// Back to the initial state (the waiters get `Broken`).
     pub fn reset(&self) -> Result<()> {
-        self.0.op_unit("reset", &[])
+        self.0.op_unit(c"reset", &[])
     }
     /// The number of parties.
     pub fn parties(&self) -> Result<i64> {
-        self.0.op_int("parties", &[])
+        self.0.op_int(c"parties", &[])
     }
     /// How many are waiting.
     pub fn n_waiting(&self) -> Result<i64> {
-        self.0.op_int("n_waiting", &[])
+        self.0.op_int(c"n_waiting", &[])
     }
     /// Whether it is broken.
     pub fn broken(&self) -> Result<bool> {
-        self.0.op_bool("broken", &[])
+        self.0.op_bool(c"broken", &[])
     }
 }
 
@@ -1318,7 +1376,7 @@ impl Pipeline<'_> {
                 format!("object {:?}: a proxy of another connection", t.name()),
             ));
         }
-        let id = t.submit(op, args, timeout)?;
+        let id = t.submit(&c_string("operation", op)?, args, timeout)?;
         self.ids.push(id);
         Ok(())
     }
