@@ -34,13 +34,24 @@ struct Broker {
     address: String,
 }
 
+/// A number of this process, fresh per call (names, ports).
+fn unique() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Broker {
     fn start() -> Broker {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let address = format!("shm://rs-mgr-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        Broker::start_with(&[])
+    }
+
+    /// A broker on shm:// and the extra arguments (more --listen addresses, ...).
+    fn start_with(extra: &[&str]) -> Broker {
+        let address = format!("shm://rs-mgr-{}-{}", std::process::id(), unique());
         let cli = env::var("SHOAL_CLI").unwrap_or_else(|_| "shoal".into());
         let mut child = Command::new(&cli)
             .args(["broker", "--listen", &address])
+            .args(extra)
             .env("SHOAL_ROOT", root())
             .env_remove("SHOAL_DOMAIN")
             .stdin(Stdio::null())
@@ -421,6 +432,61 @@ fn errors_name_what_was_wrong() {
     let d2 = m2.dict("after-close").unwrap();
     m2.close();
     assert_eq!(kind_of(d2.set("k", 1)), ErrorKind::Closed);
+}
+
+#[test]
+fn limits_of_the_values() {
+    let b = Broker::start();
+    let m = b.connect();
+    let d = m.dict("deep").unwrap();
+    let nest = |n| (0..n).fold(MValue::Int(1), |v, _| MValue::List(vec![v]));
+    d.set("ok", nest(40)).unwrap();
+    assert_eq!(d.get("ok").unwrap(), nest(40));
+    // Refused by the broker (its limit: 48 deep), with the request's id: no hang.
+    let e = d.set("too-deep", nest(60)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert!(e.detail().contains("deeper"), "{e}");
+    assert_eq!(kind_of(d.get("too-deep")), ErrorKind::NoEnt, "nothing stored");
+    // Many small values up to the frame: one request of 5,000 ints goes through.
+    let l = m.list("many").unwrap();
+    l.extend(0..5000).unwrap();
+    assert_eq!(l.len().unwrap(), 5000);
+}
+
+/// Over tcp:// (with the broker's token) and ipc://, when libshoal has nng
+/// ($SHOAL_RPC_NNG=1): the same client, no read view; a wrong token is refused.
+#[test]
+fn over_tcp_and_ipc() {
+    if env::var("SHOAL_RPC_NNG").map_or(true, |v| v != "1") {
+        println!("libshoal without nng: skipped");
+        return;
+    }
+    let dir = format!("{}/rs-mgr-{}-{}", root(), std::process::id(), unique());
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = format!("{dir}/token");
+    std::fs::write(&token_file, "rust-manager-token\n").unwrap();
+    let tcp = format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 11 + unique() * 17) % 40000);
+    let ipc = format!("ipc://{dir}/sock");
+    let b = Broker::start_with(&["--listen", &tcp, "--listen", &ipc, "--token-file", &token_file]);
+    let local = b.connect();
+    local.dict("shared").unwrap().set("from", "shm").unwrap();
+    for (address, token) in [(tcp.as_str(), Some("rust-manager-token")), (ipc.as_str(), None)] {
+        let m = Manager::connect(address, token).unwrap_or_else(|e| panic!("{address}: {e}"));
+        let d = m.dict("shared").unwrap();
+        assert_eq!(d.get("from").unwrap(), "shm".into(), "{address}");
+        d.set(address, 1).unwrap();
+        assert_eq!(local.dict("shared").unwrap().get(address).unwrap(), MValue::Int(1));
+        assert_eq!(m.view_stats(), None, "{address}: no view");
+        let mut p = m.pipeline();
+        for _ in 0..200 {
+            p.submit(&d, "incr", &[address.into(), 1.into(), 0.into()], Duration::ZERO).unwrap();
+        }
+        assert_eq!(p.wait_all().pop().unwrap().unwrap(), MValue::Int(201));
+    }
+    let e = Manager::connect(&tcp, Some("wrong-token-here")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Acces, "{e}");
+    let e = Manager::connect(&tcp, None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Acces, "{e}");
 }
 
 #[test]
