@@ -735,6 +735,23 @@ pub const SHOAL_M_CONDITION: shoal_manager_kind = 12;
 pub const SHOAL_M_BARRIER: shoal_manager_kind = 13;
 pub const SHOAL_M_JOINABLE_QUEUE: shoal_manager_kind = 14;
 
+/// A watch of a broker object (opaque).
+#[repr(C)]
+pub struct shoal_manager_watch {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+pub struct shoal_manager_change {
+    pub seq: u64,
+    pub op: *const c_char,
+    pub path: *const shoal_mv,
+    pub args: *const shoal_mv,
+    pub result: *const shoal_mv,
+    pub value: *const shoal_mv,
+    pub priv_: *mut c_void,
+}
+
 #[repr(C)]
 pub struct shoal_manager_config {
     pub connect_timeout: shoal_duration,
@@ -819,6 +836,19 @@ extern "C" {
     pub fn shoal_manager_wait(m: *mut shoal_manager, id: u64, result: *mut *mut shoal_mv) -> c_int;
     pub fn shoal_manager_flush(m: *mut shoal_manager) -> c_int;
     pub fn shoal_manager_view_stats(m: *mut shoal_manager, hits: *mut u64, misses: *mut u64) -> c_int;
+    pub fn shoal_manager_watch_open(
+        m: *mut shoal_manager,
+        name: *const c_char,
+        key: *mut shoal_mv,
+        out: *mut *mut shoal_manager_watch,
+    ) -> c_int;
+    pub fn shoal_manager_watch_next(
+        w: *mut shoal_manager_watch,
+        timeout: shoal_duration,
+        ch: *mut *mut shoal_manager_change,
+    ) -> c_int;
+    pub fn shoal_manager_change_free(ch: *mut shoal_manager_change);
+    pub fn shoal_manager_watch_close(w: *mut shoal_manager_watch);
 }
 
 /// Layout checks of the structs shared with C (the sizes the headers document).
@@ -839,4 +869,5 @@ const _: () = {
     assert!(core::mem::size_of::<shoal_rpc_md>() == 16);
     assert!(core::mem::size_of::<shoal_manager_config>() == 56);
     assert!(core::mem::size_of::<shoal_manager_request>() == 56);
+    assert!(core::mem::size_of::<shoal_manager_change>() == 56);
 };

@@ -354,6 +354,53 @@ fn event_condition_barrier() {
     assert_eq!(kind_of(bar.wait(SEC)), ErrorKind::Broken);
 }
 
+#[test]
+fn watches() {
+    let b = Broker::start();
+    let m = b.connect();
+    let d = m.dict("watched").unwrap();
+    d.set("a", 1).unwrap();
+    let mut all = d.watch().unwrap();
+    let mut key = d.watch_key("a").unwrap();
+    let first = all.next(LONG).unwrap().unwrap();
+    assert_eq!(first.op, "resync");
+    assert_eq!(first.value, Some(MValue::map([("a", 1)])));
+    let first = key.next(LONG).unwrap().unwrap();
+    assert_eq!((first.op.as_str(), first.value), ("resync", Some(MValue::Int(1))));
+    // Writes from another connection (a Rust one here: any language's would do).
+    let other = b.connect().dict("watched").unwrap();
+    other.set("b", "x").unwrap();
+    other.set("a", 2).unwrap();
+    other.set("l", MValue::list([1])).unwrap();
+    other.list_at("l").append(2).unwrap();
+    let c = all.next(LONG).unwrap().unwrap();
+    assert_eq!((c.op.as_str(), c.args.clone()), ("set", vec!["b".into(), "x".into()]));
+    let c2 = all.next(LONG).unwrap().unwrap();
+    assert_eq!((c2.op.as_str(), c2.args.clone()), ("set", vec!["a".into(), 2.into()]));
+    assert!(c2.seq > c.seq);
+    all.next(LONG).unwrap().unwrap();
+    let c = all.next(LONG).unwrap().unwrap();
+    assert_eq!((c.op.as_str(), c.path.clone(), c.args.clone()), ("append", vec!["l".into()], vec![2.into()]));
+    // The key watch saw only a's change.
+    let c = key.next(LONG).unwrap().unwrap();
+    assert_eq!(c.value, Some(MValue::Int(2)));
+    assert_eq!(key.next(Duration::from_millis(50)).unwrap(), None);
+    other.remove("a").unwrap();
+    assert_eq!(key.next(LONG).unwrap().unwrap().value, None, "absent");
+    m.delete("watched").unwrap();
+    loop {
+        let c = all.next(LONG).unwrap().unwrap();
+        if c.op == "deleted" {
+            break;
+        }
+    }
+    assert_eq!(all.next(SEC).unwrap_err().kind(), ErrorKind::Closed);
+    // No such object.
+    let gone = m.dict("gone").unwrap();
+    m.delete("gone").unwrap();
+    assert_eq!(gone.watch().err().unwrap().kind(), ErrorKind::NoEnt);
+}
+
 // ---- values -------------------------------------------------------------------------
 
 #[test]

@@ -33,6 +33,9 @@
 //! round trip ([`Manager::view_stats`] counts them). A [`Pipeline`] submits many
 //! requests before waiting for their replies, which it returns in order.
 //!
+//! [`DictProxy::watch`] (and the same on every proxy through [`Proxy::watch`]) streams
+//! an object's changes, or one key's, as they happen ([`Watch`], [`Change`]).
+//!
 //! Errors are the crate's [`Error`], with the broker's codes and texts: `NoEnt` (no
 //! such object or key), `Kind` (wrong kind, no such operation), `Range`, `Type` (a
 //! value an Array's typecode refuses), `TimedOut`, `Perm` (a release of what is not
@@ -844,6 +847,92 @@ impl Target {
 pub trait Proxy {
     /// What the proxy points at.
     fn target(&self) -> &Target;
+
+    /// Watches the object (of a nested proxy: the whole object it is in): every write
+    /// to it, in order, after a first "resync" change with its state. `NoEnt`: no such
+    /// object.
+    fn watch(&self) -> Result<Watch> {
+        Watch::open(self.target(), None)
+    }
+}
+
+/// A stream of changes to a broker object, or to one key of a dict or Namespace
+/// (docs/broker.md, "Watch"): a first "resync" with the current state, then one
+/// change per write. A watcher that falls behind gets a "resync" instead of the
+/// changes it missed. Ends with a "deleted" change when the object is deleted.
+pub struct Watch {
+    raw: *mut sys::shoal_manager_watch,
+    _m: Manager, // the connection outlives the watch
+}
+
+// SAFETY: a watch is a stream of its own, used by one thread at a time (&mut self).
+unsafe impl Send for Watch {}
+
+/// One change to a watched object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The object's write counter after the change.
+    pub seq: u64,
+    /// "set", "del", "append", ...; "resync" (value: the whole state), "released"
+    /// (the broker freed what an ended session held), "deleted" (the last change).
+    pub op: String,
+    /// The path of the nested container it changed.
+    pub path: Vec<MValue>,
+    /// Object watch: the operation's arguments.
+    pub args: Vec<MValue>,
+    /// Object watch: the operation's result.
+    pub result: Option<MValue>,
+    /// Key watch: the key's value after the change (None: absent); "resync": the
+    /// state.
+    pub value: Option<MValue>,
+}
+
+impl Watch {
+    fn open(t: &Target, key: Option<&MValue>) -> Result<Watch> {
+        let key = key.map(to_raw).transpose()?.map_or(ptr::null_mut(), Raw::into_ptr);
+        let mut raw = ptr::null_mut();
+        // SAFETY: live connection, valid name; key is taken.
+        check(unsafe { sys::shoal_manager_watch_open(t.m.raw(), t.name.as_ptr(), key, &mut raw) })?;
+        Ok(Watch { raw, _m: t.m.clone() })
+    }
+
+    /// The next change, waiting at most `timeout` (None when none came). `Closed`
+    /// after the "deleted" change, `PeerDead` when the broker went away.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<Change>> {
+        let mut ch = ptr::null_mut();
+        // SAFETY: live watch.
+        let rc = check(unsafe { sys::shoal_manager_watch_next(self.raw, nanos(timeout), &mut ch) })?;
+        if rc == 0 {
+            return Ok(None);
+        }
+        // SAFETY: a change the C client handed over, freed below; its trees are valid
+        // until then.
+        unsafe {
+            let c = &*ch;
+            let opt = |p: *const sys::shoal_mv| (!p.is_null()).then(|| from_raw(p));
+            let change = Change {
+                seq: c.seq,
+                op: if c.op.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(c.op).to_string_lossy().into_owned()
+                },
+                path: opt(c.path).map_or_else(Vec::new, seq_of),
+                args: opt(c.args).map_or_else(Vec::new, seq_of),
+                result: opt(c.result),
+                value: opt(c.value),
+            };
+            sys::shoal_manager_change_free(ch);
+            Ok(Some(change))
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SAFETY: live watch, closed before the connection (held by _m) can go.
+        unsafe { sys::shoal_manager_watch_close(self.raw) }
+    }
 }
 
 macro_rules! proxy {
@@ -1001,6 +1090,10 @@ impl DictProxy {
     ) -> Result<bool> {
         self.0.op_bool(c"cas", &[key.into(), expected.into(), new.into()])
     }
+    /// Watches one key: a change whenever its value changes (value None: absent).
+    pub fn watch_key(&self, key: impl Into<MValue>) -> Result<Watch> {
+        Watch::open(&self.0, Some(&key.into()))
+    }
     /// The dict stored at `d[key]`, as a proxy (no copy).
     pub fn dict_at(&self, key: impl Into<MValue>) -> DictProxy {
         DictProxy(self.0.nested(key.into()))
@@ -1120,6 +1213,10 @@ impl NamespaceProxy {
     /// `ns.attr = v`.
     pub fn set(&self, attr: &str, v: impl Into<MValue>) -> Result<()> {
         self.0.op_unit(c"set", &[attr.into(), v.into()])
+    }
+    /// Watches one attribute: a change whenever its value changes.
+    pub fn watch_key(&self, attr: &str) -> Result<Watch> {
+        Watch::open(&self.0, Some(&attr.into()))
     }
     /// `del ns.attr`.
     pub fn remove(&self, attr: &str) -> Result<()> {
