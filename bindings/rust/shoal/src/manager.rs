@@ -30,8 +30,11 @@
 //! Every call goes through `shoal_manager_submit` and `shoal_manager_wait`: over
 //! shm:// a pure read (a dict get, len, a Value's get, ...) is answered from the
 //! broker's read view in shared memory when it holds the current reply, without a
-//! round trip ([`Manager::view_stats`] counts them). A [`Pipeline`] submits many
-//! requests before waiting for their replies, which it returns in order.
+//! round trip ([`Manager::view_stats`] counts them). A request's path and arguments
+//! are converted into an array on the stack (up to four: no allocation besides the
+//! trees themselves), and the operation names of the proxies are static C strings. A
+//! [`Pipeline`] submits many requests before waiting for their replies, which it
+//! returns in order.
 //!
 //! [`DictProxy::watch`] (and the same on every proxy through [`Proxy::watch`]) streams
 //! an object's changes, or one key's, as they happen ([`Watch`], [`Change`]).
@@ -40,7 +43,10 @@
 //! such object or key), `Kind` (wrong kind, no such operation), `Range`, `Type` (a
 //! value an Array's typecode refuses), `TimedOut`, `Perm` (a release of what is not
 //! held), `Broken` (a barrier), `MsgSize` (larger than the transport carries),
-//! `PeerDead` (the broker went away). A lock whose holder's session ended (the
+//! `InvalidData` (a value nested deeper than the broker's 48 levels, or of more than a
+//! million values), `Inval` (what an `MValue` cannot carry: a NUL in a string, a list
+//! as a map key), `PeerDead` (the broker went away), `Closed` (after
+//! [`Manager::close`]). A lock whose holder's session ended (the
 //! process died) is taken by the next acquirer with [`LockError::OwnerDied`].
 //!
 //! ```no_run
