@@ -6,6 +6,8 @@
 //! primitives [`Lock`] (and RLock), [`Semaphore`], [`Condition`], [`Event`],
 //! [`Barrier`]. Any process opens an object by name; a process that dies holding a
 //! lock wedges nobody (the next holder gets [`LockError::OwnerDied`] with the guard).
+//! [`manager`] is the client of a Manager broker (`shoal broker`): dicts, lists,
+//! queues, locks... held by a broker process for clients in any language.
 //!
 //! ```no_run
 //! use shoal::{OpenMode, Options, Value, FOREVER};
