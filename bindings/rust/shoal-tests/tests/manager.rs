@@ -47,6 +47,11 @@ impl Broker {
 
     /// A broker on shm:// and the extra arguments (more --listen addresses, ...).
     fn start_with(extra: &[&str]) -> Broker {
+        Broker::try_start_with(extra).expect("the broker exited before it was ready")
+    }
+
+    /// The broker, or None when it exited before it was ready (e.g. a port in use).
+    fn try_start_with(extra: &[&str]) -> Option<Broker> {
         let address = format!("shm://rs-mgr-{}-{}", std::process::id(), unique());
         let cli = env::var("SHOAL_CLI").unwrap_or_else(|_| "shoal".into());
         let mut child = Command::new(&cli)
@@ -62,14 +67,17 @@ impl Broker {
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "the broker exited before it was ready");
+            if out.read_line(&mut line).unwrap() == 0 {
+                let _ = child.wait();
+                return None;
+            }
             if line.trim() == "shoal broker: ready" {
                 break;
             }
         }
         // Keep reading its output, so that it never blocks writing.
         thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        Broker { child, address }
+        Some(Broker { child, address })
     }
 
     fn connect(&self) -> Manager {
@@ -512,9 +520,17 @@ fn over_tcp_and_ipc() {
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = format!("{dir}/token");
     std::fs::write(&token_file, "rust-manager-token\n").unwrap();
-    let tcp = format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 11 + unique() * 17) % 40000);
-    let ipc = format!("ipc://{dir}/sock");
-    let b = Broker::start_with(&["--listen", &tcp, "--listen", &ipc, "--token-file", &token_file]);
+    // A free port: another one (and another socket) when the broker could not listen.
+    let (b, tcp, ipc) = (0..5)
+        .find_map(|_| {
+            let n = unique();
+            let tcp = format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 11 + n * 17) % 40000);
+            let ipc = format!("ipc://{dir}/sock{n}");
+            let b =
+                Broker::try_start_with(&["--listen", &tcp, "--listen", &ipc, "--token-file", &token_file]);
+            b.map(|b| (b, tcp, ipc))
+        })
+        .expect("no broker on five ports");
     let local = b.connect();
     local.dict("shared").unwrap().set("from", "shm").unwrap();
     for (address, token) in [(tcp.as_str(), Some("rust-manager-token")), (ipc.as_str(), None)] {
