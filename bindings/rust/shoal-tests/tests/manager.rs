@@ -85,15 +85,38 @@ impl Broker {
         Manager::connect_with(&self.address, &opts).unwrap()
     }
 
+    /// SIGKILL, as a crash would.
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
 impl Drop for Broker {
+    /// Stops the broker (SIGTERM, SIGKILL after 5 s), then removes the segments it
+    /// left (all of them when it was killed): they are named after its address.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: a plain system call on our own child.
+            unsafe { kill(self.child.id() as i32, 15) };
+            let t = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) && t.elapsed() < Duration::from_secs(5) {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
         self.kill();
+        let name = self.address.trim_start_matches("shm://");
+        let dir = format!("{}/default", root());
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let file = f.file_name().to_string_lossy().into_owned();
+            if file == name || file.starts_with(&format!("{name}:")) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
     }
 }
 
@@ -550,6 +573,8 @@ fn over_tcp_and_ipc() {
     assert_eq!(e.kind(), ErrorKind::Acces, "{e}");
     let e = Manager::connect(&tcp, None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Acces, "{e}");
+    drop((local, b));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
