@@ -81,6 +81,11 @@ use crate::sync::{LockError, LockResult};
 // ---- values -------------------------------------------------------------------------
 
 /// A value stored in the broker (broker.proto's `Value`, the C client's `shoal_mv`).
+///
+/// `From` makes one of the Rust scalars (the integers that fit an i64: not u64 or
+/// usize, convert those with `i64::try_from`), `&str` / `String`, `&[u8]` / `Vec<u8>`
+/// (bytes), `Vec<MValue>` (a list), 2- and 3-tuples, `Option` (None or the value),
+/// `HashMap` and `BTreeMap`; [`MValue::list`] and [`MValue::map`] build the others.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MValue {
     /// Python's None.
