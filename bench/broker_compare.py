@@ -2,7 +2,8 @@
 """Sets shoal's Manager broker beside multiprocessing.Manager and Redis; prints ratios.
 
     python3 bench/broker_compare.py --build-dir build [--repeats 5] [--quick]
-        [--only python|redis] [--ops "dict set,dict get"] [--clients 1] [--transports shm]
+        [--only python|redis|rust] [--ops "dict set,dict get"] [--clients 1]
+        [--transports shm]
 
 Part 1, Python clients: shoal.Manager (the broker over shm://, over tcp:// on
 loopback, and over shm:// with --data-dir: every write committed to LMDB and fsynced
@@ -18,6 +19,11 @@ measured by redis-benchmark for SET and GET at -P 1 and -P 16, against the broke
 measured by bench_broker (shoal/manager.h) with the same depth and clients. Skipped
 with a line saying so when redis-server or redis-benchmark is not installed
 (scripts/setup-bench-peers.sh installs them).
+
+Part 3, Rust against C: the Rust client (shoal::manager, `shoal-bench broker`, built
+in release mode under BUILD/bindings/rust/target) beside bench_broker, same
+arguments, same broker, over shm:// and tcp://, for dict set and get at depth 1 and
+16 with 1 and 4 clients. Skipped with a line saying so when shoal-bench is not built.
 
 Every case runs --repeats times, all cases interleaved (a slow spell hits every row
 alike); the figures are medians of the runs. Timing means something only on an
@@ -259,7 +265,9 @@ def redis_bench(port, test, depth, clients, count):
 
 
 def shoal_bench(prog, op, depth, clients, count, address, token=None):
-    cmd = [prog, op, str(depth), str(count), address, str(clients)]
+    """bench_broker's figure (prog: its path, or a command list: shoal-bench broker)."""
+    cmd = (prog if isinstance(prog, list) else [prog]) + [op, str(depth), str(count),
+                                                         address, str(clients)]
     if token:
         cmd.append(token)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True,
@@ -335,6 +343,49 @@ def run_redis(a, prog, mem, durable, redis):
           (TARGET_REDIS_SHM, TARGET_REDIS_TCP))
 
 
+def part_rust(a, cli, prog, rust):
+    for p, what in ((prog, "bench_broker"), (rust, "shoal-bench (cargo, release)")):
+        if not os.access(p, os.X_OK):
+            print("\nRust: skipped (%s not built: %s)" % (what, p))
+            return
+    mem = Broker(cli, "shm://bench-broker-rs-%d" % os.getpid(),
+                 token="bench-token-%d" % os.getpid(), tcp="tcp://127.0.0.1:%d" % free_port())
+    try:
+        run_rust(a, prog, rust, mem)
+    finally:
+        mem.stop()
+
+
+def run_rust(a, prog, rust, mem):
+    where = {"shm": (mem.address, None), "tcp": (mem.tcp, mem.token)}
+    cases = []  # (key, args of shoal_bench)
+    for test in ("set", "get"):
+        for depth in (1, 16):
+            for n in CLIENTS:
+                for t in ("shm", "tcp"):
+                    for lang, p in (("c", prog), ("rust", [rust, "broker"])):
+                        cases.append(((test, depth, n, t, lang),
+                                      (p, test, depth, n, a.redis_count) + where[t]))
+    runs = {k: [] for k, _ in cases}
+    for rep in range(a.repeats):
+        for k, c in cases if rep % 2 == 0 else cases[::-1]:
+            runs[k].append(shoal_bench(*c))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print("\nRust clients (shoal::manager, shoal-bench broker) vs C clients (bench_broker) on"
+          " one broker; requests/s, all clients, median of %d (min-max of the Rust runs)" %
+          a.repeats)
+    print("%-4s %5s %3s %4s | %12s %12s %6s | %s" %
+          ("op", "depth", "cl", "via", "C", "Rust", "Rust/C", "Rust runs"))
+    for test in ("set", "get"):
+        for depth in (1, 16):
+            for n in CLIENTS:
+                for t in ("shm", "tcp"):
+                    c, r = (med[(test, depth, n, t, lang)] for lang in ("c", "rust"))
+                    rr = runs[(test, depth, n, t, "rust")]
+                    print("%-4s %5d %3d %4s | %12.0f %12.0f %5.2fx | %.0f-%.0f" %
+                          (test, depth, n, t, c, r, r / c, min(rr), max(rr)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", default=os.path.join(REPO, "build"),
@@ -348,11 +399,11 @@ def main():
     ap.add_argument("--durable-count", type=int, default=500,
                     help="operations per Python client on the durable broker")
     ap.add_argument("--redis-count", type=int, default=100000,
-                    help="requests per C client (memory only)")
+                    help="requests per C or Rust client (memory only)")
     ap.add_argument("--redis-durable-count", type=int, default=2000,
                     help="requests per C client with fsync per write")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny counts, once")
-    ap.add_argument("--only", choices=("python", "redis"), help="run one part")
+    ap.add_argument("--only", choices=("python", "redis", "rust"), help="run one part")
     ap.add_argument("--ops", default=",".join(OPS),
                     help="Python part: the operations, comma-separated (default: all: %s)" %
                          ", ".join(OPS))
@@ -386,10 +437,14 @@ def main():
     if os.path.isdir(ext):
         os.environ.setdefault("SHOAL_PY_EXT_DIR", ext)
     sys.path.insert(0, os.path.join(REPO, "bindings", "python"))
-    if a.only != "redis":
+    if a.only in (None, "python"):
         part_python(a, cli)
-    if a.only != "python":
-        part_redis(a, cli, os.path.join(build, "bench", "bench_broker"))
+    prog = os.path.join(build, "bench", "bench_broker")
+    if a.only in (None, "redis"):
+        part_redis(a, cli, prog)
+    if a.only in (None, "rust"):
+        part_rust(a, cli, prog, os.path.join(build, "bindings", "rust", "target", "release",
+                                             "shoal-bench"))
 
 
 if __name__ == "__main__":

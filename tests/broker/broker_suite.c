@@ -848,13 +848,30 @@ static void test_malformed_and_oversized(void **state)
     }
     deep = wrap(deep, &n, 0x2a); /* Request.args */
     T_OK(shoal_manager_send_raw(m, deep, n));
-    free(deep);
     T_OK(shoal_manager_wait_raw(m, 0, &reply, &len));
     r = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
                                           reply);
     assert_non_null(r);
     assert_int_equal(r->status, SHOAL_EINVALID_DATA);
     assert_non_null(strstr(r->error, "deeper"));
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    shoal_manager_free(reply);
+    /* the same with an id: the refusal carries it, so the client waiting for it wakes */
+    uint64_t id = shoal_manager_next_id(m);
+    assert_true(id > 0 && id < 128);
+    uint8_t *withid = malloc(n + 2);
+    withid[0] = 0x08; /* Request.id */
+    withid[1] = (uint8_t)id;
+    memcpy(withid + 2, deep, n);
+    free(deep);
+    T_OK(shoal_manager_send_raw(m, withid, n + 2));
+    free(withid);
+    T_OK(shoal_manager_wait_raw(m, id, &reply, &len));
+    r = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
+                                          reply);
+    assert_non_null(r);
+    assert_int_equal(r->id, id);
+    assert_int_equal(r->status, SHOAL_EINVALID_DATA);
     protobuf_c_message_free_unpacked(&r->base, NULL);
     shoal_manager_free(reply);
     /* a map entry with a key and no value: decodes as protobuf, refused by the model */
@@ -884,11 +901,11 @@ static void test_malformed_and_oversized(void **state)
     assert_int_equal(shoal_manager_call(m, "d", "set", 0, NULL, 2, I(1), S(s)),
                      SHOAL_EMSGSIZE);
     free(s);
-    /* the broker is fine and counted the three */
+    /* the broker is fine and counted the four */
     shoal_mv *res = NULL;
     T_OK(shoal_manager_call(m, "", "stats", 0, &res, 0));
     shoal_mv *k = S("bad_requests");
-    assert_int_equal(shoal_mv_as_int(shoal_mv_get(res, k)), 3);
+    assert_int_equal(shoal_mv_as_int(shoal_mv_get(res, k)), 4);
     shoal_mv_free(k);
     shoal_mv_free(res);
     shoal_manager_close(m);

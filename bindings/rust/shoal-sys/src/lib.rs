@@ -694,6 +694,163 @@ extern "C" {
     pub fn shoal_rpc_ctx_set_detail(ctx: *mut shoal_rpc_ctx, fmt: *const c_char, ...);
 }
 
+// ---- manager.h -----------------------------------------------------------------------
+
+/// A broker value (opaque).
+#[repr(C)]
+pub struct shoal_mv {
+    _private: [u8; 0],
+}
+/// A broker connection (opaque).
+#[repr(C)]
+pub struct shoal_manager {
+    _private: [u8; 0],
+}
+
+pub const SHOAL_MV_NONE: c_int = 1;
+pub const SHOAL_MV_BOOL: c_int = 2;
+pub const SHOAL_MV_INT: c_int = 3;
+pub const SHOAL_MV_DOUBLE: c_int = 4;
+pub const SHOAL_MV_STR: c_int = 5;
+pub const SHOAL_MV_BYTES: c_int = 6;
+pub const SHOAL_MV_LIST: c_int = 7;
+pub const SHOAL_MV_TUPLE: c_int = 8;
+pub const SHOAL_MV_MAP: c_int = 9;
+pub const SHOAL_MV_MESSAGE: c_int = 10;
+pub const SHOAL_MV_PICKLE: c_int = 11;
+
+pub type shoal_manager_kind = c_int;
+pub const SHOAL_M_DICT: shoal_manager_kind = 1;
+pub const SHOAL_M_LIST: shoal_manager_kind = 2;
+pub const SHOAL_M_NAMESPACE: shoal_manager_kind = 3;
+pub const SHOAL_M_VALUE: shoal_manager_kind = 4;
+pub const SHOAL_M_ARRAY: shoal_manager_kind = 5;
+pub const SHOAL_M_QUEUE: shoal_manager_kind = 6;
+pub const SHOAL_M_LOCK: shoal_manager_kind = 7;
+pub const SHOAL_M_RLOCK: shoal_manager_kind = 8;
+pub const SHOAL_M_SEMAPHORE: shoal_manager_kind = 9;
+pub const SHOAL_M_BOUNDED_SEMAPHORE: shoal_manager_kind = 10;
+pub const SHOAL_M_EVENT: shoal_manager_kind = 11;
+pub const SHOAL_M_CONDITION: shoal_manager_kind = 12;
+pub const SHOAL_M_BARRIER: shoal_manager_kind = 13;
+pub const SHOAL_M_JOINABLE_QUEUE: shoal_manager_kind = 14;
+
+/// A watch of a broker object (opaque).
+#[repr(C)]
+pub struct shoal_manager_watch {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+pub struct shoal_manager_change {
+    pub seq: u64,
+    pub op: *const c_char,
+    pub path: *const shoal_mv,
+    pub args: *const shoal_mv,
+    pub result: *const shoal_mv,
+    pub value: *const shoal_mv,
+    pub priv_: *mut c_void,
+}
+
+#[repr(C)]
+pub struct shoal_manager_config {
+    pub connect_timeout: shoal_duration,
+    pub token: *const c_char,
+    pub attr: *const shoal_attr,
+    pub tls_ca_file: *const c_char,
+    pub tls_cert_file: *const c_char,
+    pub tls_key_file: *const c_char,
+    pub tls_server_name: *const c_char,
+}
+
+#[repr(C)]
+pub struct shoal_manager_request {
+    pub name: *const c_char,
+    pub op: *const c_char,
+    pub path: *mut *mut shoal_mv,
+    pub npath: usize,
+    pub args: *mut *mut shoal_mv,
+    pub nargs: usize,
+    pub timeout: shoal_duration,
+}
+
+extern "C" {
+    pub fn shoal_mv_none() -> *mut shoal_mv;
+    pub fn shoal_mv_bool(b: c_int) -> *mut shoal_mv;
+    pub fn shoal_mv_int(i: i64) -> *mut shoal_mv;
+    pub fn shoal_mv_double(d: f64) -> *mut shoal_mv;
+    pub fn shoal_mv_str(s: *const c_char) -> *mut shoal_mv;
+    pub fn shoal_mv_bytes(p: *const c_void, len: usize) -> *mut shoal_mv;
+    pub fn shoal_mv_list() -> *mut shoal_mv;
+    pub fn shoal_mv_tuple() -> *mut shoal_mv;
+    pub fn shoal_mv_map() -> *mut shoal_mv;
+    pub fn shoal_mv_append(seq: *mut shoal_mv, item: *mut shoal_mv) -> c_int;
+    pub fn shoal_mv_put(map: *mut shoal_mv, key: *mut shoal_mv, value: *mut shoal_mv) -> c_int;
+    pub fn shoal_mv_copy(v: *const shoal_mv) -> *mut shoal_mv;
+    pub fn shoal_mv_free(v: *mut shoal_mv);
+    pub fn shoal_mv_type(v: *const shoal_mv) -> c_int;
+    pub fn shoal_mv_as_bool(v: *const shoal_mv) -> c_int;
+    pub fn shoal_mv_as_int(v: *const shoal_mv) -> i64;
+    pub fn shoal_mv_as_double(v: *const shoal_mv) -> f64;
+    pub fn shoal_mv_as_str(v: *const shoal_mv) -> *const c_char;
+    pub fn shoal_mv_as_bytes(v: *const shoal_mv, len: *mut usize) -> *const c_void;
+    pub fn shoal_mv_len(v: *const shoal_mv) -> usize;
+    pub fn shoal_mv_item(v: *const shoal_mv, i: usize) -> *const shoal_mv;
+    pub fn shoal_mv_key(v: *const shoal_mv, i: usize) -> *const shoal_mv;
+    pub fn shoal_mv_value(v: *const shoal_mv, i: usize) -> *const shoal_mv;
+    pub fn shoal_mv_get(map: *const shoal_mv, key: *const shoal_mv) -> *const shoal_mv;
+    pub fn shoal_mv_equal(a: *const shoal_mv, b: *const shoal_mv) -> c_int;
+    pub fn shoal_mv_format(v: *const shoal_mv, buf: *mut c_char, cap: usize) -> usize;
+
+    pub fn shoal_manager_connect(
+        out: *mut *mut shoal_manager,
+        address: *const c_char,
+        cfg: *const shoal_manager_config,
+    ) -> c_int;
+    pub fn shoal_manager_close(m: *mut shoal_manager);
+    pub fn shoal_manager_shutdown(m: *mut shoal_manager);
+    pub fn shoal_manager_enter(m: *mut shoal_manager) -> c_int;
+    pub fn shoal_manager_leave(m: *mut shoal_manager);
+    pub fn shoal_manager_create(
+        m: *mut shoal_manager,
+        name: *const c_char,
+        kind: shoal_manager_kind,
+        init: *mut shoal_mv,
+        typecode: *const c_char,
+    ) -> c_int;
+    pub fn shoal_manager_delete(m: *mut shoal_manager, name: *const c_char) -> c_int;
+    pub fn shoal_manager_call(
+        m: *mut shoal_manager,
+        name: *const c_char,
+        op: *const c_char,
+        timeout: shoal_duration,
+        result: *mut *mut shoal_mv,
+        nargs: usize,
+        ...
+    ) -> c_int;
+    pub fn shoal_manager_submit(
+        m: *mut shoal_manager,
+        r: *const shoal_manager_request,
+        id: *mut u64,
+    ) -> c_int;
+    pub fn shoal_manager_wait(m: *mut shoal_manager, id: u64, result: *mut *mut shoal_mv) -> c_int;
+    pub fn shoal_manager_flush(m: *mut shoal_manager) -> c_int;
+    pub fn shoal_manager_view_stats(m: *mut shoal_manager, hits: *mut u64, misses: *mut u64) -> c_int;
+    pub fn shoal_manager_watch_open(
+        m: *mut shoal_manager,
+        name: *const c_char,
+        key: *mut shoal_mv,
+        out: *mut *mut shoal_manager_watch,
+    ) -> c_int;
+    pub fn shoal_manager_watch_next(
+        w: *mut shoal_manager_watch,
+        timeout: shoal_duration,
+        ch: *mut *mut shoal_manager_change,
+    ) -> c_int;
+    pub fn shoal_manager_change_free(ch: *mut shoal_manager_change);
+    pub fn shoal_manager_watch_close(w: *mut shoal_manager_watch);
+}
+
 /// Layout checks of the structs shared with C (the sizes the headers document).
 const _: () = {
     assert!(core::mem::size_of::<shoal_lock>() == 64);
@@ -710,4 +867,7 @@ const _: () = {
     assert!(core::mem::size_of::<shoal_rpc_channel_config>() == 32);
     assert!(core::mem::size_of::<shoal_rpc_options>() == 16);
     assert!(core::mem::size_of::<shoal_rpc_md>() == 16);
+    assert!(core::mem::size_of::<shoal_manager_config>() == 56);
+    assert!(core::mem::size_of::<shoal_manager_request>() == 56);
+    assert!(core::mem::size_of::<shoal_manager_change>() == 56);
 };

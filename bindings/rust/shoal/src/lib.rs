@@ -6,6 +6,8 @@
 //! primitives [`Lock`] (and RLock), [`Semaphore`], [`Condition`], [`Event`],
 //! [`Barrier`]. Any process opens an object by name; a process that dies holding a
 //! lock wedges nobody (the next holder gets [`LockError::OwnerDied`] with the guard).
+//! [`manager`] is the client of a Manager broker (`shoal broker`): dicts, lists,
+//! queues, locks... held by a broker process for clients in any language.
 //!
 //! ```no_run
 //! use shoal::{OpenMode, Options, Value, FOREVER};
@@ -26,6 +28,7 @@
 
 pub mod element;
 pub mod error;
+pub mod manager;
 pub mod message;
 mod options;
 pub mod pb;
@@ -42,6 +45,7 @@ pub use shoal_sys as sys;
 
 pub use element::{type_info, Element, Integer};
 pub use error::{strerror, Error, ErrorKind, Result};
+pub use manager::{MValue, Manager};
 pub use message::{FixedMessage, Message};
 pub use options::{LockMode, OpenMode, Options, FOREVER};
 pub use pipe::Pipe;

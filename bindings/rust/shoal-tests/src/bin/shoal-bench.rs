@@ -10,6 +10,13 @@
 //!   rust_value_add     Value<i64>::add(1), one process
 //!   rust_lock          Lock acquire + release (guard dropped), uncontended
 //!
+//! `shoal-bench broker CASE DEPTH COUNT ADDRESS [CLIENTS [TOKEN]]` is the Rust side of
+//! bench/broker_compare.py's C-against-Rust rows, with bench/bench_broker.c's arguments
+//! and RESULT line: CLIENTS threads (default 1), each with a connection of its own
+//! (shoal::manager), run COUNT operations each on one broker dict, DEPTH at a time
+//! (DEPTH requests submitted in a Pipeline, then their replies collected); CASE `set`
+//! sets one key to a 3-byte value, `get` reads it back (every reply checked).
+//!
 //! The other process is this program run again (role `--child`); the two are pinned to
 //! distinct CPUs, as the C programs' are. Objects live in a private domain of
 //! $SHOAL_ROOT (or the default root).
@@ -17,6 +24,9 @@ use std::env;
 use std::process::{Child, Command, exit};
 use std::time::{Duration, Instant};
 
+use std::sync::Barrier;
+
+use shoal::manager::{MValue, Manager, ManagerOptions};
 use shoal::{FOREVER, Lock, OpenMode, Options, Pipe, Queue, Value};
 use shoal_tests::orders_shoal::Order;
 
@@ -171,6 +181,90 @@ fn op(case: &str, count: u64) {
     );
 }
 
+const BROKER_KEY: &str = "key:000000000042";
+
+/// One client of `shoal-bench broker`: its count operations, depth at a time, after
+/// the start barrier; each batch's time per operation, and the client's start and end.
+fn broker_client(
+    m: Manager,
+    case: &str,
+    depth: usize,
+    count: usize,
+    start: &Barrier,
+) -> (Vec<f64>, Instant, Instant) {
+    let d = m.dict("bench-rust").unwrap();
+    let (op, args): (&str, Vec<MValue>) = match case {
+        "set" => ("set", vec![BROKER_KEY.into(), "xxx".into()]),
+        _ => ("get", vec![BROKER_KEY.into()]),
+    };
+    let want = if case == "set" { MValue::None } else { MValue::from("xxx") };
+    let mut lat = Vec::with_capacity(count / depth + 1);
+    start.wait();
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < count {
+        let n = depth.min(count - done);
+        let t = Instant::now();
+        if n == 1 {
+            let r = if case == "set" {
+                d.set(BROKER_KEY, "xxx").map(|()| MValue::None)
+            } else {
+                d.get(BROKER_KEY)
+            };
+            if r.as_ref() != Ok(&want) {
+                fail(format!("broker {case}: {r:?}"));
+            }
+        } else {
+            let mut p = m.pipeline();
+            for _ in 0..n {
+                p.submit(&d, op, &args, Duration::ZERO).unwrap_or_else(|e| fail(format!("submit: {e}")));
+            }
+            for r in p.wait_all() {
+                if r.as_ref() != Ok(&want) {
+                    fail(format!("broker {case}: {r:?}"));
+                }
+            }
+        }
+        lat.push(t.elapsed().as_nanos() as f64 / n as f64);
+        done += n;
+    }
+    (lat, t0, Instant::now())
+}
+
+fn broker(case: &str, depth: usize, count: usize, address: &str, clients: usize, token: Option<String>) {
+    if case != "set" && case != "get" {
+        println!("SKIP case={case} reason=unknown-case");
+        return;
+    }
+    let depth = depth.max(1);
+    let opts = ManagerOptions { token, ..Default::default() };
+    let connect =
+        || Manager::connect_with(address, &opts).unwrap_or_else(|e| fail(format!("{address}: {e}")));
+    // The key exists before the clock starts (get reads it).
+    connect().dict("bench-rust").unwrap().set(BROKER_KEY, "xxx").unwrap();
+    let start = Barrier::new(clients);
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> =
+            (0..clients).map(|_| s.spawn(|| broker_client(connect(), case, depth, count, &start))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let t0 = runs.iter().map(|r| r.1).min().unwrap();
+    let t1 = runs.iter().map(|r| r.2).max().unwrap();
+    let mean = (runs[0].2 - runs[0].1).as_nanos() as f64 / count as f64;
+    let mut lat: Vec<f64> = runs.into_iter().flat_map(|r| r.0).collect();
+    lat.sort_by(f64::total_cmp);
+    let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+    println!(
+        "RESULT case={case} depth={depth} count={count} clients={clients} ops_per_s={:.0} median_ns={:.0} \
+         p99_ns={:.0} p999_ns={:.0} max_ns={:.0} mean_ns={mean:.0}",
+        (count * clients) as f64 / (t1 - t0).as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        pct(0.999),
+        pct(1.0)
+    );
+}
+
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -187,6 +281,11 @@ fn main() {
             pin_slot(&cpus, 1);
             echo(size.parse().unwrap())
         }
+        ["broker", case, depth, count, address, rest @ ..] => {
+            let clients = rest.first().and_then(|c| c.parse().ok()).unwrap_or(1);
+            let token = rest.get(1).filter(|t| **t != "-").map(|t| t.to_string());
+            broker(case, depth.parse().unwrap_or(1), count.parse().unwrap_or(1), address, clients, token)
+        }
         [case, size, count] => {
             pin_slot(&cpus, 0);
             let (size, count): (usize, u64) = (size.parse().unwrap_or(8), count.parse().unwrap_or(0).max(2));
@@ -200,7 +299,9 @@ fn main() {
             let _ = shoal::unlink("p", &opts());
         }
         _ => {
-            eprintln!("usage: shoal-bench CASE SIZE COUNT");
+            eprintln!(
+                "usage: shoal-bench CASE SIZE COUNT | shoal-bench broker CASE DEPTH COUNT ADDRESS [CLIENTS [TOKEN]]"
+            );
             exit(2)
         }
     }
