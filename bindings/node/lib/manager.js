@@ -644,7 +644,7 @@ class ConditionProxy extends LockProxy {
   /** Releases the lock (held by the caller), waits for a notify, takes the lock back:
    * false at the timeout. Blocks the calling thread (the holder). */
   waitSync(timeout = Infinity) {
-    return waited(this._block('wait', [], timeout));
+    return resultOf(this._block('wait', [], timeout)) === true;
   }
 
   notify(n = 1) {
@@ -701,8 +701,8 @@ class EventProxy extends BaseProxy {
 }
 
 class BarrierProxy extends BaseProxy {
-  /** Resolves with this party's index once all arrived; a timeout breaks the barrier
-   * (ETIMEDOUT here, EBROKEN for the others). */
+  /** Resolves with this party's index once all arrived; rejects with EBROKEN when the
+   * barrier is broken (abort(), or a party's timeout: this one's too). */
   async wait(timeout = Infinity) {
     return resultOf(await this._blockAsync('wait', [], timeout));
   }
