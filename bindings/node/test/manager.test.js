@@ -314,6 +314,30 @@ test('Lock, RLock, Condition, Semaphore, Event, Barrier', async () => {
   for (const n of ['lk', 'rlk', 'cond', 'sem', s2.name, 'ev', 'bar']) m.delete(n);
 });
 
+test('a client killed holding a Lock: the next acquirer gets it, ownerDied set', async () => {
+  const l = m.Lock({ name: 'held' });
+  const src = `const shoal = require(${JSON.stringify(path.join(__dirname, '..'))});
+const m = shoal.Manager.connect('shm://${brokerName}', ${JSON.stringify(place)});
+if (!m.open('held').acquireSync(10000)) process.exit(3);
+console.log('held');
+setTimeout(() => process.kill(process.pid, 'SIGKILL'), 1e6);`;
+  const kid = spawn(process.execPath, ['-e', src], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((res, rej) => {
+    kid.stdout.on('data', (d) => String(d).includes('held') && res());
+    kid.on('exit', (c) => rej(new Error(`the child exited (${c}) before it held the lock`)));
+  });
+  assert.strictEqual(await l.acquire(50), false); // the child holds it
+  kid.removeAllListeners('exit');
+  kid.kill('SIGKILL');
+  assert.strictEqual(await l.acquire(20000), true);
+  assert.strictEqual(l.ownerDied, true);
+  l.release();
+  assert.strictEqual(l.acquireSync(1000), true);
+  assert.strictEqual(l.ownerDied, false);
+  l.release();
+  m.delete('held');
+});
+
 test('errors: unknown object, wrong kind, bad values, oversized values', () => {
   const d = m.dict(null, { name: 'errs' });
   assert.throws(() => m.open('no-such-object'), (e) => code('ENOENT')(e) && e.detail.includes('no-such-object'));
