@@ -2302,6 +2302,7 @@ static napi_value mgr_close(napi_env env, napi_callback_info info)
 typedef struct mgr_req {
     shoal_manager_request r;
     char name[SHOAL_NAME_MAX + 64], op[32];
+    char *long_name; /* a name longer than name[] holds (malloc'ed), or NULL */
     shoal_mv *path[8], *args[8];
     shoal_mv **pathv, **argv;
 } mgr_req;
@@ -2314,6 +2315,8 @@ static void mv_free_all(shoal_mv **v, size_t n)
 
 static void mgr_req_free(mgr_req *q)
 {
+    free(q->long_name);
+    q->long_name = NULL;
     mv_free_all(q->pathv, q->r.npath);
     mv_free_all(q->argv, q->r.nargs);
     if (q->pathv != q->path)
@@ -2355,14 +2358,20 @@ static bool mgr_req_of(napi_env env, napi_value *argv, mgr_req *q)
     memset(&q->r, 0, sizeof(q->r));
     q->pathv = q->path;
     q->argv = q->args;
-    size_t n = 0;
+    size_t n = 0, nop = 0;
+    q->long_name = NULL;
     if (napi_get_value_string_utf8(env, argv[1], q->name, sizeof(q->name), &n) !=
             napi_ok ||
-        napi_get_value_string_utf8(env, argv[3], q->op, sizeof(q->op), &n) != napi_ok) {
+        napi_get_value_string_utf8(env, argv[3], q->op, sizeof(q->op), &nop) != napi_ok) {
         throw_arg(env, "manager: the object's name and the operation must be strings");
         return false;
     }
-    q->r.name = q->name;
+    /* a longer name is read again, whole (the broker says what is too long) */
+    if (n == sizeof(q->name) - 1 && !(q->long_name = dup_str(env, argv[1]))) {
+        throw_rc(env, SHOAL_ENOMEM);
+        return false;
+    }
+    q->r.name = q->long_name ? q->long_name : q->name;
     q->r.op = q->op;
     q->r.timeout = i64_of(env, argv[5]);
     bool ok = mv_array(&c, argv[2], q->path, &q->pathv, &q->r.npath) &&
@@ -2382,6 +2391,8 @@ static bool mgr_req_of(napi_env env, napi_value *argv, mgr_req *q)
 static int mgr_submit_req(shoal_manager *m, mgr_req *q, uint64_t *id)
 {
     int rc = shoal_manager_submit(m, &q->r, id);
+    free(q->long_name);
+    q->long_name = NULL;
     if (q->pathv != q->path)
         free(q->pathv);
     if (q->argv != q->args)
@@ -2466,19 +2477,20 @@ static napi_value mgr_create(napi_env env, napi_callback_info info)
 {
     ARGS(5);
     shoal_manager *m = mgr_of(env, argv[0]);
-    char name[SHOAL_NAME_MAX + 64], tc[8];
+    char tc[8];
     conv c = {env, 0, ""};
     if (!m)
         return NULL;
-    const char *n = str_of(env, argv[1], name, sizeof(name));
     const char *typecode = str_of(env, argv[4], tc, sizeof(tc));
     shoal_mv *init = is_nullish(env, argv[3]) ? NULL : mv_of(&c, argv[3], 1);
-    if (!n)
-        return shoal_mv_free(init), throw_arg(env, "manager: the name must be a string");
     if (c.rc)
         return napi_throw(env, make_error(env, c.rc, c.err)), NULL;
+    char *n = dup_str(env, argv[1]); /* whole: the broker says what is too long */
+    if (!n)
+        return shoal_mv_free(init), throw_arg(env, "manager: the name must be a string");
     int rc = shoal_manager_create(m, n, (shoal_manager_kind)i64_of(env, argv[2]), init,
                                   typecode);
+    free(n);
     return rc < 0 ? throw_rc(env, rc) : num(env, rc);
 }
 
@@ -2487,10 +2499,11 @@ static napi_value mgr_delete(napi_env env, napi_callback_info info)
 {
     ARGS(2);
     shoal_manager *m = mgr_of(env, argv[0]);
-    char name[SHOAL_NAME_MAX + 64];
-    if (!m)
-        return NULL;
-    int rc = shoal_manager_delete(m, str_of(env, argv[1], name, sizeof(name)));
+    char *name = m ? dup_str(env, argv[1]) : NULL;
+    if (!name)
+        return m ? throw_arg(env, "manager: the name must be a string") : NULL;
+    int rc = shoal_manager_delete(m, name);
+    free(name);
     return rc < 0 ? throw_rc(env, rc) : undef(env);
 }
 

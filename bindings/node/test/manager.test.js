@@ -146,6 +146,17 @@ test('dict, Namespace and nested containers', () => {
   assert.strictEqual(opened.get('y'), 'two');
   m.delete('scores');
   m.delete('ns');
+  // names travel whole (the broker's limit: 255 bytes)
+  const long = m.dict(null, { name: `${'n'.repeat(250)}a` });
+  const other = m.dict(null, { name: `${'n'.repeat(250)}b` });
+  assert.throws(() => m.dict(null, { name: 'n'.repeat(256) }), code('ENAME'));
+  assert.throws(() => new shoal.manager.DictProxy(m, 'n'.repeat(256)).get('k'), code('ENOENT'));
+  long.set('k', 1);
+  other.set('k', 2);
+  assert.deepStrictEqual([long.get('k'), other.get('k')], [1, 2]);
+  assert.strictEqual(m.open(long.name).get('k'), 1);
+  m.delete(long.name);
+  m.delete(other.name);
 });
 
 test('list and Array', () => {
