@@ -244,7 +244,7 @@ class Pipeline {
 
   /** Submits op(...args) on proxy's object; returns its index in the results. */
   call(proxy, op, ...args) {
-    this._ids.push(native.mgrSubmit(this._m._handle(), proxy.name, proxy.path, op, args, 0));
+    this._ids.push(native.mgrSubmit(this._m._handle(), proxy.name, proxy.path, op, 0, false, ...args));
     return this._ids.length - 1;
   }
 
@@ -288,18 +288,18 @@ class BaseProxy {
 
   /** Runs op(...args) and returns its result; throws the broker's error. */
   _call(op, ...args) {
-    return native.mgrCall(this.manager._handle(), this.name, this.path, op, args, 0);
+    return native.mgrCall(this.manager._handle(), this.name, this.path, op, 0, false, ...args);
   }
 
   /** A blocking op on the calling thread: [rc, result, detail] (rc 0 or a code). */
   _block(op, args, timeout) {
-    const r = native.mgrCall(this.manager._handle(), this.name, this.path, op, args, nanos(timeout), true);
+    const r = native.mgrCall(this.manager._handle(), this.name, this.path, op, nanos(timeout), true, ...args);
     return [r[0], r[1], r.detail];
   }
 
   /** A blocking op on libuv's thread pool: a Promise of [rc, result, detail]. */
   async _blockAsync(op, args, timeout) {
-    const r = await native.mgrCallAsync(this.manager._handle(), this.name, this.path, op, args, nanos(timeout));
+    const r = await native.mgrCallAsync(this.manager._handle(), this.name, this.path, op, nanos(timeout), false, ...args);
     return [r[0], r[1], r.detail];
   }
 

@@ -2298,13 +2298,18 @@ static napi_value mgr_close(napi_env env, napi_callback_info info)
     return undef(env);
 }
 
+/* The most arguments (and path keys) of a request: the broker's operations take 3. */
+#define MGR_MAX_ARGS 8
+/* The fixed arguments of mgrCall, mgrSubmit and mgrCallAsync: (handle, name, path|null,
+ * op, timeoutNs, soft), then the operation's arguments. */
+#define MGR_FIXED 6
+
 /* A request's parts, converted from JS (freed by mgr_req_free unless submitted). */
 typedef struct mgr_req {
     shoal_manager_request r;
     char name[SHOAL_NAME_MAX + 64], op[32];
     char *long_name; /* a name longer than name[] holds (malloc'ed), or NULL */
-    shoal_mv *path[8], *args[8];
-    shoal_mv **pathv, **argv;
+    shoal_mv *path[MV_DEPTH], *args[MGR_MAX_ARGS];
 } mgr_req;
 
 static void mv_free_all(shoal_mv **v, size_t n)
@@ -2317,47 +2322,52 @@ static void mgr_req_free(mgr_req *q)
 {
     free(q->long_name);
     q->long_name = NULL;
-    mv_free_all(q->pathv, q->r.npath);
-    mv_free_all(q->argv, q->r.nargs);
-    if (q->pathv != q->path)
-        free(q->pathv);
-    if (q->argv != q->args)
-        free(q->argv);
+    mv_free_all(q->path, q->r.npath);
+    mv_free_all(q->args, q->r.nargs);
     q->r.npath = q->r.nargs = 0;
 }
 
-/* The values of JS array arr (null: none) into v[n] (stack[8] or malloc'ed). */
-static bool mv_array(conv *c, napi_value arr, shoal_mv **stack, shoal_mv ***v, size_t *n)
+/* The keys of a path (a JS array, or null: none) into v[*n] (at most MV_DEPTH). */
+static bool mv_array(conv *c, napi_value arr, shoal_mv **v, size_t *n)
 {
     uint32_t len = 0;
-    *v = stack;
     *n = 0;
     if (is_nullish(c->env, arr))
         return true;
     napi_get_array_length(c->env, arr, &len);
-    if (len > 8 && !(*v = calloc(len, sizeof(**v)))) {
-        *v = stack;
-        conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+    if (len > MV_DEPTH) {
+        conv_fail(c, SHOAL_EINVAL, "%s",
+                  "a path of more than 48 keys (the broker's limit)");
         return false;
     }
     for (uint32_t i = 0; i < len; i++) {
         napi_value e;
         napi_get_element(c->env, arr, i, &e);
-        if (!((*v)[i] = mv_of(c, e, 1)))
+        if (!(v[i] = mv_of(c, e, 1)))
             return false;
         *n = i + 1;
     }
     return true;
 }
 
-/* (handle, name, path|null, op, args|null, timeoutNs) into q; false with an exception
- * thrown (q freed). */
-static bool mgr_req_of(napi_env env, napi_value *argv, mgr_req *q)
+/* The values vals[n] into v[n] (n <= MGR_MAX_ARGS). */
+static bool mv_list(conv *c, const napi_value *vals, size_t n, shoal_mv **v, size_t *done)
+{
+    *done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(v[i] = mv_of(c, vals[i], 1)))
+            return false;
+        *done = i + 1;
+    }
+    return true;
+}
+
+/* (handle, name, path|null, op, timeoutNs, soft, args...) — argc values — into q;
+ * false with an exception thrown (q freed). */
+static bool mgr_req_of(napi_env env, const napi_value *argv, size_t argc, mgr_req *q)
 {
     conv c = {env, 0, ""};
     memset(&q->r, 0, sizeof(q->r));
-    q->pathv = q->path;
-    q->argv = q->args;
     size_t n = 0, nop = 0;
     q->long_name = NULL;
     if (napi_get_value_string_utf8(env, argv[1], q->name, sizeof(q->name), &n) !=
@@ -2373,11 +2383,11 @@ static bool mgr_req_of(napi_env env, napi_value *argv, mgr_req *q)
     }
     q->r.name = q->long_name ? q->long_name : q->name;
     q->r.op = q->op;
-    q->r.timeout = i64_of(env, argv[5]);
-    bool ok = mv_array(&c, argv[2], q->path, &q->pathv, &q->r.npath) &&
-              mv_array(&c, argv[4], q->args, &q->argv, &q->r.nargs);
-    q->r.path = q->pathv;
-    q->r.args = q->argv;
+    q->r.timeout = i64_of(env, argv[4]);
+    q->r.path = q->path;
+    q->r.args = q->args;
+    bool ok = mv_array(&c, argv[2], q->path, &q->r.npath) &&
+              mv_list(&c, argv + MGR_FIXED, argc - MGR_FIXED, q->args, &q->r.nargs);
     if (!ok) {
         mgr_req_free(q);
         char msg[700];
@@ -2393,10 +2403,6 @@ static int mgr_submit_req(shoal_manager *m, mgr_req *q, uint64_t *id)
     int rc = shoal_manager_submit(m, &q->r, id);
     free(q->long_name);
     q->long_name = NULL;
-    if (q->pathv != q->path)
-        free(q->pathv);
-    if (q->argv != q->args)
-        free(q->argv);
     return rc;
 }
 
@@ -2408,18 +2414,27 @@ static napi_value mgr_result(napi_env env, shoal_mv *res)
     return r;
 }
 
-/* mgrCall(handle, name, path, op, args, timeoutNs[, soft]) -> result; throws the
+/* The arguments of mgrCall, mgrSubmit and mgrCallAsync (the fixed ones, then the
+ * operation's): argc of them in argv. */
+#define MGR_ARGS                                                                         \
+    size_t argc = MGR_FIXED + MGR_MAX_ARGS + 1;                                          \
+    napi_value argv[MGR_FIXED + MGR_MAX_ARGS + 1];                                       \
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);                                \
+    if (argc < MGR_FIXED || argc > MGR_FIXED + MGR_MAX_ARGS)                             \
+        return throw_arg(env, "manager: a request of 0 to 8 arguments");
+
+/* mgrCall(handle, name, path, op, timeoutNs, soft, args...) -> result; throws the
  * reply's error. soft: returns [rc, result] instead, rc 0 or a negative code (for
  * waits whose timeout and owner-died are results, not errors). */
 static napi_value mgr_call(napi_env env, napi_callback_info info)
 {
-    ARGS(7);
+    MGR_ARGS;
     shoal_manager *m = mgr_of(env, argv[0]);
     mgr_req q;
-    if (!m || !mgr_req_of(env, argv, &q))
+    if (!m || !mgr_req_of(env, argv, argc, &q))
         return NULL;
     bool soft = false;
-    napi_get_value_bool(env, argv[6], &soft);
+    napi_get_value_bool(env, argv[5], &soft);
     uint64_t id;
     shoal_mv *res = NULL;
     int rc = mgr_submit_req(m, &q, &id);
@@ -2438,13 +2453,13 @@ static napi_value mgr_call(napi_env env, napi_callback_info info)
     return pair;
 }
 
-/* mgrSubmit(handle, name, path, op, args, timeoutNs) -> id (pipelining). */
+/* mgrSubmit(handle, name, path, op, timeoutNs, soft, args...) -> id (pipelining). */
 static napi_value mgr_submit(napi_env env, napi_callback_info info)
 {
-    ARGS(6);
+    MGR_ARGS;
     shoal_manager *m = mgr_of(env, argv[0]);
     mgr_req q;
-    if (!m || !mgr_req_of(env, argv, &q))
+    if (!m || !mgr_req_of(env, argv, argc, &q))
         return NULL;
     uint64_t id;
     int rc = mgr_submit_req(m, &q, &id);
@@ -2579,17 +2594,18 @@ static void mgr_job_complete(napi_env env, napi_status status, void *data)
     free(j);
 }
 
-/* mgrCallAsync(handle, name, path, op, args, timeoutNs) -> Promise of [rc, result]. */
+/* mgrCallAsync(handle, name, path, op, timeoutNs, soft, args...) -> Promise of
+ * [rc, result] (soft is ignored: the caller decides). */
 static napi_value mgr_call_async(napi_env env, napi_callback_info info)
 {
-    ARGS(6);
+    MGR_ARGS;
     shoal_manager *m = mgr_of(env, argv[0]);
     if (!m)
         return NULL;
     mgr_job *j = calloc(1, sizeof(*j));
     if (!j)
         return throw_rc(env, SHOAL_ENOMEM);
-    if (!mgr_req_of(env, argv, &j->q)) {
+    if (!mgr_req_of(env, argv, argc, &j->q)) {
         free(j);
         return NULL;
     }

@@ -369,6 +369,9 @@ test('errors: unknown object, wrong kind, bad values, oversized values', () => {
   for (let i = 0; i < 60; i++) deep = [deep];
   assert.throws(() => d.set('k', deep), (e) => code('EINVAL')(e) && e.detail.includes('48'));
   assert.ok(!d.has('k')); // nothing was sent
+  let nested = d;
+  for (let i = 0; i < 49; i++) nested = nested.dictAt('x');
+  assert.throws(() => nested.get('k'), (e) => code('EINVAL')(e) && e.detail.includes('48'));
   // larger than a frame of the shm:// transport (64 KiB)
   assert.throws(() => d.set('big', Buffer.alloc(100000)), code('EMSGSIZE'));
   assert.ok(!d.has('big'));
