@@ -157,9 +157,9 @@ class Manager {
     return new Cls(this, name);
   }
 
-  /** The object names the broker holds. */
+  /** The names of the objects the broker holds. */
   names() {
-    return new BaseProxy(this, '')._call('names');
+    return new BaseProxy(this, '')._call('names').map(([name]) => name);
   }
 
   _make(Cls, kind, prefix, opts, init = null, typecode = null) {

@@ -5,6 +5,7 @@
 // killed under a call), pipelining and the read view.
 const test = require('node:test');
 const assert = require('node:assert');
+const os = require('os');
 const path = require('path');
 const { spawn, spawnSync } = require('child_process');
 const shoal = require('..');
@@ -16,10 +17,12 @@ const cli = process.env.SHOAL_CLI;
 const env = { ...process.env, SHOAL_ROOT: root, SHOAL_DOMAIN: 'node' };
 const place = { root, domain: 'node' };
 
-/** Starts `shoal broker --listen shm://NAME`; resolves with the child once it is ready. */
+/** Starts `shoal broker --listen shm://NAME` (or at a full address); resolves with the
+ * child once it is ready. */
 function startBroker(name) {
+  const address = name.includes('://') ? name : `shm://${name}`;
   return new Promise((resolve, reject) => {
-    const p = spawn(cli, ['broker', '--listen', `shm://${name}`], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(cli, ['broker', '--listen', address], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.on('error', reject);
     p.on('exit', (c) => reject(new Error(`the broker exited (${c}) before it was ready: ${out}`)));
@@ -501,6 +504,30 @@ test('the broker SIGKILLed during calls: errors, no hang', async () => {
   await stopBroker(b);
   assert.throws(() => Manager.connect(`shm://${name}`, { ...place, connectTimeout: 200 }), (e) =>
     e instanceof shoal.ShoalError);
+});
+
+test('over ipc:// (nng): calls, pipelining, a wait, no read view', { skip: !process.env.SHOAL_RPC_NNG && 'built without nng' }, async () => {
+  const sock = path.join(os.tmpdir(), `shoal-node-mgr-${process.pid}.sock`); // short: sun_path
+  const b = await startBroker(`ipc://${sock}`);
+  const mi = Manager.connect(`ipc://${sock}`);
+  try {
+    const d = mi.dict({ a: 1 }, { name: 'ipc' });
+    assert.ok(mi.names().includes('ipc'));
+    const p = mi.pipeline();
+    for (let i = 0; i < 1000; i++) p.call(d, 'set', i, Buffer.from([i & 255]));
+    p.collect();
+    assert.strictEqual(d.size(), 1001);
+    assert.deepStrictEqual(d.get(999), Buffer.from([999 & 255]));
+    const q = mi.Queue();
+    const got = q.get(5000);
+    setTimeout(() => q.putSync('x'), 30);
+    assert.strictEqual(await got, 'x');
+    assert.strictEqual(mi.viewStats().view, false);
+    mi.flush();
+  } finally {
+    mi.close();
+    await stopBroker(b);
+  }
 });
 
 test('close wakes a pending wait', async () => {
