@@ -35,7 +35,8 @@
 //   Buffer, TypedArray, DataView, ArrayBuffer -> bytes; bytes read as a Buffer
 //   Array                    <-> list
 //   Tuple (an Array subclass) <-> tuple (tuple keys of Python dicts read as Tuples)
-//   Map, plain object        -> map (keys: scalars or Tuples of scalars); maps read as Map
+//   Map, plain object        -> map (keys: scalars or Tuples of scalars; a plain object's
+//                               are strings); maps read as Map
 //   Python's pickled values read as Pickled (their bytes); schema-typed messages
 //   (a proxy stored inside a container by Python) cannot be read: ETYPE
 // Anything else (a function, a Symbol, a Date, a class instance) is refused with ETYPE
