@@ -1921,10 +1921,13 @@ static shoal_mv *mv_string(conv *c, napi_value v)
 {
     char stack[256], *s = stack;
     size_t n = 0;
-    napi_get_value_string_utf8(c->env, v, NULL, 0, &n);
-    if (n >= sizeof(stack) && !(s = malloc(n + 1)))
-        return conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
-    napi_get_value_string_utf8(c->env, v, s, n + 1, &n);
+    napi_get_value_string_utf8(c->env, v, stack, sizeof(stack), &n);
+    if (n + 4 >= sizeof(stack)) { /* perhaps cut short (before a whole character) */
+        napi_get_value_string_utf8(c->env, v, NULL, 0, &n);
+        if (!(s = malloc(n + 1)))
+            return conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+        napi_get_value_string_utf8(c->env, v, s, n + 1, &n);
+    }
     shoal_mv *r = strlen(s) == n ? shoal_mv_str(s)
                                  : conv_fail(c, SHOAL_EINVAL, "%s",
                                              "a string holding a NUL character does not "
@@ -2376,8 +2379,9 @@ static bool mgr_req_of(napi_env env, const napi_value *argv, size_t argc, mgr_re
         throw_arg(env, "manager: the object's name and the operation must be strings");
         return false;
     }
-    /* a longer name is read again, whole (the broker says what is too long) */
-    if (n == sizeof(q->name) - 1 && !(q->long_name = dup_str(env, argv[1]))) {
+    /* a name perhaps cut short (before a whole character) is read again, whole (the
+     * broker says what is too long) */
+    if (n + 4 >= sizeof(q->name) && !(q->long_name = dup_str(env, argv[1]))) {
         throw_rc(env, SHOAL_ENOMEM);
         return false;
     }

@@ -61,12 +61,15 @@ test('every value kind round-trips', () => {
   const cases = [
     null, true, false, 0, -1, 42, 2 ** 53 - 1, -(2 ** 53 - 1), 1.5, -0.25, 1e300,
     2n ** 62n, -(2n ** 63n), 'text', 'é ✓', '', Buffer.from([0, 1, 255]), Buffer.alloc(0),
+    // strings about the addon's 256-byte buffer, a character of 2, 3 or 4 bytes across it
+    ...[252, 253, 254, 255, 256].flatMap((k) => ['é', '✓', '😀', 'x'].map((ch) => 'a'.repeat(k) + ch + 'z')),
+    'b'.repeat(70000 / 2),
     [1, 'a', [2, [3]]], Tuple.of(1, 'two'), new Map([[1, 'one'], ['k', [true]], [Tuple.of(1, 2), null]]),
   ];
   cases.forEach((v, i) => d.set(i, v));
   cases.forEach((v, i) => assert.deepStrictEqual(d.get(i), v, `case ${i}`));
-  assert.ok(d.get(20).get(1) === 'one');
-  assert.ok(d.get(19) instanceof Tuple);
+  assert.ok(d.get(cases.length - 1).get(1) === 'one');
+  assert.ok(d.get(cases.length - 2) instanceof Tuple);
   // undefined is None; a plain object is a map; a TypedArray / ArrayBuffer are bytes
   d.set('u', undefined);
   assert.strictEqual(d.get('u'), null);
@@ -149,7 +152,15 @@ test('dict, Namespace and nested containers', () => {
   assert.strictEqual(opened.get('y'), 'two');
   m.delete('scores');
   m.delete('ns');
-  // names travel whole (the broker's limit: 255 bytes)
+  // names travel whole (the broker's limit: 255 bytes), a character across the
+  // addon's buffer too
+  for (const k of [158, 159, 160, 161, 162]) {
+    const name = `${'n'.repeat(k)}é😀`;
+    m.dict({ k }, { name });
+    assert.strictEqual(m.open(name).get('k'), k);
+    assert.ok(m.names().includes(name));
+    m.delete(name);
+  }
   const long = m.dict(null, { name: `${'n'.repeat(250)}a` });
   const other = m.dict(null, { name: `${'n'.repeat(250)}b` });
   assert.throws(() => m.dict(null, { name: 'n'.repeat(256) }), code('ENAME'));
