@@ -11,6 +11,11 @@
 //                      case's; median and p99 of COUNT samples)
 //   node_value_add     Value('q').add(1), one process
 //   node_lock          Lock acquireSync + release, uncontended
+//   node_broker_set    a Manager dict set of one key to a 3-byte value, through the
+//                      broker at $SHOAL_BENCH_BROKER (started by the caller), SIZE at a
+//                      time: SIZE 1 waits for each reply, more submits SIZE through a
+//                      pipeline and then collects them (bench_broker set's DEPTH)
+//   node_broker_get    a Manager dict get of that key (over shm://: the read view)
 //
 // The Order class is generated with $SHOAL_CLI (or `shoal` on the PATH) into a
 // temporary directory. The other process is this script again (`--child`).
@@ -118,6 +123,33 @@ function op(name, count) {
   console.log(`RESULT case=${name} size=8 count=${count} ns_per_op=${(dt / count).toFixed(2)} elapsed_ns=${dt}`);
 }
 
+/** The dict cases of bench/bench_broker.c from Node: the same key, value and DEPTH. */
+function brokerOp(name, depth, count) {
+  const address = process.env.SHOAL_BENCH_BROKER;
+  if (!address) return console.log(`SKIP case=${name} reason=no-SHOAL_BENCH_BROKER`);
+  const m = shoal.Manager.connect(address);
+  const d = m.dict(null, { name: `bench-node-${process.pid}` });
+  const [key, value] = ['key:000000000042', 'xxx'];
+  d.set(key, value);
+  const p = m.pipeline();
+  const t0 = process.hrtime.bigint();
+  if (name === 'node_broker_get') {
+    for (let i = 0; i < count; i++) if (d.get(key) !== value) throw new Error('get: wrong value');
+  } else if (depth <= 1) {
+    for (let i = 0; i < count; i++) d.set(key, value);
+  } else {
+    for (let i = 0; i < count; i += depth) {
+      for (let j = 0; j < depth && i + j < count; j++) p.call(d, 'set', key, value);
+      p.collect();
+    }
+  }
+  const dt = Number(process.hrtime.bigint() - t0);
+  const { hits } = m.viewStats();
+  m.delete(d.name);
+  m.close();
+  console.log(`RESULT case=${name} depth=${depth} count=${count} ops_per_s=${(count * 1e9 / dt).toFixed(1)} view_hits=${hits} elapsed_ns=${dt}`);
+}
+
 async function main(argv) {
   if (argv[0] === '--child') return argv[1] === 'produce' ? produce(Number(argv[2])) : echo(Number(argv[2]));
   if (argv.length !== 3) {
@@ -129,6 +161,7 @@ async function main(argv) {
     if (name === 'node_queue_struct') await queueStruct(count);
     else if (name === 'node_pipe_rtt') await pipeRtt(size, count);
     else if (name === 'node_value_add' || name === 'node_lock') op(name, count);
+    else if (name === 'node_broker_set' || name === 'node_broker_get') brokerOp(name, size, count);
     else console.log(`SKIP case=${name} reason=unknown-case`);
   } finally {
     for (const n of ['q', 'p']) try { shoal.unlink(n, opts()); } catch (e) { /* not made */ }

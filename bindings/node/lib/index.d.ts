@@ -288,3 +288,200 @@ export namespace rpc {
     stop(): Promise<void>;
   }
 }
+
+// ---- the Manager broker's client (lib/manager.js) -------------------------------------
+
+/** A tuple value (Python's tuple): an Array that travels as the broker's tuple. */
+export class Tuple<T = any> extends Array<T> {
+  /** Tuple.of(1, 2), Tuple.of<ManagerValue>(1, 'a'): a tuple of these items. */
+  static of<T>(...items: T[]): Tuple<T>;
+}
+/** A number sent as a double even when it is integral. */
+export class Double {
+  constructor(value: number);
+  readonly value: number;
+}
+/** A value Python stored pickled: its bytes. */
+export class Pickled {
+  readonly bytes: Uint8Array;
+}
+/** What the broker's values are, as JS sends them (reads give null for None, Buffer for
+ * bytes, Map for maps, a BigInt for an int outside ±2^53). */
+export type ManagerValue =
+  | null
+  | undefined
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | ArrayBufferView
+  | ArrayBuffer
+  | Double
+  | Pickled
+  | ManagerValue[]
+  | Map<ManagerValue, ManagerValue>
+  | { [key: string]: ManagerValue };
+
+export interface ManagerOptions {
+  /** tcp://: the broker's token. */
+  token?: string;
+  /** Milliseconds (default 2000). */
+  connectTimeout?: number;
+  /** shm://: where the broker's queue lives. */
+  root?: string;
+  domain?: string;
+  /** tls+tcp://: PEM file names. */
+  tls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
+}
+
+/** Options of the Manager's factories: the object's name (create or open). */
+export interface ManagerObjectOptions {
+  name?: string;
+}
+
+export class Manager {
+  static connect(address: string, opts?: ManagerOptions): Manager;
+  readonly address: string;
+  close(): void;
+  flush(): void;
+  viewStats(): { view: boolean; hits: number; misses: number };
+  create(name: string, kind: number, init?: ManagerValue, typecode?: string | null): boolean;
+  delete(name: string): void;
+  open(name: string): manager.BaseProxy;
+  names(): string[];
+  dict(init?: Map<ManagerValue, ManagerValue> | { [key: string]: ManagerValue } | null, opts?: ManagerObjectOptions): manager.DictProxy;
+  list(init?: ManagerValue[] | null, opts?: ManagerObjectOptions): manager.ListProxy;
+  Namespace(init?: { [key: string]: ManagerValue } | null, opts?: ManagerObjectOptions): manager.NamespaceProxy;
+  Value(typecode: Typecode | null, value: ManagerValue, opts?: ManagerObjectOptions): manager.ValueProxy;
+  Array(typecode: Typecode, init: number | ManagerValue[], opts?: ManagerObjectOptions): manager.ArrayProxy;
+  Queue(maxsize?: number, opts?: ManagerObjectOptions): manager.QueueProxy;
+  JoinableQueue(maxsize?: number, opts?: ManagerObjectOptions): manager.JoinableQueueProxy;
+  Lock(opts?: ManagerObjectOptions): manager.LockProxy;
+  RLock(opts?: ManagerObjectOptions): manager.LockProxy;
+  Semaphore(value?: number, opts?: ManagerObjectOptions): manager.SemaphoreProxy;
+  BoundedSemaphore(value?: number, opts?: ManagerObjectOptions): manager.SemaphoreProxy;
+  Event(opts?: ManagerObjectOptions): manager.EventProxy;
+  Condition(opts?: ManagerObjectOptions): manager.ConditionProxy;
+  Barrier(parties: number, opts?: ManagerObjectOptions): manager.BarrierProxy;
+  pipeline(): manager.Pipeline;
+}
+
+export namespace manager {
+  export const MANAGER_KIND: Readonly<Record<string, number>>;
+  export class Pipeline {
+    call(proxy: BaseProxy, op: string, ...args: ManagerValue[]): number;
+    readonly size: number;
+    collect(): any[];
+  }
+  export class BaseProxy {
+    readonly manager: Manager;
+    readonly name: string;
+    readonly path: ManagerValue[] | null;
+    describe(): Map<string, any>;
+  }
+  export class DictProxy extends BaseProxy implements Iterable<Tuple> {
+    get(key: ManagerValue): any;
+    getOrDefault(key: ManagerValue, dflt?: ManagerValue): any;
+    set(key: ManagerValue, value: ManagerValue): void;
+    has(key: ManagerValue): boolean;
+    delete(key: ManagerValue): void;
+    pop(key: ManagerValue, dflt?: ManagerValue): any;
+    setdefault(key: ManagerValue, dflt?: ManagerValue): any;
+    update(entries: Map<ManagerValue, ManagerValue> | { [key: string]: ManagerValue }): void;
+    size(): number;
+    keys(): any[];
+    values(): any[];
+    entries(): Tuple[];
+    copy(): Map<any, any>;
+    clear(): void;
+    increment(key: ManagerValue, delta?: number | bigint, initial?: number | bigint): number | bigint;
+    compareAndSet(key: ManagerValue, expected: ManagerValue, next: ManagerValue): boolean;
+    dictAt(key: ManagerValue): DictProxy;
+    listAt(key: ManagerValue): ListProxy;
+    [Symbol.iterator](): Iterator<Tuple>;
+  }
+  export class NamespaceProxy extends DictProxy {
+    toObject(): { [key: string]: any };
+  }
+  export class ArrayProxy extends BaseProxy implements Iterable<any> {
+    get(i: number): any;
+    set(i: number, value: ManagerValue): void;
+    size(): number;
+    has(value: ManagerValue): boolean;
+    index(value: ManagerValue): number;
+    count(value: ManagerValue): number;
+    toArray(): any[];
+    increment(i: number, delta?: number | bigint): number | bigint;
+    compareAndSet(i: number, expected: ManagerValue, next: ManagerValue): boolean;
+    [Symbol.iterator](): Iterator<any>;
+  }
+  export class ListProxy extends ArrayProxy {
+    append(value: ManagerValue): void;
+    extend(values: ManagerValue[]): void;
+    insert(i: number, value: ManagerValue): void;
+    pop(i?: number): any;
+    delete(i: number): void;
+    remove(value: ManagerValue): void;
+    reverse(): void;
+    clear(): void;
+    dictAt(i: number): DictProxy;
+    listAt(i: number): ListProxy;
+  }
+  export class ValueProxy extends BaseProxy {
+    get(): any;
+    set(value: ManagerValue): void;
+    value: any;
+    increment(delta?: number | bigint): number | bigint;
+    compareAndSet(expected: ManagerValue, next: ManagerValue): boolean;
+  }
+  export class QueueProxy extends BaseProxy {
+    put(value: ManagerValue, timeout?: number): Promise<void>;
+    putSync(value: ManagerValue, timeout?: number): void;
+    get(timeout?: number): Promise<any>;
+    getSync(timeout?: number): any;
+    size(): number;
+    empty(): boolean;
+    full(): boolean;
+  }
+  export class JoinableQueueProxy extends QueueProxy {
+    taskDone(): void;
+    join(timeout?: number): Promise<boolean>;
+    joinSync(timeout?: number): boolean;
+  }
+  export class LockProxy extends BaseProxy {
+    ownerDied: boolean;
+    acquire(timeout?: number): Promise<boolean>;
+    acquireSync(timeout?: number): boolean;
+    release(): void;
+    locked(): boolean;
+    with<R>(fn: () => R | Promise<R>, timeout?: number): Promise<R>;
+  }
+  export class ConditionProxy extends LockProxy {
+    waitSync(timeout?: number): boolean;
+    notify(n?: number): void;
+    notifyAll(): void;
+  }
+  export class SemaphoreProxy extends BaseProxy {
+    acquire(timeout?: number): Promise<boolean>;
+    acquireSync(timeout?: number): boolean;
+    release(n?: number): void;
+    value(): number;
+  }
+  export class EventProxy extends BaseProxy {
+    set(): void;
+    clear(): void;
+    isSet(): boolean;
+    wait(timeout?: number): Promise<boolean>;
+    waitSync(timeout?: number): boolean;
+  }
+  export class BarrierProxy extends BaseProxy {
+    wait(timeout?: number): Promise<number>;
+    waitSync(timeout?: number): number;
+    abort(): void;
+    reset(): void;
+    parties(): number;
+    nWaiting(): number;
+    broken(): boolean;
+  }
+}

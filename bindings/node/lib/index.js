@@ -7,7 +7,8 @@
 // robust primitives. Waiting never blocks the event loop: blocking operations return
 // Promises and run off the main thread; a Queue is an async iterator. Errors are
 // ShoalError instances whose `code` is the SHOAL_E* name ('ELAYOUT', 'ETIMEDOUT', ...)
-// and whose `detail` names the object and what was wrong.
+// and whose `detail` names the object and what was wrong. Manager.connect(address)
+// reaches a Manager broker's shared dicts, lists, queues and locks (lib/manager.js).
 
 const { native, ShoalError, CODES, error, attrOf } = require('./native');
 const { Value, SharedArray } = require('./values');
@@ -16,6 +17,7 @@ const { SharedMemory } = require('./shm');
 const sync = require('./sync');
 const gen = require('./gen');
 const rpc = require('./rpc');
+const manager = require('./manager');
 
 /** Removes the name of any object (processes that have it open keep using it). */
 function unlink(name, opts = {}) {
@@ -49,4 +51,9 @@ module.exports = {
   error,
   gen,
   rpc,
+  Manager: manager.Manager,
+  Tuple: manager.Tuple,
+  Double: manager.Double,
+  Pickled: manager.Pickled,
+  manager,
 };

@@ -23,6 +23,9 @@
  *    acquired on the main thread (try, then poll from JS, or acquireSync).
  *  - Message bytes move between libshoal and JS Buffers/TypedArrays directly; a
  *    SharedMemory block is exposed as an external ArrayBuffer over the mapping itself.
+ *  - The Manager broker's client (lib/manager.js) converts JS values to and from
+ *    shoal_mv trees here and calls shoal/manager.h; its blocking calls run either on
+ *    the calling thread or as async work (its section below says which and why).
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -1843,6 +1846,789 @@ static napi_value cond_wait(napi_env env, napi_callback_info info)
     return throw_rc(env, rc);
 }
 
+/* ---- the Manager broker's client ----------------------------------------------------
+ *
+ * A connection is an external over shoal_manager (shoal/manager.h); lib/manager.js
+ * owns it and closes it explicitly. Values cross as shoal_mv trees: mv_of() builds one
+ * from a JS value and js_of() reads one back (the mapping is lib/manager.js's, in its
+ * top comment). Every shoal_mv built here is taken by the C client or freed here, on
+ * every path, errors included.
+ *
+ * A call runs on the calling thread: shoal_manager_submit then shoal_manager_wait (so
+ * a pure read over shm:// is answered from the broker's read view, and a path reaches
+ * a container nested in the object). mgrCallAsync runs one on libuv's thread pool for
+ * the blocking operations that are not held per thread (queue get/put, event and
+ * barrier waits, semaphore acquire, join): the values are converted on the main
+ * thread, and the connection is counted as in use (shoal_manager_enter) from the
+ * moment the job is queued until its call returned, so a close meanwhile wakes the
+ * call (SHOAL_ECLOSED) and waits for it before freeing anything.
+ */
+
+#define MV_DEPTH 48 /* broker.proto's nesting limit (docs/broker.md, "Values") */
+
+/* The JS classes and helpers of lib/manager.js: Tuple, Double, Pickled, Map and
+ * Object.prototype. */
+enum { MC_TUPLE, MC_DOUBLE, MC_PICKLED, MC_MAP, MC_OBJECT_PROTO, MC_N };
+static napi_ref mgr_classes[MC_N];
+
+/* A conversion: its first error (code and text). */
+typedef struct conv {
+    napi_env env;
+    int rc;
+    char err[512];
+} conv;
+
+static shoal_mv *conv_fail(conv *c, int rc, const char *fmt, const char *what)
+{
+    if (c->rc == 0) {
+        c->rc = rc;
+        snprintf(c->err, sizeof(c->err), fmt, what);
+    }
+    return NULL;
+}
+
+static napi_value mgr_class(napi_env env, int which)
+{
+    napi_value v = NULL;
+    if (mgr_classes[which])
+        napi_get_reference_value(env, mgr_classes[which], &v);
+    return v;
+}
+
+static bool is_instance(napi_env env, napi_value v, int which)
+{
+    napi_value cls = mgr_class(env, which);
+    bool r = false;
+    return cls && napi_instanceof(env, v, cls, &r) == napi_ok && r;
+}
+
+/* The name of v's constructor (for errors), into buf. */
+static const char *ctor_name(napi_env env, napi_value v, char *buf, size_t cap)
+{
+    napi_value ctor, name;
+    size_t n = 0;
+    buf[0] = 0;
+    if (napi_get_named_property(env, v, "constructor", &ctor) == napi_ok &&
+        napi_get_named_property(env, ctor, "name", &name) == napi_ok &&
+        napi_get_value_string_utf8(env, name, buf, cap, &n) == napi_ok && n)
+        return buf;
+    return "object";
+}
+
+static shoal_mv *mv_of(conv *c, napi_value v, int depth);
+
+static shoal_mv *mv_string(conv *c, napi_value v)
+{
+    char stack[256], *s = stack;
+    size_t n = 0;
+    napi_get_value_string_utf8(c->env, v, stack, sizeof(stack), &n);
+    if (n + 4 >= sizeof(stack)) { /* perhaps cut short (before a whole character) */
+        napi_get_value_string_utf8(c->env, v, NULL, 0, &n);
+        if (!(s = malloc(n + 1)))
+            return conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+        napi_get_value_string_utf8(c->env, v, s, n + 1, &n);
+    }
+    shoal_mv *r = strlen(s) == n ? shoal_mv_str(s)
+                                 : conv_fail(c, SHOAL_EINVAL, "%s",
+                                             "a string holding a NUL character does not "
+                                             "travel to the broker");
+    if (s != stack)
+        free(s);
+    return r || c->rc ? r : conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+}
+
+static shoal_mv *mv_number(conv *c, napi_value v)
+{
+    double d;
+    napi_get_value_double(c->env, v, &d);
+    /* a safe integer is an Int; any other number (1.5, 1e300, NaN) a Double */
+    if (d >= -9007199254740991.0 && d <= 9007199254740991.0 && d == (double)(int64_t)d)
+        return shoal_mv_int((int64_t)d);
+    return shoal_mv_double(d);
+}
+
+static shoal_mv *mv_bigint(conv *c, napi_value v)
+{
+    int64_t x;
+    bool lossless;
+    napi_get_value_bigint_int64(c->env, v, &x, &lossless);
+    if (!lossless)
+        return conv_fail(c, SHOAL_ERANGE, "%s",
+                         "a BigInt outside the 64-bit signed range of the broker's ints");
+    return shoal_mv_int(x);
+}
+
+/* Items 0..n-1 of a JS array appended to seq (taken); seq, or NULL. */
+static shoal_mv *mv_items(conv *c, shoal_mv *seq, napi_value arr, int depth)
+{
+    uint32_t n = 0;
+    napi_get_array_length(c->env, arr, &n);
+    for (uint32_t i = 0; seq && i < n; i++) {
+        napi_value e;
+        napi_get_element(c->env, arr, i, &e);
+        shoal_mv *item = mv_of(c, e, depth + 1);
+        if (!item || shoal_mv_append(seq, item) < 0) {
+            shoal_mv_free(seq);
+            seq = NULL;
+        }
+    }
+    return seq || c->rc ? seq : conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+}
+
+/* Entry k -> v put into map (taken); false (map freed) on failure. */
+static bool mv_entry(conv *c, shoal_mv *map, napi_value k, napi_value v, int depth)
+{
+    shoal_mv *key = mv_of(c, k, depth + 1);
+    shoal_mv *val = key ? mv_of(c, v, depth + 1) : NULL;
+    if (!val) {
+        shoal_mv_free(key);
+        shoal_mv_free(map);
+        return false;
+    }
+    if (shoal_mv_put(map, key, val) < 0) {
+        shoal_mv_free(map);
+        conv_fail(c, SHOAL_ETYPE, "%s",
+                  "a map key must be null, a boolean, a number, a BigInt, a string, a "
+                  "Buffer or a Tuple of those");
+        return false;
+    }
+    return true;
+}
+
+/* A JS Map: its entries through Map.prototype.forEach would need a callback; the
+ * entries() iterator is walked instead. */
+static shoal_mv *mv_map(conv *c, napi_value m, int depth)
+{
+    napi_env env = c->env;
+    shoal_mv *map = shoal_mv_map();
+    napi_value fn, it, next, step, done, pair, k, v;
+    bool d = false;
+    if (!map)
+        return conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+    if (napi_get_named_property(env, m, "entries", &fn) != napi_ok ||
+        napi_call_function(env, m, fn, 0, NULL, &it) != napi_ok ||
+        napi_get_named_property(env, it, "next", &next) != napi_ok) {
+        shoal_mv_free(map);
+        return conv_fail(c, SHOAL_EINVAL, "%s", "a Map whose entries cannot be read");
+    }
+    for (;;) {
+        if (napi_call_function(env, it, next, 0, NULL, &step) != napi_ok ||
+            napi_get_named_property(env, step, "done", &done) != napi_ok) {
+            shoal_mv_free(map);
+            return conv_fail(c, SHOAL_EINVAL, "%s", "a Map whose entries cannot be read");
+        }
+        napi_get_value_bool(env, done, &d);
+        if (d)
+            return map;
+        napi_get_named_property(env, step, "value", &pair);
+        napi_get_element(env, pair, 0, &k);
+        napi_get_element(env, pair, 1, &v);
+        if (!mv_entry(c, map, k, v, depth))
+            return NULL;
+    }
+}
+
+/* A plain object: its own enumerable string keys. */
+static shoal_mv *mv_object(conv *c, napi_value o, int depth)
+{
+    napi_value keys, k, v;
+    uint32_t n = 0;
+    shoal_mv *map = shoal_mv_map();
+    if (!map)
+        return conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+    napi_get_all_property_names(c->env, o, napi_key_own_only,
+                                napi_key_enumerable | napi_key_skip_symbols,
+                                napi_key_numbers_to_strings, &keys);
+    napi_get_array_length(c->env, keys, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        napi_get_element(c->env, keys, i, &k);
+        napi_get_property(c->env, o, k, &v);
+        if (!mv_entry(c, map, k, v, depth))
+            return NULL;
+    }
+    return map;
+}
+
+static shoal_mv *mv_bytes_of(conv *c, napi_value v, bool *handled)
+{
+    void *data = NULL;
+    size_t len = 0;
+    bool is = false;
+    *handled = true;
+    if (bytes_of(c->env, v, &data, &len))
+        return shoal_mv_bytes(data, len);
+    if (napi_is_arraybuffer(c->env, v, &is) == napi_ok && is &&
+        napi_get_arraybuffer_info(c->env, v, &data, &len) == napi_ok)
+        return shoal_mv_bytes(data, len);
+    *handled = false;
+    return NULL;
+}
+
+static shoal_mv *mv_of_object(conv *c, napi_value v, int depth)
+{
+    napi_env env = c->env;
+    bool is = false, handled;
+    char name[64];
+    if (napi_is_array(env, v, &is) == napi_ok && is)
+        return mv_items(
+            c, is_instance(env, v, MC_TUPLE) ? shoal_mv_tuple() : shoal_mv_list(), v,
+            depth);
+    shoal_mv *b = mv_bytes_of(c, v, &handled);
+    if (handled)
+        return b ? b : conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+    if (is_instance(env, v, MC_DOUBLE)) {
+        napi_value x;
+        double d = 0;
+        napi_get_named_property(env, v, "value", &x);
+        if (napi_get_value_double(env, x, &d) != napi_ok)
+            return conv_fail(c, SHOAL_ETYPE, "%s", "a Double holding no number");
+        return shoal_mv_double(d);
+    }
+    if (is_instance(env, v, MC_MAP))
+        return mv_map(c, v, depth);
+    napi_value proto, object_proto = mgr_class(env, MC_OBJECT_PROTO);
+    napi_valuetype pt;
+    napi_get_prototype(env, v, &proto);
+    napi_typeof(env, proto, &pt);
+    bool plain = pt == napi_null;
+    if (!plain && object_proto)
+        napi_strict_equals(env, proto, object_proto, &plain);
+    if (plain)
+        return mv_object(c, v, depth);
+    return conv_fail(c, SHOAL_ETYPE,
+                     "a %s does not travel to the broker (values: null, boolean, number, "
+                     "BigInt, string, Buffer, Array, Tuple, Map, plain object)",
+                     ctor_name(env, v, name, sizeof(name)));
+}
+
+/* The shoal_mv of JS value v, or NULL with c's error set. */
+static shoal_mv *mv_of(conv *c, napi_value v, int depth)
+{
+    if (depth > MV_DEPTH)
+        return conv_fail(c, SHOAL_EINVAL, "%s",
+                         "a value nested deeper than 48 levels (the broker's limit)");
+    napi_valuetype t;
+    napi_typeof(c->env, v, &t);
+    shoal_mv *r = NULL;
+    switch (t) {
+    case napi_undefined:
+    case napi_null:
+        r = shoal_mv_none();
+        break;
+    case napi_boolean: {
+        bool b;
+        napi_get_value_bool(c->env, v, &b);
+        r = shoal_mv_bool(b);
+        break;
+    }
+    case napi_number:
+        r = mv_number(c, v);
+        break;
+    case napi_bigint:
+        return mv_bigint(c, v);
+    case napi_string:
+        return mv_string(c, v);
+    case napi_object:
+        return mv_of_object(c, v, depth);
+    case napi_function:
+        return conv_fail(c, SHOAL_ETYPE, "%s",
+                         "a function does not travel to the broker");
+    case napi_symbol:
+        return conv_fail(c, SHOAL_ETYPE, "%s", "a Symbol does not travel to the broker");
+    default:
+        return conv_fail(c, SHOAL_ETYPE, "%s",
+                         "this value does not travel to the broker");
+    }
+    return r ? r : conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+}
+
+/* The JS value of v (NULL with a pending exception when it cannot be read). */
+static napi_value js_of(napi_env env, const shoal_mv *v);
+
+static napi_value js_new(napi_env env, int which)
+{
+    napi_value cls = mgr_class(env, which), r = NULL;
+    if (cls)
+        napi_new_instance(env, cls, 0, NULL, &r);
+    return r;
+}
+
+static napi_value js_seq(napi_env env, const shoal_mv *v, bool tuple)
+{
+    size_t n = shoal_mv_len(v);
+    napi_value r = tuple ? js_new(env, MC_TUPLE) : NULL;
+    if (!r)
+        napi_create_array_with_length(env, n, &r);
+    for (size_t i = 0; i < n; i++) {
+        napi_value e = js_of(env, shoal_mv_item(v, i));
+        if (!e)
+            return NULL;
+        napi_set_element(env, r, (uint32_t)i, e);
+    }
+    return r;
+}
+
+static napi_value js_map(napi_env env, const shoal_mv *v)
+{
+    napi_value r = js_new(env, MC_MAP), set;
+    if (!r || napi_get_named_property(env, r, "set", &set) != napi_ok)
+        return NULL;
+    for (size_t i = 0, n = shoal_mv_len(v); i < n; i++) {
+        napi_value kv[2] = {js_of(env, shoal_mv_key(v, i)), NULL}, ignored;
+        if (!kv[0] || !(kv[1] = js_of(env, shoal_mv_value(v, i))))
+            return NULL;
+        napi_call_function(env, r, set, 2, kv, &ignored);
+    }
+    return r;
+}
+
+static napi_value js_buffer(napi_env env, const shoal_mv *v)
+{
+    size_t n;
+    const void *p = shoal_mv_as_bytes(v, &n);
+    napi_value r;
+    void *copy;
+    napi_create_buffer_copy(env, n, n ? p : "", &copy, &r);
+    return r;
+}
+
+static napi_value js_of(napi_env env, const shoal_mv *v)
+{
+    napi_value r = NULL;
+    switch (v ? shoal_mv_type(v) : SHOAL_MV_NONE) {
+    case SHOAL_MV_NONE:
+        napi_get_null(env, &r);
+        return r;
+    case SHOAL_MV_BOOL:
+        return boolean(env, shoal_mv_as_bool(v));
+    case SHOAL_MV_INT:
+        return num(env, shoal_mv_as_int(v));
+    case SHOAL_MV_DOUBLE:
+        napi_create_double(env, shoal_mv_as_double(v), &r);
+        return r;
+    case SHOAL_MV_STR:
+        return str(env, shoal_mv_as_str(v));
+    case SHOAL_MV_BYTES:
+        return js_buffer(env, v);
+    case SHOAL_MV_LIST:
+        return js_seq(env, v, false);
+    case SHOAL_MV_TUPLE:
+        return js_seq(env, v, true);
+    case SHOAL_MV_MAP:
+        return js_map(env, v);
+    case SHOAL_MV_PICKLE: {
+        napi_value cls = mgr_class(env, MC_PICKLED), b = js_buffer(env, v);
+        if (cls)
+            napi_new_instance(env, cls, 1, &b, &r);
+        return r;
+    }
+    default: {
+        char what[96];
+        shoal_mv_format(v, what, sizeof(what));
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "the broker holds %s, a schema-typed message, which this client "
+                 "cannot read",
+                 what);
+        napi_throw(env, make_error(env, SHOAL_ETYPE, msg));
+        return NULL;
+    }
+    }
+}
+
+/* mgrSetClasses(Tuple, Double, Pickled, Map, Object.prototype) */
+static napi_value mgr_set_classes(napi_env env, napi_callback_info info)
+{
+    ARGS(MC_N);
+    for (int i = 0; i < MC_N; i++) {
+        if (mgr_classes[i])
+            napi_delete_reference(env, mgr_classes[i]);
+        napi_create_reference(env, argv[i], 1, &mgr_classes[i]);
+    }
+    return undef(env);
+}
+
+static shoal_manager *mgr_of(napi_env env, napi_value v)
+{
+    shoal_manager *m = ptr_of(env, v);
+    if (!m)
+        throw_arg(env, "manager: closed");
+    return m;
+}
+
+/* mgrConnect(address, {connectTimeoutNs, token, root, domain, tlsCa, tlsCert, tlsKey,
+ * tlsServerName}) -> handle. Waits for the connection on the calling thread. */
+static napi_value mgr_connect(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    char *address = dup_str(env, argv[0]);
+    char *s[5] = {0};
+    static const char *const keys[5] = {"token", "tlsCa", "tlsCert", "tlsKey",
+                                        "tlsServerName"};
+    attr_buf a;
+    shoal_manager_config cfg = {0};
+    if (!address)
+        return throw_arg(env, "manager: the address must be a string");
+    if (!is_nullish(env, argv[1])) {
+        napi_value x;
+        for (int i = 0; i < 5; i++)
+            if (napi_get_named_property(env, argv[1], keys[i], &x) == napi_ok &&
+                !is_nullish(env, x))
+                s[i] = dup_str(env, x);
+        if (napi_get_named_property(env, argv[1], "connectTimeoutNs", &x) == napi_ok &&
+            !is_nullish(env, x))
+            cfg.connect_timeout = i64_of(env, x);
+        cfg.attr = attr_of(env, argv[1], &a);
+    }
+    cfg.token = s[0];
+    cfg.tls_ca_file = s[1];
+    cfg.tls_cert_file = s[2];
+    cfg.tls_key_file = s[3];
+    cfg.tls_server_name = s[4];
+    shoal_manager *m = NULL;
+    int rc = shoal_manager_connect(&m, address, &cfg);
+    free(address);
+    for (int i = 0; i < 5; i++)
+        free(s[i]);
+    return rc < 0 ? throw_rc(env, rc) : handle(env, m);
+}
+
+/* mgrClose(handle): ends the session (what was sent has run) and frees it. */
+static napi_value mgr_close(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_manager_close(ptr_of(env, argv[0]));
+    return undef(env);
+}
+
+/* The most arguments (and path keys) of a request: the broker's operations take 3. */
+#define MGR_MAX_ARGS 8
+/* The fixed arguments of mgrCall, mgrSubmit and mgrCallAsync: (handle, name, path|null,
+ * op, timeoutNs, soft), then the operation's arguments. */
+#define MGR_FIXED 6
+
+/* A request's parts, converted from JS (freed by mgr_req_free unless submitted). */
+typedef struct mgr_req {
+    shoal_manager_request r;
+    char name[SHOAL_NAME_MAX + 64], op[32];
+    char *long_name; /* a name longer than name[] holds (malloc'ed), or NULL */
+    shoal_mv *path[MV_DEPTH], *args[MGR_MAX_ARGS];
+} mgr_req;
+
+static void mv_free_all(shoal_mv **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        shoal_mv_free(v[i]);
+}
+
+static void mgr_req_free(mgr_req *q)
+{
+    free(q->long_name);
+    q->long_name = NULL;
+    mv_free_all(q->path, q->r.npath);
+    mv_free_all(q->args, q->r.nargs);
+    q->r.npath = q->r.nargs = 0;
+}
+
+/* The keys of a path (a JS array, or null: none) into v[*n] (at most MV_DEPTH). */
+static bool mv_array(conv *c, napi_value arr, shoal_mv **v, size_t *n)
+{
+    uint32_t len = 0;
+    *n = 0;
+    if (is_nullish(c->env, arr))
+        return true;
+    napi_get_array_length(c->env, arr, &len);
+    if (len > MV_DEPTH) {
+        conv_fail(c, SHOAL_EINVAL, "%s",
+                  "a path of more than 48 keys (the broker's limit)");
+        return false;
+    }
+    for (uint32_t i = 0; i < len; i++) {
+        napi_value e;
+        napi_get_element(c->env, arr, i, &e);
+        if (!(v[i] = mv_of(c, e, 1)))
+            return false;
+        *n = i + 1;
+    }
+    return true;
+}
+
+/* The values vals[n] into v[n] (n <= MGR_MAX_ARGS). */
+static bool mv_list(conv *c, const napi_value *vals, size_t n, shoal_mv **v, size_t *done)
+{
+    *done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(v[i] = mv_of(c, vals[i], 1)))
+            return false;
+        *done = i + 1;
+    }
+    return true;
+}
+
+/* (handle, name, path|null, op, timeoutNs, soft, args...) — argc values — into q;
+ * false with an exception thrown (q freed). */
+static bool mgr_req_of(napi_env env, const napi_value *argv, size_t argc, mgr_req *q)
+{
+    conv c = {env, 0, ""};
+    memset(&q->r, 0, sizeof(q->r));
+    size_t n = 0, nop = 0;
+    q->long_name = NULL;
+    if (napi_get_value_string_utf8(env, argv[1], q->name, sizeof(q->name), &n) !=
+            napi_ok ||
+        napi_get_value_string_utf8(env, argv[3], q->op, sizeof(q->op), &nop) != napi_ok) {
+        throw_arg(env, "manager: the object's name and the operation must be strings");
+        return false;
+    }
+    /* a name perhaps cut short (before a whole character) is read again, whole (the
+     * broker says what is too long) */
+    if (n + 4 >= sizeof(q->name) && !(q->long_name = dup_str(env, argv[1]))) {
+        throw_rc(env, SHOAL_ENOMEM);
+        return false;
+    }
+    q->r.name = q->long_name ? q->long_name : q->name;
+    q->r.op = q->op;
+    q->r.timeout = i64_of(env, argv[4]);
+    q->r.path = q->path;
+    q->r.args = q->args;
+    bool ok = mv_array(&c, argv[2], q->path, &q->r.npath) &&
+              mv_list(&c, argv + MGR_FIXED, argc - MGR_FIXED, q->args, &q->r.nargs);
+    if (!ok) {
+        mgr_req_free(q);
+        char msg[700];
+        snprintf(msg, sizeof(msg), "%s %s: %s", q->name, q->op, c.err);
+        napi_throw(env, make_error(env, c.rc, msg));
+    }
+    return ok;
+}
+
+/* Submits q (its values taken); the id, or a negative code. */
+static int mgr_submit_req(shoal_manager *m, mgr_req *q, uint64_t *id)
+{
+    int rc = shoal_manager_submit(m, &q->r, id);
+    free(q->long_name);
+    q->long_name = NULL;
+    return rc;
+}
+
+/* The JS result of a reply: its value (null when none); the shoal_mv is freed. */
+static napi_value mgr_result(napi_env env, shoal_mv *res)
+{
+    napi_value r = js_of(env, res);
+    shoal_mv_free(res);
+    return r;
+}
+
+/* The arguments of mgrCall, mgrSubmit and mgrCallAsync (the fixed ones, then the
+ * operation's): argc of them in argv. */
+#define MGR_ARGS                                                                         \
+    size_t argc = MGR_FIXED + MGR_MAX_ARGS + 1;                                          \
+    napi_value argv[MGR_FIXED + MGR_MAX_ARGS + 1];                                       \
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);                                \
+    if (argc < MGR_FIXED || argc > MGR_FIXED + MGR_MAX_ARGS)                             \
+        return throw_arg(env, "manager: a request of 0 to 8 arguments");
+
+/* mgrCall(handle, name, path, op, timeoutNs, soft, args...) -> result; throws the
+ * reply's error. soft: returns [rc, result] instead, rc 0 or a negative code (for
+ * waits whose timeout and owner-died are results, not errors). */
+static napi_value mgr_call(napi_env env, napi_callback_info info)
+{
+    MGR_ARGS;
+    shoal_manager *m = mgr_of(env, argv[0]);
+    mgr_req q;
+    if (!m || !mgr_req_of(env, argv, argc, &q))
+        return NULL;
+    bool soft = false;
+    napi_get_value_bool(env, argv[5], &soft);
+    uint64_t id;
+    shoal_mv *res = NULL;
+    int rc = mgr_submit_req(m, &q, &id);
+    if (rc == 0)
+        rc = shoal_manager_wait(m, id, &res);
+    if (!soft)
+        return rc < 0 ? throw_rc(env, rc) : mgr_result(env, res);
+    napi_value pair, value = mgr_result(env, res);
+    if (!value)
+        return NULL;
+    napi_create_array_with_length(env, 2, &pair);
+    napi_set_element(env, pair, 0, num(env, rc));
+    napi_set_element(env, pair, 1, value);
+    if (rc < 0) /* the detail, for the caller's error */
+        napi_set_named_property(env, pair, "detail", str(env, shoal_errdetail()));
+    return pair;
+}
+
+/* mgrSubmit(handle, name, path, op, timeoutNs, soft, args...) -> id (pipelining). */
+static napi_value mgr_submit(napi_env env, napi_callback_info info)
+{
+    MGR_ARGS;
+    shoal_manager *m = mgr_of(env, argv[0]);
+    mgr_req q;
+    if (!m || !mgr_req_of(env, argv, argc, &q))
+        return NULL;
+    uint64_t id;
+    int rc = mgr_submit_req(m, &q, &id);
+    return rc < 0 ? throw_rc(env, rc) : num(env, (int64_t)id);
+}
+
+/* mgrWait(handle, id) -> the result of the submitted request id; throws its error. */
+static napi_value mgr_wait(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    shoal_manager *m = mgr_of(env, argv[0]);
+    if (!m)
+        return NULL;
+    shoal_mv *res = NULL;
+    int rc = shoal_manager_wait(m, u64_of(env, argv[1]), &res);
+    return rc < 0 ? throw_rc(env, rc) : mgr_result(env, res);
+}
+
+/* mgrFlush(handle): writes what submits kept (ipc://, tcp://). */
+static napi_value mgr_flush(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_manager *m = mgr_of(env, argv[0]);
+    int rc = m ? shoal_manager_flush(m) : 0;
+    return !m ? NULL : rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+/* mgrCreate(handle, name, kind, init, typecode|null) -> 1 created, 0 opened. */
+static napi_value mgr_create(napi_env env, napi_callback_info info)
+{
+    ARGS(5);
+    shoal_manager *m = mgr_of(env, argv[0]);
+    char tc[8];
+    conv c = {env, 0, ""};
+    if (!m)
+        return NULL;
+    const char *typecode = str_of(env, argv[4], tc, sizeof(tc));
+    shoal_mv *init = is_nullish(env, argv[3]) ? NULL : mv_of(&c, argv[3], 1);
+    if (c.rc)
+        return napi_throw(env, make_error(env, c.rc, c.err)), NULL;
+    char *n = dup_str(env, argv[1]); /* whole: the broker says what is too long */
+    if (!n)
+        return shoal_mv_free(init), throw_arg(env, "manager: the name must be a string");
+    int rc = shoal_manager_create(m, n, (shoal_manager_kind)i64_of(env, argv[2]), init,
+                                  typecode);
+    free(n);
+    return rc < 0 ? throw_rc(env, rc) : num(env, rc);
+}
+
+/* mgrDelete(handle, name) */
+static napi_value mgr_delete(napi_env env, napi_callback_info info)
+{
+    ARGS(2);
+    shoal_manager *m = mgr_of(env, argv[0]);
+    char *name = m ? dup_str(env, argv[1]) : NULL;
+    if (!name)
+        return m ? throw_arg(env, "manager: the name must be a string") : NULL;
+    int rc = shoal_manager_delete(m, name);
+    free(name);
+    return rc < 0 ? throw_rc(env, rc) : undef(env);
+}
+
+/* mgrViewStats(handle) -> [uses a view (bool), hits, misses] */
+static napi_value mgr_view_stats(napi_env env, napi_callback_info info)
+{
+    ARGS(1);
+    shoal_manager *m = mgr_of(env, argv[0]);
+    uint64_t hits = 0, misses = 0;
+    if (!m)
+        return NULL;
+    int rc = shoal_manager_view_stats(m, &hits, &misses);
+    if (rc < 0)
+        return throw_rc(env, rc);
+    napi_value r;
+    napi_create_array_with_length(env, 3, &r);
+    napi_set_element(env, r, 0, boolean(env, rc == 1));
+    napi_set_element(env, r, 1, num(env, (int64_t)hits));
+    napi_set_element(env, r, 2, num(env, (int64_t)misses));
+    return r;
+}
+
+/* A call run on libuv's thread pool (see the top of this section). */
+typedef struct mgr_job {
+    shoal_manager *m;
+    mgr_req q;
+    int rc;
+    shoal_mv *res;
+    char detail[1024];
+    napi_deferred deferred;
+    napi_async_work work;
+} mgr_job;
+
+static void mgr_job_execute(napi_env env, void *data)
+{
+    (void)env;
+    mgr_job *j = data;
+    uint64_t id;
+    j->rc = mgr_submit_req(j->m, &j->q, &id);
+    if (j->rc == 0)
+        j->rc = shoal_manager_wait(j->m, id, &j->res);
+    if (j->rc < 0)
+        snprintf(j->detail, sizeof(j->detail), "%s", shoal_errdetail());
+    shoal_manager_leave(j->m); /* from here on a close may free m */
+}
+
+/* Resolves [rc, result] (rc 0 or a negative code: the caller decides what is an
+ * error; the detail in .detail). */
+static void mgr_job_complete(napi_env env, napi_status status, void *data)
+{
+    mgr_job *j = data;
+    napi_value pair, value = NULL, exc;
+    if (status == napi_ok)
+        value = mgr_result(env, j->res);
+    else
+        shoal_mv_free(j->res);
+    if (!value) {
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (pending)
+            napi_get_and_clear_last_exception(env, &exc);
+        else
+            exc = make_error(env, SHOAL_ESYS, "manager: the call was cancelled");
+        napi_reject_deferred(env, j->deferred, exc);
+    } else {
+        napi_create_array_with_length(env, 2, &pair);
+        napi_set_element(env, pair, 0, num(env, j->rc));
+        napi_set_element(env, pair, 1, value);
+        napi_set_named_property(env, pair, "detail", str(env, j->detail));
+        napi_resolve_deferred(env, j->deferred, pair);
+    }
+    napi_delete_async_work(env, j->work);
+    free(j);
+}
+
+/* mgrCallAsync(handle, name, path, op, timeoutNs, soft, args...) -> Promise of
+ * [rc, result] (soft is ignored: the caller decides). */
+static napi_value mgr_call_async(napi_env env, napi_callback_info info)
+{
+    MGR_ARGS;
+    shoal_manager *m = mgr_of(env, argv[0]);
+    if (!m)
+        return NULL;
+    mgr_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return throw_rc(env, SHOAL_ENOMEM);
+    if (!mgr_req_of(env, argv, argc, &j->q)) {
+        free(j);
+        return NULL;
+    }
+    int rc = shoal_manager_enter(m);
+    if (rc < 0) {
+        mgr_req_free(&j->q);
+        free(j);
+        return throw_rc(env, rc);
+    }
+    j->m = m;
+    napi_value promise, name;
+    napi_create_promise(env, &j->deferred, &promise);
+    napi_create_string_utf8(env, "shoal.manager", NAPI_AUTO_LENGTH, &name);
+    napi_create_async_work(env, NULL, name, mgr_job_execute, mgr_job_complete, j,
+                           &j->work);
+    napi_queue_async_work(env, j->work);
+    return promise;
+}
+
 /* ---- misc -------------------------------------------------------------------------- */
 
 static napi_value set_error_class(napi_env env, napi_callback_info info)
@@ -1927,6 +2713,17 @@ static napi_value init(napi_env env, napi_value exports)
         FN("pbTable", pb_table),
         FN("pbEncode", pb_encode),
         FN("pbDecode", pb_decode),
+        FN("mgrSetClasses", mgr_set_classes),
+        FN("mgrConnect", mgr_connect),
+        FN("mgrClose", mgr_close),
+        FN("mgrCreate", mgr_create),
+        FN("mgrDelete", mgr_delete),
+        FN("mgrCall", mgr_call),
+        FN("mgrCallAsync", mgr_call_async),
+        FN("mgrSubmit", mgr_submit),
+        FN("mgrWait", mgr_wait),
+        FN("mgrFlush", mgr_flush),
+        FN("mgrViewStats", mgr_view_stats),
     };
     napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
     return exports;

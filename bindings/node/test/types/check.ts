@@ -48,6 +48,34 @@ async function use(): Promise<void> {
   }
   void [size, hash, n, k, got, b, r, ab];
 }
+
+async function useManager(): Promise<void> {
+  const m = shoal.Manager.connect('shm://mgr', { connectTimeout: 500 });
+  const d = m.dict({ a: 1 }, { name: 'scores' });
+  d.set('t', shoal.Tuple.of<shoal.ManagerValue>(1, 'x'));
+  const t: shoal.Tuple<number> = shoal.Tuple.of(1, 2);
+  d.set('m', new Map<shoal.ManagerValue, shoal.ManagerValue>([[1, new shoal.Double(2)]]));
+  const hits: number | bigint = d.increment('hits');
+  const ok: boolean = d.compareAndSet('a', 1, 2);
+  d.listAt('l').append(Uint8Array.of(1));
+  for (const [key, value] of d) void [key, value];
+  const q = m.Queue(10);
+  await q.put({ job: 1 }, 100);
+  const item: unknown = q.getSync(100);
+  const l = m.Lock();
+  if (await l.acquire(100)) l.release();
+  const ev = m.Event();
+  const set: boolean = await ev.wait(10);
+  const idx: number = m.Barrier(1).waitSync();
+  const p = m.pipeline();
+  p.call(d, 'set', 'k', 1);
+  const results: any[] = p.collect();
+  const st: { view: boolean; hits: number; misses: number } = m.viewStats();
+  const proxy: shoal.manager.BaseProxy = m.open('scores');
+  m.close();
+  void [t, hits, ok, item, set, idx, results, st, proxy];
+}
+void useManager;
 void use;
 
 async function useRpc(): Promise<void> {
