@@ -1999,27 +1999,6 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
     broker_run(b, s, sid, buf, len, 0);
 }
 
-/* The id of a request that did not decode (too deep, too many values, malformed):
- * its top-level id field (Request.id, 1), or 0 when even that does not read. So the
- * refusal reaches the client waiting for that id, which would wait for ever for a
- * reply with id 0. */
-static uint64_t undecoded_id(const void *buf, size_t len)
-{
-    const uint8_t *p = buf, *end = p + len;
-    while (p < end) {
-        uint32_t number;
-        int wt;
-        uint64_t value;
-        const uint8_t *sub;
-        size_t sub_len;
-        if (shoal__pb_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
-            return 0;
-        if (number == 1 && wt == 0)
-            return value;
-    }
-    return 0;
-}
-
 int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                size_t len, int defer)
 {
@@ -2032,8 +2011,9 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
     b->requests++;
     if (!req) {
         b->bad_requests++;
-        pend(b, s, undecoded_id(buf, len), SHOAL_EINVALID_DATA, NULL,
-             false); /* detail: shoal__bv_unpack */
+        /* Refused with the request's id if it reads (else 0), so the refusal reaches
+         * the client waiting for that id. Detail: shoal__bv_unpack's. */
+        pend(b, s, shoal__pb_varint_of(buf, len, 1), SHOAL_EINVALID_DATA, NULL, false);
     } else if (b->store_failed) {
         pend(b, s, req->id,
              shoal__err(SHOAL_ESYS,

@@ -332,5 +332,9 @@ uint32_t shoal__cond_waiters(shoal_cond *cond);
  * (groups and unknown wire types included). */
 int shoal__pb_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int *wt,
                     uint64_t *value, const uint8_t **sub, size_t *sub_len);
+/* The value of the first varint field `number` of the encoded message buf (a Request's
+ * or Reply's id: field 1), or 0 when it is absent or the bytes before it do not
+ * decode. */
+uint64_t shoal__pb_varint_of(const void *buf, size_t len, uint32_t number);
 
 #endif

@@ -625,19 +625,7 @@ int shoal_manager_flush(shoal_manager *m)
 /* The id field of an encoded Reply or Request (0 when absent or undecodable). */
 static uint64_t reply_id(const void *buf, size_t len)
 {
-    const uint8_t *p = buf, *end = p + len;
-    while (p < end) {
-        uint32_t number;
-        int wt;
-        uint64_t value;
-        const uint8_t *sub;
-        size_t sub_len;
-        if (shoal__pb_field(&p, end, &number, &wt, &value, &sub, &sub_len) < 0)
-            return 0;
-        if (number == 1 && wt == 0)
-            return value;
-    }
-    return 0;
+    return shoal__pb_varint_of(buf, len, 1);
 }
 
 static struct arrived *take_arrived(shoal_manager *m, uint64_t id)

@@ -701,3 +701,16 @@ int shoal__pb_field(const uint8_t **p, const uint8_t *end, uint32_t *number, int
     *p = in.p;
     return 0;
 }
+
+uint64_t shoal__pb_varint_of(const void *buf, size_t len, uint32_t number)
+{
+    pb_in in = {buf, (const uint8_t *)buf + len};
+    pb_field f;
+    while (in.p < in.end) {
+        if (!pb_get_field(&in, &f))
+            return 0;
+        if (f.number == number && f.wt == WT_VARINT)
+            return f.value;
+    }
+    return 0;
+}
