@@ -149,6 +149,18 @@ shoal_mv *shoal_mv_bytes(const void *p, size_t len)
     return (shoal_mv *)shoal__bv_bytes(BV_BYTES, p, len);
 }
 
+shoal_mv *shoal_mv_message(const char *type, const void *p, size_t len)
+{
+    if (!type || !*type || (!p && len))
+        return NULL;
+    return (shoal_mv *)shoal__bv_message(type, p, len);
+}
+
+shoal_mv *shoal_mv_pickle(const void *p, size_t len)
+{
+    return !p && len ? NULL : (shoal_mv *)shoal__bv_bytes(BV_PICKLE, p, len);
+}
+
 shoal_mv *shoal_mv_list(void)
 {
     return (shoal_mv *)shoal__bv_seq(BV_LIST);
@@ -245,9 +257,17 @@ const void *shoal_mv_as_bytes(const shoal_mv *v, size_t *len)
     const ProtobufCBinaryData *b = !v                               ? NULL
                                    : CMV(v)->kind_case == BV_BYTES  ? &CMV(v)->bytes
                                    : CMV(v)->kind_case == BV_PICKLE ? &CMV(v)->pickle
-                                                                    : NULL;
+                                   : CMV(v)->kind_case == BV_MSG ? &CMV(v)->message->data
+                                                                 : NULL;
     *len = b ? b->len : 0;
     return b ? b->data : NULL;
+}
+
+const char *shoal_mv_message_type(const shoal_mv *v)
+{
+    return v && CMV(v)->kind_case == BV_MSG && CMV(v)->message->type
+               ? CMV(v)->message->type
+               : "";
 }
 
 size_t shoal_mv_len(const shoal_mv *v)

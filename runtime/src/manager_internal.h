@@ -41,8 +41,9 @@ bv *shoal__bv_int(int64_t i);
 bv *shoal__bv_double(double d);
 bv *shoal__bv_str(const char *s, size_t len);
 bv *shoal__bv_bytes(int kind, const void *p, size_t len); /* BV_BYTES or BV_PICKLE */
-bv *shoal__bv_seq(int kind);                              /* empty BV_LIST / BV_TUPLE */
-bv *shoal__bv_map(void);                                  /* empty BV_MAP */
+bv *shoal__bv_message(const char *type, const void *p, size_t len); /* copies both */
+bv *shoal__bv_seq(int kind); /* empty BV_LIST / BV_TUPLE */
+bv *shoal__bv_map(void);     /* empty BV_MAP */
 /* Appends v (taken over) to a list or tuple; inserts it at index i (0..n). 0 or -1. */
 int shoal__bv_seq_insert(bv *seq, size_t i, bv *v);
 /* Removes item i of a list and returns it (the caller frees it). */

@@ -136,6 +136,18 @@ bv *shoal__bv_bytes(int kind, const void *p, size_t len)
     return v;
 }
 
+bv *shoal__bv_message(const char *type, const void *p, size_t len)
+{
+    Shoal__Broker__Typed t = SHOAL__BROKER__TYPED__INIT;
+    t.type = (char *)type;
+    t.data = (ProtobufCBinaryData){len, (uint8_t *)p};
+    bv src;
+    shoal__broker__value__init(&src);
+    src.kind_case = BV_MSG;
+    src.message = &t;
+    return shoal__bv_clone(&src);
+}
+
 bv *shoal__bv_seq(int kind)
 {
     bv *v = bv_new(kind);

@@ -73,6 +73,14 @@ SHOAL_API shoal_mv *shoal_mv_bytes(const void *p, size_t len);
 SHOAL_API shoal_mv *shoal_mv_list(void);
 SHOAL_API shoal_mv *shoal_mv_tuple(void);
 SHOAL_API shoal_mv *shoal_mv_map(void);
+/* A schema-typed message (broker.proto's Typed): its full type name — "shop.Order",
+ * or "shoal.broker.Ref", the Python client's reference to another proxy — and its
+ * protobuf bytes, both copied. NULL when type is NULL or empty, or out of memory. */
+SHOAL_API shoal_mv *shoal_mv_message(const char *type, const void *p, size_t len);
+/* An opted-in Python pickle: bytes the broker stores and never interprets, which only a
+ * Python client unpickles (a C client passes them on unchanged). NULL when out of
+ * memory. */
+SHOAL_API shoal_mv *shoal_mv_pickle(const void *p, size_t len);
 /* Appends item (taken) to a list or tuple. Returns 0, SHOAL_EINVAL or SHOAL_ENOMEM. */
 SHOAL_API int shoal_mv_append(shoal_mv *seq, shoal_mv *item);
 /* Sets map[key] = value (both taken). Returns 0, SHOAL_EINVAL (not a map, or a key
@@ -92,6 +100,9 @@ SHOAL_API int64_t shoal_mv_as_int(const shoal_mv *v);
 SHOAL_API double shoal_mv_as_double(const shoal_mv *v);
 SHOAL_API const char *shoal_mv_as_str(const shoal_mv *v);
 SHOAL_API const void *shoal_mv_as_bytes(const shoal_mv *v, size_t *len);
+/* A message's type name ("" for any other value); its bytes are shoal_mv_as_bytes's,
+ * as are a pickle's. */
+SHOAL_API const char *shoal_mv_message_type(const shoal_mv *v);
 SHOAL_API size_t shoal_mv_len(const shoal_mv *v);
 SHOAL_API const shoal_mv *shoal_mv_item(const shoal_mv *v, size_t i);
 SHOAL_API const shoal_mv *shoal_mv_key(const shoal_mv *v, size_t i);

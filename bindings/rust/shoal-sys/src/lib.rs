@@ -781,6 +781,8 @@ extern "C" {
     pub fn shoal_mv_double(d: f64) -> *mut shoal_mv;
     pub fn shoal_mv_str(s: *const c_char) -> *mut shoal_mv;
     pub fn shoal_mv_bytes(p: *const c_void, len: usize) -> *mut shoal_mv;
+    pub fn shoal_mv_message(type_: *const c_char, p: *const c_void, len: usize) -> *mut shoal_mv;
+    pub fn shoal_mv_pickle(p: *const c_void, len: usize) -> *mut shoal_mv;
     pub fn shoal_mv_list() -> *mut shoal_mv;
     pub fn shoal_mv_tuple() -> *mut shoal_mv;
     pub fn shoal_mv_map() -> *mut shoal_mv;
@@ -794,6 +796,7 @@ extern "C" {
     pub fn shoal_mv_as_double(v: *const shoal_mv) -> f64;
     pub fn shoal_mv_as_str(v: *const shoal_mv) -> *const c_char;
     pub fn shoal_mv_as_bytes(v: *const shoal_mv, len: *mut usize) -> *const c_void;
+    pub fn shoal_mv_message_type(v: *const shoal_mv) -> *const c_char;
     pub fn shoal_mv_len(v: *const shoal_mv) -> usize;
     pub fn shoal_mv_item(v: *const shoal_mv, i: usize) -> *const shoal_mv;
     pub fn shoal_mv_key(v: *const shoal_mv, i: usize) -> *const shoal_mv;

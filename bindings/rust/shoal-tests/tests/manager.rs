@@ -477,7 +477,13 @@ fn every_value_kind_round_trips() {
     // What cannot travel.
     assert_eq!(kind_of(d.set(MValue::list([1]), 1)), ErrorKind::Inval);
     assert_eq!(kind_of(d.set("nul\0", 1)), ErrorKind::Inval);
-    assert_eq!(kind_of(d.set(1, MValue::Pickle(vec![1]))), ErrorKind::Inval);
+    assert_eq!(kind_of(d.set(1, MValue::Message { type_name: "a\0b".into(), data: vec![] })), ErrorKind::Inval);
+    // What travels as it is: a pickle's bytes, a message's type and bytes.
+    let msg = MValue::Message { type_name: "shop.Order".into(), data: vec![0x0a, 0x01, b'x'] };
+    for v in [MValue::Pickle(vec![0x80, 0x05, 0x4b, 0x2a, 0x2e]), msg] {
+        d.set("opaque", v.clone()).unwrap();
+        assert_eq!(d.get("opaque").unwrap(), v);
+    }
 }
 
 // ---- errors -------------------------------------------------------------------------
@@ -725,10 +731,12 @@ fn python(code: &str, address: &str) -> Option<std::process::Output> {
 
 const PY_WRITE: &str = r#"
 import sys, shoal
-m = shoal.Manager(sys.argv[1])
+m = shoal.Manager(sys.argv[1], pickle=True)
 d = m.dict(name="xd")
 d["nested"] = {"l": [1, 2.5, b"\x00\xff", None, "s"], "m": {(1, "t"): True}}
 d["pi"] = 3.25
+d["ref"] = m.list([7, 8], name="xl")
+d["pickled"] = frozenset({1, 2})
 m.Value("i", 42, name="xv")
 m.Queue(name="xq").put({"msg": [b"bytes", -7]})
 m.shutdown()
@@ -736,8 +744,11 @@ m.shutdown()
 
 const PY_CHECK: &str = r#"
 import sys, shoal
-m = shoal.Manager(sys.argv[1])
+m = shoal.Manager(sys.argv[1], pickle=True)
 d = m.dict(name="xd")
+d["copy_of_ref"].append(9)
+assert m.list(name="xl")[:] == [7, 8, 9], m.list(name="xl")[:]
+assert d["copy_of_pickled"] == frozenset({1, 2}), d["copy_of_pickled"]
 assert d["from_rust"] == {"k": [1, 2.5, b"\x01\x02", None, ("a", 2)]}, d["from_rust"]
 assert d["nested"]["l"][:] == [1, 2.5, b"\x00\xff", None, "s", "rust"], d["nested"]["l"][:]
 assert m.Value("i", 0, name="xv").value == 43
@@ -774,6 +785,22 @@ fn with_python() {
         q.get(SEC).unwrap(),
         MValue::map([("msg", MValue::list([MValue::Bytes(b"bytes".to_vec()), (-7).into()]))])
     );
+    // A proxy stored in the dict is a reference message; a pickle is bytes: both are
+    // passed on unchanged, and Python reads them as it wrote them.
+    let r = d.get("ref").unwrap();
+    match &r {
+        MValue::Message { type_name, data } => {
+            assert_eq!(type_name, "shoal.broker.Ref");
+            assert!(data.ends_with(b":xl"), "{data:?}");
+        }
+        other => panic!("a reference read as {other:?}"),
+    }
+    d.set("copy_of_ref", r).unwrap();
+    let p = d.get("pickled").unwrap();
+    assert!(matches!(&p, MValue::Pickle(b) if !b.is_empty()), "{p:?}");
+    d.set("copy_of_pickled", p).unwrap();
+    let bad = MValue::Message { type_name: String::new(), data: vec![1] };
+    assert_eq!(kind_of(d.set("bad", bad)), ErrorKind::Inval);
     // Writes back.
     d.set(
         "from_rust",

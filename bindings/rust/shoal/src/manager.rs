@@ -14,8 +14,9 @@
 //! them), so what a Python or C client stored reads back here as it was. Each call
 //! converts its arguments into the C client's `shoal_mv` trees (handed over to the C
 //! call, which frees them) and the result back into an `MValue` (freeing the tree).
-//! Pickled Python objects and schema-typed messages read back as
-//! [`MValue::Pickle`] and [`MValue::Message`] but cannot be sent from here.
+//! Pickled Python objects and schema-typed messages (a Python proxy stored inside a
+//! container is a `shoal.broker.Ref` message) read back as [`MValue::Pickle`] and
+//! [`MValue::Message`] and are sent back unchanged.
 //!
 //! Proxies: [`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`],
 //! [`ArrayProxy`], [`QueueProxy`], [`JoinableQueueProxy`], [`LockProxy`] (Lock, RLock
@@ -106,11 +107,16 @@ pub enum MValue {
     Tuple(Vec<MValue>),
     /// A map, in the broker's order; keys are scalars or tuples of scalars.
     Map(Vec<(MValue, MValue)>),
-    /// Pickled Python object bytes (read only: a Rust client cannot send one).
+    /// Pickled Python object bytes: stored and passed on, unpickled only by Python.
     Pickle(Vec<u8>),
-    /// A schema-typed message or a reference to another object, as Python's repr
-    /// shows it (read only).
-    Message(String),
+    /// A schema-typed message: its full type name and protobuf bytes
+    /// (`shoal.broker.Ref`: the Python client's reference to another object).
+    Message {
+        /// The message's full type name, e.g. "shop.Order".
+        type_name: String,
+        /// Its protobuf encoding.
+        data: Vec<u8>,
+    },
 }
 
 impl MValue {
@@ -327,7 +333,7 @@ impl Raw {
 }
 
 /// The `shoal_mv` tree of v (`Inval`: a string with a NUL byte, a map key that is not
-/// a scalar or a tuple of scalars, a Pickle or Message).
+/// a scalar or a tuple of scalars, a message type name empty or with a NUL byte).
 fn to_raw(v: &MValue) -> Result<Raw> {
     // SAFETY: every constructor returns a fresh tree or NULL; the pointers passed
     // are valid for the calls; append and put take their item whatever they return.
@@ -374,10 +380,16 @@ fn to_raw(v: &MValue) -> Result<Raw> {
                 }
                 Ok(map)
             }
-            MValue::Pickle(_) | MValue::Message(_) => Err(Error::new(
-                ErrorKind::Inval,
-                "a pickle or message value cannot be sent from Rust".to_string(),
-            )),
+            MValue::Pickle(b) => Raw::new(sys::shoal_mv_pickle(b.as_ptr().cast(), b.len())),
+            MValue::Message { type_name, data } => {
+                let t = CString::new(type_name.as_str())
+                    .ok()
+                    .filter(|t| !t.as_bytes().is_empty())
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::Inval, format!("message type name {type_name:?}: empty or with a NUL byte"))
+                    })?;
+                Raw::new(sys::shoal_mv_message(t.as_ptr(), data.as_ptr().cast(), data.len()))
+            }
         }
     }
 }
@@ -413,13 +425,10 @@ unsafe fn from_raw(p: *const sys::shoal_mv) -> MValue {
                 .map(|i| (from_raw(sys::shoal_mv_key(p, i)), from_raw(sys::shoal_mv_value(p, i))))
                 .collect(),
         ),
-        sys::SHOAL_MV_MESSAGE => {
-            let n = sys::shoal_mv_format(p, ptr::null_mut(), 0);
-            let mut buf = vec![0u8; n + 1];
-            sys::shoal_mv_format(p, buf.as_mut_ptr().cast::<c_char>(), buf.len());
-            buf.truncate(n);
-            MValue::Message(String::from_utf8_lossy(&buf).into_owned())
-        }
+        sys::SHOAL_MV_MESSAGE => MValue::Message {
+            type_name: CStr::from_ptr(sys::shoal_mv_message_type(p)).to_string_lossy().into_owned(),
+            data: bytes(p),
+        },
         _ => MValue::None,
     }
 }
