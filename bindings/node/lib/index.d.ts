@@ -301,9 +301,17 @@ export class Double {
   constructor(value: number);
   readonly value: number;
 }
-/** A value Python stored pickled: its bytes. */
+/** A value Python stored pickled: its bytes (sent back as they are). */
 export class Pickled {
+  constructor(bytes: Uint8Array);
   readonly bytes: Uint8Array;
+}
+/** A schema-typed message: its full type name and protobuf bytes (a proxy Python stored
+ * inside a container is one, of type 'shoal.broker.Ref'); sent back as it is. */
+export class Message {
+  constructor(type: string, data: Uint8Array);
+  readonly type: string;
+  readonly data: Uint8Array;
 }
 /** What the broker's values are, as JS sends them (reads give null for None, Buffer for
  * bytes, Map for maps, a BigInt for an int outside ±2^53). */
@@ -319,6 +327,7 @@ export type ManagerValue =
   | ArrayBuffer
   | Double
   | Pickled
+  | Message
   | ManagerValue[]
   | Map<ManagerValue, ManagerValue>
   | { [key: string]: ManagerValue };

@@ -55,5 +55,6 @@ module.exports = {
   Tuple: manager.Tuple,
   Double: manager.Double,
   Pickled: manager.Pickled,
+  Message: manager.Message,
   manager,
 };

@@ -37,8 +37,10 @@
 //   Tuple (an Array subclass) <-> tuple (tuple keys of Python dicts read as Tuples)
 //   Map, plain object        -> map (keys: scalars or Tuples of scalars; a plain object's
 //                               are strings); maps read as Map
-//   Python's pickled values read as Pickled (their bytes); schema-typed messages
-//   (a proxy stored inside a container by Python) cannot be read: ETYPE
+//   Pickled                  <-> Python's pickled values (their bytes, never unpickled)
+//   Message                  <-> a schema-typed message: its type name and protobuf
+//                               bytes (a proxy stored inside a container by Python is
+//                               one, of type 'shoal.broker.Ref'); both go back as read
 // Anything else (a function, a Symbol, a Date, a class instance) is refused with ETYPE
 // before anything is sent.
 
@@ -62,7 +64,15 @@ class Pickled {
   }
 }
 
-native.mgrSetClasses(Tuple, Double, Pickled, Map, Object.prototype);
+/** A schema-typed message: its full type name and its protobuf bytes. */
+class Message {
+  constructor(type, data) {
+    this.type = type;
+    this.data = data;
+  }
+}
+
+native.mgrSetClasses(Tuple, Double, Pickled, Message, Map, Object.prototype);
 
 /** broker.proto's Kind. */
 const KIND = {
@@ -742,7 +752,7 @@ const PROXIES = {
 };
 
 module.exports = {
-  Manager, Pipeline, Tuple, Double, Pickled, MANAGER_KIND: KIND,
+  Manager, Pipeline, Tuple, Double, Pickled, Message, MANAGER_KIND: KIND,
   DictProxy, ListProxy, NamespaceProxy, ValueProxy, ArrayProxy, QueueProxy, JoinableQueueProxy,
   LockProxy, ConditionProxy, SemaphoreProxy, EventProxy, BarrierProxy,
 };

@@ -1866,9 +1866,9 @@ static napi_value cond_wait(napi_env env, napi_callback_info info)
 
 #define MV_DEPTH 48 /* broker.proto's nesting limit (docs/broker.md, "Values") */
 
-/* The JS classes and helpers of lib/manager.js: Tuple, Double, Pickled, Map and
+/* The JS classes and helpers of lib/manager.js: Tuple, Double, Pickled, Message, Map and
  * Object.prototype. */
-enum { MC_TUPLE, MC_DOUBLE, MC_PICKLED, MC_MAP, MC_OBJECT_PROTO, MC_N };
+enum { MC_TUPLE, MC_DOUBLE, MC_PICKLED, MC_MESSAGE, MC_MAP, MC_OBJECT_PROTO, MC_N };
 static napi_ref mgr_classes[MC_N];
 
 /* A conversion: its first error (code and text). */
@@ -2064,6 +2064,31 @@ static shoal_mv *mv_bytes_of(conv *c, napi_value v, bool *handled)
     return NULL;
 }
 
+/* A Pickled (its bytes) or a Message (its type name and bytes), passed on as read. */
+static shoal_mv *mv_opaque(conv *c, napi_value v, bool message)
+{
+    napi_value b, t;
+    void *data = NULL;
+    size_t len = 0, tlen = 0;
+    char type[256];
+    const char *what = message ? "a Message" : "a Pickled";
+    if (napi_get_named_property(c->env, v, message ? "data" : "bytes", &b) != napi_ok ||
+        !bytes_of(c->env, b, &data, &len))
+        return conv_fail(c, SHOAL_ETYPE, "%s whose bytes are not a Buffer", what);
+    if (!message) {
+        shoal_mv *r = shoal_mv_pickle(data, len);
+        return r ? r : conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+    }
+    if (napi_get_named_property(c->env, v, "type", &t) != napi_ok ||
+        napi_get_value_string_utf8(c->env, t, type, sizeof(type), &tlen) != napi_ok ||
+        tlen == 0 || tlen >= sizeof(type) - 1 || strlen(type) != tlen)
+        return conv_fail(c, SHOAL_ETYPE, "%s",
+                         "a Message whose type is not a name (a string of 1 to 254 "
+                         "characters, no NUL)");
+    shoal_mv *r = shoal_mv_message(type, data, len);
+    return r ? r : conv_fail(c, SHOAL_ENOMEM, "%s", "out of memory");
+}
+
 static shoal_mv *mv_of_object(conv *c, napi_value v, int depth)
 {
     napi_env env = c->env;
@@ -2086,6 +2111,8 @@ static shoal_mv *mv_of_object(conv *c, napi_value v, int depth)
     }
     if (is_instance(env, v, MC_MAP))
         return mv_map(c, v, depth);
+    if (is_instance(env, v, MC_PICKLED) || is_instance(env, v, MC_MESSAGE))
+        return mv_opaque(c, v, is_instance(env, v, MC_MESSAGE));
     napi_value proto, object_proto = mgr_class(env, MC_OBJECT_PROTO);
     napi_valuetype pt;
     napi_get_prototype(env, v, &proto);
@@ -2222,21 +2249,22 @@ static napi_value js_of(napi_env env, const shoal_mv *v)
             napi_new_instance(env, cls, 1, &b, &r);
         return r;
     }
-    default: {
-        char what[96];
-        shoal_mv_format(v, what, sizeof(what));
-        char msg[256];
-        snprintf(msg, sizeof(msg),
-                 "the broker holds %s, a schema-typed message, which this client "
-                 "cannot read",
-                 what);
-        napi_throw(env, make_error(env, SHOAL_ETYPE, msg));
-        return NULL;
+    case SHOAL_MV_MESSAGE: {
+        napi_value cls = mgr_class(env, MC_MESSAGE);
+        napi_value args[2] = {str(env, shoal_mv_message_type(v)), js_buffer(env, v)};
+        if (cls)
+            napi_new_instance(env, cls, 2, args, &r);
+        return r;
     }
+    default:
+        napi_throw(env, make_error(env, SHOAL_ETYPE,
+                                   "a value of a kind this client "
+                                   "does not know"));
+        return NULL;
     }
 }
 
-/* mgrSetClasses(Tuple, Double, Pickled, Map, Object.prototype) */
+/* mgrSetClasses(Tuple, Double, Pickled, Message, Map, Object.prototype) */
 static napi_value mgr_set_classes(napi_env env, napi_callback_info info)
 {
     ARGS(MC_N);

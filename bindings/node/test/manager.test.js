@@ -11,7 +11,7 @@ const { spawn, spawnSync } = require('child_process');
 const shoal = require('..');
 const { root } = require('./util');
 
-const { Manager, Tuple, Double } = shoal;
+const { Manager, Tuple, Double, Pickled, Message } = shoal;
 const code = (c) => (e) => e instanceof shoal.ShoalError && e.code === c;
 const cli = process.env.SHOAL_CLI;
 const env = { ...process.env, SHOAL_ROOT: root, SHOAL_DOMAIN: 'node' };
@@ -449,7 +449,7 @@ test('cross-language: Python writes, Node reads and writes back, Python checks',
     PYTHONDONTWRITEBYTECODE: '1',
   };
   const run = (src) => {
-    const r = spawnSync(python, ['-c', `import shoal\nm = shoal.Manager(address='shm://${brokerName}')\n${src}\nm.shutdown()\n`],
+    const r = spawnSync(python, ['-c', `import shoal\nm = shoal.Manager(address='shm://${brokerName}', pickle=True)\n${src}\nm.shutdown()\n`],
       { env: pyEnv, encoding: 'utf8', timeout: 120000 });
     assert.strictEqual(r.status, 0, `python failed:\n${r.stdout}${r.stderr}`);
     return r.stdout;
@@ -461,6 +461,8 @@ d['big'] = 2 ** 60
 v = m.Value('i', 41, name='xl.v')
 q = m.Queue(name='xl.q')
 q.put({'msg': 'hi', 'n': [True, 0.5]})
+d['ref'] = m.list([7, 8], name='xl.l')
+d['pickled'] = frozenset({1, 2})
 `);
   const d = m.open('xl');
   const nested = d.get('nested');
@@ -475,6 +477,18 @@ q.put({'msg': 'hi', 'n': [True, 0.5]})
   assert.strictEqual(v.get(), 41);
   const q = m.open('xl.q');
   assert.deepStrictEqual(q.getSync(1000), new Map([['msg', 'hi'], ['n', [true, 0.5]]]));
+  // A proxy Python stored is a reference message, a pickle its bytes: both go back
+  // as read, and Python finds its list and its set again.
+  const ref = d.get('ref');
+  assert.ok(ref instanceof Message, `${ref}`);
+  assert.strictEqual(ref.type, 'shoal.broker.Ref');
+  assert.ok(ref.data.toString().endsWith(':xl.l'), ref.data.toString());
+  d.set('copyOfRef', ref);
+  const pickled = d.get('pickled');
+  assert.ok(pickled instanceof Pickled && pickled.bytes.length > 0);
+  d.set('copyOfPickled', pickled);
+  assert.throws(() => d.set('bad', new Message('', Buffer.alloc(1))), { code: 'ETYPE' });
+  assert.throws(() => d.set('bad', new Message('a.B', 'not bytes')), { code: 'ETYPE' });
   // Node writes back
   d.set('fromNode', [new Double(1), 'ü', Buffer.from('raw'), Tuple.of(1, 'a'), new Map([[2, null]]), 2n ** 62n, -7]);
   d.dictAt('nested').listAt('l').append('node');
@@ -488,12 +502,15 @@ assert x == [1.0, 'ü', b'raw', (1, 'a'), {2: None}, 2 ** 62, -7], x
 assert type(x[0]) is float and type(x[3]) is tuple and type(x[6]) is int, [type(i) for i in x]
 assert got['nested']['l'][-1] == 'node', got['nested']
 assert m.Value('i', 0, name='xl.v').value == 42
+d['copyOfRef'].append(9)
+assert m.list(name='xl.l')[:] == [7, 8, 9], m.list(name='xl.l')[:]
+assert d['copyOfPickled'] == frozenset({1, 2}), d['copyOfPickled']
 r = m.Queue(name='xl.q').get(timeout=5)
 assert r == ('reply', {'ok': True}), r
 print('python ok')
 `);
   assert.match(out, /python ok/);
-  for (const n of ['xl', 'xl.v', 'xl.q']) m.delete(n);
+  for (const n of ['xl', 'xl.v', 'xl.q', 'xl.l']) m.delete(n);
 });
 
 test('the broker SIGKILLed during calls: errors, no hang', async () => {
