@@ -18,6 +18,7 @@ import tempfile
 import time
 import unittest
 
+import manager_case
 import shoal
 from shoal import errors
 
@@ -58,15 +59,7 @@ def _watch_and_stop(address, name, fd):
     os.kill(os.getpid(), signal.SIGSTOP)
 
 
-class WatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.m = shoal.Manager()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.m.shutdown()
-
+class WatchTest(manager_case.ManagerCase):
     def test_object_watch(self):
         d = self.m.dict(a=1)
         with d.watch() as w:
