@@ -54,9 +54,9 @@
  * only once the broker's loop serves it, and the broker publishes its view before
  * its loop runs, so a connection to a broker that has one finds it. shoal_manager_submit
  * (and so shoal_manager_call) of a pure operation (SHOAL_VIEW_PURE_OPS, manager_view.h),
- * and shoal_manager_call_raw of a
- * request whose op is one, look the request up there first: a hit is the broker's current
- * reply, filed under the request's id as if it had arrived — nothing is sent. The
+ * and shoal_manager_call_raw of a request whose op is one, look the request up there
+ * first: a hit is the broker's current reply, filed under the request's id as if it
+ * had arrived — nothing is sent. The
  * view is consulted only while `inflight`, the requests sent on m whose replies have
  * not arrived (counted before each send, by every send path, and down as each reply
  * is filed), is 0: a request of m's own still in flight (a pipelined set) might not

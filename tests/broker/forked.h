@@ -1,12 +1,12 @@
 /*
  * forked.h — a broker in a forked child for the tests that talk to it through the C
- * client from real processes (broker_suite.c, broker_watch.c): shoal_broker_serve, the
- * code of `shoal broker`, listening on the test's shm:// address (`addr`, which each
- * test's setup makes fresh) or on the addresses its broker_args name. A client
- * connects retrying while the broker starts; a broker stopped with SIGTERM must exit
- * with 0. op / opx run one operation and return its result as Python's repr. nng does not
- * survive fork: a test that forks a broker listening on tcp:// must come before any test
- * that used nng in this process.
+ * client from real processes (broker_suite.c, broker_watch.c, broker_view.c):
+ * shoal_broker_serve, the code of `shoal broker`, listening on the test's shm:// address
+ * (`addr`, which each test's setup makes fresh) or on the addresses its broker_args name.
+ * A client connects retrying while the broker starts; a broker stopped with SIGTERM must
+ * exit with 0. op / opx run one operation and return its result as Python's repr. nng
+ * does not survive fork: a test that forks a broker listening on tcp:// must come before
+ * any test that used nng in this process.
  */
 #ifndef SHOAL_TESTS_BROKER_FORKED_H
 #define SHOAL_TESTS_BROKER_FORKED_H
