@@ -1376,7 +1376,7 @@ static const op_def ops[] = {
 
 const char *broker__view_ops_check(void)
 {
-    static const char *const listed[] = {SHOAL_VIEW_PURE_OPS(SHOAL_VIEW_OP_NAME)};
+    static const char *const listed[] = {SHOAL_VIEW_PURE_OPS};
     size_t n = sizeof(ops) / sizeof(ops[0]);
     for (size_t i = 0; i < n; i++)
         if ((ops[i].flags & F_PURE) &&

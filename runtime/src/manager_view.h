@@ -91,17 +91,16 @@ uint64_t shoal__view_hash(const uint8_t *key, size_t len);
  * that misses. broker__view_ops_check (core.c) checks ops[] against this list, and
  * broker.view fails if they differ.
  */
-#define SHOAL_VIEW_PURE_OPS(X)                                                           \
-    X(get)                                                                               \
-    X(contains) X(keys) X(values) X(items) X(index) X(count) X(len) X(copy) X(qsize)     \
-        X(empty) X(full) X(locked) X(value) X(is_set) X(parties) X(n_waiting) X(broken)
-#define SHOAL_VIEW_OP_NAME(op) #op,
+#define SHOAL_VIEW_PURE_OPS                                                              \
+    "get", "contains", "keys", "values", "items", "index", "count", "len", "copy",       \
+        "qsize", "empty", "full", "locked", "value", "is_set", "parties", "n_waiting",   \
+        "broken"
 
 /* Whether op[n] (not NUL-terminated) names a pure operation. Called on every call's
  * path: a comparison of first letters rules out most names. */
 static inline bool shoal__view_pure(const char *op, size_t n)
 {
-    static const char *const pure[] = {SHOAL_VIEW_PURE_OPS(SHOAL_VIEW_OP_NAME)};
+    static const char *const pure[] = {SHOAL_VIEW_PURE_OPS};
     for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
         if (op[0] == pure[i][0] && strlen(pure[i]) == n && !memcmp(op, pure[i], n))
             return true;
