@@ -79,6 +79,7 @@
 
 #include "broker_internal.h"
 #include "internal.h"
+#include "manager_view.h"
 
 #define BLOCK 1
 
@@ -299,7 +300,9 @@ typedef struct op_ctx {
 #define F_PURE                                                                           \
     64 /* its result depends on the object's state and the arguments only                \
         * (nothing session-dependent, never blocks): its reply may be                    \
-        * published in the read view (view.c) */
+        * published in the read view (view.c). Its name must be in                       \
+        * SHOAL_VIEW_PURE_OPS (manager_view.h), the clients' list: see                   \
+        * broker__view_ops_check */
 
 static const char *kind_name(int k)
 {
@@ -1370,6 +1373,24 @@ static const op_def ops[] = {
     {"n_waiting", K(BARRIER), F_PURE, barrier_info},
     {"broken", K(BARRIER), F_PURE, barrier_info},
 };
+
+const char *broker__view_ops_check(void)
+{
+    static const char *const listed[] = {SHOAL_VIEW_PURE_OPS};
+    size_t n = sizeof(ops) / sizeof(ops[0]);
+    for (size_t i = 0; i < n; i++)
+        if ((ops[i].flags & F_PURE) &&
+            !shoal__view_pure(ops[i].name, strlen(ops[i].name)))
+            return ops[i].name;
+    for (size_t k = 0; k < sizeof(listed) / sizeof(listed[0]); k++) {
+        size_t i = 0;
+        while (i < n && !((ops[i].flags & F_PURE) && !strcmp(ops[i].name, listed[k])))
+            i++;
+        if (i == n)
+            return listed[k];
+    }
+    return NULL;
+}
 
 /* Whether operation name op is `name` (most differ in their first letter). */
 static inline bool is_op(const char *op, const char *name)

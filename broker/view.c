@@ -11,12 +11,15 @@
  * beyond the table's size are simply never published.
  *
  * A pure read (an op flagged F_PURE in core.c's ops[]) stages its key and reply with
- * the object's generation at the time it ran. finish() calls broker__view_publish
- * after the commit — so with a data directory no reader ever sees a value a crash
- * could lose — and a staged reply is written only if the generation is still the one
- * it was read at. Writing a slot: seq made odd, the fields and bytes, seq made even.
- * The slot is the one of the window that holds the same key, else an empty or stale
- * one (its object changed since), else the next one in turn (the cache evicts).
+ * the object's generation at the time it ran, unless its window already holds that
+ * key's reply at that generation (a still-current reply, as when a client's read
+ * came by round trip because its own request was in flight): nothing to write then,
+ * and a reply stays unchanged while its generation does. finish() calls
+ * broker__view_publish after the commit — so with a data directory no reader ever sees a
+ * value a crash could lose — and a staged reply is written only if the generation is
+ * still the one it was read at. Writing a slot: seq made odd, the fields and bytes, seq
+ * made even. The slot is the one of the window that holds the same key, else an empty or
+ * stale one (its object changed since), else the next one in turn (the cache evicts).
  *
  * Liveness: a thread of the broker (live_main) holds the header's robust lock from
  * the view's publication until its withdrawal; the kernel clears the lock's holder if
@@ -225,6 +228,28 @@ static bool obj_slot(struct broker_view *v, bobj *o)
 
 /* ---- replies ---- */
 
+/* Whether slot s holds key[klen] (hash h). */
+static bool same_key(const shoal_view_slot *s, uint64_t h, const uint8_t *key,
+                     size_t klen)
+{
+    return atomic_load_explicit(&s->hash, memory_order_relaxed) == h &&
+           atomic_load_explicit(&s->klen, memory_order_relaxed) == klen &&
+           !memcmp(s->data, key, klen);
+}
+
+/* The slot of the window of key[klen] (hash h) that holds it, or NULL. */
+static shoal_view_slot *key_slot(struct broker_view *v, uint64_t h, const uint8_t *key,
+                                 size_t klen)
+{
+    uint32_t mask = v->h->nslots - 1;
+    for (uint32_t i = 0; i < SHOAL_VIEW_WINDOW; i++) {
+        shoal_view_slot *s = &v->slots[(h + i) & mask];
+        if (same_key(s, h, key, klen))
+            return s;
+    }
+    return NULL;
+}
+
 void broker__view_stage(shoal_broker *b, bobj *o, const void *req, size_t len,
                         const void *reply, size_t rlen)
 {
@@ -242,23 +267,21 @@ void broker__view_stage(shoal_broker *b, bobj *o, const void *req, size_t len,
     staged *e = &v->st[v->nst];
     uint64_t id;
     size_t k = shoal__view_key(req, len, e->data, sizeof(e->data), &id);
-    size_t r = k ? shoal__view_reply(reply, rlen, e->data + k, sizeof(e->data) - k) : 0;
-    if (!r)
-        return; /* too long for a slot */
+    if (!k)
+        return; /* a batch, or too long for a slot */
     e->obj = o->vslot;
     e->gen = atomic_load_explicit(&v->gens[o->vslot], memory_order_relaxed);
+    e->hash = shoal__view_hash(e->data, k);
+    const shoal_view_slot *s = key_slot(v, e->hash, e->data, k);
+    if (s && atomic_load_explicit(&s->obj, memory_order_relaxed) == e->obj &&
+        atomic_load_explicit(&s->gen, memory_order_relaxed) == e->gen)
+        return; /* the slot holds this read's reply, still current: nothing to write */
+    size_t r = shoal__view_reply(reply, rlen, e->data + k, sizeof(e->data) - k);
+    if (!r)
+        return; /* too long for a slot */
     e->klen = (uint16_t)k;
     e->rlen = (uint16_t)r;
-    e->hash = shoal__view_hash(e->data, k);
     v->nst++;
-}
-
-/* Whether slot s holds e's key. */
-static bool same_key(const shoal_view_slot *s, const staged *e)
-{
-    return atomic_load_explicit(&s->hash, memory_order_relaxed) == e->hash &&
-           atomic_load_explicit(&s->klen, memory_order_relaxed) == e->klen &&
-           !memcmp(s->data, e->data, e->klen);
 }
 
 /* Whether slot s may be taken: empty, or its reply's object changed since. */
@@ -273,17 +296,16 @@ static bool stale(const struct broker_view *v, const shoal_view_slot *s)
 /* The slot of e's window to write e to. */
 static shoal_view_slot *slot_for(struct broker_view *v, const staged *e)
 {
+    shoal_view_slot *s = key_slot(v, e->hash, e->data, e->klen);
+    if (s)
+        return s;
     uint32_t mask = v->h->nslots - 1;
-    shoal_view_slot *free_one = NULL;
     for (uint32_t i = 0; i < SHOAL_VIEW_WINDOW; i++) {
-        shoal_view_slot *s = &v->slots[(e->hash + i) & mask];
-        if (same_key(s, e))
+        s = &v->slots[(e->hash + i) & mask];
+        if (stale(v, s))
             return s;
-        if (!free_one && stale(v, s))
-            free_one = s;
     }
-    return free_one ? free_one
-                    : &v->slots[(e->hash + v->evict++ % SHOAL_VIEW_WINDOW) & mask];
+    return &v->slots[(e->hash + v->evict++ % SHOAL_VIEW_WINDOW) & mask];
 }
 
 static void write_slot(shoal_view_slot *s, const staged *e)

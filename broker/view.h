@@ -33,4 +33,9 @@ void broker__view_stage(struct shoal_broker *b, struct bobj *o, const void *req,
  * objects are unchanged, and drops the stage. */
 void broker__view_publish(struct shoal_broker *b, int committed);
 
+/* Checks core.c's operations against the clients' list of pure operations
+ * (SHOAL_VIEW_PURE_OPS): NULL when every F_PURE operation's name is listed and every
+ * listed name is that of an F_PURE operation, else the first name that is not. */
+const char *broker__view_ops_check(void);
+
 #endif

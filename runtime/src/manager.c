@@ -53,9 +53,10 @@
  * (manager_view.c explains it), if there is a valid one: the connection completes
  * only once the broker's loop serves it, and the broker publishes its view before
  * its loop runs, so a connection to a broker that has one finds it. shoal_manager_submit
- * (and so shoal_manager_call) of a pure operation, and shoal_manager_call_raw of a
- * request whose op is one, look the request up there first: a hit is the broker's current
- * reply, filed under the request's id as if it had arrived — nothing is sent. The
+ * (and so shoal_manager_call) of a pure operation (SHOAL_VIEW_PURE_OPS, manager_view.h),
+ * and shoal_manager_call_raw of a request whose op is one, look the request up there
+ * first: a hit is the broker's current reply, filed under the request's id as if it
+ * had arrived — nothing is sent. The
  * view is consulted only while `inflight`, the requests sent on m whose replies have
  * not arrived (counted before each send, by every send path, and down as each reply
  * is filed), is 0: a request of m's own still in flight (a pipelined set) might not
@@ -766,28 +767,14 @@ static void *view_answer(shoal_manager *m, const void *req, size_t len, size_t *
     return r;
 }
 
-/* Whether a request of operation op[n] may be answered by the view (the broker
- * publishes those only: core.c's F_PURE operations), so others skip the lookup. */
-static bool view_op(const char *op, size_t n)
-{
-    static const char *const pure[] = {
-        "get",    "contains", "keys",   "values",  "items",     "index",
-        "count",  "len",      "copy",   "qsize",   "empty",     "full",
-        "locked", "value",    "is_set", "parties", "n_waiting", "broken"};
-    for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
-        if (op[0] == pure[i][0] && strlen(pure[i]) == n && !memcmp(op, pure[i], n))
-            return true;
-    return false;
-}
-
-/* view_op for encoded request req[len] (its op field). */
+/* shoal__view_pure for encoded request req[len] (its op field). */
 static bool view_req(const void *req, size_t len)
 {
     pb_in in = {req, (const uint8_t *)req + len};
     pb_field f = {0};
     while (in.p < in.end && pb_get_field(&in, &f))
         if (f.number == 4 && f.wt == WT_LEN)
-            return f.len && view_op((const char *)f.sub, f.len);
+            return f.len && shoal__view_pure((const char *)f.sub, f.len);
     return false;
 }
 
@@ -871,7 +858,7 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         uint8_t stack[512];
         size_t len, rlen = 0;
         void *buf = shoal__bv_pack_request(&q, stack, sizeof(stack), &len);
-        void *hit = buf && m->view && view_op(r->op, strlen(r->op))
+        void *hit = buf && m->view && shoal__view_pure(r->op, strlen(r->op))
                         ? view_answer(m, buf, len, &rlen)
                         : NULL;
         if (!file_arrived(m, q.id, hit, rlen)) /* a hit is answered: nothing sent */

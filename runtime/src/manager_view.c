@@ -65,13 +65,27 @@ uint64_t shoal__view_hash(const uint8_t *key, size_t len)
     return h ^ (h >> 29);
 }
 
+/* Appends from[0 .. to - from) to out[cap] at *n: whether it fitted. */
+static bool keep(uint8_t *out, size_t cap, size_t *n, const uint8_t *from,
+                 const uint8_t *to)
+{
+    size_t k = (size_t)(to - from);
+    if (k > cap - *n)
+        return false;
+    memcpy(out + *n, from, k);
+    *n += k;
+    return true;
+}
+
 /* Copies msg[len] to out[cap] without the fields of `drop` (a bit per field number
- * below 64). Returns the length, or 0 when a field does not decode, a field `stop`
- * (a bit per number) is there, or out is too small; *id: field 1's value. */
+ * below 64), each run of kept fields in one copy. Returns the length, or 0 when a
+ * field does not decode, a field `stop` (a bit per number) is there, or out is too
+ * small; *id: field 1's value. */
 static size_t strip(const void *msg, size_t len, uint64_t drop, uint64_t stop,
                     uint8_t *out, size_t cap, uint64_t *id)
 {
     pb_in in = {msg, (const uint8_t *)msg + len};
+    const uint8_t *run = in.p; /* the kept fields not copied yet start here */
     size_t n = 0;
     *id = 0;
     while (in.p < in.end) {
@@ -84,15 +98,13 @@ static size_t strip(const void *msg, size_t len, uint64_t drop, uint64_t stop,
             *id = f.value;
         if (bit & stop)
             return 0;
-        if (bit & drop)
-            continue;
-        size_t k = (size_t)(in.p - at);
-        if (k > cap - n)
-            return 0;
-        memcpy(out + n, at, k);
-        n += k;
+        if (bit & drop) {
+            if (!keep(out, cap, &n, run, at))
+                return 0;
+            run = in.p;
+        }
     }
-    return n;
+    return keep(out, cap, &n, run, in.p) ? n : 0;
 }
 
 size_t shoal__view_key(const void *req, size_t len, uint8_t *out, size_t cap,

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shoal/sync.h"
 
@@ -81,6 +82,30 @@ size_t shoal__view_key(const void *req, size_t len, uint8_t *out, size_t cap,
 size_t shoal__view_reply(const void *reply, size_t len, uint8_t *out, size_t cap);
 /* The hash of a key (FNV-1a). */
 uint64_t shoal__view_hash(const uint8_t *key, size_t len);
+
+/*
+ * The names of the pure operations: those flagged F_PURE in broker/core.c's ops[] (for
+ * some kind of object), whose replies the broker may publish. A client looks in the
+ * view only for a request of one of these (a write skips the lookup); a name here
+ * that some kind also uses for a write (a queue's get) costs that write a lookup
+ * that misses. broker__view_ops_check (core.c) checks ops[] against this list, and
+ * broker.view fails if they differ.
+ */
+#define SHOAL_VIEW_PURE_OPS                                                              \
+    "get", "contains", "keys", "values", "items", "index", "count", "len", "copy",       \
+        "qsize", "empty", "full", "locked", "value", "is_set", "parties", "n_waiting",   \
+        "broken"
+
+/* Whether op[n] (not NUL-terminated) names a pure operation. Called on every call's
+ * path: a comparison of first letters rules out most names. */
+static inline bool shoal__view_pure(const char *op, size_t n)
+{
+    static const char *const pure[] = {SHOAL_VIEW_PURE_OPS};
+    for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
+        if (op[0] == pure[i][0] && strlen(pure[i]) == n && !memcmp(op, pure[i], n))
+            return true;
+    return false;
+}
 
 /* A client's view of a broker (manager_view.c). */
 typedef struct shoal__view shoal__view;

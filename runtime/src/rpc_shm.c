@@ -67,7 +67,12 @@
  * pid becomes). A listener claims the word by compare-and-swap when it is 0 or names
  * a process that is gone, so a second server on a live one's name gets SHOAL_EBUSY
  * (in the same process too), and a server killed with SIGKILL leaves a name the next
- * server takes over; a listener that closes gives the word back.
+ * server takes over (or `shoal gc` removes); a listener that closes removes NAME,
+ * NAME:spin and NAME:server while it still holds the word, then gives it back, so a
+ * cleanly stopped server leaves nothing behind. A client that connects meanwhile
+ * either finds no NAME (SHOAL_ENOENT, as with no server) or put its request in the
+ * queue just removed: no server accepts it, as when none comes back after a SIGKILL,
+ * and its calls wait for their timeouts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +491,7 @@ typedef struct shm_listener {
     attr_copy attr;
     shoal__seg *claim; /* NAME:server, holding our owner id */
     spin_block *spin;  /* NAME:spin (NULL: none) */
+    char name[SHOAL_NAME_MAX + 1];
 } shm_listener;
 
 /* The word of NAME:server: the owner id of the listening process, or 0. */
@@ -624,10 +630,30 @@ static void on_accept(shoal_loop *loop, shoal_loop_source *src, int events, void
     }
 }
 
+/* Removes the names of the listener on `name` (NAME, NAME:spin, then NAME:server),
+ * if this process still holds the claim `seg`: while it does, no other server is past
+ * claim(), so none uses the names removed; one that opened NAME:server before its
+ * removal finds the claim live (SHOAL_EBUSY), one that opens it after makes a new one.
+ * A process that inherited the listener (a fork child) holds no claim: it removes
+ * nothing. */
+static void unlink_names(shoal__seg *seg, const char *name, const shoal_attr *attr)
+{
+    if (atomic_load(claim_word(seg)) != shoal__seg_owner(seg))
+        return;
+    char n[SHOAL_NAME_MAX + 16];
+    shoal_unlink(name, attr);
+    snprintf(n, sizeof(n), "%s:spin", name);
+    shoal_unlink(n, attr);
+    snprintf(n, sizeof(n), "%s:server", name);
+    shoal_unlink(n, attr);
+    shoal__err_clear(); /* a name already gone (shoal gc, by hand): nothing to do */
+}
+
 static void shm_listener_close(rpc_listener *base)
 {
     shm_listener *l = (shm_listener *)base;
     shoal_loop_remove(rpc__server_loop(l->s), l->src);
+    unlink_names(l->claim, l->name, &l->attr.attr);
     shoal_queue_close(l->q);
     spin_unref(l->spin);
     unclaim(l->claim);
@@ -640,9 +666,11 @@ int rpc__shm_listen(shoal_rpc_server *s, const char *name, const shoal_attr *att
     if (!l)
         return shoal__err(SHOAL_ENOMEM, "rpc shm://%s: out of memory", name);
     attr_keep(&l->attr, attr);
-    /* The connection queue outlives its servers: a later server on the same name
-     * (once this one is gone: claim) takes over the requests still there (a client
-     * gone meanwhile is skipped by accept_one). */
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    /* The connection queue of a killed server outlives it: a later server on the same
+     * name (once this one is gone: claim) takes over the requests still there (a
+     * client gone meanwhile is skipped by accept_one). A server that closes removes
+     * it (unlink_names). */
     shoal_queue_config qcfg = {.max_msg = ACCEPT_MSG_MAX, .capacity = 256};
     int rc = claim(&l->claim, name, &l->attr.attr);
     if (rc < 0) {

@@ -820,6 +820,34 @@ static void test_request_cut(void **state)
     assert_int_equal(same_both(v.b, v.n, NULL), 0);
 }
 
+/* A copy of buf[len] (malloc'd; *n: its length) changed at random in one of four
+ * ways: a few bytes changed, cut short, random bytes added at the end, or one byte
+ * changed to a small length or a tag (field number below `fields`, any wire type). */
+static uint8_t *mutated(const uint8_t *buf, size_t len, unsigned fields, size_t *n)
+{
+    uint8_t *bad = malloc(len + 16);
+    memcpy(bad, buf, len);
+    *n = len;
+    switch (below(4)) {
+    case 0: /* bytes changed */
+        for (size_t k = 0, flips = 1 + below(3); *n && k < flips; k++)
+            bad[below(*n)] = (uint8_t)rnd();
+        break;
+    case 1: /* cut short */
+        *n = *n ? below(*n) : 0;
+        break;
+    case 2: /* bytes added at the end */
+        for (size_t k = 0, more = 1 + below(16); k < more; k++)
+            bad[(*n)++] = (uint8_t)rnd();
+        break;
+    default: /* one byte changed to a tag or a small length */
+        if (*n)
+            bad[below(*n)] =
+                (uint8_t)(below(2) ? (below(fields) << 3 | below(8)) : below(4));
+    }
+    return bad;
+}
+
 /* Random requests changed, cut short or lengthened: the decoders agree on each. */
 static void test_request_mutated(void **state)
 {
@@ -827,26 +855,9 @@ static void test_request_mutated(void **state)
     int accepted = 0, refused = 0;
     for (int i = 0; i < 20000; i++) {
         size_t len;
-        uint8_t *buf = rnd_request(&len), *bad = malloc(len + 16);
-        memcpy(bad, buf, len);
-        size_t n = len;
-        switch (below(4)) {
-        case 0: /* bytes changed */
-            for (size_t k = 0, flips = 1 + below(3); n && k < flips; k++)
-                bad[below(n)] = (uint8_t)rnd();
-            break;
-        case 1: /* cut short */
-            n = n ? below(n) : 0;
-            break;
-        case 2: /* bytes added at the end */
-            for (size_t k = 0, more = 1 + below(16); k < more; k++)
-                bad[n++] = (uint8_t)rnd();
-            break;
-        default: /* one byte changed to a tag or a small length */
-            if (n)
-                bad[below(n)] =
-                    (uint8_t)(below(2) ? (below(12) << 3 | below(8)) : below(4));
-        }
+        uint8_t *buf = rnd_request(&len);
+        size_t n;
+        uint8_t *bad = mutated(buf, len, 12, &n);
         if (same_both(bad, n, NULL))
             accepted++;
         else
@@ -973,26 +984,8 @@ static void test_reply_decoder(void **state)
             free(buf);
             continue;
         }
-        uint8_t *bad = malloc(len + 16);
-        memcpy(bad, buf, len);
-        size_t n = len;
-        switch (below(4)) {
-        case 0: /* bytes changed */
-            for (size_t k = 0, flips = 1 + below(3); n && k < flips; k++)
-                bad[below(n)] = (uint8_t)rnd();
-            break;
-        case 1: /* cut short */
-            n = n ? below(n) : 0;
-            break;
-        case 2: /* bytes added at the end */
-            for (size_t k = 0, more = 1 + below(16); k < more; k++)
-                bad[n++] = (uint8_t)rnd();
-            break;
-        default: /* one byte changed to a tag or a small length */
-            if (n)
-                bad[below(n)] =
-                    (uint8_t)(below(2) ? (below(6) << 3 | below(8)) : below(4));
-        }
+        size_t n;
+        uint8_t *bad = mutated(buf, len, 6, &n);
         if (both_replies(bad, n))
             accepted++;
         else

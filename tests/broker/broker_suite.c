@@ -45,31 +45,6 @@ static const char *repr(const shoal_mv *v)
     return buf;
 }
 
-/* Runs op and returns repr(result) (or "E<code>"). */
-static const char *op(shoal_manager *m, const char *name, const char *opname, size_t n,
-                      ...)
-{
-    static char out[512];
-    shoal_mv *args[8];
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++)
-        args[i] = va_arg(ap, shoal_mv *);
-    va_end(ap);
-    shoal_manager_request r = {name, opname, NULL, 0, args, n, 0};
-    uint64_t id;
-    shoal_mv *res = NULL;
-    int rc = shoal_manager_submit(m, &r, &id);
-    if (rc == 0)
-        rc = shoal_manager_wait(m, id, &res);
-    if (rc < 0)
-        snprintf(out, sizeof(out), "E%d", rc);
-    else
-        snprintf(out, sizeof(out), "%s", res ? repr(res) : "-");
-    shoal_mv_free(res);
-    return out;
-}
-
 #define S(x) shoal_mv_str(x)
 #define I(x) shoal_mv_int(x)
 

@@ -13,7 +13,9 @@
  * broker stopped between a write and its commit, then SIGKILLed, never let the view
  * show the uncommitted value. A dead broker's view is never used (gets fail as the
  * session does); a restarted broker's new view is. A corrupt view (bad magic,
- * lengths past the slot, an object slot out of range) is ignored, with no crash.
+ * lengths past the slot, an object slot out of range) is ignored, with no crash. A
+ * read by round trip of a reply the view holds, current, does not write it again;
+ * after a change it does. The clients' list of pure operations is the broker's.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 
 #include "forked.h"
 #include "manager_view.h"
+#include "view.h"
 
 static char data_dir[300];
 
@@ -36,45 +39,6 @@ static int setup(void **state)
 
 #define S(x) shoal_mv_str(x)
 #define I(x) shoal_mv_int(x)
-
-static uint64_t hits_of(shoal_manager *m)
-{
-    uint64_t h = 0;
-    shoal_manager_view_stats(m, &h, NULL);
-    return h;
-}
-
-/* Runs op (through submit and wait) and returns repr(result) or "E<code>"; *hit (if
- * not NULL): whether the view answered it. */
-static const char *opx(shoal_manager *m, bool *hit, const char *name, const char *opname,
-                       size_t n, ...)
-{
-    static char out[512];
-    shoal_mv *args[8];
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++)
-        args[i] = va_arg(ap, shoal_mv *);
-    va_end(ap);
-    uint64_t before = hits_of(m), id;
-    shoal_manager_request r = {name, opname, NULL, 0, args, n, 0};
-    shoal_mv *res = NULL;
-    int rc = shoal_manager_submit(m, &r, &id);
-    if (rc == 0)
-        rc = shoal_manager_wait(m, id, &res);
-    if (rc < 0)
-        snprintf(out, sizeof(out), "E%d", rc);
-    else if (res)
-        shoal_mv_format(res, out, sizeof(out));
-    else
-        snprintf(out, sizeof(out), "-");
-    shoal_mv_free(res);
-    if (hit)
-        *hit = hits_of(m) > before;
-    return out;
-}
-
-#define op(m, ...) opx(m, NULL, __VA_ARGS__)
 
 /* Reads twice: the second read must be a hit with the same value, which is returned. */
 static const char *cached(shoal_manager *m, const char *name, const char *opname,
@@ -510,6 +474,83 @@ static void test_view_of_a_starting_broker(void **state)
     stop_broker(b);
 }
 
+/* The slots the broker has written in its view so far (each write moves a slot's
+ * seq by 2). */
+static uint64_t slot_writes(void)
+{
+    char name[200];
+    snprintf(name, sizeof(name), "%s:view", addr + 6);
+    shoal_shm *shm;
+    T_OK(shoal_shm_open(&shm, name, SHOAL_OPEN, 0, NULL));
+    shoal_view_header *h = shoal_shm_data(shm);
+    shoal_view_slot *s = (shoal_view_slot *)((uint8_t *)h + h->slots_off);
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < h->nslots; i++)
+        n += atomic_load(&s[i].seq) / 2;
+    shoal_shm_close(shm);
+    return n;
+}
+
+/* d.get(k) by round trip: submitted behind a write of another object, so that the
+ * client does not consult the view. */
+static const char *round_trip_get(shoal_manager *m)
+{
+    uint64_t ids[2];
+    shoal_mv *args[2] = {S("x"), I(1)};
+    shoal_manager_request w = {"other", "set", NULL, 0, args, 2, 0};
+    T_OK(shoal_manager_submit(m, &w, &ids[0]));
+    shoal_mv *key[1] = {S("k")};
+    shoal_manager_request r = {"d", "get", NULL, 0, key, 1, 0};
+    T_OK(shoal_manager_submit(m, &r, &ids[1]));
+    T_OK(shoal_manager_wait(m, ids[0], NULL));
+    shoal_mv *res = NULL;
+    T_OK(shoal_manager_wait(m, ids[1], &res));
+    static char out[64];
+    shoal_mv_format(res, out, sizeof(out));
+    shoal_mv_free(res);
+    return out;
+}
+
+/* A read that comes by round trip while the view holds its reply, still current,
+ * leaves the slot as it is; once the object changed, the same read writes its new
+ * reply (a stale slot is never kept as if current: the next read is a hit with the
+ * new value). */
+static void test_current_reply_not_rewritten(void **state)
+{
+    (void)state;
+    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    assert_int_equal(shoal_manager_create(m, "other", SHOAL_M_DICT, NULL, NULL), 1);
+    T_OK(shoal_manager_call(m, "d", "set", 0, NULL, 2, S("k"), I(1)));
+    assert_string_equal(cached(m, "d", "get", S("k")), "1");
+    uint64_t writes = slot_writes(), hits = hits_of(m);
+    for (int i = 0; i < 10; i++)
+        assert_string_equal(round_trip_get(m), "1");
+    assert_int_equal(hits_of(m), hits); /* they were round trips */
+    assert_int_equal(slot_writes(), writes);
+    assert_string_equal(cached(m, "d", "get", S("k")), "1");
+    T_OK(shoal_manager_call(m, "d", "set", 0, NULL, 2, S("k"), I(2)));
+    assert_string_equal(round_trip_get(m), "2");
+    assert_int_equal(slot_writes(), writes + 1);
+    bool hit;
+    assert_string_equal(opx(m, &hit, "d", "get", 1, S("k")), "2");
+    assert_true(hit);
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
+/* The clients' list of pure operations (manager_view.h) is the broker's (core.c). */
+static void test_pure_ops_agree(void **state)
+{
+    (void)state;
+    const char *differs = broker__view_ops_check();
+    if (differs)
+        fail_msg("operation \"%s\": F_PURE in core.c's ops[] and SHOAL_VIEW_PURE_OPS "
+                 "(manager_view.h) differ",
+                 differs);
+}
+
 /* Makes NAME:view by hand: a header as the broker's (magic given), its liveness lock
  * held by this thread, and every slot holding the key of `get k` on d, with the
  * reply's length and the object slot given. */
@@ -603,6 +644,8 @@ int main(void)
         cmocka_unit_test_setup(test_dead_broker, setup),
         cmocka_unit_test_setup(test_corrupt_view, setup),
         cmocka_unit_test_setup(test_view_of_a_starting_broker, setup),
+        cmocka_unit_test_setup(test_current_reply_not_rewritten, setup),
+        cmocka_unit_test(test_pure_ops_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,16 +1,20 @@
 /*
  * forked.h — a broker in a forked child for the tests that talk to it through the C
- * client from real processes (broker_suite.c, broker_watch.c): shoal_broker_serve, the
- * code of `shoal broker`, listening on the test's shm:// address (`addr`, which each
- * test's setup makes fresh) or on the addresses its broker_args name. A client
- * connects retrying while the broker starts; a broker stopped with SIGTERM must exit
- * with 0. nng does not survive fork: a test that forks a broker listening on tcp://
- * must come before any test that used nng in this process.
+ * client from real processes (broker_suite.c, broker_watch.c, broker_view.c):
+ * shoal_broker_serve, the code of `shoal broker`, listening on the test's shm:// address
+ * (`addr`, which each test's setup makes fresh) or on the addresses its broker_args name.
+ * A client connects retrying while the broker starts; a broker stopped with SIGTERM must
+ * exit with 0. op / opx run one operation and return its result as Python's repr. nng
+ * does not survive fork: a test that forks a broker listening on tcp:// must come before
+ * any test that used nng in this process.
  */
 #ifndef SHOAL_TESTS_BROKER_FORKED_H
 #define SHOAL_TESTS_BROKER_FORKED_H
 
 #include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -93,5 +97,47 @@ static shoal_manager *connect_to(const char *address, const char *token)
     shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(2), .token = token};
     return connect_cfg(address, &cfg);
 }
+
+/* The read view's hits on m so far. */
+static inline uint64_t hits_of(shoal_manager *m)
+{
+    uint64_t h = 0;
+    shoal_manager_view_stats(m, &h, NULL);
+    return h;
+}
+
+/* Runs op (through submit and wait) on m with the n arguments that follow (taken
+ * over) and returns repr(result) (Python's, in a static buffer), "-" for none, or
+ * "E<code>"; *hit (if not NULL): whether the read view answered it. */
+static inline const char *opx(shoal_manager *m, bool *hit, const char *name,
+                              const char *opname, size_t n, ...)
+{
+    static char out[512];
+    shoal_mv *args[8];
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++)
+        args[i] = va_arg(ap, shoal_mv *);
+    va_end(ap);
+    uint64_t before = hit ? hits_of(m) : 0, id;
+    shoal_manager_request r = {name, opname, NULL, 0, args, n, 0};
+    shoal_mv *res = NULL;
+    int rc = shoal_manager_submit(m, &r, &id);
+    if (rc == 0)
+        rc = shoal_manager_wait(m, id, &res);
+    if (rc < 0)
+        snprintf(out, sizeof(out), "E%d", rc);
+    else if (res)
+        shoal_mv_format(res, out, sizeof(out));
+    else
+        snprintf(out, sizeof(out), "-");
+    shoal_mv_free(res);
+    if (hit)
+        *hit = hits_of(m) > before;
+    return out;
+}
+
+/* opx without asking whether the view answered. */
+#define op(m, ...) opx(m, NULL, __VA_ARGS__)
 
 #endif

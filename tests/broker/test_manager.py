@@ -12,6 +12,7 @@ import threading
 import time
 import unittest
 
+import manager_case
 import shoal
 
 
@@ -30,15 +31,7 @@ def _append_nested(d):
     d["x"].append(2)
 
 
-class ManagerTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.m = shoal.Manager()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.m.shutdown()
-
+class ManagerTest(manager_case.ManagerCase):
     def test_dict(self):
         d = self.m.dict(a=1)
         d["b"] = [1, 2]

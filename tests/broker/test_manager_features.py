@@ -6,7 +6,8 @@ watch open, a watcher that reads nothing while many writes happen (it gets a
 "resync", and the last state). TLS: a throwaway PKI (tests/rpc/make-test-certs.sh);
 a good client certificate, one from another CA, none, and a client that does not trust
 the broker's CA. CLI: ls and inspect of a broker over shm:// and over tcp:// with a
-token file.
+token file; a broker stopped by SIGTERM or SIGINT leaves no segment behind, a
+SIGKILLed one leaves them to `shoal gc`.
 
 Run by CTest (broker.features) with SHOAL_LIBRARY, SHOAL_CLI and PYTHONPATH set.
 """
@@ -18,6 +19,7 @@ import tempfile
 import time
 import unittest
 
+import manager_case
 import shoal
 from shoal import errors
 
@@ -58,15 +60,7 @@ def _watch_and_stop(address, name, fd):
     os.kill(os.getpid(), signal.SIGSTOP)
 
 
-class WatchTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.m = shoal.Manager()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.m.shutdown()
-
+class WatchTest(manager_case.ManagerCase):
     def test_object_watch(self):
         d = self.m.dict(a=1)
         with d.watch() as w:
@@ -233,6 +227,35 @@ class CliTest(unittest.TestCase):
             finally:
                 shoal.managers._close_sessions()
                 _stop(p)
+
+    def test_stop_removes_the_segments(self):
+        """A broker stopped with SIGTERM or SIGINT removes what it made beside its
+        shm:// name (the connection queue, NAME:server, NAME:spin, NAME:view); a
+        SIGKILLed one leaves them, and `shoal gc` removes them."""
+        def names(root):
+            out = subprocess.run([CLI, "ls", "--root", root, "-q"], capture_output=True,
+                                 text=True, check=True).stdout
+            return sorted(out.split())
+
+        name = "stop-%d" % os.getpid()
+        made = [name, name + ":server", name + ":spin", name + ":view"]
+        with tempfile.TemporaryDirectory() as root:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+                p = _broker("--listen", "shm://" + name, "--root", root)
+                self.assertEqual(names(root), made)
+                # a client came and went: its pipe is gone too
+                subprocess.run([CLI, "ls", "--broker", "shm://" + name, "--root", root],
+                               capture_output=True, check=True)
+                p.send_signal(sig)
+                rc = p.wait(30)
+                p.stderr.close()
+                if sig != signal.SIGKILL:
+                    self.assertEqual(rc, 0)
+                    self.assertEqual(names(root), [])
+            self.assertEqual(rc, -signal.SIGKILL)
+            self.assertEqual(names(root), made)
+            subprocess.run([CLI, "gc", "--root", root], capture_output=True, check=True)
+            self.assertEqual(names(root), [])
 
 
 if __name__ == "__main__":

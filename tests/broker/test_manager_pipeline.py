@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+import manager_case
 import shoal
 from shoal import managers
 
@@ -49,15 +50,7 @@ def _write_then_idle(d, keys, ready):
     time.sleep(3)
 
 
-class PipelineTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.m = shoal.Manager()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.m.shutdown()
-
+class PipelineTest(manager_case.ManagerCase):
     def tearDown(self):
         managers.pipeline_depth = 64
 

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import unittest
 
-import shoal
+import manager_case
 from shoal import managers
 from shoal._lib import C, _plib
 
@@ -43,15 +43,7 @@ def _read_all(d, l, ns, v, ev, out):
     out.put((d["k"], len(d), "k" in d, l[0], len(l), ns.x, v.value, ev.is_set()))
 
 
-class ViewTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.m = shoal.Manager()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.m.shutdown()
-
+class ViewTest(manager_case.ManagerCase):
     def test_repeated_reads_hit(self):
         d = self.m.dict(k=1)
         used, before = _hits(d)

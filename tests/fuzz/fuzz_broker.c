@@ -2,15 +2,14 @@
  * fuzz_broker.c — libFuzzer target: arbitrary bytes as the requests of one broker
  * session.
  *
- * Each input is a sequence of frames, each a 2-byte little-endian length and that
- * many bytes (what is left when a length overruns is the last frame), handed one by
- * one to a fresh in-memory broker exactly as the Session method hands the frames a
- * client sends: decoded with the depth and size checks, run through the dispatcher
- * (create, every operation of every kind, paths into nested containers, blocking
- * operations that park), answered. The session then ends, which drops its waiters and
- * frees what it held. Whatever the bytes, nothing may crash, leak, read or write out
- * of bounds, or hang. Checked besides: every reply is what protobuf-c would pack
- * (the broker packs the common ones by hand), and a frame the Request decoder
+ * Each input is a sequence of frames (frames.h: each a 2-byte little-endian length
+ * and that many bytes), handed one by one to a fresh in-memory broker exactly as the
+ * Session method hands the frames a client sends: decoded with the depth and size checks,
+ * run through the dispatcher (create, every operation of every kind, paths into nested
+ * containers, blocking operations that park), answered. The session then ends, which
+ * drops its waiters and frees what it held. Whatever the bytes, nothing may crash, leak,
+ * read or write out of bounds, or hang. Checked besides: every reply is what protobuf-c
+ * would pack (the broker packs the common ones by hand), and a frame the Request decoder
  * accepts decodes the same once packed again by protobuf-c; and the client's Reply
  * decoder (shoal__bv_unpack_reply), given each frame and each reply, accepts what
  * shoal__bv_unpack accepts and decodes it to the same id, status, error and result.
@@ -24,6 +23,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "frames.h"
 
 static size_t delivered;
 
@@ -114,27 +114,30 @@ static void check_decoder(const void *buf, size_t len)
     }
 }
 
+/* The session the frames of one input are the requests of. */
+typedef struct session {
+    shoal_broker *b;
+    broker_session *s;
+    uint64_t sid;
+} session;
+
+static void request(const uint8_t *data, size_t n, void *arg)
+{
+    session *ss = arg;
+    check_decoder(data, n);
+    check_reply_decoder(data, n);
+    broker_request(ss->b, ss->s, ss->sid, data, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    shoal_broker *b;
-    if (shoal_broker_create(&b, NULL, deliver) != 0)
+    session ss;
+    if (shoal_broker_create(&ss.b, NULL, deliver) != 0)
         return 0;
-    broker_session *s =
-        (broker_session *)&delivered; /* any address: a session's identity */
-    uint64_t sid = broker_session_id(b);
-    while (size >= 2) {
-        size_t n = (size_t)data[0] | (size_t)data[1] << 8;
-        data += 2;
-        size -= 2;
-        if (n > size)
-            n = size;
-        check_decoder(data, n);
-        check_reply_decoder(data, n);
-        broker_request(b, s, sid, data, n);
-        data += n;
-        size -= n;
-    }
-    broker_session_end(b, s, sid);
-    shoal_broker_destroy(b);
+    ss.s = (broker_session *)&delivered; /* any address: a session's identity */
+    ss.sid = broker_session_id(ss.b);
+    for_each_frame(data, size, request, &ss);
+    broker_session_end(ss.b, ss.s, ss.sid);
+    shoal_broker_destroy(ss.b);
     return 0;
 }

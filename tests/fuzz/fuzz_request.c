@@ -2,9 +2,8 @@
  * fuzz_request.c — libFuzzer target: the broker's own Request decoder against
  * protobuf-c's, on arbitrary bytes.
  *
- * Each input is a sequence of frames as fuzz_broker.c reads them (a 2-byte
- * little-endian length and that many bytes; what is left when a length overruns is
- * the last frame), so the broker corpus seeds it. Each frame is decoded by the broker's
+ * Each input is a sequence of frames as fuzz_broker.c reads them (frames.h), so the
+ * broker corpus seeds it. Each frame is decoded by the broker's
  * decoder (shoal__bv_unpack_in with an arena: one pass, by hand) and by
  * shoal__bv_unpack (the depth and size scan, protobuf-c's unpack, the model's checks):
  * both must refuse it, or both accept it and decode the same message
@@ -16,9 +15,11 @@
 #include <stdlib.h>
 
 #include "../broker/request_same.h"
+#include "frames.h"
 
-static void differ(const uint8_t *buf, size_t len)
+static void differ(const uint8_t *buf, size_t len, void *arg)
 {
+    (void)arg;
     max_align_t space[256];
     shoal_bv_arena a;
     shoal__bv_arena_init(&a, space, sizeof(space));
@@ -35,15 +36,6 @@ static void differ(const uint8_t *buf, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    while (size >= 2) {
-        size_t n = (size_t)data[0] | (size_t)data[1] << 8;
-        data += 2;
-        size -= 2;
-        if (n > size)
-            n = size;
-        differ(data, n);
-        data += n;
-        size -= n;
-    }
+    for_each_frame(data, size, differ, NULL);
     return 0;
 }

@@ -19,6 +19,7 @@ from shoal._lib import speedups
 from _util import source_dir
 
 sys.path.insert(0, os.path.join(source_dir(), "tests", "broker"))
+import manager_case  # noqa: E402
 import test_manager  # noqa: E402 (the broker suites, run here once more)
 import test_manager_features  # noqa: E402
 import test_manager_pipeline  # noqa: E402
@@ -115,15 +116,7 @@ class ZigzagTest(unittest.TestCase):
             self.assertEqual(managers._dec_value(managers._enc_value(v, False)), v)
 
 
-class BrokerTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.m = shoal.Manager()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.m.shutdown()
-
+class BrokerTest(manager_case.ManagerCase):
     def tearDown(self):
         managers.pipeline_depth = 64
 
