@@ -477,7 +477,10 @@ fn every_value_kind_round_trips() {
     // What cannot travel.
     assert_eq!(kind_of(d.set(MValue::list([1]), 1)), ErrorKind::Inval);
     assert_eq!(kind_of(d.set("nul\0", 1)), ErrorKind::Inval);
-    assert_eq!(kind_of(d.set(1, MValue::Message { type_name: "a\0b".into(), data: vec![] })), ErrorKind::Inval);
+    assert_eq!(
+        kind_of(d.set(1, MValue::Message { type_name: "a\0b".into(), data: vec![] })),
+        ErrorKind::Inval
+    );
     // What travels as it is: a pickle's bytes, a message's type and bytes.
     let msg = MValue::Message { type_name: "shop.Order".into(), data: vec![0x0a, 0x01, b'x'] };
     for v in [MValue::Pickle(vec![0x80, 0x05, 0x4b, 0x2a, 0x2e]), msg] {

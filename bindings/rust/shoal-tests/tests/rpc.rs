@@ -16,14 +16,14 @@
 use std::env;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shoal::Message;
 use shoal::rpc::*;
+use shoal::Message;
 use shoal::{ErrorKind, Options};
-use shoal_tests::svct_shoal::{Enc, Fix, GEN_SERVICE, GenClient, GenServer, gen_service};
+use shoal_tests::svct_shoal::{gen_service, Enc, Fix, GenClient, GenServer, GEN_SERVICE};
 
 const SVC: &str = GEN_SERVICE;
 const TOKEN: &str = "rpc-test-token";
@@ -150,6 +150,11 @@ struct Peer {
 
 impl Peer {
     fn rust(addresses: &[String]) -> Peer {
+        Peer::try_rust(addresses).expect("the server ended before it was ready")
+    }
+
+    /// The Rust server, or None when it ended before it was ready.
+    fn try_rust(addresses: &[String]) -> Option<Peer> {
         let child = Command::new(env::current_exe().unwrap())
             .args(["--exact", "child_entry", "--nocapture", "--test-threads=1", "-q"])
             .env("SHOAL_TEST_ROLE", "server")
@@ -161,9 +166,9 @@ impl Peer {
         Peer::ready(child)
     }
 
-    /// The C peer, or None when this build has none.
-    fn c(addresses: &[String]) -> Option<Peer> {
-        let exe = env::var("SHOAL_RPC_PEER").ok()?;
+    /// The C peer (the program $SHOAL_RPC_PEER names), or None when it ended before it
+    /// was ready.
+    fn try_c(exe: &str, addresses: &[String]) -> Option<Peer> {
         let child = Command::new(exe)
             .arg("server")
             .args(addresses)
@@ -172,17 +177,33 @@ impl Peer {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn svcpeer");
-        Some(Peer::ready(child))
+        Peer::ready(child)
     }
 
-    fn ready(mut child: Child) -> Peer {
+    /// A server on fresh addresses (shm:// and, with nng, tcp://), and the addresses:
+    /// a server that ends before it is ready — its tcp port taken by another process —
+    /// is started again on other ones.
+    fn on_fresh_addresses(start: impl Fn(&[String]) -> Option<Peer>) -> (Peer, Vec<String>) {
+        for _ in 0..5 {
+            let addrs = addresses();
+            if let Some(p) = start(&addrs) {
+                return (p, addrs);
+            }
+        }
+        panic!("the server ended before it was ready, on 5 sets of addresses");
+    }
+
+    fn ready(mut child: Child) -> Option<Peer> {
         let out = BufReader::new(child.stdout.take().unwrap());
         let mut p = Peer { child, out };
         // (the test harness of a Rust child prints its own lines first)
         loop {
             match p.line().as_str() {
-                "ready" => return p,
-                "EOF" => panic!("the server ended before it was ready: {:?}", p.child.wait()),
+                "ready" => return Some(p),
+                "EOF" => {
+                    eprintln!("the server ended before it was ready: {:?}", p.child.wait());
+                    return None;
+                }
                 _ => {}
             }
         }
@@ -333,8 +354,7 @@ fn addresses() -> Vec<String> {
 
 #[test]
 fn rust_client_rust_server() {
-    let addrs = addresses();
-    let mut peer = Peer::rust(&addrs);
+    let (mut peer, addrs) = Peer::on_fresh_addresses(Peer::try_rust);
     for a in &addrs {
         let ch = open(a);
         check_all_kinds(&ch, "rust");
@@ -344,11 +364,11 @@ fn rust_client_rust_server() {
 
 #[test]
 fn rust_client_c_server() {
-    let addrs = addresses();
-    let Some(mut peer) = Peer::c(&addrs) else {
+    let Ok(exe) = env::var("SHOAL_RPC_PEER") else {
         eprintln!("SHOAL_RPC_PEER not set: the Rust client against the C server is skipped");
         return;
     };
+    let (mut peer, addrs) = Peer::on_fresh_addresses(|a| Peer::try_c(&exe, a));
     for a in &addrs {
         let ch = open(a);
         check_all_kinds(&ch, "c");
@@ -365,8 +385,7 @@ fn c_client_rust_server() {
         eprintln!("SHOAL_RPC_PEER not set: the C client against the Rust server is skipped");
         return;
     };
-    let addrs = addresses();
-    let _peer = Peer::rust(&addrs);
+    let (_peer, addrs) = Peer::on_fresh_addresses(Peer::try_rust);
     for a in &addrs {
         let out = Command::new(&exe)
             .args(["client", a])

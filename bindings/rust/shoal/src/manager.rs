@@ -386,7 +386,10 @@ fn to_raw(v: &MValue) -> Result<Raw> {
                     .ok()
                     .filter(|t| !t.as_bytes().is_empty())
                     .ok_or_else(|| {
-                        Error::new(ErrorKind::Inval, format!("message type name {type_name:?}: empty or with a NUL byte"))
+                        Error::new(
+                            ErrorKind::Inval,
+                            format!("message type name {type_name:?}: empty or with a NUL byte"),
+                        )
                     })?;
                 Raw::new(sys::shoal_mv_message(t.as_ptr(), data.as_ptr().cast(), data.len()))
             }
