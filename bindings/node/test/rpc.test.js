@@ -57,7 +57,7 @@ function fix(n, text = '') {
 let serial = 0;
 function addresses() {
   const a = [`shm://node-rpc-${process.pid}-${serial++}`];
-  if (process.env.SHOAL_RPC_NNG === '1') a.push(`tcp://127.0.0.1:${20000 + ((process.pid * 11 + serial++ * 17) % 40000)}`);
+  if (process.env.SHOAL_RPC_NNG === '1') a.push(`tcp://127.0.0.1:${20000 + ((process.pid * 11 + serial++ * 17) % 12000)}`);
   return a;
 }
 

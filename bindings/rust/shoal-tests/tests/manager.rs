@@ -556,7 +556,7 @@ fn over_tcp_and_ipc() {
     let (b, tcp, ipc) = (0..5)
         .find_map(|_| {
             let n = unique();
-            let tcp = format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 11 + n * 17) % 40000);
+            let tcp = format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 11 + n * 17) % 12000);
             let ipc = format!("ipc://{dir}/sock{n}");
             let b =
                 Broker::try_start_with(&["--listen", &tcp, "--listen", &ipc, "--token-file", &token_file]);

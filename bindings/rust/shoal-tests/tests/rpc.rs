@@ -41,13 +41,14 @@ fn nng() -> bool {
     env::var("SHOAL_RPC_NNG").is_ok_and(|v| v == "1")
 }
 
-/// A fresh shm:// address and tcp:// port per server of this process.
+/// A fresh address of the kind: a shm:// name, or a loopback tcp:// port below Linux's
+/// ephemeral ports (32768 and up), which any outgoing connection may take.
 fn unique(kind: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     match kind {
         "shm" => format!("shm://rs-rpc-{}-{n}", std::process::id()),
-        _ => format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 7 + n * 13) % 40000),
+        _ => format!("tcp://127.0.0.1:{}", 20000 + (std::process::id() * 7 + n * 13) % 12000),
     }
 }
 
