@@ -61,8 +61,10 @@ typedef struct bobj {
     uint64_t seq;                    /* writes since the broker started (Watch) */
     struct broker_watcher *watchers; /* watch.c */
     broker_index *idx;               /* dict, Namespace: the index of data's keys */
-    uint64_t head;                   /* list, Array, queue: the record id of item 0 */
-    size_t front;                    /* list, queue: holes (NULL items) before item 0 */
+    uint64_t *keys; /* list, Array, queue with a data directory: each item's record key,
+                     * beside it (keys[i] for items[i], holes included; store.c) */
+    size_t capkeys;
+    size_t front; /* list, queue: holes (NULL items) before item 0 */
     int hdr;                         /* store: its header record must be written */
     int full;                        /* store: all its records must be rewritten */
     int64_t grant_at; /* Lock, RLock freed with waiters: when the first gets it (core.c,
@@ -140,6 +142,13 @@ int broker__store_open(shoal_broker *b, const char *dir, int sync);
 void broker__store_entry(shoal_broker *b, bobj *o, size_t pos);
 void broker__store_item(shoal_broker *b, bobj *o, size_t pos);
 void broker__store_gone(shoal_broker *b, bobj *o, uint64_t id);
+/* Item pos of o's own list was inserted (the items after it moved up): gives it a key
+ * between its neighbours' (renumbering a few around it when there is no room) and
+ * logs the records that changed. */
+void broker__store_item_added(shoal_broker *b, bobj *o, size_t pos);
+/* Item pos of o's own list is about to go: logs its record's delete; its key goes
+ * with it (hole: its slot becomes a hole before item 0, the others stay in place). */
+void broker__store_item_going(shoal_broker *b, bobj *o, size_t pos, bool hole);
 void broker__store_drop(shoal_broker *b, bobj *o);
 /* Applies the logged record changes, then the headers of the changed objects (a
  * deleted one: o->st NULL) and the full rewrites (o->full), in one transaction, and

@@ -176,6 +176,9 @@ void broker__settle(bobj *o)
         Shoal__Broker__Seq *s = d->list;
         memmove(s->items, s->items + o->front,
                 (s->n_items - o->front) * sizeof(*s->items));
+        if (o->keys) /* they stay beside their items */
+            memmove(o->keys, o->keys + o->front,
+                    (s->n_items - o->front) * sizeof(*o->keys));
         s->n_items -= o->front;
         o->front = 0;
     }
@@ -187,6 +190,7 @@ void broker__free_obj(bobj *o)
     if (o->st)
         protobuf_c_message_free_unpacked(&o->st->base, NULL);
     broker__index_free(o->idx);
+    free(o->keys);
     free(o->name);
     free(o);
 }
@@ -480,18 +484,19 @@ static void rec_item(op_ctx *c, size_t i)
         broker__store_item(c->b, c->o, i);
 }
 
-/* Item i of the n the list had is gone: at either end one record goes (item ids are
- * head + position); in the middle the items after it moved. */
-static void rec_item_gone(op_ctx *c, size_t i, size_t n)
+/* Item i was inserted: it gets a key of its own between its neighbours' (store.c). */
+static void rec_item_added(op_ctx *c, size_t i)
 {
-    if (!own_records(c))
-        return;
-    if (i == 0)
-        broker__store_gone(c->b, c->o, c->o->head++);
-    else if (i + 1 == n)
-        broker__store_gone(c->b, c->o, c->o->head + i);
-    else
-        c->o->full = 1;
+    if (own_records(c))
+        broker__store_item_added(c->b, c->o, i);
+}
+
+/* Item i is about to go (hole: its slot stays, a hole before item 0): its record goes,
+ * nothing else. */
+static void rec_item_going(op_ctx *c, size_t i, bool hole)
+{
+    if (own_records(c))
+        broker__store_item_going(c->b, c->o, i, hole);
 }
 
 /* ---- maps: the object's own dict through its index, a nested one by a scan ---- */
@@ -842,13 +847,9 @@ static int seq_set(op_ctx *c)
 
 static int seq_insert_at(op_ctx *c, size_t i, bv *v)
 {
-    size_t n = seq_len(c);
     if (!v || shoal__bv_seq_insert(c->target, front_of(c) + i, v) < 0)
         return out_of_memory();
-    if (i == n)
-        rec_item(c, i);
-    else
-        rec_full(c);
+    rec_item_added(c, i);
     return 0;
 }
 
@@ -857,10 +858,11 @@ static int seq_insert_at(op_ctx *c, size_t i, bv *v)
  * more than the items left): a queue get or a pop from the front is O(1) amortized. */
 static bv *seq_take_at(op_ctx *c, size_t i)
 {
-    size_t n = seq_len(c);
     Shoal__Broker__Seq *s = seq(c->target);
     bv *v;
-    if (i == 0 && c->target == c->o->st->data && c->target->kind_case == BV_LIST) {
+    bool hole = i == 0 && c->target == c->o->st->data && c->target->kind_case == BV_LIST;
+    rec_item_going(c, i, hole);
+    if (hole) {
         v = s->items[c->o->front];
         s->items[c->o->front++] = NULL;
         if (c->o->front > 32 && c->o->front * 2 > s->n_items)
@@ -868,7 +870,6 @@ static bv *seq_take_at(op_ctx *c, size_t i)
     } else {
         v = shoal__bv_seq_take(c->target, front_of(c) + i);
     }
-    rec_item_gone(c, i, n);
     return v;
 }
 

@@ -68,7 +68,7 @@ struct broker_store {
 #define MAP_SIZE       ((size_t)1 << 34) /* address space reserved; the file grows as used */
 #define BOOT_KEY       "m:boot"
 #define VERSION_KEY    "m:version"
-#define FORMAT_VERSION 2u
+#define FORMAT_VERSION 3u
 
 static int lmdb_err(int rc, const char *what)
 {
@@ -177,7 +177,146 @@ static int write_header(MDB_txn *txn, MDB_dbi dbi, bobj *o)
     return rc;
 }
 
-/* Rewrites all of o's entry or item records from its state now. */
+/* ---- list item keys ---- */
+
+#define KEY_GAP ((uint64_t)1 << 32) /* between the keys of appended items */
+#define KEY_MID ((uint64_t)1 << 63) /* an empty list's first item */
+#define KEY_TOP UINT64_MAX          /* above every key given (0 is below them) */
+
+/* Room in o->keys for n. 0 or -1 (out of memory). */
+static int keys_room(bobj *o, size_t n)
+{
+    if (n <= o->capkeys)
+        return 0;
+    size_t cap = o->capkeys ? o->capkeys : 16;
+    while (cap < n)
+        cap *= 2;
+    uint64_t *k = realloc(o->keys, cap * sizeof(*k));
+    if (!k)
+        return -1;
+    o->keys = k;
+    o->capkeys = cap;
+    return 0;
+}
+
+/* Gives the cnt keys k[] new values strictly between lo and hi (lo < hi - cnt),
+ * increasing: evenly spread, except that at an end of the list (open_lo: nothing
+ * before k[0]; open_hi: nothing after) they are at most KEY_GAP apart and leave the
+ * room on that side, for the items to come there. */
+static void spread(uint64_t *k, size_t cnt, uint64_t lo, uint64_t hi, bool open_lo,
+                   bool open_hi)
+{
+    uint64_t g = (hi - lo) / (cnt + 1), start = lo + g;
+    if (open_lo || open_hi) {
+        g = g < KEY_GAP ? g : KEY_GAP;
+        uint64_t used = (cnt - 1) * g;
+        start = open_lo && open_hi ? lo + ((hi - lo) - used) / 2
+                : open_lo          ? hi - g - used
+                                   : lo + g;
+    }
+    for (size_t i = 0; i < cnt; i++)
+        k[i] = start + i * g;
+}
+
+/* o's item keys anew, spread over the whole key space (a full rewrite). */
+static int keys_fresh(bobj *o)
+{
+    size_t n = o->st->data->list->n_items; /* settled: no holes */
+    if (keys_room(o, n) < 0)
+        return -1;
+    if (n)
+        spread(o->keys, n, 0, KEY_TOP, true, true);
+    return 0;
+}
+
+/* The keys of o lost (out of memory): the commit fails (the broker then takes no
+ * more writes), and nothing reads them again. */
+static void keys_lost(shoal_broker *b, bobj *o)
+{
+    free(o->keys);
+    o->keys = NULL;
+    o->capkeys = 0;
+    o->full = 1;
+    b->recs_lost = 1;
+}
+
+/* The keys k[0..m) but k[p] (new) increase; gives k[p] one between its neighbours,
+ * or renumbers the smallest window around p whose span has room for its items at
+ * the gap its size asks (a window twice as wide asks half the gap, down to 1), and
+ * logs the deletes of the old keys of the items renumbered. Returns the window
+ * [*wlo, *whi). A list has fewer items than the keys between 0 and KEY_TOP, so the
+ * whole list always has room. */
+static void place_key(shoal_broker *b, bobj *o, uint64_t *k, size_t m, size_t p,
+                      size_t *wlo, size_t *whi)
+{
+    *wlo = p;
+    *whi = p + 1;
+    if (m == 1) {
+        k[p] = KEY_MID;
+        return;
+    }
+    uint64_t lo = p > 0 ? k[p - 1] : 0, hi = p + 1 < m ? k[p + 1] : KEY_TOP;
+    if (p + 1 == m && lo < KEY_TOP - KEY_GAP) { /* an append */
+        k[p] = lo + KEY_GAP;
+        return;
+    }
+    if (p == 0 && hi > KEY_GAP) {
+        k[p] = hi - KEY_GAP;
+        return;
+    }
+    if (p > 0 && p + 1 < m && hi - lo >= 2) {
+        k[p] = lo + (hi - lo) / 2;
+        return;
+    }
+    size_t a = p, z = p + 1; /* the window: items a..z-1 */
+    for (int level = 0;; level++) {
+        lo = a > 0 ? k[a - 1] : 0;
+        hi = z < m ? k[z] : KEY_TOP;
+        uint64_t need = level < 32 ? KEY_GAP >> level : 1;
+        if ((hi - lo) / (z - a + 1) >= need || (a == 0 && z == m))
+            break;
+        size_t w = z - a;
+        a = a > w ? a - w : 0;
+        z = z + w < m ? z + w : m;
+    }
+    for (size_t i = a; i < z; i++)
+        if (i != p)
+            broker__store_gone(b, o, k[i]);
+    spread(k + a, z - a, lo, hi, a == 0, z == m);
+    *wlo = a;
+    *whi = z;
+}
+
+void broker__store_item_added(shoal_broker *b, bobj *o, size_t pos)
+{
+    if (!b->store)
+        return;
+    size_t n = o->st->data->list->n_items, at = o->front + pos; /* n: with it */
+    if (keys_room(o, n) < 0)
+        return keys_lost(b, o);
+    memmove(o->keys + at + 1, o->keys + at, (n - 1 - at) * sizeof(*o->keys));
+    if (o->full) /* all rewritten at the commit, with fresh keys */
+        return;
+    size_t a, z;
+    uint64_t *k = o->keys + o->front;
+    place_key(b, o, k, n - o->front, pos, &a, &z);
+    for (size_t i = a; i < z; i++)
+        broker__store_item(b, o, i);
+}
+
+void broker__store_item_going(shoal_broker *b, bobj *o, size_t pos, bool hole)
+{
+    if (!b->store || !o->keys)
+        return;
+    size_t n = o->st->data->list->n_items, at = o->front + pos; /* n: with it */
+    if (!o->full)
+        broker__store_gone(b, o, o->keys[at]);
+    if (!hole)
+        memmove(o->keys + at, o->keys + at + 1, (n - 1 - at) * sizeof(*o->keys));
+}
+
+/* Rewrites all of o's entry or item records from its state now (a list's items with
+ * fresh keys). */
 static int write_records(MDB_txn *txn, MDB_dbi dbi, bobj *o)
 {
     size_t n = strlen(o->name);
@@ -186,12 +325,14 @@ static int write_records(MDB_txn *txn, MDB_dbi dbi, bobj *o)
     broker__settle(o);
     bv *d = o->st->data;
     bool map = is_map_kind(o->st->kind);
+    if (!map && rc == 0 && keys_fresh(o) < 0)
+        rc = oom();
     size_t count = map ? d->map->n_entries : d->list->n_items;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         size_t len;
         void *buf = map ? pack_entry(d->map->entries[i], &len)
                         : shoal__bv_pack(&d->list->items[i]->base, &len);
-        uint64_t id = map ? broker__index_id(o->idx, i) : o->head + i;
+        uint64_t id = map ? broker__index_id(o->idx, i) : o->keys[i];
         rc = buf ? put(txn, dbi, key, entry_key(key, o->name, n, id, true), buf, len)
                  : oom();
         free(buf);
@@ -233,11 +374,11 @@ void broker__store_entry(shoal_broker *b, bobj *o, size_t pos)
 
 void broker__store_item(shoal_broker *b, bobj *o, size_t pos)
 {
-    size_t len = 0;
-    void *buf =
-        b->store ? shoal__bv_pack(&o->st->data->list->items[o->front + pos]->base, &len)
-                 : NULL;
-    log_rec(b, o, REC_PUT, o->head + pos, buf, len);
+    if (!b->store || o->full) /* a full rewrite writes it */
+        return;
+    size_t len = 0, at = o->front + pos;
+    void *buf = shoal__bv_pack(&o->st->data->list->items[at]->base, &len);
+    log_rec(b, o, REC_PUT, o->keys[at], buf, len);
 }
 
 void broker__store_gone(shoal_broker *b, bobj *o, uint64_t id)
@@ -330,7 +471,7 @@ static bv *empty_data(int kind)
 }
 
 /* Loads the objects whose records start with tag: "o" (version 1: each holds the
- * whole Object, which is then to be written as version 2) or "h" (headers; a record
+ * whole Object, which is then to be written anew) or "h" (headers; a record
  * kind's entries or items follow in records of their own). */
 static int load_objects(shoal_broker *b, MDB_cursor *cur, char tag, const char *dir)
 {
@@ -355,7 +496,7 @@ static int load_objects(shoal_broker *b, MDB_cursor *cur, char tag, const char *
             return err;
         }
         free(name);
-        o->hdr = o->full = tag == 'o'; /* version 1: written as version 2 */
+        o->hdr = o->full = tag == 'o'; /* version 1: written anew */
     }
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "read");
 }
@@ -370,13 +511,17 @@ static int add_record(bobj *o, uint64_t id, const MDB_val *v, uint64_t **ids,
     if (!r)
         return corrupt(dir, "a record does not decode: object", o->name);
     if (!is_map_kind(o->st->kind)) {
-        if (d->list->n_items == 0)
-            o->head = id;
-        if (id != o->head + d->list->n_items) {
+        size_t n = d->list->n_items;
+        if (n && id <= o->keys[n - 1]) { /* LMDB's order: only a damaged file */
             shoal__bv_free(r);
-            return corrupt(dir, "the items are not in sequence: object", o->name);
+            return corrupt(dir, "the item keys do not increase: object", o->name);
         }
-        return shoal__bv_seq_insert(d, d->list->n_items, r) < 0 ? oom() : 0;
+        if (keys_room(o, n + 1) < 0 || shoal__bv_seq_insert(d, n, r) < 0) {
+            shoal__bv_free(r);
+            return oom();
+        }
+        o->keys[n] = id;
+        return 0;
     }
     if (r->kind_case != BV_TUPLE || r->tuple->n_items != 2 ||
         !shoal__bv_is_key(r->tuple->items[0])) {
@@ -478,7 +623,8 @@ static int load_version(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, uint32_t v,
     return err;
 }
 
-/* Writes version 1's objects (loaded) as version 2 and deletes their old records. */
+/* Writes version 1's objects (loaded) as the current version and deletes their old
+ * records. */
 static int migrate(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi)
 {
     int err = del_prefix(txn, dbi, "o", 1);
@@ -513,7 +659,7 @@ static int load(shoal_broker *b, MDB_txn *txn, MDB_dbi dbi, const char *dir)
     if (version > FORMAT_VERSION || version < 1)
         return shoal__err(SHOAL_ECORRUPT,
                           "broker data directory %s: format version %u; this broker "
-                          "reads versions 1 (migrating it) and %u",
+                          "reads versions 1 and 2 (migrating them) and %u",
                           dir, version, FORMAT_VERSION);
     int err = load_version(b, txn, dbi, version, dir);
     if (!err && version == 1)
