@@ -64,9 +64,9 @@ typedef struct bobj {
     uint64_t *keys; /* list, Array, queue with a data directory: each item's record key,
                      * beside it (keys[i] for items[i], holes included; store.c) */
     size_t capkeys;
-    size_t front; /* list, queue: holes (NULL items) before item 0 */
-    int hdr;                         /* store: its header record must be written */
-    int full;                        /* store: all its records must be rewritten */
+    size_t front;     /* list, queue: holes (NULL items) before item 0 */
+    int hdr;          /* store: its header record must be written */
+    int full;         /* store: all its records must be rewritten */
     int64_t grant_at; /* Lock, RLock freed with waiters: when the first gets it (core.c,
                        * Barging); 0: none */
     uint32_t vslot;   /* its slot in the read view's generation table (view.c); 0: none */

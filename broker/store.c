@@ -242,8 +242,12 @@ static void keys_lost(shoal_broker *b, bobj *o)
 
 /* The keys k[0..m) but k[p] (new) increase; gives k[p] one between its neighbours,
  * or renumbers the smallest window around p whose span has room for its items at
- * the gap its size asks (a window twice as wide asks half the gap, down to 1), and
- * logs the deletes of the old keys of the items renumbered. Returns the window
+ * the gap its size asks, and logs the deletes of the old keys of the items
+ * renumbered. The windows grow threefold, and each asks a gap 4 times the one the
+ * windows inside it ask (up to KEY_GAP / 2, which appended items have): once a window
+ * is renumbered, the windows inside it take several times their size in inserts
+ * before they run out of room again, so an insert renumbers O(1) items per window
+ * size, amortized (O(log n) in all, whatever the pattern). Returns the window
  * [*wlo, *whi). A list has fewer items than the keys between 0 and KEY_TOP, so the
  * whole list always has room. */
 static void place_key(shoal_broker *b, bobj *o, uint64_t *k, size_t m, size_t p,
@@ -272,7 +276,7 @@ static void place_key(shoal_broker *b, bobj *o, uint64_t *k, size_t m, size_t p,
     for (int level = 0;; level++) {
         lo = a > 0 ? k[a - 1] : 0;
         hi = z < m ? k[z] : KEY_TOP;
-        uint64_t need = level < 32 ? KEY_GAP >> level : 1;
+        uint64_t need = level < 16 ? (uint64_t)1 << 2 * level : KEY_GAP / 2;
         if ((hi - lo) / (z - a + 1) >= need || (a == 0 && z == m))
             break;
         size_t w = z - a;
@@ -583,7 +587,8 @@ static int load_records(shoal_broker *b, MDB_cursor *cur, const char *dir)
         const char *p = (const char *)k.mv_data + 1;
         const char *nul = memchr(p, 0, k.mv_size - 1);
         if (!nul || k.mv_size - 1 - (size_t)(nul - p) != 9) {
-            err = corrupt(dir, "a record's key is malformed:", "");
+            err = corrupt(dir, "a record's key is malformed: object",
+                          nul ? p : "(no name)");
             break;
         }
         uint64_t id = 0;

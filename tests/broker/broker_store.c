@@ -527,6 +527,135 @@ static void test_large_containers_durable(void **state)
     large_containers(data_dir);
 }
 
+/* ---- a list's middle inserts and deletes against a model ---- */
+
+/* The list's items as a model of int64s. */
+typedef struct {
+    int64_t *v;
+    size_t n, cap;
+} model;
+
+static void model_insert(model *m, size_t at, int64_t v)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 64;
+        m->v = realloc(m->v, m->cap * sizeof(*m->v));
+        assert_non_null(m->v);
+    }
+    memmove(m->v + at + 1, m->v + at, (m->n - at) * sizeof(*m->v));
+    m->v[at] = v;
+    m->n++;
+}
+
+static int64_t model_take(model *m, size_t at)
+{
+    int64_t v = m->v[at];
+    memmove(m->v + at, m->v + at + 1, (m->n - at - 1) * sizeof(*m->v));
+    m->n--;
+    return v;
+}
+
+/* Operation i on a list the model mirrors: an insert at a random place, at the
+ * front, at the end, or many at one place (its keys run out of room between the
+ * neighbours there: a window around it is renumbered), or a pop at a random place
+ * or at either end. Applies it to m; *pos and *insert say what it was (and a pop
+ * returns the value it takes). */
+static int64_t next_list_op(model *m, unsigned *seed, int64_t i, size_t *pos,
+                            bool *insert)
+{
+    int r = rand_r(seed) % 20;
+    size_t n = m->n;
+    *insert = n < 8 || r < 12;
+    if (*insert) {
+        *pos = r < 5    ? n / 3 /* the hot spot */
+               : r < 9  ? (size_t)rand_r(seed) % (n + 1)
+               : r < 10 ? 0
+                        : n;
+        model_insert(m, *pos, i);
+        return 0;
+    }
+    *pos = r < 18 ? (size_t)rand_r(seed) % n : r == 18 ? 0 : n - 1;
+    return model_take(m, *pos);
+}
+
+static brep *list_op(shoal_broker *b, const char *name, size_t pos, bool insert,
+                     int64_t v)
+{
+    brep *r = insert ? call(b, name, "insert", ARGS(I((int64_t)pos), I(v)))
+                     : call(b, name, "pop", ARGS(I((int64_t)pos)));
+    assert_int_equal(r->status, 0);
+    return r;
+}
+
+static void assert_list_is(shoal_broker *b, const char *name, const model *m)
+{
+    brep *r = call0(b, name, "copy");
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->result->list->n_items, m->n);
+    for (size_t k = 0; k < m->n; k++)
+        assert_int_equal(r->result->list->items[k]->i, m->v[k]);
+}
+
+/* Thousands of inserts and pops at random places (and many at one place), each pop's
+ * value checked, the list compared with the model after each reopen. */
+static void list_model(const char *dir)
+{
+    shoal_broker *b = open_broker(dir);
+    create(b, "l", SHOAL__BROKER__KIND__LIST, NULL);
+    model m = {0};
+    unsigned seed = 7;
+    int64_t i = 0;
+    for (int round = 0; round < 6; round++) {
+        for (int k = 0; k < 3000; k++, i++) {
+            size_t pos;
+            bool insert;
+            int64_t taken = next_list_op(&m, &seed, i, &pos, &insert);
+            brep *r = list_op(b, "l", pos, insert, i);
+            if (!insert)
+                assert_int_equal(r->result->i, taken);
+        }
+        assert_list_is(b, "l", &m);
+        if (dir) {
+            shoal_broker_destroy(b);
+            b = open_broker(dir);
+            assert_list_is(b, "l", &m);
+        }
+    }
+    /* pops from the front leave holes in memory (until they are squeezed out): the
+     * keys stay beside their items through a middle pop, an append and a set then */
+    for (int k = 0; k < 300 && m.n > 4; k++) {
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(call(b, "l", "pop", ARGS(I(0)))->result->i,
+                             model_take(&m, 0));
+        size_t mid = m.n / 2;
+        assert_int_equal(call(b, "l", "pop", ARGS(I((int64_t)mid)))->result->i,
+                         model_take(&m, mid));
+        call(b, "l", "append", ARGS(I(-k)));
+        model_insert(&m, m.n, -k);
+        call(b, "l", "set", ARGS(I(1), I(k)));
+        m.v[1] = k;
+    }
+    if (dir) {
+        shoal_broker_destroy(b);
+        b = open_broker(dir);
+    }
+    assert_list_is(b, "l", &m);
+    shoal_broker_destroy(b);
+    free(m.v);
+}
+
+static void test_list_middle_memory(void **state)
+{
+    (void)state;
+    list_model(NULL);
+}
+
+static void test_list_middle_durable(void **state)
+{
+    (void)state;
+    list_model(data_dir);
+}
+
 /* ---- SIGKILL at a random instant ---- */
 
 enum { KEYS = 5000 }; /* the writer's dict keys: i % KEYS */
@@ -601,6 +730,89 @@ static void test_sigkill_any_instant(void **state)
     }
 }
 
+/* A forked broker runs the list operations of next_list_op without end and is
+ * SIGKILLed at a random instant: the list is the model after the operations it
+ * acknowledged, or after one more (committed, not acknowledged). */
+static unsigned list_seed;
+
+static int list_writer_child(void *arg)
+{
+    ack_fd = *(int *)arg;
+    shoal_broker *b = open_broker(data_dir);
+    model m = {0};
+    unsigned seed = list_seed;
+    for (int64_t i = 0;; i++) {
+        size_t pos;
+        bool insert;
+        next_list_op(&m, &seed, i, &pos, &insert);
+        breq r = SHOAL__BROKER__REQUEST__INIT;
+        bv *args[2] = {I((int64_t)pos), I(i)};
+        r.id = (uint64_t)i + 1;
+        r.object = (char *)"rl";
+        r.op = (char *)(insert ? "insert" : "pop");
+        r.args = args;
+        r.n_args = insert ? 2 : 1;
+        size_t len;
+        void *buf = shoal__bv_pack(&r.base, &len);
+        shoal__bv_free(args[0]);
+        shoal__bv_free(args[1]);
+        broker_request(b, SESSION, 7, buf, len);
+        free(buf);
+    }
+    return 0;
+}
+
+static bool list_equals(const bv *l, const model *m)
+{
+    if (l->list->n_items != m->n)
+        return false;
+    for (size_t k = 0; k < m->n; k++)
+        if (l->list->items[k]->i != m->v[k])
+            return false;
+    return true;
+}
+
+static void test_sigkill_list_middle(void **state)
+{
+    (void)state;
+    shoal_broker *b = open_broker(data_dir);
+    create(b, "rl", SHOAL__BROKER__KIND__LIST, NULL);
+    shoal_broker_destroy(b);
+    unsigned seed = (unsigned)getpid();
+    for (int round = 0; round < 4; round++) {
+        list_seed = rand_r(&seed);
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = t_fork(list_writer_child, &fds[1]);
+        close(fds[1]);
+        uint64_t id = 0, want = 300 + rand_r(&seed) % 4000;
+        while (id < want && read(fds[0], &id, sizeof(id)) == sizeof(id))
+            ;
+        kill(pid, SIGKILL);
+        t_wait(pid);
+        while (read(fds[0], &id, sizeof(id)) == sizeof(id)) /* acknowledged meanwhile */
+            ;
+        close(fds[0]);
+        /* the model after the id acknowledged operations */
+        model m = {0};
+        unsigned s = list_seed;
+        size_t pos;
+        bool insert;
+        for (int64_t i = 0; i < (int64_t)id; i++)
+            next_list_op(&m, &s, i, &pos, &insert);
+        b = open_broker(data_dir);
+        brep *r = call0(b, "rl", "copy");
+        assert_int_equal(r->status, 0);
+        if (!list_equals(r->result, &m)) { /* then the one after it was committed */
+            next_list_op(&m, &s, (int64_t)id, &pos, &insert);
+            assert_true(list_equals(r->result, &m));
+        }
+        free(m.v);
+        call0(b, "rl", "clear"); /* the next life starts from an empty list again */
+        shoal_broker_destroy(b);
+    }
+}
+
 /* ---- versions ---- */
 
 static void lmdb_put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *v,
@@ -658,7 +870,8 @@ static void test_version_1_migrated(void **state)
 {
     (void)state;
     write_v1(data_dir, NULL);
-    for (int life = 0; life < 2; life++) { /* migrated, then read as the current version */
+    for (int life = 0; life < 2;
+         life++) { /* migrated, then read as the current version */
         shoal_broker *b = open_broker(data_dir);
         assert_string_equal(call(b, "dict", "get", ARGS(I(2)))->result->s, "two");
         assert_int_equal(call(b, "dict", "get", ARGS(S("a")))->result->i, 1);
@@ -698,7 +911,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_containers_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_containers_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_middle_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_middle_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_any_instant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_list_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
     };
