@@ -883,6 +883,161 @@ static void test_version_1_migrated(void **state)
     }
 }
 
+/* The key "e" name "\0" id of an item or entry record. */
+static size_t item_key(char *key, const char *name, uint64_t id)
+{
+    size_t n = strlen(name);
+    key[0] = 'e';
+    memcpy(key + 1, name, n + 1);
+    for (int i = 0; i < 8; i++)
+        key[n + 2 + i] = (char)(id >> (56 - 8 * i));
+    return n + 10;
+}
+
+/* Writes a data directory as version 2 had it: list "l" with items 100..109 under ids
+ * 0..9 (head + position), queue "q" with items 5..8 under ids 5..8 (four got), and
+ * a record whose key has no room for an id when bad_key. */
+static void write_v2(const char *dir, bool bad_key)
+{
+    assert_int_equal(mkdir(dir, 0700), 0);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    uint32_t version = 2;
+    uint64_t boot = 3;
+    lmdb_put(txn, dbi, "m:version", 9, &version, sizeof(version));
+    lmdb_put(txn, dbi, "m:boot", 6, &boot, sizeof(boot));
+    const char *names[2] = {"l", "q"};
+    int kinds[2] = {SHOAL__BROKER__KIND__LIST, SHOAL__BROKER__KIND__QUEUE};
+    for (int o = 0; o < 2; o++) {
+        bobjstate st = SHOAL__BROKER__OBJECT__INIT;
+        st.kind = kinds[o];
+        st.typecode = (char *)"";
+        st.data = shoal__bv_none();
+        size_t len;
+        void *buf = shoal__bv_pack(&st.base, &len);
+        char key[32] = "h";
+        strcpy(key + 1, names[o]);
+        lmdb_put(txn, dbi, key, 1 + strlen(names[o]), buf, len);
+        free(buf);
+        shoal__bv_free(st.data);
+        for (uint64_t id = o ? 5 : 0; id < (o ? 9 : 10); id++) {
+            bv *v = I(o ? (int64_t)id : 100 + (int64_t)id);
+            buf = shoal__bv_pack(&v->base, &len);
+            lmdb_put(txn, dbi, key, item_key(key, names[o], id) - (bad_key && id == 7),
+                     buf, len);
+            free(buf);
+            shoal__bv_free(v);
+        }
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* Every record of dir but those of "m:" (the version, the boot count), packed one
+ * after the other: key length, key, value length, value. */
+static char *records_of(const char *dir, size_t *len, uint32_t *version)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    char *out = NULL;
+    *len = 0;
+    MDB_val k, v;
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        if (k.mv_size == 9 && !memcmp(k.mv_data, "m:version", 9)) {
+            assert_int_equal(v.mv_size, sizeof(*version));
+            memcpy(version, v.mv_data, sizeof(*version));
+        }
+        if (k.mv_size >= 2 && !memcmp(k.mv_data, "m:", 2))
+            continue;
+        out = realloc(out, *len + 16 + k.mv_size + v.mv_size);
+        assert_non_null(out);
+        memcpy(out + *len, &k.mv_size, 8);
+        memcpy(out + *len + 8, k.mv_data, k.mv_size);
+        memcpy(out + *len + 8 + k.mv_size, &v.mv_size, 8);
+        memcpy(out + *len + 16 + k.mv_size, v.mv_data, v.mv_size);
+        *len += 16 + k.mv_size + v.mv_size;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return out;
+}
+
+/* Version 2's item ids (head + position, contiguous) are version 3 keys as they
+ * are: opening the directory writes the version and nothing else; then a middle
+ * insert (no room between contiguous ids: the items around it are renumbered) and
+ * the rest keep the lists as the model has them. */
+static void test_version_2_migrated(void **state)
+{
+    (void)state;
+    write_v2(data_dir, false);
+    size_t len0, len1;
+    uint32_t v0 = 0, v1 = 0;
+    char *before = records_of(data_dir, &len0, &v0);
+    shoal_broker *b = open_broker(data_dir);
+    shoal_broker_destroy(b);
+    char *after = records_of(data_dir, &len1, &v1);
+    assert_int_equal(v0, 2);
+    assert_int_equal(v1, 3);
+    assert_int_equal(len0, len1);
+    assert_memory_equal(before, after, len0);
+    free(before);
+    free(after);
+    model m = {0};
+    for (int64_t i = 0; i < 10; i++)
+        model_insert(&m, (size_t)i, 100 + i);
+    unsigned seed = 5;
+    b = open_broker(data_dir);
+    assert_list_is(b, "l", &m);
+    assert_int_equal(call0(b, "q", "get")->result->i, 5);
+    for (int life = 0; life < 3; life++) {
+        for (int64_t i = 0; i < 500; i++) {
+            size_t pos;
+            bool insert;
+            int64_t taken = next_list_op(&m, &seed, 1000 * life + i, &pos, &insert);
+            brep *r = list_op(b, "l", pos, insert, 1000 * life + i);
+            if (!insert)
+                assert_int_equal(r->result->i, taken);
+        }
+        assert_int_equal(call(b, "q", "put", ARGS(I(life)))->status, 0);
+        shoal_broker_destroy(b);
+        b = open_broker(data_dir);
+        assert_list_is(b, "l", &m);
+    }
+    for (int64_t want = 6; want < 9; want++)
+        assert_int_equal(call0(b, "q", "get")->result->i, want);
+    for (int64_t want = 0; want < 3; want++)
+        assert_int_equal(call0(b, "q", "get")->result->i, want);
+    shoal_broker_destroy(b);
+    free(m.v);
+}
+
+/* A record key without room for its id: the directory is refused, naming itself and
+ * the object. */
+static void test_malformed_key_refused(void **state)
+{
+    (void)state;
+    write_v2(data_dir, true);
+    shoal_broker *b;
+    shoal_broker_config cfg = {data_dir, 0};
+    assert_int_equal(shoal_broker_create(&b, &cfg, deliver), SHOAL_ECORRUPT);
+    const char *e = shoal_errdetail();
+    assert_non_null(strstr(e, data_dir));
+    assert_non_null(strstr(e, "malformed: object \"l\""));
+}
+
 static void test_newer_version_refused(void **state)
 {
     (void)state;
@@ -916,6 +1071,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigkill_any_instant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_list_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_1_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_2_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
