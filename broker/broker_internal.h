@@ -130,7 +130,8 @@ bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st);
 void broker__free_obj(bobj *o);
 void broker__dirty(shoal_broker *b, bobj *o);
 /* Squeezes out the holes that removals left in o's own dict entries or list / queue
- * items (index.c's top comment): what reads or packs o's whole data calls it first. */
+ * items (index.c's top comment; a list's record keys move with its items): what reads
+ * or packs o's whole data calls it first. */
 void broker__settle(bobj *o);
 
 /* store.c: LMDB. Opens (creating) the environment in dir, loads every object into b

@@ -1,10 +1,10 @@
 /*
  * store.c — the broker's objects in LMDB (--data-dir).
  *
- * One LMDB environment in the data directory, one unnamed database. Format version 2
+ * One LMDB environment in the data directory, one unnamed database. Format version 3
  * (the record "m:version"); its records:
  *
- *   "m:version"                  the format version (a uint32, 2)
+ *   "m:version"                  the format version (a uint32, 3)
  *   "m:boot"                     how many times a broker started on this directory
  *                                (session ids carry it, so an id of a previous life
  *                                never matches a live session)
@@ -17,13 +17,25 @@
  *                                Queue or JoinableQueue (a packed Value)
  *
  * A dict entry's id is given when its key is inserted and kept while the key stays
- * (index.c), so LMDB's key order is the dict's insertion order; a list item's id is
- * head + its position (bobj.head), so an append writes one record and a pop from
- * either end deletes one. A write to one key of a dict of any size writes that key's
- * record and nothing else; d['x'].append(1) rewrites the record of 'x'. Operations
- * that move many items (insert or remove in the middle of a list, reverse, clear)
- * rewrite the object's records (o->full); the header is written when the object is
- * created and, for the other kinds, with each change (it is their whole state).
+ * (index.c), so LMDB's key order is the dict's insertion order. A list item's id (its
+ * key) is its own too, kept beside it in memory (o->keys[i] for items[i], the holes
+ * before item 0 included: broker__settle moves both) while the broker has a data
+ * directory; the keys increase along the list and are spaced out: an append takes the
+ * last key + KEY_GAP (2^32), an insert at the front the first - KEY_GAP, an insert
+ * between two items the middle of their keys, the first item of an empty list
+ * KEY_MID (2^63). When there is no room between the neighbours (or past an end), the
+ * smallest window of items around the new one whose span has room at the gap its size
+ * asks is renumbered: its items' old records deleted and written again under keys
+ * spread over the span (place_key): an insert writes O(log n) records amortized,
+ * usually one, and the whole list only when it is packed (a list of version 2, whose
+ * ids were contiguous, at its first insert in the middle). So an append or an insert
+ * writes one record (now and then a few more), a pop or a del anywhere deletes one. A
+ * write to one key of a dict of any size writes that key's record and nothing else;
+ * d['x'].append(1) rewrites the record of 'x'. Operations that move many items
+ * (reverse, clear) rewrite the object's records (o->full), the items under fresh keys
+ * spread over the whole key space; while o->full the keys are not looked at. The
+ * header is written when the object is created and, for the other kinds, with each
+ * change (it is their whole state).
  *
  * core.c logs each record change as the operation makes it (broker__store_rec: the
  * record packed then); at the end of the request (or of a pipelined batch) the
@@ -39,11 +51,15 @@
  * log (a new object of the same name may follow it in the same transaction).
  *
  * Version 1 (no "m:version"; "o" name held each whole Object) is migrated when it is
- * opened: read as before, written as version 2 and its "o" records deleted, in the
- * transaction that opens the directory. A newer version is refused with an error
- * naming the directory and both versions. A second broker on the same directory is
- * refused (an flock on broker.lock), since two would each believe they hold the
- * objects.
+ * opened: read as before, written as the current version and its "o" records
+ * deleted, in the transaction that opens the directory. Version 2 differs only in its
+ * list item ids (head + position: contiguous, increasing, which are valid keys as they
+ * are): opening it writes "m:version" and nothing else. Loading takes any increasing
+ * keys of an object's items (LMDB's order gives nothing else; anything else is a
+ * damaged file and refused, naming the directory and the object). A newer version is
+ * refused with an error naming the directory and both versions. A second broker on
+ * the same directory is refused (an flock on broker.lock), since two would each
+ * believe they hold the objects.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -13,8 +13,14 @@
  * Containers of 100,000 entries are emptied from the front (del of the oldest key,
  * pop(0), queue get), in memory and durable, each value checked on the way.
  * A forked broker writing without end is SIGKILLed at a random instant: every write
- * it acknowledged is there after the reopen. A version 1 data directory (written here
- * with LMDB as the previous format had it) is migrated; a newer version is refused.
+ * it acknowledged is there after the reopen. A list takes thousands of inserts and
+ * pops at random places and many at one place (its record keys run out of room there
+ * and a window around it is renumbered), checked against a model in memory, durable
+ * across reopens, and in a forked broker SIGKILLed at random instants: the list is the
+ * model after the operations acknowledged (or one more). Version 1 and version 2 data
+ * directories (written here with LMDB as those formats had them) are migrated — a
+ * version 2 one by writing its version only; a malformed item key and a newer version
+ * are refused.
  */
 #include <lmdb.h>
 #include <setjmp.h>
