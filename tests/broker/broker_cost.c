@@ -2,22 +2,26 @@
  * broker_cost.c — the broker's own work per request, in process: no transport, no
  * session thread, only broker_request on requests packed beforehand.
  *
- *   broker_cost OP N [view]
+ *   broker_cost OP N [view | DIR ITEMS]
  *
  * runs N times one operation on an in-memory broker: `set` (d[k] = i over 100 keys
  * of one dict), `get` (d[k] over the same keys), `append` (l.append(i)), `lock` (a
  * lock's acquire, then its release: two requests), `batch` (one batch request of 16
- * dict sets). The replies are kept by the delivery function, then checked (status 0,
- * so a count is never that of an error path) and freed outside broker_request, as a
- * session sends them outside it. Counted with
+ * dict sets), `insert` (l.insert(len(l) // 2, i)), `pop` (l.pop(len(l) // 2)). The
+ * replies are kept by the delivery function, then checked (status 0, so a count is
+ * never that of an error path) and freed outside broker_request, as a session sends
+ * them outside it. Counted with
  *
- *   valgrind --tool=callgrind --toggle-collect=broker_request broker_cost set 20000
+ *   valgrind --tool=callgrind --toggle-collect=counted broker_cost set 20000
  *
- * the total divided by N is the broker's cost of one operation (the setup — creating
- * the objects and filling the dict — is a few requests among the N). With `view`
- * the broker publishes its read view (broker/view.c, as beside an shm:// address):
- * the cost of its generations and of publishing the gets. CTest runs it
- * with a small N for each operation, as a check that the program works.
+ * (counted: the broker_request of the N requests, not those of the setup) the total
+ * divided by N is the broker's cost of one operation. With `view` the broker
+ * publishes its read view (broker/view.c, as beside an shm:// address): the cost of
+ * its generations and of publishing the gets. With DIR the broker keeps its objects in
+ * that data directory (created; --sync=none; "-": in memory), and the list starts
+ * with ITEMS items (one extend): the cost of a middle insert or pop of a durable list,
+ * its LMDB transaction included. CTest runs it with a small N for each operation, as a
+ * check that the program works.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +102,31 @@ static void run(shoal_broker *b, broker_session *s, uint64_t sid, ProtobufCBinar
     check();
 }
 
+/* A request of the N counted (callgrind's --toggle-collect=counted). */
+__attribute__((noinline)) void counted(shoal_broker *b, broker_session *s, uint64_t sid,
+                                       ProtobufCBinaryData d);
+__attribute__((noinline)) void counted(shoal_broker *b, broker_session *s, uint64_t sid,
+                                       ProtobufCBinaryData d)
+{
+    broker_request(b, s, sid, d.data, d.len);
+}
+
+/* The request l.extend(range(items)). */
+static ProtobufCBinaryData fill(long items)
+{
+    bv *l = shoal__bv_seq(BV_LIST);
+    for (long i = 0; l && i < items; i++)
+        if (shoal__bv_seq_insert(l, (size_t)i, shoal__bv_int(i)) < 0) {
+            shoal__bv_free(l);
+            l = NULL;
+        }
+    if (!l) {
+        fprintf(stderr, "broker_cost: out of memory\n");
+        exit(1);
+    }
+    return pack(6, "l", "extend", l, NULL);
+}
+
 static bv *key(size_t i)
 {
     char k[16];
@@ -109,16 +138,24 @@ int main(int argc, char **argv)
 {
     const char *op = argc > 2 ? argv[1] : "";
     long n = argc > 2 ? atol(argv[2]) : 0;
-    if (n <= 0 || (strcmp(op, "set") && strcmp(op, "get") && strcmp(op, "append") &&
-                   strcmp(op, "lock") && strcmp(op, "batch"))) {
-        fprintf(stderr, "usage: broker_cost set|get|append|lock|batch N [view]\n");
+    bool view = argc == 4 && !strcmp(argv[3], "view");
+    const char *dir = argc == 5 && strcmp(argv[3], "-") ? argv[3] : NULL;
+    long nitems = argc == 5 ? atol(argv[4]) : 0;
+    bool middle = !strcmp(op, "insert") || !strcmp(op, "pop");
+    if (n <= 0 || (argc == 4 && !view) || argc > 5 ||
+        (!strcmp(op, "pop") && nitems < n) ||
+        (strcmp(op, "set") && strcmp(op, "get") && strcmp(op, "append") &&
+         strcmp(op, "lock") && strcmp(op, "batch") && !middle)) {
+        fprintf(stderr, "usage: broker_cost set|get|append|lock|batch|insert|pop N "
+                        "[view | DIR ITEMS] (pop: N <= ITEMS)\n");
         return 2;
     }
     shoal_broker *b;
     char vname[64];
     snprintf(vname, sizeof(vname), "broker-cost-%d", (int)getpid());
-    if (shoal_broker_create(&b, NULL, deliver) < 0 ||
-        (argc > 3 && !strcmp(argv[3], "view") && broker__view_open(b, vname, NULL) < 0)) {
+    shoal_broker_config cfg = {dir, 0};
+    if (shoal_broker_create(&b, &cfg, deliver) < 0 ||
+        (view && broker__view_open(b, vname, NULL) < 0)) {
         fprintf(stderr, "broker_cost: %s\n", shoal_errdetail());
         return 1;
     }
@@ -150,18 +187,37 @@ int main(int argc, char **argv)
         run(b, s, sid, setup[i]);
     for (size_t i = 0; i < KEYS; i++) /* every key there: a set replaces a value */
         run(b, s, sid, sets[i]);
+    ProtobufCBinaryData filled = fill(nitems);
+    run(b, s, sid, filled);
+    free(filled.data);
     for (long i = 0; i < n; i++) {
-        if (!strcmp(op, "set"))
-            run(b, s, sid, sets[i % KEYS]);
-        else if (!strcmp(op, "get"))
-            run(b, s, sid, gets[i % KEYS]);
-        else if (!strcmp(op, "append"))
-            run(b, s, sid, more[0]);
-        else if (!strcmp(op, "lock")) {
-            run(b, s, sid, more[1]);
-            run(b, s, sid, release);
-        } else
-            run(b, s, sid, batch);
+        if (middle) { /* the middle of the list as it is now */
+            long len = nitems + (!strcmp(op, "insert") ? i : -i);
+            ProtobufCBinaryData d =
+                !strcmp(op, "insert")
+                    ? pack(11, "l", "insert", shoal__bv_int(len / 2), shoal__bv_int(i))
+                    : pack(11, "l", "pop", shoal__bv_int(len / 2), NULL);
+            counted(b, s, sid, d);
+            check();
+            free(d.data);
+        } else if (!strcmp(op, "set")) {
+            counted(b, s, sid, sets[i % KEYS]);
+            check();
+        } else if (!strcmp(op, "get")) {
+            counted(b, s, sid, gets[i % KEYS]);
+            check();
+        } else if (!strcmp(op, "append")) {
+            counted(b, s, sid, more[0]);
+            check();
+        } else if (!strcmp(op, "lock")) {
+            counted(b, s, sid, more[1]);
+            check();
+            counted(b, s, sid, release);
+            check();
+        } else {
+            counted(b, s, sid, batch);
+            check();
+        }
     }
     broker_session_end(b, s, sid);
     shoal_broker_destroy(b);
