@@ -7,7 +7,9 @@
 //! `tls+tcp://`. Clones share the connection, and so do the proxies made from it: the
 //! connection ends when the last of them is dropped (or at once with
 //! [`Manager::close`]; calls made afterwards fail with `Closed`). It may be used from
-//! any number of threads.
+//! any number of threads. [`Manager::start`] starts a private broker first, as Python's
+//! `shoal.Manager()` does (manager_start.rs), stopped by [`Manager::shutdown`] or with
+//! the connection, and when this process dies.
 //!
 //! Values are [`MValue`]s, the language-neutral values of `broker.proto`: none, bool,
 //! 64-bit int, double, string, bytes, list, tuple and map (keys: scalars or tuples of
