@@ -68,12 +68,13 @@ class BrokerProcess {
     const timeout = opts.readyTimeout ?? 10000;
     let out = '';
     let err = '';
+    const closed = new Promise((r) => child.on('close', r)); // exited, stdio read to the end
     return new Promise((resolve, reject) => {
       const fail = async (code, what) => {
         clearTimeout(timer);
         child.kill('SIGKILL');
         const status = await b.exited;
-        await new Promise((r) => child.stderr.once('close', r).resume());
+        await closed;
         reject(error(code, `Manager.start: the broker (${cli} broker --listen ${address}) ${what} (${status}): ${err.trimEnd()}`));
       };
       const timer = setTimeout(() => fail('ETIMEDOUT', `was not ready within ${timeout} ms`), timeout);
