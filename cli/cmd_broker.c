@@ -81,7 +81,7 @@ static int start_stdin_watch(void)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL); /* see below */
+    pthread_sigmask(SIG_BLOCK, &stop, NULL); /* in this thread: see above */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t t;
