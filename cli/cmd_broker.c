@@ -1,11 +1,17 @@
 /*
- * cmd_broker.c — `shoal broker`: run a Manager broker (broker/, docs/broker.md); and
+ * cmd_broker.c — `shoal broker`: run a Manager broker (broker/, docs/broker.md), with
+ * --stop-at-stdin-eof stopped when its parent goes (the private brokers the Rust and
+ * Node clients start: their pipe on its stdin ends when they die); and
  * the command line of the commands that talk to one as clients (`shoal ls --broker`,
  * `shoal inspect --broker`): the address, its token and TLS files, and a connection.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../broker/broker.h"
 #include "cli.h"
@@ -15,7 +21,7 @@ static const char broker_help[] =
     "                    [--sync=commit|none] [--token-file FILE] [--root DIR]\n"
     "                    [--domain NAME] [--tls-cert FILE --tls-key FILE [--tls-ca "
     "FILE]]\n"
-    "                    [--no-view]\n"
+    "                    [--no-view] [--stop-at-stdin-eof]\n"
     "Serves multiprocessing.Manager's objects (dict, list, Namespace, Value, Array,\n"
     "Queue, Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier) to\n"
     "clients in any language, until SIGINT or SIGTERM.\n"
@@ -31,7 +37,10 @@ static const char broker_help[] =
     "                    its unencrypted private key, for tls+tcp://\n"
     "  --tls-ca F        require client certificates signed by this CA (PEM)\n"
     "  --no-view         do not publish the read view beside the first shm:// address\n"
-    "                    (clients on this host then send every read to the broker)\n";
+    "                    (clients on this host then send every read to the broker)\n"
+    "  --stop-at-stdin-eof  stop as on SIGTERM when the standard input ends: a parent\n"
+    "                    that holds the write end of a pipe there and dies (however)\n"
+    "                    stops its broker\n";
 
 static char *read_token(const char *path)
 {
@@ -45,6 +54,43 @@ static char *read_token(const char *path)
         return NULL;
     buf[strcspn(buf, "\r\n")] = 0;
     return strdup(buf);
+}
+
+/* --stop-at-stdin-eof: a thread reads the standard input until it ends (the writer,
+ * the parent, closed it or died), then sends the process SIGTERM, which the broker's
+ * signal thread takes as a clean stop. The thread blocks every signal, so that SIGTERM
+ * reaches that signal thread; the main thread blocks SIGINT and SIGTERM from the start
+ * and for good, so that one sent before the broker waits for it is taken then, and a
+ * second one (a SIGTERM, then the end of stdin) does not kill the process once the
+ * broker, stopping, has restored the mask it was called with. */
+static void *stdin_watch(void *arg)
+{
+    (void)arg;
+    char buf[256];
+    ssize_t n;
+    while ((n = read(STDIN_FILENO, buf, sizeof(buf))) != 0)
+        if (n < 0 && errno != EINTR)
+            break;
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+static int start_stdin_watch(void)
+{
+    sigset_t all, old, stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL); /* in this thread: see above */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, stdin_watch, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
 }
 
 static int usage_error_of(const char *cmd, const char *what, const char *help)
@@ -64,7 +110,7 @@ int cli_broker(int argc, char **argv)
     shoal_broker_options o = {.listen = listen, .sync = 1};
     shoal_attr attr = {0};
     const char *token_file = NULL;
-    int status = -1;
+    int status = -1, stdin_eof = 0;
     for (int i = 1; i < argc && status < 0; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -72,6 +118,8 @@ int cli_broker(int argc, char **argv)
             status = CLI_OK;
         } else if (!strcmp(a, "--no-view")) {
             o.no_view = 1;
+        } else if (!strcmp(a, "--stop-at-stdin-eof")) {
+            stdin_eof = 1;
         } else if (!strcmp(a, "--sync=commit") || !strcmp(a, "--sync=none")) {
             o.sync = !strcmp(a, "--sync=commit");
         } else if (!v) {
@@ -106,6 +154,10 @@ int cli_broker(int argc, char **argv)
     if (status < 0 && token_file && !(token = read_token(token_file))) {
         fprintf(stderr, "shoal broker: cannot read the token file %s\n", token_file);
         status = CLI_FAIL;
+    }
+    if (status < 0 && stdin_eof && start_stdin_watch() < 0) {
+        fprintf(stderr, "shoal broker: cannot start the thread watching stdin\n");
+        status = CLI_SYSTEM;
     }
     if (status < 0) {
         o.token = token;

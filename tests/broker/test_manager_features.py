@@ -6,8 +6,9 @@ watch open, a watcher that reads nothing while many writes happen (it gets a
 "resync", and the last state). TLS: a throwaway PKI (tests/rpc/make-test-certs.sh);
 a good client certificate, one from another CA, none, and a client that does not trust
 the broker's CA. CLI: ls and inspect of a broker over shm:// and over tcp:// with a
-token file; a broker stopped by SIGTERM or SIGINT leaves no segment behind, a
-SIGKILLed one leaves them to `shoal gc`.
+token file; a broker stopped by SIGTERM or SIGINT, or by the end of its stdin
+(--stop-at-stdin-eof), leaves no segment behind, a SIGKILLed one leaves them to
+`shoal gc`.
 
 Run by CTest (broker.features) with SHOAL_LIBRARY, SHOAL_CLI and PYTHONPATH set.
 """
@@ -256,6 +257,35 @@ class CliTest(unittest.TestCase):
             self.assertEqual(names(root), made)
             subprocess.run([CLI, "gc", "--root", root], capture_output=True, check=True)
             self.assertEqual(names(root), [])
+
+    def test_stop_at_stdin_eof(self):
+        """`--stop-at-stdin-eof`: the end of stdin (its writer closed it, or died) stops
+        the broker as SIGTERM does, leaving no segment; a SIGTERM and then the end of
+        stdin (a client's shutdown) still stop it cleanly, not killed by the second."""
+        def names(root):
+            out = subprocess.run([CLI, "ls", "--root", root, "-q"], capture_output=True,
+                                 text=True, check=True).stdout
+            return sorted(out.split())
+
+        name = "eof-%d" % os.getpid()
+        with tempfile.TemporaryDirectory() as root:
+            # None: stdin ends alone; else SIGTERM, and stdin ends after that many s
+            for sigterm_before in (None, 0, 0.002, 0.005, 0.01, 0.03):
+                p = subprocess.Popen([CLI, "broker", "--listen", "shm://" + name, "--root",
+                                      root, "--stop-at-stdin-eof"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                self.assertEqual(p.stdout.readline(), b"shoal broker: listening on shm://%s\n"
+                                 % name.encode())
+                self.assertEqual(p.stdout.readline(), b"shoal broker: ready\n")
+                self.assertIn(name, names(root))
+                if sigterm_before is not None:  # stdin ends while the broker stops
+                    p.send_signal(signal.SIGTERM)
+                    time.sleep(sigterm_before)
+                p.stdin.close()
+                self.assertEqual(p.wait(30), 0)
+                p.stdout.close()
+                p.stderr.close()
+                self.assertEqual(names(root), [])
 
 
 if __name__ == "__main__":

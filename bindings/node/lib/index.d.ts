@@ -349,10 +349,29 @@ export interface ManagerObjectOptions {
   name?: string;
 }
 
+/** Options of Manager.start: the private broker. */
+export interface ManagerStartOptions {
+  /** The `shoal` command (default: $SHOAL_CLI when set and not empty, else `shoal` on the PATH). */
+  cli?: string;
+  /** shm://: where the broker's segments live (passed to it and used to connect). */
+  root?: string;
+  domain?: string;
+  /** Keep the objects in LMDB in this directory. */
+  dataDir?: string;
+  /** How long the broker may take to be ready, ms (default 10000). */
+  readyTimeout?: number;
+}
+
 export class Manager {
   static connect(address: string, opts?: ManagerOptions): Manager;
+  /** Starts a private broker on shm:// and connects to it; shutdown() stops it. */
+  static start(opts?: ManagerStartOptions): Promise<Manager>;
   readonly address: string;
+  /** The pid of the broker start() started, else null. */
+  readonly brokerPid: number | null;
   close(): void;
+  /** close(), then stops the broker start() started and waits for its exit. */
+  shutdown(): Promise<void>;
   flush(): void;
   viewStats(): { view: boolean; hits: number; misses: number };
   create(name: string, kind: number, init?: ManagerValue, typecode?: string | null): boolean;

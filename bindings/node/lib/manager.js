@@ -4,6 +4,8 @@
 // Semaphore, BoundedSemaphore, Event, Condition, Barrier — held by a `shoal broker`
 // process and shared by name with C, Python and Rust clients.
 //
+// Manager.start(opts) starts a private broker (lib/manager_start.js), as Python's
+// `with shoal.Manager() as m:` does, and connects to it; Manager#shutdown() stops it.
 // Manager.connect(address) opens one session (shoal/manager.h's shoal_manager) through
 // the addon; proxies name an object (and, for a container nested in another, a path of
 // keys or indices) and run the broker's operations (broker.proto; the op names of
@@ -46,6 +48,7 @@
 
 const { native, NAMES, error, nanos } = require('./native');
 const { pollUntil } = require('./handle');
+const { BrokerProcess } = require('./manager_start');
 
 /** A tuple value (Python's tuple): an Array that travels as broker.proto's tuple. */
 class Tuple extends Array {}
@@ -102,6 +105,7 @@ function autoName(prefix) {
 class Manager {
   constructor(h, address) {
     this._h = h;
+    this._broker = null;
     /** The broker's address. */
     this.address = address;
   }
@@ -124,6 +128,49 @@ class Manager {
       tlsServerName: tls.serverName ?? null,
     });
     return new Manager(h, address);
+  }
+
+  /**
+   * Starts a private broker on an shm:// address of its own and resolves with a
+   * Manager connected to it. The broker is opts.cli, else $SHOAL_CLI when set and not
+   * empty, else `shoal` found on the PATH (Python's rule), run as `shoal broker
+   * --listen shm://manager-PID-RANDOM --stop-at-stdin-eof`. shutdown() stops it; it
+   * also stops when this process ends, however (SIGKILL too). opts: {cli, root,
+   * domain (shm://: passed to the broker and used here), dataDir (keep the objects in
+   * LMDB there), readyTimeout (ms, default 10000)}. Rejects with ENOENT (no `shoal`
+   * command), ESYS (it cannot be run, or exited before it was ready: the detail has
+   * its exit status and stderr), ETIMEDOUT (not ready in time: it is killed), or an
+   * error of connecting.
+   */
+  static async start(opts = {}) {
+    const b = await BrokerProcess.start(opts);
+    let m;
+    try {
+      m = Manager.connect(b.address, { root: opts.root, domain: opts.domain });
+    } catch (e) {
+      await b.stop();
+      throw e;
+    }
+    m._broker = b;
+    return m;
+  }
+
+  /** The process id of the broker Manager.start() started (null otherwise, and after
+   * shutdown()). */
+  get brokerPid() {
+    return this._broker ? this._broker.pid : null;
+  }
+
+  /** Ends the session (as close()), then stops the broker Manager.start() started:
+   * SIGTERM, and resolves once it has exited (its segments are gone then); rejects
+   * with ESYS when it exited with an error status. For a connected Manager, close(). */
+  async shutdown() {
+    this.close();
+    const b = this._broker;
+    this._broker = null;
+    if (!b) return;
+    const status = await b.stop();
+    if (status !== 'exit status 0') throw error('ESYS', `manager ${this.address}: the broker stopped with ${status}`);
   }
 
   _handle() {

@@ -2,7 +2,9 @@
 // The Manager broker's client (lib/manager.js) against a real `shoal broker` process:
 // every proxy kind, every value kind both ways, Python's client on the same objects,
 // the errors (bad values refused before anything is sent, the broker's own, a broker
-// killed under a call), pipelining and the read view.
+// killed under a call), pipelining and the read view; Manager.start's private brokers
+// (started, used, stopped, two at once, the errors of a missing command and of a broker
+// that exits, a broker outliving no SIGKILLed parent).
 const test = require('node:test');
 const assert = require('node:assert');
 const os = require('os');
@@ -566,4 +568,127 @@ test('close wakes a pending wait', async () => {
   m3.close();
   await assert.rejects(pending, code('ECLOSED'));
   m.delete(q.name);
+});
+
+// ---- Manager.start: a private broker ----------------------------------------------------
+
+const startPlace = { root, domain: 'nodestart' };
+
+/** The segments left of the broker at address (its name, NAME:...). */
+function segmentsOf(address) {
+  const name = address.slice('shm://'.length);
+  let files = [];
+  try {
+    files = require('fs').readdirSync(path.join(root, 'nodestart'));
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+  }
+  return files.filter((f) => f === name || f.startsWith(`${name}:`));
+}
+
+/** Whether process pid runs (not gone, not a zombie waiting to be reaped). */
+function running(pid) {
+  let stat;
+  try {
+    stat = require('fs').readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 1).trim()[0];
+  return state !== 'Z' && state !== 'X';
+}
+
+/** Resolves with whether `cond()` came true within `ms`. */
+async function within(ms, cond) {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+}
+
+test('Manager.start: a private broker, used, then stopped by shutdown', async () => {
+  const ms = await Manager.start(startPlace);
+  const pid = ms.brokerPid;
+  assert.match(ms.address, new RegExp(`^shm://manager-${process.pid}-[0-9a-f]{12}$`));
+  assert.ok(running(pid));
+  const d = ms.dict({ a: 1 }, { name: 'd' });
+  assert.strictEqual(d.increment('a', 2), 3);
+  const other = Manager.connect(ms.address, startPlace); // another session sees it
+  assert.strictEqual(other.dict(null, { name: 'd' }).get('a'), 3);
+  other.close();
+  assert.ok(segmentsOf(ms.address).length > 0);
+  await ms.shutdown();
+  assert.ok(!running(pid), `the broker ${pid} still runs`);
+  assert.deepStrictEqual(segmentsOf(ms.address), []);
+  assert.strictEqual(ms.brokerPid, null);
+  assert.throws(() => d.get('a'), code('ECLOSED'));
+  const ls = spawnSync(cli, ['ls', '--root', root, '--domain', 'nodestart'], { encoding: 'utf8' });
+  assert.ok(!ls.stdout.includes(ms.address.slice(6)), ls.stdout);
+  await ms.shutdown(); // again: nothing more to do
+});
+
+test('Manager.start: two at once do not collide', async () => {
+  const [a, b] = await Promise.all([Manager.start(startPlace), Manager.start(startPlace)]);
+  try {
+    assert.notStrictEqual(a.address, b.address);
+    assert.notStrictEqual(a.brokerPid, b.brokerPid);
+    a.dict(null, { name: 'same' }).set('k', 'a');
+    b.dict(null, { name: 'same' }).set('k', 'b');
+    assert.strictEqual(a.dict(null, { name: 'same' }).get('k'), 'a');
+    assert.strictEqual(b.dict(null, { name: 'same' }).get('k'), 'b');
+  } finally {
+    await a.shutdown();
+    await b.shutdown();
+  }
+  assert.deepStrictEqual([...segmentsOf(a.address), ...segmentsOf(b.address)], []);
+});
+
+test('Manager.start: the errors name what failed', async () => {
+  await assert.rejects(Manager.start({ ...startPlace, cli: '/nonexistent/shoal' }), (e) =>
+    code('ESYS')(e) && e.detail.includes('cannot run /nonexistent/shoal'));
+  // the broker exits before it is ready: its exit status and stderr
+  await assert.rejects(Manager.start({ ...startPlace, dataDir: '/dev/null/x' }), (e) =>
+    code('ESYS')(e) && e.detail.includes('exited before it was ready (exit status 3)') &&
+    e.detail.includes('/dev/null/x'));
+  // neither $SHOAL_CLI nor `shoal` on the PATH
+  const saved = [process.env.SHOAL_CLI, process.env.PATH];
+  process.env.SHOAL_CLI = '';
+  process.env.PATH = '/nonexistent';
+  try {
+    await assert.rejects(Manager.start(startPlace), (e) =>
+      code('ENOENT')(e) && e.detail.includes('the `shoal` command') && e.detail.includes('set SHOAL_CLI'));
+  } finally {
+    [process.env.SHOAL_CLI, process.env.PATH] = saved;
+  }
+});
+
+test('Manager.start: the broker ends with its SIGKILLed parent', async () => {
+  const script = `const { Manager } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    Manager.start(${JSON.stringify(startPlace)}).then((m) => {
+      m.dict(null, { name: 'd' }).set('k', 1);
+      console.log('broker', m.brokerPid, m.address);
+      setInterval(() => {}, 1000); // killed here
+    });`;
+  const p = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise((resolve, reject) => {
+    let out = '';
+    p.on('exit', (c) => reject(new Error(`the child exited (${c}): ${out}`)));
+    p.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolve(out);
+    });
+  });
+  p.removeAllListeners('exit');
+  const [, pid, address] = line.trim().split(' ');
+  assert.ok(running(Number(pid)));
+  const exited = new Promise((r) => p.on('exit', r));
+  p.kill('SIGKILL');
+  await exited;
+  assert.ok(await within(10000, () => !running(Number(pid))), `the broker ${pid} outlived its parent`);
+  // It stopped cleanly: nothing of its own left. The killed client's own pipe
+  // (NAME:cPID.N) may stay when the broker stopped before it saw that client die, as
+  // after any SIGKILLed client: `shoal gc` removes it (here, the test does).
+  const clientPipe = `${address.slice('shm://'.length)}:c${p.pid}.`;
+  const own = () => segmentsOf(address).filter((f) => !f.startsWith(clientPipe));
+  assert.ok(await within(5000, () => own().length === 0), `it left ${own()}`);
+  for (const f of segmentsOf(address)) require('fs').unlinkSync(path.join(root, 'nodestart', f));
 });

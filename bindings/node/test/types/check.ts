@@ -73,7 +73,10 @@ async function useManager(): Promise<void> {
   const st: { view: boolean; hits: number; misses: number } = m.viewStats();
   const proxy: shoal.manager.BaseProxy = m.open('scores');
   m.close();
-  void [t, hits, ok, item, set, idx, results, st, proxy];
+  const own: shoal.Manager = await shoal.Manager.start({ domain: 'd', readyTimeout: 5000 });
+  const pid: number | null = own.brokerPid;
+  await own.shutdown();
+  void [t, hits, ok, item, set, idx, results, st, proxy, pid];
 }
 void useManager;
 void use;

@@ -4,7 +4,11 @@
 //! kind, timeouts, a value larger than the transport carries, the broker SIGKILLed
 //! during a call, a lock holder killed), 1,000 pipelined requests, reads answered by
 //! the read view, and the same objects written and read by the Python client
-//! (`python3` with the package of bindings/python, skipped when there is none).
+//! (`python3` with the package of bindings/python, skipped when there is none). And
+//! Manager::start's private brokers: started, used, stopped by shutdown or the last
+//! handle's drop (the process gone, no segment left), two at once, the errors of a
+//! missing command and of a broker that exits, and a broker outliving no SIGKILLed
+//! parent.
 use std::env;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -612,6 +616,21 @@ fn broker_killed_during_a_call() {
 #[test]
 fn child_entry() {
     let Ok(role) = env::var("SHOAL_TEST_ROLE") else { return };
+    match role.as_str() {
+        "start-manager" => {
+            let m = Manager::start_with(&start_opts()).unwrap();
+            m.dict("d").unwrap().set("k", 1).unwrap();
+            println!("broker {} {}", m.broker_pid().unwrap(), m.address());
+            thread::sleep(LONG * 10); // killed here
+            return;
+        }
+        "start-without-cli" => {
+            let e = Manager::start().unwrap_err();
+            println!("{:?} {}", e.kind(), e.detail());
+            return;
+        }
+        _ => {}
+    }
     let address = env::var("SHOAL_TEST_ARG").unwrap();
     let opts = ManagerOptions { objects: Options::new().root(&root()), ..Default::default() };
     let m = Manager::connect_with(&address, &opts).unwrap();
@@ -656,6 +675,161 @@ fn owner_died() {
     }
     // Released by the guard, and no longer owner-died.
     drop(lk.acquire(SEC).unwrap());
+}
+
+// ---- Manager::start: a private broker -------------------------------------------------
+
+/// The private brokers' options: their segments under the tests' root, domain "rsstart".
+fn start_opts() -> StartOptions {
+    StartOptions { root: Some(root()), domain: Some("rsstart".into()), ..Default::default() }
+}
+
+/// The segments left of the broker at `address` (its name, NAME:...).
+fn segments_of(address: &str) -> Vec<String> {
+    let name = address.trim_start_matches("shm://");
+    let dir = format!("{}/rsstart", root());
+    let files = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let files = files.map(|f| f.file_name().to_string_lossy().into_owned());
+    files.filter(|f| f == name || f.starts_with(&format!("{name}:"))).collect()
+}
+
+/// Whether process `pid` is running (not gone, not a zombie waiting to be reaped).
+fn running(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some(s) if s != 'Z' && s != 'X')
+}
+
+/// Waits up to `bound` for process `pid` to end; whether it did.
+fn ends_within(pid: u32, bound: Duration) -> bool {
+    let t = Instant::now();
+    while running(pid) && t.elapsed() < bound {
+        thread::sleep(Duration::from_millis(10));
+    }
+    !running(pid)
+}
+
+#[test]
+fn start_use_shutdown() {
+    let m = Manager::start_with(&start_opts()).unwrap();
+    let pid = m.broker_pid().unwrap();
+    let address = m.address().to_owned();
+    assert!(address.starts_with(&format!("shm://manager-{}-", std::process::id())), "{address}");
+    assert!(running(pid));
+    let d = m.dict("d").unwrap();
+    d.set("a", 1).unwrap();
+    assert_eq!(d.increment("a", 2, 0).unwrap(), MValue::Int(3));
+    // another client (a connection of its own) sees the same objects
+    let opts =
+        ManagerOptions { objects: Options::new().root(&root()).domain("rsstart"), ..Default::default() };
+    let other = Manager::connect_with(&address, &opts).unwrap();
+    assert_eq!(other.dict("d").unwrap().get("a").unwrap(), MValue::Int(3));
+    other.close();
+    assert!(!segments_of(&address).is_empty());
+    m.clone().shutdown().unwrap(); // for every clone and proxy
+    assert!(!running(pid), "the broker {pid} is still running");
+    assert_eq!(segments_of(&address), Vec::<String>::new());
+    assert_eq!(kind_of(d.get("a")), ErrorKind::Closed);
+    assert_eq!(m.broker_pid(), None);
+    // `shoal ls` lists nothing of it either
+    let cli = env::var("SHOAL_CLI").unwrap_or_else(|_| "shoal".into());
+    let ls = Command::new(cli).args(["ls", "--root", &root(), "--domain", "rsstart"]).output().unwrap();
+    let name = address.trim_start_matches("shm://");
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains(name), "{ls:?}");
+}
+
+#[test]
+fn a_started_broker_stops_when_the_last_handle_goes() {
+    let m = Manager::start_with(&start_opts()).unwrap();
+    let pid = m.broker_pid().unwrap();
+    let address = m.address().to_owned();
+    let d = m.dict("d").unwrap();
+    drop(m);
+    d.set("still", "here").unwrap(); // the proxy holds the connection, and the broker
+    assert!(running(pid));
+    drop(d);
+    assert!(!running(pid), "the broker {pid} is still running");
+    assert_eq!(segments_of(&address), Vec::<String>::new());
+}
+
+#[test]
+fn two_started_managers_do_not_collide() {
+    let (a, b) = (Manager::start_with(&start_opts()).unwrap(), Manager::start_with(&start_opts()).unwrap());
+    assert_ne!(a.address(), b.address());
+    assert_ne!(a.broker_pid(), b.broker_pid());
+    a.dict("same").unwrap().set("k", "a").unwrap();
+    b.dict("same").unwrap().set("k", "b").unwrap();
+    assert_eq!(a.dict("same").unwrap().get("k").unwrap(), MValue::from("a"));
+    assert_eq!(b.dict("same").unwrap().get("k").unwrap(), MValue::from("b"));
+    let b_address = b.address().to_owned();
+    a.shutdown().unwrap();
+    assert_eq!(b.dict("same").unwrap().get("k").unwrap(), MValue::from("b"));
+    b.shutdown().unwrap();
+    assert_eq!(segments_of(&b_address), Vec::<String>::new());
+}
+
+#[test]
+fn start_errors_name_what_failed() {
+    // the given command does not exist
+    let opts = StartOptions { cli: Some("/nonexistent/shoal".into()), ..start_opts() };
+    let e = Manager::start_with(&opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Sys);
+    assert!(e.detail().contains("cannot run /nonexistent/shoal"), "{e}");
+    // the broker exits before it is ready: its exit status and stderr
+    let opts = StartOptions { data_dir: Some("/dev/null/x".into()), ..start_opts() };
+    let e = Manager::start_with(&opts).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Sys);
+    assert!(e.detail().contains("exited before it was ready (exit status: 3)"), "{e}");
+    assert!(e.detail().contains("/dev/null/x"), "the broker's stderr: {e}");
+    // neither $SHOAL_CLI nor `shoal` on the PATH (a child, with that environment)
+    let out = Command::new(env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1", "-q"])
+        .env("SHOAL_TEST_ROLE", "start-without-cli")
+        .env("SHOAL_CLI", "")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("NoEnt Manager::start: the `shoal` command"), "{out}");
+    assert!(out.contains("set SHOAL_CLI"), "{out}");
+}
+
+#[test]
+fn a_started_broker_ends_with_its_killed_parent() {
+    let mut child = Command::new(env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1", "-q"])
+        .env("SHOAL_TEST_ROLE", "start-manager")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("broker ") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the child exited");
+    }
+    let mut words = line.split_whitespace().skip(1);
+    let pid: u32 = words.next().unwrap().parse().unwrap();
+    let address = words.next().unwrap().to_owned();
+    assert!(running(pid));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(ends_within(pid, Duration::from_secs(10)), "the broker {pid} outlived its parent");
+    // It stopped cleanly: nothing of its own left (its pid is reaped by another, so
+    // poll). The killed client's own pipe (NAME:cPID.N) may stay when the broker
+    // stopped before it saw that client die, as after any SIGKILLed client: `shoal gc`
+    // removes it (here, the test does).
+    let client_pipe = format!("{}:c{}.", address.trim_start_matches("shm://"), child.id());
+    let own =
+        || segments_of(&address).into_iter().filter(|f| !f.starts_with(&client_pipe)).collect::<Vec<_>>();
+    let t = Instant::now();
+    while !own().is_empty() && t.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(own(), Vec::<String>::new());
+    for f in segments_of(&address) {
+        std::fs::remove_file(format!("{}/rsstart/{f}", root())).unwrap();
+    }
 }
 
 // ---- pipelining, the read view --------------------------------------------------------

@@ -29,6 +29,7 @@
 pub mod element;
 pub mod error;
 pub mod manager;
+mod manager_start;
 pub mod message;
 mod options;
 pub mod pb;

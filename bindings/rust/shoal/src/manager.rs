@@ -7,7 +7,9 @@
 //! `tls+tcp://`. Clones share the connection, and so do the proxies made from it: the
 //! connection ends when the last of them is dropped (or at once with
 //! [`Manager::close`]; calls made afterwards fail with `Closed`). It may be used from
-//! any number of threads.
+//! any number of threads. [`Manager::start`] starts a private broker first, as Python's
+//! `shoal.Manager()` does (manager_start.rs), stopped by [`Manager::shutdown`] or with
+//! the connection, and when this process dies.
 //!
 //! Values are [`MValue`]s, the language-neutral values of `broker.proto`: none, bool,
 //! 64-bit int, double, string, bytes, list, tuple and map (keys: scalars or tuples of
@@ -70,12 +72,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_sys as sys;
 
 use crate::error::{check, Error, ErrorKind, Result};
+use crate::manager_start::BrokerProcess;
+pub use crate::manager_start::StartOptions;
 use crate::options::{nanos, Options};
 use crate::sync::{LockError, LockResult};
 
@@ -557,9 +561,12 @@ pub struct ManagerOptions {
     pub tls_server_name: Option<String>,
 }
 
-/// The connection; closed when the last Manager or proxy holding it is dropped.
+/// The connection; closed when the last Manager or proxy holding it is dropped, and
+/// then the broker [`Manager::start`] started is stopped.
 struct Conn {
     raw: *mut sys::shoal_manager,
+    address: String,
+    broker: Mutex<Option<BrokerProcess>>,
 }
 
 // SAFETY: the C client is thread-safe: calls from any threads, close once all are done
@@ -571,6 +578,7 @@ impl Drop for Conn {
     fn drop(&mut self) {
         // SAFETY: nobody else holds the connection any more.
         unsafe { sys::shoal_manager_close(self.raw) }
+        // then the broker field, when there is one, is dropped: stopped
     }
 }
 
@@ -632,7 +640,63 @@ impl Manager {
         let mut raw = ptr::null_mut();
         // SAFETY: every pointer is valid for the call.
         check(unsafe { sys::shoal_manager_connect(&mut raw, addr.as_ptr(), &cfg) })?;
-        Ok(Manager { conn: Arc::new(Conn { raw }) })
+        Ok(Manager { conn: Arc::new(Conn { raw, address: address.to_owned(), broker: Mutex::new(None) }) })
+    }
+
+    /// Starts a private broker and connects to it, as Python's `shoal.Manager()`
+    /// does: [`Manager::start_with`] with the default options.
+    pub fn start() -> Result<Manager> {
+        Manager::start_with(&StartOptions::default())
+    }
+
+    /// Starts a private broker on an shm:// address of its own (`shm://manager-PID-
+    /// RANDOM`) and connects to it. The broker is the `shoal` command given in
+    /// `opts.cli`, else `$SHOAL_CLI` when set and not empty, else `shoal` found on the
+    /// `PATH` (Python's rule), run as `shoal broker --listen ADDRESS
+    /// --stop-at-stdin-eof`; this waits until it prints that it is ready. It is
+    /// stopped (SIGTERM, then a wait; it then removes its segments) by
+    /// [`Manager::shutdown`], or when the last clone of this Manager and of its proxies
+    /// is dropped, and it stops by itself when this process ends, however (SIGKILL
+    /// too): its stdin is a pipe only this process holds. Fails with `NoEnt` (no
+    /// `shoal` command), `Sys` (it cannot be run, or it exited before it was ready: the
+    /// detail has its exit status and what it wrote on stderr), `TimedOut` (not ready
+    /// within `opts.ready_timeout`: it is killed), or an error of connecting.
+    pub fn start_with(opts: &StartOptions) -> Result<Manager> {
+        let (broker, address) = BrokerProcess::start(opts)?;
+        let mut objects = Options::new();
+        if let Some(root) = &opts.root {
+            objects = objects.root(root);
+        }
+        if let Some(domain) = &opts.domain {
+            objects = objects.domain(domain);
+        }
+        let m = Manager::connect_with(&address, &ManagerOptions { objects, ..Default::default() })?;
+        *m.conn.broker.lock().unwrap() = Some(broker);
+        Ok(m)
+    }
+
+    /// The address this Manager is connected to (for a started one, its broker's).
+    pub fn address(&self) -> &str {
+        &self.conn.address
+    }
+
+    /// The process id of the broker [`Manager::start`] started; None for a Manager
+    /// that connected to a running broker, or after [`Manager::shutdown`].
+    pub fn broker_pid(&self) -> Option<u32> {
+        self.conn.broker.lock().unwrap().as_ref().map(BrokerProcess::pid)
+    }
+
+    /// Ends the session as [`Manager::close`] does, then stops the broker
+    /// [`Manager::start`] started (SIGTERM, and waits until it has exited: its
+    /// segments are gone when this returns), for every clone and proxy of this
+    /// Manager. Fails with `Sys` when the broker exited with an error status (or was
+    /// gone), `TimedOut` when it had not stopped 10 s after SIGTERM (it is then
+    /// killed). For a connected Manager, the same as [`Manager::close`].
+    pub fn shutdown(self) -> Result<()> {
+        let broker = self.conn.broker.lock().unwrap().take();
+        // SAFETY: the connection is alive (this handle holds it).
+        unsafe { sys::shoal_manager_shutdown(self.raw()) }
+        broker.map_or(Ok(()), |mut b| b.stop())
     }
 
     fn raw(&self) -> *mut sys::shoal_manager {
