@@ -688,6 +688,26 @@ static int writer_child(void *arg)
     return 0;
 }
 
+/* Runs writer (a child writing requests with ids 1, 2, ... and their replies' ids to
+ * ack_fd) until the reply to request `want` came, SIGKILLs it, and returns the id of
+ * the last reply it wrote (the replies written meanwhile included). */
+static uint64_t killed_writer(int (*writer)(void *), uint64_t want)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = t_fork(writer, &fds[1]);
+    close(fds[1]);
+    uint64_t id = 0;
+    while (id < want && read(fds[0], &id, sizeof(id)) == sizeof(id))
+        ;
+    kill(pid, SIGKILL);
+    t_wait(pid);
+    while (read(fds[0], &id, sizeof(id)) == sizeof(id)) /* acknowledged meanwhile */
+        ;
+    close(fds[0]);
+    return id;
+}
+
 static void test_sigkill_any_instant(void **state)
 {
     (void)state;
@@ -698,18 +718,7 @@ static void test_sigkill_any_instant(void **state)
     unsigned seed = (unsigned)getpid();
     int64_t acked = 0;
     for (int round = 0; round < 3; round++) {
-        int fds[2];
-        assert_int_equal(pipe(fds), 0);
-        pid_t pid = t_fork(writer_child, &fds[1]);
-        close(fds[1]);
-        uint64_t id = 0, want = 300 + rand_r(&seed) % 3000;
-        while (id < want && read(fds[0], &id, sizeof(id)) == sizeof(id))
-            ;
-        kill(pid, SIGKILL);
-        t_wait(pid);
-        while (read(fds[0], &id, sizeof(id)) == sizeof(id)) /* acknowledged meanwhile */
-            ;
-        close(fds[0]);
+        uint64_t id = killed_writer(writer_child, 300 + rand_r(&seed) % 3000);
         acked = (int64_t)id - 1; /* the writes 0..acked are acknowledged */
         b = open_broker(data_dir);
         /* every acknowledged set of this life is there: key i % KEYS holds the last
@@ -787,18 +796,7 @@ static void test_sigkill_list_middle(void **state)
     unsigned seed = (unsigned)getpid();
     for (int round = 0; round < 4; round++) {
         list_seed = rand_r(&seed);
-        int fds[2];
-        assert_int_equal(pipe(fds), 0);
-        pid_t pid = t_fork(list_writer_child, &fds[1]);
-        close(fds[1]);
-        uint64_t id = 0, want = 300 + rand_r(&seed) % 4000;
-        while (id < want && read(fds[0], &id, sizeof(id)) == sizeof(id))
-            ;
-        kill(pid, SIGKILL);
-        t_wait(pid);
-        while (read(fds[0], &id, sizeof(id)) == sizeof(id)) /* acknowledged meanwhile */
-            ;
-        close(fds[0]);
+        uint64_t id = killed_writer(list_writer_child, 300 + rand_r(&seed) % 4000);
         /* the model after the id acknowledged operations */
         model m = {0};
         unsigned s = list_seed;
