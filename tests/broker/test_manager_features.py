@@ -8,7 +8,8 @@ a good client certificate, one from another CA, none, and a client that does not
 the broker's CA. CLI: ls and inspect of a broker over shm:// and over tcp:// with a
 token file; a broker stopped by SIGTERM or SIGINT, or by the end of its stdin
 (--stop-at-stdin-eof), leaves no segment behind, a SIGKILLed one leaves them to
-`shoal gc`.
+`shoal gc`; shoal.Manager()'s private broker outlives the thread that started it and
+stops with its SIGKILLed process.
 
 Run by CTest (broker.features) with SHOAL_LIBRARY, SHOAL_CLI and PYTHONPATH set.
 """
@@ -257,6 +258,47 @@ class CliTest(unittest.TestCase):
             self.assertEqual(names(root), made)
             subprocess.run([CLI, "gc", "--root", root], capture_output=True, check=True)
             self.assertEqual(names(root), [])
+
+    def test_private_broker_lifetime(self):
+        """shoal.Manager()'s own broker outlives the thread that started it and stops
+        when its process is SIGKILLed (the end of its stdin), leaving none of its
+        segments (the dead client's own pipe is `shoal gc`'s, as after any killed
+        client)."""
+        def gone(pid):  # exited, or a zombie its new parent has not reaped yet
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+
+        code = ("import sys, threading, shoal\n"
+                "box = {}\n"
+                "t = threading.Thread(target=lambda: box.update(m=shoal.Manager()))\n"
+                "t.start(); t.join()\n"
+                "m = box['m']\n"
+                "d = m.dict(name='alive')\n"
+                "d['x'] = 1\n"
+                "print(m._proc.pid, m.address, flush=True)\n"
+                "sys.stdin.read()\n")
+        with tempfile.TemporaryDirectory() as root:
+            child = subprocess.Popen(["python3", "-c", code], env=dict(os.environ, SHOAL_ROOT=root),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            pid, address = child.stdout.readline().split()
+            pid, name = int(pid), address[len("shm://"):]
+            time.sleep(0.3)  # its starting thread ended long ago: the broker still runs
+            self.assertFalse(gone(pid))
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            child.stdin.close()
+            child.stdout.close()
+            deadline = time.monotonic() + 10
+            while not gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(gone(pid), "the private broker outlived its SIGKILLed parent")
+            out = subprocess.run([CLI, "ls", "--root", root, "-q"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+            self.assertEqual([n for n in out if n.startswith(name) and
+                              not n.startswith(name + ":c")], [])
 
     def test_stop_at_stdin_eof(self):
         """`--stop-at-stdin-eof`: the end of stdin (its writer closed it, or died) stops

@@ -51,7 +51,6 @@ import os
 import pickle as _pickle
 import queue as _queue
 import shutil
-import signal
 import struct
 import subprocess
 import threading
@@ -1363,13 +1362,6 @@ def _broker_command():
     return exe
 
 
-def _die_with_parent():
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 def _stop_broker(proc):
     if proc.poll() is None:
         proc.terminate()
@@ -1404,15 +1396,18 @@ class SyncManager:
 
     def start(self):
         """Starts a private broker on shm:// (stopped by shutdown(), at exit, or when
-        this process dies)."""
+        this process dies). Its stdin is a pipe whose write end only this process
+        holds (and the children it forks, which may use the broker too): when the
+        last of them is gone, however it died, the broker stops cleanly
+        (--stop-at-stdin-eof) — not when the thread that started it ends."""
         if self._proc is not None:
             raise errors.ShoalError("shoal.Manager: already started", -1)
         self._address = "shm://manager-%d-%s" % (os.getpid(), uuid.uuid4().hex[:12])
-        cmd = [_broker_command(), "broker", "--listen", self._address]
+        cmd = [_broker_command(), "broker", "--listen", self._address,
+               "--stop-at-stdin-eof"]
         if self._data_dir:
             cmd += ["--data-dir", self._data_dir]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                      preexec_fn=_die_with_parent)
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
         for line in self._proc.stdout:
             if line.strip() == b"shoal broker: ready":
                 break
