@@ -1,7 +1,7 @@
 /*
  * cmd_broker.c — `shoal broker`: run a Manager broker (broker/, docs/broker.md), with
- * --stop-at-stdin-eof stopped when its parent goes (the private brokers the Rust and
- * Node clients start: their pipe on its stdin ends when they die); and
+ * --stop-at-stdin-eof stopped when its parent goes (the private brokers the Python,
+ * Rust and Node clients start: their pipe on its stdin ends when they die); and
  * the command line of the commands that talk to one as clients (`shoal ls --broker`,
  * `shoal inspect --broker`): the address, its token and TLS files, and a connection.
  */

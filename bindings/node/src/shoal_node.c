@@ -2111,8 +2111,10 @@ static shoal_mv *mv_of_object(conv *c, napi_value v, int depth)
     }
     if (is_instance(env, v, MC_MAP))
         return mv_map(c, v, depth);
-    if (is_instance(env, v, MC_PICKLED) || is_instance(env, v, MC_MESSAGE))
-        return mv_opaque(c, v, is_instance(env, v, MC_MESSAGE));
+    if (is_instance(env, v, MC_MESSAGE))
+        return mv_opaque(c, v, true);
+    if (is_instance(env, v, MC_PICKLED))
+        return mv_opaque(c, v, false);
     napi_value proto, object_proto = mgr_class(env, MC_OBJECT_PROTO);
     napi_valuetype pt;
     napi_get_prototype(env, v, &proto);
