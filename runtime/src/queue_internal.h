@@ -65,6 +65,8 @@ typedef struct shoal__ring {
     uint64_t head_cache, tail_cache;   /* SPSC */
     uint32_t put_id;                   /* SPSC: put_busy's value (ring_spsc.h) */
     unsigned put_gen;                  /* SPSC: put_id is for this fork generation */
+    uint64_t put_tag;                  /* SPSC: put_view's value; 0: none (ring_spsc.c) */
+    uint64_t tail_own;                 /* SPSC: the tail after this view's last put */
     unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
     _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
     _Atomic uint32_t scan_polls;       /* MPMC: attempts that found nothing (0 before

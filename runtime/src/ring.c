@@ -13,7 +13,8 @@
  * argument checks, waiting, shutdown, counters, inspection — is here.
  *
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
- * (tail), the SPSC producer's in-flight marker, the consumer's line (head), one line
+ * (tail), the SPSC producer's own line (its in-flight marker and the tag of the view
+ * whose put began last: ring_spsc.c), the consumer's line (head), one line
  * per futex word and a line of shutdown and recovery state. Counters are derived from the
  * indexes (puts = tail - skipped, gets = head - skipped), so the fast path pays nothing
  * for them; only waits are counted, when a call is about to wait.

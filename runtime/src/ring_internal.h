@@ -31,6 +31,9 @@ struct shoal__ringhdr {
      * producer writes and consumers read only at the end of the stream, so the
      * stores around each put never take the tail's line from a polling consumer. */
     _Alignas(64) _Atomic uint32_t put_busy;
+    /* SPSC: the tag of the view (process and handle) whose put began last. A view that
+     * finds its own tag there knows the tail without reading its line (ring_spsc.c). */
+    _Atomic uint64_t put_view;
     _Alignas(64) _Atomic uint64_t head;
     _Atomic uint64_t empty_waits;
     _Alignas(64) _Atomic uint32_t ne_seq; /* bumped when a message may have arrived */

@@ -59,16 +59,35 @@ static inline bool sp_put_id_ok(const shoal__ring *r)
     return SHOAL_LIKELY(r->put_gen == shoal__ring_fork_gen);
 }
 
-/* Marks a put in flight and checks that the ring is still open (see the top):
- * 0, or SHOAL_ECLOSED with nothing marked. fast: put_id is known to be this
- * process's. */
+/* A new tag for put_view: this process's owner id me and a number no other view of
+ * the process has. */
+uint64_t shoal__spsc_new_tag(uint32_t me);
+
+/* The tail, for a put: the view's own copy when the last put begun was its own
+ * (put_view holds its tag), else the shared index, which the view then remembers. The
+ * tail's line is the one a polling consumer reads, and a read on this machine class
+ * takes the line away from its writer: reading it at each put would cost the producer
+ * a transfer before it can even address the slot (see the top of ring_spsc.c). */
+static inline uint64_t sp_tail(shoal__ring *r)
+{
+    if (sp_put_id_ok(r) && r->put_tag &&
+        atomic_load_explicit(&r->h->put_view, memory_order_relaxed) == r->put_tag)
+        return r->tail_own;
+    return r->tail_own = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+}
+
+/* Marks a put in flight (and names its view in put_view) and checks that the ring is
+ * still open (see the top): 0, or SHOAL_ECLOSED with nothing marked. fast: put_id is
+ * known to be this process's. The tail t the put uses must have come from sp_tail. */
 static inline int sp_enter(shoal__ring *r, bool fenced, bool fast)
 {
     if (!fast && SHOAL_UNLIKELY(!sp_put_id_ok(r))) {
         uint32_t me = shoal__seg_owner(r->seg);
         r->put_id = me ? me : UINT32_MAX; /* UINT32_MAX: no owner id (full table) */
+        r->put_tag = me ? shoal__spsc_new_tag(me) : 0; /* 0: no tag, no own copy */
         r->put_gen = shoal__ring_fork_gen;
     }
+    atomic_store_explicit(&r->h->put_view, r->put_tag, memory_order_relaxed);
     atomic_store_explicit(&r->h->put_busy, r->put_id, memory_order_relaxed);
     store_load_order(fenced);
     if (SHOAL_LIKELY(atomic_load_explicit(&r->h->closed, memory_order_relaxed) == 0))
@@ -82,6 +101,7 @@ static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n
                              bool fast)
 {
     atomic_store_explicit(&r->h->tail, t + n, memory_order_release);
+    r->tail_own = t + n;
     shoal__test_point("queue.published");
     atomic_store_explicit(&r->h->put_busy, 0, memory_order_release);
     if (fast)
@@ -158,10 +178,10 @@ static inline int sp_full(const shoal__ring *r)
 /* One message: 0, SHOAL_EAGAIN (full), SHOAL_ECLOSED. */
 SP_INLINE int sp_put1(shoal__ring *r, const void *msg, size_t len, bool fast)
 {
-    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
     bool fenced = ring_fenced(r);
     if (fast && (len > COPY_INLINE_MAX || !sp_put_id_ok(r)))
         return SP_LATER;
+    uint64_t t = sp_tail(r);
     if (sp_room(r, t, 1) == 0)
         return fast ? SP_WAIT : sp_full(r);
     unsigned char *slot = slot_at(r, t);

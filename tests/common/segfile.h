@@ -119,6 +119,34 @@ static inline long sf_find_change(const char *name, const unsigned char *before,
     return at;
 }
 
+/*
+ * The payload offset of a variable-size message's length word: the first 4-byte word
+ * within the first `limit` payload bytes that went from 0 in `before` to len now and
+ * is followed, within the next 16 bytes, by the message's len bytes msg; or -1. (The
+ * ring's header also holds words a put changes, which a small length could match.)
+ */
+static inline long sf_find_len(const char *name, const unsigned char *before,
+                               size_t limit, uint32_t len, const void *msg)
+{
+    unsigned char *now = malloc(limit);
+    if (!now)
+        abort();
+    sf_read(name, SHOAL_HEADER_SIZE, now, limit);
+    long at = -1;
+    for (size_t off = 0; off + 4 <= limit && at < 0; off += 4) {
+        uint32_t a, b;
+        memcpy(&a, before + off, 4);
+        memcpy(&b, now + off, 4);
+        if (a != 0 || b != len)
+            continue;
+        for (size_t d = 4; d <= 16 && off + d + len <= limit && at < 0; d += 4)
+            if (memcmp(now + off + d, msg, len) == 0)
+                at = (long)off;
+    }
+    free(now);
+    return at;
+}
+
 /* The objects sf_make_each_kind makes: one of each kind that has a payload. */
 __attribute__((unused)) static const char *const sf_each_kind[] = {
     "e-lock",  "e-sem",   "e-barrier", "e-event", "e-cond",

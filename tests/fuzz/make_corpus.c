@@ -141,14 +141,15 @@ static void values(void)
 }
 
 /* Saves a queue, then copies with its tail set to garbage and its first message's
- * length word (found as the word that went 0 -> 3 with a 3-byte put) set to 65000. */
+ * length word (found as the word that went 0 -> 3 with a 3-byte put, followed by the
+ * message: sf_find_len) set to 65000. */
 static void queue_variants(const char *name, shoal_queue *q, bool var)
 {
     unsigned char before[2048];
     sf_read(name, SHOAL_HEADER_SIZE, before, sizeof(before));
     OK(shoal_queue_put(q, "abc", var ? 3 : 8, SHOAL_NOWAIT));
     long tail = sf_find_change(name, before, 256, 8, 0, 1);
-    long len = var ? sf_find_change(name, before, sizeof(before), 4, 0, 3) : -1;
+    long len = var ? sf_find_len(name, before, sizeof(before), 3, "abc") : -1;
     OK(shoal_queue_put(q, "defgh", var ? 5 : 8, SHOAL_NOWAIT));
     char as[128];
     snprintf(as, sizeof(as), "%s.seg", name);

@@ -476,7 +476,7 @@ static void test_slot_length_over_max(void **state)
         unsigned char before[4096]; /* the ring header and the first slots */
         sf_read(name, SHOAL_HEADER_SIZE, before, sizeof(before));
         T_OK(shoal_queue_put(q, "abc", 3, SHOAL_NOWAIT));
-        long len_at = sf_find_change(name, before, sizeof(before), 4, 0, 3);
+        long len_at = sf_find_len(name, before, sizeof(before), 3, "abc");
         assert_true(len_at >= 0);
         uint32_t bogus = 65000;
         sf_write(name, SHOAL_HEADER_SIZE + (size_t)len_at, &bogus, 4);

@@ -2,7 +2,8 @@
  * every message length through the inline copy (nothing written past a message),
  * each case an SPSC put or get leaves to the general path (bad length, NULL
  * arguments, an outstanding loan, a small buffer, a shut-down ring, the first put of
- * a fork child) and the try forms it answers itself (a full or empty open ring), an MPMC
+ * a fork child) and the try forms it answers itself (a full or empty open ring), SPSC
+ * producers taking turns (each keeps its own copy of the tail), an MPMC
  * producer that guessed a free slot on a full ring, and an MPMC consumer asleep when the
  * process holding its message dies. */
 #include <pthread.h>
@@ -206,6 +207,91 @@ static void test_spsc_fork_child_puts(void **state)
     shoal_queue_close(q);
 }
 
+/* A child that puts 20 and 21, then is killed after publishing 22 (pause point
+ * queue.published: before it ends its put). */
+static int child_puts_dies(void *arg)
+{
+    shoal__test_pause_at(NULL); /* armed for 22 only */
+    for (int64_t v = 20; v < 23; v++) {
+        if (v == 22)
+            shoal__test_pause_at("queue.published");
+        if (shoal_queue_put(arg, &v, 8, SHOAL_SEC(5)))
+            return 1;
+    }
+    return 0;
+}
+
+static void put_via(shoal_queue *q, int64_t v)
+{
+    T_OK(shoal_queue_put(q, &v, 8, SHOAL_SEC(5)));
+}
+
+/* An SPSC producer keeps its own copy of the tail while its puts are the last ones
+ * (ring_spsc.c). Producers that take turns — two handles of one process, fork
+ * children, one of them killed just after publishing, loans, batches — each put
+ * after the others' messages: nothing overwritten, nothing lost, order kept. */
+static void test_spsc_producers_take_turns(void **state)
+{
+    (void)state;
+    shoal_queue_config cfg = {.type = shoal_typecode('l'), .capacity = 8, .spsc = 1};
+    shoal_queue *q, *q2;
+    T_OK(shoal_queue_open(&q, "turns", SHOAL_CREATE, &cfg, NULL));
+    T_OK(shoal_queue_open(&q2, "turns", SHOAL_OPEN, &cfg, NULL));
+    int64_t want[32], got;
+    int n = 0, next = 0;
+    size_t len;
+#define PUT(h, v) (put_via((h), (v)), want[n++] = (v))
+    PUT(q, 1);
+    PUT(q, 2);
+    PUT(q2, 3);
+    PUT(q, 4); /* q's copy of the tail is stale: q2 put since */
+    assert_int_equal(t_wait(t_fork(child_puts, q)), 0); /* the child's copy of q */
+    for (int64_t v = 10; v < 13; v++)
+        want[n++] = v;
+    for (; next < n; next++) { /* wrap the ring of 8 */
+        T_OK(shoal_queue_get(q2, &got, sizeof(got), &len, SHOAL_SEC(5)));
+        assert_int_equal(got, want[next]);
+    }
+    PUT(q, 5);
+    pid_t pid = t_fork_paused("queue.published", child_puts_dies, q);
+    assert_true(pid > 0);
+    t_kill(pid);
+    for (int64_t v = 20; v < 23; v++)
+        want[n++] = v;
+    PUT(q, 6);
+    void *slot;
+    size_t cap;
+    T_OK(shoal_queue_loan(q2, &slot, &cap, SHOAL_SEC(5)));
+    memcpy(slot, &(int64_t){7}, 8);
+    T_OK(shoal_queue_commit(q2, slot, 8));
+    want[n++] = 7;
+    for (; next < n; next++) {
+        T_OK(shoal_queue_get(q2, &got, sizeof(got), &len, SHOAL_SEC(5)));
+        assert_int_equal(got, want[next]);
+    }
+    const int64_t two[2] = {8, 9};
+    size_t done;
+    T_OK(shoal_queue_put_batch(q2, two, 2, &done, SHOAL_SEC(5)));
+    assert_int_equal(done, 2);
+    want[n++] = 8;
+    want[n++] = 9;
+    PUT(q, 30);
+#undef PUT
+    T_OK(shoal_queue_shutdown(q));
+    for (; next < n; next++) {
+        T_OK(shoal_queue_get(q2, &got, sizeof(got), &len, SHOAL_SEC(5)));
+        assert_int_equal(got, want[next]);
+    }
+    assert_int_equal(shoal_queue_get(q2, &got, sizeof(got), &len, SHOAL_SEC(5)),
+                     SHOAL_EEOF);
+    shoal_queue_stats st;
+    T_OK(shoal_queue_stats_get(q2, &st));
+    assert_int_equal(st.puts, (uint64_t)n);
+    assert_int_equal(st.gets, (uint64_t)n);
+    shoal_queue_close(q2);
+    shoal_queue_close(q);
+}
+
 /* An MPMC producer finds the ring full (its guess of a free slot fails), then room,
  * then puts on as usual: order and counts are kept. */
 static void test_mpmc_full_then_room(void **state)
@@ -295,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_spsc_refusals),
         cmocka_unit_test(test_spsc_try_answers),
         cmocka_unit_test(test_spsc_fork_child_puts),
+        cmocka_unit_test(test_spsc_producers_take_turns),
         cmocka_unit_test(test_mpmc_full_then_room),
         cmocka_unit_test(test_mpmc_sleeper_takes_over),
     };

@@ -166,6 +166,17 @@ static void test_bad_files(void **state)
         shoal_fnv1a(SHOAL_FNV_OFFSET, h, offsetof(struct shoal__header, checksum));
     write_file("future", bad, sizeof(bad));
     assert_int_equal(shoal_shm_open(&s, "future", SHOAL_OPEN, 0, NULL), SHOAL_EVERSION);
+    /* The previous format (its rings lack what this library's SPSC producers keep):
+     * refused, with both versions named. */
+    h->version = SHOAL_FORMAT_VERSION - 1;
+    h->checksum =
+        shoal_fnv1a(SHOAL_FNV_OFFSET, h, offsetof(struct shoal__header, checksum));
+    write_file("older", bad, sizeof(bad));
+    assert_int_equal(shoal_shm_open(&s, "older", SHOAL_OPEN, 0, NULL), SHOAL_EVERSION);
+    char want[80];
+    snprintf(want, sizeof(want), "format version %d, this library reads %d",
+             SHOAL_FORMAT_VERSION - 1, SHOAL_FORMAT_VERSION);
+    assert_non_null(strstr(shoal_errdetail(), want));
     /* Wrong kind. */
     shoal_value *v;
     assert_int_equal(
@@ -180,7 +191,7 @@ static void test_bad_files(void **state)
     assert_int_equal(info.kind, SHOAL_KIND_SHM);
     assert_int_equal(info.count, 100);
     const char *names[] = {"foreign", "empty",  "short", "cut",
-                           "corrupt", "future", "good"};
+                           "corrupt", "future", "older", "good"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         T_OK(shoal_unlink(names[i], NULL));
 }
