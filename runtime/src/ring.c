@@ -5,7 +5,8 @@
  *
  * Two algorithms share the layout of the ring header: multi-producer multi-consumer
  * (ring_mpmc.c: a state word per slot records who reserved or claimed it) and
- * single-producer single-consumer (ring_spsc.c: a bare ring of head and tail indexes).
+ * single-producer single-consumer (ring_spsc.c: dense slots with a ready marker each,
+ * and head and tail indexes).
  * Each fills one table of operations (struct shoal__ring_ops in ring_internal.h);
  * attach picks the table from the geometry's flags and every operation below makes one
  * indirect call through it — except the first attempt of a put or get on an SPSC ring,
@@ -45,7 +46,7 @@
  * wake-up is lost only if both loads miss both stores, which a full fence between
  * each side's store and load prevents. The SPSC ring puts that fence on the side that
  * is rare: the sleeper (and shutdown, which pairs the same way with a producer's
- * in-flight marker: ring_spsc.c) issues shoal__ring_barrier — membarrier's
+ * in-flight word: ring_spsc.c) issues shoal__ring_barrier — membarrier's
  * MEMBARRIER_CMD_GLOBAL_EXPEDITED, which makes every running thread of every process
  * registered for it execute a full barrier — after its store, so the put and the get
  * need only a compiler barrier between their release store and their relaxed load
@@ -683,6 +684,13 @@ void shoal__ring_shutdown(shoal__ring *r)
     shoal__ring_wake_all(r);
 }
 
+/* The tail as the messages show it (an SPSC ring's tail lags a marker published by a
+ * producer that was killed before its tail store: ring_spsc.c). */
+static uint64_t ring_tail(const shoal__ring *r)
+{
+    return (r->g.flags & SHOAL__RING_SPSC) ? sp_marked_tail(r) : atomic_load(&r->h->tail);
+}
+
 int shoal__ring_inspect(const shoal__ring *r, size_t max,
                         void (*fn)(void *arg, const void *msg, size_t len), void *arg)
 {
@@ -690,7 +698,7 @@ int shoal__ring_inspect(const shoal__ring *r, size_t max,
     if (!buf)
         return SHOAL_ENOMEM;
     uint64_t hd = atomic_load(&r->h->head);
-    uint64_t t = atomic_load(&r->h->tail);
+    uint64_t t = ring_tail(r);
     size_t shown = 0;
     /* The indexes may be garbage: never more than one lap, whatever they say. */
     uint64_t n = t > hd ? t - hd : 0;
@@ -712,7 +720,7 @@ void shoal__ring_stats(const shoal__ring *r, shoal_queue_stats *st)
     struct shoal__ringhdr *h = r->h;
     uint64_t skipped = atomic_load(&h->skipped);
     uint64_t hd = atomic_load(&h->head);
-    uint64_t t = atomic_load(&h->tail);
+    uint64_t t = ring_tail(r);
     memset(st, 0, sizeof(*st));
     st->capacity = r->g.capacity;
     st->depth = t > hd ? t - hd : 0;

@@ -2,65 +2,76 @@
  * ring_spsc.c — the single-producer single-consumer ring (its table of operations is
  * shoal__ring_spsc_ops; ring.c holds geometry, attaching, waiting and dispatch).
  *
- * Slots are dense (a bare array of elements; variable-size: a 32-bit length, padded to
- * 8 bytes, before each message) and have no per-slot state: the head and tail indexes,
- * on separate cache lines, say everything. The producer writes the slot, then
- * publishes the tail with a release store; the consumer copies the slot, then
- * publishes the head with a release store. Neither makes a locked instruction or a
- * fence (the sleeper counts: "The wake path" in ring.c). A producer killed before
- * publishing leaves nothing; a consumer killed before publishing leaves the message
- * for the next consumer.
+ * Slots are dense and carry a 32-bit ready marker: a typed slot is the marker, padding
+ * to the element's alignment, then the element; a variable-size slot a 32-bit length,
+ * the marker, then the message. The marker of the slot at position p is p + 1 (modulo
+ * 2^32) once the message at p is published: the slot's earlier laps left other values
+ * (capacity is at most 2^30) and a zero-filled ring is empty. The producer writes the
+ * slot, stores its marker with a release store, then the tail (its line of the header);
+ * the consumer polls the marker of the head slot alone — so a message moves in the one
+ * cache line its slot shares with its marker, and the consumer never reads the tail's
+ * line for a single message (a batch reads the tail once for all it takes) — copies
+ * the slot, then publishes the head with a release store. Neither makes a locked
+ * instruction or a fence (the sleeper counts: "The wake path" in ring.c). A consumer
+ * killed before publishing the head leaves the message for the next consumer.
  *
  * Exact shutdown without a compare-and-swap on the tail. A put runs
  *     busy = me; [order]; if (closed) { busy = 0; ECLOSED }
- *     write the slot; tail = t + 1 (release); busy = 0 (release)
- * where busy (put_busy, on a line of its own) is the producer's owner id and [order]
- * is store_load_order. Shutdown stores closed = RING_CLOSING, issues the barrier
- * (shoal__ring_barrier: membarrier), then moves closed to RING_SEALED. The barrier
- * splits every put in two cases: either its load of `closed` comes after the barrier
- * and sees it, so the put reports SHOAL_ECLOSED and publishes nothing; or it came
- * before, and then so did its store of busy, which is therefore visible to whoever
- * looks after the barrier. A consumer that finds the ring empty and `closed` at
- * RING_SEALED reads busy (acquire), then the tail (acquire): busy == 0 means every
- * put that saw the ring open has published (its tail store precedes its release of
- * busy), so an empty ring is the end of the stream (SHOAL_EEOF); busy naming a live
- * process means a put is in flight: the consumer waits for it (it publishes and wakes
- * as usual, or clears busy and wakes on finding the ring closed). Hence a put that
- * returned 0 is delivered before the end, and a put that starts after shutdown
- * reports SHOAL_ECLOSED. SIGKILL at any instant: a producer killed inside a put
- * leaves busy naming a dead owner, which consumers ignore (what it published before
- * its death is there, nothing else is); a closer killed between the two steps leaves
+ *     write the slot; marker = t + 1 (release); tail = t + 1 (release);
+ *     busy = 0 (release)
+ * where busy (put_busy, on a line only the producer writes) is the producer's owner
+ * id and [order] is store_load_order. Shutdown stores closed = RING_CLOSING, issues
+ * the barrier (shoal__ring_barrier: membarrier), then moves closed to RING_SEALED.
+ * The barrier splits every put in two cases: either its load of `closed` comes after
+ * the barrier and sees it, so the put reports SHOAL_ECLOSED and publishes nothing; or
+ * it came before, and then so did its store of busy, which is therefore visible to
+ * whoever looks after the barrier. A consumer that finds the ring empty and `closed`
+ * at RING_SEALED reads busy (acquire), then the head slot's marker and the tail
+ * (acquire): busy == 0 means every put that saw the ring open has published (its
+ * marker and tail stores precede its release of busy), so an empty ring is the end of
+ * the stream (SHOAL_EEOF); busy naming a live process means a put is in flight: the
+ * consumer waits for it (it publishes and wakes as usual, or clears busy and wakes on
+ * finding the ring closed). Hence a put that returned 0 is delivered before the end,
+ * and a put that starts after shutdown reports SHOAL_ECLOSED.
+ *
+ * SIGKILL at any instant. A producer killed inside a put leaves busy naming a dead
+ * owner, which consumers ignore: what it published is there, nothing else is. Killed
+ * after writing the slot, before its marker: nothing is published, the next put
+ * writes the slot again. Killed between the marker and the tail store: the message is
+ * published (the consumer goes by the marker) and the tail lags it; the producer's
+ * next position is therefore the tail moved past every slot already marked for its
+ * position (sp_marked_tail: one load of the slot line the put writes anyway), so the
+ * next producer neither overwrites nor loses that message, and the counters and
+ * inspection read the tail the same way. A consumer that finds the tail behind its head takes
+ * the marker's word for it (sp_refresh). A closer killed between its two steps leaves
  * RING_CLOSING, which the first consumer to find the ring empty completes (barrier,
- * then RING_SEALED) — the barrier is the same whoever issues it. Shutdown itself
- * never waits for a producer, so a stopped producer cannot block it.
+ * then RING_SEALED) — the barrier is the same whoever issues it. Shutdown itself never
+ * waits for a producer, so a stopped producer cannot block it.
  *
  * Each side keeps a cached copy of the other side's index (head_cache, tail_cache in
- * the process's view): a hint that is never ahead of the real value, refreshed only
- * when it shows too little room or too few messages, so the common put or get touches
- * the other side's cache line once per many messages. A consumer refreshing its copy
- * of the tail also asks for the head slot's line (a prefetch), so that a consumer
- * polling an empty ring fetches the tail's line and the slot's together when a message
- * comes, not one after the other. A loan is the slot at the tail (one at a time), a
- * peek the slot at the head, remembered in the view until commit or release.
+ * the process's view): a hint that is never ahead of what is published, refreshed only
+ * when it shows too little room or too few messages, so the common put touches the
+ * head's line once per many messages. A loan is the slot at the tail (one at a time),
+ * a peek the slot at the head, remembered in the view until commit or release.
  *
- * The producer does not read the tail either, while its own puts are the last ones:
- * the tail's line is the one a polling consumer reads, and on some processors (the
- * Intel Xeon guests the round-trip figures come from) a read takes a modified line
- * away from its writer altogether, so a put that began by loading the tail waited for
- * the line to come back before it could even address the slot — a whole transfer more
- * per message (a polling round trip of two rings: 370-400 ns, against 310-325 ns
- * without the load). So each view keeps the tail after its last put (tail_own), and
- * every put, in sp_enter, first writes the view's tag to put_view, beside put_busy on
- * the producer's line: (owner id, a number of its process), unique among live views,
- * 0 for a process without an owner id (which never keeps a copy). A put whose view
+ * The producer reads neither the tail nor the slot at it while its own puts are the
+ * last ones. That slot is the line a polling consumer reads, and on some processors
+ * (the Intel Xeon guests the round-trip figures come from) a read takes a modified
+ * line away from its writer altogether, so a put that began by reading the tail (and,
+ * for a producer killed between a marker and its tail store, the marker at it) waited
+ * for the line to come back before it could even address the slot: a transfer more
+ * per message. So each view keeps the tail after its last put (tail_own), and every
+ * put, in sp_enter, first writes the view's tag to put_view, beside put_busy on the
+ * producer's line: (owner id, a number of its process), unique among live views, 0
+ * for a process without an owner id (which never keeps a copy). A put whose view
  * finds its own tag there uses its copy: no other put has begun since its own last
  * one, which left the copy exact (published: t + n; refused by shutdown: t, which
- * sp_tail recorded when it read the shared tail). Any other put — another handle,
- * another process, a fork child (whose tag is new: put_id's generation) — wrote its
- * own tag before it could move the tail, so a copy outlived by it is never used, even
- * when that producer was killed right after publishing. put_view is only a name: no
- * consumer reads it, and a producer killed anywhere in a put leaves the ring as
- * before (what it published is there, nothing else).
+ * sp_tail recorded when it read the ring's tail, sp_marked_tail). Any other put —
+ * another handle, another process, a fork child (whose tag is new: put_id's
+ * generation) — wrote its own tag before it could write a marker or move the tail, so
+ * a copy outlived by it is never used, even when that producer was killed between its
+ * marker and its tail store. put_view is only a name: no consumer reads it, and a
+ * producer killed anywhere in a put leaves the ring as described above.
  *
  * One put and one get — the index helpers and the two try forms — are inline in
  * ring_spsc.h, in two instances: the try forms of the table, and the fast attempt
@@ -78,8 +89,11 @@
 static void sp_geom(shoal__ring_geom *g, uint32_t align)
 {
     bool var = g->flags & SHOAL__RING_VAR;
-    g->data_off = var ? 8 : 0;
-    g->stride = (uint32_t)round_up(g->data_off + g->max_msg, var ? 8 : align);
+    /* variable-size: length, marker, message; typed: marker, padding, element */
+    g->data_off = var ? 8 : (uint32_t)round_up(4, align);
+    g->stride = (uint32_t)round_up(g->data_off + g->max_msg, var         ? 8
+                                                             : align < 4 ? 4
+                                                                         : align);
 }
 
 static void sp_format(unsigned char *slots, const shoal__ring_geom *g)
@@ -120,8 +134,7 @@ int shoal__spsc_empty(shoal__ring *r, uint64_t hd)
     if (c != RING_SEALED)
         sp_seal(r);
     uint32_t busy = atomic_load_explicit(&r->h->put_busy, memory_order_acquire);
-    r->tail_cache = atomic_load_explicit(&r->h->tail, memory_order_acquire);
-    if (r->tail_cache != hd)
+    if (sp_refresh(r, hd))
         return 1;
     if (busy == 0)
         return err_eof(r);
@@ -152,7 +165,7 @@ static int sp_try_put_batch(shoal__ring *r, void *arg)
     if (rc)
         return rc;
     for (uint64_t i = 0; i < k; i++)
-        memcpy(slot_at(r, t + i), a->elems + i * esz, esz);
+        memcpy(slot_at(r, t + i) + r->g.data_off, a->elems + i * esz, esz);
     shoal__test_point("queue.reserved");
     sp_publish(r, fenced, t, k, false);
     *a->done = k;
@@ -171,7 +184,7 @@ static int sp_try_get_batch(shoal__ring *r, void *arg)
     if (k > a->n)
         k = a->n;
     for (uint64_t i = 0; i < k; i++)
-        memcpy(a->elems + i * esz, slot_at(r, hd + i), esz);
+        memcpy(a->elems + i * esz, slot_at(r, hd + i) + r->g.data_off, esz);
     shoal__test_point("queue.claimed");
     sp_consume(r, hd, k, false);
     *a->done = k;

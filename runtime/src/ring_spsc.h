@@ -34,7 +34,34 @@
  * flight: see ring_spsc.c), or 1 when a message has arrived after all (tail_cache). */
 int shoal__spsc_empty(shoal__ring *r, uint64_t hd);
 
-/* ---- indexes ----------------------------------------------------------------------- */
+/* ---- markers and indexes ----------------------------------------------------------- */
+
+/* The ready marker of a slot: its first 32-bit word (typed rings), or the word after
+ * the length (variable-size rings). */
+static inline _Atomic uint32_t *sp_mark(const shoal__ring *r, unsigned char *slot)
+{
+    return (_Atomic uint32_t *)(void *)(slot + (is_var(r) ? 4 : 0));
+}
+
+/* Whether the message at position pos is published: its slot's marker is pos + 1. */
+static inline bool sp_marked(const shoal__ring *r, uint64_t pos)
+{
+    return atomic_load_explicit(sp_mark(r, slot_at(r, pos)), memory_order_acquire) ==
+           (uint32_t)(pos + 1);
+}
+
+/* The producer's next position as the ring shows it: the tail, moved past any message
+ * whose marker is published but whose tail store never came (its producer was killed
+ * between the two: see ring_spsc.c). The producers' own stores, so a relaxed load. */
+static inline uint64_t sp_marked_tail(const shoal__ring *r)
+{
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+    while (
+        SHOAL_UNLIKELY(atomic_load_explicit(sp_mark(r, slot_at(r, t)),
+                                            memory_order_relaxed) == (uint32_t)(t + 1)))
+        t++;
+    return t;
+}
 
 /* Free slots at tail t, refreshing the cached head only when it shows fewer than
  * `want`. The cache may be stale (older), never ahead. */
@@ -64,16 +91,16 @@ static inline bool sp_put_id_ok(const shoal__ring *r)
 uint64_t shoal__spsc_new_tag(uint32_t me);
 
 /* The tail, for a put: the view's own copy when the last put begun was its own
- * (put_view holds its tag), else the shared index, which the view then remembers. The
- * tail's line is the one a polling consumer reads, and a read on this machine class
- * takes the line away from its writer: reading it at each put would cost the producer
- * a transfer before it can even address the slot (see the top of ring_spsc.c). */
+ * (put_view holds its tag), else sp_marked_tail, which the view then remembers. The
+ * shared tail and the slot at it are lines the consumer reads, and a read on some
+ * processors takes a line away from its writer: reading them at each put would cost
+ * the producer a transfer before it can even address the slot (see ring_spsc.c). */
 static inline uint64_t sp_tail(shoal__ring *r)
 {
     if (sp_put_id_ok(r) && r->put_tag &&
         atomic_load_explicit(&r->h->put_view, memory_order_relaxed) == r->put_tag)
         return r->tail_own;
-    return r->tail_own = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+    return r->tail_own = sp_marked_tail(r);
 }
 
 /* Marks a put in flight (and names its view in put_view) and checks that the ring is
@@ -95,11 +122,16 @@ static inline int sp_enter(shoal__ring *r, bool fenced, bool fast)
     return fast ? SP_REFUSED : shoal__spsc_refused(r, fenced);
 }
 
-/* Publishes the tail (t -> t + n) and ends the put sp_enter began: 0 (fast: SP_WAKE
- * when consumers sleep, for the caller to wake them). */
+/* Publishes the messages at t .. t + n - 1 (their markers, then the tail) and ends the
+ * put sp_enter began: 0 (fast: SP_WAKE when consumers sleep, for the caller to wake
+ * them). */
 static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n,
                              bool fast)
 {
+    for (uint64_t i = t; i < t + n; i++)
+        atomic_store_explicit(sp_mark(r, slot_at(r, i)), (uint32_t)(i + 1),
+                              memory_order_release);
+    shoal__test_point("queue.marked");
     atomic_store_explicit(&r->h->tail, t + n, memory_order_release);
     r->tail_own = t + n;
     shoal__test_point("queue.published");
@@ -109,16 +141,26 @@ static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n
     return wake_after_store(r, fenced, false);
 }
 
+/* Refreshes the cached tail from the tail and the marker at head hd (the tail lags
+ * the markers while a put is between the two, or for good after its producer died
+ * there): the messages at hd, possibly 0. */
+static inline uint64_t sp_refresh(shoal__ring *r, uint64_t hd)
+{
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire);
+    r->tail_cache = t > hd ? t : hd + sp_marked(r, hd);
+    return r->tail_cache - hd;
+}
+
 /* Messages at head hd as the cached tail shows them, refreshing it only when it shows
- * fewer than `want`: possibly 0. A refresh also asks for the head slot's cache line:
- * a consumer polling an empty ring then has both lines on their way when a message
- * comes (the tail's and the slot's, which the producer wrote just before it), rather
- * than fetching the slot only once the new tail has arrived. */
+ * fewer than `want`: possibly 0. One message is looked for by its marker alone, so a
+ * consumer polling an empty ring reads the head slot's line and nothing else: the one
+ * line the producer writes with the message brings it. */
 static inline uint64_t sp_ready(shoal__ring *r, uint64_t hd, uint64_t want)
 {
     if (r->tail_cache < hd + want) {
-        __builtin_prefetch(slot_at(r, hd));
-        r->tail_cache = atomic_load_explicit(&r->h->tail, memory_order_acquire);
+        if (want == 1)
+            return sp_marked(r, hd) ? (r->tail_cache = hd + 1, 1) : 0;
+        return sp_refresh(r, hd);
     }
     return r->tail_cache - hd;
 }

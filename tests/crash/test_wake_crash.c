@@ -98,7 +98,8 @@ static void test_put_in_flight_wakes_sleeper(void **state)
 }
 
 /* A producer SIGKILLed inside a put, before or after publishing: what it published is
- * delivered once, then the end of the stream comes (no hang on its stale marker). */
+ * delivered once, then the end of the stream comes (no hang on its stale in-flight word).
+ */
 static void producer_killed_in_put(const char *name, const char *point, bool published)
 {
     shoal_queue *q = make(name, 8);
@@ -129,6 +130,53 @@ static void test_producer_killed_after_publishing(void **state)
 {
     (void)state;
     producer_killed_in_put("killed-after", "queue.published", true);
+}
+
+/* Killed between the slot's ready marker and the tail (ring_spsc.c): the message is
+ * delivered, counted once, and the end of the stream still comes. */
+static void test_producer_killed_after_marking(void **state)
+{
+    (void)state;
+    producer_killed_in_put("killed-marked", "queue.marked", true);
+}
+
+/* Puts 7, 8 and 9 in one batch. */
+static int put_batch_789(void *arg)
+{
+    int64_t v[3] = {7, 8, 9};
+    size_t done = 0;
+    return shoal_queue_put_batch(arg, v, 3, &done, SHOAL_SEC(5)) || done != 3;
+}
+
+/* A batch whose producer was killed after marking its slots, before the tail: its
+ * messages are delivered once, and the next producer puts after them (it moves past
+ * the marked slots) — across the ring's wrap, nothing lost or overwritten. */
+static void test_marked_batch_then_replaced(void **state)
+{
+    (void)state;
+    shoal_queue *q = make("marked-batch", 4);
+    T_OK(shoal_queue_put(q, &(int64_t){1}, 8, 0));
+    assert_int_equal(get1(q), 1);
+    pid_t pid = t_fork_paused("queue.marked", put_batch_789, q);
+    assert_true(pid > 0);
+    t_kill(pid);
+    shoal_queue_stats st;
+    T_OK(shoal_queue_stats_get(q, &st));
+    assert_int_equal(st.depth, 3);
+    T_OK(shoal_queue_put(q, &(int64_t){10}, 8, 0));
+    assert_int_equal(shoal_queue_put(q, &(int64_t){11}, 8, 0), SHOAL_EAGAIN); /* full */
+    for (int64_t i = 7; i <= 10; i++)
+        assert_int_equal(get1(q), i);
+    for (int64_t i = 0; i < 10; i++) {
+        T_OK(shoal_queue_put(q, &i, 8, SHOAL_SEC(5)));
+        assert_int_equal(get1(q), i);
+    }
+    T_OK(shoal_queue_shutdown(q));
+    assert_int_equal(get_rc(q, SHOAL_SEC(5)), SHOAL_EEOF);
+    T_OK(shoal_queue_stats_get(q, &st));
+    assert_int_equal(st.puts, 15);
+    assert_int_equal(st.gets, 15);
+    shoal_queue_close(q);
 }
 
 /* A producer killed inside a put while the ring is open: the next producer and the
@@ -323,6 +371,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_producer_killed_before_publishing),
         cmocka_unit_test(test_producer_killed_after_publishing),
         cmocka_unit_test(test_producer_killed_then_replaced),
+        cmocka_unit_test(test_producer_killed_after_marking),
+        cmocka_unit_test(test_marked_batch_then_replaced),
         cmocka_unit_test(test_closer_killed),
         cmocka_unit_test(test_loan_and_shutdown),
         cmocka_unit_test(test_mixed_modes_ping_pong),
