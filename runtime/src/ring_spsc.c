@@ -40,13 +40,13 @@
  * writes the slot again. Killed between the marker and the tail store: the message is
  * published (the consumer goes by the marker) and the tail lags it; the producer's
  * next position is therefore the tail moved past every slot already marked for its
- * position (sp_marked_tail: one load of the slot line the put writes anyway), so the
+ * position (sp_marked_tail, read when another view put last: see below), so the
  * next producer neither overwrites nor loses that message, and the counters and
- * inspection read the tail the same way. A consumer that finds the tail behind its head takes
- * the marker's word for it (sp_refresh). A closer killed between its two steps leaves
- * RING_CLOSING, which the first consumer to find the ring empty completes (barrier,
- * then RING_SEALED) — the barrier is the same whoever issues it. Shutdown itself never
- * waits for a producer, so a stopped producer cannot block it.
+ * inspection read the tail the same way. A consumer that finds the tail behind its head
+ * takes the marker's word for it (sp_refresh). A closer killed between its two steps
+ * leaves RING_CLOSING, which the first consumer to find the ring empty completes
+ * (barrier, then RING_SEALED) — the barrier is the same whoever issues it. Shutdown
+ * itself never waits for a producer, so a stopped producer cannot block it.
  *
  * Each side keeps a cached copy of the other side's index (head_cache, tail_cache in
  * the process's view): a hint that is never ahead of what is published, refreshed only
