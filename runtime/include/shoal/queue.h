@@ -19,9 +19,9 @@
  * producer's reservation delays the messages behind it until it commits or its death
  * is noticed (within tens of milliseconds).
  *
- * Single-producer single-consumer queues (cfg.spsc) skip the per-slot bookkeeping:
- * at most one process (or thread) may put and one may get at a time; they allow one
- * outstanding loan and one outstanding peek.
+ * Single-producer single-consumer queues (cfg.spsc) skip the per-slot bookkeeping of
+ * owners (a slot carries only a ready marker): at most one process (or thread) may put
+ * and one may get at a time; they allow one outstanding loan and one outstanding peek.
  *
  * Handles may be shared by the threads of a process (MPMC) and are inherited across
  * fork().
