@@ -27,7 +27,9 @@
  * while spinning and once per sleep slice (at most 50 ms), looks whether the holder
  * is alive: a dead holder's lock is taken, SHOAL_EOWNERDEAD, as the broker reports
  * the death of a holding session; and whether the caller's `live` still holds (the
- * broker gone, the session closed): so no waiter hangs for ever.
+ * broker gone, the session closed): so no waiter hangs for ever. ready() asks `live`
+ * too (two loads) before it takes the lock, so a connection closing — which frees
+ * its own locks — wakes its waiting threads with its error, never with a lock.
  *
  * Owner-died. A lock freed because its holder went (a dead process, found by a
  * taker; a connection closed holding it, or a broker session ended: shoal__lw_abandon)
@@ -336,7 +338,9 @@ static int lw_take(lw_wait *x, bool alive_check)
 
 static int lw_ready(void *obj)
 {
-    return lw_take(obj, false);
+    lw_wait *x = obj;
+    int rc = x->live && !x->done ? x->live(x->arg) : 0; /* a closed session first */
+    return rc < 0 ? rc : lw_take(x, false);
 }
 
 static void lw_arm(void *obj)
@@ -363,11 +367,14 @@ int shoal__lw_acquire(shoal__locks *l, int slot, uint64_t thread,
                       const shoal__deadline *d, int (*live)(void *), void *arg)
 {
     lw_wait x = {l, slot, thread, 0, 0, live, arg};
+    int rc = live ? live(arg) : 0;
+    if (rc < 0)
+        return rc;
     if (lw_take(&x, false) || lw_take(&x, true))
         return x.rc;
     shoal_lockword *w = &l->slots[slot];
     shoal__waitable wt = {&w->seq, lw_ready, lw_arm, lw_disarm, lw_check, &x, NULL};
-    int rc = d->at_ns <= shoal__now_ns() ? SHOAL_ETIMEDOUT : shoal__wait(&wt, d);
+    rc = d->at_ns <= shoal__now_ns() ? SHOAL_ETIMEDOUT : shoal__wait(&wt, d);
     if (rc == 1)
         return x.rc;
     if (SHOAL_LW_OWNER(atomic_load(&w->state)) == 0 && atomic_load(&w->sleepers))
