@@ -64,6 +64,25 @@
  * A request sent with id 0 has no reply to prove it: it sets `unacked`, and m stops
  * using the view. Watches, blocking operations and writes never look.
  *
+ * Locks. A connection with a view also maps the broker's lock table NAME:locks, if
+ * there is one (manager_lock.c explains it), and tells the broker its owner id there
+ * (the broker-wide request "lock_owner", one round trip at connect; a broker that
+ * refuses it leaves the table unused). Then acquire, release and locked of a Lock or
+ * RLock with a slot there run in the table, at the same places as the view's reads:
+ * shoal_manager_call_raw and shoal_manager_call (an acquire waits in the table,
+ * shoal__lw_acquire), shoal_manager_submit (an acquire only tried: one that must wait
+ * goes to the broker, which parks it and takes the word for this connection's owner
+ * id, so a submit never blocks), and shoal_manager_send_raw for a release sent alone
+ * or as the only item of a batch (Python's pipelined release). The reply is made
+ * here and filed or returned as if it had come; a release that fails (not held) goes
+ * to the broker, whose error it then is. A release and a locked run here only while
+ * `inflight` is 0 and `unacked` is not set, as the view's reads: the broker then has
+ * run every earlier request of m, so what m wrote under the lock is in the broker
+ * before the next holder takes it; otherwise they go to the broker, which runs them
+ * in order. The slots of the locks taken here are kept in `held`; ending the session
+ * frees those m still holds with the owner-died mark, as the broker does a session's.
+ * A table whose broker is gone (the view's liveness lock free) is not used.
+ *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
  * public name. A submit packs its Request with shoal__bv_pack_request (by hand, on
  * the stack, for scalar arguments) and a wait decodes its Reply with
@@ -957,7 +976,7 @@ static int lock_here(shoal_manager *m, const lock_req *q, bool wait, void **repl
                      size_t *rlen)
 {
     int kind, slot = shoal__locks_find(m->locks, q->name, q->nlen, &kind);
-    if (slot < 0 ||
+    if (slot < 0 || !shoal__view_live(m->view) || /* a dead broker's: it says so */
         (q->op != L_ACQUIRE && (__atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST) ||
                                 __atomic_load_n(&m->unacked, __ATOMIC_RELAXED))))
         return 1;
