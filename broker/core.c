@@ -41,7 +41,9 @@
  * thread watches grant_at) hands it to the first waiter; and a waiter that has waited
  * BARGE_WAIT_NS is passed over no more: the next release hands the lock to it, so
  * barging delays a waiter by milliseconds at most. Conditions, semaphores and the rest
- * serve their waiters in arrival order at once.
+ * serve their waiters in arrival order at once. A Lock or RLock in the lock table
+ * (locks.c: shm:// clients take it in shared memory) has no window: its word goes to
+ * whoever takes it first, and the timer retries its parked requests every LW_POLL_NS.
  *
  * Durability and replies. Every object an operation changed is marked dirty, and
  * with a data directory the operation logs the records it changed (store.c: one per
@@ -68,7 +70,9 @@
  * are counted per session in the semaphore's data map. When a session ends (the client
  * disconnected or died) its waiters are dropped, its locks freed with the owner-died
  * flag (the next acquirer gets SHOAL_EOWNERDEAD) and its semaphore units returned. A
- * restarted broker does the same for every session of its previous life.
+ * restarted broker does the same for every session of its previous life. A Lock or
+ * RLock in the lock table keeps its holder in its word (locks.c), and its owner
+ * fields follow the word.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -18,7 +18,7 @@
  * broker took may be released by a client in the table.
  *
  * A request parked on a word held by a client is retried by the timer thread every
- * LW_POLL_NS (core.c's expire_due asks broker__locks_poll): a client's release
+ * LW_POLL_NS (core.c's timer pass, expire_due, asks broker__lw_retry): a client's release
  * makes no message to the broker, and a timer is simpler than having the broker's
  * loop wait on every contended word; a remote waiter learns of the release within
  * that time. A release by the broker itself retries its waiters at once, as before.
