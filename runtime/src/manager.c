@@ -1078,7 +1078,10 @@ static void free_all(shoal_mv **v, size_t n)
         shoal__bv_free(MV(v[i]));
 }
 
-int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint64_t *id)
+/* shoal_manager_submit; wait: an acquire of the lock table may wait there (a call's:
+ * shoal_manager_wait follows at once), else it is only tried (see "Locks"). */
+static int submit(shoal_manager *m, const shoal_manager_request *r, uint64_t *id,
+                  bool wait)
 {
     int rc = !m || !r || !r->name || !r->op || !id
                  ? shoal__err(SHOAL_EINVAL, "shoal_manager_submit: NULL argument")
@@ -1108,7 +1111,7 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         void *hit = NULL;
         size_t oplen = strlen(r->op);
         int lk = buf && m->locks && !r->npath && !r->nargs && lock_op(r->op, oplen)
-                     ? lock_call(m, buf, len, false, &hit, &rlen) /* 1: the broker's */
+                     ? lock_call(m, buf, len, wait, &hit, &rlen) /* 1: the broker's */
                      : 1;
         if (lk == 1 && buf && m->view && shoal__view_pure(r->op, oplen))
             hit = view_answer(m, buf, len, &rlen);
@@ -1125,6 +1128,11 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         free_all(r->args, r->nargs);
     }
     return rc;
+}
+
+int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint64_t *id)
+{
+    return submit(m, r, id, false);
 }
 
 int shoal_manager_wait(shoal_manager *m, uint64_t id, shoal_mv **result)
@@ -1160,7 +1168,7 @@ static int call_args(shoal_manager *m, const char *name, const char *op,
     uint64_t id;
     if (result)
         *result = NULL;
-    int rc = shoal_manager_submit(m, &r, &id);
+    int rc = submit(m, &r, &id, true);
     return rc < 0 ? rc : shoal_manager_wait(m, id, result);
 }
 

@@ -109,7 +109,7 @@ static void test_mutual_exclusion(void **state)
     shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "mx", SHOAL_M_LOCK, NULL, NULL), 1);
     assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
-    int64_t before = stat_of(m, "requests");
+    int64_t before = stat_of(m, "requests"), parked = stat_of(m, "parked");
     enum { N = 2000 };
     struct turns t = {N, 0};
     pid_t kids[4];
@@ -127,6 +127,7 @@ static void test_mutual_exclusion(void **state)
     int64_t sent = stat_of(m, "requests") - before;
     /* 2 requests a turn (get, set), the connections' own few, no lock request */
     assert_true(sent < 5 * N * 2 + 100);
+    assert_int_equal(stat_of(m, "parked"), parked); /* every wait was in the table */
     shoal_manager_close(m);
     stop_broker(b);
 }
