@@ -86,6 +86,11 @@ typedef struct shoal_broker_options {
      * NAME:view beside its first shm://NAME address, for clients on this host to
      * answer them without a round trip (view.c, docs/broker.md "The read view"). */
     int no_view;
+    /* 1: no lock table. Otherwise a broker with a read view and no data_dir backs its
+     * Lock and RLock objects with words in NAME:locks, which shm:// clients take and
+     * release without a message to the broker (locks.c, docs/broker.md "Locks over
+     * shm://"). */
+    int no_lock_table;
 } shoal_broker_options;
 
 /* Serves until SIGINT or SIGTERM (blocked in the calling thread and taken by a thread

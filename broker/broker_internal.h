@@ -70,6 +70,7 @@ typedef struct bobj {
     int64_t grant_at; /* Lock, RLock freed with waiters: when the first gets it (core.c,
                        * Barging); 0: none */
     uint32_t vslot;   /* its slot in the read view's generation table (view.c); 0: none */
+    uint32_t lslot;   /* Lock, RLock: its slot in the lock table + 1 (locks.c); 0: none */
 } bobj;
 
 /* Whether objects of kind k keep their items or entries in records of their own. */
@@ -119,12 +120,46 @@ struct shoal_broker {
     pthread_t timer;
     pthread_cond_t timer_cv;
     int stop;
-    struct broker_view *view; /* view.c: NULL without one */
-    const void *raw;          /* the request running now, as it came (view.c's key) */
+    struct broker_view *view;   /* view.c: NULL without one */
+    struct broker_locks *locks; /* locks.c: the lock table, NULL without one */
+    const void *raw;            /* the request running now, as it came (view.c's key) */
     size_t rawlen;
 };
 
 bobj *broker__find(shoal_broker *b, const char *name);
+
+/* ---- the lock table (locks.c): Lock and RLock objects shm:// clients take in shared
+ * memory. All but open and close run under the mutex, on objects with an lslot. ---- */
+
+/* Makes NAME:locks beside the broker's shm://name: 0 or a SHOAL_E* code (the broker
+ * then keeps its locks to itself). */
+int broker__locks_open(shoal_broker *b, const char *name, const shoal_attr *attr);
+/* Removes it (its objects keep their state in the broker from then on). */
+void broker__locks_close(shoal_broker *b);
+/* Session sid's client takes locks in the table as owner (the broker-wide request
+ * "lock_owner"): the broker takes them for it under that id. 0 or SHOAL_EINVAL. */
+int broker__locks_hello(shoal_broker *b, uint64_t sid, int64_t owner);
+/* Session sid ended: forgotten. */
+void broker__locks_bye(shoal_broker *b, uint64_t sid);
+/* A Lock or RLock o was made: its slot (none when the table is full). */
+void broker__locks_add(shoal_broker *b, bobj *o);
+/* o is deleted: its slot is marked gone (clients waiting on it stop: SHOAL_ENOENT). */
+void broker__locks_drop(shoal_broker *b, bobj *o);
+/* acquire for session sid's thread: 0, 1 (held: block), or a SHOAL_E* code
+ * (SHOAL_EOWNERDEAD: taken, its last holder died); waiter: a parked request. */
+int broker__lw_take(shoal_broker *b, bobj *o, uint64_t sid, uint64_t thread, int waiter);
+/* release for session sid's thread: 0 or SHOAL_EPERM (unlocked, not the holder). */
+int broker__lw_release(shoal_broker *b, bobj *o, uint64_t sid, uint64_t thread);
+bool broker__lw_locked(shoal_broker *b, bobj *o);
+/* Session sid (0: every one) ended: a lock the broker held for it is freed with the
+ * owner-died mark. Whether it was. */
+bool broker__lw_end(shoal_broker *b, bobj *o, uint64_t sid);
+/* Whether o's parked acquires may succeed now (free, or its client holder dead). */
+bool broker__lw_retry(shoal_broker *b, bobj *o);
+/* What describe shows of the word: the holder's pid (0: free), whether it is free
+ * because its last holder died, the holder's thread and the depth. */
+void broker__lw_describe(shoal_broker *b, bobj *o, int64_t *holder_pid, int *died,
+                         uint64_t *thread, int64_t *depth);
 bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st);
 /* Frees an object (its state may be NULL: a deleted object). */
 void broker__free_obj(bobj *o);

@@ -41,7 +41,9 @@
  * thread watches grant_at) hands it to the first waiter; and a waiter that has waited
  * BARGE_WAIT_NS is passed over no more: the next release hands the lock to it, so
  * barging delays a waiter by milliseconds at most. Conditions, semaphores and the rest
- * serve their waiters in arrival order at once.
+ * serve their waiters in arrival order at once. A Lock or RLock in the lock table
+ * (locks.c: shm:// clients take it in shared memory) has no window: its word goes to
+ * whoever takes it first, and the timer retries its parked requests every LW_POLL_NS.
  *
  * Durability and replies. Every object an operation changed is marked dirty, and
  * with a data directory the operation logs the records it changed (store.c: one per
@@ -68,7 +70,9 @@
  * are counted per session in the semaphore's data map. When a session ends (the client
  * disconnected or died) its waiters are dropped, its locks freed with the owner-died
  * flag (the next acquirer gets SHOAL_EOWNERDEAD) and its semaphore units returned. A
- * restarted broker does the same for every session of its previous life.
+ * restarted broker does the same for every session of its previous life. A Lock or
+ * RLock in the lock table keeps its holder in its word (locks.c), and its owner
+ * fields follow the word.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -87,6 +91,9 @@
  * its first waiter, and how long a waiter may be passed over. */
 #define BARGE_WINDOW_NS (50 * 1000LL)
 #define BARGE_WAIT_NS   (2 * 1000000LL)
+
+/* How often the timer retries requests parked on a lock of the lock table (locks.c). */
+#define LW_POLL_NS (200 * 1000LL)
 
 /* The stack space a request is decoded into (broker_run); a larger one takes blocks
  * from malloc as well. */
@@ -1094,6 +1101,8 @@ static bool owns(op_ctx *c)
 static int lock_take(op_ctx *c, int64_t depth)
 {
     bobjstate *st = c->o->st;
+    if (c->o->lslot) /* in the lock table (locks.c): a Lock or RLock, depth 1 */
+        return broker__lw_take(c->b, c->o, c->sid, c->req->thread, c->w != NULL);
     if (st->owner && owns(c) && st->kind != SHOAL__BROKER__KIND__LOCK) {
         st->count += depth;
         return 0;
@@ -1124,6 +1133,8 @@ static int lock_acquire(op_ctx *c)
 static int lock_release(op_ctx *c)
 {
     bobjstate *st = c->o->st;
+    if (c->o->lslot)
+        return broker__lw_release(c->b, c->o, c->sid, c->req->thread);
     if (!st->owner)
         return shoal__err(SHOAL_EPERM, "%s \"%s\": release of an unlocked lock",
                           kind_name(st->kind), c->o->name);
@@ -1140,7 +1151,8 @@ static int lock_release(op_ctx *c)
 
 static int lock_locked(op_ctx *c)
 {
-    return set_result(c, shoal__bv_bool(c->o->st->owner != 0));
+    return set_result(c, shoal__bv_bool(c->o->lslot ? broker__lw_locked(c->b, c->o)
+                                                    : c->o->st->owner != 0));
 }
 
 /* ---- Semaphore, BoundedSemaphore: data maps a session to the units it holds ---- */
@@ -1570,7 +1582,7 @@ static bool barging(int k)
  * first waiter (see Barging): opens the window, or is within it. */
 static bool barge_defer(shoal_broker *b, bobj *o)
 {
-    if (!barging(o->st->kind) || o->st->owner || !o->wh)
+    if (!barging(o->st->kind) || o->lslot || o->st->owner || !o->wh)
         return false;
     int64_t now = now_ns();
     if (now - o->wh->since >= BARGE_WAIT_NS || (o->grant_at && o->grant_at <= now)) {
@@ -1648,6 +1660,12 @@ static int64_t expire_due(shoal_broker *b)
     int64_t now = now_ns(), next = INT64_MAX;
     for (size_t i = 0; b->nwaiters && i < b->ntab; i++)
         for (bobj *o = b->tab[i]; o; o = o->next) {
+            if (o->lslot && o->wh) { /* a client's release tells nobody: poll (locks.c) */
+                if (broker__lw_retry(b, o))
+                    pump_all(b, o);
+                if (o->wh && now + LW_POLL_NS < next)
+                    next = now + LW_POLL_NS;
+            }
             if (o->grant_at && o->grant_at <= now) {
                 o->grant_at = 0; /* a barging window closed: the first waiter's turn */
                 pump_all(b, o);
@@ -1803,6 +1821,7 @@ static int op_create(shoal_broker *b, op_ctx *c)
         return shoal__err(SHOAL_ENOMEM, "broker: out of memory");
     }
     o->hdr = o->full = 1; /* all of it is new */
+    broker__locks_add(b, o);
     broker__dirty(b, o);
     return set_result(c, shoal__bv_bool(true));
 }
@@ -1831,6 +1850,11 @@ static int op_describe(op_ctx *c, bobj *o)
         }
     }
     const char *kind = kind_name(st->kind);
+    int64_t holder_pid = 0, count = st->count;
+    int flag = st->flag;
+    uint64_t thread = st->owner_thread;
+    if (o->lslot) /* the word says (locks.c); a client's hold: its pid */
+        broker__lw_describe(c->b, o, &holder_pid, &flag, &thread, &count);
     struct {
         const char *k;
         bv *v;
@@ -1838,20 +1862,21 @@ static int op_describe(op_ctx *c, bobj *o)
              {"size", shoal__bv_int((int64_t)size)},
              {"data", d ? shoal__bv_clone(d) : shoal__bv_none()},
              {"typecode", shoal__bv_str(st->typecode, strlen(st->typecode))},
-             {"count", shoal__bv_int(st->count)},
+             {"count", shoal__bv_int(count)},
              {"limit", shoal__bv_int(st->limit)},
              {"owner", shoal__bv_int((int64_t)st->owner)},
-             {"owner_thread", shoal__bv_int((int64_t)st->owner_thread)},
-             {"flag", shoal__bv_bool(st->flag)},
+             {"owner_thread", shoal__bv_int((int64_t)thread)},
+             {"flag", shoal__bv_bool(flag)},
              {"seq", shoal__bv_int((int64_t)o->seq)},
              {"watchers", shoal__bv_int((int64_t)broker__watch_count(o))},
-             {"waiters", waiting}};
+             {"waiters", waiting},
+             {"holder_pid", o->lslot ? shoal__bv_int(holder_pid) : NULL}};
     bv *m = shoal__bv_map();
     int ok = m != NULL;
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
         if (ok && f[i].v)
             ok = shoal__bv_map_put(m, shoal__bv_str(f[i].k, strlen(f[i].k)), f[i].v) == 0;
-        else
+        else if (f[i].v || strcmp(f[i].k, "holder_pid"))
             ok = (shoal__bv_free(f[i].v), 0);
     if (!ok) {
         shoal__bv_free(m);
@@ -1868,7 +1893,8 @@ static int op_delete(shoal_broker *b, op_ctx *c, bobj *o)
                     NULL);
     broker__watch_deleted(b, o);
     broker__view_bump(b, o, 1); /* its cached replies are stale, its slot free */
-    broker__store_drop(b, o);   /* its entry or item records */
+    broker__locks_drop(b, o);
+    broker__store_drop(b, o); /* its entry or item records */
     unlink_obj(b, o);
     broker__settle(o);
     protobuf_c_message_free_unpacked(&o->st->base, NULL);
@@ -1915,6 +1941,8 @@ static int op_broker(shoal_broker *b, op_ctx *c)
     }
     if (!strcmp(c->req->op, "noop"))
         return 0;
+    if (!strcmp(c->req->op, "lock_owner")) /* locks.c: [owner id] */
+        return broker__locks_hello(b, c->sid, is_int(arg(c, 0)) ? arg(c, 0)->i : 0);
     return shoal__err(SHOAL_EINVAL, "broker: no broker-wide operation \"%s\"",
                       c->req->op);
 }
@@ -1994,7 +2022,9 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
     } else {
         size_t n = b->npend;
         pend(b, s, req->id, rc, c.result, c.lent);
-        if (c.pure && rc == 0 && b->view && b->npend > n) /* published after the commit */
+        if (c.pure && rc == 0 && b->view && b->npend > n &&
+            !o->lslot) /* after the commit;
+                        * a word's state is never cached */
             broker__view_stage(b, o, b->raw, b->rawlen, b->pend[n].buf, b->pend[n].len);
     }
     wake(b, o, 0);
@@ -2077,10 +2107,13 @@ static void release_held(shoal_broker *b, bobj *o, uint64_t sid)
     if (sid == BROKER_ANON)
         return;
     int was_dirty = o->dirty;
-    if ((st->kind == SHOAL__BROKER__KIND__LOCK ||
-         st->kind == SHOAL__BROKER__KIND__RLOCK ||
-         st->kind == SHOAL__BROKER__KIND__CONDITION) &&
-        st->owner && (!sid || st->owner == sid)) {
+    if (o->lslot) {
+        if (broker__lw_end(b, o, sid))
+            broker__dirty(b, o);
+    } else if ((st->kind == SHOAL__BROKER__KIND__LOCK ||
+                st->kind == SHOAL__BROKER__KIND__RLOCK ||
+                st->kind == SHOAL__BROKER__KIND__CONDITION) &&
+               st->owner && (!sid || st->owner == sid)) {
         st->owner = st->owner_thread = 0;
         st->count = 0;
         st->flag = 1; /* the next acquirer is told */
@@ -2126,6 +2159,7 @@ void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid)
             if (o->dirty)
                 pump(b, o);
         }
+    broker__locks_bye(b, sid);
     for (size_t i = 0; i < b->npend; i++) /* replies to s not handed over yet */
         if (b->pend[i].s == s) {
             free(b->pend[i].buf);
@@ -2186,6 +2220,7 @@ void shoal_broker_destroy(shoal_broker *b)
     pthread_mutex_unlock(&b->mu);
     if (running)
         pthread_join(b->timer, NULL);
+    broker__locks_close(b);
     broker__view_close(b);
     for (size_t i = 0; i < b->ntab; i++)
         for (bobj *o = b->tab[i], *next; o; o = next) {

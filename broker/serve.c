@@ -62,6 +62,9 @@ int shoal_broker_serve(const shoal_broker_options *o)
             shoal__test_point("broker.before_view");
             if (broker__view_open(b, o->listen[i] + 6, o->attr) < 0)
                 fprintf(stderr, "shoal broker: no read view: %s\n", shoal_errdetail());
+            else if (!o->data_dir && !o->no_lock_table &&
+                     broker__locks_open(b, o->listen[i] + 6, o->attr) < 0)
+                fprintf(stderr, "shoal broker: no lock table: %s\n", shoal_errdetail());
             break;
         }
     pthread_t sig;
@@ -74,8 +77,10 @@ int shoal_broker_serve(const shoal_broker_options *o)
         pthread_kill(sig, SIGTERM); /* stopped otherwise: end the signal thread */
         pthread_join(sig, NULL);
     }
-    if (b)
-        broker__view_close(b); /* first: readers stop trusting it before anything ends */
+    if (b) {
+        broker__locks_close(b); /* its locks stay with the broker until it ends */
+        broker__view_close(b);  /* first: readers stop trusting it before anything ends */
+    }
     shoal_rpc_server_destroy(srv);
     shoal_broker_destroy(b);
     shoal_loop_destroy(loop);

@@ -21,7 +21,7 @@ static const char broker_help[] =
     "                    [--sync=commit|none] [--token-file FILE] [--root DIR]\n"
     "                    [--domain NAME] [--tls-cert FILE --tls-key FILE [--tls-ca "
     "FILE]]\n"
-    "                    [--no-view] [--stop-at-stdin-eof]\n"
+    "                    [--no-view] [--no-lock-table] [--stop-at-stdin-eof]\n"
     "Serves multiprocessing.Manager's objects (dict, list, Namespace, Value, Array,\n"
     "Queue, Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier) to\n"
     "clients in any language, until SIGINT or SIGTERM.\n"
@@ -38,6 +38,9 @@ static const char broker_help[] =
     "  --tls-ca F        require client certificates signed by this CA (PEM)\n"
     "  --no-view         do not publish the read view beside the first shm:// address\n"
     "                    (clients on this host then send every read to the broker)\n"
+    "  --no-lock-table   keep Lock and RLock objects in the broker: shm:// clients do\n"
+    "                    not take them in shared memory (without a view, or with\n"
+    "                    --data-dir, they never do)\n"
     "  --stop-at-stdin-eof  stop as on SIGTERM when the standard input ends: a parent\n"
     "                    that holds the write end of a pipe there and dies (however)\n"
     "                    stops its broker\n";
@@ -118,6 +121,8 @@ int cli_broker(int argc, char **argv)
             status = CLI_OK;
         } else if (!strcmp(a, "--no-view")) {
             o.no_view = 1;
+        } else if (!strcmp(a, "--no-lock-table")) {
+            o.no_lock_table = 1;
         } else if (!strcmp(a, "--stop-at-stdin-eof")) {
             stdin_eof = 1;
         } else if (!strcmp(a, "--sync=commit") || !strcmp(a, "--sync=none")) {

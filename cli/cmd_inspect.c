@@ -6,7 +6,8 @@
  *
  * `shoal inspect --broker ADDRESS NAME`: an object a Manager broker holds, from its
  * "describe" request — kind, size, value (as Python's repr), and what the kind adds:
- * a lock's holder (session and thread) and owner-died flag, a semaphore's units and
+ * a lock's holder (session and thread, or the process of a client that took it in
+ * the broker's lock table) and owner-died flag, a semaphore's units and
  * holders, an event's flag, a barrier's parties; then the requests waiting on it and
  * the number of watchers.
  */
@@ -327,7 +328,12 @@ static void print_mv(const char *label, const shoal_mv *v)
 static void print_broker_state(const char *kind, const shoal_mv *d)
 {
     if (!strcmp(kind, "Lock") || !strcmp(kind, "RLock") || !strcmp(kind, "Condition")) {
-        if (field_int(d, "owner"))
+        if (!field_int(d, "owner") && field_int(d, "holder_pid")) /* in the lock table */
+            printf("%-13s process %lld (shared memory), thread %llx, depth %lld\n",
+                   "holder", (long long)field_int(d, "holder_pid"),
+                   (unsigned long long)field_int(d, "owner_thread"),
+                   (long long)field_int(d, "count"));
+        else if (field_int(d, "owner"))
             printf("%-13s session %016llx, thread %llx, depth %lld\n", "holder",
                    (unsigned long long)field_int(d, "owner"),
                    (unsigned long long)field_int(d, "owner_thread"),

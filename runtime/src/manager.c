@@ -64,6 +64,25 @@
  * A request sent with id 0 has no reply to prove it: it sets `unacked`, and m stops
  * using the view. Watches, blocking operations and writes never look.
  *
+ * Locks. A connection with a view also maps the broker's lock table NAME:locks, if
+ * there is one (manager_lock.c explains it), and tells the broker its owner id there
+ * (the broker-wide request "lock_owner", one round trip at connect; a broker that
+ * refuses it leaves the table unused). Then acquire, release and locked of a Lock or
+ * RLock with a slot there run in the table, at the same places as the view's reads:
+ * shoal_manager_call_raw and shoal_manager_call (an acquire waits in the table,
+ * shoal__lw_acquire), shoal_manager_submit (an acquire only tried: one that must wait
+ * goes to the broker, which parks it and takes the word for this connection's owner
+ * id, so a submit never blocks), and shoal_manager_send_raw for a release sent alone
+ * or as the only item of a batch (Python's pipelined release). The reply is made
+ * here and filed or returned as if it had come; a release that fails (not held) goes
+ * to the broker, whose error it then is. A release and a locked run here only while
+ * `inflight` is 0 and `unacked` is not set, as the view's reads: the broker then has
+ * run every earlier request of m, so what m wrote under the lock is in the broker
+ * before the next holder takes it; otherwise they go to the broker, which runs them
+ * in order. The slots of the locks taken here are kept in `held`; ending the session
+ * frees those m still holds with the owner-died mark, as the broker does a session's.
+ * A table whose broker is gone (the view's liveness lock free) is not used.
+ *
  * Values are broker.proto's Value messages (manager_value.c); shoal_mv is their
  * public name. A submit packs its Request with shoal__bv_pack_request (by hand, on
  * the stack, for scalar arguments) and a wait decodes its Reply with
@@ -78,6 +97,7 @@
 
 #include "internal.h"
 #include "manager_internal.h"
+#include "manager_lock.h"
 #include "manager_view.h"
 #include "pb_wire.h"
 #include "rpc_internal.h"
@@ -116,6 +136,9 @@ struct shoal_manager {
     int inflight;          /* requests sent whose replies have not arrived (atomic) */
     int unacked;           /* a request of id 0 was sent: the view is not used (atomic) */
     uint64_t hits, misses; /* view lookups (atomic) */
+    shoal__locks *locks;   /* shm://: the broker's lock table, or NULL (see "Locks") */
+    int *held;             /* slots of the locks taken here, not freed yet (under mu) */
+    size_t nheld, capheld;
 };
 
 /* ---- values ---- */
@@ -425,6 +448,8 @@ size_t shoal_mv_format(const shoal_mv *v, char *buf, size_t cap)
 
 /* ---- the session ---- */
 
+static int locks_hello(shoal_manager *m);
+
 int shoal_manager_connect(shoal_manager **out, const char *address,
                           const shoal_manager_config *cfg)
 {
@@ -457,6 +482,13 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
     pthread_cond_init(&m->cv, NULL);
     if (!strncmp(address, "shm://", 6))
         m->view = shoal__view_open(address + 6, cfg ? cfg->attr : NULL);
+    if (m->view) /* its liveness is the table's: see "Locks" */
+        m->locks = shoal__locks_open(address + 6, cfg ? cfg->attr : NULL);
+    if (m->locks && locks_hello(m) < 0) {
+        shoal__locks_close(m->locks, false);
+        m->locks = NULL;
+        shoal__err_clear(); /* no table: lock requests go to the broker */
+    }
     *out = m;
     return 0;
 }
@@ -525,9 +557,12 @@ void shoal_manager_leave(shoal_manager *m)
         leave(m);
 }
 
+static void locks_abandon(shoal_manager *m);
+
 /* Ends the session: see "Closing without losing what was sent" above. */
 static void end_session(shoal_manager *m)
 {
+    locks_abandon(m); /* as the broker frees an ended session's locks */
     __atomic_store_n(&m->unsent, 0, __ATOMIC_SEQ_CST);
     shoal_rpc_channel_flush(m->ch); /* what submits kept goes first */
     if (shoal_rpc_call_close_send(m->call) == 0)
@@ -567,6 +602,8 @@ void shoal_manager_close(shoal_manager *m)
         free(a);
     }
     shoal__view_close(m->view);
+    shoal__locks_close(m->locks, false);
+    free(m->held);
     pthread_mutex_destroy(&m->send_mu);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
@@ -615,11 +652,14 @@ static int send_request(shoal_manager *m, const void *req, size_t len, uint64_t 
     return rc;
 }
 
+static int lock_send(shoal_manager *m, const void *req, size_t len);
+
 int shoal_manager_send_raw(shoal_manager *m, const void *req, size_t len)
 {
     if (!m || (!req && len))
         return shoal__err(SHOAL_EINVAL, "shoal_manager_send_raw: NULL argument");
-    return send_request(m, req, len, reply_id(req, len), 0);
+    int rc = m->locks ? lock_send(m, req, len) : 1;
+    return rc <= 0 ? rc : send_request(m, req, len, reply_id(req, len), 0);
 }
 
 /* Writes the requests submits kept (a failure shows at the receive that follows). */
@@ -794,6 +834,210 @@ static bool file_arrived(shoal_manager *m, uint64_t id, void *buf, size_t len)
     return true;
 }
 
+/* ---- locks in the broker's lock table (see "Locks" at the top) ---- */
+
+enum { L_ACQUIRE = 1, L_RELEASE, L_LOCKED };
+
+/* The lock operation op[n] names, or 0. */
+static int lock_op(const char *op, size_t n)
+{
+    return n == 7 && !memcmp(op, "acquire", 7)   ? L_ACQUIRE
+           : n == 7 && !memcmp(op, "release", 7) ? L_RELEASE
+           : n == 6 && !memcmp(op, "locked", 6)  ? L_LOCKED
+                                                 : 0;
+}
+
+/* What a lock request carries, or (batch) its one item. */
+typedef struct lock_req {
+    uint64_t id, thread;
+    int64_t timeout_ms;
+    const char *name;
+    size_t nlen;
+    int op;
+    const uint8_t *item; /* a batch's only item */
+    size_t ilen;
+    int items, other; /* batch items; a path, arguments or fields not looked for */
+} lock_req;
+
+/* Decodes the fields of encoded Request req[len] a lock request has: whether it is one
+ * (for a batch: whether it is a batch). */
+static bool lock_parse(const void *req, size_t len, lock_req *q)
+{
+    *q = (lock_req){0};
+    pb_in in = {req, (const uint8_t *)req + len};
+    pb_field f = {0};
+    while (in.p < in.end) {
+        if (!pb_get_field(&in, &f))
+            return false;
+        if (f.number == 1 && f.wt == WT_VARINT)
+            q->id = f.value;
+        else if (f.number == 2 && f.wt == WT_LEN)
+            q->name = (const char *)f.sub, q->nlen = f.len;
+        else if (f.number == 4 && f.wt == WT_LEN)
+            q->op = lock_op((const char *)f.sub, f.len);
+        else if (f.number == 6 && f.wt == WT_VARINT)
+            q->timeout_ms = pb_unzigzag(f.value);
+        else if (f.number == 7 && f.wt == WT_VARINT)
+            q->thread = f.value;
+        else if (f.number == 8 && f.wt == WT_LEN)
+            q->item = f.sub, q->ilen = f.len, q->items++;
+        else
+            q->other = 1;
+    }
+    return q->items ? !q->other && !q->op : q->op && !q->other && q->name;
+}
+
+/* Tells the broker the owner id this connection takes locks under (see "Locks"). */
+static int locks_hello(shoal_manager *m)
+{
+    return shoal_manager_call(m, "", "lock_owner", SHOAL_SEC(10), NULL, 1,
+                              shoal_mv_int(shoal__locks_self(m->locks)));
+}
+
+/* Notes slot as taken here (for the close) or, gone, as freed. */
+static void held_note(shoal_manager *m, int slot, bool taken)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t i = 0;
+    while (i < m->nheld && m->held[i] != slot)
+        i++;
+    if (!taken && i < m->nheld)
+        m->held[i] = m->held[--m->nheld];
+    if (taken && i == m->nheld && m->nheld == m->capheld) {
+        size_t cap = m->capheld ? m->capheld * 2 : 8;
+        int *h = realloc(m->held, cap * sizeof(*h));
+        if (h) {
+            m->held = h;
+            m->capheld = cap;
+        }
+    }
+    if (taken && i == m->nheld && m->nheld < m->capheld)
+        m->held[m->nheld++] = slot;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* A connection that ends holding locks frees them, owner-died, as the broker does a
+ * session's. */
+static void locks_abandon(shoal_manager *m)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; m->locks && i < m->nheld; i++)
+        shoal__lw_abandon(m->locks, m->held[i], shoal__locks_self(m->locks));
+    m->nheld = 0;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* shoal__lw_acquire's `live`: 0 while the broker runs and m is open. */
+static int lock_live(void *arg)
+{
+    shoal_manager *m = arg;
+    if (__atomic_load_n(&m->closing, __ATOMIC_SEQ_CST))
+        return shoal__err(SHOAL_ECLOSED, "manager: the session was closed");
+    if (!shoal__view_live(m->view))
+        return shoal__err(SHOAL_EPEERDEAD, "manager: the broker is gone (%s)",
+                          "its read view's liveness lock is free");
+    return 0;
+}
+
+/* Takes or tries q's lock (slot) here: the reply's status and text in *status, err. */
+static int lock_acquire_here(shoal_manager *m, const lock_req *q, int slot, int kind,
+                             bool wait, char *err, size_t cap)
+{
+    shoal_duration t = q->timeout_ms < 0 ? SHOAL_FOREVER : q->timeout_ms * 1000000;
+    shoal__deadline d = shoal__deadline_from(wait ? t : 0);
+    int rc = shoal__lw_acquire(m->locks, slot, q->thread, &d, lock_live, m);
+    if (rc == SHOAL_ETIMEDOUT && !wait && q->timeout_ms)
+        return 1; /* the broker waits for it: see "Locks" */
+    const char *k = kind == SHOAL_LW_LOCK ? "Lock" : "RLock";
+    int n = (int)q->nlen;
+    if (rc == 0 || rc == SHOAL_EOWNERDEAD)
+        held_note(m, slot, true);
+    if (rc == SHOAL_EOWNERDEAD)
+        snprintf(err, cap, "%s \"%.*s\": its previous holder died holding it", k, n,
+                 q->name);
+    else if (rc == SHOAL_EDEADLK)
+        snprintf(err, cap, "Lock \"%.*s\": already held by this thread", n, q->name);
+    else if (rc == SHOAL_ETIMEDOUT)
+        snprintf(err, cap, "%s \"%.*s\": acquire %s", k, n, q->name,
+                 q->timeout_ms ? "timed out" : "would have to wait");
+    else if (rc == SHOAL_ENOENT)
+        snprintf(err, cap, "broker: \"%.*s\" was deleted", n, q->name);
+    return rc;
+}
+
+/*
+ * Runs lock request q here, in the lock table: 0 with the reply in *reply (*rlen
+ * bytes), 1 when it is the broker's to run (no lock of the table; a release or a
+ * locked() while requests of m are in flight, which the broker must run first; a
+ * release that fails, whose error the broker gives), or a negative code (the
+ * session over, out of memory).
+ */
+static int lock_here(shoal_manager *m, const lock_req *q, bool wait, void **reply,
+                     size_t *rlen)
+{
+    int kind, slot = shoal__locks_find(m->locks, q->name, q->nlen, &kind);
+    if (slot < 0 || !shoal__view_live(m->view) || /* a dead broker's: it says so */
+        (q->op != L_ACQUIRE && (__atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST) ||
+                                __atomic_load_n(&m->unacked, __ATOMIC_RELAXED))))
+        return 1;
+    int rc = enter(m, "manager call");
+    if (rc < 0)
+        return rc;
+    char err[256] = "";
+    bv *result = NULL;
+    if (q->op == L_ACQUIRE) {
+        rc = lock_acquire_here(m, q, slot, kind, wait, err, sizeof(err));
+    } else if (q->op == L_RELEASE) {
+        rc = shoal__lw_release(m->locks, slot, shoal__locks_self(m->locks), q->thread);
+        if (rc == 1)
+            held_note(m, slot, false);
+        rc = rc < 0 ? 1 : 0;
+    } else {
+        uint64_t s = atomic_load(&shoal__locks_word(m->locks, slot)->state);
+        result = shoal__bv_bool(SHOAL_LW_OWNER(s) != 0);
+        rc = result ? 0 : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
+    }
+    leave(m);
+    if (rc == SHOAL_ECLOSED || rc == SHOAL_EPEERDEAD || rc == SHOAL_ENOMEM || rc == 1)
+        return rc;
+    *reply = shoal__bv_pack_reply(q->id, rc, err, result, rlen);
+    shoal__bv_free(result);
+    return *reply ? 0 : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
+}
+
+/* lock_here for encoded request req[len], when it is a lock request. */
+static int lock_call(shoal_manager *m, const void *req, size_t len, bool wait,
+                     void **reply, size_t *rlen)
+{
+    lock_req q;
+    return lock_parse(req, len, &q) && !q.items && q.id
+               ? lock_here(m, &q, wait, reply, rlen)
+               : 1;
+}
+
+/* A release sent without waiting (alone, or the only item of a batch: a pipelined
+ * Python release): freed here, its reply (the batch's: no failed item) filed as
+ * arrived. 0, 1 when the broker is to run it, or a negative code. */
+static int lock_send(shoal_manager *m, const void *req, size_t len)
+{
+    lock_req b, q;
+    if (!lock_parse(req, len, &b) || !b.id)
+        return 1;
+    if (b.items && (b.items != 1 || !lock_parse(b.item, b.ilen, &q) || q.items))
+        return 1;
+    if (!b.items)
+        q = b;
+    if (q.op != L_RELEASE)
+        return 1;
+    q.id = b.id;
+    void *reply;
+    size_t rlen;
+    int rc = lock_here(m, &q, false, &reply, &rlen);
+    if (rc != 0)
+        return rc;
+    return file_arrived(m, b.id, reply, rlen) ? 0 : 1;
+}
+
 int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t len, void **reply,
                            size_t *rlen)
 {
@@ -801,9 +1045,12 @@ int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t len, void *
     if (!m || !req || !reply || !rlen || !id)
         return shoal__err(SHOAL_EINVAL, "shoal_manager_call_raw: %s",
                           id || !req ? "NULL argument" : "a request without an id");
+    int rc = m->locks ? lock_call(m, req, len, true, reply, rlen) : 1;
+    if (rc <= 0)
+        return rc;
     if (m->view && view_req(req, len) && (*reply = view_answer(m, req, len, rlen)))
         return 0;
-    int rc = send_request(m, req, len, id, 0);
+    rc = send_request(m, req, len, id, 0);
     return rc < 0 ? rc : shoal_manager_wait_raw(m, id, reply, rlen);
 }
 
@@ -831,7 +1078,10 @@ static void free_all(shoal_mv **v, size_t n)
         shoal__bv_free(MV(v[i]));
 }
 
-int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint64_t *id)
+/* shoal_manager_submit; wait: an acquire of the lock table may wait there (a call's:
+ * shoal_manager_wait follows at once), else it is only tried (see "Locks"). */
+static int submit(shoal_manager *m, const shoal_manager_request *r, uint64_t *id,
+                  bool wait)
 {
     int rc = !m || !r || !r->name || !r->op || !id
                  ? shoal__err(SHOAL_EINVAL, "shoal_manager_submit: NULL argument")
@@ -858,10 +1108,16 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         uint8_t stack[512];
         size_t len, rlen = 0;
         void *buf = shoal__bv_pack_request(&q, stack, sizeof(stack), &len);
-        void *hit = buf && m->view && shoal__view_pure(r->op, strlen(r->op))
-                        ? view_answer(m, buf, len, &rlen)
-                        : NULL;
-        if (!file_arrived(m, q.id, hit, rlen)) /* a hit is answered: nothing sent */
+        void *hit = NULL;
+        size_t oplen = strlen(r->op);
+        int lk = buf && m->locks && !r->npath && !r->nargs && lock_op(r->op, oplen)
+                     ? lock_call(m, buf, len, wait, &hit, &rlen) /* 1: the broker's */
+                     : 1;
+        if (lk == 1 && buf && m->view && shoal__view_pure(r->op, oplen))
+            hit = view_answer(m, buf, len, &rlen);
+        if (lk < 0)
+            rc = lk;
+        else if (!file_arrived(m, q.id, hit, rlen)) /* a hit is answered: nothing sent */
             rc = buf ? send_request(m, buf, len, q.id, 1)
                      : shoal__err(SHOAL_ENOMEM, "manager: out of memory");
         if (buf != stack)
@@ -872,6 +1128,11 @@ int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint6
         free_all(r->args, r->nargs);
     }
     return rc;
+}
+
+int shoal_manager_submit(shoal_manager *m, const shoal_manager_request *r, uint64_t *id)
+{
+    return submit(m, r, id, false);
 }
 
 int shoal_manager_wait(shoal_manager *m, uint64_t id, shoal_mv **result)
@@ -907,7 +1168,7 @@ static int call_args(shoal_manager *m, const char *name, const char *op,
     uint64_t id;
     if (result)
         *result = NULL;
-    int rc = shoal_manager_submit(m, &r, &id);
+    int rc = submit(m, &r, &id, true);
     return rc < 0 ? rc : shoal_manager_wait(m, id, result);
 }
 

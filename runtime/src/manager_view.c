@@ -159,6 +159,11 @@ shoal__view *shoal__view_open(const char *name, const shoal_attr *attr)
     return v;
 }
 
+bool shoal__view_live(shoal__view *v)
+{
+    return v && shoal__lock_live(&v->h->live);
+}
+
 void shoal__view_close(shoal__view *v)
 {
     if (!v)

@@ -113,6 +113,8 @@ typedef struct shoal__view shoal__view;
  * broker is not running: reads then go to the broker). */
 shoal__view *shoal__view_open(const char *name, const shoal_attr *attr);
 void shoal__view_close(shoal__view *v);
+/* Whether the broker that published v still runs (its liveness lock is held). */
+bool shoal__view_live(shoal__view *v);
 /*
  * Looks up key[klen] (hash h): the cached reply's length (without its id) copied to
  * out[cap], or 0 when the view has no current reply for it (not cached, changed since,

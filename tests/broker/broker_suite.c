@@ -256,10 +256,11 @@ static int hold_lock_then_stop(void *arg)
     return 0;
 }
 
+/* The broker's own path (--no-lock-table; broker_locks.c tests the lock table). */
 static void test_locks_and_dead_client(void **state)
 {
     (void)state;
-    pid_t b = start_broker(NULL, NULL);
+    pid_t b = start_broker_with(&(broker_args){.no_lock_table = 1}, NULL);
     shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "lk", SHOAL_M_LOCK, NULL, NULL), 1);
     assert_int_equal(shoal_manager_create(m, "rl", SHOAL_M_RLOCK, NULL, NULL), 1);
@@ -333,10 +334,11 @@ static void *lock_loop(void *arg)
  * neither of them gets it (at most the turn each was finishing is counted after);
  * both loopers make progress. A lone waiter gets a lock freed by a holder that does
  * not come back for it. */
+/* The broker's own path (--no-lock-table): barging is the broker's. */
 static void test_lock_barging(void **state)
 {
     (void)state;
-    pid_t b = start_broker(NULL, NULL);
+    pid_t b = start_broker_with(&(broker_args){.no_lock_table = 1}, NULL);
     shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "bl", SHOAL_M_LOCK, NULL, NULL), 1);
     struct looper l[2] = {0};

@@ -202,7 +202,8 @@ static pid_t hold_lock(void)
 static void test_every_change_invalidates(void **state)
 {
     (void)state;
-    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    pid_t b = start_broker_with(&(broker_args){.no_lock_table = 1},
+                                NULL); /* a lock's locked in the view */
     shoal_manager *w = connect_to(addr, NULL), *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(w, "d", SHOAL_M_DICT, NULL, NULL), 1);
     T_OK(shoal_manager_call(w, "d", "set", 0, NULL, 2, S("a"), I(1)));

@@ -249,7 +249,8 @@ static int lock_holder(void *arg)
 static void test_watch_released(void **state)
 {
     (void)state;
-    pid_t b = start_broker_with(&(broker_args){0}, NULL);
+    pid_t b = start_broker_with(&(broker_args){.no_lock_table = 1},
+                                NULL); /* a watch sees what the broker runs */
     shoal_manager *m = connect_to(addr, NULL);
     assert_int_equal(shoal_manager_create(m, "L", SHOAL_M_LOCK, NULL, NULL), 1);
     shoal_manager_watch *w;

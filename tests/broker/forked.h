@@ -32,14 +32,16 @@ typedef struct broker_args {
     const char *tls_cert, *tls_key, *tls_ca;
     int one_cpu; /* the broker runs on one CPU (two sessions then outnumber its CPUs) */
     int no_view; /* the broker publishes no read view */
+    int no_lock_table; /* the broker keeps its locks (no NAME:locks) */
 } broker_args;
 
 static int broker_child(void *arg)
 {
     broker_args *a = arg;
     const char *listen[2] = {a->listen ? a->listen : addr, a->tcp};
-    shoal_broker_options o = {listen, a->tcp ? 2 : 1, a->data_dir, a->token,  1,
-                              NULL,   a->tls_cert,    a->tls_key,  a->tls_ca, a->no_view};
+    shoal_broker_options o = {listen,    a->tcp ? 2 : 1, a->data_dir,     a->token,
+                              1,         NULL,           a->tls_cert,     a->tls_key,
+                              a->tls_ca, a->no_view,     a->no_lock_table};
     if (!freopen("/dev/null", "w", stdout))
         return 3;
     if (a->one_cpu) {

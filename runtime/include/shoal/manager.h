@@ -287,9 +287,23 @@ SHOAL_API int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t l
                                      void **reply, size_t *rlen);
 
 /*
+ * Locks over shm://. A broker listening on shm://NAME with a read view (and no data
+ * directory, nor --no-lock-table) backs its Lock and RLock objects with words in
+ * shared memory. A connection to it then runs acquire, release and locked of those
+ * objects there, with the broker's semantics, errors and owner-died reports, and no
+ * message to the broker: shoal_manager_call and shoal_manager_call_raw (an acquire
+ * waits there; SHOAL_EPEERDEAD when the broker dies meanwhile), shoal_manager_submit
+ * (an acquire that would have to wait goes to the broker instead: a submit never
+ * blocks), shoal_manager_send_raw (a release sent alone or as a batch's only item;
+ * its reply is filed for shoal_manager_wait_raw). A release or locked runs there only
+ * while no request of m is waiting for its reply, so a write made under the lock is
+ * in the broker before the lock is free. Closing m frees the locks m took with the
+ * owner-died mark. docs/broker.md, "Locks over shm://".
+ *
  * The read view. A broker listening on shm://NAME publishes the replies of its pure
  * reads (a dict or list get, len, contains; a Value's get; an Event's is_set; a Lock's
- * locked; ...: docs/broker.md, "The read view") in shared memory, unless it runs with
+ * locked when it has no lock table; ...: docs/broker.md, "The read view") in shared
+ * memory, unless it runs with
  * --no-view. A connection to shm://NAME maps it, and shoal_manager_call,
  * shoal_manager_submit and shoal_manager_call_raw answer such a read from it when it
  * holds the reply for the object's current state — no round trip, the same reply as
