@@ -21,19 +21,30 @@
  * counts it as one undecodable frame and reads on. Only a peer that said it reads them
  * gets batch messages: a client puts batch_hello after its pipe's name (and its NUL) in
  * its connection request, which a server of an earlier version does not look at; a
- * server reads batch messages only from a client that said so. The server writes
- * them: the frames its loop's thread sends to a connection during on_pipe's turn — the
- * responses of the unary calls it ran and of the inline receive (rpc_server.c) of the
- * requests it read — are kept (out, under out_mu) and leave together when the turn
- * ends (one alone as a plain frame; up to BATCH_BYTES or the pipe's largest message a
- * message), so a client pipelining N requests reads and is woken for one message
- * instead of N. A frame sent meanwhile by another thread goes after the ones kept, in
- * the same write; one too big for a batch goes alone, after them; one larger than the
- * pipe allows fails SHOAL_EMSGSIZE as always. Stopping or closing the connection sends
- * what was kept first. A turn whose kept frames cannot go (the client dead, or not
- * reading for SEND_TIMEOUT) loses the connection, as a failed send would. The client
- * writes every frame at once, as its own message (shoal_rpc_call_send_more is
- * shoal_rpc_call_send over shm://).
+ * server reads batch messages only from a client that said so, and answers it with
+ * its ACCEPT in a batch message of one frame, which tells the client that this server
+ * reads them too (a server of an earlier version sends a plain ACCEPT: its client then
+ * writes every frame alone). Frames are kept (out, under out_mu) to leave together in
+ * one message (one alone as a plain frame; up to BATCH_BYTES or the pipe's largest
+ * message a message), so a peer pipelining N requests or responses writes, and its
+ * peer reads and is woken for, one message instead of N:
+ *
+ *   - the server: the frames its loop's thread sends to a connection during on_pipe's
+ *     turn — the responses of the unary calls it ran and of the inline receive
+ *     (rpc_server.c) of the requests it read — leave when the turn ends; a handler's
+ *     thread in direct receive keeps what it sends with rpc_conn.send_later (its
+ *     responses while it has further requests at hand), which leaves with its next
+ *     send, before its receive waits, or when the loop watches the connection again;
+ *   - the client: what shoal_rpc_call_send_more sends (send_later) leaves with the next
+ *     send, or when the rpc layer flushes before a thread waits on the channel.
+ *
+ * A frame sent meanwhile by another thread goes after the ones kept, in the same
+ * write; one too big for a batch goes alone, after them; one larger than the pipe
+ * allows fails SHOAL_EMSGSIZE as always. Stopping or closing the connection sends what
+ * was kept first. A turn whose kept frames cannot go (the client dead, or not reading
+ * for SEND_TIMEOUT) loses the connection, as a failed send would. Frames kept by a
+ * process that then forked are its to send: the child forgets them (out_pid), so a
+ * request is never sent twice.
  *
  * Both sides poll before they sleep (the pipe's and the loop's spin budget), so while
  * both are busy a call costs no system call. A receive that waits (a client for its
