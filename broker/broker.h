@@ -55,7 +55,8 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
  * a data directory, the changes are not committed yet (nor the replies delivered)
  * and 1 is returned — the commit of a later request, or broker_commit, makes them
  * durable and delivers the replies, so a pipelined batch costs one commit. Returns 0
- * when the request was finished as broker_request does.
+ * when the request was finished as broker_request does (its commit possibly left to
+ * another session's batch: broker_batching).
  */
 int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                size_t len, int defer);

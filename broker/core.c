@@ -2149,11 +2149,14 @@ void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid)
             if (o->dirty)
                 pump(b, o);
         }
-    for (size_t i = 0; i < b->npend; i++) /* replies to s not handed over yet */
-        if (b->pend[i].s == s) {
+    /* replies to s not handed over yet go; the others keep their order */
+    size_t kept = 0;
+    for (size_t i = 0; i < b->npend; i++)
+        if (b->pend[i].s == s)
             free(b->pend[i].buf);
-            b->pend[i--] = b->pend[--b->npend];
-        }
+        else
+            b->pend[kept++] = b->pend[i];
+    b->npend = kept;
     finish(b);
     pthread_mutex_unlock(&b->mu);
 }
