@@ -55,9 +55,8 @@
  * sessions that end in the meantime leave their commit to the end of that batch, so
  * one transaction and one fsync cover every session's requests that ran meanwhile (as
  * Redis's appendfsync always covers an event loop turn), up to GROUP_MAX replies
- * waiting. A
- * request runs in two steps: execute (the operation, or parking it) and its reply
- * (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
+ * waiting. A request runs in two steps: execute (the operation, or parking it) and
+ * its reply (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
  * shapes); a batch's items (batch.c) take the first step only (run_item), which
  * returns each one's status and error to the batch.
  *
