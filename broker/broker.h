@@ -55,12 +55,22 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
  * a data directory, the changes are not committed yet (nor the replies delivered)
  * and 1 is returned — the commit of a later request, or broker_commit, makes them
  * durable and delivers the replies, so a pipelined batch costs one commit. Returns 0
- * when the request was finished as broker_request does.
+ * when the request was finished as broker_request does (its commit possibly left to
+ * another session's batch: broker_batching).
  */
 int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                size_t len, int defer);
 /* Commits what deferred requests changed and delivers their replies. */
 void broker_commit(shoal_broker *b);
+/*
+ * Group commit (data directory): a session about to run a batch of requests with
+ * defer says so (on), and says when its batch ends (off), before running the batch's
+ * last request (without defer). While any session is in a batch, a request of another
+ * one that would commit on its own leaves its changes and reply to the commit that
+ * ends the last batch (up to GROUP_MAX replies waiting, core.c): broker_run returns 0,
+ * and its reply is delivered after that commit. Every on is followed by an off.
+ */
+void broker_batching(shoal_broker *b, int on);
 /* The session ended: its waiters are dropped, its locks and semaphore units released
  * (the next acquirer of a lock sees owner-died). No delivery to s after this returns. */
 void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid);

@@ -102,6 +102,7 @@ struct shoal_broker {
     struct broker_store *store; /* NULL: memory only */
     int store_failed;
     _Atomic int sessions; /* Session streams open (session.c: how they receive) */
+    _Atomic int batching; /* sessions in a batch of deferred requests (group commit) */
     uint64_t boot, next_sid;
     uint64_t requests, bad_requests;
     uint64_t parked;        /* requests parked as waiters since the start (stats) */

@@ -52,9 +52,13 @@
  * (or timer pass, or of a session's batch of pipelined requests: broker_run) store.c
  * writes the log and the changed objects' headers in one LMDB transaction, and only
  * after it commits are the replies handed to their sessions (pending list). So a
- * client never sees an acknowledgement for a write that a crash could lose. A
- * request runs in two steps: execute (the operation, or parking it) and its reply
- * (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
+ * client never sees an acknowledgement for a write that a crash could lose. Group
+ * commit: while a session runs a batch (broker_batching), the requests of the other
+ * sessions that end in the meantime leave their commit to the end of that batch, so
+ * one transaction and one fsync cover every session's requests that ran meanwhile (as
+ * Redis's appendfsync always covers an event loop turn), up to GROUP_MAX replies
+ * waiting. A request runs in two steps: execute (the operation, or parking it) and
+ * its reply (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
  * shapes); a batch's items (batch.c) take the first step only (run_item), which
  * returns each one's status and error to the batch.
  *
@@ -98,6 +102,10 @@
 /* The stack space a request is decoded into (broker_run); a larger one takes blocks
  * from malloc as well. */
 #define ARENA_BYTES 2048
+
+/* Group commit: replies waiting for a batch in progress, at most; one more and the
+ * request that ends commits them (so a stream of batches cannot delay them forever). */
+#define GROUP_MAX 256
 
 /* ---- objects ----------------------------------------------------------------------- */
 
@@ -2051,6 +2059,20 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
     broker_run(b, s, sid, buf, len, 0);
 }
 
+/* Whether the request that just ended leaves its commit to a batch in progress (under
+ * b->mu): see "Group commit" at the top. */
+static bool group_joins(shoal_broker *b)
+{
+    return b->store && atomic_load_explicit(&b->batching, memory_order_acquire) > 0 &&
+           b->npend < GROUP_MAX;
+}
+
+void broker_batching(shoal_broker *b, int on)
+{
+    if (b->store)
+        atomic_fetch_add_explicit(&b->batching, on ? 1 : -1, memory_order_acq_rel);
+}
+
 int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                size_t len, int defer)
 {
@@ -2078,7 +2100,7 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
         b->raw = NULL;
     }
     defer = defer && b->store; /* a commit to share: the next request's covers this */
-    if (!defer)
+    if (!defer && !group_joins(b))
         finish(b);
     pthread_mutex_unlock(&b->mu);
     shoal__bv_arena_reset(&arena);
@@ -2160,11 +2182,14 @@ void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid)
                 pump(b, o);
         }
     broker__locks_bye(b, sid);
-    for (size_t i = 0; i < b->npend; i++) /* replies to s not handed over yet */
-        if (b->pend[i].s == s) {
+    /* replies to s not handed over yet go; the others keep their order */
+    size_t kept = 0;
+    for (size_t i = 0; i < b->npend; i++)
+        if (b->pend[i].s == s)
             free(b->pend[i].buf);
-            b->pend[i--] = b->pend[--b->npend];
-        }
+        else
+            b->pend[kept++] = b->pend[i];
+    b->npend = kept;
     finish(b);
     pthread_mutex_unlock(&b->mu);
 }

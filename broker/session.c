@@ -33,7 +33,10 @@
  *
  * With a data directory, a request whose successor is already there is not committed
  * on its own: the batch of requests at hand (up to BATCH_MAX) shares one commit, and
- * their replies go out after it (broker_run), as a pipelining client sends them.
+ * their replies go out after it (broker_run), as a pipelining client sends them. And
+ * while a session runs such a batch (broker_batching), the other sessions' requests
+ * join its commit (group commit, core.c): their replies come to their outboxes after
+ * it, and their sender threads write them.
  *
  * One writer at a time (`sending`), and the sender keeps out while the session's
  * thread runs a request (`in_request`: it sends what the request produced), so a
@@ -312,7 +315,7 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     }
     void *msg;
     size_t len;
-    int batch = 0;
+    int batch = 0, batching = 0; /* requests in this batch; whether it said so */
     atomic_fetch_add(&b->sessions, 1);
     receive_mode(&s);
     int rc;
@@ -326,6 +329,8 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         s.in_request = 1;
         pthread_mutex_unlock(&s.mu);
         int more = ++batch < BATCH_MAX && shoal_rpc_ctx_recv_ready(ctx);
+        if (more != batching) /* the other sessions' commits wait for its end */
+            broker_batching(b, batching = more);
         int deferred = broker_run(b, &s, sid, msg, len, more);
         free(msg);
         if (deferred)
@@ -338,6 +343,8 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     /* the sender drains the outbox: the client's window frames must be read */
     shoal_rpc_ctx_set_inline(ctx, NULL, NULL);
     shoal_rpc_ctx_set_direct(ctx, 0);
+    if (batching)
+        broker_batching(b, 0);
     broker_commit(b); /* a batch the stream's end cut short */
     atomic_fetch_sub(&b->sessions, 1);
     broker_session_end(b, &s, sid);

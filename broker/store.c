@@ -38,7 +38,8 @@
  * change (it is their whole state).
  *
  * core.c logs each record change as the operation makes it (broker__store_rec: the
- * record packed then); at the end of the request (or of a pipelined batch) the
+ * record packed then); at the end of the request (or of a pipelined batch, or of the
+ * group of sessions' requests that joined a batch: core.c, "Group commit") the
  * commit applies the log in order, then the headers and full rewrites of the changed
  * objects from their state now, in one write transaction, and only after
  * mdb_txn_commit returned are the replies handed out: with the default sync policy

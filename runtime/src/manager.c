@@ -16,8 +16,8 @@
  * SHOAL_EPEERDEAD.
  *
  * Pipelined sends: shoal_manager_submit sends with shoal_rpc_call_send_more, so its
- * request may stay in the transport's buffer (ipc://, tcp://, tls+tcp://; shm://
- * writes at once) and a burst of submits leaves in one write. `unsent` counts the
+ * request may stay in the transport's buffer (over shm://, one batch message) and a
+ * burst of submits leaves in one write. `unsent` counts the
  * submits since the last flush; a thread about to block in shoal_manager_wait (its
  * reply not there yet) flushes first, whether it then reads or sleeps while another
  * thread reads, so no request stays unsent while any thread waits for a reply; the

@@ -114,6 +114,10 @@ struct rpc_conn {
     int (*send_later)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
     /* With send_later: writes the frames it kept now. 0 or a code of ops->send. */
     int (*flush)(rpc_conn *c, shoal_duration timeout);
+    /* Server side, set by the transport: the responses sent while the loop's thread
+     * reads c leave together too (shm://), so inline receive keeps them together and
+     * is offered despite send_later. */
+    int turn_batches;
 };
 
 /* ---- calls (rpc.c), the state both sides of a call keep ------------------------------

@@ -67,7 +67,8 @@
  * call (and for the function to return: the handler's memory stays while it runs), or
  * for the function to turn inline receive off (SHOAL_EAGAIN). A connection whose
  * transport writes a batch's responses together (rpc_conn.send_later) is not offered
- * it: its handler in direct receive does better.
+ * it, unless the loop's turns write their responses together too
+ * (rpc_conn.turn_batches: shm://): its handler in direct receive does better.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1245,7 +1246,7 @@ int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *x, shoal_rpc_msg_fn fn, void *arg)
         x->c.m->kind == SHOAL_RPC_SERVER_STREAMING)
         return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL, not on the call's handler "
                                         "thread, or a method of one request");
-    if (fn && x->c.conn->send_later) /* its handler writes a batch's responses at once */
+    if (fn && x->c.conn->send_later && !x->c.conn->turn_batches) /* see the top */
         return shoal__err(SHOAL_EINVAL,
                           "rpc %s: no inline receive on a connection that writes "
                           "responses together (ipc://, tcp://): use direct receive",

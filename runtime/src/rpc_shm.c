@@ -21,19 +21,30 @@
  * counts it as one undecodable frame and reads on. Only a peer that said it reads them
  * gets batch messages: a client puts batch_hello after its pipe's name (and its NUL) in
  * its connection request, which a server of an earlier version does not look at; a
- * server reads batch messages only from a client that said so. The server writes
- * them: the frames its loop's thread sends to a connection during on_pipe's turn — the
- * responses of the unary calls it ran and of the inline receive (rpc_server.c) of the
- * requests it read — are kept (out, under out_mu) and leave together when the turn
- * ends (one alone as a plain frame; up to BATCH_BYTES or the pipe's largest message a
- * message), so a client pipelining N requests reads and is woken for one message
- * instead of N. A frame sent meanwhile by another thread goes after the ones kept, in
- * the same write; one too big for a batch goes alone, after them; one larger than the
- * pipe allows fails SHOAL_EMSGSIZE as always. Stopping or closing the connection sends
- * what was kept first. A turn whose kept frames cannot go (the client dead, or not
- * reading for SEND_TIMEOUT) loses the connection, as a failed send would. The client
- * writes every frame at once, as its own message (shoal_rpc_call_send_more is
- * shoal_rpc_call_send over shm://).
+ * server reads batch messages only from a client that said so, and answers it with
+ * its ACCEPT in a batch message of one frame, which tells the client that this server
+ * reads them too (a server of an earlier version sends a plain ACCEPT: its client then
+ * writes every frame alone). Frames are kept (out, under out_mu) to leave together in
+ * one message (one alone as a plain frame; up to BATCH_BYTES or the pipe's largest
+ * message a message), so a peer pipelining N requests or responses writes, and its
+ * peer reads and is woken for, one message instead of N:
+ *
+ *   - the server: the frames its loop's thread sends to a connection during on_pipe's
+ *     turn — the responses of the unary calls it ran and of the inline receive
+ *     (rpc_server.c) of the requests it read — leave when the turn ends; a handler's
+ *     thread in direct receive keeps what it sends with rpc_conn.send_later (its
+ *     responses while it has further requests at hand), which leaves with its next
+ *     send, before its receive waits, or when the loop watches the connection again;
+ *   - the client: what shoal_rpc_call_send_more sends (send_later) leaves with the next
+ *     send, or when the rpc layer flushes before a thread waits on the channel.
+ *
+ * A frame sent meanwhile by another thread goes after the ones kept, in the same
+ * write; one too big for a batch goes alone, after them; one larger than the pipe
+ * allows fails SHOAL_EMSGSIZE as always. Stopping or closing the connection sends what
+ * was kept first. A turn whose kept frames cannot go (the client dead, or not reading
+ * for SEND_TIMEOUT) loses the connection, as a failed send would. Frames kept by a
+ * process that then forked are its to send: the child forgets them (out_pid), so a
+ * request is never sent twice.
  *
  * Both sides poll before they sleep (the pipe's and the loop's spin budget), so while
  * both are busy a call costs no system call. A receive that waits (a client for its
@@ -125,14 +136,15 @@ typedef struct shm_conn {
     const uint8_t *next; /* the frames of a batch message (in buf) not yet taken */
     size_t left;         /* ... their bytes */
     /* batch messages out: whether the peer reads them; the frames kept to go in the
-     * next one (out[0..out_len), out_n frames), under out_mu */
+     * next one (out[0..out_len), out_n frames, kept by process out_pid), under out_mu */
     int batch;
     pthread_mutex_t out_mu;
     uint8_t *out;
     size_t out_len, out_n, out_max;
+    int32_t out_pid;
+    int heard;             /* client: a frame of the server arrived (its ACCEPT, first) */
     pthread_t turn_thread; /* server: the thread running on_pipe's turn */
-    /* a turn runs: turn_thread's sends are kept, and every send takes out_mu */
-    _Atomic int keeping;
+    int keeping;           /* a turn runs: turn_thread's sends are kept (under out_mu) */
     struct spin_block *spin; /* the name's spin table (NULL: none) */
     shoal__spin_seat seat;   /* this end's seat in it */
     shoal_loop *loop;        /* server side */
@@ -204,15 +216,27 @@ static uint32_t le32_get(const uint8_t *p)
            (uint32_t)p[3] << 24;
 }
 
-/* Sends the frames kept (out_mu held): one alone as it is, several as a batch message.
- * 0 or a code of shoal_pipe_send. */
-static int out_flush(shm_conn *c, shoal_duration timeout)
+/* Forgets the frames kept by the process this one was forked from (out_mu held):
+ * they are its to send, once. */
+static void out_forked(shm_conn *c)
 {
+    if (c->out_n && c->out_pid != shoal__self_pid()) {
+        c->out_len = BATCH_HDR;
+        c->out_n = 0;
+    }
+}
+
+/* Sends the frames kept (out_mu held): one alone as it is (unless `as_batch`), several
+ * as a batch message. 0 or a code of shoal_pipe_send. */
+static int out_flush(shm_conn *c, shoal_duration timeout, int as_batch)
+{
+    out_forked(c);
     if (!c->out_n)
         return 0;
-    int rc = c->out_n == 1 ? shoal_pipe_send(c->pipe, c->out + BATCH_HDR + BATCH_LEN,
-                                             c->out_len - BATCH_HDR - BATCH_LEN, timeout)
-                           : shoal_pipe_send(c->pipe, c->out, c->out_len, timeout);
+    int rc = c->out_n == 1 && !as_batch
+                 ? shoal_pipe_send(c->pipe, c->out + BATCH_HDR + BATCH_LEN,
+                                   c->out_len - BATCH_HDR - BATCH_LEN, timeout)
+                 : shoal_pipe_send(c->pipe, c->out, c->out_len, timeout);
     c->out_len = BATCH_HDR;
     c->out_n = 0;
     return rc;
@@ -226,11 +250,14 @@ static int out_keep(shm_conn *c, const void *buf, size_t len, shoal_duration tim
         return shoal_pipe_send(c->pipe, buf, len, timeout); /* SHOAL_EMSGSIZE */
     int rc = 0;
     if (c->out_len + BATCH_LEN + len > c->out_max)
-        rc = out_flush(c, timeout);
+        rc = out_flush(c, timeout, 0);
     if (rc == 0 && BATCH_HDR + BATCH_LEN + len > c->out_max)
         return shoal_pipe_send(c->pipe, buf, len, timeout);
     if (rc < 0)
         return rc;
+    out_forked(c);
+    if (!c->out_n)
+        c->out_pid = shoal__self_pid();
     le32_put(c->out + c->out_len, (uint32_t)len);
     memcpy(c->out + c->out_len + BATCH_LEN, buf, len);
     c->out_len += BATCH_LEN + len;
@@ -253,22 +280,50 @@ static int batch_on(shm_conn *c)
 }
 
 /* Sends one frame, after the ones kept; on the server, a frame sent by on_pipe's
- * thread during its turn is kept (the turn's end sends them). Outside a turn nothing is
- * kept (its end sent it): a send that happens after it (keeping clear) goes at once. */
+ * thread during its turn is kept (the turn's end sends them). Outside a turn the server
+ * keeps nothing (its end sent it): a send that happens after it (keeping clear) goes at
+ * once. The client keeps what send_later gave it until a send or a flush. */
 static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
-    if (!c->batch || !atomic_load_explicit(&c->keeping, memory_order_acquire))
+    if (!c->batch)
         return shoal_pipe_send(c->pipe, buf, len, timeout);
     pthread_mutex_lock(&c->out_mu);
+    out_forked(c);
     int rc;
-    if (atomic_load_explicit(&c->keeping, memory_order_relaxed) &&
-        pthread_equal(c->turn_thread, pthread_self()))
+    if (c->keeping && pthread_equal(c->turn_thread, pthread_self()))
         rc = out_keep(c, buf, len, timeout);
     else if (!c->out_n)
         rc = shoal_pipe_send(c->pipe, buf, len, timeout);
     else if ((rc = out_keep(c, buf, len, timeout)) == 0)
-        rc = out_flush(c, timeout);
+        rc = out_flush(c, timeout, 0);
+    pthread_mutex_unlock(&c->out_mu);
+    return rc;
+}
+
+/* rpc_conn.send_later (the client's, and the server's in direct receive): to a peer
+ * that reads batch messages, keeps the frame for the next send, flush or waiting
+ * receive (a pipelined burst leaves as one message); else sends it at once. */
+static int shm_send_later(rpc_conn *base, const void *buf, size_t len,
+                          shoal_duration timeout)
+{
+    shm_conn *c = (shm_conn *)base;
+    if (!c->batch)
+        return shoal_pipe_send(c->pipe, buf, len, timeout);
+    pthread_mutex_lock(&c->out_mu);
+    int rc = out_keep(c, buf, len, timeout);
+    pthread_mutex_unlock(&c->out_mu);
+    return rc;
+}
+
+/* rpc_conn.flush: sends what send_later kept. */
+static int shm_flush(rpc_conn *base, shoal_duration timeout)
+{
+    shm_conn *c = (shm_conn *)base;
+    if (!c->batch)
+        return 0;
+    pthread_mutex_lock(&c->out_mu);
+    int rc = out_flush(c, timeout, 0);
     pthread_mutex_unlock(&c->out_mu);
     return rc;
 }
@@ -320,13 +375,18 @@ static int recv_frame(shm_conn *c, const uint8_t **buf, size_t *len,
         int rc = quick ? shoal__pipe_try_recv(c->pipe, c->buf, c->cap, len)
                        : shoal_pipe_recv(c->pipe, c->buf, c->cap, len, timeout);
         if (rc == 0 && *len && c->buf[0] == BATCH_MARK && (!c->loop || c->batch)) {
-            if ((rc = batch_open(c, c->buf, *len)) == 0)
+            if ((rc = batch_open(c, c->buf, *len)) == 0) {
+                if (!c->loop && !c->heard && batch_on(c) < 0)
+                    shoal__err_clear(); /* the ACCEPT came in one; no room: send alone */
+                c->heard = 1;
                 return batch_take(c, buf, len);
+            }
             if (!c->loop) /* the client: the connection is broken */
                 return rc;
             rc = 0; /* the server: one undecodable frame, dropped and counted */
         }
         if (rc == 0) {
+            c->heard = 1;
             *buf = c->buf;
             return 1;
         }
@@ -345,13 +405,16 @@ static int recv_frame(shm_conn *c, const uint8_t **buf, size_t *len,
 }
 
 /* A receive that must not wait skips the peer check: a waiting one does it, and spins
- * from the connection's seat. */
+ * from the connection's seat, once what send_later kept is sent. */
 static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
                     shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
     if (timeout == 0 || c->left)
         return recv_frame(c, buf, len, timeout, 1);
+    int sent = shm_flush(base, SEND_TIMEOUT);
+    if (sent < 0)
+        return sent;
     shoal__spin_seat *was = shoal__spin_seat_use(&c->seat);
     int rc = recv_frame(c, buf, len, timeout, 0);
     shoal__spin_seat_use(was);
@@ -364,7 +427,7 @@ static void out_drain(shm_conn *c)
 {
     if (c->batch && c->pipe) {
         pthread_mutex_lock(&c->out_mu);
-        out_flush(c, SEND_TIMEOUT);
+        out_flush(c, SEND_TIMEOUT, 0);
         pthread_mutex_unlock(&c->out_mu);
     }
 }
@@ -385,8 +448,10 @@ static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *
 static int shm_watch(rpc_conn *base)
 {
     shm_conn *c = (shm_conn *)base;
-    int rc =
-        shoal_loop_add_pipe(c->loop, c->pipe, SHOAL_LOOP_READABLE, on_pipe, c, &c->src);
+    int rc = shm_flush(base, SEND_TIMEOUT); /* what a handler's thread kept */
+    if (rc == 0)
+        rc = shoal_loop_add_pipe(c->loop, c->pipe, SHOAL_LOOP_READABLE, on_pipe, c,
+                                 &c->src);
     if (rc == 0 && c->left)
         on_pipe(c->loop, c->src, SHOAL_LOOP_READABLE, c); /* may free c */
     return rc;
@@ -477,6 +542,8 @@ int rpc__shm_connect(rpc_conn **out, const char *name,
         return rc;
     }
     spin_seat(c, spin_open(name, SHOAL_OPEN, attr));
+    c->base.send_later = shm_send_later; /* at once until the ACCEPT says batch */
+    c->base.flush = shm_flush;
     *out = &c->base;
     return 0;
 }
@@ -548,15 +615,15 @@ static void unclaim(shoal__seg *seg)
 }
 
 /* Starts (on) or ends on_pipe's turn on c: at its end, the responses it kept go (0 or
- * a code of shoal_pipe_send). */
-static int turn(shm_conn *c, int on)
+ * a code of shoal_pipe_send), as a batch message even when alone with `as_batch`. */
+static int turn(shm_conn *c, int on, int as_batch)
 {
     if (!c->batch)
         return 0;
     pthread_mutex_lock(&c->out_mu);
     c->turn_thread = pthread_self();
-    int rc = on ? 0 : out_flush(c, SEND_TIMEOUT);
-    atomic_store_explicit(&c->keeping, on, memory_order_release);
+    int rc = on ? 0 : out_flush(c, SEND_TIMEOUT, as_batch);
+    c->keeping = on;
     pthread_mutex_unlock(&c->out_mu);
     return rc;
 }
@@ -571,13 +638,13 @@ static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *
     const uint8_t *buf;
     size_t len;
     int rc = events < 0 ? events : 1;
-    turn(c, 1);
+    turn(c, 1, 0);
     for (int n = 0; rc == 1 && (n < 64 || c->left); n++) {
         rc = recv_frame(c, &buf, &len, SHOAL_NOWAIT, n > 0);
         if (rc == 1)
             rpc__server_frame(&c->base, buf, len);
     }
-    int sent = turn(c, 0);
+    int sent = turn(c, 0, 0);
     if (rc >= 0 && sent < 0)
         rc = sent; /* a response kept could not go: the connection is broken */
     if (rc < 0)
@@ -603,12 +670,21 @@ static void accept_one(shm_listener *l, const char *pname, int batch)
         shm_close(&c->base);
         return;
     }
+    if (batch) { /* a handler in direct receive keeps its responses too */
+        c->base.send_later = shm_send_later;
+        c->base.flush = shm_flush;
+        c->base.turn_batches = 1;
+    }
     spin_seat(c, spin_ref(l->spin));
     if (shm_watch(&c->base) < 0) {
         shm_close(&c->base);
         return;
     }
-    if (rpc__server_conn_new(l->s, &c->base) < 0)
+    /* to a client that reads batch messages, the ACCEPT goes as one: this side reads
+     * them too */
+    turn(c, 1, 0);
+    int rc = rpc__server_conn_new(l->s, &c->base);
+    if (turn(c, 0, 1) < 0 || rc < 0)
         rpc__server_conn_lost(&c->base);
 }
 

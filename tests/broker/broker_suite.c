@@ -543,6 +543,7 @@ static void test_crowded_lock_step(void **state)
     shoal_manager_request w = {"e", "wait", NULL, 0, NULL, 0, SHOAL_SEC(20)};
     uint64_t wid;
     T_OK(shoal_manager_submit(m1, &w, &wid));
+    T_OK(shoal_manager_flush(m1));              /* sent now: the submit may keep it */
     shoal_manager *m2 = connect_to(addr, NULL); /* two sessions: inline receive */
     lock_step_sets(m2, 100, 20);
     assert_string_equal(op(m2, "e", "set", 0), "-");
@@ -677,6 +678,7 @@ static void acked_write(shoal_manager *m, pid_t b, int i)
     shoal_manager_request r = {"d", "set", NULL, 0, a, 2, 0};
     uint64_t id;
     T_OK(shoal_manager_submit(m, &r, &id));
+    T_OK(shoal_manager_flush(m));         /* sent now: the submit may keep it */
     assert_int_equal(wait_stopped(b), 0); /* at the pause point of its commit */
     kill(b, SIGCONT);
     T_OK(shoal_manager_wait(m, id, NULL));
@@ -699,6 +701,7 @@ static void crash_at(const char *point)
     shoal_manager_request acq = {"lk", "acquire", NULL, 0, NULL, 0, 0};
     uint64_t lid;
     T_OK(shoal_manager_submit(m, &acq, &lid));
+    T_OK(shoal_manager_flush(m));
     assert_int_equal(wait_stopped(b), 0);
     kill(b, SIGCONT);
     T_OK(shoal_manager_wait(m, lid, NULL));
@@ -709,6 +712,7 @@ static void crash_at(const char *point)
     shoal_manager_request r = {"d", "set", NULL, 0, a, 2, 0};
     uint64_t id;
     T_OK(shoal_manager_submit(m, &r, &id));
+    T_OK(shoal_manager_flush(m));
     assert_int_equal(wait_stopped(b), 0);
     t_kill(b);
     assert_int_equal(shoal_manager_wait(m, id, NULL), SHOAL_EPEERDEAD);

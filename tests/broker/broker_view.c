@@ -346,6 +346,7 @@ static void test_durable_commit_first(void **state)
     shoal_manager_request q = {"d", "set", NULL, 0, a, 2, 0};
     uint64_t id;
     T_OK(shoal_manager_submit(w, &q, &id));
+    T_OK(shoal_manager_flush(w)); /* sent now: the submit may keep it */
     int st;
     assert_int_equal(waitpid(b, &st, WUNTRACED), b);
     assert_true(WIFSTOPPED(st));

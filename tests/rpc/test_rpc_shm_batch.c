@@ -6,9 +6,13 @@
  * another version) is dropped whole, counted, and the connection serves on; a response
  * too big for a batch goes alone, in order; a client that sends a batch and closes, or
  * is killed with SIGKILL right after, has every request of it run, and the server
- * serves on. On the client's side, with a fake server in a child process: a corrupt
- * batch breaks the connection with an error naming it, and a server killed right after
- * a batch leaves its frames delivered once each, in order, then UNAVAILABLE.
+ * serves on. The server's ACCEPT comes as a batch message of one frame to a client that
+ * said batch1, plain to one that did not. On the client's side, with a fake server in
+ * a child process: a corrupt batch breaks the connection with an error naming it, and
+ * a server killed right after a batch leaves its frames delivered once each, in order,
+ * then UNAVAILABLE; requests sent with shoal_rpc_call_send_more leave in one batch
+ * message once flushed when the ACCEPT came in one, else one message each; and a
+ * fork child that flushes does not send again what its parent kept.
  *
  * The clients of the server's tests speak at the level of the pipe (the frames of
  * rpc_wire.c), so that they see each message as it came. */
@@ -35,6 +39,8 @@ struct shared {
     _Atomic int handled; /* requests the Echo handler got */
     _Atomic int stage;   /* the fake server's steps */
     _Atomic int fake_ok; /* ... and whether the client's request said batch1 */
+    _Atomic int frames;  /* the MESSAGE frames the fake server got */
+    _Atomic int msgs;    /* ... and the pipe messages that carried them */
 };
 
 static struct shared *sh;
@@ -169,7 +175,13 @@ static shoal_pipe *raw_connect(const char *name, int hello)
     static msgbuf m;
     rpc_frame f;
     T_OK(shoal_pipe_recv(p, m.b, sizeof(m.b), &m.len, SHOAL_SEC(30)));
-    T_OK(rpc__frame_decode(m.b, m.len, &f, NULL));
+    size_t at = 0;
+    if (hello) { /* a batch message of one frame: the server reads them too */
+        assert_true(m.len > 6 && m.b[0] == 0 && m.b[1] == 1);
+        assert_int_equal(m.b[2] | m.b[3] << 8 | m.b[4] << 16 | m.b[5] << 24, m.len - 6);
+        at = 6;
+    }
+    T_OK(rpc__frame_decode(m.b + at, m.len - at, &f, NULL));
     assert_int_equal(f.type, RPC_F_ACCEPT);
     return p;
 }
@@ -443,11 +455,11 @@ static int fake_server(void *arg)
     }
     if (mode == FAKE_CORRUPT)
         batch_len(&m, 99);
+    atomic_store(&sh->stage, 2); /* before: the client may see it and say 3 at once */
     if (shoal_pipe_send(p, m.b, m.len, SHOAL_SEC(5)) < 0)
         return 5;
     if (mode == FAKE_KILLED)
         raise(SIGKILL);
-    atomic_store(&sh->stage, 2);
     t_wait_atleast(&sh->stage, 3, SHOAL_SEC(30)); /* the client has seen it */
     shoal_pipe_close(p);
     shoal_queue_close(q);
@@ -456,6 +468,110 @@ static int fake_server(void *arg)
 
 static const shoal_rpc_method chat = {"Chat", SHOAL_RPC_BIDI_STREAMING, NULL, NULL, NULL,
                                       0};
+
+/* Counts the MESSAGE frames of the pipe message m (a frame, or a batch of them). */
+static int message_frames(const msgbuf *m)
+{
+    rpc_frame f;
+    if (m->b[0] != 0)
+        return rpc__frame_decode(m->b, m->len, &f, NULL) == 0 && f.type == RPC_F_MESSAGE;
+    int n = 0;
+    for (size_t at = 2; at + 4 <= m->len;) {
+        uint32_t len = m->b[at] | m->b[at + 1] << 8 | m->b[at + 2] << 16 |
+                       (uint32_t)m->b[at + 3] << 24;
+        if (len == 0 || len > m->len - at - 4)
+            return -1000; /* a corrupt batch: fails the count */
+        n += rpc__frame_decode(m->b + at + 4, len, &f, NULL) == 0 &&
+             f.type == RPC_F_MESSAGE;
+        at += 4 + len;
+    }
+    return n;
+}
+
+/* Accepts one client on FAKE, its ACCEPT in a batch message (arg not NULL: a server
+ * that reads them) or plain (an older server), then counts the MESSAGE frames the
+ * client sends and the messages carrying them, until none came for 300 ms. */
+static int fake_counter(void *arg)
+{
+    shoal_queue_config qc = {.max_msg = SHOAL_NAME_MAX + 1, .capacity = 16};
+    shoal_queue *q;
+    if (shoal_queue_open(&q, FAKE, SHOAL_OPEN_OR_CREATE, &qc, NULL) < 0)
+        return 1;
+    atomic_store(&sh->stage, 1);
+    char req[SHOAL_NAME_MAX + 2];
+    size_t len;
+    if (shoal_queue_get(q, req, SHOAL_NAME_MAX + 1, &len, SHOAL_SEC(30)) < 0)
+        return 2;
+    req[len] = 0;
+    shoal_pipe *p;
+    if (shoal_pipe_open(&p, req, 1, SHOAL_OPEN, NULL, NULL) < 0)
+        return 3;
+    static msgbuf m;
+    rpc_frame f = {.type = RPC_F_ACCEPT};
+    if (arg) {
+        batch_begin(&m);
+        batch_add(&m, &f);
+    } else {
+        m.len = encode(m.b, sizeof(m.b), &f);
+    }
+    if (shoal_pipe_send(p, m.b, m.len, SHOAL_SEC(5)) < 0)
+        return 4;
+    atomic_store(&sh->stage, 2);
+    shoal_duration wait = SHOAL_SEC(30); /* for the first */
+    while (shoal_pipe_recv(p, m.b, sizeof(m.b), &m.len, wait) == 0) {
+        int n = message_frames(&m);
+        if (n) {
+            atomic_fetch_add(&sh->frames, n);
+            atomic_fetch_add(&sh->msgs, 1);
+            wait = SHOAL_MS(300);
+        }
+    }
+    atomic_store(&sh->stage, 3);
+    t_wait_atleast(&sh->stage, 4, SHOAL_SEC(30)); /* the client has read the counts */
+    shoal_pipe_close(p);
+    shoal_queue_close(q);
+    return 0;
+}
+
+/* A fork child of a client that kept requests: flushes (sending nothing of its
+ * parent's) and ends. */
+static int flush_child(void *arg)
+{
+    return shoal_rpc_channel_flush(arg) == 0 ? 0 : 1;
+}
+
+/* Requests sent with shoal_rpc_call_send_more: one batch message once flushed to a
+ * server whose ACCEPT came in one, one message each to an older server; a fork child
+ * does not send its parent's again. */
+static void test_client_sends_batches(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        int batched = round != 1, forked = round == 2, n = forked ? 2 : 3;
+        atomic_store(&sh->stage, 0);
+        atomic_store(&sh->frames, 0);
+        atomic_store(&sh->msgs, 0);
+        pid_t pid = t_fork(fake_counter, batched ? "batched" : NULL);
+        assert_true(t_wait_atleast(&sh->stage, 1, SHOAL_SEC(30)));
+        shoal_rpc_channel *ch;
+        shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30)};
+        T_OK(shoal_rpc_channel_open(&ch, "shm://" FAKE, &cfg));
+        shoal_rpc_call *c;
+        T_OK(shoal_rpc_call_start(&c, ch, SERVICE, &chat, NULL));
+        for (int i = 0; i < n; i++)
+            T_OK(shoal_rpc_call_send_more(c, "more", 5));
+        if (forked)
+            assert_int_equal(t_wait(t_fork(flush_child, ch)), 0);
+        T_OK(shoal_rpc_channel_flush(ch));
+        assert_true(t_wait_atleast(&sh->stage, 3, SHOAL_SEC(30)));
+        assert_int_equal(atomic_load(&sh->frames), n);
+        assert_int_equal(atomic_load(&sh->msgs), batched ? 1 : n);
+        atomic_store(&sh->stage, 4);
+        assert_int_equal(t_wait(pid), 0);
+        shoal_rpc_call_free(c);
+        shoal_rpc_channel_close(ch);
+    }
+}
 
 static void test_client_reads_batches(void **state)
 {
@@ -511,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_mid_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_reads_batches, setup_fake, teardown),
+        cmocka_unit_test_setup_teardown(test_client_sends_batches, setup_fake, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,14 +239,15 @@ typedef struct shoal_manager_request {
 /*
  * Pipelining: queues request r to be sent without waiting for its reply and sets *id;
  * the reply is taken with shoal_manager_wait(m, id, ...), in any order, from any
- * thread. Over ipc://, tcp:// and tls+tcp:// the request may stay in the connection's
- * send buffer (up to 256 KiB, past which it is written at once), so that a burst of
+ * thread. The request may stay in the connection's send buffer (up to 256 KiB over
+ * ipc://, tcp:// and tls+tcp://, 16 KiB over shm://, past which it is written at
+ * once), so that a burst of
  * submits leaves in one write: it is written when any thread's shoal_manager_wait on m
  * has to block for its reply (before it blocks), with the next request
  * shoal_manager_send_raw writes, or by shoal_manager_flush. A program that submits and
  * then does not wait (a fire-and-forget write, a release that another process waits
  * for) calls shoal_manager_flush, or closes m (which waits until the broker ran it).
- * Over shm:// the request is written at once. Returns 0
+ * Returns 0
  * or a negative code (SHOAL_EPEERDEAD: the session is over; SHOAL_ECLOSED: m is being
  * closed; SHOAL_EMSGSIZE: too large for the transport).
  */

@@ -234,9 +234,12 @@ SHOAL_API int shoal_rpc_call_send(shoal_rpc_call *c, const void *msg, size_t len
  * then leaves in one write, and reaches the server as one read. From then on the
  * credit the call returns for the responses it takes (the server's window) waits in
  * the buffer the same way, to leave with the next requests. A caller that sends (or
- * takes responses) and then waits for nothing of this channel flushes. Over shm:// it
- * is shoal_rpc_call_send. Returns as shoal_rpc_call_send; a connection lost while the
- * request waits shows at the next send or wait (the calls end UNAVAILABLE).
+ * takes responses) and then waits for nothing of this channel flushes. Over shm:// the
+ * same, up to 16 KiB of frames, which then leave in one batch message (a server of
+ * an earlier version, which reads no batch messages, gets each frame at once). Returns
+ * as shoal_rpc_call_send; a connection lost while the request waits shows at the next
+ * send or wait (the calls end UNAVAILABLE). A fork child does not send what its parent
+ * kept (the parent does).
  */
 SHOAL_API int shoal_rpc_call_send_more(shoal_rpc_call *c, const void *msg, size_t len);
 /* Writes the requests shoal_rpc_call_send_more left in the channel's buffer. Returns
