@@ -297,6 +297,7 @@ static void test_timeouts_and_submitted_waits(void **state)
     uint64_t id;
     int64_t parked = stat_of(m2, "parked");
     T_OK(shoal_manager_submit(m, &q, &id));
+    T_OK(shoal_manager_flush(m)); /* a submit may keep its request until a wait */
     while (stat_of(m2, "parked") == parked)
         usleep(1000);
     assert_string_equal(op(m2, "lk", "release", 0), "-");
