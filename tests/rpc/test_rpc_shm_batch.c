@@ -414,21 +414,33 @@ static void test_client_gone_mid_batch(void **state)
 
 enum { FAKE_CORRUPT, FAKE_KILLED };
 
+/* The fake server's listener FAKE, with one connection request read into req (its
+ * length: *len, NUL-terminated), or NULL. */
+static shoal_queue *fake_listen(char req[SHOAL_NAME_MAX + 2], size_t *len)
+{
+    shoal_queue_config qc = {.max_msg = SHOAL_NAME_MAX + 1, .capacity = 16};
+    shoal_queue *q;
+    if (shoal_queue_open(&q, FAKE, SHOAL_OPEN_OR_CREATE, &qc, NULL) < 0)
+        return NULL;
+    atomic_store(&sh->stage, 1);
+    if (shoal_queue_get(q, req, SHOAL_NAME_MAX + 1, len, SHOAL_SEC(30)) < 0) {
+        shoal_queue_close(q);
+        return NULL;
+    }
+    req[*len] = 0;
+    return q;
+}
+
 /* Listens on FAKE as rpc_shm.c does, accepts one client, reads its START and answers
  * with a batch message: a corrupt one, or two responses and then SIGKILL. */
 static int fake_server(void *arg)
 {
     int mode = (int)(intptr_t)arg;
-    shoal_queue_config qc = {.max_msg = SHOAL_NAME_MAX + 1, .capacity = 16};
-    shoal_queue *q;
-    if (shoal_queue_open(&q, FAKE, SHOAL_OPEN_OR_CREATE, &qc, NULL) < 0)
-        return 1;
-    atomic_store(&sh->stage, 1);
     char req[SHOAL_NAME_MAX + 2];
     size_t len;
-    if (shoal_queue_get(q, req, SHOAL_NAME_MAX + 1, &len, SHOAL_SEC(30)) < 0)
+    shoal_queue *q = fake_listen(req, &len);
+    if (!q)
         return 2;
-    req[len] = 0;
     size_t n = strlen(req);
     atomic_store(&sh->fake_ok, len == n + 7 && !memcmp(req + n + 1, "batch1", 6));
     shoal_pipe *p;
@@ -493,16 +505,11 @@ static int message_frames(const msgbuf *m)
  * client sends and the messages carrying them, until none came for 300 ms. */
 static int fake_counter(void *arg)
 {
-    shoal_queue_config qc = {.max_msg = SHOAL_NAME_MAX + 1, .capacity = 16};
-    shoal_queue *q;
-    if (shoal_queue_open(&q, FAKE, SHOAL_OPEN_OR_CREATE, &qc, NULL) < 0)
-        return 1;
-    atomic_store(&sh->stage, 1);
     char req[SHOAL_NAME_MAX + 2];
     size_t len;
-    if (shoal_queue_get(q, req, SHOAL_NAME_MAX + 1, &len, SHOAL_SEC(30)) < 0)
+    shoal_queue *q = fake_listen(req, &len);
+    if (!q)
         return 2;
-    req[len] = 0;
     shoal_pipe *p;
     if (shoal_pipe_open(&p, req, 1, SHOAL_OPEN, NULL, NULL) < 0)
         return 3;
