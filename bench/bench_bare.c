@@ -20,6 +20,13 @@
  *          (one line crosses per message, as in spin, but the two directions no
  *          longer share it): the floor of a queue pair or a Pipe, whose two
  *          directions are two rings.
+ *   spin1c the exchange over two rings of BENCH_CAPACITY one-line slots with the
+ *          steps of an MPMC slot's state word (ring_mpmc.c): the sender reserves the
+ *          slot with a compare-and-swap, writes the message, stores the commit; the
+ *          receiver polls the word, claims the message with a compare-and-swap and
+ *          stores the next lap's free word: the MPMC slot's steps with no index
+ *          and no code around them, beside spin1d (the same without the two
+ *          compare-and-swaps).
  *   futex  one word, each side sleeping in FUTEX_WAIT at once (no spinning) until
  *          the other writes it and calls FUTEX_WAKE: round trip with the receiver
  *          asleep.
@@ -220,6 +227,88 @@ static int spin2_pong(struct bctl *ctl, int idx, void *p)
     return 0;
 }
 
+/* ---- spin ping-pong through MPMC slot steps
+ * ----------------------------------------------------------
+ */
+
+/* A slot's state word for the message at position i: free i, reserved i | C_OWN,
+ * committed (i + 1) | C_FULL, claimed with C_CLAIM too, freed i + BENCH_CAPACITY. */
+#define C_OWN   (1ull << 32)
+#define C_FULL  (1ull << 61)
+#define C_CLAIM (1ull << 63)
+
+struct cslot {
+    _Alignas(64) _Atomic uint64_t word;
+    _Atomic uint64_t data;
+};
+
+static struct cslot *c_ring(const struct pp_arg *a, int which)
+{
+    return (struct cslot *)(void *)a->word + (size_t)which * BENCH_CAPACITY;
+}
+
+static void c_send(struct cslot *ring, uint64_t i)
+{
+    struct cslot *s = &ring[i % BENCH_CAPACITY];
+    uint64_t w = i;
+    if (!atomic_compare_exchange_strong(&s->word, &w, i | C_OWN))
+        bfail("spin1c: slot not free for message %llu", (unsigned long long)i);
+    atomic_store_explicit(&s->data, i, memory_order_relaxed);
+    atomic_store_explicit(&s->word, (i + 1) | C_FULL, memory_order_release);
+}
+
+static void c_recv(struct cslot *ring, uint64_t i)
+{
+    struct cslot *s = &ring[i % BENCH_CAPACITY];
+    uint64_t w;
+    while ((w = atomic_load_explicit(&s->word, memory_order_acquire)) !=
+           ((i + 1) | C_FULL))
+        cpu_relax();
+    if (atomic_load_explicit(&s->data, memory_order_relaxed) != i ||
+        !atomic_compare_exchange_strong(&s->word, &w, w | C_CLAIM | C_OWN))
+        bfail("spin1c: message %llu lost", (unsigned long long)i);
+    atomic_store_explicit(&s->word, i + BENCH_CAPACITY, memory_order_release);
+}
+
+/* Every slot free for its first message. */
+static void c_format(struct pp_arg *a)
+{
+    for (int which = 0; which < 2; which++)
+        for (uint64_t i = 0; i < BENCH_CAPACITY; i++)
+            atomic_init(&c_ring(a, which)[i].word, i);
+}
+
+static int spin1c_ping(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    int64_t *lat = lat_alloc(a->count);
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        int64_t t = now_ns();
+        c_send(c_ring(a, 0), i);
+        c_recv(c_ring(a, 1), i);
+        if (i >= a->warm)
+            lat[i - a->warm] = now_ns() - t;
+    }
+    lat_summarise(ctl, lat, a->count);
+    return 0;
+}
+
+static int spin1c_pong(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        c_recv(c_ring(a, 0), i);
+        c_send(c_ring(a, 1), i);
+    }
+    return 0;
+}
+
 /* ---- futex ping-pong -----------------------------------------------------------------
  */
 
@@ -279,7 +368,10 @@ static int futex_pong(struct bctl *ctl, int idx, void *p)
 static int run_pingpong(struct bargs a, role_fn ping, role_fn pong, size_t data_off)
 {
     struct pp_arg pa = {0};
-    pa.word = shared_alloc(4096);
+    /* Room for spin1c's two rings; the other cases use the first lines. */
+    pa.word = shared_alloc(2 * BENCH_CAPACITY * sizeof(struct cslot));
+    if (ping == spin1c_ping)
+        c_format(&pa);
     pa.data_off = data_off;
     pa.count = a.count;
     pa.warm = BENCH_WARM(a.count);
@@ -307,7 +399,7 @@ static int run_clock(struct bargs a)
 int main(int argc, char **argv)
 {
     struct bargs a =
-        parse_args(argc, argv, "ring ring_hyst spin spin2 spin1d futex clock");
+        parse_args(argc, argv, "ring ring_hyst spin spin2 spin1d spin1c futex clock");
     if (!strcmp(a.name, "ring"))
         return run_ring(a, 1);
     if (!strcmp(a.name, "ring_hyst"))
@@ -318,6 +410,8 @@ int main(int argc, char **argv)
         return run_pingpong(a, spin2_ping, spin2_pong, 128);
     if (!strcmp(a.name, "spin1d"))
         return run_pingpong(a, spin2_ping, spin2_pong, 8);
+    if (!strcmp(a.name, "spin1c"))
+        return run_pingpong(a, spin1c_ping, spin1c_pong, 0);
     if (!strcmp(a.name, "futex"))
         return run_pingpong(a, futex_ping, futex_pong, 0);
     if (!strcmp(a.name, "clock"))

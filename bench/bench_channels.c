@@ -14,6 +14,9 @@
  *                      of 10 s) or asleep (spin budget 0)
  *   shoal_queue_poll_rtt, shoal_queue_sleep_rtt
  *                      the same over two SPSC queues, one per direction
+ *   shoal_mpmcq_poll_rtt
+ *                      the same over two MPMC queues, polling: the Pipe's rings
+ *                      without the Pipe
  *
  * Each process opens the objects by name (open-or-create) in a private SHOAL_ROOT;
  * throughput cases keep the default spin budget. Queues hold BENCH_CAPACITY messages.
@@ -416,7 +419,7 @@ int main(int argc, char **argv)
     const char *cases =
         "shoal_spsc shoal_spsc_batch shoal_mpmc shoal_mpmc_2p2c shoal_loan "
         "shoal_pipe_poll_rtt shoal_pipe_sleep_rtt shoal_queue_poll_rtt "
-        "shoal_queue_sleep_rtt";
+        "shoal_queue_sleep_rtt shoal_mpmcq_poll_rtt";
     struct bargs a = parse_args(argc, argv, cases);
     const char *c = a.name;
     bench_root();
@@ -462,7 +465,7 @@ int main(int argc, char **argv)
         int poll = strstr(c, "_poll_") != NULL;
         if (!poll && !strstr(c, "_sleep_"))
             goto unknown;
-        r.ch.spsc = 1;
+        r.ch.spsc = strncmp(c, "shoal_mpmcq_", 12) != 0;
         r.ch.spin_ns = poll ? SHOAL_SEC(10) : 0;
         rtt = 1;
         rc = run_pair(ctl, ping, &r, pong, &r);
