@@ -873,8 +873,10 @@ static bool lock_parse(const void *req, size_t len, lock_req *q)
             q->id = f.value;
         else if (f.number == 2 && f.wt == WT_LEN)
             q->name = (const char *)f.sub, q->nlen = f.len;
-        else if (f.number == 4 && f.wt == WT_LEN)
-            q->op = lock_op((const char *)f.sub, f.len);
+        else if (f.number == 4 && f.wt == WT_LEN) {
+            if (!(q->op = lock_op((const char *)f.sub, f.len)))
+                return false; /* not a lock's operation: the rest need not be read */
+        }
         else if (f.number == 6 && f.wt == WT_VARINT)
             q->timeout_ms = pb_unzigzag(f.value);
         else if (f.number == 7 && f.wt == WT_VARINT)
