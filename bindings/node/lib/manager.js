@@ -18,10 +18,10 @@
 // get/put, an Event, Barrier or JoinableQueue wait and a Semaphore acquire run on
 // libuv's thread pool (one pool thread per pending wait). Locks are held by (session,
 // thread), so Lock/RLock/Condition acquire() tries from the main thread, then waits on
-// the pool as the main thread (the addon names it in the request: over shm:// a lock
+// the pool as the main thread (the addon names it in the request; over shm:// a lock
 // of the broker's lock table is waited for there, in this process), and
-// Condition#waitSync (which must run on the holding thread) has no Promise form. Timeouts are in milliseconds (Infinity: none;
-// 0: do not wait).
+// Condition#waitSync (which must run on the holding thread) has no Promise form.
+// Timeouts are in milliseconds (Infinity: none; 0: do not wait).
 //
 // Pipelining: Manager#pipeline() submits many requests without waiting, then collects
 // their replies in order (shoal_manager_submit / shoal_manager_wait).

@@ -442,6 +442,17 @@ unsafe fn from_raw(p: *const sys::shoal_mv) -> MValue {
     }
 }
 
+/// The result of a call or wait that returned rc and left its result tree at out (taken
+/// either way), or its error (read before the tree is freed).
+fn reply(rc: c_int, out: *mut sys::shoal_mv) -> Result<MValue> {
+    let err = (rc < 0).then(|| Error::last(rc));
+    let v = take_result(out);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(v),
+    }
+}
+
 /// Takes a result tree: its MValue (None for no result), the tree freed.
 fn take_result(p: *mut sys::shoal_mv) -> MValue {
     if p.is_null() {
@@ -847,12 +858,7 @@ impl Manager {
         let mut out = ptr::null_mut();
         // SAFETY: live connection; the result tree is ours.
         let rc = unsafe { sys::shoal_manager_wait(self.raw(), id, &mut out) };
-        let err = (rc < 0).then(|| Error::last(rc));
-        let v = take_result(out);
-        match err {
-            Some(e) => Err(e),
-            None => Ok(v),
-        }
+        reply(rc, out)
     }
 }
 
@@ -925,14 +931,16 @@ impl Target {
         let mut out = ptr::null_mut();
         // SAFETY: live connection, valid strings; the result tree is ours.
         let rc = unsafe {
-            sys::shoal_manager_call(self.m.raw(), self.name.as_ptr(), op.as_ptr(), nanos(timeout), &mut out, 0)
+            sys::shoal_manager_call(
+                self.m.raw(),
+                self.name.as_ptr(),
+                op.as_ptr(),
+                nanos(timeout),
+                &mut out,
+                0,
+            )
         };
-        let err = (rc < 0).then(|| Error::last(rc));
-        let v = take_result(out);
-        match err {
-            Some(e) => Err(e),
-            None => Ok(v),
-        }
+        reply(rc, out)
     }
 
     fn op(&self, op: &CStr, args: &[MValue]) -> Result<MValue> {
