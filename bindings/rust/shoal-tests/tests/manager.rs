@@ -598,14 +598,24 @@ fn broker_killed_during_a_call() {
     let q2 = q.clone();
     let getter = thread::spawn(move || {
         let t = Instant::now();
-        (q2.get(LONG), t.elapsed())
+        (q2.get(LONG).map(drop), t.elapsed())
+    });
+    // A lock another connection holds: this one's acquire waits in the lock table.
+    let holder = b.connect();
+    let held = holder.lock("lk").unwrap();
+    let _g = held.acquire(SEC).unwrap();
+    let lk = m.lock("lk").unwrap();
+    let locker = thread::spawn(move || {
+        let t = Instant::now();
+        (lk.acquire(LONG).map(drop).map_err(|e| e.error()), t.elapsed())
     });
     thread::sleep(Duration::from_millis(100));
     b.kill();
-    let (r, waited) = getter.join().unwrap();
-    let e = r.unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::PeerDead | ErrorKind::Closed), "{e:?}");
-    assert!(waited < Duration::from_secs(10), "the blocked get took {waited:?}");
+    for (r, waited) in [getter.join().unwrap(), locker.join().unwrap()] {
+        let e = r.unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::PeerDead | ErrorKind::Closed), "{e:?}");
+        assert!(waited < Duration::from_secs(10), "the blocked call took {waited:?}");
+    }
     let t = Instant::now();
     let e = q.put(1, SEC).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::PeerDead | ErrorKind::Closed), "{e:?}");
@@ -948,6 +958,24 @@ fn contended_acquires_wait_in_the_lock_table() {
     let p0 = parked(&a);
     let (_, waited) = hand_offs(&a, &c, "brk-lk", false, Duration::from_millis(1));
     assert!(parked(&a) - p0 >= i64::from(waited) - 10, "the broker parked the waiting acquires");
+}
+
+#[test]
+fn shutdown_wakes_a_lock_waiter() {
+    let b = Broker::start();
+    let (m, holder) = (b.connect(), b.connect());
+    let held = holder.rlock("rl").unwrap();
+    let _g = held.acquire(SEC).unwrap();
+    let rl = m.rlock("rl").unwrap();
+    let waiter = thread::spawn(move || {
+        let t = Instant::now();
+        (rl.acquire(LONG).map(drop).map_err(|e| e.error()), t.elapsed())
+    });
+    thread::sleep(Duration::from_millis(100));
+    m.shutdown().unwrap();
+    let (r, waited) = waiter.join().unwrap();
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Closed);
+    assert!(waited < Duration::from_secs(10), "the blocked acquire took {waited:?}");
 }
 
 /// Contended hand-offs per second (`cargo test -- --ignored --nocapture hand_off_rate`):
