@@ -17,10 +17,11 @@
 // and never blocks the event loop, the ...Sync form blocks the calling thread. A queue
 // get/put, an Event, Barrier or JoinableQueue wait and a Semaphore acquire run on
 // libuv's thread pool (one pool thread per pending wait). Locks are held by (session,
-// thread), so Lock/RLock/Condition acquire() tries from the main thread and retries
-// from the event loop until the timeout, and Condition#waitSync (which must run on the
-// holding thread) has no Promise form. Timeouts are in milliseconds (Infinity: none;
-// 0: do not wait).
+// thread), so Lock/RLock/Condition acquire() tries from the main thread, then waits on
+// the pool as the main thread (the addon names it in the request; over shm:// a lock
+// of the broker's lock table is waited for there, in this process), and
+// Condition#waitSync (which must run on the holding thread) has no Promise form.
+// Timeouts are in milliseconds (Infinity: none; 0: do not wait).
 //
 // Pipelining: Manager#pipeline() submits many requests without waiting, then collects
 // their replies in order (shoal_manager_submit / shoal_manager_wait).
@@ -47,7 +48,6 @@
 // before anything is sent.
 
 const { native, NAMES, error, nanos } = require('./native');
-const { pollUntil } = require('./handle');
 const { BrokerProcess } = require('./manager_start');
 
 /** A tuple value (Python's tuple): an Array that travels as broker.proto's tuple. */
@@ -667,10 +667,13 @@ class LockProxy extends BaseProxy {
     throw fail(rc, detail);
   }
 
-  /** Acquires without blocking the event loop (tries from the main thread until the
-   * timeout): resolves true, or false at the timeout. */
+  /** Acquires without blocking the event loop (tries from the main thread, then waits
+   * on libuv's thread pool, held by the main thread): resolves true, or false at the
+   * timeout. */
   async acquire(timeout = Infinity) {
-    return (await pollUntil(() => this._got(this._block('acquire', [], 0)), timeout)) === true;
+    const got = this._got(this._block('acquire', [], 0));
+    if (got !== undefined || timeout === 0) return got === true;
+    return this._got(await this._blockAsync('acquire', [], timeout)) === true;
   }
 
   /** Acquires, blocking the calling thread: true, or false at the timeout. */

@@ -1856,12 +1856,17 @@ static napi_value cond_wait(napi_env env, napi_callback_info info)
  *
  * A call runs on the calling thread: shoal_manager_submit then shoal_manager_wait (so
  * a pure read over shm:// is answered from the broker's read view, and a path reaches
- * a container nested in the object). mgrCallAsync runs one on libuv's thread pool for
- * the blocking operations that are not held per thread (queue get/put, event and
- * barrier waits, semaphore acquire, join): the values are converted on the main
- * thread, and the connection is counted as in use (shoal_manager_enter) from the
- * moment the job is queued until its call returned, so a close meanwhile wakes the
- * call (SHOAL_ECLOSED) and waits for it before freeing anything.
+ * a container nested in the object); an acquire without path or arguments runs as
+ * shoal_manager_call, so over shm:// a Lock or RLock that must wait waits in the
+ * broker's lock table instead of being parked in the broker. mgrCallAsync runs one on
+ * libuv's thread pool (queue get/put, event and barrier waits, semaphore acquire, join,
+ * and a lock's acquire after the main thread's try): the values are converted on the
+ * main thread; an acquire is encoded here with the main thread's id in its thread
+ * field and run by shoal_manager_call_raw (mgr_acquire_as), so the lock it takes,
+ * waiting in the lock table or in the broker, is the main thread's; the connection is
+ * counted as in use (shoal_manager_enter) from the moment the job is queued until its
+ * call returned, so a close meanwhile wakes the call (SHOAL_ECLOSED) and waits for it
+ * before freeing anything.
  */
 
 #define MV_DEPTH 48 /* broker.proto's nesting limit (docs/broker.md, "Values") */
@@ -2471,9 +2476,16 @@ static napi_value mgr_call(napi_env env, napi_callback_info info)
     napi_get_value_bool(env, argv[5], &soft);
     uint64_t id;
     shoal_mv *res = NULL;
-    int rc = mgr_submit_req(m, &q, &id);
-    if (rc == 0)
-        rc = shoal_manager_wait(m, id, &res);
+    int rc;
+    if (!q.r.npath && !q.r.nargs && !strcmp(q.op, "acquire")) {
+        /* a call: a lock's acquire that must wait waits in the lock table */
+        rc = shoal_manager_call(m, q.r.name, q.op, q.r.timeout, &res, 0);
+        free(q.long_name);
+    } else {
+        rc = mgr_submit_req(m, &q, &id);
+        if (rc == 0)
+            rc = shoal_manager_wait(m, id, &res);
+    }
     if (!soft)
         return rc < 0 ? throw_rc(env, rc) : mgr_result(env, res);
     napi_value pair, value = mgr_result(env, res);
@@ -2579,6 +2591,7 @@ static napi_value mgr_view_stats(napi_env env, napi_callback_info info)
 typedef struct mgr_job {
     shoal_manager *m;
     mgr_req q;
+    uint64_t thread; /* a lock's acquire: the main thread's id, else 0 */
     int rc;
     shoal_mv *res;
     char detail[1024];
@@ -2586,15 +2599,99 @@ typedef struct mgr_job {
     napi_async_work work;
 } mgr_job;
 
+/* A lock's acquire as broker.proto's Request (the fields it has), and its Reply (the
+ * fields read: the result is skipped), for shoal_pb_encode / shoal_pb_decode. */
+typedef struct {
+    uint64_t id;
+    struct {
+        uint32_t len;
+        char data[SHOAL_NAME_MAX + 64];
+    } object, op;
+    int64_t timeout_ms;
+    uint64_t thread;
+} mgr_pb_request;
+typedef struct {
+    uint64_t id;
+    int32_t status;
+    struct {
+        uint32_t len;
+        char data[1024];
+    } error;
+} mgr_pb_reply;
+
+#define MGR_PB_STR(n, T, f)                                                              \
+    {                                                                                    \
+        n, 9, 0, offsetof(T, f), 0, sizeof(((T *)0)->f), 0, sizeof(((T *)0)->f.data), 0, \
+            NULL, #f                                                                     \
+    }
+static const shoal_pb_field mgr_pb_request_fields[] = {
+    {1, 4, 0, offsetof(mgr_pb_request, id), 0, 8, 0, 0, 0, NULL, "id"},
+    MGR_PB_STR(2, mgr_pb_request, object),
+    MGR_PB_STR(4, mgr_pb_request, op),
+    {6, 18, 0, offsetof(mgr_pb_request, timeout_ms), 0, 8, 0, 0, 0, NULL, "timeout_ms"},
+    {7, 4, 0, offsetof(mgr_pb_request, thread), 0, 8, 0, 0, 0, NULL, "thread"},
+};
+static const mgr_pb_request mgr_pb_request_init;
+static const shoal_pb_message mgr_pb_request_msg = {
+    "shoal.broker.Request", sizeof(mgr_pb_request), &mgr_pb_request_init, 5,
+    mgr_pb_request_fields};
+static const shoal_pb_field mgr_pb_reply_fields[] = {
+    {1, 4, 0, offsetof(mgr_pb_reply, id), 0, 8, 0, 0, 0, NULL, "id"},
+    {2, 17, 0, offsetof(mgr_pb_reply, status), 0, 4, 0, 0, 0, NULL, "status"},
+    MGR_PB_STR(3, mgr_pb_reply, error),
+};
+static const mgr_pb_reply mgr_pb_reply_init;
+static const shoal_pb_message mgr_pb_reply_msg = {
+    "shoal.broker.Reply", sizeof(mgr_pb_reply), &mgr_pb_reply_init, 3,
+    mgr_pb_reply_fields};
+
+/*
+ * Runs j's acquire (of a Lock, RLock or Condition: no path, no arguments) as the main
+ * thread, j->thread, with shoal_manager_call_raw: over shm:// a lock of the broker's
+ * lock table that must wait waits there, on this pool thread, and the lock is held by
+ * the main thread (which releases it), as when acquired there. The status, or a
+ * negative code.
+ */
+static int mgr_acquire_as(mgr_job *j)
+{
+    mgr_pb_request q = {.id = shoal_manager_next_id(j->m),
+                        .timeout_ms =
+                            j->q.r.timeout < 0 ? -1 : (j->q.r.timeout + 999999) / 1000000,
+                        .thread = j->thread};
+    q.object.len = (uint32_t)strlen(j->q.r.name);
+    memcpy(q.object.data, j->q.r.name, q.object.len);
+    q.op.len = 7;
+    memcpy(q.op.data, "acquire", 7);
+    uint8_t buf[sizeof(q) + 64];
+    size_t len, rlen;
+    void *reply;
+    int rc = shoal_pb_encode(&mgr_pb_request_msg, &q, buf, sizeof(buf), &len);
+    if (rc == 0)
+        rc = shoal_manager_call_raw(j->m, buf, len, &reply, &rlen);
+    if (rc < 0)
+        return rc;
+    mgr_pb_reply r = mgr_pb_reply_init;
+    rc = shoal_pb_decode(&mgr_pb_reply_msg, &r, reply, rlen);
+    shoal_manager_free(reply);
+    if (rc == 0 && r.status < 0)
+        snprintf(j->detail, sizeof(j->detail), "%.*s", (int)r.error.len, r.error.data);
+    return rc < 0 ? rc : r.status;
+}
+
 static void mgr_job_execute(napi_env env, void *data)
 {
     (void)env;
     mgr_job *j = data;
     uint64_t id;
-    j->rc = mgr_submit_req(j->m, &j->q, &id);
-    if (j->rc == 0)
-        j->rc = shoal_manager_wait(j->m, id, &j->res);
-    if (j->rc < 0)
+    if (j->thread) {
+        j->rc = mgr_acquire_as(j);
+        mgr_req_free(&j->q);
+    } else {
+        j->rc = mgr_submit_req(j->m, &j->q, &id);
+        if (j->rc == 0)
+            j->rc = shoal_manager_wait(j->m, id, &j->res);
+    }
+    if (j->rc < 0 && !j->detail[0])
         snprintf(j->detail, sizeof(j->detail), "%s", shoal_errdetail());
     shoal_manager_leave(j->m); /* from here on a close may free m */
 }
@@ -2650,6 +2747,8 @@ static napi_value mgr_call_async(napi_env env, napi_callback_info info)
         return throw_rc(env, rc);
     }
     j->m = m;
+    if (!j->q.r.npath && !j->q.r.nargs && !j->q.long_name && !strcmp(j->q.op, "acquire"))
+        j->thread = (uint64_t)pthread_self(); /* the holder, as in mgrCall */
     napi_value promise, name;
     napi_create_promise(env, &j->deferred, &promise);
     napi_create_string_utf8(env, "shoal.manager", NAPI_AUTO_LENGTH, &name);

@@ -19,12 +19,12 @@ const cli = process.env.SHOAL_CLI;
 const env = { ...process.env, SHOAL_ROOT: root, SHOAL_DOMAIN: 'node' };
 const place = { root, domain: 'node' };
 
-/** Starts `shoal broker --listen shm://NAME` (or at a full address); resolves with the
- * child once it is ready. */
-function startBroker(name) {
+/** Starts `shoal broker --listen shm://NAME` (or at a full address) with the extra
+ * arguments; resolves with the child once it is ready. */
+function startBroker(name, extra = []) {
   const address = name.includes('://') ? name : `shm://${name}`;
   return new Promise((resolve, reject) => {
-    const p = spawn(cli, ['broker', '--listen', address], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(cli, ['broker', '--listen', address, ...extra], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.on('error', reject);
     p.on('exit', (c) => reject(new Error(`the broker exited (${c}) before it was ready: ${out}`)));
@@ -365,6 +365,107 @@ setTimeout(() => process.kill(process.pid, 'SIGKILL'), 1e6);`;
   m.delete('held');
 });
 
+/** The broker's count of requests parked as waiters since it started. */
+function parked(mgr) {
+  const s = new shoal.manager.DictProxy(mgr, '')._call('stats');
+  return s instanceof Map ? s.get('parked') : s.parked;
+}
+
+const sleepMs = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** 100 hand-offs each way of lock `name` (a Lock or RLock) between this process and a
+ * child, each acquireSync made while the other holds it for holdMs more: resolves with
+ * [hand-offs per second, the acquires that waited at least holdMs / 2]. */
+async function handOffs(address, name, rlock, holdMs) {
+  const make = rlock ? 'RLock' : 'Lock';
+  const conn = Manager.connect(address, place);
+  const l = conn[make]({ name });
+  const src = `const shoal = require(${JSON.stringify(path.join(__dirname, '..'))});
+const m = shoal.Manager.connect(${JSON.stringify(address)}, ${JSON.stringify(place)});
+const l = m.${make}({ name: ${JSON.stringify(name)} });
+const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+let waited = 0, buf = '';
+process.stdin.on('data', (d) => {
+  buf += d;
+  for (; buf.includes('\\n'); buf = buf.slice(buf.indexOf('\\n') + 1)) {
+    if (buf.startsWith('end')) { console.log('waited ' + waited); m.close(); process.exit(0); }
+    const t = process.hrtime.bigint();
+    if (!l.acquireSync(20000)) process.exit(3);
+    if (Number(process.hrtime.bigint() - t) >= ${holdMs} * 5e5) waited++;
+    console.log('got');
+    sleep(${holdMs});
+    l.release();
+  }
+});
+console.log('ready');`;
+  const kid = spawn(process.execPath, ['-e', src], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  let wake = null, out = '';
+  kid.stdout.on('data', (d) => {
+    out += d;
+    for (let i; (i = out.indexOf('\n')) >= 0; out = out.slice(i + 1)) lines.push(out.slice(0, i));
+    if (wake && lines.length) wake();
+  });
+  const line = () => (lines.length ? Promise.resolve(lines.shift()) :
+    new Promise((res) => (wake = () => ((wake = null), res(lines.shift())))));
+  assert.strictEqual(await line(), 'ready');
+  const t0 = process.hrtime.bigint();
+  let waited = 0;
+  assert.ok(l.acquireSync(20000));
+  for (let i = 0; i < 100; i++) {
+    kid.stdin.write('go\n');
+    sleepMs(holdMs);
+    l.release();
+    assert.strictEqual(await line(), 'got');
+    const t = process.hrtime.bigint();
+    // the child holds it for holdMs more; the Promise form waits on the pool as the
+    // main thread, which releases it (an RLock too)
+    assert.ok(i % 2 ? await l.acquire(20000) : l.acquireSync(20000));
+    if (Number(process.hrtime.bigint() - t) >= holdMs * 5e5) waited++;
+  }
+  const rate = 200 / (Number(process.hrtime.bigint() - t0) / 1e9);
+  l.release();
+  kid.stdin.write('end\n');
+  waited += Number((await line()).split(' ')[1]);
+  await new Promise((res) => (kid.exitCode !== null ? res() : kid.on('exit', res)));
+  conn.close();
+  return [rate, waited];
+}
+
+test('contended acquires between two processes wait in the lock table, not the broker', async () => {
+  for (const rlock of [false, true]) {
+    const name = rlock ? 'tbl-rl' : 'tbl-lk';
+    const p0 = parked(m);
+    const [, waited] = await handOffs(`shm://${brokerName}`, name, rlock, 2);
+    assert.ok(waited >= 100, `${name}: ${waited} of 200 acquires waited for the other holder`);
+    assert.strictEqual(parked(m), p0, `${name}: no contended acquire was parked in the broker`);
+    m.delete(name);
+  }
+  // Without the lock table the broker parks them; an RLock taken by the Promise form
+  // (on the pool, as the main thread) is still released by the main thread.
+  const name = `node-mgr-nolt-${process.pid}`;
+  const b = await startBroker(name, ['--no-lock-table']);
+  const m2 = Manager.connect(`shm://${name}`, place);
+  try {
+    const p0 = parked(m2);
+    const [, waited] = await handOffs(`shm://${name}`, 'brk-rl', true, 2);
+    assert.ok(parked(m2) - p0 >= waited - 10, 'the broker parked the waiting acquires');
+  } finally {
+    m2.close();
+    await stopBroker(b);
+  }
+});
+
+if (process.env.SHOAL_BENCH_HANDOFF) {
+  test('contended hand-offs per second (SHOAL_BENCH_HANDOFF=1)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const p0 = parked(m);
+      const [rate, waited] = await handOffs(`shm://${brokerName}`, 'rate', false, 0.1);
+      console.log(`round ${round}: ${rate.toFixed(0)} hand-offs/s, ${waited} of 200 waited, ${parked(m) - p0} parked`);
+    }
+  });
+}
+
 test('errors: unknown object, wrong kind, bad values, oversized values', () => {
   const d = m.dict(null, { name: 'errs' });
   assert.throws(() => m.open('no-such-object'), (e) => code('ENOENT')(e) && e.detail.includes('no-such-object'));
@@ -521,14 +622,19 @@ test('the broker SIGKILLed during calls: errors, no hang', async () => {
   const m2 = Manager.connect(`shm://${name}`, place);
   const q = m2.Queue(0, { name: 'doomed' });
   const pending = q.get(); // waits forever, off the main thread
+  const holder = Manager.connect(`shm://${name}`, place); // holds a lock m2 waits for
+  assert.ok(holder.Lock({ name: 'doomed-lk' }).acquireSync(1000));
+  const lockPending = m2.Lock({ name: 'doomed-lk' }).acquire(); // in the lock table
   // a blocking call on the main thread: another process kills the broker meanwhile
   const killer = spawn('sh', ['-c', `sleep 0.3; kill -9 ${b.pid}`], { stdio: 'ignore' });
   const t0 = Date.now();
   assert.throws(() => q.getSync(), (e) => e instanceof shoal.ShoalError && ['EPEERDEAD', 'ECLOSED'].includes(e.code));
   assert.ok(Date.now() - t0 < 30000);
-  await assert.rejects(pending, (e) => e instanceof shoal.ShoalError && ['EPEERDEAD', 'ECLOSED'].includes(e.code));
+  const gone = (e) => e instanceof shoal.ShoalError && ['EPEERDEAD', 'ECLOSED'].includes(e.code);
+  await Promise.all([assert.rejects(pending, gone), assert.rejects(lockPending, gone)]);
   assert.throws(() => q.size(), (e) => e instanceof shoal.ShoalError);
   m2.close();
+  holder.close();
   assert.throws(() => q.size(), code('ECLOSED'));
   await new Promise((res) => (killer.exitCode !== null ? res() : killer.on('exit', res)));
   await stopBroker(b);
@@ -564,10 +670,14 @@ test('close wakes a pending wait', async () => {
   const m3 = Manager.connect(`shm://${brokerName}`, place);
   const q = m3.Queue(0);
   const pending = q.get();
+  assert.ok(m.Lock({ name: 'close-lk' }).acquireSync(1000)); // held: m3 waits for it
+  const lockPending = m3.Lock({ name: 'close-lk' }).acquire(); // in the lock table
   await new Promise((res) => setTimeout(res, 50));
   m3.close();
-  await assert.rejects(pending, code('ECLOSED'));
+  await Promise.all([assert.rejects(pending, code('ECLOSED')), assert.rejects(lockPending, code('ECLOSED'))]);
+  m.open('close-lk').release();
   m.delete(q.name);
+  m.delete('close-lk');
 });
 
 // ---- Manager.start: a private broker ----------------------------------------------------

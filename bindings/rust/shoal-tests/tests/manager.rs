@@ -598,14 +598,24 @@ fn broker_killed_during_a_call() {
     let q2 = q.clone();
     let getter = thread::spawn(move || {
         let t = Instant::now();
-        (q2.get(LONG), t.elapsed())
+        (q2.get(LONG).map(drop), t.elapsed())
+    });
+    // A lock another connection holds: this one's acquire waits in the lock table.
+    let holder = b.connect();
+    let held = holder.lock("lk").unwrap();
+    let _g = held.acquire(SEC).unwrap();
+    let lk = m.lock("lk").unwrap();
+    let locker = thread::spawn(move || {
+        let t = Instant::now();
+        (lk.acquire(LONG).map(drop).map_err(|e| e.error()), t.elapsed())
     });
     thread::sleep(Duration::from_millis(100));
     b.kill();
-    let (r, waited) = getter.join().unwrap();
-    let e = r.unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::PeerDead | ErrorKind::Closed), "{e:?}");
-    assert!(waited < Duration::from_secs(10), "the blocked get took {waited:?}");
+    for (r, waited) in [getter.join().unwrap(), locker.join().unwrap()] {
+        let e = r.unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::PeerDead | ErrorKind::Closed), "{e:?}");
+        assert!(waited < Duration::from_secs(10), "the blocked call took {waited:?}");
+    }
     let t = Instant::now();
     let e = q.put(1, SEC).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::PeerDead | ErrorKind::Closed), "{e:?}");
@@ -885,6 +895,102 @@ fn reads_come_from_the_view() {
     assert_eq!(d.get("k").unwrap(), "w".into());
     b.connect().dict("viewed").unwrap().set("k", "x").unwrap();
     assert_eq!(d.get("k").unwrap(), "x".into());
+}
+
+/// The broker's count of requests parked as waiters since it started.
+fn parked(m: &Manager) -> i64 {
+    let stats = m.call("", "stats", &[], Duration::ZERO).unwrap();
+    stats.get("parked").and_then(MValue::as_i64).expect("stats has parked")
+}
+
+/// 100 hand-offs each way of a lock between two connections, each acquire made while
+/// the other holds it for `hold` more: (the hand-offs per second, the acquires that
+/// waited at least hold / 2).
+fn hand_offs(a: &Manager, b: &Manager, name: &str, rlock: bool, hold: Duration) -> (f64, u32) {
+    let open = |m: &Manager| if rlock { m.rlock(name) } else { m.lock(name) }.unwrap();
+    let (la, lb) = (open(a), open(b));
+    let (to_b, from_a) = std::sync::mpsc::channel::<()>();
+    let (to_a, from_b) = std::sync::mpsc::channel::<()>();
+    let t0 = Instant::now();
+    let other = thread::spawn(move || {
+        let mut waited = 0;
+        for _ in 0..100 {
+            from_a.recv().unwrap();
+            let t = Instant::now();
+            let g = lb.acquire(LONG).unwrap(); // a holds it for `hold` more
+            waited += u32::from(t.elapsed() >= hold / 2);
+            to_a.send(()).unwrap();
+            thread::sleep(hold);
+            drop(g);
+        }
+        waited
+    });
+    let mut g = la.acquire(LONG).unwrap();
+    let mut waited = 0;
+    for _ in 0..100 {
+        to_b.send(()).unwrap();
+        thread::sleep(hold);
+        drop(g);
+        from_b.recv().unwrap();
+        let t = Instant::now();
+        g = la.acquire(LONG).unwrap(); // b holds it for `hold` more
+        waited += u32::from(t.elapsed() >= hold / 2);
+    }
+    drop(g);
+    waited += other.join().unwrap();
+    (200.0 / t0.elapsed().as_secs_f64(), waited)
+}
+
+#[test]
+fn contended_acquires_wait_in_the_lock_table() {
+    let b = Broker::start();
+    let (a, c) = (b.connect(), b.connect());
+    for rlock in [false, true] {
+        let name = if rlock { "tbl-rl" } else { "tbl-lk" };
+        let p0 = parked(&a);
+        let (_, waited) = hand_offs(&a, &c, name, rlock, Duration::from_millis(1));
+        assert!(waited >= 150, "{name}: {waited} of 200 acquires waited for the other holder");
+        assert_eq!(parked(&a), p0, "{name}: no contended acquire was parked in the broker");
+    }
+    // The same through the broker (--no-lock-table): every waiting acquire is parked.
+    let nb = Broker::start_with(&["--no-lock-table"]);
+    let (a, c) = (nb.connect(), nb.connect());
+    let p0 = parked(&a);
+    let (_, waited) = hand_offs(&a, &c, "brk-lk", false, Duration::from_millis(1));
+    assert!(parked(&a) - p0 >= i64::from(waited) - 10, "the broker parked the waiting acquires");
+}
+
+#[test]
+fn shutdown_wakes_a_lock_waiter() {
+    let b = Broker::start();
+    let (m, holder) = (b.connect(), b.connect());
+    let held = holder.rlock("rl").unwrap();
+    let _g = held.acquire(SEC).unwrap();
+    let rl = m.rlock("rl").unwrap();
+    let waiter = thread::spawn(move || {
+        let t = Instant::now();
+        (rl.acquire(LONG).map(drop).map_err(|e| e.error()), t.elapsed())
+    });
+    thread::sleep(Duration::from_millis(100));
+    m.shutdown().unwrap();
+    let (r, waited) = waiter.join().unwrap();
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Closed);
+    assert!(waited < Duration::from_secs(10), "the blocked acquire took {waited:?}");
+}
+
+/// Contended hand-offs per second (`cargo test -- --ignored --nocapture hand_off_rate`):
+/// a lock passed between two connections, each acquire made while the other holds it
+/// (held 100 µs), 5 rounds of 200.
+#[test]
+#[ignore]
+fn hand_off_rate() {
+    let b = Broker::start();
+    let (a, c) = (b.connect(), b.connect());
+    for round in 0..5 {
+        let p0 = parked(&a);
+        let (rate, waited) = hand_offs(&a, &c, "rate", false, Duration::from_micros(100));
+        eprintln!("round {round}: {rate:.0} hand-offs/s, {waited} of 200 waited, {} parked", parked(&a) - p0);
+    }
 }
 
 // ---- with the Python client ---------------------------------------------------------

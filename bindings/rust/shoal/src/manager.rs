@@ -30,7 +30,9 @@
 //! method is one request, run atomically by the broker (the op names of
 //! docs/broker.md, "Operations"): counters and compare-and-set need no lock.
 //!
-//! Every call goes through `shoal_manager_submit` and `shoal_manager_wait`: over
+//! Every call goes through `shoal_manager_submit` and `shoal_manager_wait` (a lock's
+//! acquire through `shoal_manager_call`, so over shm:// one that must wait waits in the
+//! broker's lock table, in this process, rather than parked in the broker): over
 //! shm:// a pure read (a dict get, len, a Value's get, ...) is answered from the
 //! broker's read view in shared memory when it holds the current reply, without a
 //! round trip ([`Manager::view_stats`] counts them). A request's path and arguments
@@ -440,6 +442,17 @@ unsafe fn from_raw(p: *const sys::shoal_mv) -> MValue {
     }
 }
 
+/// The result of a call or wait that returned rc and left its result tree at out (taken
+/// either way), or its error (read before the tree is freed).
+fn reply(rc: c_int, out: *mut sys::shoal_mv) -> Result<MValue> {
+    let err = (rc < 0).then(|| Error::last(rc));
+    let v = take_result(out);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(v),
+    }
+}
+
 /// Takes a result tree: its MValue (None for no result), the tree freed.
 fn take_result(p: *mut sys::shoal_mv) -> MValue {
     if p.is_null() {
@@ -845,12 +858,7 @@ impl Manager {
         let mut out = ptr::null_mut();
         // SAFETY: live connection; the result tree is ours.
         let rc = unsafe { sys::shoal_manager_wait(self.raw(), id, &mut out) };
-        let err = (rc < 0).then(|| Error::last(rc));
-        let v = take_result(out);
-        match err {
-            Some(e) => Err(e),
-            None => Ok(v),
-        }
+        reply(rc, out)
     }
 }
 
@@ -911,6 +919,28 @@ impl Target {
     fn call(&self, op: &CStr, args: &[MValue], timeout: Duration) -> Result<MValue> {
         let id = self.submit(op, args, timeout)?;
         self.m.wait(id)
+    }
+
+    /// Runs op, without path or arguments, through `shoal_manager_call`: over shm:// a
+    /// lock's acquire that must wait waits in the broker's lock table (a submit would
+    /// hand it to the broker, which parks it).
+    fn call_here(&self, op: &CStr, timeout: Duration) -> Result<MValue> {
+        if !self.path.is_empty() {
+            return self.call(op, &[], timeout);
+        }
+        let mut out = ptr::null_mut();
+        // SAFETY: live connection, valid strings; the result tree is ours.
+        let rc = unsafe {
+            sys::shoal_manager_call(
+                self.m.raw(),
+                self.name.as_ptr(),
+                op.as_ptr(),
+                nanos(timeout),
+                &mut out,
+                0,
+            )
+        };
+        reply(rc, out)
     }
 
     fn op(&self, op: &CStr, args: &[MValue]) -> Result<MValue> {
@@ -1441,7 +1471,7 @@ impl LockProxy {
     /// previous holder's session ended holding it.
     pub fn acquire(&self, timeout: Duration) -> LockResult<ManagerLockGuard<'_>> {
         let guard = || ManagerLockGuard { lock: self, _not_send: PhantomData };
-        match self.0.call(c"acquire", &[], timeout) {
+        match self.0.call_here(c"acquire", timeout) {
             Ok(_) => Ok(guard()),
             Err(e) if e.kind() == ErrorKind::OwnerDead => Err(LockError::OwnerDied(guard())),
             Err(e) => Err(LockError::Failed(e)),
