@@ -876,8 +876,7 @@ static bool lock_parse(const void *req, size_t len, lock_req *q)
         else if (f.number == 4 && f.wt == WT_LEN) {
             if (!(q->op = lock_op((const char *)f.sub, f.len)))
                 return false; /* not a lock's operation: the rest need not be read */
-        }
-        else if (f.number == 6 && f.wt == WT_VARINT)
+        } else if (f.number == 6 && f.wt == WT_VARINT)
             q->timeout_ms = pb_unzigzag(f.value);
         else if (f.number == 7 && f.wt == WT_VARINT)
             q->thread = f.value;
