@@ -23,7 +23,10 @@
  * thread reads, so no request stays unsent while any thread waits for a reply; the
  * reading thread's rpc layer flushes too before each receive. A wait whose reply is
  * already there sends nothing: a pipelining thread that submits after each wait
- * accumulates its submits until a wait must block, then sends them in one write.
+ * accumulates its submits until a wait must block, then sends them in one write. A
+ * submit with nothing ahead of it (no request of m in flight, none kept) is written at
+ * once: the broker starts on it while the next ones are kept, and a client that waits
+ * after each submit pays nothing for the keeping.
  * shoal_manager_send_raw writes at once (the Python client batches its writes itself).
  *
  * Closing without losing what was sent: shoal_manager_shutdown writes what submits
@@ -634,7 +637,10 @@ static int send_request(shoal_manager *m, const void *req, size_t len, uint64_t 
     int rc = enter(m, "manager send");
     if (rc < 0)
         return rc;
-    if (id) /* counted before it can be answered: see "The view" */
+    if (later && id && !__atomic_load_n(&m->unsent, __ATOMIC_SEQ_CST) &&
+        !__atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST))
+        later = 0; /* nothing ahead of it: at once (see "Pipelined sends") */
+    if (id)        /* counted before it can be answered: see "The view" */
         __atomic_add_fetch(&m->inflight, 1, __ATOMIC_SEQ_CST);
     else
         __atomic_store_n(&m->unacked, 1, __ATOMIC_SEQ_CST);
