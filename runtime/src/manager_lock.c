@@ -42,6 +42,7 @@
 
 #include "internal.h"
 #include "manager_lock.h"
+#include "manager_view.h" /* shoal__view_hash hashes the names too */
 #include "platform.h"
 #include "wait.h"
 
@@ -52,14 +53,6 @@ struct shoal__locks {
     char name[SHOAL_NAME_MAX + 16];
     shoal_attr attr;
 };
-
-static uint64_t name_hash(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
 
 static size_t table_size(void)
 {
@@ -161,7 +154,7 @@ int shoal__locks_find(shoal__locks *l, const char *name, size_t n, int *kind)
 {
     if (!l || n == 0 || n > SHOAL_LOCKS_NAME)
         return -1;
-    uint64_t h = name_hash(name, n);
+    uint64_t h = shoal__view_hash((const uint8_t *)name, n);
     for (uint32_t i = 0; i < SHOAL_LOCKS_PROBE; i++) {
         uint32_t k = (uint32_t)((h + i) % l->nslots);
         shoal_lockword *w = &l->slots[k];
@@ -182,7 +175,7 @@ int shoal__locks_add(shoal__locks *l, const char *name, int kind)
     size_t n = strlen(name);
     if (!l || n == 0 || n > SHOAL_LOCKS_NAME)
         return -1;
-    uint64_t h = name_hash(name, n);
+    uint64_t h = shoal__view_hash((const uint8_t *)name, n);
     for (uint32_t i = 0; i < SHOAL_LOCKS_PROBE; i++) {
         uint32_t k = (uint32_t)((h + i) % l->nslots);
         shoal_lockword *w = &l->slots[k];
