@@ -36,16 +36,6 @@ static pid_t start_broker(void)
     return start_broker_with(&(broker_args){0}, NULL);
 }
 
-static int64_t stat_of(shoal_manager *m, const char *k)
-{
-    shoal_mv *res = NULL, *key = S(k);
-    T_OK(shoal_manager_call(m, "", "stats", 0, &res, 0));
-    int64_t v = shoal_mv_as_int(shoal_mv_get(res, key));
-    shoal_mv_free(key);
-    shoal_mv_free(res);
-    return v;
-}
-
 /* n turns of: take lock "mx", read d["n"], write it + 1 (waiting for it when
  * pipelined is 0, else leaving it in flight), release. 0 or the failing step. */
 static int count_turns(shoal_manager *m, int n, int pipelined)

@@ -293,19 +293,6 @@ static void test_locks_and_dead_client(void **state)
     stop_broker(b);
 }
 
-/* The broker's stats counter k. */
-static int64_t stat_of(shoal_manager *m, const char *k)
-{
-    shoal_mv *res = NULL, *key = S(k);
-    T_OK(shoal_manager_call(m, "", "stats", 0, &res, 0));
-    const shoal_mv *v = shoal_mv_get(res, key);
-    assert_non_null(v);
-    int64_t n = shoal_mv_as_int(v);
-    shoal_mv_free(key);
-    shoal_mv_free(res);
-    return n;
-}
-
 /* A session of its own taking and freeing lock "bl" until `stop`, counting its
  * turns; `failed` when a call did not return 0. */
 struct looper {

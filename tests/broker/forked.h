@@ -100,6 +100,19 @@ static shoal_manager *connect_to(const char *address, const char *token)
     return connect_cfg(address, &cfg);
 }
 
+/* The broker's stats counter k (the "stats" request of object ""). */
+static inline int64_t stat_of(shoal_manager *m, const char *k)
+{
+    shoal_mv *res = NULL, *key = shoal_mv_str(k);
+    T_OK(shoal_manager_call(m, "", "stats", 0, &res, 0));
+    const shoal_mv *v = shoal_mv_get(res, key);
+    assert_non_null(v);
+    int64_t n = shoal_mv_as_int(v);
+    shoal_mv_free(key);
+    shoal_mv_free(res);
+    return n;
+}
+
 /* The read view's hits on m so far. */
 static inline uint64_t hits_of(shoal_manager *m)
 {
