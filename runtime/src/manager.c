@@ -2,17 +2,18 @@
  * manager.c — the client of a Manager broker (shoal/manager.h).
  *
  * A connection is one rpc channel and, on it, one call of the Broker service's
- * bidirectional Session method: requests go out as stream messages (a send mutex
+ * bidirectional Session method: requests go out as stream messages (the rpc channel
  * serialises the threads sending), replies come back in any order, each carrying
  * its request's id.
  *
  * Replies are read by whichever waiting thread gets there first: a thread waiting
- * for reply N becomes the reader if nobody is reading, receives one reply, files it
- * under its id in the `arrived` list, wakes the other waiters and looks again; the
- * others sleep on the condition variable. So any number of threads may each wait for
- * their own replies with no thread dedicated to reading, and a pipelining thread
- * (many submits, then the waits) reads its replies in whatever order they came.
- * When the session ends (the broker died or closed it) every waiter returns
+ * for reply N becomes the reader if nobody is reading, receives one reply — keeps it
+ * when it is N, else files it under its id in the `arrived` list —, wakes the other
+ * waiters and looks again; the others sleep on the condition variable. (A round trip
+ * of a thread alone on m so files nothing: its reply goes straight to it.) So any number
+ * of threads may each wait for their own replies with no thread dedicated to reading, and
+ * a pipelining thread (many submits, then the waits) reads its replies in whatever order
+ * they came. When the session ends (the broker died or closed it) every waiter returns
  * SHOAL_EPEERDEAD.
  *
  * Pipelined sends: shoal_manager_submit sends with shoal_rpc_call_send_more, so its
@@ -126,7 +127,6 @@ struct arrived {
 struct shoal_manager {
     shoal_rpc_channel *ch;
     shoal_rpc_call *call;
-    pthread_mutex_t send_mu;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t next_id;
@@ -480,7 +480,6 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
         free(m);
         return rc;
     }
-    pthread_mutex_init(&m->send_mu, NULL);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     if (!strncmp(address, "shm://", 6))
@@ -517,7 +516,7 @@ static int enter(shoal_manager *m, const char *what)
     return shoal__err(SHOAL_ECLOSED, "%s: the manager session is closed", what);
 }
 
-static void read_one(shoal_manager *m);
+static bool read_one(shoal_manager *m, uint64_t mine, struct arrived *own);
 
 /* Becomes the reader for at most `left` (m->mu held, nobody reading): files the reply
  * or notes the end of the session when one comes in time. */
@@ -528,7 +527,7 @@ static void drain_read(shoal_manager *m, shoal_duration left)
     int ready = shoal_rpc_call_wait(m->call, left) == 1;
     pthread_mutex_lock(&m->mu);
     if (ready)
-        read_one(m); /* does not block: a reply or the end is there */
+        read_one(m, 0, NULL); /* does not block: a reply or the end is there */
     else
         m->reading = 0;
 }
@@ -607,7 +606,6 @@ void shoal_manager_close(shoal_manager *m)
     shoal__view_close(m->view);
     shoal__locks_close(m->locks, false);
     free(m->held);
-    pthread_mutex_destroy(&m->send_mu);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
     free(m);
@@ -630,13 +628,10 @@ static int session_over(shoal_manager *m)
 static uint64_t reply_id(const void *buf, size_t len);
 
 /* Sends an encoded request (its id: id): at once, or (later) kept in the transport's
- * buffer. */
-static int send_request(shoal_manager *m, const void *req, size_t len, uint64_t id,
+ * buffer (m entered). The rpc channel serialises the threads sending. */
+static int send_entered(shoal_manager *m, const void *req, size_t len, uint64_t id,
                         int later)
 {
-    int rc = enter(m, "manager send");
-    if (rc < 0)
-        return rc;
     if (later && id && !__atomic_load_n(&m->unsent, __ATOMIC_SEQ_CST) &&
         !__atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST))
         later = 0; /* nothing ahead of it: at once (see "Pipelined sends") */
@@ -644,16 +639,23 @@ static int send_request(shoal_manager *m, const void *req, size_t len, uint64_t 
         __atomic_add_fetch(&m->inflight, 1, __ATOMIC_SEQ_CST);
     else
         __atomic_store_n(&m->unacked, 1, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&m->send_mu);
-    rc = later ? shoal_rpc_call_send_more(m->call, req, len)
-               : shoal_rpc_call_send(m->call, req, len);
-    pthread_mutex_unlock(&m->send_mu);
+    int rc = later ? shoal_rpc_call_send_more(m->call, req, len)
+                   : shoal_rpc_call_send(m->call, req, len);
     if (rc < 0 && id)
         __atomic_sub_fetch(&m->inflight, 1, __ATOMIC_SEQ_CST);
     if (rc == 0 && later) /* counted once kept: see "Pipelined sends" above */
         __atomic_add_fetch(&m->unsent, 1, __ATOMIC_SEQ_CST);
-    if (rc == SHOAL_ECLOSED)
-        rc = session_over(m);
+    return rc == SHOAL_ECLOSED ? session_over(m) : rc;
+}
+
+/* send_entered as a call of m. */
+static int send_request(shoal_manager *m, const void *req, size_t len, uint64_t id,
+                        int later)
+{
+    int rc = enter(m, "manager send");
+    if (rc < 0)
+        return rc;
+    rc = send_entered(m, req, len, id, later);
     leave(m);
     return rc;
 }
@@ -706,21 +708,26 @@ static struct arrived *take_arrived(shoal_manager *m, uint64_t id)
     return NULL;
 }
 
-/* Receives one reply and files it (called with m->mu held, as the reader). */
-static void read_one(shoal_manager *m)
+/* Receives one reply (m->mu held, nobody reading) and files it under its id, unless
+ * it is the reply to `mine` (0: none): that one is the reader's own, handed back in
+ * *own (true) without being filed. A receive that fails ends the session here. */
+static bool read_one(shoal_manager *m, uint64_t mine, struct arrived *own)
 {
     m->reading = 1;
     pthread_mutex_unlock(&m->mu);
     void *buf;
     size_t len;
     int rc = shoal_rpc_call_recv(m->call, &buf, &len);
-    struct arrived *a = rc == 1 ? malloc(sizeof(*a)) : NULL;
+    uint64_t id = rc == 1 ? reply_id(buf, len) : 0;
+    bool mine_now = rc == 1 && mine && id == mine;
+    struct arrived *a = rc == 1 && !mine_now ? malloc(sizeof(*a)) : NULL;
     pthread_mutex_lock(&m->mu);
     m->reading = 0;
-    uint64_t id = rc == 1 ? reply_id(buf, len) : 0;
     if (id && __atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST) > 0) /* the only taker */
         __atomic_sub_fetch(&m->inflight, 1, __ATOMIC_SEQ_CST);
-    if (a) {
+    if (mine_now) {
+        *own = (struct arrived){NULL, id, buf, len};
+    } else if (a) {
         *a = (struct arrived){m->arrived, id, buf, len};
         m->arrived = a;
     } else if (rc == 1) {
@@ -728,25 +735,45 @@ static void read_one(shoal_manager *m)
     } else {
         m->ended = 1;
     }
-    pthread_cond_broadcast(&m->cv);
+    pthread_cond_broadcast(&m->cv); /* a sleeper's reply, or the reader's turn free */
+    return mine_now;
 }
 
-/* The reply to id once it arrived, or NULL when the session ended (m->mu held). */
-static struct arrived *await_reply(shoal_manager *m, uint64_t id)
+/* Waits for the reply to id (m->mu held): true with it in *r, false when the session
+ * ended. */
+static bool await_reply(shoal_manager *m, uint64_t id, struct arrived *r)
 {
     struct arrived *a = take_arrived(m, id);
-    if (a || m->ended)
-        return a;
-    pthread_mutex_unlock(&m->mu);
-    flush_unsent(m); /* this thread blocks: what submits kept goes first */
-    pthread_mutex_lock(&m->mu);
-    while (!(a = take_arrived(m, id)) && !m->ended) {
+    if (!a && !m->ended && __atomic_load_n(&m->unsent, __ATOMIC_RELAXED)) {
+        pthread_mutex_unlock(&m->mu);
+        flush_unsent(m); /* this thread blocks: what submits kept goes first */
+        pthread_mutex_lock(&m->mu);
+    }
+    while (!a && !(a = take_arrived(m, id)) && !m->ended) {
         if (m->reading)
             pthread_cond_wait(&m->cv, &m->mu);
-        else
-            read_one(m);
+        else if (read_one(m, id, r))
+            return true;
     }
-    return a;
+    if (!a)
+        return false;
+    *r = *a;
+    free(a);
+    return true;
+}
+
+/* shoal_manager_wait_raw of an entered m. */
+static int wait_entered(shoal_manager *m, uint64_t id, void **reply, size_t *len)
+{
+    struct arrived a;
+    pthread_mutex_lock(&m->mu);
+    bool got = await_reply(m, id, &a);
+    pthread_mutex_unlock(&m->mu);
+    if (!got)
+        return session_over(m);
+    *reply = a.buf;
+    *len = a.len;
+    return 0;
 }
 
 int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply, size_t *len)
@@ -756,17 +783,9 @@ int shoal_manager_wait_raw(shoal_manager *m, uint64_t id, void **reply, size_t *
     int rc = enter(m, "manager wait");
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&m->mu);
-    struct arrived *a = await_reply(m, id);
-    pthread_mutex_unlock(&m->mu);
-    rc = a ? 0 : session_over(m);
+    rc = wait_entered(m, id, reply, len);
     leave(m);
-    if (!a)
-        return rc;
-    *reply = a->buf;
-    *len = a->len;
-    free(a);
-    return 0;
+    return rc;
 }
 
 void shoal_manager_free(void *p)
@@ -813,15 +832,21 @@ static void *view_answer(shoal_manager *m, const void *req, size_t len, size_t *
     return r;
 }
 
-/* shoal__view_pure for encoded request req[len] (its op field). */
-static bool view_req(const void *req, size_t len)
+/* The id of encoded request req[len] (0 when it has none) and its op field (*op NULL
+ * when it has none): the first of each, in one pass that stops once both are found. */
+static uint64_t req_head(const void *req, size_t len, const char **op, size_t *oplen)
 {
     pb_in in = {req, (const uint8_t *)req + len};
     pb_field f = {0};
-    while (in.p < in.end && pb_get_field(&in, &f))
-        if (f.number == 4 && f.wt == WT_LEN)
-            return f.len && shoal__view_pure((const char *)f.sub, f.len);
-    return false;
+    uint64_t id = 0;
+    *op = NULL;
+    *oplen = 0;
+    while ((!id || !*op) && in.p < in.end && pb_get_field(&in, &f))
+        if (f.number == 1 && f.wt == WT_VARINT && !id)
+            id = f.value;
+        else if (f.number == 4 && f.wt == WT_LEN && !*op)
+            *op = (const char *)f.sub, *oplen = f.len;
+    return id;
 }
 
 /* Files reply buf[len] to id as arrived (a view hit of submit): whether it could (out
@@ -1048,17 +1073,28 @@ static int lock_send(shoal_manager *m, const void *req, size_t len)
 int shoal_manager_call_raw(shoal_manager *m, const void *req, size_t len, void **reply,
                            size_t *rlen)
 {
-    uint64_t id = req ? reply_id(req, len) : 0;
+    const char *op;
+    size_t oplen;
+    uint64_t id = req ? req_head(req, len, &op, &oplen) : 0;
     if (!m || !req || !reply || !rlen || !id)
         return shoal__err(SHOAL_EINVAL, "shoal_manager_call_raw: %s",
                           id || !req ? "NULL argument" : "a request without an id");
-    int rc = m->locks ? lock_call(m, req, len, true, reply, rlen) : 1;
+    /* a lock's operation may run in the lock table, a pure one in the view */
+    int rc = m->locks && op && lock_op(op, oplen)
+                 ? lock_call(m, req, len, true, reply, rlen)
+                 : 1;
     if (rc <= 0)
         return rc;
-    if (m->view && view_req(req, len) && (*reply = view_answer(m, req, len, rlen)))
+    if (m->view && oplen && shoal__view_pure(op, oplen) &&
+        (*reply = view_answer(m, req, len, rlen)))
         return 0;
-    rc = send_request(m, req, len, id, 0);
-    return rc < 0 ? rc : shoal_manager_wait_raw(m, id, reply, rlen);
+    if ((rc = enter(m, "manager call")) < 0)
+        return rc;
+    rc = send_entered(m, req, len, id, 0);
+    if (rc == 0)
+        rc = wait_entered(m, id, reply, rlen);
+    leave(m);
+    return rc;
 }
 
 int shoal_manager_view_stats(shoal_manager *m, uint64_t *hits, uint64_t *misses)

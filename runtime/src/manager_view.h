@@ -97,10 +97,20 @@ uint64_t shoal__view_hash(const uint8_t *key, size_t len);
         "broken"
 
 /* Whether op[n] (not NUL-terminated) names a pure operation. Called on every call's
- * path: a comparison of first letters rules out most names. */
+ * path: the set of the names' first letters (made at the first call) rules out most
+ * writes at once, a comparison of first letters most of the other names. */
 static inline bool shoal__view_pure(const char *op, size_t n)
 {
     static const char *const pure[] = {SHOAL_VIEW_PURE_OPS};
+    static uint64_t firsts; /* bit c & 63 for each first letter c; 0: not made yet */
+    uint64_t f = __atomic_load_n(&firsts, __ATOMIC_RELAXED);
+    if (!f) {
+        for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
+            f |= 1ull << (pure[i][0] & 63);
+        __atomic_store_n(&firsts, f, __ATOMIC_RELAXED); /* the same value in any thread */
+    }
+    if (!n || !(f >> (op[0] & 63) & 1))
+        return false;
     for (size_t i = 0; i < sizeof(pure) / sizeof(pure[0]); i++)
         if (op[0] == pure[i][0] && strlen(pure[i]) == n && !memcmp(op, pure[i], n))
             return true;

@@ -6,19 +6,21 @@
  * background: a thread that must wait for its call (a response, credit to send, the
  * status) either becomes the channel's reader — it receives a frame with the mutex
  * released, then dispatches it, and whatever else already arrived, to the calls they
- * belong to — or, when another thread is reading, sleeps on its own call's condition
- * variable. A frame wakes only the thread of its call (not every thread waiting on
- * the channel), and a thread that leaves with nobody reading wakes one sleeper to take
- * the reader's turn. So a channel used by one thread costs no thread switch, and one
- * used by many has exactly one reader at a time and one wake-up per frame. Readers
- * and sleepers wake at least every READ_SLICE to check their deadline, so a call ends
- * DEADLINE_EXCEEDED on time even when another thread is the reader. A connection that
- * fails (the server died or hung up) ends every call on it UNAVAILABLE. A request sent
- * with shoal_rpc_call_send_more may stay in the transport's buffer (rpc_conn.send_later)
- * until the next frame sent or until a thread is about to wait on the channel, which
- * writes it first (flush): a pipelined burst leaves in one write. So does the credit
- * (WINDOW) returned for responses taken while more are at hand, or on a call that
- * pipelines: the batch of requests that follows carries it.
+ * belong to (with no other thread asleep on the channel, only until its own call has
+ * what it waits for: a round trip makes no receive that finds nothing) — or, when
+ * another thread is reading, sleeps on its own call's condition variable. A frame wakes
+ * only the thread of its call (not every thread waiting on the channel), and a thread
+ * that leaves with nobody reading wakes one sleeper to take the reader's turn. So a
+ * channel used by one thread costs no thread switch, and one used by many has exactly one
+ * reader at a time and one wake-up per frame. Readers and sleepers wake at least every
+ * READ_SLICE to check their deadline, so a call ends DEADLINE_EXCEEDED on time even when
+ * another thread is the reader. A connection that fails (the server died or hung up) ends
+ * every call on it UNAVAILABLE. A request sent with shoal_rpc_call_send_more may stay in
+ * the transport's buffer (rpc_conn.send_later) until the next frame sent or until a
+ * thread is about to wait on the channel, which writes it first (flush): a pipelined
+ * burst leaves in one write. So does the credit (WINDOW) returned for responses taken
+ * while more are at hand, or on a call that pipelines: the batch of requests that follows
+ * carries it.
  *
  * A channel lives until it is closed and its last call is freed (calls keep a
  * reference), so call handles stay valid after shoal_rpc_channel_close().
@@ -36,7 +38,8 @@ struct shoal_rpc_channel {
     pthread_mutex_t mu;
     rpc_conn *conn;
     int reading;
-    int broken; /* the connection failed: calls end UNAVAILABLE */
+    int sleepers; /* threads asleep on their call's condition variable */
+    int broken;   /* the connection failed: calls end UNAVAILABLE */
     char why[200];
     int closed;
     int refs; /* 1 while open, plus one per call */
@@ -119,14 +122,20 @@ static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
     shoal_rpc_md_clear(&md);
 }
 
-/* Receives and dispatches frames (one, then those already there), or waits for the
- * thread that does (mu held). */
-static void pump(struct shoal_rpc_call *k, int64_t deadline)
+static int ready(const rpc_call *c, int what);
+
+/* Receives and dispatches frames (one, then those already there, until the reader's
+ * own call k has what it waits for — `what` — while no other thread sleeps on the
+ * channel: a round trip then pays for no receive that finds nothing), or waits for
+ * the thread that does (mu held). */
+static void pump(struct shoal_rpc_call *k, int what, int64_t deadline)
 {
     shoal_rpc_channel *ch = k->ch;
     if (ch->reading) {
         k->waiting = 1;
+        ch->sleepers++;
         rpc__cond_wait(&k->cv, &ch->mu, rpc__until(deadline, READ_SLICE));
+        ch->sleepers--;
         k->waiting = 0;
         return;
     }
@@ -138,7 +147,7 @@ static void pump(struct shoal_rpc_call *k, int64_t deadline)
     pthread_mutex_lock(&ch->mu);
     for (int n = 0; rc == 1; n++) {
         dispatch(ch, buf, len);
-        if (n == READ_BATCH || ch->broken)
+        if (n == READ_BATCH || ch->broken || (!ch->sleepers && ready(&k->c, what)))
             break;
         rc = ch->conn->ops->recv(ch->conn, &buf, &len, SHOAL_NOWAIT);
     }
@@ -218,7 +227,7 @@ static int wait_until(struct shoal_rpc_call *k, int what, int64_t limit)
             got = 0;
             break;
         } else {
-            pump(k, k->c.deadline < limit ? k->c.deadline : limit);
+            pump(k, what, k->c.deadline < limit ? k->c.deadline : limit);
         }
     }
     hand_over(k->ch);

@@ -24,10 +24,11 @@
  * server reads batch messages only from a client that said so, and answers it with
  * its ACCEPT in a batch message of one frame, which tells the client that this server
  * reads them too (a server of an earlier version sends a plain ACCEPT: its client then
- * writes every frame alone). Frames are kept (out, under out_mu) to leave together in
- * one message (one alone as a plain frame; up to BATCH_BYTES or the pipe's largest
- * message a message), so a peer pipelining N requests or responses writes, and its
- * peer reads and is woken for, one message instead of N:
+ * writes every frame alone). Frames are kept (out, under out_mu; a client keeping none
+ * sends, and has nothing to flush, without taking out_mu: client_idle) to leave
+ * together in one message (one alone as a plain frame; up to BATCH_BYTES or the pipe's
+ * largest message a message), so a peer pipelining N requests or responses writes, and
+ * its peer reads and is woken for, one message instead of N:
  *
  *   - the server: the frames its loop's thread sends to a connection during on_pipe's
  *     turn — the responses of the unary calls it ran and of the inline receive
@@ -222,7 +223,7 @@ static void out_forked(shm_conn *c)
 {
     if (c->out_n && c->out_pid != shoal__self_pid()) {
         c->out_len = BATCH_HDR;
-        c->out_n = 0;
+        __atomic_store_n(&c->out_n, 0, __ATOMIC_RELEASE);
     }
 }
 
@@ -238,7 +239,7 @@ static int out_flush(shm_conn *c, shoal_duration timeout, int as_batch)
                                    c->out_len - BATCH_HDR - BATCH_LEN, timeout)
                  : shoal_pipe_send(c->pipe, c->out, c->out_len, timeout);
     c->out_len = BATCH_HDR;
-    c->out_n = 0;
+    __atomic_store_n(&c->out_n, 0, __ATOMIC_RELEASE); /* after the send: see shm_send */
     return rc;
 }
 
@@ -261,7 +262,7 @@ static int out_keep(shm_conn *c, const void *buf, size_t len, shoal_duration tim
     le32_put(c->out + c->out_len, (uint32_t)len);
     memcpy(c->out + c->out_len + BATCH_LEN, buf, len);
     c->out_len += BATCH_LEN + len;
-    c->out_n++;
+    __atomic_store_n(&c->out_n, c->out_n + 1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -279,14 +280,27 @@ static int batch_on(shm_conn *c)
     return 0;
 }
 
+/* Whether client connection c keeps no frame: then a send goes at once and a flush
+ * has nothing to do, without out_mu. The client's sends and keeps are serialised by
+ * its rpc channel's mutex, which the thread sending holds; the one thing that runs
+ * beside them is a receiving thread's flush (shm_recv), which only empties `out`, and
+ * stores out_n = 0 only after its write: a sender that sees 0 writes after every frame
+ * kept before it. A forked child's inherited frames (not 0) take the locked way,
+ * which forgets them (out_forked). */
+static int client_idle(shm_conn *c)
+{
+    return !c->loop && !__atomic_load_n(&c->out_n, __ATOMIC_ACQUIRE);
+}
+
 /* Sends one frame, after the ones kept; on the server, a frame sent by on_pipe's
  * thread during its turn is kept (the turn's end sends them). Outside a turn the server
  * keeps nothing (its end sent it): a send that happens after it (keeping clear) goes at
- * once. The client keeps what send_later gave it until a send or a flush. */
+ * once. The client keeps what send_later gave it until a send or a flush; keeping
+ * nothing, it writes at once without out_mu (client_idle). */
 static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
-    if (!c->batch)
+    if (!c->batch || client_idle(c))
         return shoal_pipe_send(c->pipe, buf, len, timeout);
     pthread_mutex_lock(&c->out_mu);
     out_forked(c);
@@ -320,7 +334,7 @@ static int shm_send_later(rpc_conn *base, const void *buf, size_t len,
 static int shm_flush(rpc_conn *base, shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
-    if (!c->batch)
+    if (!c->batch || client_idle(c))
         return 0;
     pthread_mutex_lock(&c->out_mu);
     int rc = out_flush(c, timeout, 0);

@@ -8,7 +8,8 @@
  * lock, and the broker itself stopped at its pause points just before and just after
  * an LMDB commit, then restart it on the same data directory. Clients SIGKILLed while
  * they spin for their replies are cleared from the name's spin table, and the clients
- * left are served.
+ * left are served. Threads sharing one session each get their own replies, and each
+ * thread's requests run in the order it sent them.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -1025,6 +1026,87 @@ static void test_deep_pipeline_and_unread_replies(void **state)
     stop_broker(b);
 }
 
+/* A thread of test_threads_share_a_session: round trips (a set, then a get that must
+ * see it) and bursts of appends submitted then waited for newest first, on the one
+ * session all the threads share. */
+struct sharer {
+    shoal_manager *m;
+    int k;
+    pthread_barrier_t *go;
+    int errors;
+};
+
+static void *sharer_main(void *arg)
+{
+    struct sharer *sh = arg;
+    enum { ROUNDS = 1500, BURST = 8 };
+    char key[16], list[16];
+    snprintf(key, sizeof(key), "t%d", sh->k);
+    snprintf(list, sizeof(list), "l%d", sh->k);
+    pthread_barrier_wait(sh->go);
+    for (int j = 0; j < ROUNDS; j++) {
+        shoal_mv *got = NULL;
+        if (shoal_manager_call(sh->m, "d", "set", 0, NULL, 2, S(key), I(j)) < 0 ||
+            shoal_manager_call(sh->m, "d", "get", 0, &got, 1, S(key)) < 0 ||
+            shoal_mv_as_int(got) != j)
+            sh->errors++;
+        shoal_mv_free(got);
+        if (j % 50)
+            continue;
+        uint64_t ids[BURST];
+        for (int i = 0; i < BURST; i++) {
+            shoal_mv *a[1] = {I(j / 50 * BURST + i)};
+            shoal_manager_request r = {list, "append", NULL, 0, a, 1, 0};
+            if (shoal_manager_submit(sh->m, &r, &ids[i]) < 0)
+                sh->errors++;
+        }
+        for (int i = BURST - 1; i >= 0; i--)
+            if (shoal_manager_wait(sh->m, ids[i], NULL) < 0)
+                sh->errors++;
+    }
+    return NULL;
+}
+
+/* Several threads use one session at once: every reply reaches the thread that asked
+ * (a get sees its own thread's set), and each thread's requests run in the order it
+ * sent them (its list holds its appends in order). */
+static void test_threads_share_a_session(void **state)
+{
+    (void)state;
+    enum { THREADS = 4 };
+    pid_t b = start_broker(NULL, NULL);
+    shoal_manager *m = connect_to(addr, NULL);
+    assert_int_equal(shoal_manager_create(m, "d", SHOAL_M_DICT, NULL, NULL), 1);
+    struct sharer sh[THREADS];
+    pthread_t t[THREADS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, THREADS);
+    for (int k = 0; k < THREADS; k++) {
+        char list[16];
+        snprintf(list, sizeof(list), "l%d", k);
+        assert_int_equal(shoal_manager_create(m, list, SHOAL_M_LIST, NULL, NULL), 1);
+        sh[k] = (struct sharer){m, k, &go, 0};
+        assert_int_equal(pthread_create(&t[k], NULL, sharer_main, &sh[k]), 0);
+    }
+    for (int k = 0; k < THREADS; k++) {
+        pthread_join(t[k], NULL);
+        assert_int_equal(sh[k].errors, 0);
+    }
+    pthread_barrier_destroy(&go);
+    for (int k = 0; k < THREADS; k++) {
+        char list[16];
+        snprintf(list, sizeof(list), "l%d", k);
+        shoal_mv *all = NULL;
+        T_OK(shoal_manager_call(m, list, "copy", 0, &all, 0));
+        assert_int_equal(shoal_mv_len(all), 30 * 8);
+        for (size_t i = 0; i < shoal_mv_len(all); i++)
+            assert_int_equal(shoal_mv_as_int(shoal_mv_item(all, i)), (int64_t)i);
+        shoal_mv_free(all);
+    }
+    shoal_manager_close(m);
+    stop_broker(b);
+}
+
 /* Submits n sets d[base + i] = i without waiting for a reply. */
 static void submit_sets(shoal_manager *m, int base, int n)
 {
@@ -1262,6 +1344,7 @@ int main(void)
         cmocka_unit_test_setup(test_malformed_and_oversized, setup),
         cmocka_unit_test_setup(test_unary_call, setup),
         cmocka_unit_test_setup(test_deep_pipeline_and_unread_replies, setup),
+        cmocka_unit_test_setup(test_threads_share_a_session, setup),
         cmocka_unit_test_setup(test_crowded_sessions, setup),
         cmocka_unit_test_setup(test_crowded_lock_step, setup),
         cmocka_unit_test_setup(test_close_keeps_submitted, setup),
