@@ -1689,12 +1689,13 @@ static void *h_of(ManagerBase *s)
     return s->h;
 }
 
-/* Encodes a Request into b: id rid (0: none, a batch item), the target, op, args,
- * timeout and the calling thread. 0, or -1 with an exception set. */
+/* Encodes a Request into b: id rid (0: none, a batch item), the target, op, the
+ * arguments args[0, nargs), timeout and the calling thread. 0, or -1 with an
+ * exception set. */
 static int enc_request(wbuf *b, uint64_t rid, PyObject *target, int pickle, PyObject *op,
-                       PyObject *args, long long timeout_ms)
+                       PyObject *const *args, Py_ssize_t nargs, long long timeout_ms)
 {
-    if (!PyBytes_Check(target) || !PyUnicode_Check(op) || !PyTuple_Check(args)) {
+    if (!PyBytes_Check(target) || !PyUnicode_Check(op) || nargs < 0) {
         PyErr_SetString(PyExc_TypeError, "ManagerBase: target (bytes), op (str), args "
                                          "(tuple) expected");
         return -1;
@@ -1706,8 +1707,8 @@ static int enc_request(wbuf *b, uint64_t rid, PyObject *target, int pickle, PyOb
     int rc = (rid && put_tag_varint(b, 0x08, rid)) ||
              put_bytes(b, PyBytes_AS_STRING(target), (size_t)PyBytes_GET_SIZE(target)) ||
              put_len_field(b, 0x22, ops, (size_t)oplen);
-    for (Py_ssize_t i = 0; !rc && i < PyTuple_GET_SIZE(args); i++)
-        rc = enc_field(b, 0x2a, PyTuple_GET_ITEM(args, i), pickle, 0);
+    for (Py_ssize_t i = 0; !rc && i < nargs; i++)
+        rc = enc_field(b, 0x2a, args[i], pickle, 0);
     if (!rc && timeout_ms)
         rc = put_tag_varint(b, 0x30,
                             ((uint64_t)timeout_ms << 1) ^ (uint64_t)(timeout_ms >> 63));
@@ -1786,8 +1787,8 @@ static int wait_reply(ManagerBase *s, uint64_t rid, int *status, PyObject **err,
  * on the stack, then sent and waited for in one stretch without the GIL; as
  * wait_reply. */
 static int roundtrip(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
-                     PyObject *args, long long timeout_ms, int *status, PyObject **err,
-                     PyObject **result)
+                     PyObject *const *args, Py_ssize_t nargs, long long timeout_ms,
+                     int *status, PyObject **err, PyObject **result)
 {
     void *h = h_of(s);
     if (!h)
@@ -1795,7 +1796,7 @@ static int roundtrip(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
     wbuf b;
     wbuf_init(&b);
     uint64_t rid = mlib.next_id(h);
-    if (enc_request(&b, rid, target, pickle, op, args, timeout_ms) ||
+    if (enc_request(&b, rid, target, pickle, op, args, nargs, timeout_ms) ||
         !(h = call_begin(s))) {
         wbuf_done(&b);
         return -1;
@@ -1975,12 +1976,22 @@ static int ll_arg(PyObject *o, long long *v)
 /* After the calling thread's pipelined writes (raising their first error; the other
  * threads' open batches sent too), a request and its reply: as wait_reply. */
 static int session_request(ManagerBase *s, PyObject *target, int pickle, PyObject *op,
-                           PyObject *args, long long timeout_ms, int *status,
-                           PyObject **err, PyObject **result)
+                           PyObject *const *args, Py_ssize_t nargs, long long timeout_ms,
+                           int *status, PyObject **err, PyObject **result)
 {
     if (send_all(s) || flush_thread(s, thread_ident()))
         return -1;
-    return roundtrip(s, target, pickle, op, args, timeout_ms, status, err, result);
+    return roundtrip(s, target, pickle, op, args, nargs, timeout_ms, status, err, result);
+}
+
+static PyObject *tuple_of(PyObject *const *a, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t && i < n; i++) {
+        Py_INCREF(a[i]);
+        PyTuple_SET_ITEM(t, i, a[i]);
+    }
+    return t;
 }
 
 /* The exception proxy._exception(op, args, status, err) raised; NULL. err: stolen. */
@@ -2000,13 +2011,14 @@ static PyObject *raise_status(PyObject *proxy, PyObject *op, PyObject *args, int
 }
 
 /* session_request() of a call with no timeout that only success suits: its result
- * (a new reference), or NULL with proxy._exception(...) raised. */
+ * (a new reference), or NULL with proxy._exception(...) raised (the arguments' tuple
+ * made for it then only). */
 static PyObject *session_op(ManagerBase *s, PyObject *proxy, PyObject *target, int pickle,
-                            PyObject *op, PyObject *args)
+                            PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
     int status;
     PyObject *err, *result;
-    if (session_request(s, target, pickle, op, args, 0, &status, &err, &result))
+    if (session_request(s, target, pickle, op, args, nargs, 0, &status, &err, &result))
         return NULL;
     if (status >= 0) {
         Py_XDECREF(err);
@@ -2015,7 +2027,26 @@ static PyObject *session_op(ManagerBase *s, PyObject *proxy, PyObject *target, i
         return result;
     }
     Py_XDECREF(result);
-    return raise_status(proxy, op, args, status, err);
+    PyObject *t = tuple_of(args, nargs);
+    if (!t) {
+        Py_XDECREF(err);
+        return NULL;
+    }
+    PyObject *r = raise_status(proxy, op, t, status, err);
+    Py_DECREF(t);
+    return r;
+}
+
+/* A tuple argument's items: 0, or -1 with TypeError set (what is not a tuple). */
+static int tuple_items(PyObject *t, PyObject *const **items, Py_ssize_t *n)
+{
+    if (!PyTuple_Check(t)) {
+        PyErr_SetString(PyExc_TypeError, "ManagerBase: args (tuple) expected");
+        return -1;
+    }
+    *items = &PyTuple_GET_ITEM(t, 0);
+    *n = PyTuple_GET_SIZE(t);
+    return 0;
 }
 
 /* request(target, pickle, op, args, timeout_ms) -> (status, error text, result) */
@@ -2028,10 +2059,11 @@ static PyObject *ManagerBase_request(ManagerBase *s, PyObject *const *a, Py_ssiz
         return NULL;
     }
     int status;
-    PyObject *err, *result;
-    if (ll_arg(a[4], &timeout) ||
-        session_request(s, a[0], PyObject_IsTrue(a[1]) == 1, a[2], a[3], timeout, &status,
-                        &err, &result))
+    PyObject *err, *result, *const *args;
+    Py_ssize_t nargs;
+    if (ll_arg(a[4], &timeout) || tuple_items(a[3], &args, &nargs) ||
+        session_request(s, a[0], PyObject_IsTrue(a[1]) == 1, a[2], args, nargs, timeout,
+                        &status, &err, &result))
         return NULL;
     PyObject *out = PyTuple_New(3);
     if (!out) {
@@ -2062,8 +2094,12 @@ static PyObject *ManagerBase_op(ManagerBase *s, PyObject *const *a, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "op(proxy, target, pickle, op, args) expected");
         return NULL;
     }
+    PyObject *const *args;
+    Py_ssize_t nargs;
+    if (tuple_items(a[4], &args, &nargs))
+        return NULL;
     return session_op(s, a[0], a[1], a[2] == Py_True || PyObject_IsTrue(a[2]) == 1, a[3],
-                      a[4]);
+                      args, nargs);
 }
 
 /* ---- the idle flusher ---- */
@@ -2297,7 +2333,10 @@ static int session_write(ManagerBase *s, PyObject *proxy, PyObject *target, int 
     wbuf_init(&b);
     unsigned long tid = thread_ident();
     PyObject *a[5] = {proxy, target, NULL, op, args}; /* append_write's references */
-    int rc = enc_request(&b, 0, target, pickle, op, args, timeout) ||
+    PyObject *const *items;
+    Py_ssize_t n;
+    int rc = tuple_items(args, &items, &n) ||
+             enc_request(&b, 0, target, pickle, op, items, n, timeout) ||
              append_write(s, tid, &b, a, now);
     wbuf_done(&b);
     if (rc)
@@ -2545,14 +2584,16 @@ static PyObject *global(PyObject *key)
     return v;
 }
 
-/* op(args) on p, waited for: its result (references made proxies) or NULL raised. */
-static PyObject *proxy_do(ProxyBase *p, PyObject *op, PyObject *args)
+/* op(args[0, nargs)) on p, waited for: its result (references made proxies) or NULL
+ * raised. */
+static PyObject *proxy_do(ProxyBase *p, PyObject *op, PyObject *const *args,
+                          Py_ssize_t nargs)
 {
     pcall c;
     if (pcall_begin(p, &c))
         return NULL;
     unsigned long before = py_decoded;
-    PyObject *r = session_op(c.s, (PyObject *)p, c.tgt, c.pickle, op, args);
+    PyObject *r = session_op(c.s, (PyObject *)p, c.tgt, c.pickle, op, args, nargs);
     pcall_done(&c);
     if (r && py_decoded != before) {
         PyObject *fn = global(pst.resolve);
@@ -2571,19 +2612,10 @@ static int pipeline_depth(long long *depth)
     return v ? ll_arg(v, depth) : -1;
 }
 
-/* A write whose result nobody needs (BaseProxy._write): pipelined, sent at once when
- * the class's _signals says it may wake someone (now < 0: look it up); waited for
- * when pipeline_depth is 0. 0, or -1 raised. */
-static int proxy_write(ProxyBase *p, PyObject *op, PyObject *args, int now)
+/* proxy_write's pipelined way, the arguments in tuple args. */
+static int proxy_write_tuple(ProxyBase *p, PyObject *op, PyObject *args, int now,
+                             long long depth)
 {
-    long long depth;
-    if (pipeline_depth(&depth))
-        return -1;
-    if (depth <= 0) {
-        PyObject *r = proxy_do(p, op, args);
-        Py_XDECREF(r);
-        return r ? 0 : -1;
-    }
     if (now < 0) {
         PyObject *v = PyObject_GetAttr((PyObject *)p, pst.signals);
         now = v ? PyObject_IsTrue(v) : -1;
@@ -2599,14 +2631,25 @@ static int proxy_write(ProxyBase *p, PyObject *op, PyObject *args, int now)
     return rc;
 }
 
-static PyObject *tuple_of(PyObject *const *a, Py_ssize_t n)
+/* A write whose result nobody needs (BaseProxy._write) of op(args[0, nargs)):
+ * pipelined, sent at once when the class's _signals says it may wake someone (now <
+ * 0: look it up); waited for when pipeline_depth is 0 (no tuple of the arguments made
+ * then, unless for an error). 0, or -1 raised. */
+static int proxy_write(ProxyBase *p, PyObject *op, PyObject *const *args,
+                       Py_ssize_t nargs, int now)
 {
-    PyObject *t = PyTuple_New(n);
-    for (Py_ssize_t i = 0; t && i < n; i++) {
-        Py_INCREF(a[i]);
-        PyTuple_SET_ITEM(t, i, a[i]);
+    long long depth;
+    if (pipeline_depth(&depth))
+        return -1;
+    if (depth <= 0) {
+        PyObject *r = proxy_do(p, op, args, nargs);
+        Py_XDECREF(r);
+        return r ? 0 : -1;
     }
-    return t;
+    PyObject *t = tuple_of(args, nargs); /* kept with the batch item, for its error */
+    int rc = t ? proxy_write_tuple(p, op, t, now, depth) : -1;
+    Py_XDECREF(t);
+    return rc;
 }
 
 /* _op(op, *args) -> result: BaseProxy._op */
@@ -2616,10 +2659,7 @@ static PyObject *ProxyBase_op(ProxyBase *p, PyObject *const *a, Py_ssize_t n)
         PyErr_SetString(PyExc_TypeError, "_op(op, *args)");
         return NULL;
     }
-    PyObject *args = tuple_of(a + 1, n - 1);
-    PyObject *r = args ? proxy_do(p, a[0], args) : NULL;
-    Py_XDECREF(args);
-    return r;
+    return proxy_do(p, a[0], a + 1, n - 1);
 }
 
 /* _write(op, *args): BaseProxy._write */
@@ -2629,10 +2669,7 @@ static PyObject *ProxyBase_write(ProxyBase *p, PyObject *const *a, Py_ssize_t n)
         PyErr_SetString(PyExc_TypeError, "_write(op, *args)");
         return NULL;
     }
-    PyObject *args = tuple_of(a + 1, n - 1);
-    int rc = args ? proxy_write(p, a[0], args, -1) : -1;
-    Py_XDECREF(args);
-    if (rc)
+    if (proxy_write(p, a[0], a + 1, n - 1, -1))
         return NULL;
     Py_RETURN_NONE;
 }
@@ -2644,10 +2681,7 @@ static PyObject *ProxyBase_write_set(ProxyBase *p, PyObject *const *a, Py_ssize_
         PyErr_SetString(PyExc_TypeError, "__setitem__(key, value)");
         return NULL;
     }
-    PyObject *args = tuple_of(a, 2);
-    int rc = args ? proxy_write(p, pst.set, args, -1) : -1;
-    Py_XDECREF(args);
-    if (rc)
+    if (proxy_write(p, pst.set, a, 2, -1))
         return NULL;
     Py_RETURN_NONE;
 }
@@ -2655,10 +2689,7 @@ static PyObject *ProxyBase_write_set(ProxyBase *p, PyObject *const *a, Py_ssize_
 /* _write_append(x): a list's append */
 static PyObject *ProxyBase_write_append(ProxyBase *p, PyObject *x)
 {
-    PyObject *args = PyTuple_Pack(1, x);
-    int rc = args ? proxy_write(p, pst.append, args, -1) : -1;
-    Py_XDECREF(args);
-    if (rc)
+    if (proxy_write(p, pst.append, &x, 1, -1))
         return NULL;
     Py_RETURN_NONE;
 }
@@ -2667,9 +2698,7 @@ static PyObject *ProxyBase_write_append(ProxyBase *p, PyObject *x)
  * to it (managers._nested) */
 static PyObject *ProxyBase_get_nested(ProxyBase *p, PyObject *key)
 {
-    PyObject *args = PyTuple_Pack(1, key);
-    PyObject *r = args ? proxy_do(p, pst.get, args) : NULL;
-    Py_XDECREF(args);
+    PyObject *r = proxy_do(p, pst.get, &key, 1);
     if (r && (PyList_CheckExact(r) || PyDict_CheckExact(r))) {
         PyObject *fn = global(pst.nested);
         PyObject *out =
@@ -2723,7 +2752,7 @@ static PyObject *lock_acquire(ProxyBase *p)
         return NULL;
     int status;
     PyObject *err = NULL, *result = NULL, *out = NULL;
-    if (session_request(c.s, c.tgt, c.pickle, pst.acquire, empty_tuple, -1, &status, &err,
+    if (session_request(c.s, c.tgt, c.pickle, pst.acquire, NULL, 0, -1, &status, &err,
                         &result))
         goto done;
     if (status == 0) {
@@ -2770,8 +2799,8 @@ static int lock_release(ProxyBase *p)
     if (rc)
         return -1;
     if (n >= 1)
-        return proxy_write(p, pst.release, empty_tuple, 1);
-    PyObject *r = proxy_do(p, pst.release, empty_tuple);
+        return proxy_write(p, pst.release, NULL, 0, 1);
+    PyObject *r = proxy_do(p, pst.release, NULL, 0);
     Py_XDECREF(r);
     return r ? 0 : -1;
 }

@@ -150,6 +150,29 @@ class BrokerTest(manager_case.ManagerCase):
         self.assertEqual(set(errs.values()), {None})
         managers.flush()  # nothing left for this thread
 
+    def test_threads_share_the_session_unpipelined(self):
+        # every call waits (no batches): the threads' round trips cross on the one
+        # session, each reply reaching its own thread, each thread's writes in order
+        managers.pipeline_depth = 0
+        d, go, bad = self.m.dict(), threading.Barrier(4), []
+        ls = [self.m.list() for _ in range(4)]
+
+        def worker(n):
+            go.wait()
+            for i in range(500):
+                d[n] = i
+                ls[n].append(i)
+                if d[n] != i:
+                    bad.append((n, i))
+
+        ts = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(bad, [])
+        self.assertEqual([l[:] for l in ls], [list(range(500))] * 4)
+
     def test_a_depth_of_one_collects_before_each_write(self):
         managers.pipeline_depth = 1
         l = self.m.list()
