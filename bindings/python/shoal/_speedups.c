@@ -1086,11 +1086,9 @@ static void wbuf_done(wbuf *b)
         PyMem_Free(b->p);
 }
 
-/* Room for n more bytes: 0, or -1 with MemoryError set. */
-static int wbuf_room(wbuf *b, size_t n)
+/* wbuf_room's growing. */
+static __attribute__((noinline)) int wbuf_grow(wbuf *b, size_t n)
 {
-    if (b->len + n <= b->cap)
-        return 0;
     size_t cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n + 256;
     uint8_t *p = b->p == b->local ? PyMem_Malloc(cap) : PyMem_Realloc(b->p, cap);
     if (!p) {
@@ -1102,6 +1100,12 @@ static int wbuf_room(wbuf *b, size_t n)
     b->p = p;
     b->cap = cap;
     return 0;
+}
+
+/* Room for n more bytes: 0, or -1 with MemoryError set. */
+static inline int wbuf_room(wbuf *b, size_t n)
+{
+    return b->len + n <= b->cap ? 0 : wbuf_grow(b, n);
 }
 
 static int put_bytes(wbuf *b, const void *p, size_t n)
@@ -1123,13 +1127,15 @@ static size_t varint_len(uint64_t v)
     return n;
 }
 
-static void varint_at(uint8_t *p, uint64_t v)
+/* Writes varint v at p: the end of what it wrote. */
+static uint8_t *varint_at(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    *p = (uint8_t)v;
+    *p++ = (uint8_t)v;
+    return p;
 }
 
 /* A tag byte (every field number here is below 16) and a varint. */
@@ -1137,9 +1143,8 @@ static int put_tag_varint(wbuf *b, uint8_t tag, uint64_t v)
 {
     if (wbuf_room(b, 11))
         return -1;
-    b->p[b->len++] = tag;
-    varint_at(b->p + b->len, v);
-    b->len += varint_len(v);
+    b->p[b->len] = tag;
+    b->len = (size_t)(varint_at(b->p + b->len + 1, v) - b->p);
     return 0;
 }
 
