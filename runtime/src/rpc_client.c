@@ -6,8 +6,9 @@
  * background: a thread that must wait for its call (a response, credit to send, the
  * status) either becomes the channel's reader — it receives a frame with the mutex
  * released, then dispatches it, and whatever else already arrived, to the calls they
- * belong to (with no other thread asleep on the channel, only until its own call has
- * what it waits for: a round trip makes no receive that finds nothing) — or, when
+ * belong to (with no other thread asleep on the channel and no frame at hand in the
+ * transport, only until its own call has what it waits for: a round trip makes no
+ * receive that finds nothing) — or, when
  * another thread is reading, sleeps on its own call's condition variable. A frame wakes
  * only the thread of its call (not every thread waiting on the channel), and a thread
  * that leaves with nobody reading wakes one sleeper to take the reader's turn. So a
@@ -124,10 +125,17 @@ static void dispatch(shoal_rpc_channel *ch, const uint8_t *buf, size_t len)
 
 static int ready(const rpc_call *c, int what);
 
+/* Whether the reader need not read on for others (mu held): no thread sleeps on the
+ * channel and the transport says no frame is at hand (one that does not say: read). */
+static int nothing_else(shoal_rpc_channel *ch)
+{
+    return !ch->sleepers && ch->conn->at_hand && !ch->conn->at_hand(ch->conn);
+}
+
 /* Receives and dispatches frames (one, then those already there, until the reader's
- * own call k has what it waits for — `what` — while no other thread sleeps on the
- * channel: a round trip then pays for no receive that finds nothing), or waits for
- * the thread that does (mu held). */
+ * own call k has what it waits for — `what` — when nothing_else: a round trip then
+ * pays for no receive that finds nothing), or waits for the thread that does (mu
+ * held). */
 static void pump(struct shoal_rpc_call *k, int what, int64_t deadline)
 {
     shoal_rpc_channel *ch = k->ch;
@@ -147,7 +155,7 @@ static void pump(struct shoal_rpc_call *k, int what, int64_t deadline)
     pthread_mutex_lock(&ch->mu);
     for (int n = 0; rc == 1; n++) {
         dispatch(ch, buf, len);
-        if (n == READ_BATCH || ch->broken || (!ch->sleepers && ready(&k->c, what)))
+        if (n == READ_BATCH || ch->broken || (nothing_else(ch) && ready(&k->c, what)))
             break;
         rc = ch->conn->ops->recv(ch->conn, &buf, &len, SHOAL_NOWAIT);
     }

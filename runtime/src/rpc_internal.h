@@ -114,6 +114,11 @@ struct rpc_conn {
     int (*send_later)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
     /* With send_later: writes the frames it kept now. 0 or a code of ops->send. */
     int (*flush)(rpc_conn *c, shoal_duration timeout);
+    /* Client side, optional (NULL: not known): 1 when a frame is at hand, one that a
+     * recv returns without reading the connection (the rest of a shm:// batch
+     * message), else 0. A reader whose call got what it waits for stops there when
+     * nothing is at hand (rpc_client.c, pump), instead of a receive that finds none. */
+    int (*at_hand)(rpc_conn *c);
     /* Server side, set by the transport: the responses sent while the loop's thread
      * reads c leave together too (shm://), so inline receive keeps them together and
      * is offered despite send_later. */

@@ -435,6 +435,12 @@ static int shm_recv(rpc_conn *base, const uint8_t **buf, size_t *len,
     return rc;
 }
 
+/* rpc_conn.at_hand: frames of a batch message not taken yet (the receiving thread's). */
+static int shm_at_hand(rpc_conn *base)
+{
+    return ((shm_conn *)base)->left != 0;
+}
+
 /* What a turn kept goes before the connection is let go (best effort: the peer may
  * be gone). */
 static void out_drain(shm_conn *c)
@@ -558,6 +564,7 @@ int rpc__shm_connect(rpc_conn **out, const char *name,
     spin_seat(c, spin_open(name, SHOAL_OPEN, attr));
     c->base.send_later = shm_send_later; /* at once until the ACCEPT says batch */
     c->base.flush = shm_flush;
+    c->base.at_hand = shm_at_hand;
     *out = &c->base;
     return 0;
 }
