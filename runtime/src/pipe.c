@@ -68,6 +68,8 @@ struct pipe_ctl {
     uint32_t magic;
     uint32_t pad;
     struct pipe_end end[2];
+    /* Per ring, the busy words of each user slot (ring_bias.c). */
+    struct shoal__bias_line busy[2][SHOAL_MAX_USERS];
 };
 
 #define CTL_BYTES ((sizeof(struct pipe_ctl) + 63) & ~(size_t)63)
@@ -278,7 +280,8 @@ static int pipe_rings(shoal__seg *seg, const shoal__ring_geom *g, shoal__ring ri
 {
     const struct pipe_ctl *ctl = (const struct pipe_ctl *)seg->payload;
     size_t rb = shoal__ring_bytes(g);
-    if (seg->hdr->payload_size < CTL_BYTES + 2 * rb || ctl->magic != PIPE_MAGIC)
+    if (seg->hdr->payload_size < CTL_BYTES + 2 * rb || ctl->magic != PIPE_MAGIC ||
+        !(g->flags & SHOAL__RING_SPSC))
         return shoal__err(SHOAL_ECORRUPT,
                           "pipe \"%s\": payload fails validation (corrupt)", seg->name);
     int rc;
@@ -320,10 +323,16 @@ static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
     int rc;
     if (end != 0 && end != 1)
         return shoal__err(SHOAL_EINVAL, "pipe: end %d is not 0 or 1", end);
+    shoal_queue_config spsc;
     if (mode != SHOAL_OPEN || cfg) {
         if (mode == SHOAL_OPEN && cfg && !cfg->type && cfg->max_msg == 0)
             cfg = NULL; /* any variable-size pipe */
-        else if ((rc = shoal__ring_geom_make(cfg, "pipe", name, &g)))
+        else if (cfg) {
+            spsc = *cfg;
+            spsc.spsc = 1; /* biased SPSC rings, whatever cfg says (see the top) */
+            cfg = &spsc;
+        }
+        if (cfg && (rc = shoal__ring_geom_make(cfg, "pipe", name, &g)))
             return rc;
     }
     if (cfg) {
@@ -350,6 +359,8 @@ static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
         (rc = shoal__ring_check_cfg(&g, cfg, "pipe", p->seg->name)) ||
         (rc = pipe_rings(p->seg, &g, ring)))
         goto fail;
+    for (int i = 0; i < 2; i++)
+        shoal__ring_set_bias(&ring[i], p->ctl->busy[i]);
     p->tx = ring[end];
     p->rx = ring[1 - end];
     p->seg->on_fork = hold_after_fork;
