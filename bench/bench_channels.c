@@ -17,10 +17,6 @@
  *   shoal_mpmcq_poll_rtt
  *                      the same over two MPMC queues, polling: the Pipe's rings
  *                      without the Pipe
- *   shoal_spipe_poll_rtt
- *                      the same over a pipe created with SPSC rings (cfg.spsc: each
- *                      end used by one process at a time), polling: the Pipe with
- *                      the rings of the queue pair
  *
  * Each process opens the objects by name (open-or-create) in a private SHOAL_ROOT;
  * throughput cases keep the default spin budget. Queues hold BENCH_CAPACITY messages.
@@ -310,7 +306,6 @@ static struct side open_side(const struct ch_arg *a, int use_pipe, int end)
         shoal_queue_config cfg = {0};
         cfg.type = &msg_type;
         cfg.capacity = BENCH_CAPACITY;
-        cfg.spsc = a->spsc;
         int rc =
             shoal_pipe_open(&s.pipe, obj_name, end, SHOAL_OPEN_OR_CREATE, &cfg, NULL);
         if (rc)
@@ -424,7 +419,7 @@ int main(int argc, char **argv)
     const char *cases =
         "shoal_spsc shoal_spsc_batch shoal_mpmc shoal_mpmc_2p2c shoal_loan "
         "shoal_pipe_poll_rtt shoal_pipe_sleep_rtt shoal_queue_poll_rtt "
-        "shoal_queue_sleep_rtt shoal_mpmcq_poll_rtt shoal_spipe_poll_rtt";
+        "shoal_queue_sleep_rtt shoal_mpmcq_poll_rtt";
     struct bargs a = parse_args(argc, argv, cases);
     const char *c = a.name;
     bench_root();
@@ -466,12 +461,11 @@ int main(int argc, char **argv)
         a.count = ch.count;
     } else if (strstr(c, "_rtt") && !strncmp(c, "shoal_", 6)) {
         struct rtt_arg r = {ch, 0};
-        int mpmc_pipe = !strncmp(c, "shoal_pipe_", 11);
-        r.use_pipe = mpmc_pipe || !strncmp(c, "shoal_spipe_", 12);
+        r.use_pipe = !strncmp(c, "shoal_pipe_", 11);
         int poll = strstr(c, "_poll_") != NULL;
         if (!poll && !strstr(c, "_sleep_"))
             goto unknown;
-        r.ch.spsc = !mpmc_pipe && strncmp(c, "shoal_mpmcq_", 12) != 0;
+        r.ch.spsc = strncmp(c, "shoal_mpmcq_", 12) != 0;
         r.ch.spin_ns = poll ? SHOAL_SEC(10) : 0;
         rtt = 1;
         rc = run_pair(ctl, ping, &r, pong, &r);

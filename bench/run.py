@@ -89,8 +89,6 @@ RTT = [
      "shoal_queue_sleep_rtt"),
     ("mpmcq_poll", "shoal MPMC queue pair, polling (the Pipe's rings)", "bench_channels",
      "shoal_mpmcq_poll_rtt"),
-    ("spipe_poll", "shoal Pipe with SPSC rings (cfg.spsc), polling", "bench_channels",
-     "shoal_spipe_poll_rtt"),
     ("pipe", "pipe(2)", "bench_fd", "pipe_rtt"),
     ("unix", "Unix socketpair (stream)", "bench_fd", "unix_rtt"),
     ("mq", "POSIX mq", "bench_mq", "mq_rtt"),

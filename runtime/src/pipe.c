@@ -1,11 +1,15 @@
 /*
  * pipe.c — Pipe: a duplex channel, two rings in one segment.
  *
- * Payload: a control block with one line per end (its holders and a closed flag),
- * then ring 0 (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings
- * are those of ring.c, so a process killed in the middle of a send or receive leaves
- * the ring usable, and the MPMC rings (the default) let several processes use one end
- * at once.
+ * Payload: a control block with one line per end (its holders and a closed flag) and
+ * the busy words of the two rings (one line per user slot and ring), then ring 0
+ * (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings are SPSC
+ * rings (ring_spsc.c: a message moves in the one line of its slot) made biased
+ * (ring_bias.c), whatever the configuration's spsc says: several processes, and
+ * several threads of each, may use one end at once, taking turns on each side of a
+ * ring by a right that stays with the process that last used it — so the common case,
+ * one process at each end, costs what an SPSC queue pair costs — and a process killed
+ * in the middle of a send or receive leaves the ring usable.
  *
  * Holding an end: an end may be held by several processes at once, as a file
  * descriptor may. Each end has one holder entry per user slot of the segment (owner

@@ -6,7 +6,11 @@
  * Two algorithms share the layout of the ring header: multi-producer multi-consumer
  * (ring_mpmc.c: a state word per slot records who reserved or claimed it) and
  * single-producer single-consumer (ring_spsc.c: dense slots with a ready marker each,
- * and head and tail indexes).
+ * and head and tail indexes). An SPSC ring may be made biased (ring_bias.c: a Pipe's
+ * rings): each side's right then belongs to one process at a time, which a put or get
+ * checks around its SPSC step, and another process revokes; the put and get below
+ * take the fast attempt inside that right, and their general path runs the try forms
+ * through it.
  * Each fills one table of operations (struct shoal__ring_ops in ring_internal.h);
  * attach picks the table from the geometry's flags and every operation below makes one
  * indirect call through it — except the first attempt of a put or get on an SPSC ring,
@@ -16,7 +20,8 @@
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
  * (tail), the SPSC producer's own line (its in-flight marker and the tag of the view
  * whose put began last: ring_spsc.c), the consumer's line (head), one line
- * per futex word and a line of shutdown and recovery state. Counters are derived from the
+ * per futex word and a line of shutdown and recovery state (with a biased ring's bias
+ * words). Counters are derived from the
  * indexes (puts = tail - skipped, gets = head - skipped), so the fast path pays nothing
  * for them; only waits are counted, when a call is about to wait.
  *
