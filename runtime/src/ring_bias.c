@@ -124,9 +124,9 @@ struct bias_wait {
 static int bias_ready(void *obj)
 {
     struct bias_wait *w = obj;
-    if (w->on_busy)
-        return atomic_load(&w->r->busy[shoal__owner_slot(w->who)].side[w->side]) !=
-               w->who;
+    int slot = shoal__owner_slot(w->who);
+    if (w->on_busy) /* an id naming no slot (a damaged word) has no busy word */
+        return slot < 0 || atomic_load(&w->r->busy[slot].side[w->side]) != w->who;
     return atomic_load(&w->r->h->bias[w->side]) != w->b;
 }
 
