@@ -27,6 +27,12 @@
  *          stores the next lap's free word: the MPMC slot's steps with no index
  *          and no code around them, beside spin1d (the same without the two
  *          compare-and-swaps).
+ *   spin1b the exchange over two rings of BENCH_CAPACITY one-line slots with ready
+ *          markers, each side biased to one process: before each attempt a side
+ *          stores its busy word (on its own line, with the index) and loads its bias
+ *          word (on a line only a revoker writes), and clears busy after it (the
+ *          biased SPSC ring of a Pipe, pipe.c), beside spin1d (the same with no
+ *          busy or bias word).
  *   futex  one word, each side sleeping in FUTEX_WAIT at once (no spinning) until
  *          the other writes it and calls FUTEX_WAKE: round trip with the receiver
  *          asleep.
@@ -309,6 +315,109 @@ static int spin1c_pong(struct bctl *ctl, int idx, void *p)
     return 0;
 }
 
+/* ---- spin ping-pong through biased SPSC rings
+ * ---------------------------------------------------------
+ */
+
+/* A ring of spin1b: the producer's line (its busy word, the tail), the consumer's
+ * line (its busy word, the head), a line only a revoker or a closer writes (the two
+ * sides' bias words, closed), then BENCH_CAPACITY one-line slots of a ready marker
+ * and the message. */
+struct bring {
+    _Alignas(64) _Atomic uint64_t put_busy;
+    _Atomic uint64_t tail;
+    _Alignas(64) _Atomic uint64_t get_busy;
+    _Atomic uint64_t head;
+    _Alignas(64) _Atomic uint64_t put_bias, get_bias;
+    _Atomic uint32_t closed;
+    struct cslot slots[BENCH_CAPACITY];
+};
+
+static struct bring *b_ring(const struct pp_arg *a, int which)
+{
+    return (struct bring *)(void *)a->word + which;
+}
+
+/* Marks the side busy (a plain store on the holder's line), then checks that the
+ * side's bias still names the holder: the holder's half of the revoking handshake. */
+static void b_enter(_Atomic uint64_t *busy, _Atomic uint64_t *bias, uint64_t me)
+{
+    atomic_store_explicit(busy, me, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(bias, memory_order_relaxed) != me)
+        bfail("spin1b: bias lost");
+}
+
+static void b_send(struct bring *r, uint64_t i, uint64_t me)
+{
+    b_enter(&r->put_busy, &r->put_bias, me);
+    if (atomic_load_explicit(&r->closed, memory_order_relaxed))
+        bfail("spin1b: closed");
+    struct cslot *s = &r->slots[i % BENCH_CAPACITY];
+    atomic_store_explicit(&s->data, i, memory_order_relaxed);
+    atomic_store_explicit(&s->word, i + 1, memory_order_release);
+    atomic_store_explicit(&r->tail, i + 1, memory_order_release);
+    atomic_store_explicit(&r->put_busy, 0, memory_order_release);
+}
+
+static void b_recv(struct bring *r, uint64_t i, uint64_t me)
+{
+    for (;;) {
+        b_enter(&r->get_busy, &r->get_bias, me);
+        uint64_t hd = atomic_load_explicit(&r->head, memory_order_relaxed);
+        struct cslot *s = &r->slots[hd % BENCH_CAPACITY];
+        if (atomic_load_explicit(&s->word, memory_order_acquire) == hd + 1) {
+            if (hd != i || atomic_load_explicit(&s->data, memory_order_relaxed) != i)
+                bfail("spin1b: message %llu lost", (unsigned long long)i);
+            atomic_store_explicit(&r->head, hd + 1, memory_order_release);
+            atomic_store_explicit(&r->get_busy, 0, memory_order_release);
+            return;
+        }
+        atomic_store_explicit(&r->get_busy, 0, memory_order_release);
+        cpu_relax();
+    }
+}
+
+/* Each ring's sides biased to the one process that uses them. */
+static void b_format(struct pp_arg *a)
+{
+    atomic_init(&b_ring(a, 0)->put_bias, 1);
+    atomic_init(&b_ring(a, 0)->get_bias, 2);
+    atomic_init(&b_ring(a, 1)->put_bias, 2);
+    atomic_init(&b_ring(a, 1)->get_bias, 1);
+}
+
+static int spin1b_ping(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    int64_t *lat = lat_alloc(a->count);
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        int64_t t = now_ns();
+        b_send(b_ring(a, 0), i, 1);
+        b_recv(b_ring(a, 1), i, 1);
+        if (i >= a->warm)
+            lat[i - a->warm] = now_ns() - t;
+    }
+    lat_summarise(ctl, lat, a->count);
+    return 0;
+}
+
+static int spin1b_pong(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        b_recv(b_ring(a, 0), i, 2);
+        b_send(b_ring(a, 1), i, 2);
+    }
+    return 0;
+}
+
 /* ---- futex ping-pong -----------------------------------------------------------------
  */
 
@@ -368,10 +477,12 @@ static int futex_pong(struct bctl *ctl, int idx, void *p)
 static int run_pingpong(struct bargs a, role_fn ping, role_fn pong, size_t data_off)
 {
     struct pp_arg pa = {0};
-    /* Room for spin1c's two rings; the other cases use the first lines. */
-    pa.word = shared_alloc(2 * BENCH_CAPACITY * sizeof(struct cslot));
+    /* Room for spin1c's or spin1b's two rings; the other cases use the first lines. */
+    pa.word = shared_alloc(2 * sizeof(struct bring));
     if (ping == spin1c_ping)
         c_format(&pa);
+    if (ping == spin1b_ping)
+        b_format(&pa);
     pa.data_off = data_off;
     pa.count = a.count;
     pa.warm = BENCH_WARM(a.count);
@@ -398,8 +509,8 @@ static int run_clock(struct bargs a)
 
 int main(int argc, char **argv)
 {
-    struct bargs a =
-        parse_args(argc, argv, "ring ring_hyst spin spin2 spin1d spin1c futex clock");
+    struct bargs a = parse_args(
+        argc, argv, "ring ring_hyst spin spin2 spin1d spin1c spin1b futex clock");
     if (!strcmp(a.name, "ring"))
         return run_ring(a, 1);
     if (!strcmp(a.name, "ring_hyst"))
@@ -412,6 +523,8 @@ int main(int argc, char **argv)
         return run_pingpong(a, spin2_ping, spin2_pong, 8);
     if (!strcmp(a.name, "spin1c"))
         return run_pingpong(a, spin1c_ping, spin1c_pong, 0);
+    if (!strcmp(a.name, "spin1b"))
+        return run_pingpong(a, spin1b_ping, spin1b_pong, 0);
     if (!strcmp(a.name, "futex"))
         return run_pingpong(a, futex_ping, futex_pong, 0);
     if (!strcmp(a.name, "clock"))

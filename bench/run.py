@@ -77,6 +77,8 @@ RTT = [
      "spin1d"),
     ("spin1c", "bare spin ping-pong, two rings with MPMC slot steps (polling)",
      "bench_bare", "spin1c"),
+    ("spin1b", "bare spin ping-pong, two biased SPSC rings (polling)", "bench_bare",
+     "spin1b"),
     ("futex", "bare futex ping-pong (asleep)", "bench_bare", "futex"),
     ("pipe_poll", "**shoal** Pipe, polling", "bench_channels", "shoal_pipe_poll_rtt"),
     ("pipe_sleep", "**shoal** Pipe, asleep (spin budget 0)", "bench_channels",

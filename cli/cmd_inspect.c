@@ -12,6 +12,7 @@
  * the number of watchers.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,14 +214,18 @@ static void print_queued(void *arg, const void *msg, size_t len)
     print_item(q->in, label, msg, len);
 }
 
-static int show_ring(shoal_inspect *in, int ring, const char *label)
+/* A queue's ring, or a pipe's (pipe: its rings are biased SPSC rings, whose sides
+ * processes use by turns). */
+static int show_ring(shoal_inspect *in, int ring, const char *label, bool pipe)
 {
     shoal_queue_stats st;
     int rc = shoal_inspect_ring_stats(in, ring, &st);
     if (rc)
         return damaged(label, rc);
     printf("%-13s %s, %s, depth %" PRIu64 " of %" PRIu64 "\n", label,
-           st.spsc ? "single-producer single-consumer" : "multi-producer multi-consumer",
+           pipe      ? "producers and consumers by turns"
+           : st.spsc ? "single-producer single-consumer"
+                     : "multi-producer multi-consumer",
            st.closed ? "shut down" : "open", st.depth, st.capacity);
     printf("counters      puts %" PRIu64 ", gets %" PRIu64 ", full waits %" PRIu64
            ", empty waits %" PRIu64 "\n",
@@ -257,14 +262,14 @@ static int show_channel(shoal_inspect *in, const shoal_inspect_header *h)
     if (shoal_inspect_type(in, &t) == 0 && !t->typecode && !t->nfields)
         printf("max message   %" PRIu64 " bytes\n", h->elem_size);
     if (n == 1)
-        return show_ring(in, 0, "queue");
+        return show_ring(in, 0, "queue", false);
     int rc = 0;
     for (int end = 0; end < 2; end++)
         print_end(in, end);
     for (int ring = 0; ring < 2; ring++) {
         char label[32];
         snprintf(label, sizeof(label), "end %d -> %d", ring, 1 - ring);
-        int r = show_ring(in, ring, label);
+        int r = show_ring(in, ring, label, true);
         rc = rc ? rc : r;
     }
     return rc;

@@ -84,8 +84,10 @@ static inline void shoal__test_point(const char *point)
 
 /* ---- segments (segment.c) ---------------------------------------------------------- */
 
+/* Format versions: 3: SPSC puts without a CAS; 4: SPSC slot markers; 5: a Pipe's
+ * rings are biased SPSC rings (ring_bias.c). */
 #define SHOAL_MAGIC          0x47455324414f4853ULL /* "SHOA$SEG" little-endian */
-#define SHOAL_FORMAT_VERSION 4 /* 3: SPSC puts without a CAS; 4: SPSC slot markers */
+#define SHOAL_FORMAT_VERSION 5
 #define SHOAL_HEADER_SIZE    4096
 #define SHOAL_MAX_USERS      64
 #define SHOAL_STATE_READY    0x52454459u /* "READY" */

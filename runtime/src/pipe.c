@@ -1,11 +1,15 @@
 /*
  * pipe.c — Pipe: a duplex channel, two rings in one segment.
  *
- * Payload: a control block with one line per end (its holders and a closed flag),
- * then ring 0 (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings
- * are those of ring.c, so a process killed in the middle of a send or receive leaves
- * the ring usable, and the MPMC rings (the default) let several processes use one end
- * at once.
+ * Payload: a control block with one line per end (its holders and a closed flag) and
+ * the busy words of the two rings (one line per user slot and ring), then ring 0
+ * (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings are SPSC
+ * rings (ring_spsc.c: a message moves in the one line of its slot) made biased
+ * (ring_bias.c), whatever the configuration's spsc says: several processes, and
+ * several threads of each, may use one end at once, taking turns on each side of a
+ * ring by a right that stays with the process that last used it — so the common case,
+ * one process at each end, costs what an SPSC queue pair costs — and a process killed
+ * in the middle of a send or receive leaves the ring usable.
  *
  * Holding an end: an end may be held by several processes at once, as a file
  * descriptor may. Each end has one holder entry per user slot of the segment (owner
@@ -68,6 +72,8 @@ struct pipe_ctl {
     uint32_t magic;
     uint32_t pad;
     struct pipe_end end[2];
+    /* Per ring, the busy words of each user slot (ring_bias.c). */
+    struct shoal__bias_line busy[2][SHOAL_MAX_USERS];
 };
 
 #define CTL_BYTES ((sizeof(struct pipe_ctl) + 63) & ~(size_t)63)
@@ -278,7 +284,8 @@ static int pipe_rings(shoal__seg *seg, const shoal__ring_geom *g, shoal__ring ri
 {
     const struct pipe_ctl *ctl = (const struct pipe_ctl *)seg->payload;
     size_t rb = shoal__ring_bytes(g);
-    if (seg->hdr->payload_size < CTL_BYTES + 2 * rb || ctl->magic != PIPE_MAGIC)
+    if (seg->hdr->payload_size < CTL_BYTES + 2 * rb || ctl->magic != PIPE_MAGIC ||
+        !(g->flags & SHOAL__RING_SPSC))
         return shoal__err(SHOAL_ECORRUPT,
                           "pipe \"%s\": payload fails validation (corrupt)", seg->name);
     int rc;
@@ -320,10 +327,16 @@ static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
     int rc;
     if (end != 0 && end != 1)
         return shoal__err(SHOAL_EINVAL, "pipe: end %d is not 0 or 1", end);
+    shoal_queue_config spsc;
     if (mode != SHOAL_OPEN || cfg) {
         if (mode == SHOAL_OPEN && cfg && !cfg->type && cfg->max_msg == 0)
             cfg = NULL; /* any variable-size pipe */
-        else if ((rc = shoal__ring_geom_make(cfg, "pipe", name, &g)))
+        else if (cfg) {
+            spsc = *cfg;
+            spsc.spsc = 1; /* biased SPSC rings, whatever cfg says (see the top) */
+            cfg = &spsc;
+        }
+        if (cfg && (rc = shoal__ring_geom_make(cfg, "pipe", name, &g)))
             return rc;
     }
     if (cfg) {
@@ -350,6 +363,8 @@ static int pipe_attach(shoal_pipe **out, const char *name, int end, int mode,
         (rc = shoal__ring_check_cfg(&g, cfg, "pipe", p->seg->name)) ||
         (rc = pipe_rings(p->seg, &g, ring)))
         goto fail;
+    for (int i = 0; i < 2; i++)
+        shoal__ring_set_bias(&ring[i], p->ctl->busy[i]);
     p->tx = ring[end];
     p->rx = ring[1 - end];
     p->seg->on_fork = hold_after_fork;

@@ -51,6 +51,14 @@ struct shoal__ring_waiter {
     bool blocking; /* a blocking call's wait (not the event loop's): see the hook */
 };
 
+/* A biased ring's busy words of one user slot (ring_bias.c): per side (0: producers,
+ * 1: consumers), the owner id of the slot's process while one of its threads is
+ * inside a put or get of that side, else 0. A line of its own, written only by that
+ * process, read by a process revoking the side. */
+struct shoal__bias_line {
+    _Alignas(64) _Atomic uint32_t side[2];
+};
+
 /* A process's view of a ring (plus the SPSC side's cached copies of the other
  * side's index: hints only, always <= the real value). */
 typedef struct shoal__ring {
@@ -67,6 +75,11 @@ typedef struct shoal__ring {
     unsigned put_gen;                  /* SPSC: put_id is for this fork generation */
     uint64_t put_tag;                  /* SPSC: put_view's value; 0: none (ring_spsc.c) */
     uint64_t tail_own;                 /* SPSC: the tail after this view's last put */
+    struct shoal__bias_line *busy;     /* biased: the busy words (ring_bias.c); NULL:
+                                          not biased */
+    uint32_t bias_me;                  /* biased: this process's owner id, */
+    int bias_slot;                     /* its user slot, */
+    unsigned bias_gen;                 /* for this fork generation */
     unsigned char *loan, *peek;        /* SPSC: the outstanding loan / peeked slot */
     _Atomic int64_t next_scan_ns;      /* MPMC: next look for dead owners */
     _Atomic uint32_t scan_polls;       /* MPMC: attempts that found nothing (0 before
@@ -139,6 +152,10 @@ int shoal__queue_inspect(shoal_queue *q, size_t max,
 /* The channel check run by waits on this ring that have no hook of their own (the
  * event loop's): the pipe's peer check. NULL: none. */
 void shoal__ring_set_hook(shoal__ring *r, const shoal__ring_hook *hook);
+/* Makes an SPSC ring biased (ring_bias.c): several processes and threads may then
+ * put (and get) at once, one at a time by the right each side's bias word gives.
+ * busy: SHOAL_MAX_USERS lines in the segment, zero-filled at creation. */
+void shoal__ring_set_bias(shoal__ring *r, struct shoal__bias_line *busy);
 /* Fills *out for the ring's readable (a message, or the end of the stream: ready()
  * returns SHOAL_EEOF / the hook's code) or writable (room; SHOAL_ECLOSED once shut
  * down) side. Valid while the ring stays attached. */

@@ -6,7 +6,11 @@
  * Two algorithms share the layout of the ring header: multi-producer multi-consumer
  * (ring_mpmc.c: a state word per slot records who reserved or claimed it) and
  * single-producer single-consumer (ring_spsc.c: dense slots with a ready marker each,
- * and head and tail indexes).
+ * and head and tail indexes). An SPSC ring may be made biased (ring_bias.c: a Pipe's
+ * rings): each side's right then belongs to one process at a time, which a put or get
+ * checks around its SPSC step, and another process revokes; the put and get below
+ * take the fast attempt inside that right, and their general path runs the try forms
+ * through it.
  * Each fills one table of operations (struct shoal__ring_ops in ring_internal.h);
  * attach picks the table from the geometry's flags and every operation below makes one
  * indirect call through it — except the first attempt of a put or get on an SPSC ring,
@@ -16,7 +20,8 @@
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
  * (tail), the SPSC producer's own line (its in-flight marker and the tag of the view
  * whose put began last: ring_spsc.c), the consumer's line (head), one line
- * per futex word and a line of shutdown and recovery state. Counters are derived from the
+ * per futex word and a line of shutdown and recovery state (with a biased ring's bias
+ * words). Counters are derived from the
  * indexes (puts = tail - skipped, gets = head - skipped), so the fast path pays nothing
  * for them; only waits are counted, when a call is about to wait.
  *
@@ -464,6 +469,17 @@ static int ring_wait(shoal__ring *r, bool producer, try_fn fn, void *arg,
 
 /* ---- ring operations --------------------------------------------------------------- */
 
+/* The try forms of a biased ring's put and get (ring_bias.c). */
+static int bias_put(shoal__ring *r, void *arg)
+{
+    return shoal__bias_run(r, BIAS_PUT, sp_try_put, arg);
+}
+
+static int bias_get(shoal__ring *r, void *arg)
+{
+    return shoal__bias_run(r, BIAS_GET, sp_try_get, arg);
+}
+
 /* The general put and get: the argument checks, then the try form through the table
  * (the first attempt) and the wait. */
 static __attribute__((noinline)) int ring_put_wait(shoal__ring *r, const void *msg,
@@ -479,7 +495,7 @@ static __attribute__((noinline)) int ring_put_wait(shoal__ring *r, const void *m
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": commit the outstanding loan first",
                           r->what, r->name);
     struct put_args a = {msg, len};
-    return ring_wait(r, true, r->ops->put, &a, timeout, hook);
+    return ring_wait(r, true, r->busy ? bias_put : r->ops->put, &a, timeout, hook);
 }
 
 static __attribute__((noinline)) int ring_get_wait(shoal__ring *r, void *buf, size_t cap,
@@ -490,7 +506,7 @@ static __attribute__((noinline)) int ring_get_wait(shoal__ring *r, void *buf, si
     if (!buf && cap)
         return shoal__err(SHOAL_EINVAL, "%s \"%s\": NULL buffer", r->what, r->name);
     struct get_args a = {buf, cap, len ? len : &ignored};
-    return ring_wait(r, false, r->ops->get, &a, timeout, hook);
+    return ring_wait(r, false, r->busy ? bias_get : r->ops->get, &a, timeout, hook);
 }
 
 /* Whether a put of len bytes from msg is one the fast attempt may take: an SPSC ring,
@@ -531,6 +547,43 @@ static inline bool try_says_wait(const shoal__ring *r, shoal_duration timeout,
            !atomic_load_explicit(&r->h->closed, memory_order_relaxed);
 }
 
+/* A biased ring's put and get (ring_bias.c): the fast attempt inside the side's
+ * right when the process holds it and no other thread of it is inside (a put refused
+ * by shutdown is ended there too: its in-flight word is the holder's), else the
+ * general path. */
+static __attribute__((noinline)) int ring_put_biased(shoal__ring *r, const void *msg,
+                                                     size_t len, shoal_duration timeout,
+                                                     const shoal__ring_hook *hook)
+{
+    if (len <= COPY_INLINE_MAX && bias_enter(r, BIAS_PUT)) {
+        int rc = sp_put1(r, msg, len, true);
+        if (rc == SP_REFUSED)
+            rc = shoal__spsc_refused(r, ring_fenced(r));
+        bias_exit(r, BIAS_PUT);
+        if (SHOAL_LIKELY(rc == 0))
+            return 0;
+        if (rc == SP_WAIT ? try_says_wait(r, timeout, hook) : rc != SP_LATER)
+            return sp_finish(r, rc, true);
+    }
+    return ring_put_wait(r, msg, len, timeout, hook);
+}
+
+static __attribute__((noinline)) int ring_get_biased(shoal__ring *r, void *buf,
+                                                     size_t cap, size_t *len,
+                                                     shoal_duration timeout,
+                                                     const shoal__ring_hook *hook)
+{
+    if (r->g.max_msg <= COPY_INLINE_MAX && bias_enter(r, BIAS_GET)) {
+        int rc = sp_get1(r, buf, cap, len, true);
+        bias_exit(r, BIAS_GET);
+        if (SHOAL_LIKELY(rc == 0))
+            return 0;
+        if (rc == SP_WAIT ? try_says_wait(r, timeout, hook) : rc != SP_LATER)
+            return sp_finish(r, rc, false);
+    }
+    return ring_get_wait(r, buf, cap, len, timeout, hook);
+}
+
 /* An SPSC ring's put and get first make the fast attempt (ring_spsc.h): inline, no
  * indirect call, no argument block, no frame on the common path; anything else takes
  * the general path, which checks the arguments and tries again (a failed attempt
@@ -541,8 +594,9 @@ int shoal__ring_put(shoal__ring *r, const void *msg, size_t len, shoal_duration 
                     const shoal__ring_hook *hook)
 {
     if (SHOAL_LIKELY(put_plain(r, msg, len))) {
-        if (SHOAL_UNLIKELY(len > COPY_INLINE_MAX))
-            return ring_put_spsc(r, msg, len, timeout, hook);
+        if (SHOAL_UNLIKELY(len > COPY_INLINE_MAX || r->busy))
+            return r->busy ? ring_put_biased(r, msg, len, timeout, hook)
+                           : ring_put_spsc(r, msg, len, timeout, hook);
         int rc = sp_put1(r, msg, len, true);
         if (SHOAL_LIKELY(rc == 0))
             return 0;
@@ -556,8 +610,9 @@ int shoal__ring_get(shoal__ring *r, void *buf, size_t cap, size_t *len,
                     shoal_duration timeout, const shoal__ring_hook *hook)
 {
     if (SHOAL_LIKELY((r->g.flags & SHOAL__RING_SPSC) && buf && len)) {
-        if (SHOAL_UNLIKELY(r->g.max_msg > COPY_INLINE_MAX))
-            return ring_get_spsc(r, buf, cap, len, timeout, hook);
+        if (SHOAL_UNLIKELY(r->g.max_msg > COPY_INLINE_MAX || r->busy))
+            return r->busy ? ring_get_biased(r, buf, cap, len, timeout, hook)
+                           : ring_get_spsc(r, buf, cap, len, timeout, hook);
         int rc = sp_get1(r, buf, cap, len, true);
         if (SHOAL_LIKELY(rc == 0))
             return 0;

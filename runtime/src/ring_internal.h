@@ -46,6 +46,13 @@ struct shoal__ringhdr {
     _Atomic uint32_t fenced;
     _Atomic uint64_t skipped;     /* dead producers' reservations recycled */
     _Atomic uint64_t redelivered; /* dead consumers' claims delivered to others */
+    /* A biased SPSC ring (a Pipe's, ring_bias.c): per side (0: producers, 1:
+     * consumers), the owner id of the process holding the right to use it, or
+     * BIAS_REVOKING with the revoker's and the old holder's ids; and a word bumped
+     * (and woken) when a revocation may progress. Written only when the right
+     * changes hands, so the line stays shared and every put and get reads it. */
+    _Atomic uint64_t bias[2];
+    _Atomic uint32_t bias_seq;
     /* Who the sleepers counted in ne_sleepers / nf_sleepers are: per user slot of the
      * segment, the user's owner id (high half) and how many of its threads sleep
      * (low half). See "Sleepers" in ring.c. */

@@ -260,7 +260,9 @@ static int sp_writable(shoal__ring *r, void *arg)
     (void)arg;
     if (atomic_load_explicit(&r->h->closed, memory_order_relaxed))
         return err_closed(r);
-    uint64_t t = sp_tail(r);
+    /* A biased ring's readiness is asked outside its right, perhaps while another
+     * thread of the view puts: the view's own tail is not touched. */
+    uint64_t t = r->busy ? sp_marked_tail(r) : sp_tail(r);
     return sp_room(r, t, 1) ? 0 : SHOAL_EAGAIN;
 }
 

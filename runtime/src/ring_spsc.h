@@ -215,6 +215,58 @@ static inline int sp_full(const shoal__ring *r)
                                                                      : SHOAL_EAGAIN;
 }
 
+/* ---- the biased right (ring_bias.c) ----------------------------------------------- */
+
+#define BIAS_PUT 0
+#define BIAS_GET 1
+
+/* Ends a biased call's use of a side that is being revoked: clears the busy word
+ * (when `clear`: the caller set it for nothing) and wakes the revoker. */
+void shoal__bias_leave(shoal__ring *r, int side, bool clear);
+
+/* The busy word of this process on side `side`. */
+static inline _Atomic uint32_t *bias_busy(const shoal__ring *r, int side)
+{
+    return &r->busy[r->bias_slot].side[side];
+}
+
+/* Enters side `side` of a biased ring on the fast path: true with the side marked
+ * busy by this process, whose right it is; false, having changed nothing, when the
+ * caller must take the slow path (shoal__bias_run): the right is another process's,
+ * being revoked, or another thread of this process is inside a call on the side. The
+ * exchange orders the busy word before the load of the bias word (a revoker changes
+ * the bias word, then reads the busy word). */
+static inline bool bias_enter(shoal__ring *r, int side)
+{
+    if (SHOAL_UNLIKELY(r->bias_gen != shoal__ring_fork_gen))
+        return false;
+    uint32_t old = atomic_exchange(bias_busy(r, side), r->bias_me);
+    if (SHOAL_UNLIKELY(old == r->bias_me))
+        return false; /* another thread's call: the word stays its own */
+    if (SHOAL_LIKELY(atomic_load(&r->h->bias[side]) == r->bias_me))
+        return true;
+    shoal__bias_leave(r, side, true);
+    return false;
+}
+
+/* Leaves a side bias_enter (or shoal__bias_run) entered: clears the busy word, then
+ * wakes a revoker that changed the bias word meanwhile (the revoker issues the
+ * barrier after its change: either it sees the cleared word or this load sees the
+ * change, as on the wake path). */
+static inline void bias_exit(shoal__ring *r, int side)
+{
+    atomic_store_explicit(bias_busy(r, side), 0, memory_order_release);
+    store_load_order(ring_fenced(r));
+    if (SHOAL_UNLIKELY(atomic_load_explicit(&r->h->bias[side], memory_order_relaxed) !=
+                       r->bias_me))
+        shoal__bias_leave(r, side, false);
+}
+
+/* A try form on side `side` of a biased ring: takes the right (waiting a little for a
+ * revocation under way, or revoking it), runs fn with the side marked busy, leaves.
+ * fn's result, SHOAL_EAGAIN when the right could not be had yet. */
+int shoal__bias_run(shoal__ring *r, int side, shoal__ring_try_fn fn, void *arg);
+
 /* ---- one put, one get ------------------------------------------------------------- */
 
 /* One message: 0, SHOAL_EAGAIN (full), SHOAL_ECLOSED. */

@@ -166,9 +166,11 @@ static void test_inspect_pipe_and_condition(void **state)
     snprintf(line, sizeof(line), "end 0         held by pid %d (alive)\n", (int)getpid());
     ASSERT_OUT_HAS(line);
     ASSERT_OUT_HAS("end 1         closed\n");
-    ASSERT_OUT_HAS("end 0 -> 1    multi-producer multi-consumer, open, depth 1 of 4\n");
+    ASSERT_OUT_HAS(
+        "end 0 -> 1    producers and consumers by turns, open, depth 1 of 4\n");
     ASSERT_OUT_HAS("  [0]         7\n");
-    ASSERT_OUT_HAS("end 1 -> 0    multi-producer multi-consumer, open, depth 0 of 4\n");
+    ASSERT_OUT_HAS(
+        "end 1 -> 0    producers and consumers by turns, open, depth 0 of 4\n");
     assert_int_equal(run_cli("inspect cv"), 0);
     ASSERT_OUT_HAS("kind          condition\n");
     ASSERT_OUT_HAS("waiters       0\n");

@@ -48,9 +48,10 @@ typedef struct shoal_pipe shoal_pipe;
 
 /*
  * Opens end `end` (0 or 1) of the pipe `name`, creating the pipe if `mode` allows;
- * cfg as for queues (capacity per direction). Returns 0, SHOAL_EBUSY if that end is
- * held by another live process (unless SHOAL_PIPE_TAKEOVER), and the errors of
- * shoal_queue_open.
+ * cfg as for queues (capacity per direction; cfg.spsc makes no difference: an end
+ * may always be used by several processes and threads at once). Returns 0,
+ * SHOAL_EBUSY if that end is held by another live process (unless
+ * SHOAL_PIPE_TAKEOVER), and the errors of shoal_queue_open.
  */
 SHOAL_API int shoal_pipe_open(shoal_pipe **out, const char *name, int end, int mode,
                               const shoal_queue_config *cfg, const shoal_attr *attr);
