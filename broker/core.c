@@ -587,13 +587,51 @@ static bool plain_scalar(const bv *v)
             v->kind_case == BV_INT || v->kind_case == BV_DOUBLE);
 }
 
-/* *slot = argument i (taken over): a scalar over a scalar is copied in place. */
+/* The bytes of a string, bytes or pickle value v with no unknown fields (NULL: v is
+ * none of these). */
+static ProtobufCBinaryData *bin_of(bv *v)
+{
+    if (v->base.n_unknown_fields)
+        return NULL;
+    return v->kind_case == BV_BYTES    ? &v->bytes
+           : v->kind_case == BV_PICKLE ? &v->pickle
+                                       : NULL;
+}
+
+/* Copies the string, bytes or pickle n into o's own block when o is of the same kind
+ * and its block holds them (o's length shrinks to n's): a write of a value no longer
+ * than the one it replaces (a counter's text, a fixed-size record) allocates nothing
+ * and frees nothing. Whether it did. */
+static bool copy_in_place(bv *o, bv *n)
+{
+    if (o->kind_case != n->kind_case || o->base.n_unknown_fields)
+        return false;
+    if (o->kind_case == BV_STR) {
+        size_t len = strlen(n->s);
+        if (len > strlen(o->s))
+            return false;
+        memcpy(o->s, n->s, len + 1);
+        return true;
+    }
+    ProtobufCBinaryData *ob = bin_of(o), *nb = bin_of(n);
+    if (!ob || !nb || nb->len > ob->len)
+        return false;
+    if (nb->len)
+        memcpy(ob->data, nb->data, nb->len);
+    ob->len = nb->len; /* its block keeps the larger size: malloc's to know */
+    return true;
+}
+
+/* *slot = argument i (taken over): a scalar over a scalar is copied in place, and so
+ * is a string or bytes over one at least as long (copy_in_place). */
 static int replace(op_ctx *c, bv **slot, size_t i)
 {
     if (!c->w && plain_scalar(*slot) && plain_scalar(c->req->args[i])) {
         **slot = *c->req->args[i]; /* no part of either is allocated on its own */
         return 0;
     }
+    if (!c->w && copy_in_place(*slot, c->req->args[i]))
+        return 0;
     bv *v = take_arg(c, i);
     if (!v)
         return out_of_memory();

@@ -70,11 +70,22 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* Eight bytes at a time (the last few zero-padded), each word mixed in with a
+ * multiply-rotate step: a 16-byte key costs two steps instead of sixteen. */
 static uint64_t hash_bytes(uint64_t seed, const uint8_t *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull ^ seed;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t h = 1469598103934665603ull ^ seed, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = ((h ^ w) * 0x9e3779b97f4a7c15ull);
+        h ^= h >> 29;
+    }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        h = ((h ^ w) * 0x9e3779b97f4a7c15ull);
+    }
     return mix(h + n);
 }
 

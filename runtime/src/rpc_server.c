@@ -1124,7 +1124,8 @@ int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
     return rc == 1 ? rpc__msg_hand_out(m, msg, len) : rc;
 }
 
-int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
+/* shoal_rpc_ctx_send; more: shoal_rpc_ctx_send_more. */
+static int ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len, int more)
 {
     if (!x || (!msg && len))
         return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL argument");
@@ -1165,9 +1166,9 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
     x->c.credit--;
     x->c.sent++;
     int64_t deadline = x->c.deadline;
-    /* this thread reads the connection and has a further request at hand: the
-     * response goes out with the next ones (rpc_conn.send_later) */
-    int later = owns(x) && x->c.head;
+    /* this thread reads the connection and has a further request or response at
+     * hand: the response goes out with the next ones (rpc_conn.send_later) */
+    int later = owns(x) && (x->c.head || more);
     pthread_mutex_unlock(x->c.mu);
     rpc_frame f = {.call = x->c.id,
                    .type = RPC_F_MESSAGE,
@@ -1181,6 +1182,16 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
         return rc;
     return shoal__err(SHOAL_ECLOSED, "rpc %s: could not send: %s", x->method,
                       shoal_strerror(rc));
+}
+
+int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
+{
+    return ctx_send(x, msg, len, 0);
+}
+
+int shoal_rpc_ctx_send_more(shoal_rpc_ctx *x, const void *msg, size_t len)
+{
+    return ctx_send(x, msg, len, 1);
 }
 
 shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *x)
