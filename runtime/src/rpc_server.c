@@ -476,6 +476,10 @@ int rpc__server_handoff(rpc_conn *c)
     return take;
 }
 
+static int still_owns(struct shoal_rpc_ctx *x);
+static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
+                        struct shoal_rpc_ctx *owner);
+
 /* The owner's thread reads its connection: waits up to `wait` for a frame, then
  * dispatches it and those already there, as the loop would (mu held on entry and
  * return). A frame of another call, or the direct mode turned off, makes it give the
@@ -491,13 +495,12 @@ static void own_read(struct shoal_rpc_ctx *x, shoal_duration wait)
     pthread_mutex_unlock(&s->mu);
     do {
         rc = c->ops->recv(c, &buf, &len, n ? SHOAL_NOWAIT : wait);
-        if (rc == 1)
-            rpc__server_frame(c, buf, len);
-        pthread_mutex_lock(&s->mu);
-        if (sc->give_back || !x->direct)
-            give_back(sc);
-        owned = sc->owner == x;
-        pthread_mutex_unlock(&s->mu);
+        owned = rc == 1 ? server_frame(c, buf, len, x) : -1;
+        if (owned < 0) {
+            pthread_mutex_lock(&s->mu);
+            owned = still_owns(x);
+            pthread_mutex_unlock(&s->mu);
+        }
     } while (rc == 1 && owned && ++n < 64);
     if (rc < 0)
         rpc__server_conn_lost(c);
@@ -842,13 +845,28 @@ static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t 
     rpc__server_conn_lost(c);
 }
 
-void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
+/* Whether owner x reads its connection on (mu held): gives it back when a frame of
+ * another call came or direct receive was turned off. */
+static int still_owns(struct shoal_rpc_ctx *x)
+{
+    struct rpc_server_conn *sc = x->sc;
+    if (sc->give_back || !x->direct)
+        give_back(sc);
+    return sc->owner == x;
+}
+
+/* Dispatches a frame; owner: the call whose thread read it in direct receive (NULL:
+ * the loop did). Returns, for an owner, whether it reads on (still_owns, checked in
+ * the same hold of the lock), or -1 when the frame ran what may change that (a unary
+ * handler; the first frame): the owner asks again. */
+static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
+                        struct shoal_rpc_ctx *owner)
 {
     struct rpc_server_conn *sc = c->srv;
     shoal_rpc_server *s = sc->s;
     if (!sc->authed) {
         authenticate(sc, buf, len);
-        return;
+        return -1;
     }
     rpc_frame f;
     shoal_rpc_md md = {0};
@@ -862,7 +880,11 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         start = start_call(sc, &f, &md);
     else if (x && f.type == RPC_F_CANCEL)
         rpc__call_end(&x->c, SHOAL_RPC_CANCELLED, "cancelled by the client");
-    else if (!x || !rpc__call_frame(&x->c, &f))
+    else if (x && x == owner && f.type == RPC_F_MESSAGE && !x->c.quiet) {
+        x->c.quiet = 1; /* the one thread that receives it is this one: wake nobody */
+        rpc__call_frame(&x->c, &f);
+        x->c.quiet = 0;
+    } else if (!x || !rpc__call_frame(&x->c, &f))
         s->bad_frames++; /* a frame of no call, or of a type clients do not send */
     if (sc->owner && (!x || x != sc->owner))
         sc->give_back = 1; /* not the owner's alone any more: the loop reads it */
@@ -875,14 +897,21 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         pthread_mutex_unlock(&s->mu);
         handler_done(start, SHOAL_RPC_RESOURCE_EXHAUSTED);
         shoal_rpc_md_clear(&md);
-        return;
+        return -1;
     }
     if (inline_due(x))
         run_inline(x);
+    int owned = owner && !inline_run ? still_owns(owner) : -1;
     pthread_mutex_unlock(&s->mu);
     shoal_rpc_md_clear(&md);
     if (inline_run)
         run_handler(start);
+    return owned;
+}
+
+void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
+{
+    server_frame(c, buf, len, NULL);
 }
 
 /* ---- connections ------------------------------------------------------------------- */
