@@ -49,7 +49,8 @@
  * with a data directory the operation logs the records it changed (store.c: one per
  * dict entry or list / queue item; the rec_* helpers, which nested paths leave to
  * run(): it logs the top element the path went through); at the end of the request
- * (or timer pass, or of a session's batch of pipelined requests: broker_run) store.c
+ * (or timer pass, or of a session's batch of pipelined requests: broker_run, with or
+ * without a data directory) store.c
  * writes the log and the changed objects' headers in one LMDB transaction, and only
  * after it commits are the replies handed to their sessions (pending list). So a
  * client never sees an acknowledgement for a write that a crash could lose. Group
@@ -2137,7 +2138,8 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
         dispatch(b, s, sid, req);
         b->raw = NULL;
     }
-    defer = defer && b->store; /* a commit to share: the next request's covers this */
+    /* defer: a commit to share, the next request's covers this (without a data
+     * directory, the hand-over of the replies and the view's publication) */
     if (!defer && !group_joins(b))
         finish(b);
     pthread_mutex_unlock(&b->mu);

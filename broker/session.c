@@ -95,6 +95,7 @@ struct broker_session {
     shoal_broker *b; /* Session: the broker and the session's id */
     uint64_t sid;
     int no_inline; /* its transport refused inline receive */
+    int held;      /* on_request: requests run whose replies wait for the last at hand */
 };
 
 /* Room for one more reply in the outbox (under s->mu): the ring doubles when full. */
@@ -199,22 +200,25 @@ static void write_out(broker_session *s)
 #define WRITE_BATCH 64
 
 /* Writes, as the stream's one writer, the outbox's first replies (up to WRITE_BATCH)
- * while the client's window has room, with s->mu taken once for them, not once per
- * reply (held on entry and return). They stay in the outbox while they are written
- * (copied out: a delivery meanwhile may move the ring, but only appends to it), and
- * the ones written are dropped after. Returns how many were. */
+ * that the client's window has room for (only this thread uses the room up), with
+ * s->mu taken once for them, not once per reply (held on entry and return). They stay in
+ * the outbox while they are written (copied out: a delivery meanwhile may move the ring,
+ * but only appends to it), and the ones written are dropped after. Returns how many were.
+ */
 static size_t write_ready(broker_session *s)
 {
     struct out batch[WRITE_BATCH];
     size_t n = s->n < WRITE_BATCH ? s->n : WRITE_BATCH, sent = 0;
+    if (!s->failed) { /* the window's room, asked once */
+        size_t room = (size_t)shoal_rpc_ctx_send_room(s->ctx);
+        n = n < room ? n : room;
+    }
     for (size_t i = 0; i < n; i++)
         batch[i] = s->box[(s->first + i) % s->cap];
     int rc = 0, failed = s->failed;
     s->sending = 1;
     pthread_mutex_unlock(&s->mu);
     for (; sent < n && rc == 0; sent++) {
-        if (!failed && !shoal_rpc_ctx_send_ready(s->ctx))
-            break;
         if (!failed)
             rc = send_reply(s->ctx, &batch[sent], sent + 1 < n);
         else
@@ -267,18 +271,27 @@ static int crowded(shoal_broker *b)
 }
 
 /* A request in inline receive, on the thread that read it (the server's loop): run
- * and answered as the session's thread does, with no commit to share (no data
- * directory). A full outbox, or sessions no more than the CPUs, turn inline receive
- * off: the session's thread waits for room, or takes its requests back. */
+ * and answered as the session's thread does (no data directory: nothing to commit),
+ * the replies to the requests at hand (more) handed over and written together after
+ * the last of them (up to BATCH_MAX). A full outbox, or sessions no more than the CPUs,
+ * turn inline receive off: the session's thread waits for room, or takes its requests
+ * back. */
 static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void *arg)
 {
-    (void)ctx, (void)more;
+    (void)ctx;
     broker_session *s = arg;
-    pthread_mutex_lock(&s->mu);
-    s->in_request = 1;
-    pthread_mutex_unlock(&s->mu);
-    broker_run(s->b, s, s->sid, msg, len, 0);
+    if (!s->held++) { /* the first of the requests at hand */
+        pthread_mutex_lock(&s->mu);
+        s->in_request = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+    more = more && s->held < BATCH_MAX;
+    broker_run(s->b, s, s->sid, msg, len, more);
     free(msg);
+    if (more)
+        return 0; /* the last one's commit covers it, and its reply leaves with
+                   * the last one's */
+    s->held = 0;
     return send_ready(s) || !crowded(s->b);
 }
 
@@ -376,6 +389,7 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
         if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
             if (batch) { /* (not expected: inline receive starts between turns) */
                 batch = 0;
+                broker_commit(b);
                 send_ready(&s);
             }
             if (!wait_room(&s, ctx))
@@ -393,9 +407,9 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
             broker_batching(b, batching = more);
         int deferred = broker_run(b, &s, sid, msg, len, more);
         free(msg);
-        if (deferred || more)
-            continue; /* the next request's commit covers this one; its replies leave
-                       * with the last one's */
+        if (deferred)
+            continue; /* the next request's commit covers this one, and its reply
+                       * leaves with the last one's */
         batch = 0;
         send_ready(&s);
         if (!wait_room(&s, ctx) && !s.no_inline && crowded(b))

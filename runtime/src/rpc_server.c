@@ -1254,6 +1254,17 @@ int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *cx)
     return ready;
 }
 
+int shoal_rpc_ctx_send_room(const shoal_rpc_ctx *cx)
+{
+    if (!cx)
+        return 0;
+    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
+    pthread_mutex_lock(x->c.mu);
+    int room = x->c.done ? SHOAL_RPC_WINDOW : x->c.credit > 0 ? x->c.credit : 0;
+    pthread_mutex_unlock(x->c.mu);
+    return room;
+}
+
 int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *cx)
 {
     if (!cx)

@@ -435,6 +435,11 @@ SHOAL_API int shoal_rpc_ctx_send_more(shoal_rpc_ctx *ctx, const void *msg, size_
  * rest to another thread. Only the sending thread uses up the room: when one thread
  * sends on the call, the answer stays true until it sends. */
 SHOAL_API int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *ctx);
+/* How many responses shoal_rpc_ctx_send would send now without waiting for the
+ * client's window (as shoal_rpc_ctx_send_ready, counted: a handler with several to
+ * send asks once); SHOAL_RPC_WINDOW when the call is over (a send fails at once), 0
+ * for a NULL ctx. */
+SHOAL_API int shoal_rpc_ctx_send_room(const shoal_rpc_ctx *ctx);
 /* Non-zero when shoal_rpc_ctx_recv would not wait: a request is there, or the
  * requests ended, or the call is over. */
 SHOAL_API int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *ctx);
