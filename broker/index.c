@@ -71,7 +71,7 @@ static uint64_t mix(uint64_t x)
 }
 
 /* Eight bytes at a time (the last few zero-padded), each word mixed in with a
- * multiply-rotate step: a 16-byte key costs two steps instead of sixteen. */
+ * multiply and shift step: a 16-byte key costs two steps instead of sixteen. */
 static uint64_t hash_bytes(uint64_t seed, const uint8_t *p, size_t n)
 {
     uint64_t h = 1469598103934665603ull ^ seed, w;
@@ -82,8 +82,8 @@ static uint64_t hash_bytes(uint64_t seed, const uint8_t *p, size_t n)
         h ^= h >> 29;
     }
     if (i < n) {
-        w = 0;
-        memcpy(&w, p + i, n - i);
+        for (w = 0; i < n; i++)
+            w |= (uint64_t)p[i] << (8 * (i & 7));
         h = ((h ^ w) * 0x9e3779b97f4a7c15ull);
     }
     return mix(h + n);
