@@ -11,8 +11,9 @@
  * Decoding. broker_run decodes a request into an arena on its stack
  * (shoal__bv_unpack_in: manager_value.c's Request decoder), dropped whole once the
  * request is done: what an object keeps of it is copied out with malloc (keep,
- * take_arg) and a request that parks is copied whole (park: own_request), so that
- * a waiter's arguments are taken over as they are.
+ * take_arg) — or, a string or bytes no longer than the value it replaces, into that
+ * value's own block (copy_in_place) — and a request that parks is copied whole (park:
+ * own_request), so that a waiter's arguments are taken over as they are.
  *
  * Requests. One mutex serialises every operation, so each is atomic: increment,
  * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs

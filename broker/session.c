@@ -20,20 +20,26 @@
  * receive says SHOAL_EAGAIN), as when its outbox is full. The session's thread then
  * only waits for the stream's end. The replies are written as below, by the thread
  * running the request. core.c hands each reply, once durable, to the session's outbox
- * (broker_session_deliver, under the broker's mutex, never blocking). Who writes the
- * outbox to the stream:
+ * (broker_session_deliver, under the broker's mutex, never blocking): a ring of
+ * (id, reply) that grows by doubling, so a reply costs no allocation of its own there.
+ * Who writes the outbox to the stream:
  *
- *   - the session's own thread, right after the request: most replies are ready at
- *     once, and this thread sends them itself, with no other thread woken — as long
- *     as the client's window has room (shoal_rpc_ctx_send_ready), so this thread
- *     never blocks on a client that does not read its replies;
+ *   - the session's own thread, after the request — or after the last of the
+ *     requests at hand, when the client pipelines (below): most replies are ready at
+ *     once, and this thread sends them itself, with no other thread woken, all but
+ *     the last with shoal_rpc_ctx_send_more so that they leave in one write, taking
+ *     the session's lock once for them — as long as the client's window has room
+ *     (shoal_rpc_ctx_send_room), so this thread never blocks on a client that does not
+ *     read its replies;
  *   - a sender thread per session for the rest: replies completed later by another
  *     session (the lock released, the item put) while this session's thread waits
  *     for its next request, and replies the window had no room for.
  *
- * With a data directory, a request whose successor is already there is not committed
- * on its own: the batch of requests at hand (up to BATCH_MAX) shares one commit, and
- * their replies go out after it (broker_run), as a pipelining client sends them. And
+ * A request whose successor is already there is not finished on its own: the batch of
+ * requests at hand (up to BATCH_MAX) shares one commit with a data directory, and in
+ * any case one hand-over of their replies (broker_run's defer) and one write of them
+ * after the last, as a pipelining client sends them; inline receive does the same
+ * with the requests the loop has at hand for the session (on_request's `more`). And
  * while a session runs such a batch (broker_batching), the other sessions' requests
  * join its commit (group commit, core.c): their replies come to their outboxes after
  * it, and their sender threads write them.

@@ -40,7 +40,9 @@
  * it would wait for its call (recv, or send waiting for the client's window), receives
  * frames itself — spinning, then sleeping on the pipe, so the client's next request
  * wakes it directly — and dispatches them exactly as the loop does
- * (rpc__server_frame). It keeps the connection between two receives. It gives it back
+ * (rpc__server_frame; its own requests wake nobody, as it is the one thread that takes
+ * them, and whether it still owns the connection is checked in the same hold of the
+ * server's lock). It keeps the connection between two receives. It gives it back
  * (give_back: the connection goes on s->rewatch and an eventfd tells the loop, which
  * watches it again) when its handler returns, when a frame of another call arrives
  * (after dispatching it, so the loop never reads while the frame's buffer is in use),
@@ -48,8 +50,9 @@
  * (current_ctx), so at every instant exactly one thread reads the connection. The
  * owner's receive notices a dead client as the loop would, and wakes at least every
  * SLICE and at the call's deadline to see its call ended by a cancel or the timer.
- * While the owner has a further request queued, its responses go through
- * rpc__send_later, and so do its window frames always: a transport with
+ * While the owner has a further request queued, or says a further response follows
+ * (shoal_rpc_ctx_send_more), its responses go through rpc__send_later, and so do its
+ * window frames always: a transport with
  * rpc_conn.send_later writes them together once the owner's receive finds nothing more
  * to read, with the next frame sent (the response to the last request at hand), or
  * when the connection is given back.

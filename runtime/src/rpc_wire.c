@@ -7,7 +7,8 @@
  * encoded and decoded here directly rather than through generated code: encoding is
  * one pass into a buffer sized by a cheap upper bound (most frames fit the sender's
  * stack buffer), decoding uses the wire primitives of pb_wire.h (those of the
- * fixed-message codec). Decoding is strict where it matters
+ * fixed-message codec; a stream's plain message — call, type and payload, in that
+ * order — is read straight, decode_plain). Decoding is strict where it matters
  * for safety — every length is checked against the buffer, a varint has at most ten
  * bytes, a known field must have its wire type — and lenient as protobuf is
  * otherwise: unknown fields are skipped, a repeated scalar keeps its last value.
