@@ -64,7 +64,10 @@
  * serves any number of busy connections, where direct receive needs a thread per
  * connection. rpc__server_frame queues the request as usual; the thread that finds
  * no function running (msg_busy) runs it for the inbox until that is empty, the lock
- * released meanwhile, so requests reach it in order and one at a time. The inbox's
+ * released meanwhile, so requests reach it in order and one at a time. A transport
+ * that reads a turn of frames at once (shm://: a batch message) brackets it with
+ * rpc__server_turn_begin / _end, and the function runs at the turn's end for the
+ * requests the turn brought, in a row: each knows whether more are at hand. The inbox's
  * arrivals wake nobody then (rpc_call.quiet), nor do WINDOW frames unless a sender
  * waits for credit; the handler's thread waits in its receive for the end of the
  * call (and for the function to return: the handler's memory stays while it runs), or
@@ -98,6 +101,7 @@ struct rpc_server_conn {
     struct shoal_rpc_ctx *owner;
     int give_back;
     int rewatching; /* on the server's list of connections for the loop to watch */
+    int in_turn;    /* rpc__server_turn_begin: inline receive waits for turn_end */
     struct rpc_server_conn *rewatch_next;
 };
 
@@ -902,7 +906,7 @@ static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
         shoal_rpc_md_clear(&md);
         return -1;
     }
-    if (inline_due(x))
+    if (!sc->in_turn && inline_due(x))
         run_inline(x);
     int owned = owner && !inline_run ? still_owns(owner) : -1;
     pthread_mutex_unlock(&s->mu);
@@ -915,6 +919,27 @@ static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
 void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
 {
     server_frame(c, buf, len, NULL);
+}
+
+void rpc__server_turn_begin(rpc_conn *c)
+{
+    struct rpc_server_conn *sc = c->srv;
+    pthread_mutex_lock(&sc->s->mu);
+    sc->in_turn = 1;
+    pthread_mutex_unlock(&sc->s->mu);
+}
+
+void rpc__server_turn_end(rpc_conn *c)
+{
+    struct rpc_server_conn *sc = c->srv;
+    pthread_mutex_lock(&sc->s->mu);
+    sc->in_turn = 0;
+    /* run_inline lets go of the lock meanwhile; x stays linked while it runs
+     * (handler_done waits for msg_busy), so x->next is read with the lock held */
+    for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next)
+        if (inline_due(x))
+            run_inline(x);
+    pthread_mutex_unlock(&sc->s->mu);
 }
 
 /* ---- connections ------------------------------------------------------------------- */
