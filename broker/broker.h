@@ -51,10 +51,11 @@ uint64_t broker_session_id(shoal_broker *b);
 void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                     size_t len);
 /*
- * The same, for a session that has its next request at hand already: with defer and
- * a data directory, the changes are not committed yet (nor the replies delivered)
- * and 1 is returned — the commit of a later request, or broker_commit, makes them
- * durable and delivers the replies, so a pipelined batch costs one commit. Returns 0
+ * The same, for a session that has its next request at hand already: with defer, the
+ * changes are not committed yet (nor the replies delivered) and 1 is returned — the
+ * commit of a later request, or broker_commit, makes them durable (with a data
+ * directory) and delivers the replies, so a pipelined batch costs one commit and one
+ * hand-over of its replies. Returns 0
  * when the request was finished as broker_request does (its commit possibly left to
  * another session's batch: broker_batching).
  */

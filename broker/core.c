@@ -11,8 +11,9 @@
  * Decoding. broker_run decodes a request into an arena on its stack
  * (shoal__bv_unpack_in: manager_value.c's Request decoder), dropped whole once the
  * request is done: what an object keeps of it is copied out with malloc (keep,
- * take_arg) and a request that parks is copied whole (park: own_request), so that
- * a waiter's arguments are taken over as they are.
+ * take_arg) — or, a string or bytes no longer than the value it replaces, into that
+ * value's own block (copy_in_place) — and a request that parks is copied whole (park:
+ * own_request), so that a waiter's arguments are taken over as they are.
  *
  * Requests. One mutex serialises every operation, so each is atomic: increment,
  * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs
@@ -49,7 +50,8 @@
  * with a data directory the operation logs the records it changed (store.c: one per
  * dict entry or list / queue item; the rec_* helpers, which nested paths leave to
  * run(): it logs the top element the path went through); at the end of the request
- * (or timer pass, or of a session's batch of pipelined requests: broker_run) store.c
+ * (or timer pass, or of a session's batch of pipelined requests: broker_run, with or
+ * without a data directory) store.c
  * writes the log and the changed objects' headers in one LMDB transaction, and only
  * after it commits are the replies handed to their sessions (pending list). So a
  * client never sees an acknowledgement for a write that a crash could lose. Group
@@ -587,13 +589,51 @@ static bool plain_scalar(const bv *v)
             v->kind_case == BV_INT || v->kind_case == BV_DOUBLE);
 }
 
-/* *slot = argument i (taken over): a scalar over a scalar is copied in place. */
+/* The bytes of a string, bytes or pickle value v with no unknown fields (NULL: v is
+ * none of these). */
+static ProtobufCBinaryData *bin_of(bv *v)
+{
+    if (v->base.n_unknown_fields)
+        return NULL;
+    return v->kind_case == BV_BYTES    ? &v->bytes
+           : v->kind_case == BV_PICKLE ? &v->pickle
+                                       : NULL;
+}
+
+/* Copies the string, bytes or pickle n into o's own block when o is of the same kind
+ * and its block holds them (o's length shrinks to n's): a write of a value no longer
+ * than the one it replaces (a counter's text, a fixed-size record) allocates nothing
+ * and frees nothing. Whether it did. */
+static bool copy_in_place(bv *o, bv *n)
+{
+    if (o->kind_case != n->kind_case || o->base.n_unknown_fields)
+        return false;
+    if (o->kind_case == BV_STR) {
+        size_t len = strlen(n->s);
+        if (len > strlen(o->s))
+            return false;
+        memcpy(o->s, n->s, len + 1);
+        return true;
+    }
+    ProtobufCBinaryData *ob = bin_of(o), *nb = bin_of(n);
+    if (!ob || !nb || nb->len > ob->len)
+        return false;
+    if (nb->len)
+        memcpy(ob->data, nb->data, nb->len);
+    ob->len = nb->len; /* its block keeps the larger size: malloc's to know */
+    return true;
+}
+
+/* *slot = argument i (taken over): a scalar over a scalar is copied in place, and so
+ * is a string or bytes over one at least as long (copy_in_place). */
 static int replace(op_ctx *c, bv **slot, size_t i)
 {
     if (!c->w && plain_scalar(*slot) && plain_scalar(c->req->args[i])) {
         **slot = *c->req->args[i]; /* no part of either is allocated on its own */
         return 0;
     }
+    if (!c->w && copy_in_place(*slot, c->req->args[i]))
+        return 0;
     bv *v = take_arg(c, i);
     if (!v)
         return out_of_memory();
@@ -2099,7 +2139,8 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
         dispatch(b, s, sid, req);
         b->raw = NULL;
     }
-    defer = defer && b->store; /* a commit to share: the next request's covers this */
+    /* defer: a commit to share, the next request's covers this (without a data
+     * directory, the hand-over of the replies and the view's publication) */
     if (!defer && !group_joins(b))
         finish(b);
     pthread_mutex_unlock(&b->mu);

@@ -20,20 +20,26 @@
  * receive says SHOAL_EAGAIN), as when its outbox is full. The session's thread then
  * only waits for the stream's end. The replies are written as below, by the thread
  * running the request. core.c hands each reply, once durable, to the session's outbox
- * (broker_session_deliver, under the broker's mutex, never blocking). Who writes the
- * outbox to the stream:
+ * (broker_session_deliver, under the broker's mutex, never blocking): a ring of
+ * (id, reply) that grows by doubling, so a reply costs no allocation of its own there.
+ * Who writes the outbox to the stream:
  *
- *   - the session's own thread, right after the request: most replies are ready at
- *     once, and this thread sends them itself, with no other thread woken — as long
- *     as the client's window has room (shoal_rpc_ctx_send_ready), so this thread
- *     never blocks on a client that does not read its replies;
+ *   - the session's own thread, after the request — or after the last of the
+ *     requests at hand, when the client pipelines (below): most replies are ready at
+ *     once, and this thread sends them itself, with no other thread woken, all but
+ *     the last with shoal_rpc_ctx_send_more so that they leave in one write, taking
+ *     the session's lock once for them — as long as the client's window has room
+ *     (shoal_rpc_ctx_send_room), so this thread never blocks on a client that does not
+ *     read its replies;
  *   - a sender thread per session for the rest: replies completed later by another
  *     session (the lock released, the item put) while this session's thread waits
  *     for its next request, and replies the window had no room for.
  *
- * With a data directory, a request whose successor is already there is not committed
- * on its own: the batch of requests at hand (up to BATCH_MAX) shares one commit, and
- * their replies go out after it (broker_run), as a pipelining client sends them. And
+ * A request whose successor is already there is not finished on its own: the batch of
+ * requests at hand (up to BATCH_MAX) shares one commit with a data directory, and in
+ * any case one hand-over of their replies (broker_run's defer) and one write of them
+ * after the last, as a pipelining client sends them; inline receive does the same
+ * with the requests the loop has at hand for the session (on_request's `more`). And
  * while a session runs such a batch (broker_batching), the other sessions' requests
  * join its commit (group commit, core.c): their replies come to their outboxes after
  * it, and their sender threads write them.
@@ -65,7 +71,6 @@
 #include "wait.h"
 
 struct out {
-    struct out *next;
     uint64_t id;
     size_t len;
     void *buf;
@@ -84,7 +89,8 @@ struct broker_session {
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* the sender (or Call's handler): replies to write */
     pthread_cond_t room; /* the session's thread: the outbox shrank */
-    struct out *head, *tail;
+    struct out *box;     /* the outbox: a ring of cap replies, n of them from first */
+    size_t first, n, cap;
     size_t queued;  /* bytes in the outbox */
     int closed;     /* the session's thread is done: the sender drains and ends */
     int sending;    /* a thread is writing a reply to the stream */
@@ -95,49 +101,67 @@ struct broker_session {
     shoal_broker *b; /* Session: the broker and the session's id */
     uint64_t sid;
     int no_inline; /* its transport refused inline receive */
+    int held;      /* on_request: requests run whose replies wait for the last at hand */
 };
+
+/* Room for one more reply in the outbox (under s->mu): the ring doubles when full. */
+static int out_room(broker_session *s)
+{
+    if (s->n < s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    struct out *box = malloc(cap * sizeof(*box));
+    if (!box)
+        return -1;
+    for (size_t i = 0; i < s->n; i++)
+        box[i] = s->box[(s->first + i) % s->cap];
+    free(s->box);
+    s->box = box;
+    s->first = 0;
+    s->cap = cap;
+    return 0;
+}
 
 void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len)
 {
-    struct out *o = malloc(sizeof(*o));
-    if (!o)
-        return free(buf);
-    *o = (struct out){NULL, id, len, buf};
     pthread_mutex_lock(&s->mu);
-    if (s->tail)
-        s->tail->next = o;
-    else
-        s->head = o;
-    s->tail = o;
+    if (out_room(s) < 0) {
+        pthread_mutex_unlock(&s->mu);
+        return free(buf);
+    }
+    s->box[(s->first + s->n++) % s->cap] = (struct out){id, len, buf};
     s->queued += len;
     if (!s->in_request && !s->sending) /* else the thread writing sends it next */
         pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Takes the outbox's first reply (under s->mu; NULL when empty). */
-static struct out *pop_out(broker_session *s)
+/* Takes the outbox's first reply into *o (under s->mu): false when empty. */
+static bool pop_out(broker_session *s, struct out *o)
 {
-    struct out *o = s->head;
-    if (o && !(s->head = o->next))
-        s->tail = NULL;
-    if (o)
-        s->queued -= o->len;
-    return o;
+    if (!s->n)
+        return false;
+    *o = s->box[s->first];
+    s->first = (s->first + 1) % s->cap;
+    s->n--;
+    s->queued -= o->len;
+    return true;
 }
 
-static struct out *next_out(broker_session *s)
+static bool next_out(broker_session *s, struct out *o)
 {
     pthread_mutex_lock(&s->mu);
-    struct out *o = pop_out(s);
+    bool got = pop_out(s, o);
     pthread_mutex_unlock(&s->mu);
-    return o;
+    return got;
 }
 
-/* Sends a reply; one the transport refuses as too large becomes an error reply. */
-static int send_reply(shoal_rpc_ctx *ctx, struct out *o)
+/* Sends a reply (more: others follow at once, shoal_rpc_ctx_send_more); one the
+ * transport refuses as too large becomes an error reply. */
+static int send_reply(shoal_rpc_ctx *ctx, struct out *o, int more)
 {
-    int rc = shoal_rpc_ctx_send(ctx, o->buf, o->len);
+    int rc = more ? shoal_rpc_ctx_send_more(ctx, o->buf, o->len)
+                  : shoal_rpc_ctx_send(ctx, o->buf, o->len);
     if (rc == SHOAL_EMSGSIZE) {
         char detail[96];
         snprintf(detail, sizeof(detail),
@@ -154,22 +178,22 @@ static int send_reply(shoal_rpc_ctx *ctx, struct out *o)
         free(buf);
     }
     free(o->buf);
-    free(o);
     return rc;
 }
 
-/* Writes reply o as the stream's one writer (called and returning with s->mu held,
- * s->sending set by the caller); after a failed send the rest are only freed. */
-static void write_out(broker_session *s, struct out *o)
+/* Writes the outbox's first reply as the stream's one writer (called and returning
+ * with s->mu held, s->sending set by the caller); after a failed send the rest are
+ * only freed. */
+static void write_out(broker_session *s)
 {
+    struct out o;
+    pop_out(s, &o);
     pthread_mutex_unlock(&s->mu);
     int rc = 0;
     if (!s->failed)
-        rc = send_reply(s->ctx, o);
-    else {
-        free(o->buf);
-        free(o);
-    }
+        rc = send_reply(s->ctx, &o, 0);
+    else
+        free(o.buf);
     pthread_mutex_lock(&s->mu);
     if (rc < 0)
         s->failed = 1;
@@ -178,18 +202,58 @@ static void write_out(broker_session *s, struct out *o)
         pthread_cond_signal(&s->room);
 }
 
-/* After a request, on the thread that ran it: sends what is ready while the client's
- * window has room, and leaves the rest to the sender. Returns whether the outbox is
- * still over OUTBOX_MAX. */
+/* The most replies write_ready takes at once. */
+#define WRITE_BATCH 64
+
+/* Writes, as the stream's one writer, the outbox's first replies (up to WRITE_BATCH)
+ * that the client's window has room for (only this thread uses the room up), with
+ * s->mu taken once for them, not once per reply (held on entry and return). They stay in
+ * the outbox while they are written (copied out: a delivery meanwhile may move the ring,
+ * but only appends to it), and the ones written are dropped after. Returns how many were.
+ */
+static size_t write_ready(broker_session *s)
+{
+    struct out batch[WRITE_BATCH];
+    size_t n = s->n < WRITE_BATCH ? s->n : WRITE_BATCH, sent = 0;
+    if (!s->failed) { /* the window's room, asked once */
+        size_t room = (size_t)shoal_rpc_ctx_send_room(s->ctx);
+        n = n < room ? n : room;
+    }
+    for (size_t i = 0; i < n; i++)
+        batch[i] = s->box[(s->first + i) % s->cap];
+    int rc = 0, failed = s->failed;
+    s->sending = 1;
+    pthread_mutex_unlock(&s->mu);
+    for (; sent < n && rc == 0; sent++) {
+        if (!failed)
+            rc = send_reply(s->ctx, &batch[sent], sent + 1 < n);
+        else
+            free(batch[sent].buf);
+    }
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < sent; i++) {
+        s->queued -= s->box[s->first].len;
+        s->first = (s->first + 1) % s->cap;
+        s->n--;
+    }
+    if (rc < 0)
+        s->failed = 1;
+    s->sending = 0;
+    if (s->room_wait)
+        pthread_cond_signal(&s->room);
+    return sent;
+}
+
+/* After a request (or the requests at hand), on the thread that ran it: sends what is
+ * ready while the client's window has room, and leaves the rest to the sender.
+ * Returns whether the outbox is still over OUTBOX_MAX. */
 static int send_ready(broker_session *s)
 {
     pthread_mutex_lock(&s->mu);
     s->in_request = 0;
-    while (s->head && !s->sending && (s->failed || shoal_rpc_ctx_send_ready(s->ctx))) {
-        s->sending = 1;
-        write_out(s, pop_out(s));
-    }
-    if (s->head) /* no room in the client's window: the sender waits for it */
+    while (s->n && !s->sending && write_ready(s))
+        ;
+    if (s->n) /* no room in the client's window: the sender waits for it */
         pthread_cond_signal(&s->cv);
     int full = s->queued > OUTBOX_MAX;
     pthread_mutex_unlock(&s->mu);
@@ -213,18 +277,27 @@ static int crowded(shoal_broker *b)
 }
 
 /* A request in inline receive, on the thread that read it (the server's loop): run
- * and answered as the session's thread does, with no commit to share (no data
- * directory). A full outbox, or sessions no more than the CPUs, turn inline receive
- * off: the session's thread waits for room, or takes its requests back. */
+ * and answered as the session's thread does (no data directory: nothing to commit),
+ * the replies to the requests at hand (more) handed over and written together after
+ * the last of them (up to BATCH_MAX). A full outbox, or sessions no more than the CPUs,
+ * turn inline receive off: the session's thread waits for room, or takes its requests
+ * back. */
 static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void *arg)
 {
-    (void)ctx, (void)more;
+    (void)ctx;
     broker_session *s = arg;
-    pthread_mutex_lock(&s->mu);
-    s->in_request = 1;
-    pthread_mutex_unlock(&s->mu);
-    broker_run(s->b, s, s->sid, msg, len, 0);
+    if (!s->held++) { /* the first of the requests at hand */
+        pthread_mutex_lock(&s->mu);
+        s->in_request = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+    more = more && s->held < BATCH_MAX;
+    broker_run(s->b, s, s->sid, msg, len, more);
     free(msg);
+    if (more)
+        return 0; /* the last one's commit covers it, and its reply leaves with
+                   * the last one's */
+    s->held = 0;
     return send_ready(s) || !crowded(s->b);
 }
 
@@ -268,12 +341,12 @@ static void *sender_main(void *arg)
     broker_session *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while ((!s->head || s->sending || s->in_request) && !s->closed)
+        while ((!s->n || s->sending || s->in_request) && !s->closed)
             pthread_cond_wait(&s->cv, &s->mu);
-        if (!s->head)
+        if (!s->n)
             break;
         s->sending = 1;
-        write_out(s, pop_out(s));
+        write_out(s);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -290,10 +363,9 @@ static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
 
 static void session_destroy(broker_session *s)
 {
-    for (struct out *o; (o = next_out(s));) {
-        free(o->buf);
-        free(o);
-    }
+    for (struct out o; next_out(s, &o);)
+        free(o.buf);
+    free(s->box);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->room);
@@ -321,20 +393,29 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     int rc;
     while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
         if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
+            if (batch) { /* (not expected: inline receive starts between turns) */
+                batch = 0;
+                broker_commit(b);
+                send_ready(&s);
+            }
             if (!wait_room(&s, ctx))
                 receive_mode(&s); /* the outbox has room: inline or direct now */
             continue;
         }
-        pthread_mutex_lock(&s.mu);
-        s.in_request = 1;
-        pthread_mutex_unlock(&s.mu);
+        if (!batch) { /* the first request of a turn: the sender keeps out until its end
+                       */
+            pthread_mutex_lock(&s.mu);
+            s.in_request = 1;
+            pthread_mutex_unlock(&s.mu);
+        }
         int more = ++batch < BATCH_MAX && shoal_rpc_ctx_recv_ready(ctx);
         if (more != batching) /* the other sessions' commits wait for its end */
             broker_batching(b, batching = more);
         int deferred = broker_run(b, &s, sid, msg, len, more);
         free(msg);
         if (deferred)
-            continue; /* the next request's commit covers this one */
+            continue; /* the next request's commit covers this one, and its reply
+                       * leaves with the last one's */
         batch = 0;
         send_ready(&s);
         if (!wait_room(&s, ctx) && !s.no_inline && crowded(b))
@@ -349,6 +430,7 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     atomic_fetch_sub(&b->sessions, 1);
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
+    s.in_request = 0;
     s.closed = 1;
     pthread_cond_signal(&s.cv);
     pthread_mutex_unlock(&s.mu);
@@ -370,15 +452,15 @@ static int call(shoal_rpc_ctx *ctx, void *arg)
     }
     broker_request(b, &s, BROKER_ANON, msg, len);
     free(msg);
-    struct out *o;
-    while (!(o = next_out(&s))) { /* a parked operation: its reply comes later */
+    struct out o;
+    while (!next_out(&s, &o)) { /* a parked operation: its reply comes later */
         if (shoal_rpc_ctx_cancelled(ctx)) {
             broker_session_end(b, &s, BROKER_ANON);
             session_destroy(&s);
             return SHOAL_RPC_CANCELLED;
         }
         pthread_mutex_lock(&s.mu);
-        if (!s.head) {
+        if (!s.n) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 50000000;
@@ -390,7 +472,7 @@ static int call(shoal_rpc_ctx *ctx, void *arg)
         }
         pthread_mutex_unlock(&s.mu);
     }
-    int rc = send_reply(ctx, o);
+    int rc = send_reply(ctx, &o, 0);
     session_destroy(&s);
     return rc == 0 ? SHOAL_RPC_OK : SHOAL_RPC_CANCELLED;
 }

@@ -237,6 +237,12 @@ void rpc__set_current_deadline(int64_t deadline);
 int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c);
 /* A frame arrived on c (the buffer stays the caller's). On the loop's thread. */
 void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len);
+/* Around a turn of frames on c (on the loop's thread): between them the requests of a
+ * call in inline receive are only queued, and turn_end runs the function for each
+ * call that has some — for all of them in a row, so that it sees the later ones at
+ * hand (its `more`) and answers them together. */
+void rpc__server_turn_begin(rpc_conn *c);
+void rpc__server_turn_end(rpc_conn *c);
 /* c is gone (peer closed or died, or the server is shutting down): stops watching
  * it, cancels its calls; c->ops->close runs once the last handler using it has
  * returned. On the loop's thread; the transport calls it once. */

@@ -40,7 +40,9 @@
  * it would wait for its call (recv, or send waiting for the client's window), receives
  * frames itself — spinning, then sleeping on the pipe, so the client's next request
  * wakes it directly — and dispatches them exactly as the loop does
- * (rpc__server_frame). It keeps the connection between two receives. It gives it back
+ * (rpc__server_frame; its own requests wake nobody, as it is the one thread that takes
+ * them, and whether it still owns the connection is checked in the same hold of the
+ * server's lock). It keeps the connection between two receives. It gives it back
  * (give_back: the connection goes on s->rewatch and an eventfd tells the loop, which
  * watches it again) when its handler returns, when a frame of another call arrives
  * (after dispatching it, so the loop never reads while the frame's buffer is in use),
@@ -48,8 +50,9 @@
  * (current_ctx), so at every instant exactly one thread reads the connection. The
  * owner's receive notices a dead client as the loop would, and wakes at least every
  * SLICE and at the call's deadline to see its call ended by a cancel or the timer.
- * While the owner has a further request queued, its responses go through
- * rpc__send_later, and so do its window frames always: a transport with
+ * While the owner has a further request queued, or says a further response follows
+ * (shoal_rpc_ctx_send_more), its responses go through rpc__send_later, and so do its
+ * window frames always: a transport with
  * rpc_conn.send_later writes them together once the owner's receive finds nothing more
  * to read, with the next frame sent (the response to the last request at hand), or
  * when the connection is given back.
@@ -61,7 +64,10 @@
  * serves any number of busy connections, where direct receive needs a thread per
  * connection. rpc__server_frame queues the request as usual; the thread that finds
  * no function running (msg_busy) runs it for the inbox until that is empty, the lock
- * released meanwhile, so requests reach it in order and one at a time. The inbox's
+ * released meanwhile, so requests reach it in order and one at a time. A transport
+ * that reads a turn of frames at once (shm://: a batch message) brackets it with
+ * rpc__server_turn_begin / _end, and the function runs at the turn's end for the
+ * requests the turn brought, in a row: each knows whether more are at hand. The inbox's
  * arrivals wake nobody then (rpc_call.quiet), nor do WINDOW frames unless a sender
  * waits for credit; the handler's thread waits in its receive for the end of the
  * call (and for the function to return: the handler's memory stays while it runs), or
@@ -95,6 +101,7 @@ struct rpc_server_conn {
     struct shoal_rpc_ctx *owner;
     int give_back;
     int rewatching; /* on the server's list of connections for the loop to watch */
+    int in_turn;    /* rpc__server_turn_begin: inline receive waits for turn_end */
     struct rpc_server_conn *rewatch_next;
 };
 
@@ -476,6 +483,10 @@ int rpc__server_handoff(rpc_conn *c)
     return take;
 }
 
+static int still_owns(struct shoal_rpc_ctx *x);
+static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
+                        struct shoal_rpc_ctx *owner);
+
 /* The owner's thread reads its connection: waits up to `wait` for a frame, then
  * dispatches it and those already there, as the loop would (mu held on entry and
  * return). A frame of another call, or the direct mode turned off, makes it give the
@@ -491,13 +502,12 @@ static void own_read(struct shoal_rpc_ctx *x, shoal_duration wait)
     pthread_mutex_unlock(&s->mu);
     do {
         rc = c->ops->recv(c, &buf, &len, n ? SHOAL_NOWAIT : wait);
-        if (rc == 1)
-            rpc__server_frame(c, buf, len);
-        pthread_mutex_lock(&s->mu);
-        if (sc->give_back || !x->direct)
-            give_back(sc);
-        owned = sc->owner == x;
-        pthread_mutex_unlock(&s->mu);
+        owned = rc == 1 ? server_frame(c, buf, len, x) : -1;
+        if (owned < 0) {
+            pthread_mutex_lock(&s->mu);
+            owned = still_owns(x);
+            pthread_mutex_unlock(&s->mu);
+        }
     } while (rc == 1 && owned && ++n < 64);
     if (rc < 0)
         rpc__server_conn_lost(c);
@@ -842,13 +852,28 @@ static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t 
     rpc__server_conn_lost(c);
 }
 
-void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
+/* Whether owner x reads its connection on (mu held): gives it back when a frame of
+ * another call came or direct receive was turned off. */
+static int still_owns(struct shoal_rpc_ctx *x)
+{
+    struct rpc_server_conn *sc = x->sc;
+    if (sc->give_back || !x->direct)
+        give_back(sc);
+    return sc->owner == x;
+}
+
+/* Dispatches a frame; owner: the call whose thread read it in direct receive (NULL:
+ * the loop did). Returns, for an owner, whether it reads on (still_owns, checked in
+ * the same hold of the lock), or -1 when the frame ran what may change that (a unary
+ * handler; the first frame): the owner asks again. */
+static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
+                        struct shoal_rpc_ctx *owner)
 {
     struct rpc_server_conn *sc = c->srv;
     shoal_rpc_server *s = sc->s;
     if (!sc->authed) {
         authenticate(sc, buf, len);
-        return;
+        return -1;
     }
     rpc_frame f;
     shoal_rpc_md md = {0};
@@ -862,7 +887,11 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         start = start_call(sc, &f, &md);
     else if (x && f.type == RPC_F_CANCEL)
         rpc__call_end(&x->c, SHOAL_RPC_CANCELLED, "cancelled by the client");
-    else if (!x || !rpc__call_frame(&x->c, &f))
+    else if (x && x == owner && f.type == RPC_F_MESSAGE && !x->c.quiet) {
+        x->c.quiet = 1; /* the one thread that receives it is this one: wake nobody */
+        rpc__call_frame(&x->c, &f);
+        x->c.quiet = 0;
+    } else if (!x || !rpc__call_frame(&x->c, &f))
         s->bad_frames++; /* a frame of no call, or of a type clients do not send */
     if (sc->owner && (!x || x != sc->owner))
         sc->give_back = 1; /* not the owner's alone any more: the loop reads it */
@@ -875,14 +904,42 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
         pthread_mutex_unlock(&s->mu);
         handler_done(start, SHOAL_RPC_RESOURCE_EXHAUSTED);
         shoal_rpc_md_clear(&md);
-        return;
+        return -1;
     }
-    if (inline_due(x))
+    if (!sc->in_turn && inline_due(x))
         run_inline(x);
+    int owned = owner && !inline_run ? still_owns(owner) : -1;
     pthread_mutex_unlock(&s->mu);
     shoal_rpc_md_clear(&md);
     if (inline_run)
         run_handler(start);
+    return owned;
+}
+
+void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
+{
+    server_frame(c, buf, len, NULL);
+}
+
+void rpc__server_turn_begin(rpc_conn *c)
+{
+    struct rpc_server_conn *sc = c->srv;
+    pthread_mutex_lock(&sc->s->mu);
+    sc->in_turn = 1;
+    pthread_mutex_unlock(&sc->s->mu);
+}
+
+void rpc__server_turn_end(rpc_conn *c)
+{
+    struct rpc_server_conn *sc = c->srv;
+    pthread_mutex_lock(&sc->s->mu);
+    sc->in_turn = 0;
+    /* run_inline lets go of the lock meanwhile; x stays linked while it runs
+     * (handler_done waits for msg_busy), so x->next is read with the lock held */
+    for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next)
+        if (inline_due(x))
+            run_inline(x);
+    pthread_mutex_unlock(&sc->s->mu);
 }
 
 /* ---- connections ------------------------------------------------------------------- */
@@ -1124,7 +1181,8 @@ int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
     return rc == 1 ? rpc__msg_hand_out(m, msg, len) : rc;
 }
 
-int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
+/* shoal_rpc_ctx_send; more: shoal_rpc_ctx_send_more. */
+static int ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len, int more)
 {
     if (!x || (!msg && len))
         return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL argument");
@@ -1165,9 +1223,9 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
     x->c.credit--;
     x->c.sent++;
     int64_t deadline = x->c.deadline;
-    /* this thread reads the connection and has a further request at hand: the
-     * response goes out with the next ones (rpc_conn.send_later) */
-    int later = owns(x) && x->c.head;
+    /* this thread reads the connection and has a further request or response at
+     * hand: the response goes out with the next ones (rpc_conn.send_later) */
+    int later = owns(x) && (x->c.head || more);
     pthread_mutex_unlock(x->c.mu);
     rpc_frame f = {.call = x->c.id,
                    .type = RPC_F_MESSAGE,
@@ -1181,6 +1239,16 @@ int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
         return rc;
     return shoal__err(SHOAL_ECLOSED, "rpc %s: could not send: %s", x->method,
                       shoal_strerror(rc));
+}
+
+int shoal_rpc_ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len)
+{
+    return ctx_send(x, msg, len, 0);
+}
+
+int shoal_rpc_ctx_send_more(shoal_rpc_ctx *x, const void *msg, size_t len)
+{
+    return ctx_send(x, msg, len, 1);
 }
 
 shoal_duration shoal_rpc_ctx_time_remaining(const shoal_rpc_ctx *x)
@@ -1212,6 +1280,17 @@ int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *cx)
     int ready = x->c.credit > 0 || x->c.done;
     pthread_mutex_unlock(x->c.mu);
     return ready;
+}
+
+int shoal_rpc_ctx_send_room(const shoal_rpc_ctx *cx)
+{
+    if (!cx)
+        return 0;
+    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
+    pthread_mutex_lock(x->c.mu);
+    int room = x->c.done ? SHOAL_RPC_WINDOW : x->c.credit > 0 ? x->c.credit : 0;
+    pthread_mutex_unlock(x->c.mu);
+    return room;
 }
 
 int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *cx)

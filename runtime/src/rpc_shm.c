@@ -67,11 +67,12 @@
  * shm_watch gives the pipe back to the loop.
  *
  * The server's loop, woken by a readable pipe, takes up to 64 frames a turn, and the
- * rest of a batch message begun; only the first receive asks after the client's
- * process (the loop watching the pipe reports a client gone), so a busy connection
- * costs no peer check per frame. Frames of a batch that a handler's thread in direct
- * receive left unread when it gave the connection back are in no pipe to wake the
- * loop: shm_watch takes them at once.
+ * rest of a batch message begun (requests for a call in inline receive run at the
+ * turn's end, all together: rpc__server_turn_begin / _end); only the first receive asks
+ * after the client's process (the loop watching the pipe reports a client gone), so a
+ * busy connection costs no peer check per frame. Frames of a batch that a handler's
+ * thread in direct receive left unread when it gave the connection back are in no pipe to
+ * wake the loop: shm_watch takes them at once.
  *
  * One server per name: beside the queue, a listener holds the small block
  * NAME:server, whose one word names the listening process by its owner id in that
@@ -660,11 +661,13 @@ static void on_pipe(shoal_loop *loop, shoal_loop_source *src, int events, void *
     size_t len;
     int rc = events < 0 ? events : 1;
     turn(c, 1, 0);
+    rpc__server_turn_begin(&c->base);
     for (int n = 0; rc == 1 && (n < 64 || c->left); n++) {
         rc = recv_frame(c, &buf, &len, SHOAL_NOWAIT, n > 0);
         if (rc == 1)
             rpc__server_frame(&c->base, buf, len);
     }
+    rpc__server_turn_end(&c->base); /* inline receive: the turn's requests in a row */
     int sent = turn(c, 0, 0);
     if (rc >= 0 && sent < 0)
         rc = sent; /* a response kept could not go: the connection is broken */

@@ -7,7 +7,8 @@
  * encoded and decoded here directly rather than through generated code: encoding is
  * one pass into a buffer sized by a cheap upper bound (most frames fit the sender's
  * stack buffer), decoding uses the wire primitives of pb_wire.h (those of the
- * fixed-message codec). Decoding is strict where it matters
+ * fixed-message codec; a stream's plain message — call, type and payload, in that
+ * order — is read straight, decode_plain). Decoding is strict where it matters
  * for safety — every length is checked against the buffer, a varint has at most ten
  * bytes, a known field must have its wire type — and lenient as protobuf is
  * otherwise: unknown fields are skipped, a repeated scalar keeps its last value.
@@ -265,8 +266,35 @@ static int r_field(pb_in *r, unsigned field, unsigned wt, rpc_frame *f, shoal_rp
     return 0;
 }
 
+/* The common frame — call, type, then a payload that ends the frame, in the order
+ * rpc__frame_encode writes them, as a stream's every request and response is — read
+ * straight, with the checks the general decoder makes of those fields. False when
+ * buf is not that frame: the general decoder reads it. */
+static bool decode_plain(const uint8_t *buf, size_t len, rpc_frame *f)
+{
+    pb_in r = {buf + 1, buf + len};
+    uint64_t call, type;
+    const uint8_t *payload = NULL;
+    size_t n = 0;
+    if (len < 6 || buf[0] != (F_CALL << 3 | WT_VARINT) || r_varint(&r, &call) < 0 ||
+        r.p == r.end || *r.p++ != (F_TYPE << 3 | WT_VARINT) || r_varint(&r, &type) < 0 ||
+        type == 0 || type > RPC_F_TYPE_MAX || r.p == r.end ||
+        *r.p++ != (F_PAYLOAD << 3 | WT_LEN) || r_len(&r, &payload, &n) < 0 ||
+        r.p != r.end)
+        return false;
+    memset(f, 0, sizeof(*f));
+    f->call = call;
+    f->type = (uint32_t)type;
+    f->payload = payload;
+    f->payload_len = n;
+    f->has_payload = 1;
+    return true;
+}
+
 int rpc__frame_decode(const uint8_t *buf, size_t len, rpc_frame *f, shoal_rpc_md *md)
 {
+    if (decode_plain(buf, len, f))
+        return 0;
     memset(f, 0, sizeof(*f));
     pb_in r = {buf, buf + len};
     while (r.p < r.end) {

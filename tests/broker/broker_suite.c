@@ -90,6 +90,26 @@ static void test_dict_and_nested(void **state)
     assert_string_equal(op(m, "d", "keys", 0), "[1, '2', 0.25, 'x']");
     assert_string_equal(op(m, "nothing", "get", 1, I(1)), "E-3");
     assert_string_equal(op(m, "d", "frobnicate", 0), "E-6");
+
+    /* a value overwritten by shorter ones (copied into its block), then by longer
+     * ones and ones of other kinds: each read gives the last */
+    const char *sets[][2] = {{"abcdef", "'abcdef'"},
+                             {"xy", "'xy'"},
+                             {"", "''"},
+                             {"a longer string", "'a longer string'"}};
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        assert_string_equal(op(m, "d", "set", 2, S("s"), S(sets[i][0])), "-");
+        assert_string_equal(op(m, "d", "get", 1, S("s")), sets[i][1]);
+    }
+    assert_string_equal(op(m, "d", "set", 2, S("s"), shoal_mv_bytes("\1\2\3", 3)), "-");
+    assert_string_equal(op(m, "d", "set", 2, S("s"), shoal_mv_bytes("\4", 1)), "-");
+    assert_string_equal(op(m, "d", "get", 1, S("s")), "b'\\x04'");
+    assert_string_equal(op(m, "d", "set", 2, S("s"), shoal_mv_bytes("\5\6", 2)), "-");
+    assert_string_equal(op(m, "d", "get", 1, S("s")), "b'\\x05\\x06'");
+    assert_string_equal(op(m, "d", "set", 2, S("s"), I(3)), "-");
+    assert_string_equal(op(m, "d", "get", 1, S("s")), "3");
+    assert_string_equal(op(m, "d", "set", 2, S("s"), S("z")), "-");
+    assert_string_equal(op(m, "d", "get", 1, S("s")), "'z'");
     shoal_manager_close(m);
     stop_broker(b);
 }

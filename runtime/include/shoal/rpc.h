@@ -422,12 +422,24 @@ SHOAL_API int shoal_rpc_ctx_recv(shoal_rpc_ctx *ctx, void **msg, size_t *len);
 /* Sends a response, waiting while the client has SHOAL_RPC_WINDOW unconsumed.
  * Returns 0, SHOAL_ECLOSED (cancelled, deadline passed, client gone), SHOAL_EMSGSIZE. */
 SHOAL_API int shoal_rpc_ctx_send(shoal_rpc_ctx *ctx, const void *msg, size_t len);
+/* shoal_rpc_ctx_send of a response that more responses follow at once: while the
+ * handler's thread reads its connection (direct receive), the response may wait for
+ * the next one in the connection's buffer, to leave with it in one write (shm://,
+ * ipc://, tcp://); the last of the burst goes with shoal_rpc_ctx_send, which writes
+ * them all (so does the handler's next receive that has to wait). Returns as
+ * shoal_rpc_ctx_send. */
+SHOAL_API int shoal_rpc_ctx_send_more(shoal_rpc_ctx *ctx, const void *msg, size_t len);
 /* Non-zero when shoal_rpc_ctx_send would not wait for the client's window: it has
  * room for another response (or the call is over, and a send fails at once). A handler
  * that must not block (it also has requests to read) sends only then and leaves the
  * rest to another thread. Only the sending thread uses up the room: when one thread
  * sends on the call, the answer stays true until it sends. */
 SHOAL_API int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *ctx);
+/* How many responses shoal_rpc_ctx_send would send now without waiting for the
+ * client's window (as shoal_rpc_ctx_send_ready, counted: a handler with several to
+ * send asks once); SHOAL_RPC_WINDOW when the call is over (a send fails at once), 0
+ * for a NULL ctx. */
+SHOAL_API int shoal_rpc_ctx_send_room(const shoal_rpc_ctx *ctx);
 /* Non-zero when shoal_rpc_ctx_recv would not wait: a request is there, or the
  * requests ended, or the call is over. */
 SHOAL_API int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *ctx);
