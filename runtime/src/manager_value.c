@@ -28,9 +28,9 @@
  * scan() counts them, the wire type of each known field and protobuf-c's own rules
  * (pbc_field: tags and length prefixes of at most five bytes, a bool of any wire
  * type), unknown fields skipped, a key or value given twice in an entry merged as
- * protobuf-c merges it, and what valid() refuses, found where it is met and refused
- * once the part that breaks it is known to stay (a later member of a Value's oneof
- * drops it, as in protobuf-c). It accepts, refuses and decodes exactly what
+ * protobuf-c 1.4 merges it (dec_member), and what valid() refuses, found where it is met
+ * and refused once the part that breaks it is known to stay (a later member of a Value's
+ * oneof drops it, as in protobuf-c). It accepts, refuses and decodes exactly what
  * shoal__bv_unpack does (tests/fuzz/fuzz_request.c and tests/broker/broker_codec.c
  * compare them). What is kept from such a message is copied out with
  * shoal__bv_clone, which copies field by field with malloc.
@@ -987,18 +987,44 @@ static int dec_seq(dec *d, const uint8_t *p, size_t len, int depth, Shoal__Broke
     return bad;
 }
 
+/* Whether protobuf-c's merge of a Value of no kind into the earlier Value e keeps e's
+ * member (merge_messages, protobuf-c 1.4): a string never (the later one's empty
+ * pointer is not the field's default), bytes and a pickle when not empty, any other
+ * kind always. */
+static bool merge_keeps(const bv *e)
+{
+    switch (e->kind_case) {
+    case BV_STR:
+        return false;
+    case BV_BYTES:
+        return e->bytes.len != 0;
+    case BV_PICKLE:
+        return e->pickle.len != 0;
+    default:
+        return true;
+    }
+}
+
 /* An occurrence (field f) of an Entry's key or value *v (*bad: whether it breaks the
  * model): protobuf-c merges it into the earlier one, which for a Value (a oneof)
- * gives the later one when it has a kind, else the earlier one. */
+ * gives the later one when it has a kind; when it has none, the earlier one if
+ * merge_keeps, else the later one (of no kind: the model refuses it); and when
+ * neither has a kind, protobuf-c refuses the message. */
 static int dec_member(dec *d, const pb_field *f, int depth, bv **v, int *bad)
 {
     bv *later = NULL;
     int rc = dec_value_any(d, f->sub, f->len, depth, &later);
-    if (rc >= 0 && (has_kind(later) || !*v)) {
+    if (rc < 0)
+        return rc;
+    if (*v && !has_kind(later) && !has_kind(*v))
+        return shoal__err(SHOAL_EINVALID_DATA,
+                          "broker message: a map entry's key or value given twice, "
+                          "with no kind both times");
+    if (!*v || has_kind(later) || !merge_keeps(*v)) {
         *v = later;
         *bad = rc;
     }
-    return rc < 0 ? rc : 0;
+    return 0;
 }
 
 /* An Entry: its key (1) and value (2), both required, the key a scalar (or a tuple
