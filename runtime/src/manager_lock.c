@@ -150,14 +150,21 @@ void shoal__locks_close(shoal__locks *l, bool unlink)
     free(l);
 }
 
+/* The i-th slot of the probe sequence of hash h: its index in *k. */
+static shoal_lockword *probe(shoal__locks *l, uint64_t h, uint32_t i, uint32_t *k)
+{
+    *k = (uint32_t)((h + i) % l->nslots);
+    return &l->slots[*k];
+}
+
 int shoal__locks_find(shoal__locks *l, const char *name, size_t n, int *kind)
 {
     if (!l || n == 0 || n > SHOAL_LOCKS_NAME)
         return -1;
     uint64_t h = shoal__view_hash((const uint8_t *)name, n);
     for (uint32_t i = 0; i < SHOAL_LOCKS_PROBE; i++) {
-        uint32_t k = (uint32_t)((h + i) % l->nslots);
-        shoal_lockword *w = &l->slots[k];
+        uint32_t k;
+        shoal_lockword *w = probe(l, h, i, &k);
         uint32_t kd = atomic_load_explicit(&w->kind, memory_order_acquire);
         if (kd == SHOAL_LW_FREE)
             return -1; /* slots fill in probe order and are never freed */
@@ -177,8 +184,8 @@ int shoal__locks_add(shoal__locks *l, const char *name, int kind)
         return -1;
     uint64_t h = shoal__view_hash((const uint8_t *)name, n);
     for (uint32_t i = 0; i < SHOAL_LOCKS_PROBE; i++) {
-        uint32_t k = (uint32_t)((h + i) % l->nslots);
-        shoal_lockword *w = &l->slots[k];
+        uint32_t k;
+        shoal_lockword *w = probe(l, h, i, &k);
         if (atomic_load_explicit(&w->kind, memory_order_relaxed) != SHOAL_LW_FREE)
             continue;
         memcpy(w->name, name, n);
