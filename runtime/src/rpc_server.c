@@ -1271,17 +1271,6 @@ int shoal_rpc_ctx_cancelled(const shoal_rpc_ctx *cx)
     return done;
 }
 
-int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *cx)
-{
-    if (!cx)
-        return 0;
-    struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
-    pthread_mutex_lock(x->c.mu);
-    int ready = x->c.credit > 0 || x->c.done;
-    pthread_mutex_unlock(x->c.mu);
-    return ready;
-}
-
 int shoal_rpc_ctx_send_room(const shoal_rpc_ctx *cx)
 {
     if (!cx)
@@ -1291,6 +1280,11 @@ int shoal_rpc_ctx_send_room(const shoal_rpc_ctx *cx)
     int room = x->c.done ? SHOAL_RPC_WINDOW : x->c.credit > 0 ? x->c.credit : 0;
     pthread_mutex_unlock(x->c.mu);
     return room;
+}
+
+int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *cx)
+{
+    return shoal_rpc_ctx_send_room(cx) > 0;
 }
 
 int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *cx)
