@@ -165,7 +165,8 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
     c->consumed = c->queued = 0;
     c->starved = 0;
     c->credit = SHOAL_RPC_WINDOW;
-    c->send_closed = c->sent = c->done = c->code = c->quiet = c->credit_wait = 0;
+    c->send_closed = c->sent = c->code = c->quiet = c->credit_wait = 0;
+    __atomic_store_n(&c->done, 0, __ATOMIC_RELAXED); /* read without mu: rpc_server.c */
     c->detail[0] = 0;
 }
 
@@ -189,20 +190,45 @@ rpc_msg *rpc__msg_new(const void *data, size_t len)
     return msg;
 }
 
+void rpc__call_append(rpc_call *c, rpc_msg *head, rpc_msg *tail, unsigned n)
+{
+    if (c->tail)
+        c->tail->next = head;
+    else
+        c->head = head;
+    c->tail = tail;
+    c->queued += n;
+    if (!c->quiet)
+        pthread_cond_broadcast(c->cv);
+}
+
 int rpc__call_push(rpc_call *c, const void *data, size_t len)
 {
     rpc_msg *msg = rpc__msg_new(data, len);
     if (!msg)
         return SHOAL_ENOMEM;
-    if (c->tail)
-        c->tail->next = msg;
-    else
-        c->head = msg;
-    c->tail = msg;
-    c->queued++;
-    if (!c->quiet)
-        pthread_cond_broadcast(c->cv);
+    rpc__call_append(c, msg, msg, 1);
     return 0;
+}
+
+uint32_t rpc__call_consumed(rpc_call *c, unsigned n)
+{
+    if (c->consumed + c->queued >= SHOAL_RPC_WINDOW)
+        c->starved = 1; /* the peer has no credit left */
+    c->queued -= n;
+    c->consumed += n;
+    /* Half a window consumed; or, the peer having run out of credit, the inbox empty:
+     * all that was consumed goes back. `starved` outlives an inbox emptied by a
+     * half-window return (the peer may still send the rest of the batch it had no
+     * credit for: that rest's end returns it). */
+    int half = c->consumed >= SHOAL_RPC_WINDOW / 2, rest = !c->head && c->starved;
+    if (!(half || rest) || c->peer_done || c->done)
+        return 0;
+    uint32_t credit = c->consumed;
+    c->consumed = 0;
+    if (!half)
+        c->starved = 0;
+    return credit;
 }
 
 int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit)
@@ -214,20 +240,7 @@ int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit)
     c->head = c->head->next;
     if (!c->head)
         c->tail = NULL;
-    c->queued--;
-    if (++c->consumed + c->queued >= SHOAL_RPC_WINDOW)
-        c->starved = 1; /* the peer has no credit left */
-    /* Half a window consumed; or, the peer having run out of credit, the inbox empty:
-     * all that was consumed goes back. `starved` outlives an inbox emptied by a
-     * half-window return (the peer may still send the rest of the batch it had no
-     * credit for: that rest's end returns it). */
-    int half = c->consumed >= SHOAL_RPC_WINDOW / 2, rest = !c->head && c->starved;
-    if ((half || rest) && !c->peer_done && !c->done) {
-        *credit = c->consumed;
-        c->consumed = 0;
-        if (!half)
-            c->starved = 0;
-    }
+    *credit = rpc__call_consumed(c, 1);
     return 1;
 }
 
@@ -248,7 +261,7 @@ void rpc__call_end_str(rpc_call *c, int code, const char *detail, size_t len)
 {
     if (c->done)
         return;
-    c->done = 1;
+    __atomic_store_n(&c->done, 1, __ATOMIC_RELAXED);
     c->peer_done = 1;
     c->code = code;
     if (len >= sizeof(c->detail))
@@ -313,10 +326,13 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f)
 
 /* ---- sending ----------------------------------------------------------------------- */
 
-/* Encodes f and sends it: at once, or (later) through conn->send_later. */
+/* Encodes f and sends it: at once, or (later) through conn->send_later; the
+ * transport encodes it itself when it can (conn->send_frame). */
 static int send_frame(rpc_conn *conn, const rpc_frame *f, const shoal_rpc_md *md,
                       shoal_duration timeout, int later)
 {
+    if (conn->send_frame)
+        return conn->send_frame(conn, f, md, later, timeout);
     uint8_t stack[RPC_FRAME_STACK];
     uint8_t *buf = stack;
     size_t len;

@@ -46,6 +46,11 @@ typedef struct rpc_frame {
     uint32_t credit; /* WINDOW */
 } rpc_frame;
 
+/* At least the encoded size of f and md (may be NULL). */
+size_t rpc__frame_bound(const rpc_frame *f, const shoal_rpc_md *md);
+/* Encodes f and md (may be NULL) at buf, which has room for rpc__frame_bound()
+ * bytes; returns the encoded length. */
+size_t rpc__frame_write(uint8_t *buf, const rpc_frame *f, const shoal_rpc_md *md);
 /* Encodes f and md (may be NULL): into *out when it fits in cap bytes (*out: a
  * buffer of the caller's, NULL when cap is 0), else into a new heap buffer that *out
  * then points to. Returns 0 or SHOAL_ENOMEM. */
@@ -114,6 +119,13 @@ struct rpc_conn {
     int (*send_later)(rpc_conn *c, const void *buf, size_t len, shoal_duration timeout);
     /* With send_later: writes the frames it kept now. 0 or a code of ops->send. */
     int (*flush)(rpc_conn *c, shoal_duration timeout);
+    /* Optional, set by the transport (NULL: rpc__send encodes into a buffer and calls
+     * ops->send or send_later): sends frame f and md as ops->send (later: as
+     * send_later) would send their encoding, encoding it straight into the frames the
+     * transport keeps when it keeps it (shm://: no copy of the encoded frame). Same
+     * returns as ops->send, and SHOAL_ENOMEM. */
+    int (*send_frame)(rpc_conn *c, const rpc_frame *f, const shoal_rpc_md *md, int later,
+                      shoal_duration timeout);
     /* Client side, optional (NULL: not known): 1 when a frame is at hand, one that a
      * recv returns without reading the connection (the rest of a shm:// batch
      * message), else 0. A reader whose call got what it waits for stops there when
@@ -158,7 +170,8 @@ typedef struct rpc_call {
     int credit;
     int send_closed; /* this side half-closed */
     int sent;        /* messages this side sent */
-    int done;        /* the status is known: code, detail */
+    int done;        /* the status is known: code, detail (stored atomically: the
+                      * server's inline receive reads it without mu) */
     int code;
     int quiet;       /* messages go to a function, not to a waiting reader: their arrival
                       * wakes nobody (the server's inline receive) */
@@ -172,11 +185,17 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
 rpc_msg *rpc__msg_new(const void *data, size_t len);
 /* Appends a copy of a received payload (mu held). Returns 0 or SHOAL_ENOMEM. */
 int rpc__call_push(rpc_call *c, const void *data, size_t len);
+/* Appends the n received messages head..tail, linked by next (mu held), waking the
+ * call's waiters unless it is quiet. */
+void rpc__call_append(rpc_call *c, rpc_msg *head, rpc_msg *tail, unsigned n);
 /* Takes the next message (mu held): 1 with *msg, 0 when none is queued. Returns credit
  * to the peer when half a window was consumed, or when this message empties the inbox
  * and the peer had used its whole window (*credit is then set to the frame's credit,
  * to send after unlocking). */
 int rpc__call_pop(rpc_call *c, rpc_msg **msg, uint32_t *credit);
+/* Counts n messages, taken off the inbox, as consumed (mu held): the credit to return
+ * to the peer now (rpc__call_pop's rule), or 0. */
+uint32_t rpc__call_consumed(rpc_call *c, unsigned n);
 /* Gives m's payload to the user (*msg, to free with free(), which frees m too;
  * *len). Returns 1. */
 int rpc__msg_hand_out(rpc_msg *m, void **msg, size_t *len);

@@ -103,6 +103,13 @@ struct rpc_server_conn {
     int rewatching; /* on the server's list of connections for the loop to watch */
     int in_turn;    /* rpc__server_turn_begin: inline receive waits for turn_end */
     struct rpc_server_conn *rewatch_next;
+    /* the staged frames (see the top): those of call st_call taken without the lock by
+     * the thread reading the connection, for stage_apply; only that thread uses them,
+     * as it does in_turn */
+    uint64_t st_call;
+    rpc_msg *st_head, *st_tail; /* the messages' copies */
+    unsigned st_msgs, st_frames;
+    uint32_t st_credit; /* what the WINDOW frames among them returned */
 };
 
 struct shoal_rpc_ctx {
@@ -116,7 +123,7 @@ struct shoal_rpc_ctx {
     int headers_sent;
     int on_thread;
     int direct;              /* shoal_rpc_ctx_set_direct */
-    shoal_rpc_msg_fn on_msg; /* shoal_rpc_ctx_set_inline (NULL: off) */
+    shoal_rpc_msg_fn on_msg; /* shoal_rpc_ctx_set_inline (NULL: off); set_on_msg */
     void *on_msg_arg;
     int msg_busy;    /* a thread runs on_msg for the inbox's messages */
     int msg_stopped; /* on_msg turned inline receive off: recv says so once */
@@ -356,9 +363,19 @@ static void finish(struct shoal_rpc_ctx *x, int code, const char *detail)
     }
 }
 
+static void msgs_free(rpc_msg *m)
+{
+    while (m) {
+        rpc_msg *next = m->next;
+        rpc__msg_free(m);
+        m = next;
+    }
+}
+
 static void conn_free(struct rpc_server_conn *sc)
 {
     sc->c->ops->close(sc->c);
+    msgs_free(sc->st_head); /* none: a turn and an owner's read apply theirs */
     free(sc);
 }
 
@@ -486,11 +503,13 @@ int rpc__server_handoff(rpc_conn *c)
 static int still_owns(struct shoal_rpc_ctx *x);
 static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
                         struct shoal_rpc_ctx *owner);
+static void stage_apply(struct rpc_server_conn *sc, struct shoal_rpc_ctx *owner);
 
 /* The owner's thread reads its connection: waits up to `wait` for a frame, then
  * dispatches it and those already there, as the loop would (mu held on entry and
- * return). A frame of another call, or the direct mode turned off, makes it give the
- * connection back; a failed receive loses the connection. */
+ * return); its own requests are staged, and join its inbox in the hold of the lock
+ * that ends the read. A frame of another call, or the direct mode turned off, makes it
+ * give the connection back; a failed receive loses the connection. */
 static void own_read(struct shoal_rpc_ctx *x, shoal_duration wait)
 {
     struct rpc_server_conn *sc = x->sc;
@@ -498,20 +517,29 @@ static void own_read(struct shoal_rpc_ctx *x, shoal_duration wait)
     rpc_conn *c = sc->c;
     const uint8_t *buf;
     size_t len;
-    int rc, n = 0, owned;
+    int rc, n = 0, owned = 1;
     pthread_mutex_unlock(&s->mu);
     do {
         rc = c->ops->recv(c, &buf, &len, n ? SHOAL_NOWAIT : wait);
-        owned = rc == 1 ? server_frame(c, buf, len, x) : -1;
+        if (rc != 1)
+            break;
+        owned = server_frame(c, buf, len, x);
         if (owned < 0) {
             pthread_mutex_lock(&s->mu);
             owned = still_owns(x);
             pthread_mutex_unlock(&s->mu);
         }
-    } while (rc == 1 && owned && ++n < 64);
-    if (rc < 0)
-        rpc__server_conn_lost(c);
+    } while (owned && ++n < 64);
     pthread_mutex_lock(&s->mu);
+    if (sc->owner == x) { /* else the stage was applied as it gave the connection up */
+        stage_apply(sc, x);
+        still_owns(x);
+    }
+    if (rc < 0) {
+        pthread_mutex_unlock(&s->mu);
+        rpc__server_conn_lost(c);
+        pthread_mutex_lock(&s->mu);
+    }
 }
 
 /* Whether this thread reads x's connection (mu held). */
@@ -522,31 +550,82 @@ static int owns(const struct shoal_rpc_ctx *x)
 
 /* ---- inline receive ---------------------------------------------------------------- */
 
+/* Whether x's function is to run for a further request: it is on and the call not
+ * over. Read without the lock too (run_inline): both are stored atomically. */
+static int inline_on(struct shoal_rpc_ctx *x)
+{
+    return __atomic_load_n(&x->on_msg, __ATOMIC_RELAXED) &&
+           !__atomic_load_n(&x->c.done, __ATOMIC_RELAXED);
+}
+
+static void set_on_msg(struct shoal_rpc_ctx *x, shoal_rpc_msg_fn fn)
+{
+    __atomic_store_n(&x->on_msg, fn, __ATOMIC_RELAXED);
+}
+
+/* Puts the messages m (linked by next), taken off c's inbox and not consumed, back at
+ * its head (mu held). */
+static void inbox_unshift(rpc_call *c, rpc_msg *m)
+{
+    if (!m)
+        return;
+    rpc_msg *last = m;
+    while (last->next)
+        last = last->next;
+    last->next = c->head;
+    c->head = m;
+    if (!c->tail)
+        c->tail = last;
+}
+
 /* Gives the inbox's requests to the call's function, in order, until it is empty, the
  * call ends or the function turns inline receive off (mu held on entry and return;
- * the caller set msg_busy: this thread is the only one running the function). */
+ * the caller set msg_busy: this thread is the only one running the function). The
+ * requests queued are taken together and run with the lock let go once for them (each
+ * knows whether another follows: `more`); before each, whether the call ended or the
+ * function was turned off is read without the lock (inline_on). Those not run go back
+ * to the inbox's head, and the window's credit for the ones run is counted after them
+ * (rpc__call_consumed) and returned before the next ones run or on the way out. */
 static void run_inline(struct shoal_rpc_ctx *x)
 {
-    rpc_msg *m;
-    uint32_t credit;
-    while (x->on_msg && !x->c.done && rpc__call_pop(&x->c, &m, &credit) == 1) {
-        if (x->c.m->check_request && x->c.m->check_request(m->data, m->len) != 0) {
-            finish(x, SHOAL_RPC_INVALID_ARGUMENT, "invalid request");
-            rpc__msg_free(m);
+    uint32_t credit = 0;
+    for (;;) {
+        rpc_msg *m = inline_on(x) ? x->c.head : NULL;
+        if (!m && !credit)
             break;
-        }
+        x->c.head = m ? NULL : x->c.head;
+        x->c.tail = m ? NULL : x->c.tail;
         shoal_rpc_msg_fn fn = x->on_msg;
-        void *arg = x->on_msg_arg, *msg;
-        int more = x->c.head != NULL;
-        size_t len;
+        void *arg = x->on_msg_arg;
         pthread_mutex_unlock(x->c.mu);
         if (credit)
             rpc__send_simple(x->c.conn, x->c.id, RPC_F_WINDOW, credit);
-        rpc__msg_hand_out(m, &msg, &len);
-        int stop = fn(x, msg, len, more, arg);
+        unsigned n = 0;
+        int stop = 0, bad = 0;
+        for (; m && !stop && inline_on(x); n++) {
+            if (x->c.m->check_request && x->c.m->check_request(m->data, m->len) != 0) {
+                bad = 1;
+                break;
+            }
+            rpc_msg *next = m->next;
+            void *msg;
+            size_t len;
+            rpc__msg_hand_out(m, &msg, &len);
+            stop = fn(x, msg, len, next != NULL, arg);
+            m = next;
+        }
         pthread_mutex_lock(x->c.mu);
+        if (bad) { /* the call ends; the requests after it stay queued, unread */
+            rpc_msg *b = m;
+            m = m->next;
+            rpc__msg_free(b);
+            n++;
+            finish(x, SHOAL_RPC_INVALID_ARGUMENT, "invalid request");
+        }
+        inbox_unshift(&x->c, m);
+        credit = n ? rpc__call_consumed(&x->c, n) : 0;
         if (stop) {
-            x->on_msg = NULL;
+            set_on_msg(x, NULL);
             x->msg_stopped = 1;
         }
     }
@@ -573,7 +652,7 @@ static void handler_done(struct shoal_rpc_ctx *x, int code)
     shoal_rpc_server *s = x->sc->s;
     struct rpc_server_conn *sc = x->sc;
     pthread_mutex_lock(&s->mu);
-    x->on_msg = NULL; /* and the memory stays until a function running returned */
+    set_on_msg(x, NULL); /* and the memory stays until a function running returned */
     while (x->msg_busy)
         pthread_cond_wait(&x->cv, &s->mu);
     if (code < 0 || code > SHOAL_RPC_UNAUTHENTICATED)
@@ -862,10 +941,71 @@ static int still_owns(struct shoal_rpc_ctx *x)
     return sc->owner == x;
 }
 
+/* Stages frame f when the thread reading the connection may take it without the lock
+ * (see the top): in a turn, or as the owner for its own call, a MESSAGE with a payload
+ * that does not end the requests, or a WINDOW frame, of the call whose frames are
+ * staged (or of any, when none is). Returns 1 when it did. */
+static int stage(struct rpc_server_conn *sc, const rpc_frame *f,
+                 const struct shoal_rpc_ctx *owner)
+{
+    int msg = f->type == RPC_F_MESSAGE && f->has_payload && !(f->flags & RPC_FLAG_END);
+    if ((!msg && (f->type != RPC_F_WINDOW || f->credit > SHOAL_RPC_WINDOW)) ||
+        (owner ? f->call != owner->c.id : !sc->in_turn) ||
+        (sc->st_frames && f->call != sc->st_call))
+        return 0;
+    if (msg) {
+        rpc_msg *m = rpc__msg_new(f->payload, f->payload_len);
+        if (!m)
+            return 0; /* the frame's dispatch says so */
+        if (sc->st_tail)
+            sc->st_tail->next = m;
+        else
+            sc->st_head = m;
+        sc->st_tail = m;
+        sc->st_msgs++;
+    } else {
+        sc->st_credit += f->credit;
+    }
+    sc->st_call = f->call;
+    sc->st_frames++;
+    return 1;
+}
+
+/* Applies the staged frames (mu held) as rpc__call_frame would have one by one: the
+ * messages join their call's inbox (dropped after its end), the credit its window;
+ * frames of no call are counted bad. owner: the call whose thread staged them in direct
+ * receive (the one thread that takes its requests: they wake nobody). */
+static void stage_apply(struct rpc_server_conn *sc, struct shoal_rpc_ctx *owner)
+{
+    if (!sc->st_frames)
+        return;
+    struct shoal_rpc_ctx *x = find_call(sc, sc->st_call);
+    rpc_msg *drop = sc->st_head;
+    if (!x) {
+        sc->s->bad_frames += sc->st_frames;
+    } else {
+        if (drop && !x->c.peer_done) {
+            int quiet = x->c.quiet;
+            x->c.quiet = quiet || x == owner;
+            rpc__call_append(&x->c, drop, sc->st_tail, sc->st_msgs);
+            x->c.quiet = quiet;
+            drop = NULL;
+        }
+        x->c.credit += (int)sc->st_credit;
+        if (sc->st_credit && (!x->c.quiet || x->c.credit_wait))
+            pthread_cond_broadcast(x->c.cv);
+    }
+    msgs_free(drop);
+    sc->st_head = sc->st_tail = NULL;
+    sc->st_msgs = sc->st_frames = 0;
+    sc->st_credit = 0;
+}
+
 /* Dispatches a frame; owner: the call whose thread read it in direct receive (NULL:
  * the loop did). Returns, for an owner, whether it reads on (still_owns, checked in
- * the same hold of the lock), or -1 when the frame ran what may change that (a unary
- * handler; the first frame): the owner asks again. */
+ * the same hold of the lock; 1 for a frame staged, which changes nothing of that), or
+ * -1 when the frame ran what may change that (a unary handler; the first frame): the
+ * owner asks again. */
 static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
                         struct shoal_rpc_ctx *owner)
 {
@@ -879,7 +1019,12 @@ static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
     shoal_rpc_md md = {0};
     struct shoal_rpc_ctx *start = NULL;
     int rc = rpc__frame_decode(buf, len, &f, &md);
+    if (rc == 0 && stage(sc, &f, owner)) {
+        shoal_rpc_md_clear(&md);
+        return 1;
+    }
     pthread_mutex_lock(&s->mu);
+    stage_apply(sc, owner); /* first: the frames before this one */
     struct shoal_rpc_ctx *x = rc == 0 ? find_call(sc, f.call) : NULL;
     if (rc < 0)
         s->bad_frames++;
@@ -923,10 +1068,7 @@ void rpc__server_frame(rpc_conn *c, const uint8_t *buf, size_t len)
 
 void rpc__server_turn_begin(rpc_conn *c)
 {
-    struct rpc_server_conn *sc = c->srv;
-    pthread_mutex_lock(&sc->s->mu);
-    sc->in_turn = 1;
-    pthread_mutex_unlock(&sc->s->mu);
+    c->srv->in_turn = 1; /* only the thread reading c looks at it */
 }
 
 void rpc__server_turn_end(rpc_conn *c)
@@ -934,6 +1076,7 @@ void rpc__server_turn_end(rpc_conn *c)
     struct rpc_server_conn *sc = c->srv;
     pthread_mutex_lock(&sc->s->mu);
     sc->in_turn = 0;
+    stage_apply(sc, NULL);
     /* run_inline lets go of the lock meanwhile; x stays linked while it runs
      * (handler_done waits for msg_busy), so x->next is read with the lock held */
     for (struct shoal_rpc_ctx *x = sc->calls; x; x = x->next)
@@ -1325,10 +1468,10 @@ int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *x, shoal_rpc_msg_fn fn, void *arg)
                           "responses together (ipc://, tcp://): use direct receive",
                           x->method);
     pthread_mutex_lock(x->c.mu);
-    x->on_msg = NULL; /* a function running stops before the next request */
+    set_on_msg(x, NULL); /* a function running stops before the next request */
     while (x->msg_busy)
         ctx_wait(x);
-    x->on_msg = fn;
+    set_on_msg(x, fn);
     x->on_msg_arg = arg;
     x->msg_stopped = 0;
     x->c.quiet = fn != NULL;

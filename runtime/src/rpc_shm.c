@@ -244,9 +244,35 @@ static int out_flush(shm_conn *c, shoal_duration timeout, int as_batch)
     return rc;
 }
 
-/* Keeps a frame for the next batch message (out_mu held), sending the kept ones first
- * when it would not fit; a frame too big for a batch goes at once, after them. */
-static int out_keep(shm_conn *c, const void *buf, size_t len, shoal_duration timeout)
+/* What a send writes: frame f with md, encoded by the send, or (f NULL) the bytes of
+ * an encoded frame, buf[len]. */
+typedef struct shm_src {
+    const rpc_frame *f;
+    const shoal_rpc_md *md;
+    const void *buf;
+    size_t len;
+} shm_src;
+
+/* Sends src as a message of its own. */
+static int src_send(shm_conn *c, const shm_src *src, shoal_duration timeout)
+{
+    if (!src->f)
+        return shoal_pipe_send(c->pipe, src->buf, src->len, timeout);
+    uint8_t stack[RPC_FRAME_STACK];
+    uint8_t *buf = stack;
+    size_t len;
+    int rc = rpc__frame_encode(src->f, src->md, &buf, sizeof(stack), &len);
+    if (rc == 0)
+        rc = shoal_pipe_send(c->pipe, buf, len, timeout);
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+/* Keeps the frame buf[len] (out_mu held), sending the kept ones first when it would
+ * not fit; a frame too big for a batch goes at once, after them. */
+static int out_keep_bytes(shm_conn *c, const void *buf, size_t len,
+                          shoal_duration timeout)
 {
     if (len > shoal__pipe_max_msg(c->pipe))
         return shoal_pipe_send(c->pipe, buf, len, timeout); /* SHOAL_EMSGSIZE */
@@ -265,6 +291,34 @@ static int out_keep(shm_conn *c, const void *buf, size_t len, shoal_duration tim
     c->out_len += BATCH_LEN + len;
     __atomic_store_n(&c->out_n, c->out_n + 1, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* Keeps src for the next batch message (out_mu held, out_forked done): a frame whose
+ * encoding surely fits after the kept ones is encoded there, in place; else as
+ * out_keep_bytes, once encoded. */
+static int out_keep(shm_conn *c, const shm_src *src, shoal_duration timeout)
+{
+    if (src->f &&
+        c->out_len + BATCH_LEN + rpc__frame_bound(src->f, src->md) <= c->out_max) {
+        size_t len = rpc__frame_write(c->out + c->out_len + BATCH_LEN, src->f, src->md);
+        if (!c->out_n)
+            c->out_pid = shoal__self_pid();
+        le32_put(c->out + c->out_len, (uint32_t)len);
+        c->out_len += BATCH_LEN + len;
+        __atomic_store_n(&c->out_n, c->out_n + 1, __ATOMIC_RELEASE);
+        return 0;
+    }
+    if (!src->f)
+        return out_keep_bytes(c, src->buf, src->len, timeout);
+    uint8_t stack[RPC_FRAME_STACK];
+    uint8_t *buf = stack;
+    size_t len;
+    int rc = rpc__frame_encode(src->f, src->md, &buf, sizeof(stack), &len);
+    if (rc == 0)
+        rc = out_keep_bytes(c, buf, len, timeout);
+    if (buf != stack)
+        free(buf);
+    return rc;
 }
 
 /* A peer that reads batch messages: room for one (0 or SHOAL_ENOMEM). */
@@ -293,27 +347,32 @@ static int client_idle(shm_conn *c)
     return !c->loop && !__atomic_load_n(&c->out_n, __ATOMIC_ACQUIRE);
 }
 
-/* Sends one frame, after the ones kept; on the server, a frame sent by on_pipe's
- * thread during its turn is kept (the turn's end sends them). Outside a turn the server
- * keeps nothing (its end sent it): a send that happens after it (keeping clear) goes at
- * once. The client keeps what send_later gave it until a send or a flush; keeping
- * nothing, it writes at once without out_mu (client_idle). */
-static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
+/* Sends one frame (later: as send_later), after the ones kept; on the server, a frame
+ * sent by on_pipe's thread during its turn is kept (the turn's end sends them). Outside
+ * a turn the server keeps nothing (its end sent it): a send that happens after it
+ * (keeping clear) goes at once. The client keeps what send_later gave it until a send
+ * or a flush; keeping nothing, it writes at once without out_mu (client_idle). To a
+ * peer that does not read batch messages, every frame goes at once. */
+static int shm_put(shm_conn *c, const shm_src *src, int later, shoal_duration timeout)
 {
-    shm_conn *c = (shm_conn *)base;
-    if (!c->batch || client_idle(c))
-        return shoal_pipe_send(c->pipe, buf, len, timeout);
+    if (!c->batch || (!later && client_idle(c)))
+        return src_send(c, src, timeout);
     pthread_mutex_lock(&c->out_mu);
     out_forked(c);
     int rc;
-    if (c->keeping && pthread_equal(c->turn_thread, pthread_self()))
-        rc = out_keep(c, buf, len, timeout);
+    if (later || (c->keeping && pthread_equal(c->turn_thread, pthread_self())))
+        rc = out_keep(c, src, timeout);
     else if (!c->out_n)
-        rc = shoal_pipe_send(c->pipe, buf, len, timeout);
-    else if ((rc = out_keep(c, buf, len, timeout)) == 0)
+        rc = src_send(c, src, timeout);
+    else if ((rc = out_keep(c, src, timeout)) == 0)
         rc = out_flush(c, timeout, 0);
     pthread_mutex_unlock(&c->out_mu);
     return rc;
+}
+
+static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
+{
+    return shm_put((shm_conn *)base, &(shm_src){.buf = buf, .len = len}, 0, timeout);
 }
 
 /* rpc_conn.send_later (the client's, and the server's in direct receive): to a peer
@@ -322,13 +381,14 @@ static int shm_send(rpc_conn *base, const void *buf, size_t len, shoal_duration 
 static int shm_send_later(rpc_conn *base, const void *buf, size_t len,
                           shoal_duration timeout)
 {
-    shm_conn *c = (shm_conn *)base;
-    if (!c->batch)
-        return shoal_pipe_send(c->pipe, buf, len, timeout);
-    pthread_mutex_lock(&c->out_mu);
-    int rc = out_keep(c, buf, len, timeout);
-    pthread_mutex_unlock(&c->out_mu);
-    return rc;
+    return shm_put((shm_conn *)base, &(shm_src){.buf = buf, .len = len}, 1, timeout);
+}
+
+/* rpc_conn.send_frame: shm_put of a frame that, kept, is encoded in place. */
+static int shm_send_frame(rpc_conn *base, const rpc_frame *f, const shoal_rpc_md *md,
+                          int later, shoal_duration timeout)
+{
+    return shm_put((shm_conn *)base, &(shm_src){.f = f, .md = md}, later, timeout);
 }
 
 /* rpc_conn.flush: sends what send_later kept. */
@@ -510,6 +570,7 @@ static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
     }
     pthread_mutex_init(&c->out_mu, NULL);
     c->base.ops = &shm_ops;
+    c->base.send_frame = shm_send_frame;
     c->base.t = c;
     snprintf(c->name, sizeof(c->name), "%s", pipe_name);
     snprintf(c->base.peer, sizeof(c->base.peer), "shm pipe %s", pipe_name);
