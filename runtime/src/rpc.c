@@ -313,7 +313,8 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f)
     case RPC_F_WINDOW:
         if (f->credit > SHOAL_RPC_WINDOW)
             break;
-        c->credit += (int)f->credit;
+        /* atomically: a server's stream takes its credit without mu (rpc_server.c) */
+        __atomic_fetch_add(&c->credit, (int)f->credit, __ATOMIC_RELAXED);
         if (c->quiet && !c->credit_wait)
             return 1; /* no sender waits for it */
         break;

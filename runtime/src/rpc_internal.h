@@ -154,7 +154,9 @@ typedef struct rpc_msg {
  * peer's WINDOW frames return); `consumed` counts the messages taken from the inbox
  * since this side last returned credit, `queued` the messages in the inbox, `starved`
  * whether the peer used its whole window since the inbox was last emptied with credit
- * returned. All fields are guarded by *mu.
+ * returned. All fields are guarded by *mu; on the server, credit and done are also
+ * read without it, and credit taken (rpc_server.c, ctx_send): both are changed
+ * atomically.
  */
 typedef struct rpc_call {
     pthread_mutex_t *mu;
@@ -169,9 +171,8 @@ typedef struct rpc_call {
     int starved;
     int credit;
     int send_closed; /* this side half-closed */
-    int sent;        /* messages this side sent */
-    int done;        /* the status is known: code, detail (stored atomically: the
-                      * server's inline receive reads it without mu) */
+    int sent;        /* server: the response of a single-response method was sent */
+    int done;        /* the status is known: code, detail */
     int code;
     int quiet;       /* messages go to a function, not to a waiting reader: their arrival
                       * wakes nobody (the server's inline receive) */

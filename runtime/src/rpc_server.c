@@ -324,7 +324,7 @@ static int send_headers(struct shoal_rpc_ctx *x)
 {
     if (x->headers_sent)
         return 0;
-    x->headers_sent = 1;
+    __atomic_store_n(&x->headers_sent, 1, __ATOMIC_RELAXED); /* read by ctx_send */
     if (!x->headers.count)
         return 0;
     rpc_frame f = {.call = x->c.id, .type = RPC_F_HEADERS};
@@ -431,7 +431,7 @@ static __thread struct shoal_rpc_ctx *current_ctx;
 static void give_back(struct rpc_server_conn *sc)
 {
     shoal_rpc_server *s = sc->s;
-    sc->owner = NULL;
+    __atomic_store_n(&sc->owner, NULL, __ATOMIC_RELAXED); /* read by ctx_send */
     sc->give_back = 0;
     if (sc->lost || sc->rewatching)
         return;
@@ -493,7 +493,7 @@ int rpc__server_handoff(rpc_conn *c)
             c->ops->unwatch(c);
         else
             c->ops->stop(c);
-        sc->owner = x;
+        __atomic_store_n(&sc->owner, x, __ATOMIC_RELAXED);
         pthread_cond_broadcast(&x->cv); /* a handler waiting for a frame reads now */
     }
     pthread_mutex_unlock(&sc->s->mu);
@@ -991,7 +991,7 @@ static void stage_apply(struct rpc_server_conn *sc, struct shoal_rpc_ctx *owner)
             x->c.quiet = quiet;
             drop = NULL;
         }
-        x->c.credit += (int)sc->st_credit;
+        __atomic_fetch_add(&x->c.credit, (int)sc->st_credit, __ATOMIC_RELAXED);
         if (sc->st_credit && (!x->c.quiet || x->c.credit_wait))
             pthread_cond_broadcast(x->c.cv);
     }
@@ -1324,58 +1324,86 @@ int shoal_rpc_ctx_recv(shoal_rpc_ctx *x, void **msg, size_t *len)
     return rc == 1 ? rpc__msg_hand_out(m, msg, len) : rc;
 }
 
-/* shoal_rpc_ctx_send; more: shoal_rpc_ctx_send_more. */
+/* Takes one of the call's credits, if it has one: 1, else 0. The credit is changed
+ * atomically, so that a stream's send needs no lock (ctx_send); what adds to it does
+ * so under mu too, and wakes the senders waiting for it there. */
+static int take_credit(rpc_call *c)
+{
+    int credit = __atomic_load_n(&c->credit, __ATOMIC_RELAXED);
+    while (credit > 0)
+        if (__atomic_compare_exchange_n(&c->credit, &credit, credit - 1, 1,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return 1;
+    return 0;
+}
+
+/* A single-response method's response: kept for the trailers frame, which ends the
+ * call. */
+static int ctx_send_single(struct shoal_rpc_ctx *x, const void *msg, size_t len)
+{
+    pthread_mutex_lock(x->c.mu);
+    rpc_msg *m = NULL;
+    int rc = x->c.sent   ? shoal__err(SHOAL_EINVAL,
+                                      "rpc %s: a second response to a single-response "
+                                        "method",
+                                      x->method)
+             : x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+             : !(m = rpc__msg_new(msg, len))
+                 ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
+                 : 0;
+    if (rc == 0) {
+        x->response = m;
+        x->c.sent = 1;
+    }
+    pthread_mutex_unlock(x->c.mu);
+    return rc;
+}
+
+/* A stream's response waiting for the headers or the client's window, or the call
+ * over (mu held): 0 with a credit taken, or SHOAL_ECLOSED. */
+static int ctx_send_wait(struct shoal_rpc_ctx *x)
+{
+    if (!x->c.done && send_headers(x) < 0)
+        finish(x, SHOAL_RPC_UNAVAILABLE, "connection lost");
+    x->c.credit_wait++;
+    while (!x->c.done && !take_credit(&x->c))
+        ctx_wait(x);
+    x->c.credit_wait--;
+    return x->c.done ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
+                     : 0;
+}
+
+/* shoal_rpc_ctx_send; more: shoal_rpc_ctx_send_more. A stream's response whose
+ * headers went, on a call not over and with credit, takes no lock: the credit is taken
+ * atomically (take_credit), the call's end read so (a call ending meanwhile is one
+ * that ends just after the send, as when the send had taken the lock), and whether
+ * this thread reads the connection (direct receive: owns) too — only this thread stops
+ * that, and then only this one changes the inbox. */
 static int ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len, int more)
 {
     if (!x || (!msg && len))
         return shoal__err(SHOAL_EINVAL, "rpc ctx: NULL argument");
-    int single =
-        x->c.m->kind == SHOAL_RPC_UNARY || x->c.m->kind == SHOAL_RPC_CLIENT_STREAMING;
-    pthread_mutex_lock(x->c.mu);
-    if (single && x->c.sent) {
+    if (x->c.m->kind == SHOAL_RPC_UNARY || x->c.m->kind == SHOAL_RPC_CLIENT_STREAMING)
+        return ctx_send_single(x, msg, len);
+    if (!__atomic_load_n(&x->headers_sent, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&x->c.done, __ATOMIC_RELAXED) || !take_credit(&x->c)) {
+        pthread_mutex_lock(x->c.mu);
+        int rc = ctx_send_wait(x);
         pthread_mutex_unlock(x->c.mu);
-        return shoal__err(SHOAL_EINVAL,
-                          "rpc %s: a second response to a single-response "
-                          "method",
-                          x->method);
+        if (rc < 0)
+            return rc;
     }
-    if (single) { /* kept for the trailers frame: one frame ends the call */
-        rpc_msg *m = NULL;
-        int rc = x->c.done
-                     ? shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail)
-                 : !(m = rpc__msg_new(msg, len))
-                     ? shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", x->method)
-                     : 0;
-        if (rc == 0) {
-            x->response = m;
-            x->c.sent++;
-        }
-        pthread_mutex_unlock(x->c.mu);
-        return rc;
-    }
-    if (!x->c.done && send_headers(x) < 0)
-        finish(x, SHOAL_RPC_UNAVAILABLE, "connection lost");
-    x->c.credit_wait++;
-    while (x->c.credit <= 0 && !x->c.done)
-        ctx_wait(x);
-    x->c.credit_wait--;
-    if (x->c.done) {
-        pthread_mutex_unlock(x->c.mu);
-        return shoal__err(SHOAL_ECLOSED, "rpc %s: %s", x->method, x->c.detail);
-    }
-    x->c.credit--;
-    x->c.sent++;
-    int64_t deadline = x->c.deadline;
     /* this thread reads the connection and has a further request or response at
      * hand: the response goes out with the next ones (rpc_conn.send_later) */
-    int later = owns(x) && (x->c.head || more);
-    pthread_mutex_unlock(x->c.mu);
+    int later = current_ctx == x &&
+                __atomic_load_n(&x->sc->owner, __ATOMIC_RELAXED) == x &&
+                (x->c.head || more);
     rpc_frame f = {.call = x->c.id,
                    .type = RPC_F_MESSAGE,
                    .payload = msg,
                    .payload_len = len,
                    .has_payload = 1};
-    shoal_duration t = rpc__until(deadline, SEND_TIMEOUT);
+    shoal_duration t = rpc__until(x->c.deadline, SEND_TIMEOUT);
     int rc = later ? rpc__send_later(x->c.conn, &f, NULL, t)
                    : rpc__send(x->c.conn, &f, NULL, t);
     if (rc == SHOAL_EMSGSIZE || rc == 0)
@@ -1419,10 +1447,11 @@ int shoal_rpc_ctx_send_room(const shoal_rpc_ctx *cx)
     if (!cx)
         return 0;
     struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
-    pthread_mutex_lock(x->c.mu);
-    int room = x->c.done ? SHOAL_RPC_WINDOW : x->c.credit > 0 ? x->c.credit : 0;
-    pthread_mutex_unlock(x->c.mu);
-    return room;
+    /* without the lock: both change atomically (see ctx_send) */
+    int credit = __atomic_load_n(&x->c.credit, __ATOMIC_RELAXED);
+    return __atomic_load_n(&x->c.done, __ATOMIC_RELAXED) ? SHOAL_RPC_WINDOW
+           : credit > 0                                  ? credit
+                                                         : 0;
 }
 
 int shoal_rpc_ctx_send_ready(const shoal_rpc_ctx *cx)

@@ -144,14 +144,21 @@ typedef struct shm_conn {
     uint8_t *out;
     size_t out_len, out_n, out_max;
     int32_t out_pid;
-    int heard;             /* client: a frame of the server arrived (its ACCEPT, first) */
-    pthread_t turn_thread; /* server: the thread running on_pipe's turn */
-    int keeping;           /* a turn runs: turn_thread's sends are kept (under out_mu) */
+    int heard; /* client: a frame of the server arrived (its ACCEPT, first) */
+    /* server: a turn runs (set and cleared under out_mu by its thread, turn_conn):
+     * that thread keeps its frames in out without out_mu, while the frames other
+     * threads send go to side, after them (side_n of them, under out_mu) */
+    int keeping;
+    uint8_t *side;
+    size_t side_len, side_cap, side_n;
     struct spin_block *spin; /* the name's spin table (NULL: none) */
     shoal__spin_seat seat;   /* this end's seat in it */
     shoal_loop *loop;        /* server side */
     shoal_loop_source *src;
 } shm_conn;
+
+/* The connection whose turn (on_pipe's) this thread runs, or NULL. */
+static __thread shm_conn *turn_conn;
 
 /* ---- the spin table ------------------------------------------------------------------
  * NAME:spin holds the spin table of the server on NAME and its clients (wait.h). The
@@ -347,25 +354,80 @@ static int client_idle(shm_conn *c)
     return !c->loop && !__atomic_load_n(&c->out_n, __ATOMIC_ACQUIRE);
 }
 
-/* Sends one frame (later: as send_later), after the ones kept; on the server, a frame
- * sent by on_pipe's thread during its turn is kept (the turn's end sends them). Outside
- * a turn the server keeps nothing (its end sent it): a send that happens after it
- * (keeping clear) goes at once. The client keeps what send_later gave it until a send
- * or a flush; keeping nothing, it writes at once without out_mu (client_idle). To a
- * peer that does not read batch messages, every frame goes at once. */
+/* Keeps src, sent by another thread during a turn or by the turn's after such
+ * frames, in side (out_mu held), for the turn's end to send after the turn's own
+ * frames (side_take): 0 or SHOAL_ENOMEM. */
+static int side_keep(shm_conn *c, const shm_src *src)
+{
+    size_t bound = src->f ? rpc__frame_bound(src->f, src->md) : src->len;
+    if (c->side_len + BATCH_LEN + bound > c->side_cap) {
+        size_t cap = c->side_cap ? c->side_cap : 4096;
+        while (cap < c->side_len + BATCH_LEN + bound)
+            cap *= 2;
+        uint8_t *p = realloc(c->side, cap);
+        if (!p)
+            return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", c->base.peer);
+        c->side = p;
+        c->side_cap = cap;
+    }
+    uint8_t *at = c->side + c->side_len + BATCH_LEN;
+    size_t len = src->len;
+    if (src->f)
+        len = rpc__frame_write(at, src->f, src->md);
+    else
+        memcpy(at, src->buf, len);
+    le32_put(c->side + c->side_len, (uint32_t)len);
+    c->side_len += BATCH_LEN + len;
+    __atomic_store_n(&c->side_n, c->side_n + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* At the turn's end (out_mu held, keeping cleared): the frames side kept join out, in
+ * order (a full batch sent on the way). 0 or a code of shoal_pipe_send (the rest are
+ * dropped: the connection is broken). */
+static int side_take(shm_conn *c)
+{
+    int rc = 0;
+    for (size_t at = 0; at < c->side_len && rc == 0;) {
+        uint32_t len = le32_get(c->side + at);
+        rc = out_keep_bytes(c, c->side + at + BATCH_LEN, len, SEND_TIMEOUT);
+        at += BATCH_LEN + len;
+    }
+    c->side_len = 0;
+    __atomic_store_n(&c->side_n, 0, __ATOMIC_RELAXED);
+    return rc;
+}
+
+/* Sends one frame (later: as send_later), after the ones kept. On the server, the frames
+ * its loop's thread sends during on_pipe's turn are kept in out — without out_mu, as
+ * no other thread writes out or the pipe then: a frame another thread sends meanwhile
+ * goes to side, and so do the turn's after it, for the turn's end to write after the
+ * turn's (all in order). Outside a turn the server keeps nothing (its end sent it): a
+ * send that happens after it goes at once. The client keeps what send_later gave it
+ * until a send or a flush; keeping nothing, it writes at once without out_mu
+ * (client_idle). To a peer that does not read batch messages, every frame goes at
+ * once. */
 static int shm_put(shm_conn *c, const shm_src *src, int later, shoal_duration timeout)
 {
     if (!c->batch || (!later && client_idle(c)))
         return src_send(c, src, timeout);
+    if (turn_conn == c && !__atomic_load_n(&c->side_n, __ATOMIC_ACQUIRE)) {
+        out_forked(c);
+        return out_keep(c, src, timeout);
+    }
     pthread_mutex_lock(&c->out_mu);
-    out_forked(c);
     int rc;
-    if (later || (c->keeping && pthread_equal(c->turn_thread, pthread_self())))
-        rc = out_keep(c, src, timeout);
-    else if (!c->out_n)
-        rc = src_send(c, src, timeout);
-    else if ((rc = out_keep(c, src, timeout)) == 0)
-        rc = out_flush(c, timeout, 0);
+    if (c->keeping) {
+        rc = side_keep(c, src);
+    } else {
+        out_forked(c);
+        if (later)
+            rc = out_keep(c, src, timeout);
+        else if (!c->out_n)
+            rc = src_send(c, src, timeout);
+        else if ((rc = out_keep(c, src, timeout)) == 0)
+            rc = out_flush(c, timeout, 0);
+    }
     pthread_mutex_unlock(&c->out_mu);
     return rc;
 }
@@ -391,14 +453,14 @@ static int shm_send_frame(rpc_conn *base, const rpc_frame *f, const shoal_rpc_md
     return shm_put((shm_conn *)base, &(shm_src){.f = f, .md = md}, later, timeout);
 }
 
-/* rpc_conn.flush: sends what send_later kept. */
+/* rpc_conn.flush: sends what send_later kept (nothing during a turn: its end does). */
 static int shm_flush(rpc_conn *base, shoal_duration timeout)
 {
     shm_conn *c = (shm_conn *)base;
     if (!c->batch || client_idle(c))
         return 0;
     pthread_mutex_lock(&c->out_mu);
-    int rc = out_flush(c, timeout, 0);
+    int rc = c->keeping ? 0 : out_flush(c, timeout, 0);
     pthread_mutex_unlock(&c->out_mu);
     return rc;
 }
@@ -503,12 +565,13 @@ static int shm_at_hand(rpc_conn *base)
 }
 
 /* What a turn kept goes before the connection is let go (best effort: the peer may
- * be gone). */
+ * be gone); during a turn, only by the turn's thread. */
 static void out_drain(shm_conn *c)
 {
     if (c->batch && c->pipe) {
         pthread_mutex_lock(&c->out_mu);
-        out_flush(c, SEND_TIMEOUT, 0);
+        if (!c->keeping || turn_conn == c)
+            out_flush(c, SEND_TIMEOUT, 0);
         pthread_mutex_unlock(&c->out_mu);
     }
 }
@@ -549,6 +612,7 @@ static void shm_close(rpc_conn *base)
     shoal__spin_seat_give(&c->seat);
     spin_unref(c->spin);
     pthread_mutex_destroy(&c->out_mu);
+    free(c->side);
     free(c->out);
     free(c->buf);
     free(c);
@@ -697,16 +761,21 @@ static void unclaim(shoal__seg *seg)
     shoal__seg_close(seg);
 }
 
-/* Starts (on) or ends on_pipe's turn on c: at its end, the responses it kept go (0 or
- * a code of shoal_pipe_send), as a batch message even when alone with `as_batch`. */
+/* Starts (on) or ends on_pipe's turn on c, on the loop's thread: at its end, the
+ * responses it kept go, and after them those other threads sent meanwhile (0 or a code
+ * of shoal_pipe_send), as a batch message even when alone with `as_batch`. */
 static int turn(shm_conn *c, int on, int as_batch)
 {
     if (!c->batch)
         return 0;
     pthread_mutex_lock(&c->out_mu);
-    c->turn_thread = pthread_self();
-    int rc = on ? 0 : out_flush(c, SEND_TIMEOUT, as_batch);
+    int rc = 0;
     c->keeping = on;
+    turn_conn = on ? c : NULL;
+    if (!on && c->side_n)
+        rc = side_take(c);
+    if (!on && rc == 0)
+        rc = out_flush(c, SEND_TIMEOUT, as_batch);
     pthread_mutex_unlock(&c->out_mu);
     return rc;
 }
