@@ -431,7 +431,7 @@ static __thread struct shoal_rpc_ctx *current_ctx;
 static void give_back(struct rpc_server_conn *sc)
 {
     shoal_rpc_server *s = sc->s;
-    __atomic_store_n(&sc->owner, NULL, __ATOMIC_RELAXED); /* read by ctx_send */
+    __atomic_store_n(&sc->owner, NULL, __ATOMIC_RELAXED); /* owns_unlocked */
     sc->give_back = 0;
     if (sc->lost || sc->rewatching)
         return;
@@ -493,7 +493,7 @@ int rpc__server_handoff(rpc_conn *c)
             c->ops->unwatch(c);
         else
             c->ops->stop(c);
-        __atomic_store_n(&sc->owner, x, __ATOMIC_RELAXED);
+        __atomic_store_n(&sc->owner, x, __ATOMIC_RELEASE); /* owns_unlocked */
         pthread_cond_broadcast(&x->cv); /* a handler waiting for a frame reads now */
     }
     pthread_mutex_unlock(&sc->s->mu);
@@ -546,6 +546,15 @@ static void own_read(struct shoal_rpc_ctx *x, shoal_duration wait)
 static int owns(const struct shoal_rpc_ctx *x)
 {
     return x->sc->owner == x && current_ctx == x;
+}
+
+/* owns() without the lock: only this thread (x's) lets the connection go, and while it
+ * reads it only this thread changes x's inbox, so that it may read the inbox's head
+ * then too (what the loop queued before handing the connection over included:
+ * rpc__server_handoff stores the owner with release). */
+static int owns_unlocked(const struct shoal_rpc_ctx *x)
+{
+    return current_ctx == x && __atomic_load_n(&x->sc->owner, __ATOMIC_ACQUIRE) == x;
 }
 
 /* ---- inline receive ---------------------------------------------------------------- */
@@ -1020,7 +1029,8 @@ static int server_frame(rpc_conn *c, const uint8_t *buf, size_t len,
     struct shoal_rpc_ctx *start = NULL;
     int rc = rpc__frame_decode(buf, len, &f, &md);
     if (rc == 0 && stage(sc, &f, owner)) {
-        shoal_rpc_md_clear(&md);
+        if (md.items) /* a MESSAGE's metadata means nothing */
+            shoal_rpc_md_clear(&md);
         return 1;
     }
     pthread_mutex_lock(&s->mu);
@@ -1377,8 +1387,7 @@ static int ctx_send_wait(struct shoal_rpc_ctx *x)
  * headers went, on a call not over and with credit, takes no lock: the credit is taken
  * atomically (take_credit), the call's end read so (a call ending meanwhile is one
  * that ends just after the send, as when the send had taken the lock), and whether
- * this thread reads the connection (direct receive: owns) too — only this thread stops
- * that, and then only this one changes the inbox. */
+ * this thread reads the connection (direct receive) too: owns_unlocked. */
 static int ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len, int more)
 {
     if (!x || (!msg && len))
@@ -1395,9 +1404,7 @@ static int ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len, int more)
     }
     /* this thread reads the connection and has a further request or response at
      * hand: the response goes out with the next ones (rpc_conn.send_later) */
-    int later = current_ctx == x &&
-                __atomic_load_n(&x->sc->owner, __ATOMIC_RELAXED) == x &&
-                (x->c.head || more);
+    int later = owns_unlocked(x) && (x->c.head || more);
     rpc_frame f = {.call = x->c.id,
                    .type = RPC_F_MESSAGE,
                    .payload = msg,
@@ -1464,6 +1471,8 @@ int shoal_rpc_ctx_recv_ready(const shoal_rpc_ctx *cx)
     if (!cx)
         return 1;
     struct shoal_rpc_ctx *x = (struct shoal_rpc_ctx *)cx;
+    if (owns_unlocked(x) && x->c.head)
+        return 1;
     pthread_mutex_lock(x->c.mu);
     if (!x->c.head && !x->c.peer_done && !x->c.done && owns(x))
         own_read(x, SHOAL_NOWAIT); /* what the client sent is in the connection still */
