@@ -22,7 +22,17 @@
  *     already queued for them), a call is queued for it instead of getting a thread.
  *
  * Frames for a running call (MESSAGE, HALF_CLOSE, WINDOW, CANCEL) update its rpc_call
- * under the server's mutex and wake its handler. The call ends (rpc_call.done) on the
+ * under the server's mutex and wake its handler. Staged frames: the thread reading a
+ * connection during a turn (below), or a handler's in direct receive for its own call,
+ * takes a run of one call's requests (MESSAGE frames that do not end them) and WINDOW
+ * frames without the lock — each request copied, the credit summed, on the
+ * connection's stage (only that thread uses it) — and applies them in one hold of the
+ * lock, before any other frame is dispatched and at the turn's (or the read's) end: a
+ * client's burst of requests costs one hold, not one a request, and wakes its reader
+ * once. A stream's response goes without the lock (ctx_send) once its headers went:
+ * the call's credit is taken atomically (credit and done change atomically; what
+ * adds credit does so under the lock and wakes the senders waiting there). The call
+ * ends (rpc_call.done) on the
  * first of: the handler returning (TRAILERS with its code), the client's CANCEL, the
  * deadline (a loop timer armed for the earliest deadline; TRAILERS with
  * DEADLINE_EXCEEDED), an invalid request (INVALID_ARGUMENT), the connection lost.
@@ -63,8 +73,11 @@
  * for each request, as a unary handler runs on the loop's thread: one thread then
  * serves any number of busy connections, where direct receive needs a thread per
  * connection. rpc__server_frame queues the request as usual; the thread that finds
- * no function running (msg_busy) runs it for the inbox until that is empty, the lock
- * released meanwhile, so requests reach it in order and one at a time. A transport
+ * no function running (msg_busy) runs it for the inbox until that is empty, taking
+ * the requests queued together and letting the lock go once for them, so requests
+ * reach it in order and one at a time (whether the call ended, or the function was
+ * turned off, is read atomically before each; the window's credit for them is
+ * counted after them). A transport
  * that reads a turn of frames at once (shm://: a batch message) brackets it with
  * rpc__server_turn_begin / _end, and the function runs at the turn's end for the
  * requests the turn brought, in a row: each knows whether more are at hand. The inbox's

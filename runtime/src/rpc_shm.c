@@ -27,20 +27,24 @@
  * writes every frame alone). Frames are kept (out, under out_mu; a client keeping none
  * sends, and has nothing to flush, without taking out_mu: client_idle) to leave
  * together in one message (one alone as a plain frame; up to BATCH_BYTES or the pipe's
- * largest message a message), so a peer pipelining N requests or responses writes, and
- * its peer reads and is woken for, one message instead of N:
+ * largest message a message), encoded there in place (rpc_conn.send_frame: no copy of
+ * an encoded frame), so a peer pipelining N requests or responses writes, and its
+ * peer reads and is woken for, one message instead of N:
  *
  *   - the server: the frames its loop's thread sends to a connection during on_pipe's
  *     turn — the responses of the unary calls it ran and of the inline receive
- *     (rpc_server.c) of the requests it read — leave when the turn ends; a handler's
- *     thread in direct receive keeps what it sends with rpc_conn.send_later (its
- *     responses while it has further requests at hand), which leaves with its next
- *     send, before its receive waits, or when the loop watches the connection again;
+ *     (rpc_server.c) of the requests it read — leave when the turn ends (kept
+ *     without out_mu: nobody else writes out or the pipe during the turn, shm_put);
+ *     a handler's thread in direct receive keeps what it sends with
+ *     rpc_conn.send_later (its responses while it has further requests at hand),
+ *     which leaves with its next send, before its receive waits, or when the loop
+ *     watches the connection again;
  *   - the client: what shoal_rpc_call_send_more sends (send_later) leaves with the next
  *     send, or when the rpc layer flushes before a thread waits on the channel.
  *
  * A frame sent meanwhile by another thread goes after the ones kept, in the same
- * write; one too big for a batch goes alone, after them; one larger than the pipe
+ * write (during a turn, kept in side for the turn's end, and the turn's own frames
+ * after it too); one too big for a batch goes alone, after them; one larger than the pipe
  * allows fails SHOAL_EMSGSIZE as always. Stopping or closing the connection sends what
  * was kept first. A turn whose kept frames cannot go (the client dead, or not reading
  * for SEND_TIMEOUT) loses the connection, as a failed send would. Frames kept by a

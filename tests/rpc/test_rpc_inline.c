@@ -4,7 +4,8 @@
  * order; several streams on their own connections at once, and unary calls beside
  * them, are all served; a function that cannot answer without waiting (the client's
  * window used up) turns inline receive off, the handler's thread answers the rest and
- * the next request, and turns it on again; the client's cancel, the deadline and a
+ * the next request, and turns it on again; a response another thread sends amid a
+ * turn's keeps its place; the client's cancel, the deadline and a
  * client killed with SIGKILL amid a batch end the handler's receive, and the server
  * serves on; inline receive is refused on another thread and for a unary call. The
  * server is a forked process; its handlers count what they saw in shared memory. */
@@ -30,6 +31,7 @@ struct shared {
     _Atomic int off_handler; /* requests the function took off the handler's thread */
     _Atomic int turned_off;  /* the function turned inline receive off */
     _Atomic int stage;
+    _Atomic int relayed; /* responses another thread sent amid the function's */
 };
 
 static struct shared *sh;
@@ -43,14 +45,26 @@ typedef struct pending {
     int n;
 } pending;
 
-/* Each request back; "burst" BURST times. Sends only while the client's window has
- * room, else leaves the rest to the handler's thread. */
+static void *relay_thread(void *ctx)
+{
+    if (shoal_rpc_ctx_send(ctx, "relayed", 8) == 0)
+        atomic_fetch_add(&sh->relayed, 1);
+    return NULL;
+}
+
+/* Each request back; "burst" BURST times; "relay" after "relayed", which another
+ * thread sends first. Sends only while the client's window has room, else leaves the
+ * rest to the handler's thread. */
 static int on_msg(shoal_rpc_ctx *ctx, void *m, size_t len, int more, void *arg)
 {
     (void)more;
     pending *p = arg;
     if (!pthread_equal(pthread_self(), p->handler))
         atomic_fetch_add(&sh->off_handler, 1);
+    pthread_t t;
+    if (len == 6 && memcmp(m, "relay", 6) == 0 &&
+        pthread_create(&t, NULL, relay_thread, ctx) == 0)
+        pthread_join(t, NULL);
     p->m = m;
     p->len = len;
     p->n = len == 6 && memcmp(m, "burst", 6) == 0 ? BURST : 1;
@@ -245,6 +259,28 @@ static void test_turned_off_and_on(void **state)
     assert_int_equal(atomic_load(&sh->cancelled), 0);
 }
 
+/* A response another thread sends while the loop's thread runs the function for a
+ * batch of requests (its responses kept for the turn's end) goes after the ones the
+ * function sent before, and before the ones it sends after. */
+static void test_other_thread_amid_turn(void **state)
+{
+    (void)state;
+    shoal_rpc_call *c = chat_start(ch, 0);
+    for (int round = 0; round < 50; round++) {
+        T_OK(shoal_rpc_call_send_more(c, "a", 2)); /* one batch message: one turn */
+        T_OK(shoal_rpc_call_send_more(c, "relay", 6));
+        T_OK(shoal_rpc_call_send(c, "b", 2));
+        expect(c, "a");
+        expect(c, "relayed");
+        expect(c, "relay");
+        expect(c, "b");
+    }
+    finish_ok(c);
+    assert_int_equal(atomic_load(&sh->relayed), 50);
+    assert_true(t_wait_atleast(&sh->ended, 1, SHOAL_SEC(10)));
+    assert_int_equal(atomic_load(&sh->cancelled), 0);
+}
+
 /* The client's cancel and the deadline reach a handler waiting for the end. */
 static void test_cancel_and_deadline(void **state)
 {
@@ -309,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_step_and_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_turned_off_and_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_thread_amid_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_killed, setup, teardown),
     };
