@@ -1423,7 +1423,9 @@ static int ctx_send(shoal_rpc_ctx *x, const void *msg, size_t len, int more)
                    .payload = msg,
                    .payload_len = len,
                    .has_payload = 1};
-    shoal_duration t = rpc__until(x->c.deadline, SEND_TIMEOUT);
+    shoal_duration t = x->c.deadline == INT64_MAX
+                           ? SEND_TIMEOUT
+                           : rpc__until(x->c.deadline, SEND_TIMEOUT);
     int rc = later ? rpc__send_later(x->c.conn, &f, NULL, t)
                    : rpc__send(x->c.conn, &f, NULL, t);
     if (rc == SHOAL_EMSGSIZE || rc == 0)
