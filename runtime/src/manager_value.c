@@ -53,6 +53,7 @@
  * has a low bit set — and decodes the same fields (broker_codec.c and the fuzz
  * target compare both on random and corrupted replies).
  */
+#include <endian.h>
 #include <malloc.h>
 #include <math.h>
 #include <stddef.h>
@@ -927,7 +928,7 @@ static int dec_bin(dec *d, ProtobufCBinaryData *b, const pb_field *f)
 /* Room for element n (of `size` bytes) of the array *arr of capacity *cap in the
  * arena: doubled when full (the old one stays in the arena, dropped with it), so a
  * repeated field is decoded in one pass. NULL when out of memory. */
-static void *slot(dec *d, void **arr, size_t n, size_t *cap, size_t size)
+static inline void *slot(dec *d, void **arr, size_t n, size_t *cap, size_t size)
 {
     if (n == *cap) {
         size_t c = n ? n * 2 : 4;
@@ -1174,6 +1175,189 @@ static int model_refused(const char *message)
                       message);
 }
 
+/* ---- the Request decoder's fast path ---- */
+
+/* The common Request's decoding (dec_request_fast): the message's bytes, copied once
+ * into the arena, hold its strings and bytes: each string is NUL-terminated in the
+ * copy over the byte after it (the next field's tag, or one byte past the message),
+ * which is read from the original. */
+typedef struct fast {
+    dec *d;
+    pb_in in;     /* the original */
+    ptrdiff_t to; /* copy - original */
+} fast;
+
+/* A length prefix of one or two bytes (what a client writes for a field of under
+ * 16 KiB) into *n, its bytes then within f->in. False for any other (longer, cut
+ * short, overrunning): left to the general decoder. */
+static inline bool fast_len(fast *f, size_t *n)
+{
+    const uint8_t *q = f->in.p;
+    if (q >= f->in.end)
+        return false;
+    size_t v = *q++;
+    if (v & 0x80) {
+        if (q >= f->in.end || (*q & 0x80))
+            return false;
+        v = (v & 0x7f) | (size_t)*q++ << 7;
+    }
+    if (v > (size_t)(f->in.end - q))
+        return false;
+    f->in.p = q;
+    *n = v;
+    return true;
+}
+
+/* The next n bytes of f->in (after fast_len) as they are in the copy, NUL-terminated
+ * there when str. */
+static inline uint8_t *fast_bytes(fast *f, size_t n, bool str)
+{
+    uint8_t *s = (uint8_t *)f->in.p + f->to;
+    if (str)
+        s[n] = 0;
+    f->in.p += n;
+    return s;
+}
+
+/* The Value of n bytes at f->in when it is one scalar member written as every client
+ * writes it: a one-byte tag of the member's own wire type, then its value, filling
+ * the Value (a none or bool as a one-byte varint, a length prefix of one or two
+ * bytes). NULL for any other (several members, unknown fields, a container, another
+ * form): left to the general decoder, as is running out of memory. */
+static bv *fast_value(fast *f, size_t n)
+{
+    const uint8_t *p = f->in.p, *end = p + n;
+    bv *v = n >= 2 ? arena_alloc(f->d->a, sizeof(*v)) : NULL;
+    if (!v)
+        return NULL;
+    *v = (bv)SHOAL__BROKER__VALUE__INIT;
+    f->in.p++;
+    pb_in sub = {f->in.p, end};
+    uint64_t x;
+    size_t len;
+    switch (p[0]) {
+    case BV_NONE << 3 | WT_VARINT:
+    case BV_BOOL << 3 | WT_VARINT:
+        if (n != 2 || (p[1] & 0x80))
+            return NULL;
+        *(p[0] >> 3 == BV_NONE ? &v->none : &v->b) = p[1] != 0;
+        break;
+    case BV_INT << 3 | WT_VARINT:
+        if (!pb_get_varint(&sub, &x) || sub.p != end)
+            return NULL;
+        v->i = pb_unzigzag(x);
+        break;
+    case BV_DOUBLE << 3 | WT_I64:
+        if (n != 9 || !pb_get_fixed(&sub, 8, &x))
+            return NULL;
+        memcpy(&v->d, &x, 8);
+        break;
+    case BV_STR << 3 | WT_LEN:
+        if (!fast_len(f, &len) || f->in.p + len != end)
+            return NULL;
+        v->s = (char *)fast_bytes(f, len, true);
+        break;
+    case BV_BYTES << 3 | WT_LEN:
+    case BV_PICKLE << 3 | WT_LEN:
+        if (!fast_len(f, &len) || f->in.p + len != end)
+            return NULL;
+        *(p[0] >> 3 == BV_BYTES ? &v->bytes : &v->pickle) =
+            (ProtobufCBinaryData){len, fast_bytes(f, len, false)};
+        break;
+    default:
+        return NULL;
+    }
+    v->kind_case = (Shoal__Broker__Value__KindCase)(p[0] >> 3);
+    f->in.p = end;
+    return v;
+}
+
+/* Whether the next field of f->in has the one-byte tag `tag`. */
+static inline bool fast_at(const fast *f, uint8_t tag)
+{
+    return f->in.p < f->in.end && *f->in.p == tag;
+}
+
+/* The string field at f->in (its tag checked: fast_at) into *s. */
+static inline bool fast_str(fast *f, char **s)
+{
+    size_t n;
+    f->in.p++;
+    if (!fast_len(f, &n))
+        return false;
+    *s = (char *)fast_bytes(f, n, true);
+    return true;
+}
+
+/* The run of Values of tag `tag` at f->in (a path, the arguments) into *items. */
+static inline bool fast_values(fast *f, uint8_t tag, bv ***items, size_t *n)
+{
+    size_t cap = 0, len;
+    while (fast_at(f, tag)) {
+        f->in.p++;
+        bv **v = slot(f->d, (void **)items, *n, &cap, sizeof(**items));
+        if (!v || !fast_len(f, &len) || ++f->d->values > SHOAL_BV_MAX_VALUES ||
+            !(*v = fast_value(f, len)))
+            return false;
+        ++*n;
+    }
+    return true;
+}
+
+/* The varint field at f->in (its tag checked: fast_at) into *v: one of up to eight
+ * bytes read from the copy (which has room for a word past the message) as one word,
+ * its seven-bit groups gathered by shifts; a longer one by pb_get_varint. */
+static inline bool fast_varint(fast *f, uint64_t *v)
+{
+    uint64_t w, x, stop;
+    f->in.p++;
+    memcpy(&w, f->in.p + f->to, 8);
+    w = le64toh(w);
+    stop = ~w & 0x8080808080808080ull; /* the high bit of each last byte */
+    if (!stop)
+        return pb_get_varint(&f->in, v);
+    size_t n = (size_t)__builtin_ctzll(stop) / 8 + 1;
+    if (n > (size_t)(f->in.end - f->in.p))
+        return false;
+    x = w & (stop ^ (stop - 1)) & 0x7f7f7f7f7f7f7f7full;
+    x = ((x & 0x7f007f007f007f00ull) >> 1) | (x & 0x007f007f007f007full);
+    x = ((x & 0x3fff00003fff0000ull) >> 2) | (x & 0x00003fff00003fffull);
+    x = ((x & 0x0fffffff00000000ull) >> 4) | (x & 0x000000000fffffffull);
+    *v = x;
+    f->in.p += n;
+    return true;
+}
+
+#define TAG(number, wt) ((uint8_t)((number) << 3 | (wt)))
+
+/* The common Request (dec_request's fast path): its fields in order of number, each
+ * once (path and args: one run each) and with a one-byte tag of its own wire type,
+ * no batch items, no unknown fields, every path element and argument a fast_value.
+ * Such a message decodes alike whatever the order of the checks, and breaks no rule
+ * of the value model, so it is decoded straight. NULL (the arena's use aside) for any
+ * other: the general decoder decodes or refuses it from the start. */
+static breq *dec_request_fast(dec *d, const uint8_t *p, size_t len)
+{
+    breq *r = arena_alloc(d->a, sizeof(*r));
+    uint8_t *copy = arena_alloc(d->a, len + 8); /* fast_varint's word past the end */
+    if (!r || !copy)
+        return NULL;
+    memcpy(copy, p, len);
+    *r = (breq)SHOAL__BROKER__REQUEST__INIT;
+    fast f = {d, {p, p + len}, copy - p};
+    uint64_t timeout = 0;
+    bool ok = (!fast_at(&f, TAG(1, WT_VARINT)) || fast_varint(&f, &r->id)) &&
+              (!fast_at(&f, TAG(2, WT_LEN)) || fast_str(&f, &r->object)) &&
+              fast_values(&f, TAG(3, WT_LEN), &r->path, &r->n_path) &&
+              (!fast_at(&f, TAG(4, WT_LEN)) || fast_str(&f, &r->op)) &&
+              fast_values(&f, TAG(5, WT_LEN), &r->args, &r->n_args) &&
+              (!fast_at(&f, TAG(6, WT_VARINT)) || fast_varint(&f, &timeout)) &&
+              (!fast_at(&f, TAG(7, WT_VARINT)) || fast_varint(&f, &r->thread)) &&
+              f.in.p == f.in.end;
+    r->timeout_ms = pb_unzigzag(timeout);
+    return ok ? r : NULL;
+}
+
 /* Decodes a Request into arena a in one pass, checking on the way what scan() and
  * valid() check before and after protobuf-c's unpack (depth, number of values, a
  * value of no kind, a map entry without its key or value or with a key that is not
@@ -1185,7 +1369,15 @@ static int model_refused(const char *message)
 static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
 {
     dec d = {a, 0};
-    breq *r = arena_alloc(a, sizeof(*r));
+    char *mark = a->p;
+    struct shoal_bv_block *blocks = a->blocks;
+    breq *r = dec_request_fast(&d, p, len);
+    if (r)
+        return r;
+    if (a->blocks == blocks) /* what the fast path took is reused */
+        a->p = mark;
+    d.values = 0;
+    r = arena_alloc(a, sizeof(*r));
     if (!r) {
         no_memory();
         return NULL;
