@@ -237,23 +237,28 @@ void broker__dirty(shoal_broker *b, bobj *o)
 static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result,
                  bool lent)
 {
-    size_t len;
-    void *buf =
-        shoal__bv_pack_reply(id, rc < 0 ? rc : 0, rc < 0 ? shoal_errdetail() : NULL,
-                             rc < 0 ? NULL : result, &len);
+    if (s && b->npend == b->cappend) {
+        size_t cap = b->cappend ? b->cappend * 2 : 16;
+        broker_reply *p = realloc(b->pend, cap * sizeof(*p));
+        if (p) {
+            b->pend = p;
+            b->cappend = cap;
+        }
+    }
+    if (s && b->npend < b->cappend) { /* packed in its place (small) when it fits */
+        broker_reply *r = &b->pend[b->npend];
+        void *buf = shoal__bv_pack_reply_in(
+            r->small, sizeof(r->small), id, rc < 0 ? rc : 0,
+            rc < 0 ? shoal_errdetail() : NULL, rc < 0 ? NULL : result, &r->len);
+        if (buf) {
+            r->s = s;
+            r->id = id;
+            r->buf = buf == r->small ? NULL : buf;
+            b->npend++;
+        }
+    }
     if (!lent)
         shoal__bv_free(result);
-    if (!buf || !s)
-        return free(buf);
-    if (b->npend == b->cappend) {
-        size_t cap = b->cappend ? b->cappend * 2 : 16;
-        struct broker_pend *p = realloc(b->pend, cap * sizeof(*p));
-        if (!p)
-            return free(buf);
-        b->pend = p;
-        b->cappend = cap;
-    }
-    b->pend[b->npend++] = (struct broker_pend){s, id, buf, len};
 }
 
 /* Makes the changes durable, then hands the replies over (under b->mu). */
@@ -282,8 +287,11 @@ static void finish(shoal_broker *b)
         broker__watch_flush(b, 0);
         return;
     }
-    for (size_t i = 0; i < b->npend; i++)
-        b->deliver(b->pend[i].s, b->pend[i].id, b->pend[i].buf, b->pend[i].len);
+    for (size_t i = 0, n; i < b->npend; i += n) { /* a session's in a row together */
+        for (n = 1; i + n < b->npend && b->pend[i + n].s == b->pend[i].s; n++)
+            ;
+        b->deliver(b->pend[i].s, &b->pend[i], n);
+    }
     b->npend = 0;
     broker__watch_flush(b, 1);
 }
@@ -2073,7 +2081,8 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
         if (c.pure && rc == 0 && b->view && b->npend > n &&
             !o->lslot) /* after the commit;
                         * a word's state is never cached */
-            broker__view_stage(b, o, b->raw, b->rawlen, b->pend[n].buf, b->pend[n].len);
+            broker__view_stage(b, o, b->raw, b->rawlen, broker_reply_bytes(&b->pend[n]),
+                               b->pend[n].len);
     }
     wake(b, o, 0);
 }

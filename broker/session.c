@@ -70,12 +70,6 @@
 #include "internal.h"
 #include "wait.h"
 
-struct out {
-    uint64_t id;
-    size_t len;
-    void *buf;
-};
-
 /* Replies queued for a client that does not read them: past this, the session stops
  * reading its requests until the client catches up (the broker never buffers without
  * bound). */
@@ -89,7 +83,7 @@ struct broker_session {
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* the sender (or Call's handler): replies to write */
     pthread_cond_t room; /* the session's thread: the outbox shrank */
-    struct out *box;     /* the outbox: a ring of cap replies, n of them from first */
+    broker_reply *box;   /* the outbox: a ring of cap replies, n of them from first */
     size_t first, n, cap;
     size_t queued;  /* bytes in the outbox */
     int closed;     /* the session's thread is done: the sender drains and ends */
@@ -104,13 +98,16 @@ struct broker_session {
     int held;      /* on_request: requests run whose replies wait for the last at hand */
 };
 
-/* Room for one more reply in the outbox (under s->mu): the ring doubles when full. */
-static int out_room(broker_session *s)
+/* Room for `more` more replies in the outbox (under s->mu): the ring doubles until
+ * they fit. */
+static int out_room(broker_session *s, size_t more)
 {
-    if (s->n < s->cap)
+    if (s->n + more <= s->cap)
         return 0;
     size_t cap = s->cap ? s->cap * 2 : 64;
-    struct out *box = malloc(cap * sizeof(*box));
+    while (cap < s->n + more)
+        cap *= 2;
+    broker_reply *box = malloc(cap * sizeof(*box));
     if (!box)
         return -1;
     for (size_t i = 0; i < s->n; i++)
@@ -122,22 +119,26 @@ static int out_room(broker_session *s)
     return 0;
 }
 
-void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len)
+void broker_session_deliver(broker_session *s, broker_reply *r, size_t n)
 {
     pthread_mutex_lock(&s->mu);
-    if (out_room(s) < 0) {
+    if (out_room(s, n) < 0) {
         pthread_mutex_unlock(&s->mu);
-        return free(buf);
+        for (size_t i = 0; i < n; i++)
+            free(r[i].buf);
+        return;
     }
-    s->box[(s->first + s->n++) % s->cap] = (struct out){id, len, buf};
-    s->queued += len;
+    for (size_t i = 0; i < n; i++) {
+        s->box[(s->first + s->n++) % s->cap] = r[i];
+        s->queued += r[i].len;
+    }
     if (!s->in_request && !s->sending) /* else the thread writing sends it next */
         pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
 /* Takes the outbox's first reply into *o (under s->mu): false when empty. */
-static bool pop_out(broker_session *s, struct out *o)
+static bool pop_out(broker_session *s, broker_reply *o)
 {
     if (!s->n)
         return false;
@@ -148,7 +149,7 @@ static bool pop_out(broker_session *s, struct out *o)
     return true;
 }
 
-static bool next_out(broker_session *s, struct out *o)
+static bool next_out(broker_session *s, broker_reply *o)
 {
     pthread_mutex_lock(&s->mu);
     bool got = pop_out(s, o);
@@ -158,10 +159,11 @@ static bool next_out(broker_session *s, struct out *o)
 
 /* Sends a reply (more: others follow at once, shoal_rpc_ctx_send_more); one the
  * transport refuses as too large becomes an error reply. */
-static int send_reply(shoal_rpc_ctx *ctx, struct out *o, int more)
+static int send_reply(shoal_rpc_ctx *ctx, broker_reply *o, int more)
 {
-    int rc = more ? shoal_rpc_ctx_send_more(ctx, o->buf, o->len)
-                  : shoal_rpc_ctx_send(ctx, o->buf, o->len);
+    const void *bytes = broker_reply_bytes(o);
+    int rc = more ? shoal_rpc_ctx_send_more(ctx, bytes, o->len)
+                  : shoal_rpc_ctx_send(ctx, bytes, o->len);
     if (rc == SHOAL_EMSGSIZE) {
         char detail[96];
         snprintf(detail, sizeof(detail),
@@ -177,7 +179,8 @@ static int send_reply(shoal_rpc_ctx *ctx, struct out *o, int more)
         rc = buf ? shoal_rpc_ctx_send(ctx, buf, len) : SHOAL_ENOMEM;
         free(buf);
     }
-    free(o->buf);
+    if (o->buf)
+        free(o->buf);
     return rc;
 }
 
@@ -186,7 +189,7 @@ static int send_reply(shoal_rpc_ctx *ctx, struct out *o, int more)
  * only freed. */
 static void write_out(broker_session *s)
 {
-    struct out o;
+    broker_reply o;
     pop_out(s, &o);
     pthread_mutex_unlock(&s->mu);
     int rc = 0;
@@ -213,7 +216,7 @@ static void write_out(broker_session *s)
  */
 static size_t write_ready(broker_session *s)
 {
-    struct out batch[WRITE_BATCH];
+    broker_reply batch[WRITE_BATCH];
     size_t n = s->n < WRITE_BATCH ? s->n : WRITE_BATCH, sent = 0;
     if (!s->failed) { /* the window's room, asked once */
         size_t room = (size_t)shoal_rpc_ctx_send_room(s->ctx);
@@ -363,7 +366,7 @@ static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
 
 static void session_destroy(broker_session *s)
 {
-    for (struct out o; next_out(s, &o);)
+    for (broker_reply o; next_out(s, &o);)
         free(o.buf);
     free(s->box);
     pthread_mutex_destroy(&s->mu);
@@ -452,7 +455,7 @@ static int call(shoal_rpc_ctx *ctx, void *arg)
     }
     broker_request(b, &s, BROKER_ANON, msg, len);
     free(msg);
-    struct out o;
+    broker_reply o;
     while (!next_out(&s, &o)) { /* a parked operation: its reply comes later */
         if (shoal_rpc_ctx_cancelled(ctx)) {
             broker_session_end(b, &s, BROKER_ANON);

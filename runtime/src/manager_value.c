@@ -420,8 +420,20 @@ static void put_reply_head(pb_out *o, uint64_t id, int32_t status, const char *e
         pb_put_len(o, 3, error, strlen(error));
 }
 
-void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
-                           const bv *result, size_t *len)
+/* The Reply (a scalar result of vlen bytes, or none) into o. */
+static void put_reply(pb_out *o, uint64_t id, int32_t status, const char *error,
+                      const bv *result, size_t vlen)
+{
+    put_reply_head(o, id, status, error);
+    if (result) {
+        pb_put_tag(o, 4, WT_LEN);
+        pb_put_varint(o, vlen);
+        put_scalar(o, result);
+    }
+}
+
+void *shoal__bv_pack_reply_in(void *buf, size_t cap, uint64_t id, int32_t status,
+                              const char *error, const bv *result, size_t *len)
 {
     pb_out size = {NULL, 0, 0};
     if (result && !put_scalar(&size, result)) { /* a container: protobuf-c packs it */
@@ -432,23 +444,21 @@ void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
         r.result = (bv *)result;
         return shoal__bv_pack(&r.base, len);
     }
-    size_t vlen = size.len;
-    put_reply_head(&size, id, status, error);
-    if (result) {
-        pb_put_tag(&size, 4, WT_LEN);
-        pb_put_varint(&size, vlen);
-    }
-    pb_out o = {malloc(size.len ? size.len : 1), size.len, 0};
-    if (!o.p)
-        return NULL;
-    put_reply_head(&o, id, status, error);
-    if (result) {
-        pb_put_tag(&o, 4, WT_LEN);
-        pb_put_varint(&o, vlen);
-        put_scalar(&o, result);
-    }
+    pb_out o = {buf, cap, 0};
+    put_reply(&o, id, status, error, result, size.len);
     *len = o.len;
-    return o.p;
+    if (buf && o.len <= cap)
+        return buf;
+    pb_out big = {malloc(o.len ? o.len : 1), o.len, 0};
+    if (big.p)
+        put_reply(&big, id, status, error, result, size.len);
+    return big.p;
+}
+
+void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
+                           const bv *result, size_t *len)
+{
+    return shoal__bv_pack_reply_in(NULL, 0, id, status, error, result, len);
 }
 
 /* Value v as field `number` of a message (tag, length, v) when it is a scalar as
