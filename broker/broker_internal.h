@@ -85,13 +85,13 @@ struct broker_rec {
     size_t len;
 };
 
-
 struct broker_store;
 
 struct shoal_broker {
     pthread_mutex_t mu;
     bobj **tab;
     size_t ntab, nobj;
+    bobj *recent; /* the object broker__find found last (NULL: none, or it went) */
     broker_deliver deliver;
     struct broker_store *store; /* NULL: memory only */
     int store_failed;

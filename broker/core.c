@@ -121,9 +121,11 @@ static uint64_t hash_name(const char *s)
 
 bobj *broker__find(shoal_broker *b, const char *name)
 {
+    if (b->recent && !strcmp(b->recent->name, name)) /* the same as the last request's */
+        return b->recent;
     for (bobj *o = b->tab[hash_name(name) % b->ntab]; o; o = o->next)
         if (!strcmp(o->name, name))
-            return o;
+            return b->recent = o;
     return NULL;
 }
 
@@ -178,6 +180,8 @@ bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st)
 static void unlink_obj(shoal_broker *b, bobj *o)
 {
     bobj **p = &b->tab[hash_name(o->name) % b->ntab];
+    if (b->recent == o)
+        b->recent = NULL;
     while (*p != o)
         p = &(*p)->next;
     *p = o->next;
@@ -2153,7 +2157,8 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
     if (!defer && !group_joins(b))
         finish(b);
     pthread_mutex_unlock(&b->mu);
-    shoal__bv_arena_reset(&arena);
+    if (arena.blocks) /* else nothing to free: the stack space goes with the frame */
+        shoal__bv_arena_reset(&arena);
     return defer;
 }
 

@@ -408,7 +408,14 @@ static bool put_scalar(pb_out *o, const bv *v)
  * or empty field is left out). */
 static void put_reply_head(pb_out *o, uint64_t id, int32_t status, const char *error)
 {
-    if (id) {
+    if (id && o->p && o->len <= o->cap && o->cap - o->len >= 11) { /* in place */
+        uint8_t *q = o->p + o->len;
+        *q++ = 1 << 3 | WT_VARINT;
+        for (; id >= 0x80; id >>= 7)
+            *q++ = (uint8_t)(id | 0x80);
+        *q++ = (uint8_t)id;
+        o->len = (size_t)(q - o->p);
+    } else if (id) {
         pb_put_tag(o, 1, WT_VARINT);
         pb_put_varint(o, id);
     }

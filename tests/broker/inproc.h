@@ -35,9 +35,9 @@ static void deliver(broker_session *s, broker_reply *r, size_t n)
         } else {
             if (last)
                 protobuf_c_message_free_unpacked(&last->base, NULL);
-            last = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor,
-                                                     NULL, r[i].len,
-                                                     broker_reply_bytes(&r[i]));
+            last =
+                (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL,
+                                                  r[i].len, broker_reply_bytes(&r[i]));
         }
         free(r[i].buf);
     }
