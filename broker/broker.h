@@ -79,6 +79,17 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
  */
 int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                size_t len, int defer);
+/* The most requests broker_run_all runs together. */
+#define BROKER_RUN_MAX 64
+/*
+ * Runs the n requests (at most BROKER_RUN_MAX) a session has at hand (bufs[i] of
+ * lens[i] bytes, not taken over) as broker_run would one after the other with defer
+ * but the last — in order, their replies delivered after the last one's commit, or
+ * left to another session's batch (broker_batching) — decoding them first and then
+ * running them all in one hold of the broker's mutex.
+ */
+void broker_run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
+                    const size_t *lens, size_t n);
 /* Commits what deferred requests changed and delivers their replies. */
 void broker_commit(shoal_broker *b);
 /*

@@ -101,9 +101,9 @@
 /* How often the timer retries requests parked on a lock of the lock table (locks.c). */
 #define LW_POLL_NS (200 * 1000LL)
 
-/* The stack space a request is decoded into (broker_run); a larger one takes blocks
- * from malloc as well. */
-#define ARENA_BYTES 2048
+/* The stack space the requests run together are decoded into (broker_run_all: about
+ * 400 bytes a common request); more take blocks from malloc as well. */
+#define ARENA_BYTES 8192
 
 /* Group commit: replies waiting for a batch in progress, at most; one more and the
  * request that ends commits them (so a stream of batches cannot delay them forever). */
@@ -2126,21 +2126,18 @@ void broker_batching(shoal_broker *b, int on)
         atomic_fetch_add_explicit(&b->batching, on ? 1 : -1, memory_order_acq_rel);
 }
 
-int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
-               size_t len, int defer)
+/* Request buf[len], decoded (req; NULL: refused, `refusal` saying why), run under
+ * b->mu. */
+static void run_decoded(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+                        size_t len, breq *req, const char *refusal)
 {
-    max_align_t space[ARENA_BYTES / sizeof(max_align_t)];
-    shoal_bv_arena arena;
-    shoal__bv_arena_init(&arena, space, sizeof(space));
-    breq *req = (breq *)shoal__bv_unpack_in(&shoal__broker__request__descriptor, buf, len,
-                                            &arena);
-    pthread_mutex_lock(&b->mu);
     b->requests++;
     if (!req) {
         b->bad_requests++;
         /* Refused with the request's id if it reads (else 0), so the refusal reaches
          * the client waiting for that id. Detail: shoal__bv_unpack's. */
-        pend(b, s, shoal__pb_varint_of(buf, len, 1), SHOAL_EINVALID_DATA, NULL, false);
+        pend(b, s, shoal__pb_varint_of(buf, len, 1),
+             shoal__err(SHOAL_EINVALID_DATA, "%s", refusal), NULL, false);
     } else if (b->store_failed) {
         pend(b, s, req->id,
              shoal__err(SHOAL_ESYS,
@@ -2152,14 +2149,52 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
         dispatch(b, s, sid, req);
         b->raw = NULL;
     }
-    /* defer: a commit to share, the next request's covers this (without a data
+}
+
+/* The requests at hand of a session (bufs[i], lens[i]), decoded one after the other
+ * into one arena outside the mutex, then run in a row in one hold of it; finished
+ * (committed, their replies handed over) after the last unless defer. */
+static int run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
+                   const size_t *lens, size_t n, int defer)
+{
+    max_align_t space[ARENA_BYTES / sizeof(max_align_t)];
+    shoal_bv_arena arena;
+    shoal__bv_arena_init(&arena, space, sizeof(space));
+    breq *reqs[BROKER_RUN_MAX];
+    char *refusals[BROKER_RUN_MAX];
+    n = n < BROKER_RUN_MAX ? n : BROKER_RUN_MAX;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i] = (breq *)shoal__bv_unpack_in(&shoal__broker__request__descriptor,
+                                              bufs[i], lens[i], &arena);
+        refusals[i] = reqs[i] ? NULL : strdup(shoal_errdetail()); /* NULL: no memory */
+    }
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < n; i++)
+        run_decoded(b, s, sid, bufs[i], lens[i], reqs[i],
+                    refusals[i] ? refusals[i] : "broker message: does not decode");
+    /* defer: a commit to share, the next request's covers these (without a data
      * directory, the hand-over of the replies and the view's publication) */
     if (!defer && !group_joins(b))
         finish(b);
     pthread_mutex_unlock(&b->mu);
+    for (size_t i = 0; i < n; i++)
+        free(refusals[i]);
     if (arena.blocks) /* else nothing to free: the stack space goes with the frame */
         shoal__bv_arena_reset(&arena);
     return defer;
+}
+
+int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+               size_t len, int defer)
+{
+    void *bufs[1] = {(void *)buf};
+    return run_all(b, s, sid, bufs, &len, 1, defer);
+}
+
+void broker_run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
+                    const size_t *lens, size_t n)
+{
+    run_all(b, s, sid, bufs, lens, n, 0);
 }
 
 void broker_commit(shoal_broker *b)

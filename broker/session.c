@@ -35,14 +35,15 @@
  *     session (the lock released, the item put) while this session's thread waits
  *     for its next request, and replies the window had no room for.
  *
- * A request whose successor is already there is not finished on its own: the batch of
- * requests at hand (up to BATCH_MAX) shares one commit with a data directory, and in
- * any case one hand-over of their replies (broker_run's defer) and one write of them
- * after the last, as a pipelining client sends them; inline receive does the same
- * with the requests the loop has at hand for the session (on_request's `more`). And
- * while a session runs such a batch (broker_batching), the other sessions' requests
- * join its commit (group commit, core.c): their replies come to their outboxes after
- * it, and their sender threads write them.
+ * A request whose successor is already there is not run on its own: the requests at
+ * hand (up to BROKER_RUN_MAX) are kept (hold) and run together after the last
+ * (run_held: broker_run_all), in one hold of the broker's mutex, sharing one commit
+ * with a data directory and in any case one hand-over of their replies, and their
+ * replies leave in one write, as a pipelining client sends them; inline receive does
+ * the same with the requests the loop has at hand for the session (on_request's
+ * `more`). And while a session gathers such a batch (broker_batching), the other
+ * sessions' requests join its commit (group commit, core.c): their replies come to
+ * their outboxes after it, and their sender threads write them.
  *
  * One writer at a time (`sending`), and the sender keeps out while the session's
  * thread runs a request (`in_request`: it sends what the request produced), so a
@@ -75,10 +76,6 @@
  * bound). */
 #define OUTBOX_MAX ((size_t)16 << 20)
 
-/* With a data directory, requests already waiting when one is run share its commit
- * (one LMDB transaction and fsync), up to this many. */
-#define BATCH_MAX 64
-
 struct broker_session {
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* the sender (or Call's handler): replies to write */
@@ -95,8 +92,33 @@ struct broker_session {
     shoal_broker *b; /* Session: the broker and the session's id */
     uint64_t sid;
     int no_inline; /* its transport refused inline receive */
-    int held;      /* on_request: requests run whose replies wait for the last at hand */
+    size_t nheld;  /* the requests at hand, run together after the last (run_held) */
+    void *held[BROKER_RUN_MAX];
+    size_t held_len[BROKER_RUN_MAX];
 };
+
+/* Keeps request msg[len] (taken over) for run_held; the first kept makes the sender
+ * keep out until the replies of the requests kept are written (send_ready). */
+static void hold(broker_session *s, void *msg, size_t len)
+{
+    if (!s->nheld) {
+        pthread_mutex_lock(&s->mu);
+        s->in_request = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+    s->held[s->nheld] = msg;
+    s->held_len[s->nheld++] = len;
+}
+
+/* Runs the requests kept (broker_run_all: one commit, one hold of the broker's mutex,
+ * one hand-over of their replies), then frees them. */
+static void run_held(broker_session *s)
+{
+    broker_run_all(s->b, s, s->sid, s->held, s->held_len, s->nheld);
+    for (size_t i = 0; i < s->nheld; i++)
+        free(s->held[i]);
+    s->nheld = 0;
+}
 
 /* Room for `more` more replies in the outbox (under s->mu): the ring doubles until
  * they fit. */
@@ -281,26 +303,18 @@ static int crowded(shoal_broker *b)
 
 /* A request in inline receive, on the thread that read it (the server's loop): run
  * and answered as the session's thread does (no data directory: nothing to commit),
- * the replies to the requests at hand (more) handed over and written together after
- * the last of them (up to BATCH_MAX). A full outbox, or sessions no more than the CPUs,
- * turn inline receive off: the session's thread waits for room, or takes its requests
- * back. */
+ * the requests at hand (more) kept and run together after the last of them (up to
+ * BROKER_RUN_MAX), their replies written together. A full outbox, or sessions no more
+ * than the CPUs, turn inline receive off: the session's thread waits for room, or
+ * takes its requests back. */
 static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void *arg)
 {
     (void)ctx;
     broker_session *s = arg;
-    if (!s->held++) { /* the first of the requests at hand */
-        pthread_mutex_lock(&s->mu);
-        s->in_request = 1;
-        pthread_mutex_unlock(&s->mu);
-    }
-    more = more && s->held < BATCH_MAX;
-    broker_run(s->b, s, s->sid, msg, len, more);
-    free(msg);
-    if (more)
-        return 0; /* the last one's commit covers it, and its reply leaves with
-                   * the last one's */
-    s->held = 0;
+    hold(s, msg, len);
+    if (more && s->nheld < BROKER_RUN_MAX)
+        return 0; /* run with the last one, its reply leaving with the last one's */
+    run_held(s);
     return send_ready(s) || !crowded(s->b);
 }
 
@@ -390,36 +404,29 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     }
     void *msg;
     size_t len;
-    int batch = 0, batching = 0; /* requests in this batch; whether it said so */
+    int batching = 0; /* whether it said it has a batch at hand */
     atomic_fetch_add(&b->sessions, 1);
     receive_mode(&s);
     int rc;
     while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
         if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
-            if (batch) { /* (not expected: inline receive starts between turns) */
-                batch = 0;
-                broker_commit(b);
+            if (batching)
+                broker_batching(b, batching = 0);
+            if (s.nheld) { /* (not expected: inline receive starts between turns) */
+                run_held(&s);
                 send_ready(&s);
             }
             if (!wait_room(&s, ctx))
                 receive_mode(&s); /* the outbox has room: inline or direct now */
             continue;
         }
-        if (!batch) { /* the first request of a turn: the sender keeps out until its end
-                       */
-            pthread_mutex_lock(&s.mu);
-            s.in_request = 1;
-            pthread_mutex_unlock(&s.mu);
-        }
-        int more = ++batch < BATCH_MAX && shoal_rpc_ctx_recv_ready(ctx);
+        hold(&s, msg, len);
+        int more = s.nheld < BROKER_RUN_MAX && shoal_rpc_ctx_recv_ready(ctx);
         if (more != batching) /* the other sessions' commits wait for its end */
             broker_batching(b, batching = more);
-        int deferred = broker_run(b, &s, sid, msg, len, more);
-        free(msg);
-        if (deferred)
-            continue; /* the next request's commit covers this one, and its reply
-                       * leaves with the last one's */
-        batch = 0;
+        if (more)
+            continue; /* run with the last one, its reply leaving with the last one's */
+        run_held(&s);
         send_ready(&s);
         if (!wait_room(&s, ctx) && !s.no_inline && crowded(b))
             receive_mode(&s); /* sessions came: the loop serves */
@@ -429,7 +436,9 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     shoal_rpc_ctx_set_direct(ctx, 0);
     if (batching)
         broker_batching(b, 0);
-    broker_commit(b); /* a batch the stream's end cut short */
+    if (s.nheld) /* a batch the stream's end cut short */
+        run_held(&s);
+    broker_commit(b);
     atomic_fetch_sub(&b->sessions, 1);
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
