@@ -1241,7 +1241,7 @@ static inline uint8_t *fast_bytes(fast *f, size_t n, bool str)
  * the Value (a none or bool as a one-byte varint, a length prefix of one or two
  * bytes). NULL for any other (several members, unknown fields, a container, another
  * form): left to the general decoder, as is running out of memory. */
-static bv *fast_value(fast *f, size_t n)
+static inline __attribute__((always_inline)) bv *fast_value(fast *f, size_t n)
 {
     const uint8_t *p = f->in.p, *end = p + n;
     bv *v = n >= 2 ? arena_alloc(f->d->a, sizeof(*v)) : NULL;
@@ -1252,6 +1252,13 @@ static bv *fast_value(fast *f, size_t n)
     pb_in sub = {f->in.p, end};
     uint64_t x;
     size_t len;
+    if (p[0] == (BV_STR << 3 | WT_LEN)) { /* the most common */
+        if (!fast_len(f, &len) || f->in.p + len != end)
+            return NULL;
+        v->s = (char *)fast_bytes(f, len, true);
+        v->kind_case = BV_STR;
+        return v;
+    }
     switch (p[0]) {
     case BV_NONE << 3 | WT_VARINT:
     case BV_BOOL << 3 | WT_VARINT:
@@ -1268,11 +1275,6 @@ static bv *fast_value(fast *f, size_t n)
         if (n != 9 || !pb_get_fixed(&sub, 8, &x))
             return NULL;
         memcpy(&v->d, &x, 8);
-        break;
-    case BV_STR << 3 | WT_LEN:
-        if (!fast_len(f, &len) || f->in.p + len != end)
-            return NULL;
-        v->s = (char *)fast_bytes(f, len, true);
         break;
     case BV_BYTES << 3 | WT_LEN:
     case BV_PICKLE << 3 | WT_LEN:
