@@ -2178,7 +2178,8 @@ static int run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const
         finish(b);
     pthread_mutex_unlock(&b->mu);
     for (size_t i = 0; i < n; i++)
-        free(refusals[i]);
+        if (refusals[i])
+            free(refusals[i]);
     if (arena.blocks) /* else nothing to free: the stack space goes with the frame */
         shoal__bv_arena_reset(&arena);
     return defer;
