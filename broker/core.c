@@ -8,12 +8,15 @@
  * take_key, which use it for the object's own map and scan a nested one. Objects live
  * in a hash table by name.
  *
- * Decoding. broker_run decodes a request into an arena on its stack
- * (shoal__bv_unpack_in: manager_value.c's Request decoder), dropped whole once the
- * request is done: what an object keeps of it is copied out with malloc (keep,
+ * Decoding. broker_run_all decodes the requests a session has at hand into one arena
+ * on its stack (shoal__bv_unpack_in: manager_value.c's Request decoder), outside the
+ * mutex, then runs them in a row in one hold of it, and drops the arena whole once
+ * they are done: what an object keeps of a request is copied out with malloc (keep,
  * take_arg) — or, a string or bytes no longer than the value it replaces, into that
  * value's own block (copy_in_place) — and a request that parks is copied whole (park:
- * own_request), so that a waiter's arguments are taken over as they are.
+ * own_request), so that a waiter's arguments are taken over as they are. Finding the
+ * object: the one the last request found is tried first (b->recent), as a client's
+ * pipelined requests mostly go to one object.
  *
  * Requests. One mutex serialises every operation, so each is atomic: increment,
  * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs
@@ -50,7 +53,7 @@
  * with a data directory the operation logs the records it changed (store.c: one per
  * dict entry or list / queue item; the rec_* helpers, which nested paths leave to
  * run(): it logs the top element the path went through); at the end of the request
- * (or timer pass, or of a session's batch of pipelined requests: broker_run, with or
+ * (or timer pass, or of a session's batch of pipelined requests: broker_run_all, with or
  * without a data directory) store.c
  * writes the log and the changed objects' headers in one LMDB transaction, and only
  * after it commits are the replies handed to their sessions (pending list). So a
@@ -60,9 +63,11 @@
  * one transaction and one fsync cover every session's requests that ran meanwhile (as
  * Redis's appendfsync always covers an event loop turn), up to GROUP_MAX replies
  * waiting. A request runs in two steps: execute (the operation, or parking it) and
- * its reply (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
- * shapes); a batch's items (batch.c) take the first step only (run_item), which
- * returns each one's status and error to the batch.
+ * its reply (dispatch: pend packs it with shoal__bv_pack_reply_in, by hand for the
+ * common shapes, into its own place in the pending list when it fits there — no
+ * allocation; finish hands a session's replies in a row to it together); a batch's
+ * items (batch.c) take the first step only (run_item), which returns each one's status
+ * and error to the batch.
  *
  * The read view (view.c). Every change to an object moves its generation in the
  * view (broker__dirty, on every call, not only the first of a request; a write that

@@ -35,10 +35,24 @@
  * compare them). What is kept from such a message is copied out with
  * shoal__bv_clone, which copies field by field with malloc.
  *
+ * Before it, a fast path (dec_request_fast) takes the Request every client writes:
+ * its fields in order of number, each once (path and args one run each), one-byte
+ * tags of the fields' own wire types, no batch items nor unknown fields, and each
+ * path element and argument one scalar member written as clients write it (a none or
+ * bool as a one-byte varint, a length prefix of one or two bytes). Such a message
+ * decodes alike whatever the order of the checks and breaks no rule of the value
+ * model, so it is decoded straight: the message copied once into the arena, its
+ * strings NUL-terminated there in place (over the tag that follows each, read from
+ * the original), its varints read as words. Anything else — or anything it is unsure
+ * of, e.g. a value of two members, a three-byte length prefix, a field out of order —
+ * goes to the general decoder from the start, which decodes or refuses it as
+ * protobuf-c would; broker_codec.c tests each shape and its near misses.
+ *
  * Replies: shoal__bv_pack_reply writes the common ones — no result, or a scalar one,
  * with or without an error — by hand with pb_wire.h, the same bytes protobuf-c
  * would write (tests/broker/broker_codec.c compares them), and leaves a container
- * result to protobuf-c.
+ * result to protobuf-c; shoal__bv_pack_reply_in writes them into the caller's buffer
+ * when they fit (the broker's pending replies: no allocation).
  *
  * The client's side (manager.c) has the mirror images. shoal__bv_pack_request packs
  * a Request whose path and args are scalars, and that has no batch items, by hand
