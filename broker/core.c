@@ -375,7 +375,7 @@ static bv *arg(op_ctx *c, size_t i)
 }
 
 /* Part v of the request, for the object to keep (the caller clears its place in the
- * request): a copy out of the arena the request was decoded into (broker_run), or,
+ * request): a copy out of the arena the request was decoded into (run_all), or,
  * from a parked request (malloc'd: park), v itself. NULL: out of memory. */
 static bv *keep(const op_ctx *c, bv *v)
 {
