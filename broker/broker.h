@@ -20,10 +20,28 @@
 typedef struct shoal_broker shoal_broker;
 typedef struct broker_session broker_session;
 
-/* Where a reply goes: a session's outbox (session.c). Called under the broker's
- * mutex, after the writes the reply depends on are durable; takes over buf (the
- * packed Reply to request `id`). */
-typedef void (*broker_deliver)(broker_session *s, uint64_t id, void *buf, size_t len);
+/* A packed Reply to request `id` of session s: its len bytes in `small` when they fit
+ * there (buf NULL: most replies — no result, an error, a short scalar — are packed
+ * with no allocation), else in buf (malloc'd). */
+#define BROKER_REPLY_SMALL 32
+typedef struct broker_reply {
+    broker_session *s;
+    uint64_t id;
+    size_t len;
+    void *buf;
+    uint8_t small[BROKER_REPLY_SMALL];
+} broker_reply;
+
+/* The bytes of reply r. */
+static inline const void *broker_reply_bytes(const broker_reply *r)
+{
+    return r->buf ? r->buf : r->small;
+}
+
+/* Where replies go: a session's outbox (session.c). Called under the broker's mutex,
+ * after the writes the replies depend on are durable, with n replies in a row for
+ * the same session (r->s); takes over their buffers. */
+typedef void (*broker_deliver)(broker_session *s, broker_reply *r, size_t n);
 
 /* The owner id of requests made with the unary Call: no session, nothing released. */
 #define BROKER_ANON 1
@@ -61,6 +79,17 @@ void broker_request(shoal_broker *b, broker_session *s, uint64_t sid, const void
  */
 int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
                size_t len, int defer);
+/* The most requests broker_run_all runs together. */
+#define BROKER_RUN_MAX 64
+/*
+ * Runs the n requests (at most BROKER_RUN_MAX) a session has at hand (bufs[i] of
+ * lens[i] bytes, not taken over) as broker_run would one after the other with defer
+ * but the last — in order, their replies delivered after the last one's commit, or
+ * left to another session's batch (broker_batching) — decoding them first and then
+ * running them all in one hold of the broker's mutex.
+ */
+void broker_run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
+                    const size_t *lens, size_t n);
 /* Commits what deferred requests changed and delivers their replies. */
 void broker_commit(shoal_broker *b);
 /*
@@ -79,7 +108,7 @@ void broker_session_end(shoal_broker *b, broker_session *s, uint64_t sid);
 /* The Broker service (session.c): add it to an rpc server. */
 const shoal_rpc_service *broker_service(shoal_broker *b);
 /* Delivery to the sessions of broker_service (give it to shoal_broker_create). */
-void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len);
+void broker_session_deliver(broker_session *s, broker_reply *r, size_t n);
 
 /* What `shoal broker` serves (serve.c). */
 typedef struct shoal_broker_options {

@@ -85,19 +85,13 @@ struct broker_rec {
     size_t len;
 };
 
-struct broker_pend {
-    broker_session *s;
-    uint64_t id;
-    void *buf;
-    size_t len;
-};
-
 struct broker_store;
 
 struct shoal_broker {
     pthread_mutex_t mu;
     bobj **tab;
     size_t ntab, nobj;
+    bobj *recent; /* the object broker__find found last (NULL: none, or it went) */
     broker_deliver deliver;
     struct broker_store *store; /* NULL: memory only */
     int store_failed;
@@ -110,7 +104,7 @@ struct shoal_broker {
     size_t nwaiters;
     bobj **dirty; /* changed by the request running now */
     size_t ndirty, capdirty;
-    struct broker_pend *pend; /* its replies, handed over once durable */
+    broker_reply *pend; /* its replies, handed over once durable */
     size_t npend, cappend;
     struct broker_rec *recs; /* the record changes of the writes not committed yet */
     size_t nrecs, caprecs;

@@ -8,12 +8,15 @@
  * take_key, which use it for the object's own map and scan a nested one. Objects live
  * in a hash table by name.
  *
- * Decoding. broker_run decodes a request into an arena on its stack
- * (shoal__bv_unpack_in: manager_value.c's Request decoder), dropped whole once the
- * request is done: what an object keeps of it is copied out with malloc (keep,
+ * Decoding. broker_run_all decodes the requests a session has at hand into one arena
+ * on its stack (shoal__bv_unpack_in: manager_value.c's Request decoder), outside the
+ * mutex, then runs them in a row in one hold of it, and drops the arena whole once
+ * they are done: what an object keeps of a request is copied out with malloc (keep,
  * take_arg) — or, a string or bytes no longer than the value it replaces, into that
  * value's own block (copy_in_place) — and a request that parks is copied whole (park:
- * own_request), so that a waiter's arguments are taken over as they are.
+ * own_request), so that a waiter's arguments are taken over as they are. Finding the
+ * object: the one the last request found is tried first (b->recent), as a client's
+ * pipelined requests mostly go to one object.
  *
  * Requests. One mutex serialises every operation, so each is atomic: increment,
  * compare-and-set, setdefault, pop, extend need no lock in the client. A request runs
@@ -50,7 +53,7 @@
  * with a data directory the operation logs the records it changed (store.c: one per
  * dict entry or list / queue item; the rec_* helpers, which nested paths leave to
  * run(): it logs the top element the path went through); at the end of the request
- * (or timer pass, or of a session's batch of pipelined requests: broker_run, with or
+ * (or timer pass, or of a session's batch of pipelined requests: broker_run_all, with or
  * without a data directory) store.c
  * writes the log and the changed objects' headers in one LMDB transaction, and only
  * after it commits are the replies handed to their sessions (pending list). So a
@@ -60,9 +63,11 @@
  * one transaction and one fsync cover every session's requests that ran meanwhile (as
  * Redis's appendfsync always covers an event loop turn), up to GROUP_MAX replies
  * waiting. A request runs in two steps: execute (the operation, or parking it) and
- * its reply (dispatch: pend packs it with shoal__bv_pack_reply, by hand for the common
- * shapes); a batch's items (batch.c) take the first step only (run_item), which
- * returns each one's status and error to the batch.
+ * its reply (dispatch: pend packs it with shoal__bv_pack_reply_in, by hand for the
+ * common shapes, into its own place in the pending list when it fits there — no
+ * allocation; finish hands a session's replies in a row to it together); a batch's
+ * items (batch.c) take the first step only (run_item), which returns each one's status
+ * and error to the batch.
  *
  * The read view (view.c). Every change to an object moves its generation in the
  * view (broker__dirty, on every call, not only the first of a request; a write that
@@ -101,9 +106,9 @@
 /* How often the timer retries requests parked on a lock of the lock table (locks.c). */
 #define LW_POLL_NS (200 * 1000LL)
 
-/* The stack space a request is decoded into (broker_run); a larger one takes blocks
- * from malloc as well. */
-#define ARENA_BYTES 2048
+/* The stack space the requests run together are decoded into (broker_run_all: about
+ * 400 bytes a common request); more take blocks from malloc as well. */
+#define ARENA_BYTES 8192
 
 /* Group commit: replies waiting for a batch in progress, at most; one more and the
  * request that ends commits them (so a stream of batches cannot delay them forever). */
@@ -121,9 +126,11 @@ static uint64_t hash_name(const char *s)
 
 bobj *broker__find(shoal_broker *b, const char *name)
 {
+    if (b->recent && !strcmp(b->recent->name, name)) /* the same as the last request's */
+        return b->recent;
     for (bobj *o = b->tab[hash_name(name) % b->ntab]; o; o = o->next)
         if (!strcmp(o->name, name))
-            return o;
+            return b->recent = o;
     return NULL;
 }
 
@@ -178,6 +185,8 @@ bobj *broker__insert(shoal_broker *b, const char *name, bobjstate *st)
 static void unlink_obj(shoal_broker *b, bobj *o)
 {
     bobj **p = &b->tab[hash_name(o->name) % b->ntab];
+    if (b->recent == o)
+        b->recent = NULL;
     while (*p != o)
         p = &(*p)->next;
     *p = o->next;
@@ -237,23 +246,28 @@ void broker__dirty(shoal_broker *b, bobj *o)
 static void pend(shoal_broker *b, broker_session *s, uint64_t id, int rc, bv *result,
                  bool lent)
 {
-    size_t len;
-    void *buf =
-        shoal__bv_pack_reply(id, rc < 0 ? rc : 0, rc < 0 ? shoal_errdetail() : NULL,
-                             rc < 0 ? NULL : result, &len);
+    if (s && b->npend == b->cappend) {
+        size_t cap = b->cappend ? b->cappend * 2 : 16;
+        broker_reply *p = realloc(b->pend, cap * sizeof(*p));
+        if (p) {
+            b->pend = p;
+            b->cappend = cap;
+        }
+    }
+    if (s && b->npend < b->cappend) { /* packed in its place (small) when it fits */
+        broker_reply *r = &b->pend[b->npend];
+        void *buf = shoal__bv_pack_reply_in(
+            r->small, sizeof(r->small), id, rc < 0 ? rc : 0,
+            rc < 0 ? shoal_errdetail() : NULL, rc < 0 ? NULL : result, &r->len);
+        if (buf) {
+            r->s = s;
+            r->id = id;
+            r->buf = buf == r->small ? NULL : buf;
+            b->npend++;
+        }
+    }
     if (!lent)
         shoal__bv_free(result);
-    if (!buf || !s)
-        return free(buf);
-    if (b->npend == b->cappend) {
-        size_t cap = b->cappend ? b->cappend * 2 : 16;
-        struct broker_pend *p = realloc(b->pend, cap * sizeof(*p));
-        if (!p)
-            return free(buf);
-        b->pend = p;
-        b->cappend = cap;
-    }
-    b->pend[b->npend++] = (struct broker_pend){s, id, buf, len};
 }
 
 /* Makes the changes durable, then hands the replies over (under b->mu). */
@@ -282,8 +296,11 @@ static void finish(shoal_broker *b)
         broker__watch_flush(b, 0);
         return;
     }
-    for (size_t i = 0; i < b->npend; i++)
-        b->deliver(b->pend[i].s, b->pend[i].id, b->pend[i].buf, b->pend[i].len);
+    for (size_t i = 0, n; i < b->npend; i += n) { /* a session's in a row together */
+        for (n = 1; i + n < b->npend && b->pend[i + n].s == b->pend[i].s; n++)
+            ;
+        b->deliver(b->pend[i].s, &b->pend[i], n);
+    }
     b->npend = 0;
     broker__watch_flush(b, 1);
 }
@@ -358,7 +375,7 @@ static bv *arg(op_ctx *c, size_t i)
 }
 
 /* Part v of the request, for the object to keep (the caller clears its place in the
- * request): a copy out of the arena the request was decoded into (broker_run), or,
+ * request): a copy out of the arena the request was decoded into (run_all), or,
  * from a parked request (malloc'd: park), v itself. NULL: out of memory. */
 static bv *keep(const op_ctx *c, bv *v)
 {
@@ -2073,7 +2090,8 @@ static void dispatch(shoal_broker *b, broker_session *s, uint64_t sid, breq *req
         if (c.pure && rc == 0 && b->view && b->npend > n &&
             !o->lslot) /* after the commit;
                         * a word's state is never cached */
-            broker__view_stage(b, o, b->raw, b->rawlen, b->pend[n].buf, b->pend[n].len);
+            broker__view_stage(b, o, b->raw, b->rawlen, broker_reply_bytes(&b->pend[n]),
+                               b->pend[n].len);
     }
     wake(b, o, 0);
 }
@@ -2113,21 +2131,18 @@ void broker_batching(shoal_broker *b, int on)
         atomic_fetch_add_explicit(&b->batching, on ? 1 : -1, memory_order_acq_rel);
 }
 
-int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
-               size_t len, int defer)
+/* Request buf[len], decoded (req; NULL: refused, `refusal` saying why), run under
+ * b->mu. */
+static void run_decoded(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+                        size_t len, breq *req, const char *refusal)
 {
-    max_align_t space[ARENA_BYTES / sizeof(max_align_t)];
-    shoal_bv_arena arena;
-    shoal__bv_arena_init(&arena, space, sizeof(space));
-    breq *req = (breq *)shoal__bv_unpack_in(&shoal__broker__request__descriptor, buf, len,
-                                            &arena);
-    pthread_mutex_lock(&b->mu);
     b->requests++;
     if (!req) {
         b->bad_requests++;
         /* Refused with the request's id if it reads (else 0), so the refusal reaches
          * the client waiting for that id. Detail: shoal__bv_unpack's. */
-        pend(b, s, shoal__pb_varint_of(buf, len, 1), SHOAL_EINVALID_DATA, NULL, false);
+        pend(b, s, shoal__pb_varint_of(buf, len, 1),
+             shoal__err(SHOAL_EINVALID_DATA, "%s", refusal), NULL, false);
     } else if (b->store_failed) {
         pend(b, s, req->id,
              shoal__err(SHOAL_ESYS,
@@ -2139,13 +2154,53 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
         dispatch(b, s, sid, req);
         b->raw = NULL;
     }
-    /* defer: a commit to share, the next request's covers this (without a data
+}
+
+/* The requests at hand of a session (bufs[i], lens[i]), decoded one after the other
+ * into one arena outside the mutex, then run in a row in one hold of it; finished
+ * (committed, their replies handed over) after the last unless defer. */
+static int run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
+                   const size_t *lens, size_t n, int defer)
+{
+    max_align_t space[ARENA_BYTES / sizeof(max_align_t)];
+    shoal_bv_arena arena;
+    shoal__bv_arena_init(&arena, space, sizeof(space));
+    breq *reqs[BROKER_RUN_MAX];
+    char *refusals[BROKER_RUN_MAX];
+    n = n < BROKER_RUN_MAX ? n : BROKER_RUN_MAX;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i] = (breq *)shoal__bv_unpack_in(&shoal__broker__request__descriptor,
+                                              bufs[i], lens[i], &arena);
+        refusals[i] = reqs[i] ? NULL : strdup(shoal_errdetail()); /* NULL: no memory */
+    }
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < n; i++)
+        run_decoded(b, s, sid, bufs[i], lens[i], reqs[i],
+                    refusals[i] ? refusals[i] : "broker message: does not decode");
+    /* defer: a commit to share, the next request's covers these (without a data
      * directory, the hand-over of the replies and the view's publication) */
     if (!defer && !group_joins(b))
         finish(b);
     pthread_mutex_unlock(&b->mu);
-    shoal__bv_arena_reset(&arena);
+    for (size_t i = 0; i < n; i++)
+        if (refusals[i])
+            free(refusals[i]);
+    if (arena.blocks) /* else nothing to free: the stack space goes with the frame */
+        shoal__bv_arena_reset(&arena);
     return defer;
+}
+
+int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf,
+               size_t len, int defer)
+{
+    void *bufs[1] = {(void *)buf};
+    return run_all(b, s, sid, bufs, &len, 1, defer);
+}
+
+void broker_run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
+                    const size_t *lens, size_t n)
+{
+    run_all(b, s, sid, bufs, lens, n, 0);
 }
 
 void broker_commit(shoal_broker *b)

@@ -216,12 +216,19 @@ static int reserve(broker_index *x, bv *m)
 }
 
 /* The slot holding position pos's key, or the empty slot where key would go. */
+/* shoal__bv_equal, two strings (the common keys) compared straight. */
+static inline bool same_key(const bv *a, const bv *b)
+{
+    if (a->kind_case == BV_STR && b->kind_case == BV_STR)
+        return !strcmp(a->s, b->s);
+    return shoal__bv_equal(a, b);
+}
+
 static size_t lookup(const broker_index *x, const bv *m, const bv *key, uint32_t h)
 {
     size_t i = probe_start(x, h);
     for (; x->slot[i].pos1; i = (i + 1) & x->mask)
-        if (x->slot[i].h == h &&
-            shoal__bv_equal(m->map->entries[x->slot[i].pos1 - 1]->key, key))
+        if (x->slot[i].h == h && same_key(m->map->entries[x->slot[i].pos1 - 1]->key, key))
             return i;
     return i;
 }

@@ -35,14 +35,15 @@
  *     session (the lock released, the item put) while this session's thread waits
  *     for its next request, and replies the window had no room for.
  *
- * A request whose successor is already there is not finished on its own: the batch of
- * requests at hand (up to BATCH_MAX) shares one commit with a data directory, and in
- * any case one hand-over of their replies (broker_run's defer) and one write of them
- * after the last, as a pipelining client sends them; inline receive does the same
- * with the requests the loop has at hand for the session (on_request's `more`). And
- * while a session runs such a batch (broker_batching), the other sessions' requests
- * join its commit (group commit, core.c): their replies come to their outboxes after
- * it, and their sender threads write them.
+ * A request whose successor is already there is not run on its own: the requests at
+ * hand (up to BROKER_RUN_MAX) are kept (hold) and run together after the last
+ * (run_held: broker_run_all), in one hold of the broker's mutex, sharing one commit
+ * with a data directory and in any case one hand-over of their replies, and their
+ * replies leave in one write, as a pipelining client sends them; inline receive does
+ * the same with the requests the loop has at hand for the session (on_request's
+ * `more`). And while a session gathers such a batch (broker_batching), the other
+ * sessions' requests join its commit (group commit, core.c): their replies come to
+ * their outboxes after it, and their sender threads write them.
  *
  * One writer at a time (`sending`), and the sender keeps out while the session's
  * thread runs a request (`in_request`: it sends what the request produced), so a
@@ -70,26 +71,16 @@
 #include "internal.h"
 #include "wait.h"
 
-struct out {
-    uint64_t id;
-    size_t len;
-    void *buf;
-};
-
 /* Replies queued for a client that does not read them: past this, the session stops
  * reading its requests until the client catches up (the broker never buffers without
  * bound). */
 #define OUTBOX_MAX ((size_t)16 << 20)
 
-/* With a data directory, requests already waiting when one is run share its commit
- * (one LMDB transaction and fsync), up to this many. */
-#define BATCH_MAX 64
-
 struct broker_session {
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* the sender (or Call's handler): replies to write */
     pthread_cond_t room; /* the session's thread: the outbox shrank */
-    struct out *box;     /* the outbox: a ring of cap replies, n of them from first */
+    broker_reply *box;   /* the outbox: a ring of cap replies, n of them from first */
     size_t first, n, cap;
     size_t queued;  /* bytes in the outbox */
     int closed;     /* the session's thread is done: the sender drains and ends */
@@ -101,16 +92,44 @@ struct broker_session {
     shoal_broker *b; /* Session: the broker and the session's id */
     uint64_t sid;
     int no_inline; /* its transport refused inline receive */
-    int held;      /* on_request: requests run whose replies wait for the last at hand */
+    size_t nheld;  /* the requests at hand, run together after the last (run_held) */
+    void *held[BROKER_RUN_MAX];
+    size_t held_len[BROKER_RUN_MAX];
 };
 
-/* Room for one more reply in the outbox (under s->mu): the ring doubles when full. */
-static int out_room(broker_session *s)
+/* Keeps request msg[len] (taken over) for run_held; the first kept makes the sender
+ * keep out until the replies of the requests kept are written (send_ready). */
+static void hold(broker_session *s, void *msg, size_t len)
 {
-    if (s->n < s->cap)
+    if (!s->nheld) {
+        pthread_mutex_lock(&s->mu);
+        s->in_request = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+    s->held[s->nheld] = msg;
+    s->held_len[s->nheld++] = len;
+}
+
+/* Runs the requests kept (broker_run_all: one commit, one hold of the broker's mutex,
+ * one hand-over of their replies), then frees them. */
+static void run_held(broker_session *s)
+{
+    broker_run_all(s->b, s, s->sid, s->held, s->held_len, s->nheld);
+    for (size_t i = 0; i < s->nheld; i++)
+        free(s->held[i]);
+    s->nheld = 0;
+}
+
+/* Room for `more` more replies in the outbox (under s->mu): the ring doubles until
+ * they fit. */
+static int out_room(broker_session *s, size_t more)
+{
+    if (s->n + more <= s->cap)
         return 0;
     size_t cap = s->cap ? s->cap * 2 : 64;
-    struct out *box = malloc(cap * sizeof(*box));
+    while (cap < s->n + more)
+        cap *= 2;
+    broker_reply *box = malloc(cap * sizeof(*box));
     if (!box)
         return -1;
     for (size_t i = 0; i < s->n; i++)
@@ -122,22 +141,26 @@ static int out_room(broker_session *s)
     return 0;
 }
 
-void broker_session_deliver(broker_session *s, uint64_t id, void *buf, size_t len)
+void broker_session_deliver(broker_session *s, broker_reply *r, size_t n)
 {
     pthread_mutex_lock(&s->mu);
-    if (out_room(s) < 0) {
+    if (out_room(s, n) < 0) {
         pthread_mutex_unlock(&s->mu);
-        return free(buf);
+        for (size_t i = 0; i < n; i++)
+            free(r[i].buf);
+        return;
     }
-    s->box[(s->first + s->n++) % s->cap] = (struct out){id, len, buf};
-    s->queued += len;
+    for (size_t i = 0; i < n; i++) {
+        s->box[(s->first + s->n++) % s->cap] = r[i];
+        s->queued += r[i].len;
+    }
     if (!s->in_request && !s->sending) /* else the thread writing sends it next */
         pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
 /* Takes the outbox's first reply into *o (under s->mu): false when empty. */
-static bool pop_out(broker_session *s, struct out *o)
+static bool pop_out(broker_session *s, broker_reply *o)
 {
     if (!s->n)
         return false;
@@ -148,7 +171,7 @@ static bool pop_out(broker_session *s, struct out *o)
     return true;
 }
 
-static bool next_out(broker_session *s, struct out *o)
+static bool next_out(broker_session *s, broker_reply *o)
 {
     pthread_mutex_lock(&s->mu);
     bool got = pop_out(s, o);
@@ -158,10 +181,11 @@ static bool next_out(broker_session *s, struct out *o)
 
 /* Sends a reply (more: others follow at once, shoal_rpc_ctx_send_more); one the
  * transport refuses as too large becomes an error reply. */
-static int send_reply(shoal_rpc_ctx *ctx, struct out *o, int more)
+static int send_reply(shoal_rpc_ctx *ctx, broker_reply *o, int more)
 {
-    int rc = more ? shoal_rpc_ctx_send_more(ctx, o->buf, o->len)
-                  : shoal_rpc_ctx_send(ctx, o->buf, o->len);
+    const void *bytes = broker_reply_bytes(o);
+    int rc = more ? shoal_rpc_ctx_send_more(ctx, bytes, o->len)
+                  : shoal_rpc_ctx_send(ctx, bytes, o->len);
     if (rc == SHOAL_EMSGSIZE) {
         char detail[96];
         snprintf(detail, sizeof(detail),
@@ -177,7 +201,8 @@ static int send_reply(shoal_rpc_ctx *ctx, struct out *o, int more)
         rc = buf ? shoal_rpc_ctx_send(ctx, buf, len) : SHOAL_ENOMEM;
         free(buf);
     }
-    free(o->buf);
+    if (o->buf)
+        free(o->buf);
     return rc;
 }
 
@@ -186,7 +211,7 @@ static int send_reply(shoal_rpc_ctx *ctx, struct out *o, int more)
  * only freed. */
 static void write_out(broker_session *s)
 {
-    struct out o;
+    broker_reply o;
     pop_out(s, &o);
     pthread_mutex_unlock(&s->mu);
     int rc = 0;
@@ -213,7 +238,7 @@ static void write_out(broker_session *s)
  */
 static size_t write_ready(broker_session *s)
 {
-    struct out batch[WRITE_BATCH];
+    broker_reply batch[WRITE_BATCH];
     size_t n = s->n < WRITE_BATCH ? s->n : WRITE_BATCH, sent = 0;
     if (!s->failed) { /* the window's room, asked once */
         size_t room = (size_t)shoal_rpc_ctx_send_room(s->ctx);
@@ -278,26 +303,18 @@ static int crowded(shoal_broker *b)
 
 /* A request in inline receive, on the thread that read it (the server's loop): run
  * and answered as the session's thread does (no data directory: nothing to commit),
- * the replies to the requests at hand (more) handed over and written together after
- * the last of them (up to BATCH_MAX). A full outbox, or sessions no more than the CPUs,
- * turn inline receive off: the session's thread waits for room, or takes its requests
- * back. */
+ * the requests at hand (more) kept and run together after the last of them (up to
+ * BROKER_RUN_MAX), their replies written together. A full outbox, or sessions no more
+ * than the CPUs, turn inline receive off: the session's thread waits for room, or
+ * takes its requests back. */
 static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void *arg)
 {
     (void)ctx;
     broker_session *s = arg;
-    if (!s->held++) { /* the first of the requests at hand */
-        pthread_mutex_lock(&s->mu);
-        s->in_request = 1;
-        pthread_mutex_unlock(&s->mu);
-    }
-    more = more && s->held < BATCH_MAX;
-    broker_run(s->b, s, s->sid, msg, len, more);
-    free(msg);
-    if (more)
-        return 0; /* the last one's commit covers it, and its reply leaves with
-                   * the last one's */
-    s->held = 0;
+    hold(s, msg, len);
+    if (more && s->nheld < BROKER_RUN_MAX)
+        return 0; /* run with the last one, its reply leaving with the last one's */
+    run_held(s);
     return send_ready(s) || !crowded(s->b);
 }
 
@@ -363,7 +380,7 @@ static void session_init(broker_session *s, shoal_rpc_ctx *ctx)
 
 static void session_destroy(broker_session *s)
 {
-    for (struct out o; next_out(s, &o);)
+    for (broker_reply o; next_out(s, &o);)
         free(o.buf);
     free(s->box);
     pthread_mutex_destroy(&s->mu);
@@ -387,36 +404,29 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     }
     void *msg;
     size_t len;
-    int batch = 0, batching = 0; /* requests in this batch; whether it said so */
+    int batching = 0; /* whether it said it has a batch at hand */
     atomic_fetch_add(&b->sessions, 1);
     receive_mode(&s);
     int rc;
     while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
         if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
-            if (batch) { /* (not expected: inline receive starts between turns) */
-                batch = 0;
-                broker_commit(b);
+            if (batching)
+                broker_batching(b, batching = 0);
+            if (s.nheld) { /* (not expected: inline receive starts between turns) */
+                run_held(&s);
                 send_ready(&s);
             }
             if (!wait_room(&s, ctx))
                 receive_mode(&s); /* the outbox has room: inline or direct now */
             continue;
         }
-        if (!batch) { /* the first request of a turn: the sender keeps out until its end
-                       */
-            pthread_mutex_lock(&s.mu);
-            s.in_request = 1;
-            pthread_mutex_unlock(&s.mu);
-        }
-        int more = ++batch < BATCH_MAX && shoal_rpc_ctx_recv_ready(ctx);
+        hold(&s, msg, len);
+        int more = s.nheld < BROKER_RUN_MAX && shoal_rpc_ctx_recv_ready(ctx);
         if (more != batching) /* the other sessions' commits wait for its end */
             broker_batching(b, batching = more);
-        int deferred = broker_run(b, &s, sid, msg, len, more);
-        free(msg);
-        if (deferred)
-            continue; /* the next request's commit covers this one, and its reply
-                       * leaves with the last one's */
-        batch = 0;
+        if (more)
+            continue; /* run with the last one, its reply leaving with the last one's */
+        run_held(&s);
         send_ready(&s);
         if (!wait_room(&s, ctx) && !s.no_inline && crowded(b))
             receive_mode(&s); /* sessions came: the loop serves */
@@ -426,7 +436,9 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     shoal_rpc_ctx_set_direct(ctx, 0);
     if (batching)
         broker_batching(b, 0);
-    broker_commit(b); /* a batch the stream's end cut short */
+    if (s.nheld) /* a batch the stream's end cut short */
+        run_held(&s);
+    broker_commit(b);
     atomic_fetch_sub(&b->sessions, 1);
     broker_session_end(b, &s, sid);
     pthread_mutex_lock(&s.mu);
@@ -452,7 +464,7 @@ static int call(shoal_rpc_ctx *ctx, void *arg)
     }
     broker_request(b, &s, BROKER_ANON, msg, len);
     free(msg);
-    struct out o;
+    broker_reply o;
     while (!next_out(&s, &o)) { /* a parked operation: its reply comes later */
         if (shoal_rpc_ctx_cancelled(ctx)) {
             broker_session_end(b, &s, BROKER_ANON);

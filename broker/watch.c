@@ -223,6 +223,8 @@ void broker__watch_change(shoal_broker *b, bobj *o, const breq *req, bv *args,
                           const bv *result)
 {
     o->seq++;
+    if (!o->watchers && !args) /* the common case: nobody watches */
+        return;
     const char *op = req ? req->op : "released";
     for (broker_watcher *w = o->watchers; w; w = w->next) {
         if (w->key) {

@@ -99,6 +99,10 @@ void *shoal__bv_pack(const ProtobufCMessage *m, size_t *len);
  * would write, without it for no result or a scalar one. */
 void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
                            const bv *result, size_t *len);
+/* shoal__bv_pack_reply into buf (cap bytes) when it fits there (returns buf), else
+ * into a new buffer; *len set either way. NULL: out of memory. */
+void *shoal__bv_pack_reply_in(void *buf, size_t cap, uint64_t id, int32_t status,
+                              const char *error, const bv *result, size_t *len);
 
 /*
  * Packs Request q, byte for byte as protobuf-c would: by hand (pb_wire.h) when it

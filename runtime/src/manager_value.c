@@ -35,10 +35,24 @@
  * compare them). What is kept from such a message is copied out with
  * shoal__bv_clone, which copies field by field with malloc.
  *
+ * Before it, a fast path (dec_request_fast) takes the Request every client writes:
+ * its fields in order of number, each once (path and args one run each), one-byte
+ * tags of the fields' own wire types, no batch items nor unknown fields, and each
+ * path element and argument one scalar member written as clients write it (a none or
+ * bool as a one-byte varint, a length prefix of one or two bytes). Such a message
+ * decodes alike whatever the order of the checks and breaks no rule of the value
+ * model, so it is decoded straight: the message copied once into the arena, its
+ * strings NUL-terminated there in place (over the tag that follows each, read from
+ * the original), its varints read as words. Anything else — or anything it is unsure
+ * of, e.g. a value of two members, a three-byte length prefix, a field out of order —
+ * goes to the general decoder from the start, which decodes or refuses it as
+ * protobuf-c would; broker_codec.c tests each shape and its near misses.
+ *
  * Replies: shoal__bv_pack_reply writes the common ones — no result, or a scalar one,
  * with or without an error — by hand with pb_wire.h, the same bytes protobuf-c
  * would write (tests/broker/broker_codec.c compares them), and leaves a container
- * result to protobuf-c.
+ * result to protobuf-c; shoal__bv_pack_reply_in writes them into the caller's buffer
+ * when they fit (the broker's pending replies: no allocation).
  *
  * The client's side (manager.c) has the mirror images. shoal__bv_pack_request packs
  * a Request whose path and args are scalars, and that has no batch items, by hand
@@ -53,6 +67,7 @@
  * has a low bit set — and decodes the same fields (broker_codec.c and the fuzz
  * target compare both on random and corrupted replies).
  */
+#include <endian.h>
 #include <malloc.h>
 #include <math.h>
 #include <stddef.h>
@@ -407,7 +422,14 @@ static bool put_scalar(pb_out *o, const bv *v)
  * or empty field is left out). */
 static void put_reply_head(pb_out *o, uint64_t id, int32_t status, const char *error)
 {
-    if (id) {
+    if (id && o->p && o->len <= o->cap && o->cap - o->len >= 11) { /* in place */
+        uint8_t *q = o->p + o->len;
+        *q++ = 1 << 3 | WT_VARINT;
+        for (; id >= 0x80; id >>= 7)
+            *q++ = (uint8_t)(id | 0x80);
+        *q++ = (uint8_t)id;
+        o->len = (size_t)(q - o->p);
+    } else if (id) {
         pb_put_tag(o, 1, WT_VARINT);
         pb_put_varint(o, id);
     }
@@ -419,8 +441,20 @@ static void put_reply_head(pb_out *o, uint64_t id, int32_t status, const char *e
         pb_put_len(o, 3, error, strlen(error));
 }
 
-void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
-                           const bv *result, size_t *len)
+/* The Reply (a scalar result of vlen bytes, or none) into o. */
+static void put_reply(pb_out *o, uint64_t id, int32_t status, const char *error,
+                      const bv *result, size_t vlen)
+{
+    put_reply_head(o, id, status, error);
+    if (result) {
+        pb_put_tag(o, 4, WT_LEN);
+        pb_put_varint(o, vlen);
+        put_scalar(o, result);
+    }
+}
+
+void *shoal__bv_pack_reply_in(void *buf, size_t cap, uint64_t id, int32_t status,
+                              const char *error, const bv *result, size_t *len)
 {
     pb_out size = {NULL, 0, 0};
     if (result && !put_scalar(&size, result)) { /* a container: protobuf-c packs it */
@@ -431,23 +465,21 @@ void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
         r.result = (bv *)result;
         return shoal__bv_pack(&r.base, len);
     }
-    size_t vlen = size.len;
-    put_reply_head(&size, id, status, error);
-    if (result) {
-        pb_put_tag(&size, 4, WT_LEN);
-        pb_put_varint(&size, vlen);
-    }
-    pb_out o = {malloc(size.len ? size.len : 1), size.len, 0};
-    if (!o.p)
-        return NULL;
-    put_reply_head(&o, id, status, error);
-    if (result) {
-        pb_put_tag(&o, 4, WT_LEN);
-        pb_put_varint(&o, vlen);
-        put_scalar(&o, result);
-    }
+    pb_out o = {buf, cap, 0};
+    put_reply(&o, id, status, error, result, size.len);
     *len = o.len;
-    return o.p;
+    if (buf && o.len <= cap)
+        return buf;
+    pb_out big = {malloc(o.len ? o.len : 1), o.len, 0};
+    if (big.p)
+        put_reply(&big, id, status, error, result, size.len);
+    return big.p;
+}
+
+void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
+                           const bv *result, size_t *len)
+{
+    return shoal__bv_pack_reply_in(NULL, 0, id, status, error, result, len);
 }
 
 /* Value v as field `number` of a message (tag, length, v) when it is a scalar as
@@ -927,7 +959,7 @@ static int dec_bin(dec *d, ProtobufCBinaryData *b, const pb_field *f)
 /* Room for element n (of `size` bytes) of the array *arr of capacity *cap in the
  * arena: doubled when full (the old one stays in the arena, dropped with it), so a
  * repeated field is decoded in one pass. NULL when out of memory. */
-static void *slot(dec *d, void **arr, size_t n, size_t *cap, size_t size)
+static inline void *slot(dec *d, void **arr, size_t n, size_t *cap, size_t size)
 {
     if (n == *cap) {
         size_t c = n ? n * 2 : 4;
@@ -1174,6 +1206,191 @@ static int model_refused(const char *message)
                       message);
 }
 
+/* ---- the Request decoder's fast path ---- */
+
+/* The common Request's decoding (dec_request_fast): the message's bytes, copied once
+ * into the arena, hold its strings and bytes: each string is NUL-terminated in the
+ * copy over the byte after it (the next field's tag, or one byte past the message),
+ * which is read from the original. */
+typedef struct fast {
+    dec *d;
+    pb_in in;     /* the original */
+    ptrdiff_t to; /* copy - original */
+} fast;
+
+/* A length prefix of one or two bytes (what a client writes for a field of under
+ * 16 KiB) into *n, its bytes then within f->in. False for any other (longer, cut
+ * short, overrunning): left to the general decoder. */
+static inline bool fast_len(fast *f, size_t *n)
+{
+    const uint8_t *q = f->in.p;
+    if (q >= f->in.end)
+        return false;
+    size_t v = *q++;
+    if (v & 0x80) {
+        if (q >= f->in.end || (*q & 0x80))
+            return false;
+        v = (v & 0x7f) | (size_t)*q++ << 7;
+    }
+    if (v > (size_t)(f->in.end - q))
+        return false;
+    f->in.p = q;
+    *n = v;
+    return true;
+}
+
+/* The next n bytes of f->in (after fast_len) as they are in the copy, NUL-terminated
+ * there when str. */
+static inline uint8_t *fast_bytes(fast *f, size_t n, bool str)
+{
+    uint8_t *s = (uint8_t *)f->in.p + f->to;
+    if (str)
+        s[n] = 0;
+    f->in.p += n;
+    return s;
+}
+
+/* The Value of n bytes at f->in when it is one scalar member written as every client
+ * writes it: a one-byte tag of the member's own wire type, then its value, filling
+ * the Value (a none or bool as a one-byte varint, a length prefix of one or two
+ * bytes). NULL for any other (several members, unknown fields, a container, another
+ * form): left to the general decoder, as is running out of memory. */
+static inline __attribute__((always_inline)) bv *fast_value(fast *f, size_t n)
+{
+    const uint8_t *p = f->in.p, *end = p + n;
+    bv *v = n >= 2 ? arena_alloc(f->d->a, sizeof(*v)) : NULL;
+    if (!v)
+        return NULL;
+    *v = (bv)SHOAL__BROKER__VALUE__INIT;
+    f->in.p++;
+    pb_in sub = {f->in.p, end};
+    uint64_t x;
+    size_t len;
+    if (p[0] == (BV_STR << 3 | WT_LEN)) { /* the most common */
+        if (!fast_len(f, &len) || f->in.p + len != end)
+            return NULL;
+        v->s = (char *)fast_bytes(f, len, true);
+        v->kind_case = BV_STR;
+        return v;
+    }
+    switch (p[0]) {
+    case BV_NONE << 3 | WT_VARINT:
+    case BV_BOOL << 3 | WT_VARINT:
+        if (n != 2 || (p[1] & 0x80))
+            return NULL;
+        *(p[0] >> 3 == BV_NONE ? &v->none : &v->b) = p[1] != 0;
+        break;
+    case BV_INT << 3 | WT_VARINT:
+        if (!pb_get_varint(&sub, &x) || sub.p != end)
+            return NULL;
+        v->i = pb_unzigzag(x);
+        break;
+    case BV_DOUBLE << 3 | WT_I64:
+        if (n != 9 || !pb_get_fixed(&sub, 8, &x))
+            return NULL;
+        memcpy(&v->d, &x, 8);
+        break;
+    case BV_BYTES << 3 | WT_LEN:
+    case BV_PICKLE << 3 | WT_LEN:
+        if (!fast_len(f, &len) || f->in.p + len != end)
+            return NULL;
+        *(p[0] >> 3 == BV_BYTES ? &v->bytes : &v->pickle) =
+            (ProtobufCBinaryData){len, fast_bytes(f, len, false)};
+        break;
+    default:
+        return NULL;
+    }
+    v->kind_case = (Shoal__Broker__Value__KindCase)(p[0] >> 3);
+    f->in.p = end;
+    return v;
+}
+
+/* Whether the next field of f->in has the one-byte tag `tag`. */
+static inline bool fast_at(const fast *f, uint8_t tag)
+{
+    return f->in.p < f->in.end && *f->in.p == tag;
+}
+
+/* The string field at f->in (its tag checked: fast_at) into *s. */
+static inline bool fast_str(fast *f, char **s)
+{
+    size_t n;
+    f->in.p++;
+    if (!fast_len(f, &n))
+        return false;
+    *s = (char *)fast_bytes(f, n, true);
+    return true;
+}
+
+/* The run of Values of tag `tag` at f->in (a path, the arguments) into *items. */
+static inline bool fast_values(fast *f, uint8_t tag, bv ***items, size_t *n)
+{
+    size_t cap = 0, len;
+    while (fast_at(f, tag)) {
+        f->in.p++;
+        bv **v = slot(f->d, (void **)items, *n, &cap, sizeof(**items));
+        if (!v || !fast_len(f, &len) || ++f->d->values > SHOAL_BV_MAX_VALUES ||
+            !(*v = fast_value(f, len)))
+            return false;
+        ++*n;
+    }
+    return true;
+}
+
+/* The varint field at f->in (its tag checked: fast_at) into *v: one of up to eight
+ * bytes read from the copy (which has room for a word past the message) as one word,
+ * its seven-bit groups gathered by shifts; a longer one by pb_get_varint. */
+static inline bool fast_varint(fast *f, uint64_t *v)
+{
+    uint64_t w, x, stop;
+    f->in.p++;
+    memcpy(&w, f->in.p + f->to, 8);
+    w = le64toh(w);
+    stop = ~w & 0x8080808080808080ull; /* the high bit of each last byte */
+    if (!stop)
+        return pb_get_varint(&f->in, v);
+    size_t n = (size_t)__builtin_ctzll(stop) / 8 + 1;
+    if (n > (size_t)(f->in.end - f->in.p))
+        return false;
+    x = w & (stop ^ (stop - 1)) & 0x7f7f7f7f7f7f7f7full;
+    x = ((x & 0x7f007f007f007f00ull) >> 1) | (x & 0x007f007f007f007full);
+    x = ((x & 0x3fff00003fff0000ull) >> 2) | (x & 0x00003fff00003fffull);
+    x = ((x & 0x0fffffff00000000ull) >> 4) | (x & 0x000000000fffffffull);
+    *v = x;
+    f->in.p += n;
+    return true;
+}
+
+#define TAG(number, wt) ((uint8_t)((number) << 3 | (wt)))
+
+/* The common Request (dec_request's fast path): its fields in order of number, each
+ * once (path and args: one run each) and with a one-byte tag of its own wire type,
+ * no batch items, no unknown fields, every path element and argument a fast_value.
+ * Such a message decodes alike whatever the order of the checks, and breaks no rule
+ * of the value model, so it is decoded straight. NULL (the arena's use aside) for any
+ * other: the general decoder decodes or refuses it from the start. */
+static breq *dec_request_fast(dec *d, const uint8_t *p, size_t len)
+{
+    breq *r = arena_alloc(d->a, sizeof(*r));
+    uint8_t *copy = arena_alloc(d->a, len + 8); /* fast_varint's word past the end */
+    if (!r || !copy)
+        return NULL;
+    memcpy(copy, p, len);
+    *r = (breq)SHOAL__BROKER__REQUEST__INIT;
+    fast f = {d, {p, p + len}, copy - p};
+    uint64_t timeout = 0;
+    bool ok = (!fast_at(&f, TAG(1, WT_VARINT)) || fast_varint(&f, &r->id)) &&
+              (!fast_at(&f, TAG(2, WT_LEN)) || fast_str(&f, &r->object)) &&
+              fast_values(&f, TAG(3, WT_LEN), &r->path, &r->n_path) &&
+              (!fast_at(&f, TAG(4, WT_LEN)) || fast_str(&f, &r->op)) &&
+              fast_values(&f, TAG(5, WT_LEN), &r->args, &r->n_args) &&
+              (!fast_at(&f, TAG(6, WT_VARINT)) || fast_varint(&f, &timeout)) &&
+              (!fast_at(&f, TAG(7, WT_VARINT)) || fast_varint(&f, &r->thread)) &&
+              f.in.p == f.in.end;
+    r->timeout_ms = pb_unzigzag(timeout);
+    return ok ? r : NULL;
+}
+
 /* Decodes a Request into arena a in one pass, checking on the way what scan() and
  * valid() check before and after protobuf-c's unpack (depth, number of values, a
  * value of no kind, a map entry without its key or value or with a key that is not
@@ -1185,7 +1402,15 @@ static int model_refused(const char *message)
 static breq *dec_request(const uint8_t *p, size_t len, shoal_bv_arena *a)
 {
     dec d = {a, 0};
-    breq *r = arena_alloc(a, sizeof(*r));
+    char *mark = a->p;
+    struct shoal_bv_block *blocks = a->blocks;
+    breq *r = dec_request_fast(&d, p, len);
+    if (r)
+        return r;
+    if (a->blocks == blocks) /* what the fast path took is reused */
+        a->p = mark;
+    d.values = 0;
+    r = arena_alloc(a, sizeof(*r));
     if (!r) {
         no_memory();
         return NULL;

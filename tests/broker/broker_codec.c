@@ -36,7 +36,15 @@
  * wire type, negative and ten-byte integers, scalars sent packed, empty strings and
  * bytes, strings that are not UTF-8, five- and six-byte tags and length prefixes, a
  * length past 2^32, a field number past 2^29 - 1 in a typed value, every cut of a
- * request, the depth limit in a dropped member, random requests corrupted.
+ * request, the depth limit in a dropped member, random requests corrupted. And the
+ * decoder's fast path for the common shape (fields in order, each path element and
+ * argument one scalar member as clients write it): every scalar kind, strings and
+ * bytes of one- and two-byte length prefixes and longer, varints of one to ten bytes
+ * (the last field's too), every cut of such a request; and the shapes that narrowly
+ * miss it — values of several members, unknown fields, containers, long or
+ * non-canonical prefixes and tags, bools of two bytes or other wire types; fields
+ * out of order, given twice, a run of arguments broken, batch items — which the
+ * general decoder decodes or refuses as protobuf-c does.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -894,6 +902,154 @@ static uint8_t *mutated(const uint8_t *buf, size_t len, unsigned fields, size_t 
     return bad;
 }
 
+/* ---- the Request decoder's fast path (dec_request_fast) and its near misses ---- */
+
+/* A request of the common shape, its fields in order: id, object, path {pv} (none
+ * when NULL), op, args {av, a string}, timeout, thread (each varint of `wide` bytes
+ * when wide > 0: 1 to 10). */
+static void w_common(wbuf *w, const wbuf *pv, const wbuf *av, int wide)
+{
+    w->n = 0;
+    uint64_t big = wide > 0 && wide < 10 ? (1ull << (7 * wide - 1)) : ~0ull;
+    w_tag(w, 1, 0);
+    w_varint(w, wide ? big : 42);
+    w_bytes(w, 2, "bench.dict", 10);
+    if (pv)
+        w_sub(w, 3, pv);
+    w_bytes(w, 4, "set", 3);
+    if (av)
+        w_sub(w, 5, av);
+    static wbuf s;
+    s.n = 0;
+    w_bytes(&s, 5, "xxx", 3);
+    w_sub(w, 5, &s);
+    w_tag(w, 6, 0);
+    w_varint(w, wide ? big : 3);
+    w_tag(w, 7, 0);
+    w_varint(w, wide ? big : 0x7f1234567890ull); /* a thread id: seven bytes */
+}
+
+/* Every value of one scalar member as clients write it (the fast path's), and values
+ * that miss it narrowly (left to the general decoder, which accepts or refuses them
+ * as protobuf-c does): the two decoders agree on each, as an argument, as a path
+ * element, in requests of one- to ten-byte varints; every cut of the common request
+ * too. */
+static void test_request_fast_shapes(void **state)
+{
+    (void)state;
+    static wbuf w, v;
+    static char text[20000];
+    memset(text, 'a', sizeof(text));
+    const int64_t ints[] = {0, 1, -1, 63, -64, 1 << 20, INT64_MAX, INT64_MIN};
+    const size_t lens[] = {0, 1, 127, 128, 300, 16383, 16384, 20000};
+    /* the fast path's shapes: all accepted */
+    for (int kind = 0; kind < 9; kind++) {
+        size_t count = kind == 2 ? 8 : kind >= 4 && kind <= 6 ? 8 : 2;
+        for (size_t i = 0; i < count; i++) {
+            v.n = 0;
+            if (kind <= 1) { /* none, bool: 0 or 1 */
+                w_tag(&v, (uint32_t)kind + 1, 0);
+                w_varint(&v, i);
+            } else if (kind == 2) {
+                w_int_value(&v, ints[i], 0);
+            } else if (kind == 3) {
+                double d = i ? -0.0 : 2.5;
+                w_tag(&v, 4, 1);
+                memcpy(v.b + v.n, &d, 8);
+                v.n += 8;
+            } else if (kind <= 6) { /* string, bytes, pickle of every length */
+                w_bytes(&v, kind == 4 ? 5 : kind == 5 ? 6 : 11, text, lens[i]);
+            } else { /* the string argument alone; then no argument of its own */
+                if (kind == 8)
+                    continue;
+                w_bytes(&v, 5, "k", 1);
+            }
+            for (int wide = 0; wide <= 10; wide++) {
+                w_common(&w, NULL, &v, wide);
+                assert_int_equal(same_both(w.b, w.n, NULL), 1);
+                w_common(&w, &v, &v, wide);
+                assert_int_equal(same_both(w.b, w.n, NULL), 1);
+            }
+        }
+    }
+    /* near misses of a value: the same verdict from both */
+    static const struct {
+        uint8_t b[16];
+        size_t n;
+        int ok;
+    } near[] = {
+        {{0}, 0, 0},                                     /* no kind */
+        {{0x10, 0x80, 0x01}, 3, 1},                      /* a bool of two bytes */
+        {{0x10, 0x02}, 2, 1},                            /* a bool of 2 */
+        {{0x08, 0x80, 0x00}, 3, 1},                      /* a none of two bytes */
+        {{0x12, 0x01, 0x01}, 3, 1},                      /* a bool as a length */
+        {{0x11, 1, 0, 0, 0, 0, 0, 0, 0}, 9, 1},          /* a none as fixed64 */
+        {{0x18, 0x01, 0x18, 0x02}, 4, 1},                /* two members */
+        {{0x2a, 0x01, 'a', 0x18, 0x01}, 5, 1},           /* a string, then an int */
+        {{0x18, 0x01, 0xc0, 0x3e, 0x01}, 5, 1},          /* an unknown field after */
+        {{0xc0, 0x3e, 0x01, 0x18, 0x01}, 5, 1},          /* ... before */
+        {{0x3a, 0x00}, 2, 1},                            /* an empty list */
+        {{0x3a, 0x02, 0x18, 0x01}, 4, 1},                /* a list of one */
+        {{0x2a, 0x83, 0x00, 'a', 'b', 'c'}, 6, 1},       /* a long length prefix */
+        {{0x2a, 0x83, 0x80, 0x00, 'a', 'b', 'c'}, 7, 1}, /* ... of three bytes */
+        {{0xaa, 0x00, 0x01, 'a'}, 4, 1},                 /* a tag of two bytes */
+        {{0x2a, 0x02, 'a'}, 3, 0},                       /* a length past the end */
+        {{0x21, 1, 2, 3, 4, 5, 6, 7}, 8, 0},             /* a double cut short */
+        {{0x18, 0x80}, 2, 0},                            /* an int cut short */
+        {{0x19, 1, 2, 3, 4, 5, 6, 7, 8}, 9, 0},          /* an int as fixed64 */
+        {{0x2d, 1, 2, 3, 4}, 5, 0},                      /* a string as fixed32 */
+        {{0x18, 0x01, 0x00}, 3, 0},                      /* field number 0 after */
+    };
+    for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+        v.n = near[i].n;
+        memcpy(v.b, near[i].b, near[i].n);
+        w_common(&w, NULL, &v, 0);
+        assert_int_equal(same_both(w.b, w.n, NULL), near[i].ok);
+        w_common(&w, &v, NULL, 3);
+        assert_int_equal(same_both(w.b, w.n, NULL), near[i].ok);
+    }
+    /* near misses of the request: fields out of order, given twice, a run of
+     * arguments broken, batch items, unknown fields, a tag of two bytes, a varint
+     * cut short at the end: the same verdict from both */
+    static const struct {
+        uint8_t b[40];
+        size_t n;
+        int ok;
+    } reqs[] = {
+        {{0}, 0, 1},                                            /* empty */
+        {{0x22, 3, 's', 'e', 't', 0x12, 1, 'd'}, 8, 1},         /* op, object */
+        {{0x08, 1, 0x08, 2, 0x22, 1, 'x'}, 7, 1},               /* id twice */
+        {{0x12, 1, 'd', 0x12, 1, 'e'}, 6, 1},                   /* object twice */
+        {{0x2a, 2, 0x18, 1, 0x1a, 2, 0x18, 2}, 8, 1},           /* args, path */
+        {{0x2a, 2, 0x18, 1, 0x30, 2, 0x2a, 2, 0x18, 3}, 10, 1}, /* 5, 6, 5 */
+        {{0x42, 2, 0x08, 1, 0x22, 1, 'x'}, 7, 1},               /* a batch item */
+        {{0x22, 1, 'x', 0xc0, 0x3e, 0x01}, 6, 1},               /* unknown after */
+        {{0x48, 1, 0x22, 1, 'x'}, 5, 1},                        /* field 9 */
+        {{0x88, 0x00, 0x05, 0x22, 1, 'x'}, 6, 1},               /* id's tag: 2 B */
+        {{0x22, 1, 'x', 0x38, 0xff, 0xff}, 6, 0},               /* thread cut */
+        {{0x22, 1, 'x', 0x38}, 4, 0},                           /* thread: tag */
+        {{0x22, 4, 'x'}, 3, 0},                                 /* op overruns */
+        {{0x0a, 1, 5}, 3, 0},                                   /* id as a length */
+        {{0x22, 1, 'x', 0x2a, 0}, 5, 0},                        /* arg of no kind */
+        {{0x1a, 2, 0x18, 1, 0x1a, 0}, 6, 0},                    /* path: no kind */
+        {{0x38, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, 10, 1}, /* 9 B */
+    };
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+        assert_int_equal(same_both(reqs[i].b, reqs[i].n, NULL), reqs[i].ok);
+    /* every cut of the common request (its varints at the end read as words) */
+    v.n = 0;
+    w_int_value(&v, -5, 0);
+    for (int wide = 0; wide <= 10; wide++) {
+        w_common(&w, &v, &v, wide);
+        for (size_t cut = 0; cut <= w.n; cut++) {
+            uint8_t *copy = malloc(cut ? cut : 1); /* nothing past it to read */
+            memcpy(copy, w.b, cut);
+            same_both(copy, cut, NULL);
+            free(copy);
+        }
+    }
+}
+
 /* Random requests changed, cut short or lengthened: the decoders agree on each. */
 static void test_request_mutated(void **state)
 {
@@ -1131,6 +1287,7 @@ int main(void)
         cmocka_unit_test(test_request_bytes),
         cmocka_unit_test(test_request_cut),
         cmocka_unit_test(test_request_mutated),
+        cmocka_unit_test(test_request_fast_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,29 +40,26 @@ static size_t failures;
 /* The replies of the request running now: kept by deliver (which broker_request
  * calls, so it is counted: it does as little as a session's outbox), checked and
  * freed by check, after broker_request returned (not counted). */
-static struct {
-    void *buf;
-    size_t len;
-} replies[4];
+static broker_reply replies[4];
 static size_t nreplies;
 
-static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
+static void deliver(broker_session *s, broker_reply *r, size_t n)
 {
     (void)s;
-    (void)id;
-    if (nreplies == sizeof(replies) / sizeof(replies[0])) {
+    if (nreplies + n > sizeof(replies) / sizeof(replies[0])) {
         fprintf(stderr, "broker_cost: more replies than requests\n");
         exit(1);
     }
-    replies[nreplies].buf = buf;
-    replies[nreplies++].len = len;
+    memcpy(&replies[nreplies], r, n * sizeof(*r));
+    nreplies += n;
 }
 
 static void check(void)
 {
     for (size_t i = 0; i < nreplies; i++) {
         brep *r = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor,
-                                                    NULL, replies[i].len, replies[i].buf);
+                                                    NULL, replies[i].len,
+                                                    broker_reply_bytes(&replies[i]));
         if (!r || r->status != 0) {
             fprintf(stderr, "broker_cost: reply %s\n", r ? r->error : "undecodable");
             failures++;

@@ -24,21 +24,23 @@ static brep *last;        /* the latest reply delivered */
 static size_t ndelivered; /* replies delivered (a test zeroes it before a request) */
 static int ack_fd = -1;   /* >= 0: the ids of the replies go there, nothing is kept */
 
-static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
+static void deliver(broker_session *s, broker_reply *r, size_t n)
 {
     (void)s;
-    ndelivered++;
-    if (ack_fd >= 0) {
-        if (write(ack_fd, &id, sizeof(id)) != sizeof(id))
-            abort();
-        free(buf);
-        return;
+    for (size_t i = 0; i < n; i++) {
+        ndelivered++;
+        if (ack_fd >= 0) {
+            if (write(ack_fd, &r[i].id, sizeof(r[i].id)) != sizeof(r[i].id))
+                abort();
+        } else {
+            if (last)
+                protobuf_c_message_free_unpacked(&last->base, NULL);
+            last =
+                (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL,
+                                                  r[i].len, broker_reply_bytes(&r[i]));
+        }
+        free(r[i].buf);
     }
-    if (last)
-        protobuf_c_message_free_unpacked(&last->base, NULL);
-    last = (brep *)protobuf_c_message_unpack(&shoal__broker__reply__descriptor, NULL, len,
-                                             buf);
-    free(buf);
 }
 
 /* A broker on dir (NULL: in memory), replying to deliver(). */

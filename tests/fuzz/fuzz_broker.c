@@ -77,14 +77,16 @@ static void check_reply_decoder(const void *buf, size_t len)
     protobuf_c_message_free_unpacked(&theirs->base, NULL);
 }
 
-static void deliver(broker_session *s, uint64_t id, void *buf, size_t len)
+static void deliver(broker_session *s, broker_reply *r, size_t n)
 {
     (void)s;
-    (void)id;
-    check_canonical(&shoal__broker__reply__descriptor, buf, len);
-    check_reply_decoder(buf, len);
-    delivered += len;
-    free(buf);
+    for (size_t i = 0; i < n; i++) {
+        check_canonical(&shoal__broker__reply__descriptor, broker_reply_bytes(&r[i]),
+                        r[i].len);
+        check_reply_decoder(broker_reply_bytes(&r[i]), r[i].len);
+        delivered += r[i].len;
+        free(r[i].buf);
+    }
 }
 
 /* The Request decoder (shoal__bv_unpack_in) on frame buf[len]: when it accepts it,
