@@ -139,7 +139,8 @@ static int mark_producer(struct bctl *ctl, int idx, void *p)
         }
         msg_stamp(msg, i);
         memcpy((unsigned char *)mark_at(a, tail) + a->data_off, msg, a->size);
-        atomic_store_explicit(mark_at(a, tail), (uint32_t)(tail + 1), memory_order_release);
+        atomic_store_explicit(mark_at(a, tail), (uint32_t)(tail + 1),
+                              memory_order_release);
         atomic_store_explicit(&r->tail, ++tail, memory_order_release);
     }
     return 0;
@@ -572,7 +573,8 @@ static int run_clock(struct bargs a)
 int main(int argc, char **argv)
 {
     struct bargs a = parse_args(
-        argc, argv, "ring ring_mark ring_hyst spin spin2 spin1d spin1c spin1b futex clock");
+        argc, argv,
+        "ring ring_mark ring_hyst spin spin2 spin1d spin1c spin1b futex clock");
     if (!strcmp(a.name, "ring"))
         return run_ring(a, 1, false);
     if (!strcmp(a.name, "ring_mark"))
