@@ -739,8 +739,8 @@ void shoal__ring_shutdown(shoal__ring *r)
     shoal__ring_wake_all(r);
 }
 
-/* The tail as the messages show it (an SPSC ring's tail lags a marker published by a
- * producer that was killed before its tail store: ring_spsc.c). */
+/* The tail as the messages show it (the tail of an SPSC ring of marked slots lags a
+ * marker published by a producer that was killed before its tail store: ring_spsc.c). */
 static uint64_t ring_tail(const shoal__ring *r)
 {
     return (r->g.flags & SHOAL__RING_SPSC) ? sp_marked_tail(r) : atomic_load(&r->h->tail);
