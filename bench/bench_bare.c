@@ -5,9 +5,9 @@
  *   ring   a single-producer single-consumer ring of fixed slots (BENCH_CAPACITY),
  *          busy-polling, with each side caching the other's index: throughput. This
  *          is the textbook ring, the reference of the SPSC target.
- *   ring_mark  the same ring with a ready marker per slot (the slot layout of segment
- *          format 5, before the SPSC ring's typed slots became dense): a slot is an
- *          8-byte word holding the marker, then the message, so a 64-byte message
+ *   ring_mark  the same ring with a ready marker per slot (the typed slot layout of
+ *          the SPSC queue in segment format 5): a slot is an 8-byte word holding the
+ *          marker, then the message, so a 64-byte message
  *          takes a 72-byte slot and slots straddle cache lines; the producer writes
  *          the slot, its marker, then the tail; the consumer polls the marker of the
  *          head slot alone. Beside `ring` (dense slots of the message's size, no
