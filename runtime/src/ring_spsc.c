@@ -57,12 +57,11 @@
  * owner, which consumers ignore: what it published is there, nothing else is. Killed
  * after writing the slot, before its marker (marked) or its tail store
  * (tail-published): nothing is published, the next put writes the slot again — on a
- * tail-published ring the tail store is the single step that publishes, so a
- * producer killed before it has published nothing and one killed after it has
- * published the message whole (its slot was written first: the store is a release);
- * no later step of the put matters to consumers or producers but the release of
- * busy. On a marked ring, killed between the marker and the tail store: the message is
- * published (the consumer goes by the marker) and the tail lags it; the producer's
+ * tail-published ring the tail store is the one step that publishes, so a producer
+ * killed before it has published nothing, and one killed after it has published its
+ * messages whole (written before that release store), the tail exact for the next
+ * producer. On a marked ring, killed between the marker and the tail store: the message
+ * is published (the consumer goes by the marker) and the tail lags it; the producer's
  * next position is therefore the tail moved past every slot already marked for its
  * position (sp_marked_tail, read when another view put last: see below), so the
  * next producer neither overwrites nor loses that message, and the counters and
