@@ -5,6 +5,13 @@
  *   ring   a single-producer single-consumer ring of fixed slots (BENCH_CAPACITY),
  *          busy-polling, with each side caching the other's index: throughput. This
  *          is the textbook ring, the reference of the SPSC target.
+ *   ring_mark  the same ring with a ready marker per slot (the typed slot layout of
+ *          the SPSC queue in segment format 5): a slot is an 8-byte word holding the
+ *          marker, then the message, so a 64-byte message
+ *          takes a 72-byte slot and slots straddle cache lines; the producer writes
+ *          the slot, its marker, then the tail; the consumer polls the marker of the
+ *          head slot alone. Beside `ring` (dense slots of the message's size, no
+ *          marker, the consumer polling the tail), it shows what each layout costs.
  *   ring_hyst  the same ring whose producer, finding it full, waits until an eighth
  *          of it is free before writing again. The two sides then stop trading cache
  *          lines on every message once the ring is full: a higher ceiling, shown
@@ -56,6 +63,7 @@ struct ring {
 struct ring_arg {
     struct ring *r;
     size_t size, stride;
+    size_t data_off; /* ring_mark: the message's offset in its slot (after the marker) */
     uint64_t warm, count;
     uint64_t hyst; /* free slots the producer waits for once the ring is full */
 };
@@ -108,17 +116,72 @@ static int ring_consumer(struct bctl *ctl, int idx, void *p)
     return 0;
 }
 
-static int run_ring(struct bargs a, uint64_t hyst)
+/* ring_mark: the marker of the slot at position i is i + 1 once its message is there. */
+static _Atomic uint32_t *mark_at(const struct ring_arg *a, uint64_t i)
+{
+    return (_Atomic uint32_t *)(void *)(a->r->slots + (i % BENCH_CAPACITY) * a->stride);
+}
+
+static int mark_producer(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct ring_arg *a = p;
+    struct ring *r = a->r;
+    unsigned char msg[65536];
+    memset(msg, 0xab, a->size);
+    uint64_t total = a->warm + a->count, tail = 0, head = 0;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        while (tail - head == BENCH_CAPACITY) {
+            head = atomic_load_explicit(&r->head, memory_order_acquire);
+            if (tail - head == BENCH_CAPACITY)
+                cpu_relax();
+        }
+        msg_stamp(msg, i);
+        memcpy((unsigned char *)mark_at(a, tail) + a->data_off, msg, a->size);
+        atomic_store_explicit(mark_at(a, tail), (uint32_t)(tail + 1),
+                              memory_order_release);
+        atomic_store_explicit(&r->tail, ++tail, memory_order_release);
+    }
+    return 0;
+}
+
+static int mark_consumer(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct ring_arg *a = p;
+    struct ring *r = a->r;
+    unsigned char buf[65536];
+    uint64_t total = a->warm + a->count, head = 0;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        if (i == a->warm)
+            ctl->t0 = now_ns();
+        while (atomic_load_explicit(mark_at(a, head), memory_order_acquire) !=
+               (uint32_t)(head + 1))
+            cpu_relax();
+        memcpy(buf, (unsigned char *)mark_at(a, head) + a->data_off, a->size);
+        atomic_store_explicit(&r->head, ++head, memory_order_release);
+        msg_check("ring_mark", buf, i);
+    }
+    ctl->t1 = now_ns();
+    return 0;
+}
+
+/* mark: slots with a ready marker (ring_mark), else dense slots (ring, ring_hyst). */
+static int run_ring(struct bargs a, uint64_t hyst, bool mark)
 {
     struct ring_arg ra = {0};
     ra.hyst = hyst;
     ra.size = a.size;
-    ra.stride = (a.size + 7) & ~(size_t)7;
+    ra.data_off = mark ? 8 : 0;
+    ra.stride = (ra.data_off + a.size + 7) & ~(size_t)7;
     ra.r = shared_alloc(sizeof(struct ring) + ra.stride * BENCH_CAPACITY);
     ra.count = a.count;
     ra.warm = BENCH_WARM(a.count);
     struct bctl *ctl = ctl_new();
-    if (run_pair(ctl, ring_producer, &ra, ring_consumer, &ra))
+    if (mark ? run_pair(ctl, mark_producer, &ra, mark_consumer, &ra)
+             : run_pair(ctl, ring_producer, &ra, ring_consumer, &ra))
         return 1;
     report_tput(a.name, a.size, a.count, ctl);
     return 0;
@@ -510,11 +573,14 @@ static int run_clock(struct bargs a)
 int main(int argc, char **argv)
 {
     struct bargs a = parse_args(
-        argc, argv, "ring ring_hyst spin spin2 spin1d spin1c spin1b futex clock");
+        argc, argv,
+        "ring ring_mark ring_hyst spin spin2 spin1d spin1c spin1b futex clock");
     if (!strcmp(a.name, "ring"))
-        return run_ring(a, 1);
+        return run_ring(a, 1, false);
+    if (!strcmp(a.name, "ring_mark"))
+        return run_ring(a, 1, true);
     if (!strcmp(a.name, "ring_hyst"))
-        return run_ring(a, BENCH_CAPACITY / 8);
+        return run_ring(a, BENCH_CAPACITY / 8, false);
     if (!strcmp(a.name, "spin"))
         return run_pingpong(a, spin_ping, spin_pong, 0);
     if (!strcmp(a.name, "spin2"))

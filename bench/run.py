@@ -49,6 +49,8 @@ RTT_SIZE = 8
 # "py_shoal" is py_shoal/py_bench.py.
 TPUT = [
     ("ring", "bare SPSC ring (textbook: cached indices)", "bench_bare", "ring"),
+    ("ring_mark", "bare SPSC ring, a ready marker per slot (8 + message bytes)",
+     "bench_bare", "ring_mark"),
     ("ring_hyst", "bare SPSC ring, producer waits for 1/8 free", "bench_bare", "ring_hyst"),
     ("spsc", "**shoal** SPSC queue, put/get", "bench_channels", "shoal_spsc"),
     ("spsc_batch", "shoal SPSC queue, batches of 64", "bench_channels", "shoal_spsc_batch"),

@@ -4,8 +4,8 @@
  * Payload: a control block with one line per end (its holders and a closed flag) and
  * the busy words of the two rings (one line per user slot and ring), then ring 0
  * (what end 0 sends, end 1 receives) and ring 1 (the other way). The rings are SPSC
- * rings (ring_spsc.c: a message moves in the one line of its slot) made biased
- * (ring_bias.c), whatever the configuration's spsc says: several processes, and
+ * rings (ring_spsc.c: a small message moves in the one line of its marked slot) made
+ * biased (ring_bias.c), whatever the configuration's spsc says: several processes, and
  * several threads of each, may use one end at once, taking turns on each side of a
  * ring by a right that stays with the process that last used it — so the common case,
  * one process at each end, costs what an SPSC queue pair costs — and a process killed

@@ -5,17 +5,17 @@
  *
  * Two algorithms share the layout of the ring header: multi-producer multi-consumer
  * (ring_mpmc.c: a state word per slot records who reserved or claimed it) and
- * single-producer single-consumer (ring_spsc.c: dense slots with a ready marker each,
- * and head and tail indexes). An SPSC ring may be made biased (ring_bias.c: a Pipe's
- * rings): each side's right then belongs to one process at a time, which a put or get
- * checks around its SPSC step, and another process revokes; the put and get below
- * take the fast attempt inside that right, and their general path runs the try forms
- * through it.
- * Each fills one table of operations (struct shoal__ring_ops in ring_internal.h);
- * attach picks the table from the geometry's flags and every operation below makes one
- * indirect call through it — except the first attempt of a put or get on an SPSC ring,
- * which runs the inline fast attempt of ring_spsc.h directly. What both share —
- * argument checks, waiting, shutdown, counters, inspection — is here.
+ * single-producer single-consumer (ring_spsc.c: dense slots, with a ready marker each
+ * or published by the tail alone, and head and tail indexes). An SPSC ring may be made
+ * biased (ring_bias.c: a Pipe's rings): each side's right then belongs to one process at
+ * a time, which a put or get checks around its SPSC step, and another process revokes;
+ * the put and get below take the fast attempt inside that right, and their general path
+ * runs the try forms through it. Each fills one table of operations (struct
+ * shoal__ring_ops in ring_internal.h); attach picks the table from the geometry's flags
+ * and every operation below makes one indirect call through it — except the first attempt
+ * of a put or get on an SPSC ring, which runs the inline fast attempt of ring_spsc.h
+ * directly. What both share — argument checks, waiting, shutdown, counters, inspection —
+ * is here.
  *
  * Ring header (struct shoal__ringhdr): immutable geometry, then the producer's line
  * (tail), the SPSC producer's own line (its in-flight marker and the tag of the view
@@ -739,8 +739,8 @@ void shoal__ring_shutdown(shoal__ring *r)
     shoal__ring_wake_all(r);
 }
 
-/* The tail as the messages show it (an SPSC ring's tail lags a marker published by a
- * producer that was killed before its tail store: ring_spsc.c). */
+/* The tail as the messages show it (the tail of an SPSC ring of marked slots lags a
+ * marker published by a producer that was killed before its tail store: ring_spsc.c). */
 static uint64_t ring_tail(const shoal__ring *r)
 {
     return (r->g.flags & SHOAL__RING_SPSC) ? sp_marked_tail(r) : atomic_load(&r->h->tail);

@@ -2,22 +2,41 @@
  * ring_spsc.c — the single-producer single-consumer ring (its table of operations is
  * shoal__ring_spsc_ops; ring.c holds geometry, attaching, waiting and dispatch).
  *
- * Slots are dense and carry a 32-bit ready marker: a typed slot is the marker, padding
- * to the element's alignment, then the element; a variable-size slot a 32-bit length,
- * the marker, then the message. The marker of the slot at position p is p + 1 (modulo
- * 2^32) once the message at p is published: the slot's earlier laps left other values
- * (capacity is at most 2^30) and a zero-filled ring is empty. The producer writes the
- * slot, stores its marker with a release store, then the tail (its line of the header);
- * the consumer polls the marker of the head slot alone — so a message moves in the one
- * cache line its slot shares with its marker, and the consumer never reads the tail's
- * line for a single message (a batch reads the tail once for all it takes) — copies
- * the slot, then publishes the head with a release store. Neither makes a locked
- * instruction or a fence (the sleeper counts: "The wake path" in ring.c). A consumer
- * killed before publishing the head leaves the message for the next consumer.
+ * Slots are dense, in one of two layouts chosen by the geometry (sp_geom):
+ *
+ *   marked       a typed slot is a 32-bit ready marker, padding to the element's
+ *                alignment, then the element; a variable-size slot a 32-bit length,
+ *                the marker, then the message. Every variable-size ring, and every
+ *                typed ring whose marked slot fits in a cache line (an element of up
+ *                to 56 bytes aligned to 8, 60 aligned to 4 or less) or whose element
+ *                alone does not.
+ *   tail-published  the element alone, the slot no larger than the element rounded
+ *                to its alignment (data_off 0: sp_by_tail): a typed ring whose element
+ *                fits in a line but not behind the marker padded to its alignment (57
+ *                to 64 bytes aligned to 8, 61 to 64 aligned to 4 or less), so that a
+ * 64-byte element takes one line, not parts of two of which one is shared with the next
+ * slot, which the producer writes while the consumer reads this one. Larger elements keep
+ * the marker: the line it shares is a small part of their slot, and polling the tail
+ * moves the tail's line too. (Measured through the queue, one layout against the other:
+ * 64-byte elements some 7% faster tail-published; 128, 512 and 1024-byte ones 5% to 30%
+ * slower.)
+ *
+ * The marker of the slot at position p is p + 1 (modulo 2^32) once the message at p
+ * is published: the slot's earlier laps left other values (capacity is at most 2^30)
+ * and a zero-filled ring is empty. The producer writes the slot, stores its marker
+ * with a release store (marked slots), then the tail (its line of the header). On a
+ * marked ring the consumer polls the marker of the head slot alone — so a message
+ * moves in the one cache line its slot shares with its marker, and the consumer never
+ * reads the tail's line for a single message (a batch reads the tail once for all it
+ * takes); on a tail-published ring it polls the tail, as the textbook ring does, and
+ * takes every message up to it without reading the tail again (tail_cache). Then it
+ * copies the slot and publishes the head with a release store. Neither side makes a
+ * locked instruction or a fence (the sleeper counts: "The wake path" in ring.c). A
+ * consumer killed before publishing the head leaves the message for the next consumer.
  *
  * Exact shutdown without a compare-and-swap on the tail. A put runs
  *     busy = me; [order]; if (closed) { busy = 0; ECLOSED }
- *     write the slot; marker = t + 1 (release); tail = t + 1 (release);
+ *     write the slot; [marker = t + 1 (release);] tail = t + 1 (release);
  *     busy = 0 (release)
  * where busy (put_busy, on a line only the producer writes) is the producer's owner
  * id and [order] is store_load_order. Shutdown stores closed = RING_CLOSING, issues
@@ -26,19 +45,23 @@
  * the barrier and sees it, so the put reports SHOAL_ECLOSED and publishes nothing; or
  * it came before, and then so did its store of busy, which is therefore visible to
  * whoever looks after the barrier. A consumer that finds the ring empty and `closed`
- * at RING_SEALED reads busy (acquire), then the head slot's marker and the tail
- * (acquire): busy == 0 means every put that saw the ring open has published (its
- * marker and tail stores precede its release of busy), so an empty ring is the end of
- * the stream (SHOAL_EEOF); busy naming a live process means a put is in flight: the
- * consumer waits for it (it publishes and wakes as usual, or clears busy and wakes on
- * finding the ring closed). Hence a put that returned 0 is delivered before the end,
- * and a put that starts after shutdown reports SHOAL_ECLOSED.
+ * at RING_SEALED reads busy (acquire), then the tail and (marked slots) the head
+ * slot's marker (acquire): busy == 0 means every put that saw the ring open has
+ * published (its marker and tail stores precede its release of busy), so an empty
+ * ring is the end of the stream (SHOAL_EEOF); busy naming a live process means a put is
+ * in flight: the consumer waits for it (it publishes and wakes as usual, or clears busy
+ * and wakes on finding the ring closed). Hence a put that returned 0 is delivered before
+ * the end, and a put that starts after shutdown reports SHOAL_ECLOSED.
  *
  * SIGKILL at any instant. A producer killed inside a put leaves busy naming a dead
  * owner, which consumers ignore: what it published is there, nothing else is. Killed
- * after writing the slot, before its marker: nothing is published, the next put
- * writes the slot again. Killed between the marker and the tail store: the message is
- * published (the consumer goes by the marker) and the tail lags it; the producer's
+ * after writing the slot, before its marker (marked) or its tail store
+ * (tail-published): nothing is published, the next put writes the slot again — on a
+ * tail-published ring the tail store is the one step that publishes, so a producer
+ * killed before it has published nothing, and one killed after it has published its
+ * messages whole (written before that release store), the tail exact for the next
+ * producer. On a marked ring, killed between the marker and the tail store: the message
+ * is published (the consumer goes by the marker) and the tail lags it; the producer's
  * next position is therefore the tail moved past every slot already marked for its
  * position (sp_marked_tail, read when another view put last: see below), so the
  * next producer neither overwrites nor loses that message, and the counters and
@@ -70,7 +93,8 @@
  * another handle, another process, a fork child (whose tag is new: put_id's
  * generation) — wrote its own tag before it could write a marker or move the tail, so
  * a copy outlived by it is never used, even when that producer was killed between its
- * marker and its tail store. put_view is only a name: no consumer reads it, and a
+ * marker and its tail store (the same holds, with no marker, on a tail-published
+ * ring). put_view is only a name: no consumer reads it, and a
  * producer killed anywhere in a put leaves the ring as described above.
  *
  * One put and one get — the index helpers and the two try forms — are inline in
@@ -86,14 +110,24 @@
 
 /* ---- layout ------------------------------------------------------------------------ */
 
+/* A cache line: a typed element that fits in one but whose marked slot does not is
+ * stored alone and published by the tail (see the top). */
+#define SP_LINE 64
+
 static void sp_geom(shoal__ring_geom *g, uint32_t align)
 {
-    bool var = g->flags & SHOAL__RING_VAR;
-    /* variable-size: length, marker, message; typed: marker, padding, element */
-    g->data_off = var ? 8 : (uint32_t)round_up(4, align);
-    g->stride = (uint32_t)round_up(g->data_off + g->max_msg, var         ? 8
-                                                             : align < 4 ? 4
-                                                                         : align);
+    if (g->flags & SHOAL__RING_VAR) { /* length, marker, message */
+        g->data_off = 8;
+        g->stride = (uint32_t)round_up(8 + (uint64_t)g->max_msg, 8);
+        return;
+    }
+    /* typed: marker, padding, element; or the element alone (data_off 0) */
+    uint64_t off = round_up(4, align);
+    uint64_t marked = round_up(off + g->max_msg, align < 4 ? 4 : align);
+    uint64_t dense = round_up(g->max_msg, align);
+    bool by_tail = marked > SP_LINE && dense <= SP_LINE;
+    g->data_off = by_tail ? 0 : (uint32_t)off;
+    g->stride = (uint32_t)(by_tail ? dense : marked);
 }
 
 static void sp_format(unsigned char *slots, const shoal__ring_geom *g)

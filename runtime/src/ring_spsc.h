@@ -36,26 +36,40 @@ int shoal__spsc_empty(shoal__ring *r, uint64_t hd);
 
 /* ---- markers and indexes ----------------------------------------------------------- */
 
-/* The ready marker of a slot: its first 32-bit word (typed rings), or the word after
- * the length (variable-size rings). */
+/* Whether the ring's slots are dense and carry no marker, their messages published by
+ * the tail alone (a typed ring whose marked slot would not fit in a cache line: see
+ * ring_spsc.c). Such a slot is the element itself, at offset 0; a marked slot's
+ * message never is. */
+static inline bool sp_by_tail(const shoal__ring *r)
+{
+    return r->g.data_off == 0;
+}
+
+/* The ready marker of a marked slot: its first 32-bit word (typed rings), or the word
+ * after the length (variable-size rings). */
 static inline _Atomic uint32_t *sp_mark(const shoal__ring *r, unsigned char *slot)
 {
     return (_Atomic uint32_t *)(void *)(slot + (is_var(r) ? 4 : 0));
 }
 
-/* Whether the message at position pos is published: its slot's marker is pos + 1. */
+/* Whether the message at position pos is published by its marker (pos + 1); never
+ * on a ring whose slots carry none (sp_by_tail). */
 static inline bool sp_marked(const shoal__ring *r, uint64_t pos)
 {
-    return atomic_load_explicit(sp_mark(r, slot_at(r, pos)), memory_order_acquire) ==
-           (uint32_t)(pos + 1);
+    return !sp_by_tail(r) &&
+           atomic_load_explicit(sp_mark(r, slot_at(r, pos)), memory_order_acquire) ==
+               (uint32_t)(pos + 1);
 }
 
 /* The producer's next position as the ring shows it: the tail, moved past any message
  * whose marker is published but whose tail store never came (its producer was killed
- * between the two: see ring_spsc.c). The producers' own stores, so a relaxed load. */
+ * between the two: see ring_spsc.c; on a ring without markers, the tail). The
+ * producers' own stores, so relaxed loads. */
 static inline uint64_t sp_marked_tail(const shoal__ring *r)
 {
     uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+    if (sp_by_tail(r))
+        return t;
     while (
         SHOAL_UNLIKELY(atomic_load_explicit(sp_mark(r, slot_at(r, t)),
                                             memory_order_relaxed) == (uint32_t)(t + 1)))
@@ -122,15 +136,16 @@ static inline int sp_enter(shoal__ring *r, bool fenced, bool fast)
     return fast ? SP_REFUSED : shoal__spsc_refused(r, fenced);
 }
 
-/* Publishes the messages at t .. t + n - 1 (their markers, then the tail) and ends the
- * put sp_enter began: 0 (fast: SP_WAKE when consumers sleep, for the caller to wake
- * them). */
+/* Publishes the messages at t .. t + n - 1 (their markers, if the slots carry any,
+ * then the tail) and ends the put sp_enter began: 0 (fast: SP_WAKE when consumers
+ * sleep, for the caller to wake them). */
 static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n,
                              bool fast)
 {
-    for (uint64_t i = t; i < t + n; i++)
-        atomic_store_explicit(sp_mark(r, slot_at(r, i)), (uint32_t)(i + 1),
-                              memory_order_release);
+    if (!sp_by_tail(r))
+        for (uint64_t i = t; i < t + n; i++)
+            atomic_store_explicit(sp_mark(r, slot_at(r, i)), (uint32_t)(i + 1),
+                                  memory_order_release);
     shoal__test_point("queue.marked");
     atomic_store_explicit(&r->h->tail, t + n, memory_order_release);
     r->tail_own = t + n;
@@ -143,7 +158,7 @@ static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n
 
 /* Refreshes the cached tail from the tail and the marker at head hd (the tail lags
  * the markers while a put is between the two, or for good after its producer died
- * there): the messages at hd, possibly 0. */
+ * there; without markers, the tail alone): the messages at hd, possibly 0. */
 static inline uint64_t sp_refresh(shoal__ring *r, uint64_t hd)
 {
     uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire);
@@ -152,13 +167,13 @@ static inline uint64_t sp_refresh(shoal__ring *r, uint64_t hd)
 }
 
 /* Messages at head hd as the cached tail shows them, refreshing it only when it shows
- * fewer than `want`: possibly 0. One message is looked for by its marker alone, so a
- * consumer polling an empty ring reads the head slot's line and nothing else: the one
- * line the producer writes with the message brings it. */
+ * fewer than `want`: possibly 0. On a marked ring one message is looked for by its
+ * marker alone, so a consumer polling an empty ring reads the head slot's line and
+ * nothing else: the one line the producer writes with the message brings it. */
 static inline uint64_t sp_ready(shoal__ring *r, uint64_t hd, uint64_t want)
 {
     if (r->tail_cache < hd + want) {
-        if (want == 1)
+        if (want == 1 && !sp_by_tail(r))
             return sp_marked(r, hd) ? (r->tail_cache = hd + 1, 1) : 0;
         return sp_refresh(r, hd);
     }

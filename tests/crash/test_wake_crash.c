@@ -1,6 +1,7 @@
 /* test_wake_crash.c — the SPSC wake path and its exact shutdown (ring_spsc.c): a put
  * in flight when shutdown runs is delivered before the end of the stream, a producer
- * or a closer SIGKILLed inside their windows leaves nothing lost, duplicated or hung,
+ * or a closer SIGKILLed inside their windows leaves nothing lost, duplicated or hung
+ * (on rings of marked slots and of slots published by the tail alone),
  * and a process whose seccomp filter refuses membarrier takes the fenced wake path on
  * its own and shares rings with one on the membarrier path without losing a wake-up
  * (the test program runs itself again as that process). */
@@ -176,6 +177,125 @@ static void test_marked_batch_then_replaced(void **state)
     T_OK(shoal_queue_stats_get(q, &st));
     assert_int_equal(st.puts, 15);
     assert_int_equal(st.gets, 15);
+    shoal_queue_close(q);
+}
+
+/* A 64-byte element: an SPSC ring of it has dense slots published by the tail alone,
+ * with no marker (ring_spsc.c). Each message is 64 copies of one byte. */
+static const shoal_type wide_type = {
+    .name = "test.Wide64", .layout_hash = 0x77640064, .size = 64, .align = 8};
+
+static shoal_queue *make_wide(const char *name)
+{
+    shoal_queue_config cfg = {.type = &wide_type, .capacity = 8, .spsc = 1};
+    shoal_queue *q;
+    T_OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
+    return q;
+}
+
+static int put_wide(shoal_queue *q, unsigned char v, shoal_duration timeout)
+{
+    unsigned char m[64];
+    memset(m, v, sizeof(m));
+    return shoal_queue_put(q, m, sizeof(m), timeout);
+}
+
+static unsigned char get_wide(shoal_queue *q)
+{
+    unsigned char m[64], ref[64];
+    size_t len = 0;
+    int rc = shoal_queue_get(q, m, sizeof(m), &len, SHOAL_SEC(5));
+    if (rc)
+        fail_msg("get: %s: %s", shoal_strerror(rc), shoal_errdetail());
+    assert_int_equal(len, 64);
+    memset(ref, m[0], sizeof(ref));
+    assert_memory_equal(m, ref, sizeof(m)); /* never a mix of two messages */
+    return m[0];
+}
+
+static int put_wide_seven(void *arg)
+{
+    return put_wide(arg, 7, SHOAL_SEC(5)) ? 1 : 0;
+}
+
+/* Puts 7, 8 and 9 in one batch. */
+static int put_wide_789(void *arg)
+{
+    unsigned char m[3 * 64];
+    for (int i = 0; i < 3; i++)
+        memset(m + 64 * i, 7 + i, 64);
+    size_t done = 0;
+    return shoal_queue_put_batch(arg, m, 3, &done, SHOAL_SEC(5)) || done != 3;
+}
+
+/* A producer of a tail-published ring SIGKILLed inside a put (at pause point `point`)
+ * whose messages 7, 8, 9 (n of them) are published or not: then the next producer's
+ * message 20 follows what was published and overwrites what was not, laps of the ring
+ * go on, and shutdown ends the stream with every message delivered once. */
+static void wide_killed(const char *name, const char *point, int (*put)(void *), int n,
+                        bool published)
+{
+    shoal_queue *q = make_wide(name);
+    T_OK(put_wide(q, 1, 0));
+    pid_t pid = t_fork_paused(point, put, q);
+    assert_true(pid > 0);
+    t_kill(pid);
+    int got = published ? n : 0;
+    shoal_queue_stats st;
+    T_OK(shoal_queue_stats_get(q, &st));
+    assert_int_equal(st.depth, 1 + got);
+    T_OK(put_wide(q, 20, 0));
+    assert_int_equal(get_wide(q), 1);
+    for (int i = 0; i < got; i++)
+        assert_int_equal(get_wide(q), 7 + i);
+    assert_int_equal(get_wide(q), 20);
+    unsigned char m[64];
+    size_t len;
+    assert_int_equal(shoal_queue_try_get(q, m, sizeof(m), &len), SHOAL_EAGAIN);
+    for (unsigned char i = 30; i < 50; i++) { /* more than two laps */
+        T_OK(put_wide(q, i, SHOAL_SEC(5)));
+        assert_int_equal(get_wide(q), i);
+    }
+    T_OK(put_wide(q, 50, 0));
+    T_OK(shoal_queue_shutdown(q));
+    assert_int_equal(get_wide(q), 50);
+    assert_int_equal(shoal_queue_get(q, m, sizeof(m), &len, SHOAL_SEC(5)), SHOAL_EEOF);
+    T_OK(shoal_queue_stats_get(q, &st));
+    assert_int_equal(st.puts, 23 + got);
+    assert_int_equal(st.gets, st.puts);
+    shoal_queue_close(q);
+}
+
+/* Killed between the slot write and the tail store ("queue.marked": no marker on this
+ * ring) — nothing is published; before it too ("queue.reserved"); after it
+ * ("queue.published") the message is there whole. */
+static void test_tail_published_killed(void **state)
+{
+    (void)state;
+    wide_killed("wide-reserved", "queue.reserved", put_wide_seven, 1, false);
+    wide_killed("wide-before-tail", "queue.marked", put_wide_seven, 1, false);
+    wide_killed("wide-published", "queue.published", put_wide_seven, 1, true);
+    wide_killed("wide-batch-before-tail", "queue.marked", put_wide_789, 3, false);
+    wide_killed("wide-batch-published", "queue.published", put_wide_789, 3, true);
+}
+
+/* A put in flight on a tail-published ring when shutdown runs is delivered before the
+ * end of the stream. */
+static void test_tail_published_in_flight(void **state)
+{
+    (void)state;
+    shoal_queue *q = make_wide("wide-inflight");
+    pid_t pid = t_fork_paused("queue.marked", put_wide_seven, q);
+    assert_true(pid > 0);
+    T_OK(shoal_queue_shutdown(q));
+    unsigned char m[64];
+    size_t len;
+    assert_int_equal(shoal_queue_get(q, m, sizeof(m), &len, SHOAL_MS(50)),
+                     SHOAL_ETIMEDOUT);
+    kill(pid, SIGCONT);
+    assert_int_equal(get_wide(q), 7);
+    assert_int_equal(t_wait(pid), 0);
+    assert_int_equal(shoal_queue_get(q, m, sizeof(m), &len, SHOAL_SEC(5)), SHOAL_EEOF);
     shoal_queue_close(q);
 }
 
@@ -373,6 +493,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_producer_killed_then_replaced),
         cmocka_unit_test(test_producer_killed_after_marking),
         cmocka_unit_test(test_marked_batch_then_replaced),
+        cmocka_unit_test(test_tail_published_killed),
+        cmocka_unit_test(test_tail_published_in_flight),
         cmocka_unit_test(test_closer_killed),
         cmocka_unit_test(test_loan_and_shutdown),
         cmocka_unit_test(test_mixed_modes_ping_pong),

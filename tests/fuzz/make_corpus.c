@@ -140,17 +140,23 @@ static void values(void)
     save_with_empty("array");
 }
 
-/* Saves a queue, then copies with its tail set to garbage and its first message's
- * length word (found as the word that went 0 -> 3 with a 3-byte put, followed by the
- * message: sf_find_len) set to 65000. */
-static void queue_variants(const char *name, shoal_queue *q, bool var)
+/* A 64-byte element: an SPSC ring of it has dense slots with no marker, published by
+ * the tail alone (ring_spsc.c). */
+static const shoal_type wide = {"fuzz.Wide", 0x7164, 64, 8, 0, 0, NULL};
+
+/* Saves a queue of elements of esz bytes (0: variable-size messages), then copies
+ * with its tail set to garbage and its first message's length word (found as the word
+ * that went 0 -> 3 with a 3-byte put, followed by the message: sf_find_len) set to
+ * 65000. */
+static void queue_variants(const char *name, shoal_queue *q, size_t esz)
 {
-    unsigned char before[2048];
+    unsigned char before[2048], abc[64] = "abc", defgh[64] = "defgh";
+    bool var = esz == 0;
     sf_read(name, SHOAL_HEADER_SIZE, before, sizeof(before));
-    OK(shoal_queue_put(q, "abc", var ? 3 : 8, SHOAL_NOWAIT));
+    OK(shoal_queue_put(q, abc, var ? 3 : esz, SHOAL_NOWAIT));
     long tail = sf_find_change(name, before, 256, 8, 0, 1);
     long len = var ? sf_find_len(name, before, sizeof(before), 3, "abc") : -1;
-    OK(shoal_queue_put(q, "defgh", var ? 5 : 8, SHOAL_NOWAIT));
+    OK(shoal_queue_put(q, defgh, var ? 5 : esz, SHOAL_NOWAIT));
     char as[128];
     snprintf(as, sizeof(as), "%s.seg", name);
     save(name, as);
@@ -188,10 +194,14 @@ static void channels(void)
                 cfg.type = shoal_typecode('q');
             shoal_queue *q;
             OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
-            queue_variants(name, q, var);
+            queue_variants(name, q, var ? 0 : 8);
             shoal_queue_close(q);
         }
     shoal_queue *q;
+    shoal_queue_config wcfg = {.type = &wide, .capacity = 4, .spsc = 1};
+    OK(shoal_queue_open(&q, "queue-spsc-wide", SHOAL_CREATE, &wcfg, NULL));
+    queue_variants("queue-spsc-wide", q, wide.size);
+    shoal_queue_close(q);
     shoal_queue_config tcfg = {.type = &tick, .capacity = 2};
     OK(shoal_queue_open(&q, "queue-struct", SHOAL_CREATE, &tcfg, NULL));
     unsigned char t[40] = {9};

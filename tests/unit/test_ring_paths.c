@@ -2,17 +2,21 @@
  * every message length through the inline copy (nothing written past a message),
  * each case an SPSC put or get leaves to the general path (bad length, NULL
  * arguments, an outstanding loan, a small buffer, a shut-down ring, the first put of
- * a fork child) and the try forms it answers itself (a full or empty open ring), SPSC
- * producers taking turns (each keeps its own copy of the tail), an MPMC
+ * a fork child) and the try forms it answers itself (a full or empty open ring), the
+ * two slot layouts of an SPSC ring (marked, tail-published) at the sizes around their
+ * boundary, SPSC producers taking turns (each keeps its own copy of the tail), an MPMC
  * producer that guessed a free slot on a full ring, and an MPMC consumer asleep when the
  * process holding its message dies. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 
 #include "internal.h"
+#include "ring_internal.h"
 #include "testutil.h"
 
 #define MAXLEN 200
+#define BIGLEN 1024 /* the largest element of test_spsc_layouts */
 
 static shoal_queue *make_var(const char *name, int spsc, size_t cap)
 {
@@ -32,7 +36,7 @@ static void fill(unsigned char *p, size_t n, unsigned seed)
  * nothing was written past it. */
 static void get_check(shoal_queue *q, size_t want, unsigned seed)
 {
-    unsigned char buf[MAXLEN + 64], ref[MAXLEN];
+    unsigned char buf[BIGLEN + 64], ref[BIGLEN];
     memset(buf, 0xee, sizeof(buf));
     fill(ref, want, seed);
     size_t len = 12345;
@@ -106,6 +110,142 @@ static void test_typed_sizes(void **state)
             assert_int_equal(shoal_queue_put(q, msg, sizes[i] + 1, 0), SHOAL_EMSGSIZE);
             shoal_queue_close(q);
         }
+}
+
+/* The ring header of queue `name` as its segment file holds it. */
+static struct shoal__ringhdr ring_header(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/default/%s", t_root, name);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct shoal__ringhdr h;
+    assert_int_equal(pread(fd, &h, sizeof(h), SHOAL_HEADER_SIZE), (ssize_t)sizeof(h));
+    close(fd);
+    return h;
+}
+
+/* shoal_inspect_messages' callback: checks each listed message against the next seed
+ * (*arg: the seed, then the length). */
+static void listed(void *arg, const void *msg, size_t len)
+{
+    unsigned *want = arg;
+    unsigned char ref[BIGLEN];
+    assert_int_equal(len, want[1]);
+    fill(ref, len, want[0]++);
+    assert_memory_equal(msg, ref, len);
+}
+
+/* Puts and gets every way on queue q (capacity 4, elements or messages of up to max
+ * bytes; typed: every message is max bytes): laps of single messages, a full batch,
+ * a loan and a peek, inspection, the counters, shutdown with a message queued. */
+static void exercise(shoal_queue *q, const char *name, size_t max, bool typed)
+{
+    unsigned char msg[BIGLEN] = {0}, batch[4 * BIGLEN];
+    uint64_t n = 0;
+    for (unsigned k = 0; k < 10; k++, n++) {   /* more than two laps */
+        size_t less = k % 3 < max ? k % 3 : 0; /* var: max, a byte or two less, 0 */
+        size_t len = typed ? max : k % 5 == 4 ? 0 : max - less;
+        fill(msg, len, k);
+        T_OK(shoal_queue_put(q, msg, len, SHOAL_SEC(5)));
+        get_check(q, len, k);
+    }
+    if (typed) {
+        for (unsigned k = 0; k < 4; k++)
+            fill(batch + k * max, max, 100 + k);
+        size_t done = 0;
+        T_OK(shoal_queue_put_batch(q, batch, 4, &done, SHOAL_SEC(5)));
+        assert_int_equal(done, 4);
+        assert_int_equal(shoal_queue_try_put(q, msg, max), SHOAL_EAGAIN); /* full */
+        memset(batch, 0, sizeof(batch));
+        T_OK(shoal_queue_get_batch(q, batch, 4, &done, SHOAL_SEC(5)));
+        assert_int_equal(done, 4);
+        for (unsigned k = 0; k < 4; k++) {
+            fill(msg, max, 100 + k);
+            assert_memory_equal(batch + k * max, msg, max);
+        }
+        n += 4;
+    }
+    void *slot;
+    size_t cap = 0, len = 0;
+    T_OK(shoal_queue_loan(q, &slot, &cap, SHOAL_SEC(5)));
+    assert_int_equal(cap, max);
+    fill(slot, max, 7);
+    T_OK(shoal_queue_commit(q, slot, max));
+    const void *peeked;
+    T_OK(shoal_queue_peek(q, &peeked, &len, SHOAL_SEC(5)));
+    assert_int_equal(len, max);
+    fill(msg, max, 7);
+    assert_memory_equal(peeked, msg, max);
+    T_OK(shoal_queue_release(q, peeked));
+    n++;
+    /* two messages queued: inspection lists them, the counters count them */
+    for (unsigned k = 0; k < 2; k++) {
+        fill(msg, max, 200 + k);
+        T_OK(shoal_queue_put(q, msg, max, SHOAL_SEC(5)));
+    }
+    shoal_inspect *in;
+    T_OK(shoal_inspect_open(&in, name, NULL));
+    unsigned want[2] = {200, (unsigned)max};
+    assert_int_equal(shoal_inspect_messages(in, 0, 8, listed, want), 2);
+    assert_int_equal(want[0], 202);
+    T_OK(shoal_inspect_close(in));
+    shoal_queue_stats st;
+    T_OK(shoal_queue_stats_get(q, &st));
+    assert_int_equal(st.puts, n + 2);
+    assert_int_equal(st.gets, n);
+    assert_int_equal(st.depth, 2);
+    T_OK(shoal_queue_shutdown(q));
+    assert_int_equal(shoal_queue_put(q, msg, max, 0), SHOAL_ECLOSED);
+    get_check(q, max, 200);
+    get_check(q, max, 201);
+    assert_int_equal(shoal_queue_try_get(q, msg, sizeof(msg), &len), SHOAL_EEOF);
+}
+
+/* The two layouts of an SPSC ring's slots (ring_spsc.c): a typed element that fits in
+ * a line but not behind its marker is a dense slot of its own, published by the tail
+ * (data_off 0); any other has its marker; variable-size slots always do. */
+static void test_spsc_layouts(void **state)
+{
+    (void)state;
+    static const struct {
+        uint32_t size, align, data_off, stride;
+    } typed[] = {
+        {1, 1, 4, 8},    {8, 8, 8, 16},  {56, 8, 8, 64},     {60, 4, 4, 64},
+        {61, 1, 0, 61},  {64, 8, 0, 64}, {64, 4, 0, 64},     {48, 16, 16, 64},
+        {64, 16, 0, 64}, {72, 8, 8, 80}, {1024, 8, 8, 1032},
+    };
+    for (size_t i = 0; i < sizeof(typed) / sizeof(typed[0]); i++) {
+        char name[64], tname[64];
+        snprintf(name, sizeof(name), "layout-%u-%u", typed[i].size, typed[i].align);
+        snprintf(tname, sizeof(tname), "test.Layout%u_%u", typed[i].size, typed[i].align);
+        shoal_type t = {.name = tname,
+                        .layout_hash = 0x1a70 + i,
+                        .size = typed[i].size,
+                        .align = typed[i].align};
+        shoal_queue_config cfg = {.type = &t, .capacity = 4, .spsc = 1};
+        shoal_queue *q;
+        T_OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
+        struct shoal__ringhdr h = ring_header(name);
+        assert_int_equal(h.data_off, typed[i].data_off);
+        assert_int_equal(h.stride, typed[i].stride);
+        exercise(q, name, typed[i].size, true);
+        shoal_queue_close(q);
+    }
+    /* variable-size rings whose slots end just inside, at and past a line */
+    static const uint32_t var_max[] = {1, 55, 56, 57, 60, 64, 65};
+    for (size_t i = 0; i < sizeof(var_max) / sizeof(var_max[0]); i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "layout-var-%u", var_max[i]);
+        shoal_queue_config cfg = {.max_msg = var_max[i], .capacity = 4, .spsc = 1};
+        shoal_queue *q;
+        T_OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
+        struct shoal__ringhdr h = ring_header(name);
+        assert_int_equal(h.data_off, 8);
+        assert_int_equal(h.stride, (8 + var_max[i] + 7) / 8 * 8);
+        exercise(q, name, var_max[i], false);
+        shoal_queue_close(q);
+    }
 }
 
 /* What the SPSC fast attempt leaves to the general path still gets its answer. */
@@ -378,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_var_lengths_spsc),
         cmocka_unit_test(test_var_lengths_mpmc),
         cmocka_unit_test(test_typed_sizes),
+        cmocka_unit_test(test_spsc_layouts),
         cmocka_unit_test(test_spsc_refusals),
         cmocka_unit_test(test_spsc_try_answers),
         cmocka_unit_test(test_spsc_fork_child_puts),
