@@ -52,13 +52,12 @@ static inline _Atomic uint32_t *sp_mark(const shoal__ring *r, unsigned char *slo
     return (_Atomic uint32_t *)(void *)(slot + (is_var(r) ? 4 : 0));
 }
 
-/* Whether the message at position pos is published by its marker (pos + 1); never
- * on a ring whose slots carry none (sp_by_tail). */
+/* Whether the message at position pos of a marked ring is published: its slot's
+ * marker is pos + 1. (A ring without markers must not ask: its slot holds data.) */
 static inline bool sp_marked(const shoal__ring *r, uint64_t pos)
 {
-    return !sp_by_tail(r) &&
-           atomic_load_explicit(sp_mark(r, slot_at(r, pos)), memory_order_acquire) ==
-               (uint32_t)(pos + 1);
+    return atomic_load_explicit(sp_mark(r, slot_at(r, pos)), memory_order_acquire) ==
+           (uint32_t)(pos + 1);
 }
 
 /* The producer's next position as the ring shows it: the tail, moved past any message
@@ -162,7 +161,7 @@ static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n
 static inline uint64_t sp_refresh(shoal__ring *r, uint64_t hd)
 {
     uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire);
-    r->tail_cache = t > hd ? t : hd + sp_marked(r, hd);
+    r->tail_cache = t > hd || sp_by_tail(r) ? t : hd + sp_marked(r, hd);
     return r->tail_cache - hd;
 }
 
