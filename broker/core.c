@@ -10,7 +10,8 @@
  *
  * Decoding. broker_run_all decodes the requests a session has at hand into one arena
  * on its stack (shoal__bv_unpack_in: manager_value.c's Request decoder), outside the
- * mutex, then runs them in a row in one hold of it, and drops the arena whole once
+ * mutex, then runs them in a row in one hold of it (with a data directory, one hold
+ * each: see Group commit below), and drops the arena whole once
  * they are done: what an object keeps of a request is copied out with malloc (keep,
  * take_arg) — or, a string or bytes no longer than the value it replaces, into that
  * value's own block (copy_in_place) — and a request that parks is copied whole (park:
