@@ -86,10 +86,13 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
  * lens[i] bytes, not taken over) as broker_run would one after the other with defer
  * but the last — in order, their replies delivered after the last one's commit, or
  * left to another session's batch (broker_batching) — decoding them first and then
- * running them all in one hold of the broker's mutex.
+ * running them all in one hold of the broker's mutex — with a data directory, one
+ * hold each, so that the other sessions' requests run in between and share their
+ * commit (group commit). batching: the session said broker_batching(on) while it
+ * gathered them; it is said off before the last one runs.
  */
 void broker_run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
-                    const size_t *lens, size_t n);
+                    const size_t *lens, size_t n, int batching);
 /* Commits what deferred requests changed and delivers their replies. */
 void broker_commit(shoal_broker *b);
 /*

@@ -10,7 +10,8 @@
  *
  * Decoding. broker_run_all decodes the requests a session has at hand into one arena
  * on its stack (shoal__bv_unpack_in: manager_value.c's Request decoder), outside the
- * mutex, then runs them in a row in one hold of it, and drops the arena whole once
+ * mutex, then runs them in a row in one hold of it (with a data directory, one hold
+ * each: see Group commit below), and drops the arena whole once
  * they are done: what an object keeps of a request is copied out with malloc (keep,
  * take_arg) — or, a string or bytes no longer than the value it replaces, into that
  * value's own block (copy_in_place) — and a request that parks is copied whole (park:
@@ -2160,7 +2161,7 @@ static void run_decoded(shoal_broker *b, broker_session *s, uint64_t sid, const 
  * into one arena outside the mutex, then run in a row in one hold of it; finished
  * (committed, their replies handed over) after the last unless defer. */
 static int run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
-                   const size_t *lens, size_t n, int defer)
+                   const size_t *lens, size_t n, int defer, int batching)
 {
     max_align_t space[ARENA_BYTES / sizeof(max_align_t)];
     shoal_bv_arena arena;
@@ -2174,9 +2175,16 @@ static int run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const
         refusals[i] = reqs[i] ? NULL : strdup(shoal_errdetail()); /* NULL: no memory */
     }
     pthread_mutex_lock(&b->mu);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i && b->store) { /* the other sessions' requests may run in between, and */
+            pthread_mutex_unlock(&b->mu); /* share this batch's commit (group commit) */
+            pthread_mutex_lock(&b->mu);
+        }
+        if (batching && i == n - 1) /* the last: the batch ends, its commit follows */
+            broker_batching(b, 0);
         run_decoded(b, s, sid, bufs[i], lens[i], reqs[i],
                     refusals[i] ? refusals[i] : "broker message: does not decode");
+    }
     /* defer: a commit to share, the next request's covers these (without a data
      * directory, the hand-over of the replies and the view's publication) */
     if (!defer && !group_joins(b))
@@ -2194,13 +2202,13 @@ int broker_run(shoal_broker *b, broker_session *s, uint64_t sid, const void *buf
                size_t len, int defer)
 {
     void *bufs[1] = {(void *)buf};
-    return run_all(b, s, sid, bufs, &len, 1, defer);
+    return run_all(b, s, sid, bufs, &len, 1, defer, 0);
 }
 
 void broker_run_all(shoal_broker *b, broker_session *s, uint64_t sid, void *const *bufs,
-                    const size_t *lens, size_t n)
+                    const size_t *lens, size_t n, int batching)
 {
-    run_all(b, s, sid, bufs, lens, n, 0);
+    run_all(b, s, sid, bufs, lens, n, 0, batching);
 }
 
 void broker_commit(shoal_broker *b)

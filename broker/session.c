@@ -111,10 +111,11 @@ static void hold(broker_session *s, void *msg, size_t len)
 }
 
 /* Runs the requests kept (broker_run_all: one commit, one hold of the broker's mutex,
- * one hand-over of their replies), then frees them. */
-static void run_held(broker_session *s)
+ * one hand-over of their replies; batching: the session said broker_batching(on) for
+ * them, said off there), then frees them. */
+static void run_held(broker_session *s, int batching)
 {
-    broker_run_all(s->b, s, s->sid, s->held, s->held_len, s->nheld);
+    broker_run_all(s->b, s, s->sid, s->held, s->held_len, s->nheld, batching);
     for (size_t i = 0; i < s->nheld; i++)
         free(s->held[i]);
     s->nheld = 0;
@@ -314,7 +315,7 @@ static int on_request(shoal_rpc_ctx *ctx, void *msg, size_t len, int more, void 
     hold(s, msg, len);
     if (more && s->nheld < BROKER_RUN_MAX)
         return 0; /* run with the last one, its reply leaving with the last one's */
-    run_held(s);
+    run_held(s, 0);
     return send_ready(s) || !crowded(s->b);
 }
 
@@ -410,23 +411,25 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     int rc;
     while ((rc = shoal_rpc_ctx_recv(ctx, &msg, &len)) == 1 || rc == SHOAL_EAGAIN) {
         if (rc == SHOAL_EAGAIN) { /* on_request turned inline receive off */
-            if (batching)
-                broker_batching(b, batching = 0);
             if (s.nheld) { /* (not expected: inline receive starts between turns) */
-                run_held(&s);
+                run_held(&s, batching);
+                batching = 0;
                 send_ready(&s);
             }
+            if (batching)
+                broker_batching(b, batching = 0);
             if (!wait_room(&s, ctx))
                 receive_mode(&s); /* the outbox has room: inline or direct now */
             continue;
         }
         hold(&s, msg, len);
         int more = s.nheld < BROKER_RUN_MAX && shoal_rpc_ctx_recv_ready(ctx);
-        if (more != batching) /* the other sessions' commits wait for its end */
-            broker_batching(b, batching = more);
+        if (more && !batching) /* the other sessions' commits wait for its batch */
+            broker_batching(b, batching = 1);
         if (more)
             continue; /* run with the last one, its reply leaving with the last one's */
-        run_held(&s);
+        run_held(&s, batching); /* says its batch's end, once it holds the mutex */
+        batching = 0;
         send_ready(&s);
         if (!wait_room(&s, ctx) && !s.no_inline && crowded(b))
             receive_mode(&s); /* sessions came: the loop serves */
@@ -434,10 +437,10 @@ static int session(shoal_rpc_ctx *ctx, void *arg)
     /* the sender drains the outbox: the client's window frames must be read */
     shoal_rpc_ctx_set_inline(ctx, NULL, NULL);
     shoal_rpc_ctx_set_direct(ctx, 0);
-    if (batching)
-        broker_batching(b, 0);
     if (s.nheld) /* a batch the stream's end cut short */
-        run_held(&s);
+        run_held(&s, batching);
+    else if (batching)
+        broker_batching(b, 0);
     broker_commit(b);
     atomic_fetch_sub(&b->sessions, 1);
     broker_session_end(b, &s, sid);
