@@ -694,7 +694,8 @@ int shoal_manager_flush(shoal_manager *m)
 /* The id field of an encoded Reply or Request (0 when absent or undecodable). */
 static uint64_t reply_id(const void *buf, size_t len)
 {
-    return shoal__pb_varint_of(buf, len, 1);
+    uint64_t id;
+    return shoal__bv_lead_id(buf, len, &id) ? id : shoal__pb_varint_of(buf, len, 1);
 }
 
 static struct arrived *take_arrived(shoal_manager *m, uint64_t id)

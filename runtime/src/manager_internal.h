@@ -105,13 +105,34 @@ void *shoal__bv_pack_reply_in(void *buf, size_t cap, uint64_t id, int32_t status
                               const char *error, const bv *result, size_t *len);
 
 /*
- * Packs Request q, byte for byte as protobuf-c would: by hand (pb_wire.h) when it
+ * Packs Request q, byte for byte as protobuf-c would: by hand, in one pass, when it
  * has no batch items nor unknown fields and its path and args are all scalars (the
  * client's common requests), else with protobuf-c. Into buf[cap] when it is packed
  * by hand and fits, else into a new buffer. Returns buf or the new buffer (the
  * caller frees it when it is not buf), *len set; NULL when out of memory.
  */
 void *shoal__bv_pack_request(const breq *q, void *buf, size_t cap, size_t *len);
+
+/*
+ * The id of an encoded Reply or Request that begins with it (field 1, a varint of at
+ * most nine bytes, as every packer here writes it first) into *id: its length in
+ * bytes (tag included), or 0 when buf does not begin so (decode it in full then).
+ */
+static inline size_t shoal__bv_lead_id(const void *buf, size_t len, uint64_t *id)
+{
+    const uint8_t *p = buf;
+    if (len < 2 || p[0] != (1 << 3 | 0))
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 1; i < len && i < 10; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * (i - 1));
+        if (!(p[i] & 0x80)) {
+            *id = v;
+            return i + 1;
+        }
+    }
+    return 0;
+}
 
 /* A Reply as the client decodes it. */
 typedef struct shoal_bv_reply {

@@ -55,10 +55,13 @@
  * when they fit (the broker's pending replies: no allocation).
  *
  * The client's side (manager.c) has the mirror images. shoal__bv_pack_request packs
- * a Request whose path and args are scalars, and that has no batch items, by hand
- * (the same writer as the replies', put_scalar), into the caller's stack buffer
- * when it fits; any other goes to protobuf-c. shoal__bv_unpack_reply decodes a
- * Reply in one pass when its result is absent or a scalar: the error text stays in
+ * a Request whose path and args are scalars, and that has no batch items, by hand in
+ * one pass straight into the caller's stack buffer (put_request: each field checked
+ * once for room for its worst case, each string measured once, each value's length
+ * prefix computed rather than measured by a first pass), else into a buffer of its
+ * own; any other goes to protobuf-c. shoal__bv_unpack_reply decodes a
+ * Reply that is its id alone (a status-only reply, a set's) with no scan at all, and
+ * in one pass when its result is absent or a scalar: the error text stays in
  * the frame, the result is one Value made with malloc (the API hands it over); a
  * container result, or a result given twice (protobuf-c merges the two), sends the
  * whole frame to shoal__bv_unpack. It accepts exactly what shoal__bv_unpack does —
@@ -482,68 +485,171 @@ void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
     return shoal__bv_pack_reply_in(NULL, 0, id, status, error, result, len);
 }
 
-/* Value v as field `number` of a message (tag, length, v) when it is a scalar as
- * put_scalar writes it; false, nothing written, for any other value. */
-static bool put_scalar_field(pb_out *o, uint32_t number, const bv *v)
+/* ---- the client's Request writer ---- */
+
+/* Room a field needs beyond its payload: its tag and length prefix, the value's tag
+ * and its varint or length prefix (10 bytes each at most). */
+#define REQ_FIELD_ROOM 24
+
+static inline uint8_t *req_varint(uint8_t *q, uint64_t v)
 {
-    pb_out size = {NULL, 0, 0};
-    if (!v || !put_scalar(&size, v))
-        return false;
-    pb_put_tag(o, number, WT_LEN);
-    pb_put_varint(o, size.len);
-    put_scalar(o, v);
-    return true;
+    for (; v >= 0x80; v >>= 7)
+        *q++ = (uint8_t)(v | 0x80);
+    *q++ = (uint8_t)v;
+    return q;
 }
 
-/* A proto3 string field (left out when empty, as protobuf-c does). */
-static void put_str(pb_out *o, uint32_t number, const char *s)
+static inline unsigned req_varint_len(uint64_t v)
 {
-    if (s && *s)
-        pb_put_len(o, number, s, strlen(s));
+    unsigned n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
 }
 
-/* Request q as protobuf-c packs it (fields in order of number, zero or empty ones
- * left out) when it has no batch items nor unknown fields and its path and args are
- * all scalars; false (o's bytes useless) for any other. */
-static bool put_request(pb_out *o, const breq *q)
+/* A length-delimited field (number < 16: a one-byte tag). */
+static inline uint8_t *req_len(uint8_t *q, uint32_t number, const void *data, size_t n)
 {
-    if (q->base.n_unknown_fields || q->n_batch)
-        return false;
-    if (q->id) {
-        pb_put_tag(o, 1, WT_VARINT);
-        pb_put_varint(o, q->id);
+    *q++ = (uint8_t)(number << 3 | WT_LEN);
+    q = req_varint(q, n);
+    if (n)
+        memcpy(q, data, n);
+    return q + n;
+}
+
+/* Value v as field `number` of the Request (tag, length, v's one member, as put_scalar
+ * writes it) at q when it is a scalar with no unknown fields and fits before end.
+ * Returns the end of what it wrote; NULL, *full set when it is only the room that
+ * lacks, when it does not. */
+static uint8_t *req_value(uint8_t *q, const uint8_t *end, uint32_t number, const bv *v,
+                          bool *full)
+{
+    if (!v || v->base.n_unknown_fields)
+        return NULL;
+    const void *data = NULL;
+    size_t n = 0;
+    uint64_t word = 0;
+    switch (v->kind_case) {
+    case BV_NONE:
+    case BV_BOOL:
+        word = (v->kind_case == BV_NONE ? v->none : v->b) != 0;
+        break;
+    case BV_INT:
+        word = pb_zigzag(v->i);
+        break;
+    case BV_DOUBLE:
+        n = 8;
+        break;
+    case BV_STR:
+        data = v->s;
+        n = strlen(v->s);
+        break;
+    case BV_BYTES:
+    case BV_PICKLE: {
+        const ProtobufCBinaryData *b = v->kind_case == BV_BYTES ? &v->bytes : &v->pickle;
+        data = b->data;
+        n = b->len;
+        break;
     }
-    put_str(o, 2, q->object);
-    for (size_t i = 0; i < q->n_path; i++)
-        if (!put_scalar_field(o, 3, q->path[i]))
-            return false;
-    put_str(o, 4, q->op);
-    for (size_t i = 0; i < q->n_args; i++)
-        if (!put_scalar_field(o, 5, q->args[i]))
-            return false;
+    default:
+        return NULL;
+    }
+    if ((size_t)(end - q) < REQ_FIELD_ROOM + n) {
+        *full = true;
+        return NULL;
+    }
+    uint32_t kind = (uint32_t)v->kind_case;
+    *q++ = (uint8_t)(number << 3 | WT_LEN);
+    if (kind == BV_DOUBLE) {
+        uint64_t bits;
+        memcpy(&bits, &v->d, 8);
+        *q++ = 9;
+        *q++ = (uint8_t)(BV_DOUBLE << 3 | WT_I64);
+        for (int i = 0; i < 8; i++)
+            *q++ = (uint8_t)(bits >> (8 * i));
+    } else if (kind == BV_STR || kind == BV_BYTES || kind == BV_PICKLE) {
+        q = req_varint(q, 1 + req_varint_len(n) + n);
+        q = req_len(q, kind, data, n);
+    } else {
+        *q++ = (uint8_t)(1 + req_varint_len(word));
+        *q++ = (uint8_t)(kind << 3 | WT_VARINT);
+        q = req_varint(q, word);
+    }
+    return q;
+}
+
+/* A proto3 string field at q (left out when empty, as protobuf-c does), or NULL, *full
+ * set, when it does not fit before end. */
+static uint8_t *req_str(uint8_t *q, const uint8_t *end, uint32_t number, const char *s,
+                        bool *full)
+{
+    size_t n = s ? strlen(s) : 0;
+    if ((size_t)(end - q) < REQ_FIELD_ROOM + n) {
+        *full = true;
+        return NULL;
+    }
+    return n ? req_len(q, number, s, n) : q;
+}
+
+/* Request q written into p[cap] in one pass, as protobuf-c packs it (fields in order
+ * of number, zero or empty ones left out), when it has no batch items nor unknown
+ * fields and its path and args are all scalars: its length. 0, *full set when only
+ * the room lacked, for any other (p's bytes useless). */
+static size_t put_request(const breq *q, uint8_t *p, size_t cap, bool *full)
+{
+    *full = false;
+    if (q->base.n_unknown_fields || q->n_batch)
+        return 0;
+    if (!p || cap < 3 * REQ_FIELD_ROOM) {
+        *full = true;
+        return 0;
+    }
+    const uint8_t *end = p + cap;
+    uint8_t *w = p;
+    if (q->id) {
+        *w++ = 1 << 3 | WT_VARINT;
+        w = req_varint(w, q->id);
+    }
+    w = req_str(w, end, 2, q->object, full);
+    for (size_t i = 0; w && i < q->n_path; i++)
+        w = req_value(w, end, 3, q->path[i], full);
+    if (w)
+        w = req_str(w, end, 4, q->op, full);
+    for (size_t i = 0; w && i < q->n_args; i++)
+        w = req_value(w, end, 5, q->args[i], full);
+    if (w && (size_t)(end - w) < 2 * REQ_FIELD_ROOM)
+        *full = true;
+    if (*full || !w)
+        return 0;
     if (q->timeout_ms) {
-        pb_put_tag(o, 6, WT_VARINT);
-        pb_put_varint(o, pb_zigzag(q->timeout_ms));
+        *w++ = 6 << 3 | WT_VARINT;
+        w = req_varint(w, pb_zigzag(q->timeout_ms));
     }
     if (q->thread) {
-        pb_put_tag(o, 7, WT_VARINT);
-        pb_put_varint(o, q->thread);
+        *w++ = 7 << 3 | WT_VARINT;
+        w = req_varint(w, q->thread);
     }
-    return true;
+    return (size_t)(w - p);
 }
 
 void *shoal__bv_pack_request(const breq *q, void *buf, size_t cap, size_t *len)
 {
-    pb_out o = {buf, cap, 0};
-    if (!put_request(&o, q)) /* containers or batch items: protobuf-c packs it */
+    bool full;
+    size_t n = put_request(q, buf, cap, &full);
+    for (size_t big = 4096; !n && full; big *= 2) { /* a larger buffer of its own */
+        void *p = malloc(big);
+        if (!p)
+            return NULL;
+        if ((n = put_request(q, p, big, &full))) {
+            *len = n;
+            return p;
+        }
+        free(p);
+    }
+    if (!n) /* containers or batch items: protobuf-c packs it */
         return shoal__bv_pack(&q->base, len);
-    *len = o.len;
-    if (o.len <= cap)
-        return buf;
-    pb_out big = {malloc(o.len), o.len, 0};
-    if (big.p)
-        put_request(&big, q);
-    return big.p;
+    *len = n;
+    return buf;
 }
 
 static int dup_bin(ProtobufCBinaryData *to, ProtobufCBinaryData from)
@@ -1538,6 +1644,8 @@ static int reply_by_protobuf_c(const void *buf, size_t len, shoal_bv_reply *r)
 int shoal__bv_unpack_reply(const void *buf, size_t len, shoal_bv_reply *r)
 {
     *r = (shoal_bv_reply){0, 0, "", 0, NULL, NULL};
+    if (len && shoal__bv_lead_id(buf, len, &r->id) == len)
+        return 0; /* the id alone: a status-only reply (a set's) */
     pb_in in = {buf, (const uint8_t *)buf + len};
     pb_field f = {0}, result = {0}, last = {0};
     int results = 0;

@@ -1100,7 +1100,8 @@ static void test_replies(void **state)
 
 /* The client's Request packer writes protobuf-c's bytes: by hand for the common
  * requests (scalar path and args), into the caller's buffer when they fit (random
- * capacities, none at all included) or a new one; the rest through protobuf-c. */
+ * capacities, none at all included, and an argument larger than the packer's own
+ * first buffer) or a new one; the rest through protobuf-c. */
 static void test_request_packer(void **state)
 {
     (void)state;
@@ -1120,6 +1121,29 @@ static void test_request_packer(void **state)
         free(want);
         free_request(&r);
     }
+    /* an argument larger than any first buffer the packer takes */
+    breq r = SHOAL__BROKER__REQUEST__INIT;
+    char *big = malloc(20001);
+    assert_non_null(big);
+    memset(big, 'x', 20000);
+    big[20000] = 0;
+    bv *arg = shoal__bv_str(big, 20000);
+    r.id = 7;
+    r.object = (char *)"d";
+    r.op = (char *)"set";
+    r.args = &arg;
+    r.n_args = 1;
+    size_t want_len, len;
+    uint8_t stack[512];
+    void *want = shoal__bv_pack(&r.base, &want_len);
+    void *got = shoal__bv_pack_request(&r, stack, sizeof(stack), &len);
+    assert_true(got && got != stack);
+    assert_int_equal(len, want_len);
+    assert_memory_equal(got, want, len);
+    free(got);
+    free(want);
+    shoal__bv_free(arg);
+    free(big);
 }
 
 /*
