@@ -483,7 +483,8 @@ static int call_send(shoal_rpc_call *k, const void *msg, size_t len, int later)
         return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
     shoal_rpc_channel *ch = k->ch;
     pthread_mutex_lock(&ch->mu);
-    wait_for(k, W_CREDIT);
+    if (!ready(&k->c, W_CREDIT)) /* credit at hand: this thread neither waits nor reads */
+        wait_for(k, W_CREDIT);
     if (k->c.done || k->c.send_closed) {
         pthread_mutex_unlock(&ch->mu);
         return shoal__err(SHOAL_ECLOSED, "rpc call: %s",
@@ -599,7 +600,8 @@ int shoal_rpc_call_recv(shoal_rpc_call *k, void **msg, size_t *len)
     if (!k || !msg || !len)
         return shoal__err(SHOAL_EINVAL, "rpc call: NULL argument");
     pthread_mutex_lock(&k->ch->mu);
-    wait_for(k, W_MESSAGE);
+    if (!ready(&k->c, W_MESSAGE)) /* a response at hand: nothing to wait for */
+        wait_for(k, W_MESSAGE);
     rpc_msg *m = NULL;
     int got = take(k, &m);
     pthread_mutex_unlock(&k->ch->mu);
