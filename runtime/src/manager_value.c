@@ -428,9 +428,7 @@ static void put_reply_head(pb_out *o, uint64_t id, int32_t status, const char *e
     if (id && o->p && o->len <= o->cap && o->cap - o->len >= 11) { /* in place */
         uint8_t *q = o->p + o->len;
         *q++ = 1 << 3 | WT_VARINT;
-        for (; id >= 0x80; id >>= 7)
-            *q++ = (uint8_t)(id | 0x80);
-        *q++ = (uint8_t)id;
+        q = pb_write_varint(q, id);
         o->len = (size_t)(q - o->p);
     } else if (id) {
         pb_put_tag(o, 1, WT_VARINT);
@@ -491,27 +489,11 @@ void *shoal__bv_pack_reply(uint64_t id, int32_t status, const char *error,
  * and its varint or length prefix (10 bytes each at most). */
 #define REQ_FIELD_ROOM 24
 
-static inline uint8_t *req_varint(uint8_t *q, uint64_t v)
-{
-    for (; v >= 0x80; v >>= 7)
-        *q++ = (uint8_t)(v | 0x80);
-    *q++ = (uint8_t)v;
-    return q;
-}
-
-static inline unsigned req_varint_len(uint64_t v)
-{
-    unsigned n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
 /* A length-delimited field (number < 16: a one-byte tag). */
 static inline uint8_t *req_len(uint8_t *q, uint32_t number, const void *data, size_t n)
 {
     *q++ = (uint8_t)(number << 3 | WT_LEN);
-    q = req_varint(q, n);
+    q = pb_write_varint(q, n);
     if (n)
         memcpy(q, data, n);
     return q + n;
@@ -568,12 +550,12 @@ static uint8_t *req_value(uint8_t *q, const uint8_t *end, uint32_t number, const
         for (int i = 0; i < 8; i++)
             *q++ = (uint8_t)(bits >> (8 * i));
     } else if (kind == BV_STR || kind == BV_BYTES || kind == BV_PICKLE) {
-        q = req_varint(q, 1 + req_varint_len(n) + n);
+        q = pb_write_varint(q, 1 + pb_varint_len(n) + n);
         q = req_len(q, kind, data, n);
     } else {
-        *q++ = (uint8_t)(1 + req_varint_len(word));
+        *q++ = (uint8_t)(1 + pb_varint_len(word));
         *q++ = (uint8_t)(kind << 3 | WT_VARINT);
-        q = req_varint(q, word);
+        q = pb_write_varint(q, word);
     }
     return q;
 }
@@ -608,7 +590,7 @@ static size_t put_request(const breq *q, uint8_t *p, size_t cap, bool *full)
     uint8_t *w = p;
     if (q->id) {
         *w++ = 1 << 3 | WT_VARINT;
-        w = req_varint(w, q->id);
+        w = pb_write_varint(w, q->id);
     }
     w = req_str(w, end, 2, q->object, full);
     for (size_t i = 0; w && i < q->n_path; i++)
@@ -623,11 +605,11 @@ static size_t put_request(const breq *q, uint8_t *p, size_t cap, bool *full)
         return 0;
     if (q->timeout_ms) {
         *w++ = 6 << 3 | WT_VARINT;
-        w = req_varint(w, pb_zigzag(q->timeout_ms));
+        w = pb_write_varint(w, pb_zigzag(q->timeout_ms));
     }
     if (q->thread) {
         *w++ = 7 << 3 | WT_VARINT;
-        w = req_varint(w, q->thread);
+        w = pb_write_varint(w, q->thread);
     }
     return (size_t)(w - p);
 }

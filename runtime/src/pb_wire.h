@@ -48,6 +48,25 @@ static inline int64_t pb_unzigzag(uint64_t u)
     return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
+/* A varint's length in bytes (1 to 10). */
+static inline unsigned pb_varint_len(uint64_t v)
+{
+    unsigned n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+/* Writes v as a varint at q, which has room for it (pb_varint_len: 10 at most);
+ * returns the byte after it. */
+static inline uint8_t *pb_write_varint(uint8_t *q, uint64_t v)
+{
+    for (; v >= 0x80; v >>= 7)
+        *q++ = (uint8_t)(v | 0x80);
+    *q++ = (uint8_t)v;
+    return q;
+}
+
 static inline void pb_put_varint(pb_out *o, uint64_t v)
 {
     if (v < 0x80) { /* one byte: most tags and lengths */
@@ -57,15 +76,7 @@ static inline void pb_put_varint(pb_out *o, uint64_t v)
         return;
     }
     uint8_t b[10];
-    size_t n = 0;
-    do {
-        b[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            b[n] |= 0x80;
-        n++;
-    } while (v);
-    pb_put(o, b, n);
+    pb_put(o, b, (size_t)(pb_write_varint(b, v) - b));
 }
 
 static inline void pb_put_tag(pb_out *o, uint32_t number, int wt)

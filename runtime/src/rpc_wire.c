@@ -39,36 +39,20 @@ enum {
 
 #define VARINT_MAX 10
 
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
-static uint8_t *w_varint(uint8_t *p, uint64_t v)
-{
-    for (; v >= 0x80; v >>= 7)
-        *p++ = (uint8_t)(v | 0x80);
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* A varint field; proto3: a default (0) is not sent. */
 static uint8_t *w_uint(uint8_t *p, unsigned field, uint64_t v)
 {
     if (v == 0)
         return p;
     *p++ = (uint8_t)(field << 3 | WT_VARINT);
-    return w_varint(p, v);
+    return pb_write_varint(p, v);
 }
 
 /* A length-delimited field: tag, length, bytes. */
 static uint8_t *w_len(uint8_t *p, unsigned field, const void *data, size_t n)
 {
     *p++ = (uint8_t)(field << 3 | WT_LEN);
-    p = w_varint(p, n);
+    p = pb_write_varint(p, n);
     if (n)
         memcpy(p, data, n);
     return p + n;
@@ -78,9 +62,9 @@ static uint8_t *w_len(uint8_t *p, unsigned field, const void *data, size_t n)
 static uint8_t *w_pair(uint8_t *p, const char *key, const char *value)
 {
     size_t kl = strlen(key), vl = strlen(value);
-    size_t inner = 2 + varint_size(kl) + kl + varint_size(vl) + vl;
+    size_t inner = 2 + pb_varint_len(kl) + kl + pb_varint_len(vl) + vl;
     *p++ = (uint8_t)(F_MD << 3 | WT_LEN);
-    p = w_varint(p, inner);
+    p = pb_write_varint(p, inner);
     p = w_len(p, 1, key, kl);
     return w_len(p, 2, value, vl);
 }
