@@ -8,18 +8,26 @@
  *                alignment, then the element; a variable-size slot a 32-bit length,
  *                the marker, then the message. Every variable-size ring, and every
  *                typed ring whose marked slot fits in a cache line (an element of up
- *                to 56 bytes aligned to 8, 60 aligned to 4 or less) or whose element
- *                alone does not.
- *   tail-published  the element alone, the slot no larger than the element rounded
- *                to its alignment (data_off 0: sp_by_tail): a typed ring whose element
- *                fits in a line but not behind the marker padded to its alignment (57
- *                to 64 bytes aligned to 8, 61 to 64 aligned to 4 or less), so that a
- * 64-byte element takes one line, not parts of two of which one is shared with the next
- * slot, which the producer writes while the consumer reads this one. Larger elements keep
- * the marker: the line it shares is a small part of their slot, and polling the tail
- * moves the tail's line too. (Measured through the queue, one layout against the other:
- * 64-byte elements some 7% faster tail-published; 128, 512 and 1024-byte ones 5% to 30%
- * slower.)
+ *                to 56 bytes aligned to 8, 60 aligned to 4 or less), or whose element
+ *                is larger than a line and not a whole number of lines.
+ *   tail-published  the element alone, the slot the element rounded to its alignment
+ *                (data_off 0: sp_by_tail), published by the tail: a typed ring whose
+ *                element does not fit behind the marker in a line but either fits in
+ *                a line alone (57 to 64 bytes aligned to 8, 61 to 64 aligned to 4 or
+ *                less) or, rounded to its alignment, fills whole lines (128, 192, ...,
+ *                1024 bytes ...).
+ *
+ * A marked slot whose marker does not fit in the element's lines takes parts of one
+ * line more, shared with the next slot, which the producer writes while the consumer
+ * reads this one: a 64-byte element would take parts of two lines, a 1024-byte one
+ * parts of 17. The tail-published slot of such an element takes its own lines and no
+ * more, at the price of the tail's line moving with each message (the consumer polls
+ * the tail). An element of other sizes shares lines with its neighbours either way,
+ * and the marker, which saves the tail's line, wins. Measured through the queue, one
+ * layout against the other: 64-byte elements some 7% faster tail-published; on an AMD
+ * EPYC guest (2 vCPUs) 128 bytes some 40% faster, 256 bytes 10%, 1024 bytes 20 to
+ * 25%, and 72-byte ones 40% slower, hence the marker for them. (An Intel Xeon guest
+ * had shown 128 to 1024 bytes 5% to 30% slower tail-published.)
  *
  * The marker of the slot at position p is p + 1 (modulo 2^32) once the message at p
  * is published: the slot's earlier laps left other values (capacity is at most 2^30)
@@ -110,8 +118,9 @@
 
 /* ---- layout ------------------------------------------------------------------------ */
 
-/* A cache line: a typed element that fits in one but whose marked slot does not is
- * stored alone and published by the tail (see the top). */
+/* A cache line: a typed element whose marked slot does not fit in one is stored alone
+ * and published by the tail when it fits in one alone or fills whole ones (see the
+ * top). */
 #define SP_LINE 64
 
 static void sp_geom(shoal__ring_geom *g, uint32_t align)
@@ -125,7 +134,7 @@ static void sp_geom(shoal__ring_geom *g, uint32_t align)
     uint64_t off = round_up(4, align);
     uint64_t marked = round_up(off + g->max_msg, align < 4 ? 4 : align);
     uint64_t dense = round_up(g->max_msg, align);
-    bool by_tail = marked > SP_LINE && dense <= SP_LINE;
+    bool by_tail = marked > SP_LINE && (dense <= SP_LINE || dense % SP_LINE == 0);
     g->data_off = by_tail ? 0 : (uint32_t)off;
     g->stride = (uint32_t)(by_tail ? dense : marked);
 }

@@ -37,9 +37,9 @@ int shoal__spsc_empty(shoal__ring *r, uint64_t hd);
 /* ---- markers and indexes ----------------------------------------------------------- */
 
 /* Whether the ring's slots are dense and carry no marker, their messages published by
- * the tail alone (a typed ring whose marked slot would not fit in a cache line: see
- * ring_spsc.c). Such a slot is the element itself, at offset 0; a marked slot's
- * message never is. */
+ * the tail alone (a typed ring whose marked slot would not fit in a cache line, its
+ * element fitting in one alone or filling whole ones: see ring_spsc.c). Such a slot
+ * is the element itself, at offset 0; a marked slot's message never is. */
 static inline bool sp_by_tail(const shoal__ring *r)
 {
     return r->g.data_off == 0;

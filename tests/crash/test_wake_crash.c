@@ -180,36 +180,45 @@ static void test_marked_batch_then_replaced(void **state)
     shoal_queue_close(q);
 }
 
-/* A 64-byte element: an SPSC ring of it has dense slots published by the tail alone,
- * with no marker (ring_spsc.c). Each message is 64 copies of one byte. */
-static const shoal_type wide_type = {
-    .name = "test.Wide64", .layout_hash = 0x77640064, .size = 64, .align = 8};
+/* Elements of 64 and 1024 bytes: an SPSC ring of either has dense slots published by
+ * the tail alone, with no marker (ring_spsc.c) — the 1024-byte one through the general
+ * put and get, not the inline attempt. Each message is wide_size copies of one byte. */
+#define WIDE_MAX 1024
+static const shoal_type wide_types[] = {
+    {.name = "test.Wide64", .layout_hash = 0x77640064, .size = 64, .align = 8},
+    {.name = "test.Wide1024", .layout_hash = 0x77641024, .size = 1024, .align = 8},
+};
+static size_t wide_size = 64; /* the element size of the case running */
 
+/* A queue of wide_size-byte elements named name-<size>. */
 static shoal_queue *make_wide(const char *name)
 {
-    shoal_queue_config cfg = {.type = &wide_type, .capacity = 8, .spsc = 1};
+    const shoal_type *t = wide_size == 64 ? &wide_types[0] : &wide_types[1];
+    shoal_queue_config cfg = {.type = t, .capacity = 8, .spsc = 1};
     shoal_queue *q;
-    T_OK(shoal_queue_open(&q, name, SHOAL_CREATE, &cfg, NULL));
+    char full[64];
+    snprintf(full, sizeof(full), "%s-%zu", name, wide_size);
+    T_OK(shoal_queue_open(&q, full, SHOAL_CREATE, &cfg, NULL));
     return q;
 }
 
 static int put_wide(shoal_queue *q, unsigned char v, shoal_duration timeout)
 {
-    unsigned char m[64];
-    memset(m, v, sizeof(m));
-    return shoal_queue_put(q, m, sizeof(m), timeout);
+    unsigned char m[WIDE_MAX];
+    memset(m, v, wide_size);
+    return shoal_queue_put(q, m, wide_size, timeout);
 }
 
 static unsigned char get_wide(shoal_queue *q)
 {
-    unsigned char m[64], ref[64];
+    unsigned char m[WIDE_MAX], ref[WIDE_MAX];
     size_t len = 0;
     int rc = shoal_queue_get(q, m, sizeof(m), &len, SHOAL_SEC(5));
     if (rc)
         fail_msg("get: %s: %s", shoal_strerror(rc), shoal_errdetail());
-    assert_int_equal(len, 64);
-    memset(ref, m[0], sizeof(ref));
-    assert_memory_equal(m, ref, sizeof(m)); /* never a mix of two messages */
+    assert_int_equal(len, wide_size);
+    memset(ref, m[0], wide_size);
+    assert_memory_equal(m, ref, wide_size); /* never a mix of two messages */
     return m[0];
 }
 
@@ -221,11 +230,22 @@ static int put_wide_seven(void *arg)
 /* Puts 7, 8 and 9 in one batch. */
 static int put_wide_789(void *arg)
 {
-    unsigned char m[3 * 64];
+    static unsigned char m[3 * WIDE_MAX];
     for (int i = 0; i < 3; i++)
-        memset(m + 64 * i, 7 + i, 64);
+        memset(m + wide_size * (size_t)i, 7 + i, wide_size);
     size_t done = 0;
     return shoal_queue_put_batch(arg, m, 3, &done, SHOAL_SEC(5)) || done != 3;
+}
+
+/* Puts 7 through a loan, written in place and committed. */
+static int put_wide_loaned(void *arg)
+{
+    void *slot;
+    size_t cap = 0;
+    if (shoal_queue_loan(arg, &slot, &cap, SHOAL_SEC(5)) || cap != wide_size)
+        return 1;
+    memset(slot, 7, wide_size);
+    return shoal_queue_commit(arg, slot, wide_size) ? 1 : 0;
 }
 
 /* A producer of a tail-published ring SIGKILLed inside a put (at pause point `point`)
@@ -249,7 +269,7 @@ static void wide_killed(const char *name, const char *point, int (*put)(void *),
     for (int i = 0; i < got; i++)
         assert_int_equal(get_wide(q), 7 + i);
     assert_int_equal(get_wide(q), 20);
-    unsigned char m[64];
+    unsigned char m[WIDE_MAX];
     size_t len;
     assert_int_equal(shoal_queue_try_get(q, m, sizeof(m), &len), SHOAL_EAGAIN);
     for (unsigned char i = 30; i < 50; i++) { /* more than two laps */
@@ -268,15 +288,22 @@ static void wide_killed(const char *name, const char *point, int (*put)(void *),
 
 /* Killed between the slot write and the tail store ("queue.marked": no marker on this
  * ring) — nothing is published; before it too ("queue.reserved"); after it
- * ("queue.published") the message is there whole. */
+ * ("queue.published") the message is there whole. A put, a batch, a loan's commit;
+ * elements of one line and of sixteen. */
 static void test_tail_published_killed(void **state)
 {
     (void)state;
-    wide_killed("wide-reserved", "queue.reserved", put_wide_seven, 1, false);
-    wide_killed("wide-before-tail", "queue.marked", put_wide_seven, 1, false);
-    wide_killed("wide-published", "queue.published", put_wide_seven, 1, true);
-    wide_killed("wide-batch-before-tail", "queue.marked", put_wide_789, 3, false);
-    wide_killed("wide-batch-published", "queue.published", put_wide_789, 3, true);
+    static const size_t sizes[] = {64, 1024};
+    for (size_t k = 0; k < 2; k++) {
+        wide_size = sizes[k];
+        wide_killed("wide-reserved", "queue.reserved", put_wide_seven, 1, false);
+        wide_killed("wide-before-tail", "queue.marked", put_wide_seven, 1, false);
+        wide_killed("wide-published", "queue.published", put_wide_seven, 1, true);
+        wide_killed("wide-batch-before-tail", "queue.marked", put_wide_789, 3, false);
+        wide_killed("wide-batch-published", "queue.published", put_wide_789, 3, true);
+        wide_killed("wide-loan-before-tail", "queue.marked", put_wide_loaned, 1, false);
+        wide_killed("wide-loan-published", "queue.published", put_wide_loaned, 1, true);
+    }
 }
 
 /* A put in flight on a tail-published ring when shutdown runs is delivered before the
@@ -284,19 +311,24 @@ static void test_tail_published_killed(void **state)
 static void test_tail_published_in_flight(void **state)
 {
     (void)state;
-    shoal_queue *q = make_wide("wide-inflight");
-    pid_t pid = t_fork_paused("queue.marked", put_wide_seven, q);
-    assert_true(pid > 0);
-    T_OK(shoal_queue_shutdown(q));
-    unsigned char m[64];
-    size_t len;
-    assert_int_equal(shoal_queue_get(q, m, sizeof(m), &len, SHOAL_MS(50)),
-                     SHOAL_ETIMEDOUT);
-    kill(pid, SIGCONT);
-    assert_int_equal(get_wide(q), 7);
-    assert_int_equal(t_wait(pid), 0);
-    assert_int_equal(shoal_queue_get(q, m, sizeof(m), &len, SHOAL_SEC(5)), SHOAL_EEOF);
-    shoal_queue_close(q);
+    static const size_t sizes[] = {64, 1024};
+    for (size_t k = 0; k < 2; k++) {
+        wide_size = sizes[k];
+        shoal_queue *q = make_wide("wide-inflight");
+        pid_t pid = t_fork_paused("queue.marked", put_wide_seven, q);
+        assert_true(pid > 0);
+        T_OK(shoal_queue_shutdown(q));
+        unsigned char m[WIDE_MAX];
+        size_t len;
+        assert_int_equal(shoal_queue_get(q, m, sizeof(m), &len, SHOAL_MS(50)),
+                         SHOAL_ETIMEDOUT);
+        kill(pid, SIGCONT);
+        assert_int_equal(get_wide(q), 7);
+        assert_int_equal(t_wait(pid), 0);
+        assert_int_equal(shoal_queue_get(q, m, sizeof(m), &len, SHOAL_SEC(5)),
+                         SHOAL_EEOF);
+        shoal_queue_close(q);
+    }
 }
 
 /* A producer killed inside a put while the ring is open: the next producer and the

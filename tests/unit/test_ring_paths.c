@@ -202,18 +202,21 @@ static void exercise(shoal_queue *q, const char *name, size_t max, bool typed)
     assert_int_equal(shoal_queue_try_get(q, msg, sizeof(msg), &len), SHOAL_EEOF);
 }
 
-/* The two layouts of an SPSC ring's slots (ring_spsc.c): a typed element that fits in
- * a line but not behind its marker is a dense slot of its own, published by the tail
- * (data_off 0); any other has its marker; variable-size slots always do. */
+/* The two layouts of an SPSC ring's slots (ring_spsc.c): a typed element that does not
+ * fit behind its marker in a line, but fits in one alone or (rounded to its alignment)
+ * fills whole lines, is a dense slot of its own, published by the tail (data_off 0);
+ * any other has its marker; variable-size slots always do. */
 static void test_spsc_layouts(void **state)
 {
     (void)state;
     static const struct {
         uint32_t size, align, data_off, stride;
     } typed[] = {
-        {1, 1, 4, 8},    {8, 8, 8, 16},  {56, 8, 8, 64},     {60, 4, 4, 64},
-        {61, 1, 0, 61},  {64, 8, 0, 64}, {64, 4, 0, 64},     {48, 16, 16, 64},
-        {64, 16, 0, 64}, {72, 8, 8, 80}, {1024, 8, 8, 1032},
+        {1, 1, 4, 8},     {8, 8, 8, 16},      {56, 8, 8, 64},     {60, 4, 4, 64},
+        {61, 1, 0, 61},   {64, 8, 0, 64},     {64, 4, 0, 64},     {48, 16, 16, 64},
+        {64, 16, 0, 64},  {72, 8, 8, 80},     {120, 8, 8, 128},   {124, 4, 4, 128},
+        {128, 8, 0, 128}, {128, 4, 0, 128},   {126, 2, 4, 132},   {192, 16, 0, 192},
+        {200, 8, 8, 208}, {1000, 8, 8, 1008}, {1016, 8, 8, 1024}, {1024, 8, 0, 1024},
     };
     for (size_t i = 0; i < sizeof(typed) / sizeof(typed[0]); i++) {
         char name[64], tname[64];
