@@ -140,9 +140,10 @@ static void values(void)
     save_with_empty("array");
 }
 
-/* A 64-byte element: an SPSC ring of it has dense slots with no marker, published by
- * the tail alone (ring_spsc.c). */
+/* A 64-byte element and a 128-byte one (two whole lines): an SPSC ring of either has
+ * dense slots with no marker, published by the tail alone (ring_spsc.c). */
 static const shoal_type wide = {"fuzz.Wide", 0x7164, 64, 8, 0, 0, NULL};
+static const shoal_type lines = {"fuzz.Lines", 0x7165, 128, 8, 0, 0, NULL};
 
 /* Saves a queue of elements of esz bytes (0: variable-size messages), then copies
  * with its tail set to garbage and its first message's length word (found as the word
@@ -150,7 +151,7 @@ static const shoal_type wide = {"fuzz.Wide", 0x7164, 64, 8, 0, 0, NULL};
  * 65000. */
 static void queue_variants(const char *name, shoal_queue *q, size_t esz)
 {
-    unsigned char before[2048], abc[64] = "abc", defgh[64] = "defgh";
+    unsigned char before[2048], abc[128] = "abc", defgh[128] = "defgh";
     bool var = esz == 0;
     sf_read(name, SHOAL_HEADER_SIZE, before, sizeof(before));
     OK(shoal_queue_put(q, abc, var ? 3 : esz, SHOAL_NOWAIT));
@@ -201,6 +202,10 @@ static void channels(void)
     shoal_queue_config wcfg = {.type = &wide, .capacity = 4, .spsc = 1};
     OK(shoal_queue_open(&q, "queue-spsc-wide", SHOAL_CREATE, &wcfg, NULL));
     queue_variants("queue-spsc-wide", q, wide.size);
+    shoal_queue_close(q);
+    shoal_queue_config lcfg = {.type = &lines, .capacity = 4, .spsc = 1};
+    OK(shoal_queue_open(&q, "queue-spsc-lines", SHOAL_CREATE, &lcfg, NULL));
+    queue_variants("queue-spsc-lines", q, lines.size);
     shoal_queue_close(q);
     shoal_queue_config tcfg = {.type = &tick, .capacity = 2};
     OK(shoal_queue_open(&q, "queue-struct", SHOAL_CREATE, &tcfg, NULL));
