@@ -785,16 +785,19 @@ def render(args, cases, info, cmdline, elapsed):
     nng64 = [val(find(cases, "tput", k, 64)) for k in ("nng_pair", "nng_pair_big")]
     nng64 = max([v for v in nng64 if v], default=None)
     targets = [
-        ("SPSC queue 64 B ÷ bare ring 64 B", ">= 0.8",
-         ratio(spsc[64], val(find(cases, "tput", "ring", 64))), lambda x: x >= 0.8),
-        ("Pipe round trip, polling ÷ bare spin", "<= 2",
-         ratio(val(find(cases, "rtt", "pipe_poll")), spin), lambda x: x <= 2),
-        ("SPSC queue pair round trip, polling ÷ bare spin", "<= 2",
-         ratio(val(find(cases, "rtt", "qpair_poll")), spin), lambda x: x <= 2),
-        ("Pipe round trip, asleep ÷ bare futex", "<= 1.1",
-         ratio(val(find(cases, "rtt", "pipe_sleep")), futex), lambda x: x <= 1.1),
-        ("SPSC queue pair round trip, asleep ÷ bare futex", "<= 1.1",
-         ratio(val(find(cases, "rtt", "qpair_sleep")), futex), lambda x: x <= 1.1),
+        (f"SPSC queue {s} B ÷ bare ring {s} B", f">= {want}",
+         ratio(spsc[s], val(find(cases, "tput", "ring", s))),
+         lambda x, want=want: x >= want)
+        for s, want in ((8, 0.8), (64, 0.9), (1024, 0.95))
+    ] + [
+        ("Pipe round trip, polling ÷ bare spin", "<= 1.5",
+         ratio(val(find(cases, "rtt", "pipe_poll")), spin), lambda x: x <= 1.5),
+        ("SPSC queue pair round trip, polling ÷ bare spin", "<= 1.5",
+         ratio(val(find(cases, "rtt", "qpair_poll")), spin), lambda x: x <= 1.5),
+        ("Pipe round trip, asleep ÷ bare futex", "<= 1.05",
+         ratio(val(find(cases, "rtt", "pipe_sleep")), futex), lambda x: x <= 1.05),
+        ("SPSC queue pair round trip, asleep ÷ bare futex", "<= 1.05",
+         ratio(val(find(cases, "rtt", "qpair_sleep")), futex), lambda x: x <= 1.05),
         ("SPSC queue 64 B ÷ POSIX mq 64 B", ">= 10",
          ratio(spsc[64], val(find(cases, "tput", "mq", 64))), lambda x: x >= 10),
         ("SPSC queue 64 B ÷ best nng pair1 64 B", ">= 50", ratio(spsc[64], nng64),
