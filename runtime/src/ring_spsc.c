@@ -23,11 +23,11 @@
  * parts of 17. The tail-published slot of such an element takes its own lines and no
  * more, at the price of the tail's line moving with each message (the consumer polls
  * the tail). An element of other sizes shares lines with its neighbours either way,
- * and the marker, which saves the tail's line, wins. Measured through the queue, one
+ * and keeps the marker, which saves the tail's line. Measured through the queue, one
  * layout against the other: 64-byte elements some 7% faster tail-published; on an AMD
  * EPYC guest (2 vCPUs) 128 bytes some 40% faster, 256 bytes 10%, 1024 bytes 20 to
- * 25%, and 72-byte ones 40% slower, hence the marker for them. (An Intel Xeon guest
- * had shown 128 to 1024 bytes 5% to 30% slower tail-published.)
+ * 25%, but 72-byte ones 40% slower. (An Intel Xeon guest had shown 128 to 1024 bytes
+ * 5% to 30% slower tail-published; not measured there again.)
  *
  * The marker of the slot at position p is p + 1 (modulo 2^32) once the message at p
  * is published: the slot's earlier laps left other values (capacity is at most 2^30)
