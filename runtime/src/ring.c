@@ -39,11 +39,12 @@
  * process's threads sleep. A sleeper adds to the count before its record and removes
  * its record before the count, so a record never claims more than the count holds.
  * A waker whose futex wake found nobody in the kernel — the sign of a count that
- * names sleepers that are gone — looks (at most every SCAN_NS per process) at the
- * non-empty records: one whose owner is dead is cleared with a compare-and-swap and
- * its sleepers taken off the count. A new user of a dead user's slot does the same
- * when it first sleeps there. Only a process killed in the few instructions between
- * the count and its record can still leave one sleeper too many.
+ * names sleepers that are gone — looks (at most every SCAN_NS per side of its
+ * handle) at the non-empty records: one whose owner is dead is cleared with a
+ * compare-and-swap and its sleepers taken off the count. A new user of a dead user's
+ * slot does the same when it first sleeps there. Only a process killed in the few
+ * instructions between the count and its record can still leave one sleeper too
+ * many.
  *
  * The wake path. A put or get publishes its index, then looks at the other side's
  * sleeper count; a waiter announces itself in that count, then looks at the index
@@ -386,9 +387,10 @@ static void ring_disarm(shoal__ring *r, bool producer)
 static void repair_sleepers(shoal__ring *r, bool producer)
 {
     int64_t now = shoal__now_ns();
-    if (now < atomic_load_explicit(&r->next_repair_ns, memory_order_relaxed))
+    _Atomic int64_t *next = &r->next_repair_ns[producer];
+    if (now < atomic_load_explicit(next, memory_order_relaxed))
         return;
-    atomic_store_explicit(&r->next_repair_ns, now + SCAN_NS, memory_order_relaxed);
+    atomic_store_explicit(next, now + SCAN_NS, memory_order_relaxed);
     _Atomic uint64_t *recs = producer ? r->h->nf_by_user : r->h->ne_by_user;
     for (int i = 0; i < SHOAL_MAX_USERS; i++) {
         uint64_t w = atomic_load(&recs[i]);

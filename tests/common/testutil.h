@@ -211,6 +211,38 @@ static inline bool t_wait_atleast(_Atomic int *p, int v, shoal_duration timeout)
     return true;
 }
 
+/* The monotonic clock in nanoseconds. */
+static inline int64_t t_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Waits until process pid sleeps in the kernel (state S in /proc/PID/stat: a child
+ * that announced itself as a sleeper and went on to its futex wait has done all it
+ * does before sleeping); false after `timeout` or when pid is gone. */
+static inline bool t_wait_asleep(pid_t pid, shoal_duration timeout)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int64_t end = t_now_ns() + timeout;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return false;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        if (p && p[1] && p[2] == 'S')
+            return true;
+        if (t_now_ns() >= end)
+            return false;
+        usleep(1000);
+    }
+}
+
 /* Runs a shell command line; returns its exit status. */
 static inline int t_system(const char *fmt, ...)
 {

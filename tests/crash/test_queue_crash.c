@@ -218,7 +218,8 @@ static void stale_sleepers(int spsc)
     for (int i = 0; i < n; i++)
         pids[i] = t_fork(sleep_getting, q);
     assert_true(sleepers_reach(q, false, (uint32_t)n));
-    usleep(50000);
+    for (int i = 0; i < n; i++) /* counted, recorded and in the kernel */
+        assert_true(t_wait_asleep(pids[i], SHOAL_SEC(10)));
     for (int i = 0; i < n; i++)
         t_kill(pids[i]);
     assert_int_equal(shoal__queue_sleepers(q, false), (uint32_t)n); /* until a waker */
@@ -228,7 +229,8 @@ static void stale_sleepers(int spsc)
     for (int i = 0; i < n; i++)
         pids[i] = t_fork(sleep_putting, q);
     assert_true(sleepers_reach(q, true, (uint32_t)n));
-    usleep(50000);
+    for (int i = 0; i < n; i++)
+        assert_true(t_wait_asleep(pids[i], SHOAL_SEC(10)));
     for (int i = 0; i < n; i++)
         t_kill(pids[i]);
     assert_int_equal(shoal__queue_sleepers(q, true), (uint32_t)n);

@@ -58,31 +58,9 @@ static pid_t fork_stopped_at(const char *point, int (*fn)(void *), void *arg)
     return pid;
 }
 
-/* Waits until process pid sleeps in the kernel (state S); false after `timeout`. */
-static bool wait_asleep_until(pid_t pid, shoal_duration timeout)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int64_t end = shoal__now_ns() + timeout;
-    for (;;) {
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return false;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')');
-        if (p && p[2] == 'S')
-            return true;
-        if (shoal__now_ns() >= end)
-            return false;
-        usleep(1000);
-    }
-}
-
 static void wait_asleep(pid_t pid)
 {
-    assert_true(wait_asleep_until(pid, SHOAL_SEC(10)));
+    assert_true(t_wait_asleep(pid, SHOAL_SEC(10)));
 }
 
 /* ---- Lock and RLock ---------------------------------------------------------------- */
@@ -485,7 +463,7 @@ static void wait_all_asleep(pid_t *pids, int n)
 {
     bool ok = t_wait_atleast(&sh->waiting, n, SHOAL_SEC(10));
     for (int i = 0; ok && i < n; i++)
-        ok = wait_asleep_until(pids[i], SHOAL_SEC(10));
+        ok = t_wait_asleep(pids[i], SHOAL_SEC(10));
     if (!ok) {
         for (int i = 0; i < n; i++)
             t_kill(pids[i]);
