@@ -195,28 +195,25 @@ static inline void *t_shared_alloc(size_t n)
     return p;
 }
 
-/* Polls until *p >= v (how parent and children hand over stages), for at most
- * timeout. Returns whether it got there. */
-static inline bool t_wait_atleast(_Atomic int *p, int v, shoal_duration timeout)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t end = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout;
-    while (atomic_load(p) < v) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        if ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec > end)
-            return false;
-        usleep(200);
-    }
-    return true;
-}
-
 /* The monotonic clock in nanoseconds. */
 static inline int64_t t_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Polls until *p >= v (how parent and children hand over stages), for at most
+ * timeout. Returns whether it got there. */
+static inline bool t_wait_atleast(_Atomic int *p, int v, shoal_duration timeout)
+{
+    int64_t end = t_now_ns() + timeout;
+    while (atomic_load(p) < v) {
+        if (t_now_ns() > end)
+            return false;
+        usleep(200);
+    }
+    return true;
 }
 
 /* Waits until process pid sleeps in the kernel (state S in /proc/PID/stat: a child
