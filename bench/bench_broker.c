@@ -2,12 +2,15 @@
  * bench_broker.c — the Manager broker through its C client (shoal/manager.h), the
  * shoal side of bench/broker_compare.py's comparison with redis-benchmark.
  *
- *   bench_broker CASE DEPTH COUNT ADDRESS [CLIENTS [TOKEN [KEYS]]]
+ *   bench_broker CASE DEPTH COUNT ADDRESS [CLIENTS[/THREADS] [TOKEN [KEYS]]]
  *
  * CLIENTS threads (default 1), each with a connection of its own (a session, as
  * redis-benchmark's clients each have a socket), run COUNT operations each on one
  * broker object, DEPTH at a time: DEPTH requests submitted, then their DEPTH replies
- * collected (redis-benchmark's -P). CASE:
+ * collected (redis-benchmark's -P). CLIENTS/THREADS: the CLIENTS connections driven
+ * by THREADS threads (a divisor of CLIENTS), each thread submitting DEPTH requests on
+ * each of its connections, then collecting their replies — as redis-benchmark drives
+ * its -c connections from one thread (4/1). CASE:
  *
  *   set     dict set of one key to a 3-byte value (redis-benchmark SET's default)
  *   get     dict get of that key (GET)
@@ -78,6 +81,7 @@ typedef struct client {
     int64_t *lat; /* each batch's time per operation, or each pair's time */
     long nlat;
     int failed;
+    int nconn;            /* connections this thread drives (CLIENTS/THREADS) */
     struct client *first; /* the client that fills the dict */
 } client;
 
@@ -185,13 +189,18 @@ static void *client_main(void *arg)
 {
     client *c = arg;
     shoal_manager_config cfg = {.connect_timeout = SHOAL_SEC(10), .token = c->token};
-    shoal_manager *m = NULL;
-    uint64_t *ids = malloc(sizeof(*ids) * 2 * (size_t)c->depth);
+    shoal_manager *ms[64] = {0};
+    size_t per = 2 * (size_t)c->depth;
+    uint64_t *ids = malloc(sizeof(*ids) * per * (size_t)c->nconn);
+    int nids[64];
     c->lat = malloc(sizeof(*c->lat) * (size_t)(c->count + 1));
-    if (!ids || !c->lat || shoal_manager_connect(&m, c->address, &cfg) < 0)
+    if (!ids || !c->lat)
         c->failed = 1;
-    if (!c->failed && setup_objects(m) < 0)
-        c->failed = 1;
+    for (int j = 0; j < c->nconn && !c->failed; j++)
+        if (shoal_manager_connect(&ms[j], c->address, &cfg) < 0 ||
+            setup_objects(ms[j]) < 0)
+            c->failed = 1;
+    shoal_manager *m = ms[0];
     if (!c->failed && c == c->first && nkeys && fill && fill_keys(m) < 0)
         c->failed = 1;
     pthread_barrier_wait(c->start);
@@ -200,25 +209,32 @@ static void *client_main(void *arg)
         c->failed = 1;
     for (long done = c->pairs ? c->count : 0; !c->failed && done < c->count;) {
         int64_t b0 = now_ns();
-        int n = 0;
-        for (int k = 0; k < c->depth && done + k < c->count; k++) {
-            int got = submit_op(m, c->cs, done + k, ids + n);
-            if (got < 0) {
-                c->failed = 1;
-                break;
+        for (int j = 0; j < c->nconn; j++) {
+            int n = 0;
+            for (int k = 0; k < c->depth && done + k < c->count; k++) {
+                int got = submit_op(ms[j], c->cs, done + k, ids + per * j + n);
+                if (got < 0) {
+                    c->failed = 1;
+                    break;
+                }
+                n += got;
             }
-            n += got;
-        }
-        for (int k = 0; k < n; k++)
-            if (check_reply(m, c->cs, ids[k]) < 0)
+            nids[j] = n;
+            if (c->nconn > 1 && shoal_manager_flush(ms[j]) < 0)
                 c->failed = 1;
+        }
+        for (int j = 0; j < c->nconn; j++)
+            for (int k = 0; k < nids[j]; k++)
+                if (check_reply(ms[j], c->cs, ids[per * j + k]) < 0)
+                    c->failed = 1;
         done += c->depth;
         c->lat[c->nlat++] = (now_ns() - b0) / c->depth;
     }
     c->t1 = now_ns();
     if (c->failed)
         fprintf(stderr, "bench_broker %s: %s\n", c->cs, shoal_errdetail());
-    shoal_manager_close(m);
+    for (int j = 0; j < c->nconn; j++)
+        shoal_manager_close(ms[j]);
     free(ids);
     return NULL;
 }
@@ -227,13 +243,19 @@ int main(int argc, char **argv)
 {
     if (argc < 5) {
         fprintf(stderr, "usage: bench_broker set|get|append|lock DEPTH COUNT ADDRESS "
-                        "[CLIENTS [TOKEN [KEYS]]]\n");
+                        "[CLIENTS[/THREADS] [TOKEN [KEYS]]]\n");
         return 2;
     }
     const char *cs = argv[1];
     int depth = atoi(argv[2]);
     long count = atol(argv[3]);
     int nclients = argc > 5 ? atoi(argv[5]) : 1;
+    const char *slash = argc > 5 ? strchr(argv[5], '/') : NULL;
+    int nthreads = slash ? atoi(slash + 1) : nclients;
+    if (nthreads < 1 || nclients % nthreads) {
+        fprintf(stderr, "bench_broker: CLIENTS/THREADS: THREADS must divide CLIENTS\n");
+        return 2;
+    }
     const char *token = argc > 6 && strcmp(argv[6], "-") ? argv[6] : NULL;
     nkeys = argc > 7 ? atol(argv[7]) : 0;
     if (nkeys < 0) {
@@ -252,23 +274,28 @@ int main(int argc, char **argv)
     client cl[64];
     pthread_t th[64];
     pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, (unsigned)nclients);
-    for (int i = 0; i < nclients; i++) {
+    if (nthreads < nclients && !strcmp(cs, "lock")) {
+        fprintf(stderr, "bench_broker: lock: one thread per client\n");
+        return 2;
+    }
+    pthread_barrier_init(&start, NULL, (unsigned)nthreads);
+    for (int i = 0; i < nthreads; i++) {
         cl[i] = (client){.cs = cs,
                          .address = argv[4],
                          .token = token,
                          .depth = depth,
                          .pairs = !strcmp(cs, "lock") && nclients > 1,
                          .count = count,
+                         .nconn = nclients / nthreads,
                          .start = &start,
                          .first = &cl[0]};
         pthread_create(&th[i], NULL, client_main, &cl[i]);
     }
     int64_t t0 = INT64_MAX, t1 = 0, per_client = 0;
     int failed = 0;
-    int64_t *lat = malloc(sizeof(*lat) * (size_t)(count + 1) * (size_t)nclients);
+    int64_t *lat = malloc(sizeof(*lat) * (size_t)(count + 1) * (size_t)nthreads);
     long nlat = 0;
-    for (int i = 0; i < nclients; i++) {
+    for (int i = 0; i < nthreads; i++) {
         pthread_join(th[i], NULL);
         if (lat && cl[i].lat)
             memcpy(lat + nlat, cl[i].lat, sizeof(*lat) * (size_t)cl[i].nlat);
@@ -289,7 +316,7 @@ int main(int argc, char **argv)
            cs, depth, count, nclients, total / ((double)(t1 - t0) / 1e9),
            (long long)lat[nlat / 2], (long long)lat[(size_t)((double)nlat * 0.99)],
            (long long)lat[(size_t)((double)nlat * 0.999)], (long long)lat[nlat - 1],
-           (double)per_client / nclients / (double)count);
+           (double)per_client / nthreads / (double)count);
     free(lat);
     return 0;
 }

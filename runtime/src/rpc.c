@@ -13,9 +13,11 @@
  *
  * Each side keeps an rpc_call: an inbox of received messages (private heap copies),
  * whether the peer half-closed, its send credit, and, once known, the status. Flow
- * control is by message count: a side starts with SHOAL_RPC_WINDOW credits, spends one
+ * control is by message count: each side announces its receive window (a client in
+ * START, a server in ACCEPT; SHOAL_RPC_WINDOW, and 16 for a peer that announces none:
+ * rpc__peer_window), a side starts with the other's window as credits, spends one
  * per message sent, and the receiver returns credit in a WINDOW frame each time it has
- * consumed half a window — so neither side ever queues more than a window per call,
+ * consumed half its window — so neither side ever queues more than a window per call,
  * and a unary call needs no WINDOW frame at all. A sender that used its whole window
  * (seen by the receiver as a window's worth of messages unreturned, taken or queued)
  * gets back, besides, all that was consumed once the receiver's inbox is empty: a
@@ -151,7 +153,7 @@ void rpc__cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu, shoal_duration wait
 /* ---- one call ---------------------------------------------------------------------- */
 
 void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_conn *conn,
-                    uint64_t id, const shoal_rpc_method *m, int64_t deadline)
+                    uint64_t id, const shoal_rpc_method *m, int64_t deadline, int window)
 {
     /* Field by field: of the detail buffer only the first byte needs clearing. */
     c->mu = mu;
@@ -164,7 +166,7 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
     c->peer_done = 0;
     c->consumed = c->queued = 0;
     c->starved = 0;
-    c->credit = SHOAL_RPC_WINDOW;
+    c->credit = c->window = window;
     c->send_closed = c->sent = c->code = c->quiet = c->credit_wait = 0;
     __atomic_store_n(&c->done, 0, __ATOMIC_RELAXED); /* read without mu: rpc_server.c */
     c->detail[0] = 0;
@@ -311,7 +313,7 @@ int rpc__call_frame(rpc_call *c, const rpc_frame *f)
         c->peer_done = 1;
         break;
     case RPC_F_WINDOW:
-        if (f->credit > SHOAL_RPC_WINDOW)
+        if (f->credit > (uint32_t)c->window)
             break;
         /* atomically: a server's stream takes its credit without mu (rpc_server.c) */
         __atomic_fetch_add(&c->credit, (int)f->credit, __ATOMIC_RELAXED);

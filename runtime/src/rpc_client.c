@@ -298,6 +298,7 @@ static int await_accept(rpc_conn *c, const char *address, shoal_duration wait,
                           "rpc %s: the server's first frame is not "
                           "ACCEPT",
                           address);
+    c->peer_window = rpc__peer_window(f.credit);
     if (!f.has_payload || !challenge)
         return 0;
     if (f.payload_len != RPC_CHALLENGE_LEN)
@@ -417,7 +418,8 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
     }
 
     pthread_mutex_lock(&ch->mu);
-    rpc__call_init(&k->c, &ch->mu, &k->cv, ch->conn, ch->next_id++, m, deadline);
+    rpc__call_init(&k->c, &ch->mu, &k->cv, ch->conn, ch->next_id++, m, deadline,
+                   ch->conn->peer_window);
     k->ch = ch;
     ch->refs++;
     RPC_LINK(ch->calls, k);
@@ -446,7 +448,8 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
                    .payload = req,
                    .payload_len = req_len,
                    .has_payload = has_req,
-                   .flags = has_req ? RPC_FLAG_END : 0};
+                   .flags = has_req ? RPC_FLAG_END : 0,
+                   .credit = SHOAL_RPC_WINDOW};
     int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
                        left < SEND_TIMEOUT ? left : SEND_TIMEOUT);
     if (rc < 0) {

@@ -105,6 +105,8 @@ struct rpc_conn {
     void *t;        /* the transport's state */
     char peer[64];  /* for messages: "shm pipe x", "tcp 1.2.3.4:5", ... */
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
+    int peer_window; /* client side: the server's receive window (its ACCEPT's credit,
+                        rpc__peer_window), each call's first credit */
     /* Optional, set by the transport (NULL: rpc__send_later sends at once): keeps one
      * frame (a copy) to go out, in order, with the connection's next send or flush.
      * Server side: also when the thread reading c in direct receive finds nothing more
@@ -150,13 +152,13 @@ typedef struct rpc_msg {
 
 /*
  * One side of a call. The same flow control runs on both sides: `credit` is how many
- * messages this side may still send (SHOAL_RPC_WINDOW at the start, plus what the
- * peer's WINDOW frames return); `consumed` counts the messages taken from the inbox
- * since this side last returned credit, `queued` the messages in the inbox, `starved`
- * whether the peer used its whole window since the inbox was last emptied with credit
- * returned. All fields are guarded by *mu; on the server, credit and done are also
- * read without it, and credit taken (rpc_server.c, ctx_send): both are changed
- * atomically.
+ * messages this side may still send (the peer's announced window, `window`, at the
+ * start, plus what the peer's WINDOW frames return); `consumed` counts the messages taken
+ * from the inbox since this side last returned credit, `queued` the messages in the
+ * inbox, `starved` whether the peer used its whole window since the inbox was last
+ * emptied with credit returned. All fields are guarded by *mu; on the server, credit and
+ * done are also read without it, and credit taken (rpc_server.c, ctx_send): both are
+ * changed atomically.
  */
 typedef struct rpc_call {
     pthread_mutex_t *mu;
@@ -170,6 +172,8 @@ typedef struct rpc_call {
     unsigned consumed, queued;
     int starved;
     int credit;
+    int window;      /* the peer's receive window: this side's first credit, and the
+                      * most a WINDOW frame may return */
     int send_closed; /* this side half-closed */
     int sent;        /* server: the response of a single-response method was sent */
     int done;        /* the status is known: code, detail */
@@ -180,8 +184,21 @@ typedef struct rpc_call {
     char detail[SHOAL_RPC_DETAIL_MAX];
 } rpc_call;
 
+/* window: the peer's receive window (rpc__peer_window), the call's first credit. */
 void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_conn *conn,
-                    uint64_t id, const shoal_rpc_method *m, int64_t deadline);
+                    uint64_t id, const shoal_rpc_method *m, int64_t deadline, int window);
+
+/* The window a peer that announces none gets (a build that predates the announcement
+ * had this one window on both sides), and the most an announcement is taken for. */
+#define RPC_WINDOW_UNANNOUNCED 16
+#define RPC_WINDOW_MAX         4096
+/* The receive window a peer announced (ACCEPT's or START's credit; 0: none). */
+static inline int rpc__peer_window(uint32_t announced)
+{
+    return announced == 0               ? RPC_WINDOW_UNANNOUNCED
+           : announced > RPC_WINDOW_MAX ? RPC_WINDOW_MAX
+                                        : (int)announced;
+}
 /* A message holding a copy of data[len], or NULL (SHOAL_ENOMEM recorded). */
 rpc_msg *rpc__msg_new(const void *data, size_t len);
 /* Appends a copy of a received payload (mu held). Returns 0 or SHOAL_ENOMEM. */

@@ -911,7 +911,8 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
     int64_t deadline = f->timeout_ns > 0 && f->timeout_ns < INT64_MAX / 2
                            ? shoal__now_ns() + f->timeout_ns
                            : INT64_MAX;
-    rpc__call_init(&x->c, &s->mu, &x->cv, sc->c, f->call, m, deadline);
+    rpc__call_init(&x->c, &s->mu, &x->cv, sc->c, f->call, m, deadline,
+                   rpc__peer_window(f->credit));
     x->sc = sc;
     x->svc = svc;
     x->method = name;
@@ -944,7 +945,7 @@ static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t 
         why = "missing or wrong token";
     if (!why) {
         sc->authed = 1;
-        rpc_frame ok = {.type = RPC_F_ACCEPT};
+        rpc_frame ok = {.type = RPC_F_ACCEPT, .credit = SHOAL_RPC_WINDOW};
         if (rpc__send(c, &ok, NULL, SEND_TIMEOUT) == 0)
             return;
     } else {
@@ -971,7 +972,7 @@ static int stage(struct rpc_server_conn *sc, const rpc_frame *f,
                  const struct shoal_rpc_ctx *owner)
 {
     int msg = f->type == RPC_F_MESSAGE && f->has_payload && !(f->flags & RPC_FLAG_END);
-    if ((!msg && (f->type != RPC_F_WINDOW || f->credit > SHOAL_RPC_WINDOW)) ||
+    if ((!msg && (f->type != RPC_F_WINDOW || f->credit > RPC_WINDOW_MAX)) ||
         (owner ? f->call != owner->c.id : !sc->in_turn) ||
         (sc->st_frames && f->call != sc->st_call))
         return 0;
@@ -1121,7 +1122,7 @@ int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c)
     pthread_mutex_lock(&s->mu);
     RPC_LINK(s->conns, sc);
     pthread_mutex_unlock(&s->mu);
-    rpc_frame f = {.type = RPC_F_ACCEPT};
+    rpc_frame f = {.type = RPC_F_ACCEPT, .credit = SHOAL_RPC_WINDOW};
     sc->authed = !c->needs_auth;
     if (c->needs_auth) { /* token and/or client certificate: see authenticate() */
         int rc = rpc__auth_challenge(sc->challenge);

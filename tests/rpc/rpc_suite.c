@@ -566,12 +566,10 @@ static void test_invalid_request(void **state)
     server_stop(ch, pid);
 }
 
-/* Undecodable and nonsensical frames, written straight onto a connection. */
-static void test_garbage_frames(void **state)
+/* A connection of no channel, past its ACCEPT (answering tcp://'s challenge); *window:
+ * the receive window the server announced in it. */
+static rpc_conn *raw_open(uint32_t *window)
 {
-    (void)state;
-    pid_t pid = server_start();
-    shoal_rpc_channel *good = connect_ch();
     rpc_conn *raw;
     T_OK(strncmp(addr, "shm://", 6) == 0 ? rpc__shm_connect(&raw, addr + 6, NULL)
                                          : rpc__nng_connect(&raw, addr, &slow_ok));
@@ -587,7 +585,88 @@ static void test_garbage_frames(void **state)
             .type = RPC_F_AUTH, .payload = mac, .payload_len = 32, .has_payload = 1};
         T_OK(rpc__send(raw, &a, NULL, SEND_SEC));
         assert_int_equal(raw->ops->recv(raw, &buf, &len, SHOAL_SEC(10)), 1); /* ACCEPT */
+        T_OK(rpc__frame_decode(buf, len, &f, NULL));
     }
+    assert_int_equal(f.type, RPC_F_ACCEPT);
+    *window = f.credit;
+    return raw;
+}
+
+/* The MESSAGE frames of call id that arrive on raw within `quiet` of each other. */
+static int raw_messages(rpc_conn *raw, uint64_t id, shoal_duration quiet)
+{
+    const uint8_t *buf;
+    size_t len;
+    rpc_frame f;
+    int n = 0;
+    while (raw->ops->recv(raw, &buf, &len, quiet) == 1) {
+        T_OK(rpc__frame_decode(buf, len, &f, NULL));
+        n += f.call == id && f.type == RPC_F_MESSAGE;
+    }
+    return n;
+}
+
+/* Each side announces its receive window (ACCEPT's and START's credit) and sends no
+ * more than the other's: a client that announces none (a build before the
+ * announcement) gets the old window of 16, one that announces 4 gets 4, and a WINDOW
+ * frame lets the server go on by what it returns. */
+static void test_window_announced(void **state)
+{
+    (void)state;
+    pid_t pid = server_start();
+    shoal_rpc_channel *good = connect_ch();
+    uint32_t window;
+    rpc_conn *raw = raw_open(&window);
+    assert_int_equal(window, SHOAL_RPC_WINDOW);
+    Note req = {.n = 100};
+    const char method[] = Echo_SERVICE "/Count";
+    const uint32_t announced[] = {0, 4, 40};
+    const int expect[] = {16, 4, 40};
+    for (int i = 0; i < 3; i++) {
+        rpc_frame start = {.call = 1 + (uint64_t)i,
+                           .type = RPC_F_START,
+                           .method = method,
+                           .method_len = sizeof(method) - 1,
+                           .payload = (const uint8_t *)&req,
+                           .payload_len = sizeof(req),
+                           .has_payload = 1,
+                           .flags = RPC_FLAG_END,
+                           .credit = announced[i]};
+        T_OK(rpc__send(raw, &start, NULL, SEND_SEC));
+        /* the server sends its window's worth, then waits for credit */
+        assert_int_equal(raw_messages(raw, start.call, SHOAL_MS(300)), expect[i]);
+        rpc_frame more = {.call = start.call, .type = RPC_F_WINDOW, .credit = 3};
+        T_OK(rpc__send(raw, &more, NULL, SEND_SEC));
+        assert_int_equal(raw_messages(raw, start.call, SHOAL_MS(300)), 3);
+        rpc_frame cancel = {.call = start.call, .type = RPC_F_CANCEL};
+        T_OK(rpc__send(raw, &cancel, NULL, SEND_SEC));
+    }
+    raw->ops->close(raw);
+    /* a channel's calls use the window announced: a stream longer than it goes on */
+    shoal_rpc_call *c;
+    Note v;
+    req.n = 3 * SHOAL_RPC_WINDOW + 1;
+    T_OK(Echo_start(&c, good, Echo_Count, &req, NULL));
+    int i = 0;
+    while (Echo_next(c, &v) == 1)
+        assert_int_equal(v.n, i++);
+    assert_int_equal(i, req.n);
+    assert_int_equal(shoal_rpc_call_finish(c, NULL, 0), SHOAL_RPC_OK);
+    shoal_rpc_call_free(c);
+    server_stop(good, pid);
+}
+
+/* Undecodable and nonsensical frames, written straight onto a connection. */
+static void test_garbage_frames(void **state)
+{
+    (void)state;
+    pid_t pid = server_start();
+    shoal_rpc_channel *good = connect_ch();
+    uint32_t window;
+    rpc_conn *raw = raw_open(&window);
+    const uint8_t *buf;
+    size_t len;
+    rpc_frame f;
     static const uint8_t junk[][12] = {
         {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
         {0x08, 0x01, 0x10, 0x63},             /* frame type 99 */
@@ -1089,6 +1168,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cancel, teardown),
         cmocka_unit_test_teardown(test_call_wait, teardown),
         cmocka_unit_test_teardown(test_invalid_request, teardown),
+        cmocka_unit_test_teardown(test_window_announced, teardown),
         cmocka_unit_test_teardown(test_garbage_frames, teardown),
         cmocka_unit_test_teardown(test_server_killed, teardown),
         cmocka_unit_test_teardown(test_client_killed, teardown),

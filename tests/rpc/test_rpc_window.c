@@ -24,7 +24,7 @@ static void sim_init(sim *s)
 {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    rpc__call_init(&s->rx, &s->mu, &s->cv, NULL, 1, NULL, INT64_MAX);
+    rpc__call_init(&s->rx, &s->mu, &s->cv, NULL, 1, NULL, INT64_MAX, SHOAL_RPC_WINDOW);
     s->credit = SHOAL_RPC_WINDOW;
     s->frames = s->sent = s->credited = 0;
 }

@@ -25,9 +25,10 @@
  * streaming, client streaming, bidirectional streaming). A call carries request
  * metadata and a deadline; it ends with a status (one of gRPC's seventeen codes, with
  * its numbers) and a detail message, after response headers, messages and trailers.
- * Streams are flow-controlled: a side may have at most SHOAL_RPC_WINDOW messages in
- * flight that the other side has not consumed, so a slow reader never makes the
- * other side buffer without bound. A client's cancel, or the death of its process,
+ * Streams are flow-controlled: a side may have at most a window of messages in flight
+ * that the other side has not consumed — the receive window the other side announced
+ * (SHOAL_RPC_WINDOW) — so a slow reader never makes the other side buffer without
+ * bound. A client's cancel, or the death of its process,
  * reaches the handler (shoal_rpc_ctx_cancelled); the death of a server's process gives
  * its clients UNAVAILABLE (over shm:// within tens of milliseconds).
  *
@@ -95,8 +96,11 @@ typedef enum shoal_rpc_kind {
     SHOAL_RPC_BIDI_STREAMING = 3
 } shoal_rpc_kind;
 
-/* Messages a side may send on one call before the other side has consumed them. */
-#define SHOAL_RPC_WINDOW 16
+/* The receive window this side announces: the messages of one call the other side may
+ * send before this side has consumed them (it buffers at most that many a call). A
+ * client announces it in each call's START frame, a server in its ACCEPT; a peer that
+ * announces none is given 16 (the window of the versions before the announcement). */
+#define SHOAL_RPC_WINDOW 128
 /* Length limits: a status detail, a metadata key, a metadata value. */
 #define SHOAL_RPC_DETAIL_MAX 512
 #define SHOAL_RPC_KEY_MAX    128
@@ -219,9 +223,9 @@ SHOAL_API int shoal_rpc_call_start_request(shoal_rpc_call **out, shoal_rpc_chann
                                            const void *req, size_t len,
                                            const shoal_rpc_options *opts);
 /*
- * Sends a message, waiting (until the deadline) while the server has
- * SHOAL_RPC_WINDOW messages of this call unconsumed. Returns 0, SHOAL_ECLOSED (the
- * call is over, or sending was closed: see shoal_rpc_call_finish), SHOAL_EINVAL or
+ * Sends a message, waiting (until the deadline) while the server has its window's
+ * worth of messages of this call unconsumed (SHOAL_RPC_WINDOW). Returns 0, SHOAL_ECLOSED
+ * (the call is over, or sending was closed: see shoal_rpc_call_finish), SHOAL_EINVAL or
  * SHOAL_EMSGSIZE (larger than the transport carries).
  */
 SHOAL_API int shoal_rpc_call_send(shoal_rpc_call *c, const void *msg, size_t len);
@@ -419,7 +423,8 @@ SHOAL_API void shoal_rpc_server_destroy(shoal_rpc_server *s);
  * when the function turned it off (shoal_rpc_ctx_set_inline).
  */
 SHOAL_API int shoal_rpc_ctx_recv(shoal_rpc_ctx *ctx, void **msg, size_t *len);
-/* Sends a response, waiting while the client has SHOAL_RPC_WINDOW unconsumed.
+/* Sends a response, waiting while the client has its window's worth unconsumed (the
+ * window its START announced: SHOAL_RPC_WINDOW, 16 from a client that announced none).
  * Returns 0, SHOAL_ECLOSED (cancelled, deadline passed, client gone), SHOAL_EMSGSIZE. */
 SHOAL_API int shoal_rpc_ctx_send(shoal_rpc_ctx *ctx, const void *msg, size_t len);
 /* shoal_rpc_ctx_send of a response that more responses follow at once: while the
