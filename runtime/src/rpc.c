@@ -14,18 +14,19 @@
  * Each side keeps an rpc_call: an inbox of received messages (private heap copies),
  * whether the peer half-closed, its send credit, and, once known, the status. Flow
  * control is by message count: each side announces its receive window (a client in
- * START, a server in ACCEPT; SHOAL_RPC_WINDOW, and 16 for a peer that announces none:
- * rpc__peer_window), a side starts with the other's window as credits, spends one
- * per message sent, and the receiver returns credit in a WINDOW frame each time it has
- * consumed half its window — so neither side ever queues more than a window per call,
- * and a unary call needs no WINDOW frame at all. A sender that used its whole window
- * (seen by the receiver as a window's worth of messages unreturned, taken or queued)
- * gets back, besides, all that was consumed once the receiver's inbox is empty: a
- * peer pipelining batches of a window then has its whole credit again with each
- * batch's answers, not half of it a batch later (which would split each batch in two
- * round trips); a sender that never fills the window never needs this frame. A call
- * ends once: the first of TRAILERS, a local deadline, a cancel, a dead connection or
- * an invalid message sets its code and detail, and later causes are ignored.
+ * START, a server in ACCEPT; SHOAL_RPC_WINDOW or the transport's less, rpc__own_window;
+ * 16 for a peer that announces none: rpc__peer_window), a side starts with the other's
+ * window as credits, spends one per message sent, and the receiver returns credit in a
+ * WINDOW frame each time it has consumed half its window — so neither side ever queues
+ * more than a window per call, and a unary call needs no WINDOW frame at all. A sender
+ * that used its whole window (seen by the receiver as a window's worth of messages
+ * unreturned, taken or queued) gets back, besides, all that was consumed once the
+ * receiver's inbox is empty: a peer pipelining batches of a window then has its whole
+ * credit again with each batch's answers, not half of it a batch later (which would split
+ * each batch in two round trips); a sender that never fills the window never needs this
+ * frame. A call ends once: the first of TRAILERS, a local deadline, a cancel, a dead
+ * connection or an invalid message sets its code and detail, and later causes are
+ * ignored.
  *
  * The client (rpc_client.c) and the server (rpc_server.c) wrap this state in their own
  * handles and differ in who reads the connection: on the client the waiting threads
@@ -215,7 +216,8 @@ int rpc__call_push(rpc_call *c, const void *data, size_t len)
 
 uint32_t rpc__call_consumed(rpc_call *c, unsigned n)
 {
-    if (c->consumed + c->queued >= SHOAL_RPC_WINDOW)
+    unsigned window = (unsigned)rpc__own_window(c->conn);
+    if (c->consumed + c->queued >= window)
         c->starved = 1; /* the peer has no credit left */
     c->queued -= n;
     c->consumed += n;
@@ -223,7 +225,7 @@ uint32_t rpc__call_consumed(rpc_call *c, unsigned n)
      * all that was consumed goes back. `starved` outlives an inbox emptied by a
      * half-window return (the peer may still send the rest of the batch it had no
      * credit for: that rest's end returns it). */
-    int half = c->consumed >= SHOAL_RPC_WINDOW / 2, rest = !c->head && c->starved;
+    int half = c->consumed >= window / 2, rest = !c->head && c->starved;
     if (!(half || rest) || c->peer_done || c->done)
         return 0;
     uint32_t credit = c->consumed;

@@ -449,7 +449,7 @@ static int call_begin(shoal_rpc_call **out, shoal_rpc_channel *ch, const char *s
                    .payload_len = req_len,
                    .has_payload = has_req,
                    .flags = has_req ? RPC_FLAG_END : 0,
-                   .credit = SHOAL_RPC_WINDOW};
+                   .credit = (uint32_t)rpc__own_window(ch->conn)};
     int rc = rpc__send(ch->conn, &f, opts ? opts->metadata : NULL,
                        left < SEND_TIMEOUT ? left : SEND_TIMEOUT);
     if (rc < 0) {

@@ -107,6 +107,10 @@ struct rpc_conn {
     struct rpc_server_conn *srv; /* server side: rpc.c's bookkeeping */
     int peer_window; /* client side: the server's receive window (its ACCEPT's credit,
                         rpc__peer_window), each call's first credit */
+    /* Set by the transport (0: SHOAL_RPC_WINDOW): the receive window this side
+     * announces on c, when the transport holds fewer frames in flight than that
+     * without blocking their sender (rpc__own_window). */
+    int window;
     /* Optional, set by the transport (NULL: rpc__send_later sends at once): keeps one
      * frame (a copy) to go out, in order, with the connection's next send or flush.
      * Server side: also when the thread reading c in direct receive finds nothing more
@@ -199,6 +203,18 @@ static inline int rpc__peer_window(uint32_t announced)
            : announced > RPC_WINDOW_MAX ? RPC_WINDOW_MAX
                                         : (int)announced;
 }
+/* The receive window this side announces on c, and returns credit by: SHOAL_RPC_WINDOW,
+ * or less when the transport says so (rpc_conn.window). A sender with credit must never
+ * find the transport full: it would block there, and — both sides' senders blocked on
+ * their full directions, nobody reading — the connection would be lost at the send's
+ * timeout instead of the sender waiting for credit while its own reads go on. */
+static inline int rpc__own_window(const rpc_conn *c)
+{
+    return c->window > 0 && c->window < SHOAL_RPC_WINDOW ? c->window : SHOAL_RPC_WINDOW;
+}
+/* The receive window of shm:// connections (rpc_shm.c, "Flow control"): a pipe holds
+ * twice as many messages. */
+#define RPC_SHM_WINDOW 32
 /* A message holding a copy of data[len], or NULL (SHOAL_ENOMEM recorded). */
 rpc_msg *rpc__msg_new(const void *data, size_t len);
 /* Appends a copy of a received payload (mu held). Returns 0 or SHOAL_ENOMEM. */

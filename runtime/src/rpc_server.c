@@ -945,7 +945,7 @@ static void authenticate(struct rpc_server_conn *sc, const uint8_t *buf, size_t 
         why = "missing or wrong token";
     if (!why) {
         sc->authed = 1;
-        rpc_frame ok = {.type = RPC_F_ACCEPT, .credit = SHOAL_RPC_WINDOW};
+        rpc_frame ok = {.type = RPC_F_ACCEPT, .credit = (uint32_t)rpc__own_window(c)};
         if (rpc__send(c, &ok, NULL, SEND_TIMEOUT) == 0)
             return;
     } else {
@@ -1122,7 +1122,7 @@ int rpc__server_conn_new(shoal_rpc_server *s, rpc_conn *c)
     pthread_mutex_lock(&s->mu);
     RPC_LINK(s->conns, sc);
     pthread_mutex_unlock(&s->mu);
-    rpc_frame f = {.type = RPC_F_ACCEPT, .credit = SHOAL_RPC_WINDOW};
+    rpc_frame f = {.type = RPC_F_ACCEPT, .credit = (uint32_t)rpc__own_window(c)};
     sc->authed = !c->needs_auth;
     if (c->needs_auth) { /* token and/or client certificate: see authenticate() */
         int rc = rpc__auth_challenge(sc->challenge);

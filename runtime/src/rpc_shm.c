@@ -78,6 +78,15 @@
  * thread in direct receive left unread when it gave the connection back are in no pipe to
  * wake the loop: shm_watch takes them at once.
  *
+ * Flow control: a pipe holds PIPE_CAPACITY messages, and a sender that finds it full
+ * waits (up to SEND_TIMEOUT) — the server's loop too, holding up its other
+ * connections. Each side therefore announces a receive window (rpc_conn.window) of half
+ * the pipe, not SHOAL_RPC_WINDOW: a call's frames in flight, even sent one a message,
+ * leave room for the WINDOW frames and another call's, so a sender with credit does
+ * not find the pipe full. (With a larger window a client whose threads were busy
+ * elsewhere filled its reply pipe, the loop waited on it while the client's next
+ * requests waited on the full request pipe, and the session was lost at the timeout.)
+ *
  * One server per name: beside the queue, a listener holds the small block
  * NAME:server, whose one word names the listening process by its owner id in that
  * block (owner.c: alive exactly while the process has the block open, whatever its
@@ -99,7 +108,7 @@
 #include "wait.h"
 
 #define ACCEPT_MSG_MAX (SHOAL_NAME_MAX + 1)
-#define PIPE_CAPACITY  64
+#define PIPE_CAPACITY  (2 * RPC_SHM_WINDOW)
 #define DEFAULT_FRAME  (64 * 1024)
 #define SEND_TIMEOUT   SHOAL_SEC(5)
 
@@ -639,6 +648,7 @@ static shm_conn *conn_new(const char *pipe_name, const shoal_attr *attr)
     pthread_mutex_init(&c->out_mu, NULL);
     c->base.ops = &shm_ops;
     c->base.send_frame = shm_send_frame;
+    c->base.window = RPC_SHM_WINDOW; /* see the top: flow control */
     c->base.t = c;
     snprintf(c->name, sizeof(c->name), "%s", pipe_name);
     snprintf(c->base.peer, sizeof(c->base.peer), "shm pipe %s", pipe_name);

@@ -379,6 +379,8 @@ static void chat_end(shoal_rpc_call *c, shoal_rpc_channel *ch, pid_t pid)
     server_stop(ch, pid);
 }
 
+static int server_window(void);
+
 static void test_bidi(void **state)
 {
     (void)state;
@@ -387,7 +389,7 @@ static void test_bidi(void **state)
     shoal_rpc_call *c;
     T_OK(Echo_start(&c, ch, Echo_Chat, NULL, NULL));
     chat_lock_step(c, 0, 100);
-    chat_ahead(c, 0, SHOAL_RPC_WINDOW, false); /* a window ahead */
+    chat_ahead(c, 0, server_window(), false); /* a window ahead */
     chat_end(c, ch, pid);
 }
 
@@ -404,8 +406,9 @@ static void test_window_batches(void **state)
     shoal_rpc_call *c;
     T_OK(Echo_start(&c, ch, Echo_Chat, NULL, NULL));
     chat_lock_step(c, 0, 3); /* the offset: 3 of a half window */
+    int window = server_window();
     for (int round = 0; round < 50; round++)
-        chat_ahead(c, 3 + round * SHOAL_RPC_WINDOW, SHOAL_RPC_WINDOW, true);
+        chat_ahead(c, 3 + round * window, window, true);
     chat_end(c, ch, pid);
 }
 
@@ -592,6 +595,17 @@ static rpc_conn *raw_open(uint32_t *window)
     return raw;
 }
 
+/* The receive window the server announces (both sides announce the same one on a
+ * transport: SHOAL_RPC_WINDOW, or the transport's less, rpc__own_window). */
+static int server_window(void)
+{
+    uint32_t window;
+    rpc_conn *raw = raw_open(&window);
+    assert_int_equal(window, rpc__own_window(raw));
+    raw->ops->close(raw);
+    return (int)window;
+}
+
 /* The MESSAGE frames of call id that arrive on raw within `quiet` of each other. */
 static int raw_messages(rpc_conn *raw, uint64_t id, shoal_duration quiet)
 {
@@ -617,7 +631,7 @@ static void test_window_announced(void **state)
     shoal_rpc_channel *good = connect_ch();
     uint32_t window;
     rpc_conn *raw = raw_open(&window);
-    assert_int_equal(window, SHOAL_RPC_WINDOW);
+    assert_int_equal(window, rpc__own_window(raw));
     Note req = {.n = 100};
     const char method[] = Echo_SERVICE "/Count";
     const uint32_t announced[] = {0, 4, 40};
@@ -645,7 +659,7 @@ static void test_window_announced(void **state)
     /* a channel's calls use the window announced: a stream longer than it goes on */
     shoal_rpc_call *c;
     Note v;
-    req.n = 3 * SHOAL_RPC_WINDOW + 1;
+    req.n = 3 * (int)window + 1;
     T_OK(Echo_start(&c, good, Echo_Count, &req, NULL));
     int i = 0;
     while (Echo_next(c, &v) == 1)

@@ -19,11 +19,12 @@
 #include "chat_client.h"
 #include "forked_server.h"
 #include "internal.h"
+#include "rpc_internal.h"
 #include "testutil.h"
 
 #define ADDR    "shm://direct-echo"
 #define SERVICE "test.Direct"
-#define BURST   (SHOAL_RPC_WINDOW * 3)
+#define BURST   (RPC_SHM_WINDOW * 3)
 
 struct shared {
     fs_flags srv;
@@ -153,9 +154,9 @@ static void test_lock_step_and_window(void **state)
         snprintf(text, sizeof(text), "request %d", i);
         round_trip(c, text);
     }
-    for (int i = 0; i < SHOAL_RPC_WINDOW; i++) /* a window ahead */
+    for (int i = 0; i < RPC_SHM_WINDOW; i++) /* a window ahead */
         T_OK(shoal_rpc_call_send(c, "ahead", 6));
-    for (int i = 0; i < SHOAL_RPC_WINDOW; i++) {
+    for (int i = 0; i < RPC_SHM_WINDOW; i++) {
         void *m;
         size_t len;
         assert_int_equal(shoal_rpc_call_recv(c, &m, &len), 1);
@@ -239,7 +240,7 @@ static void test_pipelined(void **state)
     shoal_rpc_call *c = chat_start(0);
     char text[32];
     for (int round = 0; round < 300; round++) {
-        int n = 1 + round % SHOAL_RPC_WINDOW;
+        int n = 1 + round % RPC_SHM_WINDOW;
         for (int i = 0; i < n; i++) {
             snprintf(text, sizeof(text), "r%d.%d", round, i);
             if (round % 2) /* kept by the channel until it waits (over nng) */

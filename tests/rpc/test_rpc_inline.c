@@ -17,11 +17,12 @@
 #include "chat_client.h"
 #include "forked_server.h"
 #include "internal.h"
+#include "rpc_internal.h"
 #include "testutil.h"
 
 #define ADDR    "shm://inline-echo"
 #define SERVICE "test.Inline"
-#define BURST   (SHOAL_RPC_WINDOW * 3)
+#define BURST   (RPC_SHM_WINDOW * 3)
 
 struct shared {
     fs_flags srv;
@@ -174,7 +175,7 @@ static void batches(shoal_rpc_call *c, const char *tag, int rounds)
 {
     char text[48];
     for (int round = 0; round < rounds; round++) {
-        int n = 1 + round % SHOAL_RPC_WINDOW;
+        int n = 1 + round % RPC_SHM_WINDOW;
         for (int i = 0; i < n; i++) {
             snprintf(text, sizeof(text), "%s r%d.%d", tag, round, i);
             T_OK(shoal_rpc_call_send(c, text, strlen(text) + 1));
@@ -311,7 +312,7 @@ static int killed_client(void *arg)
     shoal_rpc_call *c;
     if (shoal_rpc_call_start(&c, own, SERVICE, &methods[0], NULL) < 0)
         return 2;
-    for (int i = 0; i < SHOAL_RPC_WINDOW; i++)
+    for (int i = 0; i < RPC_SHM_WINDOW; i++)
         if (shoal_rpc_call_send(c, "z", 2) < 0)
             return 3;
     void *m;

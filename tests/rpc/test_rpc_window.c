@@ -14,6 +14,7 @@
 typedef struct sim {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    rpc_conn conn; /* announces SHOAL_RPC_WINDOW (no transport's limit) */
     rpc_call rx;
     int credit;  /* the sender's */
     long frames; /* WINDOW frames the receiver sent */
@@ -24,7 +25,9 @@ static void sim_init(sim *s)
 {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    rpc__call_init(&s->rx, &s->mu, &s->cv, NULL, 1, NULL, INT64_MAX, SHOAL_RPC_WINDOW);
+    memset(&s->conn, 0, sizeof(s->conn));
+    rpc__call_init(&s->rx, &s->mu, &s->cv, &s->conn, 1, NULL, INT64_MAX,
+                   SHOAL_RPC_WINDOW);
     s->credit = SHOAL_RPC_WINDOW;
     s->frames = s->sent = s->credited = 0;
 }

@@ -99,7 +99,9 @@ typedef enum shoal_rpc_kind {
 /* The receive window this side announces: the messages of one call the other side may
  * send before this side has consumed them (it buffers at most that many a call). A
  * client announces it in each call's START frame, a server in its ACCEPT; a peer that
- * announces none is given 16 (the window of the versions before the announcement). */
+ * announces none is given 16 (the window of the versions before the announcement).
+ * Over shm:// both sides announce 32 instead, half of what a connection's pipe holds,
+ * so a sender with credit never finds the pipe full. */
 #define SHOAL_RPC_WINDOW 128
 /* Length limits: a status detail, a metadata key, a metadata value. */
 #define SHOAL_RPC_DETAIL_MAX 512
