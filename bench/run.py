@@ -809,8 +809,8 @@ def render(args, cases, info, cmdline, elapsed):
                                                          ("sleep", "asleep"))
         for n in (1, 1000)
     ] + [
-        (py_target_label(cases), ">= 5",
-         py_speedup(cases, *PY_ROWS[0][1:]), lambda x: x >= 5),
+        (py_target_label(cases), ">= 10",
+         py_speedup(cases, *PY_ROWS[0][1:]), lambda x: x >= 10),
     ]
     rows = []
     for label, want, got, ok in targets:
