@@ -298,7 +298,7 @@ static int await_accept(rpc_conn *c, const char *address, shoal_duration wait,
                           "rpc %s: the server's first frame is not "
                           "ACCEPT",
                           address);
-    c->peer_window = rpc__peer_window(f.credit);
+    c->peer_window = rpc__peer_window(c, f.credit);
     if (!f.has_payload || !challenge)
         return 0;
     if (f.payload_len != RPC_CHALLENGE_LEN)

@@ -196,12 +196,17 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
  * had this one window on both sides), and the most an announcement is taken for. */
 #define RPC_WINDOW_UNANNOUNCED 16
 #define RPC_WINDOW_MAX         4096
-/* The receive window a peer announced (ACCEPT's or START's credit; 0: none). */
-static inline int rpc__peer_window(uint32_t announced)
+/* The window a side sends by on c: what the peer announced (ACCEPT's or START's
+ * credit; 0: none, RPC_WINDOW_UNANNOUNCED), at most RPC_WINDOW_MAX, and at most what the
+ * transport holds (rpc_conn.window): a peer announcing more — its transport's limit
+ * unknown to it, or a hostile one — must not make this side's sends block on a full
+ * transport (over shm://, the server's loop: every connection's turn). */
+static inline int rpc__peer_window(const rpc_conn *c, uint32_t announced)
 {
-    return announced == 0               ? RPC_WINDOW_UNANNOUNCED
-           : announced > RPC_WINDOW_MAX ? RPC_WINDOW_MAX
-                                        : (int)announced;
+    uint32_t most = c->window > 0 && c->window < RPC_WINDOW_MAX ? (uint32_t)c->window
+                                                                : RPC_WINDOW_MAX;
+    return announced == 0 ? RPC_WINDOW_UNANNOUNCED
+                          : (int)(announced < most ? announced : most);
 }
 /* The receive window this side announces on c, and returns credit by: SHOAL_RPC_WINDOW,
  * or less when the transport says so (rpc_conn.window). A sender with credit must never

@@ -912,7 +912,7 @@ static struct shoal_rpc_ctx *start_call(struct rpc_server_conn *sc, const rpc_fr
                            ? shoal__now_ns() + f->timeout_ns
                            : INT64_MAX;
     rpc__call_init(&x->c, &s->mu, &x->cv, sc->c, f->call, m, deadline,
-                   rpc__peer_window(f->credit));
+                   rpc__peer_window(sc->c, f->credit));
     x->sc = sc;
     x->svc = svc;
     x->method = name;

@@ -622,8 +622,9 @@ static int raw_messages(rpc_conn *raw, uint64_t id, shoal_duration quiet)
 
 /* Each side announces its receive window (ACCEPT's and START's credit) and sends no
  * more than the other's: a client that announces none (a build before the
- * announcement) gets the old window of 16, one that announces 4 gets 4, and a WINDOW
- * frame lets the server go on by what it returns. */
+ * announcement) gets the old window of 16, one that announces 4 gets 4, one that
+ * announces more than the transport holds gets what it holds, and a WINDOW frame lets
+ * the server go on by what it returns. */
 static void test_window_announced(void **state)
 {
     (void)state;
@@ -634,8 +635,9 @@ static void test_window_announced(void **state)
     assert_int_equal(window, rpc__own_window(raw));
     Note req = {.n = 100};
     const char method[] = Echo_SERVICE "/Count";
+    /* over shm:// 40 is more than the transport's window: the server sends by that */
     const uint32_t announced[] = {0, 4, 40};
-    const int expect[] = {16, 4, 40};
+    const int expect[] = {16, 4, window < 40 ? (int)window : 40};
     for (int i = 0; i < 3; i++) {
         rpc_frame start = {.call = 1 + (uint64_t)i,
                            .type = RPC_F_START,

@@ -101,7 +101,8 @@ typedef enum shoal_rpc_kind {
  * client announces it in each call's START frame, a server in its ACCEPT; a peer that
  * announces none is given 16 (the window of the versions before the announcement).
  * Over shm:// both sides announce 32 instead, half of what a connection's pipe holds,
- * so a sender with credit never finds the pipe full. */
+ * and take a larger announcement for 32, so a sender with credit never finds the pipe
+ * full. */
 #define SHOAL_RPC_WINDOW 128
 /* Length limits: a status detail, a metadata key, a metadata value. */
 #define SHOAL_RPC_DETAIL_MAX 512
