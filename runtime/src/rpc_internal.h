@@ -196,26 +196,32 @@ void rpc__call_init(rpc_call *c, pthread_mutex_t *mu, pthread_cond_t *cv, rpc_co
  * had this one window on both sides), and the most an announcement is taken for. */
 #define RPC_WINDOW_UNANNOUNCED 16
 #define RPC_WINDOW_MAX         4096
+/* The most messages of a call transport c holds without blocking their sender:
+ * rpc_conn.window, or RPC_WINDOW_MAX when the transport sets none. A sender with credit
+ * must never find the transport full: it would block there, and — both sides' senders
+ * blocked on their full directions, nobody reading — the connection would be lost at
+ * the send's timeout instead of the sender waiting for credit while its reads go on. */
+static inline int rpc__transport_window(const rpc_conn *c)
+{
+    return c->window > 0 && c->window < RPC_WINDOW_MAX ? c->window : RPC_WINDOW_MAX;
+}
 /* The window a side sends by on c: what the peer announced (ACCEPT's or START's
- * credit; 0: none, RPC_WINDOW_UNANNOUNCED), at most RPC_WINDOW_MAX, and at most what the
- * transport holds (rpc_conn.window): a peer announcing more — its transport's limit
- * unknown to it, or a hostile one — must not make this side's sends block on a full
- * transport (over shm://, the server's loop: every connection's turn). */
+ * credit; 0: none, RPC_WINDOW_UNANNOUNCED), at most rpc__transport_window — a peer
+ * announcing more (its transport's limit unknown to it, or a hostile one) must not
+ * make this side's sends block on a full transport (over shm://, the server's loop:
+ * every connection's turn). */
 static inline int rpc__peer_window(const rpc_conn *c, uint32_t announced)
 {
-    uint32_t most = c->window > 0 && c->window < RPC_WINDOW_MAX ? (uint32_t)c->window
-                                                                : RPC_WINDOW_MAX;
-    return announced == 0 ? RPC_WINDOW_UNANNOUNCED
-                          : (int)(announced < most ? announced : most);
+    uint32_t want = announced ? announced : RPC_WINDOW_UNANNOUNCED;
+    int most = rpc__transport_window(c);
+    return want < (uint32_t)most ? (int)want : most;
 }
 /* The receive window this side announces on c, and returns credit by: SHOAL_RPC_WINDOW,
- * or less when the transport says so (rpc_conn.window). A sender with credit must never
- * find the transport full: it would block there, and — both sides' senders blocked on
- * their full directions, nobody reading — the connection would be lost at the send's
- * timeout instead of the sender waiting for credit while its own reads go on. */
+ * at most rpc__transport_window. */
 static inline int rpc__own_window(const rpc_conn *c)
 {
-    return c->window > 0 && c->window < SHOAL_RPC_WINDOW ? c->window : SHOAL_RPC_WINDOW;
+    int most = rpc__transport_window(c);
+    return SHOAL_RPC_WINDOW < most ? SHOAL_RPC_WINDOW : most;
 }
 /* The receive window of shm:// connections (rpc_shm.c, "Flow control"): a pipe holds
  * twice as many messages. */
