@@ -330,7 +330,7 @@ static void receive_mode(broker_session *s)
     int crowd = !s->no_inline && crowded(s->b);
     shoal_rpc_ctx_set_direct(s->ctx, !crowd);
     if (crowd && shoal_rpc_ctx_set_inline(s->ctx, on_request, s) < 0) {
-        s->no_inline = 1; /* ipc://, tcp://: direct receive serves them better */
+        s->no_inline = 1; /* ipc://: direct receive serves it better */
         shoal_rpc_ctx_set_direct(s->ctx, 1);
     }
 }

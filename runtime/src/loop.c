@@ -47,7 +47,9 @@
  * Descriptors are polled by the engine (multishot poll, or epoll level-triggered) and
  * reported with their events; the source is hot until its callback ran. An engine that
  * reports changes only (io_uring's multishot poll, fd_edge) gets a poll(2) re-check
- * after each callback so that a descriptor left readable is reported again.
+ * after each callback so that a descriptor left readable is reported again — unless
+ * the callback said it read all there was (shoal__loop_fd_drained: the runtime's own
+ * sockets), when the next arrival is a change the engine reports.
  *
  * Timers live in a binary heap ordered by (due time, sequence): the loop's sleep ends
  * at the first due time. Posted callbacks are a mutex-protected FIFO; posting, waking
@@ -356,6 +358,11 @@ static int fd_poll_now(shoal_loop_source *s)
            (s->events | SHOAL_LOOP_ERROR | SHOAL_LOOP_HUP);
 }
 
+void shoal__loop_fd_drained(shoal_loop_source *s)
+{
+    s->drained = true;
+}
+
 /* Runs the callbacks of the hot sources that are ready; the others stay hot. */
 static int run_hot(shoal_loop *l)
 {
@@ -389,9 +396,10 @@ static int run_hot(shoal_loop *l)
             hot_push(l, s); /* level-triggered: look again next pass */
         }
         s->last_ns = l->now_ns;
+        s->drained = false;
         src_ref(s);
         call(l, s, ev);
-        if (s->kind == SRC_FD && !s->removed && l->eng->fd_edge) {
+        if (s->kind == SRC_FD && !s->removed && l->eng->fd_edge && !s->drained) {
             s->revents = fd_poll_now(s);
             if (s->revents)
                 hot_push(l, s);

@@ -37,7 +37,8 @@ struct shoal_loop_source {
     uint32_t expect; /* the word's value when it was handed to the engine */
     /* SRC_FD */
     int fd;
-    int revents; /* SHOAL_LOOP_* bits the engine reported, not yet delivered */
+    int revents;  /* SHOAL_LOOP_* bits the engine reported, not yet delivered */
+    bool drained; /* its callback read all there was (shoal__loop_fd_drained) */
     /* SRC_TIMER */
     int64_t due; /* CLOCK_MONOTONIC ns; INT64_MAX: inactive */
     int64_t period;
@@ -127,6 +128,10 @@ struct shoal_loop {
 /* Engine -> core reports (loop thread). */
 void shoal__loop_fired(shoal_loop *loop, shoal_loop_source *s);
 void shoal__loop_fd_ready(shoal_loop *loop, shoal_loop_source *s, int revents);
+/* From a descriptor source's callback: it read everything the descriptor had (a read
+ * came back short, or found nothing), so an engine that reports changes only needs no
+ * poll(2) after the callback to stay level-triggered — the next arrival is a change. */
+void shoal__loop_fd_drained(shoal_loop_source *s);
 
 /* Probes (loop_uring.c, loop_epoll.c) for shoal_loop_probe. */
 void shoal__uring_probe(shoal_loop_support *out);

@@ -138,8 +138,8 @@ struct rpc_conn {
      * nothing is at hand (rpc_client.c, pump), instead of a receive that finds none. */
     int (*at_hand)(rpc_conn *c);
     /* Server side, set by the transport: the responses sent while the loop's thread
-     * reads c leave together too (shm://), so inline receive keeps them together and
-     * is offered despite send_later. */
+     * reads c leave together too (shm://, tcp://), so inline receive keeps them together
+     * and is offered despite send_later. */
     int turn_batches;
 };
 

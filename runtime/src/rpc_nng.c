@@ -17,7 +17,9 @@
  * sock_wait: a spin, then ppoll). Over TLS it keeps one
  * read in flight instead, which it waits for until the caller's timeout; a read still
  * in flight then stays so for the next call (aborting one breaks a TLS stream). The
- * server drives its reads from nng's completion callbacks, which run on nng's threads:
+ * server's loop reads a tcp:// connection's socket itself (see "The loop reading a
+ * socket" below). Else the server drives its reads from nng's completion callbacks,
+ * which run on nng's threads:
  * each complete frame goes into its listener's inbox, and an eventfd watched by the
  * server's loop says the inbox is not empty, so the call machinery runs on the loop's
  * thread, as it does for shm://. Accepted connections, and connections lost, reach
@@ -34,7 +36,9 @@
  * writes nothing: the reply to the request at hand follows), or when the connection is
  * watched again (n_watch) or stopped; past TX_MAX bytes they are written at once. So a
  * pipelined batch of requests costs one read and one write, with no timer: what is kept
- * waits at most for the handling of requests already received.
+ * waits at most for the handling of requests already received. The loop's thread keeps
+ * what it sends to a connection during that connection's turn the same way (turn_of),
+ * and writes it at the turn's end.
  *
  * Lifetime: a connection counts its references — the call machinery's, one per inbox
  * entry naming it — and is freed when the last goes. Stopping it (connection lost,
@@ -69,6 +73,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loop_internal.h"
 #include "rpc_internal.h"
 #include "wait.h"
 
@@ -149,6 +154,9 @@ typedef struct nconn {
     struct posted *cur;                    /* the frame the owner's last recv gave */
     int turn;                              /* had frames in the loop's current turn */
     struct nconn *turn_next;
+    /* server side, tcp://: the loop reads the socket itself (see "The loop reading a
+     * socket" below) while this is set: its source on the loop */
+    shoal_loop_source *sock_src;
 } nconn;
 
 static int nng_rc(int rv, const char *what, const char *url)
@@ -503,9 +511,16 @@ static int n_flush(rpc_conn *base, shoal_duration timeout)
     return tx_flush((nconn *)base, timeout);
 }
 
-static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
+/* The server connection whose turn this thread (the loop's) is running (on_sock):
+ * what it sends to that connection is kept and written at the turn's end. */
+static __thread nconn *turn_of;
+
+static int n_send_later(rpc_conn *base, const void *buf, size_t len,
+                        shoal_duration timeout);
+
+/* Writes the frames kept and then this one, now. */
+static int send_now(nconn *c, const void *buf, size_t len, shoal_duration timeout)
 {
-    nconn *c = (nconn *)base;
     int bad = fork_check(c->base.peer);
     if (bad == 0)
         bad = frame_check(c, len);
@@ -542,6 +557,13 @@ static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration ti
     return rc;
 }
 
+static int n_send(rpc_conn *base, const void *buf, size_t len, shoal_duration timeout)
+{
+    nconn *c = (nconn *)base;
+    return turn_of == c ? n_send_later(base, buf, len, timeout)
+                        : send_now(c, buf, len, timeout);
+}
+
 /* rpc_conn.send_later (the client's, and the server's in direct receive): appends the
  * frame to c->tx, or sends it with them at once when they would grow past TX_MAX. */
 static int n_send_later(rpc_conn *base, const void *buf, size_t len,
@@ -565,7 +587,7 @@ static int n_send_later(rpc_conn *base, const void *buf, size_t len,
     }
     if (need > c->tx_cap) {
         pthread_mutex_unlock(&c->send_mu);
-        return n_send(base, buf, len, timeout);
+        return send_now(c, buf, len, timeout);
     }
     uint8_t *p = c->tx + c->tx_len;
     p[0] = (uint8_t)(len >> 24), p[1] = (uint8_t)(len >> 16);
@@ -688,6 +710,7 @@ static void close_stream(nconn *c)
 }
 
 static void drop_pending(nconn *c);
+static void sock_unwatch(nconn *c);
 
 /* Frees the connection's nng parts and drops the call machinery's reference. */
 static void teardown(nconn *c)
@@ -764,6 +787,7 @@ static void n_stop(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
     atomic_store(&c->stopped, 1);
+    sock_unwatch(c);
     tx_flush(c, SHOAL_MS(100)); /* a peer still there gets them; a dead one fails */
     if (must_linger(c) && close_later(c, CLOSER_RUNNING))
         return;
@@ -1216,6 +1240,107 @@ static void server_recv_cb(void *arg)
         post(l, c, P_LOST, NULL, 0);
 }
 
+/*
+ * The loop reading a socket (tcp:// server side, its socket found: see stream_fd).
+ * Frames reaching the loop through nng's callbacks cost a hand-off between threads
+ * per read: nng's poller thread reads, then wakes the loop's. A connection whose
+ * socket is known is instead watched by the loop itself (a descriptor source): the
+ * loop's thread reads what the socket has (recv on the duplicate descriptor, which
+ * reads the one socket: nng reads it only when asked, and only one thread at a time
+ * reads a connection) and dispatches the complete frames in one turn
+ * (rpc__server_turn_begin / _end), keeping what it sends to that connection meanwhile
+ * (turn_of: n_send as send_later) and writing it in one write at the turn's end. A
+ * pipelined batch thus costs the loop one wake, one read and one write, whatever the
+ * number of connections, and such a connection may take inline receive
+ * (rpc_conn.turn_batches): one thread serves many busy connections, as a Redis server
+ * does. Direct receive works as over nng's reads: the hand-over (n_unwatch) removes
+ * the source, the owner's thread reads the socket (own_recv), and n_watch adds the
+ * source again and dispatches the frames the owner left complete in the buffer.
+ */
+
+/* Before the connection is made known to the server (on the loop's thread): its
+ * socket, looked up once; a connection with one is read by the loop (above). */
+static void sock_adopt(nconn *c)
+{
+    if (c->fd == FD_UNKNOWN)
+        c->fd = stream_fd(c);
+    c->base.turn_batches = c->fd >= 0;
+}
+
+/* Reads what the socket has into the buffer, without waiting: 1 when bytes came, 0
+ * when none were there, or a negative code (the peer closed, the connection failed, no
+ * memory for a frame begun). A read that took all there was tells the loop (src). */
+static int sock_read(nconn *c, shoal_loop_source *src)
+{
+    nng_iov iov;
+    int rc = rx_room(c, &iov);
+    if (rc < 0)
+        return rc;
+    ssize_t n;
+    do
+        n = recv(c->fd, iov.iov_buf, iov.iov_len, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    int none = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (none || (n > 0 && (size_t)n < iov.iov_len))
+        shoal__loop_fd_drained(src);
+    if (n > 0) {
+        c->rb_len += (size_t)n;
+        return 1;
+    }
+    if (none)
+        return 0;
+    return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s", c->base.peer,
+                      n == 0 ? "closed by the peer" : strerror(errno));
+}
+
+/* The socket is readable (or failed): the frames it brings, in one turn. */
+static void on_sock(shoal_loop *loop, shoal_loop_source *src, int events, void *arg)
+{
+    (void)loop, (void)events;
+    nconn *c = arg;
+    atomic_fetch_add(&c->refs, 1); /* a frame may lose the connection (authenticate) */
+    int rc = sock_read(c, src), taken = 0, t = 0;
+    const uint8_t *f;
+    size_t n;
+    turn_of = c;
+    rpc__server_turn_begin(&c->base);
+    while (!atomic_load(&c->stopped) && (t = rx_take(c, &f, &n)) == 1) {
+        rpc__server_frame(&c->base, f, n);
+        taken = 1;
+    }
+    if (!atomic_load(&c->stopped)) /* else its server side may be gone */
+        rpc__server_turn_end(&c->base);
+    turn_of = NULL;
+    if (t < 0 && rc >= 0)
+        rc = t;
+    int sent = tx_flush(c, FLUSH_WAIT);
+    if (rc >= 0 && sent < 0)
+        rc = sent;
+    if (!atomic_load(&c->stopped)) {
+        if (rc < 0)
+            rpc__server_conn_lost(&c->base);
+        else if (taken)
+            rpc__server_handoff(&c->base); /* a handler in direct receive: its reader */
+    }
+    conn_unref(c);
+}
+
+/* Watches the socket on the loop (on the loop's thread). 0 or a code of
+ * shoal_loop_add_fd. */
+static int sock_watch(nconn *c)
+{
+    return shoal_loop_add_fd(c->loop, c->fd, SHOAL_LOOP_READABLE, on_sock, c,
+                             &c->sock_src);
+}
+
+/* Stops watching the socket, if the loop does (on the loop's thread). */
+static void sock_unwatch(nconn *c)
+{
+    if (c->sock_src)
+        shoal_loop_remove(c->loop, c->sock_src);
+    c->sock_src = NULL;
+}
+
 /* On the loop's thread (or at close, with run = 0: dropped). A connection that had
  * frames goes on *turn, to be offered to its handler after the turn. */
 static void handle(nlistener *l, posted *p, int run, nconn **turn)
@@ -1224,9 +1349,9 @@ static void handle(nlistener *l, posted *p, int run, nconn **turn)
     if (p->kind == P_ADOPT) {
         if (!run)
             n_close(&c->base);
-        else if (rpc__server_conn_new(l->s, &c->base) < 0)
+        else if (sock_adopt(c), rpc__server_conn_new(l->s, &c->base) < 0)
             rpc__server_conn_lost(&c->base);
-        else if (server_read(c) < 0)
+        else if ((c->fd >= 0 ? sock_watch(c) : server_read(c)) < 0)
             rpc__server_conn_lost(&c->base);
         free(p);
         return;
@@ -1284,6 +1409,10 @@ static void n_unwatch(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
     nlistener *l = c->listener;
+    if (c->base.turn_batches) { /* the loop reads the socket: it stops */
+        sock_unwatch(c);
+        return;
+    }
     pthread_mutex_lock(&l->mu);
     c->owned = 1;
     pthread_mutex_unlock(&l->mu);
@@ -1313,6 +1442,14 @@ static int n_watch(rpc_conn *base)
     int sent = tx_flush(c, FLUSH_WAIT); /* what the owner kept */
     if (sent < 0)
         return sent;
+    if (c->base.turn_batches) { /* the loop reads the socket again */
+        const uint8_t *at = c->rb + c->rb_off;
+        size_t left = c->rb_len - c->rb_off;
+        int rc = sock_watch(c);
+        if (rc == 0 && left >= 4 && left - 4 >= frame_len(at))
+            on_sock(c->loop, c->sock_src, SHOAL_LOOP_READABLE, c); /* frames left */
+        return rc;
+    }
     pthread_mutex_lock(&l->mu);
     c->owned = 0;
     int any = c->pending != NULL;

@@ -87,7 +87,7 @@
  * for the function to turn inline receive off (SHOAL_EAGAIN). A connection whose
  * transport writes a batch's responses together (rpc_conn.send_later) is not offered
  * it, unless the loop's turns write their responses together too
- * (rpc_conn.turn_batches: shm://): its handler in direct receive does better.
+ * (rpc_conn.turn_batches: shm://, tcp://): its handler in direct receive does better.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1519,7 +1519,7 @@ int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *x, shoal_rpc_msg_fn fn, void *arg)
     if (fn && x->c.conn->send_later && !x->c.conn->turn_batches) /* see the top */
         return shoal__err(SHOAL_EINVAL,
                           "rpc %s: no inline receive on a connection that writes "
-                          "responses together (ipc://, tcp://): use direct receive",
+                          "responses together (ipc://): use direct receive",
                           x->method);
     pthread_mutex_lock(x->c.mu);
     set_on_msg(x, NULL); /* a function running stops before the next request */

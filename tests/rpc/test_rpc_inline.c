@@ -1,4 +1,5 @@
-/* test_rpc_inline.c — inline receive (shoal_rpc_ctx_set_inline) over shm://: a
+/* test_rpc_inline.c — inline receive (shoal_rpc_ctx_set_inline) over shm:// (and over
+ * tcp:// with SHOAL_RPC_TRANSPORT=tcp, where the server's loop reads the sockets): a
  * bidirectional stream whose requests go to a function on the thread that reads the
  * connection (the server's loop) answers in lock step and in pipelined batches, in
  * order; several streams on their own connections at once, and unary calls beside
@@ -8,7 +9,10 @@
  * turn's keeps its place; the client's cancel, the deadline and a
  * client killed with SIGKILL amid a batch end the handler's receive, and the server
  * serves on; inline receive is refused on another thread and for a unary call. The
- * server is a forked process; its handlers count what they saw in shared memory. */
+ * server is a forked process; its handlers count what they saw in shared memory. Over
+ * tcp:// every process is forked before the first uses nng (nng's threads do not
+ * survive fork): the servers of all the tests, and the client to be killed, which
+ * waits for its test to start. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -20,9 +24,11 @@
 #include "rpc_internal.h"
 #include "testutil.h"
 
-#define ADDR    "shm://inline-echo"
 #define SERVICE "test.Inline"
-#define BURST   (RPC_SHM_WINDOW * 3)
+#define TESTS   6
+
+static char addr[128] = "shm://inline-echo";
+static int burst = RPC_SHM_WINDOW * 3; /* three windows of the transport */
 
 struct shared {
     fs_flags srv;
@@ -33,6 +39,7 @@ struct shared {
     _Atomic int turned_off;  /* the function turned inline receive off */
     _Atomic int stage;
     _Atomic int relayed; /* responses another thread sent amid the function's */
+    _Atomic int go;      /* tcp://: the client to be killed may start */
 };
 
 static struct shared *sh;
@@ -68,7 +75,7 @@ static int on_msg(shoal_rpc_ctx *ctx, void *m, size_t len, int more, void *arg)
         pthread_join(t, NULL);
     p->m = m;
     p->len = len;
-    p->n = len == 6 && memcmp(m, "burst", 6) == 0 ? BURST : 1;
+    p->n = len == 6 && memcmp(m, "burst", 6) == 0 ? burst : 1;
     while (p->n > 0 && shoal_rpc_ctx_send_ready(ctx) &&
            shoal_rpc_ctx_send(ctx, m, len) == 0)
         p->n--;
@@ -136,16 +143,51 @@ static const shoal_rpc_service service = {SERVICE, methods, 2, NULL};
 
 static shoal_rpc_channel *ch;
 static pid_t server_pid;
-static const shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30)};
+static const shoal_rpc_channel_config cfg = {.connect_timeout = SHOAL_SEC(30),
+                                             .token = FS_TOKEN};
+
+/* tcp://: each test's server (and the client killed in the last), forked up front */
+static struct {
+    char addr[64];
+    struct shared *sh;
+    pid_t pid;
+} tcp_srv[TESTS];
+static int tcp_next = -1; /* over tcp://: the next test's server, else -1 */
+static pid_t killed_pid;
+
+static int killed_client(void *arg);
+
+static int start_tcp(void)
+{
+    burst = SHOAL_RPC_WINDOW * 3;
+    for (int i = 0; i < TESTS; i++) {
+        snprintf(tcp_srv[i].addr, sizeof(tcp_srv[i].addr), "tcp://127.0.0.1:%d",
+                 t_tcp_port(i));
+        sh = tcp_srv[i].sh = t_shared_alloc(sizeof(struct shared));
+        tcp_srv[i].pid = fs_start(&service, tcp_srv[i].addr, &sh->srv);
+        if (tcp_srv[i].pid < 0)
+            return -1;
+    }
+    snprintf(addr, sizeof(addr), "%s", tcp_srv[TESTS - 1].addr); /* sh: the last's */
+    tcp_next = 0;
+    killed_pid = t_fork(killed_client, NULL);
+    return 0;
+}
 
 static int setup(void **state)
 {
     (void)state;
-    sh = t_shared_alloc(sizeof(*sh));
-    server_pid = fs_start(&service, ADDR, &sh->srv);
+    if (tcp_next >= 0) {
+        sh = tcp_srv[tcp_next].sh;
+        server_pid = tcp_srv[tcp_next].pid;
+        snprintf(addr, sizeof(addr), "%s", tcp_srv[tcp_next++].addr);
+    } else {
+        sh = t_shared_alloc(sizeof(*sh));
+        server_pid = fs_start(&service, addr, &sh->srv);
+    }
     if (server_pid < 0)
         return -1;
-    return shoal_rpc_channel_open(&ch, ADDR, &cfg);
+    return shoal_rpc_channel_open(&ch, addr, &cfg);
 }
 
 static int teardown(void **state)
@@ -213,7 +255,7 @@ static void *stream_client(void *arg)
     char tag[16];
     snprintf(tag, sizeof(tag), "s%d", (int)(intptr_t)arg);
     shoal_rpc_channel *own;
-    T_OK(shoal_rpc_channel_open(&own, ADDR, &cfg));
+    T_OK(shoal_rpc_channel_open(&own, addr, &cfg));
     shoal_rpc_call *c = chat_start(own, 0);
     batches(c, tag, 400);
     finish_ok(c);
@@ -249,7 +291,7 @@ static void test_turned_off_and_on(void **state)
         T_OK(shoal_rpc_call_send(c, "burst", 6));
         T_OK(shoal_rpc_call_send(c, "after", 6));
         usleep(50 * 1000); /* the function fills the window and gives up */
-        for (int i = 0; i < BURST; i++)
+        for (int i = 0; i < burst; i++)
             expect(c, "burst");
         expect(c, "after");
         batches(c, "again", 40);
@@ -306,8 +348,13 @@ static void test_cancel_and_deadline(void **state)
 static int killed_client(void *arg)
 {
     (void)arg;
+    for (int ms = 0; tcp_next >= 0 && !atomic_load(&sh->go); ms++) { /* forked early */
+        if (ms > 300 * 1000)
+            return 5; /* its test never came */
+        usleep(1000);
+    }
     shoal_rpc_channel *own;
-    if (shoal_rpc_channel_open(&own, ADDR, &cfg) < 0)
+    if (shoal_rpc_channel_open(&own, addr, &cfg) < 0)
         return 1;
     shoal_rpc_call *c;
     if (shoal_rpc_call_start(&c, own, SERVICE, &methods[0], NULL) < 0)
@@ -329,7 +376,10 @@ static int killed_client(void *arg)
 static void test_client_killed(void **state)
 {
     (void)state;
-    pid_t pid = t_fork(killed_client, NULL);
+    pid_t pid = killed_pid;
+    if (tcp_next < 0)
+        pid = t_fork(killed_client, NULL);
+    atomic_store(&sh->go, 1);
     assert_true(t_wait_atleast(&sh->stage, 1, SHOAL_SEC(30)));
     t_kill(pid);
     assert_true(t_wait_atleast(&sh->cancelled, 1, SHOAL_SEC(10)));
@@ -342,7 +392,10 @@ static void test_client_killed(void **state)
 int main(void)
 {
     t_setup_root();
-    const struct CMUnitTest tests[] = {
+    const char *transport = getenv("SHOAL_RPC_TRANSPORT");
+    if (transport && strcmp(transport, "tcp") == 0 && start_tcp() < 0)
+        return 1;
+    const struct CMUnitTest tests[TESTS] = {
         cmocka_unit_test_setup_teardown(test_lock_step_and_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_turned_off_and_on, setup, teardown),

@@ -493,10 +493,10 @@ typedef int (*shoal_rpc_msg_fn)(shoal_rpc_ctx *ctx, void *msg, size_t len, int m
  * gone and flow control work as without it (the window returns as fn takes the
  * requests). Only on the call's handler thread, for a call with a stream of
  * requests, and on a connection whose transport does not keep responses for a later
- * write (shm://, where the loop's thread writes the responses of its turn on a
- * connection together, and tls+tcp://; over ipc:// and tcp:// a handler in direct
- * receive writes the responses to a batch together, which the loop's thread cannot).
- * Returns 0, or SHOAL_EINVAL.
+ * write or whose loop writes the responses of its turn on a connection together too
+ * (shm://, tcp://, tls+tcp://; over ipc:// a handler in direct receive writes the
+ * responses to a batch together, which the loop's thread cannot). Returns 0, or
+ * SHOAL_EINVAL.
  */
 SHOAL_API int shoal_rpc_ctx_set_inline(shoal_rpc_ctx *ctx, shoal_rpc_msg_fn fn,
                                        void *arg);
