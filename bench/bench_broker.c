@@ -8,9 +8,10 @@
  * redis-benchmark's clients each have a socket), run COUNT operations each on one
  * broker object, DEPTH at a time: DEPTH requests submitted, then their DEPTH replies
  * collected (redis-benchmark's -P). CLIENTS/THREADS: the CLIENTS connections driven
- * by THREADS threads (a divisor of CLIENTS), each thread submitting DEPTH requests on
- * each of its connections, then collecting their replies — as redis-benchmark drives
- * its -c connections from one thread (4/1). CASE:
+ * by THREADS threads (a divisor of CLIENTS), each thread keeping DEPTH requests in
+ * flight on each of its connections: it collects their replies connection by
+ * connection and submits a connection's next DEPTH as soon as its replies are in —
+ * as redis-benchmark drives its -c connections from one thread (4/1). CASE:
  *
  *   set     dict set of one key to a 3-byte value (redis-benchmark SET's default)
  *   get     dict get of that key (GET)
@@ -185,6 +186,20 @@ static int lock_pairs(client *c, shoal_manager *m, uint64_t *ids)
     return 0;
 }
 
+/* Submits the next DEPTH operations (from op `from`) on m, their ids in ids: how
+ * many requests (a lock pair is two), or -1. */
+static int submit_batch(client *c, shoal_manager *m, long from, uint64_t *ids)
+{
+    int n = 0;
+    for (int k = 0; k < c->depth && from + k < c->count; k++) {
+        int got = submit_op(m, c->cs, from + k, ids + n);
+        if (got < 0)
+            return -1;
+        n += got;
+    }
+    return c->nconn > 1 && shoal_manager_flush(m) < 0 ? -1 : n;
+}
+
 static void *client_main(void *arg)
 {
     client *c = arg;
@@ -192,8 +207,10 @@ static void *client_main(void *arg)
     shoal_manager *ms[64] = {0};
     size_t per = 2 * (size_t)c->depth;
     uint64_t *ids = malloc(sizeof(*ids) * per * (size_t)c->nconn);
-    int nids[64];
-    c->lat = malloc(sizeof(*c->lat) * (size_t)(c->count + 1));
+    int nids[64]; /* each connection's requests in flight; -1: it is done */
+    long sent[64];
+    int64_t b0[64];
+    c->lat = malloc(sizeof(*c->lat) * (size_t)(c->count + 1) * (size_t)c->nconn);
     if (!ids || !c->lat)
         c->failed = 1;
     for (int j = 0; j < c->nconn && !c->failed; j++)
@@ -207,28 +224,31 @@ static void *client_main(void *arg)
     c->t0 = now_ns();
     if (c->pairs && !c->failed && lock_pairs(c, m, ids) < 0)
         c->failed = 1;
-    for (long done = c->pairs ? c->count : 0; !c->failed && done < c->count;) {
-        int64_t b0 = now_ns();
-        for (int j = 0; j < c->nconn; j++) {
-            int n = 0;
-            for (int k = 0; k < c->depth && done + k < c->count; k++) {
-                int got = submit_op(ms[j], c->cs, done + k, ids + per * j + n);
-                if (got < 0) {
-                    c->failed = 1;
-                    break;
-                }
-                n += got;
-            }
-            nids[j] = n;
-            if (c->nconn > 1 && shoal_manager_flush(ms[j]) < 0)
-                c->failed = 1;
-        }
-        for (int j = 0; j < c->nconn; j++)
+    int live = c->pairs ? 0 : c->nconn;
+    for (int j = 0; j < live && !c->failed; j++) {
+        b0[j] = now_ns();
+        sent[j] = c->depth;
+        if ((nids[j] = submit_batch(c, ms[j], 0, ids + per * j)) < 0)
+            c->failed = 1;
+    }
+    while (live > 0 && !c->failed) {
+        for (int j = 0; j < c->nconn && !c->failed; j++) {
+            if (nids[j] < 0)
+                continue;
             for (int k = 0; k < nids[j]; k++)
                 if (check_reply(ms[j], c->cs, ids[per * j + k]) < 0)
                     c->failed = 1;
-        done += c->depth;
-        c->lat[c->nlat++] = (now_ns() - b0) / c->depth;
+            c->lat[c->nlat++] = (now_ns() - b0[j]) / c->depth;
+            if (sent[j] >= c->count) {
+                nids[j] = -1;
+                live--;
+                continue;
+            }
+            b0[j] = now_ns();
+            if ((nids[j] = submit_batch(c, ms[j], sent[j], ids + per * j)) < 0)
+                c->failed = 1;
+            sent[j] += c->depth;
+        }
     }
     c->t1 = now_ns();
     if (c->failed)
@@ -293,7 +313,7 @@ int main(int argc, char **argv)
     }
     int64_t t0 = INT64_MAX, t1 = 0, per_client = 0;
     int failed = 0;
-    int64_t *lat = malloc(sizeof(*lat) * (size_t)(count + 1) * (size_t)nthreads);
+    int64_t *lat = malloc(sizeof(*lat) * (size_t)(count + 1) * (size_t)nclients);
     long nlat = 0;
     for (int i = 0; i < nthreads; i++) {
         pthread_join(th[i], NULL);

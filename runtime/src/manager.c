@@ -24,10 +24,13 @@
  * thread reads, so no request stays unsent while any thread waits for a reply; the
  * reading thread's rpc layer flushes too before each receive. A wait whose reply is
  * already there sends nothing: a pipelining thread that submits after each wait
- * accumulates its submits until a wait must block, then sends them in one write. A
- * submit with nothing ahead of it (no request of m in flight, none kept) is written at
- * once: the broker starts on it while the next ones are kept, and a client that waits
- * after each submit pays nothing for the keeping.
+ * accumulates its submits until a wait must block, then sends them in one write. Over
+ * shm://, a submit with nothing ahead of it (no request of m in flight, none kept) is
+ * written at once: the broker's session, spinning for it, starts on it while the next
+ * ones are kept, and a client that waits after each submit pays nothing for the
+ * keeping. Not over a socket: there a write costs both sides a system call and the
+ * broker a turn of its own, so the first request of a burst leaves with the others
+ * (one write and one read for the burst, as a Redis client pipelines).
  * shoal_manager_send_raw writes at once (the Python client batches its writes itself).
  *
  * Closing without losing what was sent: shoal_manager_shutdown writes what submits
@@ -133,6 +136,7 @@ struct shoal_manager {
     int reading, ended;
     struct arrived *arrived;
     int unsent;            /* submits since the last flush (atomic) */
+    int eager;             /* shm://: a submit with nothing ahead goes at once */
     int users;             /* threads inside a call of m (atomic) */
     int closing;           /* shoal_manager_shutdown began (atomic) */
     shoal__view *view;     /* shm://: the broker's read view, or NULL (see "The view") */
@@ -482,7 +486,8 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
     }
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
-    if (!strncmp(address, "shm://", 6))
+    m->eager = !strncmp(address, "shm://", 6);
+    if (m->eager)
         m->view = shoal__view_open(address + 6, cfg ? cfg->attr : NULL);
     if (m->view) /* its liveness is the table's: see "Locks" */
         m->locks = shoal__locks_open(address + 6, cfg ? cfg->attr : NULL);
@@ -632,7 +637,7 @@ static uint64_t reply_id(const void *buf, size_t len);
 static int send_entered(shoal_manager *m, const void *req, size_t len, uint64_t id,
                         int later)
 {
-    if (later && id && !__atomic_load_n(&m->unsent, __ATOMIC_SEQ_CST) &&
+    if (later && id && m->eager && !__atomic_load_n(&m->unsent, __ATOMIC_SEQ_CST) &&
         !__atomic_load_n(&m->inflight, __ATOMIC_SEQ_CST))
         later = 0; /* nothing ahead of it: at once (see "Pipelined sends") */
     if (id)        /* counted before it can be answered: see "The view" */

@@ -13,10 +13,10 @@
  * a pipelined batch costs one. The client reads on the calling thread
  * (rx_read_wait: nng reads at once when bytes are waiting, else its poller thread
  * wakes the caller; the read carries the caller's timeout; over tcp:// the caller
- * waits on the socket itself first, so no thread of nng's is involved: see
- * sock_wait: a spin, then ppoll). Over TLS it keeps one
- * read in flight instead, which it waits for until the caller's timeout; a read still
- * in flight then stays so for the next call (aborting one breaks a TLS stream). The
+ * reads and waits on the socket itself, so no thread of nng's is involved: see
+ * "A tcp:// connection's socket" below, and sock_wait: a spin, then ppoll). Over TLS it
+ * keeps one read in flight instead, which it waits for until the caller's timeout; a read
+ * still in flight then stays so for the next call (aborting one breaks a TLS stream). The
  * server's loop reads a tcp:// connection's socket itself (see "The loop reading a
  * socket" below). Else the server drives its reads from nng's completion callbacks,
  * which run on nng's threads:
@@ -71,6 +71,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "loop_internal.h"
@@ -269,14 +270,18 @@ static int rx_room(nconn *c, nng_iov *iov)
 }
 
 /*
- * Waiting for bytes without nng's poller thread. A read that finds nothing makes nng
- * arm its poller, whose thread then reads and wakes the caller: two thread switches
- * on every wait, where the kernel could wake the caller itself. nng (1.5) does not
- * give a stream's socket, so a tcp:// connection's is looked up once, as a descriptor
- * that is a socket connected with the stream's two addresses (a TCP connection's pair
- * names one socket on a host); the reading thread then waits on it with ppoll and
- * only reads through nng once bytes (or the connection's end) are there, which nng
- * does at once on the calling thread.
+ * A tcp:// connection's socket, used without nng. A read through nng that finds
+ * nothing makes nng arm its poller, whose thread then reads and wakes the caller: two
+ * thread switches on every wait, where the kernel could wake the caller itself; and
+ * each read or write through nng's aio costs locks and a hand-over of its own. nng
+ * (1.5) does not give a stream's socket, so a tcp:// connection's is looked up once
+ * (when it is made, before any thread uses it: c->fd), as a descriptor that is a
+ * socket connected with the stream's two addresses (a TCP connection's pair names one
+ * socket on a host). From then on the connection's bytes go straight through that
+ * socket: reads with recv (sock_read: what is there, without waiting; the reading
+ * thread waits with ppoll, sock_wait), writes with sendmsg (sock_write_all, waiting
+ * for room with ppoll). One thread reads a connection at a time, and writes are
+ * serialised by send_mu, as through nng.
  *
  * The lookup costs the same whatever the number of descriptors the process has open
  * (scanning them all took milliseconds with thousands open): the kernel gives a new
@@ -286,12 +291,13 @@ static int rx_room(nconn *c, nng_iov *iov)
  * below the lowest free now (the most recent ones, if a descriptor took the hint's
  * number meanwhile): 2 system calls per number looked at, at most 2 * FD_NEAR
  * numbers. A socket not found there (many descriptors opened by other threads in the
- * meantime) is waited for through nng's poller, as over ipc://.
+ * meantime) is read and written through nng, as over ipc://.
  *
- * Only ever polled, through a duplicate descriptor the connection closes when
- * freed: nng still owns, reads, writes and closes it (closing the stream shuts the
- * socket down first, which wakes the poll on the duplicate too). ipc:// and
- * tls+tcp:// (or a socket not found) keep nng's poller.
+ * Through a duplicate descriptor, which the connection closes when freed: nng still
+ * owns and closes the socket (closing the stream shuts the socket down first, which
+ * ends a read, poll or write on the duplicate too), and never reads it unless asked.
+ * ipc:// and tls+tcp:// (its bytes go through mbedTLS), or a socket not found, keep
+ * nng's reads and writes.
  *
  * Before it sleeps in ppoll, the reader spins for the spin budget (shoal__wait_spin,
  * the cadence of every spin in shoal), polling the socket without a timeout and
@@ -390,8 +396,6 @@ static int sock_ready(void *obj)
  * then), 0 when the time ran out. */
 static int sock_wait(nconn *c, int64_t deadline)
 {
-    if (c->fd == FD_UNKNOWN)
-        c->fd = stream_fd(c);
     if (c->fd < 0)
         return 1;
     shoal__waitable w = {.ready = sock_ready, .obj = &c->fd};
@@ -411,18 +415,50 @@ static int sock_wait(nconn *c, int64_t deadline)
     }
 }
 
+/* Reads what the socket has into the buffer, without waiting: 1 when bytes came, 0
+ * when none were there, or a negative code (the peer closed, the connection failed, no
+ * memory for a frame begun). A read that took all there was tells the loop (src, when
+ * the loop's thread reads). */
+static int sock_read(nconn *c, shoal_loop_source *src)
+{
+    nng_iov iov;
+    int rc = rx_room(c, &iov);
+    if (rc < 0)
+        return rc;
+    ssize_t n;
+    do
+        n = recv(c->fd, iov.iov_buf, iov.iov_len, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    int none = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (src && (none || (n > 0 && (size_t)n < iov.iov_len)))
+        shoal__loop_fd_drained(src);
+    if (n > 0) {
+        c->rb_len += (size_t)n;
+        return 1;
+    }
+    if (none)
+        return 0;
+    return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s", c->base.peer,
+                      n == 0 ? "closed by the peer" : strerror(errno));
+}
+
 /* Reads once into the buffer on the calling thread, waiting at most until `deadline`:
  * 1 when bytes came, 0 when the time ran out, or a negative code when the connection
  * is gone. The read completes on nng's poller thread, which wakes this one, or at once
  * when bytes are waiting. Not for TLS: a read that times out breaks a TLS session. */
 static int rx_read_wait(nconn *c, nng_aio *aio, int64_t deadline)
 {
+    while (c->fd >= 0) {             /* tcp://: the socket itself, no thread of nng's */
+        int rc = sock_read(c, NULL); /* a pipelining peer's bytes are there at once */
+        if (rc != 0)
+            return rc;
+        if (sock_wait(c, deadline) == 0)
+            return 0;
+    }
     nng_iov iov;
     int rc = rx_room(c, &iov);
     if (rc < 0)
         return rc;
-    if (sock_wait(c, deadline) == 0)
-        return 0;
     int64_t left = deadline - shoal__now_ns();
     if (left <= 0)
         return 0;
@@ -455,10 +491,53 @@ static int frame_check(nconn *c, size_t len)
     return shoal__err(SHOAL_EMSGSIZE, "rpc %s: a frame of %zu bytes", c->base.peer, len);
 }
 
-/* Writes iov[0, n) whole, in as few system calls as the socket allows (send_mu
- * held; no entry empty): 0, SHOAL_ETIMEDOUT or SHOAL_EPEERDEAD. */
+/* write_all on the socket itself (tcp://): sendmsg, waiting in ppoll for room when
+ * the socket's buffer is full. */
+static int sock_write_all(nconn *c, nng_iov *iov, unsigned n, shoal_duration timeout)
+{
+    int64_t deadline = timeout < 0 ? INT64_MAX : shoal__now_ns() + timeout;
+    struct iovec v[4];
+    for (unsigned i = 0; i < n; i++)
+        v[i] = (struct iovec){iov[i].iov_buf, iov[i].iov_len};
+    struct iovec *at = v;
+    while (n) {
+        struct msghdr mh = {.msg_iov = at, .msg_iovlen = n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s",
+                              c->base.peer, strerror(errno));
+        if (w < 0) { /* full: wait for room */
+            struct pollfd p = {c->fd, POLLOUT, 0};
+            int64_t left = deadline - shoal__now_ns();
+            if (left <= 0)
+                return shoal__err(SHOAL_ETIMEDOUT, "rpc %s: send timed out",
+                                  c->base.peer);
+            struct timespec ts = {left / 1000000000, left % 1000000000};
+            ppoll(&p, 1, deadline == INT64_MAX ? NULL : &ts, NULL);
+            continue;
+        }
+        size_t done = (size_t)w;
+        for (; n && done >= at->iov_len; at++, n--)
+            done -= at->iov_len;
+        if (n) {
+            at->iov_base = (uint8_t *)at->iov_base + done;
+            at->iov_len -= done;
+        }
+    }
+    return 0;
+}
+
+/* Writes iov[0, n) whole (n <= 4), in as few system calls as the socket allows
+ * (send_mu held; no entry empty): 0, SHOAL_ETIMEDOUT or SHOAL_EPEERDEAD. */
 static int write_all(nconn *c, nng_iov *iov, unsigned n, shoal_duration timeout)
 {
+    if (c->fd >= 0) {
+        int rc = sock_write_all(c, iov, n, timeout);
+        atomic_store(&c->last_send, shoal__now_ns());
+        return rc;
+    }
     int rc = 0;
     nng_aio_set_timeout(c->send_aio, timeout < 0 ? NNG_DURATION_INFINITE
                                                  : (nng_duration)(timeout / 1000000 + 1));
@@ -1034,6 +1113,7 @@ int rpc__nng_connect(rpc_conn **out, const char *url, const shoal_rpc_channel_co
         return shoal__err(SHOAL_ENOMEM, "rpc %s: out of memory", url);
     }
     c->fd_hint = hint;
+    c->fd = stream_fd(c); /* before any thread reads or writes (-1: none) */
     *out = &c->base;
     return 0;
 }
@@ -1265,32 +1345,6 @@ static void sock_adopt(nconn *c)
     if (c->fd == FD_UNKNOWN)
         c->fd = stream_fd(c);
     c->base.turn_batches = c->fd >= 0;
-}
-
-/* Reads what the socket has into the buffer, without waiting: 1 when bytes came, 0
- * when none were there, or a negative code (the peer closed, the connection failed, no
- * memory for a frame begun). A read that took all there was tells the loop (src). */
-static int sock_read(nconn *c, shoal_loop_source *src)
-{
-    nng_iov iov;
-    int rc = rx_room(c, &iov);
-    if (rc < 0)
-        return rc;
-    ssize_t n;
-    do
-        n = recv(c->fd, iov.iov_buf, iov.iov_len, MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    int none = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-    if (none || (n > 0 && (size_t)n < iov.iov_len))
-        shoal__loop_fd_drained(src);
-    if (n > 0) {
-        c->rb_len += (size_t)n;
-        return 1;
-    }
-    if (none)
-        return 0;
-    return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s", c->base.peer,
-                      n == 0 ? "closed by the peer" : strerror(errno));
 }
 
 /* The socket is readable (or failed): the frames it brings, in one turn. */

@@ -242,8 +242,8 @@ typedef struct shoal_manager_request {
  * thread. The request may stay in the connection's send buffer (up to 256 KiB over
  * ipc://, tcp:// and tls+tcp://, 16 KiB over shm://, past which it is written at
  * once), so that a burst of
- * submits leaves in one write (a submit with no request of m in flight and none kept
- * is written at once): it is written when any thread's shoal_manager_wait on m
+ * submits leaves in one write (over shm://, a submit with no request of m in flight and
+ * none kept is written at once): it is written when any thread's shoal_manager_wait on m
  * has to block for its reply (before it blocks), with the next request
  * shoal_manager_send_raw writes, or by shoal_manager_flush. A program that submits and
  * then does not wait (a fire-and-forget write, a release that another process waits
