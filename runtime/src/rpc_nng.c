@@ -444,8 +444,9 @@ static int sock_read(nconn *c, shoal_loop_source *src)
 
 /* Reads once into the buffer on the calling thread, waiting at most until `deadline`:
  * 1 when bytes came, 0 when the time ran out, or a negative code when the connection
- * is gone. The read completes on nng's poller thread, which wakes this one, or at once
- * when bytes are waiting. Not for TLS: a read that times out breaks a TLS session. */
+ * is gone. tcp://: from the socket (what is there, else after sock_wait). Else the
+ * read completes on nng's poller thread, which wakes this one, or at once when bytes
+ * are waiting. Not for TLS: a read that times out breaks a TLS session. */
 static int rx_read_wait(nconn *c, nng_aio *aio, int64_t deadline)
 {
     while (c->fd >= 0) {             /* tcp://: the socket itself, no thread of nng's */
@@ -1401,9 +1402,11 @@ static void handle(nlistener *l, posted *p, int run, nconn **turn)
 {
     nconn *c = p->c;
     if (p->kind == P_ADOPT) {
+        if (run)
+            sock_adopt(c);
         if (!run)
             n_close(&c->base);
-        else if (sock_adopt(c), rpc__server_conn_new(l->s, &c->base) < 0)
+        else if (rpc__server_conn_new(l->s, &c->base) < 0)
             rpc__server_conn_lost(&c->base);
         else if ((c->fd >= 0 ? sock_watch(c) : server_read(c)) < 0)
             rpc__server_conn_lost(&c->base);
@@ -1463,7 +1466,7 @@ static void n_unwatch(rpc_conn *base)
 {
     nconn *c = (nconn *)base;
     nlistener *l = c->listener;
-    if (c->base.turn_batches) { /* the loop reads the socket: it stops */
+    if (c->fd >= 0) { /* the loop reads the socket: it stops */
         sock_unwatch(c);
         return;
     }
@@ -1496,7 +1499,7 @@ static int n_watch(rpc_conn *base)
     int sent = tx_flush(c, FLUSH_WAIT); /* what the owner kept */
     if (sent < 0)
         return sent;
-    if (c->base.turn_batches) { /* the loop reads the socket again */
+    if (c->fd >= 0) { /* the loop reads the socket again */
         const uint8_t *at = c->rb + c->rb_off;
         size_t left = c->rb_len - c->rb_off;
         int rc = sock_watch(c);

@@ -6,7 +6,8 @@
  * them, are all served; a function that cannot answer without waiting (the client's
  * window used up) turns inline receive off, the handler's thread answers the rest and
  * the next request, and turns it on again; a response another thread sends amid a
- * turn's keeps its place; the client's cancel, the deadline and a
+ * turn's keeps its place; messages larger than a socket's buffers arrive whole; the
+ * client's cancel, the deadline and a
  * client killed with SIGKILL amid a batch end the handler's receive, and the server
  * serves on; inline receive is refused on another thread and for a unary call. The
  * server is a forked process; its handlers count what they saw in shared memory. Over
@@ -25,7 +26,7 @@
 #include "testutil.h"
 
 #define SERVICE "test.Inline"
-#define TESTS   6
+#define TESTS   7 /* the last: test_client_killed */
 
 static char addr[128] = "shm://inline-echo";
 static int burst = RPC_SHM_WINDOW * 3; /* three windows of the transport */
@@ -344,6 +345,33 @@ static void test_cancel_and_deadline(void **state)
     assert_int_equal(echo("still serving"), SHOAL_RPC_OK);
 }
 
+/* Over tcp://, requests and responses larger than a socket's buffers (written in parts
+ * as the peer reads, read in many turns of the loop) arrive whole. (Over shm:// a
+ * message is bounded by the pipe's max_frame, which the transport's tests cover.) */
+static void test_large_messages(void **state)
+{
+    (void)state;
+    if (tcp_next < 0)
+        skip();
+    static const size_t sizes[] = {64 << 10, 1 << 20, 6 << 20};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint8_t *req = malloc(sizes[i]);
+        assert_non_null(req);
+        for (size_t k = 0; k < sizes[i]; k++)
+            req[k] = (uint8_t)(k * 7 + i);
+        void *resp = NULL;
+        size_t len = 0;
+        assert_int_equal(shoal_rpc_unary(ch, SERVICE, &methods[1], req, sizes[i], &resp,
+                                         &len, NULL, NULL, 0),
+                         SHOAL_RPC_OK);
+        assert_int_equal(len, sizes[i]);
+        assert_memory_equal(resp, req, len);
+        free(resp);
+        free(req);
+    }
+    assert_int_equal(echo("after"), SHOAL_RPC_OK);
+}
+
 /* A client that sends a window of requests and stops amid reading their responses. */
 static int killed_client(void *arg)
 {
@@ -401,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_turned_off_and_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_thread_amid_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_killed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
