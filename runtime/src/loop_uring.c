@@ -22,8 +22,8 @@
  * the loop's thread. The ring is set up for cooperative task running
  * (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, Linux 5.19): a thread asleep
  * in the ring is woken for it, but a running one is not interrupted (an inter-processor
- * interrupt each time: with busy sockets, a third of the loop's time on a virtual
- * machine); the kernel runs the work at the thread's next system call, and sets
+ * interrupt each time: with busy sockets, over a quarter of the loop's time on a
+ * virtual machine); the kernel runs the work at the thread's next system call, and sets
  * IORING_SQ_TASKRUN meanwhile, which the spin (ur_pending) looks at before it enters
  * the kernel to collect it. Older kernels refuse the flags; the ring then interrupts.
  *

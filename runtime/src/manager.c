@@ -486,8 +486,9 @@ int shoal_manager_connect(shoal_manager **out, const char *address,
     }
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
-    m->eager = !strncmp(address, "shm://", 6);
-    if (m->eager)
+    int shm = !strncmp(address, "shm://", 6);
+    m->eager = shm;
+    if (shm)
         m->view = shoal__view_open(address + 6, cfg ? cfg->attr : NULL);
     if (m->view) /* its liveness is the table's: see "Locks" */
         m->locks = shoal__locks_open(address + 6, cfg ? cfg->attr : NULL);
