@@ -122,8 +122,8 @@ typedef struct nconn {
     uint8_t *tx;
     size_t tx_len, tx_cap;
     nng_aio *recv_aio; /* tls client, server: with a callback; else waited for */
-    /* tcp://, read on the calling thread: the stream's socket, which that thread
-     * waits on itself (see sock_wait); FD_UNKNOWN until looked up, -1: not found */
+    /* tcp://: the stream's socket, looked up when the connection is made (see "A
+     * tcp:// connection's socket"); -1: none (ipc://, tls+tcp://, not found) */
     int fd;
     int fd_hint; /* the lowest free descriptor before the socket was made (-1: none) */
     /* the receive buffer: rb[rb_off, rb_len) is received and not yet taken */
@@ -218,7 +218,7 @@ static int fork_check(const char *url)
 /* ---- receiving: the buffer ----------------------------------------------------------
  */
 
-#define RB_MIN     (16u << 10)
+#define RB_MIN  (16u << 10)
 
 static uint32_t frame_len(const uint8_t *h)
 {
@@ -309,8 +309,7 @@ static int rx_room(nconn *c, nng_iov *iov)
  * which runs at once instead of waiting for the spin to end (without it, a client at
  * depth 16 did 170-230 k requests/s instead of 670-860 k).
  */
-#define FD_UNKNOWN (-2)
-#define FD_NEAR    16 /* descriptor numbers looked at from each of the two starts */
+#define FD_NEAR 16 /* descriptor numbers looked at from each of the two starts */
 
 /* The lowest free descriptor number now (-1: none). */
 static int lowest_free_fd(void)
@@ -391,18 +390,12 @@ static int sock_ready(void *obj)
     return 0;
 }
 
-/* Waits on the stream's socket, spinning first (above), until bytes are there or
- * `deadline`: 1 when readable (or closed, or no socket to wait on: nng's read waits
- * then), 0 when the time ran out. */
-static int sock_wait(nconn *c, int64_t deadline)
+/* Waits in ppoll until the socket has `events` (or failed) or `deadline`: 1 when it
+ * has, 0 when the time ran out. */
+static int sock_poll(int fd, short events, int64_t deadline)
 {
-    if (c->fd < 0)
-        return 1;
-    shoal__waitable w = {.ready = sock_ready, .obj = &c->fd};
-    if (shoal__wait_spin(&w, &(shoal__deadline){deadline}))
-        return 1;
     for (;;) {
-        struct pollfd p = {c->fd, POLLIN, 0};
+        struct pollfd p = {fd, events, 0};
         int64_t left = deadline - shoal__now_ns();
         if (left <= 0)
             return 0;
@@ -413,6 +406,17 @@ static int sock_wait(nconn *c, int64_t deadline)
         if (n == 0)
             return 0;
     }
+}
+
+/* Waits on the stream's socket (c->fd >= 0), spinning first (above), until bytes are
+ * there or `deadline`: 1 when readable (or closed, or failed), 0 when the time ran
+ * out. */
+static int sock_wait(nconn *c, int64_t deadline)
+{
+    shoal__waitable w = {.ready = sock_ready, .obj = &c->fd};
+    if (shoal__wait_spin(&w, &(shoal__deadline){deadline}))
+        return 1;
+    return sock_poll(c->fd, POLLIN, deadline);
 }
 
 /* Reads what the socket has into the buffer, without waiting: 1 when bytes came, 0
@@ -510,13 +514,9 @@ static int sock_write_all(nconn *c, nng_iov *iov, unsigned n, shoal_duration tim
             return shoal__err(SHOAL_EPEERDEAD, "rpc %s: connection lost: %s",
                               c->base.peer, strerror(errno));
         if (w < 0) { /* full: wait for room */
-            struct pollfd p = {c->fd, POLLOUT, 0};
-            int64_t left = deadline - shoal__now_ns();
-            if (left <= 0)
+            if (!sock_poll(c->fd, POLLOUT, deadline))
                 return shoal__err(SHOAL_ETIMEDOUT, "rpc %s: send timed out",
                                   c->base.peer);
-            struct timespec ts = {left / 1000000000, left % 1000000000};
-            ppoll(&p, 1, deadline == INT64_MAX ? NULL : &ts, NULL);
             continue;
         }
         size_t done = (size_t)w;
@@ -534,11 +534,8 @@ static int sock_write_all(nconn *c, nng_iov *iov, unsigned n, shoal_duration tim
  * (send_mu held; no entry empty): 0, SHOAL_ETIMEDOUT or SHOAL_EPEERDEAD. */
 static int write_all(nconn *c, nng_iov *iov, unsigned n, shoal_duration timeout)
 {
-    if (c->fd >= 0) {
-        int rc = sock_write_all(c, iov, n, timeout);
-        atomic_store(&c->last_send, shoal__now_ns());
-        return rc;
-    }
+    if (c->fd >= 0) /* tcp:// (never TLS: last_send is for the linger) */
+        return sock_write_all(c, iov, n, timeout);
     int rc = 0;
     nng_aio_set_timeout(c->send_aio, timeout < 0 ? NNG_DURATION_INFINITE
                                                  : (nng_duration)(timeout / 1000000 + 1));
@@ -917,7 +914,7 @@ static nconn *conn_new(nng_stream *st, const char *url, int server)
     if (!c)
         return NULL;
     c->tls = is_tls(url);
-    c->fd = FD_UNKNOWN;
+    c->fd = -1;
     c->fd_hint = -1;
     void (*cb)(void *) = server ? server_recv_cb : c->tls ? client_recv_cb : NULL;
     if (nng_aio_alloc(&c->send_aio, NULL, NULL) != 0 ||
@@ -1343,8 +1340,7 @@ static void server_recv_cb(void *arg)
  * socket, looked up once; a connection with one is read by the loop (above). */
 static void sock_adopt(nconn *c)
 {
-    if (c->fd == FD_UNKNOWN)
-        c->fd = stream_fd(c);
+    c->fd = stream_fd(c);
     c->base.turn_batches = c->fd >= 0;
 }
 
@@ -1402,14 +1398,14 @@ static void handle(nlistener *l, posted *p, int run, nconn **turn)
 {
     nconn *c = p->c;
     if (p->kind == P_ADOPT) {
-        if (run)
-            sock_adopt(c);
-        if (!run)
+        if (!run) {
             n_close(&c->base);
-        else if (rpc__server_conn_new(l->s, &c->base) < 0)
-            rpc__server_conn_lost(&c->base);
-        else if ((c->fd >= 0 ? sock_watch(c) : server_read(c)) < 0)
-            rpc__server_conn_lost(&c->base);
+        } else {
+            sock_adopt(c);
+            if (rpc__server_conn_new(l->s, &c->base) < 0 ||
+                (c->fd >= 0 ? sock_watch(c) : server_read(c)) < 0)
+                rpc__server_conn_lost(&c->base);
+        }
         free(p);
         return;
     }
