@@ -43,6 +43,9 @@
  *   futex  one word, each side sleeping in FUTEX_WAIT at once (no spinning) until
  *          the other writes it and calls FUTEX_WAKE: round trip with the receiver
  *          asleep.
+ *   futex2t  the same with one word per direction, on lines of their own, and
+ *          each FUTEX_WAIT bounded by a timeout of 5 ms: what any channel made of
+ *          two rings whose sleeps are sliced (wait.c) pays at least, beside futex.
  *   clock  the cost of one clock_gettime(CLOCK_MONOTONIC), included in every
  *          round-trip sample of every row.
  */
@@ -193,7 +196,8 @@ static int run_ring(struct bargs a, uint64_t hyst, bool mark)
 struct pp_arg {
     _Atomic uint32_t *word;
     uint64_t warm, count;
-    size_t data_off; /* spin2 / spin1d: the data word's distance from its flag */
+    size_t data_off; /* spin2 / spin1d: the data word's distance from its flag;
+                        futex2t: the reply word's from the request word */
 };
 
 static int spin_ping(struct bctl *ctl, int idx, void *p)
@@ -484,9 +488,11 @@ static int spin1b_pong(struct bctl *ctl, int idx, void *p)
 /* ---- futex ping-pong -----------------------------------------------------------------
  */
 
-static void futex_wait(_Atomic uint32_t *w, uint32_t val)
+/* Timed: a 5 ms timeout, as a sliced sleep has (futex2t). */
+static void futex_wait(_Atomic uint32_t *w, uint32_t val, bool timed)
 {
-    syscall(SYS_futex, w, FUTEX_WAIT, val, NULL, NULL, 0);
+    struct timespec slice = {0, 5000000};
+    syscall(SYS_futex, w, FUTEX_WAIT, val, timed ? &slice : NULL, NULL, 0);
 }
 
 static void futex_wake(_Atomic uint32_t *w)
@@ -495,11 +501,17 @@ static void futex_wake(_Atomic uint32_t *w)
 }
 
 /* Sleeps until *w == want; never spins, so the waiter is always asleep when woken. */
-static void futex_await(_Atomic uint32_t *w, uint32_t want)
+static void futex_await(_Atomic uint32_t *w, uint32_t want, bool timed)
 {
     uint32_t v;
     while ((v = atomic_load_explicit(w, memory_order_acquire)) != want)
-        futex_wait(w, v);
+        futex_wait(w, v, timed);
+}
+
+/* futex: both directions on one word; futex2t: the reply on a word of its own. */
+static _Atomic uint32_t *futex_reply_word(const struct pp_arg *a)
+{
+    return (_Atomic uint32_t *)((char *)a->word + a->data_off);
 }
 
 static int futex_ping(struct bctl *ctl, int idx, void *p)
@@ -514,7 +526,7 @@ static int futex_ping(struct bctl *ctl, int idx, void *p)
         int64_t t = now_ns();
         atomic_store_explicit(a->word, want - 1, memory_order_release);
         futex_wake(a->word);
-        futex_await(a->word, want);
+        futex_await(futex_reply_word(a), want, a->data_off != 0);
         if (i >= a->warm)
             lat[i - a->warm] = now_ns() - t;
     }
@@ -530,9 +542,9 @@ static int futex_pong(struct bctl *ctl, int idx, void *p)
     ctl_ready(ctl);
     for (uint64_t i = 0; i < total; i++) {
         uint32_t want = (uint32_t)(2 * i + 1);
-        futex_await(a->word, want);
-        atomic_store_explicit(a->word, want + 1, memory_order_release);
-        futex_wake(a->word);
+        futex_await(a->word, want, a->data_off != 0);
+        atomic_store_explicit(futex_reply_word(a), want + 1, memory_order_release);
+        futex_wake(futex_reply_word(a));
     }
     return 0;
 }
@@ -574,7 +586,7 @@ int main(int argc, char **argv)
 {
     struct bargs a = parse_args(
         argc, argv,
-        "ring ring_mark ring_hyst spin spin2 spin1d spin1c spin1b futex clock");
+        "ring ring_mark ring_hyst spin spin2 spin1d spin1c spin1b futex futex2t clock");
     if (!strcmp(a.name, "ring"))
         return run_ring(a, 1, false);
     if (!strcmp(a.name, "ring_mark"))
@@ -593,6 +605,8 @@ int main(int argc, char **argv)
         return run_pingpong(a, spin1b_ping, spin1b_pong, 0);
     if (!strcmp(a.name, "futex"))
         return run_pingpong(a, futex_ping, futex_pong, 0);
+    if (!strcmp(a.name, "futex2t"))
+        return run_pingpong(a, futex_ping, futex_pong, 128);
     if (!strcmp(a.name, "clock"))
         return run_clock(a);
     fprintf(stderr, "bench_bare: unknown case %s\n", a.name);

@@ -233,6 +233,18 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* With BENCH_QUANTILES set in the environment, prints the 5th, 10th, ..., 95th
+ * percentiles of the sorted samples (µs) on stderr: a wake-up through the scheduler
+ * has two modes on some virtual machines (the host still polling the idle virtual
+ * CPU, or not), and the median alone does not show which a run hit. */
+static inline void lat_quantiles(const int64_t *s, size_t n)
+{
+    if (!getenv("BENCH_QUANTILES"))
+        return;
+    for (size_t q = 1; q < 20; q++)
+        fprintf(stderr, "%.1f%c", (double)s[n * q / 20] / 1000.0, q < 19 ? ' ' : '\n');
+}
+
 /* Sorts n samples and stores median, p99 and mean in ctl. */
 static inline void lat_summarise(struct bctl *ctl, int64_t *s, size_t n)
 {
@@ -246,6 +258,7 @@ static inline void lat_summarise(struct bctl *ctl, int64_t *s, size_t n)
     size_t k = (size_t)((double)n * 0.99);
     ctl->p99_ns = (double)s[k < n ? k : n - 1];
     ctl->mean_ns = sum / (double)n;
+    lat_quantiles(s, n);
 }
 
 static inline int64_t *lat_alloc(size_t n)

@@ -82,6 +82,8 @@ RTT = [
     ("spin1b", "bare spin ping-pong, two biased SPSC rings (polling)", "bench_bare",
      "spin1b"),
     ("futex", "bare futex ping-pong (asleep)", "bench_bare", "futex"),
+    ("futex2t", "bare futex ping-pong, a word each way, 5 ms timeouts (asleep)",
+     "bench_bare", "futex2t"),
     ("pipe_poll", "**shoal** Pipe, polling", "bench_channels", "shoal_pipe_poll_rtt"),
     ("pipe_sleep", "**shoal** Pipe, asleep (spin budget 0)", "bench_channels",
      "shoal_pipe_sleep_rtt"),

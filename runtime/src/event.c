@@ -110,9 +110,10 @@ static int wait_ready(void *obj)
     return fired(atomic_load_explicit(&w->e->word, memory_order_acquire), w->seen);
 }
 
-static void wait_arm(void *obj)
+static uint32_t wait_arm(void *obj)
 {
     arm_impl(((struct ev_wait *)obj)->e);
+    return 0;
 }
 
 /* The event loop's: set. */
@@ -121,9 +122,10 @@ static int set_ready(void *obj)
     return (atomic_load(&((struct event_impl *)obj)->word) & EV_SET) != 0;
 }
 
-static void set_arm(void *obj)
+static uint32_t set_arm(void *obj)
 {
     arm_impl(obj);
+    return 0;
 }
 
 int shoal__event_waitable(shoal_event *ev, bool writable, shoal__waitable *out)

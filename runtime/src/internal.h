@@ -88,9 +88,10 @@ static inline void shoal__test_point(const char *point)
  * rings are biased SPSC rings (ring_bias.c); 6: an SPSC ring's typed element that
  * fits in a cache line with no room for a marker has a dense slot of its own size,
  * published by the tail (ring_spsc.c); 7: so has one larger than a line whose size,
- * rounded to its alignment, is a whole number of lines (ring_spsc.c). */
+ * rounded to its alignment, is a whole number of lines (ring_spsc.c); 8: a ring side's
+ * futex word and sleeper count are one word, which a waker empties (ring.c). */
 #define SHOAL_MAGIC          0x47455324414f4853ULL /* "SHOA$SEG" little-endian */
-#define SHOAL_FORMAT_VERSION 7
+#define SHOAL_FORMAT_VERSION 8
 #define SHOAL_HEADER_SIZE    4096
 #define SHOAL_MAX_USERS      64
 #define SHOAL_STATE_READY    0x52454459u /* "READY" */

@@ -366,11 +366,12 @@ static int lw_ready(void *obj)
     return 1;
 }
 
-static void lw_arm(void *obj)
+static uint32_t lw_arm(void *obj)
 {
     struct lock_wait *w = obj;
     w->armed = true;
     shoal__mutex_arm(&w->lk->m);
+    return 0;
 }
 
 /* A holder that no longer exists is declared dead. */

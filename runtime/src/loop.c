@@ -521,14 +521,13 @@ static int arm_one(shoal_loop *l, shoal_loop_source *s)
         hot_del(s); /* descriptors: the engine polls them all along */
         return 0;
     }
-    if (s->w.arm)
-        s->w.arm(s->w.obj);
+    s->token = s->w.arm ? s->w.arm(s->w.obj) : 0;
     if (s->w.barrier)
         lazy_note(l, s->w.barrier);
     uint32_t v = atomic_load(s->w.word); /* after arm(): it may mark the word itself */
     if (s->pending || s->w.ready(s->w.obj) != 0) {
         if (s->w.disarm)
-            s->w.disarm(s->w.obj);
+            s->w.disarm(s->w.obj, s->token);
         return 1;
     }
     hot_del(s);
@@ -538,7 +537,7 @@ static int arm_one(shoal_loop *l, shoal_loop_source *s)
     if (rc < 0) {
         s->watched = false;
         if (s->w.disarm)
-            s->w.disarm(s->w.obj);
+            s->w.disarm(s->w.obj, s->token);
         hot_push(l, s);
     } else if (s->w.barrier) {
         lazy_list(l, s);
@@ -572,7 +571,7 @@ static void unwatched(shoal_loop *l, shoal_loop_source *s)
         return;
     s->watched = false;
     if (s->w.disarm)
-        s->w.disarm(s->w.obj);
+        s->w.disarm(s->w.obj, s->token);
     hot_push(l, s);
 }
 

@@ -35,6 +35,7 @@ struct shoal_loop_source {
     bool watched;    /* armed and handed to the engine */
     int pending;     /* a terminal code found by check(), delivered on the next pass */
     uint32_t expect; /* the word's value when it was handed to the engine */
+    uint32_t token;  /* what its waitable's arm() returned (wait.h) */
     /* SRC_FD */
     int fd;
     int revents;  /* SHOAL_LOOP_* bits the engine reported, not yet delivered */

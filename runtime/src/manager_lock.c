@@ -343,14 +343,16 @@ static int lw_ready(void *obj)
     return rc < 0 ? rc : lw_take(x, false);
 }
 
-static void lw_arm(void *obj)
+static uint32_t lw_arm(void *obj)
 {
     lw_wait *x = obj;
     atomic_fetch_add(&x->l->slots[x->slot].sleepers, 1);
+    return 0;
 }
 
-static void lw_disarm(void *obj)
+static void lw_disarm(void *obj, uint32_t token)
 {
+    (void)token;
     lw_wait *x = obj;
     atomic_fetch_sub(&x->l->slots[x->slot].sleepers, 1);
 }

@@ -34,6 +34,16 @@ int64_t shoal__now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int futex_result(long r)
+{
+    if (r == 0)
+        return 0;
+    return errno == ETIMEDOUT ? SHOAL_ETIMEDOUT
+           : errno == EINTR   ? SHOAL_EINTR
+           : errno == EAGAIN  ? SHOAL_EAGAIN
+                              : 0;
+}
+
 int shoal__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t at_ns)
 {
     struct timespec ts, *tsp = NULL;
@@ -46,13 +56,15 @@ int shoal__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t a
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so retries after
      * a signal do not stretch the timeout. */
-    long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, tsp, NULL,
-                     FUTEX_BITSET_MATCH_ANY);
-    if (r == -1 && errno == ETIMEDOUT)
-        return SHOAL_ETIMEDOUT;
-    if (r == -1 && errno == EINTR)
-        return SHOAL_EINTR;
-    return 0;
+    return futex_result(syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, tsp, NULL,
+                                FUTEX_BITSET_MATCH_ANY));
+}
+
+int shoal__futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t for_ns)
+{
+    /* FUTEX_WAIT takes a relative timeout: the kernel reads the clock, not us. */
+    struct timespec ts = {for_ns / 1000000000, for_ns % 1000000000};
+    return futex_result(syscall(SYS_futex, addr, FUTEX_WAIT, expected, &ts, NULL, 0));
 }
 
 int shoal__futex_wake(_Atomic uint32_t *addr, int n)

@@ -85,8 +85,6 @@ typedef struct shoal__ring {
     _Atomic uint32_t scan_polls;       /* MPMC: attempts that found nothing (0 before
                                           a sleep: the next one reads the clock) */
     _Atomic uint32_t put_full;         /* MPMC: the last reservation found no room */
-    _Atomic int64_t next_repair_ns[2]; /* next look for dead sleepers of the consumers'
-                                          side, of the producers' (ring.c) */
     struct shoal__ring_waiter side[2]; /* readable, writable (shoal__ring_waitable) */
 } shoal__ring;
 

@@ -32,19 +32,17 @@
  * same words and predicates ("a message or the end is there", "there is room") are
  * what the event loop waits on (shoal__ring_waitable).
  *
- * Sleepers: the count a put or get looks at must not stay too high when a sleeper is
- * SIGKILLed asleep (every later put would then make a futex-wake call for nobody).
- * So besides the count, a sleeper records itself under its user slot of the segment
- * (owner.c): the slot's record holds the sleeper's owner id and how many of that
- * process's threads sleep. A sleeper adds to the count before its record and removes
- * its record before the count, so a record never claims more than the count holds.
- * A waker whose futex wake found nobody in the kernel — the sign of a count that
- * names sleepers that are gone — looks (at most every SCAN_NS per side of its
- * handle) at the non-empty records: one whose owner is dead is cleared with a
- * compare-and-swap and its sleepers taken off the count. A new user of a dead user's
- * slot does the same when it first sleeps there. Only a process killed in the few
- * instructions between the count and its record can still leave one sleeper too
- * many.
+ * Sleepers. The futex word and the count are the two halves of one 64-bit side word,
+ * and the waker empties the count in the compare-and-swap that bumps the word: every
+ * sleeper counted then is woken (all of them, see shoal__ring_wake_side) and counted
+ * no more. A sleeper adds itself with a fetch-and-add that also tells it the word at
+ * that instant; after its sleep it takes itself off only if the word has not moved
+ * since (a compare-and-swap of the whole side word, so never after a waker emptied
+ * the count). So the count is exactly the sleepers armed since the last waker, and
+ * a sleeper SIGKILLed asleep stays counted only until the next waker: that one
+ * futex-wake call for nobody is the whole cost, with no record of who sleeps to keep
+ * (the counts of format 7 and earlier needed one per user slot, for a waker to clear
+ * the dead's share).
  *
  * The wake path. A put or get publishes its index, then looks at the other side's
  * sleeper count; a waiter announces itself in that count, then looks at the index
@@ -228,35 +226,46 @@ int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
 
 /* ---- common helpers ---------------------------------------------------------------- */
 
-/*
- * Wakes every sleeper of a side, not n of them. The kernel's futex queue for a word in
- * shared memory can hold waits whose owner will never act on a wake-up: the wait of a
- * process SIGKILLed while asleep (until its exit has run), and an io_uring futex wait
- * of a loop that was destroyed or killed (until the kernel has torn the ring down,
- * which it does asynchronously, and never while a forked child still holds the ring's
- * descriptor). A wake of n could go to such waits only, and a live loop — which, unlike
- * shoal__wait, does not sleep in slices — would then never see the message. Waking all
- * costs more only when several live waiters sleep on the same side (each re-checks
- * and sleeps again); with nobody asleep the put or get still makes no system call
- * (wake_consumers / wake_producers look at the sleeper count first).
- */
-static void repair_sleepers(shoal__ring *r, bool producer);
+static _Atomic uint64_t *side_word(const shoal__ring *r, bool producer)
+{
+    return producer ? &r->h->nf : &r->h->ne;
+}
 
+/*
+ * Wakes every sleeper of a side, not n of them: the one step that bumps the side's
+ * futex word also takes every sleeper off its count (see "Sleepers" at the top), and
+ * the kernel's futex queue for a word in shared memory can hold waits whose owner will
+ * never act on a wake-up: the wait of a process SIGKILLed while asleep (until its exit
+ * has run), and an io_uring futex wait of a loop that was destroyed or killed (until
+ * the kernel has torn the ring down, which it does asynchronously, and never while a
+ * forked child still holds the ring's descriptor). A wake of n could go to such waits
+ * only, and a live loop — which, unlike shoal__wait, does not sleep in slices — would
+ * then never see the message. Waking all costs more only when several live waiters
+ * sleep on the same side (each re-checks and sleeps again); with nobody asleep the
+ * put or get still makes no system call (sleepers_after_store looks at the count
+ * first).
+ */
 int shoal__ring_wake_side(shoal__ring *r, bool producers)
 {
-    _Atomic uint32_t *seq = producers ? &r->h->nf_seq : &r->h->ne_seq;
-    atomic_fetch_add(seq, 1);
-    if (shoal__futex_wake(seq, INT_MAX) == 0)
-        repair_sleepers(r, producers); /* counted sleepers, none in the kernel */
+    _Atomic uint64_t *side = side_word(r, producers);
+    uint64_t w = atomic_load_explicit(side, memory_order_relaxed);
+    do
+        if (w < SIDE_SLEEPER)
+            return 0; /* they left before we came */
+    while (!atomic_compare_exchange_weak(side, &w, (uint32_t)(w + 1)));
+    shoal__futex_wake(side_seq(side), INT_MAX);
     return 0;
 }
 
 void shoal__ring_wake_all(shoal__ring *r)
 {
-    atomic_fetch_add(&r->h->ne_seq, 1);
-    atomic_fetch_add(&r->h->nf_seq, 1);
-    shoal__futex_wake(&r->h->ne_seq, INT_MAX);
-    shoal__futex_wake(&r->h->nf_seq, INT_MAX);
+    for (int producers = 0; producers < 2; producers++) {
+        _Atomic uint64_t *side = side_word(r, producers);
+        uint64_t w = atomic_load_explicit(side, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak(side, &w, (uint32_t)(w + 1)))
+            ;
+        shoal__futex_wake(side_seq(side), INT_MAX);
+    }
 }
 
 static int check_len(const shoal__ring *r, size_t len)
@@ -332,39 +341,15 @@ static int waiter_ready(void *obj)
     return rc == 0 ? 1 : rc == SHOAL_EAGAIN ? 0 : rc;
 }
 
-static _Atomic uint32_t *sleeper_count(const shoal__ring *r, bool producer)
-{
-    return producer ? &r->h->nf_sleepers : &r->h->ne_sleepers;
-}
-
-/* This process's sleeper record on a side, or NULL when it has no user slot. */
-static _Atomic uint64_t *sleeper_rec(shoal__ring *r, bool producer, uint32_t me)
-{
-    int slot = me ? shoal__owner_slot(me) : -1;
-    if (slot < 0)
-        return NULL;
-    return producer ? &r->h->nf_by_user[slot] : &r->h->ne_by_user[slot];
-}
-
-#define REC_OWNER(w) ((uint32_t)((w) >> 32))
-#define REC_COUNT(w) ((uint32_t)(w))
-
-static void ring_arm(shoal__ring *r, bool producer)
+/* A sleeper announces itself: one more on its side's count. Returns the futex word's
+ * value at that instant, which tells the sleeper whether a waker has taken it off
+ * the count since (ring_disarm). */
+static uint32_t ring_arm(shoal__ring *r, bool producer)
 {
     /* The look after arming is the last before a sleep: it may also look for what
      * dead processes left (MPMC: scan_due reads the clock on this one). */
     atomic_store_explicit(&r->scan_polls, 0, memory_order_relaxed);
-    atomic_fetch_add(sleeper_count(r, producer), 1);
-    uint32_t me = shoal__seg_owner(r->seg);
-    _Atomic uint64_t *rec = sleeper_rec(r, producer, me);
-    if (!rec)
-        return;
-    uint64_t w = atomic_load(rec), mine;
-    do /* a record of another owner id is a dead user's: its count is stale */
-        mine = REC_OWNER(w) == me ? w + 1 : (uint64_t)me << 32 | 1;
-    while (!atomic_compare_exchange_weak(rec, &w, mine));
-    if (REC_OWNER(w) != me && REC_COUNT(w))
-        atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
+    return (uint32_t)atomic_fetch_add(side_word(r, producer), SIDE_SLEEPER);
 }
 
 /* The waitable's barrier: the steps that wake (an SPSC put or get, an MPMC commit or
@@ -375,47 +360,33 @@ static void (*ring_barrier_of(const shoal__ring *r))(void)
     return shoal__ring_barrier;
 }
 
-static void ring_disarm(shoal__ring *r, bool producer)
+/* A sleeper armed when the futex word held `armed` leaves the count, unless a waker
+ * has taken it off already: the word has moved since (every step that bumps it
+ * empties the count). */
+static void ring_disarm(shoal__ring *r, bool producer, uint32_t armed)
 {
-    _Atomic uint64_t *rec = sleeper_rec(r, producer, shoal__seg_owner(r->seg));
-    if (rec)
-        atomic_fetch_sub(rec, 1);
-    atomic_fetch_sub(sleeper_count(r, producer), 1);
-}
-
-/* Takes the sleepers of dead users off a side's count. */
-static void repair_sleepers(shoal__ring *r, bool producer)
-{
-    int64_t now = shoal__now_ns();
-    _Atomic int64_t *next = &r->next_repair_ns[producer];
-    if (now < atomic_load_explicit(next, memory_order_relaxed))
-        return;
-    atomic_store_explicit(next, now + SCAN_NS, memory_order_relaxed);
-    _Atomic uint64_t *recs = producer ? r->h->nf_by_user : r->h->ne_by_user;
-    for (int i = 0; i < SHOAL_MAX_USERS; i++) {
-        uint64_t w = atomic_load(&recs[i]);
-        if (REC_COUNT(w) == 0 || shoal__owner_alive(r->seg, REC_OWNER(w)))
-            continue;
-        if (atomic_compare_exchange_strong(&recs[i], &w, 0))
-            atomic_fetch_sub(sleeper_count(r, producer), REC_COUNT(w));
-    }
+    _Atomic uint64_t *side = side_word(r, producer);
+    uint64_t w = atomic_load(side);
+    while ((uint32_t)w == armed &&
+           !atomic_compare_exchange_weak(side, &w, w - SIDE_SLEEPER))
+        ;
 }
 
 uint32_t shoal__ring_sleepers(const shoal__ring *r, bool producers)
 {
-    return atomic_load(sleeper_count(r, producers));
+    return (uint32_t)(atomic_load(side_word(r, producers)) >> 32);
 }
 
-static void waiter_arm(void *obj)
+static uint32_t waiter_arm(void *obj)
 {
     struct ring_waiter *w = obj;
-    ring_arm(w->r, w->producer);
+    return ring_arm(w->r, w->producer);
 }
 
-static void waiter_disarm(void *obj)
+static void waiter_disarm(void *obj, uint32_t armed)
 {
     struct ring_waiter *w = obj;
-    ring_disarm(w->r, w->producer);
+    ring_disarm(w->r, w->producer, armed);
 }
 
 static int waiter_check(void *obj)
@@ -430,7 +401,7 @@ static int waiter_check(void *obj)
 
 static _Atomic uint32_t *ring_word(shoal__ring *r, bool producer)
 {
-    return producer ? &r->h->nf_seq : &r->h->ne_seq;
+    return side_seq(side_word(r, producer));
 }
 
 /* Counts a call that waits. Each counter of an SPSC ring has one writer (its producer

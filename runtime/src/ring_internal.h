@@ -36,10 +36,13 @@ struct shoal__ringhdr {
     _Atomic uint64_t put_view;
     _Alignas(64) _Atomic uint64_t head;
     _Atomic uint64_t empty_waits;
-    _Alignas(64) _Atomic uint32_t ne_seq; /* bumped when a message may have arrived */
-    _Atomic uint32_t ne_sleepers;
-    _Alignas(64) _Atomic uint32_t nf_seq; /* bumped when room may have appeared */
-    _Atomic uint32_t nf_sleepers;
+    /* Per side, its futex word and its sleepers in one 64-bit word (the low half:
+     * bumped when a message — ne, not empty — or room — nf, not full — may have
+     * come; the high half, in SIDE_SLEEPER units: how many sleep), so that a waker
+     * takes every sleeper off the count in the step that bumps the word ("Sleepers"
+     * in ring.c). */
+    _Alignas(64) _Atomic uint64_t ne;
+    _Alignas(64) _Atomic uint64_t nf;
     _Alignas(64) _Atomic uint32_t closed; /* 0, RING_CLOSING, RING_SEALED */
     /* Non-zero once a process that cannot issue asymmetric barriers (membarrier) has
      * attached: every producer and consumer then fences on its own (see ring.c). */
@@ -53,12 +56,15 @@ struct shoal__ringhdr {
      * changes hands, so the line stays shared and every put and get reads it. */
     _Atomic uint64_t bias[2];
     _Atomic uint32_t bias_seq;
-    /* Who the sleepers counted in ne_sleepers / nf_sleepers are: per user slot of the
-     * segment, the user's owner id (high half) and how many of its threads sleep
-     * (low half). See "Sleepers" in ring.c. */
-    _Alignas(64) _Atomic uint64_t ne_by_user[SHOAL_MAX_USERS];
-    _Alignas(64) _Atomic uint64_t nf_by_user[SHOAL_MAX_USERS];
 };
+
+#define SIDE_SLEEPER (1ull << 32) /* one sleeper in a side word */
+
+/* A side word's futex word: its low half, wherever the byte order puts it. */
+static inline _Atomic uint32_t *side_seq(_Atomic uint64_t *side)
+{
+    return (_Atomic uint32_t *)side + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+}
 
 #define HDR_BYTES ((sizeof(struct shoal__ringhdr) + 63) & ~(size_t)63)
 
@@ -210,9 +216,10 @@ void shoal__ring_barrier(void);
  * them ready (an SPSC index, an MPMC commit or free). */
 static inline bool sleepers_after_store(shoal__ring *r, bool fenced, bool producers)
 {
-    _Atomic uint32_t *count = producers ? &r->h->nf_sleepers : &r->h->ne_sleepers;
+    _Atomic uint64_t *side = producers ? &r->h->nf : &r->h->ne;
     store_load_order(fenced);
-    return SHOAL_UNLIKELY(atomic_load_explicit(count, memory_order_relaxed) != 0);
+    return SHOAL_UNLIKELY(atomic_load_explicit(side, memory_order_relaxed) >=
+                          SIDE_SLEEPER);
 }
 
 /* Wakes consumers / producers after such a release store; returns 0. */
@@ -227,7 +234,7 @@ static inline int wake_after_store(shoal__ring *r, bool fenced, bool producers)
  * state (an MPMC recovery step), which orders it before the load of the count. */
 static inline void wake_consumers(shoal__ring *r)
 {
-    if (SHOAL_UNLIKELY(atomic_load(&r->h->ne_sleepers) != 0))
+    if (SHOAL_UNLIKELY(atomic_load(&r->h->ne) >= SIDE_SLEEPER))
         shoal__ring_wake_side(r, false);
 }
 

@@ -138,8 +138,7 @@ static inline int sp_enter(shoal__ring *r, bool fenced, bool fast)
 /* Publishes the messages at t .. t + n - 1 (their markers, if the slots carry any,
  * then the tail) and ends the put sp_enter began: 0 (fast: SP_WAKE when consumers
  * sleep, for the caller to wake them). */
-static inline int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n,
-                             bool fast)
+SP_INLINE int sp_publish(shoal__ring *r, bool fenced, uint64_t t, uint64_t n, bool fast)
 {
     if (!sp_by_tail(r))
         for (uint64_t i = t; i < t + n; i++)

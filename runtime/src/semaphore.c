@@ -91,13 +91,15 @@ static int ready_avail(void *obj)
     return atomic_load(&s->value) > 0;
 }
 
-static void arm(void *obj)
+static uint32_t arm(void *obj)
 {
     atomic_fetch_add(&((struct sem_impl *)obj)->waiters, 1);
+    return 0;
 }
 
-static void disarm(void *obj)
+static void disarm(void *obj, uint32_t token)
 {
+    (void)token;
     atomic_fetch_sub(&((struct sem_impl *)obj)->waiters, 1);
 }
 

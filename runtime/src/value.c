@@ -223,13 +223,15 @@ static int writer_claim(void *obj)
     return 0;
 }
 
-static void writer_arm(void *obj)
+static uint32_t writer_arm(void *obj)
 {
     atomic_fetch_add(&((struct writer_wait *)obj)->v->ctl->writer_sleepers, 1);
+    return 0;
 }
 
-static void writer_disarm(void *obj)
+static void writer_disarm(void *obj, uint32_t token)
 {
+    (void)token;
     atomic_fetch_sub(&((struct writer_wait *)obj)->v->ctl->writer_sleepers, 1);
 }
 

@@ -249,6 +249,19 @@ int shoal__wait_spin(const shoal__waitable *w, const shoal__deadline *d)
     return rc;
 }
 
+/* Sleeps on (word, v) for at most slice_ns and not past d. A wait with no deadline
+ * reads no clock: the kernel times the slice. */
+static int futex_sleep(_Atomic uint32_t *word, uint32_t v, const shoal__deadline *d,
+                       int64_t slice_ns)
+{
+    if (d->at_ns == INT64_MAX)
+        return shoal__futex_wait_for(word, v, slice_ns);
+    int64_t now = shoal__now_ns();
+    if (d->at_ns - now > slice_ns)
+        return shoal__futex_wait_for(word, v, slice_ns);
+    return shoal__futex_wait_until(word, v, d->at_ns);
+}
+
 /* One sleep: arm, (barrier,) re-check, sleep for at most a slice — SHOAL__LAZY_NS for the
  * first sleep of a waitable with a barrier, made without it — disarm. Returns
  * ready()'s verdict from the re-check (0 when it slept), or SHOAL_EINTR when a signal
@@ -257,24 +270,21 @@ static int sleep_once(const shoal__waitable *w, const shoal__deadline *d, bool i
                       bool first)
 {
     uint32_t v = atomic_load(w->word);
-    if (w->arm)
-        w->arm(w->obj);
+    uint32_t token = w->arm ? w->arm(w->obj) : 0;
     bool lazy = first && w->barrier;
     if (w->barrier && !lazy)
         w->barrier();
     atomic_thread_fence(memory_order_seq_cst);
     int rc = w->ready(w->obj);
     if (rc == 0) {
-        int64_t now = shoal__now_ns(), slice = lazy ? SHOAL__LAZY_NS : SLICE_NS;
-        int fr = shoal__futex_wait_until(w->word, v,
-                                         d->at_ns - now > slice ? now + slice : d->at_ns);
+        int fr = futex_sleep(w->word, v, d, lazy ? SHOAL__LAZY_NS : SLICE_NS);
         if (fr == 0)
             shoal__test_point("wait.woken"); /* a test kills a woken sleeper here */
         else if (fr == SHOAL_EINTR && intr)
             rc = SHOAL_EINTR;
     }
     if (w->disarm)
-        w->disarm(w->obj);
+        w->disarm(w->obj, token);
     return rc;
 }
 

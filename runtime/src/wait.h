@@ -14,9 +14,9 @@
  *   1. ready() > 0: done; ready() < 0: a terminal result (closed, peer dead).
  *   2. Spin for the spin budget, re-checking ready() (and check() once a millisecond;
  *      yielding the CPU while a spin table says the spinners are too many: below).
- *   3. v = load(word); arm(); if ready() != 0: disarm() and go to 1.
+ *   3. v = load(word); t = arm(); if ready() != 0: disarm(t) and go to 1.
  *   4. Sleep while word == v (futex wait, at most one slice so that check() runs
- *      regularly and finds dead peers); disarm(); go to 1.
+ *      regularly and finds dead peers); disarm(t); go to 1.
  *
  * The arm / re-check / sleep order is what makes wake-ups impossible to lose: a waker
  * that changed the state before arm() is seen by the re-check in step 3; one that
@@ -31,9 +31,11 @@ typedef struct shoal__waitable {
     _Atomic uint32_t *word; /* the futex word to sleep on (in shared memory) */
     /* 1: ready, 0: not yet, < 0: a terminal SHOAL_E* code for this wait. */
     int (*ready)(void *obj);
-    /* Announce / withdraw a sleeper on word. NULL when the waker always wakes. */
-    void (*arm)(void *obj);
-    void (*disarm)(void *obj);
+    /* Announce / withdraw a sleeper on word. NULL when the waker always wakes. arm()
+     * returns a token that disarm() gets back (a ring's: the word's value when the
+     * sleeper counted itself, ring.c). */
+    uint32_t (*arm)(void *obj);
+    void (*disarm)(void *obj, uint32_t token);
     /* Run once per sleep slice: 0 to keep waiting, a terminal SHOAL_E* code (a dead
      * peer found, ...), or 1 when it found the object ready after all. NULL: none. */
     int (*check)(void *obj);

@@ -204,8 +204,8 @@ static bool sleepers_reach(shoal_queue *q, bool producers, uint32_t n)
 }
 
 /* Sleepers SIGKILLed asleep leave the count too high only until the next waker: it
- * finds nobody in the kernel, clears the records of the dead and the count is the
- * truth again (no more futex-wake calls). */
+ * takes every sleeper off the count as it wakes them, and the count is the truth
+ * again (no more futex-wake calls). */
 static void stale_sleepers(int spsc)
 {
     enum { N = 3 };
@@ -218,7 +218,7 @@ static void stale_sleepers(int spsc)
     for (int i = 0; i < n; i++)
         pids[i] = t_fork(sleep_getting, q);
     assert_true(sleepers_reach(q, false, (uint32_t)n));
-    for (int i = 0; i < n; i++) /* counted, recorded and in the kernel */
+    for (int i = 0; i < n; i++) /* counted and in the kernel */
         assert_true(t_wait_asleep(pids[i], SHOAL_SEC(10)));
     for (int i = 0; i < n; i++)
         t_kill(pids[i]);

@@ -55,13 +55,15 @@ static inline int chan_ready(void *o)
     return atomic_load(&c->sent) > atomic_load(&c->got);
 }
 
-static inline void chan_arm(void *o)
+static inline uint32_t chan_arm(void *o)
 {
     atomic_fetch_add(&((struct chan *)o)->sleepers, 1);
+    return 0;
 }
 
-static inline void chan_disarm(void *o)
+static inline void chan_disarm(void *o, uint32_t token)
 {
+    (void)token;
     atomic_fetch_sub(&((struct chan *)o)->sleepers, 1);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "queue_internal.h"
 #include "testutil.h"
 #include "wait.h"
 
@@ -119,6 +120,73 @@ static void test_event_and_sem(void **state)
     assert_int_equal(shoal_sem_value(sem), 1); /* the loop's wait does not take it */
     T_OK(shoal_event_close(ev));
     T_OK(shoal_sem_close(sem));
+}
+
+/* ---- a ring side's sleeper count (ring.c, "Sleepers") ------------------------------ */
+
+enum { RACE_MSGS = 3000, RACE_CONSUMERS = 3 };
+static _Atomic uint64_t *race_got; /* in shared memory: messages taken */
+
+/* A consumer that sleeps at once (spin budget 0) with timeouts of 0.1 to 0.6 ms, so
+ * that its sleeps end by time-outs, by wake-ups and by both at nearly the same instant;
+ * it stops at a negative message. */
+static int racing_consumer(void *arg)
+{
+    shoal_set_spin_ns(0);
+    unsigned seed = (unsigned)getpid();
+    int64_t end = shoal__now_ns() + SHOAL_SEC(20); /* a test that failed stops it */
+    while (shoal__now_ns() < end) {
+        int64_t v;
+        size_t len;
+        int rc = shoal_queue_get(arg, &v, sizeof(v), &len,
+                                 (shoal_duration)(100 + rand_r(&seed) % 500) * 1000);
+        if (rc == SHOAL_ETIMEDOUT)
+            continue;
+        if (rc != 0)
+            return 1;
+        if (v < 0)
+            return 0;
+        atomic_fetch_add(race_got, 1);
+    }
+    return 2;
+}
+
+/* Sleepers whose sleeps end by a time-out while a waker empties the count never take
+ * themselves off it twice, nor stay on it: the count is never more than the sleepers
+ * there are (a count below zero would read as some four billion), every message is
+ * taken, and the count is zero at the end. */
+static void test_sleeper_count_exact(void **state)
+{
+    (void)state;
+    race_got = mmap(NULL, 64, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(race_got != MAP_FAILED);
+    for (int spsc = 0; spsc < 2; spsc++) {
+        shoal_queue_config cfg = {.capacity = 64, .max_msg = 8, .spsc = spsc};
+        shoal_queue *q;
+        T_OK(shoal_queue_open(&q, NULL, SHOAL_CREATE, &cfg, NULL));
+        atomic_store(race_got, 0);
+        int nc = spsc ? 1 : RACE_CONSUMERS;
+        pid_t c[RACE_CONSUMERS];
+        for (int i = 0; i < nc; i++)
+            c[i] = t_fork(racing_consumer, q);
+        unsigned seed = 7;
+        for (int64_t m = 0; m < RACE_MSGS; m++) {
+            T_OK(shoal_queue_put(q, &m, sizeof(m), SHOAL_SEC(5)));
+            assert_true(shoal__queue_sleepers(q, false) <= (uint32_t)nc);
+            if (rand_r(&seed) % 4 == 0)
+                usleep(rand_r(&seed) % 700);
+        }
+        for (int i = 0; i < nc; i++) {
+            int64_t stop = -1;
+            T_OK(shoal_queue_put(q, &stop, sizeof(stop), SHOAL_SEC(5)));
+        }
+        for (int i = 0; i < nc; i++)
+            assert_int_equal(t_wait(c[i]), 0);
+        assert_int_equal(atomic_load(race_got), RACE_MSGS);
+        assert_int_equal(shoal__queue_sleepers(q, false), 0);
+        T_OK(shoal_queue_close(q));
+    }
+    munmap(race_got, 64);
 }
 
 /* ---- the spin table (wait.h) ------------------------------------------------------ */
@@ -526,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_queue_sides),
         cmocka_unit_test(test_pipe_peer_dead),
         cmocka_unit_test(test_event_and_sem),
+        cmocka_unit_test(test_sleeper_count_exact),
         cmocka_unit_test(test_spin_dead_spinners),
         cmocka_unit_test(test_spin_dead_spinner_uncrowded),
         cmocka_unit_test(test_spin_seats_of_dead),
