@@ -23,10 +23,9 @@
 int64_t shoal__now_ns(void);
 
 /* Sleeps while *addr == expected, until woken or the absolute CLOCK_MONOTONIC time
- * at_ns (INT64_MAX: none). Returns 0 (woken by a futex wake on addr, or spuriously),
- * SHOAL_EAGAIN (the value differed: it did not sleep), SHOAL_EINTR (a signal handler
- * ran) or SHOAL_ETIMEDOUT; callers re-check their condition after each, unless they
- * end on it. The word must be in shared memory. */
+ * at_ns (INT64_MAX: none). Returns 0 (woken, or the value differed: callers re-check),
+ * SHOAL_EINTR (a signal handler ran; callers re-check too, unless they end on it) or
+ * SHOAL_ETIMEDOUT. The word must be in shared memory. */
 int shoal__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t at_ns);
 /* The same for at most for_ns (> 0) from now, reading no clock. */
 int shoal__futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t for_ns);

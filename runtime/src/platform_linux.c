@@ -38,10 +38,7 @@ static int futex_result(long r)
 {
     if (r == 0)
         return 0;
-    return errno == ETIMEDOUT ? SHOAL_ETIMEDOUT
-           : errno == EINTR   ? SHOAL_EINTR
-           : errno == EAGAIN  ? SHOAL_EAGAIN
-                              : 0;
+    return errno == ETIMEDOUT ? SHOAL_ETIMEDOUT : errno == EINTR ? SHOAL_EINTR : 0;
 }
 
 int shoal__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t at_ns)

@@ -226,11 +226,6 @@ int shoal__ring_attach(shoal__ring *r, shoal__seg *seg, void *mem, size_t avail,
 
 /* ---- common helpers ---------------------------------------------------------------- */
 
-static _Atomic uint64_t *side_word(const shoal__ring *r, bool producer)
-{
-    return producer ? &r->h->nf : &r->h->ne;
-}
-
 /*
  * Wakes every sleeper of a side, not n of them: the one step that bumps the side's
  * futex word also takes every sleeper off its count (see "Sleepers" at the top), and
@@ -245,27 +240,29 @@ static _Atomic uint64_t *side_word(const shoal__ring *r, bool producer)
  * put or get still makes no system call (sleepers_after_store looks at the count
  * first).
  */
-int shoal__ring_wake_side(shoal__ring *r, bool producers)
+static void wake(shoal__ring *r, bool producers, bool even_unseen)
 {
     _Atomic uint64_t *side = side_word(r, producers);
     uint64_t w = atomic_load_explicit(side, memory_order_relaxed);
     do
-        if (w < SIDE_SLEEPER)
-            return 0; /* they left before we came */
+        if (w < SIDE_SLEEPER && !even_unseen)
+            return; /* they left before we came */
     while (!atomic_compare_exchange_weak(side, &w, (uint32_t)(w + 1)));
     shoal__futex_wake(side_seq(side), INT_MAX);
+}
+
+int shoal__ring_wake_side(shoal__ring *r, bool producers)
+{
+    wake(r, producers, false);
     return 0;
 }
 
+/* Shutdown: both sides, whether or not a sleeper is counted (a loop's wait, say,
+ * armed in a process that died, must see the word move). */
 void shoal__ring_wake_all(shoal__ring *r)
 {
-    for (int producers = 0; producers < 2; producers++) {
-        _Atomic uint64_t *side = side_word(r, producers);
-        uint64_t w = atomic_load_explicit(side, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak(side, &w, (uint32_t)(w + 1)))
-            ;
-        shoal__futex_wake(side_seq(side), INT_MAX);
-    }
+    wake(r, false, true);
+    wake(r, true, true);
 }
 
 static int check_len(const shoal__ring *r, size_t len)

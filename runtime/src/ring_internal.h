@@ -60,6 +60,12 @@ struct shoal__ringhdr {
 
 #define SIDE_SLEEPER (1ull << 32) /* one sleeper in a side word */
 
+/* The side word of the consumers (not empty) or the producers (not full). */
+static inline _Atomic uint64_t *side_word(const shoal__ring *r, bool producers)
+{
+    return producers ? &r->h->nf : &r->h->ne;
+}
+
 /* A side word's futex word: its low half, wherever the byte order puts it. */
 static inline _Atomic uint32_t *side_seq(_Atomic uint64_t *side)
 {
@@ -216,10 +222,9 @@ void shoal__ring_barrier(void);
  * them ready (an SPSC index, an MPMC commit or free). */
 static inline bool sleepers_after_store(shoal__ring *r, bool fenced, bool producers)
 {
-    _Atomic uint64_t *side = producers ? &r->h->nf : &r->h->ne;
     store_load_order(fenced);
-    return SHOAL_UNLIKELY(atomic_load_explicit(side, memory_order_relaxed) >=
-                          SIDE_SLEEPER);
+    return SHOAL_UNLIKELY(atomic_load_explicit(side_word(r, producers),
+                                               memory_order_relaxed) >= SIDE_SLEEPER);
 }
 
 /* Wakes consumers / producers after such a release store; returns 0. */
@@ -234,7 +239,7 @@ static inline int wake_after_store(shoal__ring *r, bool fenced, bool producers)
  * state (an MPMC recovery step), which orders it before the load of the count. */
 static inline void wake_consumers(shoal__ring *r)
 {
-    if (SHOAL_UNLIKELY(atomic_load(&r->h->ne) >= SIDE_SLEEPER))
+    if (SHOAL_UNLIKELY(atomic_load(side_word(r, false)) >= SIDE_SLEEPER))
         shoal__ring_wake_side(r, false);
 }
 

@@ -254,12 +254,9 @@ int shoal__wait_spin(const shoal__waitable *w, const shoal__deadline *d)
 static int futex_sleep(_Atomic uint32_t *word, uint32_t v, const shoal__deadline *d,
                        int64_t slice_ns)
 {
-    if (d->at_ns == INT64_MAX)
-        return shoal__futex_wait_for(word, v, slice_ns);
-    int64_t now = shoal__now_ns();
-    if (d->at_ns - now > slice_ns)
-        return shoal__futex_wait_for(word, v, slice_ns);
-    return shoal__futex_wait_until(word, v, d->at_ns);
+    if (d->at_ns != INT64_MAX && d->at_ns - shoal__now_ns() <= slice_ns)
+        return shoal__futex_wait_until(word, v, d->at_ns);
+    return shoal__futex_wait_for(word, v, slice_ns);
 }
 
 /* One sleep: arm, (barrier,) re-check, sleep for at most a slice — SHOAL__LAZY_NS for the

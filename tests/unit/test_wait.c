@@ -158,8 +158,7 @@ static int racing_consumer(void *arg)
 static void test_sleeper_count_exact(void **state)
 {
     (void)state;
-    race_got = mmap(NULL, 64, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(race_got != MAP_FAILED);
+    race_got = t_shared_alloc(64);
     for (int spsc = 0; spsc < 2; spsc++) {
         shoal_queue_config cfg = {.capacity = 64, .max_msg = 8, .spsc = spsc};
         shoal_queue *q;
