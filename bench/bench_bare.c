@@ -46,9 +46,18 @@
  *   futex2t  the same with one word per direction, on lines of their own, and
  *          each FUTEX_WAIT bounded by a timeout of 5 ms: what any channel made of
  *          two rings whose sleeps are sliced (wait.c) pays at least, beside futex.
+ *   futexsc  futex2t with a ring's sleeper protocol (ring.c, "Sleepers"): per
+ *          direction a message word and a side word (futex word and sleeper
+ *          count), on lines of their own; the sender stores the message, loads the
+ *          count and, only when someone is counted, bumps the futex word and
+ *          empties the count in one compare-and-swap, then calls FUTEX_WAKE; the
+ *          receiver counts itself, looks once more, sleeps (5 ms at most) and
+ *          takes itself off the count unless a waker did. No ring, no spinning:
+ *          what the protocol costs a queue pair, beside futex and futex2t.
  *   clock  the cost of one clock_gettime(CLOCK_MONOTONIC), included in every
  *          round-trip sample of every row.
  */
+#include <limits.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
@@ -549,6 +558,85 @@ static int futex_pong(struct bctl *ctl, int idx, void *p)
     return 0;
 }
 
+/* ---- futexsc: the sleeper protocol alone ---------------------------------------------
+ */
+
+#define SC_SLEEPER (1ull << 32) /* one sleeper in a side word */
+
+struct sc_dir {
+    _Alignas(64) _Atomic uint32_t msg;
+    _Alignas(64) _Atomic uint64_t side; /* futex word (low half), sleepers (high) */
+};
+
+static struct sc_dir *sc_dir(const struct pp_arg *a, int d)
+{
+    return (struct sc_dir *)(void *)a->word + d;
+}
+
+/* The futex word: the side word's low half (little-endian). */
+static _Atomic uint32_t *sc_word(struct sc_dir *s)
+{
+    return (_Atomic uint32_t *)(void *)&s->side;
+}
+
+static void sc_send(struct sc_dir *s, uint32_t v)
+{
+    atomic_store_explicit(&s->msg, v, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst); /* the ring's store_load_order */
+    uint64_t w = atomic_load_explicit(&s->side, memory_order_relaxed);
+    do
+        if (w < SC_SLEEPER)
+            return;
+    while (!atomic_compare_exchange_weak(&s->side, &w, (uint32_t)(w + 1)));
+    syscall(SYS_futex, sc_word(s), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void sc_recv(struct sc_dir *s, uint32_t want)
+{
+    while (atomic_load_explicit(&s->msg, memory_order_acquire) != want) {
+        uint32_t v = atomic_load(sc_word(s));
+        uint32_t token = (uint32_t)atomic_fetch_add(&s->side, SC_SLEEPER);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&s->msg, memory_order_acquire) != want)
+            futex_wait(sc_word(s), v, true);
+        uint64_t w = atomic_load(&s->side);
+        while ((uint32_t)w == token &&
+               !atomic_compare_exchange_weak(&s->side, &w, w - SC_SLEEPER))
+            ;
+    }
+}
+
+static int sc_ping(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    int64_t *lat = lat_alloc(a->count);
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        int64_t t = now_ns();
+        sc_send(sc_dir(a, 0), (uint32_t)(i + 1));
+        sc_recv(sc_dir(a, 1), (uint32_t)(i + 1));
+        if (i >= a->warm)
+            lat[i - a->warm] = now_ns() - t;
+    }
+    lat_summarise(ctl, lat, a->count);
+    return 0;
+}
+
+static int sc_pong(struct bctl *ctl, int idx, void *p)
+{
+    (void)idx;
+    struct pp_arg *a = p;
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        sc_recv(sc_dir(a, 0), (uint32_t)(i + 1));
+        sc_send(sc_dir(a, 1), (uint32_t)(i + 1));
+    }
+    return 0;
+}
+
 static int run_pingpong(struct bargs a, role_fn ping, role_fn pong, size_t data_off)
 {
     struct pp_arg pa = {0};
@@ -584,9 +672,9 @@ static int run_clock(struct bargs a)
 
 int main(int argc, char **argv)
 {
-    struct bargs a = parse_args(
-        argc, argv,
-        "ring ring_mark ring_hyst spin spin2 spin1d spin1c spin1b futex futex2t clock");
+    struct bargs a = parse_args(argc, argv,
+                                "ring ring_mark ring_hyst spin spin2 spin1d spin1c "
+                                "spin1b futex futex2t futexsc clock");
     if (!strcmp(a.name, "ring"))
         return run_ring(a, 1, false);
     if (!strcmp(a.name, "ring_mark"))
@@ -607,6 +695,8 @@ int main(int argc, char **argv)
         return run_pingpong(a, futex_ping, futex_pong, 0);
     if (!strcmp(a.name, "futex2t"))
         return run_pingpong(a, futex_ping, futex_pong, 128);
+    if (!strcmp(a.name, "futexsc"))
+        return run_pingpong(a, sc_ping, sc_pong, 0);
     if (!strcmp(a.name, "clock"))
         return run_clock(a);
     fprintf(stderr, "bench_bare: unknown case %s\n", a.name);

@@ -84,6 +84,8 @@ RTT = [
     ("futex", "bare futex ping-pong (asleep)", "bench_bare", "futex"),
     ("futex2t", "bare futex ping-pong, a word each way, 5 ms timeouts (asleep)",
      "bench_bare", "futex2t"),
+    ("futexsc", "bare futex ping-pong with a ring's sleeper count (asleep)", "bench_bare",
+     "futexsc"),
     ("pipe_poll", "**shoal** Pipe, polling", "bench_channels", "shoal_pipe_poll_rtt"),
     ("pipe_sleep", "**shoal** Pipe, asleep (spin budget 0)", "bench_channels",
      "shoal_pipe_sleep_rtt"),
