@@ -209,6 +209,57 @@ struct pp_arg {
                         futex2t: the reply word's from the request word */
 };
 
+/* A step of a ping-pong whose two directions are apart (two rings, two lines): sends
+ * message i in direction d (0: ping to pong, 1: back), or waits for it; `me` names the
+ * role (1: ping, 2: pong). */
+typedef void pp_step(struct pp_arg *a, int d, uint64_t i, uint64_t me);
+
+/* The two roles over such steps. Always inlined into each case's role functions with
+ * constant steps, so the steps are direct calls, inlined in turn. */
+static inline __attribute__((always_inline)) int pp_ping(struct bctl *ctl, void *p,
+                                                         pp_step *send, pp_step *recv)
+{
+    struct pp_arg *a = p;
+    int64_t *lat = lat_alloc(a->count);
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        int64_t t = now_ns();
+        send(a, 0, i, 1);
+        recv(a, 1, i, 1);
+        if (i >= a->warm)
+            lat[i - a->warm] = now_ns() - t;
+    }
+    lat_summarise(ctl, lat, a->count);
+    return 0;
+}
+
+static inline __attribute__((always_inline)) int pp_pong(struct bctl *ctl, void *p,
+                                                         pp_step *send, pp_step *recv)
+{
+    struct pp_arg *a = p;
+    uint64_t total = a->warm + a->count;
+    ctl_ready(ctl);
+    for (uint64_t i = 0; i < total; i++) {
+        recv(a, 0, i, 2);
+        send(a, 1, i, 2);
+    }
+    return 0;
+}
+
+/* Defines NAME_ping and NAME_pong over the steps SEND and RECV. */
+#define PP_ROLES(name, send, recv)                                                       \
+    static int name##_ping(struct bctl *ctl, int idx, void *p)                           \
+    {                                                                                    \
+        (void)idx;                                                                       \
+        return pp_ping(ctl, p, send, recv);                                              \
+    }                                                                                    \
+    static int name##_pong(struct bctl *ctl, int idx, void *p)                           \
+    {                                                                                    \
+        (void)idx;                                                                       \
+        return pp_pong(ctl, p, send, recv);                                              \
+    }
+
 static int spin_ping(struct bctl *ctl, int idx, void *p)
 {
     (void)idx;
@@ -329,9 +380,10 @@ static struct cslot *c_ring(const struct pp_arg *a, int which)
     return (struct cslot *)(void *)a->word + (size_t)which * BENCH_CAPACITY;
 }
 
-static void c_send(struct cslot *ring, uint64_t i)
+static void c_send(struct pp_arg *a, int d, uint64_t i, uint64_t me)
 {
-    struct cslot *s = &ring[i % BENCH_CAPACITY];
+    (void)me;
+    struct cslot *s = &c_ring(a, d)[i % BENCH_CAPACITY];
     uint64_t w = i;
     if (!atomic_compare_exchange_strong(&s->word, &w, i | C_OWN))
         bfail("spin1c: slot not free for message %llu", (unsigned long long)i);
@@ -339,9 +391,10 @@ static void c_send(struct cslot *ring, uint64_t i)
     atomic_store_explicit(&s->word, (i + 1) | C_FULL, memory_order_release);
 }
 
-static void c_recv(struct cslot *ring, uint64_t i)
+static void c_recv(struct pp_arg *a, int d, uint64_t i, uint64_t me)
 {
-    struct cslot *s = &ring[i % BENCH_CAPACITY];
+    (void)me;
+    struct cslot *s = &c_ring(a, d)[i % BENCH_CAPACITY];
     uint64_t w;
     while ((w = atomic_load_explicit(&s->word, memory_order_acquire)) !=
            ((i + 1) | C_FULL))
@@ -360,36 +413,7 @@ static void c_format(struct pp_arg *a)
             atomic_init(&c_ring(a, which)[i].word, i);
 }
 
-static int spin1c_ping(struct bctl *ctl, int idx, void *p)
-{
-    (void)idx;
-    struct pp_arg *a = p;
-    int64_t *lat = lat_alloc(a->count);
-    uint64_t total = a->warm + a->count;
-    ctl_ready(ctl);
-    for (uint64_t i = 0; i < total; i++) {
-        int64_t t = now_ns();
-        c_send(c_ring(a, 0), i);
-        c_recv(c_ring(a, 1), i);
-        if (i >= a->warm)
-            lat[i - a->warm] = now_ns() - t;
-    }
-    lat_summarise(ctl, lat, a->count);
-    return 0;
-}
-
-static int spin1c_pong(struct bctl *ctl, int idx, void *p)
-{
-    (void)idx;
-    struct pp_arg *a = p;
-    uint64_t total = a->warm + a->count;
-    ctl_ready(ctl);
-    for (uint64_t i = 0; i < total; i++) {
-        c_recv(c_ring(a, 0), i);
-        c_send(c_ring(a, 1), i);
-    }
-    return 0;
-}
+PP_ROLES(spin1c, c_send, c_recv)
 
 /* ---- spin ping-pong through biased SPSC rings
  * ---------------------------------------------------------
@@ -424,8 +448,9 @@ static void b_enter(_Atomic uint64_t *busy, _Atomic uint64_t *bias, uint64_t me)
         bfail("spin1b: bias lost");
 }
 
-static void b_send(struct bring *r, uint64_t i, uint64_t me)
+static void b_send(struct pp_arg *a, int d, uint64_t i, uint64_t me)
 {
+    struct bring *r = b_ring(a, d);
     b_enter(&r->put_busy, &r->put_bias, me);
     if (atomic_load_explicit(&r->closed, memory_order_relaxed))
         bfail("spin1b: closed");
@@ -436,8 +461,9 @@ static void b_send(struct bring *r, uint64_t i, uint64_t me)
     atomic_store_explicit(&r->put_busy, 0, memory_order_release);
 }
 
-static void b_recv(struct bring *r, uint64_t i, uint64_t me)
+static void b_recv(struct pp_arg *a, int d, uint64_t i, uint64_t me)
 {
+    struct bring *r = b_ring(a, d);
     for (;;) {
         b_enter(&r->get_busy, &r->get_bias, me);
         uint64_t hd = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -463,36 +489,7 @@ static void b_format(struct pp_arg *a)
     atomic_init(&b_ring(a, 1)->get_bias, 1);
 }
 
-static int spin1b_ping(struct bctl *ctl, int idx, void *p)
-{
-    (void)idx;
-    struct pp_arg *a = p;
-    int64_t *lat = lat_alloc(a->count);
-    uint64_t total = a->warm + a->count;
-    ctl_ready(ctl);
-    for (uint64_t i = 0; i < total; i++) {
-        int64_t t = now_ns();
-        b_send(b_ring(a, 0), i, 1);
-        b_recv(b_ring(a, 1), i, 1);
-        if (i >= a->warm)
-            lat[i - a->warm] = now_ns() - t;
-    }
-    lat_summarise(ctl, lat, a->count);
-    return 0;
-}
-
-static int spin1b_pong(struct bctl *ctl, int idx, void *p)
-{
-    (void)idx;
-    struct pp_arg *a = p;
-    uint64_t total = a->warm + a->count;
-    ctl_ready(ctl);
-    for (uint64_t i = 0; i < total; i++) {
-        b_recv(b_ring(a, 0), i, 2);
-        b_send(b_ring(a, 1), i, 2);
-    }
-    return 0;
-}
+PP_ROLES(spin1b, b_send, b_recv)
 
 /* ---- futex ping-pong -----------------------------------------------------------------
  */
@@ -579,9 +576,11 @@ static _Atomic uint32_t *sc_word(struct sc_dir *s)
     return (_Atomic uint32_t *)(void *)&s->side;
 }
 
-static void sc_send(struct sc_dir *s, uint32_t v)
+static void sc_send(struct pp_arg *a, int d, uint64_t i, uint64_t me)
 {
-    atomic_store_explicit(&s->msg, v, memory_order_release);
+    (void)me;
+    struct sc_dir *s = sc_dir(a, d);
+    atomic_store_explicit(&s->msg, (uint32_t)(i + 1), memory_order_release);
     atomic_signal_fence(memory_order_seq_cst); /* the ring's store_load_order */
     uint64_t w = atomic_load_explicit(&s->side, memory_order_relaxed);
     do
@@ -591,8 +590,11 @@ static void sc_send(struct sc_dir *s, uint32_t v)
     syscall(SYS_futex, sc_word(s), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-static void sc_recv(struct sc_dir *s, uint32_t want)
+static void sc_recv(struct pp_arg *a, int d, uint64_t i, uint64_t me)
 {
+    (void)me;
+    struct sc_dir *s = sc_dir(a, d);
+    uint32_t want = (uint32_t)(i + 1);
     while (atomic_load_explicit(&s->msg, memory_order_acquire) != want) {
         uint32_t v = atomic_load(sc_word(s));
         uint32_t token = (uint32_t)atomic_fetch_add(&s->side, SC_SLEEPER);
@@ -606,36 +608,7 @@ static void sc_recv(struct sc_dir *s, uint32_t want)
     }
 }
 
-static int sc_ping(struct bctl *ctl, int idx, void *p)
-{
-    (void)idx;
-    struct pp_arg *a = p;
-    int64_t *lat = lat_alloc(a->count);
-    uint64_t total = a->warm + a->count;
-    ctl_ready(ctl);
-    for (uint64_t i = 0; i < total; i++) {
-        int64_t t = now_ns();
-        sc_send(sc_dir(a, 0), (uint32_t)(i + 1));
-        sc_recv(sc_dir(a, 1), (uint32_t)(i + 1));
-        if (i >= a->warm)
-            lat[i - a->warm] = now_ns() - t;
-    }
-    lat_summarise(ctl, lat, a->count);
-    return 0;
-}
-
-static int sc_pong(struct bctl *ctl, int idx, void *p)
-{
-    (void)idx;
-    struct pp_arg *a = p;
-    uint64_t total = a->warm + a->count;
-    ctl_ready(ctl);
-    for (uint64_t i = 0; i < total; i++) {
-        sc_recv(sc_dir(a, 0), (uint32_t)(i + 1));
-        sc_send(sc_dir(a, 1), (uint32_t)(i + 1));
-    }
-    return 0;
-}
+PP_ROLES(sc, sc_send, sc_recv)
 
 static int run_pingpong(struct bargs a, role_fn ping, role_fn pong, size_t data_off)
 {
