@@ -215,7 +215,7 @@ struct pp_arg {
 typedef void pp_step(struct pp_arg *a, int d, uint64_t i, uint64_t me);
 
 /* The two roles over such steps. Always inlined into each case's role functions with
- * constant steps, so the steps are direct calls, inlined in turn. */
+ * constant steps, so the steps are direct calls, as with the roles written out. */
 static inline __attribute__((always_inline)) int pp_ping(struct bctl *ctl, void *p,
                                                          pp_step *send, pp_step *recv)
 {
