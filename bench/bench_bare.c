@@ -57,7 +57,6 @@
  *   clock  the cost of one clock_gettime(CLOCK_MONOTONIC), included in every
  *          round-trip sample of every row.
  */
-#include <limits.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
@@ -570,10 +569,11 @@ static struct sc_dir *sc_dir(const struct pp_arg *a, int d)
     return (struct sc_dir *)(void *)a->word + d;
 }
 
-/* The futex word: the side word's low half (little-endian). */
+/* The futex word: the side word's low half, wherever the byte order puts it. */
 static _Atomic uint32_t *sc_word(struct sc_dir *s)
 {
-    return (_Atomic uint32_t *)(void *)&s->side;
+    return (_Atomic uint32_t *)(void *)&s->side +
+           (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
 }
 
 static void sc_send(struct pp_arg *a, int d, uint64_t i, uint64_t me)
@@ -587,7 +587,7 @@ static void sc_send(struct pp_arg *a, int d, uint64_t i, uint64_t me)
         if (w < SC_SLEEPER)
             return;
     while (!atomic_compare_exchange_weak(&s->side, &w, (uint32_t)(w + 1)));
-    syscall(SYS_futex, sc_word(s), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    futex_wake(sc_word(s)); /* one receiver a direction: waking one wakes all */
 }
 
 static void sc_recv(struct pp_arg *a, int d, uint64_t i, uint64_t me)
